@@ -1,0 +1,106 @@
+import fs from 'node:fs';
+import { describeFsError, errnoCode, UsageError } from '../errors.js';
+import { rmQuiet, siblingTmp } from '../util/fs.js';
+
+export const LINK_TYPES = ['reflink', 'copy', 'hardlink', 'symlink'] as const;
+export type LinkType = (typeof LINK_TYPES)[number];
+
+/** Errors meaning "this link type does not work here; try the next one". */
+const UNSUPPORTED = new Set(['EXDEV', 'ENOTSUP', 'EOPNOTSUPP', 'EPERM', 'EINVAL', 'ENOSYS', 'EMLINK', 'ENOTTY']);
+
+const umask = process.umask();
+
+export function parseLinkTypes(value: string, source: string): LinkType[] {
+  const types = value.split(',').map((t) => t.trim()).filter(Boolean);
+  if (types.length === 0) throw new UsageError(`${source}: cache.type is empty; use e.g. "reflink,copy"`);
+  for (const t of types) {
+    if (!(LINK_TYPES as readonly string[]).includes(t)) {
+      throw new UsageError(`${source}: unknown cache.type "${t}"; use a comma-separated list of ${LINK_TYPES.join(', ')}`);
+    }
+  }
+  return types as LinkType[];
+}
+
+/** True when files linked this way share their bytes with the cache and must be kept read-only. */
+export function isProtected(type: LinkType): boolean {
+  return type === 'hardlink' || type === 'symlink';
+}
+
+/**
+ * Materialises cache objects in the workspace with the first link type that
+ * works, falling back along the configured list and remembering what worked.
+ * Every write goes to a sibling temp file that is renamed over the destination,
+ * so a workspace file is never half-written.
+ */
+export class Linker {
+  private working = 0;
+
+  constructor(readonly types: readonly LinkType[]) {}
+
+  /** The link type that will be tried first. */
+  get current(): LinkType {
+    return this.types[Math.min(this.working, this.types.length - 1)]!;
+  }
+
+  /** Links `object` to `dest`; returns the stat of the new file and the type used. */
+  link(object: string, dest: string, isexec = false): { type: LinkType; st: fs.BigIntStats } {
+    for (;;) {
+      const type = this.types[this.working];
+      if (type === undefined) throw new Error('no link type left'); // unreachable: copy never reports unsupported
+      // The mode of a hard link or symlink is the object's (read-only, not executable).
+      const effective: LinkType = isexec && isProtected(type) ? 'copy' : type;
+      const tmp = siblingTmp(dest);
+      try {
+        const st = linkOne(effective, object, tmp, isexec);
+        fs.renameSync(tmp, dest);
+        return { type: effective, st };
+      } catch (err) {
+        rmQuiet(tmp);
+        if (effective !== 'copy' && UNSUPPORTED.has(errnoCode(err) ?? '') && this.working < this.types.length - 1) {
+          this.working++;
+          continue;
+        }
+        if (effective !== 'copy' && UNSUPPORTED.has(errnoCode(err) ?? '')) {
+          // The last configured type does not work here either: copying always does.
+          const st = linkOne('copy', object, tmp, isexec);
+          fs.renameSync(tmp, dest);
+          return { type: 'copy', st };
+        }
+        throw describeFsError(err, dest);
+      }
+    }
+  }
+}
+
+function linkOne(type: LinkType, object: string, tmp: string, isexec: boolean): fs.BigIntStats {
+  switch (type) {
+    case 'reflink':
+    case 'copy':
+      fs.copyFileSync(object, tmp, type === 'reflink' ? fs.constants.COPYFILE_FICLONE_FORCE | fs.constants.COPYFILE_EXCL : fs.constants.COPYFILE_EXCL);
+      fs.chmodSync(tmp, (isexec ? 0o777 : 0o666) & ~umask);
+      return fs.lstatSync(tmp, { bigint: true });
+    case 'hardlink':
+      fs.linkSync(object, tmp);
+      return fs.lstatSync(tmp, { bigint: true });
+    case 'symlink':
+      fs.symlinkSync(object, tmp);
+      return fs.lstatSync(tmp, { bigint: true });
+  }
+}
+
+/** Replaces a hard link or symlink to the cache by an editable copy of the same bytes. */
+export function unprotectFile(file: string): boolean {
+  const st = fs.lstatSync(file);
+  if (!st.isSymbolicLink() && (st.nlink < 2 || (st.mode & 0o200) !== 0)) return false;
+  const tmp = siblingTmp(file);
+  try {
+    fs.copyFileSync(file, tmp, fs.constants.COPYFILE_EXCL);
+    const isexec = st.isSymbolicLink() ? (fs.statSync(file).mode & 0o100) !== 0 : (st.mode & 0o100) !== 0;
+    fs.chmodSync(tmp, (isexec ? 0o777 : 0o666) & ~umask);
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    rmQuiet(tmp);
+    throw describeFsError(err, file);
+  }
+  return true;
+}

@@ -1,0 +1,72 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { isInside } from '../util/fs.js';
+import { isOid, type Oid } from './oid.js';
+
+/** A file found under a tracked directory. `rel` is POSIX and relative to the walk's base. */
+export interface WalkEntry {
+  rel: string;
+  abs: string;
+  st: fs.BigIntStats;
+  /** Set when the file is a symlink into the cache (cache.type symlink): its object id. */
+  linkOid?: Oid;
+}
+
+export interface WalkOptions {
+  /** Path relative to the walk base, POSIX; true to leave it out. */
+  ignored?: (rel: string, isDir: boolean) => boolean;
+  /** `<cache>/files/sha256`: symlinks pointing there are tdv's own links. */
+  objectsDir?: string;
+  onSkip?: (abs: string, reason: string) => void;
+}
+
+const TMP_NAME = /\.tdvtmp\.\d+\.[0-9a-f]{8}$/;
+
+/**
+ * Lists the files under `base` with their lstat, synchronously: for many small
+ * files a synchronous walk is several times faster in Node than an async one.
+ * Skips `.git`, tdv's own temp files and anything `ignored`; symlinks are not
+ * followed unless they point at a cache object (tdv's symlink links).
+ */
+export function walkDir(base: string, opts: WalkOptions = {}): WalkEntry[] {
+  const out: WalkEntry[] = [];
+  const visit = (dir: string, relDir: string): void => {
+    for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
+      const name = d.name;
+      const rel = relDir === '' ? name : `${relDir}/${name}`;
+      const abs = `${dir}${path.sep}${name}`;
+      if (d.isDirectory()) {
+        if (name === '.git' || opts.ignored?.(rel, true)) continue;
+        visit(abs, rel);
+      } else if (d.isFile()) {
+        if (TMP_NAME.test(name) || opts.ignored?.(rel, false)) continue;
+        out.push({ rel, abs, st: fs.lstatSync(abs, { bigint: true }) });
+      } else if (d.isSymbolicLink()) {
+        if (opts.ignored?.(rel, false)) continue;
+        const oid = objectLinkOid(abs, opts.objectsDir);
+        if (oid) out.push({ rel, abs, st: fs.lstatSync(abs, { bigint: true }), linkOid: oid });
+        else opts.onSkip?.(abs, 'symlink not followed (tdv tracks regular files; a link could point outside the repository)');
+      } else {
+        opts.onSkip?.(abs, 'not a regular file');
+      }
+    }
+  };
+  visit(base, '');
+  return out;
+}
+
+/** The object id a symlink points at, if it points into the cache's object directory. */
+export function objectLinkOid(link: string, objectsDir: string | undefined): Oid | undefined {
+  if (!objectsDir) return undefined;
+  let target: string;
+  try {
+    target = path.resolve(path.dirname(link), fs.readlinkSync(link));
+  } catch {
+    return undefined;
+  }
+  if (!isInside(objectsDir, target) || !fs.existsSync(target)) return undefined;
+  const rel = path.relative(objectsDir, target).split(path.sep);
+  if (rel.length !== 2) return undefined;
+  const oid = rel[0]! + rel[1]!;
+  return isOid(oid) ? oid : undefined;
+}

@@ -1,0 +1,20 @@
+import type { Command } from 'commander';
+import type { CliContext } from '../context.js';
+import { registerAdd } from './add.js';
+import { registerCheckout } from './checkout.js';
+import { registerGc } from './gc.js';
+import { registerInit } from './init.js';
+import { registerRemove } from './remove.js';
+import { registerStatus } from './status.js';
+import { registerUnprotect } from './unprotect.js';
+
+/** Every command, in the order `tdv --help` lists them. */
+export function registerCommands(program: Command, ctx: CliContext): void {
+  registerInit(program, ctx);
+  registerAdd(program, ctx);
+  registerStatus(program, ctx);
+  registerCheckout(program, ctx);
+  registerRemove(program, ctx);
+  registerUnprotect(program, ctx);
+  registerGc(program, ctx);
+}

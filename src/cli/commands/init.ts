@@ -1,0 +1,19 @@
+import type { Command } from 'commander';
+import { type CliContext, examples } from '../context.js';
+
+export function registerInit(program: Command, ctx: CliContext): void {
+  program
+    .command('init')
+    .description('make the current Git repository a tdv repository')
+    .option('--no-scm', 'allow a directory that is not a Git work tree')
+    .option('--subdir', 'allow a subdirectory of a Git work tree')
+    .option('-f, --force', 're-create tdv files in an initialized repository (keeps the cache)')
+    .addHelpText('after', examples('git init && tdv init', 'tdv init --no-scm'))
+    .action(async (opts: { scm: boolean; subdir?: boolean; force?: boolean }, cmd: Command) => {
+      const out = await ctx.output(cmd);
+      const { init } = await import('../../repo/init.js');
+      const res = init(ctx.io.cwd, { noScm: !opts.scm, subdir: opts.subdir, force: opts.force });
+      out.info(`Initialized tdv repository in ${res.root}`);
+      if (opts.scm && res.created.length) out.info(`Commit it with:\n  git add ${res.created.join(' ')} && git commit -m "Initialize tdv"`);
+    });
+}

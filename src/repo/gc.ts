@@ -1,0 +1,63 @@
+import { isDirOid, type Oid } from '../cache/oid.js';
+import { errnoCode, UsageError } from '../errors.js';
+import { findPointers, allOuts } from './pointers.js';
+import type { Repo } from './repo.js';
+
+export interface GcOptions {
+  /** Keep what the workspace's pointers reference (the only scope so far, and required). */
+  workspace?: boolean;
+  dry?: boolean;
+  /** Asked before deleting; return false to cancel. Not given means "do not delete". */
+  confirm?: (plan: GcPlan) => Promise<boolean>;
+}
+
+export interface GcPlan {
+  /** Objects no pointer references, with their sizes. */
+  unused: { oid: Oid; size: number }[];
+  bytes: number;
+  kept: number;
+}
+
+export interface GcResult extends GcPlan {
+  removed: boolean;
+}
+
+/** Deletes cache objects that no pointer in the workspace references. */
+export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
+  if (!opts.workspace) throw new UsageError('say what to keep: `tdv gc --workspace` keeps the data the workspace pointers reference');
+  return repo.withLock('gc', async () => {
+    const plan = await planGc(repo);
+    if (opts.dry || plan.unused.length === 0) return { ...plan, removed: false };
+    if (!opts.confirm || !(await opts.confirm(plan))) return { ...plan, removed: false };
+    repo.store.remove(plan.unused.map((u) => u.oid));
+    return { ...plan, removed: true };
+  });
+}
+
+export async function planGc(repo: Repo): Promise<GcPlan> {
+  const store = repo.store;
+  const keep = new Set<Oid>();
+  for (const s of allOuts(repo, await findPointers(repo))) {
+    keep.add(s.out.sha256);
+    if (isDirOid(s.out.sha256) && store.has(s.out.sha256)) for (const e of store.readManifest(s.out.sha256)) keep.add(e.sha256);
+  }
+  const unused: GcPlan['unused'] = [];
+  let bytes = 0;
+  let kept = 0;
+  for (const oid of store.list()) {
+    if (keep.has(oid)) {
+      kept++;
+      continue;
+    }
+    let size = 0;
+    try {
+      size = store.sizeOf(oid);
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+      continue;
+    }
+    unused.push({ oid, size });
+    bytes += size;
+  }
+  return { unused, bytes, kept };
+}

@@ -1,0 +1,52 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { NotARepoError, TdvError } from '../errors.js';
+import { findGitWorkTree } from '../git/git.js';
+import { writeFileAtomicSync } from '../util/fs.js';
+import { CONFIG_TEMPLATE } from './config.js';
+import { TDV_DIR } from './repo.js';
+import { TDVIGNORE } from './tdvignore.js';
+
+export interface InitOptions {
+  /** Allow a directory that is not a Git work tree. */
+  noScm?: boolean;
+  /** Allow a subdirectory of a Git work tree (a monorepo with several tdv projects). */
+  subdir?: boolean;
+  /** Re-create tdv's files even if the repository is initialized. */
+  force?: boolean;
+}
+
+export interface InitResult {
+  root: string;
+  /** Repo-relative files created, for `git add`. */
+  created: string[];
+}
+
+const TDV_GITIGNORE = '/cache/\n/tmp/\n/logs/\n/config.local.yaml\n';
+const TDVIGNORE_TEMPLATE = '# Paths tdv leaves out when it adds or checks directories (gitignore syntax).\n';
+
+export function init(dir: string, opts: InitOptions = {}): InitResult {
+  const root = path.resolve(dir);
+  const git = findGitWorkTree(root);
+  if (!opts.noScm) {
+    if (!git) throw new NotARepoError(`${root} is not inside a Git work tree; run \`git init\` first, or use \`tdv init --no-scm\` to track data without Git`);
+    if (git.root !== root && !opts.subdir) {
+      throw new TdvError('NOT_GIT_ROOT', `${root} is not the top of its Git work tree (${git.root}); run tdv init there, or pass --subdir`, { exitCode: 1 });
+    }
+  }
+  const tdvDir = path.join(root, TDV_DIR);
+  if (fs.existsSync(path.join(tdvDir, 'config.yaml')) && !opts.force) {
+    throw new TdvError('ALREADY_INITIALIZED', `${tdvDir} already initialized; use \`tdv init --force\` to re-create its files (the cache is kept)`);
+  }
+  fs.mkdirSync(tdvDir, { recursive: true });
+  const created: string[] = [];
+  const write = (file: string, text: string, keep: boolean) => {
+    if (keep && fs.existsSync(file)) return;
+    writeFileAtomicSync(file, text);
+    created.push(path.relative(root, file).split(path.sep).join('/'));
+  };
+  write(path.join(tdvDir, 'config.yaml'), CONFIG_TEMPLATE, false);
+  write(path.join(tdvDir, '.gitignore'), TDV_GITIGNORE, false);
+  write(path.join(root, TDVIGNORE), TDVIGNORE_TEMPLATE, true);
+  return { root, created };
+}

@@ -1,0 +1,132 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { errnoCode, LockTimeoutError } from '../errors.js';
+import { rmQuiet } from '../util/fs.js';
+
+interface LockInfo {
+  pid: number;
+  host: string;
+  /** Process start time from /proc, so a recycled pid is not mistaken for the holder. */
+  start?: string;
+  cmd: string;
+  since: string;
+}
+
+export interface LockOptions {
+  timeoutMs: number;
+  /** Called once when the lock is busy, with a description of the holder. */
+  onWait?: (holder: string) => void;
+  pollMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+function procStart(pid: number): string | undefined {
+  try {
+    // Field 22 of /proc/<pid>/stat, counted after the parenthesised command name.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function isAlive(info: LockInfo): boolean {
+  if (info.host !== os.hostname()) return true; // cannot tell for another machine: trust it
+  try {
+    process.kill(info.pid, 0);
+  } catch (err) {
+    return errnoCode(err) === 'EPERM';
+  }
+  const start = procStart(info.pid);
+  return info.start === undefined || start === undefined || start === info.start;
+}
+
+function readInfo(file: string): LockInfo | undefined {
+  try {
+    const j = JSON.parse(fs.readFileSync(file, 'utf8')) as LockInfo;
+    return typeof j.pid === 'number' && typeof j.host === 'string' ? j : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The repo lock: an exclusively-created file holding the owner's pid. A busy
+ * lock is waited for (the caller is told once) up to a timeout; a lock whose
+ * owner died is taken over. Take-overs are serialised through a second,
+ * short-lived lock file so two waiters cannot both remove the stale lock and
+ * delete each other's fresh one.
+ */
+export class RepoLock {
+  private held = false;
+
+  constructor(
+    readonly file: string,
+    readonly cmd: string,
+  ) {}
+
+  async acquire(opts: LockOptions): Promise<void> {
+    const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+    const deadline = Date.now() + opts.timeoutMs;
+    let told = false;
+    fs.mkdirSync(path.dirname(this.file), { recursive: true });
+    const info: LockInfo = { pid: process.pid, host: os.hostname(), start: procStart(process.pid), cmd: this.cmd, since: new Date().toISOString() };
+    for (;;) {
+      try {
+        fs.writeFileSync(this.file, JSON.stringify(info), { flag: 'wx' });
+        this.held = true;
+        return;
+      } catch (err) {
+        if (errnoCode(err) !== 'EEXIST') throw err;
+      }
+      const holder = readInfo(this.file);
+      if (holder && !isAlive(holder)) {
+        this.takeOver(holder);
+        continue;
+      }
+      if (!holder) {
+        // Being written right now, or garbage: garbage older than a few seconds is stale.
+        const st = fs.statSync(this.file, { throwIfNoEntry: false });
+        if (st && Date.now() - st.mtimeMs > 5000) this.takeOver(undefined);
+      }
+      if (Date.now() >= deadline) {
+        const who = holder ? `\`tdv ${holder.cmd}\` (pid ${holder.pid}, since ${holder.since})` : 'another tdv command';
+        throw new LockTimeoutError(`the repository is locked by ${who}; waited ${Math.round(opts.timeoutMs / 1000)} s. If no tdv command is running, delete ${this.file}`, {
+          holder,
+        });
+      }
+      if (!told) {
+        told = true;
+        opts.onWait?.(holder ? `\`tdv ${holder.cmd}\` (pid ${holder.pid})` : 'another tdv command');
+      }
+      await sleep(opts.pollMs ?? 100);
+    }
+  }
+
+  private takeOver(stale: LockInfo | undefined): void {
+    const guard = `${this.file}.takeover`;
+    try {
+      fs.writeFileSync(guard, String(process.pid), { flag: 'wx' });
+    } catch (err) {
+      if (errnoCode(err) !== 'EEXIST') throw err;
+      const st = fs.statSync(guard, { throwIfNoEntry: false });
+      if (st && Date.now() - st.mtimeMs > 10_000) rmQuiet(guard); // its owner died mid take-over
+      return;
+    }
+    try {
+      const now = readInfo(this.file);
+      const same = stale === undefined ? now === undefined : now !== undefined && now.pid === stale.pid && now.since === stale.since;
+      if (same) rmQuiet(this.file);
+    } finally {
+      rmQuiet(guard);
+    }
+  }
+
+  release(): void {
+    if (!this.held) return;
+    this.held = false;
+    const now = readInfo(this.file);
+    if (now?.pid === process.pid) rmQuiet(this.file);
+  }
+}

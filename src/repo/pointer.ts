@@ -1,0 +1,109 @@
+import path from 'node:path';
+import { FormatError } from '../errors.js';
+import { isSafeRelPath, isValidSize } from '../cache/manifest.js';
+import { isDirOid, isOid, type Oid } from '../cache/oid.js';
+import { parseYaml } from '../util/yaml.js';
+
+export const POINTER_EXT = '.tdv';
+
+/** One tracked output of a pointer file. `path` is relative to the pointer's directory. */
+export interface PointerOut {
+  path: string;
+  sha256: Oid;
+  size: number;
+  nfiles?: number;
+  isexec?: boolean;
+}
+
+export interface Pointer {
+  /** Absolute path of the `.tdv` file. */
+  file: string;
+  outs: PointerOut[];
+}
+
+/** YAML scalars that must be quoted to stay strings. */
+const PLAIN = /^[A-Za-z_./][A-Za-z0-9_./-]*$/;
+const RESERVED = /^(?:true|false|null|yes|no|on|off|y|n|~)$/i;
+
+function yamlString(s: string): string {
+  return PLAIN.test(s) && !RESERVED.test(s) ? s : JSON.stringify(s);
+}
+
+/** The canonical text of a pointer file. */
+export function serializePointer(outs: readonly PointerOut[]): string {
+  let s = 'outs:\n';
+  for (const o of outs) {
+    s += `- path: ${yamlString(o.path)}\n  sha256: ${o.sha256}\n  size: ${o.size}\n`;
+    if (o.nfiles !== undefined) s += `  nfiles: ${o.nfiles}\n`;
+    if (o.isexec) s += '  isexec: true\n';
+  }
+  return s;
+}
+
+/**
+ * The exact shape `serializePointer` writes, with plain or JSON-quoted paths.
+ * Matching it lets the common case skip loading the YAML parser; anything
+ * else (comments, hand edits, flow style) goes through the real parser.
+ */
+const CANONICAL =
+  /^outs:\n((?:- path: (?:[A-Za-z_./][A-Za-z0-9_./-]*|"(?:[^"\\\n]|\\.)*")\n {2}sha256: [0-9a-f]{64}(?:\.dir)?\n {2}size: \d{1,16}\n(?: {2}nfiles: \d{1,16}\n)?(?: {2}isexec: true\n)?)+)$/;
+const CANONICAL_OUT = /- path: ([^\n]+)\n {2}sha256: ([^\n]+)\n {2}size: (\d+)\n(?: {2}nfiles: (\d+)\n)?( {2}isexec: true\n)?/g;
+
+/** Parses and validates a pointer file's text. `file` is its absolute path. */
+export async function parsePointer(text: string, file: string, displayName = file): Promise<Pointer> {
+  let raw: unknown;
+  const m = CANONICAL.exec(text);
+  if (m) {
+    const outs: Record<string, unknown>[] = [];
+    for (const o of m[1]!.matchAll(CANONICAL_OUT)) {
+      const p = o[1]!;
+      const out: Record<string, unknown> = { path: p.startsWith('"') ? JSON.parse(p) : p, sha256: o[2], size: Number(o[3]) };
+      if (o[4] !== undefined) out.nfiles = Number(o[4]);
+      if (o[5] !== undefined) out.isexec = true;
+      outs.push(out);
+    }
+    raw = { outs };
+  } else {
+    raw = (await parseYaml(text, displayName)).value;
+  }
+  return { file, outs: validate(raw, displayName) };
+}
+
+function validate(raw: unknown, name: string): PointerOut[] {
+  const fix = 'Fix or delete the pointer file, or re-create it with `tdv add`';
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FormatError(name, 'is not a tdv pointer (expected a mapping with "outs")', fix);
+  for (const k of Object.keys(raw)) if (k !== 'outs') throw new FormatError(name, `unknown key "${k}"`, fix);
+  const outs = (raw as { outs?: unknown }).outs;
+  if (!Array.isArray(outs) || outs.length === 0) throw new FormatError(name, '"outs" must be a non-empty list', fix);
+  return outs.map((o, i): PointerOut => {
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new FormatError(name, `outs[${i}] must be a mapping`, fix);
+    const r = o as Record<string, unknown>;
+    for (const k of Object.keys(r)) {
+      if (!['path', 'sha256', 'size', 'nfiles', 'isexec'].includes(k)) throw new FormatError(name, `outs[${i}] has unknown key "${k}"`, fix);
+    }
+    if (!isSafeRelPath(r.path)) throw new FormatError(name, `outs[${i}].path ${JSON.stringify(r.path)} must be a relative path inside the repository, without ".."`, fix);
+    if (!isOid(r.sha256)) throw new FormatError(name, `outs[${i}].sha256 must be 64 lowercase hex digits (plus ".dir" for a directory), got ${JSON.stringify(r.sha256)}`, fix);
+    if (!isValidSize(r.size)) throw new FormatError(name, `outs[${i}].size must be a whole number of bytes >= 0`, fix);
+    const out: PointerOut = { path: r.path, sha256: r.sha256, size: r.size };
+    if (r.nfiles !== undefined) {
+      if (!isValidSize(r.nfiles)) throw new FormatError(name, `outs[${i}].nfiles must be a whole number >= 0`, fix);
+      out.nfiles = r.nfiles;
+    }
+    if (isDirOid(out.sha256) && out.nfiles === undefined) throw new FormatError(name, `outs[${i}] is a directory but has no nfiles`, fix);
+    if (r.isexec !== undefined) {
+      if (typeof r.isexec !== 'boolean') throw new FormatError(name, `outs[${i}].isexec must be true or false`, fix);
+      if (r.isexec) out.isexec = true;
+    }
+    return out;
+  });
+}
+
+/** The pointer file name for a tracked path: `data` -> `data.tdv`. */
+export function pointerFileFor(absTarget: string): string {
+  return absTarget + POINTER_EXT;
+}
+
+/** Absolute workspace path of an out. */
+export function outAbsPath(ptr: Pointer, out: PointerOut): string {
+  return path.join(path.dirname(ptr.file), ...out.path.split('/'));
+}

@@ -1,0 +1,83 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { errnoCode, TdvError, UsageError } from '../errors.js';
+import { isInside } from '../util/fs.js';
+import { outAbsPath, parsePointer, type Pointer, type PointerOut, POINTER_EXT } from './pointer.js';
+import { type Repo, TDV_DIR } from './repo.js';
+
+/**
+ * Finds every pointer file in the workspace. Directories that are themselves
+ * tracked (a sibling `<name>.tdv` exists) are not entered: pointers cannot live
+ * inside tracked data, and skipping them keeps this walk small.
+ */
+export async function findPointers(repo: Repo): Promise<Pointer[]> {
+  const ignored = await repo.ignore();
+  const files: string[] = [];
+  const visit = (dir: string, rel: string): void => {
+    let ents: fs.Dirent[];
+    try {
+      ents = fs.readdirSync(dir, { withFileTypes: true });
+    } catch (err) {
+      if (errnoCode(err) === 'EACCES') return;
+      throw err;
+    }
+    const names = new Set(ents.map((e) => e.name));
+    for (const e of ents) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) {
+        if (e.name === '.git' || (rel === '' && e.name === TDV_DIR)) continue;
+        if (names.has(e.name + POINTER_EXT) || ignored?.(r, true)) continue;
+        visit(path.join(dir, e.name), r);
+      } else if (e.name.endsWith(POINTER_EXT) && e.isFile() && !ignored?.(r, false)) {
+        files.push(path.join(dir, e.name));
+      }
+    }
+  };
+  visit(repo.root, '');
+  files.sort();
+  return Promise.all(files.map((f) => readPointer(repo, f)));
+}
+
+export async function readPointer(repo: Repo, file: string): Promise<Pointer> {
+  return parsePointer(fs.readFileSync(file, 'utf8'), file, repo.rel(file));
+}
+
+/** One tracked output, optionally narrowed to a path inside a tracked directory. */
+export interface Selected {
+  ptr: Pointer;
+  out: PointerOut;
+  abs: string;
+  /** Repo-relative POSIX path of the output. */
+  rel: string;
+  /** A relpath inside the tracked directory, when the target named a part of it. */
+  sub?: string;
+}
+
+export function allOuts(repo: Repo, pointers: readonly Pointer[]): Selected[] {
+  return pointers.flatMap((ptr) => ptr.outs.map((out) => ({ ptr, out, abs: outAbsPath(ptr, out), rel: repo.rel(outAbsPath(ptr, out)) })));
+}
+
+/**
+ * Resolves command-line targets (absolute) to tracked outputs: a pointer file,
+ * a tracked path, a path inside a tracked directory, or a directory holding
+ * pointers. No targets selects everything.
+ */
+export function selectTargets(repo: Repo, pointers: readonly Pointer[], targets: readonly string[]): Selected[] {
+  const outs = allOuts(repo, pointers);
+  if (targets.length === 0) return outs;
+  const picked: Selected[] = [];
+  for (const t of targets) {
+    if (!isInside(repo.root, t)) throw new UsageError(`${t} is outside the repository ${repo.root}`);
+    const found: Selected[] = [];
+    for (const s of outs) {
+      if (s.ptr.file === t || s.abs === t || (t !== repo.root && isInside(t, s.abs))) found.push(s);
+      else if (isInside(s.abs, t)) found.push({ ...s, sub: repo.rel(t).slice(s.rel.length + 1) });
+    }
+    if (t === repo.root) found.push(...outs);
+    if (found.length === 0) {
+      throw new TdvError('NOT_TRACKED', `${repo.rel(t)} is not tracked by tdv; run \`tdv add ${repo.rel(t)}\` to track it`, { exitCode: 1 });
+    }
+    for (const f of found) if (!picked.some((p) => p.abs === f.abs && p.sub === f.sub)) picked.push(f);
+  }
+  return picked;
+}

@@ -1,0 +1,48 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { unprotectFile } from '../cache/link.js';
+import { walkDir } from '../cache/walk.js';
+import { UsageError } from '../errors.js';
+import { removeGitignoreEntry } from './gitignore.js';
+import { findPointers, selectTargets } from './pointers.js';
+import type { Repo } from './repo.js';
+
+export interface RemoveResult {
+  /** Repo-relative pointer files deleted. */
+  removed: string[];
+}
+
+/**
+ * Stops tracking: deletes the pointer and its .gitignore line and keeps the
+ * data, turning links into the cache into plain copies so they survive a gc.
+ */
+export async function remove(repo: Repo, targets: string[]): Promise<RemoveResult> {
+  if (targets.length === 0) throw new UsageError('name the pointer files or tracked paths to stop tracking, e.g. `tdv remove data.tdv`');
+  return repo.withLock('remove', async () => {
+    const selected = selectTargets(repo, await findPointers(repo), targets);
+    const partial = selected.find((s) => s.sub !== undefined);
+    if (partial) throw new UsageError(`${partial.rel}/${partial.sub} is inside tracked ${partial.rel}; remove the whole ${repo.rel(partial.ptr.file)}`);
+    const removed = new Set<string>();
+    for (const s of selected) {
+      unprotectTree(s.abs, `${repo.store.root}/files/sha256`);
+      removeGitignoreEntry(path.dirname(s.abs), path.basename(s.abs));
+      repo.statCache.forget(s.rel);
+      if (!removed.has(s.ptr.file)) {
+        fs.rmSync(s.ptr.file, { force: true });
+        removed.add(s.ptr.file);
+      }
+    }
+    repo.statCache.save();
+    return { removed: [...removed].map((f) => repo.rel(f)) };
+  });
+}
+
+/** Replaces hard links and symlinks to the cache under `abs` by editable copies. Returns how many. */
+export function unprotectTree(abs: string, objectsDir: string): number {
+  const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+  if (!st) return 0;
+  if (!st.isDirectory()) return unprotectFile(abs) ? 1 : 0;
+  let n = 0;
+  for (const e of walkDir(abs, { objectsDir })) if (unprotectFile(e.abs)) n++;
+  return n;
+}

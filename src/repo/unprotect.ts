@@ -1,0 +1,15 @@
+import { UsageError } from '../errors.js';
+import { findPointers, selectTargets } from './pointers.js';
+import { unprotectTree } from './remove.js';
+import type { Repo } from './repo.js';
+
+/** Turns linked (read-only) workspace files into editable copies. Returns how many files changed. */
+export async function unprotect(repo: Repo, targets: string[]): Promise<{ files: number }> {
+  if (targets.length === 0) throw new UsageError('name the tracked files or directories to make editable, e.g. `tdv unprotect data/`');
+  return repo.withLock('unprotect', async () => {
+    const selected = selectTargets(repo, await findPointers(repo), targets);
+    let files = 0;
+    for (const s of selected) files += unprotectTree(s.sub ? `${s.abs}/${s.sub}` : s.abs, `${repo.store.root}/files/sha256`);
+    return { files };
+  });
+}

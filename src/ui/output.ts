@@ -1,0 +1,88 @@
+import type { Writable } from 'node:stream';
+
+export interface Paint {
+  red(s: string): string;
+  green(s: string): string;
+  yellow(s: string): string;
+  bold(s: string): string;
+  dim(s: string): string;
+}
+
+const plain: Paint = { red: (s) => s, green: (s) => s, yellow: (s) => s, bold: (s) => s, dim: (s) => s };
+
+export interface OutputOptions {
+  quiet?: boolean;
+  verbose?: boolean;
+  json?: boolean;
+  stdout: Writable & { isTTY?: boolean };
+  stderr: Writable & { isTTY?: boolean };
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Where commands print. Results go to stdout, diagnostics to stderr. `--json`
+ * silences human output so stdout holds one JSON document; `-q` keeps only
+ * errors; `-v` adds debug lines. Colour only on a terminal, never with NO_COLOR.
+ */
+export class Output {
+  paint: Paint = plain;
+  readonly quiet: boolean;
+  readonly verbose: boolean;
+  readonly json: boolean;
+
+  constructor(private readonly o: OutputOptions) {
+    this.quiet = o.quiet === true;
+    this.verbose = o.verbose === true && !this.quiet;
+    this.json = o.json === true;
+  }
+
+  /** Loads chalk only when colour will actually be shown. */
+  async initColor(): Promise<void> {
+    const env = this.o.env ?? process.env;
+    if (!this.o.stdout.isTTY || (env.NO_COLOR ?? '') !== '' || env.TERM === 'dumb') return;
+    const { Chalk } = await import('chalk');
+    const c = new Chalk({ level: 1 });
+    this.paint = { red: c.red, green: c.green, yellow: c.yellow, bold: c.bold, dim: c.dim };
+  }
+
+  get isTTY(): boolean {
+    return this.o.stderr.isTTY === true;
+  }
+
+  /** A line of human output (stdout). */
+  info(msg: string): void {
+    if (!this.quiet && !this.json) this.o.stdout.write(`${msg}\n`);
+  }
+
+  warn(msg: string): void {
+    if (!this.quiet) this.o.stderr.write(`${this.paint.yellow('warning:')} ${msg}\n`);
+  }
+
+  error(msg: string): void {
+    this.o.stderr.write(`${this.paint.red('error:')} ${msg}\n`);
+  }
+
+  debug(msg: string): void {
+    if (this.verbose) this.o.stderr.write(`${this.paint.dim(`debug: ${msg}`)}\n`);
+  }
+
+  /** The one JSON document of a `--json` command. */
+  data(value: unknown): void {
+    this.o.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  }
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}

@@ -1,0 +1,75 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { describeFsError, errnoCode } from '../errors.js';
+
+/** A short random suffix for temp names, so concurrent writers never collide. */
+export function tmpSuffix(): string {
+  return `${process.pid}.${randomBytes(4).toString('hex')}`;
+}
+
+/** A temp path beside `file` (same directory, hence same file system, so rename is atomic). */
+export function siblingTmp(file: string): string {
+  return path.join(path.dirname(file), `.${path.basename(file)}.tdvtmp.${tmpSuffix()}`);
+}
+
+/**
+ * Writes `data` to `file` atomically: readers see the old content or the new
+ * one, never a prefix. A crash leaves at most a `.tdvtmp` file beside it.
+ */
+export function writeFileAtomicSync(file: string, data: string | Uint8Array, mode = 0o644): void {
+  const tmp = siblingTmp(file);
+  try {
+    fs.writeFileSync(tmp, data, { mode, flag: 'wx' });
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    rmQuiet(tmp);
+    throw describeFsError(err, file);
+  }
+}
+
+export function rmQuiet(p: string): void {
+  try {
+    fs.rmSync(p, { force: true });
+  } catch {
+    /* best effort: a leftover temp file is harmless */
+  }
+}
+
+/** lstat that returns undefined instead of throwing for a missing path. */
+export function lstatOrUndefined(p: string): fs.Stats | undefined {
+  return fs.lstatSync(p, { throwIfNoEntry: false });
+}
+
+export function readTextOrUndefined(p: string): string | undefined {
+  try {
+    return fs.readFileSync(p, 'utf8');
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}
+
+/** Converts a native path to the POSIX form used in pointers, manifests and output. */
+export function toPosix(p: string): string {
+  return path.sep === '/' ? p : p.split(path.sep).join('/');
+}
+
+/** True when `child` is `parent` or lies below it (both absolute, normalised). */
+export function isInside(parent: string, child: string): boolean {
+  const rel = path.relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+/** Removes now-empty directories from `dir` up to (not including) `stop`. */
+export function pruneEmptyDirs(dir: string, stop: string): void {
+  let d = dir;
+  while (isInside(stop, d) && d !== stop) {
+    try {
+      fs.rmdirSync(d);
+    } catch {
+      return;
+    }
+    d = path.dirname(d);
+  }
+}
