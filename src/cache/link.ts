@@ -42,8 +42,8 @@ export class Linker {
     return this.types[Math.min(this.working, this.types.length - 1)]!;
   }
 
-  /** Links `object` to `dest`; returns the stat of the new file and the type used. */
-  link(object: string, dest: string, isexec = false): { type: LinkType; st: fs.BigIntStats } {
+  /** Links `object` to `dest`; returns the type used. */
+  link(object: string, dest: string, isexec = false): LinkType {
     for (;;) {
       const type = this.types[this.working];
       if (type === undefined) throw new Error('no link type left'); // unreachable: copy never reports unsupported
@@ -51,9 +51,9 @@ export class Linker {
       const effective: LinkType = isexec && isProtected(type) ? 'copy' : type;
       const tmp = siblingTmp(dest);
       try {
-        const st = linkOne(effective, object, tmp, isexec);
+        linkOne(effective, object, tmp, isexec);
         fs.renameSync(tmp, dest);
-        return { type: effective, st };
+        return effective;
       } catch (err) {
         rmQuiet(tmp);
         if (effective !== 'copy' && UNSUPPORTED.has(errnoCode(err) ?? '') && this.working < this.types.length - 1) {
@@ -62,9 +62,9 @@ export class Linker {
         }
         if (effective !== 'copy' && UNSUPPORTED.has(errnoCode(err) ?? '')) {
           // The last configured type does not work here either: copying always does.
-          const st = linkOne('copy', object, tmp, isexec);
+          linkOne('copy', object, tmp, isexec);
           fs.renameSync(tmp, dest);
-          return { type: 'copy', st };
+          return 'copy';
         }
         throw describeFsError(err, dest);
       }
@@ -72,19 +72,19 @@ export class Linker {
   }
 }
 
-function linkOne(type: LinkType, object: string, tmp: string, isexec: boolean): fs.BigIntStats {
+function linkOne(type: LinkType, object: string, tmp: string, isexec: boolean): void {
   switch (type) {
     case 'reflink':
     case 'copy':
       fs.copyFileSync(object, tmp, type === 'reflink' ? fs.constants.COPYFILE_FICLONE_FORCE | fs.constants.COPYFILE_EXCL : fs.constants.COPYFILE_EXCL);
       fs.chmodSync(tmp, (isexec ? 0o777 : 0o666) & ~umask);
-      return fs.lstatSync(tmp, { bigint: true });
+      return;
     case 'hardlink':
       fs.linkSync(object, tmp);
-      return fs.lstatSync(tmp, { bigint: true });
+      return;
     case 'symlink':
       fs.symlinkSync(object, tmp);
-      return fs.lstatSync(tmp, { bigint: true });
+      return;
   }
 }
 

@@ -86,7 +86,7 @@ export class ObjectStore {
    * this thread hashes them, so adding costs little more than hashing.
    * Fails, storing nothing, if the file changes meanwhile.
    */
-  async addFileCopy(src: string, st: { size: number | bigint; mtimeNs?: bigint }, onBytes?: (n: number) => void): Promise<Oid> {
+  async addFileCopy(src: string, st: { size: number; mtimeMs?: number }, onBytes?: (n: number) => void): Promise<Oid> {
     if (Number(st.size) <= CHUNK) {
       let data: Buffer;
       try {
@@ -112,8 +112,8 @@ export class ObjectStore {
     try {
       const copying = fsp.copyFile(src, tmp, fs.constants.COPYFILE_FICLONE);
       const [{ sha256: oid }] = await Promise.all([hashFile(src, onBytes), copying]);
-      const after = await fsp.stat(src, { bigint: true });
-      if (after.size !== BigInt(st.size) || (st.mtimeNs !== undefined && after.mtimeNs !== st.mtimeNs)) {
+      const after = await fsp.stat(src);
+      if (after.size !== st.size || (st.mtimeMs !== undefined && after.mtimeMs !== st.mtimeMs)) {
         throw new TdvError('CHANGED_WHILE_ADDING', `${src} changed while it was being added; run the command again when nothing writes to it`);
       }
       this.insertSync(tmp, oid);

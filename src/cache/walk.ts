@@ -7,7 +7,7 @@ import { isOid, type Oid } from './oid.js';
 export interface WalkEntry {
   rel: string;
   abs: string;
-  st: fs.BigIntStats;
+  st: fs.Stats;
   /** Set when the file is a symlink into the cache (cache.type symlink): its object id. */
   linkOid?: Oid;
 }
@@ -20,7 +20,7 @@ export interface WalkOptions {
   onSkip?: (abs: string, reason: string) => void;
 }
 
-const TMP_NAME = /\.tdvtmp\.\d+\.[0-9a-f]{8}$/;
+const TMP_NAME = /\.tdvtmp\.\d+\.[0-9a-f]{8,}$/;
 
 /**
  * Lists the files under `base` with their lstat, synchronously: for many small
@@ -40,11 +40,11 @@ export function walkDir(base: string, opts: WalkOptions = {}): WalkEntry[] {
         visit(abs, rel);
       } else if (d.isFile()) {
         if (TMP_NAME.test(name) || opts.ignored?.(rel, false)) continue;
-        out.push({ rel, abs, st: fs.lstatSync(abs, { bigint: true }) });
+        out.push({ rel, abs, st: fs.lstatSync(abs) });
       } else if (d.isSymbolicLink()) {
         if (opts.ignored?.(rel, false)) continue;
         const oid = objectLinkOid(abs, opts.objectsDir);
-        if (oid) out.push({ rel, abs, st: fs.lstatSync(abs, { bigint: true }), linkOid: oid });
+        if (oid) out.push({ rel, abs, st: fs.lstatSync(abs), linkOid: oid });
         else opts.onSkip?.(abs, 'symlink not followed (tdv tracks regular files; a link could point outside the repository)');
       } else {
         opts.onSkip?.(abs, 'not a regular file');

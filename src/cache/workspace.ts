@@ -11,7 +11,7 @@ import { objectLinkOid, walkDir, type WalkEntry } from './walk.js';
 /** What is at a tracked path in the workspace, hashed. */
 export type TargetState =
   | { kind: 'missing' }
-  | { kind: 'file'; oid: Oid; size: number; isexec: boolean; st: fs.BigIntStats }
+  | { kind: 'file'; oid: Oid; size: number; isexec: boolean; st: fs.Stats }
   | { kind: 'dir'; oid: Oid; size: number; nfiles: number; entries?: ManifestEntry[]; walk: WalkEntry[] };
 
 export interface HashOptions {
@@ -34,7 +34,7 @@ export interface HashOptions {
  * walk; otherwise only files whose stat key changed are read.
  */
 export async function hashTarget(abs: string, rel: string, opts: HashOptions): Promise<TargetState> {
-  const st = fs.lstatSync(abs, { bigint: true, throwIfNoEntry: false });
+  const st = fs.lstatSync(abs, { throwIfNoEntry: false });
   if (!st) return { kind: 'missing' };
   if (st.isDirectory()) return hashDirectory(abs, rel, opts);
   const linkOid = st.isSymbolicLink() ? objectLinkOid(abs, opts.store.root + '/files/sha256') : undefined;
@@ -45,7 +45,7 @@ export async function hashTarget(abs: string, rel: string, opts: HashOptions): P
 
 async function hashDirectory(abs: string, rel: string, opts: HashOptions): Promise<TargetState> {
   const walk = walkDir(abs, { ignored: opts.ignored, objectsDir: `${opts.store.root}/files/sha256`, onSkip: opts.onSkip });
-  const { fp, maxMtimeNs } = walkFingerprint(walk);
+  const { fp, maxMtimeMs } = walkFingerprint(walk);
   const rec = opts.statCache.getDir(rel, fp);
   const epoch = opts.write ? opts.store.epoch() : undefined;
   if (rec && (!opts.write || rec.epoch === epoch)) {
@@ -56,7 +56,7 @@ async function hashDirectory(abs: string, rel: string, opts: HashOptions): Promi
   const text = serializeManifest(entries);
   const oid = opts.write ? opts.store.addBufferSync(text, true) : `${sha256(text)}.dir`;
   const size = entries.reduce((n, e) => n + e.size, 0);
-  opts.statCache.setDir(rel, { fp, oid, size, nfiles: entries.length, maxMtimeNs: String(maxMtimeNs), epoch });
+  opts.statCache.setDir(rel, { fp, oid, size, nfiles: entries.length, maxMtimeMs, epoch });
   return { kind: 'dir', oid, size, nfiles: entries.length, entries, walk };
 }
 
@@ -73,7 +73,7 @@ async function hashEntries(walk: readonly WalkEntry[], keyOf: (e: WalkEntry) => 
       return;
     }
     const size = Number(e.st.size);
-    const isexec = (e.st.mode & 0o100n) !== 0n;
+    const isexec = (e.st.mode & 0o100) !== 0;
     const sha = opts.statCache.getFile(keyOf(e), e.st);
     if (sha && (!opts.write || opts.store.has(sha))) out[i] = isexec ? { relpath: e.rel, sha256: sha, size, isexec } : { relpath: e.rel, sha256: sha, size };
     else todo.push(i);
@@ -94,7 +94,7 @@ async function hashEntries(walk: readonly WalkEntry[], keyOf: (e: WalkEntry) => 
           if (errnoCode(err) === 'ENOENT') throw describeFsError(err, e.abs);
           throw err;
         }
-        const isexec = (e.st.mode & 0o100n) !== 0n;
+        const isexec = (e.st.mode & 0o100) !== 0;
         out[i] = isexec ? { relpath: e.rel, sha256: sha, size: Number(e.st.size), isexec } : { relpath: e.rel, sha256: sha, size: Number(e.st.size) };
         opts.statCache.setFile(keyOf(e), e.st, sha);
       }),

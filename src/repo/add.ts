@@ -84,18 +84,20 @@ async function relink(repo: Repo, abs: string, rel: string, state: Exclude<Targe
   const linker = repo.linker();
   const sc = repo.statCache;
   if (state.kind === 'file') {
-    const { st } = linker.link(repo.store.pathOf(state.oid), abs, state.isexec);
-    sc.setFile(rel, st, state.oid);
+    linker.link(repo.store.pathOf(state.oid), abs, state.isexec);
+    sc.setFile(rel, fs.lstatSync(abs), state.oid);
     return;
   }
-  for (const e of state.entries ?? repo.store.readManifest(state.oid)) {
-    const dest = path.join(abs, ...e.relpath.split('/'));
-    const { st } = linker.link(repo.store.pathOf(e.sha256), dest, e.isexec);
-    sc.setFile(`${rel}/${e.relpath}`, st, e.sha256);
-  }
+  const entries = state.entries ?? repo.store.readManifest(state.oid);
+  for (const e of entries) linker.link(repo.store.pathOf(e.sha256), path.join(abs, ...e.relpath.split('/')), e.isexec);
   const walk = walkDir(abs, { ignored: await ignoredUnder(repo, rel), objectsDir: `${repo.store.root}/files/sha256` });
-  const { fp, maxMtimeNs } = walkFingerprint(walk);
-  sc.setDir(rel, { fp, oid: state.oid, size: state.size, nfiles: state.nfiles, maxMtimeNs: String(maxMtimeNs), epoch: repo.store.epoch() });
+  const oids = new Map(entries.map((e) => [e.relpath, e.sha256]));
+  for (const w of walk) {
+    const oid = oids.get(w.rel);
+    if (oid) sc.setFile(`${rel}/${w.rel}`, w.st, oid);
+  }
+  const { fp, maxMtimeMs } = walkFingerprint(walk);
+  sc.setDir(rel, { fp, oid: state.oid, size: state.size, nfiles: state.nfiles, maxMtimeMs, epoch: repo.store.epoch() });
 }
 
 /** Checks every target before anything is written; the first problem is the error. */

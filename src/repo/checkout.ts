@@ -86,8 +86,11 @@ export async function planCheckout(repo: Repo, selected: readonly Selected[], op
   const store = repo.store;
   const plan: CheckoutPlan = { writes: [], deletes: [], clears: [], conflicts: [], missing: [], dirs: [] };
   const cached = (oid: Oid) => opts.force === true || store.has(oid);
+  const epoch = store.epoch();
   for (const s of selected) {
     const want = s.out.sha256;
+    // Known complete (all objects present) since the last gc: skip a stat per object.
+    const complete = repo.statCache.isComplete(s.rel, want, epoch);
     const ws = await hashWorkspace(repo, s, { needEntries: true });
     if (!isDirOid(want)) {
       if (ws.kind === 'file' && ws.oid === want && !opts.relink) {
@@ -130,7 +133,7 @@ export async function planCheckout(repo: Repo, selected: readonly Selected[], op
         continue;
       }
       if (have && !cached(have.sha256)) plan.conflicts.push(rel);
-      if (!store.has(e.sha256)) plan.missing.push(rel);
+      if (!complete && !store.has(e.sha256)) plan.missing.push(rel);
       plan.writes.push({ rel, abs: path.join(s.abs, ...e.relpath.split('/')), oid: e.sha256, isexec: e.isexec === true });
     }
     const wanted = new Set(recorded.map((e) => e.relpath));
@@ -157,15 +160,17 @@ export async function applyCheckout(repo: Repo, plan: CheckoutPlan): Promise<voi
       pruneEmptyDirs(path.dirname(d.abs), repo.root);
     }
     const made = new Set<string>();
+    const written = new Map<string, Oid>();
     for (const w of plan.writes) {
       const dir = path.dirname(w.abs);
       if (!made.has(dir)) {
         fs.mkdirSync(dir, { recursive: true });
         made.add(dir);
       }
-      const { st } = linker.link(store.pathOf(w.oid), w.abs, w.isexec);
-      sc.setFile(w.rel, st, w.oid);
+      linker.link(store.pathOf(w.oid), w.abs, w.isexec);
+      written.set(w.rel, w.oid);
     }
+    const inDirs = new Set<string>();
     const epoch = store.epoch();
     for (const d of plan.dirs) {
       if (!d.changed) {
@@ -175,8 +180,22 @@ export async function applyCheckout(repo: Repo, plan: CheckoutPlan): Promise<voi
       // Record the directory as it now is, so the next status is one walk.
       fs.mkdirSync(d.sel.abs, { recursive: true });
       const walk = walkDir(d.sel.abs, { ignored: await ignoredUnder(repo, d.sel.rel), objectsDir: `${store.root}/files/sha256` });
-      const { fp, maxMtimeNs } = walkFingerprint(walk);
-      sc.setDir(d.sel.rel, { fp, oid: d.oid, size: d.size, nfiles: d.nfiles, maxMtimeNs: String(maxMtimeNs), epoch });
+      // The walk's stats double as the stat-cache records of the files just written.
+      for (const e of walk) {
+        const rel = `${d.sel.rel}/${e.rel}`;
+        const oid = written.get(rel);
+        if (oid) {
+          sc.setFile(rel, e.st, oid);
+          inDirs.add(rel);
+        }
+      }
+      const { fp, maxMtimeMs } = walkFingerprint(walk);
+      sc.setDir(d.sel.rel, { fp, oid: d.oid, size: d.size, nfiles: d.nfiles, maxMtimeMs, epoch });
+    }
+    for (const [rel, oid] of written) {
+      if (inDirs.has(rel)) continue;
+      const st = fs.lstatSync(path.join(repo.root, ...rel.split('/')), { throwIfNoEntry: false });
+      if (st) sc.setFile(rel, st, oid);
     }
   } finally {
     sc.save();

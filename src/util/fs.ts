@@ -3,9 +3,15 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { describeFsError, errnoCode } from '../errors.js';
 
-/** A short random suffix for temp names, so concurrent writers never collide. */
+const processTag = randomBytes(3).toString('hex');
+let tmpCounter = 0;
+
+/**
+ * A unique suffix for temp names: pid, a random tag drawn once per process, and
+ * a counter (drawing random bytes per file costs more than the write itself).
+ */
 export function tmpSuffix(): string {
-  return `${process.pid}.${randomBytes(4).toString('hex')}`;
+  return `${process.pid}.${processTag}${(tmpCounter++).toString(16).padStart(2, '0')}`;
 }
 
 /** A temp path beside `file` (same directory, hence same file system, so rename is atomic). */

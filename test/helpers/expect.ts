@@ -1,0 +1,111 @@
+/**
+ * Independent re-statements of tdv's on-disk formats (spec §3–§4), for
+ * integration tests: computed here from first principles, never by calling
+ * tdv's own code, so a test fails when the implementation drifts from the spec.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { expect, onTestFinished } from 'vitest';
+import { makeRepo, snapshot, tmpDir } from './repo.js';
+
+export function sha(content: string | Buffer): string {
+  return createHash('sha256').update(content).digest('hex');
+}
+
+/** Absolute path of a cache object: `.tdv/cache/files/sha256/<2>/<62>[.dir]`. */
+export function objPath(root: string, oid: string): string {
+  return path.join(root, '.tdv', 'cache', 'files', 'sha256', oid.slice(0, 2), oid.slice(2));
+}
+
+export interface FileSpec {
+  relpath: string;
+  content: string;
+  isexec?: boolean;
+}
+
+/** The canonical manifest bytes of a directory and its `<hex>.dir` id. */
+export function manifest(files: FileSpec[]): { text: string; oid: string; size: number } {
+  const sorted = [...files].sort((a, b) => (a.relpath < b.relpath ? -1 : a.relpath > b.relpath ? 1 : 0));
+  const text = `[${sorted
+    .map((f) =>
+      JSON.stringify(
+        f.isexec
+          ? { relpath: f.relpath, sha256: sha(f.content), size: Buffer.byteLength(f.content), isexec: true }
+          : { relpath: f.relpath, sha256: sha(f.content), size: Buffer.byteLength(f.content) },
+      ),
+    )
+    .join(',')}]`;
+  return { text, oid: `${sha(text)}.dir`, size: files.reduce((n, f) => n + Buffer.byteLength(f.content), 0) };
+}
+
+/** The exact pointer text the spec shows for a single file. */
+export function filePointer(name: string, content: string, isexec = false): string {
+  return `outs:\n- path: ${name}\n  sha256: ${sha(content)}\n  size: ${Buffer.byteLength(content)}\n${isexec ? '  isexec: true\n' : ''}`;
+}
+
+/** The exact pointer text for a directory. */
+export function dirPointer(name: string, files: FileSpec[]): string {
+  const m = manifest(files);
+  return `outs:\n- path: ${name}\n  sha256: ${m.oid}\n  size: ${m.size}\n  nfiles: ${files.length}\n`;
+}
+
+/** Every object id in the repo's cache. */
+export function cacheObjects(root: string): string[] {
+  const base = path.join(root, '.tdv', 'cache', 'files', 'sha256');
+  if (!fs.existsSync(base)) return [];
+  const out: string[] = [];
+  for (const p of fs.readdirSync(base)) for (const rest of fs.readdirSync(path.join(base, p))) out.push(p + rest);
+  return out.sort();
+}
+
+export function setConfig(root: string, yaml: string): void {
+  fs.writeFileSync(path.join(root, '.tdv', 'config.yaml'), yaml);
+}
+
+export function mode(root: string, rel: string): number {
+  return fs.statSync(path.join(root, rel)).mode & 0o777;
+}
+
+/** True when no write bit is set (tests run as root, so access(W_OK) cannot tell). */
+export function isReadOnly(file: string): boolean {
+  return (fs.statSync(file).mode & 0o222) === 0;
+}
+
+/** One line, ends in a newline, starts with "error:" and mentions every `needle`. */
+export function expectOneLineError(stderr: string, ...needles: (string | RegExp)[]): void {
+  expect(stderr).toMatch(/^error: [^\n]+\n$/);
+  for (const n of needles) {
+    if (typeof n === 'string') expect(stderr).toContain(n);
+    else expect(stderr).toMatch(n);
+  }
+}
+
+/**
+ * Snapshot of a repo for "nothing was written" checks, leaving out the
+ * stat cache, which read-only commands may refresh by design.
+ */
+export function state(root: string): Record<string, string> {
+  const s = snapshot(root);
+  for (const k of Object.keys(s)) if (k.startsWith('.tdv/tmp/statcache-')) delete s[k];
+  return s;
+}
+
+/** Mtime (ns) of a file, to prove it was not rewritten. */
+export function mtimeNs(file: string): bigint {
+  return fs.statSync(file, { bigint: true }).mtimeNs;
+}
+
+/** `makeRepo`, removed again when the current test finishes. */
+export async function newRepo(opts: { init?: boolean } = {}): Promise<string> {
+  const dir = await makeRepo(opts);
+  onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A plain temporary directory (no Git), removed when the current test finishes. */
+export function newDir(): string {
+  const dir = fs.realpathSync(tmpDir());
+  onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
