@@ -3,6 +3,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { writeFileAtomicSync } from '../util/fs.js';
 import type { Oid } from './oid.js';
+import type { CacheStamp } from './store.js';
 import type { WalkEntry } from './walk.js';
 
 /**
@@ -22,8 +23,8 @@ export interface DirRec {
   nfiles: number;
   /** Newest file mtime in the walk, for the racy check. */
   maxMtimeMs: number;
-  /** Cache epoch at which every object of `oid` was known to be present. */
-  epoch?: string;
+  /** The cache's stamp when every object of `oid` was last seen present. */
+  complete?: CacheStamp;
 }
 
 const FILES = 'statcache-files.json';
@@ -80,16 +81,21 @@ export class StatCache {
     this.dirtyDirs = true;
   }
 
-  /** True when every object of directory `rel`'s version `oid` was known present at cache `epoch`. */
-  isComplete(rel: string, oid: Oid, epoch: string): boolean {
-    const rec = this.dirs[rel];
-    return rec !== undefined && rec.oid === oid && rec.epoch === epoch;
+  /**
+   * True when every object of directory `rel`'s version `oid` was seen present
+   * and the cache's object directories have not changed since (`stamp`). A
+   * stamp as recent as the stat cache itself is not trusted (racy, as above).
+   */
+  isComplete(rel: string, oid: Oid, stamp: CacheStamp): boolean {
+    const c = this.dirs[rel]?.oid === oid ? this.dirs[rel]!.complete : undefined;
+    return c !== undefined && c.fp === stamp.fp && (this.freshDirs.has(rel) || c.maxMtimeMs < this.dirsRef);
   }
 
-  markComplete(rel: string, oid: Oid, epoch: string): void {
+  /** Records that every object of `oid` was present at `stamp` (taken before checking). */
+  markComplete(rel: string, oid: Oid, stamp: CacheStamp): void {
     const rec = this.dirs[rel];
-    if (rec && rec.oid === oid && rec.epoch !== epoch) {
-      rec.epoch = epoch;
+    if (rec && rec.oid === oid && rec.complete?.fp !== stamp.fp) {
+      rec.complete = stamp;
       this.dirtyDirs = true;
     }
   }

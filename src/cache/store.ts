@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
 import { describeFsError, errnoCode, FormatError, TdvError } from '../errors.js';
 import { rmQuiet, tmpSuffix } from '../util/fs.js';
 import { CHUNK, hashFile, sha256 } from './hash.js';
@@ -9,15 +10,17 @@ import { isDirOid, isOid, type Oid, oidRelPath } from './oid.js';
 
 const OBJECT_MODE = 0o444;
 
+/** See ObjectStore.stamp(). */
+export interface CacheStamp {
+  fp: string;
+  maxMtimeMs: number;
+}
+
 /**
  * The content-addressed object store shared by the cache (and, with the same
  * layout, by remotes): `<root>/files/sha256/ab/cdef...`. Objects are written to
- * a temp file, then renamed into place; an existing object is never rewritten;
+ * a temp file, then linked into place; an existing object is never rewritten;
  * objects are read-only.
- *
- * Objects only ever disappear through gc or fsck, which bump `epoch`: callers
- * may remember "every object of X was present at epoch N" instead of stat-ing
- * thousands of objects again.
  */
 export class ObjectStore {
   private readonly madeDirs = new Set<string>();
@@ -56,7 +59,11 @@ export class ObjectStore {
     } catch (err) {
       throw describeFsError(err, dest);
     } finally {
-      rmQuiet(tmp);
+      try {
+        fs.unlinkSync(tmp);
+      } catch {
+        /* renamed away, or already gone */
+      }
     }
   }
 
@@ -66,8 +73,8 @@ export class ObjectStore {
   }
 
   /** Stores `data` and returns its id (with `.dir` appended when `dirSuffix`). */
-  addBufferSync(data: string | Uint8Array, dirSuffix = false): Oid {
-    const oid = sha256(data) + (dirSuffix ? '.dir' : '');
+  addBufferSync(data: string | Uint8Array, dirSuffix = false, knownSha?: string): Oid {
+    const oid = (knownSha ?? sha256(data)) + (dirSuffix ? '.dir' : '');
     if (this.has(oid)) return oid;
     const tmp = this.newTmpPath();
     try {
@@ -81,33 +88,30 @@ export class ObjectStore {
   }
 
   /**
-   * Hashes `src` and stores a copy of it. Small files are read once; large
-   * files are copied by the kernel (a reflink where the file system can) while
-   * this thread hashes them, so adding costs little more than hashing.
-   * Fails, storing nothing, if the file changes meanwhile.
+   * Hashes a small file (at most CHUNK bytes, so one read) and, with `store`,
+   * stores it. Synchronous on purpose: for many small files the per-call cost
+   * of async I/O exceeds the I/O itself.
+   */
+  hashSmallSync(src: string, store: boolean): { oid: Oid; size: number } {
+    let data: Buffer;
+    try {
+      data = fs.readFileSync(src);
+    } catch (err) {
+      throw describeFsError(err, src);
+    }
+    if (data.length > CHUNK) throw new TdvError('CHANGED_WHILE_ADDING', `${src} grew while it was being added; run the command again when nothing writes to it`);
+    const oid = sha256(data);
+    if (store) this.addBufferSync(data, false, oid);
+    return { oid, size: data.length };
+  }
+
+  /**
+   * Hashes a large file and stores a copy of it: the kernel copies it (a
+   * reflink where the file system can) while this thread hashes it, so adding
+   * costs little more than hashing. Fails, storing nothing, if the file
+   * changes meanwhile.
    */
   async addFileCopy(src: string, st: { size: number; mtimeMs?: number }, onBytes?: (n: number) => void): Promise<Oid> {
-    if (Number(st.size) <= CHUNK) {
-      let data: Buffer;
-      try {
-        data = await fsp.readFile(src);
-      } catch (err) {
-        throw describeFsError(err, src);
-      }
-      onBytes?.(data.length);
-      const oid = sha256(data);
-      if (!this.has(oid)) {
-        const tmp = this.newTmpPath();
-        try {
-          await fsp.writeFile(tmp, data, { flag: 'wx', mode: OBJECT_MODE });
-        } catch (err) {
-          rmQuiet(tmp);
-          throw describeFsError(err, tmp);
-        }
-        this.insertSync(tmp, oid, false);
-      }
-      return oid;
-    }
     const tmp = this.newTmpPath();
     try {
       const copying = fsp.copyFile(src, tmp, fs.constants.COPYFILE_FICLONE);
@@ -199,9 +203,7 @@ export class ObjectStore {
     return fs.statSync(this.pathOf(oid)).size;
   }
 
-  /** Deletes objects. Bumps the epoch first so nobody trusts an out-of-date "all present". */
   remove(oids: Iterable<Oid>): void {
-    this.bumpEpoch();
     for (const oid of oids) {
       const p = this.pathOf(oid);
       rmQuiet(p);
@@ -213,19 +215,32 @@ export class ObjectStore {
     }
   }
 
-  epoch(): string {
+  /**
+   * A stamp of the object directories: removing any object changes the mtime
+   * of its prefix directory, so "every object of X was present at stamp S" stays
+   * true while the stamp is unchanged. Costs one stat per prefix (at most 257),
+   * instead of one per object.
+   */
+  stamp(): CacheStamp {
+    const base = path.join(this.root, 'files', 'sha256');
+    const h = createHash('sha1');
+    let max = 0;
+    const add = (p: string, name: string) => {
+      const st = fs.lstatSync(p, { throwIfNoEntry: false });
+      if (!st) return;
+      h.update(`${name}\0${st.ino}\0${st.mtimeMs}\0${st.ctimeMs}\n`);
+      if (st.mtimeMs > max) max = st.mtimeMs;
+    };
+    add(this.root, '');
+    add(base, '.');
+    let names: string[] = [];
     try {
-      return fs.readFileSync(path.join(this.root, 'epoch'), 'utf8').trim();
-    } catch {
-      return '0';
+      names = fs.readdirSync(base).sort();
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err;
     }
-  }
-
-  bumpEpoch(): void {
-    this.ensureDir(this.root);
-    const tmp = path.join(this.root, `epoch.${tmpSuffix()}`);
-    fs.writeFileSync(tmp, `${Date.now()}-${tmpSuffix()}\n`);
-    fs.renameSync(tmp, path.join(this.root, 'epoch'));
+    for (const n of names) add(path.join(base, n), n);
+    return { fp: h.digest('hex'), maxMtimeMs: max };
   }
 
   /** True when every object of a directory (manifest and files) is present. */

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
-import { describeFsError, errnoCode } from '../errors.js';
+import { describeFsError, errnoCode, TdvError } from '../errors.js';
 import { type ManifestEntry, serializeManifest, sortEntries } from './manifest.js';
-import { sha256, hashFile } from './hash.js';
+import { CHUNK, hashFile, sha256 } from './hash.js';
 import type { Oid } from './oid.js';
 import type { StatCache } from './statcache.js';
 import { walkFingerprint } from './statcache.js';
@@ -47,8 +47,8 @@ async function hashDirectory(abs: string, rel: string, opts: HashOptions): Promi
   const walk = walkDir(abs, { ignored: opts.ignored, objectsDir: `${opts.store.root}/files/sha256`, onSkip: opts.onSkip });
   const { fp, maxMtimeMs } = walkFingerprint(walk);
   const rec = opts.statCache.getDir(rel, fp);
-  const epoch = opts.write ? opts.store.epoch() : undefined;
-  if (rec && (!opts.write || rec.epoch === epoch)) {
+  const stamp = opts.write ? opts.store.stamp() : undefined;
+  if (rec && (!stamp || opts.statCache.isComplete(rel, rec.oid, stamp))) {
     if (!opts.needEntries) return { kind: 'dir', oid: rec.oid, size: rec.size, nfiles: rec.nfiles, walk };
     if (opts.store.has(rec.oid)) return { kind: 'dir', oid: rec.oid, size: rec.size, nfiles: rec.nfiles, entries: opts.store.readManifest(rec.oid), walk };
   }
@@ -56,7 +56,8 @@ async function hashDirectory(abs: string, rel: string, opts: HashOptions): Promi
   const text = serializeManifest(entries);
   const oid = opts.write ? opts.store.addBufferSync(text, true) : `${sha256(text)}.dir`;
   const size = entries.reduce((n, e) => n + e.size, 0);
-  opts.statCache.setDir(rel, { fp, oid, size, nfiles: entries.length, maxMtimeMs, epoch });
+  // Objects were just stored, so the stamp taken after storing them proves them present.
+  opts.statCache.setDir(rel, { fp, oid, size, nfiles: entries.length, maxMtimeMs, complete: opts.write ? opts.store.stamp() : undefined });
   return { kind: 'dir', oid, size, nfiles: entries.length, entries, walk };
 }
 
@@ -72,31 +73,48 @@ async function hashEntries(walk: readonly WalkEntry[], keyOf: (e: WalkEntry) => 
       out[i] = { relpath: e.rel, sha256: e.linkOid, size: fs.statSync(e.abs).size };
       return;
     }
-    const size = Number(e.st.size);
+    const size = e.st.size;
     const isexec = (e.st.mode & 0o100) !== 0;
     const sha = opts.statCache.getFile(keyOf(e), e.st);
     if (sha && (!opts.write || opts.store.has(sha))) out[i] = isexec ? { relpath: e.rel, sha256: sha, size, isexec } : { relpath: e.rel, sha256: sha, size };
     else todo.push(i);
   });
   if (todo.length === 0) return out;
+  const record = (i: number, sha: string) => {
+    const e = walk[i]!;
+    const isexec = (e.st.mode & 0o100) !== 0;
+    out[i] = isexec ? { relpath: e.rel, sha256: sha, size: e.st.size, isexec } : { relpath: e.rel, sha256: sha, size: e.st.size };
+    opts.statCache.setFile(keyOf(e), e.st, sha);
+  };
+  // Small files: synchronously, in walk order. Large ones: a bounded async pool,
+  // where reading, hashing and copying overlap.
+  const large: number[] = [];
+  for (const i of todo) {
+    const e = walk[i]!;
+    if (e.st.size > CHUNK || opts.write === 'move') {
+      large.push(i);
+      continue;
+    }
+    const { oid, size } = opts.store.hashSmallSync(e.abs, opts.write === 'store');
+    opts.onBytes?.(size);
+    if (size !== e.st.size) throw new TdvError('CHANGED_WHILE_ADDING', `${e.abs} changed while it was being read; run the command again when nothing writes to it`);
+    record(i, oid);
+  }
+  if (large.length === 0) return out;
   const { default: pLimit } = await import('p-limit');
-  const limit = pLimit(opts.jobs ?? 16);
+  const limit = pLimit(opts.jobs ?? 4);
   await Promise.all(
-    todo.map((i) =>
+    large.map((i) =>
       limit(async () => {
         const e = walk[i]!;
-        let sha: string;
         try {
-          if (opts.write === 'store') sha = await opts.store.addFileCopy(e.abs, e.st, opts.onBytes);
-          else if (opts.write === 'move') sha = await opts.store.addFileMove(e.abs, opts.onBytes);
-          else sha = (await hashFile(e.abs, opts.onBytes)).sha256;
+          if (opts.write === 'store') record(i, await opts.store.addFileCopy(e.abs, e.st, opts.onBytes));
+          else if (opts.write === 'move') record(i, await opts.store.addFileMove(e.abs, opts.onBytes));
+          else record(i, (await hashFile(e.abs, opts.onBytes)).sha256);
         } catch (err) {
           if (errnoCode(err) === 'ENOENT') throw describeFsError(err, e.abs);
           throw err;
         }
-        const isexec = (e.st.mode & 0o100) !== 0;
-        out[i] = isexec ? { relpath: e.rel, sha256: sha, size: Number(e.st.size), isexec } : { relpath: e.rel, sha256: sha, size: Number(e.st.size) };
-        opts.statCache.setFile(keyOf(e), e.st, sha);
       }),
     ),
   );

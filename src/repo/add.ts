@@ -4,7 +4,7 @@ import { TdvError, UsageError } from '../errors.js';
 import { isProtected } from '../cache/link.js';
 import type { Oid } from '../cache/oid.js';
 import { walkFingerprint } from '../cache/statcache.js';
-import { walkDir } from '../cache/walk.js';
+import { objectLinkOid, walkDir } from '../cache/walk.js';
 import type { TargetState } from '../cache/workspace.js';
 import { gitTrackedPaths } from '../git/git.js';
 import { isInside, toPosix, writeFileAtomicSync } from '../util/fs.js';
@@ -97,7 +97,7 @@ async function relink(repo: Repo, abs: string, rel: string, state: Exclude<Targe
     if (oid) sc.setFile(`${rel}/${w.rel}`, w.st, oid);
   }
   const { fp, maxMtimeMs } = walkFingerprint(walk);
-  sc.setDir(rel, { fp, oid: state.oid, size: state.size, nfiles: state.nfiles, maxMtimeMs, epoch: repo.store.epoch() });
+  sc.setDir(rel, { fp, oid: state.oid, size: state.size, nfiles: state.nfiles, maxMtimeMs, complete: repo.store.stamp() });
 }
 
 /** Checks every target before anything is written; the first problem is the error. */
@@ -120,7 +120,8 @@ async function validate(repo: Repo, paths: string[]): Promise<string[]> {
     const st = fs.lstatSync(abs, { throwIfNoEntry: false });
     if (!st) throw new UsageError(`${shown} does not exist; check the path`);
     if (abs.endsWith(POINTER_EXT) && st.isFile()) throw new UsageError(`${shown} is a tdv pointer file; add the data it tracks (${shown.slice(0, -POINTER_EXT.length)}) instead`);
-    if (!st.isFile() && !st.isDirectory()) throw new UsageError(`${shown} is not a regular file or directory; tdv does not track symlinks or special files`);
+    const ownLink = st.isSymbolicLink() && objectLinkOid(abs, `${repo.store.root}/files/sha256`) !== undefined;
+    if (!st.isFile() && !st.isDirectory() && !ownLink) throw new UsageError(`${shown} is not a regular file or directory; tdv does not track symlinks or special files`);
     if (ignore?.(shown, st.isDirectory())) throw new UsageError(`${shown} is ignored by .tdvignore; remove the pattern first`);
     for (const o of outs) {
       if (o.abs === abs) continue;

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConflictError, MissingObjectsError } from '../errors.js';
+import { ConflictError, errnoCode, MissingObjectsError } from '../errors.js';
 import type { ManifestEntry } from '../cache/manifest.js';
 import { isDirOid, type Oid } from '../cache/oid.js';
 import { walkFingerprint } from '../cache/statcache.js';
@@ -86,11 +86,11 @@ export async function planCheckout(repo: Repo, selected: readonly Selected[], op
   const store = repo.store;
   const plan: CheckoutPlan = { writes: [], deletes: [], clears: [], conflicts: [], missing: [], dirs: [] };
   const cached = (oid: Oid) => opts.force === true || store.has(oid);
-  const epoch = store.epoch();
+  const stamp = store.stamp();
   for (const s of selected) {
     const want = s.out.sha256;
-    // Known complete (all objects present) since the last gc: skip a stat per object.
-    const complete = repo.statCache.isComplete(s.rel, want, epoch);
+    // Known complete and no object removed since: skip a stat per object.
+    const complete = repo.statCache.isComplete(s.rel, want, stamp);
     const ws = await hashWorkspace(repo, s, { needEntries: true });
     if (!isDirOid(want)) {
       if (ws.kind === 'file' && ws.oid === want && !opts.relink) {
@@ -167,14 +167,20 @@ export async function applyCheckout(repo: Repo, plan: CheckoutPlan): Promise<voi
         fs.mkdirSync(dir, { recursive: true });
         made.add(dir);
       }
-      linker.link(store.pathOf(w.oid), w.abs, w.isexec);
+      try {
+        linker.link(store.pathOf(w.oid), w.abs, w.isexec);
+      } catch (err) {
+        // Planned as present; gone since (another process, or a damaged cache).
+        if (errnoCode(err) === 'ENOENT' && !store.has(w.oid)) throw new MissingObjectsError(`${w.rel} is not in the cache (object ${w.oid}); run \`tdv pull\` to fetch it`, [w.rel]);
+        throw err;
+      }
       written.set(w.rel, w.oid);
     }
     const inDirs = new Set<string>();
-    const epoch = store.epoch();
+    const stamp = store.stamp();
     for (const d of plan.dirs) {
       if (!d.changed) {
-        sc.markComplete(d.sel.rel, d.oid, epoch);
+        sc.markComplete(d.sel.rel, d.oid, stamp);
         continue;
       }
       // Record the directory as it now is, so the next status is one walk.
@@ -190,7 +196,7 @@ export async function applyCheckout(repo: Repo, plan: CheckoutPlan): Promise<voi
         }
       }
       const { fp, maxMtimeMs } = walkFingerprint(walk);
-      sc.setDir(d.sel.rel, { fp, oid: d.oid, size: d.size, nfiles: d.nfiles, maxMtimeMs, epoch });
+      sc.setDir(d.sel.rel, { fp, oid: d.oid, size: d.size, nfiles: d.nfiles, maxMtimeMs, complete: stamp });
     }
     for (const [rel, oid] of written) {
       if (inDirs.has(rel)) continue;

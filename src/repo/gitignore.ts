@@ -18,17 +18,23 @@ export function addGitignoreEntry(dir: string, name: string): boolean {
   return true;
 }
 
-/** Removes the line tdv added for `name`; deletes the .gitignore if nothing else is left. */
-export function removeGitignoreEntry(dir: string, name: string): boolean {
+/**
+ * Removes the line tdv added for `name`; deletes the .gitignore if nothing
+ * else is left. Says what it did to the file.
+ */
+export function removeGitignoreEntry(dir: string, name: string): 'edited' | 'deleted' | undefined {
   const file = path.join(dir, '.gitignore');
   const text = readTextOrUndefined(file);
-  if (text === undefined) return false;
+  if (text === undefined) return undefined;
   const line = lineFor(name);
   const lines = text.split(/\r?\n/);
-  if (!lines.includes(line)) return false;
+  if (!lines.includes(line)) return undefined;
   const kept = lines.filter((l) => l !== line);
   const rest = kept.join('\n').replace(/^\n+|\n+$/g, '');
-  if (rest === '') fs.rmSync(file);
-  else writeFileAtomicSync(file, `${rest}\n`);
-  return true;
+  if (rest === '') {
+    fs.rmSync(file);
+    return 'deleted';
+  }
+  writeFileAtomicSync(file, `${rest}\n`);
+  return 'edited';
 }

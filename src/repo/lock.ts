@@ -88,7 +88,10 @@ export class RepoLock {
       if (!holder) {
         // Being written right now, or garbage: garbage older than a few seconds is stale.
         const st = fs.statSync(this.file, { throwIfNoEntry: false });
-        if (st && Date.now() - st.mtimeMs > 5000) this.takeOver(undefined);
+        if (st && Date.now() - st.mtimeMs > 5000) {
+          this.takeOver(undefined);
+          continue;
+        }
       }
       if (Date.now() >= deadline) {
         const who = holder ? `\`tdv ${holder.cmd}\` (pid ${holder.pid}, since ${holder.since})` : 'another tdv command';

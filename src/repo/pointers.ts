@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { errnoCode, TdvError, UsageError } from '../errors.js';
+import { errnoCode, ExitCode, TdvError, UsageError } from '../errors.js';
 import { isInside } from '../util/fs.js';
 import { outAbsPath, parsePointer, type Pointer, type PointerOut, POINTER_EXT } from './pointer.js';
 import { type Repo, TDV_DIR } from './repo.js';
@@ -75,7 +75,7 @@ export function selectTargets(repo: Repo, pointers: readonly Pointer[], targets:
     }
     if (t === repo.root) found.push(...outs);
     if (found.length === 0) {
-      throw new TdvError('NOT_TRACKED', `${repo.rel(t)} is not tracked by tdv; run \`tdv add ${repo.rel(t)}\` to track it`, { exitCode: 1 });
+      throw new TdvError('NOT_TRACKED', `${repo.rel(t)} is not tracked by tdv; run \`tdv add ${repo.rel(t)}\` to track it`, { exitCode: ExitCode.usage });
     }
     for (const f of found) if (!picked.some((p) => p.abs === f.abs && p.sub === f.sub)) picked.push(f);
   }

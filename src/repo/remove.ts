@@ -10,6 +10,8 @@ import type { Repo } from './repo.js';
 export interface RemoveResult {
   /** Repo-relative pointer files deleted. */
   removed: string[];
+  /** Repo-relative .gitignore files edited, or deleted because tdv's line was all they held. */
+  gitignores: { path: string; deleted: boolean }[];
 }
 
 /**
@@ -23,9 +25,11 @@ export async function remove(repo: Repo, targets: string[]): Promise<RemoveResul
     const partial = selected.find((s) => s.sub !== undefined);
     if (partial) throw new UsageError(`${partial.rel}/${partial.sub} is inside tracked ${partial.rel}; remove the whole ${repo.rel(partial.ptr.file)}`);
     const removed = new Set<string>();
+    const gitignores: RemoveResult['gitignores'] = [];
     for (const s of selected) {
       unprotectTree(s.abs, `${repo.store.root}/files/sha256`);
-      removeGitignoreEntry(path.dirname(s.abs), path.basename(s.abs));
+      const changed = removeGitignoreEntry(path.dirname(s.abs), path.basename(s.abs));
+      if (changed) gitignores.push({ path: repo.rel(path.join(path.dirname(s.abs), '.gitignore')), deleted: changed === 'deleted' });
       repo.statCache.forget(s.rel);
       if (!removed.has(s.ptr.file)) {
         fs.rmSync(s.ptr.file, { force: true });
@@ -33,7 +37,7 @@ export async function remove(repo: Repo, targets: string[]): Promise<RemoveResul
       }
     }
     repo.statCache.save();
-    return { removed: [...removed].map((f) => repo.rel(f)) };
+    return { removed: [...removed].map((f) => repo.rel(f)), gitignores };
   });
 }
 

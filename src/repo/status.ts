@@ -34,21 +34,22 @@ export async function status(repo: Repo, opts: StatusOptions = {}): Promise<Stat
   const selected = selectTargets(repo, await findPointers(repo), opts.targets ?? []);
   const data: DataStatus[] = [];
   const store = repo.store;
+  const stamp = store.stamp(); // before any presence check, so a removal after it is noticed next time
   for (const s of selected) {
     const want = s.out.sha256;
     let ws = await hashWorkspace(repo, s);
     let workspace: DataStatus['workspace'] = 'unchanged';
     let files: ManifestDiff | undefined;
     if (ws.kind === 'missing') workspace = 'deleted';
-    else if (ws.oid !== want) {
+    else if (ws.oid !== want || (ws.kind === 'file' && ws.isexec !== (s.out.isexec === true))) {
       workspace = 'modified';
       if (ws.kind === 'dir' && isDirOid(want) && store.has(want)) {
         if (!ws.entries) ws = await hashWorkspace(repo, s, { needEntries: true });
         if (ws.kind === 'dir' && ws.entries) files = diffManifests(store.readManifest(want), ws.entries);
       }
     }
-    const cached = repo.statCache.isComplete(s.rel, want, store.epoch()) || store.hasAll(want);
-    if (cached && workspace === 'unchanged') repo.statCache.markComplete(s.rel, want, store.epoch());
+    const cached = (store.has(want) && repo.statCache.isComplete(s.rel, want, stamp)) || store.hasAll(want);
+    if (cached && workspace === 'unchanged') repo.statCache.markComplete(s.rel, want, stamp);
     if (workspace !== 'unchanged' || !cached) {
       data.push({ path: s.rel, pointer: repo.rel(s.ptr.file), workspace, cache: cached ? 'ok' : 'missing', ...(files ? { files } : {}) });
     }

@@ -13,6 +13,12 @@ export function registerRemove(program: Command, ctx: CliContext): void {
       const { remove } = await import('../../repo/remove.js');
       const res = await remove(repo, targets.map((t) => ctx.resolve(t)));
       for (const r of res.removed) out.info(`Removed ${r}`);
-      if (repo.git && res.removed.length) out.info(`\nTo record this in Git, run:\n  git rm --cached ${res.removed.join(' ')} && git add .gitignore`);
+      if (repo.git && res.removed.length) {
+        const edited = res.gitignores.filter((g) => !g.deleted).map((g) => g.path);
+        const deleted = res.gitignores.filter((g) => g.deleted).map((g) => g.path);
+        const steps = [`git rm -q --cached --ignore-unmatch ${[...res.removed, ...deleted].join(' ')}`];
+        if (edited.length) steps.push(`git add ${edited.join(' ')}`);
+        out.info(`\nTo record this in Git, run:\n  ${steps.join(' && ')}`);
+      }
     });
 }

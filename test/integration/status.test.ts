@@ -1,0 +1,251 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { read, snapshot, tdv, write } from '../helpers/repo.js';
+import { expectOneLineError, manifest, newRepo, objPath, sha, state } from '../helpers/expect.js';
+
+const UP_TO_DATE = 'Data and pipelines are up to date.';
+
+async function repoWith(files: Record<string, string>, add: string[]): Promise<string> {
+  const dir = await newRepo();
+  for (const [rel, content] of Object.entries(files)) write(dir, rel, content);
+  const r = await tdv(dir, 'add', ...add);
+  if (r.code !== 0) throw new Error(r.stderr);
+  return dir;
+}
+
+async function json(dir: string, ...args: string[]) {
+  const r = await tdv(dir, 'status', '--json', ...args);
+  expect(r.code).toBe(0);
+  expect(r.stderr).toBe('');
+  return JSON.parse(r.stdout) as {
+    clean: boolean;
+    data: { path: string; pointer: string; workspace: string; cache: string; files?: { added: string[]; modified: string[]; deleted: string[] } }[];
+  };
+}
+
+describe('tdv status', () => {
+  it('says "Data and pipelines are up to date." and exits 0 when nothing changed', async () => {
+    const dir = await repoWith({ 'a.csv': 'a\n', 'data/x.bin': 'x' }, ['a.csv', 'data']);
+    const before = state(dir);
+    const r = await tdv(dir, 'status');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe(`${UP_TO_DATE}\n`);
+    expect(state(dir)).toEqual(before);
+  });
+
+  it('is up to date in a repository that tracks nothing yet', async () => {
+    const dir = await newRepo();
+    const r = await tdv(dir, 'status');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`${UP_TO_DATE}\n`);
+  });
+
+  it('reports a modified file under its pointer, and changes nothing', async () => {
+    const dir = await repoWith({ 'a.csv': 'a\n' }, ['a.csv']);
+    write(dir, 'a.csv', 'a changed\n');
+    const before = state(dir);
+    const r = await tdv(dir, 'status');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^a\.csv\.tdv:\n {4}modified: +a\.csv\n$/);
+    expect(state(dir)).toEqual(before);
+    expect(read(dir, 'a.csv')).toBe('a changed\n');
+  });
+
+  it('reports a deleted file', async () => {
+    const dir = await repoWith({ 'a.csv': 'a\n' }, ['a.csv']);
+    fs.rmSync(path.join(dir, 'a.csv'));
+    const r = await tdv(dir, 'status');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^a\.csv\.tdv:\n {4}deleted: +a\.csv\n$/);
+  });
+
+  it('reports a deleted directory', async () => {
+    const dir = await repoWith({ 'data/a': 'a', 'data/b': 'b' }, ['data']);
+    fs.rmSync(path.join(dir, 'data'), { recursive: true });
+    const r = await tdv(dir, 'status');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^data\.tdv:\n {4}deleted: +data\n$/);
+  });
+
+  it('lists the added, modified and deleted files of a directory', async () => {
+    const dir = await repoWith({ 'images/a.png': 'A', 'images/b.png': 'B', 'images/sub/c.png': 'C' }, ['images']);
+    write(dir, 'images/a.png', 'A2');
+    fs.rmSync(path.join(dir, 'images/sub/c.png'));
+    write(dir, 'images/sub/new.png', 'N');
+    const r = await tdv(dir, 'status');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe('images.tdv:');
+    expect(lines[1]).toMatch(/^ {4}modified: +images$/);
+    expect(lines.slice(2).map((l) => l.trim().replace(/\s+/g, ' ')).sort()).toEqual(
+      ['added: images/sub/new.png', 'deleted: images/sub/c.png', 'modified: images/a.png'].sort(),
+    );
+  });
+
+  it('detects a same-size rewrite made right after add (within the same second)', async () => {
+    const dir = await repoWith({ 'a.csv': 'aaaa\n', 'data/f.txt': 'ffff\n' }, ['a.csv', 'data']);
+    write(dir, 'a.csv', 'bbbb\n');
+    write(dir, 'data/f.txt', 'gggg\n');
+    const s = await json(dir);
+    expect(s.clean).toBe(false);
+    expect(s.data.map((d) => [d.path, d.workspace])).toEqual([
+      ['a.csv', 'modified'],
+      ['data', 'modified'],
+    ]);
+    expect(s.data[1]!.files).toEqual({ added: [], modified: ['f.txt'], deleted: [] });
+  });
+
+  it('detects a same-size rewrite made right after a clean status', async () => {
+    const dir = await repoWith({ 'a.csv': 'aaaa\n' }, ['a.csv']);
+    expect((await tdv(dir, 'status')).stdout.trim()).toBe(UP_TO_DATE);
+    write(dir, 'a.csv', 'bbbb\n');
+    expect((await json(dir)).data.map((d) => d.workspace)).toEqual(['modified']);
+  });
+
+  it('detects a same-size rewrite whose mtime was put back', async () => {
+    const dir = await repoWith({ 'a.csv': 'aaaa\n' }, ['a.csv']);
+    const file = path.join(dir, 'a.csv');
+    await new Promise((r) => setTimeout(r, 20));
+    expect((await tdv(dir, 'status')).stdout.trim()).toBe(UP_TO_DATE);
+    const { atime, mtime } = fs.statSync(file);
+    fs.writeFileSync(file, 'bbbb\n');
+    fs.utimesSync(file, atime, mtime);
+    expect((await json(dir)).data.map((d) => d.workspace)).toEqual(['modified']);
+  });
+
+  it('detects a file replaced by rename with the same size and mtime', async () => {
+    const dir = await repoWith({ 'a.csv': 'aaaa\n' }, ['a.csv']);
+    const file = path.join(dir, 'a.csv');
+    await new Promise((r) => setTimeout(r, 20));
+    expect((await tdv(dir, 'status')).stdout.trim()).toBe(UP_TO_DATE);
+    const { atime, mtime } = fs.statSync(file);
+    write(dir, 'replacement', 'bbbb\n');
+    fs.utimesSync(path.join(dir, 'replacement'), atime, mtime);
+    fs.renameSync(path.join(dir, 'replacement'), file);
+    expect((await json(dir)).data.map((d) => d.workspace)).toEqual(['modified']);
+  });
+
+  it('detects a truncated file', async () => {
+    const dir = await repoWith({ 'a.csv': 'aaaa\n' }, ['a.csv']);
+    fs.truncateSync(path.join(dir, 'a.csv'), 0);
+    expect((await json(dir)).data.map((d) => d.workspace)).toEqual(['modified']);
+  });
+
+  it('reports a file whose executable bit changed (add would record it, checkout would restore it)', async () => {
+    const dir = await newRepo();
+    write(dir, 'run.sh', '#!/bin/sh\n');
+    fs.chmodSync(path.join(dir, 'run.sh'), 0o755);
+    expect((await tdv(dir, 'add', 'run.sh')).code).toBe(0);
+    fs.chmodSync(path.join(dir, 'run.sh'), 0o644);
+    const s = await json(dir);
+    expect(s.clean).toBe(false);
+    expect(s.data.map((d) => [d.path, d.workspace])).toEqual([['run.sh', 'modified']]);
+  });
+
+  it('reports a file whose object is missing from the cache, suggesting tdv pull', async () => {
+    const dir = await repoWith({ 'a.csv': 'a\n' }, ['a.csv']);
+    fs.rmSync(objPath(dir, sha('a\n')));
+    const r = await tdv(dir, 'status');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^a\.csv\.tdv:\n {4}not in cache: a\.csv \(run `tdv pull` to fetch it\)\n$/);
+    const s = await json(dir);
+    expect(s).toEqual({ clean: false, data: [{ path: 'a.csv', pointer: 'a.csv.tdv', workspace: 'unchanged', cache: 'missing' }] });
+  });
+
+  it('reports a directory whose manifest is missing from the cache', async () => {
+    const dir = await repoWith({ 'data/a': 'a', 'data/b': 'b' }, ['data']);
+    const m = manifest([
+      { relpath: 'a', content: 'a' },
+      { relpath: 'b', content: 'b' },
+    ]);
+    fs.rmSync(objPath(dir, m.oid));
+    const s = await json(dir);
+    expect(s.data).toEqual([{ path: 'data', pointer: 'data.tdv', workspace: 'unchanged', cache: 'missing' }]);
+  });
+
+  it('reports a directory one of whose files is missing from the cache', async () => {
+    const dir = await repoWith({ 'data/a': 'a', 'data/b': 'b' }, ['data']);
+    fs.rmSync(objPath(dir, sha('b')));
+    const s = await json(dir);
+    expect(s.data).toEqual([{ path: 'data', pointer: 'data.tdv', workspace: 'unchanged', cache: 'missing' }]);
+  });
+
+  it('reports a directory as not in cache after the whole cache was deleted', async () => {
+    const dir = await repoWith({ 'data/a': 'a', 'data/b': 'b', 'f.csv': 'f\n' }, ['data', 'f.csv']);
+    fs.rmSync(path.join(dir, '.tdv', 'cache'), { recursive: true });
+    const s = await json(dir);
+    expect(s.data).toEqual([
+      { path: 'data', pointer: 'data.tdv', workspace: 'unchanged', cache: 'missing' },
+      { path: 'f.csv', pointer: 'f.csv.tdv', workspace: 'unchanged', cache: 'missing' },
+    ]);
+  });
+
+  it('--json prints one object {clean, data[]} that JSON.parse accepts', async () => {
+    const dir = await repoWith({ 'a.csv': 'a\n', 'b.csv': 'b\n', 'images/x.png': 'X', 'images/y.png': 'Y' }, ['a.csv', 'b.csv', 'images']);
+    expect(await json(dir)).toEqual({ clean: true, data: [] });
+
+    write(dir, 'a.csv', 'A\n');
+    fs.rmSync(path.join(dir, 'b.csv'));
+    write(dir, 'images/x.png', 'X2');
+    write(dir, 'images/z.png', 'Z');
+    fs.rmSync(path.join(dir, 'images/y.png'));
+    const s = await json(dir);
+    expect(s).toEqual({
+      clean: false,
+      data: [
+        { path: 'a.csv', pointer: 'a.csv.tdv', workspace: 'modified', cache: 'ok' },
+        { path: 'b.csv', pointer: 'b.csv.tdv', workspace: 'deleted', cache: 'ok' },
+        {
+          path: 'images',
+          pointer: 'images.tdv',
+          workspace: 'modified',
+          cache: 'ok',
+          files: { added: ['z.png'], modified: ['x.png'], deleted: ['y.png'] },
+        },
+      ],
+    });
+  });
+
+  it('--json reports paths relative to the root even from a subdirectory', async () => {
+    const dir = await repoWith({ 'data/raw/a.csv': 'a\n' }, ['data/raw/a.csv']);
+    write(dir, 'data/raw/a.csv', 'changed\n');
+    const s = await json(path.join(dir, 'data'));
+    expect(s.data).toEqual([{ path: 'data/raw/a.csv', pointer: 'data/raw/a.csv.tdv', workspace: 'modified', cache: 'ok' }]);
+  });
+
+  it('targets restrict the report to the named pointers, paths or directories', async () => {
+    const dir = await repoWith({ 'a.csv': 'a\n', 'b.csv': 'b\n', 'sub/c.csv': 'c\n' }, ['a.csv', 'b.csv', 'sub/c.csv']);
+    write(dir, 'a.csv', 'A\n');
+    write(dir, 'b.csv', 'B\n');
+    write(dir, 'sub/c.csv', 'C\n');
+    const byPath = await tdv(dir, 'status', 'a.csv');
+    expect(byPath.code).toBe(0);
+    expect(byPath.stdout).toMatch(/^a\.csv\.tdv:\n {4}modified: +a\.csv\n$/);
+    expect((await json(dir, 'b.csv.tdv')).data.map((d) => d.path)).toEqual(['b.csv']);
+    expect((await json(dir, 'sub')).data.map((d) => d.path)).toEqual(['sub/c.csv']);
+    expect((await json(dir, 'a.csv', 'sub/c.csv')).data.map((d) => d.path)).toEqual(['a.csv', 'sub/c.csv']);
+    // A clean target is up to date even though others are not.
+    write(dir, 'a.csv', 'a\n');
+    expect((await tdv(dir, 'status', 'a.csv')).stdout).toBe(`${UP_TO_DATE}\n`);
+  });
+
+  it('a target inside a tracked directory reports that directory', async () => {
+    const dir = await repoWith({ 'images/a.png': 'A', 'images/b.png': 'B' }, ['images']);
+    write(dir, 'images/a.png', 'A2');
+    const s = await json(dir, 'images/a.png');
+    expect(s.data.map((d) => [d.path, d.workspace])).toEqual([['images', 'modified']]);
+  });
+
+  it('an untracked target is an error naming it', async () => {
+    const dir = await repoWith({ 'a.csv': 'a\n' }, ['a.csv']);
+    write(dir, 'other.csv', 'o\n');
+    const before = snapshot(dir);
+    const r = await tdv(dir, 'status', 'other.csv');
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expectOneLineError(r.stderr, 'other.csv is not tracked by tdv', '`tdv add other.csv`');
+    expect(snapshot(dir)).toEqual(before);
+  });
+});
