@@ -53,6 +53,8 @@ export class Linker {
       try {
         linkOne(effective, object, tmp, isexec);
         fs.renameSync(tmp, dest);
+        // rename(2) does nothing when tmp and dest are already links to the same inode.
+        if (effective === 'hardlink') rmQuiet(tmp);
         return effective;
       } catch (err) {
         rmQuiet(tmp);

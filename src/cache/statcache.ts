@@ -48,7 +48,7 @@ const DIRS = 'statcache-dirs.json';
 export class StatCache {
   private files?: Map<string, FileRec>;
   private filesRef = 0;
-  private dirs: Record<string, DirRec> = {};
+  private dirs = new Map<string, DirRec>();
   private dirsRef = 0;
   private readonly freshFiles = new Set<string>();
   private readonly freshDirs = new Set<string>();
@@ -62,21 +62,21 @@ export class StatCache {
     const loaded = this.read(DIRS);
     if (loaded) {
       const d = (loaded.json as { dirs?: unknown }).dirs;
-      if (typeof d === 'object' && d !== null) this.dirs = d as Record<string, DirRec>;
+      if (typeof d === 'object' && d !== null) for (const [k, v] of Object.entries(d)) if (isDirRec(v)) this.dirs.set(k, v);
       this.dirsRef = loaded.mtimeMs;
     }
   }
 
   /** The id of a directory whose walk fingerprint is unchanged and not racy. */
   getDir(rel: string, fp: string): DirRec | undefined {
-    const rec = this.dirs[rel];
+    const rec = this.dirs.get(rel);
     if (!rec || rec.fp !== fp) return undefined;
     if (!this.freshDirs.has(rel) && !(rec.maxMtimeMs < this.dirsRef)) return undefined;
     return rec;
   }
 
   setDir(rel: string, rec: DirRec): void {
-    this.dirs[rel] = rec;
+    this.dirs.set(rel, rec);
     this.freshDirs.add(rel);
     this.dirtyDirs = true;
   }
@@ -87,13 +87,14 @@ export class StatCache {
    * stamp as recent as the stat cache itself is not trusted (racy, as above).
    */
   isComplete(rel: string, oid: Oid, stamp: CacheStamp): boolean {
-    const c = this.dirs[rel]?.oid === oid ? this.dirs[rel]!.complete : undefined;
+    const rec = this.dirs.get(rel);
+    const c = rec?.oid === oid ? rec.complete : undefined;
     return c !== undefined && c.fp === stamp.fp && (this.freshDirs.has(rel) || c.maxMtimeMs < this.dirsRef);
   }
 
   /** Records that every object of `oid` was present at `stamp` (taken before checking). */
   markComplete(rel: string, oid: Oid, stamp: CacheStamp): void {
-    const rec = this.dirs[rel];
+    const rec = this.dirs.get(rel);
     if (rec && rec.oid === oid && rec.complete?.fp !== stamp.fp) {
       rec.complete = stamp;
       this.dirtyDirs = true;
@@ -123,10 +124,7 @@ export class StatCache {
   }
 
   forget(rel: string): void {
-    if (this.dirs[rel]) {
-      delete this.dirs[rel];
-      this.dirtyDirs = true;
-    }
+    if (this.dirs.delete(rel)) this.dirtyDirs = true;
   }
 
   save(): void {
@@ -136,7 +134,7 @@ export class StatCache {
       this.dirtyFiles = false;
     }
     if (this.dirtyDirs) {
-      writeFileAtomicSync(path.join(this.dir, DIRS), JSON.stringify({ v: 1, dirs: this.dirs }));
+      writeFileAtomicSync(path.join(this.dir, DIRS), JSON.stringify({ v: 1, dirs: Object.fromEntries(this.dirs) }));
       this.dirtyDirs = false;
     }
   }
@@ -173,6 +171,21 @@ export class StatCache {
       fs.closeSync(fd);
     }
   }
+}
+
+/** Records from disk are checked field by field: a damaged one is a miss, never an exception. */
+function isDirRec(v: unknown): v is DirRec {
+  if (typeof v !== 'object' || v === null) return false;
+  const r = v as Record<string, unknown>;
+  const c = r.complete as Record<string, unknown> | undefined | null;
+  return (
+    typeof r.fp === 'string' &&
+    typeof r.oid === 'string' &&
+    typeof r.size === 'number' &&
+    typeof r.nfiles === 'number' &&
+    typeof r.maxMtimeMs === 'number' &&
+    (c === undefined || (typeof c === 'object' && c !== null && typeof c.fp === 'string' && typeof c.maxMtimeMs === 'number'))
+  );
 }
 
 function isFileRec(v: unknown): v is FileRec {

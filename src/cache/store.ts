@@ -209,6 +209,7 @@ export class ObjectStore {
       rmQuiet(p);
       try {
         fs.rmdirSync(path.dirname(p));
+        this.madeDirs.delete(path.dirname(p));
       } catch {
         /* prefix directory still holds objects */
       }

@@ -13,8 +13,9 @@ export function addGitignoreEntry(dir: string, name: string): boolean {
   const text = readTextOrUndefined(file) ?? '';
   const line = lineFor(name);
   if (text.split(/\r?\n/).includes(line)) return false;
-  const sep = text === '' || text.endsWith('\n') ? '' : '\n';
-  writeFileAtomicSync(file, `${text}${sep}${line}\n`, fs.statSync(file, { throwIfNoEntry: false })?.mode ?? 0o644);
+  const eol = text.includes('\r\n') ? '\r\n' : '\n';
+  const sep = text === '' || text.endsWith('\n') ? '' : eol;
+  writeFileAtomicSync(file, `${text}${sep}${line}${eol}`, (fs.statSync(file, { throwIfNoEntry: false })?.mode ?? 0o644) & 0o7777);
   return true;
 }
 
@@ -27,14 +28,15 @@ export function removeGitignoreEntry(dir: string, name: string): 'edited' | 'del
   const text = readTextOrUndefined(file);
   if (text === undefined) return undefined;
   const line = lineFor(name);
+  const eol = text.includes('\r\n') ? '\r\n' : '\n';
   const lines = text.split(/\r?\n/);
   if (!lines.includes(line)) return undefined;
   const kept = lines.filter((l) => l !== line);
-  const rest = kept.join('\n').replace(/^\n+|\n+$/g, '');
-  if (rest === '') {
+  while (kept.length > 0 && kept[kept.length - 1] === '') kept.pop();
+  if (kept.every((l) => l === '')) {
     fs.rmSync(file);
     return 'deleted';
   }
-  writeFileAtomicSync(file, `${rest}\n`);
+  writeFileAtomicSync(file, `${kept.join(eol)}${eol}`, fs.statSync(file).mode & 0o7777);
   return 'edited';
 }

@@ -81,18 +81,9 @@ export class RepoLock {
         if (errnoCode(err) !== 'EEXIST') throw err;
       }
       const holder = readInfo(this.file);
-      if (holder && !isAlive(holder)) {
-        this.takeOver(holder);
-        continue;
-      }
-      if (!holder) {
-        // Being written right now, or garbage: garbage older than a few seconds is stale.
-        const st = fs.statSync(this.file, { throwIfNoEntry: false });
-        if (st && Date.now() - st.mtimeMs > 5000) {
-          this.takeOver(undefined);
-          continue;
-        }
-      }
+      // A dead holder, or garbage older than a few seconds (a live writer fills it at once), is stale.
+      const stale = holder ? !isAlive(holder) : Date.now() - (fs.statSync(this.file, { throwIfNoEntry: false })?.mtimeMs ?? 0) > 5000;
+      if (stale && this.takeOver(holder)) continue;
       if (Date.now() >= deadline) {
         const who = holder ? `\`tdv ${holder.cmd}\` (pid ${holder.pid}, since ${holder.since})` : 'another tdv command';
         throw new LockTimeoutError(`the repository is locked by ${who}; waited ${Math.round(opts.timeoutMs / 1000)} s. If no tdv command is running, delete ${this.file}`, {
@@ -107,7 +98,8 @@ export class RepoLock {
     }
   }
 
-  private takeOver(stale: LockInfo | undefined): void {
+  /** Removes a stale lock; true if the caller should retry at once. */
+  private takeOver(stale: LockInfo | undefined): boolean {
     const guard = `${this.file}.takeover`;
     try {
       fs.writeFileSync(guard, String(process.pid), { flag: 'wx' });
@@ -115,12 +107,17 @@ export class RepoLock {
       if (errnoCode(err) !== 'EEXIST') throw err;
       const st = fs.statSync(guard, { throwIfNoEntry: false });
       if (st && Date.now() - st.mtimeMs > 10_000) rmQuiet(guard); // its owner died mid take-over
-      return;
+      return false; // someone else is taking over: wait like any waiter
     }
     try {
       const now = readInfo(this.file);
       const same = stale === undefined ? now === undefined : now !== undefined && now.pid === stale.pid && now.since === stale.since;
-      if (same) rmQuiet(this.file);
+      if (!same) return true; // changed meanwhile: look again
+      fs.unlinkSync(this.file);
+      return true;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return true;
+      throw new LockTimeoutError(`cannot remove the stale lock ${this.file} (${(err as Error).message}); delete it by hand`);
     } finally {
       rmQuiet(guard);
     }

@@ -23,7 +23,7 @@ export interface Pointer {
 
 /** YAML scalars that must be quoted to stay strings. */
 const PLAIN = /^[A-Za-z_./][A-Za-z0-9_./-]*$/;
-const RESERVED = /^(?:true|false|null|yes|no|on|off|y|n|~)$/i;
+const RESERVED = /^(?:true|false|null|yes|no|on|off|y|n|~|\.inf|\.nan|\.\d.*)$/i;
 
 function yamlString(s: string): string {
   return PLAIN.test(s) && !RESERVED.test(s) ? s : JSON.stringify(s);
@@ -69,6 +69,11 @@ export async function parsePointer(text: string, file: string, displayName = fil
   return { file, outs: validate(raw, displayName) };
 }
 
+/** A value as the user wrote it, for messages (JSON.stringify turns NaN into null). */
+function show(v: unknown): string {
+  return typeof v === 'string' ? JSON.stringify(v) : String(v);
+}
+
 function validate(raw: unknown, name: string): PointerOut[] {
   const fix = 'Fix or delete the pointer file, or re-create it with `tdv add`';
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FormatError(name, 'is not a tdv pointer (expected a mapping with "outs")', fix);
@@ -81,8 +86,8 @@ function validate(raw: unknown, name: string): PointerOut[] {
     for (const k of Object.keys(r)) {
       if (!['path', 'sha256', 'size', 'nfiles', 'isexec'].includes(k)) throw new FormatError(name, `outs[${i}] has unknown key "${k}"`, fix);
     }
-    if (!isSafeRelPath(r.path)) throw new FormatError(name, `outs[${i}].path ${JSON.stringify(r.path)} must be a relative path inside the repository, without ".."`, fix);
-    if (!isOid(r.sha256)) throw new FormatError(name, `outs[${i}].sha256 must be 64 lowercase hex digits (plus ".dir" for a directory), got ${JSON.stringify(r.sha256)}`, fix);
+    if (!isSafeRelPath(r.path)) throw new FormatError(name, `outs[${i}].path ${show(r.path)} must be a relative path inside the repository, without ".."`, fix);
+    if (!isOid(r.sha256)) throw new FormatError(name, `outs[${i}].sha256 must be 64 lowercase hex digits (plus ".dir" for a directory), got ${show(r.sha256)}`, fix);
     if (!isValidSize(r.size)) throw new FormatError(name, `outs[${i}].size must be a whole number of bytes >= 0`, fix);
     const out: PointerOut = { path: r.path, sha256: r.sha256, size: r.size };
     if (r.nfiles !== undefined) {

@@ -64,7 +64,7 @@ export function toPosix(p: string): string {
 /** True when `child` is `parent` or lies below it (both absolute, normalised). */
 export function isInside(parent: string, child: string): boolean {
   const rel = path.relative(parent, child);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
 }
 
 /** Removes now-empty directories from `dir` up to (not including) `stop`. */

@@ -2,13 +2,13 @@ import { FormatError } from '../errors.js';
 
 export interface YamlFile {
   value: unknown;
-  /** 1-based line of the node at `keyPath`, if it exists. */
+  /** 1-based line of the key (or sequence item) at `keyPath`, if it exists. */
   lineOf(keyPath: readonly (string | number)[]): number | undefined;
 }
 
-/** True for a text of only blank lines and comments: no YAML parser needed. */
+/** True for a text of only blank lines and comments: no YAML parser needed. Linear time. */
 export function isBlankYaml(text: string): boolean {
-  return /^(?:[ \t]*(?:#[^\n]*)?\r?\n?)*$/.test(text);
+  return text.split('\n').every((line) => /^[ \t]*(?:#.*)?\r?$/.test(line));
 }
 
 /**
@@ -18,7 +18,7 @@ export function isBlankYaml(text: string): boolean {
  */
 export async function parseYaml(text: string, file: string): Promise<YamlFile> {
   if (isBlankYaml(text)) return { value: null, lineOf: () => undefined };
-  const { parseDocument, LineCounter, isNode } = await import('yaml');
+  const { parseDocument, LineCounter, isMap, isSeq, isScalar } = await import('yaml');
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false, strict: true });
   const err = doc.errors[0];
@@ -35,9 +35,21 @@ export async function parseYaml(text: string, file: string): Promise<YamlFile> {
   return {
     value,
     lineOf(keyPath) {
-      const node = doc.getIn(keyPath, true);
-      if (isNode(node) && node.range) return lc.linePos(node.range[0]).line;
-      return undefined;
+      // Walk down to the pair whose key is the last element, and report the key's line.
+      let node: unknown = doc.contents;
+      let range: [number, number, number] | undefined;
+      for (const k of keyPath) {
+        if (isMap(node)) {
+          const pair = node.items.find((p) => (isScalar(p.key) ? p.key.value : p.key) === k);
+          if (!pair) return undefined;
+          range = isScalar(pair.key) ? pair.key.range ?? undefined : undefined;
+          node = pair.value;
+        } else if (isSeq(node) && typeof k === 'number') {
+          node = node.items[k];
+          range = isScalar(node) || isMap(node) || isSeq(node) ? node.range ?? undefined : undefined;
+        } else return undefined;
+      }
+      return range ? lc.linePos(range[0]).line : undefined;
     },
   };
 }

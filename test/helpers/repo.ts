@@ -3,13 +3,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { execa } from 'execa';
+import { onTestFinished } from 'vitest';
 import { main } from '../../src/cli/main.js';
 
 export const TDV_BIN = path.resolve(import.meta.dirname, '../../bin/tdv.js');
 
-/** A fresh temporary directory, removed by `cleanup`. */
+/** A fresh temporary directory, removed when the current test (or, outside a test, the process) ends. */
 export function tmpDir(prefix = 'tdv-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const remove = () => fs.rmSync(dir, { recursive: true, force: true });
+  try {
+    onTestFinished(remove);
+  } catch {
+    process.once('exit', remove);
+  }
+  return dir;
 }
 
 export async function git(cwd: string, ...args: string[]): Promise<string> {

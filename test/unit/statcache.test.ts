@@ -1,0 +1,385 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { StatCache, walkFingerprint } from '../../src/cache/statcache.js';
+import { walkDir } from '../../src/cache/walk.js';
+import { sleep, useTmpDirs } from '../helpers/tmp.js';
+
+const tmp = useTmpDirs();
+const SHA = 'a'.repeat(64);
+const SHA2 = 'b'.repeat(64);
+const OID = `${'c'.repeat(64)}.dir`;
+const lstat = (p: string) => fs.lstatSync(p);
+/** A whole-second time one hour ago, which utimes can set back exactly (no float rounding of ns). */
+const PAST = Math.floor(Date.now() / 1000) - 3600;
+
+function setup() {
+  const base = tmp();
+  const cacheDir = path.join(base, '.tdv', 'tmp');
+  const work = path.join(base, 'work');
+  fs.mkdirSync(work);
+  return { cacheDir, work };
+}
+
+/** Records `file` in a stat cache, saves it and returns a freshly loaded instance. */
+async function recordAndReload(cacheDir: string, rel: string, file: string, sha = SHA): Promise<StatCache> {
+  const sc = new StatCache(cacheDir);
+  sc.setFile(rel, lstat(file), sha);
+  await sleep(20); // the stat cache file's mtime must be strictly newer than the file's
+  sc.save();
+  return new StatCache(cacheDir);
+}
+
+describe('StatCache files', () => {
+  it('returns the recorded hash for an unchanged file after save and reload', async () => {
+    const { cacheDir, work } = setup();
+    const f = path.join(work, 'a.csv');
+    fs.writeFileSync(f, 'hello');
+    await sleep(20);
+    const sc = await recordAndReload(cacheDir, 'a.csv', f);
+    expect(sc.getFile('a.csv', lstat(f))).toBe(SHA);
+    expect(sc.getFile('other.csv', lstat(f))).toBeUndefined();
+  });
+
+  it('trusts an entry set in this session even before saving', () => {
+    const { cacheDir, work } = setup();
+    const f = path.join(work, 'a');
+    fs.writeFileSync(f, 'x');
+    const sc = new StatCache(cacheDir);
+    sc.setFile('a', lstat(f), SHA);
+    expect(sc.getFile('a', lstat(f))).toBe(SHA);
+  });
+
+  it('misses a file rewritten with the same size and its old mtime restored (ctime changed)', async () => {
+    const { cacheDir, work } = setup();
+    const f = path.join(work, 'a.csv');
+    fs.writeFileSync(f, 'hello');
+    fs.utimesSync(f, PAST, PAST);
+    const old = lstat(f);
+    const sc = await recordAndReload(cacheDir, 'a.csv', f);
+    expect(sc.getFile('a.csv', lstat(f))).toBe(SHA); // sanity: hit before the change
+    fs.writeFileSync(f, 'jello');
+    fs.utimesSync(f, PAST, PAST);
+    const now = lstat(f);
+    // Only ctime tells the two versions apart.
+    expect(now.ino).toBe(old.ino);
+    expect(now.size).toBe(old.size);
+    expect(now.mtimeMs).toBe(old.mtimeMs);
+    expect(now.ctimeMs).not.toBe(old.ctimeMs);
+    expect(sc.getFile('a.csv', now)).toBeUndefined();
+  });
+
+  it('misses a file replaced by rename with the same size and mtime (new inode)', async () => {
+    const { cacheDir, work } = setup();
+    const f = path.join(work, 'a.csv');
+    fs.writeFileSync(f, 'hello');
+    fs.utimesSync(f, PAST, PAST);
+    const old = lstat(f);
+    const sc = await recordAndReload(cacheDir, 'a.csv', f);
+    const other = path.join(work, '.a.csv.new');
+    fs.writeFileSync(other, 'HELLO');
+    fs.utimesSync(other, PAST, PAST);
+    fs.renameSync(other, f);
+    const now = lstat(f);
+    expect(now.ino).not.toBe(old.ino);
+    expect(now.mtimeMs).toBe(old.mtimeMs);
+    expect(now.size).toBe(old.size);
+    expect(sc.getFile('a.csv', now)).toBeUndefined();
+  });
+
+  it('misses a truncated file even with its mtime restored', async () => {
+    const { cacheDir, work } = setup();
+    const f = path.join(work, 'a.csv');
+    fs.writeFileSync(f, 'hello world');
+    fs.utimesSync(f, PAST, PAST);
+    const sc = await recordAndReload(cacheDir, 'a.csv', f);
+    fs.truncateSync(f, 5);
+    fs.utimesSync(f, PAST, PAST);
+    expect(sc.getFile('a.csv', lstat(f))).toBeUndefined();
+  });
+
+  it('distrusts a racy entry after reload: a file whose mtime is not older than the stat cache file', async () => {
+    const { cacheDir, work } = setup();
+    const f = path.join(work, 'a.csv');
+    fs.writeFileSync(f, 'hello');
+    const future = Math.floor(Date.now() / 1000) + 3600;
+    fs.utimesSync(f, future, future);
+    const sc1 = new StatCache(cacheDir);
+    sc1.setFile('a.csv', lstat(f), SHA);
+    expect(sc1.getFile('a.csv', lstat(f))).toBe(SHA); // same session: it was just hashed
+    sc1.save();
+    const sc2 = new StatCache(cacheDir);
+    expect(sc2.getFile('a.csv', lstat(f))).toBeUndefined();
+  });
+
+  it('treats a file whose mtime equals the stat cache file mtime as racy, and one strictly older as clean', () => {
+    const { cacheDir, work } = setup();
+    const f = path.join(work, 'a.csv');
+    fs.writeFileSync(f, 'hello');
+    fs.utimesSync(f, PAST, PAST);
+    const sc1 = new StatCache(cacheDir);
+    sc1.setFile('a.csv', lstat(f), SHA);
+    sc1.save();
+    const cacheFile = path.join(cacheDir, 'statcache-files.json');
+    // The file itself is untouched, so its stat key still matches; only the reference time moves.
+    fs.utimesSync(cacheFile, PAST, PAST);
+    expect(new StatCache(cacheDir).getFile('a.csv', lstat(f))).toBeUndefined();
+    fs.utimesSync(cacheFile, PAST + 1, PAST + 1);
+    expect(new StatCache(cacheDir).getFile('a.csv', lstat(f))).toBe(SHA);
+  });
+
+  it('ignores a damaged files cache with a warning instead of throwing', () => {
+    const { cacheDir, work } = setup();
+    fs.mkdirSync(cacheDir, { recursive: true });
+    fs.writeFileSync(path.join(cacheDir, 'statcache-files.json'), '{"v":1,"files":{"a":["1","2"');
+    const f = path.join(work, 'a');
+    fs.writeFileSync(f, 'x');
+    const warnings: string[] = [];
+    const sc = new StatCache(cacheDir, (m) => warnings.push(m));
+    expect(sc.getFile('a', lstat(f))).toBeUndefined();
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/statcache-files\.json/);
+    expect(warnings[0]).toMatch(/re-hashed/);
+  });
+
+  it('rebuilds a damaged files cache on the next save', async () => {
+    const { cacheDir, work } = setup();
+    fs.mkdirSync(cacheDir, { recursive: true });
+    fs.writeFileSync(path.join(cacheDir, 'statcache-files.json'), 'garbage');
+    const f = path.join(work, 'a');
+    fs.writeFileSync(f, 'x');
+    await sleep(20);
+    const sc = await recordAndReload(cacheDir, 'a', f);
+    const warnings: string[] = [];
+    const again = new StatCache(cacheDir, (m) => warnings.push(m));
+    expect(again.getFile('a', lstat(f))).toBe(SHA);
+    expect(sc.getFile('a', lstat(f))).toBe(SHA);
+    expect(warnings).toEqual([]);
+  });
+
+  it('ignores a stat cache of another format version with a warning', () => {
+    const { cacheDir, work } = setup();
+    fs.mkdirSync(cacheDir, { recursive: true });
+    fs.writeFileSync(path.join(cacheDir, 'statcache-files.json'), JSON.stringify({ v: 2, files: {} }));
+    const f = path.join(work, 'a');
+    fs.writeFileSync(f, 'x');
+    const warnings: string[] = [];
+    expect(new StatCache(cacheDir, (m) => warnings.push(m)).getFile('a', lstat(f))).toBeUndefined();
+    expect(warnings).toHaveLength(1);
+  });
+
+  it('skips malformed records in an otherwise valid files cache', async () => {
+    const { cacheDir, work } = setup();
+    const f = path.join(work, 'a');
+    fs.writeFileSync(f, 'x');
+    fs.utimesSync(f, PAST, PAST);
+    const st = lstat(f);
+    fs.mkdirSync(cacheDir, { recursive: true });
+    const good = [st.ino, st.mtimeMs, st.ctimeMs, st.size, SHA];
+    fs.writeFileSync(path.join(cacheDir, 'statcache-files.json'), JSON.stringify({ v: 1, files: { a: good, b: [1, 2, 3, 4, 5], c: 'x', d: null, e: [String(st.ino), String(st.mtimeMs), String(st.ctimeMs), String(st.size), SHA] } }));
+    const sc = new StatCache(cacheDir);
+    expect(sc.getFile('a', st)).toBe(SHA);
+    expect(() => sc.getFile('b', st)).not.toThrow();
+    expect(sc.getFile('b', st)).toBeUndefined();
+    expect(sc.getFile('c', st)).toBeUndefined();
+    expect(sc.getFile('d', st)).toBeUndefined();
+    expect(sc.getFile('e', st)).toBeUndefined();
+  });
+
+  it('dropUnder forgets every file below a directory but not beside it', async () => {
+    const { cacheDir, work } = setup();
+    const f = path.join(work, 'x');
+    fs.writeFileSync(f, 'x');
+    fs.utimesSync(f, PAST, PAST);
+    const sc = new StatCache(cacheDir);
+    for (const k of ['d/a', 'd/sub/b', 'dd/c', 'd']) sc.setFile(k, lstat(f), SHA);
+    sc.dropUnder('d');
+    await sleep(20);
+    sc.save();
+    const re = new StatCache(cacheDir);
+    expect(re.getFile('d/a', lstat(f))).toBeUndefined();
+    expect(re.getFile('d/sub/b', lstat(f))).toBeUndefined();
+    expect(re.getFile('dd/c', lstat(f))).toBe(SHA);
+    expect(re.getFile('d', lstat(f))).toBe(SHA);
+  });
+
+  it('writes its files atomically, leaving no temp file beside them', async () => {
+    const { cacheDir, work } = setup();
+    const f = path.join(work, 'a');
+    fs.writeFileSync(f, 'x');
+    await recordAndReload(cacheDir, 'a', f);
+    expect(fs.readdirSync(cacheDir).sort()).toEqual(['statcache-files.json']);
+  });
+});
+
+describe('StatCache directories', () => {
+  function makeTree(work: string): string {
+    const d = path.join(work, 'data');
+    fs.mkdirSync(path.join(d, 'sub'), { recursive: true });
+    fs.writeFileSync(path.join(d, 'a.csv'), 'a');
+    fs.writeFileSync(path.join(d, 'sub', 'b.csv'), 'bb');
+    for (const p of ['a.csv', 'sub/b.csv']) fs.utimesSync(path.join(d, p), PAST, PAST);
+    return d;
+  }
+
+  it('getDir hits for an unchanged walk after reload and misses once a file changes', async () => {
+    const { cacheDir, work } = setup();
+    const d = makeTree(work);
+    const { fp, maxMtimeMs } = walkFingerprint(walkDir(d));
+    const sc = new StatCache(cacheDir);
+    sc.setDir('data', { fp, oid: OID, size: 3, nfiles: 2, maxMtimeMs });
+    await sleep(20);
+    sc.save();
+    const re = new StatCache(cacheDir);
+    const again = walkFingerprint(walkDir(d));
+    expect(again.fp).toBe(fp);
+    expect(re.getDir('data', again.fp)).toMatchObject({ oid: OID, size: 3, nfiles: 2 });
+    expect(re.getDir('other', again.fp)).toBeUndefined();
+
+    fs.writeFileSync(path.join(d, 'sub', 'b.csv'), 'BB');
+    fs.utimesSync(path.join(d, 'sub', 'b.csv'), PAST, PAST);
+    const changed = walkFingerprint(walkDir(d));
+    expect(changed.fp).not.toBe(fp); // ctime moved
+    expect(re.getDir('data', changed.fp)).toBeUndefined();
+  });
+
+  it('the walk fingerprint changes when a file is added, removed or renamed', () => {
+    const { work } = setup();
+    const d = makeTree(work);
+    const fp0 = walkFingerprint(walkDir(d)).fp;
+    fs.writeFileSync(path.join(d, 'new'), '');
+    const fp1 = walkFingerprint(walkDir(d)).fp;
+    fs.renameSync(path.join(d, 'new'), path.join(d, 'new2'));
+    const fp2 = walkFingerprint(walkDir(d)).fp;
+    fs.rmSync(path.join(d, 'new2'));
+    const fp3 = walkFingerprint(walkDir(d)).fp;
+    expect(new Set([fp0, fp1, fp2]).size).toBe(3);
+    expect(fp3).toBe(fp0);
+  });
+
+  it('distrusts a directory record whose newest file is not older than the stat cache file', async () => {
+    const { cacheDir, work } = setup();
+    const d = makeTree(work);
+    const future = Math.floor(Date.now() / 1000) + 3600;
+    fs.utimesSync(path.join(d, 'a.csv'), future, future);
+    const { fp, maxMtimeMs } = walkFingerprint(walkDir(d));
+    const sc = new StatCache(cacheDir);
+    sc.setDir('data', { fp, oid: OID, size: 3, nfiles: 2, maxMtimeMs });
+    expect(sc.getDir('data', fp)).toBeDefined(); // same session
+    sc.save();
+    expect(new StatCache(cacheDir).getDir('data', fp)).toBeUndefined();
+  });
+
+  it('forget drops a directory record', async () => {
+    const { cacheDir } = setup();
+    const sc = new StatCache(cacheDir);
+    sc.setDir('data', { fp: 'f', oid: OID, size: 0, nfiles: 0, maxMtimeMs: 0 });
+    sc.forget('data');
+    expect(sc.getDir('data', 'f')).toBeUndefined();
+    await sleep(20);
+    sc.save();
+    expect(new StatCache(cacheDir).getDir('data', 'f')).toBeUndefined();
+  });
+
+  const stamp = (fp: string, maxMtimeMs = PAST * 1000) => ({ fp, maxMtimeMs });
+
+  it('isComplete holds only for the oid and cache stamp recorded by markComplete, and survives reload', async () => {
+    const { cacheDir } = setup();
+    const sc = new StatCache(cacheDir);
+    const S1 = stamp('s1');
+    expect(sc.isComplete('data', OID, S1)).toBe(false);
+    sc.setDir('data', { fp: 'f', oid: OID, size: 0, nfiles: 0, maxMtimeMs: 0 });
+    expect(sc.isComplete('data', OID, S1)).toBe(false);
+    sc.markComplete('data', OID, S1);
+    expect(sc.isComplete('data', OID, S1)).toBe(true);
+    expect(sc.isComplete('data', OID, stamp('s2'))).toBe(false); // the cache changed since
+    // Marking another version does nothing.
+    const other = `${'d'.repeat(64)}.dir`;
+    sc.markComplete('data', other, stamp('s3'));
+    expect(sc.isComplete('data', OID, S1)).toBe(true);
+    expect(sc.isComplete('data', other, stamp('s3'))).toBe(false);
+    // Unknown directories are never complete, and marking them creates nothing.
+    sc.markComplete('nope', OID, S1);
+    expect(sc.isComplete('nope', OID, S1)).toBe(false);
+    await sleep(20);
+    sc.save();
+    const re = new StatCache(cacheDir);
+    expect(re.isComplete('data', OID, S1)).toBe(true);
+    expect(re.isComplete('data', OID, stamp('s2'))).toBe(false);
+    expect(re.isComplete('nope', OID, S1)).toBe(false);
+  });
+
+  it('distrusts after reload a stamp not older than the stat cache file (racy)', async () => {
+    const { cacheDir } = setup();
+    const sc = new StatCache(cacheDir);
+    const future = stamp('s1', Date.now() + 3_600_000);
+    sc.setDir('data', { fp: 'f', oid: OID, size: 0, nfiles: 0, maxMtimeMs: 0, complete: future });
+    expect(sc.isComplete('data', OID, future)).toBe(true); // same session
+    sc.save();
+    expect(new StatCache(cacheDir).isComplete('data', OID, future)).toBe(false);
+  });
+
+  it('setDir with a complete stamp counts as markComplete', () => {
+    const { cacheDir } = setup();
+    const sc = new StatCache(cacheDir);
+    sc.setDir('data', { fp: 'f', oid: OID, size: 0, nfiles: 0, maxMtimeMs: 0, complete: stamp('s') });
+    expect(sc.isComplete('data', OID, stamp('s'))).toBe(true);
+  });
+
+  it('does not mistake Object.prototype members for directory records', () => {
+    const { cacheDir } = setup();
+    const sc = new StatCache(cacheDir);
+    expect(sc.getDir('constructor', 'x')).toBeUndefined();
+    expect(sc.isComplete('toString', OID, { fp: 'e', maxMtimeMs: 0 })).toBe(false);
+  });
+
+  it('ignores a damaged directories cache with a warning instead of throwing', () => {
+    const { cacheDir } = setup();
+    fs.mkdirSync(cacheDir, { recursive: true });
+    fs.writeFileSync(path.join(cacheDir, 'statcache-dirs.json'), '\0\0\0not json');
+    const warnings: string[] = [];
+    const sc = new StatCache(cacheDir, (m) => warnings.push(m));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/statcache-dirs\.json/);
+    expect(sc.getDir('data', 'f')).toBeUndefined();
+  });
+
+  it('treats a directory record with damaged fields as a miss instead of throwing', () => {
+    // Valid JSON, wrong content: e.g. a hand edit or a torn write by an older version.
+    const { cacheDir } = setup();
+    fs.mkdirSync(cacheDir, { recursive: true });
+    fs.writeFileSync(
+      path.join(cacheDir, 'statcache-dirs.json'),
+      JSON.stringify({
+        v: 1,
+        dirs: {
+          bad: { fp: 'f', oid: OID, size: 1, nfiles: 1, maxMtimeMs: 'not-a-number' },
+          nomtime: { fp: 'f', oid: OID },
+          nullcomplete: { fp: 'f', oid: OID, size: 1, nfiles: 1, maxMtimeMs: 0, complete: null },
+          nullrec: null,
+        },
+      }),
+    );
+    const sc = new StatCache(cacheDir, () => {});
+    const S = { fp: 's', maxMtimeMs: 0 };
+    for (const rel of ['bad', 'nomtime', 'nullcomplete', 'nullrec']) {
+      expect(() => sc.isComplete(rel, OID, S), rel).not.toThrow();
+      expect(() => sc.markComplete(rel, OID, S), rel).not.toThrow();
+    }
+    expect(() => sc.getDir('bad', 'f')).not.toThrow();
+    expect(() => sc.getDir('nomtime', 'f')).not.toThrow();
+    // A record that cannot prove it is older than the stat cache file is not trusted.
+    expect(sc.getDir('bad', 'f')).toBeUndefined();
+    expect(sc.getDir('nomtime', 'f')).toBeUndefined();
+  });
+
+  it('keeps a record for a directory named __proto__ across save and reload', async () => {
+    const { cacheDir } = setup();
+    const sc = new StatCache(cacheDir);
+    sc.setDir('__proto__', { fp: 'f', oid: OID, size: 0, nfiles: 0, maxMtimeMs: 0 });
+    expect(sc.getDir('__proto__', 'f')).toMatchObject({ oid: OID });
+    await sleep(20);
+    sc.save();
+    expect(new StatCache(cacheDir).getDir('__proto__', 'f')).toMatchObject({ oid: OID });
+  });
+});

@@ -1,0 +1,148 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ObjectStore } from '../../src/cache/store.js';
+import { objectLinkOid, walkDir } from '../../src/cache/walk.js';
+import { siblingTmp } from '../../src/util/fs.js';
+import { useTmpDirs } from '../helpers/tmp.js';
+
+const tmp = useTmpDirs();
+
+function put(root: string, rel: string, content = rel): string {
+  const p = path.join(root, ...rel.split('/'));
+  fs.mkdirSync(path.dirname(p), { recursive: true });
+  fs.writeFileSync(p, content);
+  return p;
+}
+
+const rels = (entries: { rel: string }[]) => entries.map((e) => e.rel).sort();
+
+describe('walkDir', () => {
+  it('lists regular files recursively with POSIX relative paths and their lstat', () => {
+    const d = tmp();
+    put(d, 'a.csv', '12345');
+    put(d, 'sub/b.csv');
+    put(d, 'sub/deeper/c.bin');
+    fs.mkdirSync(path.join(d, 'empty'));
+    const w = walkDir(d);
+    expect(rels(w)).toEqual(['a.csv', 'sub/b.csv', 'sub/deeper/c.bin']);
+    const a = w.find((e) => e.rel === 'a.csv')!;
+    expect(a.abs).toBe(path.join(d, 'a.csv'));
+    expect(Number(a.st.size)).toBe(5);
+    expect(a.st.isFile()).toBe(true);
+    expect(a.linkOid).toBeUndefined();
+  });
+
+  it('skips .git directories at any depth', () => {
+    const d = tmp();
+    put(d, '.git/HEAD');
+    put(d, 'sub/.git/config');
+    put(d, 'keep');
+    put(d, '.gitignore');
+    expect(rels(walkDir(d))).toEqual(['.gitignore', 'keep']);
+  });
+
+  it("skips tdv's own temp files but not files that merely look similar", () => {
+    const d = tmp();
+    put(d, 'data.csv');
+    put(d, '.x.tdvtmp.123.abcdef12');
+    put(d, 'sub/.data.csv.tdvtmp.4567.0011aabb');
+    fs.writeFileSync(siblingTmp(path.join(d, 'real.csv')), 'half-written');
+    put(d, 'notes.tdvtmp');
+    put(d, '.x.tdvtmp.123.ABCDEF12');
+    put(d, '.x.tdvtmp.abc.abcdef12');
+    expect(rels(walkDir(d))).toEqual(['.x.tdvtmp.123.ABCDEF12', '.x.tdvtmp.abc.abcdef12', 'data.csv', 'notes.tdvtmp']);
+  });
+
+  it('leaves out what the ignored callback rejects, pruning ignored directories', () => {
+    const d = tmp();
+    put(d, 'keep.csv');
+    put(d, 'skip.log');
+    put(d, 'cache/x');
+    put(d, 'cache/y/z');
+    put(d, 'sub/skip.log');
+    const calls: [string, boolean][] = [];
+    const w = walkDir(d, {
+      ignored: (rel, isDir) => {
+        calls.push([rel, isDir]);
+        return rel.endsWith('.log') || (isDir && rel === 'cache');
+      },
+    });
+    expect(rels(w)).toEqual(['keep.csv']);
+    expect(calls).toContainEqual(['cache', true]);
+    expect(calls).toContainEqual(['sub/skip.log', false]);
+    expect(calls).toContainEqual(['sub', true]);
+    // Nothing below an ignored directory is even looked at.
+    expect(calls.some(([r]) => r.startsWith('cache/'))).toBe(false);
+  });
+
+  it('reports a symlink that does not point into the cache through onSkip and leaves it out', () => {
+    const d = tmp();
+    const outside = put(tmp(), 'secret', 'outside data');
+    put(d, 'real');
+    fs.symlinkSync(outside, path.join(d, 'link-out'));
+    fs.symlinkSync('real', path.join(d, 'link-in'));
+    fs.symlinkSync('missing', path.join(d, 'dangling'));
+    const skipped: [string, string][] = [];
+    const objectsDir = path.join(tmp(), 'files', 'sha256');
+    const w = walkDir(d, { objectsDir, onSkip: (abs, reason) => skipped.push([abs, reason]) });
+    expect(rels(w)).toEqual(['real']);
+    expect(skipped.map(([a]) => a).sort()).toEqual([path.join(d, 'dangling'), path.join(d, 'link-in'), path.join(d, 'link-out')]);
+    expect(skipped[0]![1]).toMatch(/symlink/);
+  });
+
+  it('does not follow a symlinked directory', () => {
+    const d = tmp();
+    const other = tmp();
+    put(other, 'inner.csv');
+    fs.symlinkSync(other, path.join(d, 'linkdir'));
+    const skipped: string[] = [];
+    expect(walkDir(d, { onSkip: (abs) => skipped.push(abs) })).toEqual([]);
+    expect(skipped).toEqual([path.join(d, 'linkdir')]);
+  });
+
+  it('includes a symlink into the objects directory, with the object id', () => {
+    const base = tmp();
+    const store = new ObjectStore(path.join(base, 'cache'), path.join(base, 'tmp'));
+    const oid = store.addBufferSync('object content');
+    const d = path.join(base, 'ws');
+    fs.mkdirSync(d);
+    fs.symlinkSync(store.pathOf(oid), path.join(d, 'abs-link'));
+    fs.symlinkSync(path.relative(d, store.pathOf(oid)), path.join(d, 'rel-link'));
+    const skipped: string[] = [];
+    const w = walkDir(d, { objectsDir: path.join(store.root, 'files', 'sha256'), onSkip: (a) => skipped.push(a) });
+    expect(rels(w)).toEqual(['abs-link', 'rel-link']);
+    for (const e of w) {
+      expect(e.linkOid).toBe(oid);
+      expect(e.st.isSymbolicLink()).toBe(true);
+    }
+    expect(skipped).toEqual([]);
+  });
+
+  it('does not treat a symlink to a missing object or to a non-object name in the cache as a tdv link', () => {
+    const base = tmp();
+    const objectsDir = path.join(base, 'cache', 'files', 'sha256');
+    const missing = path.join(objectsDir, 'ab', 'c'.repeat(62));
+    const junk = put(objectsDir, 'ab/not-an-object');
+    const d = path.join(base, 'ws');
+    fs.mkdirSync(d);
+    fs.symlinkSync(missing, path.join(d, 'gone'));
+    fs.symlinkSync(junk, path.join(d, 'junk'));
+    const skipped: string[] = [];
+    expect(walkDir(d, { objectsDir, onSkip: (a) => skipped.push(a) })).toEqual([]);
+    expect(skipped.sort()).toEqual([path.join(d, 'gone'), path.join(d, 'junk')]);
+    expect(objectLinkOid(path.join(d, 'gone'), objectsDir)).toBeUndefined();
+    expect(objectLinkOid(path.join(d, 'junk'), objectsDir)).toBeUndefined();
+    expect(objectLinkOid(path.join(d, 'junk'), undefined)).toBeUndefined();
+  });
+
+  it('reports a FIFO as not a regular file', () => {
+    const d = tmp();
+    execFileSync('mkfifo', [path.join(d, 'pipe')]);
+    put(d, 'f');
+    const skipped: [string, string][] = [];
+    expect(rels(walkDir(d, { onSkip: (a, r) => skipped.push([a, r]) }))).toEqual(['f']);
+    expect(skipped).toEqual([[path.join(d, 'pipe'), 'not a regular file']]);
+  });
+});
