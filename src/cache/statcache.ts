@@ -4,14 +4,22 @@ import { createHash } from 'node:crypto';
 import { writeFileAtomicSync } from '../util/fs.js';
 import type { Oid } from './oid.js';
 import type { CacheStamp } from './store.js';
-import type { WalkEntry } from './walk.js';
 
 /**
- * What identifies an unchanged file: inode, mtime, ctime, size. Times are Node's
- * `mtimeMs`/`ctimeMs` doubles, which keep sub-microsecond resolution (about
- * 0.25 µs today), finer than the kernel's timestamp granularity; BigInt stats
- * would keep exact ns but make a walk of many files markedly slower.
+ * The stat fields that identify a file version: inode, mtime, ctime, size (and
+ * mode, for the executable bit). Times are Node's `mtimeMs`/`ctimeMs` doubles,
+ * which keep sub-microsecond resolution (about 0.25 µs today), finer than the
+ * kernel's timestamp granularity; BigInt stats would keep exact ns but make a
+ * walk of many files markedly slower. `fs.Stats` satisfies this interface.
  */
+export interface StatKey {
+  ino: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  size: number;
+  mode: number;
+}
+
 type FileRec = [ino: number, mtimeMs: number, ctimeMs: number, size: number, sha256: string];
 
 /** What a tracked directory looked like when its id was last computed. */
@@ -27,13 +35,28 @@ export interface DirRec {
   complete?: CacheStamp;
 }
 
-const FILES = 'statcache-files.json';
+/** The shard holding files tracked on their own (not inside a tracked directory). */
+export const FILES_SHARD = '.';
+
+interface Shard {
+  recs: Map<string, FileRec>;
+  /** mtime of the shard file when loaded: the racy threshold. */
+  ref: number;
+  fresh: Set<string>;
+  dirty: boolean;
+}
+
 const DIRS = 'statcache-dirs.json';
 
 /**
- * Remembers file hashes by (inode, mtime ns, ctime ns, size) so an unchanged
- * file is never hashed twice, and whole tracked directories by a fingerprint of
- * their walk so an unchanged directory costs one walk and no lookups.
+ * Remembers file hashes by stat key so an unchanged file is never hashed
+ * twice, and whole tracked directories by a fingerprint of their walk so an
+ * unchanged directory costs one walk and no lookups.
+ *
+ * File records are sharded: one shard per tracked directory (keys relative to
+ * it), one for all individually tracked files. A directory's shard is always
+ * "the files of its latest full walk", so it is replaced wholesale, which prunes
+ * deleted files and lets a checkout write it without reading it.
  *
  * Racy entries: a file modified in the same clock tick as the stat cache was
  * written could keep its (mtime, size) while its content changed. As Git does
@@ -46,23 +69,20 @@ const DIRS = 'statcache-dirs.json';
  * are atomic (temp + rename), so concurrent readers never see a torn file.
  */
 export class StatCache {
-  private files?: Map<string, FileRec>;
-  private filesRef = 0;
-  private dirs = new Map<string, DirRec>();
+  private readonly dirs = new Map<string, DirRec>();
   private dirsRef = 0;
-  private readonly freshFiles = new Set<string>();
   private readonly freshDirs = new Set<string>();
-  private dirtyFiles = false;
   private dirtyDirs = false;
+  private readonly shards = new Map<string, Shard>();
 
   constructor(
     private readonly dir: string,
     private readonly onWarn?: (msg: string) => void,
   ) {
     const loaded = this.read(DIRS);
-    if (loaded) {
-      const d = (loaded.json as { dirs?: unknown }).dirs;
-      if (typeof d === 'object' && d !== null) for (const [k, v] of Object.entries(d)) if (isDirRec(v)) this.dirs.set(k, v);
+    const d = loaded && (loaded.json as { dirs?: unknown }).dirs;
+    if (loaded && typeof d === 'object' && d !== null) {
+      for (const [k, v] of Object.entries(d)) if (isDirRec(v)) this.dirs.set(k, v);
       this.dirsRef = loaded.mtimeMs;
     }
   }
@@ -101,37 +121,45 @@ export class StatCache {
     }
   }
 
-  getFile(rel: string, st: fs.Stats): string | undefined {
-    const rec = this.loadFiles().get(rel);
-    if (!rec) return undefined;
-    if (rec[0] !== st.ino || rec[1] !== st.mtimeMs || rec[2] !== st.ctimeMs || rec[3] !== st.size) return undefined;
-    if (!this.freshFiles.has(rel) && !(st.mtimeMs < this.filesRef)) return undefined;
+  /** Forgets a tracked path: its directory record and its shard. */
+  forget(rel: string): void {
+    if (this.dirs.delete(rel)) this.dirtyDirs = true;
+    this.replaceShard(rel, []);
+  }
+
+  getFile(shard: string, key: string, st: StatKey): string | undefined {
+    const s = this.shard(shard);
+    const rec = s.recs.get(key);
+    if (!rec || rec[0] !== st.ino || rec[1] !== st.mtimeMs || rec[2] !== st.ctimeMs || rec[3] !== st.size) return undefined;
+    if (!s.fresh.has(key) && !(st.mtimeMs < s.ref)) return undefined;
     return rec[4];
   }
 
-  setFile(rel: string, st: fs.Stats, sha: string): void {
-    this.loadFiles().set(rel, [st.ino, st.mtimeMs, st.ctimeMs, st.size, sha]);
-    this.freshFiles.add(rel);
-    this.dirtyFiles = true;
+  setFile(shard: string, key: string, st: StatKey, sha: string): void {
+    const s = this.shard(shard);
+    s.recs.set(key, [st.ino, st.mtimeMs, st.ctimeMs, st.size, sha]);
+    s.fresh.add(key);
+    s.dirty = true;
   }
 
-  /** Forgets every file entry below `relDir` (before re-recording a directory). */
-  dropUnder(relDir: string): void {
-    const files = this.loadFiles();
-    const prefix = `${relDir}/`;
-    for (const k of files.keys()) if (k.startsWith(prefix)) files.delete(k);
-    this.dirtyFiles = true;
-  }
-
-  forget(rel: string): void {
-    if (this.dirs.delete(rel)) this.dirtyDirs = true;
+  /** Replaces a shard's records without reading it (the files of a directory's latest walk). */
+  replaceShard(shard: string, records: Iterable<readonly [key: string, st: StatKey, sha: string]>): void {
+    const s: Shard = { recs: new Map(), ref: 0, fresh: new Set(), dirty: true };
+    for (const [key, st, sha] of records) {
+      s.recs.set(key, [st.ino, st.mtimeMs, st.ctimeMs, st.size, sha]);
+      s.fresh.add(key);
+    }
+    this.shards.set(shard, s);
   }
 
   save(): void {
     fs.mkdirSync(this.dir, { recursive: true });
-    if (this.dirtyFiles && this.files) {
-      writeFileAtomicSync(path.join(this.dir, FILES), JSON.stringify({ v: 1, files: Object.fromEntries(this.files) }));
-      this.dirtyFiles = false;
+    for (const [name, s] of this.shards) {
+      if (!s.dirty) continue;
+      const file = path.join(this.dir, shardFile(name));
+      if (s.recs.size === 0) fs.rmSync(file, { force: true });
+      else writeFileAtomicSync(file, JSON.stringify({ v: 1, shard: name, files: Object.fromEntries(s.recs) }));
+      s.dirty = false;
     }
     if (this.dirtyDirs) {
       writeFileAtomicSync(path.join(this.dir, DIRS), JSON.stringify({ v: 1, dirs: Object.fromEntries(this.dirs) }));
@@ -139,16 +167,18 @@ export class StatCache {
     }
   }
 
-  private loadFiles(): Map<string, FileRec> {
-    if (this.files) return this.files;
-    this.files = new Map();
-    const loaded = this.read(FILES);
-    const f = loaded && (loaded.json as { files?: unknown }).files;
-    if (loaded && typeof f === 'object' && f !== null) {
-      for (const [k, v] of Object.entries(f)) if (isFileRec(v)) this.files.set(k, v);
-      this.filesRef = loaded.mtimeMs;
+  private shard(name: string): Shard {
+    let s = this.shards.get(name);
+    if (s) return s;
+    s = { recs: new Map(), ref: 0, fresh: new Set(), dirty: false };
+    const loaded = this.read(shardFile(name));
+    const j = loaded?.json as { shard?: unknown; files?: unknown } | undefined;
+    if (loaded && j && (j.shard === name || (j.shard === undefined && name === FILES_SHARD)) && typeof j.files === 'object' && j.files !== null) {
+      for (const [k, v] of Object.entries(j.files)) if (isFileRec(v)) s.recs.set(k, v);
+      s.ref = loaded.mtimeMs;
     }
-    return this.files;
+    this.shards.set(name, s);
+    return s;
   }
 
   private read(name: string): { json: unknown; mtimeMs: number } | undefined {
@@ -171,6 +201,10 @@ export class StatCache {
       fs.closeSync(fd);
     }
   }
+}
+
+function shardFile(name: string): string {
+  return name === FILES_SHARD ? 'statcache-files.json' : `statcache-files-${createHash('sha1').update(name).digest('hex').slice(0, 16)}.json`;
 }
 
 /** Records from disk are checked field by field: a damaged one is a miss, never an exception. */
@@ -197,25 +231,24 @@ function isFileRec(v: unknown): v is FileRec {
  * Numbers are hashed as raw doubles in one buffer rather than formatted per
  * file, which matters when this is all `status` does for an unchanged tree.
  */
-export function walkFingerprint(entries: readonly WalkEntry[]): { fp: string; maxMtimeMs: number } {
+export function walkFingerprint(entries: readonly (StatKey & { rel: string })[]): { fp: string; maxMtimeMs: number } {
   const h = createHash('sha1');
   const nums = new Float64Array(entries.length * 5);
   let max = 0;
   let names = '';
   for (let i = 0, j = 0; i < entries.length; i++) {
     const e = entries[i]!;
-    const st = e.st;
     names += `${e.rel}\0`;
     if (names.length > 65536) {
       h.update(names);
       names = '';
     }
-    nums[j++] = st.ino;
-    nums[j++] = st.mtimeMs;
-    nums[j++] = st.ctimeMs;
-    nums[j++] = st.size;
-    nums[j++] = st.mode;
-    if (st.mtimeMs > max) max = st.mtimeMs;
+    nums[j++] = e.ino;
+    nums[j++] = e.mtimeMs;
+    nums[j++] = e.ctimeMs;
+    nums[j++] = e.size;
+    nums[j++] = e.mode;
+    if (e.mtimeMs > max) max = e.mtimeMs;
   }
   h.update(names);
   h.update(new Uint8Array(nums.buffer));

@@ -2,14 +2,28 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { isInside } from '../util/fs.js';
 import { isOid, type Oid } from './oid.js';
+import type { StatKey } from './statcache.js';
 
-/** A file found under a tracked directory. `rel` is POSIX and relative to the walk's base. */
-export interface WalkEntry {
+/**
+ * A file found under a tracked directory: its POSIX path relative to the walk's
+ * base and its stat key. Plain numbers rather than the Stats object, so a walk
+ * of many files retains little and costs little garbage collection.
+ */
+export interface WalkEntry extends StatKey {
   rel: string;
-  abs: string;
-  st: fs.Stats;
   /** Set when the file is a symlink into the cache (cache.type symlink): its object id. */
   linkOid?: Oid;
+}
+
+/** The absolute path of a walk entry. */
+export function entryPath(base: string, rel: string): string {
+  return path.sep === '/' ? `${base}/${rel}` : path.join(base, ...rel.split('/'));
+}
+
+function entry(rel: string, st: fs.Stats, linkOid?: Oid): WalkEntry {
+  const e: WalkEntry = { rel, ino: st.ino, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, size: st.size, mode: st.mode };
+  if (linkOid) e.linkOid = linkOid;
+  return e;
 }
 
 export interface WalkOptions {
@@ -40,11 +54,11 @@ export function walkDir(base: string, opts: WalkOptions = {}): WalkEntry[] {
         visit(abs, rel);
       } else if (d.isFile()) {
         if (TMP_NAME.test(name) || opts.ignored?.(rel, false)) continue;
-        out.push({ rel, abs, st: fs.lstatSync(abs) });
+        out.push(entry(rel, fs.lstatSync(abs)));
       } else if (d.isSymbolicLink()) {
         if (opts.ignored?.(rel, false)) continue;
         const oid = objectLinkOid(abs, opts.objectsDir);
-        if (oid) out.push({ rel, abs, st: fs.lstatSync(abs), linkOid: oid });
+        if (oid) out.push(entry(rel, fs.lstatSync(abs), oid));
         else opts.onSkip?.(abs, 'symlink not followed (tdv tracks regular files; a link could point outside the repository)');
       } else {
         opts.onSkip?.(abs, 'not a regular file');

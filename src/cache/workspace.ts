@@ -3,10 +3,9 @@ import { describeFsError, errnoCode, TdvError } from '../errors.js';
 import { type ManifestEntry, serializeManifest, sortEntries } from './manifest.js';
 import { CHUNK, hashFile, sha256 } from './hash.js';
 import type { Oid } from './oid.js';
-import type { StatCache } from './statcache.js';
-import { walkFingerprint } from './statcache.js';
+import { FILES_SHARD, type StatCache, walkFingerprint } from './statcache.js';
 import type { ObjectStore } from './store.js';
-import { objectLinkOid, walkDir, type WalkEntry } from './walk.js';
+import { entryPath, objectLinkOid, walkDir, type WalkEntry } from './walk.js';
 
 /** What is at a tracked path in the workspace, hashed. */
 export type TargetState =
@@ -37,9 +36,10 @@ export async function hashTarget(abs: string, rel: string, opts: HashOptions): P
   const st = fs.lstatSync(abs, { throwIfNoEntry: false });
   if (!st) return { kind: 'missing' };
   if (st.isDirectory()) return hashDirectory(abs, rel, opts);
-  const linkOid = st.isSymbolicLink() ? objectLinkOid(abs, opts.store.root + '/files/sha256') : undefined;
+  const linkOid = st.isSymbolicLink() ? objectLinkOid(abs, `${opts.store.root}/files/sha256`) : undefined;
   if (!st.isFile() && !linkOid) return { kind: 'missing' };
-  const [entry] = await hashEntries([{ rel, abs, st, linkOid }], (e) => e.rel, opts);
+  const walk: WalkEntry = { rel, ino: st.ino, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, size: st.size, mode: st.mode, linkOid };
+  const [entry] = await hashEntries(abs.slice(0, abs.length - rel.length - 1), [walk], FILES_SHARD, opts);
   return { kind: 'file', oid: entry!.sha256, size: entry!.size, isexec: entry!.isexec === true, st };
 }
 
@@ -52,67 +52,74 @@ async function hashDirectory(abs: string, rel: string, opts: HashOptions): Promi
     if (!opts.needEntries) return { kind: 'dir', oid: rec.oid, size: rec.size, nfiles: rec.nfiles, walk };
     if (opts.store.has(rec.oid)) return { kind: 'dir', oid: rec.oid, size: rec.size, nfiles: rec.nfiles, entries: opts.store.readManifest(rec.oid), walk };
   }
-  const entries = sortEntries(await hashEntries(walk, (e) => `${rel}/${e.rel}`, opts));
+  const unsorted = await hashEntries(abs, walk, rel, opts);
+  // The shard becomes exactly this walk's files (which also forgets deleted ones).
+  opts.statCache.replaceShard(
+    rel,
+    walk.map((e, i) => [e.rel, e, unsorted[i]!.sha256] as const),
+  );
+  const entries = sortEntries(unsorted);
   const text = serializeManifest(entries);
   const oid = opts.write ? opts.store.addBufferSync(text, true) : `${sha256(text)}.dir`;
   const size = entries.reduce((n, e) => n + e.size, 0);
-  // Objects were just stored, so the stamp taken after storing them proves them present.
+  // Objects were just stored, so a stamp taken after storing them proves them present.
   opts.statCache.setDir(rel, { fp, oid, size, nfiles: entries.length, maxMtimeMs, complete: opts.write ? opts.store.stamp() : undefined });
   return { kind: 'dir', oid, size, nfiles: entries.length, entries, walk };
 }
 
 /**
- * Hashes walk entries (from the stat cache when possible), storing objects when
- * asked, with bounded concurrency. Returns one manifest entry per walk entry.
+ * Hashes walk entries under `base` (from the stat cache's `shard` when
+ * possible), storing objects when asked. Returns one manifest entry per walk
+ * entry, in walk order.
  */
-async function hashEntries(walk: readonly WalkEntry[], keyOf: (e: WalkEntry) => string, opts: HashOptions): Promise<ManifestEntry[]> {
+async function hashEntries(base: string, walk: readonly WalkEntry[], shard: string, opts: HashOptions): Promise<ManifestEntry[]> {
   const out: ManifestEntry[] = new Array(walk.length);
-  const todo: number[] = [];
-  walk.forEach((e, i) => {
-    if (e.linkOid) {
-      out[i] = { relpath: e.rel, sha256: e.linkOid, size: fs.statSync(e.abs).size };
-      return;
-    }
-    const size = e.st.size;
-    const isexec = (e.st.mode & 0o100) !== 0;
-    const sha = opts.statCache.getFile(keyOf(e), e.st);
-    if (sha && (!opts.write || opts.store.has(sha))) out[i] = isexec ? { relpath: e.rel, sha256: sha, size, isexec } : { relpath: e.rel, sha256: sha, size };
-    else todo.push(i);
-  });
-  if (todo.length === 0) return out;
+  const sc = opts.statCache;
   const record = (i: number, sha: string) => {
     const e = walk[i]!;
-    const isexec = (e.st.mode & 0o100) !== 0;
-    out[i] = isexec ? { relpath: e.rel, sha256: sha, size: e.st.size, isexec } : { relpath: e.rel, sha256: sha, size: e.st.size };
-    opts.statCache.setFile(keyOf(e), e.st, sha);
+    out[i] = (e.mode & 0o100) !== 0 ? { relpath: e.rel, sha256: sha, size: e.size, isexec: true } : { relpath: e.rel, sha256: sha, size: e.size };
+    if (shard === FILES_SHARD) sc.setFile(shard, e.rel, e, sha);
   };
-  // Small files: synchronously, in walk order. Large ones: a bounded async pool,
-  // where reading, hashing and copying overlap.
   const large: number[] = [];
-  for (const i of todo) {
+  for (let i = 0; i < walk.length; i++) {
     const e = walk[i]!;
-    if (e.st.size > CHUNK || opts.write === 'move') {
+    if (e.linkOid) {
+      // tdv's own symlink into the cache: its target names the content.
+      out[i] = { relpath: e.rel, sha256: e.linkOid, size: fs.statSync(entryPath(base, e.rel)).size };
+      continue;
+    }
+    const sha = sc.getFile(shard, e.rel, e);
+    if (sha && (!opts.write || opts.store.has(sha))) {
+      record(i, sha);
+      continue;
+    }
+    if (e.size > CHUNK || opts.write === 'move') {
       large.push(i);
       continue;
     }
-    const { oid, size } = opts.store.hashSmallSync(e.abs, opts.write === 'store');
+    // Small files synchronously: for many small files the per-call cost of
+    // async I/O exceeds the I/O itself.
+    const abs = entryPath(base, e.rel);
+    const { oid, size } = opts.store.hashSmallSync(abs, opts.write === 'store');
     opts.onBytes?.(size);
-    if (size !== e.st.size) throw new TdvError('CHANGED_WHILE_ADDING', `${e.abs} changed while it was being read; run the command again when nothing writes to it`);
+    if (size !== e.size) throw new TdvError('CHANGED_WHILE_ADDING', `${abs} changed while it was being read; run the command again when nothing writes to it`);
     record(i, oid);
   }
   if (large.length === 0) return out;
+  // Large files: a bounded async pool, where reading, hashing and copying overlap.
   const { default: pLimit } = await import('p-limit');
   const limit = pLimit(opts.jobs ?? 4);
   await Promise.all(
     large.map((i) =>
       limit(async () => {
         const e = walk[i]!;
+        const abs = entryPath(base, e.rel);
         try {
-          if (opts.write === 'store') record(i, await opts.store.addFileCopy(e.abs, e.st, opts.onBytes));
-          else if (opts.write === 'move') record(i, await opts.store.addFileMove(e.abs, opts.onBytes));
-          else record(i, (await hashFile(e.abs, opts.onBytes)).sha256);
+          if (opts.write === 'store') record(i, await opts.store.addFileCopy(abs, e, opts.onBytes));
+          else if (opts.write === 'move') record(i, await opts.store.addFileMove(abs, opts.onBytes));
+          else record(i, (await hashFile(abs, opts.onBytes)).sha256);
         } catch (err) {
-          if (errnoCode(err) === 'ENOENT') throw describeFsError(err, e.abs);
+          if (errnoCode(err) === 'ENOENT') throw describeFsError(err, abs);
           throw err;
         }
       }),

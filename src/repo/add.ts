@@ -3,7 +3,7 @@ import path from 'node:path';
 import { TdvError, UsageError } from '../errors.js';
 import { isProtected } from '../cache/link.js';
 import type { Oid } from '../cache/oid.js';
-import { walkFingerprint } from '../cache/statcache.js';
+import { FILES_SHARD, walkFingerprint } from '../cache/statcache.js';
 import { objectLinkOid, walkDir } from '../cache/walk.js';
 import type { TargetState } from '../cache/workspace.js';
 import { gitTrackedPaths } from '../git/git.js';
@@ -85,17 +85,17 @@ async function relink(repo: Repo, abs: string, rel: string, state: Exclude<Targe
   const sc = repo.statCache;
   if (state.kind === 'file') {
     linker.link(repo.store.pathOf(state.oid), abs, state.isexec);
-    sc.setFile(rel, fs.lstatSync(abs), state.oid);
+    sc.setFile(FILES_SHARD, rel, fs.lstatSync(abs), state.oid);
     return;
   }
   const entries = state.entries ?? repo.store.readManifest(state.oid);
   for (const e of entries) linker.link(repo.store.pathOf(e.sha256), path.join(abs, ...e.relpath.split('/')), e.isexec);
   const walk = walkDir(abs, { ignored: await ignoredUnder(repo, rel), objectsDir: `${repo.store.root}/files/sha256` });
   const oids = new Map(entries.map((e) => [e.relpath, e.sha256]));
-  for (const w of walk) {
-    const oid = oids.get(w.rel);
-    if (oid) sc.setFile(`${rel}/${w.rel}`, w.st, oid);
-  }
+  sc.replaceShard(
+    rel,
+    walk.filter((w) => oids.has(w.rel)).map((w) => [w.rel, w, oids.get(w.rel)!] as const),
+  );
   const { fp, maxMtimeMs } = walkFingerprint(walk);
   sc.setDir(rel, { fp, oid: state.oid, size: state.size, nfiles: state.nfiles, maxMtimeMs, complete: repo.store.stamp() });
 }

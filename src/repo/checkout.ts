@@ -3,8 +3,9 @@ import path from 'node:path';
 import { ConflictError, errnoCode, MissingObjectsError } from '../errors.js';
 import type { ManifestEntry } from '../cache/manifest.js';
 import { isDirOid, type Oid } from '../cache/oid.js';
-import { walkFingerprint } from '../cache/statcache.js';
-import { walkDir } from '../cache/walk.js';
+import { FILES_SHARD, type StatKey, walkFingerprint } from '../cache/statcache.js';
+import type { CacheStamp } from '../cache/store.js';
+import { walkDir, type WalkEntry } from '../cache/walk.js';
 import { pruneEmptyDirs, rmQuiet } from '../util/fs.js';
 import { hashWorkspace, ignoredUnder } from './hashing.js';
 import { findPointers, type Selected, selectTargets } from './pointers.js';
@@ -20,11 +21,25 @@ export interface CheckoutOptions {
   dry?: boolean;
 }
 
+interface PlannedDir {
+  sel: Selected;
+  oid: Oid;
+  size: number;
+  nfiles: number;
+  changed: boolean;
+  /** The recorded manifest, and the workspace walk the plan was made from. */
+  recorded?: ManifestEntry[];
+  before?: WalkEntry[];
+}
+
 interface Write {
   rel: string;
   abs: string;
   oid: Oid;
   isexec: boolean;
+  /** Where the stat cache keeps this file: its tracked directory (key relative to it), or the files shard. */
+  shard: string;
+  key: string;
 }
 
 /** What a checkout will do, computed before anything is touched. */
@@ -39,7 +54,7 @@ export interface CheckoutPlan {
   /** Recorded files whose object is not in the cache. */
   missing: string[];
   /** Whole directories that will match their recorded version; `changed` ones are re-fingerprinted. */
-  dirs: { sel: Selected; oid: Oid; size: number; nfiles: number; changed: boolean }[];
+  dirs: PlannedDir[];
 }
 
 export interface CheckoutResult {
@@ -94,7 +109,7 @@ export async function planCheckout(repo: Repo, selected: readonly Selected[], op
     const ws = await hashWorkspace(repo, s, { needEntries: true });
     if (!isDirOid(want)) {
       if (ws.kind === 'file' && ws.oid === want && !opts.relink) {
-        if (ws.isexec !== (s.out.isexec === true)) plan.writes.push({ rel: s.rel, abs: s.abs, oid: want, isexec: s.out.isexec === true });
+        if (ws.isexec !== (s.out.isexec === true)) plan.writes.push({ rel: s.rel, abs: s.abs, oid: want, isexec: s.out.isexec === true, shard: FILES_SHARD, key: s.rel });
         continue;
       }
       if (ws.kind === 'file' && ws.oid !== want && !cached(ws.oid)) plan.conflicts.push(s.rel);
@@ -104,7 +119,7 @@ export async function planCheckout(repo: Repo, selected: readonly Selected[], op
         plan.clears.push(s.abs);
       }
       if (!store.has(want)) plan.missing.push(s.rel);
-      plan.writes.push({ rel: s.rel, abs: s.abs, oid: want, isexec: s.out.isexec === true });
+      plan.writes.push({ rel: s.rel, abs: s.abs, oid: want, isexec: s.out.isexec === true, shard: FILES_SHARD, key: s.rel });
       continue;
     }
     if (!store.has(want)) {
@@ -129,12 +144,12 @@ export async function planCheckout(repo: Repo, selected: readonly Selected[], op
       const have = current.get(e.relpath);
       const rel = `${s.rel}/${e.relpath}`;
       if (have && have.sha256 === e.sha256 && !opts.relink) {
-        if (!have.isexec !== !e.isexec) plan.writes.push({ rel, abs: path.join(s.abs, ...e.relpath.split('/')), oid: e.sha256, isexec: e.isexec === true });
+        if (!have.isexec !== !e.isexec) plan.writes.push({ rel, abs: path.join(s.abs, ...e.relpath.split('/')), oid: e.sha256, isexec: e.isexec === true, shard: s.rel, key: e.relpath });
         continue;
       }
       if (have && !cached(have.sha256)) plan.conflicts.push(rel);
       if (!complete && !store.has(e.sha256)) plan.missing.push(rel);
-      plan.writes.push({ rel, abs: path.join(s.abs, ...e.relpath.split('/')), oid: e.sha256, isexec: e.isexec === true });
+      plan.writes.push({ rel, abs: path.join(s.abs, ...e.relpath.split('/')), oid: e.sha256, isexec: e.isexec === true, shard: s.rel, key: e.relpath });
     }
     const wanted = new Set(recorded.map((e) => e.relpath));
     for (const [relpath, e] of current) {
@@ -143,9 +158,38 @@ export async function planCheckout(repo: Repo, selected: readonly Selected[], op
       if (!cached(e.sha256)) plan.conflicts.push(rel);
       plan.deletes.push({ rel, abs: path.join(s.abs, ...relpath.split('/')) });
     }
-    if (s.sub === undefined) plan.dirs.push({ sel: s, oid: want, size: s.out.size, nfiles: s.out.nfiles ?? recorded.length, changed: true });
+    if (s.sub === undefined) {
+      plan.dirs.push({ sel: s, oid: want, size: s.out.size, nfiles: s.out.nfiles ?? recorded.length, changed: true, recorded, before: ws.kind === 'dir' ? ws.walk : [] });
+    }
   }
   return plan;
+}
+
+/**
+ * Records a directory as it now is, so the next status is one walk. The walk's
+ * stats double as the records of the files just written; files left alone keep
+ * their recorded hash only if their stat key is the one the plan verified.
+ */
+async function recordDirectory(repo: Repo, d: PlannedDir, written: ReadonlySet<string>, stamp: CacheStamp): Promise<void> {
+  const store = repo.store;
+  fs.mkdirSync(d.sel.abs, { recursive: true });
+  const walk = walkDir(d.sel.abs, { ignored: await ignoredUnder(repo, d.sel.rel), objectsDir: `${store.root}/files/sha256` });
+  const oids = new Map((d.recorded ?? []).map((e) => [e.relpath, e.sha256]));
+  const before = new Map((d.before ?? []).map((e) => [e.rel, e]));
+  const records: [string, StatKey, string][] = [];
+  for (const e of walk) {
+    const oid = oids.get(e.rel);
+    if (!oid) continue;
+    const b = before.get(e.rel);
+    const verified = written.has(`${d.sel.rel}/${e.rel}`) || (b !== undefined && b.ino === e.ino && b.mtimeMs === e.mtimeMs && b.ctimeMs === e.ctimeMs && b.size === e.size);
+    if (verified) records.push([e.rel, e, oid]);
+  }
+  repo.statCache.replaceShard(d.sel.rel, records);
+  // Only claim "this walk is version oid" if every file is accounted for.
+  if (records.length === walk.length && walk.length === oids.size) {
+    const { fp, maxMtimeMs } = walkFingerprint(walk);
+    repo.statCache.setDir(d.sel.rel, { fp, oid: d.oid, size: d.size, nfiles: d.nfiles, maxMtimeMs, complete: stamp });
+  }
 }
 
 /** Applies a conflict-free plan: deletions, then writes (each atomic), then stat-cache records. */
@@ -160,7 +204,7 @@ export async function applyCheckout(repo: Repo, plan: CheckoutPlan): Promise<voi
       pruneEmptyDirs(path.dirname(d.abs), repo.root);
     }
     const made = new Set<string>();
-    const written = new Map<string, Oid>();
+    const written = new Set<string>();
     for (const w of plan.writes) {
       const dir = path.dirname(w.abs);
       if (!made.has(dir)) {
@@ -174,34 +218,18 @@ export async function applyCheckout(repo: Repo, plan: CheckoutPlan): Promise<voi
         if (errnoCode(err) === 'ENOENT' && !store.has(w.oid)) throw new MissingObjectsError(`${w.rel} is not in the cache (object ${w.oid}); run \`tdv pull\` to fetch it`, [w.rel]);
         throw err;
       }
-      written.set(w.rel, w.oid);
+      written.add(w.rel);
     }
-    const inDirs = new Set<string>();
     const stamp = store.stamp();
     for (const d of plan.dirs) {
-      if (!d.changed) {
-        sc.markComplete(d.sel.rel, d.oid, stamp);
-        continue;
-      }
-      // Record the directory as it now is, so the next status is one walk.
-      fs.mkdirSync(d.sel.abs, { recursive: true });
-      const walk = walkDir(d.sel.abs, { ignored: await ignoredUnder(repo, d.sel.rel), objectsDir: `${store.root}/files/sha256` });
-      // The walk's stats double as the stat-cache records of the files just written.
-      for (const e of walk) {
-        const rel = `${d.sel.rel}/${e.rel}`;
-        const oid = written.get(rel);
-        if (oid) {
-          sc.setFile(rel, e.st, oid);
-          inDirs.add(rel);
-        }
-      }
-      const { fp, maxMtimeMs } = walkFingerprint(walk);
-      sc.setDir(d.sel.rel, { fp, oid: d.oid, size: d.size, nfiles: d.nfiles, maxMtimeMs, complete: stamp });
+      if (!d.changed) sc.markComplete(d.sel.rel, d.oid, stamp);
+      else await recordDirectory(repo, d, written, stamp);
     }
-    for (const [rel, oid] of written) {
-      if (inDirs.has(rel)) continue;
-      const st = fs.lstatSync(path.join(repo.root, ...rel.split('/')), { throwIfNoEntry: false });
-      if (st) sc.setFile(rel, st, oid);
+    const recorded = new Set(plan.dirs.filter((d) => d.changed).map((d) => d.sel.rel));
+    for (const w of plan.writes) {
+      if (recorded.has(w.shard)) continue;
+      const st = fs.lstatSync(w.abs, { throwIfNoEntry: false });
+      if (st) sc.setFile(w.shard, w.key, st, w.oid);
     }
   } finally {
     sc.save();

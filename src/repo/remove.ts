@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { unprotectFile } from '../cache/link.js';
-import { walkDir } from '../cache/walk.js';
+import { entryPath, walkDir } from '../cache/walk.js';
 import { UsageError } from '../errors.js';
 import { removeGitignoreEntry } from './gitignore.js';
 import { findPointers, selectTargets } from './pointers.js';
@@ -47,6 +47,6 @@ export function unprotectTree(abs: string, objectsDir: string): number {
   if (!st) return 0;
   if (!st.isDirectory()) return unprotectFile(abs) ? 1 : 0;
   let n = 0;
-  for (const e of walkDir(abs, { objectsDir })) if (unprotectFile(e.abs)) n++;
+  for (const e of walkDir(abs, { objectsDir })) if (unprotectFile(entryPath(abs, e.rel))) n++;
   return n;
 }

@@ -24,7 +24,7 @@ function setup() {
 /** Records `file` in a stat cache, saves it and returns a freshly loaded instance. */
 async function recordAndReload(cacheDir: string, rel: string, file: string, sha = SHA): Promise<StatCache> {
   const sc = new StatCache(cacheDir);
-  sc.setFile(rel, lstat(file), sha);
+  sc.setFile('.', rel, lstat(file), sha);
   await sleep(20); // the stat cache file's mtime must be strictly newer than the file's
   sc.save();
   return new StatCache(cacheDir);
@@ -37,8 +37,8 @@ describe('StatCache files', () => {
     fs.writeFileSync(f, 'hello');
     await sleep(20);
     const sc = await recordAndReload(cacheDir, 'a.csv', f);
-    expect(sc.getFile('a.csv', lstat(f))).toBe(SHA);
-    expect(sc.getFile('other.csv', lstat(f))).toBeUndefined();
+    expect(sc.getFile('.', 'a.csv', lstat(f))).toBe(SHA);
+    expect(sc.getFile('.', 'other.csv', lstat(f))).toBeUndefined();
   });
 
   it('trusts an entry set in this session even before saving', () => {
@@ -46,8 +46,8 @@ describe('StatCache files', () => {
     const f = path.join(work, 'a');
     fs.writeFileSync(f, 'x');
     const sc = new StatCache(cacheDir);
-    sc.setFile('a', lstat(f), SHA);
-    expect(sc.getFile('a', lstat(f))).toBe(SHA);
+    sc.setFile('.', 'a', lstat(f), SHA);
+    expect(sc.getFile('.', 'a', lstat(f))).toBe(SHA);
   });
 
   it('misses a file rewritten with the same size and its old mtime restored (ctime changed)', async () => {
@@ -57,7 +57,7 @@ describe('StatCache files', () => {
     fs.utimesSync(f, PAST, PAST);
     const old = lstat(f);
     const sc = await recordAndReload(cacheDir, 'a.csv', f);
-    expect(sc.getFile('a.csv', lstat(f))).toBe(SHA); // sanity: hit before the change
+    expect(sc.getFile('.', 'a.csv', lstat(f))).toBe(SHA); // sanity: hit before the change
     fs.writeFileSync(f, 'jello');
     fs.utimesSync(f, PAST, PAST);
     const now = lstat(f);
@@ -66,7 +66,7 @@ describe('StatCache files', () => {
     expect(now.size).toBe(old.size);
     expect(now.mtimeMs).toBe(old.mtimeMs);
     expect(now.ctimeMs).not.toBe(old.ctimeMs);
-    expect(sc.getFile('a.csv', now)).toBeUndefined();
+    expect(sc.getFile('.', 'a.csv', now)).toBeUndefined();
   });
 
   it('misses a file replaced by rename with the same size and mtime (new inode)', async () => {
@@ -84,7 +84,7 @@ describe('StatCache files', () => {
     expect(now.ino).not.toBe(old.ino);
     expect(now.mtimeMs).toBe(old.mtimeMs);
     expect(now.size).toBe(old.size);
-    expect(sc.getFile('a.csv', now)).toBeUndefined();
+    expect(sc.getFile('.', 'a.csv', now)).toBeUndefined();
   });
 
   it('misses a truncated file even with its mtime restored', async () => {
@@ -95,7 +95,7 @@ describe('StatCache files', () => {
     const sc = await recordAndReload(cacheDir, 'a.csv', f);
     fs.truncateSync(f, 5);
     fs.utimesSync(f, PAST, PAST);
-    expect(sc.getFile('a.csv', lstat(f))).toBeUndefined();
+    expect(sc.getFile('.', 'a.csv', lstat(f))).toBeUndefined();
   });
 
   it('distrusts a racy entry after reload: a file whose mtime is not older than the stat cache file', async () => {
@@ -105,11 +105,11 @@ describe('StatCache files', () => {
     const future = Math.floor(Date.now() / 1000) + 3600;
     fs.utimesSync(f, future, future);
     const sc1 = new StatCache(cacheDir);
-    sc1.setFile('a.csv', lstat(f), SHA);
-    expect(sc1.getFile('a.csv', lstat(f))).toBe(SHA); // same session: it was just hashed
+    sc1.setFile('.', 'a.csv', lstat(f), SHA);
+    expect(sc1.getFile('.', 'a.csv', lstat(f))).toBe(SHA); // same session: it was just hashed
     sc1.save();
     const sc2 = new StatCache(cacheDir);
-    expect(sc2.getFile('a.csv', lstat(f))).toBeUndefined();
+    expect(sc2.getFile('.', 'a.csv', lstat(f))).toBeUndefined();
   });
 
   it('treats a file whose mtime equals the stat cache file mtime as racy, and one strictly older as clean', () => {
@@ -118,14 +118,14 @@ describe('StatCache files', () => {
     fs.writeFileSync(f, 'hello');
     fs.utimesSync(f, PAST, PAST);
     const sc1 = new StatCache(cacheDir);
-    sc1.setFile('a.csv', lstat(f), SHA);
+    sc1.setFile('.', 'a.csv', lstat(f), SHA);
     sc1.save();
     const cacheFile = path.join(cacheDir, 'statcache-files.json');
     // The file itself is untouched, so its stat key still matches; only the reference time moves.
     fs.utimesSync(cacheFile, PAST, PAST);
-    expect(new StatCache(cacheDir).getFile('a.csv', lstat(f))).toBeUndefined();
+    expect(new StatCache(cacheDir).getFile('.', 'a.csv', lstat(f))).toBeUndefined();
     fs.utimesSync(cacheFile, PAST + 1, PAST + 1);
-    expect(new StatCache(cacheDir).getFile('a.csv', lstat(f))).toBe(SHA);
+    expect(new StatCache(cacheDir).getFile('.', 'a.csv', lstat(f))).toBe(SHA);
   });
 
   it('ignores a damaged files cache with a warning instead of throwing', () => {
@@ -136,7 +136,7 @@ describe('StatCache files', () => {
     fs.writeFileSync(f, 'x');
     const warnings: string[] = [];
     const sc = new StatCache(cacheDir, (m) => warnings.push(m));
-    expect(sc.getFile('a', lstat(f))).toBeUndefined();
+    expect(sc.getFile('.', 'a', lstat(f))).toBeUndefined();
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/statcache-files\.json/);
     expect(warnings[0]).toMatch(/re-hashed/);
@@ -152,8 +152,8 @@ describe('StatCache files', () => {
     const sc = await recordAndReload(cacheDir, 'a', f);
     const warnings: string[] = [];
     const again = new StatCache(cacheDir, (m) => warnings.push(m));
-    expect(again.getFile('a', lstat(f))).toBe(SHA);
-    expect(sc.getFile('a', lstat(f))).toBe(SHA);
+    expect(again.getFile('.', 'a', lstat(f))).toBe(SHA);
+    expect(sc.getFile('.', 'a', lstat(f))).toBe(SHA);
     expect(warnings).toEqual([]);
   });
 
@@ -164,7 +164,7 @@ describe('StatCache files', () => {
     const f = path.join(work, 'a');
     fs.writeFileSync(f, 'x');
     const warnings: string[] = [];
-    expect(new StatCache(cacheDir, (m) => warnings.push(m)).getFile('a', lstat(f))).toBeUndefined();
+    expect(new StatCache(cacheDir, (m) => warnings.push(m)).getFile('.', 'a', lstat(f))).toBeUndefined();
     expect(warnings).toHaveLength(1);
   });
 
@@ -178,29 +178,36 @@ describe('StatCache files', () => {
     const good = [st.ino, st.mtimeMs, st.ctimeMs, st.size, SHA];
     fs.writeFileSync(path.join(cacheDir, 'statcache-files.json'), JSON.stringify({ v: 1, files: { a: good, b: [1, 2, 3, 4, 5], c: 'x', d: null, e: [String(st.ino), String(st.mtimeMs), String(st.ctimeMs), String(st.size), SHA] } }));
     const sc = new StatCache(cacheDir);
-    expect(sc.getFile('a', st)).toBe(SHA);
-    expect(() => sc.getFile('b', st)).not.toThrow();
-    expect(sc.getFile('b', st)).toBeUndefined();
-    expect(sc.getFile('c', st)).toBeUndefined();
-    expect(sc.getFile('d', st)).toBeUndefined();
-    expect(sc.getFile('e', st)).toBeUndefined();
+    expect(sc.getFile('.', 'a', st)).toBe(SHA);
+    expect(() => sc.getFile('.', 'b', st)).not.toThrow();
+    expect(sc.getFile('.', 'b', st)).toBeUndefined();
+    expect(sc.getFile('.', 'c', st)).toBeUndefined();
+    expect(sc.getFile('.', 'd', st)).toBeUndefined();
+    expect(sc.getFile('.', 'e', st)).toBeUndefined();
   });
 
-  it('dropUnder forgets every file below a directory but not beside it', async () => {
+  it('replaceShard swaps a directory shard wholesale, without touching other shards', async () => {
     const { cacheDir, work } = setup();
     const f = path.join(work, 'x');
     fs.writeFileSync(f, 'x');
     fs.utimesSync(f, PAST, PAST);
     const sc = new StatCache(cacheDir);
-    for (const k of ['d/a', 'd/sub/b', 'dd/c', 'd']) sc.setFile(k, lstat(f), SHA);
-    sc.dropUnder('d');
+    sc.replaceShard('d', [['a', lstat(f), SHA], ['sub/b', lstat(f), SHA]]);
+    sc.setFile('.', 'top', lstat(f), SHA2);
     await sleep(20);
     sc.save();
     const re = new StatCache(cacheDir);
-    expect(re.getFile('d/a', lstat(f))).toBeUndefined();
-    expect(re.getFile('d/sub/b', lstat(f))).toBeUndefined();
-    expect(re.getFile('dd/c', lstat(f))).toBe(SHA);
-    expect(re.getFile('d', lstat(f))).toBe(SHA);
+    expect(re.getFile('d', 'a', lstat(f))).toBe(SHA);
+    expect(re.getFile('d', 'sub/b', lstat(f))).toBe(SHA);
+    expect(re.getFile('.', 'top', lstat(f))).toBe(SHA2);
+    expect(re.getFile('dd', 'a', lstat(f))).toBeUndefined();
+    re.replaceShard('d', [['a', lstat(f), SHA2]]);
+    await sleep(20);
+    re.save();
+    const again = new StatCache(cacheDir);
+    expect(again.getFile('d', 'a', lstat(f))).toBe(SHA2);
+    expect(again.getFile('d', 'sub/b', lstat(f))).toBeUndefined();
+    expect(again.getFile('.', 'top', lstat(f))).toBe(SHA2);
   });
 
   it('writes its files atomically, leaving no temp file beside them', async () => {
