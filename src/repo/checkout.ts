@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConflictError, errnoCode, MissingObjectsError } from '../errors.js';
+import { ConflictError, describeFsError, MissingObjectsError } from '../errors.js';
+import { LinkBatchError, linkAll } from '../cache/link-pool.js';
 import type { ManifestEntry } from '../cache/manifest.js';
 import { isDirOid, type Oid } from '../cache/oid.js';
 import { FILES_SHARD, type StatKey, walkFingerprint } from '../cache/statcache.js';
@@ -204,22 +205,27 @@ export async function applyCheckout(repo: Repo, plan: CheckoutPlan): Promise<voi
       pruneEmptyDirs(path.dirname(d.abs), repo.root);
     }
     const made = new Set<string>();
-    const written = new Set<string>();
     for (const w of plan.writes) {
       const dir = path.dirname(w.abs);
       if (!made.has(dir)) {
         fs.mkdirSync(dir, { recursive: true });
         made.add(dir);
       }
-      try {
-        linker.link(store.pathOf(w.oid), w.abs, w.isexec);
-      } catch (err) {
-        // Planned as present; gone since (another process, or a damaged cache).
-        if (errnoCode(err) === 'ENOENT' && !store.has(w.oid)) throw new MissingObjectsError(`${w.rel} is not in the cache (object ${w.oid}); run \`tdv pull\` to fetch it`, [w.rel]);
-        throw err;
-      }
-      written.add(w.rel);
     }
+    const byDest = new Map(plan.writes.map((w) => [w.abs, w]));
+    try {
+      await linkAll(
+        linker,
+        plan.writes.map((w) => ({ object: store.pathOf(w.oid), dest: w.abs, isexec: w.isexec })),
+      );
+    } catch (err) {
+      if (!(err instanceof LinkBatchError)) throw err;
+      const w = byDest.get(err.item.dest)!;
+      // Planned as present; gone since (another process, or a damaged cache).
+      if (err.code === 'ENOENT' && !store.has(w.oid)) throw new MissingObjectsError(`${w.rel} is not in the cache (object ${w.oid}); run \`tdv pull\` to fetch it`, [w.rel]);
+      throw describeFsError(Object.assign(new Error(err.message), { code: err.code }), w.abs);
+    }
+    const written = new Set(plan.writes.map((w) => w.rel));
     const stamp = store.stamp();
     for (const d of plan.dirs) {
       if (!d.changed) sc.markComplete(d.sel.rel, d.oid, stamp);
