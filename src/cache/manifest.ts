@@ -46,11 +46,12 @@ export function serializeManifest(entries: ManifestEntry[]): string {
   return `[${parts.join(',')}]`;
 }
 
+/** An empty, `.` or `..` segment, a leading or trailing slash, a backslash or a NUL. */
+const UNSAFE_PATH = /(?:^|\/)\.{0,2}(?:\/|$)|[\\\0]/;
+
 /** A relative POSIX path that stays inside its base: no `..`, no empty or `.` segments, not absolute. */
 export function isSafeRelPath(p: unknown): p is string {
-  if (typeof p !== 'string' || p === '' || p.length > 4096 || p.startsWith('/') || p.includes('\\') || p.includes('\0')) return false;
-  for (const seg of p.split('/')) if (seg === '' || seg === '.' || seg === '..') return false;
-  return true;
+  return typeof p === 'string' && p.length > 0 && p.length <= 4096 && !UNSAFE_PATH.test(p);
 }
 
 export function isValidSize(n: unknown): n is number {

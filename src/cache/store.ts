@@ -24,14 +24,18 @@ export interface CacheStamp {
  */
 export class ObjectStore {
   private readonly madeDirs = new Set<string>();
+  readonly objectsDir: string;
 
   constructor(
     readonly root: string,
     readonly tmpDir: string,
-  ) {}
+  ) {
+    this.objectsDir = path.join(root, 'files', 'sha256');
+  }
 
   pathOf(oid: Oid): string {
-    return path.join(this.root, oidRelPath(oid));
+    // Concatenation, not path.join: this runs once per file of a checkout.
+    return path.sep === '/' ? `${this.objectsDir}/${oid.slice(0, 2)}/${oid.slice(2)}` : path.join(this.root, oidRelPath(oid));
   }
 
   has(oid: Oid): boolean {
@@ -182,7 +186,7 @@ export class ObjectStore {
 
   /** Every object id in the store. */
   *list(): Generator<Oid> {
-    const base = path.join(this.root, 'files', 'sha256');
+    const base = this.objectsDir;
     let prefixes: string[];
     try {
       prefixes = fs.readdirSync(base);
@@ -223,7 +227,7 @@ export class ObjectStore {
    * instead of one per object.
    */
   stamp(): CacheStamp {
-    const base = path.join(this.root, 'files', 'sha256');
+    const base = this.objectsDir;
     const h = createHash('sha1');
     let max = 0;
     const add = (p: string, name: string) => {

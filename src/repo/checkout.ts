@@ -6,7 +6,7 @@ import type { ManifestEntry } from '../cache/manifest.js';
 import { isDirOid, type Oid } from '../cache/oid.js';
 import { FILES_SHARD, type StatKey, walkFingerprint } from '../cache/statcache.js';
 import type { CacheStamp } from '../cache/store.js';
-import { walkDir, type WalkEntry } from '../cache/walk.js';
+import { entryPath, walkDir, type WalkEntry } from '../cache/walk.js';
 import { pruneEmptyDirs, rmQuiet } from '../util/fs.js';
 import { hashWorkspace, ignoredUnder } from './hashing.js';
 import { findPointers, type Selected, selectTargets } from './pointers.js';
@@ -145,19 +145,19 @@ export async function planCheckout(repo: Repo, selected: readonly Selected[], op
       const have = current.get(e.relpath);
       const rel = `${s.rel}/${e.relpath}`;
       if (have && have.sha256 === e.sha256 && !opts.relink) {
-        if (!have.isexec !== !e.isexec) plan.writes.push({ rel, abs: path.join(s.abs, ...e.relpath.split('/')), oid: e.sha256, isexec: e.isexec === true, shard: s.rel, key: e.relpath });
+        if (!have.isexec !== !e.isexec) plan.writes.push({ rel, abs: entryPath(s.abs, e.relpath), oid: e.sha256, isexec: e.isexec === true, shard: s.rel, key: e.relpath });
         continue;
       }
       if (have && !cached(have.sha256)) plan.conflicts.push(rel);
       if (!complete && !store.has(e.sha256)) plan.missing.push(rel);
-      plan.writes.push({ rel, abs: path.join(s.abs, ...e.relpath.split('/')), oid: e.sha256, isexec: e.isexec === true, shard: s.rel, key: e.relpath });
+      plan.writes.push({ rel, abs: entryPath(s.abs, e.relpath), oid: e.sha256, isexec: e.isexec === true, shard: s.rel, key: e.relpath });
     }
     const wanted = new Set(recorded.map((e) => e.relpath));
     for (const [relpath, e] of current) {
       if (wanted.has(relpath) || !inSub(e)) continue;
       const rel = `${s.rel}/${relpath}`;
       if (!cached(e.sha256)) plan.conflicts.push(rel);
-      plan.deletes.push({ rel, abs: path.join(s.abs, ...relpath.split('/')) });
+      plan.deletes.push({ rel, abs: entryPath(s.abs, relpath) });
     }
     if (s.sub === undefined) {
       plan.dirs.push({ sel: s, oid: want, size: s.out.size, nfiles: s.out.nfiles ?? recorded.length, changed: true, recorded, before: ws.kind === 'dir' ? ws.walk : [] });
