@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 
 /** Files up to this size are read with one read call; larger ones stream in chunks of this size. */
@@ -14,20 +13,13 @@ export function sha256(data: string | Uint8Array): string {
  * whatever the file size. `onBytes` reports progress.
  */
 export async function hashFile(file: string, onBytes?: (n: number) => void): Promise<{ sha256: string; size: number }> {
-  const fh = await fsp.open(file, fs.constants.O_RDONLY);
-  try {
-    const h = createHash('sha256');
-    const buf = Buffer.allocUnsafe(CHUNK);
-    let size = 0;
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, CHUNK, null);
-      if (bytesRead === 0) break;
-      h.update(bytesRead === CHUNK ? buf : buf.subarray(0, bytesRead));
-      size += bytesRead;
-      onBytes?.(bytesRead);
-    }
-    return { sha256: h.digest('hex'), size };
-  } finally {
-    await fh.close();
+  // A read stream reads ahead while this thread hashes: measurably faster than awaiting each read.
+  const h = createHash('sha256');
+  let size = 0;
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: CHUNK }) as AsyncIterable<Buffer>) {
+    h.update(chunk);
+    size += chunk.length;
+    onBytes?.(chunk.length);
   }
+  return { sha256: h.digest('hex'), size };
 }

@@ -1,12 +1,13 @@
 import fs from 'node:fs';
+import { createHash } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
 import { describeFsError, errnoCode, FormatError, TdvError } from '../errors.js';
 import { rmQuiet, tmpSuffix } from '../util/fs.js';
 import { CHUNK, hashFile, sha256 } from './hash.js';
 import { type ManifestEntry, parseManifest, serializeManifest } from './manifest.js';
 import { isDirOid, isOid, type Oid, oidRelPath } from './oid.js';
+import type { StatKey } from './statcache.js';
 
 const OBJECT_MODE = 0o444;
 
@@ -110,20 +111,21 @@ export class ObjectStore {
   }
 
   /**
-   * Hashes a large file and stores a copy of it: the kernel copies it (a
-   * reflink where the file system can) while this thread hashes it, so adding
-   * costs little more than hashing. Fails, storing nothing, if the file
-   * changes meanwhile.
+   * Hashes a large file and, if its object is new, stores a copy (a reflink
+   * where the file system can, else a kernel copy). Hashing first means a file
+   * already in the cache costs one read; the stat key is checked before and
+   * after, so content that changed meanwhile is never stored under the old hash.
    */
-  async addFileCopy(src: string, st: { size: number; mtimeMs?: number }, onBytes?: (n: number) => void): Promise<Oid> {
+  async addFileCopy(src: string, st: StatKey, onBytes?: (n: number) => void): Promise<Oid> {
+    const { sha256: oid } = await hashFile(src, onBytes);
+    const changed = (now: fs.Stats) => now.ino !== st.ino || now.size !== st.size || now.mtimeMs !== st.mtimeMs || now.ctimeMs !== st.ctimeMs;
+    const fail = () => new TdvError('CHANGED_WHILE_ADDING', `${src} changed while it was being added; run the command again when nothing writes to it`);
+    if (changed(await fsp.stat(src))) throw fail();
+    if (this.has(oid)) return oid;
     const tmp = this.newTmpPath();
     try {
-      const copying = fsp.copyFile(src, tmp, fs.constants.COPYFILE_FICLONE);
-      const [{ sha256: oid }] = await Promise.all([hashFile(src, onBytes), copying]);
-      const after = await fsp.stat(src);
-      if (after.size !== st.size || (st.mtimeMs !== undefined && after.mtimeMs !== st.mtimeMs)) {
-        throw new TdvError('CHANGED_WHILE_ADDING', `${src} changed while it was being added; run the command again when nothing writes to it`);
-      }
+      await fsp.copyFile(src, tmp, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
+      if (changed(await fsp.stat(src))) throw fail();
       this.insertSync(tmp, oid);
       return oid;
     } catch (err) {

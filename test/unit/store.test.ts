@@ -86,7 +86,7 @@ describe('ObjectStore.addFileCopy', () => {
     fs.writeFileSync(src, data);
     const st = fs.statSync(src);
     const seen: number[] = [];
-    const oid = await store.addFileCopy(src, { size: st.size, mtimeMs: st.mtimeMs }, (n) => seen.push(n));
+    const oid = await store.addFileCopy(src, st, (n) => seen.push(n));
     expect(oid).toBe(sha256(data));
     expect(fs.readFileSync(store.pathOf(oid)).equals(data)).toBe(true);
     expect(mode(store.pathOf(oid))).toBe(0o444);
@@ -117,7 +117,7 @@ describe('ObjectStore.addFileCopy', () => {
     const data = randomBytes(CHUNK + 4096);
     const src = path.join(base, 'growing.bin');
     fs.writeFileSync(src, data);
-    const stale = { size: data.length - 10 };
+    const stale = { ...fs.statSync(src), size: data.length - 10 };
     await expect(store.addFileCopy(src, stale)).rejects.toMatchObject({ code: 'CHANGED_WHILE_ADDING' });
     expect(store.has(sha256(data))).toBe(false);
     expect([...store.list()]).toEqual([]);
@@ -130,7 +130,7 @@ describe('ObjectStore.addFileCopy', () => {
     const src = path.join(base, 'touched.bin');
     fs.writeFileSync(src, data);
     const st = fs.statSync(src);
-    await expect(store.addFileCopy(src, { size: st.size, mtimeMs: st.mtimeMs - 1000 })).rejects.toMatchObject({ code: 'CHANGED_WHILE_ADDING' });
+    await expect(store.addFileCopy(src, { ...st, mtimeMs: st.mtimeMs - 1000 })).rejects.toMatchObject({ code: 'CHANGED_WHILE_ADDING' });
     expect([...store.list()]).toEqual([]);
     expect(leftovers(tmpDir)).toEqual([]);
   });
@@ -140,14 +140,14 @@ describe('ObjectStore.addFileCopy', () => {
     const { store, base, tmpDir } = newStore();
     const src = path.join(base, 'small-growing.txt');
     fs.writeFileSync(src, 'now longer than before\n');
-    await expect(store.addFileCopy(src, { size: 5 })).rejects.toMatchObject({ code: 'CHANGED_WHILE_ADDING' });
+    await expect(store.addFileCopy(src, { ...fs.statSync(src), size: 5 })).rejects.toMatchObject({ code: 'CHANGED_WHILE_ADDING' });
     expect([...store.list()]).toEqual([]);
     expect(leftovers(tmpDir)).toEqual([]);
   });
 
   it('reports a missing source file as ENOENT', async () => {
     const { store, base } = newStore();
-    await expect(store.addFileCopy(path.join(base, 'gone'), { size: 3 })).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(store.addFileCopy(path.join(base, 'gone'), { ino: 0, size: 3, mtimeMs: 0, ctimeMs: 0, mode: 0o644 })).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
 
