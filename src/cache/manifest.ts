@@ -75,7 +75,7 @@ export function parseManifest(text: string, source: string): ManifestEntry[] {
   for (const [i, e] of raw.entries()) {
     if (typeof e !== 'object' || e === null) throw new FormatError(source, `manifest entry ${i} is not an object`);
     const { relpath, sha256, size, isexec } = e as Record<string, unknown>;
-    if (!isSafeRelPath(relpath)) throw new FormatError(source, `manifest entry ${i} has an unsafe relpath ${JSON.stringify(relpath)}`);
+    if (!isSafeRelPath(relpath) || /(?:^|\/)\.git(?:\/|$)/.test(relpath)) throw new FormatError(source, `manifest entry ${i} has an unsafe relpath ${JSON.stringify(relpath)}`);
     if (!isHex64(sha256)) throw new FormatError(source, `manifest entry ${relpath} has an invalid sha256 ${JSON.stringify(sha256)}`);
     if (!isValidSize(size)) throw new FormatError(source, `manifest entry ${relpath} has an invalid size ${JSON.stringify(size)}`);
     if (isexec !== undefined && typeof isexec !== 'boolean') throw new FormatError(source, `manifest entry ${relpath} has a non-boolean isexec`);

@@ -10,6 +10,8 @@ import { entryPath, objectLinkOid, walkDir, type WalkEntry } from './walk.js';
 /** What is at a tracked path in the workspace, hashed. */
 export type TargetState =
   | { kind: 'missing' }
+  /** A symlink (not tdv's own), socket, FIFO or device: never followed, never overwritten silently. */
+  | { kind: 'other' }
   | { kind: 'file'; oid: Oid; size: number; isexec: boolean; st: fs.Stats }
   | { kind: 'dir'; oid: Oid; size: number; nfiles: number; entries?: ManifestEntry[]; walk: WalkEntry[] };
 
@@ -37,7 +39,7 @@ export async function hashTarget(abs: string, rel: string, opts: HashOptions): P
   if (!st) return { kind: 'missing' };
   if (st.isDirectory()) return hashDirectory(abs, rel, opts);
   const linkOid = st.isSymbolicLink() ? objectLinkOid(abs, `${opts.store.root}/files/sha256`) : undefined;
-  if (!st.isFile() && !linkOid) return { kind: 'missing' };
+  if (!st.isFile() && !linkOid) return { kind: 'other' };
   const walk: WalkEntry = { rel, ino: st.ino, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, size: st.size, mode: st.mode, linkOid };
   const [entry] = await hashEntries(abs.slice(0, abs.length - rel.length - 1), [walk], FILES_SHARD, opts);
   return { kind: 'file', oid: entry!.sha256, size: entry!.size, isexec: entry!.isexec === true, st };

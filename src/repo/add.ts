@@ -3,17 +3,19 @@ import path from 'node:path';
 import { TdvError, UsageError } from '../errors.js';
 import { isProtected } from '../cache/link.js';
 import type { Oid } from '../cache/oid.js';
-import { FILES_SHARD, walkFingerprint } from '../cache/statcache.js';
-import { objectLinkOid, walkDir } from '../cache/walk.js';
+import { FILES_SHARD } from '../cache/statcache.js';
+import { entryPath, objectLinkOid } from '../cache/walk.js';
 import type { TargetState } from '../cache/workspace.js';
 import { gitTrackedPaths } from '../git/git.js';
-import { isInside, toPosix, writeFileAtomicSync } from '../util/fs.js';
+import { isInside, lstatOrUndefined, toPosix, writeFileAtomicSync } from '../util/fs.js';
 import { addGitignoreEntry } from './gitignore.js';
-import { hashWorkspace, ignoredUnder } from './hashing.js';
+import { hashWorkspace, recordDirectory } from './hashing.js';
 import { pointerFileFor, POINTER_EXT, type PointerOut, serializePointer } from './pointer.js';
 import { allOuts, findPointers, readPointer } from './pointers.js';
 import type { Repo } from './repo.js';
 import { TDV_DIR } from './repo.js';
+
+type Hashed = Extract<TargetState, { kind: 'file' | 'dir' }>;
 
 export interface AddOptions {
   /** Absolute paths to track. */
@@ -54,7 +56,7 @@ export async function add(repo: Repo, opts: AddOptions): Promise<AddResult> {
       for (const abs of targets) {
         const rel = repo.rel(abs);
         const state = await hashWorkspace(repo, { abs, rel }, { write: move ? 'move' : 'store', needEntries: move, jobs: opts.jobs, onBytes: opts.onBytes });
-        if (state.kind === 'missing') throw new TdvError('NOT_FOUND', `${rel} disappeared while it was being added`);
+        if (state.kind === 'missing' || state.kind === 'other') throw new TdvError('NOT_FOUND', `${rel} disappeared or was replaced while it was being added; run the command again`);
         const ptrFile = pointerFileFor(abs);
         const out = toOut(path.basename(abs), state);
         const previous = fs.existsSync(ptrFile) ? (await readPointer(repo, ptrFile)).outs : undefined;
@@ -74,30 +76,23 @@ export async function add(repo: Repo, opts: AddOptions): Promise<AddResult> {
   });
 }
 
-function toOut(name: string, s: Exclude<TargetState, { kind: 'missing' }>): PointerOut {
+function toOut(name: string, s: Hashed): PointerOut {
   if (s.kind === 'dir') return { path: name, sha256: s.oid, size: s.size, nfiles: s.nfiles };
   return s.isexec ? { path: name, sha256: s.oid, size: s.size, isexec: true } : { path: name, sha256: s.oid, size: s.size };
 }
 
 /** With hardlink/symlink cache types, replaces workspace files by links to their objects. */
-async function relink(repo: Repo, abs: string, rel: string, state: Exclude<TargetState, { kind: 'missing' }>): Promise<void> {
+async function relink(repo: Repo, abs: string, rel: string, state: Hashed): Promise<void> {
   const linker = repo.linker();
-  const sc = repo.statCache;
   if (state.kind === 'file') {
     linker.link(repo.store.pathOf(state.oid), abs, state.isexec);
-    sc.setFile(FILES_SHARD, rel, fs.lstatSync(abs), state.oid);
+    repo.statCache.setFile(FILES_SHARD, rel, fs.lstatSync(abs), state.oid);
     return;
   }
   const entries = state.entries ?? repo.store.readManifest(state.oid);
-  for (const e of entries) linker.link(repo.store.pathOf(e.sha256), path.join(abs, ...e.relpath.split('/')), e.isexec);
-  const walk = walkDir(abs, { ignored: await ignoredUnder(repo, rel), objectsDir: `${repo.store.root}/files/sha256` });
-  const oids = new Map(entries.map((e) => [e.relpath, e.sha256]));
-  sc.replaceShard(
-    rel,
-    walk.filter((w) => oids.has(w.rel)).map((w) => [w.rel, w, oids.get(w.rel)!] as const),
-  );
-  const { fp, maxMtimeMs } = walkFingerprint(walk);
-  sc.setDir(rel, { fp, oid: state.oid, size: state.size, nfiles: state.nfiles, maxMtimeMs, complete: repo.store.stamp() });
+  for (const e of entries) linker.link(repo.store.pathOf(e.sha256), entryPath(abs, e.relpath), e.isexec);
+  // Every object was just stored, so a stamp taken now proves them present.
+  await recordDirectory(repo, { abs, rel }, { ...state, entries }, repo.store.stamp(), () => true);
 }
 
 /** Checks every target before anything is written; the first problem is the error. */
@@ -114,11 +109,11 @@ async function validate(repo: Repo, paths: string[]): Promise<string[]> {
     if (abs === repo.root) throw new UsageError('cannot add the repository root; add its data directories instead');
     if (isInside(tdvDir, abs)) throw new UsageError(`${shown} is inside ${TDV_DIR}/, tdv's own directory; add your data instead`);
     if (repo.git && isInside(path.join(repo.git.root, '.git'), abs)) throw new UsageError(`${shown} is inside .git/`);
+    const st = lstatOrUndefined(abs);
+    if (!st) throw new UsageError(`${shown} does not exist; check the path`);
     // Resolve symlinked parent directories: data must really be inside the repository.
     const real = fs.realpathSync.native(path.dirname(abs));
     if (!isInside(fs.realpathSync.native(repo.root), real)) throw new UsageError(`${shown} lies behind a symlink that leaves the repository; add the real path`);
-    const st = fs.lstatSync(abs, { throwIfNoEntry: false });
-    if (!st) throw new UsageError(`${shown} does not exist; check the path`);
     if (abs.endsWith(POINTER_EXT) && st.isFile()) throw new UsageError(`${shown} is a tdv pointer file; add the data it tracks (${shown.slice(0, -POINTER_EXT.length)}) instead`);
     const ownLink = st.isSymbolicLink() && objectLinkOid(abs, `${repo.store.root}/files/sha256`) !== undefined;
     if (!st.isFile() && !st.isDirectory() && !ownLink) throw new UsageError(`${shown} is not a regular file or directory; tdv does not track symlinks or special files`);

@@ -1,14 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConflictError, describeFsError, MissingObjectsError } from '../errors.js';
+import { ConflictError, describeFsError, MissingObjectsError, TdvError } from '../errors.js';
+import { hashFile } from '../cache/hash.js';
 import { LinkBatchError, linkAll } from '../cache/link-pool.js';
 import type { ManifestEntry } from '../cache/manifest.js';
 import { isDirOid, type Oid } from '../cache/oid.js';
-import { FILES_SHARD, type StatKey, walkFingerprint } from '../cache/statcache.js';
+import { FILES_SHARD } from '../cache/statcache.js';
 import type { CacheStamp } from '../cache/store.js';
 import { entryPath, walkDir, type WalkEntry } from '../cache/walk.js';
-import { pruneEmptyDirs, rmQuiet } from '../util/fs.js';
-import { hashWorkspace, ignoredUnder } from './hashing.js';
+import { isInside, pruneEmptyDirs, rmQuiet, toPosix } from '../util/fs.js';
+import { hashWorkspace, recordDirectory } from './hashing.js';
 import { findPointers, type Selected, selectTargets } from './pointers.js';
 import type { Repo } from './repo.js';
 
@@ -28,6 +29,8 @@ interface PlannedDir {
   size: number;
   nfiles: number;
   changed: boolean;
+  /** Every object was seen present, as of the plan's cache stamp. */
+  complete: boolean;
   /** The recorded manifest, and the workspace walk the plan was made from. */
   recorded?: ManifestEntry[];
   before?: WalkEntry[];
@@ -56,6 +59,8 @@ export interface CheckoutPlan {
   missing: string[];
   /** Whole directories that will match their recorded version; `changed` ones are re-fingerprinted. */
   dirs: PlannedDir[];
+  /** The cache's stamp taken before any presence check of this plan. */
+  stamp: CacheStamp;
 }
 
 export interface CheckoutResult {
@@ -100,27 +105,44 @@ function countUnchanged(plan: CheckoutPlan, selected: Selected[]): number {
 
 export async function planCheckout(repo: Repo, selected: readonly Selected[], opts: CheckoutOptions): Promise<CheckoutPlan> {
   const store = repo.store;
-  const plan: CheckoutPlan = { writes: [], deletes: [], clears: [], conflicts: [], missing: [], dirs: [] };
-  const cached = (oid: Oid) => opts.force === true || store.has(oid);
-  const stamp = store.stamp();
+  const stamp = store.stamp(); // before any presence check: see StatCache.isComplete
+  const plan: CheckoutPlan = { writes: [], deletes: [], clears: [], conflicts: [], missing: [], dirs: [], stamp };
+  const force = opts.force === true;
+  const cached = (oid: Oid) => force || store.has(oid);
+  const guard = escapeGuard(repo.root);
   for (const s of selected) {
+    guard(s.abs);
     const want = s.out.sha256;
     // Known complete and no object removed since: skip a stat per object.
     const complete = repo.statCache.isComplete(s.rel, want, stamp);
-    const ws = await hashWorkspace(repo, s, { needEntries: true });
+    const skipped = new Set<string>();
+    const ws = await hashWorkspace(repo, s, {
+      needEntries: true,
+      // Skipped entries (symlinks, special files) are dealt with below, where they are in the way.
+      onSkip: (abs) => skipped.add(toPosix(path.relative(s.abs, abs))),
+    });
+    // Whatever is in the way of a write must be either cached, or discarded with --force.
+    const clear = async (abs: string, rel: string) => {
+      if (!force) plan.conflicts.push(...(await uncachedUnder(repo, abs, rel)));
+      plan.clears.push(abs);
+    };
+    const file = (rel: string, abs: string, e: { sha256: Oid; isexec?: boolean }, shard: string, key: string): Write => ({
+      rel,
+      abs,
+      oid: e.sha256,
+      isexec: e.isexec === true,
+      shard,
+      key,
+    });
     if (!isDirOid(want)) {
       if (ws.kind === 'file' && ws.oid === want && !opts.relink) {
-        if (ws.isexec !== (s.out.isexec === true)) plan.writes.push({ rel: s.rel, abs: s.abs, oid: want, isexec: s.out.isexec === true, shard: FILES_SHARD, key: s.rel });
+        if (ws.isexec !== (s.out.isexec === true)) plan.writes.push(file(s.rel, s.abs, s.out, FILES_SHARD, s.rel));
         continue;
       }
       if (ws.kind === 'file' && ws.oid !== want && !cached(ws.oid)) plan.conflicts.push(s.rel);
-      if (ws.kind === 'dir') {
-        const lost = (ws.entries ?? []).filter((e) => !cached(e.sha256)).map((e) => `${s.rel}/${e.relpath}`);
-        plan.conflicts.push(...lost);
-        plan.clears.push(s.abs);
-      }
+      if (ws.kind === 'dir' || ws.kind === 'other') await clear(s.abs, s.rel);
       if (!store.has(want)) plan.missing.push(s.rel);
-      plan.writes.push({ rel: s.rel, abs: s.abs, oid: want, isexec: s.out.isexec === true, shard: FILES_SHARD, key: s.rel });
+      plan.writes.push(file(s.rel, s.abs, s.out, FILES_SHARD, s.rel));
       continue;
     }
     if (!store.has(want)) {
@@ -128,29 +150,51 @@ export async function planCheckout(repo: Repo, selected: readonly Selected[], op
       continue;
     }
     const recorded = store.readManifest(want);
+    // Every object present, as of `stamp`? Lets the next status skip this check.
+    const verified = () => complete || recorded.every((e) => store.has(e.sha256));
     const inSub = (e: ManifestEntry) => s.sub === undefined || e.relpath === s.sub || e.relpath.startsWith(`${s.sub}/`);
     let current = new Map<string, ManifestEntry>();
-    if (ws.kind === 'file') {
-      if (!cached(ws.oid)) plan.conflicts.push(s.rel);
-      plan.clears.push(s.abs);
+    if (ws.kind === 'file' || ws.kind === 'other') {
+      await clear(s.abs, s.rel);
     } else if (ws.kind === 'dir') {
-      if (ws.oid === want && !opts.relink) {
-        plan.dirs.push({ sel: s, oid: want, size: s.out.size, nfiles: s.out.nfiles ?? 0, changed: false });
+      if (ws.oid === want && !opts.relink && skipped.size === 0) {
+        plan.dirs.push({ sel: s, oid: want, size: s.out.size, nfiles: s.out.nfiles ?? 0, changed: false, complete: verified() });
         continue;
       }
       current = new Map((ws.entries ?? []).map((e) => [e.relpath, e]));
     }
+    const wsExists = ws.kind === 'dir';
+    const cleared = new Set<string>();
     for (const e of recorded) {
       if (!inSub(e)) continue;
       const have = current.get(e.relpath);
       const rel = `${s.rel}/${e.relpath}`;
+      const abs = entryPath(s.abs, e.relpath);
       if (have && have.sha256 === e.sha256 && !opts.relink) {
-        if (!have.isexec !== !e.isexec) plan.writes.push({ rel, abs: entryPath(s.abs, e.relpath), oid: e.sha256, isexec: e.isexec === true, shard: s.rel, key: e.relpath });
+        if (!have.isexec !== !e.isexec) plan.writes.push(file(rel, abs, e, s.rel, e.relpath));
         continue;
       }
       if (have && !cached(have.sha256)) plan.conflicts.push(rel);
+      if (!have && wsExists) {
+        // Not in the walk, yet something may be there: a symlink or special file the walk
+        // skipped (on the path or at it), or a file .tdvignore hides. Never write through it.
+        const blocker = blockingPrefix(e.relpath, skipped);
+        if (blocker !== undefined) {
+          if (!cleared.has(blocker)) {
+            cleared.add(blocker);
+            await clear(entryPath(s.abs, blocker), `${s.rel}/${blocker}`);
+          }
+        } else {
+          const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+          if (st?.isFile()) {
+            const { sha256: there } = await hashFile(abs);
+            if (there === e.sha256 && !opts.relink) continue;
+            if (!cached(there)) plan.conflicts.push(rel);
+          } else if (st) await clear(abs, rel);
+        }
+      }
       if (!complete && !store.has(e.sha256)) plan.missing.push(rel);
-      plan.writes.push({ rel, abs: entryPath(s.abs, e.relpath), oid: e.sha256, isexec: e.isexec === true, shard: s.rel, key: e.relpath });
+      plan.writes.push(file(rel, abs, e, s.rel, e.relpath));
     }
     const wanted = new Set(recorded.map((e) => e.relpath));
     for (const [relpath, e] of current) {
@@ -160,37 +204,58 @@ export async function planCheckout(repo: Repo, selected: readonly Selected[], op
       plan.deletes.push({ rel, abs: entryPath(s.abs, relpath) });
     }
     if (s.sub === undefined) {
-      plan.dirs.push({ sel: s, oid: want, size: s.out.size, nfiles: s.out.nfiles ?? recorded.length, changed: true, recorded, before: ws.kind === 'dir' ? ws.walk : [] });
+      plan.dirs.push({ sel: s, oid: want, size: s.out.size, nfiles: s.out.nfiles ?? recorded.length, changed: true, complete: verified(), recorded, before: ws.kind === 'dir' ? ws.walk : [] });
     }
   }
+  // What a clear removes (a symlink, say) is replaced by a real directory before writing.
+  for (const c of plan.clears) guard(c);
+  for (const w of plan.writes) if (!plan.clears.some((c) => isInside(c, w.abs))) guard(w.abs);
   return plan;
 }
 
+/** The first of `relpath`'s own path or its parent directories that the walk skipped. */
+function blockingPrefix(relpath: string, skipped: ReadonlySet<string>): string | undefined {
+  if (skipped.size === 0) return undefined;
+  for (let i = relpath.indexOf('/'); i !== -1; i = relpath.indexOf('/', i + 1)) if (skipped.has(relpath.slice(0, i))) return relpath.slice(0, i);
+  return skipped.has(relpath) ? relpath : undefined;
+}
+
 /**
- * Records a directory as it now is, so the next status is one walk. The walk's
- * stats double as the records of the files just written; files left alone keep
- * their recorded hash only if their stat key is the one the plan verified.
+ * Files under `abs` (a file, directory, symlink or special file in the way of
+ * a checkout) whose content is not in the cache: they would be lost. Looks at
+ * everything, ignoring .tdvignore; symlinks and special files count as lost
+ * (they are removed, never followed).
  */
-async function recordDirectory(repo: Repo, d: PlannedDir, written: ReadonlySet<string>, stamp: CacheStamp): Promise<void> {
-  const store = repo.store;
-  fs.mkdirSync(d.sel.abs, { recursive: true });
-  const walk = walkDir(d.sel.abs, { ignored: await ignoredUnder(repo, d.sel.rel), objectsDir: `${store.root}/files/sha256` });
-  const oids = new Map((d.recorded ?? []).map((e) => [e.relpath, e.sha256]));
-  const before = new Map((d.before ?? []).map((e) => [e.rel, e]));
-  const records: [string, StatKey, string][] = [];
-  for (const e of walk) {
-    const oid = oids.get(e.rel);
-    if (!oid) continue;
-    const b = before.get(e.rel);
-    const verified = written.has(`${d.sel.rel}/${e.rel}`) || (b !== undefined && b.ino === e.ino && b.mtimeMs === e.mtimeMs && b.ctimeMs === e.ctimeMs && b.size === e.size);
-    if (verified) records.push([e.rel, e, oid]);
-  }
-  repo.statCache.replaceShard(d.sel.rel, records);
-  // Only claim "this walk is version oid" if every file is accounted for.
-  if (records.length === walk.length && walk.length === oids.size) {
-    const { fp, maxMtimeMs } = walkFingerprint(walk);
-    repo.statCache.setDir(d.sel.rel, { fp, oid: d.oid, size: d.size, nfiles: d.nfiles, maxMtimeMs, complete: stamp });
-  }
+async function uncachedUnder(repo: Repo, abs: string, rel: string): Promise<string[]> {
+  const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+  if (!st) return [];
+  if (st.isFile()) return repo.store.has((await hashFile(abs)).sha256) ? [] : [rel];
+  if (!st.isDirectory()) return [rel];
+  const lost: string[] = [];
+  const walk = walkDir(abs, { onSkip: (p) => lost.push(`${rel}/${toPosix(path.relative(abs, p))}`) });
+  for (const e of walk) if (!repo.store.has((await hashFile(entryPath(abs, e.rel))).sha256)) lost.push(`${rel}/${e.rel}`);
+  return lost;
+}
+
+/**
+ * A check that a path, once its existing part is resolved, stays inside the
+ * repository: a symlinked directory (moved data left behind as a link, or a
+ * hostile committed link) must never make tdv write elsewhere.
+ */
+function escapeGuard(root: string): (abs: string) => void {
+  const realRoot = fs.realpathSync.native(root);
+  const seen = new Map<string, boolean>();
+  return (abs) => {
+    let dir = path.dirname(abs);
+    const start = dir;
+    if (seen.get(start)) return;
+    while (!fs.existsSync(dir)) dir = path.dirname(dir);
+    const real = fs.realpathSync.native(dir);
+    if (!isInside(realRoot, real)) {
+      throw new TdvError('UNSAFE_PATH', `${path.relative(root, abs)} lies behind a symlink that leaves the repository (${real}); tdv will not write there. Replace the link with a directory, or run tdv from where the data really is`);
+    }
+    seen.set(start, true);
+  };
 }
 
 /** Applies a conflict-free plan: deletions, then writes (each atomic), then stat-cache records. */
@@ -226,10 +291,17 @@ export async function applyCheckout(repo: Repo, plan: CheckoutPlan): Promise<voi
       throw describeFsError(Object.assign(new Error(err.message), { code: err.code }), w.abs);
     }
     const written = new Set(plan.writes.map((w) => w.rel));
-    const stamp = store.stamp();
     for (const d of plan.dirs) {
-      if (!d.changed) sc.markComplete(d.sel.rel, d.oid, stamp);
-      else await recordDirectory(repo, d, written, stamp);
+      if (!d.changed) {
+        if (d.complete) sc.markComplete(d.sel.rel, d.oid, plan.stamp);
+      } else {
+        // A file the plan left alone keeps its hash only if its stat key is the one the plan verified.
+        const before = new Map((d.before ?? []).map((e) => [e.rel, e]));
+        await recordDirectory(repo, d.sel, { oid: d.oid, size: d.size, nfiles: d.nfiles, entries: d.recorded ?? [] }, d.complete ? plan.stamp : undefined, (e) => {
+          const b = before.get(e.rel);
+          return written.has(`${d.sel.rel}/${e.rel}`) || (b !== undefined && b.ino === e.ino && b.mtimeMs === e.mtimeMs && b.ctimeMs === e.ctimeMs && b.size === e.size);
+        });
+      }
     }
     const recorded = new Set(plan.dirs.filter((d) => d.changed).map((d) => d.sel.rel));
     for (const w of plan.writes) {

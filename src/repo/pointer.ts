@@ -75,7 +75,7 @@ function show(v: unknown): string {
 }
 
 function validate(raw: unknown, name: string): PointerOut[] {
-  const fix = 'Fix or delete the pointer file, or re-create it with `tdv add`';
+  const fix = 'Fix or delete the pointer file (git checkout -- <file> restores the committed one)';
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FormatError(name, 'is not a tdv pointer (expected a mapping with "outs")', fix);
   for (const k of Object.keys(raw)) if (k !== 'outs') throw new FormatError(name, `unknown key "${k}"`, fix);
   const outs = (raw as { outs?: unknown }).outs;
@@ -87,6 +87,9 @@ function validate(raw: unknown, name: string): PointerOut[] {
       if (!['path', 'sha256', 'size', 'nfiles', 'isexec'].includes(k)) throw new FormatError(name, `outs[${i}] has unknown key "${k}"`, fix);
     }
     if (!isSafeRelPath(r.path)) throw new FormatError(name, `outs[${i}].path ${show(r.path)} must be a relative path inside the repository, without ".."`, fix);
+    if (r.path.split('/').some((seg) => seg === '.git' || seg === '.tdv') || r.path.endsWith(POINTER_EXT)) {
+      throw new FormatError(name, `outs[${i}].path ${show(r.path)} names Git's or tdv's own files, which tdv never tracks`, fix);
+    }
     if (!isOid(r.sha256)) throw new FormatError(name, `outs[${i}].sha256 must be 64 lowercase hex digits (plus ".dir" for a directory), got ${show(r.sha256)}`, fix);
     if (!isValidSize(r.size)) throw new FormatError(name, `outs[${i}].size must be a whole number of bytes >= 0`, fix);
     const out: PointerOut = { path: r.path, sha256: r.sha256, size: r.size };

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { errnoCode, ExitCode, TdvError, UsageError } from '../errors.js';
+import { errnoCode, ExitCode, FormatError, TdvError, UsageError } from '../errors.js';
 import { isInside } from '../util/fs.js';
 import { outAbsPath, parsePointer, type Pointer, type PointerOut, POINTER_EXT } from './pointer.js';
 import { type Repo, TDV_DIR } from './repo.js';
@@ -35,7 +35,27 @@ export async function findPointers(repo: Repo): Promise<Pointer[]> {
   };
   visit(repo.root, '');
   files.sort();
-  return Promise.all(files.map((f) => readPointer(repo, f)));
+  const pointers = await Promise.all(files.map((f) => readPointer(repo, f)));
+  checkOverlaps(repo, pointers);
+  return pointers;
+}
+
+/**
+ * Two pointers tracking the same path, or one inside the other, would fight
+ * over the same files: an error at load time, naming both. With keys ending in
+ * "/", a path that contains another sorts right before it or before a path it
+ * also contains, so comparing neighbours finds every overlap.
+ */
+function checkOverlaps(repo: Repo, pointers: readonly Pointer[]): void {
+  const outs = allOuts(repo, pointers).map((o) => ({ key: `${o.rel}/`, o }));
+  outs.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  for (let i = 1; i < outs.length; i++) {
+    const a = outs[i - 1]!.o;
+    const b = outs[i]!.o;
+    if (!outs[i]!.key.startsWith(outs[i - 1]!.key)) continue;
+    const what = a.rel === b.rel ? `also tracks ${b.rel}` : `tracks ${b.rel}, which is inside ${a.rel}`;
+    throw new FormatError(repo.rel(b.ptr.file), `${what} (tracked by ${repo.rel(a.ptr.file)})`, 'Delete one of the two pointer files');
+  }
 }
 
 export async function readPointer(repo: Repo, file: string): Promise<Pointer> {

@@ -41,6 +41,7 @@ export async function status(repo: Repo, opts: StatusOptions = {}): Promise<Stat
     let workspace: DataStatus['workspace'] = 'unchanged';
     let files: ManifestDiff | undefined;
     if (ws.kind === 'missing') workspace = 'deleted';
+    else if (ws.kind === 'other') workspace = 'modified';
     else if (ws.oid !== want || (ws.kind === 'file' && ws.isexec !== (s.out.isexec === true))) {
       workspace = 'modified';
       if (ws.kind === 'dir' && isDirOid(want) && store.has(want)) {

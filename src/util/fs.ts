@@ -14,9 +14,13 @@ export function tmpSuffix(): string {
   return `${process.pid}.${processTag}${(tmpCounter++).toString(16).padStart(2, '0')}`;
 }
 
-/** A temp path beside `file` (same directory, hence same file system, so rename is atomic). */
+/**
+ * A temp path beside `file` (same directory, hence same file system, so rename
+ * is atomic). The name does not embed the file's own, so a name near the 255-byte
+ * limit still has room.
+ */
 export function siblingTmp(file: string): string {
-  return path.join(path.dirname(file), `.${path.basename(file)}.tdvtmp.${tmpSuffix()}`);
+  return path.join(path.dirname(file), `.tdvtmp.${tmpSuffix()}`);
 }
 
 /**
@@ -42,9 +46,14 @@ export function rmQuiet(p: string): void {
   }
 }
 
-/** lstat that returns undefined instead of throwing for a missing path. */
+/** lstat that returns undefined instead of throwing for a missing path (or one whose parent is a file). */
 export function lstatOrUndefined(p: string): fs.Stats | undefined {
-  return fs.lstatSync(p, { throwIfNoEntry: false });
+  try {
+    return fs.lstatSync(p, { throwIfNoEntry: false });
+  } catch (err) {
+    if (errnoCode(err) === 'ENOTDIR') return undefined;
+    throw err;
+  }
 }
 
 export function readTextOrUndefined(p: string): string | undefined {

@@ -36,12 +36,13 @@ describe('writeFileAtomicSync', () => {
 });
 
 describe('temp names', () => {
-  it('are unique, hidden siblings recognisable as tdv temp files', () => {
+  it('are unique, hidden siblings recognisable as tdv temp files, short whatever the name', () => {
+    expect(path.basename(siblingTmp(`/repo/${'a'.repeat(250)}`)).length).toBeLessThan(40);
     const names = new Set(Array.from({ length: 1000 }, () => siblingTmp('/repo/data/file.csv')));
     expect(names.size).toBe(1000);
     for (const n of names) {
       expect(path.dirname(n)).toBe('/repo/data');
-      expect(path.basename(n)).toMatch(/^\.file\.csv\.tdvtmp\.\d+\.[0-9a-f]{8,}$/);
+      expect(path.basename(n)).toMatch(/^\.tdvtmp\.\d+\.[0-9a-f]{8,}$/);
     }
     expect(tmpSuffix()).toMatch(new RegExp(`^${process.pid}\\.[0-9a-f]+$`));
   });
