@@ -29,8 +29,8 @@ export interface DirRec {
   oid: Oid;
   size: number;
   nfiles: number;
-  /** Newest file mtime in the walk, for the racy check. */
-  maxMtimeMs: number;
+  /** Newest mtime or ctime in the walk, for the racy check. */
+  newestMs: number;
   /** The cache's stamp when every object of `oid` was last seen present. */
   complete?: CacheStamp;
 }
@@ -60,10 +60,11 @@ const DIRS = 'statcache-dirs.json';
  *
  * Racy entries: a file modified in the same clock tick as the stat cache was
  * written could keep its (mtime, size) while its content changed. As Git does
- * for its index, an entry is trusted only if the file's mtime is strictly older
- * than the stat cache file's own mtime; a racy entry is simply re-hashed.
- * ctime is part of the key because a replaced file cannot forge it (rename or
- * `cp -p` over a file keeps mtime but not ctime).
+ * for its index, an entry is trusted only if the file's mtime and ctime are
+ * strictly older than the stat cache file's own mtime; a racy entry is simply
+ * re-hashed, and never written back as if it had been checked. ctime is part
+ * of the key because a replaced file cannot forge it (rename or `cp -p` over a
+ * file keeps mtime but not ctime).
  *
  * The cache is advisory: a damaged file is discarded and rebuilt, and writes
  * are atomic (temp + rename), so concurrent readers never see a torn file.
@@ -72,6 +73,7 @@ export class StatCache {
   private readonly dirs = new Map<string, DirRec>();
   private dirsRef = 0;
   private readonly freshDirs = new Set<string>();
+  private readonly freshComplete = new Set<string>();
   private dirtyDirs = false;
   private readonly shards = new Map<string, Shard>();
 
@@ -91,7 +93,7 @@ export class StatCache {
   getDir(rel: string, fp: string): DirRec | undefined {
     const rec = this.dirs.get(rel);
     if (!rec || rec.fp !== fp) return undefined;
-    if (!this.freshDirs.has(rel) && !(rec.maxMtimeMs < this.dirsRef)) return undefined;
+    if (!this.freshDirs.has(rel) && !(rec.newestMs < this.dirsRef)) return undefined;
     return rec;
   }
 
@@ -109,14 +111,15 @@ export class StatCache {
   isComplete(rel: string, oid: Oid, stamp: CacheStamp): boolean {
     const rec = this.dirs.get(rel);
     const c = rec?.oid === oid ? rec.complete : undefined;
-    return c !== undefined && c.fp === stamp.fp && (this.freshDirs.has(rel) || c.maxMtimeMs < this.dirsRef);
+    return c !== undefined && c.fp === stamp.fp && (this.freshDirs.has(rel) || this.freshComplete.has(rel) || c.newestMs < this.dirsRef);
   }
 
   /** Records that every object of `oid` was present at `stamp` (taken before checking). */
   markComplete(rel: string, oid: Oid, stamp: CacheStamp): void {
     const rec = this.dirs.get(rel);
-    if (rec && rec.oid === oid && rec.complete?.fp !== stamp.fp) {
+    if (rec && rec.oid === oid && !this.isComplete(rel, oid, stamp)) {
       rec.complete = stamp;
+      this.freshComplete.add(rel);
       this.dirtyDirs = true;
     }
   }
@@ -131,7 +134,7 @@ export class StatCache {
     const s = this.shard(shard);
     const rec = s.recs.get(key);
     if (!rec || rec[0] !== st.ino || rec[1] !== st.mtimeMs || rec[2] !== st.ctimeMs || rec[3] !== st.size) return undefined;
-    if (!s.fresh.has(key) && !(st.mtimeMs < s.ref)) return undefined;
+    if (!s.fresh.has(key) && !(Math.max(st.mtimeMs, st.ctimeMs) < s.ref)) return undefined;
     return rec[4];
   }
 
@@ -156,12 +159,20 @@ export class StatCache {
     fs.mkdirSync(this.dir, { recursive: true });
     for (const [name, s] of this.shards) {
       if (!s.dirty) continue;
+      // A loaded record that failed the racy check was never re-checked: rewriting it
+      // with a newer file time would make it trusted. Drop it instead.
+      for (const [key, r] of s.recs) if (!s.fresh.has(key) && !(Math.max(r[1], r[2]) < s.ref)) s.recs.delete(key);
       const file = path.join(this.dir, shardFile(name));
       if (s.recs.size === 0) fs.rmSync(file, { force: true });
       else writeFileAtomicSync(file, JSON.stringify({ v: 1, shard: name, files: Object.fromEntries(s.recs) }));
       s.dirty = false;
     }
     if (this.dirtyDirs) {
+      for (const [rel, r] of this.dirs) {
+        if (this.freshDirs.has(rel)) continue;
+        if (!(r.newestMs < this.dirsRef)) this.dirs.delete(rel);
+        else if (r.complete && !this.freshComplete.has(rel) && !(r.complete.newestMs < this.dirsRef)) delete r.complete;
+      }
       writeFileAtomicSync(path.join(this.dir, DIRS), JSON.stringify({ v: 1, dirs: Object.fromEntries(this.dirs) }));
       this.dirtyDirs = false;
     }
@@ -217,8 +228,8 @@ function isDirRec(v: unknown): v is DirRec {
     typeof r.oid === 'string' &&
     typeof r.size === 'number' &&
     typeof r.nfiles === 'number' &&
-    typeof r.maxMtimeMs === 'number' &&
-    (c === undefined || (typeof c === 'object' && c !== null && typeof c.fp === 'string' && typeof c.maxMtimeMs === 'number'))
+    typeof r.newestMs === 'number' &&
+    (c === undefined || (typeof c === 'object' && c !== null && typeof c.fp === 'string' && typeof c.newestMs === 'number'))
   );
 }
 
@@ -231,7 +242,8 @@ function isFileRec(v: unknown): v is FileRec {
  * Numbers are hashed as raw doubles in one buffer rather than formatted per
  * file, which matters when this is all `status` does for an unchanged tree.
  */
-export function walkFingerprint(entries: readonly (StatKey & { rel: string })[]): { fp: string; maxMtimeMs: number } {
+export function walkFingerprint(entries: readonly (StatKey & { rel: string })[]): { fp: string; newestMs: number } {
+  // newestMs: the newest mtime or ctime, for the racy check.
   const h = createHash('sha1');
   const nums = new Float64Array(entries.length * 5);
   let max = 0;
@@ -249,8 +261,9 @@ export function walkFingerprint(entries: readonly (StatKey & { rel: string })[])
     nums[j++] = e.size;
     nums[j++] = e.mode;
     if (e.mtimeMs > max) max = e.mtimeMs;
+    if (e.ctimeMs > max) max = e.ctimeMs;
   }
   h.update(names);
   h.update(new Uint8Array(nums.buffer));
-  return { fp: h.digest('hex'), maxMtimeMs: max };
+  return { fp: h.digest('hex'), newestMs: max };
 }

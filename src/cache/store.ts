@@ -14,7 +14,7 @@ const OBJECT_MODE = 0o444;
 /** See ObjectStore.stamp(). */
 export interface CacheStamp {
   fp: string;
-  maxMtimeMs: number;
+  newestMs: number;
 }
 
 /**
@@ -236,7 +236,7 @@ export class ObjectStore {
       const st = fs.lstatSync(p, { throwIfNoEntry: false });
       if (!st) return;
       h.update(`${name}\0${st.ino}\0${st.mtimeMs}\0${st.ctimeMs}\n`);
-      if (st.mtimeMs > max) max = st.mtimeMs;
+      max = Math.max(max, st.mtimeMs, st.ctimeMs);
     };
     add(this.root, '');
     add(base, '.');
@@ -247,7 +247,7 @@ export class ObjectStore {
       if (errnoCode(err) !== 'ENOENT') throw err;
     }
     for (const n of names) add(path.join(base, n), n);
-    return { fp: h.digest('hex'), maxMtimeMs: max };
+    return { fp: h.digest('hex'), newestMs: max };
   }
 
   /** True when every object of a directory (manifest and files) is present. */

@@ -47,7 +47,7 @@ export async function hashTarget(abs: string, rel: string, opts: HashOptions): P
 
 async function hashDirectory(abs: string, rel: string, opts: HashOptions): Promise<TargetState> {
   const walk = walkDir(abs, { ignored: opts.ignored, objectsDir: `${opts.store.root}/files/sha256`, onSkip: opts.onSkip });
-  const { fp, maxMtimeMs } = walkFingerprint(walk);
+  const { fp, newestMs } = walkFingerprint(walk);
   const rec = opts.statCache.getDir(rel, fp);
   const stamp = opts.write ? opts.store.stamp() : undefined;
   if (rec && (!stamp || opts.statCache.isComplete(rel, rec.oid, stamp))) {
@@ -65,7 +65,7 @@ async function hashDirectory(abs: string, rel: string, opts: HashOptions): Promi
   const oid = opts.write ? opts.store.addBufferSync(text, true) : `${sha256(text)}.dir`;
   const size = entries.reduce((n, e) => n + e.size, 0);
   // Objects were just stored, so a stamp taken after storing them proves them present.
-  opts.statCache.setDir(rel, { fp, oid, size, nfiles: entries.length, maxMtimeMs, complete: opts.write ? opts.store.stamp() : undefined });
+  opts.statCache.setDir(rel, { fp, oid, size, nfiles: entries.length, newestMs, complete: opts.write ? opts.store.stamp() : undefined });
   return { kind: 'dir', oid, size, nfiles: entries.length, entries, walk };
 }
 
@@ -77,10 +77,14 @@ async function hashDirectory(abs: string, rel: string, opts: HashOptions): Promi
 async function hashEntries(base: string, walk: readonly WalkEntry[], shard: string, opts: HashOptions): Promise<ManifestEntry[]> {
   const out: ManifestEntry[] = new Array(walk.length);
   const sc = opts.statCache;
-  const record = (i: number, sha: string) => {
+  const entry = (i: number, sha: string) => {
     const e = walk[i]!;
     out[i] = (e.mode & 0o100) !== 0 ? { relpath: e.rel, sha256: sha, size: e.size, isexec: true } : { relpath: e.rel, sha256: sha, size: e.size };
-    if (shard === FILES_SHARD) sc.setFile(shard, e.rel, e, sha);
+  };
+  // A hashed file is recorded; a directory's shard is replaced wholesale by the caller.
+  const record = (i: number, sha: string) => {
+    entry(i, sha);
+    if (shard === FILES_SHARD) sc.setFile(shard, walk[i]!.rel, walk[i]!, sha);
   };
   const large: number[] = [];
   for (let i = 0; i < walk.length; i++) {
@@ -92,7 +96,7 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
     }
     const sha = sc.getFile(shard, e.rel, e);
     if (sha && (!opts.write || opts.store.has(sha))) {
-      record(i, sha);
+      entry(i, sha);
       continue;
     }
     if (e.size > CHUNK || opts.write === 'move') {

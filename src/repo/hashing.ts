@@ -50,7 +50,7 @@ export async function recordDirectory(
   }
   repo.statCache.replaceShard(target.rel, records);
   if (records.length === walk.length && walk.length === oids.size) {
-    const { fp, maxMtimeMs } = walkFingerprint(walk);
-    repo.statCache.setDir(target.rel, { fp, oid: v.oid, size: v.size, nfiles: v.nfiles, maxMtimeMs, complete });
+    const { fp, newestMs } = walkFingerprint(walk);
+    repo.statCache.setDir(target.rel, { fp, oid: v.oid, size: v.size, nfiles: v.nfiles, newestMs, complete });
   }
 }

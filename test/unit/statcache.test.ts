@@ -112,20 +112,43 @@ describe('StatCache files', () => {
     expect(sc2.getFile('.', 'a.csv', lstat(f))).toBeUndefined();
   });
 
-  it('treats a file whose mtime equals the stat cache file mtime as racy, and one strictly older as clean', () => {
+  it('treats a file whose mtime or ctime is not older than the stat cache file as racy, and an older one as clean', () => {
     const { cacheDir, work } = setup();
     const f = path.join(work, 'a.csv');
     fs.writeFileSync(f, 'hello');
-    fs.utimesSync(f, PAST, PAST);
+    fs.utimesSync(f, PAST, PAST); // mtime in the past; ctime stays "now" (utimes cannot set it)
     const sc1 = new StatCache(cacheDir);
     sc1.setFile('.', 'a.csv', lstat(f), SHA);
     sc1.save();
     const cacheFile = path.join(cacheDir, 'statcache-files.json');
+    const ctime = lstat(f).ctimeMs / 1000;
     // The file itself is untouched, so its stat key still matches; only the reference time moves.
-    fs.utimesSync(cacheFile, PAST, PAST);
+    fs.utimesSync(cacheFile, PAST + 1, PAST + 1); // newer than mtime, older than ctime: still racy
     expect(new StatCache(cacheDir).getFile('.', 'a.csv', lstat(f))).toBeUndefined();
-    fs.utimesSync(cacheFile, PAST + 1, PAST + 1);
+    fs.utimesSync(cacheFile, ctime + 1, ctime + 1);
     expect(new StatCache(cacheDir).getFile('.', 'a.csv', lstat(f))).toBe(SHA);
+  });
+
+  it('never saves back a loaded racy record as if it had been checked', async () => {
+    const { cacheDir, work } = setup();
+    const f = path.join(work, 'a.csv');
+    fs.writeFileSync(f, 'hello');
+    const g = path.join(work, 'b.csv');
+    fs.writeFileSync(g, 'other');
+    const sc1 = new StatCache(cacheDir);
+    sc1.setFile('.', 'a.csv', lstat(f), SHA);
+    sc1.save();
+    const cacheFile = path.join(cacheDir, 'statcache-files.json');
+    const ctime = lstat(f).ctimeMs / 1000;
+    fs.utimesSync(cacheFile, ctime - 1, ctime - 1); // a.csv's record is now racy
+    const sc2 = new StatCache(cacheDir);
+    expect(sc2.getFile('.', 'a.csv', lstat(f))).toBeUndefined();
+    sc2.setFile('.', 'b.csv', lstat(g), SHA2); // another record makes the shard dirty
+    await sleep(20);
+    sc2.save();
+    const sc3 = new StatCache(cacheDir);
+    expect(sc3.getFile('.', 'a.csv', lstat(f))).toBeUndefined();
+    expect(sc3.getFile('.', 'b.csv', lstat(g))).toBe(SHA2);
   });
 
   it('ignores a damaged files cache with a warning instead of throwing', () => {
@@ -176,6 +199,7 @@ describe('StatCache files', () => {
     const st = lstat(f);
     fs.mkdirSync(cacheDir, { recursive: true });
     const good = [st.ino, st.mtimeMs, st.ctimeMs, st.size, SHA];
+    await sleep(20); // the cache file must be newer than the file's ctime
     fs.writeFileSync(path.join(cacheDir, 'statcache-files.json'), JSON.stringify({ v: 1, files: { a: good, b: [1, 2, 3, 4, 5], c: 'x', d: null, e: [String(st.ino), String(st.mtimeMs), String(st.ctimeMs), String(st.size), SHA] } }));
     const sc = new StatCache(cacheDir);
     expect(sc.getFile('.', 'a', st)).toBe(SHA);
@@ -232,9 +256,9 @@ describe('StatCache directories', () => {
   it('getDir hits for an unchanged walk after reload and misses once a file changes', async () => {
     const { cacheDir, work } = setup();
     const d = makeTree(work);
-    const { fp, maxMtimeMs } = walkFingerprint(walkDir(d));
+    const { fp, newestMs } = walkFingerprint(walkDir(d));
     const sc = new StatCache(cacheDir);
-    sc.setDir('data', { fp, oid: OID, size: 3, nfiles: 2, maxMtimeMs });
+    sc.setDir('data', { fp, oid: OID, size: 3, nfiles: 2, newestMs });
     await sleep(20);
     sc.save();
     const re = new StatCache(cacheDir);
@@ -269,9 +293,9 @@ describe('StatCache directories', () => {
     const d = makeTree(work);
     const future = Math.floor(Date.now() / 1000) + 3600;
     fs.utimesSync(path.join(d, 'a.csv'), future, future);
-    const { fp, maxMtimeMs } = walkFingerprint(walkDir(d));
+    const { fp, newestMs } = walkFingerprint(walkDir(d));
     const sc = new StatCache(cacheDir);
-    sc.setDir('data', { fp, oid: OID, size: 3, nfiles: 2, maxMtimeMs });
+    sc.setDir('data', { fp, oid: OID, size: 3, nfiles: 2, newestMs });
     expect(sc.getDir('data', fp)).toBeDefined(); // same session
     sc.save();
     expect(new StatCache(cacheDir).getDir('data', fp)).toBeUndefined();
@@ -280,7 +304,7 @@ describe('StatCache directories', () => {
   it('forget drops a directory record', async () => {
     const { cacheDir } = setup();
     const sc = new StatCache(cacheDir);
-    sc.setDir('data', { fp: 'f', oid: OID, size: 0, nfiles: 0, maxMtimeMs: 0 });
+    sc.setDir('data', { fp: 'f', oid: OID, size: 0, nfiles: 0, newestMs: 0 });
     sc.forget('data');
     expect(sc.getDir('data', 'f')).toBeUndefined();
     await sleep(20);
@@ -288,14 +312,14 @@ describe('StatCache directories', () => {
     expect(new StatCache(cacheDir).getDir('data', 'f')).toBeUndefined();
   });
 
-  const stamp = (fp: string, maxMtimeMs = PAST * 1000) => ({ fp, maxMtimeMs });
+  const stamp = (fp: string, newestMs = PAST * 1000) => ({ fp, newestMs });
 
   it('isComplete holds only for the oid and cache stamp recorded by markComplete, and survives reload', async () => {
     const { cacheDir } = setup();
     const sc = new StatCache(cacheDir);
     const S1 = stamp('s1');
     expect(sc.isComplete('data', OID, S1)).toBe(false);
-    sc.setDir('data', { fp: 'f', oid: OID, size: 0, nfiles: 0, maxMtimeMs: 0 });
+    sc.setDir('data', { fp: 'f', oid: OID, size: 0, nfiles: 0, newestMs: 0 });
     expect(sc.isComplete('data', OID, S1)).toBe(false);
     sc.markComplete('data', OID, S1);
     expect(sc.isComplete('data', OID, S1)).toBe(true);
@@ -320,7 +344,7 @@ describe('StatCache directories', () => {
     const { cacheDir } = setup();
     const sc = new StatCache(cacheDir);
     const future = stamp('s1', Date.now() + 3_600_000);
-    sc.setDir('data', { fp: 'f', oid: OID, size: 0, nfiles: 0, maxMtimeMs: 0, complete: future });
+    sc.setDir('data', { fp: 'f', oid: OID, size: 0, nfiles: 0, newestMs: 0, complete: future });
     expect(sc.isComplete('data', OID, future)).toBe(true); // same session
     sc.save();
     expect(new StatCache(cacheDir).isComplete('data', OID, future)).toBe(false);
@@ -329,7 +353,7 @@ describe('StatCache directories', () => {
   it('setDir with a complete stamp counts as markComplete', () => {
     const { cacheDir } = setup();
     const sc = new StatCache(cacheDir);
-    sc.setDir('data', { fp: 'f', oid: OID, size: 0, nfiles: 0, maxMtimeMs: 0, complete: stamp('s') });
+    sc.setDir('data', { fp: 'f', oid: OID, size: 0, nfiles: 0, newestMs: 0, complete: stamp('s') });
     expect(sc.isComplete('data', OID, stamp('s'))).toBe(true);
   });
 
@@ -337,7 +361,7 @@ describe('StatCache directories', () => {
     const { cacheDir } = setup();
     const sc = new StatCache(cacheDir);
     expect(sc.getDir('constructor', 'x')).toBeUndefined();
-    expect(sc.isComplete('toString', OID, { fp: 'e', maxMtimeMs: 0 })).toBe(false);
+    expect(sc.isComplete('toString', OID, { fp: 'e', newestMs: 0 })).toBe(false);
   });
 
   it('ignores a damaged directories cache with a warning instead of throwing', () => {
@@ -360,15 +384,15 @@ describe('StatCache directories', () => {
       JSON.stringify({
         v: 1,
         dirs: {
-          bad: { fp: 'f', oid: OID, size: 1, nfiles: 1, maxMtimeMs: 'not-a-number' },
+          bad: { fp: 'f', oid: OID, size: 1, nfiles: 1, newestMs: 'not-a-number' },
           nomtime: { fp: 'f', oid: OID },
-          nullcomplete: { fp: 'f', oid: OID, size: 1, nfiles: 1, maxMtimeMs: 0, complete: null },
+          nullcomplete: { fp: 'f', oid: OID, size: 1, nfiles: 1, newestMs: 0, complete: null },
           nullrec: null,
         },
       }),
     );
     const sc = new StatCache(cacheDir, () => {});
-    const S = { fp: 's', maxMtimeMs: 0 };
+    const S = { fp: 's', newestMs: 0 };
     for (const rel of ['bad', 'nomtime', 'nullcomplete', 'nullrec']) {
       expect(() => sc.isComplete(rel, OID, S), rel).not.toThrow();
       expect(() => sc.markComplete(rel, OID, S), rel).not.toThrow();
@@ -383,7 +407,7 @@ describe('StatCache directories', () => {
   it('keeps a record for a directory named __proto__ across save and reload', async () => {
     const { cacheDir } = setup();
     const sc = new StatCache(cacheDir);
-    sc.setDir('__proto__', { fp: 'f', oid: OID, size: 0, nfiles: 0, maxMtimeMs: 0 });
+    sc.setDir('__proto__', { fp: 'f', oid: OID, size: 0, nfiles: 0, newestMs: 0 });
     expect(sc.getDir('__proto__', 'f')).toMatchObject({ oid: OID });
     await sleep(20);
     sc.save();
