@@ -139,8 +139,13 @@ export class ObjectStore {
    * will be a hard link or symlink to the object anyway. If the object already
    * exists `src` is left in place. Returns the id.
    */
-  async addFileMove(src: string, onBytes?: (n: number) => void): Promise<Oid> {
+  async addFileMove(src: string, st: StatKey, onBytes?: (n: number) => void): Promise<Oid> {
     const { sha256: oid } = await hashFile(src, onBytes);
+    // The workspace inode itself becomes the object: it must still be what was hashed.
+    const now = await fsp.lstat(src);
+    if (now.ino !== st.ino || now.size !== st.size || now.mtimeMs !== st.mtimeMs || now.ctimeMs !== st.ctimeMs) {
+      throw new TdvError('CHANGED_WHILE_ADDING', `${src} changed while it was being added; run the command again when nothing writes to it`);
+    }
     if (this.has(oid)) return oid;
     const dest = this.pathOf(oid);
     this.ensureDir(path.dirname(dest));
@@ -209,10 +214,17 @@ export class ObjectStore {
     return fs.statSync(this.pathOf(oid)).size;
   }
 
-  remove(oids: Iterable<Oid>): void {
+  /** Deletes objects; returns the ones that could not be deleted. */
+  remove(oids: Iterable<Oid>): Oid[] {
+    const failed: Oid[] = [];
     for (const oid of oids) {
       const p = this.pathOf(oid);
-      rmQuiet(p);
+      try {
+        fs.unlinkSync(p);
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') failed.push(oid);
+        continue;
+      }
       try {
         fs.rmdirSync(path.dirname(p));
         this.madeDirs.delete(path.dirname(p));
@@ -220,6 +232,7 @@ export class ObjectStore {
         /* prefix directory still holds objects */
       }
     }
+    return failed;
   }
 
   /**

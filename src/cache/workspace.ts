@@ -122,7 +122,7 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
         const abs = entryPath(base, e.rel);
         try {
           if (opts.write === 'store') record(i, await opts.store.addFileCopy(abs, e, opts.onBytes));
-          else if (opts.write === 'move') record(i, await opts.store.addFileMove(abs, opts.onBytes));
+          else if (opts.write === 'move') record(i, await opts.store.addFileMove(abs, e, opts.onBytes));
           else record(i, (await hashFile(abs, opts.onBytes)).sha256);
         } catch (err) {
           if (errnoCode(err) === 'ENOENT') throw describeFsError(err, abs);

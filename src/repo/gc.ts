@@ -1,5 +1,5 @@
 import { isDirOid, type Oid } from '../cache/oid.js';
-import { errnoCode, UsageError } from '../errors.js';
+import { errnoCode, TdvError, UsageError } from '../errors.js';
 import { findPointers, allOuts } from './pointers.js';
 import type { Repo } from './repo.js';
 
@@ -29,7 +29,10 @@ export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
     const plan = await planGc(repo);
     if (opts.dry || plan.unused.length === 0) return { ...plan, removed: false };
     if (!opts.confirm || !(await opts.confirm(plan))) return { ...plan, removed: false };
-    repo.store.remove(plan.unused.map((u) => u.oid));
+    const failed = repo.store.remove(plan.unused.map((u) => u.oid));
+    if (failed.length > 0) {
+      throw new TdvError('GC_INCOMPLETE', `could not delete ${failed.length} of ${plan.unused.length} unused objects (first: ${failed[0]}); check the cache's permissions`);
+    }
     return { ...plan, removed: true };
   });
 }
@@ -37,9 +40,14 @@ export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
 export async function planGc(repo: Repo): Promise<GcPlan> {
   const store = repo.store;
   const keep = new Set<Oid>();
-  for (const s of allOuts(repo, await findPointers(repo))) {
+  for (const s of allOuts(repo, await findPointers(repo, { honourIgnore: false }))) {
     keep.add(s.out.sha256);
-    if (isDirOid(s.out.sha256) && store.has(s.out.sha256)) for (const e of store.readManifest(s.out.sha256)) keep.add(e.sha256);
+    if (!isDirOid(s.out.sha256)) continue;
+    if (!store.has(s.out.sha256)) {
+      // Without the manifest, which file objects belong to this directory is unknown.
+      throw new TdvError('MISSING_OBJECTS', `cannot tell which objects ${s.rel} uses: its manifest ${s.out.sha256} is not in the cache; run \`tdv pull\` first, or \`tdv remove ${repo.rel(s.ptr.file)}\` if it is no longer needed`);
+    }
+    for (const e of store.readManifest(s.out.sha256)) keep.add(e.sha256);
   }
   const unused: GcPlan['unused'] = [];
   let bytes = 0;

@@ -10,8 +10,9 @@ import { type Repo, TDV_DIR } from './repo.js';
  * tracked (a sibling `<name>.tdv` exists) are not entered: pointers cannot live
  * inside tracked data, and skipping them keeps this walk small.
  */
-export async function findPointers(repo: Repo): Promise<Pointer[]> {
-  const ignored = await repo.ignore();
+export async function findPointers(repo: Repo, opts: { honourIgnore?: boolean } = {}): Promise<Pointer[]> {
+  // gc must see every pointer, even one .tdvignore hides, or it would delete data still referenced.
+  const ignored = opts.honourIgnore === false ? undefined : await repo.ignore();
   const files: string[] = [];
   const visit = (dir: string, rel: string): void => {
     let ents: fs.Dirent[];

@@ -154,3 +154,24 @@ describe('odd names and paths', () => {
     expectOneLineError(r.stderr, 'nosuchdir/x.csv does not exist');
   });
 });
+
+describe('gc keeps everything a pointer references', () => {
+  it('keeps the objects of a pointer that .tdvignore hides', async () => {
+    const dir = await repoWith({ 'scratch/raw.csv': 'raw\n' }, ['scratch/raw.csv']);
+    write(dir, '.tdvignore', 'scratch/\n');
+    const r = await tdv(dir, 'gc', '--workspace', '-f');
+    expect(r.code).toBe(0);
+    expect(fs.existsSync(objPath(dir, sha('raw\n')))).toBe(true);
+  });
+
+  it('refuses to collect when a tracked directory has no manifest in the cache', async () => {
+    const dir = await repoWith({ 'data/a': 'a\n' }, ['data']);
+    const ptr = read(dir, 'data.tdv');
+    const oid = /sha256: (\S+)/.exec(ptr)![1]!;
+    fs.rmSync(objPath(dir, oid));
+    const r = await tdv(dir, 'gc', '--workspace', '-f');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, 'data', 'tdv pull');
+    expect(fs.existsSync(objPath(dir, sha('a\n')))).toBe(true);
+  });
+});

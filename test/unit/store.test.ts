@@ -178,11 +178,21 @@ describe('ObjectStore.addFileMove', () => {
     const { store, base } = newStore();
     const src = path.join(base, 'm.txt');
     fs.writeFileSync(src, 'move me');
-    const oid = await store.addFileMove(src);
+    const oid = await store.addFileMove(src, fs.lstatSync(src));
     expect(oid).toBe(sha256('move me'));
     expect(fs.existsSync(src)).toBe(true);
     expect(fs.readFileSync(store.pathOf(oid), 'utf8')).toBe('move me');
     expect(mode(store.pathOf(oid))).toBe(0o444);
+  });
+
+  it('refuses a file that changed after its stat was taken, storing nothing', async () => {
+    const { store, base } = newStore();
+    const src = path.join(base, 'm.txt');
+    fs.writeFileSync(src, 'move me');
+    const st = fs.lstatSync(src);
+    fs.writeFileSync(src, 'moved, and longer'); // a size change: detectable whatever the clock granularity
+    await expect(store.addFileMove(src, st)).rejects.toMatchObject({ code: 'CHANGED_WHILE_ADDING' });
+    expect([...store.list()]).toEqual([]);
   });
 });
 
