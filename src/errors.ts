@@ -70,6 +70,19 @@ export function errnoCode(err: unknown): string | undefined {
     : undefined;
 }
 
+/** A file that was listed a moment ago and is gone now: someone else is changing the workspace. */
+export function vanished(path: string, cause?: unknown): TdvError {
+  return new TdvError('NOT_FOUND', `${path} disappeared while tdv was working on it; run the command again when nothing else changes it`, { cause });
+}
+
+/**
+ * A Node system error (errno code, syscall, path): the environment refused
+ * something (permissions, a vanished file, a full disk), not a bug in tdv.
+ */
+export function isSystemError(err: unknown): err is NodeJS.ErrnoException {
+  return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string' && typeof (err as NodeJS.ErrnoException).syscall === 'string';
+}
+
 /** Turns low-level file-system failures users can fix into TdvErrors, and leaves the rest alone. */
 export function describeFsError(err: unknown, path: string): unknown {
   switch (errnoCode(err)) {
@@ -80,6 +93,10 @@ export function describeFsError(err: unknown, path: string): unknown {
       return new TdvError('PERMISSION', `permission denied: ${path}; check the file's owner and mode`, { cause: err });
     case 'EROFS':
       return new TdvError('READ_ONLY_FS', `read-only file system: ${path}`, { cause: err });
+    case 'ENAMETOOLONG':
+      return new TdvError('NAME_TOO_LONG', `file name too long for this file system: ${path}`, { cause: err });
+    case 'ELOOP':
+      return new TdvError('SYMLINK_LOOP', `too many levels of symbolic links: ${path}`, { cause: err });
     default:
       return err;
   }

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { describeFsError, errnoCode, UsageError } from '../errors.js';
+import { describeFsError, errnoCode, FormatError } from '../errors.js';
 import { rmQuiet, siblingTmp } from '../util/fs.js';
 
 export const LINK_TYPES = ['reflink', 'copy', 'hardlink', 'symlink'] as const;
@@ -12,10 +12,10 @@ const umask = process.umask();
 
 export function parseLinkTypes(value: string, source: string): LinkType[] {
   const types = value.split(',').map((t) => t.trim()).filter(Boolean);
-  if (types.length === 0) throw new UsageError(`${source}: cache.type is empty; use e.g. "reflink,copy"`);
+  if (types.length === 0) throw new FormatError(source, 'cache.type is empty', 'Use e.g. "reflink,copy"');
   for (const t of types) {
     if (!(LINK_TYPES as readonly string[]).includes(t)) {
-      throw new UsageError(`${source}: unknown cache.type "${t}"; use a comma-separated list of ${LINK_TYPES.join(', ')}`);
+      throw new FormatError(source, `unknown cache.type "${t}"`, `Use a comma-separated list of ${LINK_TYPES.join(', ')}`);
     }
   }
   return types as LinkType[];

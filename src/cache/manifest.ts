@@ -67,7 +67,7 @@ export function parseManifest(text: string, source: string): ManifestEntry[] {
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw new FormatError(source, `directory manifest is not valid JSON (${(err as Error).message})`, 'Run `tdv fsck` to find corrupt objects');
+    throw new FormatError(source, `directory manifest is not valid JSON (${(err as Error).message})`, 'Delete that object from the cache and run `tdv pull`, or `tdv add` the original data again');
   }
   if (!Array.isArray(raw)) throw new FormatError(source, 'directory manifest is not a JSON array');
   const seen = new Set<string>();

@@ -155,7 +155,16 @@ export class StatCache {
     this.shards.set(shard, s);
   }
 
+  /** Writes what changed. Advisory: a failure (read-only checkout, full disk) is a warning, not an error. */
   save(): void {
+    try {
+      this.write();
+    } catch (err) {
+      this.onWarn?.(`could not save the stat cache in ${this.dir} (${(err as Error).message}); files will be re-hashed next time`);
+    }
+  }
+
+  private write(): void {
     fs.mkdirSync(this.dir, { recursive: true });
     for (const [name, s] of this.shards) {
       if (!s.dirty) continue;

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { describeFsError, errnoCode, FormatError, TdvError } from '../errors.js';
+import { describeFsError, errnoCode, FormatError, TdvError, vanished } from '../errors.js';
 import { rmQuiet, tmpSuffix } from '../util/fs.js';
 import { CHUNK, hashFile, sha256 } from './hash.js';
 import { type ManifestEntry, parseManifest, serializeManifest } from './manifest.js';
@@ -102,7 +102,7 @@ export class ObjectStore {
     try {
       data = fs.readFileSync(src);
     } catch (err) {
-      throw describeFsError(err, src);
+      throw errnoCode(err) === 'ENOENT' ? vanished(src, err) : describeFsError(err, src);
     }
     if (data.length > CHUNK) throw new TdvError('CHANGED_WHILE_ADDING', `${src} grew while it was being added; run the command again when nothing writes to it`);
     const oid = sha256(data);
@@ -186,7 +186,7 @@ export class ObjectStore {
       throw err;
     }
     if (`${sha256(text)}.dir` !== oid) {
-      throw new FormatError(file, 'directory manifest is corrupt (its content does not match its hash)', 'Run `tdv fsck` and then `tdv pull`');
+      throw new FormatError(file, 'directory manifest is corrupt (its content does not match its hash)', 'Delete that object from the cache and run `tdv pull`, or `tdv add` the original data again');
     }
     return parseManifest(text, file);
   }

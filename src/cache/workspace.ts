@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { describeFsError, errnoCode, TdvError } from '../errors.js';
+import { errnoCode, TdvError, vanished } from '../errors.js';
 import { type ManifestEntry, serializeManifest, sortEntries } from './manifest.js';
 import { CHUNK, hashFile, sha256 } from './hash.js';
 import type { Oid } from './oid.js';
@@ -38,7 +38,7 @@ export async function hashTarget(abs: string, rel: string, opts: HashOptions): P
   const st = fs.lstatSync(abs, { throwIfNoEntry: false });
   if (!st) return { kind: 'missing' };
   if (st.isDirectory()) return hashDirectory(abs, rel, opts);
-  const linkOid = st.isSymbolicLink() ? objectLinkOid(abs, `${opts.store.root}/files/sha256`) : undefined;
+  const linkOid = st.isSymbolicLink() ? objectLinkOid(abs, opts.store.objectsDir) : undefined;
   if (!st.isFile() && !linkOid) return { kind: 'other' };
   const walk: WalkEntry = { rel, ino: st.ino, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, size: st.size, mode: st.mode, linkOid };
   const [entry] = await hashEntries(abs.slice(0, abs.length - rel.length - 1), [walk], FILES_SHARD, opts);
@@ -46,7 +46,7 @@ export async function hashTarget(abs: string, rel: string, opts: HashOptions): P
 }
 
 async function hashDirectory(abs: string, rel: string, opts: HashOptions): Promise<TargetState> {
-  const walk = walkDir(abs, { ignored: opts.ignored, objectsDir: `${opts.store.root}/files/sha256`, onSkip: opts.onSkip });
+  const walk = walkDir(abs, { ignored: opts.ignored, objectsDir: opts.store.objectsDir, onSkip: opts.onSkip });
   const { fp, newestMs } = walkFingerprint(walk);
   const rec = opts.statCache.getDir(rel, fp);
   const stamp = opts.write ? opts.store.stamp() : undefined;
@@ -125,7 +125,7 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
           else if (opts.write === 'move') record(i, await opts.store.addFileMove(abs, e, opts.onBytes));
           else record(i, (await hashFile(abs, opts.onBytes)).sha256);
         } catch (err) {
-          if (errnoCode(err) === 'ENOENT') throw describeFsError(err, abs);
+          if (errnoCode(err) === 'ENOENT') throw vanished(abs, err);
           throw err;
         }
       }),

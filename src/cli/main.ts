@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
-import { ExitCode, TdvError } from '../errors.js';
+import { describeFsError, ExitCode, isSystemError, TdvError } from '../errors.js';
 import { CliContext, type CliIO } from './context.js';
 import { registerCommands } from './commands/index.js';
 
@@ -59,6 +59,14 @@ function report(err: unknown, ctx: CliContext): number {
     else write(`error: ${err.message}\n`);
     if (out?.verbose && err.cause) write(`${String((err.cause as Error).stack ?? err.cause)}\n`);
     return err.exitCode;
+  }
+  if (isSystemError(err)) {
+    // The operating system refused something: its message names the call and the file.
+    const described = describeFsError(err, err.path ?? '');
+    const msg = described instanceof TdvError ? described.message : err.message;
+    if (out) out.error(msg);
+    else write(`error: ${msg}\n`);
+    return ExitCode.failed;
   }
   const e = err as Error;
   write(`error: unexpected failure, this is a bug in tdv: ${e?.message ?? String(err)}\n`);

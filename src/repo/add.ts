@@ -115,7 +115,7 @@ async function validate(repo: Repo, paths: string[]): Promise<string[]> {
     const real = fs.realpathSync.native(path.dirname(abs));
     if (!isInside(fs.realpathSync.native(repo.root), real)) throw new UsageError(`${shown} lies behind a symlink that leaves the repository; add the real path`);
     if (abs.endsWith(POINTER_EXT) && st.isFile()) throw new UsageError(`${shown} is a tdv pointer file; add the data it tracks (${shown.slice(0, -POINTER_EXT.length)}) instead`);
-    const ownLink = st.isSymbolicLink() && objectLinkOid(abs, `${repo.store.root}/files/sha256`) !== undefined;
+    const ownLink = st.isSymbolicLink() && objectLinkOid(abs, repo.store.objectsDir) !== undefined;
     if (!st.isFile() && !st.isDirectory() && !ownLink) throw new UsageError(`${shown} is not a regular file or directory; tdv does not track symlinks or special files`);
     if (ignore?.(shown, st.isDirectory())) throw new UsageError(`${shown} is ignored by .tdvignore; remove the pattern first`);
     for (const o of outs) {

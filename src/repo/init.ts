@@ -36,7 +36,7 @@ export function init(dir: string, opts: InitOptions = {}): InitResult {
   }
   const tdvDir = path.join(root, TDV_DIR);
   if (fs.existsSync(path.join(tdvDir, 'config.yaml')) && !opts.force) {
-    throw new TdvError('ALREADY_INITIALIZED', `${tdvDir} already initialized; use \`tdv init --force\` to re-create its files (the cache is kept)`);
+    throw new TdvError('ALREADY_INITIALIZED', `${tdvDir} already initialized; use \`tdv init --force\` to re-create missing files (configuration and cache are kept)`);
   }
   fs.mkdirSync(tdvDir, { recursive: true });
   const created: string[] = [];
@@ -45,7 +45,7 @@ export function init(dir: string, opts: InitOptions = {}): InitResult {
     writeFileAtomicSync(file, text);
     created.push(path.relative(root, file).split(path.sep).join('/'));
   };
-  write(path.join(tdvDir, 'config.yaml'), CONFIG_TEMPLATE, false);
+  write(path.join(tdvDir, 'config.yaml'), CONFIG_TEMPLATE, true); // never overwrite the user's settings
   write(path.join(tdvDir, '.gitignore'), TDV_GITIGNORE, false);
   write(path.join(root, TDVIGNORE), TDVIGNORE_TEMPLATE, true);
   return { root, created };

@@ -4,7 +4,7 @@ import { unprotectFile } from '../cache/link.js';
 import { entryPath, walkDir } from '../cache/walk.js';
 import { UsageError } from '../errors.js';
 import { removeGitignoreEntry } from './gitignore.js';
-import { findPointers, selectTargets } from './pointers.js';
+import { allOuts, findPointers, selectTargets } from './pointers.js';
 import type { Repo } from './repo.js';
 
 export interface RemoveResult {
@@ -26,15 +26,17 @@ export async function remove(repo: Repo, targets: string[]): Promise<RemoveResul
     if (partial) throw new UsageError(`${partial.rel}/${partial.sub} is inside tracked ${partial.rel}; remove the whole ${repo.rel(partial.ptr.file)}`);
     const removed = new Set<string>();
     const gitignores: RemoveResult['gitignores'] = [];
-    for (const s of selected) {
-      unprotectTree(s.abs, `${repo.store.root}/files/sha256`);
+    // A pointer is removed whole: every output it tracks is released, not just the one named.
+    const pointers = [...new Set(selected.map((s) => s.ptr))];
+    for (const s of allOuts(repo, pointers)) {
+      unprotectTree(s.abs, repo.store.objectsDir);
       const changed = removeGitignoreEntry(path.dirname(s.abs), path.basename(s.abs));
       if (changed) gitignores.push({ path: repo.rel(path.join(path.dirname(s.abs), '.gitignore')), deleted: changed === 'deleted' });
       repo.statCache.forget(s.rel);
-      if (!removed.has(s.ptr.file)) {
-        fs.rmSync(s.ptr.file, { force: true });
-        removed.add(s.ptr.file);
-      }
+    }
+    for (const p of pointers) {
+      fs.rmSync(p.file, { force: true });
+      removed.add(p.file);
     }
     repo.statCache.save();
     return { removed: [...removed].map((f) => repo.rel(f)), gitignores };

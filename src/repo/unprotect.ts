@@ -9,7 +9,7 @@ export async function unprotect(repo: Repo, targets: string[]): Promise<{ files:
   return repo.withLock('unprotect', async () => {
     const selected = selectTargets(repo, await findPointers(repo), targets);
     let files = 0;
-    for (const s of selected) files += unprotectTree(s.sub ? `${s.abs}/${s.sub}` : s.abs, `${repo.store.root}/files/sha256`);
+    for (const s of selected) files += unprotectTree(s.sub ? `${s.abs}/${s.sub}` : s.abs, repo.store.objectsDir);
     return { files };
   });
 }

@@ -125,10 +125,10 @@ describe('loadConfig', () => {
     expect((await loadError(tdvDir({ 'config.yaml': '- core\n' }))).message).toMatch(/must be a mapping of sections/);
   });
 
-  it('rejects an unknown cache.type with a usage error naming the file and line', async () => {
+  it('rejects an unknown cache.type with a format error naming the file and line', async () => {
     const d = tdvDir({ 'config.yaml': 'cache:\n  type: reflink,hardlinks\n' });
     const err = await loadError(d);
-    expect(err).toBeInstanceOf(UsageError);
+    expect(err).toBeInstanceOf(FormatError);
     expect(err.message).toContain(`${path.join(d, 'config.yaml')}:2`);
     expect(err.message).toMatch(/"hardlinks"/);
   });

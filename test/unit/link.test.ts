@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isProtected, type LinkType, Linker, parseLinkTypes, unprotectFile } from '../../src/cache/link.js';
 import { ObjectStore } from '../../src/cache/store.js';
-import { UsageError } from '../../src/errors.js';
+import { FormatError } from '../../src/errors.js';
 import { useTmpDirs } from '../helpers/tmp.js';
 
 const tmp = useTmpDirs();
@@ -180,7 +180,7 @@ describe('parseLinkTypes', () => {
 
   it('rejects an unknown type, naming it, the source and the valid types', () => {
     const f = () => parseLinkTypes('reflink,softlink', '.tdv/config.yaml:3');
-    expect(f).toThrow(UsageError);
+    expect(f).toThrow(FormatError);
     expect(f).toThrow(/\.tdv\/config\.yaml:3/);
     expect(f).toThrow(/"softlink"/);
     expect(f).toThrow(/reflink, copy, hardlink, symlink/);
@@ -191,7 +191,7 @@ describe('parseLinkTypes', () => {
   });
 
   it('is case-sensitive about type names', () => {
-    expect(() => parseLinkTypes('Copy', 'cfg')).toThrow(UsageError);
+    expect(() => parseLinkTypes('Copy', 'cfg')).toThrow(FormatError);
   });
 });
 

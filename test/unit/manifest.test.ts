@@ -197,10 +197,10 @@ describe('parseManifest', () => {
     expect(badManifest(text)).toThrow(/not a JSON array/);
   });
 
-  it('rejects text that is not JSON, suggesting fsck', () => {
+  it('rejects text that is not JSON, saying how to repair the cache', () => {
     const f = badManifest('[{"relpath":');
     expect(f).toThrow(/not valid JSON/);
-    expect(f).toThrow(/tdv fsck/);
+    expect(f).toThrow(/tdv pull/);
   });
 
   it('rejects an entry that is not an object', () => {

@@ -7,7 +7,7 @@ export function registerInit(program: Command, ctx: CliContext): void {
     .description('make the current Git repository a tdv repository')
     .option('--no-scm', 'allow a directory that is not a Git work tree')
     .option('--subdir', 'allow a subdirectory of a Git work tree')
-    .option('-f, --force', 're-create tdv files in an initialized repository (keeps the cache)')
+    .option('-f, --force', 're-create missing tdv files in an initialized repository (keeps configuration and cache)')
     .addHelpText('after', examples('git init && tdv init', 'tdv init --no-scm'))
     .action(async (opts: { scm: boolean; subdir?: boolean; force?: boolean }, cmd: Command) => {
       const out = await ctx.output(cmd);
