@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { errnoCode, LockTimeoutError } from '../errors.js';
-import { rmQuiet } from '../util/fs.js';
+import { randomBytes } from 'node:crypto';
+import { describeFsError, errnoCode, LockTimeoutError } from '../errors.js';
+import { rmQuiet, tmpSuffix } from '../util/fs.js';
 
 interface LockInfo {
   pid: number;
@@ -11,6 +12,8 @@ interface LockInfo {
   start?: string;
   cmd: string;
   since: string;
+  /** Random per acquisition: identifies this holder for release and take-over, whatever pids collide. */
+  token?: string;
 }
 
 export interface LockOptions {
@@ -42,6 +45,14 @@ function isAlive(info: LockInfo): boolean {
   return info.start === undefined || start === undefined || start === info.start;
 }
 
+function readText(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
 function readInfo(file: string): LockInfo | undefined {
   try {
     const j = JSON.parse(fs.readFileSync(file, 'utf8')) as LockInfo;
@@ -52,14 +63,17 @@ function readInfo(file: string): LockInfo | undefined {
 }
 
 /**
- * The repo lock: an exclusively-created file holding the owner's pid. A busy
- * lock is waited for (the caller is told once) up to a timeout; a lock whose
- * owner died is taken over. Take-overs are serialised through a second,
- * short-lived lock file so two waiters cannot both remove the stale lock and
- * delete each other's fresh one.
+ * The repo lock: a file holding the owner's pid and a random token, created
+ * complete in one step (written to a temp file, then hard-linked into place,
+ * which fails if the lock exists), so nobody ever sees it empty. A busy lock is
+ * waited for (the caller is told once) up to a timeout; a lock whose owner died
+ * is taken over. Take-overs are serialised through a second, short-lived lock
+ * file so two waiters cannot both remove the stale lock and delete each other's
+ * fresh one; release and take-over compare tokens, not pids.
  */
 export class RepoLock {
   private held = false;
+  private readonly token = randomBytes(8).toString('hex');
 
   constructor(
     readonly file: string,
@@ -71,14 +85,11 @@ export class RepoLock {
     const deadline = Date.now() + opts.timeoutMs;
     let told = false;
     fs.mkdirSync(path.dirname(this.file), { recursive: true });
-    const info: LockInfo = { pid: process.pid, host: os.hostname(), start: procStart(process.pid), cmd: this.cmd, since: new Date().toISOString() };
+    const info: LockInfo = { pid: process.pid, host: os.hostname(), start: procStart(process.pid), cmd: this.cmd, since: new Date().toISOString(), token: this.token };
     for (;;) {
-      try {
-        fs.writeFileSync(this.file, JSON.stringify(info), { flag: 'wx' });
+      if (this.tryCreate(info)) {
         this.held = true;
         return;
-      } catch (err) {
-        if (errnoCode(err) !== 'EEXIST') throw err;
       }
       const holder = readInfo(this.file);
       // A dead holder, or garbage older than a few seconds (a live writer fills it at once), is stale.
@@ -98,11 +109,35 @@ export class RepoLock {
     }
   }
 
+  /** Creates the lock file with its content in one step; false if it exists. */
+  private tryCreate(info: LockInfo): boolean {
+    const tmp = `${this.file}.${tmpSuffix()}`;
+    try {
+      fs.writeFileSync(tmp, JSON.stringify(info), { flag: 'wx' });
+      try {
+        fs.linkSync(tmp, this.file);
+        return true;
+      } catch (err) {
+        const code = errnoCode(err);
+        if (code === 'EEXIST') return false;
+        if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
+        // No hard links here: fall back to an exclusive create (briefly empty).
+        fs.writeFileSync(this.file, JSON.stringify(info), { flag: 'wx' });
+        return true;
+      }
+    } catch (err) {
+      if (errnoCode(err) === 'EEXIST') return false;
+      throw describeFsError(err, this.file);
+    } finally {
+      rmQuiet(tmp);
+    }
+  }
+
   /** Removes a stale lock; true if the caller should retry at once. */
   private takeOver(stale: LockInfo | undefined): boolean {
     const guard = `${this.file}.takeover`;
     try {
-      fs.writeFileSync(guard, String(process.pid), { flag: 'wx' });
+      fs.writeFileSync(guard, this.token, { flag: 'wx' });
     } catch (err) {
       if (errnoCode(err) !== 'EEXIST') throw err;
       const st = fs.statSync(guard, { throwIfNoEntry: false });
@@ -111,7 +146,7 @@ export class RepoLock {
     }
     try {
       const now = readInfo(this.file);
-      const same = stale === undefined ? now === undefined : now !== undefined && now.pid === stale.pid && now.since === stale.since;
+      const same = stale === undefined ? now === undefined : now !== undefined && now.pid === stale.pid && now.since === stale.since && now.token === stale.token;
       if (!same) return true; // changed meanwhile: look again
       fs.unlinkSync(this.file);
       return true;
@@ -119,14 +154,13 @@ export class RepoLock {
       if (errnoCode(err) === 'ENOENT') return true;
       throw new LockTimeoutError(`cannot remove the stale lock ${this.file} (${(err as Error).message}); delete it by hand`);
     } finally {
-      rmQuiet(guard);
+      if (readText(guard) === this.token) rmQuiet(guard);
     }
   }
 
   release(): void {
     if (!this.held) return;
     this.held = false;
-    const now = readInfo(this.file);
-    if (now?.pid === process.pid) rmQuiet(this.file);
+    if (readInfo(this.file)?.token === this.token) rmQuiet(this.file);
   }
 }

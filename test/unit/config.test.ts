@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FormatError, UsageError } from '../../src/errors.js';
+import { FormatError } from '../../src/errors.js';
 import { CONFIG_TEMPLATE, DEFAULT_LINK_TYPES, loadConfig } from '../../src/repo/config.js';
 import { isBlankYaml } from '../../src/util/yaml.js';
 import { finishesWithin } from '../helpers/isolate.js';

@@ -194,3 +194,26 @@ describe('RepoLock', () => {
     holder.release();
   });
 });
+
+describe('RepoLock ownership', () => {
+  it('release leaves alone a lock that another holder (same pid, other token) now owns', async () => {
+    const file = lockFile();
+    const a = new RepoLock(file, 'add');
+    await a.acquire({ timeoutMs: 0 });
+    const mine = readLock(file) as { token?: string };
+    expect(mine.token).toMatch(/^[0-9a-f]{16}$/);
+    fs.writeFileSync(file, JSON.stringify({ ...mine, token: 'f'.repeat(16) }));
+    a.release();
+    expect(fs.existsSync(file)).toBe(true);
+  });
+
+  it('the lock file is never seen without its content, and no temp file is left', async () => {
+    const file = lockFile();
+    const a = new RepoLock(file, 'add');
+    await a.acquire({ timeoutMs: 0 });
+    expect(readLock(file).cmd).toBe('add');
+    expect(fs.readdirSync(path.dirname(file))).toEqual([path.basename(file)]);
+    a.release();
+    expect(fs.readdirSync(path.dirname(file))).toEqual([]);
+  });
+});
