@@ -1,10 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { unprotectFile } from '../cache/link.js';
-import { entryPath, walkDir } from '../cache/walk.js';
 import { UsageError } from '../errors.js';
 import { removeGitignoreEntry } from './gitignore.js';
 import { allOuts, findPointers, selectTargets } from './pointers.js';
+import { unprotectTree } from './unprotect.js';
 import type { Repo } from './repo.js';
 
 export interface RemoveResult {
@@ -41,14 +40,4 @@ export async function remove(repo: Repo, targets: string[]): Promise<RemoveResul
     repo.statCache.save();
     return { removed: [...removed].map((f) => repo.rel(f)), gitignores };
   });
-}
-
-/** Replaces hard links and symlinks to the cache under `abs` by editable copies. Returns how many. */
-export function unprotectTree(abs: string, objectsDir: string): number {
-  const st = fs.lstatSync(abs, { throwIfNoEntry: false });
-  if (!st) return 0;
-  if (!st.isDirectory()) return unprotectFile(abs) ? 1 : 0;
-  let n = 0;
-  for (const e of walkDir(abs, { objectsDir })) if (unprotectFile(entryPath(abs, e.rel))) n++;
-  return n;
 }
