@@ -64,10 +64,9 @@ export interface CheckoutPlan {
 }
 
 export interface CheckoutResult {
-  /** Repo-relative paths written. */
+  /** Repo-relative paths written (or, with `dry`, to be written). */
   restored: string[];
   deleted: string[];
-  unchanged: number;
 }
 
 /** Makes the workspace match the pointers, never destroying uncached data without `force`. */
@@ -88,19 +87,13 @@ export async function checkout(repo: Repo, opts: CheckoutOptions = {}): Promise<
         plan.conflicts,
       );
     }
-    const unchanged = countUnchanged(plan, selected);
-    if (opts.dry) return { restored: plan.writes.map((w) => w.rel), deleted: plan.deletes.map((d) => d.rel), unchanged };
-    await applyCheckout(repo, plan);
-    return { restored: plan.writes.map((w) => w.rel), deleted: plan.deletes.map((d) => d.rel), unchanged };
+    if (!opts.dry) await applyCheckout(repo, plan);
+    return { restored: plan.writes.map((w) => w.rel), deleted: plan.deletes.map((d) => d.rel) };
   });
 }
 
 function summarize(paths: string[]): string {
   return paths.length <= 5 ? paths.join(', ') : `${paths.slice(0, 5).join(', ')} and ${paths.length - 5} more`;
-}
-
-function countUnchanged(plan: CheckoutPlan, selected: Selected[]): number {
-  return Math.max(0, selected.length - new Set([...plan.writes, ...plan.deletes].map((w) => w.rel.split('/')[0])).size);
 }
 
 export async function planCheckout(repo: Repo, selected: readonly Selected[], opts: CheckoutOptions): Promise<CheckoutPlan> {

@@ -302,3 +302,18 @@ describe('tdv checkout --relink', () => {
     await expectClean(dir);
   });
 });
+
+describe('tdv checkout --dry', () => {
+  it('lists what it would restore and delete, and changes nothing', async () => {
+    const dir = await repoWith({ 'data/a': 'a\n', 'data/b': 'b\n' }, ['data']);
+    fs.rmSync(path.join(dir, 'data', 'a'));
+    write(dir, 'data/extra', 'b\n'); // content cached (same as b), so deleting it is allowed
+    const before = snapshot(dir);
+    const r = await tdv(dir, 'checkout', '--dry');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('M  data/a');
+    expect(r.stdout).toContain('D  data/extra');
+    expect(r.stdout).toContain('Would restore 1 file and delete 1 file.');
+    expect(snapshot(dir)).toEqual(before);
+  });
+});
