@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { errnoCode, TdvError, vanished } from '../errors.js';
+import { inTwoThreads, ItemError } from './pool.js';
 import { type ManifestEntry, serializeManifest, sortEntries } from './manifest.js';
 import { CHUNK, hashFile, sha256 } from './hash.js';
 import type { Oid } from './oid.js';
@@ -86,6 +87,7 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
     entry(i, sha);
     if (shard === FILES_SHARD) sc.setFile(shard, walk[i]!.rel, walk[i]!, sha);
   };
+  const small: number[] = [];
   const large: number[] = [];
   for (let i = 0; i < walk.length; i++) {
     const e = walk[i]!;
@@ -99,17 +101,25 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
       entry(i, sha);
       continue;
     }
-    if (e.size > CHUNK || opts.write === 'move') {
-      large.push(i);
-      continue;
-    }
-    // Small files synchronously: for many small files the per-call cost of
-    // async I/O exceeds the I/O itself.
-    const abs = entryPath(base, e.rel);
-    const { oid, size } = opts.store.hashSmallSync(abs, opts.write === 'store');
-    opts.onBytes?.(size);
-    if (size !== e.size) throw new TdvError('CHANGED_WHILE_ADDING', `${abs} changed while it was being read; run the command again when nothing writes to it`);
-    record(i, oid);
+    if (e.size > CHUNK || opts.write === 'move') large.push(i);
+    else small.push(i);
+  }
+  if (small.length > 0) {
+    // Small files with synchronous calls (for many small files the per-call cost of
+    // async I/O exceeds the I/O itself), on two threads when there are many.
+    const shas = await inTwoThreads(
+      'hash',
+      { root: opts.store.root, tmpDir: opts.store.tmpDir, store: opts.write === 'store' },
+      small.map((i) => [entryPath(base, walk[i]!.rel), walk[i]!.size] as [string, number]),
+    ).catch((err: unknown) => {
+      if (!(err instanceof ItemError)) throw err;
+      const abs = entryPath(base, walk[small[err.index]!]!.rel);
+      throw err.code === 'ENOENT' ? vanished(abs, err) : new TdvError('IO_ERROR', `cannot read ${abs}: ${err.message}`);
+    });
+    small.forEach((i, k) => {
+      opts.onBytes?.(walk[i]!.size);
+      record(i, shas[k]!);
+    });
   }
   if (large.length === 0) return out;
   // Large files: a bounded async pool, where reading, hashing and copying overlap.

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ConflictError, describeFsError, MissingObjectsError, TdvError } from '../errors.js';
 import { hashFile } from '../cache/hash.js';
-import { LinkBatchError, linkAll } from '../cache/link-pool.js';
+import { inTwoThreads, ItemError } from '../cache/pool.js';
 import type { ManifestEntry } from '../cache/manifest.js';
 import { isDirOid, type Oid } from '../cache/oid.js';
 import { FILES_SHARD } from '../cache/statcache.js';
@@ -255,7 +255,6 @@ function escapeGuard(root: string): (abs: string) => void {
 export async function applyCheckout(repo: Repo, plan: CheckoutPlan): Promise<void> {
   const store = repo.store;
   const sc = repo.statCache;
-  const linker = repo.linker();
   try {
     for (const p of plan.clears) fs.rmSync(p, { recursive: true, force: true });
     for (const d of plan.deletes) {
@@ -270,15 +269,15 @@ export async function applyCheckout(repo: Repo, plan: CheckoutPlan): Promise<voi
         made.add(dir);
       }
     }
-    const byDest = new Map(plan.writes.map((w) => [w.abs, w]));
     try {
-      await linkAll(
-        linker,
-        plan.writes.map((w) => ({ object: store.pathOf(w.oid), dest: w.abs, isexec: w.isexec })),
+      await inTwoThreads(
+        'link',
+        { types: [...repo.config.cache.type] },
+        plan.writes.map((w) => [store.pathOf(w.oid), w.abs, w.isexec] as [string, string, boolean]),
       );
     } catch (err) {
-      if (!(err instanceof LinkBatchError)) throw err;
-      const w = byDest.get(err.item.dest)!;
+      if (!(err instanceof ItemError)) throw err;
+      const w = plan.writes[err.index]!;
       // Planned as present; gone since (another process, or a damaged cache).
       if (err.code === 'ENOENT' && !store.has(w.oid)) throw new MissingObjectsError(`${w.rel} is not in the cache (object ${w.oid}); run \`tdv pull\` to fetch it`, [w.rel]);
       throw describeFsError(Object.assign(new Error(err.message), { code: err.code }), w.abs);

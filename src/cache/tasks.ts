@@ -1,0 +1,33 @@
+import { TdvError } from '../errors.js';
+import { Linker, type LinkType } from './link.js';
+import { ObjectStore } from './store.js';
+
+/**
+ * Per-file work the two-thread pool can split: plain functions of a setup and
+ * an item, so the main thread and the worker run exactly the same code.
+ */
+export interface Tasks {
+  /** Link a cache object into the workspace. */
+  link: { setup: { types: LinkType[] }; item: [object: string, dest: string, isexec: boolean]; result: null };
+  /** Hash a small file (at most one chunk) and, with `store`, put it in the cache. */
+  hash: { setup: { root: string; tmpDir: string; store: boolean }; item: [abs: string, size: number]; result: string };
+}
+
+export type TaskName = keyof Tasks;
+
+export function makeTask<K extends TaskName>(name: K, setup: Tasks[K]['setup']): (item: Tasks[K]['item']) => Tasks[K]['result'] {
+  if (name === 'link') {
+    const linker = new Linker((setup as Tasks['link']['setup']).types);
+    return ((item: Tasks['link']['item']) => {
+      linker.link(item[0], item[1], item[2]);
+      return null;
+    }) as never;
+  }
+  const s = setup as Tasks['hash']['setup'];
+  const store = new ObjectStore(s.root, s.tmpDir);
+  return ((item: Tasks['hash']['item']) => {
+    const { oid, size } = store.hashSmallSync(item[0], s.store);
+    if (size !== item[1]) throw new TdvError('CHANGED_WHILE_ADDING', `${item[0]} changed while it was being read; run the command again when nothing writes to it`);
+    return oid;
+  }) as never;
+}
