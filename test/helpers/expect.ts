@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { expect, onTestFinished } from 'vitest';
-import { makeRepo, snapshot, tmpDir } from './repo.js';
+import { makeRepo, snapshot, tdv, tmpDir, write } from './repo.js';
 
 export function sha(content: string | Buffer): string {
   return createHash('sha256').update(content).digest('hex');
@@ -107,5 +107,15 @@ export async function newRepo(opts: { init?: boolean } = {}): Promise<string> {
 export function newDir(): string {
   const dir = fs.realpathSync(tmpDir());
   onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A new tdv repo holding `files`, with `add` run on the given paths (and `config` written first). */
+export async function repoWith(files: Record<string, string>, add: string[], config?: string): Promise<string> {
+  const dir = await newRepo();
+  if (config) setConfig(dir, config);
+  for (const [rel, content] of Object.entries(files)) write(dir, rel, content);
+  const r = await tdv(dir, 'add', ...add);
+  if (r.code !== 0) throw new Error(r.stderr);
   return dir;
 }

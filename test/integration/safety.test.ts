@@ -2,15 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { read, snapshot, tdv, write } from '../helpers/repo.js';
-import { expectOneLineError, newDir, newRepo, objPath, sha } from '../helpers/expect.js';
-
-async function repoWith(files: Record<string, string>, add: string[]): Promise<string> {
-  const dir = await newRepo();
-  for (const [rel, content] of Object.entries(files)) write(dir, rel, content);
-  const r = await tdv(dir, 'add', ...add);
-  if (r.code !== 0) throw new Error(r.stderr);
-  return dir;
-}
+import { expectOneLineError, newDir, newRepo, objPath, repoWith, sha } from '../helpers/expect.js';
 
 describe('checkout never writes through symlinks', () => {
   it('a tracked directory replaced by a symlink to elsewhere is a conflict; the other side is untouched', async () => {

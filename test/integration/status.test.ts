@@ -2,17 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { read, snapshot, tdv, write } from '../helpers/repo.js';
-import { expectOneLineError, manifest, newRepo, objPath, sha, state } from '../helpers/expect.js';
+import { expectOneLineError, manifest, newRepo, objPath, repoWith, sha, state } from '../helpers/expect.js';
 
 const UP_TO_DATE = 'Data and pipelines are up to date.';
-
-async function repoWith(files: Record<string, string>, add: string[]): Promise<string> {
-  const dir = await newRepo();
-  for (const [rel, content] of Object.entries(files)) write(dir, rel, content);
-  const r = await tdv(dir, 'add', ...add);
-  if (r.code !== 0) throw new Error(r.stderr);
-  return dir;
-}
 
 async function json(dir: string, ...args: string[]) {
   const r = await tdv(dir, 'status', '--json', ...args);
