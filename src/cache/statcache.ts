@@ -138,6 +138,11 @@ export class StatCache {
     return rec[4];
   }
 
+  /** True when `key` was recorded with this size, whatever its times: a hint that its content may be unchanged. */
+  knowsSize(shard: string, key: string, size: number): boolean {
+    return this.shard(shard).recs.get(key)?.[3] === size;
+  }
+
   setFile(shard: string, key: string, st: StatKey, sha: string): void {
     const s = this.shard(shard);
     s.recs.set(key, [st.ino, st.mtimeMs, st.ctimeMs, st.size, sha]);

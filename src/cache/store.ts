@@ -111,22 +111,31 @@ export class ObjectStore {
   }
 
   /**
-   * Hashes a large file and, if its object is new, stores a copy (a reflink
-   * where the file system can, else a kernel copy). Hashing first means a file
-   * already in the cache costs one read; the stat key is checked before and
-   * after, so content that changed meanwhile is never stored under the old hash.
+   * Hashes a large file and stores a copy of it (a reflink where the file
+   * system can). A new file is copied by the kernel on the thread pool while
+   * this thread hashes it: the two overlap, so adding new data costs little
+   * more than hashing it. When the content is probably cached already
+   * (`likelyCached`: the same path was recorded before with this size, as when
+   * an output is regenerated) it hashes first and copies only if needed, since
+   * a wasted copy of a large file costs time to write and to delete. The stat
+   * key is checked afterwards, so content that changed meanwhile is never
+   * stored under the old hash.
    */
-  async addFileCopy(src: string, st: StatKey, onBytes?: (n: number) => void): Promise<Oid> {
-    const { sha256: oid } = await hashFile(src, onBytes);
-    const changed = (now: fs.Stats) => now.ino !== st.ino || now.size !== st.size || now.mtimeMs !== st.mtimeMs || now.ctimeMs !== st.ctimeMs;
-    const fail = () => new TdvError('CHANGED_WHILE_ADDING', `${src} changed while it was being added; run the command again when nothing writes to it`);
-    if (changed(await fsp.stat(src))) throw fail();
-    if (this.has(oid)) return oid;
+  async addFileCopy(src: string, st: StatKey, onBytes?: (n: number) => void, likelyCached = false): Promise<Oid> {
     const tmp = this.newTmpPath();
+    const copy = () => fsp.copyFile(src, tmp, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
     try {
-      await fsp.copyFile(src, tmp, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
-      if (changed(await fsp.stat(src))) throw fail();
-      this.insertSync(tmp, oid);
+      const copying = likelyCached ? undefined : copy();
+      copying?.catch(() => undefined); // awaited below; an early hash failure must not leave it unhandled
+      const { sha256: oid } = await hashFile(src, onBytes);
+      if (copying) await copying;
+      else if (!this.has(oid)) await copy();
+      const now = await fsp.stat(src);
+      if (now.ino !== st.ino || now.size !== st.size || now.mtimeMs !== st.mtimeMs || now.ctimeMs !== st.ctimeMs) {
+        throw new TdvError('CHANGED_WHILE_ADDING', `${src} changed while it was being added; run the command again when nothing writes to it`);
+      }
+      if (this.has(oid)) rmQuiet(tmp);
+      else this.insertSync(tmp, oid);
       return oid;
     } catch (err) {
       rmQuiet(tmp);

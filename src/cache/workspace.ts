@@ -131,7 +131,7 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
         const e = walk[i]!;
         const abs = entryPath(base, e.rel);
         try {
-          if (opts.write === 'store') record(i, await opts.store.addFileCopy(abs, e, opts.onBytes));
+          if (opts.write === 'store') record(i, await opts.store.addFileCopy(abs, e, opts.onBytes, sc.knowsSize(shard, e.rel, e.size)));
           else if (opts.write === 'move') record(i, await opts.store.addFileMove(abs, e, opts.onBytes));
           else record(i, (await hashFile(abs, opts.onBytes)).sha256);
         } catch (err) {

@@ -95,6 +95,20 @@ describe('ObjectStore.addFileCopy', () => {
     expect(leftovers(tmpDir)).toEqual([]);
   });
 
+  it('with likelyCached, hashes first and copies only a new object', async () => {
+    const { store, base, tmpDir } = newStore();
+    const data = randomBytes(CHUNK + 123);
+    const src = path.join(base, 'again.bin');
+    fs.writeFileSync(src, data);
+    const oid = await store.addFileCopy(src, fs.statSync(src), undefined, true);
+    expect(oid).toBe(sha256(data));
+    expect(fs.readFileSync(store.pathOf(oid)).equals(data)).toBe(true);
+    const ino = fs.statSync(store.pathOf(oid)).ino;
+    expect(await store.addFileCopy(src, fs.statSync(src), undefined, true)).toBe(oid);
+    expect(fs.statSync(store.pathOf(oid)).ino).toBe(ino);
+    expect(leftovers(tmpDir)).toEqual([]);
+  });
+
   it('never rewrites an existing object when the same content is added again', async () => {
     const { store, base, tmpDir } = newStore();
     for (const size of [100, CHUNK + 100]) {
