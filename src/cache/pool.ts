@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { errnoCode, TdvError } from '../errors.js';
+import { newQueue, takeChunks } from './pool-queue.js';
 import { makeTask, type TaskName, type Tasks } from './tasks.js';
 
 /**
@@ -18,6 +19,7 @@ export class ItemError extends Error {
 }
 
 interface WorkerReply {
+  done?: number[];
   results?: unknown[];
   error?: { index: number; code?: string; tdvCode?: string; message: string };
 }
@@ -31,14 +33,17 @@ export interface PoolOptions {
   parallelMin?: number;
   /** The compiled worker entry; injectable for tests. */
   workerUrl?: URL;
+  /** Leave every item to the worker (tests use it to exercise the worker path). */
+  workerOnly?: boolean;
 }
 
 /**
- * Runs a per-file task over many items on two threads: this one takes the first
- * half, a worker the second. Per-file system calls (open, read, write, copy,
- * chmod, rename) are CPU-bound in the kernel or wait on the disk, so a second
- * core nearly halves large batches. Small batches, or a missing compiled worker
- * (running from TypeScript sources), stay on this thread.
+ * Runs a per-file task over many items on two threads, this one and a worker,
+ * both taking chunks from a shared counter until none are left. Per-file system
+ * calls (open, read, write, copy, chmod, rename) are CPU-bound in the kernel or
+ * wait on the disk, so a second core nearly halves large batches. Small
+ * batches, or a missing compiled worker (running from TypeScript sources), stay
+ * on this thread. Results come back in item order.
  */
 export async function inTwoThreads<K extends TaskName>(
   task: K,
@@ -48,15 +53,18 @@ export async function inTwoThreads<K extends TaskName>(
 ): Promise<Tasks[K]['result'][]> {
   const workerUrl = opts.workerUrl ?? WORKER;
   const useWorker = items.length >= (opts.parallelMin ?? PARALLEL_MIN) && fs.existsSync(workerUrl);
-  const split = useWorker ? Math.ceil(items.length / 2) : items.length;
-  let worker: Promise<unknown[]> | undefined;
+  const queue = newQueue();
+  const results: Tasks[K]['result'][] = new Array(items.length);
+  let worker: Promise<void> | undefined;
   if (useWorker) {
-    worker = new Promise<unknown[]>((resolve, reject) => {
-      const w = new Worker(workerUrl, { workerData: { task, setup, items: items.slice(split) } });
+    worker = new Promise<void>((resolve, reject) => {
+      const w = new Worker(workerUrl, { workerData: { task, setup, items, queue } });
       w.once('message', (m: WorkerReply) => {
-        if (m.results) resolve(m.results);
-        else if (m.error?.tdvCode) reject(new TdvError(m.error.tdvCode, m.error.message));
-        else reject(new ItemError(split + (m.error?.index ?? 0), m.error?.code, m.error?.message ?? 'worker failed'));
+        if (m.done && m.results) {
+          m.done.forEach((idx, k) => (results[idx] = m.results![k] as Tasks[K]['result']));
+          resolve();
+        } else if (m.error?.tdvCode) reject(new TdvError(m.error.tdvCode, m.error.message));
+        else reject(new ItemError(m.error?.index ?? 0, m.error?.code, m.error?.message ?? 'worker failed'));
       });
       w.once('error', reject);
     });
@@ -64,22 +72,21 @@ export async function inTwoThreads<K extends TaskName>(
     worker.catch(() => undefined);
   }
   const run = makeTask(task, setup);
-  const results: Tasks[K]['result'][] = [];
   let first: unknown;
-  for (let i = 0; i < split; i++) {
-    try {
-      results.push(run(items[i]!));
-    } catch (err) {
-      first = err instanceof TdvError || !(err instanceof Error) ? err : new ItemError(i, errnoCode(err), err.message);
-      break;
-    }
-  }
-  let rest: unknown[] = [];
+  let current = -1;
   try {
-    rest = (await worker) ?? [];
+    if (!(useWorker && opts.workerOnly)) takeChunks(queue, items.length, (i) => {
+      current = i;
+      results[i] = run(items[i]!);
+    });
+  } catch (err) {
+    first = err instanceof TdvError || !(err instanceof Error) ? err : new ItemError(current, errnoCode(err), err.message);
+  }
+  try {
+    await worker;
   } catch (err) {
     first ??= err;
   }
   if (first) throw first;
-  return results.concat(rest as Tasks[K]['result'][]);
+  return results;
 }

@@ -1,17 +1,23 @@
-/** Worker-thread entry of the two-thread pool (see pool.ts): runs one task over its share of the items. */
+/** Worker-thread entry of the two-thread pool (see pool.ts): takes chunks of items from the shared counter. */
 import { parentPort, workerData } from 'node:worker_threads';
 import { errnoCode, TdvError } from '../errors.js';
+import { takeChunks } from './pool-queue.js';
 import { makeTask, type TaskName } from './tasks.js';
 
-const { task, setup, items } = workerData as { task: TaskName; setup: never; items: never[] };
+const { task, setup, items, queue } = workerData as { task: TaskName; setup: never; items: never[]; queue: Int32Array };
 const run = makeTask(task, setup);
+const done: number[] = [];
 const results: unknown[] = [];
-let i = 0;
+let current = -1;
 try {
-  for (; i < items.length; i++) results.push(run(items[i]!));
-  parentPort!.postMessage({ results });
+  takeChunks(queue, items.length, (i) => {
+    current = i;
+    results.push(run(items[i]!));
+    done.push(i);
+  });
+  parentPort!.postMessage({ done, results });
 } catch (err) {
   // A TdvError keeps its code and message across the thread boundary.
   const tdvCode = err instanceof TdvError ? err.code : undefined;
-  parentPort!.postMessage({ error: { index: i, code: errnoCode(err), tdvCode, message: (err as Error).message } });
+  parentPort!.postMessage({ error: { index: current, code: errnoCode(err), tdvCode, message: (err as Error).message } });
 }

@@ -10,6 +10,8 @@ const tmp = useTmpDirs();
 /** The compiled worker (`npm test` builds dist/ before running the tests). */
 const WORKER = new URL('../../dist/cache/worker.js', import.meta.url);
 const TWO = { parallelMin: 2, workerUrl: WORKER };
+/** Every item on the worker thread. */
+const WORKER_ONLY = { ...TWO, workerOnly: true };
 
 function setup(n: number) {
   const base = tmp();
@@ -21,9 +23,9 @@ function setup(n: number) {
 }
 
 describe.skipIf(!fs.existsSync(WORKER))('inTwoThreads with the compiled worker', () => {
-  it('links every item, half of them on the worker, with modes and contents right', async () => {
+  it('links every item on the worker, with modes and contents right', async () => {
     const { links, ws } = setup(40);
-    await inTwoThreads('link', { types: ['copy'] }, links, TWO);
+    await inTwoThreads('link', { types: ['copy'] }, links, WORKER_ONLY);
     for (const [i, [, dest, isexec]] of links.entries()) {
       expect(fs.readFileSync(dest, 'utf8')).toBe(`content ${i}`);
       expect((fs.statSync(dest).mode & 0o100) !== 0).toBe(isexec);
@@ -31,15 +33,27 @@ describe.skipIf(!fs.existsSync(WORKER))('inTwoThreads with the compiled worker',
     expect(fs.readdirSync(ws).filter((n) => n.includes('tdvtmp'))).toEqual([]);
   });
 
-  it('reports the failing item of the worker half by its index in the whole batch, with its errno code', async () => {
+  it('reports the failing item of the worker by its index in the whole batch, with its errno code', async () => {
     const { links } = setup(10);
     fs.rmSync(links[8]![0]);
-    const err = await inTwoThreads('link', { types: ['copy'] }, links, TWO).catch((e: unknown) => e);
+    const err = await inTwoThreads('link', { types: ['copy'] }, links, WORKER_ONLY).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ItemError);
     expect((err as ItemError).index).toBe(8);
     expect((err as ItemError).code).toBe('ENOENT');
-    expect(fs.existsSync(links[4]![1])).toBe(true); // the main thread's half is done
+    expect(fs.existsSync(links[4]![1])).toBe(true); // items before it are done
     expect(fs.existsSync(links[8]![1])).toBe(false);
+  });
+
+  it('both threads together produce every result in item order', async () => {
+    const { base } = setup(0);
+    const store = new ObjectStore(path.join(base, 'c3'), path.join(base, 't3'));
+    const files = Array.from({ length: 500 }, (_, i) => {
+      const p = path.join(base, `m${i}`);
+      fs.writeFileSync(p, `mixed ${i}`);
+      return [p, fs.statSync(p).size] as [string, number];
+    });
+    const shas = await inTwoThreads('hash', { root: store.root, tmpDir: store.tmpDir, store: false }, files, TWO);
+    expect(shas).toEqual(files.map((_, i) => sha256(`mixed ${i}`)));
   });
 
   it('hashes and stores files on both threads, results in input order', async () => {
@@ -50,7 +64,7 @@ describe.skipIf(!fs.existsSync(WORKER))('inTwoThreads with the compiled worker',
       fs.writeFileSync(p, `hash me ${i}`);
       return [p, fs.statSync(p).size] as [string, number];
     });
-    const shas = await inTwoThreads('hash', { root: store.root, tmpDir: store.tmpDir, store: true }, files, TWO);
+    const shas = await inTwoThreads('hash', { root: store.root, tmpDir: store.tmpDir, store: true }, files, WORKER_ONLY);
     expect(shas).toEqual(files.map((_, i) => sha256(`hash me ${i}`)));
     for (const s of shas) expect(store.has(s)).toBe(true);
   });
@@ -63,7 +77,7 @@ describe.skipIf(!fs.existsSync(WORKER))('inTwoThreads with the compiled worker',
       return [p, 3] as [string, number];
     });
     files[3] = [files[3]![0], 99]; // a size that disagrees: "changed while being read"
-    const err = await inTwoThreads('hash', { root: path.join(base, 'c'), tmpDir: path.join(base, 't'), store: false }, files, TWO).catch((e: unknown) => e);
+    const err = await inTwoThreads('hash', { root: path.join(base, 'c'), tmpDir: path.join(base, 't'), store: false }, files, WORKER_ONLY).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'CHANGED_WHILE_ADDING' });
   });
 });
