@@ -66,7 +66,9 @@ export async function inTwoThreads<K extends TaskName>(
         } else if (m.error?.tdvCode) reject(new TdvError(m.error.tdvCode, m.error.message));
         else reject(new ItemError(m.error?.index ?? 0, m.error?.code, m.error?.message ?? 'worker failed'));
       });
-      w.once('error', reject);
+      w.once('error', (err) => reject(new TdvError('WORKER_FAILED', `a worker thread failed: ${err.message}`)));
+      // Exiting without a reply (it never should) must not leave this promise pending forever.
+      w.once('exit', (code) => reject(new TdvError('WORKER_FAILED', `a worker thread exited (code ${code}) before finishing`)));
     });
     // Let the worker start while this thread works; a rejection is collected below.
     worker.catch(() => undefined);

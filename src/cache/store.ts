@@ -124,9 +124,9 @@ export class ObjectStore {
   async addFileCopy(src: string, st: StatKey, onBytes?: (n: number) => void, likelyCached = false): Promise<Oid> {
     const tmp = this.newTmpPath();
     const copy = () => fsp.copyFile(src, tmp, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
+    const copying = likelyCached ? undefined : copy();
+    const copyDone = copying?.catch(() => undefined); // settles either way; an early hash failure must not leave it unhandled
     try {
-      const copying = likelyCached ? undefined : copy();
-      copying?.catch(() => undefined); // awaited below; an early hash failure must not leave it unhandled
       const { sha256: oid } = await hashFile(src, onBytes);
       if (copying) await copying;
       else if (!this.has(oid)) await copy();
@@ -138,6 +138,7 @@ export class ObjectStore {
       else this.insertSync(tmp, oid);
       return oid;
     } catch (err) {
+      await copyDone; // the copy may still be creating tmp: remove it only after
       rmQuiet(tmp);
       throw describeFsError(err, src);
     }

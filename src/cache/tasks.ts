@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { TdvError } from '../errors.js';
 import { Linker, type LinkType } from './link.js';
 import { ObjectStore } from './store.js';
@@ -7,20 +8,28 @@ import { ObjectStore } from './store.js';
  * an item, so the main thread and the worker run exactly the same code.
  */
 export interface Tasks {
-  /** Link a cache object into the workspace. */
-  link: { setup: { types: LinkType[] }; item: [object: string, dest: string, isexec: boolean]; result: null };
+  /** Link a cache object into the workspace; the result is the new file's stat key, taken right after. */
+  link: { setup: { types: LinkType[] }; item: [object: string, dest: string, isexec: boolean]; result: WrittenStat };
   /** Hash a small file (at most one chunk) and, with `store`, put it in the cache. */
   hash: { setup: { root: string; tmpDir: string; store: boolean }; item: [abs: string, size: number]; result: string };
 }
 
 export type TaskName = keyof Tasks;
 
+/** ino, mtimeMs, ctimeMs, size of a file just written: compact to pass between threads. */
+export type WrittenStat = [ino: number, mtimeMs: number, ctimeMs: number, size: number];
+
+export function sameStat(w: WrittenStat, st: { ino: number; mtimeMs: number; ctimeMs: number; size: number }): boolean {
+  return w[0] === st.ino && w[1] === st.mtimeMs && w[2] === st.ctimeMs && w[3] === st.size;
+}
+
 export function makeTask<K extends TaskName>(name: K, setup: Tasks[K]['setup']): (item: Tasks[K]['item']) => Tasks[K]['result'] {
   if (name === 'link') {
     const linker = new Linker((setup as Tasks['link']['setup']).types);
     return ((item: Tasks['link']['item']) => {
       linker.link(item[0], item[1], item[2]);
-      return null;
+      const st = fs.lstatSync(item[1]);
+      return [st.ino, st.mtimeMs, st.ctimeMs, st.size];
     }) as never;
   }
   const s = setup as Tasks['hash']['setup'];

@@ -32,6 +32,8 @@ export interface WalkOptions {
   /** `<cache>/files/sha256`: symlinks pointing there are tdv's own links. */
   objectsDir?: string;
   onSkip?: (abs: string, reason: string) => void;
+  /** Report `.git` directories through onSkip instead of passing over them silently. */
+  reportGit?: boolean;
 }
 
 const TMP_NAME = /\.tdvtmp\.\d+\.[0-9a-f]{8,}$/;
@@ -53,7 +55,11 @@ export function walkDir(base: string, opts: WalkOptions = {}): WalkEntry[] {
       const st = fs.lstatSync(abs, { throwIfNoEntry: false });
       if (!st) continue; // deleted since the listing
       if (st.isDirectory()) {
-        if (name === '.git' || opts.ignored?.(rel, true)) continue;
+        if (name === '.git') {
+          if (opts.reportGit) opts.onSkip?.(abs, 'a Git repository');
+          continue;
+        }
+        if (opts.ignored?.(rel, true)) continue;
         visit(abs, rel);
       } else if (st.isFile()) {
         if (TMP_NAME.test(name) || opts.ignored?.(rel, false)) continue;

@@ -125,7 +125,9 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
   // Large files: a bounded async pool, where reading, hashing and copying overlap.
   const { default: pLimit } = await import('p-limit');
   const limit = pLimit(opts.jobs ?? 4);
-  await Promise.all(
+  // On the first failure, start nothing more and let the running ones finish
+  // before returning: the caller releases the lock right after.
+  const settled = await Promise.allSettled(
     large.map((i) =>
       limit(async () => {
         const e = walk[i]!;
@@ -135,12 +137,15 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
           else if (opts.write === 'move') record(i, await opts.store.addFileMove(abs, e, opts.onBytes));
           else record(i, (await hashFile(abs, opts.onBytes)).sha256);
         } catch (err) {
+          limit.clearQueue();
           if (errnoCode(err) === 'ENOENT') throw vanished(abs, err);
           throw err;
         }
       }),
     ),
   );
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
   return out;
 }
 

@@ -84,15 +84,35 @@ function toOut(name: string, s: Hashed): PointerOut {
 /** With hardlink/symlink cache types, replaces workspace files by links to their objects. */
 async function relink(repo: Repo, abs: string, rel: string, state: Hashed): Promise<void> {
   const linker = repo.linker();
+  // Each file must still be the one hashed (our own chmod of the object changed only its ctime):
+  // a file replaced or rewritten meanwhile is never overwritten by a link to the old content.
+  const unchanged = (file: string, then: { ino: number; mtimeMs: number; size: number }) => {
+    const now = lstatOrUndefined(file);
+    if (!now || now.ino !== then.ino || now.mtimeMs !== then.mtimeMs || now.size !== then.size) {
+      throw new TdvError('CHANGED_WHILE_ADDING', `${repo.rel(file)} changed while it was being added; run the command again when nothing writes to it`);
+    }
+  };
   if (state.kind === 'file') {
+    unchanged(abs, state.st);
     linker.link(repo.store.pathOf(state.oid), abs, state.isexec);
     repo.statCache.setFile(FILES_SHARD, rel, fs.lstatSync(abs), state.oid);
     return;
   }
   const entries = state.entries ?? repo.store.readManifest(state.oid);
-  for (const e of entries) linker.link(repo.store.pathOf(e.sha256), entryPath(abs, e.relpath), e.isexec);
+  const before = new Map(state.walk.map((w) => [w.rel, w]));
+  const linked = new Map<string, fs.Stats>();
+  for (const e of entries) {
+    const dest = entryPath(abs, e.relpath);
+    const then = before.get(e.relpath);
+    if (then) unchanged(dest, then);
+    linker.link(repo.store.pathOf(e.sha256), dest, e.isexec);
+    linked.set(e.relpath, fs.lstatSync(dest));
+  }
   // Every object was just stored, so a stamp taken now proves them present.
-  await recordDirectory(repo, { abs, rel }, { ...state, entries }, repo.store.stamp(), () => true);
+  await recordDirectory(repo, { abs, rel }, { ...state, entries }, repo.store.stamp(), (w) => {
+    const st = linked.get(w.rel);
+    return st !== undefined && st.ino === w.ino && st.mtimeMs === w.mtimeMs && st.ctimeMs === w.ctimeMs && st.size === w.size;
+  });
 }
 
 /** Checks every target before anything is written; the first problem is the error. */

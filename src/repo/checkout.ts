@@ -3,15 +3,16 @@ import path from 'node:path';
 import { ConflictError, describeFsError, MissingObjectsError, TdvError } from '../errors.js';
 import { hashFile } from '../cache/hash.js';
 import { inTwoThreads, ItemError } from '../cache/pool.js';
+import { sameStat, type WrittenStat } from '../cache/tasks.js';
 import type { ManifestEntry } from '../cache/manifest.js';
 import { isDirOid, type Oid } from '../cache/oid.js';
 import { FILES_SHARD } from '../cache/statcache.js';
 import type { CacheStamp } from '../cache/store.js';
 import { entryPath, walkDir, type WalkEntry } from '../cache/walk.js';
-import { isInside, pruneEmptyDirs, rmQuiet, toPosix } from '../util/fs.js';
+import { isInside, lstatOrUndefined, pruneEmptyDirs, rmQuiet, toPosix } from '../util/fs.js';
 import { hashWorkspace, recordDirectory } from './hashing.js';
 import { findPointers, type Selected, selectTargets } from './pointers.js';
-import type { Repo } from './repo.js';
+import { type Repo, TDV_DIR } from './repo.js';
 
 export interface CheckoutOptions {
   targets?: string[];
@@ -102,7 +103,7 @@ export async function planCheckout(repo: Repo, selected: readonly Selected[], op
   const plan: CheckoutPlan = { writes: [], deletes: [], clears: [], conflicts: [], missing: [], dirs: [], stamp };
   const force = opts.force === true;
   const cached = (oid: Oid) => force || store.has(oid);
-  const guard = escapeGuard(repo.root);
+  const guard = escapeGuard(repo.root, repo.cacheDir);
   for (const s of selected) {
     guard(s.abs);
     const want = s.out.sha256;
@@ -158,6 +159,7 @@ export async function planCheckout(repo: Repo, selected: readonly Selected[], op
     }
     const wsExists = ws.kind === 'dir';
     const cleared = new Set<string>();
+    const parents = new Map<string, boolean>();
     for (const e of recorded) {
       if (!inSub(e)) continue;
       const have = current.get(e.relpath);
@@ -169,16 +171,17 @@ export async function planCheckout(repo: Repo, selected: readonly Selected[], op
       }
       if (have && !cached(have.sha256)) plan.conflicts.push(rel);
       if (!have && wsExists) {
-        // Not in the walk, yet something may be there: a symlink or special file the walk
-        // skipped (on the path or at it), or a file .tdvignore hides. Never write through it.
-        const blocker = blockingPrefix(e.relpath, skipped);
+        // Not in the walk, yet something may be there: a symlink or special file (on the
+        // path or at it, ignored or not), a file where a directory belongs, or a file
+        // .tdvignore hides. Never write through it, never replace it unchecked.
+        const blocker = blockingPrefix(e.relpath, skipped) ?? nonDirectoryParent(s.abs, e.relpath, parents);
         if (blocker !== undefined) {
           if (!cleared.has(blocker)) {
             cleared.add(blocker);
             await clear(entryPath(s.abs, blocker), `${s.rel}/${blocker}`);
           }
         } else {
-          const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+          const st = lstatOrUndefined(abs);
           if (st?.isFile()) {
             const { sha256: there } = await hashFile(abs);
             if (there === e.sha256 && !opts.relink) continue;
@@ -206,6 +209,25 @@ export async function planCheckout(repo: Repo, selected: readonly Selected[], op
   return plan;
 }
 
+/**
+ * The first parent of `relpath` (inside `base`) that exists but is not a real
+ * directory: a file, or a symlink even to a directory. `known` memoises parents.
+ */
+function nonDirectoryParent(base: string, relpath: string, known: Map<string, boolean>): string | undefined {
+  for (let i = relpath.indexOf('/'); i !== -1; i = relpath.indexOf('/', i + 1)) {
+    const p = relpath.slice(0, i);
+    let isDir = known.get(p);
+    if (isDir === undefined) {
+      const st = lstatOrUndefined(entryPath(base, p));
+      if (!st) return undefined; // the rest does not exist yet: mkdir makes real directories
+      isDir = st.isDirectory();
+      known.set(p, isDir);
+    }
+    if (!isDir) return p;
+  }
+  return undefined;
+}
+
 /** The first of `relpath`'s own path or its parent directories that the walk skipped. */
 function blockingPrefix(relpath: string, skipped: ReadonlySet<string>): string | undefined {
   if (skipped.size === 0) return undefined;
@@ -225,7 +247,7 @@ async function uncachedUnder(repo: Repo, abs: string, rel: string): Promise<stri
   if (st.isFile()) return repo.store.has((await hashFile(abs)).sha256) ? [] : [rel];
   if (!st.isDirectory()) return [rel];
   const lost: string[] = [];
-  const walk = walkDir(abs, { onSkip: (p) => lost.push(`${rel}/${toPosix(path.relative(abs, p))}`) });
+  const walk = walkDir(abs, { reportGit: true, onSkip: (p) => lost.push(`${rel}/${toPosix(path.relative(abs, p))}`) });
   for (const e of walk) if (!repo.store.has((await hashFile(entryPath(abs, e.rel))).sha256)) lost.push(`${rel}/${e.rel}`);
   return lost;
 }
@@ -235,8 +257,10 @@ async function uncachedUnder(repo: Repo, abs: string, rel: string): Promise<stri
  * repository: a symlinked directory (moved data left behind as a link, or a
  * hostile committed link) must never make tdv write elsewhere.
  */
-function escapeGuard(root: string): (abs: string) => void {
+function escapeGuard(root: string, cacheDir: string): (abs: string) => void {
   const realRoot = fs.realpathSync.native(root);
+  // Inside the repository, yet never a place for data: Git's and tdv's own files, the cache.
+  const forbidden = [path.join(realRoot, '.git'), path.join(realRoot, TDV_DIR), fs.existsSync(cacheDir) ? fs.realpathSync.native(cacheDir) : cacheDir];
   const seen = new Map<string, boolean>();
   return (abs) => {
     let dir = path.dirname(abs);
@@ -247,6 +271,8 @@ function escapeGuard(root: string): (abs: string) => void {
     if (!isInside(realRoot, real)) {
       throw new TdvError('UNSAFE_PATH', `${path.relative(root, abs)} lies behind a symlink that leaves the repository (${real}); tdv will not write there. Replace the link with a directory, or run tdv from where the data really is`);
     }
+    const inside = forbidden.find((f) => isInside(f, real));
+    if (inside) throw new TdvError('UNSAFE_PATH', `${path.relative(root, abs)} resolves into ${inside}; tdv never writes data there. Replace the symlink on that path with a directory`);
     seen.set(start, true);
   };
 }
@@ -269,8 +295,9 @@ export async function applyCheckout(repo: Repo, plan: CheckoutPlan): Promise<voi
         made.add(dir);
       }
     }
+    let stats: WrittenStat[];
     try {
-      await inTwoThreads(
+      stats = await inTwoThreads(
         'link',
         { types: [...repo.config.cache.type] },
         plan.writes.map((w) => [store.pathOf(w.oid), w.abs, w.isexec] as [string, string, boolean]),
@@ -280,9 +307,11 @@ export async function applyCheckout(repo: Repo, plan: CheckoutPlan): Promise<voi
       const w = plan.writes[err.index]!;
       // Planned as present; gone since (another process, or a damaged cache).
       if (err.code === 'ENOENT' && !store.has(w.oid)) throw new MissingObjectsError(`${w.rel} is not in the cache (object ${w.oid}); run \`tdv pull\` to fetch it`, [w.rel]);
-      throw describeFsError(Object.assign(new Error(err.message), { code: err.code }), w.abs);
+      const described = describeFsError(Object.assign(new Error(err.message), { code: err.code }), w.abs);
+      throw described instanceof TdvError ? described : new TdvError('IO_ERROR', `cannot write ${w.rel}: ${err.message}`);
     }
-    const written = new Set(plan.writes.map((w) => w.rel));
+    // The stat each file had right after tdv wrote it: trusted later only if it is still that.
+    const written = new Map(plan.writes.map((w, i) => [w.rel, stats[i]!]));
     for (const d of plan.dirs) {
       if (!d.changed) {
         if (d.complete) sc.markComplete(d.sel.rel, d.oid, plan.stamp);
@@ -290,17 +319,19 @@ export async function applyCheckout(repo: Repo, plan: CheckoutPlan): Promise<voi
         // A file the plan left alone keeps its hash only if its stat key is the one the plan verified.
         const before = new Map((d.before ?? []).map((e) => [e.rel, e]));
         await recordDirectory(repo, d.sel, { oid: d.oid, size: d.size, nfiles: d.nfiles, entries: d.recorded ?? [] }, d.complete ? plan.stamp : undefined, (e) => {
+          const w = written.get(`${d.sel.rel}/${e.rel}`);
+          if (w) return sameStat(w, e);
           const b = before.get(e.rel);
-          return written.has(`${d.sel.rel}/${e.rel}`) || (b !== undefined && b.ino === e.ino && b.mtimeMs === e.mtimeMs && b.ctimeMs === e.ctimeMs && b.size === e.size);
+          return b !== undefined && b.ino === e.ino && b.mtimeMs === e.mtimeMs && b.ctimeMs === e.ctimeMs && b.size === e.size;
         });
       }
     }
     const recorded = new Set(plan.dirs.filter((d) => d.changed).map((d) => d.sel.rel));
-    for (const w of plan.writes) {
-      if (recorded.has(w.shard)) continue;
-      const st = fs.lstatSync(w.abs, { throwIfNoEntry: false });
-      if (st) sc.setFile(w.shard, w.key, st, w.oid);
-    }
+    plan.writes.forEach((w, i) => {
+      if (recorded.has(w.shard)) return;
+      const [ino, mtimeMs, ctimeMs, size] = stats[i]!;
+      sc.setFile(w.shard, w.key, { ino, mtimeMs, ctimeMs, size, mode: 0 }, w.oid);
+    });
   } finally {
     sc.save();
   }

@@ -40,7 +40,7 @@ export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
 export async function planGc(repo: Repo): Promise<GcPlan> {
   const store = repo.store;
   const keep = new Set<Oid>();
-  for (const s of allOuts(repo, await findPointers(repo, { honourIgnore: false }))) {
+  for (const s of allOuts(repo, await findPointers(repo, { everything: true }))) {
     keep.add(s.out.sha256);
     if (!isDirOid(s.out.sha256)) continue;
     if (!store.has(s.out.sha256)) {

@@ -10,16 +10,18 @@ import { type Repo, TDV_DIR } from './repo.js';
  * tracked (a sibling `<name>.tdv` exists) are not entered: pointers cannot live
  * inside tracked data, and skipping them keeps this walk small.
  */
-export async function findPointers(repo: Repo, opts: { honourIgnore?: boolean } = {}): Promise<Pointer[]> {
-  // gc must see every pointer, even one .tdvignore hides, or it would delete data still referenced.
-  const ignored = opts.honourIgnore === false ? undefined : await repo.ignore();
+export async function findPointers(repo: Repo, opts: { everything?: boolean } = {}): Promise<Pointer[]> {
+  // gc must see every pointer, even one .tdvignore hides or in an unreadable
+  // directory, or it would delete data still referenced.
+  const ignored = opts.everything ? undefined : await repo.ignore();
   const files: string[] = [];
   const visit = (dir: string, rel: string): void => {
     let ents: fs.Dirent[];
     try {
       ents = fs.readdirSync(dir, { withFileTypes: true });
     } catch (err) {
-      if (errnoCode(err) === 'EACCES') return;
+      if (errnoCode(err) === 'EACCES' && !opts.everything) return;
+      if (errnoCode(err) === 'EACCES') throw new TdvError('UNREADABLE', `cannot read ${repo.rel(dir)}: pointers in it would be missed; fix its permissions first`);
       throw err;
     }
     const names = new Set(ents.map((e) => e.name));

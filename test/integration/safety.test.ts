@@ -167,3 +167,48 @@ describe('gc keeps everything a pointer references', () => {
     expect(fs.existsSync(objPath(dir, sha('a\n')))).toBe(true);
   });
 });
+
+describe('checkout checks every parent of what it writes', () => {
+  it('a symlink hidden by .tdvignore is not written through', async () => {
+    const dir = await repoWith({ 'data/a/x': 'x\n', 'data/b': 'b\n' }, ['data']);
+    fs.rmSync(path.join(dir, 'data', 'a'), { recursive: true });
+    fs.mkdirSync(path.join(dir, 'victim'));
+    fs.symlinkSync('../victim', path.join(dir, 'data', 'a'));
+    fs.appendFileSync(path.join(dir, '.tdvignore'), 'data/a\n');
+    const r = await tdv(dir, 'checkout');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, 'data/a', '--force');
+    expect(fs.readdirSync(path.join(dir, 'victim'))).toEqual([]);
+  });
+
+  it('a file where the recorded version has a directory is replaced when its content is cached', async () => {
+    const dir = await repoWith({ 'data/a/b.txt': 'b\n', 'data/c': 'c\n' }, ['data']);
+    fs.rmSync(path.join(dir, 'data', 'a'), { recursive: true });
+    write(dir, 'data/a', 'c\n'); // cached content (same as data/c)
+    const r = await tdv(dir, 'checkout');
+    expect(r.code).toBe(0);
+    expect(read(dir, 'data/a/b.txt')).toBe('b\n');
+  });
+
+  it('...and is a conflict, not a crash, when it is not cached', async () => {
+    const dir = await repoWith({ 'data/a/b.txt': 'b\n', 'data/c': 'c\n' }, ['data']);
+    fs.rmSync(path.join(dir, 'data', 'a'), { recursive: true });
+    write(dir, 'data/a', 'precious\n');
+    const r = await tdv(dir, 'checkout');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, 'data/a', '--force');
+    expect(read(dir, 'data/a')).toBe('precious\n');
+    expect((await tdv(dir, 'checkout', '--force')).code).toBe(0);
+    expect(read(dir, 'data/a/b.txt')).toBe('b\n');
+  });
+
+  it('a Git repository inside a directory in the way counts as data that would be lost', async () => {
+    const dir = await repoWith({ 'model.bin': 'm\n' }, ['model.bin']);
+    fs.rmSync(path.join(dir, 'model.bin'));
+    write(dir, 'model.bin/.git/HEAD', 'ref: refs/heads/main\n');
+    const r = await tdv(dir, 'checkout');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, 'model.bin/.git');
+    expect(read(dir, 'model.bin/.git/HEAD')).toBe('ref: refs/heads/main\n');
+  });
+});
