@@ -20,6 +20,11 @@ export interface StatKey {
   mode: number;
 }
 
+/** True when two stat keys name the same file version (mode aside). */
+export function sameVersion(a: Omit<StatKey, 'mode'>, b: Omit<StatKey, 'mode'>): boolean {
+  return a.ino === b.ino && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.size === b.size;
+}
+
 type FileRec = [ino: number, mtimeMs: number, ctimeMs: number, size: number, sha256: string];
 
 /** What a tracked directory looked like when its id was last computed. */

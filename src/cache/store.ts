@@ -7,7 +7,7 @@ import { rmQuiet, tmpSuffix } from '../util/fs.js';
 import { CHUNK, hashFile, sha256 } from './hash.js';
 import { type ManifestEntry, parseManifest, serializeManifest } from './manifest.js';
 import { isDirOid, isOid, type Oid, oidRelPath } from './oid.js';
-import type { StatKey } from './statcache.js';
+import { sameVersion, type StatKey } from './statcache.js';
 
 const OBJECT_MODE = 0o444;
 
@@ -131,7 +131,7 @@ export class ObjectStore {
       if (copying) await copying;
       else if (!this.has(oid)) await copy();
       const now = await fsp.stat(src);
-      if (now.ino !== st.ino || now.size !== st.size || now.mtimeMs !== st.mtimeMs || now.ctimeMs !== st.ctimeMs) {
+      if (!sameVersion(now, st)) {
         throw new TdvError('CHANGED_WHILE_ADDING', `${src} changed while it was being added; run the command again when nothing writes to it`);
       }
       if (this.has(oid)) rmQuiet(tmp);
@@ -153,7 +153,7 @@ export class ObjectStore {
     const { sha256: oid } = await hashFile(src, onBytes);
     // The workspace inode itself becomes the object: it must still be what was hashed.
     const now = await fsp.lstat(src);
-    if (now.ino !== st.ino || now.size !== st.size || now.mtimeMs !== st.mtimeMs || now.ctimeMs !== st.ctimeMs) {
+    if (!sameVersion(now, st)) {
       throw new TdvError('CHANGED_WHILE_ADDING', `${src} changed while it was being added; run the command again when nothing writes to it`);
     }
     if (this.has(oid)) return oid;

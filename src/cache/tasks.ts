@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { TdvError } from '../errors.js';
+import { sameVersion, type StatKey } from './statcache.js';
 import { Linker, type LinkType } from './link.js';
 import { ObjectStore } from './store.js';
 
@@ -19,8 +20,8 @@ export type TaskName = keyof Tasks;
 /** ino, mtimeMs, ctimeMs, size of a file just written: compact to pass between threads. */
 export type WrittenStat = [ino: number, mtimeMs: number, ctimeMs: number, size: number];
 
-export function sameStat(w: WrittenStat, st: { ino: number; mtimeMs: number; ctimeMs: number; size: number }): boolean {
-  return w[0] === st.ino && w[1] === st.mtimeMs && w[2] === st.ctimeMs && w[3] === st.size;
+export function sameStat(w: WrittenStat, st: Omit<StatKey, 'mode'>): boolean {
+  return sameVersion({ ino: w[0], mtimeMs: w[1], ctimeMs: w[2], size: w[3] }, st);
 }
 
 export function makeTask<K extends TaskName>(name: K, setup: Tasks[K]['setup']): (item: Tasks[K]['item']) => Tasks[K]['result'] {

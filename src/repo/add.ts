@@ -3,7 +3,7 @@ import path from 'node:path';
 import { TdvError, UsageError } from '../errors.js';
 import { isProtected } from '../cache/link.js';
 import type { Oid } from '../cache/oid.js';
-import { FILES_SHARD } from '../cache/statcache.js';
+import { FILES_SHARD, sameVersion } from '../cache/statcache.js';
 import { entryPath, objectLinkOid } from '../cache/walk.js';
 import type { TargetState } from '../cache/workspace.js';
 import { gitTrackedPaths } from '../git/git.js';
@@ -111,7 +111,7 @@ async function relink(repo: Repo, abs: string, rel: string, state: Hashed): Prom
   // Every object was just stored, so a stamp taken now proves them present.
   await recordDirectory(repo, { abs, rel }, { ...state, entries }, repo.store.stamp(), (w) => {
     const st = linked.get(w.rel);
-    return st !== undefined && st.ino === w.ino && st.mtimeMs === w.mtimeMs && st.ctimeMs === w.ctimeMs && st.size === w.size;
+    return st !== undefined && sameVersion(st, w);
   });
 }
 

@@ -6,7 +6,7 @@ import { inTwoThreads, ItemError } from '../cache/pool.js';
 import { sameStat, type WrittenStat } from '../cache/tasks.js';
 import type { ManifestEntry } from '../cache/manifest.js';
 import { isDirOid, type Oid } from '../cache/oid.js';
-import { FILES_SHARD } from '../cache/statcache.js';
+import { FILES_SHARD, sameVersion } from '../cache/statcache.js';
 import type { CacheStamp } from '../cache/store.js';
 import { entryPath, walkDir, type WalkEntry } from '../cache/walk.js';
 import { isInside, lstatOrUndefined, pruneEmptyDirs, rmQuiet, toPosix } from '../util/fs.js';
@@ -322,7 +322,7 @@ export async function applyCheckout(repo: Repo, plan: CheckoutPlan): Promise<voi
           const w = written.get(`${d.sel.rel}/${e.rel}`);
           if (w) return sameStat(w, e);
           const b = before.get(e.rel);
-          return b !== undefined && b.ino === e.ino && b.mtimeMs === e.mtimeMs && b.ctimeMs === e.ctimeMs && b.size === e.size;
+          return b !== undefined && sameVersion(b, e);
         });
       }
     }
