@@ -24,9 +24,3 @@ export function oidRelPath(oid: Oid): string {
 export function shortOid(oid: Oid): string {
   return oid.slice(0, 8);
 }
-
-export interface HashInfo {
-  oid: Oid;
-  size: number;
-  nfiles?: number;
-}
