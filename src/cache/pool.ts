@@ -55,6 +55,10 @@ export async function inTwoThreads<K extends TaskName>(
   const useWorker = items.length >= (opts.parallelMin ?? PARALLEL_MIN) && fs.existsSync(workerUrl);
   const queue = newQueue();
   const results: Tasks[K]['result'][] = new Array(items.length);
+  const allDone = () => {
+    for (let i = 0; i < items.length; i++) if (results[i] === undefined) return false;
+    return true;
+  };
   let worker: Promise<void> | undefined;
   if (useWorker) {
     worker = new Promise<void>((resolve, reject) => {
@@ -66,9 +70,11 @@ export async function inTwoThreads<K extends TaskName>(
         } else if (m.error?.tdvCode) reject(new TdvError(m.error.tdvCode, m.error.message));
         else reject(new ItemError(m.error?.index ?? 0, m.error?.code, m.error?.message ?? 'worker failed'));
       });
-      w.once('error', (err) => reject(new TdvError('WORKER_FAILED', `a worker thread failed: ${err.message}`)));
-      // Exiting without a reply (it never should) must not leave this promise pending forever.
-      w.once('exit', (code) => reject(new TdvError('WORKER_FAILED', `a worker thread exited (code ${code}) before finishing`)));
+      // A worker that could not start (thread limits) or died without a reply: if this
+      // thread ended up doing every item, nothing is lost; otherwise say so.
+      const failed = (why: string) => (allDone() ? resolve() : reject(new TdvError('WORKER_FAILED', `a worker thread ${why} before finishing its share; run the command again`)));
+      w.once('error', (err) => failed(`failed (${err.message})`));
+      w.once('exit', (code) => failed(`exited with code ${code}`));
     });
     // Let the worker start while this thread works; a rejection is collected below.
     worker.catch(() => undefined);

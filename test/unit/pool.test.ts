@@ -97,3 +97,13 @@ describe('inTwoThreads on one thread', () => {
     expect(fs.existsSync(links[2]![1])).toBe(false);
   });
 });
+
+describe('inTwoThreads when the worker cannot start', () => {
+  it('finishes every item on this thread', async () => {
+    const { links, base } = setup(20);
+    const bad = path.join(base, 'bad-worker.mjs');
+    fs.writeFileSync(bad, "throw new Error('cannot start');\n");
+    await inTwoThreads('link', { types: ['copy'] }, links, { parallelMin: 2, workerUrl: new URL(`file://${bad}`) });
+    for (const [i, [, dest]] of links.entries()) expect(fs.readFileSync(dest, 'utf8')).toBe(`content ${i}`);
+  });
+});
