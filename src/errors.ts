@@ -63,6 +63,20 @@ export class ConflictError extends TdvError {
   }
 }
 
+/**
+ * A remote refused or failed an operation. `wide` errors (missing bucket or
+ * directory, access denied, no credentials, unreachable endpoint) concern every
+ * object, so a transfer stops at the first one instead of repeating it per object.
+ */
+export class RemoteError extends TdvError {
+  readonly wide: boolean;
+  constructor(code: string, message: string, opts: { wide?: boolean; cause?: unknown; data?: Record<string, unknown> } = {}) {
+    super(code, message, { cause: opts.cause, data: opts.data });
+    this.name = 'RemoteError';
+    this.wide = opts.wide === true;
+  }
+}
+
 /** Node system errors carry `code` (ENOENT, EXDEV, ...). */
 export function errnoCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err && typeof (err as { code: unknown }).code === 'string'

@@ -4,9 +4,25 @@ import { parseLinkTypes, type LinkType } from '../cache/link.js';
 import { readTextOrUndefined } from '../util/fs.js';
 import { parseYaml, type YamlFile } from '../util/yaml.js';
 
+/** One `remote.<name>` section, merged from config.yaml and config.local.yaml. */
+export interface RemoteConfig {
+  /** As written: a path (relative to the repository root), `file://...` or `s3://bucket/prefix`. */
+  url: string;
+  endpointurl?: string;
+  region?: string;
+  profile?: string;
+  force_path_style?: boolean;
+  checksum?: 'when_supported' | 'when_required';
+  jobs?: number;
+  /** Only ever from config.local.yaml. */
+  access_key_id?: string;
+  secret_access_key?: string;
+}
+
 export interface Config {
-  core: { lock_timeout: number };
+  core: { lock_timeout: number; remote?: string };
   cache: { dir?: string; type: LinkType[] };
+  remote: Record<string, RemoteConfig>;
 }
 
 export const DEFAULT_LINK_TYPES: LinkType[] = ['reflink', 'copy'];
@@ -29,7 +45,7 @@ export const CONFIG_TEMPLATE = `# tdv configuration, committed with the reposito
 
 /** Loads `.tdv/config.yaml`, then `.tdv/config.local.yaml` over it. */
 export async function loadConfig(tdvDir: string): Promise<Config> {
-  const cfg: Config = { core: { lock_timeout: 60 }, cache: { type: DEFAULT_LINK_TYPES } };
+  const cfg: Config = { core: { lock_timeout: 60 }, cache: { type: DEFAULT_LINK_TYPES }, remote: {} };
   for (const name of ['config.yaml', 'config.local.yaml']) {
     const file = path.join(tdvDir, name);
     const text = readTextOrUndefined(file);

@@ -1,0 +1,37 @@
+import type { Oid } from '../cache/oid.js';
+
+/** Reports transferred bytes as they move (for progress bars). */
+export type OnBytes = (n: number) => void;
+
+/**
+ * A place objects are pushed to and pulled from. Every remote holds objects
+ * exactly as the cache does, `files/sha256/ab/cdef...` under its root, so two
+ * repositories pushing the same content store it once.
+ *
+ * Implementations move bytes and translate their failures into `RemoteError`s;
+ * they do not decide what to transfer (remote/transfer.ts does) and they never
+ * verify content: every download is hashed by the caller before it is admitted
+ * into the cache. An implementation must never leave a partial object visible
+ * under an oid: uploads go to a temporary name (or an atomic PUT) first.
+ */
+export interface Remote {
+  readonly name: string;
+  /** Where it is, for messages: a path or `s3://bucket/prefix`. */
+  readonly url: string;
+  /** Parallel transfers when neither `-j` nor the remote's `jobs` says otherwise. */
+  readonly defaultJobs: number;
+  /** Whether one object is present (one request). */
+  has(oid: Oid): Promise<boolean>;
+  /** Every object under one two-hex-digit prefix (one listing, paged). */
+  listPrefix(prefix: string): Promise<Oid[]>;
+  /** Uploads the cache file `from` (of `size` bytes) as `oid`. */
+  put(oid: Oid, from: string, size: number, onBytes?: OnBytes): Promise<void>;
+  /** The object's bytes, streamed. Throws RemoteError code OBJECT_NOT_ON_REMOTE when absent. */
+  get(oid: Oid): Promise<AsyncIterable<Uint8Array>>;
+  /** Every object on the remote. */
+  list(): AsyncIterable<Oid>;
+  /** Deletes objects; returns those that could not be deleted. */
+  remove(oids: readonly Oid[]): Promise<Oid[]>;
+  /** Releases connections. */
+  close(): void;
+}
