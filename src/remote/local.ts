@@ -1,0 +1,167 @@
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { isOid, type Oid } from '../cache/oid.js';
+import { describeFsError, errnoCode, RemoteError } from '../errors.js';
+import { rmQuiet, tmpSuffix } from '../util/fs.js';
+import type { OnBytes, Remote } from './remote.js';
+
+const OBJECT_MODE = 0o444;
+
+/**
+ * A remote in a local or mounted directory: the embedded default, nothing to
+ * install. Objects are copied to a temp name in the same prefix directory, then
+ * linked into place, so a reader never sees a partial object and an existing
+ * one is never replaced. File operations are synchronous: for many small
+ * objects the per-call cost of async I/O exceeds the I/O itself.
+ */
+export class LocalRemote implements Remote {
+  readonly defaultJobs = Math.max(2, os.availableParallelism());
+  private readonly objectsDir: string;
+  private readonly madeDirs = new Set<string>();
+  private checked = false;
+
+  constructor(
+    readonly name: string,
+    readonly root: string,
+  ) {
+    this.objectsDir = path.join(root, 'files', 'sha256');
+  }
+
+  get url(): string {
+    return this.root;
+  }
+
+  pathOf(oid: Oid): string {
+    return path.join(this.objectsDir, oid.slice(0, 2), oid.slice(2));
+  }
+
+  async has(oid: Oid): Promise<boolean> {
+    this.checkRoot();
+    return fs.existsSync(this.pathOf(oid));
+  }
+
+  async listPrefix(prefix: string): Promise<Oid[]> {
+    this.checkRoot();
+    let names: string[];
+    try {
+      names = fs.readdirSync(path.join(this.objectsDir, prefix));
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return [];
+      throw this.describe(err, path.join(this.objectsDir, prefix));
+    }
+    const out: Oid[] = [];
+    for (const n of names) if (isOid(prefix + n)) out.push(prefix + n);
+    return out;
+  }
+
+  async put(oid: Oid, from: string, size: number, onBytes?: OnBytes): Promise<void> {
+    this.checkRoot();
+    const dest = this.pathOf(oid);
+    const dir = path.dirname(dest);
+    const tmp = path.join(dir, `.tmp.${tmpSuffix()}`);
+    try {
+      if (!this.madeDirs.has(dir)) {
+        fs.mkdirSync(dir, { recursive: true });
+        this.madeDirs.add(dir);
+      }
+      // A clone where the file system can (the remote is often on the same disk), else a copy.
+      if (size < 1 << 20) fs.copyFileSync(from, tmp, fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE);
+      else await fsp.copyFile(from, tmp, fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE);
+      fs.chmodSync(tmp, OBJECT_MODE);
+      try {
+        fs.linkSync(tmp, dest);
+      } catch (err) {
+        const code = errnoCode(err);
+        if (code === 'EEXIST') return; // stored by someone else meanwhile: same content
+        if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EMLINK') throw err;
+        // No hard links here (some network file systems): rename, which could only replace identical bytes.
+        if (!fs.existsSync(dest)) fs.renameSync(tmp, dest);
+      }
+      onBytes?.(size);
+    } catch (err) {
+      throw this.describe(err, dest);
+    } finally {
+      rmQuiet(tmp);
+    }
+  }
+
+  async get(oid: Oid): Promise<AsyncIterable<Uint8Array>> {
+    this.checkRoot();
+    const file = this.pathOf(oid);
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(file);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') throw notOnRemote(this, oid);
+      throw this.describe(err, file);
+    }
+    // Small objects in one read; large ones streamed so memory stays flat.
+    if (st.size <= 1 << 20) {
+      try {
+        return [fs.readFileSync(file)] as unknown as AsyncIterable<Uint8Array>;
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') throw notOnRemote(this, oid);
+        throw this.describe(err, file);
+      }
+    }
+    return fs.createReadStream(file, { highWaterMark: 1 << 20 });
+  }
+
+  async *list(): AsyncIterable<Oid> {
+    this.checkRoot();
+    let prefixes: string[];
+    try {
+      prefixes = fs.readdirSync(this.objectsDir);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return;
+      throw this.describe(err, this.objectsDir);
+    }
+    for (const p of prefixes.sort()) {
+      if (!/^[0-9a-f]{2}$/.test(p)) continue;
+      yield* await this.listPrefix(p);
+    }
+  }
+
+  async remove(oids: readonly Oid[]): Promise<Oid[]> {
+    this.checkRoot();
+    const failed: Oid[] = [];
+    for (const oid of oids) {
+      try {
+        fs.unlinkSync(this.pathOf(oid));
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') failed.push(oid);
+      }
+    }
+    return failed;
+  }
+
+  close(): void {}
+
+  /** The remote directory itself must exist: a typo must not silently create a new remote elsewhere. */
+  private checkRoot(): void {
+    if (this.checked) return;
+    const st = fs.statSync(this.root, { throwIfNoEntry: false });
+    if (!st) {
+      throw new RemoteError('REMOTE_NOT_FOUND', `remote "${this.name}": directory ${this.root} does not exist; create it (mkdir -p ${this.root}) or fix the url with \`tdv remote modify ${this.name} url PATH\``, { wide: true });
+    }
+    if (!st.isDirectory()) throw new RemoteError('REMOTE_NOT_FOUND', `remote "${this.name}": ${this.root} is not a directory; fix the url with \`tdv remote modify ${this.name} url PATH\``, { wide: true });
+    this.checked = true;
+  }
+
+  private describe(err: unknown, file: string): unknown {
+    const d = describeFsError(err, file);
+    if (d !== err) {
+      const code = errnoCode(err);
+      // Permission and space problems concern the whole remote, not one object.
+      const wide = code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOSPC';
+      return new RemoteError((d as RemoteError).code, `remote "${this.name}": ${(d as Error).message}`, { wide, cause: err });
+    }
+    return err;
+  }
+}
+
+export function notOnRemote(remote: Remote, oid: Oid): RemoteError {
+  return new RemoteError('OBJECT_NOT_ON_REMOTE', `object ${oid} is not on remote "${remote.name}" (${remote.url})`, { data: { oid } });
+}
