@@ -154,8 +154,8 @@ export class LocalRemote implements Remote {
     const d = describeFsError(err, file);
     if (d !== err) {
       const code = errnoCode(err);
-      // Permission and space problems concern the whole remote, not one object.
-      const wide = code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOSPC';
+      // A full or read-only file system concerns the whole remote; a permission may be one directory's.
+      const wide = code === 'EROFS' || code === 'ENOSPC';
       return new RemoteError((d as RemoteError).code, `remote "${this.name}": ${(d as Error).message}`, { wide, cause: err });
     }
     return err;
