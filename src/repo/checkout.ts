@@ -72,25 +72,28 @@ export interface CheckoutResult {
 
 /** Makes the workspace match the pointers, never destroying uncached data without `force`. */
 export async function checkout(repo: Repo, opts: CheckoutOptions = {}): Promise<CheckoutResult> {
-  return repo.withLock('checkout', async () => {
-    const selected = selectTargets(repo, await findPointers(repo), opts.targets ?? []);
-    const plan = await planCheckout(repo, selected, opts);
-    if (plan.missing.length > 0) {
-      throw new MissingObjectsError(
-        `${plan.missing.length} file(s) are not in the cache: ${summarize(plan.missing)}; run \`tdv pull\` to fetch them`,
-        plan.missing,
-      );
-    }
-    if (plan.conflicts.length > 0) {
-      throw new ConflictError(
-        `${plan.conflicts.length} workspace file(s) have changes that are not in the cache and would be lost: ${summarize(plan.conflicts)}; ` +
-          'run `tdv add` to keep them, or `tdv checkout --force` to discard them',
-        plan.conflicts,
-      );
-    }
-    if (!opts.dry) await applyCheckout(repo, plan);
-    return { restored: plan.writes.map((w) => w.rel), deleted: plan.deletes.map((d) => d.rel) };
-  });
+  return repo.withLock('checkout', () => checkoutLocked(repo, opts));
+}
+
+/** `checkout` for a caller that holds the repository lock already (pull). */
+export async function checkoutLocked(repo: Repo, opts: CheckoutOptions): Promise<CheckoutResult> {
+  const selected = selectTargets(repo, await findPointers(repo), opts.targets ?? []);
+  const plan = await planCheckout(repo, selected, opts);
+  if (plan.missing.length > 0) {
+    throw new MissingObjectsError(
+      `${plan.missing.length} file(s) are not in the cache: ${summarize(plan.missing)}; run \`tdv pull\` to fetch them`,
+      plan.missing,
+    );
+  }
+  if (plan.conflicts.length > 0) {
+    throw new ConflictError(
+      `${plan.conflicts.length} workspace file(s) have changes that are not in the cache and would be lost: ${summarize(plan.conflicts)}; ` +
+        'run `tdv add` to keep them, or `tdv checkout --force` to discard them',
+      plan.conflicts,
+    );
+  }
+  if (!opts.dry) await applyCheckout(repo, plan);
+  return { restored: plan.writes.map((w) => w.rel), deleted: plan.deletes.map((d) => d.rel) };
 }
 
 function summarize(paths: string[]): string {

@@ -45,6 +45,11 @@ export class Output {
     this.paint = { red: c.red, green: c.green, yellow: c.yellow, bold: c.bold, dim: c.dim };
   }
 
+  /** Where diagnostics and progress bars go. */
+  get stderrStream(): Writable & { isTTY?: boolean } {
+    return this.o.stderr;
+  }
+
   get isTTY(): boolean {
     return this.o.stderr.isTTY === true;
   }

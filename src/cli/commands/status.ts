@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
+import type { RemoteStatusResult } from '../../repo/remote-status.js';
 import type { StatusResult } from '../../repo/status.js';
 import type { Output } from '../../ui/output.js';
-import { type CliContext, examples } from '../context.js';
+import { type CliContext, examples, parsePositiveInt } from '../context.js';
 
 export function registerStatus(program: Command, ctx: CliContext): void {
   program
@@ -9,10 +10,20 @@ export function registerStatus(program: Command, ctx: CliContext): void {
     .description('show tracked data that changed in the workspace or is missing from the cache')
     .argument('[targets...]', 'pointer files or tracked paths (default: all)')
     .option('--json', 'print one JSON object (schema in README)')
-    .addHelpText('after', examples('tdv status', 'tdv status data/images --json'))
-    .action(async (targets: string[], _opts: unknown, cmd: Command) => {
+    .option('--remote', 'compare the cache with a remote instead of the workspace')
+    .option('-r, --remote-name <name>', 'the remote to compare with (implies --remote; default: core.remote)')
+    .option('-j, --jobs <n>', 'parallel requests to the remote', parsePositiveInt('--jobs'))
+    .addHelpText('after', examples('tdv status', 'tdv status data/images --json', 'tdv status --remote -r s3store'))
+    .action(async (targets: string[], opts: { remote?: boolean; remoteName?: string; jobs?: number }, cmd: Command) => {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
+      if (opts.remote || opts.remoteName !== undefined) {
+        const { remoteStatus } = await import('../../repo/remote-status.js');
+        const res = await remoteStatus(repo, { targets: targets.map((t) => ctx.resolve(t)), remote: opts.remoteName, jobs: opts.jobs });
+        if (out.json) out.data(res);
+        else renderRemote(res, out);
+        return;
+      }
       const { status } = await import('../../repo/status.js');
       const res = await status(repo, { targets: targets.map((t) => ctx.resolve(t)) });
       if (out.json) out.data(res);
@@ -38,5 +49,19 @@ function render(res: StatusResult, out: Output): void {
       }
     }
     if (d.cache === 'missing') out.info(`    ${p.red('not in cache:'.padEnd(14))}${d.path} (run \`tdv pull\` to fetch it)`);
+  }
+}
+
+function renderRemote(res: RemoteStatusResult, out: Output): void {
+  if (res.clean) {
+    out.info(`Cache and remote "${res.remote}" are in sync.`);
+    return;
+  }
+  const p = out.paint;
+  for (const d of res.data) {
+    out.info(`${d.pointer}:`);
+    if (d.missingOnRemote > 0) out.info(`    ${p.red('not on remote:'.padEnd(16))}${d.path} (${d.missingOnRemote} of ${d.objects} objects; \`tdv push\` uploads them)`);
+    if (d.missingLocally > 0) out.info(`    ${p.yellow('not in cache:'.padEnd(16))}${d.path} (${d.missingLocally} of ${d.objects} objects; \`tdv fetch\` downloads them)`);
+    if (d.unknownFiles) out.info(`    ${p.red('unknown files:'.padEnd(16))}${d.path} (its manifest is neither cached nor on the remote)`);
   }
 }

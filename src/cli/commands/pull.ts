@@ -1,0 +1,21 @@
+import type { Command } from 'commander';
+import { plural } from '../../ui/output.js';
+import { type CliContext, examples } from '../context.js';
+import { progressFor, renderTransfer, type TransferFlags, transferJson, transferOptions } from '../transfer.js';
+
+export function registerPull(program: Command, ctx: CliContext): void {
+  transferOptions(program.command('pull').description('fetch data from a remote, then check it out into the workspace'))
+    .option('-f, --force', 'overwrite or delete workspace changes that are not in the cache')
+    .addHelpText('after', examples('tdv pull', 'tdv pull data/images/cat.png', 'tdv pull -r s3store --json'))
+    .action(async (targets: string[], opts: TransferFlags & { force?: boolean }, cmd: Command) => {
+      const out = await ctx.output(cmd);
+      const repo = await ctx.openRepo(out);
+      const { pull } = await import('../../repo/pull.js');
+      const progress = await progressFor(out, 'pull');
+      const res = await pull(repo, { targets: targets.map((t) => ctx.resolve(t)), remote: opts.remote, jobs: opts.jobs, force: opts.force, progress }).finally(() => progress?.finish());
+      const co = res.checkout;
+      if (out.json) out.data({ ...transferJson(res.fetch), ...(co ? { restored: co.restored.length, deleted: co.deleted.length } : {}) });
+      renderTransfer(out, res.fetch, { done: 'Fetched', prep: 'from', again: 'tdv pull' });
+      if (co) out.info(co.restored.length + co.deleted.length === 0 ? 'Workspace already matches the pointers.' : `Restored ${plural(co.restored.length, 'file')}, deleted ${plural(co.deleted.length, 'file')}.`);
+    });
+}

@@ -1,0 +1,28 @@
+import type { Command } from 'commander';
+import { formatBytes, plural } from '../../ui/output.js';
+import { type CliContext, examples } from '../context.js';
+import { progressFor, renderTransfer, type TransferFlags, transferJson, transferOptions } from '../transfer.js';
+
+export function registerPush(program: Command, ctx: CliContext): void {
+  transferOptions(program.command('push').description('upload cached data the pointers reference to a remote'))
+    .option('--dry', 'list what would be uploaded, upload nothing')
+    .addHelpText('after', examples('tdv push', 'tdv push data/images -r s3store -j 32', 'tdv push --dry --json'))
+    .action(async (targets: string[], opts: TransferFlags & { dry?: boolean }, cmd: Command) => {
+      const out = await ctx.output(cmd);
+      const repo = await ctx.openRepo(out);
+      const { push } = await import('../../repo/push.js');
+      const progress = opts.dry ? undefined : await progressFor(out, 'push');
+      const res = await push(repo, { targets: targets.map((t) => ctx.resolve(t)), remote: opts.remote, jobs: opts.jobs, dry: opts.dry, progress }).finally(() => progress?.finish());
+      if (opts.dry) {
+        const planned = res.planned ?? [];
+        if (out.json) out.data({ ...transferJson(res), planned });
+        else {
+          for (const p of planned) out.info(`${p.path}  ${formatBytes(p.size)}`);
+          out.info(`Would push ${plural(planned.length, 'object')} (${formatBytes(planned.reduce((n, p) => n + p.size, 0))}) to remote "${res.remote}"; ${res.skipped} already there.`);
+        }
+        return;
+      }
+      if (out.json) out.data(transferJson(res));
+      renderTransfer(out, res, { done: 'Pushed', prep: 'to', again: 'tdv push' });
+    });
+}

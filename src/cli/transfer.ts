@@ -1,0 +1,51 @@
+import type { Command } from 'commander';
+import { TdvError } from '../errors.js';
+import type { TransferResult } from '../repo/push.js';
+import type { TransferProgress } from '../remote/transfer.js';
+import { formatBytes, type Output, plural } from '../ui/output.js';
+import { parsePositiveInt } from './context.js';
+
+const LIST_MAX = 20;
+
+export interface TransferFlags {
+  remote?: string;
+  jobs?: number;
+  json?: boolean;
+}
+
+/** The options push, fetch and pull share. */
+export function transferOptions(cmd: Command): Command {
+  return cmd
+    .argument('[targets...]', 'pointer files, tracked paths, or files inside tracked directories (default: all)')
+    .option('-r, --remote <name>', 'remote to use (default: core.remote)')
+    .option('-j, --jobs <n>', 'parallel transfers (default: the remote\'s `jobs`, else 4 x cores for S3)', parsePositiveInt('--jobs'))
+    .option('--json', 'print one JSON object: transferred, skipped, failed, bytes, failures');
+}
+
+/** A progress bar when a person is watching stderr; nothing otherwise. */
+export async function progressFor(out: Output, label: string): Promise<(TransferProgress & { finish(): void }) | undefined> {
+  if (!out.isTTY || out.quiet || out.json) return undefined;
+  const { progressBar } = await import('../ui/progress.js');
+  return progressBar(label, out.stderrStream);
+}
+
+/** The `--json` document of a transfer. */
+export function transferJson(res: TransferResult): Record<string, unknown> {
+  return { remote: res.remote, transferred: res.transferred, skipped: res.skipped, failed: res.failed.length, bytes: res.bytes, failures: res.failed };
+}
+
+/**
+ * Prints the per-object failures (stderr) and the one-line summary (not with
+ * `--json`, whose document the caller prints); throws (exit 1)
+ * when any object failed, after everything else was reported.
+ */
+export function renderTransfer(out: Output, res: TransferResult, verb: { done: string; prep: string; again: string }): void {
+  for (const f of res.failed.slice(0, LIST_MAX)) out.warn(`${f.path} (${f.oid.slice(0, 12)}): ${f.error}`);
+  if (res.failed.length > LIST_MAX) out.warn(`... and ${res.failed.length - LIST_MAX} more failures (see --json for all)`);
+  const there = res.skipped > 0 ? `; ${res.skipped} already there` : '';
+  if (res.transferred === 0 && res.failed.length === 0) out.info(`Everything is up to date with remote "${res.remote}" (${plural(res.skipped, 'object')}).`);
+  else out.info(`${verb.done} ${plural(res.transferred, 'object')} (${formatBytes(res.bytes)}) ${verb.prep} remote "${res.remote}"${there}.`);
+  if (res.failed.length > 0) {
+    throw new TdvError('TRANSFER_FAILED', `${plural(res.failed.length, 'object')} failed (first: ${res.failed[0]!.path}: ${res.failed[0]!.error}); run \`${verb.again}\` again to retry what is missing`);
+  }
+}

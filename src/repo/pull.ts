@@ -1,0 +1,26 @@
+import { checkoutLocked, type CheckoutResult } from './checkout.js';
+import { fetchSelected, withRemote } from './fetch.js';
+import { findPointers, selectTargets } from './pointers.js';
+import type { TransferOptions, TransferResult } from './push.js';
+import type { Repo } from './repo.js';
+
+export interface PullOptions extends TransferOptions {
+  /** Passed to checkout: discard workspace changes that are not cached. */
+  force?: boolean;
+}
+
+export interface PullResult {
+  fetch: TransferResult;
+  /** Absent when the fetch failed: nothing is checked out from an incomplete cache. */
+  checkout?: CheckoutResult;
+}
+
+/** Fetch, then checkout, under one lock so nothing changes the cache in between. */
+export async function pull(repo: Repo, opts: PullOptions = {}): Promise<PullResult> {
+  return repo.withLock('pull', async () => {
+    const selected = selectTargets(repo, await findPointers(repo), opts.targets ?? []);
+    const fetched = await withRemote(repo, opts.remote, (remote) => fetchSelected(repo, remote, selected, opts));
+    if (fetched.failed.length > 0) return { fetch: fetched };
+    return { fetch: fetched, checkout: await checkoutLocked(repo, { targets: opts.targets, force: opts.force }) };
+  });
+}

@@ -1,0 +1,123 @@
+import type { Oid } from '../cache/oid.js';
+import { shortOid } from '../cache/oid.js';
+import type { Remote } from '../remote/remote.js';
+import { type Job, remoteHas, runJobs, type TransferFailure, type TransferProgress } from '../remote/transfer.js';
+import { findPointers, type Selected, selectTargets } from './pointers.js';
+import { openRemote, remoteJobs } from './remotes.js';
+import type { Repo } from './repo.js';
+import { collectWanted } from './wanted.js';
+
+export interface TransferOptions {
+  /** Absolute paths of targets; none means every pointer. */
+  targets?: string[];
+  /** Remote name; the default remote otherwise. */
+  remote?: string;
+  jobs?: number;
+  progress?: TransferProgress;
+}
+
+export interface PushOptions extends TransferOptions {
+  /** Plan only: list what would be uploaded. */
+  dry?: boolean;
+}
+
+/** The outcome of a push or fetch: the `--json` document. */
+export interface TransferResult {
+  remote: string;
+  /** Objects moved. */
+  transferred: number;
+  /** Objects that were already there. */
+  skipped: number;
+  failed: TransferFailure[];
+  /** Bytes moved. */
+  bytes: number;
+  /** With `dry`: what would be moved. */
+  planned?: Job[];
+}
+
+/**
+ * Uploads the objects the selected pointers reference that the remote lacks.
+ * For a directory, every file first and its manifest last, and the manifest
+ * only when all of its files are on the remote: a remote never holds a
+ * manifest whose files are missing. That invariant is also what lets a push
+ * skip a directory whose manifest the remote has without looking at its files.
+ */
+export async function push(repo: Repo, opts: PushOptions = {}): Promise<TransferResult> {
+  return repo.withLock('push', async () => {
+    const selected = selectTargets(repo, await findPointers(repo), opts.targets ?? []);
+    const remote = await openRemote(repo, opts.remote);
+    try {
+      return await pushSelected(repo, remote, selected, opts);
+    } finally {
+      remote.close();
+    }
+  });
+}
+
+export async function pushSelected(repo: Repo, remote: Remote, selected: readonly Selected[], opts: PushOptions): Promise<TransferResult> {
+  const store = repo.store;
+  const jobs = remoteJobs(repo, remote, opts.jobs);
+  const wanted = await collectWanted(selected, async (oid) => (store.has(oid) ? store.readManifest(oid) : undefined));
+  const res: TransferResult = { remote: remote.name, transferred: 0, skipped: 0, failed: [], bytes: 0 };
+
+  // Cheapest check first: a directory whose manifest is on the remote is there whole.
+  const manifestsThere = await remoteHas(remote, wanted.dirs.map((d) => d.oid), jobs);
+  const onRemote = new Set<Oid>();
+  const check: Oid[] = [];
+  for (const [oid] of wanted.files) check.push(oid);
+  const complete = new Set<Oid>();
+  for (const d of wanted.dirs) {
+    if (!manifestsThere.has(d.oid)) continue;
+    complete.add(d.oid);
+    for (const c of d.children) onRemote.add(c.oid);
+  }
+  const unknown = check.filter((o) => !onRemote.has(o));
+  for (const o of await remoteHas(remote, unknown, jobs)) onRemote.add(o);
+
+  const uploads: Job[] = [];
+  for (const [oid, job] of wanted.files) {
+    if (onRemote.has(oid)) res.skipped++;
+    else if (!store.has(oid)) res.failed.push({ oid, path: job.path, error: `${job.path} is not in the cache, nor on remote "${remote.name}"; \`tdv add\` it again where the data exists` });
+    else uploads.push(job);
+  }
+  for (const d of wanted.dirs) {
+    if (complete.has(d.oid)) res.skipped++;
+    else if (!d.entries) res.failed.push({ oid: d.oid, path: d.path, error: `the manifest of ${d.path} (${shortOid(d.oid)}) is not in the cache, nor on remote "${remote.name}"` });
+  }
+  if (opts.dry) {
+    const manifests = wanted.dirs.filter((d) => !complete.has(d.oid) && d.entries).map((d) => ({ oid: d.oid, size: store.sizeOf(d.oid), path: d.path }));
+    return { ...res, planned: [...uploads, ...manifests] };
+  }
+
+  const manifestJobs = wanted.dirs.filter((d) => !complete.has(d.oid) && d.entries);
+  const total = uploads.reduce((n, j) => n + j.size, 0) + manifestJobs.reduce((n, d) => n + store.sizeOf(d.oid), 0);
+  opts.progress?.start?.(uploads.length + manifestJobs.length, total);
+  const put = (job: Job, onBytes: (n: number) => void) => remote.put(job.oid, store.pathOf(job.oid), job.size, onBytes);
+  const files = await runJobs(uploads, jobs, put, opts.progress);
+  for (const j of files.done) {
+    onRemote.add(j.oid);
+    res.bytes += j.size;
+  }
+  res.transferred += files.done.length;
+  res.failed.push(...files.failed);
+
+  // Manifests last, and only over complete directories. A partial target's manifest needs every file there.
+  const ready: Job[] = [];
+  for (const d of manifestJobs) {
+    const entries = d.entries!;
+    let absent = entries.filter((e) => !onRemote.has(e.sha256)).map((e) => e.sha256);
+    if (absent.length > 0 && d.partial) {
+      const found = await remoteHas(remote, absent, jobs);
+      absent = absent.filter((o) => !found.has(o));
+    }
+    if (absent.length === 0) ready.push({ oid: d.oid, size: store.sizeOf(d.oid), path: d.path });
+    else if (!d.partial) {
+      res.failed.push({ oid: d.oid, path: d.path, error: `manifest of ${d.path} not uploaded: ${absent.length} of its files are not on the remote` });
+    } else opts.progress?.object?.();
+  }
+  const manifests = await runJobs(ready, jobs, put, opts.progress);
+  res.transferred += manifests.done.length;
+  for (const j of manifests.done) res.bytes += j.size;
+  res.failed.push(...manifests.failed);
+  return res;
+}

@@ -1,0 +1,56 @@
+import type { ManifestEntry } from '../cache/manifest.js';
+import { isDirOid, type Oid } from '../cache/oid.js';
+import type { Job } from '../remote/transfer.js';
+import type { Selected } from './pointers.js';
+
+/** A tracked directory a transfer concerns: its manifest and the files selected in it. */
+export interface WantedDir {
+  oid: Oid;
+  /** Repo-relative path of the directory. */
+  path: string;
+  size: number;
+  /** The manifest's entries, when the manifest is at hand. */
+  entries?: ManifestEntry[];
+  /** The selected files (all, or those under the target inside it). */
+  children: Job[];
+  /** A target named only part of the directory. */
+  partial: boolean;
+}
+
+/** The objects a set of selected outputs references, deduplicated. */
+export interface Wanted {
+  /** File objects: single-file outputs and the selected files of directories. */
+  files: Map<Oid, Job>;
+  dirs: WantedDir[];
+}
+
+/**
+ * Collects the objects behind `selected`. `manifest` returns a directory's
+ * entries, or undefined when they cannot be had (not cached).
+ */
+export async function collectWanted(selected: readonly Selected[], manifest: (oid: Oid) => Promise<ManifestEntry[] | undefined>): Promise<Wanted> {
+  const files = new Map<Oid, Job>();
+  const dirs = new Map<string, WantedDir>();
+  for (const s of selected) {
+    const oid = s.out.sha256;
+    if (!isDirOid(oid)) {
+      if (!files.has(oid)) files.set(oid, { oid, size: s.out.size, path: s.rel });
+      continue;
+    }
+    const key = `${s.rel}\0${oid}`;
+    let d = dirs.get(key);
+    if (!d) {
+      d = { oid, path: s.rel, size: s.out.size, entries: await manifest(oid), children: [], partial: s.sub !== undefined };
+      dirs.set(key, d);
+    } else if (s.sub === undefined) d.partial = false;
+    if (!d.entries) continue;
+    const sub = s.sub;
+    for (const e of d.entries) {
+      if (sub !== undefined && e.relpath !== sub && !e.relpath.startsWith(`${sub}/`)) continue;
+      const job = { oid: e.sha256, size: e.size, path: `${s.rel}/${e.relpath}` };
+      d.children.push(job);
+      if (!files.has(e.sha256)) files.set(e.sha256, job);
+    }
+  }
+  return { files, dirs: [...dirs.values()] };
+}
