@@ -4,6 +4,7 @@ import { registerAdd } from './add.js';
 import { registerCheckout } from './checkout.js';
 import { registerGc } from './gc.js';
 import { registerInit } from './init.js';
+import { registerRemote } from './remote.js';
 import { registerRemove } from './remove.js';
 import { registerStatus } from './status.js';
 import { registerUnprotect } from './unprotect.js';
@@ -17,4 +18,5 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerRemove(program, ctx);
   registerUnprotect(program, ctx);
   registerGc(program, ctx);
+  registerRemote(program, ctx);
 }
