@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // tdv benchmark: each row times tdv and its baseline side by side in the same
 // run (interleaved, median of RUNS), and prints the ratio against its target.
-// Usage: npm run bench [-- --runs 5 --files 20000 --big-mib 1024 --only add-dir,status --dir /dev/shm]
+// Usage: npm run bench [-- --runs 5 --files 20000 --big-mib 1024 --only add-dir,status,push-s3 --dir /dev/shm]
+// Row ids: add-big add-big-cached add-dir status checkout lfs push-local push-s3 push-noop-s3 pull-s3 push-big-s3 version
 // --dir picks the file system: the default temp dir is the real disk, whose
 // speed on shared machines swings several-fold from minute to minute; a tmpfs
 // such as /dev/shm shows tdv's own CPU cost against the baseline's.
@@ -180,6 +181,164 @@ if (needTree) {
   }
 }
 
+// Remotes: a local directory, and the S3 test server (s3rver) on loopback.
+const REMOTE_ROWS = ['push-local', 'push-s3', 'pull-s3', 'push-noop-s3', 'push-big-s3'];
+if (REMOTE_ROWS.some(enabled)) await remoteRows();
+
+async function startS3() {
+  const { spawn } = await import('node:child_process');
+  const script = path.resolve(path.dirname(TDV), '../test/helpers/s3-server.mjs');
+  const dir = path.join(work, 's3rver');
+  fs.mkdirSync(dir);
+  const child = spawn('node', ['--openssl-legacy-provider', script, '--port', '0', '--dir', dir, '--exit-with-stdin'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve, reject) => {
+    let buf = '';
+    child.stdout.on('data', (d) => {
+      buf += d;
+      const m = /READY (\d+)/.exec(buf);
+      if (m) resolve(Number(m[1]));
+    });
+    child.on('exit', (code) => reject(new Error(`s3rver exited (${code})`)));
+  });
+  return { endpoint: `http://127.0.0.1:${port}`, stop: () => child.kill() };
+}
+
+async function remoteRows() {
+  const jobs = Math.max(8, 4 * os.availableParallelism());
+  const repo = newRepo('remote');
+  makeTree(path.join(repo, 'data'), NFILES);
+  run('node', [TDV, 'add', '-q', 'data'], repo);
+  const files = [];
+  for (const d of fs.readdirSync(path.join(repo, 'data'))) for (const f of fs.readdirSync(path.join(repo, 'data', d))) files.push(path.join(repo, 'data', d, f));
+  const baseConfig = fs.readFileSync(path.join(repo, '.tdv', 'config.yaml'), 'utf8');
+  const setRemote = (remoteYaml) => fs.writeFileSync(path.join(repo, '.tdv', 'config.yaml'), `${baseConfig}\ncore:\n  remote: r\nremote:\n  r:\n${remoteYaml}`);
+
+  const localRemote = path.join(work, 'local-remote');
+  const cpDst = path.join(work, 'cp-remote');
+  await row('push-local', `tdv push ${NFILES} files of 4 KiB to a local remote`, 'cp -r of the same files', 2.0, {
+    prepare: (w) => {
+      if (w === 'tdv') {
+        rm(localRemote);
+        fs.mkdirSync(localRemote);
+        setRemote(`    url: ${localRemote}\n`);
+      } else rm(cpDst);
+    },
+    tdv: () => tdvCmd(repo, 'push', '-q'),
+    baseline: () => timeCmd('cp', ['-r', path.join(repo, 'data'), cpDst], work),
+  });
+  rm(localRemote);
+  rm(cpDst);
+
+  if (!['push-s3', 'pull-s3', 'push-noop-s3', 'push-big-s3'].some(enabled)) return;
+  const s3 = await startS3();
+  try {
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+    const { S3Client, PutObjectCommand, GetObjectCommand } = await import('@aws-sdk/client-s3');
+    const { Upload } = await import('@aws-sdk/lib-storage');
+    const http = await import('node:http');
+    // The baseline client: same checksum mode, addressing and connection pool as tdv's.
+    const client = new S3Client({
+      endpoint: s3.endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: { httpAgent: new http.Agent({ keepAlive: true, maxSockets: jobs }) },
+    });
+    const s3Remote = (prefix) =>
+      setRemote(`    url: s3://tdv-test/${prefix}\n    endpointurl: ${s3.endpoint}\n    force_path_style: true\n    checksum: when_required\n`);
+    const env = { ...gitEnv, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
+    const tdvS3 = (...a) => timeCmd('node', [TDV, ...a], repo, { env });
+    const pool = async (items, fn) => {
+      let i = 0;
+      await Promise.all(Array.from({ length: jobs }, async () => {
+        while (i < items.length) {
+          const k = i++;
+          await fn(items[k], k);
+        }
+      }));
+    };
+    let run_ = 0;
+    await row('push-s3', `tdv push ${NFILES} files of 4 KiB to the S3 test server`, `PutObject loop, ${jobs} at once`, 1.3, {
+      prepare: (w) => w === 'tdv' && s3Remote(`push-${run_++}`),
+      tdv: () => tdvS3('push', '-q'),
+      baseline: () =>
+        timeFn(() => pool(files, async (f, k) => {
+          const body = fs.readFileSync(f);
+          await client.send(new PutObjectCommand({ Bucket: 'tdv-test', Key: `base-${run_}/${k}`, Body: body, ContentLength: body.length }));
+        })),
+    });
+    // Everything is on the remote now (the last push-s3 prefix, or a fresh full push).
+    s3Remote('full');
+    run('node', [TDV, 'push', '-q'], repo, { env });
+    await row('push-noop-s3', `tdv push again, nothing to do, ${NFILES} objects on S3`, 'tdv status of the same repo', 3.0, {
+      tdv: () => tdvS3('push', '-q'),
+      baseline: () => tdvS3('status', '-q'),
+    });
+    const getDst = path.join(work, 'get-dst');
+    if (enabled('pull-s3')) {
+      await pool(files, async (f, k) => {
+        const body = fs.readFileSync(f);
+        await client.send(new PutObjectCommand({ Bucket: 'tdv-test', Key: `pullbase/${k}`, Body: body, ContentLength: body.length }));
+      });
+    }
+    await row('pull-s3', `tdv pull ${NFILES} files from S3 into an empty cache and workspace`, `GetObject loop into files, ${jobs} at once`, 1.3, {
+      prepare: (w) => {
+        if (w === 'tdv') {
+          rm(path.join(repo, '.tdv', 'cache'));
+          rm(path.join(repo, '.tdv', 'tmp'));
+          rm(path.join(repo, 'data'));
+        } else {
+          rm(getDst);
+          fs.mkdirSync(getDst);
+        }
+      },
+      tdv: () => tdvS3('pull', '-q'),
+      baseline: () =>
+        timeFn(() => pool(files, async (f, k) => {
+          const res = await client.send(new GetObjectCommand({ Bucket: 'tdv-test', Key: `pullbase/${k}` }));
+          fs.writeFileSync(path.join(getDst, String(k)), await res.Body.transformToByteArray());
+        })),
+    });
+    rm(getDst);
+
+    if (enabled('push-big-s3')) {
+      const bigRepo = newRepo('remote-big');
+      const big = path.join(bigRepo, 'big.bin');
+      const fd = fs.openSync(big, 'w');
+      const chunk = Buffer.alloc(1 << 20);
+      for (let i = 0; i < BIG_MIB; i++) fs.writeSync(fd, randomFillSync(chunk));
+      fs.closeSync(fd);
+      run('node', [TDV, 'add', '-q', 'big.bin'], bigRepo);
+      const bigBase = fs.readFileSync(path.join(bigRepo, '.tdv', 'config.yaml'), 'utf8');
+      let k = 0;
+      const rss = [];
+      await row('push-big-s3', `tdv push one ${BIG_MIB} MiB file to the S3 test server`, '@aws-sdk/lib-storage Upload', 1.2, {
+        prepare: (w) =>
+          w === 'tdv' &&
+          fs.writeFileSync(path.join(bigRepo, '.tdv', 'config.yaml'), `${bigBase}\ncore:\n  remote: r\nremote:\n  r:\n    url: s3://tdv-test/big-${k++}\n    endpointurl: ${s3.endpoint}\n    force_path_style: true\n    checksum: when_required\n`),
+        tdv: () => {
+          // GNU time reports the peak resident set of the push.
+          const t = process.hrtime.bigint();
+          const r = run('/usr/bin/time', ['-f', 'maxrss=%M', 'node', TDV, 'push', '-q'], bigRepo, { env });
+          rss.push(Number(/maxrss=(\d+)/.exec(String(r.stderr))?.[1] ?? NaN));
+          return Number(process.hrtime.bigint() - t) / 1e9;
+        },
+        baseline: () =>
+          timeFn(() => new Upload({ client, params: { Bucket: 'tdv-test', Key: `big-base-${k}`, Body: fs.createReadStream(big, { highWaterMark: 1 << 20 }) }, partSize: 8 << 20, queueSize: 4 }).done()),
+      });
+      if (rss.length) process.stderr.write(`  peak memory of tdv push (${BIG_MIB} MiB file): ${(Math.max(...rss) / 1024).toFixed(0)} MiB max RSS\n`);
+      rows.push({ id: 'push-big-rss', label: `peak RSS of tdv push of the ${BIG_MIB} MiB file`, note: `${(Math.max(...rss) / 1024).toFixed(0)} MiB` });
+      rm(bigRepo);
+    }
+    client.destroy();
+  } finally {
+    s3.stop();
+  }
+  rm(repo);
+}
+
 await row('version', 'tdv --version', 'node -e 0', 2.5, {
   tdv: () => timeCmd('node', [TDV, '--version'], work),
   baseline: () => timeCmd('node', ['-e', '0'], work),
@@ -190,10 +349,11 @@ const fmt = (s) => `${s.toFixed(3)} s`;
 const lines = [
   `| row | tdv | baseline | ratio | target |`,
   `|---|---|---|---|---|`,
-  ...rows.map(
+  ...rows.filter((r) => r.note === undefined).map(
     (r) =>
       `| ${r.label} | ${fmt(r.tdv)} | ${fmt(r.base)} (${r.baselineLabel}) | ${r.ratio.toFixed(2)} | ${r.target === null ? 'comparison' : `<= ${r.target} ${r.ratio <= r.target ? 'ok' : 'MISSED'}`} |`,
   ),
 ];
 console.log(`\ntdv bench in ${path.dirname(work)}, median of ${RUNS} runs, ${os.cpus().length} cores, node ${process.version}\n`);
 console.log(lines.join('\n'));
+for (const r of rows.filter((r) => r.note !== undefined)) console.log(`\n${r.label}: ${r.note}`);

@@ -68,5 +68,28 @@ sh('git', ['log', '--oneline']);
 say('The cache still holds the first version; gc shows what no pointer uses any more.');
 tdv('gc', '--workspace', '--dry');
 
-say('Done. Remotes, history (checkout --rev) and pipelines come in the next issues.');
-console.log(`The demo repository is in ${dir}`);
+say('Share it: push the cache to a remote. A directory is the embedded default; s3:// works the same.');
+const storage = fs.mkdtempSync(path.join(os.tmpdir(), 'tdv-demo-storage-'));
+tdv('remote', 'add', '-d', 'storage', storage);
+sh('git', ['commit', '-q', '-am', 'Add the team remote']);
+tdv('push');
+tdv('push');
+
+say('A teammate (or a CI job) clones the Git repository: pointers, no data. One pull brings it.');
+const clone = path.join(dir, '..', `${path.basename(dir)}-clone`);
+sh('git', ['clone', '-q', dir, clone]);
+const inClone = (...args) => {
+  console.log(`$ (in the clone) tdv ${args.join(' ')}`);
+  const r = spawnSync('node', [TDV, ...args], { cwd: clone, env, stdio: 'inherit' });
+  if (r.status !== 0) {
+    console.error(`demo: tdv ${args.join(' ')} failed in the clone`);
+    process.exit(1);
+  }
+};
+inClone('status', '--remote');
+inClone('pull', 'data/trips/2024-07-31.csv');
+inClone('pull');
+inClone('status');
+
+say('Done. History (checkout --rev) and pipelines come in the next issues.');
+console.log(`The demo repository is in ${dir}, its clone in ${clone}, the remote in ${storage}`);

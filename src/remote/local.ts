@@ -7,13 +7,10 @@ import { describeFsError, errnoCode, RemoteError } from '../errors.js';
 import { rmQuiet, tmpSuffix } from '../util/fs.js';
 import type { OnBytes, Remote } from './remote.js';
 
-const OBJECT_MODE = 0o444;
-
 /**
  * A remote in a local or mounted directory: the embedded default, nothing to
  * install. Objects are copied to a temp name in the same prefix directory, then
- * linked into place, so a reader never sees a partial object and an existing
- * one is never replaced. File operations are synchronous: for many small
+ * renamed into place, so a reader never sees a partial object. File operations are synchronous: for many small
  * objects the per-call cost of async I/O exceeds the I/O itself.
  */
 export class LocalRemote implements Remote {
@@ -67,23 +64,16 @@ export class LocalRemote implements Remote {
         this.madeDirs.add(dir);
       }
       // A clone where the file system can (the remote is often on the same disk), else a copy.
-      if (size < 1 << 20) fs.copyFileSync(from, tmp, fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE);
-      else await fsp.copyFile(from, tmp, fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE);
-      fs.chmodSync(tmp, OBJECT_MODE);
-      try {
-        fs.linkSync(tmp, dest);
-      } catch (err) {
-        const code = errnoCode(err);
-        if (code === 'EEXIST') return; // stored by someone else meanwhile: same content
-        if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EMLINK') throw err;
-        // No hard links here (some network file systems): rename, which could only replace identical bytes.
-        if (!fs.existsSync(dest)) fs.renameSync(tmp, dest);
-      }
+      // The copy keeps the cache object's mode (read-only); the rename publishes it whole.
+      // Renaming over an object another push stored meanwhile replaces it with the same bytes.
+      const flags = fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE;
+      if (size < 1 << 20) fs.copyFileSync(from, tmp, flags);
+      else await fsp.copyFile(from, tmp, flags);
+      fs.renameSync(tmp, dest);
       onBytes?.(size);
     } catch (err) {
-      throw this.describe(err, dest);
-    } finally {
       rmQuiet(tmp);
+      throw this.describe(err, dest);
     }
   }
 
