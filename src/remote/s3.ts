@@ -1,0 +1,415 @@
+import './s3-env.js'; // first: it must run before the SDK modules evaluate
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import os from 'node:os';
+import type { Readable } from 'node:stream';
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import pLimit from 'p-limit';
+import { isOid, type Oid } from '../cache/oid.js';
+import { isSystemError, RemoteError } from '../errors.js';
+import type { RemoteConfig } from '../repo/config.js';
+import { notOnRemote } from './local.js';
+import type { OnBytes, Remote } from './remote.js';
+
+const MiB = 1 << 20;
+/** Files below this go up in one PutObject from memory; larger ones in parts, streamed from disk. */
+export const MULTIPART_THRESHOLD = 8 * MiB;
+const MIN_PART = 8 * MiB;
+const MAX_PARTS = 10_000;
+/** Parts of one file in flight at once. */
+const PART_QUEUE = 4;
+/**
+ * Multipart uploads in flight at once per remote. Each buffers up to
+ * PART_QUEUE + 1 parts, so this bounds memory (4 × 5 × 8 MiB) however many
+ * jobs run; for large files bandwidth, not latency, is the limit anyway.
+ */
+const MULTIPART_AT_ONCE = 4;
+const DELETE_BATCH = 1000;
+
+/** Parts of at least 8 MiB, grown in whole MiB so no file needs more than S3's 10,000 parts. */
+export function partSizeFor(size: number): number {
+  return Math.max(MIN_PART, Math.ceil(size / MAX_PARTS / MiB) * MiB);
+}
+
+export interface S3RemoteOptions {
+  /** The file credentials in the remote's config come from, for messages. */
+  configFile?: string;
+  /** ListObjectsV2 MaxKeys (S3's own limit is 1000); smaller only to test paging cheaply. */
+  listPageSize?: number;
+}
+
+/** What an error message needs to know about the remote; never holds a secret. */
+export interface S3ErrorContext {
+  name: string;
+  url: string;
+  bucket: string;
+  endpoint?: string;
+  /** Where the credentials come from, e.g. "profile ci" (see credentialSource). */
+  credentials: string;
+  /** Values that must never appear in a message (the secret key, the key id). */
+  redact?: readonly string[];
+}
+
+/**
+ * Makes the S3 remote for `remote.<name>` with url `s3://bucket/prefix`. Objects
+ * live at `<prefix>/files/sha256/ab/cdef...`, exactly as in the cache.
+ */
+export async function createS3Remote(
+  name: string,
+  cfg: RemoteConfig,
+  loc: { bucket: string; prefix: string },
+  opts: S3RemoteOptions = {},
+): Promise<Remote> {
+  return new S3Remote(name, cfg, loc, opts);
+}
+
+/**
+ * A remote in an S3 bucket (or anything speaking the S3 API: MinIO, Ceph, R2, ...).
+ * PUT is atomic on S3, so an object is never visible half-written and needs no
+ * temporary name; a multipart upload becomes visible only when completed.
+ * All SDK failures leave through `translateS3Error`, which turns those that
+ * concern the whole remote into wide RemoteErrors.
+ */
+export class S3Remote implements Remote {
+  readonly url: string;
+  readonly defaultJobs = Math.max(8, 4 * os.availableParallelism());
+  readonly bucket: string;
+  /** `prefix/` or empty: prepended to every key. */
+  private readonly base: string;
+  private readonly client: S3Client;
+  private readonly ctx: S3ErrorContext;
+  private readonly pageSize: number;
+  private readonly multipart = pLimit(MULTIPART_AT_ONCE);
+  private bucketChecked: Promise<void> | undefined;
+
+  constructor(
+    readonly name: string,
+    cfg: RemoteConfig,
+    loc: { bucket: string; prefix: string },
+    opts: S3RemoteOptions = {},
+  ) {
+    this.bucket = loc.bucket;
+    const prefix = loc.prefix.replace(/^\/+|\/+$/g, '');
+    this.base = prefix ? `${prefix}/` : '';
+    this.url = `s3://${loc.bucket}${prefix ? `/${prefix}` : ''}`;
+    this.pageSize = Math.min(1000, Math.max(1, opts.listPageSize ?? 1000));
+    this.ctx = {
+      name,
+      url: this.url,
+      bucket: loc.bucket,
+      endpoint: cfg.endpointurl,
+      credentials: credentialSource(cfg, process.env, opts.configFile ?? '.tdv/config.local.yaml'),
+      redact: [cfg.secret_access_key, cfg.access_key_id].filter((s): s is string => !!s),
+    };
+    this.client = new S3Client(clientConfig(cfg, cfg.jobs ?? this.defaultJobs));
+  }
+
+  keyOf(oid: Oid): string {
+    return `${this.base}files/sha256/${oid.slice(0, 2)}/${oid.slice(2)}`;
+  }
+
+  async has(oid: Oid): Promise<boolean> {
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.keyOf(oid) }));
+      return true;
+    } catch (err) {
+      if (!isNotFound(err)) throw this.fail(err, `checking object ${oid}`, oid);
+    }
+    // HEAD has no body, so a missing bucket looks like a missing object: tell them apart once.
+    await this.checkBucket();
+    return false;
+  }
+
+  async listPrefix(prefix: string): Promise<Oid[]> {
+    if (!/^[0-9a-f]{2}$/.test(prefix)) throw new RangeError(`not an object prefix: ${prefix}`);
+    const out: Oid[] = [];
+    for await (const oid of this.listUnder(`${prefix}/`)) out.push(oid);
+    return out;
+  }
+
+  list(): AsyncIterable<Oid> {
+    // One listing of everything: as many requests as 256 prefix listings would make
+    // for a large remote, and far fewer for a small one.
+    return this.listUnder('');
+  }
+
+  async put(oid: Oid, from: string, size: number, onBytes?: OnBytes): Promise<void> {
+    const Key = this.keyOf(oid);
+    if (size < MULTIPART_THRESHOLD) {
+      const body = await fsp.readFile(from);
+      try {
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentLength: body.length }));
+      } catch (err) {
+        throw this.fail(err, `uploading object ${oid}`, oid);
+      }
+      onBytes?.(body.length);
+      return;
+    }
+    await this.multipart(async () => {
+      const upload = new Upload({
+        client: this.client,
+        params: { Bucket: this.bucket, Key, Body: fs.createReadStream(from, { highWaterMark: MiB }) },
+        partSize: partSizeFor(size),
+        queueSize: PART_QUEUE,
+        leavePartsOnError: false, // abort the multipart upload: no orphaned parts to pay for
+      });
+      let sent = 0;
+      upload.on('httpUploadProgress', (p) => {
+        if (p.loaded !== undefined && p.loaded > sent) {
+          onBytes?.(p.loaded - sent);
+          sent = p.loaded;
+        }
+      });
+      try {
+        await upload.done();
+      } catch (err) {
+        if (isSystemError(err) && err.path === from) throw err; // reading the local file failed, not the remote
+        throw this.fail(err, `uploading object ${oid}`, oid);
+      }
+      if (sent < size) onBytes?.(size - sent);
+    });
+  }
+
+  async get(oid: Oid): Promise<AsyncIterable<Uint8Array>> {
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(oid) }));
+      if (!res.Body) throw new Error('GetObject returned no body');
+      // A failure mid-body stays a plain error: the caller retries those.
+      return res.Body as Readable;
+    } catch (err) {
+      if (isNotFound(err)) throw notOnRemote(this, oid);
+      throw this.fail(err, `downloading object ${oid}`, oid);
+    }
+  }
+
+  async remove(oids: readonly Oid[]): Promise<Oid[]> {
+    const failed: Oid[] = [];
+    for (let i = 0; i < oids.length; i += DELETE_BATCH) {
+      const batch = oids.slice(i, i + DELETE_BATCH);
+      const byKey = new Map(batch.map((oid) => [this.keyOf(oid), oid]));
+      try {
+        const res = await this.client.send(
+          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: [...byKey.keys()].map((Key) => ({ Key })), Quiet: true } }),
+        );
+        for (const e of res.Errors ?? []) {
+          const oid = e.Key === undefined ? undefined : byKey.get(e.Key);
+          if (oid !== undefined) failed.push(oid);
+        }
+      } catch (err) {
+        const e = this.fail(err, `deleting ${batch.length} objects`);
+        if (e.wide) throw e;
+        failed.push(...batch);
+      }
+    }
+    return failed;
+  }
+
+  close(): void {
+    this.client.destroy();
+  }
+
+  /** Every oid whose key starts with `files/sha256/<sub>`, page by page. */
+  private async *listUnder(sub: string): AsyncIterable<Oid> {
+    const root = `${this.base}files/sha256/`;
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: root + sub, MaxKeys: this.pageSize, ContinuationToken: token }),
+        );
+      } catch (err) {
+        throw this.fail(err, `listing ${this.url}/files/sha256/${sub}`);
+      }
+      for (const o of page.Contents ?? []) {
+        const rel = o.Key?.slice(root.length); // "ab/cdef..."
+        if (rel === undefined || rel[2] !== '/') continue;
+        const oid = rel.slice(0, 2) + rel.slice(3);
+        if (isOid(oid)) yield oid;
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  /** Throws REMOTE_NOT_FOUND if the bucket does not exist; anything else it cannot tell is let pass. */
+  private checkBucket(): Promise<void> {
+    this.bucketChecked ??= this.client
+      .send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.base}files/sha256/`, MaxKeys: 1 }))
+      .then(
+        () => undefined,
+        (err: unknown) => {
+          const e = this.fail(err, 'checking the bucket');
+          if (e.code === 'REMOTE_NOT_FOUND' || e.code === 'REMOTE_UNREACHABLE' || e.code === 'REMOTE_NO_CREDENTIALS') throw e;
+          // Listing may be forbidden where reading is allowed; the object is then simply absent.
+        },
+      );
+    return this.bucketChecked.catch((err: unknown) => {
+      if ((err as RemoteError).code !== 'REMOTE_NOT_FOUND') this.bucketChecked = undefined; // transient: ask again next time
+      throw err;
+    });
+  }
+
+  private fail(err: unknown, action: string, oid?: Oid): RemoteError {
+    return translateS3Error(err, this.ctx, action, oid);
+  }
+}
+
+function clientConfig(cfg: RemoteConfig, jobs: number): S3ClientConfig {
+  const checksum = cfg.checksum === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED';
+  // Transfers run `jobs` objects at once, each large one with PART_QUEUE parts: no request should wait for a socket.
+  const maxSockets = Math.max(jobs, 8) + MULTIPART_AT_ONCE * PART_QUEUE;
+  const config: S3ClientConfig = {
+    endpoint: cfg.endpointurl,
+    forcePathStyle: cfg.force_path_style,
+    profile: cfg.profile,
+    region: cfg.region ?? regionFromChain(cfg.profile),
+    followRegionRedirects: true,
+    requestChecksumCalculation: checksum,
+    responseChecksumValidation: checksum,
+    maxAttempts: 5,
+    retryMode: 'adaptive',
+    requestHandler: {
+      httpAgent: new http.Agent({ keepAlive: true, maxSockets }),
+      httpsAgent: new https.Agent({ keepAlive: true, maxSockets }),
+      connectionTimeout: 5_000,
+      // An idle timeout, not a total one: a large part or object may take minutes on a slow link.
+      socketTimeout: 60_000,
+      // The handler warns on the console when requests queue for sockets; a CLI's output is not the place.
+      logger: quietLogger,
+    },
+  };
+  if (cfg.access_key_id && cfg.secret_access_key) {
+    config.credentials = { accessKeyId: cfg.access_key_id, secretAccessKey: cfg.secret_access_key };
+  }
+  return config;
+}
+
+const noop = () => {};
+const quietLogger = { debug: noop, info: noop, warn: noop, error: noop };
+
+/**
+ * The SDK's region chain (AWS_REGION, the profile's `region`), falling back to
+ * us-east-1 where it finds none: an S3-compatible endpoint often has no region
+ * at all, and on AWS `followRegionRedirects` corrects a wrong guess.
+ */
+function regionFromChain(profile: string | undefined): () => Promise<string> {
+  let region: Promise<string> | undefined;
+  return () =>
+    (region ??= (async () => {
+      const probe = new S3Client({ profile });
+      try {
+        return await probe.config.region();
+      } catch {
+        return 'us-east-1';
+      } finally {
+        probe.destroy();
+      }
+    })());
+}
+
+/**
+ * Which credentials the SDK will use, in its own order of preference, for messages.
+ * Names where they come from, never their values.
+ */
+export function credentialSource(cfg: RemoteConfig, env: NodeJS.ProcessEnv, configFile: string): string {
+  if (cfg.access_key_id && cfg.secret_access_key) return `access_key_id from ${configFile}`;
+  if (cfg.profile) return `profile ${cfg.profile}`;
+  if (env.AWS_PROFILE) return `AWS_PROFILE=${env.AWS_PROFILE}`;
+  if (env.AWS_ACCESS_KEY_ID) return 'environment variables (AWS_ACCESS_KEY_ID)';
+  return 'the default AWS credential chain';
+}
+
+const ACCESS_DENIED = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'Forbidden', 'InvalidToken', 'ExpiredToken', 'TokenRefreshRequired', 'AllAccessDisabled', 'AccountProblem']);
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'EPROTO', 'CERT_HAS_EXPIRED', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'ERR_TLS_CERT_ALTNAME_INVALID']);
+
+interface SdkErrorShape {
+  name?: string;
+  code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+  cause?: unknown;
+  errors?: unknown[];
+}
+
+/**
+ * Turns an SDK failure into a one-line RemoteError naming the remote and its
+ * url. Failures that concern every object (no bucket, no access, no
+ * credentials, no connection) are `wide`; the rest name the object. No message
+ * ever contains a secret: SDK text is passed through `redact`.
+ */
+export function translateS3Error(err: unknown, ctx: S3ErrorContext, action: string, oid?: Oid): RemoteError {
+  if (err instanceof RemoteError) return err;
+  const e = (typeof err === 'object' && err !== null ? err : {}) as SdkErrorShape;
+  const name = e.name ?? '';
+  const status = e.$metadata?.httpStatusCode;
+  const where = `remote "${ctx.name}" (${ctx.url})`;
+  const data = { remote: ctx.name, url: ctx.url, ...(oid ? { oid } : {}) };
+  const wide = (code: string, message: string) => new RemoteError(code, message, { wide: true, cause: err, data });
+
+  if (name === 'CredentialsProviderError') {
+    const detail = oneLine(e.message, ctx.redact);
+    return wide(
+      'REMOTE_NO_CREDENTIALS',
+      `${where}: no AWS credentials found (${ctx.credentials}${detail ? `: ${detail}` : ''}); set access_key_id and secret_access_key for the remote in .tdv/config.local.yaml, export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or name a profile from ~/.aws/credentials (the remote's profile option or AWS_PROFILE)`,
+    );
+  }
+  if (name === 'NoSuchBucket') {
+    return wide('REMOTE_NOT_FOUND', `${where}: bucket ${ctx.bucket} does not exist${ctx.endpoint ? ` at ${ctx.endpoint}` : ''}; create it or fix the remote's url`);
+  }
+  if (name === 'InvalidBucketName') {
+    return wide('REMOTE_NOT_FOUND', `${where}: "${ctx.bucket}" is not a valid bucket name; fix the remote's url`);
+  }
+  if (ACCESS_DENIED.has(name) || status === 403) {
+    const why = name && name !== 'Unknown' && name !== 'Forbidden' ? ` (${name})` : '';
+    return wide(
+      'REMOTE_ACCESS_DENIED',
+      `${where}: access denied${why} using ${ctx.credentials}; check the credentials and that they may list, read and write ${ctx.url}`,
+    );
+  }
+  const net = networkCode(err);
+  if (net) {
+    return wide(
+      'REMOTE_UNREACHABLE',
+      `cannot reach ${ctx.endpoint ?? 'the S3 endpoint'} for remote "${ctx.name}" (${ctx.url}): ${net}; check the remote's endpointurl and your network`,
+    );
+  }
+  const what = name && name !== 'Error' && name !== 'Unknown' ? `${name}: ` : status ? `HTTP ${status}: ` : '';
+  const detail = oneLine(e.message, ctx.redact);
+  return new RemoteError('REMOTE_FAILED', `${where}: ${action} failed: ${what}${detail || 'unknown error'}`, { cause: err, data });
+}
+
+/** The network-level cause of a failure, if that is what it is: an errno code or "timed out". */
+function networkCode(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 4; depth++) {
+    const x = e as SdkErrorShape;
+    if (x.code && UNREACHABLE.has(x.code)) return x.code;
+    if (x.name === 'TimeoutError') return 'timed out';
+    const inner = x.errors?.[0] ?? x.cause; // AggregateError (several addresses tried) or a wrapped cause
+    e = inner;
+  }
+  return undefined;
+}
+
+function oneLine(message: string | undefined, redact: readonly string[] = []): string {
+  let s = (message ?? '').split('\n')[0]!.trim();
+  if (s === 'UnknownError') return '';
+  for (const secret of redact) if (secret) s = s.split(secret).join('***');
+  return s;
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as SdkErrorShape;
+  if (e?.name === 'NoSuchBucket') return false;
+  return e?.name === 'NotFound' || e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404;
+}

@@ -1,0 +1,169 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { sha256 } from '../../src/cache/hash.js';
+import type { Oid } from '../../src/cache/oid.js';
+import { RemoteError } from '../../src/errors.js';
+import type { Remote } from '../../src/remote/remote.js';
+import { tmpDir } from '../helpers/repo.js';
+
+export interface RemoteUnderTest {
+  remote: Remote;
+  /** Overwrites the stored bytes of `oid` behind the remote's back. */
+  corrupt(oid: Oid, bytes: Buffer): Promise<void>;
+}
+
+/**
+ * What every Remote must do, whatever stores the bytes. `make` returns a fresh,
+ * empty remote for each test (and may register its own cleanup).
+ */
+export function remoteContract(label: string, make: () => Promise<RemoteUnderTest>): void {
+  /** Writes `content` to a temp file and returns [oid, path, size]. */
+  function source(content: Buffer, dirOid = false): { oid: Oid; file: string; size: number } {
+    const dir = tmpDir('tdv-contract-');
+    const file = path.join(dir, 'src');
+    fs.writeFileSync(file, content);
+    return { oid: sha256(content) + (dirOid ? '.dir' : ''), file, size: content.length };
+  }
+
+  async function put(remote: Remote, content: Buffer, dirOid = false): Promise<Oid> {
+    const s = source(content, dirOid);
+    await remote.put(s.oid, s.file, s.size);
+    return s.oid;
+  }
+
+  async function bytesOf(remote: Remote, oid: Oid): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const c of await remote.get(oid)) chunks.push(Buffer.from(c));
+    return Buffer.concat(chunks);
+  }
+
+  /** Contents whose oids all start with `prefix`, found by trying: the remote must see real hashes. */
+  function contentsWithPrefix(prefix: string, n: number, salt: string): Buffer[] {
+    const out: Buffer[] = [];
+    for (let i = 0; out.length < n; i++) {
+      const b = Buffer.from(`${salt}:${i}`);
+      if (sha256(b).startsWith(prefix)) out.push(b);
+    }
+    return out;
+  }
+
+  const absent = sha256(`absent ${crypto.randomUUID()}`);
+
+  describe(`${label} remote contract`, () => {
+    it.each([
+      ['a small file', 1000],
+      ['an empty file', 0],
+      ['a 20 MiB file (multipart where the remote has it)', 20 << 20],
+    ])('put then has and get return the same bytes: %s', async (_what, size) => {
+      const { remote } = await make();
+      const content = crypto.randomBytes(size);
+      const s = source(content);
+      let reported = 0;
+      await remote.put(s.oid, s.file, s.size, (n) => (reported += n));
+      expect(reported).toBe(size);
+      expect(await remote.has(s.oid)).toBe(true);
+      const got = await bytesOf(remote, s.oid);
+      expect(got.length).toBe(size);
+      expect(got.equals(content)).toBe(true);
+    });
+
+    it('has is false for an object it does not hold', async () => {
+      const { remote } = await make();
+      expect(await remote.has(absent)).toBe(false);
+    });
+
+    it('get of an absent object throws OBJECT_NOT_ON_REMOTE, which does not stop other transfers', async () => {
+      const { remote } = await make();
+      const err = await remote.get(absent).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(RemoteError);
+      expect((err as RemoteError).code).toBe('OBJECT_NOT_ON_REMOTE');
+      expect((err as RemoteError).wide).toBe(false);
+      expect((err as RemoteError).message).toContain(absent);
+    });
+
+    it('listPrefix returns exactly the objects under that prefix, manifests included, and [] for an empty one', async () => {
+      const { remote } = await make();
+      const [a, b, c] = contentsWithPrefix('ab', 3, 'list');
+      const [d] = contentsWithPrefix('cd', 1, 'list');
+      const inAb = [await put(remote, a!), await put(remote, b!), await put(remote, c!, true)];
+      const inCd = [await put(remote, d!)];
+      expect(inAb[2]).toMatch(/^ab[0-9a-f]{62}\.dir$/);
+      expect((await remote.listPrefix('ab')).sort()).toEqual([...inAb].sort());
+      expect(await remote.listPrefix('cd')).toEqual(inCd);
+      expect(await remote.listPrefix('ef')).toEqual([]);
+    });
+
+    it('list returns every object on the remote', async () => {
+      const { remote } = await make();
+      const put1 = await Promise.all([1, 2, 3, 4, 5].map((i) => put(remote, Buffer.from(`object ${i}`))));
+      const manifest = await put(remote, Buffer.from('[]'), true);
+      const all: Oid[] = [];
+      for await (const oid of remote.list()) all.push(oid);
+      expect(all.sort()).toEqual([...put1, manifest].sort());
+    });
+
+    it('list of an empty remote yields nothing', async () => {
+      const { remote } = await make();
+      const all: Oid[] = [];
+      for await (const oid of remote.list()) all.push(oid);
+      expect(all).toEqual([]);
+    });
+
+    it('putting the same object twice is harmless', async () => {
+      const { remote } = await make();
+      const content = Buffer.from('twice');
+      const oid = await put(remote, content);
+      await put(remote, content);
+      expect(await remote.has(oid)).toBe(true);
+      expect((await bytesOf(remote, oid)).equals(content)).toBe(true);
+      expect(await remote.listPrefix(oid.slice(0, 2))).toEqual([oid]);
+    });
+
+    it('remove deletes objects and returns [] when all went, absent ones included', async () => {
+      const { remote } = await make();
+      const keep = await put(remote, Buffer.from('keep'));
+      const gone = [await put(remote, Buffer.from('gone 1')), await put(remote, Buffer.from('gone 2'), true)];
+      expect(await remote.remove([...gone, absent])).toEqual([]);
+      for (const oid of gone) expect(await remote.has(oid)).toBe(false);
+      expect(await remote.has(keep)).toBe(true);
+      const all: Oid[] = [];
+      for await (const oid of remote.list()) all.push(oid);
+      expect(all).toEqual([keep]);
+    });
+
+    it('returns a corrupted object as stored: verifying content is the caller’s job', async () => {
+      const { remote, corrupt } = await make();
+      const content = Buffer.from('the original bytes');
+      const oid = await put(remote, content);
+      const bad = Buffer.from('something else entirely');
+      await corrupt(oid, bad);
+      const got = await bytesOf(remote, oid);
+      expect(got.equals(content)).toBe(false);
+      expect(got.equals(bad)).toBe(true);
+    });
+
+    it('lists 1,200 objects in one prefix completely (more than one page)', async () => {
+      const { remote } = await make();
+      // The remote does not check content against oids, so one source file serves all of them.
+      const s = source(Buffer.from('same bytes'));
+      const oids = contentsWithPrefix('7f', 1200, 'many').map((b) => sha256(b));
+      const queue = [...oids];
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          for (let oid = queue.pop(); oid; oid = queue.pop()) await remote.put(oid, s.file, s.size);
+        }),
+      );
+      const listed = await remote.listPrefix('7f');
+      expect(listed.length).toBe(1200);
+      expect(new Set(listed)).toEqual(new Set(oids));
+      let n = 0;
+      for await (const oid of remote.list()) if (oid.startsWith('7f')) n++;
+      expect(n).toBe(1200);
+    });
+  });
+}

@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+/**
+ * A local S3 server (s3rver) for the S3 remote tests, with the bucket `tdv-test`.
+ *
+ *   node --openssl-legacy-provider test/helpers/s3-server.mjs [--port N] [--dir DIR] [--exit-with-stdin]
+ *
+ * Listens on 127.0.0.1 (port 0 or none: a free port), then prints `READY <port>`
+ * on stdout. Data goes to DIR, or to a temporary directory removed on exit.
+ * With --exit-with-stdin it stops when its stdin closes, so a parent that dies
+ * without cleaning up (a killed test run) does not leave it behind.
+ * On a failure to start it prints `ERROR <reason>` on stderr and exits 1.
+ *
+ * s3rver needs the legacy OpenSSL provider on Node >= 17: it encrypts
+ * ListObjectsV2 continuation tokens with DES, which OpenSSL 3 only has there.
+ * Without it the first listing page works and the second fails, so this
+ * script refuses to start instead.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+function arg(name) {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+function fail(reason) {
+  process.stderr.write(`ERROR ${String(reason).split('\n')[0]}\n`);
+  process.exit(1);
+}
+
+try {
+  crypto.createCipheriv('des', Buffer.alloc(8), Buffer.alloc(8));
+} catch {
+  fail('DES is unavailable, so s3rver cannot page listings: run node with --openssl-legacy-provider');
+}
+
+const port = Number(arg('--port') ?? 0);
+if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`bad --port ${arg('--port')}`);
+let dir = arg('--dir');
+let ownDir = false;
+if (!dir) {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tdv-s3rver-'));
+  ownDir = true;
+}
+
+process.on('uncaughtException', (err) => fail(err?.message ?? err));
+process.on('unhandledRejection', (err) => fail(err?.message ?? err));
+
+let S3rver;
+try {
+  S3rver = require('s3rver');
+} catch (err) {
+  fail(`cannot load s3rver: ${err.message}`);
+}
+
+const server = new S3rver({
+  port,
+  address: '127.0.0.1',
+  directory: dir,
+  silent: true,
+  configureBuckets: [{ name: 'tdv-test' }],
+});
+
+let stopping = false;
+async function stop(code = 0) {
+  if (stopping) return;
+  stopping = true;
+  try {
+    await server.close();
+  } catch {
+    // not running
+  }
+  if (ownDir) fs.rmSync(dir, { recursive: true, force: true });
+  process.exit(code);
+}
+
+process.on('SIGTERM', () => void stop(0));
+process.on('SIGINT', () => void stop(0));
+if (process.argv.includes('--exit-with-stdin')) {
+  process.stdin.on('end', () => void stop(0));
+  process.stdin.on('error', () => void stop(0));
+  process.stdin.resume();
+}
+
+const addr = await server.run();
+process.stdout.write(`READY ${addr.port}\n`);

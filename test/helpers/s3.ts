@@ -1,0 +1,72 @@
+import { describe, inject, it } from 'vitest';
+import type { RemoteConfig } from '../../src/repo/config.js';
+
+/** The bucket s3-server.mjs creates (and CI's server has). */
+export const S3_BUCKET = 'tdv-test';
+
+/** s3rver knows only this key pair; it checks the key id but not v4 signatures. */
+export const S3RVER_KEY = 'S3RVER';
+
+function provided(key: 's3Endpoint' | 's3SkipReason'): string {
+  try {
+    return inject(key) ?? '';
+  } catch {
+    return ''; // not under vitest's globalSetup
+  }
+}
+
+/** The S3 test server, when there is one (see global-setup.ts). */
+export function s3Available(): { endpoint: string; bucket: string } | undefined {
+  const endpoint = process.env.TDV_TEST_S3_ENDPOINT || provided('s3Endpoint');
+  return endpoint ? { endpoint, bucket: S3_BUCKET } : undefined;
+}
+
+/** Why there is no S3 test server, or undefined when there is one. */
+export function s3SkipReason(): string | undefined {
+  if (s3Available()) return undefined;
+  return provided('s3SkipReason') || 'no S3 test server: TDV_TEST_S3_ENDPOINT is unset and globalSetup started none';
+}
+
+/** A remote config for `s3://tdv-test/<prefix>` on the test server. */
+export function s3RemoteConfig(prefix: string, over: Partial<RemoteConfig> = {}): RemoteConfig {
+  const s3 = s3Available();
+  if (!s3) throw new Error(s3SkipReason());
+  return {
+    url: `s3://${S3_BUCKET}/${prefix}`,
+    endpointurl: s3.endpoint,
+    force_path_style: true,
+    // s3rver predates the SDK's default CRC32 checksums on uploads.
+    checksum: 'when_required',
+    access_key_id: S3RVER_KEY,
+    secret_access_key: S3RVER_KEY,
+    ...over,
+  };
+}
+
+let warned = false;
+
+/**
+ * `describe` for tests that need the S3 server. Without one they skip, saying
+ * why once, except in CI (CI=true), where they fail: a CI run that silently
+ * skipped them would pass without testing S3 at all.
+ */
+export function describeS3(name: string, body: () => void): void {
+  const reason = s3SkipReason();
+  if (!reason) {
+    describe(name, body);
+    return;
+  }
+  if (process.env.CI === 'true') {
+    describe(name, () => {
+      it('has an S3 test server', () => {
+        throw new Error(`${reason} (CI=true: S3 tests must not be skipped)`);
+      });
+    });
+    return;
+  }
+  if (!warned) {
+    warned = true;
+    console.warn(`skipping S3 tests: ${reason}`);
+  }
+  describe.skip(name, body);
+}
