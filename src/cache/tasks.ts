@@ -1,5 +1,6 @@
 import fs from 'node:fs';
-import { TdvError } from '../errors.js';
+import { errnoCode, TdvError } from '../errors.js';
+import { rmQuiet, tmpSuffix } from '../util/fs.js';
 import { sameVersion, type StatKey } from './statcache.js';
 import { Linker, type LinkType } from './link.js';
 import { ObjectStore } from './store.js';
@@ -13,6 +14,12 @@ export interface Tasks {
   link: { setup: { types: LinkType[] }; item: [object: string, dest: string, isexec: boolean]; result: WrittenStat };
   /** Hash a small file (at most one chunk) and, with `store`, put it in the cache. */
   hash: { setup: { root: string; tmpDir: string; store: boolean }; item: [abs: string, size: number]; result: string };
+  /**
+   * Copy a cache object into a local remote's object directory: a temp name,
+   * then a rename. A failure is returned as "CODE message" (empty on success),
+   * not thrown, so one bad object does not stop the batch.
+   */
+  publish: { setup: { objectsDir: string }; item: [from: string, oid: string]; result: string };
 }
 
 export type TaskName = keyof Tasks;
@@ -33,6 +40,7 @@ export function makeTask<K extends TaskName>(name: K, setup: Tasks[K]['setup']):
       return [st.ino, st.mtimeMs, st.ctimeMs, st.size];
     }) as never;
   }
+  if (name === 'publish') return publishTask((setup as Tasks['publish']['setup']).objectsDir) as never;
   const s = setup as Tasks['hash']['setup'];
   const store = new ObjectStore(s.root, s.tmpDir);
   return ((item: Tasks['hash']['item']) => {
@@ -40,4 +48,25 @@ export function makeTask<K extends TaskName>(name: K, setup: Tasks[K]['setup']):
     if (size !== item[1]) throw new TdvError('CHANGED_WHILE_ADDING', `${item[0]} changed while it was being read; run the command again when nothing writes to it`);
     return oid;
   }) as never;
+}
+
+function publishTask(objectsDir: string): (item: Tasks['publish']['item']) => string {
+  const made = new Set<string>();
+  const flags = fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE;
+  return ([from, oid]) => {
+    const dir = `${objectsDir}/${oid.slice(0, 2)}`;
+    const tmp = `${dir}/.tmp.${tmpSuffix()}`;
+    try {
+      if (!made.has(dir)) {
+        fs.mkdirSync(dir, { recursive: true });
+        made.add(dir);
+      }
+      fs.copyFileSync(from, tmp, flags);
+      fs.renameSync(tmp, `${dir}/${oid.slice(2)}`);
+      return '';
+    } catch (err) {
+      rmQuiet(tmp);
+      return `${errnoCode(err) ?? 'EIO'} ${(err as Error).message}`;
+    }
+  };
 }

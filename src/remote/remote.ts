@@ -26,6 +26,11 @@ export interface Remote {
   listPrefix(prefix: string): Promise<Oid[]>;
   /** Uploads the cache file `from` (of `size` bytes) as `oid`. */
   put(oid: Oid, from: string, size: number, onBytes?: OnBytes): Promise<void>;
+  /**
+   * Optional fast path for many small objects (a local remote copies them on
+   * two threads). Returns the failures by oid; throws only wide RemoteErrors.
+   */
+  putMany?(items: readonly { oid: Oid; from: string }[]): Promise<Map<Oid, Error>>;
   /** The object's bytes, streamed. Throws RemoteError code OBJECT_NOT_ON_REMOTE when absent. */
   get(oid: Oid): Promise<AsyncIterable<Uint8Array>>;
   /** Every object on the remote. */
