@@ -17,15 +17,17 @@ const PAGE = 1000;
 const PREFIXES = 256;
 
 /**
- * Which of `oids` the remote holds. Chooses the cheaper way by request count:
+ * Which of `oids` the remote holds. Chooses the way with the fewest request
+ * rounds (`jobs` requests run at once; pages of one listing run in sequence):
  *
- *   ask each:  |oids| requests
- *   list:      one listing per distinct prefix of `oids`, each of
- *              ceil(objects under it / PAGE) pages
+ *   ask each:       |oids| requests               -> |oids| / jobs rounds
+ *   list prefixes:  one listing per prefix needed -> prefixes / jobs x pages each
+ *   list all:       one listing of the remote     -> objects on the remote / PAGE
  *
  * The size of the remote is estimated by listing the first prefix needed
  * (whose result is kept): a remote holding millions of objects is not listed
- * to check a few hundred, and 20,000 objects are not asked about one by one.
+ * to check a few hundred, 20,000 objects are not asked about one by one, and
+ * a nearly empty remote is listed in one request.
  */
 export async function remoteHas(remote: Remote, oids: readonly Oid[], jobs: number): Promise<Set<Oid>> {
   const unique = [...new Set(oids)];
@@ -40,34 +42,35 @@ export async function remoteHas(remote: Remote, oids: readonly Oid[], jobs: numb
     await ask(unique);
     return found;
   }
-  const byPrefix = new Map<string, Oid[]>();
+  const byPrefix = new Map<string, Set<Oid>>();
   for (const oid of unique) {
     const p = oid.slice(0, 2);
     const l = byPrefix.get(p);
-    if (l) l.push(oid);
-    else byPrefix.set(p, [oid]);
+    if (l) l.add(oid);
+    else byPrefix.set(p, new Set([oid]));
   }
-  const prefixes = [...byPrefix.keys()];
-  const wantedIn = (listed: Oid[], prefix: string) => {
-    const want = new Set(byPrefix.get(prefix));
-    for (const o of listed) if (want.has(o)) found.add(o);
-  };
-  const sample = await remote.listPrefix(prefixes[0]!);
-  wantedIn(sample, prefixes[0]!);
-  const perPrefix = Math.max(sample.length, 1);
-  const listCost = (prefixes.length - 1) * Math.ceil(perPrefix / PAGE);
-  const askCost = unique.length - byPrefix.get(prefixes[0]!)!.length;
-  if (listCost <= askCost) {
-    await limit.map(prefixes.slice(1), async (p) => wantedIn(await remote.listPrefix(p), p));
+  const [first, ...prefixes] = [...byPrefix.keys()] as [string, ...string[]];
+  const sample = await remote.listPrefix(first);
+  for (const o of sample) if (byPrefix.get(first)!.has(o)) found.add(o);
+  const rest = unique.filter((o) => !o.startsWith(first));
+  if (rest.length === 0) return found;
+  const listedInFirst = sample.length;
+  const rounds = (n: number) => Math.ceil(n / jobs);
+  const askRounds = rounds(rest.length);
+  const prefixRounds = rounds(prefixes.length) * Math.max(1, Math.ceil(listedInFirst / PAGE));
+  const fullRounds = Math.max(1, Math.ceil((listedInFirst * PREFIXES) / PAGE));
+  if (fullRounds <= prefixRounds && fullRounds <= askRounds) {
+    const want = new Set(rest);
+    for await (const o of remote.list()) if (want.has(o)) found.add(o);
+  } else if (prefixRounds <= askRounds) {
+    await limit.map(prefixes, async (p) => {
+      const want = byPrefix.get(p)!;
+      for (const o of await remote.listPrefix(p)) if (want.has(o)) found.add(o);
+    });
   } else {
-    await ask(unique.filter((o) => !o.startsWith(prefixes[0]!)));
+    await ask(rest);
   }
   return found;
-}
-
-/** Estimated number of objects on a remote whose prefix `p` lists `n`: for reports only. */
-export function estimateRemoteSize(n: number): number {
-  return n * PREFIXES;
 }
 
 /** How many attempts a download gets: a dropped or truncated body, or bytes altered in flight, is retried. */
