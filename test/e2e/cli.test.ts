@@ -7,7 +7,7 @@ import { filePointer, newRepo } from '../helpers/expect.js';
 
 /** End-to-end: the real bin/tdv.js in a child process, as users run it. Needs `npx tsc -p .` first. */
 
-const COMMANDS = ['init', 'add', 'status', 'checkout', 'remove', 'unprotect', 'gc'];
+const COMMANDS = ['init', 'add', 'status', 'checkout', 'push', 'fetch', 'pull', 'remove', 'unprotect', 'gc', 'remote'];
 // eslint-disable-next-line no-control-regex
 const ANSI = /\u001b\[[0-9;]*m/;
 
@@ -139,5 +139,24 @@ describe('tdv (bin)', () => {
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/^error: missing\.csv does not exist/);
+  });
+
+  it('push shows a progress bar on a terminal, and only one summary line otherwise', async () => {
+    const make = async () => {
+      const dir = await newRepo();
+      const remote = fs.mkdtempSync(path.join(path.dirname(dir), 'remote-'));
+      fs.appendFileSync(path.join(dir, '.tdv', 'config.yaml'), `core:\n  remote: r\nremote:\n  r:\n    url: ${remote}\n`);
+      for (let i = 0; i < 50; i++) write(dir, `data/f${i}.csv`, `${i}\n`);
+      expect((await tdvBin(dir, ['add', 'data'])).code).toBe(0);
+      return dir;
+    };
+    const tty = await underTty(await make(), ['push'], { NO_COLOR: '1' });
+    expect(tty.code).toBe(0);
+    expect(tty.out).toMatch(/push .* \d+% \| \d+\/51 objects \| .* \| ETA /);
+    expect(tty.out).toContain('Pushed 51 objects');
+    const piped = await tdvBin(await make(), ['push']);
+    expect(piped.code).toBe(0);
+    expect(piped.stderr).toBe('');
+    expect(piped.stdout).toMatch(/^Pushed 51 objects \([\d.]+ (B|KiB)\) to remote "r"\.$/);
   });
 });
