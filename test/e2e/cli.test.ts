@@ -159,4 +159,18 @@ describe('tdv (bin)', () => {
     expect(piped.stderr).toBe('');
     expect(piped.stdout).toMatch(/^Pushed 51 objects \([\d.]+ (B|KiB)\) to remote "r"\.$/);
   });
+
+  it('warnings that libraries emit do not reach the output, except with -v', async () => {
+    const dir = await newRepo();
+    // Emitted while the command runs, as a library's deprecation notice would be.
+    const noise = path.join(dir, '.tdv', 'tmp', 'noise.mjs');
+    fs.mkdirSync(path.dirname(noise), { recursive: true });
+    fs.writeFileSync(noise, 'const t = setInterval(() => process.emitWarning("library noise", "DeprecationWarning"), 25);\nt.unref();\n');
+    const run = (...args: string[]) => execa('node', ['--import', noise, TDV_BIN, ...args], { cwd: dir, reject: false, env: { NO_COLOR: '1' } });
+    const quiet = await run('status');
+    expect(quiet.exitCode).toBe(0);
+    expect(quiet.stderr).toBe('');
+    const verbose = await run('-v', 'status');
+    expect(verbose.stderr).toContain('debug: DeprecationWarning: library noise');
+  });
 });
