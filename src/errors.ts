@@ -102,6 +102,8 @@ export function describeFsError(err: unknown, path: string): unknown {
   switch (errnoCode(err)) {
     case 'ENOSPC':
       return new TdvError('NO_SPACE', `no space left on device while writing ${path}; free some space and run the command again`, { cause: err });
+    case 'EDQUOT':
+      return new TdvError('NO_SPACE', `disk quota exceeded while writing ${path}; free some space and run the command again`, { cause: err });
     case 'EACCES':
     case 'EPERM':
       return new TdvError('PERMISSION', `permission denied: ${path}; check the file's owner and mode`, { cause: err });

@@ -57,6 +57,18 @@ export class ObjectStore {
       } catch (err) {
         const code = errnoCode(err);
         if (code === 'EEXIST') return; // another writer stored the same content first
+        if (code === 'EXDEV') {
+          // The temp directory is on another file system than the cache (a cache
+          // directory mounted or symlinked elsewhere): copy beside the object, then rename.
+          const near = path.join(path.dirname(dest), `.tmp.${tmpSuffix()}`);
+          try {
+            fs.copyFileSync(tmp, near, fs.constants.COPYFILE_EXCL);
+            if (!fs.existsSync(dest)) fs.renameSync(near, dest);
+          } finally {
+            rmQuiet(near);
+          }
+          return;
+        }
         if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EMLINK') throw err;
         // No hard links on this file system: rename, which only ever replaces identical bytes.
         if (!fs.existsSync(dest)) fs.renameSync(tmp, dest);

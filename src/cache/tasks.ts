@@ -61,11 +61,16 @@ function publishTask(objectsDir: string): (item: Tasks['publish']['item']) => st
         fs.mkdirSync(dir, { recursive: true });
         made.add(dir);
       }
-      fs.copyFileSync(from, tmp, flags);
+      try {
+        fs.copyFileSync(from, tmp, flags);
+      } catch (err) {
+        if (errnoCode(err) !== 'EEXIST') rmQuiet(tmp); // EEXIST: another writer's temp file, not ours
+        throw err;
+      }
       fs.renameSync(tmp, `${dir}/${oid.slice(2)}`);
       return '';
     } catch (err) {
-      rmQuiet(tmp);
+      if (errnoCode(err) !== 'EEXIST') rmQuiet(tmp);
       return `${errnoCode(err) ?? 'EIO'} ${(err as Error).message}`;
     }
   };

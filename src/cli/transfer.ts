@@ -31,7 +31,7 @@ export async function progressFor(out: Output, label: string): Promise<(Transfer
 
 /** The `--json` document of a transfer. */
 export function transferJson(res: TransferResult): Record<string, unknown> {
-  return { remote: res.remote, transferred: res.transferred, skipped: res.skipped, failed: res.failed.length, bytes: res.bytes, failures: res.failed };
+  return { remote: res.remote, transferred: res.transferred, skipped: res.skipped, failed: res.failed.length, bytes: res.bytes, failures: res.failed, ...(res.heldBack ? { heldBack: res.heldBack } : {}) };
 }
 
 /**
@@ -39,13 +39,16 @@ export function transferJson(res: TransferResult): Record<string, unknown> {
  * `--json`, whose document the caller prints); throws (exit 1)
  * when any object failed, after everything else was reported.
  */
-export function renderTransfer(out: Output, res: TransferResult, verb: { done: string; prep: string; again: string }): void {
+export function renderTransfer(out: Output, res: TransferResult, verb: { done: string; prep: string; again: string; after?: string }): void {
   for (const f of res.failed.slice(0, LIST_MAX)) out.warn(`${f.path} (${f.oid.slice(0, 12)}): ${f.error}`);
   if (res.failed.length > LIST_MAX) out.warn(`... and ${res.failed.length - LIST_MAX} more failures (see --json for all)`);
+  for (const h of res.heldBack ?? []) {
+    out.warn(`the manifest of ${h.path} was not pushed: ${h.missing} of its files ${h.missing === 1 ? 'is' : 'are'} not on the remote yet, so others cannot pull ${h.path} until you run \`tdv push ${h.path}\``);
+  }
   const there = res.skipped > 0 ? `; ${res.skipped} already there` : '';
   if (res.transferred === 0 && res.failed.length === 0) out.info(`Everything is up to date with remote "${res.remote}" (${plural(res.skipped, 'object')}).`);
   else out.info(`${verb.done} ${plural(res.transferred, 'object')} (${formatBytes(res.bytes)}) ${verb.prep} remote "${res.remote}"${there}.`);
   if (res.failed.length > 0) {
-    throw new TdvError('TRANSFER_FAILED', `${plural(res.failed.length, 'object')} failed (first: ${res.failed[0]!.path}: ${res.failed[0]!.error}); run \`${verb.again}\` again to retry what is missing`);
+    throw new TdvError('TRANSFER_FAILED', `${plural(res.failed.length, 'object')} failed (first: ${res.failed[0]!.path}: ${res.failed[0]!.error}); ${verb.after ?? ''}run \`${verb.again}\` again to retry what is missing`);
   }
 }

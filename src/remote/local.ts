@@ -101,23 +101,27 @@ export class LocalRemote implements Remote {
   async get(oid: Oid): Promise<AsyncIterable<Uint8Array>> {
     this.checkRoot();
     const file = this.pathOf(oid);
-    let st: fs.Stats;
+    let fd: number;
+    let size: number;
     try {
-      st = fs.statSync(file);
+      // Opened here, so a failure to read the remote is described as the remote's.
+      fd = fs.openSync(file, 'r');
+      size = fs.fstatSync(fd).size;
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') throw notOnRemote(this, oid);
       throw this.describe(err, file);
     }
     // Small objects in one read; large ones streamed so memory stays flat.
-    if (st.size <= 1 << 20) {
+    if (size <= 1 << 20) {
       try {
-        return [fs.readFileSync(file)] as unknown as AsyncIterable<Uint8Array>;
+        return [fs.readFileSync(fd)] as unknown as AsyncIterable<Uint8Array>;
       } catch (err) {
-        if (errnoCode(err) === 'ENOENT') throw notOnRemote(this, oid);
         throw this.describe(err, file);
+      } finally {
+        fs.closeSync(fd);
       }
     }
-    return fs.createReadStream(file, { highWaterMark: 1 << 20 });
+    return fs.createReadStream(file, { fd, highWaterMark: 1 << 20 });
   }
 
   async *list(): AsyncIterable<Oid> {
@@ -166,7 +170,7 @@ export class LocalRemote implements Remote {
     if (d !== err) {
       const code = errnoCode(err);
       // A full or read-only file system concerns the whole remote; a permission may be one directory's.
-      const wide = code === 'EROFS' || code === 'ENOSPC';
+      const wide = code === 'EROFS' || code === 'ENOSPC' || code === 'EDQUOT';
       return new RemoteError((d as RemoteError).code, `remote "${this.name}": ${(d as Error).message}`, { wide, cause: err });
     }
     return err;
@@ -174,5 +178,5 @@ export class LocalRemote implements Remote {
 }
 
 export function notOnRemote(remote: Remote, oid: Oid): RemoteError {
-  return new RemoteError('OBJECT_NOT_ON_REMOTE', `object ${oid} is not on remote "${remote.name}" (${remote.url})`, { data: { oid } });
+  return new RemoteError('OBJECT_NOT_ON_REMOTE', `object ${oid} is not on remote "${remote.name}" (${remote.url}); \`tdv push\` it from a clone that has the data`, { data: { oid } });
 }

@@ -22,8 +22,11 @@ export interface Remote {
   readonly defaultJobs: number;
   /** Whether one object is present (one request). */
   has(oid: Oid): Promise<boolean>;
-  /** Every object under one two-hex-digit prefix (one listing, paged). */
-  listPrefix(prefix: string): Promise<Oid[]>;
+  /**
+   * Every object under one two-hex-digit prefix (one listing, paged). With
+   * `max`, may stop after `max` objects (one page): enough to estimate.
+   */
+  listPrefix(prefix: string, max?: number): Promise<Oid[]>;
   /** Uploads the cache file `from` (of `size` bytes) as `oid`. */
   put(oid: Oid, from: string, size: number, onBytes?: OnBytes): Promise<void>;
   /**

@@ -30,9 +30,10 @@ const MAX_PARTS = 10_000;
 /** Parts of one file in flight at once. */
 const PART_QUEUE = 4;
 /**
- * Multipart uploads in flight at once per remote. Each buffers up to
- * PART_QUEUE + 1 parts, so this bounds memory (4 × 5 × 8 MiB) however many
- * jobs run; for large files bandwidth, not latency, is the limit anyway.
+ * Uploads of files of 1 MiB or more in flight at once per remote. A multipart
+ * upload buffers up to PART_QUEUE + 1 parts, a single PUT up to 8 MiB, so this
+ * bounds memory (4 × 5 × 8 MiB) however many jobs run; for large files
+ * bandwidth, not latency, is the limit anyway.
  */
 const MULTIPART_AT_ONCE = 4;
 const DELETE_BATCH = 1000;
@@ -43,6 +44,8 @@ export function partSizeFor(size: number): number {
 }
 
 export interface S3RemoteOptions {
+  /** Transfers that will run at once (`-j`), so the connection pool is sized for them. */
+  jobs?: number;
   /** The file credentials in the remote's config come from, for messages. */
   configFile?: string;
   /** ListObjectsV2 MaxKeys (S3's own limit is 1000); smaller only to test paging cheaply. */
@@ -71,6 +74,10 @@ export async function createS3Remote(
   loc: { bucket: string; prefix: string },
   opts: S3RemoteOptions = {},
 ): Promise<Remote> {
+  if ((cfg.access_key_id === undefined) !== (cfg.secret_access_key === undefined)) {
+    const missing = cfg.access_key_id === undefined ? 'access_key_id' : 'secret_access_key';
+    throw new RemoteError('BAD_REMOTE', `remote "${name}" has only half of a key pair: ${missing} is not set; run \`tdv remote modify ${name} ${missing} VALUE --local\`, or unset the other one`);
+  }
   return new S3Remote(name, cfg, loc, opts);
 }
 
@@ -112,7 +119,7 @@ export class S3Remote implements Remote {
       credentials: credentialSource(cfg, process.env, opts.configFile ?? '.tdv/config.local.yaml'),
       redact: [cfg.secret_access_key, cfg.access_key_id].filter((s): s is string => !!s),
     };
-    this.client = new S3Client(clientConfig(cfg, cfg.jobs ?? this.defaultJobs));
+    this.client = new S3Client(clientConfig(cfg, opts.jobs ?? cfg.jobs ?? this.defaultJobs));
   }
 
   keyOf(oid: Oid): string {
@@ -131,10 +138,13 @@ export class S3Remote implements Remote {
     return false;
   }
 
-  async listPrefix(prefix: string): Promise<Oid[]> {
+  async listPrefix(prefix: string, max?: number): Promise<Oid[]> {
     if (!/^[0-9a-f]{2}$/.test(prefix)) throw new RangeError(`not an object prefix: ${prefix}`);
     const out: Oid[] = [];
-    for await (const oid of this.listUnder(`${prefix}/`)) out.push(oid);
+    for await (const oid of this.listUnder(`${prefix}/`)) {
+      out.push(oid);
+      if (max !== undefined && out.length >= max) break;
+    }
     return out;
   }
 
@@ -147,14 +157,19 @@ export class S3Remote implements Remote {
   async put(oid: Oid, from: string, size: number, onBytes?: OnBytes): Promise<void> {
     const Key = this.keyOf(oid);
     if (size < MULTIPART_THRESHOLD) {
-      // Small files read synchronously: four async calls per file cost more than the read.
-      const body = size < MiB ? fs.readFileSync(from) : await fsp.readFile(from);
-      try {
-        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentLength: body.length }));
-      } catch (err) {
-        throw this.fail(err, `uploading object ${oid}`, oid);
-      }
-      onBytes?.(body.length);
+      // From memory, so the SDK can retry it. Below 1 MiB read synchronously (four async
+      // calls per file cost more than the read); larger ones take turns with the multipart
+      // uploads, so `jobs` uploads never hold jobs x 8 MiB.
+      const send = async (body: Buffer) => {
+        try {
+          await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentLength: body.length }));
+        } catch (err) {
+          throw this.fail(err, `uploading object ${oid}`, oid);
+        }
+        onBytes?.(body.length);
+      };
+      if (size < MiB) await send(fs.readFileSync(from));
+      else await this.multipart(async () => send(await fsp.readFile(from)));
       return;
     }
     await this.multipart(async () => {
@@ -280,6 +295,8 @@ function clientConfig(cfg: RemoteConfig, jobs: number): S3ClientConfig {
     responseChecksumValidation: checksum,
     maxAttempts: 5,
     retryMode: 'adaptive',
+    // The SDK's own notices (e.g. "multiple credential sources") go to console.warn otherwise.
+    logger: quietLogger,
     requestHandler: {
       httpAgent: new http.Agent({ keepAlive: true, maxSockets }),
       httpsAgent: new https.Agent({ keepAlive: true, maxSockets }),
@@ -334,6 +351,9 @@ export function credentialSource(cfg: RemoteConfig, env: NodeJS.ProcessEnv, conf
 const ACCESS_DENIED = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'Forbidden', 'InvalidToken', 'ExpiredToken', 'TokenRefreshRequired', 'AllAccessDisabled', 'AccountProblem']);
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'EPROTO', 'CERT_HAS_EXPIRED', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'ERR_TLS_CERT_ALTNAME_INVALID']);
 
+/** Errors of servers that do not understand the SDK's newer checksum headers or aws-chunked uploads. */
+const CHECKSUM_TROUBLE = /checksum|aws-chunked|x-amz-trailer|x-amz-content-sha256|STREAMING-/i;
+
 interface SdkErrorShape {
   name?: string;
   code?: string;
@@ -371,11 +391,24 @@ export function translateS3Error(err: unknown, ctx: S3ErrorContext, action: stri
   if (name === 'InvalidBucketName') {
     return wide('REMOTE_NOT_FOUND', `${where}: "${ctx.bucket}" is not a valid bucket name; fix the remote's url`);
   }
-  if (ACCESS_DENIED.has(name) || status === 403) {
+  if (name === 'RequestTimeTooSkewed') {
+    return wide('REMOTE_CLOCK_SKEW', `${where}: the request was refused because this machine's clock is off by more than 15 minutes; set the clock (e.g. enable NTP) and run the command again`);
+  }
+  if (name === 'AuthorizationHeaderMalformed' || name === 'PermanentRedirect' || name === 'IllegalLocationConstraintException') {
+    return wide('REMOTE_WRONG_REGION', `${where}: the bucket is in another region (${name}); set it with \`tdv remote modify ${ctx.name} region REGION\``);
+  }
+  // A 403 with its own name on one object (an archived object, a per-key policy) concerns that object only.
+  if (ACCESS_DENIED.has(name) || (status === 403 && (name === '' || name === 'Unknown' || name === 'Forbidden' || !oid))) {
     const why = name && name !== 'Unknown' && name !== 'Forbidden' ? ` (${name})` : '';
     return wide(
       'REMOTE_ACCESS_DENIED',
       `${where}: access denied${why} using ${ctx.credentials}; check the credentials and that they may list, read and write ${ctx.url}`,
+    );
+  }
+  if (CHECKSUM_TROUBLE.test(`${name} ${e.message ?? ''}`) && (status === 400 || status === 501)) {
+    return wide(
+      'REMOTE_CHECKSUM_UNSUPPORTED',
+      `${where}: the server rejected the request's checksum headers (${name || `HTTP ${status}`}); run \`tdv remote modify ${ctx.name} checksum when_required\``,
     );
   }
   const net = networkCode(err);
@@ -395,7 +428,8 @@ function networkCode(err: unknown): string | undefined {
   for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 4; depth++) {
     const x = e as SdkErrorShape;
     if (x.code && UNREACHABLE.has(x.code)) return x.code;
-    if (x.name === 'TimeoutError') return 'timed out';
+    // A connection that never opened concerns every request; an idle socket mid-transfer, only its object.
+    if (x.name === 'TimeoutError' && /connect/i.test(x.message ?? '')) return 'timed out';
     const inner = x.errors?.[0] ?? x.cause; // AggregateError (several addresses tried) or a wrapped cause
     e = inner;
   }

@@ -33,11 +33,14 @@ export async function remoteHas(remote: Remote, oids: readonly Oid[], jobs: numb
   const unique = [...new Set(oids)];
   const found = new Set<Oid>();
   const limit = pLimit(jobs);
+  // An object whose check failed (after the client's retries) counts as absent:
+  // pushing it again is harmless, and status then errs on the side of "missing".
   const ask = async (list: readonly Oid[]) => {
     await limit.map(list, async (oid) => {
-      if (await remote.has(oid)) found.add(oid);
+      if (await orAbsent(() => remote.has(oid), false)) found.add(oid);
     });
   };
+  const listed = (p: string, max?: number) => orAbsent(() => remote.listPrefix(p, max), [] as Oid[]);
   if (unique.length <= ASK_MAX) {
     await ask(unique);
     return found;
@@ -50,11 +53,19 @@ export async function remoteHas(remote: Remote, oids: readonly Oid[], jobs: numb
     else byPrefix.set(p, new Set([oid]));
   }
   const [first, ...prefixes] = [...byPrefix.keys()] as [string, ...string[]];
-  const sample = await remote.listPrefix(first);
-  for (const o of sample) if (byPrefix.get(first)!.has(o)) found.add(o);
+  // One page is enough to tell a small remote from a large one.
+  const sample = await listed(first, PAGE);
+  const sampleComplete = sample.length < PAGE;
+  // A full page means at least one more: count two pages (a lower bound; large remotes only get larger).
+  const listedInFirst = sampleComplete ? sample.length : 2 * PAGE;
+  const firstWanted = byPrefix.get(first)!;
   const rest = unique.filter((o) => !o.startsWith(first));
+  if (sampleComplete) {
+    for (const o of sample) if (firstWanted.has(o)) found.add(o);
+  } else {
+    rest.push(...firstWanted);
+  }
   if (rest.length === 0) return found;
-  const listedInFirst = sample.length;
   const rounds = (n: number) => Math.ceil(n / jobs);
   const askRounds = rounds(rest.length);
   const prefixRounds = rounds(prefixes.length) * Math.max(1, Math.ceil(listedInFirst / PAGE));
@@ -63,14 +74,24 @@ export async function remoteHas(remote: Remote, oids: readonly Oid[], jobs: numb
     const want = new Set(rest);
     for await (const o of remote.list()) if (want.has(o)) found.add(o);
   } else if (prefixRounds <= askRounds) {
-    await limit.map(prefixes, async (p) => {
+    await limit.map(sampleComplete ? prefixes : [first, ...prefixes], async (p) => {
       const want = byPrefix.get(p)!;
-      for (const o of await remote.listPrefix(p)) if (want.has(o)) found.add(o);
+      for (const o of await listed(p)) if (want.has(o)) found.add(o);
     });
   } else {
     await ask(rest);
   }
   return found;
+}
+
+/** `fn()`, or `absent` when it fails for one object only; failures of the whole remote are thrown. */
+async function orAbsent<T>(fn: () => Promise<T>, absent: T): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof RemoteError && !err.wide) return absent;
+    throw err;
+  }
 }
 
 /** How many attempts a download gets: a dropped or truncated body, or bytes altered in flight, is retried. */
@@ -80,69 +101,109 @@ const SMALL = 1 << 20;
 /**
  * Downloads one object into the cache, admitting it only if its bytes hash to
  * its id. The bytes go to a temp file in the cache's tmp directory, then are
- * linked into place; bad bytes are deleted, never admitted. Returns the size.
+ * linked into place; bad bytes are deleted, never admitted. A dropped or
+ * truncated body, or bytes altered in flight, are retried after a short pause.
+ * Local failures (disk full, permissions) are not retried. Returns the size.
  */
-export async function downloadVerified(remote: Remote, store: ObjectStore, oid: Oid, onBytes?: OnBytes): Promise<number> {
-  const want = oid.slice(0, 64);
+export async function downloadVerified(
+  remote: Remote,
+  store: ObjectStore,
+  oid: Oid,
+  onBytes?: OnBytes,
+  admit: (tmp: string) => void = (tmp) => store.insertSync(tmp, oid, false),
+): Promise<number> {
   let lastErr: unknown;
   for (let attempt = 1; attempt <= DOWNLOAD_ATTEMPTS; attempt++) {
+    if (attempt > 1) await sleep(100 * 2 ** (attempt - 2));
     const tmp = store.newTmpPath();
     let reported = 0;
+    const count: OnBytes = (n) => {
+      reported += n;
+      onBytes?.(n);
+    };
+    let got: { sha: string; size: number };
     try {
-      const body = await remote.get(oid);
-      const h = createHash('sha256');
-      let size = 0;
-      let pending: Buffer[] = [];
-      let pendingBytes = 0;
-      let fd: number | undefined;
-      try {
-        for await (const chunk of body) {
-          h.update(chunk);
-          size += chunk.length;
-          reported += chunk.length;
-          onBytes?.(chunk.length);
-          // Small objects are written in one call; a large one goes out in chunks as it arrives.
-          pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-          pendingBytes += chunk.length;
-          if (pendingBytes >= SMALL) {
-            fd ??= fs.openSync(tmp, 'wx', 0o444);
-            for (const b of pending) fs.writeSync(fd, b);
-            pending = [];
-            pendingBytes = 0;
-          }
-        }
-        if (fd === undefined) fs.writeFileSync(tmp, Buffer.concat(pending), { flag: 'wx', mode: 0o444 });
-        else for (const b of pending) fs.writeSync(fd, b);
-      } finally {
-        if (fd !== undefined) fs.closeSync(fd);
-      }
-      const got = h.digest('hex');
-      if (got !== want) {
-        rmQuiet(tmp);
-        lastErr = new RemoteError(
-          'CORRUPT_ON_REMOTE',
-          `object ${oid} on remote "${remote.name}" (${remote.url}) is corrupt: its content hashes to ${got}; the bad bytes were discarded. Push it again from a clone that has the data`,
-          { data: { oid } },
-        );
-        onBytes?.(-reported);
-        continue; // the bytes may have been altered in flight: ask again
-      }
-      store.insertSync(tmp, oid, false);
-      return size;
+      got = await receive(await remote.get(oid), tmp, count);
     } catch (err) {
       rmQuiet(tmp);
       if (reported) onBytes?.(-reported);
-      if (err instanceof RemoteError && (err.wide || err.code === 'OBJECT_NOT_ON_REMOTE')) throw err;
-      if (err instanceof TdvError) throw err;
-      const code = errnoCode(err);
-      if (code === 'ENOSPC' || code === 'EACCES' || code === 'EROFS' || code === 'EPERM') throw describeFsError(err, store.tmpDir);
+      if (err instanceof TdvError) throw err; // the remote said no: not-found, denied, ...
+      if (err instanceof LocalWriteError) throw describeFsError(err.cause, store.tmpDir);
       lastErr = err; // a dropped or truncated body: try again
+      continue;
     }
+    if (got.sha !== oid.slice(0, 64)) {
+      rmQuiet(tmp);
+      onBytes?.(-reported);
+      lastErr = new RemoteError(
+        'CORRUPT_ON_REMOTE',
+        `object ${oid} on remote "${remote.name}" (${remote.url}) is corrupt: its content hashes to ${got.sha}; the bad bytes were discarded. Delete files/sha256/${oid.slice(0, 2)}/${oid.slice(2)} on the remote, then \`tdv push\` from a clone that has the data`,
+        { data: { oid } },
+      );
+      continue;
+    }
+    admit(tmp);
+    return got.size;
   }
   throw lastErr instanceof TdvError
     ? lastErr
     : new RemoteError('DOWNLOAD_FAILED', `could not download ${oid} from remote "${remote.name}" after ${DOWNLOAD_ATTEMPTS} attempts: ${(lastErr as Error)?.message ?? String(lastErr)}`, { cause: lastErr, data: { oid } });
 }
+
+/** Like downloadVerified, but the verified bytes are returned instead of entering the cache. */
+export async function readVerified(remote: Remote, store: ObjectStore, oid: Oid): Promise<Buffer> {
+  let bytes = Buffer.alloc(0);
+  await downloadVerified(remote, store, oid, undefined, (tmp) => {
+    try {
+      bytes = fs.readFileSync(tmp);
+    } finally {
+      rmQuiet(tmp);
+    }
+  });
+  return bytes;
+}
+
+/** A failure writing the temp file (not reading the remote): never worth a retry. */
+class LocalWriteError extends Error {}
+
+/** Writes a body to `tmp` while hashing it: small objects in one write, large ones chunk by chunk. */
+async function receive(body: AsyncIterable<Uint8Array>, tmp: string, onBytes: OnBytes): Promise<{ sha: string; size: number }> {
+  const h = createHash('sha256');
+  let size = 0;
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let fd: number | undefined;
+  const local = <T>(fn: () => T): T => {
+    try {
+      return fn();
+    } catch (err) {
+      throw new LocalWriteError((err as Error).message, { cause: err });
+    }
+  };
+  const flush = () => {
+    fd ??= local(() => fs.openSync(tmp, 'wx', 0o444));
+    for (const b of pending) local(() => fs.writeSync(fd!, b));
+    pending = [];
+    pendingBytes = 0;
+  };
+  try {
+    for await (const chunk of body) {
+      h.update(chunk);
+      size += chunk.length;
+      onBytes(chunk.length);
+      pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      pendingBytes += chunk.length;
+      if (pendingBytes >= SMALL) flush();
+    }
+    if (fd === undefined) local(() => fs.writeFileSync(tmp, Buffer.concat(pending), { flag: 'wx', mode: 0o444 }));
+    else flush();
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+  return { sha: h.digest('hex'), size };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One object a transfer failed to move, with a path that uses it (for the message). */
 export interface TransferFailure {
@@ -186,8 +247,9 @@ export async function runJobs(
       await move(job, onBytes);
       done.push(job);
     } catch (err) {
-      // A failure of the whole remote, or a bug in tdv, stops the transfer; queued jobs then return at once.
-      if ((err instanceof RemoteError && err.wide) || !(err instanceof Error) || isBug(err)) {
+      // A failure of the whole remote or of the local disk, or a bug in tdv, stops the
+      // transfer; queued jobs then return at once.
+      if ((err instanceof RemoteError && err.wide) || (err instanceof TdvError && STOP_ALL.has(err.code)) || !(err instanceof Error) || isBug(err)) {
         fatal ??= err;
         return;
       }
@@ -199,6 +261,9 @@ export async function runJobs(
   if (fatal) throw fatal;
   return { done, failed };
 }
+
+/** Local conditions that every further object would hit too. */
+const STOP_ALL = new Set(['NO_SPACE', 'READ_ONLY_FS']);
 
 function isBug(err: Error): boolean {
   return err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError || err instanceof SyntaxError;

@@ -84,8 +84,14 @@ export function parseRemoteUrl(url: string): RemoteLocation {
     const slash = rest.indexOf('/');
     const bucket = slash < 0 ? rest : rest.slice(0, slash);
     if (bucket === '') throw new UsageError(`"${url}" names no bucket; write s3://bucket or s3://bucket/prefix`);
-    if (!/^[A-Za-z0-9._-]+$/.test(bucket)) throw new UsageError(`"${bucket}" in "${url}" is not a valid S3 bucket name (letters, digits, ".", "-", "_")`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(bucket) || bucket.includes('..')) {
+      throw new UsageError(`"${bucket}" in "${url}" is not a valid S3 bucket name (letters, digits, ".", "-", "_", starting with a letter or digit)`);
+    }
     const prefix = slash < 0 ? '' : rest.slice(slash + 1).replace(/^\/+|\/+$/g, '');
+    // "." and ".." segments could be resolved by a proxy or server into another bucket's keys.
+    if (prefix !== '' && prefix.split('/').some((seg) => seg === '' || seg === '.' || seg === '..')) {
+      throw new UsageError(`the prefix in "${url}" has an empty, "." or ".." segment; write s3://bucket/some/prefix`);
+    }
     return { kind: 's3', bucket, prefix };
   }
   if (/^file:\/\//i.test(url)) {

@@ -3,7 +3,7 @@ import { isDirOid, type Oid } from '../cache/oid.js';
 import type { Remote } from '../remote/remote.js';
 import { downloadVerified, type Job, runJobs, type TransferFailure } from '../remote/transfer.js';
 import { findPointers, type Selected, selectTargets } from './pointers.js';
-import type { TransferOptions, TransferResult } from './push.js';
+import { cachedManifest, type TransferOptions, type TransferResult } from './push.js';
 import { openRemote, remoteJobs } from './remotes.js';
 import type { Repo } from './repo.js';
 import { collectWanted } from './wanted.js';
@@ -12,12 +12,12 @@ import { collectWanted } from './wanted.js';
 export async function fetch(repo: Repo, opts: TransferOptions = {}): Promise<TransferResult> {
   return repo.withLock('fetch', async () => {
     const selected = selectTargets(repo, await findPointers(repo), opts.targets ?? []);
-    return withRemote(repo, opts.remote, (remote) => fetchSelected(repo, remote, selected, opts));
+    return withRemote(repo, opts, (remote) => fetchSelected(repo, remote, selected, opts));
   });
 }
 
-export async function withRemote<T>(repo: Repo, name: string | undefined, fn: (remote: Remote) => Promise<T>): Promise<T> {
-  const remote = await openRemote(repo, name);
+export async function withRemote<T>(repo: Repo, opts: { remote?: string; jobs?: number }, fn: (remote: Remote) => Promise<T>): Promise<T> {
+  const remote = await openRemote(repo, opts.remote, opts.jobs);
   try {
     return await fn(remote);
   } finally {
@@ -50,8 +50,11 @@ export async function fetchSelected(repo: Repo, remote: Remote, selected: readon
   for (const j of first.done) res.bytes += j.size;
   res.failed.push(...first.failed);
 
-  const wanted = await collectWanted(selected, async (oid): Promise<ManifestEntry[] | undefined> => (failedManifests.has(oid) ? undefined : store.readManifest(oid)));
-  res.skipped += wanted.dirs.filter((d) => !manifests.has(d.oid)).length;
+  const corrupt = new Map<Oid, string>();
+  const cached = cachedManifest(store, corrupt);
+  const wanted = await collectWanted(selected, async (oid): Promise<ManifestEntry[] | undefined> => (failedManifests.has(oid) ? undefined : cached(oid)));
+  res.skipped += wanted.dirs.filter((d) => !manifests.has(d.oid) && !corrupt.has(d.oid)).length;
+  for (const [oid, error] of corrupt) res.failed.push({ oid, path: wanted.dirs.find((d) => d.oid === oid)!.path, error });
   const downloads: Job[] = [];
   for (const [oid, job] of wanted.files) {
     if (store.has(oid)) res.skipped++;

@@ -19,7 +19,7 @@ export interface PullResult {
 export async function pull(repo: Repo, opts: PullOptions = {}): Promise<PullResult> {
   return repo.withLock('pull', async () => {
     const selected = selectTargets(repo, await findPointers(repo), opts.targets ?? []);
-    const fetched = await withRemote(repo, opts.remote, (remote) => fetchSelected(repo, remote, selected, opts));
+    const fetched = await withRemote(repo, opts, (remote) => fetchSelected(repo, remote, selected, opts));
     if (fetched.failed.length > 0) return { fetch: fetched };
     return { fetch: fetched, checkout: await checkoutLocked(repo, { targets: opts.targets, force: opts.force }) };
   });

@@ -1,12 +1,14 @@
 import type { Oid } from '../cache/oid.js';
 import { shortOid } from '../cache/oid.js';
+import type { ManifestEntry } from '../cache/manifest.js';
 import type { ObjectStore } from '../cache/store.js';
+import { FormatError } from '../errors.js';
 import type { Remote } from '../remote/remote.js';
 import { type Job, remoteHas, runJobs, type TransferFailure, type TransferProgress } from '../remote/transfer.js';
 import { findPointers, type Selected, selectTargets } from './pointers.js';
 import { openRemote, remoteJobs } from './remotes.js';
 import type { Repo } from './repo.js';
-import { collectWanted } from './wanted.js';
+import { collectWanted, type WantedDir } from './wanted.js';
 
 export interface TransferOptions {
   /** Absolute paths of targets; none means every pointer. */
@@ -34,6 +36,11 @@ export interface TransferResult {
   bytes: number;
   /** With `dry`: what would be moved. */
   planned?: Job[];
+  /**
+   * Directories of which only a part was pushed: their manifest stays local
+   * until every file is on the remote, so others cannot pull them yet.
+   */
+  heldBack?: { path: string; missing: number }[];
 }
 
 /**
@@ -46,7 +53,7 @@ export interface TransferResult {
 export async function push(repo: Repo, opts: PushOptions = {}): Promise<TransferResult> {
   return repo.withLock('push', async () => {
     const selected = selectTargets(repo, await findPointers(repo), opts.targets ?? []);
-    const remote = await openRemote(repo, opts.remote);
+    const remote = await openRemote(repo, opts.remote, opts.jobs);
     try {
       return await pushSelected(repo, remote, selected, opts);
     } finally {
@@ -58,7 +65,8 @@ export async function push(repo: Repo, opts: PushOptions = {}): Promise<Transfer
 export async function pushSelected(repo: Repo, remote: Remote, selected: readonly Selected[], opts: PushOptions): Promise<TransferResult> {
   const store = repo.store;
   const jobs = remoteJobs(repo, remote, opts.jobs);
-  const wanted = await collectWanted(selected, async (oid) => (store.has(oid) ? store.readManifest(oid) : undefined));
+  const corrupt = new Map<Oid, string>();
+  const wanted = await collectWanted(selected, cachedManifest(store, corrupt));
   const res: TransferResult = { remote: remote.name, transferred: 0, skipped: 0, failed: [], bytes: 0 };
 
   // Cheapest check first: a directory whose manifest is on the remote is there whole.
@@ -80,16 +88,24 @@ export async function pushSelected(repo: Repo, remote: Remote, selected: readonl
     if (onRemote.has(oid)) res.skipped++;
     else uploads.push(job);
   }
+  // The same directory content may be tracked at several paths: one manifest each.
+  const manifestJobs: WantedDir[] = [];
+  const seen = new Set<Oid>();
   for (const d of wanted.dirs) {
+    if (seen.has(d.oid)) {
+      if (!d.partial) manifestJobs.find((m) => m.oid === d.oid)!.partial = false;
+      continue;
+    }
+    seen.add(d.oid);
     if (complete.has(d.oid)) res.skipped++;
-    else if (!d.entries) res.failed.push({ oid: d.oid, path: d.path, error: `the manifest of ${d.path} (${shortOid(d.oid)}) is not in the cache, nor on remote "${remote.name}"` });
+    else if (!d.entries) res.failed.push({ oid: d.oid, path: d.path, error: corrupt.get(d.oid) ?? `the manifest of ${d.path} (${shortOid(d.oid)}) is not in the cache, nor on remote "${remote.name}"` });
+    else manifestJobs.push({ ...d });
   }
   if (opts.dry) {
-    const manifests = wanted.dirs.filter((d) => !complete.has(d.oid) && d.entries).map((d) => ({ oid: d.oid, size: store.sizeOf(d.oid), path: d.path }));
+    const manifests = manifestJobs.map((d) => ({ oid: d.oid, size: store.sizeOf(d.oid), path: d.path }));
     return { ...res, planned: [...uploads, ...manifests] };
   }
 
-  const manifestJobs = wanted.dirs.filter((d) => !complete.has(d.oid) && d.entries);
   const total = uploads.reduce((n, j) => n + j.size, 0) + manifestJobs.reduce((n, d) => n + store.sizeOf(d.oid), 0);
   opts.progress?.start?.(uploads.length + manifestJobs.length, total);
   const files = await uploadFiles(remote, store, uploads, jobs, opts.progress);
@@ -113,10 +129,13 @@ export async function pushSelected(repo: Repo, remote: Remote, selected: readonl
       const found = await remoteHas(remote, absent, jobs);
       absent = absent.filter((o) => !found.has(o));
     }
-    if (absent.length === 0) ready.push({ oid: d.oid, size: store.sizeOf(d.oid), path: d.path });
-    else if (!d.partial) {
-      res.failed.push({ oid: d.oid, path: d.path, error: `manifest of ${d.path} not uploaded: ${absent.length} of its files are not on the remote` });
-    } else opts.progress?.object?.();
+    if (absent.length === 0) {
+      ready.push({ oid: d.oid, size: store.sizeOf(d.oid), path: d.path });
+      continue;
+    }
+    opts.progress?.object?.();
+    if (!d.partial) res.failed.push({ oid: d.oid, path: d.path, error: `manifest of ${d.path} not uploaded: ${absent.length} of its files are not on the remote` });
+    else (res.heldBack ??= []).push({ path: d.path, missing: absent.length });
   }
   const manifests = await runJobs(ready, jobs, putFrom(remote, store), opts.progress);
   res.transferred += manifests.done.length;
@@ -158,4 +177,21 @@ async function uploadFiles(remote: Remote, store: ObjectStore, uploads: Job[], j
 
 function putFrom(remote: Remote, store: ObjectStore) {
   return (job: Job, onBytes: (n: number) => void) => remote.put(job.oid, store.pathOf(job.oid), job.size, onBytes);
+}
+
+/**
+ * A cached manifest's entries; undefined when it is not cached, or is corrupt
+ * (recorded in `corrupt`, so one bad directory fails alone instead of the command).
+ */
+export function cachedManifest(store: ObjectStore, corrupt: Map<Oid, string>) {
+  return async (oid: Oid): Promise<ManifestEntry[] | undefined> => {
+    if (!store.has(oid)) return undefined;
+    try {
+      return store.readManifest(oid);
+    } catch (err) {
+      if (!(err instanceof FormatError)) throw err;
+      corrupt.set(oid, err.message);
+      return undefined;
+    }
+  };
 }

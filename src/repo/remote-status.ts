@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { type ManifestEntry, parseManifest } from '../cache/manifest.js';
 import type { Oid } from '../cache/oid.js';
-import { RemoteError } from '../errors.js';
+import { RemoteError, TdvError } from '../errors.js';
 import type { Remote } from '../remote/remote.js';
-import { remoteHas } from '../remote/transfer.js';
+import { readVerified, remoteHas } from '../remote/transfer.js';
 import { withRemote } from './fetch.js';
 import { findPointers, selectTargets } from './pointers.js';
 import { remoteJobs } from './remotes.js';
@@ -19,8 +18,10 @@ export interface RemoteDataStatus {
   missingOnRemote: number;
   /** Referenced objects the cache lacks: `tdv fetch` would download them (if on the remote). */
   missingLocally: number;
-  /** A directory whose manifest is neither cached nor on the remote: its files are unknown. */
+  /** A directory whose manifest is neither cached nor readable from the remote: its files are unknown. */
   unknownFiles?: boolean;
+  /** Why the manifest could not be read from the remote (corrupt, ...), when it is there. */
+  manifestError?: string;
 }
 
 export interface RemoteStatusResult {
@@ -38,43 +39,47 @@ export interface RemoteStatusResult {
  */
 export async function remoteStatus(repo: Repo, opts: { targets?: string[]; remote?: string; jobs?: number } = {}): Promise<RemoteStatusResult> {
   const selected = selectTargets(repo, await findPointers(repo), opts.targets ?? []);
-  return withRemote(repo, opts.remote, async (remote) => {
+  return withRemote(repo, opts, async (remote) => {
     const store = repo.store;
-    const manifest = async (oid: Oid): Promise<ManifestEntry[] | undefined> => (store.has(oid) ? store.readManifest(oid) : readRemoteManifest(remote, oid));
+    const failures = new Map<Oid, string>();
+    const cached = new Map<Oid, Promise<ManifestEntry[] | undefined>>();
+    const manifest = (oid: Oid) => {
+      if (!cached.has(oid)) cached.set(oid, manifestOf(repo, remote, oid, failures));
+      return cached.get(oid)!;
+    };
     const data: RemoteDataStatus[] = [];
-    const perTarget: { sel: (typeof selected)[number]; oids: Oid[]; unknown: boolean }[] = [];
+    const perTarget: { sel: (typeof selected)[number]; oids: Oid[]; unknown: boolean; error?: string }[] = [];
     const all = new Set<Oid>();
     for (const s of selected) {
       const w = await collectWanted([s], manifest);
       const oids = [...w.dirs.map((d) => d.oid), ...w.files.keys()];
       for (const o of oids) all.add(o);
-      perTarget.push({ sel: s, oids, unknown: w.dirs.some((d) => !d.entries) });
+      perTarget.push({ sel: s, oids, unknown: w.dirs.some((d) => !d.entries), error: w.dirs.map((d) => failures.get(d.oid)).find(Boolean) });
     }
     const there = await remoteHas(remote, [...all], remoteJobs(repo, remote, opts.jobs));
     for (const t of perTarget) {
       const missingOnRemote = t.oids.filter((o) => !there.has(o)).length;
       const missingLocally = t.oids.filter((o) => !store.has(o)).length;
       if (missingOnRemote === 0 && missingLocally === 0 && !t.unknown) continue;
-      data.push({ path: t.sel.rel, pointer: repo.rel(t.sel.ptr.file), objects: t.oids.length, missingOnRemote, missingLocally, ...(t.unknown ? { unknownFiles: true } : {}) });
+      data.push({ path: t.sel.rel, pointer: repo.rel(t.sel.ptr.file), objects: t.oids.length, missingOnRemote, missingLocally, ...(t.unknown ? { unknownFiles: true } : {}), ...(t.error ? { manifestError: t.error } : {}) });
     }
     return { remote: remote.name, clean: data.length === 0, data };
   });
 }
 
-/** A manifest from the remote, into memory, verified; undefined when the remote lacks it. */
-async function readRemoteManifest(remote: Remote, oid: Oid): Promise<ManifestEntry[] | undefined> {
-  let body: AsyncIterable<Uint8Array>;
+/**
+ * A directory's manifest: from the cache, else read from the remote (verified,
+ * with retries) without storing it, so status changes nothing. Undefined when
+ * neither has it; a failure to read it is recorded in `failures`.
+ */
+async function manifestOf(repo: Repo, remote: Remote, oid: Oid, failures: Map<Oid, string>): Promise<ManifestEntry[] | undefined> {
+  const store = repo.store;
+  if (store.has(oid)) return store.readManifest(oid);
   try {
-    body = await remote.get(oid);
+    return parseManifest((await readVerified(remote, store, oid)).toString('utf8'), `${remote.url} ${oid}`);
   } catch (err) {
-    if (err instanceof RemoteError && err.code === 'OBJECT_NOT_ON_REMOTE') return undefined;
-    throw err;
+    if (!(err instanceof TdvError) || (err instanceof RemoteError && err.wide)) throw err;
+    if (!(err instanceof RemoteError && err.code === 'OBJECT_NOT_ON_REMOTE')) failures.set(oid, err.message);
+    return undefined;
   }
-  const chunks: Uint8Array[] = [];
-  for await (const c of body) chunks.push(c);
-  const bytes = Buffer.concat(chunks);
-  if (`${createHash('sha256').update(bytes).digest('hex')}.dir` !== oid) {
-    throw new RemoteError('CORRUPT_ON_REMOTE', `manifest ${oid} on remote "${remote.name}" (${remote.url}) is corrupt; push it again from a clone that has it`);
-  }
-  return parseManifest(bytes.toString('utf8'), `${remote.url} ${oid}`);
 }

@@ -1,6 +1,7 @@
 import type { ManifestEntry } from '../cache/manifest.js';
 import { isDirOid, type Oid } from '../cache/oid.js';
 import type { Job } from '../remote/transfer.js';
+import { ExitCode, TdvError } from '../errors.js';
 import type { Selected } from './pointers.js';
 
 /** A tracked directory a transfer concerns: its manifest and the files selected in it. */
@@ -45,11 +46,16 @@ export async function collectWanted(selected: readonly Selected[], manifest: (oi
     } else if (s.sub === undefined) d.partial = false;
     if (!d.entries) continue;
     const sub = s.sub;
+    let matched = 0;
     for (const e of d.entries) {
       if (sub !== undefined && e.relpath !== sub && !e.relpath.startsWith(`${sub}/`)) continue;
+      matched++;
       const job = { oid: e.sha256, size: e.size, path: `${s.rel}/${e.relpath}` };
       d.children.push(job);
       if (!files.has(e.sha256)) files.set(e.sha256, job);
+    }
+    if (sub !== undefined && matched === 0) {
+      throw new TdvError('NOT_TRACKED', `${s.rel}/${sub} is not in the recorded version of ${s.rel}; check the path (\`tdv status ${s.rel}\` shows what changed)`, { exitCode: ExitCode.usage });
     }
   }
   return { files, dirs: [...dirs.values()] };

@@ -26,6 +26,12 @@ export async function progressBar(label: string, stream: Writable & { isTTY?: bo
     },
     cli.Presets.shades_classic,
   );
+  // Ctrl-C while the bar is drawn: put the cursor back, then die of the signal as usual (exit 130).
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (running) bar.stop();
+    running = false;
+    process.kill(process.pid, sig);
+  };
   const payload = () => {
     const secs = Math.max((Date.now() - started) / 1000, 0.001);
     return { objects, totalObjects, done: formatBytes(bytes), rate: `${formatBytes(bytes / secs)}/s` };
@@ -36,6 +42,8 @@ export async function progressBar(label: string, stream: Writable & { isTTY?: bo
       if (nObjects === 0) return;
       bar.start(Math.max(nBytes, 1), 0, { ...payload(), size: formatBytes(nBytes) });
       running = true;
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
     },
     bytes(n) {
       bytes += n;
@@ -48,6 +56,8 @@ export async function progressBar(label: string, stream: Writable & { isTTY?: bo
     finish() {
       if (running) bar.stop();
       running = false;
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
     },
   };
 }

@@ -1,13 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { threadId } from 'node:worker_threads';
 import { describeFsError, errnoCode } from '../errors.js';
 
-const processTag = randomBytes(3).toString('hex');
+// The thread id keeps names of the main thread and the pool's worker apart for certain.
+const processTag = threadId.toString(16).padStart(2, '0') + randomBytes(3).toString('hex');
 let tmpCounter = 0;
 
 /**
- * A unique suffix for temp names: pid, a random tag drawn once per process, and
+ * A unique suffix for temp names: pid, thread id, a random tag drawn once per thread, and
  * a counter (drawing random bytes per file costs more than the write itself).
  */
 export function tmpSuffix(): string {

@@ -223,3 +223,50 @@ describe('tdv push / pull: remote errors', () => {
     expect(fs.existsSync(remote)).toBe(false);
   });
 });
+
+describe('tdv push / pull: partial and shared directories', () => {
+  it('pushing one file of a directory holds its manifest back, and says so', async () => {
+    const { dir, remote } = await origin();
+    const r = await tdv(dir, 'push', 'data/a.csv', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ transferred: 1, heldBack: [{ path: 'data', missing: 2 }] });
+    expect(r.stderr).toContain('the manifest of data was not pushed: 2 of its files are not on the remote yet');
+    expect(remoteObjects(remote)).toEqual([sha('a,1\n')]);
+    // Once the rest is there, the manifest follows.
+    expect((await tdv(dir, 'push', 'data')).code).toBe(0);
+    expect(remoteObjects(remote)).toEqual(ALL.filter((o) => o !== sha('weights')));
+  });
+
+  it('the same directory content tracked at two paths is uploaded and counted once', async () => {
+    const { dir, remote } = await origin();
+    for (const [rel, c] of Object.entries(DATA)) write(dir, rel.replace('data/', 'copy/'), c);
+    expect((await tdv(dir, 'add', 'copy')).code).toBe(0);
+    const r = await tdv(dir, 'push', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ transferred: 5, failed: 0, bytes: BYTES });
+    expect(remoteObjects(remote)).toEqual(ALL);
+  });
+
+  it('pulling a path the directory does not hold is a usage error', async () => {
+    const { dir } = await origin();
+    expect((await tdv(dir, 'push')).code).toBe(0);
+    const b = await clone(dir);
+    const r = await tdv(b, 'pull', 'data/nope.csv');
+    expect(r.code).toBe(2);
+    expectOneLineError(r.stderr, 'data/nope.csv is not in the recorded version of data');
+  });
+
+  it('a corrupt manifest in the cache fails that directory only; the rest is pushed', async () => {
+    const { dir, remote } = await origin();
+    const m = objPath(dir, DIR.oid);
+    fs.chmodSync(m, 0o644);
+    fs.writeFileSync(m, '[]');
+    const r = await tdv(dir, 'push', '--json');
+    expect(r.code).toBe(1);
+    const res = JSON.parse(r.stdout);
+    expect(res.failures).toHaveLength(1);
+    expect(res.failures[0].path).toBe('data');
+    expect(res.failures[0].error).toContain('directory manifest is corrupt');
+    expect(remoteObjects(remote)).toEqual([sha('weights')]);
+  });
+});

@@ -15,7 +15,7 @@ export function registerPull(program: Command, ctx: CliContext): void {
       const res = await pull(repo, { targets: targets.map((t) => ctx.resolve(t)), remote: opts.remote, jobs: opts.jobs, force: opts.force, progress }).finally(() => progress?.finish());
       const co = res.checkout;
       if (out.json) out.data({ ...transferJson(res.fetch), ...(co ? { restored: co.restored.length, deleted: co.deleted.length } : {}) });
-      renderTransfer(out, res.fetch, { done: 'Fetched', prep: 'from', again: 'tdv pull' });
+      renderTransfer(out, res.fetch, { done: 'Fetched', prep: 'from', again: 'tdv pull', after: 'nothing was checked out; ' });
       if (co) out.info(co.restored.length + co.deleted.length === 0 ? 'Workspace already matches the pointers.' : `Restored ${plural(co.restored.length, 'file')}, deleted ${plural(co.deleted.length, 'file')}.`);
     });
 }

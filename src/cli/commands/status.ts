@@ -62,6 +62,6 @@ function renderRemote(res: RemoteStatusResult, out: Output): void {
     out.info(`${d.pointer}:`);
     if (d.missingOnRemote > 0) out.info(`    ${p.red('not on remote:'.padEnd(16))}${d.path} (${d.missingOnRemote} of ${d.objects} objects; \`tdv push\` uploads them)`);
     if (d.missingLocally > 0) out.info(`    ${p.yellow('not in cache:'.padEnd(16))}${d.path} (${d.missingLocally} of ${d.objects} objects; \`tdv fetch\` downloads them)`);
-    if (d.unknownFiles) out.info(`    ${p.red('unknown files:'.padEnd(16))}${d.path} (its manifest is neither cached nor on the remote)`);
+    if (d.unknownFiles) out.info(`    ${p.red('unknown files:'.padEnd(16))}${d.path} (${d.manifestError ?? 'its manifest is neither cached nor on the remote'})`);
   }
 }
