@@ -15,7 +15,7 @@ import { allOuts, findPointers, readPointer } from './pointers.js';
 import type { Repo } from './repo.js';
 import { TDV_DIR } from './repo.js';
 
-type Hashed = Extract<TargetState, { kind: 'file' | 'dir' }>;
+export type Hashed = Extract<TargetState, { kind: 'file' | 'dir' }>;
 
 export interface AddOptions {
   /** Absolute paths to track. */
@@ -55,8 +55,7 @@ export async function add(repo: Repo, opts: AddOptions): Promise<AddResult> {
     try {
       for (const abs of targets) {
         const rel = repo.rel(abs);
-        const state = await hashWorkspace(repo, { abs, rel }, { write: move ? 'move' : 'store', needEntries: move, jobs: opts.jobs, onBytes: opts.onBytes });
-        if (state.kind === 'missing' || state.kind === 'other') throw new TdvError('NOT_FOUND', `${rel} disappeared or was replaced while it was being added; run the command again`);
+        const state = await cacheTarget(repo, abs, rel, { jobs: opts.jobs, onBytes: opts.onBytes, relink: false });
         const ptrFile = pointerFileFor(abs);
         const out = toOut(path.basename(abs), state);
         const previous = fs.existsSync(ptrFile) ? (await readPointer(repo, ptrFile)).outs : undefined;
@@ -74,6 +73,20 @@ export async function add(repo: Repo, opts: AddOptions): Promise<AddResult> {
     result.gitFiles = [...new Set(result.gitFiles)];
     return result;
   });
+}
+
+/**
+ * Stores a file or directory in the cache and returns what it hashed to. With
+ * `relink` (default) and a hardlink/symlink cache type, the workspace copy is
+ * then replaced by links to the objects, as `tdv add` does after writing the
+ * pointer. Used by `add` and by `repro` for stage outputs.
+ */
+export async function cacheTarget(repo: Repo, abs: string, rel: string, opts: { jobs?: number; onBytes?: (n: number) => void; relink?: boolean } = {}): Promise<Hashed> {
+  const move = isProtected(repo.linker().current);
+  const state = await hashWorkspace(repo, { abs, rel }, { write: move ? 'move' : 'store', needEntries: move, jobs: opts.jobs, onBytes: opts.onBytes });
+  if (state.kind === 'missing' || state.kind === 'other') throw new TdvError('NOT_FOUND', `${rel} disappeared or was replaced while it was being added; run the command again`);
+  if (move && opts.relink !== false) await relink(repo, abs, rel, state);
+  return state;
 }
 
 function toOut(name: string, s: Hashed): PointerOut {

@@ -5,12 +5,17 @@ import { isInside } from '../util/fs.js';
 import { outAbsPath, parsePointer, type Pointer, type PointerOut, POINTER_EXT } from './pointer.js';
 import { type Repo, TDV_DIR } from './repo.js';
 
+const LOCK_FILE = 'tdv.lock';
+
 /**
  * Finds every pointer file in the workspace. Directories that are themselves
  * tracked (a sibling `<name>.tdv` exists) are not entered: pointers cannot live
  * inside tracked data, and skipping them keeps this walk small.
  */
-export async function findPointers(repo: Repo, opts: { everything?: boolean } = {}): Promise<Pointer[]> {
+export async function findPointers(repo: Repo, opts: { everything?: boolean; withLock?: boolean } = {}): Promise<Pointer[]> {
+  // Stage outputs recorded in tdv.lock are tracked data too: push, pull, checkout and gc include them.
+  const lockPtr = opts.withLock === false ? undefined : await lockPointer(repo);
+  const stageDirs = new Set(lockPtr?.outs.filter((o) => o.nfiles !== undefined).map((o) => o.path));
   // gc must see every pointer, even one .tdvignore hides or in an unreadable
   // directory, or it would delete data still referenced.
   const ignored = opts.everything ? undefined : await repo.ignore();
@@ -29,7 +34,7 @@ export async function findPointers(repo: Repo, opts: { everything?: boolean } = 
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) {
         if (e.name === '.git' || (rel === '' && e.name === TDV_DIR)) continue;
-        if (names.has(e.name + POINTER_EXT) || ignored?.(r, true)) continue;
+        if (names.has(e.name + POINTER_EXT) || stageDirs.has(r) || ignored?.(r, true)) continue;
         visit(path.join(dir, e.name), r);
       } else if (e.name.endsWith(POINTER_EXT) && e.isFile() && !ignored?.(r, false)) {
         files.push(path.join(dir, e.name));
@@ -39,6 +44,7 @@ export async function findPointers(repo: Repo, opts: { everything?: boolean } = 
   visit(repo.root, '');
   files.sort();
   const pointers = await Promise.all(files.map((f) => readPointer(repo, f)));
+  if (lockPtr) pointers.push(lockPtr);
   checkOverlaps(repo, pointers);
   return pointers;
 }
@@ -103,4 +109,17 @@ export function selectTargets(repo: Repo, pointers: readonly Pointer[], targets:
     for (const f of found) if (!picked.some((p) => p.abs === f.abs && p.sub === f.sub)) picked.push(f);
   }
   return picked;
+}
+
+/** The outputs tdv.lock records, as one pointer whose paths are repo-relative. */
+async function lockPointer(repo: Repo): Promise<Pointer | undefined> {
+  const file = path.join(repo.root, LOCK_FILE);
+  if (!fs.existsSync(file)) return undefined;
+  const { readLock } = await import('../stages/lock.js');
+  const lock = await readLock(repo.root);
+  const outs: PointerOut[] = [];
+  for (const s of lock.values()) {
+    for (const o of s.outs) outs.push({ path: o.path, sha256: o.sha256, size: o.size, ...(o.nfiles !== undefined ? { nfiles: o.nfiles } : {}) });
+  }
+  return outs.length ? { file, outs } : undefined;
 }

@@ -4,6 +4,8 @@ export interface YamlFile {
   value: unknown;
   /** 1-based line of the key (or sequence item) at `keyPath`, if it exists. */
   lineOf(keyPath: readonly (string | number)[]): number | undefined;
+  /** 1-based line and column of the key (or sequence item) at `keyPath`, if it exists. */
+  posOf(keyPath: readonly (string | number)[]): { line: number; col: number } | undefined;
 }
 
 /** True for a text of only blank lines and comments: no YAML parser needed. Linear time. */
@@ -17,7 +19,7 @@ export function isBlankYaml(text: string): boolean {
  * "billion laughs" document fails instead of eating memory.
  */
 export async function parseYaml(text: string, file: string): Promise<YamlFile> {
-  if (isBlankYaml(text)) return { value: null, lineOf: () => undefined };
+  if (isBlankYaml(text)) return { value: null, lineOf: () => undefined, posOf: () => undefined };
   const { parseDocument, LineCounter, isMap, isSeq, isScalar } = await import('yaml');
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false, strict: true });
@@ -32,24 +34,22 @@ export async function parseYaml(text: string, file: string): Promise<YamlFile> {
   } catch (e) {
     throw new FormatError(file, `cannot be loaded: ${(e as Error).message}`);
   }
-  return {
-    value,
-    lineOf(keyPath) {
-      // Walk down to the pair whose key is the last element, and report the key's line.
-      let node: unknown = doc.contents;
-      let range: [number, number, number] | undefined;
-      for (const k of keyPath) {
-        if (isMap(node)) {
-          const pair = node.items.find((p) => (isScalar(p.key) ? p.key.value : p.key) === k);
-          if (!pair) return undefined;
-          range = isScalar(pair.key) ? pair.key.range ?? undefined : undefined;
-          node = pair.value;
-        } else if (isSeq(node) && typeof k === 'number') {
-          node = node.items[k];
-          range = isScalar(node) || isMap(node) || isSeq(node) ? node.range ?? undefined : undefined;
-        } else return undefined;
-      }
-      return range ? lc.linePos(range[0]).line : undefined;
-    },
+  const posOf = (keyPath: readonly (string | number)[]) => {
+    // Walk down to the pair whose key is the last element, and report the key's line.
+    let node: unknown = doc.contents;
+    let range: [number, number, number] | undefined;
+    for (const k of keyPath) {
+      if (isMap(node)) {
+        const pair = node.items.find((p) => (isScalar(p.key) ? p.key.value : p.key) === k);
+        if (!pair) return undefined;
+        range = isScalar(pair.key) ? pair.key.range ?? undefined : undefined;
+        node = pair.value;
+      } else if (isSeq(node) && typeof k === 'number') {
+        node = node.items[k];
+        range = isScalar(node) || isMap(node) || isSeq(node) ? node.range ?? undefined : undefined;
+      } else return undefined;
+    }
+    return range ? lc.linePos(range[0]) : undefined;
   };
+  return { value, posOf, lineOf: (keyPath) => posOf(keyPath)?.line };
 }

@@ -9,6 +9,7 @@ import { registerPull } from './pull.js';
 import { registerPush } from './push.js';
 import { registerRemote } from './remote.js';
 import { registerRemove } from './remove.js';
+import { registerRepro } from './repro.js';
 import { registerStatus } from './status.js';
 import { registerUnprotect } from './unprotect.js';
 
@@ -18,6 +19,7 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerAdd(program, ctx);
   registerStatus(program, ctx);
   registerCheckout(program, ctx);
+  registerRepro(program, ctx);
   registerPush(program, ctx);
   registerFetch(program, ctx);
   registerPull(program, ctx);

@@ -1,0 +1,124 @@
+import type { Command } from 'commander';
+import { TdvError } from '../../errors.js';
+import type { ReproEvent, ReproResult } from '../../repo/reproduce.js';
+import { type Output, plural } from '../../ui/output.js';
+import { type CliContext, examples, parsePositiveInt } from '../context.js';
+
+interface ReproFlags {
+  force?: boolean;
+  dry?: boolean;
+  jobs?: number;
+  keepGoing?: boolean;
+  downstream?: boolean;
+  runCache?: boolean;
+  json?: boolean;
+}
+
+export function registerRepro(program: Command, ctx: CliContext): void {
+  program
+    .command('repro')
+    .description('run the pipeline stages (tdv.yaml) whose inputs changed, and record them in tdv.lock')
+    .argument('[stages...]', 'stages to bring up to date, with what they depend on (default: all)')
+    .option('-f, --force', 'run the selected stages even if nothing changed')
+    .option('--dry', 'print what would run and why, run nothing')
+    .option('-j, --jobs <n>', 'stages to run at once (default: number of cores)', parsePositiveInt('--jobs'))
+    .option('-k, --keep-going', 'after a failure, go on with the stages that do not depend on it')
+    .option('--downstream', 'with stage names: run them and everything downstream instead of upstream')
+    .option('--no-run-cache', 'always run changed stages, never restore outputs of an identical earlier run')
+    .option('--json', 'print one JSON object: ran, restored, skipped, failed, blocked (and plan with --dry)')
+    .addHelpText('after', examples('tdv repro', 'tdv repro --dry', 'tdv repro report -j 4', 'tdv repro sales --downstream --force'))
+    .action(async (stages: string[], opts: ReproFlags, cmd: Command) => {
+      const out = await ctx.output(cmd);
+      const repo = await ctx.openRepo(out);
+      const { reproduce } = await import('../../repo/reproduce.js');
+      const printer = new StagePrinter(out);
+      // Ctrl-C stops running stages; finished ones stay recorded.
+      const abort = new AbortController();
+      const onSigint = () => abort.abort();
+      process.once('SIGINT', onSigint);
+      let res: ReproResult;
+      try {
+        res = await reproduce(repo, {
+          stages,
+          force: opts.force,
+          dry: opts.dry,
+          jobs: opts.jobs,
+          keepGoing: opts.keepGoing,
+          downstream: opts.downstream,
+          runCache: opts.runCache,
+          signal: abort.signal,
+          onEvent: (e) => printer.event(e),
+        });
+      } finally {
+        process.removeListener('SIGINT', onSigint);
+      }
+      if (out.json) out.data(res);
+      summarize(out, res, opts.dry === true);
+      if (abort.signal.aborted) throw new TdvError('INTERRUPTED', 'interrupted; stages that finished are recorded in tdv.lock, the others were not');
+      if (res.failed.length) {
+        throw new TdvError('STAGE_FAILED', `${plural(res.failed.length, 'stage')} failed: ${res.failed.map((f) => f.stage).join(', ')}${res.blocked.length ? `; not run: ${res.blocked.join(', ')}` : ''}`);
+      }
+    });
+}
+
+function summarize(out: Output, res: ReproResult, dry: boolean): void {
+  if (dry) {
+    const n = res.plan?.filter((p) => p.reasons.length).length ?? 0;
+    out.info(n ? `${plural(n, 'stage')} would run.` : 'Pipeline is up to date; nothing would run.');
+    return;
+  }
+  const parts = [`Ran ${plural(res.ran.length, 'stage')}`];
+  if (res.restored.length) parts.push(`restored ${res.restored.length} from the run-cache`);
+  parts.push(`${res.skipped.length} unchanged`);
+  if (res.failed.length) parts.push(`${res.failed.length} failed`);
+  if (res.blocked.length) parts.push(`${res.blocked.length} not run`);
+  if (!res.ran.length && !res.restored.length && !res.failed.length && !res.blocked.length) out.info('Pipeline is up to date.');
+  else out.info(`${parts.join(', ')}.`);
+}
+
+/** Prints stage events; output of parallel stages goes line by line, prefixed by the stage name. */
+class StagePrinter {
+  private readonly partial = new Map<string, string>();
+
+  constructor(private readonly out: Output) {}
+
+  event(e: ReproEvent): void {
+    const p = this.out.paint;
+    switch (e.type) {
+      case 'plan':
+        this.out.info(e.reasons.length ? `${p.yellow('would run')} ${e.stage}: ${e.reasons.join('; ')}` : `${p.dim('up to date')} ${e.stage}`);
+        break;
+      case 'skip':
+        this.out.debug(`${e.stage}: unchanged`);
+        break;
+      case 'start':
+        this.out.info(`${p.bold('running')} ${e.stage}${e.where === 'docker' ? ' (docker)' : ''}: ${e.reasons.join('; ')}`);
+        break;
+      case 'output': {
+        const text = (this.partial.get(e.stage) ?? '') + e.chunk.toString('utf8');
+        const lines = text.split('\n');
+        this.partial.set(e.stage, lines.pop()!);
+        for (const l of lines) this.out.info(`${p.dim(`${e.stage} |`)} ${l}`);
+        break;
+      }
+      case 'restored':
+        this.out.info(`${p.green('restored')} ${e.stage} from the run-cache (same command, image, deps and params ran before)`);
+        break;
+      case 'done':
+        this.flush(e.stage);
+        this.out.info(`${p.green('done')} ${e.stage} in ${e.seconds.toFixed(1)} s`);
+        break;
+      case 'failed':
+        this.flush(e.stage);
+        this.out.error(e.message);
+        for (const l of e.logTail) this.out.warn(`${e.stage} | ${l}`);
+        break;
+    }
+  }
+
+  private flush(stage: string): void {
+    const rest = this.partial.get(stage);
+    if (rest) this.out.info(`${this.out.paint.dim(`${stage} |`)} ${rest}`);
+    this.partial.delete(stage);
+  }
+}

@@ -1,0 +1,372 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { isDirOid } from '../cache/oid.js';
+import { TdvError, UsageError } from '../errors.js';
+import { buildDag, type Dag, withDownstream, withUpstream } from '../stages/graph.js';
+import { loadPipeline, type Stage } from '../stages/load.js';
+import { type LockedPath, type LockFile, readLock, writeLock } from '../stages/lock.js';
+import { ParamsReader } from '../stages/params.js';
+import { RunCache } from '../stages/run-cache.js';
+import type { DockerImages, StageRunner } from '../stages/runner.js';
+import { type CheckContext, checkStage, type StageInputs } from '../stages/status.js';
+import { rmQuiet } from '../util/fs.js';
+import { cacheTarget } from './add.js';
+import { addGitignoreEntry } from './gitignore.js';
+import { hashWorkspace, recordDirectory } from './hashing.js';
+import { allOuts, findPointers } from './pointers.js';
+import type { Repo } from './repo.js';
+
+export interface ReproOptions {
+  /** Stage names; none means every stage. Given names run with their upstream (or downstream). */
+  stages?: string[];
+  /** Run the selected stages even if unchanged. */
+  force?: boolean;
+  /** Only report what would run and why. */
+  dry?: boolean;
+  /** Stages at once (default: number of cores). */
+  jobs?: number;
+  /** After a failure, go on with stages that do not depend on it. */
+  keepGoing?: boolean;
+  /** With stage names: also everything downstream of them, instead of upstream. */
+  downstream?: boolean;
+  /** Use the run-cache (default true). */
+  runCache?: boolean;
+  signal?: AbortSignal;
+  onEvent?: (e: ReproEvent) => void;
+  /** Injectable runners (tests, other back ends). */
+  runners?: { local?: StageRunner; docker?: StageRunner & DockerImages };
+}
+
+export type ReproEvent =
+  | { type: 'plan'; stage: string; reasons: string[] }
+  | { type: 'skip'; stage: string }
+  | { type: 'start'; stage: string; reasons: string[]; where: 'local' | 'docker' }
+  | { type: 'output'; stage: string; chunk: Buffer; stream: 'stdout' | 'stderr' }
+  | { type: 'restored'; stage: string }
+  | { type: 'done'; stage: string; seconds: number }
+  | { type: 'failed'; stage: string; message: string; logTail: string[] };
+
+export interface ReproResult {
+  ran: string[];
+  restored: string[];
+  skipped: string[];
+  failed: { stage: string; error: string; log?: string }[];
+  /** Not run because a stage they depend on failed, or the run was interrupted. */
+  blocked: string[];
+  /** With `dry`: every selected stage with the reasons it would run (empty: up to date). */
+  plan?: { stage: string; reasons: string[] }[];
+}
+
+/** Loads tdv.yaml and builds its DAG, checking outputs against the pointers. Undefined without a pipeline. */
+export async function loadDag(repo: Repo): Promise<Dag | undefined> {
+  const pipeline = await loadPipeline(repo.root);
+  if (!pipeline) return undefined;
+  const tracked = new Map(allOuts(repo, await findPointers(repo, { withLock: false })).map((o) => [o.rel, repo.rel(o.ptr.file)]));
+  return buildDag(pipeline, tracked);
+}
+
+/**
+ * Runs the stages whose inputs changed, and everything downstream that then
+ * changes, in dependency order with up to `jobs` at once:
+ *
+ *   ready = every upstream stage finished  ->  check (cheapest first)
+ *     unchanged              -> skip
+ *     same inputs run before -> restore outputs from the run-cache
+ *     otherwise              -> remove outputs, run, cache outputs, record in tdv.lock
+ *
+ * tdv.lock is written after each stage that succeeds, so an interrupted run
+ * keeps what finished and records nothing for what did not.
+ */
+export async function reproduce(repo: Repo, opts: ReproOptions = {}): Promise<ReproResult> {
+  return repo.withLock('repro', async () => {
+    const dag = await loadDag(repo);
+    if (!dag) throw new TdvError('NO_PIPELINE', `no ${'tdv.yaml'} in ${repo.root}; declare stages there first (see \`tdv repro --help\`)`);
+    for (const n of opts.stages ?? []) {
+      if (!dag.stages.has(n)) throw new UsageError(`unknown stage "${n}"; stages in tdv.yaml: ${[...dag.stages.keys()].join(', ') || '(none)'}`);
+    }
+    const names = opts.stages?.length ? (opts.downstream ? withDownstream(dag, opts.stages) : withUpstream(dag, opts.stages)) : dag.order;
+    const run = new Run(repo, dag, await readLock(repo.root), opts);
+    try {
+      return opts.dry ? await run.plan(names) : await run.execute(names);
+    } finally {
+      repo.statCache.save();
+    }
+  });
+}
+
+class Run {
+  private readonly params: ParamsReader;
+  private readonly runCache: RunCache;
+  private readonly images = new Map<string, Promise<string>>();
+  private docker?: StageRunner & DockerImages;
+  private local?: StageRunner;
+  private readonly emit: (e: ReproEvent) => void;
+
+  constructor(
+    private readonly repo: Repo,
+    private readonly dag: Dag,
+    private readonly lock: LockFile,
+    private readonly opts: ReproOptions,
+  ) {
+    this.params = new ParamsReader(repo.root);
+    this.runCache = new RunCache(path.join(repo.cacheDir, 'runs'));
+    this.emit = opts.onEvent ?? (() => {});
+    this.docker = opts.runners?.docker;
+    this.local = opts.runners?.local;
+  }
+
+  private ctx(dry: boolean): CheckContext {
+    return {
+      params: this.params,
+      hashPath: (rel) => this.hashPath(rel),
+      imageId: (stage) => this.imageId(stage, dry),
+    };
+  }
+
+  async hashPath(rel: string): Promise<LockedPath | undefined> {
+    const st = await hashWorkspace(this.repo, { abs: path.join(this.repo.root, rel), rel });
+    if (st.kind === 'missing' || st.kind === 'other') return undefined;
+    return st.kind === 'dir' ? { path: rel, sha256: st.oid, size: st.size, nfiles: st.nfiles } : { path: rel, sha256: st.oid, size: st.size };
+  }
+
+  private async dockerRunner(): Promise<StageRunner & DockerImages> {
+    if (!this.docker) {
+      const { DockerRunner } = await import('../stages/runners/docker.js');
+      this.docker = new DockerRunner();
+    }
+    return this.docker!;
+  }
+
+  private async localRunner(): Promise<StageRunner> {
+    if (!this.local) {
+      const { LocalRunner } = await import('../stages/runners/local.js');
+      this.local = new LocalRunner();
+    }
+    return this.local!;
+  }
+
+  /** The image ID a stage runs in: resolved (`image`) or built (`build`) once per run. */
+  private imageId(stage: Stage, _dry: boolean): Promise<string | undefined> {
+    if (!stage.image && !stage.build) return Promise.resolve(undefined);
+    const key = stage.image ? `image:${stage.image}` : `build:${stage.build!.context}:${stage.build!.dockerfile ?? ''}`;
+    let id = this.images.get(key);
+    if (!id) {
+      id = (async () => {
+        const docker = await this.dockerRunner();
+        if (stage.image) return docker.resolveImage(stage.image);
+        const b = stage.build!;
+        const built = await docker.buildImage(path.join(this.repo.root, b.context), { dockerfile: b.dockerfile, signal: this.opts.signal });
+        return built.id;
+      })();
+      this.images.set(key, id);
+    }
+    return id;
+  }
+
+  /** --dry: every selected stage and why it would run; downstream of a stage that would run is marked too. */
+  async plan(names: string[]): Promise<ReproResult> {
+    const plan: { stage: string; reasons: string[] }[] = [];
+    const willRun = new Set<string>();
+    for (const n of names) {
+      const stage = this.dag.stages.get(n)!;
+      const check = this.opts.force ? { reasons: ['forced'] } : await checkStage(stage, this.lock.get(n), this.ctx(true), true);
+      const reasons = [...check.reasons];
+      const up = [...this.dag.upstream.get(n)!].filter((u) => willRun.has(u));
+      if (up.length && !reasons.length) reasons.push(`upstream will run: ${up.join(', ')}`);
+      if (reasons.length) willRun.add(n);
+      plan.push({ stage: n, reasons });
+      this.emit({ type: 'plan', stage: n, reasons });
+    }
+    return { ran: [], restored: [], skipped: plan.filter((p) => !p.reasons.length).map((p) => p.stage), failed: [], blocked: [], plan };
+  }
+
+  async execute(names: string[]): Promise<ReproResult> {
+    const res: ReproResult = { ran: [], restored: [], skipped: [], failed: [], blocked: [] };
+    const selected = new Set(names);
+    const state = new Map<string, 'pending' | 'running' | 'ok' | 'failed' | 'blocked'>(names.map((n) => [n, 'pending']));
+    const jobs = Math.max(1, this.opts.jobs ?? (await import('node:os')).availableParallelism());
+    const running = new Map<string, Promise<void>>();
+    let stop = false;
+    const ups = (n: string) => [...this.dag.upstream.get(n)!].filter((u) => selected.has(u));
+    for (;;) {
+      if (this.opts.signal?.aborted) stop = true;
+      for (const n of names) {
+        if (state.get(n) !== 'pending') continue;
+        const u = ups(n).map((x) => state.get(x));
+        if (u.some((s) => s === 'failed' || s === 'blocked')) {
+          state.set(n, 'blocked');
+          res.blocked.push(n);
+          continue;
+        }
+        if (stop || running.size >= jobs || u.some((s) => s !== 'ok')) continue;
+        state.set(n, 'running');
+        running.set(
+          n,
+          this.stage(n, res).then(
+            (ok) => {
+              state.set(n, ok ? 'ok' : 'failed');
+              if (!ok && !this.opts.keepGoing) stop = true;
+              running.delete(n);
+            },
+            (err: unknown) => {
+              running.delete(n);
+              throw err;
+            },
+          ),
+        );
+      }
+      if (running.size === 0) break;
+      await Promise.race(running.values());
+    }
+    for (const n of names) {
+      if (state.get(n) === 'pending') {
+        state.set(n, 'blocked');
+        res.blocked.push(n);
+      }
+    }
+    return res;
+  }
+
+  /** Checks, then skips, restores or runs one stage. True when it ends up up to date. */
+  private async stage(name: string, res: ReproResult): Promise<boolean> {
+    const stage = this.dag.stages.get(name)!;
+    const locked = this.lock.get(name);
+    const check = await checkStage(stage, locked, this.ctx(false));
+    if (check.missingDeps.length) {
+      const msg = `stage "${name}": ${check.missingDeps.join(', ')} ${check.missingDeps.length === 1 ? 'does' : 'do'} not exist and no stage produces ${check.missingDeps.length === 1 ? 'it' : 'them'}`;
+      res.failed.push({ stage: name, error: msg });
+      this.emit({ type: 'failed', stage: name, message: msg, logTail: [] });
+      return false;
+    }
+    const reasons = this.opts.force ? ['forced', ...check.reasons] : check.reasons;
+    if (reasons.length === 0) {
+      res.skipped.push(name);
+      this.emit({ type: 'skip', stage: name });
+      return true;
+    }
+    const inputs = check.inputs!;
+    const key = RunCache.key(stage, inputs);
+    if (this.opts.runCache !== false && !this.opts.force) {
+      const hit = this.runCache.get(key);
+      if (hit && (await this.restore(hit))) {
+        await this.record(stage, inputs, hit.outs, hit.metrics);
+        res.restored.push(name);
+        this.emit({ type: 'restored', stage: name });
+        return true;
+      }
+    }
+    const started = Date.now();
+    const where = inputs.image ? 'docker' : 'local';
+    this.emit({ type: 'start', stage: name, reasons, where });
+    for (const o of [...stage.outs, ...stage.metrics]) {
+      const abs = path.join(this.repo.root, o);
+      fs.rmSync(abs, { recursive: true, force: true });
+      fs.mkdirSync(path.dirname(abs), { recursive: true });
+    }
+    const logDir = path.join(this.repo.tdvDir, 'logs');
+    fs.mkdirSync(logDir, { recursive: true });
+    addGitignoreEntry(this.repo.tdvDir, 'logs');
+    const logFile = path.join(logDir, `${name}.log`);
+    const log = fs.openSync(logFile, 'w');
+    let result;
+    try {
+      const runner = inputs.image ? await this.dockerRunner() : await this.localRunner();
+      result = await runner.run({
+        stage: name,
+        cmd: stage.cmd,
+        root: this.repo.root,
+        cwd: path.join(this.repo.root, stage.wdir),
+        env: stage.env,
+        image: inputs.image,
+        signal: this.opts.signal,
+        onOutput: (chunk, stream) => {
+          fs.writeSync(log, chunk);
+          this.emit({ type: 'output', stage: name, chunk, stream });
+        },
+      });
+    } catch (err) {
+      fs.closeSync(log);
+      if (!(err instanceof TdvError)) throw err;
+      res.failed.push({ stage: name, error: err.message, log: this.repo.rel(logFile) });
+      this.emit({ type: 'failed', stage: name, message: err.message, logTail: tail(logFile) });
+      return false;
+    }
+    fs.closeSync(log);
+    const fail = (message: string) => {
+      res.failed.push({ stage: name, error: message, log: this.repo.rel(logFile) });
+      this.emit({ type: 'failed', stage: name, message, logTail: tail(logFile) });
+      return false;
+    };
+    if (this.opts.signal?.aborted) return fail(`stage "${name}" was interrupted; nothing was recorded for it`);
+    if (result.exitCode !== 0) return fail(`stage "${name}" failed: ${result.signal ? `killed by ${result.signal}` : `exit code ${result.exitCode}`} (log: ${this.repo.rel(logFile)})`);
+    const missing = [...stage.outs, ...stage.metrics].filter((o) => !fs.existsSync(path.join(this.repo.root, o)));
+    if (missing.length) return fail(`stage "${name}" did not produce ${missing.join(', ')}, which tdv.yaml declares (log: ${this.repo.rel(logFile)})`);
+    const outs: LockedPath[] = [];
+    for (const o of stage.outs) {
+      const abs = path.join(this.repo.root, o);
+      const st = await cacheTarget(this.repo, abs, o);
+      outs.push(st.kind === 'dir' ? { path: o, sha256: st.oid, size: st.size, nfiles: st.nfiles } : { path: o, sha256: st.oid, size: st.size });
+      addGitignoreEntry(path.dirname(abs), path.basename(abs));
+    }
+    // Metrics stay plain files in Git; a copy goes into the cache so the run-cache can restore them.
+    const metrics: LockedPath[] = [];
+    for (const m of stage.metrics) {
+      const st = await hashWorkspace(this.repo, { abs: path.join(this.repo.root, m), rel: m }, { write: 'store' });
+      if (st.kind !== 'file') return fail(`metrics ${m} of stage "${name}" must be a file`);
+      metrics.push({ path: m, sha256: st.oid, size: st.size });
+    }
+    await this.record(stage, inputs, outs, metrics);
+    this.runCache.put(key, { outs, metrics });
+    res.ran.push(name);
+    this.emit({ type: 'done', stage: name, seconds: (Date.now() - started) / 1000 });
+    return true;
+  }
+
+  private async record(stage: Stage, inputs: StageInputs, outs: LockedPath[], metrics: LockedPath[]): Promise<void> {
+    this.lock.set(stage.name, { cmd: stage.cmd, ...(inputs.image ? { image: inputs.image } : {}), deps: inputs.deps, params: inputs.params, outs, metrics });
+    await writeLock(this.repo.root, this.lock);
+  }
+
+  /** Puts a run-cache entry's outputs in place from the cache; false if any object is missing. */
+  private async restore(entry: { outs: LockedPath[]; metrics: LockedPath[] }): Promise<boolean> {
+    const store = this.repo.store;
+    for (const o of [...entry.outs, ...entry.metrics]) if (!store.hasAll(o.sha256)) return false;
+    const linker = this.repo.linker();
+    for (const o of entry.outs) {
+      const abs = path.join(this.repo.root, o.path);
+      fs.rmSync(abs, { recursive: true, force: true });
+      fs.mkdirSync(path.dirname(abs), { recursive: true });
+      if (!isDirOid(o.sha256)) {
+        linker.link(store.pathOf(o.sha256), abs);
+        continue;
+      }
+      const entries = store.readManifest(o.sha256);
+      for (const e of entries) {
+        const dest = path.join(abs, ...e.relpath.split('/'));
+        fs.mkdirSync(path.dirname(dest), { recursive: true });
+        linker.link(store.pathOf(e.sha256), dest, e.isexec);
+      }
+      await recordDirectory(this.repo, { abs, rel: o.path }, { oid: o.sha256, size: o.size, nfiles: o.nfiles ?? entries.length, entries }, undefined, () => false);
+      addGitignoreEntry(path.dirname(abs), path.basename(abs));
+    }
+    for (const m of entry.metrics) {
+      const abs = path.join(this.repo.root, m.path);
+      rmQuiet(abs);
+      fs.mkdirSync(path.dirname(abs), { recursive: true });
+      fs.copyFileSync(store.pathOf(m.sha256), abs);
+      fs.chmodSync(abs, 0o644);
+    }
+    return true;
+  }
+}
+
+/** The last lines of a stage's log, for the failure message. */
+function tail(file: string, n = 10): string[] {
+  try {
+    const text = fs.readFileSync(file, 'utf8');
+    return text.split('\n').filter((l, i, a) => l !== '' || i < a.length - 1).slice(-n);
+  } catch {
+    return [];
+  }
+}
+

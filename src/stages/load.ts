@@ -1,0 +1,179 @@
+import path from 'node:path';
+import { FormatError } from '../errors.js';
+import { isInside, readTextOrUndefined, toPosix } from '../util/fs.js';
+import { parseYaml, type YamlFile } from '../util/yaml.js';
+
+export const PIPELINE_FILE = 'tdv.yaml';
+export const PARAMS_FILE = 'params.yaml';
+
+/** One stage of `tdv.yaml`, validated, its paths repo-relative (POSIX). */
+export interface Stage {
+  name: string;
+  cmd: string;
+  /** A Docker image reference; absent (and no `build`) means the command runs locally. */
+  image?: string;
+  /** Build the image from a local Dockerfile: repo-relative context directory. */
+  build?: { context: string; dockerfile?: string };
+  deps: string[];
+  /** params.yaml keys (or other files') the stage reads. */
+  params: { file: string; keys: string[] }[];
+  /** Cached outputs. */
+  outs: string[];
+  /** Small JSON results kept in Git, not cached. */
+  metrics: string[];
+  env: Record<string, string>;
+  /** Repo-relative working directory (`.` for the root). Paths in the stage are relative to it. */
+  wdir: string;
+  /** `tdv.yaml:line:col` of the stage, for messages. */
+  where: string;
+}
+
+export interface Pipeline {
+  file: string;
+  stages: Map<string, Stage>;
+}
+
+const STAGE_KEYS = ['cmd', 'image', 'build', 'deps', 'params', 'outs', 'metrics', 'env', 'wdir'] as const;
+const STAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * Loads and validates `tdv.yaml` at the repository root. Every error names
+ * the file, line and column and says what to write instead. Returns undefined
+ * when there is no pipeline file. Graph checks (duplicate outputs, cycles,
+ * overlap with pointers) are in graph.ts.
+ */
+export async function loadPipeline(root: string): Promise<Pipeline | undefined> {
+  const file = path.join(root, PIPELINE_FILE);
+  const text = readTextOrUndefined(file);
+  if (text === undefined) return undefined;
+  const shown = PIPELINE_FILE;
+  const y = await parseYaml(text, shown);
+  const stages = new Map<string, Stage>();
+  const v = y.value;
+  if (v === null || v === undefined) return { file, stages };
+  const at = (keys: (string | number)[]) => where(y, shown, keys);
+  if (typeof v !== 'object' || Array.isArray(v)) throw new FormatError(shown, 'must be a mapping with a "stages" key');
+  for (const k of Object.keys(v)) if (k !== 'stages') throw new FormatError(at([k]), `unknown key "${k}"`, 'The top level of tdv.yaml has only "stages"');
+  const body = (v as { stages?: unknown }).stages;
+  if (body === null || body === undefined) return { file, stages };
+  if (typeof body !== 'object' || Array.isArray(body)) throw new FormatError(at(['stages']), '"stages" must be a mapping of stage names to stages');
+  for (const [name, raw] of Object.entries(body as Record<string, unknown>)) {
+    stages.set(name, parseStage(root, name, raw, (keys) => at(['stages', name, ...keys])));
+  }
+  return { file, stages };
+}
+
+function where(y: YamlFile, file: string, keys: (string | number)[]): string {
+  for (let n = keys.length; n > 0; n--) {
+    const pos = y.posOf(keys.slice(0, n));
+    if (pos) return `${file}:${pos.line}:${pos.col}`;
+  }
+  return file;
+}
+
+function parseStage(root: string, name: string, raw: unknown, at: (keys: (string | number)[]) => string): Stage {
+  if (!STAGE_NAME.test(name)) {
+    throw new FormatError(at([]), `stage name ${JSON.stringify(name)} is not allowed`, 'Use letters, digits, ".", "_" and "-", starting with a letter or digit (at most 64)');
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FormatError(at([]), `stage "${name}" must be a mapping with at least "cmd"`);
+  const r = raw as Record<string, unknown>;
+  for (const k of Object.keys(r)) {
+    if (!(STAGE_KEYS as readonly string[]).includes(k)) throw new FormatError(at([k]), `unknown key "${k}" in stage "${name}"`, `Known keys: ${STAGE_KEYS.join(', ')}`);
+  }
+  const str = (k: string, v: unknown): string => {
+    if (typeof v !== 'string' || v.trim() === '') throw new FormatError(at([k]), `"${k}" of stage "${name}" must be a non-empty string`);
+    return v;
+  };
+  if (r.cmd === undefined) throw new FormatError(at([]), `stage "${name}" has no "cmd"`, 'Add the command to run, e.g. cmd: sh scripts/run.sh');
+  const cmd = str('cmd', r.cmd);
+  if (r.image !== undefined && r.build !== undefined) {
+    throw new FormatError(at(['build']), `stage "${name}" has both "image" and "build"`, 'Name an image or build one, not both');
+  }
+  const wdirRaw = r.wdir === undefined ? '.' : str('wdir', r.wdir);
+  const wdir = repoPath(root, '.', wdirRaw, at(['wdir']), name, 'wdir');
+  const list = (k: 'deps' | 'outs' | 'metrics'): string[] => {
+    const v = r[k];
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v)) throw new FormatError(at([k]), `"${k}" of stage "${name}" must be a list of paths`);
+    const seen = new Set<string>();
+    return v.map((p, i) => {
+      if (typeof p !== 'string' || p.trim() === '') throw new FormatError(at([k, i]), `entry ${i + 1} of "${k}" in stage "${name}" must be a path`);
+      const rel = repoPath(root, wdir, p, at([k, i]), name, k);
+      if (seen.has(rel)) throw new FormatError(at([k, i]), `stage "${name}" lists ${rel} twice in "${k}"`);
+      seen.add(rel);
+      return rel;
+    });
+  };
+  let build: Stage['build'];
+  if (r.build !== undefined) {
+    if (typeof r.build === 'string') build = { context: repoPath(root, wdir, r.build, at(['build']), name, 'build') };
+    else if (typeof r.build === 'object' && r.build !== null && !Array.isArray(r.build)) {
+      const b = r.build as Record<string, unknown>;
+      for (const k of Object.keys(b)) if (k !== 'context' && k !== 'dockerfile') throw new FormatError(at(['build', k]), `unknown key "${k}" in "build"`, 'Known keys: context, dockerfile');
+      if (typeof b.context !== 'string') throw new FormatError(at(['build']), `"build" of stage "${name}" needs "context": the directory holding the Dockerfile`);
+      const context = repoPath(root, wdir, b.context, at(['build', 'context']), name, 'build.context');
+      if (b.dockerfile !== undefined && typeof b.dockerfile !== 'string') throw new FormatError(at(['build', 'dockerfile']), '"dockerfile" must be a path');
+      build = b.dockerfile === undefined ? { context } : { context, dockerfile: b.dockerfile as string };
+    } else throw new FormatError(at(['build']), `"build" of stage "${name}" must be a directory or {context, dockerfile}`);
+  }
+  return {
+    name,
+    cmd,
+    ...(r.image !== undefined ? { image: str('image', r.image) } : {}),
+    ...(build ? { build } : {}),
+    deps: list('deps'),
+    params: parseParams(r.params, name, at, root, wdir),
+    outs: list('outs'),
+    metrics: list('metrics'),
+    env: parseEnv(r.env, name, at),
+    wdir,
+    where: at([]),
+  };
+}
+
+/** `path` (relative to `wdir`) as a repo-relative POSIX path; errors for paths leaving the repo or into .git/.tdv. */
+function repoPath(root: string, wdir: string, p: string, at: string, stage: string, key: string): string {
+  if (path.isAbsolute(p)) throw new FormatError(at, `${key} path ${JSON.stringify(p)} of stage "${stage}" is absolute`, 'Write it relative to the stage\'s wdir');
+  const abs = path.resolve(root, wdir, p);
+  if (!isInside(root, abs)) throw new FormatError(at, `${key} path ${JSON.stringify(p)} of stage "${stage}" is outside the repository`, 'Stages read and write only inside the repository');
+  const rel = toPosix(path.relative(root, abs)) || '.';
+  if (/^(\.git|\.tdv)(\/|$)/.test(rel)) throw new FormatError(at, `${key} path ${JSON.stringify(p)} of stage "${stage}" is inside ${rel.split('/')[0]}/`, 'Use a path in the workspace');
+  if (key !== 'wdir' && rel === '.') throw new FormatError(at, `${key} of stage "${stage}" names the whole repository`, 'Name the files or directories it uses');
+  return rel;
+}
+
+function parseParams(v: unknown, name: string, at: (keys: (string | number)[]) => string, root: string, wdir: string): Stage['params'] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new FormatError(at(['params']), `"params" of stage "${name}" must be a list of keys or {file: [keys]}`);
+  const byFile = new Map<string, Set<string>>();
+  const addKey = (file: string, key: unknown, pos: string) => {
+    if (typeof key !== 'string' || key.trim() === '') throw new FormatError(pos, `a params key of stage "${name}" must be a non-empty string such as sales.price`);
+    let keys = byFile.get(file);
+    if (!keys) byFile.set(file, (keys = new Set()));
+    keys.add(key);
+  };
+  v.forEach((item, i) => {
+    if (typeof item === 'string') addKey(repoPath(root, wdir, PARAMS_FILE, at(['params', i]), name, 'params'), item, at(['params', i]));
+    else if (typeof item === 'object' && item !== null && !Array.isArray(item)) {
+      for (const [file, keys] of Object.entries(item)) {
+        const f = repoPath(root, wdir, file, at(['params', i, file]), name, 'params');
+        if (!Array.isArray(keys)) throw new FormatError(at(['params', i, file]), `params of ${file} in stage "${name}" must be a list of keys`);
+        keys.forEach((k) => addKey(f, k, at(['params', i, file])));
+      }
+    } else throw new FormatError(at(['params', i]), `entry ${i + 1} of "params" in stage "${name}" must be a key or {file: [keys]}`);
+  });
+  return [...byFile].map(([file, keys]) => ({ file, keys: [...keys].sort() })).sort((a, b) => (a.file < b.file ? -1 : 1));
+}
+
+function parseEnv(v: unknown, name: string, at: (keys: (string | number)[]) => string): Record<string, string> {
+  if (v === undefined || v === null) return {};
+  if (typeof v !== 'object' || Array.isArray(v)) throw new FormatError(at(['env']), `"env" of stage "${name}" must be a mapping of variable names to values`);
+  const out: Record<string, string> = {};
+  for (const [k, val] of Object.entries(v)) {
+    if (!ENV_NAME.test(k)) throw new FormatError(at(['env', k]), `${JSON.stringify(k)} is not a valid environment variable name`, 'Use letters, digits and "_", not starting with a digit');
+    if (typeof val !== 'string' && typeof val !== 'number' && typeof val !== 'boolean') throw new FormatError(at(['env', k]), `env ${k} of stage "${name}" must be a string, number or boolean`);
+    out[k] = String(val);
+  }
+  return out;
+}

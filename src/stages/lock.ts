@@ -1,0 +1,111 @@
+import path from 'node:path';
+import { FormatError } from '../errors.js';
+import { isSafeRelPath } from '../cache/manifest.js';
+import { isHex64, isOid } from '../cache/oid.js';
+import { readTextOrUndefined, writeFileAtomicSync } from '../util/fs.js';
+import { parseYaml } from '../util/yaml.js';
+
+export const LOCK_FILE = 'tdv.lock';
+
+/** A path a stage read or wrote, as it was: file or directory (`nfiles`). */
+export interface LockedPath {
+  path: string;
+  sha256: string;
+  size: number;
+  nfiles?: number;
+}
+
+/** What produced a stage's outputs, as recorded after it last succeeded. */
+export interface LockedStage {
+  cmd: string;
+  /** The image ID actually used (`sha256:...`), for Docker stages. */
+  image?: string;
+  deps: LockedPath[];
+  /** file -> key -> value. */
+  params: Record<string, Record<string, unknown>>;
+  outs: LockedPath[];
+  metrics: LockedPath[];
+}
+
+export type LockFile = Map<string, LockedStage>;
+
+/** Reads `tdv.lock`; an empty map when there is none. Malformed content is an error naming file and line. */
+export async function readLock(root: string): Promise<LockFile> {
+  const file = path.join(root, LOCK_FILE);
+  const text = readTextOrUndefined(file);
+  return text === undefined ? new Map() : parseLock(text, LOCK_FILE);
+}
+
+export async function parseLock(text: string, shown: string): Promise<LockFile> {
+  const y = await parseYaml(text, shown);
+  const out: LockFile = new Map();
+  const v = y.value as { schema?: unknown; stages?: unknown } | null;
+  if (v === null || v === undefined) return out;
+  const at = (keys: (string | number)[]) => {
+    const l = y.lineOf(keys);
+    return l ? `${shown}:${l}` : shown;
+  };
+  const fix = 'Delete it and run `tdv repro` to record the pipeline again, or restore it with `git checkout tdv.lock`';
+  if (typeof v !== 'object' || Array.isArray(v) || typeof v.stages !== 'object' || v.stages === null || Array.isArray(v.stages)) {
+    throw new FormatError(shown, 'is not a tdv lock file (no "stages" mapping)', fix);
+  }
+  for (const [name, raw] of Object.entries(v.stages as Record<string, unknown>)) {
+    const r = raw as Record<string, unknown>;
+    const bad = (key: string, what: string) => new FormatError(at(['stages', name, key]), `stage "${name}": ${what}`, fix);
+    if (typeof r !== 'object' || r === null || typeof r.cmd !== 'string') throw bad('cmd', 'needs a "cmd" string');
+    if (r.image !== undefined && (typeof r.image !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(r.image))) throw bad('image', 'image must be an image ID sha256:<64 hex>');
+    const paths = (key: 'deps' | 'outs' | 'metrics'): LockedPath[] => {
+      const list = r[key] ?? [];
+      if (!Array.isArray(list)) throw bad(key, `"${key}" must be a list`);
+      return list.map((e: unknown) => {
+        const p = e as Record<string, unknown>;
+        if (typeof p?.path !== 'string' || typeof p.sha256 !== 'string' || !(isOid(p.sha256) || isHex64(p.sha256))) throw bad(key, `an entry of "${key}" has no valid path and sha256`);
+        // These paths are written to by checkout and pull: never outside the workspace, never into .git or .tdv.
+        if (!isSafeRelPath(p.path) || /^(\.git|\.tdv)(\/|$)/.test(p.path) || /(^|\/)\.git(\/|$)/.test(p.path)) throw bad(key, `unsafe path ${JSON.stringify(p.path)}`);
+        if (typeof p.size !== 'number' || !Number.isSafeInteger(p.size) || p.size < 0) throw bad(key, `${p.path}: invalid size`);
+        if (p.nfiles !== undefined && (typeof p.nfiles !== 'number' || !Number.isSafeInteger(p.nfiles) || p.nfiles < 0)) throw bad(key, `${p.path}: invalid nfiles`);
+        return { path: p.path, sha256: p.sha256, size: p.size, ...(p.nfiles !== undefined ? { nfiles: p.nfiles as number } : {}) };
+      });
+    };
+    const params = r.params ?? {};
+    if (typeof params !== 'object' || params === null || Array.isArray(params)) throw bad('params', '"params" must be a mapping of files to values');
+    out.set(name, {
+      cmd: r.cmd,
+      ...(r.image ? { image: r.image as string } : {}),
+      deps: paths('deps'),
+      params: params as Record<string, Record<string, unknown>>,
+      outs: paths('outs'),
+      metrics: paths('metrics'),
+    });
+  }
+  return out;
+}
+
+/**
+ * Writes `tdv.lock` atomically: stages by name, paths sorted, keys in a fixed
+ * order, so a diff shows exactly what changed.
+ */
+export async function writeLock(root: string, lock: LockFile): Promise<void> {
+  const { stringify } = await import('yaml');
+  const stages: Record<string, unknown> = {};
+  for (const name of [...lock.keys()].sort()) {
+    const s = lock.get(name)!;
+    const sortPaths = (l: LockedPath[]) =>
+      [...l].sort((a, b) => (a.path < b.path ? -1 : 1)).map((p) => ({ path: p.path, sha256: p.sha256, size: p.size, ...(p.nfiles !== undefined ? { nfiles: p.nfiles } : {}) }));
+    const params: Record<string, Record<string, unknown>> = {};
+    for (const f of Object.keys(s.params).sort()) {
+      params[f] = {};
+      for (const k of Object.keys(s.params[f]!).sort()) params[f]![k] = s.params[f]![k];
+    }
+    stages[name] = {
+      cmd: s.cmd,
+      ...(s.image ? { image: s.image } : {}),
+      ...(s.deps.length ? { deps: sortPaths(s.deps) } : {}),
+      ...(Object.keys(params).length ? { params } : {}),
+      ...(s.outs.length ? { outs: sortPaths(s.outs) } : {}),
+      ...(s.metrics.length ? { metrics: sortPaths(s.metrics) } : {}),
+    };
+  }
+  const text = `# Written by tdv repro: what produced each stage's outputs. Commit it with tdv.yaml.\n${stringify({ schema: 1, stages }, { lineWidth: 0 })}`;
+  writeFileAtomicSync(path.join(root, LOCK_FILE), text);
+}

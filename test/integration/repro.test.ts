@@ -1,0 +1,157 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { tripsCsv } from '../../fixtures/bikeshare/generate.mjs';
+import { read, tdv, write } from '../helpers/repo.js';
+import { expectOneLineError, isReadOnly, newRepo, objPath, sha } from '../helpers/expect.js';
+import { bikeshareRepo } from '../helpers/pipeline.js';
+
+const lockOf = (dir: string) => read(dir, 'tdv.lock');
+
+describe('tdv repro (local stages)', () => {
+  it('first run executes every stage in order, caches outputs and records tdv.lock', async () => {
+    const dir = await bikeshareRepo();
+    const r = await tdv(dir, 'repro');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.match(/^running (\w+)/gm)).toEqual(['running sales', 'running join', 'running report']);
+    expect(r.stdout.trim().split('\n').at(-1)).toBe('Ran 3 stages, 0 unchanged.');
+    const report = JSON.parse(read(dir, 'metrics/report.json'));
+    expect(report.worst_days.map((d: { date: string }) => d.date)).toEqual(['2024-07-30', '2024-07-31']);
+    const lock = lockOf(dir);
+    expect(lock).toContain('cmd: sh scripts/sales.sh data/trips params.yaml out/sales.csv');
+    expect(lock).toContain(`sha256: ${sha(read(dir, 'out/sales.csv'))}`);
+    expect(lock).toContain('sales.price: 4.25');
+    expect(fs.existsSync(objPath(dir, sha(read(dir, 'out/joined.csv'))))).toBe(true);
+    expect(read(dir, 'out/.gitignore')).toContain('/sales.csv');
+    expect(fs.existsSync(path.join(dir, '.tdv', 'logs', 'sales.log'))).toBe(true);
+  });
+
+  it('a second run does nothing', async () => {
+    const dir = await bikeshareRepo();
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    const before = lockOf(dir);
+    const r = await tdv(dir, 'repro');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('Pipeline is up to date.');
+    expect(lockOf(dir)).toBe(before);
+  });
+
+  it('changing one day of trips reruns the stages downstream of it only', async () => {
+    const dir = await bikeshareRepo();
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    write(dir, 'data/trips/2024-07-31.csv', tripsCsv(31, 90));
+    const dry = await tdv(dir, 'repro', '--dry');
+    expect(dry.stdout).toContain('would run sales: deps changed: data/trips');
+    expect(dry.stdout).toContain('would run join: upstream will run: sales');
+    const r = await tdv(dir, 'repro');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.match(/^running (\w+)/gm)).toEqual(['running sales', 'running join', 'running report']);
+  });
+
+  it('a change that does not alter an output stops the rerun there', async () => {
+    const dir = await bikeshareRepo();
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    // Same script behaviour, different bytes: sales reruns, produces the same output, join is skipped.
+    fs.appendFileSync(path.join(dir, 'scripts/sales.sh'), '# a comment\n');
+    const r = await tdv(dir, 'repro');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.match(/^running (\w+)/gm)).toEqual(['running sales']);
+    expect(r.stdout).toContain('Ran 1 stage, 2 unchanged.');
+  });
+
+  it('a changed param reruns its stage and says which', async () => {
+    const dir = await bikeshareRepo();
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    write(dir, 'params.yaml', 'sales:\n  price: 5.00\n');
+    const r = await tdv(dir, 'repro');
+    expect(r.stdout).toContain('running sales: params changed: sales.price');
+    expect(lockOf(dir)).toContain('sales.price: 5');
+  });
+
+  it('restores outputs from the run-cache after a revert instead of rerunning', async () => {
+    const dir = await bikeshareRepo();
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    const v1 = read(dir, 'out/sales.csv');
+    write(dir, 'params.yaml', 'sales:\n  price: 5.00\n');
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    write(dir, 'params.yaml', 'sales:\n  price: 4.25   # dollars per trip\n');
+    const r = await tdv(dir, 'repro');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('restored sales from the run-cache');
+    expect(r.stdout).not.toMatch(/^running/m);
+    expect(read(dir, 'out/sales.csv')).toBe(v1);
+    const noCache = await tdv(dir, 'repro', '--force', 'sales', '--no-run-cache');
+    expect(noCache.stdout).toContain('running sales: forced');
+  });
+
+  it('a stage that fails stops the run with its log tail; --keep-going runs independent stages', async () => {
+    const dir = await newRepo();
+    write(dir, 'tdv.yaml', 'stages:\n  bad:\n    cmd: echo boom >&2; exit 3\n    outs: [a.txt]\n  after:\n    cmd: cp a.txt b.txt\n    deps: [a.txt]\n    outs: [b.txt]\n  other:\n    cmd: echo ok > c.txt\n    outs: [c.txt]\n');
+    const r = await tdv(dir, 'repro', '-j', '1');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('stage "bad" failed: exit code 3 (log: .tdv/logs/bad.log)');
+    expect(r.stderr).toContain('bad | boom');
+    expect(r.stderr.trim().split('\n').at(-1)).toMatch(/^error: 1 stage failed: bad; not run: after/);
+    const k = await tdv(dir, 'repro', '--keep-going', '-j', '1');
+    expect(k.code).toBe(1);
+    expect(read(dir, 'c.txt')).toBe('ok\n');
+    expect(read(dir, 'tdv.lock')).toContain('other:');
+    expect(read(dir, 'tdv.lock')).not.toContain('bad:');
+  });
+
+  it('a stage that does not produce a declared output fails', async () => {
+    const dir = await newRepo();
+    write(dir, 'tdv.yaml', 'stages:\n  lazy:\n    cmd: "true"\n    outs: [never.txt]\n');
+    const r = await tdv(dir, 'repro');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('stage "lazy" did not produce never.txt, which tdv.yaml declares');
+    expect(fs.existsSync(path.join(dir, 'tdv.lock'))).toBe(false);
+  });
+
+  it('outputs of stages are pushed, pulled and checked out like tracked data', async () => {
+    const dir = await bikeshareRepo();
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    fs.rmSync(path.join(dir, 'out'), { recursive: true });
+    const st = await tdv(dir, 'status');
+    expect(st.stdout).toContain('deleted:');
+    expect((await tdv(dir, 'checkout')).code).toBe(0);
+    expect(fs.existsSync(path.join(dir, 'out/joined.csv'))).toBe(true);
+    expect(isReadOnly(path.join(dir, 'out/joined.csv'))).toBe(false);
+  });
+});
+
+describe('tdv.yaml validation', () => {
+  const bad = async (yaml: string, ...needles: (string | RegExp)[]) => {
+    const dir = await newRepo();
+    write(dir, 'tdv.yaml', yaml);
+    const r = await tdv(dir, 'repro');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, ...needles);
+  };
+  it('names an unknown key with file:line:column', () => bad('stages:\n  a:\n    cmd: x\n    dep: [y]\n', 'tdv.yaml:4:5', 'unknown key "dep"'));
+  it('requires cmd', () => bad('stages:\n  a:\n    outs: [x]\n', 'tdv.yaml:2:3', 'stage "a" has no "cmd"'));
+  it('rejects a wrong type', () => bad('stages:\n  a:\n    cmd: x\n    outs: y\n', 'tdv.yaml:4:5', '"outs" of stage "a" must be a list'));
+  it('rejects a path outside the repository', () => bad('stages:\n  a:\n    cmd: x\n    outs: [../x]\n', 'outside the repository'));
+  it('rejects two stages with the same output', () => bad('stages:\n  a:\n    cmd: x\n    outs: [o]\n  b:\n    cmd: y\n    outs: [o]\n', 'o is an output of both "a" and "b"'));
+  it('names a cycle', () => bad('stages:\n  a:\n    cmd: x\n    deps: [b.txt]\n    outs: [a.txt]\n  b:\n    cmd: y\n    deps: [a.txt]\n    outs: [b.txt]\n', /cycle: (a -> b -> a|b -> a -> b)/));
+  it('rejects image and build together', () => bad('stages:\n  a:\n    cmd: x\n    image: busybox\n    build: docker\n', 'both "image" and "build"'));
+  it('reports YAML syntax errors with a position', () => bad('stages:\n  a:\n    cmd: [x\n', /tdv\.yaml:\d+:\d+: invalid YAML/));
+  it('rejects a stage name that could inject options', () => bad('stages:\n  "--rm":\n    cmd: x\n', 'stage name "--rm" is not allowed'));
+  it('rejects an output that a .tdv pointer tracks', async () => {
+    const dir = await newRepo();
+    write(dir, 'd/x.csv', '1');
+    expect((await tdv(dir, 'add', 'd')).code).toBe(0);
+    write(dir, 'tdv.yaml', 'stages:\n  a:\n    cmd: x\n    outs: [d/y.csv]\n');
+    const r = await tdv(dir, 'repro');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, 'd/y.csv (output of "a") overlaps d, which d.tdv tracks');
+  });
+  it('a corrupt tdv.lock names the file and line', async () => {
+    const dir = await newRepo();
+    write(dir, 'tdv.yaml', 'stages:\n  a:\n    cmd: echo 1 > a.txt\n    outs: [a.txt]\n');
+    write(dir, 'tdv.lock', `schema: 1\nstages:\n  a:\n    cmd: x\n    outs:\n    - path: ../../etc/passwd\n      sha256: ${'a'.repeat(64)}\n      size: 1\n`);
+    const r = await tdv(dir, 'repro');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, 'tdv.lock:5', 'unsafe path');
+  });
+});
