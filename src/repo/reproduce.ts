@@ -57,6 +57,15 @@ export interface ReproResult {
   plan?: { stage: string; reasons: string[] }[];
 }
 
+/** Hashes a stage's dep or output as tdv.lock records it (through the stat cache); undefined when absent. */
+export function stageHasher(repo: Repo): (rel: string) => Promise<LockedPath | undefined> {
+  return async (rel) => {
+    const st = await hashWorkspace(repo, { abs: path.join(repo.root, rel), rel });
+    if (st.kind === 'missing' || st.kind === 'other') return undefined;
+    return st.kind === 'dir' ? { path: rel, sha256: st.oid, size: st.size, nfiles: st.nfiles } : { path: rel, sha256: st.oid, size: st.size };
+  };
+}
+
 /** Loads tdv.yaml and builds its DAG, checking outputs against the pointers. Undefined without a pipeline. */
 export async function loadDag(repo: Repo): Promise<Dag | undefined> {
   const pipeline = await loadPipeline(repo.root);
@@ -123,10 +132,8 @@ class Run {
     };
   }
 
-  async hashPath(rel: string): Promise<LockedPath | undefined> {
-    const st = await hashWorkspace(this.repo, { abs: path.join(this.repo.root, rel), rel });
-    if (st.kind === 'missing' || st.kind === 'other') return undefined;
-    return st.kind === 'dir' ? { path: rel, sha256: st.oid, size: st.size, nfiles: st.nfiles } : { path: rel, sha256: st.oid, size: st.size };
+  hashPath(rel: string): Promise<LockedPath | undefined> {
+    return stageHasher(this.repo)(rel);
   }
 
   private async dockerRunner(): Promise<StageRunner & DockerImages> {

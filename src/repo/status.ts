@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { isDirOid } from '../cache/oid.js';
 import { diffManifests, type ManifestDiff } from '../cache/workspace.js';
 import { hashWorkspace } from './hashing.js';
@@ -17,11 +19,19 @@ export interface DataStatus {
   files?: ManifestDiff;
 }
 
+export interface StageStatus {
+  name: string;
+  /** Why `tdv repro` would run it. */
+  reasons: string[];
+}
+
 export interface StatusResult {
   /** True when nothing needs attention. */
   clean: boolean;
   /** Only outputs with something to report. */
   data: DataStatus[];
+  /** Pipeline stages that changed (only when tdv.yaml exists and no targets were given). */
+  stages?: StageStatus[];
 }
 
 export interface StatusOptions {
@@ -55,6 +65,41 @@ export async function status(repo: Repo, opts: StatusOptions = {}): Promise<Stat
       data.push({ path: s.rel, pointer: repo.rel(s.ptr.file), workspace, cache: cached ? 'ok' : 'missing', ...(files ? { files } : {}) });
     }
   }
+  const stages = opts.targets?.length ? undefined : await stageStatus(repo);
   repo.statCache.save();
-  return { clean: data.length === 0, data };
+  return { clean: data.length === 0 && !stages?.length, data, ...(stages ? { stages } : {}) };
+}
+
+/**
+ * Stages `tdv repro` would run, and why. Docker is not asked: the image ID
+ * recorded in tdv.lock is taken as current (`tdv repro --dry` checks images).
+ */
+async function stageStatus(repo: Repo): Promise<StageStatus[] | undefined> {
+  if (!fs.existsSync(path.join(repo.root, 'tdv.yaml'))) return undefined; // no pipeline: load nothing more
+  const { loadDag, stageHasher } = await import('./reproduce.js');
+  const dag = await loadDag(repo);
+  if (!dag) return undefined;
+  const { readLock } = await import('../stages/lock.js');
+  const { ParamsReader } = await import('../stages/params.js');
+  const { checkStage } = await import('../stages/status.js');
+  const lock = await readLock(repo.root);
+  const params = new ParamsReader(repo.root);
+  const out: StageStatus[] = [];
+  const changed = new Set<string>();
+  for (const name of dag.order) {
+    const stage = dag.stages.get(name)!;
+    const locked = lock.get(name);
+    const check = await checkStage(stage, locked, { params, hashPath: stageHasher(repo), imageId: async () => locked?.image }, true);
+    // A dep another stage produces is not "missing": repro will make it.
+    const unproduced = check.missingDeps.filter((d) => ![...dag.producers.keys()].some((o) => d === o || d.startsWith(`${o}/`)));
+    const reasons = check.reasons.filter((r) => !r.startsWith('deps missing:'));
+    if (unproduced.length) reasons.push(`deps missing: ${unproduced.join(', ')}`);
+    const up = [...dag.upstream.get(name)!].filter((u) => changed.has(u));
+    if (!reasons.length && up.length) reasons.push(`upstream changed: ${up.join(', ')}`);
+    if (reasons.length) {
+      changed.add(name);
+      out.push({ name, reasons });
+    }
+  }
+  return out;
 }

@@ -155,3 +155,60 @@ describe('tdv.yaml validation', () => {
     expectOneLineError(r.stderr, 'tdv.lock:5', 'unsafe path');
   });
 });
+
+describe('tdv repro: parallel stages, status and dag', () => {
+  const twoSleepers = 'stages:\n  a:\n    cmd: date +%s%N > a.txt; sleep 1; date +%s%N >> a.txt\n    outs: [a.txt]\n  b:\n    cmd: date +%s%N > b.txt; sleep 1; date +%s%N >> b.txt\n    outs: [b.txt]\n  both:\n    cmd: cat a.txt b.txt > both.txt\n    deps: [a.txt, b.txt]\n    outs: [both.txt]\n';
+  const span = (dir: string, f: string) => read(dir, f).trim().split('\n').map(BigInt) as [bigint, bigint];
+
+  it('independent stages really overlap in time with -j 2, and not with -j 1', async () => {
+    const dir = await newRepo();
+    write(dir, 'tdv.yaml', twoSleepers);
+    const r = await tdv(dir, 'repro', '-j', '2');
+    expect(r.code, r.stderr).toBe(0);
+    const [a0, a1] = span(dir, 'a.txt');
+    const [b0, b1] = span(dir, 'b.txt');
+    expect(a0 < b1 && b0 < a1).toBe(true);
+    expect(read(dir, 'both.txt')).toBe(read(dir, 'a.txt') + read(dir, 'b.txt'));
+    const seq = await tdv(dir, 'repro', '-j', '1', '--force', '--no-run-cache');
+    expect(seq.code, seq.stderr).toBe(0);
+    const [c0, c1] = span(dir, 'a.txt');
+    const [d0, d1] = span(dir, 'b.txt');
+    expect(c1 <= d0 || d1 <= c0).toBe(true);
+  });
+
+  it('status lists changed stages and why; clean after repro', async () => {
+    const dir = await bikeshareRepo();
+    const before = await tdv(dir, 'status', '--json');
+    expect(JSON.parse(before.stdout).stages).toEqual([
+      { name: 'sales', reasons: ['never run'] },
+      { name: 'join', reasons: ['never run'] },
+      { name: 'report', reasons: ['never run'] },
+    ]);
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    expect((await tdv(dir, 'status')).stdout.trim()).toBe('Data and pipelines are up to date.');
+    write(dir, 'params.yaml', 'sales:\n  price: 1\n');
+    const after = await tdv(dir, 'status');
+    expect(after.stdout).toContain('sales: params changed: sales.price');
+    expect(after.stdout).toContain('join: upstream changed: sales');
+  });
+
+  it('dag prints the graph as text, DOT and Mermaid', async () => {
+    const dir = await bikeshareRepo();
+    expect((await tdv(dir, 'dag')).stdout).toBe('sales\njoin  <- sales\nreport  <- join\n');
+    const dot = (await tdv(dir, 'dag', '--dot')).stdout;
+    expect(dot).toContain('"sales" -> "join";');
+    expect(dot).toContain('"join" -> "report";');
+    expect((await tdv(dir, 'dag', '--mermaid')).stdout).toBe('flowchart LR\n  s0["sales"]\n  s1["join"]\n  s2["report"]\n  s0 --> s1\n  s1 --> s2\n');
+  });
+
+  it('only the named stage and its upstream run; --downstream runs what follows', async () => {
+    const dir = await bikeshareRepo();
+    const r = await tdv(dir, 'repro', 'join');
+    expect(r.stdout.match(/^running (\w+)/gm)).toEqual(['running sales', 'running join']);
+    const d = await tdv(dir, 'repro', 'join', '--downstream', '--force');
+    expect(d.stdout.match(/^running (\w+)/gm)).toEqual(['running join', 'running report']);
+    const u = await tdv(dir, 'repro', 'nope');
+    expect(u.code).toBe(2);
+    expectOneLineError(u.stderr, 'unknown stage "nope"', 'sales, join, report');
+  });
+});

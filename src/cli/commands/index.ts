@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { registerAdd } from './add.js';
 import { registerCheckout } from './checkout.js';
+import { registerDag } from './dag.js';
 import { registerFetch } from './fetch.js';
 import { registerGc } from './gc.js';
 import { registerInit } from './init.js';
@@ -20,6 +21,7 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerStatus(program, ctx);
   registerCheckout(program, ctx);
   registerRepro(program, ctx);
+  registerDag(program, ctx);
   registerPush(program, ctx);
   registerFetch(program, ctx);
   registerPull(program, ctx);

@@ -39,6 +39,7 @@ function render(res: StatusResult, out: Output): void {
     return;
   }
   const p = out.paint;
+  for (const s of res.stages ?? []) out.info(`${p.yellow(`${s.name}:`)} ${s.reasons.join('; ')}`);
   for (const d of res.data) {
     out.info(`${d.pointer}:`);
     if (d.workspace !== 'unchanged') out.info(`    ${p.red(`${d.workspace}:`.padEnd(14))}${d.path}`);

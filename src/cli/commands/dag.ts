@@ -1,0 +1,52 @@
+import type { Command } from 'commander';
+import { TdvError, UsageError } from '../../errors.js';
+import type { Dag } from '../../stages/graph.js';
+import { type CliContext, examples } from '../context.js';
+
+export function registerDag(program: Command, ctx: CliContext): void {
+  program
+    .command('dag')
+    .description('show the pipeline of tdv.yaml as a graph: text, Graphviz (--dot) or Mermaid (--mermaid)')
+    .option('--dot', 'print Graphviz DOT')
+    .option('--mermaid', 'print a Mermaid flowchart')
+    .addHelpText('after', examples('tdv dag', 'tdv dag --dot | dot -Tsvg > dag.svg', 'tdv dag --mermaid'))
+    .action(async (opts: { dot?: boolean; mermaid?: boolean }, cmd: Command) => {
+      const out = await ctx.output(cmd);
+      if (opts.dot && opts.mermaid) throw new UsageError('choose one of --dot and --mermaid');
+      const repo = await ctx.openRepo(out);
+      const { loadDag } = await import('../../repo/reproduce.js');
+      const dag = await loadDag(repo);
+      if (!dag) throw new TdvError('NO_PIPELINE', `no tdv.yaml in ${repo.root}; there is no pipeline to show`);
+      const text = opts.dot ? dot(dag) : opts.mermaid ? mermaid(dag) : plain(dag);
+      ctx.io.stdout.write(text);
+    });
+}
+
+const edges = (dag: Dag) => dag.order.flatMap((n) => [...dag.upstream.get(n)!].map((u) => [u, n] as const));
+
+/** One line per stage, in run order, with what it waits for. */
+function plain(dag: Dag): string {
+  return dag.order
+    .map((n) => {
+      const up = [...dag.upstream.get(n)!];
+      const s = dag.stages.get(n)!;
+      const where = s.image ? ` [${s.image}]` : s.build ? ` [build ${s.build.context}]` : '';
+      return `${n}${where}${up.length ? `  <- ${up.join(', ')}` : ''}\n`;
+    })
+    .join('');
+}
+
+function dot(dag: Dag): string {
+  const q = (s: string) => JSON.stringify(s);
+  return `digraph pipeline {\n  rankdir=LR;\n${dag.order.map((n) => `  ${q(n)};\n`).join('')}${edges(dag)
+    .map(([a, b]) => `  ${q(a)} -> ${q(b)};\n`)
+    .join('')}}\n`;
+}
+
+function mermaid(dag: Dag): string {
+  // Mermaid ids must be simple: index them, label with the stage name.
+  const id = new Map(dag.order.map((n, i) => [n, `s${i}`]));
+  return `flowchart LR\n${dag.order.map((n) => `  ${id.get(n)}["${n}"]\n`).join('')}${edges(dag)
+    .map(([a, b]) => `  ${id.get(a)} --> ${id.get(b)}\n`)
+    .join('')}`;
+}
