@@ -91,5 +91,36 @@ inClone('pull', 'data/trips/2024-07-31.csv');
 inClone('pull');
 inClone('status');
 
-say('Done. History (checkout --rev) and pipelines come in the next issues.');
+say('Now the analysis: a pipeline of three stages in tdv.yaml (sales -> join -> report), scripts in sh and awk.');
+fs.cpSync(path.join(path.dirname(TDV), '..', 'fixtures', 'bikeshare', 'pipeline'), dir, { recursive: true });
+sh('cat', ['tdv.yaml']);
+tdv('dag');
+tdv('status');
+
+say('Run it. Each stage runs once its inputs are ready; outputs go to the cache, tdv.lock records what made them.');
+tdv('repro');
+sh('cat', ['metrics/report.json']);
+sh('git', ['add', 'tdv.yaml', 'tdv.lock', 'params.yaml', 'scripts', 'metrics', 'out/.gitignore']);
+sh('git', ['commit', '-q', '-m', 'Sales pipeline']);
+
+say('Nothing changed, nothing runs.');
+tdv('repro');
+
+say('Corrected trips for July 30 arrive: only what depends on them reruns.');
+fs.writeFileSync(path.join(dir, 'data/trips/2024-07-30.csv'), tripsCsv(30, 400));
+tdv('add', 'data');
+tdv('status');
+tdv('repro', '--dry');
+tdv('repro');
+sh('cat', ['metrics/report.json']);
+sh('git', ['commit', '-q', '-am', 'Corrected July 30 trips']);
+
+say('A price experiment, then back: the second run is restored from the run-cache, not recomputed.');
+fs.writeFileSync(path.join(dir, 'params.yaml'), 'sales:\n  price: 5.00   # dollars per trip\n');
+tdv('repro');
+sh('git', ['checkout', '-q', 'params.yaml']);
+tdv('repro');
+tdv('push');
+
+say('Done.');
 console.log(`The demo repository is in ${dir}, its clone in ${clone}, the remote in ${storage}`);
