@@ -2,7 +2,7 @@
 // tdv benchmark: each row times tdv and its baseline side by side in the same
 // run (interleaved, median of RUNS), and prints the ratio against its target.
 // Usage: npm run bench [-- --runs 5 --files 20000 --big-mib 1024 --only add-dir,status,push-s3 --dir /dev/shm]
-// Row ids: add-big add-big-cached add-dir status checkout lfs push-local push-s3 push-noop-s3 pull-s3 push-big-s3 version
+// Row ids: add-big add-big-cached add-dir status checkout lfs push-local push-s3 push-noop-s3 pull-s3 push-big-s3 repro-noop parallel docker-true version
 // --dir picks the file system: the default temp dir is the real disk, whose
 // speed on shared machines swings several-fold from minute to minute; a tmpfs
 // such as /dev/shm shows tdv's own CPU cost against the baseline's.
@@ -336,6 +336,38 @@ async function remoteRows() {
   } finally {
     s3.stop();
   }
+  rm(repo);
+}
+
+// Pipelines: a no-op repro of 50 stages over 20,000 dep files, and parallel stages.
+if (enabled('repro-noop')) {
+  const repo = newRepo('pipeline');
+  makeTree(path.join(repo, 'data'), NFILES);
+  run('node', [TDV, 'add', '-q', 'data'], repo);
+  // 50 stages: each reads two of the 100 parts of the tree and writes one small output.
+  let yaml = 'stages:\n';
+  for (let i = 0; i < 50; i++) {
+    const a = `data/part${String(2 * i).padStart(3, '0')}`;
+    const b = `data/part${String(2 * i + 1).padStart(3, '0')}`;
+    yaml += `  s${i}:\n    cmd: ls ${a} ${b} | wc -l > out/s${i}.txt\n    deps: [${a}, ${b}]\n    outs: [out/s${i}.txt]\n`;
+  }
+  fs.writeFileSync(path.join(repo, 'tdv.yaml'), yaml);
+  run('node', [TDV, 'repro', '-q'], repo);
+  run('node', [TDV, 'status', '-q'], repo); // settle the stat cache
+  await row('repro-noop', `tdv repro, nothing changed, 50 stages over ${NFILES} dep files`, 'tdv status of the same repo', 1.5, {
+    tdv: () => tdvCmd(repo, 'repro', '-q'),
+    baseline: () => tdvCmd(repo, 'status', '-q'),
+  });
+  rm(repo);
+}
+
+if (enabled('parallel')) {
+  const repo = newRepo('parallel');
+  fs.writeFileSync(path.join(repo, 'tdv.yaml'), 'stages:\n  a:\n    cmd: sleep 2 && echo a > a.txt\n    outs: [a.txt]\n  b:\n    cmd: sleep 2 && echo b > b.txt\n    outs: [b.txt]\n');
+  await row('parallel', 'two independent stages of sleep 2, -j 2', 'the same with -j 1', 0.6, {
+    tdv: () => tdvCmd(repo, 'repro', '-q', '--force', '--no-run-cache', '-j', '2'),
+    baseline: () => tdvCmd(repo, 'repro', '-q', '--force', '--no-run-cache', '-j', '1'),
+  });
   rm(repo);
 }
 
