@@ -4,6 +4,7 @@ import { errnoCode, ExitCode, FormatError, TdvError, UsageError } from '../error
 import { isInside } from '../util/fs.js';
 import { outAbsPath, parsePointer, type Pointer, type PointerOut, POINTER_EXT } from './pointer.js';
 import { type Repo, TDV_DIR } from './repo.js';
+import type { LockFile } from '../stages/lock.js';
 
 const LOCK_FILE = 'tdv.lock';
 
@@ -55,7 +56,8 @@ export async function findPointers(repo: Repo, opts: { everything?: boolean; wit
  * "/", a path that contains another sorts right before it or before a path it
  * also contains, so comparing neighbours finds every overlap.
  */
-function checkOverlaps(repo: Repo, pointers: readonly Pointer[]): void {
+export function checkOverlaps(repo: Repo, pointers: readonly Pointer[], revision?: string): void {
+  const name = (p: Pointer) => (revision === undefined ? repo.rel(p.file) : `${revision}:${repo.rel(p.file)}`);
   const outs = allOuts(repo, pointers).map((o) => ({ key: `${o.rel}/`, o }));
   outs.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   for (let i = 1; i < outs.length; i++) {
@@ -63,7 +65,7 @@ function checkOverlaps(repo: Repo, pointers: readonly Pointer[]): void {
     const b = outs[i]!.o;
     if (!outs[i]!.key.startsWith(outs[i - 1]!.key)) continue;
     const what = a.rel === b.rel ? `also tracks ${b.rel}` : `tracks ${b.rel}, which is inside ${a.rel}`;
-    throw new FormatError(repo.rel(b.ptr.file), `${what} (tracked by ${repo.rel(a.ptr.file)})`, 'Delete one of the two pointer files');
+    throw new FormatError(name(b.ptr), `${what} (tracked by ${name(a.ptr)})`, 'Delete one of the two pointer files');
   }
 }
 
@@ -116,7 +118,11 @@ async function lockPointer(repo: Repo): Promise<Pointer | undefined> {
   const file = path.join(repo.root, LOCK_FILE);
   if (!fs.existsSync(file)) return undefined;
   const { readLock } = await import('../stages/lock.js');
-  const lock = await readLock(repo.root);
+  return lockAsPointer(file, await readLock(repo.root));
+}
+
+/** The outputs a parsed tdv.lock records, as one pointer (`file` is where the lock file is, or would be). */
+export function lockAsPointer(file: string, lock: LockFile): Pointer | undefined {
   const outs: PointerOut[] = [];
   for (const s of lock.values()) {
     for (const o of s.outs) outs.push({ path: o.path, sha256: o.sha256, size: o.size, ...(o.nfiles !== undefined ? { nfiles: o.nfiles } : {}) });

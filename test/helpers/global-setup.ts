@@ -7,15 +7,20 @@
  * environment (forks inherit it, and so do processes tests spawn). If no server
  * can be had, CI=true fails the run; elsewhere the reason is passed on as
  * `s3SkipReason` and the S3 tests skip, saying why.
+ *
+ * Docker: the same for the daemon and the test image (docker-probe.ts, which
+ * creates the image when Docker is there): `dockerSkipReason`, fatal under CI=true.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { probeDocker } from './docker-probe.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     s3Endpoint: string;
     s3SkipReason: string;
+    dockerSkipReason: string;
   }
 }
 
@@ -23,6 +28,9 @@ const SCRIPT = path.resolve(import.meta.dirname, 's3-server.mjs');
 const START_TIMEOUT_MS = 30_000;
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const noDocker = probeDocker();
+  if (noDocker && process.env.CI === 'true') throw new Error(`${noDocker} (CI=true: the Docker tests must run)`);
+  project.provide('dockerSkipReason', noDocker ?? '');
   const given = process.env.TDV_TEST_S3_ENDPOINT;
   if (given) {
     project.provide('s3Endpoint', given);
