@@ -6,6 +6,7 @@ import { registerDag } from './dag.js';
 import { registerFetch } from './fetch.js';
 import { registerGc } from './gc.js';
 import { registerInit } from './init.js';
+import { registerMetrics } from './metrics.js';
 import { registerPull } from './pull.js';
 import { registerPush } from './push.js';
 import { registerRemote } from './remote.js';
@@ -22,6 +23,7 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerCheckout(program, ctx);
   registerRepro(program, ctx);
   registerDag(program, ctx);
+  registerMetrics(program, ctx);
   registerPush(program, ctx);
   registerFetch(program, ctx);
   registerPull(program, ctx);

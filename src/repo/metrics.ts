@@ -1,0 +1,127 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { FormatError } from '../errors.js';
+import type { GitHistory } from '../git/history.js';
+import { loadPipeline, PIPELINE_FILE } from '../stages/load.js';
+import { LOCK_FILE, parseLock } from '../stages/lock.js';
+import { ParamsReader } from '../stages/params.js';
+import type { Repo } from './repo.js';
+
+/** file -> flattened key -> value (`{"a":{"b":1}}` is `a.b: 1`). */
+export type Values = Record<string, Record<string, unknown>>;
+
+export interface ValueChange {
+  file: string;
+  key: string;
+  old?: unknown;
+  new?: unknown;
+  /** new - old, when both are numbers. */
+  change?: number;
+}
+
+/** Where to read from: a revision (anything Git resolves), or the workspace when undefined. */
+type Side = string | undefined;
+
+interface Reader {
+  label: string;
+  read(rel: string): string | undefined;
+}
+
+async function reader(repo: Repo, side: Side, history: () => Promise<GitHistory>): Promise<Reader> {
+  if (side === undefined) return { label: 'workspace', read: (rel) => readOrUndefined(path.join(repo.root, rel)) };
+  const { resolveRevision, treePrefix } = await import('./revision.js');
+  const h = await history();
+  const at = resolveRevision(h, side);
+  const prefix = treePrefix(repo);
+  return { label: side, read: (rel) => h.readFileAt(at.commit, prefix + rel)?.toString('utf8') };
+}
+
+function readOrUndefined(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Flattens nested JSON into dotted keys; arrays by index. */
+export function flatten(v: unknown, prefix = '', out: Record<string, unknown> = {}): Record<string, unknown> {
+  if (typeof v === 'object' && v !== null) {
+    for (const [k, x] of Object.entries(v)) flatten(x, prefix ? `${prefix}.${k}` : k, out);
+  } else out[prefix] = v;
+  return out;
+}
+
+/** The metrics files the pipeline declares, read from one side and flattened. */
+async function metricsOf(r: Reader): Promise<Values> {
+  const yaml = r.read(PIPELINE_FILE);
+  if (yaml === undefined) return {};
+  const { parseYaml } = await import('../util/yaml.js');
+  const doc = (await parseYaml(yaml, `${r.label}:${PIPELINE_FILE}`)).value as { stages?: Record<string, { metrics?: unknown }> } | null;
+  const files = new Set<string>();
+  for (const s of Object.values(doc?.stages ?? {})) if (Array.isArray(s?.metrics)) for (const m of s.metrics) if (typeof m === 'string') files.add(path.posix.normalize(m));
+  const out: Values = {};
+  for (const f of [...files].sort()) {
+    const text = r.read(f);
+    if (text === undefined) continue;
+    try {
+      out[f] = flatten(JSON.parse(text));
+    } catch (err) {
+      throw new FormatError(`${r.label}:${f}`, `is not valid JSON (${(err as Error).message})`, 'Metrics files must hold JSON');
+    }
+  }
+  return out;
+}
+
+/** Param values: in the workspace, params.yaml's current values of the keys tdv.yaml uses; at a revision, those tdv.lock recorded. */
+async function paramsOf(repo: Repo, r: Reader, side: Side): Promise<Values> {
+  const out: Values = {};
+  if (side === undefined) {
+    const p = await loadPipeline(repo.root);
+    const reader = new ParamsReader(repo.root);
+    for (const s of p?.stages.values() ?? []) for (const { file, keys } of s.params) Object.assign((out[file] ??= {}), await reader.values(file, keys, s.name));
+    return out;
+  }
+  const text = r.read(LOCK_FILE);
+  if (text === undefined) return out;
+  const lock = await parseLock(text, `${r.label}:${LOCK_FILE}`);
+  for (const s of lock.values()) for (const [file, kv] of Object.entries(s.params)) Object.assign((out[file] ??= {}), flatten(kv));
+  return out;
+}
+
+/** The metrics in the workspace. */
+export async function metricsShow(repo: Repo, rev?: string): Promise<Values> {
+  return metricsOf(await reader(repo, rev, lazyHistory(repo)));
+}
+
+/** How metrics differ between `a` (default HEAD) and `b` (default the workspace). */
+export async function metricsDiff(repo: Repo, a = 'HEAD', b?: string): Promise<ValueChange[]> {
+  const h = lazyHistory(repo);
+  return diffValues(await metricsOf(await reader(repo, a, h)), await metricsOf(await reader(repo, b, h)));
+}
+
+/** How parameters differ between `a` (default HEAD) and `b` (default the workspace). */
+export async function paramsDiff(repo: Repo, a = 'HEAD', b?: string): Promise<ValueChange[]> {
+  const h = lazyHistory(repo);
+  return diffValues(await paramsOf(repo, await reader(repo, a, h), a), await paramsOf(repo, await reader(repo, b, h), b));
+}
+
+function lazyHistory(repo: Repo): () => Promise<GitHistory> {
+  let h: Promise<GitHistory> | undefined;
+  return () => (h ??= import('./revision.js').then((m) => m.openHistory(repo)));
+}
+
+export function diffValues(a: Values, b: Values): ValueChange[] {
+  const out: ValueChange[] = [];
+  for (const file of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) {
+    const x = a[file] ?? {};
+    const y = b[file] ?? {};
+    for (const key of [...new Set([...Object.keys(x), ...Object.keys(y)])].sort()) {
+      const o = x[key];
+      const n = y[key];
+      if (JSON.stringify(o) === JSON.stringify(n)) continue;
+      out.push({ file, key, ...(o !== undefined ? { old: o } : {}), ...(n !== undefined ? { new: n } : {}), ...(typeof o === 'number' && typeof n === 'number' ? { change: +(n - o).toPrecision(12) } : {}) });
+    }
+  }
+  return out;
+}
