@@ -1,0 +1,264 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { ExitCode, TdvError } from '../errors.js';
+import { type Commit, findTreeEntry, parseCommit, parseTag, type TreeEntry, treeEntries } from './format.js';
+import type { GitWorkTree } from './git.js';
+import { corruptGit, MissingGitObjectError, ObjectDb } from './objects.js';
+import { Refs } from './refs.js';
+
+/** A revision the user named that Git cannot resolve: a usage error (exit 2). */
+export class UnknownRevisionError extends TdvError {
+  constructor(rev: string, why: string) {
+    super('UNKNOWN_REVISION', `unknown revision "${rev}": ${why}`, { exitCode: ExitCode.usage, data: { rev } });
+  }
+}
+
+/** The commit exists in Git's history but not in this (shallow) clone. */
+export class ShallowCloneError extends TdvError {
+  constructor(what: string, oid: string) {
+    super(
+      'SHALLOW_CLONE',
+      `${what} needs commit ${oid.slice(0, 12)}, which this shallow clone does not have; run \`git fetch --unshallow\` to fetch the full history (in CI: a checkout with fetch-depth: 0)`,
+      { data: { oid } },
+    );
+  }
+}
+
+/** A pointer file in a commit's tree: its repo-relative path and its blob. */
+export interface TreeFile {
+  path: string;
+  oid: string;
+}
+
+const HEX = /^[0-9a-f]{4,40}$/;
+
+/**
+ * Read access to a repository's history: revisions, commits, trees and
+ * files at any commit, without touching HEAD, the index or the work tree.
+ */
+export class GitHistory {
+  readonly refs: Refs;
+  readonly db: ObjectDb;
+  private readonly shallow: Set<string>;
+  private readonly commits = new Map<string, Commit>();
+  private readonly fileLists = new Map<string, TreeFile[]>();
+
+  private constructor(readonly wt: GitWorkTree) {
+    const commondir = commonDir(wt.gitdir);
+    this.refs = new Refs(wt.gitdir, commondir);
+    this.db = new ObjectDb(path.join(commondir, 'objects'));
+    let shallow = '';
+    try {
+      shallow = fs.readFileSync(path.join(commondir, 'shallow'), 'utf8');
+    } catch {
+      /* not shallow */
+    }
+    this.shallow = new Set(shallow.split('\n').filter((l) => /^[0-9a-f]{40}$/.test(l)));
+  }
+
+  static open(wt: GitWorkTree | undefined): GitHistory {
+    if (!wt) throw new TdvError('NOT_A_GIT_REPO', 'this tdv repository is not in a Git work tree, so it has no history to read; `git init` it, or work without --rev');
+    return new GitHistory(wt);
+  }
+
+  get isShallow(): boolean {
+    return this.shallow.size > 0;
+  }
+
+  /** The branch HEAD is on (short name), or undefined when detached. */
+  headBranch(): string | undefined {
+    return this.refs.headBranch()?.replace(/^refs\/heads\//, '');
+  }
+
+  /**
+   * The commit a revision names: a commit id (full or abbreviated), a branch,
+   * a tag (annotated ones are followed), HEAD or `@`, each optionally followed
+   * by `~N`, `^N`, `^{commit}` or `^{}` as in `git rev-parse`.
+   */
+  resolve(rev: string): string {
+    const m = /^(.*?)((?:~\d*|\^\d*|\^\{(?:commit)?\})*)$/.exec(rev);
+    const base = m?.[1] ?? rev;
+    const suffix = m?.[2] ?? '';
+    if (base === '') throw new UnknownRevisionError(rev, 'it names no branch, tag or commit');
+    let oid = this.peelToCommit(this.resolveBase(rev, base === '@' ? 'HEAD' : base), rev);
+    for (const op of suffix.match(/~\d*|\^\{(?:commit)?\}|\^\d*/g) ?? []) {
+      if (op.startsWith('^{')) continue; // already a commit
+      const n = op.length === 1 ? 1 : Number(op.slice(1));
+      if (op.startsWith('~')) {
+        for (let i = 0; i < n; i++) oid = this.parentOf(rev, oid, 0);
+      } else if (n > 0) {
+        oid = this.parentOf(rev, oid, n - 1);
+      }
+    }
+    if (oid !== this.peelToCommit(oid, rev)) throw new UnknownRevisionError(rev, 'it does not name a commit');
+    return oid;
+  }
+
+  private resolveBase(rev: string, base: string): string {
+    const isHex = HEX.test(base);
+    if (isHex && base.length === 40) {
+      if (this.db.has(base)) return base;
+      if (this.isShallow) throw new ShallowCloneError(`revision "${rev}"`, base);
+      throw new UnknownRevisionError(rev, 'no such commit in this repository (`git log --oneline` lists them)');
+    }
+    const ref = this.refs.dwim(base);
+    if (ref) return ref.oid;
+    if (isHex) {
+      const found = this.db.findPrefix(base, 2);
+      if (found.length === 1) return found[0]!;
+      if (found.length > 1) throw new UnknownRevisionError(rev, `the short id ${base} is ambiguous; give more digits`);
+      if (this.isShallow) throw new UnknownRevisionError(rev, 'no branch, tag or commit of that name; this clone is shallow, so older commits may be missing: `git fetch --unshallow` fetches them');
+    }
+    throw new UnknownRevisionError(rev, 'no branch, tag or commit of that name (`git branch -a`, `git tag` and `git log --oneline` list them)');
+  }
+
+  private peelToCommit(oid: string, rev: string): string {
+    for (let i = 0; i < 10; i++) {
+      const o = this.db.tryRead(oid);
+      if (!o) {
+        if (this.isShallow) throw new ShallowCloneError(`revision "${rev}"`, oid);
+        throw new MissingGitObjectError(oid);
+      }
+      if (o.type === 'commit') return oid;
+      if (o.type !== 'tag') throw new UnknownRevisionError(rev, `it names a ${o.type}, not a commit`);
+      oid = parseTag(oid, o.data).object;
+    }
+    throw corruptGit(`tag chain of ${rev} is too long`);
+  }
+
+  private parentOf(rev: string, oid: string, index: number): string {
+    const c = this.commit(oid);
+    const p = c.parents[index];
+    if (p !== undefined && this.shallow.has(oid)) throw new ShallowCloneError(`revision "${rev}"`, p);
+    if (p === undefined) {
+      throw new UnknownRevisionError(rev, `commit ${oid.slice(0, 12)} has ${c.parents.length === 0 ? 'no parent' : `only ${c.parents.length} parent(s)`}`);
+    }
+    return p;
+  }
+
+  /** A commit, parsed (kept: histories revisit commits). */
+  commit(oid: string): Commit {
+    let c = this.commits.get(oid);
+    if (!c) {
+      const o = this.db.tryRead(oid);
+      if (!o) {
+        if (this.isShallow) throw new ShallowCloneError('this command', oid);
+        throw new MissingGitObjectError(oid);
+      }
+      if (o.type !== 'commit') throw corruptGit(`${oid} is a ${o.type}, expected a commit`);
+      c = parseCommit(oid, o.data);
+      this.commits.set(oid, c);
+    }
+    return c;
+  }
+
+  /** The parents of `c` this clone has: a shallow commit's parents are not here. */
+  parents(c: Commit): string[] {
+    return this.shallow.has(c.oid) ? [] : c.parents;
+  }
+
+  /** The entry at a repo-relative POSIX path in a tree, descending only along the path. */
+  entryAt(tree: string, relPath: string): TreeEntry | undefined {
+    const parts = relPath.split('/');
+    let cur = tree;
+    for (let i = 0; i < parts.length; i++) {
+      const e = findTreeEntry(this.db.readAs(cur, 'tree'), parts[i]!);
+      if (!e) return undefined;
+      if (i === parts.length - 1) return e;
+      if (e.kind !== 'tree') return undefined;
+      cur = e.oid;
+    }
+    return undefined;
+  }
+
+  /** A file's bytes at a commit, or undefined when it is not there (or is not a regular file). */
+  readFileAt(commit: string, relPath: string): Buffer | undefined {
+    const e = this.entryAt(this.commit(commit).tree, relPath);
+    return e?.kind === 'blob' ? this.db.readAs(e.oid, 'blob', `${commit.slice(0, 12)}:${relPath}`) : undefined;
+  }
+
+  blob(oid: string): Buffer {
+    return this.db.readAs(oid, 'blob');
+  }
+
+  /**
+   * Every regular file whose name ends in `ext` in a commit's root tree, with
+   * repo-relative paths, leaving out tdv's own `.tdv/`. Subtrees are
+   * remembered by id, so listing the trees of many commits costs one visit per
+   * distinct subtree.
+   */
+  filesAt(rootTree: string, ext: string): TreeFile[] {
+    const out: TreeFile[] = [];
+    for (const e of treeEntries(this.db.readAs(rootTree, 'tree'))) {
+      if (e.kind === 'blob' && e.name.endsWith(ext)) out.push({ path: e.name, oid: e.oid });
+      else if (e.kind === 'tree' && e.name !== '.tdv') for (const f of this.filesUnder(e.oid, ext)) out.push({ path: `${e.name}/${f.path}`, oid: f.oid });
+    }
+    return out;
+  }
+
+  private filesUnder(tree: string, ext: string): TreeFile[] {
+    const key = `${ext}\0${tree}`;
+    let files = this.fileLists.get(key);
+    if (!files) {
+      files = [];
+      for (const e of treeEntries(this.db.readAs(tree, 'tree'))) {
+        if (e.kind === 'blob' && e.name.endsWith(ext)) files.push({ path: e.name, oid: e.oid });
+        else if (e.kind === 'tree') for (const f of this.filesUnder(e.oid, ext)) files.push({ path: `${e.name}/${f.path}`, oid: f.oid });
+      }
+      this.fileLists.set(key, files);
+    }
+    return files;
+  }
+
+  /** Tip commits of local branches (`refs/heads/`) or tags (`refs/tags/`), tags followed to their commits. */
+  tips(prefix: 'refs/heads/' | 'refs/tags/' | 'refs/'): { name: string; oid: string }[] {
+    const out: { name: string; oid: string }[] = [];
+    for (const r of this.refs.list(prefix)) {
+      if (r.name === 'refs/stash') continue;
+      const c = this.tryPeel(r.oid);
+      if (c) out.push({ name: r.name, oid: c });
+    }
+    return out;
+  }
+
+  /** A ref target followed to a commit; undefined for a tag of a tree or blob, or a missing object. */
+  private tryPeel(oid: string): string | undefined {
+    for (let i = 0; i < 10; i++) {
+      const o = this.db.tryRead(oid);
+      if (!o) return undefined;
+      if (o.type === 'commit') return oid;
+      if (o.type !== 'tag') return undefined;
+      oid = parseTag(oid, o.data).object;
+    }
+    return undefined;
+  }
+
+  /** Every commit reachable from `starts` (all parents), each once, stopping at a shallow clone's boundary. */
+  *reachable(starts: Iterable<string>): Generator<Commit> {
+    const seen = new Set<string>();
+    const stack = [...starts];
+    while (stack.length > 0) {
+      const oid = stack.pop()!;
+      if (seen.has(oid)) continue;
+      seen.add(oid);
+      const c = this.commit(oid);
+      yield c;
+      for (const p of this.parents(c)) if (!seen.has(p)) stack.push(p);
+    }
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+/** Where refs and objects live: the git directory, or for a linked worktree the main one (`commondir`). */
+function commonDir(gitdir: string): string {
+  try {
+    const rel = fs.readFileSync(path.join(gitdir, 'commondir'), 'utf8').trim();
+    if (rel) return path.resolve(gitdir, rel);
+  } catch {
+    /* a plain repository */
+  }
+  return gitdir;
+}
