@@ -1,0 +1,161 @@
+import path from 'node:path';
+import { ExitCode, TdvError } from '../errors.js';
+import { GitHistory, type TreeFile } from '../git/history.js';
+import { toPosix } from '../util/fs.js';
+import { parsePointer, type Pointer, POINTER_EXT } from './pointer.js';
+import { allOuts, checkOverlaps, lockAsPointer, type Selected, selectTargets } from './pointers.js';
+import type { Repo } from './repo.js';
+
+const LOCK_FILE = 'tdv.lock';
+
+/** A commit a command reads pointers from, and how the user named it (for messages). */
+export interface RevisionRef {
+  commit: string;
+  /** The revision as given (`v1`, `HEAD~3`), or a ref name for scopes. */
+  label: string;
+}
+
+/** Opens the repository's Git history; a tdv repository outside Git has none. */
+export function openHistory(repo: Repo): GitHistory {
+  return GitHistory.open(repo.git);
+}
+
+/**
+ * The tdv repository's place in the Git tree: '' at the top of the work tree,
+ * `sub/dir/` for `tdv init --subdir`.
+ */
+export function treePrefix(repo: Repo): string {
+  const rel = toPosix(path.relative(repo.git!.root, repo.root));
+  return rel === '' ? '' : `${rel}/`;
+}
+
+/** The pointer files (repo-relative paths, blob ids) in a commit's tree. */
+export function pointerFilesAt(repo: Repo, history: GitHistory, commit: string): TreeFile[] {
+  let tree = history.commit(commit).tree;
+  const prefix = treePrefix(repo);
+  if (prefix) {
+    const e = history.entryAt(tree, prefix.slice(0, -1));
+    if (e?.kind !== 'tree') return [];
+    tree = e.oid;
+  }
+  return history.filesAt(tree, POINTER_EXT);
+}
+
+/**
+ * Reads and validates pointer files at a commit, with the same rules as in the
+ * workspace. `Pointer.file` is where the file would be in the workspace;
+ * errors name it as `label:path`, as Git does. `memo` shares parsed blobs
+ * between commits.
+ */
+export async function pointersAt(repo: Repo, history: GitHistory, at: RevisionRef, memo = new Map<string, Promise<Pointer>>()): Promise<Pointer[]> {
+  const files = pointerFilesAt(repo, history, at.commit);
+  const pointers = await Promise.all(
+    files.map((f) => {
+      const key = `${f.oid}\0${f.path}`;
+      let p = memo.get(key);
+      if (!p) {
+        p = parsePointer(history.blob(f.oid).toString('utf8'), path.join(repo.root, ...f.path.split('/')), `${at.label}:${f.path}`);
+        memo.set(key, p);
+      }
+      return p;
+    }),
+  );
+  const lock = await lockPointerAt(repo, history, at);
+  if (lock) pointers.push(lock);
+  checkOverlaps(repo, pointers, at.label);
+  return pointers;
+}
+
+/** The stage outputs tdv.lock records at a commit, as one pointer (as in the workspace). */
+async function lockPointerAt(repo: Repo, history: GitHistory, at: RevisionRef): Promise<Pointer | undefined> {
+  const text = history.readFileAt(at.commit, `${treePrefix(repo)}${LOCK_FILE}`);
+  if (!text) return undefined;
+  const { parseLock } = await import('../stages/lock.js');
+  return lockAsPointer(path.join(repo.root, LOCK_FILE), await parseLock(text.toString('utf8'), `${at.label}:${LOCK_FILE}`));
+}
+
+/** Resolves one revision the user gave. */
+export function resolveRevision(history: GitHistory, rev: string): RevisionRef {
+  return { commit: history.resolve(rev), label: rev };
+}
+
+/**
+ * Targets resolved against the pointers of a revision. A target nothing
+ * tracks at that revision is a usage error that says so.
+ */
+export function selectAt(repo: Repo, pointers: readonly Pointer[], targets: readonly string[], at: RevisionRef): Selected[] {
+  try {
+    return selectTargets(repo, pointers, targets);
+  } catch (err) {
+    if (!(err instanceof TdvError) || err.code !== 'NOT_TRACKED') throw err;
+    const untracked = (t: string) => {
+      try {
+        selectTargets(repo, pointers, [t]);
+        return false;
+      } catch {
+        return true;
+      }
+    };
+    const bad = targets.find(untracked);
+    const what = bad === undefined ? 'that target' : repo.rel(bad);
+    throw new TdvError('NOT_TRACKED', `${what} is not tracked by tdv at ${at.label} (commit ${at.commit.slice(0, 12)}); \`tdv log\` lists the versions of tracked data`, { exitCode: ExitCode.usage });
+  }
+}
+
+/** Which commits beyond the workspace a command takes data from. */
+export interface HistoryScope {
+  /** Revisions as the user named them. */
+  revs?: string[];
+  /** The tip of every local branch. */
+  allBranches?: boolean;
+  /** Every tag. */
+  allTags?: boolean;
+  /** Every commit reachable from any branch, tag or remote-tracking ref, and HEAD. */
+  allCommits?: boolean;
+}
+
+export function scopeIsEmpty(s: HistoryScope): boolean {
+  return !s.revs?.length && !s.allBranches && !s.allTags && !s.allCommits;
+}
+
+/** The commits a scope names, each once. */
+export function scopeCommits(history: GitHistory, scope: HistoryScope): RevisionRef[] {
+  const out = new Map<string, RevisionRef>();
+  const add = (commit: string, label: string) => {
+    if (!out.has(commit)) out.set(commit, { commit, label });
+  };
+  for (const r of scope.revs ?? []) add(history.resolve(r), r);
+  if (scope.allBranches) for (const t of history.tips('refs/heads/')) add(t.oid, t.name.slice('refs/heads/'.length));
+  if (scope.allTags) for (const t of history.tips('refs/tags/')) add(t.oid, t.name.slice('refs/tags/'.length));
+  if (scope.allCommits) {
+    const starts = history.tips('refs/').map((t) => t.oid);
+    const head = history.refs.resolve('HEAD');
+    if (head) starts.push(head);
+    for (const c of history.reachable(starts)) add(c.oid, c.oid.slice(0, 12));
+  }
+  return [...out.values()];
+}
+
+/** A tracked output at some commit, with the commit it was found at (the first one, if several). */
+export interface HistoricOut extends Selected {
+  at: RevisionRef;
+}
+
+/**
+ * Every tracked output at the scope's commits, one per distinct (path,
+ * version): what push, fetch and gc act on beyond the workspace.
+ */
+export async function outsInScope(repo: Repo, history: GitHistory, scope: HistoryScope): Promise<HistoricOut[]> {
+  const memo = new Map<string, Promise<Pointer>>();
+  const seen = new Set<string>();
+  const out: HistoricOut[] = [];
+  for (const at of scopeCommits(history, scope)) {
+    for (const s of allOuts(repo, await pointersAt(repo, history, at, memo))) {
+      const key = `${s.rel}\0${s.out.sha256}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push({ ...s, at });
+    }
+  }
+  return out;
+}
