@@ -11,6 +11,7 @@ export interface TransferFlags {
   remote?: string;
   jobs?: number;
   json?: boolean;
+  runCache?: boolean;
 }
 
 /** The options push, fetch and pull share. */
@@ -19,6 +20,7 @@ export function transferOptions(cmd: Command): Command {
     .argument('[targets...]', 'pointer files, tracked paths, or files inside tracked directories (default: all)')
     .option('-r, --remote <name>', 'remote to use (default: core.remote)')
     .option('-j, --jobs <n>', 'parallel transfers (default: the remote\'s `jobs`, else 4 x cores for S3)', parsePositiveInt('--jobs'))
+    .option('--run-cache', 'also transfer the run-cache, so `tdv repro` elsewhere restores instead of rerunning')
     .option('--json', 'print one JSON object: transferred, skipped, failed, bytes, failures');
 }
 
@@ -31,7 +33,7 @@ export async function progressFor(out: Output, label: string): Promise<(Transfer
 
 /** The `--json` document of a transfer. */
 export function transferJson(res: TransferResult): Record<string, unknown> {
-  return { remote: res.remote, transferred: res.transferred, skipped: res.skipped, failed: res.failed.length, bytes: res.bytes, failures: res.failed, ...(res.heldBack ? { heldBack: res.heldBack } : {}) };
+  return { remote: res.remote, transferred: res.transferred, skipped: res.skipped, failed: res.failed.length, bytes: res.bytes, failures: res.failed, ...(res.heldBack ? { heldBack: res.heldBack } : {}), ...(res.runs !== undefined ? { runs: res.runs } : {}) };
 }
 
 /**
@@ -45,6 +47,7 @@ export function renderTransfer(out: Output, res: TransferResult, verb: { done: s
   for (const h of res.heldBack ?? []) {
     out.warn(`the manifest of ${h.path} was not pushed: ${h.missing} of its files ${h.missing === 1 ? 'is' : 'are'} not on the remote yet, so others cannot pull ${h.path} until you run \`tdv push ${h.path}\``);
   }
+  if (res.runs) out.info(`${plural(res.runs, 'run record')} of the run-cache ${verb.done === 'Pushed' ? 'pushed' : 'fetched'}.`);
   const there = res.skipped > 0 ? `; ${res.skipped} already there` : '';
   if (res.transferred === 0 && res.failed.length === 0) out.info(`Everything is up to date with remote "${res.remote}" (${plural(res.skipped, 'object')}).`);
   else out.info(`${verb.done} ${plural(res.transferred, 'object')} (${formatBytes(res.bytes)}) ${verb.prep} remote "${res.remote}"${there}.`);

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { isOid, type Oid } from '../cache/oid.js';
 import { describeFsError, errnoCode, RemoteError } from '../errors.js';
-import { rmQuiet, tmpSuffix } from '../util/fs.js';
+import { rmQuiet, tmpSuffix, writeFileAtomicSync } from '../util/fs.js';
 import type { OnBytes, Remote } from './remote.js';
 
 /**
@@ -137,6 +137,49 @@ export class LocalRemote implements Remote {
       if (!/^[0-9a-f]{2}$/.test(p)) continue;
       yield* await this.listPrefix(p);
     }
+  }
+
+  private runPath(key: string): string {
+    return path.join(this.root, 'runs', key.slice(0, 2), key.slice(2));
+  }
+
+  async putRun(key: string, data: Buffer): Promise<void> {
+    this.checkRoot();
+    const dest = this.runPath(key);
+    try {
+      fs.mkdirSync(path.dirname(dest), { recursive: true });
+      writeFileAtomicSync(dest, data, 0o444);
+    } catch (err) {
+      throw this.describe(err, dest);
+    }
+  }
+
+  async getRun(key: string): Promise<Buffer | undefined> {
+    this.checkRoot();
+    try {
+      return fs.readFileSync(this.runPath(key));
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return undefined;
+      throw this.describe(err, this.runPath(key));
+    }
+  }
+
+  async listRuns(): Promise<string[]> {
+    this.checkRoot();
+    const base = path.join(this.root, 'runs');
+    const out: string[] = [];
+    let prefixes: string[] = [];
+    try {
+      prefixes = fs.readdirSync(base);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return out;
+      throw this.describe(err, base);
+    }
+    for (const p of prefixes) {
+      if (!/^[0-9a-f]{2}$/.test(p)) continue;
+      for (const n of fs.readdirSync(path.join(base, p))) if (/^[0-9a-f]{62}$/.test(n)) out.push(p + n);
+    }
+    return out;
   }
 
   async remove(oids: readonly Oid[]): Promise<Oid[]> {

@@ -38,6 +38,16 @@ export interface Remote {
   get(oid: Oid): Promise<AsyncIterable<Uint8Array>>;
   /** Every object on the remote. */
   list(): AsyncIterable<Oid>;
+  /**
+   * Run-cache records (small JSON, named by the hash of a run's inputs) at
+   * `runs/ab/cdef...` beside `files/`. Not content-addressed: the reader
+   * validates what it gets.
+   */
+  putRun(key: string, data: Buffer): Promise<void>;
+  /** A run record, or undefined when the remote has none under `key`. */
+  getRun(key: string): Promise<Buffer | undefined>;
+  /** Every run record key on the remote. */
+  listRuns(): Promise<string[]>;
   /** Deletes objects; returns those that could not be deleted. */
   remove(oids: readonly Oid[]): Promise<Oid[]>;
   /** Releases connections. */

@@ -231,6 +231,49 @@ export class S3Remote implements Remote {
     return failed;
   }
 
+  private runKey(key: string): string {
+    return `${this.base}runs/${key.slice(0, 2)}/${key.slice(2)}`;
+  }
+
+  async putRun(key: string, data: Buffer): Promise<void> {
+    try {
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.runKey(key), Body: data, ContentLength: data.length }));
+    } catch (err) {
+      throw this.fail(err, `uploading run record ${key}`);
+    }
+  }
+
+  async getRun(key: string): Promise<Buffer | undefined> {
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.runKey(key) }));
+      return Buffer.from(await res.Body!.transformToByteArray());
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw this.fail(err, `downloading run record ${key}`);
+    }
+  }
+
+  async listRuns(): Promise<string[]> {
+    const root = `${this.base}runs/`;
+    const out: string[] = [];
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: root, MaxKeys: this.pageSize, ContinuationToken: token }));
+      } catch (err) {
+        throw this.fail(err, `listing ${this.url}/runs`);
+      }
+      for (const o of page.Contents ?? []) {
+        const rel = o.Key?.slice(root.length) ?? '';
+        const key = rel.slice(0, 2) + rel.slice(3);
+        if (rel[2] === '/' && /^[0-9a-f]{64}$/.test(key)) out.push(key);
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return out;
+  }
+
   close(): void {
     this.client.destroy();
   }

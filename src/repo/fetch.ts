@@ -12,8 +12,16 @@ import { collectWanted } from './wanted.js';
 export async function fetch(repo: Repo, opts: TransferOptions = {}): Promise<TransferResult> {
   return repo.withLock('fetch', async () => {
     const selected = selectTargets(repo, await findPointers(repo), opts.targets ?? []);
-    return withRemote(repo, opts, (remote) => fetchSelected(repo, remote, selected, opts));
+    return withRemote(repo, opts, (remote) => fetchWithRuns(repo, remote, selected, opts));
   });
+}
+
+/** fetchSelected, then the run-cache when asked. */
+export async function fetchWithRuns(repo: Repo, remote: Remote, selected: readonly Selected[], opts: TransferOptions): Promise<TransferResult> {
+  const res = await fetchSelected(repo, remote, selected, opts);
+  if (!opts.runCache) return res;
+  const { fetchRuns, mergeTransfers } = await import('./run-sync.js');
+  return mergeTransfers(res, await fetchRuns(repo, remote, { ...opts, progress: undefined }));
 }
 
 export async function withRemote<T>(repo: Repo, opts: { remote?: string; jobs?: number }, fn: (remote: Remote) => Promise<T>): Promise<T> {

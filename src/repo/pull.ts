@@ -1,5 +1,5 @@
 import { checkoutLocked, type CheckoutResult } from './checkout.js';
-import { fetchSelected, withRemote } from './fetch.js';
+import { fetchWithRuns, withRemote } from './fetch.js';
 import { findPointers, selectTargets } from './pointers.js';
 import type { TransferOptions, TransferResult } from './push.js';
 import type { Repo } from './repo.js';
@@ -19,7 +19,7 @@ export interface PullResult {
 export async function pull(repo: Repo, opts: PullOptions = {}): Promise<PullResult> {
   return repo.withLock('pull', async () => {
     const selected = selectTargets(repo, await findPointers(repo), opts.targets ?? []);
-    const fetched = await withRemote(repo, opts, (remote) => fetchSelected(repo, remote, selected, opts));
+    const fetched = await withRemote(repo, opts, (remote) => fetchWithRuns(repo, remote, selected, opts));
     if (fetched.failed.length > 0) return { fetch: fetched };
     return { fetch: fetched, checkout: await checkoutLocked(repo, { targets: opts.targets, force: opts.force }) };
   });

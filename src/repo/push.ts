@@ -17,6 +17,8 @@ export interface TransferOptions {
   remote?: string;
   jobs?: number;
   progress?: TransferProgress;
+  /** Also transfer the run-cache (records and the objects of their outputs). */
+  runCache?: boolean;
 }
 
 export interface PushOptions extends TransferOptions {
@@ -41,6 +43,8 @@ export interface TransferResult {
    * until every file is on the remote, so others cannot pull them yet.
    */
   heldBack?: { path: string; missing: number }[];
+  /** With `runCache`: run records transferred. */
+  runs?: number;
 }
 
 /**
@@ -55,7 +59,10 @@ export async function push(repo: Repo, opts: PushOptions = {}): Promise<Transfer
     const selected = selectTargets(repo, await findPointers(repo), opts.targets ?? []);
     const remote = await openRemote(repo, opts.remote, opts.jobs);
     try {
-      return await pushSelected(repo, remote, selected, opts);
+      const res = await pushSelected(repo, remote, selected, opts);
+      if (!opts.runCache || opts.dry) return res;
+      const { pushRuns, mergeTransfers } = await import('./run-sync.js');
+      return mergeTransfers(res, await pushRuns(repo, remote, { ...opts, progress: undefined }));
     } finally {
       remote.close();
     }

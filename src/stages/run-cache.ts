@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
+import { isSafeRelPath } from '../cache/manifest.js';
+import { isOid } from '../cache/oid.js';
 import { errnoCode } from '../errors.js';
 import { writeFileAtomicSync } from '../util/fs.js';
 import type { Stage } from './load.js';
@@ -43,12 +45,28 @@ export class RunCache {
 
   get(key: string): RunEntry | undefined {
     try {
-      const e = JSON.parse(fs.readFileSync(this.file(key), 'utf8')) as RunEntry;
-      return Array.isArray(e.outs) && Array.isArray(e.metrics) ? e : undefined;
+      return parseRunEntry(fs.readFileSync(this.file(key), 'utf8'));
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT' || err instanceof SyntaxError) return undefined; // absent, or damaged: just rerun
+      if (errnoCode(err) === 'ENOENT') return undefined;
       throw err;
     }
+  }
+
+  /** Every run key in the cache. */
+  list(): string[] {
+    const out: string[] = [];
+    let prefixes: string[] = [];
+    try {
+      prefixes = fs.readdirSync(this.dir);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return out;
+      throw err;
+    }
+    for (const p of prefixes) {
+      if (!/^[0-9a-f]{2}$/.test(p)) continue;
+      for (const n of fs.readdirSync(path.join(this.dir, p))) if (/^[0-9a-f]{62}$/.test(n)) out.push(p + n);
+    }
+    return out.sort();
   }
 
   put(key: string, entry: RunEntry): void {
@@ -56,4 +74,32 @@ export class RunCache {
     fs.mkdirSync(path.dirname(f), { recursive: true });
     writeFileAtomicSync(f, JSON.stringify(entry));
   }
+}
+
+/**
+ * A run record, validated: it comes from the cache or from a remote, and its
+ * paths are written to on a restore. Undefined for anything malformed (the
+ * stage then simply runs).
+ */
+export function parseRunEntry(text: string): RunEntry | undefined {
+  let e: unknown;
+  try {
+    e = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const ok = (l: unknown): l is LockedPath[] =>
+    Array.isArray(l) &&
+    l.every(
+      (p) =>
+        typeof p === 'object' &&
+        p !== null &&
+        isSafeRelPath((p as LockedPath).path) &&
+        !/^(\.git|\.tdv)(\/|$)/.test((p as LockedPath).path) &&
+        isOid((p as LockedPath).sha256) &&
+        Number.isSafeInteger((p as LockedPath).size) &&
+        (p as LockedPath).size >= 0,
+    );
+  const r = e as RunEntry;
+  return typeof e === 'object' && e !== null && ok(r.outs) && ok(r.metrics) ? { outs: r.outs, metrics: r.metrics } : undefined;
 }

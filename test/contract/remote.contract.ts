@@ -114,6 +114,23 @@ export function remoteContract(label: string, make: () => Promise<RemoteUnderTes
       expect(all).toEqual([]);
     });
 
+    it('stores run-cache records beside the objects: put, get, list, absent is undefined', async () => {
+      const { remote } = await make();
+      const k1 = 'a'.repeat(64);
+      const k2 = `b${'c'.repeat(63)}`;
+      expect(await remote.listRuns()).toEqual([]);
+      expect(await remote.getRun(k1)).toBeUndefined();
+      await remote.putRun(k1, Buffer.from('{"outs":[],"metrics":[]}'));
+      await remote.putRun(k2, Buffer.from('{"second":true}'));
+      await remote.putRun(k2, Buffer.from('{"second":2}')); // a record may be replaced
+      expect((await remote.listRuns()).sort()).toEqual([k1, k2]);
+      expect((await remote.getRun(k1))?.toString()).toBe('{"outs":[],"metrics":[]}');
+      expect((await remote.getRun(k2))?.toString()).toBe('{"second":2}');
+      const objects: Oid[] = [];
+      for await (const oid of remote.list()) objects.push(oid);
+      expect(objects).toEqual([]); // records are not objects
+    });
+
     it('putting the same object twice is harmless', async () => {
       const { remote } = await make();
       const content = Buffer.from('twice');

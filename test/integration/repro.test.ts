@@ -212,3 +212,35 @@ describe('tdv repro: parallel stages, status and dag', () => {
     expectOneLineError(u.stderr, 'unknown stage "nope"', 'sales, join, report');
   });
 });
+
+describe('run-cache travels with push/pull --run-cache', () => {
+  it('a teammate restores a run made elsewhere instead of rerunning it', async () => {
+    const { git } = await import('../helpers/repo.js');
+    const { newDir } = await import('../helpers/expect.js');
+    const dir = await bikeshareRepo();
+    const remote = newDir();
+    expect((await tdv(dir, 'remote', 'add', '-d', 'store', remote)).code).toBe(0);
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'pipeline at 4.25');
+    // An experiment that is never committed, but its run is published.
+    write(dir, 'params.yaml', 'sales:\n  price: 6.00\n');
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    const experiment = read(dir, 'out/sales.csv');
+    const p = await tdv(dir, 'push', '--run-cache', '--json');
+    expect(p.code, p.stderr).toBe(0);
+    expect(JSON.parse(p.stdout).runs).toBe(6);
+
+    const b = path.join(newDir(), 'clone');
+    await git(path.dirname(b), 'clone', '-q', dir, b);
+    const pull = await tdv(b, 'pull', '--run-cache', '--json');
+    expect(pull.code, pull.stderr).toBe(0);
+    expect(JSON.parse(pull.stdout).runs).toBe(6);
+    write(b, 'params.yaml', 'sales:\n  price: 6.00\n');
+    const r = await tdv(b, 'repro');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('restored sales from the run-cache');
+    expect(r.stdout).not.toMatch(/^running/m);
+    expect(read(b, 'out/sales.csv')).toBe(experiment);
+  });
+});

@@ -56,6 +56,13 @@ class MemoryRemote implements Remote {
   async remove() {
     return [];
   }
+  async putRun() {}
+  async getRun() {
+    return undefined;
+  }
+  async listRuns() {
+    return [];
+  }
   close() {}
 }
 
