@@ -2,7 +2,7 @@
 // tdv benchmark: each row times tdv and its baseline side by side in the same
 // run (interleaved, median of RUNS), and prints the ratio against its target.
 // Usage: npm run bench [-- --runs 5 --files 20000 --big-mib 1024 --only add-dir,status,push-s3 --dir /dev/shm]
-// Row ids: add-big add-big-cached add-dir status checkout lfs push-local push-s3 push-noop-s3 pull-s3 push-big-s3 repro-noop parallel docker-true version
+// Row ids: add-big add-big-cached add-dir status checkout lfs push-local push-s3 push-noop-s3 pull-s3 push-big-s3 repro-noop parallel docker-true docker-true-runner version
 // --dir picks the file system: the default temp dir is the real disk, whose
 // speed on shared machines swings several-fold from minute to minute; a tmpfs
 // such as /dev/shm shows tdv's own CPU cost against the baseline's.
@@ -369,6 +369,37 @@ if (enabled('parallel')) {
     baseline: () => tdvCmd(repo, 'repro', '-q', '--force', '--no-run-cache', '-j', '1'),
   });
   rm(repo);
+}
+
+// Docker: one stage running `true` in tdv-fixtures/busybox (made by
+// test/helpers/docker-image.sh) vs the bare `docker run --rm` of the same.
+if (enabled('docker-true') || enabled('docker-true-runner')) {
+  const IMAGE = 'tdv-fixtures/busybox';
+  const script = path.resolve(path.dirname(TDV), '../test/helpers/docker-image.sh');
+  const made = spawnSync('sh', [script, IMAGE], { stdio: ['ignore', 'ignore', 'pipe'] });
+  if (made.status === 0) {
+    const dockerTrue = () => timeCmd('docker', ['run', '--rm', IMAGE, 'true'], work);
+    const repo = newRepo('docker');
+    fs.writeFileSync(path.join(repo, 'tdv.yaml'), `stages:\n  t:\n    cmd: 'true'\n    image: ${IMAGE}\n`);
+    await row('docker-true', 'tdv repro of one Docker stage running true (--force)', `docker run --rm ${IMAGE} true`, 1.3, {
+      tdv: () => tdvCmd(repo, 'repro', '-q', '--force', '--no-run-cache'),
+      baseline: dockerTrue,
+    });
+    // The runner alone, in-process: what tdv adds around `docker run` without
+    // Node's start-up, the repo and tdv.lock (resolveImage included, as repro does it).
+    const { DockerRunner } = await import('../dist/stages/runners/docker.js');
+    await row('docker-true-runner', 'DockerRunner resolveImage + run of true, in-process (no tdv repro)', `docker run --rm ${IMAGE} true`, 1.3, {
+      tdv: () =>
+        timeFn(async () => {
+          const runner = new DockerRunner();
+          const image = await runner.resolveImage(IMAGE);
+          const r = await runner.run({ stage: 'bench', cmd: 'true', root: repo, cwd: repo, env: {}, image, onOutput: () => {} });
+          if (r.exitCode !== 0) throw new Error(`DockerRunner: exit ${r.exitCode}`);
+        }),
+      baseline: dockerTrue,
+    });
+    rm(repo);
+  } else process.stderr.write(`  no Docker or no test image (${String(made.stderr).trim().split('\n')[0]}): the docker-true rows are skipped\n`);
 }
 
 await row('version', 'tdv --version', 'node -e 0', 2.5, {
