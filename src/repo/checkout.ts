@@ -1,21 +1,30 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConflictError, describeFsError, MissingObjectsError, TdvError } from '../errors.js';
+import { ConflictError, describeFsError, MissingObjectsError, TdvError, UsageError } from '../errors.js';
 import { hashFile } from '../cache/hash.js';
 import { inTwoThreads, ItemError } from '../cache/pool.js';
 import { sameStat, type WrittenStat } from '../cache/tasks.js';
 import type { ManifestEntry } from '../cache/manifest.js';
 import { isDirOid, type Oid } from '../cache/oid.js';
-import { FILES_SHARD, sameVersion } from '../cache/statcache.js';
+import { FILES_SHARD, sameVersion, StatCache } from '../cache/statcache.js';
 import type { CacheStamp } from '../cache/store.js';
 import { entryPath, walkDir, type WalkEntry } from '../cache/walk.js';
-import { isInside, lstatOrUndefined, pruneEmptyDirs, rmQuiet, toPosix } from '../util/fs.js';
+import { isInside, lstatOrUndefined, pruneEmptyDirs, rmQuiet, tmpSuffix, toPosix } from '../util/fs.js';
 import { hashWorkspace, recordDirectory } from './hashing.js';
 import { findPointers, type Selected, selectTargets } from './pointers.js';
+import type { TransferResult } from './push.js';
 import { type Repo, TDV_DIR } from './repo.js';
 
 export interface CheckoutOptions {
   targets?: string[];
+  /** Restore the data of this revision (anything Git resolves) instead of the workspace pointers'. */
+  rev?: string;
+  /** Write a snapshot into this directory (absolute) instead of the workspace; paths as in the repository. */
+  to?: string;
+  /** Fetch objects missing from the cache from a remote first (`remote`, `jobs`: as for fetch). */
+  pull?: boolean;
+  remote?: string;
+  jobs?: number;
   /** Overwrite or delete workspace files whose content is not in the cache. */
   force?: boolean;
   /** Re-create every file from the cache (e.g. after changing cache.type). */
@@ -62,12 +71,29 @@ export interface CheckoutPlan {
   dirs: PlannedDir[];
   /** The cache's stamp taken before any presence check of this plan. */
   stamp: CacheStamp;
+  /** The stat cache of the destination; recorded and saved only when `record`. */
+  statCache: StatCache;
+  record: boolean;
+}
+
+/**
+ * Where a checkout writes: the workspace (the default), or a snapshot
+ * directory, whose files are never recorded in the workspace's stat cache.
+ */
+export interface Destination {
+  root: string;
+  statCache: StatCache;
+  record: boolean;
 }
 
 export interface CheckoutResult {
   /** Repo-relative paths written (or, with `dry`, to be written). */
   restored: string[];
   deleted: string[];
+  /** With `pull`: the fetch that came first. When it failed, nothing was checked out. */
+  fetch?: TransferResult;
+  /** With `rev`: the commit it named. */
+  commit?: string;
 }
 
 /** Makes the workspace match the pointers, never destroying uncached data without `force`. */
@@ -77,12 +103,41 @@ export async function checkout(repo: Repo, opts: CheckoutOptions = {}): Promise<
 
 /** `checkout` for a caller that holds the repository lock already (pull). */
 export async function checkoutLocked(repo: Repo, opts: CheckoutOptions): Promise<CheckoutResult> {
-  const selected = selectTargets(repo, await findPointers(repo), opts.targets ?? []);
-  const plan = await planCheckout(repo, selected, opts);
+  let selected: Selected[];
+  let commit: string | undefined;
+  if (opts.rev !== undefined) {
+    const { openHistory, pointersAt, resolveRevision, selectAt } = await import('./revision.js');
+    const history = openHistory(repo);
+    try {
+      const at = resolveRevision(history, opts.rev);
+      commit = at.commit;
+      selected = selectAt(repo, await pointersAt(repo, history, at), opts.targets ?? [], at);
+    } finally {
+      history.close();
+    }
+  } else {
+    selected = selectTargets(repo, await findPointers(repo), opts.targets ?? []);
+  }
+  let fetched: TransferResult | undefined;
+  if (opts.pull) {
+    const { fetchSelected, withRemote } = await import('./fetch.js');
+    fetched = await withRemote(repo, opts, (remote) => fetchSelected(repo, remote, selected, opts));
+    if (fetched.failed.length > 0) return { restored: [], deleted: [], fetch: fetched, commit };
+  }
+  let dest: Destination | undefined;
+  if (opts.to !== undefined) {
+    dest = snapshotDestination(repo, opts.to, selected);
+    selected = selected.map((s) => ({ ...s, abs: path.join(dest!.root, ...s.rel.split('/')) }));
+  }
+  const plan = await planCheckout(repo, selected, opts, dest);
   if (plan.missing.length > 0) {
-    throw new MissingObjectsError(
-      `${plan.missing.length} file(s) are not in the cache: ${summarize(plan.missing)}; run \`tdv pull\` to fetch them`,
-      plan.missing,
+    const fix = opts.rev === undefined ? 'run `tdv pull` to fetch them' : `run \`tdv pull --rev ${opts.rev}\` to fetch them, or add --pull`;
+    throw new MissingObjectsError(`${plan.missing.length} file(s) are not in the cache: ${summarize(plan.missing)}; ${fix}`, plan.missing);
+  }
+  if (plan.conflicts.length > 0 && dest) {
+    throw new ConflictError(
+      `${plan.conflicts.length} file(s) in ${opts.to} are not in the cache and would be lost: ${summarize(plan.conflicts)}; choose an empty directory, or add --force to overwrite them`,
+      plan.conflicts,
     );
   }
   if (plan.conflicts.length > 0) {
@@ -93,27 +148,62 @@ export async function checkoutLocked(repo: Repo, opts: CheckoutOptions): Promise
     );
   }
   if (!opts.dry) await applyCheckout(repo, plan);
-  return { restored: plan.writes.map((w) => w.rel), deleted: plan.deletes.map((d) => d.rel) };
+  return { restored: plan.writes.map((w) => w.rel), deleted: plan.deletes.map((d) => d.rel), ...(fetched ? { fetch: fetched } : {}), ...(commit ? { commit } : {}) };
+}
+
+/**
+ * Checks a snapshot directory: it must not hold the repository, nor lie in
+ * Git's or tdv's own files, the cache, or tracked data (a snapshot there would
+ * be mixed into what it copies). It gets a stat cache of its own that is never
+ * saved.
+ */
+function snapshotDestination(repo: Repo, to: string, selected: readonly Selected[]): Destination {
+  const real = realpathAllowingMissing(to);
+  const root = realpathAllowingMissing(repo.root);
+  const refuse = (why: string) => new UsageError(`cannot write a snapshot into ${to}: ${why}; choose another directory`);
+  if (isInside(real, root)) throw refuse('it contains the repository (to restore data into the workspace, leave out --to)');
+  for (const own of [path.join(root, '.git'), path.join(root, TDV_DIR), realpathAllowingMissing(repo.cacheDir)]) {
+    if (isInside(own, real)) throw refuse(`it is inside ${own}`);
+  }
+  for (const s of selected) if (isInside(realpathAllowingMissing(s.abs), real)) throw refuse(`it is inside tracked data (${s.rel})`);
+  const st = fs.statSync(real, { throwIfNoEntry: false });
+  if (st && !st.isDirectory()) throw refuse('it is not a directory');
+  return { root: real, statCache: new StatCache(path.join(repo.tmpDir, `unsaved.${tmpSuffix()}`), () => {}), record: false };
+}
+
+/** The real path of `p`, resolving its existing part (symlinks included) and keeping the rest as given. */
+function realpathAllowingMissing(p: string): string {
+  let dir = path.resolve(p);
+  const rest: string[] = [];
+  while (!fs.existsSync(dir)) {
+    const parent = path.dirname(dir);
+    if (parent === dir) break;
+    rest.unshift(path.basename(dir));
+    dir = parent;
+  }
+  return path.join(fs.realpathSync.native(dir), ...rest);
 }
 
 function summarize(paths: string[]): string {
   return paths.length <= 5 ? paths.join(', ') : `${paths.slice(0, 5).join(', ')} and ${paths.length - 5} more`;
 }
 
-export async function planCheckout(repo: Repo, selected: readonly Selected[], opts: CheckoutOptions): Promise<CheckoutPlan> {
+export async function planCheckout(repo: Repo, selected: readonly Selected[], opts: CheckoutOptions, dest?: Destination): Promise<CheckoutPlan> {
   const store = repo.store;
   const stamp = store.stamp(); // before any presence check: see StatCache.isComplete
-  const plan: CheckoutPlan = { writes: [], deletes: [], clears: [], conflicts: [], missing: [], dirs: [], stamp };
+  const sc = dest?.statCache ?? repo.statCache;
+  const plan: CheckoutPlan = { writes: [], deletes: [], clears: [], conflicts: [], missing: [], dirs: [], stamp, statCache: sc, record: dest?.record ?? true };
   const force = opts.force === true;
   const cached = (oid: Oid) => force || store.has(oid);
-  const guard = escapeGuard(repo.root, repo.cacheDir);
+  const guard = escapeGuard(dest?.root ?? repo.root, repo.cacheDir, dest ? [path.join(repo.root, '.git'), repo.tdvDir] : []);
   for (const s of selected) {
     guard(s.abs);
     const want = s.out.sha256;
     // Known complete and no object removed since: skip a stat per object.
-    const complete = repo.statCache.isComplete(s.rel, want, stamp);
+    const complete = sc.isComplete(s.rel, want, stamp);
     const skipped = new Set<string>();
     const ws = await hashWorkspace(repo, s, {
+      statCache: sc,
       needEntries: true,
       // Skipped entries (symlinks, special files) are dealt with below, where they are in the way.
       onSkip: (abs) => skipped.add(toPosix(path.relative(s.abs, abs))),
@@ -260,10 +350,10 @@ async function uncachedUnder(repo: Repo, abs: string, rel: string): Promise<stri
  * repository: a symlinked directory (moved data left behind as a link, or a
  * hostile committed link) must never make tdv write elsewhere.
  */
-function escapeGuard(root: string, cacheDir: string): (abs: string) => void {
+function escapeGuard(root: string, cacheDir: string, alsoForbidden: readonly string[] = []): (abs: string) => void {
   const realRoot = fs.realpathSync.native(root);
   // Inside the repository, yet never a place for data: Git's and tdv's own files, the cache.
-  const forbidden = [path.join(realRoot, '.git'), path.join(realRoot, TDV_DIR), fs.existsSync(cacheDir) ? fs.realpathSync.native(cacheDir) : cacheDir];
+  const forbidden = [path.join(realRoot, '.git'), path.join(realRoot, TDV_DIR), fs.existsSync(cacheDir) ? fs.realpathSync.native(cacheDir) : cacheDir, ...alsoForbidden.map((f) => (fs.existsSync(f) ? fs.realpathSync.native(f) : f))];
   const seen = new Map<string, boolean>();
   return (abs) => {
     let dir = path.dirname(abs);
@@ -283,7 +373,7 @@ function escapeGuard(root: string, cacheDir: string): (abs: string) => void {
 /** Applies a conflict-free plan: deletions, then writes (each atomic), then stat-cache records. */
 export async function applyCheckout(repo: Repo, plan: CheckoutPlan): Promise<void> {
   const store = repo.store;
-  const sc = repo.statCache;
+  const sc = plan.statCache;
   try {
     for (const p of plan.clears) fs.rmSync(p, { recursive: true, force: true });
     for (const d of plan.deletes) {
@@ -313,6 +403,7 @@ export async function applyCheckout(repo: Repo, plan: CheckoutPlan): Promise<voi
       const described = describeFsError(Object.assign(new Error(err.message), { code: err.code }), w.abs);
       throw described instanceof TdvError ? described : new TdvError('IO_ERROR', `cannot write ${w.rel}: ${err.message}`);
     }
+    if (!plan.record) return;
     // The stat each file had right after tdv wrote it: trusted later only if it is still that.
     const written = new Map(plan.writes.map((w, i) => [w.rel, stats[i]!]));
     for (const d of plan.dirs) {
@@ -336,6 +427,6 @@ export async function applyCheckout(repo: Repo, plan: CheckoutPlan): Promise<voi
       sc.setFile(w.shard, w.key, { ino, mtimeMs, ctimeMs, size, mode: 0 }, w.oid);
     });
   } finally {
-    sc.save();
+    if (plan.record) sc.save();
   }
 }

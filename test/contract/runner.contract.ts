@@ -122,6 +122,7 @@ export function runnerContract(label: string, make: () => Promise<RunnerUnderTes
       const pidFile = path.join(root, 'bg.pid');
       const started = path.join(root, 'started');
       const running = runCapture(r, root, `sleep 30 & echo $! > ${pidFile}; touch ${started}; sleep 30`, { signal: ac.signal });
+      running.catch(() => undefined); // a failure to start is reported by the await below, not as unhandled
       await waitFor(() => fs.existsSync(started), 20_000);
       const t = performance.now();
       ac.abort();

@@ -1,6 +1,19 @@
 import type { Command } from 'commander';
+import { UsageError } from '../../errors.js';
 import { plural } from '../../ui/output.js';
-import { type CliContext, examples } from '../context.js';
+import { type CliContext, examples, parsePositiveInt } from '../context.js';
+import { renderTransfer } from '../transfer.js';
+
+interface CheckoutFlags {
+  force?: boolean;
+  relink?: boolean;
+  dry?: boolean;
+  rev?: string;
+  to?: string;
+  pull?: boolean;
+  remote?: string;
+  jobs?: number;
+}
 
 export function registerCheckout(program: Command, ctx: CliContext): void {
   program
@@ -10,17 +23,48 @@ export function registerCheckout(program: Command, ctx: CliContext): void {
     .option('-f, --force', 'overwrite or delete workspace changes that are not in the cache')
     .option('--relink', 're-create every file from the cache (e.g. after changing cache.type)')
     .option('--dry', 'list what would be restored and deleted, change nothing')
-    .addHelpText('after', examples('tdv checkout', 'tdv checkout data/images/cat.png', 'tdv checkout --force data.tdv'))
-    .action(async (targets: string[], opts: { force?: boolean; relink?: boolean; dry?: boolean }, cmd: Command) => {
+    .option('--rev <rev>', 'restore the data recorded at this revision (commit, branch, tag, HEAD~3), not the workspace pointers')
+    .option('--to <dir>', 'write a snapshot into this directory (paths as in the repository), leaving the workspace alone')
+    .option('--pull', 'first fetch what the cache lacks from the remote')
+    .option('-r, --remote <name>', 'with --pull: the remote to fetch from (default: core.remote)')
+    .option('-j, --jobs <n>', 'with --pull: parallel transfers', parsePositiveInt('--jobs'))
+    .addHelpText(
+      'after',
+      examples(
+        'tdv checkout',
+        'tdv checkout data/images/cat.png',
+        'tdv checkout --force data.tdv',
+        'tdv checkout --rev v1 data             # the data as tagged v1, into the workspace',
+        'tdv checkout --rev HEAD~30 --to /tmp/day1   # a read-only (when linked) snapshot beside the workspace',
+        'tdv checkout --rev 3f2a1b9 --pull      # fetch what is missing first',
+      ),
+    )
+    .action(async (targets: string[], opts: CheckoutFlags, cmd: Command) => {
       const out = await ctx.output(cmd);
+      if ((opts.remote !== undefined || opts.jobs !== undefined) && !opts.pull) throw new UsageError('-r/--remote and -j/--jobs only apply with --pull');
       const repo = await ctx.openRepo(out);
       const { checkout } = await import('../../repo/checkout.js');
-      const res = await checkout(repo, { targets: targets.map((t) => ctx.resolve(t)), force: opts.force, relink: opts.relink, dry: opts.dry });
+      const to = opts.to === undefined ? undefined : ctx.resolve(opts.to);
+      const res = await checkout(repo, {
+        targets: targets.map((t) => ctx.resolve(t)),
+        force: opts.force,
+        relink: opts.relink,
+        dry: opts.dry,
+        rev: opts.rev,
+        to,
+        pull: opts.pull,
+        remote: opts.remote,
+        jobs: opts.jobs,
+      });
+      if (res.fetch) renderTransfer(out, res.fetch, { done: 'Fetched', prep: 'from', again: 'tdv checkout --pull', after: 'nothing was checked out; ' });
+      const of = res.commit ? ` of ${opts.rev} (${res.commit.slice(0, 12)})` : '';
+      const into = to ? ` in ${opts.to}` : '';
       if (opts.dry) for (const r of res.restored) out.info(`M  ${r}`);
       else for (const r of res.restored.slice(0, 20)) out.debug(`restored ${r}`);
       for (const d of res.deleted) out.info(`D  ${d}`);
-      if (res.restored.length === 0 && res.deleted.length === 0) out.info('Workspace already matches the pointers.');
-      else if (opts.dry) out.info(`Would restore ${plural(res.restored.length, 'file')} and delete ${plural(res.deleted.length, 'file')}.`);
-      else out.info(`Restored ${plural(res.restored.length, 'file')}, deleted ${plural(res.deleted.length, 'file')}.`);
+      const what = of ? `the data${of}` : 'the pointers';
+      if (res.restored.length === 0 && res.deleted.length === 0) out.info(to ? `${opts.to} already matches ${what}.` : `Workspace already matches ${what}.`);
+      else if (opts.dry) out.info(`Would restore ${plural(res.restored.length, 'file')}${of}${into} and delete ${plural(res.deleted.length, 'file')}.`);
+      else out.info(`Restored ${plural(res.restored.length, 'file')}${of}${into}, deleted ${plural(res.deleted.length, 'file')}.`);
     });
 }
