@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { TdvError } from '../errors.js';
 import type { TransferResult } from '../repo/push.js';
+import type { HistoryScope } from '../repo/revision.js';
 import type { TransferProgress } from '../remote/transfer.js';
 import { formatBytes, type Output, plural } from '../ui/output.js';
 import { parsePositiveInt } from './context.js';
@@ -22,6 +23,33 @@ export function transferOptions(cmd: Command): Command {
     .option('-j, --jobs <n>', 'parallel transfers (default: the remote\'s `jobs`, else 4 x cores for S3)', parsePositiveInt('--jobs'))
     .option('--run-cache', 'also transfer the run-cache, so `tdv repro` elsewhere restores instead of rerunning')
     .option('--json', 'print one JSON object: transferred, skipped, failed, bytes, failures');
+}
+
+export interface HistoryFlags {
+  rev?: string | string[];
+  allBranches?: boolean;
+  allTags?: boolean;
+  allCommits?: boolean;
+}
+
+/** `--all-branches`, `--all-tags`, `--all-commits`: data beyond the workspace (push, fetch, gc). */
+export function allHistoryOptions(cmd: Command, verb: string): Command {
+  return cmd
+    .option('--all-branches', `also ${verb} the data of every local branch's tip`)
+    .option('--all-tags', `also ${verb} the data of every tag`)
+    .option('--all-commits', `also ${verb} the data of every commit reachable from a branch, tag or HEAD`);
+}
+
+/** The history scope of the flags; `workspace`: whether the workspace's data is part of it. */
+export function scopeOf(opts: HistoryFlags, workspace: boolean): HistoryScope | undefined {
+  const revs = opts.rev === undefined ? [] : Array.isArray(opts.rev) ? opts.rev : [opts.rev];
+  const scope: HistoryScope = { workspace, revs, allBranches: opts.allBranches, allTags: opts.allTags, allCommits: opts.allCommits };
+  return revs.length || opts.allBranches || opts.allTags || opts.allCommits ? scope : undefined;
+}
+
+/** Collects a repeatable option's values. */
+export function collect(v: string, prev: string[] = []): string[] {
+  return [...prev, v];
 }
 
 /** A progress bar when a person is watching stderr; nothing otherwise. */

@@ -2,7 +2,8 @@ import type { ManifestEntry } from '../cache/manifest.js';
 import { isDirOid, type Oid } from '../cache/oid.js';
 import type { Remote } from '../remote/remote.js';
 import { downloadVerified, type Job, runJobs, type TransferFailure } from '../remote/transfer.js';
-import { findPointers, type Selected, selectTargets } from './pointers.js';
+import type { Selected } from './pointers.js';
+import { selectForTransfer } from './revision.js';
 import { cachedManifest, type TransferOptions, type TransferResult } from './push.js';
 import { openRemote, remoteJobs } from './remotes.js';
 import type { Repo } from './repo.js';
@@ -11,7 +12,7 @@ import { collectWanted } from './wanted.js';
 /** Downloads the objects the selected pointers reference that the cache lacks. */
 export async function fetch(repo: Repo, opts: TransferOptions = {}): Promise<TransferResult> {
   return repo.withLock('fetch', async () => {
-    const selected = selectTargets(repo, await findPointers(repo), opts.targets ?? []);
+    const selected = await selectForTransfer(repo, opts);
     return withRemote(repo, opts, (remote) => fetchWithRuns(repo, remote, selected, opts));
   });
 }

@@ -1,12 +1,14 @@
 import { checkoutLocked, type CheckoutResult } from './checkout.js';
 import { fetchWithRuns, withRemote } from './fetch.js';
-import { findPointers, selectTargets } from './pointers.js';
+import { selectForTransfer } from './revision.js';
 import type { TransferOptions, TransferResult } from './push.js';
 import type { Repo } from './repo.js';
 
 export interface PullOptions extends TransferOptions {
   /** Passed to checkout: discard workspace changes that are not cached. */
   force?: boolean;
+  /** Fetch and check out the data of this revision instead of the workspace pointers'. */
+  rev?: string;
 }
 
 export interface PullResult {
@@ -18,9 +20,9 @@ export interface PullResult {
 /** Fetch, then checkout, under one lock so nothing changes the cache in between. */
 export async function pull(repo: Repo, opts: PullOptions = {}): Promise<PullResult> {
   return repo.withLock('pull', async () => {
-    const selected = selectTargets(repo, await findPointers(repo), opts.targets ?? []);
+    const selected = await selectForTransfer(repo, { targets: opts.targets, scope: opts.rev === undefined ? undefined : { revs: [opts.rev] } });
     const fetched = await withRemote(repo, opts, (remote) => fetchWithRuns(repo, remote, selected, opts));
     if (fetched.failed.length > 0) return { fetch: fetched };
-    return { fetch: fetched, checkout: await checkoutLocked(repo, { targets: opts.targets, force: opts.force }) };
+    return { fetch: fetched, checkout: await checkoutLocked(repo, { targets: opts.targets, force: opts.force, rev: opts.rev }) };
   });
 }

@@ -5,7 +5,8 @@ import type { ObjectStore } from '../cache/store.js';
 import { FormatError } from '../errors.js';
 import type { Remote } from '../remote/remote.js';
 import { type Job, remoteHas, runJobs, type TransferFailure, type TransferProgress } from '../remote/transfer.js';
-import { findPointers, type Selected, selectTargets } from './pointers.js';
+import type { Selected } from './pointers.js';
+import { type HistoryScope, selectForTransfer } from './revision.js';
 import { openRemote, remoteJobs } from './remotes.js';
 import type { Repo } from './repo.js';
 import { collectWanted, type WantedDir } from './wanted.js';
@@ -19,6 +20,8 @@ export interface TransferOptions {
   progress?: TransferProgress;
   /** Also transfer the run-cache (records and the objects of their outputs). */
   runCache?: boolean;
+  /** Data referenced at other revisions (`--rev`, `--all-branches`, ...), instead of or beside the workspace's. */
+  scope?: HistoryScope;
 }
 
 export interface PushOptions extends TransferOptions {
@@ -56,7 +59,7 @@ export interface TransferResult {
  */
 export async function push(repo: Repo, opts: PushOptions = {}): Promise<TransferResult> {
   return repo.withLock('push', async () => {
-    const selected = selectTargets(repo, await findPointers(repo), opts.targets ?? []);
+    const selected = await selectForTransfer(repo, opts);
     const remote = await openRemote(repo, opts.remote, opts.jobs);
     try {
       const res = await pushSelected(repo, remote, selected, opts);

@@ -3,7 +3,7 @@ import { ExitCode, TdvError } from '../errors.js';
 import { GitHistory, type TreeFile } from '../git/history.js';
 import { toPosix } from '../util/fs.js';
 import { parsePointer, type Pointer, POINTER_EXT } from './pointer.js';
-import { allOuts, checkOverlaps, lockAsPointer, type Selected, selectTargets } from './pointers.js';
+import { allOuts, checkOverlaps, findPointers, lockAsPointer, type Selected, selectTargets } from './pointers.js';
 import type { Repo } from './repo.js';
 
 const LOCK_FILE = 'tdv.lock';
@@ -104,6 +104,8 @@ export function selectAt(repo: Repo, pointers: readonly Pointer[], targets: read
 
 /** Which commits beyond the workspace a command takes data from. */
 export interface HistoryScope {
+  /** Also the workspace's pointers (push and gc keep them; fetch --rev does not). */
+  workspace?: boolean;
   /** Revisions as the user named them. */
   revs?: string[];
   /** The tip of every local branch. */
@@ -158,4 +160,48 @@ export async function outsInScope(repo: Repo, history: GitHistory, scope: Histor
     }
   }
   return out;
+}
+
+/**
+ * The tracked outputs a transfer acts on: the workspace's (no scope), or
+ * those at the scope's commits (plus the workspace's when `scope.workspace`).
+ * With targets, a target tracked at some of those places is taken from there;
+ * one tracked nowhere is a usage error.
+ */
+export async function selectForTransfer(repo: Repo, opts: { targets?: string[]; scope?: HistoryScope }): Promise<Selected[]> {
+  const targets = opts.targets ?? [];
+  if (!opts.scope || scopeIsEmpty(opts.scope)) return selectTargets(repo, await findPointers(repo), targets);
+  const picked = new Map<string, Selected>();
+  const matched = new Set<string>();
+  const take = (pointers: readonly Pointer[]) => {
+    const found: Selected[] = [];
+    if (targets.length === 0) found.push(...allOuts(repo, pointers));
+    for (const t of targets) {
+      try {
+        found.push(...selectTargets(repo, pointers, [t]));
+        matched.add(t);
+      } catch (err) {
+        if (!(err instanceof TdvError) || err.code !== 'NOT_TRACKED') throw err;
+      }
+    }
+    for (const s of found) {
+      const key = `${s.rel}\0${s.sub ?? ''}\0${s.out.sha256}`;
+      if (!picked.has(key)) picked.set(key, s);
+    }
+  };
+  if (opts.scope.workspace) take(await findPointers(repo));
+  const history = openHistory(repo);
+  try {
+    const memo = new Map<string, Promise<Pointer>>();
+    const commits = scopeCommits(history, opts.scope);
+    for (const at of commits) take(await pointersAt(repo, history, at, memo));
+    const missed = targets.find((t) => !matched.has(t));
+    if (missed !== undefined) {
+      const where = `${opts.scope.workspace ? 'in the workspace nor ' : ''}at any of the ${commits.length} commit(s) asked for`;
+      throw new TdvError('NOT_TRACKED', `${repo.rel(missed)} is not tracked by tdv ${where}; \`tdv log\` lists the versions of tracked data`, { exitCode: ExitCode.usage });
+    }
+  } finally {
+    history.close();
+  }
+  return [...picked.values()];
 }

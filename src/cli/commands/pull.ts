@@ -6,16 +6,18 @@ import { progressFor, renderTransfer, type TransferFlags, transferJson, transfer
 export function registerPull(program: Command, ctx: CliContext): void {
   transferOptions(program.command('pull').description('fetch data from a remote, then check it out into the workspace'))
     .option('-f, --force', 'overwrite or delete workspace changes that are not in the cache')
-    .addHelpText('after', examples('tdv pull', 'tdv pull data/images/cat.png', 'tdv pull -r s3store --json'))
-    .action(async (targets: string[], opts: TransferFlags & { force?: boolean }, cmd: Command) => {
+    .option('--rev <rev>', 'fetch and check out the data of this revision (commit, branch, tag) instead of the workspace pointers\'')
+    .addHelpText('after', examples('tdv pull', 'tdv pull data/images/cat.png', 'tdv pull -r s3store --json', 'tdv pull --rev v1 data'))
+    .action(async (targets: string[], opts: TransferFlags & { force?: boolean; rev?: string }, cmd: Command) => {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
       const { pull } = await import('../../repo/pull.js');
       const progress = await progressFor(out, 'pull');
-      const res = await pull(repo, { targets: targets.map((t) => ctx.resolve(t)), remote: opts.remote, jobs: opts.jobs, runCache: opts.runCache, force: opts.force, progress }).finally(() => progress?.finish());
+      const res = await pull(repo, { targets: targets.map((t) => ctx.resolve(t)), remote: opts.remote, jobs: opts.jobs, runCache: opts.runCache, force: opts.force, rev: opts.rev, progress }).finally(() => progress?.finish());
       const co = res.checkout;
       if (out.json) out.data({ ...transferJson(res.fetch), ...(co ? { restored: co.restored.length, deleted: co.deleted.length } : {}) });
       renderTransfer(out, res.fetch, { done: 'Fetched', prep: 'from', again: 'tdv pull', after: 'nothing was checked out; ' });
-      if (co) out.info(co.restored.length + co.deleted.length === 0 ? 'Workspace already matches the pointers.' : `Restored ${plural(co.restored.length, 'file')}, deleted ${plural(co.deleted.length, 'file')}.`);
+      const of = co?.commit ? ` of ${opts.rev} (${co.commit.slice(0, 12)})` : '';
+      if (co) out.info(co.restored.length + co.deleted.length === 0 ? `Workspace already matches ${of ? `the data${of}` : 'the pointers'}.` : `Restored ${plural(co.restored.length, 'file')}${of}, deleted ${plural(co.deleted.length, 'file')}.`);
     });
 }
