@@ -14,7 +14,12 @@ function alive(pidFile: string): string[] {
     .filter((pid) => {
       try {
         process.kill(Number(pid), 0);
-        return true;
+      } catch {
+        return false;
+      }
+      // A killed process whose parent has not reaped it yet is a zombie: dead, not a leftover.
+      try {
+        return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
       } catch {
         return false;
       }
