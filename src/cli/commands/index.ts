@@ -3,6 +3,7 @@ import type { CliContext } from '../context.js';
 import { registerAdd } from './add.js';
 import { registerCheckout } from './checkout.js';
 import { registerDag } from './dag.js';
+import { registerDiff } from './diff.js';
 import { registerFetch } from './fetch.js';
 import { registerGc } from './gc.js';
 import { registerInit } from './init.js';
@@ -21,6 +22,7 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerAdd(program, ctx);
   registerStatus(program, ctx);
   registerCheckout(program, ctx);
+  registerDiff(program, ctx);
   registerRepro(program, ctx);
   registerDag(program, ctx);
   registerMetrics(program, ctx);
