@@ -146,3 +146,28 @@ describe('walkDir', () => {
     expect(skipped).toEqual([[path.join(d, 'pipe'), 'not a regular file']]);
   });
 });
+
+describe('walkDir stat values', () => {
+  it('match fs.lstatSync exactly for every entry (the fast path reads Node internals, so prove it)', async () => {
+    const { default: os } = await import('node:os');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tdv-walk-'));
+    try {
+      for (let i = 0; i < 50; i++) {
+        const f = path.join(dir, `d${i % 5}`, `f${i}`);
+        fs.mkdirSync(path.dirname(f), { recursive: true });
+        fs.writeFileSync(f, 'x'.repeat(i * 37));
+        if (i % 7 === 0) fs.chmodSync(f, 0o755);
+        fs.utimesSync(f, new Date(1_700_000_000_123 + i), new Date(1_700_000_000_000 + i * 1_001.5));
+      }
+      const { walkDir } = await import('../../src/cache/walk.js');
+      const entries = walkDir(dir);
+      expect(entries).toHaveLength(50);
+      for (const e of entries) {
+        const st = fs.lstatSync(path.join(dir, e.rel));
+        expect({ ino: e.ino, size: e.size, mode: e.mode, mtimeMs: e.mtimeMs, ctimeMs: e.ctimeMs }).toEqual({ ino: st.ino, size: st.size, mode: st.mode, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs });
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
