@@ -69,4 +69,17 @@ describeDocker('tdv repro with Docker stages', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('tdv-test/no-such-image:1');
   });
+
+  it('independent Docker stages run at the same time with -j 2', async () => {
+    const dir = await newRepo();
+    const stage = (n: string) => `  ${n}:\n    image: ${TEST_IMAGE}\n    cmd: date +%s > ${n}.txt; sleep 2; date +%s >> ${n}.txt\n    outs: [${n}.txt]\n`;
+    write(dir, 'tdv.yaml', `stages:\n${stage('a')}${stage('b')}`);
+    const r = await tdv(dir, 'repro', '-j', '2');
+    expect(r.code, r.stderr).toBe(0);
+    const span = (f: string) => read(dir, f).trim().split('\n').map(Number);
+    const [a0, a1] = span('a.txt');
+    const [b0, b1] = span('b.txt');
+    // Each interval is at least 2 s long; with one stage after the other they could share at most an instant.
+    expect(Math.min(a1!, b1!) - Math.max(a0!, b0!)).toBeGreaterThanOrEqual(1);
+  });
 });
