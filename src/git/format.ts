@@ -95,8 +95,14 @@ export function treeEntries(data: Buffer): TreeEntry[] {
 }
 
 /** The entry named `name` in a tree object, without decoding the others. */
+const names = new Map<string, Buffer>();
+
 export function findTreeEntry(data: Buffer, name: string): TreeEntry | undefined {
-  const want = Buffer.from(name, 'utf8');
+  let want = names.get(name);
+  if (!want) {
+    want = Buffer.from(name, 'utf8');
+    if (names.size < 1024) names.set(name, want);
+  }
   let p = 0;
   while (p < data.length) {
     const sp = data.indexOf(0x20, p);

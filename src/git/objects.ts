@@ -164,6 +164,8 @@ export class ObjectDb {
   private packNo = 0;
   private readonly dirs: string[];
   private readonly bases = new BaseCache(32 << 20);
+  /** The id being looked up, as bytes (one buffer, reused: lookups are many and never overlap). */
+  private readonly raw = Buffer.alloc(20);
 
   constructor(objectsDir: string) {
     this.dirs = [objectsDir, ...alternates(objectsDir, new Set([path.resolve(objectsDir)]))];
@@ -185,7 +187,8 @@ export class ObjectDb {
 
   tryRead(oid: string): GitObject | undefined {
     if (!HEX40.test(oid)) throw new TdvError('GIT_BAD_OID', `not a Git object id: ${oid}`);
-    const raw = Buffer.from(oid, 'hex');
+    const raw = this.raw;
+    raw.write(oid, 'hex');
     for (const pack of this.allPacks()) {
       const pos = pack.find(raw);
       if (pos !== -1) return this.readPacked(pack, pack.offsetAt(pos));
@@ -208,7 +211,8 @@ export class ObjectDb {
 
   has(oid: string): boolean {
     if (!HEX40.test(oid)) return false;
-    const raw = Buffer.from(oid, 'hex');
+    const raw = this.raw;
+    raw.write(oid, 'hex');
     if (this.allPacks().some((p) => p.find(raw) !== -1)) return true;
     return this.dirs.some((d) => fs.existsSync(path.join(d, oid.slice(0, 2), oid.slice(2))));
   }

@@ -7,6 +7,7 @@ import { registerDiff } from './diff.js';
 import { registerFetch } from './fetch.js';
 import { registerGc } from './gc.js';
 import { registerInit } from './init.js';
+import { registerLog } from './log.js';
 import { registerMetrics } from './metrics.js';
 import { registerPull } from './pull.js';
 import { registerPush } from './push.js';
@@ -23,6 +24,7 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerStatus(program, ctx);
   registerCheckout(program, ctx);
   registerDiff(program, ctx);
+  registerLog(program, ctx);
   registerRepro(program, ctx);
   registerDag(program, ctx);
   registerMetrics(program, ctx);

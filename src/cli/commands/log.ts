@@ -1,0 +1,50 @@
+import type { Command } from 'commander';
+import { shortOid } from '../../cache/oid.js';
+import type { LogChange, LogResult, VersionInfo } from '../../repo/log.js';
+import { formatBytes, type Output, plural } from '../../ui/output.js';
+import { type CliContext, examples, parsePositiveInt } from '../context.js';
+
+export function registerLog(program: Command, ctx: CliContext): void {
+  program
+    .command('log')
+    .description('list the versions of tracked data along the current branch: the commits where it changed')
+    .argument('[path]', 'a tracked path, its pointer file, or a directory holding pointers (default: everything tracked)')
+    .option('-n, --max-count <n>', 'show at most this many commits', parsePositiveInt('-n'))
+    .option('--json', 'print one JSON object (schema in README)')
+    .addHelpText(
+      'after',
+      '\nFollows the first parent of merges, like `git log --first-parent`: a merge shows what it brought in as one change.\n' +
+        examples('tdv log data', 'tdv log -n 5', 'tdv log models/model.pkl --json'),
+    )
+    .action(async (target: string | undefined, opts: { maxCount?: number }, cmd: Command) => {
+      const out = await ctx.output(cmd);
+      const repo = await ctx.openRepo(out);
+      const { log } = await import('../../repo/log.js');
+      const res = await log(repo, { target: target === undefined ? undefined : ctx.resolve(target), max: opts.maxCount });
+      if (out.json) out.data(res);
+      else render(res, out, target);
+    });
+}
+
+function describe(v: VersionInfo): string {
+  return [shortOid(v.hash), formatBytes(v.size), ...(v.nfiles === undefined ? [] : [plural(v.nfiles, 'file')])].join('  ');
+}
+
+function line(c: LogChange): string {
+  const files = c.files && c.change === 'modified' ? `  (+${c.files.added} ~${c.files.modified} -${c.files.deleted} files)` : '';
+  if (c.change === 'deleted') return `D  ${c.path}  (was ${describe(c.previous!)})`;
+  return `${c.change === 'added' ? 'A' : 'M'}  ${c.path}  ${describe(c.version!)}${files}`;
+}
+
+function render(res: LogResult, out: Output, target: string | undefined): void {
+  const p = out.paint;
+  // One write: a long history is thousands of lines.
+  const lines: string[] = [];
+  for (const c of res.commits) {
+    lines.push(`${p.yellow(c.commit.slice(0, 12))}  ${c.date.slice(0, 16).replace('T', ' ')}  ${c.author.name}  ${c.subject}`);
+    for (const ch of c.changes) lines.push(`    ${line(ch)}`);
+  }
+  if (lines.length > 0) out.info(lines.join('\n'));
+  if (res.commits.length === 0) out.info(`No versions of ${target ?? 'tracked data'} on ${res.branch ?? 'this detached HEAD'}.`);
+  if (res.shallow) out.warn('the history stops at the boundary of this shallow clone; `git fetch --unshallow` brings the older versions');
+}
