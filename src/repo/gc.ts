@@ -1,11 +1,25 @@
+import { type ManifestEntry, parseManifest } from '../cache/manifest.js';
 import { isDirOid, type Oid } from '../cache/oid.js';
-import { errnoCode, TdvError, UsageError } from '../errors.js';
-import { findPointers, allOuts } from './pointers.js';
+import { errnoCode, RemoteError, TdvError, UsageError } from '../errors.js';
+import type { Remote } from '../remote/remote.js';
+import { readVerified } from '../remote/transfer.js';
+import { findPointers, allOuts, type Selected } from './pointers.js';
 import type { Repo } from './repo.js';
+import { type HistoryScope, openHistory, outsInScope, scopeIsEmpty } from './revision.js';
 
 export interface GcOptions {
-  /** Keep what the workspace's pointers reference (the only scope so far, and required). */
+  /** Keep what the workspace's pointers reference (always kept; alone, nothing else is). */
   workspace?: boolean;
+  /** Also keep the data of every local branch's tip. */
+  allBranches?: boolean;
+  /** Also keep the data of every tag. */
+  allTags?: boolean;
+  /** Also keep the data of every commit reachable from a branch, tag or HEAD. */
+  allCommits?: boolean;
+  /** Also delete unreferenced objects from a remote (`remote`: its name; the default otherwise). */
+  cloud?: boolean;
+  remote?: string;
+  jobs?: number;
   dry?: boolean;
   /** Asked before deleting; return false to cancel. Not given means "do not delete". */
   confirm?: (plan: GcPlan) => Promise<boolean>;
@@ -16,30 +30,65 @@ export interface GcPlan {
   unused: { oid: Oid; size: number }[];
   bytes: number;
   kept: number;
+  /**
+   * Directories in the kept history whose manifest is in neither the cache
+   * nor (with --cloud) the remote: which files they use is unknown, so only
+   * files other kept versions use are kept for them.
+   */
+  unknown: { path: string; commit: string; oid: Oid }[];
+  /** With `cloud`: the remote's unreferenced objects. */
+  cloud?: { remote: string; unused: Oid[]; kept: number };
 }
 
 export interface GcResult extends GcPlan {
   removed: boolean;
 }
 
-/** Deletes cache objects that no pointer in the workspace references. */
+/**
+ * Deletes cache objects (and with `cloud`, remote objects) that nothing in
+ * the chosen scopes references: the workspace's pointers and tdv.lock always,
+ * plus the commits `--all-branches`, `--all-tags`, `--all-commits` name.
+ */
 export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
-  if (!opts.workspace) throw new UsageError('say what to keep: `tdv gc --workspace` keeps the data the workspace pointers reference');
+  const scope: HistoryScope = { allBranches: opts.allBranches, allTags: opts.allTags, allCommits: opts.allCommits };
+  if (!opts.workspace && scopeIsEmpty(scope)) {
+    throw new UsageError('say what to keep: `tdv gc --workspace` keeps the data the workspace pointers reference; add --all-branches, --all-tags or --all-commits to keep history too');
+  }
   return repo.withLock('gc', async () => {
-    const plan = await planGc(repo);
-    if (opts.dry || plan.unused.length === 0) return { ...plan, removed: false };
-    if (!opts.confirm || !(await opts.confirm(plan))) return { ...plan, removed: false };
-    const failed = repo.store.remove(plan.unused.map((u) => u.oid));
-    if (failed.length > 0) {
-      throw new TdvError('GC_INCOMPLETE', `could not delete ${failed.length} of ${plan.unused.length} unused objects (first: ${failed[0]}); check the cache's permissions`);
+    let remote: Remote | undefined;
+    if (opts.cloud) {
+      const { openRemote } = await import('./remotes.js');
+      remote = await openRemote(repo, opts.remote, opts.jobs);
     }
-    return { ...plan, removed: true };
+    try {
+      const plan = await planGc(repo, scope, remote);
+      const nothing = plan.unused.length === 0 && (plan.cloud?.unused.length ?? 0) === 0;
+      if (opts.dry || nothing) return { ...plan, removed: false };
+      if (!opts.confirm || !(await opts.confirm(plan))) return { ...plan, removed: false };
+      const failed = repo.store.remove(plan.unused.map((u) => u.oid));
+      if (failed.length > 0) {
+        throw new TdvError('GC_INCOMPLETE', `could not delete ${failed.length} of ${plan.unused.length} unused objects (first: ${failed[0]}); check the cache's permissions`);
+      }
+      if (remote && plan.cloud && plan.cloud.unused.length > 0) {
+        const notDeleted = await remote.remove(plan.cloud.unused);
+        if (notDeleted.length > 0) {
+          throw new TdvError('GC_INCOMPLETE', `could not delete ${notDeleted.length} of ${plan.cloud.unused.length} unused objects from remote "${remote.name}" (first: ${notDeleted[0]}); check its permissions and run \`tdv gc\` again`);
+        }
+      }
+      return { ...plan, removed: true };
+    } finally {
+      remote?.close();
+    }
   });
 }
 
-export async function planGc(repo: Repo): Promise<GcPlan> {
+export async function planGc(repo: Repo, scope: HistoryScope = {}, remote?: Remote): Promise<GcPlan> {
   const store = repo.store;
   const keep = new Set<Oid>();
+  const unknown: GcPlan['unknown'] = [];
+  const keepEntries = (entries: readonly ManifestEntry[]) => {
+    for (const e of entries) keep.add(e.sha256);
+  };
   for (const s of allOuts(repo, await findPointers(repo, { everything: true }))) {
     keep.add(s.out.sha256);
     if (!isDirOid(s.out.sha256)) continue;
@@ -47,7 +96,26 @@ export async function planGc(repo: Repo): Promise<GcPlan> {
       // Without the manifest, which file objects belong to this directory is unknown.
       throw new TdvError('MISSING_OBJECTS', `cannot tell which objects ${s.rel} uses: its manifest ${s.out.sha256} is not in the cache; run \`tdv pull\` first, or \`tdv remove ${repo.rel(s.ptr.file)}\` if it is no longer needed`);
     }
-    for (const e of store.readManifest(s.out.sha256)) keep.add(e.sha256);
+    keepEntries(store.readManifest(s.out.sha256));
+  }
+  if (!scopeIsEmpty(scope)) {
+    const history = openHistory(repo);
+    let historic: (Selected & { at: { commit: string } })[];
+    try {
+      historic = await outsInScope(repo, history, scope);
+    } finally {
+      history.close();
+    }
+    const seen = new Set<Oid>();
+    for (const s of historic) {
+      const oid = s.out.sha256;
+      keep.add(oid);
+      if (!isDirOid(oid) || seen.has(oid)) continue;
+      seen.add(oid);
+      const entries = store.has(oid) ? store.readManifest(oid) : remote ? await remoteManifest(remote, repo, oid) : undefined;
+      if (entries) keepEntries(entries);
+      else unknown.push({ path: s.rel, commit: s.at.commit, oid });
+    }
   }
   const unused: GcPlan['unused'] = [];
   let bytes = 0;
@@ -67,5 +135,29 @@ export async function planGc(repo: Repo): Promise<GcPlan> {
     unused.push({ oid, size });
     bytes += size;
   }
-  return { unused, bytes, kept };
+  const plan: GcPlan = { unused, bytes, kept, unknown };
+  if (remote) {
+    const cloudUnused: Oid[] = [];
+    let cloudKept = 0;
+    for await (const oid of remote.list()) {
+      if (keep.has(oid)) cloudKept++;
+      else cloudUnused.push(oid);
+    }
+    plan.cloud = { remote: remote.name, unused: cloudUnused.sort(), kept: cloudKept };
+  }
+  return plan;
+}
+
+/**
+ * A kept directory's manifest that the cache lacks, read (verified) from the
+ * remote being collected: its files on the remote are still in use. Absent
+ * there too: undefined.
+ */
+async function remoteManifest(remote: Remote, repo: Repo, oid: Oid): Promise<ManifestEntry[] | undefined> {
+  try {
+    return parseManifest((await readVerified(remote, repo.store, oid)).toString('utf8'), `${oid} on remote "${remote.name}"`);
+  } catch (err) {
+    if (err instanceof RemoteError && err.code === 'OBJECT_NOT_ON_REMOTE') return undefined;
+    throw err;
+  }
 }

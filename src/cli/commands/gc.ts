@@ -1,36 +1,89 @@
 import type { Command } from 'commander';
+import { UsageError } from '../../errors.js';
+import type { GcPlan } from '../../repo/gc.js';
 import { formatBytes, plural } from '../../ui/output.js';
-import { type CliContext, examples } from '../context.js';
+import { type CliContext, examples, parsePositiveInt } from '../context.js';
+
+interface GcFlags {
+  workspace?: boolean;
+  allBranches?: boolean;
+  allTags?: boolean;
+  allCommits?: boolean;
+  cloud?: boolean;
+  remote?: string;
+  jobs?: number;
+  dry?: boolean;
+  force?: boolean;
+}
 
 export function registerGc(program: Command, ctx: CliContext): void {
   program
     .command('gc')
     .description('delete cache objects that no pointer references')
     .option('-w, --workspace', 'keep only what the workspace pointers reference')
+    .option('--all-branches', 'also keep the data of every local branch\'s tip')
+    .option('--all-tags', 'also keep the data of every tag')
+    .option('--all-commits', 'also keep the data of every commit reachable from a branch, tag or HEAD')
+    .option('-c, --cloud', 'also delete unreferenced objects from the remote')
+    .option('-r, --remote <name>', 'with --cloud: the remote (default: core.remote)')
+    .option('-j, --jobs <n>', 'with --cloud: parallel requests', parsePositiveInt('--jobs'))
     .option('--dry', 'list what would be deleted, delete nothing')
     .option('-f, --force', 'do not ask for confirmation')
     .option('--json', 'print one JSON object')
-    .addHelpText('after', examples('tdv gc --workspace --dry', 'tdv gc --workspace -f'))
-    .action(async (opts: { workspace?: boolean; dry?: boolean; force?: boolean }, cmd: Command) => {
+    .addHelpText(
+      'after',
+      '\nThe workspace\'s data is always kept; the --all-* scopes add history and may be combined.\n' +
+        examples('tdv gc --workspace --dry', 'tdv gc --workspace -f', 'tdv gc --all-tags --all-branches', 'tdv gc --all-commits --cloud -r storage --dry'),
+    )
+    .action(async (opts: GcFlags, cmd: Command) => {
       const out = await ctx.output(cmd);
+      if ((opts.remote !== undefined || opts.jobs !== undefined) && !opts.cloud) throw new UsageError('-r/--remote and -j/--jobs only apply with --cloud');
       const repo = await ctx.openRepo(out);
       const { gc } = await import('../../repo/gc.js');
       if (repo.config.cache.dir) out.warn(`the cache ${repo.cacheDir} is shared: objects used only by other clones will be deleted too`);
       const res = await gc(repo, {
         workspace: opts.workspace,
+        allBranches: opts.allBranches,
+        allTags: opts.allTags,
+        allCommits: opts.allCommits,
+        cloud: opts.cloud,
+        remote: opts.remote,
+        jobs: opts.jobs,
         dry: opts.dry,
-        confirm: async (plan) =>
-          opts.force === true || ctx.confirm(`Delete ${plural(plan.unused.length, 'unused object')} (${formatBytes(plan.bytes)}) from ${repo.cacheDir}?`, '-f'),
+        confirm: async (plan) => opts.force === true || ctx.confirm(question(plan, repo.cacheDir), '-f'),
       });
+      if (res.unknown.length > 0) {
+        const u = res.unknown[0]!;
+        out.warn(
+          `${plural(res.unknown.length, 'directory version')} in the kept history ${res.unknown.length === 1 ? 'has' : 'have'} no manifest in the cache${res.cloud ? ' nor on the remote' : ''} (first: ${u.path} at ${u.commit.slice(0, 12)}), so only files other versions use are kept for ${res.unknown.length === 1 ? 'it' : 'them'}`,
+        );
+      }
       if (out.json) {
-        out.data({ removed: res.removed, objects: res.unused.length, bytes: res.bytes, kept: res.kept, unused: res.unused });
+        out.data({
+          removed: res.removed,
+          objects: res.unused.length,
+          bytes: res.bytes,
+          kept: res.kept,
+          unused: res.unused,
+          unknown: res.unknown,
+          ...(res.cloud ? { cloud: { remote: res.cloud.remote, objects: res.cloud.unused.length, kept: res.cloud.kept, unused: res.cloud.unused } } : {}),
+        });
         return;
       }
-      if (opts.dry) for (const u of res.unused) out.info(`${u.oid}  ${formatBytes(u.size)}`);
+      if (opts.dry) {
+        for (const u of res.unused) out.info(`${u.oid}  ${formatBytes(u.size)}`);
+        for (const oid of res.cloud?.unused ?? []) out.info(`${oid}  (remote "${res.cloud!.remote}")`);
+      }
       const n = plural(res.unused.length, 'object');
-      if (res.unused.length === 0) out.info(`Nothing to collect; ${plural(res.kept, 'object')} in use.`);
-      else if (res.removed) out.info(`Removed ${n} (${formatBytes(res.bytes)}); kept ${res.kept}.`);
-      else if (opts.dry) out.info(`Would remove ${n} (${formatBytes(res.bytes)}); kept ${res.kept}.`);
+      const c = res.cloud;
+      if (res.unused.length === 0 && (c?.unused.length ?? 0) === 0) out.info(`Nothing to collect; ${plural(res.kept, 'object')} in use${c ? `, ${c.kept} on remote "${c.remote}"` : ''}.`);
+      else if (res.removed) out.info(`Removed ${n} (${formatBytes(res.bytes)}); kept ${res.kept}.${c ? ` Remote "${c.remote}": removed ${c.unused.length}, kept ${c.kept}.` : ''}`);
+      else if (opts.dry) out.info(`Would remove ${n} (${formatBytes(res.bytes)}); kept ${res.kept}.${c ? ` Remote "${c.remote}": would remove ${c.unused.length}, keep ${c.kept}.` : ''}`);
       else out.info('Cancelled; nothing was deleted.');
     });
+}
+
+function question(plan: GcPlan, cacheDir: string): string {
+  const local = `${plural(plan.unused.length, 'unused object')} (${formatBytes(plan.bytes)}) from ${cacheDir}`;
+  return plan.cloud ? `Delete ${local} and ${plural(plan.cloud.unused.length, 'unused object')} from remote "${plan.cloud.remote}"?` : `Delete ${local}?`;
 }
