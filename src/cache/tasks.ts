@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { errnoCode, TdvError } from '../errors.js';
 import { rmQuiet, tmpSuffix } from '../util/fs.js';
+import { sha256 } from './hash.js';
 import { sameVersion, type StatKey } from './statcache.js';
 import { Linker, type LinkType } from './link.js';
 import { ObjectStore } from './store.js';
@@ -20,6 +21,11 @@ export interface Tasks {
    * not thrown, so one bad object does not stop the batch.
    */
   publish: { setup: { objectsDir: string }; item: [from: string, oid: string]; result: string };
+  /**
+   * Hash a small file (at most one chunk) to check it against its name: the
+   * result is its SHA-256 hex, or "!CODE message" when it cannot be read.
+   */
+  verify: { setup: Record<string, never>; item: [file: string]; result: string };
 }
 
 export type TaskName = keyof Tasks;
@@ -41,6 +47,15 @@ export function makeTask<K extends TaskName>(name: K, setup: Tasks[K]['setup']):
     }) as never;
   }
   if (name === 'publish') return publishTask((setup as Tasks['publish']['setup']).objectsDir) as never;
+  if (name === 'verify') {
+    return (([file]: Tasks['verify']['item']) => {
+      try {
+        return sha256(fs.readFileSync(file));
+      } catch (err) {
+        return `!${errnoCode(err) ?? 'EIO'} ${(err as Error).message}`;
+      }
+    }) as never;
+  }
   const s = setup as Tasks['hash']['setup'];
   const store = new ObjectStore(s.root, s.tmpDir);
   return ((item: Tasks['hash']['item']) => {

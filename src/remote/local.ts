@@ -39,6 +39,17 @@ export class LocalRemote implements Remote {
     return fs.existsSync(this.pathOf(oid));
   }
 
+  async stat(oid: Oid): Promise<{ size: number } | undefined> {
+    this.checkRoot();
+    const file = this.pathOf(oid);
+    try {
+      return { size: fs.statSync(file).size };
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return undefined;
+      throw this.describe(err, file);
+    }
+  }
+
   async listPrefix(prefix: string): Promise<Oid[]> {
     this.checkRoot();
     let names: string[];

@@ -22,6 +22,8 @@ export interface Remote {
   readonly defaultJobs: number;
   /** Whether one object is present (one request). */
   has(oid: Oid): Promise<boolean>;
+  /** The stored size of one object, or undefined when it is absent (one request). */
+  stat(oid: Oid): Promise<{ size: number } | undefined>;
   /**
    * Every object under one two-hex-digit prefix (one listing, paged). With
    * `max`, may stop after `max` objects (one page): enough to estimate.

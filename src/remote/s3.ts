@@ -138,6 +138,17 @@ export class S3Remote implements Remote {
     return false;
   }
 
+  async stat(oid: Oid): Promise<{ size: number } | undefined> {
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.keyOf(oid) }));
+      return { size: res.ContentLength ?? 0 };
+    } catch (err) {
+      if (!isNotFound(err)) throw this.fail(err, `checking object ${oid}`, oid);
+    }
+    await this.checkBucket();
+    return undefined;
+  }
+
   async listPrefix(prefix: string, max?: number): Promise<Oid[]> {
     if (!/^[0-9a-f]{2}$/.test(prefix)) throw new RangeError(`not an object prefix: ${prefix}`);
     const out: Oid[] = [];

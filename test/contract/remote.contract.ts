@@ -69,6 +69,24 @@ export function remoteContract(label: string, make: () => Promise<RemoteUnderTes
       expect(got.equals(content)).toBe(true);
     });
 
+    it('stat gives the stored size of an object, manifests included, and undefined for an absent one', async () => {
+      const { remote } = await make();
+      const small = await put(remote, Buffer.from('twelve bytes'));
+      const empty = await put(remote, Buffer.alloc(0));
+      const dir = await put(remote, Buffer.from('[]'), true);
+      expect(await remote.stat(small)).toEqual({ size: 12 });
+      expect(await remote.stat(empty)).toEqual({ size: 0 });
+      expect(await remote.stat(dir)).toEqual({ size: 2 });
+      expect(await remote.stat(absent)).toBeUndefined();
+    });
+
+    it('stat reports the size actually stored, so a truncated object shows', async () => {
+      const { remote, corrupt } = await make();
+      const oid = await put(remote, Buffer.from('the whole object'));
+      await corrupt(oid, Buffer.from('the wh'));
+      expect(await remote.stat(oid)).toEqual({ size: 6 });
+    });
+
     it('has is false for an object it does not hold', async () => {
       const { remote } = await make();
       expect(await remote.has(absent)).toBe(false);

@@ -21,6 +21,10 @@ class MemoryRemote implements Remote {
     this.calls.has++;
     return this.objects.has(oid);
   }
+  async stat(oid: Oid) {
+    const b = this.objects.get(oid);
+    return b ? { size: b.length } : undefined;
+  }
   private index?: Map<string, Oid[]>;
   async listPrefix(p: string, max?: number) {
     this.calls.listPrefix++;

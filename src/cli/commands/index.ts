@@ -5,6 +5,7 @@ import { registerCheckout } from './checkout.js';
 import { registerDag } from './dag.js';
 import { registerDiff } from './diff.js';
 import { registerFetch } from './fetch.js';
+import { registerFsck } from './fsck.js';
 import { registerGc } from './gc.js';
 import { registerInit } from './init.js';
 import { registerLog } from './log.js';
@@ -34,5 +35,6 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerRemove(program, ctx);
   registerUnprotect(program, ctx);
   registerGc(program, ctx);
+  registerFsck(program, ctx);
   registerRemote(program, ctx);
 }

@@ -1,0 +1,290 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import pLimit from 'p-limit';
+import { CHUNK, hashFile, sha256 } from '../cache/hash.js';
+import { type ManifestEntry, parseManifest } from '../cache/manifest.js';
+import { isDirOid, type Oid } from '../cache/oid.js';
+import { inTwoThreads } from '../cache/pool.js';
+import type { ObjectStore } from '../cache/store.js';
+import { errnoCode, FormatError, RemoteError } from '../errors.js';
+import type { Remote } from '../remote/remote.js';
+import { readVerified } from '../remote/transfer.js';
+import { tmpSuffix } from '../util/fs.js';
+import { withRemote } from './fetch.js';
+import { allOuts, findPointers } from './pointers.js';
+import { remoteJobs } from './remotes.js';
+import type { Repo } from './repo.js';
+
+export interface FsckOptions {
+  /** Also check that a remote holds every referenced object, with the right size. */
+  remote?: boolean;
+  /** The remote to check; the default remote otherwise. */
+  remoteName?: string;
+  jobs?: number;
+}
+
+/** A cache object whose bytes do not match its name, moved out of the cache. */
+export interface CorruptObject {
+  oid: Oid;
+  reason: string;
+  /** Repo-relative path it was moved to. */
+  quarantined: string;
+}
+
+/** A referenced object that is not where it should be. */
+export interface MissingObject {
+  oid: Oid;
+  /** The repo-relative data path that uses it. */
+  path: string;
+  /** The pointer file (or tdv.lock) that references it. */
+  pointer: string;
+}
+
+export interface RemoteCheck {
+  remote: string;
+  url: string;
+  /** Objects whose presence and size were checked. */
+  checked: number;
+  missing: MissingObject[];
+  wrongSize: (MissingObject & { expected: number; actual: number })[];
+}
+
+/** The outcome of `tdv fsck`: the `--json` document. */
+export interface FsckResult {
+  clean: boolean;
+  /** Cache objects re-hashed, and their bytes. */
+  objects: number;
+  bytes: number;
+  corrupt: CorruptObject[];
+  /** Objects referenced by pointers and tdv.lock outs. */
+  referenced: number;
+  /** Referenced objects the cache lacks (after quarantining the corrupt ones). */
+  missing: MissingObject[];
+  /** Files that could not be read or checked at all (a malformed pointer, an unreadable object, ...). */
+  errors: string[];
+  remote?: RemoteCheck;
+}
+
+export const QUARANTINE = 'quarantine';
+
+/**
+ * Checks the cache against itself and the pointers:
+ *
+ *   1. re-hash every object (small ones on two threads, large ones streamed);
+ *      a manifest must also parse. Bad ones move to .tdv/tmp/quarantine/.
+ *   2. every object a pointer or tdv.lock out references (a directory's
+ *      manifest and files) must be in the cache.
+ *   3. with `remote`: every referenced object must be on the remote, with
+ *      the size recorded for it (a manifest the cache lacks is read from the
+ *      remote, hash-checked, to learn the directory's files).
+ *
+ * Takes the repository lock: quarantining changes the cache.
+ */
+export async function fsck(repo: Repo, opts: FsckOptions = {}): Promise<FsckResult> {
+  return repo.withLock('fsck', async () => {
+    const store = repo.store;
+    const res: FsckResult = { clean: true, objects: 0, bytes: 0, corrupt: [], referenced: 0, missing: [], errors: [] };
+    await checkObjects(repo, store, res);
+
+    let refs: Ref[] | undefined;
+    try {
+      refs = await references(repo);
+    } catch (err) {
+      if (!(err instanceof FormatError)) throw err;
+      res.errors.push(err.message);
+    }
+    if (refs) {
+      const seen = new Set<Oid>();
+      for (const r of refs) {
+        if (r.kind === 'dir') {
+          countRef(seen, res, r.oid);
+          if (!store.has(r.oid)) {
+            res.missing.push({ oid: r.oid, path: `${r.path}/`, pointer: r.pointer });
+            continue;
+          }
+          for (const e of store.readManifest(r.oid)) {
+            countRef(seen, res, e.sha256);
+            if (!store.has(e.sha256)) res.missing.push({ oid: e.sha256, path: `${r.path}/${e.relpath}`, pointer: r.pointer });
+          }
+        } else {
+          countRef(seen, res, r.oid);
+          if (!store.has(r.oid)) res.missing.push({ oid: r.oid, path: r.path, pointer: r.pointer });
+        }
+      }
+      if (opts.remote) res.remote = await withRemote(repo, { remote: opts.remoteName, jobs: opts.jobs }, (remote) => checkRemote(repo, remote, refs!, opts.jobs, res));
+    }
+    res.clean = res.corrupt.length === 0 && res.missing.length === 0 && res.errors.length === 0 && (res.remote === undefined || (res.remote.missing.length === 0 && res.remote.wrongSize.length === 0));
+    return res;
+  });
+}
+
+function countRef(seen: Set<Oid>, res: FsckResult, oid: Oid): void {
+  if (seen.has(oid)) return;
+  seen.add(oid);
+  res.referenced++;
+}
+
+/** Re-hashes every cache object; moves those that do not match their name (or do not parse) to quarantine. */
+async function checkObjects(repo: Repo, store: ObjectStore, res: FsckResult): Promise<void> {
+  const small: { oid: Oid; file: string }[] = [];
+  const large: { oid: Oid; file: string }[] = [];
+  for (const oid of store.list()) {
+    const file = store.pathOf(oid);
+    const st = fs.lstatSync(file, { throwIfNoEntry: false });
+    if (!st) continue; // removed meanwhile (another clone sharing the cache)
+    res.objects++;
+    if (!st.isFile()) {
+      quarantine(repo, store, res, oid, `not a regular file (${st.isSymbolicLink() ? 'a symlink' : st.isDirectory() ? 'a directory' : 'a special file'})`);
+      continue;
+    }
+    res.bytes += st.size;
+    if (isDirOid(oid)) {
+      checkManifest(repo, store, res, oid);
+      continue;
+    }
+    (st.size <= CHUNK ? small : large).push({ oid, file });
+  }
+  const hashes = await inTwoThreads('verify', {}, small.map((o) => [o.file] as [string]));
+  small.forEach((o, i) => judge(repo, store, res, o.oid, hashes[i]!));
+  for (const o of large) {
+    let got: string;
+    try {
+      got = (await hashFile(o.file)).sha256;
+    } catch (err) {
+      got = `!${errnoCode(err) ?? 'EIO'} ${(err as Error).message}`;
+    }
+    judge(repo, store, res, o.oid, got);
+  }
+}
+
+/** `got` is the object's SHA-256, or "!CODE message" when it could not be read. */
+function judge(repo: Repo, store: ObjectStore, res: FsckResult, oid: Oid, got: string): void {
+  if (got === oid) return;
+  if (got.startsWith('!ENOENT')) return; // removed meanwhile
+  if (got.startsWith('!')) {
+    res.errors.push(`cannot read cache object ${oid}: ${got.slice(got.indexOf(' ') + 1)}`);
+    return;
+  }
+  quarantine(repo, store, res, oid, `its content hashes to ${got}`);
+}
+
+function checkManifest(repo: Repo, store: ObjectStore, res: FsckResult, oid: Oid): void {
+  const file = store.pathOf(oid);
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') res.errors.push(`cannot read cache object ${oid}: ${(err as Error).message}`);
+    return;
+  }
+  const got = sha256(bytes);
+  if (`${got}.dir` !== oid) {
+    quarantine(repo, store, res, oid, `its content hashes to ${got}`);
+    return;
+  }
+  try {
+    parseManifest(bytes.toString('utf8'), repo.rel(file));
+  } catch (err) {
+    if (!(err instanceof FormatError)) throw err;
+    quarantine(repo, store, res, oid, `it is not a valid directory manifest (${err.message})`);
+  }
+}
+
+/** Moves a bad object to `.tdv/tmp/quarantine/<oid>` (never deleting it: it may be someone's only copy of something). */
+function quarantine(repo: Repo, store: ObjectStore, res: FsckResult, oid: Oid, reason: string): void {
+  const dir = path.join(repo.tmpDir, QUARANTINE);
+  fs.mkdirSync(dir, { recursive: true });
+  let dest = path.join(dir, oid);
+  if (fs.existsSync(dest)) dest = path.join(dir, `${oid}.${tmpSuffix()}`);
+  const src = store.pathOf(oid);
+  try {
+    fs.renameSync(src, dest);
+  } catch (err) {
+    if (errnoCode(err) !== 'EXDEV') throw err;
+    // A cache on another file system (cache.dir): copy, then remove the object.
+    fs.cpSync(src, dest, { recursive: true, verbatimSymlinks: true });
+    fs.rmSync(src, { recursive: true, force: true });
+  }
+  try {
+    fs.rmdirSync(path.dirname(src));
+  } catch {
+    /* the prefix directory still holds objects */
+  }
+  res.corrupt.push({ oid, reason, quarantined: repo.rel(dest) });
+}
+
+type Ref = { kind: 'file' | 'dir'; oid: Oid; size: number; path: string; pointer: string };
+
+/** Every output pointers and tdv.lock record, even those .tdvignore hides. */
+async function references(repo: Repo): Promise<Ref[]> {
+  return allOuts(repo, await findPointers(repo, { everything: true })).map((s) => ({
+    kind: isDirOid(s.out.sha256) ? 'dir' : 'file',
+    oid: s.out.sha256,
+    size: s.out.size,
+    path: s.rel,
+    pointer: repo.rel(s.ptr.file),
+  }));
+}
+
+/** Checks presence and size on the remote of every referenced object. */
+async function checkRemote(repo: Repo, remote: Remote, refs: readonly Ref[], jobs: number | undefined, res: FsckResult): Promise<RemoteCheck> {
+  const store = repo.store;
+  const check: RemoteCheck = { remote: remote.name, url: remote.url, checked: 0, missing: [], wrongSize: [] };
+  // oid -> what to expect; the first path that uses it names it in messages.
+  const want = new Map<Oid, MissingObject & { size: number }>();
+  const expect = (oid: Oid, size: number, p: string, pointer: string) => {
+    if (!want.has(oid)) want.set(oid, { oid, size, path: p, pointer });
+  };
+  for (const r of refs) {
+    if (r.kind === 'file') {
+      expect(r.oid, r.size, r.path, r.pointer);
+      continue;
+    }
+    let entries: ManifestEntry[];
+    let size: number;
+    if (store.has(r.oid)) {
+      entries = store.readManifest(r.oid);
+      size = store.sizeOf(r.oid);
+    } else {
+      // Not cached (or quarantined): the remote's copy, hash-checked, says which files the directory has.
+      let bytes: Buffer;
+      try {
+        bytes = await readVerified(remote, store, r.oid);
+      } catch (err) {
+        if (!(err instanceof RemoteError) || err.wide) throw err;
+        if (err.code === 'OBJECT_NOT_ON_REMOTE') check.missing.push({ oid: r.oid, path: `${r.path}/`, pointer: r.pointer });
+        else res.errors.push(`${r.path}/: ${err.message}`);
+        continue;
+      }
+      try {
+        entries = parseManifest(bytes.toString('utf8'), `${r.oid} on remote "${remote.name}"`);
+      } catch (err) {
+        if (!(err instanceof FormatError)) throw err;
+        res.errors.push(err.message);
+        continue;
+      }
+      size = bytes.length;
+    }
+    expect(r.oid, size, `${r.path}/`, r.pointer);
+    for (const e of entries) expect(e.sha256, e.size, `${r.path}/${e.relpath}`, r.pointer);
+  }
+  const limit = pLimit(remoteJobs(repo, remote, jobs));
+  await limit.map([...want.values()], async (w) => {
+    let st: { size: number } | undefined;
+    try {
+      st = await remote.stat(w.oid);
+    } catch (err) {
+      if (!(err instanceof RemoteError) || err.wide) throw err;
+      res.errors.push(`${w.path}: ${err.message}`);
+      return;
+    }
+    check.checked++;
+    const { size, ...where } = w;
+    if (!st) check.missing.push(where);
+    else if (st.size !== size) check.wrongSize.push({ ...where, expected: size, actual: st.size });
+  });
+  const byPath = (a: MissingObject, b: MissingObject) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+  check.missing.sort(byPath);
+  check.wrongSize.sort(byPath);
+  return check;
+}
