@@ -8,7 +8,9 @@ import { registerFetch } from './fetch.js';
 import { registerFsck } from './fsck.js';
 import { registerGc } from './gc.js';
 import { registerInit } from './init.js';
+import { registerInstall } from './install.js';
 import { registerLog } from './log.js';
+import { registerMergeDriver } from './merge-driver.js';
 import { registerMetrics } from './metrics.js';
 import { registerPull } from './pull.js';
 import { registerPush } from './push.js';
@@ -37,4 +39,6 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerGc(program, ctx);
   registerFsck(program, ctx);
   registerRemote(program, ctx);
+  registerInstall(program, ctx);
+  registerMergeDriver(program, ctx);
 }

@@ -1,0 +1,33 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { TdvError } from '../../errors.js';
+import { type CliContext, examples } from '../context.js';
+
+export function registerMergeDriver(program: Command, ctx: CliContext): void {
+  program
+    .command('merge-driver')
+    .description('merge pointer files for Git: directories file by file (registered by tdv install; Git runs it)')
+    .argument('<base>', "the common ancestor's version (Git's %O)")
+    .argument('<ours>', 'our version, where the result is written (%A)')
+    .argument('<theirs>', 'their version (%B)')
+    .argument('[path]', 'the pointer file\'s path in the repository (%P)')
+    .addHelpText('after', `\nExit 0 when merged; 1 on a conflict, naming the files changed differently on both sides.\n${examples('git config merge.tdv.driver "tdv merge-driver %O %A %B %P"   # what tdv install sets up')}`)
+    .action(async (base: string, ours: string, theirs: string, file: string | undefined, _opts: unknown, cmd: Command) => {
+      const out = await ctx.output(cmd);
+      // Git runs drivers at the top of the work tree; the tdv repository may be below it (init --subdir).
+      const { Repo } = await import('../../repo/repo.js');
+      const repo = await Repo.open(file ? path.dirname(ctx.resolve(file)) : ctx.io.cwd, { warn: (m) => out.warn(m), debug: (m) => out.debug(m) });
+      const { mergeDriver } = await import('../../repo/merge-driver.js');
+      const rel = file === undefined ? undefined : repo.rel(ctx.resolve(file));
+      const res = await mergeDriver(repo, { base: ctx.resolve(base), ours: ctx.resolve(ours), theirs: ctx.resolve(theirs), path: rel });
+      if (!res.merged) {
+        const list = res.conflicts.length <= 5 ? res.conflicts.join(', ') : `${res.conflicts.slice(0, 5).join(', ')} and ${res.conflicts.length - 5} more`;
+        throw new TdvError(
+          'MERGE_CONFLICT',
+          `${res.path}: changed differently on both sides: ${list}; keep one side with \`git checkout --ours ${res.path}\` or \`--theirs\`, or put the data you want in place and \`tdv add\` it, then \`git add ${res.path}\``,
+          { data: { conflicts: res.conflicts } },
+        );
+      }
+      for (const d of res.mergedDirs) out.info(`tdv: merged ${d} file by file`);
+    });
+}

@@ -1,0 +1,138 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { type ManifestEntry, sortEntries } from '../cache/manifest.js';
+import { isDirOid, type Oid } from '../cache/oid.js';
+import { TdvError } from '../errors.js';
+import { parsePointer, type PointerOut, serializePointer } from './pointer.js';
+import type { Repo } from './repo.js';
+
+export interface MergeDriverOptions {
+  /** The files Git hands the driver: the common ancestor's version, ours (the result goes here), theirs. */
+  base: string;
+  ours: string;
+  theirs: string;
+  /** The pointer's path in the repository, for messages. */
+  path?: string;
+}
+
+export interface MergeOutcome {
+  path: string;
+  merged: boolean;
+  /** Data paths (files inside directories, or whole outputs) changed differently on both sides. */
+  conflicts: string[];
+  /** Outputs whose directory manifests were merged file by file. */
+  mergedDirs: string[];
+}
+
+/**
+ * A Git merge driver for pointer files: a three-way merge of each output.
+ * When only one side changed an output, that side wins. When both changed a
+ * directory, its manifests are merged file by file against the base (each
+ * file: the side that changed it wins; both changed it the same way: fine;
+ * differently: a conflict); the merged manifest goes into the cache and the
+ * merged pointer into `ours`. Anything else changed on both sides is a
+ * conflict: `ours` then holds both versions between conflict markers, and the
+ * result lists the conflicting paths.
+ */
+export async function mergeDriver(repo: Repo, opts: MergeDriverOptions): Promise<MergeOutcome> {
+  const shown = opts.path ?? path.basename(opts.ours);
+  const file = path.join(repo.root, ...(opts.path ?? shown).split('/'));
+  const read = async (f: string, side: string): Promise<PointerOut[]> => {
+    const text = fs.readFileSync(f, 'utf8');
+    if (text.trim() === '') return []; // no base: added on both sides
+    return (await parsePointer(text, file, `${shown} (${side})`)).outs;
+  };
+  const [base, ours, theirs] = [await read(opts.base, 'base'), await read(opts.ours, 'ours'), await read(opts.theirs, 'theirs')];
+  const byPath = (outs: PointerOut[]) => new Map(outs.map((o) => [o.path, o]));
+  const [o, a, b] = [byPath(base), byPath(ours), byPath(theirs)];
+  const order = [...a.keys(), ...[...b.keys()].filter((p) => !a.has(p))];
+  const conflicts: string[] = [];
+  const mergedDirs: string[] = [];
+  const result: PointerOut[] = [];
+  const dataPath = (p: string) => path.posix.join(path.posix.dirname(shown), p);
+  return repo.withLock('merge-driver', async () => {
+    for (const p of [...order, ...[...o.keys()].filter((k) => !a.has(k) && !b.has(k))]) {
+      const [eo, ea, eb] = [o.get(p), a.get(p), b.get(p)];
+      let take: PointerOut | undefined;
+      if (sameOut(ea, eb)) take = ea;
+      else if (sameOut(eo, ea)) take = eb;
+      else if (sameOut(eo, eb)) take = ea;
+      else if (ea && eb && isDirOid(ea.sha256) && isDirOid(eb.sha256) && (!eo || isDirOid(eo.sha256))) {
+        const m = mergeManifests(repo, dataPath(p), eo, ea, eb);
+        if (m.conflicts.length > 0) {
+          conflicts.push(...m.conflicts);
+          continue;
+        }
+        const entries = sortEntries(m.entries);
+        const oid = repo.store.writeManifest(entries);
+        take = { path: p, sha256: oid, size: entries.reduce((n, e) => n + e.size, 0), nfiles: entries.length };
+        mergedDirs.push(dataPath(p));
+      } else {
+        conflicts.push(dataPath(p));
+        continue;
+      }
+      if (take) result.push(take);
+    }
+    if (conflicts.length > 0) {
+      const text = (f: string) => fs.readFileSync(f, 'utf8');
+      const oursText = text(opts.ours);
+      const theirsText = text(opts.theirs);
+      fs.writeFileSync(opts.ours, `<<<<<<< ours\n${oursText}${oursText.endsWith('\n') ? '' : '\n'}=======\n${theirsText}${theirsText.endsWith('\n') ? '' : '\n'}>>>>>>> theirs\n`);
+      return { path: shown, merged: false, conflicts, mergedDirs };
+    }
+    // Every output deleted on one side and untouched on the other: Git expects a file; an empty pointer is invalid.
+    if (result.length === 0) {
+      throw new TdvError('MERGE_EMPTY', `${shown}: the merge removes every output it tracked; delete the pointer file (\`git rm ${shown}\`) to finish the merge`);
+    }
+    fs.writeFileSync(opts.ours, serializePointer(result));
+    return { path: shown, merged: true, conflicts, mergedDirs };
+  });
+}
+
+function sameOut(x: PointerOut | undefined, y: PointerOut | undefined): boolean {
+  if (!x || !y) return x === y;
+  return x.sha256 === y.sha256 && !x.isexec === !y.isexec;
+}
+
+function sameEntry(x: ManifestEntry | undefined, y: ManifestEntry | undefined): boolean {
+  if (!x || !y) return x === y;
+  return x.sha256 === y.sha256 && !x.isexec === !y.isexec;
+}
+
+/** Three-way merge of directory manifests, relpath by relpath. */
+function mergeManifests(repo: Repo, dir: string, o: PointerOut | undefined, a: PointerOut, b: PointerOut): { entries: ManifestEntry[]; conflicts: string[] } {
+  const load = (out: PointerOut | undefined, side: string): Map<string, ManifestEntry> => {
+    if (!out) return new Map();
+    if (!repo.store.has(out.sha256)) {
+      throw new TdvError(
+        'MISSING_OBJECTS',
+        `cannot merge ${dir}: the manifest of ${side}'s version (${out.sha256}) is not in the cache; fetch it (\`tdv fetch --rev <that branch> ${dir}\`, or \`tdv fetch --all-branches\`) and merge again`,
+        { data: { paths: [dir] } },
+      );
+    }
+    return new Map(repo.store.readManifest(out.sha256 as Oid).map((e) => [e.relpath, e]));
+  };
+  const [mo, ma, mb] = [load(o, 'the base'), load(a, 'our'), load(b, 'their')];
+  const entries: ManifestEntry[] = [];
+  const conflicts: string[] = [];
+  for (const p of new Set([...ma.keys(), ...mb.keys(), ...mo.keys()])) {
+    const [eo, ea, eb] = [mo.get(p), ma.get(p), mb.get(p)];
+    let take: ManifestEntry | undefined;
+    if (sameEntry(ea, eb)) take = ea;
+    else if (sameEntry(eo, ea)) take = eb;
+    else if (sameEntry(eo, eb)) take = ea;
+    else {
+      conflicts.push(`${dir}/${p}`);
+      continue;
+    }
+    if (take) entries.push(take);
+  }
+  // A file on one side where the other made it a directory ("x" and "x/y") cannot be checked out.
+  const names = new Set(entries.map((e) => e.relpath));
+  for (const e of entries) {
+    for (let i = e.relpath.indexOf('/'); i !== -1; i = e.relpath.indexOf('/', i + 1)) {
+      if (names.has(e.relpath.slice(0, i))) conflicts.push(`${dir}/${e.relpath.slice(0, i)}`);
+    }
+  }
+  return { entries, conflicts: [...new Set(conflicts)].sort() };
+}
