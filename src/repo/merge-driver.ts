@@ -106,7 +106,7 @@ function mergeManifests(repo: Repo, dir: string, o: PointerOut | undefined, a: P
     if (!repo.store.has(out.sha256)) {
       throw new TdvError(
         'MISSING_OBJECTS',
-        `cannot merge ${dir}: the manifest of ${side}'s version (${out.sha256}) is not in the cache; fetch it (\`tdv fetch --rev <that branch> ${dir}\`, or \`tdv fetch --all-branches\`) and merge again`,
+        `cannot merge ${dir}: the manifest of ${side} version (${out.sha256}) is not in the cache; fetch it (\`tdv fetch --rev <that branch> ${dir}\`, or \`tdv fetch --all-branches\`) and merge again`,
         { data: { paths: [dir] } },
       );
     }
