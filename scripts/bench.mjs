@@ -2,7 +2,7 @@
 // tdv benchmark: each row times tdv and its baseline side by side in the same
 // run (interleaved, median of RUNS), and prints the ratio against its target.
 // Usage: npm run bench [-- --runs 5 --files 20000 --big-mib 1024 --only add-dir,status,push-s3 --dir /dev/shm]
-// Row ids: add-big add-big-cached add-dir status checkout lfs push-local push-s3 push-noop-s3 pull-s3 push-big-s3 repro-noop parallel docker-true docker-true-runner version
+// Row ids: add-big add-big-cached add-dir status checkout lfs push-local push-s3 push-noop-s3 pull-s3 push-big-s3 repro-noop parallel docker-true docker-true-runner log version
 // --dir picks the file system: the default temp dir is the real disk, whose
 // speed on shared machines swings several-fold from minute to minute; a tmpfs
 // such as /dev/shm shows tdv's own CPU cost against the baseline's.
@@ -400,6 +400,40 @@ if (enabled('docker-true') || enabled('docker-true-runner')) {
     });
     rm(repo);
   } else process.stderr.write(`  no Docker or no test image (${String(made.stderr).trim().split('\n')[0]}): the docker-true rows are skipped\n`);
+}
+
+// History: tdv log over 1,000 commits where data.tdv (a directory of 10
+// files, one changing per commit) changes in every commit, its manifests
+// cached; built with git fast-import, so packed as in a clone.
+if (enabled('log')) {
+  const COMMITS = 1000;
+  const repo = newRepo('log');
+  const objects = path.join(repo, '.tdv', 'cache', 'files', 'sha256');
+  const hex = (s) => createHash('sha256').update(s).digest('hex');
+  const branch = String(run('git', ['symbolic-ref', 'HEAD'], repo).stdout).trim();
+  let stream = '';
+  for (let i = 0; i < COMMITS; i++) {
+    const entries = Array.from({ length: 10 }, (_, j) => {
+      const content = `day ${j}, version ${j === i % 10 ? i : i - (i % 10) + j}\n`;
+      return { relpath: `day-${j}.csv`, sha256: hex(content), size: content.length };
+    });
+    const manifest = `[${entries.map((e) => JSON.stringify(e)).join(',')}]`;
+    const oid = hex(manifest);
+    fs.mkdirSync(path.join(objects, oid.slice(0, 2)), { recursive: true });
+    fs.writeFileSync(path.join(objects, oid.slice(0, 2), `${oid.slice(2)}.dir`), manifest, { mode: 0o444 });
+    const pointer = `outs:\n- path: data\n  sha256: ${oid}.dir\n  size: ${entries.reduce((n, e) => n + e.size, 0)}\n  nfiles: 10\n`;
+    const msg = `Data of day ${i}\n`;
+    stream += `commit ${branch}\nmark :${i + 1}\ncommitter b <b@b> ${1700000000 + i * 3600} +0000\ndata ${msg.length}\n${msg}${i > 0 ? `from :${i}\n` : ''}`;
+    stream += `M 100644 inline data.tdv\ndata ${pointer.length}\n${pointer}\n`;
+  }
+  const imported = spawnSync('git', ['fast-import', '--quiet'], { cwd: repo, env: gitEnv, input: stream });
+  if (imported.status !== 0) throw new Error(`git fast-import failed: ${imported.stderr}`);
+  run('git', ['reset', '-q', '--hard'], repo);
+  await row('log', `tdv log data over ${COMMITS} commits, the pointer changing in each`, 'git log --format=%H -- data.tdv', 3.0, {
+    tdv: () => tdvCmd(repo, 'log', 'data'),
+    baseline: () => timeCmd('git', ['log', '--format=%H', '--', 'data.tdv'], repo),
+  });
+  rm(repo);
 }
 
 await row('version', 'tdv --version', 'node -e 0', 2.5, {
