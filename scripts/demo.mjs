@@ -125,6 +125,8 @@ tdv('push');
 say('Back in time: what changed since the pipeline commit, and the data as it was then, beside today\'s.');
 sh('git', ['tag', 'v1', 'HEAD~1']);
 tdv('metrics', 'diff', 'v1', 'HEAD');
+tdv('log', 'data', '-n', '3');
+tdv('diff', 'v1', 'HEAD', 'data');
 tdv('checkout', '--rev', 'v1', '--to', 'snapshot-v1', 'data/trips/2024-07-30.csv', 'out/sales.csv');
 sh('head', ['-3', 'snapshot-v1/out/sales.csv']);
 
