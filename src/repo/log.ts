@@ -140,9 +140,11 @@ function entry(c: Commit, changes: LogChange[]): LogCommit {
 interface State {
   commit: Commit;
   key: string;
-  /** Pointer files followed: repo-relative path -> blob id. */
-  pointers?: Map<string, string>;
+  /** The followed pointer file's blob (exact-path specs). */
+  pointerBlob?: string;
   lockBlob?: string;
+  /** The tracked outputs, once read (a commit is compared twice: with its parent, and as a parent). */
+  outs?: Promise<Map<string, Out>>;
 }
 
 class Walker {
@@ -164,7 +166,8 @@ class Walker {
     const s: State = { commit, key };
     if (this.spec.pointer !== undefined) {
       const e = h.entryAt(commit.tree, this.prefix + this.spec.pointer);
-      key = e?.kind === 'blob' ? e.oid : '-';
+      s.pointerBlob = e?.kind === 'blob' ? e.oid : undefined;
+      key = s.pointerBlob ?? '-';
     } else {
       const dir = this.prefix + (this.spec.prefix ?? '');
       const e = dir === '' ? { kind: 'tree', oid: commit.tree } : h.entryAt(commit.tree, dir.slice(0, -1));
@@ -202,14 +205,18 @@ class Walker {
   }
 
   /** Tracked outputs at a commit, by repo-relative data path, restricted to the spec. */
-  private async outs(s: State): Promise<Map<string, Out>> {
+  private outs(s: State): Promise<Map<string, Out>> {
+    s.outs ??= this.readOuts(s);
+    return s.outs;
+  }
+
+  private async readOuts(s: State): Promise<Map<string, Out>> {
     const h = this.history;
     const out = new Map<string, Out>();
     const label = s.commit.oid.slice(0, 12);
     const files: { path: string; oid: string }[] = [];
     if (this.spec.pointer !== undefined) {
-      const e = h.entryAt(s.commit.tree, this.prefix + this.spec.pointer);
-      if (e?.kind === 'blob') files.push({ path: this.spec.pointer, oid: e.oid });
+      if (s.pointerBlob) files.push({ path: this.spec.pointer, oid: s.pointerBlob });
     } else {
       const dir = this.spec.prefix ?? '';
       let tree: string | undefined = s.commit.tree;
