@@ -45,6 +45,15 @@ export class GitHistory {
 
   private constructor(readonly wt: GitWorkTree) {
     const commondir = commonDir(wt.gitdir);
+    let config = '';
+    try {
+      config = fs.readFileSync(path.join(commondir, 'config'), 'utf8');
+    } catch {
+      /* no config: defaults */
+    }
+    if (/^\s*objectformat\s*=\s*sha256\s*$/im.test(config)) {
+      throw new TdvError('GIT_UNSUPPORTED', `${wt.root} is a SHA-256 Git repository (extensions.objectFormat), whose history tdv cannot read yet`);
+    }
     this.refs = new Refs(wt.gitdir, commondir);
     this.db = new ObjectDb(path.join(commondir, 'objects'));
     let shallow = '';

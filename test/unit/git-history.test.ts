@@ -172,6 +172,23 @@ describe('GitHistory: resolving revisions', () => {
   });
 });
 
+describe('GitHistory: repositories it cannot read', () => {
+  it('says so for a SHA-256 repository instead of misreading it', async () => {
+    const dir = tmp();
+    await git(dir, 'init', '-q', '--object-format=sha256');
+    expect(() => open(dir)).toThrow(/is a SHA-256 Git repository \(extensions\.objectFormat\), whose history tdv cannot read yet/);
+  });
+
+  it('names a damaged loose object', async () => {
+    const dir = await history();
+    const head = await git(dir, 'rev-parse', 'HEAD');
+    const file = path.join(dir, '.git', 'objects', head.slice(0, 2), head.slice(2));
+    fs.chmodSync(file, 0o644);
+    fs.writeFileSync(file, 'not zlib');
+    expect(() => open(dir).resolve('HEAD')).toThrow(new RegExp(`cannot read the Git repository: loose object ${head} does not inflate; \`git fsck\` tells more`));
+  });
+});
+
 describe('GitHistory: reading trees and files', () => {
   it('reads every version of every file as git show does, loose and packed with deltas', async () => {
     const dir = await history();
