@@ -32,7 +32,7 @@ const WHOLE_PACK_MAX = 64 << 20;
 /** An object the database does not hold (a shallow clone's boundary, a damaged repository, a wrong id). */
 export class MissingGitObjectError extends TdvError {
   constructor(readonly oid: string) {
-    super('GIT_OBJECT_MISSING', `Git object ${oid} is not in the repository`, { data: { oid } });
+    super('GIT_OBJECT_MISSING', `Git object ${oid} is not in the repository, which is damaged or incomplete; \`git fsck\` tells more`, { data: { oid } });
   }
 }
 
@@ -106,6 +106,7 @@ class Pack {
 
   /** `len` bytes of the pack file at `pos` (fewer at its end). */
   read(pos: number, len: number): Buffer {
+    if (!Number.isSafeInteger(pos) || pos < 12) throw corruptGit(`${this.packPath} refers to an object at a bad position (${pos})`);
     if (this.whole) return this.whole.subarray(pos, pos + len);
     if (this.fd === undefined) {
       try {
@@ -289,6 +290,7 @@ export class ObjectDb {
     if (hit) return hit;
     // The header: type and size in a varint, then a base reference for deltas.
     let head = pack.read(offset, 64);
+    if (head.length < 2) throw corruptGit(`${pack.packPath} ends before its object at ${offset}`);
     let p = 0;
     let c = head[p++]!;
     const type = (c >> 4) & 7;

@@ -189,6 +189,43 @@ describe('GitHistory: repositories it cannot read', () => {
   });
 });
 
+describe('GitHistory: damaged repositories', () => {
+  it('a missing commit object (not a shallow clone) names it', async () => {
+    const dir = await history();
+    const parent = await git(dir, 'rev-parse', 'HEAD~1');
+    fs.rmSync(path.join(dir, '.git', 'objects', parent.slice(0, 2), parent.slice(2)), { force: true });
+    const h = open(dir);
+    expect(() => h.resolve('HEAD~1')).toThrow(`Git object ${parent} is not in the repository, which is damaged or incomplete; \`git fsck\` tells more`);
+  });
+
+  it('a pack index of another version, and a damaged packed object, are named', async () => {
+    const dir = await history();
+    await git(dir, 'gc', '-q');
+    const packDir = path.join(dir, '.git', 'objects', 'pack');
+    const idx = fs.readdirSync(packDir).find((f) => f.endsWith('.idx'))!;
+    const pack = path.join(packDir, idx.replace(/\.idx$/, '.pack'));
+    const commits = (await git(dir, 'rev-list', '--all')).split('\n');
+    // Flip bytes in the middle of the pack: some object no longer inflates or has the wrong size.
+    const bytes = fs.readFileSync(pack);
+    fs.chmodSync(pack, 0o644);
+    for (let i = 100; i < bytes.length - 40; i += 7) bytes[i] ^= 0xff;
+    fs.writeFileSync(pack, bytes);
+    const h = open(dir);
+    expect(() => {
+      for (const c of commits) for (const f of ['data.tdv', 'sub/deep/model.tdv', 'code.py']) h.readFileAt(c, f);
+    }).toThrow(/^cannot read the Git repository: .*; `git fsck` tells more$/);
+    fs.chmodSync(path.join(packDir, idx), 0o644);
+    fs.writeFileSync(path.join(packDir, idx), Buffer.alloc(2000));
+    expect(() => open(dir).resolve('HEAD')).toThrow(/is not a version 2 pack index/);
+  });
+
+  it('refs in the reftable format are refused with the command that converts them', async () => {
+    const dir = await history();
+    fs.mkdirSync(path.join(dir, '.git', 'reftable'));
+    expect(() => open(dir)).toThrow(/stores its refs in the reftable format, which tdv cannot read yet; `git refs migrate --ref-format=files`/);
+  });
+});
+
 describe('GitHistory: reading trees and files', () => {
   it('reads every version of every file as git show does, loose and packed with deltas', async () => {
     const dir = await history();
