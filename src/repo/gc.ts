@@ -23,6 +23,8 @@ export interface GcOptions {
   dry?: boolean;
   /** Asked before deleting; return false to cancel. Not given means "do not delete". */
   confirm?: (plan: GcPlan) => Promise<boolean>;
+  /** Opens the `--cloud` remote (tests inject one that fails in ways a test cannot cause). */
+  openRemote?: (repo: Repo, name?: string, jobs?: number) => Promise<Remote>;
 }
 
 export interface GcPlan {
@@ -57,8 +59,8 @@ export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
   return repo.withLock('gc', async () => {
     let remote: Remote | undefined;
     if (opts.cloud) {
-      const { openRemote } = await import('./remotes.js');
-      remote = await openRemote(repo, opts.remote, opts.jobs);
+      const open = opts.openRemote ?? (await import('./remotes.js')).openRemote;
+      remote = await open(repo, opts.remote, opts.jobs);
     }
     try {
       const plan = await planGc(repo, scope, remote);

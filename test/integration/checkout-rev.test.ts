@@ -351,3 +351,29 @@ describe('tdv checkout --to: snapshots', () => {
     expect(read(dir, 'model.bin.tdv')).toBe(filePointer('model.bin', 'm2'));
   });
 });
+
+describe('history in a tdv repository below the top of the Git work tree (init --subdir)', () => {
+  it('checkout --rev, diff and log read the pointers under the subdirectory', async () => {
+    const top = await newRepo({ init: false });
+    const dir = path.join(top, 'ml');
+    fs.mkdirSync(dir);
+    expect((await tdv(dir, 'init', '--subdir')).code).toBe(0);
+    write(dir, 'model.bin', 'm1');
+    write(top, 'elsewhere/other.tdv', 'not ours: outside the tdv repository\n');
+    const c1 = await commitData(dir, 'one', ['model.bin']);
+    write(dir, 'model.bin', 'm2');
+    await commitData(dir, 'two', ['model.bin']);
+    const r = await tdv(dir, 'checkout', '--rev', 'HEAD~1');
+    expect(r.code, r.stderr).toBe(0);
+    expect(read(dir, 'model.bin')).toBe('m1');
+    const d = await tdv(dir, 'diff', c1, 'HEAD', '--json');
+    expect(d.code, d.stderr).toBe(0);
+    expect(JSON.parse(d.stdout).changes.map((c: { path: string }) => c.path)).toEqual(['model.bin']);
+    const l = await tdv(dir, 'log', '--json');
+    expect(l.code, l.stderr).toBe(0);
+    expect(JSON.parse(l.stdout).commits.map((c: { subject: string; changes: { pointer: string }[] }) => [c.subject, c.changes[0]!.pointer])).toEqual([
+      ['two', 'model.bin.tdv'],
+      ['one', 'model.bin.tdv'],
+    ]);
+  });
+});

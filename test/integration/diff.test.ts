@@ -151,6 +151,9 @@ describe('tdv diff', () => {
     const r3 = await tdv(dir, 'diff', 'notes.txt');
     expect(r3.code).toBe(2);
     expectOneLineError(r3.stderr, 'notes.txt is not tracked by tdv in HEAD nor in the workspace');
+    const r5 = await tdv(dir, 'diff', 'v1', 'HEAD', 'HEAD~1', '--', 'data');
+    expect(r5.code).toBe(2);
+    expectOneLineError(r5.stderr, 'at most two revisions before --, got 3: v1 HEAD HEAD~1');
     const r4 = await tdv(dir, 'diff', 'v1', 'HEAD', 'HEAD');
     expect(r4.code).toBe(2);
     expectOneLineError(r4.stderr, 'HEAD is not tracked by tdv in v1 nor in HEAD');

@@ -187,3 +187,25 @@ describe('tdv gc --cloud', () => {
     expect(cacheObjects(dir)).toHaveLength(5);
   });
 });
+
+describe('tdv gc --cloud: a remote that cannot delete', () => {
+  it('reports the objects it could not delete, after deleting the rest', async () => {
+    // Tests run as root, so a read-only remote directory cannot be made: this remote refuses instead.
+    const { gc } = await import('../../src/repo/gc.js');
+    const { Repo } = await import('../../src/repo/repo.js');
+    const { LocalRemote } = await import('../../src/remote/local.js');
+    const dir = await history();
+    const store = newDir();
+    expect((await tdv(dir, 'remote', 'add', '--local', '-d', 'store', store)).code).toBe(0);
+    expect((await tdv(dir, 'push', '--all-commits')).code).toBe(0);
+    const real = new LocalRemote('store', store);
+    const stubborn = Object.assign(Object.create(real) as typeof real, {
+      remove: async (oids: readonly string[]) => oids.filter((o) => o === sha('m1')),
+    });
+    const repo = await Repo.open(dir);
+    await expect(gc(repo, { workspace: true, cloud: true, confirm: async () => true, openRemote: async () => stubborn })).rejects.toThrow(
+      `could not delete 1 of 3 unused objects from remote "store" (first: ${sha('m1')}); check its permissions and run \`tdv gc\` again`,
+    );
+    expect(cacheObjects(dir)).toEqual([sha('m3')]);
+  });
+});

@@ -98,6 +98,29 @@ describe('tdv install', () => {
     }
   });
 
+  it('a hook with tdv\'s start marker but not its end is left alone, with a message', async () => {
+    const dir = await newRepo();
+    write(dir, '.git/hooks/pre-push', `#!/bin/sh\n${BEGIN}\ntdv push\n`);
+    fs.chmodSync(hook(dir, 'pre-push'), 0o755);
+    const before = installed(dir);
+    for (const args of [['install'], ['install', '--uninstall']]) {
+      const r = await tdv(dir, ...args);
+      expect(r.code).toBe(1);
+      expectOneLineError(r.stderr, "a Git hook has tdv's start marker but not its end marker", 'fix the hook by hand');
+    }
+    expect(installed(dir)).toEqual(before);
+  });
+
+  it('a git command that fails is reported with Git\'s own message, and nothing is written', async () => {
+    const dir = await newRepo();
+    fs.writeFileSync(path.join(dir, '.git', 'HEAD'), 'garbage\n');
+    const r = await tdv(dir, 'install');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, 'git rev-parse --git-path hooks failed: fatal:');
+    expect(fs.existsSync(hook(dir, 'pre-push'))).toBe(false);
+    expect(fs.existsSync(path.join(dir, '.gitattributes'))).toBe(false);
+  });
+
   it('writes into core.hooksPath when Git is configured to use another hooks directory', async () => {
     const dir = await newRepo();
     await git(dir, 'config', 'core.hooksPath', '.githooks');

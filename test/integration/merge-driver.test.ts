@@ -112,6 +112,14 @@ describe('tdv merge-driver', () => {
     expect(r.stderr).toMatch(/^error: x\.tdv \(ours\)/);
   });
 
+  it('a merge that removes every output of a pointer says to delete the pointer file', async () => {
+    const dir = await newRepo();
+    const out = (p: string, c: string) => `- path: ${p}\n  sha256: ${sha(c)}\n  size: ${c.length}\n`;
+    const r = await drive(dir, `outs:\n${out('a', 'a')}${out('b', 'b')}`, `outs:\n${out('a', 'a')}`, `outs:\n${out('b', 'b')}`, 'pair.tdv');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, 'pair.tdv: the merge removes every output it tracked', 'git rm pair.tdv');
+  });
+
   it('keeps outputs only one side has, and drops one deleted on a side while the other left it', async () => {
     const dir = await newRepo();
     const two = (a: string, b: string) => `outs:\n- path: a\n  sha256: ${sha(a)}\n  size: ${a.length}\n- path: b\n  sha256: ${sha(b)}\n  size: ${b.length}\n`;
