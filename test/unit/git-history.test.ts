@@ -208,7 +208,7 @@ describe('GitHistory: damaged repositories', () => {
     // Flip bytes in the middle of the pack: some object no longer inflates or has the wrong size.
     const bytes = fs.readFileSync(pack);
     fs.chmodSync(pack, 0o644);
-    for (let i = 100; i < bytes.length - 40; i += 7) bytes[i] ^= 0xff;
+    for (let i = 100; i < bytes.length - 40; i += 7) bytes[i] = bytes[i]! ^ 0xff;
     fs.writeFileSync(pack, bytes);
     const h = open(dir);
     expect(() => {
