@@ -113,23 +113,20 @@ function findCycle(candidates: string[], upstream: Map<string, Set<string>>): st
 
 /** `names` and everything they depend on, in DAG order. */
 export function withUpstream(dag: Dag, names: readonly string[]): string[] {
-  const want = new Set<string>();
-  const visit = (n: string) => {
-    if (want.has(n)) return;
-    want.add(n);
-    for (const u of dag.upstream.get(n)!) visit(u);
-  };
-  names.forEach(visit);
-  return dag.order.filter((n) => want.has(n));
+  return closure(dag, names, dag.upstream);
 }
 
 /** `names` and everything that depends on them, in DAG order. */
 export function withDownstream(dag: Dag, names: readonly string[]): string[] {
+  return closure(dag, names, dag.downstream);
+}
+
+function closure(dag: Dag, names: readonly string[], edges: Map<string, Set<string>>): string[] {
   const want = new Set<string>();
   const visit = (n: string) => {
     if (want.has(n)) return;
     want.add(n);
-    for (const d of dag.downstream.get(n)!) visit(d);
+    for (const next of edges.get(n)!) visit(next);
   };
   names.forEach(visit);
   return dag.order.filter((n) => want.has(n));

@@ -1,4 +1,5 @@
-import { describe, inject, it } from 'vitest';
+import { inject } from 'vitest';
+import { describeNeeding } from './needs.js';
 import { probeDocker } from './docker-probe.js';
 
 export { TEST_IMAGE } from './docker-probe.js';
@@ -22,30 +23,7 @@ export function dockerAvailable(): boolean {
   return dockerSkipReason() === undefined;
 }
 
-let warned = false;
-
-/**
- * `describe` for tests that need Docker and the test image. Without them they
- * skip, saying why once, except in CI (CI=true), where they fail: a CI run
- * that silently skipped them would pass without testing containers at all.
- */
+/** `describe` for tests that need Docker: skips locally without it, fails under CI=true (see needs.ts). */
 export function describeDocker(name: string, body: () => void): void {
-  const reason = dockerSkipReason();
-  if (!reason) {
-    describe(name, body);
-    return;
-  }
-  if (process.env.CI === 'true') {
-    describe(name, () => {
-      it('has Docker and the test image', () => {
-        throw new Error(`${reason} (CI=true: Docker tests must not be skipped)`);
-      });
-    });
-    return;
-  }
-  if (!warned) {
-    warned = true;
-    console.warn(`skipping Docker tests: ${reason}`);
-  }
-  describe.skip(name, body);
+  describeNeeding('Docker', dockerSkipReason(), name, body);
 }

@@ -1,4 +1,5 @@
-import { describe, inject, it } from 'vitest';
+import { inject } from 'vitest';
+import { describeNeeding } from './needs.js';
 import type { RemoteConfig } from '../../src/repo/config.js';
 
 /** The bucket s3-server.mjs creates (and CI's server has). */
@@ -43,30 +44,7 @@ export function s3RemoteConfig(prefix: string, over: Partial<RemoteConfig> = {})
   };
 }
 
-let warned = false;
-
-/**
- * `describe` for tests that need the S3 server. Without one they skip, saying
- * why once, except in CI (CI=true), where they fail: a CI run that silently
- * skipped them would pass without testing S3 at all.
- */
+/** `describe` for tests that need S3: skips locally without it, fails under CI=true (see needs.ts). */
 export function describeS3(name: string, body: () => void): void {
-  const reason = s3SkipReason();
-  if (!reason) {
-    describe(name, body);
-    return;
-  }
-  if (process.env.CI === 'true') {
-    describe(name, () => {
-      it('has an S3 test server', () => {
-        throw new Error(`${reason} (CI=true: S3 tests must not be skipped)`);
-      });
-    });
-    return;
-  }
-  if (!warned) {
-    warned = true;
-    console.warn(`skipping S3 tests: ${reason}`);
-  }
-  describe.skip(name, body);
+  describeNeeding('S3', s3SkipReason(), name, body);
 }
