@@ -17,6 +17,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { Readable } from 'node:stream';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -64,6 +65,38 @@ const server = new S3rver({
   directory: dir,
   silent: true,
   configureBuckets: [{ name: 'tdv-test' }],
+});
+
+/**
+ * S3 stores an upload whole or not at all, and refuses one whose Content-MD5
+ * does not match the bytes that arrived (BadDigest). s3rver does neither: it
+ * writes a PUT's body to the object's file as it arrives, so a dropped or
+ * truncated upload leaves a partial object that listings show, and it never
+ * checks Content-MD5. So every PUT body is received in full here first and
+ * checked, and only then handed to s3rver: the fault-injection tests then see
+ * what S3 would do.
+ */
+server.middleware.unshift(async (ctx, next) => {
+  if (ctx.method !== 'PUT') return next();
+  const body = await new Promise((resolve) => {
+    const chunks = [];
+    ctx.req.on('data', (c) => chunks.push(c));
+    ctx.req.on('end', () => resolve(Buffer.concat(chunks)));
+    ctx.req.on('error', () => resolve(undefined));
+    ctx.req.on('close', () => resolve(undefined)); // after 'end' this changes nothing
+  });
+  const refuse = (code, message) => {
+    ctx.status = 400;
+    ctx.type = 'application/xml';
+    ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message></Error>`;
+  };
+  if (body === undefined) return; // the client went away mid-body: nothing is stored
+  const declared = ctx.get('content-length');
+  if (declared !== '' && Number(declared) !== body.length) return refuse('IncompleteBody', 'You did not provide the number of bytes specified by the Content-Length HTTP header.');
+  const md5 = ctx.get('content-md5');
+  if (md5 && crypto.createHash('md5').update(body).digest('base64') !== md5) return refuse('BadDigest', 'The Content-MD5 you specified did not match what we received.');
+  ctx.req = Readable.from(body.length ? [body] : [], { objectMode: false });
+  return next();
 });
 
 let stopping = false;
