@@ -113,6 +113,9 @@ export async function downloadVerified(
   admit: (tmp: string) => void = (tmp) => store.insertSync(tmp, oid, false),
 ): Promise<number> {
   let lastErr: unknown;
+  // The wrong hashes seen: the same one every time means the stored object is bad;
+  // different ones mean its bytes were altered on the way.
+  const wrong = new Set<string>();
   for (let attempt = 1; attempt <= DOWNLOAD_ATTEMPTS; attempt++) {
     if (attempt > 1) await sleep(100 * 2 ** (attempt - 2));
     const tmp = store.newTmpPath();
@@ -135,11 +138,19 @@ export async function downloadVerified(
     if (got.sha !== oid.slice(0, 64)) {
       rmQuiet(tmp);
       onBytes?.(-reported);
-      lastErr = new RemoteError(
-        'CORRUPT_ON_REMOTE',
-        `object ${oid} on remote "${remote.name}" (${remote.url}) is corrupt: its content hashes to ${got.sha}; the bad bytes were discarded. Delete files/sha256/${oid.slice(0, 2)}/${oid.slice(2)} on the remote, then \`tdv push\` from a clone that has the data`,
-        { data: { oid } },
-      );
+      wrong.add(got.sha);
+      lastErr =
+        wrong.size > 1
+          ? new RemoteError(
+              'DOWNLOAD_FAILED',
+              `could not download ${oid} from remote "${remote.name}" (${remote.url}): its bytes arrived altered, and differently on different attempts, so something on the way (the network, a proxy) changes them; the bad bytes were discarded. Run the command again`,
+              { data: { oid } },
+            )
+          : new RemoteError(
+              'CORRUPT_ON_REMOTE',
+              `object ${oid} on remote "${remote.name}" (${remote.url}) is corrupt: its content hashes to ${got.sha}; the bad bytes were discarded. Delete files/sha256/${oid.slice(0, 2)}/${oid.slice(2)} on the remote, then \`tdv push\` from a clone that has the data`,
+              { data: { oid } },
+            );
       continue;
     }
     admit(tmp);

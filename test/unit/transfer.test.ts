@@ -163,6 +163,21 @@ describe('downloadVerified', () => {
     expect(tmpLeft(dir)).toEqual([]);
   });
 
+  it('bytes altered differently on every attempt are blamed on the way, not on the stored object', async () => {
+    const { dir, store, oid, remote } = setup();
+    remote.getScript = (_o, attempt) =>
+      (async function* () {
+        yield Buffer.from(`the fake bytes ${attempt}\n`);
+      })();
+    const err = await downloadVerified(remote, store, oid).catch((e) => e);
+    expect(err).toBeInstanceOf(RemoteError);
+    expect(err.code).toBe('DOWNLOAD_FAILED');
+    expect(err.message).toContain(`could not download ${oid} from remote "mem" (mem://): its bytes arrived altered, and differently on different attempts`);
+    expect(err.message).not.toContain('Delete files/sha256');
+    expect(fs.existsSync(store.pathOf(oid))).toBe(false);
+    expect(tmpLeft(dir)).toEqual([]);
+  });
+
   it('does not retry an object the remote does not have', async () => {
     const { store, remote } = setup();
     const err = await downloadVerified(remote, store, sha256('absent')).catch((e) => e);
