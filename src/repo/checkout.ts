@@ -11,7 +11,7 @@ import type { CacheStamp } from '../cache/store.js';
 import { entryPath, walkDir, type WalkEntry } from '../cache/walk.js';
 import { isInside, lstatOrUndefined, pruneEmptyDirs, rmQuiet, tmpSuffix, toPosix } from '../util/fs.js';
 import { hashWorkspace, recordDirectory } from './hashing.js';
-import { findPointers, type Selected, selectTargets } from './pointers.js';
+import { allOuts, findPointers, type Selected, selectTargets } from './pointers.js';
 import type { TransferResult } from './push.js';
 import { type Repo, TDV_DIR } from './repo.js';
 
@@ -126,7 +126,9 @@ export async function checkoutLocked(repo: Repo, opts: CheckoutOptions): Promise
   }
   let dest: Destination | undefined;
   if (opts.to !== undefined) {
-    dest = snapshotDestination(repo, opts.to, selected);
+    // Tracked data of the revision and of the workspace: a snapshot inside either would be mixed into it.
+    const tracked = opts.rev === undefined ? selected : [...selected, ...allOuts(repo, await findPointers(repo))];
+    dest = snapshotDestination(repo, opts.to, tracked);
     selected = selected.map((s) => ({ ...s, abs: path.join(dest!.root, ...s.rel.split('/')) }));
   }
   const plan = await planCheckout(repo, selected, opts, dest);
@@ -157,7 +159,7 @@ export async function checkoutLocked(repo: Repo, opts: CheckoutOptions): Promise
  * be mixed into what it copies). It gets a stat cache of its own that is never
  * saved.
  */
-function snapshotDestination(repo: Repo, to: string, selected: readonly Selected[]): Destination {
+function snapshotDestination(repo: Repo, to: string, tracked: readonly Selected[]): Destination {
   const real = realpathAllowingMissing(to);
   const root = realpathAllowingMissing(repo.root);
   const refuse = (why: string) => new UsageError(`cannot write a snapshot into ${to}: ${why}; choose another directory`);
@@ -165,7 +167,7 @@ function snapshotDestination(repo: Repo, to: string, selected: readonly Selected
   for (const own of [path.join(root, '.git'), path.join(root, TDV_DIR), realpathAllowingMissing(repo.cacheDir)]) {
     if (isInside(own, real)) throw refuse(`it is inside ${own}`);
   }
-  for (const s of selected) if (isInside(realpathAllowingMissing(s.abs), real)) throw refuse(`it is inside tracked data (${s.rel})`);
+  for (const s of tracked) if (isInside(realpathAllowingMissing(s.abs), real)) throw refuse(`it is inside tracked data (${s.rel})`);
   const st = fs.statSync(real, { throwIfNoEntry: false });
   if (st && !st.isDirectory()) throw refuse('it is not a directory');
   return { root: real, statCache: new StatCache(path.join(repo.tmpDir, `unsaved.${tmpSuffix()}`), () => {}), record: false };

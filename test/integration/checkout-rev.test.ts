@@ -295,6 +295,9 @@ describe('tdv checkout --to: snapshots', () => {
   it('refuses a directory that holds the repository, lies in .tdv, .git or tracked data, or is a file', async () => {
     const { dir, c1 } = await history();
     write(dir, 'plain.txt', 'p');
+    // Tracked in the workspace only, not at c1.
+    write(dir, 'later/x.csv', 'x');
+    expect((await tdv(dir, 'add', 'later')).code).toBe(0);
     const before = state(dir);
     for (const [to, why] of [
       [dir, 'it contains the repository'],
@@ -302,6 +305,7 @@ describe('tdv checkout --to: snapshots', () => {
       [path.join(dir, '.tdv', 'snap'), 'it is inside'],
       [path.join(dir, '.git', 'snap'), 'it is inside'],
       [path.join(dir, 'data', 'snap'), 'it is inside tracked data (data)'],
+      [path.join(dir, 'later', 'snap'), 'it is inside tracked data (later)'],
       [path.join(dir, 'plain.txt'), 'it is not a directory'],
     ] as const) {
       const r = await tdv(dir, 'checkout', '--rev', c1, '--to', to);
