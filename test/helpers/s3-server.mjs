@@ -73,10 +73,19 @@ const server = new S3rver({
  * writes a PUT's body to the object's file as it arrives, so a dropped or
  * truncated upload leaves a partial object that listings show, and it never
  * checks Content-MD5. So every PUT body is received in full here first and
- * checked, and only then handed to s3rver: the fault-injection tests then see
- * what S3 would do.
+ * checked, and only then handed to s3rver; and AbortMultipartUpload is
+ * answered. The fault-injection tests then see what S3 would do.
  */
 server.middleware.unshift(async (ctx, next) => {
+  if (ctx.method === 'DELETE' && ctx.query.uploadId !== undefined) {
+    // AbortMultipartUpload, which s3rver lacks (405): the AWS SDK's Upload aborts after a
+    // failed part and then reports the failed abort instead of what went wrong.
+    const bucket = ctx.path.split('/')[1];
+    const id = String(ctx.query.uploadId);
+    if (/^[0-9a-f]+$/.test(id)) fs.rmSync(path.join(server.store.getResourcePath(bucket, undefined, 'uploads'), id), { recursive: true, force: true });
+    ctx.status = 204;
+    return;
+  }
   if (ctx.method !== 'PUT') return next();
   const body = await new Promise((resolve) => {
     const chunks = [];
