@@ -364,7 +364,7 @@ function clientConfig(cfg: RemoteConfig, jobs: number): S3ClientConfig {
     requestChecksumCalculation: checksum,
     responseChecksumValidation: checksum,
     maxAttempts: 5,
-    retryMode: 'adaptive',
+    retryMode: 'standard',
     // The SDK's own notices (e.g. "multiple credential sources") go to console.warn otherwise.
     logger: quietLogger,
     requestHandler: {
