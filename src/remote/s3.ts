@@ -38,6 +38,12 @@ const PART_QUEUE = 4;
  */
 const MULTIPART_AT_ONCE = 4;
 const DELETE_BATCH = 1000;
+/**
+ * Attempts per upload the server refused because its bytes arrived altered
+ * (BadDigest: Content-MD5 or checksum mismatch), which the SDK does not retry;
+ * as many as a download whose bytes arrive altered gets.
+ */
+const UPLOAD_ATTEMPTS = 3;
 
 /** Parts of at least 8 MiB, grown in whole MiB so no file needs more than S3's 10,000 parts. */
 export function partSizeFor(size: number): number {
@@ -188,10 +194,14 @@ export class S3Remote implements Remote {
       // calls per file cost more than the read); larger ones take turns with the multipart
       // uploads, so `jobs` uploads never hold jobs x 8 MiB.
       const send = async (body: Buffer) => {
-        try {
-          await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentLength: body.length }));
-        } catch (err) {
-          throw this.fail(err, `uploading object ${oid}`, oid);
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentLength: body.length }));
+            break;
+          } catch (err) {
+            if (alteredOnTheWay(err) && attempt < UPLOAD_ATTEMPTS) continue;
+            throw this.fail(err, `uploading object ${oid}`, oid);
+          }
         }
         onBytes?.(body.length);
       };
@@ -200,27 +210,34 @@ export class S3Remote implements Remote {
       return;
     }
     await this.multipart(async () => {
-      const upload = new Upload({
-        client: this.client,
-        params: { Bucket: this.bucket, Key, Body: fs.createReadStream(from, { highWaterMark: MiB }) },
-        partSize: partSizeFor(size),
-        queueSize: PART_QUEUE,
-        leavePartsOnError: false, // abort the multipart upload: no orphaned parts to pay for
-      });
-      let sent = 0;
-      upload.on('httpUploadProgress', (p) => {
-        if (p.loaded !== undefined && p.loaded > sent) {
-          onBytes?.(p.loaded - sent);
-          sent = p.loaded;
+      for (let attempt = 1; ; attempt++) {
+        const upload = new Upload({
+          client: this.client,
+          params: { Bucket: this.bucket, Key, Body: fs.createReadStream(from, { highWaterMark: MiB }) },
+          partSize: partSizeFor(size),
+          queueSize: PART_QUEUE,
+          leavePartsOnError: false, // abort the multipart upload: no orphaned parts to pay for
+        });
+        let sent = 0;
+        upload.on('httpUploadProgress', (p) => {
+          if (p.loaded !== undefined && p.loaded > sent) {
+            onBytes?.(p.loaded - sent);
+            sent = p.loaded;
+          }
+        });
+        try {
+          await upload.done();
+        } catch (err) {
+          if (isSystemError(err) && err.path === from) throw err; // reading the local file failed, not the remote
+          if (alteredOnTheWay(err) && attempt < UPLOAD_ATTEMPTS) {
+            if (sent) onBytes?.(-sent);
+            continue;
+          }
+          throw this.fail(err, `uploading object ${oid}`, oid);
         }
-      });
-      try {
-        await upload.done();
-      } catch (err) {
-        if (isSystemError(err) && err.path === from) throw err; // reading the local file failed, not the remote
-        throw this.fail(err, `uploading object ${oid}`, oid);
+        if (sent < size) onBytes?.(size - sent);
+        return;
       }
-      if (sent < size) onBytes?.(size - sent);
     });
   }
 
@@ -517,6 +534,12 @@ function oneLine(message: string | undefined, redact: readonly string[] = []): s
   if (s === 'UnknownError') return '';
   for (const secret of redact) if (secret) s = s.split(secret).join('***');
   return s;
+}
+
+/** The server refused an upload whose bytes did not match its Content-MD5 or checksum: altered in transit. */
+function alteredOnTheWay(err: unknown): boolean {
+  const name = (err as SdkErrorShape)?.name;
+  return name === 'BadDigest' || name === 'XAmzContentChecksumMismatch' || name === 'XAmzContentSHA256Mismatch';
 }
 
 function isNotFound(err: unknown): boolean {
