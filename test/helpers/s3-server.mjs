@@ -108,6 +108,26 @@ server.middleware.unshift(async (ctx, next) => {
   return next();
 });
 
+/**
+ * s3rver writes an object in place, so two writes of one key at once (a
+ * CompleteMultipartUpload the client timed out on and retried while the first
+ * was still concatenating the parts) can leave it partial. S3 replaces objects
+ * atomically: write under a temporary key outside any prefix, then rename.
+ */
+const store = server.store;
+const putInPlace = store.putObject.bind(store);
+store.putObject = async (object) => {
+  const tmpKey = `.tdv-test-tmp/${crypto.randomBytes(8).toString('hex')}`;
+  const tmp = Object.assign(Object.create(Object.getPrototypeOf(object)), object, { key: tmpKey });
+  const result = await putInPlace(tmp);
+  for (const resource of ['metadata.json', 'object.md5', 'object']) {
+    const to = store.getResourcePath(object.bucket, object.key, resource);
+    fs.mkdirSync(path.dirname(to), { recursive: true });
+    fs.renameSync(store.getResourcePath(object.bucket, tmpKey, resource), to);
+  }
+  return result;
+};
+
 let stopping = false;
 async function stop(code = 0) {
   if (stopping) return;
