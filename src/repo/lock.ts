@@ -74,6 +74,8 @@ function readInfo(file: string): LockInfo | undefined {
 export class RepoLock {
   private held = false;
   private readonly token = randomBytes(8).toString('hex');
+  /** The holder of a stale lock this acquisition took over: a command on this host that died holding it. */
+  deadHolder?: { pid: number; cmd: string };
 
   constructor(
     readonly file: string,
@@ -149,6 +151,7 @@ export class RepoLock {
       const same = stale === undefined ? now === undefined : now !== undefined && now.pid === stale.pid && now.since === stale.since && now.token === stale.token;
       if (!same) return true; // changed meanwhile: look again
       fs.unlinkSync(this.file);
+      if (stale && stale.host === os.hostname()) this.deadHolder = { pid: stale.pid, cmd: stale.cmd };
       return true;
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return true;

@@ -85,6 +85,12 @@ export class Repo {
       onWait: (holder) => this.reporter.warn?.(`waiting for the repository lock held by ${holder}...`),
     });
     try {
+      if (lock.deadHolder) {
+        // A command died holding the lock (killed, power loss): remove the temp files it left.
+        const { removeLeftovers } = await import('./leftovers.js');
+        const n = await removeLeftovers(this, lock.deadHolder.pid);
+        if (n > 0) this.reporter.warn?.(`\`tdv ${lock.deadHolder.cmd}\` (pid ${lock.deadHolder.pid}) did not finish; removed the ${n} temp file(s) it left`);
+      }
       return await fn();
     } finally {
       lock.release();
