@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { FormatError } from '../errors.js';
 import { isInside, readTextOrUndefined, toPosix } from '../util/fs.js';
@@ -140,7 +141,31 @@ function repoPath(root: string, wdir: string, p: string, at: string, stage: stri
   const rel = toPosix(path.relative(root, abs)) || '.';
   if (/^(\.git|\.tdv)(\/|$)/.test(rel)) throw new FormatError(at, `${key} path ${JSON.stringify(p)} of stage "${stage}" is inside ${rel.split('/')[0]}/`, 'Use a path in the workspace');
   if (key !== 'wdir' && rel === '.') throw new FormatError(at, `${key} of stage "${stage}" names the whole repository`, 'Name the files or directories it uses');
+  // What tdv writes or removes (outputs, and where the stage runs) must really be inside:
+  // a symlink on the way that leaves the repository would make repro delete and write there.
+  if (key === 'outs' || key === 'metrics' || key === 'wdir') {
+    const real = realOfExisting(abs);
+    if (!isInside(realOfExisting(root), real)) {
+      throw new FormatError(at, `${key} path ${JSON.stringify(p)} of stage "${stage}" goes through a symlink that leaves the repository (to ${real})`, 'Replace the symlink with a directory, or write the output inside the repository');
+    }
+  }
   return rel;
+}
+
+/** The real path of `p`'s deepest existing ancestor (or itself), with the rest appended as given. */
+function realOfExisting(p: string): string {
+  const rest: string[] = [];
+  let dir = p;
+  for (;;) {
+    try {
+      return path.join(fs.realpathSync.native(dir), ...rest);
+    } catch {
+      const parent = path.dirname(dir);
+      if (parent === dir) return p;
+      rest.unshift(path.basename(dir));
+      dir = parent;
+    }
+  }
 }
 
 function parseParams(v: unknown, name: string, at: (keys: (string | number)[]) => string, root: string, wdir: string): Stage['params'] {

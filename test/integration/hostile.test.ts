@@ -1,0 +1,42 @@
+/**
+ * Hostile and broken input that the other suites do not cover yet. Each gets a
+ * clear one-line error naming the file, and nothing is written outside the
+ * repository. (The summary table of every hostile input, old and new, with a
+ * snapshot of the file system around the repository, is in hostile-summary.test.ts.)
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { snapshot, tdv, write } from '../helpers/repo.js';
+import { expectOneLineError, newDir, newRepo } from '../helpers/expect.js';
+
+describe('tdv.yaml paths through symlinks that leave the repository', () => {
+  it.each([
+    ['outs', 'outs: [link/out.txt]'],
+    ['metrics', 'metrics: [link/m.json]'],
+    ['wdir', 'wdir: link\n    outs: [out.txt]'],
+  ])('%s through such a symlink is refused before repro deletes or writes anything there', async (_key, line) => {
+    const dir = await newRepo();
+    const outside = newDir();
+    fs.writeFileSync(path.join(outside, 'out.txt'), 'precious');
+    fs.writeFileSync(path.join(outside, 'm.json'), '{}');
+    const before = snapshot(outside);
+    fs.symlinkSync(outside, path.join(dir, 'link'));
+    write(dir, 'tdv.yaml', `stages:\n  s:\n    cmd: echo hi > out.txt\n    ${line}\n`);
+    const r = await tdv(dir, 'repro');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, /^error: tdv\.yaml:\d+:\d+: /, 'goes through a symlink that leaves the repository');
+    expect(snapshot(outside)).toEqual(before);
+  });
+
+  it('a dep may still be a symlink to data elsewhere (tdv only reads it)', async () => {
+    const dir = await newRepo();
+    const outside = newDir();
+    fs.writeFileSync(path.join(outside, 'in.txt'), 'input');
+    fs.symlinkSync(outside, path.join(dir, 'mnt'));
+    write(dir, 'tdv.yaml', 'stages:\n  s:\n    cmd: cat mnt/in.txt > out.txt\n    deps: [mnt/in.txt]\n    outs: [out.txt]\n');
+    const r = await tdv(dir, 'repro');
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.readFileSync(path.join(dir, 'out.txt'), 'utf8')).toBe('input');
+  });
+});
