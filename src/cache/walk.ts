@@ -54,7 +54,12 @@ export function walkDir(base: string, opts: WalkOptions = {}): WalkEntry[] {
       const rel = relDir === '' ? name : `${relDir}/${name}`;
       const abs = `${dir}${path.sep}${name}`;
       const st = lstat(abs);
-      if (!st) continue; // deleted since the listing
+      if (!st) {
+        // Node decodes a name that is not UTF-8 with U+FFFD, a name no file has: it cannot be
+        // opened, so it would drop out of the data without a word. Otherwise: deleted since the listing.
+        if (name.includes('\uFFFD')) opts.onSkip?.(abs, 'its name is not valid UTF-8, so tdv cannot read or record it; rename it');
+        continue;
+      }
       const type = st.mode & S_IFMT;
       if (type === S_IFDIR) {
         if (name === '.git') {

@@ -40,3 +40,15 @@ describe('tdv.yaml paths through symlinks that leave the repository', () => {
     expect(fs.readFileSync(path.join(dir, 'out.txt'), 'utf8')).toBe('input');
   });
 });
+
+describe('names the file system allows but tdv cannot record', () => {
+  it('a file whose name is not valid UTF-8 is skipped with a warning naming it, never dropped silently', async () => {
+    const dir = await newRepo();
+    write(dir, 'd/a.csv', 'a\n');
+    fs.writeFileSync(Buffer.concat([Buffer.from(`${dir}/d/bad`), Buffer.from([0xff, 0xfe]), Buffer.from('.csv')]), 'x');
+    const r = await tdv(dir, 'add', 'd');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe('warning: skipped d/bad\uFFFD\uFFFD.csv: its name is not valid UTF-8, so tdv cannot read or record it; rename it\n');
+    expect(fs.readFileSync(path.join(dir, 'd.tdv'), 'utf8')).toContain('nfiles: 1\n');
+  });
+});
