@@ -26,8 +26,12 @@ export async function findPointers(repo: Repo, opts: { everything?: boolean; wit
     try {
       ents = fs.readdirSync(dir, { withFileTypes: true });
     } catch (err) {
-      if (errnoCode(err) === 'EACCES' && !opts.everything) return;
-      if (errnoCode(err) === 'EACCES') throw new TdvError('UNREADABLE', `cannot read ${repo.rel(dir)}: pointers in it would be missed; fix its permissions first`);
+      // A directory nobody may read, or one too deep for the system's path limit, holds no
+      // pointer tdv could use; only gc, which must see every pointer, has to refuse.
+      const code = errnoCode(err);
+      if ((code === 'EACCES' || code === 'ENAMETOOLONG') && !opts.everything) return;
+      if (code === 'EACCES') throw new TdvError('UNREADABLE', `cannot read ${repo.rel(dir)}: pointers in it would be missed; fix its permissions first`);
+      if (code === 'ENAMETOOLONG') throw new TdvError('UNREADABLE', `cannot read ${repo.rel(dir).slice(0, 200)}...: its path is longer than the system allows, so pointers in it would be missed; move or shorten it first`);
       throw err;
     }
     const names = new Set(ents.map((e) => e.name));

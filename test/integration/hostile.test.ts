@@ -5,6 +5,7 @@
  * snapshot of the file system around the repository, is in hostile-summary.test.ts.)
  */
 import fs from 'node:fs';
+import { execa } from 'execa';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { snapshot, tdv, write } from '../helpers/repo.js';
@@ -50,5 +51,24 @@ describe('names the file system allows but tdv cannot record', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toBe('warning: skipped d/bad\uFFFD\uFFFD.csv: its name is not valid UTF-8, so tdv cannot read or record it; rename it\n');
     expect(fs.readFileSync(path.join(dir, 'd.tdv'), 'utf8')).toContain('nfiles: 1\n');
+  });
+
+  it('a directory deeper than the system path limit elsewhere in the repository does not stop other commands; gc refuses', async () => {
+    const dir = await newRepo();
+    write(dir, 'd/a.csv', 'a\n');
+    const name = 'x'.repeat(240);
+    try {
+      // mkdir -p makes it one level at a time: the whole path is longer than PATH_MAX.
+      await execa('mkdir', ['-p', ['deep', ...Array(20).fill(name)].join('/')], { cwd: dir });
+      const r = await tdv(dir, 'add', 'd');
+      expect(r.code, r.stderr.slice(0, 300)).toBe(0);
+      expect((await tdv(dir, 'status')).code).toBe(0);
+      const g = await tdv(dir, 'gc', '--workspace', '--dry');
+      expect(g.code).toBe(1);
+      expectOneLineError(g.stderr, /^error: cannot read deep\/x+\.\.\.: its path is longer than the system allows/);
+      expect(g.stderr.length).toBeLessThan(400);
+    } finally {
+      await execa('rm', ['-rf', path.join(dir, 'deep')]);
+    }
   });
 });
