@@ -199,7 +199,7 @@ export async function planCheckout(repo: Repo, selected: readonly Selected[], op
   const cached = (oid: Oid) => force || store.has(oid);
   const guard = dest ? escapeGuard(dest.root, repo.cacheDir, [path.join(repo.root, '.git'), repo.tdvDir], 'the snapshot directory') : escapeGuard(repo.root, repo.cacheDir);
   for (const s of selected) {
-    guard(s.abs);
+    guard(s.abs, repo.rel(s.ptr.file));
     const want = s.out.sha256;
     // Known complete and no object removed since: skip a stat per object.
     const complete = sc.isComplete(s.rel, want, stamp);
@@ -352,23 +352,24 @@ async function uncachedUnder(repo: Repo, abs: string, rel: string): Promise<stri
  * repository: a symlinked directory (moved data left behind as a link, or a
  * hostile committed link) must never make tdv write elsewhere.
  */
-function escapeGuard(root: string, cacheDir: string, alsoForbidden: readonly string[] = [], what = 'the repository'): (abs: string) => void {
+function escapeGuard(root: string, cacheDir: string, alsoForbidden: readonly string[] = [], what = 'the repository'): (abs: string, pointer?: string) => void {
   const realRoot = realpathAllowingMissing(root);
   // Inside the repository, yet never a place for data: Git's and tdv's own files, the cache.
   const forbidden = [path.join(realRoot, '.git'), path.join(realRoot, TDV_DIR), fs.existsSync(cacheDir) ? fs.realpathSync.native(cacheDir) : cacheDir, ...alsoForbidden.map((f) => (fs.existsSync(f) ? fs.realpathSync.native(f) : f))];
   const seen = new Map<string, boolean>();
-  return (abs) => {
+  return (abs, pointer) => {
     let dir = path.dirname(abs);
     const start = dir;
+    const shown = `${path.relative(root, abs)}${pointer ? ` (tracked by ${pointer})` : ''}`;
     if (seen.get(start)) return;
     if (!fs.existsSync(realRoot)) return; // a snapshot directory still to be made: only real directories will be below it
     while (!fs.existsSync(dir)) dir = path.dirname(dir);
     const real = fs.realpathSync.native(dir);
     if (!isInside(realRoot, real)) {
-      throw new TdvError('UNSAFE_PATH', `${path.relative(root, abs)} lies behind a symlink that leaves ${what} (${real}); tdv will not write there. Replace the link with a directory, or run tdv from where the data really is`);
+      throw new TdvError('UNSAFE_PATH', `${shown} lies behind a symlink that leaves ${what} (${real}); tdv will not write there. Replace the link with a directory, or run tdv from where the data really is`);
     }
     const inside = forbidden.find((f) => isInside(f, real));
-    if (inside) throw new TdvError('UNSAFE_PATH', `${path.relative(root, abs)} resolves into ${inside}; tdv never writes data there. Replace the symlink on that path with a directory`);
+    if (inside) throw new TdvError('UNSAFE_PATH', `${shown} resolves into ${inside}; tdv never writes data there. Replace the symlink on that path with a directory`);
     seen.set(start, true);
   };
 }

@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { snapshot, tdv, write } from '../helpers/repo.js';
-import { expectOneLineError, newDir, newRepo } from '../helpers/expect.js';
+import { expectOneLineError, newDir, newRepo, sha } from '../helpers/expect.js';
 
 describe('tdv.yaml paths through symlinks that leave the repository', () => {
   it.each([
@@ -70,5 +70,20 @@ describe('names the file system allows but tdv cannot record', () => {
     } finally {
       await execa('rm', ['-rf', path.join(dir, 'deep')]);
     }
+  });
+});
+
+describe('errors name the hostile file', () => {
+  it('a pointer whose path leads through a symlink out of the repository is named in the error', async () => {
+    const dir = await newRepo();
+    const elsewhere = newDir();
+    fs.symlinkSync(elsewhere, path.join(dir, 'link'));
+    write(dir, 'x', 'x');
+    expect((await tdv(dir, 'add', 'x')).code).toBe(0);
+    write(dir, 'evil.tdv', `outs:\n- path: link/hook\n  sha256: ${sha('x')}\n  size: 1\n`);
+    const r = await tdv(dir, 'checkout');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, 'link/hook (tracked by evil.tdv) lies behind a symlink that leaves the repository');
+    expect(fs.readdirSync(elsewhere)).toEqual([]);
   });
 });
