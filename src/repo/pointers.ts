@@ -73,8 +73,18 @@ export function checkOverlaps(repo: Repo, pointers: readonly Pointer[], revision
   }
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 export async function readPointer(repo: Repo, file: string): Promise<Pointer> {
-  return parsePointer(fs.readFileSync(file, 'utf8'), file, repo.rel(file));
+  let text: string;
+  try {
+    text = utf8.decode(fs.readFileSync(file));
+  } catch (err) {
+    // Read leniently, its bytes would become U+FFFD and name a path nobody wrote.
+    if (err instanceof TypeError) throw new FormatError(repo.rel(file), 'is not valid UTF-8', 'Fix or delete the pointer file (git checkout -- <file> restores the committed one)');
+    throw err;
+  }
+  return parsePointer(text, file, repo.rel(file));
 }
 
 /** One tracked output, optionally narrowed to a path inside a tracked directory. */

@@ -87,3 +87,14 @@ describe('errors name the hostile file', () => {
     expect(fs.readdirSync(elsewhere)).toEqual([]);
   });
 });
+
+describe('pointer files that are not text', () => {
+  it('a pointer file with bytes that are not UTF-8 is an error naming it, not a path full of U+FFFD', async () => {
+    const dir = await newRepo();
+    fs.writeFileSync(path.join(dir, 'a.tdv'), Buffer.concat([Buffer.from('outs:\n- path: x'), Buffer.from([0xff, 0xfe]), Buffer.from(`\n  sha256: ${sha('x')}\n  size: 1\n`)]));
+    const r = await tdv(dir, 'checkout');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, /^error: a\.tdv: is not valid UTF-8\. /);
+    expect(fs.readdirSync(dir).filter((n) => n.startsWith('x'))).toEqual([]);
+  });
+});
