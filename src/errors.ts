@@ -110,7 +110,8 @@ export function describeFsError(err: unknown, path: string): unknown {
     case 'EROFS':
       return new TdvError('READ_ONLY_FS', `read-only file system: ${path}`, { cause: err });
     case 'ENAMETOOLONG':
-      return new TdvError('NAME_TOO_LONG', `file name too long for this file system: ${path}`, { cause: err });
+      // Shown shortened: the whole path can be thousands of characters.
+      return new TdvError('NAME_TOO_LONG', `file name too long for this file system: ${path.length > 300 ? `${path.slice(0, 150)}...${path.slice(-100)} (${path.length} characters)` : path}`, { cause: err });
     case 'ELOOP':
       return new TdvError('SYMLINK_LOOP', `too many levels of symbolic links: ${path}`, { cause: err });
     default:

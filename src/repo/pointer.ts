@@ -71,7 +71,8 @@ export async function parsePointer(text: string, file: string, displayName = fil
 
 /** A value as the user wrote it, for messages (JSON.stringify turns NaN into null). */
 function show(v: unknown): string {
-  return typeof v === 'string' ? JSON.stringify(v) : String(v);
+  const s = typeof v === 'string' ? JSON.stringify(v) : String(v);
+  return s.length > 200 ? `${s.slice(0, 100)}...${s.slice(-20)} (${s.length} characters)` : s; // one readable line, whatever the file holds
 }
 
 function validate(raw: unknown, name: string): PointerOut[] {
