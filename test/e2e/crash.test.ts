@@ -29,8 +29,8 @@ const SEED = Number(process.env.TDV_CRASH_SEED) || crypto.randomInt(1, 2 ** 31);
 const random = rng(SEED);
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
 
-const TILES = 1200;
-const MODEL = 24 << 20;
+const TILES = 800;
+const MODEL = 12 << 20;
 
 interface Tally {
   kills: number;

@@ -4,7 +4,9 @@
  * requests, for each kind of fault. Each command must either complete with
  * every object correct, or exit 1 with a clear message; a rerun without faults
  * must then complete; and no object in a cache or on the remote may ever be
- * partial or wrong, which is checked by hashing every one of them.
+ * partial or wrong, which is checked by hashing every one of them: cache
+ * objects here, remote objects by comparing the server's MD5 of what it stored
+ * (its ETag) with the MD5 of the true content, any mismatch read back and hashed.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -15,7 +17,7 @@ import { git, TDV_BIN, tmpDir, write } from '../helpers/repo.js';
 import { newDir } from '../helpers/expect.js';
 import { FAULT_KINDS, type FaultKind, type FaultProxy, type FaultStats, startFaultProxy } from '../helpers/fault-proxy.js';
 import { describeS3, S3_BUCKET, s3Available, s3RemoteConfig, S3RVER_KEY } from '../helpers/s3.js';
-import { hashCache, RemoteInspector } from '../helpers/verify.js';
+import { cacheMd5s, hashCache, RemoteInspector } from '../helpers/verify.js';
 
 const FILES = 2000;
 const BIG = 200 << 20;
@@ -44,6 +46,8 @@ let expected: Map<string, number>;
 /** The workspace content: relpath -> sha256. */
 let workspace: Map<string, string>;
 let inspector: RemoteInspector;
+/** MD5 of each object's true content: what the server's ETag must be. */
+let md5s: Map<string, string>;
 
 async function run(cwd: string, args: string[], faulty: boolean) {
   const r = await execa('node', [TDV_BIN, ...args], {
@@ -121,6 +125,7 @@ describeS3('push, fetch and pull under network faults (1 request in 5)', () => {
     await git(origin, 'add', '-A');
     await git(origin, 'commit', '-qm', 'data');
     expected = hashCache(origin).objects;
+    md5s = cacheMd5s(origin);
     expect(expected.size).toBe(FILES + 2);
   }, 120_000);
 
@@ -178,12 +183,12 @@ describeS3('push, fetch and pull under network faults (1 request in 5)', () => {
       // push
       let t0 = Date.now();
       const push = await underFault(kind, origin, ['push', '-j', JOBS]);
-      let verified = (await inspector.verify(prefix, expected)).verified; // whatever is there is whole and right
+      let verified = (await inspector.verify(prefix, expected, md5s)).verified; // whatever is there is whole and right
       if (push.r.code !== 0) {
         const again = await run(origin, ['push'], false);
         expect(again.code, again.stderr).toBe(0);
       }
-      const after = await inspector.verify(prefix, expected);
+      const after = await inspector.verify(prefix, expected, md5s);
       expect(after.missing, 'objects missing on the remote after a clean push').toEqual([]);
       verified += after.verified;
       record(kind, 'push', push.r, push.stats, verified, t0);
