@@ -52,10 +52,23 @@ export function dirPointer(name: string, files: FileSpec[]): string {
 
 /** Every object id in the repo's cache. */
 export function cacheObjects(root: string): string[] {
-  const base = path.join(root, '.tdv', 'cache', 'files', 'sha256');
+  return storeObjects(path.join(root, '.tdv', 'cache'));
+}
+
+/** Every object id in a local remote (same layout as the cache). */
+export function remoteObjects(remote: string): string[] {
+  return storeObjects(remote);
+}
+
+/** Object ids under `<root>/files/sha256/`, sorted; stray files in the prefix level are not objects. */
+function storeObjects(root: string): string[] {
+  const base = path.join(root, 'files', 'sha256');
   if (!fs.existsSync(base)) return [];
   const out: string[] = [];
-  for (const p of fs.readdirSync(base)) for (const rest of fs.readdirSync(path.join(base, p))) out.push(p + rest);
+  for (const p of fs.readdirSync(base)) {
+    if (!fs.statSync(path.join(base, p)).isDirectory()) continue;
+    for (const rest of fs.readdirSync(path.join(base, p))) out.push(p + rest);
+  }
   return out.sort();
 }
 

@@ -2,16 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { git, tdv, write } from '../helpers/repo.js';
-import { cacheObjects, expectOneLineError, manifest, newDir, newRepo, objPath, sha } from '../helpers/expect.js';
+import { cacheObjects, expectOneLineError, manifest, newDir, newRepo, objPath, remoteObjects, sha } from '../helpers/expect.js';
 import { commitData } from '../helpers/history.js';
-
-function remoteObjects(remote: string): string[] {
-  const base = path.join(remote, 'files', 'sha256');
-  if (!fs.existsSync(base)) return [];
-  const out: string[] = [];
-  for (const p of fs.readdirSync(base)) for (const rest of fs.readdirSync(path.join(base, p))) out.push(p + rest);
-  return out.sort();
-}
 
 const sorted = (...xs: string[]) => [...new Set(xs)].sort();
 

@@ -2,16 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { git, read, tdv, write } from '../helpers/repo.js';
-import { cacheObjects, expectOneLineError, manifest, newDir, newRepo, sha, state } from '../helpers/expect.js';
+import { cacheObjects, expectOneLineError, manifest, newDir, newRepo, remoteObjects, sha, state } from '../helpers/expect.js';
 import { commitData } from '../helpers/history.js';
-
-function remoteObjects(remote: string): string[] {
-  const base = path.join(remote, 'files', 'sha256');
-  if (!fs.existsSync(base)) return [];
-  const out: string[] = [];
-  for (const p of fs.readdirSync(base)) for (const rest of fs.readdirSync(path.join(base, p))) out.push(p + rest);
-  return out.sort();
-}
 
 /** The objects of one version of data/ (its files and manifest). */
 function dirObjects(files: Record<string, string>): string[] {

@@ -2,16 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { git, read, tdv, write } from '../helpers/repo.js';
-import { cacheObjects, expectOneLineError, manifest, newDir, newRepo, objPath, sha, state } from '../helpers/expect.js';
-
-/** Every object id stored in a local remote. */
-function remoteObjects(remote: string): string[] {
-  const base = path.join(remote, 'files', 'sha256');
-  if (!fs.existsSync(base)) return [];
-  const out: string[] = [];
-  for (const p of fs.readdirSync(base)) if (fs.statSync(path.join(base, p)).isDirectory()) for (const rest of fs.readdirSync(path.join(base, p))) out.push(p + rest);
-  return out.sort();
-}
+import { cacheObjects, expectOneLineError, manifest, newDir, newRepo, objPath, remoteObjects, sha, state } from '../helpers/expect.js';
 
 function remoteObjPath(remote: string, oid: string): string {
   return path.join(remote, 'files', 'sha256', oid.slice(0, 2), oid.slice(2));
