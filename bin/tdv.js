@@ -7,5 +7,5 @@ process.on('warning', (w) => {
   if (verbose) process.stderr.write(`debug: ${w.name}: ${w.message.split('\n')[0]}\n`);
 });
 
-const { main } = await import('../dist/cli/main.js');
+const { main } = await import('../dist/bundle/main.js');
 process.exitCode = await main(process.argv);

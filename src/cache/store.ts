@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import { createHash } from 'node:crypto';
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { describeFsError, errnoCode, FormatError, TdvError, vanished } from '../errors.js';
 import { rmQuiet, tmpSuffix } from '../util/fs.js';
@@ -135,14 +134,14 @@ export class ObjectStore {
    */
   async addFileCopy(src: string, st: StatKey, onBytes?: (n: number) => void, likelyCached = false): Promise<Oid> {
     const tmp = this.newTmpPath();
-    const copy = () => fsp.copyFile(src, tmp, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
+    const copy = () => fs.promises.copyFile(src, tmp, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
     const copying = likelyCached ? undefined : copy();
     const copyDone = copying?.catch(() => undefined); // settles either way; an early hash failure must not leave it unhandled
     try {
       const { sha256: oid } = await hashFile(src, onBytes);
       if (copying) await copying;
       else if (!this.has(oid)) await copy();
-      const now = await fsp.stat(src);
+      const now = await fs.promises.stat(src);
       if (!sameVersion(now, st)) {
         throw new TdvError('CHANGED_WHILE_ADDING', `${src} changed while it was being added; run the command again when nothing writes to it`);
       }
@@ -164,7 +163,7 @@ export class ObjectStore {
   async addFileMove(src: string, st: StatKey, onBytes?: (n: number) => void): Promise<Oid> {
     const { sha256: oid } = await hashFile(src, onBytes);
     // The workspace inode itself becomes the object: it must still be what was hashed.
-    const now = await fsp.lstat(src);
+    const now = await fs.promises.lstat(src);
     if (!sameVersion(now, st)) {
       throw new TdvError('CHANGED_WHILE_ADDING', `${src} changed while it was being added; run the command again when nothing writes to it`);
     }
@@ -180,7 +179,7 @@ export class ObjectStore {
       if (['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP'].includes(errnoCode(err) ?? '')) {
         const tmp = this.newTmpPath();
         try {
-          await fsp.copyFile(src, tmp, fs.constants.COPYFILE_FICLONE);
+          await fs.promises.copyFile(src, tmp, fs.constants.COPYFILE_FICLONE);
         } catch (e) {
           rmQuiet(tmp);
           throw describeFsError(e, tmp);

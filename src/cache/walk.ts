@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { isInside } from '../util/fs.js';
 import { isOid, type Oid } from './oid.js';
-import type { StatKey } from './statcache.js';
+import { Fingerprint, type StatKey } from './statcache.js';
 
 /**
  * A file found under a tracked directory: its POSIX path relative to the walk's
@@ -46,6 +46,26 @@ const TMP_NAME = /\.tdvtmp\.\d+\.[0-9a-f]{8,}$/;
  */
 export function walkDir(base: string, opts: WalkOptions = {}): WalkEntry[] {
   const out: WalkEntry[] = [];
+  visitFiles(base, opts, (rel, st, linkOid) => out.push(entry(rel, st, linkOid)));
+  return out;
+}
+
+/**
+ * The fingerprint of the walk `walkDir` would return (see `Fingerprint`),
+ * without building its entries: for an unchanged directory that is all
+ * `status` needs, and 20,000 entries kept alive are most of a walk's garbage.
+ */
+export function fingerprintDir(base: string, opts: WalkOptions = {}): { fp: string; newestMs: number; nfiles: number } {
+  const f = new Fingerprint();
+  visitFiles(base, opts, (rel, st) => f.add(rel, st));
+  return { ...f.digest(), nfiles: f.count };
+}
+
+/**
+ * The traversal behind `walkDir` and `fingerprintDir`. `st` is only valid
+ * during the call (the fast lstat reuses one object): copy what you keep.
+ */
+function visitFiles(base: string, opts: WalkOptions, onFile: (rel: string, st: StatFields, linkOid?: Oid) => void): void {
   const lstat = fastLstat(base);
   const visit = (dir: string, relDir: string): void => {
     // Names only, then one lstat each: the lstat is needed anyway, and skipping
@@ -70,11 +90,11 @@ export function walkDir(base: string, opts: WalkOptions = {}): WalkEntry[] {
         visit(abs, rel);
       } else if (type === S_IFREG) {
         if (TMP_NAME.test(name) || opts.ignored?.(rel, false)) continue;
-        out.push(entry(rel, st));
+        onFile(rel, st);
       } else if (type === S_IFLNK) {
         if (opts.ignored?.(rel, false)) continue;
         const oid = objectLinkOid(abs, opts.objectsDir);
-        if (oid) out.push(entry(rel, st, oid));
+        if (oid) onFile(rel, st, oid);
         else opts.onSkip?.(abs, 'symlink not followed (tdv tracks regular files; a link could point outside the repository)');
       } else {
         opts.onSkip?.(abs, 'not a regular file');
@@ -82,7 +102,6 @@ export function walkDir(base: string, opts: WalkOptions = {}): WalkEntry[] {
     }
   };
   visit(base, '');
-  return out;
 }
 
 const S_IFMT = 0o170000;
@@ -101,17 +120,24 @@ let raw: RawLstat | null | undefined;
  * and most of the garbage. Node's fs binding returns the raw numbers instead.
  * It is internal, so it is used only after it agrees with lstatSync on a real
  * path, exactly; on any other Node (or any doubt) the public call is used.
+ * The result is valid until the next call.
  */
 function fastLstat(probe: string): (p: string) => StatFields | undefined {
   const slow = (p: string) => fs.lstatSync(p, { throwIfNoEntry: false });
   if (raw === undefined) raw = loadRaw(probe);
   const r = raw;
   if (!r) return slow;
+  const st: StatFields = { mode: 0, ino: 0, size: 0, mtimeMs: 0, ctimeMs: 0 };
   return (p) => {
     const a = r(p, false, undefined, false);
     if (a === undefined) return undefined;
-    // Same fields and arithmetic as Node's getStatsFromBinding.
-    return { mode: a[1]!, ino: a[7]!, size: a[8]!, mtimeMs: a[12]! * 1e3 + a[13]! / 1e6, ctimeMs: a[14]! * 1e3 + a[15]! / 1e6 };
+    // Same fields and arithmetic as Node's getStatsFromBinding, into one reused object.
+    st.mode = a[1]!;
+    st.ino = a[7]!;
+    st.size = a[8]!;
+    st.mtimeMs = a[12]! * 1e3 + a[13]! / 1e6;
+    st.ctimeMs = a[14]! * 1e3 + a[15]! / 1e6;
+    return st;
   };
 }
 

@@ -1,12 +1,11 @@
 import fs from 'node:fs';
 import { errnoCode, TdvError, vanished } from '../errors.js';
-import { inTwoThreads, ItemError } from './pool.js';
 import { type ManifestEntry, serializeManifest, sortEntries } from './manifest.js';
 import { CHUNK, hashFile, sha256 } from './hash.js';
 import type { Oid } from './oid.js';
 import { FILES_SHARD, type StatCache, walkFingerprint } from './statcache.js';
 import type { ObjectStore } from './store.js';
-import { entryPath, objectLinkOid, walkDir, type WalkEntry } from './walk.js';
+import { entryPath, fingerprintDir, objectLinkOid, walkDir, type WalkEntry } from './walk.js';
 
 /** What is at a tracked path in the workspace, hashed. */
 export type TargetState =
@@ -14,7 +13,8 @@ export type TargetState =
   /** A symlink (not tdv's own), socket, FIFO or device: never followed, never overwritten silently. */
   | { kind: 'other' }
   | { kind: 'file'; oid: Oid; size: number; isexec: boolean; st: fs.Stats }
-  | { kind: 'dir'; oid: Oid; size: number; nfiles: number; entries?: ManifestEntry[]; walk: WalkEntry[] };
+  /** `walk` is absent only when the directory matched its stat-cache fingerprint and neither `write` nor `needEntries` was asked. */
+  | { kind: 'dir'; oid: Oid; size: number; nfiles: number; entries?: ManifestEntry[]; walk?: WalkEntry[] };
 
 export interface HashOptions {
   statCache: StatCache;
@@ -47,7 +47,13 @@ export async function hashTarget(abs: string, rel: string, opts: HashOptions): P
 }
 
 async function hashDirectory(abs: string, rel: string, opts: HashOptions): Promise<TargetState> {
-  const walk = walkDir(abs, { ignored: opts.ignored, objectsDir: opts.store.objectsDir, onSkip: opts.onSkip });
+  const walkOpts = { ignored: opts.ignored, objectsDir: opts.store.objectsDir, onSkip: opts.onSkip };
+  if (!opts.write && !opts.needEntries) {
+    // Cheapest check first: a fingerprint without keeping the walk. A changed directory costs a second walk.
+    const rec = opts.statCache.getDir(rel, fingerprintDir(abs, walkOpts).fp);
+    if (rec) return { kind: 'dir', oid: rec.oid, size: rec.size, nfiles: rec.nfiles };
+  }
+  const walk = walkDir(abs, walkOpts);
   const { fp, newestMs } = walkFingerprint(walk);
   const rec = opts.statCache.getDir(rel, fp);
   const stamp = opts.write ? opts.store.stamp() : undefined;
@@ -107,6 +113,8 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
   if (small.length > 0) {
     // Small files with synchronous calls (for many small files the per-call cost of
     // async I/O exceeds the I/O itself), on two threads when there are many.
+    // Loaded here: worker_threads is a cost a status of unchanged data need not pay.
+    const { inTwoThreads, ItemError } = await import('./pool.js');
     const shas = await inTwoThreads(
       'hash',
       { root: opts.store.root, tmpDir: opts.store.tmpDir, store: opts.write === 'store' },

@@ -112,6 +112,7 @@ async function relink(repo: Repo, abs: string, rel: string, state: Hashed): Prom
     return;
   }
   const entries = state.entries ?? repo.store.readManifest(state.oid);
+  if (!state.walk) throw new Error('hashTarget returned no walk for a write');
   const before = new Map(state.walk.map((w) => [w.rel, w]));
   const linked = new Map<string, fs.Stats>();
   for (const e of entries) {

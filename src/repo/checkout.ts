@@ -295,7 +295,7 @@ export async function planCheckout(repo: Repo, selected: readonly Selected[], op
       plan.deletes.push({ rel, abs: entryPath(s.abs, relpath) });
     }
     if (s.sub === undefined) {
-      plan.dirs.push({ sel: s, oid: want, size: s.out.size, nfiles: s.out.nfiles ?? recorded.length, changed: true, complete: verified(), recorded, before: ws.kind === 'dir' ? ws.walk : [] });
+      plan.dirs.push({ sel: s, oid: want, size: s.out.size, nfiles: s.out.nfiles ?? recorded.length, changed: true, complete: verified(), recorded, before: ws.kind === 'dir' ? walkOf(ws) : [] });
     }
   }
   // What a clear removes (a symlink, say) is replaced by a real directory before writing.
@@ -433,4 +433,10 @@ export async function applyCheckout(repo: Repo, plan: CheckoutPlan): Promise<voi
   } finally {
     if (plan.record) sc.save();
   }
+}
+
+/** The walk hashTarget keeps whenever entries are asked for (as checkout does). */
+function walkOf(ws: { walk?: WalkEntry[] }): WalkEntry[] {
+  if (!ws.walk) throw new Error('hashTarget returned no walk with needEntries');
+  return ws.walk;
 }

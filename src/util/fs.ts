@@ -1,19 +1,25 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { threadId } from 'node:worker_threads';
+import { createRequire } from 'node:module';
 import { describeFsError, errnoCode } from '../errors.js';
 
-// The thread id keeps names of the main thread and the pool's worker apart for certain.
-const processTag = threadId.toString(16).padStart(2, '0') + randomBytes(3).toString('hex');
+let processTag: string | undefined;
 let tmpCounter = 0;
+
+// The thread id keeps names of the main thread and the pool's worker apart for certain.
+// Drawn on first use: loading worker_threads is a cost every command would pay at start.
+function tag(): string {
+  const { threadId } = createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
+  return threadId.toString(16).padStart(2, '0') + randomBytes(3).toString('hex');
+}
 
 /**
  * A unique suffix for temp names: pid, thread id, a random tag drawn once per thread, and
  * a counter (drawing random bytes per file costs more than the write itself).
  */
 export function tmpSuffix(): string {
-  return `${process.pid}.${processTag}${(tmpCounter++).toString(16).padStart(2, '0')}`;
+  return `${process.pid}.${(processTag ??= tag())}${(tmpCounter++).toString(16).padStart(2, '0')}`;
 }
 
 /**

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ObjectStore } from '../../src/cache/store.js';
-import { entryPath, objectLinkOid, walkDir } from '../../src/cache/walk.js';
+import { walkFingerprint } from '../../src/cache/statcache.js';
+import { entryPath, fingerprintDir, objectLinkOid, walkDir } from '../../src/cache/walk.js';
 import { siblingTmp } from '../../src/util/fs.js';
 import { useTmpDirs } from '../helpers/tmp.js';
 
@@ -169,5 +170,23 @@ describe('walkDir stat values', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('fingerprintDir', () => {
+  it('equals the fingerprint of the walk walkDir returns, with the same options, and sees a touched file', () => {
+    const d = tmp();
+    for (let i = 0; i < 300; i++) put(d, `p${i % 7}/f${i}.bin`, 'x'.repeat(i));
+    put(d, 'skip/me.tmp');
+    fs.symlinkSync('/etc/hostname', path.join(d, 'outside'));
+    const opts = { ignored: (rel: string) => rel.startsWith('skip') };
+    const walk = walkDir(d, opts);
+    const fp = fingerprintDir(d, opts);
+    expect(walk).toHaveLength(300);
+    expect(fp).toEqual({ ...walkFingerprint(walk), nfiles: 300 });
+    // A file rewritten with its size kept: only its times differ.
+    fs.utimesSync(path.join(d, 'p3/f3.bin'), new Date(1_600_000_000_000), new Date(1_600_000_000_000));
+    expect(fingerprintDir(d, opts).fp).not.toBe(fp.fp);
+    expect(fingerprintDir(d, opts)).toEqual({ ...walkFingerprint(walkDir(d, opts)), nfiles: 300 });
   });
 });
