@@ -49,9 +49,15 @@ export async function hashTarget(abs: string, rel: string, opts: HashOptions): P
 async function hashDirectory(abs: string, rel: string, opts: HashOptions): Promise<TargetState> {
   const walkOpts = { ignored: opts.ignored, objectsDir: opts.store.objectsDir, onSkip: opts.onSkip };
   if (!opts.write && !opts.needEntries) {
-    // Cheapest check first: a fingerprint without keeping the walk. A changed directory costs a second walk.
-    const rec = opts.statCache.getDir(rel, fingerprintDir(abs, walkOpts).fp);
-    if (rec) return { kind: 'dir', oid: rec.oid, size: rec.size, nfiles: rec.nfiles };
+    // Cheapest check first: a fingerprint without keeping the walk. A changed directory
+    // costs a second walk, which reports skipped paths itself: hold this one's back.
+    const skipped: [string, string][] = [];
+    const { fp } = fingerprintDir(abs, { ...walkOpts, onSkip: (p, why) => skipped.push([p, why]) });
+    const rec = opts.statCache.getDir(rel, fp);
+    if (rec) {
+      for (const [p, why] of skipped) opts.onSkip?.(p, why);
+      return { kind: 'dir', oid: rec.oid, size: rec.size, nfiles: rec.nfiles };
+    }
   }
   const walk = walkDir(abs, walkOpts);
   const { fp, newestMs } = walkFingerprint(walk);

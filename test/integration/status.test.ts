@@ -45,6 +45,21 @@ describe('tdv status', () => {
     expect(read(dir, 'a.csv')).toBe('a changed\n');
   });
 
+  it('warns once about a symlink inside a tracked directory, whether or not the directory changed', async () => {
+    const dir = await repoWith({ 'data/a': 'a', 'data/b': 'b' }, ['data']);
+    fs.symlinkSync('/etc/hostname', path.join(dir, 'data', 'link'));
+    const warnings = (stderr: string) => stderr.split('\n').filter((l) => l.includes('data/link'));
+    const unchanged = await tdv(dir, 'status');
+    expect(unchanged.code).toBe(0);
+    expect(unchanged.stdout).toBe(`${UP_TO_DATE}\n`);
+    expect(warnings(unchanged.stderr)).toEqual([expect.stringContaining('symlink not followed')]);
+    write(dir, 'data/b', 'b changed');
+    const changed = await tdv(dir, 'status');
+    expect(changed.code).toBe(0);
+    expect(changed.stdout).toMatch(/modified: +data\/b/);
+    expect(warnings(changed.stderr)).toEqual([expect.stringContaining('symlink not followed')]);
+  });
+
   it('reports a deleted file', async () => {
     const dir = await repoWith({ 'a.csv': 'a\n' }, ['a.csv']);
     fs.rmSync(path.join(dir, 'a.csv'));
