@@ -15,7 +15,7 @@ import { openHistory, treePrefix } from './revision.js';
 const LOCK_FILE = 'tdv.lock';
 
 export interface LogOptions {
-  /** An absolute path: a tracked path, its pointer file, or a directory holding pointers. None: every tracked path. */
+  /** An absolute path: a tracked path, a file inside a tracked directory, its pointer file, or a directory holding pointers. None: every tracked path. */
   target?: string;
   /** At most this many commits. */
   max?: number;
@@ -77,6 +77,8 @@ interface Spec {
   prefix?: string;
   lock: boolean;
   keep(rel: string): boolean;
+  /** Following one file inside a tracked directory: the directory's data path and the file's relpath in it. */
+  inner?: { dir: string; sub: string };
 }
 
 /** One tracked output at a commit. */
@@ -122,6 +124,18 @@ export async function log(repo: Repo, opts: LogOptions = {}): Promise<LogResult>
       }
       oid = parentOid;
       if (prev) cur = prev;
+    }
+    const unknown = walker.unknownAt;
+    if (spec.inner && unknown.length > 0) {
+      const { dir, sub } = spec.inner;
+      throw new TdvError(
+        'MISSING_OBJECTS',
+        `the contents of ${dir} at ${unknown.length} commit${unknown.length === 1 ? '' : 's'} (first: ${unknown[0]!.slice(0, 12)}) are not in the cache, so tdv cannot tell when ${dir}/${sub} changed; run \`tdv fetch --all-commits ${dir}\` to fetch them`,
+      );
+    }
+    if (commits.length === 0 && spec.inner && !shallow) {
+      const { dir, sub } = spec.inner;
+      throw new TdvError('NOT_TRACKED', `${dir}/${sub} is in no version of ${dir} on this branch; \`tdv log ${dir}\` lists its versions`, { exitCode: ExitCode.usage });
     }
     if (commits.length === 0 && spec.pointer !== undefined && opts.target !== undefined && !shallow) {
       throw new TdvError('NOT_TRACKED', `${repo.rel(opts.target)} was never tracked by tdv on this branch; \`tdv log\` without a path lists every tracked path`, { exitCode: ExitCode.usage });
@@ -192,6 +206,11 @@ class Walker {
       const a = before.get(p);
       const b = now.get(p);
       if (a && b && a.out.sha256 === b.out.sha256 && !a.out.isexec === !b.out.isexec) continue;
+      if (this.spec.inner) {
+        const change = this.innerChange(cur.commit.oid, a, b, this.spec.inner);
+        if (change) changes.push(change);
+        continue;
+      }
       changes.push({
         path: p,
         pointer: (b ?? a)!.pointer,
@@ -202,6 +221,39 @@ class Walker {
       });
     }
     return changes;
+  }
+
+  /** Commits where a directory's manifest was needed to follow a file in it but is not cached. */
+  readonly unknownAt: string[] = [];
+
+  /**
+   * How the followed file inside a tracked directory changed between two
+   * versions of that directory: looked up in both manifests. Undefined when
+   * it did not change (or a manifest is missing: noted in `unknownAt`).
+   */
+  private innerChange(commit: string, a: Out | undefined, b: Out | undefined, inner: { dir: string; sub: string }): LogChange | undefined {
+    const version = (o: Out | undefined): VersionInfo | null | 'unknown' => {
+      if (!o || !isDirOid(o.out.sha256)) return null; // no directory there (absent, or a plain file then)
+      const m = this.manifest(o.out.sha256);
+      if (!m) return 'unknown';
+      const e = m.find((x) => x.relpath === inner.sub);
+      return e ? { hash: e.sha256, size: e.size } : null;
+    };
+    const before = version(a);
+    const now = version(b);
+    if (before === 'unknown' || now === 'unknown') {
+      this.unknownAt.push(commit);
+      return undefined;
+    }
+    if (before?.hash === now?.hash) return undefined;
+    return {
+      path: `${inner.dir}/${inner.sub}`,
+      pointer: (b ?? a)!.pointer,
+      change: !before ? 'added' : !now ? 'deleted' : 'modified',
+      version: now,
+      previous: before,
+      files: null,
+    };
   }
 
   /** Tracked outputs at a commit, by repo-relative data path, restricted to the spec. */
@@ -288,8 +340,8 @@ function info(o: PointerOut): VersionInfo {
 
 /**
  * What `tdv log PATH` follows. PATH may be a pointer file, the data it tracks
- * (now or in the past), a stage output in tdv.lock, or a directory holding
- * pointers; a file inside tracked data points to its directory.
+ * (now or in the past), a file inside a tracked directory, a stage output in
+ * tdv.lock, or a directory holding pointers.
  */
 function resolveSpec(repo: Repo, history: GitHistory, head: string, prefix: string, target: string | undefined): Spec {
   if (target === undefined) return { prefix: '', lock: true, keep: () => true };
@@ -303,10 +355,10 @@ function resolveSpec(repo: Repo, history: GitHistory, head: string, prefix: stri
   }
   const ptr = `${rel}${POINTER_EXT}`;
   if (inHead(ptr)?.kind === 'blob' || fs.existsSync(path.join(repo.root, ptr))) return { pointer: ptr, lock: false, keep: (p) => p === rel };
-  // Inside tracked data? Then the directory's log is the one to read.
+  // Inside a tracked directory: follow the directory, and look the file up in its manifests.
   for (let d = path.posix.dirname(rel); d !== '.'; d = path.posix.dirname(d)) {
     if (inHead(`${d}${POINTER_EXT}`)?.kind === 'blob' || fs.existsSync(path.join(repo.root, `${d}${POINTER_EXT}`))) {
-      throw new TdvError('NOT_TRACKED', `${rel} is a file inside the tracked directory ${d}; run \`tdv log ${d}\` for its versions`, { exitCode: ExitCode.usage });
+      return { pointer: `${d}${POINTER_EXT}`, lock: false, keep: (p) => p === d, inner: { dir: d, sub: rel.slice(d.length + 1) } };
     }
   }
   const dir = inHead(rel);

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { git, tdv, write } from '../helpers/repo.js';
-import { expectOneLineError, manifest, newDir, newRepo, sha, state } from '../helpers/expect.js';
+import { expectOneLineError, manifest, newDir, newRepo, objPath, sha, state } from '../helpers/expect.js';
+import { tripsCsv, weatherCsv } from '../../fixtures/bikeshare/generate.mjs';
 import { commitData, day, julyHistory, julyUpTo } from '../helpers/history.js';
 
 interface Change {
@@ -155,11 +156,43 @@ describe('tdv log', () => {
     expect((await logJson(dir)).commits).toHaveLength(2);
   });
 
-  it('a file inside a tracked directory, a path never tracked, and a path outside the repository are usage errors', async () => {
+  it('follows one file inside a tracked directory: only the commits that changed it, with its own hash and size', async () => {
+    const { dir, commits } = await julyHistory(4);
+    fs.rmSync(path.join(dir, 'data', 'weather.csv'));
+    const gone = await commitData(dir, 'No more weather', ['data']);
+    const weather = (d: number) => ({ hash: sha(weatherCsv(d)), size: Buffer.byteLength(weatherCsv(d)) });
+    const res = await logJson(dir, 'data/weather.csv');
+    expect(res.commits.map((c) => [c.commit, c.changes])).toEqual([
+      [gone, [{ path: 'data/weather.csv', pointer: 'data.tdv', change: 'deleted', version: null, previous: weather(4), files: null }]],
+      ...[4, 3, 2].map((d) => [commits[d - 1], [{ path: 'data/weather.csv', pointer: 'data.tdv', change: 'modified', version: weather(d), previous: weather(d - 1), files: null }]]),
+      [commits[0], [{ path: 'data/weather.csv', pointer: 'data.tdv', change: 'added', version: weather(1), previous: null, files: null }]],
+    ]);
+    // A day's trips were written once: one version, from a subdirectory with a relative path.
+    const trips = await tdv(path.join(dir, 'data'), 'log', `trips/${day(2)}.csv`);
+    expect(trips.code, trips.stderr).toBe(0);
+    expect(trips.stdout).toMatch(new RegExp(`^${commits[1]!.slice(0, 12)} .*Trips of ${day(2)}\n {4}A  data/trips/${day(2)}\.csv  ${sha(tripsCsv(2, 20)).slice(0, 8)}  `));
+    expect(trips.stdout.trim().split('\n')).toHaveLength(2);
+    const never = await tdv(dir, 'log', 'data/trips/2024-08-01.csv');
+    expect(never.code).toBe(2);
+    expectOneLineError(never.stderr, 'data/trips/2024-08-01.csv is in no version of data on this branch', 'tdv log data');
+  });
+
+  it('a file inside a tracked directory whose old manifests are not cached: exit 1 naming the fetch that brings them, which works', async () => {
+    const { dir, commits } = await julyHistory(3);
+    const remote = newDir();
+    expect((await tdv(dir, 'remote', 'add', '-d', 'store', remote)).code).toBe(0);
+    expect((await tdv(dir, 'push', '--all-commits')).code).toBe(0);
+    const m2 = (await logJson(dir, 'data')).commits.find((c) => c.commit === commits[1])!.changes[0]!.version!.hash;
+    fs.rmSync(objPath(dir, m2), { force: true });
+    const r = await tdv(dir, 'log', 'data/weather.csv');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, `the contents of data at 2 commits (first: ${commits[2]!.slice(0, 12)}) are not in the cache`, 'tdv fetch --all-commits data');
+    expect((await tdv(dir, 'fetch', '--all-commits', 'data')).code).toBe(0);
+    expect((await logJson(dir, 'data/weather.csv')).commits.map((c) => c.commit)).toEqual([...commits].reverse());
+  });
+
+  it('a path never tracked and a path outside the repository are usage errors', async () => {
     const { dir } = await julyHistory(2);
-    const r = await tdv(dir, 'log', `data/trips/${day(1)}.csv`);
-    expect(r.code).toBe(2);
-    expectOneLineError(r.stderr, 'is a file inside the tracked directory data', 'tdv log data');
     write(dir, 'notes.txt', 'n');
     const r2 = await tdv(dir, 'log', 'notes.txt');
     expect(r2.code).toBe(2);

@@ -8,13 +8,13 @@ export function registerLog(program: Command, ctx: CliContext): void {
   program
     .command('log')
     .description('list the versions of tracked data along the current branch: the commits where it changed')
-    .argument('[path]', 'a tracked path, its pointer file, or a directory holding pointers (default: everything tracked)')
+    .argument('[path]', 'a tracked path, a file inside a tracked directory, its pointer file, or a directory holding pointers (default: everything tracked)')
     .option('-n, --max-count <n>', 'show at most this many commits', parsePositiveInt('-n'))
     .option('--json', 'print one JSON object (schema in README)')
     .addHelpText(
       'after',
       '\nFollows the first parent of merges, like `git log --first-parent`: a merge shows what it brought in as one change.\n' +
-        examples('tdv log data', 'tdv log -n 5', 'tdv log models/model.pkl --json'),
+        examples('tdv log data', 'tdv log data/weather.csv', 'tdv log -n 5', 'tdv log models/model.pkl --json'),
     )
     .action(async (target: string | undefined, opts: { maxCount?: number }, cmd: Command) => {
       const out = await ctx.output(cmd);
