@@ -137,6 +137,30 @@ store.putObject = async (object) => {
   return result;
 };
 
+/**
+ * s3rver's putPart answers once the part's bytes went through its hashing
+ * stream, before its file write has finished, and writes the part file in
+ * place. So a CompleteMultipartUpload can concatenate a part that is still
+ * being written, and a part retried while its first attempt is still being
+ * written interleaves two writes in one file: both store a wrong object (seen
+ * under load in CI). Parts are written here in full, to a temporary name, and
+ * renamed into place before the answer.
+ */
+store.putPart = async (bucket, uploadId, partNumber, content) => {
+  const chunks = [];
+  for await (const c of content) chunks.push(Buffer.from(c));
+  const body = Buffer.concat(chunks);
+  const md5 = crypto.createHash('md5').update(body).digest('hex');
+  const partPath = path.join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId, String(partNumber));
+  fs.mkdirSync(path.dirname(partPath), { recursive: true });
+  for (const [to, data] of [[partPath, body], [`${partPath}.md5`, md5]]) {
+    const tmp = `${to}.${crypto.randomBytes(6).toString('hex')}.tmp`;
+    fs.writeFileSync(tmp, data);
+    fs.renameSync(tmp, to);
+  }
+  return { size: body.length, md5 };
+};
+
 let stopping = false;
 async function stop(code = 0) {
   if (stopping) return;
