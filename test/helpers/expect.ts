@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { expect, onTestFinished } from 'vitest';
-import { makeRepo, snapshot, tdv, tmpDir, write } from './repo.js';
+import { git, makeRepo, snapshot, tdv, tmpDir, write } from './repo.js';
 
 export function sha(content: string | Buffer): string {
   return createHash('sha256').update(content).digest('hex');
@@ -131,4 +131,25 @@ export async function repoWith(files: Record<string, string>, add: string[], con
   const r = await tdv(dir, 'add', ...add);
   if (r.code !== 0) throw new Error(r.stderr);
   return dir;
+}
+
+/** The small dataset the transfer and fsck tests share: three files under data/ (plus model.bin, "weights"). */
+export const SAMPLE_DATA = { 'data/a.csv': 'a,1\n', 'data/b.csv': 'b,2\n', 'data/sub/c.csv': 'c,3\n' };
+/** The manifest of SAMPLE_DATA's data/. */
+export const SAMPLE_DIR = manifest(Object.entries(SAMPLE_DATA).map(([k, v]) => ({ relpath: k.slice(5), content: v })));
+
+/** A repo with `data/` (SAMPLE_DATA) and `model.bin` tracked, a local default remote "store", and with `commit` everything committed. */
+export async function sampleRepo(opts: { commit?: boolean } = {}): Promise<{ dir: string; remote: string }> {
+  const dir = await newRepo();
+  const remote = newDir();
+  fs.appendFileSync(path.join(dir, '.tdv', 'config.yaml'), `core:\n  remote: store\nremote:\n  store:\n    url: ${remote}\n`);
+  for (const [rel, c] of Object.entries(SAMPLE_DATA)) write(dir, rel, c);
+  write(dir, 'model.bin', 'weights');
+  const r = await tdv(dir, 'add', 'data', 'model.bin');
+  expect(r.code, r.stderr).toBe(0);
+  if (opts.commit) {
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'data');
+  }
+  return { dir, remote };
 }

@@ -3,22 +3,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { git, tdv, write } from '../helpers/repo.js';
-import { cacheObjects, expectOneLineError, manifest, newDir, newRepo, objPath, sha } from '../helpers/expect.js';
+import { cacheObjects, expectOneLineError, manifest, newDir, newRepo, objPath, SAMPLE_DATA, SAMPLE_DIR, sampleRepo, sha } from '../helpers/expect.js';
 
-const DATA = { 'data/a.csv': 'a,1\n', 'data/b.csv': 'b,2\n', 'data/sub/c.csv': 'c,3\n' };
-const DIR = manifest(Object.entries(DATA).map(([k, v]) => ({ relpath: k.slice(5), content: v })));
-
-/** A repo tracking data/ and model.bin, with a local default remote. */
-async function repo(): Promise<{ dir: string; remote: string }> {
-  const dir = await newRepo();
-  const remote = newDir();
-  fs.appendFileSync(path.join(dir, '.tdv', 'config.yaml'), `core:\n  remote: store\nremote:\n  store:\n    url: ${remote}\n`);
-  for (const [rel, c] of Object.entries(DATA)) write(dir, rel, c);
-  write(dir, 'model.bin', 'weights');
-  const r = await tdv(dir, 'add', 'data', 'model.bin');
-  expect(r.code, r.stderr).toBe(0);
-  return { dir, remote };
-}
+const DATA = SAMPLE_DATA;
+const DIR = SAMPLE_DIR;
+const repo = () => sampleRepo();
 
 /** Overwrites a (read-only) object's bytes, as a failing disk or a stray tool might. */
 function damage(file: string, bytes: string | Buffer): void {

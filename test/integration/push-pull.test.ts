@@ -2,28 +2,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { git, read, tdv, write } from '../helpers/repo.js';
-import { cacheObjects, expectOneLineError, manifest, newDir, newRepo, objPath, remoteObjects, sha, state } from '../helpers/expect.js';
+import { cacheObjects, expectOneLineError, manifest, newDir, newRepo, objPath, remoteObjects, SAMPLE_DATA, SAMPLE_DIR, sampleRepo, sha, state } from '../helpers/expect.js';
 
 function remoteObjPath(remote: string, oid: string): string {
   return path.join(remote, 'files', 'sha256', oid.slice(0, 2), oid.slice(2));
 }
 
-const DATA = { 'data/a.csv': 'a,1\n', 'data/b.csv': 'b,2\n', 'data/sub/c.csv': 'c,3\n' };
-const DIR = manifest(Object.entries(DATA).map(([k, v]) => ({ relpath: k.slice(5), content: v })));
-
+const DATA = SAMPLE_DATA;
+const DIR = SAMPLE_DIR;
 /** A repo with `data/` and `model.bin` tracked and committed, and a local default remote. */
-async function origin(): Promise<{ dir: string; remote: string }> {
-  const dir = await newRepo();
-  const remote = newDir();
-  fs.appendFileSync(path.join(dir, '.tdv', 'config.yaml'), `core:\n  remote: store\nremote:\n  store:\n    url: ${remote}\n`);
-  for (const [rel, c] of Object.entries(DATA)) write(dir, rel, c);
-  write(dir, 'model.bin', 'weights');
-  const r = await tdv(dir, 'add', 'data', 'model.bin');
-  expect(r.code, r.stderr).toBe(0);
-  await git(dir, 'add', '-A');
-  await git(dir, 'commit', '-qm', 'data');
-  return { dir, remote };
-}
+const origin = () => sampleRepo({ commit: true });
 
 async function clone(dir: string): Promise<string> {
   const to = path.join(newDir(), 'clone');
