@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { writeFileAtomicSync } from '../util/fs.js';
-import type { Oid } from './oid.js';
+import { writeFileAtomicSync } from '../workspace/raw.js';
+import type { Oid } from '../formats/oid.js';
 import type { CacheStamp } from './store.js';
 
 /**

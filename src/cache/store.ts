@@ -2,10 +2,11 @@ import fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { describeFsError, errnoCode, FormatError, TdvError, vanished } from '../errors.js';
-import { rmQuiet, tmpSuffix } from '../util/fs.js';
+import { tmpSuffix } from '../util/fs.js';
+import { rmQuiet } from '../workspace/raw.js';
 import { CHUNK, hashFile, sha256 } from './hash.js';
-import { type ManifestEntry, parseManifest, serializeManifest } from './manifest.js';
-import { isDirOid, isOid, type Oid, oidRelPath } from './oid.js';
+import { type ManifestEntry, parseManifest, serializeManifest } from '../formats/manifest.js';
+import { isDirOid, isOid, type Oid, oidRelPath } from '../formats/oid.js';
 import { sameVersion, type StatKey } from './statcache.js';
 
 const OBJECT_MODE = 0o444;

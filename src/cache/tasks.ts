@@ -1,9 +1,10 @@
 import fs from 'node:fs';
 import { errnoCode, TdvError } from '../errors.js';
-import { rmQuiet, tmpSuffix } from '../util/fs.js';
+import { tmpSuffix } from '../util/fs.js';
+import { rmQuiet } from '../workspace/raw.js';
 import { sha256 } from './hash.js';
 import { sameVersion, type StatKey } from './statcache.js';
-import { Linker, type LinkType } from './link.js';
+import { Linker, type LinkType } from '../workspace/link.js';
 import { ObjectStore } from './store.js';
 
 /**

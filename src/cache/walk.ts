@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { isInside } from '../util/fs.js';
-import { isOid, type Oid } from './oid.js';
+import { isOid, type Oid } from '../formats/oid.js';
 import { Fingerprint, type StatKey } from './statcache.js';
 
 /**

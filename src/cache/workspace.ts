@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import { errnoCode, TdvError, vanished } from '../errors.js';
-import { type ManifestEntry, serializeManifest, sortEntries } from './manifest.js';
+import { type ManifestEntry, serializeManifest, sortEntries } from '../formats/manifest.js';
 import { CHUNK, hashFile, sha256 } from './hash.js';
-import type { Oid } from './oid.js';
+import type { Oid } from '../formats/oid.js';
 import { FILES_SHARD, type StatCache, walkFingerprint } from './statcache.js';
 import type { ObjectStore } from './store.js';
 import { entryPath, fingerprintDir, objectLinkOid, walkDir, type WalkEntry } from './walk.js';

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { TdvError } from '../errors.js';
 import type { TransferResult } from '../repo/push.js';
-import type { HistoryScope } from '../repo/revision.js';
+import type { HistoryScope } from '../repo/lib/revision.js';
 import type { TransferProgress } from '../remote/transfer.js';
 import { formatBytes, type Output, plural } from '../ui/output.js';
 import { parsePositiveInt } from './context.js';

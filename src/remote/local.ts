@@ -2,9 +2,10 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { isOid, type Oid } from '../cache/oid.js';
+import { isOid, type Oid } from '../formats/oid.js';
 import { describeFsError, errnoCode, RemoteError } from '../errors.js';
-import { rmQuiet, tmpSuffix, writeFileAtomicSync } from '../util/fs.js';
+import { tmpSuffix } from '../util/fs.js';
+import { rmQuiet, writeFileAtomicSync } from '../workspace/raw.js';
 import type { OnBytes, Remote } from './remote.js';
 
 /**

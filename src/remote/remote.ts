@@ -1,4 +1,4 @@
-import type { Oid } from '../cache/oid.js';
+import type { Oid } from '../formats/oid.js';
 
 /** Reports transferred bytes as they move (for progress bars). */
 export type OnBytes = (n: number) => void;

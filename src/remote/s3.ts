@@ -17,9 +17,9 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import pLimit from 'p-limit';
-import { isOid, type Oid } from '../cache/oid.js';
+import { isOid, type Oid } from '../formats/oid.js';
 import { isSystemError, RemoteError } from '../errors.js';
-import type { RemoteConfig } from '../repo/config.js';
+import type { RemoteConfig } from '../formats/config.js';
 import { notOnRemote } from './local.js';
 import type { OnBytes, Remote } from './remote.js';
 

@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
-import type { Oid } from '../cache/oid.js';
+import type { Oid } from '../formats/oid.js';
 import type { ObjectStore } from '../cache/store.js';
 import { describeFsError, errnoCode, RemoteError, TdvError } from '../errors.js';
-import { rmQuiet } from '../util/fs.js';
+import { rmQuiet } from '../workspace/raw.js';
 import type { OnBytes, Remote } from './remote.js';
 
 /**

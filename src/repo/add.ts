@@ -1,21 +1,22 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TdvError, UsageError } from '../errors.js';
-import { isProtected } from '../cache/link.js';
-import type { Oid } from '../cache/oid.js';
+import { isProtected } from '../workspace/link.js';
+import type { Oid } from '../formats/oid.js';
 import { FILES_SHARD, sameVersion } from '../cache/statcache.js';
 import { entryPath, objectLinkOid } from '../cache/walk.js';
 import type { TargetState } from '../cache/workspace.js';
 import { gitTrackedPaths } from '../git/git.js';
-import { isInside, lstatOrUndefined, toPosix, writeFileAtomicSync } from '../util/fs.js';
-import { addGitignoreEntry } from './gitignore.js';
-import { hashWorkspace, recordDirectory } from './hashing.js';
-import { pointerFileFor, POINTER_EXT, type PointerOut, serializePointer } from './pointer.js';
-import { allOuts, findPointers, readPointer } from './pointers.js';
+import { isInside, lstatOrUndefined, toPosix } from '../util/fs.js';
+import { writeFileAtomicSync } from '../workspace/raw.js';
+import { addGitignoreEntry } from '../workspace/gitignore.js';
+import { cacheTarget, type Hashed, relink } from './lib/hashing.js';
+import { pointerFileFor, POINTER_EXT, type PointerOut, serializePointer } from '../formats/pointer.js';
+import { allOuts, findPointers, readPointer } from './lib/pointers.js';
 import type { Repo } from './repo.js';
-import { TDV_DIR } from './repo.js';
+import { TDV_DIR } from '../formats/layout.js';
 
-export type Hashed = Extract<TargetState, { kind: 'file' | 'dir' }>;
+export type { Hashed } from './lib/hashing.js';
 
 export interface AddOptions {
   /** Absolute paths to track. */
@@ -75,58 +76,9 @@ export async function add(repo: Repo, opts: AddOptions): Promise<AddResult> {
   });
 }
 
-/**
- * Stores a file or directory in the cache and returns what it hashed to. With
- * `relink` (default) and a hardlink/symlink cache type, the workspace copy is
- * then replaced by links to the objects, as `tdv add` does after writing the
- * pointer. Used by `add` and by `repro` for stage outputs.
- */
-export async function cacheTarget(repo: Repo, abs: string, rel: string, opts: { jobs?: number; onBytes?: (n: number) => void; relink?: boolean } = {}): Promise<Hashed> {
-  const move = isProtected(repo.linker().current);
-  const state = await hashWorkspace(repo, { abs, rel }, { write: move ? 'move' : 'store', needEntries: move, jobs: opts.jobs, onBytes: opts.onBytes });
-  if (state.kind === 'missing' || state.kind === 'other') throw new TdvError('NOT_FOUND', `${rel} disappeared or was replaced while it was being added; run the command again`);
-  if (move && opts.relink !== false) await relink(repo, abs, rel, state);
-  return state;
-}
-
 function toOut(name: string, s: Hashed): PointerOut {
   if (s.kind === 'dir') return { path: name, sha256: s.oid, size: s.size, nfiles: s.nfiles };
   return s.isexec ? { path: name, sha256: s.oid, size: s.size, isexec: true } : { path: name, sha256: s.oid, size: s.size };
-}
-
-/** With hardlink/symlink cache types, replaces workspace files by links to their objects. */
-async function relink(repo: Repo, abs: string, rel: string, state: Hashed): Promise<void> {
-  const linker = repo.linker();
-  // Each file must still be the one hashed (our own chmod of the object changed only its ctime):
-  // a file replaced or rewritten meanwhile is never overwritten by a link to the old content.
-  const unchanged = (file: string, then: { ino: number; mtimeMs: number; size: number }) => {
-    const now = lstatOrUndefined(file);
-    if (!now || now.ino !== then.ino || now.mtimeMs !== then.mtimeMs || now.size !== then.size) {
-      throw new TdvError('CHANGED_WHILE_ADDING', `${repo.rel(file)} changed while it was being added; run the command again when nothing writes to it`);
-    }
-  };
-  if (state.kind === 'file') {
-    unchanged(abs, state.st);
-    linker.link(repo.store.pathOf(state.oid), abs, state.isexec);
-    repo.statCache.setFile(FILES_SHARD, rel, fs.lstatSync(abs), state.oid);
-    return;
-  }
-  const entries = state.entries ?? repo.store.readManifest(state.oid);
-  if (!state.walk) throw new Error('hashTarget returned no walk for a write');
-  const before = new Map(state.walk.map((w) => [w.rel, w]));
-  const linked = new Map<string, fs.Stats>();
-  for (const e of entries) {
-    const dest = entryPath(abs, e.relpath);
-    const then = before.get(e.relpath);
-    if (then) unchanged(dest, then);
-    linker.link(repo.store.pathOf(e.sha256), dest, e.isexec);
-    linked.set(e.relpath, fs.lstatSync(dest));
-  }
-  // Every object was just stored, so a stamp taken now proves them present.
-  await recordDirectory(repo, { abs, rel }, { ...state, entries }, repo.store.stamp(), (w) => {
-    const st = linked.get(w.rel);
-    return st !== undefined && sameVersion(st, w);
-  });
 }
 
 /** Checks every target before anything is written; the first problem is the error. */

@@ -4,16 +4,18 @@ import { ConflictError, describeFsError, MissingObjectsError, TdvError, UsageErr
 import { hashFile } from '../cache/hash.js';
 import { inTwoThreads, ItemError } from '../cache/pool.js';
 import { sameStat, type WrittenStat } from '../cache/tasks.js';
-import type { ManifestEntry } from '../cache/manifest.js';
-import { isDirOid, type Oid } from '../cache/oid.js';
+import type { ManifestEntry } from '../formats/manifest.js';
+import { isDirOid, type Oid } from '../formats/oid.js';
 import { FILES_SHARD, sameVersion, StatCache } from '../cache/statcache.js';
 import type { CacheStamp } from '../cache/store.js';
 import { entryPath, walkDir, type WalkEntry } from '../cache/walk.js';
-import { isInside, lstatOrUndefined, pruneEmptyDirs, rmQuiet, tmpSuffix, toPosix } from '../util/fs.js';
-import { hashWorkspace, recordDirectory } from './hashing.js';
-import { allOuts, findPointers, type Selected, selectTargets } from './pointers.js';
-import type { TransferResult } from './push.js';
-import { type Repo, TDV_DIR } from './repo.js';
+import { isInside, lstatOrUndefined, tmpSuffix, toPosix } from '../util/fs.js';
+import { pruneEmptyDirs, rmQuiet } from '../workspace/raw.js';
+import { hashWorkspace, recordDirectory } from './lib/hashing.js';
+import { allOuts, findPointers, type Selected, selectTargets } from './lib/pointers.js';
+import type { TransferResult } from './lib/transfer.js';
+import type { Repo } from './repo.js';
+import { TDV_DIR } from '../formats/layout.js';
 
 export interface CheckoutOptions {
   targets?: string[];
@@ -98,15 +100,14 @@ export interface CheckoutResult {
 
 /** Makes the workspace match the pointers, never destroying uncached data without `force`. */
 export async function checkout(repo: Repo, opts: CheckoutOptions = {}): Promise<CheckoutResult> {
-  return repo.withLock('checkout', () => checkoutLocked(repo, opts));
+  return repo.withLock('checkout', () => checkoutUnlocked(repo, opts));
 }
 
-/** `checkout` for a caller that holds the repository lock already (pull). */
-export async function checkoutLocked(repo: Repo, opts: CheckoutOptions): Promise<CheckoutResult> {
+async function checkoutUnlocked(repo: Repo, opts: CheckoutOptions): Promise<CheckoutResult> {
   let selected: Selected[];
   let commit: string | undefined;
   if (opts.rev !== undefined) {
-    const { openHistory, pointersAt, resolveRevision, selectAt } = await import('./revision.js');
+    const { openHistory, pointersAt, resolveRevision, selectAt } = await import('./lib/revision.js');
     const history = openHistory(repo);
     try {
       const at = resolveRevision(history, opts.rev);
@@ -120,7 +121,7 @@ export async function checkoutLocked(repo: Repo, opts: CheckoutOptions): Promise
   }
   let fetched: TransferResult | undefined;
   if (opts.pull) {
-    const { fetchSelected, withRemote } = await import('./fetch.js');
+    const { fetchSelected, withRemote } = await import('./lib/transfer.js');
     fetched = await withRemote(repo, opts, (remote) => fetchSelected(repo, remote, selected, opts));
     if (fetched.failed.length > 0) return { restored: [], deleted: [], fetch: fetched, commit };
   }

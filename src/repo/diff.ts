@@ -1,12 +1,12 @@
-import type { ManifestEntry } from '../cache/manifest.js';
-import { isDirOid, type Oid } from '../cache/oid.js';
+import type { ManifestEntry } from '../formats/manifest.js';
+import { isDirOid, type Oid } from '../formats/oid.js';
 import { ExitCode, TdvError, UsageError } from '../errors.js';
 import { type GitHistory, UnknownRevisionError } from '../git/history.js';
-import { hashWorkspace } from './hashing.js';
-import type { Pointer } from './pointer.js';
-import { allOuts, findPointers, type Selected } from './pointers.js';
+import { hashWorkspace } from './lib/hashing.js';
+import type { Pointer } from '../formats/pointer.js';
+import { allOuts, findPointers, type Selected } from './lib/pointers.js';
 import type { Repo } from './repo.js';
-import { openHistory, pointersAt, resolveRevision } from './revision.js';
+import { openHistory, pointersAt, resolveRevision } from './lib/revision.js';
 
 /** One side of a diff: a revision, or the workspace (`rev` undefined). */
 export interface DiffSide {

@@ -2,17 +2,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { CHUNK, hashFile, sha256 } from '../cache/hash.js';
-import { type ManifestEntry, parseManifest } from '../cache/manifest.js';
-import { isDirOid, type Oid } from '../cache/oid.js';
+import { type ManifestEntry, parseManifest } from '../formats/manifest.js';
+import { isDirOid, type Oid } from '../formats/oid.js';
 import { inTwoThreads } from '../cache/pool.js';
 import type { ObjectStore } from '../cache/store.js';
 import { errnoCode, FormatError, RemoteError } from '../errors.js';
 import type { Remote } from '../remote/remote.js';
 import { readVerified } from '../remote/transfer.js';
 import { tmpSuffix } from '../util/fs.js';
-import { withRemote } from './fetch.js';
-import { allOuts, findPointers } from './pointers.js';
-import { remoteJobs } from './remotes.js';
+import { withRemote } from './lib/transfer.js';
+import { allOuts, findPointers } from './lib/pointers.js';
+import { remoteJobs } from './lib/remotes.js';
 import type { Repo } from './repo.js';
 
 export interface FsckOptions {

@@ -1,11 +1,11 @@
-import { type ManifestEntry, parseManifest } from '../cache/manifest.js';
-import { isDirOid, type Oid } from '../cache/oid.js';
+import { type ManifestEntry, parseManifest } from '../formats/manifest.js';
+import { isDirOid, type Oid } from '../formats/oid.js';
 import { errnoCode, RemoteError, TdvError, UsageError } from '../errors.js';
 import type { Remote } from '../remote/remote.js';
 import { readVerified } from '../remote/transfer.js';
-import { findPointers, allOuts, type Selected } from './pointers.js';
+import { findPointers, allOuts, type Selected } from './lib/pointers.js';
 import type { Repo } from './repo.js';
-import { type HistoryScope, openHistory, outsInScope, scopeIsEmpty } from './revision.js';
+import { type HistoryScope, openHistory, outsInScope, scopeIsEmpty } from './lib/revision.js';
 
 export interface GcOptions {
   /** Keep what the workspace's pointers reference (always kept; alone, nothing else is). */
@@ -59,7 +59,7 @@ export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
   return repo.withLock('gc', async () => {
     let remote: Remote | undefined;
     if (opts.cloud) {
-      const open = opts.openRemote ?? (await import('./remotes.js')).openRemote;
+      const open = opts.openRemote ?? (await import('./lib/remotes.js')).openRemote;
       remote = await open(repo, opts.remote, opts.jobs);
     }
     try {

@@ -2,10 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { NotARepoError, TdvError } from '../errors.js';
 import { findGitWorkTree } from '../git/git.js';
-import { writeFileAtomicSync } from '../util/fs.js';
-import { CONFIG_TEMPLATE } from './config.js';
-import { TDV_DIR } from './repo.js';
-import { TDVIGNORE } from './tdvignore.js';
+import { writeFileAtomicSync } from '../workspace/raw.js';
+import { CONFIG_TEMPLATE } from '../formats/config.js';
+import { TDV_DIR } from '../formats/layout.js';
+import { TDVIGNORE } from '../workspace/tdvignore.js';
 
 export interface InitOptions {
   /** Allow a directory that is not a Git work tree. */

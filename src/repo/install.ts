@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TdvError } from '../errors.js';
-import { writeFileAtomicSync } from '../util/fs.js';
+import { writeFileAtomicSync } from '../workspace/raw.js';
 import type { Repo } from './repo.js';
 
 /** Runs `git` with arguments in a directory; returns stdout, or throws with Git's message. Injected in tests of failures. */

@@ -1,16 +1,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ManifestEntry } from '../cache/manifest.js';
-import { isDirOid, type Oid } from '../cache/oid.js';
+import type { ManifestEntry } from '../formats/manifest.js';
+import { isDirOid, type Oid } from '../formats/oid.js';
 import { diffManifests } from '../cache/workspace.js';
 import { ExitCode, TdvError } from '../errors.js';
 import { type Commit, isoDate, subject } from '../git/format.js';
 import type { GitHistory } from '../git/history.js';
 import { isInside } from '../util/fs.js';
-import { parsePointer, type PointerOut, POINTER_EXT } from './pointer.js';
-import { lockAsPointer } from './pointers.js';
+import { parsePointer, type PointerOut, POINTER_EXT } from '../formats/pointer.js';
+import { lockAsPointer } from './lib/pointers.js';
 import type { Repo } from './repo.js';
-import { openHistory, treePrefix } from './revision.js';
+import { openHistory, treePrefix } from './lib/revision.js';
 
 const LOCK_FILE = 'tdv.lock';
 

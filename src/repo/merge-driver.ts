@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { type ManifestEntry, sortEntries } from '../cache/manifest.js';
-import { isDirOid, type Oid } from '../cache/oid.js';
+import { type ManifestEntry, sortEntries } from '../formats/manifest.js';
+import { isDirOid, type Oid } from '../formats/oid.js';
 import { TdvError } from '../errors.js';
-import { parsePointer, type PointerOut, serializePointer } from './pointer.js';
+import { parsePointer, type PointerOut, serializePointer } from '../formats/pointer.js';
 import type { Repo } from './repo.js';
 
 export interface MergeDriverOptions {

@@ -29,7 +29,7 @@ interface Reader {
 
 async function reader(repo: Repo, side: Side, history: () => Promise<GitHistory>): Promise<Reader> {
   if (side === undefined) return { label: 'workspace', read: (rel) => readOrUndefined(path.join(repo.root, rel)) };
-  const { resolveRevision, treePrefix } = await import('./revision.js');
+  const { resolveRevision, treePrefix } = await import('./lib/revision.js');
   const h = await history();
   const at = resolveRevision(h, side);
   const prefix = treePrefix(repo);
@@ -108,7 +108,7 @@ export async function paramsDiff(repo: Repo, a = 'HEAD', b?: string): Promise<Va
 
 function lazyHistory(repo: Repo): () => Promise<GitHistory> {
   let h: Promise<GitHistory> | undefined;
-  return () => (h ??= import('./revision.js').then((m) => m.openHistory(repo)));
+  return () => (h ??= import('./lib/revision.js').then((m) => m.openHistory(repo)));
 }
 
 export function diffValues(a: Values, b: Values): ValueChange[] {

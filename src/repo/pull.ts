@@ -1,7 +1,8 @@
-import { checkoutLocked, type CheckoutResult } from './checkout.js';
-import { fetchWithRuns, withRemote } from './fetch.js';
-import { selectForTransfer } from './revision.js';
-import type { TransferOptions, TransferResult } from './push.js';
+import { checkout, type CheckoutResult } from './checkout.js';
+import { fetchWithRuns } from './lib/run-sync.js';
+import { withRemote } from './lib/transfer.js';
+import { selectForTransfer } from './lib/revision.js';
+import type { TransferOptions, TransferResult } from './lib/transfer.js';
 import type { Repo } from './repo.js';
 
 export interface PullOptions extends TransferOptions {
@@ -23,6 +24,6 @@ export async function pull(repo: Repo, opts: PullOptions = {}): Promise<PullResu
     const selected = await selectForTransfer(repo, { targets: opts.targets, scope: opts.rev === undefined ? undefined : { revs: [opts.rev] } });
     const fetched = await withRemote(repo, opts, (remote) => fetchWithRuns(repo, remote, selected, opts));
     if (fetched.failed.length > 0) return { fetch: fetched };
-    return { fetch: fetched, checkout: await checkoutLocked(repo, { targets: opts.targets, force: opts.force, rev: opts.rev }) };
+    return { fetch: fetched, checkout: await checkout(repo, { targets: opts.targets, force: opts.force, rev: opts.rev }) };
   });
 }

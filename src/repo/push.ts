@@ -1,54 +1,9 @@
-import type { Oid } from '../cache/oid.js';
-import { shortOid } from '../cache/oid.js';
-import type { ManifestEntry } from '../cache/manifest.js';
-import type { ObjectStore } from '../cache/store.js';
-import { FormatError } from '../errors.js';
-import type { Remote } from '../remote/remote.js';
-import { type Job, remoteHas, runJobs, type TransferFailure, type TransferProgress } from '../remote/transfer.js';
-import type { Selected } from './pointers.js';
-import { type HistoryScope, selectForTransfer } from './revision.js';
-import { openRemote, remoteJobs } from './remotes.js';
+import { pushSelected, type PushOptions, type TransferResult } from './lib/transfer.js';
+import { selectForTransfer } from './lib/revision.js';
+import { openRemote } from './lib/remotes.js';
 import type { Repo } from './repo.js';
-import { collectWanted, type WantedDir } from './wanted.js';
 
-export interface TransferOptions {
-  /** Absolute paths of targets; none means every pointer. */
-  targets?: string[];
-  /** Remote name; the default remote otherwise. */
-  remote?: string;
-  jobs?: number;
-  progress?: TransferProgress;
-  /** Also transfer the run-cache (records and the objects of their outputs). */
-  runCache?: boolean;
-  /** Data referenced at other revisions (`--rev`, `--all-branches`, ...), instead of or beside the workspace's. */
-  scope?: HistoryScope;
-}
-
-export interface PushOptions extends TransferOptions {
-  /** Plan only: list what would be uploaded. */
-  dry?: boolean;
-}
-
-/** The outcome of a push or fetch: the `--json` document. */
-export interface TransferResult {
-  remote: string;
-  /** Objects moved. */
-  transferred: number;
-  /** Objects that were already there. */
-  skipped: number;
-  failed: TransferFailure[];
-  /** Bytes moved. */
-  bytes: number;
-  /** With `dry`: what would be moved. */
-  planned?: Job[];
-  /**
-   * Directories of which only a part was pushed: their manifest stays local
-   * until every file is on the remote, so others cannot pull them yet.
-   */
-  heldBack?: { path: string; missing: number }[];
-  /** With `runCache`: run records transferred. */
-  runs?: number;
-}
+export type { PushOptions, TransferOptions, TransferResult } from './lib/transfer.js';
 
 /**
  * Uploads the objects the selected pointers reference that the remote lacks.
@@ -64,144 +19,10 @@ export async function push(repo: Repo, opts: PushOptions = {}): Promise<Transfer
     try {
       const res = await pushSelected(repo, remote, selected, opts);
       if (!opts.runCache || opts.dry) return res;
-      const { pushRuns, mergeTransfers } = await import('./run-sync.js');
+      const { pushRuns, mergeTransfers } = await import('./lib/run-sync.js');
       return mergeTransfers(res, await pushRuns(repo, remote, { ...opts, progress: undefined }));
     } finally {
       remote.close();
     }
   });
-}
-
-export async function pushSelected(repo: Repo, remote: Remote, selected: readonly Selected[], opts: PushOptions): Promise<TransferResult> {
-  const store = repo.store;
-  const jobs = remoteJobs(repo, remote, opts.jobs);
-  const corrupt = new Map<Oid, string>();
-  const wanted = await collectWanted(selected, cachedManifest(store, corrupt));
-  const res: TransferResult = { remote: remote.name, transferred: 0, skipped: 0, failed: [], bytes: 0 };
-
-  // Cheapest check first: a directory whose manifest is on the remote is there whole.
-  const manifestsThere = await remoteHas(remote, wanted.dirs.map((d) => d.oid), jobs);
-  const onRemote = new Set<Oid>();
-  const check: Oid[] = [];
-  for (const [oid] of wanted.files) check.push(oid);
-  const complete = new Set<Oid>();
-  for (const d of wanted.dirs) {
-    if (!manifestsThere.has(d.oid)) continue;
-    complete.add(d.oid);
-    for (const c of d.children) onRemote.add(c.oid);
-  }
-  const unknown = check.filter((o) => !onRemote.has(o));
-  for (const o of await remoteHas(remote, unknown, jobs)) onRemote.add(o);
-
-  const uploads: Job[] = [];
-  for (const [oid, job] of wanted.files) {
-    if (onRemote.has(oid)) res.skipped++;
-    else uploads.push(job);
-  }
-  // The same directory content may be tracked at several paths: one manifest each.
-  const manifestJobs: WantedDir[] = [];
-  const seen = new Set<Oid>();
-  for (const d of wanted.dirs) {
-    if (seen.has(d.oid)) {
-      if (!d.partial) manifestJobs.find((m) => m.oid === d.oid)!.partial = false;
-      continue;
-    }
-    seen.add(d.oid);
-    if (complete.has(d.oid)) res.skipped++;
-    else if (!d.entries) res.failed.push({ oid: d.oid, path: d.path, error: corrupt.get(d.oid) ?? `the manifest of ${d.path} (${shortOid(d.oid)}) is not in the cache, nor on remote "${remote.name}"` });
-    else manifestJobs.push({ ...d });
-  }
-  if (opts.dry) {
-    const manifests = manifestJobs.map((d) => ({ oid: d.oid, size: store.sizeOf(d.oid), path: d.path }));
-    return { ...res, planned: [...uploads, ...manifests] };
-  }
-
-  const total = uploads.reduce((n, j) => n + j.size, 0) + manifestJobs.reduce((n, d) => n + store.sizeOf(d.oid), 0);
-  opts.progress?.start?.(uploads.length + manifestJobs.length, total);
-  const files = await uploadFiles(remote, store, uploads, jobs, opts.progress);
-  for (const j of files.done) {
-    onRemote.add(j.oid);
-    res.bytes += j.size;
-  }
-  res.transferred += files.done.length;
-  // No cache check per object up front: a missing source is rare, and explained here.
-  for (const f of files.failed) {
-    if (!store.has(f.oid)) f.error = `${f.path} is not in the cache, nor on remote "${remote.name}"; \`tdv add\` it again where the data exists`;
-  }
-  res.failed.push(...files.failed);
-
-  // Manifests last, and only over complete directories. A partial target's manifest needs every file there.
-  const ready: Job[] = [];
-  for (const d of manifestJobs) {
-    const entries = d.entries!;
-    let absent = entries.filter((e) => !onRemote.has(e.sha256)).map((e) => e.sha256);
-    if (absent.length > 0 && d.partial) {
-      const found = await remoteHas(remote, absent, jobs);
-      absent = absent.filter((o) => !found.has(o));
-    }
-    if (absent.length === 0) {
-      ready.push({ oid: d.oid, size: store.sizeOf(d.oid), path: d.path });
-      continue;
-    }
-    opts.progress?.object?.();
-    if (!d.partial) res.failed.push({ oid: d.oid, path: d.path, error: `manifest of ${d.path} not uploaded: ${absent.length} of its files are not on the remote` });
-    else (res.heldBack ??= []).push({ path: d.path, missing: absent.length });
-  }
-  const manifests = await runJobs(ready, jobs, putFrom(remote, store), opts.progress);
-  res.transferred += manifests.done.length;
-  for (const j of manifests.done) res.bytes += j.size;
-  res.failed.push(...manifests.failed);
-  return res;
-}
-
-/**
- * Small objects per putMany batch. Each batch starts a worker thread (tens of
- * ms), so batches are large; the progress bar moves once per batch.
- */
-const BATCH = 50_000;
-const BATCH_MAX_SIZE = 1 << 20;
-
-/** Uploads file objects: small ones in batches where the remote has a fast path, the rest one by one. */
-async function uploadFiles(remote: Remote, store: ObjectStore, uploads: Job[], jobs: number, progress?: TransferProgress): Promise<{ done: Job[]; failed: TransferFailure[] }> {
-  const put = putFrom(remote, store);
-  if (!remote.putMany) return runJobs(uploads, jobs, put, progress);
-  const small = uploads.filter((j) => j.size < BATCH_MAX_SIZE);
-  const done: Job[] = [];
-  const failed: TransferFailure[] = [];
-  for (let i = 0; i < small.length; i += BATCH) {
-    const batch = small.slice(i, i + BATCH);
-    const errors = await remote.putMany(batch.map((j) => ({ oid: j.oid, from: store.pathOf(j.oid) })));
-    for (const j of batch) {
-      const err = errors.get(j.oid);
-      if (err) failed.push({ oid: j.oid, path: j.path, error: err.message });
-      else {
-        done.push(j);
-        progress?.bytes?.(j.size);
-      }
-      progress?.object?.();
-    }
-  }
-  const rest = await runJobs(uploads.filter((j) => j.size >= BATCH_MAX_SIZE), jobs, put, progress);
-  return { done: [...done, ...rest.done], failed: [...failed, ...rest.failed] };
-}
-
-function putFrom(remote: Remote, store: ObjectStore) {
-  return (job: Job, onBytes: (n: number) => void) => remote.put(job.oid, store.pathOf(job.oid), job.size, onBytes);
-}
-
-/**
- * A cached manifest's entries; undefined when it is not cached, or is corrupt
- * (recorded in `corrupt`, so one bad directory fails alone instead of the command).
- */
-export function cachedManifest(store: ObjectStore, corrupt: Map<Oid, string>) {
-  return async (oid: Oid): Promise<ManifestEntry[] | undefined> => {
-    if (!store.has(oid)) return undefined;
-    try {
-      return store.readManifest(oid);
-    } catch (err) {
-      if (!(err instanceof FormatError)) throw err;
-      corrupt.set(oid, err.message);
-      return undefined;
-    }
-  };
 }

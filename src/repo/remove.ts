@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
-import { removeGitignoreEntry } from './gitignore.js';
-import { allOuts, findPointers, selectTargets } from './pointers.js';
-import { unprotectTree } from './unprotect.js';
+import { removeGitignoreEntry } from '../workspace/gitignore.js';
+import { allOuts, findPointers, selectTargets } from './lib/pointers.js';
+import { unprotectTree } from '../workspace/link.js';
 import type { Repo } from './repo.js';
 
 export interface RemoveResult {

@@ -1,16 +1,20 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { NotARepoError } from '../errors.js';
-import { Linker } from '../cache/link.js';
+import { Linker } from '../workspace/link.js';
 import { StatCache } from '../cache/statcache.js';
 import { ObjectStore } from '../cache/store.js';
 import { findGitWorkTree, type GitWorkTree } from '../git/git.js';
 import { toPosix } from '../util/fs.js';
-import { type Config, loadConfig } from './config.js';
-import { RepoLock } from './lock.js';
-import { type IgnoreMatcher, loadTdvignore } from './tdvignore.js';
+import { type Config, loadConfig } from '../formats/config.js';
+import { RepoLock } from '../workspace/mutex.js';
+import { Guard, UnsafePathError } from '../workspace/guard.js';
+import { readIndexPaths, TrackedPaths } from '../git/index-file.js';
+import { type IgnoreMatcher, loadTdvignore } from '../workspace/tdvignore.js';
 
-export const TDV_DIR = '.tdv';
+import { TDV_DIR } from '../formats/layout.js';
+
+export { TDV_DIR };
 
 /** Callbacks through which plumbing and porcelain report to whoever presents them. */
 export interface Reporter {
@@ -23,6 +27,9 @@ export class Repo {
   private _store?: ObjectStore;
   private _statCache?: StatCache;
   private _ignore?: Promise<IgnoreMatcher | undefined>;
+  private _guard?: Guard;
+  private _own?: Guard;
+  private _gitTracked?: TrackedPaths;
 
   private constructor(
     readonly root: string,
@@ -35,6 +42,7 @@ export class Repo {
   static async open(cwd: string, reporter: Reporter = {}): Promise<Repo> {
     const root = findRoot(cwd);
     if (!root) throw new NotARepoError(`not a tdv repository (or any parent directory): ${cwd}. Run \`tdv init\` at the top of your Git repository`);
+    checkOwnDirs(root);
     const config = await loadConfig(path.join(root, TDV_DIR));
     return new Repo(root, config, findGitWorkTree(root), reporter);
   }
@@ -62,6 +70,42 @@ export class Repo {
     return this._statCache;
   }
 
+  /**
+   * The guard of the workspace: every write, delete, chmod and link under the
+   * root, and every read of a path a file names, goes through it. It refuses
+   * to overwrite or delete Git-tracked files.
+   */
+  get guard(): Guard {
+    this._guard ??= new Guard(this.root, {
+      protect: (rel, dir) => {
+        const tracked = this.gitTracked();
+        const hit = dir ? tracked.firstUnder(this.gitPath(rel)) : tracked.has(this.gitPath(rel)) ? this.gitPath(rel) : undefined;
+        if (hit === undefined) return undefined;
+        return hit === this.gitPath(rel) ? 'it is tracked by Git' : `it contains ${hit}, which is tracked by Git`;
+      },
+    });
+    return this._guard;
+  }
+
+  /** The guard of tdv's own directory `.tdv/` (checked to be a real directory when the repository was opened). */
+  get own(): Guard {
+    this._own ??= new Guard(this.tdvDir, { label: `${TDV_DIR}/` });
+    return this._own;
+  }
+
+  /** The paths Git tracks (its index), read once per command. */
+  gitTracked(): TrackedPaths {
+    this._gitTracked ??= new TrackedPaths(this.git ? readIndexPaths(this.git.gitdir) : []);
+    return this._gitTracked;
+  }
+
+  /** A repo-relative path as Git's index names it (the repository may be a subdirectory of the work tree). */
+  gitPath(rel: string): string {
+    if (!this.git) return rel;
+    const prefix = toPosix(path.relative(this.git.root, this.root));
+    return prefix === '' ? rel : `${prefix}/${rel}`;
+  }
+
   linker(): Linker {
     return new Linker(this.config.cache.type);
   }
@@ -77,23 +121,58 @@ export class Repo {
     return toPosix(path.relative(this.root, abs)) || '.';
   }
 
-  /** Runs `fn` holding the repository lock, waiting for another command's lock if needed. */
+  private lockDepth = 0;
+
+  /**
+   * Runs `fn` holding the repository lock, waiting for another command's lock if
+   * needed. Re-entrant: a verb that composes others (pull = fetch + checkout)
+   * takes it once, and the inner verbs only count a level deeper.
+   */
   async withLock<T>(cmd: string, fn: () => Promise<T>): Promise<T> {
+    if (this.lockDepth > 0) {
+      this.lockDepth++;
+      try {
+        return await fn();
+      } finally {
+        this.lockDepth--;
+      }
+    }
     const lock = new RepoLock(path.join(this.tmpDir, 'lock'), cmd);
     await lock.acquire({
       timeoutMs: this.config.core.lock_timeout * 1000,
       onWait: (holder) => this.reporter.warn?.(`waiting for the repository lock held by ${holder}...`),
     });
+    this.lockDepth = 1;
     try {
       if (lock.deadHolder) {
         // A command died holding the lock (killed, power loss): remove the temp files it left.
-        const { removeLeftovers } = await import('./leftovers.js');
+        const { removeLeftovers } = await import('./lib/leftovers.js');
         const n = await removeLeftovers(this, lock.deadHolder.pid);
         if (n > 0) this.reporter.warn?.(`\`tdv ${lock.deadHolder.cmd}\` (pid ${lock.deadHolder.pid}) did not finish; removed the ${n} temp file(s) it left`);
       }
       return await fn();
     } finally {
+      this.lockDepth = 0;
       lock.release();
+    }
+  }
+
+  /** True while this process holds the repository lock. */
+  get locked(): boolean {
+    return this.lockDepth > 0;
+  }
+}
+
+/**
+ * tdv's own directories must be real directories: a clone could commit `.tdv`
+ * or `.tdv/tmp` as a symlink to make tdv write anywhere. (A local `.tdv/cache`
+ * symlink to a shared cache is the user's choice, and gc asks about it.)
+ */
+function checkOwnDirs(root: string): void {
+  for (const rel of [TDV_DIR, `${TDV_DIR}/tmp`, `${TDV_DIR}/config.yaml`, `${TDV_DIR}/config.local.yaml`]) {
+    const st = fs.lstatSync(path.join(root, rel), { throwIfNoEntry: false });
+    if (st?.isSymbolicLink()) {
+      throw new UnsafePathError(`${rel} is a symlink; tdv refuses to use a repository whose own files are links (a clone could point them anywhere). Replace ${rel} with a real ${rel.endsWith('.yaml') ? 'file' : 'directory'}`, { path: rel });
     }
   }
 }

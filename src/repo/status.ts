@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { isDirOid } from '../cache/oid.js';
+import { isDirOid } from '../formats/oid.js';
 import { diffManifests, type ManifestDiff } from '../cache/workspace.js';
-import { hashWorkspace } from './hashing.js';
-import { findPointers, selectTargets } from './pointers.js';
+import { hashWorkspace } from './lib/hashing.js';
+import { findPointers, selectTargets } from './lib/pointers.js';
 import type { Repo } from './repo.js';
 
 export interface DataStatus {
@@ -76,7 +76,7 @@ export async function status(repo: Repo, opts: StatusOptions = {}): Promise<Stat
  */
 async function stageStatus(repo: Repo): Promise<StageStatus[] | undefined> {
   if (!fs.existsSync(path.join(repo.root, 'tdv.yaml'))) return undefined; // no pipeline: load nothing more
-  const { loadDag, stageHasher } = await import('./reproduce.js');
+  const { loadDag, stageHasher } = await import('./lib/pipeline.js');
   const dag = await loadDag(repo);
   if (!dag) return undefined;
   const { readLock } = await import('../stages/lock.js');

@@ -1,8 +1,9 @@
 import path from 'node:path';
 import { FormatError } from '../errors.js';
-import { isSafeRelPath } from '../cache/manifest.js';
-import { isHex64, isOid } from '../cache/oid.js';
-import { readTextOrUndefined, writeFileAtomicSync } from '../util/fs.js';
+import { isSafeRelPath } from '../formats/manifest.js';
+import { isHex64, isOid } from '../formats/oid.js';
+import { readTextOrUndefined } from '../util/fs.js';
+import { writeFileAtomicSync } from '../workspace/raw.js';
 import { parseYaml } from '../util/yaml.js';
 
 export const LOCK_FILE = 'tdv.lock';

@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { isSafeRelPath } from '../cache/manifest.js';
-import { isOid } from '../cache/oid.js';
+import { isSafeRelPath } from '../formats/manifest.js';
+import { isOid } from '../formats/oid.js';
 import { errnoCode } from '../errors.js';
-import { writeFileAtomicSync } from '../util/fs.js';
+import { writeFileAtomicSync } from '../workspace/raw.js';
 import type { Stage } from './load.js';
 import type { LockedPath } from './lock.js';
 import type { StageInputs } from './status.js';

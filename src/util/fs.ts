@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { describeFsError, errnoCode } from '../errors.js';
+import { errnoCode } from '../errors.js';
 
 let processTag: string | undefined;
 let tmpCounter = 0;
@@ -29,29 +29,6 @@ export function tmpSuffix(): string {
  */
 export function siblingTmp(file: string): string {
   return path.join(path.dirname(file), `.tdvtmp.${tmpSuffix()}`);
-}
-
-/**
- * Writes `data` to `file` atomically: readers see the old content or the new
- * one, never a prefix. A crash leaves at most a `.tdvtmp` file beside it.
- */
-export function writeFileAtomicSync(file: string, data: string | Uint8Array, mode = 0o644): void {
-  const tmp = siblingTmp(file);
-  try {
-    fs.writeFileSync(tmp, data, { mode, flag: 'wx' });
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    rmQuiet(tmp);
-    throw describeFsError(err, file);
-  }
-}
-
-export function rmQuiet(p: string): void {
-  try {
-    fs.rmSync(p, { force: true });
-  } catch {
-    /* best effort: a leftover temp file is harmless */
-  }
 }
 
 /** lstat that returns undefined instead of throwing for a missing path (or one whose parent is a file). */
@@ -82,17 +59,4 @@ export function toPosix(p: string): string {
 export function isInside(parent: string, child: string): boolean {
   const rel = path.relative(parent, child);
   return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
-}
-
-/** Removes now-empty directories from `dir` up to (not including) `stop`. */
-export function pruneEmptyDirs(dir: string, stop: string): void {
-  let d = dir;
-  while (isInside(stop, d) && d !== stop) {
-    try {
-      fs.rmdirSync(d);
-    } catch {
-      return;
-    }
-    d = path.dirname(d);
-  }
 }

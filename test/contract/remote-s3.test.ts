@@ -6,9 +6,9 @@ import { DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
 import { execa } from 'execa';
 import { afterAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { sha256 } from '../../src/cache/hash.js';
-import type { Oid } from '../../src/cache/oid.js';
+import type { Oid } from '../../src/formats/oid.js';
 import { RemoteError } from '../../src/errors.js';
-import type { RemoteConfig } from '../../src/repo/config.js';
+import type { RemoteConfig } from '../../src/formats/config.js';
 import type { Remote } from '../../src/remote/remote.js';
 import { createS3Remote, credentialSource, partSizeFor, translateS3Error, type S3ErrorContext } from '../../src/remote/s3.js';
 import { tmpDir } from '../helpers/repo.js';

@@ -1,6 +1,6 @@
 import { inject } from 'vitest';
 import { describeNeeding } from './needs.js';
-import type { RemoteConfig } from '../../src/repo/config.js';
+import type { RemoteConfig } from '../../src/formats/config.js';
 
 /** The bucket s3-server.mjs creates (and CI's server has). */
 export const S3_BUCKET = 'tdv-test';

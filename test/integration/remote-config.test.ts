@@ -1,8 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/repo/config.js';
-import { resolveRemoteUrl } from '../../src/repo/remote-config.js';
+import { loadConfig, resolveRemoteUrl } from '../../src/formats/config.js';
 import { git, read, tdv, write } from '../helpers/repo.js';
 import { expectOneLineError, newRepo, setConfig, state } from '../helpers/expect.js';
 

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { isInside, lstatOrUndefined, pruneEmptyDirs, readTextOrUndefined, rmQuiet, siblingTmp, tmpSuffix, toPosix, writeFileAtomicSync } from '../../src/util/fs.js';
+import { isInside, lstatOrUndefined, readTextOrUndefined, siblingTmp, tmpSuffix, toPosix } from '../../src/util/fs.js';
+import { pruneEmptyDirs, rmQuiet, writeFileAtomicSync } from '../../src/workspace/raw.js';
 import { useTmpDirs } from '../helpers/tmp.js';
 
 const tmp = useTmpDirs();

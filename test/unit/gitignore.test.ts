@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { addGitignoreEntry, removeGitignoreEntry } from '../../src/repo/gitignore.js';
+import { addGitignoreEntry, removeGitignoreEntry } from '../../src/workspace/gitignore.js';
 import { useTmpDirs } from '../helpers/tmp.js';
 
 const tmp = useTmpDirs();

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { isProtected, type LinkType, Linker, parseLinkTypes, unprotectFile } from '../../src/cache/link.js';
+import { isProtected, type LinkType, Linker, parseLinkTypes, unprotectFile } from '../../src/workspace/link.js';
 import { ObjectStore } from '../../src/cache/store.js';
 import { FormatError } from '../../src/errors.js';
 import { useTmpDirs } from '../helpers/tmp.js';

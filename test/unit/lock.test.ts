@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { LockTimeoutError } from '../../src/errors.js';
-import { RepoLock } from '../../src/repo/lock.js';
+import { RepoLock } from '../../src/workspace/mutex.js';
 import { sleep, useTmpDirs } from '../helpers/tmp.js';
 
 const tmp = useTmpDirs();

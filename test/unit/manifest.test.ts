@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FormatError } from '../../src/errors.js';
-import { compareCodePoints, isSafeRelPath, type ManifestEntry, parseManifest, serializeManifest } from '../../src/cache/manifest.js';
+import { compareCodePoints, isSafeRelPath, type ManifestEntry, parseManifest, serializeManifest } from '../../src/formats/manifest.js';
 import { sha256 } from '../../src/cache/hash.js';
 
 const A = 'a'.repeat(64);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isDirOid, isHex64, isOid, oidRelPath, shortOid } from '../../src/cache/oid.js';
+import { isDirOid, isHex64, isOid, oidRelPath, shortOid } from '../../src/formats/oid.js';
 
 const H = '0123456789abcdef'.repeat(4);
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FormatError } from '../../src/errors.js';
-import { outAbsPath, parsePointer, type PointerOut, pointerFileFor, serializePointer } from '../../src/repo/pointer.js';
+import { outAbsPath, parsePointer, type PointerOut, pointerFileFor, serializePointer } from '../../src/formats/pointer.js';
 
 const SHA = '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08';
 const DIR = `${'d'.repeat(64)}.dir`;

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CHUNK, sha256 } from '../../src/cache/hash.js';
-import { serializeManifest } from '../../src/cache/manifest.js';
+import { serializeManifest } from '../../src/formats/manifest.js';
 import { ObjectStore } from '../../src/cache/store.js';
 import { FormatError, TdvError } from '../../src/errors.js';
 import { sleep, useTmpDirs } from '../helpers/tmp.js';

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sha256 } from '../../src/cache/hash.js';
-import type { Oid } from '../../src/cache/oid.js';
+import type { Oid } from '../../src/formats/oid.js';
 import { ObjectStore } from '../../src/cache/store.js';
 import { RemoteError } from '../../src/errors.js';
 import type { Remote } from '../../src/remote/remote.js';

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sha256 } from '../../src/cache/hash.js';
-import { serializeManifest } from '../../src/cache/manifest.js';
+import { serializeManifest } from '../../src/formats/manifest.js';
 import { StatCache } from '../../src/cache/statcache.js';
 import { ObjectStore } from '../../src/cache/store.js';
 import { diffManifests, hashTarget, type HashOptions } from '../../src/cache/workspace.js';

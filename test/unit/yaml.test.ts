@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FormatError } from '../../src/errors.js';
-import { CONFIG_TEMPLATE } from '../../src/repo/config.js';
+import { CONFIG_TEMPLATE } from '../../src/formats/config.js';
 import { isBlankYaml, parseYaml } from '../../src/util/yaml.js';
 import { finishesWithin } from '../helpers/isolate.js';
 

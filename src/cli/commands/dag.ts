@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { TdvError, UsageError } from '../../errors.js';
+import { UsageError } from '../../errors.js';
 import type { Dag } from '../../stages/graph.js';
 import { type CliContext, examples } from '../context.js';
 
@@ -14,9 +14,8 @@ export function registerDag(program: Command, ctx: CliContext): void {
       const out = await ctx.output(cmd);
       if (opts.dot && opts.mermaid) throw new UsageError('choose one of --dot and --mermaid');
       const repo = await ctx.openRepo(out);
-      const { loadDag } = await import('../../repo/reproduce.js');
+      const { dag: loadDag } = await import('../../repo/dag.js');
       const dag = await loadDag(repo);
-      if (!dag) throw new TdvError('NO_PIPELINE', `no tdv.yaml in ${repo.root}; there is no pipeline to show`);
       const text = opts.dot ? dot(dag) : opts.mermaid ? mermaid(dag) : plain(dag);
       ctx.io.stdout.write(text);
     });

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { shortOid } from '../../cache/oid.js';
+import { shortOid } from '../../formats/oid.js';
 import type { DiffEntry, DiffResult, FileVersion } from '../../repo/diff.js';
 import { formatBytes, type Output, plural } from '../../ui/output.js';
 import { type CliContext, examples } from '../context.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { shortOid } from '../../cache/oid.js';
+import { shortOid } from '../../formats/oid.js';
 import type { LogChange, LogResult, VersionInfo } from '../../repo/log.js';
 import { formatBytes, type Output, plural } from '../../ui/output.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { TdvError } from '../../errors.js';
-import type { ConfigWrite } from '../../repo/remote-config.js';
+import type { ConfigWrite } from '../../repo/remote.js';
 import type { Output } from '../../ui/output.js';
 import { type CliContext, examples } from '../context.js';
 
@@ -46,7 +46,7 @@ export function registerRemote(program: Command, ctx: CliContext): void {
     .action(async (name: string, url: string, opts: Where & { default?: boolean; force?: boolean }, cmd: Command) => {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
-      const { addRemote } = await import('../../repo/remote-config.js');
+      const { addRemote } = await import('../../repo/remote.js');
       const res = await addRemote(repo, { name, url, cwd: ctx.io.cwd, makeDefault: opts.default, local: opts.local, force: opts.force });
       reportWrite(out, res);
       const where = opts.local ? ' in .tdv/config.local.yaml' : '';
@@ -62,7 +62,7 @@ export function registerRemote(program: Command, ctx: CliContext): void {
     .action(async (_opts: unknown, cmd: Command) => {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
-      const { listRemotes } = await import('../../repo/remote-config.js');
+      const { listRemotes } = await import('../../repo/remote.js');
       const remotes = listRemotes(repo);
       if (out.json) {
         out.data({ default: repo.config.core.remote ?? null, remotes });
@@ -84,7 +84,7 @@ export function registerRemote(program: Command, ctx: CliContext): void {
     .action(async (name: string, opts: Where, cmd: Command) => {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
-      const { removeRemote } = await import('../../repo/remote-config.js');
+      const { removeRemote } = await import('../../repo/remote.js');
       const res = await removeRemote(repo, name, { local: opts.local });
       out.info(opts.local ? `Removed the settings of remote ${name} from .tdv/config.local.yaml.` : `Removed remote ${name}.`);
       if (res.unsetDefault) out.info(`It was the default remote; there is no default now.`);
@@ -100,7 +100,7 @@ export function registerRemote(program: Command, ctx: CliContext): void {
     .action(async (name: string | undefined, opts: Where & { unset?: boolean }, cmd: Command) => {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
-      const rc = await import('../../repo/remote-config.js');
+      const rc = await import('../../repo/remote.js');
       if (name === undefined && !opts.unset) {
         const d = rc.getDefaultRemote(repo);
         if (!d) throw new TdvError('NO_DEFAULT_REMOTE', 'no default remote is set; set one with `tdv remote default NAME`');
@@ -139,7 +139,7 @@ export function registerRemote(program: Command, ctx: CliContext): void {
     .action(async (name: string, key: string, value: string | undefined, opts: Where & { unset?: boolean }, cmd: Command) => {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
-      const { modifyRemote } = await import('../../repo/remote-config.js');
+      const { modifyRemote } = await import('../../repo/remote.js');
       const res = await modifyRemote(repo, name, key, value, { local: opts.local, unset: opts.unset, cwd: ctx.io.cwd });
       reportWrite(out, res);
       const setting = `remote.${name}.${key}`;

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { TdvError } from '../../errors.js';
-import type { ReproEvent, ReproResult } from '../../repo/reproduce.js';
+import type { ReproEvent, ReproResult } from '../../repo/repro.js';
 import { type Output, plural } from '../../ui/output.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';
 
@@ -30,7 +30,7 @@ export function registerRepro(program: Command, ctx: CliContext): void {
     .action(async (stages: string[], opts: ReproFlags, cmd: Command) => {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
-      const { reproduce } = await import('../../repo/reproduce.js');
+      const { reproduce } = await import('../../repo/repro.js');
       const printer = new StagePrinter(out);
       // Ctrl-C stops running stages; finished ones stay recorded.
       const abort = new AbortController();

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { RemoteStatusResult } from '../../repo/remote-status.js';
+import type { RemoteStatusResult } from '../../repo/lib/remote-status.js';
 import type { StatusResult } from '../../repo/status.js';
 import type { Output } from '../../ui/output.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';
@@ -18,7 +18,7 @@ export function registerStatus(program: Command, ctx: CliContext): void {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
       if (opts.remote || opts.remoteName !== undefined) {
-        const { remoteStatus } = await import('../../repo/remote-status.js');
+        const { remoteStatus } = await import('../../repo/lib/remote-status.js');
         const res = await remoteStatus(repo, { targets: targets.map((t) => ctx.resolve(t)), remote: opts.remoteName, jobs: opts.jobs });
         if (out.json) out.data(res);
         else renderRemote(res, out);

@@ -1,10 +1,10 @@
 import path from 'node:path';
-import type { Remote } from '../remote/remote.js';
-import { parseRunEntry, RunCache, type RunEntry } from '../stages/run-cache.js';
-import { fetchSelected } from './fetch.js';
+import type { Remote } from '../../remote/remote.js';
+import { parseRunEntry, RunCache, type RunEntry } from '../../stages/run-cache.js';
+import { fetchSelected } from './transfer.js';
 import type { Selected } from './pointers.js';
-import { pushSelected, type TransferOptions, type TransferResult } from './push.js';
-import type { Repo } from './repo.js';
+import { pushSelected, type TransferOptions, type TransferResult } from './transfer.js';
+import type { Repo } from '../repo.js';
 
 /**
  * The run-cache travels with the data: `push --run-cache` uploads the run
@@ -68,4 +68,11 @@ export async function fetchRuns(repo: Repo, remote: Remote, opts: TransferOption
 /** Adds a run-cache transfer's counts into a data transfer's result. */
 export function mergeTransfers(a: TransferResult, b: TransferResult & { runs: number }): TransferResult & { runs: number } {
   return { ...a, transferred: a.transferred + b.transferred, skipped: a.skipped + b.skipped, failed: [...a.failed, ...b.failed], bytes: a.bytes + b.bytes, runs: b.runs };
+}
+
+/** fetchSelected, then the run-cache when asked. */
+export async function fetchWithRuns(repo: Repo, remote: Remote, selected: readonly Selected[], opts: TransferOptions): Promise<TransferResult> {
+  const res = await fetchSelected(repo, remote, selected, opts);
+  if (!opts.runCache) return res;
+  return mergeTransfers(res, await fetchRuns(repo, remote, { ...opts, progress: undefined }));
 }

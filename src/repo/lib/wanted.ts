@@ -1,7 +1,7 @@
-import type { ManifestEntry } from '../cache/manifest.js';
-import { isDirOid, type Oid } from '../cache/oid.js';
-import type { Job } from '../remote/transfer.js';
-import { ExitCode, TdvError } from '../errors.js';
+import type { ManifestEntry } from '../../formats/manifest.js';
+import { isDirOid, type Oid } from '../../formats/oid.js';
+import type { Job } from '../../remote/transfer.js';
+import { ExitCode, TdvError } from '../../errors.js';
 import type { Selected } from './pointers.js';
 
 /** A tracked directory a transfer concerns: its manifest and the files selected in it. */

@@ -1,9 +1,22 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FormatError, UsageError } from '../errors.js';
-import { parseLinkTypes, type LinkType } from '../cache/link.js';
 import { readTextOrUndefined } from '../util/fs.js';
 import { parseYaml, type YamlFile } from '../util/yaml.js';
+
+export const LINK_TYPES = ['reflink', 'copy', 'hardlink', 'symlink'] as const;
+export type LinkType = (typeof LINK_TYPES)[number];
+
+export function parseLinkTypes(value: string, source: string): LinkType[] {
+  const types = value.split(',').map((t) => t.trim()).filter(Boolean);
+  if (types.length === 0) throw new FormatError(source, 'cache.type is empty', 'Use e.g. "reflink,copy"');
+  for (const t of types) {
+    if (!(LINK_TYPES as readonly string[]).includes(t)) {
+      throw new FormatError(source, `unknown cache.type "${t}"`, `Use a comma-separated list of ${LINK_TYPES.join(', ')}`);
+    }
+  }
+  return types as LinkType[];
+}
 
 /**
  * One `remote.<name>` section, merged key by key from config.yaml and then
@@ -14,7 +27,7 @@ export interface RemoteConfig {
   /**
    * As written, always present: a path (relative paths are relative to the
    * repository root, not to .tdv/), `file:///absolute/path` or
-   * `s3://bucket[/prefix]`. `resolveRemoteUrl` in remote-config.ts turns it into
+   * `s3://bucket[/prefix]`. `resolveRemoteUrl` below turns it into
    * an absolute path or a bucket and prefix.
    */
   url: string;
@@ -254,4 +267,18 @@ function applyRemotes(body: Record<string, unknown>, at: (keys: string[]) => str
       (entry.values as Record<string, unknown>)[key] = val;
     }
   }
+}
+
+/** Where a remote's objects live: an absolute directory, or an S3 bucket and key prefix. */
+export type ResolvedRemoteUrl = { kind: 'local'; path: string } | { kind: 's3'; bucket: string; prefix: string };
+
+/**
+ * Resolves a configured `RemoteConfig.url`: a relative path against the
+ * repository root `root`, `file://` to its path; an S3 prefix comes without
+ * leading or trailing slashes (possibly ''). Throws a UsageError for a url
+ * `loadConfig` would have refused.
+ */
+export function resolveRemoteUrl(root: string, url: string): ResolvedRemoteUrl {
+  const loc = parseRemoteUrl(url);
+  return loc.kind === 'local' ? { kind: 'local', path: path.resolve(root, loc.path) } : loc;
 }

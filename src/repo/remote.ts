@@ -11,7 +11,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Document } from 'yaml';
 import { ExitCode, FormatError, TdvError, UsageError } from '../errors.js';
-import { isInside, toPosix, writeFileAtomicSync } from '../util/fs.js';
+import { isInside, toPosix } from '../util/fs.js';
+import { writeFileAtomicSync } from '../workspace/raw.js';
 import {
   CONFIG_FILE,
   type Config,
@@ -27,26 +28,12 @@ import {
   type RemoteConfig,
   type RemoteKey,
   SECRET_REMOTE_KEYS,
-} from './config.js';
-import { addGitignoreEntry } from './gitignore.js';
+} from '../formats/config.js';
+import { addGitignoreEntry } from '../workspace/gitignore.js';
 import type { Repo } from './repo.js';
 
 /** What `listRemotes` shows instead of a credential. */
 export const MASK = '****';
-
-/** Where a remote's objects live: an absolute directory, or an S3 bucket and key prefix. */
-export type ResolvedRemoteUrl = { kind: 'local'; path: string } | { kind: 's3'; bucket: string; prefix: string };
-
-/**
- * Resolves a configured `RemoteConfig.url`: a relative path against the
- * repository root `root`, `file://` to its path; an S3 prefix comes without
- * leading or trailing slashes (possibly ''). Throws a UsageError for a url
- * `loadConfig` would have refused.
- */
-export function resolveRemoteUrl(root: string, url: string): ResolvedRemoteUrl {
-  const loc = parseRemoteUrl(url);
-  return loc.kind === 'local' ? { kind: 'local', path: path.resolve(root, loc.path) } : loc;
-}
 
 /** What a write did to the files, for the CLI to report. */
 export interface ConfigWrite {

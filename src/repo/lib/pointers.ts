@@ -1,10 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { errnoCode, ExitCode, FormatError, TdvError, UsageError } from '../errors.js';
-import { isInside } from '../util/fs.js';
-import { outAbsPath, parsePointer, type Pointer, type PointerOut, POINTER_EXT } from './pointer.js';
-import { type Repo, TDV_DIR } from './repo.js';
-import type { LockFile } from '../stages/lock.js';
+import { errnoCode, ExitCode, FormatError, TdvError, UsageError } from '../../errors.js';
+import { isInside } from '../../util/fs.js';
+import { outAbsPath, parsePointer, type Pointer, type PointerOut, POINTER_EXT } from '../../formats/pointer.js';
+import type { Repo } from '../repo.js';
+import { TDV_DIR } from '../../formats/layout.js';
+import type { LockFile } from '../../stages/lock.js';
 
 const LOCK_FILE = 'tdv.lock';
 
@@ -131,7 +132,7 @@ export function selectTargets(repo: Repo, pointers: readonly Pointer[], targets:
 async function lockPointer(repo: Repo): Promise<Pointer | undefined> {
   const file = path.join(repo.root, LOCK_FILE);
   if (!fs.existsSync(file)) return undefined;
-  const { readLock } = await import('../stages/lock.js');
+  const { readLock } = await import('../../stages/lock.js');
   return lockAsPointer(file, await readLock(repo.root));
 }
 

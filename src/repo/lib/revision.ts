@@ -1,10 +1,10 @@
 import path from 'node:path';
-import { ExitCode, TdvError } from '../errors.js';
-import { GitHistory, type TreeFile } from '../git/history.js';
-import { toPosix } from '../util/fs.js';
-import { parsePointer, type Pointer, POINTER_EXT } from './pointer.js';
+import { ExitCode, TdvError } from '../../errors.js';
+import { GitHistory, type TreeFile } from '../../git/history.js';
+import { toPosix } from '../../util/fs.js';
+import { parsePointer, type Pointer, POINTER_EXT } from '../../formats/pointer.js';
 import { allOuts, checkOverlaps, findPointers, lockAsPointer, type Selected, selectTargets } from './pointers.js';
-import type { Repo } from './repo.js';
+import type { Repo } from '../repo.js';
 
 const LOCK_FILE = 'tdv.lock';
 
@@ -70,7 +70,7 @@ export async function pointersAt(repo: Repo, history: GitHistory, at: RevisionRe
 async function lockPointerAt(repo: Repo, history: GitHistory, at: RevisionRef): Promise<Pointer | undefined> {
   const text = history.readFileAt(at.commit, `${treePrefix(repo)}${LOCK_FILE}`);
   if (!text) return undefined;
-  const { parseLock } = await import('../stages/lock.js');
+  const { parseLock } = await import('../../stages/lock.js');
   return lockAsPointer(path.join(repo.root, LOCK_FILE), await parseLock(text.toString('utf8'), `${at.label}:${LOCK_FILE}`));
 }
 

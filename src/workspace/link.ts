@@ -1,25 +1,16 @@
 import fs from 'node:fs';
-import { describeFsError, errnoCode, FormatError } from '../errors.js';
-import { rmQuiet, siblingTmp } from '../util/fs.js';
+import { describeFsError, errnoCode } from '../errors.js';
+import type { LinkType } from '../formats/config.js';
 
-export const LINK_TYPES = ['reflink', 'copy', 'hardlink', 'symlink'] as const;
-export type LinkType = (typeof LINK_TYPES)[number];
+export { LINK_TYPES, type LinkType, parseLinkTypes } from '../formats/config.js';
+import { siblingTmp } from '../util/fs.js';
+import { rmQuiet } from './raw.js';
+import { entryPath, walkDir } from '../cache/walk.js';
 
 /** Errors meaning "this link type does not work here; try the next one". */
 const UNSUPPORTED = new Set(['EXDEV', 'ENOTSUP', 'EOPNOTSUPP', 'EPERM', 'EINVAL', 'ENOSYS', 'EMLINK', 'ENOTTY']);
 
 const umask = process.umask();
-
-export function parseLinkTypes(value: string, source: string): LinkType[] {
-  const types = value.split(',').map((t) => t.trim()).filter(Boolean);
-  if (types.length === 0) throw new FormatError(source, 'cache.type is empty', 'Use e.g. "reflink,copy"');
-  for (const t of types) {
-    if (!(LINK_TYPES as readonly string[]).includes(t)) {
-      throw new FormatError(source, `unknown cache.type "${t}"`, `Use a comma-separated list of ${LINK_TYPES.join(', ')}`);
-    }
-  }
-  return types as LinkType[];
-}
 
 /** True when files linked this way share their bytes with the cache and must be kept read-only. */
 export function isProtected(type: LinkType): boolean {
@@ -105,4 +96,14 @@ export function unprotectFile(file: string): boolean {
     throw describeFsError(err, file);
   }
   return true;
+}
+
+/** Replaces hard links and symlinks to the cache under `abs` by editable copies. Returns how many. */
+export function unprotectTree(abs: string, objectsDir: string): number {
+  const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+  if (!st) return 0;
+  if (!st.isDirectory()) return unprotectFile(abs) ? 1 : 0;
+  let n = 0;
+  for (const e of walkDir(abs, { objectsDir })) if (unprotectFile(entryPath(abs, e.rel))) n++;
+  return n;
 }

@@ -1,9 +1,9 @@
 import path from 'node:path';
-import { ExitCode, TdvError } from '../errors.js';
-import type { Remote } from '../remote/remote.js';
-import { isInside } from '../util/fs.js';
-import { resolveRemoteUrl } from './remote-config.js';
-import type { Repo } from './repo.js';
+import { ExitCode, TdvError } from '../../errors.js';
+import type { Remote } from '../../remote/remote.js';
+import { isInside } from '../../util/fs.js';
+import { resolveRemoteUrl } from '../../formats/config.js';
+import type { Repo } from '../repo.js';
 
 /** The remote named `name`, or the default one: its implementation chosen by URL. `jobs` sizes its connection pool. */
 export async function openRemote(repo: Repo, name?: string, jobs?: number): Promise<Remote> {
@@ -28,10 +28,10 @@ export async function openRemote(repo: Repo, name?: string, jobs?: number): Prom
     if (loc.path === repo.root || isInside(repo.tdvDir, loc.path)) {
       throw new TdvError('BAD_REMOTE', `remote "${chosen}" points at ${loc.path}, the repository root or inside .tdv/; fix it with \`tdv remote modify ${chosen} url PATH\``);
     }
-    const { LocalRemote } = await import('../remote/local.js');
+    const { LocalRemote } = await import('../../remote/local.js');
     return new LocalRemote(chosen, loc.path);
   }
-  const { createS3Remote } = await import('../remote/s3.js');
+  const { createS3Remote } = await import('../../remote/s3.js');
   return createS3Remote(chosen, cfg, { bucket: loc.bucket, prefix: loc.prefix }, { jobs });
 }
 

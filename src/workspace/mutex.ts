@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { describeFsError, errnoCode, LockTimeoutError } from '../errors.js';
-import { rmQuiet, tmpSuffix } from '../util/fs.js';
+import { tmpSuffix } from '../util/fs.js';
+import { rmQuiet } from './raw.js';
 
 interface LockInfo {
   pid: number;

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { readTextOrUndefined, writeFileAtomicSync } from '../util/fs.js';
+import { readTextOrUndefined } from '../util/fs.js';
+import { writeFileAtomicSync } from './raw.js';
 
 /** The .gitignore line for a tracked path, anchored to its directory: `/data.csv`. */
 function lineFor(name: string): string {

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { FormatError } from '../errors.js';
-import { isSafeRelPath, isValidSize } from '../cache/manifest.js';
-import { isDirOid, isOid, type Oid } from '../cache/oid.js';
+import { isSafeRelPath, isValidSize } from './manifest.js';
+import { isDirOid, isOid, type Oid } from './oid.js';
 import { parseYaml } from '../util/yaml.js';
 
 export const POINTER_EXT = '.tdv';

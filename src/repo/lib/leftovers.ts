@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { rmQuiet } from '../util/fs.js';
+import { rmQuiet } from '../../workspace/raw.js';
 import { allOuts, findPointers } from './pointers.js';
-import type { Repo } from './repo.js';
+import type { Repo } from '../repo.js';
 
 /**
  * Removes the temp files a tdv command that died holding the repository lock

@@ -1,20 +1,20 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { isDirOid } from '../cache/oid.js';
+import { isDirOid } from '../formats/oid.js';
 import { TdvError, UsageError } from '../errors.js';
-import { buildDag, type Dag, withDownstream, withUpstream } from '../stages/graph.js';
-import { loadPipeline, type Stage } from '../stages/load.js';
+import { type Dag, withDownstream, withUpstream } from '../stages/graph.js';
+import type { Stage } from '../stages/load.js';
 import { type LockedPath, type LockFile, readLock, writeLock } from '../stages/lock.js';
 import { ParamsReader } from '../stages/params.js';
 import { RunCache } from '../stages/run-cache.js';
 import type { DockerImages, StageRunner } from '../stages/runner.js';
 import { type CheckContext, checkStage, type StageInputs } from '../stages/status.js';
-import { rmQuiet } from '../util/fs.js';
-import { cacheTarget } from './add.js';
-import { addGitignoreEntry } from './gitignore.js';
-import { hashWorkspace, recordDirectory } from './hashing.js';
-import { allOuts, findPointers } from './pointers.js';
+import { rmQuiet } from '../workspace/raw.js';
+import { cacheTarget } from './lib/hashing.js';
+import { addGitignoreEntry } from '../workspace/gitignore.js';
+import { hashWorkspace, recordDirectory } from './lib/hashing.js';
 import type { Repo } from './repo.js';
+import { loadDag, stageHasher } from './lib/pipeline.js';
 
 export interface ReproOptions {
   /** Stage names; none means every stage. Given names run with their upstream (or downstream). */
@@ -55,23 +55,6 @@ export interface ReproResult {
   blocked: string[];
   /** With `dry`: every selected stage with the reasons it would run (empty: up to date). */
   plan?: { stage: string; reasons: string[] }[];
-}
-
-/** Hashes a stage's dep or output as tdv.lock records it (through the stat cache); undefined when absent. */
-export function stageHasher(repo: Repo): (rel: string) => Promise<LockedPath | undefined> {
-  return async (rel) => {
-    const st = await hashWorkspace(repo, { abs: path.join(repo.root, rel), rel });
-    if (st.kind === 'missing' || st.kind === 'other') return undefined;
-    return st.kind === 'dir' ? { path: rel, sha256: st.oid, size: st.size, nfiles: st.nfiles } : { path: rel, sha256: st.oid, size: st.size };
-  };
-}
-
-/** Loads tdv.yaml and builds its DAG, checking outputs against the pointers. Undefined without a pipeline. */
-export async function loadDag(repo: Repo): Promise<Dag | undefined> {
-  const pipeline = await loadPipeline(repo.root);
-  if (!pipeline) return undefined;
-  const tracked = new Map(allOuts(repo, await findPointers(repo, { withLock: false })).map((o) => [o.rel, repo.rel(o.ptr.file)]));
-  return buildDag(pipeline, tracked);
 }
 
 /**

@@ -1,12 +1,12 @@
-import { type ManifestEntry, parseManifest } from '../cache/manifest.js';
-import type { Oid } from '../cache/oid.js';
-import { RemoteError, TdvError } from '../errors.js';
-import type { Remote } from '../remote/remote.js';
-import { readVerified, remoteHas } from '../remote/transfer.js';
-import { withRemote } from './fetch.js';
+import { type ManifestEntry, parseManifest } from '../../formats/manifest.js';
+import type { Oid } from '../../formats/oid.js';
+import { RemoteError, TdvError } from '../../errors.js';
+import type { Remote } from '../../remote/remote.js';
+import { readVerified, remoteHas } from '../../remote/transfer.js';
+import { withRemote } from './transfer.js';
 import { findPointers, selectTargets } from './pointers.js';
 import { remoteJobs } from './remotes.js';
-import type { Repo } from './repo.js';
+import type { Repo } from '../repo.js';
 import { collectWanted } from './wanted.js';
 
 export interface RemoteDataStatus {

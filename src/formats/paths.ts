@@ -1,0 +1,65 @@
+/**
+ * The one definition of a legal repository-relative path. Used when adding,
+ * and when reading pointers, manifests, run records, tdv.yaml and tdv.lock
+ * from the workspace, a remote or any revision: a name tdv accepts once is
+ * restorable forever, and a name it would refuse later is refused up front.
+ *
+ * A legal path is POSIX (`/`-separated), relative, at most 4096 characters,
+ * well-formed Unicode, and every component is non-empty, at most 255 bytes of
+ * UTF-8, not `.` or `..`, free of NUL, and not `.git` (in any letter case: a
+ * submodule's gitfile or a nested repository inside data) or `.tdv`. On POSIX
+ * a backslash is an ordinary character, as it is to the file system.
+ */
+
+export const MAX_PATH_CHARS = 4096;
+const MAX_COMPONENT_BYTES = 255;
+
+/** Why `p` is not a legal relative path, or undefined when it is one. */
+export function relPathProblem(p: unknown): string | undefined {
+  if (typeof p !== 'string') return 'is not a string';
+  if (p.length === 0) return 'is empty';
+  if (p.length > MAX_PATH_CHARS) return `is longer than ${MAX_PATH_CHARS} characters`;
+  if (!p.isWellFormed()) return 'is not valid Unicode';
+  if (p.includes('\0')) return 'contains a NUL character';
+  if (p.startsWith('/')) return 'is absolute';
+  for (const c of p.split('/')) {
+    if (c === '') return 'has an empty component (a doubled, leading or trailing "/")';
+    if (c === '.' || c === '..') return `has a "${c}" component`;
+    const lower = c.toLowerCase();
+    if (lower === '.git') return 'has a ".git" component (Git\'s own files)';
+    if (c === '.tdv') return 'has a ".tdv" component (tdv\'s own files)';
+    if (c.length * 3 > MAX_COMPONENT_BYTES && Buffer.byteLength(c) > MAX_COMPONENT_BYTES) return `has a component longer than ${MAX_COMPONENT_BYTES} bytes`;
+  }
+  return undefined;
+}
+
+/** True when `p` is a legal relative path (see `relPathProblem`). */
+export function isLegalRelPath(p: unknown): p is string {
+  return relPathProblem(p) === undefined;
+}
+
+/** One component of a legal path (a directory entry's name) is legal. */
+export function nameProblem(name: string): string | undefined {
+  return name.includes('/') ? 'contains "/"' : relPathProblem(name);
+}
+
+/**
+ * A path as `git` quotes it for a human-readable line: control characters,
+ * newlines, DEL, backslash and double quotes escaped, and the whole in quotes
+ * when anything was escaped, so a name can never forge or split an output line.
+ * Non-ASCII printable characters are shown as they are (git's core.quotePath=false).
+ */
+export function quotePath(p: string): string {
+  if (!/[\x00-\x1f\x7f"\\\u0080-\u009f\u2028\u2029]/.test(p)) return p;
+  let out = '"';
+  for (const ch of p) {
+    const c = ch.codePointAt(0)!;
+    if (ch === '"' || ch === '\\') out += `\\${ch}`;
+    else if (ch === '\n') out += '\\n';
+    else if (ch === '\t') out += '\\t';
+    else if (ch === '\r') out += '\\r';
+    else if (c < 0x20 || c === 0x7f || (c >= 0x80 && c <= 0x9f) || c === 0x2028 || c === 0x2029) out += `\\u${c.toString(16).padStart(4, '0')}`;
+    else out += ch;
+  }
+  return `${out}"`;
+}
