@@ -52,6 +52,7 @@ export default [
       sourceType: 'module',
       ecmaVersion: 2024,
     },
+    linterOptions: { reportUnusedDisableDirectives: 'off' },
     rules: guardedFsRules,
   },
   { files: GUARDED, rules: { 'no-restricted-syntax': 'off' } },

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { writeFileAtomicSync } from '../workspace/raw.js';
+import { Guard } from '../workspace/guard.js';
 import type { Oid } from '../formats/oid.js';
 import type { CacheStamp } from './store.js';
 
@@ -82,10 +82,19 @@ export class StatCache {
   private dirtyDirs = false;
   private readonly shards = new Map<string, Shard>();
 
+  private readonly files: { guard: Guard; rel: string };
+
+  /**
+   * `dir` holds the stat cache's files. They are written through `files`
+   * (the repository's own guard and `dir` relative to it); by default a guard
+   * rooted at `dir`'s parent, a directory the caller chose, not one a file named.
+   */
   constructor(
     private readonly dir: string,
     private readonly onWarn?: (msg: string) => void,
+    files?: { guard: Guard; rel: string },
   ) {
+    this.files = files ?? { guard: new Guard(path.dirname(dir), { label: path.dirname(dir) }), rel: path.basename(dir) };
     const loaded = this.read(DIRS);
     const d = loaded && (loaded.json as { dirs?: unknown }).dirs;
     if (loaded && typeof d === 'object' && d !== null) {
@@ -175,15 +184,16 @@ export class StatCache {
   }
 
   private write(): void {
-    fs.mkdirSync(this.dir, { recursive: true });
+    const { guard, rel } = this.files;
+    guard.mkdirp(rel);
     for (const [name, s] of this.shards) {
       if (!s.dirty) continue;
       // A loaded record that failed the racy check was never re-checked: rewriting it
       // with a newer file time would make it trusted. Drop it instead.
       for (const [key, r] of s.recs) if (!s.fresh.has(key) && !(Math.max(r[1], r[2]) < s.ref)) s.recs.delete(key);
-      const file = path.join(this.dir, shardFile(name));
-      if (s.recs.size === 0) fs.rmSync(file, { force: true });
-      else writeFileAtomicSync(file, JSON.stringify({ v: 1, shard: name, files: Object.fromEntries(s.recs) }));
+      const file = `${rel}/${shardFile(name)}`;
+      if (s.recs.size === 0) guard.remove(file);
+      else guard.writeFile(file, JSON.stringify({ v: 1, shard: name, files: Object.fromEntries(s.recs) }));
       s.dirty = false;
     }
     if (this.dirtyDirs) {
@@ -192,7 +202,7 @@ export class StatCache {
         if (!(r.newestMs < this.dirsRef)) this.dirs.delete(rel);
         else if (r.complete && !this.freshComplete.has(rel) && !(r.complete.newestMs < this.dirsRef)) delete r.complete;
       }
-      writeFileAtomicSync(path.join(this.dir, DIRS), JSON.stringify({ v: 1, dirs: Object.fromEntries(this.dirs) }));
+      guard.writeFile(`${rel}/${DIRS}`, JSON.stringify({ v: 1, dirs: Object.fromEntries(this.dirs) }));
       this.dirtyDirs = false;
     }
   }

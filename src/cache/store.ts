@@ -293,9 +293,71 @@ export class ObjectStore {
     return true;
   }
 
+  /**
+   * A new temp file in the store's tmp directory, for bytes arriving from a
+   * remote: written in order, hashed by the caller, then `insertSync`ed under
+   * their hash or discarded. Created exclusively (O_EXCL), read-only.
+   */
+  openTemp(): TempObject {
+    const file = this.newTmpPath();
+    let fd: number | undefined;
+    return {
+      path: file,
+      write(chunks: readonly Uint8Array[]): void {
+        fd ??= fs.openSync(file, 'wx', 0o444);
+        for (const b of chunks) fs.writeSync(fd, b);
+      },
+      close(): void {
+        if (fd === undefined) fs.writeFileSync(file, new Uint8Array(0), { flag: 'wx', mode: 0o444 });
+        else fs.closeSync(fd);
+        fd = undefined;
+      },
+    };
+  }
+
+  /** Removes a temp file of this store (received bytes that failed verification), quietly. */
+  discardTemp(tmp: string): void {
+    if (path.dirname(tmp) === this.tmpDir) rmQuiet(tmp);
+  }
+
+  /**
+   * Removes the store's temp files whose names `mine` matches (those a dead
+   * process left): in its tmp directory and beside objects. Returns how many.
+   */
+  removeTempFiles(mine: RegExp): number {
+    let removed = 0;
+    const sweep = (dir: string, depth: number): void => {
+      let ents: fs.Dirent[];
+      try {
+        ents = fs.readdirSync(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of ents) {
+        if (e.isDirectory()) {
+          if (depth > 0) sweep(path.join(dir, e.name), depth - 1);
+        } else if (mine.test(e.name)) {
+          rmQuiet(path.join(dir, e.name));
+          removed++;
+        }
+      }
+    };
+    sweep(this.tmpDir, 0);
+    sweep(this.objectsDir, 1);
+    return removed;
+  }
+
   private ensureDir(dir: string): void {
     if (this.madeDirs.has(dir)) return;
     fs.mkdirSync(dir, { recursive: true });
     this.madeDirs.add(dir);
   }
+}
+
+/** A temp file being received into the store (see ObjectStore.openTemp). */
+export interface TempObject {
+  readonly path: string;
+  write(chunks: readonly Uint8Array[]): void;
+  /** Flushes and closes; creates the file empty when nothing was written. */
+  close(): void;
 }

@@ -2,9 +2,8 @@ import fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import type { Oid } from '../formats/oid.js';
-import type { ObjectStore } from '../cache/store.js';
+import type { ObjectStore, TempObject } from '../cache/store.js';
 import { describeFsError, errnoCode, RemoteError, TdvError } from '../errors.js';
-import { rmQuiet } from '../workspace/raw.js';
 import type { OnBytes, Remote } from './remote.js';
 
 /**
@@ -118,7 +117,7 @@ export async function downloadVerified(
   const wrong = new Set<string>();
   for (let attempt = 1; attempt <= DOWNLOAD_ATTEMPTS; attempt++) {
     if (attempt > 1) await sleep(100 * 2 ** (attempt - 2));
-    const tmp = store.newTmpPath();
+    const tmp = store.openTemp();
     let reported = 0;
     const count: OnBytes = (n) => {
       reported += n;
@@ -128,7 +127,7 @@ export async function downloadVerified(
     try {
       got = await receive(await remote.get(oid), tmp, count);
     } catch (err) {
-      rmQuiet(tmp);
+      store.discardTemp(tmp.path);
       if (reported) onBytes?.(-reported);
       if (err instanceof TdvError) throw err; // the remote said no: not-found, denied, ...
       if (err instanceof LocalWriteError) throw describeFsError(err.cause, store.tmpDir);
@@ -136,7 +135,7 @@ export async function downloadVerified(
       continue;
     }
     if (got.sha !== oid.slice(0, 64)) {
-      rmQuiet(tmp);
+      store.discardTemp(tmp.path);
       onBytes?.(-reported);
       wrong.add(got.sha);
       lastErr =
@@ -153,7 +152,7 @@ export async function downloadVerified(
             );
       continue;
     }
-    admit(tmp);
+    admit(tmp.path);
     return got.size;
   }
   throw lastErr instanceof TdvError
@@ -168,7 +167,7 @@ export async function readVerified(remote: Remote, store: ObjectStore, oid: Oid)
     try {
       bytes = fs.readFileSync(tmp);
     } finally {
-      rmQuiet(tmp);
+      store.discardTemp(tmp);
     }
   });
   return bytes;
@@ -177,13 +176,12 @@ export async function readVerified(remote: Remote, store: ObjectStore, oid: Oid)
 /** A failure writing the temp file (not reading the remote): never worth a retry. */
 class LocalWriteError extends Error {}
 
-/** Writes a body to `tmp` while hashing it: small objects in one write, large ones chunk by chunk. */
-async function receive(body: AsyncIterable<Uint8Array>, tmp: string, onBytes: OnBytes): Promise<{ sha: string; size: number }> {
+/** Writes a body to the temp file `tmp` while hashing it: small objects in one write, large ones chunk by chunk. */
+async function receive(body: AsyncIterable<Uint8Array>, tmp: TempObject, onBytes: OnBytes): Promise<{ sha: string; size: number }> {
   const h = createHash('sha256');
   let size = 0;
   let pending: Buffer[] = [];
   let pendingBytes = 0;
-  let fd: number | undefined;
   const local = <T>(fn: () => T): T => {
     try {
       return fn();
@@ -192,11 +190,11 @@ async function receive(body: AsyncIterable<Uint8Array>, tmp: string, onBytes: On
     }
   };
   const flush = () => {
-    fd ??= local(() => fs.openSync(tmp, 'wx', 0o444));
-    for (const b of pending) local(() => fs.writeSync(fd!, b));
+    local(() => tmp.write(pending));
     pending = [];
     pendingBytes = 0;
   };
+  let closed = false;
   try {
     for await (const chunk of body) {
       h.update(chunk);
@@ -206,10 +204,17 @@ async function receive(body: AsyncIterable<Uint8Array>, tmp: string, onBytes: On
       pendingBytes += chunk.length;
       if (pendingBytes >= SMALL) flush();
     }
-    if (fd === undefined) local(() => fs.writeFileSync(tmp, Buffer.concat(pending), { flag: 'wx', mode: 0o444 }));
-    else flush();
+    if (pendingBytes > 0) flush();
+    closed = true;
+    local(() => tmp.close());
   } finally {
-    if (fd !== undefined) fs.closeSync(fd);
+    if (!closed) {
+      try {
+        tmp.close();
+      } catch {
+        /* the body failed: the temp file is discarded anyway */
+      }
+    }
   }
   return { sha: h.digest('hex'), size };
 }

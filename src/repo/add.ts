@@ -8,7 +8,6 @@ import { entryPath, objectLinkOid } from '../cache/walk.js';
 import type { TargetState } from '../cache/workspace.js';
 import { gitTrackedPaths } from '../git/git.js';
 import { isInside, lstatOrUndefined, toPosix } from '../util/fs.js';
-import { writeFileAtomicSync } from '../workspace/raw.js';
 import { addGitignoreEntry } from '../workspace/gitignore.js';
 import { cacheTarget, type Hashed, relink } from './lib/hashing.js';
 import { pointerFileFor, POINTER_EXT, type PointerOut, serializePointer } from '../formats/pointer.js';
@@ -61,7 +60,7 @@ export async function add(repo: Repo, opts: AddOptions): Promise<AddResult> {
         const out = toOut(path.basename(abs), state);
         const previous = fs.existsSync(ptrFile) ? (await readPointer(repo, ptrFile)).outs : undefined;
         const changed = !(previous?.length === 1 && previous[0]!.sha256 === out.sha256 && previous[0]!.path === out.path && !previous[0]!.isexec === !out.isexec);
-        if (changed) writeFileAtomicSync(ptrFile, serializePointer([out]));
+        if (changed) repo.guard.writeControlFile(repo.rel(ptrFile), serializePointer([out]));
         addGitignoreEntry(path.dirname(abs), path.basename(abs));
         if (move) await relink(repo, abs, rel, state);
         result.added.push({ path: rel, pointer: repo.rel(ptrFile), oid: out.sha256, size: out.size, nfiles: out.nfiles, changed });

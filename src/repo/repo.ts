@@ -66,7 +66,7 @@ export class Repo {
   }
 
   get statCache(): StatCache {
-    this._statCache ??= new StatCache(this.tmpDir, (m) => this.reporter.warn?.(m));
+    this._statCache ??= new StatCache(this.tmpDir, (m) => this.reporter.warn?.(m), { guard: this.own, rel: 'tmp' });
     return this._statCache;
   }
 
@@ -89,7 +89,7 @@ export class Repo {
 
   /** The guard of tdv's own directory `.tdv/` (checked to be a real directory when the repository was opened). */
   get own(): Guard {
-    this._own ??= new Guard(this.tdvDir, { label: `${TDV_DIR}/` });
+    this._own ??= new Guard(this.tdvDir, { label: `${TDV_DIR}/`, allControl: true });
     return this._own;
   }
 

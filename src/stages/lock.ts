@@ -3,7 +3,7 @@ import { FormatError } from '../errors.js';
 import { isSafeRelPath } from '../formats/manifest.js';
 import { isHex64, isOid } from '../formats/oid.js';
 import { readTextOrUndefined } from '../util/fs.js';
-import { writeFileAtomicSync } from '../workspace/raw.js';
+import { Guard } from '../workspace/guard.js';
 import { parseYaml } from '../util/yaml.js';
 
 export const LOCK_FILE = 'tdv.lock';
@@ -108,5 +108,6 @@ export async function writeLock(root: string, lock: LockFile): Promise<void> {
     };
   }
   const text = `# Written by tdv repro: what produced each stage's outputs. Commit it with tdv.yaml.\n${stringify({ schema: 1, stages }, { lineWidth: 0 })}`;
-  writeFileAtomicSync(path.join(root, LOCK_FILE), text);
+  // A control file: written as a regular file only, never through a committed symlink.
+  new Guard(root).writeControlFile(LOCK_FILE, text);
 }

@@ -36,8 +36,20 @@ import { quotePath, relPathProblem } from '../formats/paths.js';
 import { siblingTmp, toPosix } from '../util/fs.js';
 import { pruneEmptyDirs, rmQuiet, writeFileAtomicSync } from './raw.js';
 
-/** `inspect`: lstat what is there (a symlink included) without reading through it. */
-export type Purpose = 'read' | 'inspect' | 'write' | 'delete';
+/**
+ * `inspect`: lstat what is there (a symlink included) without reading through it.
+ * `control`: write or delete one of tdv's control files (see CONTROL_NAME), which
+ * may be Git-tracked (pointers, tdv.lock, .gitignore): not subject to `protect`.
+ */
+export type Purpose = 'read' | 'inspect' | 'write' | 'delete' | 'control';
+
+/**
+ * The files tdv itself writes in a work tree, whatever Git tracks: pointers,
+ * tdv.lock, .gitignore, .gitattributes, .tdvignore. Their names come from
+ * tdv's code (or, for a pointer, from a path the user named), never from a
+ * file's content.
+ */
+const CONTROL_NAME = /(?:^|\/)(?:\.gitignore|\.gitattributes|\.tdvignore|tdv\.lock|[^/]+\.tdv)$/;
 
 /** A path from a file that would lead outside the root, through a symlink, or over a protected file. */
 export class UnsafePathError extends TdvError {
@@ -61,6 +73,11 @@ export interface GuardOptions {
    * parent never needs it; the root guard of a repository refuses it).
    */
   allowOwnDir?: boolean;
+  /**
+   * Every file under this root is a control file (tdv's own directory, Git's
+   * hooks directory): written only as regular files, never through symlinks.
+   */
+  allControl?: boolean;
 }
 
 /** Where a path came from, for the one error line: "data.tdv", "tdv.yaml:3:5", "run record 1a2b3c4d". */
@@ -74,14 +91,17 @@ export class Guard {
   readonly label: string;
   private readonly protect?: GuardOptions['protect'];
   private readonly allowOwnDir: boolean;
+  private readonly allowControl: boolean;
   /** Relative directories (POSIX, '' for the root) seen to be real directories. */
-  private readonly realDirs = new Set<string>(['']);
+  private readonly realDirs = new Set<string>();
+  private rootMade = false;
 
   constructor(root: string, opts: GuardOptions = {}) {
     this.root = path.resolve(root);
     this.label = opts.label ?? 'the repository';
     this.protect = opts.protect;
     this.allowOwnDir = opts.allowOwnDir === true;
+    this.allowControl = opts.allControl === true;
   }
 
   /** The absolute path of a relative path, unchecked: for messages and for paths the guard already resolved. */
@@ -122,6 +142,10 @@ export class Guard {
       this.realDirs.add(dir);
     }
     if (purpose === 'inspect') return this.abs(rel);
+    if (purpose === 'control') {
+      if (!CONTROL_NAME.test(rel) && !this.allowControl) throw new UnsafePathError(`${from(source)}${shown(rel)} is not one of tdv's control files`, { path: rel });
+      return this.abs(rel);
+    }
     if (purpose === 'read') {
       if (lstat(this.abs(rel))?.isSymbolicLink()) {
         throw new UnsafePathError(`${from(source)}${shown(rel)} is a symlink; tdv does not follow symlinks named by its files. Name the real file instead`, { path: rel });
@@ -156,6 +180,7 @@ export class Guard {
    * is refused; a file on the way is an error naming it.
    */
   mkdirp(rel: string, source?: Source): string {
+    this.makeRoot();
     if (rel === '' || rel === '.') return this.root;
     this.resolve(rel, 'write', source);
     const parts = rel.split('/');
@@ -180,7 +205,7 @@ export class Guard {
   /** Makes the parent directory of `rel` (see `mkdirp`) and returns `rel`'s absolute path, checked for writing. */
   prepareWrite(rel: string, source?: Source): string {
     const i = rel.lastIndexOf('/');
-    if (i > 0) this.mkdirp(rel.slice(0, i), source);
+    this.mkdirp(i > 0 ? rel.slice(0, i) : '', source);
     return this.resolve(rel, 'write', source);
   }
 
@@ -195,21 +220,23 @@ export class Guard {
    * nothing, so a committed symlink is refused, not replaced or followed.
    */
   writeControlFile(rel: string, data: string | Uint8Array, opts: { mode?: number; source?: Source } = {}): void {
-    const abs = this.prepareWrite(rel, opts.source);
+    const i = rel.lastIndexOf('/');
+    this.mkdirp(i > 0 ? rel.slice(0, i) : '', opts.source);
+    const abs = this.resolve(rel, 'control', opts.source);
     this.checkControlFile(rel, abs);
     writeFileAtomicSync(abs, data, opts.mode);
   }
 
   /** Reads a control file: undefined when absent; refused when it is a symlink or not a regular file. */
   readControlFile(rel: string): string | undefined {
-    const abs = this.resolve(rel, 'write');
+    const abs = this.resolve(rel, 'control');
     if (!this.checkControlFile(rel, abs)) return undefined;
     return fs.readFileSync(abs, 'utf8');
   }
 
   /** Deletes a control file that is a regular file; a symlink there is refused. */
   removeControlFile(rel: string): void {
-    const abs = this.resolve(rel, 'delete');
+    const abs = this.resolve(rel, 'control');
     if (this.checkControlFile(rel, abs)) fs.rmSync(abs, { force: true });
   }
 
@@ -346,6 +373,17 @@ export class Guard {
     } catch (err) {
       throw describeFsError(err, abs);
     }
+  }
+
+  /** The root itself is the caller's choice, not a file's: made (with its parents) when missing. */
+  private makeRoot(): void {
+    if (this.rootMade) return;
+    try {
+      fs.mkdirSync(this.root, { recursive: true });
+    } catch (err) {
+      throw describeFsError(err, this.root);
+    }
+    this.rootMade = true;
   }
 
   private forgetDirs(rel: string): void {

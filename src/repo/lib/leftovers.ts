@@ -1,6 +1,5 @@
 import fs from 'node:fs';
-import path from 'node:path';
-import { rmQuiet } from '../../workspace/raw.js';
+import type { Guard } from '../../workspace/guard.js';
 import { allOuts, findPointers } from './pointers.js';
 import type { Repo } from '../repo.js';
 
@@ -10,32 +9,31 @@ import type { Repo } from '../repo.js';
  * beside workspace files, pointers and tdv.lock, and beside cache objects.
  * Every tdv temp name carries its writer's pid (see tmpSuffix), so only that
  * process's files are touched; the caller holds the lock the dead one held.
- * Returns how many were removed.
+ * Workspace directories are found from pointers, so they are swept through
+ * the guard: never through a symlink. Returns how many were removed.
  */
 export async function removeLeftovers(repo: Repo, pid: number): Promise<number> {
   const mine = new RegExp(`^(?:obj|\\.tdvtmp|\\.tmp|lock)\\.${pid}\\.[0-9a-f]+$`);
-  let removed = 0;
-  const sweep = (dir: string, recurse: boolean): void => {
+  let removed = repo.store.removeTempFiles(mine);
+  const sweep = (guard: Guard, rel: string, recurse: boolean): void => {
     let ents: fs.Dirent[];
     try {
-      ents = fs.readdirSync(dir, { withFileTypes: true });
+      ents = fs.readdirSync(rel === '' ? guard.root : guard.resolve(rel, 'inspect'), { withFileTypes: true });
     } catch {
-      return; // gone, or not a directory
+      return; // gone, not a directory, or not a path tdv may touch
     }
     for (const e of ents) {
+      const child = rel === '' ? e.name : `${rel}/${e.name}`;
       if (e.isDirectory()) {
-        if (recurse && e.name !== '.git') sweep(path.join(dir, e.name), true);
+        if (recurse && e.name !== '.git') sweep(guard, child, true);
       } else if (mine.test(e.name)) {
-        rmQuiet(path.join(dir, e.name));
+        guard.removeQuiet(child);
         removed++;
       }
     }
   };
-  sweep(repo.tmpDir, false);
-  sweep(repo.store.tmpDir, false);
-  sweep(repo.root, false);
-  // Object prefix directories: copies made beside an object when the cache is on another file system.
-  sweep(repo.store.objectsDir, true);
+  sweep(repo.own, 'tmp', false);
+  sweep(repo.guard, '', false);
   let pointers;
   try {
     pointers = await findPointers(repo, { everything: true });
@@ -43,11 +41,13 @@ export async function removeLeftovers(repo: Repo, pid: number): Promise<number> 
     return removed; // a broken pointer: the command about to run will say so
   }
   const dirs = new Set<string>();
-  for (const p of pointers) dirs.add(path.dirname(p.file));
+  const parent = (rel: string) => (rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '');
+  for (const p of pointers) dirs.add(parent(repo.rel(p.file)));
   for (const s of allOuts(repo, pointers)) {
-    dirs.add(path.dirname(s.abs));
-    if (fs.lstatSync(s.abs, { throwIfNoEntry: false })?.isDirectory()) sweep(s.abs, true);
+    dirs.add(parent(s.rel));
+    sweep(repo.guard, s.rel, true);
   }
-  for (const d of dirs) sweep(d, false);
+  dirs.delete('');
+  for (const d of dirs) sweep(repo.guard, d, false);
   return removed;
 }
