@@ -44,7 +44,9 @@ export class Repo {
     if (!root) throw new NotARepoError(`not a tdv repository (or any parent directory): ${cwd}. Run \`tdv init\` at the top of your Git repository`);
     checkOwnDirs(root);
     const config = await loadConfig(path.join(root, TDV_DIR));
-    return new Repo(root, config, findGitWorkTree(root), reporter);
+    const repo = new Repo(root, config, findGitWorkTree(root), reporter);
+    repo.checkCommittedCacheLink();
+    return repo;
   }
 
   get tdvDir(): string {
@@ -91,6 +93,19 @@ export class Repo {
   get own(): Guard {
     this._own ??= new Guard(this.tdvDir, { label: `${TDV_DIR}/`, allControl: true });
     return this._own;
+  }
+
+  /**
+   * A `.tdv/cache` symlink the user made (to a shared cache) is their choice;
+   * one that came with a clone (Git tracks it) would send every object
+   * anywhere the repository's author chose: refused.
+   */
+  private checkCommittedCacheLink(): void {
+    const rel = `${TDV_DIR}/cache`;
+    if (!fs.lstatSync(path.join(this.root, rel), { throwIfNoEntry: false })?.isSymbolicLink()) return;
+    if (this.gitTracked().firstUnder(this.gitPath(rel)) !== undefined) {
+      throw new UnsafePathError(`${rel} is a symlink committed to Git; tdv will not keep its cache wherever a clone points. Run \`git rm --cached ${rel}\`, replace it with a real directory, and commit`, { path: rel });
+    }
   }
 
   /** The paths Git tracks (its index), read once per command. */
