@@ -316,7 +316,8 @@ export async function applyCheckout(ctx: CheckoutContext, plan: CheckoutPlan): P
   try {
     for (const c of plan.clears) guard.remove(c.rel, c.source);
     for (const d of plan.deletes) {
-      guard.remove(d.rel, d.source);
+      // Planned as a file: a directory there now appeared since, and is not the plan's to remove.
+      if (guard.lstat(d.rel, d.source)?.isDirectory() === false) guard.remove(d.rel, d.source);
       guard.pruneEmpty(parentOf(d.rel));
     }
     const stats = await linkFiles(ctx, plan.writes);
