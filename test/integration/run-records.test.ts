@@ -9,7 +9,8 @@
  *
  * Also here: checkout through a symlinked directory inside tracked data, and
  * `checkout --to` with a symlink inside the snapshot directory, never write
- * outside.
+ * outside; nor do `unprotect` and `remove` of a pointer whose path leads
+ * through a symlink out of the repository.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -249,5 +250,39 @@ describe('checkout never writes outside through a symlink inside the destination
     expect(r.code, r.stderr).toBe(0);
     expect(read(real, 'data/a.csv')).toBe('a\n');
     expect(read(real, 'data/sub/b.csv')).toBe('b\n');
+  });
+});
+
+describe('unprotect and remove go through the guard', () => {
+  /** A pointer whose path leads through `link`, a symlink to a directory outside holding a read-only, hard-linked `x` and a .gitignore naming it. */
+  async function hostile(): Promise<{ dir: string; outside: string; ino: number }> {
+    const dir = await newRepo();
+    const outside = newDir();
+    write(outside, 'x', 'x');
+    fs.linkSync(path.join(outside, 'x'), path.join(outside, 'x-other-name'));
+    fs.chmodSync(path.join(outside, 'x'), 0o444);
+    write(outside, '.gitignore', '/x\n');
+    fs.symlinkSync(outside, path.join(dir, 'link'));
+    write(dir, 'evil.tdv', `outs:\n- path: link/x\n  sha256: ${sha('x')}\n  size: 1\n`);
+    return { dir, outside, ino: fs.statSync(path.join(outside, 'x')).ino };
+  }
+
+  it('tdv unprotect of a path behind a symlink out of the repository changes nothing there', async () => {
+    const { dir, outside, ino } = await hostile();
+    const r = await tdv(dir, 'unprotect', 'link/x');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, 'evil.tdv: link/x goes through the symlink link');
+    expect(fs.statSync(path.join(outside, 'x')).ino).toBe(ino);
+    expect(fs.statSync(path.join(outside, 'x')).mode & 0o777).toBe(0o444);
+  });
+
+  it('tdv remove of such a pointer edits no .gitignore and replaces no file outside, and keeps the pointer', async () => {
+    const { dir, outside, ino } = await hostile();
+    const r = await tdv(dir, 'remove', 'evil.tdv');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, 'evil.tdv: link/x goes through the symlink link');
+    expect(read(outside, '.gitignore')).toBe('/x\n');
+    expect(fs.statSync(path.join(outside, 'x')).ino).toBe(ino);
+    expect(fs.existsSync(path.join(dir, 'evil.tdv'))).toBe(true);
   });
 });
