@@ -22,6 +22,7 @@ export const GUARDED = [
   'src/workspace/mutex.ts', // the repository lock in .tdv/tmp (a real directory, checked when the repository opens)
   'src/cache/store.ts', // the object store: the cache's own files
   'src/remote/local.ts', // the directory remote: an object store too
+  'src/remote/publish.ts', // the directory remote's copy task, run on the pool's two threads
 ];
 
 export const guardedFsRules = {

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { describeFsError, errnoCode, FormatError, TdvError, vanished } from '../errors.js';
 import { tmpSuffix } from '../util/fs.js';
-import { rmQuiet } from '../workspace/raw.js';
+import { rmQuiet, writeFileAtomicSync } from '../workspace/raw.js';
 import { CHUNK, hashFile, sha256 } from './hash.js';
 import { type ManifestEntry, parseManifest, serializeManifest } from '../formats/manifest.js';
 import { isDirOid, isOid, type Oid, oidRelPath } from '../formats/oid.js';
@@ -351,6 +351,44 @@ export class ObjectStore {
     if (this.madeDirs.has(dir)) return;
     fs.mkdirSync(dir, { recursive: true });
     this.madeDirs.add(dir);
+  }
+
+  /** The run-cache's records (stages/run-cache.ts) live beside the objects: `<root>/runs/ab/cdef...`. */
+  get runsDir(): string {
+    return path.join(this.root, 'runs');
+  }
+
+  private runPath(key: string): string {
+    if (!/^[0-9a-f]{64}$/.test(key)) throw new Error(`not a run key: ${key}`);
+    return path.join(this.runsDir, key.slice(0, 2), key.slice(2));
+  }
+
+  /** Writes a run record atomically (temp file, then rename). */
+  writeRun(key: string, text: string): void {
+    const file = this.runPath(key);
+    this.ensureDir(path.dirname(file));
+    writeFileAtomicSync(file, text);
+  }
+
+  /**
+   * A run record's text; undefined when there is none. Only a regular file is
+   * read (opened non-blocking, not following a symlink), so a FIFO or a link
+   * planted there cannot hang or redirect the read.
+   */
+  readRun(key: string): string | undefined {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.runPath(key), fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ?? 0));
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR') return undefined;
+      throw describeFsError(err, this.runPath(key));
+    }
+    try {
+      return fs.fstatSync(fd).isFile() ? fs.readFileSync(fd, 'utf8') : undefined;
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 }
 

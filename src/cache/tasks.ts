@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import { errnoCode, TdvError } from '../errors.js';
-import { tmpSuffix } from '../util/fs.js';
-import { rmQuiet } from '../workspace/raw.js';
+import { publishTask } from '../remote/publish.js';
 import { sha256 } from './hash.js';
 import { sameVersion, type StatKey } from './statcache.js';
 import { Linker, type LinkType } from '../workspace/link.js';
@@ -64,30 +63,4 @@ export function makeTask<K extends TaskName>(name: K, setup: Tasks[K]['setup']):
     if (size !== item[1]) throw new TdvError('CHANGED_WHILE_ADDING', `${item[0]} changed while it was being read; run the command again when nothing writes to it`);
     return oid;
   }) as never;
-}
-
-function publishTask(objectsDir: string): (item: Tasks['publish']['item']) => string {
-  const made = new Set<string>();
-  const flags = fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE;
-  return ([from, oid]) => {
-    const dir = `${objectsDir}/${oid.slice(0, 2)}`;
-    const tmp = `${dir}/.tmp.${tmpSuffix()}`;
-    try {
-      if (!made.has(dir)) {
-        fs.mkdirSync(dir, { recursive: true });
-        made.add(dir);
-      }
-      try {
-        fs.copyFileSync(from, tmp, flags);
-      } catch (err) {
-        if (errnoCode(err) !== 'EEXIST') rmQuiet(tmp); // EEXIST: another writer's temp file, not ours
-        throw err;
-      }
-      fs.renameSync(tmp, `${dir}/${oid.slice(2)}`);
-      return '';
-    } catch (err) {
-      if (errnoCode(err) !== 'EEXIST') rmQuiet(tmp);
-      return `${errnoCode(err) ?? 'EIO'} ${(err as Error).message}`;
-    }
-  };
 }

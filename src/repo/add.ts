@@ -61,7 +61,7 @@ export async function add(repo: Repo, opts: AddOptions): Promise<AddResult> {
         const previous = fs.existsSync(ptrFile) ? (await readPointer(repo, ptrFile)).outs : undefined;
         const changed = !(previous?.length === 1 && previous[0]!.sha256 === out.sha256 && previous[0]!.path === out.path && !previous[0]!.isexec === !out.isexec);
         if (changed) repo.guard.writeControlFile(repo.rel(ptrFile), serializePointer([out]));
-        addGitignoreEntry(path.dirname(abs), path.basename(abs));
+        addGitignoreEntry(repo.guard, rel);
         if (move) await relink(repo, abs, rel, state);
         result.added.push({ path: rel, pointer: repo.rel(ptrFile), oid: out.sha256, size: out.size, nfiles: out.nfiles, changed });
         const dir = path.dirname(ptrFile);

@@ -398,7 +398,7 @@ async function editConfig<T>(repo: Repo, edit: (e: ConfigEdit) => T): Promise<{ 
       const text = next[f];
       if (text === undefined || text === before[f]) continue;
       const file = path.join(tdvDir, f);
-      if (f === LOCAL_CONFIG_FILE) write.gitignored = addGitignoreEntry(tdvDir, LOCAL_CONFIG_FILE);
+      if (f === LOCAL_CONFIG_FILE) write.gitignored = addGitignoreEntry(repo.own, LOCAL_CONFIG_FILE);
       // config.local.yaml may hold credentials: readable by its owner only.
       const mode = fs.statSync(file, { throwIfNoEntry: false })?.mode ?? (f === LOCAL_CONFIG_FILE ? 0o600 : 0o644);
       writeFileAtomicSync(file, text, mode & 0o7777);

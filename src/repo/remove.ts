@@ -1,7 +1,5 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { UsageError } from '../errors.js';
-import { removeGitignoreEntry } from '../workspace/gitignore.js';
+import { gitignoreFor, removeGitignoreEntry } from '../workspace/gitignore.js';
 import { allOuts, findPointers, selectTargets } from './lib/pointers.js';
 import { unprotectTree } from '../workspace/link.js';
 import type { Repo } from './repo.js';
@@ -27,14 +25,17 @@ export async function remove(repo: Repo, targets: string[]): Promise<RemoveResul
     const gitignores: RemoveResult['gitignores'] = [];
     // A pointer is removed whole: every output it tracks is released, not just the one named.
     const pointers = [...new Set(selected.map((s) => s.ptr))];
+    // Every write and delete through the workspace guard: a symlinked .gitignore or a
+    // symlink on the way to the data is refused, never followed.
     for (const s of allOuts(repo, pointers)) {
-      unprotectTree(s.abs, repo.store.objectsDir);
-      const changed = removeGitignoreEntry(path.dirname(s.abs), path.basename(s.abs));
-      if (changed) gitignores.push({ path: repo.rel(path.join(path.dirname(s.abs), '.gitignore')), deleted: changed === 'deleted' });
+      unprotectTree(repo.guard, s.rel, repo.store.objectsDir, repo.rel(s.ptr.file));
+      const changed = removeGitignoreEntry(repo.guard, s.rel);
+      if (changed) gitignores.push({ path: gitignoreFor(s.rel), deleted: changed === 'deleted' });
       repo.statCache.forget(s.rel);
     }
     for (const p of pointers) {
-      fs.rmSync(p.file, { force: true });
+      // A pointer is a control file: Git tracks it, and it is deleted only as a regular file.
+      repo.guard.removeControlFile(repo.rel(p.file));
       removed.add(p.file);
     }
     repo.statCache.save();

@@ -1,18 +1,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { isDirOid } from '../formats/oid.js';
 import { TdvError, UsageError } from '../errors.js';
+import { TDV_DIR } from '../formats/layout.js';
 import { type Dag, withDownstream, withUpstream } from '../stages/graph.js';
 import type { Stage } from '../stages/load.js';
 import { type LockedPath, type LockFile, readLock, writeLock } from '../stages/lock.js';
 import { ParamsReader } from '../stages/params.js';
-import { RunCache } from '../stages/run-cache.js';
+import { RunCache, type RunEntry, recordMismatch } from '../stages/run-cache.js';
 import type { DockerImages, StageRunner } from '../stages/runner.js';
 import { type CheckContext, checkStage, type StageInputs } from '../stages/status.js';
-import { rmQuiet } from '../workspace/raw.js';
-import { cacheTarget } from './lib/hashing.js';
+import { Guard } from '../workspace/guard.js';
+import { applyCheckout, type CheckoutTarget, planCheckout } from '../workspace/checkout.js';
 import { addGitignoreEntry } from '../workspace/gitignore.js';
-import { hashWorkspace, recordDirectory } from './lib/hashing.js';
+import { cacheTarget, hashWorkspace, workspaceContext } from './lib/hashing.js';
 import type { Repo } from './repo.js';
 import { loadDag, stageHasher } from './lib/pipeline.js';
 
@@ -101,7 +101,7 @@ class Run {
     private readonly opts: ReproOptions,
   ) {
     this.params = new ParamsReader(repo.root);
-    this.runCache = new RunCache(path.join(repo.cacheDir, 'runs'));
+    this.runCache = new RunCache(repo.store);
     this.emit = opts.onEvent ?? (() => {});
     this.docker = opts.runners?.docker;
     this.local = opts.runners?.local;
@@ -236,9 +236,10 @@ class Run {
     }
     const inputs = check.inputs!;
     const key = RunCache.key(stage, inputs);
+    const guard = this.guardFor(stage);
     if (this.opts.runCache !== false && !this.opts.force) {
       const hit = this.runCache.get(key);
-      if (hit && (await this.restore(hit))) {
+      if (hit && (await this.restore(stage, key, hit, guard))) {
         await this.record(stage, inputs, hit.outs, hit.metrics);
         res.restored.push(name);
         this.emit({ type: 'restored', stage: name });
@@ -248,16 +249,18 @@ class Run {
     const started = Date.now();
     const where = inputs.image ? 'docker' : 'local';
     this.emit({ type: 'start', stage: name, reasons, where });
+    // Outputs are removed before the run (a stage must not see stale ones), through the guard:
+    // never through a symlink, never a Git-tracked file other than a declared metric.
     for (const o of [...stage.outs, ...stage.metrics]) {
-      const abs = path.join(this.repo.root, o);
-      fs.rmSync(abs, { recursive: true, force: true });
-      fs.mkdirSync(path.dirname(abs), { recursive: true });
+      guard.remove(o, stage.where);
+      if (o.includes('/')) guard.mkdirp(o.slice(0, o.lastIndexOf('/')), stage.where);
     }
-    const logDir = path.join(this.repo.tdvDir, 'logs');
-    fs.mkdirSync(logDir, { recursive: true });
-    addGitignoreEntry(this.repo.tdvDir, 'logs');
-    const logFile = path.join(logDir, `${name}.log`);
-    const log = fs.openSync(logFile, 'w');
+    const own = this.repo.own;
+    own.mkdirp('logs');
+    addGitignoreEntry(own, 'logs');
+    const logRel = `logs/${name}.log`;
+    const logShown = `${TDV_DIR}/${logRel}`;
+    const log = own.openForWrite(logRel);
     let result;
     try {
       const runner = inputs.image ? await this.dockerRunner() : await this.localRunner();
@@ -277,31 +280,30 @@ class Run {
     } catch (err) {
       fs.closeSync(log);
       if (!(err instanceof TdvError)) throw err;
-      res.failed.push({ stage: name, error: err.message, log: this.repo.rel(logFile) });
-      this.emit({ type: 'failed', stage: name, message: err.message, logTail: tail(logFile) });
+      res.failed.push({ stage: name, error: err.message, log: logShown });
+      this.emit({ type: 'failed', stage: name, message: err.message, logTail: tail(own, logRel) });
       return false;
     }
     fs.closeSync(log);
     const fail = (message: string) => {
-      res.failed.push({ stage: name, error: message, log: this.repo.rel(logFile) });
-      this.emit({ type: 'failed', stage: name, message, logTail: tail(logFile) });
+      res.failed.push({ stage: name, error: message, log: logShown });
+      this.emit({ type: 'failed', stage: name, message, logTail: tail(own, logRel) });
       return false;
     };
     if (this.opts.signal?.aborted) return fail(`stage "${name}" was interrupted; nothing was recorded for it`);
-    if (result.exitCode !== 0) return fail(`stage "${name}" failed: ${result.signal ? `killed by ${result.signal}` : `exit code ${result.exitCode}`} (log: ${this.repo.rel(logFile)})`);
-    const missing = [...stage.outs, ...stage.metrics].filter((o) => !fs.existsSync(path.join(this.repo.root, o)));
-    if (missing.length) return fail(`stage "${name}" did not produce ${missing.join(', ')}, which tdv.yaml declares (log: ${this.repo.rel(logFile)})`);
+    if (result.exitCode !== 0) return fail(`stage "${name}" failed: ${result.signal ? `killed by ${result.signal}` : `exit code ${result.exitCode}`} (log: ${logShown})`);
+    const missing = [...stage.outs, ...stage.metrics].filter((o) => guard.lstat(o, stage.where) === undefined);
+    if (missing.length) return fail(`stage "${name}" did not produce ${missing.join(', ')}, which tdv.yaml declares (log: ${logShown})`);
     const outs: LockedPath[] = [];
     for (const o of stage.outs) {
-      const abs = path.join(this.repo.root, o);
-      const st = await cacheTarget(this.repo, abs, o);
+      const st = await cacheTarget(this.repo, guard.resolve(o, 'write', stage.where), o, { guard, source: stage.where });
       outs.push(st.kind === 'dir' ? { path: o, sha256: st.oid, size: st.size, nfiles: st.nfiles } : { path: o, sha256: st.oid, size: st.size });
-      addGitignoreEntry(path.dirname(abs), path.basename(abs));
+      addGitignoreEntry(guard, o);
     }
     // Metrics stay plain files in Git; a copy goes into the cache so the run-cache can restore them.
     const metrics: LockedPath[] = [];
     for (const m of stage.metrics) {
-      const st = await hashWorkspace(this.repo, { abs: path.join(this.repo.root, m), rel: m }, { write: 'store' });
+      const st = await hashWorkspace(this.repo, { abs: guard.resolve(m, 'inspect', stage.where), rel: m }, { write: 'store' });
       if (st.kind !== 'file') return fail(`metrics ${m} of stage "${name}" must be a file`);
       metrics.push({ path: m, sha256: st.oid, size: st.size });
     }
@@ -317,46 +319,59 @@ class Run {
     await writeLock(this.repo.root, this.lock);
   }
 
-  /** Puts a run-cache entry's outputs in place from the cache; false if any object is missing. */
-  private async restore(entry: { outs: LockedPath[]; metrics: LockedPath[] }): Promise<boolean> {
-    const store = this.repo.store;
-    for (const o of [...entry.outs, ...entry.metrics]) if (!store.hasAll(o.sha256)) return false;
-    const linker = this.repo.linker();
-    for (const o of entry.outs) {
-      const abs = path.join(this.repo.root, o.path);
-      fs.rmSync(abs, { recursive: true, force: true });
-      fs.mkdirSync(path.dirname(abs), { recursive: true });
-      if (!isDirOid(o.sha256)) {
-        linker.link(store.pathOf(o.sha256), abs);
-        continue;
-      }
-      const entries = store.readManifest(o.sha256);
-      for (const e of entries) {
-        const dest = path.join(abs, ...e.relpath.split('/'));
-        fs.mkdirSync(path.dirname(dest), { recursive: true });
-        linker.link(store.pathOf(e.sha256), dest, e.isexec);
-      }
-      await recordDirectory(this.repo, { abs, rel: o.path }, { oid: o.sha256, size: o.size, nfiles: o.nfiles ?? entries.length, entries }, undefined, () => false);
-      addGitignoreEntry(path.dirname(abs), path.basename(abs));
+  /**
+   * The workspace guard for one stage: like the repository's, it refuses to
+   * overwrite or delete Git-tracked files, except the stage's declared
+   * metrics, which are kept in Git and rewritten by every run.
+   */
+  private guardFor(stage: Stage): Guard {
+    const repo = this.repo;
+    const metrics = new Set(stage.metrics);
+    return new Guard(repo.root, {
+      protect: (rel, dir) => {
+        const tracked = repo.gitTracked();
+        const own = repo.gitPath(rel);
+        const hit = dir ? tracked.firstUnder(own) : tracked.has(own) ? own : undefined;
+        if (hit === undefined || (hit === own && metrics.has(rel))) return undefined;
+        return hit === own ? 'it is tracked by Git' : `it contains ${hit}, which is tracked by Git`;
+      },
+    });
+  }
+
+  /**
+   * Restores a run record's outputs through the checkout engine; false (the
+   * stage then runs) when the record does not name exactly the declared
+   * outputs and metrics, or an object is missing. A record is data from the
+   * cache or a remote: every path it names goes through the stage's guard.
+   */
+  private async restore(stage: Stage, key: string, entry: RunEntry, guard: Guard): Promise<boolean> {
+    const source = `run record ${key.slice(0, 8)}`;
+    const wrong = recordMismatch(stage, entry);
+    if (wrong !== undefined) {
+      this.repo.reporter.warn?.(`${source}: ${wrong}; not restoring from it, the stage runs instead`);
+      return false;
     }
-    for (const m of entry.metrics) {
-      const abs = path.join(this.repo.root, m.path);
-      rmQuiet(abs);
-      fs.mkdirSync(path.dirname(abs), { recursive: true });
-      fs.copyFileSync(store.pathOf(m.sha256), abs);
-      fs.chmodSync(abs, 0o644);
-    }
+    const ctx = await workspaceContext(this.repo, { guard });
+    // Metrics are plain files kept in Git: copies, never links into the cache.
+    const metricsCtx = { ...ctx, linkTypes: ['copy' as const] };
+    const target = (o: LockedPath): CheckoutTarget => ({ rel: o.path, oid: o.sha256, size: o.size, nfiles: o.nfiles, source });
+    // The stage owns its declared outputs (a run would delete them): what is there is no conflict.
+    const outs = await planCheckout(ctx, entry.outs.map(target), { force: true });
+    const metrics = await planCheckout(metricsCtx, entry.metrics.map(target), { force: true });
+    if (outs.missing.length > 0 || metrics.missing.length > 0) return false;
+    await applyCheckout(ctx, outs);
+    await applyCheckout(metricsCtx, metrics);
+    for (const o of entry.outs) addGitignoreEntry(guard, o.path);
     return true;
   }
 }
 
-/** The last lines of a stage's log, for the failure message. */
-function tail(file: string, n = 10): string[] {
+/** The last lines of a stage's log (in `.tdv/`), for the failure message. */
+function tail(own: Guard, rel: string, n = 10): string[] {
   try {
-    const text = fs.readFileSync(file, 'utf8');
+    const text = own.readText(rel) ?? '';
     return text.split('\n').filter((l, i, a) => l !== '' || i < a.length - 1).slice(-n);
   } catch {
     return [];
   }
 }
-

@@ -9,7 +9,8 @@ export async function unprotect(repo: Repo, targets: string[]): Promise<{ files:
   return repo.withLock('unprotect', async () => {
     const selected = selectTargets(repo, await findPointers(repo), targets);
     let files = 0;
-    for (const s of selected) files += unprotectTree(s.sub ? `${s.abs}/${s.sub}` : s.abs, repo.store.objectsDir);
+    // Through the workspace guard: a symlink on the way (a committed one, say) is refused, never copied through.
+    for (const s of selected) files += unprotectTree(repo.guard, s.sub ? `${s.rel}/${s.sub}` : s.rel, repo.store.objectsDir, repo.rel(s.ptr.file));
     return { files };
   });
 }

@@ -1,10 +1,9 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { isSafeRelPath } from '../formats/manifest.js';
+import { isLegalRelPath, quotePath } from '../formats/paths.js';
 import { isOid } from '../formats/oid.js';
 import { errnoCode } from '../errors.js';
-import { writeFileAtomicSync } from '../workspace/raw.js';
+import type { ObjectStore } from '../cache/store.js';
 import type { Stage } from './load.js';
 import type { LockedPath } from './lock.js';
 import type { StageInputs } from './status.js';
@@ -20,10 +19,11 @@ export interface RunEntry {
  * (command, image ID, deps, params, env, wdir, declared outputs) names a
  * small record of what came out. The same inputs again, on another branch or
  * after a revert, restore those outputs from the cache instead of rerunning.
- * Lives beside the objects, at `<cache>/runs/ab/cdef...`.
+ * Lives beside the objects, at `<cache>/runs/ab/cdef...`; the object store
+ * reads and writes the records.
  */
 export class RunCache {
-  constructor(private readonly dir: string) {}
+  constructor(private readonly store: ObjectStore) {}
 
   static key(stage: Stage, inputs: StageInputs): string {
     const canonical = JSON.stringify({
@@ -39,40 +39,32 @@ export class RunCache {
     return createHash('sha256').update(canonical).digest('hex');
   }
 
-  private file(key: string): string {
-    return path.join(this.dir, key.slice(0, 2), key.slice(2));
-  }
-
+  /** The record of a run, or undefined when there is none or it is malformed (the stage then simply runs). */
   get(key: string): RunEntry | undefined {
-    try {
-      return parseRunEntry(fs.readFileSync(this.file(key), 'utf8'));
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return undefined;
-      throw err;
-    }
+    const text = this.store.readRun(key);
+    return text === undefined ? undefined : parseRunEntry(text);
   }
 
   /** Every run key in the cache. */
   list(): string[] {
     const out: string[] = [];
+    const dir = this.store.runsDir;
     let prefixes: string[] = [];
     try {
-      prefixes = fs.readdirSync(this.dir);
+      prefixes = fs.readdirSync(dir);
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return out;
       throw err;
     }
     for (const p of prefixes) {
       if (!/^[0-9a-f]{2}$/.test(p)) continue;
-      for (const n of fs.readdirSync(path.join(this.dir, p))) if (/^[0-9a-f]{62}$/.test(n)) out.push(p + n);
+      for (const n of fs.readdirSync(`${dir}/${p}`)) if (/^[0-9a-f]{62}$/.test(n)) out.push(p + n);
     }
     return out.sort();
   }
 
   put(key: string, entry: RunEntry): void {
-    const f = this.file(key);
-    fs.mkdirSync(path.dirname(f), { recursive: true });
-    writeFileAtomicSync(f, JSON.stringify(entry));
+    this.store.writeRun(key, JSON.stringify(entry));
   }
 }
 
@@ -94,12 +86,42 @@ export function parseRunEntry(text: string): RunEntry | undefined {
       (p) =>
         typeof p === 'object' &&
         p !== null &&
-        isSafeRelPath((p as LockedPath).path) &&
-        !/^(\.git|\.tdv)(\/|$)/.test((p as LockedPath).path) &&
+        isLegalRelPath((p as LockedPath).path) &&
         isOid((p as LockedPath).sha256) &&
         Number.isSafeInteger((p as LockedPath).size) &&
-        (p as LockedPath).size >= 0,
+        (p as LockedPath).size >= 0 &&
+        ((p as LockedPath).nfiles === undefined || (Number.isSafeInteger((p as LockedPath).nfiles) && (p as LockedPath).nfiles! >= 0)),
     );
   const r = e as RunEntry;
   return typeof e === 'object' && e !== null && ok(r.outs) && ok(r.metrics) ? { outs: r.outs, metrics: r.metrics } : undefined;
+}
+
+/**
+ * Why a run record must not be applied to `stage`, or undefined when it may:
+ * its outputs and its metrics must be exactly the paths tdv.yaml declares
+ * (the same set, each once). A record comes from the cache or a remote, so it
+ * is data, not an instruction: one naming other paths would make a restore
+ * delete or overwrite files the stage does not own.
+ */
+export function recordMismatch(stage: Pick<Stage, 'name' | 'outs' | 'metrics'>, entry: RunEntry): string | undefined {
+  const parts = [
+    ['outputs', entry.outs.map((o) => o.path), stage.outs],
+    ['metrics', entry.metrics.map((m) => m.path), stage.metrics],
+  ] as const;
+  for (const [what, got, declared] of parts) {
+    if (!samePaths(got, declared)) return `its ${what} (${shownList(got)}) are not the ${what} tdv.yaml declares for stage "${stage.name}" (${shownList(declared)})`;
+  }
+  return undefined;
+}
+
+function samePaths(a: readonly string[], b: readonly string[]): boolean {
+  const sa = new Set(a);
+  const sb = new Set(b);
+  return a.length === b.length && sa.size === a.length && sb.size === b.length && b.every((p) => sa.has(p));
+}
+
+function shownList(paths: readonly string[]): string {
+  if (paths.length === 0) return 'none';
+  const shown = paths.slice(0, 5).map((p) => quotePath(p.length > 200 ? `${p.slice(0, 200)}...` : p));
+  return paths.length > 5 ? `${shown.join(', ')} and ${paths.length - 5} more` : shown.join(', ');
 }

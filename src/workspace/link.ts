@@ -5,7 +5,8 @@ import type { LinkType } from '../formats/config.js';
 export { LINK_TYPES, type LinkType, parseLinkTypes } from '../formats/config.js';
 import { siblingTmp } from '../util/fs.js';
 import { rmQuiet } from './raw.js';
-import { entryPath, walkDir } from '../cache/walk.js';
+import { objectLinkOid, walkDir } from '../cache/walk.js';
+import type { Guard, Source } from './guard.js';
 
 /** Errors meaning "this link type does not work here; try the next one". */
 const UNSUPPORTED = new Set(['EXDEV', 'ENOTSUP', 'EOPNOTSUPP', 'EPERM', 'EINVAL', 'ENOSYS', 'EMLINK', 'ENOTTY']);
@@ -98,12 +99,22 @@ export function unprotectFile(file: string): boolean {
   return true;
 }
 
-/** Replaces hard links and symlinks to the cache under `abs` by editable copies. Returns how many. */
-export function unprotectTree(abs: string, objectsDir: string): number {
-  const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+/**
+ * Replaces hard links and symlinks to the cache at or under `rel` (relative
+ * to the guard's root) by editable copies. Every path is resolved by the
+ * guard (no symlink on the way, nothing it protects); a symlink that does not
+ * point into the cache (`objectsDir`) is not tdv's and is left alone, never
+ * copied through. Returns how many files changed.
+ */
+export function unprotectTree(guard: Guard, rel: string, objectsDir: string, source?: Source): number {
+  const st = guard.lstat(rel, source);
   if (!st) return 0;
-  if (!st.isDirectory()) return unprotectFile(abs) ? 1 : 0;
+  if (!st.isDirectory()) {
+    if (st.isSymbolicLink() && objectLinkOid(guard.abs(rel), objectsDir) === undefined) return 0;
+    if (!st.isFile() && !st.isSymbolicLink()) return 0;
+    return unprotectFile(guard.resolve(rel, 'write', source)) ? 1 : 0;
+  }
   let n = 0;
-  for (const e of walkDir(abs, { objectsDir })) if (unprotectFile(entryPath(abs, e.rel))) n++;
+  for (const e of walkDir(guard.abs(rel), { objectsDir })) if (unprotectFile(guard.resolve(`${rel}/${e.rel}`, 'write', source))) n++;
   return n;
 }

@@ -46,7 +46,7 @@ describe('checkout never writes through symlinks', () => {
     expect((await tdv(dir, 'add', 'x')).code).toBe(0); // puts sha('x') in the cache
     const r = await tdv(dir, 'checkout', 'evil.tdv');
     expect(r.code).toBe(1);
-    expectOneLineError(r.stderr, 'link/hook', 'leaves the repository');
+    expectOneLineError(r.stderr, 'evil.tdv: link/hook goes through the symlink link', 'never reads or writes through a symlink');
     expect(fs.readdirSync(elsewhere)).toEqual([]);
   });
 });

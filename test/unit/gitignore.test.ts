@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addGitignoreEntry, removeGitignoreEntry } from '../../src/workspace/gitignore.js';
+import { Guard } from '../../src/workspace/guard.js';
 import { useTmpDirs } from '../helpers/tmp.js';
 
 const tmp = useTmpDirs();
@@ -18,30 +19,30 @@ function gitIgnores(root: string, rel: string): boolean {
 describe('addGitignoreEntry', () => {
   it('creates .gitignore with an anchored line for the name', () => {
     const d = tmp();
-    expect(addGitignoreEntry(d, 'data.csv')).toBe(true);
+    expect(addGitignoreEntry(new Guard(d), 'data.csv')).toBe(true);
     expect(read(d)).toBe('/data.csv\n');
   });
 
   it('never duplicates a line', () => {
     const d = tmp();
-    addGitignoreEntry(d, 'data');
-    expect(addGitignoreEntry(d, 'data')).toBe(false);
-    addGitignoreEntry(d, 'model.bin');
-    expect(addGitignoreEntry(d, 'data')).toBe(false);
+    addGitignoreEntry(new Guard(d), 'data');
+    expect(addGitignoreEntry(new Guard(d), 'data')).toBe(false);
+    addGitignoreEntry(new Guard(d), 'model.bin');
+    expect(addGitignoreEntry(new Guard(d), 'data')).toBe(false);
     expect(read(d)).toBe('/data\n/model.bin\n');
   });
 
   it('recognises its line in a file with CRLF line endings', () => {
     const d = tmp();
     fs.writeFileSync(path.join(d, '.gitignore'), '*.log\r\n/data\r\n');
-    expect(addGitignoreEntry(d, 'data')).toBe(false);
+    expect(addGitignoreEntry(new Guard(d), 'data')).toBe(false);
     expect(read(d)).toBe('*.log\r\n/data\r\n');
   });
 
   it('appends on a new line when the file lacks a trailing newline', () => {
     const d = tmp();
     fs.writeFileSync(path.join(d, '.gitignore'), 'node_modules');
-    addGitignoreEntry(d, 'data');
+    addGitignoreEntry(new Guard(d), 'data');
     expect(read(d)).toBe('node_modules\n/data\n');
   });
 
@@ -50,7 +51,7 @@ describe('addGitignoreEntry', () => {
     const f = path.join(d, '.gitignore');
     fs.writeFileSync(f, '# mine\n*.tmp\n');
     fs.chmodSync(f, 0o600);
-    addGitignoreEntry(d, 'data');
+    addGitignoreEntry(new Guard(d), 'data');
     expect(read(d)).toBe('# mine\n*.tmp\n/data\n');
     expect(fs.statSync(f).mode & 0o777).toBe(0o600);
   });
@@ -58,7 +59,7 @@ describe('addGitignoreEntry', () => {
   it('does not treat a similar line as its own', () => {
     const d = tmp();
     fs.writeFileSync(path.join(d, '.gitignore'), 'data\n/data/\n/data.csv\n');
-    expect(addGitignoreEntry(d, 'data')).toBe(true);
+    expect(addGitignoreEntry(new Guard(d), 'data')).toBe(true);
     expect(read(d)).toBe('data\n/data/\n/data.csv\n/data\n');
   });
 
@@ -76,18 +77,18 @@ describe('addGitignoreEntry', () => {
   ])('escapes %j so Git ignores exactly that name', (name, notIgnored) => {
     const d = tmp();
     execFileSync('git', ['init', '-q', d]);
-    addGitignoreEntry(d, name);
+    addGitignoreEntry(new Guard(d), name);
     expect(gitIgnores(d, name)).toBe(true);
     for (const other of [...notIgnored, 'unrelated']) expect(gitIgnores(d, other), other).toBe(false);
     // And remove finds the escaped line again.
-    expect(removeGitignoreEntry(d, name)).toBe('deleted');
+    expect(removeGitignoreEntry(new Guard(d), name)).toBe('deleted');
     expect(fs.existsSync(path.join(d, '.gitignore'))).toBe(false);
   });
 
   it('anchors the line to its directory, so a same-named file deeper down is not ignored', () => {
     const d = tmp();
     execFileSync('git', ['init', '-q', d]);
-    addGitignoreEntry(d, 'data');
+    addGitignoreEntry(new Guard(d), 'data');
     expect(gitIgnores(d, 'data')).toBe(true);
     expect(gitIgnores(d, 'sub/data')).toBe(false);
   });
@@ -97,37 +98,37 @@ describe('removeGitignoreEntry', () => {
   it('deletes only its line, keeping everything else in order', () => {
     const d = tmp();
     fs.writeFileSync(path.join(d, '.gitignore'), '# comment\n/a\n/data\n/data.bak\n*.log\n');
-    expect(removeGitignoreEntry(d, 'data')).toBe('edited');
+    expect(removeGitignoreEntry(new Guard(d), 'data')).toBe('edited');
     expect(read(d)).toBe('# comment\n/a\n/data.bak\n*.log\n');
   });
 
   it('deletes the .gitignore when nothing else is left', () => {
     const d = tmp();
-    addGitignoreEntry(d, 'data');
-    expect(removeGitignoreEntry(d, 'data')).toBe('deleted');
+    addGitignoreEntry(new Guard(d), 'data');
+    expect(removeGitignoreEntry(new Guard(d), 'data')).toBe('deleted');
     expect(fs.existsSync(path.join(d, '.gitignore'))).toBe(false);
   });
 
   it('deletes the .gitignore when only blank lines would be left', () => {
     const d = tmp();
     fs.writeFileSync(path.join(d, '.gitignore'), '\n/data\n\n');
-    expect(removeGitignoreEntry(d, 'data')).toBe('deleted');
+    expect(removeGitignoreEntry(new Guard(d), 'data')).toBe('deleted');
     expect(fs.existsSync(path.join(d, '.gitignore'))).toBe(false);
   });
 
   it('returns undefined and changes nothing when its line is absent', () => {
     const d = tmp();
-    expect(removeGitignoreEntry(d, 'data')).toBeUndefined();
+    expect(removeGitignoreEntry(new Guard(d), 'data')).toBeUndefined();
     expect(fs.existsSync(path.join(d, '.gitignore'))).toBe(false);
     fs.writeFileSync(path.join(d, '.gitignore'), 'data\n/data/\n');
-    expect(removeGitignoreEntry(d, 'data')).toBeUndefined();
+    expect(removeGitignoreEntry(new Guard(d), 'data')).toBeUndefined();
     expect(read(d)).toBe('data\n/data/\n');
   });
 
   it('leaves the CRLF line endings of the other lines alone', () => {
     const d = tmp();
     fs.writeFileSync(path.join(d, '.gitignore'), '*.log\r\n/data\r\n*.tmp\r\n');
-    expect(removeGitignoreEntry(d, 'data')).toBe('edited');
+    expect(removeGitignoreEntry(new Guard(d), 'data')).toBe('edited');
     expect(read(d)).toBe('*.log\r\n*.tmp\r\n');
   });
 
@@ -136,8 +137,30 @@ describe('removeGitignoreEntry', () => {
     const f = path.join(d, '.gitignore');
     fs.writeFileSync(f, '*.log\n/data\n');
     fs.chmodSync(f, 0o600);
-    expect(removeGitignoreEntry(d, 'data')).toBe('edited');
+    expect(removeGitignoreEntry(new Guard(d), 'data')).toBe('edited');
     expect(read(d)).toBe('*.log\n');
     expect(fs.statSync(f).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('a .gitignore that is not a regular file', () => {
+  it('is refused, never written through: a symlink to a file elsewhere keeps its content', () => {
+    const d = tmp();
+    const elsewhere = path.join(tmp(), 'victim');
+    fs.writeFileSync(elsewhere, 'precious\n');
+    fs.symlinkSync(elsewhere, path.join(d, '.gitignore'));
+    expect(() => addGitignoreEntry(new Guard(d), 'data')).toThrow(/\.gitignore in the repository is a symlink/);
+    expect(() => removeGitignoreEntry(new Guard(d), 'data')).toThrow(/symlink/);
+    expect(fs.readFileSync(elsewhere, 'utf8')).toBe('precious\n');
+    expect(fs.lstatSync(path.join(d, '.gitignore')).isSymbolicLink()).toBe(true);
+  });
+
+  it('lives beside the path it ignores, in a subdirectory too', () => {
+    const d = tmp();
+    fs.mkdirSync(path.join(d, 'out'));
+    expect(addGitignoreEntry(new Guard(d), 'out/sales.csv')).toBe(true);
+    expect(fs.readFileSync(path.join(d, 'out', '.gitignore'), 'utf8')).toBe('/sales.csv\n');
+    expect(removeGitignoreEntry(new Guard(d), 'out/sales.csv')).toBe('deleted');
+    expect(fs.existsSync(path.join(d, 'out', '.gitignore'))).toBe(false);
   });
 });

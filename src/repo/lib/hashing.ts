@@ -1,20 +1,31 @@
-import fs from 'node:fs';
 import { TdvError } from '../../errors.js';
 import { isProtected } from '../../workspace/link.js';
 import { lstatOrUndefined } from '../../util/fs.js';
-import type { ManifestEntry } from '../../formats/manifest.js';
-import type { Oid } from '../../formats/oid.js';
-import { FILES_SHARD, sameVersion, type StatKey, walkFingerprint } from '../../cache/statcache.js';
-import type { CacheStamp } from '../../cache/store.js';
-import { entryPath, walkDir, type WalkEntry, type WalkOptions } from '../../cache/walk.js';
+import { FILES_SHARD } from '../../cache/statcache.js';
+import { sameStat } from '../../cache/tasks.js';
+import { entryPath } from '../../cache/walk.js';
 import { hashTarget, type HashOptions, type TargetState } from '../../cache/workspace.js';
+import type { Guard } from '../../workspace/guard.js';
+import { type CheckoutContext, ignoredUnder, linkFiles, recordDirectory } from '../../workspace/checkout.js';
 import type { Selected } from './pointers.js';
 import type { Repo } from '../repo.js';
 
-/** The `.tdvignore` matcher re-rooted at the tracked directory `rel`. */
-export async function ignoredUnder(repo: Repo, rel: string): Promise<WalkOptions['ignored']> {
-  const ignore = await repo.ignore();
-  return ignore ? (r, isDir) => ignore(`${rel}/${r}`, isDir) : undefined;
+/**
+ * The checkout engine's context for the workspace: its guard (or `over.guard`,
+ * a guard with other protections), cache, stat cache (recorded and saved),
+ * link types and `.tdvignore`.
+ */
+export async function workspaceContext(repo: Repo, over: Partial<CheckoutContext> = {}): Promise<CheckoutContext> {
+  return {
+    guard: repo.guard,
+    store: repo.store,
+    statCache: repo.statCache,
+    record: true,
+    linkTypes: repo.config.cache.type,
+    ignore: await repo.ignore(),
+    onWarn: (m) => repo.reporter.warn?.(m),
+    ...over,
+  };
 }
 
 /** Hashes a selected output's workspace copy; writes nothing to the cache unless `extra.write` says so. */
@@ -22,40 +33,10 @@ export async function hashWorkspace(repo: Repo, s: Pick<Selected, 'abs' | 'rel'>
   return hashTarget(s.abs, s.rel, {
     statCache: repo.statCache,
     store: repo.store,
-    ignored: await ignoredUnder(repo, s.rel),
+    ignored: ignoredUnder(await repo.ignore(), s.rel),
     onSkip: (p, why) => repo.reporter.warn?.(`skipped ${repo.rel(p)}: ${why}`),
     ...extra,
   });
-}
-
-/**
- * Records a tracked directory as it now is in the workspace, after tdv made it
- * match version `v` (checkout, or add relinking it): its shard gets the files
- * `trusted` vouches for (written just now, or verified unchanged), and the
- * directory gets its fingerprint only if every file is accounted for, so the
- * next status is one walk. `complete` is a cache stamp at which every object of
- * `v` was seen present.
- */
-export async function recordDirectory(
-  repo: Repo,
-  target: Pick<Selected, 'abs' | 'rel'>,
-  v: { oid: Oid; size: number; nfiles: number; entries: readonly ManifestEntry[] },
-  complete: CacheStamp | undefined,
-  trusted: (e: WalkEntry) => boolean,
-): Promise<void> {
-  fs.mkdirSync(target.abs, { recursive: true });
-  const walk = walkDir(target.abs, { ignored: await ignoredUnder(repo, target.rel), objectsDir: repo.store.objectsDir });
-  const oids = new Map(v.entries.map((e) => [e.relpath, e.sha256]));
-  const records: [string, StatKey, string][] = [];
-  for (const e of walk) {
-    const oid = oids.get(e.rel);
-    if (oid && trusted(e)) records.push([e.rel, e, oid]);
-  }
-  repo.statCache.replaceShard(target.rel, records);
-  if (records.length === walk.length && walk.length === oids.size) {
-    const { fp, newestMs } = walkFingerprint(walk);
-    repo.statCache.setDir(target.rel, { fp, oid: v.oid, size: v.size, nfiles: v.nfiles, newestMs, complete });
-  }
 }
 
 export type Hashed = Extract<TargetState, { kind: 'file' | 'dir' }>;
@@ -64,19 +45,30 @@ export type Hashed = Extract<TargetState, { kind: 'file' | 'dir' }>;
  * Stores a file or directory in the cache and returns what it hashed to. With
  * `relink` (default) and a hardlink/symlink cache type, the workspace copy is
  * then replaced by links to the objects, as `tdv add` does after writing the
- * pointer. Used by `add` and by `repro` for stage outputs.
+ * pointer. Used by `add` and by `repro` for stage outputs. `abs` is `rel`
+ * resolved by the guard (`opts.guard`, by default the workspace's).
  */
-export async function cacheTarget(repo: Repo, abs: string, rel: string, opts: { jobs?: number; onBytes?: (n: number) => void; relink?: boolean } = {}): Promise<Hashed> {
+export async function cacheTarget(
+  repo: Repo,
+  abs: string,
+  rel: string,
+  opts: { jobs?: number; onBytes?: (n: number) => void; relink?: boolean; guard?: Guard; source?: string } = {},
+): Promise<Hashed> {
   const move = isProtected(repo.linker().current);
   const state = await hashWorkspace(repo, { abs, rel }, { write: move ? 'move' : 'store', needEntries: move, jobs: opts.jobs, onBytes: opts.onBytes });
   if (state.kind === 'missing' || state.kind === 'other') throw new TdvError('NOT_FOUND', `${rel} disappeared or was replaced while it was being added; run the command again`);
-  if (move && opts.relink !== false) await relink(repo, abs, rel, state);
+  if (move && opts.relink !== false) await relink(repo, abs, rel, state, opts);
   return state;
 }
 
-/** With hardlink/symlink cache types, replaces workspace files by links to their objects. */
-export async function relink(repo: Repo, abs: string, rel: string, state: Hashed): Promise<void> {
-  const linker = repo.linker();
+/**
+ * With hardlink/symlink cache types, replaces workspace files by links to
+ * their objects, through the checkout engine (every path resolved by the
+ * guard, the links made on two threads).
+ */
+export async function relink(repo: Repo, abs: string, rel: string, state: Hashed, opts: { guard?: Guard; source?: string } = {}): Promise<void> {
+  const ctx = await workspaceContext(repo, opts.guard ? { guard: opts.guard } : {});
+  const source = opts.source ?? rel;
   // Each file must still be the one hashed (our own chmod of the object changed only its ctime):
   // a file replaced or rewritten meanwhile is never overwritten by a link to the old content.
   const unchanged = (file: string, then: { ino: number; mtimeMs: number; size: number }) => {
@@ -87,24 +79,25 @@ export async function relink(repo: Repo, abs: string, rel: string, state: Hashed
   };
   if (state.kind === 'file') {
     unchanged(abs, state.st);
-    linker.link(repo.store.pathOf(state.oid), abs, state.isexec);
-    repo.statCache.setFile(FILES_SHARD, rel, fs.lstatSync(abs), state.oid);
+    const [[ino, mtimeMs, ctimeMs, size]] = (await linkFiles(ctx, [{ rel, oid: state.oid, isexec: state.isexec, source }])) as [[number, number, number, number]];
+    repo.statCache.setFile(FILES_SHARD, rel, { ino, mtimeMs, ctimeMs, size, mode: 0 }, state.oid);
     return;
   }
   const entries = state.entries ?? repo.store.readManifest(state.oid);
   if (!state.walk) throw new Error('hashTarget returned no walk for a write');
   const before = new Map(state.walk.map((w) => [w.rel, w]));
-  const linked = new Map<string, fs.Stats>();
   for (const e of entries) {
-    const dest = entryPath(abs, e.relpath);
     const then = before.get(e.relpath);
-    if (then) unchanged(dest, then);
-    linker.link(repo.store.pathOf(e.sha256), dest, e.isexec);
-    linked.set(e.relpath, fs.lstatSync(dest));
+    if (then) unchanged(entryPath(abs, e.relpath), then);
   }
+  const stats = await linkFiles(
+    ctx,
+    entries.map((e) => ({ rel: `${rel}/${e.relpath}`, oid: e.sha256, isexec: e.isexec === true, source })),
+  );
+  const linked = new Map(entries.map((e, i) => [e.relpath, stats[i]!]));
   // Every object was just stored, so a stamp taken now proves them present.
-  await recordDirectory(repo, { abs, rel }, { ...state, entries }, repo.store.stamp(), (w) => {
+  await recordDirectory(ctx, rel, { ...state, entries }, repo.store.stamp(), (w) => {
     const st = linked.get(w.rel);
-    return st !== undefined && sameVersion(st, w);
+    return st !== undefined && sameStat(st, w);
   });
 }

@@ -13,7 +13,7 @@ import type { Repo } from '../repo.js';
  * teammate's `tdv repro` restores instead of rerunning.
  */
 export function runCacheOf(repo: Repo): RunCache {
-  return new RunCache(path.join(repo.cacheDir, 'runs'));
+  return new RunCache(repo.store);
 }
 
 /** A run's outputs as transfer targets (they have no pointer; paths are for messages). */
