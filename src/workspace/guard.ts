@@ -195,21 +195,24 @@ export class Guard {
    * nothing, so a committed symlink is refused, not replaced or followed.
    */
   writeControlFile(rel: string, data: string | Uint8Array, opts: { mode?: number; source?: Source } = {}): void {
-    const abs = this.prepareWrite(rel, opts.source);
+    const i = rel.lastIndexOf('/');
+    if (i > 0) this.mkdirp(rel.slice(0, i), opts.source);
+    // Not `protect`ed: a .gitignore or pointer file is normally tracked by Git, and tdv edits it.
+    const abs = this.resolve(rel, 'inspect', opts.source);
     this.checkControlFile(rel, abs);
     writeFileAtomicSync(abs, data, opts.mode);
   }
 
   /** Reads a control file: undefined when absent; refused when it is a symlink or not a regular file. */
   readControlFile(rel: string): string | undefined {
-    const abs = this.resolve(rel, 'write');
+    const abs = this.resolve(rel, 'inspect');
     if (!this.checkControlFile(rel, abs)) return undefined;
     return fs.readFileSync(abs, 'utf8');
   }
 
-  /** Deletes a control file that is a regular file; a symlink there is refused. */
+  /** Deletes a control file (a .gitignore, a pointer file) that is a regular file; a symlink there is refused. */
   removeControlFile(rel: string): void {
-    const abs = this.resolve(rel, 'delete');
+    const abs = this.resolve(rel, 'inspect');
     if (this.checkControlFile(rel, abs)) fs.rmSync(abs, { force: true });
   }
 
@@ -364,8 +367,8 @@ function lstat(abs: string): fs.Stats | undefined {
 }
 
 function ownDirOk(rel: string): boolean {
-  // `.tdv/...` through the root guard, for tdv's own files: every other rule still holds.
-  return rel.startsWith('.tdv/') && relPathProblem(rel.slice(5)) === undefined;
+  // `.tdv` and `.tdv/...` through the root guard, for tdv's own files (init makes the directory): every other rule still holds.
+  return rel === '.tdv' || (rel.startsWith('.tdv/') && relPathProblem(rel.slice(5)) === undefined);
 }
 
 function from(source: Source): string {
