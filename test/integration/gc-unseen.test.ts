@@ -95,6 +95,8 @@ describe('gc of a cache other repositories may use', () => {
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toContain(sha('only b uses this'));
     expect(dry.stderr).toContain(`the cache ${shared} is outside this repository`);
+    const json = await tdv(a, 'gc', '--workspace', '--dry', '--json');
+    expect(JSON.parse(json.stdout).sharedCache).toEqual({ dir: shared, via: 'cache.dir' });
     expect(snapshot(shared)).toEqual(before);
 
     const forced = await tdv(a, 'gc', '--workspace', '-f', '--shared-cache');

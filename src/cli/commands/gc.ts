@@ -69,6 +69,7 @@ export function registerGc(program: Command, ctx: CliContext): void {
           kept: res.kept,
           unused: res.unused,
           unknown: res.unknown,
+          ...(res.shared ? { sharedCache: res.shared } : {}),
           ...(res.cloud ? { cloud: { remote: res.cloud.remote, objects: res.cloud.unused.length, kept: res.cloud.kept, unused: res.cloud.unused } } : {}),
         });
         return;
