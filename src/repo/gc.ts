@@ -105,9 +105,14 @@ export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
  */
 function refuseShallow(repo: Repo, scope: HistoryScope, cloud: boolean): void {
   if ((scopeIsEmpty(scope) && !cloud) || !repo.git) return;
-  const history = openHistory(repo);
-  const shallow = history.isShallow;
-  history.close();
+  let shallow: boolean;
+  try {
+    const history = openHistory(repo);
+    shallow = history.isShallow;
+    history.close();
+  } catch {
+    return; // history tdv cannot read (SHA-256): the scopes fail when they read it, saying why
+  }
   if (!shallow) return;
   const flags = [scope.allBranches && '--all-branches', scope.allTags && '--all-tags', scope.allCommits && '--all-commits', cloud && '--cloud'].filter(Boolean).join(' ');
   throw new TdvError(

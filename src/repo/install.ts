@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TdvError } from '../errors.js';
+import { gitCommonDir } from '../git/git.js';
 import { toPosix } from '../util/fs.js';
 import { Guard } from '../workspace/guard.js';
 import type { Repo } from './repo.js';
@@ -173,7 +174,7 @@ function readHook(guard: Guard, rel: string, shown: string, st: fs.Stats): strin
  */
 function hooksGuard(gitdir: string, wt: string, hooksDir: string): { guard: Guard; dir: string; source: string } {
   const roots: [string, string][] = [[gitdir, 'the Git directory']];
-  const common = commonDir(gitdir);
+  const common = gitCommonDir(gitdir);
   if (common !== undefined) roots.push([common, 'the Git directory']);
   roots.push([wt, 'the Git work tree']);
   for (const [root, label] of roots) {
@@ -184,15 +185,6 @@ function hooksGuard(gitdir: string, wt: string, hooksDir: string): { guard: Guar
   return { guard: new Guard(hooksDir, { label: 'the hooks directory (core.hooksPath)' }), dir: '', source: hooksDir };
 }
 
-/** A linked worktree's shared Git directory (`commondir`), if it has one. */
-function commonDir(gitdir: string): string | undefined {
-  try {
-    const rel = fs.readFileSync(path.join(gitdir, 'commondir'), 'utf8').trim();
-    return rel ? path.resolve(gitdir, rel) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** The hook's text without tdv's block (and the blank line tdv put before it, if any). */
 function removeBlock(text: string): string {

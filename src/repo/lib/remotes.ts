@@ -1,7 +1,7 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { ExitCode, TdvError } from '../../errors.js';
 import type { Remote } from '../../remote/remote.js';
+import { gitCommonDir } from '../../git/git.js';
 import { isInside } from '../../util/fs.js';
 import { maskUrl, resolveRemoteUrl } from '../../formats/config.js';
 import type { Repo } from '../repo.js';
@@ -31,15 +31,6 @@ export function localRemoteProblem(repo: Repo, dir: string): string | undefined 
   return undefined;
 }
 
-/** A linked worktree's shared Git directory (`commondir`), if it has one. */
-function gitCommonDir(gitdir: string): string | undefined {
-  try {
-    const rel = fs.readFileSync(path.join(gitdir, 'commondir'), 'utf8').trim();
-    return rel ? path.resolve(gitdir, rel) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** The remote named `name`, or the default one: its implementation chosen by URL. `jobs` sizes its connection pool. */
 export async function openRemote(repo: Repo, name?: string, jobs?: number): Promise<Remote> {
