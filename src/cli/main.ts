@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { describeFsError, ExitCode, isSystemError, TdvError } from '../errors.js';
+import { maskUrl } from '../formats/config.js';
 import { CliContext, type CliIO } from './context.js';
 import { registerCommands } from './commands/index.js';
 
@@ -57,7 +58,8 @@ function report(err: unknown, ctx: CliContext): number {
   if (err instanceof TdvError) {
     if (out) out.error(err.message);
     else write(`error: ${err.message}\n`);
-    if (out?.verbose && err.cause) write(`${String((err.cause as Error).stack ?? err.cause)}\n`);
+    // A library's stack may quote a URL with its user:password@ (an endpoint's credentials).
+    if (out?.verbose && err.cause) write(`${maskUrl(String((err.cause as Error).stack ?? err.cause))}\n`);
     return err.exitCode;
   }
   if (isSystemError(err)) {
@@ -69,7 +71,7 @@ function report(err: unknown, ctx: CliContext): number {
     return ExitCode.failed;
   }
   const e = err as Error;
-  write(`error: unexpected failure, this is a bug in tdv: ${e?.message ?? String(err)}\n`);
-  write(`${e?.stack ?? ''}\nPlease report it with the command you ran.\n`);
+  write(`error: unexpected failure, this is a bug in tdv: ${maskUrl(e?.message ?? String(err))}\n`);
+  write(`${maskUrl(e?.stack ?? '')}\nPlease report it with the command you ran.\n`);
   return ExitCode.failed;
 }

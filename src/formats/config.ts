@@ -80,6 +80,25 @@ export const REMOTE_KEYS: readonly RemoteKey[] = [
 export const SECRET_REMOTE_KEYS: readonly RemoteKey[] = ['access_key_id', 'secret_access_key'];
 export const CHECKSUM_MODES = ['when_supported', 'when_required'] as const;
 
+/** What is shown instead of a credential. */
+export const MASK = '****';
+
+/** True when a URL carries user info (`scheme://user[:password]@host`): a credential. */
+export function urlHasCredentials(url: string): boolean {
+  return maskUrl(url) !== url;
+}
+
+/**
+ * `text` with the user info of every URL in it (`http://user:password@host`)
+ * replaced by MASK: an endpoint may carry credentials, and the user name can
+ * be an access key id. Everything that prints an endpoint or a URL from the
+ * configuration passes it through this.
+ */
+export function maskUrl(text: string): string {
+  // Greedy up to the last "@" before the path: a password may hold an unencoded "@".
+  return text.replace(/\b([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^\s/?#]*@/g, `$1${MASK}@`);
+}
+
 export function isRemoteKey(key: string): key is RemoteKey {
   return (REMOTE_KEYS as readonly string[]).includes(key);
 }
@@ -91,19 +110,22 @@ export const SUPPORTED_URLS = 's3://bucket/prefix, file:///absolute/path, /absol
 
 /** Classifies a remote url, throwing a UsageError that says what is wrong and what is supported. */
 export function parseRemoteUrl(url: string): RemoteLocation {
+  // Messages echo the url: never the credentials a mistaken "s3://key:secret@bucket" holds.
+  const shown = maskUrl(url);
   if (url.trim() === '') throw new UsageError(`a remote url must not be empty; use ${SUPPORTED_URLS}`);
   if (/^s3:\/\//i.test(url)) {
     const rest = url.slice('s3://'.length);
     const slash = rest.indexOf('/');
     const bucket = slash < 0 ? rest : rest.slice(0, slash);
-    if (bucket === '') throw new UsageError(`"${url}" names no bucket; write s3://bucket or s3://bucket/prefix`);
+    if (bucket === '') throw new UsageError(`"${shown}" names no bucket; write s3://bucket or s3://bucket/prefix`);
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(bucket) || bucket.includes('..')) {
-      throw new UsageError(`"${bucket}" in "${url}" is not a valid S3 bucket name (letters, digits, ".", "-", "_", starting with a letter or digit)`);
+      const shownBucket = bucket.includes('@') ? `${MASK}@${bucket.slice(bucket.lastIndexOf('@') + 1)}` : bucket;
+      throw new UsageError(`"${shownBucket}" in "${shown}" is not a valid S3 bucket name (letters, digits, ".", "-", "_", starting with a letter or digit)`);
     }
     const prefix = slash < 0 ? '' : rest.slice(slash + 1).replace(/^\/+|\/+$/g, '');
     // "." and ".." segments could be resolved by a proxy or server into another bucket's keys.
     if (prefix !== '' && prefix.split('/').some((seg) => seg === '' || seg === '.' || seg === '..')) {
-      throw new UsageError(`the prefix in "${url}" has an empty, "." or ".." segment; write s3://bucket/some/prefix`);
+      throw new UsageError(`the prefix in "${shown}" has an empty, "." or ".." segment; write s3://bucket/some/prefix`);
     }
     return { kind: 's3', bucket, prefix };
   }
@@ -111,12 +133,12 @@ export function parseRemoteUrl(url: string): RemoteLocation {
     try {
       return { kind: 'local', path: fileURLToPath(url) };
     } catch {
-      throw new UsageError(`"${url}" is not a file URL of an absolute local path; write file:///absolute/path`);
+      throw new UsageError(`"${shown}" is not a file URL of an absolute local path; write file:///absolute/path`);
     }
   }
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(url);
-  if (scheme) throw new UsageError(`unsupported remote url "${url}" (${scheme[1]}://); use ${SUPPORTED_URLS}`);
-  if (/^s3:/i.test(url)) throw new UsageError(`"${url}" looks like a mistyped S3 url; write s3://bucket/prefix (or ./${url} for a local directory)`);
+  if (scheme) throw new UsageError(`unsupported remote url "${shown}" (${scheme[1]}://); use ${SUPPORTED_URLS}`);
+  if (/^s3:/i.test(url)) throw new UsageError(`"${shown}" looks like a mistyped S3 url; write s3://bucket/prefix (or ./${shown} for a local directory)`);
   return { kind: 'local', path: url };
 }
 
@@ -126,7 +148,7 @@ export function parseRemoteUrl(url: string): RemoteLocation {
  * values are never echoed.
  */
 export function remoteValueProblem(key: RemoteKey, value: unknown): string | undefined {
-  const got = SECRET_REMOTE_KEYS.includes(key) ? '' : `, got ${JSON.stringify(value)}`;
+  const got = SECRET_REMOTE_KEYS.includes(key) ? '' : `, got ${maskUrl(JSON.stringify(value) ?? String(value))}`;
   switch (key) {
     case 'url':
       if (typeof value !== 'string') return `must be a string${got}`;
@@ -260,6 +282,13 @@ function applyRemotes(body: Record<string, unknown>, at: (keys: string[]) => str
           where,
           `remote.${name}.${key} must not be in config.yaml, which is committed to Git`,
           `Delete it there and run \`tdv remote modify ${name} ${key} VALUE --local\`, which keeps it in .tdv/config.local.yaml (git-ignored)`,
+        );
+      }
+      if (!local && key === 'endpointurl' && typeof val === 'string' && urlHasCredentials(val)) {
+        throw new FormatError(
+          where,
+          `remote.${name}.endpointurl holds credentials (user:password@) and must not be in config.yaml, which is committed to Git`,
+          `Delete it there and run \`tdv remote modify ${name} endpointurl URL --local\`, or set access_key_id and secret_access_key with --local`,
         );
       }
       const problem = remoteValueProblem(key, val);

@@ -25,6 +25,16 @@ export function findGitWorkTree(start: string): GitWorkTree | undefined {
   }
 }
 
+/** A linked worktree's shared Git directory (its `commondir` file), or undefined for a plain repository. */
+export function gitCommonDir(gitdir: string): string | undefined {
+  try {
+    const rel = fs.readFileSync(path.join(gitdir, 'commondir'), 'utf8').trim();
+    return rel ? path.resolve(gitdir, rel) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Paths in the Git index (staged or committed), POSIX, relative to the work tree root. */
 export async function gitTrackedPaths(wt: GitWorkTree): Promise<string[]> {
   if (!fs.existsSync(path.join(wt.gitdir, 'index'))) return [];

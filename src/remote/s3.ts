@@ -19,7 +19,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import pLimit from 'p-limit';
 import { isOid, type Oid } from '../formats/oid.js';
 import { isSystemError, RemoteError } from '../errors.js';
-import type { RemoteConfig } from '../formats/config.js';
+import { maskUrl, type RemoteConfig } from '../formats/config.js';
 import { notOnRemote } from './local.js';
 import type { OnBytes, Remote } from './remote.js';
 
@@ -122,7 +122,7 @@ export class S3Remote implements Remote {
       name,
       url: this.url,
       bucket: loc.bucket,
-      endpoint: cfg.endpointurl,
+      endpoint: cfg.endpointurl === undefined ? undefined : maskUrl(cfg.endpointurl),
       credentials: credentialSource(cfg, process.env, opts.configFile ?? '.tdv/config.local.yaml'),
       redact: [cfg.secret_access_key, cfg.access_key_id].filter((s): s is string => !!s),
     };
@@ -533,7 +533,7 @@ function oneLine(message: string | undefined, redact: readonly string[] = []): s
   let s = (message ?? '').split('\n')[0]!.trim();
   if (s === 'UnknownError') return '';
   for (const secret of redact) if (secret) s = s.split(secret).join('***');
-  return s;
+  return maskUrl(s);
 }
 
 /** The server refused an upload whose bytes did not match its Content-MD5 or checksum: altered in transit. */

@@ -6,6 +6,7 @@ import { readVerified } from '../remote/transfer.js';
 import { findPointers, allOuts, type Selected } from './lib/pointers.js';
 import type { Repo } from './repo.js';
 import { type HistoryScope, openHistory, outsInScope, scopeIsEmpty } from './lib/revision.js';
+import { type SharedCache, sharedCache } from './lib/cache-dir.js';
 
 export interface GcOptions {
   /** Keep what the workspace's pointers reference (always kept; alone, nothing else is). */
@@ -21,6 +22,12 @@ export interface GcOptions {
   remote?: string;
   jobs?: number;
   dry?: boolean;
+  /**
+   * Collect a cache outside the repository (`cache.dir`, or a `.tdv/cache`
+   * symlink) even though other repositories may use it: their objects that
+   * this repository does not reference are deleted too.
+   */
+  sharedCache?: boolean;
   /** Asked before deleting; return false to cancel. Not given means "do not delete". */
   confirm?: (plan: GcPlan) => Promise<boolean>;
   /** Opens the `--cloud` remote (tests inject one that fails in ways a test cannot cause). */
@@ -40,6 +47,8 @@ export interface GcPlan {
   unknown: { path: string; commit: string; oid: Oid }[];
   /** With `cloud`: the remote's unreferenced objects. */
   cloud?: { remote: string; unused: Oid[]; kept: number };
+  /** The cache is outside the repository, so other repositories may use it (see `sharedCache`). */
+  shared?: SharedCache;
 }
 
 export interface GcResult extends GcPlan {
@@ -56,6 +65,10 @@ export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
   if (!opts.workspace && scopeIsEmpty(scope)) {
     throw new UsageError('say what to keep: `tdv gc --workspace` keeps the data the workspace pointers reference; add --all-branches, --all-tags or --all-commits to keep history too');
   }
+  // Both refusals come before the lock, the remote and the plan: nothing is read or deleted.
+  refuseShallow(repo, scope, opts.cloud === true);
+  const shared = sharedCache(repo.root, repo.config);
+  if (shared && !opts.sharedCache && !opts.dry) throw sharedCacheError(shared);
   return repo.withLock('gc', async () => {
     let remote: Remote | undefined;
     if (opts.cloud) {
@@ -63,7 +76,7 @@ export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
       remote = await open(repo, opts.remote, opts.jobs);
     }
     try {
-      const plan = await planGc(repo, scope, remote);
+      const plan: GcPlan = { ...(await planGc(repo, scope, remote)), ...(shared ? { shared } : {}) };
       const nothing = plan.unused.length === 0 && (plan.cloud?.unused.length ?? 0) === 0;
       if (opts.dry || nothing) return { ...plan, removed: false };
       if (!opts.confirm || !(await opts.confirm(plan))) return { ...plan, removed: false };
@@ -82,6 +95,40 @@ export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
       remote?.close();
     }
   });
+}
+
+/**
+ * A shallow clone lacks the older commits, which may still reference objects:
+ * `--all-*` would keep only what the commits it has use, and `--cloud` would
+ * delete from a remote that other, complete clones rely on. Refused, saying how
+ * to get the history.
+ */
+function refuseShallow(repo: Repo, scope: HistoryScope, cloud: boolean): void {
+  if ((scopeIsEmpty(scope) && !cloud) || !repo.git) return;
+  let shallow: boolean;
+  try {
+    const history = openHistory(repo);
+    shallow = history.isShallow;
+    history.close();
+  } catch {
+    return; // history tdv cannot read (SHA-256): the scopes fail when they read it, saying why
+  }
+  if (!shallow) return;
+  const flags = [scope.allBranches && '--all-branches', scope.allTags && '--all-tags', scope.allCommits && '--all-commits', cloud && '--cloud'].filter(Boolean).join(' ');
+  throw new TdvError(
+    'SHALLOW_CLONE',
+    `this Git clone is shallow, so the commits that may still use objects are not here and \`tdv gc ${flags}\` would delete ${cloud ? 'data other clones need from the remote' : 'their data'}; run \`git fetch --unshallow\` first (in CI: a checkout with fetch-depth: 0)`,
+    { data: { flags } },
+  );
+}
+
+/** The refusal to collect a cache other repositories may use, naming it, how it is set, and who could lose data. */
+function sharedCacheError(s: SharedCache): UsageError {
+  const who = s.owner ? `the repository ${s.owner} (whose own cache it is) and any other repository using it` : `every other repository or clone whose cache.dir or .tdv/cache leads there`;
+  return new UsageError(
+    `the cache ${s.dir} is outside this repository (${s.via}): gc sees only this repository's pointers, so ${who} would lose the objects only they reference; pass --shared-cache to collect it anyway, or --dry to see the plan`,
+    { dir: s.dir },
+  );
 }
 
 export async function planGc(repo: Repo, scope: HistoryScope = {}, remote?: Remote): Promise<GcPlan> {

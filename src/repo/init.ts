@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { NotARepoError, TdvError } from '../errors.js';
 import { findGitWorkTree } from '../git/git.js';
-import { writeFileAtomicSync } from '../workspace/raw.js';
+import { Guard, UnsafePathError } from '../workspace/guard.js';
 import { CONFIG_TEMPLATE } from '../formats/config.js';
 import { TDV_DIR } from '../formats/layout.js';
 import { TDVIGNORE } from '../workspace/tdvignore.js';
@@ -38,15 +38,34 @@ export function init(dir: string, opts: InitOptions = {}): InitResult {
   if (fs.existsSync(path.join(tdvDir, 'config.yaml')) && !opts.force) {
     throw new TdvError('ALREADY_INITIALIZED', `${tdvDir} already initialized; use \`tdv init --force\` to re-create missing files (configuration and cache are kept)`);
   }
-  fs.mkdirSync(tdvDir, { recursive: true });
+  // Through a guard, everything checked before anything is written: a symlink at .tdv or at
+  // any file init makes (committed by a clone, say) is refused with one line naming it.
+  const guard = new Guard(root, { allowOwnDir: true, allControl: true });
+  const files: [rel: string, text: string, keep: boolean][] = [
+    [`${TDV_DIR}/config.yaml`, CONFIG_TEMPLATE, true], // never overwrite the user's settings
+    [`${TDV_DIR}/.gitignore`, TDV_GITIGNORE, false],
+    [TDVIGNORE, TDVIGNORE_TEMPLATE, true],
+  ];
+  for (const rel of [TDV_DIR, ...files.map(([f]) => f)]) refuseSymlink(guard, rel);
+  guard.mkdirp(TDV_DIR);
   const created: string[] = [];
-  const write = (file: string, text: string, keep: boolean) => {
-    if (keep && fs.existsSync(file)) return;
-    writeFileAtomicSync(file, text);
-    created.push(path.relative(root, file).split(path.sep).join('/'));
-  };
-  write(path.join(tdvDir, 'config.yaml'), CONFIG_TEMPLATE, true); // never overwrite the user's settings
-  write(path.join(tdvDir, '.gitignore'), TDV_GITIGNORE, false);
-  write(path.join(root, TDVIGNORE), TDVIGNORE_TEMPLATE, true);
+  for (const [rel, text, keep] of files) {
+    if (keep && guard.lstat(rel) !== undefined) continue;
+    guard.writeControlFile(rel, text);
+    created.push(rel);
+  }
   return { root, created };
+}
+
+/** Refuses a symlink at `rel` (or on the way to it): init would write through it, anywhere. */
+function refuseSymlink(guard: Guard, rel: string): void {
+  const st = guard.lstat(rel); // a symlinked parent is refused here, naming it
+  if (!st?.isSymbolicLink()) return;
+  let target = '';
+  try {
+    target = ` (-> ${JSON.stringify(fs.readlinkSync(guard.abs(rel)))})`;
+  } catch {
+    /* gone meanwhile */
+  }
+  throw new UnsafePathError(`${rel} is a symlink${target}; tdv init writes tdv's files only as real files and directories, never through a link. Replace ${rel} with a real ${rel === TDV_DIR ? 'directory' : 'file'} (or delete it) and run tdv init again`, { path: rel });
 }

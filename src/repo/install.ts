@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TdvError } from '../errors.js';
-import { writeFileAtomicSync } from '../workspace/raw.js';
+import { gitCommonDir } from '../git/git.js';
+import { toPosix } from '../util/fs.js';
+import { Guard } from '../workspace/guard.js';
 import type { Repo } from './repo.js';
 
 /** Runs `git` with arguments in a directory; returns stdout, or throws with Git's message. Injected in tests of failures. */
@@ -26,6 +28,7 @@ export interface InstallResult {
 const BEGIN = '# >>> tdv: added by `tdv install`; `tdv install --uninstall` removes this block >>>';
 const END = '# <<< tdv <<<';
 const ATTRIBUTE = '*.tdv merge=tdv';
+const ATTRIBUTES_FILE = '.gitattributes';
 const DRIVER = 'tdv merge-driver %O %A %B %P';
 
 const MISSING_TDV = 'echo "tdv is not on PATH: run \\`tdv %s\\` yourself" >&2';
@@ -81,36 +84,40 @@ export async function install(repo: Repo, opts: InstallOptions = {}): Promise<In
   // Git's own answer honours core.hooksPath (at any level) and linked worktrees.
   const hooksDir = path.resolve(wt, (await git(wt, ['rev-parse', '--git-path', 'hooks'])).trim());
 
+  const hooks = hooksGuard(repo.git.gitdir, wt, hooksDir);
+
   // Plan: every hook's new content, or a refusal, before touching anything.
-  const plans: { name: string; file: string; next: string | undefined; action: Action; chained: boolean; mode: number }[] = [];
+  const plans: { name: string; rel: string; next: string | undefined; action: Action; chained: boolean; mode: number }[] = [];
   for (const name of Object.keys(HOOKS)) {
-    const file = path.join(hooksDir, name);
-    const st = fs.lstatSync(file, { throwIfNoEntry: false });
-    const text = st ? readHook(file, st) : undefined;
+    const rel = hooks.dir === '' ? name : `${hooks.dir}/${name}`;
+    const shown = path.relative(wt, hooks.guard.abs(rel));
+    // The guard refuses a hooks directory (or a parent) that is a symlink: hooks written there would land anywhere.
+    const st = hooks.guard.lstat(rel, hooks.source);
+    const text = st ? readHook(hooks.guard, rel, shown, st) : undefined;
     const without = text === undefined ? undefined : removeBlock(text);
     const chained = without !== undefined && without.replace(/^#!.*\n?/, '').trim() !== '';
     if (opts.uninstall) {
-      if (text === undefined || without === text) plans.push({ name, file, next: text, action: 'absent', chained, mode: 0 });
-      else plans.push({ name, file, next: chained ? without : undefined, action: 'removed', chained, mode: st!.mode & 0o7777 });
+      if (text === undefined || without === text) plans.push({ name, rel, next: text, action: 'absent', chained, mode: 0 });
+      else plans.push({ name, rel, next: chained ? without : undefined, action: 'removed', chained, mode: st!.mode & 0o7777 });
       continue;
     }
     if (text === undefined) {
-      plans.push({ name, file, next: `#!/bin/sh\n${block(name)}`, action: 'installed', chained: false, mode: 0o755 });
+      plans.push({ name, rel, next: `#!/bin/sh\n${block(name)}`, action: 'installed', chained: false, mode: 0o755 });
       continue;
     }
     const firstLine = text.split('\n', 1)[0]!;
     if (firstLine.startsWith('#!') && !SHELL.test(firstLine)) {
-      throw new TdvError('HOOK_NOT_SHELL', `${path.relative(wt, file)} is not a shell script (${firstLine}), so tdv cannot add its lines to it; add \`tdv ${name === 'pre-push' ? 'push' : 'checkout'}\` to it yourself, or move it aside and run \`tdv install\` again`);
+      throw new TdvError('HOOK_NOT_SHELL', `${shown} is not a shell script (${firstLine}), so tdv cannot add its lines to it; add \`tdv ${name === 'pre-push' ? 'push' : 'checkout'}\` to it yourself, or move it aside and run \`tdv install\` again`);
     }
     if ((st!.mode & 0o111) === 0) {
-      throw new TdvError('HOOK_DISABLED', `${path.relative(wt, file)} exists but is not executable, so Git skips it; make it executable (chmod +x) or delete it, then run \`tdv install\` again`);
+      throw new TdvError('HOOK_DISABLED', `${shown} exists but is not executable, so Git skips it; make it executable (chmod +x) or delete it, then run \`tdv install\` again`);
     }
     const next = insertBlock(without!, block(name));
-    plans.push({ name, file, next, action: next === text ? 'unchanged' : without === text ? 'installed' : 'updated', chained, mode: st!.mode & 0o7777 });
+    plans.push({ name, rel, next, action: next === text ? 'unchanged' : without === text ? 'installed' : 'updated', chained, mode: st!.mode & 0o7777 });
   }
 
-  const attrFile = path.join(repo.root, '.gitattributes');
-  const attrText = fs.existsSync(attrFile) ? fs.readFileSync(attrFile, 'utf8') : undefined;
+  // A committed .gitattributes that is a symlink is refused here, before anything is written.
+  const attrText = repo.guard.readControlFile(ATTRIBUTES_FILE);
   const attrLines = attrText === undefined ? [] : attrText.split('\n');
   const hasAttr = attrLines.some((l) => l.trim() === ATTRIBUTE);
   const driverNow = await git(wt, ['config', '--local', '--get', 'merge.tdv.driver']).catch(() => undefined);
@@ -119,24 +126,24 @@ export async function install(repo: Repo, opts: InstallOptions = {}): Promise<In
   for (const p of plans) {
     if (p.action === 'unchanged' || p.action === 'absent') continue;
     if (p.next === undefined) {
-      fs.rmSync(p.file);
+      hooks.guard.removeControlFile(p.rel);
       continue;
     }
-    fs.mkdirSync(hooksDir, { recursive: true });
-    writeFileAtomicSync(p.file, p.next, p.mode);
-    fs.chmodSync(p.file, p.mode);
+    hooks.guard.writeControlFile(p.rel, p.next, { mode: p.mode, source: hooks.source });
+    // The umask may have taken bits away from the new file's mode; Git runs only executable hooks.
+    hooks.guard.chmod(p.rel, p.mode, hooks.source);
   }
   let attributes: Action;
   if (opts.uninstall) {
     attributes = hasAttr ? 'removed' : 'absent';
     if (hasAttr) {
       const rest = attrLines.filter((l) => l.trim() !== ATTRIBUTE).join('\n');
-      if (rest.trim() === '') fs.rmSync(attrFile);
-      else writeFileAtomicSync(attrFile, rest);
+      if (rest.trim() === '') repo.guard.removeControlFile(ATTRIBUTES_FILE);
+      else repo.guard.writeControlFile(ATTRIBUTES_FILE, rest);
     }
   } else {
     attributes = hasAttr ? 'unchanged' : 'installed';
-    if (!hasAttr) writeFileAtomicSync(attrFile, `${attrText === undefined || attrText === '' || attrText.endsWith('\n') ? (attrText ?? '') : `${attrText}\n`}${ATTRIBUTE}\n`);
+    if (!hasAttr) repo.guard.writeControlFile(ATTRIBUTES_FILE, `${attrText === undefined || attrText === '' || attrText.endsWith('\n') ? (attrText ?? '') : `${attrText}\n`}${ATTRIBUTE}\n`);
   }
   let driver: Action;
   if (opts.uninstall) {
@@ -152,10 +159,32 @@ export async function install(repo: Repo, opts: InstallOptions = {}): Promise<In
   return { hooksDir, hooks: plans.map((p) => ({ name: p.name, action: p.action, chained: p.chained })), attributes, driver };
 }
 
-function readHook(file: string, st: fs.Stats): string {
-  if (!st.isFile()) throw new TdvError('HOOK_NOT_FILE', `${file} is not a regular file (a symlink or directory); tdv leaves it alone: add its commands yourself`);
-  return fs.readFileSync(file, 'utf8');
+function readHook(guard: Guard, rel: string, shown: string, st: fs.Stats): string {
+  if (!st.isFile()) throw new TdvError('HOOK_NOT_FILE', `${shown} is not a regular file (a symlink or directory); tdv leaves it alone: add its commands yourself`);
+  return guard.readControlFile(rel) ?? '';
 }
+
+/**
+ * The guard hooks are written through, the hooks directory relative to its
+ * root, and the root's name for messages. Rooted at the Git directory (or the
+ * shared one of a linked worktree) when the hooks are there, as they are
+ * unless core.hooksPath moves them; at the work tree for a hooks directory in
+ * it; at the hooks directory itself elsewhere. Either way every component from
+ * that root to the hook is checked to be a real directory, never a symlink.
+ */
+function hooksGuard(gitdir: string, wt: string, hooksDir: string): { guard: Guard; dir: string; source: string } {
+  const roots: [string, string][] = [[gitdir, 'the Git directory']];
+  const common = gitCommonDir(gitdir);
+  if (common !== undefined) roots.push([common, 'the Git directory']);
+  roots.push([wt, 'the Git work tree']);
+  for (const [root, label] of roots) {
+    const rel = path.relative(root, hooksDir);
+    if (rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) continue;
+    return { guard: new Guard(root, { label, allControl: true }), dir: toPosix(rel), source: path.relative(wt, root) || '.' };
+  }
+  return { guard: new Guard(hooksDir, { label: 'the hooks directory (core.hooksPath)', allControl: true }), dir: '', source: hooksDir };
+}
+
 
 /** The hook's text without tdv's block (and the blank line tdv put before it, if any). */
 function removeBlock(text: string): string {

@@ -1,9 +1,10 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { type ManifestEntry, sortEntries } from '../formats/manifest.js';
 import { isDirOid, type Oid } from '../formats/oid.js';
 import { TdvError } from '../errors.js';
+import { quotePath } from '../formats/paths.js';
 import { parsePointer, type PointerOut, serializePointer } from '../formats/pointer.js';
+import { Guard, UnsafePathError } from '../workspace/guard.js';
 import type { Repo } from './repo.js';
 
 export interface MergeDriverOptions {
@@ -37,12 +38,22 @@ export interface MergeOutcome {
 export async function mergeDriver(repo: Repo, opts: MergeDriverOptions): Promise<MergeOutcome> {
   const shown = opts.path ?? path.basename(opts.ours);
   const file = path.join(repo.root, ...(opts.path ?? shown).split('/'));
-  const read = async (f: string, side: string): Promise<PointerOut[]> => {
-    const text = fs.readFileSync(f, 'utf8');
+  // Git hands the driver temp files at the top of its work tree (the tdv repository may be
+  // below it): they are read and the result written through a guard of that tree, so a
+  // symlink there (or on the way) is refused, never written through.
+  const guard = new Guard(repo.git?.root ?? repo.root, { label: 'the Git work tree', allControl: true });
+  const [baseRel, oursRel, theirsRel] = [inTree(guard, opts.base, 'base', shown), inTree(guard, opts.ours, 'ours', shown), inTree(guard, opts.theirs, 'theirs', shown)];
+  const readText = (rel: string, side: string): string => {
+    const text = guard.readText(rel, { source: `${shown} (${side})` });
+    if (text === undefined) throw new TdvError('NOT_FOUND', `${shown}: the ${side} version ${quotePath(rel)} does not exist; run the merge driver as Git does, with the files of %O %A %B`);
+    return text;
+  };
+  const read = async (rel: string, side: string): Promise<PointerOut[]> => {
+    const text = readText(rel, side);
     if (text.trim() === '') return []; // no base: added on both sides
     return (await parsePointer(text, file, `${shown} (${side})`)).outs;
   };
-  const [base, ours, theirs] = [await read(opts.base, 'base'), await read(opts.ours, 'ours'), await read(opts.theirs, 'theirs')];
+  const [base, ours, theirs] = [await read(baseRel, 'base'), await read(oursRel, 'ours'), await read(theirsRel, 'theirs')];
   const byPath = (outs: PointerOut[]) => new Map(outs.map((o) => [o.path, o]));
   const [o, a, b] = [byPath(base), byPath(ours), byPath(theirs)];
   const order = [...a.keys(), ...[...b.keys()].filter((p) => !a.has(p))];
@@ -74,19 +85,27 @@ export async function mergeDriver(repo: Repo, opts: MergeDriverOptions): Promise
       if (take) result.push(take);
     }
     if (conflicts.length > 0) {
-      const text = (f: string) => fs.readFileSync(f, 'utf8');
-      const oursText = text(opts.ours);
-      const theirsText = text(opts.theirs);
-      fs.writeFileSync(opts.ours, `<<<<<<< ours\n${oursText}${oursText.endsWith('\n') ? '' : '\n'}=======\n${theirsText}${theirsText.endsWith('\n') ? '' : '\n'}>>>>>>> theirs\n`);
+      const oursText = readText(oursRel, 'ours');
+      const theirsText = readText(theirsRel, 'theirs');
+      guard.writeControlFile(oursRel, `<<<<<<< ours\n${oursText}${oursText.endsWith('\n') ? '' : '\n'}=======\n${theirsText}${theirsText.endsWith('\n') ? '' : '\n'}>>>>>>> theirs\n`);
       return { path: shown, merged: false, conflicts, mergedDirs };
     }
     // Every output deleted on one side and untouched on the other: Git expects a file; an empty pointer is invalid.
     if (result.length === 0) {
       throw new TdvError('MERGE_EMPTY', `${shown}: the merge removes every output it tracked; delete the pointer file (\`git rm ${shown}\`) to finish the merge`);
     }
-    fs.writeFileSync(opts.ours, serializePointer(result));
+    guard.writeControlFile(oursRel, serializePointer(result));
     return { path: shown, merged: true, conflicts, mergedDirs };
   });
+}
+
+/** The path of a file Git passed, relative to the guard's root; outside it is refused. */
+function inTree(guard: Guard, abs: string, side: string, shown: string): string {
+  const rel = guard.relOf(abs);
+  if (rel === undefined || rel === '') {
+    throw new UnsafePathError(`${shown}: the ${side} file ${quotePath(abs)} is outside ${guard.label} (${guard.root}); Git passes the merge driver files inside it`, { path: abs });
+  }
+  return rel;
 }
 
 function sameOut(x: PointerOut | undefined, y: PointerOut | undefined): boolean {

@@ -1,6 +1,7 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { FormatError } from '../errors.js';
+import { quotePath, relPathProblem } from '../formats/paths.js';
+import { UnsafePathError } from '../workspace/guard.js';
 import type { GitHistory } from '../git/history.js';
 import { loadPipeline, PIPELINE_FILE } from '../stages/load.js';
 import { LOCK_FILE, parseLock } from '../stages/lock.js';
@@ -24,24 +25,30 @@ type Side = string | undefined;
 
 interface Reader {
   label: string;
-  read(rel: string): string | undefined;
+  /**
+   * A file's text, or undefined when it is absent. `source` names the file
+   * that named `rel` (tdv.yaml), which is then untrusted: it must be a legal
+   * path inside the repository, and in the workspace a regular file reached
+   * without symlinks, or the read is refused with one line (so that
+   * `metrics: [../../etc/passwd]` never prints that file).
+   */
+  read(rel: string, source?: string): string | undefined;
 }
 
 async function reader(repo: Repo, side: Side, history: () => Promise<GitHistory>): Promise<Reader> {
-  if (side === undefined) return { label: 'workspace', read: (rel) => readOrUndefined(path.join(repo.root, rel)) };
+  if (side === undefined) return { label: 'workspace', read: (rel, source) => repo.guard.readText(rel, { source }) };
   const { resolveRevision, treePrefix } = await import('./lib/revision.js');
   const h = await history();
   const at = resolveRevision(h, side);
   const prefix = treePrefix(repo);
-  return { label: side, read: (rel) => h.readFileAt(at.commit, prefix + rel)?.toString('utf8') };
-}
-
-function readOrUndefined(file: string): string | undefined {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
+  return {
+    label: side,
+    read: (rel, source) => {
+      const problem = relPathProblem(rel);
+      if (problem !== undefined) throw new UnsafePathError(`${side}:${source ?? rel}: ${quotePath(rel)} ${problem}; tdv only reads paths inside the repository`, { path: rel });
+      return h.readFileAt(at.commit, prefix + rel)?.toString('utf8');
+    },
+  };
 }
 
 /** Flattens nested JSON into dotted keys; arrays by index. */
@@ -62,7 +69,7 @@ async function metricsOf(r: Reader): Promise<Values> {
   for (const s of Object.values(doc?.stages ?? {})) if (Array.isArray(s?.metrics)) for (const m of s.metrics) if (typeof m === 'string') files.add(path.posix.normalize(m));
   const out: Values = {};
   for (const f of [...files].sort()) {
-    const text = r.read(f);
+    const text = r.read(f, PIPELINE_FILE);
     if (text === undefined) continue;
     try {
       out[f] = flatten(JSON.parse(text));
@@ -78,7 +85,7 @@ async function paramsOf(repo: Repo, r: Reader, side: Side): Promise<Values> {
   const out: Values = {};
   if (side === undefined) {
     const p = await loadPipeline(repo.root);
-    const reader = new ParamsReader(repo.root);
+    const reader = new ParamsReader(repo.guard);
     for (const s of p?.stages.values() ?? []) for (const { file, keys } of s.params) Object.assign((out[file] ??= {}), await reader.values(file, keys, s.name));
     return out;
   }

@@ -7,12 +7,10 @@
  * documents (so comments and the rest of the file survive), proves the result
  * loads with the same code as `loadConfig`, and only then replaces the files.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Document } from 'yaml';
 import { ExitCode, FormatError, TdvError, UsageError } from '../errors.js';
-import { isInside, toPosix } from '../util/fs.js';
-import { writeFileAtomicSync } from '../workspace/raw.js';
+import { toPosix } from '../util/fs.js';
 import {
   CONFIG_FILE,
   type Config,
@@ -20,20 +18,24 @@ import {
   configFromTexts,
   isRemoteKey,
   LOCAL_CONFIG_FILE,
+  MASK,
+  maskUrl,
   parseRemoteUrl,
-  readConfigTexts,
   REMOTE_KEYS,
   REMOTE_NAME_RE,
   remoteValueProblem,
   type RemoteConfig,
   type RemoteKey,
   SECRET_REMOTE_KEYS,
+  urlHasCredentials,
 } from '../formats/config.js';
+import { TDV_DIR } from '../formats/layout.js';
+import { localRemoteProblem } from './lib/remotes.js';
 import { addGitignoreEntry } from '../workspace/gitignore.js';
 import type { Repo } from './repo.js';
 
 /** What `listRemotes` shows instead of a credential. */
-export const MASK = '****';
+export { MASK };
 
 /** What a write did to the files, for the CLI to report. */
 export interface ConfigWrite {
@@ -80,7 +82,7 @@ export async function addRemote(repo: Repo, opts: AddRemoteOptions): Promise<Add
     if (existing && !opts.force) {
       throw new TdvError(
         'REMOTE_EXISTS',
-        `remote "${opts.name}" already exists (${existing.url}); use \`tdv remote add -f\` to replace it, or \`tdv remote modify ${opts.name} url URL\` to change its url`,
+        `remote "${opts.name}" already exists (${maskUrl(existing.url)}); use \`tdv remote add -f\` to replace it, or \`tdv remote modify ${opts.name} url URL\` to change its url`,
         { exitCode: ExitCode.usage, data: { name: opts.name } },
       );
     }
@@ -90,7 +92,7 @@ export async function addRemote(repo: Repo, opts: AddRemoteOptions): Promise<Add
     if (opts.makeDefault) e.set(target, ['core', 'remote'], opts.name);
     return existing !== undefined;
   });
-  return { name: opts.name, url, isDefault: after.core.remote === opts.name, replaced, ...write };
+  return { name: opts.name, url: maskUrl(url), isDefault: after.core.remote === opts.name, replaced, ...write };
 }
 
 export interface RemoveRemoteResult extends ConfigWrite {
@@ -199,6 +201,9 @@ export async function modifyRemote(repo: Repo, name: string, key: string, value:
   if (secret && !opts.local) {
     throw new UsageError(`${key} is a credential and goes only in the git-ignored .tdv/config.local.yaml: add --local (or use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile instead)`);
   }
+  if (key === 'endpointurl' && value !== undefined && urlHasCredentials(value) && !opts.local) {
+    throw new UsageError(`this endpointurl holds credentials (user:password@), which go only in the git-ignored .tdv/config.local.yaml: add --local, or set access_key_id and secret_access_key with --local instead`);
+  }
   const typed = value === undefined ? undefined : parseRemoteValue(repo, name, key, value, opts.cwd ?? repo.root);
   const target = fileFor(opts.local);
   const keyPath = ['remote', name, key];
@@ -219,7 +224,8 @@ export async function modifyRemote(repo: Repo, name: string, key: string, value:
     }
     return e.delete(target, keyPath);
   });
-  return { name, key, value: typed === undefined ? undefined : secret ? MASK : typed, changed, ...write };
+  const shown = typed === undefined ? undefined : secret ? MASK : typeof typed === 'string' ? maskUrl(typed) : typed;
+  return { name, key, value: shown, changed, ...write };
 }
 
 export interface RemoteInfo {
@@ -230,7 +236,7 @@ export interface RemoteInfo {
   options: Record<string, string | number | boolean>;
 }
 
-/** Configured remotes sorted by name, with credentials masked: this never returns a secret. */
+/** Configured remotes sorted by name, with credentials (and the user info in URLs) masked: this never returns a secret. */
 export function listRemotes(repo: Repo): RemoteInfo[] {
   const cfg = repo.config;
   return Object.keys(cfg.remote)
@@ -241,9 +247,9 @@ export function listRemotes(repo: Repo): RemoteInfo[] {
       for (const key of REMOTE_KEYS) {
         const v = r[key];
         if (key === 'url' || v === undefined) continue;
-        options[key] = SECRET_REMOTE_KEYS.includes(key) ? MASK : v;
+        options[key] = SECRET_REMOTE_KEYS.includes(key) ? MASK : typeof v === 'string' ? maskUrl(v) : v;
       }
-      return { name, url: r.url, isDefault: cfg.core.remote === name, options };
+      return { name, url: maskUrl(r.url), isDefault: cfg.core.remote === name, options };
     });
 }
 
@@ -277,9 +283,10 @@ function urlToStore(repo: Repo, cwd: string, url: string): string {
   const loc = parseRemoteUrl(url);
   if (loc.kind === 's3') return url;
   const abs = path.resolve(cwd, loc.path);
-  // Objects pushed into the workspace root or into .tdv/ would be tdv's own files or untracked clutter.
-  if (abs === repo.root || isInside(repo.tdvDir, abs)) {
-    throw new UsageError(`a remote cannot be the repository root or inside .tdv/ (${abs}); choose a directory outside the repository or a subdirectory of it`);
+  // Objects pushed into the workspace root, .git or .tdv/ would be clutter among Git's or tdv's own files.
+  const problem = localRemoteProblem(repo, abs);
+  if (problem !== undefined) {
+    throw new UsageError(`a remote cannot be the repository, its .git or .tdv/ (or inside them): ${abs} ${problem}; choose a directory outside the repository or a subdirectory of it`);
   }
   if (/^file:/i.test(url)) return url;
   if (path.isAbsolute(loc.path)) return abs;
@@ -360,6 +367,18 @@ class ConfigEdit {
     return true;
   }
 
+  /** The credentials `file` holds after the edits, as `remote.<name>.<key>`. */
+  secretsIn(file: ConfigFileName): string[] {
+    const remotes = this.doc(file).toJS() as { remote?: Record<string, Record<string, unknown> | null> } | null;
+    const out: string[] = [];
+    for (const [name, section] of Object.entries(remotes?.remote ?? {})) {
+      for (const [key, v] of Object.entries(section ?? {})) {
+        if ((SECRET_REMOTE_KEYS as readonly string[]).includes(key) || (key === 'endpointurl' && typeof v === 'string' && urlHasCredentials(v))) out.push(`remote.${name}.${key}`);
+      }
+    }
+    return out;
+  }
+
   /** The texts after the edits (unchanged files as they were). */
   result(): Partial<Record<ConfigFileName, string>> {
     const out = { ...this.texts };
@@ -382,7 +401,8 @@ class ConfigEdit {
 async function editConfig<T>(repo: Repo, edit: (e: ConfigEdit) => T): Promise<{ value: T; after: Config; write: ConfigWrite }> {
   return repo.withLock('remote', async () => {
     const tdvDir = repo.tdvDir;
-    const before = readConfigTexts(tdvDir);
+    // Read through the guard of .tdv/ too: a config file swapped for a symlink is refused, not followed.
+    const before: Partial<Record<ConfigFileName, string>> = { [CONFIG_FILE]: repo.own.readControlFile(CONFIG_FILE), [LOCAL_CONFIG_FILE]: repo.own.readControlFile(LOCAL_CONFIG_FILE) };
     const e = new ConfigEdit(await import('yaml'), before, await configFromTexts(tdvDir, before));
     const value = edit(e);
     const next = e.result();
@@ -394,15 +414,27 @@ async function editConfig<T>(repo: Repo, edit: (e: ConfigEdit) => T): Promise<{ 
       throw err;
     }
     const write: ConfigWrite = { files: [], gitignored: false };
-    for (const f of [LOCAL_CONFIG_FILE, CONFIG_FILE] as const) {
-      const text = next[f];
-      if (text === undefined || text === before[f]) continue;
-      const file = path.join(tdvDir, f);
+    const changed = ([LOCAL_CONFIG_FILE, CONFIG_FILE] as const).filter((f) => next[f] !== undefined && next[f] !== before[f]);
+    // A credential must never go into a file Git tracks: config.yaml is refused at load
+    // (above), and config.local.yaml may have been force-added (`git add -f`).
+    for (const f of changed) {
+      const rel = `${TDV_DIR}/${f}`;
+      const secrets = e.secretsIn(f);
+      if (secrets.length > 0 && repo.gitTracked().has(repo.gitPath(rel))) {
+        throw new TdvError(
+          'SECRET_IN_TRACKED_FILE',
+          `${rel} is tracked by Git, so the credential ${secrets[0]} written there would be committed; nothing was changed. Run \`git rm --cached ${rel}\` and commit, then run this again`,
+          { data: { file: rel } },
+        );
+      }
+    }
+    for (const f of changed) {
+      const text = next[f]!;
       if (f === LOCAL_CONFIG_FILE) write.gitignored = addGitignoreEntry(repo.own, LOCAL_CONFIG_FILE);
       // config.local.yaml may hold credentials: readable by its owner only.
-      const mode = fs.statSync(file, { throwIfNoEntry: false })?.mode ?? (f === LOCAL_CONFIG_FILE ? 0o600 : 0o644);
-      writeFileAtomicSync(file, text, mode & 0o7777);
-      write.files.push(toPosix(path.relative(repo.root, file)));
+      const mode = repo.own.lstat(f)?.mode ?? (f === LOCAL_CONFIG_FILE ? 0o600 : 0o644);
+      repo.own.writeControlFile(f, text, { mode: mode & 0o7777 });
+      write.files.push(`${TDV_DIR}/${f}`);
     }
     return { value, after, write };
   });

@@ -11,6 +11,7 @@ import { RepoLock } from '../workspace/mutex.js';
 import { Guard, UnsafePathError } from '../workspace/guard.js';
 import { readIndexPaths, TrackedPaths } from '../git/index-file.js';
 import { type IgnoreMatcher, loadTdvignore } from '../workspace/tdvignore.js';
+import { checkCacheDir } from './lib/cache-dir.js';
 
 import { TDV_DIR } from '../formats/layout.js';
 
@@ -44,6 +45,7 @@ export class Repo {
     if (!root) throw new NotARepoError(`not a tdv repository (or any parent directory): ${cwd}. Run \`tdv init\` at the top of your Git repository`);
     checkOwnDirs(root);
     const config = await loadConfig(path.join(root, TDV_DIR));
+    await checkCacheDir(root, config);
     const repo = new Repo(root, config, findGitWorkTree(root), reporter);
     repo.checkCommittedCacheLink();
     return repo;

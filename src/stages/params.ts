@@ -1,20 +1,29 @@
-import path from 'node:path';
 import { FormatError } from '../errors.js';
-import { readTextOrUndefined } from '../util/fs.js';
 import { parseYaml } from '../util/yaml.js';
+import { Guard } from '../workspace/guard.js';
 
-/** Reads parameter values (dotted keys into nested mappings) from YAML files, each file parsed once. */
+/**
+ * Reads parameter values (dotted keys into nested mappings) from YAML files,
+ * each file parsed once. The files are named by tdv.yaml, so they are read
+ * through a Guard: a params path that leaves the repository, or a params
+ * file that is a symlink (to ~/.aws/credentials, say), is refused with one
+ * line, and its content is never parsed or printed.
+ */
 export class ParamsReader {
   private readonly files = new Map<string, Promise<unknown>>();
+  private readonly guard: Guard;
 
-  constructor(private readonly root: string) {}
+  /** `workspace`: the repository's guard (`repo.guard`), or its root, for which a read-only guard is made. */
+  constructor(workspace: Guard | string) {
+    this.guard = typeof workspace === 'string' ? new Guard(workspace) : workspace;
+  }
 
   /** The values of `keys` in `file` (repo-relative). A missing file or key is an error naming both. */
   async values(file: string, keys: readonly string[], stage: string): Promise<Record<string, unknown>> {
     let doc = this.files.get(file);
     if (!doc) {
       doc = (async () => {
-        const text = readTextOrUndefined(path.join(this.root, file));
+        const text = this.guard.readText(file, { source: 'tdv.yaml' });
         if (text === undefined) return undefined;
         return (await parseYaml(text, file)).value;
       })();

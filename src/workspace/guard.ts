@@ -411,8 +411,8 @@ function lstat(abs: string): fs.Stats | undefined {
 }
 
 function ownDirOk(rel: string): boolean {
-  // `.tdv/...` through the root guard, for tdv's own files: every other rule still holds.
-  return rel.startsWith('.tdv/') && relPathProblem(rel.slice(5)) === undefined;
+  // `.tdv` and `.tdv/...` through the root guard, for tdv's own files (init makes the directory): every other rule still holds.
+  return rel === '.tdv' || (rel.startsWith('.tdv/') && relPathProblem(rel.slice(5)) === undefined);
 }
 
 function from(source: Source): string {

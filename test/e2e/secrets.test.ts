@@ -23,6 +23,8 @@ describeS3('secrets never appear in any output', () => {
       token: `SESSIONTOKEN-${tag}`,
       wrongKey: `AKIAWRONG${tag.toUpperCase()}`,
       committed: `COMMITTEDSECRET-${tag}`,
+      urlPassword: `URLPASSWORD-${tag}`,
+      urlUser: `URLUSER${tag.toUpperCase()}`,
     };
     const env = { AWS_ACCESS_KEY_ID: S3RVER_KEY, AWS_SECRET_ACCESS_KEY: secrets.env, AWS_SESSION_TOKEN: secrets.token };
     const endpoint = s3Available()!.endpoint;
@@ -84,6 +86,20 @@ describeS3('secrets never appear in any output', () => {
     expect((await run(dir, ['remote', 'modify', 's3', 'url', `s3://no-such-bucket-${tag}/x`])).code).toBe(0);
     for (const r of await all(dir, ['push'], true)) expect(r.code).toBe(1);
     for (const r of await all(dir, ['status', '--remote'], true)) expect(r.code).toBe(1);
+
+    // Credentials in the endpoint's URL (user:password@), in config.local.yaml: masked everywhere, reachable or not.
+    const withUser = (url: string) => url.replace('://', `://${secrets.urlUser}:${secrets.urlPassword}@`);
+    expect((await run(dir, ['-v', 'remote', 'modify', '--local', 's3', 'endpointurl', withUser(endpoint)])).code).toBe(0);
+    expect((await run(dir, ['-v', 'remote', 'modify', 's3', 'endpointurl', withUser(endpoint)])).code).toBe(2); // not into config.yaml
+    expect((await run(dir, ['remote', 'modify', 's3', 'url', `s3://${S3_BUCKET}/secrets-${tag}`])).code).toBe(0);
+    await all(dir, ['remote', 'list'], true);
+    await all(dir, ['push'], true);
+    await all(dir, ['fsck', '--remote'], true);
+    expect((await run(dir, ['remote', 'modify', '--local', 's3', 'endpointurl', withUser('http://127.0.0.1:1')])).code).toBe(0);
+    for (const r of await all(dir, ['push'], true)) expect(r.code).toBe(1);
+    expect((await run(dir, ['remote', 'modify', '--local', 's3', 'endpointurl', withUser('http://no-such-host.invalid:9')])).code).toBe(0);
+    for (const r of await all(dir, ['status', '--remote'], true)) expect(r.code).toBe(1);
+    expect((await run(dir, ['remote', 'modify', '--local', 's3', 'endpointurl', '--unset'])).code).toBe(0);
 
     // A secret committed to config.yaml by hand: every command refuses, naming file and line, not the value.
     fs.appendFileSync(path.join(dir, '.tdv', 'config.yaml'), `    secret_access_key: ${secrets.committed}\n`);

@@ -134,7 +134,7 @@ describe('tdv remote add', () => {
     for (const url of ['.', '.tdv/cache', dir]) {
       const r = await tdv(dir, 'remote', 'add', 'x', url);
       expect(r.code).toBe(2);
-      expectOneLineError(r.stderr, 'cannot be the repository root or inside .tdv/');
+      expectOneLineError(r.stderr, 'a remote cannot be the repository, its .git or .tdv/');
     }
     expect(state(dir)).toEqual(before);
   });

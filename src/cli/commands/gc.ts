@@ -14,6 +14,7 @@ interface GcFlags {
   jobs?: number;
   dry?: boolean;
   force?: boolean;
+  sharedCache?: boolean;
 }
 
 export function registerGc(program: Command, ctx: CliContext): void {
@@ -29,6 +30,7 @@ export function registerGc(program: Command, ctx: CliContext): void {
     .option('-j, --jobs <n>', 'with --cloud: parallel requests', parsePositiveInt('--jobs'))
     .option('--dry', 'list what would be deleted, delete nothing')
     .option('-f, --force', 'do not ask for confirmation')
+    .option('--shared-cache', 'collect a cache outside the repository (cache.dir, a .tdv/cache symlink) although other repositories may use it')
     .option('--json', 'print one JSON object')
     .addHelpText(
       'after',
@@ -40,7 +42,6 @@ export function registerGc(program: Command, ctx: CliContext): void {
       if ((opts.remote !== undefined || opts.jobs !== undefined) && !opts.cloud) throw new UsageError('-r/--remote and -j/--jobs only apply with --cloud');
       const repo = await ctx.openRepo(out);
       const { gc } = await import('../../repo/gc.js');
-      if (repo.config.cache.dir) out.warn(`the cache ${repo.cacheDir} is shared: objects used only by other clones will be deleted too`);
       const res = await gc(repo, {
         workspace: opts.workspace,
         allBranches: opts.allBranches,
@@ -50,8 +51,10 @@ export function registerGc(program: Command, ctx: CliContext): void {
         remote: opts.remote,
         jobs: opts.jobs,
         dry: opts.dry,
+        sharedCache: opts.sharedCache,
         confirm: async (plan) => opts.force === true || ctx.confirm(question(plan, repo.cacheDir), '-f'),
       });
+      if (res.shared) out.warn(`the cache ${res.shared.dir} is outside this repository (${res.shared.via}): objects only other repositories use ${res.removed ? 'were' : 'would be'} deleted too`);
       if (res.unknown.length > 0) {
         const u = res.unknown[0]!;
         out.warn(
@@ -66,6 +69,7 @@ export function registerGc(program: Command, ctx: CliContext): void {
           kept: res.kept,
           unused: res.unused,
           unknown: res.unknown,
+          ...(res.shared ? { sharedCache: res.shared } : {}),
           ...(res.cloud ? { cloud: { remote: res.cloud.remote, objects: res.cloud.unused.length, kept: res.cloud.kept, unused: res.cloud.unused } } : {}),
         });
         return;

@@ -1,9 +1,36 @@
 import path from 'node:path';
 import { ExitCode, TdvError } from '../../errors.js';
 import type { Remote } from '../../remote/remote.js';
+import { gitCommonDir } from '../../git/git.js';
 import { isInside } from '../../util/fs.js';
-import { resolveRemoteUrl } from '../../formats/config.js';
+import { maskUrl, resolveRemoteUrl } from '../../formats/config.js';
 import type { Repo } from '../repo.js';
+import { realpathLoose } from './cache-dir.js';
+
+/**
+ * Why a directory remote at `dir` (absolute) must not be used, or undefined.
+ * Symlinks are resolved first: a remote that is, or is inside, the
+ * repository's `.git` or `.tdv` would have push write objects among Git's or
+ * tdv's own files and `gc --cloud` delete there; the repository root (or the
+ * Git work tree's) would fill the workspace with objects.
+ */
+export function localRemoteProblem(repo: Repo, dir: string): string | undefined {
+  const real = realpathLoose(dir);
+  const shown = real === path.resolve(dir) ? '' : ` (${real} after symlinks)`;
+  if (real === realpathLoose(repo.root)) return `is the repository itself${shown}`;
+  if (repo.git && real === realpathLoose(repo.git.root)) return `is the Git work tree itself${shown}`;
+  const own: [string, string][] = [['.tdv', repo.tdvDir]];
+  if (repo.git) {
+    own.push(['.git', path.join(repo.git.root, '.git')], ['.git', repo.git.gitdir]);
+    const common = gitCommonDir(repo.git.gitdir);
+    if (common !== undefined) own.push(['.git', common]);
+  }
+  for (const [name, d] of own) {
+    if (isInside(realpathLoose(d), real)) return `is ${real === realpathLoose(d) ? '' : 'inside '}the repository's ${name}${shown}`;
+  }
+  return undefined;
+}
+
 
 /** The remote named `name`, or the default one: its implementation chosen by URL. `jobs` sizes its connection pool. */
 export async function openRemote(repo: Repo, name?: string, jobs?: number): Promise<Remote> {
@@ -24,9 +51,11 @@ export async function openRemote(repo: Repo, name?: string, jobs?: number): Prom
   }
   const loc = resolveRemoteUrl(repo.root, cfg.url);
   if (loc.kind === 'local') {
-    // Checked again here, not only by `tdv remote add`: a committed config may be hand-edited.
-    if (loc.path === repo.root || isInside(repo.tdvDir, loc.path)) {
-      throw new TdvError('BAD_REMOTE', `remote "${chosen}" points at ${loc.path}, the repository root or inside .tdv/; fix it with \`tdv remote modify ${chosen} url PATH\``);
+    // Checked again here, not only by `tdv remote add`: a committed config may be hand-edited,
+    // and a symlink on the way may have been made (or committed) since.
+    const problem = localRemoteProblem(repo, loc.path);
+    if (problem !== undefined) {
+      throw new TdvError('BAD_REMOTE', `remote "${chosen}" (${maskUrl(cfg.url)}) ${problem}; point it at a directory outside the repository with \`tdv remote modify ${chosen} url PATH\``, { data: { remote: chosen } });
     }
     const { LocalRemote } = await import('../../remote/local.js');
     return new LocalRemote(chosen, loc.path);
