@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { NotARepoError, TdvError } from '../errors.js';
-import { findGitWorkTree } from '../git/git.js';
+import { gitIgnoredBy } from '../git/check-ignore.js';
+import { findGitWorkTree, type GitWorkTree } from '../git/git.js';
+import { quotePath } from '../formats/paths.js';
 import { writeFileAtomicSync } from '../workspace/raw.js';
 import { CONFIG_TEMPLATE } from '../formats/config.js';
 import { TDV_DIR } from '../formats/layout.js';
@@ -34,6 +36,7 @@ export function init(dir: string, opts: InitOptions = {}): InitResult {
       throw new TdvError('NOT_GIT_ROOT', `${root} is not the top of its Git work tree (${git.root}); run tdv init there, or pass --subdir`, { exitCode: 1 });
     }
   }
+  if (git) refuseIgnoredOwnFiles(root, git);
   const tdvDir = path.join(root, TDV_DIR);
   if (fs.existsSync(path.join(tdvDir, 'config.yaml')) && !opts.force) {
     throw new TdvError('ALREADY_INITIALIZED', `${tdvDir} already initialized; use \`tdv init --force\` to re-create missing files (configuration and cache are kept)`);
@@ -49,4 +52,23 @@ export function init(dir: string, opts: InitOptions = {}): InitResult {
   write(path.join(tdvDir, '.gitignore'), TDV_GITIGNORE, false);
   write(path.join(root, TDVIGNORE), TDVIGNORE_TEMPLATE, true);
   return { root, created };
+}
+
+/**
+ * tdv's configuration and the `.tdv/.gitignore` that keeps the cache out of Git
+ * are committed with the project: a Git rule that ignores them (`.tdv`, `.*`
+ * in the repository's or the user's global excludes file) would leave every
+ * clone without them. Refused before anything is written, naming the rule.
+ */
+function refuseIgnoredOwnFiles(root: string, git: GitWorkTree): void {
+  const prefix = path.relative(git.root, root).split(path.sep).join('/');
+  const at = (rel: string) => (prefix === '' ? rel : `${prefix}/${rel}`);
+  const rule = gitIgnoredBy(git.root, [at(`${TDV_DIR}/config.yaml`), at(`${TDV_DIR}/.gitignore`)])[0];
+  if (!rule) return;
+  throw new TdvError(
+    'GIT_IGNORES_TDV',
+    `Git ignores ${quotePath(rule.path)} (rule ${JSON.stringify(rule.pattern)} in ${quotePath(rule.source)}:${rule.line}), so tdv's configuration could not be committed; ` +
+      `remove or narrow that rule, or re-include tdv's files with the lines "!/${at(TDV_DIR)}/" and "!/${at(TDV_DIR)}/*" after it in ${quotePath(path.join(git.root, '.gitignore'))}, then run tdv init again`,
+    { exitCode: 1 },
+  );
 }
