@@ -1,7 +1,10 @@
+import fs from 'node:fs';
 import type { ManifestEntry } from '../formats/manifest.js';
+import { quotePath } from '../formats/paths.js';
 import { isDirOid, type Oid } from '../formats/oid.js';
 import { ExitCode, TdvError, UsageError } from '../errors.js';
 import { type GitHistory, UnknownRevisionError } from '../git/history.js';
+import { type Blocker, blockerAt } from './lib/blocker.js';
 import { hashWorkspace } from './lib/hashing.js';
 import type { Pointer } from '../formats/pointer.js';
 import { allOuts, findPointers, type Selected } from './lib/pointers.js';
@@ -20,6 +23,8 @@ export interface FileVersion {
   hash: Oid;
   size: number;
   isexec?: boolean;
+  /** In the workspace: a symlink or special file stands where the data should be (no hash). */
+  blocker?: Blocker;
 }
 
 /** A data file that differs: files inside tracked directories are listed one by one. */
@@ -149,7 +154,10 @@ async function workspaceSide(repo: Repo): Promise<SideOuts> {
     content: async (s) => {
       const ws = await hashWorkspace(repo, s);
       if (ws.kind === 'missing') return { key: '', files: async () => new Map() };
-      if (ws.kind === 'other') return { key: '?', files: async () => new Map([[s.rel, { hash: 'not a regular file', size: 0 }]]) };
+      if (ws.kind === 'other') {
+        const blocker = blockerAt(repo.root, s.rel) ?? { path: s.rel, kind: 'special' as const };
+        return { key: '?', files: async () => new Map([[s.rel, { hash: 'not a regular file', size: 0, blocker }]]) };
+      }
       if (ws.kind === 'file') return { key: ws.oid + (ws.isexec ? '+x' : ''), files: async () => new Map([[s.rel, { hash: ws.oid, size: ws.size, ...(ws.isexec ? { isexec: true } : {}) }]]) };
       // The entries only when the directory differs: an unchanged one costs a walk.
       const entries = async (): Promise<ManifestEntry[]> => {
@@ -170,18 +178,43 @@ async function workspaceSide(repo: Repo): Promise<SideOuts> {
 function targetFilter(repo: Repo, targets: readonly string[], a: SideOuts, b: SideOuts): (p: string) => boolean {
   if (targets.length === 0) return () => true;
   const prefixes: string[] = [];
+  const names = [a.side.rev ?? 'the workspace', b.side.rev ?? 'the workspace'].join(' nor in ');
   for (const t of targets) {
     const rel = repo.rel(t);
     const viaPointer = [...a.outs.values(), ...b.outs.values()].filter((s) => s.ptr.file === t).map((s) => s.rel);
-    const tracked = viaPointer.length > 0 || [...a.outs.keys(), ...b.outs.keys()].some((p) => rel === '.' || p === rel || p.startsWith(`${rel}/`) || rel.startsWith(`${p}/`));
-    if (!tracked) {
-      const names = [a.side.rev ?? 'the workspace', b.side.rev ?? 'the workspace'].join(' nor in ');
-      throw new TdvError('NOT_TRACKED', `${rel} is not tracked by tdv in ${names}`, { exitCode: ExitCode.usage });
+    const keys = [...a.outs.keys(), ...b.outs.keys()];
+    const whole = viaPointer.length > 0 || keys.some((p) => rel === '.' || p === rel || p.startsWith(`${rel}/`));
+    if (!whole) {
+      if (!keys.some((p) => rel.startsWith(`${p}/`))) throw new TdvError('NOT_TRACKED', `${quotePath(rel)} is not tracked by tdv in ${names}`, { exitCode: ExitCode.usage });
+      // Inside a tracked directory: a typo there would list nothing and look like "no change".
+      const found = [a, b].map((side) => insideMatches(repo, side, rel, t));
+      if (found.every((f) => f === false)) {
+        const dir = [...a.outs.values(), ...b.outs.values()].find((s) => rel.startsWith(`${s.rel}/`))!;
+        throw new TdvError('NOT_TRACKED', `${quotePath(rel)} is inside ${quotePath(dir.rel)} (tracked by ${quotePath(repo.rel(dir.ptr.file))}), but it is in neither ${names.replace(' nor in ', ' nor ')}; check the path`, {
+          exitCode: ExitCode.usage,
+        });
+      }
     }
     prefixes.push(...(viaPointer.length > 0 ? viaPointer : [rel]));
   }
   // A path is kept when a target is it, lies above it, or (for a whole output) lies inside it.
   return (p) => prefixes.some((t) => t === '.' || p === t || p.startsWith(`${t}/`) || t.startsWith(`${p}/`));
+}
+
+/**
+ * Whether one side has `rel` (at `abs` in the workspace), a path inside one of
+ * its tracked directories: in the workspace, anything there; at a revision, a
+ * file or directory of the recorded manifest. Undefined when the manifest is
+ * not cached (the diff then says so if it needs it).
+ */
+function insideMatches(repo: Repo, side: SideOuts, rel: string, abs: string): boolean | undefined {
+  const dir = [...side.outs.values()].find((s) => rel.startsWith(`${s.rel}/`));
+  if (!dir) return false;
+  if (side.side.rev === undefined) return fs.lstatSync(abs, { throwIfNoEntry: false }) !== undefined;
+  if (!isDirOid(dir.out.sha256)) return false;
+  if (!repo.store.has(dir.out.sha256)) return undefined;
+  const sub = rel.slice(dir.rel.length + 1);
+  return repo.store.readManifest(dir.out.sha256).some((e) => e.relpath === sub || e.relpath.startsWith(`${sub}/`));
 }
 
 /**

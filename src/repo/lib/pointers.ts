@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { errnoCode, ExitCode, FormatError, TdvError, UsageError } from '../../errors.js';
 import { isInside } from '../../util/fs.js';
+import { isDirOid } from '../../formats/oid.js';
+import { quotePath } from '../../formats/paths.js';
 import { outAbsPath, parsePointer, type Pointer, type PointerOut, POINTER_EXT } from '../../formats/pointer.js';
 import type { Repo } from '../repo.js';
 import { TDV_DIR } from '../../formats/layout.js';
@@ -121,11 +123,34 @@ export function selectTargets(repo: Repo, pointers: readonly Pointer[], targets:
     }
     if (t === repo.root) found.push(...outs);
     if (found.length === 0) {
-      throw new TdvError('NOT_TRACKED', `${repo.rel(t)} is not tracked by tdv; run \`tdv add ${repo.rel(t)}\` to track it`, { exitCode: ExitCode.usage });
+      throw new TdvError('NOT_TRACKED', `${quotePath(repo.rel(t))} is not tracked by tdv; run \`tdv add ${quotePath(repo.rel(t))}\` to track it`, { exitCode: ExitCode.usage });
+    }
+    // A path inside a tracked directory is a target only if it names something there: a
+    // typo would otherwise select nothing and succeed, as if all were well.
+    for (const f of found) {
+      if (f.sub !== undefined && subMatches(repo, f.out, f.sub, t) === false) {
+        throw new TdvError(
+          'NOT_TRACKED',
+          `${quotePath(repo.rel(t))} is inside ${quotePath(f.rel)} (tracked by ${quotePath(repo.rel(f.ptr.file))}), but neither its recorded version nor the workspace has it; check the path`,
+          { exitCode: ExitCode.usage },
+        );
+      }
     }
     for (const f of found) if (!picked.some((p) => p.abs === f.abs && p.sub === f.sub)) picked.push(f);
   }
   return picked;
+}
+
+/**
+ * Whether `sub`, a target inside the tracked directory `out`, names anything there: a file or
+ * directory of its recorded version (from the cached manifest), or something
+ * in the workspace at `abs`. Undefined when that cannot be told (the manifest
+ * is not cached, and nothing is there): the command then says what it lacks.
+ */
+export function subMatches(repo: Repo, out: PointerOut, sub: string, abs: string): boolean | undefined {
+  if (fs.lstatSync(abs, { throwIfNoEntry: false }) !== undefined) return true;
+  if (!isDirOid(out.sha256) || !repo.store.has(out.sha256)) return undefined;
+  return repo.store.readManifest(out.sha256).some((e) => e.relpath === sub || e.relpath.startsWith(`${sub}/`));
 }
 
 /** The outputs tdv.lock records, as one pointer whose paths are repo-relative. */
