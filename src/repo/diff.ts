@@ -117,10 +117,10 @@ function recordedFiles(repo: Repo, s: Selected, side: DiffSide): Files {
   const out = s.out;
   if (!isDirOid(out.sha256)) return new Map([[s.rel, { hash: out.sha256, size: out.size, ...(out.isexec ? { isexec: true } : {}) }]]);
   if (!repo.store.has(out.sha256)) {
-    const at = side.rev === undefined ? '' : ` --rev ${side.rev}`;
+    const at = side.rev === undefined ? '' : ` --rev ${quotePath(side.rev)}`;
     throw new TdvError(
       'MISSING_OBJECTS',
-      `cannot list the files of ${s.rel}${side.rev === undefined ? '' : ` at ${side.rev}`}: its directory manifest ${out.sha256} is not in the cache; run \`tdv fetch${at} ${s.rel}\` first`,
+      `cannot list the files of ${quotePath(s.rel)}${side.rev === undefined ? '' : ` at ${quotePath(side.rev)}`}: its directory manifest ${out.sha256} is not in the cache; run \`tdv fetch${at} ${quotePath(s.rel)}\` first`,
       { data: { paths: [s.rel] } },
     );
   }
@@ -229,7 +229,7 @@ export function splitDiffArgs(repo: Repo, args: readonly string[], separator: nu
   if (separator !== undefined) {
     revs = args.slice(0, separator);
     targets = args.slice(separator);
-    if (revs.length > 2) throw new UsageError(`at most two revisions before --, got ${revs.length}: ${revs.join(' ')}`);
+    if (revs.length > 2) throw new UsageError(`at most two revisions before --, got ${revs.length}: ${revs.map(quotePath).join(' ')}`);
   } else {
     const history = openHistory(repo);
     try {
@@ -243,10 +243,10 @@ export function splitDiffArgs(repo: Repo, args: readonly string[], separator: nu
           isRev = false;
         }
         if (!isRev) {
-          if (!exists(arg)) throw new UsageError(`"${arg}" is neither a revision nor a path in the workspace; for data that exists only in history, put it after --: \`tdv diff REV -- ${arg}\``);
+          if (!exists(arg)) throw new UsageError(`${JSON.stringify(arg)} is neither a revision nor a path in the workspace; for data that exists only in history, put it after --: \`tdv diff REV -- ${quotePath(arg)}\``);
           break;
         }
-        if (exists(arg)) throw new UsageError(`"${arg}" is both a revision and a path; write \`tdv diff ${arg} --\` for the revision or \`tdv diff -- ${arg}\` for the path`);
+        if (exists(arg)) throw new UsageError(`${JSON.stringify(arg)} is both a revision and a path; write \`tdv diff ${quotePath(arg)} --\` for the revision or \`tdv diff -- ${quotePath(arg)}\` for the path`);
         revs.push(arg);
       }
     } finally {

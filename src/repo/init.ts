@@ -31,15 +31,15 @@ export function init(dir: string, opts: InitOptions = {}): InitResult {
   const root = path.resolve(dir);
   const git = findGitWorkTree(root);
   if (!opts.noScm) {
-    if (!git) throw new NotARepoError(`${root} is not inside a Git work tree; run \`git init\` first, or use \`tdv init --no-scm\` to track data without Git`);
+    if (!git) throw new NotARepoError(`${quotePath(root)} is not inside a Git work tree; run \`git init\` first, or use \`tdv init --no-scm\` to track data without Git`);
     if (git.root !== root && !opts.subdir) {
-      throw new TdvError('NOT_GIT_ROOT', `${root} is not the top of its Git work tree (${git.root}); run tdv init there, or pass --subdir`, { exitCode: 1 });
+      throw new TdvError('NOT_GIT_ROOT', `${quotePath(root)} is not the top of its Git work tree (${quotePath(git.root)}); run tdv init there, or pass --subdir`, { exitCode: 1 });
     }
   }
   if (git) refuseIgnoredOwnFiles(root, git);
   const tdvDir = path.join(root, TDV_DIR);
   if (fs.existsSync(path.join(tdvDir, 'config.yaml')) && !opts.force) {
-    throw new TdvError('ALREADY_INITIALIZED', `${tdvDir} already initialized; use \`tdv init --force\` to re-create missing files (configuration and cache are kept)`);
+    throw new TdvError('ALREADY_INITIALIZED', `${quotePath(tdvDir)} already initialized; use \`tdv init --force\` to re-create missing files (configuration and cache are kept)`);
   }
   fs.mkdirSync(tdvDir, { recursive: true });
   const created: string[] = [];

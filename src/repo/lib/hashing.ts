@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { TdvError } from '../../errors.js';
+import { quotePath } from '../../formats/paths.js';
 import { isProtected } from '../../workspace/link.js';
 import { lstatOrUndefined } from '../../util/fs.js';
 import type { ManifestEntry } from '../../formats/manifest.js';
@@ -23,7 +24,7 @@ export async function hashWorkspace(repo: Repo, s: Pick<Selected, 'abs' | 'rel'>
     statCache: repo.statCache,
     store: repo.store,
     ignored: await ignoredUnder(repo, s.rel),
-    onSkip: (p, why) => repo.reporter.warn?.(`skipped ${repo.rel(p)}: ${why}`),
+    onSkip: (p, why) => repo.reporter.warn?.(`skipped ${quotePath(repo.rel(p))}: ${why}`),
     ...extra,
   });
 }

@@ -33,8 +33,8 @@ export async function findPointers(repo: Repo, opts: { everything?: boolean; wit
       // pointer tdv could use; only gc, which must see every pointer, has to refuse.
       const code = errnoCode(err);
       if ((code === 'EACCES' || code === 'ENAMETOOLONG') && !opts.everything) return;
-      if (code === 'EACCES') throw new TdvError('UNREADABLE', `cannot read ${repo.rel(dir)}: pointers in it would be missed; fix its permissions first`);
-      if (code === 'ENAMETOOLONG') throw new TdvError('UNREADABLE', `cannot read ${repo.rel(dir).slice(0, 200)}...: its path is longer than the system allows, so pointers in it would be missed; move or shorten it first`);
+      if (code === 'EACCES') throw new TdvError('UNREADABLE', `cannot read ${quotePath(repo.rel(dir))}: pointers in it would be missed; fix its permissions first`);
+      if (code === 'ENAMETOOLONG') throw new TdvError('UNREADABLE', `cannot read ${quotePath(repo.rel(dir).slice(0, 200))}...: its path is longer than the system allows, so pointers in it would be missed; move or shorten it first`);
       throw err;
     }
     const names = new Set(ents.map((e) => e.name));
@@ -64,14 +64,14 @@ export async function findPointers(repo: Repo, opts: { everything?: boolean; wit
  * also contains, so comparing neighbours finds every overlap.
  */
 export function checkOverlaps(repo: Repo, pointers: readonly Pointer[], revision?: string): void {
-  const name = (p: Pointer) => (revision === undefined ? repo.rel(p.file) : `${revision}:${repo.rel(p.file)}`);
+  const name = (p: Pointer) => quotePath(revision === undefined ? repo.rel(p.file) : `${revision}:${repo.rel(p.file)}`);
   const outs = allOuts(repo, pointers).map((o) => ({ key: `${o.rel}/`, o }));
   outs.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   for (let i = 1; i < outs.length; i++) {
     const a = outs[i - 1]!.o;
     const b = outs[i]!.o;
     if (!outs[i]!.key.startsWith(outs[i - 1]!.key)) continue;
-    const what = a.rel === b.rel ? `also tracks ${b.rel}` : `tracks ${b.rel}, which is inside ${a.rel}`;
+    const what = a.rel === b.rel ? `also tracks ${quotePath(b.rel)}` : `tracks ${quotePath(b.rel)}, which is inside ${quotePath(a.rel)}`;
     throw new FormatError(name(b.ptr), `${what} (tracked by ${name(a.ptr)})`, 'Delete one of the two pointer files');
   }
 }
@@ -84,7 +84,7 @@ export async function readPointer(repo: Repo, file: string): Promise<Pointer> {
     text = utf8.decode(fs.readFileSync(file));
   } catch (err) {
     // Read leniently, its bytes would become U+FFFD and name a path nobody wrote.
-    if (err instanceof TypeError) throw new FormatError(repo.rel(file), 'is not valid UTF-8', 'Fix or delete the pointer file (git checkout -- <file> restores the committed one)');
+    if (err instanceof TypeError) throw new FormatError(quotePath(repo.rel(file)), 'is not valid UTF-8', 'Fix or delete the pointer file (git checkout -- <file> restores the committed one)');
     throw err;
   }
   return parsePointer(text, file, repo.rel(file));
@@ -115,7 +115,7 @@ export function selectTargets(repo: Repo, pointers: readonly Pointer[], targets:
   if (targets.length === 0) return outs;
   const picked: Selected[] = [];
   for (const t of targets) {
-    if (!isInside(repo.root, t)) throw new UsageError(`${t} is outside the repository ${repo.root}`);
+    if (!isInside(repo.root, t)) throw new UsageError(`${quotePath(t)} is outside the repository ${quotePath(repo.root)}`);
     const found: Selected[] = [];
     for (const s of outs) {
       if (s.ptr.file === t || s.abs === t || (t !== repo.root && isInside(t, s.abs))) found.push(s);
