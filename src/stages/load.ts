@@ -178,6 +178,9 @@ function checkOutput(root: string, rel: string, key: 'outs' | 'metrics', stage: 
   const own = NOT_OUTPUTS[rel];
   if (own !== undefined) throw refuse(own, 'A stage cannot write it; name a file of its own');
   if (name.endsWith(POINTER_SUFFIX)) throw refuse(`ends in ${POINTER_SUFFIX}, the name of a tdv pointer file`, 'Name the output without that suffix');
+  // repro git-ignores an output with a line `/<name>` in its directory's .gitignore, which has
+  // no escape for a line break: such a name would end the line and write a rule of its own.
+  if (/[\n\r]/.test(name)) throw refuse('has a line break in its name, which a .gitignore line cannot hold', 'Rename the output');
   if (CONTROL_FILES.has(name)) throw refuse(`is a ${name} file, which holds Git's or tdv's rules (tdv edits .gitignore files to ignore outputs)`, 'Name a file of its own');
   let dir = '';
   for (const part of rel.split('/').slice(0, -1)) {

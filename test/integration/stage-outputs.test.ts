@@ -53,6 +53,7 @@ describe('tdv.yaml: outputs that name other things are refused at load time', ()
     ['a .gitignore', '    outs: [docs/.gitignore]\n', 'tdv.yaml:4:12: outs path docs/.gitignore of stage "a" is a .gitignore file'],
     ['a new .gitignore', '    metrics: [out/.gitignore]\n', 'tdv.yaml:4:15: metrics path out/.gitignore'],
     ['.tdvignore', '    outs: [.tdvignore]\n', 'tdv.yaml:4:12: outs path .tdvignore'],
+    ['a name with a line break (its .gitignore line would write a rule of its own)', '    outs: ["model\\n*"]\n', 'tdv.yaml:4:12: outs path "model\\n*" of stage "a" has a line break in its name'],
     ['a path .tdvignore hides', '    outs: [scratch/model.bin]\n', 'tdv.yaml:4:12: outs path scratch/model.bin of stage "a" is ignored by .tdvignore'],
     ['a path a pointer tracks (at the output, not the stage)', '    deps: [x]\n    outs: [data/y.csv]\n', 'tdv.yaml:5:12: data/y.csv (output of "a") overlaps data, which data.tdv tracks'],
   ];
