@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { describeFsError, ExitCode, isSystemError, TdvError } from '../errors.js';
 import { maskUrl } from '../formats/config.js';
+import { escapeLine } from '../ui/output.js';
 import { CliContext, type CliIO } from './context.js';
 import { registerCommands } from './commands/index.js';
 
@@ -57,7 +58,7 @@ function report(err: unknown, ctx: CliContext): number {
   const out = ctx.lastOutput;
   if (err instanceof TdvError) {
     if (out) out.error(err.message);
-    else write(`error: ${err.message}\n`);
+    else write(`error: ${escapeLine(err.message)}\n`);
     // A library's stack may quote a URL with its user:password@ (an endpoint's credentials).
     if (out?.verbose && err.cause) write(`${maskUrl(String((err.cause as Error).stack ?? err.cause))}\n`);
     return err.exitCode;
@@ -67,11 +68,11 @@ function report(err: unknown, ctx: CliContext): number {
     const described = describeFsError(err, err.path ?? '');
     const msg = described instanceof TdvError ? described.message : err.message;
     if (out) out.error(msg);
-    else write(`error: ${msg}\n`);
+    else write(`error: ${escapeLine(msg)}\n`);
     return ExitCode.failed;
   }
   const e = err as Error;
-  write(`error: unexpected failure, this is a bug in tdv: ${maskUrl(e?.message ?? String(err))}\n`);
+  write(`error: unexpected failure, this is a bug in tdv: ${escapeLine(maskUrl(e?.message ?? String(err)))}\n`);
   write(`${maskUrl(e?.stack ?? '')}\nPlease report it with the command you ran.\n`);
   return ExitCode.failed;
 }

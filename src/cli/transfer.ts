@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { TdvError } from '../errors.js';
+import { quotePath } from '../formats/paths.js';
 import type { TransferResult } from '../repo/push.js';
 import type { HistoryScope } from '../repo/lib/revision.js';
 import type { TransferProgress } from '../remote/transfer.js';
@@ -70,16 +71,16 @@ export function transferJson(res: TransferResult): Record<string, unknown> {
  * when any object failed, after everything else was reported.
  */
 export function renderTransfer(out: Output, res: TransferResult, verb: { done: string; prep: string; again: string; after?: string }): void {
-  for (const f of res.failed.slice(0, LIST_MAX)) out.warn(`${f.path} (${f.oid.slice(0, 12)}): ${f.error}`);
+  for (const f of res.failed.slice(0, LIST_MAX)) out.warn(`${quotePath(f.path)} (${f.oid.slice(0, 12)}): ${f.error}`);
   if (res.failed.length > LIST_MAX) out.warn(`... and ${res.failed.length - LIST_MAX} more failures (see --json for all)`);
   for (const h of res.heldBack ?? []) {
-    out.warn(`the manifest of ${h.path} was not pushed: ${h.missing} of its files ${h.missing === 1 ? 'is' : 'are'} not on the remote yet, so others cannot pull ${h.path} until you run \`tdv push ${h.path}\``);
+    out.warn(`the manifest of ${quotePath(h.path)} was not pushed: ${h.missing} of its files ${h.missing === 1 ? 'is' : 'are'} not on the remote yet, so others cannot pull ${quotePath(h.path)} until you run \`tdv push ${quotePath(h.path)}\``);
   }
   if (res.runs) out.info(`${plural(res.runs, 'run record')} of the run-cache ${verb.done === 'Pushed' ? 'pushed' : 'fetched'}.`);
   const there = res.skipped > 0 ? `; ${res.skipped} already there` : '';
   if (res.transferred === 0 && res.failed.length === 0) out.info(`Everything is up to date with remote "${res.remote}" (${plural(res.skipped, 'object')}).`);
   else out.info(`${verb.done} ${plural(res.transferred, 'object')} (${formatBytes(res.bytes)}) ${verb.prep} remote "${res.remote}"${there}.`);
   if (res.failed.length > 0) {
-    throw new TdvError('TRANSFER_FAILED', `${plural(res.failed.length, 'object')} failed (first: ${res.failed[0]!.path}: ${res.failed[0]!.error}); ${verb.after ?? ''}run \`${verb.again}\` again to retry what is missing`);
+    throw new TdvError('TRANSFER_FAILED', `${plural(res.failed.length, 'object')} failed (first: ${quotePath(res.failed[0]!.path)}: ${res.failed[0]!.error}); ${verb.after ?? ''}run \`${verb.again}\` again to retry what is missing`);
   }
 }

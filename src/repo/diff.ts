@@ -1,7 +1,10 @@
+import fs from 'node:fs';
 import type { ManifestEntry } from '../formats/manifest.js';
+import { quotePath } from '../formats/paths.js';
 import { isDirOid, type Oid } from '../formats/oid.js';
 import { ExitCode, TdvError, UsageError } from '../errors.js';
 import { type GitHistory, UnknownRevisionError } from '../git/history.js';
+import { type Blocker, blockerAt } from './lib/blocker.js';
 import { hashWorkspace } from './lib/hashing.js';
 import type { Pointer } from '../formats/pointer.js';
 import { allOuts, findPointers, type Selected } from './lib/pointers.js';
@@ -20,6 +23,8 @@ export interface FileVersion {
   hash: Oid;
   size: number;
   isexec?: boolean;
+  /** In the workspace: a symlink or special file stands where the data should be (no hash). */
+  blocker?: Blocker;
 }
 
 /** A data file that differs: files inside tracked directories are listed one by one. */
@@ -112,10 +117,10 @@ function recordedFiles(repo: Repo, s: Selected, side: DiffSide): Files {
   const out = s.out;
   if (!isDirOid(out.sha256)) return new Map([[s.rel, { hash: out.sha256, size: out.size, ...(out.isexec ? { isexec: true } : {}) }]]);
   if (!repo.store.has(out.sha256)) {
-    const at = side.rev === undefined ? '' : ` --rev ${side.rev}`;
+    const at = side.rev === undefined ? '' : ` --rev ${quotePath(side.rev)}`;
     throw new TdvError(
       'MISSING_OBJECTS',
-      `cannot list the files of ${s.rel}${side.rev === undefined ? '' : ` at ${side.rev}`}: its directory manifest ${out.sha256} is not in the cache; run \`tdv fetch${at} ${s.rel}\` first`,
+      `cannot list the files of ${quotePath(s.rel)}${side.rev === undefined ? '' : ` at ${quotePath(side.rev)}`}: its directory manifest ${out.sha256} is not in the cache; run \`tdv fetch${at} ${quotePath(s.rel)}\` first`,
       { data: { paths: [s.rel] } },
     );
   }
@@ -149,7 +154,10 @@ async function workspaceSide(repo: Repo): Promise<SideOuts> {
     content: async (s) => {
       const ws = await hashWorkspace(repo, s);
       if (ws.kind === 'missing') return { key: '', files: async () => new Map() };
-      if (ws.kind === 'other') return { key: '?', files: async () => new Map([[s.rel, { hash: 'not a regular file', size: 0 }]]) };
+      if (ws.kind === 'other') {
+        const blocker = blockerAt(repo.root, s.rel) ?? { path: s.rel, kind: 'special' as const };
+        return { key: '?', files: async () => new Map([[s.rel, { hash: 'not a regular file', size: 0, blocker }]]) };
+      }
       if (ws.kind === 'file') return { key: ws.oid + (ws.isexec ? '+x' : ''), files: async () => new Map([[s.rel, { hash: ws.oid, size: ws.size, ...(ws.isexec ? { isexec: true } : {}) }]]) };
       // The entries only when the directory differs: an unchanged one costs a walk.
       const entries = async (): Promise<ManifestEntry[]> => {
@@ -170,18 +178,43 @@ async function workspaceSide(repo: Repo): Promise<SideOuts> {
 function targetFilter(repo: Repo, targets: readonly string[], a: SideOuts, b: SideOuts): (p: string) => boolean {
   if (targets.length === 0) return () => true;
   const prefixes: string[] = [];
+  const names = [a.side.rev ?? 'the workspace', b.side.rev ?? 'the workspace'].join(' nor in ');
   for (const t of targets) {
     const rel = repo.rel(t);
     const viaPointer = [...a.outs.values(), ...b.outs.values()].filter((s) => s.ptr.file === t).map((s) => s.rel);
-    const tracked = viaPointer.length > 0 || [...a.outs.keys(), ...b.outs.keys()].some((p) => rel === '.' || p === rel || p.startsWith(`${rel}/`) || rel.startsWith(`${p}/`));
-    if (!tracked) {
-      const names = [a.side.rev ?? 'the workspace', b.side.rev ?? 'the workspace'].join(' nor in ');
-      throw new TdvError('NOT_TRACKED', `${rel} is not tracked by tdv in ${names}`, { exitCode: ExitCode.usage });
+    const keys = [...a.outs.keys(), ...b.outs.keys()];
+    const whole = viaPointer.length > 0 || keys.some((p) => rel === '.' || p === rel || p.startsWith(`${rel}/`));
+    if (!whole) {
+      if (!keys.some((p) => rel.startsWith(`${p}/`))) throw new TdvError('NOT_TRACKED', `${quotePath(rel)} is not tracked by tdv in ${names}`, { exitCode: ExitCode.usage });
+      // Inside a tracked directory: a typo there would list nothing and look like "no change".
+      const found = [a, b].map((side) => insideMatches(repo, side, rel, t));
+      if (found.every((f) => f === false)) {
+        const dir = [...a.outs.values(), ...b.outs.values()].find((s) => rel.startsWith(`${s.rel}/`))!;
+        throw new TdvError('NOT_TRACKED', `${quotePath(rel)} is inside ${quotePath(dir.rel)} (tracked by ${quotePath(repo.rel(dir.ptr.file))}), but it is in neither ${names.replace(' nor in ', ' nor ')}; check the path`, {
+          exitCode: ExitCode.usage,
+        });
+      }
     }
     prefixes.push(...(viaPointer.length > 0 ? viaPointer : [rel]));
   }
   // A path is kept when a target is it, lies above it, or (for a whole output) lies inside it.
   return (p) => prefixes.some((t) => t === '.' || p === t || p.startsWith(`${t}/`) || t.startsWith(`${p}/`));
+}
+
+/**
+ * Whether one side has `rel` (at `abs` in the workspace), a path inside one of
+ * its tracked directories: in the workspace, anything there; at a revision, a
+ * file or directory of the recorded manifest. Undefined when the manifest is
+ * not cached (the diff then says so if it needs it).
+ */
+function insideMatches(repo: Repo, side: SideOuts, rel: string, abs: string): boolean | undefined {
+  const dir = [...side.outs.values()].find((s) => rel.startsWith(`${s.rel}/`));
+  if (!dir) return false;
+  if (side.side.rev === undefined) return fs.lstatSync(abs, { throwIfNoEntry: false }) !== undefined;
+  if (!isDirOid(dir.out.sha256)) return false;
+  if (!repo.store.has(dir.out.sha256)) return undefined;
+  const sub = rel.slice(dir.rel.length + 1);
+  return repo.store.readManifest(dir.out.sha256).some((e) => e.relpath === sub || e.relpath.startsWith(`${sub}/`));
 }
 
 /**
@@ -196,7 +229,7 @@ export function splitDiffArgs(repo: Repo, args: readonly string[], separator: nu
   if (separator !== undefined) {
     revs = args.slice(0, separator);
     targets = args.slice(separator);
-    if (revs.length > 2) throw new UsageError(`at most two revisions before --, got ${revs.length}: ${revs.join(' ')}`);
+    if (revs.length > 2) throw new UsageError(`at most two revisions before --, got ${revs.length}: ${revs.map(quotePath).join(' ')}`);
   } else {
     const history = openHistory(repo);
     try {
@@ -210,10 +243,10 @@ export function splitDiffArgs(repo: Repo, args: readonly string[], separator: nu
           isRev = false;
         }
         if (!isRev) {
-          if (!exists(arg)) throw new UsageError(`"${arg}" is neither a revision nor a path in the workspace; for data that exists only in history, put it after --: \`tdv diff REV -- ${arg}\``);
+          if (!exists(arg)) throw new UsageError(`${JSON.stringify(arg)} is neither a revision nor a path in the workspace; for data that exists only in history, put it after --: \`tdv diff REV -- ${quotePath(arg)}\``);
           break;
         }
-        if (exists(arg)) throw new UsageError(`"${arg}" is both a revision and a path; write \`tdv diff ${arg} --\` for the revision or \`tdv diff -- ${arg}\` for the path`);
+        if (exists(arg)) throw new UsageError(`${JSON.stringify(arg)} is both a revision and a path; write \`tdv diff ${quotePath(arg)} --\` for the revision or \`tdv diff -- ${quotePath(arg)}\` for the path`);
         revs.push(arg);
       }
     } finally {

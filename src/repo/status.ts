@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { isDirOid } from '../formats/oid.js';
 import { diffManifests, type ManifestDiff } from '../cache/workspace.js';
+import { type Blocker, blockerAt } from './lib/blocker.js';
 import { hashWorkspace } from './lib/hashing.js';
 import { findPointers, selectTargets } from './lib/pointers.js';
 import type { Repo } from './repo.js';
@@ -17,6 +18,8 @@ export interface DataStatus {
   cache: 'ok' | 'missing';
   /** For a modified directory whose recorded manifest is cached: the files that differ. */
   files?: ManifestDiff;
+  /** A symlink or special file where the data should be, or on the way to it (a dangling link, say). */
+  blocker?: Blocker;
 }
 
 export interface StageStatus {
@@ -59,10 +62,11 @@ export async function status(repo: Repo, opts: StatusOptions = {}): Promise<Stat
         if (ws.kind === 'dir' && ws.entries) files = diffManifests(store.readManifest(want), ws.entries);
       }
     }
+    const blocker = ws.kind === 'other' || ws.kind === 'missing' ? blockerAt(repo.root, s.rel) : undefined;
     const cached = (store.has(want) && repo.statCache.isComplete(s.rel, want, stamp)) || store.hasAll(want);
     if (cached && workspace === 'unchanged') repo.statCache.markComplete(s.rel, want, stamp);
     if (workspace !== 'unchanged' || !cached) {
-      data.push({ path: s.rel, pointer: repo.rel(s.ptr.file), workspace, cache: cached ? 'ok' : 'missing', ...(files ? { files } : {}) });
+      data.push({ path: s.rel, pointer: repo.rel(s.ptr.file), workspace, cache: cached ? 'ok' : 'missing', ...(files ? { files } : {}), ...(blocker ? { blocker } : {}) });
     }
   }
   const stages = opts.targets?.length ? undefined : await stageStatus(repo);

@@ -1,4 +1,5 @@
 import { FormatError } from '../errors.js';
+import { quotePath } from '../formats/paths.js';
 import type { Pipeline, Stage } from './load.js';
 
 /**
@@ -39,16 +40,15 @@ export function buildDag(p: Pipeline, tracked: ReadonlyMap<string, string> = new
     const cur = all[i]!;
     const prev = all[i - 1];
     if (prev && inside(prev.o, cur.o)) {
-      const stage = p.stages.get(cur.s)!;
-      const what = prev.o === cur.o ? `${cur.o} is an output of both "${prev.s}" and "${cur.s}"` : `${cur.o} (output of "${cur.s}") is inside ${prev.o} (output of "${prev.s}")`;
-      throw new FormatError(stage.where, what, 'Each path must be written by one stage only');
+      const what = prev.o === cur.o ? `${quotePath(cur.o)} is an output of both "${prev.s}" and "${cur.s}"` : `${quotePath(cur.o)} (output of "${cur.s}") is inside ${quotePath(prev.o)} (output of "${prev.s}")`;
+      throw new FormatError(whereOf(p, cur.s, cur.o), what, 'Each path must be written by one stage only');
     }
     producers.set(cur.o, cur.s);
   }
   for (const { o, s } of all) {
     for (const [t, ptr] of tracked) {
       if (inside(t, o) || inside(o, t)) {
-        throw new FormatError(p.stages.get(s)!.where, `${o} (output of "${s}") overlaps ${t}, which ${ptr} tracks`, `Let the stage own it: \`tdv remove ${ptr}\`, or change the stage's outs`);
+        throw new FormatError(whereOf(p, s, o), `${quotePath(o)} (output of "${s}") overlaps ${quotePath(t)}, which ${quotePath(ptr)} tracks`, `Let the stage own it: \`tdv remove ${quotePath(ptr)}\`, or change the stage's outs`);
       }
     }
   }
@@ -69,6 +69,12 @@ export function buildDag(p: Pipeline, tracked: ReadonlyMap<string, string> = new
     }
   }
   return { stages: p.stages, upstream, downstream, order: topoOrder(p, upstream), producers };
+}
+
+/** `tdv.yaml:line:col` of a stage's output, or of the stage. */
+function whereOf(p: Pipeline, stage: string, out: string): string {
+  const s = p.stages.get(stage)!;
+  return s.origins.get(out) ?? s.where;
 }
 
 /** Kahn's algorithm in tdv.yaml order; a leftover means a cycle, which is found and named. */

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { FormatError } from '../errors.js';
+import { quotePath, relPathProblem } from '../formats/paths.js';
 import { isInside, readTextOrUndefined, toPosix } from '../util/fs.js';
 import { parseYaml, type YamlFile } from '../util/yaml.js';
 
@@ -27,12 +28,36 @@ export interface Stage {
   wdir: string;
   /** `tdv.yaml:line:col` of the stage, for messages. */
   where: string;
+  /** `tdv.yaml:line:col` of each output (outs and metrics), for messages. */
+  origins: Map<string, string>;
 }
 
 export interface Pipeline {
   file: string;
   stages: Map<string, Stage>;
 }
+
+/**
+ * Why a stage may not write `rel` (one of its `outs` or `metrics`), as the
+ * caller knows the repository (Git-tracked files, .tdvignore), or undefined.
+ */
+export type OutputCheck = (rel: string, key: 'outs' | 'metrics', stage: string) => { problem: string; fix: string } | undefined;
+
+export interface LoadOptions {
+  /** Checks every output against what only the repository knows; its answer is an error at the output's line. */
+  checkOutput?: OutputCheck;
+}
+
+/**
+ * Files a stage may never write: tdv's own (the pipeline, its lock), and the
+ * files Git and tdv read their rules from, which tdv edits to ignore outputs.
+ */
+const NOT_OUTPUTS: Record<string, string> = {
+  'tdv.yaml': 'is the pipeline file itself',
+  'tdv.lock': "is tdv's record of the pipeline's runs",
+};
+const CONTROL_FILES = new Set(['.gitignore', '.gitattributes', '.tdvignore']);
+const POINTER_SUFFIX = '.tdv';
 
 const STAGE_KEYS = ['cmd', 'image', 'build', 'deps', 'params', 'outs', 'metrics', 'env', 'wdir'] as const;
 const STAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -44,7 +69,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * when there is no pipeline file. Graph checks (duplicate outputs, cycles,
  * overlap with pointers) are in graph.ts.
  */
-export async function loadPipeline(root: string): Promise<Pipeline | undefined> {
+export async function loadPipeline(root: string, opts: LoadOptions = {}): Promise<Pipeline | undefined> {
   const file = path.join(root, PIPELINE_FILE);
   const text = readTextOrUndefined(file);
   if (text === undefined) return undefined;
@@ -60,7 +85,7 @@ export async function loadPipeline(root: string): Promise<Pipeline | undefined> 
   if (body === null || body === undefined) return { file, stages };
   if (typeof body !== 'object' || Array.isArray(body)) throw new FormatError(at(['stages']), '"stages" must be a mapping of stage names to stages');
   for (const [name, raw] of Object.entries(body as Record<string, unknown>)) {
-    stages.set(name, parseStage(root, name, raw, (keys) => at(['stages', name, ...keys])));
+    stages.set(name, parseStage(root, name, raw, (keys) => at(['stages', name, ...keys]), opts));
   }
   return { file, stages };
 }
@@ -73,7 +98,7 @@ function where(y: YamlFile, file: string, keys: (string | number)[]): string {
   return file;
 }
 
-function parseStage(root: string, name: string, raw: unknown, at: (keys: (string | number)[]) => string): Stage {
+function parseStage(root: string, name: string, raw: unknown, at: (keys: (string | number)[]) => string, opts: LoadOptions): Stage {
   if (!STAGE_NAME.test(name)) {
     throw new FormatError(at([]), `stage name ${JSON.stringify(name)} is not allowed`, 'Use letters, digits, ".", "_" and "-", starting with a letter or digit (at most 64)');
   }
@@ -93,6 +118,7 @@ function parseStage(root: string, name: string, raw: unknown, at: (keys: (string
   }
   const wdirRaw = r.wdir === undefined ? '.' : str('wdir', r.wdir);
   const wdir = repoPath(root, '.', wdirRaw, at(['wdir']), name, 'wdir');
+  const origins = new Map<string, string>();
   const list = (k: 'deps' | 'outs' | 'metrics'): string[] => {
     const v = r[k];
     if (v === undefined || v === null) return [];
@@ -101,8 +127,12 @@ function parseStage(root: string, name: string, raw: unknown, at: (keys: (string
     return v.map((p, i) => {
       if (typeof p !== 'string' || p.trim() === '') throw new FormatError(at([k, i]), `entry ${i + 1} of "${k}" in stage "${name}" must be a path`);
       const rel = repoPath(root, wdir, p, at([k, i]), name, k);
-      if (seen.has(rel)) throw new FormatError(at([k, i]), `stage "${name}" lists ${rel} twice in "${k}"`);
+      if (seen.has(rel)) throw new FormatError(at([k, i]), `stage "${name}" lists ${quotePath(rel)} twice in "${k}"`);
       seen.add(rel);
+      if (k !== 'deps') {
+        checkOutput(root, rel, k, name, at([k, i]), opts.checkOutput);
+        origins.set(rel, at([k, i]));
+      }
       return rel;
     });
   };
@@ -130,7 +160,47 @@ function parseStage(root: string, name: string, raw: unknown, at: (keys: (string
     env: parseEnv(r.env, name, at),
     wdir,
     where: at([]),
+    origins,
   };
+}
+
+/**
+ * An output is deleted before its stage runs and replaced by what the stage
+ * wrote: it must name nothing else. Not tdv's or Git's own files, not a
+ * pointer, and not (through `check`) what the repository keeps otherwise.
+ * Its parent directories must be real directories, never a symlink: the guard
+ * refuses to write through one, so a pipeline that would is refused here,
+ * before anything is deleted.
+ */
+function checkOutput(root: string, rel: string, key: 'outs' | 'metrics', stage: string, at: string, check: OutputCheck | undefined): void {
+  const name = rel.slice(rel.lastIndexOf('/') + 1);
+  const refuse = (problem: string, fix: string) => new FormatError(at, `${key} path ${quotePath(rel)} of stage "${stage}" ${problem}`, fix);
+  const own = NOT_OUTPUTS[rel];
+  if (own !== undefined) throw refuse(own, 'A stage cannot write it; name a file of its own');
+  if (name.endsWith(POINTER_SUFFIX)) throw refuse(`ends in ${POINTER_SUFFIX}, the name of a tdv pointer file`, 'Name the output without that suffix');
+  // repro git-ignores an output with a line `/<name>` in its directory's .gitignore, which has
+  // no escape for a line break: such a name would end the line and write a rule of its own.
+  if (/[\n\r]/.test(name)) throw refuse('has a line break in its name, which a .gitignore line cannot hold', 'Rename the output');
+  if (CONTROL_FILES.has(name)) throw refuse(`is a ${name} file, which holds Git's or tdv's rules (tdv edits .gitignore files to ignore outputs)`, 'Name a file of its own');
+  let dir = '';
+  for (const part of rel.split('/').slice(0, -1)) {
+    dir = dir === '' ? part : `${dir}/${part}`;
+    const st = fs.lstatSync(path.join(root, dir), { throwIfNoEntry: false });
+    if (st === undefined || !st.isDirectory()) {
+      if (st?.isSymbolicLink()) {
+        let target = '';
+        try {
+          target = ` (-> ${quotePath(fs.readlinkSync(path.join(root, dir)))})`;
+        } catch {
+          /* gone meanwhile: the message still names it */
+        }
+        throw refuse(`goes through the symlink ${quotePath(dir)}${target}`, `tdv never writes through a symlink; replace ${quotePath(dir)} with a real directory, or name the output's real path`);
+      }
+      break; // missing: made as a real directory; a file: the stage fails to write there
+    }
+  }
+  const why = check?.(rel, key, stage);
+  if (why) throw refuse(why.problem, why.fix);
 }
 
 /** `path` (relative to `wdir`) as a repo-relative POSIX path; errors for paths leaving the repo or into .git/.tdv. */
@@ -141,9 +211,12 @@ function repoPath(root: string, wdir: string, p: string, at: string, stage: stri
   const rel = toPosix(path.relative(root, abs)) || '.';
   if (/^(\.git|\.tdv)(\/|$)/.test(rel)) throw new FormatError(at, `${key} path ${JSON.stringify(p)} of stage "${stage}" is inside ${rel.split('/')[0]}/`, 'Use a path in the workspace');
   if (key !== 'wdir' && rel === '.') throw new FormatError(at, `${key} of stage "${stage}" names the whole repository`, 'Name the files or directories it uses');
-  // What tdv writes or removes (outputs, and where the stage runs) must really be inside:
-  // a symlink on the way that leaves the repository would make repro delete and write there.
-  if (key === 'outs' || key === 'metrics' || key === 'wdir') {
+  // The one definition of a legal path (formats/paths.ts): what tdv would refuse later is refused here.
+  const problem = rel === '.' ? undefined : relPathProblem(rel);
+  if (problem !== undefined) throw new FormatError(at, `${key} path ${JSON.stringify(p)} of stage "${stage}" ${problem}`, 'Use a plain path in the workspace');
+  // Where the stage runs must really be inside: a symlink on the way that leaves the
+  // repository would make its command write there. (Outputs are checked per component.)
+  if (key === 'wdir') {
     const real = realOfExisting(abs);
     if (!isInside(realOfExisting(root), real)) {
       throw new FormatError(at, `${key} path ${JSON.stringify(p)} of stage "${stage}" goes through a symlink that leaves the repository (to ${real})`, 'Replace the symlink with a directory, or write the output inside the repository');

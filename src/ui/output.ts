@@ -59,22 +59,40 @@ export class Output {
     if (!this.quiet && !this.json) this.o.stdout.write(`${msg}\n`);
   }
 
+  /** A warning: one line, whatever its text holds (see `escapeLine`). */
   warn(msg: string): void {
-    if (!this.quiet) this.o.stderr.write(`${this.paint.yellow('warning:')} ${msg}\n`);
+    if (!this.quiet) this.o.stderr.write(`${this.paint.yellow('warning:')} ${escapeLine(msg)}\n`);
   }
 
+  /** An error: one line, whatever its text holds (see `escapeLine`). */
   error(msg: string): void {
-    this.o.stderr.write(`${this.paint.red('error:')} ${msg}\n`);
+    this.o.stderr.write(`${this.paint.red('error:')} ${escapeLine(msg)}\n`);
   }
 
   debug(msg: string): void {
-    if (this.verbose) this.o.stderr.write(`${this.paint.dim(`debug: ${msg}`)}\n`);
+    if (this.verbose) this.o.stderr.write(`${this.paint.dim(`debug: ${escapeLine(msg)}`)}\n`);
   }
 
   /** The one JSON document of a `--json` command. */
   data(value: unknown): void {
     this.o.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
   }
+}
+
+// C0 controls but tab, DEL, C1 controls, and the Unicode line and paragraph separators.
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]/g;
+
+/**
+ * A message as one line: newlines, carriage returns, terminal escapes and the
+ * other control characters escaped (`\n`, `\r`, `\u001b`). Errors and warnings
+ * pass through it, so a file name inside one, however it got there, can never
+ * end the line, overwrite it or forge a line of its own ("error: ..."). Paths
+ * are quoted where messages are built (formats/paths.ts `quotePath`); this is
+ * the net under them. Lines of results (`info`) are built by renderers that
+ * quote every path, as they may hold colour and intended line breaks.
+ */
+export function escapeLine(s: string): string {
+  return s.replace(CONTROL, (c) => (c === '\n' ? '\\n' : c === '\r' ? '\\r' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
 }
 
 export function formatBytes(n: number): string {

@@ -26,7 +26,8 @@ describe('tdv.yaml paths through symlinks that leave the repository', () => {
     write(dir, 'tdv.yaml', `stages:\n  s:\n    cmd: echo hi > out.txt\n    ${line}\n`);
     const r = await tdv(dir, 'repro');
     expect(r.code).toBe(1);
-    expectOneLineError(r.stderr, /^error: tdv\.yaml:\d+:\d+: /, 'goes through a symlink that leaves the repository');
+    // outs and metrics name the symlink (any symlink on the way is refused, as the guard does); wdir may not leave.
+    expectOneLineError(r.stderr, /^error: tdv\.yaml:\d+:\d+: /, /goes through (the symlink link \(-> |a symlink that leaves the repository)/);
     expect(snapshot(outside)).toEqual(before);
   });
 

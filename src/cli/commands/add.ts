@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { formatBytes, plural } from '../../ui/output.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';
+import { q, qs } from '../render.js';
 
 export function registerAdd(program: Command, ctx: CliContext): void {
   program
@@ -16,8 +17,8 @@ export function registerAdd(program: Command, ctx: CliContext): void {
       const res = await add(repo, { paths: paths.map((p) => ctx.resolve(p)), jobs: opts.jobs });
       for (const a of res.added) {
         const what = a.nfiles === undefined ? formatBytes(a.size) : `${plural(a.nfiles, 'file')}, ${formatBytes(a.size)}`;
-        out.info(a.changed ? `Added ${a.path} (${what}) -> ${a.pointer}` : `${a.path} is unchanged (${what})`);
+        out.info(a.changed ? `Added ${q(a.path)} (${what}) -> ${q(a.pointer)}` : `${q(a.path)} is unchanged (${what})`);
       }
-      if (res.added.some((a) => a.changed) && repo.git) out.info(`\nTo track the changes with Git, run:\n  git add ${res.gitFiles.join(' ')}`);
+      if (res.added.some((a) => a.changed) && repo.git) out.info(`\nTo track the changes with Git, run:\n  git add ${qs(res.gitFiles, ' ')}`);
     });
 }

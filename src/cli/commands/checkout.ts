@@ -3,6 +3,7 @@ import { UsageError } from '../../errors.js';
 import { plural } from '../../ui/output.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';
 import { renderTransfer } from '../transfer.js';
+import { q } from '../render.js';
 
 interface CheckoutFlags {
   force?: boolean;
@@ -57,13 +58,13 @@ export function registerCheckout(program: Command, ctx: CliContext): void {
         jobs: opts.jobs,
       });
       if (res.fetch) renderTransfer(out, res.fetch, { done: 'Fetched', prep: 'from', again: 'tdv checkout --pull', after: 'nothing was checked out; ' });
-      const of = res.commit ? ` of ${opts.rev} (${res.commit.slice(0, 12)})` : '';
-      const into = to ? ` in ${opts.to}` : '';
-      if (opts.dry) for (const r of res.restored) out.info(`M  ${r}`);
-      else for (const r of res.restored.slice(0, 20)) out.debug(`restored ${r}`);
-      for (const d of res.deleted) out.info(`D  ${d}`);
+      const of = res.commit ? ` of ${q(opts.rev!)} (${res.commit.slice(0, 12)})` : '';
+      const into = to ? ` in ${q(opts.to!)}` : '';
+      if (opts.dry) for (const r of res.restored) out.info(`M  ${q(r)}`);
+      else for (const r of res.restored.slice(0, 20)) out.debug(`restored ${q(r)}`);
+      for (const d of res.deleted) out.info(`D  ${q(d)}`);
       const what = of ? `the data${of}` : 'the pointers';
-      if (res.restored.length === 0 && res.deleted.length === 0) out.info(to ? `${opts.to} already matches ${what}.` : `Workspace already matches ${what}.`);
+      if (res.restored.length === 0 && res.deleted.length === 0) out.info(to ? `${q(opts.to!)} already matches ${what}.` : `Workspace already matches ${what}.`);
       else if (opts.dry) out.info(`Would restore ${plural(res.restored.length, 'file')}${of}${into} and delete ${plural(res.deleted.length, 'file')}.`);
       else out.info(`Restored ${plural(res.restored.length, 'file')}${of}${into}, deleted ${plural(res.deleted.length, 'file')}.`);
     });

@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import type { Dag } from '../../stages/graph.js';
+import { escapeLine } from '../../ui/output.js';
 import { type CliContext, examples } from '../context.js';
+import { q } from '../render.js';
 
 export function registerDag(program: Command, ctx: CliContext): void {
   program
@@ -29,7 +31,7 @@ function plain(dag: Dag): string {
     .map((n) => {
       const up = [...dag.upstream.get(n)!];
       const s = dag.stages.get(n)!;
-      const where = s.image ? ` [${s.image}]` : s.build ? ` [build ${s.build.context}]` : '';
+      const where = s.image ? ` [${escapeLine(s.image)}]` : s.build ? ` [build ${q(s.build.context)}]` : '';
       return `${n}${where}${up.length ? `  <- ${up.join(', ')}` : ''}\n`;
     })
     .join('');

@@ -4,6 +4,7 @@ import { shortOid } from '../../formats/oid.js';
 import type { DiffEntry, DiffResult, FileVersion } from '../../repo/diff.js';
 import { formatBytes, type Output, plural } from '../../ui/output.js';
 import { type CliContext, examples } from '../context.js';
+import { q } from '../render.js';
 
 export function registerDiff(program: Command, ctx: CliContext): void {
   program
@@ -35,6 +36,11 @@ function separatorIndex(cmd: Command, args: readonly string[]): number | undefin
 }
 
 function version(v: FileVersion | undefined): string {
+  if (v?.blocker) {
+    const b = v.blocker;
+    const where = b.kind === 'symlink' ? `a symlink to ${q(b.target ?? '?')}${b.dangling ? ', which does not exist' : ''}` : 'not a regular file or directory';
+    return `${where}; \`tdv checkout --force ${q(b.path)}\` puts the data back`;
+  }
   return v ? `${formatBytes(v.size)}, ${shortOid(v.hash)}${v.isexec ? ', executable' : ''}` : '';
 }
 
@@ -47,9 +53,9 @@ function line(c: DiffEntry): string {
 function render(res: DiffResult, out: Output): void {
   const p = out.paint;
   const colour = { added: p.green, modified: p.yellow, deleted: p.red };
-  for (const c of res.changes) out.info(`${colour[c.status](`${c.status}:`.padEnd(10))} ${c.path}  ${p.dim(line(c))}`);
-  const a = res.a.rev ?? 'the workspace';
-  const b = res.b.rev ?? 'the workspace';
+  for (const c of res.changes) out.info(`${colour[c.status](`${c.status}:`.padEnd(10))} ${q(c.path)}  ${p.dim(line(c))}`);
+  const a = res.a.rev === undefined ? 'the workspace' : q(res.a.rev);
+  const b = res.b.rev === undefined ? 'the workspace' : q(res.b.rev);
   const s = res.summary;
   if (res.changes.length === 0) out.info(`No data changed between ${a} and ${b}.`);
   else out.info(`${plural(res.changes.length, 'file')} changed between ${a} and ${b}: ${s.added} added, ${s.modified} modified, ${s.deleted} deleted.`);

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { TdvError } from '../../errors.js';
 import type { FsckResult } from '../../repo/fsck.js';
-import { formatBytes, type Output, plural } from '../../ui/output.js';
+import { escapeLine, formatBytes, type Output, plural } from '../../ui/output.js';
+import { q } from '../render.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';
 
 const LIST_MAX = 20;
@@ -35,14 +36,14 @@ function render(res: FsckResult, out: Output): void {
     if (items.length > LIST_MAX) out.info(`  ... and ${items.length - LIST_MAX} more (see --json for all)`);
   };
   out.info(`Checked ${plural(res.objects, 'cache object')} (${formatBytes(res.bytes)}); ${plural(res.referenced, 'object')} referenced by pointers and tdv.lock.`);
-  list(res.corrupt, (c) => `corrupt: ${c.oid}: ${c.reason}; moved to ${c.quarantined}`);
-  list(res.missing, (m) => `missing from the cache: ${m.path} (object ${m.oid.slice(0, 12)}, ${m.pointer})`);
+  list(res.corrupt, (c) => `corrupt: ${c.oid}: ${escapeLine(c.reason)}; moved to ${q(c.quarantined)}`);
+  list(res.missing, (m) => `missing from the cache: ${q(m.path)} (object ${m.oid.slice(0, 12)}, ${q(m.pointer)})`);
   list(res.errors, (e) => e, true);
   if (res.remote) {
     const r = res.remote;
-    out.info(`Remote "${r.remote}" (${r.url}): checked ${plural(r.checked, 'object')}.`);
-    list(r.missing, (m) => `missing from remote "${r.remote}": ${m.path} (object ${m.oid.slice(0, 12)}, ${m.pointer})`);
-    list(r.wrongSize, (m) => `wrong size on remote "${r.remote}": ${m.path} (object ${m.oid.slice(0, 12)}): ${m.actual} bytes, expected ${m.expected}`);
+    out.info(`Remote "${r.remote}" (${escapeLine(r.url)}): checked ${plural(r.checked, 'object')}.`);
+    list(r.missing, (m) => `missing from remote "${r.remote}": ${q(m.path)} (object ${m.oid.slice(0, 12)}, ${q(m.pointer)})`);
+    list(r.wrongSize, (m) => `wrong size on remote "${r.remote}": ${q(m.path)} (object ${m.oid.slice(0, 12)}): ${m.actual} bytes, expected ${m.expected}`);
   }
   if (res.clean) out.info('No problems found.');
 }

@@ -3,6 +3,7 @@ import { UsageError } from '../../errors.js';
 import type { GcPlan } from '../../repo/gc.js';
 import { formatBytes, plural } from '../../ui/output.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';
+import { q } from '../render.js';
 
 interface GcFlags {
   workspace?: boolean;
@@ -58,7 +59,7 @@ export function registerGc(program: Command, ctx: CliContext): void {
       if (res.unknown.length > 0) {
         const u = res.unknown[0]!;
         out.warn(
-          `${plural(res.unknown.length, 'directory version')} in the kept history ${res.unknown.length === 1 ? 'has' : 'have'} no manifest in the cache${res.cloud ? ' nor on the remote' : ''} (first: ${u.path} at ${u.commit.slice(0, 12)}), so only files other versions use are kept for ${res.unknown.length === 1 ? 'it' : 'them'}`,
+          `${plural(res.unknown.length, 'directory version')} in the kept history ${res.unknown.length === 1 ? 'has' : 'have'} no manifest in the cache${res.cloud ? ' nor on the remote' : ''} (first: ${q(u.path)} at ${u.commit.slice(0, 12)}), so only files other versions use are kept for ${res.unknown.length === 1 ? 'it' : 'them'}`,
         );
       }
       if (out.json) {
@@ -88,6 +89,6 @@ export function registerGc(program: Command, ctx: CliContext): void {
 }
 
 function question(plan: GcPlan, cacheDir: string): string {
-  const local = `${plural(plan.unused.length, 'unused object')} (${formatBytes(plan.bytes)}) from ${cacheDir}`;
+  const local = `${plural(plan.unused.length, 'unused object')} (${formatBytes(plan.bytes)}) from ${q(cacheDir)}`;
   return plan.cloud ? `Delete ${local} and ${plural(plan.cloud.unused.length, 'unused object')} from remote "${plan.cloud.remote}"?` : `Delete ${local}?`;
 }

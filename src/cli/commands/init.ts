@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { type CliContext, examples } from '../context.js';
+import { q, qs } from '../render.js';
 
 export function registerInit(program: Command, ctx: CliContext): void {
   program
@@ -13,7 +14,7 @@ export function registerInit(program: Command, ctx: CliContext): void {
       const out = await ctx.output(cmd);
       const { init } = await import('../../repo/init.js');
       const res = init(ctx.io.cwd, { noScm: !opts.scm, subdir: opts.subdir, force: opts.force });
-      out.info(`Initialized tdv repository in ${res.root}`);
-      if (opts.scm && res.created.length) out.info(`Commit it with:\n  git add ${res.created.join(' ')} && git commit -m "Initialize tdv"`);
+      out.info(`Initialized tdv repository in ${q(res.root)}`);
+      if (opts.scm && res.created.length) out.info(`Commit it with:\n  git add ${qs(res.created, ' ')} && git commit -m "Initialize tdv"`);
     });
 }

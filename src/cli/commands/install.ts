@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import type { Action } from '../../repo/install.js';
 import { type CliContext, examples } from '../context.js';
+import { q } from '../render.js';
 
 const WHAT: Record<string, string> = {
   'post-checkout': 'tdv checkout after git checkout of a branch',
@@ -29,7 +30,7 @@ export function registerInstall(program: Command, ctx: CliContext): void {
       const verb: Record<Action, string> = { installed: 'added', updated: 'updated', unchanged: 'already there', removed: 'removed', absent: 'not there' };
       for (const h of res.hooks) {
         const chained = h.chained && h.action !== 'absent' ? ' (kept the hook\'s own commands)' : '';
-        out.info(`${rel(path.join(res.hooksDir, h.name))}: ${verb[h.action]}${opts.uninstall ? '' : ` — ${WHAT[h.name]}`}${chained}`);
+        out.info(`${q(rel(path.join(res.hooksDir, h.name)))}: ${verb[h.action]}${opts.uninstall ? '' : ` — ${WHAT[h.name]}`}${chained}`);
       }
       out.info(`.gitattributes *.tdv merge=tdv: ${verb[res.attributes]}`);
       out.info(`git config merge.tdv.driver: ${verb[res.driver]}`);

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { shortOid } from '../../formats/oid.js';
 import type { LogChange, LogResult, VersionInfo } from '../../repo/log.js';
-import { formatBytes, type Output, plural } from '../../ui/output.js';
+import { escapeLine, formatBytes, type Output, plural } from '../../ui/output.js';
+import { q } from '../render.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';
 
 export function registerLog(program: Command, ctx: CliContext): void {
@@ -32,8 +33,8 @@ function describe(v: VersionInfo): string {
 
 function line(c: LogChange): string {
   const files = c.files && c.change === 'modified' ? `  (+${c.files.added} ~${c.files.modified} -${c.files.deleted} files)` : '';
-  if (c.change === 'deleted') return `D  ${c.path}  (was ${describe(c.previous!)})`;
-  return `${c.change === 'added' ? 'A' : 'M'}  ${c.path}  ${describe(c.version!)}${files}`;
+  if (c.change === 'deleted') return `D  ${q(c.path)}  (was ${describe(c.previous!)})`;
+  return `${c.change === 'added' ? 'A' : 'M'}  ${q(c.path)}  ${describe(c.version!)}${files}`;
 }
 
 function render(res: LogResult, out: Output, target: string | undefined): void {
@@ -41,10 +42,11 @@ function render(res: LogResult, out: Output, target: string | undefined): void {
   // One write: a long history is thousands of lines.
   const lines: string[] = [];
   for (const c of res.commits) {
-    lines.push(`${p.yellow(c.commit.slice(0, 12))}  ${c.date.slice(0, 16).replace('T', ' ')}  ${c.author.name}  ${c.subject}`);
+    // Author names and subjects come from commits anyone may have written: one line each, whatever they hold.
+    lines.push(`${p.yellow(c.commit.slice(0, 12))}  ${c.date.slice(0, 16).replace('T', ' ')}  ${escapeLine(c.author.name)}  ${escapeLine(c.subject)}`);
     for (const ch of c.changes) lines.push(`    ${line(ch)}`);
   }
   if (lines.length > 0) out.info(lines.join('\n'));
-  if (res.commits.length === 0) out.info(`No versions of ${target ?? 'tracked data'} on ${res.branch ?? 'this detached HEAD'}.`);
+  if (res.commits.length === 0) out.info(`No versions of ${target === undefined ? 'tracked data' : q(target)} on ${res.branch === null ? 'this detached HEAD' : q(res.branch)}.`);
   if (res.shallow) out.warn('the history stops at the boundary of this shallow clone; `git fetch --unshallow` brings the older versions');
 }

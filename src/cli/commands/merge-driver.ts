@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { TdvError } from '../../errors.js';
 import { type CliContext, examples } from '../context.js';
+import { q, qs } from '../render.js';
 
 export function registerMergeDriver(program: Command, ctx: CliContext): void {
   program
@@ -21,13 +22,14 @@ export function registerMergeDriver(program: Command, ctx: CliContext): void {
       const rel = file === undefined ? undefined : repo.rel(ctx.resolve(file));
       const res = await mergeDriver(repo, { base: ctx.resolve(base), ours: ctx.resolve(ours), theirs: ctx.resolve(theirs), path: rel });
       if (!res.merged) {
-        const list = res.conflicts.length <= 5 ? res.conflicts.join(', ') : `${res.conflicts.slice(0, 5).join(', ')} and ${res.conflicts.length - 5} more`;
+        const list = res.conflicts.length <= 5 ? qs(res.conflicts) : `${qs(res.conflicts.slice(0, 5))} and ${res.conflicts.length - 5} more`;
+        const at = q(res.path);
         throw new TdvError(
           'MERGE_CONFLICT',
-          `${res.path}: changed differently on both sides: ${list}; keep one side with \`git checkout --ours ${res.path}\` or \`--theirs\`, or put the data you want in place and \`tdv add\` it, then \`git add ${res.path}\``,
+          `${at}: changed differently on both sides: ${list}; keep one side with \`git checkout --ours ${at}\` or \`--theirs\`, or put the data you want in place and \`tdv add\` it, then \`git add ${at}\``,
           { data: { conflicts: res.conflicts } },
         );
       }
-      for (const d of res.mergedDirs) out.info(`tdv: merged ${d} file by file`);
+      for (const d of res.mergedDirs) out.info(`tdv: merged ${q(d)} file by file`);
     });
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { ValueChange, Values } from '../../repo/metrics.js';
-import type { Output } from '../../ui/output.js';
+import { escapeLine, type Output } from '../../ui/output.js';
+import { q } from '../render.js';
 import { type CliContext, examples } from '../context.js';
 
 export function registerMetrics(program: Command, ctx: CliContext): void {
@@ -48,14 +49,15 @@ export function registerMetrics(program: Command, ctx: CliContext): void {
     });
 }
 
-const show = (v: unknown) => (v === undefined ? '-' : typeof v === 'string' ? v : JSON.stringify(v));
+// Keys and string values come from files a pipeline wrote: shown on one line, whatever they hold.
+const show = (v: unknown) => (v === undefined ? '-' : typeof v === 'string' ? escapeLine(v) : JSON.stringify(v));
 
 function renderValues(out: Output, values: Values): void {
   const files = Object.keys(values);
   if (!files.length) out.info('No metrics: no stage of tdv.yaml declares metrics files, or none exists yet.');
   for (const f of files) {
-    out.info(`${f}:`);
-    for (const [k, v] of Object.entries(values[f]!)) out.info(`    ${k}: ${show(v)}`);
+    out.info(`${q(f)}:`);
+    for (const [k, v] of Object.entries(values[f]!)) out.info(`    ${escapeLine(k)}: ${show(v)}`);
   }
 }
 
@@ -65,11 +67,11 @@ function renderDiff(out: Output, changes: ValueChange[], what: string, a: string
     return;
   }
   if (!changes.length) {
-    out.info(`No ${what} changed between ${a} and ${b}.`);
+    out.info(`No ${what} changed between ${q(a)} and ${q(b)}.`);
     return;
   }
-  const rows = changes.map((c) => [`${c.file}:${c.key}`, show(c.old), show(c.new), c.change === undefined ? '' : `${c.change > 0 ? '+' : ''}${c.change}`]);
-  const head = ['path:key', a, b, 'change'];
+  const rows = changes.map((c) => [`${q(c.file)}:${escapeLine(c.key)}`, show(c.old), show(c.new), c.change === undefined ? '' : `${c.change > 0 ? '+' : ''}${c.change}`]);
+  const head = ['path:key', q(a), q(b), 'change'];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   for (const r of [head, ...rows]) out.info(r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd());
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { plural } from '../../ui/output.js';
 import { type CliContext, examples } from '../context.js';
+import { q } from '../render.js';
 import { progressFor, renderTransfer, type TransferFlags, transferJson, transferOptions } from '../transfer.js';
 
 export function registerPull(program: Command, ctx: CliContext): void {
@@ -17,7 +18,7 @@ export function registerPull(program: Command, ctx: CliContext): void {
       const co = res.checkout;
       if (out.json) out.data({ ...transferJson(res.fetch), ...(co ? { restored: co.restored.length, deleted: co.deleted.length } : {}) });
       renderTransfer(out, res.fetch, { done: 'Fetched', prep: 'from', again: 'tdv pull', after: 'nothing was checked out; ' });
-      const of = co?.commit ? ` of ${opts.rev} (${co.commit.slice(0, 12)})` : '';
+      const of = co?.commit ? ` of ${q(opts.rev!)} (${co.commit.slice(0, 12)})` : '';
       if (co) out.info(co.restored.length + co.deleted.length === 0 ? `Workspace already matches ${of ? `the data${of}` : 'the pointers'}.` : `Restored ${plural(co.restored.length, 'file')}${of}, deleted ${plural(co.deleted.length, 'file')}.`);
     });
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { formatBytes, plural } from '../../ui/output.js';
 import { type CliContext, examples } from '../context.js';
+import { q } from '../render.js';
 import { allHistoryOptions, type HistoryFlags, progressFor, renderTransfer, scopeOf, type TransferFlags, transferJson, transferOptions } from '../transfer.js';
 
 export function registerPush(program: Command, ctx: CliContext): void {
@@ -17,7 +18,7 @@ export function registerPush(program: Command, ctx: CliContext): void {
         const planned = res.planned ?? [];
         if (out.json) out.data({ ...transferJson(res), planned });
         else {
-          for (const p of planned) out.info(`${p.path}  ${formatBytes(p.size)}`);
+          for (const p of planned) out.info(`${q(p.path)}  ${formatBytes(p.size)}`);
           out.info(`Would push ${plural(planned.length, 'object')} (${formatBytes(planned.reduce((n, p) => n + p.size, 0))}) to remote "${res.remote}"; ${res.skipped} already there.`);
         }
         return;

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { TdvError } from '../../errors.js';
 import type { ConfigWrite } from '../../repo/remote.js';
-import type { Output } from '../../ui/output.js';
+import { escapeLine, type Output } from '../../ui/output.js';
 import { type CliContext, examples } from '../context.js';
 
 interface Where {
@@ -50,7 +50,7 @@ export function registerRemote(program: Command, ctx: CliContext): void {
       const res = await addRemote(repo, { name, url, cwd: ctx.io.cwd, makeDefault: opts.default, local: opts.local, force: opts.force });
       reportWrite(out, res);
       const where = opts.local ? ' in .tdv/config.local.yaml' : '';
-      out.info(`${res.replaced ? 'Replaced' : 'Added'} remote ${res.name} (${res.url})${where}${res.isDefault ? ', the default' : ''}.`);
+      out.info(`${res.replaced ? 'Replaced' : 'Added'} remote ${res.name} (${escapeLine(res.url)})${where}${res.isDefault ? ', the default' : ''}.`);
       if (opts.default && !res.isDefault) out.warn('.tdv/config.local.yaml sets another default remote, which wins; use `tdv remote default --local NAME`');
     });
 
@@ -70,8 +70,8 @@ export function registerRemote(program: Command, ctx: CliContext): void {
       }
       if (remotes.length === 0) out.info('No remotes. Add one with `tdv remote add NAME URL`.');
       for (const r of remotes) {
-        out.info(`${r.name}  ${r.url}${r.isDefault ? '  (default)' : ''}`);
-        for (const [k, v] of Object.entries(r.options)) out.info(`  ${k}: ${String(v)}`);
+        out.info(`${escapeLine(r.name)}  ${escapeLine(r.url)}${r.isDefault ? '  (default)' : ''}`);
+        for (const [k, v] of Object.entries(r.options)) out.info(`  ${escapeLine(k)}: ${escapeLine(String(v))}`);
       }
     });
 
@@ -144,6 +144,6 @@ export function registerRemote(program: Command, ctx: CliContext): void {
       reportWrite(out, res);
       const setting = `remote.${name}.${key}`;
       if (opts.unset) out.info(res.changed ? `Unset ${setting} in ${fileName(opts.local)}.` : `${setting} was not set in ${fileName(opts.local)}.`);
-      else out.info(res.changed ? `Set ${setting} = ${String(res.value)} in ${fileName(opts.local)}.` : `${setting} is already ${String(res.value)}.`);
+      else out.info(res.changed ? `Set ${escapeLine(setting)} = ${escapeLine(String(res.value))} in ${fileName(opts.local)}.` : `${escapeLine(setting)} is already ${escapeLine(String(res.value))}.`);
     });
 }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { type CliContext, examples } from '../context.js';
+import { q, qs } from '../render.js';
 
 export function registerRemove(program: Command, ctx: CliContext): void {
   program
@@ -12,12 +13,12 @@ export function registerRemove(program: Command, ctx: CliContext): void {
       const repo = await ctx.openRepo(out);
       const { remove } = await import('../../repo/remove.js');
       const res = await remove(repo, targets.map((t) => ctx.resolve(t)));
-      for (const r of res.removed) out.info(`Removed ${r}`);
+      for (const r of res.removed) out.info(`Removed ${q(r)}`);
       if (repo.git && res.removed.length) {
         const edited = res.gitignores.filter((g) => !g.deleted).map((g) => g.path);
         const deleted = res.gitignores.filter((g) => g.deleted).map((g) => g.path);
-        const steps = [`git rm -q --cached --ignore-unmatch ${[...res.removed, ...deleted].join(' ')}`];
-        if (edited.length) steps.push(`git add ${edited.join(' ')}`);
+        const steps = [`git rm -q --cached --ignore-unmatch ${qs([...res.removed, ...deleted], ' ')}`];
+        if (edited.length) steps.push(`git add ${qs(edited, ' ')}`);
         out.info(`\nTo record this in Git, run:\n  ${steps.join(' && ')}`);
       }
     });

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { TdvError } from '../../errors.js';
 import type { ReproEvent, ReproResult } from '../../repo/repro.js';
-import { type Output, plural } from '../../ui/output.js';
+import { escapeLine, type Output, plural } from '../../ui/output.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';
 
 interface ReproFlags {
@@ -86,13 +86,13 @@ class StagePrinter {
     const p = this.out.paint;
     switch (e.type) {
       case 'plan':
-        this.out.info(e.reasons.length ? `${p.yellow('would run')} ${e.stage}: ${e.reasons.join('; ')}` : `${p.dim('up to date')} ${e.stage}`);
+        this.out.info(e.reasons.length ? `${p.yellow('would run')} ${e.stage}: ${escapeLine(e.reasons.join('; '))}` : `${p.dim('up to date')} ${e.stage}`);
         break;
       case 'skip':
         this.out.debug(`${e.stage}: unchanged`);
         break;
       case 'start':
-        this.out.info(`${p.bold('running')} ${e.stage}${e.where === 'docker' ? ' (docker)' : ''}: ${e.reasons.join('; ')}`);
+        this.out.info(`${p.bold('running')} ${e.stage}${e.where === 'docker' ? ' (docker)' : ''}: ${escapeLine(e.reasons.join('; '))}`);
         break;
       case 'output': {
         const text = (this.partial.get(e.stage) ?? '') + e.chunk.toString('utf8');

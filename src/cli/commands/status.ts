@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import type { RemoteStatusResult } from '../../repo/lib/remote-status.js';
 import type { StatusResult } from '../../repo/status.js';
-import type { Output } from '../../ui/output.js';
+import { escapeLine, type Output } from '../../ui/output.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';
+import { blockerNote, q } from '../render.js';
 
 export function registerStatus(program: Command, ctx: CliContext): void {
   program
@@ -39,17 +40,18 @@ function render(res: StatusResult, out: Output): void {
     return;
   }
   const p = out.paint;
-  for (const s of res.stages ?? []) out.info(`${p.yellow(`${s.name}:`)} ${s.reasons.join('; ')}`);
+  for (const s of res.stages ?? []) out.info(`${p.yellow(`${s.name}:`)} ${escapeLine(s.reasons.join('; '))}`);
   for (const d of res.data) {
-    out.info(`${d.pointer}:`);
-    if (d.workspace !== 'unchanged') out.info(`    ${p.red(`${d.workspace}:`.padEnd(14))}${d.path}`);
+    out.info(`${q(d.pointer)}:`);
+    if (d.workspace !== 'unchanged') out.info(`    ${p.red(`${d.workspace}:`.padEnd(14))}${q(d.path)}`);
+    if (d.blocker) out.info(`    ${' '.repeat(14)}(${blockerNote(d.blocker, d.path, d.pointer)})`);
     if (d.files) {
       for (const [kind, paths] of Object.entries(d.files) as [string, string[]][]) {
-        for (const f of paths.slice(0, LIST_MAX)) out.info(`        ${p.yellow(`${kind}:`.padEnd(11))}${d.path}/${f}`);
+        for (const f of paths.slice(0, LIST_MAX)) out.info(`        ${p.yellow(`${kind}:`.padEnd(11))}${q(`${d.path}/${f}`)}`);
         if (paths.length > LIST_MAX) out.info(`        ... and ${paths.length - LIST_MAX} more ${kind}`);
       }
     }
-    if (d.cache === 'missing') out.info(`    ${p.red('not in cache:'.padEnd(14))}${d.path} (run \`tdv pull\` to fetch it)`);
+    if (d.cache === 'missing') out.info(`    ${p.red('not in cache:'.padEnd(14))}${q(d.path)} (run \`tdv pull\` to fetch it)`);
   }
 }
 
@@ -60,9 +62,9 @@ function renderRemote(res: RemoteStatusResult, out: Output): void {
   }
   const p = out.paint;
   for (const d of res.data) {
-    out.info(`${d.pointer}:`);
-    if (d.missingOnRemote > 0) out.info(`    ${p.red('not on remote:'.padEnd(16))}${d.path} (${d.missingOnRemote} of ${d.objects} objects; \`tdv push\` uploads them)`);
-    if (d.missingLocally > 0) out.info(`    ${p.yellow('not in cache:'.padEnd(16))}${d.path} (${d.missingLocally} of ${d.objects} objects; \`tdv fetch\` downloads them)`);
-    if (d.unknownFiles) out.info(`    ${p.red('unknown files:'.padEnd(16))}${d.path} (${d.manifestError ?? 'its manifest is neither cached nor on the remote'})`);
+    out.info(`${q(d.pointer)}:`);
+    if (d.missingOnRemote > 0) out.info(`    ${p.red('not on remote:'.padEnd(16))}${q(d.path)} (${d.missingOnRemote} of ${d.objects} objects; \`tdv push\` uploads them)`);
+    if (d.missingLocally > 0) out.info(`    ${p.yellow('not in cache:'.padEnd(16))}${q(d.path)} (${d.missingLocally} of ${d.objects} objects; \`tdv fetch\` downloads them)`);
+    if (d.unknownFiles) out.info(`    ${p.red('unknown files:'.padEnd(16))}${q(d.path)} (${escapeLine(d.manifestError ?? 'its manifest is neither cached nor on the remote')})`);
   }
 }

@@ -1,4 +1,5 @@
 import { TdvError } from '../../errors.js';
+import { quotePath } from '../../formats/paths.js';
 import { isProtected } from '../../workspace/link.js';
 import { lstatOrUndefined } from '../../util/fs.js';
 import { FILES_SHARD } from '../../cache/statcache.js';
@@ -34,7 +35,7 @@ export async function hashWorkspace(repo: Repo, s: Pick<Selected, 'abs' | 'rel'>
     statCache: repo.statCache,
     store: repo.store,
     ignored: ignoredUnder(await repo.ignore(), s.rel),
-    onSkip: (p, why) => repo.reporter.warn?.(`skipped ${repo.rel(p)}: ${why}`),
+    onSkip: (p, why) => repo.reporter.warn?.(`skipped ${quotePath(repo.rel(p))}: ${why}`),
     ...extra,
   });
 }

@@ -1,7 +1,9 @@
+import fs from 'node:fs';
 import path from 'node:path';
+import { quotePath } from '../../formats/paths.js';
 import { buildDag, type Dag } from '../../stages/graph.js';
-import { loadPipeline } from '../../stages/load.js';
-import type { LockedPath } from '../../stages/lock.js';
+import { loadPipeline, type OutputCheck } from '../../stages/load.js';
+import { LOCK_FILE, type LockedPath, readLock } from '../../stages/lock.js';
 import { hashWorkspace } from './hashing.js';
 import { allOuts, findPointers } from './pointers.js';
 import type { Repo } from '../repo.js';
@@ -15,11 +17,49 @@ export function stageHasher(repo: Repo): (rel: string) => Promise<LockedPath | u
   };
 }
 
-/** Loads tdv.yaml and builds its DAG, checking outputs against the pointers. Undefined without a pipeline. */
+/**
+ * Loads tdv.yaml and builds its DAG, checking outputs against what the
+ * repository keeps otherwise (Git-tracked files, .tdvignore, the pointers)
+ * before any command deletes one. Undefined without a pipeline.
+ */
 export async function loadDag(repo: Repo): Promise<Dag | undefined> {
-  const pipeline = await loadPipeline(repo.root);
+  if (!fs.existsSync(path.join(repo.root, 'tdv.yaml'))) return undefined;
+  const pipeline = await loadPipeline(repo.root, { checkOutput: await outputCheck(repo) });
   if (!pipeline) return undefined;
   const tracked = new Map(allOuts(repo, await findPointers(repo, { withLock: false })).map((o) => [o.rel, repo.rel(o.ptr.file)]));
   return buildDag(pipeline, tracked);
 }
 
+
+/**
+ * Why a stage may not own an output, as only the repository knows: Git tracks
+ * it or something below it (repro deletes outputs before a run: code in Git
+ * would go), or .tdvignore leaves it out (tdv could not cache it). A metric is
+ * a small file kept in Git by design, so a Git-tracked metric is accepted once
+ * tdv.lock records it as a metric (tdv wrote it, and the user committed it).
+ */
+export async function outputCheck(repo: Repo): Promise<OutputCheck> {
+  const tracked = repo.gitTracked();
+  const ignore = await repo.ignore();
+  const lockedMetrics = new Set<string>();
+  if (tracked.size > 0 && fs.existsSync(path.join(repo.root, LOCK_FILE))) {
+    for (const s of (await readLock(repo.root)).values()) for (const m of s.metrics) lockedMetrics.add(m.path);
+  }
+  return (rel, key) => {
+    const g = repo.gitPath(rel);
+    const hit = tracked.firstUnder(g);
+    if (hit !== undefined && !(hit === g && key === 'metrics' && lockedMetrics.has(rel))) {
+      const fix = `Name a path of its own, or, if the stage should own it, stop tracking it with Git: \`git rm -r --cached ${quotePath(rel)}\``;
+      if (hit === g) return { problem: 'is tracked by Git, and tdv deletes an output before its stage runs', fix };
+      // Shown repo-relative: the repository may be a subdirectory of the Git work tree.
+      return { problem: `contains ${quotePath(hit.slice(g.length - rel.length))}, which is tracked by Git, and tdv deletes an output before its stage runs`, fix };
+    }
+    if (ignore) {
+      // Which kind it will be is up to the stage: a pattern for either kind hides it.
+      const st = fs.lstatSync(path.join(repo.root, rel), { throwIfNoEntry: false });
+      const hidden = st ? ignore(rel, st.isDirectory()) : ignore(rel, false) || ignore(rel, true);
+      if (hidden) return { problem: 'is ignored by .tdvignore, so tdv could not cache it', fix: 'Remove the pattern from .tdvignore, or name another path' };
+    }
+    return undefined;
+  };
+}

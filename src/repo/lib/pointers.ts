@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { errnoCode, ExitCode, FormatError, TdvError, UsageError } from '../../errors.js';
 import { isInside } from '../../util/fs.js';
+import { isDirOid } from '../../formats/oid.js';
+import { quotePath } from '../../formats/paths.js';
 import { outAbsPath, parsePointer, type Pointer, type PointerOut, POINTER_EXT } from '../../formats/pointer.js';
 import type { Repo } from '../repo.js';
 import { TDV_DIR } from '../../formats/layout.js';
@@ -31,8 +33,8 @@ export async function findPointers(repo: Repo, opts: { everything?: boolean; wit
       // pointer tdv could use; only gc, which must see every pointer, has to refuse.
       const code = errnoCode(err);
       if ((code === 'EACCES' || code === 'ENAMETOOLONG') && !opts.everything) return;
-      if (code === 'EACCES') throw new TdvError('UNREADABLE', `cannot read ${repo.rel(dir)}: pointers in it would be missed; fix its permissions first`);
-      if (code === 'ENAMETOOLONG') throw new TdvError('UNREADABLE', `cannot read ${repo.rel(dir).slice(0, 200)}...: its path is longer than the system allows, so pointers in it would be missed; move or shorten it first`);
+      if (code === 'EACCES') throw new TdvError('UNREADABLE', `cannot read ${quotePath(repo.rel(dir))}: pointers in it would be missed; fix its permissions first`);
+      if (code === 'ENAMETOOLONG') throw new TdvError('UNREADABLE', `cannot read ${quotePath(repo.rel(dir).slice(0, 200))}...: its path is longer than the system allows, so pointers in it would be missed; move or shorten it first`);
       throw err;
     }
     const names = new Set(ents.map((e) => e.name));
@@ -62,14 +64,14 @@ export async function findPointers(repo: Repo, opts: { everything?: boolean; wit
  * also contains, so comparing neighbours finds every overlap.
  */
 export function checkOverlaps(repo: Repo, pointers: readonly Pointer[], revision?: string): void {
-  const name = (p: Pointer) => (revision === undefined ? repo.rel(p.file) : `${revision}:${repo.rel(p.file)}`);
+  const name = (p: Pointer) => quotePath(revision === undefined ? repo.rel(p.file) : `${revision}:${repo.rel(p.file)}`);
   const outs = allOuts(repo, pointers).map((o) => ({ key: `${o.rel}/`, o }));
   outs.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   for (let i = 1; i < outs.length; i++) {
     const a = outs[i - 1]!.o;
     const b = outs[i]!.o;
     if (!outs[i]!.key.startsWith(outs[i - 1]!.key)) continue;
-    const what = a.rel === b.rel ? `also tracks ${b.rel}` : `tracks ${b.rel}, which is inside ${a.rel}`;
+    const what = a.rel === b.rel ? `also tracks ${quotePath(b.rel)}` : `tracks ${quotePath(b.rel)}, which is inside ${quotePath(a.rel)}`;
     throw new FormatError(name(b.ptr), `${what} (tracked by ${name(a.ptr)})`, 'Delete one of the two pointer files');
   }
 }
@@ -82,7 +84,7 @@ export async function readPointer(repo: Repo, file: string): Promise<Pointer> {
     text = utf8.decode(fs.readFileSync(file));
   } catch (err) {
     // Read leniently, its bytes would become U+FFFD and name a path nobody wrote.
-    if (err instanceof TypeError) throw new FormatError(repo.rel(file), 'is not valid UTF-8', 'Fix or delete the pointer file (git checkout -- <file> restores the committed one)');
+    if (err instanceof TypeError) throw new FormatError(quotePath(repo.rel(file)), 'is not valid UTF-8', 'Fix or delete the pointer file (git checkout -- <file> restores the committed one)');
     throw err;
   }
   return parsePointer(text, file, repo.rel(file));
@@ -113,7 +115,7 @@ export function selectTargets(repo: Repo, pointers: readonly Pointer[], targets:
   if (targets.length === 0) return outs;
   const picked: Selected[] = [];
   for (const t of targets) {
-    if (!isInside(repo.root, t)) throw new UsageError(`${t} is outside the repository ${repo.root}`);
+    if (!isInside(repo.root, t)) throw new UsageError(`${quotePath(t)} is outside the repository ${quotePath(repo.root)}`);
     const found: Selected[] = [];
     for (const s of outs) {
       if (s.ptr.file === t || s.abs === t || (t !== repo.root && isInside(t, s.abs))) found.push(s);
@@ -121,11 +123,34 @@ export function selectTargets(repo: Repo, pointers: readonly Pointer[], targets:
     }
     if (t === repo.root) found.push(...outs);
     if (found.length === 0) {
-      throw new TdvError('NOT_TRACKED', `${repo.rel(t)} is not tracked by tdv; run \`tdv add ${repo.rel(t)}\` to track it`, { exitCode: ExitCode.usage });
+      throw new TdvError('NOT_TRACKED', `${quotePath(repo.rel(t))} is not tracked by tdv; run \`tdv add ${quotePath(repo.rel(t))}\` to track it`, { exitCode: ExitCode.usage });
+    }
+    // A path inside a tracked directory is a target only if it names something there: a
+    // typo would otherwise select nothing and succeed, as if all were well.
+    for (const f of found) {
+      if (f.sub !== undefined && subMatches(repo, f.out, f.sub, t) === false) {
+        throw new TdvError(
+          'NOT_TRACKED',
+          `${quotePath(repo.rel(t))} is inside ${quotePath(f.rel)} (tracked by ${quotePath(repo.rel(f.ptr.file))}), but neither its recorded version nor the workspace has it; check the path`,
+          { exitCode: ExitCode.usage },
+        );
+      }
     }
     for (const f of found) if (!picked.some((p) => p.abs === f.abs && p.sub === f.sub)) picked.push(f);
   }
   return picked;
+}
+
+/**
+ * Whether `sub`, a target inside the tracked directory `out`, names anything there: a file or
+ * directory of its recorded version (from the cached manifest), or something
+ * in the workspace at `abs`. Undefined when that cannot be told (the manifest
+ * is not cached, and nothing is there): the command then says what it lacks.
+ */
+export function subMatches(repo: Repo, out: PointerOut, sub: string, abs: string): boolean | undefined {
+  if (fs.lstatSync(abs, { throwIfNoEntry: false }) !== undefined) return true;
+  if (!isDirOid(out.sha256) || !repo.store.has(out.sha256)) return undefined;
+  return repo.store.readManifest(out.sha256).some((e) => e.relpath === sub || e.relpath.startsWith(`${sub}/`));
 }
 
 /** The outputs tdv.lock records, as one pointer whose paths are repo-relative. */
