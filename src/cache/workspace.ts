@@ -1,9 +1,10 @@
 import fs from 'node:fs';
 import { errnoCode, TdvError, vanished } from '../errors.js';
 import { type ManifestEntry, serializeManifest, sortEntries } from '../formats/manifest.js';
-import { CHUNK, hashFile, sha256 } from './hash.js';
+import { CHUNK, hashHandle, READ_FLAGS, sha256 } from './hash.js';
 import type { Oid } from '../formats/oid.js';
-import { FILES_SHARD, type StatCache, walkFingerprint } from './statcache.js';
+import { FILES_SHARD, sameVersion, type StatCache, type StatKey, walkFingerprint } from './statcache.js';
+import type { Tasks } from './tasks.js';
 import type { ObjectStore } from './store.js';
 import { entryPath, fingerprintDir, objectLinkOid, walkDir, type WalkEntry } from './walk.js';
 
@@ -124,7 +125,10 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
     const shas = await inTwoThreads(
       'hash',
       { root: opts.store.root, tmpDir: opts.store.tmpDir, store: opts.write === 'store' },
-      small.map((i) => [entryPath(base, walk[i]!.rel), walk[i]!.size] as [string, number]),
+      small.map((i) => {
+        const e = walk[i]!;
+        return [entryPath(base, e.rel), e.size, e.ino, e.mtimeMs, e.ctimeMs] as Tasks['hash']['item'];
+      }),
     ).catch((err: unknown) => {
       if (!(err instanceof ItemError)) throw err;
       const abs = entryPath(base, walk[small[err.index]!]!.rel);
@@ -149,7 +153,7 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
         try {
           if (opts.write === 'store') record(i, await opts.store.addFileCopy(abs, e, opts.onBytes, sc.knowsSize(shard, e.rel, e.size)));
           else if (opts.write === 'move') record(i, await opts.store.addFileMove(abs, e, opts.onBytes));
-          else record(i, (await hashFile(abs, opts.onBytes)).sha256);
+          else record(i, await hashWalked(abs, e, opts.onBytes));
         } catch (err) {
           limit.clearQueue();
           if (errnoCode(err) === 'ENOENT') throw vanished(abs, err);
@@ -161,6 +165,31 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
   const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
   return out;
+}
+
+/**
+ * Hashes a walked file that is to be recorded under its walk stat key `st`:
+ * opened without following a symlink, and checked to be that very version
+ * before and after the read, so that the stat cache never pairs a stat key
+ * with bytes of another version.
+ */
+async function hashWalked(abs: string, st: Omit<StatKey, 'mode'>, onBytes?: (n: number) => void): Promise<string> {
+  const changed = () => new TdvError('CHANGED_WHILE_ADDING', `${abs} changed while it was being read; run the command again when nothing writes to it`);
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(abs, READ_FLAGS);
+  } catch (err) {
+    if (errnoCode(err) === 'ELOOP') throw changed();
+    throw err;
+  }
+  try {
+    if (!sameVersion(await fh.stat(), st)) throw changed();
+    const { sha256: sha, size } = await hashHandle(fh, { onBytes, limit: st.size });
+    if (size !== st.size || !sameVersion(await fh.stat(), st)) throw changed();
+    return sha;
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Files that differ between two manifests, by relpath. */
