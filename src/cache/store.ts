@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describeFsError, errnoCode, FormatError, TdvError, vanished } from '../errors.js';
 import { tmpSuffix } from '../util/fs.js';
 import { rmQuiet } from '../workspace/raw.js';
-import { CHUNK, hashFile, hashHandle, READ_FLAGS, sha256 } from './hash.js';
+import { CHUNK, hashHandle, READ_FLAGS, sha256 } from './hash.js';
 import { type ManifestEntry, parseManifest, serializeManifest } from '../formats/manifest.js';
 import { isDirOid, isOid, type Oid, oidRelPath } from '../formats/oid.js';
 import { sameVersion, type StatKey } from './statcache.js';
@@ -26,6 +26,13 @@ async function writeAll(fh: fs.promises.FileHandle, chunk: Buffer, position: num
     const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, position + off);
     off += bytesWritten;
   }
+}
+
+/** A workspace inode that `addFileMove` made the object, with its mode from before. */
+export interface Moved {
+  dev: number;
+  ino: number;
+  mode: number;
 }
 
 /** See ObjectStore.stamp(). */
@@ -268,39 +275,100 @@ export class ObjectStore {
 
   /**
    * Hashes `src` and moves it into the store (no copy): used when the workspace
-   * will be a hard link or symlink to the object anyway. If the object already
-   * exists `src` is left in place. Returns the id.
+   * will be a hard link or symlink to the object anyway, so the workspace
+   * inode itself becomes the object (read-only). Returns the id; `onMoved`
+   * hears when that happened, with the inode and its former mode (see
+   * `unmove`). If the object already exists `src` is left in place.
+   *
+   * A file that is not only the workspace's is copied instead, never linked
+   * or chmodded: one with other hard links (nlink > 1: it belongs to someone
+   * else too, as a file hard-linked from outside the repository, and would
+   * change with it). Whether another process still holds the file open for
+   * writing is checked by the caller for a whole batch (`openForWriting`),
+   * after this made the object read-only; it calls `unmove` for those.
+   * After linking, the inode must still be the version hashed (same size and
+   * mtime, exactly two links: the workspace's and the object's), or the object
+   * is taken back and this fails with CHANGED_WHILE_ADDING.
    */
-  async addFileMove(src: string, st: StatKey, onBytes?: (n: number) => void): Promise<Oid> {
-    const { sha256: oid } = await hashFile(src, onBytes);
-    // The workspace inode itself becomes the object: it must still be what was hashed.
-    const now = await fs.promises.lstat(src);
-    if (!sameVersion(now, st)) {
-      throw new TdvError('CHANGED_WHILE_ADDING', `${src} changed while it was being added; run the command again when nothing writes to it`);
-    }
-    if (this.has(oid)) return oid;
-    const dest = this.pathOf(oid);
-    this.ensureDir(path.dirname(dest));
+  async addFileMove(src: string, st: StatKey, onBytes?: (n: number) => void, onMoved?: (moved: Moved) => void): Promise<Oid> {
+    const fh = await this.openSource(src, st);
     try {
-      // Link rather than rename: the workspace keeps its file until the caller relinks it.
-      fs.linkSync(src, dest);
-      fs.chmodSync(dest, OBJECT_MODE);
-    } catch (err) {
-      if (errnoCode(err) === 'EEXIST') return oid;
-      if (['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP'].includes(errnoCode(err) ?? '')) {
-        const tmp = this.newTmpPath();
-        try {
-          await fs.promises.copyFile(src, tmp, fs.constants.COPYFILE_FICLONE);
-        } catch (e) {
-          rmQuiet(tmp);
-          throw describeFsError(e, tmp);
-        }
-        this.insertSync(tmp, oid);
-        return oid;
+      const before = await fh.stat();
+      if (before.nlink > 1) {
+        // Probably tdv's own link to the object already (a re-add): hash first, copy only if missing.
+        const { sha256: oid, size } = await hashHandle(fh, { onBytes, limit: st.size });
+        await expectUnchanged(fh, src, st, size);
+        if (this.has(oid)) return oid;
+        return await this.copyHashing(fh, src, st, undefined, oid);
       }
-      throw describeFsError(err, dest);
+      const { sha256: oid, size } = await hashHandle(fh, { onBytes, limit: st.size });
+      await expectUnchanged(fh, src, st, size);
+      if (this.has(oid)) return oid;
+      const dest = this.pathOf(oid);
+      this.ensureDir(path.dirname(dest));
+      try {
+        // Link rather than rename: the workspace keeps its file until the caller relinks it.
+        fs.linkSync(src, dest);
+      } catch (err) {
+        if (errnoCode(err) === 'EEXIST') return oid;
+        if (['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP'].includes(errnoCode(err) ?? '')) return await this.copyHashing(fh, src, st, undefined, oid);
+        throw describeFsError(err, dest);
+      }
+      const moved: Moved = { dev: before.dev, ino: before.ino, mode: before.mode & 0o7777 };
+      const linked = fs.lstatSync(dest, { throwIfNoEntry: false });
+      if (!linked || linked.ino !== before.ino || linked.dev !== before.dev) {
+        // The path named another inode by the time it was linked: not what was hashed.
+        if (linked) rmQuiet(dest);
+        throw changedWhileAdding(src);
+      }
+      await fh.chmod(OBJECT_MODE);
+      const after = await fh.stat();
+      if (after.size !== st.size || after.mtimeMs !== st.mtimeMs || after.nlink !== 2) {
+        this.unmove(src, oid, moved);
+        throw changedWhileAdding(src);
+      }
+      onMoved?.(moved);
+      return oid;
+    } catch (err) {
+      throw describeFsError(err, src);
+    } finally {
+      await fh.close();
     }
-    return oid;
+  }
+
+  /**
+   * Takes back what `addFileMove` did to a workspace file: removes the object
+   * if it is still that inode, and gives the file its former mode back.
+   */
+  unmove(src: string, oid: Oid, moved: Moved): void {
+    const same = (st: fs.Stats | undefined) => st !== undefined && st.ino === moved.ino && st.dev === moved.dev;
+    const dest = this.pathOf(oid);
+    if (same(fs.lstatSync(dest, { throwIfNoEntry: false }))) rmQuiet(dest);
+    if (same(fs.lstatSync(src, { throwIfNoEntry: false }))) fs.chmodSync(src, moved.mode);
+  }
+
+  /**
+   * Moves an object that no longer matches its name out of the store, to
+   * `<tmpDir>/quarantine/<oid>` (never deleting it: it may hold the only copy
+   * of someone's edit). Returns where it went, or undefined when it was gone
+   * or could only be removed (quarantine on another file system: the bytes
+   * survive in the workspace link that showed the damage).
+   */
+  quarantine(oid: Oid): string | undefined {
+    const src = this.pathOf(oid);
+    const dir = path.join(this.tmpDir, 'quarantine');
+    let dest = path.join(dir, oid);
+    try {
+      fs.mkdirSync(dir, { recursive: true });
+      if (fs.existsSync(dest)) dest = path.join(dir, `${oid}.${tmpSuffix()}`);
+      fs.renameSync(src, dest);
+      return dest;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return undefined;
+      if (errnoCode(err) !== 'EXDEV') throw describeFsError(err, src);
+      rmQuiet(src);
+      return undefined;
+    }
   }
 
   writeManifest(entries: ManifestEntry[]): Oid {

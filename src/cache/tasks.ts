@@ -13,7 +13,7 @@ import { ObjectStore } from './store.js';
  */
 export interface Tasks {
   /** Link a cache object into the workspace; the result is the new file's stat key, taken right after. */
-  link: { setup: { types: LinkType[] }; item: [object: string, dest: string, isexec: boolean]; result: WrittenStat };
+  link: { setup: { types: LinkType[]; allowRootLinks?: boolean }; item: [object: string, dest: string, isexec: boolean]; result: WrittenStat };
   /**
    * Hash a small file (at most one chunk) and, with `store`, put exactly the
    * bytes hashed in the cache. With the walk's ino, mtime and ctime as well as
@@ -45,7 +45,8 @@ export function sameStat(w: WrittenStat, st: Omit<StatKey, 'mode'>): boolean {
 
 export function makeTask<K extends TaskName>(name: K, setup: Tasks[K]['setup']): (item: Tasks[K]['item']) => Tasks[K]['result'] {
   if (name === 'link') {
-    const linker = new Linker((setup as Tasks['link']['setup']).types);
+    const { types, allowRootLinks } = setup as Tasks['link']['setup'];
+    const linker = new Linker(types, { allowRootLinks });
     return ((item: Tasks['link']['item']) => {
       linker.link(item[0], item[1], item[2]);
       const st = fs.lstatSync(item[1]);

@@ -397,7 +397,7 @@ export async function applyCheckout(repo: Repo, plan: CheckoutPlan): Promise<voi
     try {
       stats = await inTwoThreads(
         'link',
-        { types: [...repo.config.cache.type] },
+        { types: [...repo.linker().types], allowRootLinks: repo.config.cache.allow_root_links },
         plan.writes.map((w) => [store.pathOf(w.oid), w.abs, w.isexec] as [string, string, boolean]),
       );
     } catch (err) {

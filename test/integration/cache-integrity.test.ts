@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tdv } from '../helpers/repo.js';
-import { cacheObjects, expectOneLineError, newRepo, objPath, sha } from '../helpers/expect.js';
-import { appender, hasPython, mmapWriter, stop } from '../helpers/writers.js';
+import { cacheObjects, expectOneLineError, newDir, newRepo, objPath, setConfig, sha } from '../helpers/expect.js';
+import { appender, hasPython, holder, mmapWriter, stop } from '../helpers/writers.js';
 
 /** The oid a single-file pointer records. */
 function pointerOid(dir: string, rel: string): string {
@@ -67,5 +67,117 @@ describe('what is cached is what was hashed (issue 11, class 4)', () => {
     } finally {
       await stop(writer);
     }
+  });
+});
+
+const LINKED = 'cache:\n  type: hardlink\n  allow_root_links: true\n';
+const isRoot = process.getuid?.() === 0;
+
+describe('link modes that cannot corrupt the cache (issue 11, class 5)', () => {
+  it('cache.type hardlink never links or chmods a file hard-linked from outside the repository: it is copied, and the outside file keeps its mode and bytes', async () => {
+    const dir = await newRepo();
+    setConfig(dir, LINKED);
+    const outside = path.join(newDir(), 'shared.csv');
+    fs.writeFileSync(outside, 'theirs\n', { mode: 0o644 });
+    fs.mkdirSync(path.join(dir, 'data'));
+    const inRepo = path.join(dir, 'data', 'x.csv');
+    fs.linkSync(outside, inRepo);
+    const r = await tdv(dir, 'add', 'data/x.csv');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const obj = objPath(dir, sha('theirs\n'));
+    expect(fs.statSync(outside).mode & 0o777).toBe(0o644);
+    expect(fs.statSync(obj).ino).not.toBe(fs.statSync(outside).ino);
+    expect(fs.statSync(inRepo).ino).not.toBe(fs.statSync(outside).ino); // the workspace path now links the object
+    expect(fs.statSync(outside).nlink).toBe(1);
+    // Edit the workspace copy the way tdv says to: the outside file and the object stay as they were.
+    expect((await tdv(dir, 'unprotect', 'data/x.csv')).code).toBe(0);
+    fs.writeFileSync(inRepo, 'ours\n');
+    expect(fs.readFileSync(outside, 'utf8')).toBe('theirs\n');
+    expect(fs.statSync(outside).mode & 0o777).toBe(0o644);
+    expect(fs.readFileSync(obj, 'utf8')).toBe('theirs\n');
+    expectCacheTrue(dir);
+  });
+
+  it('cache.type hardlink never makes the object of a file another process holds open for writing: it is copied and left as it is', async () => {
+    const dir = await newRepo();
+    setConfig(dir, LINKED);
+    const file = path.join(dir, 'live.log');
+    fs.writeFileSync(file, 'written so far\n', { mode: 0o644 });
+    const writer = await holder(file);
+    try {
+      const r = await tdv(dir, 'add', 'live.log');
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const obj = objPath(dir, pointerOid(dir, 'live.log'));
+      expect(pointerOid(dir, 'live.log')).toBe(sha('written so far\n'));
+      expect(fs.statSync(obj).ino).not.toBe(fs.statSync(file).ino);
+      expect(fs.statSync(file).mode & 0o777).toBe(0o644);
+      // The process writes later, as it was always going to: into the workspace file, not the cache.
+      const wrote = new Promise((resolve) => writer.stdout!.once('data', resolve));
+      writer.kill('SIGUSR1');
+      await wrote;
+      expect(fs.readFileSync(file, 'utf8')).toBe('WRITTEN LATERr\n');
+      expect(fs.readFileSync(obj, 'utf8')).toBe('written so far\n');
+      expectCacheTrue(dir);
+    } finally {
+      await stop(writer);
+    }
+  });
+
+  it('a hard-linked file modified in place: status reports the damaged object, and checkout never spreads its bytes to another path', async () => {
+    const dir = await newRepo();
+    setConfig(dir, LINKED);
+    fs.writeFileSync(path.join(dir, 'a.csv'), 'same\n');
+    fs.writeFileSync(path.join(dir, 'b.csv'), 'same\n');
+    expect((await tdv(dir, 'add', 'a.csv', 'b.csv')).code).toBe(0);
+    const oid = sha('same\n');
+    expect(fs.statSync(path.join(dir, 'a.csv')).ino).toBe(fs.statSync(objPath(dir, oid)).ino);
+    fs.rmSync(path.join(dir, 'b.csv'));
+    // Written in place through the workspace link: root ignores 0444; an owner can chmod it first.
+    fs.chmodSync(path.join(dir, 'a.csv'), 0o644);
+    fs.writeFileSync(path.join(dir, 'a.csv'), 'altered in place\n');
+    expect(fs.readFileSync(objPath(dir, oid), 'utf8')).toBe('altered in place\n'); // the cache's copy went with it
+
+    // Checked before linking: a checkout of b.csv alone refuses the damaged object.
+    const co = await tdv(dir, 'checkout', 'b.csv');
+    expect(co.code).toBe(1);
+    expectOneLineError(co.stderr, 'no longer matches its name', 'tdv fsck');
+    expect(fs.existsSync(path.join(dir, 'b.csv'))).toBe(false);
+
+    const st = await tdv(dir, 'status');
+    expect(st.stderr).toContain('a.csv was modified in place and its cache object');
+    expect(st.stderr).toContain('tdv add a.csv');
+    expect(st.stdout).toContain('a.csv');
+    expect(fs.existsSync(objPath(dir, oid))).toBe(false); // quarantined: never linked again
+    expect(fs.readFileSync(path.join(dir, 'a.csv'), 'utf8')).toBe('altered in place\n'); // the edit is kept
+
+    const all = await tdv(dir, 'checkout', 'b.csv');
+    expect(all.code).toBe(1);
+    expect(all.stderr).toContain('tdv pull');
+    expect(fs.existsSync(path.join(dir, 'b.csv'))).toBe(false);
+    expectCacheTrue(dir);
+  });
+
+  it.runIf(isRoot)('as root, cache.type hardlink without allow_root_links copies instead, saying so once', async () => {
+    const dir = await newRepo();
+    setConfig(dir, 'cache:\n  type: hardlink\n');
+    fs.mkdirSync(path.join(dir, 'data'));
+    for (const n of ['a', 'b', 'c']) fs.writeFileSync(path.join(dir, 'data', n), n);
+    const r = await tdv(dir, 'add', 'data');
+    expect(r.code).toBe(0);
+    expect(r.stderr.match(/running as root/g)).toHaveLength(1);
+    expect(r.stderr).toContain('cache.allow_root_links: true');
+    for (const n of ['a', 'b', 'c']) {
+      const f = path.join(dir, 'data', n);
+      expect(fs.statSync(f).nlink).toBe(1);
+      expect(fs.statSync(f).ino).not.toBe(fs.statSync(objPath(dir, sha(n))).ino);
+    }
+    // A checkout after deleting a file writes a copy too.
+    fs.rmSync(path.join(dir, 'data', 'a'));
+    const co = await tdv(dir, 'checkout');
+    expect(co.code).toBe(0);
+    expect(co.stderr.match(/running as root/g)).toHaveLength(1);
+    expect(fs.statSync(path.join(dir, 'data', 'a')).nlink).toBe(1);
   });
 });

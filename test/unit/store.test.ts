@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CHUNK, sha256 } from '../../src/cache/hash.js';
 import { serializeManifest } from '../../src/formats/manifest.js';
-import { ObjectStore } from '../../src/cache/store.js';
+import { type Moved, ObjectStore } from '../../src/cache/store.js';
 import { sameVersion, type StatKey } from '../../src/cache/statcache.js';
 import { FormatError, TdvError } from '../../src/errors.js';
 import { sleep, useTmpDirs } from '../helpers/tmp.js';
@@ -279,6 +279,39 @@ describe('ObjectStore.addFileMove', () => {
     fs.writeFileSync(src, 'moved, and longer'); // a size change: detectable whatever the clock granularity
     await expect(store.addFileMove(src, st)).rejects.toMatchObject({ code: 'CHANGED_WHILE_ADDING' });
     expect([...store.list()]).toEqual([]);
+  });
+});
+
+describe('ObjectStore.addFileMove never takes a file that is not only the workspace\'s (issue 11, class 5)', () => {
+  it('copies a file that has another hard link, leaving that inode and its mode alone', async () => {
+    const { store, base } = newStore();
+    const theirs = path.join(base, 'theirs.csv');
+    fs.writeFileSync(theirs, 'shared bytes', { mode: 0o644 });
+    const src = path.join(base, 'ws.csv');
+    fs.linkSync(theirs, src);
+    const moved: unknown[] = [];
+    const oid = await store.addFileMove(src, fs.lstatSync(src), undefined, (m) => moved.push(m));
+    expect(oid).toBe(sha256('shared bytes'));
+    expect(moved).toEqual([]);
+    expect(fs.statSync(store.pathOf(oid)).ino).not.toBe(fs.statSync(theirs).ino);
+    expect(fs.statSync(theirs).nlink).toBe(2);
+    expect(mode(theirs)).toBe(0o644);
+    expect(mode(store.pathOf(oid))).toBe(0o444);
+  });
+
+  it('reports what it moved, and unmove takes it back: object gone, mode restored', async () => {
+    const { store, base } = newStore();
+    const src = path.join(base, 'm.txt');
+    fs.writeFileSync(src, 'mine alone', { mode: 0o640 });
+    const moved: Moved[] = [];
+    const oid = await store.addFileMove(src, fs.lstatSync(src), undefined, (m) => moved.push(m));
+    expect(moved).toEqual([{ dev: fs.statSync(src).dev, ino: fs.statSync(src).ino, mode: 0o640 }]);
+    expect(fs.statSync(store.pathOf(oid)).ino).toBe(fs.statSync(src).ino);
+    expect(mode(src)).toBe(0o444);
+    store.unmove(src, oid, moved[0]!);
+    expect(store.has(oid)).toBe(false);
+    expect(mode(src)).toBe(0o640);
+    expect(fs.readFileSync(src, 'utf8')).toBe('mine alone');
   });
 });
 

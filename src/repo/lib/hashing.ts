@@ -8,6 +8,7 @@ import { FILES_SHARD, sameVersion, type StatKey, walkFingerprint } from '../../c
 import type { CacheStamp } from '../../cache/store.js';
 import { entryPath, walkDir, type WalkEntry, type WalkOptions } from '../../cache/walk.js';
 import { hashTarget, type HashOptions, type TargetState } from '../../cache/workspace.js';
+import { damagedMessage } from '../../cache/linked.js';
 import type { Selected } from './pointers.js';
 import type { Repo } from '../repo.js';
 
@@ -24,6 +25,7 @@ export async function hashWorkspace(repo: Repo, s: Pick<Selected, 'abs' | 'rel'>
     store: repo.store,
     ignored: await ignoredUnder(repo, s.rel),
     onSkip: (p, why) => repo.reporter.warn?.(`skipped ${repo.rel(p)}: ${why}`),
+    onDamaged: (p, oid, moved) => repo.reporter.warn?.(damagedMessage(repo.rel(p), oid, moved && repo.rel(moved))),
     ...extra,
   });
 }
@@ -85,7 +87,9 @@ export async function relink(repo: Repo, abs: string, rel: string, state: Hashed
       throw new TdvError('CHANGED_WHILE_ADDING', `${repo.rel(file)} changed while it was being added; run the command again when nothing writes to it`);
     }
   };
+  // Files another process holds open for writing stay as they are (see TargetState.inUse).
   if (state.kind === 'file') {
+    if (state.inUse) return;
     unchanged(abs, state.st);
     linker.link(repo.store.pathOf(state.oid), abs, state.isexec);
     repo.statCache.setFile(FILES_SHARD, rel, fs.lstatSync(abs), state.oid);
@@ -96,6 +100,7 @@ export async function relink(repo: Repo, abs: string, rel: string, state: Hashed
   const before = new Map(state.walk.map((w) => [w.rel, w]));
   const linked = new Map<string, fs.Stats>();
   for (const e of entries) {
+    if (state.inUse?.has(e.relpath)) continue;
     const dest = entryPath(abs, e.relpath);
     const then = before.get(e.relpath);
     if (then) unchanged(dest, then);
