@@ -152,6 +152,16 @@ export class StatCache {
     return rec[4];
   }
 
+  /**
+   * What was last recorded for `key`, whatever its stat key now: the inode and
+   * hash tdv saw. A file re-hashed to another hash while still that inode was
+   * modified in place (see hashEntries' check of linked objects).
+   */
+  recorded(shard: string, key: string): { ino: number; sha: string } | undefined {
+    const rec = this.shard(shard).recs.get(key);
+    return rec && { ino: rec[0], sha: rec[4] };
+  }
+
   /** True when `key` was recorded with this size, whatever its times: a hint that its content may be unchanged. */
   knowsSize(shard: string, key: string, size: number): boolean {
     return this.shard(shard).recs.get(key)?.[3] === size;

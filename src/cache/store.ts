@@ -4,12 +4,36 @@ import path from 'node:path';
 import { describeFsError, errnoCode, FormatError, TdvError, vanished } from '../errors.js';
 import { tmpSuffix } from '../util/fs.js';
 import { rmQuiet, writeFileAtomicSync } from '../workspace/raw.js';
-import { CHUNK, hashFile, sha256 } from './hash.js';
+import { CHUNK, hashFile, hashHandle, READ_FLAGS, sha256 } from './hash.js';
 import { type ManifestEntry, parseManifest, serializeManifest } from '../formats/manifest.js';
 import { isDirOid, isOid, type Oid, oidRelPath } from '../formats/oid.js';
 import { sameVersion, type StatKey } from './statcache.js';
 
 const OBJECT_MODE = 0o444;
+
+function changedWhileAdding(src: string): TdvError {
+  return new TdvError('CHANGED_WHILE_ADDING', `${src} changed while it was being added; run the command again when nothing writes to it`);
+}
+
+/** After reading `size` bytes of `fh` to its end: the file must still be exactly the version `st`. */
+async function expectUnchanged(fh: fs.promises.FileHandle, src: string, st: Omit<StatKey, 'mode'>, size: number): Promise<void> {
+  if (size !== st.size || !sameVersion(await fh.stat(), st)) throw changedWhileAdding(src);
+}
+
+/** Writes all of `chunk` at `position` (a write may be short). */
+async function writeAll(fh: fs.promises.FileHandle, chunk: Buffer, position: number): Promise<void> {
+  for (let off = 0; off < chunk.length; ) {
+    const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, position + off);
+    off += bytesWritten;
+  }
+}
+
+/** A workspace inode that `addFileMove` made the object, with its mode from before. */
+export interface Moved {
+  dev: number;
+  ino: number;
+  mode: number;
+}
 
 /** See ObjectStore.stamp(). */
 export interface CacheStamp {
@@ -25,6 +49,8 @@ export interface CacheStamp {
  */
 export class ObjectStore {
   private readonly madeDirs = new Set<string>();
+  /** Whether reflinking works for this cache (see cloneHashing); undefined until tried. */
+  private canClone: boolean | undefined;
   readonly objectsDir: string;
 
   constructor(
@@ -106,91 +132,243 @@ export class ObjectStore {
 
   /**
    * Hashes a small file (at most CHUNK bytes, so one read) and, with `store`,
-   * stores it. Synchronous on purpose: for many small files the per-call cost
-   * of async I/O exceeds the I/O itself.
+   * stores exactly the bytes hashed. Synchronous on purpose: for many small
+   * files the per-call cost of async I/O exceeds the I/O itself. With `st` (the
+   * walk's stat key), a file that is not that version before or after the read
+   * fails with CHANGED_WHILE_ADDING and nothing is stored.
    */
-  hashSmallSync(src: string, store: boolean): { oid: Oid; size: number } {
+  hashSmallSync(src: string, store: boolean, st?: Omit<StatKey, 'mode'>): { oid: Oid; size: number } {
     let data: Buffer;
+    let fd: number;
     try {
-      data = fs.readFileSync(src);
+      fd = fs.openSync(src, READ_FLAGS);
     } catch (err) {
+      if (errnoCode(err) === 'ELOOP') throw changedWhileAdding(src); // replaced by a symlink since the walk
       throw errnoCode(err) === 'ENOENT' ? vanished(src, err) : describeFsError(err, src);
     }
-    if (data.length > CHUNK) throw new TdvError('CHANGED_WHILE_ADDING', `${src} grew while it was being added; run the command again when nothing writes to it`);
+    try {
+      const before = fs.fstatSync(fd);
+      if (st && !sameVersion(before, st)) throw changedWhileAdding(src);
+      if (!before.isFile()) throw changedWhileAdding(src);
+      // One byte more than expected, so that a file that grew is seen to have grown.
+      const want = Math.min((st?.size ?? before.size) + 1, CHUNK + 1);
+      const buf = Buffer.allocUnsafe(want);
+      let n = 0;
+      for (let got = -1; got !== 0 && n < want; n += got) got = fs.readSync(fd, buf, n, want - n, n);
+      data = buf.subarray(0, n);
+      if (data.length > CHUNK) throw new TdvError('CHANGED_WHILE_ADDING', `${src} grew while it was being added; run the command again when nothing writes to it`);
+      if (st && (data.length !== st.size || !sameVersion(fs.fstatSync(fd), st))) throw changedWhileAdding(src);
+    } catch (err) {
+      throw describeFsError(err, src);
+    } finally {
+      fs.closeSync(fd);
+    }
     const oid = sha256(data);
     if (store) this.addBufferSync(data, false, oid);
     return { oid, size: data.length };
   }
 
   /**
-   * Hashes a large file and stores a copy of it (a reflink where the file
-   * system can). A new file is copied by the kernel on the thread pool while
-   * this thread hashes it: the two overlap, so adding new data costs little
-   * more than hashing it. When the content is probably cached already
-   * (`likelyCached`: the same path was recorded before with this size, as when
-   * an output is regenerated) it hashes first and copies only if needed, since
-   * a wasted copy of a large file costs time to write and to delete. The stat
-   * key is checked afterwards, so content that changed meanwhile is never
-   * stored under the old hash.
+   * Stores a copy of a large file and returns its id, which is always the hash
+   * of exactly the bytes in the object: the bytes are hashed as they are copied
+   * (one read of the source), or, where the file system can reflink, the
+   * source is cloned and the clone (a private, frozen copy) is hashed. A source
+   * that is not the version `st` before or after the copy (appended, rewritten,
+   * replaced) fails with CHANGED_WHILE_ADDING and nothing is stored. When the
+   * content is probably cached already (`likelyCached`: the same path was
+   * recorded before with this size, as when an output is regenerated) it
+   * hashes first and copies only if needed, since a wasted copy of a large
+   * file costs time to write and to delete; that copy is hashed again, and
+   * must give the same id.
    */
   async addFileCopy(src: string, st: StatKey, onBytes?: (n: number) => void, likelyCached = false): Promise<Oid> {
-    const tmp = this.newTmpPath();
-    const copy = () => fs.promises.copyFile(src, tmp, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
-    const copying = likelyCached ? undefined : copy();
-    const copyDone = copying?.catch(() => undefined); // settles either way; an early hash failure must not leave it unhandled
+    const fh = await this.openSource(src, st);
     try {
-      const { sha256: oid } = await hashFile(src, onBytes);
-      if (copying) await copying;
-      else if (!this.has(oid)) await copy();
-      const now = await fs.promises.stat(src);
-      if (!sameVersion(now, st)) {
-        throw new TdvError('CHANGED_WHILE_ADDING', `${src} changed while it was being added; run the command again when nothing writes to it`);
+      if (likelyCached) {
+        const { sha256: oid, size } = await hashHandle(fh, { onBytes, limit: st.size });
+        await expectUnchanged(fh, src, st, size);
+        if (this.has(oid)) return oid;
+        return await this.copyHashing(fh, src, st, undefined, oid);
       }
-      if (this.has(oid)) rmQuiet(tmp);
-      else this.insertSync(tmp, oid);
-      return oid;
+      return await this.copyHashing(fh, src, st, onBytes);
     } catch (err) {
-      await copyDone; // the copy may still be creating tmp: remove it only after
-      rmQuiet(tmp);
       throw describeFsError(err, src);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Opens a walked file for reading, never through a symlink, and checks that it is still the version `st`. */
+  private async openSource(src: string, st: Omit<StatKey, 'mode'>): Promise<fs.promises.FileHandle> {
+    let fh: fs.promises.FileHandle;
+    try {
+      fh = await fs.promises.open(src, READ_FLAGS);
+    } catch (err) {
+      if (errnoCode(err) === 'ELOOP') throw changedWhileAdding(src); // replaced by a symlink since the walk
+      throw describeFsError(err, src);
+    }
+    try {
+      const now = await fh.stat();
+      if (!now.isFile() || !sameVersion(now, st)) throw changedWhileAdding(src);
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+    return fh;
+  }
+
+  /**
+   * Copies the open file `fh` into the store, naming the object by the hash of
+   * the bytes written, and checks afterwards that the source is still `st`
+   * (and, with `expected`, that the bytes copied hash to it).
+   */
+  private async copyHashing(fh: fs.promises.FileHandle, src: string, st: StatKey, onBytes?: (n: number) => void, expected?: Oid): Promise<Oid> {
+    const tmp = this.newTmpPath();
+    try {
+      let hashed = await this.cloneHashing(fh, tmp, onBytes);
+      if (!hashed) {
+        const out = await fs.promises.open(tmp, 'wx', OBJECT_MODE);
+        try {
+          hashed = await hashHandle(fh, { onBytes, limit: st.size, sink: (chunk, pos) => writeAll(out, chunk, pos) });
+        } finally {
+          await out.close();
+        }
+      }
+      await expectUnchanged(fh, src, st, hashed.size);
+      if (expected !== undefined && hashed.sha256 !== expected) throw changedWhileAdding(src);
+      if (this.has(hashed.sha256)) rmQuiet(tmp);
+      else this.insertSync(tmp, hashed.sha256);
+      return hashed.sha256;
+    } catch (err) {
+      rmQuiet(tmp);
+      throw err;
+    }
+  }
+
+  /**
+   * Where the file system can reflink (btrfs, XFS), clones the open file into
+   * `tmp` and hashes the clone: the clone is a frozen, private copy, so its
+   * hash names its bytes whatever happens to the source. Undefined when
+   * cloning is not possible here (then never tried again by this store).
+   * Linux only: the clone is made from /proc/self/fd, so it is the inode that
+   * was opened and checked, not whatever the path names by now.
+   */
+  private async cloneHashing(fh: fs.promises.FileHandle, tmp: string, onBytes?: (n: number) => void): Promise<{ sha256: string; size: number } | undefined> {
+    if (this.canClone === false) return undefined;
+    if (this.canClone === undefined) this.canClone = process.platform === 'linux' && fs.existsSync(`/proc/self/fd/${fh.fd}`);
+    if (!this.canClone) return undefined;
+    try {
+      await fs.promises.copyFile(`/proc/self/fd/${fh.fd}`, tmp, fs.constants.COPYFILE_FICLONE_FORCE | fs.constants.COPYFILE_EXCL);
+    } catch {
+      // Not supported here (or failing for a reason the plain copy will report itself).
+      this.canClone = false;
+      rmQuiet(tmp);
+      return undefined;
+    }
+    const clone = await fs.promises.open(tmp, 'r');
+    try {
+      return await hashHandle(clone, { onBytes });
+    } finally {
+      await clone.close();
     }
   }
 
   /**
    * Hashes `src` and moves it into the store (no copy): used when the workspace
-   * will be a hard link or symlink to the object anyway. If the object already
-   * exists `src` is left in place. Returns the id.
+   * will be a hard link or symlink to the object anyway, so the workspace
+   * inode itself becomes the object (read-only). Returns the id; `onMoved`
+   * hears when that happened, with the inode and its former mode (see
+   * `unmove`). If the object already exists `src` is left in place.
+   *
+   * A file that is not only the workspace's is copied instead, never linked
+   * or chmodded: one with other hard links (nlink > 1: it belongs to someone
+   * else too, as a file hard-linked from outside the repository, and would
+   * change with it). Whether another process still holds the file open for
+   * writing is checked by the caller for a whole batch (`openForWriting`),
+   * after this made the object read-only; it calls `unmove` for those.
+   * After linking, the inode must still be the version hashed (same size and
+   * mtime, exactly two links: the workspace's and the object's), or the object
+   * is taken back and this fails with CHANGED_WHILE_ADDING.
    */
-  async addFileMove(src: string, st: StatKey, onBytes?: (n: number) => void): Promise<Oid> {
-    const { sha256: oid } = await hashFile(src, onBytes);
-    // The workspace inode itself becomes the object: it must still be what was hashed.
-    const now = await fs.promises.lstat(src);
-    if (!sameVersion(now, st)) {
-      throw new TdvError('CHANGED_WHILE_ADDING', `${src} changed while it was being added; run the command again when nothing writes to it`);
-    }
-    if (this.has(oid)) return oid;
-    const dest = this.pathOf(oid);
-    this.ensureDir(path.dirname(dest));
+  async addFileMove(src: string, st: StatKey, onBytes?: (n: number) => void, onMoved?: (moved: Moved) => void): Promise<Oid> {
+    const fh = await this.openSource(src, st);
     try {
-      // Link rather than rename: the workspace keeps its file until the caller relinks it.
-      fs.linkSync(src, dest);
-      fs.chmodSync(dest, OBJECT_MODE);
-    } catch (err) {
-      if (errnoCode(err) === 'EEXIST') return oid;
-      if (['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP'].includes(errnoCode(err) ?? '')) {
-        const tmp = this.newTmpPath();
-        try {
-          await fs.promises.copyFile(src, tmp, fs.constants.COPYFILE_FICLONE);
-        } catch (e) {
-          rmQuiet(tmp);
-          throw describeFsError(e, tmp);
-        }
-        this.insertSync(tmp, oid);
-        return oid;
+      const before = await fh.stat();
+      if (before.nlink > 1) {
+        // Probably tdv's own link to the object already (a re-add): hash first, copy only if missing.
+        const { sha256: oid, size } = await hashHandle(fh, { onBytes, limit: st.size });
+        await expectUnchanged(fh, src, st, size);
+        if (this.has(oid)) return oid;
+        return await this.copyHashing(fh, src, st, undefined, oid);
       }
-      throw describeFsError(err, dest);
+      const { sha256: oid, size } = await hashHandle(fh, { onBytes, limit: st.size });
+      await expectUnchanged(fh, src, st, size);
+      if (this.has(oid)) return oid;
+      const dest = this.pathOf(oid);
+      this.ensureDir(path.dirname(dest));
+      try {
+        // Link rather than rename: the workspace keeps its file until the caller relinks it.
+        fs.linkSync(src, dest);
+      } catch (err) {
+        if (errnoCode(err) === 'EEXIST') return oid;
+        if (['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP'].includes(errnoCode(err) ?? '')) return await this.copyHashing(fh, src, st, undefined, oid);
+        throw describeFsError(err, dest);
+      }
+      const moved: Moved = { dev: before.dev, ino: before.ino, mode: before.mode & 0o7777 };
+      const linked = fs.lstatSync(dest, { throwIfNoEntry: false });
+      if (!linked || linked.ino !== before.ino || linked.dev !== before.dev) {
+        // The path named another inode by the time it was linked: not what was hashed.
+        if (linked) rmQuiet(dest);
+        throw changedWhileAdding(src);
+      }
+      await fh.chmod(OBJECT_MODE);
+      const after = await fh.stat();
+      if (after.size !== st.size || after.mtimeMs !== st.mtimeMs || after.nlink !== 2) {
+        this.unmove(src, oid, moved);
+        throw changedWhileAdding(src);
+      }
+      onMoved?.(moved);
+      return oid;
+    } catch (err) {
+      throw describeFsError(err, src);
+    } finally {
+      await fh.close();
     }
-    return oid;
+  }
+
+  /**
+   * Takes back what `addFileMove` did to a workspace file: removes the object
+   * if it is still that inode, and gives the file its former mode back.
+   */
+  unmove(src: string, oid: Oid, moved: Moved): void {
+    const same = (st: fs.Stats | undefined) => st !== undefined && st.ino === moved.ino && st.dev === moved.dev;
+    const dest = this.pathOf(oid);
+    if (same(fs.lstatSync(dest, { throwIfNoEntry: false }))) rmQuiet(dest);
+    if (same(fs.lstatSync(src, { throwIfNoEntry: false }))) fs.chmodSync(src, moved.mode);
+  }
+
+  /**
+   * Moves an object that no longer matches its name out of the store, to
+   * `<tmpDir>/quarantine/<oid>` (never deleting it: it may hold the only copy
+   * of someone's edit). Returns where it went, or undefined when it was gone
+   * or could only be removed (quarantine on another file system: the bytes
+   * survive in the workspace link that showed the damage).
+   */
+  quarantine(oid: Oid): string | undefined {
+    const src = this.pathOf(oid);
+    const dir = path.join(this.tmpDir, 'quarantine');
+    let dest = path.join(dir, oid);
+    try {
+      fs.mkdirSync(dir, { recursive: true });
+      if (fs.existsSync(dest)) dest = path.join(dir, `${oid}.${tmpSuffix()}`);
+      fs.renameSync(src, dest);
+      return dest;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return undefined;
+      if (errnoCode(err) !== 'EXDEV') throw describeFsError(err, src);
+      rmQuiet(src);
+      return undefined;
+    }
   }
 
   writeManifest(entries: ManifestEntry[]): Oid {

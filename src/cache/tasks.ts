@@ -12,9 +12,14 @@ import { ObjectStore } from './store.js';
  */
 export interface Tasks {
   /** Link a cache object into the workspace; the result is the new file's stat key, taken right after. */
-  link: { setup: { types: LinkType[] }; item: [object: string, dest: string, isexec: boolean]; result: WrittenStat };
-  /** Hash a small file (at most one chunk) and, with `store`, put it in the cache. */
-  hash: { setup: { root: string; tmpDir: string; store: boolean }; item: [abs: string, size: number]; result: string };
+  link: { setup: { types: LinkType[]; allowRootLinks?: boolean }; item: [object: string, dest: string, isexec: boolean]; result: WrittenStat };
+  /**
+   * Hash a small file (at most one chunk) and, with `store`, put exactly the
+   * bytes hashed in the cache. With the walk's ino, mtime and ctime as well as
+   * its size, a file that is not that version before or after the read fails
+   * with CHANGED_WHILE_ADDING (and nothing is stored).
+   */
+  hash: { setup: { root: string; tmpDir: string; store: boolean }; item: [abs: string, size: number, ino?: number, mtimeMs?: number, ctimeMs?: number]; result: string };
   /**
    * Copy a cache object into a local remote's object directory: a temp name,
    * then a rename. A failure is returned as "CODE message" (empty on success),
@@ -39,7 +44,8 @@ export function sameStat(w: WrittenStat, st: Omit<StatKey, 'mode'>): boolean {
 
 export function makeTask<K extends TaskName>(name: K, setup: Tasks[K]['setup']): (item: Tasks[K]['item']) => Tasks[K]['result'] {
   if (name === 'link') {
-    const linker = new Linker((setup as Tasks['link']['setup']).types);
+    const { types, allowRootLinks } = setup as Tasks['link']['setup'];
+    const linker = new Linker(types, { allowRootLinks });
     return ((item: Tasks['link']['item']) => {
       linker.link(item[0], item[1], item[2]);
       const st = fs.lstatSync(item[1]);
@@ -59,8 +65,10 @@ export function makeTask<K extends TaskName>(name: K, setup: Tasks[K]['setup']):
   const s = setup as Tasks['hash']['setup'];
   const store = new ObjectStore(s.root, s.tmpDir);
   return ((item: Tasks['hash']['item']) => {
-    const { oid, size } = store.hashSmallSync(item[0], s.store);
-    if (size !== item[1]) throw new TdvError('CHANGED_WHILE_ADDING', `${item[0]} changed while it was being read; run the command again when nothing writes to it`);
+    const [abs, expected, ino, mtimeMs, ctimeMs] = item;
+    const st = ino === undefined || mtimeMs === undefined || ctimeMs === undefined ? undefined : { ino, mtimeMs, ctimeMs, size: expected };
+    const { oid, size } = store.hashSmallSync(abs, s.store, st);
+    if (size !== expected) throw new TdvError('CHANGED_WHILE_ADDING', `${abs} changed while it was being read; run the command again when nothing writes to it`);
     return oid;
   }) as never;
 }

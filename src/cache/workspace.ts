@@ -1,10 +1,13 @@
 import fs from 'node:fs';
 import { errnoCode, TdvError, vanished } from '../errors.js';
 import { type ManifestEntry, serializeManifest, sortEntries } from '../formats/manifest.js';
-import { CHUNK, hashFile, sha256 } from './hash.js';
-import type { Oid } from '../formats/oid.js';
-import { FILES_SHARD, type StatCache, walkFingerprint } from './statcache.js';
-import type { ObjectStore } from './store.js';
+import { CHUNK, hashHandle, READ_FLAGS, sha256 } from './hash.js';
+import { isDirOid, type Oid } from '../formats/oid.js';
+import { FILES_SHARD, sameVersion, type StatCache, type StatKey, walkFingerprint } from './statcache.js';
+import type { Tasks } from './tasks.js';
+import type { Moved, ObjectStore } from './store.js';
+import { isLinkOf } from './linked.js';
+import { openForWriting } from './writers.js';
 import { entryPath, fingerprintDir, objectLinkOid, walkDir, type WalkEntry } from './walk.js';
 
 /** What is at a tracked path in the workspace, hashed. */
@@ -12,9 +15,17 @@ export type TargetState =
   | { kind: 'missing' }
   /** A symlink (not tdv's own), socket, FIFO or device: never followed, never overwritten silently. */
   | { kind: 'other' }
-  | { kind: 'file'; oid: Oid; size: number; isexec: boolean; st: fs.Stats }
+  | { kind: 'file'; oid: Oid; size: number; isexec: boolean; st: fs.Stats; inUse?: ReadonlySet<string> }
   /** `walk` is absent only when the directory matched its stat-cache fingerprint and neither `write` nor `needEntries` was asked. */
-  | { kind: 'dir'; oid: Oid; size: number; nfiles: number; entries?: ManifestEntry[]; walk?: WalkEntry[] };
+  | { kind: 'dir'; oid: Oid; size: number; nfiles: number; entries?: ManifestEntry[]; walk?: WalkEntry[]; inUse?: ReadonlySet<string> };
+
+/*
+ * `inUse` (with write: 'move' only): files another process held open for
+ * writing, by walk rel (for a file target, its rel). They were stored as
+ * copies and must stay as they are in the workspace: replacing one by a link
+ * to its object would send that process's later writes into a file nobody
+ * sees (or, were it linked, into the cache).
+ */
 
 export interface HashOptions {
   statCache: StatCache;
@@ -28,6 +39,13 @@ export interface HashOptions {
   jobs?: number;
   onSkip?: (abs: string, reason: string) => void;
   onBytes?: (n: number) => void;
+  /**
+   * Hears of a cache object found damaged: a workspace file that was a hard
+   * link of it (as tdv recorded) was modified in place, which modified the
+   * object. The object has been moved to quarantine (`ObjectStore.quarantine`),
+   * so it is never linked again; `damagedMessage` words it for people.
+   */
+  onDamaged?: (abs: string, oid: Oid, quarantined: string | undefined) => void;
 }
 
 /**
@@ -42,8 +60,10 @@ export async function hashTarget(abs: string, rel: string, opts: HashOptions): P
   const linkOid = st.isSymbolicLink() ? objectLinkOid(abs, opts.store.objectsDir) : undefined;
   if (!st.isFile() && !linkOid) return { kind: 'other' };
   const walk: WalkEntry = { rel, ino: st.ino, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, size: st.size, mode: st.mode, linkOid };
-  const [entry] = await hashEntries(abs.slice(0, abs.length - rel.length - 1), [walk], FILES_SHARD, opts);
-  return { kind: 'file', oid: entry!.sha256, size: entry!.size, isexec: entry!.isexec === true, st };
+  const inUse = new Set<string>();
+  const [entry] = await hashEntries(abs.slice(0, abs.length - rel.length - 1), [walk], FILES_SHARD, opts, inUse);
+  const state = { kind: 'file', oid: entry!.sha256, size: entry!.size, isexec: entry!.isexec === true, st } as const;
+  return inUse.size > 0 ? { ...state, inUse } : state;
 }
 
 async function hashDirectory(abs: string, rel: string, opts: HashOptions): Promise<TargetState> {
@@ -67,7 +87,8 @@ async function hashDirectory(abs: string, rel: string, opts: HashOptions): Promi
     if (!opts.needEntries) return { kind: 'dir', oid: rec.oid, size: rec.size, nfiles: rec.nfiles, walk };
     if (opts.store.has(rec.oid)) return { kind: 'dir', oid: rec.oid, size: rec.size, nfiles: rec.nfiles, entries: opts.store.readManifest(rec.oid), walk };
   }
-  const unsorted = await hashEntries(abs, walk, rel, opts);
+  const inUse = new Set<string>();
+  const unsorted = await hashEntries(abs, walk, rel, opts, inUse);
   // The shard becomes exactly this walk's files (which also forgets deleted ones).
   opts.statCache.replaceShard(
     rel,
@@ -79,7 +100,7 @@ async function hashDirectory(abs: string, rel: string, opts: HashOptions): Promi
   const size = entries.reduce((n, e) => n + e.size, 0);
   // Objects were just stored, so a stamp taken after storing them proves them present.
   opts.statCache.setDir(rel, { fp, oid, size, nfiles: entries.length, newestMs, complete: opts.write ? opts.store.stamp() : undefined });
-  return { kind: 'dir', oid, size, nfiles: entries.length, entries, walk };
+  return inUse.size > 0 ? { kind: 'dir', oid, size, nfiles: entries.length, entries, walk, inUse } : { kind: 'dir', oid, size, nfiles: entries.length, entries, walk };
 }
 
 /**
@@ -87,7 +108,7 @@ async function hashDirectory(abs: string, rel: string, opts: HashOptions): Promi
  * possible), storing objects when asked. Returns one manifest entry per walk
  * entry, in walk order.
  */
-async function hashEntries(base: string, walk: readonly WalkEntry[], shard: string, opts: HashOptions): Promise<ManifestEntry[]> {
+async function hashEntries(base: string, walk: readonly WalkEntry[], shard: string, opts: HashOptions, inUse: Set<string>): Promise<ManifestEntry[]> {
   const out: ManifestEntry[] = new Array(walk.length);
   const sc = opts.statCache;
   const entry = (i: number, sha: string) => {
@@ -97,6 +118,7 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
   // A hashed file is recorded; a directory's shard is replaced wholesale by the caller.
   const record = (i: number, sha: string) => {
     entry(i, sha);
+    checkLinkedObject(base, walk[i]!, shard, sha, opts);
     if (shard === FILES_SHARD) sc.setFile(shard, walk[i]!.rel, walk[i]!, sha);
   };
   const small: number[] = [];
@@ -124,7 +146,10 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
     const shas = await inTwoThreads(
       'hash',
       { root: opts.store.root, tmpDir: opts.store.tmpDir, store: opts.write === 'store' },
-      small.map((i) => [entryPath(base, walk[i]!.rel), walk[i]!.size] as [string, number]),
+      small.map((i) => {
+        const e = walk[i]!;
+        return [entryPath(base, e.rel), e.size, e.ino, e.mtimeMs, e.ctimeMs] as Tasks['hash']['item'];
+      }),
     ).catch((err: unknown) => {
       if (!(err instanceof ItemError)) throw err;
       const abs = entryPath(base, walk[small[err.index]!]!.rel);
@@ -136,6 +161,7 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
     });
   }
   if (large.length === 0) return out;
+  const moved = new Map<number, Moved>();
   // Large files: a bounded async pool, where reading, hashing and copying overlap.
   const { default: pLimit } = await import('p-limit');
   const limit = pLimit(opts.jobs ?? 4);
@@ -148,8 +174,8 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
         const abs = entryPath(base, e.rel);
         try {
           if (opts.write === 'store') record(i, await opts.store.addFileCopy(abs, e, opts.onBytes, sc.knowsSize(shard, e.rel, e.size)));
-          else if (opts.write === 'move') record(i, await opts.store.addFileMove(abs, e, opts.onBytes));
-          else record(i, (await hashFile(abs, opts.onBytes)).sha256);
+          else if (opts.write === 'move') record(i, await opts.store.addFileMove(abs, e, opts.onBytes, (m) => moved.set(i, m)));
+          else record(i, await hashWalked(abs, e, opts.onBytes));
         } catch (err) {
           limit.clearQueue();
           if (errnoCode(err) === 'ENOENT') throw vanished(abs, err);
@@ -160,7 +186,73 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
   );
   const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
+  if (moved.size > 0) await copyInUse(base, walk, moved, out, opts, inUse);
   return out;
+}
+
+/**
+ * Files moved into the cache that another process still holds open for
+ * writing (or maps shared and writable) would let it write into the object.
+ * The scan runs after every object of the batch was made read-only, so a
+ * writer that opened a file meanwhile is seen too. Each such file is taken
+ * back (object removed, mode restored) and stored as a copy instead, hashed
+ * afresh; it is reported in `inUse` so that it is left as it is.
+ */
+async function copyInUse(base: string, walk: readonly WalkEntry[], moved: Map<number, Moved>, out: ManifestEntry[], opts: HashOptions, inUse: Set<string>): Promise<void> {
+  const busy = openForWriting([...moved.values()]);
+  if (!busy) return; // cannot be known here (not Linux): see the README's cache section
+  for (const [i, m] of moved) {
+    if (!busy.has(`${m.dev}:${m.ino}`)) continue;
+    const e = walk[i]!;
+    const abs = entryPath(base, e.rel);
+    opts.store.unmove(abs, out[i]!.sha256, m);
+    // Our own chmods changed its ctime: it is checked against its stat from now on.
+    const now = fs.lstatSync(abs, { throwIfNoEntry: false });
+    if (!now || now.ino !== e.ino || now.size !== e.size || now.mtimeMs !== e.mtimeMs) throw new TdvError('CHANGED_WHILE_ADDING', `${abs} changed while it was being added; run the command again when nothing writes to it`);
+    // Its stat cache record (under the walk's stat key, which our chmods made stale) can never match again.
+    out[i] = { ...out[i]!, sha256: await opts.store.addFileCopy(abs, now) };
+    inUse.add(e.rel);
+  }
+}
+
+/**
+ * A file re-hashed because its stat changed: if tdv recorded it as a hard link
+ * of the object it then hashed to (same inode) and its bytes now hash to
+ * something else, it was modified in place, and so was the object, which no
+ * longer matches its name. That object is quarantined, so that no checkout
+ * links or copies the altered bytes to another path, and `onDamaged` is told.
+ */
+function checkLinkedObject(base: string, e: WalkEntry, shard: string, sha: string, opts: HashOptions): void {
+  const prev = opts.statCache.recorded(shard, e.rel);
+  if (!prev || prev.ino !== e.ino || prev.sha === sha || isDirOid(prev.sha)) return;
+  const abs = entryPath(base, e.rel);
+  if (!isLinkOf(abs, opts.store.pathOf(prev.sha))) return;
+  opts.onDamaged?.(abs, prev.sha, opts.store.quarantine(prev.sha));
+}
+
+/**
+ * Hashes a walked file that is to be recorded under its walk stat key `st`:
+ * opened without following a symlink, and checked to be that very version
+ * before and after the read, so that the stat cache never pairs a stat key
+ * with bytes of another version.
+ */
+async function hashWalked(abs: string, st: Omit<StatKey, 'mode'>, onBytes?: (n: number) => void): Promise<string> {
+  const changed = () => new TdvError('CHANGED_WHILE_ADDING', `${abs} changed while it was being read; run the command again when nothing writes to it`);
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(abs, READ_FLAGS);
+  } catch (err) {
+    if (errnoCode(err) === 'ELOOP') throw changed();
+    throw err;
+  }
+  try {
+    if (!sameVersion(await fh.stat(), st)) throw changed();
+    const { sha256: sha, size } = await hashHandle(fh, { onBytes, limit: st.size });
+    if (size !== st.size || !sameVersion(await fh.stat(), st)) throw changed();
+    return sha;
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Files that differ between two manifests, by relpath. */

@@ -44,16 +44,17 @@ export interface RemoteConfig {
 
 export interface Config {
   core: { lock_timeout: number; remote?: string };
-  cache: { dir?: string; type: LinkType[] };
+  /** `allow_root_links`: link (hardlink, symlink) even as root; see Linker. */
+  cache: { dir?: string; type: LinkType[]; allow_root_links?: boolean };
   remote: Record<string, RemoteConfig>;
 }
 
 export const DEFAULT_LINK_TYPES: LinkType[] = ['reflink', 'copy'];
 
 /** Allowed keys per section; anything else is a typo worth reporting. `remote` has its own table below. */
-const SCHEMA: Record<string, Record<string, 'number' | 'string'>> = {
+const SCHEMA: Record<string, Record<string, 'number' | 'string' | 'boolean'>> = {
   core: { lock_timeout: 'number', remote: 'string' },
-  cache: { dir: 'string', type: 'string' },
+  cache: { dir: 'string', type: 'string', allow_root_links: 'boolean' },
 };
 
 export const CONFIG_FILE = 'config.yaml';
@@ -258,6 +259,8 @@ function apply(cfg: Config, y: YamlFile, file: string, tdvDir: string, remotes: 
         cfg.cache.dir = path.resolve(tdvDir, val as string);
       } else if (section === 'cache' && key === 'type') {
         cfg.cache.type = parseLinkTypes(val as string, at([section, key]));
+      } else if (section === 'cache' && key === 'allow_root_links') {
+        cfg.cache.allow_root_links = val as boolean;
       }
     }
   }

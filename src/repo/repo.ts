@@ -123,8 +123,23 @@ export class Repo {
     return prefix === '' ? rel : `${prefix}/${rel}`;
   }
 
+  private warnedRootLinks = false;
+
+  /**
+   * The workspace linker for the configured cache types. As root, hardlink and
+   * symlink are left out unless `cache.allow_root_links` (mode 0444 does not
+   * stop root writing through a link into the cache's only copy); the first
+   * time that matters in a command, it says so.
+   */
   linker(): Linker {
-    return new Linker(this.config.cache.type);
+    const linker = new Linker(this.config.cache.type, { allowRootLinks: this.config.cache.allow_root_links });
+    if (linker.droppedForRoot.length > 0 && !this.warnedRootLinks) {
+      this.warnedRootLinks = true;
+      this.reporter.warn?.(
+        `running as root, tdv uses ${linker.types.join(',')} instead of cache.type ${linker.droppedForRoot.join(',')}: a linked workspace file would be the cache's only copy, and read-only mode does not stop root writing through it. Set cache.allow_root_links: true to link anyway`,
+      );
+    }
+    return linker;
   }
 
   /** The `.tdvignore` matcher (paths relative to the root), if it has patterns. */

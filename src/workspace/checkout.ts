@@ -385,7 +385,8 @@ export async function linkFiles(ctx: Pick<CheckoutContext, 'guard' | 'store' | '
   // Loaded here: worker_threads is a cost a command that links nothing need not pay.
   const { inTwoThreads, ItemError } = await import('../cache/pool.js');
   try {
-    return await inTwoThreads('link', { types: [...ctx.linkTypes] }, items);
+    // ctx.linkTypes are the effective types already (see Repo.linker): the worker drops none.
+    return await inTwoThreads('link', { types: [...ctx.linkTypes], allowRootLinks: true }, items);
   } catch (err) {
     if (!(err instanceof ItemError)) throw err;
     const w = writes[err.index]!;

@@ -5,7 +5,8 @@ import type { LinkType } from '../formats/config.js';
 export { LINK_TYPES, type LinkType, parseLinkTypes } from '../formats/config.js';
 import { siblingTmp } from '../util/fs.js';
 import { rmQuiet } from './raw.js';
-import { objectLinkOid, walkDir } from '../cache/walk.js';
+import { entryPath, objectLinkOid, walkDir } from '../cache/walk.js';
+import { LinkedObjectCheck } from '../cache/linked.js';
 import type { Guard, Source } from './guard.js';
 
 /** Errors meaning "this link type does not work here; try the next one". */
@@ -18,16 +19,54 @@ export function isProtected(type: LinkType): boolean {
   return type === 'hardlink' || type === 'symlink';
 }
 
+/** True when this process runs as root, for whom mode 0444 does not stop writes. */
+export function runningAsRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
+export interface LinkerOptions {
+  /**
+   * Link (hardlink, symlink) even as root (`cache.allow_root_links`). By
+   * default root gets the configured types without hardlink and symlink
+   * (reflink, then copy, where none is left): read-only links protect the
+   * cache's only copy from ordinary users, not from root.
+   */
+  allowRootLinks?: boolean;
+  /** For tests: whether to behave as root (default: whether this process is). */
+  asRoot?: boolean;
+}
+
+/** The link types actually used: `types` less hardlink and symlink for root, unless allowed. */
+export function effectiveLinkTypes(types: readonly LinkType[], opts: LinkerOptions = {}): { types: LinkType[]; dropped: LinkType[] } {
+  if (!(opts.asRoot ?? runningAsRoot()) || opts.allowRootLinks) return { types: [...types], dropped: [] };
+  const dropped = types.filter(isProtected);
+  if (dropped.length === 0) return { types: [...types], dropped };
+  const kept = types.filter((t) => !isProtected(t));
+  // Prefer a reflink (a private copy that costs no space) where only links were configured.
+  return { types: kept.length > 0 ? kept : ['reflink', 'copy'], dropped };
+}
+
 /**
  * Materialises cache objects in the workspace with the first link type that
  * works, falling back along the configured list and remembering what worked.
  * Every write goes to a sibling temp file that is renamed over the destination,
- * so a workspace file is never half-written.
+ * so a workspace file is never half-written. Before an object is linked or
+ * copied anywhere, it is checked not to have been altered through another hard
+ * link (LinkedObjectCheck). As root, hardlink and symlink are left out unless
+ * allowed (see LinkerOptions).
  */
 export class Linker {
   private working = 0;
+  private readonly check = new LinkedObjectCheck();
+  readonly types: readonly LinkType[];
+  /** The configured types left out because this process runs as root. */
+  readonly droppedForRoot: readonly LinkType[];
 
-  constructor(readonly types: readonly LinkType[]) {}
+  constructor(types: readonly LinkType[], opts: LinkerOptions = {}) {
+    const eff = effectiveLinkTypes(types, opts);
+    this.types = eff.types;
+    this.droppedForRoot = eff.dropped;
+  }
 
   /** The link type that will be tried first. */
   get current(): LinkType {
@@ -36,6 +75,15 @@ export class Linker {
 
   /** Links `object` to `dest`; returns the type used. */
   link(object: string, dest: string, isexec = false): LinkType {
+    const obj = fs.lstatSync(object, { throwIfNoEntry: false });
+    if (obj) {
+      if (!isexec && this.current === 'hardlink') {
+        // Already a hard link of this very object (add relinking what it just moved in): nothing to do.
+        const d = fs.lstatSync(dest, { throwIfNoEntry: false });
+        if (d && d.ino === obj.ino && d.dev === obj.dev) return 'hardlink';
+      }
+      this.check.expectIntact(object, obj, dest);
+    }
     for (;;) {
       const type = this.types[this.working];
       if (type === undefined) throw new Error('no link type left'); // unreachable: copy never reports unsupported

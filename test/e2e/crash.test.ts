@@ -237,7 +237,7 @@ async function killLoop(
 async function dataRepo(opts: { hardlink?: boolean; remote?: string } = {}): Promise<{ dir: string; rels: string[] }> {
   const dir = await bikeshareRepo({ days: 31, trips: 1500 });
   let config = `core:\n  lock_timeout: 10\n${opts.remote ? `  remote: store\nremote:\n  store:\n    url: ${opts.remote}\n` : ''}`;
-  if (opts.hardlink) config += 'cache:\n  type: hardlink\n';
+  if (opts.hardlink) config += 'cache:\n  type: hardlink\n  allow_root_links: true\n';
   fs.appendFileSync(path.join(dir, '.tdv', 'config.yaml'), config);
   for (let i = 0; i < TILES; i++) write(dir, `data/tiles/t${String(i).padStart(4, '0')}.bin`, crypto.randomBytes(200 + Math.floor(random() * 3000)));
   write(dir, 'model.bin', crypto.randomBytes(MODEL));

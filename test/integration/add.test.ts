@@ -319,7 +319,7 @@ describe('tdv add with linked cache types', () => {
   for (const type of ['hardlink', 'symlink'] as const) {
     it(`cache.type ${type}: workspace files become read-only links to their objects and status stays clean`, async () => {
       const dir = await newRepo();
-      setConfig(dir, `cache:\n  type: ${type}\n`);
+      setConfig(dir, `cache:\n  type: ${type}\n  allow_root_links: true\n`);
       write(dir, 'big.bin', 'file content\n');
       write(dir, 'images/a.png', 'AAA');
       write(dir, 'images/sub/b.png', 'BB');
@@ -356,7 +356,7 @@ describe('tdv add with linked cache types', () => {
 
     it(`cache.type ${type}: re-adding unchanged linked targets is a no-op`, async () => {
       const dir = await newRepo();
-      setConfig(dir, `cache:\n  type: ${type}\n`);
+      setConfig(dir, `cache:\n  type: ${type}\n  allow_root_links: true\n`);
       write(dir, 'big.bin', 'file content\n');
       write(dir, 'images/a.png', 'AAA');
       expect((await tdv(dir, 'add', 'big.bin', 'images')).code).toBe(0);
@@ -373,7 +373,7 @@ describe('tdv add with linked cache types', () => {
 
     it(`cache.type ${type}: re-adding a linked file after unprotecting and editing it records the new version`, async () => {
       const dir = await newRepo();
-      setConfig(dir, `cache:\n  type: ${type}\n`);
+      setConfig(dir, `cache:\n  type: ${type}\n  allow_root_links: true\n`);
       write(dir, 'big.bin', 'v1\n');
       expect((await tdv(dir, 'add', 'big.bin')).code).toBe(0);
       expect((await tdv(dir, 'unprotect', 'big.bin')).code).toBe(0);
@@ -389,7 +389,7 @@ describe('tdv add with linked cache types', () => {
 
   it('cache.type hardlink keeps executables as executable copies', async () => {
     const dir = await newRepo();
-    setConfig(dir, 'cache:\n  type: hardlink\n');
+    setConfig(dir, 'cache:\n  type: hardlink\n  allow_root_links: true\n');
     write(dir, 'run.sh', '#!/bin/sh\n');
     fs.chmodSync(path.join(dir, 'run.sh'), 0o755);
     expect((await tdv(dir, 'add', 'run.sh')).code).toBe(0);

@@ -241,7 +241,7 @@ describe('tdv checkout --to: snapshots', () => {
 
   it('is read-only when the cache links (hardlink), writable with copies, and a second run into the same directory is a no-op', async () => {
     const { dir, c1 } = await history();
-    setConfig(dir, 'cache:\n  type: hardlink\n');
+    setConfig(dir, 'cache:\n  type: hardlink\n  allow_root_links: true\n');
     const snap = path.join(newDir(), 'snap');
     const r = await tdv(dir, 'checkout', '--rev', c1, '--to', snap);
     expect(r.code, r.stderr).toBe(0);

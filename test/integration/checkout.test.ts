@@ -263,7 +263,7 @@ describe('tdv checkout --relink', () => {
   it('turns copies into hard links after cache.type is changed to hardlink', async () => {
     const dir = await repoWith({ 'a.csv': 'a\n', 'data/x': 'x', 'data/y': 'y' }, ['a.csv', 'data']);
     expect(fs.statSync(path.join(dir, 'a.csv')).nlink).toBe(1);
-    setConfig(dir, 'cache:\n  type: hardlink\n');
+    setConfig(dir, 'cache:\n  type: hardlink\n  allow_root_links: true\n');
     // Without --relink nothing is rewritten.
     expect((await tdv(dir, 'checkout')).stdout.trim()).toBe('Workspace already matches the pointers.');
     expect(fs.statSync(path.join(dir, 'a.csv')).nlink).toBe(1);
@@ -285,7 +285,7 @@ describe('tdv checkout --relink', () => {
 
   it('restores deleted files as hard links with cache.type hardlink', async () => {
     const dir = await newRepo();
-    setConfig(dir, 'cache:\n  type: hardlink\n');
+    setConfig(dir, 'cache:\n  type: hardlink\n  allow_root_links: true\n');
     write(dir, 'data/x', 'x');
     expect((await tdv(dir, 'add', 'data')).code).toBe(0);
     fs.rmSync(path.join(dir, 'data'), { recursive: true });

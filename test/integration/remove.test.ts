@@ -71,7 +71,7 @@ describe('tdv remove', () => {
 
   for (const type of ['hardlink', 'symlink'] as const) {
     it(`with cache.type ${type} the kept files become writable copies, independent of the cache`, async () => {
-      const dir = await repoWith({ 'a.csv': 'a\n', 'data/x': 'x', 'data/sub/y': 'y' }, ['a.csv', 'data'], `cache:\n  type: ${type}\n`);
+      const dir = await repoWith({ 'a.csv': 'a\n', 'data/x': 'x', 'data/sub/y': 'y' }, ['a.csv', 'data'], `cache:\n  type: ${type}\n  allow_root_links: true\n`);
       expect(isReadOnly(path.join(dir, 'a.csv'))).toBe(true);
       const r = await tdv(dir, 'remove', 'a.csv', 'data');
       expect(r.code).toBe(0);

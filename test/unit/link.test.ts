@@ -1,12 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { isProtected, type LinkType, Linker, parseLinkTypes, unprotectFile } from '../../src/workspace/link.js';
+import { effectiveLinkTypes, isProtected, type LinkType, Linker, parseLinkTypes, unprotectFile } from '../../src/workspace/link.js';
 import { ObjectStore } from '../../src/cache/store.js';
 import { FormatError } from '../../src/errors.js';
 import { useTmpDirs } from '../helpers/tmp.js';
 
 const tmp = useTmpDirs();
+/** Link mechanics as an ordinary user sees them (the tests may run as root, who gets copies by default). */
+const AS_USER = { asRoot: false };
 
 /** A store holding one object, and an empty workspace directory. */
 function setup(content = 'cached bytes\n') {
@@ -43,7 +45,7 @@ describe('Linker', () => {
   it('hardlink shares the object inode and is read-only', () => {
     const { object, ws, content } = setup();
     const dest = path.join(ws, 'a.txt');
-    expect(typeOf(new Linker(['hardlink']).link(object, dest))).toBe('hardlink');
+    expect(typeOf(new Linker(['hardlink'], AS_USER).link(object, dest))).toBe('hardlink');
     expect(fs.statSync(dest).ino).toBe(fs.statSync(object).ino);
     expect(fs.statSync(object).nlink).toBe(2);
     expect(mode(dest) & 0o222).toBe(0);
@@ -53,7 +55,7 @@ describe('Linker', () => {
   it('symlink makes a symbolic link to the object', () => {
     const { object, ws, content } = setup();
     const dest = path.join(ws, 'a.txt');
-    expect(typeOf(new Linker(['symlink']).link(object, dest))).toBe('symlink');
+    expect(typeOf(new Linker(['symlink'], AS_USER).link(object, dest))).toBe('symlink');
     expect(fs.lstatSync(dest).isSymbolicLink()).toBe(true);
     expect(path.resolve(ws, fs.readlinkSync(dest))).toBe(object);
     expect(fs.readFileSync(dest, 'utf8')).toBe(content);
@@ -93,7 +95,7 @@ describe('Linker', () => {
     for (const t of ['hardlink', 'symlink'] as const) {
       const { object, ws } = setup(`#!/bin/sh\necho ${t}\n`);
       const dest = path.join(ws, 'run.sh');
-      expect(typeOf(new Linker([t]).link(object, dest, true))).toBe('copy');
+      expect(typeOf(new Linker([t], AS_USER).link(object, dest, true))).toBe('copy');
       expect(fs.lstatSync(dest).isFile()).toBe(true);
       expect(fs.statSync(dest).ino).not.toBe(fs.statSync(object).ino);
       expect(mode(dest) & 0o100).toBe(0o100);
@@ -113,7 +115,7 @@ describe('Linker', () => {
     // rename(2) between two links of the same inode is a no-op that keeps the source name.
     const { object, ws } = setup();
     const dest = path.join(ws, 'a.txt');
-    const linker = new Linker(['hardlink']);
+    const linker = new Linker(['hardlink'], AS_USER);
     linker.link(object, dest);
     linker.link(object, dest);
     expect(fs.readdirSync(ws)).toEqual(['a.txt']);
@@ -123,7 +125,7 @@ describe('Linker', () => {
   it('relinking a symlink over an existing one leaves a single link', () => {
     const { object, ws } = setup();
     const dest = path.join(ws, 'a.txt');
-    const linker = new Linker(['symlink']);
+    const linker = new Linker(['symlink'], AS_USER);
     linker.link(object, dest);
     linker.link(object, dest);
     expect(fs.readdirSync(ws)).toEqual(['a.txt']);
@@ -132,8 +134,64 @@ describe('Linker', () => {
 
   it('reports a missing object instead of falling back', () => {
     const { ws } = setup();
-    expect(() => new Linker(['hardlink', 'copy']).link(path.join(ws, 'no-such-object'), path.join(ws, 'x'))).toThrow(/ENOENT/);
+    expect(() => new Linker(['hardlink', 'copy'], AS_USER).link(path.join(ws, 'no-such-object'), path.join(ws, 'x'))).toThrow(/ENOENT/);
     expect(fs.readdirSync(ws)).toEqual([]);
+  });
+});
+
+describe('Linker as root (issue 11, class 5)', () => {
+  it('leaves out hardlink and symlink for root, preferring reflink then copy, unless allowed', () => {
+    const root = { asRoot: true };
+    expect(effectiveLinkTypes(['hardlink'], root)).toEqual({ types: ['reflink', 'copy'], dropped: ['hardlink'] });
+    expect(effectiveLinkTypes(['symlink', 'hardlink'], root)).toEqual({ types: ['reflink', 'copy'], dropped: ['symlink', 'hardlink'] });
+    expect(effectiveLinkTypes(['reflink', 'hardlink', 'copy'], root)).toEqual({ types: ['reflink', 'copy'], dropped: ['hardlink'] });
+    expect(effectiveLinkTypes(['reflink', 'copy'], root)).toEqual({ types: ['reflink', 'copy'], dropped: [] });
+    expect(effectiveLinkTypes(['hardlink'], { asRoot: true, allowRootLinks: true })).toEqual({ types: ['hardlink'], dropped: [] });
+    expect(effectiveLinkTypes(['hardlink'], AS_USER)).toEqual({ types: ['hardlink'], dropped: [] });
+  });
+
+  it('as root, a hardlink configuration makes an independent copy: a write to it cannot reach the object', () => {
+    const { object, ws } = setup('precious\n');
+    const dest = path.join(ws, 'a');
+    const linker = new Linker(['hardlink'], { asRoot: true });
+    expect(linker.droppedForRoot).toEqual(['hardlink']);
+    expect(linker.link(object, dest)).toBe('copy'); // no reflink on this file system: copy
+    fs.writeFileSync(dest, 'changed\n');
+    expect(fs.readFileSync(object, 'utf8')).toBe('precious\n');
+  });
+});
+
+describe('Linker and objects altered through a hard link (issue 11, class 5)', () => {
+  it('refuses to link or copy an object that has other links and no longer hashes to its name', () => {
+    const base = tmp();
+    const store = new ObjectStore(path.join(base, 'cache'), path.join(base, 'tmp'));
+    const oid = store.addBufferSync('original\n');
+    const object = store.pathOf(oid);
+    const ws = path.join(base, 'ws');
+    fs.mkdirSync(ws);
+    new Linker(['hardlink'], AS_USER).link(object, path.join(ws, 'a'));
+    // Modified in place through the workspace link (root can; so can a writer that opened it before).
+    fs.chmodSync(path.join(ws, 'a'), 0o644);
+    fs.writeFileSync(path.join(ws, 'a'), 'altered!\n');
+    for (const types of [['hardlink'], ['copy']] as LinkType[][]) {
+      expect(() => new Linker(types, AS_USER).link(object, path.join(ws, 'b'))).toThrow(expect.objectContaining({ code: 'DAMAGED_OBJECT' }));
+    }
+    expect(fs.existsSync(path.join(ws, 'b'))).toBe(false);
+  });
+
+  it('links an intact object that is already linked elsewhere, and relinking a path that is that object is a no-op', () => {
+    const base = tmp();
+    const store = new ObjectStore(path.join(base, 'cache'), path.join(base, 'tmp'));
+    const object = store.pathOf(store.addBufferSync('same\n'));
+    const ws = path.join(base, 'ws');
+    fs.mkdirSync(ws);
+    const linker = new Linker(['hardlink'], AS_USER);
+    linker.link(object, path.join(ws, 'a'));
+    expect(linker.link(object, path.join(ws, 'b'))).toBe('hardlink');
+    const ctime = fs.statSync(object, { bigint: true }).ctimeNs;
+    expect(linker.link(object, path.join(ws, 'a'))).toBe('hardlink');
+    expect(fs.statSync(object, { bigint: true }).ctimeNs).toBe(ctime);
+    expect(fs.statSync(object).nlink).toBe(3);
   });
 });
 
@@ -141,7 +199,7 @@ describe('unprotectFile', () => {
   it('turns a hard link to the cache into an independent writable copy', () => {
     const { object, ws, content } = setup();
     const dest = path.join(ws, 'a.txt');
-    new Linker(['hardlink']).link(object, dest);
+    new Linker(['hardlink'], AS_USER).link(object, dest);
     expect(unprotectFile(dest)).toBe(true);
     expect(fs.statSync(dest).ino).not.toBe(fs.statSync(object).ino);
     expect(fs.statSync(object).nlink).toBe(1);
@@ -155,7 +213,7 @@ describe('unprotectFile', () => {
   it('turns a symlink to the cache into a regular writable file', () => {
     const { object, ws, content } = setup();
     const dest = path.join(ws, 'a.txt');
-    new Linker(['symlink']).link(object, dest);
+    new Linker(['symlink'], AS_USER).link(object, dest);
     expect(unprotectFile(dest)).toBe(true);
     expect(fs.lstatSync(dest).isFile()).toBe(true);
     expect(mode(dest) & 0o200).toBe(0o200);

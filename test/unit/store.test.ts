@@ -4,9 +4,11 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CHUNK, sha256 } from '../../src/cache/hash.js';
 import { serializeManifest } from '../../src/formats/manifest.js';
-import { ObjectStore } from '../../src/cache/store.js';
+import { type Moved, ObjectStore } from '../../src/cache/store.js';
+import { sameVersion, type StatKey } from '../../src/cache/statcache.js';
 import { FormatError, TdvError } from '../../src/errors.js';
 import { sleep, useTmpDirs } from '../helpers/tmp.js';
+import { hasPython, mmapWriter, stop } from '../helpers/writers.js';
 
 const tmp = useTmpDirs();
 
@@ -18,6 +20,7 @@ function newStore(): { store: ObjectStore; root: string; tmpDir: string; base: s
 }
 
 const mode = (p: string) => fs.statSync(p).mode & 0o777;
+const sameVersionNow = (file: string, st: StatKey) => sameVersion(fs.statSync(file), st);
 const leftovers = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir) : []);
 
 describe('ObjectStore.addBufferSync', () => {
@@ -165,6 +168,63 @@ describe('ObjectStore.addFileCopy', () => {
   });
 });
 
+describe('ObjectStore.addFileCopy while another process writes the file', () => {
+  it.skipIf(!hasPython)('names every object by the hash of its own bytes, even for writes no stat can see (a shared mapping)', async () => {
+    const { store, base } = newStore();
+    const src = path.join(base, 'mapped.bin');
+    fs.writeFileSync(src, randomBytes(8 * CHUNK));
+    const writer = await mmapWriter(src);
+    try {
+      const st = fs.statSync(src); // after the writer dirtied its page: later writes leave it as it is
+      const oids: string[] = [];
+      for (let round = 0; round < 6; round++) {
+        oids.push(await store.addFileCopy(src, st));
+        // Hashing first, then copying: two reads that disagree are refused, and nothing is stored.
+        const before = [...store.list()];
+        const again = await store.addFileCopy(src, st, undefined, true).catch((err: unknown) => err);
+        if (typeof again === 'string') oids.push(again);
+        else {
+          expect(again).toMatchObject({ code: 'CHANGED_WHILE_ADDING' });
+          expect([...store.list()]).toEqual(before);
+        }
+      }
+      expect(sameVersionNow(src, st)).toBe(true); // the writes really were invisible to stat
+      for (const oid of oids) expect(sha256(fs.readFileSync(store.pathOf(oid)))).toBe(oid);
+      expect(new Set(oids).size).toBeGreaterThan(1); // and really changed the bytes between copies
+    } finally {
+      await stop(writer);
+    }
+  });
+
+  it('refuses a large file appended to between its stat and its copy, storing nothing', async () => {
+    const { store, base, tmpDir } = newStore();
+    const src = path.join(base, 'log.bin');
+    fs.writeFileSync(src, randomBytes(2 * CHUNK));
+    const st = fs.statSync(src);
+    fs.appendFileSync(src, 'more');
+    for (const likely of [false, true]) {
+      await expect(store.addFileCopy(src, st, undefined, likely)).rejects.toMatchObject({ code: 'CHANGED_WHILE_ADDING', message: expect.stringContaining(`${src} changed while it was being added`) });
+    }
+    expect([...store.list()]).toEqual([]);
+    expect(leftovers(tmpDir)).toEqual([]);
+  });
+
+  it('refuses a file replaced by a symlink since its stat, reading nothing through it', async () => {
+    const { store, base, tmpDir } = newStore();
+    const secret = path.join(base, 'secret');
+    fs.writeFileSync(secret, randomBytes(CHUNK + 5));
+    const src = path.join(base, 'data.bin');
+    fs.writeFileSync(src, randomBytes(CHUNK + 5));
+    const st = fs.lstatSync(src);
+    fs.rmSync(src);
+    fs.symlinkSync(secret, src);
+    await expect(store.addFileCopy(src, st)).rejects.toMatchObject({ code: 'CHANGED_WHILE_ADDING' });
+    expect(() => store.hashSmallSync(src, true, st)).toThrow(expect.objectContaining({ code: 'CHANGED_WHILE_ADDING' }));
+    expect([...store.list()]).toEqual([]);
+    expect(leftovers(tmpDir)).toEqual([]);
+  });
+});
+
 describe('ObjectStore.hashSmallSync', () => {
   it('hashes a small file and stores it only when asked', () => {
     const { store, base } = newStore();
@@ -182,6 +242,18 @@ describe('ObjectStore.hashSmallSync', () => {
     const src = path.join(base, 'grown');
     fs.writeFileSync(src, Buffer.alloc(CHUNK + 1));
     expect(() => store.hashSmallSync(src, true)).toThrow(expect.objectContaining({ code: 'CHANGED_WHILE_ADDING' }));
+    expect([...store.list()]).toEqual([]);
+    expect(leftovers(tmpDir)).toEqual([]);
+  });
+
+  it('refuses a small file rewritten (same size) since its stat, storing nothing', () => {
+    const { store, base, tmpDir } = newStore();
+    const src = path.join(base, 'same-size');
+    fs.writeFileSync(src, 'version 1');
+    const st = fs.statSync(src);
+    fs.rmSync(src);
+    fs.writeFileSync(src, 'version 2'); // a new inode: seen whatever the clock granularity
+    expect(() => store.hashSmallSync(src, true, st)).toThrow(expect.objectContaining({ code: 'CHANGED_WHILE_ADDING' }));
     expect([...store.list()]).toEqual([]);
     expect(leftovers(tmpDir)).toEqual([]);
   });
@@ -207,6 +279,39 @@ describe('ObjectStore.addFileMove', () => {
     fs.writeFileSync(src, 'moved, and longer'); // a size change: detectable whatever the clock granularity
     await expect(store.addFileMove(src, st)).rejects.toMatchObject({ code: 'CHANGED_WHILE_ADDING' });
     expect([...store.list()]).toEqual([]);
+  });
+});
+
+describe('ObjectStore.addFileMove never takes a file that is not only the workspace\'s (issue 11, class 5)', () => {
+  it('copies a file that has another hard link, leaving that inode and its mode alone', async () => {
+    const { store, base } = newStore();
+    const theirs = path.join(base, 'theirs.csv');
+    fs.writeFileSync(theirs, 'shared bytes', { mode: 0o644 });
+    const src = path.join(base, 'ws.csv');
+    fs.linkSync(theirs, src);
+    const moved: unknown[] = [];
+    const oid = await store.addFileMove(src, fs.lstatSync(src), undefined, (m) => moved.push(m));
+    expect(oid).toBe(sha256('shared bytes'));
+    expect(moved).toEqual([]);
+    expect(fs.statSync(store.pathOf(oid)).ino).not.toBe(fs.statSync(theirs).ino);
+    expect(fs.statSync(theirs).nlink).toBe(2);
+    expect(mode(theirs)).toBe(0o644);
+    expect(mode(store.pathOf(oid))).toBe(0o444);
+  });
+
+  it('reports what it moved, and unmove takes it back: object gone, mode restored', async () => {
+    const { store, base } = newStore();
+    const src = path.join(base, 'm.txt');
+    fs.writeFileSync(src, 'mine alone', { mode: 0o640 });
+    const moved: Moved[] = [];
+    const oid = await store.addFileMove(src, fs.lstatSync(src), undefined, (m) => moved.push(m));
+    expect(moved).toEqual([{ dev: fs.statSync(src).dev, ino: fs.statSync(src).ino, mode: 0o640 }]);
+    expect(fs.statSync(store.pathOf(oid)).ino).toBe(fs.statSync(src).ino);
+    expect(mode(src)).toBe(0o444);
+    store.unmove(src, oid, moved[0]!);
+    expect(store.has(oid)).toBe(false);
+    expect(mode(src)).toBe(0o640);
+    expect(fs.readFileSync(src, 'utf8')).toBe('mine alone');
   });
 });
 

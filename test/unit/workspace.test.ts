@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { sha256 } from '../../src/cache/hash.js';
+import { CHUNK, sha256 } from '../../src/cache/hash.js';
 import { serializeManifest } from '../../src/formats/manifest.js';
-import { StatCache } from '../../src/cache/statcache.js';
+import { FILES_SHARD, StatCache } from '../../src/cache/statcache.js';
 import { ObjectStore } from '../../src/cache/store.js';
 import { diffManifests, hashTarget, type HashOptions } from '../../src/cache/workspace.js';
 import { sleep, useTmpDirs } from '../helpers/tmp.js';
@@ -94,6 +94,25 @@ describe('hashTarget', () => {
     const r = await hashTarget(f, 'big.bin', { statCache: new StatCache(scDir), store, onBytes: (n) => (bytes += n) });
     expect(bytes).toBe(0);
     expect(r).toMatchObject({ oid: sha256('x'.repeat(1000)) });
+  });
+
+  it('never records a stat key taken before a change: a file appended to while it is read fails and is not remembered', async () => {
+    // The append happens inside the read itself (after its first chunk), exactly as a writer would.
+    for (const write of [undefined, 'store'] as const) {
+      const { ws, scDir, store } = setup();
+      const f = put(ws, 'growing.bin', 'x'.repeat(3 * CHUNK));
+      const sc = new StatCache(scDir);
+      const walked = fs.lstatSync(f);
+      let appended = false;
+      const onBytes = () => {
+        if (!appended) fs.appendFileSync(f, 'written meanwhile');
+        appended = true;
+      };
+      await expect(hashTarget(f, 'growing.bin', { statCache: sc, store, write, onBytes })).rejects.toMatchObject({ code: 'CHANGED_WHILE_ADDING' });
+      expect(sc.getFile(FILES_SHARD, 'growing.bin', walked)).toBeUndefined();
+      expect(sc.getFile(FILES_SHARD, 'growing.bin', fs.lstatSync(f))).toBeUndefined();
+      expect([...store.list()]).toEqual([]);
+    }
   });
 
   it('re-reads only the changed file of a directory, and gets the new id', async () => {

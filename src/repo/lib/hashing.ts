@@ -8,6 +8,7 @@ import { entryPath } from '../../cache/walk.js';
 import { hashTarget, type HashOptions, type TargetState } from '../../cache/workspace.js';
 import type { Guard } from '../../workspace/guard.js';
 import { type CheckoutContext, ignoredUnder, linkFiles, recordDirectory } from '../../workspace/checkout.js';
+import { damagedMessage } from '../../cache/linked.js';
 import type { Selected } from './pointers.js';
 import type { Repo } from '../repo.js';
 
@@ -22,7 +23,8 @@ export async function workspaceContext(repo: Repo, over: Partial<CheckoutContext
     store: repo.store,
     statCache: repo.statCache,
     record: true,
-    linkTypes: repo.config.cache.type,
+    // The effective types: as root, links are left out unless cache.allow_root_links (Repo.linker warns).
+    linkTypes: repo.linker().types,
     ignore: await repo.ignore(),
     onWarn: (m) => repo.reporter.warn?.(m),
     ...over,
@@ -36,6 +38,7 @@ export async function hashWorkspace(repo: Repo, s: Pick<Selected, 'abs' | 'rel'>
     store: repo.store,
     ignored: ignoredUnder(await repo.ignore(), s.rel),
     onSkip: (p, why) => repo.reporter.warn?.(`skipped ${quotePath(repo.rel(p))}: ${why}`),
+    onDamaged: (p, oid, moved) => repo.reporter.warn?.(damagedMessage(quotePath(repo.rel(p)), oid, moved && repo.rel(moved))),
     ...extra,
   });
 }
@@ -78,7 +81,9 @@ export async function relink(repo: Repo, abs: string, rel: string, state: Hashed
       throw new TdvError('CHANGED_WHILE_ADDING', `${repo.rel(file)} changed while it was being added; run the command again when nothing writes to it`);
     }
   };
+  // Files another process holds open for writing stay as they are (see TargetState.inUse).
   if (state.kind === 'file') {
+    if (state.inUse) return;
     unchanged(abs, state.st);
     const [[ino, mtimeMs, ctimeMs, size]] = (await linkFiles(ctx, [{ rel, oid: state.oid, isexec: state.isexec, source }])) as [[number, number, number, number]];
     repo.statCache.setFile(FILES_SHARD, rel, { ino, mtimeMs, ctimeMs, size, mode: 0 }, state.oid);
@@ -87,15 +92,16 @@ export async function relink(repo: Repo, abs: string, rel: string, state: Hashed
   const entries = state.entries ?? repo.store.readManifest(state.oid);
   if (!state.walk) throw new Error('hashTarget returned no walk for a write');
   const before = new Map(state.walk.map((w) => [w.rel, w]));
-  for (const e of entries) {
+  const toLink = state.inUse ? entries.filter((e) => !state.inUse!.has(e.relpath)) : entries;
+  for (const e of toLink) {
     const then = before.get(e.relpath);
     if (then) unchanged(entryPath(abs, e.relpath), then);
   }
   const stats = await linkFiles(
     ctx,
-    entries.map((e) => ({ rel: `${rel}/${e.relpath}`, oid: e.sha256, isexec: e.isexec === true, source })),
+    toLink.map((e) => ({ rel: `${rel}/${e.relpath}`, oid: e.sha256, isexec: e.isexec === true, source })),
   );
-  const linked = new Map(entries.map((e, i) => [e.relpath, stats[i]!]));
+  const linked = new Map(toLink.map((e, i) => [e.relpath, stats[i]!]));
   // Every object was just stored, so a stamp taken now proves them present.
   await recordDirectory(ctx, rel, { ...state, entries }, repo.store.stamp(), (w) => {
     const st = linked.get(w.rel);
