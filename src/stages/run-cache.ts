@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { isSafeRelPath } from '../formats/manifest.js';
+import { isLegalRelPath } from '../formats/paths.js';
 import { isOid } from '../formats/oid.js';
 import { errnoCode } from '../errors.js';
 import { writeFileAtomicSync } from '../workspace/raw.js';
@@ -94,8 +94,7 @@ export function parseRunEntry(text: string): RunEntry | undefined {
       (p) =>
         typeof p === 'object' &&
         p !== null &&
-        isSafeRelPath((p as LockedPath).path) &&
-        !/^(\.git|\.tdv)(\/|$)/.test((p as LockedPath).path) &&
+        isLegalRelPath((p as LockedPath).path) &&
         isOid((p as LockedPath).sha256) &&
         Number.isSafeInteger((p as LockedPath).size) &&
         (p as LockedPath).size >= 0,
