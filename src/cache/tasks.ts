@@ -5,7 +5,7 @@ import { rmQuiet } from '../workspace/raw.js';
 import { sha256 } from './hash.js';
 import { sameVersion, type StatKey } from './statcache.js';
 import { Linker, type LinkType } from '../workspace/link.js';
-import { ObjectStore } from './store.js';
+import { assertObjectFile, ObjectStore, readObjectFileSync } from './store.js';
 
 /**
  * Per-file work the two-thread pool can split: plain functions of a setup and
@@ -42,6 +42,7 @@ export function makeTask<K extends TaskName>(name: K, setup: Tasks[K]['setup']):
   if (name === 'link') {
     const linker = new Linker((setup as Tasks['link']['setup']).types);
     return ((item: Tasks['link']['item']) => {
+      assertObjectFile(item[0]); // a FIFO in the cache would block a copy forever
       linker.link(item[0], item[1], item[2]);
       const st = fs.lstatSync(item[1]);
       return [st.ino, st.mtimeMs, st.ctimeMs, st.size];
@@ -51,7 +52,8 @@ export function makeTask<K extends TaskName>(name: K, setup: Tasks[K]['setup']):
   if (name === 'verify') {
     return (([file]: Tasks['verify']['item']) => {
       try {
-        return sha256(fs.readFileSync(file));
+        // Never a blocking open: a FIFO planted in the cache is an error, not a hang.
+        return sha256(readObjectFileSync(file));
       } catch (err) {
         return `!${errnoCode(err) ?? 'EIO'} ${(err as Error).message}`;
       }
@@ -73,6 +75,7 @@ function publishTask(objectsDir: string): (item: Tasks['publish']['item']) => st
     const dir = `${objectsDir}/${oid.slice(0, 2)}`;
     const tmp = `${dir}/.tmp.${tmpSuffix()}`;
     try {
+      assertObjectFile(from); // a FIFO in the cache would block the copy forever
       if (!made.has(dir)) {
         fs.mkdirSync(dir, { recursive: true });
         made.add(dir);
