@@ -37,7 +37,7 @@ export function sortEntries(entries: ManifestEntry[]): ManifestEntry[] {
  * The canonical bytes of a manifest: a JSON array sorted by relpath, keys in the
  * order relpath, sha256, size[, isexec], no whitespace. Its SHA-256 is the directory's id.
  */
-export function serializeManifest(entries: ManifestEntry[], what = 'this directory'): string {
+export function serializeManifest(entries: ManifestEntry[], what?: string): string {
   const sorted = sortEntries([...entries]);
   const parts = sorted.map((e) =>
     e.isexec
@@ -61,11 +61,11 @@ export function serializeManifest(entries: ManifestEntry[], what = 'this directo
  */
 export const MAX_MANIFEST_BYTES = 256 * 2 ** 20;
 
-function tooLarge(what: string, bytes: number, entries?: number): TdvError {
+function tooLarge(what: string | undefined, bytes: number, entries?: number): TdvError {
   const count = entries === undefined ? '' : ` (${entries} files)`;
   return new TdvError(
     'TOO_LARGE',
-    `${what}: directory manifest is ${mib(bytes)}${count}, more than the ${mib(MAX_MANIFEST_BYTES)} (about 2 million files) tdv handles in one tracked directory; track its subdirectories separately (\`tdv add dir/part1 dir/part2 ...\`)`,
+    `${what === undefined ? '' : `${what}: `}directory manifest is ${mib(bytes)}${count}, more than the ${mib(MAX_MANIFEST_BYTES)} (about 2 million files) tdv handles in one tracked directory; track its subdirectories separately (\`tdv add dir/part1 dir/part2 ...\`)`,
     { data: { file: what, bytes, limit: MAX_MANIFEST_BYTES } },
   );
 }
