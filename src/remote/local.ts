@@ -48,7 +48,8 @@ export class LocalRemote implements Remote {
     try {
       st = fs.statSync(file);
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return undefined;
+      // ENOTDIR: a file where the prefix directory should be; the object is not there.
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
       throw this.describe(err, file);
     }
     if (!st.isFile()) throw this.notAFile(oid, file, st);
