@@ -143,6 +143,21 @@ describe('history is decoded as strictly as the workspace', () => {
     expect(fs.readdirSync(dir).filter((n) => n.startsWith('caf'))).toEqual([]);
   });
 
+  it('a committed pointer whose file name is not UTF-8 is refused at a revision, as the workspace refuses it', async () => {
+    const dir = await newRepo();
+    const name = Buffer.concat([Buffer.from(`${dir}/caf`), Buffer.from([0xe9]), Buffer.from('.tdv')]);
+    fs.writeFileSync(name, `outs:\n- path: x\n  sha256: ${sha('x')}\n  size: 1\n`);
+    await commitAll(dir, 'pointer with a Latin-1 name');
+    const ws = await tdv(dir, 'status');
+    expect(ws.code).toBe(1);
+    expectOneLineError(ws.stderr, /^error: caf\uFFFD\.tdv: its name is not valid UTF-8/);
+    fs.rmSync(name);
+    const r = await tdv(dir, 'checkout', '--rev', 'HEAD');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, /^error: HEAD:caf\uFFFD\.tdv: is not a path tdv can check out: it is not valid UTF-8\. /);
+    expect(fs.existsSync(path.join(dir, 'x'))).toBe(false);
+  });
+
   it('a committed tdv.lock whose bytes are not UTF-8 is refused at a revision and in the workspace alike', async () => {
     const dir = await newRepo();
     const lock = Buffer.concat([Buffer.from(`schema: 1\nstages:\n  s:\n    cmd: x\n    outs:\n    - path: "o`), Buffer.from([0xff]), Buffer.from(`"\n      sha256: ${sha('o')}\n      size: 1\n`)]);
