@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { errnoCode, ExitCode, FormatError, TdvError, UsageError, vanished } from '../../errors.js';
 import { decodeUtf8, isInside, MAX_POINTER_BYTES, readFileOrUndefined } from '../../util/fs.js';
+import { quotePath } from '../../formats/paths.js';
 import { outAbsPath, parsePointer, type Pointer, type PointerOut, POINTER_EXT } from '../../formats/pointer.js';
 import type { Repo } from '../repo.js';
 import { TDV_DIR } from '../../formats/layout.js';
@@ -76,14 +77,15 @@ export function checkOverlaps(repo: Repo, pointers: readonly Pointer[], revision
 
 /** Reads and validates a pointer file of the workspace; pointersAt reads those of a revision alike. */
 export async function readPointer(repo: Repo, file: string): Promise<Pointer> {
-  const shown = repo.rel(file);
+  const rel = repo.rel(file);
+  const shown = quotePath(rel); // in messages: a name cannot forge a line
   const bytes = readFileOrUndefined(file, MAX_POINTER_BYTES, shown, 'a pointer file');
   if (bytes === undefined) {
     // Node shows a name that is not UTF-8 with U+FFFD, a name no file has (see walk.ts).
-    if (shown.includes('\uFFFD')) throw new FormatError(shown, 'its name is not valid UTF-8, so tdv cannot read it', 'Rename the pointer file');
+    if (rel.includes('\uFFFD')) throw new FormatError(shown, 'its name is not valid UTF-8, so tdv cannot read it', 'Rename the pointer file');
     throw vanished(shown);
   }
-  return parsePointer(decodeUtf8(bytes, shown, POINTER_FIX), file, shown);
+  return parsePointer(decodeUtf8(bytes, shown, POINTER_FIX), file, rel);
 }
 
 /** What to do about a pointer file tdv cannot read. */

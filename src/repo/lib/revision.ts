@@ -2,7 +2,7 @@ import path from 'node:path';
 import { ExitCode, FormatError, TdvError } from '../../errors.js';
 import { GitHistory, type TreeFile } from '../../git/history.js';
 import { decodeUtf8, MAX_POINTER_BYTES, tooLargeError, toPosix } from '../../util/fs.js';
-import { relPathProblem } from '../../formats/paths.js';
+import { quotePath, relPathProblem } from '../../formats/paths.js';
 import { parsePointer, type Pointer, POINTER_EXT } from '../../formats/pointer.js';
 import { allOuts, checkOverlaps, findPointers, lockAsPointer, POINTER_FIX, type Selected, selectTargets } from './pointers.js';
 import type { Repo } from '../repo.js';
@@ -55,7 +55,7 @@ export async function pointersAt(repo: Repo, history: GitHistory, at: RevisionRe
       const key = `${f.oid}\0${f.path}`;
       let p = memo.get(key);
       if (!p) {
-        p = readPointerAt(repo, history, f, `${at.label}:${f.path}`);
+        p = readPointerAt(repo, history, f, quotePath(`${at.label}:${f.path}`));
         memo.set(key, p);
       }
       return p;
@@ -84,7 +84,7 @@ async function readPointerAt(repo: Repo, history: GitHistory, f: TreeFile, shown
 async function lockPointerAt(repo: Repo, history: GitHistory, at: RevisionRef): Promise<Pointer | undefined> {
   const bytes = history.readFileAt(at.commit, `${treePrefix(repo)}${LOCK_FILE}`);
   if (!bytes) return undefined;
-  const shown = `${at.label}:${LOCK_FILE}`;
+  const shown = quotePath(`${at.label}:${LOCK_FILE}`);
   const { decodeLock, parseLock } = await import('../../stages/lock.js');
   return lockAsPointer(path.join(repo.root, LOCK_FILE), await parseLock(decodeLock(bytes, shown), shown));
 }
