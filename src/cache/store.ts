@@ -2,10 +2,10 @@ import fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { describeFsError, errnoCode, FormatError, TdvError, vanished } from '../errors.js';
-import { tmpSuffix } from '../util/fs.js';
+import { decodeUtf8, fileKind, tmpSuffix } from '../util/fs.js';
 import { rmQuiet, writeFileAtomicSync } from '../workspace/raw.js';
 import { CHUNK, hashFile, hashHandle, READ_FLAGS, sha256 } from './hash.js';
-import { type ManifestEntry, parseManifest, serializeManifest } from '../formats/manifest.js';
+import { checkManifestSize, type ManifestEntry, parseManifest, serializeManifest } from '../formats/manifest.js';
 import { isDirOid, isOid, type Oid, oidRelPath } from '../formats/oid.js';
 import { sameVersion, type StatKey } from './statcache.js';
 
@@ -354,22 +354,33 @@ export class ObjectStore {
    * or could only be removed (quarantine on another file system: the bytes
    * survive in the workspace link that showed the damage).
    */
-  quarantine(oid: Oid): string | undefined {
+  quarantine(oid: Oid, dir = path.join(this.tmpDir, 'quarantine')): string | undefined {
     const src = this.pathOf(oid);
-    const dir = path.join(this.tmpDir, 'quarantine');
     let dest = path.join(dir, oid);
     try {
       fs.mkdirSync(dir, { recursive: true });
       if (fs.existsSync(dest)) dest = path.join(dir, `${oid}.${tmpSuffix()}`);
-      fs.renameSync(src, dest);
-      return dest;
+      try {
+        fs.renameSync(src, dest);
+      } catch (err) {
+        if (errnoCode(err) !== 'EXDEV') throw err;
+        // A quarantine on another file system than the cache (cache.dir): copy, then remove the object.
+        fs.cpSync(src, dest, { recursive: true, verbatimSymlinks: true });
+        fs.rmSync(src, { recursive: true, force: true });
+      }
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return undefined;
-      if (errnoCode(err) !== 'EXDEV') throw describeFsError(err, src);
-      rmQuiet(src);
-      return undefined;
+      throw describeFsError(err, src);
     }
+    try {
+      fs.rmdirSync(path.dirname(src));
+      this.madeDirs.delete(path.dirname(src));
+    } catch {
+      /* the prefix directory still holds objects */
+    }
+    return dest;
   }
+
 
   writeManifest(entries: ManifestEntry[]): Oid {
     return this.addBufferSync(serializeManifest(entries), true);
@@ -378,17 +389,17 @@ export class ObjectStore {
   /** Reads a manifest, checking that its bytes still hash to its id. */
   readManifest(oid: Oid): ManifestEntry[] {
     const file = this.pathOf(oid);
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = fs.readFileSync(file, 'utf8');
+      bytes = this.readManifestBytes(oid);
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') throw new TdvError('MISSING_OBJECTS', `directory manifest ${oid} is not in the cache; run \`tdv pull\` to fetch it`);
       throw err;
     }
-    if (`${sha256(text)}.dir` !== oid) {
+    if (`${sha256(bytes)}.dir` !== oid) {
       throw new FormatError(file, 'directory manifest is corrupt (its content does not match its hash)', 'Delete that object from the cache and run `tdv pull`, or `tdv add` the original data again');
     }
-    return parseManifest(text, file);
+    return parseManifest(decodeUtf8(bytes, file), file);
   }
 
   /** Every object id in the store. */
@@ -568,7 +579,56 @@ export class ObjectStore {
       fs.closeSync(fd);
     }
   }
+
+  /**
+   * The bytes of a manifest object, unchecked (readManifest and fsck check
+   * them): refused before reading when the object is not a regular file (a
+   * FIFO planted in the cache would block the read forever) or is larger than
+   * MAX_MANIFEST_BYTES. Throws ENOENT when it is absent.
+   */
+  readManifestBytes(oid: Oid): Buffer {
+    const file = this.pathOf(oid);
+    return readObjectFileSync(file, (size) => checkManifestSize(size, file));
+  }
 }
+
+
+/** A cache object that is not a regular file, named in one line. */
+function notAnObjectFile(file: string, st: fs.Stats): TdvError {
+  return new TdvError('NOT_A_FILE', `cache object ${file} is ${fileKind(st)}, not a regular file; \`tdv fsck\` moves it aside, then \`tdv pull\` fetches it again`, { data: { file } });
+}
+
+/**
+ * Refuses a cache object that is not a regular file before anything opens or
+ * copies it: a FIFO would block the open forever, a device or socket is not
+ * data, a symlink could point anywhere. An absent object passes (callers
+ * report that themselves).
+ */
+export function assertObjectFile(file: string): void {
+  const st = fs.lstatSync(file, { throwIfNoEntry: false });
+  if (st && !st.isFile()) throw notAnObjectFile(file, st);
+}
+
+/**
+ * Reads a whole cache (or directory remote) object, refusing one that is not
+ * a regular file: lstat first, so a device is never opened, then an open that
+ * does not block and an fstat, so a FIFO swapped in meanwhile cannot hang the
+ * read. `checkSize` may refuse the object by its size before it is read.
+ * Throws ENOENT when it is absent.
+ */
+export function readObjectFileSync(file: string, checkSize?: (size: number) => void): Buffer {
+  assertObjectFile(file);
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw notAnObjectFile(file, st);
+    checkSize?.(st.size);
+    return fs.readFileSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 
 /** A temp file being received into the store (see ObjectStore.openTemp). */
 export interface TempObject {

@@ -4,7 +4,7 @@ import { publishTask } from '../remote/publish.js';
 import { sha256 } from './hash.js';
 import { sameVersion, type StatKey } from './statcache.js';
 import { Linker, type LinkType } from '../workspace/link.js';
-import { ObjectStore } from './store.js';
+import { assertObjectFile, ObjectStore, readObjectFileSync } from './store.js';
 
 /**
  * Per-file work the two-thread pool can split: plain functions of a setup and
@@ -47,6 +47,7 @@ export function makeTask<K extends TaskName>(name: K, setup: Tasks[K]['setup']):
     const { types, allowRootLinks } = setup as Tasks['link']['setup'];
     const linker = new Linker(types, { allowRootLinks });
     return ((item: Tasks['link']['item']) => {
+      assertObjectFile(item[0]); // a FIFO in the cache would block a copy forever
       linker.link(item[0], item[1], item[2]);
       const st = fs.lstatSync(item[1]);
       return [st.ino, st.mtimeMs, st.ctimeMs, st.size];
@@ -56,7 +57,8 @@ export function makeTask<K extends TaskName>(name: K, setup: Tasks[K]['setup']):
   if (name === 'verify') {
     return (([file]: Tasks['verify']['item']) => {
       try {
-        return sha256(fs.readFileSync(file));
+        // Never a blocking open: a FIFO planted in the cache is an error, not a hang.
+        return sha256(readObjectFileSync(file));
       } catch (err) {
         return `!${errnoCode(err) ?? 'EIO'} ${(err as Error).message}`;
       }

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { isInside } from '../util/fs.js';
 import { isOid, type Oid } from '../formats/oid.js';
+import { MAX_PATH_CHARS, nameProblem, relPathProblem } from '../formats/paths.js';
 import { Fingerprint, type StatKey } from './statcache.js';
 
 /**
@@ -32,7 +33,7 @@ export interface WalkOptions {
   /** `<cache>/files/sha256`: symlinks pointing there are tdv's own links. */
   objectsDir?: string;
   onSkip?: (abs: string, reason: string) => void;
-  /** Report `.git` directories through onSkip instead of passing over them silently. */
+  /** @deprecated `.git` entries are always reported through onSkip now (unless `ignored`). */
   reportGit?: boolean;
 }
 
@@ -41,8 +42,12 @@ const TMP_NAME = /\.tdvtmp\.\d+\.[0-9a-f]{8,}$/;
 /**
  * Lists the files under `base` with their lstat, synchronously: for many small
  * files a synchronous walk is several times faster in Node than an async one.
- * Skips `.git`, tdv's own temp files and anything `ignored`; symlinks are not
- * followed unless they point at a cache object (tdv's symlink links).
+ * Skips tdv's own temp files and anything `ignored`; symlinks are not followed
+ * unless they point at a cache object (tdv's symlink links). Names no manifest
+ * may hold (see formats/paths.ts: `.git` in any case, directory or a
+ * submodule's gitfile, `.tdv`, overlong paths) and names that are not UTF-8
+ * are skipped and reported through `onSkip`: what the walk returns can always
+ * be recorded and restored.
  */
 export function walkDir(base: string, opts: WalkOptions = {}): WalkEntry[] {
   const out: WalkEntry[] = [];
@@ -81,11 +86,16 @@ function visitFiles(base: string, opts: WalkOptions, onFile: (rel: string, st: S
         continue;
       }
       const type = st.mode & S_IFMT;
-      if (type === S_IFDIR) {
-        if (name === '.git') {
-          if (opts.reportGit) opts.onSkip?.(abs, 'a Git repository');
+      // Cheapest check first: only a dot-name or a long name or path can be illegal here
+      // (readdir never yields "", ".", "..", a "/" or a NUL).
+      if (name.charCodeAt(0) === DOT || name.length > 85 || rel.length > MAX_PATH_CHARS) {
+        const problem = nameProblem(name) ?? relPathProblem(rel);
+        if (problem !== undefined) {
+          if (!opts.ignored?.(rel, type === S_IFDIR)) opts.onSkip?.(abs, unrecordable(name, type === S_IFDIR, problem));
           continue;
         }
+      }
+      if (type === S_IFDIR) {
         if (opts.ignored?.(rel, true)) continue;
         visit(abs, rel);
       } else if (type === S_IFREG) {
@@ -104,6 +114,17 @@ function visitFiles(base: string, opts: WalkOptions, onFile: (rel: string, st: S
   visit(base, '');
 }
 
+/** Why a file or directory the walk found cannot be recorded, for onSkip. */
+function unrecordable(name: string, isDir: boolean, problem: string): string {
+  const silence = 'list it in .tdvignore to silence this';
+  if (name.toLowerCase() === '.git') {
+    return `${isDir ? "Git's own directory (a nested repository)" : "Git's own file (a submodule's link to its repository)"}, which tdv never records; ${silence}`;
+  }
+  if (name === '.tdv') return `tdv's own name (.tdv), which tdv never records; ${silence}`;
+  return `its path ${problem}, so tdv could not restore it; rename it`;
+}
+
+const DOT = 0x2e;
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { FormatError } from '../errors.js';
-import { isSafeRelPath, isValidSize } from './manifest.js';
+import { isValidSize } from './manifest.js';
+import { isLegalRelPath, relPathProblem } from './paths.js';
 import { isDirOid, isOid, type Oid } from './oid.js';
 import { parseYaml } from '../util/yaml.js';
 
@@ -87,10 +88,9 @@ function validate(raw: unknown, name: string): PointerOut[] {
     for (const k of Object.keys(r)) {
       if (!['path', 'sha256', 'size', 'nfiles', 'isexec'].includes(k)) throw new FormatError(name, `outs[${i}] has unknown key "${k}"`, fix);
     }
-    if (!isSafeRelPath(r.path)) throw new FormatError(name, `outs[${i}].path ${show(r.path)} must be a relative path inside the repository, without ".."`, fix);
-    if (r.path.split('/').some((seg) => seg === '.git' || seg === '.tdv') || r.path.endsWith(POINTER_EXT)) {
-      throw new FormatError(name, `outs[${i}].path ${show(r.path)} names Git's or tdv's own files, which tdv never tracks`, fix);
-    }
+    // The one definition of a legal path (formats/paths.ts), as for manifests and tdv.lock.
+    if (!isLegalRelPath(r.path)) throw new FormatError(name, `outs[${i}].path ${show(r.path)} must be a relative path inside the repository; it ${relPathProblem(r.path)}`, fix);
+    if (r.path.endsWith(POINTER_EXT)) throw new FormatError(name, `outs[${i}].path ${show(r.path)} names a pointer file, which tdv never tracks`, fix);
     if (!isOid(r.sha256)) throw new FormatError(name, `outs[${i}].sha256 must be 64 lowercase hex digits (plus ".dir" for a directory), got ${show(r.sha256)}`, fix);
     if (!isValidSize(r.size)) throw new FormatError(name, `outs[${i}].size must be a whole number of bytes >= 0`, fix);
     const out: PointerOut = { path: r.path, sha256: r.sha256, size: r.size };

@@ -28,6 +28,12 @@ export class ShallowCloneError extends TdvError {
 export interface TreeFile {
   path: string;
   oid: string;
+  /**
+   * Set when a component of the path is not valid UTF-8 in the tree: `path`
+   * then shows those bytes as U+FFFD and names a file nobody committed, so
+   * readers refuse it (as the workspace walk does such a name).
+   */
+  badName?: true;
 }
 
 const HEX = /^[0-9a-f]{4,40}$/;
@@ -197,26 +203,31 @@ export class GitHistory {
    * distinct subtree.
    */
   filesAt(rootTree: string, ext: string): TreeFile[] {
-    const out: TreeFile[] = [];
-    for (const e of treeEntries(this.db.readAs(rootTree, 'tree'))) {
-      if (e.kind === 'blob' && e.name.endsWith(ext)) out.push({ path: e.name, oid: e.oid });
-      else if (e.kind === 'tree' && e.name !== '.tdv') for (const f of this.filesUnder(e.oid, ext)) out.push({ path: `${e.name}/${f.path}`, oid: f.oid });
-    }
-    return out;
+    return this.listFiles(rootTree, ext, true);
   }
 
   private filesUnder(tree: string, ext: string): TreeFile[] {
     const key = `${ext}\0${tree}`;
     let files = this.fileLists.get(key);
     if (!files) {
-      files = [];
-      for (const e of treeEntries(this.db.readAs(tree, 'tree'))) {
-        if (e.kind === 'blob' && e.name.endsWith(ext)) files.push({ path: e.name, oid: e.oid });
-        else if (e.kind === 'tree') for (const f of this.filesUnder(e.oid, ext)) files.push({ path: `${e.name}/${f.path}`, oid: f.oid });
-      }
+      files = this.listFiles(tree, ext, false);
       this.fileLists.set(key, files);
     }
     return files;
+  }
+
+  private listFiles(tree: string, ext: string, root: boolean): TreeFile[] {
+    const out: TreeFile[] = [];
+    const data = this.db.readAs(tree, 'tree');
+    for (const e of treeEntries(data)) {
+      // Names are decoded leniently; one holding U+FFFD is real only if its UTF-8 is in the tree as such.
+      const bad = e.name.includes('\uFFFD') && findTreeEntry(data, e.name) === undefined;
+      if (e.kind === 'blob' && e.name.endsWith(ext)) out.push(bad ? { path: e.name, oid: e.oid, badName: true } : { path: e.name, oid: e.oid });
+      else if (e.kind === 'tree' && !(root && e.name === '.tdv')) {
+        for (const f of this.filesUnder(e.oid, ext)) out.push(bad || f.badName ? { path: `${e.name}/${f.path}`, oid: f.oid, badName: true } : { path: `${e.name}/${f.path}`, oid: f.oid });
+      }
+    }
+    return out;
   }
 
   /** Tip commits of local branches (`refs/heads/`) or tags (`refs/tags/`), tags followed to their commits. */

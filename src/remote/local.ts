@@ -3,8 +3,9 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { isOid, type Oid } from '../formats/oid.js';
-import { describeFsError, errnoCode, RemoteError } from '../errors.js';
-import { tmpSuffix } from '../util/fs.js';
+import { describeFsError, errnoCode, RemoteError, TdvError } from '../errors.js';
+import { assertObjectFile } from '../cache/store.js';
+import { fileKind, MAX_TEXT_BYTES, readFileOrUndefined, tmpSuffix } from '../util/fs.js';
 import { rmQuiet, writeFileAtomicSync } from '../workspace/raw.js';
 import type { OnBytes, Remote } from './remote.js';
 
@@ -36,32 +37,42 @@ export class LocalRemote implements Remote {
   }
 
   async has(oid: Oid): Promise<boolean> {
-    this.checkRoot();
-    return fs.existsSync(this.pathOf(oid));
+    return (await this.stat(oid)) !== undefined;
   }
 
+  /** An object's size; a FIFO, socket, device or directory where it should be is an error naming it. */
   async stat(oid: Oid): Promise<{ size: number } | undefined> {
     this.checkRoot();
     const file = this.pathOf(oid);
+    let st: fs.Stats;
     try {
-      return { size: fs.statSync(file).size };
+      st = fs.statSync(file);
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return undefined;
+      // ENOTDIR: a file where the prefix directory should be; the object is not there.
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
       throw this.describe(err, file);
     }
+    if (!st.isFile()) throw this.notAFile(oid, file, st);
+    return { size: st.size };
   }
 
+  /**
+   * The objects under a prefix. Only regular files (and symlinks, checked when
+   * read) count: a FIFO or socket where an object should be is not one, so a
+   * push uploads the object over it. The type comes with the listing (d_type),
+   * without a stat per name.
+   */
   async listPrefix(prefix: string): Promise<Oid[]> {
     this.checkRoot();
-    let names: string[];
+    let names: fs.Dirent[];
     try {
-      names = fs.readdirSync(path.join(this.objectsDir, prefix));
+      names = fs.readdirSync(path.join(this.objectsDir, prefix), { withFileTypes: true });
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return [];
       throw this.describe(err, path.join(this.objectsDir, prefix));
     }
     const out: Oid[] = [];
-    for (const n of names) if (isOid(prefix + n)) out.push(prefix + n);
+    for (const d of names) if ((d.isFile() || d.isSymbolicLink()) && isOid(prefix + d.name)) out.push(prefix + d.name);
     return out;
   }
 
@@ -70,6 +81,7 @@ export class LocalRemote implements Remote {
     const dest = this.pathOf(oid);
     const dir = path.dirname(dest);
     const tmp = path.join(dir, `.tmp.${tmpSuffix()}`);
+    assertObjectFile(from); // a FIFO in the cache would block the copy forever
     try {
       if (!this.madeDirs.has(dir)) {
         fs.mkdirSync(dir, { recursive: true });
@@ -116,10 +128,19 @@ export class LocalRemote implements Remote {
     let fd: number;
     let size: number;
     try {
-      // Opened here, so a failure to read the remote is described as the remote's.
-      fd = fs.openSync(file, 'r');
-      size = fs.fstatSync(fd).size;
+      // stat first, so a device is never opened; then an open that cannot block on a FIFO
+      // swapped in meanwhile, and fstat. Opened here, so a failure is described as the remote's.
+      const before = fs.statSync(file);
+      if (!before.isFile()) throw this.notAFile(oid, file, before);
+      fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) {
+        fs.closeSync(fd);
+        throw this.notAFile(oid, file, st);
+      }
+      size = st.size;
     } catch (err) {
+      if (err instanceof RemoteError) throw err;
       if (errnoCode(err) === 'ENOENT') throw notOnRemote(this, oid);
       throw this.describe(err, file);
     }
@@ -168,11 +189,13 @@ export class LocalRemote implements Remote {
 
   async getRun(key: string): Promise<Buffer | undefined> {
     this.checkRoot();
+    const file = this.runPath(key);
     try {
-      return fs.readFileSync(this.runPath(key));
+      // Not a blocking read of a FIFO, nor a whole read of a huge file: a run record is small JSON.
+      return readFileOrUndefined(file, MAX_TEXT_BYTES, `remote "${this.name}": run record ${file}`, 'a run record');
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return undefined;
-      throw this.describe(err, this.runPath(key));
+      if (err instanceof TdvError) throw new RemoteError(err.code, err.message, { data: err.data });
+      throw this.describe(err, file);
     }
   }
 
@@ -218,6 +241,15 @@ export class LocalRemote implements Remote {
     }
     if (!st.isDirectory()) throw new RemoteError('REMOTE_NOT_FOUND', `remote "${this.name}": ${this.root} is not a directory; fix the url with \`tdv remote modify ${this.name} url PATH\``, { wide: true });
     this.checked = true;
+  }
+
+  /** Something other than a regular file where an object should be: an error naming it, never an open that blocks. */
+  private notAFile(oid: Oid, file: string, st: fs.Stats): RemoteError {
+    return new RemoteError(
+      'NOT_A_FILE',
+      `remote "${this.name}": ${file} is ${fileKind(st)}, not a regular file; tdv will not read it. Delete it on the remote, then \`tdv push\` from a clone that has the data`,
+      { data: { oid } },
+    );
   }
 
   private describe(err: unknown, file: string): unknown {

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { errnoCode } from '../errors.js';
 import { tmpSuffix } from '../util/fs.js';
 import { rmQuiet } from '../workspace/raw.js';
+import { assertObjectFile } from '../cache/store.js';
 
 /**
  * The pool's `publish` task (cache/tasks.ts): copies a cache object into a
@@ -18,6 +19,7 @@ export function publishTask(objectsDir: string): (item: [from: string, oid: stri
     const dir = `${objectsDir}/${oid.slice(0, 2)}`;
     const tmp = `${dir}/.tmp.${tmpSuffix()}`;
     try {
+      assertObjectFile(from); // a FIFO in the cache would block the copy forever
       if (!made.has(dir)) {
         fs.mkdirSync(dir, { recursive: true });
         made.add(dir);

@@ -18,14 +18,18 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import pLimit from 'p-limit';
 import { isOid, type Oid } from '../formats/oid.js';
+import { compareCodePoints } from '../formats/manifest.js';
 import { isSystemError, RemoteError } from '../errors.js';
 import { maskUrl, type RemoteConfig } from '../formats/config.js';
+import { assertObjectFile } from '../cache/store.js';
 import { notOnRemote } from './local.js';
 import type { OnBytes, Remote } from './remote.js';
 
 const MiB = 1 << 20;
 /** Files below this go up in one PutObject from memory; larger ones in parts, streamed from disk. */
 export const MULTIPART_THRESHOLD = 8 * MiB;
+/** Truncated listing pages with no keys in a row before a listing is taken to be stuck. */
+const MAX_EMPTY_PAGES = 100;
 const MIN_PART = 8 * MiB;
 const MAX_PARTS = 10_000;
 /** Parts of one file in flight at once. */
@@ -57,6 +61,8 @@ export interface S3RemoteOptions {
   configFile?: string;
   /** ListObjectsV2 MaxKeys (S3's own limit is 1000); smaller only to test paging cheaply. */
   listPageSize?: number;
+  /** A client to use instead of building one from the config (tests inject a fake server's). */
+  client?: S3Client;
 }
 
 /** What an error message needs to know about the remote; never holds a secret. */
@@ -126,7 +132,7 @@ export class S3Remote implements Remote {
       credentials: credentialSource(cfg, process.env, opts.configFile ?? '.tdv/config.local.yaml'),
       redact: [cfg.secret_access_key, cfg.access_key_id].filter((s): s is string => !!s),
     };
-    this.client = new S3Client(clientConfig(cfg, opts.jobs ?? cfg.jobs ?? this.defaultJobs));
+    this.client = opts.client ?? new S3Client(clientConfig(cfg, opts.jobs ?? cfg.jobs ?? this.defaultJobs));
     // With `when_required` the SDK sends no checksum with an upload, and a body altered on
     // the way would be stored as it arrived, under the object's name. Content-MD5 makes
     // the server refuse it (BadDigest) instead; every S3-compatible server checks it.
@@ -189,6 +195,7 @@ export class S3Remote implements Remote {
 
   async put(oid: Oid, from: string, size: number, onBytes?: OnBytes): Promise<void> {
     const Key = this.keyOf(oid);
+    assertObjectFile(from); // a FIFO in the cache would block the read forever
     if (size < MULTIPART_THRESHOLD) {
       // From memory, so the SDK can retry it. Below 1 MiB read synchronously (four async
       // calls per file cost more than the read); larger ones take turns with the multipart
@@ -300,21 +307,11 @@ export class S3Remote implements Remote {
   async listRuns(): Promise<string[]> {
     const root = `${this.base}runs/`;
     const out: string[] = [];
-    let token: string | undefined;
-    do {
-      let page;
-      try {
-        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: root, MaxKeys: this.pageSize, ContinuationToken: token }));
-      } catch (err) {
-        throw this.fail(err, `listing ${this.url}/runs`);
-      }
-      for (const o of page.Contents ?? []) {
-        const rel = o.Key?.slice(root.length) ?? '';
-        const key = rel.slice(0, 2) + rel.slice(3);
-        if (rel[2] === '/' && /^[0-9a-f]{64}$/.test(key)) out.push(key);
-      }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+    for await (const k of this.keysUnder(root, `${this.url}/runs`)) {
+      const rel = k.slice(root.length);
+      const key = rel.slice(0, 2) + rel.slice(3);
+      if (rel[2] === '/' && /^[0-9a-f]{64}$/.test(key)) out.push(key);
+    }
     return out;
   }
 
@@ -325,24 +322,52 @@ export class S3Remote implements Remote {
   /** Every oid whose key starts with `files/sha256/<sub>`, page by page. */
   private async *listUnder(sub: string): AsyncIterable<Oid> {
     const root = `${this.base}files/sha256/`;
+    for await (const key of this.keysUnder(root + sub, `${this.url}/files/sha256/${sub}`)) {
+      const rel = key.slice(root.length); // "ab/cdef..."
+      if (rel[2] !== '/') continue;
+      const oid = rel.slice(0, 2) + rel.slice(3);
+      if (isOid(oid)) yield oid;
+    }
+  }
+
+  /**
+   * Every key under `prefix`, page by page. A listing must make progress: a
+   * server (or a proxy, or a bug) that hands back a continuation token it gave
+   * before, says "truncated" without a token, lists keys out of order (S3
+   * lists in ascending UTF-8 byte order, so a repeated page shows as such) or keeps
+   * sending empty truncated pages would make the loop endless or the listing
+   * silently incomplete (and gc --cloud act on a partial view): each is an
+   * error naming the remote.
+   */
+  private async *keysUnder(prefix: string, shown: string): AsyncIterable<string> {
+    const seen = new Set<string>();
     let token: string | undefined;
+    let last: string | undefined;
+    let empty = 0;
+    const broken = (why: string) =>
+      new RemoteError('BAD_LISTING', `remote "${this.ctx.name}": listing ${shown} ${why}, so it would never end or be incomplete; the server is not behaving as S3 does`, { wide: true });
     do {
       let page;
       try {
-        page = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: root + sub, MaxKeys: this.pageSize, ContinuationToken: token }),
-        );
+        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: this.pageSize, ContinuationToken: token }));
       } catch (err) {
-        throw this.fail(err, `listing ${this.url}/files/sha256/${sub}`);
+        throw this.fail(err, `listing ${shown}`);
       }
-      for (const o of page.Contents ?? []) {
-        const rel = o.Key?.slice(root.length); // "ab/cdef..."
-        if (rel === undefined || rel[2] !== '/') continue;
-        const oid = rel.slice(0, 2) + rel.slice(3);
-        if (isOid(oid)) yield oid;
+      const contents = page.Contents ?? [];
+      for (const o of contents) {
+        if (o.Key === undefined || !o.Key.startsWith(prefix)) continue;
+        if (last !== undefined && compareCodePoints(o.Key, last) <= 0) throw broken(`returned key ${JSON.stringify(o.Key.slice(prefix.length))} again or out of order`);
+        last = o.Key;
+        yield o.Key;
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+      if (!page.IsTruncated) return;
+      token = page.NextContinuationToken;
+      if (!token) throw broken('was cut short (a truncated page without a continuation token)');
+      if (seen.has(token)) throw broken(`repeated continuation token ${JSON.stringify(token.length > 40 ? `${token.slice(0, 40)}...` : token)}`);
+      seen.add(token);
+      empty = contents.length === 0 ? empty + 1 : 0;
+      if (empty >= MAX_EMPTY_PAGES) throw broken(`returned ${MAX_EMPTY_PAGES} empty pages in a row`);
+    } while (true);
   }
 
   /** Throws REMOTE_NOT_FOUND if the bucket does not exist; anything else it cannot tell is let pass. */

@@ -6,10 +6,10 @@ import { type ManifestEntry, parseManifest } from '../formats/manifest.js';
 import { isDirOid, type Oid } from '../formats/oid.js';
 import { inTwoThreads } from '../cache/pool.js';
 import type { ObjectStore } from '../cache/store.js';
-import { errnoCode, FormatError, RemoteError } from '../errors.js';
+import { errnoCode, FormatError, RemoteError, TdvError } from '../errors.js';
 import type { Remote } from '../remote/remote.js';
 import { readVerified } from '../remote/transfer.js';
-import { tmpSuffix } from '../util/fs.js';
+import { decodeUtf8, fileKind } from '../util/fs.js';
 import { withRemote } from './lib/transfer.js';
 import { allOuts, findPointers } from './lib/pointers.js';
 import { remoteJobs } from './lib/remotes.js';
@@ -84,7 +84,9 @@ export async function fsck(repo: Repo, opts: FsckOptions = {}): Promise<FsckResu
   return repo.withLock('fsck', async () => {
     const store = repo.store;
     const res: FsckResult = { clean: true, objects: 0, bytes: 0, corrupt: [], referenced: 0, missing: [], errors: [] };
-    await checkObjects(repo, store, res);
+    // Manifests that are what their name says but that tdv refuses: reported once, left in place.
+    const refused = new Set<Oid>();
+    await checkObjects(repo, store, res, refused);
 
     let refs: Ref[] | undefined;
     try {
@@ -102,6 +104,7 @@ export async function fsck(repo: Repo, opts: FsckOptions = {}): Promise<FsckResu
             res.missing.push({ oid: r.oid, path: `${r.path}/`, pointer: r.pointer });
             continue;
           }
+          if (refused.has(r.oid)) continue;
           for (const e of store.readManifest(r.oid)) {
             countRef(seen, res, e.sha256);
             if (!store.has(e.sha256)) res.missing.push({ oid: e.sha256, path: `${r.path}/${e.relpath}`, pointer: r.pointer });
@@ -111,7 +114,7 @@ export async function fsck(repo: Repo, opts: FsckOptions = {}): Promise<FsckResu
           if (!store.has(r.oid)) res.missing.push({ oid: r.oid, path: r.path, pointer: r.pointer });
         }
       }
-      if (opts.remote) res.remote = await withRemote(repo, { remote: opts.remoteName, jobs: opts.jobs }, (remote) => checkRemote(repo, remote, refs!, opts.jobs, res));
+      if (opts.remote) res.remote = await withRemote(repo, { remote: opts.remoteName, jobs: opts.jobs }, (remote) => checkRemote(repo, remote, refs!, opts.jobs, res, refused));
     }
     res.clean = res.corrupt.length === 0 && res.missing.length === 0 && res.errors.length === 0 && (res.remote === undefined || (res.remote.missing.length === 0 && res.remote.wrongSize.length === 0));
     return res;
@@ -124,8 +127,14 @@ function countRef(seen: Set<Oid>, res: FsckResult, oid: Oid): void {
   res.referenced++;
 }
 
-/** Re-hashes every cache object; moves those that do not match their name (or do not parse) to quarantine. */
-async function checkObjects(repo: Repo, store: ObjectStore, res: FsckResult): Promise<void> {
+/**
+ * Re-hashes every cache object; moves those that do not match their name (or
+ * are not regular files) to quarantine. A manifest that matches its name but
+ * does not parse is reported and added to `refused`, never moved: its bytes
+ * are what was written (by this tdv, an older one, by hand or by an attacker),
+ * and moving it would only make a remote's identical copy come back.
+ */
+async function checkObjects(repo: Repo, store: ObjectStore, res: FsckResult, refused: Set<Oid>): Promise<void> {
   const small: { oid: Oid; file: string }[] = [];
   const large: { oid: Oid; file: string }[] = [];
   for (const oid of store.list()) {
@@ -134,12 +143,12 @@ async function checkObjects(repo: Repo, store: ObjectStore, res: FsckResult): Pr
     if (!st) continue; // removed meanwhile (another clone sharing the cache)
     res.objects++;
     if (!st.isFile()) {
-      quarantine(repo, store, res, oid, `not a regular file (${st.isSymbolicLink() ? 'a symlink' : st.isDirectory() ? 'a directory' : 'a special file'})`);
+      quarantine(repo, store, res, oid, `not a regular file (${fileKind(st)})`);
       continue;
     }
     res.bytes += st.size;
     if (isDirOid(oid)) {
-      checkManifest(repo, store, res, oid);
+      checkManifest(repo, store, res, oid, refused);
       continue;
     }
     (st.size <= CHUNK ? small : large).push({ oid, file });
@@ -168,13 +177,16 @@ function judge(repo: Repo, store: ObjectStore, res: FsckResult, oid: Oid, got: s
   quarantine(repo, store, res, oid, `its content hashes to ${got}`);
 }
 
-function checkManifest(repo: Repo, store: ObjectStore, res: FsckResult, oid: Oid): void {
-  const file = store.pathOf(oid);
+function checkManifest(repo: Repo, store: ObjectStore, res: FsckResult, oid: Oid, refused: Set<Oid>): void {
+  const file = repo.rel(store.pathOf(oid));
   let bytes: Buffer;
   try {
-    bytes = fs.readFileSync(file);
+    bytes = store.readManifestBytes(oid);
   } catch (err) {
-    if (errnoCode(err) !== 'ENOENT') res.errors.push(`cannot read cache object ${oid}: ${(err as Error).message}`);
+    if (errnoCode(err) === 'ENOENT') return; // removed meanwhile
+    // Too large to read, or swapped for a FIFO since the lstat: reported, left alone.
+    refused.add(oid);
+    res.errors.push(err instanceof TdvError ? err.message : `cannot read cache object ${oid}: ${(err as Error).message}`);
     return;
   }
   const got = sha256(bytes);
@@ -183,34 +195,18 @@ function checkManifest(repo: Repo, store: ObjectStore, res: FsckResult, oid: Oid
     return;
   }
   try {
-    parseManifest(bytes.toString('utf8'), repo.rel(file));
+    parseManifest(decodeUtf8(bytes, file), file);
   } catch (err) {
-    if (!(err instanceof FormatError)) throw err;
-    quarantine(repo, store, res, oid, `it is not a valid directory manifest (${err.message})`);
+    if (!(err instanceof TdvError)) throw err;
+    refused.add(oid);
+    res.errors.push(`${err.message} (left in the cache: its bytes match its name, so it was written that way)`);
   }
 }
 
 /** Moves a bad object to `.tdv/tmp/quarantine/<oid>` (never deleting it: it may be someone's only copy of something). */
 function quarantine(repo: Repo, store: ObjectStore, res: FsckResult, oid: Oid, reason: string): void {
-  const dir = path.join(repo.tmpDir, QUARANTINE);
-  fs.mkdirSync(dir, { recursive: true });
-  let dest = path.join(dir, oid);
-  if (fs.existsSync(dest)) dest = path.join(dir, `${oid}.${tmpSuffix()}`);
-  const src = store.pathOf(oid);
-  try {
-    fs.renameSync(src, dest);
-  } catch (err) {
-    if (errnoCode(err) !== 'EXDEV') throw err;
-    // A cache on another file system (cache.dir): copy, then remove the object.
-    fs.cpSync(src, dest, { recursive: true, verbatimSymlinks: true });
-    fs.rmSync(src, { recursive: true, force: true });
-  }
-  try {
-    fs.rmdirSync(path.dirname(src));
-  } catch {
-    /* the prefix directory still holds objects */
-  }
-  res.corrupt.push({ oid, reason, quarantined: repo.rel(dest) });
+  const dest = store.quarantine(oid, path.join(repo.tmpDir, QUARANTINE));
+  if (dest !== undefined) res.corrupt.push({ oid, reason, quarantined: repo.rel(dest) });
 }
 
 type Ref = { kind: 'file' | 'dir'; oid: Oid; size: number; path: string; pointer: string };
@@ -227,7 +223,7 @@ async function references(repo: Repo): Promise<Ref[]> {
 }
 
 /** Checks presence and size on the remote of every referenced object. */
-async function checkRemote(repo: Repo, remote: Remote, refs: readonly Ref[], jobs: number | undefined, res: FsckResult): Promise<RemoteCheck> {
+async function checkRemote(repo: Repo, remote: Remote, refs: readonly Ref[], jobs: number | undefined, res: FsckResult, refused: ReadonlySet<Oid>): Promise<RemoteCheck> {
   const store = repo.store;
   const check: RemoteCheck = { remote: remote.name, url: remote.url, checked: 0, missing: [], wrongSize: [] };
   // oid -> what to expect; the first path that uses it names it in messages.
@@ -242,7 +238,10 @@ async function checkRemote(repo: Repo, remote: Remote, refs: readonly Ref[], job
     }
     let entries: ManifestEntry[];
     let size: number;
-    if (store.has(r.oid)) {
+    if (refused.has(r.oid)) {
+      expect(r.oid, store.sizeOf(r.oid), `${r.path}/`, r.pointer); // its files are unknown: reported already
+      continue;
+    } else if (store.has(r.oid)) {
       entries = store.readManifest(r.oid);
       size = store.sizeOf(r.oid);
     } else {

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { FormatError } from '../errors.js';
-import { isSafeRelPath } from '../formats/manifest.js';
 import { isHex64, isOid } from '../formats/oid.js';
-import { readTextOrUndefined } from '../util/fs.js';
+import { quotePath, relPathProblem } from '../formats/paths.js';
+import { decodeUtf8, MAX_TEXT_BYTES, readFileOrUndefined, tooLargeError } from '../util/fs.js';
 import { Guard } from '../workspace/guard.js';
 import { parseYaml } from '../util/yaml.js';
 
@@ -32,10 +32,21 @@ export type LockFile = Map<string, LockedStage>;
 
 /** Reads `tdv.lock`; an empty map when there is none. Malformed content is an error naming file and line. */
 export async function readLock(root: string): Promise<LockFile> {
-  const file = path.join(root, LOCK_FILE);
-  const text = readTextOrUndefined(file);
-  return text === undefined ? new Map() : parseLock(text, LOCK_FILE);
+  const bytes = readFileOrUndefined(path.join(root, LOCK_FILE), MAX_TEXT_BYTES, LOCK_FILE, 'tdv.lock');
+  return bytes === undefined ? new Map() : parseLock(decodeLock(bytes, LOCK_FILE), LOCK_FILE);
 }
+
+/**
+ * The text of a tdv.lock, from the workspace or any revision alike: at most
+ * MAX_TEXT_BYTES, and strictly UTF-8 (tdv writes it so; read leniently, bad
+ * bytes would become U+FFFD in paths nobody wrote).
+ */
+export function decodeLock(bytes: Uint8Array, shown: string): string {
+  if (bytes.length > MAX_TEXT_BYTES) throw tooLargeError(shown, bytes.length, MAX_TEXT_BYTES, 'tdv.lock');
+  return decodeUtf8(bytes, shown, LOCK_FIX);
+}
+
+const LOCK_FIX = 'Delete it and run `tdv repro` to record the pipeline again, or restore it with `git checkout tdv.lock`';
 
 export async function parseLock(text: string, shown: string): Promise<LockFile> {
   const y = await parseYaml(text, shown);
@@ -46,7 +57,7 @@ export async function parseLock(text: string, shown: string): Promise<LockFile> 
     const l = y.lineOf(keys);
     return l ? `${shown}:${l}` : shown;
   };
-  const fix = 'Delete it and run `tdv repro` to record the pipeline again, or restore it with `git checkout tdv.lock`';
+  const fix = LOCK_FIX;
   if (typeof v !== 'object' || Array.isArray(v) || typeof v.stages !== 'object' || v.stages === null || Array.isArray(v.stages)) {
     throw new FormatError(shown, 'is not a tdv lock file (no "stages" mapping)', fix);
   }
@@ -62,7 +73,8 @@ export async function parseLock(text: string, shown: string): Promise<LockFile> 
         const p = e as Record<string, unknown>;
         if (typeof p?.path !== 'string' || typeof p.sha256 !== 'string' || !(isOid(p.sha256) || isHex64(p.sha256))) throw bad(key, `an entry of "${key}" has no valid path and sha256`);
         // These paths are written to by checkout and pull: never outside the workspace, never into .git or .tdv.
-        if (!isSafeRelPath(p.path) || /^(\.git|\.tdv)(\/|$)/.test(p.path) || /(^|\/)\.git(\/|$)/.test(p.path)) throw bad(key, `unsafe path ${JSON.stringify(p.path)}`);
+        const problem = relPathProblem(p.path);
+        if (problem !== undefined) throw bad(key, `unsafe path ${quotePath(p.path) || '""'}: it ${problem}`);
         if (typeof p.size !== 'number' || !Number.isSafeInteger(p.size) || p.size < 0) throw bad(key, `${p.path}: invalid size`);
         if (p.nfiles !== undefined && (typeof p.nfiles !== 'number' || !Number.isSafeInteger(p.nfiles) || p.nfiles < 0)) throw bad(key, `${p.path}: invalid nfiles`);
         return { path: p.path, sha256: p.sha256, size: p.size, ...(p.nfiles !== undefined ? { nfiles: p.nfiles as number } : {}) };

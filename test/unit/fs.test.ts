@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { isInside, lstatOrUndefined, readTextOrUndefined, siblingTmp, tmpSuffix, toPosix } from '../../src/util/fs.js';
+import { execFileSync } from 'node:child_process';
+import { decodeUtf8, isInside, lstatOrUndefined, readFileOrUndefined, readTextOrUndefined, siblingTmp, tmpSuffix, toPosix } from '../../src/util/fs.js';
 import { pruneEmptyDirs, rmQuiet, writeFileAtomicSync } from '../../src/workspace/raw.js';
 import { useTmpDirs } from '../helpers/tmp.js';
 
@@ -120,5 +121,24 @@ describe('small helpers', () => {
 
   it('toPosix keeps POSIX paths as they are', () => {
     expect(toPosix('a/b/c')).toBe('a/b/c');
+  });
+});
+
+describe('readFileOrUndefined: files tdv parses', () => {
+  it('refuses a FIFO without blocking, and a file over the limit before reading it, naming each', () => {
+    const d = tmp();
+    execFileSync('mkfifo', [path.join(d, 'pipe')]);
+    expect(() => readFileOrUndefined(path.join(d, 'pipe'), 100, 'tdv.yaml')).toThrow(/^tdv\.yaml is a FIFO \(named pipe\), not a regular file/);
+    fs.writeFileSync(path.join(d, 'big'), '');
+    fs.truncateSync(path.join(d, 'big'), 3 * 2 ** 20);
+    expect(() => readFileOrUndefined(path.join(d, 'big'), 2 ** 20, 'x.tdv', 'a pointer file')).toThrow(/^x\.tdv is 3 MiB, more than the 1 MiB tdv reads for a pointer file/);
+    fs.writeFileSync(path.join(d, 'ok'), 'fine');
+    expect(readFileOrUndefined(path.join(d, 'ok'), 4)?.toString()).toBe('fine');
+    expect(readFileOrUndefined(path.join(d, 'missing'), 4)).toBeUndefined();
+  });
+
+  it('decodeUtf8 refuses bytes that are not UTF-8, naming the file', () => {
+    expect(decodeUtf8(Buffer.from('caf\u00e9'), 'a.tdv')).toBe('caf\u00e9');
+    expect(() => decodeUtf8(Buffer.from([0x63, 0xe9]), 'a.tdv', 'Fix it')).toThrow(/^a\.tdv: is not valid UTF-8\. Fix it$/);
   });
 });

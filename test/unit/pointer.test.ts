@@ -142,8 +142,21 @@ describe('parsePointer', () => {
     expect(Date.now() - start).toBeLessThan(2000);
   });
 
-  it('rejects a backslash in a path (not portable, and a Windows separator)', async () => {
-    await expect(bad(serializePointer([{ path: 'a\\..\\b', sha256: SHA, size: 1 }]))).rejects.toThrow(/must be a relative path/);
+  it('accepts and round-trips a backslash in a path: on POSIX it is an ordinary character, as tdv add records it', async () => {
+    for (const name of ['a\\b.csv', 'a\\..\\b']) {
+      const text = serializePointer([{ path: name, sha256: SHA, size: 1 }]);
+      expect((await parsePointer(text, '/repo/x.tdv')).outs).toEqual([{ path: name, sha256: SHA, size: 1 }]);
+    }
+  });
+
+  it.each([
+    ['.git', /has a "\.git" component/],
+    ['sub/.GIT/config', /has a "\.git" component/],
+    ['.tdv/cache', /has a "\.tdv" component/],
+    ['a//b', /empty component/],
+    ['a\ud800', /not valid Unicode/],
+  ])('rejects the path %s, saying why', async (p, why) => {
+    await expect(bad(serializePointer([{ path: p, sha256: SHA, size: 1 }]))).rejects.toThrow(why);
   });
 
   it('locates YAML syntax errors by line and column', async () => {

@@ -35,14 +35,51 @@ describe('walkDir', () => {
     expect(a.linkOid).toBeUndefined();
   });
 
-  it('skips .git directories at any depth', () => {
+  it('skips .git directories at any depth, and says so', () => {
     const d = tmp();
     put(d, '.git/HEAD');
     put(d, 'sub/.git/config');
     put(d, 'keep');
     put(d, '.gitignore');
-    expect(rels(walkDir(d))).toEqual(['.gitignore', 'keep']);
+    const skipped: [string, string][] = [];
+    expect(rels(walkDir(d, { onSkip: (a, r) => skipped.push([a, r]) }))).toEqual(['.gitignore', 'keep']);
+    expect(skipped.map(([a]) => a).sort()).toEqual([path.join(d, '.git'), path.join(d, 'sub', '.git')]);
+    expect(skipped[0]![1]).toMatch(/^Git's own directory \(a nested repository\), which tdv never records/);
   });
+
+  it("skips and reports a submodule's .git file, .git in any letter case and .tdv: names no manifest may hold", () => {
+    const d = tmp();
+    put(d, 'mod/.git', 'gitdir: ../../.git/modules/mod\n');
+    put(d, 'mod/file.csv');
+    put(d, 'up/.GIT/config');
+    put(d, 'x/.Git');
+    put(d, 'own/.tdv/config.yaml');
+    put(d, 'own/.tdv2');
+    put(d, '.tdvignore');
+    const skipped: [string, string][] = [];
+    const w = walkDir(d, { onSkip: (a, r) => skipped.push([path.relative(d, a), r]) });
+    expect(rels(w)).toEqual(['.tdvignore', 'mod/file.csv', 'own/.tdv2']);
+    expect(skipped.sort()).toEqual([
+      ['mod/.git', expect.stringMatching(/^Git's own file \(a submodule's link to its repository\)/)],
+      ['own/.tdv', expect.stringMatching(/^tdv's own name/)],
+      ['up/.GIT', expect.stringMatching(/^Git's own directory/)],
+      ['x/.Git', expect.stringMatching(/^Git's own file/)],
+    ]);
+    // Listed in .tdvignore (the `ignored` option): skipped without a word.
+    const quiet: string[] = [];
+    walkDir(d, { ignored: (rel) => rel.endsWith('.git') || rel.endsWith('.GIT') || rel.endsWith('.Git') || rel.endsWith('.tdv'), onSkip: (a) => quiet.push(a) });
+    expect(quiet).toEqual([]);
+    // fingerprintDir walks the same way.
+    expect(fingerprintDir(d).nfiles).toBe(3);
+  });
+
+  it('keeps a backslash in a name: on POSIX it is an ordinary character', () => {
+    const d = tmp();
+    put(d, 'a\\b.csv');
+    put(d, 'dir\\x/c.csv');
+    expect(rels(walkDir(d))).toEqual(['a\\b.csv', 'dir\\x/c.csv']);
+  });
+
 
   it("skips tdv's own temp files but not files that merely look similar", () => {
     const d = tmp();

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { errnoCode, ExitCode, FormatError, TdvError, UsageError } from '../../errors.js';
-import { isInside } from '../../util/fs.js';
+import { errnoCode, ExitCode, FormatError, TdvError, UsageError, vanished } from '../../errors.js';
+import { decodeUtf8, isInside, MAX_POINTER_BYTES, readFileOrUndefined } from '../../util/fs.js';
 import { isDirOid } from '../../formats/oid.js';
 import { quotePath } from '../../formats/paths.js';
 import { outAbsPath, parsePointer, type Pointer, type PointerOut, POINTER_EXT } from '../../formats/pointer.js';
@@ -76,19 +76,21 @@ export function checkOverlaps(repo: Repo, pointers: readonly Pointer[], revision
   }
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
+/** Reads and validates a pointer file of the workspace; pointersAt reads those of a revision alike. */
 export async function readPointer(repo: Repo, file: string): Promise<Pointer> {
-  let text: string;
-  try {
-    text = utf8.decode(fs.readFileSync(file));
-  } catch (err) {
-    // Read leniently, its bytes would become U+FFFD and name a path nobody wrote.
-    if (err instanceof TypeError) throw new FormatError(quotePath(repo.rel(file)), 'is not valid UTF-8', 'Fix or delete the pointer file (git checkout -- <file> restores the committed one)');
-    throw err;
+  const rel = repo.rel(file);
+  const shown = quotePath(rel); // in messages: a name cannot forge a line
+  const bytes = readFileOrUndefined(file, MAX_POINTER_BYTES, shown, 'a pointer file');
+  if (bytes === undefined) {
+    // Node shows a name that is not UTF-8 with U+FFFD, a name no file has (see walk.ts).
+    if (rel.includes('\uFFFD')) throw new FormatError(shown, 'its name is not valid UTF-8, so tdv cannot read it', 'Rename the pointer file');
+    throw vanished(shown);
   }
-  return parsePointer(text, file, repo.rel(file));
+  return parsePointer(decodeUtf8(bytes, shown, POINTER_FIX), file, rel);
 }
+
+/** What to do about a pointer file tdv cannot read. */
+export const POINTER_FIX = 'Fix or delete the pointer file (git checkout -- <file> restores the committed one)';
 
 /** One tracked output, optionally narrowed to a path inside a tracked directory. */
 export interface Selected {

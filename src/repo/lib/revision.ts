@@ -1,9 +1,10 @@
 import path from 'node:path';
-import { ExitCode, TdvError } from '../../errors.js';
+import { ExitCode, FormatError, TdvError } from '../../errors.js';
 import { GitHistory, type TreeFile } from '../../git/history.js';
-import { toPosix } from '../../util/fs.js';
+import { decodeUtf8, MAX_POINTER_BYTES, tooLargeError, toPosix } from '../../util/fs.js';
+import { quotePath, relPathProblem } from '../../formats/paths.js';
 import { parsePointer, type Pointer, POINTER_EXT } from '../../formats/pointer.js';
-import { allOuts, checkOverlaps, findPointers, lockAsPointer, type Selected, selectTargets } from './pointers.js';
+import { allOuts, checkOverlaps, findPointers, lockAsPointer, POINTER_FIX, type Selected, selectTargets } from './pointers.js';
 import type { Repo } from '../repo.js';
 
 const LOCK_FILE = 'tdv.lock';
@@ -54,7 +55,7 @@ export async function pointersAt(repo: Repo, history: GitHistory, at: RevisionRe
       const key = `${f.oid}\0${f.path}`;
       let p = memo.get(key);
       if (!p) {
-        p = parsePointer(history.blob(f.oid).toString('utf8'), path.join(repo.root, ...f.path.split('/')), `${at.label}:${f.path}`);
+        p = readPointerAt(repo, history, f, quotePath(`${at.label}:${f.path}`));
         memo.set(key, p);
       }
       return p;
@@ -66,12 +67,26 @@ export async function pointersAt(repo: Repo, history: GitHistory, at: RevisionRe
   return pointers;
 }
 
+/**
+ * One pointer file of a commit, read exactly as readPointer reads one in the
+ * workspace: its path must be legal (a tree is as untrusted as a clone), its
+ * size at most MAX_POINTER_BYTES, its bytes strictly UTF-8.
+ */
+async function readPointerAt(repo: Repo, history: GitHistory, f: TreeFile, shown: string): Promise<Pointer> {
+  const problem = f.badName ? 'is not valid UTF-8' : relPathProblem(f.path);
+  if (problem !== undefined) throw new FormatError(shown, `is not a path tdv can check out: it ${problem}`, POINTER_FIX);
+  const bytes = history.blob(f.oid);
+  if (bytes.length > MAX_POINTER_BYTES) throw tooLargeError(shown, bytes.length, MAX_POINTER_BYTES, 'a pointer file');
+  return parsePointer(decodeUtf8(bytes, shown, POINTER_FIX), path.join(repo.root, ...f.path.split('/')), shown);
+}
+
 /** The stage outputs tdv.lock records at a commit, as one pointer (as in the workspace). */
 async function lockPointerAt(repo: Repo, history: GitHistory, at: RevisionRef): Promise<Pointer | undefined> {
-  const text = history.readFileAt(at.commit, `${treePrefix(repo)}${LOCK_FILE}`);
-  if (!text) return undefined;
-  const { parseLock } = await import('../../stages/lock.js');
-  return lockAsPointer(path.join(repo.root, LOCK_FILE), await parseLock(text.toString('utf8'), `${at.label}:${LOCK_FILE}`));
+  const bytes = history.readFileAt(at.commit, `${treePrefix(repo)}${LOCK_FILE}`);
+  if (!bytes) return undefined;
+  const shown = quotePath(`${at.label}:${LOCK_FILE}`);
+  const { decodeLock, parseLock } = await import('../../stages/lock.js');
+  return lockAsPointer(path.join(repo.root, LOCK_FILE), await parseLock(decodeLock(bytes, shown), shown));
 }
 
 /** Resolves one revision the user gave. */
