@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -25,7 +26,14 @@ export function readIndexPaths(gitdir: string): string[] {
 
 /** Paths of a Git index, or undefined for a form this reader leaves to Git (split index, unknown version). */
 export function parseIndex(buf: Buffer, oidLen: number): string[] | undefined {
-  if (buf.length < 12 || buf.toString('latin1', 0, 4) !== 'DIRC') return undefined;
+  if (buf.length < 12 + oidLen || buf.toString('latin1', 0, 4) !== 'DIRC') return undefined;
+  // The file ends with the hash of everything before it (all zeros with index.skipHash): a
+  // wrong object-id length or a damaged index is noticed here, never parsed into garbage names.
+  const sum = buf.subarray(buf.length - oidLen);
+  if (sum.some((b) => b !== 0)) {
+    const h = createHash(oidLen === 32 ? 'sha256' : 'sha1').update(buf.subarray(0, buf.length - oidLen)).digest();
+    if (!h.equals(sum)) return undefined;
+  }
   const version = buf.readUInt32BE(4);
   if (version < 2 || version > 4) return undefined;
   const count = buf.readUInt32BE(8);
@@ -72,7 +80,14 @@ export function parseIndex(buf: Buffer, oidLen: number): string[] | undefined {
 
 function objectIdLength(gitdir: string): number {
   try {
-    const config = fs.readFileSync(path.join(gitdir, 'config'), 'utf8');
+    // A linked worktree's git dir has no config of its own: it is in the common dir.
+    let common = gitdir;
+    try {
+      common = path.resolve(gitdir, fs.readFileSync(path.join(gitdir, 'commondir'), 'utf8').trim());
+    } catch {
+      /* not a linked worktree */
+    }
+    const config = fs.readFileSync(path.join(common, 'config'), 'utf8');
     return /^\s*objectformat\s*=\s*sha256\s*$/im.test(config) ? 32 : 20;
   } catch {
     return 20;

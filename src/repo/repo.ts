@@ -9,6 +9,7 @@ import { toPosix } from '../util/fs.js';
 import { type Config, loadConfig } from '../formats/config.js';
 import { RepoLock } from '../workspace/mutex.js';
 import { Guard, UnsafePathError } from '../workspace/guard.js';
+import { quotePath } from '../formats/paths.js';
 import { readIndexPaths, TrackedPaths } from '../git/index-file.js';
 import { type IgnoreMatcher, loadTdvignore } from '../workspace/tdvignore.js';
 import { checkCacheDir } from './lib/cache-dir.js';
@@ -98,15 +99,22 @@ export class Repo {
   }
 
   /**
-   * A `.tdv/cache` symlink the user made (to a shared cache) is their choice;
-   * one that came with a clone (Git tracks it) would send every object
-   * anywhere the repository's author chose: refused.
+   * Nothing under `.tdv/cache` or `.tdv/tmp` may come with a clone: a
+   * committed object, run record or symlink there (at any depth, `git add -f`
+   * defeats `.tdv/.gitignore`) would put bytes into the cache that nobody
+   * hashed, or send objects, deletions and temp files wherever its author
+   * chose. (A `.tdv/cache` symlink the user made to a shared cache is their
+   * choice, and gc asks before collecting it.)
    */
   private checkCommittedCacheLink(): void {
-    const rel = `${TDV_DIR}/cache`;
-    if (!fs.lstatSync(path.join(this.root, rel), { throwIfNoEntry: false })?.isSymbolicLink()) return;
-    if (this.gitTracked().firstUnder(this.gitPath(rel)) !== undefined) {
-      throw new UnsafePathError(`${rel} is a symlink committed to Git; tdv will not keep its cache wherever a clone points. Run \`git rm --cached ${rel}\`, replace it with a real directory, and commit`, { path: rel });
+    for (const rel of [`${TDV_DIR}/cache`, `${TDV_DIR}/tmp`]) {
+      const hit = this.gitTracked().firstUnder(this.gitPath(rel));
+      if (hit === undefined) continue;
+      const what = fs.lstatSync(path.join(this.git!.root, hit), { throwIfNoEntry: false })?.isSymbolicLink() ? 'a symlink' : 'a file';
+      throw new UnsafePathError(
+        `${quotePath(hit)} is ${what} committed to Git${hit === this.gitPath(rel) ? '' : ` inside ${rel}`}; only tdv writes ${rel}, and a clone must never bring its contents. Run \`git rm -r --cached ${rel}\`, replace any symlink there with a real directory, and commit`,
+        { path: hit },
+      );
     }
   }
 

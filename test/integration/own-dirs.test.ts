@@ -58,6 +58,40 @@ describe("tdv's own directories and files must be real, never links a clone coul
     write(dir, 'more.csv', 'b\n');
     const r = await tdv(dir, 'add', 'more.csv');
     expect(r.code).toBe(1);
-    expectOneLineError(r.stderr, '.tdv/cache is a symlink committed to Git', 'git rm --cached .tdv/cache');
+    expectOneLineError(r.stderr, '.tdv/cache is a symlink committed to Git', 'git rm -r --cached .tdv/cache');
+  });
+
+  for (const deeper of ['files', 'files/sha256', 'runs']) {
+    it(`a committed symlink at .tdv/cache/${deeper} is refused before anything is written or deleted through it (review F1)`, async () => {
+      const victim = await newRepo();
+      write(victim, 'v.txt', 'victim data\n');
+      expect((await tdv(victim, 'add', 'v.txt')).code).toBe(0);
+      const before = survey(path.join(victim, '.tdv'));
+      const dir = await newRepo();
+      fs.mkdirSync(path.join(dir, '.tdv', 'cache', path.dirname(deeper)), { recursive: true });
+      fs.symlinkSync(path.join(victim, '.tdv', 'cache', deeper), path.join(dir, '.tdv', 'cache', deeper));
+      await git(dir, 'add', '-f', `.tdv/cache/${deeper}`);
+      write(dir, 'a.txt', 'mine\n');
+      for (const args of [['gc', '--workspace', '-f'], ['add', 'a.txt'], ['status']]) {
+        const r = await tdv(dir, ...args);
+        expect(r.code, args.join(' ')).toBe(1);
+        expectOneLineError(r.stderr, `.tdv/cache/${deeper} is a symlink committed to Git inside .tdv/cache`);
+      }
+      expect(survey(path.join(victim, '.tdv'))).toEqual(before);
+    });
+  }
+
+  it('a local symlink inside the cache layout makes gc treat the cache as shared', async () => {
+    const dir = await newRepo();
+    const elsewhere = newDir();
+    fs.mkdirSync(path.join(dir, '.tdv', 'cache'), { recursive: true });
+    fs.symlinkSync(elsewhere, path.join(dir, '.tdv', 'cache', 'files'));
+    write(dir, 'a.txt', 'mine\n');
+    expect((await tdv(dir, 'add', 'a.txt')).code).toBe(0);
+    fs.rmSync(path.join(dir, 'a.txt.tdv'));
+    const r = await tdv(dir, 'gc', '--workspace', '-f');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--shared-cache');
+    expect(survey(elsewhere)).not.toEqual({});
   });
 });

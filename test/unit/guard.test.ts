@@ -199,7 +199,25 @@ describe('Git index reader', () => {
       expect(readIndexPaths(path.join(root, '.git')).sort(), `index v${v}`).toEqual(want);
     }
     expect(readIndexPaths(path.join(root, 'no-such-gitdir'))).toEqual([]);
+    // A damaged index (its checksum no longer matches) is never parsed into names.
+    const idx = fs.readFileSync(path.join(root, '.git', 'index'));
+    idx[20] ^= 0xff;
+    expect(parseIndex(idx, 20)).toBeUndefined();
     expect(parseIndex(Buffer.from('not an index'), 20)).toBeUndefined();
+  });
+
+  it('reads a SHA-256 repository\'s index, also from a linked worktree (its config is in the common dir) (review F2)', () => {
+    const root = tmp();
+    execFileSync('git', ['init', '-q', '--object-format=sha256', path.join(root, 'main')]);
+    const main = path.join(root, 'main');
+    fs.writeFileSync(path.join(main, 'code.py'), 'print(1)\n');
+    execFileSync('git', ['-C', main, 'add', '.']);
+    execFileSync('git', ['-C', main, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'init']);
+    execFileSync('git', ['-C', main, 'worktree', 'add', '-q', path.join(root, 'wt')]);
+    expect(readIndexPaths(path.join(main, '.git'))).toEqual(['code.py']);
+    expect(readIndexPaths(path.join(main, '.git', 'worktrees', 'wt'))).toEqual(['code.py']);
+    // Parsed with the wrong id length, the checksum does not match: no garbage names.
+    expect(parseIndex(fs.readFileSync(path.join(main, '.git', 'index')), 20)).toBeUndefined();
   });
 
   it('TrackedPaths answers for a file and for anything below a directory', () => {

@@ -95,12 +95,19 @@ export interface SharedCache {
  */
 export function sharedCache(root: string, config: Config): SharedCache | undefined {
   const link = path.join(root, TDV_DIR, 'cache');
+  const cacheRoot = config.cache.dir ?? link;
+  // A symlink inside the cache's own layout leads its objects (or run records) elsewhere just as well.
+  const inner = ['files', 'files/sha256', 'runs'].find((d) => fs.lstatSync(path.join(cacheRoot, d), { throwIfNoEntry: false })?.isSymbolicLink());
   let via: string;
+  let target = cacheRoot;
   if (config.cache.dir !== undefined) via = 'cache.dir';
   else if (fs.lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink()) via = `the ${TDV_DIR}/cache symlink`;
-  else return undefined;
-  const dir = realpathLoose(config.cache.dir ?? link);
-  if (isInside(realpathLoose(root), dir)) return undefined;
+  else if (inner !== undefined) {
+    via = `the ${TDV_DIR}/cache/${inner} symlink`;
+    target = path.join(cacheRoot, inner);
+  } else return undefined;
+  const dir = realpathLoose(target);
+  if (inner === undefined && isInside(realpathLoose(root), dir)) return undefined;
   // Another project's own cache (`<project>/.tdv/cache`): name that project.
   const owner = path.basename(dir) === 'cache' && path.basename(path.dirname(dir)) === TDV_DIR ? path.dirname(path.dirname(dir)) : undefined;
   return { dir, via, ...(owner !== undefined ? { owner } : {}) };
