@@ -16,6 +16,7 @@ import { cacheTarget, type Hashed, relink } from './lib/hashing.js';
 import { pointerFileFor, POINTER_EXT, type PointerOut, serializePointer } from '../formats/pointer.js';
 import { allOuts, findPointers, readPointer } from './lib/pointers.js';
 import type { Repo } from './repo.js';
+import { reservedProblem } from './lib/cache-dir.js';
 import { TDV_DIR } from '../formats/layout.js';
 
 export type { Hashed } from './lib/hashing.js';
@@ -87,7 +88,8 @@ function toOut(name: string, s: Hashed): PointerOut {
 async function validate(repo: Repo, paths: string[]): Promise<string[]> {
   if (paths.length === 0) throw new UsageError('nothing to add: name at least one file or directory, e.g. `tdv add data/`');
   const tdvDir = path.join(repo.root, TDV_DIR);
-  const abss = [...new Set(paths.map((p) => path.resolve(p).replace(/[\\/]+$/, '') || '/'))];
+  // Only "/" separates on POSIX: a trailing backslash is part of the name.
+  const abss = [...new Set(paths.map((p) => path.resolve(p).replace(path.sep === '/' ? /\/+$/ : /[\\/]+$/, '') || '/'))];
   const pointers = await findPointers(repo);
   const lockFile = path.join(repo.root, LOCK_FILE);
   // Stage outputs are the pipeline's (checked below by stage); the rest are pointers' outputs.
@@ -112,6 +114,10 @@ async function validate(repo: Repo, paths: string[]): Promise<string[]> {
     const st = lstatOrUndefined(abs);
     if (!st) throw new UsageError(`${shown} does not exist; check the path`);
     if (abs.endsWith(POINTER_EXT) && st.isFile()) throw new UsageError(`${shown} is a tdv pointer file; add the data it tracks (${q(rel.slice(0, -POINTER_EXT.length))}) instead`);
+    // Its pointer would name a path ending in .tdv, which every later read refuses as a pointer file.
+    if (abs.endsWith(POINTER_EXT)) throw new UsageError(`${shown} ends in ${POINTER_EXT}, the ending of tdv's pointer files; rename it before adding it`);
+    const reserved = reservedProblem(repo.root, repo.config, abs);
+    if (reserved !== undefined) throw new UsageError(`${shown} ${reserved}; add your data, not tdv's storage`);
     const ownLink = st.isSymbolicLink() && objectLinkOid(abs, repo.store.objectsDir) !== undefined;
     if (st.isSymbolicLink() && !ownLink) throw symlinkError(repo, abs, outs.find((o) => o.abs === abs));
     if (!st.isFile() && !st.isDirectory() && !ownLink) throw new UsageError(`${shown} is not a regular file or directory; tdv does not track special files`);

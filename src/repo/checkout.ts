@@ -125,6 +125,10 @@ function snapshotDestination(repo: Repo, to: string, tracked: readonly Selected[
   for (const s of tracked) if (isInside(realpathAllowingMissing(s.abs), real)) throw refuse(`it is inside tracked data (${s.rel})`);
   const st = fs.statSync(real, { throwIfNoEntry: false });
   if (st && !st.isDirectory()) throw refuse('it is not a directory');
+  // Anywhere else in the work tree, a snapshot is untracked data Git would commit, and its
+  // files could land on files Git tracks: a snapshot goes outside the repository.
+  const workTree = realpathAllowingMissing(repo.git?.root ?? repo.root);
+  if (isInside(workTree, real)) throw refuse('it is inside the repository, where Git would see the snapshot as new files to commit (and it could overwrite files Git tracks); write it outside, e.g. /tmp/snapshot');
   return real;
 }
 

@@ -138,14 +138,25 @@ function parseStage(root: string, name: string, raw: unknown, at: (keys: (string
   };
   let build: Stage['build'];
   if (r.build !== undefined) {
-    if (typeof r.build === 'string') build = { context: repoPath(root, wdir, r.build, at(['build']), name, 'build') };
+    if (typeof r.build === 'string') {
+      build = { context: repoPath(root, wdir, r.build, at(['build']), name, 'build') };
+      noSymlinkOnTheWay(root, build.context, at(['build']), name, 'build', true);
+    }
     else if (typeof r.build === 'object' && r.build !== null && !Array.isArray(r.build)) {
       const b = r.build as Record<string, unknown>;
       for (const k of Object.keys(b)) if (k !== 'context' && k !== 'dockerfile') throw new FormatError(at(['build', k]), `unknown key "${k}" in "build"`, 'Known keys: context, dockerfile');
       if (typeof b.context !== 'string') throw new FormatError(at(['build']), `"build" of stage "${name}" needs "context": the directory holding the Dockerfile`);
       const context = repoPath(root, wdir, b.context, at(['build', 'context']), name, 'build.context');
       if (b.dockerfile !== undefined && typeof b.dockerfile !== 'string') throw new FormatError(at(['build', 'dockerfile']), '"dockerfile" must be a path');
-      build = b.dockerfile === undefined ? { context } : { context, dockerfile: b.dockerfile as string };
+      if (b.dockerfile === undefined) build = { context };
+      else {
+        // A path like any other of the stage (relative to the context, inside the repository),
+        // read by tdv to hash it: never a symlink, a device or a file outside.
+        const df = repoPath(root, context, b.dockerfile, at(['build', 'dockerfile']), name, 'build.dockerfile');
+        noSymlinkOnTheWay(root, df, at(['build', 'dockerfile']), name, 'build.dockerfile', true);
+        build = { context, dockerfile: path.posix.relative(context === '.' ? '' : context, df) };
+      }
+      noSymlinkOnTheWay(root, context, at(['build', 'context']), name, 'build.context', true);
     } else throw new FormatError(at(['build']), `"build" of stage "${name}" must be a directory or {context, dockerfile}`);
   }
   return {
@@ -223,6 +234,26 @@ function repoPath(root: string, wdir: string, p: string, at: string, stage: stri
     }
   }
   return rel;
+}
+
+/**
+ * Refuses a symlink on the way to `rel` (and at `rel` itself with `self`): the
+ * build context and Dockerfile are read by tdv and sent to Docker, so a link
+ * there would ship or print files from anywhere.
+ */
+function noSymlinkOnTheWay(root: string, rel: string, at: string, stage: string, key: string, self: boolean): void {
+  if (rel === '.') return;
+  const parts = rel.split('/');
+  let dir = '';
+  for (let i = 0; i < parts.length; i++) {
+    if (i === parts.length - 1 && !self) return;
+    dir = dir === '' ? parts[i]! : `${dir}/${parts[i]}`;
+    const st = fs.lstatSync(path.join(root, dir), { throwIfNoEntry: false });
+    if (st === undefined) return;
+    if (st.isSymbolicLink()) {
+      throw new FormatError(at, `${key} path ${quotePath(rel)} of stage "${stage}" goes through the symlink ${quotePath(dir)}`, `tdv never reads through a symlink there; replace ${quotePath(dir)} with a real ${i === parts.length - 1 ? 'file or directory' : 'directory'}`);
+    }
+  }
 }
 
 /** The real path of `p`'s deepest existing ancestor (or itself), with the rest appended as given. */

@@ -343,17 +343,18 @@ describe('tdv checkout --to: snapshots', () => {
     expect(files(elsewhere)).toEqual({ 'keep.txt': 'k' });
   });
 
-  it('a snapshot inside the repository (outside tracked data) is allowed, and the workspace data is untouched', async () => {
+  it('a snapshot inside the repository is refused: Git would commit it, and it could overwrite Git-tracked files (review F5)', async () => {
     const { dir, c1 } = await history();
+    write(dir, 'snapshots/one/model.bin', 'kept in git\n');
+    await git(dir, 'add', 'snapshots/one/model.bin');
     const before = state(dir);
     const r = await tdv(dir, 'checkout', '--rev', c1, '--to', 'snapshots/one');
-    expect(r.code, r.stderr).toBe(0);
-    expect(files(path.join(dir, 'snapshots/one'))).toEqual({ 'data/a.csv': 'a1', 'data/sub/b.csv': 'b1', 'model.bin': 'm1' });
-    const after = state(dir);
-    for (const k of Object.keys(after)) if (k.startsWith('snapshots/')) delete after[k];
-    expect(after).toEqual(before);
-    expect(read(dir, 'model.bin.tdv')).toBe(filePointer('model.bin', 'm2'));
+    expect(r.code).toBe(2);
+    expectOneLineError(r.stderr, 'snapshots/one', 'inside the repository', 'outside');
+    expect(state(dir)).toEqual(before);
+    expect(read(dir, 'snapshots/one/model.bin')).toBe('kept in git\n');
   });
+
 });
 
 describe('history in a tdv repository below the top of the Git work tree (init --subdir)', () => {

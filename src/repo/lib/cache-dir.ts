@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TdvError } from '../../errors.js';
-import type { Config } from '../../formats/config.js';
+import { type Config, resolveRemoteUrl } from '../../formats/config.js';
 import { TDV_DIR } from '../../formats/layout.js';
 import { POINTER_EXT } from '../../formats/pointer.js';
 import { LOCK_FILE, parseLock } from '../../stages/lock.js';
@@ -50,11 +50,15 @@ export async function checkCacheDir(root: string, config: Config): Promise<void>
   const configured = config.cache.dir !== undefined;
   const cache = realpathLoose(config.cache.dir ?? path.join(root, TDV_DIR, 'cache'));
   const realRoot = realpathLoose(root);
-  if (!isInside(realRoot, cache) || cache === realRoot) return;
-  const rel = toPosix(path.relative(realRoot, cache));
-  if (rel === `${TDV_DIR}/cache`) return;
   const what = configured ? `cache.dir (${config.cache.dir})` : `${TDV_DIR}/cache, a symlink to ${cache},`;
-  const fix = configured ? 'set cache.dir to a directory outside tracked data (or unset it to use .tdv/cache)' : `make ${TDV_DIR}/cache a real directory`;
+  const fix = configured ? 'set cache.dir to a directory outside the repository (or unset it to use .tdv/cache)' : `make ${TDV_DIR}/cache a real directory`;
+  // The cache as (or around) the repository: its objects would be workspace files, and the workspace cache data.
+  if (isInside(cache, realRoot)) {
+    throw new TdvError('CONFIG_INVALID', `${what} ${cache === realRoot ? 'is' : 'contains'} the repository ${realRoot}: the cache's objects would be workspace data that add, checkout and git add take in or delete; ${fix}`, { data: { cache } });
+  }
+  if (!isInside(realRoot, cache)) return;
+  const rel = toPosix(path.relative(realRoot, cache));
+  if (rel === `${TDV_DIR}/cache` || isInside(path.join(realRoot, TDV_DIR), cache)) return;
   const parts = rel.split('/');
   for (let i = 1; i <= parts.length; i++) {
     const tracked = parts.slice(0, i).join('/');
@@ -63,11 +67,16 @@ export async function checkCacheDir(root: string, config: Config): Promise<void>
     }
   }
   const lockText = readTextOrUndefined(path.join(realRoot, LOCK_FILE));
-  if (lockText === undefined) return;
-  for (const [stage, s] of await parseLock(lockText, LOCK_FILE)) {
-    for (const o of [...s.outs, ...s.metrics]) {
-      if (rel === o.path || rel.startsWith(`${o.path}/`)) throw cacheInData(what, o.path, `${LOCK_FILE} (stage "${stage}")`, fix);
+  if (lockText !== undefined) {
+    for (const [stage, s] of await parseLock(lockText, LOCK_FILE)) {
+      for (const o of [...s.outs, ...s.metrics]) {
+        if (rel === o.path || rel.startsWith(`${o.path}/`)) throw cacheInData(what, o.path, `${LOCK_FILE} (stage "${stage}")`, fix);
+      }
     }
+  }
+  if (configured) {
+    // Anywhere else in the work tree the cache is untracked data: `git add -A` would commit it, `tdv add` could take it in.
+    throw new TdvError('CONFIG_INVALID', `${what} is inside the repository (${rel}), outside ${TDV_DIR}/: the cache would be untracked data that \`git add -A\` commits and \`tdv add\` takes in; ${fix}`, { data: { cache } });
   }
 }
 
@@ -111,4 +120,38 @@ export function sharedCache(root: string, config: Config): SharedCache | undefin
   // Another project's own cache (`<project>/.tdv/cache`): name that project.
   const owner = path.basename(dir) === 'cache' && path.basename(path.dirname(dir)) === TDV_DIR ? path.dirname(path.dirname(dir)) : undefined;
   return { dir, via, ...(owner !== undefined ? { owner } : {}) };
+}
+
+/**
+ * Directories a stage output or an added path must neither be, contain, nor lie
+ * in: tdv's own directory, the cache, and every directory remote. An output
+ * there would be deleted before its stage runs (taking the cache or a remote
+ * with it), and added data would take them in.
+ */
+export function reservedDirs(root: string, config: Config): { dir: string; what: string }[] {
+  const out = [
+    { dir: realpathLoose(path.join(root, TDV_DIR)), what: `tdv's own directory ${TDV_DIR}` },
+    { dir: realpathLoose(config.cache.dir ?? path.join(root, TDV_DIR, 'cache')), what: config.cache.dir !== undefined ? `the cache (cache.dir ${config.cache.dir})` : 'the cache' },
+  ];
+  for (const [name, r] of Object.entries(config.remote)) {
+    if (!r.url || /^[a-z][a-z0-9+.-]*:\/\//i.test(r.url) && !r.url.startsWith('file://')) continue;
+    try {
+      const loc = resolveRemoteUrl(root, r.url);
+      if (loc.kind === 'local') out.push({ dir: realpathLoose(loc.path), what: `remote "${name}" (${loc.path})` });
+    } catch {
+      /* a url loadConfig refused already */
+    }
+  }
+  return out;
+}
+
+/** Why the path `abs` may not be data (an output, an added path): it is, holds or lies in a reserved directory. */
+export function reservedProblem(root: string, config: Config, abs: string): string | undefined {
+  // The path itself is not followed: a workspace symlink into the cache (cache.type symlink) is data.
+  const real = path.join(realpathLoose(path.dirname(abs)), path.basename(abs));
+  for (const r of reservedDirs(root, config)) {
+    if (isInside(r.dir, real)) return `${real === r.dir ? 'is' : 'is inside'} ${r.what}`;
+    if (isInside(real, r.dir)) return `contains ${r.what}`;
+  }
+  return undefined;
 }

@@ -7,6 +7,7 @@ import { LOCK_FILE, type LockedPath, readLock } from '../../stages/lock.js';
 import { hashWorkspace } from './hashing.js';
 import { allOuts, findPointers } from './pointers.js';
 import type { Repo } from '../repo.js';
+import { reservedProblem } from './cache-dir.js';
 
 /** Hashes a stage's dep or output as tdv.lock records it (through the stat cache); undefined when absent. */
 export function stageHasher(repo: Repo): (rel: string) => Promise<LockedPath | undefined> {
@@ -46,6 +47,8 @@ export async function outputCheck(repo: Repo): Promise<OutputCheck> {
     for (const s of (await readLock(repo.root)).values()) for (const m of s.metrics) lockedMetrics.add(m.path);
   }
   return (rel, key) => {
+    const reserved = reservedProblem(repo.root, repo.config, path.join(repo.root, rel));
+    if (reserved !== undefined) return { problem: `${reserved}, which tdv would delete before the stage runs`, fix: 'Name a path of its own for the output' };
     const g = repo.gitPath(rel);
     const hit = tracked.firstUnder(g);
     if (hit !== undefined && !(hit === g && key === 'metrics' && lockedMetrics.has(rel))) {

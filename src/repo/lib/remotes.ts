@@ -1,8 +1,10 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { ExitCode, TdvError } from '../../errors.js';
 import type { Remote } from '../../remote/remote.js';
 import { gitCommonDir } from '../../git/git.js';
-import { isInside } from '../../util/fs.js';
+import { isInside, toPosix } from '../../util/fs.js';
+import { POINTER_EXT } from '../../formats/pointer.js';
 import { maskUrl, resolveRemoteUrl } from '../../formats/config.js';
 import type { Repo } from '../repo.js';
 import { realpathLoose } from './cache-dir.js';
@@ -27,6 +29,15 @@ export function localRemoteProblem(repo: Repo, dir: string): string | undefined 
   }
   for (const [name, d] of own) {
     if (isInside(realpathLoose(d), real)) return `is ${real === realpathLoose(d) ? '' : 'inside '}the repository's ${name}${shown}`;
+  }
+  // Inside data tdv tracks, the remote would be hashed into that data, and a checkout of it would delete the remote.
+  const realRoot = realpathLoose(repo.root);
+  if (isInside(realRoot, real)) {
+    const parts = toPosix(path.relative(realRoot, real)).split('/');
+    for (let i = 1; i <= parts.length; i++) {
+      const tracked = parts.slice(0, i).join('/');
+      if (fs.lstatSync(path.join(realRoot, `${tracked}${POINTER_EXT}`), { throwIfNoEntry: false })?.isFile()) return `is inside ${tracked}, data that ${tracked}${POINTER_EXT} tracks${shown}`;
+    }
   }
   return undefined;
 }

@@ -298,8 +298,14 @@ function checkContext(ctx: string, dockerfile: string): void {
     // reported below
   }
   if (!st?.isDirectory()) throw new DockerError('BUILD_CONTEXT_MISSING', `build context ${ctx} is not a directory; fix \`build: {context: ...}\` in tdv.yaml`, { context: ctx });
-  if (!fs.existsSync(dockerfile)) throw new DockerError('BUILD_CONTEXT_MISSING', `${dockerfile} does not exist; add a Dockerfile to the build context or fix \`dockerfile\``, { context: ctx });
+  const df = fs.lstatSync(dockerfile, { throwIfNoEntry: false });
+  if (!df) throw new DockerError('BUILD_CONTEXT_MISSING', `${dockerfile} does not exist; add a Dockerfile to the build context or fix \`dockerfile\``, { context: ctx });
+  // Hashed by tdv before the build: a FIFO or device would never end, a huge file is not a Dockerfile.
+  if (!df.isFile()) throw new DockerError('BUILD_CONTEXT_MISSING', `${dockerfile} is not a regular file; a Dockerfile must be one`, { context: ctx });
+  if (df.size > MAX_DOCKERFILE_BYTES) throw new DockerError('BUILD_CONTEXT_MISSING', `${dockerfile} is ${df.size} bytes, more than the ${MAX_DOCKERFILE_BYTES} a Dockerfile may have here`, { context: ctx });
 }
+
+const MAX_DOCKERFILE_BYTES = 1 << 20;
 
 /**
  * SHA-256 over everything `docker build` is sent: each entry of the context

@@ -1,0 +1,95 @@
+/**
+ * Findings of the adversarial review of issue 11 (hostile clones and careless
+ * users), each reproduced as the reviewer did it, with the real bin/tdv.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { git, read, tdv, write } from '../helpers/repo.js';
+import { expectOneLineError, newDir, newRepo, setConfig } from '../helpers/expect.js';
+
+describe('adversarial review of issue 11', () => {
+  it('F3: a directory remote inside tracked data is refused, so a checkout cannot delete it', async () => {
+    const dir = await newRepo();
+    write(dir, 'data/a', '1\n');
+    expect((await tdv(dir, 'add', 'data')).code).toBe(0);
+    const r = await tdv(dir, 'remote', 'add', '-d', 'r', 'data/store');
+    expect(r.code).not.toBe(0);
+    expectOneLineError(r.stderr, 'data/store', 'data.tdv');
+    expect(fs.existsSync(path.join(dir, 'data', 'store'))).toBe(false);
+  });
+
+  it('F4: a Dockerfile that is a device, or a build context through a symlink, is a tdv.yaml error; nothing hangs, nothing outside is read', async () => {
+    const dir = await newRepo();
+    write(dir, 'ctx/f', 'x\n');
+    write(dir, 'tdv.yaml', 'stages:\n  s:\n    cmd: echo hi\n    build: {context: ctx, dockerfile: /dev/zero}\n    outs: [o.txt]\n');
+    const abs = await tdv(dir, 'repro', '--dry');
+    expect(abs.code).toBe(1);
+    expectOneLineError(abs.stderr, /tdv\.yaml:\d+:\d+/, 'build.dockerfile', 'absolute');
+    const secret = newDir();
+    write(secret, 'creds', 'TOPSECRET-line-1 value\n');
+    fs.rmSync(path.join(dir, 'ctx'), { recursive: true });
+    fs.symlinkSync(secret, path.join(dir, 'ctx'));
+    write(dir, 'tdv.yaml', 'stages:\n  s:\n    cmd: cat /creds\n    build: {context: ctx}\n    outs: [o.txt]\n');
+    const link = await tdv(dir, 'repro', '--dry');
+    expect(link.code).toBe(1);
+    expectOneLineError(link.stderr, /tdv\.yaml:\d+:\d+/, 'build', 'symlink ctx');
+    expect(link.stderr + link.stdout).not.toContain('TOPSECRET');
+  });
+
+  it('F6: cache.dir that is the repository, or inside its work tree outside .tdv, is a configuration error', async () => {
+    for (const d of ['..', '../cachehere']) {
+      const dir = await newRepo();
+      setConfig(dir, `cache:\n  dir: ${d}\n`);
+      write(dir, 'x', 'x\n');
+      const r = await tdv(dir, 'add', 'x');
+      expect(r.code, d).toBe(1);
+      expectOneLineError(r.stderr, 'cache.dir', d === '..' ? 'is the repository' : 'inside the repository');
+      expect(fs.existsSync(path.join(dir, 'files'))).toBe(false);
+      expect(fs.existsSync(path.join(dir, 'cachehere'))).toBe(false);
+    }
+  });
+
+  it('F7: a trailing backslash is part of the name on POSIX: add tracks that file, not its namesake', async () => {
+    const dir = await newRepo();
+    write(dir, 'bs\\', 'B\n');
+    write(dir, 'bs', 'A\n');
+    const r = await tdv(dir, 'add', 'bs\\');
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.existsSync(path.join(dir, 'bs\\.tdv'))).toBe(true);
+    expect(fs.existsSync(path.join(dir, 'bs.tdv'))).toBe(false);
+    expect((await tdv(dir, 'status')).code).toBe(0);
+  });
+
+  it('F8: a directory named *.tdv is refused by add instead of writing a pointer every later command refuses', async () => {
+    const dir = await newRepo();
+    write(dir, 'data.tdv/f', '1\n');
+    const r = await tdv(dir, 'add', 'data.tdv');
+    expect(r.code).toBe(2);
+    expectOneLineError(r.stderr, 'data.tdv', 'rename');
+    expect(fs.existsSync(path.join(dir, 'data.tdv.tdv'))).toBe(false);
+    expect((await tdv(dir, 'status')).code).toBe(0);
+  });
+
+  it('F9: a stage output that contains the cache (or a remote, or .tdv) is a tdv.yaml error before anything is deleted', async () => {
+    const dir = await newRepo();
+    const cache = path.join(path.dirname(dir), `${path.basename(dir)}-cache`);
+    setConfig(dir, `cache:\n  dir: ${cache}\n`);
+    write(dir, 'data', 'v1\n');
+    expect((await tdv(dir, 'add', 'data')).code).toBe(0);
+    const objects = fs.readdirSync(path.join(cache, 'files', 'sha256'));
+    fs.mkdirSync(path.join(dir, 'store'));
+    expect((await tdv(dir, 'remote', 'add', '-d', 'r', 'store')).code).toBe(0);
+    for (const out of ['store', '.tdv']) {
+      write(dir, 'tdv.yaml', `stages:\n  s:\n    cmd: mkdir -p ${out} && echo hi > ${out}/o\n    outs: [${out}]\n`);
+      const r = await tdv(dir, 'repro');
+      expect(r.code, out).not.toBe(0);
+      expect(r.stderr, out).toMatch(/tdv\.yaml:\d+:\d+/);
+    }
+    expect(fs.existsSync(path.join(dir, 'store'))).toBe(true);
+    expect(fs.existsSync(path.join(dir, '.tdv', 'config.yaml'))).toBe(true);
+    expect(fs.readdirSync(path.join(cache, 'files', 'sha256'))).toEqual(objects);
+    expect(read(dir, 'data')).toBe('v1\n');
+    await git(dir, 'status');
+  });
+});
