@@ -30,8 +30,13 @@ export const guardedFsRules = {
     'error',
     { selector: `CallExpression > MemberExpression.callee[object.name=/^(fs|fsp)$/][property.name=${NAMES}]`, message: `fs mutation outside the guard: ${why}` },
     { selector: `CallExpression > MemberExpression.callee[object.property.name='promises'][property.name=${NAMES}]`, message: `fs mutation outside the guard: ${why}` },
+    // An open is a read when its flags are 'r', or numeric flags naming O_RDONLY and no write flag.
     {
-      selector: "CallExpression[callee.object.name=/^(fs|fsp)$/][callee.property.name=/^open(Sync)?$/][arguments.length>1]:not([arguments.1.value='r'])",
+      selector: "CallExpression[callee.object.name=/^(fs|fsp)$/][callee.property.name=/^open(Sync)?$/][arguments.length>1]:not([arguments.1.value='r']):not(:has(Identifier[name='O_RDONLY']))",
+      message: `opening a file for writing outside the guard: ${why}`,
+    },
+    {
+      selector: "CallExpression[callee.object.name=/^(fs|fsp)$/][callee.property.name=/^open(Sync)?$/]:has(Identifier[name=/^O_(WRONLY|RDWR|CREAT|TRUNC|APPEND|EXCL)$/])",
       message: `opening a file for writing outside the guard: ${why}`,
     },
     { selector: `ImportDeclaration[source.value=${FS_MODULE}] > ImportSpecifier[imported.name=/^(${MUTATING.join('|')}|promises|open|openSync)$/]`, message: `import fs as \`fs\` and read only: ${why}` },

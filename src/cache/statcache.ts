@@ -235,12 +235,16 @@ export class StatCache {
     const file = path.join(this.dir, name);
     let fd: number;
     try {
-      fd = fs.openSync(file, 'r');
+      // Never through a symlink, never blocking on a FIFO: the file is tdv's, but a clone or a
+      // careless hand could have put something else there.
+      fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ?? 0));
     } catch {
       return undefined;
     }
     try {
       const st = fs.fstatSync(fd);
+      if (!st.isFile()) throw new Error('not a regular file');
+      if (st.size > MAX_STATCACHE_BYTES) throw new Error(`larger than ${MAX_STATCACHE_BYTES} bytes`);
       const json: unknown = JSON.parse(fs.readFileSync(fd, 'utf8'));
       if (typeof json !== 'object' || json === null || (json as { v?: unknown }).v !== 1) throw new Error('unknown format');
       return { json, mtimeMs: st.mtimeMs };
@@ -252,6 +256,9 @@ export class StatCache {
     }
   }
 }
+
+/** A stat cache file larger than this is ignored (about 2.5 million files' records). */
+const MAX_STATCACHE_BYTES = 256 << 20;
 
 function shardFile(name: string): string {
   return name === FILES_SHARD ? 'statcache-files.json' : `statcache-files-${createHash('sha1').update(name).digest('hex').slice(0, 16)}.json`;

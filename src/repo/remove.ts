@@ -1,3 +1,5 @@
+import { quotePath } from '../formats/paths.js';
+import { UnsafePathError } from '../workspace/guard.js';
 import { UsageError } from '../errors.js';
 import { gitignoreFor, removeGitignoreEntry } from '../workspace/gitignore.js';
 import { allOuts, findPointers, selectTargets } from './lib/pointers.js';
@@ -28,9 +30,16 @@ export async function remove(repo: Repo, targets: string[]): Promise<RemoveResul
     // Every write and delete through the workspace guard: a symlinked .gitignore or a
     // symlink on the way to the data is refused, never followed.
     for (const s of allOuts(repo, pointers)) {
-      unprotectTree(repo.guard, s.rel, repo.store.objectsDir, repo.rel(s.ptr.file));
-      const changed = removeGitignoreEntry(repo.guard, s.rel);
-      if (changed) gitignores.push({ path: gitignoreFor(s.rel), deleted: changed === 'deleted' });
+      try {
+        unprotectTree(repo.guard, s.rel, repo.store.objectsDir, repo.rel(s.ptr.file));
+        const changed = removeGitignoreEntry(repo.guard, s.rel);
+        if (changed) gitignores.push({ path: gitignoreFor(s.rel), deleted: changed === 'deleted' });
+      } catch (err) {
+        // A hostile pointer (its path through a symlink, say) must still be removable: its data
+        // and .gitignore are left alone, and only the pointer goes.
+        if (!(err instanceof UnsafePathError)) throw err;
+        repo.reporter.warn?.(`left ${quotePath(s.rel)} and its .gitignore line as they are: ${err.message}`);
+      }
       repo.statCache.forget(s.rel);
     }
     for (const p of pointers) {

@@ -9,7 +9,8 @@ import { ParamsReader } from '../stages/params.js';
 import { RunCache, type RunEntry, recordMismatch } from '../stages/run-cache.js';
 import type { DockerImages, StageRunner } from '../stages/runner.js';
 import { type CheckContext, checkStage, type StageInputs } from '../stages/status.js';
-import { Guard } from '../workspace/guard.js';
+import { Guard, UnsafePathError } from '../workspace/guard.js';
+import { quotePath } from '../formats/paths.js';
 import { applyCheckout, type CheckoutTarget, planCheckout } from '../workspace/checkout.js';
 import { addGitignoreEntry } from '../workspace/gitignore.js';
 import { cacheTarget, hashWorkspace, workspaceContext } from './lib/hashing.js';
@@ -292,20 +293,28 @@ class Run {
     };
     if (this.opts.signal?.aborted) return fail(`stage "${name}" was interrupted; nothing was recorded for it`);
     if (result.exitCode !== 0) return fail(`stage "${name}" failed: ${result.signal ? `killed by ${result.signal}` : `exit code ${result.exitCode}`} (log: ${logShown})`);
-    const missing = [...stage.outs, ...stage.metrics].filter((o) => guard.lstat(o, stage.where) === undefined);
-    if (missing.length) return fail(`stage "${name}" did not produce ${missing.join(', ')}, which tdv.yaml declares (log: ${logShown})`);
+    // The command may have changed anything it can write, a directory on an output's way into a
+    // symlink included (even from inside a container): a fresh guard checks every path again.
+    const after = this.guardFor(stage);
     const outs: LockedPath[] = [];
-    for (const o of stage.outs) {
-      const st = await cacheTarget(this.repo, guard.resolve(o, 'write', stage.where), o, { guard, source: stage.where });
-      outs.push(st.kind === 'dir' ? { path: o, sha256: st.oid, size: st.size, nfiles: st.nfiles } : { path: o, sha256: st.oid, size: st.size });
-      addGitignoreEntry(guard, o);
-    }
-    // Metrics stay plain files in Git; a copy goes into the cache so the run-cache can restore them.
     const metrics: LockedPath[] = [];
-    for (const m of stage.metrics) {
-      const st = await hashWorkspace(this.repo, { abs: guard.resolve(m, 'inspect', stage.where), rel: m }, { write: 'store' });
-      if (st.kind !== 'file') return fail(`metrics ${m} of stage "${name}" must be a file`);
-      metrics.push({ path: m, sha256: st.oid, size: st.size });
+    try {
+      const missing = [...stage.outs, ...stage.metrics].filter((o) => after.lstat(o, stage.where) === undefined);
+      if (missing.length) return fail(`stage "${name}" did not produce ${missing.map(quotePath).join(', ')}, which tdv.yaml declares (log: ${logShown})`);
+      for (const o of stage.outs) {
+        const st = await cacheTarget(this.repo, after.resolve(o, 'write', stage.where), o, { guard: after, source: stage.where });
+        outs.push(st.kind === 'dir' ? { path: o, sha256: st.oid, size: st.size, nfiles: st.nfiles } : { path: o, sha256: st.oid, size: st.size });
+        addGitignoreEntry(after, o);
+      }
+      // Metrics stay plain files in Git; a copy goes into the cache so the run-cache can restore them.
+      for (const m of stage.metrics) {
+        const st = await hashWorkspace(this.repo, { abs: after.resolve(m, 'read', stage.where), rel: m }, { write: 'store' });
+        if (st.kind !== 'file') return fail(`metrics ${quotePath(m)} of stage "${name}" must be a file`);
+        metrics.push({ path: m, sha256: st.oid, size: st.size });
+      }
+    } catch (err) {
+      if (err instanceof UnsafePathError) return fail(`stage "${name}" left an output tdv will not take: ${err.message}; nothing was recorded for it`);
+      throw err;
     }
     await this.record(stage, inputs, outs, metrics);
     this.runCache.put(key, { outs, metrics });

@@ -129,6 +129,8 @@ function parseStage(root: string, name: string, raw: unknown, at: (keys: (string
       const rel = repoPath(root, wdir, p, at([k, i]), name, k);
       if (seen.has(rel)) throw new FormatError(at([k, i]), `stage "${name}" lists ${quotePath(rel)} twice in "${k}"`);
       seen.add(rel);
+      // A dep is read and hashed by tdv: never through a symlink, which could lead anywhere.
+      if (k === 'deps') noSymlinkOnTheWay(root, rel, at([k, i]), name, k, true);
       if (k !== 'deps') {
         checkOutput(root, rel, k, name, at([k, i]), opts.checkOutput);
         origins.set(rel, at([k, i]));

@@ -84,8 +84,6 @@ export function readFileOrUndefined(p: string, maxBytes: number, shown = p, what
     // stat first, so a device is never even opened; the fstat below closes the race.
     const st = fs.statSync(p);
     if (!st.isFile() && !st.isDirectory()) throw notAFile(st);
-    // Read-only: the rule cannot tell numeric flags apart, and only they say "do not block".
-    // eslint-disable-next-line no-restricted-syntax
     fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (err) {
     if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;

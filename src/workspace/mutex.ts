@@ -46,17 +46,29 @@ function isAlive(info: LockInfo): boolean {
   return info.start === undefined || start === undefined || start === info.start;
 }
 
+/**
+ * A lock file's text: a small regular file, read without following a symlink
+ * or blocking on a FIFO (a clone could have planted either); undefined otherwise.
+ */
 function readText(file: string): string | undefined {
+  let fd: number | undefined;
   try {
-    return fs.readFileSync(file, 'utf8');
+    fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ?? 0));
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.size > 64 * 1024) return undefined;
+    return fs.readFileSync(fd, 'utf8');
   } catch {
     return undefined;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
   }
 }
 
 function readInfo(file: string): LockInfo | undefined {
   try {
-    const j = JSON.parse(fs.readFileSync(file, 'utf8')) as LockInfo;
+    const text = readText(file);
+    if (text === undefined) return undefined;
+    const j = JSON.parse(text) as LockInfo;
     return typeof j.pid === 'number' && typeof j.host === 'string' ? j : undefined;
   } catch {
     return undefined;

@@ -31,16 +31,18 @@ describe('tdv.yaml paths through symlinks that leave the repository', () => {
     expect(snapshot(outside)).toEqual(before);
   });
 
-  it('a dep may still be a symlink to data elsewhere (tdv only reads it)', async () => {
+  it('a dep through a symlink to data elsewhere is refused at load time: tdv reads and hashes deps, never through a link (review F15)', async () => {
     const dir = await newRepo();
     const outside = newDir();
     fs.writeFileSync(path.join(outside, 'in.txt'), 'input');
     fs.symlinkSync(outside, path.join(dir, 'mnt'));
     write(dir, 'tdv.yaml', 'stages:\n  s:\n    cmd: cat mnt/in.txt > out.txt\n    deps: [mnt/in.txt]\n    outs: [out.txt]\n');
     const r = await tdv(dir, 'repro');
-    expect(r.code, r.stderr).toBe(0);
-    expect(fs.readFileSync(path.join(dir, 'out.txt'), 'utf8')).toBe('input');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, 'tdv.yaml:4:', 'goes through the symlink mnt');
+    expect(fs.existsSync(path.join(dir, 'out.txt'))).toBe(false);
   });
+
 });
 
 describe('names the file system allows but tdv cannot record', () => {

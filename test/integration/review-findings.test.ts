@@ -92,4 +92,74 @@ describe('adversarial review of issue 11', () => {
     expect(read(dir, 'data')).toBe('v1\n');
     await git(dir, 'status');
   });
+
+  it('F11: stat cache and lock files planted as symlinks to /dev/zero are not read (no hang, no unbounded memory)', async () => {
+    const dir = await newRepo();
+    write(dir, 'a', 'a\n');
+    expect((await tdv(dir, 'add', 'a')).code).toBe(0);
+    for (const f of fs.readdirSync(path.join(dir, '.tdv', 'tmp'))) if (f.startsWith('statcache')) fs.rmSync(path.join(dir, '.tdv', 'tmp', f));
+    fs.symlinkSync('/dev/zero', path.join(dir, '.tdv', 'tmp', 'statcache-dirs.json'));
+    fs.symlinkSync('/dev/zero', path.join(dir, '.tdv', 'tmp', 'statcache-files.json'));
+    const st = await tdv(dir, 'status');
+    expect(st.code, st.stderr).toBe(0);
+    fs.symlinkSync('/dev/zero', path.join(dir, '.tdv', 'tmp', 'lock'));
+    write(dir, 'b', 'b\n');
+    const add = await tdv(dir, 'add', 'b');
+    expect(add.code, add.stderr).toBe(0);
+  });
+
+  it('F14: a stage that turns an output\'s parent into a symlink gets nothing read or written through it', async () => {
+    const dir = await newRepo();
+    const host = newDir();
+    write(host, 'target.txt', 'host secret\n');
+    write(dir, 'tdv.yaml', `stages:\n  s:\n    cmd: rm -rf out && ln -s ${host} out\n    outs: [out/target.txt]\n`);
+    const r = await tdv(dir, 'repro');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('symlink');
+    expect(fs.readdirSync(host)).toEqual(['target.txt']);
+    expect(read(host, 'target.txt')).toBe('host secret\n');
+    const cached = fs.existsSync(path.join(dir, '.tdv', 'cache', 'files')) ? fs.readdirSync(path.join(dir, '.tdv', 'cache', 'files', 'sha256'), { recursive: true }) : [];
+    for (const f of cached) {
+      const p = path.join(dir, '.tdv', 'cache', 'files', 'sha256', String(f));
+      if (fs.statSync(p).isFile()) expect(fs.readFileSync(p, 'utf8')).not.toContain('host secret');
+    }
+    expect(fs.existsSync(path.join(dir, 'tdv.lock'))).toBe(false);
+  });
+
+  it('F15: a dep through a symlinked directory is a tdv.yaml error; the outside file is never hashed into tdv.lock', async () => {
+    const dir = await newRepo();
+    const secret = newDir();
+    write(secret, 'creds', 'pin 1234\n');
+    fs.symlinkSync(secret, path.join(dir, 'lnk'));
+    write(dir, 'tdv.yaml', 'stages:\n  s:\n    cmd: echo hi > o\n    deps: [lnk/creds]\n    outs: [o]\n');
+    for (const args of [['repro'], ['status'], ['repro', '--dry']]) {
+      const r = await tdv(dir, ...args);
+      expect(r.code, args.join(' ')).toBe(1);
+      expectOneLineError(r.stderr, /tdv\.yaml:\d+:\d+/, 'symlink lnk');
+    }
+    expect(fs.existsSync(path.join(dir, 'tdv.lock'))).toBe(false);
+  });
+
+  it('F16: status and diff do not read a hostile pointer\'s data through a symlinked parent; remove can drop that pointer', async () => {
+    const dir = await newRepo();
+    const secret = newDir();
+    write(secret, 'creds', 'pin 1234\n');
+    fs.symlinkSync(secret, path.join(dir, 'lnk'));
+    write(dir, 'evil.tdv', `outs:\n- path: lnk/creds\n  sha256: ${'a'.repeat(64)}\n  size: 1\n`);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'evil');
+    const st = await tdv(dir, 'status');
+    expect(st.stdout + st.stderr).toContain('lnk');
+    expect(st.stdout).toContain('symlink');
+    const diff = await tdv(dir, 'diff', '--json');
+    expect(diff.code, diff.stderr).toBe(0);
+    // Neither reads the file behind the link: its hash and size never appear.
+    const outside = (await import('node:crypto')).createHash('sha256').update('pin 1234\n').digest('hex');
+    for (const r of [st, diff]) expect(r.stdout + r.stderr).not.toContain(outside);
+    const rm = await tdv(dir, 'remove', 'evil.tdv');
+    expect(rm.code, rm.stderr).toBe(0);
+    expect(fs.existsSync(path.join(dir, 'evil.tdv'))).toBe(false);
+    expect(fs.readdirSync(secret)).toEqual(['creds']);
+    expect((await tdv(dir, 'status')).code).toBe(0);
+  });
 });

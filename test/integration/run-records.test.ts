@@ -276,13 +276,14 @@ describe('unprotect and remove go through the guard', () => {
     expect(fs.statSync(path.join(outside, 'x')).mode & 0o777).toBe(0o444);
   });
 
-  it('tdv remove of such a pointer edits no .gitignore and replaces no file outside, and keeps the pointer', async () => {
+  it('tdv remove of such a pointer edits no .gitignore and replaces no file outside; it drops the pointer, with a warning (review F16)', async () => {
     const { dir, outside, ino } = await hostile();
     const r = await tdv(dir, 'remove', 'evil.tdv');
-    expect(r.code).toBe(1);
-    expectOneLineError(r.stderr, 'evil.tdv: link/x goes through the symlink link');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('link/x goes through the symlink link');
     expect(read(outside, '.gitignore')).toBe('/x\n');
     expect(fs.statSync(path.join(outside, 'x')).ino).toBe(ino);
-    expect(fs.existsSync(path.join(dir, 'evil.tdv'))).toBe(true);
+    expect(fs.existsSync(path.join(dir, 'evil.tdv'))).toBe(false);
   });
+
 });

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { TdvError } from '../../errors.js';
 import { quotePath } from '../../formats/paths.js';
 import { isProtected } from '../../workspace/link.js';
@@ -6,7 +7,7 @@ import { FILES_SHARD } from '../../cache/statcache.js';
 import { sameStat } from '../../cache/tasks.js';
 import { entryPath } from '../../cache/walk.js';
 import { hashTarget, type HashOptions, type TargetState } from '../../cache/workspace.js';
-import type { Guard } from '../../workspace/guard.js';
+import { type Guard, UnsafePathError } from '../../workspace/guard.js';
 import { type CheckoutContext, ignoredUnder, linkFiles, recordDirectory } from '../../workspace/checkout.js';
 import { damagedMessage } from '../../cache/linked.js';
 import type { Selected } from './pointers.js';
@@ -32,7 +33,19 @@ export async function workspaceContext(repo: Repo, over: Partial<CheckoutContext
 }
 
 /** Hashes a selected output's workspace copy; writes nothing to the cache unless `extra.write` says so. */
-export async function hashWorkspace(repo: Repo, s: Pick<Selected, 'abs' | 'rel'>, extra: Partial<HashOptions> = {}): Promise<TargetState> {
+export async function hashWorkspace(repo: Repo, s: Pick<Selected, 'abs' | 'rel'> & { ptr?: { file: string } }, extra: Partial<HashOptions> = {}): Promise<TargetState> {
+  // A path in the workspace is read only along real directories: a pointer (or a stage) naming a
+  // path through a symlink must not make status or diff read, or walk, whatever it points at.
+  // It is then "something else in the way" (a blocker, which status and diff name with the fix).
+  if (s.abs === repo.guard.abs(s.rel)) {
+    try {
+      repo.guard.resolve(s.rel, 'inspect', s.ptr ? quotePath(repo.rel(s.ptr.file)) : undefined);
+    } catch (err) {
+      // (Whether anything is there at all decides deleted or in the way; nothing is read.)
+      if (err instanceof UnsafePathError) return fs.existsSync(s.abs) ? { kind: 'other' } : { kind: 'missing' };
+      throw err;
+    }
+  }
   return hashTarget(s.abs, s.rel, {
     statCache: repo.statCache,
     store: repo.store,

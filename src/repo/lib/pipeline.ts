@@ -12,7 +12,9 @@ import { reservedProblem } from './cache-dir.js';
 /** Hashes a stage's dep or output as tdv.lock records it (through the stat cache); undefined when absent. */
 export function stageHasher(repo: Repo): (rel: string) => Promise<LockedPath | undefined> {
   return async (rel) => {
-    const st = await hashWorkspace(repo, { abs: path.join(repo.root, rel), rel });
+    // Through the guard: a dep is never read through a symlink on its way (tdv.yaml refuses
+    // one it can see at load time; this holds for one made since).
+    const st = await hashWorkspace(repo, { abs: repo.guard.abs(rel), rel });
     if (st.kind === 'missing' || st.kind === 'other') return undefined;
     return st.kind === 'dir' ? { path: rel, sha256: st.oid, size: st.size, nfiles: st.nfiles } : { path: rel, sha256: st.oid, size: st.size };
   };
