@@ -25,7 +25,7 @@ export function registerGc(program: Command, ctx: CliContext): void {
     .option('-w, --workspace', 'keep only what the workspace pointers reference')
     .option('--all-branches', 'also keep the data of every local branch\'s tip')
     .option('--all-tags', 'also keep the data of every tag')
-    .option('--all-commits', 'also keep the data of every commit reachable from a branch, tag or HEAD')
+    .option('--all-commits', 'also keep the data of every commit reachable from a branch, tag, HEAD or stash')
     .option('-c, --cloud', 'also delete unreferenced objects from the remote')
     .option('-r, --remote <name>', 'with --cloud: the remote (default: core.remote)')
     .option('-j, --jobs <n>', 'with --cloud: parallel requests', parsePositiveInt('--jobs'))
@@ -35,7 +35,7 @@ export function registerGc(program: Command, ctx: CliContext): void {
     .option('--json', 'print one JSON object')
     .addHelpText(
       'after',
-      '\nThe workspace\'s data is always kept; the --all-* scopes add history and may be combined.\n' +
+      '\nThe workspace\'s data and what the Git index stages are always kept; the --all-* scopes add history and may be combined.\n' +
         examples('tdv gc --workspace --dry', 'tdv gc --workspace -f', 'tdv gc --all-tags --all-branches', 'tdv gc --all-commits --cloud -r storage --dry'),
     )
     .action(async (opts: GcFlags, cmd: Command) => {
@@ -59,7 +59,7 @@ export function registerGc(program: Command, ctx: CliContext): void {
       if (res.unknown.length > 0) {
         const u = res.unknown[0]!;
         out.warn(
-          `${plural(res.unknown.length, 'directory version')} in the kept history ${res.unknown.length === 1 ? 'has' : 'have'} no manifest in the cache${res.cloud ? ' nor on the remote' : ''} (first: ${q(u.path)} at ${u.commit.slice(0, 12)}), so only files other versions use are kept for ${res.unknown.length === 1 ? 'it' : 'them'}`,
+          `${plural(res.unknown.length, 'directory version')} in the kept history ${res.unknown.length === 1 ? 'has' : 'have'} no manifest in the cache${res.cloud ? ' nor on the remote' : ''} (first: ${q(u.path)} ${/^[0-9a-f]{40,64}$/.test(u.commit) ? `at ${u.commit.slice(0, 12)}` : `in ${u.commit}`}), so only files other versions use are kept for ${res.unknown.length === 1 ? 'it' : 'them'}`,
         );
       }
       if (out.json) {
