@@ -7,7 +7,7 @@ import { describeFsError, errnoCode, RemoteError, TdvError } from '../errors.js'
 import { assertObjectFile } from '../cache/store.js';
 import { fileKind, MAX_TEXT_BYTES, readFileOrUndefined, tmpSuffix } from '../util/fs.js';
 import { rmQuiet, writeFileAtomicSync } from '../workspace/raw.js';
-import type { OnBytes, Remote } from './remote.js';
+import type { ObjectBody, OnBytes, Remote } from './remote.js';
 
 /**
  * A remote in a local or mounted directory: the embedded default, nothing to
@@ -122,7 +122,7 @@ export class LocalRemote implements Remote {
     return failed;
   }
 
-  async get(oid: Oid): Promise<AsyncIterable<Uint8Array>> {
+  async get(oid: Oid): Promise<ObjectBody> {
     this.checkRoot();
     const file = this.pathOf(oid);
     let fd: number;
@@ -144,17 +144,37 @@ export class LocalRemote implements Remote {
       if (errnoCode(err) === 'ENOENT') throw notOnRemote(this, oid);
       throw this.describe(err, file);
     }
-    // Small objects in one read; large ones streamed so memory stays flat.
+    // Small objects in one read, when read at all: the size comes first, so a reader
+    // can refuse an object of the wrong size before a byte is read (`read` is lazy).
+    // Large ones are streamed so memory stays flat.
     if (size <= 1 << 20) {
-      try {
-        return [fs.readFileSync(fd)] as unknown as AsyncIterable<Uint8Array>;
-      } catch (err) {
-        throw this.describe(err, file);
-      } finally {
-        fs.closeSync(fd);
-      }
+      const read = (): Buffer => {
+        try {
+          return fs.readFileSync(fd);
+        } catch (err) {
+          throw this.describe(err, file);
+        } finally {
+          fs.closeSync(fd);
+        }
+      };
+      let done = false;
+      return {
+        size,
+        [Symbol.asyncIterator]: () => ({
+          next: async () => {
+            if (done) return { done: true, value: undefined };
+            done = true;
+            return { done: false, value: read() };
+          },
+          return: async () => {
+            if (!done) fs.closeSync(fd);
+            done = true;
+            return { done: true, value: undefined };
+          },
+        }),
+      };
     }
-    return fs.createReadStream(file, { fd, highWaterMark: 1 << 20 });
+    return Object.assign(fs.createReadStream(file, { fd, highWaterMark: 1 << 20 }), { size });
   }
 
   async *list(): AsyncIterable<Oid> {

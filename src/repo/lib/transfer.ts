@@ -202,7 +202,9 @@ export async function fetchSelected(repo: Repo, remote: Remote, selected: readon
   const jobs = remoteJobs(repo, remote, opts.jobs);
   const res: TransferResult = { remote: remote.name, transferred: 0, skipped: 0, failed: [], bytes: 0 };
   const get = async (job: Job, onBytes: (n: number) => void) => {
-    job.size = await downloadVerified(remote, store, job.oid, onBytes);
+    // Bounded by the size the pointer or manifest records (a manifest's by the manifest limit):
+    // a damaged or hostile object of another size is refused, not downloaded whole.
+    job.size = await downloadVerified(remote, store, job.oid, { onBytes, size: isDirOid(job.oid) ? undefined : job.size });
   };
 
   const manifests = new Map<Oid, Job>();
