@@ -68,7 +68,8 @@ export class LocalRemote implements Remote {
     try {
       names = fs.readdirSync(path.join(this.objectsDir, prefix), { withFileTypes: true });
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return [];
+      // ENOTDIR: a file where the prefix directory should be holds no objects (as in `stat`).
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return [];
       throw this.describe(err, path.join(this.objectsDir, prefix));
     }
     const out: Oid[] = [];
@@ -235,6 +236,29 @@ export class LocalRemote implements Remote {
       for (const n of fs.readdirSync(path.join(base, p))) if (/^[0-9a-f]{62}$/.test(n)) out.push(p + n);
     }
     return out;
+  }
+
+  async putRepoMarker(id: string, data: Buffer): Promise<void> {
+    this.checkRoot();
+    const dest = path.join(this.root, 'repos', id);
+    try {
+      fs.mkdirSync(path.dirname(dest), { recursive: true });
+      writeFileAtomicSync(dest, data, 0o444);
+    } catch (err) {
+      throw this.describe(err, dest);
+    }
+  }
+
+  async listRepoMarkers(): Promise<string[]> {
+    this.checkRoot();
+    const dir = path.join(this.root, 'repos');
+    try {
+      // Every name but temp files: an unknown marker counts as another repository's.
+      return fs.readdirSync(dir).filter((n) => !n.startsWith('.')).sort();
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return [];
+      throw this.describe(err, dir);
+    }
   }
 
   async remove(oids: readonly Oid[]): Promise<Oid[]> {

@@ -61,6 +61,15 @@ export interface Remote {
   getRun(key: string): Promise<Buffer | undefined>;
   /** Every run record key on the remote. */
   listRuns(): Promise<string[]>;
+  /**
+   * Ownership markers at `repos/<id>` beside `files/` and `runs/`: a small
+   * object per repository that pushed here (`push` writes its own), so that
+   * `gc --cloud` can tell a remote only this repository uses from a shared
+   * one. Writes (or rewrites) one marker.
+   */
+  putRepoMarker(id: string, data: Buffer): Promise<void>;
+  /** The ids of every marker on the remote. */
+  listRepoMarkers(): Promise<string[]>;
   /** Deletes objects; returns those that could not be deleted. */
   remove(oids: readonly Oid[]): Promise<Oid[]>;
   /** Releases connections. */

@@ -317,6 +317,24 @@ export class S3Remote implements Remote {
     return out;
   }
 
+  async putRepoMarker(id: string, data: Buffer): Promise<void> {
+    try {
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: `${this.base}repos/${id}`, Body: data, ContentLength: data.length }));
+    } catch (err) {
+      throw this.fail(err, `writing marker repos/${id}`);
+    }
+  }
+
+  async listRepoMarkers(): Promise<string[]> {
+    const root = `${this.base}repos/`;
+    const out: string[] = [];
+    for await (const k of this.keysUnder(root, `${this.url}/repos`)) {
+      const id = k.slice(root.length);
+      if (id && !id.includes('/')) out.push(id);
+    }
+    return out.sort();
+  }
+
   close(): void {
     this.client.destroy();
   }

@@ -8,6 +8,7 @@ import type { Repo } from './repo.js';
 import { type HistoryScope, INDEX_LABEL, openHistory, outsInScope, pointersInIndex, scopeIsEmpty } from './lib/revision.js';
 import type { GitHistory } from '../git/history.js';
 import { type SharedCache, sharedCache } from './lib/cache-dir.js';
+import { type SharedRemote, sharedRemote, sharedRemoteError } from './lib/remote-owner.js';
 
 export interface GcOptions {
   /** Keep what the workspace's pointers reference (always kept; alone, nothing else is). */
@@ -29,6 +30,12 @@ export interface GcOptions {
    * this repository does not reference are deleted too.
    */
   sharedCache?: boolean;
+  /**
+   * With `cloud`: collect a remote other repositories push to too (their
+   * markers, `repos/<id>`, are there, or objects without a marker of this
+   * repository): their objects this repository does not reference are deleted.
+   */
+  sharedRemote?: boolean;
   /** Asked before deleting; return false to cancel. Not given means "do not delete". */
   confirm?: (plan: GcPlan) => Promise<boolean>;
   /** Opens the `--cloud` remote (tests inject one that fails in ways a test cannot cause). */
@@ -50,6 +57,8 @@ export interface GcPlan {
   cloud?: { remote: string; unused: Oid[]; kept: number };
   /** The cache is outside the repository, so other repositories may use it (see `sharedCache`). */
   shared?: SharedCache;
+  /** With `cloud`: the remote is used by other repositories too (see `sharedRemote`). */
+  sharedRemote?: SharedRemote;
 }
 
 export interface GcResult extends GcPlan {
@@ -78,7 +87,10 @@ export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
       remote = await open(repo, opts.remote, opts.jobs);
     }
     try {
-      const plan: GcPlan = { ...(await planGc(repo, scope, remote)), ...(shared ? { shared } : {}) };
+      // Before anything is read or deleted: a remote other repositories use is theirs too.
+      const foreign = remote ? await sharedRemote(repo, remote) : undefined;
+      if (foreign && !opts.sharedRemote && !opts.dry) throw sharedRemoteError(foreign);
+      const plan: GcPlan = { ...(await planGc(repo, scope, remote)), ...(shared ? { shared } : {}), ...(foreign ? { sharedRemote: foreign } : {}) };
       const nothing = plan.unused.length === 0 && (plan.cloud?.unused.length ?? 0) === 0;
       if (opts.dry || nothing) return { ...plan, removed: false };
       if (!opts.confirm || !(await opts.confirm(plan))) return { ...plan, removed: false };

@@ -67,6 +67,10 @@ class MemoryRemote implements Remote {
   async listRuns() {
     return [];
   }
+  async putRepoMarker() {}
+  async listRepoMarkers() {
+    return [];
+  }
   close() {}
 }
 

@@ -16,6 +16,7 @@ interface GcFlags {
   dry?: boolean;
   force?: boolean;
   sharedCache?: boolean;
+  sharedRemote?: boolean;
 }
 
 export function registerGc(program: Command, ctx: CliContext): void {
@@ -32,10 +33,13 @@ export function registerGc(program: Command, ctx: CliContext): void {
     .option('--dry', 'list what would be deleted, delete nothing')
     .option('-f, --force', 'do not ask for confirmation')
     .option('--shared-cache', 'collect a cache outside the repository (cache.dir, a .tdv/cache symlink) although other repositories may use it')
+    .option('--shared-remote', 'with --cloud: collect a remote other repositories push to too (their repos/<id> markers are there), deleting their objects this repository does not use')
     .option('--json', 'print one JSON object')
     .addHelpText(
       'after',
       '\nThe workspace\'s data and what the Git index stages are always kept; the --all-* scopes add history and may be combined.\n' +
+        'push marks a remote with this repository\'s id (repos/<id>); --cloud refuses a remote that names other repositories,\n' +
+        'or holds objects but no marker of this one (pushed by an older tdv), unless --shared-remote is given.\n' +
         examples('tdv gc --workspace --dry', 'tdv gc --workspace -f', 'tdv gc --all-tags --all-branches', 'tdv gc --all-commits --cloud -r storage --dry'),
     )
     .action(async (opts: GcFlags, cmd: Command) => {
@@ -53,9 +57,15 @@ export function registerGc(program: Command, ctx: CliContext): void {
         jobs: opts.jobs,
         dry: opts.dry,
         sharedCache: opts.sharedCache,
+        sharedRemote: opts.sharedRemote,
         confirm: async (plan) => opts.force === true || ctx.confirm(question(plan, repo.cacheDir), '-f'),
       });
       if (res.shared) out.warn(`the cache ${res.shared.dir} is outside this repository (${res.shared.via}): objects only other repositories use ${res.removed ? 'were' : 'would be'} deleted too`);
+      if (res.sharedRemote) {
+        const s = res.sharedRemote;
+        const who = s.others.length > 0 ? `objects of other repositories (${s.others.map((o) => `repos/${o}`).join(', ')})` : 'objects but no marker of this repository';
+        out.warn(`remote "${s.remote}" holds ${who}: objects only they use ${res.removed ? 'were' : 'would be'} deleted too`);
+      }
       if (res.unknown.length > 0) {
         const u = res.unknown[0]!;
         out.warn(
@@ -71,6 +81,7 @@ export function registerGc(program: Command, ctx: CliContext): void {
           unused: res.unused,
           unknown: res.unknown,
           ...(res.shared ? { sharedCache: res.shared } : {}),
+          ...(res.sharedRemote ? { sharedRemote: res.sharedRemote } : {}),
           ...(res.cloud ? { cloud: { remote: res.cloud.remote, objects: res.cloud.unused.length, kept: res.cloud.kept, unused: res.cloud.unused } } : {}),
         });
         return;

@@ -28,6 +28,11 @@ export interface TransferOptions {
 export interface PushOptions extends TransferOptions {
   /** Plan only: list what would be uploaded. */
   dry?: boolean;
+  /**
+   * Called once planned (not with `dry`), before the first upload, when the
+   * push uses any object on the remote (uploads it, or finds it there).
+   */
+  beforeUpload?: () => Promise<void>;
 }
 
 /** The outcome of a push or fetch: the `--json` document. */
@@ -102,6 +107,8 @@ export async function pushSelected(repo: Repo, remote: Remote, selected: readonl
     res.failed.push(...damaged);
     uploads.splice(0, uploads.length, ...uploads.filter((j) => !bad.has(j.oid)));
   }
+
+  if (uploads.length + manifestJobs.length + res.skipped > 0) await opts.beforeUpload?.();
 
   const total = uploads.reduce((n, j) => n + j.size, 0) + manifestJobs.reduce((n, d) => n + store.sizeOf(d.oid), 0);
   opts.progress?.start?.(uploads.length + manifestJobs.length, total);
