@@ -201,7 +201,7 @@ describe('Git index reader', () => {
     expect(readIndexPaths(path.join(root, 'no-such-gitdir'))).toEqual([]);
     // A damaged index (its checksum no longer matches) is never parsed into names.
     const idx = fs.readFileSync(path.join(root, '.git', 'index'));
-    idx[20] ^= 0xff;
+    idx[20] = idx[20]! ^ 0xff;
     expect(parseIndex(idx, 20)).toBeUndefined();
     expect(parseIndex(Buffer.from('not an index'), 20)).toBeUndefined();
   });
