@@ -57,7 +57,11 @@ export class LinkedObjectCheck {
     if (!this.intact(object, st)) throw damagedObjectError(object, dest);
   }
 
-  private intact(object: string, st: fs.Stats): boolean {
+  /**
+   * Whether `object` (a path in the store, whose lstat is `st`) still hashes to
+   * its name. Hashed only when it has other hard links; each object once.
+   */
+  intact(object: string, st: fs.Stats): boolean {
     // Never linked anywhere (the common case: one lstat), or not a regular file (the link reports it).
     if (st.nlink < 2 || !st.isFile()) return true;
     const known = this.checked.get(object);
@@ -77,6 +81,15 @@ function damagedObjectError(object: string, dest: string): TdvError {
     `cache object ${oid.slice(0, 12)} for ${dest} no longer matches its name (a hard-linked copy of it was modified in place); not linking it. Run \`tdv fsck\` to quarantine it, then \`tdv pull\` to fetch it again`,
     { data: { oid, path: dest } },
   );
+}
+
+/**
+ * Why `push` refuses an object modified in place through a hard link (for the
+ * workspace file `rel`): its bytes are not those its name promises, and a
+ * remote must never publish them under that name.
+ */
+export function damagedPushMessage(rel: string, oid: Oid): string {
+  return `cache object ${oid.slice(0, 12)} no longer matches its name (${quotePath(rel)}, a hard link of it, was modified in place); not pushing it. Run \`tdv fsck\` to quarantine it, then \`tdv add ${quotePath(rel)}\` to keep the edited content, or \`tdv pull\` to fetch the recorded version`;
 }
 
 /** The warning `status` and `checkout` print for `HashOptions.onDamaged`. */

@@ -43,7 +43,12 @@ export interface RemoteConfig {
 }
 
 export interface Config {
-  core: { lock_timeout: number; remote?: string };
+  /**
+   * `id`: this repository's name in remotes' ownership markers (`repos/<id>`),
+   * written by the first push made before any commit; otherwise the root
+   * commit's id serves (see repo/lib/remote-owner.ts).
+   */
+  core: { lock_timeout: number; remote?: string; id?: string };
   /** `allow_root_links`: link (hardlink, symlink) even as root; see Linker. */
   cache: { dir?: string; type: LinkType[]; allow_root_links?: boolean };
   remote: Record<string, RemoteConfig>;
@@ -53,7 +58,7 @@ export const DEFAULT_LINK_TYPES: LinkType[] = ['reflink', 'copy'];
 
 /** Allowed keys per section; anything else is a typo worth reporting. `remote` has its own table below. */
 const SCHEMA: Record<string, Record<string, 'number' | 'string' | 'boolean'>> = {
-  core: { lock_timeout: 'number', remote: 'string' },
+  core: { lock_timeout: 'number', remote: 'string', id: 'string' },
   cache: { dir: 'string', type: 'string', allow_root_links: 'boolean' },
 };
 
@@ -255,6 +260,9 @@ function apply(cfg: Config, y: YamlFile, file: string, tdvDir: string, remotes: 
         // that a default set only in one clone's config.local.yaml breaks nothing else.
         if (!REMOTE_NAME_RE.test(val as string)) throw new FormatError(at([section, key]), `core.remote must be a remote name, got ${JSON.stringify(val)}`);
         cfg.core.remote = val as string;
+      } else if (section === 'core' && key === 'id') {
+        if (!/^[0-9a-f]{40}$/.test(val as string)) throw new FormatError(at([section, key]), `core.id must be 40 lowercase hex digits (tdv writes it), got ${JSON.stringify(val)}`);
+        cfg.core.id = val as string;
       } else if (section === 'cache' && key === 'dir') {
         cfg.cache.dir = path.resolve(tdvDir, val as string);
       } else if (section === 'cache' && key === 'type') {

@@ -241,6 +241,23 @@ export class GitHistory {
     return out;
   }
 
+  /**
+   * The stash entries (`refs/stash` and its reflog, `stash@{0}`, `stash@{1}`,
+   * ...) that are commits here. Each is a commit of the work tree whose
+   * parents are the commit it was made on, a commit of the index and, with
+   * `git stash -u`, one of the untracked files: walking their parents reaches
+   * every version a stash holds.
+   */
+  stashes(): string[] {
+    const out = new Set<string>();
+    const tip = this.refs.resolve('refs/stash');
+    for (const oid of [...(tip ? [tip] : []), ...this.refs.reflog('refs/stash')]) {
+      const c = this.tryPeel(oid);
+      if (c) out.add(c);
+    }
+    return [...out];
+  }
+
   /** A ref target followed to a commit; undefined for a tag of a tree or blob, or a missing object. */
   private tryPeel(oid: string): string | undefined {
     for (let i = 0; i < 10; i++) {

@@ -26,6 +26,35 @@ export function readIndexPaths(gitdir: string): string[] {
 
 /** Paths of a Git index, or undefined for a form this reader leaves to Git (split index, unknown version). */
 export function parseIndex(buf: Buffer, oidLen: number): string[] | undefined {
+  const entries = parseIndexEntries(buf, oidLen);
+  return entries && [...new Set(entries.map((e) => e.path))];
+}
+
+/** One entry of a Git index: a path and the blob staged for it (several per path during a merge conflict). */
+export interface IndexEntry {
+  path: string;
+  oid: string;
+  /** Git's mode: 0o100644 or 0o100755 for a regular file (0o120000 a symlink, 0o160000 a submodule). */
+  mode: number;
+}
+
+/**
+ * The entries of the Git index (`.git/index`) with their blob ids: what is
+ * staged, which may differ from both HEAD and the work tree (gc keeps the data
+ * a staged pointer references). A split index is read by `git ls-files -s`.
+ */
+export function readIndexEntries(gitdir: string): IndexEntry[] {
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(path.join(gitdir, 'index'));
+  } catch {
+    return [];
+  }
+  return parseIndexEntries(buf, objectIdLength(gitdir)) ?? lsFilesStaged(gitdir);
+}
+
+/** Entries of a Git index, or undefined for a form this reader leaves to Git (split index, unknown version). */
+export function parseIndexEntries(buf: Buffer, oidLen: number): IndexEntry[] | undefined {
   if (buf.length < 12 + oidLen || buf.toString('latin1', 0, 4) !== 'DIRC') return undefined;
   // The file ends with the hash of everything before it (all zeros with index.skipHash): a
   // wrong object-id length or a damaged index is noticed here, never parsed into garbage names.
@@ -37,13 +66,15 @@ export function parseIndex(buf: Buffer, oidLen: number): string[] | undefined {
   const version = buf.readUInt32BE(4);
   if (version < 2 || version > 4) return undefined;
   const count = buf.readUInt32BE(8);
-  const out: string[] = [];
+  const out: IndexEntry[] = [];
   let pos = 12;
   let prev: Buffer = Buffer.alloc(0);
   for (let i = 0; i < count; i++) {
     const start = pos;
     pos += 40 + oidLen;
     if (pos + 2 > buf.length) return undefined;
+    const oid = buf.toString('hex', start + 40, start + 40 + oidLen);
+    const mode = buf.readUInt32BE(start + 24); // after ctime, mtime, dev, ino
     const flags = buf.readUInt16BE(pos);
     pos += 2;
     if (version >= 3 && flags & 0x4000) pos += 2;
@@ -71,11 +102,11 @@ export function parseIndex(buf: Buffer, oidLen: number): string[] | undefined {
       pos = start + Math.ceil((end - start + 1) / 8) * 8;
     }
     prev = name;
-    out.push(name.toString('utf8'));
+    out.push({ path: name.toString('utf8'), oid, mode });
   }
   // A split index keeps most entries in a shared file: let Git answer.
   if (pos + 8 <= buf.length && buf.toString('latin1', pos, pos + 4) === 'link') return undefined;
-  return [...new Set(out)];
+  return out;
 }
 
 function objectIdLength(gitdir: string): number {
@@ -101,6 +132,22 @@ function lsFiles(gitdir: string): string[] {
   } catch {
     return [];
   }
+}
+
+function lsFilesStaged(gitdir: string): IndexEntry[] {
+  let out: string;
+  try {
+    out = execFileSync('git', ['--git-dir', gitdir, 'ls-files', '-s', '-z', '--full-name'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 30 });
+  } catch {
+    return [];
+  }
+  const entries: IndexEntry[] = [];
+  for (const line of out.split('\0')) {
+    // "<mode> <oid> <stage>\t<path>"
+    const m = /^([0-7]+) ([0-9a-f]{40,64}) \d\t(.*)$/s.exec(line);
+    if (m) entries.push({ path: m[3]!, oid: m[2]!, mode: parseInt(m[1]!, 8) });
+  }
+  return entries;
 }
 
 /**

@@ -53,6 +53,30 @@ export class Refs {
     return undefined;
   }
 
+  /**
+   * The objects a ref's reflog (`logs/<name>`) says it pointed to, newest
+   * last: for `refs/stash`, every stash entry (`stash@{n}`), which lives only
+   * there. Empty when the ref has no reflog.
+   */
+  reflog(name: string): string[] {
+    const perWorktree = name === 'HEAD' || name.startsWith('refs/worktree/') || name.startsWith('refs/bisect/') || name.startsWith('refs/rewritten/');
+    let text: string;
+    try {
+      text = fs.readFileSync(path.join(perWorktree ? this.gitdir : this.commondir, 'logs', ...name.split('/')), 'utf8');
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') return [];
+      throw err;
+    }
+    const out: string[] = [];
+    // "<old> <new> <name> <<email>> <time> <tz>\t<message>"
+    for (const line of text.split('\n')) {
+      const m = /^[0-9a-f]{40} ([0-9a-f]{40}) /.exec(line);
+      if (m && !/^0+$/.test(m[1]!)) out.push(m[1]!);
+    }
+    return out;
+  }
+
   /** The branch HEAD is on (`refs/heads/main`), or undefined when detached. */
   headBranch(): string | undefined {
     const v = this.raw('HEAD');

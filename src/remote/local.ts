@@ -7,7 +7,7 @@ import { describeFsError, errnoCode, RemoteError, TdvError } from '../errors.js'
 import { assertObjectFile } from '../cache/store.js';
 import { fileKind, MAX_TEXT_BYTES, readFileOrUndefined, tmpSuffix } from '../util/fs.js';
 import { rmQuiet, writeFileAtomicSync } from '../workspace/raw.js';
-import type { OnBytes, Remote } from './remote.js';
+import type { ObjectBody, OnBytes, Remote } from './remote.js';
 
 /**
  * A remote in a local or mounted directory: the embedded default, nothing to
@@ -68,7 +68,8 @@ export class LocalRemote implements Remote {
     try {
       names = fs.readdirSync(path.join(this.objectsDir, prefix), { withFileTypes: true });
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return [];
+      // ENOTDIR: a file where the prefix directory should be holds no objects (as in `stat`).
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return [];
       throw this.describe(err, path.join(this.objectsDir, prefix));
     }
     const out: Oid[] = [];
@@ -122,7 +123,7 @@ export class LocalRemote implements Remote {
     return failed;
   }
 
-  async get(oid: Oid): Promise<AsyncIterable<Uint8Array>> {
+  async get(oid: Oid): Promise<ObjectBody> {
     this.checkRoot();
     const file = this.pathOf(oid);
     let fd: number;
@@ -144,17 +145,37 @@ export class LocalRemote implements Remote {
       if (errnoCode(err) === 'ENOENT') throw notOnRemote(this, oid);
       throw this.describe(err, file);
     }
-    // Small objects in one read; large ones streamed so memory stays flat.
+    // Small objects in one read, when read at all: the size comes first, so a reader
+    // can refuse an object of the wrong size before a byte is read (`read` is lazy).
+    // Large ones are streamed so memory stays flat.
     if (size <= 1 << 20) {
-      try {
-        return [fs.readFileSync(fd)] as unknown as AsyncIterable<Uint8Array>;
-      } catch (err) {
-        throw this.describe(err, file);
-      } finally {
-        fs.closeSync(fd);
-      }
+      const read = (): Buffer => {
+        try {
+          return fs.readFileSync(fd);
+        } catch (err) {
+          throw this.describe(err, file);
+        } finally {
+          fs.closeSync(fd);
+        }
+      };
+      let done = false;
+      return {
+        size,
+        [Symbol.asyncIterator]: () => ({
+          next: async () => {
+            if (done) return { done: true, value: undefined };
+            done = true;
+            return { done: false, value: read() };
+          },
+          return: async () => {
+            if (!done) fs.closeSync(fd);
+            done = true;
+            return { done: true, value: undefined };
+          },
+        }),
+      };
     }
-    return fs.createReadStream(file, { fd, highWaterMark: 1 << 20 });
+    return Object.assign(fs.createReadStream(file, { fd, highWaterMark: 1 << 20 }), { size });
   }
 
   async *list(): AsyncIterable<Oid> {
@@ -215,6 +236,29 @@ export class LocalRemote implements Remote {
       for (const n of fs.readdirSync(path.join(base, p))) if (/^[0-9a-f]{62}$/.test(n)) out.push(p + n);
     }
     return out;
+  }
+
+  async putRepoMarker(id: string, data: Buffer): Promise<void> {
+    this.checkRoot();
+    const dest = path.join(this.root, 'repos', id);
+    try {
+      fs.mkdirSync(path.dirname(dest), { recursive: true });
+      writeFileAtomicSync(dest, data, 0o444);
+    } catch (err) {
+      throw this.describe(err, dest);
+    }
+  }
+
+  async listRepoMarkers(): Promise<string[]> {
+    this.checkRoot();
+    const dir = path.join(this.root, 'repos');
+    try {
+      // Every name but temp files: an unknown marker counts as another repository's.
+      return fs.readdirSync(dir).filter((n) => !n.startsWith('.')).sort();
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return [];
+      throw this.describe(err, dir);
+    }
   }
 
   async remove(oids: readonly Oid[]): Promise<Oid[]> {

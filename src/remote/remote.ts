@@ -4,6 +4,13 @@ import type { Oid } from '../formats/oid.js';
 export type OnBytes = (n: number) => void;
 
 /**
+ * An object's bytes, streamed. `size` is the length the remote states before
+ * the first byte (a file's stat, a Content-Length), when it states one: a
+ * reader refuses an object of the wrong size without reading it.
+ */
+export type ObjectBody = AsyncIterable<Uint8Array> & { readonly size?: number };
+
+/**
  * A place objects are pushed to and pulled from. Every remote holds objects
  * exactly as the cache does, `files/sha256/ab/cdef...` under its root, so two
  * repositories pushing the same content store it once.
@@ -36,8 +43,12 @@ export interface Remote {
    * two threads). Returns the failures by oid; throws only wide RemoteErrors.
    */
   putMany?(items: readonly { oid: Oid; from: string }[]): Promise<Map<Oid, Error>>;
-  /** The object's bytes, streamed. Throws RemoteError code OBJECT_NOT_ON_REMOTE when absent. */
-  get(oid: Oid): Promise<AsyncIterable<Uint8Array>>;
+  /**
+   * The object's bytes, streamed, with the size the remote states for it.
+   * Throws RemoteError code OBJECT_NOT_ON_REMOTE when absent. A reader that
+   * stops early ends the iteration (`return()`), which releases the stream.
+   */
+  get(oid: Oid): Promise<ObjectBody>;
   /** Every object on the remote. */
   list(): AsyncIterable<Oid>;
   /**
@@ -50,6 +61,15 @@ export interface Remote {
   getRun(key: string): Promise<Buffer | undefined>;
   /** Every run record key on the remote. */
   listRuns(): Promise<string[]>;
+  /**
+   * Ownership markers at `repos/<id>` beside `files/` and `runs/`: a small
+   * object per repository that pushed here (`push` writes its own), so that
+   * `gc --cloud` can tell a remote only this repository uses from a shared
+   * one. Writes (or rewrites) one marker.
+   */
+  putRepoMarker(id: string, data: Buffer): Promise<void>;
+  /** The ids of every marker on the remote. */
+  listRepoMarkers(): Promise<string[]>;
   /** Deletes objects; returns those that could not be deleted. */
   remove(oids: readonly Oid[]): Promise<Oid[]>;
   /** Releases connections. */

@@ -23,7 +23,7 @@ import { isSystemError, RemoteError } from '../errors.js';
 import { maskUrl, type RemoteConfig } from '../formats/config.js';
 import { assertObjectFile } from '../cache/store.js';
 import { notOnRemote } from './local.js';
-import type { OnBytes, Remote } from './remote.js';
+import type { ObjectBody, OnBytes, Remote } from './remote.js';
 
 const MiB = 1 << 20;
 /** Files below this go up in one PutObject from memory; larger ones in parts, streamed from disk. */
@@ -248,12 +248,14 @@ export class S3Remote implements Remote {
     });
   }
 
-  async get(oid: Oid): Promise<AsyncIterable<Uint8Array>> {
+  async get(oid: Oid): Promise<ObjectBody> {
     try {
       const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(oid) }));
       if (!res.Body) throw new Error('GetObject returned no body');
-      // A failure mid-body stays a plain error: the caller retries those.
-      return res.Body as Readable;
+      // A failure mid-body stays a plain error: the caller retries those. The stated
+      // length lets the caller refuse an object of the wrong size unread.
+      const body = res.Body as Readable;
+      return res.ContentLength === undefined ? body : Object.assign(body, { size: res.ContentLength });
     } catch (err) {
       if (isNotFound(err)) throw notOnRemote(this, oid);
       throw this.fail(err, `downloading object ${oid}`, oid);
@@ -313,6 +315,24 @@ export class S3Remote implements Remote {
       if (rel[2] === '/' && /^[0-9a-f]{64}$/.test(key)) out.push(key);
     }
     return out;
+  }
+
+  async putRepoMarker(id: string, data: Buffer): Promise<void> {
+    try {
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: `${this.base}repos/${id}`, Body: data, ContentLength: data.length }));
+    } catch (err) {
+      throw this.fail(err, `writing marker repos/${id}`);
+    }
+  }
+
+  async listRepoMarkers(): Promise<string[]> {
+    const root = `${this.base}repos/`;
+    const out: string[] = [];
+    for await (const k of this.keysUnder(root, `${this.url}/repos`)) {
+      const id = k.slice(root.length);
+      if (id && !id.includes('/')) out.push(id);
+    }
+    return out.sort();
   }
 
   close(): void {

@@ -4,7 +4,9 @@ import pLimit from 'p-limit';
 import type { Oid } from '../formats/oid.js';
 import type { ObjectStore, TempObject } from '../cache/store.js';
 import { describeFsError, errnoCode, RemoteError, TdvError } from '../errors.js';
-import type { OnBytes, Remote } from './remote.js';
+import type { ObjectBody, OnBytes, Remote } from './remote.js';
+import { isDirOid } from '../formats/oid.js';
+import { MAX_MANIFEST_BYTES } from '../formats/manifest.js';
 
 /**
  * Below this many objects, asking per object is cheaper than listing: one
@@ -97,26 +99,56 @@ async function orAbsent<T>(fn: () => Promise<T>, absent: T): Promise<T> {
 const DOWNLOAD_ATTEMPTS = 3;
 const SMALL = 1 << 20;
 
+/** What a download may be: the size recorded for it (a pointer's or manifest entry's `size`), or at most `max` bytes. */
+export interface DownloadBound {
+  /** Exactly this many bytes (a file object). */
+  size?: number;
+  /** At most this many bytes (a manifest: MAX_MANIFEST_BYTES, always applied to `.dir` objects). */
+  max?: number;
+}
+
+export interface DownloadOptions extends DownloadBound {
+  onBytes?: OnBytes;
+  /** Admits the verified temp file (default: into the cache under its oid). */
+  admit?: (tmp: string) => void;
+}
+
 /**
  * Downloads one object into the cache, admitting it only if its bytes hash to
  * its id. The bytes go to a temp file in the cache's tmp directory, then are
  * linked into place; bad bytes are deleted, never admitted. A dropped or
  * truncated body, or bytes altered in flight, are retried after a short pause.
  * Local failures (disk full, permissions) are not retried. Returns the size.
+ *
+ * Bounded: an object whose stated size differs from the recorded `size` (or
+ * exceeds `max`; a manifest never exceeds MAX_MANIFEST_BYTES) is refused
+ * before a byte is read, and without a retry: the remote says so itself. A
+ * body that runs past the bound is cut off there; no more than the bound is
+ * ever written to disk.
  */
-export async function downloadVerified(
-  remote: Remote,
-  store: ObjectStore,
-  oid: Oid,
-  onBytes?: OnBytes,
-  admit: (tmp: string) => void = (tmp) => store.insertSync(tmp, oid, false),
-): Promise<number> {
+export async function downloadVerified(remote: Remote, store: ObjectStore, oid: Oid, opts: DownloadOptions | OnBytes = {}): Promise<number> {
+  const { onBytes, admit = (tmp: string) => store.insertSync(tmp, oid, false), size: expected, max } = typeof opts === 'function' ? { onBytes: opts } : opts;
+  const limit = Math.min(expected ?? Infinity, max ?? Infinity, isDirOid(oid) ? MAX_MANIFEST_BYTES : Infinity);
   let lastErr: unknown;
   // The wrong hashes seen: the same one every time means the stored object is bad;
   // different ones mean its bytes were altered on the way.
   const wrong = new Set<string>();
   for (let attempt = 1; attempt <= DOWNLOAD_ATTEMPTS; attempt++) {
     if (attempt > 1) await sleep(100 * 2 ** (attempt - 2));
+    let body: ObjectBody;
+    try {
+      body = await remote.get(oid);
+    } catch (err) {
+      if (err instanceof TdvError) throw err; // the remote said no: not-found, denied, ...
+      lastErr = err;
+      continue;
+    }
+    // The remote states the object's size: refuse a wrong one unread. The remote will say
+    // the same next time, so this is not retried.
+    if (body.size !== undefined && (expected !== undefined ? body.size !== expected : body.size > limit)) {
+      await release(body);
+      throw wrongSize(remote, oid, body.size, expected, limit);
+    }
     const tmp = store.openTemp();
     let reported = 0;
     const count: OnBytes = (n) => {
@@ -125,12 +157,19 @@ export async function downloadVerified(
     };
     let got: { sha: string; size: number };
     try {
-      got = await receive(await remote.get(oid), tmp, count);
+      got = await receive(body, tmp, count, limit);
     } catch (err) {
       store.discardTemp(tmp.path);
       if (reported) onBytes?.(-reported);
       if (err instanceof TdvError) throw err; // the remote said no: not-found, denied, ...
       if (err instanceof LocalWriteError) throw describeFsError(err.cause, store.tmpDir);
+      if (err instanceof TooLongError) {
+        // More bytes than the bound: cut off, never written. The same every time means the stored object.
+        if (wrong.has(TOO_LONG)) throw wrongSize(remote, oid, undefined, expected, limit);
+        wrong.add(TOO_LONG);
+        lastErr = wrongSize(remote, oid, undefined, expected, limit);
+        continue;
+      }
       lastErr = err; // a dropped or truncated body: try again
       continue;
     }
@@ -160,24 +199,62 @@ export async function downloadVerified(
     : new RemoteError('DOWNLOAD_FAILED', `could not download ${oid} from remote "${remote.name}" after ${DOWNLOAD_ATTEMPTS} attempts: ${(lastErr as Error)?.message ?? String(lastErr)}`, { cause: lastErr, data: { oid } });
 }
 
-/** Like downloadVerified, but the verified bytes are returned instead of entering the cache. */
-export async function readVerified(remote: Remote, store: ObjectStore, oid: Oid): Promise<Buffer> {
+/**
+ * Like downloadVerified, but the verified bytes are returned instead of
+ * entering the cache. Read whole into memory, so bounded: a manifest (`.dir`)
+ * by MAX_MANIFEST_BYTES, anything else by `bound`.
+ */
+export async function readVerified(remote: Remote, store: ObjectStore, oid: Oid, bound: DownloadBound = {}): Promise<Buffer> {
   let bytes = Buffer.alloc(0);
-  await downloadVerified(remote, store, oid, undefined, (tmp) => {
-    try {
-      bytes = fs.readFileSync(tmp);
-    } finally {
-      store.discardTemp(tmp);
-    }
+  await downloadVerified(remote, store, oid, {
+    ...bound,
+    admit: (tmp) => {
+      try {
+        bytes = fs.readFileSync(tmp);
+      } finally {
+        store.discardTemp(tmp);
+      }
+    },
   });
   return bytes;
 }
 
+/** The object on the remote is not the size recorded for it (or is larger than any manifest may be). */
+function wrongSize(remote: Remote, oid: Oid, stated: number | undefined, expected: number | undefined, limit: number): RemoteError {
+  const is = stated === undefined ? `is more than ${limit} bytes long` : `is ${stated} bytes`;
+  const why =
+    expected !== undefined
+      ? `where ${expected} ${expected === 1 ? 'byte is' : 'bytes are'} recorded for it`
+      : `more than the ${limit} bytes a directory manifest may have`;
+  return new RemoteError(
+    'CORRUPT_ON_REMOTE',
+    `object ${oid} on remote "${remote.name}" (${remote.url}) ${is}, ${why}, so it is damaged or not what was pushed; not downloaded. Delete files/sha256/${oid.slice(0, 2)}/${oid.slice(2)} on the remote, then \`tdv push\` from a clone that has the data`,
+    { data: { oid, size: stated, expected } },
+  );
+}
+
+/** Ends a body that will not be read, so its file or connection is released. */
+async function release(body: ObjectBody): Promise<void> {
+  try {
+    await body[Symbol.asyncIterator]().return?.();
+  } catch {
+    /* nothing more to release */
+  }
+}
+
 /** A failure writing the temp file (not reading the remote): never worth a retry. */
 class LocalWriteError extends Error {}
+/** The body ran past its bound: cut off, and its extra bytes never written. */
+class TooLongError extends Error {}
+const TOO_LONG = 'too long';
 
-/** Writes a body to the temp file `tmp` while hashing it: small objects in one write, large ones chunk by chunk. */
-async function receive(body: AsyncIterable<Uint8Array>, tmp: TempObject, onBytes: OnBytes): Promise<{ sha: string; size: number }> {
+/**
+ * Writes a body to the temp file `tmp` while hashing it: small objects in one
+ * write, large ones chunk by chunk. A chunk that would take it past `limit`
+ * bytes stops the reading (the iteration's return() ends the stream) before
+ * it is written.
+ */
+async function receive(body: AsyncIterable<Uint8Array>, tmp: TempObject, onBytes: OnBytes, limit: number): Promise<{ sha: string; size: number }> {
   const h = createHash('sha256');
   let size = 0;
   let pending: Buffer[] = [];
@@ -197,6 +274,7 @@ async function receive(body: AsyncIterable<Uint8Array>, tmp: TempObject, onBytes
   let closed = false;
   try {
     for await (const chunk of body) {
+      if (size + chunk.length > limit) throw new TooLongError(`more than ${limit} bytes`);
       h.update(chunk);
       size += chunk.length;
       onBytes(chunk.length);

@@ -5,8 +5,10 @@ import type { Remote } from '../remote/remote.js';
 import { readVerified } from '../remote/transfer.js';
 import { findPointers, allOuts, type Selected } from './lib/pointers.js';
 import type { Repo } from './repo.js';
-import { type HistoryScope, openHistory, outsInScope, scopeIsEmpty } from './lib/revision.js';
+import { type HistoryScope, INDEX_LABEL, openHistory, outsInScope, pointersInIndex, scopeIsEmpty } from './lib/revision.js';
+import type { GitHistory } from '../git/history.js';
 import { type SharedCache, sharedCache } from './lib/cache-dir.js';
+import { type SharedRemote, sharedRemote, sharedRemoteError } from './lib/remote-owner.js';
 
 export interface GcOptions {
   /** Keep what the workspace's pointers reference (always kept; alone, nothing else is). */
@@ -15,7 +17,7 @@ export interface GcOptions {
   allBranches?: boolean;
   /** Also keep the data of every tag. */
   allTags?: boolean;
-  /** Also keep the data of every commit reachable from a branch, tag or HEAD. */
+  /** Also keep the data of every commit reachable from a branch, tag, HEAD or stash entry. */
   allCommits?: boolean;
   /** Also delete unreferenced objects from a remote (`remote`: its name; the default otherwise). */
   cloud?: boolean;
@@ -28,6 +30,12 @@ export interface GcOptions {
    * this repository does not reference are deleted too.
    */
   sharedCache?: boolean;
+  /**
+   * With `cloud`: collect a remote other repositories push to too (their
+   * markers, `repos/<id>`, are there, or objects without a marker of this
+   * repository): their objects this repository does not reference are deleted.
+   */
+  sharedRemote?: boolean;
   /** Asked before deleting; return false to cancel. Not given means "do not delete". */
   confirm?: (plan: GcPlan) => Promise<boolean>;
   /** Opens the `--cloud` remote (tests inject one that fails in ways a test cannot cause). */
@@ -44,11 +52,13 @@ export interface GcPlan {
    * nor (with --cloud) the remote: which files they use is unknown, so only
    * files other kept versions use are kept for them.
    */
-  unknown: { path: string; commit: string; oid: Oid }[];
+  unknown: { path: string; /** The commit, or INDEX_LABEL for a pointer staged in the Git index. */ commit: string; oid: Oid }[];
   /** With `cloud`: the remote's unreferenced objects. */
   cloud?: { remote: string; unused: Oid[]; kept: number };
   /** The cache is outside the repository, so other repositories may use it (see `sharedCache`). */
   shared?: SharedCache;
+  /** With `cloud`: the remote is used by other repositories too (see `sharedRemote`). */
+  sharedRemote?: SharedRemote;
 }
 
 export interface GcResult extends GcPlan {
@@ -61,7 +71,8 @@ export interface GcResult extends GcPlan {
  * plus the commits `--all-branches`, `--all-tags`, `--all-commits` name.
  */
 export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
-  const scope: HistoryScope = { allBranches: opts.allBranches, allTags: opts.allTags, allCommits: opts.allCommits };
+  // --all-commits keeps the stashes too: stash@{n} holds pointers nobody committed.
+  const scope: HistoryScope = { allBranches: opts.allBranches, allTags: opts.allTags, allCommits: opts.allCommits, stashes: opts.allCommits };
   if (!opts.workspace && scopeIsEmpty(scope)) {
     throw new UsageError('say what to keep: `tdv gc --workspace` keeps the data the workspace pointers reference; add --all-branches, --all-tags or --all-commits to keep history too');
   }
@@ -76,7 +87,10 @@ export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
       remote = await open(repo, opts.remote, opts.jobs);
     }
     try {
-      const plan: GcPlan = { ...(await planGc(repo, scope, remote)), ...(shared ? { shared } : {}) };
+      // Before anything is read or deleted: a remote other repositories use is theirs too.
+      const foreign = remote ? await sharedRemote(repo, remote) : undefined;
+      if (foreign && !opts.sharedRemote && !opts.dry) throw sharedRemoteError(foreign);
+      const plan: GcPlan = { ...(await planGc(repo, scope, remote)), ...(shared ? { shared } : {}), ...(foreign ? { sharedRemote: foreign } : {}) };
       const nothing = plan.unused.length === 0 && (plan.cloud?.unused.length ?? 0) === 0;
       if (opts.dry || nothing) return { ...plan, removed: false };
       if (!opts.confirm || !(await opts.confirm(plan))) return { ...plan, removed: false };
@@ -147,14 +161,8 @@ export async function planGc(repo: Repo, scope: HistoryScope = {}, remote?: Remo
     }
     keepEntries(store.readManifest(s.out.sha256));
   }
-  if (!scopeIsEmpty(scope)) {
-    const history = openHistory(repo);
-    let historic: (Selected & { at: { commit: string } })[];
-    try {
-      historic = await outsInScope(repo, history, scope);
-    } finally {
-      history.close();
-    }
+  const historic = await keptHistory(repo, scope);
+  {
     const seen = new Set<Oid>();
     for (const s of historic) {
       const oid = s.out.sha256;
@@ -195,6 +203,30 @@ export async function planGc(repo: Repo, scope: HistoryScope = {}, remote?: Remo
     plan.cloud = { remote: remote.name, unused: cloudUnused.sort(), kept: cloudKept };
   }
   return plan;
+}
+
+/**
+ * The outputs gc keeps beyond the workspace: those at the scope's commits and
+ * those staged in the Git index (always: a pointer `git add`ed, then changed
+ * again in the workspace, is what the next commit records).
+ */
+async function keptHistory(repo: Repo, scope: HistoryScope): Promise<(Selected & { at: { commit: string } })[]> {
+  if (!repo.git) return [];
+  let history: GitHistory;
+  try {
+    history = openHistory(repo);
+  } catch (err) {
+    // History tdv cannot read (SHA-256): --workspace alone still works, as before, without the index.
+    if (scopeIsEmpty(scope) && err instanceof TdvError && err.code === 'GIT_UNSUPPORTED') return [];
+    throw err;
+  }
+  try {
+    const out: (Selected & { at: { commit: string } })[] = scopeIsEmpty(scope) ? [] : await outsInScope(repo, history, scope);
+    for (const s of allOuts(repo, await pointersInIndex(repo, history))) out.push({ ...s, at: { commit: INDEX_LABEL } });
+    return out;
+  } finally {
+    history.close();
+  }
 }
 
 /**

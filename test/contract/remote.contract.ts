@@ -149,6 +149,27 @@ export function remoteContract(label: string, make: () => Promise<RemoteUnderTes
       expect(objects).toEqual([]); // records are not objects
     });
 
+    it('stores repository markers beside the objects (repos/<id>): put, rewrite, list; they are not objects', async () => {
+      const { remote } = await make();
+      expect(await remote.listRepoMarkers()).toEqual([]);
+      const a = 'a'.repeat(40);
+      await remote.putRepoMarker(a, Buffer.from('tdv repository a\n'));
+      await remote.putRepoMarker(a, Buffer.from('tdv repository a\n')); // idempotent
+      await remote.putRepoMarker('unmarked', Buffer.from('unknown\n'));
+      expect(await remote.listRepoMarkers()).toEqual([a, 'unmarked']);
+      const objects: Oid[] = [];
+      for await (const oid of remote.list()) objects.push(oid);
+      expect(objects).toEqual([]);
+    });
+
+    it('get states the object\'s size before its bytes, so a reader can refuse a wrong one unread', async () => {
+      const { remote } = await make();
+      const oid = await put(remote, Buffer.from('twelve bytes'));
+      const body = await remote.get(oid);
+      expect(body.size).toBe(12);
+      await body[Symbol.asyncIterator]().return?.(); // released without reading
+    });
+
     it('putting the same object twice is harmless', async () => {
       const { remote } = await make();
       const content = Buffer.from('twice');

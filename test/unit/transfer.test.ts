@@ -67,6 +67,10 @@ class MemoryRemote implements Remote {
   async listRuns() {
     return [];
   }
+  async putRepoMarker() {}
+  async listRepoMarkers() {
+    return [];
+  }
   close() {}
 }
 
@@ -198,6 +202,77 @@ describe('downloadVerified', () => {
         : undefined;
     expect(await downloadVerified(remote, store, oid)).toBe(big.length);
     expect(fs.statSync(store.pathOf(oid)).size).toBe(big.length);
+  });
+});
+
+describe('downloadVerified: bounded by the recorded size (review F13)', () => {
+  const setup = () => {
+    const dir = newDir();
+    const store = new ObjectStore(path.join(dir, 'cache'), path.join(dir, 'tmp'));
+    const data = Buffer.from('the real bytes\n');
+    const oid = sha256(data);
+    const remote = new MemoryRemote(new Map([[oid, data]]));
+    return { dir, store, data, oid, remote };
+  };
+  const tmpLeft = (dir: string) => (fs.existsSync(path.join(dir, 'tmp')) ? fs.readdirSync(path.join(dir, 'tmp')) : []);
+
+  it('a body that states another size is refused unread, once, and released', async () => {
+    const { dir, store, data, oid, remote } = setup();
+    let read = 0;
+    remote.getScript = () => {
+      const body = (async function* () {
+        for (let i = 0; i < 1000; i++) {
+          read++;
+          yield Buffer.alloc(1 << 20);
+        }
+      })();
+      return Object.assign(body, { size: 1000 << 20 });
+    };
+    const err = await downloadVerified(remote, store, oid, { size: data.length }).catch((e) => e);
+    expect(err).toBeInstanceOf(RemoteError);
+    expect(err.code).toBe('CORRUPT_ON_REMOTE');
+    expect(err.message).toContain(`object ${oid} on remote "mem" (mem://) is ${1000 << 20} bytes, where ${data.length} bytes are recorded for it`);
+    expect(remote.calls.get).toBe(1); // the remote says so itself: not retried
+    expect(read).toBe(0);
+    expect(tmpLeft(dir)).toEqual([]);
+  });
+
+  it('a body that states no size is cut off at the recorded size: nothing written past it, never read to its end', async () => {
+    const { dir, store, data, oid, remote } = setup();
+    let chunks = 0;
+    remote.getScript = () =>
+      (async function* () {
+        for (let i = 0; i < 10_000; i++) {
+          chunks++;
+          yield Buffer.alloc(4096, 1);
+        }
+      })();
+    const err = await downloadVerified(remote, store, oid, { size: data.length }).catch((e) => e);
+    expect(err).toBeInstanceOf(RemoteError);
+    expect(err.code).toBe('CORRUPT_ON_REMOTE');
+    expect(err.message).toContain(`is more than ${data.length} bytes long, where ${data.length} bytes are recorded for it`);
+    // One chunk per attempt: the first chunk already passes the bound. Twice the same: the stored object.
+    expect(remote.calls.get).toBe(2);
+    expect(chunks).toBe(2);
+    expect(fs.existsSync(store.pathOf(oid))).toBe(false);
+    expect(tmpLeft(dir)).toEqual([]);
+  });
+
+  it('a manifest (.dir) is bounded by the manifest limit even when no size is given', async () => {
+    const { dir, store, remote } = setup();
+    const oid = `${sha256('a manifest')}.dir`;
+    remote.getScript = () => Object.assign((async function* () {})(), { size: (256 << 20) + 1 });
+    const err = await downloadVerified(remote, store, oid).catch((e) => e);
+    expect(err.code).toBe('CORRUPT_ON_REMOTE');
+    expect(err.message).toContain(`is ${(256 << 20) + 1} bytes, more than the ${256 << 20} bytes a directory manifest may have`);
+    expect(remote.calls.get).toBe(1);
+    expect(tmpLeft(dir)).toEqual([]);
+  });
+
+  it('the right size still downloads', async () => {
+    const { store, data, oid, remote } = setup();
+    expect(await downloadVerified(remote, store, oid, { size: data.length })).toBe(data.length);
+    expect(fs.readFileSync(store.pathOf(oid))).toEqual(data);
   });
 });
 

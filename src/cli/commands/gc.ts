@@ -16,6 +16,7 @@ interface GcFlags {
   dry?: boolean;
   force?: boolean;
   sharedCache?: boolean;
+  sharedRemote?: boolean;
 }
 
 export function registerGc(program: Command, ctx: CliContext): void {
@@ -25,17 +26,20 @@ export function registerGc(program: Command, ctx: CliContext): void {
     .option('-w, --workspace', 'keep only what the workspace pointers reference')
     .option('--all-branches', 'also keep the data of every local branch\'s tip')
     .option('--all-tags', 'also keep the data of every tag')
-    .option('--all-commits', 'also keep the data of every commit reachable from a branch, tag or HEAD')
+    .option('--all-commits', 'also keep the data of every commit reachable from a branch, tag, HEAD or stash')
     .option('-c, --cloud', 'also delete unreferenced objects from the remote')
     .option('-r, --remote <name>', 'with --cloud: the remote (default: core.remote)')
     .option('-j, --jobs <n>', 'with --cloud: parallel requests', parsePositiveInt('--jobs'))
     .option('--dry', 'list what would be deleted, delete nothing')
     .option('-f, --force', 'do not ask for confirmation')
     .option('--shared-cache', 'collect a cache outside the repository (cache.dir, a .tdv/cache symlink) although other repositories may use it')
+    .option('--shared-remote', 'with --cloud: collect a remote other repositories push to too (their repos/<id> markers are there), deleting their objects this repository does not use')
     .option('--json', 'print one JSON object')
     .addHelpText(
       'after',
-      '\nThe workspace\'s data is always kept; the --all-* scopes add history and may be combined.\n' +
+      '\nThe workspace\'s data and what the Git index stages are always kept; the --all-* scopes add history and may be combined.\n' +
+        'push marks a remote with this repository\'s id (repos/<id>); --cloud refuses a remote that names other repositories,\n' +
+        'or holds objects but no marker of this one (pushed by an older tdv), unless --shared-remote is given.\n' +
         examples('tdv gc --workspace --dry', 'tdv gc --workspace -f', 'tdv gc --all-tags --all-branches', 'tdv gc --all-commits --cloud -r storage --dry'),
     )
     .action(async (opts: GcFlags, cmd: Command) => {
@@ -53,13 +57,19 @@ export function registerGc(program: Command, ctx: CliContext): void {
         jobs: opts.jobs,
         dry: opts.dry,
         sharedCache: opts.sharedCache,
+        sharedRemote: opts.sharedRemote,
         confirm: async (plan) => opts.force === true || ctx.confirm(question(plan, repo.cacheDir), '-f'),
       });
       if (res.shared) out.warn(`the cache ${res.shared.dir} is outside this repository (${res.shared.via}): objects only other repositories use ${res.removed ? 'were' : 'would be'} deleted too`);
+      if (res.sharedRemote) {
+        const s = res.sharedRemote;
+        const who = s.others.length > 0 ? `objects of other repositories (${s.others.map((o) => `repos/${o}`).join(', ')})` : 'objects but no marker of this repository';
+        out.warn(`remote "${s.remote}" holds ${who}: objects only they use ${res.removed ? 'were' : 'would be'} deleted too`);
+      }
       if (res.unknown.length > 0) {
         const u = res.unknown[0]!;
         out.warn(
-          `${plural(res.unknown.length, 'directory version')} in the kept history ${res.unknown.length === 1 ? 'has' : 'have'} no manifest in the cache${res.cloud ? ' nor on the remote' : ''} (first: ${q(u.path)} at ${u.commit.slice(0, 12)}), so only files other versions use are kept for ${res.unknown.length === 1 ? 'it' : 'them'}`,
+          `${plural(res.unknown.length, 'directory version')} in the kept history ${res.unknown.length === 1 ? 'has' : 'have'} no manifest in the cache${res.cloud ? ' nor on the remote' : ''} (first: ${q(u.path)} ${/^[0-9a-f]{40,64}$/.test(u.commit) ? `at ${u.commit.slice(0, 12)}` : `in ${u.commit}`}), so only files other versions use are kept for ${res.unknown.length === 1 ? 'it' : 'them'}`,
         );
       }
       if (out.json) {
@@ -71,6 +81,7 @@ export function registerGc(program: Command, ctx: CliContext): void {
           unused: res.unused,
           unknown: res.unknown,
           ...(res.shared ? { sharedCache: res.shared } : {}),
+          ...(res.sharedRemote ? { sharedRemote: res.sharedRemote } : {}),
           ...(res.cloud ? { cloud: { remote: res.cloud.remote, objects: res.cloud.unused.length, kept: res.cloud.kept, unused: res.cloud.unused } } : {}),
         });
         return;

@@ -89,6 +89,37 @@ async function lockPointerAt(repo: Repo, history: GitHistory, at: RevisionRef): 
   return lockAsPointer(path.join(repo.root, LOCK_FILE), await parseLock(decodeLock(bytes, shown), shown));
 }
 
+/** How the Git index is named in messages and in gc's plan (Git's own `:path` syntax names its entries). */
+export const INDEX_LABEL = 'the Git index';
+
+/**
+ * The pointers staged in the Git index (every stage of a conflicted path),
+ * read as strictly as a commit's: what `git commit` would record, which may
+ * differ from both HEAD and the workspace. Errors name them `:path`.
+ */
+export async function pointersInIndex(repo: Repo, history: GitHistory): Promise<Pointer[]> {
+  const { readIndexEntries } = await import('../../git/index-file.js');
+  const prefix = treePrefix(repo);
+  const lock = `${prefix}${LOCK_FILE}`;
+  const out: Pointer[] = [];
+  const seen = new Set<string>();
+  for (const e of readIndexEntries(repo.git!.gitdir)) {
+    // Regular files only (a symlink or submodule entry is no pointer), below the tdv repository, not in its .tdv/.
+    if ((e.mode & 0o170000) !== 0o100000 || !e.path.startsWith(prefix) || seen.has(`${e.oid}\0${e.path}`)) continue;
+    const rel = e.path.slice(prefix.length);
+    seen.add(`${e.oid}\0${e.path}`);
+    const shown = quotePath(`:${rel}`);
+    if (e.path === lock) {
+      const { decodeLock, parseLock } = await import('../../stages/lock.js');
+      const lp = lockAsPointer(path.join(repo.root, LOCK_FILE), await parseLock(decodeLock(history.blob(e.oid), shown), shown));
+      if (lp) out.push(lp);
+    } else if (rel.endsWith(POINTER_EXT) && !rel.startsWith('.tdv/')) {
+      out.push(await readPointerAt(repo, history, { path: rel, oid: e.oid }, shown));
+    }
+  }
+  return out;
+}
+
 /** Resolves one revision the user gave. */
 export function resolveRevision(history: GitHistory, rev: string): RevisionRef {
   return { commit: history.resolve(rev), label: rev };
@@ -129,10 +160,16 @@ export interface HistoryScope {
   allTags?: boolean;
   /** Every commit reachable from any branch, tag or remote-tracking ref, and HEAD. */
   allCommits?: boolean;
+  /**
+   * Every stash entry (`refs/stash` and its reflog) and what it holds: the
+   * work tree, index and untracked-files commits. gc keeps them with
+   * --all-commits: a stash is where wanted but uncommitted pointers live.
+   */
+  stashes?: boolean;
 }
 
 export function scopeIsEmpty(s: HistoryScope): boolean {
-  return !s.revs?.length && !s.allBranches && !s.allTags && !s.allCommits;
+  return !s.revs?.length && !s.allBranches && !s.allTags && !s.allCommits && !s.stashes;
 }
 
 /** The commits a scope names, each once. */
@@ -150,6 +187,7 @@ export function scopeCommits(history: GitHistory, scope: HistoryScope): Revision
     if (head) starts.push(head);
     for (const c of history.reachable(starts)) add(c.oid, c.oid.slice(0, 12));
   }
+  if (scope.stashes) for (const c of history.reachable(history.stashes())) add(c.oid, c.oid.slice(0, 12));
   return [...out.values()];
 }
 

@@ -1,6 +1,8 @@
+import fs from 'node:fs';
 import type { ManifestEntry } from '../../formats/manifest.js';
 import { isDirOid, type Oid, shortOid } from '../../formats/oid.js';
 import type { ObjectStore } from '../../cache/store.js';
+import { damagedPushMessage, LinkedObjectCheck } from '../../cache/linked.js';
 import { FormatError } from '../../errors.js';
 import type { Remote } from '../../remote/remote.js';
 import { downloadVerified, type Job, remoteHas, runJobs, type TransferFailure, type TransferProgress } from '../../remote/transfer.js';
@@ -26,6 +28,11 @@ export interface TransferOptions {
 export interface PushOptions extends TransferOptions {
   /** Plan only: list what would be uploaded. */
   dry?: boolean;
+  /**
+   * Called once planned (not with `dry`), before the first upload, when the
+   * push uses any object on the remote (uploads it, or finds it there).
+   */
+  beforeUpload?: () => Promise<void>;
 }
 
 /** The outcome of a push or fetch: the `--json` document. */
@@ -92,6 +99,17 @@ export async function pushSelected(repo: Repo, remote: Remote, selected: readonl
     return { ...res, planned: [...uploads, ...manifests] };
   }
 
+  // An object hard-linked into a workspace may have been written through the link: its
+  // bytes are checked before they are published under its name (the others go on).
+  const damaged = damagedObjects(store, uploads);
+  if (damaged.length > 0) {
+    const bad = new Set(damaged.map((f) => f.oid));
+    res.failed.push(...damaged);
+    uploads.splice(0, uploads.length, ...uploads.filter((j) => !bad.has(j.oid)));
+  }
+
+  if (uploads.length + manifestJobs.length + res.skipped > 0) await opts.beforeUpload?.();
+
   const total = uploads.reduce((n, j) => n + j.size, 0) + manifestJobs.reduce((n, d) => n + store.sizeOf(d.oid), 0);
   opts.progress?.start?.(uploads.length + manifestJobs.length, total);
   const files = await uploadFiles(remote, store, uploads, jobs, opts.progress);
@@ -128,6 +146,25 @@ export async function pushSelected(repo: Repo, remote: Remote, selected: readonl
   for (const j of manifests.done) res.bytes += j.size;
   res.failed.push(...manifests.failed);
   return res;
+}
+
+/**
+ * The uploads whose cache object has other hard links (it is linked into a
+ * workspace) and no longer hashes to its name: modified in place, so refused,
+ * naming the workspace file. One lstat per object; a re-hash only for linked
+ * ones (LinkedObjectCheck, as the checkout's linker does).
+ */
+function damagedObjects(store: ObjectStore, uploads: readonly Job[]): TransferFailure[] {
+  const check = new LinkedObjectCheck();
+  const out: TransferFailure[] = [];
+  for (const j of uploads) {
+    const file = store.pathOf(j.oid);
+    const st = fs.lstatSync(file, { throwIfNoEntry: false });
+    // Absent: the upload fails and says so; not a regular file: the remote refuses to read it.
+    if (!st?.isFile() || st.nlink < 2) continue;
+    if (!check.intact(file, st)) out.push({ oid: j.oid, path: j.path, error: damagedPushMessage(j.path, j.oid) });
+  }
+  return out;
 }
 
 /**
@@ -202,7 +239,9 @@ export async function fetchSelected(repo: Repo, remote: Remote, selected: readon
   const jobs = remoteJobs(repo, remote, opts.jobs);
   const res: TransferResult = { remote: remote.name, transferred: 0, skipped: 0, failed: [], bytes: 0 };
   const get = async (job: Job, onBytes: (n: number) => void) => {
-    job.size = await downloadVerified(remote, store, job.oid, onBytes);
+    // Bounded by the size the pointer or manifest records (a manifest's by the manifest limit):
+    // a damaged or hostile object of another size is refused, not downloaded whole.
+    job.size = await downloadVerified(remote, store, job.oid, { onBytes, size: isDirOid(job.oid) ? undefined : job.size });
   };
 
   const manifests = new Map<Oid, Job>();
