@@ -226,6 +226,17 @@ describe('tdv push / pull: partial and shared directories', () => {
     expect(remoteObjects(remote)).toEqual(ALL);
   });
 
+  it('a push after the first, with one directory content at two paths, is a no-op, not a crash (attack suite #17)', async () => {
+    const { dir, remote } = await origin();
+    for (const [rel, c] of Object.entries(DATA)) write(dir, rel.replace('data/', 'copy/'), c);
+    expect((await tdv(dir, 'add', 'copy')).code).toBe(0);
+    expect((await tdv(dir, 'push')).code).toBe(0);
+    const again = await tdv(dir, 'push', '--json');
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ transferred: 0, failed: 0 });
+    expect(remoteObjects(remote)).toEqual(ALL);
+  });
+
   it('pulling a path the directory does not hold is a usage error', async () => {
     const { dir } = await origin();
     expect((await tdv(dir, 'push')).code).toBe(0);

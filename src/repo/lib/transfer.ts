@@ -86,7 +86,9 @@ export async function pushSelected(repo: Repo, remote: Remote, selected: readonl
   const seen = new Set<Oid>();
   for (const d of wanted.dirs) {
     if (seen.has(d.oid)) {
-      if (!d.partial) manifestJobs.find((m) => m.oid === d.oid)!.partial = false;
+      // (The first was skipped as complete, or failed: then there is no job to widen.)
+      const job = manifestJobs.find((m) => m.oid === d.oid);
+      if (job && !d.partial) job.partial = false;
       continue;
     }
     seen.add(d.oid);
