@@ -253,7 +253,8 @@ function apply(cfg: Config, y: YamlFile, file: string, tdvDir: string, remotes: 
       if (!type) throw new FormatError(at([section, key]), `unknown key "${section}.${key}"`, `Known keys: ${Object.keys(keys).map((k) => `${section}.${k}`).join(', ')}`);
       if (typeof val !== type) throw new FormatError(at([section, key]), `"${section}.${key}" must be a ${type}`);
       if (section === 'core' && key === 'lock_timeout') {
-        if (!Number.isFinite(val) || (val as number) < 0) throw new FormatError(at([section, key]), 'core.lock_timeout must be a number of seconds >= 0');
+        // At most a day: a huge value would make a command wait for a held lock forever.
+        if (!Number.isFinite(val) || (val as number) < 0 || (val as number) > 86_400) throw new FormatError(at([section, key]), 'core.lock_timeout must be a number of seconds from 0 to 86400');
         cfg.core.lock_timeout = val as number;
       } else if (section === 'core' && key === 'remote') {
         // Whether it names a configured remote is checked where a remote is needed, so

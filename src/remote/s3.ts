@@ -318,10 +318,15 @@ export class S3Remote implements Remote {
   }
 
   async putRepoMarker(id: string, data: Buffer): Promise<void> {
-    try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: `${this.base}repos/${id}`, Body: data, ContentLength: data.length }));
-    } catch (err) {
-      throw this.fail(err, `writing marker repos/${id}`);
+    // Like an object's upload: a body altered on the way (BadDigest) is sent again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: `${this.base}repos/${id}`, Body: data, ContentLength: data.length }));
+        return;
+      } catch (err) {
+        if (alteredOnTheWay(err) && attempt < UPLOAD_ATTEMPTS) continue;
+        throw this.fail(err, `writing marker repos/${id}`);
+      }
     }
   }
 

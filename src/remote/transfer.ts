@@ -228,7 +228,7 @@ function wrongSize(remote: Remote, oid: Oid, stated: number | undefined, expecte
       : `more than the ${limit} bytes a directory manifest may have`;
   return new RemoteError(
     'CORRUPT_ON_REMOTE',
-    `object ${oid} on remote "${remote.name}" (${remote.url}) ${is}, ${why}, so it is damaged or not what was pushed; not downloaded. Delete files/sha256/${oid.slice(0, 2)}/${oid.slice(2)} on the remote, then \`tdv push\` from a clone that has the data`,
+    `object ${oid} on remote "${remote.name}" (${remote.url}) is corrupt: it ${is}, ${why}, so it is damaged or not what was pushed; not downloaded. Delete files/sha256/${oid.slice(0, 2)}/${oid.slice(2)} on the remote, then \`tdv push\` from a clone that has the data`,
     { data: { oid, size: stated, expected } },
   );
 }

@@ -91,7 +91,7 @@ export function readFileOrUndefined(p: string, maxBytes: number, shown = p, what
   }
   try {
     const st = fs.fstatSync(fd);
-    if (!st.isFile() && !st.isDirectory()) throw notAFile(st);
+    if (!st.isFile()) throw notAFile(st);
     if (st.size > maxBytes) throw tooLargeError(shown, st.size, maxBytes, what);
     const data = fs.readFileSync(fd);
     if (data.length > maxBytes) throw tooLargeError(shown, data.length, maxBytes, what); // grew meanwhile

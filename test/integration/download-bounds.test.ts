@@ -49,7 +49,7 @@ describe('downloads are bounded by the recorded size (F13)', () => {
     fs.rmSync(path.join(dir, 'a'));
     const r = await tdvBin(dir, ['pull']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`object ${sha('a\n')} on remote "r" (${remote}) is 67108864 bytes, where 2 bytes are recorded for it`);
+    expect(r.stderr).toContain(`object ${sha('a\n')} on remote "r" (${remote}) is corrupt: it is 67108864 bytes, where 2 bytes are recorded for it`);
     expect(r.stderr).toContain('not downloaded');
     expect(cacheObjects(dir)).toEqual([]);
     expect(tmpLeft(dir)).toEqual([]);
@@ -80,7 +80,7 @@ describe('downloads are bounded by the recorded size (F13)', () => {
     // Sparse: 257 MiB stated, nothing on disk.
     fs.truncateSync(remoteFile(remote, m.oid), 257 << 20);
     fs.rmSync(path.join(dir, '.tdv', 'cache'), { recursive: true });
-    const tooBig = `object ${m.oid} on remote "r" (${remote}) is ${257 << 20} bytes, more than the ${256 << 20} bytes a directory manifest may have`;
+    const tooBig = `object ${m.oid} on remote "r" (${remote}) is corrupt: it is ${257 << 20} bytes, more than the ${256 << 20} bytes a directory manifest may have`;
 
     const pull = await tdvBin(dir, ['pull']);
     expect(pull.code).toBe(1);

@@ -162,4 +162,16 @@ describe('adversarial review of issue 11', () => {
     expect(fs.readdirSync(secret)).toEqual(['creds']);
     expect((await tdv(dir, 'status')).code).toBe(0);
   });
+
+  it('F18: tdv.lock or .tdvignore that is a directory is one error line naming it, not a bare EISDIR', async () => {
+    for (const name of ['tdv.lock', '.tdvignore']) {
+      const dir = await newRepo();
+      fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+      fs.mkdirSync(path.join(dir, name));
+      const r = await tdv(dir, 'status');
+      expect(r.code, name).toBe(1);
+      expectOneLineError(r.stderr, name, 'a directory');
+      expect(r.stderr).not.toContain('EISDIR');
+    }
+  });
 });

@@ -108,8 +108,9 @@ describe('loadConfig', () => {
 
   it.each([
     ['a string lock_timeout', 'core:\n  lock_timeout: "60"\n', /"core\.lock_timeout" must be a number/, 2],
-    ['a negative lock_timeout', 'core:\n  lock_timeout: -1\n', /lock_timeout must be a number of seconds >= 0/, 2],
-    ['an infinite lock_timeout', 'core:\n  lock_timeout: .inf\n', /lock_timeout must be a number of seconds >= 0/, 2],
+    ['a negative lock_timeout', 'core:\n  lock_timeout: -1\n', /lock_timeout must be a number of seconds from 0 to 86400/, 2],
+    ['an infinite lock_timeout', 'core:\n  lock_timeout: .inf\n', /lock_timeout must be a number of seconds from 0 to 86400/, 2],
+    ['a lock_timeout of centuries', 'core:\n  lock_timeout: 1e308\n', /lock_timeout must be a number of seconds from 0 to 86400/, 2],
     ['a numeric cache.dir', 'cache:\n  dir: 42\n', /"cache\.dir" must be a string/, 2],
     ['a list cache.type', 'cache:\n  type: [copy]\n', /"cache\.type" must be a string/, 2],
     ['a section that is not a mapping', 'core: 5\n', /"core" must be a mapping/, 1],

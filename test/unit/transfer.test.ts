@@ -231,7 +231,7 @@ describe('downloadVerified: bounded by the recorded size (review F13)', () => {
     const err = await downloadVerified(remote, store, oid, { size: data.length }).catch((e) => e);
     expect(err).toBeInstanceOf(RemoteError);
     expect(err.code).toBe('CORRUPT_ON_REMOTE');
-    expect(err.message).toContain(`object ${oid} on remote "mem" (mem://) is ${1000 << 20} bytes, where ${data.length} bytes are recorded for it`);
+    expect(err.message).toContain(`object ${oid} on remote "mem" (mem://) is corrupt: it is ${1000 << 20} bytes, where ${data.length} bytes are recorded for it`);
     expect(remote.calls.get).toBe(1); // the remote says so itself: not retried
     expect(read).toBe(0);
     expect(tmpLeft(dir)).toEqual([]);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Document } from 'yaml';
 import { CONFIG_FILE, configFromTexts } from '../../formats/config.js';
-import { FormatError, UsageError } from '../../errors.js';
+import { FormatError, RemoteError, UsageError } from '../../errors.js';
 import type { Remote } from '../../remote/remote.js';
 import type { Repo } from '../repo.js';
 import { openHistory } from './revision.js';
@@ -53,8 +53,14 @@ export async function markRemote(repo: Repo, remote: Remote): Promise<void> {
   const id = repoId(repo) ?? (await recordNewId(repo));
   const markers = await remote.listRepoMarkers();
   if (markers.includes(id)) return;
-  if (markers.length === 0 && (await hasObjects(remote))) await remote.putRepoMarker(UNMARKED, Buffer.from('objects pushed before tdv wrote repository markers, by unknown repositories\n'));
-  await remote.putRepoMarker(id, MARKER_TEXT(id));
+  try {
+    if (markers.length === 0 && (await hasObjects(remote))) await remote.putRepoMarker(UNMARKED, Buffer.from('objects pushed before tdv wrote repository markers, by unknown repositories\n'));
+    await remote.putRepoMarker(id, MARKER_TEXT(id));
+  } catch (err) {
+    // Nothing was uploaded yet: the whole push is safe to run again.
+    if (err instanceof RemoteError && !err.wide) throw new RemoteError(err.code, `${err.message}; nothing was uploaded, run \`tdv push\` again`, { cause: err, data: err.data });
+    throw err;
+  }
 }
 
 /**
