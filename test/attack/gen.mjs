@@ -126,6 +126,8 @@ export function generate(S, meta, seed, caseNo) {
   ]);
   const chosen = [];
   for (let i = 0; i < n; i++) chosen.push(rng.weighted(MUTATIONS.map((m) => [m.w ?? 1, m])));
+  // FIFOs last: the other mutations read and append to files a FIFO may replace, and would block on it.
+  chosen.sort((a, b) => Number(a.name === 'fifo') - Number(b.name === 'fifo'));
   for (const m of chosen) {
     const before = c.log.length;
     try {

@@ -41,7 +41,9 @@ const quiet = flag('quiet');
 if (!['inproc', 'spawn'].includes(exec)) throw new Error('--exec is inproc or spawn');
 if (!fs.existsSync(path.join(HERE, '../../dist/bundle/main.js'))) throw new Error('dist/bundle is missing: run `npm run build` first');
 
-const workdir = fs.mkdtempSync(path.join(opt('dir', os.tmpdir()), 'tdv-attack-'));
+// tmpfs when there is one: every case copies, surveys and deletes a small tree many times.
+const defaultDir = process.env.TDV_ATTACK_DIR ?? (fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir());
+const workdir = fs.mkdtempSync(path.join(opt('dir', defaultDir), 'tdv-attack-'));
 const log = (s) => process.stdout.write(`${s}\n`);
 log(`attack: seed ${seed}, cases ${from}..${from + count - 1}, ${jobs} worker(s), exec ${exec}, timeout ${timeoutMs / 1000} s, in ${workdir}`);
 
@@ -55,6 +57,7 @@ const failures = [];
 let done = 0;
 let commandsRun = 0;
 let caseMs = 0;
+const prof = {};
 
 function show(f) {
   const lines = [];
@@ -144,6 +147,7 @@ async function runWorker(id) {
     } else {
       commandsRun += result.commands;
       caseMs += result.ms;
+      for (const [k, ms] of Object.entries(result.prof ?? {})) prof[k] = (prof[k] ?? 0) + ms;
       for (const f of result.failures) {
         failures.push(f);
         if (!quiet || single !== undefined) log(show(f));
@@ -173,6 +177,7 @@ for (const f of failures) for (const v of f.violations) byKind[v.kind] = (byKind
 const failedCases = new Set(failures.map((f) => f.caseNo)).size;
 log('');
 log(`attack: ${done} cases, ${commandsRun} commands in ${secs.toFixed(1)} s (template ${((tBuilt - t0) / 1000).toFixed(1)} s): ${((done / secs) * 60).toFixed(1)} cases/min, ${(caseMs / Math.max(done, 1)).toFixed(0)} ms of work per case`);
+if (flag('profile')) log(`attack: ms per case: ${Object.entries(prof).sort((a, b) => b[1] - a[1]).map(([k, ms]) => `${k} ${(ms / Math.max(done, 1)).toFixed(0)}`).join(', ')}`);
 log(`attack: ${failedCases} case(s) failed, ${failures.length} command(s) violated the invariant`);
 if (failures.length) {
   log(`attack: violations by kind: ${Object.entries(byKind).map(([k, n]) => `${k} ${n}`).join(', ')}`);

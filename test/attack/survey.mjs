@@ -63,6 +63,17 @@ function hashFile(abs) {
   }
 }
 
+/**
+ * Hashes by (inode, size, mtime, ctime) in nanoseconds: any write or chmod
+ * moves ctime, so an unchanged stat means unchanged bytes. Reset per case.
+ */
+const hashCache = new Map();
+export function resetSurveyCache() {
+  hashCache.clear();
+  parseCache.clear();
+  canonicalCache.clear();
+}
+
 /** Every entry below `root` (a directory path), keyed by its latin1 path relative to `root`. */
 export function survey(root) {
   const out = new Map();
@@ -79,12 +90,19 @@ export function survey(root) {
       const abs = Buffer.concat([absBuf, Buffer.from('/'), nb]);
       let st;
       try {
-        st = fs.lstatSync(abs);
+        st = fs.lstatSync(abs, { bigint: true });
       } catch {
         continue;
       }
-      const e = { t: typeOf(st), mode: st.mode & 0o7777, ino: st.ino, nlink: st.nlink };
-      if (e.t === 'f') e.h = hashFile(abs);
+      const e = { t: typeOf(st), mode: Number(st.mode & 0o7777n), ino: Number(st.ino), nlink: Number(st.nlink) };
+      if (e.t === 'f') {
+        const sk = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+        e.h = hashCache.get(sk);
+        if (e.h === undefined) {
+          e.h = hashFile(abs);
+          if (!e.h.startsWith('unreadable')) hashCache.set(sk, e.h);
+        }
+      }
       else if (e.t === 'l') e.to = fs.readlinkSync(abs, { encoding: 'buffer' }).toString('latin1');
       out.set(k, e);
       if (e.t === 'd') visit(abs, k);
@@ -123,14 +141,19 @@ const CONTROL = (k) => {
   return k === 'tdv.yaml' || k === 'tdv.lock' || k === '.gitattributes' || k === '.tdvignore' || k === 'params.yaml' || base === '.gitignore' || base.endsWith('.tdv');
 };
 
-function readYamlFile(absBuf) {
+const parseCache = new Map();
+/** A YAML file's value, or undefined (not a regular file, unparsable); memoized by content hash when `h` is given. */
+function readYamlFile(absBuf, h) {
+  if (h !== undefined && parseCache.has(h)) return parseCache.get(h);
+  let v;
   try {
     const st = fs.lstatSync(absBuf);
-    if (!st.isFile()) return undefined;
-    return parseYaml(fs.readFileSync(absBuf, 'utf8'));
+    if (st.isFile()) v = parseYaml(fs.readFileSync(absBuf, 'utf8'));
   } catch {
-    return undefined;
+    v = undefined;
   }
+  if (h !== undefined) parseCache.set(h, v);
+  return v;
 }
 
 /** The outs of a parsed pointer document, repo-relative, for a pointer at `dirKey` (latin1, '' for the root). */
@@ -191,15 +214,15 @@ export function declared(repoAbs, repoSurvey, extra = []) {
   for (const [k, e] of repoSurvey) {
     if (e.t !== 'f' || !k.endsWith('.tdv') || k.startsWith('.git/') || k.startsWith('.tdv/')) continue;
     const slash = k.lastIndexOf('/');
-    cand.push(...pointerOuts(readYamlFile(keyBuf(`${repoAbs}/${k}`)), slash === -1 ? '' : k.slice(0, slash)));
+    cand.push(...pointerOuts(readYamlFile(keyBuf(`${repoAbs}/${k}`), e.h), slash === -1 ? '' : k.slice(0, slash)));
   }
-  const lock = readYamlFile(keyBuf(`${repoAbs}/tdv.lock`));
+  const lock = readYamlFile(keyBuf(`${repoAbs}/tdv.lock`), repoSurvey.get('tdv.lock')?.h);
   if (lock && typeof lock.stages === 'object' && lock.stages) {
     for (const s of Object.values(lock.stages)) {
       for (const o of Array.isArray(s?.outs) ? s.outs : []) if (legalRel(o?.path)) cand.push(toKey(o.path));
     }
   }
-  const yml = readYamlFile(keyBuf(`${repoAbs}/tdv.yaml`));
+  const yml = readYamlFile(keyBuf(`${repoAbs}/tdv.yaml`), repoSurvey.get('tdv.yaml')?.h);
   if (yml && typeof yml.stages === 'object' && yml.stages) {
     for (const s of Object.values(yml.stages)) {
       const wdir = typeof s?.wdir === 'string' ? s.wdir : '.';
@@ -222,6 +245,51 @@ export function declared(repoAbs, repoSurvey, extra = []) {
     for (const s of Object.values(lock.stages)) for (const o of Array.isArray(s?.metrics) ? s.metrics : []) if (legalRel(o?.path)) lockMetrics.add(toKey(o.path));
   }
   return { data, metrics: new Set(metrics.filter((k) => viaRealDirs(k) && !CONTROL(k))), lockMetrics };
+}
+
+/** Orders by Unicode code point (UTF-8 byte order), as tdv sorts manifest entries. */
+function byCodePoint(a, b) {
+  const x = [...a];
+  const y = [...b];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = x[i].codePointAt(0) - y[i].codePointAt(0);
+    if (d) return d;
+  }
+  return x.length - y.length;
+}
+
+const canonicalCache = new Map();
+/**
+ * Whether a manifest's bytes are ones tdv itself could have written: a JSON
+ * array of {relpath, sha256, size[, isexec: true]} with legal, distinct,
+ * sorted relpaths, no file that is also a directory, serialized without
+ * whitespace. fsck may quarantine any other manifest, never one of these.
+ */
+export function isCanonicalManifest(absBuf, h) {
+  if (canonicalCache.has(h)) return canonicalCache.get(h);
+  let ok = false;
+  try {
+    const text = fs.readFileSync(absBuf, 'utf8');
+    const arr = JSON.parse(text);
+    const seen = new Set();
+    ok =
+      Array.isArray(arr) &&
+      arr.every(
+        (e) =>
+          e && legalRel(e.relpath) && /^[0-9a-f]{64}$/.test(e.sha256) && Number.isSafeInteger(e.size) && e.size >= 0 && (e.isexec === undefined || e.isexec === true) && Object.keys(e).length === (e.isexec ? 4 : 3),
+      );
+    if (ok) {
+      for (const e of arr) seen.add(e.relpath);
+      ok = seen.size === arr.length && arr.every((e) => !e.relpath.split('/').slice(0, -1).some((_, i, parts) => seen.has(parts.slice(0, i + 1).join('/'))));
+      const sorted = [...arr].sort((a, b) => byCodePoint(a.relpath, b.relpath));
+      const ser = `[${sorted.map((e) => JSON.stringify(e.isexec ? { relpath: e.relpath, sha256: e.sha256, size: e.size, isexec: true } : { relpath: e.relpath, sha256: e.sha256, size: e.size })).join(',')}]`;
+      ok = ok && ser === text;
+    }
+  } catch {
+    ok = false;
+  }
+  canonicalCache.set(h, ok);
+  return ok;
 }
 
 // ---------------------------------------------------------------------------
@@ -264,14 +332,18 @@ function userLines(absBuf) {
 }
 
 /**
- * Violations of the invariant by one command. `ctx`:
- *  sandbox      absolute sandbox path
- *  cmd          { name, args, to?: boolean }
- *  tracked      Set of Git-tracked repo-relative keys (before)
- *  data, metrics  from `declared`
- *  caches       [{ key, shared }] sandbox-relative cache roots
- *  regions      extra sandbox-relative keys the command may change (shared caches)
- *  beforeText   { [key]: content } of .gitignore files before (for the user-line rule)
+ * Violations of the invariant by one command (see README.md). `ctx`:
+ *  sandbox          absolute sandbox path
+ *  cmd              { name, args }
+ *  tracked          Git-tracked repo-relative keys (before)
+ *  data, metrics, lockMetrics   from `declared`
+ *  caches           [{ key, shared }] sandbox-relative cache roots
+ *  remoteKey        sandbox-relative directory of the default remote, if it is a legal one
+ *  regions          sandbox-relative keys the command may change freely (the `--to` directory)
+ *  ownDir           `.tdv` is a real, untracked directory
+ *  gitignoreLines   Map of .gitignore (repo-relative) -> user lines, before
+ *  canonicalManifests  keys of manifests tdv could have written, before
+ *  indexBefore, indexAfter   `git ls-files -s`
  */
 export function check(before, after, ctx) {
   const v = [];
@@ -282,53 +354,66 @@ export function check(before, after, ctx) {
     for (let i = k.indexOf('/'); i !== -1; i = k.indexOf('/', i + 1)) if (set.has(k.slice(0, i))) return true;
     return false;
   };
+  // Directories tdv may create or remove on the way to what it may write.
   const ancestors = new Set();
-  for (const d of [...ctx.data, ...ctx.metrics]) {
+  const addAncestors = (d, self) => {
     const parts = d.split('/');
-    for (let i = 1; i < parts.length; i++) ancestors.add(parts.slice(0, i).join('/'));
+    for (let i = 1; i < parts.length + (self ? 1 : 0); i++) ancestors.add(parts.slice(0, i).join('/'));
+  };
+  for (const d of [...ctx.data, ...ctx.metrics]) addAncestors(`repo/${d}`, false);
+  // A cache: tdv writes its objects, run records and temp files there, nothing else.
+  const cacheAreas = new Set();
+  for (const c of ctx.caches) {
+    for (const sub of ['files', 'runs', 'tmp']) cacheAreas.add(`${c.key}/${sub}`);
+    addAncestors(c.key, true);
   }
-  const cacheRoots = ctx.caches.map((c) => c.key);
-  const regionSet = new Set([...ctx.regions, ...cacheRoots]);
+  const regions = new Set(ctx.regions);
+  for (const r of ctx.regions) addAncestors(r, false);
+  const remote = ctx.remoteKey ? new Set([ctx.remoteKey]) : new Set();
+  if (ctx.remoteKey && name === 'push') addAncestors(ctx.remoteKey, true);
   const regularOrAbsent = (e) => !e || e.t === 'f';
+  const dirOrAbsent = (e) => !e || e.t === 'd';
   const keys = new Set([...before.keys(), ...after.keys()]);
 
   for (const k of keys) {
     const b = before.get(k);
     const a = after.get(k);
-    const repoPart = k.startsWith('repo/') ? k.slice(5) : undefined;
-    const outsideish = repoPart === undefined;
-    if (same(b, a, outsideish)) continue;
+    const p = k.startsWith('repo/') ? k.slice(5) : undefined; // repo-relative, or undefined outside
+    if (same(b, a, p === undefined)) continue;
     if (b?.t === 'd' && a?.t === 'd' && b.mode === a.mode) continue;
     const what = describe(b, a);
+    const tracked = p !== undefined && ctx.tracked.has(p);
 
-    if (k === 'remote' || k.startsWith('remote/')) {
-      if (under(k, regionSet)) continue; // cache.dir configured into the remote: a shared cache
-      const rel = k.slice('remote/'.length);
-      const okPush = name === 'push' && (!b || b.t === 'f') && a && (a.t === 'd' ? !b : OBJ.test(rel) || RUN.test(rel));
-      if (!okPush) add('remote-changed', k, what);
+    if (p === '.git/index') continue; // compared as `git ls-files -s` below
+    if (p === '.git' || p?.startsWith('.git/')) {
+      const okInstall = name === 'install' && (p === '.git/config' || p === '.git/hooks' || p.startsWith('.git/hooks/'));
+      const okCache = !tracked && (under(k, cacheAreas) || (ancestors.has(k) && dirOrAbsent(b) && dirOrAbsent(a)));
+      if (!okInstall && !okCache) add('git-dir-changed', k, what);
       continue;
     }
-    if (outsideish) {
-      if (!under(k, regionSet)) add('outside-changed', k, what);
+    // The remote: only push writes there, only objects and run records, never removing any.
+    if (under(k, remote) && !tracked) {
+      const rel = k.slice(ctx.remoteKey.length + 1);
+      const ok = name === 'push' && a && (a.t === 'd' ? !b : regularOrAbsent(b) && (OBJ.test(rel) || RUN.test(rel)));
+      if (!ok) add('remote-changed', k, what);
+      continue;
+    }
+    if (!tracked && (under(k, regions) || under(k, cacheAreas))) continue;
+    if (!tracked && ancestors.has(k) && dirOrAbsent(b) && dirOrAbsent(a)) continue;
+    if (p === undefined) {
+      add('outside-changed', k, what);
       continue;
     }
     // Inside the repository.
-    const p = repoPart;
-    if (p === '.git/index') continue; // compared as `git ls-files -s` below
-    if (p === '.git' || p.startsWith('.git/')) {
-      const okInstall = name === 'install' && (p === '.git/config' || p === '.git/hooks' || p.startsWith('.git/hooks/'));
-      if (!okInstall) add('git-dir-changed', k, what);
-      continue;
-    }
     const base = p.slice(p.lastIndexOf('/') + 1);
-    const tracked = ctx.tracked.has(p);
+    const inData = under(p, ctx.data);
     const control = (ok) => {
       if (!ok) return false;
       if (!regularOrAbsent(b) || !regularOrAbsent(a)) add(tracked ? 'tracked-changed' : 'control-file-not-regular', k, what);
       return true;
     };
     // Control files tdv edits: regular files (or absent), never through or over a symlink.
-    if (base === '.gitignore' && (!p.startsWith('.tdv/') || p === '.tdv/.gitignore')) {
+    if (base === '.gitignore' && !inData && (!p.startsWith('.tdv/') || p === '.tdv/.gitignore')) {
       if (!regularOrAbsent(b) || !regularOrAbsent(a)) add(tracked ? 'tracked-changed' : 'control-file-not-regular', k, what);
       else {
         const now = a ? new Set(userLines(keyBuf(`${ctx.sandbox}/${k}`))) : new Set();
@@ -337,7 +422,7 @@ export function check(before, after, ctx) {
       }
       continue;
     }
-    if (control(base.endsWith('.tdv') && !p.startsWith('.tdv') && (name === 'add' || name === 'remove'))) continue;
+    if (control(base.endsWith('.tdv') && !p.startsWith('.tdv') && !inData && (name === 'add' || name === 'remove'))) continue;
     if (control(p === 'tdv.lock' && (name === 'repro' || name === 'remove'))) continue;
     if (control(p === '.gitattributes' && name === 'install')) continue;
     if (control(p === '.tdvignore' && name === 'init' && !b)) continue;
@@ -348,24 +433,23 @@ export function check(before, after, ctx) {
       add('tracked-changed', k, what);
       continue;
     }
-    if (under(k, regionSet)) continue; // a cache (ours, or shared on purpose); objects are checked below
     if (p === '.tdv' || p.startsWith('.tdv/')) {
       const cfg = p === '.tdv/config.yaml' || p === '.tdv/config.local.yaml';
-      const okOwn = ctx.ownDir && (p === '.tdv' ? (!b || b.t === 'd') && a?.t === 'd' : !cfg || (!b && a?.t === 'f' && name === 'init'));
+      const okOwn = ctx.ownDir && (p === '.tdv' ? dirOrAbsent(b) && a?.t === 'd' : !cfg || (!b && a?.t === 'f' && name === 'init'));
       if (!okOwn) add('tdv-dir-changed', k, what);
       continue;
     }
-    if (under(p, ctx.data)) continue;
+    if (inData) continue;
     if (ctx.metrics.has(p) && (name === 'checkout' || name === 'pull') && regularOrAbsent(b) && regularOrAbsent(a)) continue;
-    if (ancestors.has(p) && (!b || b.t === 'd') && (!a || a.t === 'd')) continue;
     add('undeclared-changed', k, what);
   }
 
   // Git's index: tdv never stages or unstages.
   if (ctx.indexBefore !== ctx.indexAfter) add('git-index-changed', 'repo/.git/index', 'git ls-files -s differs');
 
-  // Cache objects: bytes match their names; valid objects never vanish (gc of a private cache aside).
-  const roots = [...ctx.caches, { key: 'remote', shared: true, remote: true }];
+  // Objects: bytes match their names; valid objects never vanish (gc of a private cache aside).
+  const roots = [...ctx.caches];
+  if (ctx.remoteKey) roots.push({ key: ctx.remoteKey, shared: true, remote: true });
   for (const c of roots) {
     const pre = `${c.key}/`;
     for (const k of keys) {
@@ -379,27 +463,69 @@ export function check(before, after, ctx) {
       const wasValid = b?.t === 'f' && b.h === want;
       if (wasValid && !(a?.t === 'f' && a.h === want)) {
         const gcOk = name === 'gc' && !c.shared;
-        if (!gcOk) add(c.remote ? 'remote-object-lost' : c.shared ? 'shared-cache-object-lost' : 'cache-object-lost', k, describe(b, a));
+        // fsck may quarantine a manifest tdv could not have written (hostile entries), never another object.
+        const fsckOk = name === 'fsck' && !c.remote && m[3] === '.dir' && !ctx.canonicalManifests.has(k);
+        if (!gcOk && !fsckOk) add(c.remote ? 'remote-object-lost' : c.shared ? 'shared-cache-object-lost' : 'cache-object-lost', k, describe(b, a));
       }
     }
   }
   return v;
 }
 
-/** Where `cache.dir` points (config.yaml, then config.local.yaml), as a sandbox-relative key, if inside the sandbox. */
-export function configuredCaches(sandbox, repoSurvey) {
-  const res = [];
-  let dir;
+/** Reads the two config files as tdv merges them (local wins). */
+function config(sandbox, repoSurvey) {
+  const cfg = { cache: {}, core: {}, remote: {} };
   for (const f of ['config.yaml', 'config.local.yaml']) {
     const e = repoSurvey.get(`.tdv/${f}`);
     if (e?.t !== 'f') continue;
-    const doc = readYamlFile(keyBuf(`${sandbox}/repo/.tdv/${f}`));
-    if (doc?.cache && typeof doc.cache.dir === 'string') dir = doc.cache.dir;
+    const doc = readYamlFile(keyBuf(`${sandbox}/repo/.tdv/${f}`), e.h);
+    if (!doc || typeof doc !== 'object') continue;
+    if (doc.cache && typeof doc.cache.dir === 'string') cfg.cache.dir = doc.cache.dir;
+    if (doc.core && typeof doc.core.remote === 'string') cfg.core.remote = doc.core.remote;
+    if (doc.remote && typeof doc.remote === 'object') for (const [n, r] of Object.entries(doc.remote)) if (r && typeof r.url === 'string') cfg.remote[n] = r.url;
   }
-  if (dir !== undefined) {
-    const abs = path.resolve(sandbox, 'repo', '.tdv', dir);
-    const rel = path.relative(sandbox, abs);
-    if (rel && !rel.startsWith('..') && !path.isAbsolute(rel)) res.push(toKey(rel));
+  return cfg;
+}
+
+/** `abs` as a sandbox key after resolving symlinks (as far as it exists), or undefined outside the sandbox. */
+export function realKey(sandbox, abs) {
+  let cur = abs;
+  const rest = [];
+  for (;;) {
+    try {
+      cur = path.join(fs.realpathSync(cur), ...rest.reverse());
+      break;
+    } catch {
+      rest.push(path.basename(cur));
+      const up = path.dirname(cur);
+      if (up === cur) return undefined;
+      cur = up;
+    }
   }
-  return res;
+  const rel = path.relative(sandbox, cur);
+  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) return undefined;
+  return toKey(rel);
+}
+
+/**
+ * The default remote's directory as a sandbox key, unless it is a location
+ * issue 11 calls a configuration error (the repository or above it, its .git
+ * or .tdv): then undefined, and whatever push writes there is a violation.
+ */
+export function configuredRemote(sandbox, repoSurvey) {
+  const cfg = config(sandbox, repoSurvey);
+  const url = cfg.remote[cfg.core.remote ?? ''];
+  if (url === undefined || url.startsWith('s3://')) return undefined;
+  const abs = url.startsWith('file://') ? url.slice(7) : path.resolve(sandbox, 'repo', url);
+  const k = realKey(sandbox, abs);
+  if (k === undefined || k === 'repo' || 'repo'.startsWith(`${k}/`) || k === 'repo/.git' || k.startsWith('repo/.git/') || k === 'repo/.tdv' || k.startsWith('repo/.tdv/')) return undefined;
+  return k;
+}
+
+/** Where `cache.dir` points, as a sandbox key (symlinks resolved), if inside the sandbox. */
+export function configuredCaches(sandbox, repoSurvey) {
+  const dir = config(sandbox, repoSurvey).cache.dir;
+  if (dir === undefined) return [];
+  const k = realKey(sandbox, path.resolve(sandbox, 'repo', '.tdv', dir));
+  return k === undefined ? [] : [k];
 }

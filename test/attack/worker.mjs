@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Writable, PassThrough } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { generate } from './gen.mjs';
-import { check, configuredCaches, declared, gitIndex, headPointers, legalRel, survey, toKey } from './survey.mjs';
+import { check, configuredCaches, configuredRemote, declared, gitIndex, headPointers, isCanonicalManifest, keyBuf, legalRel, realKey, resetSurveyCache, survey, toKey } from './survey.mjs';
 import { TDV_BIN } from './template.mjs';
 
 const BUNDLE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/bundle/main.js');
@@ -113,16 +113,14 @@ function trunc(s, n = 1200) {
   return s.length > n ? `${s.slice(0, n)}... (${s.length} chars)` : s;
 }
 
-/** The `--to` directory as a sandbox-relative key, following a symlink at the directory itself (the user named it). */
+/**
+ * The `--to` directory as a sandbox key, symlinks in the path the user typed
+ * resolved (as `cp -r x DIR` would); never the repository, a directory above
+ * it, its .git or .tdv (tdv must refuse those).
+ */
 function toRegion(S, R, dir) {
-  let abs = path.resolve(R, dir);
-  try {
-    abs = fs.realpathSync(abs);
-  } catch {}
-  const rel = path.relative(S, abs);
-  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) return undefined;
-  const k = toKey(rel);
-  if (k === 'repo' || 'repo'.startsWith(`${k}/`) || k === 'repo/.git' || k.startsWith('repo/.git/') || k.startsWith('repo/.tdv')) return undefined;
+  const k = realKey(S, path.resolve(R, dir));
+  if (k === undefined || k === 'repo' || 'repo'.startsWith(`${k}/`) || k === 'repo/.git' || k.startsWith('repo/.git/') || k === 'repo/.tdv' || k.startsWith('repo/.tdv/')) return undefined;
   return k;
 }
 
@@ -147,11 +145,9 @@ function context(S, R, before, idx, cmd, headPtrs) {
       if (k.startsWith('shared/')) caches.push({ key: k, shared: true });
     } catch {}
   }
-  for (const k of configuredCaches(S, repoSurvey)) {
-    if (k === 'repo' || k.startsWith('repo/.git') || k.startsWith('outside') || k.startsWith('remote') || k.startsWith('to') || k.startsWith('home')) continue;
-    if (caches.some((c) => c.key === k)) continue;
-    caches.push({ key: k, shared: !k.startsWith('repo/') });
-  }
+  // cache.dir, wherever it points in the sandbox (its objects are checked; only files/, runs/, tmp/ may change).
+  // tdv's own message calls a configured cache.dir shared, and issue 11 forbids collecting one blindly.
+  for (const k of configuredCaches(S, repoSurvey)) if (!caches.some((c) => c.key === k)) caches.push({ key: k, shared: true });
   const regions = [];
   const ti = args.indexOf('--to');
   if (name === 'checkout' && ti !== -1) {
@@ -170,14 +166,23 @@ function context(S, R, before, idx, cmd, headPtrs) {
       gitignoreLines.set(k, lines);
     } catch {}
   }
+  const canonicalManifests = new Set();
+  for (const c of caches) {
+    const pre = `${c.key}/files/sha256/`;
+    for (const [k, e] of before) {
+      if (e.t === 'f' && k.startsWith(pre) && k.endsWith('.dir') && isCanonicalManifest(keyBuf(`${S}/${k}`), e.h)) canonicalManifests.add(k);
+    }
+  }
   return {
     sandbox: S,
+    canonicalManifests,
     cmd: { name, args },
     tracked: idx.tracked,
     data: decl.data,
     metrics: decl.metrics,
     lockMetrics: decl.lockMetrics,
     caches,
+    remoteKey: configuredRemote(S, repoSurvey),
     regions,
     ownDir: repoSurvey.get('.tdv')?.t === 'd' && !idx.tracked.has('.tdv'),
     gitignoreLines,
@@ -191,30 +196,47 @@ function status(line) {
 /** Runs one case; returns `{ failures, commands, ms }`. */
 async function runCase(seed, caseNo, only) {
   const t0 = Date.now();
+  status(JSON.stringify({ seed, caseNo, i: -1, cmd: ['(building the case)'], mutations: [] }));
+  const prof = {};
+  let tp = performance.now();
+  const lap = (k) => {
+    const now = performance.now();
+    prof[k] = (prof[k] ?? 0) + (now - tp);
+    tp = now;
+  };
   const S = path.join(workdir, 'case');
   spawnSync('rm', ['-rf', S]);
+  resetSurveyCache();
   const cp = spawnSync('cp', ['-a', template, S]);
   if (cp.status !== 0) throw new Error(`cp -a failed: ${cp.stderr}`);
+  lap('copy');
   const R = path.join(S, 'repo');
   const gen = generate(S, meta, seed, caseNo);
+  lap('generate');
   const headPtrs = headPointers(R);
   const env = envFor(S);
   let before = survey(S);
   let idx = gitIndex(R);
+  lap('survey');
   const failures = [];
   const cmds = only ? gen.commands.filter((c) => only.includes(c[0])) : gen.commands;
   for (const [i, cmd] of cmds.entries()) {
     status(JSON.stringify({ seed, caseNo, i, cmd, mutations: gen.mutations }));
     const ctx = context(S, R, before, idx, cmd, headPtrs);
+    lap('check');
     const res = exec === 'inproc' ? await runInProc(R, cmd, env) : await runSpawn(R, cmd, env);
+    lap(`tdv ${cmd[0]}`);
     const after = survey(S);
-    const idxAfter = gitIndex(R);
+    // The index file unchanged (same bytes) means the same listing: skip a git process.
+    const idxAfter = after.get('repo/.git/index')?.h === before.get('repo/.git/index')?.h ? idx : gitIndex(R);
+    lap('survey');
     const v = [...outputProblems(res, cmd[0], gen.hostileNames), ...check(before, after, { ...ctx, indexBefore: idx.text, indexAfter: idxAfter.text })];
+    lap('check');
     if (v.length) failures.push({ seed, caseNo, index: i, cmd, code: res.code, stdout: trunc(res.stdout), stderr: trunc(res.stderr), violations: v, mutations: gen.mutations, order: cmds.map((c) => c.join(' ')) });
     before = after;
     idx = idxAfter;
   }
-  return { failures, commands: cmds.length, ms: Date.now() - t0 };
+  return { failures, commands: cmds.length, ms: Date.now() - t0, prof };
 }
 
 process.on('message', async (m) => {
