@@ -576,7 +576,8 @@ const MUTATIONS = [
   M('hostile-stage-outs', ['2'], (c) => {
     const p = c.hostilePath();
     const key = c.rng.pick(['outs', 'outs', 'metrics']);
-    const cmd = c.rng.pick(['true', `cp model.bin ${JSON.stringify(p)}`, 'echo hi']);
+    // The command writes exactly the declared path (single quotes keep every byte but a quote), or nothing.
+    const cmd = c.rng.pick(['true', `cp model.bin '${p.replaceAll("'", '')}'`, 'echo hi']);
     const extra = `  evil:\n    cmd: ${JSON.stringify(cmd)}\n    deps: [model.bin]\n    ${key}: [${JSON.stringify(p)}]\n`;
     fs.appendFileSync(path.join(c.R, 'tdv.yaml'), extra);
     c.track('tdv.yaml');

@@ -184,6 +184,28 @@ if (failures.length) {
   log('attack: distinct (command | violation | mutations) -> first case:');
   for (const [k, g] of [...groups].sort((a, b) => b[1].n - a[1].n)) log(`  ${String(g.n).padStart(4)}  ${k}  -> --seed ${g.first.seed} --case ${g.first.caseNo}`);
 }
+// --confirm: rerun each failing case with a `node bin/tdv.js` process per command, and say which failures recur.
+if (flag('confirm') && failures.length) {
+  const { execFileSync } = await import('node:child_process');
+  const cases = [...new Set(failures.map((f) => f.caseNo))];
+  log(`attack: confirming ${cases.length} failing case(s) with --exec spawn...`);
+  for (const n of cases) {
+    const out = path.join(workdir, `confirm-${n}.json`);
+    try {
+      execFileSync(process.execPath, [path.join(HERE, 'run.mjs'), '--seed', seed, '--case', String(n), '--exec', 'spawn', '--quiet', '--json', out, '--timeout', String(timeoutMs / 1000), '--dir', workdir], { stdio: 'ignore' });
+    } catch {}
+    let again = [];
+    try {
+      again = JSON.parse(fs.readFileSync(out, 'utf8')).failures;
+    } catch {}
+    const sig = (f) => f.violations.map((v) => `${f.cmd?.join(' ')}|${v.kind}|${v.path ?? ''}`);
+    const seen = new Set(again.flatMap(sig));
+    for (const f of failures.filter((x) => x.caseNo === n)) {
+      f.confirmed = sig(f).every((s) => seen.has(s));
+      log(`  case ${n} \`tdv ${f.cmd?.join(' ')}\`: ${f.confirmed ? 'confirmed' : 'NOT reproduced'} with --exec spawn`);
+    }
+  }
+}
 if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ seed, from, cases: done, commands: commandsRun, seconds: secs, failures }, null, 1));
 if (keep) log(`attack: work directory kept: ${workdir}`);
 else fs.rmSync(workdir, { recursive: true, force: true });

@@ -168,6 +168,21 @@ function pointerOuts(doc, dirKey) {
   return out;
 }
 
+/** The outs and metrics paths of the tdv.lock committed at HEAD (read once per case: HEAD does not move). */
+export function headLock(repo) {
+  const res = { outs: [], metrics: [] };
+  const r = spawnSync('git', ['show', 'HEAD:tdv.lock'], { cwd: repo, maxBuffer: 1 << 26 });
+  if (r.status !== 0) return res;
+  try {
+    const lock = parseYaml(r.stdout.toString('utf8'));
+    for (const s of Object.values(lock?.stages ?? {})) {
+      for (const o of Array.isArray(s?.outs) ? s.outs : []) if (legalRel(o?.path)) res.outs.push(toKey(o.path));
+      for (const o of Array.isArray(s?.metrics) ? s.metrics : []) if (legalRel(o?.path)) res.metrics.push(toKey(o.path));
+    }
+  } catch {}
+  return res;
+}
+
 /** Pointer files (`*.tdv`) committed at HEAD: [dirKey, text] (read once per case: HEAD does not move). */
 export function headPointers(repo) {
   const ls = spawnSync('git', ['ls-tree', '-r', '-z', 'HEAD'], { cwd: repo, maxBuffer: 1 << 26 });
@@ -208,7 +223,7 @@ export function headPointers(repo) {
  * (or other non-directory) in its parent components. Returns
  * `{ data: Set, metrics: Set }` of repo-relative keys.
  */
-export function declared(repoAbs, repoSurvey, extra = []) {
+export function declared(repoAbs, repoSurvey, extra = [], headLockMetrics = []) {
   const cand = [...extra];
   const metrics = [];
   for (const [k, e] of repoSurvey) {
@@ -240,7 +255,7 @@ export function declared(repoAbs, repoSurvey, extra = []) {
     return true;
   };
   const data = new Set(cand.filter((k) => viaRealDirs(k) && !CONTROL(k)));
-  const lockMetrics = new Set();
+  const lockMetrics = new Set(headLockMetrics);
   if (lock && typeof lock.stages === 'object' && lock.stages) {
     for (const s of Object.values(lock.stages)) for (const o of Array.isArray(s?.metrics) ? s.metrics : []) if (legalRel(o?.path)) lockMetrics.add(toKey(o.path));
   }
@@ -392,7 +407,8 @@ export function check(before, after, ctx) {
       continue;
     }
     // The remote: only push writes there, only objects and run records, never removing any.
-    if (under(k, remote) && !tracked) {
+    // (A remote inside tracked data is tracked data first.)
+    if (under(k, remote) && !tracked && !(p !== undefined && under(p, ctx.data))) {
       const rel = k.slice(ctx.remoteKey.length + 1);
       const ok = name === 'push' && a && (a.t === 'd' ? !b : regularOrAbsent(b) && (OBJ.test(rel) || RUN.test(rel)));
       if (!ok) add('remote-changed', k, what);

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Writable, PassThrough } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { generate } from './gen.mjs';
-import { check, configuredCaches, configuredRemote, declared, gitIndex, headPointers, isCanonicalManifest, keyBuf, legalRel, realKey, resetSurveyCache, survey, toKey } from './survey.mjs';
+import { check, configuredCaches, configuredRemote, declared, gitIndex, headLock, headPointers, isCanonicalManifest, keyBuf, legalRel, realKey, resetSurveyCache, survey, toKey } from './survey.mjs';
 import { TDV_BIN } from './template.mjs';
 
 const BUNDLE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/bundle/main.js');
@@ -124,7 +124,7 @@ function toRegion(S, R, dir) {
   return k;
 }
 
-function context(S, R, before, idx, cmd, headPtrs) {
+function context(S, R, before, idx, cmd, headPtrs, headMetrics) {
   const [name, ...args] = cmd;
   const repoSurvey = new Map();
   for (const [k, e] of before) if (k.startsWith('repo/')) repoSurvey.set(k.slice(5), e);
@@ -135,7 +135,7 @@ function context(S, R, before, idx, cmd, headPtrs) {
       if (legalRel(n)) extra.push(toKey(n));
     }
   }
-  const decl = declared(R, repoSurvey, extra);
+  const decl = declared(R, repoSurvey, extra, headMetrics);
   const caches = [];
   const tc = repoSurvey.get('.tdv/cache');
   if (tc?.t === 'd') caches.push({ key: 'repo/.tdv/cache', shared: false });
@@ -213,7 +213,9 @@ async function runCase(seed, caseNo, only) {
   const R = path.join(S, 'repo');
   const gen = generate(S, meta, seed, caseNo);
   lap('generate');
-  const headPtrs = headPointers(R);
+  const lockAtHead = headLock(R);
+  const headPtrs = [...headPointers(R), ...lockAtHead.outs];
+  const headMetrics = lockAtHead.metrics;
   const env = envFor(S);
   let before = survey(S);
   let idx = gitIndex(R);
@@ -222,7 +224,7 @@ async function runCase(seed, caseNo, only) {
   const cmds = only ? gen.commands.filter((c) => only.includes(c[0])) : gen.commands;
   for (const [i, cmd] of cmds.entries()) {
     status(JSON.stringify({ seed, caseNo, i, cmd, mutations: gen.mutations }));
-    const ctx = context(S, R, before, idx, cmd, headPtrs);
+    const ctx = context(S, R, before, idx, cmd, headPtrs, headMetrics);
     lap('check');
     const res = exec === 'inproc' ? await runInProc(R, cmd, env) : await runSpawn(R, cmd, env);
     lap(`tdv ${cmd[0]}`);
