@@ -303,6 +303,17 @@ const MUTATIONS = [
     c.hardlink(f, src);
     c.note(`${f} hardlinked to outside/${src}`);
   }),
+  M('hardlink-inside-repo', ['5'], (c) => {
+    // Tracked data sharing an inode with a Git-tracked file: linking or chmodding it changes that file too.
+    const [f, src] = c.rng.pick([
+      ['data/a.txt', 'README.md'],
+      ['model.bin', 'src/run.sh'],
+      ['data/sub/b.txt', 'src/m.json'],
+    ]);
+    c.rm(f);
+    fs.linkSync(c.abs(src), c.abs(f));
+    c.note(`${f} hardlinked to the Git-tracked ${src}`);
+  }),
   M('link-mode', ['5'], (c) => {
     const t = c.rng.pick(['hardlink', 'symlink', 'hardlink,copy', 'symlink,copy', 'copy']);
     const local = c.rng.chance(0.5);

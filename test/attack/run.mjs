@@ -162,13 +162,14 @@ async function runWorker(id) {
 await Promise.all(Array.from({ length: jobs }, (_, i) => runWorker(i)));
 const secs = (Date.now() - tBuilt) / 1000;
 
-// One line per distinct failure: command, violation kind and the case's mutations.
+// One line per distinct failure: the command and the kind of violation, with the first cases that show it.
 const groups = new Map();
 for (const f of failures) {
-  for (const v of f.violations) {
-    const key = `${f.cmd?.[0]} | ${v.kind} | ${(f.mutations ?? []).map((m) => m.name).sort().join('+')}`;
-    const g = groups.get(key) ?? { n: 0, first: f };
+  for (const kind of new Set(f.violations.map((v) => v.kind))) {
+    const key = `${f.cmd?.[0]} | ${kind}`;
+    const g = groups.get(key) ?? { n: 0, cases: [] };
     g.n++;
+    if (g.cases.length < 6 && !g.cases.includes(f.caseNo)) g.cases.push(f.caseNo);
     groups.set(key, g);
   }
 }
@@ -181,8 +182,8 @@ if (flag('profile')) log(`attack: ms per case: ${Object.entries(prof).sort((a, b
 log(`attack: ${failedCases} case(s) failed, ${failures.length} command(s) violated the invariant`);
 if (failures.length) {
   log(`attack: violations by kind: ${Object.entries(byKind).map(([k, n]) => `${k} ${n}`).join(', ')}`);
-  log('attack: distinct (command | violation | mutations) -> first case:');
-  for (const [k, g] of [...groups].sort((a, b) => b[1].n - a[1].n)) log(`  ${String(g.n).padStart(4)}  ${k}  -> --seed ${g.first.seed} --case ${g.first.caseNo}`);
+  log(`attack: distinct (command | violation): commands, first cases (--seed ${seed} --case N)`);
+  for (const [k, g] of [...groups].sort((a, b) => b[1].n - a[1].n)) log(`  ${String(g.n).padStart(5)}  ${k.padEnd(40)} ${g.cases.join(' ')}`);
 }
 // --confirm: rerun each failing case with a `node bin/tdv.js` process per command, and say which failures recur.
 if (flag('confirm') && failures.length) {

@@ -106,6 +106,8 @@ export function outputProblems(res, name, hostileNames) {
     add('unescaped-control-char', `U+${m[0].charCodeAt(0).toString(16).padStart(4, '0')} in ${JSON.stringify(all.slice(Math.max(0, m.index - 60), m.index + 20))}`);
   }
   for (const n of hostileNames) if (n.includes('\n') && all.includes(n)) add('raw-newline-name', `${JSON.stringify(n)} printed unescaped`);
+  // Class 7: a file outside the repository (symlinks point at it) is never printed.
+  if (all.includes('TOP SECRET')) add('secret-printed', 'the content of outside/secret.txt appears in the output');
   return v;
 }
 
