@@ -188,8 +188,10 @@ if (failures.length) {
 // --confirm: rerun each failing case with a `node bin/tdv.js` process per command, and say which failures recur.
 if (flag('confirm') && failures.length) {
   const { execFileSync } = await import('node:child_process');
-  const cases = [...new Set(failures.map((f) => f.caseNo))];
+  // The first two cases of each (command | violation) group: enough to tell an in-process artefact.
+  const cases = [...new Set([...groups.values()].flatMap((g) => g.cases.slice(0, 2)))].sort((a, b) => a - b);
   log(`attack: confirming ${cases.length} failing case(s) with --exec spawn...`);
+
   for (const n of cases) {
     const out = path.join(workdir, `confirm-${n}.json`);
     try {
@@ -203,10 +205,11 @@ if (flag('confirm') && failures.length) {
     const seen = new Set(again.flatMap(sig));
     for (const f of failures.filter((x) => x.caseNo === n)) {
       f.confirmed = sig(f).every((s) => seen.has(s));
-      log(`  case ${n} \`tdv ${f.cmd?.join(' ')}\`: ${f.confirmed ? 'confirmed' : 'NOT reproduced'} with --exec spawn`);
+      if (!f.confirmed || !quiet) log(`  case ${n} \`tdv ${f.cmd?.join(' ')}\`: ${f.confirmed ? 'confirmed' : 'NOT reproduced'} with --exec spawn`);
     }
   }
 }
+if (flag('confirm') && failures.length) log(`attack: --exec spawn reproduced ${failures.filter((f) => f.confirmed).length} of ${failures.filter((f) => f.confirmed !== undefined).length} failures rechecked`);
 if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ seed, from, cases: done, commands: commandsRun, seconds: secs, failures }, null, 1));
 if (keep) log(`attack: work directory kept: ${workdir}`);
 else fs.rmSync(workdir, { recursive: true, force: true });

@@ -397,6 +397,15 @@ export function check(before, after, ctx) {
     if (same(b, a, p === undefined)) continue;
     if (b?.t === 'd' && a?.t === 'd' && b.mode === a.mode) continue;
     const what = describe(b, a);
+    // Class 7: a file outside (what hostile symlinks point at) is never copied in, to the cache or the remote.
+    // (Not for `tdv add LINK` of a symlink the user names himself: that may follow it.)
+    if (a?.t === 'f' && b?.h !== a.h && !k.startsWith('outside/') && !k.startsWith('to/') && !ctx.addsSymlink) {
+      let text = '';
+      try {
+        text = fs.readFileSync(keyBuf(`${ctx.sandbox}/${k}`), 'latin1');
+      } catch {}
+      if (text.includes('TOP SECRET')) add('secret-copied', k, `now holds the content of outside/secret.txt (${what})`);
+    }
     const tracked = p !== undefined && ctx.tracked.has(p);
 
     if (p === '.git/index') continue; // compared as `git ls-files -s` below
@@ -431,7 +440,8 @@ export function check(before, after, ctx) {
     // Control files tdv edits: regular files (or absent), never through or over a symlink.
     if (base === '.gitignore' && !inData && (!p.startsWith('.tdv/') || p === '.tdv/.gitignore')) {
       if (!regularOrAbsent(b) || !regularOrAbsent(a)) add(tracked ? 'tracked-changed' : 'control-file-not-regular', k, what);
-      else {
+      else if (p !== '.tdv/.gitignore') {
+        // (.tdv/.gitignore is tdv's own: `init -f` rewrites it whole.)
         const now = a ? new Set(userLines(keyBuf(`${ctx.sandbox}/${k}`))) : new Set();
         const lost = (ctx.gitignoreLines.get(p) ?? []).filter((l) => !now.has(l));
         if (lost.length) add('gitignore-lines-lost', k, `lost ${JSON.stringify(lost)}`);

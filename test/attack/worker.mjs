@@ -44,6 +44,14 @@ async function runInProc(cwd, args, env) {
   const stdin = new PassThrough();
   stdin.end();
   current = {};
+  const t0 = Date.now();
+  // What tdv (or a library) writes to the process's own stdout/stderr is output of the command too.
+  const realOut = process.stdout.write;
+  const realErr = process.stderr.write;
+  process.stdout.write = (c, ...rest) => (out.push(Buffer.from(c)), rest.find((x) => typeof x === 'function')?.(), true);
+  process.stderr.write = (c, ...rest) => (err.push(Buffer.from(c)), rest.find((x) => typeof x === 'function')?.(), true);
+  const own = (h) => h === process.channel || h === process.stdout || h === process.stderr || h === process.stdin;
+  const handlesBefore = new Set(process._getActiveHandles());
   let code;
   try {
     code = await main(['node', 'tdv', ...args], { cwd, stdout: sink(out), stderr: sink(err), stdin, env });
@@ -51,9 +59,24 @@ async function runInProc(cwd, args, env) {
     code = 'threw';
     err.push(Buffer.from(`(main threw) ${e?.stack ?? e}\n`));
   }
-  // Let stray promise rejections of this command surface before it is judged.
-  await new Promise((r) => setImmediate(r));
-  const res = { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), crash: current.crash };
+  // A process exits only when its event loop is empty: wait for what the command
+  // left running (a stage's process, a pending write), as `node bin/tdv.js` would.
+  let timedOut = false;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 5));
+    const left = process._getActiveHandles().filter((h) => !own(h) && !handlesBefore.has(h) && h.constructor?.name !== 'Timeout' && h.hasRef?.() !== false);
+    const reqs = process._getActiveRequests().length;
+    if (left.length === 0 && reqs === 0) break;
+    if (Date.now() - t0 > timeoutMs) {
+      timedOut = true;
+      const names = left.map((h) => `${h.constructor?.name}${h.spawnfile ? `(${h.spawnargs?.join(' ')}, pid ${h.pid})` : ''}`);
+      err.push(Buffer.from(`(still running after main returned: ${[...names, ...(reqs ? [`${reqs} request(s)`] : [])].join(', ')})\n`));
+      break;
+    }
+  }
+  process.stdout.write = realOut;
+  process.stderr.write = realErr;
+  const res = { code, timedOut, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), crash: current.crash };
   current = undefined;
   return res;
 }
@@ -131,10 +154,12 @@ function context(S, R, before, idx, cmd, headPtrs, headMetrics) {
   const repoSurvey = new Map();
   for (const [k, e] of before) if (k.startsWith('repo/')) repoSurvey.set(k.slice(5), e);
   const extra = [...headPtrs];
+  let addsSymlink = false;
   if (name === 'add') {
     for (const a of args) {
       const n = path.posix.normalize(a);
       if (legalRel(n)) extra.push(toKey(n));
+      if (repoSurvey.get(toKey(n))?.t === 'l') addsSymlink = true;
     }
   }
   const decl = declared(R, repoSurvey, extra, headMetrics);
@@ -177,6 +202,7 @@ function context(S, R, before, idx, cmd, headPtrs, headMetrics) {
   }
   return {
     sandbox: S,
+    addsSymlink,
     canonicalManifests,
     cmd: { name, args },
     tracked: idx.tracked,
