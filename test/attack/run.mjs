@@ -48,8 +48,9 @@ const log = (s) => process.stdout.write(`${s}\n`);
 log(`attack: seed ${seed}, cases ${from}..${from + count - 1}, ${jobs} worker(s), exec ${exec}, timeout ${timeoutMs / 1000} s, in ${workdir}`);
 
 const t0 = Date.now();
-const template = path.join(workdir, 'template');
-const meta = buildTemplate(template);
+// --template DIR reuses a template an earlier run built (--confirm passes its own).
+const template = opt('template', path.join(workdir, 'template'));
+const meta = opt('template') ? JSON.parse(fs.readFileSync(`${template}.json`, 'utf8')) : buildTemplate(template);
 const tBuilt = Date.now();
 
 const queue = Array.from({ length: count }, (_, i) => from + i);
@@ -195,7 +196,7 @@ if (flag('confirm') && failures.length) {
   for (const n of cases) {
     const out = path.join(workdir, `confirm-${n}.json`);
     try {
-      execFileSync(process.execPath, [path.join(HERE, 'run.mjs'), '--seed', seed, '--case', String(n), '--exec', 'spawn', '--quiet', '--json', out, '--timeout', String(timeoutMs / 1000), '--dir', workdir], { stdio: 'ignore' });
+      execFileSync(process.execPath, [path.join(HERE, 'run.mjs'), '--seed', seed, '--case', String(n), '--exec', 'spawn', '--quiet', '--json', out, '--timeout', String(timeoutMs / 1000), '--dir', workdir, '--template', template], { stdio: 'ignore' });
     } catch {}
     let again = [];
     try {
