@@ -83,8 +83,18 @@ function startWorker(id) {
     detached: true,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  return { id, child, statusFile, busy: undefined, served: 0, ready: new Promise((r) => child.once('message', r)) };
+  const w = { id, child, statusFile, served: 0, ready: new Promise((r) => child.once('message', r)) };
+  live.add(w);
+  child.on('exit', () => live.delete(w));
+  return w;
 }
+
+const live = new Set();
+// Workers run in their own process groups (so a hung stage dies with them): take them along on exit.
+process.on('exit', () => {
+  for (const w of live) kill(w);
+});
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => process.exit(130));
 
 function kill(w) {
   try {

@@ -310,6 +310,8 @@ export function isCanonicalManifest(absBuf, h) {
 // ---------------------------------------------------------------------------
 // The check
 
+/** sha256 of sandbox/outside/secret.txt (template.mjs). */
+const SECRET_SHA = createHash('sha256').update('TOP SECRET: outside the repository\n').digest('hex');
 const OBJ = /^files\/sha256\/([0-9a-f]{2})\/([0-9a-f]{62})(\.dir)?$/;
 const RUN = /^runs\/[0-9a-f]{2}\/[0-9a-f]{62}$/;
 
@@ -389,17 +391,27 @@ export function check(before, after, ctx) {
   const regularOrAbsent = (e) => !e || e.t === 'f';
   const dirOrAbsent = (e) => !e || e.t === 'd';
   const keys = new Set([...before.keys(), ...after.keys()]);
+  // Inodes of cache objects before: a file outside sharing one (a hardlink-mode snapshot, a planted link)
+  // gains links whenever tdv links that object again, which changes nothing of the file.
+  const cacheInodes = new Set();
+  for (const c of ctx.caches) {
+    const pre = `${c.key}/files/`;
+    for (const [k, e] of before) if (e.t === 'f' && k.startsWith(pre)) cacheInodes.add(e.ino);
+  }
+  // A secret already inside the sandbox (copied by an earlier command) is not copied again by this one.
+  let secretInside = false;
+  for (const [k, e] of before) if (e.t === 'f' && e.h === SECRET_SHA && !k.startsWith('outside/')) secretInside = true;
 
   for (const k of keys) {
     const b = before.get(k);
     const a = after.get(k);
     const p = k.startsWith('repo/') ? k.slice(5) : undefined; // repo-relative, or undefined outside
-    if (same(b, a, p === undefined)) continue;
+    if (same(b, a, p === undefined && !(b && cacheInodes.has(b.ino)))) continue;
     if (b?.t === 'd' && a?.t === 'd' && b.mode === a.mode) continue;
     const what = describe(b, a);
     // Class 7: a file outside (what hostile symlinks point at) is never copied in, to the cache or the remote.
     // (Not for `tdv add LINK` of a symlink the user names himself: that may follow it.)
-    if (a?.t === 'f' && b?.h !== a.h && !k.startsWith('outside/') && !k.startsWith('to/') && !ctx.addsSymlink) {
+    if (a?.t === 'f' && b?.h !== a.h && !k.startsWith('outside/') && !k.startsWith('to/') && !ctx.addsSymlink && !secretInside) {
       let text = '';
       try {
         text = fs.readFileSync(keyBuf(`${ctx.sandbox}/${k}`), 'latin1');

@@ -26,8 +26,10 @@ process.setMaxListeners(0);
 let current; // the command running in this process, for crashes that escape `main`
 const crash = (kind) => (err) => {
   if (current) current.crash = `${kind}: ${err?.stack ?? err}`;
-  else process.send?.({ type: 'log', line: `${kind} between commands: ${err?.stack ?? err}` });
+  else if (process.connected) process.send({ type: 'log', line: `${kind} between commands: ${err?.stack ?? err}` });
 };
+// The runner gone (killed, timed out): stop, with whatever this worker started.
+process.on('disconnect', () => process.exit(0));
 process.on('uncaughtException', crash('uncaught exception'));
 process.on('unhandledRejection', crash('unhandled rejection'));
 
@@ -103,7 +105,6 @@ function runSpawn(cwd, args, env) {
 }
 
 const STACK = /^\s+at (?:.+ \()?(?:file:|node:|\/).+:\d+:\d+\)?$/m;
-// eslint-disable-next-line no-control-regex
 const CONTROL_CHARS = /[\x00-\x08\x0b-\x1f\x7f]/;
 
 /** The output half of the invariant: exit code, one error line, no stack trace, no raw control characters. */
