@@ -83,9 +83,17 @@ async function runInProc(cwd, args, env) {
   return res;
 }
 
+let spawned; // the `node bin/tdv.js` running now (--exec spawn), in its own process group
+process.on('exit', () => {
+  try {
+    if (spawned) process.kill(-spawned.pid, 'SIGKILL');
+  } catch {}
+});
+
 function runSpawn(cwd, args, env) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [TDV_BIN, ...args], { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    spawned = child;
     const out = [];
     const err = [];
     child.stdout.on('data', (d) => out.push(d));
@@ -99,6 +107,7 @@ function runSpawn(cwd, args, env) {
     }, timeoutMs);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      spawned = undefined;
       resolve({ code: code ?? `signal ${signal}`, timedOut, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
     });
   });
