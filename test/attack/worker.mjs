@@ -83,17 +83,12 @@ async function runInProc(cwd, args, env) {
   return res;
 }
 
-let spawned; // the `node bin/tdv.js` running now (--exec spawn), in its own process group
-process.on('exit', () => {
-  try {
-    if (spawned) process.kill(-spawned.pid, 'SIGKILL');
-  } catch {}
-});
+// The `node bin/tdv.js` of --exec spawn stays in this worker's process group, so
+// the runner's kill of the group (a hang, its own exit) takes it along.
 
 function runSpawn(cwd, args, env) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [TDV_BIN, ...args], { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    spawned = child;
+    const child = spawn(process.execPath, [TDV_BIN, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const out = [];
     const err = [];
     child.stdout.on('data', (d) => out.push(d));
@@ -101,13 +96,10 @@ function runSpawn(cwd, args, env) {
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {}
+      child.kill('SIGKILL');
     }, timeoutMs);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      spawned = undefined;
       resolve({ code: code ?? `signal ${signal}`, timedOut, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
     });
   });
