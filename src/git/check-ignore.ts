@@ -1,4 +1,8 @@
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { TdvError } from '../errors.js';
+import { fileKind } from '../util/fs.js';
 
 /** The rule that makes Git ignore a path: where it is written, and the pattern. */
 export interface IgnoreRule {
@@ -21,7 +25,24 @@ export interface IgnoreRule {
  */
 export function gitIgnoredBy(root: string, paths: readonly string[]): IgnoreRule[] {
   if (paths.length === 0) return [];
+  // Git reads every .gitignore from the root down to each path: one that is a FIFO (or a
+  // device) would block it forever. Refused first, naming it.
+  const seen = new Set<string>();
+  for (const p of paths) {
+    const parts = p.split('/');
+    for (let i = 0; i < parts.length; i++) {
+      const rel = [...parts.slice(0, i), '.gitignore'].join('/');
+      if (seen.has(rel)) continue;
+      seen.add(rel);
+      const st = fs.lstatSync(path.join(root, rel), { throwIfNoEntry: false });
+      if (st && !st.isFile() && !st.isSymbolicLink() && !st.isDirectory()) {
+        throw new TdvError('NOT_A_FILE', `${rel} is ${fileKind(st)}, not a regular file; Git reads every .gitignore, so replace or delete it`, { data: { file: rel } });
+      }
+    }
+  }
   const r = spawnSync('git', ['check-ignore', '--verbose', '-z', '--stdin'], {
+    // Whatever else Git might wait on, tdv does not wait forever.
+    timeout: 30_000,
     cwd: root,
     input: paths.map((p) => `${p}\0`).join(''),
     encoding: 'utf8',

@@ -341,7 +341,9 @@ class Run {
         const tracked = repo.gitTracked();
         const own = repo.gitPath(rel);
         const hit = dir ? tracked.firstUnder(own) : tracked.has(own) ? own : undefined;
-        if (hit === undefined || (hit === own && metrics.has(rel))) return undefined;
+        // A declared metric Git tracks is rewritten by every run, but only as the regular file
+        // a run wrote: a committed symlink (or other thing) there is not the stage's to delete.
+        if (hit === undefined || (hit === own && metrics.has(rel) && regularOrAbsent(path.join(repo.root, rel)))) return undefined;
         return hit === own ? 'it is tracked by Git' : `it contains ${hit}, which is tracked by Git`;
       },
     });
@@ -383,4 +385,9 @@ function tail(own: Guard, rel: string, n = 10): string[] {
   } catch {
     return [];
   }
+}
+
+function regularOrAbsent(abs: string): boolean {
+  const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+  return st === undefined || st.isFile();
 }

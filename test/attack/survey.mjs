@@ -431,7 +431,8 @@ export function check(before, after, ctx) {
     // (A remote inside tracked data is tracked data first.)
     if (under(k, remote) && !tracked && !(p !== undefined && under(p, ctx.data))) {
       const rel = k.slice(ctx.remoteKey.length + 1);
-      const ok = name === 'push' && a && (a.t === 'd' ? !b : regularOrAbsent(b) && (OBJ.test(rel) || RUN.test(rel)));
+      // (repos/<id>: the marker of the repositories that push there, read by gc --cloud.)
+      const ok = name === 'push' && a && (a.t === 'd' ? !b : regularOrAbsent(b) && (OBJ.test(rel) || RUN.test(rel) || /^repos\/[0-9a-z]+$/.test(rel)));
       if (!ok) add('remote-changed', k, what);
       continue;
     }

@@ -174,4 +174,34 @@ describe('adversarial review of issue 11', () => {
       expect(r.stderr).not.toContain('EISDIR');
     }
   });
+
+  it('attack suite: a .gitignore that is a FIFO is an error naming it, not a hang of git check-ignore', async () => {
+    const dir = await newRepo();
+    write(dir, 'notes.txt', 'n\n');
+    fs.rmSync(path.join(dir, '.gitignore'), { force: true });
+    (await import('node:child_process')).execFileSync('mkfifo', [path.join(dir, '.gitignore')]);
+    const r = await tdv(dir, 'add', 'notes.txt');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, '.gitignore is a FIFO');
+  });
+
+  it('attack suite: a committed symlink at a Git-tracked metrics file is not deleted by repro', async () => {
+    const dir = await newRepo();
+    const outside = newDir();
+    write(outside, 'secret.txt', 'secret\n');
+    write(dir, 'tdv.yaml', 'stages:\n  m:\n    cmd: echo 1 > metrics.json\n    metrics: [metrics.json]\n');
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'metrics');
+    fs.rmSync(path.join(dir, 'metrics.json'));
+    fs.symlinkSync(path.join(outside, 'secret.txt'), path.join(dir, 'metrics.json'));
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'hostile');
+    write(dir, 'tdv.yaml', 'stages:\n  m:\n    cmd: echo 2 > metrics.json\n    metrics: [metrics.json]\n');
+    const r = await tdv(dir, 'repro');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('metrics.json');
+    expect(fs.lstatSync(path.join(dir, 'metrics.json')).isSymbolicLink()).toBe(true);
+    expect(read(outside, 'secret.txt')).toBe('secret\n');
+  });
 });
