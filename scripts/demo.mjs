@@ -127,8 +127,10 @@ sh('git', ['tag', 'v1', 'HEAD~1']);
 tdv('metrics', 'diff', 'v1', 'HEAD');
 tdv('log', 'data', '-n', '3');
 tdv('diff', 'v1', 'HEAD', 'data');
-tdv('checkout', '--rev', 'v1', '--to', 'snapshot-v1', 'data/trips/2024-07-30.csv', 'out/sales.csv');
-sh('head', ['-3', 'snapshot-v1/out/sales.csv']);
+// Outside the repository: tdv refuses a snapshot inside it, where Git would see it as new files.
+const snapshot = `../${path.basename(dir)}-snapshot-v1`;
+tdv('checkout', '--rev', 'v1', '--to', snapshot, 'data/trips/2024-07-30.csv', 'out/sales.csv');
+sh('head', ['-3', `${snapshot}/out/sales.csv`]);
 
 say('Done.');
-console.log(`The demo repository is in ${dir}, its clone in ${clone}, the remote in ${storage}`);
+console.log(`The demo repository is in ${dir}, its clone in ${clone}, the snapshot in ${path.resolve(dir, snapshot)}, the remote in ${storage}`);

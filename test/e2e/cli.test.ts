@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { TDV_BIN, read, tdvBin, write } from '../helpers/repo.js';
+import { TDV_BIN, read, tdvBin, tmpDir, write } from '../helpers/repo.js';
 import { filePointer, newRepo } from '../helpers/expect.js';
 
 /** End-to-end: the real bin/tdv.js in a child process, as users run it. Needs `npx tsc -p .` first. */
@@ -144,7 +144,7 @@ describe('tdv (bin)', () => {
   it('push shows a progress bar on a terminal, and only one summary line otherwise', async () => {
     const make = async () => {
       const dir = await newRepo();
-      const remote = fs.mkdtempSync(path.join(path.dirname(dir), 'remote-'));
+      const remote = tmpDir('tdv-remote-');
       fs.appendFileSync(path.join(dir, '.tdv', 'config.yaml'), `core:\n  remote: r\nremote:\n  r:\n    url: ${remote}\n`);
       for (let i = 0; i < 50; i++) write(dir, `data/f${i}.csv`, `${i}\n`);
       expect((await tdvBin(dir, ['add', 'data'])).code).toBe(0);

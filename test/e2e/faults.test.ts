@@ -102,7 +102,7 @@ describeS3('push, fetch and pull under network faults (1 request in 5)', () => {
   beforeAll(async () => {
     proxy = await startFaultProxy(s3Available()!.endpoint, { delayMs: 2 * TIMEOUT_MS });
     inspector = new RemoteInspector(s3Available()!.endpoint);
-    // beforeAll has no test to clean up after: tmpDir removes this one when the process exits.
+    // Made outside a test: tmpDir removes it after the file's last test (test/helpers/cleanup.ts).
     origin = path.join(fs.realpathSync(tmpDir('tdv-faults-')), 'origin');
     fs.mkdirSync(origin);
     await git(origin, 'init', '-q', '-b', 'main');

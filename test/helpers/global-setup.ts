@@ -10,11 +10,15 @@
  *
  * Docker: the same for the daemon and the test image (docker-probe.ts, which
  * creates the image when Docker is there): `dockerSkipReason`, fatal under CI=true.
+ *
+ * Temp files: the run gets a temp directory of its own, removed at the end
+ * (run-tmp.ts), first of all, so the S3 server's directory is in it too.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { probeDocker } from './docker-probe.js';
+import { useRunTmp } from './run-tmp.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -28,6 +32,24 @@ const SCRIPT = path.resolve(import.meta.dirname, 's3-server.mjs');
 const START_TIMEOUT_MS = 30_000;
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const removeRunTmp = useRunTmp();
+  let stopServices: () => Promise<void>;
+  try {
+    stopServices = await startServices(project);
+  } catch (err) {
+    removeRunTmp();
+    throw err;
+  }
+  return async () => {
+    try {
+      await stopServices();
+    } finally {
+      removeRunTmp();
+    }
+  };
+}
+
+async function startServices(project: TestProject): Promise<() => Promise<void>> {
   const noDocker = probeDocker();
   if (noDocker && process.env.CI === 'true') throw new Error(`${noDocker} (CI=true: the Docker tests must run)`);
   project.provide('dockerSkipReason', noDocker ?? '');

@@ -1,23 +1,18 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { execa } from 'execa';
-import { onTestFinished } from 'vitest';
 import { main } from '../../src/cli/main.js';
+import { makeTmpDir } from './tmp.js';
 
 export const TDV_BIN = path.resolve(import.meta.dirname, '../../bin/tdv.js');
 
-/** A fresh temporary directory, removed when the current test (or, outside a test, the process) ends. */
+/**
+ * A fresh temporary directory, removed when the current test ends (made
+ * outside a test: after the file's last test). See makeTmpDir in tmp.ts.
+ */
 export function tmpDir(prefix = 'tdv-test-'): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  const remove = () => fs.rmSync(dir, { recursive: true, force: true });
-  try {
-    onTestFinished(remove);
-  } catch {
-    process.once('exit', remove);
-  }
-  return dir;
+  return makeTmpDir(prefix);
 }
 
 export async function git(cwd: string, ...args: string[]): Promise<string> {
