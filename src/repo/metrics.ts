@@ -5,7 +5,7 @@ import { isDirOid } from '../formats/oid.js';
 import { quotePath, relPathProblem } from '../formats/paths.js';
 import { parsePointer, POINTER_EXT } from '../formats/pointer.js';
 import { UnsafePathError } from '../workspace/guard.js';
-import { subject } from '../git/format.js';
+import { type Commit, subject } from '../git/format.js';
 import type { GitHistory } from '../git/history.js';
 import { loadPipeline, PIPELINE_FILE } from '../stages/load.js';
 import { decodeLock, LOCK_FILE, type LockFile, parseLock } from '../stages/lock.js';
@@ -207,16 +207,15 @@ export interface MetricsHistory {
  * `problems` and the others are still shown.
  */
 export async function metricsHistory(repo: Repo, opts: MetricsHistoryOptions): Promise<MetricsHistory> {
-  const { openHistory, resolveRevision, scopeCommits } = await import('./lib/revision.js');
+  const { openHistory, resolveRevision } = await import('./lib/revision.js');
   const h = openHistory(repo);
   try {
     const named = (opts.revs ?? []).map((r) => resolveRevision(h, r));
-    const refs = new Map<string, RevisionRef>();
-    for (const r of named) if (!refs.has(r.commit)) refs.set(r.commit, r);
-    if (opts.allCommits) for (const r of scopeCommits(h, { allCommits: true })) if (!refs.has(r.commit)) refs.set(r.commit, { commit: r.commit, label: r.commit.slice(0, 7) });
-    let order = [...refs.values()];
-    // Newest first by committer date, as `git log --all`; ties (one second) by id, so the order is stable.
-    if (opts.allCommits) order = order.map((r) => ({ r, t: h.commit(r.commit).committer.time })).sort((x, y) => y.t - x.t || (x.r.commit < y.r.commit ? -1 : 1)).map((x) => x.r);
+    const walked: RevisionRef[] = [];
+    if (opts.allCommits) for (const c of newestFirst(h)) walked.push(named.find((r) => r.commit === c.oid) ?? { commit: c.oid, label: c.oid.slice(0, 7) });
+    // Each commit once; a named revision the walk did not reach (a dangling commit) comes last.
+    const seen = new Set<string>();
+    const order = [...walked, ...named].filter((r) => !seen.has(r.commit) && !!seen.add(r.commit));
     const wanted = new Set(named.map((r) => r.commit));
     const res: MetricsHistory = { commits: [], problems: [] };
     for (const at of order) {
@@ -235,6 +234,34 @@ export async function metricsHistory(repo: Repo, opts: MetricsHistoryOptions): P
     return res;
   } finally {
     h.close();
+  }
+}
+
+/**
+ * Every commit reachable from a branch, tag, remote-tracking ref or HEAD,
+ * newest first as `git log --all` lists them: the newest commit of the
+ * frontier next, and a parent only after the child it was reached through, so
+ * a child comes before its parent even when both were made in the same second.
+ */
+function* newestFirst(h: GitHistory): Generator<Commit> {
+  const starts = h.tips('refs/').map((t) => t.oid);
+  const head = h.refs.resolve('HEAD');
+  if (head) starts.push(head);
+  const seen = new Set<string>();
+  const frontier: Commit[] = [];
+  const add = (oid: string) => {
+    if (seen.has(oid)) return;
+    seen.add(oid);
+    frontier.push(h.commit(oid));
+  };
+  starts.forEach(add);
+  while (frontier.length) {
+    // The frontier is as wide as the branches being walked, so a scan is cheaper than a heap.
+    let best = 0;
+    for (let i = 1; i < frontier.length; i++) if (frontier[i]!.committer.time > frontier[best]!.committer.time) best = i;
+    const c = frontier.splice(best, 1)[0]!;
+    yield c;
+    h.parents(c).forEach(add);
   }
 }
 
