@@ -267,7 +267,15 @@ function* newestFirst(h: GitHistory): Generator<Commit> {
 
 /** The current values of every parameter a stage of tdv.yaml uses, read from the params files in the workspace. */
 export async function paramsShow(repo: Repo): Promise<Values> {
-  return withHistory(repo, async (h) => paramsOf(repo, await reader(repo, undefined, h), undefined));
+  const values = await withHistory(repo, async (h) => paramsOf(repo, await reader(repo, undefined, h), undefined));
+  // Sorted by file and key, as the diffs are, whatever order the stages name them in.
+  const out: Values = {};
+  for (const f of Object.keys(values).sort()) {
+    const sorted: Record<string, unknown> = {};
+    for (const k of Object.keys(values[f]!).sort()) setOwn(sorted, k, values[f]![k]);
+    setOwn(out, f, sorted);
+  }
+  return out;
 }
 
 export interface DiffOptions {
