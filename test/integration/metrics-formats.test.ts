@@ -153,7 +153,7 @@ describe('metrics history', () => {
     for (const [acc, msg] of [
       ['0.7', 'more data'],
       ['0.9', 'bigger model'],
-    ]) {
+    ] as const) {
       write(dir, 'tdv.yaml', `stages:\n${stage('m', 'm.json', `{"acc": ${acc}, "run": {"epochs": 3}}`)}`);
       expect((await tdv(dir, 'repro')).code).toBe(0);
       await commit(dir, msg);
