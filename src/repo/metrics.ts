@@ -1,9 +1,7 @@
 import path from 'node:path';
 import { TdvError } from '../errors.js';
 import { readObjectFileSync } from '../cache/store.js';
-import { isDirOid } from '../formats/oid.js';
 import { quotePath, relPathProblem } from '../formats/paths.js';
-import { parsePointer, POINTER_EXT } from '../formats/pointer.js';
 import { UnsafePathError } from '../workspace/guard.js';
 import { type Commit, subject } from '../git/format.js';
 import type { GitHistory } from '../git/history.js';
@@ -11,7 +9,7 @@ import { loadPipeline, PIPELINE_FILE } from '../stages/load.js';
 import { decodeLock, LOCK_FILE, type LockFile, parseLock } from '../stages/lock.js';
 import { ParamsReader } from '../stages/params.js';
 import { flattenLeaves, parseMetrics, setOwn } from '../stages/values.js';
-import { decodeUtf8, MAX_POINTER_BYTES, MAX_TEXT_BYTES, tooLargeError } from '../util/fs.js';
+import { MAX_TEXT_BYTES, tooLargeError } from '../util/fs.js';
 import type { RevisionRef } from './lib/revision.js';
 import type { Repo } from './repo.js';
 
@@ -45,9 +43,9 @@ interface Reader {
    */
   read(rel: string, source?: string): string | undefined;
   /**
-   * At a revision, a file Git does not hold because tdv tracked it there (a
-   * stage output in tdv.lock, or a file with a pointer), read from the cache by
-   * the hash recorded at that commit; undefined when tdv did not track it.
+   * At a revision, a metrics file Git does not hold there (it was git-ignored),
+   * read from the cache by the hash the tdv.lock of that commit records;
+   * undefined when tdv.lock does not record it.
    */
   cached?(rel: string): Promise<string | undefined>;
 }
@@ -76,24 +74,22 @@ async function readerAt(repo: Repo, h: GitHistory, at: RevisionRef): Promise<Rea
       const shown = `${side}:${LOCK_FILE}`;
       return bytes ? parseLock(decodeLock(bytes, shown), shown) : undefined;
     })());
+  // Metrics are plain files meant for Git, but a git-ignored one still went into the cache
+  // when its stage ran (repro copies metrics there for the run-cache), under the hash tdv.lock records.
   const cached = async (rel: string): Promise<string | undefined> => {
     let oid: string | undefined;
-    for (const s of (await lockAt())?.values() ?? []) for (const o of [...s.metrics, ...s.outs]) if (o.path === rel) oid = o.sha256;
-    const ptr = oid === undefined ? h.readFileAt(at.commit, prefix + rel + POINTER_EXT) : undefined;
-    if (ptr) {
-      const shown = quotePath(`${side}:${rel}${POINTER_EXT}`);
-      if (ptr.length > MAX_POINTER_BYTES) throw tooLargeError(shown, ptr.length, MAX_POINTER_BYTES, 'a pointer file');
-      const p = await parsePointer(decodeUtf8(ptr, shown, ''), path.join(repo.root, ...(rel + POINTER_EXT).split('/')), shown);
-      oid = p.outs.find((o) => o.path === path.posix.basename(rel))?.sha256;
-    }
-    if (oid === undefined || isDirOid(oid)) return undefined;
+    for (const s of (await lockAt())?.values() ?? []) for (const o of s.metrics) if (o.path === rel) oid = o.sha256;
+    if (oid === undefined) return undefined;
+    const shown = quotePath(`${side}:${rel}`);
     if (!repo.store.has(oid)) {
-      throw new TdvError('MISSING_OBJECT', `${quotePath(`${side}:${rel}`)} is tracked by tdv at ${side}, and its version (${oid.slice(0, 12)}) is not in the cache; run \`tdv fetch --rev ${at.commit.slice(0, 12)}\` to fetch it`, {
-        data: { path: rel, oid, commit: at.commit },
-      });
+      throw new TdvError(
+        'MISSING_OBJECT',
+        `${shown} was not committed to Git, and the version tdv.lock records there (${oid.slice(0, 12)}) is not in the cache; \`tdv fetch --run-cache\` fetches it if the run that wrote it was pushed with \`tdv push --run-cache\``,
+        { data: { path: rel, oid, commit: at.commit } },
+      );
     }
     const bytes = readObjectFileSync(repo.store.pathOf(oid), (size) => {
-      if (size > MAX_TEXT_BYTES) throw tooLargeError(quotePath(`${side}:${rel}`), size, MAX_TEXT_BYTES, 'a metrics file');
+      if (size > MAX_TEXT_BYTES) throw tooLargeError(shown, size, MAX_TEXT_BYTES, 'a metrics file');
     });
     return bytes.toString('utf8');
   };
@@ -239,29 +235,29 @@ export async function metricsHistory(repo: Repo, opts: MetricsHistoryOptions): P
 
 /**
  * Every commit reachable from a branch, tag, remote-tracking ref or HEAD,
- * newest first as `git log --all` lists them: the newest commit of the
- * frontier next, and a parent only after the child it was reached through, so
- * a child comes before its parent even when both were made in the same second.
+ * newest first and never a parent before its child, as `git log --all
+ * --date-order`: the newest commit among those whose children have all been
+ * listed comes next (commits made in the same second stay in history order).
  */
 function* newestFirst(h: GitHistory): Generator<Commit> {
   const starts = h.tips('refs/').map((t) => t.oid);
   const head = h.refs.resolve('HEAD');
   if (head) starts.push(head);
-  const seen = new Set<string>();
-  const frontier: Commit[] = [];
-  const add = (oid: string) => {
-    if (seen.has(oid)) return;
-    seen.add(oid);
-    frontier.push(h.commit(oid));
-  };
-  starts.forEach(add);
-  while (frontier.length) {
-    // The frontier is as wide as the branches being walked, so a scan is cheaper than a heap.
+  const all = [...h.reachable(starts)];
+  const children = new Map<string, number>();
+  for (const c of all) for (const p of h.parents(c)) children.set(p, (children.get(p) ?? 0) + 1);
+  const ready = all.filter((c) => !children.get(c.oid));
+  while (ready.length) {
+    // Ready commits are as many as the branches being walked, so a scan is cheaper than a heap.
     let best = 0;
-    for (let i = 1; i < frontier.length; i++) if (frontier[i]!.committer.time > frontier[best]!.committer.time) best = i;
-    const c = frontier.splice(best, 1)[0]!;
+    for (let i = 1; i < ready.length; i++) if (ready[i]!.committer.time > ready[best]!.committer.time) best = i;
+    const c = ready.splice(best, 1)[0]!;
     yield c;
-    h.parents(c).forEach(add);
+    for (const p of h.parents(c)) {
+      const left = children.get(p)! - 1;
+      children.set(p, left);
+      if (left === 0) ready.push(h.commit(p));
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { expectOneLineError, newRepo } from '../helpers/expect.js';
+import { expectOneLineError, newDir, newRepo } from '../helpers/expect.js';
 import { git, read, tdv, tdvBin, write } from '../helpers/repo.js';
 
 /** A stage that writes `text` to `file` (a metrics file) with printf, quoted for YAML and sh. */
@@ -10,9 +11,14 @@ function stage(name: string, file: string, text: string, extra = ''): string {
   return `  ${name}:\n    cmd: ${JSON.stringify(sh)}\n    metrics: [${file}]\n${extra}`;
 }
 
+/**
+ * Commits everything. Every commit gets the same committer date, so that the
+ * history order cannot come from the clock (commits made in one second).
+ */
 async function commit(dir: string, msg: string): Promise<void> {
   await git(dir, 'add', '-A');
-  await git(dir, 'commit', '-qm', msg);
+  const date = '2026-01-01T00:00:00Z';
+  await execa('git', ['commit', '-qm', msg], { cwd: dir, env: { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t', GIT_AUTHOR_DATE: date, GIT_COMMITTER_DATE: date } });
 }
 
 describe('metrics files in JSON, YAML or TOML', () => {
@@ -141,7 +147,7 @@ describe('--all and --md', () => {
 });
 
 describe('metrics history', () => {
-  /** Three commits of a metrics file (the first without one), made within the same second as often as not. */
+  /** Four commits, three with a metrics file, all with the same date, and a tag on the first with metrics. */
   async function history(): Promise<string> {
     const dir = await newRepo();
     write(dir, 'README', 'no pipeline yet\n');
@@ -202,11 +208,13 @@ describe('metrics history', () => {
     const r = await tdvBin(dir, ['metrics', 'show', '--all-commits']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('bigger model');
-    expect(r.stderr).toMatch(/^warning: [0-9a-f]{7}: [0-9a-f]{7}:m\.json: invalid JSON/m);
+    expect(r.stderr).toMatch(/^warning: [0-9a-f]{7}:m\.json: invalid JSON/m);
   });
 
   it('a metrics file that was not committed to Git is read at a revision from the cache, by the hash tdv.lock recorded there', async () => {
     const dir = await newRepo();
+    const remote = newDir();
+    fs.appendFileSync(path.join(dir, '.tdv', 'config.yaml'), `core:\n  remote: store\nremote:\n  store:\n    url: ${remote}\n`);
     write(dir, '.gitignore', '/m.json\n');
     write(dir, 'tdv.yaml', `stages:\n${stage('m', 'm.json', '{"acc": 0.5}')}`);
     expect((await tdv(dir, 'repro')).code).toBe(0);
@@ -220,13 +228,22 @@ describe('metrics history', () => {
     expect(JSON.parse(r.stdout).commits.map((c: { metrics: unknown }) => c.metrics)).toEqual([{ 'm.json': { acc: 0.6 } }, { 'm.json': { acc: 0.5 } }]);
     expect(JSON.parse((await tdvBin(dir, ['metrics', 'diff', 'HEAD~1', 'HEAD', '--json'])).stdout)).toEqual([{ file: 'm.json', key: 'acc', old: 0.5, new: 0.6, change: 0.1 }]);
 
-    // Without the object in the cache, that commit is reported with the command that fetches it.
-    const lock = await git(dir, 'show', 'HEAD~1:tdv.lock');
-    const oid = /sha256: ([0-9a-f]{64})/.exec(lock)![1]!;
-    fs.rmSync(path.join(dir, '.tdv', 'cache', 'files', 'sha256', oid.slice(0, 2), oid.slice(2)));
-    const missing = await tdvBin(dir, ['metrics', 'show', '--all-commits']);
+    // In a clone, whose cache has none of them, each commit is reported with the command that fetches it, which does.
+    expect((await tdv(dir, 'push', '--run-cache')).code).toBe(0);
+    const clone = newDir();
+    await git(clone, 'clone', '-q', dir, '.');
+    const missing = await tdvBin(clone, ['metrics', 'show', '--all-commits']);
     expect(missing.code, missing.stderr).toBe(0);
-    expect(missing.stdout).toContain('second');
-    expect(missing.stderr).toMatch(/^warning: [0-9a-f]{7}: "?[0-9a-f]{7}:m\.json"? is tracked by tdv at [0-9a-f]{7}, and its version \([0-9a-f]{12}\) is not in the cache; run `tdv fetch --rev [0-9a-f]{12}` to fetch it$/m);
+    expect(missing.stdout).toBe('No commit has metrics.');
+    const warnings = missing.stderr.split('\n');
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toMatch(
+      /^warning: [0-9a-f]{7}:m\.json was not committed to Git, and the version tdv\.lock records there \([0-9a-f]{12}\) is not in the cache; `tdv fetch --run-cache` fetches it if the run that wrote it was pushed with `tdv push --run-cache`$/,
+    );
+    const fetched = await tdv(clone, 'fetch', '--run-cache');
+    expect(fetched.code, fetched.stderr).toBe(0);
+    const back = await tdvBin(clone, ['metrics', 'show', '--all-commits', '--json']);
+    expect(back.stderr).toBe('');
+    expect(JSON.parse(back.stdout).commits.map((c: { metrics: unknown }) => c.metrics)).toEqual([{ 'm.json': { acc: 0.6 } }, { 'm.json': { acc: 0.5 } }]);
   });
 });

@@ -37,7 +37,8 @@ export function registerMetrics(program: Command, ctx: CliContext): void {
         const history = await m.metricsHistory(repo, { revs: opts.rev, allCommits: opts.allCommits });
         if (out.json) out.data(history);
         else for (const line of historyLines(history, !!opts.md)) out.info(line);
-        for (const p of history.problems) out.warn(`${p.label}: ${p.message}`);
+        // Messages name files as `label:path` already; others get the commit in front.
+        for (const p of history.problems) out.warn(p.message.replace(/^"/, '').startsWith(`${p.label}:`) ? p.message : `${p.label}: ${p.message}`);
         return;
       }
       const values = await m.metricsShow(repo);
