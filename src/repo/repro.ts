@@ -7,6 +7,7 @@ import type { Stage } from '../stages/load.js';
 import { type LockedPath, type LockFile, readLock, writeLock } from '../stages/lock.js';
 import { ParamsReader } from '../stages/params.js';
 import { RunCache, type RunEntry, recordMismatch } from '../stages/run-cache.js';
+import { metricsProblem } from '../stages/values.js';
 import type { DockerImages, StageRunner } from '../stages/runner.js';
 import { type CheckContext, checkStage, type StageInputs } from '../stages/status.js';
 import { Guard, UnsafePathError } from '../workspace/guard.js';
@@ -310,6 +311,9 @@ class Run {
       for (const m of stage.metrics) {
         const st = await hashWorkspace(this.repo, { abs: after.resolve(m, 'read', stage.where), rel: m }, { write: 'store' });
         if (st.kind !== 'file') return fail(`metrics ${quotePath(m)} of stage "${name}" must be a file`);
+        // Checked now, not when someone runs `metrics show`: a run that wrote a metrics file nobody can read failed.
+        const bad = await metricsProblem(after.readText(m, { source: stage.where }) ?? '', m);
+        if (bad) return fail(`stage "${name}" wrote a metrics file tdv cannot read: ${bad}; nothing was recorded for it (log: ${logShown})`);
         metrics.push({ path: m, sha256: st.oid, size: st.size });
       }
     } catch (err) {

@@ -1,11 +1,11 @@
 import { FormatError } from '../errors.js';
-import { parseYaml } from '../util/yaml.js';
 import { Guard } from '../workspace/guard.js';
+import { parseValues } from './values.js';
 
 /**
- * Reads parameter values (dotted keys into nested mappings) from YAML files,
- * each file parsed once. The files are named by tdv.yaml, so they are read
- * through a Guard: a params path that leaves the repository, or a params
+ * Reads parameter values (dotted keys into nested mappings) from YAML, JSON
+ * or TOML files (by extension, see parseValues), each file parsed once. The
+ * files are named by tdv.yaml, so they are read through a Guard: a params path that leaves the repository, or a params
  * file that is a symlink (to ~/.aws/credentials, say), is refused with one
  * line, and its content is never parsed or printed.
  */
@@ -25,7 +25,7 @@ export class ParamsReader {
       doc = (async () => {
         const text = this.guard.readText(file, { source: 'tdv.yaml' });
         if (text === undefined) return undefined;
-        return (await parseYaml(text, file)).value;
+        return parseValues(text, file);
       })();
       this.files.set(file, doc);
     }

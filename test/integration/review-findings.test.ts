@@ -189,7 +189,7 @@ describe('adversarial review of issue 11', () => {
     const dir = await newRepo();
     const outside = newDir();
     write(outside, 'secret.txt', 'secret\n');
-    write(dir, 'tdv.yaml', 'stages:\n  m:\n    cmd: echo 1 > metrics.json\n    metrics: [metrics.json]\n');
+    write(dir, 'tdv.yaml', 'stages:\n  m:\n    cmd: echo {\\"n\\":1} > metrics.json\n    metrics: [metrics.json]\n');
     expect((await tdv(dir, 'repro')).code).toBe(0);
     await git(dir, 'add', '-A');
     await git(dir, 'commit', '-qm', 'metrics');
@@ -197,7 +197,7 @@ describe('adversarial review of issue 11', () => {
     fs.symlinkSync(path.join(outside, 'secret.txt'), path.join(dir, 'metrics.json'));
     await git(dir, 'add', '-A');
     await git(dir, 'commit', '-qm', 'hostile');
-    write(dir, 'tdv.yaml', 'stages:\n  m:\n    cmd: echo 2 > metrics.json\n    metrics: [metrics.json]\n');
+    write(dir, 'tdv.yaml', 'stages:\n  m:\n    cmd: echo {\\"n\\":2} > metrics.json\n    metrics: [metrics.json]\n');
     const r = await tdv(dir, 'repro');
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('metrics.json');

@@ -1,67 +1,153 @@
 import type { Command } from 'commander';
-import type { ValueChange, Values } from '../../repo/metrics.js';
+import type { MetricsHistory, ValueChange, Values } from '../../repo/metrics.js';
 import { escapeLine, type Output } from '../../ui/output.js';
 import { q } from '../render.js';
+import { formatTable } from '../table.js';
+import { collect } from '../transfer.js';
 import { type CliContext, examples } from '../context.js';
 
+interface ShowOptions {
+  json?: boolean;
+  md?: boolean;
+  rev?: string[];
+  allCommits?: boolean;
+}
+
+interface DiffFlags {
+  json?: boolean;
+  md?: boolean;
+  all?: boolean;
+}
+
 export function registerMetrics(program: Command, ctx: CliContext): void {
-  const metrics = program.command('metrics').description('show and compare the metrics files of the pipeline (JSON, kept in Git)');
+  const metrics = program.command('metrics').description('show and compare the metrics files of the pipeline (JSON, YAML or TOML)');
   metrics
     .command('show')
-    .description('print the metrics files declared in tdv.yaml')
-    .option('--json', 'print one JSON object: {file: {key: value}}')
-    .addHelpText('after', examples('tdv metrics show', 'tdv metrics show --json'))
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .description('print the metrics files declared in tdv.yaml, in the workspace or at revisions')
+    .option('--json', 'print JSON: {file: {key: value}}, or with --rev/--all-commits {commits: [...], problems: [...]}')
+    .option('--md', 'print Markdown tables')
+    .option('--rev <rev>', 'the metrics at this revision (repeatable): one row per revision', collect)
+    .option('--all-commits', 'the metrics at every commit that has them (reachable from a branch, tag or HEAD), newest first')
+    .addHelpText('after', examples('tdv metrics show', 'tdv metrics show --json', 'tdv metrics show --rev v1 --rev v2', 'tdv metrics show --all-commits --md'))
+    .action(async (opts: ShowOptions, cmd: Command) => {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
-      const { metricsShow } = await import('../../repo/metrics.js');
-      const values = await metricsShow(repo);
+      const m = await import('../../repo/metrics.js');
+      if (opts.rev?.length || opts.allCommits) {
+        const history = await m.metricsHistory(repo, { revs: opts.rev, allCommits: opts.allCommits });
+        if (out.json) out.data(history);
+        else for (const line of historyLines(history, !!opts.md)) out.info(line);
+        // Messages name files as `label:path` already; others get the commit in front.
+        for (const p of history.problems) out.warn(p.message.replace(/^"/, '').startsWith(`${p.label}:`) ? p.message : `${p.label}: ${p.message}`);
+        return;
+      }
+      const values = await m.metricsShow(repo);
       if (out.json) out.data(values);
-      else renderValues(out, values);
+      else if (!Object.keys(values).length) out.info('No metrics: no stage of tdv.yaml declares metrics files, or none exists yet.');
+      else for (const line of valuesLines(values, !!opts.md)) out.info(line);
     });
-  metrics
-    .command('diff')
-    .description('compare metrics between two revisions (default: HEAD and the workspace)')
-    .argument('[a]', 'a revision (default HEAD)')
-    .argument('[b]', 'a revision (default: the workspace)')
-    .option('--json', 'print a JSON array of {file, key, old, new, change}')
-    .addHelpText('after', examples('tdv metrics diff', 'tdv metrics diff v1 v2 --json'))
-    .action(async (a: string | undefined, b: string | undefined, opts: { json?: boolean }, cmd: Command) => {
+  diffOptions(
+    metrics
+      .command('diff')
+      .description('compare metrics between two revisions (default: HEAD and the workspace)')
+      .argument('[a]', 'a revision (default HEAD)')
+      .argument('[b]', 'a revision (default: the workspace)'),
+  )
+    .addHelpText('after', examples('tdv metrics diff', 'tdv metrics diff v1 v2 --json', 'tdv metrics diff main --md --all'))
+    .action(async (a: string | undefined, b: string | undefined, opts: DiffFlags, cmd: Command) => {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
       const { metricsDiff } = await import('../../repo/metrics.js');
-      renderDiff(out, await metricsDiff(repo, a, b), 'metrics', a ?? 'HEAD', b ?? 'workspace');
+      renderDiff(out, await metricsDiff(repo, a, b, { all: opts.all }), opts, 'metrics', a ?? 'HEAD', b ?? 'workspace');
     });
-  program
-    .command('params')
-    .description('compare pipeline parameters between revisions')
-    .command('diff')
-    .description('compare the params stages use between two revisions (default: HEAD, as tdv.lock recorded, and the workspace)')
-    .argument('[a]', 'a revision (default HEAD)')
-    .argument('[b]', 'a revision (default: the workspace)')
-    .option('--json', 'print a JSON array of {file, key, old, new, change}')
-    .addHelpText('after', examples('tdv params diff', 'tdv params diff v1 v2'))
-    .action(async (a: string | undefined, b: string | undefined, opts: { json?: boolean }, cmd: Command) => {
+  const params = program.command('params').description('show and compare the parameters the pipeline uses');
+  params
+    .command('show')
+    .description('print the current value of every parameter a stage of tdv.yaml uses, from its params file')
+    .option('--json', 'print one JSON object: {file: {key: value}}')
+    .option('--md', 'print a Markdown table')
+    .addHelpText('after', examples('tdv params show', 'tdv params show --json'))
+    .action(async (opts: { json?: boolean; md?: boolean }, cmd: Command) => {
+      const out = await ctx.output(cmd);
+      const repo = await ctx.openRepo(out);
+      const { paramsShow } = await import('../../repo/metrics.js');
+      const values = await paramsShow(repo);
+      if (out.json) out.data(values);
+      else if (!Object.keys(values).length) out.info('No params: no stage of tdv.yaml uses params.');
+      else for (const line of valuesLines(values, !!opts.md)) out.info(line);
+    });
+  diffOptions(
+    params
+      .command('diff')
+      .description('compare the params stages use between two revisions (default: HEAD, as tdv.lock recorded, and the workspace)')
+      .argument('[a]', 'a revision (default HEAD)')
+      .argument('[b]', 'a revision (default: the workspace)'),
+  )
+    .addHelpText('after', examples('tdv params diff', 'tdv params diff v1 v2', 'tdv params diff --all --md'))
+    .action(async (a: string | undefined, b: string | undefined, opts: DiffFlags, cmd: Command) => {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
       const { paramsDiff } = await import('../../repo/metrics.js');
-      renderDiff(out, await paramsDiff(repo, a, b), 'params', a ?? 'HEAD', b ?? 'workspace');
+      renderDiff(out, await paramsDiff(repo, a, b, { all: opts.all }), opts, 'params', a ?? 'HEAD', b ?? 'workspace');
     });
 }
 
-// Keys and string values come from files a pipeline wrote: shown on one line, whatever they hold.
-const show = (v: unknown) => (v === undefined ? '-' : typeof v === 'string' ? escapeLine(v) : JSON.stringify(v));
-
-function renderValues(out: Output, values: Values): void {
-  const files = Object.keys(values);
-  if (!files.length) out.info('No metrics: no stage of tdv.yaml declares metrics files, or none exists yet.');
-  for (const f of files) {
-    out.info(`${q(f)}:`);
-    for (const [k, v] of Object.entries(values[f]!)) out.info(`    ${escapeLine(k)}: ${show(v)}`);
-  }
+function diffOptions(cmd: Command): Command {
+  return cmd
+    .option('--json', 'print a JSON array of {file, key, old, new, change} (and unchanged: true with --all)')
+    .option('--all', 'also list the values that did not change')
+    .option('--md', 'print a Markdown table');
 }
 
-function renderDiff(out: Output, changes: ValueChange[], what: string, a: string, b: string): void {
+/**
+ * A value in a table cell: strings as they are, others as JSON, absent as
+ * `-`. Keys and values come from files a pipeline wrote: always one line.
+ */
+export const cell = (v: unknown): string => (v === undefined ? '-' : typeof v === 'string' ? escapeLine(v) : JSON.stringify(v));
+
+/**
+ * The values of several files: per file a `file:` line and indented
+ * `key: value` lines, or with `md` one Markdown table (path, key, value).
+ */
+export function valuesLines(values: Values, md: boolean): string[] {
+  const files = Object.keys(values);
+  if (md) return formatTable([['path', 'key', 'value'], ...files.flatMap((f) => Object.entries(values[f]!).map(([k, v]) => [q(f), escapeLine(k), cell(v)]))], true);
+  return files.flatMap((f) => [`${q(f)}:`, ...Object.entries(values[f]!).map(([k, v]) => `    ${escapeLine(k)}: ${cell(v)}`)]);
+}
+
+/**
+ * Metrics at several commits: per metrics file a table with one row per
+ * commit (short id, one column per key, subject), so a metric's history
+ * reads down a column.
+ */
+export function historyLines(h: MetricsHistory, md: boolean): string[] {
+  const files = [...new Set(h.commits.flatMap((c) => Object.keys(c.metrics)))].sort();
+  if (!files.length) return [h.commits.length ? `No metrics at ${h.commits.map((c) => c.label).join(', ')}.` : 'No commit has metrics.'];
+  const lines: string[] = [];
+  for (const f of files) {
+    const keys = [...new Set(h.commits.flatMap((c) => Object.keys(c.metrics[f] ?? {})))];
+    const rows = h.commits.map((c) => {
+      const m = c.metrics[f];
+      const id = c.commit.slice(0, 7);
+      return [c.label === id || c.label === c.commit ? id : `${id} (${escapeLine(c.label)})`, ...keys.map((k) => (m && Object.hasOwn(m, k) ? cell(m[k]) : '-')), escapeLine(c.subject)];
+    });
+    if (lines.length) lines.push('');
+    lines.push(`${q(f)}:`);
+    if (md) lines.push('');
+    lines.push(...formatTable([['commit', ...keys.map(escapeLine), 'subject'], ...rows], md));
+  }
+  return lines;
+}
+
+/** The rows of a diff table: header, then one row per changed (or, with --all, listed) key. */
+export function diffRows(changes: readonly ValueChange[], a: string, b: string): string[][] {
+  return [
+    ['path:key', q(a), q(b), 'change'],
+    ...changes.map((c) => [`${q(c.file)}:${escapeLine(c.key)}`, cell(c.old), cell(c.new), c.change === undefined ? '' : `${c.change > 0 ? '+' : ''}${c.change}`]),
+  ];
+}
+
+function renderDiff(out: Output, changes: ValueChange[], flags: DiffFlags, what: string, a: string, b: string): void {
   if (out.json) {
     out.data(changes);
     return;
@@ -70,8 +156,5 @@ function renderDiff(out: Output, changes: ValueChange[], what: string, a: string
     out.info(`No ${what} changed between ${q(a)} and ${q(b)}.`);
     return;
   }
-  const rows = changes.map((c) => [`${q(c.file)}:${escapeLine(c.key)}`, show(c.old), show(c.new), c.change === undefined ? '' : `${c.change > 0 ? '+' : ''}${c.change}`]);
-  const head = ['path:key', q(a), q(b), 'change'];
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  for (const r of [head, ...rows]) out.info(r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd());
+  for (const line of formatTable(diffRows(changes, a, b), !!flags.md)) out.info(line);
 }
