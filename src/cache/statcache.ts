@@ -302,40 +302,58 @@ function shardFile(name: string): string {
  * A shard file is binary: a walk of 20,000 files would otherwise spend most of
  * a changed-directory `status` in JSON.parse and JSON.stringify of 20,000
  * small arrays. Layout (little-endian):
- *   0  "TDVSC\x02\n\0"   magic and version
- *   8  u32 count, u32 bytes of the shard name, u32 bytes of the strings, u32 0
+ *   0  "TDVSC\x03\n\0"   magic and version
+ *   8  u32 count, u32 bytes of the shard name, u32 bytes of the keys, u32 0
  *  24  f64[count * 4]     ino, mtimeMs, ctimeMs, size of each record
+ *   .  u8[count * 33]     each record's object id: 32 bytes of SHA-256, then 1 for a directory (".dir"), else 0
  *   .  the shard name (UTF-8)
- *   .  strings (UTF-8): the count keys, then the count hashes, each ended by NUL
+ *   .  the keys (UTF-8), each ended by NUL
  *   .  20 bytes: SHA-1 of everything before
- * Keys are relative paths (never NUL); hashes are object ids. Anything that
- * does not add up is a damaged file, discarded and rebuilt.
+ * Keys are relative paths (never NUL). Object ids are stored as bytes, so what
+ * is read back is an id by construction. Anything that does not add up is a
+ * damaged file, discarded and rebuilt.
  */
-const SHARD_MAGIC = Buffer.from('TDVSC\x02\n\0', 'latin1');
+const SHARD_MAGIC = Buffer.from('TDVSC\x03\n\0', 'latin1');
 const SHARD_HEAD = 24;
+const OID_BYTES = 33;
 
 /** The bytes of a shard file. */
 export function encodeShard(name: string, recs: ReadonlyMap<string, FileRec>): Buffer {
   const n = recs.size;
-  const nums = new Float64Array(n * 4);
+  const nameBuf = Buffer.from(name, 'utf8');
   const keys: string[] = new Array(n);
-  const shas: string[] = new Array(n);
   let i = 0;
-  for (const [k, r] of recs) {
-    nums.set([r[0], r[1], r[2], r[3]], i * 4);
-    keys[i] = k;
-    shas[i] = r[4];
+  for (const k of recs.keys()) keys[i++] = k;
+  const keyBuf = Buffer.from(n === 0 ? '' : `${keys.join('\0')}\0`, 'utf8');
+  const oidsAt = SHARD_HEAD + n * 32;
+  const nameAt = oidsAt + n * OID_BYTES;
+  const end = nameAt + nameBuf.length + keyBuf.length;
+  const buf = Buffer.alloc(end + 20);
+  SHARD_MAGIC.copy(buf, 0);
+  buf.writeUInt32LE(n, 8);
+  buf.writeUInt32LE(nameBuf.length, 12);
+  buf.writeUInt32LE(keyBuf.length, 16);
+  const nums = new Float64Array(n * 4);
+  i = 0;
+  for (const r of recs.values()) {
+    const j = i * 4;
+    nums[j] = r[0];
+    nums[j + 1] = r[1];
+    nums[j + 2] = r[2];
+    nums[j + 3] = r[3];
+    const sha = r[4];
+    // Only object ids are recorded; anything else would not read back as itself.
+    if (!isOid(sha)) throw new Error(`internal: stat cache record ${JSON.stringify(keys[i])} has no object id`);
+    const at = oidsAt + i * OID_BYTES;
+    buf.write(sha, at, 32, 'hex');
+    buf[at + 32] = sha.length === 64 ? 0 : 1;
     i++;
   }
-  const nameBuf = Buffer.from(name, 'utf8');
-  const strBuf = Buffer.from(n === 0 ? '' : `${keys.join('\0')}\0${shas.join('\0')}\0`, 'utf8');
-  const head = Buffer.alloc(SHARD_HEAD);
-  SHARD_MAGIC.copy(head, 0);
-  head.writeUInt32LE(n, 8);
-  head.writeUInt32LE(nameBuf.length, 12);
-  head.writeUInt32LE(strBuf.length, 16);
-  const body = Buffer.concat([head, new Uint8Array(nums.buffer), nameBuf, strBuf]);
-  return Buffer.concat([body, createHash('sha1').update(body).digest()]);
+  buf.set(new Uint8Array(nums.buffer), SHARD_HEAD);
+  nameBuf.copy(buf, nameAt);
+  keyBuf.copy(buf, nameAt + nameBuf.length);
+  createHash('sha1').update(buf.subarray(0, end)).digest().copy(buf, end);
+  return buf;
 }
 
 /** A shard file's name and records; throws on anything malformed (the caller discards the file). */
@@ -343,24 +361,27 @@ export function decodeShard(buf: Buffer): { shard: string; recs: Map<string, Fil
   if (buf.length < SHARD_HEAD + 20 || !buf.subarray(0, 8).equals(SHARD_MAGIC)) throw new Error('unknown format');
   const n = buf.readUInt32LE(8);
   const nameLen = buf.readUInt32LE(12);
-  const strLen = buf.readUInt32LE(16);
-  const numsEnd = SHARD_HEAD + n * 32;
-  const end = numsEnd + nameLen + strLen;
+  const keyLen = buf.readUInt32LE(16);
+  const oidsAt = SHARD_HEAD + n * 32;
+  const nameAt = oidsAt + n * OID_BYTES;
+  const end = nameAt + nameLen + keyLen;
   if (end + 20 !== buf.length) throw new Error('truncated or padded');
   if (!createHash('sha1').update(buf.subarray(0, end)).digest().equals(buf.subarray(end))) throw new Error('checksum mismatch');
   // Copied out: a Buffer from readFileSync need not be 8-byte aligned for a Float64Array view.
   const nums = new Float64Array(n * 4);
-  new Uint8Array(nums.buffer).set(buf.subarray(SHARD_HEAD, numsEnd));
-  const shard = buf.toString('utf8', numsEnd, numsEnd + nameLen);
-  const strs = n === 0 ? [] : buf.toString('utf8', numsEnd + nameLen, end).split('\0');
-  if (strs.length !== (n === 0 ? 0 : 2 * n + 1) || (n > 0 && strs[2 * n] !== '')) throw new Error('wrong number of names');
+  new Uint8Array(nums.buffer).set(buf.subarray(SHARD_HEAD, oidsAt));
+  const shard = buf.toString('utf8', nameAt, nameAt + nameLen);
+  const keys = n === 0 ? [] : buf.toString('utf8', nameAt + nameLen, end).split('\0');
+  if (keys.length !== (n === 0 ? 0 : n + 1) || (n > 0 && keys[n] !== '')) throw new Error('wrong number of names');
   const recs = new Map<string, FileRec>();
   for (let i = 0; i < n; i++) {
-    const sha = strs[n + i]!;
     const j = i * 4;
+    const at = oidsAt + i * OID_BYTES;
+    const flag = buf[at + 32];
     // A record that is not a plain number quadruple with an object id is skipped, never trusted.
-    if (!isOid(sha) || !Number.isFinite(nums[j]! + nums[j + 1]! + nums[j + 2]! + nums[j + 3]!)) continue;
-    recs.set(strs[i]!, [nums[j]!, nums[j + 1]!, nums[j + 2]!, nums[j + 3]!, sha]);
+    if ((flag !== 0 && flag !== 1) || !Number.isFinite(nums[j]! + nums[j + 1]! + nums[j + 2]! + nums[j + 3]!)) continue;
+    const hex = buf.toString('hex', at, at + 32);
+    recs.set(keys[i]!, [nums[j]!, nums[j + 1]!, nums[j + 2]!, nums[j + 3]!, flag === 1 ? `${hex}.dir` : hex]);
   }
   return { shard, recs };
 }

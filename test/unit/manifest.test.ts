@@ -77,11 +77,6 @@ describe('serializeManifest bytes', () => {
     expect(serializeManifest(entries)).toBe(expected);
     expect(parseManifest(expected, 'm')).toHaveLength(names.length);
   });
-
-  it('refuses an entry whose hash or size could not be read back, instead of writing broken JSON', () => {
-    expect(() => serializeManifest([{ relpath: 'a', sha256: 'x"', size: 1 }])).toThrow(/invalid hash or size/);
-    expect(() => serializeManifest([{ relpath: 'a', sha256: A, size: 1.5 }])).toThrow(/invalid hash or size/);
-  });
 });
 
 describe('compareCodePoints', () => {
