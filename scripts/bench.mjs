@@ -2,7 +2,7 @@
 // tdv benchmark: each row times tdv and its baseline side by side in the same
 // run (interleaved, median of RUNS), and prints the ratio against its target.
 // Usage: npm run bench [-- --runs 5 --files 20000 --big-mib 1024 --only add-dir,status,push-s3 --dir /dev/shm]
-// Row ids: add-big add-big-cached add-dir status checkout lfs push-local push-s3 push-noop-s3 pull-s3 push-big-s3 repro-noop parallel docker-true docker-true-runner log version
+// Row ids: add-big add-big-cached checkout-big add-dir status status-floor status-one checkout lfs push-local push-s3 push-noop-s3 pull-s3 push-big-s3 repro-noop parallel docker-true docker-true-runner log version
 // --dir picks the file system: the default temp dir is the real disk, whose
 // speed on shared machines swings several-fold from minute to minute; a tmpfs
 // such as /dev/shm shows tdv's own CPU cost against the baseline's.
@@ -88,7 +88,7 @@ const tdvCmd = (cwd, ...a) => timeCmd('node', [TDV, ...a], cwd);
 process.stderr.write(`bench in ${work}: ${RUNS} runs per row, ${NFILES} files, ${BIG_MIB} MiB file\n`);
 
 // 1 GiB file: tdv add (stat cache cold; cache emptied: the object is new) vs streamed SHA-256.
-if (enabled('add-big') || enabled('add-big-cached')) {
+if (enabled('add-big') || enabled('add-big-cached') || enabled('checkout-big')) {
   const repo = newRepo('big');
   const big = path.join(repo, 'big.bin');
   const fd = fs.openSync(big, 'w');
@@ -110,6 +110,20 @@ if (enabled('add-big') || enabled('add-big-cached')) {
     tdv: () => tdvCmd(repo, 'add', '-q', 'big.bin'),
     baseline: hashBaseline,
   });
+  // The deleted file restored from the cache by copying (cache.type copy), against cp of the cached object.
+  if (enabled('checkout-big')) {
+    run('node', [TDV, 'add', '-q', 'big.bin'], repo);
+    fs.appendFileSync(path.join(repo, '.tdv', 'config.yaml'), '\ncache:\n  type: copy\n');
+    const oid = /sha256: ([0-9a-f]{64})/.exec(fs.readFileSync(path.join(repo, 'big.bin.tdv'), 'utf8'))[1];
+    const obj = path.join(repo, '.tdv', 'cache', 'files', 'sha256', oid.slice(0, 2), oid.slice(2));
+    const cpDst = path.join(work, 'big-cp.bin');
+    await row('checkout-big', `tdv checkout of a deleted ${BIG_MIB} MiB file (copy mode)`, 'cp of the cached object', 1.05, {
+      prepare: (w) => (w === 'tdv' ? rm(big) : rm(cpDst)),
+      tdv: () => tdvCmd(repo, 'checkout', '-q', 'big.bin'),
+      baseline: () => timeCmd('cp', [obj, cpDst], work),
+    });
+    rm(cpDst);
+  }
   await row('add-big-cached', `tdv add one ${BIG_MIB} MiB file (object already cached)`, 'Node crypto SHA-256, streamed', 1.3, {
     prepare: (w) => w === 'tdv' && cold(),
     tdv: () => tdvCmd(repo, 'add', '-q', 'big.bin'),
@@ -119,7 +133,7 @@ if (enabled('add-big') || enabled('add-big-cached')) {
 }
 
 // The 20,000-file tree: one copy in a tdv repo, one in a plain Git repo.
-const needTree = ['add-dir', 'status', 'checkout', 'lfs'].some(enabled);
+const needTree = ['add-dir', 'status', 'status-floor', 'status-one', 'checkout', 'lfs'].some(enabled);
 if (needTree) {
   const repo = newRepo('tree');
   const gitRepo = path.join(work, 'gittree');
@@ -147,6 +161,31 @@ if (needTree) {
   await row('status', 'tdv status, nothing changed, that tree', 'git status', 3.0, {
     tdv: () => tdvCmd(repo, 'status'),
     baseline: () => timeCmd('git', ['status'], gitRepo),
+  });
+  // The floor of any status: starting Node and lstat-ing every file of the tree, synchronously.
+  const floorScript = path.join(work, 'lstat-walk.cjs');
+  fs.writeFileSync(
+    floorScript,
+    "const fs=require('fs'),p=require('path');(function w(d){for(const e of fs.readdirSync(d,{withFileTypes:true})){const f=p.join(d,e.name);fs.lstatSync(f);if(e.isDirectory())w(f)}})(process.argv[2]);\n",
+  );
+  await row('status-floor', `tdv status, nothing changed, ${NFILES} files`, 'node + synchronous lstat walk of the tree', 1.3, {
+    tdv: () => tdvCmd(repo, 'status'),
+    baseline: () => timeCmd('node', [floorScript, path.join(repo, 'data')], work),
+  });
+  // One file of the tree rewritten before each tdv run (new bytes each time), against the no-op status.
+  let edits = 0;
+  const edited = path.join(repo, 'data', 'part007', 'f7.bin');
+  await row('status-one', `tdv status after one file of ${NFILES} changed`, 'tdv status, nothing changed', 1.3, {
+    prepare: (w) => {
+      if (w === 'tdv') fs.writeFileSync(edited, `edit ${++edits}\n`.repeat(300));
+      else {
+        // Back to the recorded bytes, and settled: a true no-op status.
+        run('node', [TDV, 'checkout', '-q', '--force', 'data'], repo);
+        run('node', [TDV, 'status', '-q'], repo, { check: false });
+      }
+    },
+    tdv: () => timeCmd('node', [TDV, 'status'], repo, { check: false }),
+    baseline: () => tdvCmd(repo, 'status'),
   });
   const copyDst = path.join(work, 'cp-dst');
   await row('checkout', 'tdv checkout after deleting the whole tree', 'cp -r of the tree', 1.5, {

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { Guard } from '../workspace/guard.js';
-import type { Oid } from '../formats/oid.js';
+import { isOid, type Oid } from '../formats/oid.js';
 import type { CacheStamp } from './store.js';
 
 /**
@@ -25,7 +25,8 @@ export function sameVersion(a: Omit<StatKey, 'mode'>, b: Omit<StatKey, 'mode'>):
   return a.ino === b.ino && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.size === b.size;
 }
 
-type FileRec = [ino: number, mtimeMs: number, ctimeMs: number, size: number, sha256: string];
+/** A file's stat key and hash, as a shard file holds it. */
+export type FileRec = [ino: number, mtimeMs: number, ctimeMs: number, size: number, sha256: string];
 
 /** What a tracked directory looked like when its id was last computed. */
 export interface DirRec {
@@ -36,8 +37,14 @@ export interface DirRec {
   nfiles: number;
   /** Newest mtime or ctime in the walk, for the racy check. */
   newestMs: number;
-  /** The cache's stamp when every object of `oid` was last seen present. */
+  /** The cache's stamp when every object of a version was last seen present. */
   complete?: CacheStamp;
+  /**
+   * The version `complete` is about, when not `oid`: a modified directory
+   * keeps what was known of its recorded version, which `status` and
+   * `checkout` ask about (the workspace's own version is not in the cache).
+   */
+  completeOid?: Oid;
 }
 
 /** The shard holding files tracked on their own (not inside a tracked directory). */
@@ -112,6 +119,16 @@ export class StatCache {
   }
 
   setDir(rel: string, rec: DirRec): void {
+    const prev = this.dirs.get(rel);
+    if (rec.complete) this.freshComplete.add(rel);
+    else if (prev?.complete) {
+      // What was known of a version stays known, whatever the workspace holds now: a
+      // modified directory's status asks about the version its pointer records. The
+      // mark keeps its own racy check (fresh only if it was made in this session).
+      const about = prev.completeOid ?? prev.oid;
+      rec = { ...rec, complete: prev.complete };
+      if (about !== rec.oid) rec.completeOid = about;
+    }
     this.dirs.set(rel, rec);
     this.freshDirs.add(rel);
     this.dirtyDirs = true;
@@ -121,18 +138,22 @@ export class StatCache {
    * True when every object of directory `rel`'s version `oid` was seen present
    * and the cache's object directories have not changed since (`stamp`). A
    * stamp as recent as the stat cache itself is not trusted (racy, as above).
+   * One version per directory is remembered: the last one marked.
    */
   isComplete(rel: string, oid: Oid, stamp: CacheStamp): boolean {
     const rec = this.dirs.get(rel);
-    const c = rec?.oid === oid ? rec.complete : undefined;
-    return c !== undefined && c.fp === stamp.fp && (this.freshDirs.has(rel) || this.freshComplete.has(rel) || c.newestMs < this.dirsRef);
+    if (rec === undefined || (rec.completeOid ?? rec.oid) !== oid) return false;
+    const c = rec.complete;
+    return c !== undefined && c.fp === stamp.fp && (this.freshComplete.has(rel) || c.newestMs < this.dirsRef);
   }
 
-  /** Records that every object of `oid` was present at `stamp` (taken before checking). */
+  /** Records that every object of `oid` was present at `stamp` (taken before checking), for a directory tdv knows. */
   markComplete(rel: string, oid: Oid, stamp: CacheStamp): void {
     const rec = this.dirs.get(rel);
-    if (rec && rec.oid === oid && !this.isComplete(rel, oid, stamp)) {
+    if (rec && !this.isComplete(rel, oid, stamp)) {
       rec.complete = stamp;
+      if (oid === rec.oid) delete rec.completeOid;
+      else rec.completeOid = oid;
       this.freshComplete.add(rel);
       this.dirtyDirs = true;
     }
@@ -203,14 +224,19 @@ export class StatCache {
       for (const [key, r] of s.recs) if (!s.fresh.has(key) && !(Math.max(r[1], r[2]) < s.ref)) s.recs.delete(key);
       const file = `${rel}/${shardFile(name)}`;
       if (s.recs.size === 0) guard.remove(file);
-      else guard.writeFile(file, JSON.stringify({ v: 1, shard: name, files: Object.fromEntries(s.recs) }));
+      else guard.writeFile(file, encodeShard(name, s.recs));
+      // The JSON shard of tdv before 0.x (replaced by the binary one): never read again.
+      guard.removeQuiet(file.replace(/\.bin$/, '.json'));
       s.dirty = false;
     }
     if (this.dirtyDirs) {
       for (const [rel, r] of this.dirs) {
-        if (this.freshDirs.has(rel)) continue;
-        if (!(r.newestMs < this.dirsRef)) this.dirs.delete(rel);
-        else if (r.complete && !this.freshComplete.has(rel) && !(r.complete.newestMs < this.dirsRef)) delete r.complete;
+        if (!this.freshDirs.has(rel) && !(r.newestMs < this.dirsRef)) this.dirs.delete(rel);
+        else if (r.complete && !this.freshComplete.has(rel) && !(r.complete.newestMs < this.dirsRef)) {
+          // Never checked in this session and racy: rewritten under a newer file time it would be trusted.
+          delete r.complete;
+          delete r.completeOid;
+        }
       }
       guard.writeFile(`${rel}/${DIRS}`, JSON.stringify({ v: 1, dirs: Object.fromEntries(this.dirs) }));
       this.dirtyDirs = false;
@@ -221,10 +247,10 @@ export class StatCache {
     let s = this.shards.get(name);
     if (s) return s;
     s = { recs: new Map(), ref: 0, fresh: new Set(), dirty: false };
-    const loaded = this.read(shardFile(name));
-    const j = loaded?.json as { shard?: unknown; files?: unknown } | undefined;
-    if (loaded && j && (j.shard === name || (j.shard === undefined && name === FILES_SHARD)) && typeof j.files === 'object' && j.files !== null) {
-      for (const [k, v] of Object.entries(j.files)) if (isFileRec(v)) s.recs.set(k, v);
+    const loaded = this.readBytes(shardFile(name), (buf) => decodeShard(buf));
+    // A shard file of another directory (a hash collision of names, a copied file) is a miss.
+    if (loaded && loaded.value.shard === name) {
+      s.recs = loaded.value.recs;
       s.ref = loaded.mtimeMs;
     }
     this.shards.set(name, s);
@@ -232,6 +258,16 @@ export class StatCache {
   }
 
   private read(name: string): { json: unknown; mtimeMs: number } | undefined {
+    const r = this.readBytes(name, (buf) => {
+      const json: unknown = JSON.parse(buf.toString('utf8'));
+      if (typeof json !== 'object' || json === null || (json as { v?: unknown }).v !== 1) throw new Error('unknown format');
+      return json;
+    });
+    return r && { json: r.value, mtimeMs: r.mtimeMs };
+  }
+
+  /** One of the stat cache's files, decoded; undefined (with a warning when damaged) when absent or unusable. */
+  private readBytes<T>(name: string, decode: (buf: Buffer) => T): { value: T; mtimeMs: number } | undefined {
     const file = path.join(this.dir, name);
     let fd: number;
     try {
@@ -245,9 +281,7 @@ export class StatCache {
       const st = fs.fstatSync(fd);
       if (!st.isFile()) throw new Error('not a regular file');
       if (st.size > MAX_STATCACHE_BYTES) throw new Error(`larger than ${MAX_STATCACHE_BYTES} bytes`);
-      const json: unknown = JSON.parse(fs.readFileSync(fd, 'utf8'));
-      if (typeof json !== 'object' || json === null || (json as { v?: unknown }).v !== 1) throw new Error('unknown format');
-      return { json, mtimeMs: st.mtimeMs };
+      return { value: decode(fs.readFileSync(fd)), mtimeMs: st.mtimeMs };
     } catch (err) {
       this.onWarn?.(`ignoring damaged stat cache ${file} (${(err as Error).message}); files will be re-hashed`);
       return undefined;
@@ -261,7 +295,95 @@ export class StatCache {
 const MAX_STATCACHE_BYTES = 256 << 20;
 
 function shardFile(name: string): string {
-  return name === FILES_SHARD ? 'statcache-files.json' : `statcache-files-${createHash('sha1').update(name).digest('hex').slice(0, 16)}.json`;
+  return name === FILES_SHARD ? 'statcache-files.bin' : `statcache-files-${createHash('sha1').update(name).digest('hex').slice(0, 16)}.bin`;
+}
+
+/*
+ * A shard file is binary: a walk of 20,000 files would otherwise spend most of
+ * a changed-directory `status` in JSON.parse and JSON.stringify of 20,000
+ * small arrays. Layout (little-endian):
+ *   0  "TDVSC\x03\n\0"   magic and version
+ *   8  u32 count, u32 bytes of the shard name, u32 bytes of the keys, u32 0
+ *  24  f64[count * 4]     ino, mtimeMs, ctimeMs, size of each record
+ *   .  u8[count * 33]     each record's object id: 32 bytes of SHA-256, then 1 for a directory (".dir"), else 0
+ *   .  the shard name (UTF-8)
+ *   .  the keys (UTF-8), each ended by NUL
+ *   .  20 bytes: SHA-1 of everything before
+ * Keys are relative paths (never NUL). Object ids are stored as bytes, so what
+ * is read back is an id by construction. Anything that does not add up is a
+ * damaged file, discarded and rebuilt.
+ */
+const SHARD_MAGIC = Buffer.from('TDVSC\x03\n\0', 'latin1');
+const SHARD_HEAD = 24;
+const OID_BYTES = 33;
+
+/** The bytes of a shard file. */
+export function encodeShard(name: string, recs: ReadonlyMap<string, FileRec>): Buffer {
+  const n = recs.size;
+  const nameBuf = Buffer.from(name, 'utf8');
+  const keys: string[] = new Array(n);
+  let i = 0;
+  for (const k of recs.keys()) keys[i++] = k;
+  const keyBuf = Buffer.from(n === 0 ? '' : `${keys.join('\0')}\0`, 'utf8');
+  const oidsAt = SHARD_HEAD + n * 32;
+  const nameAt = oidsAt + n * OID_BYTES;
+  const end = nameAt + nameBuf.length + keyBuf.length;
+  const buf = Buffer.alloc(end + 20);
+  SHARD_MAGIC.copy(buf, 0);
+  buf.writeUInt32LE(n, 8);
+  buf.writeUInt32LE(nameBuf.length, 12);
+  buf.writeUInt32LE(keyBuf.length, 16);
+  const nums = new Float64Array(n * 4);
+  i = 0;
+  for (const r of recs.values()) {
+    const j = i * 4;
+    nums[j] = r[0];
+    nums[j + 1] = r[1];
+    nums[j + 2] = r[2];
+    nums[j + 3] = r[3];
+    const sha = r[4];
+    // Only object ids are recorded; anything else would not read back as itself.
+    if (!isOid(sha)) throw new Error(`internal: stat cache record ${JSON.stringify(keys[i])} has no object id`);
+    const at = oidsAt + i * OID_BYTES;
+    buf.write(sha, at, 32, 'hex');
+    buf[at + 32] = sha.length === 64 ? 0 : 1;
+    i++;
+  }
+  buf.set(new Uint8Array(nums.buffer), SHARD_HEAD);
+  nameBuf.copy(buf, nameAt);
+  keyBuf.copy(buf, nameAt + nameBuf.length);
+  createHash('sha1').update(buf.subarray(0, end)).digest().copy(buf, end);
+  return buf;
+}
+
+/** A shard file's name and records; throws on anything malformed (the caller discards the file). */
+export function decodeShard(buf: Buffer): { shard: string; recs: Map<string, FileRec> } {
+  if (buf.length < SHARD_HEAD + 20 || !buf.subarray(0, 8).equals(SHARD_MAGIC)) throw new Error('unknown format');
+  const n = buf.readUInt32LE(8);
+  const nameLen = buf.readUInt32LE(12);
+  const keyLen = buf.readUInt32LE(16);
+  const oidsAt = SHARD_HEAD + n * 32;
+  const nameAt = oidsAt + n * OID_BYTES;
+  const end = nameAt + nameLen + keyLen;
+  if (end + 20 !== buf.length) throw new Error('truncated or padded');
+  if (!createHash('sha1').update(buf.subarray(0, end)).digest().equals(buf.subarray(end))) throw new Error('checksum mismatch');
+  // Copied out: a Buffer from readFileSync need not be 8-byte aligned for a Float64Array view.
+  const nums = new Float64Array(n * 4);
+  new Uint8Array(nums.buffer).set(buf.subarray(SHARD_HEAD, oidsAt));
+  const shard = buf.toString('utf8', nameAt, nameAt + nameLen);
+  const keys = n === 0 ? [] : buf.toString('utf8', nameAt + nameLen, end).split('\0');
+  if (keys.length !== (n === 0 ? 0 : n + 1) || (n > 0 && keys[n] !== '')) throw new Error('wrong number of names');
+  const recs = new Map<string, FileRec>();
+  for (let i = 0; i < n; i++) {
+    const j = i * 4;
+    const at = oidsAt + i * OID_BYTES;
+    const flag = buf[at + 32];
+    // A record that is not a plain number quadruple with an object id is skipped, never trusted.
+    if ((flag !== 0 && flag !== 1) || !Number.isFinite(nums[j]! + nums[j + 1]! + nums[j + 2]! + nums[j + 3]!)) continue;
+    const hex = buf.toString('hex', at, at + 32);
+    recs.set(keys[i]!, [nums[j]!, nums[j + 1]!, nums[j + 2]!, nums[j + 3]!, flag === 1 ? `${hex}.dir` : hex]);
+  }
+  return { shard, recs };
 }
 
 /** Records from disk are checked field by field: a damaged one is a miss, never an exception. */
@@ -275,13 +397,11 @@ function isDirRec(v: unknown): v is DirRec {
     typeof r.size === 'number' &&
     typeof r.nfiles === 'number' &&
     typeof r.newestMs === 'number' &&
+    (r.completeOid === undefined || typeof r.completeOid === 'string') &&
     (c === undefined || (typeof c === 'object' && c !== null && typeof c.fp === 'string' && typeof c.newestMs === 'number'))
   );
 }
 
-function isFileRec(v: unknown): v is FileRec {
-  return Array.isArray(v) && v.length === 5 && typeof v[4] === 'string' && v.slice(0, 4).every((x) => typeof x === 'number');
-}
 
 /**
  * Fingerprint of a directory walk: every path and stat key, in walk order.
@@ -318,6 +438,18 @@ export class Fingerprint {
     if (e.mtimeMs > this.newest) this.newest = e.mtimeMs;
     if (e.ctimeMs > this.newest) this.newest = e.ctimeMs;
     this.count++;
+  }
+
+  /** The entries added, given their names in order (and the symlinks into the cache by index). */
+  entries(names: readonly string[], links: ReadonlyMap<number, Oid>): (StatKey & { rel: string; linkOid?: Oid })[] {
+    const n = this.nums;
+    return names.map((rel, i) => {
+      const j = i * 5;
+      const e: StatKey & { rel: string; linkOid?: Oid } = { rel, ino: n[j]!, mtimeMs: n[j + 1]!, ctimeMs: n[j + 2]!, size: n[j + 3]!, mode: n[j + 4]! };
+      const link = links.get(i);
+      if (link) e.linkOid = link;
+      return e;
+    });
   }
 
   digest(): { fp: string; newestMs: number } {

@@ -58,16 +58,25 @@ export function walkDir(base: string, opts: WalkOptions = {}): WalkEntry[] {
 /**
  * The fingerprint of the walk `walkDir` would return (see `Fingerprint`),
  * without building its entries: for an unchanged directory that is all
- * `status` needs, and 20,000 entries kept alive are most of a walk's garbage.
+ * `status` needs, and 20,000 entry objects kept alive are most of a walk's
+ * garbage. `entries()` builds them afterwards, only when asked (the directory
+ * changed), from the names and the fingerprint's own numbers, so a changed
+ * directory costs no second walk.
  */
-export function fingerprintDir(base: string, opts: WalkOptions = {}): { fp: string; newestMs: number; nfiles: number } {
+export function fingerprintWalk(base: string, opts: WalkOptions = {}): { fp: string; newestMs: number; nfiles: number; entries: () => WalkEntry[] } {
   const f = new Fingerprint();
-  visitFiles(base, opts, (rel, st) => f.add(rel, st));
-  return { ...f.digest(), nfiles: f.count };
+  const names: string[] = [];
+  const links = new Map<number, Oid>();
+  visitFiles(base, opts, (rel, st, linkOid) => {
+    if (linkOid) links.set(f.count, linkOid);
+    names.push(rel);
+    f.add(rel, st);
+  });
+  return { ...f.digest(), nfiles: f.count, entries: () => f.entries(names, links) };
 }
 
 /**
- * The traversal behind `walkDir` and `fingerprintDir`. `st` is only valid
+ * The traversal behind `walkDir` and `fingerprintWalk`. `st` is only valid
  * during the call (the fast lstat reuses one object): copy what you keep.
  */
 function visitFiles(base: string, opts: WalkOptions, onFile: (rel: string, st: StatFields, linkOid?: Oid) => void): void {

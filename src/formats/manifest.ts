@@ -39,11 +39,10 @@ export function sortEntries(entries: ManifestEntry[]): ManifestEntry[] {
  */
 export function serializeManifest(entries: ManifestEntry[], what?: string): string {
   const sorted = sortEntries([...entries]);
-  const parts = sorted.map((e) =>
-    e.isexec
-      ? JSON.stringify({ relpath: e.relpath, sha256: e.sha256, size: e.size, isexec: true })
-      : JSON.stringify({ relpath: e.relpath, sha256: e.sha256, size: e.size }),
-  );
+  // Written out rather than JSON.stringify of an object per entry (several times faster on
+  // 20,000 entries), with the same bytes: only relpath can need escaping (hashes are hex from
+  // a digest or a validated manifest, sizes integers from stat or a validated manifest).
+  const parts = sorted.map((e) => `{"relpath":${JSON.stringify(e.relpath)},"sha256":"${e.sha256}","size":${e.size}${e.isexec ? ',"isexec":true' : ''}}`);
   // Refused before anything is stored: a manifest no reader would accept must never be written.
   let length = parts.length + 1;
   for (const p of parts) length += p.length;

@@ -12,11 +12,16 @@
  */
 
 export const MAX_PATH_CHARS = 4096;
+const PLAIN_PATH = /^[A-Za-z0-9_-][A-Za-z0-9._-]*(?:\/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$/;
 const MAX_COMPONENT_BYTES = 255;
 
 /** Why `p` is not a legal relative path, or undefined when it is one. */
 export function relPathProblem(p: unknown): string | undefined {
   if (typeof p !== 'string') return 'is not a string';
+  // The common case, answered by one regex (a manifest of 20,000 names is checked on every read):
+  // ASCII components that do not start with a dot cannot be empty, ".", "..", ".git" or ".tdv",
+  // and a path of at most 255 characters has no component over 255 bytes.
+  if (p.length <= MAX_COMPONENT_BYTES && PLAIN_PATH.test(p)) return undefined;
   if (p.length === 0) return 'is empty';
   if (p.length > MAX_PATH_CHARS) return `is longer than ${MAX_PATH_CHARS} characters`;
   if (!p.isWellFormed()) return 'is not valid Unicode';

@@ -64,7 +64,8 @@ export async function status(repo: Repo, opts: StatusOptions = {}): Promise<Stat
     }
     const blocker = ws.kind === 'other' || ws.kind === 'missing' ? blockerAt(repo.root, s.rel) : undefined;
     const cached = (store.has(want) && repo.statCache.isComplete(s.rel, want, stamp)) || store.hasAll(want);
-    if (cached && workspace === 'unchanged') repo.statCache.markComplete(s.rel, want, stamp);
+    // Remembered whatever the workspace holds (a modified directory keeps the mark of its recorded version).
+    if (cached && ws.kind !== 'missing' && ws.kind !== 'other') repo.statCache.markComplete(s.rel, want, stamp);
     if (workspace !== 'unchanged' || !cached) {
       data.push({ path: s.rel, pointer: repo.rel(s.ptr.file), workspace, cache: cached ? 'ok' : 'missing', ...(files ? { files } : {}), ...(blocker ? { blocker } : {}) });
     }

@@ -273,12 +273,12 @@ const CASES: Case[] = [
     setup: async (s) => {
       write(s.repo, 'x', 'x');
       expect((await tdv(s.repo, 'add', 'x')).code).toBe(0);
-      write(s.repo, '.tdv/tmp/statcache-files.json', '{"v":1,"files":{"x":[1,2,3,"not-a-sha"]}');
+      write(s.repo, '.tdv/tmp/statcache-files.bin', 'TDVSC\u0002\n\u0000 torn');
       write(s.repo, '.tdv/tmp/statcache-dirs.json', '\u0000\u0001garbage');
     },
     commands: [['status']],
     ok: (_s, r) => {
-      expect(r.stderr).toMatch(/ignoring damaged stat cache .*statcache-(files|dirs)\.json/);
+      expect(r.stderr).toMatch(/ignoring damaged stat cache .*statcache-(files\.bin|dirs\.json)/);
       expect(r.stdout).toContain('up to date');
     },
   },

@@ -99,7 +99,7 @@ describe('adversarial review of issue 11', () => {
     expect((await tdv(dir, 'add', 'a')).code).toBe(0);
     for (const f of fs.readdirSync(path.join(dir, '.tdv', 'tmp'))) if (f.startsWith('statcache')) fs.rmSync(path.join(dir, '.tdv', 'tmp', f));
     fs.symlinkSync('/dev/zero', path.join(dir, '.tdv', 'tmp', 'statcache-dirs.json'));
-    fs.symlinkSync('/dev/zero', path.join(dir, '.tdv', 'tmp', 'statcache-files.json'));
+    fs.symlinkSync('/dev/zero', path.join(dir, '.tdv', 'tmp', 'statcache-files.bin'));
     const st = await tdv(dir, 'status');
     expect(st.code, st.stderr).toBe(0);
     fs.symlinkSync('/dev/zero', path.join(dir, '.tdv', 'tmp', 'lock'));

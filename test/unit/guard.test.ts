@@ -58,6 +58,21 @@ describe('relPathProblem: the one definition of a legal relative path', () => {
     }
   });
 
+  it('answers plain ASCII paths (its one-regex fast path) exactly as the full rules do', () => {
+    // The full rules, restated without the fast path, on random paths of the characters that matter.
+    const full = (p: string) =>
+      p === '' || p.startsWith('/') || p.split('/').some((c) => c === '' || c === '.' || c === '..' || c.toLowerCase() === '.git' || c === '.tdv' || Buffer.byteLength(c) > 255) || p.length > 4096;
+    const alphabet = ['a', 'Z', '0', '_', '-', '.', '/', 'git', 'GIT', 'tdv', '.git', '.tdv', '..'];
+    let seed = 11;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    for (let k = 0; k < 5000; k++) {
+      let p = '';
+      for (let n = rnd(12); n >= 0; n--) p += alphabet[rnd(alphabet.length)];
+      expect(isLegalRelPath(p), JSON.stringify(p)).toBe(!full(p));
+    }
+    for (const p of ['a'.repeat(255), `${'a'.repeat(256)}`, `x/${'a'.repeat(256)}`, `${'a/'.repeat(2048)}a`]) expect(isLegalRelPath(p), `${p.length} chars`).toBe(!full(p));
+  });
+
   it('quotePath escapes control characters, newlines, quotes and backslashes as git does, and leaves plain names alone', () => {
     expect(quotePath('data/a.csv')).toBe('data/a.csv');
     expect(quotePath('ünï')).toBe('ünï');

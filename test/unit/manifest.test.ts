@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FormatError } from '../../src/errors.js';
-import { checkManifestSize, compareCodePoints, MAX_MANIFEST_BYTES, type ManifestEntry, parseManifest, serializeManifest } from '../../src/formats/manifest.js';
+import { checkManifestSize, compareCodePoints, MAX_MANIFEST_BYTES, type ManifestEntry, parseManifest, serializeManifest, sortEntries } from '../../src/formats/manifest.js';
 import { TdvError } from '../../src/errors.js';
 import { sha256 } from '../../src/cache/hash.js';
 
@@ -66,6 +66,16 @@ describe('serializeManifest', () => {
       { relpath: 'y', sha256: C, size: 3, isexec: true },
     ];
     expect(sha256(serializeManifest(e))).toBe(sha256(serializeManifest([...e].reverse())));
+  });
+});
+
+describe('serializeManifest bytes', () => {
+  it('are JSON.stringify of each entry object, for any name (quotes, backslashes, controls, non-ASCII, surrogates)', () => {
+    const names = ['a"b', 'back\\slash', 'tab\there', 'nl\nx', '\u0001ctl', 'ünï/cödé', 'emoji\u{1F600}', '\u2028sep', 'x\u007f'];
+    const entries = names.map((relpath, i) => ({ relpath, sha256: i % 2 ? A : B, size: i * 1000, ...(i % 3 === 0 ? { isexec: true } : {}) }));
+    const expected = `[${sortEntries([...entries]).map((e) => JSON.stringify(e.isexec ? { relpath: e.relpath, sha256: e.sha256, size: e.size, isexec: true } : { relpath: e.relpath, sha256: e.sha256, size: e.size })).join(',')}]`;
+    expect(serializeManifest(entries)).toBe(expected);
+    expect(parseManifest(expected, 'm')).toHaveLength(names.length);
   });
 });
 

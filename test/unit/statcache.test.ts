@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { StatCache, walkFingerprint } from '../../src/cache/statcache.js';
+import { decodeShard, encodeShard, type FileRec, StatCache, walkFingerprint } from '../../src/cache/statcache.js';
 import { walkDir } from '../../src/cache/walk.js';
 import { sleep, useTmpDirs } from '../helpers/tmp.js';
 
@@ -120,7 +120,7 @@ describe('StatCache files', () => {
     const sc1 = new StatCache(cacheDir);
     sc1.setFile('.', 'a.csv', lstat(f), SHA);
     sc1.save();
-    const cacheFile = path.join(cacheDir, 'statcache-files.json');
+    const cacheFile = path.join(cacheDir, 'statcache-files.bin');
     const ctime = lstat(f).ctimeMs / 1000;
     // The file itself is untouched, so its stat key still matches; only the reference time moves.
     fs.utimesSync(cacheFile, PAST + 1, PAST + 1); // newer than mtime, older than ctime: still racy
@@ -138,7 +138,7 @@ describe('StatCache files', () => {
     const sc1 = new StatCache(cacheDir);
     sc1.setFile('.', 'a.csv', lstat(f), SHA);
     sc1.save();
-    const cacheFile = path.join(cacheDir, 'statcache-files.json');
+    const cacheFile = path.join(cacheDir, 'statcache-files.bin');
     const ctime = lstat(f).ctimeMs / 1000;
     fs.utimesSync(cacheFile, ctime - 1, ctime - 1); // a.csv's record is now racy
     const sc2 = new StatCache(cacheDir);
@@ -154,21 +154,21 @@ describe('StatCache files', () => {
   it('ignores a damaged files cache with a warning instead of throwing', () => {
     const { cacheDir, work } = setup();
     fs.mkdirSync(cacheDir, { recursive: true });
-    fs.writeFileSync(path.join(cacheDir, 'statcache-files.json'), '{"v":1,"files":{"a":["1","2"');
+    fs.writeFileSync(path.join(cacheDir, 'statcache-files.bin'), '{"v":1,"files":{"a":["1","2"');
     const f = path.join(work, 'a');
     fs.writeFileSync(f, 'x');
     const warnings: string[] = [];
     const sc = new StatCache(cacheDir, (m) => warnings.push(m));
     expect(sc.getFile('.', 'a', lstat(f))).toBeUndefined();
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatch(/statcache-files\.json/);
+    expect(warnings[0]).toMatch(/statcache-files\.bin/);
     expect(warnings[0]).toMatch(/re-hashed/);
   });
 
   it('rebuilds a damaged files cache on the next save', async () => {
     const { cacheDir, work } = setup();
     fs.mkdirSync(cacheDir, { recursive: true });
-    fs.writeFileSync(path.join(cacheDir, 'statcache-files.json'), 'garbage');
+    fs.writeFileSync(path.join(cacheDir, 'statcache-files.bin'), 'garbage');
     const f = path.join(work, 'a');
     fs.writeFileSync(f, 'x');
     await sleep(20);
@@ -183,7 +183,9 @@ describe('StatCache files', () => {
   it('ignores a stat cache of another format version with a warning', () => {
     const { cacheDir, work } = setup();
     fs.mkdirSync(cacheDir, { recursive: true });
-    fs.writeFileSync(path.join(cacheDir, 'statcache-files.json'), JSON.stringify({ v: 2, files: {} }));
+    const other = encodeShard('.', new Map());
+    other[5] = 2; // "TDVSC\x02": another version of the format
+    fs.writeFileSync(path.join(cacheDir, 'statcache-files.bin'), other);
     const f = path.join(work, 'a');
     fs.writeFileSync(f, 'x');
     const warnings: string[] = [];
@@ -198,14 +200,16 @@ describe('StatCache files', () => {
     fs.utimesSync(f, PAST, PAST);
     const st = lstat(f);
     fs.mkdirSync(cacheDir, { recursive: true });
-    const good = [st.ino, st.mtimeMs, st.ctimeMs, st.size, SHA];
+    const good: FileRec = [st.ino, st.mtimeMs, st.ctimeMs, st.size, SHA];
     await sleep(20); // the cache file must be newer than the file's ctime
-    fs.writeFileSync(path.join(cacheDir, 'statcache-files.json'), JSON.stringify({ v: 1, files: { a: good, b: [1, 2, 3, 4, 5], c: 'x', d: null, e: [String(st.ino), String(st.mtimeMs), String(st.ctimeMs), String(st.size), SHA] } }));
+    const recs = new Map<string, FileRec>([
+      ['a', good],
+      ['d', [st.ino, NaN, st.ctimeMs, st.size, SHA]],
+      ['e', [st.ino, st.mtimeMs, st.ctimeMs, Infinity, SHA]],
+    ]);
+    fs.writeFileSync(path.join(cacheDir, 'statcache-files.bin'), encodeShard('.', recs));
     const sc = new StatCache(cacheDir);
     expect(sc.getFile('.', 'a', st)).toBe(SHA);
-    expect(() => sc.getFile('.', 'b', st)).not.toThrow();
-    expect(sc.getFile('.', 'b', st)).toBeUndefined();
-    expect(sc.getFile('.', 'c', st)).toBeUndefined();
     expect(sc.getFile('.', 'd', st)).toBeUndefined();
     expect(sc.getFile('.', 'e', st)).toBeUndefined();
   });
@@ -234,12 +238,43 @@ describe('StatCache files', () => {
     expect(again.getFile('.', 'top', lstat(f))).toBe(SHA2);
   });
 
+  it('shard files round-trip, and any damage (a flipped byte, truncation, padding, a foreign file) is refused whole', () => {
+    const recs = new Map<string, FileRec>([
+      ['a', [1, 1.5e12 + 0.25, 1.5e12 + 0.5, 7, SHA]],
+      ['dir/ünï cödé\tname', [2, 3, 4, 5, SHA2]],
+      ['big', [2 ** 52, 0, 0, 2 ** 40, `${SHA}.dir`]],
+    ]);
+    const buf = encodeShard('data/sub', recs);
+    expect(decodeShard(buf)).toEqual({ shard: 'data/sub', recs });
+    expect(decodeShard(encodeShard('.', new Map()))).toEqual({ shard: '.', recs: new Map() });
+    for (const at of [0, 9, 30, buf.length - 30, buf.length - 1]) {
+      const bad = Buffer.from(buf);
+      bad[at]! ^= 1;
+      expect(() => decodeShard(bad), `byte ${at}`).toThrow();
+    }
+    expect(() => decodeShard(buf.subarray(0, buf.length - 1))).toThrow();
+    expect(() => decodeShard(Buffer.concat([buf, Buffer.from([0])]))).toThrow();
+    expect(() => decodeShard(Buffer.from('{"v":1,"files":{}}'))).toThrow(/unknown format/);
+    // Only object ids are ever written.
+    expect(() => encodeShard('.', new Map<string, FileRec>([['x', [1, 2, 3, 4, 'not-a-sha']]]))).toThrow(/no object id/);
+  });
+
+  it('removes the JSON shard an older tdv wrote when it saves the binary one', async () => {
+    const { cacheDir, work } = setup();
+    fs.mkdirSync(cacheDir, { recursive: true });
+    fs.writeFileSync(path.join(cacheDir, 'statcache-files.json'), '{"v":1,"files":{}}');
+    const f = path.join(work, 'a');
+    fs.writeFileSync(f, 'x');
+    await recordAndReload(cacheDir, 'a', f);
+    expect(fs.readdirSync(cacheDir).sort()).toEqual(['statcache-files.bin']);
+  });
+
   it('writes its files atomically, leaving no temp file beside them', async () => {
     const { cacheDir, work } = setup();
     const f = path.join(work, 'a');
     fs.writeFileSync(f, 'x');
     await recordAndReload(cacheDir, 'a', f);
-    expect(fs.readdirSync(cacheDir).sort()).toEqual(['statcache-files.json']);
+    expect(fs.readdirSync(cacheDir).sort()).toEqual(['statcache-files.bin']);
   });
 });
 
@@ -324,11 +359,12 @@ describe('StatCache directories', () => {
     sc.markComplete('data', OID, S1);
     expect(sc.isComplete('data', OID, S1)).toBe(true);
     expect(sc.isComplete('data', OID, stamp('s2'))).toBe(false); // the cache changed since
-    // Marking another version does nothing.
+    // One version per directory is remembered: marking another moves the mark.
     const other = `${'d'.repeat(64)}.dir`;
     sc.markComplete('data', other, stamp('s3'));
-    expect(sc.isComplete('data', OID, S1)).toBe(true);
-    expect(sc.isComplete('data', other, stamp('s3'))).toBe(false);
+    expect(sc.isComplete('data', other, stamp('s3'))).toBe(true);
+    expect(sc.isComplete('data', OID, S1)).toBe(false);
+    sc.markComplete('data', OID, S1);
     // Unknown directories are never complete, and marking them creates nothing.
     sc.markComplete('nope', OID, S1);
     expect(sc.isComplete('nope', OID, S1)).toBe(false);
@@ -347,6 +383,35 @@ describe('StatCache directories', () => {
     sc.setDir('data', { fp: 'f', oid: OID, size: 0, nfiles: 0, newestMs: 0, complete: future });
     expect(sc.isComplete('data', OID, future)).toBe(true); // same session
     sc.save();
+    expect(new StatCache(cacheDir).isComplete('data', OID, future)).toBe(false);
+  });
+
+  it('a directory re-recorded at another version keeps the mark of the version it was about, with its racy check', async () => {
+    const { cacheDir } = setup();
+    const sc = new StatCache(cacheDir);
+    const S1 = stamp('s1');
+    const modified = `${'e'.repeat(64)}.dir`;
+    sc.setDir('data', { fp: 'f', oid: OID, size: 0, nfiles: 0, newestMs: 0 });
+    sc.markComplete('data', OID, S1);
+    // The workspace changed: its new version is recorded; the pointer's version is still known complete.
+    sc.setDir('data', { fp: 'g', oid: modified, size: 0, nfiles: 0, newestMs: 0 });
+    expect(sc.isComplete('data', OID, S1)).toBe(true);
+    expect(sc.isComplete('data', modified, S1)).toBe(false);
+    await sleep(20);
+    sc.save();
+    const re = new StatCache(cacheDir);
+    expect(re.getDir('data', 'g')).toMatchObject({ oid: modified });
+    expect(re.isComplete('data', OID, S1)).toBe(true);
+    // A carried mark that is racy (not older than the file) is dropped on save, never made trusted.
+    const future = stamp('s2', Date.now() + 3_600_000);
+    re.markComplete('data', OID, future);
+    re.save();
+    const re2 = new StatCache(cacheDir);
+    expect(re2.isComplete('data', OID, future)).toBe(false);
+    re2.setDir('data', { fp: 'h', oid: modified, size: 0, nfiles: 0, newestMs: 0 });
+    expect(re2.isComplete('data', OID, future)).toBe(false);
+    await sleep(20);
+    re2.save();
     expect(new StatCache(cacheDir).isComplete('data', OID, future)).toBe(false);
   });
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ObjectStore } from '../../src/cache/store.js';
 import { walkFingerprint } from '../../src/cache/statcache.js';
-import { entryPath, fingerprintDir, objectLinkOid, walkDir } from '../../src/cache/walk.js';
+import { entryPath, fingerprintWalk, objectLinkOid, walkDir } from '../../src/cache/walk.js';
 import { siblingTmp } from '../../src/util/fs.js';
 import { useTmpDirs } from '../helpers/tmp.js';
 
@@ -69,8 +69,9 @@ describe('walkDir', () => {
     const quiet: string[] = [];
     walkDir(d, { ignored: (rel) => rel.endsWith('.git') || rel.endsWith('.GIT') || rel.endsWith('.Git') || rel.endsWith('.tdv'), onSkip: (a) => quiet.push(a) });
     expect(quiet).toEqual([]);
-    // fingerprintDir walks the same way.
-    expect(fingerprintDir(d).nfiles).toBe(3);
+    // fingerprintWalk walks the same way.
+    expect(fingerprintWalk(d).nfiles).toBe(3);
+    expect(fingerprintWalk(d).entries()).toEqual(walkDir(d));
   });
 
   it('keeps a backslash in a name: on POSIX it is an ordinary character', () => {
@@ -156,6 +157,9 @@ describe('walkDir', () => {
       expect(fs.lstatSync(entryPath(d, e.rel)).isSymbolicLink()).toBe(true);
     }
     expect(skipped).toEqual([]);
+    fs.writeFileSync(path.join(d, 'plain'), 'x');
+    const objectsDir = path.join(store.root, 'files', 'sha256');
+    expect(fingerprintWalk(d, { objectsDir }).entries()).toEqual(walkDir(d, { objectsDir }));
   });
 
   it('does not treat a symlink to a missing object or to a non-object name in the cache as a tdv link', () => {
@@ -210,20 +214,24 @@ describe('walkDir stat values', () => {
   });
 });
 
-describe('fingerprintDir', () => {
-  it('equals the fingerprint of the walk walkDir returns, with the same options, and sees a touched file', () => {
+describe('fingerprintWalk', () => {
+  it('equals the fingerprint of the walk walkDir returns, with the same options, sees a touched file, and gives the same entries', () => {
     const d = tmp();
     for (let i = 0; i < 300; i++) put(d, `p${i % 7}/f${i}.bin`, 'x'.repeat(i));
     put(d, 'skip/me.tmp');
     fs.symlinkSync('/etc/hostname', path.join(d, 'outside'));
+    fs.chmodSync(path.join(d, 'p1/f1.bin'), 0o755);
     const opts = { ignored: (rel: string) => rel.startsWith('skip') };
     const walk = walkDir(d, opts);
-    const fp = fingerprintDir(d, opts);
+    const f = fingerprintWalk(d, opts);
     expect(walk).toHaveLength(300);
-    expect(fp).toEqual({ ...walkFingerprint(walk), nfiles: 300 });
+    expect({ fp: f.fp, newestMs: f.newestMs, nfiles: f.nfiles }).toEqual({ ...walkFingerprint(walk), nfiles: 300 });
+    expect(f.entries()).toEqual(walk);
     // A file rewritten with its size kept: only its times differ.
     fs.utimesSync(path.join(d, 'p3/f3.bin'), new Date(1_600_000_000_000), new Date(1_600_000_000_000));
-    expect(fingerprintDir(d, opts).fp).not.toBe(fp.fp);
-    expect(fingerprintDir(d, opts)).toEqual({ ...walkFingerprint(walkDir(d, opts)), nfiles: 300 });
+    const g = fingerprintWalk(d, opts);
+    expect(g.fp).not.toBe(f.fp);
+    expect(g.fp).toBe(walkFingerprint(walkDir(d, opts)).fp);
+    expect(g.entries()).toEqual(walkDir(d, opts));
   });
 });

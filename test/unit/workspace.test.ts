@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CHUNK, sha256 } from '../../src/cache/hash.js';
-import { serializeManifest } from '../../src/formats/manifest.js';
+import { serializeManifest, sortEntries } from '../../src/formats/manifest.js';
 import { FILES_SHARD, StatCache } from '../../src/cache/statcache.js';
 import { ObjectStore } from '../../src/cache/store.js';
 import { diffManifests, hashTarget, type HashOptions } from '../../src/cache/workspace.js';
@@ -180,6 +180,22 @@ describe('diffManifests', () => {
       ],
     );
     expect(d).toEqual({ added: ['new'], modified: ['changed', 'chmod'], deleted: ['gone'] });
+  });
+
+  it('gives the same answer for sorted lists (merged) as for any order (mapped)', () => {
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    const names = ['a', 'a-b', 'a.b', 'a/b', 'b', 'x/\u{1F600}', 'x/\uFFFD', 'x/y/z', 'Z', 'é'];
+    for (let round = 0; round < 50; round++) {
+      const pick = () => names.filter(() => rnd(3) > 0).map((relpath) => ({ relpath, sha256: rnd(2) ? A : B, size: 1, ...(rnd(4) === 0 ? { isexec: true } : {}) }));
+      const [o, n] = [sortEntries(pick()), sortEntries(pick())];
+      const shuffled = [...n].reverse();
+      const sorted = diffManifests(o, n);
+      const mapped = diffManifests(o, shuffled);
+      for (const k of ['added', 'modified', 'deleted'] as const) expect([...sorted[k]].sort()).toEqual([...mapped[k]].sort());
+    }
+    // A list with a name twice is not "sorted": the map's answer, not a merge's.
+    expect(diffManifests([{ relpath: 'a', sha256: A, size: 1 }], [{ relpath: 'a', sha256: A, size: 1 }, { relpath: 'a', sha256: B, size: 1 }])).toEqual({ added: [], modified: ['a'], deleted: [] });
   });
 
   it('finds nothing between identical manifests, treating isexec:false like no isexec', () => {
