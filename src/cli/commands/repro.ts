@@ -82,6 +82,11 @@ class StagePrinter {
 
   constructor(private readonly out: Output) {}
 
+  /** Whether stage output reaches the terminal as it comes (`info` lines are not silenced). */
+  private get live(): boolean {
+    return !this.out.quiet && !this.out.json;
+  }
+
   event(e: ReproEvent): void {
     const p = this.out.paint;
     switch (e.type) {
@@ -111,7 +116,9 @@ class StagePrinter {
       case 'failed':
         this.flush(e.stage);
         this.out.error(e.message);
-        for (const l of e.logTail) this.out.warn(`${e.stage} | ${l}`);
+        // The stage's output was shown line by line as it ran: its tail again would print the
+        // same lines twice. Only when it was not shown (--json) does the tail stand in for it.
+        if (!this.live) for (const l of e.logTail) this.out.warn(`${e.stage} | ${l}`);
         break;
     }
   }
