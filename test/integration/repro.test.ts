@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tripsCsv } from '../../fixtures/bikeshare/generate.mjs';
-import { read, tdv, write } from '../helpers/repo.js';
+import { git, read, tdv, write } from '../helpers/repo.js';
 import { expectOneLineError, isReadOnly, newRepo, objPath, sha } from '../helpers/expect.js';
 import { bikeshareRepo } from '../helpers/pipeline.js';
 
@@ -24,6 +24,15 @@ describe('tdv repro (local stages)', () => {
     expect(fs.existsSync(objPath(dir, sha(read(dir, 'out/joined.csv'))))).toBe(true);
     expect(read(dir, 'out/.gitignore')).toContain('/sales.csv');
     expect(fs.existsSync(path.join(dir, '.tdv', 'logs', 'sales.log'))).toBe(true);
+  });
+
+  it('the first run leaves a committed .tdv/.gitignore as init wrote it (its /logs/ covers the logs)', async () => {
+    const dir = await bikeshareRepo();
+    const before = read(dir, '.tdv/.gitignore');
+    expect(before).toContain('/logs/\n');
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    expect(read(dir, '.tdv/.gitignore')).toBe(before);
+    expect(await git(dir, 'status', '--porcelain', '--', '.tdv')).toBe('');
   });
 
   it('a second run does nothing', async () => {
