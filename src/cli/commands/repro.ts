@@ -3,6 +3,7 @@ import { TdvError } from '../../errors.js';
 import type { ReproEvent, ReproResult } from '../../repo/repro.js';
 import { escapeLine, type Output, plural } from '../../ui/output.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';
+import { q } from '../render.js';
 
 interface ReproFlags {
   force?: boolean;
@@ -11,6 +12,8 @@ interface ReproFlags {
   keepGoing?: boolean;
   downstream?: boolean;
   runCache?: boolean;
+  pull?: boolean;
+  remote?: string;
   json?: boolean;
 }
 
@@ -25,8 +28,10 @@ export function registerRepro(program: Command, ctx: CliContext): void {
     .option('-k, --keep-going', 'after a failure, go on with the stages that do not depend on it')
     .option('--downstream', 'with stage names: run them and everything downstream instead of upstream')
     .option('--no-run-cache', 'always run changed stages, never restore outputs of an identical earlier run')
+    .option('--pull', 'first fetch tracked inputs missing from the workspace, and the run-cache, from the remote')
+    .option('-r, --remote <name>', 'with --pull: the remote to fetch from (default: the default remote)')
     .option('--json', 'print one JSON object: ran, restored, skipped, failed, blocked (and plan with --dry)')
-    .addHelpText('after', examples('tdv repro', 'tdv repro --dry', 'tdv repro report -j 4', 'tdv repro sales --downstream --force'))
+    .addHelpText('after', examples('tdv repro', 'tdv repro --dry', 'tdv repro --pull', 'tdv repro report -j 4', 'tdv repro sales --downstream --force'))
     .action(async (stages: string[], opts: ReproFlags, cmd: Command) => {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
@@ -46,6 +51,8 @@ export function registerRepro(program: Command, ctx: CliContext): void {
           keepGoing: opts.keepGoing,
           downstream: opts.downstream,
           runCache: opts.runCache,
+          pull: opts.pull,
+          remote: opts.remote,
           signal: abort.signal,
           onEvent: (e) => printer.event(e),
         });
@@ -92,6 +99,12 @@ class StagePrinter {
     switch (e.type) {
       case 'plan':
         this.out.info(e.reasons.length ? `${p.yellow('would run')} ${e.stage}: ${escapeLine(e.reasons.join('; '))}` : `${p.dim('up to date')} ${e.stage}`);
+        break;
+      case 'source':
+        this.out.info(`${e.dry ? p.yellow('would update') : p.green('updated')} ${q(e.pointer)}: ${q(e.path)} changed${e.dry ? '' : '; commit the pointer with Git'}`);
+        break;
+      case 'pulled':
+        this.out.info(`Pulled ${plural(e.files, 'file')} of tracked inputs and ${plural(e.runs, 'run record')}.`);
         break;
       case 'skip':
         this.out.debug(`${e.stage}: unchanged`);
