@@ -152,3 +152,21 @@ describe('.tdvignore inside stage outputs', () => {
     expectOneLineError(r.stderr, 'tdv.yaml:4:12', 'is ignored by .tdvignore');
   });
 });
+
+describe('status and repro --dry agree on a stage that gained a container', () => {
+  for (const [what, yaml] of [
+    ['image:', '    image: python:3.12-slim\n'],
+    ['build:', '    build: docker\n'],
+  ] as const) {
+    it(`a stage that gained ${what} is reported by status (which does not ask Docker)`, async () => {
+      const dir = await trackedInputRepo();
+      write(dir, 'docker/Dockerfile', 'FROM busybox\n');
+      write(dir, 'tdv.yaml', STAGE + yaml);
+      const st = await tdv(dir, 'status');
+      expect(st.code, st.stderr).toBe(0);
+      expect(st.stdout).toContain(`copy: image added: ${what === 'image:' ? 'python:3.12-slim' : 'build docker'}`);
+      const json = JSON.parse((await tdv(dir, 'status', '--json')).stdout);
+      expect(json.stages).toEqual([{ name: 'copy', reasons: [expect.stringMatching(/^image added/)] }]);
+    });
+  }
+});
