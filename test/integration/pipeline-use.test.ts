@@ -170,3 +170,55 @@ describe('status and repro --dry agree on a stage that gained a container', () =
     });
   }
 });
+
+describe('diff takes every revision Git resolves', () => {
+  /** Two commits of data.csv (a,1 then a,2), an annotated tag v1 on the second, and a,3 in the workspace. */
+  async function twoCommits(): Promise<string> {
+    const dir = await newRepo();
+    write(dir, 'data.csv', 'a,1\n');
+    expect((await tdv(dir, 'add', 'data.csv')).code).toBe(0);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'first data');
+    write(dir, 'data.csv', 'a,2\n');
+    expect((await tdv(dir, 'add', 'data.csv')).code).toBe(0);
+    await git(dir, 'commit', '-qam', 'second data');
+    await git(dir, 'tag', '-a', 'v1', '-m', 'release');
+    write(dir, 'data.csv', 'a,3\n');
+    return dir;
+  }
+  const hashes = async (dir: string, ...revs: string[]) => {
+    const r = await tdv(dir, 'diff', '--json', ...revs);
+    expect(r.code, r.stderr).toBe(0);
+    return JSON.parse(r.stdout).changes.map((c: { path: string; old?: { hash: string }; new?: { hash: string } }) => [c.path, c.old?.hash, c.new?.hash]);
+  };
+
+  it.each([
+    [[':/first'], 'a,1\n', 'a,3\n'],
+    [['HEAD^{/first}', 'HEAD'], 'a,1\n', 'a,2\n'],
+    [['@{1}', 'v1^{commit}'], 'a,1\n', 'a,2\n'],
+    [['HEAD~1', 'v1^{tag}'], 'a,1\n', 'a,2\n'],
+    [['main@{0}'], 'a,2\n', 'a,3\n'],
+  ])('tdv diff %j', async (revs, from, to) => {
+    const dir = await twoCommits();
+    expect(await hashes(dir, ...revs)).toEqual([['data.csv', sha(from), sha(to)]]);
+  });
+
+  it('a revision nothing resolves is still a usage error', async () => {
+    const dir = await twoCommits();
+    const r = await tdv(dir, 'diff', ':/no such message', '--');
+    expect(r.code).toBe(2);
+    expectOneLineError(r.stderr, 'unknown revision ":/no such message"');
+  });
+
+  it('in a repository without commits, the diff is empty (exit 0)', async () => {
+    const dir = await newRepo();
+    write(dir, 'data.csv', 'a,1\n');
+    expect((await tdv(dir, 'add', 'data.csv')).code).toBe(0);
+    const r = await tdv(dir, 'diff');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('No data changed between HEAD and the workspace.');
+    expect(JSON.parse((await tdv(dir, 'diff', '--json')).stdout)).toMatchObject({ changes: [], summary: { added: 0, modified: 0, deleted: 0 } });
+    // A revision that names something still has to exist.
+    expect((await tdv(dir, 'diff', 'v9', '--')).code).toBe(2);
+  });
+});
