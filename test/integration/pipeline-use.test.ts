@@ -222,3 +222,20 @@ describe('diff takes every revision Git resolves', () => {
     expect((await tdv(dir, 'diff', 'v9', '--')).code).toBe(2);
   });
 });
+
+describe('params diff of nested dicts', () => {
+  it('compares leaves (train.lr), not the dicts holding them', async () => {
+    const dir = await newRepo();
+    write(dir, 'params.yaml', 'train:\n  lr: 0.1\n  layers: {n: 2}\nseed: 1\n');
+    write(dir, 'tdv.yaml', 'stages:\n  s:\n    cmd: echo x > o\n    params: [train, seed]\n    outs: [o]\n');
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'params');
+    const same = await tdv(dir, 'params', 'diff', '--json');
+    expect(same.code, same.stderr).toBe(0);
+    expect(JSON.parse(same.stdout)).toEqual([]);
+    write(dir, 'params.yaml', 'train:\n  lr: 0.2\n  layers: {n: 2}\nseed: 1\n');
+    const r = await tdv(dir, 'params', 'diff', '--json');
+    expect(JSON.parse(r.stdout)).toEqual([{ file: 'params.yaml', key: 'train.lr', old: 0.1, new: 0.2, change: 0.1 }]);
+  });
+});
