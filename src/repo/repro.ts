@@ -16,7 +16,7 @@ import { addGitignoreEntry } from '../workspace/gitignore.js';
 import { cacheTarget, hashWorkspace, workspaceContext } from './lib/hashing.js';
 import type { Repo } from './repo.js';
 import { loadDag, stageHasher } from './lib/pipeline.js';
-import { commitSources, dataSources, restoreSources, type SourceState, sourceStates } from './lib/data-sources.js';
+import { commitSources, dataSources, missingOutputs, restoreSources, type SourceState, sourceStates } from './lib/data-sources.js';
 import type { Selected } from './lib/pointers.js';
 
 export interface ReproOptions {
@@ -98,15 +98,17 @@ export async function reproduce(repo: Repo, opts: ReproOptions = {}): Promise<Re
     const emit = opts.onEvent ?? (() => {});
     const sources = await dataSources(repo, dag, names);
     let states = await sourceStates(repo, sources);
+    const lock = await readLock(repo.root);
     if (opts.pull && !opts.dry) {
-      emit({ type: 'pulled', ...(await pullInputs(repo, states.missing, opts)) });
+      const outs = await missingOutputs(repo, lock, names);
+      emit({ type: 'pulled', ...(await pullInputs(repo, states.missing, outs, opts)) });
       states = await sourceStates(repo, sources);
     }
     let updated: SourceState[];
     if (opts.dry) updated = states.changed.map((s) => ({ path: s.rel, pointer: repo.rel(s.ptr.file) }));
     else updated = await commitSources(repo, states.changed);
     for (const u of updated) emit({ type: 'source', ...u, dry: opts.dry === true });
-    const run = new Run(repo, dag, await readLock(repo.root), opts, states.missing);
+    const run = new Run(repo, dag, lock, opts, states.missing);
     try {
       const res = opts.dry ? await run.plan(names) : await run.execute(names);
       return { ...res, updated };
@@ -430,19 +432,21 @@ class Run {
 }
 
 /**
- * `repro --pull`: fetches the tracked inputs the workspace lacks and the
- * run-cache (records and their outputs' objects), then checks those inputs
- * out, as `tdv pull` would.
+ * `repro --pull`: fetches the tracked inputs and the recorded outputs the
+ * workspace lacks, and the run-cache (records and their outputs' objects),
+ * then checks those inputs and outputs out, as `tdv pull` would.
  */
-async function pullInputs(repo: Repo, missing: readonly Selected[], opts: ReproOptions): Promise<{ files: number; runs: number }> {
+async function pullInputs(repo: Repo, missing: readonly Selected[], outs: readonly Selected[], opts: ReproOptions): Promise<{ files: number; runs: number }> {
   const { withRemote } = await import('./lib/transfer.js');
   const { fetchWithRuns } = await import('./lib/run-sync.js');
-  const fetched = await withRemote(repo, { remote: opts.remote, jobs: opts.jobs }, (remote) => fetchWithRuns(repo, remote, missing, { runCache: true }));
+  const fetched = await withRemote(repo, { remote: opts.remote, jobs: opts.jobs }, (remote) => fetchWithRuns(repo, remote, [...missing, ...outs], { runCache: true }));
   if (fetched.failed.length) {
     const paths = [...new Set(fetched.failed.map((f) => quotePath(f.path)))];
     repo.reporter.warn?.(`repro --pull: ${fetched.failed.length} object${fetched.failed.length === 1 ? '' : 's'} could not be fetched, of ${paths.slice(0, 3).join(', ')}${paths.length > 3 ? ', ...' : ''}`);
   }
-  const files = (await restoreSources(repo, missing)).length;
+  // Outputs recorded in tdv.lock come back as `tdv pull` would restore them: the stage is then
+  // up to date; one whose objects the remote lacks is left to the run-cache or a run.
+  const files = (await restoreSources(repo, [...missing, ...outs])).length;
   return { files, runs: 'runs' in fetched ? (fetched as { runs: number }).runs : 0 };
 }
 

@@ -94,16 +94,36 @@ describe('repro in a fresh clone (a tracked input not pulled)', () => {
     expect(r.stderr).not.toContain('no stage produces');
   });
 
-  it('repro --pull fetches the input and the run-cache first, then restores instead of running', async () => {
+  it('repro --pull fetches the input, the recorded output and the run-cache first: nothing runs', async () => {
     const clone = await pushedAndCloned();
     const r = await tdv(clone, 'repro', '--pull');
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('Pulled 1 file of tracked inputs and 1 run record.');
-    expect(r.stdout).toContain('restored copy from the run-cache');
+    expect(r.stdout).toContain('Pulled 2 files (tracked inputs and recorded outputs) and 1 run record.');
+    expect(r.stdout).toContain('Pipeline is up to date.');
+    expect(r.stdout).not.toContain('running');
     expect(read(clone, 'data.csv')).toBe('a,1\n');
     expect(read(clone, 'out.csv')).toBe('a,1\n');
     expect((await tdv(clone, 'status')).stdout.trim()).toBe('Data and pipelines are up to date.');
     expect(await git(clone, 'status', '--porcelain')).toBe('');
+  });
+
+  it('repro --pull restores from the run-cache a stage whose new input ran before elsewhere', async () => {
+    const remote = newDir();
+    const dir = await trackedInputRepo({ remote });
+    // A second version of the input ran (and was pushed with its run record), then was reverted.
+    write(dir, 'data.csv', 'b,2\n');
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    expect((await tdv(dir, 'push', '--run-cache')).code).toBe(0);
+    await git(dir, 'checkout', '--', 'data.csv.tdv', 'tdv.lock');
+    const clone = path.join(newDir(), 'clone');
+    await git(path.dirname(clone), 'clone', '-q', dir, clone);
+    expect((await tdv(clone, 'pull')).code).toBe(0);
+    write(clone, 'data.csv', 'b,2\n');
+    const r = await tdv(clone, 'repro', '--pull');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('updated data.csv.tdv');
+    expect(r.stdout).toContain('restored copy from the run-cache');
+    expect(read(clone, 'out.csv')).toBe('b,2\n');
   });
 });
 

@@ -104,7 +104,7 @@ class StagePrinter {
         this.out.info(`${e.dry ? p.yellow('would update') : p.green('updated')} ${q(e.pointer)}: ${q(e.path)} changed${e.dry ? '' : '; commit the pointer with Git'}`);
         break;
       case 'pulled':
-        this.out.info(`Pulled ${plural(e.files, 'file')} of tracked inputs and ${plural(e.runs, 'run record')}.`);
+        this.out.info(`Pulled ${plural(e.files, 'file')} (tracked inputs and recorded outputs) and ${plural(e.runs, 'run record')}.`);
         break;
       case 'skip':
         this.out.debug(`${e.stage}: unchanged`);

@@ -1,6 +1,7 @@
 import type { Dag } from '../../stages/graph.js';
 import { type PointerOut, serializePointer } from '../../formats/pointer.js';
-import { LOCK_FILE } from '../../stages/lock.js';
+import path from 'node:path';
+import { LOCK_FILE, type LockFile } from '../../stages/lock.js';
 import { applyCheckout, planCheckout } from '../../workspace/checkout.js';
 import { cacheTarget, type Hashed, hashWorkspace, workspaceContext } from './hashing.js';
 import { allOuts, findPointers, type Selected } from './pointers.js';
@@ -19,6 +20,23 @@ export async function dataSources(repo: Repo, dag: Dag, names: readonly string[]
   if (deps.length === 0) return [];
   const outs = allOuts(repo, await findPointers(repo, { withLock: false })).filter((o) => repo.rel(o.ptr.file) !== LOCK_FILE);
   return outs.filter((o) => deps.some((d) => inside(o.rel, d) || inside(d, o.rel)));
+}
+
+/**
+ * Outputs tdv.lock records for the `names` stages that the workspace lacks
+ * (a fresh clone): `repro --pull` fetches and checks them out too, so an
+ * unchanged stage is up to date without running, as with DVC's `repro --pull`.
+ */
+export async function missingOutputs(repo: Repo, lock: LockFile, names: readonly string[]): Promise<Selected[]> {
+  const file = path.join(repo.root, LOCK_FILE);
+  const out: Selected[] = [];
+  for (const n of names) {
+    for (const o of lock.get(n)?.outs ?? []) {
+      const s: Selected = { ptr: { file, outs: [] }, out: { path: o.path, sha256: o.sha256, size: o.size, ...(o.nfiles !== undefined ? { nfiles: o.nfiles } : {}) }, abs: path.join(repo.root, o.path), rel: o.path };
+      if ((await hashWorkspace(repo, s)).kind === 'missing') out.push(s);
+    }
+  }
+  return out;
 }
 
 export interface SourceState {
