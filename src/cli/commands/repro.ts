@@ -28,7 +28,7 @@ export function registerRepro(program: Command, ctx: CliContext): void {
     .option('-k, --keep-going', 'after a failure, go on with the stages that do not depend on it')
     .option('--downstream', 'with stage names: run them and everything downstream instead of upstream')
     .option('--no-run-cache', 'always run changed stages, never restore outputs of an identical earlier run')
-    .option('--pull', 'first fetch tracked inputs missing from the workspace, and the run-cache, from the remote')
+    .option('--pull', 'first fetch from the remote the tracked inputs and recorded outputs the workspace lacks, and the run-cache')
     .option('-r, --remote <name>', 'with --pull: the remote to fetch from (default: the default remote)')
     .option('--json', 'print one JSON object: ran, restored, skipped, failed, blocked (and plan with --dry)')
     .addHelpText('after', examples('tdv repro', 'tdv repro --dry', 'tdv repro --pull', 'tdv repro report -j 4', 'tdv repro sales --downstream --force'))
