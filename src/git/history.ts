@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ExitCode, TdvError } from '../errors.js';
@@ -22,6 +23,24 @@ export class ShallowCloneError extends TdvError {
       { data: { oid } },
     );
   }
+}
+
+/**
+ * The object `git rev-parse` resolves `rev` to, or undefined when Git does not
+ * (or cannot be run). The revision is one argument after --end-of-options, so
+ * it is never read as an option.
+ */
+function gitRevParse(cwd: string, rev: string): string | undefined {
+  if (rev === '' || rev.includes('\0')) return undefined;
+  // Not `${rev}^{commit}`: after `:/` the rest is the message searched for. The caller peels.
+  const r = spawnSync('git', ['rev-parse', '--verify', '--quiet', '--end-of-options', rev], {
+    cwd,
+    timeout: 30_000,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const oid = r.status === 0 && typeof r.stdout === 'string' ? r.stdout.trim() : '';
+  return /^[0-9a-f]{40}$/.test(oid) ? oid : undefined;
 }
 
 /** A pointer file in a commit's tree: its repo-relative path and its blob. */
@@ -91,6 +110,24 @@ export class GitHistory {
    * by `~N`, `^N`, `^{commit}` or `^{}` as in `git rev-parse`.
    */
   resolve(rev: string): string {
+    try {
+      return this.resolveHere(rev);
+    } catch (err) {
+      if (!(err instanceof UnknownRevisionError)) throw err;
+      // Git's revision syntax is larger than the forms read here (`:/message`, `@{1}`,
+      // `main@{yesterday}`, `HEAD^{/fix}`, `v1^{tag}`...): what Git resolves is a revision.
+      const oid = gitRevParse(this.wt.root, rev);
+      if (oid === undefined || !this.db.has(oid)) throw err;
+      return this.peelToCommit(oid, rev);
+    }
+  }
+
+  /** True when a commit exists for HEAD (false in a repository whose first commit is not made yet). */
+  hasCommits(): boolean {
+    return this.refs.resolve('HEAD') !== undefined;
+  }
+
+  private resolveHere(rev: string): string {
     const m = /^(.*?)((?:~\d*|\^\d*|\^\{(?:commit)?\})*)$/.exec(rev);
     const base = m?.[1] ?? rev;
     const suffix = m?.[2] ?? '';

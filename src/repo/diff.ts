@@ -80,6 +80,13 @@ export async function diff(repo: Repo, opts: DiffOptions = {}): Promise<DiffResu
   let history: GitHistory | undefined;
   const hist = () => (history ??= openHistory(repo));
   try {
+    // Before the first commit there is no history to compare with: an empty diff, as DVC gives
+    // in a new repository (a revision named otherwise still has to exist).
+    const head = (r: string | undefined) => r === undefined || r === 'HEAD' || r === '@';
+    if (head(opts.a) && head(opts.b) && !hist().hasCommits()) {
+      const summary = { added: 0, modified: 0, deleted: 0 };
+      return { a: { rev: opts.a ?? 'HEAD' }, b: opts.b === undefined ? {} : { rev: opts.b }, changes: [], summary };
+    }
     const a = await side(repo, opts.a ?? 'HEAD', hist);
     const b = opts.b === undefined ? await workspaceSide(repo) : await side(repo, opts.b, hist);
     const wanted = targetFilter(repo, opts.targets ?? [], a, b);

@@ -155,7 +155,9 @@ async function paramsOf(repo: Repo, r: Reader, side: Side): Promise<Values> {
   if (side === undefined) {
     const p = await loadPipeline(repo.root);
     const reader = new ParamsReader(repo.guard);
-    for (const s of p?.stages.values() ?? []) for (const { file, keys } of s.params) Object.assign((out[file] ??= {}), await reader.values(file, keys, s.name));
+    // Flattened as tdv.lock's side is: a key naming a mapping is compared leaf by leaf
+    // (`foo.bar`), so an unchanged dict is no change, and a changed one names the leaf.
+    for (const s of p?.stages.values() ?? []) for (const { file, keys } of s.params) Object.assign((out[file] ??= {}), flatten(await reader.values(file, keys, s.name)));
     return out;
   }
   const text = r.read(LOCK_FILE);

@@ -17,6 +17,8 @@ import { addGitignoreEntry } from '../workspace/gitignore.js';
 import { cacheTarget, hashWorkspace, workspaceContext } from './lib/hashing.js';
 import type { Repo } from './repo.js';
 import { loadDag, stageHasher } from './lib/pipeline.js';
+import { commitSources, dataSources, missingOutputs, restoreSources, type SourceState, sourceStates } from './lib/data-sources.js';
+import type { Selected } from './lib/pointers.js';
 
 export interface ReproOptions {
   /** Stage names; none means every stage. Given names run with their upstream (or downstream). */
@@ -33,6 +35,12 @@ export interface ReproOptions {
   downstream?: boolean;
   /** Use the run-cache (default true). */
   runCache?: boolean;
+  /**
+   * First fetch, from `remote`, the tracked inputs not in the workspace (a
+   * fresh clone) and the run-cache, as `tdv pull` would (DVC's `repro --pull`).
+   */
+  pull?: boolean;
+  remote?: string;
   signal?: AbortSignal;
   onEvent?: (e: ReproEvent) => void;
   /** Injectable runners (tests, other back ends). */
@@ -41,6 +49,9 @@ export interface ReproOptions {
 
 export type ReproEvent =
   | { type: 'plan'; stage: string; reasons: string[] }
+  /** A tracked input's pointer updated to its changed workspace content (with `dry`: would be). */
+  | { type: 'source'; path: string; pointer: string; dry: boolean }
+  | { type: 'pulled'; files: number; runs: number }
   | { type: 'skip'; stage: string }
   | { type: 'start'; stage: string; reasons: string[]; where: 'local' | 'docker' }
   | { type: 'output'; stage: string; chunk: Buffer; stream: 'stdout' | 'stderr' }
@@ -57,6 +68,12 @@ export interface ReproResult {
   blocked: string[];
   /** With `dry`: every selected stage with the reasons it would run (empty: up to date). */
   plan?: { stage: string; reasons: string[] }[];
+  /**
+   * Tracked inputs (data with a `.tdv` pointer that a selected stage reads)
+   * whose workspace content changed: cached, and their pointer rewritten with
+   * the new hash, as `tdv add` would (with `dry`: to be). Commit them with Git.
+   */
+  updated: SourceState[];
 }
 
 /**
@@ -79,9 +96,23 @@ export async function reproduce(repo: Repo, opts: ReproOptions = {}): Promise<Re
       if (!dag.stages.has(n)) throw new UsageError(`unknown stage "${n}"; stages in tdv.yaml: ${[...dag.stages.keys()].join(', ') || '(none)'}`);
     }
     const names = opts.stages?.length ? (opts.downstream ? withDownstream(dag, opts.stages) : withUpstream(dag, opts.stages)) : dag.order;
-    const run = new Run(repo, dag, await readLock(repo.root), opts);
+    const emit = opts.onEvent ?? (() => {});
+    const sources = await dataSources(repo, dag, names);
+    let states = await sourceStates(repo, sources);
+    const lock = await readLock(repo.root);
+    if (opts.pull && !opts.dry) {
+      const outs = await missingOutputs(repo, lock, names);
+      emit({ type: 'pulled', ...(await pullInputs(repo, states.missing, outs, opts)) });
+      states = await sourceStates(repo, sources);
+    }
+    let updated: SourceState[];
+    if (opts.dry) updated = states.changed.map((s) => ({ path: s.rel, pointer: repo.rel(s.ptr.file) }));
+    else updated = await commitSources(repo, states.changed);
+    for (const u of updated) emit({ type: 'source', ...u, dry: opts.dry === true });
+    const run = new Run(repo, dag, lock, opts, states.missing);
     try {
-      return opts.dry ? await run.plan(names) : await run.execute(names);
+      const res = opts.dry ? await run.plan(names) : await run.execute(names);
+      return { ...res, updated };
     } finally {
       repo.statCache.save();
     }
@@ -101,6 +132,8 @@ class Run {
     private readonly dag: Dag,
     private readonly lock: LockFile,
     private readonly opts: ReproOptions,
+    /** Tracked inputs not in the workspace: a stage reading one says how to get it. */
+    private readonly unpulled: readonly Selected[] = [],
   ) {
     this.params = new ParamsReader(repo.root);
     this.runCache = new RunCache(repo.store);
@@ -169,11 +202,11 @@ class Run {
       plan.push({ stage: n, reasons });
       this.emit({ type: 'plan', stage: n, reasons });
     }
-    return { ran: [], restored: [], skipped: plan.filter((p) => !p.reasons.length).map((p) => p.stage), failed: [], blocked: [], plan };
+    return { ran: [], restored: [], skipped: plan.filter((p) => !p.reasons.length).map((p) => p.stage), failed: [], blocked: [], plan, updated: [] };
   }
 
   async execute(names: string[]): Promise<ReproResult> {
-    const res: ReproResult = { ran: [], restored: [], skipped: [], failed: [], blocked: [] };
+    const res: ReproResult = { ran: [], restored: [], skipped: [], failed: [], blocked: [], updated: [] };
     const selected = new Set(names);
     const state = new Map<string, 'pending' | 'running' | 'ok' | 'failed' | 'blocked'>(names.map((n) => [n, 'pending']));
     const jobs = Math.max(1, this.opts.jobs ?? (await import('node:os')).availableParallelism());
@@ -225,7 +258,7 @@ class Run {
     const locked = this.lock.get(name);
     const check = await checkStage(stage, locked, this.ctx(false));
     if (check.missingDeps.length) {
-      const msg = `stage "${name}": ${check.missingDeps.join(', ')} ${check.missingDeps.length === 1 ? 'does' : 'do'} not exist and no stage produces ${check.missingDeps.length === 1 ? 'it' : 'them'}`;
+      const msg = this.missingMessage(name, check.missingDeps);
       res.failed.push({ stage: name, error: msg });
       this.emit({ type: 'failed', stage: name, message: msg, logTail: [] });
       return false;
@@ -327,6 +360,27 @@ class Run {
     return true;
   }
 
+  /**
+   * Why a stage cannot run for lack of deps, and the fix: data a pointer
+   * tracks but the workspace lacks (a fresh clone) is fetched by `tdv pull`.
+   */
+  private missingMessage(name: string, missing: string[]): string {
+    const inside = (parent: string, child: string) => child === parent || child.startsWith(`${parent}/`);
+    const tracked = this.unpulled.filter((s) => missing.some((d) => inside(s.rel, d) || inside(d, s.rel)));
+    const untracked = missing.filter((d) => !tracked.some((s) => inside(s.rel, d) || inside(d, s.rel)));
+    const parts: string[] = [];
+    if (tracked.length) {
+      const paths = tracked.map((s) => quotePath(s.rel));
+      const ptrs = tracked.map((s) => quotePath(this.repo.rel(s.ptr.file)));
+      parts.push(
+        `${paths.join(', ')} ${tracked.length === 1 ? 'is' : 'are'} tracked by ${ptrs.join(', ')} but not in the workspace; ` +
+          `\`tdv pull ${paths.join(' ')}\` fetches ${tracked.length === 1 ? 'it' : 'them'} (or run \`tdv repro --pull\`)`,
+      );
+    }
+    if (untracked.length) parts.push(`${untracked.map(quotePath).join(', ')} ${untracked.length === 1 ? 'does' : 'do'} not exist and no stage produces ${untracked.length === 1 ? 'it' : 'them'}`);
+    return `stage "${name}": ${parts.join('; ')}`;
+  }
+
   private async record(stage: Stage, inputs: StageInputs, outs: LockedPath[], metrics: LockedPath[]): Promise<void> {
     this.lock.set(stage.name, { cmd: stage.cmd, ...(inputs.image ? { image: inputs.image } : {}), deps: inputs.deps, params: inputs.params, outs, metrics });
     await writeLock(this.repo.root, this.lock);
@@ -379,6 +433,25 @@ class Run {
     for (const o of entry.outs) addGitignoreEntry(guard, o.path);
     return true;
   }
+}
+
+/**
+ * `repro --pull`: fetches the tracked inputs and the recorded outputs the
+ * workspace lacks, and the run-cache (records and their outputs' objects),
+ * then checks those inputs and outputs out, as `tdv pull` would.
+ */
+async function pullInputs(repo: Repo, missing: readonly Selected[], outs: readonly Selected[], opts: ReproOptions): Promise<{ files: number; runs: number }> {
+  const { withRemote } = await import('./lib/transfer.js');
+  const { fetchWithRuns } = await import('./lib/run-sync.js');
+  const fetched = await withRemote(repo, { remote: opts.remote, jobs: opts.jobs }, (remote) => fetchWithRuns(repo, remote, [...missing, ...outs], { runCache: true }));
+  if (fetched.failed.length) {
+    const paths = [...new Set(fetched.failed.map((f) => quotePath(f.path)))];
+    repo.reporter.warn?.(`repro --pull: ${fetched.failed.length} object${fetched.failed.length === 1 ? '' : 's'} could not be fetched, of ${paths.slice(0, 3).join(', ')}${paths.length > 3 ? ', ...' : ''}`);
+  }
+  // Outputs recorded in tdv.lock come back as `tdv pull` would restore them: the stage is then
+  // up to date; one whose objects the remote lacks is left to the run-cache or a run.
+  const files = (await restoreSources(repo, [...missing, ...outs])).length;
+  return { files, runs: 'runs' in fetched ? (fetched as { runs: number }).runs : 0 };
 }
 
 /** The last lines of a stage's log (in `.tdv/`), for the failure message. */

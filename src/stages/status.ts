@@ -54,8 +54,13 @@ export async function checkStage(stage: Stage, locked: LockedStage | undefined, 
     const changed = Object.entries(params).flatMap(([f, kv]) => Object.keys(kv).filter((k) => !sameJson(kv[k], locked.params[f]?.[k])));
     if (changed.length || !sameJson(Object.keys(locked.params).sort(), Object.keys(params).sort())) reasons.push(`params changed: ${changed.join(', ') || 'files'}`);
   }
+  // Whether the stage runs in a container at all is in tdv.yaml and tdv.lock: status (which does
+  // not ask Docker) and repro decide it alike. Which image is then Docker's answer.
+  const docker = stage.image !== undefined || stage.build !== undefined;
+  const gainedOrLost = locked !== undefined && docker !== (locked.image !== undefined);
+  if (locked && !enough() && gainedOrLost) reasons.push(docker ? `image added: ${stage.image ?? `build ${stage.build!.context}`}` : 'image removed');
   const image = await ctx.imageId(stage);
-  if (locked && !enough() && locked.image !== image) reasons.push(image ? `image changed: now ${image.slice(0, 19)}` : 'image removed');
+  if (locked && !enough() && !gainedOrLost && docker && locked.image !== image) reasons.push(`image changed: now ${image?.slice(0, 19)}`);
   const deps: LockedPath[] = [];
   const missingDeps: string[] = [];
   const changedDeps: string[] = [];

@@ -17,15 +17,20 @@ function nameOf(rel: string): string {
 
 /**
  * Appends `/<name>` to the `.gitignore` beside `rel` (a path relative to the
- * guard's root) unless already there. Returns true if it wrote. The
- * `.gitignore` is a control file: written only as a regular file, never
- * through or over a symlink.
+ * guard's root) unless already there. For a directory, `/<name>/` is the same
+ * rule to Git, so either counts: tdv never adds `/logs` under an `/logs/` of
+ * its own or the user's (a file is not matched by `/<name>/`, so for a file
+ * only `/<name>` counts). Returns true if it wrote. The `.gitignore` is a
+ * control file: written only as a regular file, never through or over a
+ * symlink.
  */
 export function addGitignoreEntry(guard: Guard, rel: string): boolean {
   const file = gitignoreFor(rel);
   const text = guard.readControlFile(file) ?? '';
   const line = lineFor(nameOf(rel));
-  if (text.split(/\r?\n/).includes(line)) return false;
+  const lines = text.split(/\r?\n/);
+  if (lines.includes(line)) return false;
+  if (lines.includes(`${line}/`) && guard.lstat(rel)?.isDirectory() === true) return false;
   const eol = text.includes('\r\n') ? '\r\n' : '\n';
   const sep = text === '' || text.endsWith('\n') ? '' : eol;
   guard.writeControlFile(file, `${text}${sep}${line}${eol}`, { mode: (guard.lstat(file)?.mode ?? 0o644) & 0o7777 });

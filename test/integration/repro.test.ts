@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tripsCsv } from '../../fixtures/bikeshare/generate.mjs';
-import { read, tdv, write } from '../helpers/repo.js';
+import { git, read, tdv, write } from '../helpers/repo.js';
 import { expectOneLineError, isReadOnly, newRepo, objPath, sha } from '../helpers/expect.js';
 import { bikeshareRepo } from '../helpers/pipeline.js';
 
@@ -24,6 +24,15 @@ describe('tdv repro (local stages)', () => {
     expect(fs.existsSync(objPath(dir, sha(read(dir, 'out/joined.csv'))))).toBe(true);
     expect(read(dir, 'out/.gitignore')).toContain('/sales.csv');
     expect(fs.existsSync(path.join(dir, '.tdv', 'logs', 'sales.log'))).toBe(true);
+  });
+
+  it('the first run leaves a committed .tdv/.gitignore as init wrote it (its /logs/ covers the logs)', async () => {
+    const dir = await bikeshareRepo();
+    const before = read(dir, '.tdv/.gitignore');
+    expect(before).toContain('/logs/\n');
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    expect(read(dir, '.tdv/.gitignore')).toBe(before);
+    expect(await git(dir, 'status', '--porcelain', '--', '.tdv')).toBe('');
   });
 
   it('a second run does nothing', async () => {
@@ -90,13 +99,30 @@ describe('tdv repro (local stages)', () => {
     const r = await tdv(dir, 'repro', '-j', '1');
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('stage "bad" failed: exit code 3 (log: .tdv/logs/bad.log)');
-    expect(r.stderr).toContain('bad | boom');
+    expect(r.stdout).toContain('bad | boom');
     expect(r.stderr.trim().split('\n').at(-1)).toMatch(/^error: 1 stage failed: bad; not run: after/);
     const k = await tdv(dir, 'repro', '--keep-going', '-j', '1');
     expect(k.code).toBe(1);
     expect(read(dir, 'c.txt')).toBe('ok\n');
     expect(read(dir, 'tdv.lock')).toContain('other:');
     expect(read(dir, 'tdv.lock')).not.toContain('bad:');
+  });
+
+  it("a failed stage's output is printed once: live as it ran, its log tail only when that was not shown (--json)", async () => {
+    const dir = await newRepo();
+    write(dir, 'tdv.yaml', 'stages:\n  bad:\n    cmd: echo first line; echo second line >&2; exit 3\n    outs: [a.txt]\n');
+    const r = await tdv(dir, 'repro');
+    expect(r.code).toBe(1);
+    const all = `${r.stdout}${r.stderr}`;
+    expect(all.match(/bad \| first line/g)).toHaveLength(1);
+    expect(all.match(/bad \| second line/g)).toHaveLength(1);
+    expect(r.stderr).toContain('stage "bad" failed: exit code 3 (log: .tdv/logs/bad.log)');
+    // With --json stdout holds the document only: the tail on stderr is then the one place the output shows.
+    const j = await tdv(dir, 'repro', '--json');
+    expect(j.code).toBe(1);
+    expect(JSON.parse(j.stdout).failed[0].stage).toBe('bad');
+    expect(j.stderr.match(/bad \| first line/g)).toHaveLength(1);
+    expect(j.stderr.match(/bad \| second line/g)).toHaveLength(1);
   });
 
   it('a stage that does not produce a declared output fails', async () => {

@@ -32,6 +32,19 @@ describe('addGitignoreEntry', () => {
     expect(read(d)).toBe('/data\n/model.bin\n');
   });
 
+  it('takes "/name/" as its line for a directory (the same rule to Git), but not for a file', () => {
+    const d = tmp();
+    fs.mkdirSync(path.join(d, 'logs'));
+    fs.writeFileSync(path.join(d, 'model.bin'), 'x');
+    fs.writeFileSync(path.join(d, '.gitignore'), '/logs/\n/model.bin/\n');
+    expect(addGitignoreEntry(new Guard(d), 'logs')).toBe(false);
+    // "/model.bin/" matches only a directory: the file would not be ignored by it.
+    expect(addGitignoreEntry(new Guard(d), 'model.bin')).toBe(true);
+    expect(read(d)).toBe('/logs/\n/model.bin/\n/model.bin\n');
+    expect(gitIgnores(d, 'model.bin')).toBe(true);
+    expect(gitIgnores(d, 'logs/a.log')).toBe(true);
+  });
+
   it('recognises its line in a file with CRLF line endings', () => {
     const d = tmp();
     fs.writeFileSync(path.join(d, '.gitignore'), '*.log\r\n/data\r\n');

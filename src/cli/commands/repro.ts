@@ -3,6 +3,7 @@ import { TdvError } from '../../errors.js';
 import type { ReproEvent, ReproResult } from '../../repo/repro.js';
 import { escapeLine, type Output, plural } from '../../ui/output.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';
+import { q } from '../render.js';
 
 interface ReproFlags {
   force?: boolean;
@@ -11,6 +12,8 @@ interface ReproFlags {
   keepGoing?: boolean;
   downstream?: boolean;
   runCache?: boolean;
+  pull?: boolean;
+  remote?: string;
   json?: boolean;
 }
 
@@ -25,8 +28,10 @@ export function registerRepro(program: Command, ctx: CliContext): void {
     .option('-k, --keep-going', 'after a failure, go on with the stages that do not depend on it')
     .option('--downstream', 'with stage names: run them and everything downstream instead of upstream')
     .option('--no-run-cache', 'always run changed stages, never restore outputs of an identical earlier run')
+    .option('--pull', 'first fetch from the remote the tracked inputs and recorded outputs the workspace lacks, and the run-cache')
+    .option('-r, --remote <name>', 'with --pull: the remote to fetch from (default: the default remote)')
     .option('--json', 'print one JSON object: ran, restored, skipped, failed, blocked (and plan with --dry)')
-    .addHelpText('after', examples('tdv repro', 'tdv repro --dry', 'tdv repro report -j 4', 'tdv repro sales --downstream --force'))
+    .addHelpText('after', examples('tdv repro', 'tdv repro --dry', 'tdv repro --pull', 'tdv repro report -j 4', 'tdv repro sales --downstream --force'))
     .action(async (stages: string[], opts: ReproFlags, cmd: Command) => {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
@@ -46,6 +51,8 @@ export function registerRepro(program: Command, ctx: CliContext): void {
           keepGoing: opts.keepGoing,
           downstream: opts.downstream,
           runCache: opts.runCache,
+          pull: opts.pull,
+          remote: opts.remote,
           signal: abort.signal,
           onEvent: (e) => printer.event(e),
         });
@@ -82,11 +89,22 @@ class StagePrinter {
 
   constructor(private readonly out: Output) {}
 
+  /** Whether stage output reaches the terminal as it comes (`info` lines are not silenced). */
+  private get live(): boolean {
+    return !this.out.quiet && !this.out.json;
+  }
+
   event(e: ReproEvent): void {
     const p = this.out.paint;
     switch (e.type) {
       case 'plan':
         this.out.info(e.reasons.length ? `${p.yellow('would run')} ${e.stage}: ${escapeLine(e.reasons.join('; '))}` : `${p.dim('up to date')} ${e.stage}`);
+        break;
+      case 'source':
+        this.out.info(`${e.dry ? p.yellow('would update') : p.green('updated')} ${q(e.pointer)}: ${q(e.path)} changed${e.dry ? '' : '; commit the pointer with Git'}`);
+        break;
+      case 'pulled':
+        this.out.info(`Pulled ${plural(e.files, 'file')} (tracked inputs and recorded outputs) and ${plural(e.runs, 'run record')}.`);
         break;
       case 'skip':
         this.out.debug(`${e.stage}: unchanged`);
@@ -111,7 +129,9 @@ class StagePrinter {
       case 'failed':
         this.flush(e.stage);
         this.out.error(e.message);
-        for (const l of e.logTail) this.out.warn(`${e.stage} | ${l}`);
+        // The stage's output was shown line by line as it ran: its tail again would print the
+        // same lines twice. Only when it was not shown (--json) does the tail stand in for it.
+        if (!this.live) for (const l of e.logTail) this.out.warn(`${e.stage} | ${l}`);
         break;
     }
   }
