@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { describeFsError, ExitCode, isSystemError, TdvError } from '../errors.js';
 import { maskUrl } from '../formats/config.js';
-import { escapeLine } from '../ui/output.js';
+import { escapeLine, ignoreClosedReader } from '../ui/output.js';
 import { CliContext, type CliIO } from './context.js';
 import { registerCommands } from './commands/index.js';
 
@@ -24,6 +24,8 @@ export async function main(argv: string[], io?: Partial<CliIO>): Promise<number>
     stdin: io?.stdin ?? process.stdin,
     env: io?.env ?? process.env,
   });
+  ignoreClosedReader(ctx.io.stdout);
+  ignoreClosedReader(ctx.io.stderr);
   const program = new Command('tdv')
     .description('Version data files and pipelines alongside your Git repository.')
     .version(version(), '-V, --version')

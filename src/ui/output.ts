@@ -79,6 +79,27 @@ export class Output {
   }
 }
 
+const tolerant = new WeakSet<Writable>();
+
+/**
+ * A reader that stops reading early (`tdv log | head -1`, `tdv status | true`)
+ * is not a failure: writes to the closed pipe fail with EPIPE, and, as with
+ * git, nothing is printed about it. The command still finishes what it was
+ * doing (a checkout or pull never stops halfway because nobody reads its
+ * summary) and exits with its own code; what it prints goes nowhere. Without
+ * a listener, Node turns the stream's `error` event into a stack trace and
+ * exit 1. Other stream errors are thrown as before.
+ */
+export function ignoreClosedReader(stream: Writable): void {
+  if (tolerant.has(stream)) return;
+  tolerant.add(stream);
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    // ERR_STREAM_DESTROYED: a write after the EPIPE that closed the stream.
+    if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') return;
+    throw err;
+  });
+}
+
 // C0 controls but tab, DEL, C1 controls, and the Unicode line and paragraph separators.
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]/g;
 
