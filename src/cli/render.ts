@@ -26,3 +26,45 @@ export function blockerNote(b: Blocker, tracked: string, pointer: string): strin
   }
   return `${q(b.path)} is ${what}, on the way to the data ${q(pointer)} tracks; tdv never writes through it: replace it with a real directory, then run \`tdv checkout ${q(tracked)}\``;
 }
+
+// Characters no shell treats specially: a word made only of them needs no quotes.
+const SHELL_SAFE = /^[A-Za-z0-9_@%+=:,./-]+$/;
+// eslint-disable-next-line no-control-regex
+const SHELL_CONTROL = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/;
+
+/**
+ * A word of a shell command in a hint (`git add ...`, `tdv pull ...`), so the
+ * hint runs as shown when pasted: as it is when no shell treats any of its
+ * characters specially, else in single quotes (`'my data.csv'`), and a name
+ * holding control characters as `$'...'` with escapes (bash, zsh), so the
+ * hint stays one line.
+ */
+export function sh(word: string): string {
+  if (SHELL_SAFE.test(word)) return word;
+  if (!SHELL_CONTROL.test(word)) return `'${word.replace(/'/g, `'\\''`)}'`;
+  let out = "$'";
+  for (const ch of word) {
+    const c = ch.codePointAt(0)!;
+    if (ch === '\\' || ch === "'") out += `\\${ch}`;
+    else if (ch === '\n') out += '\\n';
+    else if (ch === '\t') out += '\\t';
+    else if (ch === '\r') out += '\\r';
+    else if (SHELL_CONTROL.test(ch)) out += c < 0x80 ? `\\x${c.toString(16).padStart(2, '0')}` : `\\u${c.toString(16).padStart(4, '0')}`;
+    else out += ch;
+  }
+  return `${out}'`;
+}
+
+/** Words shell-quoted and joined with spaces. */
+export function shs(words: readonly string[]): string {
+  return words.map(sh).join(' ');
+}
+
+/**
+ * " of v1 (3f2a1b9c4d5e)": the revision a command used, as given and as the
+ * commit it named; only once when what was given is (a prefix of) that commit.
+ */
+export function ofRevision(rev: string, commit: string): string {
+  if (/^[0-9a-f]{4,64}$/i.test(rev) && commit.startsWith(rev.toLowerCase())) return ` of ${commit.slice(0, Math.max(12, rev.length))}`;
+  return ` of ${q(rev)} (${commit.slice(0, 12)})`;
+}

@@ -1,15 +1,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConflictError, MissingObjectsError, UsageError } from '../errors.js';
+import { ConflictError, UsageError } from '../errors.js';
 import { StatCache } from '../cache/statcache.js';
 import { isInside, tmpSuffix } from '../util/fs.js';
 import { Guard } from '../workspace/guard.js';
-import { applyCheckout, type CheckoutTarget, planCheckout } from '../workspace/checkout.js';
+import { applyCheckout, type CheckoutTarget, type MissingObject, planCheckout } from '../workspace/checkout.js';
 import { workspaceContext } from './lib/hashing.js';
 import { allOuts, findPointers, type Selected, selectTargets } from './lib/pointers.js';
 import type { TransferResult } from './lib/transfer.js';
 import type { Repo } from './repo.js';
 import { TDV_DIR } from '../formats/layout.js';
+
+const LOCK_FILE = 'tdv.lock';
 
 export interface CheckoutOptions {
   targets?: string[];
@@ -29,17 +31,39 @@ export interface CheckoutOptions {
   dry?: boolean;
 }
 
+/** Recorded data that a checkout could not restore: its object is not in the cache. */
+export interface NotRestored {
+  /** Repo-relative path of the file, or of a tracked directory whose manifest (its list of files) is missing. */
+  path: string;
+  /** The missing object (`<hex>.dir` for a manifest). */
+  oid: string;
+  /** What records it: the pointer file or `tdv.lock` (`REV:file` with `rev`). */
+  pointer: string;
+  /** A stage output of the workspace's tdv.lock: the stage, which `tdv repro` can run to rebuild it. */
+  stage?: string;
+}
+
 export interface CheckoutResult {
   /** Repo-relative paths written (or, with `dry`, to be written). */
   restored: string[];
   deleted: string[];
-  /** With `pull`: the fetch that came first. When it failed, nothing was checked out. */
+  /**
+   * Recorded data whose object is not in the cache, left as it was; everything
+   * else was restored. Not empty: the command failed (exit 1), after doing the rest.
+   */
+  missing: NotRestored[];
+  /** With `pull`: the fetch that came first. Objects it could not fetch are in `missing`. */
   fetch?: TransferResult;
   /** With `rev`: the commit it named. */
   commit?: string;
 }
 
-/** Makes the workspace match the pointers, never destroying uncached data without `force`. */
+/**
+ * Makes the workspace match the pointers, never destroying uncached data
+ * without `force`. Conflicts refuse the whole checkout before anything is
+ * touched; objects missing from the cache do not: everything else is
+ * restored, and the result lists what was not.
+ */
 export async function checkout(repo: Repo, opts: CheckoutOptions = {}): Promise<CheckoutResult> {
   return repo.withLock('checkout', () => checkoutUnlocked(repo, opts));
 }
@@ -63,8 +87,8 @@ async function checkoutUnlocked(repo: Repo, opts: CheckoutOptions): Promise<Chec
   let fetched: TransferResult | undefined;
   if (opts.pull) {
     const { fetchSelected, withRemote } = await import('./lib/transfer.js');
+    // Objects that could not be fetched are missing below: the rest is still checked out.
     fetched = await withRemote(repo, opts, (remote) => fetchSelected(repo, remote, selected, opts));
-    if (fetched.failed.length > 0) return { restored: [], deleted: [], fetch: fetched, commit };
   }
   let ctx = await workspaceContext(repo);
   let snapshotRoot: string | undefined;
@@ -84,10 +108,6 @@ async function checkoutUnlocked(repo: Repo, opts: CheckoutOptions): Promise<Chec
   const label = opts.rev === undefined ? '' : `${opts.rev}:`;
   const targets = selected.map((s): CheckoutTarget => ({ rel: s.rel, oid: s.out.sha256, isexec: s.out.isexec, size: s.out.size, nfiles: s.out.nfiles, sub: s.sub, source: `${label}${repo.rel(s.ptr.file)}` }));
   const plan = await planCheckout(ctx, targets, { force: opts.force, relink: opts.relink });
-  if (plan.missing.length > 0) {
-    const fix = opts.rev === undefined ? 'run `tdv pull` to fetch them' : `run \`tdv pull --rev ${opts.rev}\` to fetch them, or add --pull`;
-    throw new MissingObjectsError(`${plan.missing.length} file(s) are not in the cache: ${summarize(plan.missing)}; ${fix}`, plan.missing);
-  }
   if (plan.conflicts.length > 0 && snapshotRoot !== undefined) {
     throw new ConflictError(
       `${plan.conflicts.length} file(s) in ${opts.to} are not in the cache and would be lost: ${summarize(plan.conflicts)}; choose an empty directory, or add --force to overwrite them`,
@@ -106,7 +126,22 @@ async function checkoutUnlocked(repo: Repo, opts: CheckoutOptions): Promise<Chec
     await applyCheckout(ctx, plan);
   }
   const restored = [...plan.writes, ...plan.chmods].map((w) => w.rel);
-  return { restored, deleted: plan.deletes.map((d) => d.rel), ...(fetched ? { fetch: fetched } : {}), ...(commit ? { commit } : {}) };
+  const missing = await notRestored(repo, plan.missing);
+  return { restored, deleted: plan.deletes.map((d) => d.rel), missing, ...(fetched ? { fetch: fetched } : {}), ...(commit ? { commit } : {}) };
+}
+
+/** The plan's missing objects, each stage output of the workspace's tdv.lock with its stage. */
+async function notRestored(repo: Repo, missing: readonly MissingObject[]): Promise<NotRestored[]> {
+  let stageOf: ((rel: string) => string | undefined) | undefined;
+  if (missing.some((m) => m.source === LOCK_FILE)) {
+    const { readLock } = await import('../stages/lock.js');
+    const outs = [...(await readLock(repo.root))].flatMap(([stage, s]) => s.outs.map((o) => ({ stage, path: o.path })));
+    stageOf = (rel) => outs.find((o) => rel === o.path || rel.startsWith(`${o.path}/`))?.stage;
+  }
+  return missing.map((m) => {
+    const stage = m.source === LOCK_FILE ? stageOf?.(m.rel) : undefined;
+    return { path: m.rel, oid: m.oid, pointer: m.source, ...(stage !== undefined ? { stage } : {}) };
+  });
 }
 
 /**

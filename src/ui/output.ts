@@ -73,8 +73,33 @@ export class Output {
     if (this.verbose) this.o.stderr.write(`${this.paint.dim(`debug: ${escapeLine(msg)}`)}\n`);
   }
 
-  /** The one JSON document of a `--json` command. */
+  private document?: { value: unknown };
+
+  /**
+   * The one JSON document of a `--json` command. Held until the command ends
+   * (`finish`): when it fails, the document printed is the error's, with this
+   * one's fields beside it (see `finish`), so stdout always holds one document.
+   */
   data(value: unknown): void {
+    this.document = { value };
+  }
+
+  /**
+   * Prints the `--json` document: the command's (success), or, after `error`,
+   * `{"error": {"code", "message", "data"}}` followed by the fields of the
+   * document the command made before it failed (an object's fields; anything
+   * else as `result`), so CI reads `.error` on every failure and the partial
+   * result is not lost.
+   */
+  finish(error?: { code: string; message: string; data?: unknown }): void {
+    const doc = this.document;
+    this.document = undefined;
+    if (error === undefined) {
+      if (doc) this.o.stdout.write(`${JSON.stringify(doc.value, null, 2)}\n`);
+      return;
+    }
+    const result = doc === undefined ? {} : typeof doc.value === 'object' && doc.value !== null && !Array.isArray(doc.value) ? doc.value : { result: doc.value };
+    const value = { error: { code: error.code, message: error.message, data: error.data ?? null }, ...result };
     this.o.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
   }
 }
