@@ -1,4 +1,4 @@
-import { quotePath } from '../formats/paths.js';
+import { quotePath, shellWord } from '../formats/paths.js';
 import type { Blocker } from '../repo/lib/blocker.js';
 
 /**
@@ -27,33 +27,11 @@ export function blockerNote(b: Blocker, tracked: string, pointer: string): strin
   return `${q(b.path)} is ${what}, on the way to the data ${q(pointer)} tracks; tdv never writes through it: replace it with a real directory, then run \`tdv checkout ${q(tracked)}\``;
 }
 
-// Characters no shell treats specially: a word made only of them needs no quotes.
-const SHELL_SAFE = /^[A-Za-z0-9_@%+=:,./-]+$/;
-// eslint-disable-next-line no-control-regex
-const SHELL_CONTROL = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/;
-
 /**
- * A word of a shell command in a hint (`git add ...`, `tdv pull ...`), so the
- * hint runs as shown when pasted: as it is when no shell treats any of its
- * characters specially, else in single quotes (`'my data.csv'`), and a name
- * holding control characters as `$'...'` with escapes (bash, zsh), so the
- * hint stays one line.
+ * A word of a shell command in a hint (`git add ...`, `tdv pull ...`), quoted
+ * so the hint runs as shown when pasted (see `shellWord`).
  */
-export function sh(word: string): string {
-  if (SHELL_SAFE.test(word)) return word;
-  if (!SHELL_CONTROL.test(word)) return `'${word.replace(/'/g, `'\\''`)}'`;
-  let out = "$'";
-  for (const ch of word) {
-    const c = ch.codePointAt(0)!;
-    if (ch === '\\' || ch === "'") out += `\\${ch}`;
-    else if (ch === '\n') out += '\\n';
-    else if (ch === '\t') out += '\\t';
-    else if (ch === '\r') out += '\\r';
-    else if (SHELL_CONTROL.test(ch)) out += c < 0x80 ? `\\x${c.toString(16).padStart(2, '0')}` : `\\u${c.toString(16).padStart(4, '0')}`;
-    else out += ch;
-  }
-  return `${out}'`;
-}
+export const sh = shellWord;
 
 /** Words shell-quoted and joined with spaces. */
 export function shs(words: readonly string[]): string {

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConflictError, UsageError } from '../errors.js';
+import { ConflictError, TdvError, UsageError } from '../errors.js';
+import { quotePath, shellWord as sh } from '../formats/paths.js';
 import { StatCache } from '../cache/statcache.js';
 import { isInside, tmpSuffix } from '../util/fs.js';
 import { Guard } from '../workspace/guard.js';
@@ -82,7 +83,12 @@ async function checkoutUnlocked(repo: Repo, opts: CheckoutOptions): Promise<Chec
       history.close();
     }
   } else {
-    selected = selectTargets(repo, await findPointers(repo), opts.targets ?? []);
+    const pointers = await findPointers(repo);
+    try {
+      selected = selectTargets(repo, pointers, opts.targets ?? []);
+    } catch (err) {
+      throw (await revisionNamedAsTarget(repo, err, opts.targets ?? [])) ?? err;
+    }
   }
   let fetched: TransferResult | undefined;
   if (opts.pull) {
@@ -128,6 +134,33 @@ async function checkoutUnlocked(repo: Repo, opts: CheckoutOptions): Promise<Chec
   const restored = [...plan.writes, ...plan.chmods].map((w) => w.rel);
   const missing = await notRestored(repo, plan.missing);
   return { restored, deleted: plan.deletes.map((d) => d.rel), missing, ...(fetched ? { fetch: fetched } : {}), ...(commit ? { commit } : {}) };
+}
+
+/**
+ * `tdv checkout main`: a target that is no tracked data and no file, but a
+ * revision Git knows (a branch, a tag, a commit), is a usage error that says
+ * how to get at that revision's data, instead of suggesting `tdv add main`.
+ * Undefined when `err` is anything else.
+ */
+async function revisionNamedAsTarget(repo: Repo, err: unknown, targets: readonly string[]): Promise<UsageError | undefined> {
+  if (!(err instanceof TdvError) || err.code !== 'NOT_TRACKED' || !repo.git) return undefined;
+  const { openHistory } = await import('./lib/revision.js');
+  const history = openHistory(repo);
+  try {
+    for (const t of targets) {
+      if (fs.lstatSync(t, { throwIfNoEntry: false }) !== undefined) continue;
+      const name = repo.rel(t);
+      try {
+        history.resolve(name);
+      } catch {
+        continue;
+      }
+      return new UsageError(`${quotePath(name)} is not tracked data but a Git revision; \`tdv checkout --rev ${sh(name)}\` restores its data, or \`git checkout ${sh(name)}\` and then \`tdv checkout\` switches to it`);
+    }
+    return undefined;
+  } finally {
+    history.close();
+  }
 }
 
 /** The plan's missing objects, each stage output of the workspace's tdv.lock with its stage. */

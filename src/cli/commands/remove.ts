@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { type CliContext, examples } from '../context.js';
-import { q, qs } from '../render.js';
+import { q, qs, shs } from '../render.js';
 
 export function registerRemove(program: Command, ctx: CliContext): void {
   program
@@ -17,8 +17,8 @@ export function registerRemove(program: Command, ctx: CliContext): void {
       if (repo.git && res.removed.length) {
         const edited = res.gitignores.filter((g) => !g.deleted).map((g) => g.path);
         const deleted = res.gitignores.filter((g) => g.deleted).map((g) => g.path);
-        const steps = [`git rm -q --cached --ignore-unmatch ${qs([...res.removed, ...deleted], ' ')}`];
-        if (edited.length) steps.push(`git add ${qs(edited, ' ')}`);
+        const steps = [`git rm -q --cached --ignore-unmatch ${shs([...res.removed, ...deleted])}`];
+        if (edited.length) steps.push(`git add ${shs(edited)}`);
         out.info(`\nTo record this in Git, run:\n  ${steps.join(' && ')}`);
       }
     });
