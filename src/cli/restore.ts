@@ -1,8 +1,8 @@
 import { MissingObjectsError } from '../errors.js';
 import { isDirOid } from '../formats/oid.js';
-import type { NotRestored } from '../repo/checkout.js';
+import type { KeptData, NotRestored } from '../repo/checkout.js';
 import { type Output, plural } from '../ui/output.js';
-import { q, qs } from './render.js';
+import { q, qs, sh } from './render.js';
 
 const LIST_MAX = 20;
 
@@ -66,4 +66,21 @@ export function notRestoredError(missing: readonly NotRestored[], opts: { fetch?
 export function checkedOutNote(res: { restored: readonly string[]; deleted: readonly string[]; missing: readonly NotRestored[] }): string {
   if (res.missing.length === 0) return '';
   return res.restored.length + res.deleted.length > 0 ? 'everything else was checked out; ' : 'nothing was checked out; ';
+}
+
+/**
+ * Data tdv placed that no pointer tracks now (a branch switch took its
+ * pointer away) and that checkout kept: one line each, saying why it stayed.
+ */
+export function renderKept(out: Output, kept: readonly KeptData[]): void {
+  for (const k of kept.slice(0, LIST_MAX)) {
+    const why =
+      k.why === 'changed'
+        ? `no pointer tracks it now, and it changed since tdv placed it; delete it yourself, or \`tdv add ${sh(k.path)}\` to track this version`
+        : k.why === 'uncached'
+          ? 'no pointer tracks it now, and the cache lacks its data, so deleting it would lose it'
+          : `${q(k.by)} was deleted, but Git still tracks it: \`tdv remove\` stops tracking data, \`git checkout -- ${sh(k.by)}\` brings the pointer back`;
+    out.info(`kept: ${q(k.path)} (${why})`);
+  }
+  if (kept.length > LIST_MAX) out.info(`... and ${kept.length - LIST_MAX} more kept (--json lists them all)`);
 }

@@ -4,6 +4,7 @@ import { ConflictError, TdvError, UsageError } from '../errors.js';
 import { quotePath, shellWord as sh } from '../formats/paths.js';
 import { StatCache } from '../cache/statcache.js';
 import { isInside, tmpSuffix } from '../util/fs.js';
+import { isDirOid } from '../formats/oid.js';
 import { Guard } from '../workspace/guard.js';
 import { applyCheckout, type CheckoutTarget, type MissingObject, planCheckout } from '../workspace/checkout.js';
 import { workspaceContext } from './lib/hashing.js';
@@ -44,6 +45,15 @@ export interface NotRestored {
   stage?: string;
 }
 
+/** Data no pointer tracks any more that checkout left in place, and why. */
+export interface KeptData {
+  path: string;
+  /** `changed`: not what tdv placed; `uncached`: its object is not in the cache; `pointer-deleted`: its pointer was deleted by hand (Git still tracks it). */
+  why: 'changed' | 'uncached' | 'pointer-deleted';
+  /** The file that recorded it. */
+  by: string;
+}
+
 export interface CheckoutResult {
   /** Repo-relative paths written (or, with `dry`, to be written). */
   restored: string[];
@@ -53,6 +63,12 @@ export interface CheckoutResult {
    * else was restored. Not empty: the command failed (exit 1), after doing the rest.
    */
   missing: NotRestored[];
+  /**
+   * Data tdv placed that no pointer tracks any more (a branch switch took its
+   * pointer away) and that changed since, or is not in the cache: kept, never
+   * deleted. (Unchanged such data is deleted, and listed in `deleted`.)
+   */
+  kept: KeptData[];
   /** With `pull`: the fetch that came first. Objects it could not fetch are in `missing`. */
   fetch?: TransferResult;
   /** With `rev`: the commit it named. */
@@ -127,13 +143,33 @@ async function checkoutUnlocked(repo: Repo, opts: CheckoutOptions): Promise<Chec
       plan.conflicts,
     );
   }
+  // Only a checkout of the whole workspace to its own pointers knows what is no longer tracked.
+  const whole = snapshotRoot === undefined && opts.rev === undefined && (opts.targets ?? []).length === 0;
+  const stale = whole ? await untrackedPlaced(repo, ctx, selected) : undefined;
   if (!opts.dry) {
     if (snapshotRoot !== undefined) makeRoot(snapshotRoot);
     await applyCheckout(ctx, plan);
+    for (const d of stale?.deletes ?? []) {
+      // A directory file by file, as its manifest lists them: what .tdvignore kept out of it stays.
+      for (const f of d.files ?? [d.rel]) {
+        repo.guard.remove(f, PLACED_SOURCE);
+        repo.guard.pruneEmpty(path.posix.dirname(f));
+      }
+      if (d.files) repo.guard.pruneEmpty(d.rel);
+      repo.statCache.forget(d.rel);
+    }
+    if (snapshotRoot === undefined) {
+      // What the workspace now holds of tdv's: what a later branch switch may take away.
+      const { updatePlaced } = await import('./lib/placed.js');
+      const placed = selected.filter((s) => s.sub === undefined).map((s) => ({ rel: s.rel, oid: s.out.sha256, by: repo.rel(s.ptr.file) }));
+      updatePlaced(repo, placed, stale?.forget ?? []);
+      if (stale?.deletes.length) repo.statCache.save();
+    }
   }
   const restored = [...plan.writes, ...plan.chmods].map((w) => w.rel);
   const missing = await notRestored(repo, plan.missing);
-  return { restored, deleted: plan.deletes.map((d) => d.rel), missing, ...(fetched ? { fetch: fetched } : {}), ...(commit ? { commit } : {}) };
+  const deleted = [...plan.deletes.map((d) => d.rel), ...(stale?.deletes ?? []).map((d) => d.rel)];
+  return { restored, deleted, missing, kept: stale?.kept ?? [], ...(fetched ? { fetch: fetched } : {}), ...(commit ? { commit } : {}) };
 }
 
 /**
@@ -161,6 +197,53 @@ async function revisionNamedAsTarget(repo: Repo, err: unknown, targets: readonly
   } finally {
     history.close();
   }
+}
+
+const PLACED_SOURCE = 'the record of what tdv placed (.tdv/tmp/placed.json)';
+
+/**
+ * Data tdv placed (see lib/placed.ts) that no output tracks now: deleted when
+ * it is still exactly what tdv placed and that object is in the cache (as
+ * DVC removes outputs a branch switch took away), kept and reported when it
+ * changed, when its object is gone (tdv never deletes data the cache lacks),
+ * or when its pointer was deleted by hand (Git still tracks the pointer: that
+ * is no branch switch, and `tdv remove` is how tracking stops). `forget`: the
+ * record entries done with.
+ */
+async function untrackedPlaced(repo: Repo, ctx: Awaited<ReturnType<typeof workspaceContext>>, current: readonly Selected[]): Promise<{ deletes: { rel: string; files?: string[] }[]; kept: KeptData[]; forget: string[] }> {
+  const res = { deletes: [] as { rel: string; files?: string[] }[], kept: [] as KeptData[], forget: [] as string[] };
+  if (!repo.git) return res;
+  const { readPlaced } = await import('./lib/placed.js');
+  const { hashAt } = await import('../workspace/checkout.js');
+  const overlaps = (rel: string) => current.some((s) => s.rel === rel || rel.startsWith(`${s.rel}/`) || s.rel.startsWith(`${rel}/`));
+  for (const [rel, e] of readPlaced(repo)) {
+    if (overlaps(rel)) continue;
+    res.forget.push(rel);
+    // Git's now (a branch that commits it), or not there: nothing of tdv's to clean up.
+    if (repo.gitTracked().has(repo.gitPath(rel)) || repo.gitTracked().firstUnder(repo.gitPath(rel)) !== undefined) continue;
+    let st;
+    try {
+      st = repo.guard.lstat(rel, PLACED_SOURCE);
+    } catch {
+      continue; // A path the guard refuses (a symlink on the way): never touched.
+    }
+    if (st === undefined) continue;
+    if (e.by !== LOCK_FILE && repo.gitTracked().has(repo.gitPath(e.by))) {
+      res.kept.push({ path: rel, why: 'pointer-deleted', by: e.by });
+      continue;
+    }
+    // Every byte must be in the cache: a directory's manifest and each of its files.
+    const files = isDirOid(e.oid) && repo.store.has(e.oid) ? repo.store.readManifest(e.oid) : undefined;
+    if (!repo.store.has(e.oid) || (files && !files.every((f) => repo.store.has(f.sha256)))) {
+      res.kept.push({ path: rel, why: 'uncached', by: e.by });
+      continue;
+    }
+    const now = await hashAt(ctx, rel);
+    if (now.kind === 'file' && now.oid === e.oid) res.deletes.push({ rel });
+    else if (now.kind === 'dir' && now.oid === e.oid && files) res.deletes.push({ rel, files: files.map((f) => `${rel}/${f.relpath}`) });
+    else res.kept.push({ path: rel, why: 'changed', by: e.by });
+  }
+  return res;
 }
 
 /** The plan's missing objects, each stage output of the workspace's tdv.lock with its stage. */

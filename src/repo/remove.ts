@@ -65,7 +65,9 @@ export async function remove(repo: Repo, targets: readonly RemoveTarget[]): Prom
     if (partial) throw new UsageError(`${partial.rel}/${partial.sub} is inside tracked ${partial.rel}; remove the whole ${repo.rel(partial.ptr.file)}`);
     const removed = new Set<string>();
     const gitignores: RemoveResult['gitignores'] = [];
+    const released: string[] = [];
     const release = (rel: string, source: string) => {
+      released.push(rel);
       try {
         unprotectTree(repo.guard, rel, repo.store.objectsDir, source);
         const changed = removeGitignoreEntry(repo.guard, rel);
@@ -90,6 +92,9 @@ export async function remove(repo: Repo, targets: readonly RemoveTarget[]): Prom
     }
     const pipelineFiles = stages.size > 0 ? await removeStages(repo, [...stages].sort(), pipeline, release) : [];
     repo.statCache.save();
+    // No longer tdv's: a later checkout must never clean these up.
+    const { updatePlaced } = await import('./lib/placed.js');
+    updatePlaced(repo, [], released);
     return { removed: [...removed].map((f) => repo.rel(f)), stages: [...stages].sort(), pipelineFiles, gitignores };
   });
 }

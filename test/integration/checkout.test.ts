@@ -323,6 +323,7 @@ describe('tdv checkout: missing cache objects', () => {
       restored: 1,
       deleted: 0,
       missing: [{ path: 'a.csv', oid: sha('a\n'), pointer: 'a.csv.tdv' }],
+      kept: [],
     });
   });
 
@@ -331,6 +332,99 @@ describe('tdv checkout: missing cache objects', () => {
     const r = await tdv(dir, 'checkout', 'nope.csv');
     expect(r.code).toBe(2);
     expectOneLineError(r.stderr, 'nope.csv is not tracked by tdv');
+  });
+});
+
+describe('tdv checkout after a branch switch took a pointer away', () => {
+  /** main tracks a.csv and (second commit) b.csv and data/; branch "old" is the first commit, with a.csv only. */
+  async function twoBranches(): Promise<string> {
+    const dir = await newRepo();
+    write(dir, '.tdvignore', '*.tmp\n');
+    write(dir, 'a.csv', 'a\n');
+    expect((await tdv(dir, 'add', 'a.csv')).code).toBe(0);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'a');
+    await git(dir, 'branch', 'old');
+    write(dir, 'b.csv', 'b\n');
+    write(dir, 'data/x', 'x');
+    write(dir, 'data/sub/y', 'y');
+    expect((await tdv(dir, 'add', 'b.csv', 'data')).code).toBe(0);
+    write(dir, 'data/scratch.tmp', 'mine, never added');
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'b and data');
+    return dir;
+  }
+
+  it('deletes the data whose pointer is gone when it is unchanged from the cache, and brings it back on the way back', async () => {
+    const dir = await twoBranches();
+    await git(dir, 'checkout', '-q', 'old');
+    expect(exists(dir, 'b.csv')).toBe(true);
+    const r = await tdv(dir, 'checkout');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('deleted: b.csv\n');
+    expect(r.stdout).toContain('deleted: data\n');
+    expect(r.stdout).not.toMatch(/^D {2}/m);
+    expect(exists(dir, 'b.csv')).toBe(false);
+    expect(exists(dir, 'data/x')).toBe(false);
+    expect(exists(dir, 'data/sub')).toBe(false);
+    // What .tdvignore kept out of the directory was never tdv's: it stays.
+    expect(read(dir, 'data/scratch.tmp')).toBe('mine, never added');
+    expect(read(dir, 'a.csv')).toBe('a\n');
+    // Git sees nothing left behind but the user's own file.
+    expect(await git(dir, 'status', '--porcelain', '--untracked-files=all')).toBe('?? data/scratch.tmp');
+    await git(dir, 'checkout', '-q', 'main');
+    const back = await tdv(dir, 'checkout');
+    expect(back.code, back.stderr).toBe(0);
+    expect(read(dir, 'b.csv')).toBe('b\n');
+    expect(read(dir, 'data/sub/y')).toBe('y');
+    await expectClean(dir);
+  });
+
+  it('--dry lists the deletion and deletes nothing', async () => {
+    const dir = await twoBranches();
+    await git(dir, 'checkout', '-q', 'old');
+    const r = await tdv(dir, 'checkout', '--dry');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('delete: b.csv\n');
+    expect(read(dir, 'b.csv')).toBe('b\n');
+  });
+
+  it('keeps and reports data that changed since, and data the cache lacks', async () => {
+    const dir = await twoBranches();
+    await git(dir, 'checkout', '-q', 'old');
+    fs.chmodSync(path.join(dir, 'b.csv'), 0o644);
+    fs.writeFileSync(path.join(dir, 'b.csv'), 'my edit\n');
+    fs.rmSync(objPath(dir, sha('y')));
+    const r = await tdv(dir, 'checkout');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('kept: b.csv (no pointer tracks it now, and it changed since tdv placed it; delete it yourself, or `tdv add b.csv` to track this version)');
+    expect(r.stdout).toContain('kept: data (no pointer tracks it now, and the cache lacks its data, so deleting it would lose it)');
+    expect(read(dir, 'b.csv')).toBe('my edit\n');
+    expect(read(dir, 'data/sub/y')).toBe('y');
+  });
+
+  it('never deletes data whose pointer was deleted by hand, nor data `tdv remove` released', async () => {
+    const dir = await twoBranches();
+    fs.rmSync(path.join(dir, 'b.csv.tdv'));
+    expect((await tdv(dir, 'remove', 'data')).code).toBe(0);
+    const r = await tdv(dir, 'checkout');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('kept: b.csv (b.csv.tdv was deleted, but Git still tracks it: `tdv remove` stops tracking data, `git checkout -- b.csv.tdv` brings the pointer back)');
+    expect(read(dir, 'b.csv')).toBe('b\n');
+    expect(read(dir, 'data/x')).toBe('x');
+  });
+
+  it('a path Git tracks on the new branch is Git\'s, never deleted', async () => {
+    const dir = await twoBranches();
+    await git(dir, 'checkout', '-q', 'old');
+    await git(dir, 'checkout', '-qb', 'plain');
+    // On this branch b.csv is committed to Git itself, same content.
+    await git(dir, 'add', '-f', 'b.csv');
+    await git(dir, 'commit', '-qm', 'b in git');
+    const r = await tdv(dir, 'checkout');
+    expect(r.code, r.stderr).toBe(0);
+    expect(read(dir, 'b.csv')).toBe('b\n');
+    expect(r.stdout).not.toContain('b.csv');
   });
 });
 

@@ -4,7 +4,7 @@ import { plural } from '../../ui/output.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';
 import { printTransfer, transferError, transferJson } from '../transfer.js';
 import { ofRevision, q, shs } from '../render.js';
-import { checkedOutNote, notRestoredError, notRestoredFix, renderNotRestored } from '../restore.js';
+import { checkedOutNote, notRestoredError, notRestoredFix, renderKept, renderNotRestored } from '../restore.js';
 
 interface CheckoutFlags {
   force?: boolean;
@@ -61,7 +61,7 @@ export function registerCheckout(program: Command, ctx: CliContext): void {
         jobs: opts.jobs,
       });
       if (out.json) {
-        out.data({ restored: res.restored.length, deleted: res.deleted.length, missing: res.missing, ...(res.commit ? { commit: res.commit } : {}), ...(res.fetch ? { fetch: transferJson(res.fetch) } : {}) });
+        out.data({ restored: res.restored.length, deleted: res.deleted.length, missing: res.missing, kept: res.kept, ...(res.commit ? { commit: res.commit } : {}), ...(res.fetch ? { fetch: transferJson(res.fetch) } : {}) });
       }
       if (res.fetch) printTransfer(out, res.fetch, { done: 'Fetched', prep: 'from', again: ctx.commandLine() });
       const of = res.commit ? ofRevision(opts.rev!, res.commit) : '';
@@ -74,6 +74,7 @@ export function registerCheckout(program: Command, ctx: CliContext): void {
       if (res.restored.length === 0 && res.deleted.length === 0) out.info(to ? `${q(opts.to!)} already matches ${what}.` : `Workspace already matches ${what}.`);
       else if (opts.dry) out.info(`Would restore ${plural(res.restored.length, 'file')}${of}${into} and delete ${plural(res.deleted.length, 'file')}.`);
       else out.info(`Restored ${plural(res.restored.length, 'file')}${of}${into}, deleted ${plural(res.deleted.length, 'file')}.`);
+      renderKept(out, res.kept);
       renderNotRestored(out, res.missing);
       // Everything restorable is restored; what was not makes the command fail, after it is listed.
       if (res.fetch) {
