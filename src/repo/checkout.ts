@@ -158,10 +158,12 @@ async function checkoutUnlocked(repo: Repo, opts: CheckoutOptions): Promise<Chec
       if (d.files) repo.guard.pruneEmpty(d.rel);
       repo.statCache.forget(d.rel);
     }
-    if (snapshotRoot === undefined) {
+    if (snapshotRoot === undefined && opts.rev === undefined) {
       // What the workspace now holds of tdv's: what a later branch switch may take away.
+      // (Not the data of another revision, nor data whose objects were missing: not placed.)
       const { updatePlaced } = await import('./lib/placed.js');
-      const placed = selected.filter((s) => s.sub === undefined).map((s) => ({ rel: s.rel, oid: s.out.sha256, by: repo.rel(s.ptr.file) }));
+      const lacking = (rel: string) => plan.missing.some((m) => m.rel === rel || m.rel.startsWith(`${rel}/`));
+      const placed = selected.filter((s) => s.sub === undefined && !lacking(s.rel)).map((s) => ({ rel: s.rel, oid: s.out.sha256, by: repo.rel(s.ptr.file) }));
       updatePlaced(repo, placed, stale?.forget ?? []);
       if (stale?.deletes.length) repo.statCache.save();
     }

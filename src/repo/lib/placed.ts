@@ -54,11 +54,18 @@ export function writePlaced(repo: Repo, placed: Placed): void {
   repo.own.writeControlFile(FILE, `${JSON.stringify({ v: 1, placed: obj })}\n`);
 }
 
-/** Adds (or replaces) entries, and drops `forget`. */
+/** Adds (or replaces) entries, and drops `forget`; writes the file only when that changes it. */
 export function updatePlaced(repo: Repo, entries: readonly ({ rel: string } & PlacedEntry)[], forget: readonly string[] = []): void {
   if (entries.length === 0 && forget.length === 0) return;
   const placed = readPlaced(repo);
-  for (const rel of forget) placed.delete(rel);
-  for (const e of entries) placed.set(e.rel, { oid: e.oid, by: e.by });
-  writePlaced(repo, placed);
+  let changed = false;
+  for (const rel of forget) changed = placed.delete(rel) || changed;
+  for (const e of entries) {
+    const was = placed.get(e.rel);
+    if (was?.oid === e.oid && was.by === e.by) continue;
+    placed.set(e.rel, { oid: e.oid, by: e.by });
+    changed = true;
+  }
+  // Written only when it changed: a checkout with nothing to do leaves .tdv/ as it was.
+  if (changed) writePlaced(repo, placed);
 }
