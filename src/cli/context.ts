@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import type { Repo } from '../repo/repo.js';
 import { Output } from '../ui/output.js';
+import { sh } from './render.js';
 
 export interface CliIO {
   cwd: string;
@@ -16,6 +17,8 @@ export interface CliIO {
 /** What every command action gets: the streams, and helpers to open the repo and talk to the user. */
 export class CliContext {
   lastOutput?: Output;
+  /** The arguments after `tdv`, as given. */
+  argv: readonly string[] = [];
 
   constructor(readonly io: CliIO) {}
 
@@ -31,6 +34,15 @@ export class CliContext {
   async openRepo(out: Output): Promise<Repo> {
     const { Repo } = await import('../repo/repo.js');
     return Repo.open(this.io.cwd, { warn: (m) => out.warn(m), debug: (m) => out.debug(m) });
+  }
+
+  /**
+   * The command line as it was typed, shell-quoted (`tdv checkout --rev v1
+   * --to /tmp/x --pull`), for hints that say to run the same command again:
+   * every argument the user gave is kept.
+   */
+  commandLine(): string {
+    return ['tdv', ...this.argv].map(sh).join(' ');
   }
 
   resolve(p: string): string {

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { describeFsError, ExitCode, isSystemError, TdvError } from '../errors.js';
 import { maskUrl } from '../formats/config.js';
-import { escapeLine } from '../ui/output.js';
+import { escapeLine, ignoreClosedReader } from '../ui/output.js';
 import { CliContext, type CliIO } from './context.js';
 import { registerCommands } from './commands/index.js';
 
@@ -24,6 +24,9 @@ export async function main(argv: string[], io?: Partial<CliIO>): Promise<number>
     stdin: io?.stdin ?? process.stdin,
     env: io?.env ?? process.env,
   });
+  ctx.argv = argv.slice(2);
+  ignoreClosedReader(ctx.io.stdout);
+  ignoreClosedReader(ctx.io.stderr);
   const program = new Command('tdv')
     .description('Version data files and pipelines alongside your Git repository.')
     .version(version(), '-V, --version')
@@ -42,6 +45,7 @@ export async function main(argv: string[], io?: Partial<CliIO>): Promise<number>
   registerCommands(program, ctx);
   try {
     await program.parseAsync(argv);
+    ctx.lastOutput?.finish();
     return ExitCode.ok;
   } catch (err) {
     return report(err, ctx);
@@ -49,10 +53,19 @@ export async function main(argv: string[], io?: Partial<CliIO>): Promise<number>
 }
 
 function report(err: unknown, ctx: CliContext): number {
+  const json = ctx.lastOutput ? ctx.lastOutput.json : wantsJson(ctx.argv);
+  /** With --json, the failure is also the one document on stdout (see Output.finish). */
+  const document = (code: string, message: string, data?: unknown) => {
+    if (!json) return;
+    if (ctx.lastOutput) ctx.lastOutput.finish({ code, message, data });
+    else ctx.io.stdout.write(`${JSON.stringify({ error: { code, message, data: data ?? null } }, null, 2)}\n`);
+  };
   if (err instanceof CommanderError) {
     // Commander has printed its message already.
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.ok;
-    return err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+    if (err.exitCode === 0) return ExitCode.ok;
+    document('USAGE', err.message.replace(/^error: /, ''), { commander: err.code });
+    return ExitCode.usage;
   }
   const write = (s: string) => ctx.io.stderr.write(s);
   const out = ctx.lastOutput;
@@ -61,6 +74,7 @@ function report(err: unknown, ctx: CliContext): number {
     else write(`error: ${escapeLine(err.message)}\n`);
     // A library's stack may quote a URL with its user:password@ (an endpoint's credentials).
     if (out?.verbose && err.cause) write(`${maskUrl(String((err.cause as Error).stack ?? err.cause))}\n`);
+    document(err.code, err.message, err.data);
     return err.exitCode;
   }
   if (isSystemError(err)) {
@@ -69,10 +83,19 @@ function report(err: unknown, ctx: CliContext): number {
     const msg = described instanceof TdvError ? described.message : err.message;
     if (out) out.error(msg);
     else write(`error: ${escapeLine(msg)}\n`);
+    document(described instanceof TdvError ? described.code : (err.code ?? 'SYSTEM'), msg, err.path === undefined ? undefined : { path: err.path });
     return ExitCode.failed;
   }
   const e = err as Error;
-  write(`error: unexpected failure, this is a bug in tdv: ${escapeLine(maskUrl(e?.message ?? String(err)))}\n`);
+  const msg = maskUrl(e?.message ?? String(err));
+  write(`error: unexpected failure, this is a bug in tdv: ${escapeLine(msg)}\n`);
   write(`${maskUrl(e?.stack ?? '')}\nPlease report it with the command you ran.\n`);
+  document('INTERNAL', `unexpected failure, this is a bug in tdv: ${msg}`);
   return ExitCode.failed;
+}
+
+/** Whether the arguments ask for --json (before a `--`): for errors before the command's output exists. */
+function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).includes('--json');
 }

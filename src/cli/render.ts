@@ -1,4 +1,4 @@
-import { quotePath } from '../formats/paths.js';
+import { quotePath, shellWord } from '../formats/paths.js';
 import type { Blocker } from '../repo/lib/blocker.js';
 
 /**
@@ -25,4 +25,24 @@ export function blockerNote(b: Blocker, tracked: string, pointer: string): strin
     return `${q(b.path)} is ${what}, not the data ${q(pointer)} tracks; \`tdv checkout --force ${q(tracked)}\` puts the data back`;
   }
   return `${q(b.path)} is ${what}, on the way to the data ${q(pointer)} tracks; tdv never writes through it: replace it with a real directory, then run \`tdv checkout ${q(tracked)}\``;
+}
+
+/**
+ * A word of a shell command in a hint (`git add ...`, `tdv pull ...`), quoted
+ * so the hint runs as shown when pasted (see `shellWord`).
+ */
+export const sh = shellWord;
+
+/** Words shell-quoted and joined with spaces. */
+export function shs(words: readonly string[]): string {
+  return words.map(sh).join(' ');
+}
+
+/**
+ * " of v1 (3f2a1b9c4d5e)": the revision a command used, as given and as the
+ * commit it named; only once when what was given is (a prefix of) that commit.
+ */
+export function ofRevision(rev: string, commit: string): string {
+  if (/^[0-9a-f]{4,64}$/i.test(rev) && commit.startsWith(rev.toLowerCase())) return ` of ${commit.slice(0, Math.max(12, rev.length))}`;
+  return ` of ${q(rev)} (${commit.slice(0, 12)})`;
 }

@@ -65,12 +65,31 @@ export function transferJson(res: TransferResult): Record<string, unknown> {
   return { remote: res.remote, transferred: res.transferred, skipped: res.skipped, failed: res.failed.length, bytes: res.bytes, failures: res.failed, ...(res.heldBack ? { heldBack: res.heldBack } : {}), ...(res.runs !== undefined ? { runs: res.runs } : {}) };
 }
 
+/** How a transfer's lines and error speak: "Pushed ... to", and the command that retries it. */
+export interface TransferVerb {
+  done: string;
+  prep: string;
+  /** The command to run again to retry what failed. */
+  again: string;
+  /** Said before "run ... again": what happened besides the failures ("the rest was checked out; "). */
+  after?: string;
+  /** Said after the retry hint ("; `tdv repro train` rebuilds ..."). */
+  also?: string;
+}
+
 /**
  * Prints the per-object failures (stderr) and the one-line summary (not with
  * `--json`, whose document the caller prints); throws (exit 1)
  * when any object failed, after everything else was reported.
  */
-export function renderTransfer(out: Output, res: TransferResult, verb: { done: string; prep: string; again: string; after?: string }): void {
+export function renderTransfer(out: Output, res: TransferResult, verb: TransferVerb): void {
+  printTransfer(out, res, verb);
+  const err = transferError(res, verb);
+  if (err) throw err;
+}
+
+/** The per-object failures (stderr) and the one-line summary of a transfer. */
+export function printTransfer(out: Output, res: TransferResult, verb: TransferVerb): void {
   for (const f of res.failed.slice(0, LIST_MAX)) out.warn(`${quotePath(f.path)} (${f.oid.slice(0, 12)}): ${f.error}`);
   if (res.failed.length > LIST_MAX) out.warn(`... and ${res.failed.length - LIST_MAX} more failures (see --json for all)`);
   for (const h of res.heldBack ?? []) {
@@ -80,7 +99,13 @@ export function renderTransfer(out: Output, res: TransferResult, verb: { done: s
   const there = res.skipped > 0 ? `; ${res.skipped} already there` : '';
   if (res.transferred === 0 && res.failed.length === 0) out.info(`Everything is up to date with remote "${res.remote}" (${plural(res.skipped, 'object')}).`);
   else out.info(`${verb.done} ${plural(res.transferred, 'object')} (${formatBytes(res.bytes)}) ${verb.prep} remote "${res.remote}"${there}.`);
-  if (res.failed.length > 0) {
-    throw new TdvError('TRANSFER_FAILED', `${plural(res.failed.length, 'object')} failed (first: ${quotePath(res.failed[0]!.path)}: ${res.failed[0]!.error}); ${verb.after ?? ''}run \`${verb.again}\` again to retry what is missing`);
-  }
+}
+
+/** The error of a transfer where any object failed (exit 1), naming the first and the retry. */
+export function transferError(res: TransferResult, verb: TransferVerb): TdvError | undefined {
+  if (res.failed.length === 0) return undefined;
+  return new TdvError(
+    'TRANSFER_FAILED',
+    `${plural(res.failed.length, 'object')} failed (first: ${quotePath(res.failed[0]!.path)}: ${res.failed[0]!.error}); ${verb.after ?? ''}run \`${verb.again}\` again to retry what is missing${verb.also ?? ''}`,
+  );
 }

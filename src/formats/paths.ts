@@ -68,3 +68,31 @@ export function quotePath(p: string): string {
   }
   return `${out}"`;
 }
+
+// Characters no shell treats specially: a word made only of them needs no quotes.
+const SHELL_SAFE = /^[A-Za-z0-9_@%+=:,./-]+$/;
+// eslint-disable-next-line no-control-regex
+const SHELL_CONTROL = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/;
+
+/**
+ * A word of a shell command in a hint (`git add ...`, `tdv pull ...`), so the
+ * hint runs as shown when pasted: as it is when no shell treats any of its
+ * characters specially, else in single quotes (`'my data.csv'`), and a name
+ * holding control characters as `$'...'` with escapes (bash, zsh), so the
+ * hint stays one line.
+ */
+export function shellWord(word: string): string {
+  if (SHELL_SAFE.test(word)) return word;
+  if (!SHELL_CONTROL.test(word)) return `'${word.replace(/'/g, `'\\''`)}'`;
+  let out = "$'";
+  for (const ch of word) {
+    const c = ch.codePointAt(0)!;
+    if (ch === '\\' || ch === "'") out += `\\${ch}`;
+    else if (ch === '\n') out += '\\n';
+    else if (ch === '\t') out += '\\t';
+    else if (ch === '\r') out += '\\r';
+    else if (SHELL_CONTROL.test(ch)) out += c < 0x80 ? `\\x${c.toString(16).padStart(2, '0')}` : `\\u${c.toString(16).padStart(4, '0')}`;
+    else out += ch;
+  }
+  return `${out}'`;
+}

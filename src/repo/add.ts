@@ -75,6 +75,9 @@ export async function add(repo: Repo, opts: AddOptions): Promise<AddResult> {
       sc.save();
     }
     result.gitFiles = [...new Set(result.gitFiles)];
+    // What tdv now tracks there: a later branch switch that drops the pointer lets checkout clean it up.
+    const { updatePlaced } = await import('./lib/placed.js');
+    updatePlaced(repo, result.added.map((a) => ({ rel: a.path, oid: a.oid, by: a.pointer })));
     return result;
   });
 }

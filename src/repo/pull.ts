@@ -14,16 +14,19 @@ export interface PullOptions extends TransferOptions {
 
 export interface PullResult {
   fetch: TransferResult;
-  /** Absent when the fetch failed: nothing is checked out from an incomplete cache. */
-  checkout?: CheckoutResult;
+  /** What was checked out: everything the cache holds; what could not be fetched is in its `missing`. */
+  checkout: CheckoutResult;
 }
 
-/** Fetch, then checkout, under one lock so nothing changes the cache in between. */
+/**
+ * Fetch, then checkout, under one lock so nothing changes the cache in between.
+ * Objects that could not be fetched hold back only their own files: the rest
+ * is checked out (a problem of the whole remote stops before, at the fetch).
+ */
 export async function pull(repo: Repo, opts: PullOptions = {}): Promise<PullResult> {
   return repo.withLock('pull', async () => {
     const selected = await selectForTransfer(repo, { targets: opts.targets, scope: opts.rev === undefined ? undefined : { revs: [opts.rev] } });
     const fetched = await withRemote(repo, opts, (remote) => fetchWithRuns(repo, remote, selected, opts));
-    if (fetched.failed.length > 0) return { fetch: fetched };
     return { fetch: fetched, checkout: await checkout(repo, { targets: opts.targets, force: opts.force, rev: opts.rev }) };
   });
 }

@@ -73,10 +73,56 @@ export class Output {
     if (this.verbose) this.o.stderr.write(`${this.paint.dim(`debug: ${escapeLine(msg)}`)}\n`);
   }
 
-  /** The one JSON document of a `--json` command. */
+  private document?: { value: unknown };
+
+  /**
+   * The one JSON document of a `--json` command. Held until the command ends
+   * (`finish`): when it fails, the document printed is the error's, with this
+   * one's fields beside it (see `finish`), so stdout always holds one document.
+   */
   data(value: unknown): void {
+    this.document = { value };
+  }
+
+  /**
+   * Prints the `--json` document: the command's (success), or, after `error`,
+   * `{"error": {"code", "message", "data"}}` followed by the fields of the
+   * document the command made before it failed (an object's fields; anything
+   * else as `result`), so CI reads `.error` on every failure and the partial
+   * result is not lost.
+   */
+  finish(error?: { code: string; message: string; data?: unknown }): void {
+    const doc = this.document;
+    this.document = undefined;
+    if (error === undefined) {
+      if (doc) this.o.stdout.write(`${JSON.stringify(doc.value, null, 2)}\n`);
+      return;
+    }
+    const result = doc === undefined ? {} : typeof doc.value === 'object' && doc.value !== null && !Array.isArray(doc.value) ? doc.value : { result: doc.value };
+    const value = { error: { code: error.code, message: error.message, data: error.data ?? null }, ...result };
     this.o.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
   }
+}
+
+const tolerant = new WeakSet<Writable>();
+
+/**
+ * A reader that stops reading early (`tdv log | head -1`, `tdv status | true`)
+ * is not a failure: writes to the closed pipe fail with EPIPE, and, as with
+ * git, nothing is printed about it. The command still finishes what it was
+ * doing (a checkout or pull never stops halfway because nobody reads its
+ * summary) and exits with its own code; what it prints goes nowhere. Without
+ * a listener, Node turns the stream's `error` event into a stack trace and
+ * exit 1. Other stream errors are thrown as before.
+ */
+export function ignoreClosedReader(stream: Writable): void {
+  if (tolerant.has(stream)) return;
+  tolerant.add(stream);
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    // ERR_STREAM_DESTROYED: a write after the EPIPE that closed the stream.
+    if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') return;
+    throw err;
+  });
 }
 
 // C0 controls but tab, DEL, C1 controls, and the Unicode line and paragraph separators.

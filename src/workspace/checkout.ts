@@ -9,7 +9,9 @@
  * destination and returns a plan: files to write (link from the cache), to
  * delete, to chmod, whole paths to clear first (their kind changes), conflicts
  * (workspace content not in the cache, which would be lost) and missing
- * objects. Nothing is touched while planning, and every path of the plan has
+ * objects. A file whose object is missing is left as it is (no write, no
+ * clear, no conflict), so applying the plan restores everything else: one
+ * missing object never holds back the others. Nothing is touched while planning, and every path of the plan has
  * been checked by the destination's `Guard` (legal, no symlink on the way, not
  * protected), so a refusal comes before the first write. `applyCheckout` then
  * does exactly what the plan says, every write, delete, clear, chmod and mkdir
@@ -85,7 +87,17 @@ export interface PlannedWrite {
   key: string;
 }
 
-/** A tracked directory that will match its recorded version, and what the stat cache needs to record it. */
+/** A recorded file (or a directory's manifest) whose object is not in the cache: the plan leaves its path alone. */
+export interface MissingObject {
+  /** Destination-relative path: the file, or the tracked directory when its manifest is missing. */
+  rel: string;
+  /** The object: a file's, or `<hex>.dir` for a directory's manifest (none of its files can be listed). */
+  oid: Oid;
+  /** The target's source ("data.tdv", "tdv.lock", "v1:data.tdv"). */
+  source: string;
+}
+
+/** A tracked directory that will match its recorded version (but for missing objects), and what the stat cache needs to record it. */
 export interface PlannedDir {
   target: CheckoutTarget;
   /** False: already matched (only its completeness is recorded); true: re-fingerprinted after the apply. */
@@ -95,6 +107,8 @@ export interface PlannedDir {
   /** The recorded manifest, and the walk of the destination the plan was made from. */
   recorded?: ManifestEntry[];
   before?: WalkEntry[];
+  /** Relpaths whose object is missing: what is there (if anything) is not the recorded version, whatever its stat. */
+  notRestored?: ReadonlySet<string>;
 }
 
 /** What a checkout will do, computed before anything is touched. */
@@ -108,8 +122,8 @@ export interface CheckoutPlan {
   clears: { rel: string; source: string }[];
   /** Destination files that would be lost: content not in the cache. */
   conflicts: string[];
-  /** Recorded files whose object is not in the cache. */
-  missing: string[];
+  /** Recorded files whose object is not in the cache: not written (what is at their path stays). */
+  missing: MissingObject[];
   dirs: PlannedDir[];
   /** The cache's stamp taken before any presence check of this plan. */
   stamp: CacheStamp;
@@ -165,18 +179,24 @@ export async function planCheckout(ctx: CheckoutContext, targets: readonly Check
     };
     if (!isDirOid(want)) {
       const w = file(t.rel, { sha256: want, isexec: t.isexec }, FILES_SHARD, t.rel);
-      if (ws.kind === 'file' && ws.oid === want && !opts.relink) {
+      const present = store.has(want);
+      // Already the recorded content: left alone (with --relink too, when the object to relink is gone).
+      if (ws.kind === 'file' && ws.oid === want && (!opts.relink || !present)) {
         if (ws.isexec !== w.isexec) modeOnly(w, abs);
+        continue;
+      }
+      if (!present) {
+        plan.missing.push({ rel: t.rel, oid: want, source: t.source });
         continue;
       }
       if (ws.kind === 'file' && ws.oid !== want && !cached(ws.oid)) plan.conflicts.push(t.rel);
       if (ws.kind === 'dir' || ws.kind === 'other') await clear(t.rel);
-      if (!store.has(want)) plan.missing.push(t.rel);
       plan.writes.push(w);
       continue;
     }
     if (!store.has(want)) {
-      plan.missing.push(`${t.rel}/ (directory manifest ${want})`);
+      // Without its manifest nothing of the directory can be listed, so nothing of it is touched.
+      plan.missing.push({ rel: t.rel, oid: want, source: t.source });
       continue;
     }
     const recorded = store.readManifest(want);
@@ -196,13 +216,21 @@ export async function planCheckout(ctx: CheckoutContext, targets: readonly Check
     const wsExists = ws.kind === 'dir';
     const cleared = new Set<string>();
     const parents = new Map<string, boolean>();
+    const notRestored = new Set<string>();
     for (const e of recorded) {
       if (!inSub(e)) continue;
       const have = current.get(e.relpath);
       const rel = `${t.rel}/${e.relpath}`;
       const at = entryPath(abs, e.relpath);
-      if (have && have.sha256 === e.sha256 && !opts.relink) {
+      const present = complete || store.has(e.sha256);
+      if (have && have.sha256 === e.sha256 && (!opts.relink || !present)) {
         if (!have.isexec !== !e.isexec) modeOnly(file(rel, e, t.rel, e.relpath), at);
+        continue;
+      }
+      if (!present) {
+        // Whatever is at its path stays (an older version, say): nothing is lost, nothing is in the way.
+        plan.missing.push({ rel, oid: e.sha256, source: t.source });
+        notRestored.add(e.relpath);
         continue;
       }
       if (have && !cached(have.sha256)) plan.conflicts.push(rel);
@@ -225,7 +253,6 @@ export async function planCheckout(ctx: CheckoutContext, targets: readonly Check
           } else if (st) await clear(rel);
         }
       }
-      if (!complete && !store.has(e.sha256)) plan.missing.push(rel);
       plan.writes.push(file(rel, e, t.rel, e.relpath));
     }
     const wanted = new Set(recorded.map((e) => e.relpath));
@@ -237,7 +264,7 @@ export async function planCheckout(ctx: CheckoutContext, targets: readonly Check
     }
     if (t.sub === undefined) {
       if (ws.kind === 'dir' && !ws.walk) throw new Error('hashTarget returned no walk with needEntries');
-      plan.dirs.push({ target: t, changed: true, complete: verified(), recorded, before: ws.kind === 'dir' ? ws.walk : [] });
+      plan.dirs.push({ target: t, changed: true, complete: notRestored.size === 0 && verified(), recorded, before: ws.kind === 'dir' ? ws.walk : [], notRestored });
     }
   }
   checkPaths(guard, plan);
@@ -339,6 +366,7 @@ export async function applyCheckout(ctx: CheckoutContext, plan: CheckoutPlan): P
       await recordDirectory(ctx, t.rel, { oid: t.oid, size: t.size, nfiles: t.nfiles ?? entries.length, entries }, d.complete ? plan.stamp : undefined, (e) => {
         const w = written.get(`${t.rel}/${e.rel}`);
         if (w) return sameStat(w, e);
+        if (d.notRestored?.has(e.rel)) return false;
         const b = before.get(e.rel);
         return b !== undefined && sameVersion(b, e);
       });

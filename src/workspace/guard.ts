@@ -45,11 +45,12 @@ export type Purpose = 'read' | 'inspect' | 'write' | 'delete' | 'control';
 
 /**
  * The files tdv itself writes in a work tree, whatever Git tracks: pointers,
- * tdv.lock, .gitignore, .gitattributes, .tdvignore. Their names come from
+ * tdv.lock, .gitignore, .gitattributes, .tdvignore, and the pipeline file
+ * tdv.yaml at the top (`tdv remove STAGE` edits it). Their names come from
  * tdv's code (or, for a pointer, from a path the user named), never from a
  * file's content.
  */
-const CONTROL_NAME = /(?:^|\/)(?:\.gitignore|\.gitattributes|\.tdvignore|tdv\.lock|[^/]+\.tdv)$/;
+const CONTROL_NAME = /(?:^|\/)(?:\.gitignore|\.gitattributes|\.tdvignore|tdv\.lock|[^/]+\.tdv)$|^tdv\.yaml$/;
 
 /** A path from a file that would lead outside the root, through a symlink, or over a protected file. */
 export class UnsafePathError extends TdvError {

@@ -28,7 +28,7 @@ describe('tdv checkout --rev: the bike-share month', () => {
     const snap = path.join(newDir(), 'as-of-july-31');
     const s = await tdv(dir, 'checkout', '--rev', july31.slice(0, 9), '--to', snap);
     expect(s.code, s.stderr).toBe(0);
-    expect(s.stdout.trim()).toBe(`Restored 32 files of ${july31.slice(0, 9)} (${july31.slice(0, 12)}) in ${snap}, deleted 0 files.`);
+    expect(s.stdout.trim()).toBe(`Restored 32 files of ${july31.slice(0, 12)} in ${snap}, deleted 0 files.`);
     expect(files(path.join(snap, 'data'))).toEqual(julyUpTo(31));
     expect(Object.keys(files(snap)).every((f) => f.startsWith('data/'))).toBe(true);
     expect(state(dir)).toEqual(before);
@@ -37,7 +37,7 @@ describe('tdv checkout --rev: the bike-share month', () => {
     const pointersBefore = outsideData(dir);
     const r = await tdv(dir, 'checkout', '--rev', 'july-end');
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('D  data/trips/2024-08-01.csv');
+    expect(r.stdout).toContain('deleted: data/trips/2024-08-01.csv');
     expect(r.stdout).toContain(`Restored 2 files of july-end (${july31.slice(0, 12)}), deleted 1 file.`);
     expect(files(path.join(dir, 'data'))).toEqual(julyUpTo(31));
     // Pointers and Git are untouched: the workspace now differs from HEAD's pointer, and says so.
@@ -104,9 +104,9 @@ describe('tdv checkout --rev: targets, safety and errors', () => {
     const before = state(dir);
     const r = await tdv(dir, 'checkout', '--rev', 'v1', '--dry');
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('M  model.bin');
-    expect(r.stdout).toContain('M  data/a.csv');
-    expect(r.stdout).toContain('D  data/b.csv');
+    expect(r.stdout).toContain('restore: model.bin');
+    expect(r.stdout).toContain('restore: data/a.csv');
+    expect(r.stdout).toContain('delete: data/b.csv');
     expect(state(dir)).toEqual(before);
   });
 
@@ -139,7 +139,7 @@ describe('tdv checkout --rev: targets, safety and errors', () => {
     const { dir } = await twoVersions();
     const r = await tdv(dir, 'checkout', '--rev', 'v1', 'data/b.csv');
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('D  data/b.csv');
+    expect(r.stdout).toContain('deleted: data/b.csv');
     expect(fs.existsSync(path.join(dir, 'data/b.csv'))).toBe(false);
     expect(read(dir, 'data/a.csv')).toBe('a2');
     write(dir, 'notes.txt', 'n');
@@ -188,7 +188,7 @@ describe('tdv checkout --rev: targets, safety and errors', () => {
     expect(read(clone, 'data/a.csv')).toBe('a1');
   });
 
-  it('--pull with a failing fetch checks nothing out and says so', async () => {
+  it('--pull with a failing fetch says so, and its retry hint is the command as given', async () => {
     const { dir } = await twoVersions();
     const clone = path.join(newDir(), 'clone');
     await git(path.dirname(clone), 'clone', '-q', dir, clone);
@@ -197,7 +197,7 @@ describe('tdv checkout --rev: targets, safety and errors', () => {
     const before = state(clone);
     const r = await tdv(clone, 'checkout', '--rev', 'v1', '--pull');
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^error: .*failed .*nothing was checked out; run `tdv checkout --pull` again/m);
+    expect(r.stderr).toMatch(/^error: .*failed .*nothing was checked out; run `tdv checkout --rev v1 --pull` again/m);
     expect(state(clone)).toEqual(before);
   });
 
@@ -250,7 +250,8 @@ describe('tdv checkout --to: snapshots', () => {
     expect(isReadOnly(path.join(snap, 'model.bin'))).toBe(true);
     const again = await tdv(dir, 'checkout', '--rev', c1, '--to', snap);
     expect(again.code, again.stderr).toBe(0);
-    expect(again.stdout.trim()).toBe(`${snap} already matches the data of ${c1} (${c1.slice(0, 12)}).`);
+    // The commit is named once: it is what was given.
+    expect(again.stdout.trim()).toBe(`${snap} already matches the data of ${c1}.`);
 
     setConfig(dir, 'cache:\n  type: copy\n');
     const snap2 = path.join(newDir(), 'snap2');
@@ -275,7 +276,7 @@ describe('tdv checkout --to: snapshots', () => {
     expect((await tdv(dir, 'checkout', '--to', snap)).code).toBe(0);
     const r = await tdv(dir, 'checkout', '--rev', c1, '--to', snap);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('D  data/new.csv');
+    expect(r.stdout).toContain('deleted: data/new.csv');
     expect(files(snap)).toEqual({ 'data/a.csv': 'a1', 'data/sub/b.csv': 'b1', 'model.bin': 'm1' });
   });
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { read, snapshot, tdv, write } from '../helpers/repo.js';
+import { git, read, snapshot, tdv, write } from '../helpers/repo.js';
 import { expectOneLineError, filePointer, isReadOnly, manifest, newRepo, objPath, repoWith, setConfig, sha, state } from '../helpers/expect.js';
 
 const UP_TO_DATE = 'Data and pipelines are up to date.';
@@ -70,7 +70,7 @@ describe('tdv checkout: restoring', () => {
     write(dir, 'data.tdv', v1);
     const r = await tdv(dir, 'checkout');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('D  data/extra/added');
+    expect(r.stdout).toContain('deleted: data/extra/added');
     expect(r.stdout).toContain('Restored 2 files, deleted 1 file.');
     expect(read(dir, 'data/keep')).toBe('k');
     expect(read(dir, 'data/change')).toBe('old');
@@ -179,8 +179,8 @@ describe('tdv checkout: never destroys data silently', () => {
     write(dir, 'data/new/dir/copy-of-b', 'b');
     const r = await tdv(dir, 'checkout');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('D  data/copy-of-a\n');
-    expect(r.stdout).toContain('D  data/new/dir/copy-of-b\n');
+    expect(r.stdout).toContain('deleted: data/copy-of-a\n');
+    expect(r.stdout).toContain('deleted: data/new/dir/copy-of-b\n');
     expect(r.stdout).toContain('Restored 0 files, deleted 2 files.');
     expect(exists(dir, 'data/copy-of-a')).toBe(false);
     expect(exists(dir, 'data/new')).toBe(false);
@@ -198,7 +198,7 @@ describe('tdv checkout: never destroys data silently', () => {
     expect(snapshot(dir)).toEqual(before);
     const forced = await tdv(dir, 'checkout', '--force');
     expect(forced.code).toBe(0);
-    expect(forced.stdout).toContain('D  data/notes.txt');
+    expect(forced.stdout).toContain('deleted: data/notes.txt');
     expect(exists(dir, 'data/notes.txt')).toBe(false);
     await expectClean(dir);
   });
@@ -215,40 +215,116 @@ describe('tdv checkout: never destroys data silently', () => {
 });
 
 describe('tdv checkout: missing cache objects', () => {
-  it('names the file and suggests tdv pull, writing nothing', async () => {
+  it('restores everything else, lists what it could not, suggests tdv pull, and exits 1', async () => {
     const dir = await repoWith({ 'a.csv': 'a\n', 'b.csv': 'b\n' }, ['a.csv', 'b.csv']);
     fs.rmSync(path.join(dir, 'a.csv'));
     fs.rmSync(path.join(dir, 'b.csv'));
     fs.rmSync(objPath(dir, sha('a\n')));
-    const before = snapshot(dir);
     const r = await tdv(dir, 'checkout');
     expect(r.code).toBe(1);
-    expect(r.stdout).toBe('');
-    expectOneLineError(r.stderr, 'a.csv', 'not in the cache', '`tdv pull`');
-    expect(r.stderr).not.toContain('b.csv');
-    expect(snapshot(dir)).toEqual(before);
+    expect(r.stdout).toBe('Restored 1 file, deleted 0 files.\nNot restored, not in the cache (1 file):\n    a.csv  [a.csv.tdv]\n');
+    expectOneLineError(r.stderr, '1 file not restored, not in the cache: a.csv; everything else was restored; run `tdv pull` to fetch them');
+    expect(read(dir, 'b.csv')).toBe('b\n');
+    expect(exists(dir, 'a.csv')).toBe(false);
+    // The restored file is recorded: status names only the missing one.
+    const st = await tdv(dir, 'status', '--json');
+    expect(JSON.parse(st.stdout).data.map((d: { path: string }) => d.path)).toEqual(['a.csv']);
   });
 
-  it('names a file of a directory whose object is missing', async () => {
-    const dir = await repoWith({ 'data/a': 'a', 'data/b': 'b' }, ['data']);
-    fs.rmSync(path.join(dir, 'data'), { recursive: true });
+  it('restores the other files of a directory one of whose objects is missing, and keeps what is at the missing path', async () => {
+    const dir = await repoWith({ 'data/a': 'a', 'data/b': 'b', 'data/c': 'c' }, ['data']);
+    fs.rmSync(path.join(dir, 'data/a'));
+    fs.rmSync(path.join(dir, 'data/b'));
+    fs.chmodSync(path.join(dir, 'data/c'), 0o644);
+    fs.writeFileSync(path.join(dir, 'data/c'), 'my edit');
     fs.rmSync(objPath(dir, sha('b')));
-    const before = snapshot(dir);
-    const r = await tdv(dir, 'checkout');
+    fs.rmSync(objPath(dir, sha('c')));
+    const r = await tdv(dir, 'checkout', 'data');
     expect(r.code).toBe(1);
-    expectOneLineError(r.stderr, 'data/b', '`tdv pull`');
-    expect(snapshot(dir)).toEqual(before);
+    expect(r.stdout).toContain('Not restored, not in the cache (2 files):\n    data/b  [data.tdv]\n    data/c  [data.tdv]\n');
+    expectOneLineError(r.stderr, '2 files not restored', 'data/b', 'data/c', '`tdv pull data` to fetch them');
+    expect(read(dir, 'data/a')).toBe('a');
+    expect(exists(dir, 'data/b')).toBe(false);
+    // Not the recorded version, and its object is gone: it stays, never deleted.
+    expect(read(dir, 'data/c')).toBe('my edit');
+    // Once the objects are back, the next checkout finishes the directory.
+    write(path.join(dir, 'data'), 'b', 'b');
+    write(path.join(dir, 'data'), 'c', 'c');
+    expect((await tdv(dir, 'add', 'data')).code).toBe(0);
+    fs.rmSync(path.join(dir, 'data/b'));
+    const again = await tdv(dir, 'checkout');
+    expect(again.code, again.stderr).toBe(0);
+    expect(read(dir, 'data/b')).toBe('b');
+    await expectClean(dir);
   });
 
-  it('names a directory whose manifest is missing', async () => {
-    const dir = await repoWith({ 'data/a': 'a' }, ['data']);
+  it('names a directory whose manifest is missing, and restores the other data', async () => {
+    const dir = await repoWith({ 'data/a': 'a', 'm.bin': 'm' }, ['data', 'm.bin']);
     fs.rmSync(path.join(dir, 'data'), { recursive: true });
-    fs.rmSync(objPath(dir, manifest([{ relpath: 'a', content: 'a' }]).oid));
-    const before = snapshot(dir);
+    fs.rmSync(path.join(dir, 'm.bin'));
+    const m = manifest([{ relpath: 'a', content: 'a' }]).oid;
+    fs.rmSync(objPath(dir, m));
     const r = await tdv(dir, 'checkout');
     expect(r.code).toBe(1);
-    expectOneLineError(r.stderr, 'data/', '`tdv pull`');
-    expect(snapshot(dir)).toEqual(before);
+    expect(r.stdout).toContain(`Not restored, not in the cache (1 directory):\n    data/ (its list of files, ${m.slice(0, 12)})  [data.tdv]\n`);
+    expectOneLineError(r.stderr, '1 directory not restored', 'data/', '`tdv pull`');
+    expect(read(dir, 'm.bin')).toBe('m');
+    expect(exists(dir, 'data')).toBe(false);
+  });
+
+  it('stage outputs it could not restore: says `tdv repro` rebuilds them', async () => {
+    const dir = await repoWith({ 'a.csv': 'a\n' }, ['a.csv']);
+    write(dir, 'tdv.yaml', 'stages:\n  make:\n    cmd: echo made > out.txt\n    outs: [out.txt]\n');
+    const rr = await tdv(dir, 'repro');
+    expect(rr.code, rr.stderr).toBe(0);
+    fs.rmSync(path.join(dir, 'out.txt'));
+    fs.rmSync(path.join(dir, 'a.csv'));
+    fs.rmSync(objPath(dir, sha('made\n')));
+    const r = await tdv(dir, 'checkout');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('Not restored, not in the cache (1 file):\n    out.txt  [output of stage "make"]\n');
+    expectOneLineError(r.stderr, '1 file not restored, not in the cache: out.txt; everything else was restored; run `tdv pull` to fetch them if they were pushed, or `tdv repro make` to rebuild them');
+    expect(read(dir, 'a.csv')).toBe('a\n');
+  });
+
+  it('after a branch switch with one object missing, restores the rest of the branch\'s data', async () => {
+    const dir = await repoWith({ 'data/a': 'a1', 'm.bin': 'm1' }, ['data', 'm.bin']);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'one');
+    await git(dir, 'checkout', '-qb', 'two');
+    write(dir, 'data/a', 'a2');
+    write(dir, 'data/b', 'b2');
+    write(dir, 'm.bin', 'm2');
+    expect((await tdv(dir, 'add', 'data', 'm.bin')).code).toBe(0);
+    await git(dir, 'commit', '-qam', 'two');
+    await git(dir, 'checkout', '-q', 'main');
+    expect((await tdv(dir, 'checkout')).code).toBe(0);
+    expect(exists(dir, 'data/b')).toBe(false);
+    fs.rmSync(objPath(dir, sha('b2')));
+    await git(dir, 'checkout', '-q', 'two');
+    const r = await tdv(dir, 'checkout');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('    data/b  [data.tdv]\n');
+    expect(read(dir, 'data/a')).toBe('a2');
+    expect(read(dir, 'm.bin')).toBe('m2');
+    expect(exists(dir, 'data/b')).toBe(false);
+  });
+
+  it('with --json: one document, the error and what was restored and not', async () => {
+    const dir = await repoWith({ 'a.csv': 'a\n', 'b.csv': 'b\n' }, ['a.csv', 'b.csv']);
+    fs.rmSync(path.join(dir, 'a.csv'));
+    fs.rmSync(path.join(dir, 'b.csv'));
+    fs.rmSync(objPath(dir, sha('a\n')));
+    const r = await tdv(dir, 'checkout', '--json');
+    expect(r.code).toBe(1);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toEqual({
+      error: { code: 'MISSING_OBJECTS', message: expect.stringContaining('a.csv'), data: { paths: ['a.csv'] } },
+      restored: 1,
+      deleted: 0,
+      missing: [{ path: 'a.csv', oid: sha('a\n'), pointer: 'a.csv.tdv' }],
+      kept: [],
+    });
   });
 
   it('an untracked target is an error naming it', async () => {
@@ -256,6 +332,99 @@ describe('tdv checkout: missing cache objects', () => {
     const r = await tdv(dir, 'checkout', 'nope.csv');
     expect(r.code).toBe(2);
     expectOneLineError(r.stderr, 'nope.csv is not tracked by tdv');
+  });
+});
+
+describe('tdv checkout after a branch switch took a pointer away', () => {
+  /** main tracks a.csv and (second commit) b.csv and data/; branch "old" is the first commit, with a.csv only. */
+  async function twoBranches(): Promise<string> {
+    const dir = await newRepo();
+    write(dir, '.tdvignore', '*.tmp\n');
+    write(dir, 'a.csv', 'a\n');
+    expect((await tdv(dir, 'add', 'a.csv')).code).toBe(0);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'a');
+    await git(dir, 'branch', 'old');
+    write(dir, 'b.csv', 'b\n');
+    write(dir, 'data/x', 'x');
+    write(dir, 'data/sub/y', 'y');
+    expect((await tdv(dir, 'add', 'b.csv', 'data')).code).toBe(0);
+    write(dir, 'data/scratch.tmp', 'mine, never added');
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'b and data');
+    return dir;
+  }
+
+  it('deletes the data whose pointer is gone when it is unchanged from the cache, and brings it back on the way back', async () => {
+    const dir = await twoBranches();
+    await git(dir, 'checkout', '-q', 'old');
+    expect(exists(dir, 'b.csv')).toBe(true);
+    const r = await tdv(dir, 'checkout');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('deleted: b.csv\n');
+    expect(r.stdout).toContain('deleted: data\n');
+    expect(r.stdout).not.toMatch(/^D {2}/m);
+    expect(exists(dir, 'b.csv')).toBe(false);
+    expect(exists(dir, 'data/x')).toBe(false);
+    expect(exists(dir, 'data/sub')).toBe(false);
+    // What .tdvignore kept out of the directory was never tdv's: it stays.
+    expect(read(dir, 'data/scratch.tmp')).toBe('mine, never added');
+    expect(read(dir, 'a.csv')).toBe('a\n');
+    // Git sees nothing left behind but the user's own file.
+    expect(await git(dir, 'status', '--porcelain', '--untracked-files=all')).toBe('?? data/scratch.tmp');
+    await git(dir, 'checkout', '-q', 'main');
+    const back = await tdv(dir, 'checkout');
+    expect(back.code, back.stderr).toBe(0);
+    expect(read(dir, 'b.csv')).toBe('b\n');
+    expect(read(dir, 'data/sub/y')).toBe('y');
+    await expectClean(dir);
+  });
+
+  it('--dry lists the deletion and deletes nothing', async () => {
+    const dir = await twoBranches();
+    await git(dir, 'checkout', '-q', 'old');
+    const r = await tdv(dir, 'checkout', '--dry');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('delete: b.csv\n');
+    expect(read(dir, 'b.csv')).toBe('b\n');
+  });
+
+  it('keeps and reports data that changed since, and data the cache lacks', async () => {
+    const dir = await twoBranches();
+    await git(dir, 'checkout', '-q', 'old');
+    fs.chmodSync(path.join(dir, 'b.csv'), 0o644);
+    fs.writeFileSync(path.join(dir, 'b.csv'), 'my edit\n');
+    fs.rmSync(objPath(dir, sha('y')));
+    const r = await tdv(dir, 'checkout');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('kept: b.csv (no pointer tracks it now, and it changed since tdv placed it; delete it yourself, or `tdv add b.csv` to track this version)');
+    expect(r.stdout).toContain('kept: data (no pointer tracks it now, and the cache lacks its data, so deleting it would lose it)');
+    expect(read(dir, 'b.csv')).toBe('my edit\n');
+    expect(read(dir, 'data/sub/y')).toBe('y');
+  });
+
+  it('never deletes data whose pointer was deleted by hand, nor data `tdv remove` released', async () => {
+    const dir = await twoBranches();
+    fs.rmSync(path.join(dir, 'b.csv.tdv'));
+    expect((await tdv(dir, 'remove', 'data')).code).toBe(0);
+    const r = await tdv(dir, 'checkout');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('kept: b.csv (b.csv.tdv was deleted, but Git still tracks it: `tdv remove` stops tracking data, `git checkout -- b.csv.tdv` brings the pointer back)');
+    expect(read(dir, 'b.csv')).toBe('b\n');
+    expect(read(dir, 'data/x')).toBe('x');
+  });
+
+  it('a path Git tracks on the new branch is Git\'s, never deleted', async () => {
+    const dir = await twoBranches();
+    await git(dir, 'checkout', '-q', 'old');
+    await git(dir, 'checkout', '-qb', 'plain');
+    // On this branch b.csv is committed to Git itself, same content.
+    await git(dir, 'add', '-f', 'b.csv');
+    await git(dir, 'commit', '-qm', 'b in git');
+    const r = await tdv(dir, 'checkout');
+    expect(r.code, r.stderr).toBe(0);
+    expect(read(dir, 'b.csv')).toBe('b\n');
+    expect(r.stdout).not.toContain('b.csv');
   });
 });
 
@@ -303,8 +472,8 @@ describe('tdv checkout --dry', () => {
     const before = snapshot(dir);
     const r = await tdv(dir, 'checkout', '--dry');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('M  data/a');
-    expect(r.stdout).toContain('D  data/extra');
+    expect(r.stdout).toContain('restore: data/a');
+    expect(r.stdout).toContain('delete: data/extra');
     expect(r.stdout).toContain('Would restore 1 file and delete 1 file.');
     expect(snapshot(dir)).toEqual(before);
   });

@@ -63,7 +63,7 @@ describe('file names with control characters are escaped in every human-readable
     fs.rmSync(path.join(dir, `data/${EVIL}`));
     const dry = await tdvBin(dir, ['checkout', '--dry']);
     expectUnforged('checkout --dry', dry);
-    expect(dry.stdout).toContain(`M  ${quoted('data')}`);
+    expect(dry.stdout).toContain(`restore: ${quoted('data')}`);
 
     const push = await tdvBin(dir, ['push', '--dry']);
     expectUnforged('push --dry', push);

@@ -44,6 +44,20 @@ describe('tdv push / pull with a local remote', () => {
     expect((await tdv(b, 'status')).stdout.trim()).toBe('Data and pipelines are up to date.');
   });
 
+  it('push --rev pushes the data of that revision, not the workspace\'s', async () => {
+    const { dir, remote } = await origin();
+    await git(dir, 'tag', 'v1');
+    write(dir, 'model.bin', 'weights v2');
+    expect((await tdv(dir, 'add', 'model.bin')).code).toBe(0);
+    const r = await tdv(dir, 'push', '--rev', 'v1', 'model.bin');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('Pushed 1 object (7 B) to remote "store".');
+    expect(remoteObjects(remote)).toEqual([sha('weights')]);
+    // Without --rev, the workspace's version.
+    expect((await tdv(dir, 'push', 'model.bin')).code).toBe(0);
+    expect(remoteObjects(remote)).toEqual([sha('weights'), sha('weights v2')].sort());
+  });
+
   it('a second push transfers nothing', async () => {
     const { dir, remote } = await origin();
     expect((await tdv(dir, 'push')).code).toBe(0);
@@ -105,9 +119,15 @@ describe('tdv push / pull with a local remote', () => {
     expect(r.stderr).toContain(`${bad} on remote "store" (${remote}) is corrupt`);
     expect(r.stderr.trim().split('\n').at(-1)).toMatch(/^error: 1 object failed \(first: data\/b\.csv: /);
     expect(fs.existsSync(objPath(b, bad))).toBe(false);
-    // The good objects were fetched, the workspace was not touched, no temp file is left.
+    // The good objects were fetched and checked out (all-or-nothing would hold back every file for one),
+    // the bad one is listed as not restored, no temp file is left.
     expect(cacheObjects(b)).toEqual(ALL.filter((o) => o !== bad));
-    expect(Object.keys(state(b)).filter((k) => !k.startsWith('.tdv/cache/'))).toEqual(Object.keys(before));
+    expect(Object.keys(state(b)).filter((k) => !k.startsWith('.tdv/cache/') && !k.startsWith('.tdv/tmp/')).sort()).toEqual([...Object.keys(before), 'data/a.csv', 'data/sub/c.csv', 'model.bin'].sort());
+    expect(read(b, 'data/a.csv')).toBe('a,1\n');
+    expect(read(b, 'model.bin')).toBe('weights');
+    expect(fs.existsSync(path.join(b, 'data/b.csv'))).toBe(false);
+    expect(r.stdout).toContain('Not restored, not in the cache (1 file):\n    data/b.csv  [data.tdv]\n');
+    expect(r.stderr).toContain('everything else was checked out; run `tdv pull` again');
     expect(fs.readdirSync(path.join(b, '.tdv', 'tmp')).filter((n) => n.startsWith('obj.'))).toEqual([]);
   });
 

@@ -116,7 +116,7 @@ describe('tdv remove: errors change nothing', () => {
     const before = snapshot(dir);
     const r = await tdv(dir, 'remove', 'a.csv', 'other.csv');
     expect(r.code).toBe(2);
-    expectOneLineError(r.stderr, 'other.csv is not tracked by tdv');
+    expectOneLineError(r.stderr, 'other.csv is neither data a pointer tracks nor a stage of tdv.yaml');
     expect(snapshot(dir)).toEqual(before);
   });
 
@@ -127,5 +127,61 @@ describe('tdv remove: errors change nothing', () => {
     expect(r.code).toBe(2);
     expectOneLineError(r.stderr, "missing required argument 'targets'");
     expect(snapshot(dir)).toEqual(before);
+  });
+});
+
+describe('tdv remove: stages and their outputs', () => {
+  const PIPELINE = '# my pipeline\nstages:\n  one:  # first\n    cmd: echo 1 > o1.txt\n    outs: [o1.txt]\n  two:\n    cmd: echo 2 > o2.txt\n    outs: [o2.txt]\n';
+
+  async function twoStages(): Promise<string> {
+    const dir = await newRepo();
+    write(dir, 'tdv.yaml', PIPELINE);
+    const r = await tdv(dir, 'repro');
+    expect(r.code, r.stderr).toBe(0);
+    expect(read(dir, '.gitignore')).toBe('/o1.txt\n/o2.txt\n');
+    return dir;
+  }
+
+  it('a stage output named by its path is refused with the stage to remove; tdv.lock and the .gitignore lines stay', async () => {
+    const dir = await twoStages();
+    const before = snapshot(dir);
+    const r = await tdv(dir, 'remove', 'o1.txt');
+    expect(r.code).toBe(2);
+    expectOneLineError(r.stderr, 'o1.txt is an output of stage "one" (tdv.lock), not data a pointer tracks; `tdv remove one` removes the stage from tdv.yaml and tdv.lock and keeps its outputs');
+    expect(snapshot(dir)).toEqual(before);
+  });
+
+  it('a stage name removes that stage from tdv.yaml and tdv.lock and its .gitignore line; the other stage and the outputs stay', async () => {
+    const dir = await twoStages();
+    const r = await tdv(dir, 'remove', 'one');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('Removed stage "one" (its outputs stay)');
+    expect(r.stdout).toContain('git add tdv.yaml tdv.lock .gitignore');
+    expect(read(dir, 'tdv.yaml')).toBe('# my pipeline\nstages:\n  two:\n    cmd: echo 2 > o2.txt\n    outs: [o2.txt]\n');
+    expect(read(dir, 'tdv.lock')).not.toContain('one:');
+    expect(read(dir, 'tdv.lock')).toContain('o2.txt');
+    expect(read(dir, '.gitignore')).toBe('/o2.txt\n');
+    expect(read(dir, 'o1.txt')).toBe('1\n');
+    expect(isReadOnly(path.join(dir, 'o1.txt'))).toBe(false);
+    const st = await tdv(dir, 'status');
+    expect(st.stdout.trim()).toBe(UP_TO_DATE);
+  });
+
+  it('removing the last stage deletes tdv.lock', async () => {
+    const dir = await twoStages();
+    const r = await tdv(dir, 'remove', 'one', 'two');
+    expect(r.code, r.stderr).toBe(0);
+    expect(exists(dir, 'tdv.lock')).toBe(false);
+    expect(exists(dir, '.gitignore')).toBe(false);
+    expect(r.stdout).toContain('git rm -q --cached --ignore-unmatch tdv.lock .gitignore && git add tdv.yaml');
+    expect(read(dir, 'tdv.yaml')).toBe('# my pipeline\nstages: {}\n');
+  });
+
+  it('a path that is neither tracked data nor a stage is an error saying what remove takes, not to `tdv add` it', async () => {
+    const dir = await repoWith({ 'a.csv': 'a\n' }, ['a.csv']);
+    const r = await tdv(dir, 'remove', 'data/nope');
+    expect(r.code).toBe(2);
+    expectOneLineError(r.stderr, 'data/nope is neither data a pointer tracks nor a stage of tdv.yaml; `tdv remove` takes pointer files (data.tdv), the paths they track, or stage names');
+    expect(r.stderr).not.toContain('tdv add');
   });
 });

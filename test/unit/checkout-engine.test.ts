@@ -72,7 +72,9 @@ describe('planCheckout / applyCheckout (the engine, no Repo)', () => {
   it('lists objects the cache lacks as missing', async () => {
     const s = setup();
     const plan = await planCheckout(s.ctx, [target('x.bin', { oid: sha256('not stored'), size: 10 })]);
-    expect(plan.missing).toEqual(['x.bin']);
+    expect(plan.missing).toEqual([{ rel: 'x.bin', oid: sha256('not stored'), source: 'x.bin.tdv' }]);
+    // Left alone, so applying the plan restores everything else.
+    expect(plan.writes).toEqual([]);
   });
 
   it('refuses a path through a symlink, naming the target\'s source, before anything is written', async () => {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { formatBytes, plural } from '../../ui/output.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';
-import { q, qs } from '../render.js';
+import { q, qs, shs } from '../render.js';
 
 export function registerAdd(program: Command, ctx: CliContext): void {
   program
@@ -19,6 +19,6 @@ export function registerAdd(program: Command, ctx: CliContext): void {
         const what = a.nfiles === undefined ? formatBytes(a.size) : `${plural(a.nfiles, 'file')}, ${formatBytes(a.size)}`;
         out.info(a.changed ? `Added ${q(a.path)} (${what}) -> ${q(a.pointer)}` : `${q(a.path)} is unchanged (${what})`);
       }
-      if (res.added.some((a) => a.changed) && repo.git) out.info(`\nTo track the changes with Git, run:\n  git add ${qs(res.gitFiles, ' ')}`);
+      if (res.added.some((a) => a.changed) && repo.git) out.info(`\nTo track the changes with Git, run:\n  git add ${shs(res.gitFiles)}`);
     });
 }

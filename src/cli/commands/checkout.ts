@@ -2,8 +2,9 @@ import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { plural } from '../../ui/output.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';
-import { renderTransfer } from '../transfer.js';
-import { q } from '../render.js';
+import { printTransfer, transferError, transferJson } from '../transfer.js';
+import { ofRevision, q, shs } from '../render.js';
+import { checkedOutNote, notRestoredError, notRestoredFix, renderKept, renderNotRestored } from '../restore.js';
 
 interface CheckoutFlags {
   force?: boolean;
@@ -14,6 +15,7 @@ interface CheckoutFlags {
   pull?: boolean;
   remote?: string;
   jobs?: number;
+  json?: boolean;
 }
 
 export function registerCheckout(program: Command, ctx: CliContext): void {
@@ -29,6 +31,7 @@ export function registerCheckout(program: Command, ctx: CliContext): void {
     .option('--pull', 'first fetch what the cache lacks from the remote')
     .option('-r, --remote <name>', 'with --pull: the remote to fetch from (default: core.remote)')
     .option('-j, --jobs <n>', 'with --pull: parallel transfers', parsePositiveInt('--jobs'))
+    .option('--json', 'print one JSON object: restored, deleted, missing (and fetch with --pull)')
     .addHelpText(
       'after',
       examples(
@@ -57,15 +60,45 @@ export function registerCheckout(program: Command, ctx: CliContext): void {
         remote: opts.remote,
         jobs: opts.jobs,
       });
-      if (res.fetch) renderTransfer(out, res.fetch, { done: 'Fetched', prep: 'from', again: 'tdv checkout --pull', after: 'nothing was checked out; ' });
-      const of = res.commit ? ` of ${q(opts.rev!)} (${res.commit.slice(0, 12)})` : '';
+      if (out.json) {
+        out.data({ restored: res.restored.length, deleted: res.deleted.length, missing: res.missing, kept: res.kept, ...(res.commit ? { commit: res.commit } : {}), ...(res.fetch ? { fetch: transferJson(res.fetch) } : {}) });
+      }
+      if (res.fetch) printTransfer(out, res.fetch, { done: 'Fetched', prep: 'from', again: ctx.commandLine() });
+      const of = res.commit ? ofRevision(opts.rev!, res.commit) : '';
       const into = to ? ` in ${q(opts.to!)}` : '';
-      if (opts.dry) for (const r of res.restored) out.info(`M  ${q(r)}`);
+      if (opts.dry) for (const r of res.restored) out.info(`restore: ${q(r)}`);
       else for (const r of res.restored.slice(0, 20)) out.debug(`restored ${q(r)}`);
-      for (const d of res.deleted) out.info(`D  ${q(d)}`);
+      // In words: `D  path` would read as git's staged deletion.
+      for (const d of res.deleted) out.info(`${opts.dry ? 'delete' : 'deleted'}: ${q(d)}`);
       const what = of ? `the data${of}` : 'the pointers';
       if (res.restored.length === 0 && res.deleted.length === 0) out.info(to ? `${q(opts.to!)} already matches ${what}.` : `Workspace already matches ${what}.`);
       else if (opts.dry) out.info(`Would restore ${plural(res.restored.length, 'file')}${of}${into} and delete ${plural(res.deleted.length, 'file')}.`);
       else out.info(`Restored ${plural(res.restored.length, 'file')}${of}${into}, deleted ${plural(res.deleted.length, 'file')}.`);
+      renderKept(out, res.kept);
+      renderNotRestored(out, res.missing);
+      // Everything restorable is restored; what was not makes the command fail, after it is listed.
+      if (res.fetch) {
+        const failed = transferError(res.fetch, { done: 'Fetched', prep: 'from', again: ctx.commandLine(), after: checkedOutNote(res), also: also(notRestoredFix(res.missing.filter((m) => m.stage !== undefined))) });
+        if (failed) throw failed;
+      }
+      if (res.missing.length > 0) throw notRestoredError(res.missing, { fetch: fetchHint(ctx, targets, opts), dry: opts.dry });
     });
+}
+
+/** "; <hint>", or nothing. */
+function also(hint: string): string {
+  return hint ? `; ${hint}` : '';
+}
+
+/**
+ * The commands that fetch what a checkout lacks, for the same data: `tdv pull`
+ * of the same targets (and --rev), or this very command with --pull (the only
+ * one for a snapshot --to elsewhere; after --pull, running it again retries).
+ */
+function fetchHint(ctx: CliContext, targets: readonly string[], opts: CheckoutFlags): string[] {
+  if (opts.pull) return [ctx.commandLine()];
+  const withPull = `${ctx.commandLine()} --pull`;
+  if (opts.to !== undefined) return [withPull];
+  const pull = ['tdv pull', ...(opts.rev === undefined ? [] : [`--rev ${shs([opts.rev])}`]), ...(targets.length ? [shs(targets)] : [])].join(' ');
+  return opts.rev === undefined ? [pull] : [pull, withPull];
 }

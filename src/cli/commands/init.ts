@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { type CliContext, examples } from '../context.js';
-import { q, qs } from '../render.js';
+import { q, qs, shs } from '../render.js';
 
 export function registerInit(program: Command, ctx: CliContext): void {
   program
@@ -15,6 +15,6 @@ export function registerInit(program: Command, ctx: CliContext): void {
       const { init } = await import('../../repo/init.js');
       const res = init(ctx.io.cwd, { noScm: !opts.scm, subdir: opts.subdir, force: opts.force });
       out.info(`Initialized tdv repository in ${q(res.root)}`);
-      if (opts.scm && res.created.length) out.info(`Commit it with:\n  git add ${qs(res.created, ' ')} && git commit -m "Initialize tdv"`);
+      if (opts.scm && res.created.length) out.info(`Commit it with:\n  git add ${shs(res.created)} && git commit -m "Initialize tdv"`);
     });
 }

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { TdvError } from '../../errors.js';
 import { type CliContext, examples } from '../context.js';
-import { q, qs } from '../render.js';
+import { q, qs, sh } from '../render.js';
 
 export function registerMergeDriver(program: Command, ctx: CliContext): void {
   program
@@ -26,7 +26,7 @@ export function registerMergeDriver(program: Command, ctx: CliContext): void {
         const at = q(res.path);
         throw new TdvError(
           'MERGE_CONFLICT',
-          `${at}: changed differently on both sides: ${list}; keep one side with \`git checkout --ours ${at}\` or \`--theirs\`, or put the data you want in place and \`tdv add\` it, then \`git add ${at}\``,
+          `${at}: changed differently on both sides: ${list}; keep one side with \`git checkout --ours ${sh(res.path)}\` or \`--theirs\`, or put the data you want in place and \`tdv add\` it, then \`git add ${sh(res.path)}\``,
           { data: { conflicts: res.conflicts } },
         );
       }

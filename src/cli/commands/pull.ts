@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { plural } from '../../ui/output.js';
 import { type CliContext, examples } from '../context.js';
-import { q } from '../render.js';
-import { progressFor, renderTransfer, type TransferFlags, transferJson, transferOptions } from '../transfer.js';
+import { ofRevision, q } from '../render.js';
+import { checkedOutNote, notRestoredError, notRestoredFix, renderKept, renderNotRestored } from '../restore.js';
+import { printTransfer, progressFor, type TransferFlags, transferError, transferJson, transferOptions } from '../transfer.js';
 
 export function registerPull(program: Command, ctx: CliContext): void {
   transferOptions(program.command('pull').description('fetch data from a remote, then check it out into the workspace'))
@@ -16,9 +17,18 @@ export function registerPull(program: Command, ctx: CliContext): void {
       const progress = await progressFor(out, 'pull');
       const res = await pull(repo, { targets: targets.map((t) => ctx.resolve(t)), remote: opts.remote, jobs: opts.jobs, runCache: opts.runCache, force: opts.force, rev: opts.rev, progress }).finally(() => progress?.finish());
       const co = res.checkout;
-      if (out.json) out.data({ ...transferJson(res.fetch), ...(co ? { restored: co.restored.length, deleted: co.deleted.length } : {}) });
-      renderTransfer(out, res.fetch, { done: 'Fetched', prep: 'from', again: 'tdv pull', after: 'nothing was checked out; ' });
-      const of = co?.commit ? ` of ${q(opts.rev!)} (${co.commit.slice(0, 12)})` : '';
-      if (co) out.info(co.restored.length + co.deleted.length === 0 ? `Workspace already matches ${of ? `the data${of}` : 'the pointers'}.` : `Restored ${plural(co.restored.length, 'file')}${of}, deleted ${plural(co.deleted.length, 'file')}.`);
+      if (out.json) out.data({ ...transferJson(res.fetch), restored: co.restored.length, deleted: co.deleted.length, missing: co.missing, kept: co.kept });
+      const verb = { done: 'Fetched', prep: 'from', again: ctx.commandLine() };
+      printTransfer(out, res.fetch, verb);
+      const of = co.commit ? ofRevision(opts.rev!, co.commit) : '';
+      out.info(co.restored.length + co.deleted.length === 0 ? `Workspace already matches ${of ? `the data${of}` : 'the pointers'}.` : `Restored ${plural(co.restored.length, 'file')}${of}, deleted ${plural(co.deleted.length, 'file')}.`);
+      // Everything the cache now holds is checked out; what is still missing makes the command fail, after it is listed.
+      for (const d of co.deleted) out.info(`deleted: ${q(d)}`);
+      renderKept(out, co.kept);
+      renderNotRestored(out, co.missing);
+      const stageFix = notRestoredFix(co.missing.filter((m) => m.stage !== undefined));
+      const failed = transferError(res.fetch, { ...verb, after: checkedOutNote(co), also: stageFix ? `; ${stageFix}` : '' });
+      if (failed) throw failed;
+      if (co.missing.length > 0) throw notRestoredError(co.missing);
     });
 }

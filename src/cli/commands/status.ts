@@ -41,8 +41,8 @@ function render(res: StatusResult, out: Output): void {
   }
   const p = out.paint;
   for (const s of res.stages ?? []) out.info(`${p.yellow(`${s.name}:`)} ${escapeLine(s.reasons.join('; '))}`);
-  for (const d of res.data) {
-    out.info(`${q(d.pointer)}:`);
+  for (const d of byPointer(res.data)) {
+    if (d.first) out.info(`${q(d.pointer)}:`);
     if (d.workspace !== 'unchanged') out.info(`    ${p.red(`${d.workspace}:`.padEnd(14))}${q(d.path)}`);
     if (d.blocker) out.info(`    ${' '.repeat(14)}(${blockerNote(d.blocker, d.path, d.pointer)})`);
     if (d.files) {
@@ -61,10 +61,25 @@ function renderRemote(res: RemoteStatusResult, out: Output): void {
     return;
   }
   const p = out.paint;
-  for (const d of res.data) {
-    out.info(`${q(d.pointer)}:`);
+  for (const d of byPointer(res.data)) {
+    if (d.first) out.info(`${q(d.pointer)}:`);
     if (d.missingOnRemote > 0) out.info(`    ${p.red('not on remote:'.padEnd(16))}${q(d.path)} (${d.missingOnRemote} of ${d.objects} objects; \`tdv push\` uploads them)`);
     if (d.missingLocally > 0) out.info(`    ${p.yellow('not in cache:'.padEnd(16))}${q(d.path)} (${d.missingLocally} of ${d.objects} objects; \`tdv fetch\` downloads them)`);
     if (d.unknownFiles) out.info(`    ${p.red('unknown files:'.padEnd(16))}${q(d.path)} (${escapeLine(d.manifestError ?? 'its manifest is neither cached nor on the remote')})`);
   }
+}
+
+/**
+ * The entries grouped by the file that records them, in the order each file
+ * first appears, `first` on the first of each: the `tdv.lock:` header (or a
+ * pointer's holding several outputs) is printed once, its outputs below it.
+ */
+function byPointer<T extends { pointer: string }>(entries: readonly T[]): (T & { first: boolean })[] {
+  const groups = new Map<string, T[]>();
+  for (const e of entries) {
+    const g = groups.get(e.pointer);
+    if (g) g.push(e);
+    else groups.set(e.pointer, [e]);
+  }
+  return [...groups.values()].flatMap((g) => g.map((e, i) => ({ ...e, first: i === 0 })));
 }
