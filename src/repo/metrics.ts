@@ -66,7 +66,14 @@ async function metricsOf(r: Reader): Promise<Values> {
   const { parseYaml } = await import('../util/yaml.js');
   const doc = (await parseYaml(yaml, `${r.label}:${PIPELINE_FILE}`)).value as { stages?: Record<string, { metrics?: unknown }> } | null;
   const files = new Set<string>();
-  for (const s of Object.values(doc?.stages ?? {})) if (Array.isArray(s?.metrics)) for (const m of s.metrics) if (typeof m === 'string') files.add(path.posix.normalize(m));
+  for (const s of Object.values(doc?.stages ?? {})) {
+    if (!Array.isArray(s?.metrics)) continue;
+    for (const m of s.metrics) {
+      // A path, or the long form `- path: {persist: true}`.
+      const p = typeof m === 'string' ? m : typeof m === 'object' && m !== null && Object.keys(m).length === 1 ? Object.keys(m)[0]! : undefined;
+      if (p !== undefined) files.add(path.posix.normalize(p));
+    }
+  }
   const out: Values = {};
   for (const f of [...files].sort()) {
     const text = r.read(f, PIPELINE_FILE);

@@ -86,10 +86,12 @@ class StagePrinter {
     const p = this.out.paint;
     switch (e.type) {
       case 'plan':
-        this.out.info(e.reasons.length ? `${p.yellow('would run')} ${e.stage}: ${escapeLine(e.reasons.join('; '))}` : `${p.dim('up to date')} ${e.stage}`);
+        if (e.frozen) this.out.info(`${p.dim('frozen')} ${e.stage}: not run (\`tdv unfreeze ${e.stage}\` to run it again)`);
+        else this.out.info(e.reasons.length ? `${p.yellow('would run')} ${e.stage}: ${escapeLine(e.reasons.join('; '))}` : `${p.dim('up to date')} ${e.stage}`);
         break;
       case 'skip':
-        this.out.debug(`${e.stage}: unchanged`);
+        if (e.frozen) this.out.info(`${p.dim('frozen')} ${e.stage}: not run`);
+        else this.out.debug(`${e.stage}: unchanged`);
         break;
       case 'start':
         this.out.info(`${p.bold('running')} ${e.stage}${e.where === 'docker' ? ' (docker)' : ''}: ${escapeLine(e.reasons.join('; '))}`);
