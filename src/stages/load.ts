@@ -67,6 +67,8 @@ export type OutputCheck = (rel: string, key: 'outs' | 'metrics', stage: string, 
 export interface LoadOptions {
   /** Checks every output against what only the repository knows; its answer is an error at the output's line. */
   checkOutput?: OutputCheck;
+  /** The pipeline's text, instead of reading tdv.yaml: checks an edit before it is written. */
+  text?: string;
 }
 
 /**
@@ -94,7 +96,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  */
 export async function loadPipeline(root: string, opts: LoadOptions = {}): Promise<Pipeline | undefined> {
   const file = path.join(root, PIPELINE_FILE);
-  const text = readTextOrUndefined(file);
+  const text = opts.text ?? readTextOrUndefined(file);
   if (text === undefined) return undefined;
   const shown = PIPELINE_FILE;
   const y = await parseYaml(text, shown);

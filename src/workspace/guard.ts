@@ -45,11 +45,11 @@ export type Purpose = 'read' | 'inspect' | 'write' | 'delete' | 'control';
 
 /**
  * The files tdv itself writes in a work tree, whatever Git tracks: pointers,
- * tdv.lock, .gitignore, .gitattributes, .tdvignore. Their names come from
- * tdv's code (or, for a pointer, from a path the user named), never from a
- * file's content.
+ * tdv.lock, tdv.yaml (`tdv stage add`, `tdv freeze`), .gitignore,
+ * .gitattributes, .tdvignore. Their names come from tdv's code (or, for a
+ * pointer, from a path the user named), never from a file's content.
  */
-const CONTROL_NAME = /(?:^|\/)(?:\.gitignore|\.gitattributes|\.tdvignore|tdv\.lock|[^/]+\.tdv)$/;
+const CONTROL_NAME = /(?:^|\/)(?:\.gitignore|\.gitattributes|\.tdvignore|tdv\.lock|tdv\.yaml|[^/]+\.tdv)$/;
 
 /** A path from a file that would lead outside the root, through a symlink, or over a protected file. */
 export class UnsafePathError extends TdvError {

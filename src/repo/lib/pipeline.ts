@@ -23,11 +23,12 @@ export function stageHasher(repo: Repo): (rel: string) => Promise<LockedPath | u
 /**
  * Loads tdv.yaml and builds its DAG, checking outputs against what the
  * repository keeps otherwise (Git-tracked files, .tdvignore, the pointers)
- * before any command deletes one. Undefined without a pipeline.
+ * before any command deletes one. Undefined without a pipeline. With `text`,
+ * that text is checked as tdv.yaml (an edit, before it is written).
  */
-export async function loadDag(repo: Repo): Promise<Dag | undefined> {
-  if (!fs.existsSync(path.join(repo.root, 'tdv.yaml'))) return undefined;
-  const pipeline = await loadPipeline(repo.root, { checkOutput: await outputCheck(repo) });
+export async function loadDag(repo: Repo, text?: string): Promise<Dag | undefined> {
+  if (text === undefined && !fs.existsSync(path.join(repo.root, 'tdv.yaml'))) return undefined;
+  const pipeline = await loadPipeline(repo.root, { checkOutput: await outputCheck(repo), ...(text !== undefined ? { text } : {}) });
   if (!pipeline) return undefined;
   const tracked = new Map(allOuts(repo, await findPointers(repo, { withLock: false })).map((o) => [o.rel, repo.rel(o.ptr.file)]));
   return buildDag(pipeline, tracked);
