@@ -72,6 +72,8 @@ export async function addStage(text: string | undefined, name: string, stage: Ne
     doc.set('stages', stages);
   }
   if (!y.isMap(stages)) throw new FormatError(PIPELINE_FILE, '"stages" must be a mapping of stage names to stages');
+  // `stages: {}` (an empty flow mapping) becomes a block one: the new stage is written as people write them.
+  if (stages.items.length === 0) stages.flow = false;
   const replaced = stages.has(name);
   if (replaced && !force) throw new UsageError(`stage "${name}" already exists in ${PIPELINE_FILE}; choose another name, or replace it with --force`);
   const body: Record<string, unknown> = {};
