@@ -226,3 +226,24 @@ describe('tdv commit', () => {
     expect(fs.existsSync(path.join(dir, 'tdv.lock'))).toBe(false);
   });
 });
+
+describe('desc and meta in pointer files', () => {
+  it('are kept when tdv add records a new version, and other commands read the pointer as usual', async () => {
+    const dir = await newRepo();
+    write(dir, 'data.csv', 'v1\n');
+    expect((await tdv(dir, 'add', 'data.csv')).code).toBe(0);
+    const ptr = read(dir, 'data.csv.tdv');
+    write(dir, 'data.csv.tdv', `# where it came from\ndesc: the weather, hourly\nmeta: {source: noaa}\n${ptr.replace(/size: 3\n/, 'size: 3\n  desc: one row per hour\n')}`);
+    expect((await tdv(dir, 'status')).stdout).toBe('Data and pipelines are up to date.\n');
+    fs.rmSync(path.join(dir, 'data.csv'));
+    expect((await tdv(dir, 'checkout')).code).toBe(0);
+    expect(read(dir, 'data.csv')).toBe('v1\n');
+    fs.chmodSync(path.join(dir, 'data.csv'), 0o644);
+    fs.rmSync(path.join(dir, 'data.csv'));
+    write(dir, 'data.csv', 'v2\n');
+    const r = await tdv(dir, 'add', 'data.csv');
+    expect(r.code, r.stderr).toBe(0);
+    const now = read(dir, 'data.csv.tdv');
+    expect(now).toBe(`desc: "the weather, hourly"\nmeta: {"source":"noaa"}\nouts:\n- path: data.csv\n  sha256: ${sha('v2\n')}\n  size: 3\n  desc: "one row per hour"\n`);
+  });
+});
