@@ -232,6 +232,21 @@ describe('outputs with persist: true', () => {
   });
 });
 
+describe('persisting metrics', () => {
+  it('are not deleted before the stage runs, and metrics show reads the long form', async () => {
+    // The script sees the metrics file of the previous run only if it was kept.
+    const script = 'if [ -f m.json ]; then echo \'{"runs": 2}\' > m.json; else echo \'{"runs": 1}\' > m.json; fi\n';
+    const dir = await pipelineRepo('stages:\n  eval:\n    cmd: sh eval.sh\n    deps: [in.txt]\n    metrics:\n      - m.json: {persist: true}\n', { 'in.txt': 'a\n', 'eval.sh': script });
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    write(dir, 'in.txt', 'b\n');
+    const r = await tdv(dir, 'repro');
+    expect(r.code, r.stderr).toBe(0);
+    const show = await tdv(dir, 'metrics', 'show', '--json');
+    expect(show.code, show.stderr).toBe(0);
+    expect(JSON.parse(show.stdout)).toEqual({ 'm.json': { runs: 2 } });
+  });
+});
+
 describe('desc and meta', () => {
   it('are accepted on stages and outputs and change nothing about the run', async () => {
     const dir = await pipelineRepo('stages:\n  a:\n    desc: makes x\n    meta: {owner: data-team, tags: [nightly]}\n    cmd: echo x > x\n    outs:\n      - x: {desc: the x file}\n');
