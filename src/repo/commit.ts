@@ -6,7 +6,7 @@ import { type LockedPath, lockedStage, readLock, writeLock } from '../stages/loc
 import { ParamsReader } from '../stages/params.js';
 import type { DockerImages, StageRunner } from '../stages/runner.js';
 import { checkStage, type StageInputs } from '../stages/status.js';
-import { addGitignoreEntry } from '../workspace/gitignore.js';
+import { addGitignoreEntry, removeGitignoreEntry } from '../workspace/gitignore.js';
 import { cacheTarget, hashWorkspace } from './lib/hashing.js';
 import { loadDag, stageHasher } from './lib/pipeline.js';
 import type { Repo } from './repo.js';
@@ -77,6 +77,7 @@ export async function commit(repo: Repo, opts: CommitOptions = {}): Promise<Comm
           const st = await hashWorkspace(repo, { abs, rel: o }, { write: 'store' });
           if (st.kind !== 'file' && st.kind !== 'dir') throw notData(stage, o);
           outs.push(st.kind === 'dir' ? { path: o, sha256: st.oid, size: st.size, nfiles: st.nfiles } : { path: o, sha256: st.oid, size: st.size });
+          removeGitignoreEntry(repo.guard, o);
           continue;
         }
         const st = await cacheTarget(repo, abs, o, { source: stage.where });

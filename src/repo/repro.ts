@@ -12,7 +12,7 @@ import { type CheckContext, checkStage, type StageInputs } from '../stages/statu
 import { Guard, UnsafePathError } from '../workspace/guard.js';
 import { quotePath } from '../formats/paths.js';
 import { applyCheckout, type CheckoutTarget, planCheckout } from '../workspace/checkout.js';
-import { addGitignoreEntry } from '../workspace/gitignore.js';
+import { addGitignoreEntry, removeGitignoreEntry } from '../workspace/gitignore.js';
 import { unprotectTree } from '../workspace/link.js';
 import { cacheTarget, hashWorkspace, workspaceContext } from './lib/hashing.js';
 import type { Repo } from './repo.js';
@@ -335,6 +335,8 @@ class Run {
           const st = await hashWorkspace(this.repo, { abs: after.resolve(o, 'read', stage.where), rel: o }, { write: 'store' });
           if (st.kind !== 'file' && st.kind !== 'dir') return fail(`stage "${name}" left ${quotePath(o)} as something tdv cannot hash (log: ${logShown})`);
           outs.push(st.kind === 'dir' ? { path: o, sha256: st.oid, size: st.size, nfiles: st.nfiles, cache: false } : { path: o, sha256: st.oid, size: st.size, cache: false });
+          // Once cached, now kept in Git: the line an earlier run added would hide it from `git add`.
+          removeGitignoreEntry(after, o);
           continue;
         }
         const st = await cacheTarget(this.repo, after.resolve(o, 'write', stage.where), o, { guard: after, source: stage.where });
@@ -413,7 +415,10 @@ class Run {
     if (outs.missing.length > 0 || metrics.missing.length > 0) return false;
     await applyCheckout(ctx, outs);
     await applyCheckout(metricsCtx, metrics);
-    for (const o of entry.outs) if (!kept(o)) addGitignoreEntry(guard, o.path);
+    for (const o of entry.outs) {
+      if (kept(o)) removeGitignoreEntry(guard, o.path);
+      else addGitignoreEntry(guard, o.path);
+    }
     return true;
   }
 }

@@ -50,6 +50,10 @@ export async function checkStage(stage: Stage, locked: LockedStage | undefined, 
     if (!sameJson(locked.deps.map((d) => d.path).sort(), [...stage.deps].sort())) reasons.push('deps list changed');
     if (!sameJson(locked.outs.map((d) => d.path).sort(), [...stage.outs].sort()) || !sameJson(locked.metrics.map((d) => d.path).sort(), [...stage.metrics].sort())) {
       reasons.push('outs list changed');
+    } else {
+      // An output switched between cached and kept in Git (`cache: false`) is recorded anew.
+      const switched = locked.outs.filter((o) => (o.cache === false) !== (stage.uncached?.has(o.path) === true)).map((o) => o.path);
+      if (switched.length) reasons.push(`outs cache changed: ${switched.join(', ')}`);
     }
   }
   const params: StageInputs['params'] = {};

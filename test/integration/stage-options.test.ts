@@ -180,6 +180,19 @@ describe('outputs with cache: false', () => {
     expect(read(dir, 'tdv.lock')).toContain('cache: false');
   });
 
+  it('an output that was cached and becomes cache: false loses its .gitignore line, so Git sees it', async () => {
+    const dir = await pipelineRepo('stages:\n  a:\n    cmd: cp in.txt out.txt\n    deps: [in.txt]\n    outs: [out.txt]\n', { 'in.txt': 'v1\n', '.gitignore': '*.log\n' });
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    expect(read(dir, '.gitignore')).toBe('*.log\n/out.txt\n');
+    write(dir, 'tdv.yaml', 'stages:\n  a:\n    cmd: cp in.txt out.txt\n    deps: [in.txt]\n    outs:\n      - out.txt: {cache: false}\n');
+    expect((await tdv(dir, 'status')).stdout).toContain('a: outs cache changed: out.txt');
+    const r = await tdv(dir, 'repro');
+    expect(r.code, r.stderr).toBe(0);
+    expect(read(dir, '.gitignore')).toBe('*.log\n');
+    expect(await git(dir, 'status', '--porcelain')).toContain('?? out.txt');
+    expect(read(dir, 'tdv.lock')).toContain('cache: false');
+  });
+
   it('go through the same output checks: a Git-tracked file not recorded as such is refused', async () => {
     const dir = await pipelineRepo(yaml, { 'in.txt': 'v1\n', 'report.md': 'my notes\n' });
     const r = await tdv(dir, 'repro');
