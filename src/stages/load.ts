@@ -234,7 +234,12 @@ function parseCmd(v: unknown, name: string, at: (keys: (string | number)[]) => s
     });
     return v as string[];
   }
-  throw new FormatError(at(['cmd']), `"cmd" of stage "${name}" must be a command or a list of commands`, 'Write cmd: python train.py, or a list with one command per line');
+  const misread = v !== null && v !== undefined && typeof v !== 'string' && !Array.isArray(v);
+  throw new FormatError(
+    at(['cmd']),
+    `"cmd" of stage "${name}" must be a command or a list of commands${misread ? `, but YAML reads it as ${typeof v === 'object' ? 'a mapping' : `the ${typeof v} ${JSON.stringify(v)}`}` : ''}`,
+    misread ? 'Quote the command: cmd: "echo key: value"' : 'Write cmd: python train.py, or a list with one command per line',
+  );
 }
 
 /**

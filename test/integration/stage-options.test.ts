@@ -52,6 +52,11 @@ describe('list-form cmd', () => {
     const r1 = await tdv(empty, 'repro');
     expect(r1.code).toBe(1);
     expectOneLineError(r1.stderr, 'tdv.yaml:3:5', '"cmd" of stage "build" must be a command or a list of commands');
+    const misread = await pipelineRepo('stages:\n  build:\n    cmd:\n      python: train.py\n');
+    const r0 = await tdv(misread, 'repro');
+    expectOneLineError(r0.stderr, 'tdv.yaml:3:5', 'but YAML reads it as a mapping', 'Quote the command');
+    const number = await pipelineRepo('stages:\n  build:\n    cmd: 42\n');
+    expectOneLineError((await tdv(number, 'repro')).stderr, 'YAML reads it as the number 42');
     const mapping = await pipelineRepo('stages:\n  build:\n    cmd:\n      - echo a\n      - echo: b\n');
     const r2 = await tdv(mapping, 'repro');
     expect(r2.code).toBe(1);
