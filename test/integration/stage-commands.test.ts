@@ -156,6 +156,22 @@ describe('tdv stage add', () => {
     }
   });
 
+  it('run from a subdirectory, the stage runs there and its paths are relative to it', async () => {
+    const dir = await newRepo();
+    write(dir, 'src/in.txt', 'x\n');
+    const r = await tdv(path.join(dir, 'src'), 'stage', 'add', '-n', 's', '-d', 'in.txt', '-o', 'out.txt', 'cp in.txt out.txt');
+    expect(r.code, r.stderr).toBe(0);
+    expect(read(dir, 'tdv.yaml')).toBe('stages:\n  s:\n    cmd: cp in.txt out.txt\n    wdir: src\n    deps:\n      - in.txt\n    outs:\n      - out.txt\n');
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    expect(read(dir, 'src/out.txt')).toBe('x\n');
+    const up = await tdv(path.join(dir, 'src'), 'stage', 'add', '-n', 't', '-w', '..', '-o', 'top.txt', 'echo > top.txt');
+    expect(up.code, up.stderr).toBe(0);
+    expect(read(dir, 'tdv.yaml')).toContain('  t:\n    cmd: echo > top.txt\n    outs:\n      - top.txt\n');
+    const out = await tdv(path.join(dir, 'src'), 'stage', 'add', '-n', 'u', '-w', '../..', 'echo');
+    expect(out.code).toBe(1);
+    expectOneLineError(out.stderr, 'outside the repository');
+  });
+
   it('requires a name and a command', async () => {
     const dir = await newRepo();
     expect((await tdv(dir, 'stage', 'add', 'echo')).code).toBe(2);

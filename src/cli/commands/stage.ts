@@ -32,7 +32,7 @@ export function registerStage(program: Command, ctx: CliContext): void {
     .option('--outs-persist <path>', 'an output kept between runs, not deleted before the stage runs (repeatable)', collect)
     .option('-m, --metrics <path>', 'a metrics file, kept in Git (repeatable)', collect)
     .option('--image <ref>', 'run the command in this Docker image')
-    .option('-w, --wdir <dir>', 'working directory, relative to the repository root; the paths above are relative to it')
+    .option('-w, --wdir <dir>', 'working directory (default: where you are); the paths above are relative to it')
     .option('--desc <text>', 'a description of the stage')
     .option('--always-changed', 'run the stage on every repro')
     .option('-f, --force', 'replace a stage of the same name')
@@ -50,7 +50,10 @@ export function registerStage(program: Command, ctx: CliContext): void {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
       const { stageAdd } = await import('../../repo/stage-add.js');
-      const res = await stageAdd(repo, { ...opts, cmd: command });
+      // As everywhere in tdv, paths are relative to where you are: the stage runs there (or in
+      // --wdir, itself relative to where you are), and tdv.yaml names it from the root.
+      const wdir = repo.rel(ctx.resolve(opts.wdir ?? '.'));
+      const res = await stageAdd(repo, { ...opts, cmd: command, wdir });
       if (out.json) out.data(res);
       else out.info(`${res.replaced ? 'Replaced' : 'Added'} stage "${res.name}" in tdv.yaml${res.created ? ' (created)' : ''}; \`tdv repro ${res.name}\` runs it.`);
     });
