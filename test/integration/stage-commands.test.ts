@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { git, read, tdv, write } from '../helpers/repo.js';
+import { git, read, tdv, tdvBin, write } from '../helpers/repo.js';
 import { expectOneLineError, newRepo, objPath, sha, state } from '../helpers/expect.js';
 
 async function pipelineRepo(yaml: string, files: Record<string, string> = {}): Promise<string> {
@@ -261,5 +261,33 @@ describe('desc and meta in pointer files', () => {
     expect(r.code, r.stderr).toBe(0);
     const now = read(dir, 'data.csv.tdv');
     expect(now).toBe(`desc: "the weather, hourly"\nmeta: {"source":"noaa"}\nouts:\n- path: data.csv\n  sha256: ${sha('v2\n')}\n  size: 3\n  desc: "one row per hour"\n`);
+  });
+});
+
+describe('the stage commands through bin/tdv', () => {
+  it('stage add, repro, freeze, status, unfreeze and commit, as a user types them', async () => {
+    const dir = await newRepo();
+    write(dir, 'in.txt', 'v1\n');
+    const run = async (...args: string[]) => {
+      const r = await tdvBin(dir, args);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+      return r.stdout;
+    };
+    await run('stage', 'add', '-n', 'prep', '-d', 'in.txt', '-o', 'mid.txt', '-O', 'notes.md', '--', 'sh', '-c', 'cp in.txt mid.txt && cp in.txt notes.md');
+    await run('stage', 'add', '-n', 'count', '-d', 'mid.txt', '--outs-persist', 'log.txt', '--always-changed', 'wc -l mid.txt >> log.txt');
+    expect(await run('repro')).toContain('Ran 2 stages');
+    expect(await run('status')).toBe('count: always changed');
+    expect(await run('freeze', 'prep', 'count')).toBe('prep: frozen now\ncount: frozen now');
+    write(dir, 'in.txt', 'v2\n');
+    expect(await run('repro')).toContain('frozen prep: not run');
+    expect(read(dir, 'mid.txt')).toBe('v1\n');
+    expect(await run('unfreeze', 'prep')).toBe('prep: not frozen now');
+    expect(await run('status')).toContain('prep: deps changed: in.txt');
+    fs.chmodSync(path.join(dir, 'mid.txt'), 0o644);
+    write(dir, 'mid.txt', 'v2 by hand\n');
+    write(dir, 'notes.md', 'notes\n');
+    expect(await run('commit', 'prep')).toBe('committed prep\nRecorded 1 stage in tdv.lock.');
+    expect(await run('status')).toBe('count: frozen\nData and pipelines are up to date.');
+    expect(read(dir, 'log.txt')).toBe('1 mid.txt\n');
   });
 });

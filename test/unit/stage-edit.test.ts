@@ -144,3 +144,16 @@ describe('checkStage with frozen and always_changed', () => {
     expect((await checkStage(base, locked, ctx(same), false)).reasons).toEqual([]);
   });
 });
+
+describe('withUpstream with a stop', () => {
+  it('does not go past a stage the caller stops at (a frozen one)', async () => {
+    const { buildDag, withUpstream } = await import('../../src/stages/graph.js');
+    const p = await loadPipeline(newDir(), {
+      text: 'stages:\n  a: {cmd: x, outs: [a]}\n  b: {cmd: x, deps: [a], outs: [b]}\n  c: {cmd: x, deps: [b], outs: [c]}\n',
+    });
+    const dag = buildDag(p!);
+    expect(withUpstream(dag, ['c'])).toEqual(['a', 'b', 'c']);
+    expect(withUpstream(dag, ['c'], (n) => n === 'b')).toEqual(['b', 'c']);
+    expect(withUpstream(dag, ['c'], (n) => n === 'c')).toEqual(['c']);
+  });
+});
