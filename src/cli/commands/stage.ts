@@ -20,7 +20,10 @@ interface StageAddFlags {
 
 /** `tdv stage add`. */
 export function registerStage(program: Command, ctx: CliContext): void {
-  const stage = program.command('stage').description('edit the pipeline (tdv.yaml) from the command line');
+  const stage = program
+    .command('stage')
+    .description('edit the pipeline (tdv.yaml) from the command line')
+    .addHelpText('after', examples('tdv stage add -n train -d data -o model.pkl python train.py'));
   stage
     .command('add')
     .description('write a stage into tdv.yaml without running it (`tdv repro` runs it)')
