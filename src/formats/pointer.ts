@@ -14,9 +14,19 @@ export interface PointerOut {
   size: number;
   nfiles?: number;
   isexec?: boolean;
+  /** Free text for people, kept as written (as DVC's `desc` of an out). */
+  desc?: string;
+  /** Free data for tools, kept as written and ignored by tdv. */
+  meta?: unknown;
 }
 
-export interface Pointer {
+/** A pointer's own `desc` and `meta` (beside `outs`), kept when tdv rewrites it. */
+export interface PointerInfo {
+  desc?: string;
+  meta?: unknown;
+}
+
+export interface Pointer extends PointerInfo {
   /** Absolute path of the `.tdv` file. */
   file: string;
   outs: PointerOut[];
@@ -30,13 +40,21 @@ function yamlString(s: string): string {
   return PLAIN.test(s) && !RESERVED.test(s) ? s : JSON.stringify(s);
 }
 
-/** The canonical text of a pointer file. */
-export function serializePointer(outs: readonly PointerOut[]): string {
-  let s = 'outs:\n';
+/**
+ * The canonical text of a pointer file. `desc` and `meta` (the pointer's and
+ * its outs') are written as JSON, which YAML reads as it is.
+ */
+export function serializePointer(outs: readonly PointerOut[], info: PointerInfo = {}): string {
+  let s = '';
+  if (info.desc !== undefined) s += `desc: ${JSON.stringify(info.desc)}\n`;
+  if (info.meta !== undefined) s += `meta: ${JSON.stringify(info.meta)}\n`;
+  s += 'outs:\n';
   for (const o of outs) {
     s += `- path: ${yamlString(o.path)}\n  sha256: ${o.sha256}\n  size: ${o.size}\n`;
     if (o.nfiles !== undefined) s += `  nfiles: ${o.nfiles}\n`;
     if (o.isexec) s += '  isexec: true\n';
+    if (o.desc !== undefined) s += `  desc: ${JSON.stringify(o.desc)}\n`;
+    if (o.meta !== undefined) s += `  meta: ${JSON.stringify(o.meta)}\n`;
   }
   return s;
 }
@@ -67,7 +85,13 @@ export async function parsePointer(text: string, file: string, displayName = fil
   } else {
     raw = (await parseYaml(text, displayName)).value;
   }
-  return { file, outs: validate(raw, displayName) };
+  return { file, outs: validate(raw, displayName), ...info(raw as Record<string, unknown>, displayName) };
+}
+
+/** The pointer's `desc` (a string) and `meta` (anything), checked; `validate` has checked the keys. */
+function info(raw: Record<string, unknown>, name: string): PointerInfo {
+  if (raw.desc !== undefined && typeof raw.desc !== 'string') throw new FormatError(name, '"desc" must be a string', 'Fix or delete the pointer file (git checkout -- <file> restores the committed one)');
+  return { ...(typeof raw.desc === 'string' ? { desc: raw.desc } : {}), ...(raw.meta !== undefined ? { meta: raw.meta } : {}) };
 }
 
 /** A value as the user wrote it, for messages (JSON.stringify turns NaN into null). */
@@ -79,14 +103,16 @@ function show(v: unknown): string {
 function validate(raw: unknown, name: string): PointerOut[] {
   const fix = 'Fix or delete the pointer file (git checkout -- <file> restores the committed one)';
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FormatError(name, 'is not a tdv pointer (expected a mapping with "outs")', fix);
-  for (const k of Object.keys(raw)) if (k !== 'outs') throw new FormatError(name, `unknown key "${k}"`, fix);
+  // `desc` and `meta` are free text and data for people and tools; any other key is a mistake
+  // (or a newer format) that tdv must not silently drop when it rewrites the pointer.
+  for (const k of Object.keys(raw)) if (k !== 'outs' && k !== 'desc' && k !== 'meta') throw new FormatError(name, `unknown key "${k}"`, fix);
   const outs = (raw as { outs?: unknown }).outs;
   if (!Array.isArray(outs) || outs.length === 0) throw new FormatError(name, '"outs" must be a non-empty list', fix);
   return outs.map((o, i): PointerOut => {
     if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new FormatError(name, `outs[${i}] must be a mapping`, fix);
     const r = o as Record<string, unknown>;
     for (const k of Object.keys(r)) {
-      if (!['path', 'sha256', 'size', 'nfiles', 'isexec'].includes(k)) throw new FormatError(name, `outs[${i}] has unknown key "${k}"`, fix);
+      if (!['path', 'sha256', 'size', 'nfiles', 'isexec', 'desc', 'meta'].includes(k)) throw new FormatError(name, `outs[${i}] has unknown key "${k}"`, fix);
     }
     // The one definition of a legal path (formats/paths.ts), as for manifests and tdv.lock.
     if (!isLegalRelPath(r.path)) throw new FormatError(name, `outs[${i}].path ${show(r.path)} must be a relative path inside the repository; it ${relPathProblem(r.path)}`, fix);
@@ -103,6 +129,11 @@ function validate(raw: unknown, name: string): PointerOut[] {
       if (typeof r.isexec !== 'boolean') throw new FormatError(name, `outs[${i}].isexec must be true or false`, fix);
       if (r.isexec) out.isexec = true;
     }
+    if (r.desc !== undefined) {
+      if (typeof r.desc !== 'string') throw new FormatError(name, `outs[${i}].desc must be a string`, fix);
+      out.desc = r.desc;
+    }
+    if (r.meta !== undefined) out.meta = r.meta;
     return out;
   });
 }

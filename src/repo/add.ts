@@ -62,9 +62,13 @@ export async function add(repo: Repo, opts: AddOptions): Promise<AddResult> {
         const state = await cacheTarget(repo, abs, rel, { jobs: opts.jobs, onBytes: opts.onBytes, relink: false });
         const ptrFile = pointerFileFor(abs);
         const out = toOut(path.basename(abs), state);
-        const previous = fs.existsSync(ptrFile) ? (await readPointer(repo, ptrFile)).outs : undefined;
+        const old = fs.existsSync(ptrFile) ? await readPointer(repo, ptrFile) : undefined;
+        const previous = old?.outs;
         const changed = !(previous?.length === 1 && previous[0]!.sha256 === out.sha256 && previous[0]!.path === out.path && !previous[0]!.isexec === !out.isexec);
-        if (changed) repo.guard.writeControlFile(repo.rel(ptrFile), serializePointer([out]));
+        // The user's `desc` and `meta` (the pointer's, and its out's) stay across a new version.
+        const kept = previous?.find((p) => p.path === out.path);
+        const text = serializePointer([{ ...out, ...(kept?.desc !== undefined ? { desc: kept.desc } : {}), ...(kept?.meta !== undefined ? { meta: kept.meta } : {}) }], { desc: old?.desc, meta: old?.meta });
+        if (changed) repo.guard.writeControlFile(repo.rel(ptrFile), text);
         addGitignoreEntry(repo.guard, rel);
         if (move) await relink(repo, abs, rel, state);
         result.added.push({ path: rel, pointer: repo.rel(ptrFile), oid: out.sha256, size: out.size, nfiles: out.nfiles, changed });

@@ -3,7 +3,7 @@ import { type ManifestEntry, sortEntries } from '../formats/manifest.js';
 import { isDirOid, type Oid } from '../formats/oid.js';
 import { TdvError } from '../errors.js';
 import { quotePath } from '../formats/paths.js';
-import { parsePointer, type PointerOut, serializePointer } from '../formats/pointer.js';
+import { parsePointer, type PointerInfo, type PointerOut, serializePointer } from '../formats/pointer.js';
 import { Guard, UnsafePathError } from '../workspace/guard.js';
 import type { Repo } from './repo.js';
 
@@ -48,10 +48,14 @@ export async function mergeDriver(repo: Repo, opts: MergeDriverOptions): Promise
     if (text === undefined) throw new TdvError('NOT_FOUND', `${shown}: the ${side} version ${quotePath(rel)} does not exist; run the merge driver as Git does, with the files of %O %A %B`);
     return text;
   };
+  let info: PointerInfo = {};
   const read = async (rel: string, side: string): Promise<PointerOut[]> => {
     const text = readText(rel, side);
     if (text.trim() === '') return []; // no base: added on both sides
-    return (await parsePointer(text, file, `${shown} (${side})`)).outs;
+    const p = await parsePointer(text, file, `${shown} (${side})`);
+    // The pointer's own desc and meta: ours, as Git keeps ours for what it does not merge.
+    if (side === 'ours') info = { desc: p.desc, meta: p.meta };
+    return p.outs;
   };
   const [base, ours, theirs] = [await read(baseRel, 'base'), await read(oursRel, 'ours'), await read(theirsRel, 'theirs')];
   const byPath = (outs: PointerOut[]) => new Map(outs.map((o) => [o.path, o]));
@@ -76,7 +80,7 @@ export async function mergeDriver(repo: Repo, opts: MergeDriverOptions): Promise
         }
         const entries = sortEntries(m.entries);
         const oid = repo.store.writeManifest(entries);
-        take = { path: p, sha256: oid, size: entries.reduce((n, e) => n + e.size, 0), nfiles: entries.length };
+        take = { path: p, sha256: oid, size: entries.reduce((n, e) => n + e.size, 0), nfiles: entries.length, ...(ea.desc !== undefined ? { desc: ea.desc } : {}), ...(ea.meta !== undefined ? { meta: ea.meta } : {}) };
         mergedDirs.push(dataPath(p));
       } else {
         conflicts.push(dataPath(p));
@@ -94,7 +98,7 @@ export async function mergeDriver(repo: Repo, opts: MergeDriverOptions): Promise
     if (result.length === 0) {
       throw new TdvError('MERGE_EMPTY', `${shown}: the merge removes every output it tracked; delete the pointer file (\`git rm ${shown}\`) to finish the merge`);
     }
-    guard.writeControlFile(oursRel, serializePointer(result));
+    guard.writeControlFile(oursRel, serializePointer(result, info));
     return { path: shown, merged: true, conflicts, mergedDirs };
   });
 }

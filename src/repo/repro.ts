@@ -3,17 +3,18 @@ import path from 'node:path';
 import { TdvError, UsageError } from '../errors.js';
 import { TDV_DIR } from '../formats/layout.js';
 import { type Dag, withDownstream, withUpstream } from '../stages/graph.js';
-import type { Stage } from '../stages/load.js';
-import { type LockedPath, type LockFile, readLock, writeLock } from '../stages/lock.js';
+import { type Stage, stageCommands } from '../stages/load.js';
+import { type LockedPath, lockedStage, type LockFile, readLock, writeLock } from '../stages/lock.js';
 import { ParamsReader } from '../stages/params.js';
 import { RunCache, type RunEntry, recordMismatch } from '../stages/run-cache.js';
 import { metricsProblem } from '../stages/values.js';
-import type { DockerImages, StageRunner } from '../stages/runner.js';
+import type { DockerImages, RunResult, StageRunner } from '../stages/runner.js';
 import { type CheckContext, checkStage, type StageInputs } from '../stages/status.js';
 import { Guard, UnsafePathError } from '../workspace/guard.js';
 import { quotePath } from '../formats/paths.js';
 import { applyCheckout, type CheckoutTarget, planCheckout } from '../workspace/checkout.js';
-import { addGitignoreEntry } from '../workspace/gitignore.js';
+import { addGitignoreEntry, removeGitignoreEntry } from '../workspace/gitignore.js';
+import { unprotectTree } from '../workspace/link.js';
 import { cacheTarget, hashWorkspace, workspaceContext } from './lib/hashing.js';
 import type { Repo } from './repo.js';
 import { loadDag, stageHasher } from './lib/pipeline.js';
@@ -48,11 +49,11 @@ export interface ReproOptions {
 }
 
 export type ReproEvent =
-  | { type: 'plan'; stage: string; reasons: string[] }
+  | { type: 'plan'; stage: string; reasons: string[]; frozen?: boolean }
   /** A tracked input's pointer updated to its changed workspace content (with `dry`: would be). */
   | { type: 'source'; path: string; pointer: string; dry: boolean }
   | { type: 'pulled'; files: number; runs: number }
-  | { type: 'skip'; stage: string }
+  | { type: 'skip'; stage: string; frozen?: boolean }
   | { type: 'start'; stage: string; reasons: string[]; where: 'local' | 'docker' }
   | { type: 'output'; stage: string; chunk: Buffer; stream: 'stdout' | 'stderr' }
   | { type: 'restored'; stage: string }
@@ -66,8 +67,8 @@ export interface ReproResult {
   failed: { stage: string; error: string; log?: string }[];
   /** Not run because a stage they depend on failed, or the run was interrupted. */
   blocked: string[];
-  /** With `dry`: every selected stage with the reasons it would run (empty: up to date). */
-  plan?: { stage: string; reasons: string[] }[];
+  /** With `dry`: every selected stage with the reasons it would run (empty: up to date, or frozen). */
+  plan?: { stage: string; reasons: string[]; frozen?: boolean }[];
   /**
    * Tracked inputs (data with a `.tdv` pointer that a selected stage reads)
    * whose workspace content changed: cached, and their pointer rewritten with
@@ -95,9 +96,12 @@ export async function reproduce(repo: Repo, opts: ReproOptions = {}): Promise<Re
     for (const n of opts.stages ?? []) {
       if (!dag.stages.has(n)) throw new UsageError(`unknown stage "${n}"; stages in tdv.yaml: ${[...dag.stages.keys()].join(', ') || '(none)'}`);
     }
-    const names = opts.stages?.length ? (opts.downstream ? withDownstream(dag, opts.stages) : withUpstream(dag, opts.stages)) : dag.order;
+    // A frozen stage is not run, so what is upstream of it only is not needed (as DVC prunes there).
+    const frozen = (n: string) => dag.stages.get(n)!.frozen === true;
+    const names = opts.stages?.length ? (opts.downstream ? withDownstream(dag, opts.stages) : withUpstream(dag, opts.stages, frozen)) : dag.order;
     const emit = opts.onEvent ?? (() => {});
-    const sources = await dataSources(repo, dag, names);
+    // A frozen stage's inputs are not looked at, so not committed either.
+    const sources = await dataSources(repo, dag, names.filter((n) => !frozen(n)));
     let states = await sourceStates(repo, sources);
     const lock = await readLock(repo.root);
     if (opts.pull && !opts.dry) {
@@ -190,10 +194,15 @@ class Run {
 
   /** --dry: every selected stage and why it would run; downstream of a stage that would run is marked too. */
   async plan(names: string[]): Promise<ReproResult> {
-    const plan: { stage: string; reasons: string[] }[] = [];
+    const plan: { stage: string; reasons: string[]; frozen?: boolean }[] = [];
     const willRun = new Set<string>();
     for (const n of names) {
       const stage = this.dag.stages.get(n)!;
+      if (stage.frozen) {
+        plan.push({ stage: n, reasons: [], frozen: true });
+        this.emit({ type: 'plan', stage: n, reasons: [], frozen: true });
+        continue;
+      }
       const check = this.opts.force ? { reasons: ['forced'] } : await checkStage(stage, this.lock.get(n), this.ctx(true), true);
       const reasons = [...check.reasons];
       const up = [...this.dag.upstream.get(n)!].filter((u) => willRun.has(u));
@@ -255,6 +264,12 @@ class Run {
   /** Checks, then skips, restores or runs one stage. True when it ends up up to date. */
   private async stage(name: string, res: ReproResult): Promise<boolean> {
     const stage = this.dag.stages.get(name)!;
+    if (stage.frozen) {
+      // Frozen: never run, whatever changed, even with --force (`tdv unfreeze` to run it again).
+      res.skipped.push(name);
+      this.emit({ type: 'skip', stage: name, frozen: true });
+      return true;
+    }
     const locked = this.lock.get(name);
     const check = await checkStage(stage, locked, this.ctx(false));
     if (check.missingDeps.length) {
@@ -272,7 +287,8 @@ class Run {
     const inputs = check.inputs!;
     const key = RunCache.key(stage, inputs);
     const guard = this.guardFor(stage);
-    if (this.opts.runCache !== false && !this.opts.force) {
+    const cacheable = runCacheable(stage);
+    if (cacheable && this.opts.runCache !== false && !this.opts.force) {
       const hit = this.runCache.get(key);
       if (hit && (await this.restore(stage, key, hit, guard))) {
         await this.record(stage, inputs, hit.outs, hit.metrics);
@@ -285,9 +301,13 @@ class Run {
     const where = inputs.image ? 'docker' : 'local';
     this.emit({ type: 'start', stage: name, reasons, where });
     // Outputs are removed before the run (a stage must not see stale ones), through the guard:
-    // never through a symlink, never a Git-tracked file other than a declared metric.
+    // never through a symlink, never a Git-tracked file other than a declared metric or
+    // `cache: false` output. A `persist: true` output stays: the stage updates it.
     for (const o of [...stage.outs, ...stage.metrics]) {
-      guard.remove(o, stage.where);
+      // A persisting output linked into the cache becomes an editable copy first: a stage that
+      // appends to it must never write through a hardlink into the cached object.
+      if (stage.persist?.has(o)) unprotectTree(guard, o, this.repo.store.objectsDir, stage.where);
+      else guard.remove(o, stage.where);
       if (o.includes('/')) guard.mkdirp(o.slice(0, o.lastIndexOf('/')), stage.where);
     }
     const own = this.repo.own;
@@ -296,22 +316,29 @@ class Run {
     const logRel = `logs/${name}.log`;
     const logShown = `${TDV_DIR}/${logRel}`;
     const log = own.openForWrite(logRel);
-    let result;
+    let result: RunResult | undefined;
+    const cmds = stageCommands(stage);
+    let which = '';
     try {
       const runner = inputs.image ? await this.dockerRunner() : await this.localRunner();
-      result = await runner.run({
-        stage: name,
-        cmd: stage.cmd,
-        root: this.repo.root,
-        cwd: path.join(this.repo.root, stage.wdir),
-        env: stage.env,
-        image: inputs.image,
-        signal: this.opts.signal,
-        onOutput: (chunk, stream) => {
-          fs.writeSync(log, chunk);
-          this.emit({ type: 'output', stage: name, chunk, stream });
-        },
-      });
+      // List-form cmd: each command by its own shell, in order; the first that fails stops the stage.
+      for (const [i, cmd] of cmds.entries()) {
+        if (cmds.length > 1) which = `command ${i + 1} of ${cmds.length} `;
+        result = await runner.run({
+          stage: name,
+          cmd,
+          root: this.repo.root,
+          cwd: path.join(this.repo.root, stage.wdir),
+          env: stage.env,
+          image: inputs.image,
+          signal: this.opts.signal,
+          onOutput: (chunk, stream) => {
+            fs.writeSync(log, chunk);
+            this.emit({ type: 'output', stage: name, chunk, stream });
+          },
+        });
+        if (result.exitCode !== 0 || this.opts.signal?.aborted) break;
+      }
     } catch (err) {
       fs.closeSync(log);
       if (!(err instanceof TdvError)) throw err;
@@ -326,7 +353,8 @@ class Run {
       return false;
     };
     if (this.opts.signal?.aborted) return fail(`stage "${name}" was interrupted; nothing was recorded for it`);
-    if (result.exitCode !== 0) return fail(`stage "${name}" failed: ${result.signal ? `killed by ${result.signal}` : `exit code ${result.exitCode}`} (log: ${logShown})`);
+    if (!result) throw new Error(`bug: stage ${name} has no command`);
+    if (result.exitCode !== 0) return fail(`stage "${name}" failed: ${which}${result.signal ? `killed by ${result.signal}` : `exit code ${result.exitCode}`} (log: ${logShown})`);
     // The command may have changed anything it can write, a directory on an output's way into a
     // symlink included (even from inside a container): a fresh guard checks every path again.
     const after = this.guardFor(stage);
@@ -336,6 +364,16 @@ class Run {
       const missing = [...stage.outs, ...stage.metrics].filter((o) => after.lstat(o, stage.where) === undefined);
       if (missing.length) return fail(`stage "${name}" did not produce ${missing.map(quotePath).join(', ')}, which tdv.yaml declares (log: ${logShown})`);
       for (const o of stage.outs) {
+        if (stage.uncached?.has(o)) {
+          // Kept in Git by the user: hashed for tdv.lock, left as it is (not linked, not ignored).
+          // A copy goes into the cache, as for metrics, so the run-cache can restore it.
+          const st = await hashWorkspace(this.repo, { abs: after.resolve(o, 'read', stage.where), rel: o }, { write: 'store' });
+          if (st.kind !== 'file' && st.kind !== 'dir') return fail(`stage "${name}" left ${quotePath(o)} as something tdv cannot hash (log: ${logShown})`);
+          outs.push(st.kind === 'dir' ? { path: o, sha256: st.oid, size: st.size, nfiles: st.nfiles, cache: false } : { path: o, sha256: st.oid, size: st.size, cache: false });
+          // Once cached, now kept in Git: the line an earlier run added would hide it from `git add`.
+          removeGitignoreEntry(after, o);
+          continue;
+        }
         const st = await cacheTarget(this.repo, after.resolve(o, 'write', stage.where), o, { guard: after, source: stage.where });
         outs.push(st.kind === 'dir' ? { path: o, sha256: st.oid, size: st.size, nfiles: st.nfiles } : { path: o, sha256: st.oid, size: st.size });
         addGitignoreEntry(after, o);
@@ -354,7 +392,7 @@ class Run {
       throw err;
     }
     await this.record(stage, inputs, outs, metrics);
-    this.runCache.put(key, { outs, metrics });
+    if (cacheable) this.runCache.put(key, { outs, metrics });
     res.ran.push(name);
     this.emit({ type: 'done', stage: name, seconds: (Date.now() - started) / 1000 });
     return true;
@@ -382,7 +420,7 @@ class Run {
   }
 
   private async record(stage: Stage, inputs: StageInputs, outs: LockedPath[], metrics: LockedPath[]): Promise<void> {
-    this.lock.set(stage.name, { cmd: stage.cmd, ...(inputs.image ? { image: inputs.image } : {}), deps: inputs.deps, params: inputs.params, outs, metrics });
+    this.lock.set(stage.name, lockedStage(stage, inputs, outs, metrics));
     await writeLock(this.repo.root, this.lock);
   }
 
@@ -394,11 +432,15 @@ class Run {
   private guardFor(stage: Stage): Guard {
     const repo = this.repo;
     const metrics = new Set(stage.metrics);
+    const uncached = [...(stage.uncached ?? [])];
     return new Guard(repo.root, {
       protect: (rel, dir) => {
         const tracked = repo.gitTracked();
         const own = repo.gitPath(rel);
         const hit = dir ? tracked.firstUnder(own) : tracked.has(own) ? own : undefined;
+        // A `cache: false` output is kept in Git by design and rewritten by every run, inside
+        // too when it is a directory; but a committed symlink there is still not the stage's.
+        if (hit !== undefined && uncached.some((u) => rel === u || rel.startsWith(`${u}/`)) && realOrAbsent(path.join(repo.root, rel))) return undefined;
         // A declared metric Git tracks is rewritten by every run, but only as the regular file
         // a run wrote: a committed symlink (or other thing) there is not the stage's to delete.
         if (hit === undefined || (hit === own && metrics.has(rel) && regularOrAbsent(path.join(repo.root, rel)))) return undefined;
@@ -425,12 +467,17 @@ class Run {
     const metricsCtx = { ...ctx, linkTypes: ['copy' as const] };
     const target = (o: LockedPath): CheckoutTarget => ({ rel: o.path, oid: o.sha256, size: o.size, nfiles: o.nfiles, source });
     // The stage owns its declared outputs (a run would delete them): what is there is no conflict.
-    const outs = await planCheckout(ctx, entry.outs.map(target), { force: true });
-    const metrics = await planCheckout(metricsCtx, entry.metrics.map(target), { force: true });
+    // Outputs kept in Git (`cache: false`) are restored as copies, like metrics, and not git-ignored.
+    const kept = (o: LockedPath) => stage.uncached?.has(o.path) === true;
+    const outs = await planCheckout(ctx, entry.outs.filter((o) => !kept(o)).map(target), { force: true });
+    const metrics = await planCheckout(metricsCtx, [...entry.outs.filter(kept), ...entry.metrics].map(target), { force: true });
     if (outs.missing.length > 0 || metrics.missing.length > 0) return false;
     await applyCheckout(ctx, outs);
     await applyCheckout(metricsCtx, metrics);
-    for (const o of entry.outs) addGitignoreEntry(guard, o.path);
+    for (const o of entry.outs) {
+      if (kept(o)) removeGitignoreEntry(guard, o.path);
+      else addGitignoreEntry(guard, o.path);
+    }
     return true;
   }
 }
@@ -462,6 +509,21 @@ function tail(own: Guard, rel: string, n = 10): string[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * Whether a stage's run may be recorded in, and restored from, the run-cache:
+ * not when it must run every time (`always_changed`), nor when an output
+ * persists across runs (`persist`: the result depends on what was there).
+ */
+function runCacheable(stage: Stage): boolean {
+  return !stage.alwaysChanged && !stage.persist?.size;
+}
+
+/** A regular file, a real directory, or nothing: what a run writes (never a symlink or special file). */
+function realOrAbsent(abs: string): boolean {
+  const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+  return st === undefined || st.isFile() || st.isDirectory();
 }
 
 function regularOrAbsent(abs: string): boolean {

@@ -24,8 +24,10 @@ export interface DataStatus {
 
 export interface StageStatus {
   name: string;
-  /** Why `tdv repro` would run it. */
+  /** Why `tdv repro` would run it; for a frozen stage, "frozen" first and what no longer matches tdv.lock. */
   reasons: string[];
+  /** `frozen: true` in tdv.yaml: repro does not run it. */
+  frozen?: boolean;
 }
 
 export interface StatusResult {
@@ -72,7 +74,9 @@ export async function status(repo: Repo, opts: StatusOptions = {}): Promise<Stat
   }
   const stages = opts.targets?.length ? undefined : await stageStatus(repo);
   repo.statCache.save();
-  return { clean: data.length === 0 && !stages?.length, data, ...(stages ? { stages } : {}) };
+  // A frozen stage is listed, as a reminder, but only its other reasons make the status unclean.
+  const dirty = stages?.some((s) => !s.frozen || s.reasons.length > 1) ?? false;
+  return { clean: data.length === 0 && !dirty, data, ...(stages ? { stages } : {}) };
 }
 
 /**
@@ -99,6 +103,11 @@ async function stageStatus(repo: Repo): Promise<StageStatus[] | undefined> {
     const unproduced = check.missingDeps.filter((d) => ![...dag.producers.keys()].some((o) => d === o || d.startsWith(`${o}/`)));
     const reasons = check.reasons.filter((r) => !r.startsWith('deps missing:'));
     if (unproduced.length) reasons.push(`deps missing: ${unproduced.join(', ')}`);
+    if (stage.frozen) {
+      // Never run by repro: nothing downstream changes because of it.
+      out.push({ name, reasons, frozen: true });
+      continue;
+    }
     const up = [...dag.upstream.get(name)!].filter((u) => changed.has(u));
     if (!reasons.length && up.length) reasons.push(`upstream changed: ${up.join(', ')}`);
     if (reasons.length) {

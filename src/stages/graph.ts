@@ -117,9 +117,9 @@ function findCycle(candidates: string[], upstream: Map<string, Set<string>>): st
   return [...loop, loop[0]!];
 }
 
-/** `names` and everything they depend on, in DAG order. */
-export function withUpstream(dag: Dag, names: readonly string[]): string[] {
-  return closure(dag, names, dag.upstream);
+/** `names` and everything they depend on, in DAG order; not past a stage for which `stopAt` is true. */
+export function withUpstream(dag: Dag, names: readonly string[], stopAt?: (name: string) => boolean): string[] {
+  return closure(dag, names, dag.upstream, stopAt);
 }
 
 /** `names` and everything that depends on them, in DAG order. */
@@ -127,11 +127,12 @@ export function withDownstream(dag: Dag, names: readonly string[]): string[] {
   return closure(dag, names, dag.downstream);
 }
 
-function closure(dag: Dag, names: readonly string[], edges: Map<string, Set<string>>): string[] {
+function closure(dag: Dag, names: readonly string[], edges: Map<string, Set<string>>, stopAt?: (name: string) => boolean): string[] {
   const want = new Set<string>();
   const visit = (n: string) => {
     if (want.has(n)) return;
     want.add(n);
+    if (stopAt?.(n)) return;
     for (const next of edges.get(n)!) visit(next);
   };
   names.forEach(visit);

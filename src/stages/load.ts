@@ -11,7 +11,8 @@ export const PARAMS_FILE = 'params.yaml';
 /** One stage of `tdv.yaml`, validated, its paths repo-relative (POSIX). */
 export interface Stage {
   name: string;
-  cmd: string;
+  /** The command, or (list form) commands run one after another, each by its own shell; the first failure stops the stage. */
+  cmd: string | string[];
   /** A Docker image reference; absent (and no `build`) means the command runs locally. */
   image?: string;
   /** Build the image from a local Dockerfile: repo-relative context directory. */
@@ -30,6 +31,26 @@ export interface Stage {
   where: string;
   /** `tdv.yaml:line:col` of each output (outs and metrics), for messages. */
   origins: Map<string, string>;
+  /**
+   * Outputs declared with `cache: false`: hashed and recorded in tdv.lock but
+   * neither cached nor git-ignored (the user commits them to Git).
+   */
+  uncached?: ReadonlySet<string>;
+  /** Outputs and metrics declared with `persist: true`: not deleted before the stage runs. */
+  persist?: ReadonlySet<string>;
+  /** `frozen: true`: never run by repro (not even with --force), its deps not checked. */
+  frozen?: boolean;
+  /** `always_changed: true`: repro runs it every time (and never restores it from the run-cache). */
+  alwaysChanged?: boolean;
+  /** Free text for people (`desc`). */
+  desc?: string;
+  /** Free data for tools (`meta`), ignored by tdv. */
+  meta?: unknown;
+}
+
+/** A stage's commands in the order they run (`cmd` in either form). */
+export function stageCommands(stage: Pick<Stage, 'cmd'>): string[] {
+  return typeof stage.cmd === 'string' ? [stage.cmd] : stage.cmd;
 }
 
 export interface Pipeline {
@@ -41,11 +62,13 @@ export interface Pipeline {
  * Why a stage may not write `rel` (one of its `outs` or `metrics`), as the
  * caller knows the repository (Git-tracked files, .tdvignore), or undefined.
  */
-export type OutputCheck = (rel: string, key: 'outs' | 'metrics', stage: string) => { problem: string; fix: string } | undefined;
+export type OutputCheck = (rel: string, key: 'outs' | 'metrics', stage: string, flags?: { cache: boolean }) => { problem: string; fix: string } | undefined;
 
 export interface LoadOptions {
   /** Checks every output against what only the repository knows; its answer is an error at the output's line. */
   checkOutput?: OutputCheck;
+  /** The pipeline's text, instead of reading tdv.yaml: checks an edit before it is written. */
+  text?: string;
 }
 
 /**
@@ -59,7 +82,9 @@ const NOT_OUTPUTS: Record<string, string> = {
 const CONTROL_FILES = new Set(['.gitignore', '.gitattributes', '.tdvignore']);
 const POINTER_SUFFIX = '.tdv';
 
-const STAGE_KEYS = ['cmd', 'image', 'build', 'deps', 'params', 'outs', 'metrics', 'env', 'wdir'] as const;
+const STAGE_KEYS = ['cmd', 'image', 'build', 'deps', 'params', 'outs', 'metrics', 'env', 'wdir', 'frozen', 'always_changed', 'desc', 'meta'] as const;
+/** Keys an entry of `outs` or `metrics` may have in its long form `- path: {cache: false}`. */
+const OUT_KEYS = ['cache', 'persist', 'desc'] as const;
 const STAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -71,7 +96,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  */
 export async function loadPipeline(root: string, opts: LoadOptions = {}): Promise<Pipeline | undefined> {
   const file = path.join(root, PIPELINE_FILE);
-  const text = readTextOrUndefined(file);
+  const text = opts.text ?? readTextOrUndefined(file);
   if (text === undefined) return undefined;
   const shown = PIPELINE_FILE;
   const y = await parseYaml(text, shown);
@@ -112,19 +137,30 @@ function parseStage(root: string, name: string, raw: unknown, at: (keys: (string
     return v;
   };
   if (r.cmd === undefined) throw new FormatError(at([]), `stage "${name}" has no "cmd"`, 'Add the command to run, e.g. cmd: sh scripts/run.sh');
-  const cmd = str('cmd', r.cmd);
+  const cmd = parseCmd(r.cmd, name, at);
+  const flag = (k: 'frozen' | 'always_changed'): boolean => {
+    if (r[k] === undefined || r[k] === null) return false;
+    if (typeof r[k] !== 'boolean') throw new FormatError(at([k]), `"${k}" of stage "${name}" must be true or false`);
+    return r[k];
+  };
+  const frozen = flag('frozen');
+  const alwaysChanged = flag('always_changed');
+  if (r.desc !== undefined && r.desc !== null && typeof r.desc !== 'string') throw new FormatError(at(['desc']), `"desc" of stage "${name}" must be a string`);
   if (r.image !== undefined && r.build !== undefined) {
     throw new FormatError(at(['build']), `stage "${name}" has both "image" and "build"`, 'Name an image or build one, not both');
   }
   const wdirRaw = r.wdir === undefined ? '.' : str('wdir', r.wdir);
   const wdir = repoPath(root, '.', wdirRaw, at(['wdir']), name, 'wdir');
   const origins = new Map<string, string>();
+  const uncached = new Set<string>();
+  const persist = new Set<string>();
   const list = (k: 'deps' | 'outs' | 'metrics'): string[] => {
     const v = r[k];
     if (v === undefined || v === null) return [];
     if (!Array.isArray(v)) throw new FormatError(at([k]), `"${k}" of stage "${name}" must be a list of paths`);
     const seen = new Set<string>();
-    return v.map((p, i) => {
+    return v.map((entry: unknown, i) => {
+      const { path: p, flags } = k === 'deps' ? { path: entry, flags: undefined } : outEntry(entry, k, i, name, at);
       if (typeof p !== 'string' || p.trim() === '') throw new FormatError(at([k, i]), `entry ${i + 1} of "${k}" in stage "${name}" must be a path`);
       const rel = repoPath(root, wdir, p, at([k, i]), name, k);
       if (seen.has(rel)) throw new FormatError(at([k, i]), `stage "${name}" lists ${quotePath(rel)} twice in "${k}"`);
@@ -132,8 +168,12 @@ function parseStage(root: string, name: string, raw: unknown, at: (keys: (string
       // A dep is read and hashed by tdv: never through a symlink, which could lead anywhere.
       if (k === 'deps') noSymlinkOnTheWay(root, rel, at([k, i]), name, k, true);
       if (k !== 'deps') {
-        checkOutput(root, rel, k, name, at([k, i]), opts.checkOutput);
+        // An output kept in Git (cache: false) is still written by the stage: the same checks hold.
+        const cache = k === 'outs' && flags?.cache !== false;
+        checkOutput(root, rel, k, name, at([k, i]), opts.checkOutput, cache);
         origins.set(rel, at([k, i]));
+        if (k === 'outs' && !cache) uncached.add(rel);
+        if (flags?.persist) persist.add(rel);
       }
       return rel;
     });
@@ -174,7 +214,69 @@ function parseStage(root: string, name: string, raw: unknown, at: (keys: (string
     wdir,
     where: at([]),
     origins,
+    ...(uncached.size ? { uncached } : {}),
+    ...(persist.size ? { persist } : {}),
+    ...(frozen ? { frozen } : {}),
+    ...(alwaysChanged ? { alwaysChanged } : {}),
+    ...(typeof r.desc === 'string' ? { desc: r.desc } : {}),
+    ...(r.meta !== undefined ? { meta: r.meta } : {}),
   };
+}
+
+/** `cmd` as a string, or a non-empty list of non-empty strings (each run by its own shell, in order). */
+function parseCmd(v: unknown, name: string, at: (keys: (string | number)[]) => string): string | string[] {
+  if (typeof v === 'string' && v.trim() !== '') return v;
+  if (Array.isArray(v) && v.length > 0) {
+    v.forEach((c, i) => {
+      if (typeof c !== 'string' || c.trim() === '') {
+        throw new FormatError(at(['cmd', i]), `entry ${i + 1} of "cmd" in stage "${name}" must be a non-empty command string`, 'Quote a command that YAML reads as something else, e.g. - "echo: done"');
+      }
+    });
+    return v as string[];
+  }
+  const misread = v !== null && v !== undefined && typeof v !== 'string' && !Array.isArray(v);
+  throw new FormatError(
+    at(['cmd']),
+    `"cmd" of stage "${name}" must be a command or a list of commands${misread ? `, but YAML reads it as ${typeof v === 'object' ? 'a mapping' : `the ${typeof v} ${JSON.stringify(v)}`}` : ''}`,
+    misread ? 'Quote the command: cmd: "echo key: value"' : 'Write cmd: python train.py, or a list with one command per line',
+  );
+}
+
+/**
+ * An entry of `outs` or `metrics`: a path, or the long form `- path: {cache:
+ * false, persist: true, desc: ...}` (one key, the path). Unknown options are
+ * errors: a misspelt `cahce: false` would otherwise cache a file the user
+ * means to commit.
+ */
+function outEntry(
+  entry: unknown,
+  k: 'outs' | 'metrics',
+  i: number,
+  name: string,
+  at: (keys: (string | number)[]) => string,
+): { path: unknown; flags?: { cache?: boolean; persist?: boolean } } {
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return { path: entry };
+  const keys = Object.keys(entry);
+  if (keys.length !== 1) throw new FormatError(at([k, i]), `entry ${i + 1} of "${k}" in stage "${name}" must be a path, or one path with its options`, 'Write - out/model.bin: {cache: false}');
+  const p = keys[0]!;
+  const opts = (entry as Record<string, unknown>)[p];
+  if (opts === null || opts === undefined) return { path: p };
+  if (typeof opts !== 'object' || Array.isArray(opts)) throw new FormatError(at([k, i, p]), `the options of ${JSON.stringify(p)} in stage "${name}" must be a mapping`, `Known options: ${OUT_KEYS.join(', ')}`);
+  const o = opts as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!(OUT_KEYS as readonly string[]).includes(key)) throw new FormatError(at([k, i, p, key]), `unknown option "${key}" of ${JSON.stringify(p)} in stage "${name}"`, `Known options: ${OUT_KEYS.join(', ')}`);
+  }
+  for (const key of ['cache', 'persist'] as const) {
+    if (o[key] !== undefined && typeof o[key] !== 'boolean') throw new FormatError(at([k, i, p, key]), `"${key}" of ${JSON.stringify(p)} in stage "${name}" must be true or false`);
+  }
+  if (o.desc !== undefined && typeof o.desc !== 'string') throw new FormatError(at([k, i, p, 'desc']), `"desc" of ${JSON.stringify(p)} in stage "${name}" must be a string`);
+  if (k === 'metrics' && o.cache === true) {
+    throw new FormatError(at([k, i, p, 'cache']), `metrics ${JSON.stringify(p)} of stage "${name}" cannot be cached: metrics are small files kept in Git`, 'Remove "cache: true", or list the file under "outs"');
+  }
+  const flags: { cache?: boolean; persist?: boolean } = {};
+  if (typeof o.cache === 'boolean') flags.cache = o.cache;
+  if (typeof o.persist === 'boolean') flags.persist = o.persist;
+  return { path: p, flags };
 }
 
 /**
@@ -185,7 +287,7 @@ function parseStage(root: string, name: string, raw: unknown, at: (keys: (string
  * refuses to write through one, so a pipeline that would is refused here,
  * before anything is deleted.
  */
-function checkOutput(root: string, rel: string, key: 'outs' | 'metrics', stage: string, at: string, check: OutputCheck | undefined): void {
+function checkOutput(root: string, rel: string, key: 'outs' | 'metrics', stage: string, at: string, check: OutputCheck | undefined, cache: boolean): void {
   const name = rel.slice(rel.lastIndexOf('/') + 1);
   const refuse = (problem: string, fix: string) => new FormatError(at, `${key} path ${quotePath(rel)} of stage "${stage}" ${problem}`, fix);
   const own = NOT_OUTPUTS[rel];
@@ -212,7 +314,7 @@ function checkOutput(root: string, rel: string, key: 'outs' | 'metrics', stage: 
       break; // missing: made as a real directory; a file: the stage fails to write there
     }
   }
-  const why = check?.(rel, key, stage);
+  const why = check?.(rel, key, stage, { cache });
   if (why) throw refuse(why.problem, why.fix);
 }
 

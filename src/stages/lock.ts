@@ -14,11 +14,14 @@ export interface LockedPath {
   sha256: string;
   size: number;
   nfiles?: number;
+  /** An output declared `cache: false`: recorded here, kept in Git, never checked out from the cache. */
+  cache?: false;
 }
 
 /** What produced a stage's outputs, as recorded after it last succeeded. */
 export interface LockedStage {
-  cmd: string;
+  /** As tdv.yaml has it: one command, or the list run in order. */
+  cmd: string | string[];
   /** The image ID actually used (`sha256:...`), for Docker stages. */
   image?: string;
   deps: LockedPath[];
@@ -64,7 +67,9 @@ export async function parseLock(text: string, shown: string): Promise<LockFile> 
   for (const [name, raw] of Object.entries(v.stages as Record<string, unknown>)) {
     const r = raw as Record<string, unknown>;
     const bad = (key: string, what: string) => new FormatError(at(['stages', name, key]), `stage "${name}": ${what}`, fix);
-    if (typeof r !== 'object' || r === null || typeof r.cmd !== 'string') throw bad('cmd', 'needs a "cmd" string');
+    if (typeof r !== 'object' || r === null || !(typeof r.cmd === 'string' || (Array.isArray(r.cmd) && r.cmd.every((c) => typeof c === 'string')))) {
+      throw bad('cmd', 'needs a "cmd" string or list of strings');
+    }
     if (r.image !== undefined && (typeof r.image !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(r.image))) throw bad('image', 'image must be an image ID sha256:<64 hex>');
     const paths = (key: 'deps' | 'outs' | 'metrics'): LockedPath[] => {
       const list = r[key] ?? [];
@@ -77,13 +82,14 @@ export async function parseLock(text: string, shown: string): Promise<LockFile> 
         if (problem !== undefined) throw bad(key, `unsafe path ${quotePath(p.path) || '""'}: it ${problem}`);
         if (typeof p.size !== 'number' || !Number.isSafeInteger(p.size) || p.size < 0) throw bad(key, `${p.path}: invalid size`);
         if (p.nfiles !== undefined && (typeof p.nfiles !== 'number' || !Number.isSafeInteger(p.nfiles) || p.nfiles < 0)) throw bad(key, `${p.path}: invalid nfiles`);
-        return { path: p.path, sha256: p.sha256, size: p.size, ...(p.nfiles !== undefined ? { nfiles: p.nfiles as number } : {}) };
+        if (p.cache !== undefined && (key !== 'outs' || p.cache !== false)) throw bad(key, `${p.path}: "cache" may only be false, on an output`);
+        return { path: p.path, sha256: p.sha256, size: p.size, ...(p.nfiles !== undefined ? { nfiles: p.nfiles as number } : {}), ...(p.cache === false ? { cache: false as const } : {}) };
       });
     };
     const params = r.params ?? {};
     if (typeof params !== 'object' || params === null || Array.isArray(params)) throw bad('params', '"params" must be a mapping of files to values');
     out.set(name, {
-      cmd: r.cmd,
+      cmd: r.cmd as string | string[],
       ...(r.image ? { image: r.image as string } : {}),
       deps: paths('deps'),
       params: params as Record<string, Record<string, unknown>>,
@@ -104,7 +110,9 @@ export async function writeLock(root: string, lock: LockFile): Promise<void> {
   for (const name of [...lock.keys()].sort()) {
     const s = lock.get(name)!;
     const sortPaths = (l: LockedPath[]) =>
-      [...l].sort((a, b) => (a.path < b.path ? -1 : 1)).map((p) => ({ path: p.path, sha256: p.sha256, size: p.size, ...(p.nfiles !== undefined ? { nfiles: p.nfiles } : {}) }));
+      [...l]
+        .sort((a, b) => (a.path < b.path ? -1 : 1))
+        .map((p) => ({ path: p.path, sha256: p.sha256, size: p.size, ...(p.nfiles !== undefined ? { nfiles: p.nfiles } : {}), ...(p.cache === false ? { cache: false } : {}) }));
     const params: Record<string, Record<string, unknown>> = {};
     for (const f of Object.keys(s.params).sort()) {
       params[f] = {};
@@ -122,4 +130,26 @@ export async function writeLock(root: string, lock: LockFile): Promise<void> {
   const text = `# Written by tdv repro: what produced each stage's outputs. Commit it with tdv.yaml.\n${stringify({ schema: 1, stages }, { lineWidth: 0 })}`;
   // A control file: written as a regular file only, never through a committed symlink.
   new Guard(root).writeControlFile(LOCK_FILE, text);
+}
+
+/**
+ * What tdv.lock records for a stage that just ran (or was committed): the
+ * `cache: false` mark of each output is taken from tdv.yaml, never from where
+ * the hashes came from (a run record is data from the cache or a remote).
+ */
+export function lockedStage(
+  stage: { cmd: string | string[]; uncached?: ReadonlySet<string> },
+  inputs: { image?: string; deps: LockedPath[]; params: Record<string, Record<string, unknown>> },
+  outs: LockedPath[],
+  metrics: LockedPath[],
+): LockedStage {
+  const mark = (o: LockedPath): LockedPath => {
+    const { cache: _ignored, ...rest } = o;
+    return stage.uncached?.has(o.path) ? { ...rest, cache: false } : rest;
+  };
+  const plain = (o: LockedPath): LockedPath => {
+    const { cache: _ignored, ...rest } = o;
+    return rest;
+  };
+  return { cmd: stage.cmd, ...(inputs.image ? { image: inputs.image } : {}), deps: inputs.deps, params: inputs.params, outs: outs.map(mark), metrics: metrics.map(plain) };
 }

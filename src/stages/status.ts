@@ -40,12 +40,20 @@ const samePath = (a: LockedPath | undefined, b: LockedPath | undefined) => a?.sh
 export async function checkStage(stage: Stage, locked: LockedStage | undefined, ctx: CheckContext, all = false): Promise<StageCheck> {
   const reasons: string[] = [];
   const enough = () => !all && reasons.length > 0;
+  // Frozen: its deps, params and image are not looked at (repro never runs it); status still
+  // tells when tdv.yaml or the outputs no longer match what tdv.lock records.
+  if (stage.frozen) return { reasons: await frozenReasons(stage, locked, ctx), missingDeps: [] };
+  if (stage.alwaysChanged) reasons.push('always changed');
   if (!locked) reasons.push('never run');
   else {
-    if (locked.cmd !== stage.cmd) reasons.push('cmd changed');
+    if (!sameJson(locked.cmd, stage.cmd)) reasons.push('cmd changed');
     if (!sameJson(locked.deps.map((d) => d.path).sort(), [...stage.deps].sort())) reasons.push('deps list changed');
     if (!sameJson(locked.outs.map((d) => d.path).sort(), [...stage.outs].sort()) || !sameJson(locked.metrics.map((d) => d.path).sort(), [...stage.metrics].sort())) {
       reasons.push('outs list changed');
+    } else {
+      // An output switched between cached and kept in Git (`cache: false`) is recorded anew.
+      const switched = locked.outs.filter((o) => (o.cache === false) !== (stage.uncached?.has(o.path) === true)).map((o) => o.path);
+      if (switched.length) reasons.push(`outs cache changed: ${switched.join(', ')}`);
     }
   }
   const params: StageInputs['params'] = {};
@@ -73,17 +81,30 @@ export async function checkStage(stage: Stage, locked: LockedStage | undefined, 
   }
   if (missingDeps.length) reasons.push(`deps missing: ${missingDeps.join(', ')}`);
   if (changedDeps.length && locked) reasons.push(`deps changed: ${changedDeps.join(', ')}`);
-  if (locked && !enough()) {
-    const lockedOuts = new Map([...locked.outs, ...locked.metrics].map((o) => [o.path, o]));
-    const missing: string[] = [];
-    const modified: string[] = [];
-    for (const o of [...stage.outs, ...stage.metrics]) {
-      const now = await ctx.hashPath(o);
-      if (!now) missing.push(o);
-      else if (!samePath(now, lockedOuts.get(o))) modified.push(o);
-    }
-    if (missing.length) reasons.push(`outs missing: ${missing.join(', ')}`);
-    if (modified.length) reasons.push(`outs modified: ${modified.join(', ')}`);
-  }
+  if (locked && !enough()) reasons.push(...(await outsReasons(stage, locked, ctx)));
   return { reasons, inputs: { ...(image ? { image } : {}), deps, params }, missingDeps };
+}
+
+/** How the outputs on disk differ from what tdv.lock records for them. */
+async function outsReasons(stage: Stage, locked: LockedStage, ctx: CheckContext): Promise<string[]> {
+  const reasons: string[] = [];
+  const lockedOuts = new Map([...locked.outs, ...locked.metrics].map((o) => [o.path, o]));
+  const missing: string[] = [];
+  const modified: string[] = [];
+  for (const o of [...stage.outs, ...stage.metrics]) {
+    const now = await ctx.hashPath(o);
+    if (!now) missing.push(o);
+    else if (!samePath(now, lockedOuts.get(o))) modified.push(o);
+  }
+  if (missing.length) reasons.push(`outs missing: ${missing.join(', ')}`);
+  if (modified.length) reasons.push(`outs modified: ${modified.join(', ')}`);
+  return reasons;
+}
+
+/** A frozen stage: "frozen", then what no longer matches tdv.lock (the command, the outputs). */
+async function frozenReasons(stage: Stage, locked: LockedStage | undefined, ctx: CheckContext): Promise<string[]> {
+  const reasons = ['frozen'];
+  if (!locked) return [...reasons, 'never run'];
+  if (!sameJson(locked.cmd, stage.cmd)) reasons.push('cmd changed');
+  return [...reasons, ...(await outsReasons(stage, locked, ctx))];
 }

@@ -46,9 +46,9 @@ export type Purpose = 'read' | 'inspect' | 'write' | 'delete' | 'control';
 /**
  * The files tdv itself writes in a work tree, whatever Git tracks: pointers,
  * tdv.lock, .gitignore, .gitattributes, .tdvignore, and the pipeline file
- * tdv.yaml at the top (`tdv remove STAGE` edits it). Their names come from
- * tdv's code (or, for a pointer, from a path the user named), never from a
- * file's content.
+ * tdv.yaml at the top (`tdv remove STAGE`, `tdv stage add`, `tdv freeze`
+ * edit it). Their names come from tdv's code (or, for a pointer, from a path
+ * the user named), never from a file's content.
  */
 const CONTROL_NAME = /(?:^|\/)(?:\.gitignore|\.gitattributes|\.tdvignore|tdv\.lock|[^/]+\.tdv)$|^tdv\.yaml$/;
 

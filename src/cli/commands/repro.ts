@@ -98,7 +98,8 @@ class StagePrinter {
     const p = this.out.paint;
     switch (e.type) {
       case 'plan':
-        this.out.info(e.reasons.length ? `${p.yellow('would run')} ${e.stage}: ${escapeLine(e.reasons.join('; '))}` : `${p.dim('up to date')} ${e.stage}`);
+        if (e.frozen) this.out.info(`${p.dim('frozen')} ${e.stage}: not run (\`tdv unfreeze ${e.stage}\` to run it again)`);
+        else this.out.info(e.reasons.length ? `${p.yellow('would run')} ${e.stage}: ${escapeLine(e.reasons.join('; '))}` : `${p.dim('up to date')} ${e.stage}`);
         break;
       case 'source':
         this.out.info(`${e.dry ? p.yellow('would update') : p.green('updated')} ${q(e.pointer)}: ${q(e.path)} changed${e.dry ? '' : '; commit the pointer with Git'}`);
@@ -107,7 +108,8 @@ class StagePrinter {
         this.out.info(`Pulled ${plural(e.files, 'file')} (tracked inputs and recorded outputs) and ${plural(e.runs, 'run record')}.`);
         break;
       case 'skip':
-        this.out.debug(`${e.stage}: unchanged`);
+        if (e.frozen) this.out.info(`${p.dim('frozen')} ${e.stage}: not run`);
+        else this.out.debug(`${e.stage}: unchanged`);
         break;
       case 'start':
         this.out.info(`${p.bold('running')} ${e.stage}${e.where === 'docker' ? ' (docker)' : ''}: ${escapeLine(e.reasons.join('; '))}`);

@@ -35,12 +35,12 @@ export function registerStatus(program: Command, ctx: CliContext): void {
 const LIST_MAX = 20;
 
 function render(res: StatusResult, out: Output): void {
+  const p = out.paint;
+  for (const s of res.stages ?? []) out.info(`${(s.frozen ? p.dim : p.yellow)(`${s.name}:`)} ${escapeLine(s.reasons.join('; '))}`);
   if (res.clean) {
     out.info('Data and pipelines are up to date.');
     return;
   }
-  const p = out.paint;
-  for (const s of res.stages ?? []) out.info(`${p.yellow(`${s.name}:`)} ${escapeLine(s.reasons.join('; '))}`);
   for (const d of byPointer(res.data)) {
     if (d.first) out.info(`${q(d.pointer)}:`);
     if (d.workspace !== 'unchanged') out.info(`    ${p.red(`${d.workspace}:`.padEnd(14))}${q(d.path)}`);

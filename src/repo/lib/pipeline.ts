@@ -23,11 +23,12 @@ export function stageHasher(repo: Repo): (rel: string) => Promise<LockedPath | u
 /**
  * Loads tdv.yaml and builds its DAG, checking outputs against what the
  * repository keeps otherwise (Git-tracked files, .tdvignore, the pointers)
- * before any command deletes one. Undefined without a pipeline.
+ * before any command deletes one. Undefined without a pipeline. With `text`,
+ * that text is checked as tdv.yaml (an edit, before it is written).
  */
-export async function loadDag(repo: Repo): Promise<Dag | undefined> {
-  if (!fs.existsSync(path.join(repo.root, 'tdv.yaml'))) return undefined;
-  const pipeline = await loadPipeline(repo.root, { checkOutput: await outputCheck(repo) });
+export async function loadDag(repo: Repo, text?: string): Promise<Dag | undefined> {
+  if (text === undefined && !fs.existsSync(path.join(repo.root, 'tdv.yaml'))) return undefined;
+  const pipeline = await loadPipeline(repo.root, { checkOutput: await outputCheck(repo), ...(text !== undefined ? { text } : {}) });
   if (!pipeline) return undefined;
   const tracked = new Map(allOuts(repo, await findPointers(repo, { withLock: false })).map((o) => [o.rel, repo.rel(o.ptr.file)]));
   return buildDag(pipeline, tracked);
@@ -39,21 +40,28 @@ export async function loadDag(repo: Repo): Promise<Dag | undefined> {
  * it or something below it (repro deletes outputs before a run: code in Git
  * would go), or .tdvignore leaves it out (tdv could not cache it). A metric is
  * a small file kept in Git by design, so a Git-tracked metric is accepted once
- * tdv.lock records it as a metric (tdv wrote it, and the user committed it).
+ * tdv.lock records it as a metric (tdv wrote it, and the user committed it);
+ * so is an output declared `cache: false` once tdv.lock records it as one.
  */
 export async function outputCheck(repo: Repo): Promise<OutputCheck> {
   const tracked = repo.gitTracked();
   const ignore = await repo.ignore();
   const lockedMetrics = new Set<string>();
+  const lockedKept = new Set<string>();
   if (tracked.size > 0 && fs.existsSync(path.join(repo.root, LOCK_FILE))) {
-    for (const s of (await readLock(repo.root)).values()) for (const m of s.metrics) lockedMetrics.add(m.path);
+    for (const s of (await readLock(repo.root)).values()) {
+      for (const m of s.metrics) lockedMetrics.add(m.path);
+      for (const o of s.outs) if (o.cache === false) lockedKept.add(o.path);
+    }
   }
-  return (rel, key) => {
+  return (rel, key, _stage, flags) => {
     const reserved = reservedProblem(repo.root, repo.config, path.join(repo.root, rel));
     if (reserved !== undefined) return { problem: `${reserved}, which tdv would delete before the stage runs`, fix: 'Name a path of its own for the output' };
     const g = repo.gitPath(rel);
     const hit = tracked.firstUnder(g);
-    if (hit !== undefined && !(hit === g && key === 'metrics' && lockedMetrics.has(rel))) {
+    // Likewise an output declared `cache: false` (kept in Git), file or directory, once tdv.lock records it so.
+    const kept = key === 'outs' && flags?.cache === false && lockedKept.has(rel);
+    if (hit !== undefined && !kept && !(hit === g && key === 'metrics' && lockedMetrics.has(rel))) {
       const fix = `Name a path of its own, or, if the stage should own it, stop tracking it with Git: \`git rm -r --cached ${quotePath(rel)}\``;
       if (hit === g) return { problem: 'is tracked by Git, and tdv deletes an output before its stage runs', fix };
       // Shown repo-relative: the repository may be a subdirectory of the Git work tree.

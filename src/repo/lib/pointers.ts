@@ -167,7 +167,8 @@ async function lockPointer(repo: Repo): Promise<Pointer | undefined> {
 export function lockAsPointer(file: string, lock: LockFile): Pointer | undefined {
   const outs: PointerOut[] = [];
   for (const s of lock.values()) {
-    for (const o of s.outs) outs.push({ path: o.path, sha256: o.sha256, size: o.size, ...(o.nfiles !== undefined ? { nfiles: o.nfiles } : {}) });
+    // An output declared `cache: false` is kept in Git: nothing to check out, fetch or push.
+    for (const o of s.outs) if (o.cache !== false) outs.push({ path: o.path, sha256: o.sha256, size: o.size, ...(o.nfiles !== undefined ? { nfiles: o.nfiles } : {}) });
   }
   return outs.length ? { file, outs } : undefined;
 }

@@ -1,0 +1,96 @@
+/**
+ * Edits of `tdv.yaml` text for `tdv freeze`, `tdv unfreeze` and `tdv stage
+ * add`. They go through the YAML library's Document API, which keeps
+ * comments, key order and flow or block style; it may respace a comment or
+ * requote a string, nothing more. Callers validate the result (loadPipeline)
+ * before writing it: these functions only change text.
+ */
+import { FormatError, UsageError } from '../errors.js';
+import { PIPELINE_FILE } from './load.js';
+
+/** How the Document API writes a changed file: no folding of long commands, `[a, b]` as people write it. */
+const TO_STRING = { lineWidth: 0, flowCollectionPadding: false } as const;
+
+type YamlModule = typeof import('yaml');
+
+async function parse(text: string): Promise<{ y: YamlModule; doc: import('yaml').Document.Parsed }> {
+  const y = await import('yaml');
+  const doc = y.parseDocument(text, { uniqueKeys: true, prettyErrors: false, strict: true });
+  const err = doc.errors[0];
+  if (err) throw new FormatError(PIPELINE_FILE, `invalid YAML: ${err.message.split('\n')[0]}`);
+  return { y, doc };
+}
+
+/**
+ * Sets (`true`) or removes (`false`) `frozen` on each named stage. Stages
+ * already in that state are left alone; returns the new text and the stages
+ * that changed.
+ */
+export async function setFrozen(text: string, names: readonly string[], frozen: boolean): Promise<{ text: string; changed: string[] }> {
+  const { y, doc } = await parse(text);
+  const stages = doc.get('stages');
+  const changed: string[] = [];
+  for (const name of names) {
+    const stage = y.isMap(stages) ? stages.get(name) : undefined;
+    if (!y.isMap(stage)) throw new UsageError(`stage "${name}" is not written in ${PIPELINE_FILE} as a mapping of its own; edit "frozen" there by hand`);
+    const now = stage.get('frozen') === true;
+    if (now === frozen) continue;
+    // Unfreezing removes the key (as DVC does) rather than writing `frozen: false`.
+    if (frozen) stage.set('frozen', true);
+    else stage.delete('frozen');
+    changed.push(name);
+  }
+  return { text: changed.length ? doc.toString(TO_STRING) : text, changed };
+}
+
+/** One stage as `tdv stage add` writes it: keys in the order people read them. */
+export interface NewStage {
+  desc?: string;
+  cmd: string;
+  image?: string;
+  wdir?: string;
+  deps: string[];
+  /** `params.yaml` keys as strings, other files as `{file: [keys]}`. */
+  params: (string | Record<string, string[]>)[];
+  outs: { path: string; cache?: false; persist?: true }[];
+  metrics: string[];
+  alwaysChanged?: boolean;
+}
+
+/**
+ * Adds stage `name` to the pipeline text (or `undefined`: no tdv.yaml yet).
+ * An existing stage of that name is an error unless `force`, which replaces
+ * it where it stands.
+ */
+export async function addStage(text: string | undefined, name: string, stage: NewStage, force: boolean): Promise<{ text: string; replaced: boolean }> {
+  const { y, doc } = await parse(text ?? '');
+  if (doc.contents === null) doc.contents = doc.createNode({}) as never;
+  if (!y.isMap(doc.contents)) throw new FormatError(PIPELINE_FILE, 'must be a mapping with a "stages" key');
+  let stages = doc.get('stages');
+  if (stages === null || stages === undefined) {
+    stages = doc.createNode({});
+    doc.set('stages', stages);
+  }
+  if (!y.isMap(stages)) throw new FormatError(PIPELINE_FILE, '"stages" must be a mapping of stage names to stages');
+  // `stages: {}` (an empty flow mapping) becomes a block one: the new stage is written as people write them.
+  if (stages.items.length === 0) stages.flow = false;
+  const replaced = stages.has(name);
+  if (replaced && !force) throw new UsageError(`stage "${name}" already exists in ${PIPELINE_FILE}; choose another name, or replace it with --force`);
+  const body: Record<string, unknown> = {};
+  if (stage.desc !== undefined) body.desc = stage.desc;
+  body.cmd = stage.cmd;
+  if (stage.image !== undefined) body.image = stage.image;
+  if (stage.wdir !== undefined && stage.wdir !== '.') body.wdir = stage.wdir;
+  if (stage.deps.length) body.deps = stage.deps;
+  if (stage.params.length) body.params = stage.params;
+  if (stage.outs.length) {
+    body.outs = stage.outs.map((o) => {
+      const flags = { ...(o.cache === false ? { cache: false } : {}), ...(o.persist ? { persist: true } : {}) };
+      return Object.keys(flags).length ? { [o.path]: flags } : o.path;
+    });
+  }
+  if (stage.metrics.length) body.metrics = stage.metrics;
+  if (stage.alwaysChanged) body.always_changed = true;
+  stages.set(name, doc.createNode(body));
+  return { text: doc.toString(TO_STRING), replaced };
+}
