@@ -233,8 +233,15 @@ function foreach(ctx: Context, name: string, raw: Dict, at: At): ExpandedStage[]
   }
   reserved(ctx, name, at(['foreach']), ['item', 'key']);
   const body = raw.do;
+  const first = new Map<string, number>();
   return foreachEntries(list).map(([key, value, isKey], i) => {
-    checkKey(name, key, at(['foreach']));
+    const pos = at(Array.isArray(raw.foreach) ? ['foreach', i] : ['foreach']);
+    checkKey(name, key, pos);
+    const before = first.get(key);
+    if (before !== undefined) {
+      throw new FormatError(pos, `"foreach" of stage "${name}" gives the name "${name}@${key}" to entries ${before + 1} and ${i + 1}`, 'A list of plain values names the stages after the values: make them distinct, or iterate over a mapping whose keys name the stages');
+    }
+    first.set(key, i);
     const keyPath = Array.isArray(list) ? String(i) : key;
     const locals = new Map<string, Bound>([['item', { value, ...(bound.path ? { path: [...bound.path, keyPath] } : {}) }]]);
     if (isKey) locals.set('key', { value: key });
@@ -258,6 +265,7 @@ function matrix(ctx: Context, name: string, raw: Dict, at: At): ExpandedStage[] 
   // The cartesian product, first axis slowest, as DVC orders it.
   let combos: number[][] = [[]];
   for (const a of axes) combos = combos.flatMap((c) => a.values.map((_, i) => [...c, i]));
+  const seen = new Set<string>();
   return combos.map((c) => {
     const item: Dict = {};
     const parts: string[] = [];
@@ -269,6 +277,8 @@ function matrix(ctx: Context, name: string, raw: Dict, at: At): ExpandedStage[] 
     });
     const key = parts.join('-');
     checkKey(name, key, at(['matrix']));
+    if (seen.has(key)) throw new FormatError(at(['matrix']), `the matrix of stage "${name}" gives the name "${name}@${key}" to two combinations`, 'Make the values of each axis distinct (1 and "1" name a stage alike)');
+    seen.add(key);
     const locals = new Map<string, Bound>([['item', { value: item }], ['key', { value: key }]]);
     // `${item.<axis>}` of an axis that came from the context is tracked through that path.
     const paths = new Map<string, string[]>();
