@@ -173,7 +173,7 @@ export async function expandStages(doc: Dict, where: At, opts: ExpandOptions): P
       for (const s of matrix(ctx, name, raw, at)) add(s, `matrix values "${s.name.slice(name.length + 1)}"`);
     } else if (isDict(raw) && raw.do !== undefined) {
       throw new FormatError(at(['do']), `stage "${name}" has "do" but no "foreach"`, 'Add foreach: with the list or mapping to iterate over');
-    } else add(resolveStage(ctx, name, raw, at, new Map()), `stage "${name}"`);
+    } else add(resolveStage(ctx, name, name, raw, at, new Map()), `stage "${name}"`);
   }
   return out;
 }
@@ -245,7 +245,7 @@ function foreach(ctx: Context, name: string, raw: Dict, at: At): ExpandedStage[]
     const keyPath = Array.isArray(list) ? String(i) : key;
     const locals = new Map<string, Bound>([['item', { value, ...(bound.path ? { path: [...bound.path, keyPath] } : {}) }]]);
     if (isKey) locals.set('key', { value: key });
-    return resolveStage(ctx, `${name}@${key}`, body, (keys) => at(['do', ...keys]), locals);
+    return resolveStage(ctx, name, `${name}@${key}`, body, (keys) => at(['do', ...keys]), locals);
   });
 }
 
@@ -283,7 +283,7 @@ function matrix(ctx: Context, name: string, raw: Dict, at: At): ExpandedStage[] 
     // `${item.<axis>}` of an axis that came from the context is tracked through that path.
     const paths = new Map<string, string[]>();
     axes.forEach((a, j) => a.path && paths.set(a.name, [...a.path, String(c[j])]));
-    return resolveStage(ctx, `${name}@${key}`, body, at, locals, paths);
+    return resolveStage(ctx, name, `${name}@${key}`, body, at, locals, paths);
   });
 }
 
@@ -303,7 +303,7 @@ function reserved(ctx: Context, stage: string, at: string, names: string[]): voi
   }
 }
 
-function resolveStage(ctx: Context, name: string, raw: unknown, at: At, locals: Map<string, Bound>, itemPaths?: Map<string, string[]>): ExpandedStage {
+function resolveStage(ctx: Context, written: string, name: string, raw: unknown, at: At, locals: Map<string, Bound>, itemPaths?: Map<string, string[]>): ExpandedStage {
   const used = new Map<string, { file: string; key: string }>();
   const track = (b: Bound) => {
     if (!b.path || b.path.some((p) => p.includes('.'))) return;
@@ -318,7 +318,7 @@ function resolveStage(ctx: Context, name: string, raw: unknown, at: At, locals: 
   }
   const body = isDict(raw) ? Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, walk(resolver, v, [k], at)])) : raw;
   const params = [...used.values()].sort((a, b) => (a.file === b.file ? (a.key < b.key ? -1 : 1) : a.file < b.file ? -1 : 1));
-  return { name, written: name.replace(/@[^@]*$/, ''), body, at, params };
+  return { name, written, body, at, params };
 }
 
 interface Resolver {
