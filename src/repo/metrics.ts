@@ -59,14 +59,30 @@ export function flatten(v: unknown, prefix = '', out: Record<string, unknown> = 
   return out;
 }
 
+/**
+ * The stages of tdv.yaml with foreach, matrix and ${...} expanded (template.ts),
+ * so templated metrics paths are found. A revision written before templating
+ * may hold a shell's `${VAR}` that does not resolve: there, the stages as written.
+ */
+async function declaredStages(yaml: string, r: Reader): Promise<({ metrics?: unknown } | null)[]> {
+  const shown = `${r.label}:${PIPELINE_FILE}`;
+  const { expandText } = await import('../stages/template.js');
+  try {
+    return (await expandText(yaml, shown, (f) => r.read(f, PIPELINE_FILE))).map((s) => s.body as { metrics?: unknown } | null);
+  } catch (e) {
+    if (r.label === 'workspace' || !(e instanceof FormatError)) throw e;
+    const { parseYaml } = await import('../util/yaml.js');
+    const doc = (await parseYaml(yaml, shown)).value as { stages?: Record<string, { metrics?: unknown } | null> } | null;
+    return Object.values(doc?.stages ?? {});
+  }
+}
+
 /** The metrics files the pipeline declares, read from one side and flattened. */
 async function metricsOf(r: Reader): Promise<Values> {
   const yaml = r.read(PIPELINE_FILE);
   if (yaml === undefined) return {};
-  const { parseYaml } = await import('../util/yaml.js');
-  const doc = (await parseYaml(yaml, `${r.label}:${PIPELINE_FILE}`)).value as { stages?: Record<string, { metrics?: unknown }> } | null;
   const files = new Set<string>();
-  for (const s of Object.values(doc?.stages ?? {})) if (Array.isArray(s?.metrics)) for (const m of s.metrics) if (typeof m === 'string') files.add(path.posix.normalize(m));
+  for (const s of await declaredStages(yaml, r)) if (Array.isArray(s?.metrics)) for (const m of s.metrics) if (typeof m === 'string') files.add(path.posix.normalize(m));
   const out: Values = {};
   for (const f of [...files].sort()) {
     const text = r.read(f, PIPELINE_FILE);

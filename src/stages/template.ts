@@ -53,18 +53,47 @@ export function fileReader(root: string): ExpandOptions['readFile'] {
   const guard = new Guard(root);
   return async (file, source) => {
     const text = guard.readText(file, { source });
-    if (text === undefined) return undefined;
-    if (/\.toml$/i.test(file)) {
-      const { parse } = await import('smol-toml');
-      try {
-        return parse(text);
-      } catch (e) {
-        throw new FormatError(file, `invalid TOML: ${(e as Error).message.split('\n')[0]}`);
-      }
-    }
-    // JSON is YAML too (1.2): one parser, with positions in its errors.
-    return (await parseYaml(text, file)).value;
+    return text === undefined ? undefined : parseParamsText(text, file);
   };
+}
+
+/** The content of a params file: TOML by its extension, else YAML (JSON is YAML 1.2 too: one parser, with positions in its errors). */
+export async function parseParamsText(text: string, file: string): Promise<unknown> {
+  if (/\.toml$/i.test(file)) {
+    const { parse } = await import('smol-toml');
+    try {
+      return parse(text);
+    } catch (e) {
+      throw new FormatError(file, `invalid TOML: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  return (await parseYaml(text, file)).value;
+}
+
+/**
+ * The stages of a tdv.yaml text, expanded, for readers of a pipeline at a
+ * revision (metrics, params) that have no workspace: `read` gives a file's
+ * text at that revision. Positions are `<shown>:line:col`.
+ */
+export async function expandText(text: string, shown: string, read: (file: string) => string | undefined): Promise<ExpandedStage[]> {
+  const y = await parseYaml(text, shown).catch((e: unknown) => {
+    throw withQuoteHint(e, text);
+  });
+  if (!isDict(y.value)) return [];
+  const where = (keys: Keys) => {
+    for (let n = keys.length; n > 0; n--) {
+      const pos = y.posOf(keys.slice(0, n));
+      if (pos) return `${shown}:${pos.line}:${pos.col}`;
+    }
+    return shown;
+  };
+  return expandStages(y.value, where, {
+    text,
+    readFile: async (file) => {
+      const t = read(file);
+      return t === undefined ? undefined : parseParamsText(t, file);
+    },
+  });
 }
 
 type Keys = (string | number)[];

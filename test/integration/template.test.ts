@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { read, tdv, write } from '../helpers/repo.js';
+import { git, read, tdv, write } from '../helpers/repo.js';
 import { expectOneLineError, newRepo } from '../helpers/expect.js';
 
 /** Stage names in the order `repro` started them. */
@@ -124,6 +124,26 @@ describe('tdv.yaml templating (vars, ${...}, foreach, matrix)', () => {
     expect(read(dir, 'tdv.lock')).toMatch(/params:\n {6}config\.json:\n {8}train\.epochs: 3\n/);
     write(dir, 'config.json', '{"train": {"epochs": 4}, "unused": 1}\n');
     expect((await tdv(dir, 'status')).stdout).toContain('t: cmd changed; params changed: train.epochs');
+  });
+
+  it('metrics show and diff find the metrics of generated stages, at a revision too; params diff shows templated params', async () => {
+    const dir = await newRepo();
+    write(dir, 'params.yaml', 'runs:\n  a: {n: 1}\n  b: {n: 2}\n');
+    write(dir, 'tdv.yaml', 'stages:\n  m:\n    foreach: ${runs}\n    do:\n      cmd: echo \'{"n":${item.n}}\' > m-${key}.json\n      metrics:\n        - m-${key}.json\n');
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    const show = await tdv(dir, 'metrics', 'show', '--json');
+    expect(show.code, show.stderr).toBe(0);
+    expect(JSON.parse(show.stdout)).toEqual({ 'm-a.json': { n: 1 }, 'm-b.json': { n: 2 } });
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'runs');
+    write(dir, 'params.yaml', 'runs:\n  a: {n: 1}\n  b: {n: 5}\n');
+    const p = await tdv(dir, 'params', 'diff', '--json');
+    expect(p.code, p.stderr).toBe(0);
+    expect(JSON.parse(p.stdout)).toEqual([{ file: 'params.yaml', key: 'runs.b.n', old: 2, new: 5, change: 3 }]);
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    const d = await tdv(dir, 'metrics', 'diff', 'HEAD', '--json');
+    expect(d.code, d.stderr).toBe(0);
+    expect(JSON.parse(d.stdout)).toEqual([{ file: 'm-b.json', key: 'n', old: 2, new: 5, change: 3 }]);
   });
 
   it('refuses a vars file that is a symlink, and reads nothing through it', async () => {
