@@ -345,7 +345,8 @@ function resolveStage(ctx: Context, written: string, name: string, raw: unknown,
   if (isDict(raw) && typeof raw.cmd !== 'string' && isDict(raw.cmd)) {
     throw new FormatError(at(['cmd']), `"cmd" of stage "${name}" was read by YAML as a mapping (a ": " or a leading "{" in it)`, 'Quote the whole command: cmd: "echo a: b"');
   }
-  const body = isDict(raw) ? Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, walk(resolver, v, [k], at)])) : raw;
+  // `meta` is free data for other tools, which may use ${...} themselves: left as written.
+  const body = isDict(raw) ? Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, k === 'meta' ? v : walk(resolver, v, [k], at)])) : raw;
   const params = [...used.values()].sort((a, b) => (a.file === b.file ? (a.key < b.key ? -1 : 1) : a.file < b.file ? -1 : 1));
   return { name, written, body, at, params };
 }

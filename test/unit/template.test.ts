@@ -61,6 +61,11 @@ describe('${...} substitution', () => {
     expect(body(m, 's').cmd).toBe('echo ${HOME} 1');
   });
 
+  it('leaves meta (free data for other tools) as written', async () => {
+    const m = await expand('stages:\n  s:\n    cmd: echo ${x}\n    meta:\n      template: ${not_ours}\n', { 'params.yaml': { x: 1 } });
+    expect(body(m, 's')).toEqual({ cmd: 'echo 1', meta: { template: '${not_ours}' } });
+  });
+
   it('reads no params.yaml when nothing uses ${', async () => {
     let reads = 0;
     const y = await parseYaml('stages:\n  s:\n    cmd: echo $HOME\n', 'tdv.yaml');
