@@ -103,6 +103,11 @@ type Dict = Record<string, unknown>;
 const isDict = (v: unknown): v is Dict => typeof v === 'object' && v !== null && !Array.isArray(v);
 const kind = (v: unknown) => (v === null || v === undefined ? 'empty (null)' : Array.isArray(v) ? 'a list' : isDict(v) ? 'a mapping' : `a ${typeof v}`);
 
+/** `o[k] = v` as an own property, even for `__proto__` (a YAML key like any other), which assignment would make the prototype. */
+function setOwn(o: Dict, k: string, v: unknown): void {
+  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+}
+
 /** A value and, when it came from the global context, its path there (for params tracking). */
 interface Bound {
   value: unknown;
@@ -141,7 +146,7 @@ class Context {
           if (before && before.label === now.label && before.key === now.key) continue; // the same file twice
           throw new FormatError(at, `variable "${dotted}" from ${now.label} is already defined by ${before?.label ?? 'another source'}`, 'Give it another name in one of them');
         }
-        target[k] = v;
+        setOwn(target, k, v);
         this.record(v, p, origin);
       }
     };
@@ -234,7 +239,7 @@ async function loadVars(ctx: Context, vars: unknown, where: At, opts: ExpandOpti
       picked = {};
       for (const k of keys) {
         if (!Object.hasOwn(content, k)) throw new FormatError(at, `vars file ${JSON.stringify(file)} has no key "${k}"`, `Add it to ${file}, or remove it from this entry`);
-        picked[k] = content[k];
+        setOwn(picked, k, content[k]);
       }
     }
     ctx.merge(picked, (dotted) => ({ label: file, file, key: dotted }), at);
@@ -300,7 +305,7 @@ function matrix(ctx: Context, name: string, raw: Dict, at: At): ExpandedStage[] 
     const parts: string[] = [];
     axes.forEach((a, j) => {
       const v = a.values[c[j]!];
-      item[a.name] = v;
+      setOwn(item, a.name, v);
       // DVC's name part: the value, or axis name and index for a mapping or list.
       parts.push(typeof v === 'object' && v !== null ? `${a.name}${c[j]}` : scalarText(v));
     });

@@ -61,6 +61,13 @@ describe('${...} substitution', () => {
     expect(body(m, 's').cmd).toBe('echo ${HOME} 1');
   });
 
+  it('treats a __proto__ key as a name like any other, never as a prototype', async () => {
+    const m = await expand('vars:\n  - {"__proto__": {polluted: yes}}\nstages:\n  s:\n    matrix:\n      __proto__: [a]\n    cmd: echo ${__proto__.polluted} ${item.__proto__}\n');
+    expect(body(m, 's@a').cmd).toBe('echo yes a');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(await failure('vars:\n  - {"__proto__": {a: 1}}\nstages:\n  s:\n    cmd: echo ${polluted} ${a}\n')).toMatch(/\$\{polluted\} in stage "s" is not defined \(defined: __proto__\)/);
+  });
+
   it('leaves meta (free data for other tools) as written', async () => {
     const m = await expand('stages:\n  s:\n    cmd: echo ${x}\n    meta:\n      template: ${not_ours}\n', { 'params.yaml': { x: 1 } });
     expect(body(m, 's')).toEqual({ cmd: 'echo 1', meta: { template: '${not_ours}' } });
