@@ -126,10 +126,17 @@ interface Origin {
  * leaf defined twice (by different sources) is an error, as in DVC.
  */
 class Context {
-  readonly data: Dict = {};
-  /** Dotted path of every leaf (reached through mappings only) -> its origin. */
-  readonly leaves = new Map<string, Origin>();
-  private readonly wholeFiles = new Set<string>();
+  constructor(
+    readonly data: Dict = {},
+    /** Dotted path of every leaf (reached through mappings only) -> its origin. */
+    readonly leaves = new Map<string, Origin>(),
+    private readonly wholeFiles = new Set<string>(),
+  ) {}
+
+  /** A copy to merge a stage's own `vars` into, leaving the pipeline's as they are. */
+  child(): Context {
+    return new Context(structuredClone(this.data), new Map(this.leaves), new Set(this.wholeFiles));
+  }
 
   merge(src: Dict, origin: (dotted: string) => Origin, at: string): void {
     const walk = (target: Dict, from: Dict, prefix: string[]) => {
@@ -179,16 +186,16 @@ class Context {
  * `where` maps a key path of the document to `tdv.yaml:line:col`.
  */
 export async function expandStages(doc: Dict, where: At, opts: ExpandOptions): Promise<ExpandedStage[]> {
-  const ctx = new Context();
+  const global = new Context();
   if (opts.text.includes('${')) {
     const params = await opts.readFile(DEFAULT_PARAMS, 'tdv.yaml');
     if (params !== undefined && params !== null) {
       if (!isDict(params)) throw new FormatError(DEFAULT_PARAMS, 'must be a mapping of parameter names to values, for ${...} in tdv.yaml');
-      ctx.once(DEFAULT_PARAMS);
-      ctx.merge(params, (dotted) => ({ label: DEFAULT_PARAMS, file: DEFAULT_PARAMS, key: dotted }), where(['vars']));
+      global.once(DEFAULT_PARAMS);
+      global.merge(params, (dotted) => ({ label: DEFAULT_PARAMS, file: DEFAULT_PARAMS, key: dotted }), where(['vars']));
     }
   }
-  await loadVars(ctx, doc.vars, where, opts);
+  await loadVars(global, doc.vars, where, opts);
   const stages = doc.stages;
   if (!isDict(stages)) return [];
   const out: ExpandedStage[] = [];
@@ -201,6 +208,7 @@ export async function expandStages(doc: Dict, where: At, opts: ExpandOptions): P
   };
   for (const [name, raw] of Object.entries(stages)) {
     const at: At = (keys) => where(['stages', name, ...keys]);
+    const ctx = await stageContext(global, raw, at, opts);
     if (isDict(raw) && raw.foreach !== undefined) {
       for (const s of foreach(ctx, name, raw, at)) add(s, `entry "${s.name.slice(name.length + 1)}" of its foreach`);
     } else if (isDict(raw) && raw.matrix !== undefined) {
@@ -210,6 +218,21 @@ export async function expandStages(doc: Dict, where: At, opts: ExpandOptions): P
     } else add(resolveStage(ctx, name, name, raw, at, new Map()), `stage "${name}"`);
   }
   return out;
+}
+
+/**
+ * The variables a stage sees: the pipeline's, plus its own `vars` (under `do:`
+ * for a foreach, whose entries are resolved with the pipeline's), as in DVC.
+ * A name the pipeline defines cannot be defined again.
+ */
+async function stageContext(global: Context, raw: unknown, at: At, opts: ExpandOptions): Promise<Context> {
+  if (!isDict(raw)) return global;
+  const prefix = raw.foreach !== undefined && isDict(raw.do) ? ['do'] : [];
+  const vars = prefix.length ? (raw.do as Dict).vars : raw.vars;
+  if (vars === undefined) return global;
+  const ctx = global.child();
+  await loadVars(ctx, vars, (keys) => at([...prefix, ...keys]), opts);
+  return ctx;
 }
 
 async function loadVars(ctx: Context, vars: unknown, where: At, opts: ExpandOptions): Promise<void> {
@@ -351,7 +374,8 @@ function resolveStage(ctx: Context, written: string, name: string, raw: unknown,
     throw new FormatError(at(['cmd']), `"cmd" of stage "${name}" was read by YAML as a mapping (a ": " or a leading "{" in it)`, 'Quote the whole command: cmd: "echo a: b"');
   }
   // `meta` is free data for other tools, which may use ${...} themselves: left as written.
-  const body = isDict(raw) ? Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, k === 'meta' ? v : walk(resolver, v, [k], at)])) : raw;
+  const entries = isDict(raw) ? Object.entries(raw).filter(([k]) => k !== 'vars') : [];
+  const body = isDict(raw) ? Object.fromEntries(entries.map(([k, v]) => [k, k === 'meta' ? v : walk(resolver, v, [k], at)])) : raw;
   const params = [...used.values()].sort((a, b) => (a.file === b.file ? (a.key < b.key ? -1 : 1) : a.file < b.file ? -1 : 1));
   return { name, written, body, at, params };
 }

@@ -68,6 +68,20 @@ describe('${...} substitution', () => {
     expect(await failure('vars:\n  - {"__proto__": {a: 1}}\nstages:\n  s:\n    cmd: echo ${polluted} ${a}\n')).toMatch(/\$\{polluted\} in stage "s" is not defined \(defined: __proto__\)/);
   });
 
+  it('takes a stage\'s own vars (under do: for a foreach), seen by that stage only', async () => {
+    const files = { 'params.yaml': { lr: 1 }, 'fit.json': { depth: 4, unused: 0 } };
+    const m = await expand(
+      'stages:\n  a:\n    vars:\n      - fit.json:depth\n      - {name: A}\n    cmd: fit ${name} ${depth} ${lr}\n  b:\n    foreach: [x]\n    do:\n      vars: [{name: B}]\n      cmd: run ${name} ${item}\n  c:\n    cmd: echo ${lr}\n',
+      files,
+    );
+    expect(body(m, 'a')).toEqual({ cmd: 'fit A 4 1' });
+    expect(m.get('a')?.params).toEqual([{ file: 'fit.json', key: 'depth' }, { file: 'params.yaml', key: 'lr' }]);
+    expect(body(m, 'b@x')).toEqual({ cmd: 'run B x' });
+    expect(await failure('stages:\n  a:\n    vars: [{n: 1}]\n    cmd: x\n  c:\n    cmd: echo ${n}\n')).toMatch(/^tdv\.yaml:6:5: \$\{n\} in stage "c" is not defined/);
+    expect(await failure('stages:\n  a:\n    vars:\n      - lr: 2\n    cmd: x ${lr}\n', files)).toMatch(/^tdv\.yaml:4:9: variable "lr" from vars entry 1 \(tdv\.yaml:4:9\) is already defined by params\.yaml/);
+    expect(await failure('stages:\n  a:\n    foreach: [x]\n    vars: [{n: 1}]\n    do:\n      cmd: x\n')).toMatch(/^tdv\.yaml:4:5: stage "a" has "vars" beside "foreach"/);
+  });
+
   it('leaves meta (free data for other tools) as written', async () => {
     const m = await expand('stages:\n  s:\n    cmd: echo ${x}\n    meta:\n      template: ${not_ours}\n', { 'params.yaml': { x: 1 } });
     expect(body(m, 's')).toEqual({ cmd: 'echo 1', meta: { template: '${not_ours}' } });
