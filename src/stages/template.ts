@@ -14,6 +14,7 @@ import { Guard } from '../workspace/guard.js';
  *     train:   {cmd: python train.py --lr ${lr}}            -> stage "train"
  *     build:   {foreach: [us, uk], do: {cmd: ./b ${item}}}  -> "build@us", "build@uk"
  *     fit:     {matrix: {m: [a, b], n: [1, 2]}, cmd: ...}   -> "fit@a-1" ... "fit@b-2"
+ *     eval:    {vars: [{k: 5}], cmd: eval --k ${k}}         -> a stage's own vars (under do: in a foreach)
  *
  * `${a.b}` inside a string puts a string, number or boolean there; a value that
  * is only `${a.b}` keeps its type (a list of deps, a number for env). `\${`
@@ -44,7 +45,7 @@ export interface ExpandedStage {
 export interface ExpandOptions {
   /** The text of tdv.yaml: params.yaml is read only when it uses `${`. */
   text: string;
-  /** Parsed content of a params file (repo-relative), undefined when absent. Default: read through a Guard of `root`. */
+  /** Parsed content of a params file (repo-relative), undefined when absent; `source` names who named it (fileReader). */
   readFile: (file: string, source: string) => Promise<unknown>;
 }
 
