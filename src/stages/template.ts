@@ -170,7 +170,11 @@ class Context {
 
   private record(v: unknown, p: string[], origin: (dotted: string) => Origin): void {
     if (isDict(v) && Object.keys(v).length > 0) for (const [k, c] of Object.entries(v)) this.record(c, [...p, k], origin);
-    else this.leaves.set(p.join('.'), origin(p.join('.')));
+    else {
+      // A key holding a dot cannot be named as a params key (`a.b` is a inside b): not tracked, only substituted.
+      const o = origin(p.join('.'));
+      this.leaves.set(p.join('.'), p.some((k) => k.includes('.')) ? { label: o.label } : o);
+    }
   }
 
   private ownerOf(dotted: string): Origin | undefined {

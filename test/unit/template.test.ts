@@ -82,6 +82,11 @@ describe('${...} substitution', () => {
     expect(await failure('stages:\n  a:\n    foreach: [x]\n    vars: [{n: 1}]\n    do:\n      cmd: x\n')).toMatch(/^tdv\.yaml:4:5: stage "a" has "vars" beside "foreach"/);
   });
 
+  it('does not record a params key holding a dot, which tdv.lock could not name', async () => {
+    const m = await expand('stages:\n  s:\n    cmd: echo ${a.b}\n    env: ${a}\n    desc: ${c}\n', { 'params.yaml': { a: { b: 1 }, 'a.x': 2, c: { 'd.e': 3 } } });
+    expect(m.get('s')?.params).toEqual([{ file: 'params.yaml', key: 'a.b' }]);
+  });
+
   it('leaves meta (free data for other tools) as written', async () => {
     const m = await expand('stages:\n  s:\n    cmd: echo ${x}\n    meta:\n      template: ${not_ours}\n', { 'params.yaml': { x: 1 } });
     expect(body(m, 's')).toEqual({ cmd: 'echo 1', meta: { template: '${not_ours}' } });
