@@ -146,6 +146,19 @@ describe('tdv.yaml templating (vars, ${...}, foreach, matrix)', () => {
     expect(JSON.parse(d.stdout)).toEqual([{ file: 'm-b.json', key: 'n', old: 2, new: 5, change: 3 }]);
   });
 
+  it('metrics diff reads a revision whose tdv.yaml predates templating (a shell ${VAR} in cmd) as written', async () => {
+    const dir = await newRepo();
+    write(dir, 'm.json', '{"a": 1}\n');
+    write(dir, 'tdv.yaml', 'stages:\n  s:\n    cmd: echo ${HOME} > /dev/null\n    metrics: [m.json]\n');
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'before templating');
+    write(dir, 'tdv.yaml', 'stages:\n  s:\n    cmd: echo \\${HOME} > /dev/null\n    metrics: [m.json]\n');
+    write(dir, 'm.json', '{"a": 2}\n');
+    const d = await tdv(dir, 'metrics', 'diff', 'HEAD', '--json');
+    expect(d.code, d.stderr).toBe(0);
+    expect(JSON.parse(d.stdout)).toEqual([{ file: 'm.json', key: 'a', old: 1, new: 2, change: 1 }]);
+  });
+
   it('refuses a vars file that is a symlink, and reads nothing through it', async () => {
     const dir = await newRepo();
     write(dir, 'secret.yaml', 'token: s3cr3t\n');
