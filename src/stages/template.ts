@@ -466,7 +466,9 @@ function lookup(r: Resolver, expr: string, at: string): Bound {
     throw new FormatError(
       at,
       `\${${expr.trim()}} in stage "${r.stage}" is not defined${known.length ? ` (defined: ${known.slice(0, 8).join(', ')}${known.length > 8 ? ', ...' : ''})` : ''}`,
-      'Define it under vars: or in params.yaml; for a literal ${ write \\${ (a shell variable can be written $NAME)',
+      head === 'key' && r.locals.has('item')
+        ? 'A foreach over a list sets only ${item}; iterate over a mapping for ${key}'
+        : 'Define it under vars: or in params.yaml; for a literal ${ write \\${ (a shell variable can be written $NAME)',
     );
   }
   let seen = head;

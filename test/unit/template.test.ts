@@ -162,6 +162,10 @@ describe('foreach', () => {
     expect(await failure('stages:\n  b:\n    do:\n      cmd: x\n')).toMatch(/^tdv\.yaml:3:5: stage "b" has "do" but no "foreach"/);
   });
 
+  it('says that a foreach over a list has no ${key}', async () => {
+    expect(await failure('stages:\n  b:\n    foreach: [u]\n    do:\n      cmd: x ${key}\n')).toMatch(/^tdv\.yaml:5:7: \$\{key\} in stage "b@u" is not defined \(defined: item\)\. A foreach over a list sets only \$\{item\}; iterate over a mapping for \$\{key\}$/);
+  });
+
   it('refuses a global variable that item would hide', async () => {
     expect(await failure('stages:\n  b:\n    foreach: [a]\n    do:\n      cmd: x ${item}\n', { 'params.yaml': { item: 1 } })).toMatch(/^tdv\.yaml:3:5: variable "item" \(params\.yaml\) would be hidden/);
   });
