@@ -9,6 +9,7 @@ import { ParamsReader } from '../stages/params.js';
 import { RunCache, type RunEntry, recordMismatch } from '../stages/run-cache.js';
 import type { DockerImages, StageRunner } from '../stages/runner.js';
 import { type CheckContext, checkStage, type StageInputs } from '../stages/status.js';
+import { stagesNamed } from '../stages/template.js';
 import { Guard, UnsafePathError } from '../workspace/guard.js';
 import { quotePath } from '../formats/paths.js';
 import { applyCheckout, type CheckoutTarget, planCheckout } from '../workspace/checkout.js';
@@ -74,10 +75,13 @@ export async function reproduce(repo: Repo, opts: ReproOptions = {}): Promise<Re
   return repo.withLock('repro', async () => {
     const dag = await loadDag(repo);
     if (!dag) throw new TdvError('NO_PIPELINE', `no ${'tdv.yaml'} in ${repo.root}; declare stages there first (see \`tdv repro --help\`)`);
-    for (const n of opts.stages ?? []) {
-      if (!dag.stages.has(n)) throw new UsageError(`unknown stage "${n}"; stages in tdv.yaml: ${[...dag.stages.keys()].join(', ') || '(none)'}`);
-    }
-    const names = opts.stages?.length ? (opts.downstream ? withDownstream(dag, opts.stages) : withUpstream(dag, opts.stages)) : dag.order;
+    // A foreach or matrix name (`fit`) names all the stages it made (`fit@a`, `fit@b`), as in DVC.
+    const selected = (opts.stages ?? []).flatMap((n) => {
+      const hit = stagesNamed(dag.stages.keys(), n);
+      if (!hit.length) throw new UsageError(`unknown stage "${n}"; stages in tdv.yaml: ${[...dag.stages.keys()].join(', ') || '(none)'}`);
+      return hit;
+    });
+    const names = selected.length ? (opts.downstream ? withDownstream(dag, selected) : withUpstream(dag, selected)) : dag.order;
     const run = new Run(repo, dag, await readLock(repo.root), opts);
     try {
       return opts.dry ? await run.plan(names) : await run.execute(names);

@@ -490,6 +490,17 @@ function scalarText(v: unknown): string {
 }
 
 /**
+ * The stages `target` names among `names`: itself, or else every stage a
+ * foreach or matrix of that name made (`fit` -> `fit@a`, `fit@b`), as
+ * `dvc repro fit` does. Empty when it names none.
+ */
+export function stagesNamed(names: Iterable<string>, target: string): string[] {
+  const all = [...names];
+  if (all.includes(target)) return [target];
+  return target.includes('@') ? [] : all.filter((n) => n.startsWith(`${target}@`));
+}
+
+/**
  * Adds the params keys a stage's templated values came from to the params it
  * lists itself (each file's keys sorted, files sorted, as load.ts returns them).
  */

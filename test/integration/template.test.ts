@@ -105,6 +105,16 @@ describe('tdv.yaml templating (vars, ${...}, foreach, matrix)', () => {
     expect(ran(r.stdout)).toEqual(['fit@small', 'prep']);
   });
 
+  it('the name of a foreach or matrix names all the stages it made (with their upstream)', async () => {
+    const dir = await templated();
+    const r = await tdv(dir, 'repro', 'fit');
+    expect(r.code, r.stderr).toBe(0);
+    expect(ran(r.stdout)).toEqual(['fit@big', 'fit@small', 'prep']);
+    const bad = await tdv(dir, 'repro', 'fi');
+    expect(bad.code).toBe(2);
+    expectOneLineError(bad.stderr, 'unknown stage "fi"');
+  });
+
   it('adding an entry to a foreach mapping runs only the new stage', async () => {
     const dir = await templated();
     expect((await tdv(dir, 'repro')).code).toBe(0);

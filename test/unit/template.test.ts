@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FormatError } from '../../src/errors.js';
-import { expandStages, interpolateString, mergeParams, parseRef, quoteHint, withQuoteHint, type ExpandedStage } from '../../src/stages/template.js';
+import { expandStages, interpolateString, mergeParams, parseRef, quoteHint, stagesNamed, withQuoteHint, type ExpandedStage } from '../../src/stages/template.js';
 import { parseYaml } from '../../src/util/yaml.js';
 
 /** Expands `text` as load.ts does, with params files given in memory. */
@@ -242,5 +242,16 @@ describe('mergeParams', () => {
       { file: 'a.yaml', keys: ['x'] },
       { file: 'params.yaml', keys: ['seed', 'train'] },
     ]);
+  });
+});
+
+describe('stagesNamed', () => {
+  it('names a stage, or every stage of a foreach or matrix by its name', () => {
+    const names = ['prep', 'fit@a', 'fit@b', 'fitx@a'];
+    expect(stagesNamed(names, 'prep')).toEqual(['prep']);
+    expect(stagesNamed(names, 'fit')).toEqual(['fit@a', 'fit@b']);
+    expect(stagesNamed(names, 'fit@b')).toEqual(['fit@b']);
+    expect(stagesNamed(names, 'fit@c')).toEqual([]);
+    expect(stagesNamed(names, 'nope')).toEqual([]);
   });
 });
