@@ -75,13 +75,12 @@ export async function reproduce(repo: Repo, opts: ReproOptions = {}): Promise<Re
   return repo.withLock('repro', async () => {
     const dag = await loadDag(repo);
     if (!dag) throw new TdvError('NO_PIPELINE', `no ${'tdv.yaml'} in ${repo.root}; declare stages there first (see \`tdv repro --help\`)`);
-    // A foreach or matrix name (`fit`) names all the stages it made (`fit@a`, `fit@b`), as in DVC.
-    const selected = (opts.stages ?? []).flatMap((n) => {
-      const hit = stagesNamed(dag.stages.keys(), n);
-      if (!hit.length) throw new UsageError(`unknown stage "${n}"; stages in tdv.yaml: ${[...dag.stages.keys()].join(', ') || '(none)'}`);
-      return hit;
-    });
-    const names = selected.length ? (opts.downstream ? withDownstream(dag, selected) : withUpstream(dag, selected)) : dag.order;
+    // A foreach or matrix name (`fit`) names every stage it made (`fit@a`, `fit@b`), as in DVC.
+    if (opts.stages?.length) opts = { ...opts, stages: opts.stages.flatMap((n) => stagesNamed(dag.stages.keys(), n)) };
+    for (const n of opts.stages ?? []) {
+      if (!dag.stages.has(n)) throw new UsageError(`unknown stage "${n}"; stages in tdv.yaml: ${[...dag.stages.keys()].join(', ') || '(none)'}`);
+    }
+    const names = opts.stages?.length ? (opts.downstream ? withDownstream(dag, opts.stages) : withUpstream(dag, opts.stages)) : dag.order;
     const run = new Run(repo, dag, await readLock(repo.root), opts);
     try {
       return opts.dry ? await run.plan(names) : await run.execute(names);

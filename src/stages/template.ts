@@ -492,12 +492,14 @@ function scalarText(v: unknown): string {
 /**
  * The stages `target` names among `names`: itself, or else every stage a
  * foreach or matrix of that name made (`fit` -> `fit@a`, `fit@b`), as
- * `dvc repro fit` does. Empty when it names none.
+ * `dvc repro fit` does. A target that names none is returned as it is, for
+ * the caller to report as unknown.
  */
 export function stagesNamed(names: Iterable<string>, target: string): string[] {
   const all = [...names];
-  if (all.includes(target)) return [target];
-  return target.includes('@') ? [] : all.filter((n) => n.startsWith(`${target}@`));
+  if (all.includes(target) || target.includes('@')) return [target];
+  const made = all.filter((n) => n.startsWith(`${target}@`));
+  return made.length ? made : [target];
 }
 
 /**

@@ -246,12 +246,12 @@ describe('mergeParams', () => {
 });
 
 describe('stagesNamed', () => {
-  it('names a stage, or every stage of a foreach or matrix by its name', () => {
+  it('names a stage, or every stage of a foreach or matrix by its name; an unknown name is returned as given', () => {
     const names = ['prep', 'fit@a', 'fit@b', 'fitx@a'];
     expect(stagesNamed(names, 'prep')).toEqual(['prep']);
     expect(stagesNamed(names, 'fit')).toEqual(['fit@a', 'fit@b']);
     expect(stagesNamed(names, 'fit@b')).toEqual(['fit@b']);
-    expect(stagesNamed(names, 'fit@c')).toEqual([]);
-    expect(stagesNamed(names, 'nope')).toEqual([]);
+    expect(stagesNamed(names, 'fit@c')).toEqual(['fit@c']);
+    expect(stagesNamed(names, 'nope')).toEqual(['nope']);
   });
 });
