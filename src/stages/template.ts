@@ -132,11 +132,23 @@ class Context {
     /** Dotted path of every leaf (reached through mappings only) -> its origin. */
     readonly leaves = new Map<string, Origin>(),
     private readonly wholeFiles = new Set<string>(),
+    /** The lines of tdv.yaml, to point an error at the `${...}` itself. */
+    private readonly lines: readonly string[] = [],
   ) {}
 
   /** A copy to merge a stage's own `vars` into, leaving the pipeline's as they are. */
   child(): Context {
-    return new Context(structuredClone(this.data), new Map(this.leaves), new Set(this.wholeFiles));
+    return new Context(structuredClone(this.data), new Map(this.leaves), new Set(this.wholeFiles), this.lines);
+  }
+
+  /**
+   * `at` (`file:line:col` of a field) moved to where `ref` is written on that
+   * line, when it is there (a one-line value); else `at` as it is.
+   */
+  refine(at: string, ref: string): string {
+    const m = /^(.*):(\d+):(\d+)$/.exec(at);
+    const i = m ? (this.lines[Number(m[2]) - 1]?.indexOf(ref, Number(m[3]) - 1) ?? -1) : -1;
+    return m && i >= 0 ? `${m[1]}:${m[2]}:${i + 1}` : at;
   }
 
   merge(src: Dict, origin: (dotted: string) => Origin, at: string): void {
@@ -191,7 +203,7 @@ class Context {
  * `where` maps a key path of the document to `tdv.yaml:line:col`.
  */
 export async function expandStages(doc: Dict, where: At, opts: ExpandOptions): Promise<ExpandedStage[]> {
-  const global = new Context();
+  const global = new Context({}, new Map(), new Set(), opts.text.split('\n'));
   if (opts.text.includes('${')) {
     const params = await opts.readFile(DEFAULT_PARAMS, 'tdv.yaml');
     if (params !== undefined && params !== null) {
@@ -414,7 +426,7 @@ function wholeRef(ctx: Context, s: string, locals: Map<string, Bound>, at: strin
  * x's value with its type; elsewhere a reference must be a string, number or
  * boolean, written as text.
  */
-export function interpolateString(s: string, lookupFn: (expr: string) => unknown, at: string): unknown {
+export function interpolateString(s: string, lookupFn: (expr: string) => unknown, at: string | ((ref: string) => string)): unknown {
   const whole = /^\$\{([^{}]*)\}$/.exec(s);
   if (whole) return lookupFn(whole[1]!);
   if (!s.includes('${')) return s;
@@ -422,16 +434,17 @@ export function interpolateString(s: string, lookupFn: (expr: string) => unknown
     if (esc) return all.slice(1);
     const v = lookupFn(expr);
     if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return scalarText(v);
-    throw new FormatError(at, `\${${expr.trim()}} is ${kind(v)}, which cannot be put inside a string`, `Use it as the whole value, or name one of its entries such as \${${expr.trim()}.<key>}`);
+    throw new FormatError(typeof at === 'string' ? at : at(all), `\${${expr.trim()}} is ${kind(v)}, which cannot be put inside a string`, `Use it as the whole value, or name one of its entries such as \${${expr.trim()}.<key>}`);
   });
 }
 
 function interpolate(r: Resolver, s: string, at: string): unknown {
+  const pos = (ref: string) => r.ctx.refine(at, ref);
   return interpolateString(s, (expr) => {
-    const b = lookup(r, expr, at);
+    const b = lookup(r, expr, pos(`\${${expr}}`));
     r.track(b);
     return b.value;
-  }, at);
+  }, pos);
 }
 
 /** `a.b.0` or `a.b[0]` -> ['a', 'b', '0']; undefined for what is not a reference. */

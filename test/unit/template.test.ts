@@ -77,7 +77,7 @@ describe('${...} substitution', () => {
     expect(body(m, 'a')).toEqual({ cmd: 'fit A 4 1' });
     expect(m.get('a')?.params).toEqual([{ file: 'fit.json', key: 'depth' }, { file: 'params.yaml', key: 'lr' }]);
     expect(body(m, 'b@x')).toEqual({ cmd: 'run B x' });
-    expect(await failure('stages:\n  a:\n    vars: [{n: 1}]\n    cmd: x\n  c:\n    cmd: echo ${n}\n')).toMatch(/^tdv\.yaml:6:5: \$\{n\} in stage "c" is not defined/);
+    expect(await failure('stages:\n  a:\n    vars: [{n: 1}]\n    cmd: x\n  c:\n    cmd: echo ${n}\n')).toMatch(/^tdv\.yaml:6:15: \$\{n\} in stage "c" is not defined/);
     expect(await failure('stages:\n  a:\n    vars:\n      - lr: 2\n    cmd: x ${lr}\n', files)).toMatch(/^tdv\.yaml:4:9: variable "lr" from vars entry 1 \(tdv\.yaml:4:9\) is already defined by params\.yaml/);
     expect(await failure('stages:\n  a:\n    foreach: [x]\n    vars: [{n: 1}]\n    do:\n      cmd: x\n')).toMatch(/^tdv\.yaml:4:5: stage "a" has "vars" beside "foreach"/);
   });
@@ -110,7 +110,7 @@ describe('${...} substitution', () => {
     const m = await expand('vars:\n  - config.json:train\nstages:\n  s:\n    cmd: run ${train.lr}\n', files);
     expect(body(m, 's').cmd).toBe('run 2');
     expect(m.get('s')?.params).toEqual([{ file: 'config.json', key: 'train.lr' }]);
-    expect(await failure('vars:\n  - config.json:train\nstages:\n  s:\n    cmd: run ${other}\n', files)).toMatch(/^tdv\.yaml:5:5: \$\{other\} in stage "s" is not defined/);
+    expect(await failure('vars:\n  - config.json:train\nstages:\n  s:\n    cmd: run ${other}\n', files)).toMatch(/^tdv\.yaml:5:14: \$\{other\} in stage "s" is not defined/);
   });
 
   it('loads params.yaml once even when vars names it too', async () => {
@@ -163,7 +163,7 @@ describe('foreach', () => {
   });
 
   it('says that a foreach over a list has no ${key}', async () => {
-    expect(await failure('stages:\n  b:\n    foreach: [u]\n    do:\n      cmd: x ${key}\n')).toMatch(/^tdv\.yaml:5:7: \$\{key\} in stage "b@u" is not defined \(defined: item\)\. A foreach over a list sets only \$\{item\}; iterate over a mapping for \$\{key\}$/);
+    expect(await failure('stages:\n  b:\n    foreach: [u]\n    do:\n      cmd: x ${key}\n')).toMatch(/^tdv\.yaml:5:14: \$\{key\} in stage "b@u" is not defined \(defined: item\)\. A foreach over a list sets only \$\{item\}; iterate over a mapping for \$\{key\}$/);
   });
 
   it('refuses a global variable that item would hide', async () => {
@@ -190,22 +190,26 @@ describe('matrix', () => {
 });
 
 describe('errors keep tdv.yaml:line:col', () => {
-  it('an undefined variable, at its field (inside a foreach do too)', async () => {
+  it('an undefined variable, at the ${...} itself on a one-line value (inside a foreach do too)', async () => {
     expect(await failure('stages:\n  s:\n    cmd: x\n    deps:\n      - a\n      - ${nope}/b\n')).toBe(
       'tdv.yaml:6:9: ${nope} in stage "s" is not defined. Define it under vars: or in params.yaml; for a literal ${ write \\${ (a shell variable can be written $NAME)',
     );
-    expect(await failure('stages:\n  b:\n    foreach: [u]\n    do:\n      cmd: x ${item.name}\n')).toMatch(/^tdv\.yaml:5:7: \$\{item\.name\} in stage "b@u" is not defined: "item" is a string/);
-    expect(await failure('stages:\n  s:\n    cmd: x ${a.c}\n', { 'params.yaml': { a: { b: 1 } } })).toMatch(/^tdv\.yaml:3:5: \$\{a\.c\} in stage "s" is not defined: "a" is a mapping without "c". Name an existing entry \(b\)/);
+    expect(await failure('stages:\n  b:\n    foreach: [u]\n    do:\n      cmd: x ${item.name}\n')).toMatch(/^tdv\.yaml:5:14: \$\{item\.name\} in stage "b@u" is not defined: "item" is a string/);
+    expect(await failure('stages:\n  s:\n    cmd: x ${a.c}\n', { 'params.yaml': { a: { b: 1 } } })).toMatch(/^tdv\.yaml:3:12: \$\{a\.c\} in stage "s" is not defined: "a" is a mapping without "c". Name an existing entry \(b\)/);
+  });
+
+  it('a multi-line value: at its key', async () => {
+    expect(await failure('stages:\n  s:\n    cmd: >\n      echo\n      ${nope}\n')).toMatch(/^tdv\.yaml:3:5: \$\{nope\} in stage "s" is not defined/);
   });
 
   it('a list or mapping inside a string', async () => {
     expect(await failure('vars:\n  - l: [1, 2]\nstages:\n  s:\n    cmd: echo ${l}\n')).toBe(
-      'tdv.yaml:5:5: ${l} is a list, which cannot be put inside a string. Use it as the whole value, or name one of its entries such as ${l.<key>}',
+      'tdv.yaml:5:15: ${l} is a list, which cannot be put inside a string. Use it as the whole value, or name one of its entries such as ${l.<key>}',
     );
   });
 
   it('what is not a reference', async () => {
-    expect(await failure('stages:\n  s:\n    cmd: echo ${a + 1}\n')).toMatch(/^tdv\.yaml:3:5: \$\{a \+ 1\} in stage "s" is not a variable reference/);
+    expect(await failure('stages:\n  s:\n    cmd: echo ${a + 1}\n')).toMatch(/^tdv\.yaml:3:15: \$\{a \+ 1\} in stage "s" is not a variable reference/);
   });
 
   it('vars: a missing file, a key defined twice, a bad entry', async () => {
