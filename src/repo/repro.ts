@@ -10,6 +10,7 @@ import { RunCache, type RunEntry, recordMismatch } from '../stages/run-cache.js'
 import { metricsProblem } from '../stages/values.js';
 import type { DockerImages, RunResult, StageRunner } from '../stages/runner.js';
 import { type CheckContext, checkStage, type StageInputs } from '../stages/status.js';
+import { stagesNamed } from '../stages/template.js';
 import { Guard, UnsafePathError } from '../workspace/guard.js';
 import { quotePath } from '../formats/paths.js';
 import { applyCheckout, type CheckoutTarget, planCheckout } from '../workspace/checkout.js';
@@ -93,6 +94,8 @@ export async function reproduce(repo: Repo, opts: ReproOptions = {}): Promise<Re
   return repo.withLock('repro', async () => {
     const dag = await loadDag(repo);
     if (!dag) throw new TdvError('NO_PIPELINE', `no ${'tdv.yaml'} in ${repo.root}; declare stages there first (see \`tdv repro --help\`)`);
+    // A foreach or matrix name (`fit`) names every stage it made (`fit@a`, `fit@b`), as in DVC.
+    if (opts.stages?.length) opts = { ...opts, stages: opts.stages.flatMap((n) => stagesNamed(dag.stages.keys(), n)) };
     for (const n of opts.stages ?? []) {
       if (!dag.stages.has(n)) throw new UsageError(`unknown stage "${n}"; stages in tdv.yaml: ${[...dag.stages.keys()].join(', ') || '(none)'}`);
     }

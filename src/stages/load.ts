@@ -4,6 +4,7 @@ import { FormatError } from '../errors.js';
 import { quotePath, relPathProblem } from '../formats/paths.js';
 import { isInside, readTextOrUndefined, toPosix } from '../util/fs.js';
 import { parseYaml, type YamlFile } from '../util/yaml.js';
+import { expandStages, fileReader, mergeParams, withQuoteHint } from './template.js';
 
 export const PIPELINE_FILE = 'tdv.yaml';
 export const PARAMS_FILE = 'params.yaml';
@@ -99,18 +100,22 @@ export async function loadPipeline(root: string, opts: LoadOptions = {}): Promis
   const text = opts.text ?? readTextOrUndefined(file);
   if (text === undefined) return undefined;
   const shown = PIPELINE_FILE;
-  const y = await parseYaml(text, shown);
+  const y = await parseYaml(text, shown).catch((e: unknown) => {
+    throw withQuoteHint(e, text);
+  });
   const stages = new Map<string, Stage>();
   const v = y.value;
   if (v === null || v === undefined) return { file, stages };
   const at = (keys: (string | number)[]) => where(y, shown, keys);
   if (typeof v !== 'object' || Array.isArray(v)) throw new FormatError(shown, 'must be a mapping with a "stages" key');
-  for (const k of Object.keys(v)) if (k !== 'stages') throw new FormatError(at([k]), `unknown key "${k}"`, 'The top level of tdv.yaml has only "stages"');
+  for (const k of Object.keys(v)) if (k !== 'stages' && k !== 'vars') throw new FormatError(at([k]), `unknown key "${k}"`, 'The top level of tdv.yaml has "stages" and "vars"');
   const body = (v as { stages?: unknown }).stages;
   if (body === null || body === undefined) return { file, stages };
   if (typeof body !== 'object' || Array.isArray(body)) throw new FormatError(at(['stages']), '"stages" must be a mapping of stage names to stages');
-  for (const [name, raw] of Object.entries(body as Record<string, unknown>)) {
-    stages.set(name, parseStage(root, name, raw, (keys) => at(['stages', name, ...keys]), opts));
+  // vars, foreach, matrix and ${...} (template.ts): plain stages, each with where it was written.
+  for (const e of await expandStages(v as Record<string, unknown>, at, { text, readFile: fileReader(root) })) {
+    const stage = parseStage(root, e.written, e.name, e.body, e.at, opts);
+    stages.set(e.name, { ...stage, params: mergeParams(stage.params, e.params) });
   }
   return { file, stages };
 }
@@ -123,9 +128,9 @@ function where(y: YamlFile, file: string, keys: (string | number)[]): string {
   return file;
 }
 
-function parseStage(root: string, name: string, raw: unknown, at: (keys: (string | number)[]) => string, opts: LoadOptions): Stage {
-  if (!STAGE_NAME.test(name)) {
-    throw new FormatError(at([]), `stage name ${JSON.stringify(name)} is not allowed`, 'Use letters, digits, ".", "_" and "-", starting with a letter or digit (at most 64)');
+function parseStage(root: string, written: string, name: string, raw: unknown, at: (keys: (string | number)[]) => string, opts: LoadOptions): Stage {
+  if (!STAGE_NAME.test(written)) {
+    throw new FormatError(at([]), `stage name ${JSON.stringify(written)} is not allowed`, 'Use letters, digits, ".", "_" and "-", starting with a letter or digit (at most 64)');
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FormatError(at([]), `stage "${name}" must be a mapping with at least "cmd"`);
   const r = raw as Record<string, unknown>;
