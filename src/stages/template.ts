@@ -387,9 +387,7 @@ function resolveStage(ctx: Context, written: string, name: string, raw: unknown,
     }
   };
   const resolver: Resolver = { ctx, locals, stage: name, track, ...(itemPaths ? { itemPaths } : {}) };
-  if (isDict(raw) && typeof raw.cmd !== 'string' && isDict(raw.cmd)) {
-    throw new FormatError(at(['cmd']), `"cmd" of stage "${name}" was read by YAML as a mapping (a ": " or a leading "{" in it)`, 'Quote the whole command: cmd: "echo a: b"');
-  }
+  // A `cmd` YAML read as a mapping is load.ts's to refuse, with its hint to quote it.
   // `meta` is free data for other tools, which may use ${...} themselves: left as written.
   const entries = isDict(raw) ? Object.entries(raw).filter(([k]) => k !== 'vars') : [];
   const body = isDict(raw) ? Object.fromEntries(entries.map(([k, v]) => [k, k === 'meta' ? v : walk(resolver, v, [k], at)])) : raw;

@@ -220,10 +220,6 @@ describe('errors keep tdv.yaml:line:col', () => {
     expect(await failure('vars: {a: 1}\nstages: {}\n')).toMatch(/^tdv\.yaml:1:1: "vars" must be a list/);
     expect(await failure('vars:\n  - c.json:b\nstages: {}\n', { 'c.json': { a: 1 } })).toMatch(/^tdv\.yaml:2:5: vars file "c\.json" has no key "b"/);
   });
-
-  it('a cmd that YAML read as a mapping gets a hint to quote it', async () => {
-    expect(await failure('stages:\n  s:\n    cmd: {x}\n')).toMatch(/^tdv\.yaml:3:5: "cmd" of stage "s" was read by YAML as a mapping.*Quote the whole command/);
-  });
 });
 
 describe('quote hints for YAML errors', () => {
