@@ -12,6 +12,7 @@ import { registerInstall } from './install.js';
 import { registerLog } from './log.js';
 import { registerMergeDriver } from './merge-driver.js';
 import { registerMetrics } from './metrics.js';
+import { registerMv } from './mv.js';
 import { registerPull } from './pull.js';
 import { registerPush } from './push.js';
 import { registerRemote } from './remote.js';
@@ -35,6 +36,7 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerFetch(program, ctx);
   registerPull(program, ctx);
   registerRemove(program, ctx);
+  registerMv(program, ctx);
   registerUnprotect(program, ctx);
   registerGc(program, ctx);
   registerFsck(program, ctx);
