@@ -2,6 +2,7 @@ import { checkout, type CheckoutResult } from './checkout.js';
 import { fetchWithRuns } from './lib/run-sync.js';
 import { withRemote } from './lib/transfer.js';
 import { selectForTransfer } from './lib/revision.js';
+import { expandStageTargets } from './lib/stage-targets.js';
 import type { TransferOptions, TransferResult } from './lib/transfer.js';
 import type { Repo } from './repo.js';
 
@@ -21,9 +22,10 @@ export interface PullResult {
 /** Fetch, then checkout, under one lock so nothing changes the cache in between. */
 export async function pull(repo: Repo, opts: PullOptions = {}): Promise<PullResult> {
   return repo.withLock('pull', async () => {
-    const selected = await selectForTransfer(repo, { targets: opts.targets, scope: opts.rev === undefined ? undefined : { revs: [opts.rev] } });
+    const { targets } = await expandStageTargets(repo, opts.targets ?? [], opts);
+    const selected = await selectForTransfer(repo, { targets, scope: opts.rev === undefined ? undefined : { revs: [opts.rev] } });
     const fetched = await withRemote(repo, opts, (remote) => fetchWithRuns(repo, remote, selected, opts));
     if (fetched.failed.length > 0) return { fetch: fetched };
-    return { fetch: fetched, checkout: await checkout(repo, { targets: opts.targets, force: opts.force, rev: opts.rev }) };
+    return { fetch: fetched, checkout: await checkout(repo, { targets, force: opts.force, rev: opts.rev }) };
   });
 }

@@ -14,18 +14,20 @@ interface CheckoutFlags {
   pull?: boolean;
   remote?: string;
   jobs?: number;
+  withDeps?: boolean;
 }
 
 export function registerCheckout(program: Command, ctx: CliContext): void {
   program
     .command('checkout')
     .description('make workspace data match the pointers, restoring files from the cache')
-    .argument('[targets...]', 'pointer files, tracked paths, or files inside tracked directories (default: all)')
+    .argument('[targets...]', 'pointer files, tracked paths, files inside tracked directories, or stage names (default: all)')
     .option('-f, --force', 'overwrite or delete workspace changes that are not in the cache')
     .option('--relink', 're-create every file from the cache (e.g. after changing cache.type)')
     .option('--dry', 'list what would be restored and deleted, change nothing')
     .option('--rev <rev>', 'restore the data recorded at this revision (commit, branch, tag, HEAD~3), not the workspace pointers')
     .option('--to <dir>', 'write a snapshot into this directory (paths as in the repository), leaving the workspace alone')
+    .option('--with-deps', 'with stage targets (or outputs of a stage): also the outputs of the stages upstream of them')
     .option('--pull', 'first fetch what the cache lacks from the remote')
     .option('-r, --remote <name>', 'with --pull: the remote to fetch from (default: core.remote)')
     .option('-j, --jobs <n>', 'with --pull: parallel transfers', parsePositiveInt('--jobs'))
@@ -56,6 +58,7 @@ export function registerCheckout(program: Command, ctx: CliContext): void {
         pull: opts.pull,
         remote: opts.remote,
         jobs: opts.jobs,
+        withDeps: opts.withDeps,
       });
       if (res.fetch) renderTransfer(out, res.fetch, { done: 'Fetched', prep: 'from', again: 'tdv checkout --pull', after: 'nothing was checked out; ' });
       const of = res.commit ? ` of ${q(opts.rev!)} (${res.commit.slice(0, 12)})` : '';

@@ -14,7 +14,7 @@ export function registerPull(program: Command, ctx: CliContext): void {
       const repo = await ctx.openRepo(out);
       const { pull } = await import('../../repo/pull.js');
       const progress = await progressFor(out, 'pull');
-      const res = await pull(repo, { targets: targets.map((t) => ctx.resolve(t)), remote: opts.remote, jobs: opts.jobs, runCache: opts.runCache, force: opts.force, rev: opts.rev, progress }).finally(() => progress?.finish());
+      const res = await pull(repo, { targets: targets.map((t) => ctx.resolve(t)), remote: opts.remote, jobs: opts.jobs, runCache: opts.runCache, withDeps: opts.withDeps, force: opts.force, rev: opts.rev, progress }).finally(() => progress?.finish());
       const co = res.checkout;
       if (out.json) out.data({ ...transferJson(res.fetch), ...(co ? { restored: co.restored.length, deleted: co.deleted.length } : {}) });
       renderTransfer(out, res.fetch, { done: 'Fetched', prep: 'from', again: 'tdv pull', after: 'nothing was checked out; ' });
