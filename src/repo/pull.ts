@@ -19,11 +19,16 @@ export interface PullResult {
   checkout?: CheckoutResult;
 }
 
-/** Fetch, then checkout, under one lock so nothing changes the cache in between. */
+/**
+ * Fetch, then checkout, under one lock so nothing changes the cache in between.
+ * With `scope`, the fetch covers the data of those commits (and `--rev`'s or
+ * the workspace's); the checkout is always of the workspace's pointers, or `rev`'s.
+ */
 export async function pull(repo: Repo, opts: PullOptions = {}): Promise<PullResult> {
   return repo.withLock('pull', async () => {
     const { targets } = await expandStageTargets(repo, opts.targets ?? [], opts);
-    const selected = await selectForTransfer(repo, { targets, scope: opts.rev === undefined ? undefined : { revs: [opts.rev] } });
+    // `scope` (--all-branches, ...): fetched for those commits too; what is checked out stays the workspace's (or --rev's).
+    const selected = await selectForTransfer(repo, { targets, scope: opts.scope ?? (opts.rev === undefined ? undefined : { revs: [opts.rev] }) });
     const fetched = await withRemote(repo, opts, (remote) => fetchWithRuns(repo, remote, selected, opts));
     if (fetched.failed.length > 0) return { fetch: fetched };
     return { fetch: fetched, checkout: await checkout(repo, { targets, force: opts.force, rev: opts.rev }) };
