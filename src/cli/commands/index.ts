@@ -4,6 +4,7 @@ import { registerAdd } from './add.js';
 import { registerCheckout } from './checkout.js';
 import { registerDag } from './dag.js';
 import { registerDiff } from './diff.js';
+import { registerDoctor } from './doctor.js';
 import { registerFetch } from './fetch.js';
 import { registerFsck } from './fsck.js';
 import { registerGc } from './gc.js';
@@ -43,4 +44,5 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerRemote(program, ctx);
   registerInstall(program, ctx);
   registerMergeDriver(program, ctx);
+  registerDoctor(program, ctx);
 }
