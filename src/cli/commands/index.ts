@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { registerAdd } from './add.js';
 import { registerCheckout } from './checkout.js';
+import { registerCompletion } from './completion.js';
 import { registerDag } from './dag.js';
 import { registerDiff } from './diff.js';
 import { registerDoctor } from './doctor.js';
@@ -45,4 +46,5 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerInstall(program, ctx);
   registerMergeDriver(program, ctx);
   registerDoctor(program, ctx);
+  registerCompletion(program, ctx);
 }
