@@ -46,6 +46,10 @@ export async function move(repo: Repo, src: string, dst: string): Promise<MoveRe
     if (selected.length > 1 || selected.some((x) => x.ptr.file !== s.ptr.file)) {
       throw new UsageError(`${q(repo.rel(src))} is not one tracked path but holds ${selected.length} of them; move each (\`tdv mv <data> <dest>\`)`);
     }
+    // A directory holding one pointer is not that pointer's data: moving it is `mv` and `git mv` of the directory.
+    if (s.sub === undefined && s.abs !== src && s.ptr.file !== src) {
+      throw new UsageError(`${q(repo.rel(src))} is not tracked data itself but holds ${q(s.rel)}; move that (\`tdv mv ${q(s.rel)} <dest>\`)`);
+    }
     if (s.sub !== undefined) throw new UsageError(`${q(`${s.rel}/${s.sub}`)} is inside tracked ${q(s.rel)}; tdv mv moves the whole ${q(s.rel)}`);
     if (s.ptr.file === lockFile) {
       throw new UsageError(`${q(s.rel)} is an output of a stage (recorded in ${LOCK_FILE}); rename it in ${PIPELINE_FILE} (its outs and cmd), then run \`tdv repro\``);

@@ -74,7 +74,7 @@ describe('tdv mv', () => {
   });
 
   it('refuses a destination that exists, tracked data, an untracked source and a path inside tracked data; nothing changes', async () => {
-    const dir = await repoWith({ 'a.csv': '1\n', 'b.csv': '2\n', 'other.txt': 'x', 'd/f': 'F' }, ['a.csv', 'b.csv', 'd']);
+    const dir = await repoWith({ 'a.csv': '1\n', 'b.csv': '2\n', 'other.txt': 'x', 'd/f': 'F', 'holder/one.csv': 'o' }, ['a.csv', 'b.csv', 'd', 'holder/one.csv']);
     const before = state(dir);
     const cases: [string[], number, string][] = [
       [['a.csv', 'other.txt'], 2, 'other.txt exists; tdv mv will not replace it'],
@@ -84,6 +84,8 @@ describe('tdv mv', () => {
       [['d/f', 'z'], 2, 'd/f is inside tracked d'],
       [['a.csv', 'a.csv/x'], 2, 'inside a.csv, the data being moved'],
       [['a.csv', '.tdv/x'], 2, '.tdv'],
+      // A directory holding a pointer is not that pointer's data.
+      [['holder', 'elsewhere'], 2, 'holder is not tracked data itself but holds holder/one.csv'],
     ];
     for (const [args, code, needle] of cases) {
       const r = await tdv(dir, 'mv', ...args);
