@@ -65,9 +65,9 @@ describe('tdv mv', () => {
   it('moves only the pointer when the data is not in the workspace', async () => {
     const dir = await repoWith({ 'a.csv': '1\n' }, ['a.csv']);
     fs.rmSync(path.join(dir, 'a.csv'));
-    const r = await tdv(dir, 'mv', 'a.csv', 'b.csv');
+    const r = await tdv(dir, 'mv', 'a.csv', 'b.csv', '--json');
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('only the pointer moved');
+    expect(JSON.parse(r.stdout)).toEqual({ from: 'a.csv', to: 'b.csv', pointerFrom: 'a.csv.tdv', pointerTo: 'b.csv.tdv', movedData: false, gitignores: ['.gitignore'], gitignoresDeleted: [], pointerWasTracked: false });
     expect(exists(dir, 'b.csv')).toBe(false);
     expect((await tdv(dir, 'checkout')).code).toBe(0);
     expect(read(dir, 'b.csv')).toBe('1\n');
