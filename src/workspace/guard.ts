@@ -369,11 +369,8 @@ export class Guard {
    * replaced (a rename would replace a file or an empty directory).
    */
   move(fromRel: string, toRel: string, source?: Source): void {
+    // As for a delete: the source leaves its place (a protected tree refused whole).
     const src = this.resolve(fromRel, 'delete', source);
-    if (lstat(src)?.isDirectory()) {
-      const why = this.protect?.(fromRel, true);
-      if (why !== undefined) throw new UnsafePathError(`${from(source)}tdv will not move ${shown(fromRel)}: ${why}`, { path: fromRel });
-    }
     const to = this.prepareWrite(toRel, source);
     if (lstat(to) !== undefined) throw new TdvError('EXISTS', `${from(source)}${shown(toRel)} exists; tdv will not replace it. Move it away or name another destination`, { data: { path: toRel } });
     try {
