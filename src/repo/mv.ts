@@ -87,11 +87,14 @@ export async function move(repo: Repo, src: string, dst: string): Promise<MoveRe
     if (movedData) guard.move(s.rel, rel, ptrFrom);
     const gitignores: string[] = [];
     const gitignoresDeleted: string[] = [];
+    let wrotePointer = false;
     try {
       guard.writeControlFile(ptrTo, serializePointer([{ ...s.out, path: path.basename(target) }]));
+      wrotePointer = true;
       if (addGitignoreEntry(guard, rel)) gitignores.push(gitignoreFor(rel));
     } catch (err) {
-      // The data goes back where its pointer still says it is.
+      // Undone: the data goes back where its pointer still says it is, and the new pointer goes.
+      if (wrotePointer) guard.removeControlFile(ptrTo);
       if (movedData) guard.move(rel, s.rel);
       throw err;
     }

@@ -101,6 +101,21 @@ describe('tdv mv', () => {
     expect(sha('1\n')).toBeTruthy();
   });
 
+  it('undoes the move when the new .gitignore cannot be written (a symlink there): data and pointer stay where they were', async () => {
+    const dir = await repoWith({ 'a.csv': '1\n' }, ['a.csv']);
+    fs.mkdirSync(path.join(dir, 'dest'));
+    fs.symlinkSync('/etc/hostname', path.join(dir, 'dest/.gitignore'));
+    const before = state(dir);
+    const r = await tdvBin(dir, ['mv', 'a.csv', 'dest/']);
+    expect(r.code).toBe(1);
+    expectOneLineError(`${r.stderr}\n`, 'dest/.gitignore', 'is a symlink');
+    expect(fs.readlinkSync(path.join(dir, 'dest/.gitignore'))).toBe('/etc/hostname');
+    expect(exists(dir, 'dest/a.csv.tdv')).toBe(false);
+    expect(exists(dir, 'dest/a.csv')).toBe(false);
+    expect(state(dir)).toEqual(before);
+    await clean(dir);
+  });
+
   it('refuses a stage output, saying to edit tdv.yaml', async () => {
     const dir = await newRepo();
     write(dir, 'tdv.yaml', 'stages:\n  prep:\n    cmd: echo x > out.txt\n    outs: [out.txt]\n');
