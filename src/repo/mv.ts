@@ -8,6 +8,7 @@ import { loadPipeline, PIPELINE_FILE } from '../stages/load.js';
 import { LOCK_FILE, readLock } from '../stages/lock.js';
 import { isInside } from '../util/fs.js';
 import { addGitignoreEntry, gitignoreFor, removeGitignoreEntry } from '../workspace/gitignore.js';
+import { UnsafePathError } from '../workspace/guard.js';
 import { reservedProblem } from './lib/cache-dir.js';
 import { allOuts, findPointers, selectTargets } from './lib/pointers.js';
 import type { Repo } from './repo.js';
@@ -99,7 +100,14 @@ export async function move(repo: Repo, src: string, dst: string): Promise<MoveRe
       throw err;
     }
     guard.removeControlFile(ptrFrom);
-    const old = removeGitignoreEntry(guard, s.rel);
+    // The move is done: an old .gitignore tdv may not edit (a symlink now) keeps a stale line, said as a warning.
+    let old: ReturnType<typeof removeGitignoreEntry>;
+    try {
+      old = removeGitignoreEntry(guard, s.rel);
+    } catch (err) {
+      if (!(err instanceof UnsafePathError)) throw err;
+      repo.reporter.warn?.(`left the line for ${q(s.rel)} in ${q(gitignoreFor(s.rel))}: ${err.message}`);
+    }
     if (old === 'edited' && !gitignores.includes(gitignoreFor(s.rel))) gitignores.push(gitignoreFor(s.rel));
     if (old === 'deleted') gitignoresDeleted.push(gitignoreFor(s.rel));
     repo.statCache.forget(s.rel);
