@@ -29,13 +29,23 @@ export interface StageTargets {
  */
 export async function expandStageTargets(repo: Repo, targets: readonly string[], opts: { withDeps?: boolean } = {}): Promise<StageTargets> {
   if (opts.withDeps && targets.length === 0) throw new UsageError('--with-deps needs targets: stage names or stage outputs');
-  const missing = targets.filter((t) => !exists(t));
-  if (!fs.existsSync(path.join(repo.root, PIPELINE_FILE)) || (missing.length === 0 && !opts.withDeps)) return { targets: [...targets], stages: [] };
+  // Only a missing target without a "/" (stage names have none), or `tdv.yaml:<name>`, may name a stage.
+  const missing = targets.filter((t) => stageName(repo, t) !== undefined && !exists(t));
+  const asPaths = { targets: [...targets], stages: [] };
+  if (!fs.existsSync(path.join(repo.root, PIPELINE_FILE)) || (missing.length === 0 && !opts.withDeps)) return asPaths;
   const { loadPipeline } = await import('../../stages/load.js');
   const { buildDag, withUpstream } = await import('../../stages/graph.js');
   const { readLock } = await import('../../stages/lock.js');
-  const pipeline = await loadPipeline(repo.root);
-  if (!pipeline) return { targets: [...targets], stages: [] };
+  let pipeline: Awaited<ReturnType<typeof loadPipeline>>;
+  try {
+    pipeline = await loadPipeline(repo.root);
+  } catch (err) {
+    // A tdv.yaml that does not load is the pipeline's problem, not a path target's: said only
+    // when the command needs the pipeline (--with-deps, or a target written `tdv.yaml:<stage>`).
+    if (opts.withDeps || targets.some((t) => path.basename(t).startsWith(`${PIPELINE_FILE}:`))) throw err;
+    return asPaths;
+  }
+  if (!pipeline) return asPaths;
   const dag = buildDag(pipeline);
   const lock = fs.existsSync(path.join(repo.root, LOCK_FILE)) ? await readLock(repo.root) : new Map();
   // A missing path some pointer tracks (deleted data) is a path: it wins over a stage of its name.
@@ -79,12 +89,13 @@ export async function expandStageTargets(repo: Repo, targets: readonly string[],
   return { targets: [...new Set(out)], stages };
 }
 
-/** The stage name a target may be: its repository-relative path, or what follows `tdv.yaml:`. */
+/** The stage name a target may be: its repository-relative path when that has no "/", or what follows `tdv.yaml:`. */
 function stageName(repo: Repo, t: string): string | undefined {
   const base = path.basename(t);
   if (base.startsWith(`${PIPELINE_FILE}:`)) return base.slice(PIPELINE_FILE.length + 1);
   if (!isInside(repo.root, t) || t === repo.root) return undefined;
-  return repo.rel(t);
+  const rel = repo.rel(t);
+  return rel.includes('/') ? undefined : rel;
 }
 
 function exists(abs: string): boolean {
