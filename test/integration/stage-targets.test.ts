@@ -42,6 +42,10 @@ describe('stage names as targets', () => {
     const r = await tdvBin(dir, ['push', 'train']);
     expect(r.code, r.stderr).toBe(0);
     expect(remoteObjects(remote)).toEqual([MODEL]);
+    // status --remote takes stage names too: prep's output is not pushed yet, train's is.
+    const st = await tdv(dir, 'status', '--remote', 'train', '--with-deps', '--json');
+    expect(st.code, st.stderr).toBe(0);
+    expect((JSON.parse(st.stdout) as { data: { path: string; missingOnRemote: number }[] }).data).toEqual([expect.objectContaining({ path: 'prep.txt', missingOnRemote: 1 })]);
     const d = await tdvBin(dir, ['push', 'train', '--with-deps']);
     expect(d.code, d.stderr).toBe(0);
     expect(remoteObjects(remote).sort()).toEqual([MODEL, PREP].sort());
