@@ -52,6 +52,25 @@ describe('tdv completion', () => {
       expect(z.stderr).toBe('');
       expect(z.stdout).toContain('_tdv: function');
       expect(z.stdout.trim().split('\n').at(-1)).toBe('remote add');
+      // The completion function itself, with zsh's completion builtins stubbed to print what they are given.
+      const drive = [
+        'compdef() { :; }',
+        'source ./_tdv',
+        '_describe() { local arr=${@[-1]}; print -rl -- "${(@P)arr}"; }',
+        '_files() { print FILES; }',
+        'words=(tdv remote a); CURRENT=3; _tdv; print -- ---',
+        "words=(tdv -q pull -r push --f); CURRENT=6; _tdv; print -- ---",
+        "words=(tdv pull -r ''); CURRENT=4; _tdv; print -- ---",
+        'words=(tdv add da); CURRENT=3; _tdv',
+      ].join('\n');
+      const d = await execa('zsh', ['-fc', drive], { cwd: dir, reject: false });
+      expect(d.stderr).toBe('');
+      const [subs, opts, value, file] = d.stdout.split('\n---\n');
+      expect(subs!.split('\n').map((l) => l.split(':')[0])).toEqual(['add', 'list', 'remove', 'default', 'modify']);
+      expect(opts).toContain('--force:overwrite or delete workspace changes');
+      expect(opts).toContain('--all-tags:');
+      expect(value!.trim()).toBe('FILES');
+      expect(file!.trim()).toBe('FILES');
     }
     if (await has('fish')) {
       fs.writeFileSync(path.join(dir, 'tdv.fish'), fish.stdout);
