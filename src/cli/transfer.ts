@@ -14,14 +14,16 @@ export interface TransferFlags {
   jobs?: number;
   json?: boolean;
   runCache?: boolean;
+  withDeps?: boolean;
 }
 
 /** The options push, fetch and pull share. */
 export function transferOptions(cmd: Command): Command {
   return cmd
-    .argument('[targets...]', 'pointer files, tracked paths, or files inside tracked directories (default: all)')
+    .argument('[targets...]', 'pointer files, tracked paths, files inside tracked directories, or stage names (default: all)')
     .option('-r, --remote <name>', 'remote to use (default: core.remote)')
     .option('-j, --jobs <n>', 'parallel transfers (default: the remote\'s `jobs`, else 4 x cores for S3)', parsePositiveInt('--jobs'))
+    .option('--with-deps', 'with stage targets (or outputs of a stage): also the outputs of the stages upstream of them')
     .option('--run-cache', 'also transfer the run-cache, so `tdv repro` elsewhere restores instead of rerunning')
     .option('--json', 'print one JSON object: transferred, skipped, failed, bytes, failures');
 }

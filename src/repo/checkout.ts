@@ -31,6 +31,8 @@ export interface CheckoutOptions {
   relink?: boolean;
   /** Stop after planning. */
   dry?: boolean;
+  /** Stage targets (and path targets a stage writes) bring the outputs of the stages upstream too. */
+  withDeps?: boolean;
 }
 
 /** Recorded data that a checkout could not restore: its object is not in the cache. */
@@ -85,7 +87,9 @@ export async function checkout(repo: Repo, opts: CheckoutOptions = {}): Promise<
   return repo.withLock('checkout', () => checkoutUnlocked(repo, opts));
 }
 
-async function checkoutUnlocked(repo: Repo, opts: CheckoutOptions): Promise<CheckoutResult> {
+async function checkoutUnlocked(repo: Repo, options: CheckoutOptions): Promise<CheckoutResult> {
+  const { expandStageTargets } = await import('./lib/stage-targets.js');
+  const opts: CheckoutOptions = { ...options, targets: (await expandStageTargets(repo, options.targets ?? [], options)).targets };
   let selected: Selected[];
   let commit: string | undefined;
   if (opts.rev !== undefined) {

@@ -21,6 +21,13 @@ export interface GcOptions {
   allCommits?: boolean;
   /** Also delete unreferenced objects from a remote (`remote`: its name; the default otherwise). */
   cloud?: boolean;
+  /**
+   * DVC's `--not-in-remote`: keep a referenced object only if the remote
+   * (`remote`, or the default) lacks it; what is safely there is deleted from
+   * the cache too (`tdv fetch` gets it back). Never deletes an object the
+   * remote does not hold, referenced or not... unless nothing references it.
+   */
+  notInRemote?: boolean;
   remote?: string;
   jobs?: number;
   dry?: boolean;
@@ -53,6 +60,8 @@ export interface GcPlan {
    * files other kept versions use are kept for them.
    */
   unknown: { path: string; /** The commit, or INDEX_LABEL for a pointer staged in the Git index. */ commit: string; oid: Oid }[];
+  /** With `notInRemote`: the remote checked, and how many referenced objects it holds (deleted from the cache). */
+  inRemote?: { remote: string; objects: number };
   /** With `cloud`: the remote's unreferenced objects. */
   cloud?: { remote: string; unused: Oid[]; kept: number };
   /** The cache is outside the repository, so other repositories may use it (see `sharedCache`). */
@@ -76,21 +85,26 @@ export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
   if (!opts.workspace && scopeIsEmpty(scope)) {
     throw new UsageError('say what to keep: `tdv gc --workspace` keeps the data the workspace pointers reference; add --all-branches, --all-tags or --all-commits to keep history too');
   }
+  if (opts.notInRemote && opts.cloud) throw new UsageError('--not-in-remote and --cloud cannot be combined: --not-in-remote deletes from the cache what the remote holds, --cloud deletes from the remote');
+  // A workspace file may be a symlink into the cache: deleting its object would break it.
+  if (opts.notInRemote && repo.config.cache.type.includes('symlink')) {
+    throw new UsageError('--not-in-remote deletes cached objects the workspace uses, and cache.type allows symlinks into the cache, which would break; set cache.type without symlink (e.g. "reflink,copy") and run `tdv checkout --relink` first, or use gc without --not-in-remote');
+  }
   // Both refusals come before the lock, the remote and the plan: nothing is read or deleted.
   refuseShallow(repo, scope, opts.cloud === true);
   const shared = sharedCache(repo.root, repo.config);
   if (shared && !opts.sharedCache && !opts.dry) throw sharedCacheError(shared);
   return repo.withLock('gc', async () => {
     let remote: Remote | undefined;
-    if (opts.cloud) {
+    if (opts.cloud || opts.notInRemote) {
       const open = opts.openRemote ?? (await import('./lib/remotes.js')).openRemote;
       remote = await open(repo, opts.remote, opts.jobs);
     }
     try {
       // Before anything is read or deleted: a remote other repositories use is theirs too.
-      const foreign = remote ? await sharedRemote(repo, remote) : undefined;
+      const foreign = remote && opts.cloud ? await sharedRemote(repo, remote) : undefined;
       if (foreign && !opts.sharedRemote && !opts.dry) throw sharedRemoteError(foreign);
-      const plan: GcPlan = { ...(await planGc(repo, scope, remote)), ...(shared ? { shared } : {}), ...(foreign ? { sharedRemote: foreign } : {}) };
+      const plan: GcPlan = { ...(await planGc(repo, scope, remote, { notInRemote: opts.notInRemote, jobs: opts.jobs })), ...(shared ? { shared } : {}), ...(foreign ? { sharedRemote: foreign } : {}) };
       const nothing = plan.unused.length === 0 && (plan.cloud?.unused.length ?? 0) === 0;
       if (opts.dry || nothing) return { ...plan, removed: false };
       if (!opts.confirm || !(await opts.confirm(plan))) return { ...plan, removed: false };
@@ -145,7 +159,12 @@ function sharedCacheError(s: SharedCache): UsageError {
   );
 }
 
-export async function planGc(repo: Repo, scope: HistoryScope = {}, remote?: Remote): Promise<GcPlan> {
+/**
+ * What gc would delete. With `remote` and not `notInRemote` (`--cloud`), the
+ * remote's unreferenced objects too; with `notInRemote`, the remote only
+ * tells which referenced objects need not stay in the cache.
+ */
+export async function planGc(repo: Repo, scope: HistoryScope = {}, remote?: Remote, opts: { notInRemote?: boolean; jobs?: number } = {}): Promise<GcPlan> {
   const store = repo.store;
   const keep = new Set<Oid>();
   const unknown: GcPlan['unknown'] = [];
@@ -174,6 +193,16 @@ export async function planGc(repo: Repo, scope: HistoryScope = {}, remote?: Remo
       else unknown.push({ path: s.rel, commit: s.at.commit, oid });
     }
   }
+  let inRemote: GcPlan['inRemote'];
+  if (remote && opts.notInRemote) {
+    // DVC's meaning: referenced objects the remote holds are not kept. Asked of the remote for
+    // exactly the kept objects, so an object absent there (or whose check failed) always stays.
+    const { remoteHas } = await import('../remote/transfer.js');
+    const { remoteJobs } = await import('./lib/remotes.js');
+    const there = await remoteHas(remote, [...keep], remoteJobs(repo, remote, opts.jobs));
+    for (const oid of there) keep.delete(oid);
+    inRemote = { remote: remote.name, objects: there.size };
+  }
   const unused: GcPlan['unused'] = [];
   let bytes = 0;
   let kept = 0;
@@ -192,8 +221,8 @@ export async function planGc(repo: Repo, scope: HistoryScope = {}, remote?: Remo
     unused.push({ oid, size });
     bytes += size;
   }
-  const plan: GcPlan = { unused, bytes, kept, unknown };
-  if (remote) {
+  const plan: GcPlan = { unused, bytes, kept, unknown, ...(inRemote ? { inRemote } : {}) };
+  if (remote && !opts.notInRemote) {
     const cloudUnused: Oid[] = [];
     let cloudKept = 0;
     for await (const oid of remote.list()) {

@@ -2,6 +2,7 @@ import { checkout, type CheckoutResult } from './checkout.js';
 import { fetchWithRuns } from './lib/run-sync.js';
 import { withRemote } from './lib/transfer.js';
 import { selectForTransfer } from './lib/revision.js';
+import { expandStageTargets } from './lib/stage-targets.js';
 import type { TransferOptions, TransferResult } from './lib/transfer.js';
 import type { Repo } from './repo.js';
 
@@ -22,11 +23,15 @@ export interface PullResult {
  * Fetch, then checkout, under one lock so nothing changes the cache in between.
  * Objects that could not be fetched hold back only their own files: the rest
  * is checked out (a problem of the whole remote stops before, at the fetch).
+ * With `scope`, the fetch covers the data of those commits (and `--rev`'s or
+ * the workspace's); the checkout is always of the workspace's pointers, or `rev`'s.
  */
 export async function pull(repo: Repo, opts: PullOptions = {}): Promise<PullResult> {
   return repo.withLock('pull', async () => {
-    const selected = await selectForTransfer(repo, { targets: opts.targets, scope: opts.rev === undefined ? undefined : { revs: [opts.rev] } });
+    const { targets } = await expandStageTargets(repo, opts.targets ?? [], opts);
+    // `scope` (--all-branches, ...): fetched for those commits too; what is checked out stays the workspace's (or --rev's).
+    const selected = await selectForTransfer(repo, { targets, scope: opts.scope ?? (opts.rev === undefined ? undefined : { revs: [opts.rev] }) });
     const fetched = await withRemote(repo, opts, (remote) => fetchWithRuns(repo, remote, selected, opts));
-    return { fetch: fetched, checkout: await checkout(repo, { targets: opts.targets, force: opts.force, rev: opts.rev }) };
+    return { fetch: fetched, checkout: await checkout(repo, { targets, force: opts.force, rev: opts.rev }) };
   });
 }

@@ -1,5 +1,6 @@
 import { pushSelected, type PushOptions, type TransferResult } from './lib/transfer.js';
 import { selectForTransfer } from './lib/revision.js';
+import { expandStageTargets } from './lib/stage-targets.js';
 import { openRemote } from './lib/remotes.js';
 import { markRemote } from './lib/remote-owner.js';
 import type { Repo } from './repo.js';
@@ -17,7 +18,8 @@ export type { PushOptions, TransferOptions, TransferResult } from './lib/transfe
  */
 export async function push(repo: Repo, opts: PushOptions = {}): Promise<TransferResult> {
   return repo.withLock('push', async () => {
-    const selected = await selectForTransfer(repo, opts);
+    const { targets } = await expandStageTargets(repo, opts.targets ?? [], opts);
+    const selected = await selectForTransfer(repo, { ...opts, targets });
     const remote = await openRemote(repo, opts.remote, opts.jobs);
     try {
       // The remote names this repository (see remote-owner.ts) once the push knows it uses objects

@@ -5,6 +5,7 @@ import { diffManifests, type ManifestDiff } from '../cache/workspace.js';
 import { type Blocker, blockerAt } from './lib/blocker.js';
 import { hashWorkspace } from './lib/hashing.js';
 import { findPointers, selectTargets } from './lib/pointers.js';
+import { expandStageTargets } from './lib/stage-targets.js';
 import type { Repo } from './repo.js';
 
 export interface DataStatus {
@@ -40,13 +41,17 @@ export interface StatusResult {
 }
 
 export interface StatusOptions {
-  /** Absolute paths of targets; none means every pointer. */
+  /** Absolute paths of targets (or stage names, see expandStageTargets); none means every pointer. */
   targets?: string[];
+  /** Stage targets (and path targets a stage writes) bring the stages upstream too. */
+  withDeps?: boolean;
 }
 
 /** Compares the workspace and the cache with the pointers. Read-only, except for the stat cache. */
 export async function status(repo: Repo, opts: StatusOptions = {}): Promise<StatusResult> {
-  const selected = selectTargets(repo, await findPointers(repo), opts.targets ?? []);
+  const given = opts.targets ?? [];
+  const expanded = given.length ? await expandStageTargets(repo, given, opts) : { targets: [], stages: [] };
+  const selected = selectTargets(repo, await findPointers(repo), expanded.targets);
   const data: DataStatus[] = [];
   const store = repo.store;
   const stamp = store.stamp(); // before any presence check, so a removal after it is noticed next time
@@ -72,7 +77,9 @@ export async function status(repo: Repo, opts: StatusOptions = {}): Promise<Stat
       data.push({ path: s.rel, pointer: repo.rel(s.ptr.file), workspace, cache: cached ? 'ok' : 'missing', ...(files ? { files } : {}), ...(blocker ? { blocker } : {}) });
     }
   }
-  const stages = opts.targets?.length ? undefined : await stageStatus(repo);
+  // With targets, only the stages they named are reported (the rest of the pipeline is not asked about).
+  const named = new Set(expanded.stages);
+  const stages = !given.length ? await stageStatus(repo) : named.size ? (await stageStatus(repo))?.filter((s) => named.has(s.name)) : undefined;
   repo.statCache.save();
   // A frozen stage is listed, as a reminder, but only its other reasons make the status unclean.
   const dirty = stages?.some((s) => !s.frozen || s.reasons.length > 1) ?? false;

@@ -363,6 +363,25 @@ export class Guard {
     }
   }
 
+  /**
+   * Moves a file, symlink or directory tree from `fromRel` to `toRel` by one
+   * rename (`tdv mv`): no symlink on either way, neither protected, the
+   * destination's parents made. Something at the destination is refused, never
+   * replaced (a rename would replace a file or an empty directory).
+   */
+  move(fromRel: string, toRel: string, source?: Source): void {
+    // As for a delete: the source leaves its place (a protected tree refused whole).
+    const src = this.resolve(fromRel, 'delete', source);
+    const to = this.prepareWrite(toRel, source);
+    if (lstat(to) !== undefined) throw new TdvError('EXISTS', `${from(source)}${shown(toRel)} exists; tdv will not replace it. Move it away or name another destination`, { data: { path: toRel } });
+    try {
+      fs.renameSync(src, to);
+    } catch (err) {
+      throw describeFsError(err, to);
+    }
+    this.forgetDirs(fromRel);
+  }
+
   /** A temp path beside `rel` (same directory, so the final rename is atomic), its parent made. */
   tmpBeside(rel: string, source?: Source): string {
     return siblingTmp(this.prepareWrite(rel, source));

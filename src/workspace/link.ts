@@ -166,3 +166,32 @@ export function unprotectTree(guard: Guard, rel: string, objectsDir: string, sou
   for (const e of walkDir(guard.abs(rel), { objectsDir })) if (unprotectFile(guard.resolve(`${rel}/${e.rel}`, 'write', source))) n++;
   return n;
 }
+
+/**
+ * Which link types work from a file in `cacheSide` (a directory on the
+ * cache's file system) to `workspaceSide` (one on the workspace's): `tdv
+ * doctor`'s probe. Writes one small temp file and its links, removes them all.
+ */
+export function probeLinkTypes(cacheSide: string, workspaceSide: string): Record<LinkType, boolean> {
+  const works: Record<LinkType, boolean> = { reflink: false, hardlink: false, symlink: false, copy: false };
+  fs.mkdirSync(cacheSide, { recursive: true });
+  fs.mkdirSync(workspaceSide, { recursive: true });
+  const src = siblingTmp(`${cacheSide}/doctor-probe`);
+  fs.writeFileSync(src, 'tdv doctor probe\n', { flag: 'wx', mode: 0o444 });
+  try {
+    for (const type of ['reflink', 'hardlink', 'symlink', 'copy'] as const) {
+      const dest = siblingTmp(`${workspaceSide}/doctor-probe`);
+      try {
+        linkOne(type, src, dest, false);
+        works[type] = true;
+      } catch (err) {
+        if (!UNSUPPORTED.has(errnoCode(err) ?? '')) throw describeFsError(err, dest);
+      } finally {
+        rmQuiet(dest);
+      }
+    }
+  } finally {
+    rmQuiet(src);
+  }
+  return works;
+}

@@ -245,3 +245,36 @@ describe('Git index reader', () => {
     expect(t.firstUnder('y')).toBeUndefined();
   });
 });
+
+describe('Guard.move (tdv mv)', () => {
+  it('renames a file or a tree, making the destination\'s parents', () => {
+    const root = tmp();
+    fs.mkdirSync(path.join(root, 'd/sub'), { recursive: true });
+    fs.writeFileSync(path.join(root, 'd/sub/x'), 'X');
+    fs.writeFileSync(path.join(root, 'f'), 'F');
+    const g = new Guard(root);
+    g.move('d', 'new/place/d2');
+    g.move('f', 'new/f');
+    expect(survey(root)).toEqual({ 'new/place/d2/sub/x': 'X', 'new/f': 'F' });
+  });
+
+  it('never replaces what is at the destination, never goes through a symlink, never moves what is protected', () => {
+    const root = tmp();
+    const outside = tmp();
+    fs.writeFileSync(path.join(root, 'a'), 'A');
+    fs.writeFileSync(path.join(root, 'b'), 'B');
+    fs.mkdirSync(path.join(root, 'empty'));
+    fs.symlinkSync(outside, path.join(root, 'link'));
+    fs.mkdirSync(path.join(root, 'kept'));
+    fs.writeFileSync(path.join(root, 'kept/code.py'), 'code');
+    const g = new Guard(root, { protect: (rel) => (rel === 'kept' || rel.startsWith('kept/') ? 'it is tracked by Git' : undefined) });
+    const before = survey(root);
+    expect(() => g.move('a', 'b')).toThrow(/b exists; tdv will not replace it/);
+    expect(() => g.move('a', 'empty')).toThrow(/empty exists/);
+    expect(() => g.move('a', 'link/a')).toThrow(UnsafePathError);
+    expect(() => g.move('link/x', 'c')).toThrow(UnsafePathError);
+    expect(() => g.move('kept', 'moved')).toThrow(/kept: it is tracked by Git/);
+    expect(survey(root)).toEqual(before);
+    expect(fs.readdirSync(outside)).toEqual([]);
+  });
+});

@@ -16,18 +16,20 @@ interface CheckoutFlags {
   remote?: string;
   jobs?: number;
   json?: boolean;
+  withDeps?: boolean;
 }
 
 export function registerCheckout(program: Command, ctx: CliContext): void {
   program
     .command('checkout')
     .description('make workspace data match the pointers, restoring files from the cache')
-    .argument('[targets...]', 'pointer files, tracked paths, or files inside tracked directories (default: all)')
+    .argument('[targets...]', 'pointer files, tracked paths, files inside tracked directories, or stage names (default: all)')
     .option('-f, --force', 'overwrite or delete workspace changes that are not in the cache')
     .option('--relink', 're-create every file from the cache (e.g. after changing cache.type)')
     .option('--dry', 'list what would be restored and deleted, change nothing')
     .option('--rev <rev>', 'restore the data recorded at this revision (commit, branch, tag, HEAD~3), not the workspace pointers')
     .option('--to <dir>', 'write a snapshot into this directory (paths as in the repository), leaving the workspace alone')
+    .option('--with-deps', 'with stage targets (or outputs of a stage): also the outputs of the stages upstream of them')
     .option('--pull', 'first fetch what the cache lacks from the remote')
     .option('-r, --remote <name>', 'with --pull: the remote to fetch from (default: core.remote)')
     .option('-j, --jobs <n>', 'with --pull: parallel transfers', parsePositiveInt('--jobs'))
@@ -59,6 +61,7 @@ export function registerCheckout(program: Command, ctx: CliContext): void {
         pull: opts.pull,
         remote: opts.remote,
         jobs: opts.jobs,
+        withDeps: opts.withDeps,
       });
       if (out.json) {
         out.data({ restored: res.restored.length, deleted: res.deleted.length, missing: res.missing, kept: res.kept, ...(res.commit ? { commit: res.commit } : {}), ...(res.fetch ? { fetch: transferJson(res.fetch) } : {}) });

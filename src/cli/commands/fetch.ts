@@ -11,7 +11,7 @@ export function registerFetch(program: Command, ctx: CliContext): void {
       const repo = await ctx.openRepo(out);
       const { fetch } = await import('../../repo/fetch.js');
       const progress = await progressFor(out, 'fetch');
-      const res = await fetch(repo, { targets: targets.map((t) => ctx.resolve(t)), remote: opts.remote, jobs: opts.jobs, runCache: opts.runCache, progress, scope: scopeOf(opts, opts.rev === undefined) }).finally(() => progress?.finish());
+      const res = await fetch(repo, { targets: targets.map((t) => ctx.resolve(t)), remote: opts.remote, jobs: opts.jobs, runCache: opts.runCache, withDeps: opts.withDeps, progress, scope: scopeOf(opts, opts.rev === undefined) }).finally(() => progress?.finish());
       if (out.json) out.data(transferJson(res));
       renderTransfer(out, res, { done: 'Fetched', prep: 'from', again: ctx.commandLine() });
     });

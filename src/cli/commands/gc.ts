@@ -11,6 +11,7 @@ interface GcFlags {
   allTags?: boolean;
   allCommits?: boolean;
   cloud?: boolean;
+  notInRemote?: boolean;
   remote?: string;
   jobs?: number;
   dry?: boolean;
@@ -28,8 +29,9 @@ export function registerGc(program: Command, ctx: CliContext): void {
     .option('--all-tags', 'also keep the data of every tag')
     .option('--all-commits', 'also keep the data of every commit reachable from a branch, tag, HEAD or stash')
     .option('-c, --cloud', 'also delete unreferenced objects from the remote')
-    .option('-r, --remote <name>', 'with --cloud: the remote (default: core.remote)')
-    .option('-j, --jobs <n>', 'with --cloud: parallel requests', parsePositiveInt('--jobs'))
+    .option('--not-in-remote', 'keep a referenced object only if the remote lacks it: what the remote holds is deleted from the cache too (`tdv fetch` gets it back)')
+    .option('-r, --remote <name>', 'with --cloud or --not-in-remote: the remote (default: core.remote)')
+    .option('-j, --jobs <n>', 'with --cloud or --not-in-remote: parallel requests', parsePositiveInt('--jobs'))
     .option('--dry', 'list what would be deleted, delete nothing')
     .option('-f, --force', 'do not ask for confirmation')
     .option('--shared-cache', 'collect a cache outside the repository (cache.dir, a .tdv/cache symlink) although other repositories may use it')
@@ -40,11 +42,11 @@ export function registerGc(program: Command, ctx: CliContext): void {
       '\nThe workspace\'s data and what the Git index stages are always kept; the --all-* scopes add history and may be combined.\n' +
         'push marks a remote with this repository\'s id (repos/<id>); --cloud refuses a remote that names other repositories,\n' +
         'or holds objects but no marker of this one (pushed by an older tdv), unless --shared-remote is given.\n' +
-        examples('tdv gc --workspace --dry', 'tdv gc --workspace -f', 'tdv gc --all-tags --all-branches', 'tdv gc --all-commits --cloud -r storage --dry'),
+        examples('tdv gc --workspace --dry', 'tdv gc --workspace --not-in-remote   # free the cache of data the remote keeps safe', 'tdv gc --workspace -f', 'tdv gc --all-tags --all-branches', 'tdv gc --all-commits --cloud -r storage --dry'),
     )
     .action(async (opts: GcFlags, cmd: Command) => {
       const out = await ctx.output(cmd);
-      if ((opts.remote !== undefined || opts.jobs !== undefined) && !opts.cloud) throw new UsageError('-r/--remote and -j/--jobs only apply with --cloud');
+      if ((opts.remote !== undefined || opts.jobs !== undefined) && !opts.cloud && !opts.notInRemote) throw new UsageError('-r/--remote and -j/--jobs only apply with --cloud or --not-in-remote');
       const repo = await ctx.openRepo(out);
       const { gc } = await import('../../repo/gc.js');
       const res = await gc(repo, {
@@ -53,6 +55,7 @@ export function registerGc(program: Command, ctx: CliContext): void {
         allTags: opts.allTags,
         allCommits: opts.allCommits,
         cloud: opts.cloud,
+        notInRemote: opts.notInRemote,
         remote: opts.remote,
         jobs: opts.jobs,
         dry: opts.dry,
@@ -81,6 +84,7 @@ export function registerGc(program: Command, ctx: CliContext): void {
           unused: res.unused,
           unknown: res.unknown,
           ...(res.shared ? { sharedCache: res.shared } : {}),
+          ...(res.inRemote ? { inRemote: res.inRemote } : {}),
           ...(res.sharedRemote ? { sharedRemote: res.sharedRemote } : {}),
           ...(res.cloud ? { cloud: { remote: res.cloud.remote, objects: res.cloud.unused.length, kept: res.cloud.kept, unused: res.cloud.unused } } : {}),
         });
@@ -90,6 +94,7 @@ export function registerGc(program: Command, ctx: CliContext): void {
         for (const u of res.unused) out.info(`${u.oid}  ${formatBytes(u.size)}`);
         for (const oid of res.cloud?.unused ?? []) out.info(`${oid}  (remote "${res.cloud!.remote}")`);
       }
+      if (res.inRemote) out.info(`${plural(res.inRemote.objects, 'referenced object')} ${res.inRemote.objects === 1 ? 'is' : 'are'} on remote "${res.inRemote.remote}", so ${res.inRemote.objects === 1 ? 'it is' : 'they are'} not kept in the cache (\`tdv fetch\` gets ${res.inRemote.objects === 1 ? 'it' : 'them'} back).`);
       const n = plural(res.unused.length, 'object');
       const c = res.cloud;
       if (res.unused.length === 0 && (c?.unused.length ?? 0) === 0) out.info(`Nothing to collect; ${plural(res.kept, 'object')} in use${c ? `, ${c.kept} on remote "${c.remote}"` : ''}.`);

@@ -14,7 +14,7 @@ export function registerPush(program: Command, ctx: CliContext): void {
       const repo = await ctx.openRepo(out);
       const { push } = await import('../../repo/push.js');
       const progress = opts.dry ? undefined : await progressFor(out, 'push');
-      const res = await push(repo, { targets: targets.map((t) => ctx.resolve(t)), remote: opts.remote, jobs: opts.jobs, runCache: opts.runCache, dry: opts.dry, progress, scope: scopeOf(opts, opts.rev === undefined) }).finally(() => progress?.finish());
+      const res = await push(repo, { targets: targets.map((t) => ctx.resolve(t)), remote: opts.remote, jobs: opts.jobs, runCache: opts.runCache, withDeps: opts.withDeps, dry: opts.dry, progress, scope: scopeOf(opts, opts.rev === undefined) }).finally(() => progress?.finish());
       if (opts.dry) {
         const planned = res.planned ?? [];
         if (out.json) out.data({ ...transferJson(res), planned });

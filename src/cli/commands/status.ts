@@ -9,24 +9,25 @@ export function registerStatus(program: Command, ctx: CliContext): void {
   program
     .command('status')
     .description('show tracked data that changed in the workspace or is missing from the cache')
-    .argument('[targets...]', 'pointer files or tracked paths (default: all)')
+    .argument('[targets...]', 'pointer files, tracked paths or stage names (default: all)')
+    .option('--with-deps', 'with stage targets (or outputs of a stage): also the stages upstream of them')
     .option('--json', 'print one JSON object (schema in README)')
     .option('--remote', 'compare the cache with a remote instead of the workspace')
     .option('-r, --remote-name <name>', 'the remote to compare with (implies --remote; default: core.remote)')
     .option('-j, --jobs <n>', 'parallel requests to the remote', parsePositiveInt('--jobs'))
     .addHelpText('after', examples('tdv status', 'tdv status data/images --json', 'tdv status --remote -r s3store'))
-    .action(async (targets: string[], opts: { remote?: boolean; remoteName?: string; jobs?: number }, cmd: Command) => {
+    .action(async (targets: string[], opts: { remote?: boolean; remoteName?: string; jobs?: number; withDeps?: boolean }, cmd: Command) => {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
       if (opts.remote || opts.remoteName !== undefined) {
         const { remoteStatus } = await import('../../repo/lib/remote-status.js');
-        const res = await remoteStatus(repo, { targets: targets.map((t) => ctx.resolve(t)), remote: opts.remoteName, jobs: opts.jobs });
+        const res = await remoteStatus(repo, { targets: targets.map((t) => ctx.resolve(t)), remote: opts.remoteName, jobs: opts.jobs, withDeps: opts.withDeps });
         if (out.json) out.data(res);
         else renderRemote(res, out);
         return;
       }
       const { status } = await import('../../repo/status.js');
-      const res = await status(repo, { targets: targets.map((t) => ctx.resolve(t)) });
+      const res = await status(repo, { targets: targets.map((t) => ctx.resolve(t)), withDeps: opts.withDeps });
       if (out.json) out.data(res);
       else render(res, out);
     });

@@ -5,6 +5,7 @@ import type { Remote } from '../../remote/remote.js';
 import { readVerified, remoteHas } from '../../remote/transfer.js';
 import { withRemote } from './transfer.js';
 import { findPointers, selectTargets } from './pointers.js';
+import { expandStageTargets } from './stage-targets.js';
 import { remoteJobs } from './remotes.js';
 import type { Repo } from '../repo.js';
 import { collectWanted } from './wanted.js';
@@ -37,8 +38,9 @@ export interface RemoteStatusResult {
  * Unlike push, it checks every file of a directory, not just its manifest,
  * so it also reports a remote damaged behind tdv's back.
  */
-export async function remoteStatus(repo: Repo, opts: { targets?: string[]; remote?: string; jobs?: number } = {}): Promise<RemoteStatusResult> {
-  const selected = selectTargets(repo, await findPointers(repo), opts.targets ?? []);
+export async function remoteStatus(repo: Repo, opts: { targets?: string[]; remote?: string; jobs?: number; withDeps?: boolean } = {}): Promise<RemoteStatusResult> {
+  const { targets } = await expandStageTargets(repo, opts.targets ?? [], opts);
+  const selected = selectTargets(repo, await findPointers(repo), targets);
   return withRemote(repo, opts, async (remote) => {
     const store = repo.store;
     const failures = new Map<Oid, string>();

@@ -23,6 +23,8 @@ export interface TransferOptions {
   runCache?: boolean;
   /** Data referenced at other revisions (`--rev`, `--all-branches`, ...), instead of or beside the workspace's. */
   scope?: HistoryScope;
+  /** Stage targets (and path targets a stage writes) bring the outputs of the stages upstream too. */
+  withDeps?: boolean;
 }
 
 export interface PushOptions extends TransferOptions {
