@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { errnoCode, TdvError } from '../errors.js';
+import { errnoCode, isErrorCode, TdvError } from '../errors.js';
 import { newQueue, takeChunks } from './pool-queue.js';
 import { makeTask, type TaskName, type Tasks } from './tasks.js';
 
@@ -67,7 +67,7 @@ export async function inTwoThreads<K extends TaskName>(
         if (m.done && m.results) {
           m.done.forEach((idx, k) => (results[idx] = m.results![k] as Tasks[K]['result']));
           resolve();
-        } else if (m.error?.tdvCode) reject(new TdvError(m.error.tdvCode, m.error.message));
+        } else if (isErrorCode(m.error?.tdvCode)) reject(new TdvError(m.error.tdvCode, m.error.message));
         else reject(new ItemError(m.error?.index ?? 0, m.error?.code, m.error?.message ?? 'worker failed'));
       });
       // A worker that could not start (thread limits) or died without a reply: if this

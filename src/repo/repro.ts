@@ -43,6 +43,7 @@ export type ReproEvent =
   | { type: 'skip'; stage: string }
   | { type: 'start'; stage: string; reasons: string[]; where: 'local' | 'docker' }
   | { type: 'output'; stage: string; chunk: Buffer; stream: 'stdout' | 'stderr' }
+  | { type: 'debug'; stage: string; line: string }
   | { type: 'restored'; stage: string }
   | { type: 'done'; stage: string; seconds: number }
   | { type: 'failed'; stage: string; message: string; logTail: string[] };
@@ -277,6 +278,7 @@ class Run {
           fs.writeSync(log, chunk);
           this.emit({ type: 'output', stage: name, chunk, stream });
         },
+        onDebug: (line) => this.emit({ type: 'debug', stage: name, line }),
       });
     } catch (err) {
       fs.closeSync(log);

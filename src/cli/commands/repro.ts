@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { TdvError } from '../../errors.js';
+import { InterruptedError, TdvError } from '../../errors.js';
 import type { ReproEvent, ReproResult } from '../../repo/repro.js';
 import { escapeLine, type Output, plural } from '../../ui/output.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';
@@ -54,7 +54,7 @@ export function registerRepro(program: Command, ctx: CliContext): void {
       }
       if (out.json) out.data(res);
       summarize(out, res, opts.dry === true);
-      if (abort.signal.aborted) throw new TdvError('INTERRUPTED', 'interrupted; stages that finished are recorded in tdv.lock, the others were not');
+      if (abort.signal.aborted) throw new InterruptedError('interrupted; stages that finished are recorded in tdv.lock, the others were not');
       if (res.failed.length) {
         throw new TdvError('STAGE_FAILED', `${plural(res.failed.length, 'stage')} failed: ${res.failed.map((f) => f.stage).join(', ')}${res.blocked.length ? `; not run: ${res.blocked.join(', ')}` : ''}`);
       }
@@ -90,6 +90,9 @@ class StagePrinter {
         break;
       case 'skip':
         this.out.debug(`${e.stage}: unchanged`);
+        break;
+      case 'debug':
+        this.out.debug(`${e.stage}: ${e.line}`);
         break;
       case 'start':
         this.out.info(`${p.bold('running')} ${e.stage}${e.where === 'docker' ? ' (docker)' : ''}: ${escapeLine(e.reasons.join('; '))}`);
