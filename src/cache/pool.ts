@@ -35,6 +35,12 @@ export interface PoolOptions {
   workerUrl?: URL;
   /** Leave every item to the worker (tests use it to exercise the worker path). */
   workerOnly?: boolean;
+  /**
+   * Hears that `n` more items are done, by either thread, as they finish (for
+   * progress). Called on this thread only: the worker's count is read from the
+   * shared queue after each item here, and the rest when the worker is done.
+   */
+  onDone?: (n: number) => void;
 }
 
 /**
@@ -80,12 +86,23 @@ export async function inTwoThreads<K extends TaskName>(
     worker.catch(() => undefined);
   }
   const run = makeTask(task, setup);
+  const onDone = opts.onDone;
+  let workerSeen = 0;
+  const workerProgress = () => {
+    const n = Atomics.load(queue, 2);
+    if (n > workerSeen) onDone!(n - workerSeen);
+    workerSeen = n;
+  };
   let first: unknown;
   let current = -1;
   try {
     if (!(useWorker && opts.workerOnly)) takeChunks(queue, items.length, (i) => {
       current = i;
       results[i] = run(items[i]!);
+      if (onDone) {
+        onDone(1);
+        if (useWorker) workerProgress();
+      }
     });
   } catch (err) {
     first = err instanceof TdvError || !(err instanceof Error) ? err : new ItemError(current, errnoCode(err), err.message);
@@ -95,6 +112,7 @@ export async function inTwoThreads<K extends TaskName>(
   } catch (err) {
     first ??= err;
   }
+  if (onDone && useWorker) workerProgress();
   if (first) throw first;
   return results;
 }

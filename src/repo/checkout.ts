@@ -9,10 +9,13 @@ import { workspaceContext } from './lib/hashing.js';
 import { allOuts, findPointers, type Selected, selectTargets } from './lib/pointers.js';
 import type { TransferResult } from './lib/transfer.js';
 import type { Repo } from './repo.js';
+import type { Progress } from '../util/progress.js';
 import { TDV_DIR } from '../formats/layout.js';
 
 export interface CheckoutOptions {
   targets?: string[];
+  /** Hears of the files to write and written (and, with `pull`, of the fetch first). */
+  progress?: Progress;
   /** Restore the data of this revision (anything Git resolves) instead of the workspace pointers'. */
   rev?: string;
   /** Write a snapshot into this directory (absolute) instead of the workspace; paths as in the repository. */
@@ -65,6 +68,7 @@ async function checkoutUnlocked(repo: Repo, opts: CheckoutOptions): Promise<Chec
     const { fetchSelected, withRemote } = await import('./lib/transfer.js');
     fetched = await withRemote(repo, opts, (remote) => fetchSelected(repo, remote, selected, opts));
     if (fetched.failed.length > 0) return { restored: [], deleted: [], fetch: fetched, commit };
+    opts.progress?.phase('checkout');
   }
   let ctx = await workspaceContext(repo);
   let snapshotRoot: string | undefined;
@@ -103,7 +107,7 @@ async function checkoutUnlocked(repo: Repo, opts: CheckoutOptions): Promise<Chec
   }
   if (!opts.dry) {
     if (snapshotRoot !== undefined) makeRoot(snapshotRoot);
-    await applyCheckout(ctx, plan);
+    await applyCheckout({ ...ctx, progress: opts.progress }, plan);
   }
   const restored = [...plan.writes, ...plan.chmods].map((w) => w.rel);
   return { restored, deleted: plan.deletes.map((d) => d.rel), ...(fetched ? { fetch: fetched } : {}), ...(commit ? { commit } : {}) };

@@ -24,6 +24,7 @@ export async function pull(repo: Repo, opts: PullOptions = {}): Promise<PullResu
     const selected = await selectForTransfer(repo, { targets: opts.targets, scope: opts.rev === undefined ? undefined : { revs: [opts.rev] } });
     const fetched = await withRemote(repo, opts, (remote) => fetchWithRuns(repo, remote, selected, opts));
     if (fetched.failed.length > 0) return { fetch: fetched };
-    return { fetch: fetched, checkout: await checkout(repo, { targets: opts.targets, force: opts.force, rev: opts.rev }) };
+    opts.progress?.phase('checkout');
+    return { fetch: fetched, checkout: await checkout(repo, { targets: opts.targets, force: opts.force, rev: opts.rev, progress: opts.progress }) };
   });
 }

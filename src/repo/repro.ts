@@ -16,6 +16,7 @@ import { addGitignoreEntry } from '../workspace/gitignore.js';
 import { cacheTarget, hashWorkspace, workspaceContext } from './lib/hashing.js';
 import type { Repo } from './repo.js';
 import { loadDag, stageHasher } from './lib/pipeline.js';
+import type { Progress } from '../util/progress.js';
 
 export interface ReproOptions {
   /** Stage names; none means every stage. Given names run with their upstream (or downstream). */
@@ -34,6 +35,8 @@ export interface ReproOptions {
   runCache?: boolean;
   signal?: AbortSignal;
   onEvent?: (e: ReproEvent) => void;
+  /** Hears of the selected stages, and of each one settled (not with `dry`). */
+  progress?: Progress;
   /** Injectable runners (tests, other back ends). */
   runners?: { local?: StageRunner; docker?: StageRunner & DockerImages };
 }
@@ -47,6 +50,8 @@ export type ReproEvent =
   | { type: 'restored'; stage: string }
   | { type: 'done'; stage: string; seconds: number }
   | { type: 'failed'; stage: string; message: string; logTail: string[] };
+
+const SETTLED = new Set<ReproEvent['type']>(['skip', 'restored', 'done', 'failed']);
 
 export interface ReproResult {
   ran: string[];
@@ -79,7 +84,11 @@ export async function reproduce(repo: Repo, opts: ReproOptions = {}): Promise<Re
       if (!dag.stages.has(n)) throw new UsageError(`unknown stage "${n}"; stages in tdv.yaml: ${[...dag.stages.keys()].join(', ') || '(none)'}`);
     }
     const names = opts.stages?.length ? (opts.downstream ? withDownstream(dag, opts.stages) : withUpstream(dag, opts.stages)) : dag.order;
-    const run = new Run(repo, dag, await readLock(repo.root), opts);
+    // Progress counts the selected stages as they settle (unchanged, restored, done or failed).
+    const progress = opts.dry ? undefined : opts.progress;
+    progress?.plan(names.length, 0);
+    const onEvent = progress && ((e: ReproEvent) => (SETTLED.has(e.type) && progress.files(), opts.onEvent?.(e)));
+    const run = new Run(repo, dag, await readLock(repo.root), onEvent ? { ...opts, onEvent } : opts);
     try {
       return opts.dry ? await run.plan(names) : await run.execute(names);
     } finally {

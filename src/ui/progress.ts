@@ -1,3 +1,4 @@
+import readline from 'node:readline';
 import type { Writable } from 'node:stream';
 import type { Progress } from '../util/progress.js';
 import { formatBytes } from './output.js';
@@ -95,8 +96,12 @@ export function progressMode(o: { isTTY: boolean; quiet: boolean; json: boolean;
   return 'tty';
 }
 
-/** A drawn progress: the Progress to report to, and `finish()` to remove it before the summary. */
-export type ProgressBar = Progress & { finish(): void };
+/**
+ * A drawn progress: the Progress to report to, `clear()` to make room for a
+ * line of other output (the bar comes back at its next redraw, under it), and
+ * `finish()` to remove it before the summary.
+ */
+export type ProgressBar = Progress & { clear(): void; finish(): void };
 
 /**
  * A progress bar on a terminal: files and bytes done of planned, smoothed
@@ -130,7 +135,7 @@ export async function progressBar(label: string, stream: Writable & { isTTY?: bo
     const parts = [`${name} ${bar} ${Math.floor(progress * 100)}%`, `${files}/${totalFiles} ${unit}`];
     if (byBytes()) {
       const r = byteRate.rate;
-      parts.push(`${formatBytes(bytes)}/${formatBytes(totalBytes)}`, r === undefined ? '' : `${formatBytes(r)}/s`);
+      parts.push(`${formatBytes(Math.round(bytes))}/${formatBytes(totalBytes)}`, r === undefined ? '' : `${formatBytes(Math.round(r))}/s`);
       parts.push(`ETA ${formatEta(byteRate.eta(totalBytes - bytes))}`);
     } else {
       parts.push(`ETA ${formatEta(fileRate.eta(totalFiles - files))}`);
@@ -147,13 +152,17 @@ export async function progressBar(label: string, stream: Writable & { isTTY?: bo
       notTTYSchedule: 2000,
       fps: 8,
       barsize: 24,
+      // Redrawn every frame even when unchanged: `clear()` may have erased it.
+      forceRedraw: true,
     },
     cli.Presets.shades_classic,
   );
-  // Ctrl-C while the bar is drawn: put the cursor back, then die of the signal as usual (exit 130).
+  // Ctrl-C while the bar is drawn: put the cursor back, then die of the signal as usual
+  // (a shell reports 130), unless the command handles it itself (repro stops its stages
+  // and records what finished): this listener runs first, so others are still listening.
   const onSignal = (sig: NodeJS.Signals) => {
     stop();
-    process.kill(process.pid, sig);
+    if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
   };
   const stop = () => {
     if (running) bar.stop();
@@ -176,8 +185,8 @@ export async function progressBar(label: string, stream: Writable & { isTTY?: bo
         fileRate.sample(now(), files);
         bar.start(total(), value());
         running = true;
-        process.once('SIGINT', onSignal);
-        process.once('SIGTERM', onSignal);
+        process.prependOnceListener('SIGINT', onSignal);
+        process.prependOnceListener('SIGTERM', onSignal);
       }
     },
     bytes(n) {
@@ -194,6 +203,11 @@ export async function progressBar(label: string, stream: Writable & { isTTY?: bo
       files = totalFiles = bytes = totalBytes = 0;
       byteRate = new SmoothRate();
       fileRate = new SmoothRate();
+    },
+    clear() {
+      if (!running || opts.mode === 'forced') return;
+      readline.cursorTo(stream, 0);
+      readline.clearLine(stream, 0);
     },
     finish: stop,
   };

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { plural } from '../../ui/output.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';
-import { renderTransfer } from '../transfer.js';
+import { progressFor, renderTransfer } from '../transfer.js';
 import { q } from '../render.js';
 
 interface CheckoutFlags {
@@ -46,7 +46,9 @@ export function registerCheckout(program: Command, ctx: CliContext): void {
       const repo = await ctx.openRepo(out);
       const { checkout } = await import('../../repo/checkout.js');
       const to = opts.to === undefined ? undefined : ctx.resolve(opts.to);
+      const progress = opts.dry ? undefined : await progressFor(out, opts.pull ? 'fetch' : 'checkout', 'files');
       const res = await checkout(repo, {
+        progress,
         targets: targets.map((t) => ctx.resolve(t)),
         force: opts.force,
         relink: opts.relink,
@@ -56,7 +58,7 @@ export function registerCheckout(program: Command, ctx: CliContext): void {
         pull: opts.pull,
         remote: opts.remote,
         jobs: opts.jobs,
-      });
+      }).finally(() => progress?.finish());
       if (res.fetch) renderTransfer(out, res.fetch, { done: 'Fetched', prep: 'from', again: 'tdv checkout --pull', after: 'nothing was checked out; ' });
       const of = res.commit ? ` of ${q(opts.rev!)} (${res.commit.slice(0, 12)})` : '';
       const into = to ? ` in ${q(opts.to!)}` : '';

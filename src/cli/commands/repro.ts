@@ -3,6 +3,8 @@ import { InterruptedError, TdvError } from '../../errors.js';
 import type { ReproEvent, ReproResult } from '../../repo/repro.js';
 import { escapeLine, type Output, plural } from '../../ui/output.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';
+import { progressFor } from '../transfer.js';
+import type { ProgressBar } from '../../ui/progress.js';
 
 interface ReproFlags {
   force?: boolean;
@@ -31,7 +33,8 @@ export function registerRepro(program: Command, ctx: CliContext): void {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
       const { reproduce } = await import('../../repo/repro.js');
-      const printer = new StagePrinter(out);
+      const progress = opts.dry ? undefined : await progressFor(out, 'repro', 'stages');
+      const printer = new StagePrinter(out, progress);
       // Ctrl-C stops running stages; finished ones stay recorded.
       const abort = new AbortController();
       const onSigint = () => abort.abort();
@@ -48,8 +51,10 @@ export function registerRepro(program: Command, ctx: CliContext): void {
           runCache: opts.runCache,
           signal: abort.signal,
           onEvent: (e) => printer.event(e),
+          progress,
         });
       } finally {
+        progress?.finish();
         process.removeListener('SIGINT', onSigint);
       }
       if (out.json) out.data(res);
@@ -80,10 +85,15 @@ function summarize(out: Output, res: ReproResult, dry: boolean): void {
 class StagePrinter {
   private readonly partial = new Map<string, string>();
 
-  constructor(private readonly out: Output) {}
+  constructor(
+    private readonly out: Output,
+    private readonly bar?: ProgressBar,
+  ) {}
 
   event(e: ReproEvent): void {
     const p = this.out.paint;
+    // Lines go above the progress bar, which is drawn again under them.
+    this.bar?.clear();
     switch (e.type) {
       case 'plan':
         this.out.info(e.reasons.length ? `${p.yellow('would run')} ${e.stage}: ${escapeLine(e.reasons.join('; '))}` : `${p.dim('up to date')} ${e.stage}`);
