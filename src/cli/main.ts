@@ -70,6 +70,7 @@ function report(err: unknown, ctx: CliContext): number {
     const msg = described instanceof TdvError ? described.message : err.message;
     if (out) out.error(msg);
     else write(`error: ${escapeLine(msg)}\n`);
+    if (out?.verbose) for (const line of causeChain({ cause: err })) write(`${maskUrl(line)}\n`);
     return ExitCode.failed;
   }
   const e = err as Error;
