@@ -61,7 +61,8 @@ export function collect(v: string, prev: string[] = []): string[] {
 export async function progressFor(out: Output, label: string, unit = 'objects'): Promise<ProgressBar | undefined> {
   const { progressMode, progressBar } = await import('../ui/progress.js');
   const mode = progressMode({ isTTY: out.isTTY, quiet: out.quiet, json: out.json, env: out.env });
-  return mode === undefined ? undefined : progressBar(label, out.stderrStream, { unit, mode });
+  // A checkout phase (pull, checkout --pull) writes files.
+  return mode === undefined ? undefined : progressBar(label, out.stderrStream, { unit, units: { checkout: 'files' }, mode });
 }
 
 /** The `--json` document of a transfer. */

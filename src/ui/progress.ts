@@ -108,12 +108,16 @@ export type ProgressBar = Progress & { clear(): void; finish(): void };
  * rate, ETA. Drawn by cli-progress (loaded only when a terminal will show it);
  * `finish()` removes it so the one-line summary that follows stands alone.
  * `label` names the command; a `phase` replaces it. `unit` names the files
- * ("files", "objects", "stages").
+ * ("files", "objects", "stages"); `units` names them per phase.
  */
-export async function progressBar(label: string, stream: Writable & { isTTY?: boolean }, opts: { unit?: string; mode?: ProgressMode; now?: () => number } = {}): Promise<ProgressBar> {
+export async function progressBar(
+  label: string,
+  stream: Writable & { isTTY?: boolean },
+  opts: { unit?: string; units?: Record<string, string>; mode?: ProgressMode; now?: () => number } = {},
+): Promise<ProgressBar> {
   const { default: cli } = await import('cli-progress');
   const now = opts.now ?? (() => performance.now() / 1000);
-  const unit = opts.unit ?? 'files';
+  let unit = opts.unit ?? 'files';
   let name = label;
   let files = 0;
   let totalFiles = 0;
@@ -200,6 +204,7 @@ export async function progressBar(label: string, stream: Writable & { isTTY?: bo
     phase(next) {
       stop();
       name = next;
+      unit = opts.units?.[next] ?? unit;
       files = totalFiles = bytes = totalBytes = 0;
       byteRate = new SmoothRate();
       fileRate = new SmoothRate();

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { newRepo } from '../helpers/expect.js';
+import { newRepo, sampleRepo } from '../helpers/expect.js';
 import { TDV_BIN, tdvBin, write } from '../helpers/repo.js';
 
 /** util-linux `script` gives the command a pseudo-terminal, as a person's shell would. */
@@ -81,6 +81,18 @@ describe('progress is drawn for a person at a terminal, and only there', () => {
     expect(repro.code).toBe(0);
     expect(repro.out).toMatch(frame('repro', 'stages'));
     expect(repro.out).toContain('Ran 2 stages');
+  });
+
+  it.skipIf(!HAS_SCRIPT)('pull draws its transfer, then its checkout phase', async () => {
+    const { dir } = await sampleRepo();
+    expect((await tdvBin(dir, ['push'])).code).toBe(0);
+    fs.rmSync(path.join(dir, '.tdv', 'cache'), { recursive: true });
+    fs.rmSync(path.join(dir, 'data'), { recursive: true });
+    const r = await onTerminal(dir, ['pull']);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(frame('pull', 'objects'));
+    expect(r.out).toMatch(frame('checkout', 'files'));
+    expect(r.out.indexOf('checkout ')).toBeGreaterThan(r.out.search(frame('pull', 'objects')));
   });
 
   it.skipIf(!HAS_SCRIPT)('is never drawn with --json or -q, in CI, or with TDV_PROGRESS=0, even on a terminal', async () => {

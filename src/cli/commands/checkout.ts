@@ -46,7 +46,7 @@ export function registerCheckout(program: Command, ctx: CliContext): void {
       const repo = await ctx.openRepo(out);
       const { checkout } = await import('../../repo/checkout.js');
       const to = opts.to === undefined ? undefined : ctx.resolve(opts.to);
-      const progress = opts.dry ? undefined : await progressFor(out, opts.pull ? 'fetch' : 'checkout', 'files');
+      const progress = opts.dry ? undefined : await progressFor(out, opts.pull ? 'fetch' : 'checkout', opts.pull ? 'objects' : 'files');
       const res = await checkout(repo, {
         progress,
         targets: targets.map((t) => ctx.resolve(t)),
