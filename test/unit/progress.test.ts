@@ -118,3 +118,32 @@ describe('progressMode: a terminal only', () => {
     expect(progressMode({ ...base, env: { TDV_PROGRESS: '0' } })).toBeUndefined();
   });
 });
+
+describe('progressBar and Ctrl-C', () => {
+  it('puts the cursor back and leaves the signal to a command that handles it (repro records, then exits 130)', async () => {
+    const { PassThrough } = await import('node:stream');
+    const { vi } = await import('vitest');
+    const { progressBar } = await import('../../src/ui/progress.js');
+    const stream = Object.assign(new PassThrough(), { isTTY: true, columns: 100 });
+    let drawn = '';
+    stream.on('data', (d) => (drawn += d));
+    const kill = vi.spyOn(process, 'kill').mockImplementation(() => true);
+    let handled = 0;
+    const repro = () => handled++;
+    process.once('SIGINT', repro);
+    try {
+      const bar = await progressBar('repro', stream, { unit: 'stages' });
+      bar.plan(3, 0);
+      bar.files();
+      expect(drawn).toMatch(/repro \S+ \d+% \| \d\/3 stages \| ETA/);
+      process.emit('SIGINT', 'SIGINT');
+      expect(handled).toBe(1); // the command's own handler ran
+      expect(kill).not.toHaveBeenCalled(); // and the bar did not kill the process under it
+      expect(drawn).toContain('\x1b[?25h'); // cursor shown again
+      bar.finish();
+    } finally {
+      process.removeListener('SIGINT', repro);
+      kill.mockRestore();
+    }
+  });
+});
