@@ -12,12 +12,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { hashFile } from '../../cache/hash.js';
-import { type CodeOf, TdvError } from '../../errors.js';
+import { type CodeOf, StageError } from '../../errors.js';
 import type { DockerImages, RunResult, RunSpec, StageRunner } from '../runner.js';
 import { checkCwd, checkEnv, spawnGroup } from './process.js';
 
 /** Docker is missing, stopped, refused access, lacks an image, or a build failed. */
-export class DockerError extends TdvError {
+export class DockerError extends StageError {
   constructor(code: CodeOf<'stage'>, message: string, data?: Record<string, unknown>) {
     super(code, message, { data });
     this.name = 'DockerError';
