@@ -22,6 +22,7 @@ import {
   TdvError,
   UsageError,
 } from '../../src/errors.js';
+import { DockerError } from '../../src/stages/runners/docker.js';
 import { UnsafePathError } from '../../src/workspace/guard.js';
 
 const SRC = path.join(import.meta.dirname, '../../src');
@@ -81,6 +82,7 @@ describe('the error table', () => {
       [new UnsafePathError('p'), 'unsafe-path', 1],
       [new RemoteError('REMOTE_UNREACHABLE', 'r', { wide: true }), 'transfer', 1],
       [new StageError('STAGE_FAILED', 's'), 'stage', 1],
+      [new DockerError('DOCKER_DAEMON_DOWN', 'd'), 'stage', 1],
       [new ConfigError('CONFIG_INVALID', 'c'), 'config', 1],
       [new FormatError('a.tdv', 'bad'), 'config', 1],
       [new InterruptedError(), 'interrupted', 130],
@@ -92,6 +94,7 @@ describe('the error table', () => {
     }
     expect(new NotARepoError('n')).toBeInstanceOf(NotFoundError);
     expect(new FormatError('a', 'b')).toBeInstanceOf(ConfigError);
+    expect(new DockerError('IMAGE_NOT_FOUND', 'i')).toBeInstanceOf(StageError);
   });
 });
 
