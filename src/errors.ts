@@ -68,6 +68,9 @@ export const ERROR_CODES = {
   NO_COMMITS: 'not-found',
   SHALLOW_CLONE: 'not-found',
   MISSING_OBJECTS: 'not-found',
+  MISSING_OBJECT: 'not-found',
+  DEPS_MISSING: 'not-found',
+  OUTS_MISSING: 'not-found',
   GIT_OBJECT_MISSING: 'not-found',
   OBJECT_NOT_ON_REMOTE: 'not-found',
   NO_REMOTE: 'not-found',
@@ -109,6 +112,8 @@ export const ERROR_CODES = {
   DOCKER_DAEMON_DOWN: 'stage',
   DOCKER_PERMISSION: 'stage',
   DOCKER_FAILED: 'stage',
+  BAD_METRICS: 'stage',
+  NOT_DATA: 'stage',
   // A configuration or format tdv reads is wrong.
   CONFIG_INVALID: 'config',
   UNKNOWN_DEFAULT_REMOTE: 'config',
