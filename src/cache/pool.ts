@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { errnoCode, TdvError } from '../errors.js';
+import { errnoCode, isErrorCode, TdvError } from '../errors.js';
 import { newQueue, takeChunks } from './pool-queue.js';
 import { makeTask, type TaskName, type Tasks } from './tasks.js';
 
@@ -35,6 +35,12 @@ export interface PoolOptions {
   workerUrl?: URL;
   /** Leave every item to the worker (tests use it to exercise the worker path). */
   workerOnly?: boolean;
+  /**
+   * Hears that `n` more items are done, by either thread, as they finish (for
+   * progress). Called on this thread only: the worker's count is read from the
+   * shared queue after each item here, and the rest when the worker is done.
+   */
+  onDone?: (n: number) => void;
 }
 
 /**
@@ -67,7 +73,7 @@ export async function inTwoThreads<K extends TaskName>(
         if (m.done && m.results) {
           m.done.forEach((idx, k) => (results[idx] = m.results![k] as Tasks[K]['result']));
           resolve();
-        } else if (m.error?.tdvCode) reject(new TdvError(m.error.tdvCode, m.error.message));
+        } else if (isErrorCode(m.error?.tdvCode)) reject(new TdvError(m.error.tdvCode, m.error.message));
         else reject(new ItemError(m.error?.index ?? 0, m.error?.code, m.error?.message ?? 'worker failed'));
       });
       // A worker that could not start (thread limits) or died without a reply: if this
@@ -80,12 +86,23 @@ export async function inTwoThreads<K extends TaskName>(
     worker.catch(() => undefined);
   }
   const run = makeTask(task, setup);
+  const onDone = opts.onDone;
+  let workerSeen = 0;
+  const workerProgress = () => {
+    const n = Atomics.load(queue, 2);
+    if (n > workerSeen) onDone!(n - workerSeen);
+    workerSeen = n;
+  };
   let first: unknown;
   let current = -1;
   try {
     if (!(useWorker && opts.workerOnly)) takeChunks(queue, items.length, (i) => {
       current = i;
       results[i] = run(items[i]!);
+      if (onDone) {
+        onDone(1);
+        if (useWorker) workerProgress();
+      }
     });
   } catch (err) {
     first = err instanceof TdvError || !(err instanceof Error) ? err : new ItemError(current, errnoCode(err), err.message);
@@ -95,6 +112,7 @@ export async function inTwoThreads<K extends TaskName>(
   } catch (err) {
     first ??= err;
   }
+  if (onDone && useWorker) workerProgress();
   if (first) throw first;
   return results;
 }

@@ -14,6 +14,7 @@ try {
     current = i;
     results.push(run(items[i]!));
     done.push(i);
+    Atomics.add(queue, 2, 1);
   });
   parentPort!.postMessage({ done, results });
 } catch (err) {

@@ -5,6 +5,7 @@ import { CHUNK, hashHandle, READ_FLAGS, sha256 } from './hash.js';
 import { isDirOid, type Oid } from '../formats/oid.js';
 import { FILES_SHARD, sameVersion, type StatCache, type StatKey, walkFingerprint } from './statcache.js';
 import type { Tasks } from './tasks.js';
+import type { Progress } from '../util/progress.js';
 import type { Moved, ObjectStore } from './store.js';
 import { isLinkOf } from './linked.js';
 import { openForWriting } from './writers.js';
@@ -38,7 +39,8 @@ export interface HashOptions {
   needEntries?: boolean;
   jobs?: number;
   onSkip?: (abs: string, reason: string) => void;
-  onBytes?: (n: number) => void;
+  /** Hears of the files to hash and of the files and bytes done. */
+  progress?: Progress;
   /**
    * Hears of a cache object found damaged: a workspace file that was a hard
    * link of it (as tdv recorded) was modified in place, which modified the
@@ -140,6 +142,11 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
     if (e.size > CHUNK || opts.write === 'move') large.push(i);
     else small.push(i);
   }
+  const progress = opts.progress;
+  const sizeOf = (list: number[]) => list.reduce((n, i) => n + walk[i]!.size, 0);
+  const smallBytes = sizeOf(small);
+  progress?.plan(small.length + large.length, smallBytes + sizeOf(large));
+  const onBytes = progress && ((n: number) => progress.bytes(n));
   if (small.length > 0) {
     // Small files with synchronous calls (for many small files the per-call cost of
     // async I/O exceeds the I/O itself), on two threads when there are many.
@@ -152,15 +159,14 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
         const e = walk[i]!;
         return [entryPath(base, e.rel), e.size, e.ino, e.mtimeMs, e.ctimeMs] as Tasks['hash']['item'];
       }),
+      // Bytes by the average size: the count comes from both threads, without item indices.
+      { onDone: progress && ((n) => (progress.files(n), progress.bytes((n * smallBytes) / small.length))) },
     ).catch((err: unknown) => {
       if (!(err instanceof ItemError)) throw err;
       const abs = entryPath(base, walk[small[err.index]!]!.rel);
       throw err.code === 'ENOENT' ? vanished(abs, err) : new TdvError('IO_ERROR', `cannot read ${abs}: ${err.message}`);
     });
-    small.forEach((i, k) => {
-      opts.onBytes?.(walk[i]!.size);
-      record(i, shas[k]!);
-    });
+    small.forEach((i, k) => record(i, shas[k]!));
   }
   if (large.length === 0) return out;
   const moved = new Map<number, Moved>();
@@ -175,9 +181,10 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
         const e = walk[i]!;
         const abs = entryPath(base, e.rel);
         try {
-          if (opts.write === 'store') record(i, await opts.store.addFileCopy(abs, e, opts.onBytes, sc.knowsSize(shard, e.rel, e.size)));
-          else if (opts.write === 'move') record(i, await opts.store.addFileMove(abs, e, opts.onBytes, (m) => moved.set(i, m)));
-          else record(i, await hashWalked(abs, e, opts.onBytes));
+          if (opts.write === 'store') record(i, await opts.store.addFileCopy(abs, e, onBytes, sc.knowsSize(shard, e.rel, e.size)));
+          else if (opts.write === 'move') record(i, await opts.store.addFileMove(abs, e, onBytes, (m) => moved.set(i, m)));
+          else record(i, await hashWalked(abs, e, onBytes));
+          progress?.files();
         } catch (err) {
           limit.clearQueue();
           if (errnoCode(err) === 'ENOENT') throw vanished(abs, err);

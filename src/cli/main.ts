@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
-import { describeFsError, ExitCode, isSystemError, TdvError } from '../errors.js';
+import { causeChain, describeFsError, ExitCode, isSystemError, TdvError } from '../errors.js';
 import { maskUrl } from '../formats/config.js';
 import { escapeLine, ignoreClosedReader } from '../ui/output.js';
 import { CliContext, type CliIO } from './context.js';
@@ -14,7 +14,8 @@ function version(): string {
 
 /**
  * Runs one tdv invocation and returns its exit code: 0 success, 1 operation
- * failed, 2 usage error. The only place that maps errors to exit codes.
+ * failed, 2 usage error, 130 interrupted. The only place that turns errors
+ * into exit codes, by the table in src/errors.ts.
  */
 export async function main(argv: string[], io?: Partial<CliIO>): Promise<number> {
   const ctx = new CliContext({
@@ -40,7 +41,7 @@ export async function main(argv: string[], io?: Partial<CliIO>): Promise<number>
     })
     .addHelpText(
       'after',
-      '\nExit codes: 0 success, 1 the operation failed, 2 usage error.\nRun `tdv <command> --help` for examples.\n',
+      '\nExit codes: 0 success, 1 the operation failed, 2 usage error, 130 interrupted (Ctrl-C).\nRun `tdv <command> --help` for examples.\n',
     );
   registerCommands(program, ctx);
   try {
@@ -73,7 +74,7 @@ function report(err: unknown, ctx: CliContext): number {
     if (out) out.error(err.message);
     else write(`error: ${escapeLine(err.message)}\n`);
     // A library's stack may quote a URL with its user:password@ (an endpoint's credentials).
-    if (out?.verbose && err.cause) write(`${maskUrl(String((err.cause as Error).stack ?? err.cause))}\n`);
+    if (out?.verbose) for (const line of causeChain(err)) write(`${maskUrl(line)}\n`);
     document(err.code, err.message, err.data);
     return err.exitCode;
   }
@@ -83,6 +84,7 @@ function report(err: unknown, ctx: CliContext): number {
     const msg = described instanceof TdvError ? described.message : err.message;
     if (out) out.error(msg);
     else write(`error: ${escapeLine(msg)}\n`);
+    if (out?.verbose) for (const line of causeChain({ cause: err })) write(`${maskUrl(line)}\n`);
     document(described instanceof TdvError ? described.code : (err.code ?? 'SYSTEM'), msg, err.path === undefined ? undefined : { path: err.path });
     return ExitCode.failed;
   }

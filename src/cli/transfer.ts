@@ -3,8 +3,8 @@ import { TdvError } from '../errors.js';
 import { quotePath } from '../formats/paths.js';
 import type { TransferResult } from '../repo/push.js';
 import type { HistoryScope } from '../repo/lib/revision.js';
-import type { TransferProgress } from '../remote/transfer.js';
 import { formatBytes, type Output, plural } from '../ui/output.js';
+import type { ProgressBar } from '../ui/progress.js';
 import { parsePositiveInt } from './context.js';
 
 const LIST_MAX = 20;
@@ -55,11 +55,16 @@ export function collect(v: string, prev: string[] = []): string[] {
   return [...prev, v];
 }
 
-/** A progress bar when a person is watching stderr; nothing otherwise. */
-export async function progressFor(out: Output, label: string): Promise<(TransferProgress & { finish(): void }) | undefined> {
-  if (!out.isTTY || out.quiet || out.json) return undefined;
-  const { progressBar } = await import('../ui/progress.js');
-  return progressBar(label, out.stderrStream);
+/**
+ * A progress bar when a person is watching stderr (see `progressMode`:
+ * never with --json or -q, when piped or in CI unless TDV_PROGRESS=1);
+ * undefined otherwise, so the command reports to nobody at no cost.
+ */
+export async function progressFor(out: Output, label: string, unit = 'objects'): Promise<ProgressBar | undefined> {
+  const { progressMode, progressBar } = await import('../ui/progress.js');
+  const mode = progressMode({ isTTY: out.isTTY, quiet: out.quiet, json: out.json, env: out.env });
+  // A checkout phase (pull, checkout --pull) writes files.
+  return mode === undefined ? undefined : progressBar(label, out.stderrStream, { unit, units: { checkout: 'files' }, mode });
 }
 
 /** The `--json` document of a transfer. */

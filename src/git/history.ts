@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ExitCode, TdvError } from '../errors.js';
+import { TdvError } from '../errors.js';
 import { type Commit, findTreeEntry, parseCommit, parseTag, type TreeEntry, treeEntries } from './format.js';
 import type { GitWorkTree } from './git.js';
 import { corruptGit, MissingGitObjectError, ObjectDb } from './objects.js';
@@ -10,7 +10,7 @@ import { Refs } from './refs.js';
 /** A revision the user named that Git cannot resolve: a usage error (exit 2). */
 export class UnknownRevisionError extends TdvError {
   constructor(rev: string, why: string) {
-    super('UNKNOWN_REVISION', `unknown revision "${rev}": ${why}`, { exitCode: ExitCode.usage, data: { rev } });
+    super('UNKNOWN_REVISION', `unknown revision "${rev}": ${why}`, { data: { rev } });
   }
 }
 

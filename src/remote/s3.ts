@@ -19,7 +19,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import pLimit from 'p-limit';
 import { isOid, type Oid } from '../formats/oid.js';
 import { compareCodePoints } from '../formats/manifest.js';
-import { isSystemError, RemoteError } from '../errors.js';
+import { type ErrorCode, isSystemError, RemoteError } from '../errors.js';
 import { maskUrl, type RemoteConfig } from '../formats/config.js';
 import { assertObjectFile } from '../cache/store.js';
 import { notOnRemote } from './local.js';
@@ -519,7 +519,7 @@ export function translateS3Error(err: unknown, ctx: S3ErrorContext, action: stri
   const status = e.$metadata?.httpStatusCode;
   const where = `remote "${ctx.name}" (${ctx.url})`;
   const data = { remote: ctx.name, url: ctx.url, ...(oid ? { oid } : {}) };
-  const wide = (code: string, message: string) => new RemoteError(code, message, { wide: true, cause: err, data });
+  const wide = (code: ErrorCode, message: string) => new RemoteError(code, message, { wide: true, cause: err, data });
 
   if (name === 'CredentialsProviderError') {
     const detail = oneLine(e.message, ctx.redact);

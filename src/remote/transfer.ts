@@ -7,6 +7,7 @@ import { describeFsError, errnoCode, RemoteError, TdvError } from '../errors.js'
 import type { ObjectBody, OnBytes, Remote } from './remote.js';
 import { isDirOid } from '../formats/oid.js';
 import { MAX_MANIFEST_BYTES } from '../formats/manifest.js';
+import type { Progress } from '../util/progress.js';
 
 /**
  * Below this many objects, asking per object is cheaper than listing: one
@@ -307,11 +308,8 @@ export interface TransferFailure {
 }
 
 /** Progress of a transfer, for a bar: objects and bytes done so far out of the planned totals. */
-export interface TransferProgress {
-  start?(totalObjects: number, totalBytes: number): void;
-  bytes?(n: number): void;
-  object?(): void;
-}
+/** Transfers report to the one progress interface: files are objects here. */
+export type TransferProgress = Progress;
 
 export interface Job {
   oid: Oid;
@@ -334,7 +332,7 @@ export async function runJobs(
   const done: Job[] = [];
   const failed: TransferFailure[] = [];
   let fatal: unknown;
-  const onBytes: OnBytes = (n) => progress?.bytes?.(n);
+  const onBytes: OnBytes = (n) => progress?.bytes(n);
   await limit.map(list, async (job) => {
     if (fatal) return;
     try {
@@ -349,7 +347,7 @@ export async function runJobs(
       }
       failed.push({ oid: job.oid, path: job.path, error: err.message });
     } finally {
-      progress?.object?.();
+      progress?.files();
     }
   });
   if (fatal) throw fatal;

@@ -18,6 +18,7 @@ import { allOuts, findPointers, readPointer } from './lib/pointers.js';
 import type { Repo } from './repo.js';
 import { reservedProblem } from './lib/cache-dir.js';
 import { TDV_DIR } from '../formats/layout.js';
+import type { Progress } from '../util/progress.js';
 
 export type { Hashed } from './lib/hashing.js';
 
@@ -25,7 +26,8 @@ export interface AddOptions {
   /** Absolute paths to track. */
   paths: string[];
   jobs?: number;
-  onBytes?: (n: number) => void;
+  /** Hears of the files to hash and store, and of the files and bytes done. */
+  progress?: Progress;
 }
 
 export interface AddedTarget {
@@ -59,7 +61,7 @@ export async function add(repo: Repo, opts: AddOptions): Promise<AddResult> {
     try {
       for (const abs of targets) {
         const rel = repo.rel(abs);
-        const state = await cacheTarget(repo, abs, rel, { jobs: opts.jobs, onBytes: opts.onBytes, relink: false });
+        const state = await cacheTarget(repo, abs, rel, { jobs: opts.jobs, progress: opts.progress, relink: false });
         const ptrFile = pointerFileFor(abs);
         const out = toOut(path.basename(abs), state);
         const old = fs.existsSync(ptrFile) ? await readPointer(repo, ptrFile) : undefined;

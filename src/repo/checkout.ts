@@ -11,12 +11,15 @@ import { workspaceContext } from './lib/hashing.js';
 import { allOuts, findPointers, type Selected, selectTargets } from './lib/pointers.js';
 import type { TransferResult } from './lib/transfer.js';
 import type { Repo } from './repo.js';
+import type { Progress } from '../util/progress.js';
 import { TDV_DIR } from '../formats/layout.js';
 
 const LOCK_FILE = 'tdv.lock';
 
 export interface CheckoutOptions {
   targets?: string[];
+  /** Hears of the files to write and written (and, with `pull`, of the fetch first). */
+  progress?: Progress;
   /** Restore the data of this revision (anything Git resolves) instead of the workspace pointers'. */
   rev?: string;
   /** Write a snapshot into this directory (absolute) instead of the workspace; paths as in the repository. */
@@ -115,6 +118,7 @@ async function checkoutUnlocked(repo: Repo, options: CheckoutOptions): Promise<C
     const { fetchSelected, withRemote } = await import('./lib/transfer.js');
     // Objects that could not be fetched are missing below: the rest is still checked out.
     fetched = await withRemote(repo, opts, (remote) => fetchSelected(repo, remote, selected, opts));
+    opts.progress?.phase('checkout');
   }
   let ctx = await workspaceContext(repo);
   let snapshotRoot: string | undefined;
@@ -152,7 +156,7 @@ async function checkoutUnlocked(repo: Repo, options: CheckoutOptions): Promise<C
   const stale = whole ? await untrackedPlaced(repo, ctx, selected) : undefined;
   if (!opts.dry) {
     if (snapshotRoot !== undefined) makeRoot(snapshotRoot);
-    await applyCheckout(ctx, plan);
+    await applyCheckout({ ...ctx, progress: opts.progress }, plan);
     for (const d of stale?.deletes ?? []) {
       // A directory file by file, as its manifest lists them: what .tdvignore kept out of it stays.
       for (const f of d.files ?? [d.rel]) {

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import type { ManifestEntry } from '../formats/manifest.js';
 import { quotePath } from '../formats/paths.js';
 import { isDirOid, type Oid } from '../formats/oid.js';
-import { ExitCode, TdvError, UsageError } from '../errors.js';
+import { TdvError, UsageError } from '../errors.js';
 import { type GitHistory, UnknownRevisionError } from '../git/history.js';
 import { type Blocker, blockerAt } from './lib/blocker.js';
 import { hashWorkspace } from './lib/hashing.js';
@@ -192,14 +192,12 @@ function targetFilter(repo: Repo, targets: readonly string[], a: SideOuts, b: Si
     const keys = [...a.outs.keys(), ...b.outs.keys()];
     const whole = viaPointer.length > 0 || keys.some((p) => rel === '.' || p === rel || p.startsWith(`${rel}/`));
     if (!whole) {
-      if (!keys.some((p) => rel.startsWith(`${p}/`))) throw new TdvError('NOT_TRACKED', `${quotePath(rel)} is not tracked by tdv in ${names}`, { exitCode: ExitCode.usage });
+      if (!keys.some((p) => rel.startsWith(`${p}/`))) throw new TdvError('NOT_TRACKED', `${quotePath(rel)} is not tracked by tdv in ${names}`);
       // Inside a tracked directory: a typo there would list nothing and look like "no change".
       const found = [a, b].map((side) => insideMatches(repo, side, rel, t));
       if (found.every((f) => f === false)) {
         const dir = [...a.outs.values(), ...b.outs.values()].find((s) => rel.startsWith(`${s.rel}/`))!;
-        throw new TdvError('NOT_TRACKED', `${quotePath(rel)} is inside ${quotePath(dir.rel)} (tracked by ${quotePath(repo.rel(dir.ptr.file))}), but it is in neither ${names.replace(' nor in ', ' nor ')}; check the path`, {
-          exitCode: ExitCode.usage,
-        });
+        throw new TdvError('NOT_TRACKED', `${quotePath(rel)} is inside ${quotePath(dir.rel)} (tracked by ${quotePath(repo.rel(dir.ptr.file))}), but it is in neither ${names.replace(' nor in ', ' nor ')}; check the path`);
       }
     }
     prefixes.push(...(viaPointer.length > 0 ? viaPointer : [rel]));

@@ -14,6 +14,7 @@ import { withRemote } from './lib/transfer.js';
 import { allOuts, findPointers } from './lib/pointers.js';
 import { remoteJobs } from './lib/remotes.js';
 import type { Repo } from './repo.js';
+import type { Progress } from '../util/progress.js';
 
 export interface FsckOptions {
   /** Also check that a remote holds every referenced object, with the right size. */
@@ -21,6 +22,8 @@ export interface FsckOptions {
   /** The remote to check; the default remote otherwise. */
   remoteName?: string;
   jobs?: number;
+  /** Hears of the cache objects to re-hash, and of the objects and bytes done. */
+  progress?: Progress;
 }
 
 /** A cache object whose bytes do not match its name, moved out of the cache. */
@@ -86,7 +89,7 @@ export async function fsck(repo: Repo, opts: FsckOptions = {}): Promise<FsckResu
     const res: FsckResult = { clean: true, objects: 0, bytes: 0, corrupt: [], referenced: 0, missing: [], errors: [] };
     // Manifests that are what their name says but that tdv refuses: reported once, left in place.
     const refused = new Set<Oid>();
-    await checkObjects(repo, store, res, refused);
+    await checkObjects(repo, store, res, refused, opts.progress);
 
     let refs: Ref[] | undefined;
     try {
@@ -134,9 +137,11 @@ function countRef(seen: Set<Oid>, res: FsckResult, oid: Oid): void {
  * are what was written (by this tdv, an older one, by hand or by an attacker),
  * and moving it would only make a remote's identical copy come back.
  */
-async function checkObjects(repo: Repo, store: ObjectStore, res: FsckResult, refused: Set<Oid>): Promise<void> {
+async function checkObjects(repo: Repo, store: ObjectStore, res: FsckResult, refused: Set<Oid>, progress?: Progress): Promise<void> {
   const small: { oid: Oid; file: string }[] = [];
   const large: { oid: Oid; file: string }[] = [];
+  let smallBytes = 0;
+  let largeBytes = 0;
   for (const oid of store.list()) {
     const file = store.pathOf(oid);
     const st = fs.lstatSync(file, { throwIfNoEntry: false });
@@ -152,13 +157,19 @@ async function checkObjects(repo: Repo, store: ObjectStore, res: FsckResult, ref
       continue;
     }
     (st.size <= CHUNK ? small : large).push({ oid, file });
+    if (st.size <= CHUNK) smallBytes += st.size;
+    else largeBytes += st.size;
   }
-  const hashes = await inTwoThreads('verify', {}, small.map((o) => [o.file] as [string]));
+  progress?.plan(small.length + large.length, smallBytes + largeBytes);
+  // Done items are counted on both threads without their indices: bytes go by the average size.
+  const onDone = progress && ((n: number) => (progress.files(n), progress.bytes((n * smallBytes) / small.length)));
+  const hashes = await inTwoThreads('verify', {}, small.map((o) => [o.file] as [string]), { onDone });
   small.forEach((o, i) => judge(repo, store, res, o.oid, hashes[i]!));
   for (const o of large) {
     let got: string;
     try {
-      got = (await hashFile(o.file)).sha256;
+      got = (await hashFile(o.file, progress && ((n) => progress.bytes(n)))).sha256;
+      progress?.files();
     } catch (err) {
       got = `!${errnoCode(err) ?? 'EIO'} ${(err as Error).message}`;
     }

@@ -5,6 +5,7 @@ import type { Remote } from '../remote/remote.js';
 import { readVerified } from '../remote/transfer.js';
 import { findPointers, allOuts, type Selected } from './lib/pointers.js';
 import type { Repo } from './repo.js';
+import type { Progress } from '../util/progress.js';
 import { type HistoryScope, INDEX_LABEL, openHistory, outsInScope, pointersInIndex, scopeIsEmpty } from './lib/revision.js';
 import type { GitHistory } from '../git/history.js';
 import { type SharedCache, sharedCache } from './lib/cache-dir.js';
@@ -45,6 +46,8 @@ export interface GcOptions {
   sharedRemote?: boolean;
   /** Asked before deleting; return false to cancel. Not given means "do not delete". */
   confirm?: (plan: GcPlan) => Promise<boolean>;
+  /** Hears of the objects to delete, and of those deleted. */
+  progress?: Progress;
   /** Opens the `--cloud` remote (tests inject one that fails in ways a test cannot cause). */
   openRemote?: (repo: Repo, name?: string, jobs?: number) => Promise<Remote>;
 }
@@ -108,7 +111,7 @@ export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
       const nothing = plan.unused.length === 0 && (plan.cloud?.unused.length ?? 0) === 0;
       if (opts.dry || nothing) return { ...plan, removed: false };
       if (!opts.confirm || !(await opts.confirm(plan))) return { ...plan, removed: false };
-      const failed = repo.store.remove(plan.unused.map((u) => u.oid));
+      const failed = removeReporting(repo, plan.unused, opts.progress);
       if (failed.length > 0) {
         throw new TdvError('GC_INCOMPLETE', `could not delete ${failed.length} of ${plan.unused.length} unused objects (first: ${failed[0]}); check the cache's permissions`);
       }
@@ -123,6 +126,21 @@ export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
       remote?.close();
     }
   });
+}
+
+/** Deletes cache objects in batches, telling `progress` after each; returns those that could not be deleted. */
+function removeReporting(repo: Repo, unused: GcPlan['unused'], progress: Progress | undefined): Oid[] {
+  if (!progress) return repo.store.remove(unused.map((u) => u.oid));
+  progress.plan(unused.length, unused.reduce((n, u) => n + u.size, 0));
+  const failed: Oid[] = [];
+  const BATCH = 500;
+  for (let i = 0; i < unused.length; i += BATCH) {
+    const batch = unused.slice(i, i + BATCH);
+    failed.push(...repo.store.remove(batch.map((u) => u.oid)));
+    progress.files(batch.length);
+    progress.bytes(batch.reduce((n, u) => n + u.size, 0));
+  }
+  return failed;
 }
 
 /**

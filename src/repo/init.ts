@@ -33,7 +33,7 @@ export function init(dir: string, opts: InitOptions = {}): InitResult {
   if (!opts.noScm) {
     if (!git) throw new NotARepoError(`${quotePath(root)} is not inside a Git work tree; run \`git init\` first, or use \`tdv init --no-scm\` to track data without Git`);
     if (git.root !== root && !opts.subdir) {
-      throw new TdvError('NOT_GIT_ROOT', `${quotePath(root)} is not the top of its Git work tree (${quotePath(git.root)}); run tdv init there, or pass --subdir`, { exitCode: 1 });
+      throw new TdvError('NOT_GIT_ROOT', `${quotePath(root)} is not the top of its Git work tree (${quotePath(git.root)}); run tdv init there, or pass --subdir`);
     }
   }
   if (git) refuseIgnoredOwnFiles(root, git);
@@ -88,6 +88,5 @@ function refuseIgnoredOwnFiles(root: string, git: GitWorkTree): void {
     'GIT_IGNORES_TDV',
     `Git ignores ${quotePath(rule.path)} (rule ${JSON.stringify(rule.pattern)} in ${quotePath(rule.source)}:${rule.line}), so tdv's configuration could not be committed; ` +
       `remove or narrow that rule, or re-include tdv's files with the lines "!/${at(TDV_DIR)}/" and "!/${at(TDV_DIR)}/*" after it in ${quotePath(path.join(git.root, '.gitignore'))}, then run tdv init again`,
-    { exitCode: 1 },
   );
 }

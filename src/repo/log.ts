@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { ManifestEntry } from '../formats/manifest.js';
 import { isDirOid, type Oid } from '../formats/oid.js';
 import { diffManifests } from '../cache/workspace.js';
-import { ExitCode, TdvError } from '../errors.js';
+import { TdvError } from '../errors.js';
 import { type Commit, isoDate, subject } from '../git/format.js';
 import type { GitHistory } from '../git/history.js';
 import { isInside } from '../util/fs.js';
@@ -135,10 +135,10 @@ export async function log(repo: Repo, opts: LogOptions = {}): Promise<LogResult>
     }
     if (commits.length === 0 && spec.inner && !shallow) {
       const { dir, sub } = spec.inner;
-      throw new TdvError('NOT_TRACKED', `${dir}/${sub} is in no version of ${dir} on this branch; \`tdv log ${dir}\` lists its versions`, { exitCode: ExitCode.usage });
+      throw new TdvError('NOT_TRACKED', `${dir}/${sub} is in no version of ${dir} on this branch; \`tdv log ${dir}\` lists its versions`);
     }
     if (commits.length === 0 && spec.pointer !== undefined && opts.target !== undefined && !shallow) {
-      throw new TdvError('NOT_TRACKED', `${repo.rel(opts.target)} was never tracked by tdv on this branch; \`tdv log\` without a path lists every tracked path`, { exitCode: ExitCode.usage });
+      throw new TdvError('NOT_TRACKED', `${repo.rel(opts.target)} was never tracked by tdv on this branch; \`tdv log\` without a path lists every tracked path`);
     }
     return { branch: history.headBranch() ?? null, head, firstParent: true, shallow, commits };
   } finally {
@@ -345,7 +345,7 @@ function info(o: PointerOut): VersionInfo {
  */
 function resolveSpec(repo: Repo, history: GitHistory, head: string, prefix: string, target: string | undefined): Spec {
   if (target === undefined) return { prefix: '', lock: true, keep: () => true };
-  if (!isInside(repo.root, target)) throw new TdvError('USAGE', `${target} is outside the repository ${repo.root}`, { exitCode: ExitCode.usage });
+  if (!isInside(repo.root, target)) throw new TdvError('USAGE', `${target} is outside the repository ${repo.root}`);
   const rel = repo.rel(target);
   if (rel === '.') return { prefix: '', lock: true, keep: () => true };
   const tree = history.commit(head).tree;

@@ -78,7 +78,7 @@ export async function move(repo: Repo, src: string, dst: string): Promise<MoveRe
     if ((await repo.ignore())?.(rel, lstatLoose(s.abs)?.isDirectory() ?? s.out.nfiles !== undefined)) {
       throw new UsageError(`${q(rel)} is ignored by .tdvignore, so tdv would not see its pointer; name another destination or change .tdvignore`);
     }
-    if (lstatLoose(target) !== undefined) throw new TdvError('EXISTS', `${q(rel)} exists; tdv mv will not replace it. Move it away or name another destination`, { exitCode: 2 });
+    if (lstatLoose(target) !== undefined) throw new TdvError('EXISTS', `${q(rel)} exists; tdv mv will not replace it. Move it away or name another destination`);
     const ptrFrom = repo.rel(s.ptr.file);
     const ptrTo = repo.rel(pointerFileFor(target));
     if (lstatLoose(pointerFileFor(target)) !== undefined) throw new UsageError(`${q(ptrTo)} exists; move it away or name another destination`);

@@ -32,6 +32,7 @@ export async function pull(repo: Repo, opts: PullOptions = {}): Promise<PullResu
     // `scope` (--all-branches, ...): fetched for those commits too; what is checked out stays the workspace's (or --rev's).
     const selected = await selectForTransfer(repo, { targets, scope: opts.scope ?? (opts.rev === undefined ? undefined : { revs: [opts.rev] }) });
     const fetched = await withRemote(repo, opts, (remote) => fetchWithRuns(repo, remote, selected, opts));
-    return { fetch: fetched, checkout: await checkout(repo, { targets, force: opts.force, rev: opts.rev }) };
+    opts.progress?.phase('checkout');
+    return { fetch: fetched, checkout: await checkout(repo, { targets, force: opts.force, rev: opts.rev, progress: opts.progress }) };
   });
 }

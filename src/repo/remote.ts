@@ -9,7 +9,7 @@
  */
 import path from 'node:path';
 import type { Document } from 'yaml';
-import { ExitCode, FormatError, TdvError, UsageError } from '../errors.js';
+import { FormatError, TdvError, UsageError } from '../errors.js';
 import { toPosix } from '../util/fs.js';
 import {
   CONFIG_FILE,
@@ -83,7 +83,7 @@ export async function addRemote(repo: Repo, opts: AddRemoteOptions): Promise<Add
       throw new TdvError(
         'REMOTE_EXISTS',
         `remote "${opts.name}" already exists (${maskUrl(existing.url)}); use \`tdv remote add -f\` to replace it, or \`tdv remote modify ${opts.name} url URL\` to change its url`,
-        { exitCode: ExitCode.usage, data: { name: opts.name } },
+        { data: { name: opts.name } },
       );
     }
     // Replacing means a new remote: no settings (credentials least of all) carry over from the old one.
@@ -272,7 +272,7 @@ function checkName(name: string): void {
 function unknownRemote(name: string, cfg: Config): TdvError {
   const known = Object.keys(cfg.remote).sort();
   const hint = known.length > 0 ? `known remotes: ${known.join(', ')}` : 'no remotes are configured; add one with `tdv remote add NAME URL`';
-  return new TdvError('UNKNOWN_REMOTE', `unknown remote "${name}"; ${hint}`, { exitCode: ExitCode.usage, data: { name, known } });
+  return new TdvError('UNKNOWN_REMOTE', `unknown remote "${name}"; ${hint}`, { data: { name, known } });
 }
 
 /**
@@ -410,7 +410,7 @@ async function editConfig<T>(repo: Repo, edit: (e: ConfigEdit) => T): Promise<{ 
     try {
       after = await configFromTexts(tdvDir, next);
     } catch (err) {
-      if (err instanceof FormatError) throw new TdvError('CONFIG_INVALID', `not changing the configuration, the result would not load: ${err.message}`, { exitCode: ExitCode.usage, cause: err });
+      if (err instanceof FormatError) throw new TdvError('BAD_CONFIG_CHANGE', `not changing the configuration, the result would not load: ${err.message}`, { cause: err });
       throw err;
     }
     const write: ConfigWrite = { files: [], gitignored: false };

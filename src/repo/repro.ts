@@ -21,6 +21,7 @@ import type { Repo } from './repo.js';
 import { loadDag, stageHasher } from './lib/pipeline.js';
 import { commitSources, dataSources, missingOutputs, restoreSources, type SourceState, sourceStates } from './lib/data-sources.js';
 import type { Selected } from './lib/pointers.js';
+import type { Progress } from '../util/progress.js';
 
 export interface ReproOptions {
   /** Stage names; none means every stage. Given names run with their upstream (or downstream). */
@@ -45,6 +46,8 @@ export interface ReproOptions {
   remote?: string;
   signal?: AbortSignal;
   onEvent?: (e: ReproEvent) => void;
+  /** Hears of the selected stages, and of each one settled (not with `dry`). */
+  progress?: Progress;
   /** Injectable runners (tests, other back ends). */
   runners?: { local?: StageRunner; docker?: StageRunner & DockerImages };
 }
@@ -57,9 +60,12 @@ export type ReproEvent =
   | { type: 'skip'; stage: string; frozen?: boolean }
   | { type: 'start'; stage: string; reasons: string[]; where: 'local' | 'docker' }
   | { type: 'output'; stage: string; chunk: Buffer; stream: 'stdout' | 'stderr' }
+  | { type: 'debug'; stage: string; line: string }
   | { type: 'restored'; stage: string }
   | { type: 'done'; stage: string; seconds: number }
   | { type: 'failed'; stage: string; message: string; logTail: string[] };
+
+const SETTLED = new Set<ReproEvent['type']>(['skip', 'restored', 'done', 'failed']);
 
 export interface ReproResult {
   ran: string[];
@@ -116,7 +122,11 @@ export async function reproduce(repo: Repo, opts: ReproOptions = {}): Promise<Re
     if (opts.dry) updated = states.changed.map((s) => ({ path: s.rel, pointer: repo.rel(s.ptr.file) }));
     else updated = await commitSources(repo, states.changed);
     for (const u of updated) emit({ type: 'source', ...u, dry: opts.dry === true });
-    const run = new Run(repo, dag, lock, opts, states.missing);
+    // Progress counts the selected stages as they settle (unchanged, restored, done or failed).
+    const progress = opts.dry ? undefined : opts.progress;
+    progress?.plan(names.length, 0);
+    const onEvent = progress && ((e: ReproEvent) => (SETTLED.has(e.type) && progress.files(), opts.onEvent?.(e)));
+    const run = new Run(repo, dag, lock, onEvent ? { ...opts, onEvent } : opts, states.missing);
     try {
       const res = opts.dry ? await run.plan(names) : await run.execute(names);
       return { ...res, updated };
@@ -335,6 +345,7 @@ class Run {
           env: stage.env,
           image: inputs.image,
           signal: this.opts.signal,
+          onDebug: (line) => this.emit({ type: 'debug', stage: name, line }),
           onOutput: (chunk, stream) => {
             fs.writeSync(log, chunk);
             this.emit({ type: 'output', stage: name, chunk, stream });

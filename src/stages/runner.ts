@@ -21,6 +21,8 @@ export interface RunSpec {
   onOutput(chunk: Buffer, stream: 'stdout' | 'stderr'): void;
   /** Aborting stops the process or container. */
   signal?: AbortSignal;
+  /** Receives debugging lines (`-v`), such as the exact `docker run` command line. */
+  onDebug?(line: string): void;
 }
 
 export interface RunResult {

@@ -54,6 +54,11 @@ export class Output {
     return this.o.stderr.isTTY === true;
   }
 
+  /** The environment of this invocation (TDV_PROGRESS, CI, NO_COLOR...). */
+  get env(): NodeJS.ProcessEnv {
+    return this.o.env ?? process.env;
+  }
+
   /** A line of human output (stdout). */
   info(msg: string): void {
     if (!this.quiet && !this.json) this.o.stdout.write(`${msg}\n`);

@@ -37,6 +37,7 @@ import { lstatOrUndefined, toPosix } from '../util/fs.js';
 import type { Guard } from './guard.js';
 import type { LinkType } from './link.js';
 import type { IgnoreMatcher } from './tdvignore.js';
+import type { Progress } from '../util/progress.js';
 
 /** Where and how a checkout writes. */
 export interface CheckoutContext {
@@ -53,6 +54,8 @@ export interface CheckoutContext {
   ignore?: IgnoreMatcher;
   /** Warnings (a skipped path...). */
   onWarn?: (msg: string) => void;
+  /** Hears of the files to write and of those written (apply only: planning reads, it writes nothing). */
+  progress?: Progress;
 }
 
 /** One recorded version to materialise. */
@@ -85,6 +88,8 @@ export interface PlannedWrite {
   /** Where the stat cache keeps this file: its tracked directory (key relative to it), or the files shard. */
   shard: string;
   key: string;
+  /** The object's size, for progress (0 when unknown). */
+  size: number;
 }
 
 /** A recorded file (or a directory's manifest) whose object is not in the cache: the plan leaves its path alone. */
@@ -171,14 +176,14 @@ export async function planCheckout(ctx: CheckoutContext, targets: readonly Check
       if (!force) plan.conflicts.push(...(await uncachedUnder(store, guard.resolve(rel, 'inspect', t.source), rel)));
       plan.clears.push({ rel, source: t.source });
     };
-    const file = (rel: string, e: { sha256: Oid; isexec?: boolean }, shard: string, key: string): PlannedWrite => ({ rel, oid: e.sha256, isexec: e.isexec === true, source: t.source, shard, key });
+    const file = (rel: string, e: { sha256: Oid; isexec?: boolean; size: number }, shard: string, key: string): PlannedWrite => ({ rel, oid: e.sha256, isexec: e.isexec === true, source: t.source, shard, key, size: e.size });
     // Only the executable bit differs: a chmod of a plain file; a link (shared with the cache) is replaced.
     const modeOnly = (w: PlannedWrite, at: string) => {
       const st = lstatOrUndefined(at);
       (st?.isFile() && st.nlink === 1 ? plan.chmods : plan.writes).push(w);
     };
     if (!isDirOid(want)) {
-      const w = file(t.rel, { sha256: want, isexec: t.isexec }, FILES_SHARD, t.rel);
+      const w = file(t.rel, { sha256: want, isexec: t.isexec, size: t.size }, FILES_SHARD, t.rel);
       const present = store.has(want);
       // Already the recorded content: left alone (with --relink too, when the object to relink is gone).
       if (ws.kind === 'file' && ws.oid === want && (!opts.relink || !present)) {
@@ -347,7 +352,7 @@ export async function applyCheckout(ctx: CheckoutContext, plan: CheckoutPlan): P
       if (guard.lstat(d.rel, d.source)?.isDirectory() === false) guard.remove(d.rel, d.source);
       guard.pruneEmpty(parentOf(d.rel));
     }
-    const stats = await linkFiles(ctx, plan.writes);
+    const stats = await linkFiles(ctx, plan.writes, ctx.progress);
     const modes = plan.chmods.map((c) => setExec(guard, c));
     if (!ctx.record) return;
     // The stat each file had right after tdv wrote it: trusted later only if it is still that.
@@ -398,8 +403,12 @@ function setExec(guard: Guard, c: PlannedWrite): WrittenStat {
  * two threads (see cache/pool.ts). Returns each new file's stat key, taken
  * right after it was written.
  */
-export async function linkFiles(ctx: Pick<CheckoutContext, 'guard' | 'store' | 'linkTypes'>, writes: readonly Pick<PlannedWrite, 'rel' | 'oid' | 'isexec' | 'source'>[]): Promise<WrittenStat[]> {
+export async function linkFiles(ctx: Pick<CheckoutContext, 'guard' | 'store' | 'linkTypes'>, writes: readonly (Pick<PlannedWrite, 'rel' | 'oid' | 'isexec' | 'source'> & { size?: number })[], progress?: Progress): Promise<WrittenStat[]> {
   if (writes.length === 0) return [];
+  const bytes = writes.reduce((n, w) => n + (w.size ?? 0), 0);
+  progress?.plan(writes.length, bytes);
+  // Done items are counted on both threads without their indices: bytes go by the average size.
+  const onDone = progress && ((n: number) => (progress.files(n), progress.bytes((n * bytes) / writes.length)));
   const { guard, store } = ctx;
   const made = new Set<string>();
   const items = writes.map((w): [string, string, boolean] => {
@@ -414,7 +423,7 @@ export async function linkFiles(ctx: Pick<CheckoutContext, 'guard' | 'store' | '
   const { inTwoThreads, ItemError } = await import('../cache/pool.js');
   try {
     // ctx.linkTypes are the effective types already (see Repo.linker): the worker drops none.
-    return await inTwoThreads('link', { types: [...ctx.linkTypes], allowRootLinks: true }, items);
+    return await inTwoThreads('link', { types: [...ctx.linkTypes], allowRootLinks: true }, items, { onDone });
   } catch (err) {
     if (!(err instanceof ItemError)) throw err;
     const w = writes[err.index]!;

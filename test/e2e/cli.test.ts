@@ -150,7 +150,8 @@ describe('tdv (bin)', () => {
       expect((await tdvBin(dir, ['add', 'data'])).code).toBe(0);
       return dir;
     };
-    const tty = await underTty(await make(), ['push'], { NO_COLOR: '1' });
+    // CI is unset: in CI logs (CI set) the bar is not drawn, even on a terminal.
+    const tty = await underTty(await make(), ['push'], { NO_COLOR: '1', CI: '' });
     expect(tty.code).toBe(0);
     expect(tty.out).toMatch(/push .* \d+% \| \d+\/51 objects \| .* \| ETA /);
     expect(tty.out).toContain('Pushed 51 objects');

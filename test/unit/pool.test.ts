@@ -56,6 +56,21 @@ describe.skipIf(!fs.existsSync(WORKER))('inTwoThreads with the compiled worker',
     expect(shas).toEqual(files.map((_, i) => sha256(`mixed ${i}`)));
   });
 
+  it('tells onDone of every item, done on either thread, exactly once in total (for progress)', async () => {
+    const { base } = setup(0);
+    const files = Array.from({ length: 700 }, (_, i) => {
+      const p = path.join(base, `p${i}`);
+      fs.writeFileSync(p, `progress ${i}`);
+      return [p, fs.statSync(p).size] as [string, number];
+    });
+    for (const opts of [TWO, WORKER_ONLY, { parallelMin: 10_000 }]) {
+      const reports: number[] = [];
+      await inTwoThreads('hash', { root: path.join(base, 'c4'), tmpDir: path.join(base, 't4'), store: false }, files, { ...opts, onDone: (n) => reports.push(n) });
+      expect(reports.reduce((a, b) => a + b, 0)).toBe(files.length);
+      expect(reports.every((n) => n > 0)).toBe(true);
+    }
+  });
+
   it('hashes and stores files on both threads, results in input order', async () => {
     const { base } = setup(0);
     const store = new ObjectStore(path.join(base, 'cache2'), path.join(base, 'tmp2'));

@@ -7,6 +7,7 @@ import { FILES_SHARD, StatCache } from '../../src/cache/statcache.js';
 import { ObjectStore } from '../../src/cache/store.js';
 import { diffManifests, hashTarget, type HashOptions } from '../../src/cache/workspace.js';
 import { sleep, useTmpDirs } from '../helpers/tmp.js';
+import { NO_PROGRESS } from '../../src/util/progress.js';
 
 const tmp = useTmpDirs();
 const PAST = Math.floor(Date.now() / 1000) - 3600;
@@ -86,12 +87,12 @@ describe('hashTarget', () => {
     const f = put(ws, 'big.bin', 'x'.repeat(1000));
     const sc = new StatCache(scDir);
     let bytes = 0;
-    await hashTarget(f, 'big.bin', { statCache: sc, store, onBytes: (n) => (bytes += n) });
+    await hashTarget(f, 'big.bin', { statCache: sc, store, progress: { ...NO_PROGRESS, bytes: (n) => (bytes += n) } });
     expect(bytes).toBe(1000);
     await sleep(20);
     sc.save();
     bytes = 0;
-    const r = await hashTarget(f, 'big.bin', { statCache: new StatCache(scDir), store, onBytes: (n) => (bytes += n) });
+    const r = await hashTarget(f, 'big.bin', { statCache: new StatCache(scDir), store, progress: { ...NO_PROGRESS, bytes: (n) => (bytes += n) } });
     expect(bytes).toBe(0);
     expect(r).toMatchObject({ oid: sha256('x'.repeat(1000)) });
   });
@@ -108,7 +109,7 @@ describe('hashTarget', () => {
         if (!appended) fs.appendFileSync(f, 'written meanwhile');
         appended = true;
       };
-      await expect(hashTarget(f, 'growing.bin', { statCache: sc, store, write, onBytes })).rejects.toMatchObject({ code: 'CHANGED_WHILE_ADDING' });
+      await expect(hashTarget(f, 'growing.bin', { statCache: sc, store, write, progress: { ...NO_PROGRESS, bytes: onBytes } })).rejects.toMatchObject({ code: 'CHANGED_WHILE_ADDING' });
       expect(sc.getFile(FILES_SHARD, 'growing.bin', walked)).toBeUndefined();
       expect(sc.getFile(FILES_SHARD, 'growing.bin', fs.lstatSync(f))).toBeUndefined();
       expect([...store.list()]).toEqual([]);
@@ -126,7 +127,7 @@ describe('hashTarget', () => {
     sc.save();
     put(ws, 'data/b', 'BBBBBB');
     let bytes = 0;
-    const second = await hashTarget(d, 'data', { statCache: new StatCache(scDir), store, onBytes: (n) => (bytes += n) });
+    const second = await hashTarget(d, 'data', { statCache: new StatCache(scDir), store, progress: { ...NO_PROGRESS, bytes: (n) => (bytes += n) } });
     expect(bytes).toBe(6);
     expect((second as { oid: string }).oid).not.toBe((first as { oid: string }).oid);
     expect(second).toMatchObject({ size: 10, nfiles: 2 });

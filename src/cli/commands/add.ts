@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { formatBytes, plural } from '../../ui/output.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';
 import { q, qs, shs } from '../render.js';
+import { progressFor } from '../transfer.js';
 
 export function registerAdd(program: Command, ctx: CliContext): void {
   program
@@ -14,7 +15,8 @@ export function registerAdd(program: Command, ctx: CliContext): void {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
       const { add } = await import('../../repo/add.js');
-      const res = await add(repo, { paths: paths.map((p) => ctx.resolve(p)), jobs: opts.jobs });
+      const progress = await progressFor(out, 'add', 'files');
+      const res = await add(repo, { paths: paths.map((p) => ctx.resolve(p)), jobs: opts.jobs, progress }).finally(() => progress?.finish());
       for (const a of res.added) {
         const what = a.nfiles === undefined ? formatBytes(a.size) : `${plural(a.nfiles, 'file')}, ${formatBytes(a.size)}`;
         out.info(a.changed ? `Added ${q(a.path)} (${what}) -> ${q(a.pointer)}` : `${q(a.path)} is unchanged (${what})`);

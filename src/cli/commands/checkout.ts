@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { plural } from '../../ui/output.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';
-import { printTransfer, transferError, transferJson } from '../transfer.js';
+import { printTransfer, progressFor, transferError, transferJson } from '../transfer.js';
 import { ofRevision, q, shs } from '../render.js';
 import { checkedOutNote, notRestoredError, notRestoredFix, renderKept, renderNotRestored } from '../restore.js';
 
@@ -51,7 +51,9 @@ export function registerCheckout(program: Command, ctx: CliContext): void {
       const repo = await ctx.openRepo(out);
       const { checkout } = await import('../../repo/checkout.js');
       const to = opts.to === undefined ? undefined : ctx.resolve(opts.to);
+      const progress = opts.dry ? undefined : await progressFor(out, opts.pull ? 'fetch' : 'checkout', opts.pull ? 'objects' : 'files');
       const res = await checkout(repo, {
+        progress,
         targets: targets.map((t) => ctx.resolve(t)),
         force: opts.force,
         relink: opts.relink,
@@ -62,7 +64,7 @@ export function registerCheckout(program: Command, ctx: CliContext): void {
         remote: opts.remote,
         jobs: opts.jobs,
         withDeps: opts.withDeps,
-      });
+      }).finally(() => progress?.finish());
       if (out.json) {
         out.data({ restored: res.restored.length, deleted: res.deleted.length, missing: res.missing, kept: res.kept, ...(res.commit ? { commit: res.commit } : {}), ...(res.fetch ? { fetch: transferJson(res.fetch) } : {}) });
       }

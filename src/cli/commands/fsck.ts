@@ -4,6 +4,7 @@ import type { FsckResult } from '../../repo/fsck.js';
 import { escapeLine, formatBytes, type Output, plural } from '../../ui/output.js';
 import { q } from '../render.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';
+import { progressFor } from '../transfer.js';
 
 const LIST_MAX = 20;
 
@@ -19,11 +20,13 @@ export function registerFsck(program: Command, ctx: CliContext): void {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
       const { fsck } = await import('../../repo/fsck.js');
+      const progress = await progressFor(out, 'fsck', 'objects');
       const res = await fsck(repo, {
         remote: opts.remote !== undefined && opts.remote !== false,
         remoteName: typeof opts.remote === 'string' ? opts.remote : undefined,
         jobs: opts.jobs,
-      });
+        progress,
+      }).finally(() => progress?.finish());
       if (out.json) out.data(res);
       else render(res, out);
       if (!res.clean) throw new TdvError('FSCK_FAILED', `fsck found problems: ${problems(res)}${fixes(res)}`);

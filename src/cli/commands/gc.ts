@@ -4,6 +4,7 @@ import type { GcPlan } from '../../repo/gc.js';
 import { formatBytes, plural } from '../../ui/output.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';
 import { q } from '../render.js';
+import { progressFor } from '../transfer.js';
 
 interface GcFlags {
   workspace?: boolean;
@@ -49,7 +50,9 @@ export function registerGc(program: Command, ctx: CliContext): void {
       if ((opts.remote !== undefined || opts.jobs !== undefined) && !opts.cloud && !opts.notInRemote) throw new UsageError('-r/--remote and -j/--jobs only apply with --cloud or --not-in-remote');
       const repo = await ctx.openRepo(out);
       const { gc } = await import('../../repo/gc.js');
+      const progress = opts.dry ? undefined : await progressFor(out, 'gc', 'objects');
       const res = await gc(repo, {
+        progress,
         workspace: opts.workspace,
         allBranches: opts.allBranches,
         allTags: opts.allTags,
@@ -62,7 +65,7 @@ export function registerGc(program: Command, ctx: CliContext): void {
         sharedCache: opts.sharedCache,
         sharedRemote: opts.sharedRemote,
         confirm: async (plan) => opts.force === true || ctx.confirm(question(plan, repo.cacheDir), '-f'),
-      });
+      }).finally(() => progress?.finish());
       if (res.shared) out.warn(`the cache ${res.shared.dir} is outside this repository (${res.shared.via}): objects only other repositories use ${res.removed ? 'were' : 'would be'} deleted too`);
       if (res.sharedRemote) {
         const s = res.sharedRemote;

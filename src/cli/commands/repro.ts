@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
-import { TdvError } from '../../errors.js';
+import { InterruptedError, TdvError } from '../../errors.js';
 import type { ReproEvent, ReproResult } from '../../repo/repro.js';
 import { escapeLine, type Output, plural } from '../../ui/output.js';
 import { type CliContext, examples, parsePositiveInt } from '../context.js';
 import { q } from '../render.js';
+import { progressFor } from '../transfer.js';
+import type { ProgressBar } from '../../ui/progress.js';
 
 interface ReproFlags {
   force?: boolean;
@@ -36,7 +38,8 @@ export function registerRepro(program: Command, ctx: CliContext): void {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
       const { reproduce } = await import('../../repo/repro.js');
-      const printer = new StagePrinter(out);
+      const progress = opts.dry ? undefined : await progressFor(out, 'repro', 'stages');
+      const printer = new StagePrinter(out, progress);
       // Ctrl-C stops running stages; finished ones stay recorded.
       const abort = new AbortController();
       const onSigint = () => abort.abort();
@@ -55,13 +58,15 @@ export function registerRepro(program: Command, ctx: CliContext): void {
           remote: opts.remote,
           signal: abort.signal,
           onEvent: (e) => printer.event(e),
+          progress,
         });
       } finally {
+        progress?.finish();
         process.removeListener('SIGINT', onSigint);
       }
       if (out.json) out.data(res);
       summarize(out, res, opts.dry === true);
-      if (abort.signal.aborted) throw new TdvError('INTERRUPTED', 'interrupted; stages that finished are recorded in tdv.lock, the others were not');
+      if (abort.signal.aborted) throw new InterruptedError('interrupted; stages that finished are recorded in tdv.lock, the others were not');
       if (res.failed.length) {
         throw new TdvError('STAGE_FAILED', `${plural(res.failed.length, 'stage')} failed: ${res.failed.map((f) => f.stage).join(', ')}${res.blocked.length ? `; not run: ${res.blocked.join(', ')}` : ''}`);
       }
@@ -87,7 +92,10 @@ function summarize(out: Output, res: ReproResult, dry: boolean): void {
 class StagePrinter {
   private readonly partial = new Map<string, string>();
 
-  constructor(private readonly out: Output) {}
+  constructor(
+    private readonly out: Output,
+    private readonly bar?: ProgressBar,
+  ) {}
 
   /** Whether stage output reaches the terminal as it comes (`info` lines are not silenced). */
   private get live(): boolean {
@@ -96,6 +104,8 @@ class StagePrinter {
 
   event(e: ReproEvent): void {
     const p = this.out.paint;
+    // Lines go above the progress bar, which is drawn again under them.
+    this.bar?.clear();
     switch (e.type) {
       case 'plan':
         if (e.frozen) this.out.info(`${p.dim('frozen')} ${e.stage}: not run (\`tdv unfreeze ${e.stage}\` to run it again)`);
@@ -110,6 +120,9 @@ class StagePrinter {
       case 'skip':
         if (e.frozen) this.out.info(`${p.dim('frozen')} ${e.stage}: not run`);
         else this.out.debug(`${e.stage}: unchanged`);
+        break;
+      case 'debug':
+        this.out.debug(`${e.stage}: ${e.line}`);
         break;
       case 'start':
         this.out.info(`${p.bold('running')} ${e.stage}${e.where === 'docker' ? ' (docker)' : ''}: ${escapeLine(e.reasons.join('; '))}`);

@@ -12,6 +12,7 @@ import { type CheckoutContext, ignoredUnder, linkFiles, recordDirectory } from '
 import { damagedMessage } from '../../cache/linked.js';
 import type { Selected } from './pointers.js';
 import type { Repo } from '../repo.js';
+import type { Progress } from '../../util/progress.js';
 
 /**
  * The checkout engine's context for the workspace: its guard (or `over.guard`,
@@ -69,10 +70,10 @@ export async function cacheTarget(
   repo: Repo,
   abs: string,
   rel: string,
-  opts: { jobs?: number; onBytes?: (n: number) => void; relink?: boolean; guard?: Guard; source?: string } = {},
+  opts: { jobs?: number; progress?: Progress; relink?: boolean; guard?: Guard; source?: string } = {},
 ): Promise<Hashed> {
   const move = isProtected(repo.linker().current);
-  const state = await hashWorkspace(repo, { abs, rel }, { write: move ? 'move' : 'store', needEntries: move, jobs: opts.jobs, onBytes: opts.onBytes });
+  const state = await hashWorkspace(repo, { abs, rel }, { write: move ? 'move' : 'store', needEntries: move, jobs: opts.jobs, progress: opts.progress });
   if (state.kind === 'missing' || state.kind === 'other') throw new TdvError('NOT_FOUND', `${rel} disappeared or was replaced while it was being added; run the command again`);
   if (move && opts.relink !== false) await relink(repo, abs, rel, state, opts);
   return state;

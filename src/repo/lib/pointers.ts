@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { errnoCode, ExitCode, FormatError, TdvError, UsageError, vanished } from '../../errors.js';
+import { errnoCode, FormatError, TdvError, UsageError, vanished } from '../../errors.js';
 import { decodeUtf8, isInside, MAX_POINTER_BYTES, readFileOrUndefined } from '../../util/fs.js';
 import { isDirOid } from '../../formats/oid.js';
 import { quotePath } from '../../formats/paths.js';
@@ -125,7 +125,7 @@ export function selectTargets(repo: Repo, pointers: readonly Pointer[], targets:
     }
     if (t === repo.root) found.push(...outs);
     if (found.length === 0) {
-      throw new TdvError('NOT_TRACKED', `${quotePath(repo.rel(t))} is not tracked by tdv; run \`tdv add ${quotePath(repo.rel(t))}\` to track it`, { exitCode: ExitCode.usage });
+      throw new TdvError('NOT_TRACKED', `${quotePath(repo.rel(t))} is not tracked by tdv; run \`tdv add ${quotePath(repo.rel(t))}\` to track it`);
     }
     // A path inside a tracked directory is a target only if it names something there: a
     // typo would otherwise select nothing and succeed, as if all were well.
@@ -134,7 +134,6 @@ export function selectTargets(repo: Repo, pointers: readonly Pointer[], targets:
         throw new TdvError(
           'NOT_TRACKED',
           `${quotePath(repo.rel(t))} is inside ${quotePath(f.rel)} (tracked by ${quotePath(repo.rel(f.ptr.file))}), but neither its recorded version nor the workspace has it; check the path`,
-          { exitCode: ExitCode.usage },
         );
       }
     }

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { ExitCode, TdvError } from '../../errors.js';
+import { TdvError } from '../../errors.js';
 import type { Remote } from '../../remote/remote.js';
 import { gitCommonDir } from '../../git/git.js';
 import { isInside, toPosix } from '../../util/fs.js';
@@ -54,10 +54,10 @@ export async function openRemote(repo: Repo, name?: string, jobs?: number): Prom
   const cfg = repo.config.remote[chosen];
   if (!cfg) {
     const where = name === undefined ? ` (core.remote in ${path.join('.tdv', 'config.yaml')})` : '';
+    // A name on the command line is a usage error; a wrong core.remote is a configuration error.
     throw new TdvError(
-      'UNKNOWN_REMOTE',
+      name === undefined ? 'UNKNOWN_DEFAULT_REMOTE' : 'UNKNOWN_REMOTE',
       `unknown remote "${chosen}"${where}; ${known.length > 0 ? `known remotes: ${known.join(', ')}` : 'no remotes are configured: add one with `tdv remote add NAME URL`'}`,
-      { exitCode: name === undefined ? ExitCode.failed : ExitCode.usage },
     );
   }
   const loc = resolveRemoteUrl(repo.root, cfg.url);

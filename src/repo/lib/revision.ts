@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { ExitCode, FormatError, TdvError } from '../../errors.js';
+import { FormatError, TdvError } from '../../errors.js';
 import { GitHistory, type TreeFile } from '../../git/history.js';
 import { decodeUtf8, MAX_POINTER_BYTES, tooLargeError, toPosix } from '../../util/fs.js';
 import { quotePath, relPathProblem } from '../../formats/paths.js';
@@ -144,7 +144,7 @@ export function selectAt(repo: Repo, pointers: readonly Pointer[], targets: read
     };
     const bad = targets.find(untracked);
     const what = bad === undefined ? 'that target' : repo.rel(bad);
-    throw new TdvError('NOT_TRACKED', `${what} is not tracked by tdv at ${at.label} (commit ${at.commit.slice(0, 12)}); \`tdv log\` lists the versions of tracked data`, { exitCode: ExitCode.usage });
+    throw new TdvError('NOT_TRACKED', `${what} is not tracked by tdv at ${at.label} (commit ${at.commit.slice(0, 12)}); \`tdv log\` lists the versions of tracked data`);
   }
 }
 
@@ -251,7 +251,7 @@ export async function selectForTransfer(repo: Repo, opts: { targets?: string[]; 
     const missed = targets.find((t) => !matched.has(t));
     if (missed !== undefined) {
       const where = `${opts.scope.workspace ? 'in the workspace nor ' : ''}at any of the ${commits.length} commit(s) asked for`;
-      throw new TdvError('NOT_TRACKED', `${repo.rel(missed)} is not tracked by tdv ${where}; \`tdv log\` lists the versions of tracked data`, { exitCode: ExitCode.usage });
+      throw new TdvError('NOT_TRACKED', `${repo.rel(missed)} is not tracked by tdv ${where}; \`tdv log\` lists the versions of tracked data`);
     }
   } finally {
     history.close();

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { errnoCode, ExitCode, TdvError, UsageError } from '../../errors.js';
+import { errnoCode, TdvError, UsageError } from '../../errors.js';
 import { isInside } from '../../util/fs.js';
 import { PIPELINE_FILE } from '../../stages/load.js';
 import { LOCK_FILE } from '../../stages/lock.js';
@@ -74,7 +74,7 @@ export async function expandStageTargets(repo: Repo, targets: readonly string[],
       continue;
     }
     if (!lock.has(name)) {
-      throw new TdvError('NOT_TRACKED', `stage "${name}" has not run yet: ${LOCK_FILE} records no outputs of it; run \`tdv repro ${name}\` first`, { exitCode: ExitCode.usage });
+      throw new TdvError('NOT_TRACKED', `stage "${name}" has not run yet: ${LOCK_FILE} records no outputs of it; run \`tdv repro ${name}\` first`);
     }
     named.push(name);
   }
@@ -84,7 +84,7 @@ export async function expandStageTargets(repo: Repo, targets: readonly string[],
     for (const o of lock.get(name)?.outs ?? []) out.push(path.join(repo.root, ...o.path.split('/')));
   }
   if (out.length === 0) {
-    throw new TdvError('NOT_TRACKED', `stage${named.length === 1 ? '' : 's'} ${named.map((n) => `"${n}"`).join(', ')} ${named.length === 1 ? 'has' : 'have'} no cached outputs (metrics stay in Git)`, { exitCode: ExitCode.usage });
+    throw new TdvError('NOT_TRACKED', `stage${named.length === 1 ? '' : 's'} ${named.map((n) => `"${n}"`).join(', ')} ${named.length === 1 ? 'has' : 'have'} no cached outputs (metrics stay in Git)`);
   }
   return { targets: [...new Set(out)], stages };
 }

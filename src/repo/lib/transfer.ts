@@ -115,7 +115,7 @@ export async function pushSelected(repo: Repo, remote: Remote, selected: readonl
   if (uploads.length + manifestJobs.length + res.skipped > 0) await opts.beforeUpload?.();
 
   const total = uploads.reduce((n, j) => n + j.size, 0) + manifestJobs.reduce((n, d) => n + store.sizeOf(d.oid), 0);
-  opts.progress?.start?.(uploads.length + manifestJobs.length, total);
+  opts.progress?.plan(uploads.length + manifestJobs.length, total);
   const files = await uploadFiles(remote, store, uploads, jobs, opts.progress);
   for (const j of files.done) {
     onRemote.add(j.oid);
@@ -141,7 +141,7 @@ export async function pushSelected(repo: Repo, remote: Remote, selected: readonl
       ready.push({ oid: d.oid, size: store.sizeOf(d.oid), path: d.path });
       continue;
     }
-    opts.progress?.object?.();
+    opts.progress?.files();
     if (!d.partial) res.failed.push({ oid: d.oid, path: d.path, error: `manifest of ${d.path} not uploaded: ${absent.length} of its files are not on the remote` });
     else (res.heldBack ??= []).push({ path: d.path, missing: absent.length });
   }
@@ -193,9 +193,9 @@ async function uploadFiles(remote: Remote, store: ObjectStore, uploads: Job[], j
       if (err) failed.push({ oid: j.oid, path: j.path, error: err.message });
       else {
         done.push(j);
-        progress?.bytes?.(j.size);
+        progress?.bytes(j.size);
       }
-      progress?.object?.();
+      progress?.files();
     }
   }
   const rest = await runJobs(uploads.filter((j) => j.size >= BATCH_MAX_SIZE), jobs, put, progress);
@@ -269,7 +269,7 @@ export async function fetchSelected(repo: Repo, remote: Remote, selected: readon
     if (store.has(oid)) res.skipped++;
     else downloads.push({ ...job });
   }
-  opts.progress?.start?.(downloads.length, downloads.reduce((n, j) => n + j.size, 0));
+  opts.progress?.plan(downloads.length, downloads.reduce((n, j) => n + j.size, 0));
   const files = await runJobs(downloads, jobs, get, opts.progress);
   res.transferred += files.done.length;
   for (const j of files.done) res.bytes += j.size;

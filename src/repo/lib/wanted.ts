@@ -1,7 +1,7 @@
 import type { ManifestEntry } from '../../formats/manifest.js';
 import { isDirOid, type Oid } from '../../formats/oid.js';
 import type { Job } from '../../remote/transfer.js';
-import { ExitCode, TdvError } from '../../errors.js';
+import { TdvError } from '../../errors.js';
 import type { Selected } from './pointers.js';
 
 /** A tracked directory a transfer concerns: its manifest and the files selected in it. */
@@ -55,7 +55,7 @@ export async function collectWanted(selected: readonly Selected[], manifest: (oi
       if (!files.has(e.sha256)) files.set(e.sha256, job);
     }
     if (sub !== undefined && matched === 0) {
-      throw new TdvError('NOT_TRACKED', `${s.rel}/${sub} is not in the recorded version of ${s.rel}; check the path (\`tdv status ${s.rel}\` shows what changed)`, { exitCode: ExitCode.usage });
+      throw new TdvError('NOT_TRACKED', `${s.rel}/${sub} is not in the recorded version of ${s.rel}; check the path (\`tdv status ${s.rel}\` shows what changed)`);
     }
   }
   return { files, dirs: [...dirs.values()] };

@@ -12,13 +12,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { hashFile } from '../../cache/hash.js';
-import { TdvError } from '../../errors.js';
+import { type CodeOf, StageError } from '../../errors.js';
 import type { DockerImages, RunResult, RunSpec, StageRunner } from '../runner.js';
 import { checkCwd, checkEnv, spawnGroup } from './process.js';
 
 /** Docker is missing, stopped, refused access, lacks an image, or a build failed. */
-export class DockerError extends TdvError {
-  constructor(code: string, message: string, data?: Record<string, unknown>) {
+export class DockerError extends StageError {
+  constructor(code: CodeOf<'stage'>, message: string, data?: Record<string, unknown>) {
     super(code, message, { data });
     this.name = 'DockerError';
   }
@@ -53,6 +53,14 @@ export function containerName(root: string, stage: string, random = randomBytes(
   const repo = createHash('sha256').update(root).digest('hex').slice(0, 8);
   const safe = stage.replace(/[^a-zA-Z0-9_.-]/g, '_').slice(0, 64) || '_';
   return `tdv-${repo}-${safe}-${random}`;
+}
+
+/**
+ * An argv as a line a POSIX shell would run as the same argv, for `-v` output:
+ * what tdv ran, copied and pasted, runs the same container.
+ */
+export function commandLine(exe: string, args: string[]): string {
+  return [exe, ...args].map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
 }
 
 /** A `--mount` field quoted for the docker CLI's CSV parser, so commas and quotes in paths stay data. */
@@ -141,6 +149,7 @@ export class DockerRunner implements StageRunner, DockerImages {
     const name = containerName(spec.root, spec.stage);
     const args = dockerRunArgs(spec, { name, user: this.user });
     if (spec.signal?.aborted) return { exitCode: null, signal: 'SIGKILL' };
+    spec.onDebug?.(commandLine(this.docker, args));
 
     trackContainer(name, this.docker, this.env);
     const child = spawnGroup(this.docker, args, { env: this.env, onOutput: spec.onOutput });
