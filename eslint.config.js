@@ -7,8 +7,26 @@ import babelParser from '@babel/eslint-parser';
  * need an fd, and opening one for writing is itself restricted below.
  */
 const MUTATING = [
-  'writeFile', 'appendFile', 'rename', 'unlink', 'rm', 'rmdir', 'chmod', 'lchmod', 'chown', 'lchown',
-  'link', 'symlink', 'copyFile', 'cp', 'mkdir', 'mkdtemp', 'truncate', 'utimes', 'lutimes', 'createWriteStream',
+  'writeFile',
+  'appendFile',
+  'rename',
+  'unlink',
+  'rm',
+  'rmdir',
+  'chmod',
+  'lchmod',
+  'chown',
+  'lchown',
+  'link',
+  'symlink',
+  'copyFile',
+  'cp',
+  'mkdir',
+  'mkdtemp',
+  'truncate',
+  'utimes',
+  'lutimes',
+  'createWriteStream',
 ].flatMap((n) => (n === 'createWriteStream' ? [n] : [n, `${n}Sync`]));
 const NAMES = `/^(${MUTATING.join('|')})$/`;
 const FS_MODULE = '/^(node:)?fs(\\/promises)?$/';
@@ -36,15 +54,24 @@ export const guardedFsRules = {
       message: `opening a file for writing outside the guard: ${why}`,
     },
     {
-      selector: "CallExpression[callee.object.name=/^(fs|fsp)$/][callee.property.name=/^open(Sync)?$/]:has(Identifier[name=/^O_(WRONLY|RDWR|CREAT|TRUNC|APPEND|EXCL)$/])",
+      selector: 'CallExpression[callee.object.name=/^(fs|fsp)$/][callee.property.name=/^open(Sync)?$/]:has(Identifier[name=/^O_(WRONLY|RDWR|CREAT|TRUNC|APPEND|EXCL)$/])',
       message: `opening a file for writing outside the guard: ${why}`,
     },
-    { selector: `ImportDeclaration[source.value=${FS_MODULE}] > ImportSpecifier[imported.name=/^(${MUTATING.join('|')}|promises|open|openSync)$/]`, message: `import fs as \`fs\` and read only: ${why}` },
-    { selector: "ImportDeclaration[source.value=/^(node:)?fs$/] > :matches(ImportDefaultSpecifier, ImportNamespaceSpecifier)[local.name!='fs']", message: 'import node:fs as `fs`, so the guarded-fs rule sees every call' },
-    { selector: "ImportDeclaration[source.value=/^(node:)?fs\\/promises$/] > :matches(ImportDefaultSpecifier, ImportNamespaceSpecifier)[local.name!='fsp']", message: 'import node:fs/promises as `fsp`, so the guarded-fs rule sees every call' },
+    {
+      selector: `ImportDeclaration[source.value=${FS_MODULE}] > ImportSpecifier[imported.name=/^(${MUTATING.join('|')}|promises|open|openSync)$/]`,
+      message: `import fs as \`fs\` and read only: ${why}`,
+    },
+    {
+      selector: "ImportDeclaration[source.value=/^(node:)?fs$/] > :matches(ImportDefaultSpecifier, ImportNamespaceSpecifier)[local.name!='fs']",
+      message: 'import node:fs as `fs`, so the guarded-fs rule sees every call',
+    },
+    {
+      selector: "ImportDeclaration[source.value=/^(node:)?fs\\/promises$/] > :matches(ImportDefaultSpecifier, ImportNamespaceSpecifier)[local.name!='fsp']",
+      message: 'import node:fs/promises as `fsp`, so the guarded-fs rule sees every call',
+    },
     { selector: `ImportExpression[source.value=${FS_MODULE}]`, message: 'import node:fs statically as `fs`, so the guarded-fs rule sees every call' },
     { selector: `CallExpression[callee.name='require'][arguments.0.value=${FS_MODULE}]`, message: 'import node:fs statically as `fs`, so the guarded-fs rule sees every call' },
-    { selector: "ImportDeclaration[source.value=/workspace\\/raw\\.js$/]", message: `src/workspace/raw.ts has no path checks: ${why}` },
+    { selector: 'ImportDeclaration[source.value=/workspace\\/raw\\.js$/]', message: `src/workspace/raw.ts has no path checks: ${why}` },
   ],
 };
 

@@ -210,10 +210,11 @@ if (needTree) {
             run('git', ['init', '-q'], gitRepo);
           }
         },
-        tdv: () => timeFn(async () => {
-          run('git', ['lfs', 'track', 'data/**'], lfsRepo);
-          run('git', ['add', '.'], lfsRepo);
-        }),
+        tdv: () =>
+          timeFn(async () => {
+            run('git', ['lfs', 'track', 'data/**'], lfsRepo);
+            run('git', ['add', '.'], lfsRepo);
+          }),
         baseline: () => timeCmd('git', ['add', '.'], gitRepo),
       });
     } else process.stderr.write('  git-lfs is not installed (apt-get install git-lfs): its comparison row is skipped\n');
@@ -285,28 +286,31 @@ async function remoteRows() {
       responseChecksumValidation: 'WHEN_REQUIRED',
       requestHandler: { httpAgent: new http.Agent({ keepAlive: true, maxSockets: jobs }) },
     });
-    const s3Remote = (prefix) =>
-      setRemote(`    url: s3://tdv-test/${prefix}\n    endpointurl: ${s3.endpoint}\n    force_path_style: true\n    checksum: when_required\n`);
+    const s3Remote = (prefix) => setRemote(`    url: s3://tdv-test/${prefix}\n    endpointurl: ${s3.endpoint}\n    force_path_style: true\n    checksum: when_required\n`);
     const env = { ...gitEnv, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
     const tdvS3 = (...a) => timeCmd('node', [TDV, ...a], repo, { env });
     const pool = async (items, fn) => {
       let i = 0;
-      await Promise.all(Array.from({ length: jobs }, async () => {
-        while (i < items.length) {
-          const k = i++;
-          await fn(items[k], k);
-        }
-      }));
+      await Promise.all(
+        Array.from({ length: jobs }, async () => {
+          while (i < items.length) {
+            const k = i++;
+            await fn(items[k], k);
+          }
+        }),
+      );
     };
     let run_ = 0;
     await row('push-s3', `tdv push ${NFILES} files of 4 KiB to the S3 test server`, `PutObject loop, ${jobs} at once`, 1.3, {
       prepare: (w) => w === 'tdv' && s3Remote(`push-${run_++}`),
       tdv: () => tdvS3('push', '-q'),
       baseline: () =>
-        timeFn(() => pool(files, async (f, k) => {
-          const body = fs.readFileSync(f);
-          await client.send(new PutObjectCommand({ Bucket: 'tdv-test', Key: `base-${run_}/${k}`, Body: body, ContentLength: body.length }));
-        })),
+        timeFn(() =>
+          pool(files, async (f, k) => {
+            const body = fs.readFileSync(f);
+            await client.send(new PutObjectCommand({ Bucket: 'tdv-test', Key: `base-${run_}/${k}`, Body: body, ContentLength: body.length }));
+          }),
+        ),
     });
     // Everything is on the remote now (the last push-s3 prefix, or a fresh full push).
     s3Remote('full');
@@ -335,10 +339,12 @@ async function remoteRows() {
       },
       tdv: () => tdvS3('pull', '-q'),
       baseline: () =>
-        timeFn(() => pool(files, async (f, k) => {
-          const res = await client.send(new GetObjectCommand({ Bucket: 'tdv-test', Key: `pullbase/${k}` }));
-          fs.writeFileSync(path.join(getDst, String(k)), await res.Body.transformToByteArray());
-        })),
+        timeFn(() =>
+          pool(files, async (f, k) => {
+            const res = await client.send(new GetObjectCommand({ Bucket: 'tdv-test', Key: `pullbase/${k}` }));
+            fs.writeFileSync(path.join(getDst, String(k)), await res.Body.transformToByteArray());
+          }),
+        ),
     });
     rm(getDst);
 
@@ -356,7 +362,10 @@ async function remoteRows() {
       await row('push-big-s3', `tdv push one ${BIG_MIB} MiB file to the S3 test server`, '@aws-sdk/lib-storage Upload', 1.2, {
         prepare: (w) =>
           w === 'tdv' &&
-          fs.writeFileSync(path.join(bigRepo, '.tdv', 'config.yaml'), `${bigBase}\ncore:\n  remote: r\nremote:\n  r:\n    url: s3://tdv-test/big-${k++}\n    endpointurl: ${s3.endpoint}\n    force_path_style: true\n    checksum: when_required\n`),
+          fs.writeFileSync(
+            path.join(bigRepo, '.tdv', 'config.yaml'),
+            `${bigBase}\ncore:\n  remote: r\nremote:\n  r:\n    url: s3://tdv-test/big-${k++}\n    endpointurl: ${s3.endpoint}\n    force_path_style: true\n    checksum: when_required\n`,
+          ),
         tdv: () => {
           // GNU time reports the peak resident set of the push.
           const t = process.hrtime.bigint();
@@ -365,7 +374,9 @@ async function remoteRows() {
           return Number(process.hrtime.bigint() - t) / 1e9;
         },
         baseline: () =>
-          timeFn(() => new Upload({ client, params: { Bucket: 'tdv-test', Key: `big-base-${k}`, Body: fs.createReadStream(big, { highWaterMark: 1 << 20 }) }, partSize: 8 << 20, queueSize: 4 }).done()),
+          timeFn(() =>
+            new Upload({ client, params: { Bucket: 'tdv-test', Key: `big-base-${k}`, Body: fs.createReadStream(big, { highWaterMark: 1 << 20 }) }, partSize: 8 << 20, queueSize: 4 }).done(),
+          ),
       });
       if (rss.length) process.stderr.write(`  peak memory of tdv push (${BIG_MIB} MiB file): ${(Math.max(...rss) / 1024).toFixed(0)} MiB max RSS\n`);
       rows.push({ id: 'push-big-rss', label: `peak RSS of tdv push of the ${BIG_MIB} MiB file`, note: `${(Math.max(...rss) / 1024).toFixed(0)} MiB` });
@@ -485,10 +496,12 @@ const fmt = (s) => `${s.toFixed(3)} s`;
 const lines = [
   `| row | tdv | baseline | ratio | target |`,
   `|---|---|---|---|---|`,
-  ...rows.filter((r) => r.note === undefined).map(
-    (r) =>
-      `| ${r.label} | ${fmt(r.tdv)} | ${fmt(r.base)} (${r.baselineLabel}) | ${r.ratio.toFixed(2)} | ${r.target === null ? 'comparison' : `<= ${r.target} ${r.ratio <= r.target ? 'ok' : 'MISSED'}`} |`,
-  ),
+  ...rows
+    .filter((r) => r.note === undefined)
+    .map(
+      (r) =>
+        `| ${r.label} | ${fmt(r.tdv)} | ${fmt(r.base)} (${r.baselineLabel}) | ${r.ratio.toFixed(2)} | ${r.target === null ? 'comparison' : `<= ${r.target} ${r.ratio <= r.target ? 'ok' : 'MISSED'}`} |`,
+    ),
 ];
 console.log(`\ntdv bench in ${path.dirname(work)}, median of ${RUNS} runs, ${os.cpus().length} cores, node ${process.version}\n`);
 console.log(lines.join('\n'));

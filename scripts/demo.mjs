@@ -122,7 +122,7 @@ sh('git', ['checkout', '-q', 'params.yaml']);
 tdv('repro');
 tdv('push');
 
-say('Back in time: what changed since the pipeline commit, and the data as it was then, beside today\'s.');
+say("Back in time: what changed since the pipeline commit, and the data as it was then, beside today's.");
 sh('git', ['tag', 'v1', 'HEAD~1']);
 tdv('metrics', 'diff', 'v1', 'HEAD');
 tdv('log', 'data', '-n', '3');

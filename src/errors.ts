@@ -19,17 +19,7 @@ export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
  * fix the configuration, repair damaged data, fix the environment, or run
  * again after an interruption.
  */
-export type ErrorFamily =
-  | 'usage'
-  | 'not-found'
-  | 'conflict'
-  | 'unsafe-path'
-  | 'transfer'
-  | 'stage'
-  | 'config'
-  | 'damaged'
-  | 'system'
-  | 'interrupted';
+export type ErrorFamily = 'usage' | 'not-found' | 'conflict' | 'unsafe-path' | 'transfer' | 'stage' | 'config' | 'damaged' | 'system' | 'interrupted';
 
 /** The exit code of each family: the one place exit codes are decided. */
 export const FAMILY_EXIT: Readonly<Record<ErrorFamily, ExitCodeValue>> = {
@@ -238,14 +228,20 @@ export class LockTimeoutError extends TdvError {
 
 /** Cache objects needed by an operation are absent. */
 export class MissingObjectsError extends NotFoundError {
-  constructor(message: string, readonly paths: string[]) {
+  constructor(
+    message: string,
+    readonly paths: string[],
+  ) {
     super('MISSING_OBJECTS', message, { data: { paths } });
   }
 }
 
 /** Workspace files whose content is not cached would be overwritten or deleted. */
 export class ConflictError extends TdvError {
-  constructor(message: string, readonly paths: string[]) {
+  constructor(
+    message: string,
+    readonly paths: string[],
+  ) {
     super('CONFLICT', message, { data: { paths } });
   }
 }
@@ -307,9 +303,7 @@ export function causeChain(err: unknown): string[] {
 
 /** Node system errors carry `code` (ENOENT, EXDEV, ...). */
 export function errnoCode(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err && typeof (err as { code: unknown }).code === 'string'
-    ? (err as { code: string }).code
-    : undefined;
+  return typeof err === 'object' && err !== null && 'code' in err && typeof (err as { code: unknown }).code === 'string' ? (err as { code: string }).code : undefined;
 }
 
 /** A file that was listed a moment ago and is gone now: someone else is changing the workspace. */
@@ -339,7 +333,9 @@ export function describeFsError(err: unknown, path: string): unknown {
       return new TdvError('READ_ONLY_FS', `read-only file system: ${path}`, { cause: err });
     case 'ENAMETOOLONG':
       // Shown shortened: the whole path can be thousands of characters.
-      return new TdvError('NAME_TOO_LONG', `file name too long for this file system: ${path.length > 300 ? `${path.slice(0, 150)}...${path.slice(-100)} (${path.length} characters)` : path}`, { cause: err });
+      return new TdvError('NAME_TOO_LONG', `file name too long for this file system: ${path.length > 300 ? `${path.slice(0, 150)}...${path.slice(-100)} (${path.length} characters)` : path}`, {
+        cause: err,
+      });
     case 'ELOOP':
       return new TdvError('SYMLINK_LOOP', `too many levels of symbolic links: ${path}`, { cause: err });
     default:

@@ -34,7 +34,7 @@ function hashFileSync(file: string): string {
   const fd = fs.openSync(file, 'r'); // an object just seen (lstat) to be a regular file
   try {
     const buf = Buffer.allocUnsafe(CHUNK);
-    for (let n; (n = fs.readSync(fd, buf, 0, CHUNK, null)) > 0; ) h.update(buf.subarray(0, n));
+    for (let n; (n = fs.readSync(fd, buf, 0, CHUNK, null)) > 0;) h.update(buf.subarray(0, n));
   } finally {
     fs.closeSync(fd);
   }

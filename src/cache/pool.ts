@@ -51,12 +51,7 @@ export interface PoolOptions {
  * batches, or a missing compiled worker (running from TypeScript sources), stay
  * on this thread. Results come back in item order.
  */
-export async function inTwoThreads<K extends TaskName>(
-  task: K,
-  setup: Tasks[K]['setup'],
-  items: readonly Tasks[K]['item'][],
-  opts: PoolOptions = {},
-): Promise<Tasks[K]['result'][]> {
+export async function inTwoThreads<K extends TaskName>(task: K, setup: Tasks[K]['setup'], items: readonly Tasks[K]['item'][], opts: PoolOptions = {}): Promise<Tasks[K]['result'][]> {
   const workerUrl = opts.workerUrl ?? WORKER;
   const useWorker = items.length >= (opts.parallelMin ?? PARALLEL_MIN) && fs.existsSync(workerUrl);
   const queue = newQueue();
@@ -96,14 +91,15 @@ export async function inTwoThreads<K extends TaskName>(
   let first: unknown;
   let current = -1;
   try {
-    if (!(useWorker && opts.workerOnly)) takeChunks(queue, items.length, (i) => {
-      current = i;
-      results[i] = run(items[i]!);
-      if (onDone) {
-        onDone(1);
-        if (useWorker) workerProgress();
-      }
-    });
+    if (!(useWorker && opts.workerOnly))
+      takeChunks(queue, items.length, (i) => {
+        current = i;
+        results[i] = run(items[i]!);
+        if (onDone) {
+          onDone(1);
+          if (useWorker) workerProgress();
+        }
+      });
   } catch (err) {
     first = err instanceof TdvError || !(err instanceof Error) ? err : new ItemError(current, errnoCode(err), err.message);
   }

@@ -402,7 +402,6 @@ function isDirRec(v: unknown): v is DirRec {
   );
 }
 
-
 /**
  * Fingerprint of a directory walk: every path and stat key, in walk order.
  * Numbers are hashed as raw doubles in one buffer rather than formatted per

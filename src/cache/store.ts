@@ -22,7 +22,7 @@ async function expectUnchanged(fh: fs.promises.FileHandle, src: string, st: Omit
 
 /** Writes all of `chunk` at `position` (a write may be short). */
 async function writeAll(fh: fs.promises.FileHandle, chunk: Buffer, position: number): Promise<void> {
-  for (let off = 0; off < chunk.length; ) {
+  for (let off = 0; off < chunk.length;) {
     const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, position + off);
     off += bytesWritten;
   }
@@ -381,7 +381,6 @@ export class ObjectStore {
     return dest;
   }
 
-
   writeManifest(entries: ManifestEntry[]): Oid {
     return this.addBufferSync(serializeManifest(entries), true);
   }
@@ -592,7 +591,6 @@ export class ObjectStore {
   }
 }
 
-
 /** A cache object that is not a regular file, named in one line. */
 function notAnObjectFile(file: string, st: fs.Stats): TdvError {
   return new TdvError('NOT_A_FILE', `cache object ${file} is ${fileKind(st)}, not a regular file; \`tdv fsck\` moves it aside, then \`tdv pull\` fetches it again`, { data: { file } });
@@ -628,7 +626,6 @@ export function readObjectFileSync(file: string, checkSize?: (size: number) => v
     fs.closeSync(fd);
   }
 }
-
 
 /** A temp file being received into the store (see ObjectStore.openTemp). */
 export interface TempObject {

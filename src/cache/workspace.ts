@@ -217,7 +217,8 @@ async function copyInUse(base: string, walk: readonly WalkEntry[], moved: Map<nu
     opts.store.unmove(abs, out[i]!.sha256, m);
     // Our own chmods changed its ctime: it is checked against its stat from now on.
     const now = fs.lstatSync(abs, { throwIfNoEntry: false });
-    if (!now || now.ino !== e.ino || now.size !== e.size || now.mtimeMs !== e.mtimeMs) throw new TdvError('CHANGED_WHILE_ADDING', `${abs} changed while it was being added; run the command again when nothing writes to it`);
+    if (!now || now.ino !== e.ino || now.size !== e.size || now.mtimeMs !== e.mtimeMs)
+      throw new TdvError('CHANGED_WHILE_ADDING', `${abs} changed while it was being added; run the command again when nothing writes to it`);
     // Its stat cache record (under the walk's stat key, which our chmods made stale) can never match again.
     out[i] = { ...out[i]!, sha256: await opts.store.addFileCopy(abs, now) };
     inUse.add(e.rel);
@@ -312,7 +313,8 @@ function diffSorted(a: readonly ManifestEntry[], b: readonly ManifestEntry[]): M
       j++;
     }
     // Strictly increasing on both sides, or this was not a merge of sorted lists.
-    if ((c <= 0 && i < a.length && i > 0 && compareCodePoints(a[i - 1]!.relpath, a[i]!.relpath) >= 0) || (c >= 0 && j < b.length && j > 0 && compareCodePoints(b[j - 1]!.relpath, b[j]!.relpath) >= 0)) return undefined;
+    if ((c <= 0 && i < a.length && i > 0 && compareCodePoints(a[i - 1]!.relpath, a[i]!.relpath) >= 0) || (c >= 0 && j < b.length && j > 0 && compareCodePoints(b[j - 1]!.relpath, b[j]!.relpath) >= 0))
+      return undefined;
   }
   return d;
 }

@@ -39,10 +39,7 @@ export async function main(argv: string[], io?: Partial<CliIO>): Promise<number>
       writeOut: (s) => ctx.io.stdout.write(s),
       writeErr: (s) => ctx.io.stderr.write(s),
     })
-    .addHelpText(
-      'after',
-      '\nExit codes: 0 success, 1 the operation failed, 2 usage error, 130 interrupted (Ctrl-C).\nRun `tdv <command> --help` for examples.\n',
-    );
+    .addHelpText('after', '\nExit codes: 0 success, 1 the operation failed, 2 usage error, 130 interrupted (Ctrl-C).\nRun `tdv <command> --help` for examples.\n');
   registerCommands(program, ctx);
   try {
     await program.parseAsync(argv);

@@ -41,9 +41,7 @@ export function notRestoredFix(missing: readonly NotRestored[], fetchWith?: stri
   const repro = stages.length > 0 ? `\`tdv repro ${stages.join(' ')}\`` : undefined;
   const outputsOf = `the outputs of ${stages.length === 1 ? 'stage' : 'stages'} ${stages.map((s) => `"${s}"`).join(', ')}`;
   if (fetch !== undefined && repro !== undefined) {
-    return missing.every((m) => m.stage !== undefined)
-      ? `run ${fetch} to fetch them if they were pushed, or ${repro} to rebuild them`
-      : `run ${fetch} to fetch them (${repro} rebuilds ${outputsOf})`;
+    return missing.every((m) => m.stage !== undefined) ? `run ${fetch} to fetch them if they were pushed, or ${repro} to rebuild them` : `run ${fetch} to fetch them (${repro} rebuilds ${outputsOf})`;
   }
   if (fetch !== undefined) return `run ${fetch} to fetch them`;
   return repro === undefined ? '' : `${repro} rebuilds ${outputsOf}`;

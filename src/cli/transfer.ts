@@ -22,7 +22,7 @@ export function transferOptions(cmd: Command): Command {
   return cmd
     .argument('[targets...]', 'pointer files, tracked paths, files inside tracked directories, or stage names (default: all)')
     .option('-r, --remote <name>', 'remote to use (default: core.remote)')
-    .option('-j, --jobs <n>', 'parallel transfers (default: the remote\'s `jobs`, else 4 x cores for S3)', parsePositiveInt('--jobs'))
+    .option('-j, --jobs <n>', "parallel transfers (default: the remote's `jobs`, else 4 x cores for S3)", parsePositiveInt('--jobs'))
     .option('--with-deps', 'with stage targets (or outputs of a stage): also the outputs of the stages upstream of them')
     .option('--run-cache', 'also transfer the run-cache, so `tdv repro` elsewhere restores instead of rerunning')
     .option('--json', 'print one JSON object: transferred, skipped, failed, bytes, failures');
@@ -69,7 +69,16 @@ export async function progressFor(out: Output, label: string, unit = 'objects'):
 
 /** The `--json` document of a transfer. */
 export function transferJson(res: TransferResult): Record<string, unknown> {
-  return { remote: res.remote, transferred: res.transferred, skipped: res.skipped, failed: res.failed.length, bytes: res.bytes, failures: res.failed, ...(res.heldBack ? { heldBack: res.heldBack } : {}), ...(res.runs !== undefined ? { runs: res.runs } : {}) };
+  return {
+    remote: res.remote,
+    transferred: res.transferred,
+    skipped: res.skipped,
+    failed: res.failed.length,
+    bytes: res.bytes,
+    failures: res.failed,
+    ...(res.heldBack ? { heldBack: res.heldBack } : {}),
+    ...(res.runs !== undefined ? { runs: res.runs } : {}),
+  };
 }
 
 /** How a transfer's lines and error speak: "Pushed ... to", and the command that retries it. */
@@ -100,7 +109,9 @@ export function printTransfer(out: Output, res: TransferResult, verb: TransferVe
   for (const f of res.failed.slice(0, LIST_MAX)) out.warn(`${quotePath(f.path)} (${f.oid.slice(0, 12)}): ${f.error}`);
   if (res.failed.length > LIST_MAX) out.warn(`... and ${res.failed.length - LIST_MAX} more failures (see --json for all)`);
   for (const h of res.heldBack ?? []) {
-    out.warn(`the manifest of ${quotePath(h.path)} was not pushed: ${h.missing} of its files ${h.missing === 1 ? 'is' : 'are'} not on the remote yet, so others cannot pull ${quotePath(h.path)} until you run \`tdv push ${quotePath(h.path)}\``);
+    out.warn(
+      `the manifest of ${quotePath(h.path)} was not pushed: ${h.missing} of its files ${h.missing === 1 ? 'is' : 'are'} not on the remote yet, so others cannot pull ${quotePath(h.path)} until you run \`tdv push ${quotePath(h.path)}\``,
+    );
   }
   if (res.runs) out.info(`${plural(res.runs, 'run record')} of the run-cache ${verb.done === 'Pushed' ? 'pushed' : 'fetched'}.`);
   const there = res.skipped > 0 ? `; ${res.skipped} already there` : '';

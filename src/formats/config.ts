@@ -8,7 +8,10 @@ export const LINK_TYPES = ['reflink', 'copy', 'hardlink', 'symlink'] as const;
 export type LinkType = (typeof LINK_TYPES)[number];
 
 export function parseLinkTypes(value: string, source: string): LinkType[] {
-  const types = value.split(',').map((t) => t.trim()).filter(Boolean);
+  const types = value
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
   if (types.length === 0) throw new FormatError(source, 'cache.type is empty', 'Use e.g. "reflink,copy"');
   for (const t of types) {
     if (!(LINK_TYPES as readonly string[]).includes(t)) {
@@ -71,17 +74,7 @@ export const REMOTE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 export type RemoteKey = keyof RemoteConfig;
 /** Every key a remote section may hold, in the order they are listed. */
-export const REMOTE_KEYS: readonly RemoteKey[] = [
-  'url',
-  'endpointurl',
-  'region',
-  'profile',
-  'force_path_style',
-  'checksum',
-  'jobs',
-  'access_key_id',
-  'secret_access_key',
-];
+export const REMOTE_KEYS: readonly RemoteKey[] = ['url', 'endpointurl', 'region', 'profile', 'force_path_style', 'checksum', 'jobs', 'access_key_id', 'secret_access_key'];
 /** Keys that only config.local.yaml (git-ignored) may hold, and that are never printed. */
 export const SECRET_REMOTE_KEYS: readonly RemoteKey[] = ['access_key_id', 'secret_access_key'];
 export const CHECKSUM_MODES = ['when_supported', 'when_required'] as const;
@@ -250,7 +243,14 @@ function apply(cfg: Config, y: YamlFile, file: string, tdvDir: string, remotes: 
     }
     for (const [key, val] of Object.entries(body as Record<string, unknown>)) {
       const type = keys[key];
-      if (!type) throw new FormatError(at([section, key]), `unknown key "${section}.${key}"`, `Known keys: ${Object.keys(keys).map((k) => `${section}.${k}`).join(', ')}`);
+      if (!type)
+        throw new FormatError(
+          at([section, key]),
+          `unknown key "${section}.${key}"`,
+          `Known keys: ${Object.keys(keys)
+            .map((k) => `${section}.${k}`)
+            .join(', ')}`,
+        );
       if (typeof val !== type) throw new FormatError(at([section, key]), `"${section}.${key}" must be a ${type}`);
       if (section === 'core' && key === 'lock_timeout') {
         // At most a day: a huge value would make a command wait for a held lock forever.

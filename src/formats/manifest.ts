@@ -130,6 +130,7 @@ export function parseManifest(text: string, source: string): ManifestEntry[] {
  * files) or by an attacker is refused whole, naming the entry.
  */
 function badRelpath(source: string, i: number, relpath: unknown, problem: string): FormatError {
-  const shown = typeof relpath !== 'string' ? (JSON.stringify(relpath) ?? String(relpath)) : relpath === '' ? '""' : quotePath(relpath.length > 200 ? `${relpath.slice(0, 100)}...${relpath.slice(-20)}` : relpath);
+  const shown =
+    typeof relpath !== 'string' ? (JSON.stringify(relpath) ?? String(relpath)) : relpath === '' ? '""' : quotePath(relpath.length > 200 ? `${relpath.slice(0, 100)}...${relpath.slice(-20)}` : relpath);
   return new FormatError(source, `manifest entry ${i} has an unsafe relpath ${shown}: it ${problem}`, 'tdv never writes such a name; `tdv add` the directory again to record it without that entry');
 }

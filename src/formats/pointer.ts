@@ -90,7 +90,8 @@ export async function parsePointer(text: string, file: string, displayName = fil
 
 /** The pointer's `desc` (a string) and `meta` (anything), checked; `validate` has checked the keys. */
 function info(raw: Record<string, unknown>, name: string): PointerInfo {
-  if (raw.desc !== undefined && typeof raw.desc !== 'string') throw new FormatError(name, '"desc" must be a string', 'Fix or delete the pointer file (git checkout -- <file> restores the committed one)');
+  if (raw.desc !== undefined && typeof raw.desc !== 'string')
+    throw new FormatError(name, '"desc" must be a string', 'Fix or delete the pointer file (git checkout -- <file> restores the committed one)');
   return { ...(typeof raw.desc === 'string' ? { desc: raw.desc } : {}), ...(raw.meta !== undefined ? { meta: raw.meta } : {}) };
 }
 

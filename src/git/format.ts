@@ -27,7 +27,7 @@ export function parseCommit(oid: string, data: Buffer): Commit {
   const parents: string[] = [];
   let author: Person | undefined;
   let committer: Person | undefined;
-  for (let p = 0; p < end; ) {
+  for (let p = 0; p < end;) {
     let nl = text.indexOf('\n', p);
     if (nl === -1 || nl > end) nl = end;
     // Continuation lines of a multi-line header (gpgsig) start with a space.

@@ -60,7 +60,9 @@ export function parseIndexEntries(buf: Buffer, oidLen: number): IndexEntry[] | u
   // wrong object-id length or a damaged index is noticed here, never parsed into garbage names.
   const sum = buf.subarray(buf.length - oidLen);
   if (sum.some((b) => b !== 0)) {
-    const h = createHash(oidLen === 32 ? 'sha256' : 'sha1').update(buf.subarray(0, buf.length - oidLen)).digest();
+    const h = createHash(oidLen === 32 ? 'sha256' : 'sha1')
+      .update(buf.subarray(0, buf.length - oidLen))
+      .digest();
     if (!h.equals(sum)) return undefined;
   }
   const version = buf.readUInt32BE(4);

@@ -110,7 +110,11 @@ export class LocalRemote implements Remote {
   async putMany(items: readonly { oid: Oid; from: string }[]): Promise<Map<Oid, Error>> {
     this.checkRoot();
     const { inTwoThreads } = await import('../cache/pool.js');
-    const results = await inTwoThreads('publish', { objectsDir: this.objectsDir }, items.map((i) => [i.from, i.oid] as [string, string]));
+    const results = await inTwoThreads(
+      'publish',
+      { objectsDir: this.objectsDir },
+      items.map((i) => [i.from, i.oid] as [string, string]),
+    );
     const failed = new Map<Oid, Error>();
     results.forEach((r, k) => {
       if (r === '') return;
@@ -254,7 +258,10 @@ export class LocalRemote implements Remote {
     const dir = path.join(this.root, 'repos');
     try {
       // Every name but temp files: an unknown marker counts as another repository's.
-      return fs.readdirSync(dir).filter((n) => !n.startsWith('.')).sort();
+      return fs
+        .readdirSync(dir)
+        .filter((n) => !n.startsWith('.'))
+        .sort();
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return [];
       throw this.describe(err, dir);
@@ -281,9 +288,14 @@ export class LocalRemote implements Remote {
     if (this.checked) return;
     const st = fs.statSync(this.root, { throwIfNoEntry: false });
     if (!st) {
-      throw new RemoteError('REMOTE_NOT_FOUND', `remote "${this.name}": directory ${this.root} does not exist; create it (mkdir -p ${this.root}) or fix the url with \`tdv remote modify ${this.name} url PATH\``, { wide: true });
+      throw new RemoteError(
+        'REMOTE_NOT_FOUND',
+        `remote "${this.name}": directory ${this.root} does not exist; create it (mkdir -p ${this.root}) or fix the url with \`tdv remote modify ${this.name} url PATH\``,
+        { wide: true },
+      );
     }
-    if (!st.isDirectory()) throw new RemoteError('REMOTE_NOT_FOUND', `remote "${this.name}": ${this.root} is not a directory; fix the url with \`tdv remote modify ${this.name} url PATH\``, { wide: true });
+    if (!st.isDirectory())
+      throw new RemoteError('REMOTE_NOT_FOUND', `remote "${this.name}": ${this.root} is not a directory; fix the url with \`tdv remote modify ${this.name} url PATH\``, { wide: true });
     this.checked = true;
   }
 

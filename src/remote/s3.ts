@@ -6,15 +6,7 @@ import http from 'node:http';
 import https from 'node:https';
 import os from 'node:os';
 import type { Readable } from 'node:stream';
-import {
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  type S3ClientConfig,
-} from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import pLimit from 'p-limit';
 import { isOid, type Oid } from '../formats/oid.js';
@@ -81,12 +73,7 @@ export interface S3ErrorContext {
  * Makes the S3 remote for `remote.<name>` with url `s3://bucket/prefix`. Objects
  * live at `<prefix>/files/sha256/ab/cdef...`, exactly as in the cache.
  */
-export async function createS3Remote(
-  name: string,
-  cfg: RemoteConfig,
-  loc: { bucket: string; prefix: string },
-  opts: S3RemoteOptions = {},
-): Promise<Remote> {
+export async function createS3Remote(name: string, cfg: RemoteConfig, loc: { bucket: string; prefix: string }, opts: S3RemoteOptions = {}): Promise<Remote> {
   if ((cfg.access_key_id === undefined) !== (cfg.secret_access_key === undefined)) {
     const missing = cfg.access_key_id === undefined ? 'access_key_id' : 'secret_access_key';
     throw new RemoteError('BAD_REMOTE', `remote "${name}" has only half of a key pair: ${missing} is not set; run \`tdv remote modify ${name} ${missing} VALUE --local\`, or unset the other one`);
@@ -268,9 +255,7 @@ export class S3Remote implements Remote {
       const batch = oids.slice(i, i + DELETE_BATCH);
       const byKey = new Map(batch.map((oid) => [this.keyOf(oid), oid]));
       try {
-        const res = await this.client.send(
-          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: [...byKey.keys()].map((Key) => ({ Key })), Quiet: true } }),
-        );
+        const res = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: [...byKey.keys()].map((Key) => ({ Key })), Quiet: true } }));
         for (const e of res.Errors ?? []) {
           const oid = e.Key === undefined ? undefined : byKey.get(e.Key);
           if (oid !== undefined) failed.push(oid);
@@ -397,16 +382,14 @@ export class S3Remote implements Remote {
 
   /** Throws REMOTE_NOT_FOUND if the bucket does not exist; anything else it cannot tell is let pass. */
   private checkBucket(): Promise<void> {
-    this.bucketChecked ??= this.client
-      .send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.base}files/sha256/`, MaxKeys: 1 }))
-      .then(
-        () => undefined,
-        (err: unknown) => {
-          const e = this.fail(err, 'checking the bucket');
-          if (e.code === 'REMOTE_NOT_FOUND' || e.code === 'REMOTE_UNREACHABLE' || e.code === 'REMOTE_NO_CREDENTIALS') throw e;
-          // Listing may be forbidden where reading is allowed; the object is then simply absent.
-        },
-      );
+    this.bucketChecked ??= this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.base}files/sha256/`, MaxKeys: 1 })).then(
+      () => undefined,
+      (err: unknown) => {
+        const e = this.fail(err, 'checking the bucket');
+        if (e.code === 'REMOTE_NOT_FOUND' || e.code === 'REMOTE_UNREACHABLE' || e.code === 'REMOTE_NO_CREDENTIALS') throw e;
+        // Listing may be forbidden where reading is allowed; the object is then simply absent.
+      },
+    );
     return this.bucketChecked.catch((err: unknown) => {
       if ((err as RemoteError).code !== 'REMOTE_NOT_FOUND') this.bucketChecked = undefined; // transient: ask again next time
       throw err;
@@ -491,8 +474,33 @@ export function credentialSource(cfg: RemoteConfig, env: NodeJS.ProcessEnv, conf
   return 'the default AWS credential chain';
 }
 
-const ACCESS_DENIED = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'Forbidden', 'InvalidToken', 'ExpiredToken', 'TokenRefreshRequired', 'AllAccessDisabled', 'AccountProblem']);
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'EPROTO', 'CERT_HAS_EXPIRED', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'ERR_TLS_CERT_ALTNAME_INVALID']);
+const ACCESS_DENIED = new Set([
+  'AccessDenied',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'Forbidden',
+  'InvalidToken',
+  'ExpiredToken',
+  'TokenRefreshRequired',
+  'AllAccessDisabled',
+  'AccountProblem',
+]);
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'ENETDOWN',
+  'EPROTO',
+  'CERT_HAS_EXPIRED',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
 
 /** Errors of servers that do not understand the SDK's newer checksum headers or aws-chunked uploads. */
 const CHECKSUM_TROUBLE = /checksum|aws-chunked|x-amz-trailer|x-amz-content-sha256|STREAMING-/i;
@@ -543,10 +551,7 @@ export function translateS3Error(err: unknown, ctx: S3ErrorContext, action: stri
   // A 403 with its own name on one object (an archived object, a per-key policy) concerns that object only.
   if (ACCESS_DENIED.has(name) || (status === 403 && (name === '' || name === 'Unknown' || name === 'Forbidden' || !oid))) {
     const why = name && name !== 'Unknown' && name !== 'Forbidden' ? ` (${name})` : '';
-    return wide(
-      'REMOTE_ACCESS_DENIED',
-      `${where}: access denied${why} using ${ctx.credentials}; check the credentials and that they may list, read and write ${ctx.url}`,
-    );
+    return wide('REMOTE_ACCESS_DENIED', `${where}: access denied${why} using ${ctx.credentials}; check the credentials and that they may list, read and write ${ctx.url}`);
   }
   if (CHECKSUM_TROUBLE.test(`${name} ${e.message ?? ''}`) && (status === 400 || status === 501)) {
     return wide(
@@ -556,10 +561,7 @@ export function translateS3Error(err: unknown, ctx: S3ErrorContext, action: stri
   }
   const net = networkCode(err);
   if (net) {
-    return wide(
-      'REMOTE_UNREACHABLE',
-      `cannot reach ${ctx.endpoint ?? 'the S3 endpoint'} for remote "${ctx.name}" (${ctx.url}): ${net}; check the remote's endpointurl and your network`,
-    );
+    return wide('REMOTE_UNREACHABLE', `cannot reach ${ctx.endpoint ?? 'the S3 endpoint'} for remote "${ctx.name}" (${ctx.url}): ${net}; check the remote's endpointurl and your network`);
   }
   const what = name && name !== 'Error' && name !== 'Unknown' ? `${name}: ` : status ? `HTTP ${status}: ` : '';
   const detail = oneLine(e.message, ctx.redact);

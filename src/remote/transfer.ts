@@ -197,7 +197,10 @@ export async function downloadVerified(remote: Remote, store: ObjectStore, oid: 
   }
   throw lastErr instanceof TdvError
     ? lastErr
-    : new RemoteError('DOWNLOAD_FAILED', `could not download ${oid} from remote "${remote.name}" after ${DOWNLOAD_ATTEMPTS} attempts: ${(lastErr as Error)?.message ?? String(lastErr)}`, { cause: lastErr, data: { oid } });
+    : new RemoteError('DOWNLOAD_FAILED', `could not download ${oid} from remote "${remote.name}" after ${DOWNLOAD_ATTEMPTS} attempts: ${(lastErr as Error)?.message ?? String(lastErr)}`, {
+        cause: lastErr,
+        data: { oid },
+      });
 }
 
 /**
@@ -223,10 +226,7 @@ export async function readVerified(remote: Remote, store: ObjectStore, oid: Oid,
 /** The object on the remote is not the size recorded for it (or is larger than any manifest may be). */
 function wrongSize(remote: Remote, oid: Oid, stated: number | undefined, expected: number | undefined, limit: number): RemoteError {
   const is = stated === undefined ? `is more than ${limit} bytes long` : `is ${stated} bytes`;
-  const why =
-    expected !== undefined
-      ? `where ${expected} ${expected === 1 ? 'byte is' : 'bytes are'} recorded for it`
-      : `more than the ${limit} bytes a directory manifest may have`;
+  const why = expected !== undefined ? `where ${expected} ${expected === 1 ? 'byte is' : 'bytes are'} recorded for it` : `more than the ${limit} bytes a directory manifest may have`;
   return new RemoteError(
     'CORRUPT_ON_REMOTE',
     `object ${oid} on remote "${remote.name}" (${remote.url}) is corrupt: it ${is}, ${why}, so it is damaged or not what was pushed; not downloaded. Delete files/sha256/${oid.slice(0, 2)}/${oid.slice(2)} on the remote, then \`tdv push\` from a clone that has the data`,

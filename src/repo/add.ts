@@ -69,7 +69,10 @@ export async function add(repo: Repo, opts: AddOptions): Promise<AddResult> {
         const changed = !(previous?.length === 1 && previous[0]!.sha256 === out.sha256 && previous[0]!.path === out.path && !previous[0]!.isexec === !out.isexec);
         // The user's `desc` and `meta` (the pointer's, and its out's) stay across a new version.
         const kept = previous?.find((p) => p.path === out.path);
-        const text = serializePointer([{ ...out, ...(kept?.desc !== undefined ? { desc: kept.desc } : {}), ...(kept?.meta !== undefined ? { meta: kept.meta } : {}) }], { desc: old?.desc, meta: old?.meta });
+        const text = serializePointer([{ ...out, ...(kept?.desc !== undefined ? { desc: kept.desc } : {}), ...(kept?.meta !== undefined ? { meta: kept.meta } : {}) }], {
+          desc: old?.desc,
+          meta: old?.meta,
+        });
         if (changed) repo.guard.writeControlFile(repo.rel(ptrFile), text);
         addGitignoreEntry(repo.guard, rel);
         if (move) await relink(repo, abs, rel, state);
@@ -83,7 +86,10 @@ export async function add(repo: Repo, opts: AddOptions): Promise<AddResult> {
     result.gitFiles = [...new Set(result.gitFiles)];
     // What tdv now tracks there: a later branch switch that drops the pointer lets checkout clean it up.
     const { updatePlaced } = await import('./lib/placed.js');
-    updatePlaced(repo, result.added.map((a) => ({ rel: a.path, oid: a.oid, by: a.pointer })));
+    updatePlaced(
+      repo,
+      result.added.map((a) => ({ rel: a.path, oid: a.oid, by: a.pointer })),
+    );
     return result;
   });
 }
@@ -128,13 +134,20 @@ async function validate(repo: Repo, paths: string[]): Promise<string[]> {
     const reserved = reservedProblem(repo.root, repo.config, abs);
     if (reserved !== undefined) throw new UsageError(`${shown} ${reserved}; add your data, not tdv's storage`);
     const ownLink = st.isSymbolicLink() && objectLinkOid(abs, repo.store.objectsDir) !== undefined;
-    if (st.isSymbolicLink() && !ownLink) throw symlinkError(repo, abs, outs.find((o) => o.abs === abs));
+    if (st.isSymbolicLink() && !ownLink)
+      throw symlinkError(
+        repo,
+        abs,
+        outs.find((o) => o.abs === abs),
+      );
     if (!st.isFile() && !st.isDirectory() && !ownLink) throw new UsageError(`${shown} is not a regular file or directory; tdv does not track special files`);
     if (ignore?.(rel, st.isDirectory())) throw new UsageError(`${shown} is ignored by .tdvignore; remove the pattern first`);
     for (const so of stageOuts) {
       const how = so.rel === rel ? 'is' : isInside(so.abs, abs) ? `is inside ${q(so.rel)},` : isInside(abs, so.abs) ? `contains ${q(so.rel)},` : undefined;
       if (how === undefined) continue;
-      throw new UsageError(`${shown} ${how} an output of stage "${so.stage}" (${so.where}); \`tdv repro\` caches and tracks it, so it cannot be added too. Change the stage's outputs in tdv.yaml first`);
+      throw new UsageError(
+        `${shown} ${how} an output of stage "${so.stage}" (${so.where}); \`tdv repro\` caches and tracks it, so it cannot be added too. Change the stage's outputs in tdv.yaml first`,
+      );
     }
     for (const o of outs) {
       if (o.abs === abs) continue;

@@ -136,7 +136,15 @@ async function checkoutUnlocked(repo: Repo, options: CheckoutOptions): Promise<C
     };
   }
   const label = opts.rev === undefined ? '' : `${opts.rev}:`;
-  const targets = selected.map((s): CheckoutTarget => ({ rel: s.rel, oid: s.out.sha256, isexec: s.out.isexec, size: s.out.size, nfiles: s.out.nfiles, sub: s.sub, source: `${label}${repo.rel(s.ptr.file)}` }));
+  const targets = selected.map((s): CheckoutTarget => ({
+    rel: s.rel,
+    oid: s.out.sha256,
+    isexec: s.out.isexec,
+    size: s.out.size,
+    nfiles: s.out.nfiles,
+    sub: s.sub,
+    source: `${label}${repo.rel(s.ptr.file)}`,
+  }));
   const plan = await planCheckout(ctx, targets, { force: opts.force, relink: opts.relink });
   if (plan.conflicts.length > 0 && snapshotRoot !== undefined) {
     throw new ConflictError(
@@ -201,7 +209,9 @@ async function revisionNamedAsTarget(repo: Repo, err: unknown, targets: readonly
       } catch {
         continue;
       }
-      return new UsageError(`${quotePath(name)} is not tracked data but a Git revision; \`tdv checkout --rev ${sh(name)}\` restores its data, or \`git checkout ${sh(name)}\` and then \`tdv checkout\` switches to it`);
+      return new UsageError(
+        `${quotePath(name)} is not tracked data but a Git revision; \`tdv checkout --rev ${sh(name)}\` restores its data, or \`git checkout ${sh(name)}\` and then \`tdv checkout\` switches to it`,
+      );
     }
     return undefined;
   } finally {
@@ -220,7 +230,11 @@ const PLACED_SOURCE = 'the record of what tdv placed (.tdv/tmp/placed.json)';
  * is no branch switch, and `tdv remove` is how tracking stops). `forget`: the
  * record entries done with.
  */
-async function untrackedPlaced(repo: Repo, ctx: Awaited<ReturnType<typeof workspaceContext>>, current: readonly Selected[]): Promise<{ deletes: { rel: string; files?: string[] }[]; kept: KeptData[]; forget: string[] }> {
+async function untrackedPlaced(
+  repo: Repo,
+  ctx: Awaited<ReturnType<typeof workspaceContext>>,
+  current: readonly Selected[],
+): Promise<{ deletes: { rel: string; files?: string[] }[]; kept: KeptData[]; forget: string[] }> {
   const res = { deletes: [] as { rel: string; files?: string[] }[], kept: [] as KeptData[], forget: [] as string[] };
   if (!repo.git) return res;
   const { readPlaced } = await import('./lib/placed.js');
@@ -289,7 +303,8 @@ function snapshotDestination(repo: Repo, to: string, tracked: readonly Selected[
   // Anywhere else in the work tree, a snapshot is untracked data Git would commit, and its
   // files could land on files Git tracks: a snapshot goes outside the repository.
   const workTree = realpathAllowingMissing(repo.git?.root ?? repo.root);
-  if (isInside(workTree, real)) throw refuse('it is inside the repository, where Git would see the snapshot as new files to commit (and it could overwrite files Git tracks); write it outside, e.g. /tmp/snapshot');
+  if (isInside(workTree, real))
+    throw refuse('it is inside the repository, where Git would see the snapshot as new files to commit (and it could overwrite files Git tracks); write it outside, e.g. /tmp/snapshot');
   return real;
 }
 

@@ -53,15 +53,23 @@ export async function commit(repo: Repo, opts: CommitOptions = {}): Promise<Comm
       // Recorded as it is: frozen and always_changed say when repro runs it, not what it is.
       const check = await checkStage({ ...stage, frozen: false, alwaysChanged: false }, lock.get(n), { params, hashPath, imageId: (s) => images.of(s) }, true);
       if (check.missingDeps.length) {
-        throw new TdvError('DEPS_MISSING', `stage "${n}": ${check.missingDeps.map(quotePath).join(', ')} ${check.missingDeps.length === 1 ? 'does' : 'do'} not exist, so there is nothing to record its outputs against; create ${check.missingDeps.length === 1 ? 'it' : 'them'} (\`tdv pull\` fetches tracked data, \`tdv repro\` makes stage outputs) and commit again`, {
-          data: { stage: n, missing: check.missingDeps },
-        });
+        throw new TdvError(
+          'DEPS_MISSING',
+          `stage "${n}": ${check.missingDeps.map(quotePath).join(', ')} ${check.missingDeps.length === 1 ? 'does' : 'do'} not exist, so there is nothing to record its outputs against; create ${check.missingDeps.length === 1 ? 'it' : 'them'} (\`tdv pull\` fetches tracked data, \`tdv repro\` makes stage outputs) and commit again`,
+          {
+            data: { stage: n, missing: check.missingDeps },
+          },
+        );
       }
       const absent = [...stage.outs, ...stage.metrics].filter((o) => repo.guard.lstat(o, stage.where) === undefined);
       if (absent.length) {
-        throw new TdvError('OUTS_MISSING', `stage "${n}": ${absent.map(quotePath).join(', ')} ${absent.length === 1 ? 'does' : 'do'} not exist; make ${absent.length === 1 ? 'it' : 'them'} first, or run the stage with \`tdv repro ${n}\``, {
-          data: { stage: n, missing: absent },
-        });
+        throw new TdvError(
+          'OUTS_MISSING',
+          `stage "${n}": ${absent.map(quotePath).join(', ')} ${absent.length === 1 ? 'does' : 'do'} not exist; make ${absent.length === 1 ? 'it' : 'them'} first, or run the stage with \`tdv repro ${n}\``,
+          {
+            data: { stage: n, missing: absent },
+          },
+        );
       }
       if (check.reasons.length === 0) res.unchanged.push(n);
       else todo.push({ stage, inputs: check.inputs! });

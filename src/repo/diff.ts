@@ -197,7 +197,10 @@ function targetFilter(repo: Repo, targets: readonly string[], a: SideOuts, b: Si
       const found = [a, b].map((side) => insideMatches(repo, side, rel, t));
       if (found.every((f) => f === false)) {
         const dir = [...a.outs.values(), ...b.outs.values()].find((s) => rel.startsWith(`${s.rel}/`))!;
-        throw new TdvError('NOT_TRACKED', `${quotePath(rel)} is inside ${quotePath(dir.rel)} (tracked by ${quotePath(repo.rel(dir.ptr.file))}), but it is in neither ${names.replace(' nor in ', ' nor ')}; check the path`);
+        throw new TdvError(
+          'NOT_TRACKED',
+          `${quotePath(rel)} is inside ${quotePath(dir.rel)} (tracked by ${quotePath(repo.rel(dir.ptr.file))}), but it is in neither ${names.replace(' nor in ', ' nor ')}; check the path`,
+        );
       }
     }
     prefixes.push(...(viaPointer.length > 0 ? viaPointer : [rel]));
@@ -248,10 +251,14 @@ export function splitDiffArgs(repo: Repo, args: readonly string[], separator: nu
           isRev = false;
         }
         if (!isRev) {
-          if (!exists(arg)) throw new UsageError(`${JSON.stringify(arg)} is neither a revision nor a path in the workspace; for data that exists only in history, put it after --: \`tdv diff REV -- ${quotePath(arg)}\``);
+          if (!exists(arg))
+            throw new UsageError(
+              `${JSON.stringify(arg)} is neither a revision nor a path in the workspace; for data that exists only in history, put it after --: \`tdv diff REV -- ${quotePath(arg)}\``,
+            );
           break;
         }
-        if (exists(arg)) throw new UsageError(`${JSON.stringify(arg)} is both a revision and a path; write \`tdv diff ${quotePath(arg)} --\` for the revision or \`tdv diff -- ${quotePath(arg)}\` for the path`);
+        if (exists(arg))
+          throw new UsageError(`${JSON.stringify(arg)} is both a revision and a path; write \`tdv diff ${quotePath(arg)} --\` for the revision or \`tdv diff -- ${quotePath(arg)}\` for the path`);
         revs.push(arg);
       }
     } finally {

@@ -163,7 +163,12 @@ async function checkObjects(repo: Repo, store: ObjectStore, res: FsckResult, ref
   progress?.plan(small.length + large.length, smallBytes + largeBytes);
   // Done items are counted on both threads without their indices: bytes go by the average size.
   const onDone = progress && ((n: number) => (progress.files(n), progress.bytes((n * smallBytes) / small.length)));
-  const hashes = await inTwoThreads('verify', {}, small.map((o) => [o.file] as [string]), { onDone });
+  const hashes = await inTwoThreads(
+    'verify',
+    {},
+    small.map((o) => [o.file] as [string]),
+    { onDone },
+  );
   small.forEach((o, i) => judge(repo, store, res, o.oid, hashes[i]!));
   for (const o of large) {
     let got: string;

@@ -88,10 +88,13 @@ export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
   if (!opts.workspace && scopeIsEmpty(scope)) {
     throw new UsageError('say what to keep: `tdv gc --workspace` keeps the data the workspace pointers reference; add --all-branches, --all-tags or --all-commits to keep history too');
   }
-  if (opts.notInRemote && opts.cloud) throw new UsageError('--not-in-remote and --cloud cannot be combined: --not-in-remote deletes from the cache what the remote holds, --cloud deletes from the remote');
+  if (opts.notInRemote && opts.cloud)
+    throw new UsageError('--not-in-remote and --cloud cannot be combined: --not-in-remote deletes from the cache what the remote holds, --cloud deletes from the remote');
   // A workspace file may be a symlink into the cache: deleting its object would break it.
   if (opts.notInRemote && repo.config.cache.type.includes('symlink')) {
-    throw new UsageError('--not-in-remote deletes cached objects the workspace uses, and cache.type allows symlinks into the cache, which would break; set cache.type without symlink (e.g. "reflink,copy") and run `tdv checkout --relink` first, or use gc without --not-in-remote');
+    throw new UsageError(
+      '--not-in-remote deletes cached objects the workspace uses, and cache.type allows symlinks into the cache, which would break; set cache.type without symlink (e.g. "reflink,copy") and run `tdv checkout --relink` first, or use gc without --not-in-remote',
+    );
   }
   // Both refusals come before the lock, the remote and the plan: nothing is read or deleted.
   refuseShallow(repo, scope, opts.cloud === true);
@@ -118,7 +121,10 @@ export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
       if (remote && plan.cloud && plan.cloud.unused.length > 0) {
         const notDeleted = await remote.remove(plan.cloud.unused);
         if (notDeleted.length > 0) {
-          throw new TdvError('GC_INCOMPLETE', `could not delete ${notDeleted.length} of ${plan.cloud.unused.length} unused objects from remote "${remote.name}" (first: ${notDeleted[0]}); check its permissions and run \`tdv gc\` again`);
+          throw new TdvError(
+            'GC_INCOMPLETE',
+            `could not delete ${notDeleted.length} of ${plan.cloud.unused.length} unused objects from remote "${remote.name}" (first: ${notDeleted[0]}); check its permissions and run \`tdv gc\` again`,
+          );
         }
       }
       return { ...plan, removed: true };
@@ -131,7 +137,10 @@ export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
 /** Deletes cache objects in batches, telling `progress` after each; returns those that could not be deleted. */
 function removeReporting(repo: Repo, unused: GcPlan['unused'], progress: Progress | undefined): Oid[] {
   if (!progress) return repo.store.remove(unused.map((u) => u.oid));
-  progress.plan(unused.length, unused.reduce((n, u) => n + u.size, 0));
+  progress.plan(
+    unused.length,
+    unused.reduce((n, u) => n + u.size, 0),
+  );
   const failed: Oid[] = [];
   const BATCH = 500;
   for (let i = 0; i < unused.length; i += BATCH) {
@@ -194,7 +203,10 @@ export async function planGc(repo: Repo, scope: HistoryScope = {}, remote?: Remo
     if (!isDirOid(s.out.sha256)) continue;
     if (!store.has(s.out.sha256)) {
       // Without the manifest, which file objects belong to this directory is unknown.
-      throw new TdvError('MISSING_OBJECTS', `cannot tell which objects ${s.rel} uses: its manifest ${s.out.sha256} is not in the cache; run \`tdv pull\` first, or \`tdv remove ${repo.rel(s.ptr.file)}\` if it is no longer needed`);
+      throw new TdvError(
+        'MISSING_OBJECTS',
+        `cannot tell which objects ${s.rel} uses: its manifest ${s.out.sha256} is not in the cache; run \`tdv pull\` first, or \`tdv remove ${repo.rel(s.ptr.file)}\` if it is no longer needed`,
+      );
     }
     keepEntries(store.readManifest(s.out.sha256));
   }

@@ -70,7 +70,10 @@ function refuseSymlink(guard: Guard, rel: string): void {
   } catch {
     /* gone meanwhile */
   }
-  throw new UnsafePathError(`${rel} is a symlink${target}; tdv init writes tdv's files only as real files and directories, never through a link. Replace ${rel} with a real ${rel === TDV_DIR ? 'directory' : 'file'} (or delete it) and run tdv init again`, { path: rel });
+  throw new UnsafePathError(
+    `${rel} is a symlink${target}; tdv init writes tdv's files only as real files and directories, never through a link. Replace ${rel} with a real ${rel === TDV_DIR ? 'directory' : 'file'} (or delete it) and run tdv init again`,
+    { path: rel },
+  );
 }
 
 /**

@@ -107,7 +107,10 @@ export async function install(repo: Repo, opts: InstallOptions = {}): Promise<In
     }
     const firstLine = text.split('\n', 1)[0]!;
     if (firstLine.startsWith('#!') && !SHELL.test(firstLine)) {
-      throw new TdvError('HOOK_NOT_SHELL', `${shown} is not a shell script (${firstLine}), so tdv cannot add its lines to it; add \`tdv ${name === 'pre-push' ? 'push' : 'checkout'}\` to it yourself, or move it aside and run \`tdv install\` again`);
+      throw new TdvError(
+        'HOOK_NOT_SHELL',
+        `${shown} is not a shell script (${firstLine}), so tdv cannot add its lines to it; add \`tdv ${name === 'pre-push' ? 'push' : 'checkout'}\` to it yourself, or move it aside and run \`tdv install\` again`,
+      );
     }
     if ((st!.mode & 0o111) === 0) {
       throw new TdvError('HOOK_DISABLED', `${shown} exists but is not executable, so Git skips it; make it executable (chmod +x) or delete it, then run \`tdv install\` again`);
@@ -184,7 +187,6 @@ function hooksGuard(gitdir: string, wt: string, hooksDir: string): { guard: Guar
   }
   return { guard: new Guard(hooksDir, { label: 'the hooks directory (core.hooksPath)', allControl: true }), dir: '', source: hooksDir };
 }
-
 
 /** The hook's text without tdv's block (and the blank line tdv put before it, if any). */
 function removeBlock(text: string): string {

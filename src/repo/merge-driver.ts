@@ -80,7 +80,14 @@ export async function mergeDriver(repo: Repo, opts: MergeDriverOptions): Promise
         }
         const entries = sortEntries(m.entries);
         const oid = repo.store.writeManifest(entries);
-        take = { path: p, sha256: oid, size: entries.reduce((n, e) => n + e.size, 0), nfiles: entries.length, ...(ea.desc !== undefined ? { desc: ea.desc } : {}), ...(ea.meta !== undefined ? { meta: ea.meta } : {}) };
+        take = {
+          path: p,
+          sha256: oid,
+          size: entries.reduce((n, e) => n + e.size, 0),
+          nfiles: entries.length,
+          ...(ea.desc !== undefined ? { desc: ea.desc } : {}),
+          ...(ea.meta !== undefined ? { meta: ea.meta } : {}),
+        };
         mergedDirs.push(dataPath(p));
       } else {
         conflicts.push(dataPath(p));

@@ -77,7 +77,11 @@ export async function addRemote(repo: Repo, opts: AddRemoteOptions): Promise<Add
   checkName(opts.name);
   const url = urlToStore(repo, opts.cwd ?? repo.root, opts.url);
   const target = fileFor(opts.local);
-  const { value: replaced, after, write } = await editConfig(repo, (e) => {
+  const {
+    value: replaced,
+    after,
+    write,
+  } = await editConfig(repo, (e) => {
     const existing = e.config.remote[opts.name];
     if (existing && !opts.force) {
       throw new TdvError(
@@ -152,7 +156,11 @@ export async function setDefaultRemote(repo: Repo, name: string | undefined, opt
   if (!opts.unset && name === undefined) throw new UsageError('give the name of the remote to make the default, or --unset');
   if (name !== undefined) checkName(name);
   const target = fileFor(opts.local);
-  const { value: changed, after, write } = await editConfig(repo, (e) => {
+  const {
+    value: changed,
+    after,
+    write,
+  } = await editConfig(repo, (e) => {
     if (name !== undefined) {
       if (!e.config.remote[name]) throw unknownRemote(name, e.config);
       if (e.get(target, ['core', 'remote']) === name) return false;
@@ -202,7 +210,9 @@ export async function modifyRemote(repo: Repo, name: string, key: string, value:
     throw new UsageError(`${key} is a credential and goes only in the git-ignored .tdv/config.local.yaml: add --local (or use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile instead)`);
   }
   if (key === 'endpointurl' && value !== undefined && urlHasCredentials(value) && !opts.local) {
-    throw new UsageError(`this endpointurl holds credentials (user:password@), which go only in the git-ignored .tdv/config.local.yaml: add --local, or set access_key_id and secret_access_key with --local instead`);
+    throw new UsageError(
+      `this endpointurl holds credentials (user:password@), which go only in the git-ignored .tdv/config.local.yaml: add --local, or set access_key_id and secret_access_key with --local instead`,
+    );
   }
   const typed = value === undefined ? undefined : parseRemoteValue(repo, name, key, value, opts.cwd ?? repo.root);
   const target = fileFor(opts.local);

@@ -116,7 +116,9 @@ function notRemovable(repo: Repo, t: RemoveTarget, lockPtr: Pointer | undefined,
   if (out) {
     const stage = [...lock].find(([, outs]) => outs.includes(out.rel))?.[0];
     if (stage !== undefined) {
-      return new UsageError(`${quotePath(rel)} is an output of stage "${stage}" (tdv.lock), not data a pointer tracks; \`tdv remove ${shellWord(stage)}\` removes the stage from tdv.yaml and tdv.lock and keeps its outputs`);
+      return new UsageError(
+        `${quotePath(rel)} is an output of stage "${stage}" (tdv.lock), not data a pointer tracks; \`tdv remove ${shellWord(stage)}\` removes the stage from tdv.yaml and tdv.lock and keeps its outputs`,
+      );
     }
   }
   return new UsageError(`${quotePath(rel)} is neither data a pointer tracks nor a stage of tdv.yaml; \`tdv remove\` takes pointer files (data.tdv), the paths they track, or stage names`);
@@ -133,7 +135,11 @@ async function readPipelineStages(repo: Repo): Promise<PipelineStages> {
   const lock = new Map<string, string[]>();
   if (repo.guard.readControlFile(LOCK_FILE) !== undefined) {
     const { readLock } = await import('../stages/lock.js');
-    for (const [name, s] of await readLock(repo.root)) lock.set(name, s.outs.map((o) => o.path));
+    for (const [name, s] of await readLock(repo.root))
+      lock.set(
+        name,
+        s.outs.map((o) => o.path),
+      );
   }
   const yaml = new Set<string>();
   const doc = await pipelineDocument(repo);

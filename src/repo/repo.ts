@@ -212,7 +212,10 @@ function checkOwnDirs(root: string): void {
   for (const rel of [TDV_DIR, `${TDV_DIR}/tmp`, `${TDV_DIR}/config.yaml`, `${TDV_DIR}/config.local.yaml`]) {
     const st = fs.lstatSync(path.join(root, rel), { throwIfNoEntry: false });
     if (st?.isSymbolicLink()) {
-      throw new UnsafePathError(`${rel} is a symlink; tdv refuses to use a repository whose own files are links (a clone could point them anywhere). Replace ${rel} with a real ${rel.endsWith('.yaml') ? 'file' : 'directory'}`, { path: rel });
+      throw new UnsafePathError(
+        `${rel} is a symlink; tdv refuses to use a repository whose own files are links (a clone could point them anywhere). Replace ${rel} with a real ${rel.endsWith('.yaml') ? 'file' : 'directory'}`,
+        { path: rel },
+      );
     }
   }
 }

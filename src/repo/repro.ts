@@ -110,7 +110,11 @@ export async function reproduce(repo: Repo, opts: ReproOptions = {}): Promise<Re
     const names = opts.stages?.length ? (opts.downstream ? withDownstream(dag, opts.stages) : withUpstream(dag, opts.stages, frozen)) : dag.order;
     const emit = opts.onEvent ?? (() => {});
     // A frozen stage's inputs are not looked at, so not committed either.
-    const sources = await dataSources(repo, dag, names.filter((n) => !frozen(n)));
+    const sources = await dataSources(
+      repo,
+      dag,
+      names.filter((n) => !frozen(n)),
+    );
     let states = await sourceStates(repo, sources);
     const lock = await readLock(repo.root);
     if (opts.pull && !opts.dry) {
@@ -507,7 +511,9 @@ async function pullInputs(repo: Repo, missing: readonly Selected[], outs: readon
   const fetched = await withRemote(repo, { remote: opts.remote, jobs: opts.jobs }, (remote) => fetchWithRuns(repo, remote, [...missing, ...outs], { runCache: true }));
   if (fetched.failed.length) {
     const paths = [...new Set(fetched.failed.map((f) => quotePath(f.path)))];
-    repo.reporter.warn?.(`repro --pull: ${fetched.failed.length} object${fetched.failed.length === 1 ? '' : 's'} could not be fetched, of ${paths.slice(0, 3).join(', ')}${paths.length > 3 ? ', ...' : ''}`);
+    repo.reporter.warn?.(
+      `repro --pull: ${fetched.failed.length} object${fetched.failed.length === 1 ? '' : 's'} could not be fetched, of ${paths.slice(0, 3).join(', ')}${paths.length > 3 ? ', ...' : ''}`,
+    );
   }
   // Outputs recorded in tdv.lock come back as `tdv pull` would restore them: the stage is then
   // up to date; one whose objects the remote lacks is left to the run-cache or a run.
@@ -519,7 +525,10 @@ async function pullInputs(repo: Repo, missing: readonly Selected[], outs: readon
 function tail(own: Guard, rel: string, n = 10): string[] {
   try {
     const text = own.readText(rel) ?? '';
-    return text.split('\n').filter((l, i, a) => l !== '' || i < a.length - 1).slice(-n);
+    return text
+      .split('\n')
+      .filter((l, i, a) => l !== '' || i < a.length - 1)
+      .slice(-n);
   } catch {
     return [];
   }

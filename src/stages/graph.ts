@@ -40,7 +40,8 @@ export function buildDag(p: Pipeline, tracked: ReadonlyMap<string, string> = new
     const cur = all[i]!;
     const prev = all[i - 1];
     if (prev && inside(prev.o, cur.o)) {
-      const what = prev.o === cur.o ? `${quotePath(cur.o)} is an output of both "${prev.s}" and "${cur.s}"` : `${quotePath(cur.o)} (output of "${cur.s}") is inside ${quotePath(prev.o)} (output of "${prev.s}")`;
+      const what =
+        prev.o === cur.o ? `${quotePath(cur.o)} is an output of both "${prev.s}" and "${cur.s}"` : `${quotePath(cur.o)} (output of "${cur.s}") is inside ${quotePath(prev.o)} (output of "${prev.s}")`;
       throw new FormatError(whereOf(p, cur.s, cur.o), what, 'Each path must be written by one stage only');
     }
     producers.set(cur.o, cur.s);
@@ -48,7 +49,11 @@ export function buildDag(p: Pipeline, tracked: ReadonlyMap<string, string> = new
   for (const { o, s } of all) {
     for (const [t, ptr] of tracked) {
       if (inside(t, o) || inside(o, t)) {
-        throw new FormatError(whereOf(p, s, o), `${quotePath(o)} (output of "${s}") overlaps ${quotePath(t)}, which ${quotePath(ptr)} tracks`, `Let the stage own it: \`tdv remove ${quotePath(ptr)}\`, or change the stage's outs`);
+        throw new FormatError(
+          whereOf(p, s, o),
+          `${quotePath(o)} (output of "${s}") overlaps ${quotePath(t)}, which ${quotePath(ptr)} tracks`,
+          `Let the stage own it: \`tdv remove ${quotePath(ptr)}\`, or change the stage's outs`,
+        );
       }
     }
   }
@@ -93,7 +98,10 @@ function topoOrder(p: Pipeline, upstream: Map<string, Set<string>>): string[] {
     }
   }
   if (order.length < names.length) {
-    const cycle = findCycle(names.filter((n) => !done.has(n)), upstream);
+    const cycle = findCycle(
+      names.filter((n) => !done.has(n)),
+      upstream,
+    );
     const first = p.stages.get(cycle[0]!)!;
     throw new FormatError(first.where, `the stages form a cycle: ${cycle.join(' -> ')}`, 'A stage cannot depend, directly or not, on its own output');
   }

@@ -188,8 +188,7 @@ function parseStage(root: string, written: string, name: string, raw: unknown, a
     if (typeof r.build === 'string') {
       build = { context: repoPath(root, wdir, r.build, at(['build']), name, 'build') };
       noSymlinkOnTheWay(root, build.context, at(['build']), name, 'build', true);
-    }
-    else if (typeof r.build === 'object' && r.build !== null && !Array.isArray(r.build)) {
+    } else if (typeof r.build === 'object' && r.build !== null && !Array.isArray(r.build)) {
       const b = r.build as Record<string, unknown>;
       for (const k of Object.keys(b)) if (k !== 'context' && k !== 'dockerfile') throw new FormatError(at(['build', k]), `unknown key "${k}" in "build"`, 'Known keys: context, dockerfile');
       if (typeof b.context !== 'string') throw new FormatError(at(['build']), `"build" of stage "${name}" needs "context": the directory holding the Dockerfile`);
@@ -234,7 +233,11 @@ function parseCmd(v: unknown, name: string, at: (keys: (string | number)[]) => s
   if (Array.isArray(v) && v.length > 0) {
     v.forEach((c, i) => {
       if (typeof c !== 'string' || c.trim() === '') {
-        throw new FormatError(at(['cmd', i]), `entry ${i + 1} of "cmd" in stage "${name}" must be a non-empty command string`, 'Quote a command that YAML reads as something else, e.g. - "echo: done"');
+        throw new FormatError(
+          at(['cmd', i]),
+          `entry ${i + 1} of "cmd" in stage "${name}" must be a non-empty command string`,
+          'Quote a command that YAML reads as something else, e.g. - "echo: done"',
+        );
       }
     });
     return v as string[];
@@ -253,30 +256,30 @@ function parseCmd(v: unknown, name: string, at: (keys: (string | number)[]) => s
  * errors: a misspelt `cahce: false` would otherwise cache a file the user
  * means to commit.
  */
-function outEntry(
-  entry: unknown,
-  k: 'outs' | 'metrics',
-  i: number,
-  name: string,
-  at: (keys: (string | number)[]) => string,
-): { path: unknown; flags?: { cache?: boolean; persist?: boolean } } {
+function outEntry(entry: unknown, k: 'outs' | 'metrics', i: number, name: string, at: (keys: (string | number)[]) => string): { path: unknown; flags?: { cache?: boolean; persist?: boolean } } {
   if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return { path: entry };
   const keys = Object.keys(entry);
   if (keys.length !== 1) throw new FormatError(at([k, i]), `entry ${i + 1} of "${k}" in stage "${name}" must be a path, or one path with its options`, 'Write - out/model.bin: {cache: false}');
   const p = keys[0]!;
   const opts = (entry as Record<string, unknown>)[p];
   if (opts === null || opts === undefined) return { path: p };
-  if (typeof opts !== 'object' || Array.isArray(opts)) throw new FormatError(at([k, i, p]), `the options of ${JSON.stringify(p)} in stage "${name}" must be a mapping`, `Known options: ${OUT_KEYS.join(', ')}`);
+  if (typeof opts !== 'object' || Array.isArray(opts))
+    throw new FormatError(at([k, i, p]), `the options of ${JSON.stringify(p)} in stage "${name}" must be a mapping`, `Known options: ${OUT_KEYS.join(', ')}`);
   const o = opts as Record<string, unknown>;
   for (const key of Object.keys(o)) {
-    if (!(OUT_KEYS as readonly string[]).includes(key)) throw new FormatError(at([k, i, p, key]), `unknown option "${key}" of ${JSON.stringify(p)} in stage "${name}"`, `Known options: ${OUT_KEYS.join(', ')}`);
+    if (!(OUT_KEYS as readonly string[]).includes(key))
+      throw new FormatError(at([k, i, p, key]), `unknown option "${key}" of ${JSON.stringify(p)} in stage "${name}"`, `Known options: ${OUT_KEYS.join(', ')}`);
   }
   for (const key of ['cache', 'persist'] as const) {
     if (o[key] !== undefined && typeof o[key] !== 'boolean') throw new FormatError(at([k, i, p, key]), `"${key}" of ${JSON.stringify(p)} in stage "${name}" must be true or false`);
   }
   if (o.desc !== undefined && typeof o.desc !== 'string') throw new FormatError(at([k, i, p, 'desc']), `"desc" of ${JSON.stringify(p)} in stage "${name}" must be a string`);
   if (k === 'metrics' && o.cache === true) {
-    throw new FormatError(at([k, i, p, 'cache']), `metrics ${JSON.stringify(p)} of stage "${name}" cannot be cached: metrics are small files kept in Git`, 'Remove "cache: true", or list the file under "outs"');
+    throw new FormatError(
+      at([k, i, p, 'cache']),
+      `metrics ${JSON.stringify(p)} of stage "${name}" cannot be cached: metrics are small files kept in Git`,
+      'Remove "cache: true", or list the file under "outs"',
+    );
   }
   const flags: { cache?: boolean; persist?: boolean } = {};
   if (typeof o.cache === 'boolean') flags.cache = o.cache;
@@ -325,7 +328,7 @@ function checkOutput(root: string, rel: string, key: 'outs' | 'metrics', stage: 
 
 /** `path` (relative to `wdir`) as a repo-relative POSIX path; errors for paths leaving the repo or into .git/.tdv. */
 function repoPath(root: string, wdir: string, p: string, at: string, stage: string, key: string): string {
-  if (path.isAbsolute(p)) throw new FormatError(at, `${key} path ${JSON.stringify(p)} of stage "${stage}" is absolute`, 'Write it relative to the stage\'s wdir');
+  if (path.isAbsolute(p)) throw new FormatError(at, `${key} path ${JSON.stringify(p)} of stage "${stage}" is absolute`, "Write it relative to the stage's wdir");
   const abs = path.resolve(root, wdir, p);
   if (!isInside(root, abs)) throw new FormatError(at, `${key} path ${JSON.stringify(p)} of stage "${stage}" is outside the repository`, 'Stages read and write only inside the repository');
   const rel = toPosix(path.relative(root, abs)) || '.';
@@ -339,7 +342,11 @@ function repoPath(root: string, wdir: string, p: string, at: string, stage: stri
   if (key === 'wdir') {
     const real = realOfExisting(abs);
     if (!isInside(realOfExisting(root), real)) {
-      throw new FormatError(at, `${key} path ${JSON.stringify(p)} of stage "${stage}" goes through a symlink that leaves the repository (to ${real})`, 'Replace the symlink with a directory, or write the output inside the repository');
+      throw new FormatError(
+        at,
+        `${key} path ${JSON.stringify(p)} of stage "${stage}" goes through a symlink that leaves the repository (to ${real})`,
+        'Replace the symlink with a directory, or write the output inside the repository',
+      );
     }
   }
   return rel;
@@ -360,7 +367,11 @@ function noSymlinkOnTheWay(root: string, rel: string, at: string, stage: string,
     const st = fs.lstatSync(path.join(root, dir), { throwIfNoEntry: false });
     if (st === undefined) return;
     if (st.isSymbolicLink()) {
-      throw new FormatError(at, `${key} path ${quotePath(rel)} of stage "${stage}" goes through the symlink ${quotePath(dir)}`, `tdv never reads through a symlink there; replace ${quotePath(dir)} with a real ${i === parts.length - 1 ? 'file or directory' : 'directory'}`);
+      throw new FormatError(
+        at,
+        `${key} path ${quotePath(rel)} of stage "${stage}" goes through the symlink ${quotePath(dir)}`,
+        `tdv never reads through a symlink there; replace ${quotePath(dir)} with a real ${i === parts.length - 1 ? 'file or directory' : 'directory'}`,
+      );
     }
   }
 }

@@ -32,7 +32,9 @@ export class RunCache {
       wdir: stage.wdir,
       env: Object.entries(stage.env).sort(),
       deps: inputs.deps.map((d) => [d.path, d.sha256]).sort(),
-      params: Object.entries(inputs.params).sort().map(([f, kv]) => [f, Object.entries(kv).sort()]),
+      params: Object.entries(inputs.params)
+        .sort()
+        .map(([f, kv]) => [f, Object.entries(kv).sort()]),
       outs: [...stage.outs].sort(),
       metrics: [...stage.metrics].sort(),
     });

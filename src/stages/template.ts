@@ -266,10 +266,18 @@ async function loadVars(ctx: Context, vars: unknown, where: At, opts: ExpandOpti
     // `file:key1,key2` takes some top-level keys of the file, as in DVC.
     const colon = entry.lastIndexOf(':');
     const fileRaw = colon > 0 ? entry.slice(0, colon) : entry;
-    const keys = colon > 0 ? entry.slice(colon + 1).split(',').map((k) => k.trim()).filter((k) => k !== '') : undefined;
+    const keys =
+      colon > 0
+        ? entry
+            .slice(colon + 1)
+            .split(',')
+            .map((k) => k.trim())
+            .filter((k) => k !== '')
+        : undefined;
     const file = path.posix.normalize(fileRaw.replace(/^\.\//, ''));
     const problem = relPathProblem(file);
-    if (problem !== undefined || path.posix.isAbsolute(fileRaw)) throw new FormatError(at, `vars file ${JSON.stringify(fileRaw)} ${problem ?? 'is absolute'}`, 'Name a params file inside the repository, relative to its root');
+    if (problem !== undefined || path.posix.isAbsolute(fileRaw))
+      throw new FormatError(at, `vars file ${JSON.stringify(fileRaw)} ${problem ?? 'is absolute'}`, 'Name a params file inside the repository, relative to its root');
     if (keys === undefined && !ctx.once(file)) continue;
     const content = await opts.readFile(file, at);
     if (content === undefined) throw new FormatError(at, `vars file ${JSON.stringify(file)} does not exist`, 'Create it, or remove it from vars');
@@ -297,7 +305,8 @@ function foreach(ctx: Context, name: string, raw: Dict, at: At): ExpandedStage[]
   for (const k of Object.keys(raw)) {
     if (k !== 'foreach' && k !== 'do') throw new FormatError(at([k]), `stage "${name}" has "${k}" beside "foreach"`, 'Put the stage\'s keys under "do:"');
   }
-  if (!isDict(raw.do)) throw new FormatError(at(raw.do === undefined ? ['foreach'] : ['do']), `stage "${name}" has "foreach" but no "do" mapping`, 'Add do: with the stage to make for each entry (cmd, deps, outs...)');
+  if (!isDict(raw.do))
+    throw new FormatError(at(raw.do === undefined ? ['foreach'] : ['do']), `stage "${name}" has "foreach" but no "do" mapping`, 'Add do: with the stage to make for each entry (cmd, deps, outs...)');
   let bound: Bound = { value: raw.foreach };
   if (typeof raw.foreach === 'string') bound = wholeRef(ctx, raw.foreach, new Map(), at(['foreach']), name) ?? bound;
   else bound = { value: walk(plain(ctx, name), raw.foreach, ['foreach'], at) };
@@ -313,7 +322,11 @@ function foreach(ctx: Context, name: string, raw: Dict, at: At): ExpandedStage[]
     checkKey(name, key, pos);
     const before = first.get(key);
     if (before !== undefined) {
-      throw new FormatError(pos, `"foreach" of stage "${name}" gives the name "${name}@${key}" to entries ${before + 1} and ${i + 1}`, 'A list of plain values names the stages after the values: make them distinct, or iterate over a mapping whose keys name the stages');
+      throw new FormatError(
+        pos,
+        `"foreach" of stage "${name}" gives the name "${name}@${key}" to entries ${before + 1} and ${i + 1}`,
+        'A list of plain values names the stages after the values: make them distinct, or iterate over a mapping whose keys name the stages',
+      );
     }
     first.set(key, i);
     const keyPath = Array.isArray(list) ? String(i) : key;
@@ -331,7 +344,12 @@ function matrix(ctx: Context, name: string, raw: Dict, at: At): ExpandedStage[] 
     let b: Bound = { value: v };
     if (typeof v === 'string') b = wholeRef(ctx, v, new Map(), at(['matrix', axis]), name) ?? b;
     else b = { value: walk(plain(ctx, name), v, ['matrix', axis], at) };
-    if (!Array.isArray(b.value)) throw new FormatError(at(['matrix', axis]), `"${axis}" of the matrix of stage "${name}" is ${kind(b.value)}, not a list`, 'Write a list of values, or ${name} of a list from vars or params.yaml');
+    if (!Array.isArray(b.value))
+      throw new FormatError(
+        at(['matrix', axis]),
+        `"${axis}" of the matrix of stage "${name}" is ${kind(b.value)}, not a list`,
+        'Write a list of values, or ${name} of a list from vars or params.yaml',
+      );
     axes.push({ name: axis, values: b.value, ...(b.path ? { path: b.path } : {}) });
   }
   reserved(ctx, name, at(['matrix']), ['item', 'key']);
@@ -351,9 +369,17 @@ function matrix(ctx: Context, name: string, raw: Dict, at: At): ExpandedStage[] 
     });
     const key = parts.join('-');
     checkKey(name, key, at(['matrix']));
-    if (seen.has(key)) throw new FormatError(at(['matrix']), `the matrix of stage "${name}" gives the name "${name}@${key}" to two combinations`, 'Make the values of each axis distinct (1 and "1" name a stage alike)');
+    if (seen.has(key))
+      throw new FormatError(
+        at(['matrix']),
+        `the matrix of stage "${name}" gives the name "${name}@${key}" to two combinations`,
+        'Make the values of each axis distinct (1 and "1" name a stage alike)',
+      );
     seen.add(key);
-    const locals = new Map<string, Bound>([['item', { value: item }], ['key', { value: key }]]);
+    const locals = new Map<string, Bound>([
+      ['item', { value: item }],
+      ['key', { value: key }],
+    ]);
     // `${item.<axis>}` of an axis that came from the context is tracked through that path.
     const paths = new Map<string, string[]>();
     axes.forEach((a, j) => a.path && paths.set(a.name, [...a.path, String(c[j])]));
@@ -367,7 +393,11 @@ const plain = (ctx: Context, stage: string): Resolver => ({ ctx, locals: new Map
 /** A generated name is a target on the command line and a log file name: keep it plain. */
 function checkKey(stage: string, key: string, at: string): void {
   if (!/^[A-Za-z0-9_.,+=-]{1,128}$/.test(key) || key === '.' || key === '..') {
-    throw new FormatError(at, `stage "${stage}" would be named ${JSON.stringify(`${stage}@${key}`)}, which is not allowed`, 'Use keys or values of letters, digits, ".", "_", "-", "+", "=" and ","; or iterate over a mapping whose keys name the stages');
+    throw new FormatError(
+      at,
+      `stage "${stage}" would be named ${JSON.stringify(`${stage}@${key}`)}, which is not allowed`,
+      'Use keys or values of letters, digits, ".", "_", "-", "+", "=" and ","; or iterate over a mapping whose keys name the stages',
+    );
   }
 }
 
@@ -432,17 +462,25 @@ export function interpolateString(s: string, lookupFn: (expr: string) => unknown
     if (esc) return all.slice(1);
     const v = lookupFn(expr);
     if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return scalarText(v);
-    throw new FormatError(typeof at === 'string' ? at : at(all), `\${${expr.trim()}} is ${kind(v)}, which cannot be put inside a string`, `Use it as the whole value, or name one of its entries such as \${${expr.trim()}.<key>}`);
+    throw new FormatError(
+      typeof at === 'string' ? at : at(all),
+      `\${${expr.trim()}} is ${kind(v)}, which cannot be put inside a string`,
+      `Use it as the whole value, or name one of its entries such as \${${expr.trim()}.<key>}`,
+    );
   });
 }
 
 function interpolate(r: Resolver, s: string, at: string): unknown {
   const pos = (ref: string) => r.ctx.refine(at, ref);
-  return interpolateString(s, (expr) => {
-    const b = lookup(r, expr, pos(`\${${expr}}`));
-    r.track(b);
-    return b.value;
-  }, pos);
+  return interpolateString(
+    s,
+    (expr) => {
+      const b = lookup(r, expr, pos(`\${${expr}}`));
+      r.track(b);
+      return b.value;
+    },
+    pos,
+  );
 }
 
 /** `a.b.0` or `a.b[0]` -> ['a', 'b', '0']; undefined for what is not a reference. */
@@ -487,7 +525,12 @@ function lookup(r: Resolver, expr: string, at: string): Bound {
     let next: unknown;
     if (Array.isArray(value) && /^\d+$/.test(part)) next = value[Number(part)];
     else if (isDict(value) && Object.hasOwn(value, part)) next = value[part];
-    if (next === undefined) throw new FormatError(at, `\${${expr.trim()}} in stage "${r.stage}" is not defined: "${seen}" is ${kind(value)}${isDict(value) || Array.isArray(value) ? ` without "${part}"` : ''}`, `Name an existing entry${isDict(value) ? ` (${Object.keys(value).slice(0, 8).join(', ')})` : ''}`);
+    if (next === undefined)
+      throw new FormatError(
+        at,
+        `\${${expr.trim()}} in stage "${r.stage}" is not defined: "${seen}" is ${kind(value)}${isDict(value) || Array.isArray(value) ? ` without "${part}"` : ''}`,
+        `Name an existing entry${isDict(value) ? ` (${Object.keys(value).slice(0, 8).join(', ')})` : ''}`,
+      );
     value = next;
     p = p ? [...p, part] : undefined;
     seen = `${seen}.${part}`;

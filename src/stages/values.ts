@@ -81,7 +81,9 @@ export function flattenLeaves(v: unknown, prefix = '', out: Record<string, unkno
 }
 
 function firstLine(err: unknown): string {
-  return String((err as Error).message ?? err).split('\n')[0]!.trim();
+  return String((err as Error).message ?? err)
+    .split('\n')[0]!
+    .trim();
 }
 
 /** Plain objects and arrays all the way down; dates as their ISO text (TOML's keep their own form). */

@@ -42,11 +42,11 @@ export async function parseYaml(text: string, file: string): Promise<YamlFile> {
       if (isMap(node)) {
         const pair = node.items.find((p) => (isScalar(p.key) ? p.key.value : p.key) === k);
         if (!pair) return undefined;
-        range = isScalar(pair.key) ? pair.key.range ?? undefined : undefined;
+        range = isScalar(pair.key) ? (pair.key.range ?? undefined) : undefined;
         node = pair.value;
       } else if (isSeq(node) && typeof k === 'number') {
         node = node.items[k];
-        range = isScalar(node) || isMap(node) || isSeq(node) ? node.range ?? undefined : undefined;
+        range = isScalar(node) || isMap(node) || isSeq(node) ? (node.range ?? undefined) : undefined;
       } else return undefined;
     }
     return range ? lc.linePos(range[0]) : undefined;

@@ -176,7 +176,15 @@ export async function planCheckout(ctx: CheckoutContext, targets: readonly Check
       if (!force) plan.conflicts.push(...(await uncachedUnder(store, guard.resolve(rel, 'inspect', t.source), rel)));
       plan.clears.push({ rel, source: t.source });
     };
-    const file = (rel: string, e: { sha256: Oid; isexec?: boolean; size: number }, shard: string, key: string): PlannedWrite => ({ rel, oid: e.sha256, isexec: e.isexec === true, source: t.source, shard, key, size: e.size });
+    const file = (rel: string, e: { sha256: Oid; isexec?: boolean; size: number }, shard: string, key: string): PlannedWrite => ({
+      rel,
+      oid: e.sha256,
+      isexec: e.isexec === true,
+      source: t.source,
+      shard,
+      key,
+      size: e.size,
+    });
     // Only the executable bit differs: a chmod of a plain file; a link (shared with the cache) is replaced.
     const modeOnly = (w: PlannedWrite, at: string) => {
       const st = lstatOrUndefined(at);
@@ -403,7 +411,11 @@ function setExec(guard: Guard, c: PlannedWrite): WrittenStat {
  * two threads (see cache/pool.ts). Returns each new file's stat key, taken
  * right after it was written.
  */
-export async function linkFiles(ctx: Pick<CheckoutContext, 'guard' | 'store' | 'linkTypes'>, writes: readonly (Pick<PlannedWrite, 'rel' | 'oid' | 'isexec' | 'source'> & { size?: number })[], progress?: Progress): Promise<WrittenStat[]> {
+export async function linkFiles(
+  ctx: Pick<CheckoutContext, 'guard' | 'store' | 'linkTypes'>,
+  writes: readonly (Pick<PlannedWrite, 'rel' | 'oid' | 'isexec' | 'source'> & { size?: number })[],
+  progress?: Progress,
+): Promise<WrittenStat[]> {
   if (writes.length === 0) return [];
   const bytes = writes.reduce((n, w) => n + (w.size ?? 0), 0);
   progress?.plan(writes.length, bytes);

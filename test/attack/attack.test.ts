@@ -68,7 +68,13 @@ describe(`attack suite: seed ${SEED}, ${CASES} cases`, () => {
       const r = await runBatch(from, count);
       expect(r.cases).toBe(count);
       const report = r.failures.map(describeFailure).join('\n');
-      expect(r.failures.length, `${r.failures.length} command(s) violated the invariant:\n${report}\n${r.log.split('\n').filter((l) => l.startsWith('attack:') || l.startsWith('  ')).join('\n')}`).toBe(0);
+      expect(
+        r.failures.length,
+        `${r.failures.length} command(s) violated the invariant:\n${report}\n${r.log
+          .split('\n')
+          .filter((l) => l.startsWith('attack:') || l.startsWith('  '))
+          .join('\n')}`,
+      ).toBe(0);
     });
   }
 });

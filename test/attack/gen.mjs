@@ -85,7 +85,22 @@ const isUtf8 = (b) => Buffer.from(b.toString('utf8'), 'utf8').equals(b);
 
 /** The commands run on each case, before shuffling: [name, ...args]; `to` marks checkout --to. */
 function commands(rng, c) {
-  const addPool = ['data', 'model.bin', 'src/run.sh', 'tdv.yaml', 'tdv.lock', 'out/model.copy', 'data/a.txt', 'scratch', 'notes.txt', 'README.md', 'lnk/a.txt', 'linked/f1.txt', 'metrics.json', ...c.addTargets];
+  const addPool = [
+    'data',
+    'model.bin',
+    'src/run.sh',
+    'tdv.yaml',
+    'tdv.lock',
+    'out/model.copy',
+    'data/a.txt',
+    'scratch',
+    'notes.txt',
+    'README.md',
+    'lnk/a.txt',
+    'linked/f1.txt',
+    'metrics.json',
+    ...c.addTargets,
+  ];
   const targetPool = ['data', 'data.tdv', 'model.bin', 'model.bin.tdv', 'evil.tdv', 'evil', 'out/model.copy', 'data/a.txt', 'README.md', 'linked', 'nope', ...c.addTargets];
   const toDir = rng.pick(['../to/snap', '../to/snap', '../to/lnk', '../to/pre', '../outside/dir', '.', 'sub-of-repo']);
   const list = [
@@ -314,15 +329,20 @@ const MUTATIONS = [
     fs.linkSync(c.abs(src), c.abs(f));
     c.note(`${f} hardlinked to the Git-tracked ${src}`);
   }),
-  M('link-mode', ['5'], (c) => {
-    const t = c.rng.pick(['hardlink', 'symlink', 'hardlink,copy', 'symlink,copy', 'copy']);
-    const local = c.rng.chance(0.5);
-    const f = local ? '.tdv/config.local.yaml' : '.tdv/config.yaml';
-    const old = local ? '' : fs.readFileSync(c.abs(f), 'utf8');
-    c.w(f, `${old}cache:\n  type: ${t}\n`);
-    if (!local) c.track(f);
-    c.note(`cache.type ${t} in ${f}`);
-  }, 2),
+  M(
+    'link-mode',
+    ['5'],
+    (c) => {
+      const t = c.rng.pick(['hardlink', 'symlink', 'hardlink,copy', 'symlink,copy', 'copy']);
+      const local = c.rng.chance(0.5);
+      const f = local ? '.tdv/config.local.yaml' : '.tdv/config.yaml';
+      const old = local ? '' : fs.readFileSync(c.abs(f), 'utf8');
+      c.w(f, `${old}cache:\n  type: ${t}\n`);
+      if (!local) c.track(f);
+      c.note(`cache.type ${t} in ${f}`);
+    },
+    2,
+  ),
   M('hardlinked-cache-object', ['5'], (c) => {
     const oid = c.meta.oids[c.rng.pick(['model', 'a'])];
     const p = c.objPath('cache', oid);
@@ -349,25 +369,30 @@ const MUTATIONS = [
     c.track(d);
     c.note(`committed ${d} -> ../outside/dir (a stage's output directory)`);
   }),
-  M('committed-symlink-control-file', ['C'], (c) => {
-    const [f, t] = c.rng.pick([
-      ['.gitignore', '../outside/secret.txt'],
-      ['.gitignore', 'README.md'],
-      ['out/.gitignore', '../../outside/secret.txt'],
-      ['.gitattributes', '../outside/secret.txt'],
-      ['.gitattributes', 'src/run.sh'],
-      ['.tdvignore', '../outside/secret.txt'],
-      ['tdv.lock', '../outside/lock-copy'],
-      ['metrics.json', '../outside/secret.txt'],
-      ['data.tdv', '../outside/ptr-copy.tdv'],
-      ['.tdv/.gitignore', '../../outside/secret.txt'],
-    ]);
-    if (f === 'tdv.lock') fs.copyFileSync(path.join(c.R, 'tdv.lock'), path.join(c.S, 'outside/lock-copy'));
-    if (f === 'data.tdv') fs.copyFileSync(path.join(c.R, 'data.tdv'), path.join(c.S, 'outside/ptr-copy.tdv'));
-    c.sym(f, t);
-    c.track(f);
-    c.note(`committed ${f} -> ${t}`);
-  }, 2),
+  M(
+    'committed-symlink-control-file',
+    ['C'],
+    (c) => {
+      const [f, t] = c.rng.pick([
+        ['.gitignore', '../outside/secret.txt'],
+        ['.gitignore', 'README.md'],
+        ['out/.gitignore', '../../outside/secret.txt'],
+        ['.gitattributes', '../outside/secret.txt'],
+        ['.gitattributes', 'src/run.sh'],
+        ['.tdvignore', '../outside/secret.txt'],
+        ['tdv.lock', '../outside/lock-copy'],
+        ['metrics.json', '../outside/secret.txt'],
+        ['data.tdv', '../outside/ptr-copy.tdv'],
+        ['.tdv/.gitignore', '../../outside/secret.txt'],
+      ]);
+      if (f === 'tdv.lock') fs.copyFileSync(path.join(c.R, 'tdv.lock'), path.join(c.S, 'outside/lock-copy'));
+      if (f === 'data.tdv') fs.copyFileSync(path.join(c.R, 'data.tdv'), path.join(c.S, 'outside/ptr-copy.tdv'));
+      c.sym(f, t);
+      c.track(f);
+      c.note(`committed ${f} -> ${t}`);
+    },
+    2,
+  ),
   M('committed-symlink-tdv-dir', ['C'], (c) => {
     const which = c.rng.pick(['.tdv', '.tdv/cache', '.tdv/tmp', '.tdv/cache/files']);
     const target = path.join(c.S, 'outside', 'moved');
@@ -383,7 +408,7 @@ const MUTATIONS = [
     fs.cpSync(path.join(c.R, '.tdv/cache'), target, { recursive: true });
     if (c.rng.chance(0.5)) {
       c.sym('.tdv/cache', '../../shared/cache');
-      c.note('.tdv/cache -> ../../shared/cache (untracked, the user\'s choice)');
+      c.note(".tdv/cache -> ../../shared/cache (untracked, the user's choice)");
     } else {
       fs.writeFileSync(path.join(c.R, '.tdv/config.local.yaml'), 'cache:\n  dir: ../../shared/cache\n');
       c.note('config.local.yaml cache.dir ../../shared/cache');
@@ -394,7 +419,7 @@ const MUTATIONS = [
     if (kind === 'lnk') fs.symlinkSync('../outside/dir', path.join(c.S, 'to/lnk'));
     if (kind === 'pre') {
       fs.mkdirSync(path.join(c.S, 'to/pre/data'), { recursive: true });
-      fs.writeFileSync(path.join(c.S, 'to/pre/model.bin'), 'somebody else\'s file\n');
+      fs.writeFileSync(path.join(c.S, 'to/pre/model.bin'), "somebody else's file\n");
       fs.symlinkSync('../../../outside/dir', path.join(c.S, 'to/pre/data/sub'));
     }
     if (kind === 'inner-link') {
@@ -405,13 +430,18 @@ const MUTATIONS = [
   }),
 
   // --- names (3, 9)
-  M('hostile-names-in-data', ['3', '9'], (c) => {
-    for (let i = c.rng.int(1, 3); i > 0; i--) {
-      const { label, b } = c.hostileName();
-      c.w(Buffer.concat([Buffer.from('data/'), b]), `file named ${label}\n`);
-      c.note(`data/<${label}>`);
-    }
-  }, 2),
+  M(
+    'hostile-names-in-data',
+    ['3', '9'],
+    (c) => {
+      for (let i = c.rng.int(1, 3); i > 0; i--) {
+        const { label, b } = c.hostileName();
+        c.w(Buffer.concat([Buffer.from('data/'), b]), `file named ${label}\n`);
+        c.note(`data/<${label}>`);
+      }
+    },
+    2,
+  ),
   M('hostile-dir-names-in-data', ['3'], (c) => {
     const kind = c.rng.pick(['gitfile', 'gitdir', 'tdvdir', 'GIT-upper', 'nested-git']);
     if (kind === 'gitfile') c.w('data/sub/.git', 'gitdir: ../../../outside/dir\n');
@@ -421,15 +451,20 @@ const MUTATIONS = [
     if (kind === 'nested-git') c.w('data/sub/deeper/.git/HEAD', 'ref: refs/heads/main\n');
     c.note(`data holds ${kind}`);
   }),
-  M('hostile-names-new-target', ['3', '9'], (c) => {
-    const { label, b, arg } = c.hostileName();
-    const inDir = c.rng.chance(0.5);
-    const rel = inDir ? Buffer.concat([Buffer.from('newdir/'), b]) : b;
-    c.w(rel, `new data named ${label}\n`);
-    if (inDir) c.addTargets.push('newdir');
-    else if (arg !== undefined) c.addTargets.push(arg.startsWith('-') ? `./${arg}` : arg);
-    c.note(`new ${inDir ? 'newdir/' : ''}<${label}> to add`);
-  }, 2),
+  M(
+    'hostile-names-new-target',
+    ['3', '9'],
+    (c) => {
+      const { label, b, arg } = c.hostileName();
+      const inDir = c.rng.chance(0.5);
+      const rel = inDir ? Buffer.concat([Buffer.from('newdir/'), b]) : b;
+      c.w(rel, `new data named ${label}\n`);
+      if (inDir) c.addTargets.push('newdir');
+      else if (arg !== undefined) c.addTargets.push(arg.startsWith('-') ? `./${arg}` : arg);
+      c.note(`new ${inDir ? 'newdir/' : ''}<${label}> to add`);
+    },
+    2,
+  ),
   M('long-path', ['3'], (c) => {
     const seg = 'd'.repeat(200);
     const depth = c.rng.int(5, 18);
@@ -439,16 +474,21 @@ const MUTATIONS = [
   }),
 
   // --- hostile pointers (3, 2, S)
-  M('hostile-pointer', ['3', '2'], (c) => {
-    const p = c.hostilePath();
-    const dir = c.rng.chance(0.3);
-    const out = dir ? { path: p, sha256: c.meta.oids.data, size: 96, nfiles: 4 } : { path: p, sha256: c.meta.oids.model, size: c.meta.sizes.model };
-    const where = c.rng.pick(['evil.tdv', 'evil.tdv', 'src/evil.tdv', 'data/evil.tdv', 'scratch/evil.tdv']);
-    c.w(where, c.pointer([out]));
-    c.track(where);
-    if (where.startsWith('data/')) c.note('(pointer inside tracked data)');
-    c.note(`${where} names ${JSON.stringify(p)} (${dir ? 'directory' : 'file'})`);
-  }, 4),
+  M(
+    'hostile-pointer',
+    ['3', '2'],
+    (c) => {
+      const p = c.hostilePath();
+      const dir = c.rng.chance(0.3);
+      const out = dir ? { path: p, sha256: c.meta.oids.data, size: 96, nfiles: 4 } : { path: p, sha256: c.meta.oids.model, size: c.meta.sizes.model };
+      const where = c.rng.pick(['evil.tdv', 'evil.tdv', 'src/evil.tdv', 'data/evil.tdv', 'scratch/evil.tdv']);
+      c.w(where, c.pointer([out]));
+      c.track(where);
+      if (where.startsWith('data/')) c.note('(pointer inside tracked data)');
+      c.note(`${where} names ${JSON.stringify(p)} (${dir ? 'directory' : 'file'})`);
+    },
+    4,
+  ),
   M('pointer-overlap', ['3'], (c) => {
     const p = c.rng.pick(['data', 'data/a.txt', 'data/sub', 'model.bin', 'out/model.copy', 'res/sub/b.txt']);
     c.w('evil.tdv', c.pointer([{ path: p, sha256: c.meta.oids.a, size: 6 }]));
@@ -474,38 +514,48 @@ const MUTATIONS = [
     c.track(where);
     c.note(`${where} is malformed #${i}`);
   }),
-  M('hostile-manifest', ['3', 'S'], (c) => {
-    const entries = [];
-    for (let i = c.rng.int(1, 3); i > 0; i--) {
-      const kind = c.rng.pick(['path', 'path', 'dup', 'file-and-dir', 'size', 'name']);
-      if (kind === 'path') entries.push({ relpath: c.hostilePath(), sha256: c.meta.oids.a, size: 6 });
-      if (kind === 'name') entries.push({ relpath: c.hostileName().b.toString('utf8'), sha256: c.meta.oids.a, size: 6 });
-      if (kind === 'dup') entries.push({ relpath: 'dup.txt', sha256: c.meta.oids.a, size: 6 }, { relpath: 'dup.txt', sha256: c.meta.oids.b, size: 6 });
-      if (kind === 'file-and-dir') entries.push({ relpath: 'fd', sha256: c.meta.oids.a, size: 6 }, { relpath: 'fd/x', sha256: c.meta.oids.b, size: 6 });
-      if (kind === 'size') entries.push({ relpath: 'big.bin', sha256: c.meta.oids.a, size: 2 ** 60 });
-    }
-    entries.push({ relpath: 'ok.txt', sha256: c.meta.oids.b, size: 6 });
-    const bytes = Buffer.from(JSON.stringify(entries));
-    const where = c.rng.pick([['cache'], ['remote'], ['cache', 'remote']]);
-    const oid = c.object(bytes, where, '.dir');
-    const out = c.rng.pick(['evil', 'evil', 'data']);
-    if (out === 'data') {
-      c.w('data.tdv', c.pointer([{ path: 'data', sha256: oid, size: 12, nfiles: entries.length }]));
-      c.track('data.tdv');
-    } else {
-      c.w('evil.tdv', c.pointer([{ path: 'evil', sha256: oid, size: 12, nfiles: entries.length }]));
-      c.track('evil.tdv');
-    }
-    c.note(`manifest ${oid.slice(0, 8)} in ${where.join('+')} for ${out}: ${JSON.stringify(entries.map((e) => e.relpath))}`);
-  }, 3),
-  M('corrupt-remote-object', ['4'], (c) => {
-    const key = c.rng.pick(['model', 'a', 'data']);
-    const oid = c.meta.oids[key];
-    const p = c.objPath('remote', oid);
-    fs.writeFileSync(p, key === 'data' ? '[{"relpath":"../../outside/pwn","sha256":"' + c.meta.oids.a + '","size":6}]' : 'tampered bytes!!\n');
-    fs.rmSync(c.objPath('cache', oid), { force: true });
-    c.note(`remote object ${oid.slice(0, 8)} (${key}) has other bytes; the cache lacks it`);
-  }, 2),
+  M(
+    'hostile-manifest',
+    ['3', 'S'],
+    (c) => {
+      const entries = [];
+      for (let i = c.rng.int(1, 3); i > 0; i--) {
+        const kind = c.rng.pick(['path', 'path', 'dup', 'file-and-dir', 'size', 'name']);
+        if (kind === 'path') entries.push({ relpath: c.hostilePath(), sha256: c.meta.oids.a, size: 6 });
+        if (kind === 'name') entries.push({ relpath: c.hostileName().b.toString('utf8'), sha256: c.meta.oids.a, size: 6 });
+        if (kind === 'dup') entries.push({ relpath: 'dup.txt', sha256: c.meta.oids.a, size: 6 }, { relpath: 'dup.txt', sha256: c.meta.oids.b, size: 6 });
+        if (kind === 'file-and-dir') entries.push({ relpath: 'fd', sha256: c.meta.oids.a, size: 6 }, { relpath: 'fd/x', sha256: c.meta.oids.b, size: 6 });
+        if (kind === 'size') entries.push({ relpath: 'big.bin', sha256: c.meta.oids.a, size: 2 ** 60 });
+      }
+      entries.push({ relpath: 'ok.txt', sha256: c.meta.oids.b, size: 6 });
+      const bytes = Buffer.from(JSON.stringify(entries));
+      const where = c.rng.pick([['cache'], ['remote'], ['cache', 'remote']]);
+      const oid = c.object(bytes, where, '.dir');
+      const out = c.rng.pick(['evil', 'evil', 'data']);
+      if (out === 'data') {
+        c.w('data.tdv', c.pointer([{ path: 'data', sha256: oid, size: 12, nfiles: entries.length }]));
+        c.track('data.tdv');
+      } else {
+        c.w('evil.tdv', c.pointer([{ path: 'evil', sha256: oid, size: 12, nfiles: entries.length }]));
+        c.track('evil.tdv');
+      }
+      c.note(`manifest ${oid.slice(0, 8)} in ${where.join('+')} for ${out}: ${JSON.stringify(entries.map((e) => e.relpath))}`);
+    },
+    3,
+  ),
+  M(
+    'corrupt-remote-object',
+    ['4'],
+    (c) => {
+      const key = c.rng.pick(['model', 'a', 'data']);
+      const oid = c.meta.oids[key];
+      const p = c.objPath('remote', oid);
+      fs.writeFileSync(p, key === 'data' ? '[{"relpath":"../../outside/pwn","sha256":"' + c.meta.oids.a + '","size":6}]' : 'tampered bytes!!\n');
+      fs.rmSync(c.objPath('cache', oid), { force: true });
+      c.note(`remote object ${oid.slice(0, 8)} (${key}) has other bytes; the cache lacks it`);
+    },
+    2,
+  ),
   M('corrupt-cache-object', ['4', '5'], (c) => {
     const key = c.rng.pick(['model', 'a', 'data']);
     const oid = c.meta.oids[key];
@@ -532,49 +582,76 @@ const MUTATIONS = [
   }),
 
   // --- FIFOs and other special files where files are expected (8)
-  M('fifo', ['8'], (c) => {
-    const where = c.rng.pick(['remote-object', 'cache-object', 'cache-manifest', 'model.bin', 'data/fifo', 'data/a.txt', 'tdv.yaml', 'tdv.lock', 'params.yaml', '.tdv/config.local.yaml', '.tdvignore', 'data.tdv', '.gitignore', 'remote-run', 'cache-run', 'src/m.json']);
-    if (where === 'remote-object' || where === 'cache-object' || where === 'cache-manifest') {
-      const oid = where === 'cache-manifest' ? c.meta.oids.data : c.meta.oids[c.rng.pick(['model', 'a'])];
-      const loc = where === 'remote-object' ? 'remote' : 'cache';
-      const p = c.objPath(loc, oid);
-      fs.rmSync(p, { force: true });
-      spawnSync('mkfifo', [p]);
-      if (loc === 'remote') fs.rmSync(c.objPath('cache', oid), { force: true });
-      c.note(`${loc} object ${oid.slice(0, 8)} is a FIFO`);
-    } else if (where === 'remote-run' || where === 'cache-run') {
-      const key = c.meta.runKeys.copy[0];
-      const p = where === 'remote-run' ? path.join(c.S, 'remote/runs', key.slice(0, 2), key.slice(2)) : path.join(c.R, '.tdv/cache/runs', key.slice(0, 2), key.slice(2));
-      fs.rmSync(p, { force: true });
-      spawnSync('mkfifo', [p]);
-      c.rm('out/model.copy');
-      c.note(`${where} record of stage copy is a FIFO`);
-    } else {
-      c.fifo(where);
-      c.note(`${where} is a FIFO`);
-    }
-  }, 2),
+  M(
+    'fifo',
+    ['8'],
+    (c) => {
+      const where = c.rng.pick([
+        'remote-object',
+        'cache-object',
+        'cache-manifest',
+        'model.bin',
+        'data/fifo',
+        'data/a.txt',
+        'tdv.yaml',
+        'tdv.lock',
+        'params.yaml',
+        '.tdv/config.local.yaml',
+        '.tdvignore',
+        'data.tdv',
+        '.gitignore',
+        'remote-run',
+        'cache-run',
+        'src/m.json',
+      ]);
+      if (where === 'remote-object' || where === 'cache-object' || where === 'cache-manifest') {
+        const oid = where === 'cache-manifest' ? c.meta.oids.data : c.meta.oids[c.rng.pick(['model', 'a'])];
+        const loc = where === 'remote-object' ? 'remote' : 'cache';
+        const p = c.objPath(loc, oid);
+        fs.rmSync(p, { force: true });
+        spawnSync('mkfifo', [p]);
+        if (loc === 'remote') fs.rmSync(c.objPath('cache', oid), { force: true });
+        c.note(`${loc} object ${oid.slice(0, 8)} is a FIFO`);
+      } else if (where === 'remote-run' || where === 'cache-run') {
+        const key = c.meta.runKeys.copy[0];
+        const p = where === 'remote-run' ? path.join(c.S, 'remote/runs', key.slice(0, 2), key.slice(2)) : path.join(c.R, '.tdv/cache/runs', key.slice(0, 2), key.slice(2));
+        fs.rmSync(p, { force: true });
+        spawnSync('mkfifo', [p]);
+        c.rm('out/model.copy');
+        c.note(`${where} record of stage copy is a FIFO`);
+      } else {
+        c.fifo(where);
+        c.note(`${where} is a FIFO`);
+      }
+    },
+    2,
+  ),
 
   // --- run records (1)
-  M('hostile-run-record', ['1'], (c) => {
-    const stage = c.rng.pick(['copy', 'tree', 'meter']);
-    const key = c.meta.runKeys[stage][0];
-    const p = c.hostilePath();
-    const dir = c.rng.chance(0.3);
-    const ent = dir ? { path: p, sha256: c.meta.oids.data, size: 96, nfiles: 4 } : { path: p, sha256: c.meta.oids.model, size: c.meta.sizes.model };
-    const rec = c.rng.pick([
-      { outs: [ent], metrics: [] },
-      { outs: [], metrics: [{ path: p, sha256: c.meta.oids.model, size: c.meta.sizes.model }] },
-      { outs: [ent, { path: stage === 'tree' ? 'res/sub' : 'out/model.copy', sha256: c.meta.oids.model, size: 17 }], metrics: [] },
-    ]);
-    const remote = c.rng.chance(0.4);
-    const file = remote ? path.join(c.S, 'remote/runs', key.slice(0, 2), key.slice(2)) : path.join(c.R, '.tdv/cache/runs', key.slice(0, 2), key.slice(2));
-    fs.writeFileSync(file, JSON.stringify(rec));
-    if (remote) fs.rmSync(path.join(c.R, '.tdv/cache/runs', key.slice(0, 2), key.slice(2)), { force: true });
-    // Make the stage want to run, so the record is looked up.
-    c.rm(stage === 'copy' ? 'out/model.copy' : stage === 'tree' ? 'res/sub' : 'metrics.json');
-    c.note(`${remote ? 'remote' : 'local'} run record of ${stage} restores ${JSON.stringify(rec)}`);
-  }, 3),
+  M(
+    'hostile-run-record',
+    ['1'],
+    (c) => {
+      const stage = c.rng.pick(['copy', 'tree', 'meter']);
+      const key = c.meta.runKeys[stage][0];
+      const p = c.hostilePath();
+      const dir = c.rng.chance(0.3);
+      const ent = dir ? { path: p, sha256: c.meta.oids.data, size: 96, nfiles: 4 } : { path: p, sha256: c.meta.oids.model, size: c.meta.sizes.model };
+      const rec = c.rng.pick([
+        { outs: [ent], metrics: [] },
+        { outs: [], metrics: [{ path: p, sha256: c.meta.oids.model, size: c.meta.sizes.model }] },
+        { outs: [ent, { path: stage === 'tree' ? 'res/sub' : 'out/model.copy', sha256: c.meta.oids.model, size: 17 }], metrics: [] },
+      ]);
+      const remote = c.rng.chance(0.4);
+      const file = remote ? path.join(c.S, 'remote/runs', key.slice(0, 2), key.slice(2)) : path.join(c.R, '.tdv/cache/runs', key.slice(0, 2), key.slice(2));
+      fs.writeFileSync(file, JSON.stringify(rec));
+      if (remote) fs.rmSync(path.join(c.R, '.tdv/cache/runs', key.slice(0, 2), key.slice(2)), { force: true });
+      // Make the stage want to run, so the record is looked up.
+      c.rm(stage === 'copy' ? 'out/model.copy' : stage === 'tree' ? 'res/sub' : 'metrics.json');
+      c.note(`${remote ? 'remote' : 'local'} run record of ${stage} restores ${JSON.stringify(rec)}`);
+    },
+    3,
+  ),
   M('malformed-run-record', ['1', '8'], (c) => {
     const key = c.meta.runKeys.copy[0];
     const text = c.rng.pick(['{', '[]', 'null', '{"outs":"x","metrics":[]}', JSON.stringify({ outs: Array(5000).fill({ path: 'out/model.copy', sha256: c.meta.oids.model, size: 17 }), metrics: [] })]);
@@ -584,20 +661,25 @@ const MUTATIONS = [
   }),
 
   // --- tdv.yaml and tdv.lock (2)
-  M('hostile-stage-outs', ['2'], (c) => {
-    const p = c.hostilePath();
-    const key = c.rng.pick(['outs', 'outs', 'metrics']);
-    // The command writes exactly the declared path (single quotes keep every byte but a quote), or nothing.
-    const cmd = c.rng.pick(['true', `cp model.bin '${p.replaceAll("'", '')}'`, 'echo hi']);
-    const extra = `  evil:\n    cmd: ${JSON.stringify(cmd)}\n    deps: [model.bin]\n    ${key}: [${JSON.stringify(p)}]\n`;
-    fs.appendFileSync(path.join(c.R, 'tdv.yaml'), extra);
-    c.track('tdv.yaml');
-    if (p.startsWith('linked') && !fs.existsSync(path.join(c.R, 'linked'))) {
-      c.sym('linked', '../outside/dir');
-      c.track('linked');
-    }
-    c.note(`stage evil (cmd ${JSON.stringify(cmd)}) ${key}: ${JSON.stringify(p)}`);
-  }, 3),
+  M(
+    'hostile-stage-outs',
+    ['2'],
+    (c) => {
+      const p = c.hostilePath();
+      const key = c.rng.pick(['outs', 'outs', 'metrics']);
+      // The command writes exactly the declared path (single quotes keep every byte but a quote), or nothing.
+      const cmd = c.rng.pick(['true', `cp model.bin '${p.replaceAll("'", '')}'`, 'echo hi']);
+      const extra = `  evil:\n    cmd: ${JSON.stringify(cmd)}\n    deps: [model.bin]\n    ${key}: [${JSON.stringify(p)}]\n`;
+      fs.appendFileSync(path.join(c.R, 'tdv.yaml'), extra);
+      c.track('tdv.yaml');
+      if (p.startsWith('linked') && !fs.existsSync(path.join(c.R, 'linked'))) {
+        c.sym('linked', '../outside/dir');
+        c.track('linked');
+      }
+      c.note(`stage evil (cmd ${JSON.stringify(cmd)}) ${key}: ${JSON.stringify(p)}`);
+    },
+    3,
+  ),
   M('hostile-stage-wdir', ['2', 'S'], (c) => {
     const wdir = c.rng.pick(['../outside', 'linked', '.git', '.tdv', 'src']);
     if (wdir === 'linked') {
@@ -609,21 +691,35 @@ const MUTATIONS = [
     c.note(`stage evil with wdir ${wdir}, outs f1.txt`);
   }),
   M('malformed-tdv-yaml', ['10', '8'], (c) => {
-    const t = c.rng.pick(['stages: [', 'stages:\n  x:\n    cmd: 1\n', 'stages:\n  "../x":\n    cmd: "true"\n', `stages:\n${'  s:\n    cmd: "true"\n'.repeat(2)}`, '\uFEFFstages: {}\n', 'a: &a [1,1,1,1,1,1,1,1,1,1]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n']);
+    const t = c.rng.pick([
+      'stages: [',
+      'stages:\n  x:\n    cmd: 1\n',
+      'stages:\n  "../x":\n    cmd: "true"\n',
+      `stages:\n${'  s:\n    cmd: "true"\n'.repeat(2)}`,
+      '\uFEFFstages: {}\n',
+      'a: &a [1,1,1,1,1,1,1,1,1,1]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n',
+    ]);
     c.w('tdv.yaml', t);
     c.track('tdv.yaml');
     c.note(`tdv.yaml is ${JSON.stringify(t.slice(0, 30))}`);
   }),
-  M('hostile-lock-outs', ['2', '3'], (c) => {
-    const p = c.hostilePath();
-    const dir = c.rng.chance(0.3);
-    const lock = fs.readFileSync(path.join(c.R, 'tdv.lock'), 'utf8');
-    const ent = dir ? `      - path: ${JSON.stringify(p)}\n        sha256: ${c.meta.oids.data}\n        size: 96\n        nfiles: 4\n` : `      - path: ${JSON.stringify(p)}\n        sha256: ${c.meta.oids.model}\n        size: ${c.meta.sizes.model}\n`;
-    const next = lock.replace(/(  copy:\n[\s\S]*?    outs:\n)/, `$1${ent}`);
-    c.w('tdv.lock', next);
-    c.track('tdv.lock');
-    c.note(`tdv.lock stage copy also outputs ${JSON.stringify(p)}`);
-  }, 2),
+  M(
+    'hostile-lock-outs',
+    ['2', '3'],
+    (c) => {
+      const p = c.hostilePath();
+      const dir = c.rng.chance(0.3);
+      const lock = fs.readFileSync(path.join(c.R, 'tdv.lock'), 'utf8');
+      const ent = dir
+        ? `      - path: ${JSON.stringify(p)}\n        sha256: ${c.meta.oids.data}\n        size: 96\n        nfiles: 4\n`
+        : `      - path: ${JSON.stringify(p)}\n        sha256: ${c.meta.oids.model}\n        size: ${c.meta.sizes.model}\n`;
+      const next = lock.replace(/(  copy:\n[\s\S]*?    outs:\n)/, `$1${ent}`);
+      c.w('tdv.lock', next);
+      c.track('tdv.lock');
+      c.note(`tdv.lock stage copy also outputs ${JSON.stringify(p)}`);
+    },
+    2,
+  ),
 
   // --- config (6)
   M('hostile-cache-dir', ['6'], (c) => {
@@ -686,30 +782,35 @@ const MUTATIONS = [
   }),
 
   // --- an unlucky user's workspace
-  M('workspace-edits', ['10'], (c) => {
-    const kind = c.rng.pick(['modify', 'delete-file', 'delete-dir', 'new-file', 'replace-dir-with-file', 'replace-file-with-dir', 'modify-linked']);
-    if (kind === 'modify') c.w('data/a.txt', 'user edit, in no cache\n');
-    if (kind === 'delete-file') c.rm(c.rng.pick(['model.bin', 'data/a.txt', 'out/model.copy']));
-    if (kind === 'delete-dir') c.rm(c.rng.pick(['data', 'data/sub', 'res/sub']));
-    if (kind === 'new-file') c.w('data/sub/new.txt', 'new user file\n');
-    if (kind === 'replace-dir-with-file') {
-      c.rm('data/sub');
-      c.w('data/sub', 'a file where a directory was\n');
-    }
-    if (kind === 'replace-file-with-dir') {
-      c.rm('model.bin');
-      c.w('model.bin/inner.txt', 'a directory where a file was\n');
-    }
-    if (kind === 'modify-linked') {
-      // Through a hardlink or symlink into the cache, the user's edit alters the object (class 5's scenario).
-      const p = c.abs('data/a.txt');
-      fs.rmSync(p);
-      fs.linkSync(c.objPath('cache', c.meta.oids.a), p);
-      fs.chmodSync(p, 0o644);
-      fs.writeFileSync(p, 'edited through a hardlink\n');
-    }
-    c.note(`workspace: ${kind}`);
-  }, 2),
+  M(
+    'workspace-edits',
+    ['10'],
+    (c) => {
+      const kind = c.rng.pick(['modify', 'delete-file', 'delete-dir', 'new-file', 'replace-dir-with-file', 'replace-file-with-dir', 'modify-linked']);
+      if (kind === 'modify') c.w('data/a.txt', 'user edit, in no cache\n');
+      if (kind === 'delete-file') c.rm(c.rng.pick(['model.bin', 'data/a.txt', 'out/model.copy']));
+      if (kind === 'delete-dir') c.rm(c.rng.pick(['data', 'data/sub', 'res/sub']));
+      if (kind === 'new-file') c.w('data/sub/new.txt', 'new user file\n');
+      if (kind === 'replace-dir-with-file') {
+        c.rm('data/sub');
+        c.w('data/sub', 'a file where a directory was\n');
+      }
+      if (kind === 'replace-file-with-dir') {
+        c.rm('model.bin');
+        c.w('model.bin/inner.txt', 'a directory where a file was\n');
+      }
+      if (kind === 'modify-linked') {
+        // Through a hardlink or symlink into the cache, the user's edit alters the object (class 5's scenario).
+        const p = c.abs('data/a.txt');
+        fs.rmSync(p);
+        fs.linkSync(c.objPath('cache', c.meta.oids.a), p);
+        fs.chmodSync(p, 0o644);
+        fs.writeFileSync(p, 'edited through a hardlink\n');
+      }
+      c.note(`workspace: ${kind}`);
+    },
+    2,
+  ),
   M('gitignored-data', ['2'], (c) => {
     c.w('.gitignore', fs.readFileSync(c.abs('.gitignore'), 'utf8') + 'newdir\n*.tdv\n.tdv\n');
     c.track('.gitignore');

@@ -150,7 +150,17 @@ async function runWorker(id) {
         s = JSON.parse(fs.readFileSync(w.statusFile, 'utf8'));
       } catch {}
       const kind = result.hung ? 'hang' : 'worker-died';
-      failures.push({ seed, caseNo, index: s.i, cmd: s.cmd ?? ['?'], code: kind, stdout: '', stderr: '', mutations: s.mutations ?? [], violations: [{ kind, detail: result.hung ? `no exit after ${timeoutMs / 1000} s; killed (later commands of the case not run)` : `worker exited (${result.died}) during this command` }] });
+      failures.push({
+        seed,
+        caseNo,
+        index: s.i,
+        cmd: s.cmd ?? ['?'],
+        code: kind,
+        stdout: '',
+        stderr: '',
+        mutations: s.mutations ?? [],
+        violations: [{ kind, detail: result.hung ? `no exit after ${timeoutMs / 1000} s; killed (later commands of the case not run)` : `worker exited (${result.died}) during this command` }],
+      });
       if (!quiet || single !== undefined) log(show(failures.at(-1)));
       kill(w);
       w = startWorker(id);
@@ -188,11 +198,23 @@ const byKind = {};
 for (const f of failures) for (const v of f.violations) byKind[v.kind] = (byKind[v.kind] ?? 0) + 1;
 const failedCases = new Set(failures.map((f) => f.caseNo)).size;
 log('');
-log(`attack: ${done} cases, ${commandsRun} commands in ${secs.toFixed(1)} s (template ${((tBuilt - t0) / 1000).toFixed(1)} s): ${((done / secs) * 60).toFixed(1)} cases/min, ${(caseMs / Math.max(done, 1)).toFixed(0)} ms of work per case`);
-if (flag('profile')) log(`attack: ms per case: ${Object.entries(prof).sort((a, b) => b[1] - a[1]).map(([k, ms]) => `${k} ${(ms / Math.max(done, 1)).toFixed(0)}`).join(', ')}`);
+log(
+  `attack: ${done} cases, ${commandsRun} commands in ${secs.toFixed(1)} s (template ${((tBuilt - t0) / 1000).toFixed(1)} s): ${((done / secs) * 60).toFixed(1)} cases/min, ${(caseMs / Math.max(done, 1)).toFixed(0)} ms of work per case`,
+);
+if (flag('profile'))
+  log(
+    `attack: ms per case: ${Object.entries(prof)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, ms]) => `${k} ${(ms / Math.max(done, 1)).toFixed(0)}`)
+      .join(', ')}`,
+  );
 log(`attack: ${failedCases} case(s) failed, ${failures.length} command(s) violated the invariant`);
 if (failures.length) {
-  log(`attack: violations by kind: ${Object.entries(byKind).map(([k, n]) => `${k} ${n}`).join(', ')}`);
+  log(
+    `attack: violations by kind: ${Object.entries(byKind)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ')}`,
+  );
   log(`attack: distinct (command | violation): commands, first cases (--seed ${seed} --case N)`);
   for (const [k, g] of [...groups].sort((a, b) => b[1].n - a[1].n)) log(`  ${String(g.n).padStart(5)}  ${k.padEnd(40)} ${g.cases.join(' ')}`);
 }
@@ -206,7 +228,11 @@ if (flag('confirm') && failures.length) {
   for (const n of cases) {
     const out = path.join(workdir, `confirm-${n}.json`);
     try {
-      execFileSync(process.execPath, [path.join(HERE, 'run.mjs'), '--seed', seed, '--case', String(n), '--exec', 'spawn', '--quiet', '--json', out, '--timeout', String(timeoutMs / 1000), '--dir', workdir, '--template', template], { stdio: 'ignore' });
+      execFileSync(
+        process.execPath,
+        [path.join(HERE, 'run.mjs'), '--seed', seed, '--case', String(n), '--exec', 'spawn', '--quiet', '--json', out, '--timeout', String(timeoutMs / 1000), '--dir', workdir, '--template', template],
+        { stdio: 'ignore' },
+      );
     } catch {}
     let again = [];
     try {
@@ -220,7 +246,8 @@ if (flag('confirm') && failures.length) {
     }
   }
 }
-if (flag('confirm') && failures.length) log(`attack: --exec spawn reproduced ${failures.filter((f) => f.confirmed).length} of ${failures.filter((f) => f.confirmed !== undefined).length} failures rechecked`);
+if (flag('confirm') && failures.length)
+  log(`attack: --exec spawn reproduced ${failures.filter((f) => f.confirmed).length} of ${failures.filter((f) => f.confirmed !== undefined).length} failures rechecked`);
 if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ seed, from, cases: done, commands: commandsRun, seconds: secs, failures }, null, 1));
 if (keep) log(`attack: work directory kept: ${workdir}`);
 else fs.rmSync(workdir, { recursive: true, force: true });

@@ -102,8 +102,7 @@ export function survey(root) {
           e.h = hashFile(abs);
           if (!e.h.startsWith('unreadable')) hashCache.set(sk, e.h);
         }
-      }
-      else if (e.t === 'l') e.to = fs.readlinkSync(abs, { encoding: 'buffer' }).toString('latin1');
+      } else if (e.t === 'l') e.to = fs.readlinkSync(abs, { encoding: 'buffer' }).toString('latin1');
       out.set(k, e);
       if (e.t === 'd') visit(abs, k);
     }
@@ -291,11 +290,25 @@ export function isCanonicalManifest(absBuf, h) {
       Array.isArray(arr) &&
       arr.every(
         (e) =>
-          e && legalRel(e.relpath) && /^[0-9a-f]{64}$/.test(e.sha256) && Number.isSafeInteger(e.size) && e.size >= 0 && (e.isexec === undefined || e.isexec === true) && Object.keys(e).length === (e.isexec ? 4 : 3),
+          e &&
+          legalRel(e.relpath) &&
+          /^[0-9a-f]{64}$/.test(e.sha256) &&
+          Number.isSafeInteger(e.size) &&
+          e.size >= 0 &&
+          (e.isexec === undefined || e.isexec === true) &&
+          Object.keys(e).length === (e.isexec ? 4 : 3),
       );
     if (ok) {
       for (const e of arr) seen.add(e.relpath);
-      ok = seen.size === arr.length && arr.every((e) => !e.relpath.split('/').slice(0, -1).some((_, i, parts) => seen.has(parts.slice(0, i + 1).join('/'))));
+      ok =
+        seen.size === arr.length &&
+        arr.every(
+          (e) =>
+            !e.relpath
+              .split('/')
+              .slice(0, -1)
+              .some((_, i, parts) => seen.has(parts.slice(0, i + 1).join('/'))),
+        );
       const sorted = [...arr].sort((a, b) => byCodePoint(a.relpath, b.relpath));
       const ser = `[${sorted.map((e) => JSON.stringify(e.isexec ? { relpath: e.relpath, sha256: e.sha256, size: e.size, isexec: true } : { relpath: e.relpath, sha256: e.sha256, size: e.size })).join(',')}]`;
       ok = ok && ser === text;

@@ -42,7 +42,13 @@ function envFor(S) {
 async function runInProc(cwd, args, env) {
   const out = [];
   const err = [];
-  const sink = (arr) => new Writable({ write(c, _e, cb) { arr.push(Buffer.from(c)); cb(); } });
+  const sink = (arr) =>
+    new Writable({
+      write(c, _e, cb) {
+        arr.push(Buffer.from(c));
+        cb();
+      },
+    });
   const stdin = new PassThrough();
   stdin.end();
   current = {};
@@ -116,8 +122,19 @@ export function outputProblems(res, name, hostileNames) {
   else if (![0, 1, 2].includes(res.code)) add('exit-code', `exit ${res.code}`);
   if (res.crash) add('crash', res.crash.split('\n').slice(0, 3).join(' | '));
   const all = `${res.stdout}\n${res.stderr}`;
-  if (STACK.test(all)) add('stack-trace', all.split('\n').find((l) => STACK.test(l)).trim());
-  if (/this is a bug|unexpected failure/i.test(res.stderr)) add('bug-message', res.stderr.split('\n').find((l) => /bug|unexpected/i.test(l)));
+  if (STACK.test(all))
+    add(
+      'stack-trace',
+      all
+        .split('\n')
+        .find((l) => STACK.test(l))
+        .trim(),
+    );
+  if (/this is a bug|unexpected failure/i.test(res.stderr))
+    add(
+      'bug-message',
+      res.stderr.split('\n').find((l) => /bug|unexpected/i.test(l)),
+    );
   const lines = res.stderr.split('\n').filter((l) => l !== '');
   const stray = lines.filter((l) => !/^(?:error|warning): /.test(l));
   if (stray.length) add('stderr-not-one-line', `${stray.length} line(s) neither "error:" nor "warning:", first ${JSON.stringify(stray[0].slice(0, 200))}`);
@@ -264,7 +281,19 @@ async function runCase(seed, caseNo, only) {
     lap('survey');
     const v = [...outputProblems(res, cmd[0], gen.hostileNames), ...check(before, after, { ...ctx, indexBefore: idx.text, indexAfter: idxAfter.text })];
     lap('check');
-    if (v.length) failures.push({ seed, caseNo, index: i, cmd, code: res.code, stdout: trunc(res.stdout), stderr: trunc(res.stderr), violations: v, mutations: gen.mutations, order: cmds.map((c) => c.join(' ')) });
+    if (v.length)
+      failures.push({
+        seed,
+        caseNo,
+        index: i,
+        cmd,
+        code: res.code,
+        stdout: trunc(res.stdout),
+        stderr: trunc(res.stderr),
+        violations: v,
+        mutations: gen.mutations,
+        order: cmds.map((c) => c.join(' ')),
+      });
     before = after;
     idx = idxAfter;
   }
@@ -277,7 +306,13 @@ process.on('message', async (m) => {
       const r = await runCase(m.seed, m.caseNo, m.only);
       process.send({ type: 'result', caseNo: m.caseNo, ...r });
     } catch (err) {
-      process.send({ type: 'result', caseNo: m.caseNo, failures: [{ seed: m.seed, caseNo: m.caseNo, harness: true, violations: [{ kind: 'harness-error', detail: String(err?.stack ?? err) }] }], commands: 0, ms: 0 });
+      process.send({
+        type: 'result',
+        caseNo: m.caseNo,
+        failures: [{ seed: m.seed, caseNo: m.caseNo, harness: true, violations: [{ kind: 'harness-error', detail: String(err?.stack ?? err) }] }],
+        commands: 0,
+        ms: 0,
+      });
     }
   } else if (m.type === 'exit') {
     process.exit(0);

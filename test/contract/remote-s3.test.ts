@@ -172,9 +172,11 @@ describeS3('S3 remote', () => {
     const f = file('x');
     const oids = Array.from({ length: 1005 }, (_, i) => sha256(`rm ${i}`));
     const queue = [...oids];
-    await Promise.all(Array.from({ length: 16 }, async () => {
-      for (let o = queue.pop(); o; o = queue.pop()) await remote.put(o, f.path, f.size);
-    }));
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        for (let o = queue.pop(); o; o = queue.pop()) await remote.put(o, f.path, f.size);
+      }),
+    );
     expect(await remote.remove(oids)).toEqual([]);
     const left: Oid[] = [];
     for await (const o of remote.list()) left.push(o);
@@ -267,8 +269,7 @@ describe('S3 remote without a server', () => {
 
   describe('error translation (real SDK error shapes)', () => {
     const ctx: S3ErrorContext = { name: 'origin', url: 's3://bkt/data', bucket: 'bkt', credentials: 'profile ci', redact: ['SECRETKEY', 'AKIDEXAMPLE'] };
-    const sdkError = (name: string, status: number, message: string) =>
-      new S3ServiceException({ name, $fault: status < 500 ? 'client' : 'server', $metadata: { httpStatusCode: status }, message });
+    const sdkError = (name: string, status: number, message: string) => new S3ServiceException({ name, $fault: status < 500 ? 'client' : 'server', $metadata: { httpStatusCode: status }, message });
     const oid = sha256('x');
 
     it.each([
@@ -327,7 +328,12 @@ describe('S3 remote without a server', () => {
 
     it('the bare SDK does warn on this Node (so the next test can see a warning)', async (t) => {
       if (Number(process.versions.node.split('.')[0]) >= 22) t.skip('the SDK only warns on Node < 22');
-      const r = await execa(process.execPath, script(`const { S3Client } = await import('@aws-sdk/client-s3'); new S3Client({ region: 'us-east-1' }).destroy();`), { cwd: ROOT, env: childEnv(), extendEnv: false, reject: false });
+      const r = await execa(process.execPath, script(`const { S3Client } = await import('@aws-sdk/client-s3'); new S3Client({ region: 'us-east-1' }).destroy();`), {
+        cwd: ROOT,
+        env: childEnv(),
+        extendEnv: false,
+        reject: false,
+      });
       expect(r.exitCode).toBe(0);
       expect(r.stderr).toContain('NodeVersionSupportWarning');
     });
@@ -343,9 +349,7 @@ describe('S3 remote without a server', () => {
         t.skip(why);
       }
       const s3 = s3Available();
-      const cfg: RemoteConfig = s3
-        ? s3RemoteConfig('warn')
-        : { url: 's3://b/p', endpointurl: 'http://127.0.0.1:1', force_path_style: true, access_key_id: 'k', secret_access_key: 's' };
+      const cfg: RemoteConfig = s3 ? s3RemoteConfig('warn') : { url: 's3://b/p', endpointurl: 'http://127.0.0.1:1', force_path_style: true, access_key_id: 'k', secret_access_key: 's' };
       const body = `const { createS3Remote } = await import(${JSON.stringify(pathToFileURL(built).href)});
 const r = await createS3Remote('w', ${JSON.stringify(cfg)}, { bucket: ${JSON.stringify(s3 ? S3_BUCKET : 'b')}, prefix: 'warn' });
 await r.has('${sha256('warn')}').catch(() => {});
@@ -356,4 +360,3 @@ r.close();`;
     });
   });
 });
-

@@ -162,7 +162,7 @@ export function remoteContract(label: string, make: () => Promise<RemoteUnderTes
       expect(objects).toEqual([]);
     });
 
-    it('get states the object\'s size before its bytes, so a reader can refuse a wrong one unread', async () => {
+    it("get states the object's size before its bytes, so a reader can refuse a wrong one unread", async () => {
       const { remote } = await make();
       const oid = await put(remote, Buffer.from('twelve bytes'));
       const body = await remote.get(oid);

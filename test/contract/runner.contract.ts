@@ -44,7 +44,11 @@ export async function runCapture(r: RunnerUnderTest, root: string, cmd: string, 
     onOutput: (c, stream) => chunks.push({ at: performance.now() - t0, stream, text: c.toString('utf8') }),
     ...over,
   });
-  const text = (s: string) => chunks.filter((c) => c.stream === s).map((c) => c.text).join('');
+  const text = (s: string) =>
+    chunks
+      .filter((c) => c.stream === s)
+      .map((c) => c.text)
+      .join('');
   return { result, stdout: text('stdout'), stderr: text('stderr'), chunks, ms: performance.now() - t0 };
 }
 

@@ -7,7 +7,27 @@ import { filePointer, newRepo } from '../helpers/expect.js';
 
 /** End-to-end: the real bin/tdv.js in a child process, as users run it. Needs `npx tsc -p .` first. */
 
-const COMMANDS = ['init', 'add', 'status', 'checkout', 'diff', 'log', 'push', 'fetch', 'pull', 'remove', 'unprotect', 'gc', 'remote', 'install', 'merge-driver', 'stage', 'commit', 'freeze', 'unfreeze'];
+const COMMANDS = [
+  'init',
+  'add',
+  'status',
+  'checkout',
+  'diff',
+  'log',
+  'push',
+  'fetch',
+  'pull',
+  'remove',
+  'unprotect',
+  'gc',
+  'remote',
+  'install',
+  'merge-driver',
+  'stage',
+  'commit',
+  'freeze',
+  'unfreeze',
+];
 // eslint-disable-next-line no-control-regex
 const ANSI = /\u001b\[[0-9;]*m/;
 

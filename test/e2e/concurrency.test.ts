@@ -24,36 +24,40 @@ async function lockTaken(dir: string): Promise<void> {
 const WAITING = /^warning: waiting for the repository lock held by `tdv (gc|push|repro)` \(pid \d+\)\.\.\.$/m;
 
 describe('the repository lock serialises commands started together', () => {
-  it.each([['gc first'], ['push first']])('push during gc: both succeed, the remote and the cache keep everything referenced (%s)', async (order) => {
-    // Enough work that the first command holds the lock for a good while: 20,000 files to
-    // push, 20,000 unused objects to delete.
-    const files: Record<string, string> = {};
-    for (let i = 0; i < N; i++) files[`data/f${i}.csv`] = `row,${i}\n`;
-    const dir = await repoWith(files, ['data']);
-    const remote = newDir();
-    fs.appendFileSync(path.join(dir, '.tdv', 'config.yaml'), `core:\n  remote: store\nremote:\n  store:\n    url: ${remote}\n`);
-    for (let i = 0; i < N; i++) {
-      const bytes = `unused ${i}\n`;
-      write(dir, `.tdv/cache/files/sha256/${sha(bytes).slice(0, 2)}/${sha(bytes).slice(2)}`, bytes);
-    }
+  it.each([['gc first'], ['push first']])(
+    'push during gc: both succeed, the remote and the cache keep everything referenced (%s)',
+    async (order) => {
+      // Enough work that the first command holds the lock for a good while: 20,000 files to
+      // push, 20,000 unused objects to delete.
+      const files: Record<string, string> = {};
+      for (let i = 0; i < N; i++) files[`data/f${i}.csv`] = `row,${i}\n`;
+      const dir = await repoWith(files, ['data']);
+      const remote = newDir();
+      fs.appendFileSync(path.join(dir, '.tdv', 'config.yaml'), `core:\n  remote: store\nremote:\n  store:\n    url: ${remote}\n`);
+      for (let i = 0; i < N; i++) {
+        const bytes = `unused ${i}\n`;
+        write(dir, `.tdv/cache/files/sha256/${sha(bytes).slice(0, 2)}/${sha(bytes).slice(2)}`, bytes);
+      }
 
-    const gc = () => tdvBin(dir, ['gc', '--workspace', '-f']);
-    const push = () => tdvBin(dir, ['push']);
-    const [start, then] = order === 'gc first' ? [gc, push] : [push, gc];
-    const a = start();
-    await lockTaken(dir); // the second starts while the first holds the lock
-    const [first, second] = await Promise.all([a, then()]);
-    expect(first.code, first.stderr).toBe(0);
-    expect(second.code, second.stderr).toBe(0);
-    expect(second.stderr).toMatch(WAITING);
-    expect(first.stderr).not.toMatch(WAITING);
+      const gc = () => tdvBin(dir, ['gc', '--workspace', '-f']);
+      const push = () => tdvBin(dir, ['push']);
+      const [start, then] = order === 'gc first' ? [gc, push] : [push, gc];
+      const a = start();
+      await lockTaken(dir); // the second starts while the first holds the lock
+      const [first, second] = await Promise.all([a, then()]);
+      expect(first.code, first.stderr).toBe(0);
+      expect(second.code, second.stderr).toBe(0);
+      expect(second.stderr).toMatch(WAITING);
+      expect(first.stderr).not.toMatch(WAITING);
 
-    // Everything referenced is in the cache, whole; nothing unused is left; the remote holds it all.
-    const fsck = await tdv(dir, 'fsck', '--remote', '--json');
-    expect(fsck.code, fsck.stdout).toBe(0);
-    expect(JSON.parse(fsck.stdout)).toMatchObject({ clean: true, referenced: N + 1, objects: N + 1, remote: { checked: N + 1, missing: [], wrongSize: [] } });
-    expect(hashCache(dir, remote).objects.size).toBe(N + 1); // every remote object hashes to its name
-  }, 120_000);
+      // Everything referenced is in the cache, whole; nothing unused is left; the remote holds it all.
+      const fsck = await tdv(dir, 'fsck', '--remote', '--json');
+      expect(fsck.code, fsck.stdout).toBe(0);
+      expect(JSON.parse(fsck.stdout)).toMatchObject({ clean: true, referenced: N + 1, objects: N + 1, remote: { checked: N + 1, missing: [], wrongSize: [] } });
+      expect(hashCache(dir, remote).objects.size).toBe(N + 1); // every remote object hashes to its name
+    },
+    120_000,
+  );
 
   it('repro twice at once: the second waits for the first, then finds everything up to date', async () => {
     const dir = await bikeshareRepo({ days: 31, trips: 300 });

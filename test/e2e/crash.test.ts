@@ -116,7 +116,12 @@ function expectWhole(dir: string, rels: readonly string[], versions: ReadonlyMap
 /** tdv's temp files anywhere in the repo: beside workspace files, in .tdv/tmp, in the cache. */
 function tempsIn(dir: string, rels: readonly string[]): string[] {
   const tmp = path.join(dir, '.tdv', 'tmp');
-  const inTmp = fs.existsSync(tmp) ? fs.readdirSync(tmp).filter((n) => /^\.tdvtmp\./.test(n)).map((n) => `.tdv/tmp/${n}`) : [];
+  const inTmp = fs.existsSync(tmp)
+    ? fs
+        .readdirSync(tmp)
+        .filter((n) => /^\.tdvtmp\./.test(n))
+        .map((n) => `.tdv/tmp/${n}`)
+    : [];
   const atRoot = fs.readdirSync(dir).filter((n) => /^\.tdvtmp\./.test(n));
   return [...workspace(dir, rels).temps, ...hashCache(dir).leftovers, ...inTmp, ...atRoot];
 }
@@ -433,4 +438,3 @@ describe('SIGKILL at random moments: nothing is lost, nothing is corrupt, the re
 it('has a seed to repeat the run with', () => {
   expect(SEED).toBeGreaterThan(0);
 });
-

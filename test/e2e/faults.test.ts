@@ -81,9 +81,20 @@ async function clone(prefix: string, tag: string): Promise<string> {
 
 function record(kind: FaultKind, command: string, r: { code: number; stdout: string; stderr: string }, stats: FaultStats, verified: number, t0: number): void {
   const faults = Object.values(stats.faults).reduce((a, b) => a + b, 0);
-  const row: Row = { kind, command, outcome: r.code === 0 ? 'completed' : 'exit 1, rerun completed', faults, sdkRetries: stats.sdkRetries, refetches: stats.refetches, verified, seconds: Math.round((Date.now() - t0) / 100) / 10 };
+  const row: Row = {
+    kind,
+    command,
+    outcome: r.code === 0 ? 'completed' : 'exit 1, rerun completed',
+    faults,
+    sdkRetries: stats.sdkRetries,
+    refetches: stats.refetches,
+    verified,
+    seconds: Math.round((Date.now() - t0) / 100) / 10,
+  };
   rows.push(row);
-  console.log(`[faults] ${kind} ${command}: ${row.outcome}; ${faults} faults in ${stats.requests} requests, ${stats.sdkRetries} SDK retries, ${stats.refetches} re-downloads by tdv, ${verified} objects verified (${row.seconds} s)${r.code ? `\n  ${r.stderr.trimEnd().split('\n').at(-1)}` : ''}`);
+  console.log(
+    `[faults] ${kind} ${command}: ${row.outcome}; ${faults} faults in ${stats.requests} requests, ${stats.sdkRetries} SDK retries, ${stats.refetches} re-downloads by tdv, ${verified} objects verified (${row.seconds} s)${r.code ? `\n  ${r.stderr.trimEnd().split('\n').at(-1)}` : ''}`,
+  );
 }
 
 /** Runs `args` under the fault, then (if it failed) again without faults; returns the faulty run's counts. */
@@ -137,7 +148,10 @@ describeS3('push, fetch and pull under network faults (1 request in 5)', () => {
     console.log(
       [
         '[faults] summary: fault kind x command, 1 eligible request in 5 faulted',
-        ...rows.map((r) => `  ${r.kind.padEnd(12)} ${r.command.padEnd(6)} ${r.outcome.padEnd(24)} faults ${String(r.faults).padStart(4)}  sdk retries ${String(r.sdkRetries).padStart(4)}  re-downloads ${String(r.refetches).padStart(3)}  verified ${r.verified}  (${r.seconds} s)`),
+        ...rows.map(
+          (r) =>
+            `  ${r.kind.padEnd(12)} ${r.command.padEnd(6)} ${r.outcome.padEnd(24)} faults ${String(r.faults).padStart(4)}  sdk retries ${String(r.sdkRetries).padStart(4)}  re-downloads ${String(r.refetches).padStart(3)}  verified ${r.verified}  (${r.seconds} s)`,
+        ),
         `  total: ${rows.length} runs, ${total('faults')} faults injected, ${total('sdkRetries')} SDK retries, ${total('refetches')} re-downloads by tdv, ${total('verified')} objects verified; data lost or wrong: 0`,
       ].join('\n'),
     );

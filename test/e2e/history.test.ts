@@ -83,7 +83,8 @@ describe('Git hooks (bin/tdv)', () => {
       ['tdv', 'remote', 'add', '-d', 'store', remote],
       ['tdv', 'install'],
       ['git', 'remote', 'add', 'origin', bare],
-    ]) expect((await sh(c[0]!, ...c.slice(1))).code, c.join(' ')).toBe(0);
+    ])
+      expect((await sh(c[0]!, ...c.slice(1))).code, c.join(' ')).toBe(0);
     write(dir, 'model.bin', 'weights');
     expect((await sh('tdv', 'add', 'model.bin')).code).toBe(0);
     expect((await sh('git', 'add', '-A')).code).toBe(0);
@@ -135,7 +136,12 @@ describe('merge driver (bin/tdv)', () => {
     const m = await sh('git', 'merge', '--no-edit', 'feature');
     expect(m.code, m.stderr + m.stdout).toBe(0);
     const union = { 'a.csv': 'a-main', 'b.csv': 'b-feature', 'c.csv': 'c2', 'd.csv': 'd' };
-    expect(read(dir, 'data.tdv')).toBe(dirPointer('data', Object.entries(union).map(([relpath, content]) => ({ relpath, content }))));
+    expect(read(dir, 'data.tdv')).toBe(
+      dirPointer(
+        'data',
+        Object.entries(union).map(([relpath, content]) => ({ relpath, content })),
+      ),
+    );
     expect(files(path.join(dir, 'data'))).toEqual(union);
     expect((await sh('tdv', 'status')).stdout.trim()).toBe('Data and pipelines are up to date.');
   });

@@ -50,9 +50,7 @@ describe('install from a packed tarball', () => {
   it("README's install line names the tarball `npm pack` makes, and prepack builds it", () => {
     expect(path.basename(packed.tarball)).toBe(TARBALL);
     const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-    expect(readme.split('\n').filter((l) => l.startsWith('npm pack && npm install --global '))[0]).toMatch(
-      new RegExp(`^npm pack && npm install --global \\./${TARBALL.replace(/\./g, '\\.')}(\\s|$)`),
-    );
+    expect(readme.split('\n').filter((l) => l.startsWith('npm pack && npm install --global '))[0]).toMatch(new RegExp(`^npm pack && npm install --global \\./${TARBALL.replace(/\./g, '\\.')}(\\s|$)`));
     expect(pkg.scripts.prepack).toBe('npm run build');
   });
 

@@ -49,7 +49,12 @@ describeS3('secrets never appear in any output', () => {
     write(dir, 'model.bin', 'weights');
     expect((await run(dir, ['add', 'data', 'model.bin'])).code).toBe(0);
     expect((await run(dir, ['remote', 'add', '-d', 's3', `s3://${S3_BUCKET}/secrets-${tag}`])).code).toBe(0);
-    for (const [k, v] of [['endpointurl', endpoint], ['force_path_style', 'true'], ['checksum', 'when_required']]) expect((await run(dir, ['remote', 'modify', 's3', k!, v!])).code).toBe(0);
+    for (const [k, v] of [
+      ['endpointurl', endpoint],
+      ['force_path_style', 'true'],
+      ['checksum', 'when_required'],
+    ])
+      expect((await run(dir, ['remote', 'modify', 's3', k!, v!])).code).toBe(0);
     expect((await run(dir, ['remote', 'modify', 's3', 'access_key_id', S3RVER_KEY, '--local'])).code).toBe(0);
     expect((await run(dir, ['-v', 'remote', 'modify', 's3', 'secret_access_key', secrets.local, '--local'])).code).toBe(0);
     // Refused outside config.local.yaml: the refusal must not echo the value.

@@ -10,8 +10,7 @@
 import { afterAll, type RunnerTask, type RunnerTestFile, type RunnerTestSuite } from 'vitest';
 import { removeFileScopedDirs } from './tmp.js';
 
-const failedIn = (t: RunnerTask | RunnerTestSuite | RunnerTestFile): boolean =>
-  t.result?.state === 'fail' || ('tasks' in t && t.tasks.some(failedIn));
+const failedIn = (t: RunnerTask | RunnerTestSuite | RunnerTestFile): boolean => t.result?.state === 'fail' || ('tasks' in t && t.tasks.some(failedIn));
 
 // vitest requires a destructuring pattern for the context argument, hence `{}`.
 afterAll(({}, suite) => removeFileScopedDirs(failedIn(suite)));

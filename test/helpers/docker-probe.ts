@@ -21,5 +21,10 @@ export function probeDocker(): string | undefined {
 }
 
 function firstLine(s: string | undefined): string {
-  return (s ?? '').split('\n').map((l) => l.trim()).find(Boolean) ?? '';
+  return (
+    (s ?? '')
+      .split('\n')
+      .map((l) => l.trim())
+      .find(Boolean) ?? ''
+  );
 }

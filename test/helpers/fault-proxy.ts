@@ -134,49 +134,46 @@ export async function startFaultProxy(upstream: string, opts: FaultProxyOptions 
     const dropAfter = fault === 'drop';
 
     const forward = () => {
-      const up = http.request(
-        { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers, agent },
-        (upRes) => {
-          if (dropAfter) {
-            upRes.resume();
-            upRes.once('end', () => req.socket.destroy());
-            return;
-          }
-          const length = Number(upRes.headers['content-length'] ?? 0);
-          let body: FaultKind | undefined;
-          // Response bodies: GETs of objects (not listings, whose XML would only make the request fail).
-          if ((kind === 'truncate' || kind === 'corrupt') && !uploads && isGet && length > 0 && upRes.statusCode === 200 && hit()) body = kind;
-          res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-          if (!body) {
-            upRes.pipe(res);
-            return;
-          }
-          count(body);
-          const at = Math.floor(length / 2);
-          let seen = 0;
-          upRes.on('data', (chunk: Buffer) => {
-            const start = seen;
-            seen += chunk.length;
-            if (body === 'truncate') {
-              if (start >= at) return;
-              if (seen > at) {
-                res.write(chunk.subarray(0, at - start));
-                upRes.destroy();
-                res.socket?.destroy();
-                return;
-              }
-              res.write(chunk);
+      const up = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers, agent }, (upRes) => {
+        if (dropAfter) {
+          upRes.resume();
+          upRes.once('end', () => req.socket.destroy());
+          return;
+        }
+        const length = Number(upRes.headers['content-length'] ?? 0);
+        let body: FaultKind | undefined;
+        // Response bodies: GETs of objects (not listings, whose XML would only make the request fail).
+        if ((kind === 'truncate' || kind === 'corrupt') && !uploads && isGet && length > 0 && upRes.statusCode === 200 && hit()) body = kind;
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        if (!body) {
+          upRes.pipe(res);
+          return;
+        }
+        count(body);
+        const at = Math.floor(length / 2);
+        let seen = 0;
+        upRes.on('data', (chunk: Buffer) => {
+          const start = seen;
+          seen += chunk.length;
+          if (body === 'truncate') {
+            if (start >= at) return;
+            if (seen > at) {
+              res.write(chunk.subarray(0, at - start));
+              upRes.destroy();
+              res.socket?.destroy();
               return;
             }
-            if (start <= at && at < seen) {
-              chunk = Buffer.from(chunk);
-              chunk[at - start]! ^= 0x5a;
-            }
             res.write(chunk);
-          });
-          upRes.on('end', () => res.end());
-        },
-      );
+            return;
+          }
+          if (start <= at && at < seen) {
+            chunk = Buffer.from(chunk);
+            chunk[at - start]! ^= 0x5a;
+          }
+          res.write(chunk);
+        });
+        upRes.on('end', () => res.end());
+      });
       up.on('error', () => res.socket?.destroy());
       res.on('close', () => {
         if (!res.writableFinished) up.destroy();

@@ -116,7 +116,10 @@ function startServer(): Promise<{ child: ChildProcess; port: number }> {
 
 /** The telling line of a child's stderr: its own `ERROR ...`, else Node's `...Error: ...`. */
 function summarize(stderr: string): string {
-  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const own = lines.find((l) => l.startsWith('ERROR '));
   if (own) return own.slice(6);
   return lines.find((l) => /^\w*Error\b/.test(l)) ?? lines[0] ?? '';

@@ -153,7 +153,10 @@ store.putPart = async (bucket, uploadId, partNumber, content) => {
   const md5 = crypto.createHash('md5').update(body).digest('hex');
   const partPath = path.join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId, String(partNumber));
   fs.mkdirSync(path.dirname(partPath), { recursive: true });
-  for (const [to, data] of [[partPath, body], [`${partPath}.md5`, md5]]) {
+  for (const [to, data] of [
+    [partPath, body],
+    [`${partPath}.md5`, md5],
+  ]) {
     const tmp = `${to}.${crypto.randomBytes(6).toString('hex')}.tmp`;
     fs.writeFileSync(tmp, data);
     fs.renameSync(tmp, to);

@@ -19,7 +19,14 @@ export function cacheMd5s(root: string): Map<string, string> {
   const base = path.join(root, '.tdv', 'cache', 'files', 'sha256');
   const out = new Map<string, string>();
   for (const p of fs.readdirSync(base)) {
-    for (const rest of fs.readdirSync(path.join(base, p))) out.set(p + rest, crypto.createHash('md5').update(fs.readFileSync(path.join(base, p, rest))).digest('hex'));
+    for (const rest of fs.readdirSync(path.join(base, p)))
+      out.set(
+        p + rest,
+        crypto
+          .createHash('md5')
+          .update(fs.readFileSync(path.join(base, p, rest)))
+          .digest('hex'),
+      );
   }
   return out;
 }

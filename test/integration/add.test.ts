@@ -2,20 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { git, read, snapshot, tdv, write } from '../helpers/repo.js';
-import {
-  dirPointer,
-  expectOneLineError,
-  filePointer,
-  isReadOnly,
-  manifest,
-  mtimeNs,
-  newDir,
-  newRepo,
-  objPath,
-  setConfig,
-  sha,
-  state,
-} from '../helpers/expect.js';
+import { dirPointer, expectOneLineError, filePointer, isReadOnly, manifest, mtimeNs, newDir, newRepo, objPath, setConfig, sha, state } from '../helpers/expect.js';
 
 const UP_TO_DATE = 'Data and pipelines are up to date.';
 
@@ -29,9 +16,7 @@ describe('tdv add: files', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout).toContain(`Added data.csv (${content.length} B) -> data.csv.tdv`);
     expect(r.stdout).toContain('git add data.csv.tdv .gitignore');
-    expect(read(dir, 'data.csv.tdv')).toBe(
-      `outs:\n- path: data.csv\n  sha256: ${sha(content)}\n  size: ${content.length}\n`,
-    );
+    expect(read(dir, 'data.csv.tdv')).toBe(`outs:\n- path: data.csv\n  sha256: ${sha(content)}\n  size: ${content.length}\n`);
     const obj = objPath(dir, sha(content));
     expect(fs.readFileSync(obj, 'utf8')).toBe(content);
     expect(fs.statSync(obj).mode & 0o777).toBe(0o444);

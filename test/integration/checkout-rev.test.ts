@@ -44,7 +44,11 @@ describe('tdv checkout --rev: the bike-share month', () => {
     expect(outsideData(dir)).toEqual(pointersBefore);
     expect(await git(dir, 'status', '--porcelain')).toBe('');
     const st = await tdv(dir, 'status', '--json');
-    expect(JSON.parse(st.stdout).data[0]).toMatchObject({ path: 'data', workspace: 'modified', files: { added: ['trips/2024-07-01.csv'], deleted: ['trips/2024-08-01.csv'], modified: ['trips/2024-07-31.csv'] } });
+    expect(JSON.parse(st.stdout).data[0]).toMatchObject({
+      path: 'data',
+      workspace: 'modified',
+      files: { added: ['trips/2024-07-01.csv'], deleted: ['trips/2024-08-01.csv'], modified: ['trips/2024-07-31.csv'] },
+    });
 
     // Back to HEAD's data with a plain checkout.
     expect((await tdv(dir, 'checkout')).code).toBe(0);
@@ -55,7 +59,12 @@ describe('tdv checkout --rev: the bike-share month', () => {
   it('restores any day of the month by HEAD~N, branch or commit id, each exactly as committed', async () => {
     const { dir, commits } = await julyHistory(10);
     await git(dir, 'branch', 'day-4', commits[3]!);
-    for (const [rev, d] of [['HEAD~9', 1], ['day-4', 4], [commits[6]!, 7], ['HEAD', 10]] as const) {
+    for (const [rev, d] of [
+      ['HEAD~9', 1],
+      ['day-4', 4],
+      [commits[6]!, 7],
+      ['HEAD', 10],
+    ] as const) {
       const r = await tdv(dir, 'checkout', '--rev', rev);
       expect(r.code, `${rev}: ${r.stderr}`).toBe(0);
       expect(files(path.join(dir, 'data')), rev).toEqual(julyUpTo(d));
@@ -355,7 +364,6 @@ describe('tdv checkout --to: snapshots', () => {
     expect(state(dir)).toEqual(before);
     expect(read(dir, 'snapshots/one/model.bin')).toBe('kept in git\n');
   });
-
 });
 
 describe('history in a tdv repository below the top of the Git work tree (init --subdir)', () => {

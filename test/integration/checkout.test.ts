@@ -287,7 +287,7 @@ describe('tdv checkout: missing cache objects', () => {
     expect(read(dir, 'a.csv')).toBe('a\n');
   });
 
-  it('after a branch switch with one object missing, restores the rest of the branch\'s data', async () => {
+  it("after a branch switch with one object missing, restores the rest of the branch's data", async () => {
     const dir = await repoWith({ 'data/a': 'a1', 'm.bin': 'm1' }, ['data', 'm.bin']);
     await git(dir, 'add', '-A');
     await git(dir, 'commit', '-qm', 'one');
@@ -414,7 +414,7 @@ describe('tdv checkout after a branch switch took a pointer away', () => {
     expect(read(dir, 'data/x')).toBe('x');
   });
 
-  it('a path Git tracks on the new branch is Git\'s, never deleted', async () => {
+  it("a path Git tracks on the new branch is Git's, never deleted", async () => {
     const dir = await twoBranches();
     await git(dir, 'checkout', '-q', 'old');
     await git(dir, 'checkout', '-qb', 'plain');

@@ -5,7 +5,11 @@ import { describe, expect, it } from 'vitest';
 import { expectOneLineError, newDir } from '../helpers/expect.js';
 import { tdvBin } from '../helpers/repo.js';
 
-const has = (shell: string) => execa(shell, ['-c', 'exit 0'], { reject: false }).then((r) => r.exitCode === 0, () => false);
+const has = (shell: string) =>
+  execa(shell, ['-c', 'exit 0'], { reject: false }).then(
+    (r) => r.exitCode === 0,
+    () => false,
+  );
 
 /** What bash completes for the words typed so far (the last one being completed). */
 async function bashComplete(script: string, words: string[]): Promise<string[]> {
@@ -17,7 +21,7 @@ async function bashComplete(script: string, words: string[]): Promise<string[]> 
 }
 
 describe('tdv completion', () => {
-  it('bash: completes commands, subcommands and each command\'s options from the command tree; values of options are left to file names', async () => {
+  it("bash: completes commands, subcommands and each command's options from the command tree; values of options are left to file names", async () => {
     const r = await tdvBin(newDir(), ['completion', 'bash']);
     expect(r.code, r.stderr).toBe(0);
     const s = r.stdout;
@@ -59,7 +63,7 @@ describe('tdv completion', () => {
         '_describe() { local arr=${@[-1]}; print -rl -- "${(@P)arr}"; }',
         '_files() { print FILES; }',
         'words=(tdv remote a); CURRENT=3; _tdv; print -- ---',
-        "words=(tdv -q pull -r push --f); CURRENT=6; _tdv; print -- ---",
+        'words=(tdv -q pull -r push --f); CURRENT=6; _tdv; print -- ---',
         "words=(tdv pull -r ''); CURRENT=4; _tdv; print -- ---",
         'words=(tdv add da); CURRENT=3; _tdv',
       ].join('\n');
@@ -74,7 +78,10 @@ describe('tdv completion', () => {
     }
     if (await has('fish')) {
       fs.writeFileSync(path.join(dir, 'tdv.fish'), fish.stdout);
-      const f = await execa('fish', ['-c', 'source tdv.fish; and complete -C "tdv remote a"; and complete -C "tdv push --with"; and complete -C "tdv -q pull -r push --for"'], { cwd: dir, reject: false });
+      const f = await execa('fish', ['-c', 'source tdv.fish; and complete -C "tdv remote a"; and complete -C "tdv push --with"; and complete -C "tdv -q pull -r push --for"'], {
+        cwd: dir,
+        reject: false,
+      });
       expect(f.stderr).toBe('');
       expect(f.stdout).toMatch(/^add\t/m);
       expect(f.stdout).toMatch(/^--with-deps\t/m);

@@ -38,7 +38,7 @@ async function pushedRepo() {
 }
 
 describe('downloads are bounded by the recorded size (F13)', () => {
-  it('refuses a file object whose size on the remote differs from the pointer\'s, before reading it, naming both sizes', async () => {
+  it("refuses a file object whose size on the remote differs from the pointer's, before reading it, naming both sizes", async () => {
     const { dir, remote } = await pushedRepo();
     write(dir, 'a', 'a\n');
     await run(dir, 'add', '-q', 'a');

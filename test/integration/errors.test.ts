@@ -29,7 +29,7 @@ describe('-v shows why an error happened', () => {
 });
 
 describe('-v shows the docker run command line of a Docker stage', () => {
-  it('repro passes the runner\'s debug lines (its docker run line) on as events, which the CLI prints as debug lines', async () => {
+  it("repro passes the runner's debug lines (its docker run line) on as events, which the CLI prints as debug lines", async () => {
     const { Repo } = await import('../../src/repo/repo.js');
     const { reproduce } = await import('../../src/repo/repro.js');
     const dir = await newRepo();

@@ -64,8 +64,14 @@ describe('tdv gc: history scopes', () => {
     await git(dir, 'tag', 'v1');
     write(dir, 'data/a.csv', 'a2');
     await commitData(dir, 'two', ['data']);
-    const v1 = manifest([{ relpath: 'a.csv', content: 'a1' }, { relpath: 'b.csv', content: 'b' }]);
-    const v2 = manifest([{ relpath: 'a.csv', content: 'a2' }, { relpath: 'b.csv', content: 'b' }]);
+    const v1 = manifest([
+      { relpath: 'a.csv', content: 'a1' },
+      { relpath: 'b.csv', content: 'b' },
+    ]);
+    const v2 = manifest([
+      { relpath: 'a.csv', content: 'a2' },
+      { relpath: 'b.csv', content: 'b' },
+    ]);
     expect(await gcKeeps(dir, '--workspace')).toEqual(sorted(v2.oid, sha('a2'), sha('b')));
     // Rebuild the cache with both versions, then keep the tag too.
     const dir2 = await newRepo();
@@ -86,7 +92,10 @@ describe('tdv gc: history scopes', () => {
     await git(dir, 'tag', 'v1');
     write(dir, 'data/a.csv', 'a2');
     await commitData(dir, 'two', ['data']);
-    const v1 = manifest([{ relpath: 'a.csv', content: 'a1' }, { relpath: 'b.csv', content: 'b' }]);
+    const v1 = manifest([
+      { relpath: 'a.csv', content: 'a1' },
+      { relpath: 'b.csv', content: 'b' },
+    ]);
     fs.rmSync(objPath(dir, v1.oid));
     const r = await tdv(dir, 'gc', '--all-tags', '-f');
     expect(r.code, r.stderr).toBe(0);

@@ -36,7 +36,7 @@ const markers = (remote: string) => (fs.existsSync(path.join(remote, 'repos')) ?
 const configId = (dir: string) => /\bid: ([0-9a-f]{40})/.exec(read(dir, '.tdv/config.yaml'))?.[1];
 
 describe('gc --cloud never collects a remote other repositories use unasked (F10)', () => {
-  it('the reviewer\'s scenario: B\'s only remote copy survives A\'s gc --all-commits --cloud -f; --dry warns; --shared-remote collects', async () => {
+  it("the reviewer's scenario: B's only remote copy survives A's gc --all-commits --cloud -f; --dry warns; --shared-remote collects", async () => {
     const remote = newDir();
     const a = await repoOn(remote, 'a', 'a\n', true);
     const b = await repoOn(remote, 'b', 'b\n', false); // no commit yet: a random id, recorded in config.yaml

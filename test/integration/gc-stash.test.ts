@@ -25,7 +25,7 @@ async function committedV1() {
 }
 
 describe('gc keeps what stashes and the Git index reference (F12)', () => {
-  it('--all-commits keeps a stashed pointer\'s data; `git stash pop` + checkout then restores it', async () => {
+  it("--all-commits keeps a stashed pointer's data; `git stash pop` + checkout then restores it", async () => {
     const dir = await committedV1();
     write(dir, 'data', 'v2 precious work\n');
     await run(dir, 'add', '-q', 'data'); // v2 now only in the cache and the workspace

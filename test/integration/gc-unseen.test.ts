@@ -56,7 +56,10 @@ describe('gc in a shallow clone', () => {
 
   it('--cloud refuses too, and the remote other clones rely on keeps every object', async () => {
     const { clone, remote } = await shallowClone();
-    for (const args of [['--all-commits', '--cloud'], ['--workspace', '--cloud']]) {
+    for (const args of [
+      ['--all-commits', '--cloud'],
+      ['--workspace', '--cloud'],
+    ]) {
       const r = await tdv(clone, 'gc', ...args, '-f');
       expect(r.code, r.stderr).toBe(1);
       expectOneLineError(r.stderr, 'shallow', '--cloud', 'the remote', 'git fetch --unshallow');
@@ -104,7 +107,7 @@ describe('gc of a cache other repositories may use', () => {
     expect(fs.existsSync(path.join(shared, 'files', 'sha256', sha('only b uses this').slice(0, 2), sha('only b uses this').slice(2)))).toBe(false);
   });
 
-  it('a .tdv/cache symlink to another project\'s cache names that project and deletes nothing', async () => {
+  it("a .tdv/cache symlink to another project's cache names that project and deletes nothing", async () => {
     const other = await newRepo();
     write(other, 'theirs.bin', 'their only copy');
     expect((await tdv(other, 'add', 'theirs.bin')).code).toBe(0);
@@ -139,14 +142,18 @@ describe('configuration that would make tdv delete or take in its own files', ()
 
   it('cache.dir inside a stage output recorded in tdv.lock is an error too', async () => {
     const dir = await newRepo();
-    write(dir, 'tdv.lock', 'schema: "1"\nstages:\n  train:\n    cmd: python train.py\n    deps: []\n    outs:\n      - path: models\n        sha256: 1111111111111111111111111111111111111111111111111111111111111111.dir\n        size: 1\n        nfiles: 1\n');
+    write(
+      dir,
+      'tdv.lock',
+      'schema: "1"\nstages:\n  train:\n    cmd: python train.py\n    deps: []\n    outs:\n      - path: models\n        sha256: 1111111111111111111111111111111111111111111111111111111111111111.dir\n        size: 1\n        nfiles: 1\n',
+    );
     fs.writeFileSync(path.join(dir, '.tdv', 'config.local.yaml'), 'cache:\n  dir: ../models/cache\n');
     const r = await tdv(dir, 'status');
     expect(r.code, r.stderr).toBe(1);
     expectOneLineError(r.stderr, 'cache.dir', 'models', 'tdv.lock');
   });
 
-  it('a directory remote that is, or leads by a symlink into, the repository\'s .git or .tdv is refused by add and by push', async () => {
+  it("a directory remote that is, or leads by a symlink into, the repository's .git or .tdv is refused by add and by push", async () => {
     const dir = await newRepo();
     write(dir, 'model.bin', 'm');
     expect((await tdv(dir, 'add', 'model.bin')).code).toBe(0);

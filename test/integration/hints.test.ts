@@ -34,7 +34,10 @@ describe('checkout of a name that is a Git revision, not data', () => {
     await git(dir, 'branch', 'experiment');
     const r = await tdvBin(dir, ['checkout', 'experiment']);
     expect(r.code).toBe(2);
-    expectOneLineError(`${r.stderr}\n`, 'experiment is not tracked data but a Git revision; `tdv checkout --rev experiment` restores its data, or `git checkout experiment` and then `tdv checkout` switches to it');
+    expectOneLineError(
+      `${r.stderr}\n`,
+      'experiment is not tracked data but a Git revision; `tdv checkout --rev experiment` restores its data, or `git checkout experiment` and then `tdv checkout` switches to it',
+    );
     // A name that is neither keeps the plain message.
     const n = await tdvBin(dir, ['checkout', 'nope.csv']);
     expect(n.code).toBe(2);
@@ -54,6 +57,11 @@ describe('status lists the outputs of tdv.lock under one header', () => {
     const lines = r.stdout.split('\n');
     expect(lines.filter((l) => l === 'tdv.lock:')).toHaveLength(1);
     const at = lines.indexOf('tdv.lock:');
-    expect(lines.slice(at + 1, at + 3).map((l) => l.trim().split(/\s+/).at(-1)).sort()).toEqual(['o1.txt', 'o2.txt']);
+    expect(
+      lines
+        .slice(at + 1, at + 3)
+        .map((l) => l.trim().split(/\s+/).at(-1))
+        .sort(),
+    ).toEqual(['o1.txt', 'o2.txt']);
   });
 });

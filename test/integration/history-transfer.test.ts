@@ -83,7 +83,11 @@ describe('push beyond the workspace', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(remoteObjects(remote)).toEqual(uniq(FEATURE, C3, V1, V2));
     const clone = await cloneOf(dir, remote);
-    for (const [rev, model, data] of [[c1, 'm1', { 'a.csv': 'a1' }], [c2, 'm1', { 'a.csv': 'a2' }], [f1, 'm1', { 'a.csv': 'a2', 'f.csv': 'f' }]] as const) {
+    for (const [rev, model, data] of [
+      [c1, 'm1', { 'a.csv': 'a1' }],
+      [c2, 'm1', { 'a.csv': 'a2' }],
+      [f1, 'm1', { 'a.csv': 'a2', 'f.csv': 'f' }],
+    ] as const) {
       const p = await tdv(clone, 'pull', '--rev', rev);
       expect(p.code, p.stderr).toBe(0);
       expect(read(clone, 'model.bin')).toBe(model);

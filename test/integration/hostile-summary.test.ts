@@ -84,14 +84,12 @@ const CASES: Case[] = [
       ['an unknown key', `${ptr('x')}  cmd: rm -rf /\n`],
       ['a duplicate key', `outs:\n- path: x\n  path: ../../y\n  sha256: ${H}\n  size: 1\n`],
     ] as const
-  ).map(
-    ([what, text]): Case => ({
-      name: `pointer file with ${what}`,
-      setup: (s) => write(s.repo, 'a.tdv', text || ptr(path.join(s.target, 'x'))),
-      commands: POINTER_COMMANDS,
-      names: 'a.tdv',
-    }),
-  ),
+  ).map(([what, text]): Case => ({
+    name: `pointer file with ${what}`,
+    setup: (s) => write(s.repo, 'a.tdv', text || ptr(path.join(s.target, 'x'))),
+    commands: POINTER_COMMANDS,
+    names: 'a.tdv',
+  })),
   {
     name: 'pointer file with bytes that are not UTF-8',
     setup: (s) => fs.writeFileSync(path.join(s.repo, 'a.tdv'), Buffer.concat([Buffer.from('outs:\n- path: x'), Buffer.from([0xff]), Buffer.from(`\n  sha256: ${H}\n  size: 1\n`)])),
@@ -137,14 +135,12 @@ const CASES: Case[] = [
       ['not a list', '{"relpath":"a"}'],
       ['not JSON', '[{"relpath":'],
     ] as const
-  ).map(
-    ([what, entries]): Case => ({
-      name: `manifest with ${what}`,
-      setup: hostileManifest(entries as unknown as unknown[] | string),
-      commands: [['checkout'], ['status'], ['push']],
-      names: /\.tdv\/cache\/files\/sha256\/[0-9a-f]{2}\/[0-9a-f]{62}\.dir/,
-    }),
-  ),
+  ).map(([what, entries]): Case => ({
+    name: `manifest with ${what}`,
+    setup: hostileManifest(entries as unknown as unknown[] | string),
+    commands: [['checkout'], ['status'], ['push']],
+    names: /\.tdv\/cache\/files\/sha256\/[0-9a-f]{2}\/[0-9a-f]{62}\.dir/,
+  })),
   {
     name: 'manifest with a file name longer than the file system allows',
     setup: async (s) => {
@@ -226,14 +222,12 @@ const CASES: Case[] = [
       ['a YAML alias bomb', BOMB],
       ['YAML that does not parse', 'stages: [\n'],
     ] as const
-  ).map(
-    ([what, text]): Case => ({
-      name: `tdv.yaml with ${what}`,
-      setup: (s) => write(s.repo, 'tdv.yaml', text.replace('TARGET', s.target)),
-      commands: [['repro'], ['dag'], ['status']],
-      names: 'tdv.yaml',
-    }),
-  ),
+  ).map(([what, text]): Case => ({
+    name: `tdv.yaml with ${what}`,
+    setup: (s) => write(s.repo, 'tdv.yaml', text.replace('TARGET', s.target)),
+    commands: [['repro'], ['dag'], ['status']],
+    names: 'tdv.yaml',
+  })),
   {
     name: 'tdv.yaml with an output through a symlink out of the repository',
     setup: (s) => {
@@ -260,14 +254,12 @@ const CASES: Case[] = [
       ['a negative size', `schema: 1\nstages:\n  a:\n    cmd: x\n    outs:\n    - path: x\n      sha256: ${H}\n      size: -1\n`],
       ['a YAML alias bomb', BOMB],
     ] as const
-  ).map(
-    ([what, text]): Case => ({
-      name: `tdv.lock with ${what}`,
-      setup: (s) => write(s.repo, 'tdv.lock', text),
-      commands: [['checkout'], ['status'], ['pull']],
-      names: 'tdv.lock',
-    }),
-  ),
+  ).map(([what, text]): Case => ({
+    name: `tdv.lock with ${what}`,
+    setup: (s) => write(s.repo, 'tdv.lock', text),
+    commands: [['checkout'], ['status'], ['pull']],
+    names: 'tdv.lock',
+  })),
   {
     name: 'a corrupt stat cache',
     setup: async (s) => {
@@ -289,14 +281,12 @@ const CASES: Case[] = [
       ['a wrong value', 'core:\n  lock_timeout: -5\n', '.tdv/config.yaml:2'],
       ['a YAML alias bomb', BOMB, '.tdv/config.yaml'],
     ] as const
-  ).map(
-    ([what, text, names]): Case => ({
-      name: `.tdv/config.yaml with ${what}`,
-      setup: (s) => fs.writeFileSync(path.join(s.repo, '.tdv', 'config.yaml'), text),
-      commands: [['status'], ['push']],
-      names,
-    }),
-  ),
+  ).map(([what, text, names]): Case => ({
+    name: `.tdv/config.yaml with ${what}`,
+    setup: (s) => fs.writeFileSync(path.join(s.repo, '.tdv', 'config.yaml'), text),
+    commands: [['status'], ['push']],
+    names,
+  })),
 
   {
     name: '.tdv/config.yaml with a remote pointing into .tdv',
@@ -413,5 +403,7 @@ describe('hostile and broken input: one-line errors naming the file, nothing wri
 });
 
 afterAll(() => {
-  console.log(`[hostile] ${tried} of ${CASES.length} hostile inputs tried with ${attempts} commands; wrote outside the repository (or --to directory): ${escapes.length === 0 ? 'none' : escapes.join('; ')}`);
+  console.log(
+    `[hostile] ${tried} of ${CASES.length} hostile inputs tried with ${attempts} commands; wrote outside the repository (or --to directory): ${escapes.length === 0 ? 'none' : escapes.join('; ')}`,
+  );
 });

@@ -42,7 +42,6 @@ describe('tdv.yaml paths through symlinks that leave the repository', () => {
     expectOneLineError(r.stderr, 'tdv.yaml:4:', 'goes through the symlink mnt');
     expect(fs.existsSync(path.join(dir, 'out.txt'))).toBe(false);
   });
-
 });
 
 describe('names the file system allows but tdv cannot record', () => {

@@ -41,7 +41,9 @@ describe('tdv init', () => {
     expect(fs.statSync(path.join(dir, '.tdv', 'config.yaml')).isFile()).toBe(true);
     // The config is valid as written: a command that loads it succeeds.
     expect((await tdv(dir, 'status')).code).toBe(0);
-    const ignoreLines = read(dir, '.tdvignore').split('\n').filter((l) => l.trim() !== '' && !l.trim().startsWith('#'));
+    const ignoreLines = read(dir, '.tdvignore')
+      .split('\n')
+      .filter((l) => l.trim() !== '' && !l.trim().startsWith('#'));
     expect(ignoreLines).toEqual([]);
   });
 

@@ -84,7 +84,13 @@ describe('tdv install', () => {
   it('refuses, before writing anything, a hook in another language, a disabled hook, or a hook that is a symlink', async () => {
     for (const [setup, why] of [
       [(d: string) => write(d, '.git/hooks/post-merge', '#!/usr/bin/env python3\nprint("hi")\n'), 'is not a shell script (#!/usr/bin/env python3)'],
-      [(d: string) => { write(d, '.git/hooks/post-merge', '#!/bin/sh\necho hi\n'); fs.chmodSync(path.join(d, '.git/hooks/post-merge'), 0o644); }, 'exists but is not executable'],
+      [
+        (d: string) => {
+          write(d, '.git/hooks/post-merge', '#!/bin/sh\necho hi\n');
+          fs.chmodSync(path.join(d, '.git/hooks/post-merge'), 0o644);
+        },
+        'exists but is not executable',
+      ],
       [(d: string) => fs.symlinkSync('/bin/true', path.join(d, '.git/hooks/post-merge')), 'is not a regular file'],
     ] as const) {
       const dir = await newRepo();
@@ -98,7 +104,7 @@ describe('tdv install', () => {
     }
   });
 
-  it('a hook with tdv\'s start marker but not its end is left alone, with a message', async () => {
+  it("a hook with tdv's start marker but not its end is left alone, with a message", async () => {
     const dir = await newRepo();
     write(dir, '.git/hooks/pre-push', `#!/bin/sh\n${BEGIN}\ntdv push\n`);
     fs.chmodSync(hook(dir, 'pre-push'), 0o755);
@@ -111,7 +117,7 @@ describe('tdv install', () => {
     expect(installed(dir)).toEqual(before);
   });
 
-  it('a git command that fails is reported with Git\'s own message, and nothing is written', async () => {
+  it("a git command that fails is reported with Git's own message, and nothing is written", async () => {
     const dir = await newRepo();
     fs.writeFileSync(path.join(dir, '.git', 'HEAD'), 'garbage\n');
     const r = await tdv(dir, 'install');

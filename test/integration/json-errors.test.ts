@@ -11,7 +11,22 @@ import { tdvBin } from '../helpers/repo.js';
 import { newDir, objPath, repoWith, sha } from '../helpers/expect.js';
 
 /** Every command with --json, as run outside any repository. */
-const COMMANDS = [['status'], ['diff'], ['log'], ['fsck'], ['gc', '--workspace', '-f'], ['repro'], ['checkout'], ['push'], ['pull'], ['fetch'], ['remote', 'list'], ['metrics', 'show'], ['metrics', 'diff'], ['params', 'diff']];
+const COMMANDS = [
+  ['status'],
+  ['diff'],
+  ['log'],
+  ['fsck'],
+  ['gc', '--workspace', '-f'],
+  ['repro'],
+  ['checkout'],
+  ['push'],
+  ['pull'],
+  ['fetch'],
+  ['remote', 'list'],
+  ['metrics', 'show'],
+  ['metrics', 'diff'],
+  ['params', 'diff'],
+];
 
 describe('--json on failure', () => {
   it('every command with --json prints the error as one JSON document on stdout, and the one line on stderr', async () => {

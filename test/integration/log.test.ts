@@ -142,8 +142,7 @@ describe('tdv log', () => {
 
   it('follows stage outputs recorded in tdv.lock', async () => {
     const dir = await newRepo();
-    const lock = (content: string) =>
-      `schema: 1\nstages:\n  train:\n    cmd: python train.py\n    outs:\n    - path: model.pkl\n      sha256: ${sha(content)}\n      size: ${content.length}\n`;
+    const lock = (content: string) => `schema: 1\nstages:\n  train:\n    cmd: python train.py\n    outs:\n    - path: model.pkl\n      sha256: ${sha(content)}\n      size: ${content.length}\n`;
     write(dir, 'tdv.lock', lock('v1'));
     const c1 = await commitData(dir, 'first model', []);
     write(dir, 'tdv.lock', lock('v2'));

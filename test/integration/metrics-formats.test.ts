@@ -18,7 +18,10 @@ function stage(name: string, file: string, text: string, extra = ''): string {
 async function commit(dir: string, msg: string): Promise<void> {
   await git(dir, 'add', '-A');
   const date = '2026-01-01T00:00:00Z';
-  await execa('git', ['commit', '-qm', msg], { cwd: dir, env: { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t', GIT_AUTHOR_DATE: date, GIT_COMMITTER_DATE: date } });
+  await execa('git', ['commit', '-qm', msg], {
+    cwd: dir,
+    env: { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t', GIT_AUTHOR_DATE: date, GIT_COMMITTER_DATE: date },
+  });
 }
 
 describe('metrics files in JSON, YAML or TOML', () => {
@@ -75,11 +78,7 @@ describe('params files in TOML, and params show', () => {
     const dir = await newRepo();
     write(dir, 'params.toml', 'seed = 7\n[train]\nlr = 0.01\nlayers = [64, 32]\nname = "base"\n');
     write(dir, 'params.yaml', 'epochs: 3\n');
-    write(
-      dir,
-      'tdv.yaml',
-      `stages:\n  train:\n    cmd: "cat params.toml > model.txt"\n    params: [epochs, {params.toml: [train.lr, train.name, seed]}]\n    outs: [model.txt]\n`,
-    );
+    write(dir, 'tdv.yaml', `stages:\n  train:\n    cmd: "cat params.toml > model.txt"\n    params: [epochs, {params.toml: [train.lr, train.name, seed]}]\n    outs: [model.txt]\n`);
     const r = await tdvBin(dir, ['repro']);
     expect(r.code, r.stderr).toBe(0);
     expect(read(dir, 'tdv.lock')).toMatch(/params\.toml:\n\s+seed: 7\n\s+train\.lr: 0\.01\n\s+train\.name: base\n/);

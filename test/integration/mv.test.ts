@@ -23,15 +23,17 @@ describe('tdv mv', () => {
     expect(exists(dir, 'data/raw.csv.tdv')).toBe(false);
     expect(read(dir, 'data/y2024.csv.tdv')).toBe(filePointer('y2024.csv', 'a,b\n'));
     expect(lines(dir, 'data/.gitignore').sort()).toEqual(['/keep.csv', '/y2024.csv']);
-    expect(r.stdout).toContain("Moved data/raw.csv -> data/y2024.csv; pointer data/raw.csv.tdv -> data/y2024.csv.tdv");
+    expect(r.stdout).toContain('Moved data/raw.csv -> data/y2024.csv; pointer data/raw.csv.tdv -> data/y2024.csv.tdv');
     expect(r.stdout).toContain('git add data/y2024.csv.tdv data/.gitignore');
     expect(r.stdout).not.toContain('git rm');
     await clean(dir);
   });
 
-  it('keeps the pointer\'s desc and meta, at the top and on the out', async () => {
+  it("keeps the pointer's desc and meta, at the top and on the out", async () => {
     const dir = await repoWith({ 'a.csv': 'x\n' }, ['a.csv']);
-    const text = read(dir, 'a.csv.tdv').replace('outs:\n', 'desc: "weekly export"\nmeta: {"owner": "ops"}\nouts:\n').replace(/(  size: \d+\n)/, '$1  desc: "the file"\n');
+    const text = read(dir, 'a.csv.tdv')
+      .replace('outs:\n', 'desc: "weekly export"\nmeta: {"owner": "ops"}\nouts:\n')
+      .replace(/(  size: \d+\n)/, '$1  desc: "the file"\n');
     write(dir, 'a.csv.tdv', text);
     const r = await tdv(dir, 'mv', 'a.csv', 'b.csv');
     expect(r.code, r.stderr).toBe(0);
@@ -79,7 +81,16 @@ describe('tdv mv', () => {
     fs.rmSync(path.join(dir, 'a.csv'));
     const r = await tdv(dir, 'mv', 'a.csv', 'b.csv', '--json');
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({ from: 'a.csv', to: 'b.csv', pointerFrom: 'a.csv.tdv', pointerTo: 'b.csv.tdv', movedData: false, gitignores: ['.gitignore'], gitignoresDeleted: [], pointerWasTracked: false });
+    expect(JSON.parse(r.stdout)).toEqual({
+      from: 'a.csv',
+      to: 'b.csv',
+      pointerFrom: 'a.csv.tdv',
+      pointerTo: 'b.csv.tdv',
+      movedData: false,
+      gitignores: ['.gitignore'],
+      gitignoresDeleted: [],
+      pointerWasTracked: false,
+    });
     expect(exists(dir, 'b.csv')).toBe(false);
     expect((await tdv(dir, 'checkout')).code).toBe(0);
     expect(read(dir, 'b.csv')).toBe('1\n');

@@ -47,7 +47,7 @@ describe("tdv's own directories and files must be real, never links a clone coul
     expect(survey(elsewhere)).toEqual(before);
   });
 
-  it('a committed .tdv/cache symlink is refused; a local one (a shared cache) is the user\'s choice', async () => {
+  it("a committed .tdv/cache symlink is refused; a local one (a shared cache) is the user's choice", async () => {
     const dir = await newRepo();
     const shared = newDir();
     fs.symlinkSync(shared, path.join(dir, '.tdv', 'cache'));

@@ -20,7 +20,10 @@ const quoted = (dir: string, suffix = '') => `"${dir}/${QUOTED.slice(1, -1)}${su
 
 /** Nothing in the output can move the cursor, recolour, or start a line of its own. */
 function expectUnforged(what: string, r: RunResult): void {
-  for (const [stream, text] of [['stdout', r.stdout], ['stderr', r.stderr]] as const) {
+  for (const [stream, text] of [
+    ['stdout', r.stdout],
+    ['stderr', r.stderr],
+  ] as const) {
     expect(text, `${what} ${stream}: a raw carriage return or escape`).not.toMatch(/[\r\x1b\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/);
     for (const line of text.split('\n')) {
       expect(line, `${what} ${stream}: a forged line`).not.toMatch(/^(error: forged|tdv: error|\S*mtdv: error)/);

@@ -23,7 +23,7 @@ async function historyRepo(): Promise<string> {
 }
 
 describe('tdv pull --all-branches / --all-tags / --all-commits', () => {
-  it('--all-tags fetches every tagged version into the cache and checks out the workspace\'s', async () => {
+  it("--all-tags fetches every tagged version into the cache and checks out the workspace's", async () => {
     const dir = await historyRepo();
     const r = await tdvBin(dir, ['pull', '--all-tags']);
     expect(r.code, r.stderr).toBe(0);

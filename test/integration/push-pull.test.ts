@@ -44,7 +44,7 @@ describe('tdv push / pull with a local remote', () => {
     expect((await tdv(b, 'status')).stdout.trim()).toBe('Data and pipelines are up to date.');
   });
 
-  it('push --rev pushes the data of that revision, not the workspace\'s', async () => {
+  it("push --rev pushes the data of that revision, not the workspace's", async () => {
     const { dir, remote } = await origin();
     await git(dir, 'tag', 'v1');
     write(dir, 'model.bin', 'weights v2');
@@ -122,7 +122,11 @@ describe('tdv push / pull with a local remote', () => {
     // The good objects were fetched and checked out (all-or-nothing would hold back every file for one),
     // the bad one is listed as not restored, no temp file is left.
     expect(cacheObjects(b)).toEqual(ALL.filter((o) => o !== bad));
-    expect(Object.keys(state(b)).filter((k) => !k.startsWith('.tdv/cache/') && !k.startsWith('.tdv/tmp/')).sort()).toEqual([...Object.keys(before), 'data/a.csv', 'data/sub/c.csv', 'model.bin'].sort());
+    expect(
+      Object.keys(state(b))
+        .filter((k) => !k.startsWith('.tdv/cache/') && !k.startsWith('.tdv/tmp/'))
+        .sort(),
+    ).toEqual([...Object.keys(before), 'data/a.csv', 'data/sub/c.csv', 'model.bin'].sort());
     expect(read(b, 'data/a.csv')).toBe('a,1\n');
     expect(read(b, 'model.bin')).toBe('weights');
     expect(fs.existsSync(path.join(b, 'data/b.csv'))).toBe(false);

@@ -168,10 +168,7 @@ describe('tdv remote list', () => {
     expect(read(dir, LOCAL)).toBe('remote:\n  storage:\n    access_key_id: AKIAEXAMPLE\n    secret_access_key: wJalrXUtnFEMI\n');
 
     const human = await ok(dir, 'remote', 'list');
-    expect(human).toBe(
-      'nas  /mnt/nas\n' +
-        'storage  s3://b/p  (default)\n  region: us-east-1\n  force_path_style: true\n  jobs: 8\n  access_key_id: ****\n  secret_access_key: ****\n',
-    );
+    expect(human).toBe('nas  /mnt/nas\n' + 'storage  s3://b/p  (default)\n  region: us-east-1\n  force_path_style: true\n  jobs: 8\n  access_key_id: ****\n  secret_access_key: ****\n');
     const raw = await ok(dir, 'remote', 'list', '--json');
     expect(raw).not.toContain('AKIAEXAMPLE');
     expect(raw).not.toContain('wJalrXUtnFEMI');
@@ -199,8 +196,7 @@ describe('tdv remote list', () => {
 describe('tdv remote modify', () => {
   it('keeps comments and the rest of a hand-written config.yaml', async () => {
     const dir = await newRepo();
-    const text =
-      '# Team settings: ask #data-eng before changing\ncore:\n  lock_timeout: 30   # CI is slow\n\n# Where the data lives\nremote:\n  storage:\n    url: s3://team-bucket/tdv  # prod\n';
+    const text = '# Team settings: ask #data-eng before changing\ncore:\n  lock_timeout: 30   # CI is slow\n\n# Where the data lives\nremote:\n  storage:\n    url: s3://team-bucket/tdv  # prod\n';
     setConfig(dir, text);
     await ok(dir, 'remote', 'modify', 'storage', 'region', 'eu-west-1');
     await ok(dir, 'remote', 'modify', 'storage', 'checksum', 'when_required');

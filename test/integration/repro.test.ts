@@ -95,7 +95,11 @@ describe('tdv repro (local stages)', () => {
 
   it('a stage that fails stops the run with its log tail; --keep-going runs independent stages', async () => {
     const dir = await newRepo();
-    write(dir, 'tdv.yaml', 'stages:\n  bad:\n    cmd: echo boom >&2; exit 3\n    outs: [a.txt]\n  after:\n    cmd: cp a.txt b.txt\n    deps: [a.txt]\n    outs: [b.txt]\n  other:\n    cmd: echo ok > c.txt\n    outs: [c.txt]\n');
+    write(
+      dir,
+      'tdv.yaml',
+      'stages:\n  bad:\n    cmd: echo boom >&2; exit 3\n    outs: [a.txt]\n  after:\n    cmd: cp a.txt b.txt\n    deps: [a.txt]\n    outs: [b.txt]\n  other:\n    cmd: echo ok > c.txt\n    outs: [c.txt]\n',
+    );
     const r = await tdv(dir, 'repro', '-j', '1');
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('stage "bad" failed: exit code 3 (log: .tdv/logs/bad.log)');
@@ -183,7 +187,8 @@ describe('tdv.yaml validation', () => {
 });
 
 describe('tdv repro: parallel stages, status and dag', () => {
-  const twoSleepers = 'stages:\n  a:\n    cmd: date +%s%N > a.txt; sleep 1; date +%s%N >> a.txt\n    outs: [a.txt]\n  b:\n    cmd: date +%s%N > b.txt; sleep 1; date +%s%N >> b.txt\n    outs: [b.txt]\n  both:\n    cmd: cat a.txt b.txt > both.txt\n    deps: [a.txt, b.txt]\n    outs: [both.txt]\n';
+  const twoSleepers =
+    'stages:\n  a:\n    cmd: date +%s%N > a.txt; sleep 1; date +%s%N >> a.txt\n    outs: [a.txt]\n  b:\n    cmd: date +%s%N > b.txt; sleep 1; date +%s%N >> b.txt\n    outs: [b.txt]\n  both:\n    cmd: cat a.txt b.txt > both.txt\n    deps: [a.txt, b.txt]\n    outs: [both.txt]\n';
   const span = (dir: string, f: string) => read(dir, f).trim().split('\n').map(BigInt) as [bigint, bigint];
 
   it('independent stages really overlap in time with -j 2, and not with -j 1', async () => {

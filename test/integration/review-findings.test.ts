@@ -108,7 +108,7 @@ describe('adversarial review of issue 11', () => {
     expect(add.code, add.stderr).toBe(0);
   });
 
-  it('F14: a stage that turns an output\'s parent into a symlink gets nothing read or written through it', async () => {
+  it("F14: a stage that turns an output's parent into a symlink gets nothing read or written through it", async () => {
     const dir = await newRepo();
     const host = newDir();
     write(host, 'target.txt', 'host secret\n');
@@ -140,7 +140,7 @@ describe('adversarial review of issue 11', () => {
     expect(fs.existsSync(path.join(dir, 'tdv.lock'))).toBe(false);
   });
 
-  it('F16: status and diff do not read a hostile pointer\'s data through a symlinked parent; remove can drop that pointer', async () => {
+  it("F16: status and diff do not read a hostile pointer's data through a symlinked parent; remove can drop that pointer", async () => {
     const dir = await newRepo();
     const secret = newDir();
     write(secret, 'creds', 'pin 1234\n');

@@ -75,7 +75,9 @@ describe('a run record that names other paths than the stage declares is never a
     const r = await tdv(dir, 'repro');
     expect(r.code, r.stderr).toBe(0);
     expect(read(dir, 'keep/precious.txt')).toBe('only copy\n');
-    expect(r.stderr).toMatch(/^warning: run record [0-9a-f]{8}: its outputs \(out\.txt, keep\) are not the outputs tdv\.yaml declares for stage "s" \(out\.txt\); not restoring from it, the stage runs instead$/m);
+    expect(r.stderr).toMatch(
+      /^warning: run record [0-9a-f]{8}: its outputs \(out\.txt, keep\) are not the outputs tdv\.yaml declares for stage "s" \(out\.txt\); not restoring from it, the stage runs instead$/m,
+    );
     expect(r.stdout).toMatch(/^running s/m);
     expect(read(dir, 'out.txt')).toBe('hi\n');
   });
@@ -162,8 +164,7 @@ describe('restoring a run record never writes through a symlink', () => {
     const outside = newDir();
     write(outside, 'out.txt', 'precious\n');
     const before = snapshot(outside);
-    const yaml = (mk: string) =>
-      `stages:\n  mk:\n    cmd: ${mk}\n    outs: [made.txt]\n  s:\n    cmd: cat made.txt > link/out.txt\n    deps: [made.txt]\n    outs: [link/out.txt]\n`;
+    const yaml = (mk: string) => `stages:\n  mk:\n    cmd: ${mk}\n    outs: [made.txt]\n  s:\n    cmd: cat made.txt > link/out.txt\n    deps: [made.txt]\n    outs: [link/out.txt]\n`;
     const dir = await pipeline(yaml('mkdir -p link && echo 1 > made.txt'));
     expect(read(dir, 'link/out.txt')).toBe('1\n');
     // The upstream stage now leaves `link` a symlink to a directory outside; its output is the same,
@@ -285,5 +286,4 @@ describe('unprotect and remove go through the guard', () => {
     expect(fs.statSync(path.join(outside, 'x')).ino).toBe(ino);
     expect(fs.existsSync(path.join(dir, 'evil.tdv'))).toBe(false);
   });
-
 });

@@ -29,7 +29,11 @@ describe('credentials never go into a file Git tracks', () => {
   it('remote modify --local of access_key_id, secret_access_key or a credentialed endpointurl refuses when config.local.yaml is tracked', async () => {
     const dir = await trackedLocalConfig();
     const before = read(dir, LOCAL);
-    for (const [key, value] of [['secret_access_key', SECRET], ['access_key_id', SECRET], ['endpointurl', `http://user:${SECRET}@127.0.0.1:9000`]]) {
+    for (const [key, value] of [
+      ['secret_access_key', SECRET],
+      ['access_key_id', SECRET],
+      ['endpointurl', `http://user:${SECRET}@127.0.0.1:9000`],
+    ]) {
       const r = await tdv(dir, 'remote', 'modify', '--local', 's3', key!, value!);
       expect(r.code, r.stderr).toBe(1);
       expectOneLineError(r.stderr, `${LOCAL} is tracked by Git`, `remote.s3.${key}`, `git rm --cached ${LOCAL}`);
@@ -48,7 +52,10 @@ describe('credentials never go into a file Git tracks', () => {
     const dir = await newRepo();
     expect((await tdv(dir, 'remote', 'add', '-d', 's3', 's3://bucket/prefix')).code).toBe(0);
     const before = read(dir, '.tdv/config.yaml');
-    for (const args of [['secret_access_key', SECRET], ['endpointurl', `https://key:${SECRET}@minio.example:9000`]]) {
+    for (const args of [
+      ['secret_access_key', SECRET],
+      ['endpointurl', `https://key:${SECRET}@minio.example:9000`],
+    ]) {
       const r = await tdv(dir, 'remote', 'modify', 's3', ...args);
       expect(r.code).toBe(2);
       expectOneLineError(r.stderr, 'config.local.yaml', '--local');

@@ -76,7 +76,33 @@ describe('tdv stage add', () => {
     write(dir, 'in.txt', 'hello\n');
     write(dir, 'params.yaml', 'train:\n  lr: 0.1\n  epochs: 3\n');
     write(dir, 'cfg/other.yaml', 'seed: 1\n');
-    const r = await tdv(dir, 'stage', 'add', '-n', 'train', '-d', 'in.txt', '-p', 'train.lr,train.epochs', '-p', 'cfg/other.yaml:seed', '-o', 'model.txt', '-O', 'report.md', '--outs-persist', 'hist.txt', '-m', 'metrics.json', '--desc', 'trains it', '--', 'sh', '-c', 'cp in.txt model.txt; cp in.txt report.md; echo run >> hist.txt; echo "{\\"acc\\": 1}" > metrics.json');
+    const r = await tdv(
+      dir,
+      'stage',
+      'add',
+      '-n',
+      'train',
+      '-d',
+      'in.txt',
+      '-p',
+      'train.lr,train.epochs',
+      '-p',
+      'cfg/other.yaml:seed',
+      '-o',
+      'model.txt',
+      '-O',
+      'report.md',
+      '--outs-persist',
+      'hist.txt',
+      '-m',
+      'metrics.json',
+      '--desc',
+      'trains it',
+      '--',
+      'sh',
+      '-c',
+      'cp in.txt model.txt; cp in.txt report.md; echo run >> hist.txt; echo "{\\"acc\\": 1}" > metrics.json',
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe('Added stage "train" in tdv.yaml (created); `tdv repro train` runs it.\n');
     expect(read(dir, 'tdv.yaml')).toBe(
@@ -143,8 +169,14 @@ describe('tdv stage add', () => {
     const cases: [string[], string[]][] = [
       [['-n', 'bad name', 'echo'], ['stage name "bad name" is not allowed']],
       [['-n', 'x', '-o', '../up', 'echo'], ['outside the repository']],
-      [['-n', 'x', '-o', 'mid.txt', 'echo'], ['mid.txt', 'is an output of both']],
-      [['-n', 'x', '-o', 'notes.txt', 'echo'], ['notes.txt', 'is tracked by Git']],
+      [
+        ['-n', 'x', '-o', 'mid.txt', 'echo'],
+        ['mid.txt', 'is an output of both'],
+      ],
+      [
+        ['-n', 'x', '-o', 'notes.txt', 'echo'],
+        ['notes.txt', 'is tracked by Git'],
+      ],
       [['-n', 'x', '-o', '.git/hooks/pre-commit', 'echo'], ['inside .git/']],
       [['-n', 'x', '-p', 'file.yaml:', 'echo'], ['-p "file.yaml:"']],
     ];
@@ -181,7 +213,8 @@ describe('tdv stage add', () => {
 });
 
 describe('tdv commit', () => {
-  const yaml = 'stages:\n  prep:\n    cmd: cp in.txt mid.txt\n    deps: [in.txt]\n    outs: [mid.txt]\n  use:\n    cmd: cp mid.txt out.txt; cp mid.txt kept.txt\n    deps: [mid.txt]\n    outs:\n      - out.txt\n      - kept.txt: {cache: false}\n';
+  const yaml =
+    'stages:\n  prep:\n    cmd: cp in.txt mid.txt\n    deps: [in.txt]\n    outs: [mid.txt]\n  use:\n    cmd: cp mid.txt out.txt; cp mid.txt kept.txt\n    deps: [mid.txt]\n    outs:\n      - out.txt\n      - kept.txt: {cache: false}\n';
 
   it('records outputs made by hand in tdv.lock and the cache, so repro has nothing to run', async () => {
     const dir = await pipelineRepo(yaml, { 'in.txt': 'v1\n' });

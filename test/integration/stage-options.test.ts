@@ -135,7 +135,8 @@ describe('always_changed', () => {
 });
 
 describe('outputs with cache: false', () => {
-  const yaml = 'stages:\n  report:\n    cmd: cp in.txt report.md; mkdir -p plots; cp in.txt plots/p.txt\n    deps: [in.txt]\n    outs:\n      - report.md: {cache: false}\n      - plots:\n          cache: false\n';
+  const yaml =
+    'stages:\n  report:\n    cmd: cp in.txt report.md; mkdir -p plots; cp in.txt plots/p.txt\n    deps: [in.txt]\n    outs:\n      - report.md: {cache: false}\n      - plots:\n          cache: false\n';
 
   it('are recorded in tdv.lock with their hash but neither cached nor git-ignored', async () => {
     const dir = await pipelineRepo(yaml, { 'in.txt': 'v1\n' });

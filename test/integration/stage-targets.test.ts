@@ -37,7 +37,7 @@ async function pipelineRepo(): Promise<{ dir: string; remote: string }> {
 }
 
 describe('stage names as targets', () => {
-  it('push <stage> uploads that stage\'s outputs; --with-deps adds the stages upstream', async () => {
+  it("push <stage> uploads that stage's outputs; --with-deps adds the stages upstream", async () => {
     const { dir, remote } = await pipelineRepo();
     const r = await tdvBin(dir, ['push', 'train']);
     expect(r.code, r.stderr).toBe(0);
@@ -83,7 +83,7 @@ describe('stage names as targets', () => {
     expect(fs.existsSync(path.join(dir, 'other.txt'))).toBe(false);
   });
 
-  it('status <stage> reports that stage\'s outputs and the stage alone, not the rest of the pipeline', async () => {
+  it("status <stage> reports that stage's outputs and the stage alone, not the rest of the pipeline", async () => {
     const { dir } = await pipelineRepo();
     write(dir, 'tdv.yaml', PIPELINE.replace('echo other >', 'echo changed >'));
     write(dir, 'model.txt', 'tampered\n');

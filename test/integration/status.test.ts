@@ -86,9 +86,12 @@ describe('tdv status', () => {
     const lines = r.stdout.trimEnd().split('\n');
     expect(lines[0]).toBe('images.tdv:');
     expect(lines[1]).toMatch(/^ {4}modified: +images$/);
-    expect(lines.slice(2).map((l) => l.trim().replace(/\s+/g, ' ')).sort()).toEqual(
-      ['added: images/sub/new.png', 'deleted: images/sub/c.png', 'modified: images/a.png'].sort(),
-    );
+    expect(
+      lines
+        .slice(2)
+        .map((l) => l.trim().replace(/\s+/g, ' '))
+        .sort(),
+    ).toEqual(['added: images/sub/new.png', 'deleted: images/sub/c.png', 'modified: images/a.png'].sort());
   });
 
   it('detects a same-size rewrite made right after add (within the same second)', async () => {

@@ -194,12 +194,20 @@ describe('templating errors name tdv.yaml:line:col', () => {
     expect((await tdv(dir, 'status')).stderr).toBe(r.stderr);
   };
 
-  it('an undefined variable', () => bad('stages:\n  s:\n    cmd: echo hi\n    outs:\n      - ${dir}/o.txt\n', { 'params.yaml': 'other: 1\n' }, 'tdv.yaml:5:9: ${dir} in stage "s" is not defined (defined: other)', 'Define it under vars: or in params.yaml'));
+  it('an undefined variable', () =>
+    bad(
+      'stages:\n  s:\n    cmd: echo hi\n    outs:\n      - ${dir}/o.txt\n',
+      { 'params.yaml': 'other: 1\n' },
+      'tdv.yaml:5:9: ${dir} in stage "s" is not defined (defined: other)',
+      'Define it under vars: or in params.yaml',
+    ));
   it('a shell ${VAR} not escaped', () => bad('stages:\n  s:\n    cmd: echo ${HOME}\n', {}, 'tdv.yaml:3:15: ${HOME} in stage "s" is not defined', 'write \\${'));
   it('a foreach over a number', () => bad('vars:\n  - n: 3\nstages:\n  s:\n    foreach: ${n}\n    do:\n      cmd: x\n', {}, 'tdv.yaml:5:5: "foreach" of stage "s" is a number, not a list or mapping'));
   it('two entries naming one stage', () => bad('stages:\n  s:\n    foreach: [a, b, a]\n    do:\n      cmd: x\n', {}, 'tdv.yaml:3:21: "foreach" of stage "s" gives the name "s@a" to entries 1 and 3'));
-  it('a mapping inside a string', () => bad('stages:\n  s:\n    foreach:\n      - {a: 1}\n    do:\n      cmd: echo ${item}\n', {}, 'tdv.yaml:6:17: ${item} is a mapping, which cannot be put inside a string'));
-  it('an error of a generated stage names it and the line of its template', () => bad('stages:\n  s:\n    foreach: [a]\n    do:\n      cmd: x\n      outs:\n        - ../${item}\n', {}, 'tdv.yaml:7:11: outs path "../a" of stage "s@a" is outside the repository'));
+  it('a mapping inside a string', () =>
+    bad('stages:\n  s:\n    foreach:\n      - {a: 1}\n    do:\n      cmd: echo ${item}\n', {}, 'tdv.yaml:6:17: ${item} is a mapping, which cannot be put inside a string'));
+  it('an error of a generated stage names it and the line of its template', () =>
+    bad('stages:\n  s:\n    foreach: [a]\n    do:\n      cmd: x\n      outs:\n        - ../${item}\n', {}, 'tdv.yaml:7:11: outs path "../a" of stage "s@a" is outside the repository'));
   it('a stage name with @ written by hand', () => bad('stages:\n  s@a:\n    cmd: x\n', {}, 'tdv.yaml:2:3: stage name "s@a" is not allowed'));
   it('a cmd YAML reads as a mapping', () => bad('stages:\n  s:\n    cmd: echo a: b\n', {}, /^error: tdv\.yaml:3:\d+: invalid YAML: .*quote it: cmd: 'echo a: b'/));
   it('a cmd starting with {', () => bad('stages:\n  s:\n    cmd: {x} y\n', {}, /^error: tdv\.yaml:3:\d+: invalid YAML: .*quote it: cmd: '\{x\} y'/));

@@ -40,7 +40,14 @@ describe('a target that matches nothing tracked is a usage error', () => {
 
   it('a misspelt directory inside a tracked directory, and a misspelt top-level path, too', async () => {
     const { dir } = await sampleRepo({ commit: true });
-    for (const args of [['status', 'data/sbu'], ['checkout', 'data/sbu/c.csv'], ['diff', '--', 'data/sbu'], ['status', 'dta'], ['checkout', 'dta'], ['diff', '--', 'dta']]) {
+    for (const args of [
+      ['status', 'data/sbu'],
+      ['checkout', 'data/sbu/c.csv'],
+      ['diff', '--', 'data/sbu'],
+      ['status', 'dta'],
+      ['checkout', 'dta'],
+      ['diff', '--', 'dta'],
+    ]) {
       const r = await tdvBin(dir, args);
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
       expectOneLineError(`${r.stderr}\n`, args[args.length - 1]!);
@@ -94,6 +101,8 @@ describe('a dangling symlink where data should be names the pointer and the fix'
     const st = await tdvBin(dir, ['status', 'out/m.bin']);
     expect(st.code, st.stderr).toBe(0);
     expect(st.stdout).toMatch(/^\s+deleted:\s+out\/m\.bin$/m);
-    expect(st.stdout).toContain('out is a symlink to /nonexistent, which does not exist, on the way to the data tdv.lock tracks; tdv never writes through it: replace it with a real directory, then run `tdv checkout out/m.bin`');
+    expect(st.stdout).toContain(
+      'out is a symlink to /nonexistent, which does not exist, on the way to the data tdv.lock tracks; tdv never writes through it: replace it with a real directory, then run `tdv checkout out/m.bin`',
+    );
   });
 });

@@ -40,7 +40,14 @@ function setup(opts: { protect?: (rel: string, dir: boolean) => string | undefin
   return { base, root, store, ctx, obj, dir, put, read };
 }
 
-const target = (rel: string, v: { oid: string; size: number; nfiles?: number }, extra: Partial<CheckoutTarget> = {}): CheckoutTarget => ({ rel, oid: v.oid, size: v.size, nfiles: v.nfiles, source: `${rel}.tdv`, ...extra });
+const target = (rel: string, v: { oid: string; size: number; nfiles?: number }, extra: Partial<CheckoutTarget> = {}): CheckoutTarget => ({
+  rel,
+  oid: v.oid,
+  size: v.size,
+  nfiles: v.nfiles,
+  source: `${rel}.tdv`,
+  ...extra,
+});
 
 describe('planCheckout / applyCheckout (the engine, no Repo)', () => {
   it('plans writes, deletes, chmods, conflicts and missing objects as a value, touching nothing; apply makes the destination match', async () => {
@@ -77,7 +84,7 @@ describe('planCheckout / applyCheckout (the engine, no Repo)', () => {
     expect(plan.writes).toEqual([]);
   });
 
-  it('refuses a path through a symlink, naming the target\'s source, before anything is written', async () => {
+  it("refuses a path through a symlink, naming the target's source, before anything is written", async () => {
     const s = setup();
     const outside = tmp();
     fs.symlinkSync(outside, path.join(s.root, 'link'));

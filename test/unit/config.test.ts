@@ -268,7 +268,10 @@ describe('loadConfig: remotes', () => {
     const to = lines.findIndex((l) => l.startsWith('# Credentials'));
     expect(from).toBeGreaterThan(0);
     expect(to).toBeGreaterThan(from);
-    const text = lines.slice(from, to).map((l) => l.replace(/^# ?/, '')).join('\n');
+    const text = lines
+      .slice(from, to)
+      .map((l) => l.replace(/^# ?/, ''))
+      .join('\n');
     const cfg = await loadConfig(tdvDir({ 'config.yaml': text }));
     expect(cfg.core.remote).toBe('storage');
     expect(cfg.remote.storage).toEqual({ url: 's3://my-bucket/tdv', region: 'us-east-1', jobs: 8 });

@@ -86,15 +86,7 @@ describe('buildDag', () => {
 });
 
 describe('withUpstream / withDownstream', () => {
-  const dag = buildDag(
-    pipeline(
-      stage('a', [], ['a.out']),
-      stage('b', ['a.out'], ['b.out']),
-      stage('c', ['b.out'], ['c.out']),
-      stage('d', ['a.out'], ['d.out']),
-      stage('lone', [], ['lone.out']),
-    ),
-  );
+  const dag = buildDag(pipeline(stage('a', [], ['a.out']), stage('b', ['a.out'], ['b.out']), stage('c', ['b.out'], ['c.out']), stage('d', ['a.out'], ['d.out']), stage('lone', [], ['lone.out'])));
 
   it('closes over dependencies, in DAG order', () => {
     expect(withUpstream(dag, ['c'])).toEqual(['a', 'b', 'c']);

@@ -33,7 +33,7 @@ describe('relPathProblem: the one definition of a legal relative path', () => {
     }
   });
 
-  it('refuses what could leave the root or name Git\'s and tdv\'s own files', () => {
+  it("refuses what could leave the root or name Git's and tdv's own files", () => {
     const bad: [unknown, RegExp][] = [
       ['', /empty/],
       ['/etc/passwd', /absolute/],
@@ -221,7 +221,7 @@ describe('Git index reader', () => {
     expect(parseIndex(Buffer.from('not an index'), 20)).toBeUndefined();
   });
 
-  it('reads a SHA-256 repository\'s index, also from a linked worktree (its config is in the common dir) (review F2)', () => {
+  it("reads a SHA-256 repository's index, also from a linked worktree (its config is in the common dir) (review F2)", () => {
     const root = tmp();
     execFileSync('git', ['init', '-q', '--object-format=sha256', path.join(root, 'main')]);
     const main = path.join(root, 'main');
@@ -247,7 +247,7 @@ describe('Git index reader', () => {
 });
 
 describe('Guard.move (tdv mv)', () => {
-  it('renames a file or a tree, making the destination\'s parents', () => {
+  it("renames a file or a tree, making the destination's parents", () => {
     const root = tmp();
     fs.mkdirSync(path.join(root, 'd/sub'), { recursive: true });
     fs.writeFileSync(path.join(root, 'd/sub/x'), 'X');

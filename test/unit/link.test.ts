@@ -69,7 +69,8 @@ describe('Linker', () => {
     expect(fs.readFileSync(dest, 'utf8')).toBe(content);
     expect(fs.statSync(dest).ino).not.toBe(fs.statSync(object).ino);
     expect(mode(dest) & 0o200).toBe(0o200);
-    if (type === 'copy') expect(linker.current).toBe('copy'); // reflink failed once: not tried again
+    if (type === 'copy')
+      expect(linker.current).toBe('copy'); // reflink failed once: not tried again
     else expect(type).toBe('reflink'); // a file system with reflinks (btrfs, xfs): still a separate inode
     expect(fs.readdirSync(ws)).toEqual(['a.txt']);
   });

@@ -37,11 +37,12 @@ describe('lint rule tdv/guarded-fs (eslint.config.js)', () => {
     ].join('\n');
     const got = await violations('src/repo/example.ts', code);
     // Line 1 and 2 are allowed imports; every other line is one violation.
-    expect([...new Set(got.map((v) => Number(v.split(":")[0])))]).toEqual([3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]);
+    expect([...new Set(got.map((v) => Number(v.split(':')[0])))]).toEqual([3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]);
   });
 
   it('allows reads, and allows the guard and the object store to write', async () => {
-    const reads = "import fs from 'node:fs';\nfs.readFileSync('a');\nfs.lstatSync('a');\nfs.openSync('a', 'r');\nfs.readdirSync('.');\nfs.openSync('a', fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);\n";
+    const reads =
+      "import fs from 'node:fs';\nfs.readFileSync('a');\nfs.lstatSync('a');\nfs.openSync('a', 'r');\nfs.readdirSync('.');\nfs.openSync('a', fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);\n";
     expect(await violations('src/repo/example.ts', reads)).toEqual([]);
     const writes = "import fs from 'node:fs';\nfs.writeFileSync('a', 'b');\nfs.rmSync('a');\n";
     expect(await violations('src/workspace/guard.ts', writes)).toEqual([]);

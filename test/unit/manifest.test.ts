@@ -19,11 +19,7 @@ describe('serializeManifest', () => {
       { isexec: true, size: 10, relpath: 'bin/run.sh', sha256: A } as ManifestEntry,
       { relpath: 'a.csv', sha256: C, size: 0, isexec: false },
     ]);
-    expect(text).toBe(
-      `[{"relpath":"a.csv","sha256":"${C}","size":0},` +
-        `{"relpath":"bin/run.sh","sha256":"${A}","size":10,"isexec":true},` +
-        `{"relpath":"z.txt","sha256":"${B}","size":3}]`,
-    );
+    expect(text).toBe(`[{"relpath":"a.csv","sha256":"${C}","size":0},` + `{"relpath":"bin/run.sh","sha256":"${A}","size":10,"isexec":true},` + `{"relpath":"z.txt","sha256":"${B}","size":3}]`);
   });
 
   it('serializes an empty directory as []', () => {
@@ -73,7 +69,9 @@ describe('serializeManifest bytes', () => {
   it('are JSON.stringify of each entry object, for any name (quotes, backslashes, controls, non-ASCII, surrogates)', () => {
     const names = ['a"b', 'back\\slash', 'tab\there', 'nl\nx', '\u0001ctl', 'ünï/cödé', 'emoji\u{1F600}', '\u2028sep', 'x\u007f'];
     const entries = names.map((relpath, i) => ({ relpath, sha256: i % 2 ? A : B, size: i * 1000, ...(i % 3 === 0 ? { isexec: true } : {}) }));
-    const expected = `[${sortEntries([...entries]).map((e) => JSON.stringify(e.isexec ? { relpath: e.relpath, sha256: e.sha256, size: e.size, isexec: true } : { relpath: e.relpath, sha256: e.sha256, size: e.size })).join(',')}]`;
+    const expected = `[${sortEntries([...entries])
+      .map((e) => JSON.stringify(e.isexec ? { relpath: e.relpath, sha256: e.sha256, size: e.size, isexec: true } : { relpath: e.relpath, sha256: e.sha256, size: e.size }))
+      .join(',')}]`;
     expect(serializeManifest(entries)).toBe(expected);
     expect(parseManifest(expected, 'm')).toHaveLength(names.length);
   });

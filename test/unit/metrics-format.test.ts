@@ -75,7 +75,13 @@ describe('diffValues', () => {
 
 describe('tables', () => {
   it('aligned: columns padded to the widest cell (by code point), two spaces apart, no trailing blanks', () => {
-    expect(alignedTable([['key', 'v'], ['größe', '1'], ['a', '']])).toEqual(['key    v', 'größe  1', 'a']);
+    expect(
+      alignedTable([
+        ['key', 'v'],
+        ['größe', '1'],
+        ['a', ''],
+      ]),
+    ).toEqual(['key    v', 'größe  1', 'a']);
   });
 
   it('markdown: a header separator, and | and \\ escaped so they stay in their cell', () => {
@@ -94,7 +100,14 @@ describe('tables', () => {
   });
 
   it('diff rows: signed numeric change, blank for others', () => {
-    const rows = diffRows([{ file: 'm.json', key: 'acc', old: 0.5, new: 0.25, change: -0.25 }, { file: 'm.json', key: 'name', new: 'b' }], 'HEAD', 'workspace');
+    const rows = diffRows(
+      [
+        { file: 'm.json', key: 'acc', old: 0.5, new: 0.25, change: -0.25 },
+        { file: 'm.json', key: 'name', new: 'b' },
+      ],
+      'HEAD',
+      'workspace',
+    );
     expect(rows).toEqual([
       ['path:key', 'HEAD', 'workspace', 'change'],
       ['m.json:acc', '0.5', '0.25', '-0.25'],
@@ -111,7 +124,17 @@ describe('tables', () => {
       },
       false,
     );
-    expect(lines).toEqual(['m.json:', 'commit        acc  f1   subject', 'bbbbbbb       0.9  0.8  second', 'aaaaaaa (v1)  0.5  -    first', '', 'n.json:', 'commit        x  subject', 'bbbbbbb       -  second', 'aaaaaaa (v1)  1  first']);
+    expect(lines).toEqual([
+      'm.json:',
+      'commit        acc  f1   subject',
+      'bbbbbbb       0.9  0.8  second',
+      'aaaaaaa (v1)  0.5  -    first',
+      '',
+      'n.json:',
+      'commit        x  subject',
+      'bbbbbbb       -  second',
+      'aaaaaaa (v1)  1  first',
+    ]);
     expect(historyLines({ commits: [], problems: [] }, false)).toEqual(['No commit has metrics.']);
   });
 });

@@ -19,7 +19,7 @@ function workload(batch: number): { events: [number, number][]; end: number; tot
       done += 2048;
       if (i % batch === batch - 1 || i === 499) events.push([t, done]);
     }
-    for (let left = 100e6; left > 0; ) {
+    for (let left = 100e6; left > 0;) {
       const n = Math.min(left, 4 * 2 ** 20);
       t += n / 100e6;
       done += n;

@@ -5,7 +5,17 @@ import { ParamsReader } from '../../src/stages/params.js';
 import { type CheckContext, checkStage } from '../../src/stages/status.js';
 
 const stage = (over: Partial<Stage> = {}): Stage => ({
-  name: 's', cmd: 'make', deps: [], params: [], outs: [], metrics: [], env: {}, wdir: '.', where: 'tdv.yaml:2:3', origins: new Map(), ...over,
+  name: 's',
+  cmd: 'make',
+  deps: [],
+  params: [],
+  outs: [],
+  metrics: [],
+  env: {},
+  wdir: '.',
+  where: 'tdv.yaml:2:3',
+  origins: new Map(),
+  ...over,
 });
 const locked = (over: Partial<LockedStage> = {}): LockedStage => ({ cmd: 'make', deps: [], params: {}, outs: [], metrics: [], ...over });
 const ID_OLD = `sha256:${'1'.repeat(64)}`;

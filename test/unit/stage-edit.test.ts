@@ -30,7 +30,13 @@ describe('setFrozen', () => {
 });
 
 describe('addStage', () => {
-  const stage = { cmd: 'run it', deps: ['d'], params: ['p.q', { 'f.yaml': ['k'] }], outs: [{ path: 'o' }, { path: 'k', cache: false as const }, { path: 'h', persist: true as const }], metrics: ['m.json'] };
+  const stage = {
+    cmd: 'run it',
+    deps: ['d'],
+    params: ['p.q', { 'f.yaml': ['k'] }],
+    outs: [{ path: 'o' }, { path: 'k', cache: false as const }, { path: 'h', persist: true as const }],
+    metrics: ['m.json'],
+  };
 
   it('creates the file, with keys in reading order', async () => {
     const r = await addStage(undefined, 's', { ...stage, desc: 'D', wdir: 'sub', alwaysChanged: true }, false);
@@ -114,7 +120,10 @@ describe('tdv.lock with list commands and cache: false', () => {
   it('round-trips, and takes the cache mark from tdv.yaml, not from the hashes', async () => {
     const o = { path: 'k', sha256: 'a'.repeat(64), size: 1 };
     const s = lockedStage({ cmd: ['a', 'b'], uncached: new Set(['k']) }, { deps: [], params: {} }, [o, { path: 'c', sha256: 'b'.repeat(64), size: 2, cache: false }], []);
-    expect(s.outs).toEqual([{ ...o, cache: false }, { path: 'c', sha256: 'b'.repeat(64), size: 2 }]);
+    expect(s.outs).toEqual([
+      { ...o, cache: false },
+      { path: 'c', sha256: 'b'.repeat(64), size: 2 },
+    ]);
     const lock = await parseLock(`schema: 1\nstages:\n  s:\n    cmd: [a, b]\n    outs:\n      - {path: k, sha256: ${'a'.repeat(64)}, size: 1, cache: false}\n`, 'tdv.lock');
     expect(lock.get('s')).toEqual({ cmd: ['a', 'b'], deps: [], params: {}, outs: [{ ...o, cache: false }], metrics: [] });
     await expect(parseLock(`stages:\n  s:\n    cmd: x\n    outs:\n      - {path: k, sha256: ${'a'.repeat(64)}, size: 1, cache: true}\n`, 'tdv.lock')).rejects.toThrow(/"cache" may only be false/);

@@ -220,7 +220,10 @@ describe('StatCache files', () => {
     fs.writeFileSync(f, 'x');
     fs.utimesSync(f, PAST, PAST);
     const sc = new StatCache(cacheDir);
-    sc.replaceShard('d', [['a', lstat(f), SHA], ['sub/b', lstat(f), SHA]]);
+    sc.replaceShard('d', [
+      ['a', lstat(f), SHA],
+      ['sub/b', lstat(f), SHA],
+    ]);
     sc.setFile('.', 'top', lstat(f), SHA2);
     await sleep(20);
     sc.save();

@@ -282,7 +282,7 @@ describe('ObjectStore.addFileMove', () => {
   });
 });
 
-describe('ObjectStore.addFileMove never takes a file that is not only the workspace\'s (issue 11, class 5)', () => {
+describe("ObjectStore.addFileMove never takes a file that is not only the workspace's (issue 11, class 5)", () => {
   it('copies a file that has another hard link, leaving that inode and its mode alone', async () => {
     const { store, base } = newStore();
     const theirs = path.join(base, 'theirs.csv');

@@ -68,17 +68,22 @@ describe('${...} substitution', () => {
     expect(await failure('vars:\n  - {"__proto__": {a: 1}}\nstages:\n  s:\n    cmd: echo ${polluted} ${a}\n')).toMatch(/\$\{polluted\} in stage "s" is not defined \(defined: __proto__\)/);
   });
 
-  it('takes a stage\'s own vars (under do: for a foreach), seen by that stage only', async () => {
+  it("takes a stage's own vars (under do: for a foreach), seen by that stage only", async () => {
     const files = { 'params.yaml': { lr: 1 }, 'fit.json': { depth: 4, unused: 0 } };
     const m = await expand(
       'stages:\n  a:\n    vars:\n      - fit.json:depth\n      - {name: A}\n    cmd: fit ${name} ${depth} ${lr}\n  b:\n    foreach: [x]\n    do:\n      vars: [{name: B}]\n      cmd: run ${name} ${item}\n  c:\n    cmd: echo ${lr}\n',
       files,
     );
     expect(body(m, 'a')).toEqual({ cmd: 'fit A 4 1' });
-    expect(m.get('a')?.params).toEqual([{ file: 'fit.json', key: 'depth' }, { file: 'params.yaml', key: 'lr' }]);
+    expect(m.get('a')?.params).toEqual([
+      { file: 'fit.json', key: 'depth' },
+      { file: 'params.yaml', key: 'lr' },
+    ]);
     expect(body(m, 'b@x')).toEqual({ cmd: 'run B x' });
     expect(await failure('stages:\n  a:\n    vars: [{n: 1}]\n    cmd: x\n  c:\n    cmd: echo ${n}\n')).toMatch(/^tdv\.yaml:6:15: \$\{n\} in stage "c" is not defined/);
-    expect(await failure('stages:\n  a:\n    vars:\n      - lr: 2\n    cmd: x ${lr}\n', files)).toMatch(/^tdv\.yaml:4:9: variable "lr" from vars entry 1 \(tdv\.yaml:4:9\) is already defined by params\.yaml/);
+    expect(await failure('stages:\n  a:\n    vars:\n      - lr: 2\n    cmd: x ${lr}\n', files)).toMatch(
+      /^tdv\.yaml:4:9: variable "lr" from vars entry 1 \(tdv\.yaml:4:9\) is already defined by params\.yaml/,
+    );
     expect(await failure('stages:\n  a:\n    foreach: [x]\n    vars: [{n: 1}]\n    do:\n      cmd: x\n')).toMatch(/^tdv\.yaml:4:5: stage "a" has "vars" beside "foreach"/);
   });
 
@@ -150,7 +155,9 @@ describe('foreach', () => {
   });
 
   it('errors with positions: not a list, no do, a name made twice, a key that cannot be a name', async () => {
-    expect(await failure('stages:\n  b:\n    foreach: 3\n    do:\n      cmd: x\n')).toBe('tdv.yaml:3:5: "foreach" of stage "b" is a number, not a list or mapping. Write a list, a mapping, or ${name} of one from vars or params.yaml');
+    expect(await failure('stages:\n  b:\n    foreach: 3\n    do:\n      cmd: x\n')).toBe(
+      'tdv.yaml:3:5: "foreach" of stage "b" is a number, not a list or mapping. Write a list, a mapping, or ${name} of one from vars or params.yaml',
+    );
     expect(await failure('vars:\n  - s: text\nstages:\n  b:\n    foreach: ${s}\n    do:\n      cmd: x\n')).toMatch(/^tdv\.yaml:5:5: "foreach" of stage "b" is a string/);
     expect(await failure('stages:\n  b:\n    foreach: [a]\n    cmd: x\n')).toMatch(/^tdv\.yaml:4:5: stage "b" has "cmd" beside "foreach"/);
     expect(await failure('stages:\n  b:\n    foreach: [a]\n')).toMatch(/^tdv\.yaml:3:5: stage "b" has "foreach" but no "do"/);
@@ -163,17 +170,23 @@ describe('foreach', () => {
   });
 
   it('says that a foreach over a list has no ${key}', async () => {
-    expect(await failure('stages:\n  b:\n    foreach: [u]\n    do:\n      cmd: x ${key}\n')).toMatch(/^tdv\.yaml:5:14: \$\{key\} in stage "b@u" is not defined \(defined: item\)\. A foreach over a list sets only \$\{item\}; iterate over a mapping for \$\{key\}$/);
+    expect(await failure('stages:\n  b:\n    foreach: [u]\n    do:\n      cmd: x ${key}\n')).toMatch(
+      /^tdv\.yaml:5:14: \$\{key\} in stage "b@u" is not defined \(defined: item\)\. A foreach over a list sets only \$\{item\}; iterate over a mapping for \$\{key\}$/,
+    );
   });
 
   it('refuses a global variable that item would hide', async () => {
-    expect(await failure('stages:\n  b:\n    foreach: [a]\n    do:\n      cmd: x ${item}\n', { 'params.yaml': { item: 1 } })).toMatch(/^tdv\.yaml:3:5: variable "item" \(params\.yaml\) would be hidden/);
+    expect(await failure('stages:\n  b:\n    foreach: [a]\n    do:\n      cmd: x ${item}\n', { 'params.yaml': { item: 1 } })).toMatch(
+      /^tdv\.yaml:3:5: variable "item" \(params\.yaml\) would be hidden/,
+    );
   });
 });
 
 describe('matrix', () => {
   it('makes the cartesian product, first axis slowest, named by the values', async () => {
-    const m = await expand('vars:\n  - seeds: [1, 2]\nstages:\n  fit:\n    matrix:\n      model: [a, b]\n      seed: ${seeds}\n    cmd: fit ${item.model} ${item.seed}\n    outs:\n      - out/${key}.pkl\n');
+    const m = await expand(
+      'vars:\n  - seeds: [1, 2]\nstages:\n  fit:\n    matrix:\n      model: [a, b]\n      seed: ${seeds}\n    cmd: fit ${item.model} ${item.seed}\n    outs:\n      - out/${key}.pkl\n',
+    );
     expect([...m.keys()]).toEqual(['fit@a-1', 'fit@a-2', 'fit@b-1', 'fit@b-2']);
     expect(body(m, 'fit@b-1')).toEqual({ cmd: 'fit b 1', outs: ['out/b-1.pkl'] });
   });
@@ -195,7 +208,9 @@ describe('errors keep tdv.yaml:line:col', () => {
       'tdv.yaml:6:9: ${nope} in stage "s" is not defined. Define it under vars: or in params.yaml; for a literal ${ write \\${ (a shell variable can be written $NAME)',
     );
     expect(await failure('stages:\n  b:\n    foreach: [u]\n    do:\n      cmd: x ${item.name}\n')).toMatch(/^tdv\.yaml:5:14: \$\{item\.name\} in stage "b@u" is not defined: "item" is a string/);
-    expect(await failure('stages:\n  s:\n    cmd: x ${a.c}\n', { 'params.yaml': { a: { b: 1 } } })).toMatch(/^tdv\.yaml:3:12: \$\{a\.c\} in stage "s" is not defined: "a" is a mapping without "c". Name an existing entry \(b\)/);
+    expect(await failure('stages:\n  s:\n    cmd: x ${a.c}\n', { 'params.yaml': { a: { b: 1 } } })).toMatch(
+      /^tdv\.yaml:3:12: \$\{a\.c\} in stage "s" is not defined: "a" is a mapping without "c". Name an existing entry \(b\)/,
+    );
   });
 
   it('a multi-line value: at its key', async () => {
@@ -214,7 +229,9 @@ describe('errors keep tdv.yaml:line:col', () => {
 
   it('vars: a missing file, a key defined twice, a bad entry', async () => {
     expect(await failure('vars:\n  - a.yaml\nstages: {}\n')).toMatch(/^tdv\.yaml:2:5: vars file "a\.yaml" does not exist/);
-    expect(await failure('vars:\n  - x: 1\nstages:\n  s:\n    cmd: ${x}\n', { 'params.yaml': { x: 2 } })).toMatch(/^tdv\.yaml:2:5: variable "x" from vars entry 1 \(tdv\.yaml:2:5\) is already defined by params\.yaml/);
+    expect(await failure('vars:\n  - x: 1\nstages:\n  s:\n    cmd: ${x}\n', { 'params.yaml': { x: 2 } })).toMatch(
+      /^tdv\.yaml:2:5: variable "x" from vars entry 1 \(tdv\.yaml:2:5\) is already defined by params\.yaml/,
+    );
     expect(await failure('vars:\n  - ../up.yaml\nstages: {}\n')).toMatch(/^tdv\.yaml:2:5: vars file "\.\.\/up\.yaml"/);
     expect(await failure('vars:\n  - 3\nstages: {}\n')).toMatch(/^tdv\.yaml:2:5: entry 1 of "vars" must be a params file/);
     expect(await failure('vars: {a: 1}\nstages: {}\n')).toMatch(/^tdv\.yaml:1:1: "vars" must be a list/);
@@ -225,7 +242,10 @@ describe('errors keep tdv.yaml:line:col', () => {
 describe('quote hints for YAML errors', () => {
   it('suggests quoting the value of the line the error is on', async () => {
     const text = 'stages:\n  s:\n    cmd: echo a: b\n';
-    const e = await parseYaml(text, 'tdv.yaml').then(() => undefined, (err: unknown) => withQuoteHint(err, text));
+    const e = await parseYaml(text, 'tdv.yaml').then(
+      () => undefined,
+      (err: unknown) => withQuoteHint(err, text),
+    );
     expect((e as Error).message).toMatch(/^tdv\.yaml:3:\d+: invalid YAML: .*If cmd is meant to be this text, quote it: cmd: 'echo a: b'$/);
   });
 
@@ -238,7 +258,16 @@ describe('quote hints for YAML errors', () => {
 
 describe('mergeParams', () => {
   it('adds used keys to the listed ones, once, keeping a listed parent key', () => {
-    expect(mergeParams([{ file: 'params.yaml', keys: ['train'] }], [{ file: 'params.yaml', key: 'train.lr' }, { file: 'a.yaml', key: 'x' }, { file: 'params.yaml', key: 'seed' }])).toEqual([
+    expect(
+      mergeParams(
+        [{ file: 'params.yaml', keys: ['train'] }],
+        [
+          { file: 'params.yaml', key: 'train.lr' },
+          { file: 'a.yaml', key: 'x' },
+          { file: 'params.yaml', key: 'seed' },
+        ],
+      ),
+    ).toEqual([
       { file: 'a.yaml', keys: ['x'] },
       { file: 'params.yaml', keys: ['seed', 'train'] },
     ]);

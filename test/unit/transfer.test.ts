@@ -289,10 +289,14 @@ describe('runJobs', () => {
 
   it('stops at the first failure that concerns the whole remote', async () => {
     let started = 0;
-    const err = await runJobs(Array.from({ length: 50 }, (_, i) => job(i)), 2, async () => {
-      started++;
-      throw new RemoteError('REMOTE_ACCESS_DENIED', 'denied', { wide: true });
-    }).catch((e) => e);
+    const err = await runJobs(
+      Array.from({ length: 50 }, (_, i) => job(i)),
+      2,
+      async () => {
+        started++;
+        throw new RemoteError('REMOTE_ACCESS_DENIED', 'denied', { wide: true });
+      },
+    ).catch((e) => e);
     expect(err.code).toBe('REMOTE_ACCESS_DENIED');
     expect(started).toBeLessThanOrEqual(2);
   });

@@ -81,7 +81,6 @@ describe('walkDir', () => {
     expect(rels(walkDir(d))).toEqual(['a\\b.csv', 'dir\\x/c.csv']);
   });
 
-
   it("skips tdv's own temp files but not files that merely look similar", () => {
     const d = tmp();
     put(d, 'data.csv');

@@ -196,7 +196,15 @@ describe('diffManifests', () => {
       for (const k of ['added', 'modified', 'deleted'] as const) expect([...sorted[k]].sort()).toEqual([...mapped[k]].sort());
     }
     // A list with a name twice is not "sorted": the map's answer, not a merge's.
-    expect(diffManifests([{ relpath: 'a', sha256: A, size: 1 }], [{ relpath: 'a', sha256: A, size: 1 }, { relpath: 'a', sha256: B, size: 1 }])).toEqual({ added: [], modified: ['a'], deleted: [] });
+    expect(
+      diffManifests(
+        [{ relpath: 'a', sha256: A, size: 1 }],
+        [
+          { relpath: 'a', sha256: A, size: 1 },
+          { relpath: 'a', sha256: B, size: 1 },
+        ],
+      ),
+    ).toEqual({ added: [], modified: ['a'], deleted: [] });
   });
 
   it('finds nothing between identical manifests, treating isexec:false like no isexec', () => {

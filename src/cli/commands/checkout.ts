@@ -66,7 +66,14 @@ export function registerCheckout(program: Command, ctx: CliContext): void {
         withDeps: opts.withDeps,
       }).finally(() => progress?.finish());
       if (out.json) {
-        out.data({ restored: res.restored.length, deleted: res.deleted.length, missing: res.missing, kept: res.kept, ...(res.commit ? { commit: res.commit } : {}), ...(res.fetch ? { fetch: transferJson(res.fetch) } : {}) });
+        out.data({
+          restored: res.restored.length,
+          deleted: res.deleted.length,
+          missing: res.missing,
+          kept: res.kept,
+          ...(res.commit ? { commit: res.commit } : {}),
+          ...(res.fetch ? { fetch: transferJson(res.fetch) } : {}),
+        });
       }
       if (res.fetch) printTransfer(out, res.fetch, { done: 'Fetched', prep: 'from', again: ctx.commandLine() });
       const of = res.commit ? ofRevision(opts.rev!, res.commit) : '';
@@ -83,7 +90,13 @@ export function registerCheckout(program: Command, ctx: CliContext): void {
       renderNotRestored(out, res.missing);
       // Everything restorable is restored; what was not makes the command fail, after it is listed.
       if (res.fetch) {
-        const failed = transferError(res.fetch, { done: 'Fetched', prep: 'from', again: ctx.commandLine(), after: checkedOutNote(res), also: also(notRestoredFix(res.missing.filter((m) => m.stage !== undefined))) });
+        const failed = transferError(res.fetch, {
+          done: 'Fetched',
+          prep: 'from',
+          again: ctx.commandLine(),
+          after: checkedOutNote(res),
+          also: also(notRestoredFix(res.missing.filter((m) => m.stage !== undefined))),
+        });
         if (failed) throw failed;
       }
       if (res.missing.length > 0) throw notRestoredError(res.missing, { fetch: fetchHint(ctx, targets, opts), dry: opts.dry });

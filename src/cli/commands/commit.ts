@@ -20,6 +20,10 @@ export function registerCommit(program: Command, ctx: CliContext): void {
         return;
       }
       for (const n of res.committed) out.info(`committed ${n}`);
-      out.info(res.committed.length ? `Recorded ${plural(res.committed.length, 'stage')} in tdv.lock${res.unchanged.length ? `; ${res.unchanged.length} unchanged` : ''}.` : 'tdv.lock already records every stage as it is.');
+      out.info(
+        res.committed.length
+          ? `Recorded ${plural(res.committed.length, 'stage')} in tdv.lock${res.unchanged.length ? `; ${res.unchanged.length} unchanged` : ''}.`
+          : 'tdv.lock already records every stage as it is.',
+      );
     });
 }

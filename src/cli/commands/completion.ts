@@ -6,11 +6,15 @@ import { type CliContext, examples } from '../context.js';
 export function registerCompletion(program: Command, ctx: CliContext): void {
   program
     .command('completion')
-    .description('print a shell completion script (bash, zsh or fish) for tdv\'s commands and options')
+    .description("print a shell completion script (bash, zsh or fish) for tdv's commands and options")
     .argument('<shell>', SHELLS.join(', '))
     .addHelpText(
       'after',
-      examples('source <(tdv completion bash)             # in ~/.bashrc', 'source <(tdv completion zsh)              # in ~/.zshrc, after compinit', 'tdv completion fish > ~/.config/fish/completions/tdv.fish'),
+      examples(
+        'source <(tdv completion bash)             # in ~/.bashrc',
+        'source <(tdv completion zsh)              # in ~/.zshrc, after compinit',
+        'tdv completion fish > ~/.config/fish/completions/tdv.fish',
+      ),
     )
     .action((shell: string) => {
       if (!(SHELLS as readonly string[]).includes(shell)) throw new UsageError(`no completion for shell "${shell}"; choose ${SHELLS.join(', ')}`);

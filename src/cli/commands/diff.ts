@@ -14,7 +14,13 @@ export function registerDiff(program: Command, ctx: CliContext): void {
     .option('--json', 'print one JSON object (schema in README)')
     .addHelpText(
       'after',
-      examples('tdv diff                       # HEAD against the workspace', 'tdv diff v1 v2                 # two revisions, nothing checked out', 'tdv diff HEAD~1 data/trips', 'tdv diff main -- data           # -- when a name could be a revision too', 'tdv diff v1 v2 --json'),
+      examples(
+        'tdv diff                       # HEAD against the workspace',
+        'tdv diff v1 v2                 # two revisions, nothing checked out',
+        'tdv diff HEAD~1 data/trips',
+        'tdv diff main -- data           # -- when a name could be a revision too',
+        'tdv diff v1 v2 --json',
+      ),
     )
     .action(async (args: string[], _opts: { json?: boolean }, cmd: Command) => {
       const out = await ctx.output(cmd);

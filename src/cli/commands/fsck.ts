@@ -35,7 +35,7 @@ export function registerFsck(program: Command, ctx: CliContext): void {
 
 function render(res: FsckResult, out: Output): void {
   const list = <T>(items: T[], line: (t: T) => string, warn = false) => {
-    for (const t of items.slice(0, LIST_MAX)) (warn ? out.warn(line(t)) : out.info(line(t)));
+    for (const t of items.slice(0, LIST_MAX)) warn ? out.warn(line(t)) : out.info(line(t));
     if (items.length > LIST_MAX) out.info(`  ... and ${items.length - LIST_MAX} more (see --json for all)`);
   };
   out.info(`Checked ${plural(res.objects, 'cache object')} (${formatBytes(res.bytes)}); ${plural(res.referenced, 'object')} referenced by pointers and tdv.lock.`);

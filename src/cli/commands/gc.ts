@@ -26,7 +26,7 @@ export function registerGc(program: Command, ctx: CliContext): void {
     .command('gc')
     .description('delete cache objects that no pointer references')
     .option('-w, --workspace', 'keep only what the workspace pointers reference')
-    .option('--all-branches', 'also keep the data of every local branch\'s tip')
+    .option('--all-branches', "also keep the data of every local branch's tip")
     .option('--all-tags', 'also keep the data of every tag')
     .option('--all-commits', 'also keep the data of every commit reachable from a branch, tag, HEAD or stash')
     .option('-c, --cloud', 'also delete unreferenced objects from the remote')
@@ -40,10 +40,16 @@ export function registerGc(program: Command, ctx: CliContext): void {
     .option('--json', 'print one JSON object')
     .addHelpText(
       'after',
-      '\nThe workspace\'s data and what the Git index stages are always kept; the --all-* scopes add history and may be combined.\n' +
-        'push marks a remote with this repository\'s id (repos/<id>); --cloud refuses a remote that names other repositories,\n' +
+      "\nThe workspace's data and what the Git index stages are always kept; the --all-* scopes add history and may be combined.\n" +
+        "push marks a remote with this repository's id (repos/<id>); --cloud refuses a remote that names other repositories,\n" +
         'or holds objects but no marker of this one (pushed by an older tdv), unless --shared-remote is given.\n' +
-        examples('tdv gc --workspace --dry', 'tdv gc --workspace --not-in-remote   # free the cache of data the remote keeps safe', 'tdv gc --workspace -f', 'tdv gc --all-tags --all-branches', 'tdv gc --all-commits --cloud -r storage --dry'),
+        examples(
+          'tdv gc --workspace --dry',
+          'tdv gc --workspace --not-in-remote   # free the cache of data the remote keeps safe',
+          'tdv gc --workspace -f',
+          'tdv gc --all-tags --all-branches',
+          'tdv gc --all-commits --cloud -r storage --dry',
+        ),
     )
     .action(async (opts: GcFlags, cmd: Command) => {
       const out = await ctx.output(cmd);
@@ -97,7 +103,10 @@ export function registerGc(program: Command, ctx: CliContext): void {
         for (const u of res.unused) out.info(`${u.oid}  ${formatBytes(u.size)}`);
         for (const oid of res.cloud?.unused ?? []) out.info(`${oid}  (remote "${res.cloud!.remote}")`);
       }
-      if (res.inRemote) out.info(`${plural(res.inRemote.objects, 'referenced object')} ${res.inRemote.objects === 1 ? 'is' : 'are'} on remote "${res.inRemote.remote}", so ${res.inRemote.objects === 1 ? 'it is' : 'they are'} not kept in the cache (\`tdv fetch\` gets ${res.inRemote.objects === 1 ? 'it' : 'them'} back).`);
+      if (res.inRemote)
+        out.info(
+          `${plural(res.inRemote.objects, 'referenced object')} ${res.inRemote.objects === 1 ? 'is' : 'are'} on remote "${res.inRemote.remote}", so ${res.inRemote.objects === 1 ? 'it is' : 'they are'} not kept in the cache (\`tdv fetch\` gets ${res.inRemote.objects === 1 ? 'it' : 'them'} back).`,
+        );
       const n = plural(res.unused.length, 'object');
       const c = res.cloud;
       if (res.unused.length === 0 && (c?.unused.length ?? 0) === 0) out.info(`Nothing to collect; ${plural(res.kept, 'object')} in use${c ? `, ${c.kept} on remote "${c.remote}"` : ''}.`);

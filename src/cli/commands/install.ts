@@ -29,7 +29,7 @@ export function registerInstall(program: Command, ctx: CliContext): void {
       const rel = (p: string) => path.relative(ctx.io.cwd, p) || '.';
       const verb: Record<Action, string> = { installed: 'added', updated: 'updated', unchanged: 'already there', removed: 'removed', absent: 'not there' };
       for (const h of res.hooks) {
-        const chained = h.chained && h.action !== 'absent' ? ' (kept the hook\'s own commands)' : '';
+        const chained = h.chained && h.action !== 'absent' ? " (kept the hook's own commands)" : '';
         out.info(`${q(rel(path.join(res.hooksDir, h.name)))}: ${verb[h.action]}${opts.uninstall ? '' : ` — ${WHAT[h.name]}`}${chained}`);
       }
       out.info(`.gitattributes *.tdv merge=tdv: ${verb[res.attributes]}`);

@@ -11,8 +11,11 @@ export function registerMergeDriver(program: Command, ctx: CliContext): void {
     .argument('<base>', "the common ancestor's version (Git's %O)")
     .argument('<ours>', 'our version, where the result is written (%A)')
     .argument('<theirs>', 'their version (%B)')
-    .argument('[path]', 'the pointer file\'s path in the repository (%P)')
-    .addHelpText('after', `\nExit 0 when merged; 1 on a conflict, naming the files changed differently on both sides.\n${examples('tdv install                 # registers it: git config merge.tdv.driver "tdv merge-driver %O %A %B %P"', 'tdv merge-driver .merge_file_base .merge_file_ours .merge_file_theirs data.tdv   # as Git runs it')}`)
+    .argument('[path]', "the pointer file's path in the repository (%P)")
+    .addHelpText(
+      'after',
+      `\nExit 0 when merged; 1 on a conflict, naming the files changed differently on both sides.\n${examples('tdv install                 # registers it: git config merge.tdv.driver "tdv merge-driver %O %A %B %P"', 'tdv merge-driver .merge_file_base .merge_file_ours .merge_file_theirs data.tdv   # as Git runs it')}`,
+    )
     .action(async (base: string, ours: string, theirs: string, file: string | undefined, _opts: unknown, cmd: Command) => {
       const out = await ctx.output(cmd);
       // Git runs drivers at the top of the work tree; the tdv repository may be below it (init --subdir).

@@ -9,7 +9,11 @@ export function registerMv(program: Command, ctx: CliContext): void {
     .argument('<src>', 'tracked file or directory (or its pointer file)')
     .argument('<dst>', 'new path, or an existing directory to move it into')
     .option('--json', 'print one JSON object: from, to, pointerFrom, pointerTo, movedData, gitignores')
-    .addHelpText('after', '\nA stage output is renamed in tdv.yaml instead. Nothing is staged in Git: run the command printed.\n' + examples('tdv mv data/raw.csv data/2024.csv', 'tdv mv images archive/      # into an existing directory'))
+    .addHelpText(
+      'after',
+      '\nA stage output is renamed in tdv.yaml instead. Nothing is staged in Git: run the command printed.\n' +
+        examples('tdv mv data/raw.csv data/2024.csv', 'tdv mv images archive/      # into an existing directory'),
+    )
     .action(async (src: string, dst: string, _opts: unknown, cmd: Command) => {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);

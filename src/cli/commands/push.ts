@@ -6,15 +6,33 @@ import { allHistoryOptions, collect, type HistoryFlags, progressFor, renderTrans
 
 export function registerPush(program: Command, ctx: CliContext): void {
   allHistoryOptions(transferOptions(program.command('push').description('upload cached data the pointers reference to a remote')), 'push')
-    .option('--rev <rev>', 'push the data of this revision instead of the workspace pointers\' (repeatable; what the cache holds of it)', collect)
+    .option('--rev <rev>', "push the data of this revision instead of the workspace pointers' (repeatable; what the cache holds of it)", collect)
     .option('--dry', 'list what would be uploaded, upload nothing')
-    .addHelpText('after', examples('tdv push', 'tdv push data/images -r s3store -j 32', 'tdv push --dry --json', 'tdv push --rev v1               # the data tagged v1', 'tdv push --all-tags          # every tagged version too (what the cache holds of it)'))
+    .addHelpText(
+      'after',
+      examples(
+        'tdv push',
+        'tdv push data/images -r s3store -j 32',
+        'tdv push --dry --json',
+        'tdv push --rev v1               # the data tagged v1',
+        'tdv push --all-tags          # every tagged version too (what the cache holds of it)',
+      ),
+    )
     .action(async (targets: string[], opts: TransferFlags & HistoryFlags & { dry?: boolean }, cmd: Command) => {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
       const { push } = await import('../../repo/push.js');
       const progress = opts.dry ? undefined : await progressFor(out, 'push');
-      const res = await push(repo, { targets: targets.map((t) => ctx.resolve(t)), remote: opts.remote, jobs: opts.jobs, runCache: opts.runCache, withDeps: opts.withDeps, dry: opts.dry, progress, scope: scopeOf(opts, opts.rev === undefined) }).finally(() => progress?.finish());
+      const res = await push(repo, {
+        targets: targets.map((t) => ctx.resolve(t)),
+        remote: opts.remote,
+        jobs: opts.jobs,
+        runCache: opts.runCache,
+        withDeps: opts.withDeps,
+        dry: opts.dry,
+        progress,
+        scope: scopeOf(opts, opts.rev === undefined),
+      }).finally(() => progress?.finish());
       if (opts.dry) {
         const planned = res.planned ?? [];
         if (out.json) out.data({ ...transferJson(res), planned });

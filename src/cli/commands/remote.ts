@@ -21,10 +21,7 @@ export function registerRemote(program: Command, ctx: CliContext): void {
   const remote = program
     .command('remote')
     .description('add, list, change and remove remotes: where push and pull send and fetch data')
-    .addHelpText(
-      'after',
-      examples('tdv remote add -d storage s3://my-bucket/tdv', 'tdv remote add backup /mnt/nas/tdv', 'tdv remote list', 'tdv remote modify storage region eu-west-1'),
-    );
+    .addHelpText('after', examples('tdv remote add -d storage s3://my-bucket/tdv', 'tdv remote add backup /mnt/nas/tdv', 'tdv remote list', 'tdv remote modify storage region eu-west-1'));
 
   remote
     .command('add')

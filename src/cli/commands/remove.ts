@@ -12,7 +12,10 @@ export function registerRemove(program: Command, ctx: CliContext): void {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
       const { remove } = await import('../../repo/remove.js');
-      const res = await remove(repo, targets.map((t) => ({ path: ctx.resolve(t), name: t })));
+      const res = await remove(
+        repo,
+        targets.map((t) => ({ path: ctx.resolve(t), name: t })),
+      );
       for (const r of res.removed) out.info(`Removed ${q(r)}`);
       for (const s of res.stages) out.info(`Removed stage "${s}" (its outputs stay)`);
       if (repo.git && (res.removed.length || res.stages.length)) {

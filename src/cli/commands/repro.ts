@@ -68,7 +68,10 @@ export function registerRepro(program: Command, ctx: CliContext): void {
       summarize(out, res, opts.dry === true);
       if (abort.signal.aborted) throw new InterruptedError('interrupted; stages that finished are recorded in tdv.lock, the others were not');
       if (res.failed.length) {
-        throw new TdvError('STAGE_FAILED', `${plural(res.failed.length, 'stage')} failed: ${res.failed.map((f) => f.stage).join(', ')}${res.blocked.length ? `; not run: ${res.blocked.join(', ')}` : ''}`);
+        throw new TdvError(
+          'STAGE_FAILED',
+          `${plural(res.failed.length, 'stage')} failed: ${res.failed.map((f) => f.stage).join(', ')}${res.blocked.length ? `; not run: ${res.blocked.join(', ')}` : ''}`,
+        );
       }
     });
 }

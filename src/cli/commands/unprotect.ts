@@ -12,7 +12,10 @@ export function registerUnprotect(program: Command, ctx: CliContext): void {
       const out = await ctx.output(cmd);
       const repo = await ctx.openRepo(out);
       const { unprotect } = await import('../../repo/unprotect.js');
-      const res = await unprotect(repo, targets.map((t) => ctx.resolve(t)));
+      const res = await unprotect(
+        repo,
+        targets.map((t) => ctx.resolve(t)),
+      );
       out.info(`Unprotected ${plural(res.files, 'file')}.`);
     });
 }

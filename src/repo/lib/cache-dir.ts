@@ -28,7 +28,7 @@ import { isInside, readTextOrUndefined, toPosix } from '../../util/fs.js';
 export function realpathLoose(p: string): string {
   const abs = path.resolve(p);
   const rest: string[] = [];
-  for (let dir = abs; ; ) {
+  for (let dir = abs; ;) {
     try {
       return path.join(fs.realpathSync(dir), ...rest.reverse());
     } catch {
@@ -54,7 +54,11 @@ export async function checkCacheDir(root: string, config: Config): Promise<void>
   const fix = configured ? 'set cache.dir to a directory outside the repository (or unset it to use .tdv/cache)' : `make ${TDV_DIR}/cache a real directory`;
   // The cache as (or around) the repository: its objects would be workspace files, and the workspace cache data.
   if (isInside(cache, realRoot)) {
-    throw new TdvError('CONFIG_INVALID', `${what} ${cache === realRoot ? 'is' : 'contains'} the repository ${realRoot}: the cache's objects would be workspace data that add, checkout and git add take in or delete; ${fix}`, { data: { cache } });
+    throw new TdvError(
+      'CONFIG_INVALID',
+      `${what} ${cache === realRoot ? 'is' : 'contains'} the repository ${realRoot}: the cache's objects would be workspace data that add, checkout and git add take in or delete; ${fix}`,
+      { data: { cache } },
+    );
   }
   if (!isInside(realRoot, cache)) return;
   const rel = toPosix(path.relative(realRoot, cache));
@@ -76,16 +80,16 @@ export async function checkCacheDir(root: string, config: Config): Promise<void>
   }
   if (configured) {
     // Anywhere else in the work tree the cache is untracked data: `git add -A` would commit it, `tdv add` could take it in.
-    throw new TdvError('CONFIG_INVALID', `${what} is inside the repository (${rel}), outside ${TDV_DIR}/: the cache would be untracked data that \`git add -A\` commits and \`tdv add\` takes in; ${fix}`, { data: { cache } });
+    throw new TdvError(
+      'CONFIG_INVALID',
+      `${what} is inside the repository (${rel}), outside ${TDV_DIR}/: the cache would be untracked data that \`git add -A\` commits and \`tdv add\` takes in; ${fix}`,
+      { data: { cache } },
+    );
   }
 }
 
 function cacheInData(what: string, tracked: string, by: string, fix: string): TdvError {
-  return new TdvError(
-    'CONFIG_INVALID',
-    `${what} is inside ${tracked}, which ${by} tracks: adding or checking out that data would take in or replace the cache; ${fix}`,
-    { data: { tracked } },
-  );
+  return new TdvError('CONFIG_INVALID', `${what} is inside ${tracked}, which ${by} tracks: adding or checking out that data would take in or replace the cache; ${fix}`, { data: { tracked } });
 }
 
 /** A cache other repositories may share, and why tdv thinks so. */
@@ -134,7 +138,7 @@ export function reservedDirs(root: string, config: Config): { dir: string; what:
     { dir: realpathLoose(config.cache.dir ?? path.join(root, TDV_DIR, 'cache')), what: config.cache.dir !== undefined ? `the cache (cache.dir ${config.cache.dir})` : 'the cache' },
   ];
   for (const [name, r] of Object.entries(config.remote)) {
-    if (!r.url || /^[a-z][a-z0-9+.-]*:\/\//i.test(r.url) && !r.url.startsWith('file://')) continue;
+    if (!r.url || (/^[a-z][a-z0-9+.-]*:\/\//i.test(r.url) && !r.url.startsWith('file://'))) continue;
     try {
       const loc = resolveRemoteUrl(root, r.url);
       if (loc.kind === 'local') out.push({ dir: realpathLoose(loc.path), what: `remote "${name}" (${loc.path})` });

@@ -32,7 +32,12 @@ export async function missingOutputs(repo: Repo, lock: LockFile, names: readonly
   const out: Selected[] = [];
   for (const n of names) {
     for (const o of lock.get(n)?.outs ?? []) {
-      const s: Selected = { ptr: { file, outs: [] }, out: { path: o.path, sha256: o.sha256, size: o.size, ...(o.nfiles !== undefined ? { nfiles: o.nfiles } : {}) }, abs: path.join(repo.root, o.path), rel: o.path };
+      const s: Selected = {
+        ptr: { file, outs: [] },
+        out: { path: o.path, sha256: o.sha256, size: o.size, ...(o.nfiles !== undefined ? { nfiles: o.nfiles } : {}) },
+        abs: path.join(repo.root, o.path),
+        rel: o.path,
+      };
       if ((await hashWorkspace(repo, s)).kind === 'missing') out.push(s);
     }
   }

@@ -66,12 +66,7 @@ export type Hashed = Extract<TargetState, { kind: 'file' | 'dir' }>;
  * pointer. Used by `add` and by `repro` for stage outputs. `abs` is `rel`
  * resolved by the guard (`opts.guard`, by default the workspace's).
  */
-export async function cacheTarget(
-  repo: Repo,
-  abs: string,
-  rel: string,
-  opts: { jobs?: number; progress?: Progress; relink?: boolean; guard?: Guard; source?: string } = {},
-): Promise<Hashed> {
+export async function cacheTarget(repo: Repo, abs: string, rel: string, opts: { jobs?: number; progress?: Progress; relink?: boolean; guard?: Guard; source?: string } = {}): Promise<Hashed> {
   const move = isProtected(repo.linker().current);
   const state = await hashWorkspace(repo, { abs, rel }, { write: move ? 'move' : 'store', needEntries: move, jobs: opts.jobs, progress: opts.progress });
   if (state.kind === 'missing' || state.kind === 'other') throw new TdvError('NOT_FOUND', `${rel} disappeared or was replaced while it was being added; run the command again`);

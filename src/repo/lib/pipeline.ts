@@ -34,7 +34,6 @@ export async function loadDag(repo: Repo, text?: string): Promise<Dag | undefine
   return buildDag(pipeline, tracked);
 }
 
-
 /**
  * Why a stage may not own an output, as only the repository knows: Git tracks
  * it or something below it (repro deletes outputs before a run: code in Git

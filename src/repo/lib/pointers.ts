@@ -34,7 +34,11 @@ export async function findPointers(repo: Repo, opts: { everything?: boolean; wit
       const code = errnoCode(err);
       if ((code === 'EACCES' || code === 'ENAMETOOLONG') && !opts.everything) return;
       if (code === 'EACCES') throw new TdvError('UNREADABLE', `cannot read ${quotePath(repo.rel(dir))}: pointers in it would be missed; fix its permissions first`);
-      if (code === 'ENAMETOOLONG') throw new TdvError('UNREADABLE', `cannot read ${quotePath(repo.rel(dir).slice(0, 200))}...: its path is longer than the system allows, so pointers in it would be missed; move or shorten it first`);
+      if (code === 'ENAMETOOLONG')
+        throw new TdvError(
+          'UNREADABLE',
+          `cannot read ${quotePath(repo.rel(dir).slice(0, 200))}...: its path is longer than the system allows, so pointers in it would be missed; move or shorten it first`,
+        );
       throw err;
     }
     const names = new Set(ents.map((e) => e.name));

@@ -90,10 +90,13 @@ export interface SharedRemote {
 /** The one-line refusal for a shared remote, naming the other repositories and the risk. */
 export function sharedRemoteError(s: SharedRemote): UsageError {
   const where = `remote "${s.remote}" (${s.url})`;
-  const risk = 'gc sees only this repository\'s pointers, so objects only they use would be deleted; pass --shared-remote to collect it anyway, or --dry to see the plan';
+  const risk = "gc sees only this repository's pointers, so objects only they use would be deleted; pass --shared-remote to collect it anyway, or --dry to see the plan";
   const named = s.others.filter((o) => o !== UNMARKED);
   if (s.others.length === 0) {
-    return new UsageError(`${where} holds objects but no marker of this repository (repos/${s.id ?? '<id>'}), so they were pushed by an older tdv or by other repositories: ${risk}`, { remote: s.remote, others: s.others });
+    return new UsageError(`${where} holds objects but no marker of this repository (repos/${s.id ?? '<id>'}), so they were pushed by an older tdv or by other repositories: ${risk}`, {
+      remote: s.remote,
+      others: s.others,
+    });
   }
   const who = [
     ...(named.length > 0 ? [`other repositories (${named.map((o) => `repos/${o}`).join(', ')})`] : []),

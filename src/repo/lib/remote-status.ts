@@ -63,7 +63,15 @@ export async function remoteStatus(repo: Repo, opts: { targets?: string[]; remot
       const missingOnRemote = t.oids.filter((o) => !there.has(o)).length;
       const missingLocally = t.oids.filter((o) => !store.has(o)).length;
       if (missingOnRemote === 0 && missingLocally === 0 && !t.unknown) continue;
-      data.push({ path: t.sel.rel, pointer: repo.rel(t.sel.ptr.file), objects: t.oids.length, missingOnRemote, missingLocally, ...(t.unknown ? { unknownFiles: true } : {}), ...(t.error ? { manifestError: t.error } : {}) });
+      data.push({
+        path: t.sel.rel,
+        pointer: repo.rel(t.sel.ptr.file),
+        objects: t.oids.length,
+        missingOnRemote,
+        missingLocally,
+        ...(t.unknown ? { unknownFiles: true } : {}),
+        ...(t.error ? { manifestError: t.error } : {}),
+      });
     }
     return { remote: remote.name, clean: data.length === 0, data };
   });

@@ -42,13 +42,15 @@ export function localRemoteProblem(repo: Repo, dir: string): string | undefined 
   return undefined;
 }
 
-
 /** The remote named `name`, or the default one: its implementation chosen by URL. `jobs` sizes its connection pool. */
 export async function openRemote(repo: Repo, name?: string, jobs?: number): Promise<Remote> {
   const chosen = name ?? repo.config.core.remote;
   const known = Object.keys(repo.config.remote);
   if (chosen === undefined) {
-    const hint = known.length > 0 ? `pass -r NAME (known: ${known.join(', ')}) or set a default with \`tdv remote default NAME\`` : 'add one with `tdv remote add -d NAME URL` (a directory, or s3://bucket/prefix)';
+    const hint =
+      known.length > 0
+        ? `pass -r NAME (known: ${known.join(', ')}) or set a default with \`tdv remote default NAME\``
+        : 'add one with `tdv remote add -d NAME URL` (a directory, or s3://bucket/prefix)';
     throw new TdvError('NO_REMOTE', `no remote configured; ${hint}`);
   }
   const cfg = repo.config.remote[chosen];
@@ -66,7 +68,9 @@ export async function openRemote(repo: Repo, name?: string, jobs?: number): Prom
     // and a symlink on the way may have been made (or committed) since.
     const problem = localRemoteProblem(repo, loc.path);
     if (problem !== undefined) {
-      throw new TdvError('BAD_REMOTE', `remote "${chosen}" (${maskUrl(cfg.url)}) ${problem}; point it at a directory outside the repository with \`tdv remote modify ${chosen} url PATH\``, { data: { remote: chosen } });
+      throw new TdvError('BAD_REMOTE', `remote "${chosen}" (${maskUrl(cfg.url)}) ${problem}; point it at a directory outside the repository with \`tdv remote modify ${chosen} url PATH\``, {
+        data: { remote: chosen },
+      });
     }
     const { LocalRemote } = await import('../../remote/local.js');
     return new LocalRemote(chosen, loc.path);

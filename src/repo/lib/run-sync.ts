@@ -32,7 +32,12 @@ export async function pushRuns(repo: Repo, remote: Remote, opts: TransferOptions
   const there = new Set(await remote.listRuns());
   const todo = cache.list().filter((k) => !there.has(k));
   const entries = todo.map((k) => [k, cache.get(k)] as const).filter((x): x is [string, RunEntry] => x[1] !== undefined);
-  const res = await pushSelected(repo, remote, entries.flatMap(([k, e]) => asSelected(repo, k, e)), opts);
+  const res = await pushSelected(
+    repo,
+    remote,
+    entries.flatMap(([k, e]) => asSelected(repo, k, e)),
+    opts,
+  );
   const failed = new Set(res.failed.map((f) => f.oid));
   let runs = 0;
   for (const [k, e] of entries) {
@@ -54,7 +59,12 @@ export async function fetchRuns(repo: Repo, remote: Remote, opts: TransferOption
     const e = data && parseRunEntry(data.toString('utf8'));
     if (e) entries.push([k, e]); // a malformed record is left out: at worst a stage reruns
   }
-  const res = await fetchSelected(repo, remote, entries.flatMap(([k, e]) => asSelected(repo, k, e)), opts);
+  const res = await fetchSelected(
+    repo,
+    remote,
+    entries.flatMap(([k, e]) => asSelected(repo, k, e)),
+    opts,
+  );
   const failed = new Set(res.failed.map((f) => f.oid));
   let runs = 0;
   for (const [k, e] of entries) {

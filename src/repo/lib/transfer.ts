@@ -65,7 +65,11 @@ export async function pushSelected(repo: Repo, remote: Remote, selected: readonl
   const res: TransferResult = { remote: remote.name, transferred: 0, skipped: 0, failed: [], bytes: 0 };
 
   // Cheapest check first: a directory whose manifest is on the remote is there whole.
-  const manifestsThere = await remoteHas(remote, wanted.dirs.map((d) => d.oid), jobs);
+  const manifestsThere = await remoteHas(
+    remote,
+    wanted.dirs.map((d) => d.oid),
+    jobs,
+  );
   const onRemote = new Set<Oid>();
   const check: Oid[] = [];
   for (const [oid] of wanted.files) check.push(oid);
@@ -95,7 +99,8 @@ export async function pushSelected(repo: Repo, remote: Remote, selected: readonl
     }
     seen.add(d.oid);
     if (complete.has(d.oid)) res.skipped++;
-    else if (!d.entries) res.failed.push({ oid: d.oid, path: d.path, error: corrupt.get(d.oid) ?? `the manifest of ${d.path} (${shortOid(d.oid)}) is not in the cache, nor on remote "${remote.name}"` });
+    else if (!d.entries)
+      res.failed.push({ oid: d.oid, path: d.path, error: corrupt.get(d.oid) ?? `the manifest of ${d.path} (${shortOid(d.oid)}) is not in the cache, nor on remote "${remote.name}"` });
     else manifestJobs.push({ ...d });
   }
   if (opts.dry) {
@@ -198,7 +203,12 @@ async function uploadFiles(remote: Remote, store: ObjectStore, uploads: Job[], j
       progress?.files();
     }
   }
-  const rest = await runJobs(uploads.filter((j) => j.size >= BATCH_MAX_SIZE), jobs, put, progress);
+  const rest = await runJobs(
+    uploads.filter((j) => j.size >= BATCH_MAX_SIZE),
+    jobs,
+    put,
+    progress,
+  );
   return { done: [...done, ...rest.done], failed: [...failed, ...rest.failed] };
 }
 
@@ -269,7 +279,10 @@ export async function fetchSelected(repo: Repo, remote: Remote, selected: readon
     if (store.has(oid)) res.skipped++;
     else downloads.push({ ...job });
   }
-  opts.progress?.plan(downloads.length, downloads.reduce((n, j) => n + j.size, 0));
+  opts.progress?.plan(
+    downloads.length,
+    downloads.reduce((n, j) => n + j.size, 0),
+  );
   const files = await runJobs(downloads, jobs, get, opts.progress);
   res.transferred += files.done.length;
   for (const j of files.done) res.bytes += j.size;

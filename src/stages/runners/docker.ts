@@ -227,7 +227,10 @@ export class DockerRunner implements StageRunner, DockerImages {
       if (opts.signal?.aborted) throw new DockerError('BUILD_ABORTED', `docker build of ${ctx} was stopped`, { context: ctx });
       const down = daemonProblem(log);
       if (down) throw down;
-      const lines = log.split('\n').map((l) => l.trim()).filter((l) => l && !/^(DEPRECATED:|Install the buildx|BuildKit is currently|https:\/\/docs\.docker\.com)/.test(l));
+      const lines = log
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !/^(DEPRECATED:|Install the buildx|BuildKit is currently|https:\/\/docs\.docker\.com)/.test(l));
       const tail = lines.slice(-20);
       throw new DockerError('BUILD_FAILED', `docker build of ${ctx} failed: ${tail.at(-1) ?? `exit ${r.exitCode}`}; fix the Dockerfile or the context, the build log is above`, { context: ctx, tail });
     }
@@ -276,9 +279,18 @@ export class DockerRunner implements StageRunner, DockerImages {
     if (/no such image|unable to find image|pull access denied|manifest unknown|repository does not exist/i.test(stderr)) {
       const ref = ctx.image ?? 'the image';
       const who = ctx.stage ? ` (stage ${ctx.stage})` : '';
-      return new DockerError('IMAGE_NOT_FOUND', `Docker image ${ref}${who} is not present locally; \`docker pull ${ref}\` or \`docker build -t ${ref} DIR\` first`, { image: ctx.image, stage: ctx.stage });
+      return new DockerError('IMAGE_NOT_FOUND', `Docker image ${ref}${who} is not present locally; \`docker pull ${ref}\` or \`docker build -t ${ref} DIR\` first`, {
+        image: ctx.image,
+        stage: ctx.stage,
+      });
     }
-    const line = stderr.split('\n').map((l) => l.trim()).find((l) => /^(docker: |Error|ERROR)/.test(l)) ?? stderr.trim().split('\n')[0] ?? '';
+    const line =
+      stderr
+        .split('\n')
+        .map((l) => l.trim())
+        .find((l) => /^(docker: |Error|ERROR)/.test(l)) ??
+      stderr.trim().split('\n')[0] ??
+      '';
     return new DockerError('DOCKER_FAILED', `docker failed: ${line.replace(/^docker: /, '')}`, { image: ctx.image, stage: ctx.stage });
   }
 }
@@ -286,10 +298,7 @@ export class DockerRunner implements StageRunner, DockerImages {
 /** A daemon that is not running or refuses us, from the docker CLI's stderr. */
 function daemonProblem(stderr: string): DockerError | undefined {
   if (/permission denied while trying to connect to the docker daemon/i.test(stderr)) {
-    return new DockerError(
-      'DOCKER_PERMISSION',
-      `permission denied on the Docker daemon's socket; add yourself to the docker group (\`sudo usermod -aG docker $USER\`, then log in again) ${LOCALLY}`,
-    );
+    return new DockerError('DOCKER_PERMISSION', `permission denied on the Docker daemon's socket; add yourself to the docker group (\`sudo usermod -aG docker $USER\`, then log in again) ${LOCALLY}`);
   }
   const m = /Cannot connect to the Docker daemon at (\S+?)\.? Is the docker daemon running\?|error during connect/i.exec(stderr);
   if (m) {
@@ -311,7 +320,8 @@ function checkContext(ctx: string, dockerfile: string): void {
   if (!df) throw new DockerError('BUILD_CONTEXT_MISSING', `${dockerfile} does not exist; add a Dockerfile to the build context or fix \`dockerfile\``, { context: ctx });
   // Hashed by tdv before the build: a FIFO or device would never end, a huge file is not a Dockerfile.
   if (!df.isFile()) throw new DockerError('BUILD_CONTEXT_MISSING', `${dockerfile} is not a regular file; a Dockerfile must be one`, { context: ctx });
-  if (df.size > MAX_DOCKERFILE_BYTES) throw new DockerError('BUILD_CONTEXT_MISSING', `${dockerfile} is ${df.size} bytes, more than the ${MAX_DOCKERFILE_BYTES} a Dockerfile may have here`, { context: ctx });
+  if (df.size > MAX_DOCKERFILE_BYTES)
+    throw new DockerError('BUILD_CONTEXT_MISSING', `${dockerfile} is ${df.size} bytes, more than the ${MAX_DOCKERFILE_BYTES} a Dockerfile may have here`, { context: ctx });
 }
 
 const MAX_DOCKERFILE_BYTES = 1 << 20;

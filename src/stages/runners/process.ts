@@ -35,11 +35,7 @@ let exitHook = false;
  * directly (the caller decides what stopping means) and so that killing the
  * group also kills whatever the command started.
  */
-export function spawnGroup(
-  file: string,
-  args: readonly string[],
-  opts: { cwd?: string; env: NodeJS.ProcessEnv; onOutput?: (chunk: Buffer, stream: 'stdout' | 'stderr') => void },
-): GroupChild {
+export function spawnGroup(file: string, args: readonly string[], opts: { cwd?: string; env: NodeJS.ProcessEnv; onOutput?: (chunk: Buffer, stream: 'stdout' | 'stderr') => void }): GroupChild {
   const sub = execa(file, args, {
     cwd: opts.cwd,
     env: opts.env,
