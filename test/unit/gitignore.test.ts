@@ -34,6 +34,7 @@ describe('addGitignoreEntry', () => {
 
   it('takes "/name/" as its line for a directory (the same rule to Git), but not for a file', () => {
     const d = tmp();
+    execFileSync('git', ['init', '-q', d]);
     fs.mkdirSync(path.join(d, 'logs'));
     fs.writeFileSync(path.join(d, 'model.bin'), 'x');
     fs.writeFileSync(path.join(d, '.gitignore'), '/logs/\n/model.bin/\n');
