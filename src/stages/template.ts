@@ -3,6 +3,7 @@ import { FormatError } from '../errors.js';
 import { relPathProblem } from '../formats/paths.js';
 import { parseYaml } from '../util/yaml.js';
 import { Guard } from '../workspace/guard.js';
+import { parseValues } from './values.js';
 
 /**
  * Templating of `tdv.yaml`, as DVC users know it from `dvc.yaml`:
@@ -54,21 +55,8 @@ export function fileReader(root: string): ExpandOptions['readFile'] {
   const guard = new Guard(root);
   return async (file, source) => {
     const text = guard.readText(file, { source });
-    return text === undefined ? undefined : parseParamsText(text, file);
+    return text === undefined ? undefined : parseValues(text, file);
   };
-}
-
-/** The content of a params file: TOML by its extension, else YAML (JSON is YAML 1.2 too: one parser, with positions in its errors). */
-export async function parseParamsText(text: string, file: string): Promise<unknown> {
-  if (/\.toml$/i.test(file)) {
-    const { parse } = await import('smol-toml');
-    try {
-      return parse(text);
-    } catch (e) {
-      throw new FormatError(file, `invalid TOML: ${(e as Error).message.split('\n')[0]}`);
-    }
-  }
-  return (await parseYaml(text, file)).value;
 }
 
 /**
@@ -92,7 +80,7 @@ export async function expandText(text: string, shown: string, read: (file: strin
     text,
     readFile: async (file) => {
       const t = read(file);
-      return t === undefined ? undefined : parseParamsText(t, file);
+      return t === undefined ? undefined : parseValues(t, file);
     },
   });
 }
