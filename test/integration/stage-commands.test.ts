@@ -1,17 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { git, read, tdv, tdvBin, write } from '../helpers/repo.js';
+import { pipelineRepo } from '../helpers/pipeline.js';
+import { read, tdv, tdvBin, write } from '../helpers/repo.js';
 import { expectOneLineError, newRepo, objPath, sha, state } from '../helpers/expect.js';
-
-async function pipelineRepo(yaml: string, files: Record<string, string> = {}): Promise<string> {
-  const dir = await newRepo();
-  write(dir, 'tdv.yaml', yaml);
-  for (const [rel, content] of Object.entries(files)) write(dir, rel, content);
-  await git(dir, 'add', '-A');
-  await git(dir, 'commit', '-qm', 'pipeline');
-  return dir;
-}
 
 const COMMENTED = `# The pipeline: keep these notes.
 stages:

@@ -1,18 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { pipelineRepo } from '../helpers/pipeline.js';
 import { git, read, tdv, write } from '../helpers/repo.js';
-import { expectOneLineError, newRepo, objPath, setConfig, sha } from '../helpers/expect.js';
-
-/** A repo with `tdv.yaml` (and any other files) committed to Git. */
-async function pipelineRepo(yaml: string, files: Record<string, string> = {}): Promise<string> {
-  const dir = await newRepo();
-  write(dir, 'tdv.yaml', yaml);
-  for (const [rel, content] of Object.entries(files)) write(dir, rel, content);
-  await git(dir, 'add', '-A');
-  await git(dir, 'commit', '-qm', 'pipeline');
-  return dir;
-}
+import { expectOneLineError, objPath, setConfig, sha } from '../helpers/expect.js';
 
 const ran = (stdout: string) => stdout.match(/^running ([\w.-]+)/gm)?.map((l) => l.slice(8)) ?? [];
 
