@@ -27,7 +27,7 @@ function remoteFile(remote: string, oid: string): string {
 /** Nothing was left in the cache's temp directory (no partial download). */
 function tmpLeft(dir: string): string[] {
   const tmp = path.join(dir, '.tdv', 'tmp');
-  return fs.existsSync(tmp) ? fs.readdirSync(tmp).filter((n) => !n.startsWith('statcache') && !n.startsWith('lock')) : [];
+  return fs.existsSync(tmp) ? fs.readdirSync(tmp).filter((n) => !n.startsWith('statcache') && !n.startsWith('lock') && n !== 'placed.json') : [];
 }
 
 async function pushedRepo() {
