@@ -73,7 +73,7 @@ describe('adversarial review of issue 11', () => {
 
   it('F9: a stage output that contains the cache (or a remote, or .tdv) is a tdv.yaml error before anything is deleted', async () => {
     const dir = await newRepo();
-    const cache = path.join(path.dirname(dir), `${path.basename(dir)}-cache`);
+    const cache = path.join(newDir(), 'cache');
     setConfig(dir, `cache:\n  dir: ${cache}\n`);
     write(dir, 'data', 'v1\n');
     expect((await tdv(dir, 'add', 'data')).code).toBe(0);
