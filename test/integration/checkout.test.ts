@@ -414,6 +414,15 @@ describe('tdv checkout after a branch switch took a pointer away', () => {
     expect(read(dir, 'data/x')).toBe('x');
   });
 
+  it('never deletes data whose pointer `git rm` took away (HEAD still commits it: no branch switch)', async () => {
+    const dir = await twoBranches();
+    await git(dir, 'rm', '-q', 'b.csv.tdv');
+    const r = await tdv(dir, 'checkout');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('kept: b.csv (b.csv.tdv was deleted');
+    expect(read(dir, 'b.csv')).toBe('b\n');
+  });
+
   it("a path Git tracks on the new branch is Git's, never deleted", async () => {
     const dir = await twoBranches();
     await git(dir, 'checkout', '-q', 'old');
