@@ -276,6 +276,8 @@ async function untrackedPlacedIn(
 ): Promise<{ deletes: { rel: string; files?: string[] }[]; kept: KeptData[]; forget: string[] }> {
   const { readPlaced } = await import('./lib/placed.js');
   const { hashAt } = await import('../workspace/checkout.js');
+  let lockMissing: boolean | undefined;
+  const lockGone = () => (lockMissing ??= fs.lstatSync(path.join(repo.root, LOCK_FILE), { throwIfNoEntry: false }) === undefined);
   const overlaps = (rel: string) => current.some((s) => s.rel === rel || rel.startsWith(`${s.rel}/`) || s.rel.startsWith(`${rel}/`));
   for (const [rel, e] of readPlaced(repo)) {
     if (overlaps(rel)) continue;
@@ -289,7 +291,9 @@ async function untrackedPlacedIn(
       continue; // A path the guard refuses (a symlink on the way): never touched.
     }
     if (st === undefined) continue;
-    if (e.by !== LOCK_FILE && (repo.gitTracked().has(repo.gitPath(e.by)) || inHead(e.by))) {
+    // tdv.lock deleted by hand (`rm tdv.lock` to make stages run again) is no branch switch either.
+    const byGone = e.by !== LOCK_FILE || lockGone();
+    if (byGone && (repo.gitTracked().has(repo.gitPath(e.by)) || inHead(e.by))) {
       res.kept.push({ path: rel, why: 'pointer-deleted', by: e.by });
       continue;
     }
