@@ -12,6 +12,7 @@ import { allOuts, findPointers, type Selected, selectTargets } from './lib/point
 import type { TransferResult } from './lib/transfer.js';
 import type { Repo } from './repo.js';
 import type { Progress } from '../util/progress.js';
+import type { GitHistory } from '../git/history.js';
 import { TDV_DIR } from '../formats/layout.js';
 
 const LOCK_FILE = 'tdv.lock';
@@ -237,8 +238,46 @@ async function untrackedPlaced(
 ): Promise<{ deletes: { rel: string; files?: string[] }[]; kept: KeptData[]; forget: string[] }> {
   const res = { deletes: [] as { rel: string; files?: string[] }[], kept: [] as KeptData[], forget: [] as string[] };
   if (!repo.git) return res;
+  const { openHistory } = await import('./lib/revision.js');
+  // A pointer HEAD still commits was taken away by hand (`git rm data.csv.tdv`, which also
+  // drops it from the index), not by a branch switch: its data is the user's to keep.
+  // History tdv cannot read counts as "still committed": the data stays.
+  let head: { history: GitHistory; commit: string } | null | undefined;
+  const inHead = (by: string): boolean => {
+    if (head === undefined) {
+      try {
+        const history = openHistory(repo);
+        head = history.hasCommits() ? { history, commit: history.resolve('HEAD') } : null;
+        if (head === null) history.close();
+      } catch {
+        return true;
+      }
+    }
+    if (head === null) return false;
+    try {
+      return head.history.readFileAt(head.commit, repo.gitPath(by)) !== undefined;
+    } catch {
+      return true;
+    }
+  };
+  try {
+    return await untrackedPlacedIn(repo, ctx, current, inHead, res);
+  } finally {
+    head?.history.close();
+  }
+}
+
+async function untrackedPlacedIn(
+  repo: Repo,
+  ctx: Awaited<ReturnType<typeof workspaceContext>>,
+  current: readonly Selected[],
+  inHead: (by: string) => boolean,
+  res: { deletes: { rel: string; files?: string[] }[]; kept: KeptData[]; forget: string[] },
+): Promise<{ deletes: { rel: string; files?: string[] }[]; kept: KeptData[]; forget: string[] }> {
   const { readPlaced } = await import('./lib/placed.js');
   const { hashAt } = await import('../workspace/checkout.js');
+  let lockMissing: boolean | undefined;
+  const lockGone = () => (lockMissing ??= fs.lstatSync(path.join(repo.root, LOCK_FILE), { throwIfNoEntry: false }) === undefined);
   const overlaps = (rel: string) => current.some((s) => s.rel === rel || rel.startsWith(`${s.rel}/`) || s.rel.startsWith(`${rel}/`));
   for (const [rel, e] of readPlaced(repo)) {
     if (overlaps(rel)) continue;
@@ -252,7 +291,9 @@ async function untrackedPlaced(
       continue; // A path the guard refuses (a symlink on the way): never touched.
     }
     if (st === undefined) continue;
-    if (e.by !== LOCK_FILE && repo.gitTracked().has(repo.gitPath(e.by))) {
+    // tdv.lock deleted by hand (`rm tdv.lock` to make stages run again) is no branch switch either.
+    const byGone = e.by !== LOCK_FILE || lockGone();
+    if (byGone && (repo.gitTracked().has(repo.gitPath(e.by)) || inHead(e.by))) {
       res.kept.push({ path: rel, why: 'pointer-deleted', by: e.by });
       continue;
     }

@@ -229,7 +229,28 @@ export async function planGc(repo: Repo, scope: HistoryScope = {}, remote?: Remo
     // exactly the kept objects, so an object absent there (or whose check failed) always stays.
     const { remoteHas } = await import('../remote/transfer.js');
     const { remoteJobs } = await import('./lib/remotes.js');
-    const there = await remoteHas(remote, [...keep], remoteJobs(repo, remote, opts.jobs));
+    const jobs = remoteJobs(repo, remote, opts.jobs);
+    const named = await remoteHas(remote, [...keep], jobs);
+    // A name on the remote is not a copy: a truncated upload or a broken remote has the
+    // name with other bytes, and deleting the cache's object would lose the only good one.
+    // Only an object the remote stores at exactly the cached size leaves the cache.
+    const { default: pLimit } = await import('p-limit');
+    const limit = pLimit(jobs);
+    const there = new Set<Oid>();
+    await Promise.all(
+      [...named].map((oid) =>
+        limit(async () => {
+          let size: number;
+          try {
+            size = store.sizeOf(oid);
+          } catch {
+            return; // Not in the cache: nothing to delete.
+          }
+          const st = await remote.stat(oid).catch(() => undefined);
+          if (st?.size === size) there.add(oid);
+        }),
+      ),
+    );
     for (const oid of there) keep.delete(oid);
     inRemote = { remote: remote.name, objects: there.size };
   }

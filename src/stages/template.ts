@@ -324,6 +324,9 @@ function foreach(ctx: Context, name: string, raw: Dict, at: At): ExpandedStage[]
   });
 }
 
+/** Most stages one matrix may make: far beyond a real pipeline, far below what exhausts memory. */
+const MAX_MATRIX = 10_000;
+
 function matrix(ctx: Context, name: string, raw: Dict, at: At): ExpandedStage[] {
   const m = raw.matrix;
   if (!isDict(m) || Object.keys(m).length === 0) throw new FormatError(at(['matrix']), `"matrix" of stage "${name}" must be a mapping of names to lists`, 'e.g. matrix: {model: [a, b], seed: [1, 2]}');
@@ -342,6 +345,10 @@ function matrix(ctx: Context, name: string, raw: Dict, at: At): ExpandedStage[] 
   }
   reserved(ctx, name, at(['matrix']), ['item', 'key']);
   const body = Object.fromEntries(Object.entries(raw).filter(([k]) => k !== 'matrix'));
+  // A few lines of YAML can name more combinations than memory holds (12 axes of 10: 10^12):
+  // counted before any is built, so such a file is one error and not an out-of-memory crash.
+  const count = axes.reduce((n, a) => n * a.values.length, 1);
+  if (count > MAX_MATRIX) throw new FormatError(at(['matrix']), `the matrix of stage "${name}" makes ${count} combinations, more than ${MAX_MATRIX}`, 'Use fewer axes or values, or split the stage');
   // The cartesian product, first axis slowest, as DVC orders it.
   let combos: number[][] = [[]];
   for (const a of axes) combos = combos.flatMap((c) => a.values.map((_, i) => [...c, i]));

@@ -414,6 +414,30 @@ describe('tdv checkout after a branch switch took a pointer away', () => {
     expect(read(dir, 'data/x')).toBe('x');
   });
 
+  it('never deletes data whose pointer `git rm` took away (HEAD still commits it: no branch switch)', async () => {
+    const dir = await twoBranches();
+    await git(dir, 'rm', '-q', 'b.csv.tdv');
+    const r = await tdv(dir, 'checkout');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('kept: b.csv (b.csv.tdv was deleted');
+    expect(read(dir, 'b.csv')).toBe('b\n');
+  });
+
+  it('never deletes stage outputs when tdv.lock was deleted by hand (`rm tdv.lock` is no branch switch)', async () => {
+    const dir = await newRepo();
+    write(dir, 'tdv.yaml', 'stages:\n  s:\n    cmd: echo result > out.txt\n    outs: [out.txt]\n');
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    await git(dir, 'add', 'tdv.yaml', 'tdv.lock', '.gitignore');
+    await git(dir, 'commit', '-qm', 'stage');
+    fs.rmSync(path.join(dir, 'out.txt'));
+    expect((await tdv(dir, 'checkout')).code).toBe(0);
+    fs.rmSync(path.join(dir, 'tdv.lock'));
+    const r = await tdv(dir, 'checkout');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('kept: out.txt (tdv.lock was deleted');
+    expect(read(dir, 'out.txt')).toBe('result\n');
+  });
+
   it("a path Git tracks on the new branch is Git's, never deleted", async () => {
     const dir = await twoBranches();
     await git(dir, 'checkout', '-q', 'old');

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import path from 'node:path';
 import { read, tdv, tdvBin, write } from '../helpers/repo.js';
 import { cacheObjects, expectOneLineError, remoteObjects, sampleRepo, SAMPLE_DIR, sha } from '../helpers/expect.js';
 
@@ -54,5 +56,27 @@ describe('tdv gc --not-in-remote (DVC meaning: keep a referenced object only if 
     const s = await tdv(dir, 'gc', '--workspace', '--not-in-remote', '-f');
     expect(s.code).toBe(2);
     expectOneLineError(s.stderr, 'symlink');
+  });
+  it('keeps an object whose copy on the remote is truncated (a name is not a copy)', async () => {
+    const { dir, remote } = await sampleRepo();
+    expect((await tdv(dir, 'push', 'model.bin')).code).toBe(0);
+    const oid = sha('weights');
+    expect(remoteObjects(remote)).toContain(oid);
+    // A half-written upload or a broken remote: the name is there, the bytes are not.
+    const found: string[] = [];
+    const walk = (d: string) => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (e.name === oid.slice(2)) found.push(p);
+      }
+    };
+    walk(remote);
+    expect(found).toHaveLength(1);
+    fs.writeFileSync(found[0]!, '');
+    const r = await tdvBin(dir, ['gc', '--workspace', '--not-in-remote', '-f']);
+    expect(r.code, r.stderr).toBe(0);
+    // The cache's copy is the only good one: it stays.
+    expect(cacheObjects(dir)).toContain(oid);
   });
 });

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -154,5 +155,19 @@ describe('tdv mv', () => {
     expect((await tdv(dir, 'add', 'in.csv')).code).toBe(0);
     const s = await tdv(dir, 'mv', 'in.csv', 'out.txt');
     expect(s.code).toBe(2);
+  });
+  it('prints a Git hint that runs as shown in a shell, for names with spaces and shell characters', async () => {
+    const dir = await repoWith({ 'model.bin': 'weights' }, ['model.bin']);
+    const dst = 'we ird/$(touch PWNED)`touch PWNED2`.bin';
+    const r = await tdv(dir, 'mv', 'model.bin', dst);
+    expect(r.code, r.stderr).toBe(0);
+    const hint = r.stdout.split('\n').find((l) => l.trim().startsWith('git '))!;
+    expect(hint).toBeDefined();
+    execFileSync('sh', ['-c', hint], { cwd: dir });
+    // Nothing in the name ran, and Git staged exactly the new pointer and its .gitignore.
+    expect(exists(dir, 'PWNED')).toBe(false);
+    expect(exists(dir, 'PWNED2')).toBe(false);
+    const staged = execFileSync('git', ['diff', '--cached', '--name-only', '-z'], { cwd: dir }).toString().split('\0').filter(Boolean).sort();
+    expect(staged).toEqual([`${dst}.tdv`, 'we ird/.gitignore'].sort());
   });
 });

@@ -200,6 +200,11 @@ describe('matrix', () => {
   it('refuses an axis that is not a list, at its line', async () => {
     expect(await failure('stages:\n  fit:\n    matrix:\n      a: [1]\n      b: 2\n    cmd: x\n')).toMatch(/^tdv\.yaml:5:7: "b" of the matrix of stage "fit" is a number, not a list/);
   });
+
+  it('refuses a matrix of more combinations than memory holds before building any (12 axes of 10: 10^12)', async () => {
+    const axes = Array.from({ length: 12 }, (_, i) => `      k${i}: [a, b, c, d, e, f, g, h, i, j]\n`).join('');
+    expect(await failure(`stages:\n  s:\n    matrix:\n${axes}    cmd: x\n`)).toMatch(/^tdv\.yaml:3:5: the matrix of stage "s" makes 1000000000000 combinations, more than 10000/);
+  });
 });
 
 describe('errors keep tdv.yaml:line:col', () => {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { type CliContext, examples } from '../context.js';
-import { q, qs } from '../render.js';
+import { q, shs } from '../render.js';
 
 export function registerMv(program: Command, ctx: CliContext): void {
   program
@@ -27,8 +27,8 @@ export function registerMv(program: Command, ctx: CliContext): void {
       if (!repo.git) return;
       const steps: string[] = [];
       const gone = [...(res.pointerWasTracked ? [res.pointerFrom] : []), ...res.gitignoresDeleted];
-      if (gone.length) steps.push(`git rm -q --cached --ignore-unmatch ${qs(gone, ' ')}`);
-      steps.push(`git add ${qs([res.pointerTo, ...res.gitignores], ' ')}`);
+      if (gone.length) steps.push(`git rm -q --cached --ignore-unmatch ${shs(gone)}`);
+      steps.push(`git add ${shs([res.pointerTo, ...res.gitignores])}`);
       out.info(`\nTo record this in Git, run:\n  ${steps.join(' && ')}`);
     });
 }
