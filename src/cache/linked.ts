@@ -3,7 +3,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { TdvError } from '../errors.js';
 import { isDirOid, isOid, type Oid } from '../formats/oid.js';
-import { quotePath } from '../formats/paths.js';
+import { quotePath, shellWord } from '../formats/paths.js';
 import { CHUNK } from './hash.js';
 
 /*
@@ -89,11 +89,11 @@ function damagedObjectError(object: string, dest: string): TdvError {
  * remote must never publish them under that name.
  */
 export function damagedPushMessage(rel: string, oid: Oid): string {
-  return `cache object ${oid.slice(0, 12)} no longer matches its name (${quotePath(rel)}, a hard link of it, was modified in place); not pushing it. Run \`tdv fsck\` to quarantine it, then \`tdv add ${quotePath(rel)}\` to keep the edited content, or \`tdv pull\` to fetch the recorded version`;
+  return `cache object ${oid.slice(0, 12)} no longer matches its name (${quotePath(rel)}, a hard link of it, was modified in place); not pushing it. Run \`tdv fsck\` to quarantine it, then \`tdv add ${shellWord(rel)}\` to keep the edited content, or \`tdv pull\` to fetch the recorded version`;
 }
 
 /** The warning `status` and `checkout` print for `HashOptions.onDamaged`. */
 export function damagedMessage(rel: string, oid: Oid, quarantined: string | undefined): string {
   const where = quarantined ? `moved it to ${quarantined}` : 'could not move it aside';
-  return `${quotePath(rel)} was modified in place and its cache object ${oid.slice(0, 12)} is damaged (a hard link shared its bytes); tdv ${where}. Run \`tdv add ${quotePath(rel)}\` to keep the new content, or \`tdv pull\` then \`tdv checkout --force ${quotePath(rel)}\` to restore the recorded version`;
+  return `${quotePath(rel)} was modified in place and its cache object ${oid.slice(0, 12)} is damaged (a hard link shared its bytes); tdv ${where}. Run \`tdv add ${shellWord(rel)}\` to keep the new content, or \`tdv pull\` then \`tdv checkout --force ${shellWord(rel)}\` to restore the recorded version`;
 }

@@ -22,9 +22,9 @@ export function qs(paths: readonly string[], sep = ', '): string {
 export function blockerNote(b: Blocker, tracked: string, pointer: string): string {
   const what = b.kind === 'symlink' ? `a symlink to ${q(b.target ?? '?')}${b.dangling ? ', which does not exist' : ''}` : 'not a regular file or directory';
   if (b.path === tracked) {
-    return `${q(b.path)} is ${what}, not the data ${q(pointer)} tracks; \`tdv checkout --force ${q(tracked)}\` puts the data back`;
+    return `${q(b.path)} is ${what}, not the data ${q(pointer)} tracks; \`tdv checkout --force ${shellWord(tracked)}\` puts the data back`;
   }
-  return `${q(b.path)} is ${what}, on the way to the data ${q(pointer)} tracks; tdv never writes through it: replace it with a real directory, then run \`tdv checkout ${q(tracked)}\``;
+  return `${q(b.path)} is ${what}, on the way to the data ${q(pointer)} tracks; tdv never writes through it: replace it with a real directory, then run \`tdv checkout ${shellWord(tracked)}\``;
 }
 
 /**

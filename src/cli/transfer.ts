@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { TdvError } from '../errors.js';
-import { quotePath } from '../formats/paths.js';
+import { quotePath, shellWord } from '../formats/paths.js';
 import type { TransferResult } from '../repo/push.js';
 import type { HistoryScope } from '../repo/lib/revision.js';
 import { formatBytes, type Output, plural } from '../ui/output.js';
@@ -110,7 +110,7 @@ export function printTransfer(out: Output, res: TransferResult, verb: TransferVe
   if (res.failed.length > LIST_MAX) out.warn(`... and ${res.failed.length - LIST_MAX} more failures (see --json for all)`);
   for (const h of res.heldBack ?? []) {
     out.warn(
-      `the manifest of ${quotePath(h.path)} was not pushed: ${h.missing} of its files ${h.missing === 1 ? 'is' : 'are'} not on the remote yet, so others cannot pull ${quotePath(h.path)} until you run \`tdv push ${quotePath(h.path)}\``,
+      `the manifest of ${quotePath(h.path)} was not pushed: ${h.missing} of its files ${h.missing === 1 ? 'is' : 'are'} not on the remote yet, so others cannot pull ${quotePath(h.path)} until you run \`tdv push ${shellWord(h.path)}\``,
     );
   }
   if (res.runs) out.info(`${plural(res.runs, 'run record')} of the run-cache ${verb.done === 'Pushed' ? 'pushed' : 'fetched'}.`);

@@ -75,6 +75,16 @@ const SHELL_SAFE = /^[A-Za-z0-9_@%+=:,./-]+$/;
 const SHELL_CONTROL = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/;
 
 /**
+ * A word for a POSIX `sh` (dash included: a command tdv itself runs, like a
+ * stage's `cmd`): as it is when no shell treats any of its characters
+ * specially, else in single quotes, inside which sh takes every character,
+ * a newline too, as it is.
+ */
+export function posixShellWord(word: string): string {
+  return SHELL_SAFE.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
  * A word of a shell command in a hint (`git add ...`, `tdv pull ...`), so the
  * hint runs as shown when pasted: as it is when no shell treats any of its
  * characters specially, else in single quotes (`'my data.csv'`), and a name
@@ -82,8 +92,7 @@ const SHELL_CONTROL = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/;
  * hint stays one line.
  */
 export function shellWord(word: string): string {
-  if (SHELL_SAFE.test(word)) return word;
-  if (!SHELL_CONTROL.test(word)) return `'${word.replace(/'/g, `'\\''`)}'`;
+  if (!SHELL_CONTROL.test(word)) return posixShellWord(word);
   let out = "$'";
   for (const ch of word) {
     const c = ch.codePointAt(0)!;

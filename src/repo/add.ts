@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TdvError, UsageError } from '../errors.js';
-import { quotePath } from '../formats/paths.js';
+import { quotePath, shellWord } from '../formats/paths.js';
 import { gitIgnoredBy } from '../git/check-ignore.js';
 import { loadPipeline } from '../stages/load.js';
 import { LOCK_FILE, readLock } from '../stages/lock.js';
@@ -151,8 +151,8 @@ async function validate(repo: Repo, paths: string[]): Promise<string[]> {
     }
     for (const o of outs) {
       if (o.abs === abs) continue;
-      if (isInside(o.abs, abs)) throw new UsageError(`${shown} is inside ${q(o.rel)}, which ${q(repo.rel(o.ptr.file))} already tracks; run \`tdv add ${q(o.rel)}\` to update it`);
-      if (isInside(abs, o.abs)) throw new UsageError(`${shown} contains ${q(o.rel)}, already tracked by ${q(repo.rel(o.ptr.file))}; run \`tdv remove ${q(repo.rel(o.ptr.file))}\` first`);
+      if (isInside(o.abs, abs)) throw new UsageError(`${shown} is inside ${q(o.rel)}, which ${q(repo.rel(o.ptr.file))} already tracks; run \`tdv add ${shellWord(o.rel)}\` to update it`);
+      if (isInside(abs, o.abs)) throw new UsageError(`${shown} contains ${q(o.rel)}, already tracked by ${q(repo.rel(o.ptr.file))}; run \`tdv remove ${shellWord(repo.rel(o.ptr.file))}\` first`);
     }
     for (const other of abss) {
       if (other !== abs && isInside(other, abs)) throw new UsageError(`${shown} is inside ${q(repo.rel(other))}, which is also being added; add only one of them`);
@@ -165,7 +165,7 @@ async function validate(repo: Repo, paths: string[]): Promise<string[]> {
       const hit = tracked.firstUnder(g);
       if (hit !== undefined) {
         const what = hit === g ? `${q(repo.rel(abs))} is tracked by Git` : `${q(repo.rel(abs))} contains ${q(hit.slice(g.length - repo.rel(abs).length))}, which is tracked by Git`;
-        throw new UsageError(`${what}; run \`git rm -r --cached ${q(repo.rel(abs))}\` to stop tracking it with Git, then add it again`);
+        throw new UsageError(`${what}; run \`git rm -r --cached ${shellWord(repo.rel(abs))}\` to stop tracking it with Git, then add it again`);
       }
     }
     // The pointer is what Git must commit: a rule that ignores it (other than tdv's own
@@ -245,7 +245,9 @@ function symlinkError(repo: Repo, abs: string, tracked: { rel: string; ptr: { fi
   const link = `${q(rel)} is a symlink (-> ${q(target)}${dangling ? ', which does not exist' : ''})`;
   if (tracked) {
     const ptr = q(repo.rel(tracked.ptr.file));
-    return new UsageError(`${link}, not the data ${ptr} tracks; run \`tdv checkout --force ${q(rel)}\` to restore the data, or \`tdv remove ${ptr}\` to stop tracking it`);
+    return new UsageError(
+      `${link}, not the data ${ptr} tracks; run \`tdv checkout --force ${shellWord(rel)}\` to restore the data, or \`tdv remove ${shellWord(repo.rel(tracked.ptr.file))}\` to stop tracking it`,
+    );
   }
   return new UsageError(`${link}; tdv tracks regular files and directories, not symlinks: add the path it points to instead`);
 }

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { ManifestEntry } from '../formats/manifest.js';
-import { quotePath } from '../formats/paths.js';
+import { quotePath, shellWord } from '../formats/paths.js';
 import { isDirOid, type Oid } from '../formats/oid.js';
 import { TdvError, UsageError } from '../errors.js';
 import { type GitHistory, UnknownRevisionError } from '../git/history.js';
@@ -127,7 +127,7 @@ function recordedFiles(repo: Repo, s: Selected, side: DiffSide): Files {
     const at = side.rev === undefined ? '' : ` --rev ${quotePath(side.rev)}`;
     throw new TdvError(
       'MISSING_OBJECTS',
-      `cannot list the files of ${quotePath(s.rel)}${side.rev === undefined ? '' : ` at ${quotePath(side.rev)}`}: its directory manifest ${out.sha256} is not in the cache; run \`tdv fetch${at} ${quotePath(s.rel)}\` first`,
+      `cannot list the files of ${quotePath(s.rel)}${side.rev === undefined ? '' : ` at ${quotePath(side.rev)}`}: its directory manifest ${out.sha256} is not in the cache; run \`tdv fetch${at} ${shellWord(s.rel)}\` first`,
       { data: { paths: [s.rel] } },
     );
   }
@@ -253,12 +253,12 @@ export function splitDiffArgs(repo: Repo, args: readonly string[], separator: nu
         if (!isRev) {
           if (!exists(arg))
             throw new UsageError(
-              `${JSON.stringify(arg)} is neither a revision nor a path in the workspace; for data that exists only in history, put it after --: \`tdv diff REV -- ${quotePath(arg)}\``,
+              `${JSON.stringify(arg)} is neither a revision nor a path in the workspace; for data that exists only in history, put it after --: \`tdv diff REV -- ${shellWord(arg)}\``,
             );
           break;
         }
         if (exists(arg))
-          throw new UsageError(`${JSON.stringify(arg)} is both a revision and a path; write \`tdv diff ${quotePath(arg)} --\` for the revision or \`tdv diff -- ${quotePath(arg)}\` for the path`);
+          throw new UsageError(`${JSON.stringify(arg)} is both a revision and a path; write \`tdv diff ${shellWord(arg)} --\` for the revision or \`tdv diff -- ${shellWord(arg)}\` for the path`);
         revs.push(arg);
       }
     } finally {

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { type ManifestEntry, sortEntries } from '../formats/manifest.js';
 import { isDirOid, type Oid } from '../formats/oid.js';
 import { TdvError } from '../errors.js';
-import { quotePath } from '../formats/paths.js';
+import { quotePath, shellWord } from '../formats/paths.js';
 import { parsePointer, type PointerInfo, type PointerOut, serializePointer } from '../formats/pointer.js';
 import { Guard, UnsafePathError } from '../workspace/guard.js';
 import type { Repo } from './repo.js';
@@ -103,7 +103,7 @@ export async function mergeDriver(repo: Repo, opts: MergeDriverOptions): Promise
     }
     // Every output deleted on one side and untouched on the other: Git expects a file; an empty pointer is invalid.
     if (result.length === 0) {
-      throw new TdvError('MERGE_EMPTY', `${shown}: the merge removes every output it tracked; delete the pointer file (\`git rm ${shown}\`) to finish the merge`);
+      throw new TdvError('MERGE_EMPTY', `${shown}: the merge removes every output it tracked; delete the pointer file (\`git rm ${shellWord(shown)}\`) to finish the merge`);
     }
     guard.writeControlFile(oursRel, serializePointer(result, info));
     return { path: shown, merged: true, conflicts, mergedDirs };

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { errnoCode, TdvError, UsageError } from '../errors.js';
 import { TDV_DIR } from '../formats/layout.js';
-import { quotePath, relPathProblem } from '../formats/paths.js';
+import { quotePath, relPathProblem, shellWord } from '../formats/paths.js';
 import { POINTER_EXT, pointerFileFor, serializePointer } from '../formats/pointer.js';
 import { loadPipeline, PIPELINE_FILE } from '../stages/load.js';
 import { LOCK_FILE, readLock } from '../stages/lock.js';
@@ -49,7 +49,7 @@ export async function move(repo: Repo, src: string, dst: string): Promise<MoveRe
     }
     // A directory holding one pointer is not that pointer's data: moving it is `mv` and `git mv` of the directory.
     if (s.sub === undefined && s.abs !== src && s.ptr.file !== src) {
-      throw new UsageError(`${q(repo.rel(src))} is not tracked data itself but holds ${q(s.rel)}; move that (\`tdv mv ${q(s.rel)} <dest>\`)`);
+      throw new UsageError(`${q(repo.rel(src))} is not tracked data itself but holds ${q(s.rel)}; move that (\`tdv mv ${shellWord(s.rel)} <dest>\`)`);
     }
     if (s.sub !== undefined) throw new UsageError(`${q(`${s.rel}/${s.sub}`)} is inside tracked ${q(s.rel)}; tdv mv moves the whole ${q(s.rel)}`);
     if (s.ptr.file === lockFile) {

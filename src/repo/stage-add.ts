@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.js';
+import { posixShellWord } from '../formats/paths.js';
 import { addStage, type NewStage } from '../stages/edit.js';
 import { PIPELINE_FILE } from '../stages/load.js';
 import { loadDag } from './lib/pipeline.js';
@@ -42,7 +43,7 @@ export async function stageAdd(repo: Repo, opts: StageAddOptions): Promise<Stage
   if (opts.cmd.length === 0) throw new UsageError('give the command the stage runs, e.g. `tdv stage add -n train -d data -o model python train.py`');
   const stage: NewStage = {
     ...(opts.desc !== undefined ? { desc: opts.desc } : {}),
-    cmd: opts.cmd.length === 1 ? opts.cmd[0]! : opts.cmd.map(shellWord).join(' '),
+    cmd: opts.cmd.length === 1 ? opts.cmd[0]! : opts.cmd.map(posixShellWord).join(' '),
     ...(opts.image !== undefined ? { image: opts.image } : {}),
     ...(opts.wdir !== undefined ? { wdir: opts.wdir } : {}),
     deps: opts.deps ?? [],
@@ -83,9 +84,4 @@ export function parseParamsFlags(flags: readonly string[]): NewStage['params'] {
   }
   for (const [file, keys] of byFile) out.push({ [file]: keys });
   return out;
-}
-
-/** A word for `sh`: as is when it holds nothing the shell would read, else single-quoted. */
-export function shellWord(w: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
 }

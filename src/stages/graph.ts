@@ -1,5 +1,5 @@
 import { FormatError } from '../errors.js';
-import { quotePath } from '../formats/paths.js';
+import { quotePath, shellWord } from '../formats/paths.js';
 import type { Pipeline, Stage } from './load.js';
 
 /**
@@ -52,7 +52,7 @@ export function buildDag(p: Pipeline, tracked: ReadonlyMap<string, string> = new
         throw new FormatError(
           whereOf(p, s, o),
           `${quotePath(o)} (output of "${s}") overlaps ${quotePath(t)}, which ${quotePath(ptr)} tracks`,
-          `Let the stage own it: \`tdv remove ${quotePath(ptr)}\`, or change the stage's outs`,
+          `Let the stage own it: \`tdv remove ${shellWord(ptr)}\`, or change the stage's outs`,
         );
       }
     }

@@ -26,6 +26,23 @@ describe('hints quote names for the shell', () => {
   });
 });
 
+describe('hints in errors quote names from a hostile repository', () => {
+  it('a tracked name holding $(...) is single-quoted in the `tdv remove` hint, which then runs nothing when pasted', async () => {
+    const name = 'd/$(touch pwned) `touch pwned2`.csv';
+    const dir = await repoWith({ [name]: 'x\n' }, [name]);
+    const r = await tdv(dir, 'add', 'd');
+    expect(r.code).toBe(2);
+    const hint = /run `(tdv remove .*)` first/.exec(r.stderr)?.[1];
+    expect(hint).toBe(`tdv remove 'd/$(touch pwned) \`touch pwned2\`.csv.tdv'`);
+    // Pasted into a shell (printf standing in for tdv), the name arrives whole and nothing runs.
+    const { execFileSync } = await import('node:child_process');
+    const got = execFileSync('sh', ['-c', hint!.replace(/^tdv remove /, "printf '%s\\n' ")], { cwd: dir, encoding: 'utf8' });
+    expect(got).toBe(`${name}.tdv\n`);
+    expect(fs.existsSync(path.join(dir, 'pwned'))).toBe(false);
+    expect(fs.existsSync(path.join(dir, 'pwned2'))).toBe(false);
+  });
+});
+
 describe('checkout of a name that is a Git revision, not data', () => {
   it('says to use --rev, or git checkout and then tdv checkout', async () => {
     const dir = await repoWith({ 'a.csv': 'a\n' }, ['a.csv']);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FormatError, UsageError } from '../../src/errors.js';
-import { parseParamsFlags, shellWord } from '../../src/repo/stage-add.js';
+import { posixShellWord as shellWord } from '../../src/formats/paths.js';
+import { parseParamsFlags } from '../../src/repo/stage-add.js';
 import { addStage, setFrozen } from '../../src/stages/edit.js';
 import { loadPipeline, stageCommands } from '../../src/stages/load.js';
 import { lockedStage, parseLock } from '../../src/stages/lock.js';

@@ -5,6 +5,7 @@ import type { DiffEntry, DiffResult, FileVersion } from '../../repo/diff.js';
 import { formatBytes, type Output, plural } from '../../ui/output.js';
 import { type CliContext, examples } from '../context.js';
 import { q } from '../render.js';
+import { shellWord } from '../../formats/paths.js';
 
 export function registerDiff(program: Command, ctx: CliContext): void {
   program
@@ -45,7 +46,7 @@ function version(v: FileVersion | undefined): string {
   if (v?.blocker) {
     const b = v.blocker;
     const where = b.kind === 'symlink' ? `a symlink to ${q(b.target ?? '?')}${b.dangling ? ', which does not exist' : ''}` : 'not a regular file or directory';
-    return `${where}; \`tdv checkout --force ${q(b.path)}\` puts the data back`;
+    return `${where}; \`tdv checkout --force ${shellWord(b.path)}\` puts the data back`;
   }
   return v ? `${formatBytes(v.size)}, ${shortOid(v.hash)}${v.isexec ? ', executable' : ''}` : '';
 }

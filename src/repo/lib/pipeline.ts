@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { quotePath } from '../../formats/paths.js';
+import { quotePath, shellWord } from '../../formats/paths.js';
 import { buildDag, type Dag } from '../../stages/graph.js';
 import { loadPipeline, type OutputCheck } from '../../stages/load.js';
 import { LOCK_FILE, type LockedPath, readLock } from '../../stages/lock.js';
@@ -61,7 +61,7 @@ export async function outputCheck(repo: Repo): Promise<OutputCheck> {
     // Likewise an output declared `cache: false` (kept in Git), file or directory, once tdv.lock records it so.
     const kept = key === 'outs' && flags?.cache === false && lockedKept.has(rel);
     if (hit !== undefined && !kept && !(hit === g && key === 'metrics' && lockedMetrics.has(rel))) {
-      const fix = `Name a path of its own, or, if the stage should own it, stop tracking it with Git: \`git rm -r --cached ${quotePath(rel)}\``;
+      const fix = `Name a path of its own, or, if the stage should own it, stop tracking it with Git: \`git rm -r --cached ${shellWord(rel)}\``;
       if (hit === g) return { problem: 'is tracked by Git, and tdv deletes an output before its stage runs', fix };
       // Shown repo-relative: the repository may be a subdirectory of the Git work tree.
       return { problem: `contains ${quotePath(hit.slice(g.length - rel.length))}, which is tracked by Git, and tdv deletes an output before its stage runs`, fix };

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { errnoCode, FormatError, TdvError, UsageError, vanished } from '../../errors.js';
 import { decodeUtf8, isInside, MAX_POINTER_BYTES, readFileOrUndefined } from '../../util/fs.js';
 import { isDirOid } from '../../formats/oid.js';
-import { quotePath } from '../../formats/paths.js';
+import { quotePath, shellWord } from '../../formats/paths.js';
 import { outAbsPath, parsePointer, type Pointer, type PointerOut, POINTER_EXT } from '../../formats/pointer.js';
 import type { Repo } from '../repo.js';
 import { TDV_DIR } from '../../formats/layout.js';
@@ -129,7 +129,7 @@ export function selectTargets(repo: Repo, pointers: readonly Pointer[], targets:
     }
     if (t === repo.root) found.push(...outs);
     if (found.length === 0) {
-      throw new TdvError('NOT_TRACKED', `${quotePath(repo.rel(t))} is not tracked by tdv; run \`tdv add ${quotePath(repo.rel(t))}\` to track it`);
+      throw new TdvError('NOT_TRACKED', `${quotePath(repo.rel(t))} is not tracked by tdv; run \`tdv add ${shellWord(repo.rel(t))}\` to track it`);
     }
     // A path inside a tracked directory is a target only if it names something there: a
     // typo would otherwise select nothing and succeed, as if all were well.
