@@ -215,6 +215,16 @@ describe('tdv checkout: never destroys data silently', () => {
 });
 
 describe('tdv checkout: missing cache objects', () => {
+  it('never says the workspace already matches when the only file could not be restored', async () => {
+    const dir = await repoWith({ 'a.csv': 'a\n' }, ['a.csv']);
+    fs.rmSync(path.join(dir, 'a.csv'));
+    fs.rmSync(objPath(dir, sha('a\n')));
+    const r = await tdv(dir, 'checkout');
+    expect(r.code).toBe(1);
+    expect(r.stdout).not.toContain('already matches');
+    expect(r.stdout).toContain('Not restored, not in the cache (1 file):');
+  });
+
   it('restores everything else, lists what it could not, suggests tdv pull, and exits 1', async () => {
     const dir = await repoWith({ 'a.csv': 'a\n', 'b.csv': 'b\n' }, ['a.csv', 'b.csv']);
     fs.rmSync(path.join(dir, 'a.csv'));

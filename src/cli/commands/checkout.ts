@@ -83,7 +83,8 @@ export function registerCheckout(program: Command, ctx: CliContext): void {
       // In words: `D  path` would read as git's staged deletion.
       for (const d of res.deleted) out.info(`${opts.dry ? 'delete' : 'deleted'}: ${q(d)}`);
       const what = of ? `the data${of}` : 'the pointers';
-      if (res.restored.length === 0 && res.deleted.length === 0) out.info(to ? `${q(opts.to!)} already matches ${what}.` : `Workspace already matches ${what}.`);
+      // Nothing to do is "already matches" only when nothing is missing either (review finding 9).
+      if (res.restored.length === 0 && res.deleted.length === 0 && res.missing.length === 0) out.info(to ? `${q(opts.to!)} already matches ${what}.` : `Workspace already matches ${what}.`);
       else if (opts.dry) out.info(`Would restore ${plural(res.restored.length, 'file')}${of}${into} and delete ${plural(res.deleted.length, 'file')}.`);
       else out.info(`Restored ${plural(res.restored.length, 'file')}${of}${into}, deleted ${plural(res.deleted.length, 'file')}.`);
       renderKept(out, res.kept);

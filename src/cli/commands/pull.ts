@@ -41,7 +41,7 @@ export function registerPull(program: Command, ctx: CliContext): void {
       printTransfer(out, res.fetch, verb);
       const of = co.commit ? ofRevision(opts.rev!, co.commit) : '';
       out.info(
-        co.restored.length + co.deleted.length === 0
+        co.restored.length + co.deleted.length + co.missing.length === 0
           ? `Workspace already matches ${of ? `the data${of}` : 'the pointers'}.`
           : `Restored ${plural(co.restored.length, 'file')}${of}, deleted ${plural(co.deleted.length, 'file')}.`,
       );
