@@ -474,8 +474,11 @@ export function check(before, after, ctx) {
       }
       continue;
     }
-    if (control(base.endsWith('.tdv') && !p.startsWith('.tdv') && !inData && (name === 'add' || name === 'remove'))) continue;
+    // repro commits a changed tracked input as add would (issue 12): it rewrites that pointer.
+    if (control(base.endsWith('.tdv') && !p.startsWith('.tdv') && !inData && (name === 'add' || name === 'remove' || name === 'repro'))) continue;
     if (control(p === 'tdv.lock' && (name === 'repro' || name === 'remove'))) continue;
+    // `tdv remove STAGE` takes a stage out of tdv.yaml (issue 12).
+    if (control(p === 'tdv.yaml' && name === 'remove')) continue;
     if (control(p === '.gitattributes' && name === 'install')) continue;
     if (control(p === '.tdvignore' && name === 'init' && !b)) continue;
     if (control(p === '.tdv/config.yaml' && name === 'init' && !b)) continue;
