@@ -32,6 +32,9 @@ export interface Pointer extends PointerInfo {
   outs: PointerOut[];
 }
 
+/** Files Git and tdv read rules from, which tdv edits: never tracked data. */
+const CONTROL_NAMES = new Set(['.gitignore', '.gitattributes', '.tdvignore']);
+
 /** YAML scalars that must be quoted to stay strings. */
 const PLAIN = /^[A-Za-z_./][A-Za-z0-9_./-]*$/;
 const RESERVED = /^(?:true|false|null|yes|no|on|off|y|n|~|\.inf|\.nan|\.\d.*)$/i;
@@ -118,6 +121,10 @@ function validate(raw: unknown, name: string): PointerOut[] {
     // The one definition of a legal path (formats/paths.ts), as for manifests and tdv.lock.
     if (!isLegalRelPath(r.path)) throw new FormatError(name, `outs[${i}].path ${show(r.path)} must be a relative path inside the repository; it ${relPathProblem(r.path)}`, fix);
     if (r.path.endsWith(POINTER_EXT)) throw new FormatError(name, `outs[${i}].path ${show(r.path)} names a pointer file, which tdv never tracks`, fix);
+    // A checkout would put data where Git and tdv read their rules (found by the attack suite: a
+    // hostile pointer naming .gitignore as a directory).
+    const base = r.path.slice(r.path.lastIndexOf('/') + 1);
+    if (CONTROL_NAMES.has(base)) throw new FormatError(name, `outs[${i}].path ${show(r.path)} names a ${base} file, which holds Git's or tdv's rules, not data`, fix);
     if (!isOid(r.sha256)) throw new FormatError(name, `outs[${i}].sha256 must be 64 lowercase hex digits (plus ".dir" for a directory), got ${show(r.sha256)}`, fix);
     if (!isValidSize(r.size)) throw new FormatError(name, `outs[${i}].size must be a whole number of bytes >= 0`, fix);
     const out: PointerOut = { path: r.path, sha256: r.sha256, size: r.size };

@@ -7,6 +7,7 @@ import { isInside, tmpSuffix } from '../util/fs.js';
 import { isDirOid } from '../formats/oid.js';
 import { Guard } from '../workspace/guard.js';
 import { applyCheckout, type CheckoutTarget, type MissingObject, planCheckout } from '../workspace/checkout.js';
+import { reservedDirs } from './lib/cache-dir.js';
 import { workspaceContext } from './lib/hashing.js';
 import { allOuts, findPointers, type Selected, selectTargets } from './lib/pointers.js';
 import type { TransferResult } from './lib/transfer.js';
@@ -339,6 +340,9 @@ function snapshotDestination(repo: Repo, to: string, tracked: readonly Selected[
     if (isInside(own, real)) throw refuse(`it is inside ${own}`);
   }
   for (const s of tracked) if (isInside(realpathAllowingMissing(s.abs), real)) throw refuse(`it is inside tracked data (${s.rel})`);
+  // A directory remote (or the cache, wherever cache.dir puts it): the snapshot's files would be mixed into
+  // its objects (found by the attack suite: --to into a remote reached through a symlink).
+  for (const r of reservedDirs(repo.root, repo.config)) if (isInside(r.dir, real) || isInside(real, r.dir)) throw refuse(`it ${isInside(r.dir, real) ? 'is inside' : 'contains'} ${r.what}`);
   const st = fs.statSync(real, { throwIfNoEntry: false });
   if (st && !st.isDirectory()) throw refuse('it is not a directory');
   // Anywhere else in the work tree, a snapshot is untracked data Git would commit, and its

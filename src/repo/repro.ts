@@ -320,6 +320,12 @@ class Run {
     // Outputs are removed before the run (a stage must not see stale ones), through the guard:
     // never through a symlink, never a Git-tracked file other than a declared metric or
     // `cache: false` output. A `persist: true` output stays: the stage updates it.
+    // A metrics file is a file: a directory at its path holds something else (found by the attack
+    // suite: a stage naming an existing directory of user files as its metrics), never deleted.
+    for (const m of stage.metrics) {
+      if (guard.lstat(m, stage.where)?.isDirectory())
+        throw new TdvError('NOT_A_FILE', `${stage.where}: metrics ${quotePath(m)} of stage "${name}" is a directory; a metrics file is one JSON, YAML or TOML file: name a file of its own`);
+    }
     for (const o of [...stage.outs, ...stage.metrics]) {
       // A persisting output linked into the cache becomes an editable copy first: a stage that
       // appends to it must never write through a hardlink into the cached object.

@@ -27,6 +27,15 @@ describe('serializePointer', () => {
 });
 
 describe('parsePointer', () => {
+  it('refuses an out named like a file Git or tdv reads rules from (.gitignore, .gitattributes, .tdvignore), also below a directory', async () => {
+    for (const p of ['.gitignore', '.gitattributes', '.tdvignore', 'sub/.gitignore']) {
+      const text = `outs:\n- path: ${p}\n  sha256: ${'a'.repeat(64)}.dir\n  size: 1\n  nfiles: 1\n`;
+      await expect(parsePointer(text, '/r/scratch/evil.tdv', 'scratch/evil.tdv')).rejects.toThrow(/names a \.(gitignore|gitattributes|tdvignore) file, which holds Git's or tdv's rules/);
+    }
+    // Data named like them inside a tracked directory is data: only the pointer's own outs are refused.
+    await expect(parsePointer(`outs:\n- path: gitignore\n  sha256: ${'a'.repeat(64)}\n  size: 1\n`, '/r/x.tdv')).resolves.toBeDefined();
+  });
+
   it('reads a canonical file pointer and keeps its absolute file name', async () => {
     const p = await parsePointer(serializePointer([{ path: 'data.csv', sha256: SHA, size: 1234 }]), FILE);
     expect(p).toEqual({ file: FILE, outs: [{ path: 'data.csv', sha256: SHA, size: 1234 }] });

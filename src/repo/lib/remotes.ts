@@ -30,6 +30,10 @@ export function localRemoteProblem(repo: Repo, dir: string): string | undefined 
   for (const [name, d] of own) {
     if (isInside(realpathLoose(d), real)) return `is ${real === realpathLoose(d) ? '' : 'inside '}the repository's ${name}${shown}`;
   }
+  // The cache itself (a .tdv/cache symlink or cache.dir leading there): every add would "push", and gc
+  // of the cache would delete the remote's objects (found by the attack suite).
+  const cache = realpathLoose(repo.config.cache.dir ?? path.join(repo.tdvDir, 'cache'));
+  if (isInside(cache, real)) return `is ${real === cache ? '' : 'inside '}the repository's cache (${cache})${shown}`;
   // Inside data tdv tracks, the remote would be hashed into that data, and a checkout of it would delete the remote.
   const realRoot = realpathLoose(repo.root);
   if (isInside(realRoot, real)) {
