@@ -28,7 +28,7 @@ describe('checkout of a large directory (two threads)', () => {
     expect((await tdvBin(dir, ['status'])).stdout.trim()).toBe('Data and pipelines are up to date.');
   });
 
-  it('a missing object is found before anything is written', async () => {
+  it('a missing object holds back only its own file: both threads restore every other one (issue 12)', async () => {
     const dir = await makeRepo();
     makeTree(dir);
     expect((await tdvBin(dir, ['add', '-q', 'data'])).code).toBe(0);
@@ -43,6 +43,8 @@ describe('checkout of a large directory (two threads)', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^error: .*data\/p\d+\/f2199\.txt.*tdv pull/);
     expect(r.stderr).not.toContain('bug');
-    expect(fs.existsSync(path.join(dir, 'data'))).toBe(false);
+    expect(r.stdout).toContain(`Restored ${N - 1} files`);
+    for (let i = 0; i < N - 1; i++) expect(fs.readFileSync(path.join(dir, 'data', `p${i % 20}`, `f${i}.txt`), 'utf8')).toBe(`file ${i}\n`);
+    expect(fs.existsSync(path.join(dir, 'data', `p${(N - 1) % 20}`, `f${N - 1}.txt`))).toBe(false);
   });
 });
