@@ -24,7 +24,8 @@ const yamlAsEsm = {
   },
 };
 
-const BUNDLED = new Set(['commander', 'yaml']);
+// valibot (the schemas of every file tdv reads) is tree-shaken to the validators tdv uses.
+const BUNDLED = new Set(['commander', 'yaml', 'valibot']);
 const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 const external = Object.keys(pkg.dependencies).filter((d) => !BUNDLED.has(d));
 
