@@ -1,6 +1,7 @@
 import { TdvError, UsageError } from '../errors.js';
 import { setFrozen } from '../stages/edit.js';
 import { PIPELINE_FILE } from '../stages/load.js';
+import { stagesNamed } from '../stages/template.js';
 import { loadDag } from './lib/pipeline.js';
 import type { Repo } from './repo.js';
 
@@ -34,7 +35,9 @@ async function setFrozenStages(repo: Repo, names: string[], frozen: boolean): Pr
     if (text === undefined) throw new TdvError('NO_PIPELINE', `no ${PIPELINE_FILE} in ${repo.root}; declare stages there first (\`tdv stage add\`)`);
     const dag = await loadDag(repo, text);
     for (const n of names) {
-      if (!dag?.stages.has(n)) throw new UsageError(`unknown stage "${n}"; stages in ${PIPELINE_FILE}: ${[...(dag?.stages.keys() ?? [])].join(', ') || '(none)'}`);
+      // A foreach/matrix group's name (`fit` for fit@a, fit@b) is accepted, as repro accepts it.
+      const known = dag?.stages.has(n) || stagesNamed(dag?.stages.keys() ?? [], n).some((s) => dag?.stages.has(s));
+      if (!known) throw new UsageError(`unknown stage "${n}"; stages in ${PIPELINE_FILE}: ${[...(dag?.stages.keys() ?? [])].join(', ') || '(none)'}`);
     }
     const unique = [...new Set(names)];
     const edit = await setFrozen(text, unique, frozen);

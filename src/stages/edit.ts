@@ -31,8 +31,20 @@ export async function setFrozen(text: string, names: readonly string[], frozen: 
   const stages = doc.get('stages');
   const changed: string[] = [];
   for (const name of names) {
-    const stage = y.isMap(stages) ? stages.get(name) : undefined;
-    if (!y.isMap(stage)) throw new UsageError(`stage "${name}" is not written in ${PIPELINE_FILE} as a mapping of its own; edit "frozen" there by hand`);
+    const written = y.isMap(stages) ? stages.get(name) : undefined;
+    if (!y.isMap(written)) {
+      const group = name.includes('@') ? name.slice(0, name.indexOf('@')) : undefined;
+      if (group !== undefined && y.isMap(stages) && y.isMap(stages.get(group))) {
+        throw new UsageError(
+          `stage "${name}" is made by the foreach or matrix of "${group}" in ${PIPELINE_FILE}; freeze all of its stages with \`tdv ${frozen ? 'freeze' : 'unfreeze'} ${group}\`, or set "frozen" there by hand from a value of its items`,
+        );
+      }
+      throw new UsageError(`stage "${name}" is not written in ${PIPELINE_FILE} as a mapping of its own; edit "frozen" there by hand`);
+    }
+    // A foreach group keeps its stage's keys under `do:` (a matrix keeps them beside `matrix:`):
+    // frozen there applies to every stage the group makes.
+    const doBody = written.has('foreach') ? written.get('do') : undefined;
+    const stage = y.isMap(doBody) ? doBody : written;
     const now = stage.get('frozen') === true;
     if (now === frozen) continue;
     // Unfreezing removes the key (as DVC does) rather than writing `frozen: false`.

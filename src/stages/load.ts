@@ -86,7 +86,10 @@ const POINTER_SUFFIX = '.tdv';
 const STAGE_KEYS = ['cmd', 'image', 'build', 'deps', 'params', 'outs', 'metrics', 'env', 'wdir', 'frozen', 'always_changed', 'desc', 'meta'] as const;
 /** Keys an entry of `outs` or `metrics` may have in its long form `- path: {cache: false}`. */
 const OUT_KEYS = ['cache', 'persist', 'desc'] as const;
-const STAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** A stage name as written in tdv.yaml (foreach/matrix add `@key` to it). */
+export const STAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** What to do about a name STAGE_NAME refuses. */
+export const STAGE_NAME_RULE = 'Use letters, digits, ".", "_" and "-", starting with a letter or digit (at most 64)';
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
@@ -130,7 +133,7 @@ function where(y: YamlFile, file: string, keys: (string | number)[]): string {
 
 function parseStage(root: string, written: string, name: string, raw: unknown, at: (keys: (string | number)[]) => string, opts: LoadOptions): Stage {
   if (!STAGE_NAME.test(written)) {
-    throw new FormatError(at([]), `stage name ${JSON.stringify(written)} is not allowed`, 'Use letters, digits, ".", "_" and "-", starting with a letter or digit (at most 64)');
+    throw new FormatError(at([]), `stage name ${JSON.stringify(written)} is not allowed`, STAGE_NAME_RULE);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FormatError(at([]), `stage "${name}" must be a mapping with at least "cmd"`);
   const r = raw as Record<string, unknown>;

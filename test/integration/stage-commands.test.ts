@@ -159,7 +159,7 @@ describe('tdv stage add', () => {
     const dir = await pipelineRepo(COMMENTED, { 'notes.txt': 'mine\n' });
     const before = state(dir);
     const cases: [string[], string[]][] = [
-      [['-n', 'bad name', 'echo'], ['stage name "bad name" is not allowed']],
+      [['-n', 'bad name', 'echo'], ['stage name "bad name" (from -n) is not allowed']],
       [['-n', 'x', '-o', '../up', 'echo'], ['outside the repository']],
       [
         ['-n', 'x', '-o', 'mid.txt', 'echo'],

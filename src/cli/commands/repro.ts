@@ -111,7 +111,7 @@ class StagePrinter {
     this.bar?.clear();
     switch (e.type) {
       case 'plan':
-        if (e.frozen) this.out.info(`${p.dim('frozen')} ${e.stage}: not run (\`tdv unfreeze ${e.stage}\` to run it again)`);
+        if (e.frozen) this.out.info(`${p.dim('frozen')} ${e.stage}: not run (\`tdv unfreeze ${e.stage.replace(/@.*/s, '')}\` to run it again)`);
         else this.out.info(e.reasons.length ? `${p.yellow('would run')} ${e.stage}: ${escapeLine(e.reasons.join('; '))}` : `${p.dim('up to date')} ${e.stage}`);
         break;
       case 'source':

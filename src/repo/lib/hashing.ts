@@ -60,6 +60,21 @@ export async function hashWorkspace(repo: Repo, s: Pick<Selected, 'abs' | 'rel'>
 export type Hashed = Extract<TargetState, { kind: 'file' | 'dir' }>;
 
 /**
+ * Why a path that exists cannot be cached: a symlink (never followed: it could
+ * name any file on the machine) or a FIFO, socket or device. Running the
+ * command again does not help, so the message says what to change instead.
+ */
+function notDataError(abs: string, rel: string): TdvError {
+  const st = lstatOrUndefined(abs);
+  if (!st) return new TdvError('NOT_FOUND', `${rel} disappeared or was replaced while it was being added; run the command again`);
+  const what = st.isSymbolicLink() ? 'a symlink' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : 'a device or other special file';
+  return new UnsafePathError(
+    `${quotePath(rel)} is ${what}; tdv caches only regular files and directories and never follows links. Write the data itself at ${quotePath(rel)} (for a stage output: make the command write a file, not a link)`,
+    { path: rel },
+  );
+}
+
+/**
  * Stores a file or directory in the cache and returns what it hashed to. With
  * `relink` (default) and a hardlink/symlink cache type, the workspace copy is
  * then replaced by links to the objects, as `tdv add` does after writing the
@@ -69,7 +84,8 @@ export type Hashed = Extract<TargetState, { kind: 'file' | 'dir' }>;
 export async function cacheTarget(repo: Repo, abs: string, rel: string, opts: { jobs?: number; progress?: Progress; relink?: boolean; guard?: Guard; source?: string } = {}): Promise<Hashed> {
   const move = isProtected(repo.linker().current);
   const state = await hashWorkspace(repo, { abs, rel }, { write: move ? 'move' : 'store', needEntries: move, jobs: opts.jobs, progress: opts.progress });
-  if (state.kind === 'missing' || state.kind === 'other') throw new TdvError('NOT_FOUND', `${rel} disappeared or was replaced while it was being added; run the command again`);
+  if (state.kind === 'other') throw notDataError(abs, rel);
+  if (state.kind === 'missing') throw new TdvError('NOT_FOUND', `${rel} disappeared or was replaced while it was being added; run the command again`);
   if (move && opts.relink !== false) await relink(repo, abs, rel, state, opts);
   return state;
 }

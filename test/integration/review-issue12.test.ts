@@ -1,0 +1,52 @@
+/**
+ * Messages the adversarial review of issue 12 found wrong (findings 6 to 8 of
+ * test/attack/FINDINGS-issue12-review.md), with the real bin/tdv.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { read, tdv, write } from '../helpers/repo.js';
+import { expectOneLineError, newDir, newRepo } from '../helpers/expect.js';
+
+describe('adversarial review of issue 12: messages', () => {
+  it('6: commit of a stage output that is a symlink says it is a symlink, not "run the command again"; nothing is read through it', async () => {
+    const dir = await newRepo();
+    const outside = newDir();
+    write(outside, 'secret', 'TOPSECRET\n');
+    write(dir, 'tdv.yaml', 'stages:\n  s:\n    cmd: echo hi > o.txt\n    outs: [o.txt]\n');
+    fs.symlinkSync(path.join(outside, 'secret'), path.join(dir, 'o.txt'));
+    const r = await tdv(dir, 'commit', 's');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, 'o.txt is a symlink', 'write a file, not a link');
+    expect(r.stderr).not.toContain('run the command again');
+    expect(fs.existsSync(path.join(dir, 'tdv.lock'))).toBe(false);
+    expect(fs.readlinkSync(path.join(dir, 'o.txt'))).toBe(path.join(outside, 'secret'));
+  });
+
+  it('7: freeze and unfreeze accept a foreach group name and set frozen under do:, which freezes every stage it makes', async () => {
+    const dir = await newRepo();
+    write(dir, 'tdv.yaml', 'stages:\n  fit:\n    foreach: [a, b]\n    do:\n      cmd: echo ${item} > out-${item}.txt\n      outs:\n        - out-${item}.txt\n');
+    const f = await tdv(dir, 'freeze', 'fit');
+    expect(f.code, f.stderr).toBe(0);
+    expect(read(dir, 'tdv.yaml')).toMatch(/do:\n(?: {6}.*\n)*? {6}frozen: true\n/);
+    const dry = await tdv(dir, 'repro', '--dry');
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).not.toMatch(/^would run/m);
+    expect(dry.stdout).toContain('frozen fit@a: not run (`tdv unfreeze fit` to run it again)');
+    const one = await tdv(dir, 'unfreeze', 'fit@a');
+    expect(one.code).toBe(2);
+    expectOneLineError(one.stderr, 'stage "fit@a" is made by the foreach or matrix of "fit"', '`tdv unfreeze fit`');
+    const u = await tdv(dir, 'unfreeze', 'fit');
+    expect(u.code, u.stderr).toBe(0);
+    expect(read(dir, 'tdv.yaml')).not.toContain('frozen');
+  });
+
+  it('8: a bad stage name given with -n is reported as coming from -n, and tdv.yaml is not written', async () => {
+    const dir = await newRepo();
+    const r = await tdv(dir, 'stage', 'add', '-n', 'a b', '-o', 'o.txt', 'echo hi > o.txt');
+    expect(r.code).toBe(2);
+    expectOneLineError(r.stderr, 'stage name "a b" (from -n) is not allowed', 'letters, digits');
+    expect(r.stderr).not.toMatch(/tdv\.yaml:\d+/);
+    expect(fs.existsSync(path.join(dir, 'tdv.yaml'))).toBe(false);
+  });
+});
