@@ -100,7 +100,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  */
 export async function loadPipeline(root: string, opts: LoadOptions = {}): Promise<Pipeline | undefined> {
   const file = path.join(root, PIPELINE_FILE);
-  const text = opts.text ?? readTextOrUndefined(file);
+  const text = opts.text ?? readTextOrUndefined(file, undefined, PIPELINE_FILE, { follow: false });
   if (text === undefined) return undefined;
   const shown = PIPELINE_FILE;
   const y = await parseYaml(text, shown).catch((e: unknown) => {

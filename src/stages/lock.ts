@@ -35,7 +35,7 @@ export type LockFile = Map<string, LockedStage>;
 
 /** Reads `tdv.lock`; an empty map when there is none. Malformed content is an error naming file and line. */
 export async function readLock(root: string): Promise<LockFile> {
-  const bytes = readFileOrUndefined(path.join(root, LOCK_FILE), MAX_TEXT_BYTES, LOCK_FILE, 'tdv.lock');
+  const bytes = readFileOrUndefined(path.join(root, LOCK_FILE), MAX_TEXT_BYTES, LOCK_FILE, 'tdv.lock', { follow: false });
   return bytes === undefined ? new Map() : parseLock(decodeLock(bytes, LOCK_FILE), LOCK_FILE);
 }
 

@@ -77,16 +77,19 @@ export function tooLargeError(shown: string, size: number, max: number, what = '
  * tdv wait forever), and so is a file larger than `maxBytes` (it would be
  * read and parsed whole). A directory fails as reading one does (EISDIR).
  */
-export function readFileOrUndefined(p: string, maxBytes: number, shown = p, what?: string): Buffer | undefined {
+export function readFileOrUndefined(p: string, maxBytes: number, shown = p, what?: string, opts: { follow?: boolean } = {}): Buffer | undefined {
   const notAFile = (st: fs.Stats) => new TdvError('NOT_A_FILE', `${shown} is ${fileKind(st)}, not a regular file; tdv reads only regular files there`, { data: { file: shown } });
+  const follow = opts.follow !== false;
   let fd: number;
   try {
     // stat first, so a device is never even opened; the fstat below closes the race.
-    const st = fs.statSync(p);
+    const st = follow ? fs.statSync(p) : fs.lstatSync(p);
+    if (st.isSymbolicLink()) throw symlinkedControlFile(shown);
     if (!st.isFile() && !st.isDirectory()) throw notAFile(st);
-    fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | (follow ? 0 : fs.constants.O_NOFOLLOW));
   } catch (err) {
     if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
+    if (errnoCode(err) === 'ELOOP') throw symlinkedControlFile(shown); // replaced by a link after the lstat
     throw err;
   }
   try {
@@ -102,8 +105,19 @@ export function readFileOrUndefined(p: string, maxBytes: number, shown = p, what
 }
 
 /** A text file as `readFileOrUndefined` reads it (at most MAX_TEXT_BYTES unless told), decoded as UTF-8. */
-export function readTextOrUndefined(p: string, maxBytes = MAX_TEXT_BYTES, shown = p): string | undefined {
-  return readFileOrUndefined(p, maxBytes, shown)?.toString('utf8');
+export function readTextOrUndefined(p: string, maxBytes = MAX_TEXT_BYTES, shown = p, opts: { follow?: boolean } = {}): string | undefined {
+  return readFileOrUndefined(p, maxBytes, shown, undefined, opts)?.toString('utf8');
+}
+
+/**
+ * A file tdv reads as its own (tdv.yaml, tdv.lock, .tdvignore) that is a
+ * symlink: never read through, as it is never written through, since a
+ * cloned repository could point it at any file on the machine.
+ */
+function symlinkedControlFile(shown: string): TdvError {
+  return new TdvError('UNSAFE_PATH', `${shown} is a symlink; tdv reads and writes its own files only as regular files, never through a link. Replace the link with a regular file, or delete it`, {
+    data: { file: shown },
+  });
 }
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });

@@ -12,7 +12,7 @@ export type IgnoreMatcher = (relFromRoot: string, isDir: boolean) => boolean;
  * no patterns, so the common case loads no matcher at all.
  */
 export async function loadTdvignore(root: string): Promise<IgnoreMatcher | undefined> {
-  const text = readTextOrUndefined(path.join(root, TDVIGNORE));
+  const text = readTextOrUndefined(path.join(root, TDVIGNORE), undefined, TDVIGNORE, { follow: false });
   if (text === undefined || isBlankYaml(text)) return undefined;
   const { default: ignore } = await import('ignore');
   const ig = ignore().add(text);

@@ -50,3 +50,45 @@ describe('adversarial review of issue 12: messages', () => {
     expect(fs.existsSync(path.join(dir, 'tdv.yaml'))).toBe(false);
   });
 });
+
+describe('tdv.yaml, tdv.lock and .tdvignore are never read through a symlink (attack run 20261203, case 8482)', () => {
+  it('a committed tdv.lock that links outside is a one-line error; checkout restores nothing it names', async () => {
+    const dir = await newRepo();
+    const outside = newDir();
+    write(dir, 'model.bin', 'weights\n');
+    expect((await tdv(dir, 'add', 'model.bin')).code).toBe(0);
+    write(dir, 'tdv.yaml', 'stages:\n  copy:\n    cmd: cp model.bin out.bin\n    deps: [model.bin]\n    outs: [out.bin]\n');
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    // A lock elsewhere that also "records" an output tdv.yaml never declares.
+    const lock = read(dir, 'tdv.lock').replace('    outs:\n', '    outs:\n      - path: planted\n        sha256: ' + /sha256: ([0-9a-f]{64})/.exec(read(dir, 'tdv.lock'))![1] + '\n        size: 8\n');
+    write(outside, 'lock', lock);
+    fs.rmSync(path.join(dir, 'tdv.lock'));
+    fs.symlinkSync(path.join(outside, 'lock'), path.join(dir, 'tdv.lock'));
+    for (const args of [['checkout', '--force'], ['status']]) {
+      const r = await tdv(dir, ...args);
+      expect(r.code, args.join(' ')).toBe(1);
+      expectOneLineError(r.stderr, 'tdv.lock is a symlink', 'regular file');
+    }
+    expect(fs.existsSync(path.join(dir, 'planted'))).toBe(false);
+    expect(fs.readlinkSync(path.join(dir, 'tdv.lock'))).toBe(path.join(outside, 'lock'));
+  });
+
+  it('a tdv.yaml or .tdvignore that is a symlink is refused the same way', async () => {
+    const dir = await newRepo();
+    const outside = newDir();
+    write(outside, 'p.yaml', 'stages:\n  s:\n    cmd: echo hi > o.txt\n    outs: [o.txt]\n');
+    fs.symlinkSync(path.join(outside, 'p.yaml'), path.join(dir, 'tdv.yaml'));
+    const r = await tdv(dir, 'repro');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, 'tdv.yaml is a symlink');
+    expect(fs.existsSync(path.join(dir, 'o.txt'))).toBe(false);
+    fs.rmSync(path.join(dir, 'tdv.yaml'));
+    write(outside, 'ign', '*\n');
+    fs.rmSync(path.join(dir, '.tdvignore'), { force: true });
+    fs.symlinkSync(path.join(outside, 'ign'), path.join(dir, '.tdvignore'));
+    write(dir, 'd/a', 'a\n');
+    const a = await tdv(dir, 'add', 'd');
+    expect(a.code).toBe(1);
+    expectOneLineError(a.stderr, '.tdvignore is a symlink');
+  });
+});

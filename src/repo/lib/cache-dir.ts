@@ -70,7 +70,7 @@ export async function checkCacheDir(root: string, config: Config): Promise<void>
       throw cacheInData(what, tracked, `${tracked}${POINTER_EXT}`, fix);
     }
   }
-  const lockText = readTextOrUndefined(path.join(realRoot, LOCK_FILE));
+  const lockText = readTextOrUndefined(path.join(realRoot, LOCK_FILE), undefined, LOCK_FILE, { follow: false });
   if (lockText !== undefined) {
     for (const [stage, s] of await parseLock(lockText, LOCK_FILE)) {
       for (const o of [...s.outs, ...s.metrics]) {
