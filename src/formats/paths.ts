@@ -56,17 +56,25 @@ export function nameProblem(name: string): string | undefined {
  */
 export function quotePath(p: string): string {
   if (!/[\x00-\x1f\x7f"\\\u0080-\u009f\u2028\u2029]/.test(p)) return p;
-  let out = '"';
-  for (const ch of p) {
-    const c = ch.codePointAt(0)!;
-    if (ch === '"' || ch === '\\') out += `\\${ch}`;
+  return `"${backslashEscaped(p, '"', (c) => `\\u${c.toString(16).padStart(4, '0')}`)}"`;
+}
+
+/**
+ * `s` with `\`, `quote`, newline, tab and CR escaped by a backslash, and the
+ * other control characters (C0, DEL, C1, U+2028/9) as `code` writes them:
+ * the one escaping loop of quotePath (git's style) and shellWord (`$'...'`).
+ */
+function backslashEscaped(s: string, quote: string, code: (c: number) => string): string {
+  let out = '';
+  for (const ch of s) {
+    if (ch === '\\' || ch === quote) out += `\\${ch}`;
     else if (ch === '\n') out += '\\n';
     else if (ch === '\t') out += '\\t';
     else if (ch === '\r') out += '\\r';
-    else if (c < 0x20 || c === 0x7f || (c >= 0x80 && c <= 0x9f) || c === 0x2028 || c === 0x2029) out += `\\u${c.toString(16).padStart(4, '0')}`;
+    else if (SHELL_CONTROL.test(ch)) out += code(ch.codePointAt(0)!);
     else out += ch;
   }
-  return `${out}"`;
+  return out;
 }
 
 // Characters no shell treats specially: a word made only of them needs no quotes.
@@ -93,15 +101,5 @@ export function posixShellWord(word: string): string {
  */
 export function shellWord(word: string): string {
   if (!SHELL_CONTROL.test(word)) return posixShellWord(word);
-  let out = "$'";
-  for (const ch of word) {
-    const c = ch.codePointAt(0)!;
-    if (ch === '\\' || ch === "'") out += `\\${ch}`;
-    else if (ch === '\n') out += '\\n';
-    else if (ch === '\t') out += '\\t';
-    else if (ch === '\r') out += '\\r';
-    else if (SHELL_CONTROL.test(ch)) out += c < 0x80 ? `\\x${c.toString(16).padStart(2, '0')}` : `\\u${c.toString(16).padStart(4, '0')}`;
-    else out += ch;
-  }
-  return `${out}'`;
+  return `$'${backslashEscaped(word, "'", (c) => (c < 0x80 ? `\\x${c.toString(16).padStart(2, '0')}` : `\\u${c.toString(16).padStart(4, '0')}`))}'`;
 }
