@@ -118,6 +118,7 @@ function lockedStageSchema(name: string) {
     }),
   );
 }
+
 /**
  * Writes `tdv.lock` atomically: stages by name, paths sorted, keys in a fixed
  * order, so a diff shows exactly what changed.
