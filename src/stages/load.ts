@@ -4,20 +4,24 @@ import { FormatError } from '../errors.js';
 import { quotePath, relPathProblem } from '../formats/paths.js';
 import { isInside, readTextOrUndefined, toPosix } from '../util/fs.js';
 import { parseYaml, type YamlFile } from '../util/yaml.js';
+import { type At, dictOf, fail, isDict, listOf, onlyKeys, pathItem, v, validate } from '../formats/schema.js';
 import { expandStages, fileReader, mergeParams, withQuoteHint } from './template.js';
 
 export const PIPELINE_FILE = 'tdv.yaml';
 export const PARAMS_FILE = 'params.yaml';
 
-/** One stage of `tdv.yaml`, validated, its paths repo-relative (POSIX). */
+/** The checked fields of a stage as written (schema below); paths are resolved after it (`resolveStage`). */
+type StageBody = v.InferOutput<ReturnType<typeof stageSchema>>;
+
+/** One stage of `tdv.yaml`, validated, its paths repo-relative (POSIX). Field types come from its schema. */
 export interface Stage {
   name: string;
   /** The command, or (list form) commands run one after another, each by its own shell; the first failure stops the stage. */
-  cmd: string | string[];
+  cmd: StageBody['cmd'];
   /** A Docker image reference; absent (and no `build`) means the command runs locally. */
-  image?: string;
+  image?: NonNullable<StageBody['image']>;
   /** Build the image from a local Dockerfile: repo-relative context directory. */
-  build?: { context: string; dockerfile?: string };
+  build?: Exclude<StageBody['build'], string | undefined>;
   deps: string[];
   /** params.yaml keys (or other files') the stage reads. */
   params: { file: string; keys: string[] }[];
@@ -25,7 +29,7 @@ export interface Stage {
   outs: string[];
   /** Small JSON results kept in Git, not cached. */
   metrics: string[];
-  env: Record<string, string>;
+  env: StageBody['env'];
   /** Repo-relative working directory (`.` for the root). Paths in the stage are relative to it. */
   wdir: string;
   /** `tdv.yaml:line:col` of the stage, for messages. */
@@ -40,11 +44,11 @@ export interface Stage {
   /** Outputs and metrics declared with `persist: true`: not deleted before the stage runs. */
   persist?: ReadonlySet<string>;
   /** `frozen: true`: never run by repro (not even with --force), its deps not checked. */
-  frozen?: boolean;
+  frozen?: StageBody['frozen'];
   /** `always_changed: true`: repro runs it every time (and never restores it from the run-cache). */
-  alwaysChanged?: boolean;
+  alwaysChanged?: StageBody['always_changed'];
   /** Free text for people (`desc`). */
-  desc?: string;
+  desc?: NonNullable<StageBody['desc']>;
   /** Free data for tools (`meta`), ignored by tdv. */
   meta?: unknown;
 }
@@ -97,6 +101,13 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * the file, line and column and says what to write instead. Returns undefined
  * when there is no pipeline file. Graph checks (duplicate outputs, cycles,
  * overlap with pointers) are in graph.ts.
+ *
+ * Two passes per stage: its schema (`stageSchema`, the shape of every field,
+ * no file system) and then `resolveStage`, which turns its paths into
+ * repo-relative ones and checks them against the workspace (symlinks on the
+ * way, outputs the repository keeps otherwise). Those checks stay code: they
+ * need the root, the resolved wdir and the caller's `checkOutput`, they read
+ * the disk, and they run on values whose shape the schema already proved.
  */
 export async function loadPipeline(root: string, opts: LoadOptions = {}): Promise<Pipeline | undefined> {
   const file = path.join(root, PIPELINE_FILE);
@@ -107,23 +118,20 @@ export async function loadPipeline(root: string, opts: LoadOptions = {}): Promis
     throw withQuoteHint(e, text);
   });
   const stages = new Map<string, Stage>();
-  const v = y.value;
-  if (v === null || v === undefined) return { file, stages };
-  const at = (keys: (string | number)[]) => where(y, shown, keys);
-  if (typeof v !== 'object' || Array.isArray(v)) throw new FormatError(shown, 'must be a mapping with a "stages" key');
-  for (const k of Object.keys(v)) if (k !== 'stages' && k !== 'vars') throw new FormatError(at([k]), `unknown key "${k}"`, 'The top level of tdv.yaml has "stages" and "vars"');
-  const body = (v as { stages?: unknown }).stages;
-  if (body === null || body === undefined) return { file, stages };
-  if (typeof body !== 'object' || Array.isArray(body)) throw new FormatError(at(['stages']), '"stages" must be a mapping of stage names to stages');
+  const at: At = (keys) => where(y, shown, keys);
+  const doc = validate(PipelineSchema, y.value, at);
+  if (!doc?.stages) return { file, stages };
   // vars, foreach, matrix and ${...} (template.ts): plain stages, each with where it was written.
-  for (const e of await expandStages(v as Record<string, unknown>, at, { text, readFile: fileReader(root) })) {
-    const stage = parseStage(root, e.written, e.name, e.body, e.at, opts);
+  for (const e of await expandStages(doc, at, { text, readFile: fileReader(root) })) {
+    const stageAt: At = (keys) => e.at([...keys]);
+    validate(StageName, e.written, stageAt);
+    const stage = resolveStage(root, e.name, validate(stageSchema(e.name), e.body, stageAt), stageAt, opts);
     stages.set(e.name, { ...stage, params: mergeParams(stage.params, e.params) });
   }
   return { file, stages };
 }
 
-function where(y: YamlFile, file: string, keys: (string | number)[]): string {
+function where(y: YamlFile, file: string, keys: readonly (string | number)[]): string {
   for (let n = keys.length; n > 0; n--) {
     const pos = y.posOf(keys.slice(0, n));
     if (pos) return `${file}:${pos.line}:${pos.col}`;
@@ -131,126 +139,114 @@ function where(y: YamlFile, file: string, keys: (string | number)[]): string {
   return file;
 }
 
-function parseStage(root: string, written: string, name: string, raw: unknown, at: (keys: (string | number)[]) => string, opts: LoadOptions): Stage {
-  if (!STAGE_NAME.test(written)) {
-    throw new FormatError(at([]), `stage name ${JSON.stringify(written)} is not allowed`, STAGE_NAME_RULE);
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FormatError(at([]), `stage "${name}" must be a mapping with at least "cmd"`);
-  const r = raw as Record<string, unknown>;
-  for (const k of Object.keys(r)) {
-    if (!(STAGE_KEYS as readonly string[]).includes(k)) throw new FormatError(at([k]), `unknown key "${k}" in stage "${name}"`, `Known keys: ${STAGE_KEYS.join(', ')}`);
-  }
-  const str = (k: string, v: unknown): string => {
-    if (typeof v !== 'string' || v.trim() === '') throw new FormatError(at([k]), `"${k}" of stage "${name}" must be a non-empty string`);
-    return v;
-  };
-  if (r.cmd === undefined) throw new FormatError(at([]), `stage "${name}" has no "cmd"`, 'Add the command to run, e.g. cmd: sh scripts/run.sh');
-  const cmd = parseCmd(r.cmd, name, at);
-  const flag = (k: 'frozen' | 'always_changed'): boolean => {
-    if (r[k] === undefined || r[k] === null) return false;
-    if (typeof r[k] !== 'boolean') throw new FormatError(at([k]), `"${k}" of stage "${name}" must be true or false`);
-    return r[k];
-  };
-  const frozen = flag('frozen');
-  const alwaysChanged = flag('always_changed');
-  if (r.desc !== undefined && r.desc !== null && typeof r.desc !== 'string') throw new FormatError(at(['desc']), `"desc" of stage "${name}" must be a string`);
-  if (r.image !== undefined && r.build !== undefined) {
-    throw new FormatError(at(['build']), `stage "${name}" has both "image" and "build"`, 'Name an image or build one, not both');
-  }
-  const wdirRaw = r.wdir === undefined ? '.' : str('wdir', r.wdir);
-  const wdir = repoPath(root, '.', wdirRaw, at(['wdir']), name, 'wdir');
-  const origins = new Map<string, string>();
-  const uncached = new Set<string>();
-  const persist = new Set<string>();
-  const list = (k: 'deps' | 'outs' | 'metrics'): string[] => {
-    const v = r[k];
-    if (v === undefined || v === null) return [];
-    if (!Array.isArray(v)) throw new FormatError(at([k]), `"${k}" of stage "${name}" must be a list of paths`);
-    const seen = new Set<string>();
-    return v.map((entry: unknown, i) => {
-      const { path: p, flags } = k === 'deps' ? { path: entry, flags: undefined } : outEntry(entry, k, i, name, at);
-      if (typeof p !== 'string' || p.trim() === '') throw new FormatError(at([k, i]), `entry ${i + 1} of "${k}" in stage "${name}" must be a path`);
-      const rel = repoPath(root, wdir, p, at([k, i]), name, k);
-      if (seen.has(rel)) throw new FormatError(at([k, i]), `stage "${name}" lists ${quotePath(rel)} twice in "${k}"`);
-      seen.add(rel);
-      // A dep is read and hashed by tdv: never through a symlink, which could lead anywhere.
-      if (k === 'deps') noSymlinkOnTheWay(root, rel, at([k, i]), name, k, true);
-      if (k !== 'deps') {
-        // An output kept in Git (cache: false) is still written by the stage: the same checks hold.
-        const cache = k === 'outs' && flags?.cache !== false;
-        checkOutput(root, rel, k, name, at([k, i]), opts.checkOutput, cache);
-        origins.set(rel, at([k, i]));
-        if (k === 'outs' && !cache) uncached.add(rel);
-        if (flags?.persist) persist.add(rel);
+/** A string with more than blanks in it. */
+const filled = (x: unknown): x is string => typeof x === 'string' && x.trim() !== '';
+const nonEmptyString = (message: string) => v.custom<string>(filled, message);
+
+/** The top level of tdv.yaml: `stages`, and `vars` (which template.ts checks as it loads them). */
+const PipelineSchema = v.nullish(
+  v.pipe(
+    v.custom<Record<string, unknown>>(isDict, fail('must be a mapping with a "stages" key')),
+    onlyKeys(['stages', 'vars'], (k) => fail(`unknown key "${k}"`, 'The top level of tdv.yaml has "stages" and "vars"')),
+    v.object({
+      stages: v.nullish(v.custom<Record<string, unknown>>(isDict, fail('"stages" must be a mapping of stage names to stages'))),
+      vars: v.optional(v.unknown()),
+    }),
+  ),
+);
+
+/** A stage's name as written (`build` of `build@us`). */
+const StageName = v.custom<string>(
+  (n) => typeof n === 'string' && STAGE_NAME.test(n),
+  (issue) => fail(`stage name ${JSON.stringify(issue.input)} is not allowed`, STAGE_NAME_RULE),
+);
+
+/**
+ * The shape of one stage after template expansion. Made per stage because
+ * its messages name it. An unknown key is reported before anything else: a
+ * misspelt key is the likeliest cause of every later issue.
+ */
+function stageSchema(name: string) {
+  const of = `of stage "${name}"`;
+  const flag = (k: string) => v.nullish(v.boolean(fail(`"${k}" ${of} must be true or false`)), false);
+  const outs = (k: 'outs' | 'metrics') =>
+    v.nullish(
+      listOf((i) => outEntry(name, k, i), fail(`"${k}" ${of} must be a list of paths`)),
+      [],
+    );
+  // In the order the fields were checked before the schema, so the first of several errors stays the same.
+  const fields = {
+    cmd: cmdSchema(name),
+    frozen: flag('frozen'),
+    always_changed: flag('always_changed'),
+    desc: v.nullish(v.string(fail(`"desc" ${of} must be a string`))),
+    wdir: v.optional(nonEmptyString(fail(`"wdir" ${of} must be a non-empty string`)), '.'),
+    build: v.optional(buildSchema(name)),
+    image: v.optional(nonEmptyString(fail(`"image" ${of} must be a non-empty string`))),
+    deps: v.nullish(
+      listOf((i) => nonEmptyString(fail(`entry ${i + 1} of "deps" in stage "${name}" must be a path`)), fail(`"deps" ${of} must be a list of paths`)),
+      [],
+    ),
+    params: v.nullish(paramsSchema(name), []),
+    outs: outs('outs'),
+    metrics: outs('metrics'),
+    env: v.nullish(envSchema(name), {}),
+    meta: v.optional(v.unknown()),
+  } satisfies Record<(typeof STAGE_KEYS)[number], v.GenericSchema>;
+  return v.pipe(
+    v.custom<Record<string, unknown>>(isDict, fail(`stage "${name}" must be a mapping with at least "cmd"`)),
+    onlyKeys(Object.keys(fields), (k) => fail(`unknown key "${k}" in stage "${name}"`, `Known keys: ${STAGE_KEYS.join(', ')}`)),
+    v.check((r) => r.cmd !== undefined, fail(`stage "${name}" has no "cmd"`, 'Add the command to run, e.g. cmd: sh scripts/run.sh')),
+    v.rawCheck<Record<string, unknown>>(({ dataset, addIssue }) => {
+      if (dataset.typed && dataset.value.image !== undefined && dataset.value.build !== undefined) {
+        addIssue({ message: fail(`stage "${name}" has both "image" and "build"`, 'Name an image or build one, not both'), path: [pathItem(dataset.value, 'build')] });
       }
-      return rel;
-    });
-  };
-  let build: Stage['build'];
-  if (r.build !== undefined) {
-    if (typeof r.build === 'string') {
-      build = { context: repoPath(root, wdir, r.build, at(['build']), name, 'build') };
-      noSymlinkOnTheWay(root, build.context, at(['build']), name, 'build', true);
-    } else if (typeof r.build === 'object' && r.build !== null && !Array.isArray(r.build)) {
-      const b = r.build as Record<string, unknown>;
-      for (const k of Object.keys(b)) if (k !== 'context' && k !== 'dockerfile') throw new FormatError(at(['build', k]), `unknown key "${k}" in "build"`, 'Known keys: context, dockerfile');
-      if (typeof b.context !== 'string') throw new FormatError(at(['build']), `"build" of stage "${name}" needs "context": the directory holding the Dockerfile`);
-      const context = repoPath(root, wdir, b.context, at(['build', 'context']), name, 'build.context');
-      if (b.dockerfile !== undefined && typeof b.dockerfile !== 'string') throw new FormatError(at(['build', 'dockerfile']), '"dockerfile" must be a path');
-      if (b.dockerfile === undefined) build = { context };
-      else {
-        // A path like any other of the stage (relative to the context, inside the repository),
-        // read by tdv to hash it: never a symlink, a device or a file outside.
-        const df = repoPath(root, context, b.dockerfile, at(['build', 'dockerfile']), name, 'build.dockerfile');
-        noSymlinkOnTheWay(root, df, at(['build', 'dockerfile']), name, 'build.dockerfile', true);
-        build = { context, dockerfile: path.posix.relative(context === '.' ? '' : context, df) };
-      }
-      noSymlinkOnTheWay(root, context, at(['build', 'context']), name, 'build.context', true);
-    } else throw new FormatError(at(['build']), `"build" of stage "${name}" must be a directory or {context, dockerfile}`);
-  }
-  return {
-    name,
-    cmd,
-    ...(r.image !== undefined ? { image: str('image', r.image) } : {}),
-    ...(build ? { build } : {}),
-    deps: list('deps'),
-    params: parseParams(r.params, name, at, root, wdir),
-    outs: list('outs'),
-    metrics: list('metrics'),
-    env: parseEnv(r.env, name, at),
-    wdir,
-    where: at([]),
-    origins,
-    ...(uncached.size ? { uncached } : {}),
-    ...(persist.size ? { persist } : {}),
-    ...(frozen ? { frozen } : {}),
-    ...(alwaysChanged ? { alwaysChanged } : {}),
-    ...(typeof r.desc === 'string' ? { desc: r.desc } : {}),
-    ...(r.meta !== undefined ? { meta: r.meta } : {}),
-  };
+    }),
+    v.object(fields),
+  );
 }
 
 /** `cmd` as a string, or a non-empty list of non-empty strings (each run by its own shell, in order). */
-function parseCmd(v: unknown, name: string, at: (keys: (string | number)[]) => string): string | string[] {
-  if (typeof v === 'string' && v.trim() !== '') return v;
-  if (Array.isArray(v) && v.length > 0) {
-    v.forEach((c, i) => {
-      if (typeof c !== 'string' || c.trim() === '') {
-        throw new FormatError(
-          at(['cmd', i]),
-          `entry ${i + 1} of "cmd" in stage "${name}" must be a non-empty command string`,
-          'Quote a command that YAML reads as something else, e.g. - "echo: done"',
-        );
-      }
-    });
-    return v as string[];
-  }
-  const misread = v !== null && v !== undefined && typeof v !== 'string' && !Array.isArray(v);
-  throw new FormatError(
-    at(['cmd']),
-    `"cmd" of stage "${name}" must be a command or a list of commands${misread ? `, but YAML reads it as ${typeof v === 'object' ? 'a mapping' : `the ${typeof v} ${JSON.stringify(v)}`}` : ''}`,
-    misread ? 'Quote the command: cmd: "echo key: value"' : 'Write cmd: python train.py, or a list with one command per line',
-  );
+function cmdSchema(name: string) {
+  return v.lazy((c) => {
+    if (filled(c)) return v.string();
+    if (Array.isArray(c) && c.length > 0) {
+      return listOf(
+        (i) => nonEmptyString(fail(`entry ${i + 1} of "cmd" in stage "${name}" must be a non-empty command string`, 'Quote a command that YAML reads as something else, e.g. - "echo: done"')),
+        '',
+      );
+    }
+    const misread = c !== null && c !== undefined && typeof c !== 'string' && !Array.isArray(c);
+    return v.never(
+      fail(
+        `"cmd" of stage "${name}" must be a command or a list of commands${misread ? `, but YAML reads it as ${typeof c === 'object' ? 'a mapping' : `the ${typeof c} ${JSON.stringify(c)}`}` : ''}`,
+        misread ? 'Quote the command: cmd: "echo key: value"' : 'Write cmd: python train.py, or a list with one command per line',
+      ),
+    );
+  });
+}
+
+/** `build`: the context directory, or `{context, dockerfile}`. */
+function buildSchema(name: string) {
+  return v.lazy((b) => {
+    if (typeof b === 'string') return v.string();
+    if (!isDict(b)) return v.never(fail(`"build" of stage "${name}" must be a directory or {context, dockerfile}`));
+    return v.pipe(
+      v.custom<Record<string, unknown>>(isDict),
+      onlyKeys(['context', 'dockerfile'], (k) => fail(`unknown key "${k}" in "build"`, 'Known keys: context, dockerfile')),
+      v.check((o) => typeof o.context === 'string', fail(`"build" of stage "${name}" needs "context": the directory holding the Dockerfile`)),
+      // An empty dockerfile would name the context directory itself.
+      v.object({ context: v.string(), dockerfile: v.optional(nonEmptyString(fail('"dockerfile" must be a path'))) }),
+    );
+  });
+}
+
+/** An entry of `outs` or `metrics`, its long form read: the path and its options. */
+interface OutEntry {
+  path: string;
+  cache?: boolean;
+  persist?: boolean;
+  desc?: string;
 }
 
 /**
@@ -259,35 +255,157 @@ function parseCmd(v: unknown, name: string, at: (keys: (string | number)[]) => s
  * errors: a misspelt `cahce: false` would otherwise cache a file the user
  * means to commit.
  */
-function outEntry(entry: unknown, k: 'outs' | 'metrics', i: number, name: string, at: (keys: (string | number)[]) => string): { path: unknown; flags?: { cache?: boolean; persist?: boolean } } {
-  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return { path: entry };
-  const keys = Object.keys(entry);
-  if (keys.length !== 1) throw new FormatError(at([k, i]), `entry ${i + 1} of "${k}" in stage "${name}" must be a path, or one path with its options`, 'Write - out/model.bin: {cache: false}');
-  const p = keys[0]!;
-  const opts = (entry as Record<string, unknown>)[p];
-  if (opts === null || opts === undefined) return { path: p };
-  if (typeof opts !== 'object' || Array.isArray(opts))
-    throw new FormatError(at([k, i, p]), `the options of ${JSON.stringify(p)} in stage "${name}" must be a mapping`, `Known options: ${OUT_KEYS.join(', ')}`);
-  const o = opts as Record<string, unknown>;
-  for (const key of Object.keys(o)) {
-    if (!(OUT_KEYS as readonly string[]).includes(key))
-      throw new FormatError(at([k, i, p, key]), `unknown option "${key}" of ${JSON.stringify(p)} in stage "${name}"`, `Known options: ${OUT_KEYS.join(', ')}`);
-  }
-  for (const key of ['cache', 'persist'] as const) {
-    if (o[key] !== undefined && typeof o[key] !== 'boolean') throw new FormatError(at([k, i, p, key]), `"${key}" of ${JSON.stringify(p)} in stage "${name}" must be true or false`);
-  }
-  if (o.desc !== undefined && typeof o.desc !== 'string') throw new FormatError(at([k, i, p, 'desc']), `"desc" of ${JSON.stringify(p)} in stage "${name}" must be a string`);
-  if (k === 'metrics' && o.cache === true) {
-    throw new FormatError(
-      at([k, i, p, 'cache']),
-      `metrics ${JSON.stringify(p)} of stage "${name}" cannot be cached: metrics are small files kept in Git`,
-      'Remove "cache: true", or list the file under "outs"',
+function outEntry(name: string, k: 'outs' | 'metrics', i: number) {
+  const notPath = fail(`entry ${i + 1} of "${k}" in stage "${name}" must be a path`);
+  return v.lazy((e) => {
+    if (!isDict(e))
+      return v.pipe(
+        nonEmptyString(notPath),
+        v.transform((p): OutEntry => ({ path: p })),
+      );
+    const keys = Object.keys(e);
+    if (keys.length !== 1) return v.never(fail(`entry ${i + 1} of "${k}" in stage "${name}" must be a path, or one path with its options`, 'Write - out/model.bin: {cache: false}'));
+    const p = keys[0]!;
+    if (!filled(p)) return v.never(notPath);
+    const q = JSON.stringify(p);
+    const known = `Known options: ${OUT_KEYS.join(', ')}`;
+    const bool = (key: string) => v.optional(v.boolean(fail(`"${key}" of ${q} in stage "${name}" must be true or false`)));
+    const options = v.pipe(
+      v.custom<Record<string, unknown>>(isDict, fail(`the options of ${q} in stage "${name}" must be a mapping`, known)),
+      onlyKeys(OUT_KEYS, (key) => fail(`unknown option "${key}" of ${q} in stage "${name}"`, known)),
+      v.object({ cache: bool('cache'), persist: bool('persist'), desc: v.optional(v.string(fail(`"desc" of ${q} in stage "${name}" must be a string`))) }),
+      v.rawCheck<{ cache?: boolean }>(({ dataset, addIssue }) => {
+        if (k === 'metrics' && dataset.typed && dataset.value.cache === true) {
+          addIssue({
+            message: fail(`metrics ${q} of stage "${name}" cannot be cached: metrics are small files kept in Git`, 'Remove "cache: true", or list the file under "outs"'),
+            path: [pathItem(dataset.value, 'cache')],
+          });
+        }
+      }),
     );
+    return v.pipe(
+      v.object({ [p]: v.nullish(options) }),
+      v.transform((o): OutEntry => ({ ...o[p], path: p })),
+    );
+  });
+}
+
+/** `params`: keys of params.yaml, or `{file: [keys]}`. */
+function paramsSchema(name: string) {
+  const badKey = fail(`a params key of stage "${name}" must be a non-empty string such as sales.price`);
+  const entry = (i: number) =>
+    v.lazy((item) => {
+      if (typeof item === 'string') return nonEmptyString(badKey);
+      if (!isDict(item)) return v.never(fail(`entry ${i + 1} of "params" in stage "${name}" must be a key or {file: [keys]}`));
+      return dictOf(
+        (file) =>
+          v.pipe(
+            v.array(v.unknown(), fail(`params of ${file} in stage "${name}" must be a list of keys`)),
+            v.check((keys) => keys.every(filled), badKey),
+            v.transform((keys) => keys as string[]),
+          ),
+        '',
+      );
+    });
+  return listOf(entry, fail(`"params" of stage "${name}" must be a list of keys or {file: [keys]}`));
+}
+
+/** `env`: variable names to strings, numbers or booleans (passed on as text). */
+function envSchema(name: string) {
+  return dictOf(
+    (k) =>
+      v.pipe(
+        v.custom<string | number | boolean>((x) => typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean', fail(`env ${k} of stage "${name}" must be a string, number or boolean`)),
+        v.transform(String),
+      ),
+    fail(`"env" of stage "${name}" must be a mapping of variable names to values`),
+    (k) => (ENV_NAME.test(k) ? undefined : fail(`${JSON.stringify(k)} is not a valid environment variable name`, 'Use letters, digits and "_", not starting with a digit')),
+  );
+}
+
+/**
+ * A stage whose shape its schema checked, its paths resolved against the
+ * workspace: relative to wdir, inside the repository, never through a
+ * symlink where tdv reads or writes, no output the repository keeps otherwise.
+ */
+function resolveStage(root: string, name: string, b: StageBody, at: At, opts: LoadOptions): Stage {
+  const wdir = repoPath(root, '.', b.wdir, at(['wdir']), name, 'wdir');
+  const origins = new Map<string, string>();
+  const uncached = new Set<string>();
+  const persist = new Set<string>();
+  const list = (k: 'deps' | 'outs' | 'metrics', entries: readonly OutEntry[]): string[] => {
+    const seen = new Set<string>();
+    return entries.map((entry, i) => {
+      const rel = repoPath(root, wdir, entry.path, at([k, i]), name, k);
+      if (seen.has(rel)) throw new FormatError(at([k, i]), `stage "${name}" lists ${quotePath(rel)} twice in "${k}"`);
+      seen.add(rel);
+      // A dep is read and hashed by tdv: never through a symlink, which could lead anywhere.
+      if (k === 'deps') noSymlinkOnTheWay(root, rel, at([k, i]), name, k, true);
+      else {
+        // An output kept in Git (cache: false) is still written by the stage: the same checks hold.
+        const cache = k === 'outs' && entry.cache !== false;
+        checkOutput(root, rel, k, name, at([k, i]), opts.checkOutput, cache);
+        origins.set(rel, at([k, i]));
+        if (k === 'outs' && !cache) uncached.add(rel);
+        if (entry.persist) persist.add(rel);
+      }
+      return rel;
+    });
+  };
+  let build: Stage['build'];
+  if (typeof b.build === 'string') {
+    build = { context: repoPath(root, wdir, b.build, at(['build']), name, 'build') };
+    noSymlinkOnTheWay(root, build.context, at(['build']), name, 'build', true);
+  } else if (b.build !== undefined) {
+    const context = repoPath(root, wdir, b.build.context, at(['build', 'context']), name, 'build.context');
+    if (b.build.dockerfile === undefined) build = { context };
+    else {
+      // A path like any other of the stage (relative to the context, inside the repository),
+      // read by tdv to hash it: never a symlink, a device or a file outside.
+      const df = repoPath(root, context, b.build.dockerfile, at(['build', 'dockerfile']), name, 'build.dockerfile');
+      noSymlinkOnTheWay(root, df, at(['build', 'dockerfile']), name, 'build.dockerfile', true);
+      build = { context, dockerfile: path.posix.relative(context === '.' ? '' : context, df) };
+    }
+    noSymlinkOnTheWay(root, context, at(['build', 'context']), name, 'build.context', true);
   }
-  const flags: { cache?: boolean; persist?: boolean } = {};
-  if (typeof o.cache === 'boolean') flags.cache = o.cache;
-  if (typeof o.persist === 'boolean') flags.persist = o.persist;
-  return { path: p, flags };
+  return {
+    name,
+    cmd: b.cmd,
+    ...(b.image !== undefined ? { image: b.image } : {}),
+    ...(build ? { build } : {}),
+    deps: list(
+      'deps',
+      b.deps.map((p) => ({ path: p })),
+    ),
+    params: resolveParams(root, wdir, name, b.params, at),
+    outs: list('outs', b.outs),
+    metrics: list('metrics', b.metrics),
+    env: b.env,
+    wdir,
+    where: at([]),
+    origins,
+    ...(uncached.size ? { uncached } : {}),
+    ...(persist.size ? { persist } : {}),
+    ...(b.frozen ? { frozen: true } : {}),
+    ...(b.always_changed ? { alwaysChanged: true } : {}),
+    ...(typeof b.desc === 'string' ? { desc: b.desc } : {}),
+    ...(b.meta !== undefined ? { meta: b.meta } : {}),
+  };
+}
+
+/** `params` by file (repo-relative), keys sorted and each once. */
+function resolveParams(root: string, wdir: string, name: string, items: StageBody['params'], at: At): Stage['params'] {
+  const byFile = new Map<string, Set<string>>();
+  const add = (file: string, keys: readonly string[]) => {
+    let set = byFile.get(file);
+    if (!set) byFile.set(file, (set = new Set()));
+    for (const k of keys) set.add(k);
+  };
+  items.forEach((item, i) => {
+    if (typeof item === 'string') add(repoPath(root, wdir, PARAMS_FILE, at(['params', i]), name, 'params'), [item]);
+    else for (const [file, keys] of Object.entries(item)) add(repoPath(root, wdir, file, at(['params', i, file]), name, 'params'), keys);
+  });
+  return [...byFile].map(([file, keys]) => ({ file, keys: [...keys].sort() })).sort((a, b) => (a.file < b.file ? -1 : 1));
 }
 
 /**
@@ -393,39 +511,4 @@ function realOfExisting(p: string): string {
       dir = parent;
     }
   }
-}
-
-function parseParams(v: unknown, name: string, at: (keys: (string | number)[]) => string, root: string, wdir: string): Stage['params'] {
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) throw new FormatError(at(['params']), `"params" of stage "${name}" must be a list of keys or {file: [keys]}`);
-  const byFile = new Map<string, Set<string>>();
-  const addKey = (file: string, key: unknown, pos: string) => {
-    if (typeof key !== 'string' || key.trim() === '') throw new FormatError(pos, `a params key of stage "${name}" must be a non-empty string such as sales.price`);
-    let keys = byFile.get(file);
-    if (!keys) byFile.set(file, (keys = new Set()));
-    keys.add(key);
-  };
-  v.forEach((item, i) => {
-    if (typeof item === 'string') addKey(repoPath(root, wdir, PARAMS_FILE, at(['params', i]), name, 'params'), item, at(['params', i]));
-    else if (typeof item === 'object' && item !== null && !Array.isArray(item)) {
-      for (const [file, keys] of Object.entries(item)) {
-        const f = repoPath(root, wdir, file, at(['params', i, file]), name, 'params');
-        if (!Array.isArray(keys)) throw new FormatError(at(['params', i, file]), `params of ${file} in stage "${name}" must be a list of keys`);
-        keys.forEach((k) => addKey(f, k, at(['params', i, file])));
-      }
-    } else throw new FormatError(at(['params', i]), `entry ${i + 1} of "params" in stage "${name}" must be a key or {file: [keys]}`);
-  });
-  return [...byFile].map(([file, keys]) => ({ file, keys: [...keys].sort() })).sort((a, b) => (a.file < b.file ? -1 : 1));
-}
-
-function parseEnv(v: unknown, name: string, at: (keys: (string | number)[]) => string): Record<string, string> {
-  if (v === undefined || v === null) return {};
-  if (typeof v !== 'object' || Array.isArray(v)) throw new FormatError(at(['env']), `"env" of stage "${name}" must be a mapping of variable names to values`);
-  const out: Record<string, string> = {};
-  for (const [k, val] of Object.entries(v)) {
-    if (!ENV_NAME.test(k)) throw new FormatError(at(['env', k]), `${JSON.stringify(k)} is not a valid environment variable name`, 'Use letters, digits and "_", not starting with a digit');
-    if (typeof val !== 'string' && typeof val !== 'number' && typeof val !== 'boolean') throw new FormatError(at(['env', k]), `env ${k} of stage "${name}" must be a string, number or boolean`);
-    out[k] = String(val);
-  }
-  return out;
 }

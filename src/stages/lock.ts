@@ -1,35 +1,18 @@
 import path from 'node:path';
-import { FormatError } from '../errors.js';
 import { isHex64, isOid } from '../formats/oid.js';
 import { quotePath, relPathProblem } from '../formats/paths.js';
 import { decodeUtf8, MAX_TEXT_BYTES, readFileOrUndefined, tooLargeError } from '../util/fs.js';
 import { Guard } from '../workspace/guard.js';
+import { type At, dictOf, fail, isDict, listOf, pathItem, v, validate } from '../formats/schema.js';
 import { parseYaml } from '../util/yaml.js';
 
 export const LOCK_FILE = 'tdv.lock';
 
-/** A path a stage read or wrote, as it was: file or directory (`nfiles`). */
-export interface LockedPath {
-  path: string;
-  sha256: string;
-  size: number;
-  nfiles?: number;
-  /** An output declared `cache: false`: recorded here, kept in Git, never checked out from the cache. */
-  cache?: false;
-}
+/** A path a stage read or wrote, as it was: file or directory (`nfiles`). `cache: false` marks an output kept in Git. */
+export type LockedPath = v.InferOutput<ReturnType<typeof lockedPathSchema>>;
 
-/** What produced a stage's outputs, as recorded after it last succeeded. */
-export interface LockedStage {
-  /** As tdv.yaml has it: one command, or the list run in order. */
-  cmd: string | string[];
-  /** The image ID actually used (`sha256:...`), for Docker stages. */
-  image?: string;
-  deps: LockedPath[];
-  /** file -> key -> value. */
-  params: Record<string, Record<string, unknown>>;
-  outs: LockedPath[];
-  metrics: LockedPath[];
-}
+/** What produced a stage's outputs, as recorded after it last succeeded (`image`: the image ID actually used). */
+export type LockedStage = v.InferOutput<ReturnType<typeof lockedStageSchema>>;
 
 export type LockFile = Map<string, LockedStage>;
 
@@ -51,53 +34,89 @@ export function decodeLock(bytes: Uint8Array, shown: string): string {
 
 const LOCK_FIX = 'Delete it and run `tdv repro` to record the pipeline again, or restore it with `git checkout tdv.lock`';
 
+/** tdv.lock: `schema` (tdv writes 1) and `stages`, each checked by its schema, in file order. */
+const LockSchema = v.nullish(
+  v.pipe(
+    v.custom<{ stages: unknown }>((x) => isDict(x) && isDict(x.stages), fail('is not a tdv lock file (no "stages" mapping)', LOCK_FIX)),
+    v.object({ stages: dictOf((name) => lockedStageSchema(name), '') }),
+  ),
+);
+
+/** Parses a tdv.lock text (`shown` names it in errors, with the line of the stage's key at fault). */
 export async function parseLock(text: string, shown: string): Promise<LockFile> {
   const y = await parseYaml(text, shown);
-  const out: LockFile = new Map();
-  const v = y.value as { schema?: unknown; stages?: unknown } | null;
-  if (v === null || v === undefined) return out;
-  const at = (keys: (string | number)[]) => {
-    const l = y.lineOf(keys);
+  // Positions as before the schema: the line of the stage's key (cmd, deps...), or none above a stage.
+  const at: At = (keys) => {
+    const l = keys.length < 2 ? undefined : y.lineOf(keys.slice(0, 3));
     return l ? `${shown}:${l}` : shown;
   };
-  const fix = LOCK_FIX;
-  if (typeof v !== 'object' || Array.isArray(v) || typeof v.stages !== 'object' || v.stages === null || Array.isArray(v.stages)) {
-    throw new FormatError(shown, 'is not a tdv lock file (no "stages" mapping)', fix);
-  }
-  for (const [name, raw] of Object.entries(v.stages as Record<string, unknown>)) {
-    const r = raw as Record<string, unknown>;
-    const bad = (key: string, what: string) => new FormatError(at(['stages', name, key]), `stage "${name}": ${what}`, fix);
-    if (typeof r !== 'object' || r === null || !(typeof r.cmd === 'string' || (Array.isArray(r.cmd) && r.cmd.every((c) => typeof c === 'string')))) {
-      throw bad('cmd', 'needs a "cmd" string or list of strings');
-    }
-    if (r.image !== undefined && (typeof r.image !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(r.image))) throw bad('image', 'image must be an image ID sha256:<64 hex>');
-    const paths = (key: 'deps' | 'outs' | 'metrics'): LockedPath[] => {
-      const list = r[key] ?? [];
-      if (!Array.isArray(list)) throw bad(key, `"${key}" must be a list`);
-      return list.map((e: unknown) => {
-        const p = e as Record<string, unknown>;
-        if (typeof p?.path !== 'string' || typeof p.sha256 !== 'string' || !(isOid(p.sha256) || isHex64(p.sha256))) throw bad(key, `an entry of "${key}" has no valid path and sha256`);
-        // These paths are written to by checkout and pull: never outside the workspace, never into .git or .tdv.
-        const problem = relPathProblem(p.path);
-        if (problem !== undefined) throw bad(key, `unsafe path ${quotePath(p.path) || '""'}: it ${problem}`);
-        if (typeof p.size !== 'number' || !Number.isSafeInteger(p.size) || p.size < 0) throw bad(key, `${p.path}: invalid size`);
-        if (p.nfiles !== undefined && (typeof p.nfiles !== 'number' || !Number.isSafeInteger(p.nfiles) || p.nfiles < 0)) throw bad(key, `${p.path}: invalid nfiles`);
-        if (p.cache !== undefined && (key !== 'outs' || p.cache !== false)) throw bad(key, `${p.path}: "cache" may only be false, on an output`);
-        return { path: p.path, sha256: p.sha256, size: p.size, ...(p.nfiles !== undefined ? { nfiles: p.nfiles as number } : {}), ...(p.cache === false ? { cache: false as const } : {}) };
+  const lock = validate(LockSchema, y.value, at);
+  return new Map(lock ? Object.entries(lock.stages) : []);
+}
+
+const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+const lockFail = (name: string, what: string) => fail(`stage "${name}": ${what}`, LOCK_FIX);
+
+/**
+ * An entry of `deps`, `outs` or `metrics`. Its paths are written to by
+ * checkout and pull: never outside the workspace, never into .git or .tdv.
+ * Messages name the stage and the entry's path, so the schema is made per
+ * stage and (through `lazy`) per entry.
+ */
+function lockedPathSchema(name: string, key: 'deps' | 'outs' | 'metrics') {
+  const count = (p: string, what: string) => v.custom<number>(isCount, lockFail(name, `${p}: invalid ${what}`));
+  return v.pipe(
+    v.custom<{ path: string; sha256: string }>(
+      (p) => isDict(p) && typeof p.path === 'string' && typeof p.sha256 === 'string' && (isOid(p.sha256) || isHex64(p.sha256)),
+      lockFail(name, `an entry of "${key}" has no valid path and sha256`),
+    ),
+    v.check(
+      (p) => relPathProblem(p.path) === undefined,
+      (issue) => lockFail(name, `unsafe path ${quotePath((issue.input as { path: string }).path) || '""'}: it ${relPathProblem((issue.input as { path: string }).path)}`),
+    ),
+    v.lazy((e) => {
+      const p = (e as { path: string }).path;
+      const cacheMsg = lockFail(name, `${p}: "cache" may only be false, on an output`);
+      return v.object({
+        path: v.string(),
+        sha256: v.string(),
+        size: count(p, 'size'),
+        nfiles: v.optional(count(p, 'nfiles')),
+        cache: v.optional(key === 'outs' ? v.literal(false, cacheMsg) : v.never(cacheMsg)),
       });
-    };
-    const params = r.params ?? {};
-    if (typeof params !== 'object' || params === null || Array.isArray(params)) throw bad('params', '"params" must be a mapping of files to values');
-    out.set(name, {
-      cmd: r.cmd as string | string[],
-      ...(r.image ? { image: r.image as string } : {}),
+    }),
+  );
+}
+
+/** One stage of tdv.lock; keys tdv does not know are ignored (a newer tdv may add some). */
+function lockedStageSchema(name: string) {
+  const paramsMsg = lockFail(name, '"params" must be a mapping of files to values');
+  const paths = (key: 'deps' | 'outs' | 'metrics') =>
+    v.nullish(
+      listOf(() => lockedPathSchema(name, key), lockFail(name, `"${key}" must be a list`)),
+      [],
+    );
+  return v.pipe(
+    v.unknown(),
+    v.rawCheck<unknown>(({ dataset, addIssue }) => {
+      const r = dataset.value;
+      if (!isDict(r) || !(typeof r.cmd === 'string' || (Array.isArray(r.cmd) && r.cmd.every((c) => typeof c === 'string')))) {
+        addIssue({ message: lockFail(name, 'needs a "cmd" string or list of strings'), path: [pathItem(r, 'cmd')] });
+      }
+    }),
+    v.object({
+      cmd: v.union([v.string(), v.array(v.string())]),
+      image: v.optional(v.custom<string>((i) => typeof i === 'string' && /^sha256:[0-9a-f]{64}$/.test(i), lockFail(name, 'image must be an image ID sha256:<64 hex>'))),
+      // file -> key -> value; a file's values are a mapping too (commands read them as one).
+      params: v.nullish(
+        dictOf(() => dictOf(() => v.unknown(), paramsMsg), paramsMsg),
+        {},
+      ),
       deps: paths('deps'),
-      params: params as Record<string, Record<string, unknown>>,
       outs: paths('outs'),
       metrics: paths('metrics'),
-    });
-  }
-  return out;
+    }),
+  );
 }
 
 /**

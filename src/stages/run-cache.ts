@@ -3,16 +3,24 @@ import { createHash } from 'node:crypto';
 import { isLegalRelPath, quotePath } from '../formats/paths.js';
 import { isOid } from '../formats/oid.js';
 import { errnoCode } from '../errors.js';
+import { v } from '../formats/schema.js';
 import type { ObjectStore } from '../cache/store.js';
 import type { Stage } from './load.js';
-import type { LockedPath } from './lock.js';
 import type { StageInputs } from './status.js';
 
-/** What a run produced: enough to restore its outputs from the cache. */
-export interface RunEntry {
-  outs: LockedPath[];
-  metrics: LockedPath[];
-}
+const count = v.custom<number>((n) => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0);
+
+/**
+ * A run record: what a run produced, enough to restore its outputs from the
+ * cache. It comes from the cache or from a remote, and its paths are written
+ * to on a restore: legal relative paths, object IDs, counts. Keys it does not
+ * know are dropped, so a record is stored and pushed on as tdv wrote it.
+ */
+const RunPath = v.object({ path: v.custom<string>(isLegalRelPath), sha256: v.custom<string>(isOid), size: count, nfiles: v.optional(count) });
+const RunEntrySchema = v.object({ outs: v.array(RunPath), metrics: v.array(RunPath) });
+
+/** What a run produced (see RunEntrySchema). */
+export type RunEntry = v.InferOutput<typeof RunEntrySchema>;
 
 /**
  * The run-cache: for every successful run, the hash of exactly what went in
@@ -82,20 +90,8 @@ export function parseRunEntry(text: string): RunEntry | undefined {
   } catch {
     return undefined;
   }
-  const ok = (l: unknown): l is LockedPath[] =>
-    Array.isArray(l) &&
-    l.every(
-      (p) =>
-        typeof p === 'object' &&
-        p !== null &&
-        isLegalRelPath((p as LockedPath).path) &&
-        isOid((p as LockedPath).sha256) &&
-        Number.isSafeInteger((p as LockedPath).size) &&
-        (p as LockedPath).size >= 0 &&
-        ((p as LockedPath).nfiles === undefined || (Number.isSafeInteger((p as LockedPath).nfiles) && (p as LockedPath).nfiles! >= 0)),
-    );
-  const r = e as RunEntry;
-  return typeof e === 'object' && e !== null && ok(r.outs) && ok(r.metrics) ? { outs: r.outs, metrics: r.metrics } : undefined;
+  const r = v.safeParse(RunEntrySchema, e, { abortEarly: true });
+  return r.success ? r.output : undefined;
 }
 
 /**
