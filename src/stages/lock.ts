@@ -45,10 +45,13 @@ const LockSchema = v.nullish(
 /** Parses a tdv.lock text (`shown` names it in errors, with the line of the stage's key at fault). */
 export async function parseLock(text: string, shown: string): Promise<LockFile> {
   const y = await parseYaml(text, shown);
-  // Positions as before the schema: the line of the stage's key (cmd, deps...), or none above a stage.
+  // file:line:col of the innermost key or item written at fault (none above a stage).
   const at: At = (keys) => {
-    const l = keys.length < 2 ? undefined : y.lineOf(keys.slice(0, 3));
-    return l ? `${shown}:${l}` : shown;
+    for (let n = keys.length; n >= 2; n--) {
+      const pos = y.posOf(keys.slice(0, n));
+      if (pos) return `${shown}:${pos.line}:${pos.col}`;
+    }
+    return shown;
   };
   const lock = validate(LockSchema, y.value, at);
   return new Map(lock ? Object.entries(lock.stages) : []);

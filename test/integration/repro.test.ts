@@ -176,13 +176,13 @@ describe('tdv.yaml validation', () => {
     expect(r.code).toBe(1);
     expectOneLineError(r.stderr, 'd/y.csv (output of "a") overlaps d, which d.tdv tracks');
   });
-  it('a corrupt tdv.lock names the file and line', async () => {
+  it('a corrupt tdv.lock names the file, line and column of the entry at fault', async () => {
     const dir = await newRepo();
     write(dir, 'tdv.yaml', 'stages:\n  a:\n    cmd: echo 1 > a.txt\n    outs: [a.txt]\n');
     write(dir, 'tdv.lock', `schema: 1\nstages:\n  a:\n    cmd: x\n    outs:\n    - path: ../../etc/passwd\n      sha256: ${'a'.repeat(64)}\n      size: 1\n`);
     const r = await tdv(dir, 'repro');
     expect(r.code).toBe(1);
-    expectOneLineError(r.stderr, 'tdv.lock:5', 'unsafe path');
+    expectOneLineError(r.stderr, 'tdv.lock:6:7', 'unsafe path');
   });
 });
 

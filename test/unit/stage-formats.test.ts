@@ -67,7 +67,7 @@ describe('tdv.lock schema', () => {
 
   it('params of a file that are not a mapping are an error naming the stage (they were taken as they were)', async () => {
     const msg = await lockError(stage('      params.yaml: 5\n'));
-    expect(msg).toMatch(/^tdv\.lock:5: stage "s": "params" must be a mapping of files to values\. Delete it and run `tdv repro`/);
+    expect(msg).toMatch(/^tdv\.lock:6:7: stage "s": "params" must be a mapping of files to values\. Delete it and run `tdv repro`/);
   });
 
   it('reads what tdv writes', async () => {
@@ -80,7 +80,7 @@ describe('tdv.lock schema', () => {
 
   it('keeps the position and text of an unsafe path', async () => {
     const msg = await lockError(`schema: 1\nstages:\n  s:\n    cmd: make\n    deps:\n      - path: ../x\n        sha256: ${OID}\n        size: 1\n`);
-    expect(msg).toMatch(/^tdv\.lock:5: stage "s": unsafe path \.\.\/x: it /);
+    expect(msg).toMatch(/^tdv\.lock:6:9: stage "s": unsafe path \.\.\/x: it /);
   });
 });
 
