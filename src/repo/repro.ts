@@ -7,6 +7,7 @@ import { type Stage, stageCommands } from '../stages/load.js';
 import { type LockedPath, lockedStage, type LockFile, readLock, writeLock } from '../stages/lock.js';
 import { ParamsReader } from '../stages/params.js';
 import { RunCache, type RunEntry, recordMismatch } from '../stages/run-cache.js';
+import { schedule } from '../stages/schedule.js';
 import { metricsProblem } from '../stages/values.js';
 import type { DockerImages, RunResult, StageRunner } from '../stages/runner.js';
 import { type CheckContext, checkStage, type StageInputs } from '../stages/status.js';
@@ -231,50 +232,12 @@ class Run {
     return { ran: [], restored: [], skipped: plan.filter((p) => !p.reasons.length).map((p) => p.stage), failed: [], blocked: [], plan, updated: [] };
   }
 
+  /** Runs the selected stages through the scheduler; each one is checked, then skipped, restored or run by `stage`. */
   async execute(names: string[]): Promise<ReproResult> {
     const res: ReproResult = { ran: [], restored: [], skipped: [], failed: [], blocked: [], updated: [] };
-    const selected = new Set(names);
-    const state = new Map<string, 'pending' | 'running' | 'ok' | 'failed' | 'blocked'>(names.map((n) => [n, 'pending']));
     const jobs = Math.max(1, this.opts.jobs ?? (await import('node:os')).availableParallelism());
-    const running = new Map<string, Promise<void>>();
-    let stop = false;
-    const ups = (n: string) => [...this.dag.upstream.get(n)!].filter((u) => selected.has(u));
-    for (;;) {
-      if (this.opts.signal?.aborted) stop = true;
-      for (const n of names) {
-        if (state.get(n) !== 'pending') continue;
-        const u = ups(n).map((x) => state.get(x));
-        if (u.some((s) => s === 'failed' || s === 'blocked')) {
-          state.set(n, 'blocked');
-          res.blocked.push(n);
-          continue;
-        }
-        if (stop || running.size >= jobs || u.some((s) => s !== 'ok')) continue;
-        state.set(n, 'running');
-        running.set(
-          n,
-          this.stage(n, res).then(
-            (ok) => {
-              state.set(n, ok ? 'ok' : 'failed');
-              if (!ok && !this.opts.keepGoing) stop = true;
-              running.delete(n);
-            },
-            (err: unknown) => {
-              running.delete(n);
-              throw err;
-            },
-          ),
-        );
-      }
-      if (running.size === 0) break;
-      await Promise.race(running.values());
-    }
-    for (const n of names) {
-      if (state.get(n) === 'pending') {
-        state.set(n, 'blocked');
-        res.blocked.push(n);
-      }
-    }
+    const { blocked } = await schedule(this.dag, names, (n) => this.stage(n, res), { jobs, keepGoing: this.opts.keepGoing, signal: this.opts.signal });
+    res.blocked.push(...blocked);
     return res;
   }
 

@@ -83,6 +83,19 @@ describe('buildDag', () => {
     const self = errorOf(() => buildDag(pipeline(stage('s', ['out/part'], ['out']))));
     expect(self.message).toContain('the stages form a cycle: s -> s');
   });
+
+  it('names only the stages in the cycle, not one merely downstream of it, at the position of a stage in it', () => {
+    // tail reads the loop's output and comes first in tdv.yaml; head -> mid -> tip -> head is the loop.
+    const err = errorOf(() => buildDag(pipeline(stage('tail', ['t'], ['u']), stage('head', ['z'], ['x']), stage('mid', ['x'], ['y']), stage('tip', ['y'], ['z', 't']))));
+    expect(err.message).toMatch(/^tdv\.yaml:stage:(head|mid|tip): the stages form a cycle: /);
+    const loop = /cycle: (.*?)\./.exec(err.message)![1]!.split(' -> ');
+    expect(loop).toHaveLength(4);
+    expect(loop[0]).toBe(loop[3]);
+    expect(new Set(loop)).toEqual(new Set(['head', 'mid', 'tip']));
+    // In data-flow order: each stage is followed by the one reading its output.
+    const next = { head: 'mid', mid: 'tip', tip: 'head' } as Record<string, string>;
+    for (let i = 0; i < 3; i++) expect(loop[i + 1]).toBe(next[loop[i]!]);
+  });
 });
 
 describe('withUpstream / withDownstream', () => {
