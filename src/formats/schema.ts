@@ -30,10 +30,86 @@ export function issueKeys(issue: v.BaseIssue<unknown>): (string | number)[] {
   return keys;
 }
 
+/*
+ * A valibot message is made where the issue is found, before the object and
+ * array schemas above it have added their keys to its path. These markers
+ * (control characters, which no JSON-quoted or path-quoted value in a message
+ * holds) stand for the parts of the key path and are filled in by `issueError`
+ * (or `renderMessage`) once the issue has reached the root.
+ */
+
+/** Stands for the issue's whole key path: `outs[0].size`, `remote.storage.jobs`. */
+export const KEYS = '\u0001keys\u0001';
+/** Stands for the key path of the mapping or list holding the issue's key: `outs[0]`, `remote.storage`. */
+export const PARENT = '\u0001parent\u0001';
+/** Stands for the `n`th key of the issue's path (0 is the outermost): `key(1)` of `remote.storage.url` is `storage`. */
+export function key(n: number): string {
+  return `\u0001${n}\u0001`;
+}
+
+/** A key path as messages write it: `outs[0].path`, `remote.storage.jobs`. */
+export function showKeys(keys: readonly (string | number)[]): string {
+  let s = '';
+  for (const k of keys) s += typeof k === 'number' ? `[${k}]` : s === '' ? k : `.${k}`;
+  return s;
+}
+
+/** `message` with the key-path markers filled in from `keys`. */
+export function renderMessage(message: string, keys: readonly (string | number)[]): string {
+  if (!message.includes('\u0001')) return message;
+  return message.replace(/\u0001(keys|parent|\d+)\u0001/g, (_, m: string) => (m === 'keys' ? showKeys(keys) : m === 'parent' ? showKeys(keys.slice(0, -1)) : String(keys[Number(m)] ?? '')));
+}
+
 /** The FormatError for a valibot issue: its position from `at`, its problem and fix from the message. */
 export function issueError(issue: v.BaseIssue<unknown>, at: At): FormatError {
-  const [problem, ...fix] = issue.message.split('\n');
-  return new FormatError(at(issueKeys(issue)), problem!, fix.join(' '));
+  const keys = issueKeys(issue);
+  const [problem, ...fix] = renderMessage(issue.message, keys).split('\n');
+  return new FormatError(at(keys), problem!, fix.join(' '));
+}
+
+/** The first problem `schema` finds in `value`, as its message (problem and fix on separate lines, markers filled in), or undefined. */
+export function problemOf(schema: v.GenericSchema, value: unknown): string | undefined {
+  const r = v.safeParse(schema, value, { abortEarly: true });
+  return r.success ? undefined : renderMessage(r.issues[0].message, issueKeys(r.issues[0]));
+}
+
+/** True for a mapping as YAML and JSON read one: an object that is not an array (nor null). */
+export function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+type Message = v.ErrorMessage<v.BaseIssue<unknown>>;
+
+/**
+ * The message of an object schema's own issues: `type` when the value is not
+ * a mapping, `unknownKey(key)` for a key it does not know, and for a missing
+ * key the message that key's own schema gives for `undefined` (so "size must
+ * be a whole number" whether the size is wrong or absent).
+ */
+function objectMessage(entries: v.ObjectEntries, type: Message, unknownKey?: (key: string) => string): (issue: v.BaseIssue<unknown>) => string {
+  return (issue) => {
+    if (issue.expected === 'never' && unknownKey) return unknownKey(String(issue.input));
+    const k = issueKeys(issue)[0];
+    if (typeof k === 'string' && Object.hasOwn(entries, k)) {
+      const r = v.safeParse(entries[k]!, undefined, { abortEarly: true });
+      if (!r.success) return r.issues[0].message;
+    }
+    return typeof type === 'function' ? type(issue) : type;
+  };
+}
+
+/**
+ * A mapping with these entries; keys it does not know are dropped. Unlike
+ * `v.object` alone, an array or null is "not a mapping" (`type`), and a missing
+ * key reads as its own schema's message for `undefined`.
+ */
+export function mapping<const E extends v.ObjectEntries>(entries: E, type: Message) {
+  return v.pipe(v.custom<Record<string, unknown>>(isMapping, type), v.object(entries, objectMessage(entries, type)));
+}
+
+/** As `mapping`, and a key it does not know is the issue `unknownKey(key)` (a typo, or a newer format tdv must not silently drop). */
+export function strictMapping<const E extends v.ObjectEntries>(entries: E, type: Message, unknownKey: (key: string) => string) {
+  return v.pipe(v.custom<Record<string, unknown>>(isMapping, type), v.strictObject(entries, objectMessage(entries, type, unknownKey)));
 }
 
 /**
