@@ -127,3 +127,35 @@ export function validate<S extends v.GenericSchema>(schema: S, value: unknown, a
 export function atKeys(file: string): At {
   return (keys) => (keys.length ? `${file} (${keys.map((k) => (typeof k === 'number' ? `[${k}]` : k)).join('.')})` : file);
 }
+
+/**
+ * A mapping of names to values (`remote.<name>`): every key checked by `key`,
+ * every value by `value`. Unlike `v.record`, which skips `__proto__`,
+ * `constructor` and `prototype` without a word, every own key is checked and
+ * kept, and the output has no prototype, so a name not in it is undefined
+ * whatever it is ("toString" included).
+ */
+export function dict<K extends v.GenericSchema<string, string>, V extends v.GenericSchema>(key: K, value: V, type: Message) {
+  return v.pipe(
+    v.custom<Record<string, unknown>>(isMapping, type),
+    v.rawTransform(({ dataset, addIssue, NEVER }) => {
+      const input = dataset.value;
+      const out = Object.create(null) as Record<v.InferOutput<K>, v.InferOutput<V>>;
+      for (const k of Object.keys(input)) {
+        const item = { type: 'object', input, key: k, value: input[k] } as const;
+        const kr = v.safeParse(key, k, { abortEarly: true });
+        if (!kr.success) {
+          addIssue({ message: kr.issues[0].message, path: [{ ...item, origin: 'key' }] });
+          return NEVER;
+        }
+        const vr = v.safeParse(value, input[k], { abortEarly: true });
+        if (!vr.success) {
+          addIssue({ message: vr.issues[0].message, path: [{ ...item, origin: 'value' }, ...(vr.issues[0].path ?? [])] });
+          return NEVER;
+        }
+        out[kr.output as v.InferOutput<K>] = vr.output as v.InferOutput<V>;
+      }
+      return out;
+    }),
+  );
+}
