@@ -3,7 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { FormatError, UsageError } from '../errors.js';
 import { readTextOrUndefined } from '../util/fs.js';
 import { parseYaml, type YamlFile } from '../util/yaml.js';
-import { dict, fail, key, KEYS, problemOf, strictMapping, v, validate, type At } from './schema.js';
+import * as v from 'valibot';
+import { dict, fail, key, KEYS, problemOf, strictMapping, validate, type At } from './schema.js';
 
 export const LINK_TYPES = ['reflink', 'copy', 'hardlink', 'symlink'] as const;
 export type LinkType = (typeof LINK_TYPES)[number];

@@ -1,7 +1,8 @@
 import { FormatError, TdvError } from '../errors.js';
 import { isHex64 } from './oid.js';
 import { isLegalRelPath, quotePath, relPathProblem } from './paths.js';
-import { fail, mapping, problemOf, v, validate } from './schema.js';
+import * as v from 'valibot';
+import { fail, mapping, problemOf, validate } from './schema.js';
 
 /** A whole number of bytes (or files) that JavaScript holds exactly: 0 to 2^53-1. */
 export function isValidSize(n: unknown): n is number {

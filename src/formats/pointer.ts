@@ -2,7 +2,8 @@ import path from 'node:path';
 import { isValidSize } from './manifest.js';
 import { isLegalRelPath, relPathProblem } from './paths.js';
 import { isDirOid, isOid, type Oid } from './oid.js';
-import { fail, KEYS, PARENT, strictMapping, v, validate } from './schema.js';
+import * as v from 'valibot';
+import { fail, KEYS, PARENT, strictMapping, validate } from './schema.js';
 import { parseYaml } from '../util/yaml.js';
 
 export const POINTER_EXT = '.tdv';
