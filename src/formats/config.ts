@@ -3,67 +3,39 @@ import { fileURLToPath } from 'node:url';
 import { FormatError, UsageError } from '../errors.js';
 import { readTextOrUndefined } from '../util/fs.js';
 import { parseYaml, type YamlFile } from '../util/yaml.js';
+import * as v from 'valibot';
+import { dict, fail, key, KEYS, problemOf, strictMapping, validate, type At } from './schema.js';
 
 export const LINK_TYPES = ['reflink', 'copy', 'hardlink', 'symlink'] as const;
 export type LinkType = (typeof LINK_TYPES)[number];
 
-export function parseLinkTypes(value: string, source: string): LinkType[] {
-  const types = value
+/** The link types of a `cache.type` value (`"reflink, copy"`), as written; `linkTypesProblem` checks them. */
+function splitLinkTypes(value: string): string[] {
+  return value
     .split(',')
     .map((t) => t.trim())
     .filter(Boolean);
-  if (types.length === 0) throw new FormatError(source, 'cache.type is empty', 'Use e.g. "reflink,copy"');
-  for (const t of types) {
-    if (!(LINK_TYPES as readonly string[]).includes(t)) {
-      throw new FormatError(source, `unknown cache.type "${t}"`, `Use a comma-separated list of ${LINK_TYPES.join(', ')}`);
-    }
+}
+
+/** What is wrong with a `cache.type` value (problem and, after a newline, the fix), or undefined. */
+export function linkTypesProblem(value: string): string | undefined {
+  const types = splitLinkTypes(value);
+  if (types.length === 0) return fail('cache.type is empty', 'Use e.g. "reflink,copy"');
+  const bad = types.find((t) => !(LINK_TYPES as readonly string[]).includes(t));
+  return bad === undefined ? undefined : fail(`unknown cache.type "${bad}"`, `Use a comma-separated list of ${LINK_TYPES.join(', ')}`);
+}
+
+/** The link types of a `cache.type` value, or a FormatError at `source`. */
+export function parseLinkTypes(value: string, source: string): LinkType[] {
+  const problem = linkTypesProblem(value);
+  if (problem !== undefined) {
+    const [detail, fix] = problem.split('\n');
+    throw new FormatError(source, detail!, fix);
   }
-  return types as LinkType[];
-}
-
-/**
- * One `remote.<name>` section, merged key by key from config.yaml and then
- * config.local.yaml. Every value has been validated; absent keys mean "the
- * default" (see the README's keys table), never an empty string.
- */
-export interface RemoteConfig {
-  /**
-   * As written, always present: a path (relative paths are relative to the
-   * repository root, not to .tdv/), `file:///absolute/path` or
-   * `s3://bucket[/prefix]`. `resolveRemoteUrl` below turns it into
-   * an absolute path or a bucket and prefix.
-   */
-  url: string;
-  endpointurl?: string;
-  region?: string;
-  profile?: string;
-  force_path_style?: boolean;
-  checksum?: 'when_supported' | 'when_required';
-  jobs?: number;
-  /** Only ever from config.local.yaml. */
-  access_key_id?: string;
-  secret_access_key?: string;
-}
-
-export interface Config {
-  /**
-   * `id`: this repository's name in remotes' ownership markers (`repos/<id>`),
-   * written by the first push made before any commit; otherwise the root
-   * commit's id serves (see repo/lib/remote-owner.ts).
-   */
-  core: { lock_timeout: number; remote?: string; id?: string };
-  /** `allow_root_links`: link (hardlink, symlink) even as root; see Linker. */
-  cache: { dir?: string; type: LinkType[]; allow_root_links?: boolean };
-  remote: Record<string, RemoteConfig>;
+  return splitLinkTypes(value) as LinkType[];
 }
 
 export const DEFAULT_LINK_TYPES: LinkType[] = ['reflink', 'copy'];
-
-/** Allowed keys per section; anything else is a typo worth reporting. `remote` has its own table below. */
-const SCHEMA: Record<string, Record<string, 'number' | 'string' | 'boolean'>> = {
-  core: { lock_timeout: 'number', remote: 'string', id: 'string' },
-  cache: { dir: 'string', type: 'string', allow_root_links: 'boolean' },
-};
 
 export const CONFIG_FILE = 'config.yaml';
 export const LOCAL_CONFIG_FILE = 'config.local.yaml';
@@ -72,11 +44,6 @@ export type ConfigFileName = typeof CONFIG_FILE | typeof LOCAL_CONFIG_FILE;
 /** Names of remotes (and so of `remote.<name>` sections). */
 export const REMOTE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
-export type RemoteKey = keyof RemoteConfig;
-/** Every key a remote section may hold, in the order they are listed. */
-export const REMOTE_KEYS: readonly RemoteKey[] = ['url', 'endpointurl', 'region', 'profile', 'force_path_style', 'checksum', 'jobs', 'access_key_id', 'secret_access_key'];
-/** Keys that only config.local.yaml (git-ignored) may hold, and that are never printed. */
-export const SECRET_REMOTE_KEYS: readonly RemoteKey[] = ['access_key_id', 'secret_access_key'];
 export const CHECKSUM_MODES = ['when_supported', 'when_required'] as const;
 
 /** What is shown instead of a credential. */
@@ -96,10 +63,6 @@ export function urlHasCredentials(url: string): boolean {
 export function maskUrl(text: string): string {
   // Greedy up to the last "@" before the path: a password may hold an unencoded "@".
   return text.replace(/\b([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^\s/?#]*@/g, `$1${MASK}@`);
-}
-
-export function isRemoteKey(key: string): key is RemoteKey {
-  return (REMOTE_KEYS as readonly string[]).includes(key);
 }
 
 /** Where a remote is, from its url. A local `path` is as written: it may be relative (to the repository root). */
@@ -141,33 +104,224 @@ export function parseRemoteUrl(url: string): RemoteLocation {
   return { kind: 'local', path: url };
 }
 
+/** What a message shows of a value: never a credential (masked in URLs, absent for secret keys). */
+function got(value: unknown): string {
+  return `, got ${maskUrl(JSON.stringify(value) ?? String(value))}`;
+}
+
+const isString = (x: unknown): x is string => typeof x === 'string';
+const nonEmptyString = (x: unknown): x is string => typeof x === 'string' && x.trim() !== '';
+const nonEmpty = (secret = false) => v.custom<string>(nonEmptyString, (i) => `${KEYS} must be a non-empty string (quote it if it looks like a number)${secret ? '' : got(i.input)}`);
+
+function urlProblem(url: string): string | undefined {
+  try {
+    parseRemoteUrl(url);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/**
+ * The value of each `remote.<name>.<key>`, in the order keys are listed; absent
+ * keys mean "the default" (see the README's keys table), never an empty string.
+ * `tdv remote modify` checks command-line values with the same schemas
+ * (`remoteValueProblem`). Secret values are never echoed.
+ */
+const REMOTE_VALUES = {
+  /**
+   * As written: a path (relative paths are relative to the repository root,
+   * not to .tdv/), `file:///absolute/path` or `s3://bucket[/prefix]`.
+   * `resolveRemoteUrl` below turns it into an absolute path or a bucket and prefix.
+   */
+  url: v.pipe(
+    v.custom<string>(isString, (i) => `${KEYS} must be a string${got(i.input)}`),
+    v.check(
+      (u) => urlProblem(u) === undefined,
+      (i) => `${KEYS} is invalid: ${urlProblem(i.input as string)}`,
+    ),
+  ),
+  endpointurl: v.custom<string>(
+    (x) => typeof x === 'string' && /^https?:\/\/[^\s/]+/i.test(x),
+    (i) => `${KEYS} must be an http:// or https:// URL such as http://127.0.0.1:4568${got(i.input)}`,
+  ),
+  region: nonEmpty(),
+  profile: nonEmpty(),
+  force_path_style: v.custom<boolean>(
+    (x) => typeof x === 'boolean',
+    (i) => `${KEYS} must be true or false${got(i.input)}`,
+  ),
+  checksum: v.custom<(typeof CHECKSUM_MODES)[number]>(
+    (x) => (CHECKSUM_MODES as readonly unknown[]).includes(x),
+    (i) => `${KEYS} must be ${CHECKSUM_MODES.join(' or ')}${got(i.input)}`,
+  ),
+  jobs: v.custom<number>(
+    (x) => typeof x === 'number' && Number.isInteger(x) && x >= 1,
+    (i) => `${KEYS} must be a whole number >= 1${got(i.input)}`,
+  ),
+  /** Only ever from config.local.yaml. */
+  access_key_id: nonEmpty(true),
+  secret_access_key: nonEmpty(true),
+};
+
+export type RemoteKey = keyof typeof REMOTE_VALUES;
+/** Every key a remote section may hold, in the order they are listed. */
+export const REMOTE_KEYS = Object.keys(REMOTE_VALUES) as readonly RemoteKey[];
+/** Keys that only config.local.yaml (git-ignored) may hold, and that are never printed. */
+export const SECRET_REMOTE_KEYS: readonly RemoteKey[] = ['access_key_id', 'secret_access_key'];
+
+export function isRemoteKey(key: string): key is RemoteKey {
+  return Object.hasOwn(REMOTE_VALUES, key);
+}
+
 /**
  * What is wrong with `value` for remote key `key` (any type, as read from YAML
- * or converted from the command line), or undefined when it is valid. Secret
+ * or converted from the command line), or undefined when it is valid: the
+ * problem as config files report it after `remote.<name>.<key> `. Secret
  * values are never echoed.
  */
 export function remoteValueProblem(key: RemoteKey, value: unknown): string | undefined {
-  const got = SECRET_REMOTE_KEYS.includes(key) ? '' : `, got ${maskUrl(JSON.stringify(value) ?? String(value))}`;
-  switch (key) {
-    case 'url':
-      if (typeof value !== 'string') return `must be a string${got}`;
-      try {
-        parseRemoteUrl(value);
-      } catch (e) {
-        return (e as Error).message;
-      }
-      return undefined;
-    case 'endpointurl':
-      return typeof value === 'string' && /^https?:\/\/[^\s/]+/i.test(value) ? undefined : `must be an http:// or https:// URL such as http://127.0.0.1:4568${got}`;
-    case 'force_path_style':
-      return typeof value === 'boolean' ? undefined : `must be true or false${got}`;
-    case 'checksum':
-      return (CHECKSUM_MODES as readonly unknown[]).includes(value) ? undefined : `must be ${CHECKSUM_MODES.join(' or ')}${got}`;
-    case 'jobs':
-      return typeof value === 'number' && Number.isInteger(value) && value >= 1 ? undefined : `must be a whole number >= 1${got}`;
-    default:
-      return typeof value === 'string' && value.trim() !== '' ? undefined : `must be a non-empty string (quote it if it looks like a number)${got}`;
-  }
+  // Without a key path the message starts where the key would be; a url's problem is parseRemoteUrl's own sentence.
+  return problemOf(REMOTE_VALUES[key], value)
+    ?.trimStart()
+    .replace(/^is invalid: /, '');
+}
+
+const LOCAL_FIX = (what: string) => `Delete it there and run \`tdv remote modify ${key(1)} ${what} --local\``;
+
+/**
+ * One `remote.<name>` section of one file. config.yaml, committed to Git,
+ * must hold no credential: no secret key, no endpointurl with user info.
+ */
+function remoteSection(local: boolean) {
+  const committed = (k: RemoteKey) =>
+    v.custom<never>(() => false, fail(`${KEYS} must not be in config.yaml, which is committed to Git`, `${LOCAL_FIX(`${k} VALUE`)}, which keeps it in .tdv/config.local.yaml (git-ignored)`));
+  return strictMapping(
+    {
+      ...REMOTE_VALUES,
+      url: v.optional(REMOTE_VALUES.url),
+      endpointurl: v.optional(
+        local
+          ? REMOTE_VALUES.endpointurl
+          : v.pipe(
+              REMOTE_VALUES.endpointurl,
+              v.check(
+                (u) => !urlHasCredentials(u),
+                fail(
+                  `${KEYS} holds credentials (user:password@) and must not be in config.yaml, which is committed to Git`,
+                  `${LOCAL_FIX('endpointurl URL')}, or set access_key_id and secret_access_key with --local`,
+                ),
+              ),
+            ),
+      ),
+      region: v.optional(REMOTE_VALUES.region),
+      profile: v.optional(REMOTE_VALUES.profile),
+      force_path_style: v.optional(REMOTE_VALUES.force_path_style),
+      checksum: v.optional(REMOTE_VALUES.checksum),
+      jobs: v.optional(REMOTE_VALUES.jobs),
+      access_key_id: v.optional(local ? REMOTE_VALUES.access_key_id : committed('access_key_id')),
+      secret_access_key: v.optional(local ? REMOTE_VALUES.secret_access_key : committed('secret_access_key')),
+    },
+    `"${KEYS}" must be a mapping of settings (url, region, ...)`,
+    () => fail(`unknown key "${KEYS}"`, `Known keys: ${REMOTE_KEYS.join(', ')}`),
+  );
+}
+
+/** A core or cache key of one type: the type's message names the key. */
+const typed = <T>(type: 'number' | 'string' | 'boolean') => v.custom<T>((x) => typeof x === type, `"${KEYS}" must be a ${type}`);
+const knownKeys = (section: string, keys: string[]) => () => fail(`unknown key "${KEYS}"`, `Known keys: ${keys.map((k) => `${section}.${k}`).join(', ')}`);
+
+/**
+ * One configuration file: config.yaml, or (`local`) config.local.yaml, which
+ * may also hold credentials. Empty sections (and an empty file) are allowed.
+ */
+function configFile(local: boolean) {
+  const core = {
+    // At most a day: a huge value would make a command wait for a held lock forever.
+    lock_timeout: v.optional(
+      v.pipe(
+        typed<number>('number'),
+        v.check((n) => Number.isFinite(n) && n >= 0 && n <= 86_400, 'core.lock_timeout must be a number of seconds from 0 to 86400'),
+      ),
+    ),
+    // Whether it names a configured remote is checked where a remote is needed, so
+    // that a default set only in one clone's config.local.yaml breaks nothing else.
+    remote: v.optional(
+      v.pipe(
+        typed<string>('string'),
+        v.regex(REMOTE_NAME_RE, (i) => `core.remote must be a remote name, got ${JSON.stringify(i.input)}`),
+      ),
+    ),
+    /**
+     * This repository's name in remotes' ownership markers (`repos/<id>`),
+     * written by the first push made before any commit; otherwise the root
+     * commit's id serves (see repo/lib/remote-owner.ts).
+     */
+    id: v.optional(
+      v.pipe(
+        typed<string>('string'),
+        v.regex(/^[0-9a-f]{40}$/, (i) => `core.id must be 40 lowercase hex digits (tdv writes it), got ${JSON.stringify(i.input)}`),
+      ),
+    ),
+  };
+  const cache = {
+    /** Resolved against .tdv/ when loaded. */
+    dir: v.optional(typed<string>('string')),
+    type: v.optional(
+      v.pipe(
+        typed<string>('string'),
+        v.check(
+          (t) => linkTypesProblem(t) === undefined,
+          (i) => linkTypesProblem(i.input as string)!,
+        ),
+        v.transform((t) => splitLinkTypes(t) as LinkType[]),
+      ),
+    ),
+    /** Link (hardlink, symlink) even as root; see Linker. */
+    allow_root_links: v.optional(typed<boolean>('boolean')),
+  };
+  const section = `"${KEYS}" must be a mapping`;
+  return v.nullish(
+    strictMapping(
+      {
+        core: v.nullish(strictMapping(core, section, knownKeys('core', Object.keys(core)))),
+        cache: v.nullish(strictMapping(cache, section, knownKeys('cache', Object.keys(cache)))),
+        remote: v.nullish(
+          dict(
+            v.pipe(
+              v.string(),
+              v.regex(REMOTE_NAME_RE, (i) => fail(`invalid remote name ${JSON.stringify(i.input)}`, 'Names start with a letter or digit and contain only letters, digits, ".", "_" and "-"')),
+            ),
+            v.nullish(remoteSection(local)),
+            section,
+          ),
+        ),
+      },
+      'must be a mapping of sections (core, cache, remote)',
+      (k) => fail(`unknown section "${k}"`, 'Known sections: core, cache, remote'),
+    ),
+  );
+}
+
+const CONFIG_SCHEMA = configFile(false);
+const LOCAL_CONFIG_SCHEMA = configFile(true);
+
+type ConfigFileValue = NonNullable<v.InferOutput<typeof LOCAL_CONFIG_SCHEMA>>;
+type CoreSection = NonNullable<ConfigFileValue['core']>;
+type CacheSection = NonNullable<ConfigFileValue['cache']>;
+type RemoteSection = NonNullable<NonNullable<ConfigFileValue['remote']>[string]>;
+
+/**
+ * One `remote.<name>` section, merged key by key from config.yaml and then
+ * config.local.yaml. Every value has been validated; `url` is always present.
+ */
+export type RemoteConfig = Omit<RemoteSection, 'url'> & { url: string };
+
+/** The merged configuration: config.yaml, then config.local.yaml over it, then the defaults. */
+export interface Config {
+  core: Omit<CoreSection, 'lock_timeout'> & { lock_timeout: number };
+  cache: Omit<CacheSection, 'type'> & { type: LinkType[] };
+  remote: Record<string, RemoteConfig>;
 }
 
 export const CONFIG_TEMPLATE = `# tdv configuration, committed with the repository.
@@ -214,7 +368,21 @@ export async function configFromTexts(tdvDir: string, texts: Partial<Record<Conf
     const text = texts[name];
     if (text === undefined) continue;
     const file = path.join(tdvDir, name);
-    apply(cfg, await parseYaml(text, file), file, tdvDir, remotes, name === LOCAL_CONFIG_FILE);
+    const y = await parseYaml(text, file);
+    const at = where(y, file);
+    const f = validate(name === LOCAL_CONFIG_FILE ? LOCAL_CONFIG_SCHEMA : CONFIG_SCHEMA, y.value, at);
+    if (f?.core) Object.assign(cfg.core, defined(f.core));
+    if (f?.cache) {
+      const { dir, ...rest } = defined(f.cache);
+      Object.assign(cfg.cache, rest);
+      if (dir !== undefined) cfg.cache.dir = path.resolve(tdvDir, dir);
+    }
+    // Merged key by key over what earlier files set: a local section needs no url of its own.
+    for (const [rname, section] of Object.entries(f?.remote ?? {})) {
+      let entry = remotes.get(rname);
+      if (!entry) remotes.set(rname, (entry = { where: at(['remote', rname]), values: {} }));
+      Object.assign(entry.values, defined(section ?? {}));
+    }
   }
   for (const [name, { where, values }] of remotes) {
     if (values.url === undefined) {
@@ -225,89 +393,20 @@ export async function configFromTexts(tdvDir: string, texts: Partial<Record<Conf
   return cfg;
 }
 
-type Remotes = Map<string, { where: string; values: Partial<RemoteConfig> }>;
-
-function apply(cfg: Config, y: YamlFile, file: string, tdvDir: string, remotes: Remotes, local: boolean): void {
-  const v = y.value;
-  if (v === null || v === undefined) return;
-  const at = (keys: (string | number)[]) => `${file}${y.lineOf(keys) ? `:${y.lineOf(keys)}` : ''}`;
-  if (typeof v !== 'object' || Array.isArray(v)) throw new FormatError(file, 'must be a mapping of sections (core, cache, remote)');
-  for (const [section, body] of Object.entries(v)) {
-    const keys = SCHEMA[section];
-    if (!keys && section !== 'remote') throw new FormatError(at([section]), `unknown section "${section}"`, `Known sections: ${[...Object.keys(SCHEMA), 'remote'].join(', ')}`);
-    if (body === null) continue;
-    if (typeof body !== 'object' || Array.isArray(body)) throw new FormatError(at([section]), `"${section}" must be a mapping`);
-    if (!keys) {
-      applyRemotes(body as Record<string, unknown>, at, remotes, local);
-      continue;
-    }
-    for (const [key, val] of Object.entries(body as Record<string, unknown>)) {
-      const type = keys[key];
-      if (!type)
-        throw new FormatError(
-          at([section, key]),
-          `unknown key "${section}.${key}"`,
-          `Known keys: ${Object.keys(keys)
-            .map((k) => `${section}.${k}`)
-            .join(', ')}`,
-        );
-      if (typeof val !== type) throw new FormatError(at([section, key]), `"${section}.${key}" must be a ${type}`);
-      if (section === 'core' && key === 'lock_timeout') {
-        // At most a day: a huge value would make a command wait for a held lock forever.
-        if (!Number.isFinite(val) || (val as number) < 0 || (val as number) > 86_400) throw new FormatError(at([section, key]), 'core.lock_timeout must be a number of seconds from 0 to 86400');
-        cfg.core.lock_timeout = val as number;
-      } else if (section === 'core' && key === 'remote') {
-        // Whether it names a configured remote is checked where a remote is needed, so
-        // that a default set only in one clone's config.local.yaml breaks nothing else.
-        if (!REMOTE_NAME_RE.test(val as string)) throw new FormatError(at([section, key]), `core.remote must be a remote name, got ${JSON.stringify(val)}`);
-        cfg.core.remote = val as string;
-      } else if (section === 'core' && key === 'id') {
-        if (!/^[0-9a-f]{40}$/.test(val as string)) throw new FormatError(at([section, key]), `core.id must be 40 lowercase hex digits (tdv writes it), got ${JSON.stringify(val)}`);
-        cfg.core.id = val as string;
-      } else if (section === 'cache' && key === 'dir') {
-        cfg.cache.dir = path.resolve(tdvDir, val as string);
-      } else if (section === 'cache' && key === 'type') {
-        cfg.cache.type = parseLinkTypes(val as string, at([section, key]));
-      } else if (section === 'cache' && key === 'allow_root_links') {
-        cfg.cache.allow_root_links = val as boolean;
-      }
-    }
-  }
+/** `o` without its undefined values, so that merging it keeps what an earlier file set. */
+function defined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined)) as T;
 }
 
-/** `remote.<name>.<key>` values, merged key by key over what earlier files set. */
-function applyRemotes(body: Record<string, unknown>, at: (keys: string[]) => string, remotes: Remotes, local: boolean): void {
-  for (const [name, section] of Object.entries(body)) {
-    if (!REMOTE_NAME_RE.test(name)) {
-      throw new FormatError(at(['remote', name]), `invalid remote name ${JSON.stringify(name)}`, 'Names start with a letter or digit and contain only letters, digits, ".", "_" and "-"');
+/** Where a key path is written: `file:line:col` of the key, or of the nearest enclosing key written, or the file. */
+function where(y: YamlFile, file: string): At {
+  return (keys) => {
+    for (let n = keys.length; n > 0; n--) {
+      const pos = y.posOf(keys.slice(0, n));
+      if (pos) return `${file}:${pos.line}:${pos.col}`;
     }
-    if (section !== null && (typeof section !== 'object' || Array.isArray(section))) {
-      throw new FormatError(at(['remote', name]), `"remote.${name}" must be a mapping of settings (url, region, ...)`);
-    }
-    let entry = remotes.get(name);
-    if (!entry) remotes.set(name, (entry = { where: at(['remote', name]), values: {} }));
-    for (const [key, val] of Object.entries((section ?? {}) as Record<string, unknown>)) {
-      const where = at(['remote', name, key]);
-      if (!isRemoteKey(key)) throw new FormatError(where, `unknown key "remote.${name}.${key}"`, `Known keys: ${REMOTE_KEYS.join(', ')}`);
-      if (!local && SECRET_REMOTE_KEYS.includes(key)) {
-        throw new FormatError(
-          where,
-          `remote.${name}.${key} must not be in config.yaml, which is committed to Git`,
-          `Delete it there and run \`tdv remote modify ${name} ${key} VALUE --local\`, which keeps it in .tdv/config.local.yaml (git-ignored)`,
-        );
-      }
-      if (!local && key === 'endpointurl' && typeof val === 'string' && urlHasCredentials(val)) {
-        throw new FormatError(
-          where,
-          `remote.${name}.endpointurl holds credentials (user:password@) and must not be in config.yaml, which is committed to Git`,
-          `Delete it there and run \`tdv remote modify ${name} endpointurl URL --local\`, or set access_key_id and secret_access_key with --local`,
-        );
-      }
-      const problem = remoteValueProblem(key, val);
-      if (problem) throw new FormatError(where, `remote.${name}.${key} ${problem.startsWith('must') ? problem : `is invalid: ${problem}`}`);
-      (entry.values as Record<string, unknown>)[key] = val;
-    }
-  }
+    return file;
+  };
 }
 
 /** Where a remote's objects live: an absolute directory, or an S3 bucket and key prefix. */

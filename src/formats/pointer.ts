@@ -1,39 +1,90 @@
 import path from 'node:path';
-import { FormatError } from '../errors.js';
 import { isValidSize } from './manifest.js';
 import { isLegalRelPath, relPathProblem } from './paths.js';
 import { isDirOid, isOid, type Oid } from './oid.js';
+import * as v from 'valibot';
+import { fail, KEYS, PARENT, strictMapping, validate } from './schema.js';
 import { parseYaml } from '../util/yaml.js';
 
 export const POINTER_EXT = '.tdv';
 
-/** One tracked output of a pointer file. `path` is relative to the pointer's directory. */
-export interface PointerOut {
-  path: string;
-  sha256: Oid;
-  size: number;
-  nfiles?: number;
-  isexec?: boolean;
-  /** Free text for people, kept as written (as DVC's `desc` of an out). */
-  desc?: string;
-  /** Free data for tools, kept as written and ignored by tdv. */
-  meta?: unknown;
+/** Files Git and tdv read rules from, which tdv edits: never tracked data. */
+const CONTROL_NAMES = new Set(['.gitignore', '.gitattributes', '.tdvignore']);
+
+/** The fix of every pointer error. */
+const FIX = 'Fix or delete the pointer file (git checkout -- <file> restores the committed one)';
+
+/** A value as the user wrote it, for messages (JSON.stringify turns NaN into null). */
+function show(v: unknown): string {
+  const s = typeof v === 'string' ? JSON.stringify(v) : String(v);
+  return s.length > 200 ? `${s.slice(0, 100)}...${s.slice(-20)} (${s.length} characters)` : s; // one readable line, whatever the file holds
 }
 
+const baseName = (p: string): string => p.slice(p.lastIndexOf('/') + 1);
+
+/**
+ * One tracked output of a pointer file. `path` is relative to the pointer's
+ * directory; `desc` is free text for people and `meta` free data for tools,
+ * both kept as written (as DVC's `desc` and `meta` of an out). Any other key
+ * is a mistake (or a newer format) that tdv must not silently drop when it
+ * rewrites the pointer. `isexec: false` is read as absent.
+ */
+export const PointerOutSchema = v.pipe(
+  strictMapping(
+    {
+      // The one definition of a legal path (formats/paths.ts), as for manifests and tdv.lock.
+      path: v.pipe(
+        v.custom<string>(isLegalRelPath, (i) => fail(`${KEYS} ${show(i.input)} must be a relative path inside the repository; it ${relPathProblem(i.input)}`, FIX)),
+        v.check(
+          (p) => !p.endsWith(POINTER_EXT),
+          (i) => fail(`${KEYS} ${show(i.input)} names a pointer file, which tdv never tracks`, FIX),
+        ),
+        // A checkout would put data where Git and tdv read their rules (found by the attack suite: a
+        // hostile pointer naming .gitignore as a directory).
+        v.check(
+          (p) => !CONTROL_NAMES.has(baseName(p)),
+          (i) => fail(`${KEYS} ${show(i.input)} names a ${baseName(i.input as string)} file, which holds Git's or tdv's rules, not data`, FIX),
+        ),
+      ),
+      sha256: v.custom<Oid>(isOid, (i) => fail(`${KEYS} must be 64 lowercase hex digits (plus ".dir" for a directory), got ${show(i.input)}`, FIX)),
+      size: v.custom<number>(isValidSize, fail(`${KEYS} must be a whole number of bytes >= 0`, FIX)),
+      nfiles: v.optional(v.custom<number>(isValidSize, fail(`${KEYS} must be a whole number >= 0`, FIX))),
+      isexec: v.optional(v.boolean(fail(`${KEYS} must be true or false`, FIX))),
+      desc: v.optional(v.string(fail(`${KEYS} must be a string`, FIX))),
+      meta: v.optional(v.unknown()),
+    },
+    fail(`${KEYS} must be a mapping`, FIX),
+    (k) => fail(`${PARENT} has unknown key "${k}"`, FIX),
+  ),
+  v.check((o) => !isDirOid(o.sha256) || o.nfiles !== undefined, fail(`${KEYS} is a directory but has no nfiles`, FIX)),
+  v.transform((o) => {
+    if (o.isexec === false) delete o.isexec;
+    return o;
+  }),
+);
+
+/** One tracked output of a pointer file (see PointerOutSchema). */
+export type PointerOut = v.InferOutput<typeof PointerOutSchema>;
+
+/** A pointer file: its outs, and its own `desc` and `meta` (kept as written when tdv rewrites it). */
+export const PointerSchema = strictMapping(
+  {
+    outs: v.pipe(v.array(PointerOutSchema, fail('"outs" must be a non-empty list', FIX)), v.nonEmpty(fail('"outs" must be a non-empty list', FIX))),
+    desc: v.optional(v.string(fail('"desc" must be a string', FIX))),
+    meta: v.optional(v.unknown()),
+  },
+  fail('is not a tdv pointer (expected a mapping with "outs")', FIX),
+  (k) => fail(`unknown key "${k}"`, FIX),
+);
+
 /** A pointer's own `desc` and `meta` (beside `outs`), kept when tdv rewrites it. */
-export interface PointerInfo {
-  desc?: string;
-  meta?: unknown;
-}
+export type PointerInfo = Omit<v.InferOutput<typeof PointerSchema>, 'outs'>;
 
 export interface Pointer extends PointerInfo {
   /** Absolute path of the `.tdv` file. */
   file: string;
   outs: PointerOut[];
 }
-
-/** Files Git and tdv read rules from, which tdv edits: never tracked data. */
-const CONTROL_NAMES = new Set(['.gitignore', '.gitattributes', '.tdvignore']);
 
 /** YAML scalars that must be quoted to stay strings. */
 const PLAIN = /^[A-Za-z_./][A-Za-z0-9_./-]*$/;
@@ -88,62 +139,11 @@ export async function parsePointer(text: string, file: string, displayName = fil
   } else {
     raw = (await parseYaml(text, displayName)).value;
   }
-  return { file, outs: validate(raw, displayName), ...info(raw as Record<string, unknown>, displayName) };
-}
-
-/** The pointer's `desc` (a string) and `meta` (anything), checked; `validate` has checked the keys. */
-function info(raw: Record<string, unknown>, name: string): PointerInfo {
-  if (raw.desc !== undefined && typeof raw.desc !== 'string')
-    throw new FormatError(name, '"desc" must be a string', 'Fix or delete the pointer file (git checkout -- <file> restores the committed one)');
-  return { ...(typeof raw.desc === 'string' ? { desc: raw.desc } : {}), ...(raw.meta !== undefined ? { meta: raw.meta } : {}) };
-}
-
-/** A value as the user wrote it, for messages (JSON.stringify turns NaN into null). */
-function show(v: unknown): string {
-  const s = typeof v === 'string' ? JSON.stringify(v) : String(v);
-  return s.length > 200 ? `${s.slice(0, 100)}...${s.slice(-20)} (${s.length} characters)` : s; // one readable line, whatever the file holds
-}
-
-function validate(raw: unknown, name: string): PointerOut[] {
-  const fix = 'Fix or delete the pointer file (git checkout -- <file> restores the committed one)';
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FormatError(name, 'is not a tdv pointer (expected a mapping with "outs")', fix);
-  // `desc` and `meta` are free text and data for people and tools; any other key is a mistake
-  // (or a newer format) that tdv must not silently drop when it rewrites the pointer.
-  for (const k of Object.keys(raw)) if (k !== 'outs' && k !== 'desc' && k !== 'meta') throw new FormatError(name, `unknown key "${k}"`, fix);
-  const outs = (raw as { outs?: unknown }).outs;
-  if (!Array.isArray(outs) || outs.length === 0) throw new FormatError(name, '"outs" must be a non-empty list', fix);
-  return outs.map((o, i): PointerOut => {
-    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new FormatError(name, `outs[${i}] must be a mapping`, fix);
-    const r = o as Record<string, unknown>;
-    for (const k of Object.keys(r)) {
-      if (!['path', 'sha256', 'size', 'nfiles', 'isexec', 'desc', 'meta'].includes(k)) throw new FormatError(name, `outs[${i}] has unknown key "${k}"`, fix);
-    }
-    // The one definition of a legal path (formats/paths.ts), as for manifests and tdv.lock.
-    if (!isLegalRelPath(r.path)) throw new FormatError(name, `outs[${i}].path ${show(r.path)} must be a relative path inside the repository; it ${relPathProblem(r.path)}`, fix);
-    if (r.path.endsWith(POINTER_EXT)) throw new FormatError(name, `outs[${i}].path ${show(r.path)} names a pointer file, which tdv never tracks`, fix);
-    // A checkout would put data where Git and tdv read their rules (found by the attack suite: a
-    // hostile pointer naming .gitignore as a directory).
-    const base = r.path.slice(r.path.lastIndexOf('/') + 1);
-    if (CONTROL_NAMES.has(base)) throw new FormatError(name, `outs[${i}].path ${show(r.path)} names a ${base} file, which holds Git's or tdv's rules, not data`, fix);
-    if (!isOid(r.sha256)) throw new FormatError(name, `outs[${i}].sha256 must be 64 lowercase hex digits (plus ".dir" for a directory), got ${show(r.sha256)}`, fix);
-    if (!isValidSize(r.size)) throw new FormatError(name, `outs[${i}].size must be a whole number of bytes >= 0`, fix);
-    const out: PointerOut = { path: r.path, sha256: r.sha256, size: r.size };
-    if (r.nfiles !== undefined) {
-      if (!isValidSize(r.nfiles)) throw new FormatError(name, `outs[${i}].nfiles must be a whole number >= 0`, fix);
-      out.nfiles = r.nfiles;
-    }
-    if (isDirOid(out.sha256) && out.nfiles === undefined) throw new FormatError(name, `outs[${i}] is a directory but has no nfiles`, fix);
-    if (r.isexec !== undefined) {
-      if (typeof r.isexec !== 'boolean') throw new FormatError(name, `outs[${i}].isexec must be true or false`, fix);
-      if (r.isexec) out.isexec = true;
-    }
-    if (r.desc !== undefined) {
-      if (typeof r.desc !== 'string') throw new FormatError(name, `outs[${i}].desc must be a string`, fix);
-      out.desc = r.desc;
-    }
-    if (r.meta !== undefined) out.meta = r.meta;
-    return out;
-  });
+  // Both paths end in the schema: the regex proves the layout, not the values (a size of 16
+  // digits is past 2^53, a plain path may climb out with "..", a .dir id may lack nfiles).
+  // Errors name the file, not a line: the message names the key (`outs[0].size`), and a
+  // pointer is a few lines long.
+  return { file, ...validate(PointerSchema, raw, () => displayName) };
 }
 
 /** The pointer file name for a tracked path: `data` -> `data.tdv`. */

@@ -10,8 +10,6 @@
 import * as v from 'valibot';
 import { FormatError } from '../errors.js';
 
-export { v };
-
 /** Where a key path was written: `file:line:col` (or the nearest enclosing key's, or the file). */
 export type At = (keys: readonly (string | number)[]) => string;
 
@@ -30,10 +28,86 @@ export function issueKeys(issue: v.BaseIssue<unknown>): (string | number)[] {
   return keys;
 }
 
+/*
+ * A valibot message is made where the issue is found, before the object and
+ * array schemas above it have added their keys to its path. These markers
+ * (control characters, which no JSON-quoted or path-quoted value in a message
+ * holds) stand for the parts of the key path and are filled in by `issueError`
+ * (or `renderMessage`) once the issue has reached the root.
+ */
+
+/** Stands for the issue's whole key path: `outs[0].size`, `remote.storage.jobs`. */
+export const KEYS = '\u0001keys\u0001';
+/** Stands for the key path of the mapping or list holding the issue's key: `outs[0]`, `remote.storage`. */
+export const PARENT = '\u0001parent\u0001';
+/** Stands for the `n`th key of the issue's path (0 is the outermost): `key(1)` of `remote.storage.url` is `storage`. */
+export function key(n: number): string {
+  return `\u0001${n}\u0001`;
+}
+
+/** A key path as messages write it: `outs[0].path`, `remote.storage.jobs`. */
+export function showKeys(keys: readonly (string | number)[]): string {
+  let s = '';
+  for (const k of keys) s += typeof k === 'number' ? `[${k}]` : s === '' ? k : `.${k}`;
+  return s;
+}
+
+/** `message` with the key-path markers filled in from `keys`. */
+export function renderMessage(message: string, keys: readonly (string | number)[]): string {
+  if (!message.includes('\u0001')) return message;
+  return message.replace(/\u0001(keys|parent|\d+)\u0001/g, (_, m: string) => (m === 'keys' ? showKeys(keys) : m === 'parent' ? showKeys(keys.slice(0, -1)) : String(keys[Number(m)] ?? '')));
+}
+
 /** The FormatError for a valibot issue: its position from `at`, its problem and fix from the message. */
 export function issueError(issue: v.BaseIssue<unknown>, at: At): FormatError {
-  const [problem, ...fix] = issue.message.split('\n');
-  return new FormatError(at(issueKeys(issue)), problem!, fix.join(' '));
+  const keys = issueKeys(issue);
+  const [problem, ...fix] = renderMessage(issue.message, keys).split('\n');
+  return new FormatError(at(keys), problem!, fix.join(' '));
+}
+
+/** The first problem `schema` finds in `value`, as its message (problem and fix on separate lines, markers filled in), or undefined. */
+export function problemOf(schema: v.GenericSchema, value: unknown): string | undefined {
+  const r = v.safeParse(schema, value, { abortEarly: true });
+  return r.success ? undefined : renderMessage(r.issues[0].message, issueKeys(r.issues[0]));
+}
+
+/** True for a mapping as YAML and JSON read one: an object that is not an array (nor null). */
+export function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+type Message = v.ErrorMessage<v.BaseIssue<unknown>>;
+
+/**
+ * The message of an object schema's own issues: `type` when the value is not
+ * a mapping, `unknownKey(key)` for a key it does not know, and for a missing
+ * key the message that key's own schema gives for `undefined` (so "size must
+ * be a whole number" whether the size is wrong or absent).
+ */
+function objectMessage(entries: v.ObjectEntries, type: Message, unknownKey?: (key: string) => string): (issue: v.BaseIssue<unknown>) => string {
+  return (issue) => {
+    if (issue.expected === 'never' && unknownKey) return unknownKey(String(issue.input));
+    const k = issueKeys(issue)[0];
+    if (typeof k === 'string' && Object.hasOwn(entries, k)) {
+      const r = v.safeParse(entries[k]!, undefined, { abortEarly: true });
+      if (!r.success) return r.issues[0].message;
+    }
+    return typeof type === 'function' ? type(issue) : type;
+  };
+}
+
+/**
+ * A mapping with these entries; keys it does not know are dropped. Unlike
+ * `v.object` alone, an array or null is "not a mapping" (`type`), and a missing
+ * key reads as its own schema's message for `undefined`.
+ */
+export function mapping<const E extends v.ObjectEntries>(entries: E, type: Message) {
+  return v.pipe(v.custom<Record<string, unknown>>(isMapping, type), v.object(entries, objectMessage(entries, type)));
+}
+
+/** As `mapping`, and a key it does not know is the issue `unknownKey(key)` (a typo, or a newer format tdv must not silently drop). */
+export function strictMapping<const E extends v.ObjectEntries>(entries: E, type: Message, unknownKey: (key: string) => string) {
+  return v.pipe(v.custom<Record<string, unknown>>(isMapping, type), v.strictObject(entries, objectMessage(entries, type, unknownKey)));
 }
 
 /**
@@ -52,12 +126,9 @@ export function atKeys(file: string): At {
   return (keys) => (keys.length ? `${file} (${keys.map((k) => (typeof k === 'number' ? `[${k}]` : k)).join('.')})` : file);
 }
 
-/** A plain mapping (what YAML and JSON objects are), not a list or null. */
-export const isDict = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
-
 /** The path item of `key` in `input`, for issues a check adds below the value it sees. */
 export function pathItem(input: unknown, key: string | number): v.IssuePathItem {
-  return { type: 'unknown', origin: 'value', input, key, value: isDict(input) || Array.isArray(input) ? (input as Record<string | number, unknown>)[key] : undefined };
+  return { type: 'unknown', origin: 'value', input, key, value: isMapping(input) || Array.isArray(input) ? (input as Record<string | number, unknown>)[key] : undefined };
 }
 
 /**
@@ -119,7 +190,7 @@ export function listOf<S extends v.GenericSchema>(item: (i: number) => S, messag
  */
 export function dictOf<S extends v.GenericSchema>(value: (key: string) => S, message: string, key?: (k: string) => string | undefined) {
   return v.pipe(
-    v.custom<Record<string, unknown>>(isDict, message),
+    v.custom<Record<string, unknown>>(isMapping, message),
     v.rawTransform<Record<string, unknown>, Record<string, v.InferOutput<S>>>(({ dataset, config, addIssue, NEVER }) => {
       const out: Record<string, v.InferOutput<S>> = {};
       for (const [k, x] of Object.entries(dataset.value)) {
@@ -135,6 +206,38 @@ export function dictOf<S extends v.GenericSchema>(value: (key: string) => S, mes
           continue;
         }
         Object.defineProperty(out, k, { value: r.output, enumerable: true, writable: true, configurable: true });
+      }
+      return out;
+    }),
+  );
+}
+
+/**
+ * A mapping of names to values (`remote.<name>`): every key checked by `key`,
+ * every value by `value`. Unlike `v.record`, which skips `__proto__`,
+ * `constructor` and `prototype` without a word, every own key is checked and
+ * kept, and the output has no prototype, so a name not in it is undefined
+ * whatever it is ("toString" included).
+ */
+export function dict<K extends v.GenericSchema<string, string>, V extends v.GenericSchema>(key: K, value: V, type: Message) {
+  return v.pipe(
+    v.custom<Record<string, unknown>>(isMapping, type),
+    v.rawTransform(({ dataset, addIssue, NEVER }) => {
+      const input = dataset.value;
+      const out = Object.create(null) as Record<v.InferOutput<K>, v.InferOutput<V>>;
+      for (const k of Object.keys(input)) {
+        const item = { type: 'object', input, key: k, value: input[k] } as const;
+        const kr = v.safeParse(key, k, { abortEarly: true });
+        if (!kr.success) {
+          addIssue({ message: kr.issues[0].message, path: [{ ...item, origin: 'key' }] });
+          return NEVER;
+        }
+        const vr = v.safeParse(value, input[k], { abortEarly: true });
+        if (!vr.success) {
+          addIssue({ message: vr.issues[0].message, path: [{ ...item, origin: 'value' }, ...(vr.issues[0].path ?? [])] });
+          return NEVER;
+        }
+        out[kr.output as v.InferOutput<K>] = vr.output as v.InferOutput<V>;
       }
       return out;
     }),

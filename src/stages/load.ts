@@ -1,10 +1,11 @@
+import * as v from 'valibot';
 import fs from 'node:fs';
 import path from 'node:path';
 import { FormatError } from '../errors.js';
 import { quotePath, relPathProblem } from '../formats/paths.js';
 import { isInside, readTextOrUndefined, toPosix } from '../util/fs.js';
 import { parseYaml, type YamlFile } from '../util/yaml.js';
-import { type At, dictOf, fail, isDict, listOf, onlyKeys, pathItem, v, validate } from '../formats/schema.js';
+import { type At, dictOf, fail, isMapping, listOf, onlyKeys, pathItem, validate } from '../formats/schema.js';
 import { expandStages, fileReader, mergeParams, withQuoteHint } from './template.js';
 
 export const PIPELINE_FILE = 'tdv.yaml';
@@ -146,10 +147,10 @@ const nonEmptyString = (message: string) => v.custom<string>(filled, message);
 /** The top level of tdv.yaml: `stages`, and `vars` (which template.ts checks as it loads them). */
 const PipelineSchema = v.nullish(
   v.pipe(
-    v.custom<Record<string, unknown>>(isDict, fail('must be a mapping with a "stages" key')),
+    v.custom<Record<string, unknown>>(isMapping, fail('must be a mapping with a "stages" key')),
     onlyKeys(['stages', 'vars'], (k) => fail(`unknown key "${k}"`, 'The top level of tdv.yaml has "stages" and "vars"')),
     v.object({
-      stages: v.nullish(v.custom<Record<string, unknown>>(isDict, fail('"stages" must be a mapping of stage names to stages'))),
+      stages: v.nullish(v.custom<Record<string, unknown>>(isMapping, fail('"stages" must be a mapping of stage names to stages'))),
       vars: v.optional(v.unknown()),
     }),
   ),
@@ -194,7 +195,7 @@ function stageSchema(name: string) {
     meta: v.optional(v.unknown()),
   } satisfies Record<(typeof STAGE_KEYS)[number], v.GenericSchema>;
   return v.pipe(
-    v.custom<Record<string, unknown>>(isDict, fail(`stage "${name}" must be a mapping with at least "cmd"`)),
+    v.custom<Record<string, unknown>>(isMapping, fail(`stage "${name}" must be a mapping with at least "cmd"`)),
     onlyKeys(Object.keys(fields), (k) => fail(`unknown key "${k}" in stage "${name}"`, `Known keys: ${STAGE_KEYS.join(', ')}`)),
     v.check((r) => r.cmd !== undefined, fail(`stage "${name}" has no "cmd"`, 'Add the command to run, e.g. cmd: sh scripts/run.sh')),
     v.rawCheck<Record<string, unknown>>(({ dataset, addIssue }) => {
@@ -230,9 +231,9 @@ function cmdSchema(name: string) {
 function buildSchema(name: string) {
   return v.lazy((b) => {
     if (typeof b === 'string') return v.string();
-    if (!isDict(b)) return v.never(fail(`"build" of stage "${name}" must be a directory or {context, dockerfile}`));
+    if (!isMapping(b)) return v.never(fail(`"build" of stage "${name}" must be a directory or {context, dockerfile}`));
     return v.pipe(
-      v.custom<Record<string, unknown>>(isDict),
+      v.custom<Record<string, unknown>>(isMapping),
       onlyKeys(['context', 'dockerfile'], (k) => fail(`unknown key "${k}" in "build"`, 'Known keys: context, dockerfile')),
       v.check((o) => typeof o.context === 'string', fail(`"build" of stage "${name}" needs "context": the directory holding the Dockerfile`)),
       // An empty dockerfile would name the context directory itself.
@@ -258,7 +259,7 @@ interface OutEntry {
 function outEntry(name: string, k: 'outs' | 'metrics', i: number) {
   const notPath = fail(`entry ${i + 1} of "${k}" in stage "${name}" must be a path`);
   return v.lazy((e) => {
-    if (!isDict(e))
+    if (!isMapping(e))
       return v.pipe(
         nonEmptyString(notPath),
         v.transform((p): OutEntry => ({ path: p })),
@@ -271,7 +272,7 @@ function outEntry(name: string, k: 'outs' | 'metrics', i: number) {
     const known = `Known options: ${OUT_KEYS.join(', ')}`;
     const bool = (key: string) => v.optional(v.boolean(fail(`"${key}" of ${q} in stage "${name}" must be true or false`)));
     const options = v.pipe(
-      v.custom<Record<string, unknown>>(isDict, fail(`the options of ${q} in stage "${name}" must be a mapping`, known)),
+      v.custom<Record<string, unknown>>(isMapping, fail(`the options of ${q} in stage "${name}" must be a mapping`, known)),
       onlyKeys(OUT_KEYS, (key) => fail(`unknown option "${key}" of ${q} in stage "${name}"`, known)),
       v.object({ cache: bool('cache'), persist: bool('persist'), desc: v.optional(v.string(fail(`"desc" of ${q} in stage "${name}" must be a string`))) }),
       v.rawCheck<{ cache?: boolean }>(({ dataset, addIssue }) => {
@@ -296,7 +297,7 @@ function paramsSchema(name: string) {
   const entry = (i: number) =>
     v.lazy((item) => {
       if (typeof item === 'string') return nonEmptyString(badKey);
-      if (!isDict(item)) return v.never(fail(`entry ${i + 1} of "params" in stage "${name}" must be a key or {file: [keys]}`));
+      if (!isMapping(item)) return v.never(fail(`entry ${i + 1} of "params" in stage "${name}" must be a key or {file: [keys]}`));
       return dictOf(
         (file) =>
           v.pipe(

@@ -1,9 +1,10 @@
+import * as v from 'valibot';
 import path from 'node:path';
 import { isHex64, isOid } from '../formats/oid.js';
 import { quotePath, relPathProblem } from '../formats/paths.js';
 import { decodeUtf8, MAX_TEXT_BYTES, readFileOrUndefined, tooLargeError } from '../util/fs.js';
 import { Guard } from '../workspace/guard.js';
-import { type At, dictOf, fail, isDict, listOf, pathItem, v, validate } from '../formats/schema.js';
+import { type At, dictOf, fail, isMapping, listOf, pathItem, validate } from '../formats/schema.js';
 import { parseYaml } from '../util/yaml.js';
 
 export const LOCK_FILE = 'tdv.lock';
@@ -37,7 +38,7 @@ const LOCK_FIX = 'Delete it and run `tdv repro` to record the pipeline again, or
 /** tdv.lock: `schema` (tdv writes 1) and `stages`, each checked by its schema, in file order. */
 const LockSchema = v.nullish(
   v.pipe(
-    v.custom<{ stages: unknown }>((x) => isDict(x) && isDict(x.stages), fail('is not a tdv lock file (no "stages" mapping)', LOCK_FIX)),
+    v.custom<{ stages: unknown }>((x) => isMapping(x) && isMapping(x.stages), fail('is not a tdv lock file (no "stages" mapping)', LOCK_FIX)),
     v.object({ stages: dictOf((name) => lockedStageSchema(name), '') }),
   ),
 );
@@ -70,7 +71,7 @@ function lockedPathSchema(name: string, key: 'deps' | 'outs' | 'metrics') {
   const count = (p: string, what: string) => v.custom<number>(isCount, lockFail(name, `${p}: invalid ${what}`));
   return v.pipe(
     v.custom<{ path: string; sha256: string }>(
-      (p) => isDict(p) && typeof p.path === 'string' && typeof p.sha256 === 'string' && (isOid(p.sha256) || isHex64(p.sha256)),
+      (p) => isMapping(p) && typeof p.path === 'string' && typeof p.sha256 === 'string' && (isOid(p.sha256) || isHex64(p.sha256)),
       lockFail(name, `an entry of "${key}" has no valid path and sha256`),
     ),
     v.check(
@@ -103,7 +104,7 @@ function lockedStageSchema(name: string) {
     v.unknown(),
     v.rawCheck<unknown>(({ dataset, addIssue }) => {
       const r = dataset.value;
-      if (!isDict(r) || !(typeof r.cmd === 'string' || (Array.isArray(r.cmd) && r.cmd.every((c) => typeof c === 'string')))) {
+      if (!isMapping(r) || !(typeof r.cmd === 'string' || (Array.isArray(r.cmd) && r.cmd.every((c) => typeof c === 'string')))) {
         addIssue({ message: lockFail(name, 'needs a "cmd" string or list of strings'), path: [pathItem(r, 'cmd')] });
       }
     }),

@@ -1,9 +1,9 @@
+import * as v from 'valibot';
 import fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import { isLegalRelPath, quotePath } from '../formats/paths.js';
 import { isOid } from '../formats/oid.js';
 import { errnoCode } from '../errors.js';
-import { v } from '../formats/schema.js';
 import type { ObjectStore } from '../cache/store.js';
 import type { Stage } from './load.js';
 import type { StageInputs } from './status.js';

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { FormatError } from '../errors.js';
 import { relPathProblem } from '../formats/paths.js';
+import { isMapping } from '../formats/schema.js';
 import { parseYaml } from '../util/yaml.js';
 import { Guard } from '../workspace/guard.js';
 import { parseValues } from './values.js';
@@ -68,7 +69,7 @@ export async function expandText(text: string, shown: string, read: (file: strin
   const y = await parseYaml(text, shown).catch((e: unknown) => {
     throw withQuoteHint(e, text);
   });
-  if (!isDict(y.value)) return [];
+  if (!isMapping(y.value)) return [];
   const where = (keys: Keys) => {
     for (let n = keys.length; n > 0; n--) {
       const pos = y.posOf(keys.slice(0, n));
@@ -89,8 +90,7 @@ type Keys = (string | number)[];
 type At = (keys: Keys) => string;
 type Dict = Record<string, unknown>;
 
-const isDict = (v: unknown): v is Dict => typeof v === 'object' && v !== null && !Array.isArray(v);
-const kind = (v: unknown) => (v === null || v === undefined ? 'empty (null)' : Array.isArray(v) ? 'a list' : isDict(v) ? 'a mapping' : `a ${typeof v}`);
+const kind = (v: unknown) => (v === null || v === undefined ? 'empty (null)' : Array.isArray(v) ? 'a list' : isMapping(v) ? 'a mapping' : `a ${typeof v}`);
 
 /** `o[k] = v` as an own property, even for `__proto__` (a YAML key like any other), which assignment would make the prototype. */
 function setOwn(o: Dict, k: string, v: unknown): void {
@@ -145,7 +145,7 @@ class Context {
         const p = [...prefix, k];
         const dotted = p.join('.');
         if (Object.hasOwn(target, k)) {
-          if (isDict(target[k]) && isDict(v)) {
+          if (isMapping(target[k]) && isMapping(v)) {
             walk(target[k] as Dict, v, p);
             continue;
           }
@@ -169,7 +169,7 @@ class Context {
   }
 
   private record(v: unknown, p: string[], origin: (dotted: string) => Origin): void {
-    if (isDict(v) && Object.keys(v).length > 0) for (const [k, c] of Object.entries(v)) this.record(c, [...p, k], origin);
+    if (isMapping(v) && Object.keys(v).length > 0) for (const [k, c] of Object.entries(v)) this.record(c, [...p, k], origin);
     else {
       // A key holding a dot cannot be named as a params key (`a.b` is a inside b): not tracked, only substituted.
       const o = origin(p.join('.'));
@@ -195,14 +195,14 @@ export async function expandStages(doc: Dict, where: At, opts: ExpandOptions): P
   if (opts.text.includes('${')) {
     const params = await opts.readFile(DEFAULT_PARAMS, 'tdv.yaml');
     if (params !== undefined && params !== null) {
-      if (!isDict(params)) throw new FormatError(DEFAULT_PARAMS, 'must be a mapping of parameter names to values, for ${...} in tdv.yaml');
+      if (!isMapping(params)) throw new FormatError(DEFAULT_PARAMS, 'must be a mapping of parameter names to values, for ${...} in tdv.yaml');
       global.once(DEFAULT_PARAMS);
       global.merge(params, (dotted) => ({ label: DEFAULT_PARAMS, file: DEFAULT_PARAMS, key: dotted }), where(['vars']));
     }
   }
   await loadVars(global, doc.vars, where, opts);
   const stages = doc.stages;
-  if (!isDict(stages)) return [];
+  if (!isMapping(stages)) return [];
   const out: ExpandedStage[] = [];
   const made = new Map<string, string>();
   const add = (s: ExpandedStage, by: string) => {
@@ -214,11 +214,11 @@ export async function expandStages(doc: Dict, where: At, opts: ExpandOptions): P
   for (const [name, raw] of Object.entries(stages)) {
     const at: At = (keys) => where(['stages', name, ...keys]);
     const ctx = await stageContext(global, raw, at, opts);
-    if (isDict(raw) && raw.foreach !== undefined) {
+    if (isMapping(raw) && raw.foreach !== undefined) {
       for (const s of foreach(ctx, name, raw, at)) add(s, `entry "${s.name.slice(name.length + 1)}" of its foreach`);
-    } else if (isDict(raw) && raw.matrix !== undefined) {
+    } else if (isMapping(raw) && raw.matrix !== undefined) {
       for (const s of matrix(ctx, name, raw, at)) add(s, `matrix values "${s.name.slice(name.length + 1)}"`);
-    } else if (isDict(raw) && raw.do !== undefined) {
+    } else if (isMapping(raw) && raw.do !== undefined) {
       throw new FormatError(at(['do']), `stage "${name}" has "do" but no "foreach"`, 'Add foreach: with the list or mapping to iterate over');
     } else add(resolveStage(ctx, name, name, raw, at, new Map()), `stage "${name}"`);
   }
@@ -231,8 +231,8 @@ export async function expandStages(doc: Dict, where: At, opts: ExpandOptions): P
  * A name the pipeline defines cannot be defined again.
  */
 async function stageContext(global: Context, raw: unknown, at: At, opts: ExpandOptions): Promise<Context> {
-  if (!isDict(raw)) return global;
-  const prefix = raw.foreach !== undefined && isDict(raw.do) ? ['do'] : [];
+  if (!isMapping(raw)) return global;
+  const prefix = raw.foreach !== undefined && isMapping(raw.do) ? ['do'] : [];
   const vars = prefix.length ? (raw.do as Dict).vars : raw.vars;
   if (vars === undefined) return global;
   const ctx = global.child();
@@ -245,7 +245,7 @@ async function loadVars(ctx: Context, vars: unknown, where: At, opts: ExpandOpti
   if (!Array.isArray(vars)) throw new FormatError(where(['vars']), '"vars" must be a list of params files and mappings of values', 'e.g. vars: [params.yaml, {out: results}]');
   for (const [i, entry] of vars.entries()) {
     const at = where(['vars', i]);
-    if (isDict(entry)) {
+    if (isMapping(entry)) {
       ctx.merge(entry, () => ({ label: `vars entry ${i + 1} (${at})` }), at);
       continue;
     }
@@ -269,7 +269,7 @@ async function loadVars(ctx: Context, vars: unknown, where: At, opts: ExpandOpti
     if (keys === undefined && !ctx.once(file)) continue;
     const content = await opts.readFile(file, at);
     if (content === undefined) throw new FormatError(at, `vars file ${JSON.stringify(file)} does not exist`, 'Create it, or remove it from vars');
-    if (!isDict(content)) throw new FormatError(at, `vars file ${JSON.stringify(file)} must hold a mapping of names to values`);
+    if (!isMapping(content)) throw new FormatError(at, `vars file ${JSON.stringify(file)} must hold a mapping of names to values`);
     let picked: Dict = content;
     if (keys !== undefined) {
       picked = {};
@@ -293,13 +293,13 @@ function foreach(ctx: Context, name: string, raw: Dict, at: At): ExpandedStage[]
   for (const k of Object.keys(raw)) {
     if (k !== 'foreach' && k !== 'do') throw new FormatError(at([k]), `stage "${name}" has "${k}" beside "foreach"`, 'Put the stage\'s keys under "do:"');
   }
-  if (!isDict(raw.do))
+  if (!isMapping(raw.do))
     throw new FormatError(at(raw.do === undefined ? ['foreach'] : ['do']), `stage "${name}" has "foreach" but no "do" mapping`, 'Add do: with the stage to make for each entry (cmd, deps, outs...)');
   let bound: Bound = { value: raw.foreach };
   if (typeof raw.foreach === 'string') bound = wholeRef(ctx, raw.foreach, new Map(), at(['foreach']), name) ?? bound;
   else bound = { value: walk(plain(ctx, name), raw.foreach, ['foreach'], at) };
   const list = bound.value;
-  if (!Array.isArray(list) && !isDict(list)) {
+  if (!Array.isArray(list) && !isMapping(list)) {
     throw new FormatError(at(['foreach']), `"foreach" of stage "${name}" is ${kind(list)}, not a list or mapping`, 'Write a list, a mapping, or ${name} of one from vars or params.yaml');
   }
   reserved(ctx, name, at(['foreach']), ['item', 'key']);
@@ -329,7 +329,8 @@ const MAX_MATRIX = 10_000;
 
 function matrix(ctx: Context, name: string, raw: Dict, at: At): ExpandedStage[] {
   const m = raw.matrix;
-  if (!isDict(m) || Object.keys(m).length === 0) throw new FormatError(at(['matrix']), `"matrix" of stage "${name}" must be a mapping of names to lists`, 'e.g. matrix: {model: [a, b], seed: [1, 2]}');
+  if (!isMapping(m) || Object.keys(m).length === 0)
+    throw new FormatError(at(['matrix']), `"matrix" of stage "${name}" must be a mapping of names to lists`, 'e.g. matrix: {model: [a, b], seed: [1, 2]}');
   const axes: { name: string; values: unknown[]; path?: string[] }[] = [];
   for (const [axis, v] of Object.entries(m)) {
     let b: Bound = { value: v };
@@ -414,8 +415,8 @@ function resolveStage(ctx: Context, written: string, name: string, raw: unknown,
   const resolver: Resolver = { ctx, locals, stage: name, track, ...(itemPaths ? { itemPaths } : {}) };
   // A `cmd` YAML read as a mapping is load.ts's to refuse, with its hint to quote it.
   // `meta` is free data for other tools, which may use ${...} themselves: left as written.
-  const entries = isDict(raw) ? Object.entries(raw).filter(([k]) => k !== 'vars') : [];
-  const body = isDict(raw) ? Object.fromEntries(entries.map(([k, v]) => [k, k === 'meta' ? v : walk(resolver, v, [k], at)])) : raw;
+  const entries = isMapping(raw) ? Object.entries(raw).filter(([k]) => k !== 'vars') : [];
+  const body = isMapping(raw) ? Object.fromEntries(entries.map(([k, v]) => [k, k === 'meta' ? v : walk(resolver, v, [k], at)])) : raw;
   const params = [...used.values()].sort((a, b) => (a.file === b.file ? (a.key < b.key ? -1 : 1) : a.file < b.file ? -1 : 1));
   return { name, written, body, at, params };
 }
@@ -431,7 +432,7 @@ interface Resolver {
 function walk(r: Resolver, v: unknown, keys: Keys, at: At): unknown {
   if (typeof v === 'string') return interpolate(r, v, at(keys));
   if (Array.isArray(v)) return v.map((x, i) => walk(r, x, [...keys, i], at));
-  if (isDict(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(r, x, [...keys, k], at)]));
+  if (isMapping(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(r, x, [...keys, k], at)]));
   return v;
 }
 
@@ -519,12 +520,12 @@ function lookup(r: Resolver, expr: string, at: string): Bound {
   for (const part of rest) {
     let next: unknown;
     if (Array.isArray(value) && /^\d+$/.test(part)) next = value[Number(part)];
-    else if (isDict(value) && Object.hasOwn(value, part)) next = value[part];
+    else if (isMapping(value) && Object.hasOwn(value, part)) next = value[part];
     if (next === undefined)
       throw new FormatError(
         at,
-        `\${${expr.trim()}} in stage "${r.stage}" is not defined: "${seen}" is ${kind(value)}${isDict(value) || Array.isArray(value) ? ` without "${part}"` : ''}`,
-        `Name an existing entry${isDict(value) ? ` (${Object.keys(value).slice(0, 8).join(', ')})` : ''}`,
+        `\${${expr.trim()}} in stage "${r.stage}" is not defined: "${seen}" is ${kind(value)}${isMapping(value) || Array.isArray(value) ? ` without "${part}"` : ''}`,
+        `Name an existing entry${isMapping(value) ? ` (${Object.keys(value).slice(0, 8).join(', ')})` : ''}`,
       );
     value = next;
     p = p ? [...p, part] : undefined;

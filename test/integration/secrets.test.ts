@@ -65,7 +65,7 @@ describe('credentials never go into a file Git tracks', () => {
     write(dir, '.tdv/config.yaml', `remote:\n  s3:\n    url: s3://bucket/prefix\n    endpointurl: https://key:${SECRET}@minio.example:9000\n`);
     const r = await tdv(dir, 'status');
     expect(r.code).toBe(1);
-    expectOneLineError(r.stderr, /config\.yaml:\d+: remote\.s3\.endpointurl holds credentials/);
+    expectOneLineError(r.stderr, /config\.yaml:\d+:\d+: remote\.s3\.endpointurl holds credentials/);
     expectNoSecret(r.stdout, r.stderr);
   });
 });

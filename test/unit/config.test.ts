@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FormatError } from '../../src/errors.js';
-import { CONFIG_TEMPLATE, DEFAULT_LINK_TYPES, loadConfig, parseRemoteUrl, resolveRemoteUrl } from '../../src/formats/config.js';
+import { CONFIG_TEMPLATE, DEFAULT_LINK_TYPES, loadConfig, parseRemoteUrl, remoteValueProblem, resolveRemoteUrl } from '../../src/formats/config.js';
 import { isBlankYaml } from '../../src/util/yaml.js';
 import { finishesWithin } from '../helpers/isolate.js';
 import { useTmpDirs } from '../helpers/tmp.js';
@@ -275,6 +275,28 @@ describe('loadConfig: remotes', () => {
     const cfg = await loadConfig(tdvDir({ 'config.yaml': text }));
     expect(cfg.core.remote).toBe('storage');
     expect(cfg.remote.storage).toEqual({ url: 's3://my-bucket/tdv', region: 'us-east-1', jobs: 8 });
+  });
+});
+
+describe('loadConfig: positions and names', () => {
+  it('names the line and column of the key at fault, or of the nearest enclosing key written', async () => {
+    const d = tdvDir({ 'config.yaml': 'remote:\n  storage:\n    url: s3://b\n    regoin: x\n' });
+    expect((await loadError(d)).message).toMatch(new RegExp(`^${path.join(d, 'config.yaml').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4:5: unknown key`));
+    const e = tdvDir({ 'config.local.yaml': 'cache:\n  type: copy\nremote:\n  s:\n    region: r\n' });
+    expect((await loadError(e)).message).toContain(`${path.join(e, 'config.local.yaml')}:4:3: remote "s" has no url`);
+  });
+
+  it('keeps remotes whose names are also Object properties ("constructor", "__proto__" is not a name)', async () => {
+    const cfg = await loadConfig(tdvDir({ 'config.yaml': 'remote:\n  constructor:\n    url: /a\n  prototype:\n    url: /b\n' }));
+    expect(Object.keys(cfg.remote)).toEqual(['constructor', 'prototype']);
+    expect(cfg.remote.constructor).toEqual({ url: '/a' });
+  });
+
+  it('checks a value given on the command line with the schema the file is checked with', () => {
+    expect(remoteValueProblem('jobs', 0)).toBe('must be a whole number >= 1, got 0');
+    expect(remoteValueProblem('secret_access_key', 5)).toBe('must be a non-empty string (quote it if it looks like a number)');
+    expect(remoteValueProblem('url', 'gs://x')).toMatch(/^unsupported remote url "gs:\/\/x"/);
+    expect(remoteValueProblem('region', 'eu-west-1')).toBeUndefined();
   });
 });
 

@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { FormatError } from '../../src/errors.js';
-import { checkManifestSize, compareCodePoints, MAX_MANIFEST_BYTES, type ManifestEntry, parseManifest, serializeManifest, sortEntries } from '../../src/formats/manifest.js';
+import * as v from 'valibot';
+import {
+  checkManifestSize,
+  compareCodePoints,
+  isManifestEntry,
+  MAX_MANIFEST_BYTES,
+  type ManifestEntry,
+  ManifestEntrySchema,
+  parseManifest,
+  serializeManifest,
+  sortEntries,
+} from '../../src/formats/manifest.js';
 import { TdvError } from '../../src/errors.js';
 import { sha256 } from '../../src/cache/hash.js';
 
@@ -260,5 +271,42 @@ describe('manifest size limit', () => {
     expect((err as Error).message).toMatch(/^\.tdv\/cache\/files\/sha256\/ab\/cd\.dir: directory manifest is 256 MiB, more than the 256 MiB \(about 2 million files\)/);
     expect((err as Error).message).not.toContain('\n');
     expect(() => checkManifestSize(MAX_MANIFEST_BYTES, 'x')).not.toThrow();
+  });
+});
+
+describe('ManifestEntrySchema and its fast path', () => {
+  it('isManifestEntry (the loop parseManifest runs) accepts exactly what the entry schema accepts', () => {
+    const cases: unknown[] = [
+      { relpath: 'a', sha256: A, size: 1 },
+      { relpath: 'a/b c', sha256: A, size: 0, isexec: true },
+      { relpath: 'a', sha256: A, size: 0, isexec: false },
+      { relpath: 'a', sha256: A, size: 1, extra: 'dropped' },
+      { relpath: 'a', sha256: A, size: Number.MAX_SAFE_INTEGER },
+      { relpath: 'a', sha256: A, size: 2 ** 53 },
+      { relpath: 'a', sha256: A, size: -1 },
+      { relpath: 'a', sha256: A, size: 1.5 },
+      { relpath: 'a', sha256: A, size: '1' },
+      { relpath: 'a', sha256: A },
+      { relpath: 'a', size: 1 },
+      { sha256: A, size: 1 },
+      { relpath: 'a', sha256: `${A}.dir`, size: 1 },
+      { relpath: 'a', sha256: A.toUpperCase(), size: 1 },
+      { relpath: 'a', sha256: A, size: 1, isexec: 'yes' },
+      { relpath: 'a', sha256: A, size: 1, isexec: null },
+      { relpath: '../a', sha256: A, size: 1 },
+      { relpath: '.git/config', sha256: A, size: 1 },
+      { relpath: '', sha256: A, size: 1 },
+      { relpath: 7, sha256: A, size: 1 },
+      null,
+      'a',
+      7,
+      [],
+      ['a', A, 1],
+    ];
+    for (const c of cases) expect(isManifestEntry(c), JSON.stringify(c)).toBe(v.is(ManifestEntrySchema, c));
+  });
+
+  it('names an entry that is a list as not an object', () => {
+    expect(badManifest([['a', A, 1]])).toThrow(/^\/cache\/ab\/cd\.dir: manifest entry 0 is not an object$/);
   });
 });
