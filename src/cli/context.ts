@@ -70,10 +70,10 @@ export class CliContext {
    * Makes `run` the action of `cmd`: the one preamble of every command. It
    * builds the Output from the global options and `--json`, runs
    * `setup.check`, opens the repository (unless `setup.repo` is false: init,
-   * doctor...) and
-   * hands `run` the typed arguments and options with helpers to resolve
-   * paths and to print the result as JSON or for people. Errors go up to
-   * main, the one place that turns them into lines and exit codes.
+   * doctor, completion) and hands `run` the arguments and options, typed from
+   * the command's declarations, with helpers to resolve paths and to print
+   * the result as JSON or for people. Errors go up to main, the one place
+   * that turns them into lines and exit codes.
    */
   action<Args extends unknown[], Opts extends OptionValues, Globals extends OptionValues>(cmd: Command<Args, Opts, Globals>, run: (a: Action<Args, Opts, Repo>) => Promise<void>): void;
   action<Args extends unknown[], Opts extends OptionValues, Globals extends OptionValues>(
