@@ -1,6 +1,6 @@
 import { formatBytes, plural } from '../../ui/output.js';
 import { type CliContext, examples, parsePositiveInt, type Program } from '../context.js';
-import { q, qs, shs } from '../render.js';
+import { q, shs } from '../render.js';
 import { progressFor } from '../transfer.js';
 
 export function registerAdd(program: Program, ctx: CliContext): void {

@@ -1,4 +1,5 @@
-import { plural } from '../../ui/output.js';
+import type { CommitResult } from '../../repo/commit.js';
+import { type Output, plural } from '../../ui/output.js';
 import { type CliContext, examples, type Program } from '../context.js';
 
 /** `tdv commit`. */
@@ -9,18 +10,17 @@ export function registerCommit(program: Program, ctx: CliContext): void {
     .argument('[stages...]', 'stage names (default: every stage)')
     .option('--json', 'print one JSON object: committed, unchanged')
     .addHelpText('after', examples('tdv commit', 'tdv commit train'));
-  ctx.action(cmd, async ({ out, repo, args: [stages] }) => {
+  ctx.action(cmd, async ({ repo, args: [stages], show }) => {
     const { commit } = await import('../../repo/commit.js');
-    const res = await commit(repo, { stages });
-    if (out.json) {
-      out.data(res);
-      return;
-    }
-    for (const n of res.committed) out.info(`committed ${n}`);
-    out.info(
-      res.committed.length
-        ? `Recorded ${plural(res.committed.length, 'stage')} in tdv.lock${res.unchanged.length ? `; ${res.unchanged.length} unchanged` : ''}.`
-        : 'tdv.lock already records every stage as it is.',
-    );
+    show(await commit(repo, { stages }), render);
   });
+}
+
+function render(res: CommitResult, out: Output): void {
+  for (const n of res.committed) out.info(`committed ${n}`);
+  out.info(
+    res.committed.length
+      ? `Recorded ${plural(res.committed.length, 'stage')} in tdv.lock${res.unchanged.length ? `; ${res.unchanged.length} unchanged` : ''}.`
+      : 'tdv.lock already records every stage as it is.',
+  );
 }

@@ -23,7 +23,7 @@ export function registerDiff(program: Program, ctx: CliContext): void {
         'tdv diff v1 v2 --json',
       ),
     );
-  ctx.action(cmd, async ({ out, repo, args: [args], resolve, show }) => {
+  ctx.action(cmd, async ({ repo, args: [args], resolve, show }) => {
     const { diff, splitDiffArgs } = await import('../../repo/diff.js');
     const split = splitDiffArgs(repo, args, separatorIndex(cmd, args), (a) => fs.existsSync(resolve(a)));
     const res = await diff(repo, { a: split.a, b: split.b, targets: resolve(split.targets) });

@@ -1,5 +1,5 @@
 import { type CliContext, examples, type Program } from '../context.js';
-import { q, qs, shs } from '../render.js';
+import { q, shs } from '../render.js';
 
 export function registerInit(program: Program, ctx: CliContext): void {
   const cmd = program

@@ -16,11 +16,10 @@ export function registerLog(program: Program, ctx: CliContext): void {
       '\nFollows the first parent of merges, like `git log --first-parent`: a merge shows what it brought in as one change.\n' +
         examples('tdv log data', 'tdv log data/weather.csv', 'tdv log -n 5', 'tdv log models/model.pkl --json'),
     );
-  ctx.action(cmd, async ({ out, repo, args: [target], opts, resolve }) => {
+  ctx.action(cmd, async ({ repo, args: [target], opts, resolve, show }) => {
     const { log } = await import('../../repo/log.js');
     const res = await log(repo, { target: target === undefined ? undefined : resolve(target), max: opts.maxCount });
-    if (out.json) out.data(res);
-    else render(res, out, target);
+    show(res, (r, out) => render(r, out, target));
   });
 }
 

@@ -49,18 +49,15 @@ export function registerRemote(program: Program, ctx: CliContext): void {
     .description('list remotes, their urls and settings (credentials masked)')
     .option('--json', 'print one JSON object')
     .addHelpText('after', examples('tdv remote list', 'tdv remote list --json'));
-  ctx.action(list, async ({ out, repo }) => {
+  ctx.action(list, async ({ repo, show }) => {
     const { listRemotes } = await import('../../repo/remote.js');
-    const remotes = listRemotes(repo);
-    if (out.json) {
-      out.data({ default: repo.config.core.remote ?? null, remotes });
-      return;
-    }
-    if (remotes.length === 0) out.info('No remotes. Add one with `tdv remote add NAME URL`.');
-    for (const r of remotes) {
-      out.info(`${escapeLine(r.name)}  ${escapeLine(r.url)}${r.isDefault ? '  (default)' : ''}`);
-      for (const [k, v] of Object.entries(r.options)) out.info(`  ${escapeLine(k)}: ${escapeLine(String(v))}`);
-    }
+    show({ default: repo.config.core.remote ?? null, remotes: listRemotes(repo) }, ({ remotes }, out) => {
+      if (remotes.length === 0) out.info('No remotes. Add one with `tdv remote add NAME URL`.');
+      for (const r of remotes) {
+        out.info(`${escapeLine(r.name)}  ${escapeLine(r.url)}${r.isDefault ? '  (default)' : ''}`);
+        for (const [k, v] of Object.entries(r.options)) out.info(`  ${escapeLine(k)}: ${escapeLine(String(v))}`);
+      }
+    });
   });
 
   const remove = remote

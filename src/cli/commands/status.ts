@@ -15,7 +15,7 @@ export function registerStatus(program: Program, ctx: CliContext): void {
     .option('-r, --remote-name <name>', 'the remote to compare with (implies --remote; default: core.remote)')
     .option('-j, --jobs <n>', 'parallel requests to the remote', parsePositiveInt('--jobs'))
     .addHelpText('after', examples('tdv status', 'tdv status data/images --json', 'tdv status --remote -r s3store'));
-  ctx.action(cmd, async ({ out, repo, args: [targets], opts, resolve, show }) => {
+  ctx.action(cmd, async ({ repo, args: [targets], opts, resolve, show }) => {
     if (opts.remote || opts.remoteName !== undefined) {
       const { remoteStatus } = await import('../../repo/lib/remote-status.js');
       const res = await remoteStatus(repo, { targets: resolve(targets), remote: opts.remoteName, jobs: opts.jobs, withDeps: opts.withDeps });
