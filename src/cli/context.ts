@@ -47,6 +47,15 @@ export interface Action<Args extends unknown[], Opts, R> {
   show<T>(res: T, render: (res: T, out: Output) => void): void;
 }
 
+/**
+ * A command's flags, checked as options of the porcelain (`P`) they are passed
+ * to: every flag but `--json` (the CLI's) must be one of P's options, else the
+ * type names the strays. Spreading flags into P's options type-checks the
+ * values of the keys both have, but a flag P does not know (a typo, a flag
+ * the CLI handles itself) would be passed on silently and do nothing.
+ */
+export type FlagsOf<P, Flags> = [Exclude<keyof Flags, keyof P | 'json'>] extends [never] ? Flags : { 'flags the porcelain does not take': Exclude<keyof Flags, keyof P | 'json'> };
+
 /** An action as `CliContext.action` takes it, with or without the repository. */
 type Run<Args extends unknown[], Opts> = ((a: Action<Args, Opts, Repo>) => Promise<void>) | ((a: Action<Args, Opts, undefined>) => Promise<void> | void);
 

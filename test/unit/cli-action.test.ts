@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { Command } from '@commander-js/extra-typings';
-import { describe, expect, it } from 'vitest';
-import { CliContext, globalOptions, parsePositiveInt } from '../../src/cli/context.js';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import { CliContext, type FlagsOf, globalOptions, parsePositiveInt } from '../../src/cli/context.js';
 import { NotARepoError, UsageError } from '../../src/errors.js';
 import { makeRepo, tmpDir } from '../helpers/repo.js';
 
@@ -83,5 +83,11 @@ describe('CliContext.action, the one preamble of every command', () => {
       ctx.lastOutput?.finish();
       expect(printed()).toBe(json ? `${JSON.stringify({ files: 2 }, null, 2)}\n` : '2 files\n');
     }
+  });
+
+  it('FlagsOf: flags spread into the options of a porcelain must all be its options (but --json), so none is dropped silently', () => {
+    type Porcelain = { dry?: boolean; jobs?: number };
+    expectTypeOf<FlagsOf<Porcelain, { dry?: true; jobs?: number; json?: true }>>().toEqualTypeOf<{ dry?: true; jobs?: number; json?: true }>();
+    expectTypeOf<FlagsOf<Porcelain, { dry?: true; drry?: true }>>().toEqualTypeOf<{ 'flags the porcelain does not take': 'drry' }>();
   });
 });

@@ -1,7 +1,7 @@
 import { UsageError } from '../../errors.js';
 import type { CheckoutOptions } from '../../repo/checkout.js';
 import { plural } from '../../ui/output.js';
-import { type CliContext, examples, parsePositiveInt, type Program } from '../context.js';
+import { type CliContext, examples, type FlagsOf, parsePositiveInt, type Program } from '../context.js';
 import { printTransfer, progressFor, transferError, transferJson } from '../transfer.js';
 import { ofRevision, q, shs } from '../render.js';
 import { checkedOutNote, notRestoredError, notRestoredFix, renderKept, renderNotRestored } from '../restore.js';
@@ -39,8 +39,8 @@ export function registerCheckout(program: Program, ctx: CliContext): void {
     const { checkout } = await import('../../repo/checkout.js');
     const to = opts.to === undefined ? undefined : resolve(opts.to);
     const progress = opts.dry ? undefined : await progressFor(out, opts.pull ? 'fetch' : 'checkout', opts.pull ? 'objects' : 'files');
-    // The flags are the porcelain's options (their types checked against CheckoutOptions), paths made absolute.
-    const res = await checkout(repo, { ...opts, targets: resolve(targets), to, progress }).finally(() => progress?.finish());
+    // The flags are the porcelain's options, paths made absolute.
+    const res = await checkout(repo, { ...(opts satisfies FlagsOf<CheckoutOptions, typeof opts>), targets: resolve(targets), to, progress }).finally(() => progress?.finish());
     if (out.json) {
       out.data({
         restored: res.restored.length,

@@ -1,7 +1,7 @@
 import { UsageError } from '../../errors.js';
-import type { GcPlan } from '../../repo/gc.js';
+import type { GcOptions, GcPlan } from '../../repo/gc.js';
 import { formatBytes, plural } from '../../ui/output.js';
-import { type CliContext, examples, parsePositiveInt, type Program } from '../context.js';
+import { type CliContext, examples, type FlagsOf, parsePositiveInt, type Program } from '../context.js';
 import { q } from '../render.js';
 import { progressFor } from '../transfer.js';
 
@@ -41,10 +41,10 @@ export function registerGc(program: Program, ctx: CliContext): void {
   ctx.action(cmd, { check }, async ({ out, repo, opts }) => {
     const { gc } = await import('../../repo/gc.js');
     const progress = opts.dry ? undefined : await progressFor(out, 'gc', 'objects');
-    // The flags are GcOptions (types checked against it), but --force, which answers the question instead.
+    // The flags are the porcelain's options, but --force, which answers its question.
     const { force, ...flags } = opts;
     const confirm = async (plan: GcPlan) => force === true || ctx.confirm(question(plan, repo.cacheDir), '-f');
-    const res = await gc(repo, { ...flags, progress, confirm }).finally(() => progress?.finish());
+    const res = await gc(repo, { ...(flags satisfies FlagsOf<GcOptions, typeof flags>), progress, confirm }).finally(() => progress?.finish());
     if (res.shared) out.warn(`the cache ${res.shared.dir} is outside this repository (${res.shared.via}): objects only other repositories use ${res.removed ? 'were' : 'would be'} deleted too`);
     if (res.sharedRemote) {
       const s = res.sharedRemote;

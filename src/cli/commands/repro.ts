@@ -1,7 +1,7 @@
 import { InterruptedError, TdvError } from '../../errors.js';
-import type { ReproEvent, ReproResult } from '../../repo/repro.js';
+import type { ReproEvent, ReproOptions, ReproResult } from '../../repo/repro.js';
 import { escapeLine, type Output, plural } from '../../ui/output.js';
-import { type CliContext, examples, parsePositiveInt, type Program } from '../context.js';
+import { type CliContext, examples, type FlagsOf, parsePositiveInt, type Program } from '../context.js';
 import { q } from '../render.js';
 import { progressFor } from '../transfer.js';
 import type { ProgressBar } from '../../ui/progress.js';
@@ -31,8 +31,7 @@ export function registerRepro(program: Program, ctx: CliContext): void {
     process.once('SIGINT', onSigint);
     let res: ReproResult;
     try {
-      // The flags are the porcelain's options (their types checked against ReproOptions).
-      res = await reproduce(repo, { ...opts, stages, signal: abort.signal, onEvent: (e) => printer.event(e), progress });
+      res = await reproduce(repo, { ...(opts satisfies FlagsOf<ReproOptions, typeof opts>), stages, signal: abort.signal, onEvent: (e) => printer.event(e), progress });
     } finally {
       progress?.finish();
       process.removeListener('SIGINT', onSigint);

@@ -1,4 +1,5 @@
-import { type CliContext, examples, type Program } from '../context.js';
+import type { StageAddOptions } from '../../repo/stage-add.js';
+import { type CliContext, examples, type FlagsOf, type Program } from '../context.js';
 import { collect } from '../transfer.js';
 
 /** `tdv stage add`. */
@@ -37,8 +38,7 @@ export function registerStage(program: Program, ctx: CliContext): void {
     // As everywhere in tdv, paths are relative to where you are: the stage runs there (or in
     // --wdir, itself relative to where you are), and tdv.yaml names it from the root.
     const wdir = repo.rel(resolve(opts.wdir ?? '.'));
-    // The flags are the porcelain's options (their types checked against StageAddOptions).
-    const res = await stageAdd(repo, { ...opts, cmd: command, wdir });
+    const res = await stageAdd(repo, { ...(opts satisfies FlagsOf<StageAddOptions, typeof opts>), cmd: command, wdir });
     show(res, (r, out) => out.info(`${r.replaced ? 'Replaced' : 'Added'} stage "${r.name}" in tdv.yaml${r.created ? ' (created)' : ''}; \`tdv repro ${r.name}\` runs it.`));
   });
 }
