@@ -13,10 +13,10 @@ module.exports = {
       severity: 'error',
       comment: 'plumbing never imports porcelain, presentation, commander, chalk or the ui; it reports through callbacks',
       from: { path: PLUMBING },
-      to: { path: ['^dist/(repo|cli|serve|ui)/', '^node_modules/(commander|chalk|cli-progress)/'] },
+      to: { path: ['^dist/(repo|cli|serve|ui)/', '^node_modules/(commander|@commander-js|chalk|cli-progress)/'] },
     },
     { name: 'formats-are-leaves', severity: 'error', comment: 'a format module only parses and serialises', from: { path: '^dist/formats/' }, to: { path: '^dist/(workspace|cache|remote|stages|git|repo|cli)/' } },
-    { name: 'repo-below-cli', severity: 'error', from: { path: '^dist/repo/' }, to: { path: ['^dist/(cli|serve|ui)/', '^node_modules/(commander|chalk|cli-progress)/'] } },
+    { name: 'repo-below-cli', severity: 'error', from: { path: '^dist/repo/' }, to: { path: ['^dist/(cli|serve|ui)/', '^node_modules/(commander|@commander-js|chalk|cli-progress)/'] } },
     { name: 'lib-below-commands', severity: 'error', comment: 'repo/lib helpers serve commands, never the reverse', from: { path: '^dist/repo/lib/' }, to: { path: COMMANDS } },
     {
       name: 'commands-are-independent',

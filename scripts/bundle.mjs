@@ -25,7 +25,9 @@ const yamlAsEsm = {
 };
 
 // valibot (the schemas of every file tdv reads) is tree-shaken to the validators tdv uses.
-const BUNDLED = new Set(['commander', 'yaml', 'valibot']);
+// @commander-js/extra-typings types commander's options from their declarations; at run
+// time it is a few lines re-exporting commander's classes, bundled with commander.
+const BUNDLED = new Set(['commander', '@commander-js/extra-typings', 'yaml', 'valibot']);
 const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 const external = Object.keys(pkg.dependencies).filter((d) => !BUNDLED.has(d));
 

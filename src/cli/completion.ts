@@ -1,4 +1,4 @@
-import type { Command, Option } from 'commander';
+import type { CommandUnknownOpts as Command, Option } from '@commander-js/extra-typings';
 
 /** The shells `tdv completion` writes a script for. */
 export const SHELLS = ['bash', 'zsh', 'fish'] as const;

@@ -1,9 +1,9 @@
 import { createRequire } from 'node:module';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError } from '@commander-js/extra-typings';
 import { causeChain, describeFsError, ExitCode, isSystemError, TdvError } from '../errors.js';
 import { maskUrl } from '../formats/config.js';
 import { escapeLine, ignoreClosedReader } from '../ui/output.js';
-import { CliContext, type CliIO } from './context.js';
+import { CliContext, type CliIO, globalOptions } from './context.js';
 import { registerCommands } from './commands/index.js';
 
 const require = createRequire(import.meta.url);
@@ -28,11 +28,7 @@ export async function main(argv: string[], io?: Partial<CliIO>): Promise<number>
   ctx.argv = argv.slice(2);
   ignoreClosedReader(ctx.io.stdout);
   ignoreClosedReader(ctx.io.stderr);
-  const program = new Command('tdv')
-    .description('Version data files and pipelines alongside your Git repository.')
-    .version(version(), '-V, --version')
-    .option('-q, --quiet', 'print only errors')
-    .option('-v, --verbose', 'print debugging details')
+  const program = globalOptions(new Command('tdv').description('Version data files and pipelines alongside your Git repository.').version(version(), '-V, --version'))
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput({

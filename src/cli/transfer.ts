@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import type { Command, OptionValues } from '@commander-js/extra-typings';
 import { TdvError } from '../errors.js';
 import { quotePath, shellWord } from '../formats/paths.js';
 import type { TransferResult } from '../repo/push.js';
@@ -9,16 +9,8 @@ import { parsePositiveInt } from './context.js';
 
 const LIST_MAX = 20;
 
-export interface TransferFlags {
-  remote?: string;
-  jobs?: number;
-  json?: boolean;
-  runCache?: boolean;
-  withDeps?: boolean;
-}
-
-/** The options push, fetch and pull share. */
-export function transferOptions(cmd: Command): Command {
+/** The arguments and options push, fetch and pull share. */
+export function transferOptions<Opts extends OptionValues, Globals extends OptionValues>(cmd: Command<[], Opts, Globals>) {
   return cmd
     .argument('[targets...]', 'pointer files, tracked paths, files inside tracked directories, or stage names (default: all)')
     .option('-r, --remote <name>', 'remote to use (default: core.remote)')
@@ -28,15 +20,11 @@ export function transferOptions(cmd: Command): Command {
     .option('--json', 'print one JSON object: transferred, skipped, failed, bytes, failures');
 }
 
-export interface HistoryFlags {
-  rev?: string | string[];
-  allBranches?: boolean;
-  allTags?: boolean;
-  allCommits?: boolean;
-}
+/** The flags that name history: `--rev` (once, or repeatable) and `allHistoryOptions`'s. */
+export type HistoryFlags = Pick<HistoryScope, 'allBranches' | 'allTags' | 'allCommits'> & { rev?: string | string[] };
 
-/** `--all-branches`, `--all-tags`, `--all-commits`: data beyond the workspace (push, fetch, gc). */
-export function allHistoryOptions(cmd: Command, verb: string): Command {
+/** `--all-branches`, `--all-tags`, `--all-commits`: data beyond the workspace (push, fetch, pull). */
+export function allHistoryOptions<Args extends unknown[], Opts extends OptionValues, Globals extends OptionValues>(cmd: Command<Args, Opts, Globals>, verb: string) {
   return cmd
     .option('--all-branches', `also ${verb} the data of every local branch's tip`)
     .option('--all-tags', `also ${verb} the data of every tag`)

@@ -1,29 +1,26 @@
-import type { Command } from 'commander';
-import { plural } from '../../ui/output.js';
-import { type CliContext, examples } from '../context.js';
+import type { CommitResult } from '../../repo/commit.js';
+import { type Output, plural } from '../../ui/output.js';
+import { type CliContext, examples, type Program } from '../context.js';
 
 /** `tdv commit`. */
-export function registerCommit(program: Command, ctx: CliContext): void {
-  program
+export function registerCommit(program: Program, ctx: CliContext): void {
+  const cmd = program
     .command('commit')
     .description("record stages' current outputs in tdv.lock and the cache without running them")
     .argument('[stages...]', 'stage names (default: every stage)')
     .option('--json', 'print one JSON object: committed, unchanged')
-    .addHelpText('after', examples('tdv commit', 'tdv commit train'))
-    .action(async (stages: string[], _opts: unknown, cmd: Command) => {
-      const out = await ctx.output(cmd);
-      const repo = await ctx.openRepo(out);
-      const { commit } = await import('../../repo/commit.js');
-      const res = await commit(repo, { stages });
-      if (out.json) {
-        out.data(res);
-        return;
-      }
-      for (const n of res.committed) out.info(`committed ${n}`);
-      out.info(
-        res.committed.length
-          ? `Recorded ${plural(res.committed.length, 'stage')} in tdv.lock${res.unchanged.length ? `; ${res.unchanged.length} unchanged` : ''}.`
-          : 'tdv.lock already records every stage as it is.',
-      );
-    });
+    .addHelpText('after', examples('tdv commit', 'tdv commit train'));
+  ctx.action(cmd, async ({ repo, args: [stages], show }) => {
+    const { commit } = await import('../../repo/commit.js');
+    show(await commit(repo, { stages }), render);
+  });
+}
+
+function render(res: CommitResult, out: Output): void {
+  for (const n of res.committed) out.info(`committed ${n}`);
+  out.info(
+    res.committed.length
+      ? `Recorded ${plural(res.committed.length, 'stage')} in tdv.lock${res.unchanged.length ? `; ${res.unchanged.length} unchanged` : ''}.`
+      : 'tdv.lock already records every stage as it is.',
+  );
 }

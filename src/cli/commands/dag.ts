@@ -1,26 +1,25 @@
-import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import type { Dag } from '../../stages/graph.js';
 import { escapeLine } from '../../ui/output.js';
-import { type CliContext, examples } from '../context.js';
+import { type CliContext, examples, type Program } from '../context.js';
 import { q } from '../render.js';
 
-export function registerDag(program: Command, ctx: CliContext): void {
-  program
+export function registerDag(program: Program, ctx: CliContext): void {
+  const cmd = program
     .command('dag')
     .description('show the pipeline of tdv.yaml as a graph: text, Graphviz (--dot) or Mermaid (--mermaid)')
     .option('--dot', 'print Graphviz DOT')
     .option('--mermaid', 'print a Mermaid flowchart')
-    .addHelpText('after', examples('tdv dag', 'tdv dag --dot | dot -Tsvg > dag.svg', 'tdv dag --mermaid'))
-    .action(async (opts: { dot?: boolean; mermaid?: boolean }, cmd: Command) => {
-      const out = await ctx.output(cmd);
-      if (opts.dot && opts.mermaid) throw new UsageError('choose one of --dot and --mermaid');
-      const repo = await ctx.openRepo(out);
-      const { dag: loadDag } = await import('../../repo/dag.js');
-      const dag = await loadDag(repo);
-      const text = opts.dot ? dot(dag) : opts.mermaid ? mermaid(dag) : plain(dag);
-      ctx.io.stdout.write(text);
-    });
+    .addHelpText('after', examples('tdv dag', 'tdv dag --dot | dot -Tsvg > dag.svg', 'tdv dag --mermaid'));
+  const check = (opts: ReturnType<typeof cmd.opts>) => {
+    if (opts.dot && opts.mermaid) throw new UsageError('choose one of --dot and --mermaid');
+  };
+  ctx.action(cmd, { check }, async ({ repo, opts }) => {
+    const { dag: loadDag } = await import('../../repo/dag.js');
+    const dag = await loadDag(repo);
+    const text = opts.dot ? dot(dag) : opts.mermaid ? mermaid(dag) : plain(dag);
+    ctx.io.stdout.write(text);
+  });
 }
 
 const edges = (dag: Dag) => dag.order.flatMap((n) => [...dag.upstream.get(n)!].map((u) => [u, n] as const));

@@ -1,14 +1,14 @@
 import fs from 'node:fs';
-import type { Command } from 'commander';
+import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { shortOid } from '../../formats/oid.js';
 import type { DiffEntry, DiffResult, FileVersion } from '../../repo/diff.js';
 import { formatBytes, type Output, plural } from '../../ui/output.js';
-import { type CliContext, examples } from '../context.js';
+import { type CliContext, examples, type Program } from '../context.js';
 import { q } from '../render.js';
 import { shellWord } from '../../formats/paths.js';
 
-export function registerDiff(program: Command, ctx: CliContext): void {
-  program
+export function registerDiff(program: Program, ctx: CliContext): void {
+  const cmd = program
     .command('diff')
     .description('list data files added, modified and deleted between two revisions, or a revision and the workspace')
     .argument('[args...]', 'up to two revisions A and B (default: HEAD and the workspace), then targets; put -- before targets that could be read as revisions')
@@ -22,21 +22,18 @@ export function registerDiff(program: Command, ctx: CliContext): void {
         'tdv diff main -- data           # -- when a name could be a revision too',
         'tdv diff v1 v2 --json',
       ),
-    )
-    .action(async (args: string[], _opts: { json?: boolean }, cmd: Command) => {
-      const out = await ctx.output(cmd);
-      const repo = await ctx.openRepo(out);
-      const { diff, splitDiffArgs } = await import('../../repo/diff.js');
-      const split = splitDiffArgs(repo, args, separatorIndex(cmd, args), (a) => fs.existsSync(ctx.resolve(a)));
-      const res = await diff(repo, { a: split.a, b: split.b, targets: split.targets.map((t) => ctx.resolve(t)) });
-      if (out.json) out.data(res);
-      else render(res, out);
-    });
+    );
+  ctx.action(cmd, async ({ repo, args: [args], resolve, show }) => {
+    const { diff, splitDiffArgs } = await import('../../repo/diff.js');
+    const split = splitDiffArgs(repo, args, separatorIndex(cmd, args), (a) => fs.existsSync(resolve(a)));
+    const res = await diff(repo, { a: split.a, b: split.b, targets: resolve(split.targets) });
+    show(res, render);
+  });
 }
 
 /** How many of the command's arguments came before a `--`, if one was given (commander drops it). */
-function separatorIndex(cmd: Command, args: readonly string[]): number | undefined {
-  const raw = (cmd.parent as (Command & { rawArgs?: string[] }) | null)?.rawArgs ?? [];
+function separatorIndex(cmd: CommandUnknownOpts, args: readonly string[]): number | undefined {
+  const raw = (cmd.parent as (CommandUnknownOpts & { rawArgs?: string[] }) | null)?.rawArgs ?? [];
   const at = raw.indexOf('--');
   if (at === -1) return undefined;
   return args.length - (raw.length - at - 1);

@@ -1,32 +1,30 @@
-import type { Command } from 'commander';
 import { NotARepoError, TdvError } from '../../errors.js';
 import type { DoctorReport } from '../../repo/doctor.js';
+import type { Repo } from '../../repo/repo.js';
 import type { Output } from '../../ui/output.js';
-import { type CliContext, examples } from '../context.js';
+import { type CliContext, examples, type Program } from '../context.js';
 import { q } from '../render.js';
 
-export function registerDoctor(program: Command, ctx: CliContext): void {
-  program
+export function registerDoctor(program: Program, ctx: CliContext): void {
+  const cmd = program
     .command('doctor')
     .description('show versions (tdv, Node, Git, Docker), the platform, the cache (file system, link types that work) and remotes')
     .option('--json', 'print one JSON object')
-    .addHelpText('after', '\nRuns inside or outside a repository; paste its output into bug reports (remote URLs are shown without credentials).\n' + examples('tdv doctor', 'tdv doctor --json'))
-    .action(async (_opts: unknown, cmd: Command) => {
-      const out = await ctx.output(cmd);
-      let repo: Awaited<ReturnType<CliContext['openRepo']>> | { error: string } | undefined;
-      try {
-        repo = await ctx.openRepo(out);
-      } catch (err) {
-        // Outside a repository doctor still reports the rest; a repository it cannot open is a finding.
-        if (err instanceof NotARepoError) repo = undefined;
-        else if (err instanceof TdvError) repo = { error: err.message };
-        else throw err;
-      }
-      const { doctor } = await import('../../repo/doctor.js');
-      const report = await doctor(repo, { version: program.version() ?? 'unknown', env: ctx.io.env });
-      if (out.json) out.data(report);
-      else render(report, out);
-    });
+    .addHelpText('after', '\nRuns inside or outside a repository; paste its output into bug reports (remote URLs are shown without credentials).\n' + examples('tdv doctor', 'tdv doctor --json'));
+  ctx.action(cmd, { repo: false }, async ({ out, show }) => {
+    let repo: Repo | { error: string } | undefined;
+    try {
+      repo = await ctx.openRepo(out);
+    } catch (err) {
+      // Outside a repository doctor still reports the rest; a repository it cannot open is a finding.
+      if (err instanceof NotARepoError) repo = undefined;
+      else if (err instanceof TdvError) repo = { error: err.message };
+      else throw err;
+    }
+    const { doctor } = await import('../../repo/doctor.js');
+    const report = await doctor(repo, { version: program.version() ?? 'unknown', env: ctx.io.env });
+    show(report, render);
+  });
 }
 
 function render(r: DoctorReport, out: Output): void {

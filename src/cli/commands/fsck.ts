@@ -1,36 +1,32 @@
-import type { Command } from 'commander';
 import { TdvError } from '../../errors.js';
 import type { FsckResult } from '../../repo/fsck.js';
 import { escapeLine, formatBytes, type Output, plural } from '../../ui/output.js';
 import { q } from '../render.js';
-import { type CliContext, examples, parsePositiveInt } from '../context.js';
+import { type CliContext, examples, parsePositiveInt, type Program } from '../context.js';
 import { progressFor } from '../transfer.js';
 
 const LIST_MAX = 20;
 
-export function registerFsck(program: Command, ctx: CliContext): void {
-  program
+export function registerFsck(program: Program, ctx: CliContext): void {
+  const cmd = program
     .command('fsck')
     .description('verify the cache: re-hash every object, quarantine corrupt ones, report referenced objects that are missing')
     .option('--remote [name]', 'also check that a remote (default: core.remote) holds every referenced object, with the right size')
     .option('-j, --jobs <n>', 'parallel requests to the remote', parsePositiveInt('--jobs'))
     .option('--json', 'print one JSON object (schema in README)')
-    .addHelpText('after', examples('tdv fsck', 'tdv fsck --remote', 'tdv fsck --remote s3store --json'))
-    .action(async (opts: { remote?: string | boolean; jobs?: number }, cmd: Command) => {
-      const out = await ctx.output(cmd);
-      const repo = await ctx.openRepo(out);
-      const { fsck } = await import('../../repo/fsck.js');
-      const progress = await progressFor(out, 'fsck', 'objects');
-      const res = await fsck(repo, {
-        remote: opts.remote !== undefined && opts.remote !== false,
-        remoteName: typeof opts.remote === 'string' ? opts.remote : undefined,
-        jobs: opts.jobs,
-        progress,
-      }).finally(() => progress?.finish());
-      if (out.json) out.data(res);
-      else render(res, out);
-      if (!res.clean) throw new TdvError('FSCK_FAILED', `fsck found problems: ${problems(res)}${fixes(res)}`);
-    });
+    .addHelpText('after', examples('tdv fsck', 'tdv fsck --remote', 'tdv fsck --remote s3store --json'));
+  ctx.action(cmd, async ({ out, repo, opts, show }) => {
+    const { fsck } = await import('../../repo/fsck.js');
+    const progress = await progressFor(out, 'fsck', 'objects');
+    const res = await fsck(repo, {
+      remote: opts.remote !== undefined,
+      remoteName: typeof opts.remote === 'string' ? opts.remote : undefined,
+      jobs: opts.jobs,
+      progress,
+    }).finally(() => progress?.finish());
+    show(res, render);
+    if (!res.clean) throw new TdvError('FSCK_FAILED', `fsck found problems: ${problems(res)}${fixes(res)}`);
+  });
 }
 
 function render(res: FsckResult, out: Output): void {

@@ -1,28 +1,12 @@
-import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
-import type { GcPlan } from '../../repo/gc.js';
+import type { GcOptions, GcPlan } from '../../repo/gc.js';
 import { formatBytes, plural } from '../../ui/output.js';
-import { type CliContext, examples, parsePositiveInt } from '../context.js';
+import { type CliContext, examples, type FlagsOf, parsePositiveInt, type Program } from '../context.js';
 import { q } from '../render.js';
 import { progressFor } from '../transfer.js';
 
-interface GcFlags {
-  workspace?: boolean;
-  allBranches?: boolean;
-  allTags?: boolean;
-  allCommits?: boolean;
-  cloud?: boolean;
-  notInRemote?: boolean;
-  remote?: string;
-  jobs?: number;
-  dry?: boolean;
-  force?: boolean;
-  sharedCache?: boolean;
-  sharedRemote?: boolean;
-}
-
-export function registerGc(program: Command, ctx: CliContext): void {
-  program
+export function registerGc(program: Program, ctx: CliContext): void {
+  const cmd = program
     .command('gc')
     .description('delete cache objects that no pointer references')
     .option('-w, --workspace', 'keep only what the workspace pointers reference')
@@ -50,70 +34,59 @@ export function registerGc(program: Command, ctx: CliContext): void {
           'tdv gc --all-tags --all-branches',
           'tdv gc --all-commits --cloud -r storage --dry',
         ),
-    )
-    .action(async (opts: GcFlags, cmd: Command) => {
-      const out = await ctx.output(cmd);
-      if ((opts.remote !== undefined || opts.jobs !== undefined) && !opts.cloud && !opts.notInRemote) throw new UsageError('-r/--remote and -j/--jobs only apply with --cloud or --not-in-remote');
-      const repo = await ctx.openRepo(out);
-      const { gc } = await import('../../repo/gc.js');
-      const progress = opts.dry ? undefined : await progressFor(out, 'gc', 'objects');
-      const res = await gc(repo, {
-        progress,
-        workspace: opts.workspace,
-        allBranches: opts.allBranches,
-        allTags: opts.allTags,
-        allCommits: opts.allCommits,
-        cloud: opts.cloud,
-        notInRemote: opts.notInRemote,
-        remote: opts.remote,
-        jobs: opts.jobs,
-        dry: opts.dry,
-        sharedCache: opts.sharedCache,
-        sharedRemote: opts.sharedRemote,
-        confirm: async (plan) => opts.force === true || ctx.confirm(question(plan, repo.cacheDir), '-f'),
-      }).finally(() => progress?.finish());
-      if (res.shared) out.warn(`the cache ${res.shared.dir} is outside this repository (${res.shared.via}): objects only other repositories use ${res.removed ? 'were' : 'would be'} deleted too`);
-      if (res.sharedRemote) {
-        const s = res.sharedRemote;
-        const who = s.others.length > 0 ? `objects of other repositories (${s.others.map((o) => `repos/${o}`).join(', ')})` : 'objects but no marker of this repository';
-        out.warn(`remote "${s.remote}" holds ${who}: objects only they use ${res.removed ? 'were' : 'would be'} deleted too`);
-      }
-      if (res.unknown.length > 0) {
-        const u = res.unknown[0]!;
-        out.warn(
-          `${plural(res.unknown.length, 'directory version')} in the kept history ${res.unknown.length === 1 ? 'has' : 'have'} no manifest in the cache${res.cloud ? ' nor on the remote' : ''} (first: ${q(u.path)} ${/^[0-9a-f]{40,64}$/.test(u.commit) ? `at ${u.commit.slice(0, 12)}` : `in ${u.commit}`}), so only files other versions use are kept for ${res.unknown.length === 1 ? 'it' : 'them'}`,
-        );
-      }
-      if (out.json) {
-        out.data({
-          removed: res.removed,
-          objects: res.unused.length,
-          bytes: res.bytes,
-          kept: res.kept,
-          unused: res.unused,
-          unknown: res.unknown,
-          ...(res.shared ? { sharedCache: res.shared } : {}),
-          ...(res.inRemote ? { inRemote: res.inRemote } : {}),
-          ...(res.sharedRemote ? { sharedRemote: res.sharedRemote } : {}),
-          ...(res.cloud ? { cloud: { remote: res.cloud.remote, objects: res.cloud.unused.length, kept: res.cloud.kept, unused: res.cloud.unused } } : {}),
-        });
-        return;
-      }
-      if (opts.dry) {
-        for (const u of res.unused) out.info(`${u.oid}  ${formatBytes(u.size)}`);
-        for (const oid of res.cloud?.unused ?? []) out.info(`${oid}  (remote "${res.cloud!.remote}")`);
-      }
-      if (res.inRemote)
-        out.info(
-          `${plural(res.inRemote.objects, 'referenced object')} ${res.inRemote.objects === 1 ? 'is' : 'are'} on remote "${res.inRemote.remote}", so ${res.inRemote.objects === 1 ? 'it is' : 'they are'} not kept in the cache (\`tdv fetch\` gets ${res.inRemote.objects === 1 ? 'it' : 'them'} back).`,
-        );
-      const n = plural(res.unused.length, 'object');
-      const c = res.cloud;
-      if (res.unused.length === 0 && (c?.unused.length ?? 0) === 0) out.info(`Nothing to collect; ${plural(res.kept, 'object')} in use${c ? `, ${c.kept} on remote "${c.remote}"` : ''}.`);
-      else if (res.removed) out.info(`Removed ${n} (${formatBytes(res.bytes)}); kept ${res.kept}.${c ? ` Remote "${c.remote}": removed ${c.unused.length}, kept ${c.kept}.` : ''}`);
-      else if (opts.dry) out.info(`Would remove ${n} (${formatBytes(res.bytes)}); kept ${res.kept}.${c ? ` Remote "${c.remote}": would remove ${c.unused.length}, keep ${c.kept}.` : ''}`);
-      else out.info('Cancelled; nothing was deleted.');
-    });
+    );
+  const check = (opts: ReturnType<typeof cmd.opts>) => {
+    if ((opts.remote !== undefined || opts.jobs !== undefined) && !opts.cloud && !opts.notInRemote) throw new UsageError('-r/--remote and -j/--jobs only apply with --cloud or --not-in-remote');
+  };
+  ctx.action(cmd, { check }, async ({ out, repo, opts }) => {
+    const { gc } = await import('../../repo/gc.js');
+    const progress = opts.dry ? undefined : await progressFor(out, 'gc', 'objects');
+    // The flags are the porcelain's options, but --force, which answers its question.
+    const { force, ...flags } = opts;
+    const confirm = async (plan: GcPlan) => force === true || ctx.confirm(question(plan, repo.cacheDir), '-f');
+    const res = await gc(repo, { ...(flags satisfies FlagsOf<GcOptions, typeof flags>), progress, confirm }).finally(() => progress?.finish());
+    if (res.shared) out.warn(`the cache ${res.shared.dir} is outside this repository (${res.shared.via}): objects only other repositories use ${res.removed ? 'were' : 'would be'} deleted too`);
+    if (res.sharedRemote) {
+      const s = res.sharedRemote;
+      const who = s.others.length > 0 ? `objects of other repositories (${s.others.map((o) => `repos/${o}`).join(', ')})` : 'objects but no marker of this repository';
+      out.warn(`remote "${s.remote}" holds ${who}: objects only they use ${res.removed ? 'were' : 'would be'} deleted too`);
+    }
+    if (res.unknown.length > 0) {
+      const u = res.unknown[0]!;
+      out.warn(
+        `${plural(res.unknown.length, 'directory version')} in the kept history ${res.unknown.length === 1 ? 'has' : 'have'} no manifest in the cache${res.cloud ? ' nor on the remote' : ''} (first: ${q(u.path)} ${/^[0-9a-f]{40,64}$/.test(u.commit) ? `at ${u.commit.slice(0, 12)}` : `in ${u.commit}`}), so only files other versions use are kept for ${res.unknown.length === 1 ? 'it' : 'them'}`,
+      );
+    }
+    if (out.json) {
+      out.data({
+        removed: res.removed,
+        objects: res.unused.length,
+        bytes: res.bytes,
+        kept: res.kept,
+        unused: res.unused,
+        unknown: res.unknown,
+        ...(res.shared ? { sharedCache: res.shared } : {}),
+        ...(res.inRemote ? { inRemote: res.inRemote } : {}),
+        ...(res.sharedRemote ? { sharedRemote: res.sharedRemote } : {}),
+        ...(res.cloud ? { cloud: { remote: res.cloud.remote, objects: res.cloud.unused.length, kept: res.cloud.kept, unused: res.cloud.unused } } : {}),
+      });
+      return;
+    }
+    if (opts.dry) {
+      for (const u of res.unused) out.info(`${u.oid}  ${formatBytes(u.size)}`);
+      for (const oid of res.cloud?.unused ?? []) out.info(`${oid}  (remote "${res.cloud!.remote}")`);
+    }
+    if (res.inRemote)
+      out.info(
+        `${plural(res.inRemote.objects, 'referenced object')} ${res.inRemote.objects === 1 ? 'is' : 'are'} on remote "${res.inRemote.remote}", so ${res.inRemote.objects === 1 ? 'it is' : 'they are'} not kept in the cache (\`tdv fetch\` gets ${res.inRemote.objects === 1 ? 'it' : 'them'} back).`,
+      );
+    const n = plural(res.unused.length, 'object');
+    const c = res.cloud;
+    if (res.unused.length === 0 && (c?.unused.length ?? 0) === 0) out.info(`Nothing to collect; ${plural(res.kept, 'object')} in use${c ? `, ${c.kept} on remote "${c.remote}"` : ''}.`);
+    else if (res.removed) out.info(`Removed ${n} (${formatBytes(res.bytes)}); kept ${res.kept}.${c ? ` Remote "${c.remote}": removed ${c.unused.length}, kept ${c.kept}.` : ''}`);
+    else if (opts.dry) out.info(`Would remove ${n} (${formatBytes(res.bytes)}); kept ${res.kept}.${c ? ` Remote "${c.remote}": would remove ${c.unused.length}, keep ${c.kept}.` : ''}`);
+    else out.info('Cancelled; nothing was deleted.');
+  });
 }
 
 function question(plan: GcPlan, cacheDir: string): string {

@@ -1,5 +1,4 @@
-import type { Command } from 'commander';
-import type { CliContext } from '../context.js';
+import type { CliContext, Program } from '../context.js';
 import { registerAdd } from './add.js';
 import { registerCheckout } from './checkout.js';
 import { registerCommit } from './commit.js';
@@ -27,7 +26,7 @@ import { registerStatus } from './status.js';
 import { registerUnprotect } from './unprotect.js';
 
 /** Every command, in the order `tdv --help` lists them. */
-export function registerCommands(program: Command, ctx: CliContext): void {
+export function registerCommands(program: Program, ctx: CliContext): void {
   registerInit(program, ctx);
   registerAdd(program, ctx);
   registerStatus(program, ctx);

@@ -1,12 +1,11 @@
-import type { Command } from 'commander';
 import { shortOid } from '../../formats/oid.js';
 import type { LogChange, LogResult, VersionInfo } from '../../repo/log.js';
 import { escapeLine, formatBytes, type Output, plural } from '../../ui/output.js';
 import { q } from '../render.js';
-import { type CliContext, examples, parsePositiveInt } from '../context.js';
+import { type CliContext, examples, parsePositiveInt, type Program } from '../context.js';
 
-export function registerLog(program: Command, ctx: CliContext): void {
-  program
+export function registerLog(program: Program, ctx: CliContext): void {
+  const cmd = program
     .command('log')
     .description('list the versions of tracked data along the current branch: the commits where it changed')
     .argument('[path]', 'a tracked path, a file inside a tracked directory, its pointer file, or a directory holding pointers (default: everything tracked)')
@@ -16,15 +15,12 @@ export function registerLog(program: Command, ctx: CliContext): void {
       'after',
       '\nFollows the first parent of merges, like `git log --first-parent`: a merge shows what it brought in as one change.\n' +
         examples('tdv log data', 'tdv log data/weather.csv', 'tdv log -n 5', 'tdv log models/model.pkl --json'),
-    )
-    .action(async (target: string | undefined, opts: { maxCount?: number }, cmd: Command) => {
-      const out = await ctx.output(cmd);
-      const repo = await ctx.openRepo(out);
-      const { log } = await import('../../repo/log.js');
-      const res = await log(repo, { target: target === undefined ? undefined : ctx.resolve(target), max: opts.maxCount });
-      if (out.json) out.data(res);
-      else render(res, out, target);
-    });
+    );
+  ctx.action(cmd, async ({ repo, args: [target], opts, resolve, show }) => {
+    const { log } = await import('../../repo/log.js');
+    const res = await log(repo, { target: target === undefined ? undefined : resolve(target), max: opts.maxCount });
+    show(res, (r, out) => render(r, out, target));
+  });
 }
 
 function describe(v: VersionInfo): string {

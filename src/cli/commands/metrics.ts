@@ -1,98 +1,70 @@
-import type { Command } from 'commander';
+import type { Command, OptionValues } from '@commander-js/extra-typings';
 import type { MetricsHistory, ValueChange, Values } from '../../repo/metrics.js';
 import { escapeLine, type Output } from '../../ui/output.js';
 import { q } from '../render.js';
 import { formatTable } from '../table.js';
 import { collect } from '../transfer.js';
-import { type CliContext, examples } from '../context.js';
+import { type CliContext, examples, type Program } from '../context.js';
 
-interface ShowOptions {
-  json?: boolean;
-  md?: boolean;
-  rev?: string[];
-  allCommits?: boolean;
-}
-
-interface DiffFlags {
-  json?: boolean;
-  md?: boolean;
-  all?: boolean;
-}
-
-export function registerMetrics(program: Command, ctx: CliContext): void {
+export function registerMetrics(program: Program, ctx: CliContext): void {
   const metrics = program.command('metrics').description('show and compare the metrics files of the pipeline (JSON, YAML or TOML)');
-  metrics
+  const metricsShow = metrics
     .command('show')
     .description('print the metrics files declared in tdv.yaml, in the workspace or at revisions')
     .option('--json', 'print JSON: {file: {key: value}}, or with --rev/--all-commits {commits: [...], problems: [...]}')
     .option('--md', 'print Markdown tables')
     .option('--rev <rev>', 'the metrics at this revision (repeatable): one row per revision', collect)
     .option('--all-commits', 'the metrics at every commit that has them (reachable from a branch, tag or HEAD), newest first')
-    .addHelpText('after', examples('tdv metrics show', 'tdv metrics show --json', 'tdv metrics show --rev v1 --rev v2', 'tdv metrics show --all-commits --md'))
-    .action(async (opts: ShowOptions, cmd: Command) => {
-      const out = await ctx.output(cmd);
-      const repo = await ctx.openRepo(out);
-      const m = await import('../../repo/metrics.js');
-      if (opts.rev?.length || opts.allCommits) {
-        const history = await m.metricsHistory(repo, { revs: opts.rev, allCommits: opts.allCommits });
-        if (out.json) out.data(history);
-        else for (const line of historyLines(history, !!opts.md)) out.info(line);
-        // Messages name files as `label:path` already; others get the commit in front.
-        for (const p of history.problems) out.warn(p.message.replace(/^"/, '').startsWith(`${p.label}:`) ? p.message : `${p.label}: ${p.message}`);
-        return;
-      }
-      const values = await m.metricsShow(repo);
-      if (out.json) out.data(values);
-      else if (!Object.keys(values).length) out.info('No metrics: no stage of tdv.yaml declares metrics files, or none exists yet.');
-      else for (const line of valuesLines(values, !!opts.md)) out.info(line);
-    });
-  diffOptions(
+    .addHelpText('after', examples('tdv metrics show', 'tdv metrics show --json', 'tdv metrics show --rev v1 --rev v2', 'tdv metrics show --all-commits --md'));
+  ctx.action(metricsShow, async ({ out, repo, opts, show }) => {
+    const m = await import('../../repo/metrics.js');
+    if (opts.rev?.length || opts.allCommits) {
+      const history = await m.metricsHistory(repo, { revs: opts.rev, allCommits: opts.allCommits });
+      show(history, (h) => lines(out, historyLines(h, !!opts.md)));
+      // Messages name files as `label:path` already; others get the commit in front.
+      for (const p of history.problems) out.warn(p.message.replace(/^"/, '').startsWith(`${p.label}:`) ? p.message : `${p.label}: ${p.message}`);
+      return;
+    }
+    const values = await m.metricsShow(repo);
+    show(values, (v) => lines(out, Object.keys(v).length ? valuesLines(v, !!opts.md) : ['No metrics: no stage of tdv.yaml declares metrics files, or none exists yet.']));
+  });
+  const metricsDiff = diffOptions(
     metrics
       .command('diff')
       .description('compare metrics between two revisions (default: HEAD and the workspace)')
       .argument('[a]', 'a revision (default HEAD)')
       .argument('[b]', 'a revision (default: the workspace)'),
-  )
-    .addHelpText('after', examples('tdv metrics diff', 'tdv metrics diff v1 v2 --json', 'tdv metrics diff main --md --all'))
-    .action(async (a: string | undefined, b: string | undefined, opts: DiffFlags, cmd: Command) => {
-      const out = await ctx.output(cmd);
-      const repo = await ctx.openRepo(out);
-      const { metricsDiff } = await import('../../repo/metrics.js');
-      renderDiff(out, await metricsDiff(repo, a, b, { all: opts.all }), opts, 'metrics', a ?? 'HEAD', b ?? 'workspace');
-    });
+  ).addHelpText('after', examples('tdv metrics diff', 'tdv metrics diff v1 v2 --json', 'tdv metrics diff main --md --all'));
+  ctx.action(metricsDiff, async ({ repo, args: [a, b], opts, show }) => {
+    const { metricsDiff } = await import('../../repo/metrics.js');
+    show(await metricsDiff(repo, a, b, { all: opts.all }), renderDiff('metrics', a ?? 'HEAD', b ?? 'workspace', opts.md));
+  });
   const params = program.command('params').description('show and compare the parameters the pipeline uses');
-  params
+  const paramsShow = params
     .command('show')
     .description('print the current value of every parameter a stage of tdv.yaml uses, from its params file')
     .option('--json', 'print one JSON object: {file: {key: value}}')
     .option('--md', 'print a Markdown table')
-    .addHelpText('after', examples('tdv params show', 'tdv params show --json'))
-    .action(async (opts: { json?: boolean; md?: boolean }, cmd: Command) => {
-      const out = await ctx.output(cmd);
-      const repo = await ctx.openRepo(out);
-      const { paramsShow } = await import('../../repo/metrics.js');
-      const values = await paramsShow(repo);
-      if (out.json) out.data(values);
-      else if (!Object.keys(values).length) out.info('No params: no stage of tdv.yaml uses params.');
-      else for (const line of valuesLines(values, !!opts.md)) out.info(line);
-    });
-  diffOptions(
+    .addHelpText('after', examples('tdv params show', 'tdv params show --json'));
+  ctx.action(paramsShow, async ({ out, repo, opts, show }) => {
+    const { paramsShow } = await import('../../repo/metrics.js');
+    show(await paramsShow(repo), (v) => lines(out, Object.keys(v).length ? valuesLines(v, !!opts.md) : ['No params: no stage of tdv.yaml uses params.']));
+  });
+  const paramsDiff = diffOptions(
     params
       .command('diff')
       .description('compare the params stages use between two revisions (default: HEAD, as tdv.lock recorded, and the workspace)')
       .argument('[a]', 'a revision (default HEAD)')
       .argument('[b]', 'a revision (default: the workspace)'),
-  )
-    .addHelpText('after', examples('tdv params diff', 'tdv params diff v1 v2', 'tdv params diff --all --md'))
-    .action(async (a: string | undefined, b: string | undefined, opts: DiffFlags, cmd: Command) => {
-      const out = await ctx.output(cmd);
-      const repo = await ctx.openRepo(out);
-      const { paramsDiff } = await import('../../repo/metrics.js');
-      renderDiff(out, await paramsDiff(repo, a, b, { all: opts.all }), opts, 'params', a ?? 'HEAD', b ?? 'workspace');
-    });
+  ).addHelpText('after', examples('tdv params diff', 'tdv params diff v1 v2', 'tdv params diff --all --md'));
+  ctx.action(paramsDiff, async ({ repo, args: [a, b], opts, show }) => {
+    const { paramsDiff } = await import('../../repo/metrics.js');
+    show(await paramsDiff(repo, a, b, { all: opts.all }), renderDiff('params', a ?? 'HEAD', b ?? 'workspace', opts.md));
+  });
 }
 
-function diffOptions(cmd: Command): Command {
+/** The options of `metrics diff` and `params diff`. */
+function diffOptions<Args extends unknown[], Opts extends OptionValues, Globals extends OptionValues>(cmd: Command<Args, Opts, Globals>) {
   return cmd
     .option('--json', 'print a JSON array of {file, key, old, new, change} (and unchanged: true with --all)')
     .option('--all', 'also list the values that did not change')
@@ -147,14 +119,15 @@ export function diffRows(changes: readonly ValueChange[], a: string, b: string):
   ];
 }
 
-function renderDiff(out: Output, changes: ValueChange[], flags: DiffFlags, what: string, a: string, b: string): void {
-  if (out.json) {
-    out.data(changes);
-    return;
-  }
-  if (!changes.length) {
-    out.info(`No ${what} changed between ${q(a)} and ${q(b)}.`);
-    return;
-  }
-  for (const line of formatTable(diffRows(changes, a, b), !!flags.md)) out.info(line);
+/** Prints lines of human output. */
+function lines(out: Output, text: readonly string[]): void {
+  for (const line of text) out.info(line);
+}
+
+/** Renders the changes of `what` (metrics, params) between a and b: a table, or Markdown with `md`. */
+function renderDiff(what: string, a: string, b: string, md: boolean | undefined) {
+  return (changes: ValueChange[], out: Output): void => {
+    if (!changes.length) out.info(`No ${what} changed between ${q(a)} and ${q(b)}.`);
+    else lines(out, formatTable(diffRows(changes, a, b), !!md));
+  };
 }

@@ -1,9 +1,8 @@
-import type { Command } from 'commander';
-import { type CliContext, examples } from '../context.js';
+import { type CliContext, examples, type Program } from '../context.js';
 import { q, shs } from '../render.js';
 
-export function registerMv(program: Command, ctx: CliContext): void {
-  program
+export function registerMv(program: Program, ctx: CliContext): void {
+  const cmd = program
     .command('mv')
     .description('move tracked data and its pointer (<src>.tdv -> <dst>.tdv), keeping the .gitignore lines right')
     .argument('<src>', 'tracked file or directory (or its pointer file)')
@@ -13,16 +12,10 @@ export function registerMv(program: Command, ctx: CliContext): void {
       'after',
       '\nA stage output is renamed in tdv.yaml instead. Nothing is staged in Git: run the command printed.\n' +
         examples('tdv mv data/raw.csv data/2024.csv', 'tdv mv images archive/      # into an existing directory'),
-    )
-    .action(async (src: string, dst: string, _opts: unknown, cmd: Command) => {
-      const out = await ctx.output(cmd);
-      const repo = await ctx.openRepo(out);
-      const { move } = await import('../../repo/mv.js');
-      const res = await move(repo, ctx.resolve(src), ctx.resolve(dst));
-      if (out.json) {
-        out.data({ ...res });
-        return;
-      }
+    );
+  ctx.action(cmd, async ({ repo, args: [src, dst], resolve, show }) => {
+    const { move } = await import('../../repo/mv.js');
+    show(await move(repo, resolve(src), resolve(dst)), (res, out) => {
       out.info(`Moved ${q(res.from)} -> ${q(res.to)}${res.movedData ? '' : ' (its data is not in the workspace: only the pointer moved)'}; pointer ${q(res.pointerFrom)} -> ${q(res.pointerTo)}`);
       if (!repo.git) return;
       const steps: string[] = [];
@@ -31,4 +24,5 @@ export function registerMv(program: Command, ctx: CliContext): void {
       steps.push(`git add ${shs([res.pointerTo, ...res.gitignores])}`);
       out.info(`\nTo record this in Git, run:\n  ${steps.join(' && ')}`);
     });
+  });
 }

@@ -1,11 +1,10 @@
-import type { Command } from 'commander';
 import { formatBytes, plural } from '../../ui/output.js';
-import { type CliContext, examples } from '../context.js';
+import { type CliContext, examples, type Program } from '../context.js';
 import { q } from '../render.js';
-import { allHistoryOptions, collect, type HistoryFlags, progressFor, renderTransfer, scopeOf, type TransferFlags, transferJson, transferOptions } from '../transfer.js';
+import { allHistoryOptions, collect, progressFor, renderTransfer, scopeOf, transferJson, transferOptions } from '../transfer.js';
 
-export function registerPush(program: Command, ctx: CliContext): void {
-  allHistoryOptions(transferOptions(program.command('push').description('upload cached data the pointers reference to a remote')), 'push')
+export function registerPush(program: Program, ctx: CliContext): void {
+  const cmd = allHistoryOptions(transferOptions(program.command('push').description('upload cached data the pointers reference to a remote')), 'push')
     .option('--rev <rev>', "push the data of this revision instead of the workspace pointers' (repeatable; what the cache holds of it)", collect)
     .option('--dry', 'list what would be uploaded, upload nothing')
     .addHelpText(
@@ -17,32 +16,30 @@ export function registerPush(program: Command, ctx: CliContext): void {
         'tdv push --rev v1               # the data tagged v1',
         'tdv push --all-tags          # every tagged version too (what the cache holds of it)',
       ),
-    )
-    .action(async (targets: string[], opts: TransferFlags & HistoryFlags & { dry?: boolean }, cmd: Command) => {
-      const out = await ctx.output(cmd);
-      const repo = await ctx.openRepo(out);
-      const { push } = await import('../../repo/push.js');
-      const progress = opts.dry ? undefined : await progressFor(out, 'push');
-      const res = await push(repo, {
-        targets: targets.map((t) => ctx.resolve(t)),
-        remote: opts.remote,
-        jobs: opts.jobs,
-        runCache: opts.runCache,
-        withDeps: opts.withDeps,
-        dry: opts.dry,
-        progress,
-        scope: scopeOf(opts, opts.rev === undefined),
-      }).finally(() => progress?.finish());
-      if (opts.dry) {
-        const planned = res.planned ?? [];
-        if (out.json) out.data({ ...transferJson(res), planned });
-        else {
-          for (const p of planned) out.info(`${q(p.path)}  ${formatBytes(p.size)}`);
-          out.info(`Would push ${plural(planned.length, 'object')} (${formatBytes(planned.reduce((n, p) => n + p.size, 0))}) to remote "${res.remote}"; ${res.skipped} already there.`);
-        }
-        return;
+    );
+  ctx.action(cmd, async ({ out, repo, args: [targets], opts, resolve }) => {
+    const { push } = await import('../../repo/push.js');
+    const progress = opts.dry ? undefined : await progressFor(out, 'push');
+    const res = await push(repo, {
+      targets: resolve(targets),
+      remote: opts.remote,
+      jobs: opts.jobs,
+      runCache: opts.runCache,
+      withDeps: opts.withDeps,
+      dry: opts.dry,
+      progress,
+      scope: scopeOf(opts, opts.rev === undefined),
+    }).finally(() => progress?.finish());
+    if (opts.dry) {
+      const planned = res.planned ?? [];
+      if (out.json) out.data({ ...transferJson(res), planned });
+      else {
+        for (const p of planned) out.info(`${q(p.path)}  ${formatBytes(p.size)}`);
+        out.info(`Would push ${plural(planned.length, 'object')} (${formatBytes(planned.reduce((n, p) => n + p.size, 0))}) to remote "${res.remote}"; ${res.skipped} already there.`);
       }
-      if (out.json) out.data(transferJson(res));
-      renderTransfer(out, res, { done: 'Pushed', prep: 'to', again: ctx.commandLine() });
-    });
+      return;
+    }
+    if (out.json) out.data(transferJson(res));
+    renderTransfer(out, res, { done: 'Pushed', prep: 'to', again: ctx.commandLine() });
+  });
 }

@@ -1,12 +1,7 @@
-import type { Command } from 'commander';
 import { TdvError } from '../../errors.js';
 import type { ConfigWrite } from '../../repo/remote.js';
 import { escapeLine, type Output } from '../../ui/output.js';
-import { type CliContext, examples } from '../context.js';
-
-interface Where {
-  local?: boolean;
-}
+import { type CliContext, examples, type Program } from '../context.js';
 
 /** Says so when config.local.yaml was not git-ignored yet and tdv fixed that. */
 function reportWrite(out: Output, w: ConfigWrite): void {
@@ -17,13 +12,13 @@ function fileName(local: boolean | undefined): string {
   return local ? '.tdv/config.local.yaml' : '.tdv/config.yaml';
 }
 
-export function registerRemote(program: Command, ctx: CliContext): void {
+export function registerRemote(program: Program, ctx: CliContext): void {
   const remote = program
     .command('remote')
     .description('add, list, change and remove remotes: where push and pull send and fetch data')
     .addHelpText('after', examples('tdv remote add -d storage s3://my-bucket/tdv', 'tdv remote add backup /mnt/nas/tdv', 'tdv remote list', 'tdv remote modify storage region eu-west-1'));
 
-  remote
+  const add = remote
     .command('add')
     .description('add a remote: s3://bucket/prefix, file:///absolute/path, or a directory path')
     .argument('<name>', 'name of the remote (letters, digits, ".", "_", "-")')
@@ -39,82 +34,71 @@ export function registerRemote(program: Command, ctx: CliContext): void {
         'tdv remote add sibling ../shared-store        # stored relative to the repository root',
         'tdv remote add --local scratch file:///tmp/tdv-scratch',
       ),
-    )
-    .action(async (name: string, url: string, opts: Where & { default?: boolean; force?: boolean }, cmd: Command) => {
-      const out = await ctx.output(cmd);
-      const repo = await ctx.openRepo(out);
-      const { addRemote } = await import('../../repo/remote.js');
-      const res = await addRemote(repo, { name, url, cwd: ctx.io.cwd, makeDefault: opts.default, local: opts.local, force: opts.force });
-      reportWrite(out, res);
-      const where = opts.local ? ' in .tdv/config.local.yaml' : '';
-      out.info(`${res.replaced ? 'Replaced' : 'Added'} remote ${res.name} (${escapeLine(res.url)})${where}${res.isDefault ? ', the default' : ''}.`);
-      if (opts.default && !res.isDefault) out.warn('.tdv/config.local.yaml sets another default remote, which wins; use `tdv remote default --local NAME`');
-    });
+    );
+  ctx.action(add, async ({ out, repo, args: [name, url], opts }) => {
+    const { addRemote } = await import('../../repo/remote.js');
+    const res = await addRemote(repo, { name, url, cwd: ctx.io.cwd, makeDefault: opts.default, local: opts.local, force: opts.force });
+    reportWrite(out, res);
+    const where = opts.local ? ' in .tdv/config.local.yaml' : '';
+    out.info(`${res.replaced ? 'Replaced' : 'Added'} remote ${res.name} (${escapeLine(res.url)})${where}${res.isDefault ? ', the default' : ''}.`);
+    if (opts.default && !res.isDefault) out.warn('.tdv/config.local.yaml sets another default remote, which wins; use `tdv remote default --local NAME`');
+  });
 
-  remote
+  const list = remote
     .command('list')
     .description('list remotes, their urls and settings (credentials masked)')
     .option('--json', 'print one JSON object')
-    .addHelpText('after', examples('tdv remote list', 'tdv remote list --json'))
-    .action(async (_opts: unknown, cmd: Command) => {
-      const out = await ctx.output(cmd);
-      const repo = await ctx.openRepo(out);
-      const { listRemotes } = await import('../../repo/remote.js');
-      const remotes = listRemotes(repo);
-      if (out.json) {
-        out.data({ default: repo.config.core.remote ?? null, remotes });
-        return;
-      }
+    .addHelpText('after', examples('tdv remote list', 'tdv remote list --json'));
+  ctx.action(list, async ({ repo, show }) => {
+    const { listRemotes } = await import('../../repo/remote.js');
+    show({ default: repo.config.core.remote ?? null, remotes: listRemotes(repo) }, ({ remotes }, out) => {
       if (remotes.length === 0) out.info('No remotes. Add one with `tdv remote add NAME URL`.');
       for (const r of remotes) {
         out.info(`${escapeLine(r.name)}  ${escapeLine(r.url)}${r.isDefault ? '  (default)' : ''}`);
         for (const [k, v] of Object.entries(r.options)) out.info(`  ${escapeLine(k)}: ${escapeLine(String(v))}`);
       }
     });
+  });
 
-  remote
+  const remove = remote
     .command('remove')
     .description('remove a remote from both config files (unsetting it as the default)')
     .argument('<name>', 'the remote')
     .option('--local', 'remove only its section in .tdv/config.local.yaml (overrides, credentials)')
-    .addHelpText('after', examples('tdv remote remove backup', 'tdv remote remove --local storage'))
-    .action(async (name: string, opts: Where, cmd: Command) => {
-      const out = await ctx.output(cmd);
-      const repo = await ctx.openRepo(out);
-      const { removeRemote } = await import('../../repo/remote.js');
-      const res = await removeRemote(repo, name, { local: opts.local });
-      out.info(opts.local ? `Removed the settings of remote ${name} from .tdv/config.local.yaml.` : `Removed remote ${name}.`);
-      if (res.unsetDefault) out.info(`It was the default remote; there is no default now.`);
-    });
+    .addHelpText('after', examples('tdv remote remove backup', 'tdv remote remove --local storage'));
+  ctx.action(remove, async ({ out, repo, args: [name], opts }) => {
+    const { removeRemote } = await import('../../repo/remote.js');
+    const res = await removeRemote(repo, name, { local: opts.local });
+    out.info(opts.local ? `Removed the settings of remote ${name} from .tdv/config.local.yaml.` : `Removed remote ${name}.`);
+    if (res.unsetDefault) out.info(`It was the default remote; there is no default now.`);
+  });
 
-  remote
+  const byDefault = remote
     .command('default')
     .description('print, set or unset the default remote')
     .argument('[name]', 'the remote to make the default')
     .option('--local', 'set it in .tdv/config.local.yaml (this clone only)')
     .option('--unset', 'remove the default')
-    .addHelpText('after', examples('tdv remote default', 'tdv remote default storage', 'tdv remote default --local nas', 'tdv remote default --unset'))
-    .action(async (name: string | undefined, opts: Where & { unset?: boolean }, cmd: Command) => {
-      const out = await ctx.output(cmd);
-      const repo = await ctx.openRepo(out);
-      const rc = await import('../../repo/remote.js');
-      if (name === undefined && !opts.unset) {
-        const d = rc.getDefaultRemote(repo);
-        if (!d) throw new TdvError('NO_DEFAULT_REMOTE', 'no default remote is set; set one with `tdv remote default NAME`');
-        if (!d.configured) out.warn(`the default remote "${d.name}" is not configured; add it with \`tdv remote add ${d.name} URL\``);
-        out.info(d.name);
-        return;
-      }
-      const res = await rc.setDefaultRemote(repo, name, { local: opts.local, unset: opts.unset });
-      reportWrite(out, res);
-      if (name !== undefined) {
-        out.info(res.changed ? `The default remote is now ${name}${opts.local ? ' (in .tdv/config.local.yaml)' : ''}.` : `${name} is already the default remote.`);
-        if (res.default !== name) out.warn(`.tdv/config.local.yaml sets ${res.default} as the default, which wins; use --local to change it`);
-      } else if (!res.changed) out.info(`No default remote was set in ${fileName(opts.local)}.`);
-      else out.info(res.default ? `Unset the default in ${fileName(opts.local)}; ${res.default} remains the default (from ${fileName(!opts.local)}).` : 'Unset the default remote.');
-    });
+    .addHelpText('after', examples('tdv remote default', 'tdv remote default storage', 'tdv remote default --local nas', 'tdv remote default --unset'));
+  ctx.action(byDefault, async ({ out, repo, args: [name], opts }) => {
+    const rc = await import('../../repo/remote.js');
+    if (name === undefined && !opts.unset) {
+      const d = rc.getDefaultRemote(repo);
+      if (!d) throw new TdvError('NO_DEFAULT_REMOTE', 'no default remote is set; set one with `tdv remote default NAME`');
+      if (!d.configured) out.warn(`the default remote "${d.name}" is not configured; add it with \`tdv remote add ${d.name} URL\``);
+      out.info(d.name);
+      return;
+    }
+    const res = await rc.setDefaultRemote(repo, name, { local: opts.local, unset: opts.unset });
+    reportWrite(out, res);
+    if (name !== undefined) {
+      out.info(res.changed ? `The default remote is now ${name}${opts.local ? ' (in .tdv/config.local.yaml)' : ''}.` : `${name} is already the default remote.`);
+      if (res.default !== name) out.warn(`.tdv/config.local.yaml sets ${res.default} as the default, which wins; use --local to change it`);
+    } else if (!res.changed) out.info(`No default remote was set in ${fileName(opts.local)}.`);
+    else out.info(res.default ? `Unset the default in ${fileName(opts.local)}; ${res.default} remains the default (from ${fileName(!opts.local)}).` : 'Unset the default remote.');
+  });
 
-  remote
+  const modify = remote
     .command('modify')
     .description('set or unset one setting of a remote')
     .argument('<name>', 'the remote')
@@ -132,15 +116,13 @@ export function registerRemote(program: Command, ctx: CliContext): void {
         'tdv remote modify storage secret_access_key "$SECRET" --local',
         'tdv remote modify storage region --unset',
       ),
-    )
-    .action(async (name: string, key: string, value: string | undefined, opts: Where & { unset?: boolean }, cmd: Command) => {
-      const out = await ctx.output(cmd);
-      const repo = await ctx.openRepo(out);
-      const { modifyRemote } = await import('../../repo/remote.js');
-      const res = await modifyRemote(repo, name, key, value, { local: opts.local, unset: opts.unset, cwd: ctx.io.cwd });
-      reportWrite(out, res);
-      const setting = `remote.${name}.${key}`;
-      if (opts.unset) out.info(res.changed ? `Unset ${setting} in ${fileName(opts.local)}.` : `${setting} was not set in ${fileName(opts.local)}.`);
-      else out.info(res.changed ? `Set ${escapeLine(setting)} = ${escapeLine(String(res.value))} in ${fileName(opts.local)}.` : `${escapeLine(setting)} is already ${escapeLine(String(res.value))}.`);
-    });
+    );
+  ctx.action(modify, async ({ out, repo, args: [name, key, value], opts }) => {
+    const { modifyRemote } = await import('../../repo/remote.js');
+    const res = await modifyRemote(repo, name, key, value, { local: opts.local, unset: opts.unset, cwd: ctx.io.cwd });
+    reportWrite(out, res);
+    const setting = `remote.${name}.${key}`;
+    if (opts.unset) out.info(res.changed ? `Unset ${setting} in ${fileName(opts.local)}.` : `${setting} was not set in ${fileName(opts.local)}.`);
+    else out.info(res.changed ? `Set ${escapeLine(setting)} = ${escapeLine(String(res.value))} in ${fileName(opts.local)}.` : `${escapeLine(setting)} is already ${escapeLine(String(res.value))}.`);
+  });
 }

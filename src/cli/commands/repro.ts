@@ -1,26 +1,13 @@
-import type { Command } from 'commander';
 import { InterruptedError, TdvError } from '../../errors.js';
-import type { ReproEvent, ReproResult } from '../../repo/repro.js';
+import type { ReproEvent, ReproOptions, ReproResult } from '../../repo/repro.js';
 import { escapeLine, type Output, plural } from '../../ui/output.js';
-import { type CliContext, examples, parsePositiveInt } from '../context.js';
+import { type CliContext, examples, type FlagsOf, parsePositiveInt, type Program } from '../context.js';
 import { q } from '../render.js';
 import { progressFor } from '../transfer.js';
 import type { ProgressBar } from '../../ui/progress.js';
 
-interface ReproFlags {
-  force?: boolean;
-  dry?: boolean;
-  jobs?: number;
-  keepGoing?: boolean;
-  downstream?: boolean;
-  runCache?: boolean;
-  pull?: boolean;
-  remote?: string;
-  json?: boolean;
-}
-
-export function registerRepro(program: Command, ctx: CliContext): void {
-  program
+export function registerRepro(program: Program, ctx: CliContext): void {
+  const cmd = program
     .command('repro')
     .description('run the pipeline stages (tdv.yaml) whose inputs changed, and record them in tdv.lock')
     .argument('[stages...]', 'stages to bring up to date, with what they depend on (default: all)')
@@ -33,47 +20,32 @@ export function registerRepro(program: Command, ctx: CliContext): void {
     .option('--pull', 'first fetch from the remote the tracked inputs and recorded outputs the workspace lacks, and the run-cache')
     .option('-r, --remote <name>', 'with --pull: the remote to fetch from (default: the default remote)')
     .option('--json', 'print one JSON object: ran, restored, skipped, failed, blocked (and plan with --dry)')
-    .addHelpText('after', examples('tdv repro', 'tdv repro --dry', 'tdv repro --pull', 'tdv repro report -j 4', 'tdv repro sales --downstream --force'))
-    .action(async (stages: string[], opts: ReproFlags, cmd: Command) => {
-      const out = await ctx.output(cmd);
-      const repo = await ctx.openRepo(out);
-      const { reproduce } = await import('../../repo/repro.js');
-      const progress = opts.dry ? undefined : await progressFor(out, 'repro', 'stages');
-      const printer = new StagePrinter(out, progress);
-      // Ctrl-C stops running stages; finished ones stay recorded.
-      const abort = new AbortController();
-      const onSigint = () => abort.abort();
-      process.once('SIGINT', onSigint);
-      let res: ReproResult;
-      try {
-        res = await reproduce(repo, {
-          stages,
-          force: opts.force,
-          dry: opts.dry,
-          jobs: opts.jobs,
-          keepGoing: opts.keepGoing,
-          downstream: opts.downstream,
-          runCache: opts.runCache,
-          pull: opts.pull,
-          remote: opts.remote,
-          signal: abort.signal,
-          onEvent: (e) => printer.event(e),
-          progress,
-        });
-      } finally {
-        progress?.finish();
-        process.removeListener('SIGINT', onSigint);
-      }
-      if (out.json) out.data(res);
-      summarize(out, res, opts.dry === true);
-      if (abort.signal.aborted) throw new InterruptedError('interrupted; stages that finished are recorded in tdv.lock, the others were not');
-      if (res.failed.length) {
-        throw new TdvError(
-          'STAGE_FAILED',
-          `${plural(res.failed.length, 'stage')} failed: ${res.failed.map((f) => f.stage).join(', ')}${res.blocked.length ? `; not run: ${res.blocked.join(', ')}` : ''}`,
-        );
-      }
-    });
+    .addHelpText('after', examples('tdv repro', 'tdv repro --dry', 'tdv repro --pull', 'tdv repro report -j 4', 'tdv repro sales --downstream --force'));
+  ctx.action(cmd, async ({ out, repo, args: [stages], opts }) => {
+    const { reproduce } = await import('../../repo/repro.js');
+    const progress = opts.dry ? undefined : await progressFor(out, 'repro', 'stages');
+    const printer = new StagePrinter(out, progress);
+    // Ctrl-C stops running stages; finished ones stay recorded.
+    const abort = new AbortController();
+    const onSigint = () => abort.abort();
+    process.once('SIGINT', onSigint);
+    let res: ReproResult;
+    try {
+      res = await reproduce(repo, { ...(opts satisfies FlagsOf<ReproOptions, typeof opts>), stages, signal: abort.signal, onEvent: (e) => printer.event(e), progress });
+    } finally {
+      progress?.finish();
+      process.removeListener('SIGINT', onSigint);
+    }
+    if (out.json) out.data(res);
+    summarize(out, res, opts.dry === true);
+    if (abort.signal.aborted) throw new InterruptedError('interrupted; stages that finished are recorded in tdv.lock, the others were not');
+    if (res.failed.length) {
+      throw new TdvError(
+        'STAGE_FAILED',
+        `${plural(res.failed.length, 'stage')} failed: ${res.failed.map((f) => f.stage).join(', ')}${res.blocked.length ? `; not run: ${res.blocked.join(', ')}` : ''}`,
+      );
+    }
+  });
 }
 
 function summarize(out: Output, res: ReproResult, dry: boolean): void {

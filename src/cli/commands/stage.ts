@@ -1,30 +1,14 @@
-import type { Command } from 'commander';
-import { type CliContext, examples } from '../context.js';
-
-const collect = (v: string, prev: string[] = []) => [...prev, v];
-
-interface StageAddFlags {
-  name: string;
-  deps?: string[];
-  params?: string[];
-  outs?: string[];
-  outsNoCache?: string[];
-  outsPersist?: string[];
-  metrics?: string[];
-  image?: string;
-  wdir?: string;
-  desc?: string;
-  alwaysChanged?: boolean;
-  force?: boolean;
-}
+import type { StageAddOptions } from '../../repo/stage-add.js';
+import { type CliContext, examples, type FlagsOf, type Program } from '../context.js';
+import { collect } from '../transfer.js';
 
 /** `tdv stage add`. */
-export function registerStage(program: Command, ctx: CliContext): void {
+export function registerStage(program: Program, ctx: CliContext): void {
   const stage = program
     .command('stage')
     .description('edit the pipeline (tdv.yaml) from the command line')
     .addHelpText('after', examples('tdv stage add -n train -d data -o model.pkl python train.py'));
-  stage
+  const add = stage
     .command('add')
     .description('write a stage into tdv.yaml without running it (`tdv repro` runs it)')
     .requiredOption('-n, --name <name>', 'stage name')
@@ -48,16 +32,13 @@ export function registerStage(program: Command, ctx: CliContext): void {
         'tdv stage add -n train -d data/prepared -p train.lr,train.epochs -o model.pkl -m metrics.json -- python train.py --fast',
         "tdv stage add -n report -d metrics.json -O report.md 'sh report.sh > report.md'",
       ),
-    )
-    .action(async (command: string[], opts: StageAddFlags, cmd: Command) => {
-      const out = await ctx.output(cmd);
-      const repo = await ctx.openRepo(out);
-      const { stageAdd } = await import('../../repo/stage-add.js');
-      // As everywhere in tdv, paths are relative to where you are: the stage runs there (or in
-      // --wdir, itself relative to where you are), and tdv.yaml names it from the root.
-      const wdir = repo.rel(ctx.resolve(opts.wdir ?? '.'));
-      const res = await stageAdd(repo, { ...opts, cmd: command, wdir });
-      if (out.json) out.data(res);
-      else out.info(`${res.replaced ? 'Replaced' : 'Added'} stage "${res.name}" in tdv.yaml${res.created ? ' (created)' : ''}; \`tdv repro ${res.name}\` runs it.`);
-    });
+    );
+  ctx.action(add, async ({ repo, args: [command], opts, resolve, show }) => {
+    const { stageAdd } = await import('../../repo/stage-add.js');
+    // As everywhere in tdv, paths are relative to where you are: the stage runs there (or in
+    // --wdir, itself relative to where you are), and tdv.yaml names it from the root.
+    const wdir = repo.rel(resolve(opts.wdir ?? '.'));
+    const res = await stageAdd(repo, { ...(opts satisfies FlagsOf<StageAddOptions, typeof opts>), cmd: command, wdir });
+    show(res, (r, out) => out.info(`${r.replaced ? 'Replaced' : 'Added'} stage "${r.name}" in tdv.yaml${r.created ? ' (created)' : ''}; \`tdv repro ${r.name}\` runs it.`));
+  });
 }

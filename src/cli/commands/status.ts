@@ -1,12 +1,11 @@
-import type { Command } from 'commander';
 import type { RemoteStatusResult } from '../../repo/lib/remote-status.js';
 import type { StatusResult } from '../../repo/status.js';
 import { escapeLine, type Output } from '../../ui/output.js';
-import { type CliContext, examples, parsePositiveInt } from '../context.js';
+import { type CliContext, examples, parsePositiveInt, type Program } from '../context.js';
 import { blockerNote, q } from '../render.js';
 
-export function registerStatus(program: Command, ctx: CliContext): void {
-  program
+export function registerStatus(program: Program, ctx: CliContext): void {
+  const cmd = program
     .command('status')
     .description('show tracked data that changed in the workspace or is missing from the cache')
     .argument('[targets...]', 'pointer files, tracked paths or stage names (default: all)')
@@ -15,22 +14,18 @@ export function registerStatus(program: Command, ctx: CliContext): void {
     .option('--remote', 'compare the cache with a remote instead of the workspace')
     .option('-r, --remote-name <name>', 'the remote to compare with (implies --remote; default: core.remote)')
     .option('-j, --jobs <n>', 'parallel requests to the remote', parsePositiveInt('--jobs'))
-    .addHelpText('after', examples('tdv status', 'tdv status data/images --json', 'tdv status --remote -r s3store'))
-    .action(async (targets: string[], opts: { remote?: boolean; remoteName?: string; jobs?: number; withDeps?: boolean }, cmd: Command) => {
-      const out = await ctx.output(cmd);
-      const repo = await ctx.openRepo(out);
-      if (opts.remote || opts.remoteName !== undefined) {
-        const { remoteStatus } = await import('../../repo/lib/remote-status.js');
-        const res = await remoteStatus(repo, { targets: targets.map((t) => ctx.resolve(t)), remote: opts.remoteName, jobs: opts.jobs, withDeps: opts.withDeps });
-        if (out.json) out.data(res);
-        else renderRemote(res, out);
-        return;
-      }
-      const { status } = await import('../../repo/status.js');
-      const res = await status(repo, { targets: targets.map((t) => ctx.resolve(t)), withDeps: opts.withDeps });
-      if (out.json) out.data(res);
-      else render(res, out);
-    });
+    .addHelpText('after', examples('tdv status', 'tdv status data/images --json', 'tdv status --remote -r s3store'));
+  ctx.action(cmd, async ({ repo, args: [targets], opts, resolve, show }) => {
+    if (opts.remote || opts.remoteName !== undefined) {
+      const { remoteStatus } = await import('../../repo/lib/remote-status.js');
+      const res = await remoteStatus(repo, { targets: resolve(targets), remote: opts.remoteName, jobs: opts.jobs, withDeps: opts.withDeps });
+      show(res, renderRemote);
+      return;
+    }
+    const { status } = await import('../../repo/status.js');
+    const res = await status(repo, { targets: resolve(targets), withDeps: opts.withDeps });
+    show(res, render);
+  });
 }
 
 const LIST_MAX = 20;
