@@ -1,0 +1,66 @@
+/**
+ * The porcelain layer's test helpers: open a `Repo` on a real temporary Git
+ * repository, as the CLI does, and call `src/repo/` verbs on it directly, so a
+ * test asserts on their typed results and on the codes of the errors they
+ * throw, never on the wording the CLI renders from them.
+ */
+import path from 'node:path';
+import { expect } from 'vitest';
+import { type ErrorCode, TdvError } from '../../src/errors.js';
+import { add } from '../../src/repo/add.js';
+import { Repo } from '../../src/repo/repo.js';
+import { status } from '../../src/repo/status.js';
+
+export interface OpenedRepo {
+  repo: Repo;
+  /** What the verbs reported through `reporter.warn`, in order. */
+  warnings: string[];
+}
+
+/**
+ * Opens the repository containing `dir` with a reporter that records warnings.
+ * Open one per command, as the CLI does: a Repo reads Git's index and the
+ * `.tdvignore` once, so a Repo opened before `git add` does not see it.
+ */
+export async function openRepo(dir: string): Promise<OpenedRepo> {
+  const warnings: string[] = [];
+  const repo = await Repo.open(dir, { warn: (m) => warnings.push(m) });
+  return { repo, warnings };
+}
+
+/** Opens the repository at `dir` for one call, discarding warnings: `await withRepo(dir, (r) => status(r))`. */
+export async function withRepo<T>(dir: string, fn: (repo: Repo) => Promise<T>): Promise<T> {
+  return fn((await openRepo(dir)).repo);
+}
+
+/** Absolute paths of repo-relative ones, as the CLI resolves its arguments. */
+export function abs(dir: string, ...rels: string[]): string[] {
+  return rels.map((r) => path.join(dir, r));
+}
+
+/**
+ * Awaits `p`, expects it to reject with a TdvError (or subclass) of `code`, and
+ * returns the error for further checks of its `data`.
+ */
+export async function rejectsWith(p: Promise<unknown>, code: ErrorCode): Promise<TdvError> {
+  let caught: unknown;
+  try {
+    await p;
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught, `expected a TdvError ${code}`).toBeInstanceOf(TdvError);
+  const err = caught as TdvError;
+  expect({ code: err.code, message: err.message }).toEqual({ code, message: expect.any(String) });
+  return err;
+}
+
+/** `add` of repo-relative paths, through the API. */
+export async function track(dir: string, ...rels: string[]): Promise<void> {
+  await withRepo(dir, (r) => add(r, { paths: abs(dir, ...rels) }));
+}
+
+/** The workspace matches every pointer and the cache holds their data (status is clean). */
+export async function expectClean(dir: string): Promise<void> {
+  expect(await withRepo(dir, (r) => status(r))).toEqual({ clean: true, data: [] });
+}
