@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { status } from '../../src/repo/status.js';
 import { write } from '../helpers/repo.js';
 import { manifest, newRepo, objPath, repoWith, sha, state } from '../helpers/expect.js';
-import { abs, rejectsWith, withRepo } from '../helpers/api.js';
+import { abs, openRepo, rejectsWith, withRepo } from '../helpers/api.js';
 import { pipelineRepo } from '../helpers/pipeline.js';
 
 /** Porcelain layer: `status` called directly, its StatusResult checked (the CLI's wording is in test/cli/status.test.ts). */
@@ -98,6 +98,100 @@ describe('status (API)', () => {
     const dir = await pipelineRepo('stages:\n  copy:\n    cmd: cp in.txt out.txt\n    deps: [in.txt]\n    outs: [out.txt]\n', { 'in.txt': 'hi\n' });
     const res = await statusOf(dir);
     expect(res.clean).toBe(false);
-    expect(res.stages).toEqual([{ name: 'copy', reasons: [expect.any(String)] }]);
+    expect(res.stages).toEqual([{ name: 'copy', reasons: ['never run'] }]);
+  });
+
+  it('warns once about a symlink inside a tracked directory, whether or not the directory changed', async () => {
+    const dir = await repoWith({ 'data/a': 'a', 'data/b': 'b' }, ['data']);
+    fs.symlinkSync('/etc/hostname', path.join(dir, 'data', 'link'));
+    const run = async () => {
+      const { repo, warnings } = await openRepo(dir);
+      return { res: await status(repo), warnings: warnings.filter((w) => w.includes('data/link')) };
+    };
+    const unchanged = await run();
+    expect(unchanged.res).toEqual({ clean: true, data: [] });
+    expect(unchanged.warnings).toEqual([expect.stringContaining('symlink not followed')]);
+    write(dir, 'data/b', 'b changed');
+    const changed = await run();
+    expect(changed.res.data.map((d) => [d.path, d.workspace, d.files])).toEqual([['data', 'modified', { added: [], modified: ['b'], deleted: [] }]]);
+    expect(changed.warnings).toEqual([expect.stringContaining('symlink not followed')]);
+  });
+
+  it('detects a same-size rewrite made right after add (within the same second)', async () => {
+    const dir = await repoWith({ 'a.csv': 'aaaa\n', 'data/f.txt': 'ffff\n' }, ['a.csv', 'data']);
+    write(dir, 'a.csv', 'bbbb\n');
+    write(dir, 'data/f.txt', 'gggg\n');
+    const s = await statusOf(dir);
+    expect(s.clean).toBe(false);
+    expect(s.data.map((d) => [d.path, d.workspace])).toEqual([
+      ['a.csv', 'modified'],
+      ['data', 'modified'],
+    ]);
+    expect(s.data[1]!.files).toEqual({ added: [], modified: ['f.txt'], deleted: [] });
+  });
+
+  it('detects a same-size rewrite made right after a clean status', async () => {
+    const dir = await repoWith({ 'a.csv': 'aaaa\n' }, ['a.csv']);
+    expect((await statusOf(dir)).clean).toBe(true);
+    write(dir, 'a.csv', 'bbbb\n');
+    expect((await statusOf(dir)).data.map((d) => d.workspace)).toEqual(['modified']);
+  });
+
+  it('detects a same-size rewrite whose mtime was put back', async () => {
+    const dir = await repoWith({ 'a.csv': 'aaaa\n' }, ['a.csv']);
+    const file = path.join(dir, 'a.csv');
+    await new Promise((r) => setTimeout(r, 20));
+    expect((await statusOf(dir)).clean).toBe(true);
+    const { atime, mtime } = fs.statSync(file);
+    fs.writeFileSync(file, 'bbbb\n');
+    fs.utimesSync(file, atime, mtime);
+    expect((await statusOf(dir)).data.map((d) => d.workspace)).toEqual(['modified']);
+  });
+
+  it('detects a file replaced by rename with the same size and mtime', async () => {
+    const dir = await repoWith({ 'a.csv': 'aaaa\n' }, ['a.csv']);
+    const file = path.join(dir, 'a.csv');
+    await new Promise((r) => setTimeout(r, 20));
+    expect((await statusOf(dir)).clean).toBe(true);
+    const { atime, mtime } = fs.statSync(file);
+    write(dir, 'replacement', 'bbbb\n');
+    fs.utimesSync(path.join(dir, 'replacement'), atime, mtime);
+    fs.renameSync(path.join(dir, 'replacement'), file);
+    expect((await statusOf(dir)).data.map((d) => d.workspace)).toEqual(['modified']);
+  });
+
+  it('detects a truncated file', async () => {
+    const dir = await repoWith({ 'a.csv': 'aaaa\n' }, ['a.csv']);
+    fs.truncateSync(path.join(dir, 'a.csv'), 0);
+    expect((await statusOf(dir)).data.map((d) => d.workspace)).toEqual(['modified']);
+  });
+
+  it('reports everything as not in cache after the whole cache was deleted', async () => {
+    const dir = await repoWith({ 'data/a': 'a', 'data/b': 'b', 'f.csv': 'f\n' }, ['data', 'f.csv']);
+    fs.rmSync(path.join(dir, '.tdv', 'cache'), { recursive: true });
+    expect((await statusOf(dir)).data).toEqual([
+      { path: 'data', pointer: 'data.tdv', workspace: 'unchanged', cache: 'missing' },
+      { path: 'f.csv', pointer: 'f.csv.tdv', workspace: 'unchanged', cache: 'missing' },
+    ]);
+  });
+
+  it('a Repo opened in a subdirectory reports paths relative to the root', async () => {
+    const dir = await repoWith({ 'data/raw/a.csv': 'a\n' }, ['data/raw/a.csv']);
+    write(dir, 'data/raw/a.csv', 'changed\n');
+    expect((await withRepo(path.join(dir, 'data'), (r) => status(r))).data).toEqual([{ path: 'data/raw/a.csv', pointer: 'data/raw/a.csv.tdv', workspace: 'modified', cache: 'ok' }]);
+  });
+
+  it('changes nothing but the stat cache, whatever it reports', async () => {
+    const dir = await repoWith({ 'a.csv': 'a\n', 'd/x': 'x', 'm.bin': 'm' }, ['a.csv', 'd', 'm.bin']);
+    write(dir, 'a.csv', 'a changed\n');
+    fs.rmSync(path.join(dir, 'd/x'));
+    fs.rmSync(objPath(dir, sha('m')));
+    const before = state(dir);
+    expect((await statusOf(dir)).data.map((d) => [d.path, d.workspace, d.cache])).toEqual([
+      ['a.csv', 'modified', 'ok'],
+      ['d', 'modified', 'ok'],
+      ['m.bin', 'unchanged', 'missing'],
+    ]);
+    expect(state(dir)).toEqual(before);
   });
 });
