@@ -62,5 +62,6 @@ export async function track(dir: string, ...rels: string[]): Promise<void> {
 
 /** The workspace matches every pointer and the cache holds their data (status is clean). */
 export async function expectClean(dir: string): Promise<void> {
-  expect(await withRepo(dir, (r) => status(r))).toEqual({ clean: true, data: [] });
+  const s = await withRepo(dir, (r) => status(r));
+  expect({ clean: s.clean, data: s.data, stages: s.stages ?? [] }).toEqual({ clean: true, data: [], stages: [] });
 }
