@@ -9,6 +9,7 @@ import { expect } from 'vitest';
 import { type ErrorCode, TdvError } from '../../src/errors.js';
 import { add } from '../../src/repo/add.js';
 import { Repo } from '../../src/repo/repo.js';
+import { reproduce } from '../../src/repo/repro.js';
 import { status } from '../../src/repo/status.js';
 
 export interface OpenedRepo {
@@ -60,8 +61,18 @@ export async function track(dir: string, ...rels: string[]): Promise<void> {
   await withRepo(dir, (r) => add(r, { paths: abs(dir, ...rels) }));
 }
 
-/** The workspace matches every pointer and the cache holds their data (status is clean). */
+/**
+ * The workspace matches every pointer and the cache holds their data, and no
+ * stage would run (status is clean, and lists no stage, not even a frozen one):
+ * what `tdv status` words as "Data and pipelines are up to date.", without the words.
+ */
 export async function expectClean(dir: string): Promise<void> {
   const s = await withRepo(dir, (r) => status(r));
   expect({ clean: s.clean, data: s.data, stages: s.stages ?? [] }).toEqual({ clean: true, data: [], stages: [] });
+}
+
+/** `tdv repro` has nothing to do: a run skips every stage (runs, restores and fails none), as "Pipeline is up to date." says. */
+export async function expectPipelineUpToDate(dir: string): Promise<void> {
+  const res = await withRepo(dir, (r) => reproduce(r));
+  expect({ ran: res.ran, restored: res.restored, failed: res.failed, blocked: res.blocked }).toEqual({ ran: [], restored: [], failed: [], blocked: [] });
 }

@@ -3,8 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { git, read, snapshot, tdv, write } from '../helpers/repo.js';
 import { dirPointer, expectOneLineError, filePointer, isReadOnly, manifest, mtimeNs, newDir, newRepo, objPath, setConfig, sha, state } from '../helpers/expect.js';
-
-const UP_TO_DATE = 'Data and pipelines are up to date.';
+import { expectClean } from '../helpers/api.js';
 
 describe('tdv add: files', () => {
   it('writes the pointer exactly as the spec shows, caches the content read-only and git-ignores the file', async () => {
@@ -158,7 +157,7 @@ describe('tdv add: directories', () => {
       { relpath: 'sub/b.png', content: 'BB' },
     ];
     expect(read(dir, 'images.tdv')).toBe(dirPointer('images', now));
-    expect((await tdv(dir, 'status')).stdout.trim()).toBe(UP_TO_DATE);
+    await expectClean(dir);
   });
 
   it('leaves paths matched by .tdvignore out of the manifest', async () => {
@@ -175,7 +174,7 @@ describe('tdv add: directories', () => {
     // Ignored files may change freely without making the directory dirty.
     write(dir, 'data/junk.tmp', 'other junk');
     write(dir, 'data/scratch/more.csv', 'm\n');
-    expect((await tdv(dir, 'status')).stdout.trim()).toBe(UP_TO_DATE);
+    await expectClean(dir);
   });
 
   it('records isexec for executables inside a directory', async () => {
@@ -334,9 +333,7 @@ describe('tdv add with linked cache types', () => {
         }
         expect(isReadOnly(abs)).toBe(true);
       }
-      const st = await tdv(dir, 'status');
-      expect(st.code).toBe(0);
-      expect(st.stdout.trim()).toBe(UP_TO_DATE);
+      await expectClean(dir);
     });
 
     it(`cache.type ${type}: re-adding unchanged linked targets is a no-op`, async () => {
@@ -353,7 +350,7 @@ describe('tdv add with linked cache types', () => {
       expect(again.stdout).toContain('images is unchanged (1 file, 3 B)');
       expect(read(dir, 'big.bin.tdv')).toBe(filePointer('big.bin', 'file content\n'));
       expect(mtimeNs(path.join(dir, 'big.bin.tdv'))).toBe(t0);
-      expect((await tdv(dir, 'status')).stdout.trim()).toBe(UP_TO_DATE);
+      await expectClean(dir);
     });
 
     it(`cache.type ${type}: re-adding a linked file after unprotecting and editing it records the new version`, async () => {
@@ -368,7 +365,7 @@ describe('tdv add with linked cache types', () => {
       expect(read(dir, 'big.bin.tdv')).toBe(filePointer('big.bin', 'v2\n'));
       expect(fs.readFileSync(objPath(dir, sha('v1\n')), 'utf8')).toBe('v1\n');
       expect(isReadOnly(path.join(dir, 'big.bin'))).toBe(true);
-      expect((await tdv(dir, 'status')).stdout.trim()).toBe(UP_TO_DATE);
+      await expectClean(dir);
     });
   }
 
@@ -381,6 +378,6 @@ describe('tdv add with linked cache types', () => {
     expect(read(dir, 'run.sh.tdv')).toBe(filePointer('run.sh', '#!/bin/sh\n', true));
     expect(fs.statSync(path.join(dir, 'run.sh')).mode & 0o100).toBe(0o100);
     expect(fs.statSync(objPath(dir, sha('#!/bin/sh\n'))).mode & 0o777).toBe(0o444);
-    expect((await tdv(dir, 'status')).stdout.trim()).toBe(UP_TO_DATE);
+    await expectClean(dir);
   });
 });

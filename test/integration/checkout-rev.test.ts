@@ -5,6 +5,7 @@ import { tripsCsv } from '../../fixtures/bikeshare/generate.mjs';
 import { git, read, tdv, write } from '../helpers/repo.js';
 import { expectOneLineError, filePointer, isReadOnly, newDir, newRepo, setConfig, state } from '../helpers/expect.js';
 import { commitData, day, files, julyHistory, julyUpTo } from '../helpers/history.js';
+import { expectClean } from '../helpers/api.js';
 
 /** Workspace-relative state of everything but data/ and the stat cache: what checkout --rev must not touch. */
 function outsideData(dir: string): Record<string, string> {
@@ -53,7 +54,7 @@ describe('tdv checkout --rev: the bike-share month', () => {
     // Back to HEAD's data with a plain checkout.
     expect((await tdv(dir, 'checkout')).code).toBe(0);
     expect(fs.existsSync(path.join(dir, 'data/trips/2024-08-01.csv'))).toBe(true);
-    expect((await tdv(dir, 'status')).stdout.trim()).toBe('Data and pipelines are up to date.');
+    await expectClean(dir);
   });
 
   it('restores any day of the month by HEAD~N, branch or commit id, each exactly as committed', async () => {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { git, read, tdv, write } from '../helpers/repo.js';
 import { expectOneLineError, newDir, newRepo, objPath, sha } from '../helpers/expect.js';
+import { expectClean, expectPipelineUpToDate } from '../helpers/api.js';
 
 const STAGE = 'stages:\n  copy:\n    cmd: cp data.csv out.csv\n    deps: [data.csv]\n    outs: [out.csv]\n';
 
@@ -43,8 +44,7 @@ describe('a tracked input that changed', () => {
     expect(fs.existsSync(objPath(dir, sha('a,2\n')))).toBe(true);
     expect(read(dir, 'tdv.lock')).toContain(`sha256: ${sha('a,2\n')}`);
     // Pointer, lock and workspace agree: nothing left to report, and the commit is the pointer and lock.
-    const st = await tdv(dir, 'status');
-    expect(st.stdout.trim()).toBe('Data and pipelines are up to date.');
+    await expectClean(dir);
     expect((await git(dir, 'status', '--porcelain')).split('\n').sort()).toEqual([' M data.csv.tdv', ' M tdv.lock']);
     const json = JSON.parse((await tdv(dir, 'repro', '--json')).stdout);
     expect(json.updated).toEqual([]);
@@ -61,7 +61,7 @@ describe('a tracked input that changed', () => {
     const r = await tdv(dir, 'repro', '--json');
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).updated).toEqual([{ path: 'raw', pointer: 'raw.tdv' }]);
-    expect((await tdv(dir, 'status')).stdout.trim()).toBe('Data and pipelines are up to date.');
+    await expectClean(dir);
   });
 
   it('a tracked file no selected stage reads is left alone', async () => {
@@ -103,7 +103,7 @@ describe('repro in a fresh clone (a tracked input not pulled)', () => {
     expect(r.stdout).not.toContain('running');
     expect(read(clone, 'data.csv')).toBe('a,1\n');
     expect(read(clone, 'out.csv')).toBe('a,1\n');
-    expect((await tdv(clone, 'status')).stdout.trim()).toBe('Data and pipelines are up to date.');
+    await expectClean(clone);
     expect(await git(clone, 'status', '--porcelain')).toBe('');
   });
 
@@ -148,8 +148,8 @@ describe('.tdvignore inside stage outputs', () => {
       // Ignored files changing is no change.
       write(dir, 'out/t.tmp', 'other\n');
       write(dir, 'out/scratch/y', 'more\n');
-      expect((await tdv(dir, 'status')).stdout.trim()).toBe('Data and pipelines are up to date.');
-      expect((await tdv(dir, 'repro')).stdout.trim()).toBe('Pipeline is up to date.');
+      await expectClean(dir);
+      await expectPipelineUpToDate(dir);
       // Checkout restores the recorded file and leaves the ignored ones alone.
       fs.rmSync(path.join(dir, 'out/kept'));
       const co = await tdv(dir, 'checkout');
@@ -163,7 +163,7 @@ describe('.tdvignore inside stage outputs', () => {
       const again = await tdv(dir, 'repro');
       expect(again.stdout).toContain('restored s from the run-cache');
       expect(read(dir, 'tdv.lock')).toBe(lock);
-      expect((await tdv(dir, 'status')).stdout.trim()).toBe('Data and pipelines are up to date.');
+      await expectClean(dir);
     });
   }
 

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { pipelineRepo } from '../helpers/pipeline.js';
 import { git, read, tdv, write } from '../helpers/repo.js';
 import { expectOneLineError, objPath, setConfig, sha } from '../helpers/expect.js';
+import { expectClean, expectPipelineUpToDate } from '../helpers/api.js';
 
 const ran = (stdout: string) => stdout.match(/^running ([\w.-]+)/gm)?.map((l) => l.slice(8)) ?? [];
 
@@ -15,8 +16,7 @@ describe('list-form cmd', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(read(dir, 'out.txt')).toBe('one\ntwo\n');
     expect(read(dir, 'tdv.lock')).toContain('    cmd:\n      - mkdir -p sub && cd sub && echo one > ../out.txt\n      - echo two >> out.txt\n');
-    const again = await tdv(dir, 'repro');
-    expect(again.stdout.trim()).toBe('Pipeline is up to date.');
+    await expectPipelineUpToDate(dir);
   });
 
   it('stops at the first command that fails, says which one, and records nothing', async () => {
@@ -149,7 +149,7 @@ describe('outputs with cache: false', () => {
     expect((await tdv(dir, 'repro')).code).toBe(0);
     await git(dir, 'add', '-A');
     await git(dir, 'commit', '-qm', 'run');
-    expect((await tdv(dir, 'status')).stdout).toContain('Data and pipelines are up to date.');
+    await expectClean(dir);
     write(dir, 'in.txt', 'v2\n');
     const r = await tdv(dir, 'repro');
     expect(r.code, r.stderr).toBe(0);
