@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { tdv, write } from '../helpers/repo.js';
+import { git, tdv, write } from '../helpers/repo.js';
 import { expectOneLineError, newRepo } from '../helpers/expect.js';
 
 /**
@@ -50,6 +50,24 @@ describe('tdv repro: output', () => {
         'restored a from the run-cache (same command, image, deps and params ran before)\nrestored b from the run-cache (same command, image, deps and params ran before)\nRan 0 stages, restored 2 from the run-cache, 0 unchanged.\n',
       stderr: '',
     });
+  });
+
+  it('a changed tracked input: "would update <pointer>: <path> changed", then "updated ...; commit the pointer with Git"', async () => {
+    const dir = await newRepo();
+    write(dir, 'data.csv', 'a,1\n');
+    expect((await tdv(dir, 'add', 'data.csv')).code).toBe(0);
+    write(dir, 'tdv.yaml', 'stages:\n  copy:\n    cmd: cp data.csv out.csv\n    deps: [data.csv]\n    outs: [out.csv]\n');
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'data and pipeline');
+    write(dir, 'data.csv', 'a,2\n');
+    const dry = await tdv(dir, 'repro', '--dry');
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain('would update data.csv.tdv: data.csv changed\n');
+    const r = await tdv(dir, 'repro');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('updated data.csv.tdv: data.csv changed; commit the pointer with Git\n');
+    expect(r.stdout).toContain('running copy: deps changed: data.csv\n');
   });
 
   it('--json: the ReproResult as one document', async () => {

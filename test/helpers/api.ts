@@ -9,7 +9,7 @@ import { expect } from 'vitest';
 import { type ErrorCode, TdvError } from '../../src/errors.js';
 import { add } from '../../src/repo/add.js';
 import { Repo } from '../../src/repo/repo.js';
-import { reproduce } from '../../src/repo/repro.js';
+import { type ReproEvent, type ReproOptions, type ReproResult, reproduce } from '../../src/repo/repro.js';
 import { status } from '../../src/repo/status.js';
 
 export interface OpenedRepo {
@@ -75,4 +75,23 @@ export async function expectClean(dir: string): Promise<void> {
 export async function expectPipelineUpToDate(dir: string): Promise<void> {
   const res = await withRepo(dir, (r) => reproduce(r));
   expect({ ran: res.ran, restored: res.restored, failed: res.failed, blocked: res.blocked }).toEqual({ ran: [], restored: [], failed: [], blocked: [] });
+}
+
+/** A ReproResult with the events the run reported and the warnings, in order. */
+export interface ReproRun extends ReproResult {
+  events: ReproEvent[];
+  warnings: string[];
+}
+
+/** `reproduce` on the repository at `dir`, collecting its events (what `tdv repro` prints its lines from). */
+export async function repro(dir: string, opts: ReproOptions = {}): Promise<ReproRun> {
+  const { repo, warnings } = await openRepo(dir);
+  const events: ReproEvent[] = [];
+  const res = await reproduce(repo, { ...opts, onEvent: (e) => events.push(e) });
+  return { ...res, events, warnings };
+}
+
+/** Each stage the run started, with the reasons it ran for, in start order. */
+export function started(run: { events: readonly ReproEvent[] }): [string, string[]][] {
+  return run.events.flatMap((e) => (e.type === 'start' ? [[e.stage, e.reasons] as [string, string[]]] : []));
 }

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { git, read, tdv, write } from '../helpers/repo.js';
 import { expectOneLineError, newDir, newRepo, objPath, sha } from '../helpers/expect.js';
-import { expectClean, expectPipelineUpToDate } from '../helpers/api.js';
+import { expectClean, expectPipelineUpToDate, repro, started } from '../helpers/api.js';
 
 const STAGE = 'stages:\n  copy:\n    cmd: cp data.csv out.csv\n    deps: [data.csv]\n    outs: [out.csv]\n';
 
@@ -31,15 +31,13 @@ describe('a tracked input that changed', () => {
   it('repro commits it as DVC does: the new content is cached and its pointer names it', async () => {
     const dir = await trackedInputRepo();
     write(dir, 'data.csv', 'a,2\n');
-    const dry = await tdv(dir, 'repro', '--dry');
-    expect(dry.code, dry.stderr).toBe(0);
-    expect(dry.stdout).toContain('would update data.csv.tdv: data.csv changed');
+    const dry = await repro(dir, { dry: true });
+    expect(dry.updated).toEqual([{ path: 'data.csv', pointer: 'data.csv.tdv' }]);
     expect(read(dir, 'data.csv.tdv')).toContain(sha('a,1\n')); // --dry writes nothing
 
-    const r = await tdv(dir, 'repro');
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('updated data.csv.tdv: data.csv changed; commit the pointer with Git');
-    expect(r.stdout).toContain('running copy: deps changed: data.csv');
+    const r = await repro(dir);
+    expect(r.updated).toEqual([{ path: 'data.csv', pointer: 'data.csv.tdv' }]);
+    expect(started(r)).toEqual([['copy', ['deps changed: data.csv']]]);
     expect(read(dir, 'data.csv.tdv')).toContain(`sha256: ${sha('a,2\n')}`);
     expect(fs.existsSync(objPath(dir, sha('a,2\n')))).toBe(true);
     expect(read(dir, 'tdv.lock')).toContain(`sha256: ${sha('a,2\n')}`);
@@ -119,10 +117,9 @@ describe('repro in a fresh clone (a tracked input not pulled)', () => {
     await git(path.dirname(clone), 'clone', '-q', dir, clone);
     expect((await tdv(clone, 'pull')).code).toBe(0);
     write(clone, 'data.csv', 'b,2\n');
-    const r = await tdv(clone, 'repro', '--pull');
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('updated data.csv.tdv');
-    expect(r.stdout).toContain('restored copy from the run-cache');
+    const r = await repro(clone, { pull: true });
+    expect(r.updated).toEqual([{ path: 'data.csv', pointer: 'data.csv.tdv' }]);
+    expect(r).toMatchObject({ ran: [], restored: ['copy'], failed: [] });
     expect(read(clone, 'out.csv')).toBe('b,2\n');
   });
 });
@@ -160,8 +157,7 @@ describe('.tdvignore inside stage outputs', () => {
       write(dir, 'in.txt', 'two\n');
       expect((await tdv(dir, 'repro')).code).toBe(0);
       write(dir, 'in.txt', 'one\n');
-      const again = await tdv(dir, 'repro');
-      expect(again.stdout).toContain('restored s from the run-cache');
+      expect(await repro(dir)).toMatchObject({ ran: [], restored: ['s'], failed: [] });
       expect(read(dir, 'tdv.lock')).toBe(lock);
       await expectClean(dir);
     });
