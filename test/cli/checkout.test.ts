@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { git, tdv, write } from '../helpers/repo.js';
-import { expectOneLineError, manifest, objPath, repoWith, sha } from '../helpers/expect.js';
+import { expectOneLineError, manifest, newDir, objPath, repoWith, sha } from '../helpers/expect.js';
 
 /**
  * CLI layer: how `tdv checkout` words its CheckoutResult and errors, its exit
@@ -183,5 +183,21 @@ describe('tdv checkout: output after a branch switch took a pointer away', () =>
     fs.rmSync(path.join(dir, 'c.csv.tdv'));
     const byHand = await tdv(dir, 'checkout', '--force');
     expect(byHand.stdout).toContain('kept: c.csv (c.csv.tdv was deleted, but Git still tracks it: `tdv remove` stops tracking data, `git checkout -- c.csv.tdv` brings the pointer back)');
+  });
+});
+
+describe('tdv checkout --rev: output', () => {
+  it('names the revision once: as typed with its short id, or the short id alone; --to names the directory', async () => {
+    const dir = await repoWith({ 'model.bin': 'weights v1' }, ['model.bin']);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'v1');
+    await git(dir, 'tag', 'v1');
+    const id = await git(dir, 'rev-parse', 'HEAD');
+    write(dir, 'model.bin', 'weights v2');
+    expect((await tdv(dir, 'add', 'model.bin')).code).toBe(0);
+    expect(await tdv(dir, 'checkout', '--rev', 'v1')).toEqual({ code: 0, stdout: `Restored 1 file of v1 (${id.slice(0, 12)}), deleted 0 files.\n`, stderr: '' });
+    const snap = path.join(newDir(), 'snap');
+    expect(await tdv(dir, 'checkout', '--rev', id.slice(0, 9), '--to', snap)).toEqual({ code: 0, stdout: `Restored 1 file of ${id.slice(0, 12)} in ${snap}, deleted 0 files.\n`, stderr: '' });
+    expect((await tdv(dir, 'checkout', '--rev', 'v1')).stdout).toBe(`Workspace already matches the data of v1 (${id.slice(0, 12)}).\n`);
   });
 });
