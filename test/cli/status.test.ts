@@ -96,4 +96,15 @@ describe('tdv status: output', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('copy: never run\n');
   });
+
+  it('a frozen stage: "<name>: frozen" as a reminder, and still up to date', async () => {
+    const dir = await newRepo();
+    write(dir, 'in.txt', 'v1\n');
+    write(dir, 'tdv.yaml', 'stages:\n  prep:\n    cmd: cp in.txt mid.txt\n    deps: [in.txt]\n    outs: [mid.txt]\n');
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    write(dir, 'tdv.yaml', 'stages:\n  prep:\n    cmd: cp in.txt mid.txt\n    deps: [in.txt]\n    outs: [mid.txt]\n    frozen: true\n');
+    write(dir, 'in.txt', 'v2\n');
+    expect(await tdv(dir, 'status')).toEqual({ code: 0, stdout: `prep: frozen\n${UP_TO_DATE}`, stderr: '' });
+    expect((await tdv(dir, 'repro', '--dry')).stdout).toContain('frozen prep: not run');
+  });
 });
