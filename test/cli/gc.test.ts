@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { snapshot, tdv, write } from '../helpers/repo.js';
-import { expectOneLineError, newRepo, sha } from '../helpers/expect.js';
+import { expectOneLineError, newDir, newRepo, sha } from '../helpers/expect.js';
 
 /**
  * CLI layer: how `tdv gc` words its GcResult and refusals, its exit codes and
@@ -53,5 +53,23 @@ describe('tdv gc: output', () => {
     const r = await tdv(dir, 'gc', '-f');
     expect(r.code).toBe(2);
     expectOneLineError(r.stderr, '--workspace');
+  });
+
+  it('--cloud --dry: remote objects listed with the remote, and a line for the remote', async () => {
+    const dir = await oneGarbage();
+    const remote = newDir();
+    expect((await tdv(dir, 'remote', 'add', '-d', 'store', remote)).code).toBe(0);
+    // Both versions on the remote: the old one is unreferenced there too.
+    write(dir, 'a.csv', 'old version\n');
+    expect((await tdv(dir, 'add', 'a.csv')).code).toBe(0);
+    expect((await tdv(dir, 'push')).code).toBe(0);
+    write(dir, 'a.csv', 'new version\n');
+    expect((await tdv(dir, 'add', 'a.csv')).code).toBe(0);
+    expect((await tdv(dir, 'push')).code).toBe(0);
+    const r = await tdv(dir, 'gc', '--workspace', '--cloud', '--dry');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`${sha('old version\n')}  12 B\n${sha('old version\n')}  (remote "store")\n`);
+    expect(r.stdout).toContain('Would remove 1 object (12 B); kept 1.');
+    expect(r.stdout).toContain('Remote "store": would remove 1, keep 1.');
   });
 });
