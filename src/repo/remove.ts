@@ -71,7 +71,14 @@ export async function remove(repo: Repo, targets: readonly RemoveTarget[]): Prom
       try {
         unprotectTree(repo.guard, rel, repo.store.objectsDir, source);
         const changed = removeGitignoreEntry(repo.guard, rel);
-        if (changed) gitignores.push({ path: gitignoreFor(rel), deleted: changed === 'deleted' });
+        if (changed) {
+          // One entry per file, its last state: a .gitignore edited for one output and deleted
+          // for the next is deleted (listed twice, the Git hint would `git add` a deleted file).
+          const file = gitignoreFor(rel);
+          const seen = gitignores.find((g) => g.path === file);
+          if (seen) seen.deleted = changed === 'deleted';
+          else gitignores.push({ path: file, deleted: changed === 'deleted' });
+        }
       } catch (err) {
         // A hostile pointer (its path through a symlink, say) must still be removable: its data
         // and .gitignore are left alone, and only the pointer goes.

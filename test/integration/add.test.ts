@@ -3,19 +3,18 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { git, read, snapshot, tdv, write } from '../helpers/repo.js';
 import { dirPointer, expectOneLineError, filePointer, isReadOnly, manifest, mtimeNs, newDir, newRepo, objPath, setConfig, sha, state } from '../helpers/expect.js';
-
-const UP_TO_DATE = 'Data and pipelines are up to date.';
+import { add } from '../../src/repo/add.js';
+import { abs, expectClean, openRepo, withRepo } from '../helpers/api.js';
 
 describe('tdv add: files', () => {
   it('writes the pointer exactly as the spec shows, caches the content read-only and git-ignores the file', async () => {
     const dir = await newRepo();
     const content = 'a,b\n1,2\n';
     write(dir, 'data.csv', content);
-    const r = await tdv(dir, 'add', 'data.csv');
-    expect(r.code).toBe(0);
-    expect(r.stderr).toBe('');
-    expect(r.stdout).toContain(`Added data.csv (${content.length} B) -> data.csv.tdv`);
-    expect(r.stdout).toContain('git add data.csv.tdv .gitignore');
+    const { repo, warnings } = await openRepo(dir);
+    const r = await add(repo, { paths: abs(dir, 'data.csv') });
+    expect(warnings).toEqual([]);
+    expect(r).toEqual({ added: [{ path: 'data.csv', pointer: 'data.csv.tdv', oid: sha(content), size: content.length, changed: true }], gitFiles: ['data.csv.tdv', '.gitignore'] });
     expect(read(dir, 'data.csv.tdv')).toBe(`outs:\n- path: data.csv\n  sha256: ${sha(content)}\n  size: ${content.length}\n`);
     const obj = objPath(dir, sha(content));
     expect(fs.readFileSync(obj, 'utf8')).toBe(content);
@@ -31,12 +30,11 @@ describe('tdv add: files', () => {
   it('writes the pointer beside a nested file, with the path relative to the pointer’s directory', async () => {
     const dir = await newRepo();
     write(dir, 'data/raw/2024/events.json', '{"a":1}\n');
-    const r = await tdv(dir, 'add', 'data/raw/2024/events.json');
-    expect(r.code).toBe(0);
+    const r = await withRepo(dir, (repo) => add(repo, { paths: abs(dir, 'data/raw/2024/events.json') }));
     expect(read(dir, 'data/raw/2024/events.json.tdv')).toBe(filePointer('events.json', '{"a":1}\n'));
     expect(read(dir, 'data/raw/2024/.gitignore')).toBe('/events.json\n');
     expect(fs.existsSync(path.join(dir, '.gitignore'))).toBe(false);
-    expect(r.stdout).toContain('git add data/raw/2024/events.json.tdv data/raw/2024/.gitignore');
+    expect(r.gitFiles).toEqual(['data/raw/2024/events.json.tdv', 'data/raw/2024/.gitignore']);
   });
 
   it('records isexec for an executable file', async () => {
@@ -68,9 +66,8 @@ describe('tdv add: files', () => {
     const ptr = path.join(dir, 'data.csv.tdv');
     const before = state(dir);
     const t0 = mtimeNs(ptr);
-    const r = await tdv(dir, 'add', 'data.csv');
-    expect(r.code).toBe(0);
-    expect(r.stdout.trim()).toBe('data.csv is unchanged (5 B)');
+    const r = await withRepo(dir, (repo) => add(repo, { paths: abs(dir, 'data.csv') }));
+    expect(r.added.map((a) => [a.path, a.size, a.changed])).toEqual([['data.csv', 5, false]]);
     expect(mtimeNs(ptr)).toBe(t0);
     expect(state(dir)).toEqual(before);
   });
@@ -80,9 +77,8 @@ describe('tdv add: files', () => {
     write(dir, 'data.csv', 'version one\n');
     expect((await tdv(dir, 'add', 'data.csv')).code).toBe(0);
     write(dir, 'data.csv', 'version two, longer\n');
-    const r = await tdv(dir, 'add', 'data.csv');
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain('Added data.csv (20 B) -> data.csv.tdv');
+    const r = await withRepo(dir, (repo) => add(repo, { paths: abs(dir, 'data.csv') }));
+    expect(r.added).toEqual([{ path: 'data.csv', pointer: 'data.csv.tdv', oid: sha('version two, longer\n'), size: 20, changed: true }]);
     expect(read(dir, 'data.csv.tdv')).toBe(filePointer('data.csv', 'version two, longer\n'));
     expect(fs.readFileSync(objPath(dir, sha('version one\n')), 'utf8')).toBe('version one\n');
     expect(fs.readFileSync(objPath(dir, sha('version two, longer\n')), 'utf8')).toBe('version two, longer\n');
@@ -110,10 +106,9 @@ describe('tdv add: directories', () => {
   it('stores a canonical .dir manifest and writes a pointer with the manifest id, total size and nfiles', async () => {
     const dir = await newRepo();
     for (const f of files) write(dir, `data/images/${f.relpath}`, f.content);
-    const r = await tdv(dir, 'add', 'data/images');
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain('Added data/images (3 files, 7 B) -> data/images.tdv');
     const m = manifest(files);
+    const r = await withRepo(dir, (repo) => add(repo, { paths: abs(dir, 'data/images') }));
+    expect(r.added).toEqual([{ path: 'data/images', pointer: 'data/images.tdv', oid: m.oid, size: 7, nfiles: 3, changed: true }]);
     expect(read(dir, 'data/images.tdv')).toBe(dirPointer('images', files));
     expect(read(dir, 'data/images.tdv')).toContain(`  sha256: ${m.oid}\n  size: 7\n  nfiles: 3\n`);
     expect(fs.readFileSync(objPath(dir, m.oid), 'utf8')).toBe(m.text);
@@ -137,9 +132,8 @@ describe('tdv add: directories', () => {
     for (const f of files) write(dir, `images/${f.relpath}`, f.content);
     expect((await tdv(dir, 'add', 'images')).code).toBe(0);
     const t0 = mtimeNs(path.join(dir, 'images.tdv'));
-    const r = await tdv(dir, 'add', 'images');
-    expect(r.code).toBe(0);
-    expect(r.stdout.trim()).toBe('images is unchanged (3 files, 7 B)');
+    const r = await withRepo(dir, (repo) => add(repo, { paths: abs(dir, 'images') }));
+    expect(r.added.map((a) => [a.path, a.nfiles, a.size, a.changed])).toEqual([['images', 3, 7, false]]);
     expect(mtimeNs(path.join(dir, 'images.tdv'))).toBe(t0);
   });
 
@@ -158,7 +152,7 @@ describe('tdv add: directories', () => {
       { relpath: 'sub/b.png', content: 'BB' },
     ];
     expect(read(dir, 'images.tdv')).toBe(dirPointer('images', now));
-    expect((await tdv(dir, 'status')).stdout.trim()).toBe(UP_TO_DATE);
+    await expectClean(dir);
   });
 
   it('leaves paths matched by .tdvignore out of the manifest', async () => {
@@ -167,15 +161,14 @@ describe('tdv add: directories', () => {
     write(dir, 'data/keep.csv', 'k\n');
     write(dir, 'data/junk.tmp', 'junk');
     write(dir, 'data/scratch/notes.csv', 'n\n');
-    const r = await tdv(dir, 'add', 'data');
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain('Added data (1 file, 2 B)');
+    const r = await withRepo(dir, (repo) => add(repo, { paths: abs(dir, 'data') }));
+    expect(r.added.map((a) => [a.path, a.nfiles, a.size, a.changed])).toEqual([['data', 1, 2, true]]);
     expect(read(dir, 'data.tdv')).toBe(dirPointer('data', [{ relpath: 'keep.csv', content: 'k\n' }]));
     expect(fs.existsSync(objPath(dir, sha('junk')))).toBe(false);
     // Ignored files may change freely without making the directory dirty.
     write(dir, 'data/junk.tmp', 'other junk');
     write(dir, 'data/scratch/more.csv', 'm\n');
-    expect((await tdv(dir, 'status')).stdout.trim()).toBe(UP_TO_DATE);
+    await expectClean(dir);
   });
 
   it('records isexec for executables inside a directory', async () => {
@@ -334,9 +327,7 @@ describe('tdv add with linked cache types', () => {
         }
         expect(isReadOnly(abs)).toBe(true);
       }
-      const st = await tdv(dir, 'status');
-      expect(st.code).toBe(0);
-      expect(st.stdout.trim()).toBe(UP_TO_DATE);
+      await expectClean(dir);
     });
 
     it(`cache.type ${type}: re-adding unchanged linked targets is a no-op`, async () => {
@@ -346,14 +337,16 @@ describe('tdv add with linked cache types', () => {
       write(dir, 'images/a.png', 'AAA');
       expect((await tdv(dir, 'add', 'big.bin', 'images')).code).toBe(0);
       const t0 = mtimeNs(path.join(dir, 'big.bin.tdv'));
-      const again = await tdv(dir, 'add', 'big.bin', 'images');
-      expect(again.stderr).toBe('');
-      expect(again.code).toBe(0);
-      expect(again.stdout).toContain('big.bin is unchanged (13 B)');
-      expect(again.stdout).toContain('images is unchanged (1 file, 3 B)');
+      const { repo, warnings } = await openRepo(dir);
+      const again = await add(repo, { paths: abs(dir, 'big.bin', 'images') });
+      expect(warnings).toEqual([]);
+      expect(again.added.map((a) => [a.path, a.nfiles, a.size, a.changed])).toEqual([
+        ['big.bin', undefined, 13, false],
+        ['images', 1, 3, false],
+      ]);
       expect(read(dir, 'big.bin.tdv')).toBe(filePointer('big.bin', 'file content\n'));
       expect(mtimeNs(path.join(dir, 'big.bin.tdv'))).toBe(t0);
-      expect((await tdv(dir, 'status')).stdout.trim()).toBe(UP_TO_DATE);
+      await expectClean(dir);
     });
 
     it(`cache.type ${type}: re-adding a linked file after unprotecting and editing it records the new version`, async () => {
@@ -368,7 +361,7 @@ describe('tdv add with linked cache types', () => {
       expect(read(dir, 'big.bin.tdv')).toBe(filePointer('big.bin', 'v2\n'));
       expect(fs.readFileSync(objPath(dir, sha('v1\n')), 'utf8')).toBe('v1\n');
       expect(isReadOnly(path.join(dir, 'big.bin'))).toBe(true);
-      expect((await tdv(dir, 'status')).stdout.trim()).toBe(UP_TO_DATE);
+      await expectClean(dir);
     });
   }
 
@@ -381,6 +374,6 @@ describe('tdv add with linked cache types', () => {
     expect(read(dir, 'run.sh.tdv')).toBe(filePointer('run.sh', '#!/bin/sh\n', true));
     expect(fs.statSync(path.join(dir, 'run.sh')).mode & 0o100).toBe(0o100);
     expect(fs.statSync(objPath(dir, sha('#!/bin/sh\n'))).mode & 0o777).toBe(0o444);
-    expect((await tdv(dir, 'status')).stdout.trim()).toBe(UP_TO_DATE);
+    await expectClean(dir);
   });
 });

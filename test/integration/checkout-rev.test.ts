@@ -5,6 +5,8 @@ import { tripsCsv } from '../../fixtures/bikeshare/generate.mjs';
 import { git, read, tdv, write } from '../helpers/repo.js';
 import { expectOneLineError, filePointer, isReadOnly, newDir, newRepo, setConfig, state } from '../helpers/expect.js';
 import { commitData, day, files, julyHistory, julyUpTo } from '../helpers/history.js';
+import { checkout } from '../../src/repo/checkout.js';
+import { expectClean, withRepo } from '../helpers/api.js';
 
 /** Workspace-relative state of everything but data/ and the stat cache: what checkout --rev must not touch. */
 function outsideData(dir: string): Record<string, string> {
@@ -26,19 +28,18 @@ describe('tdv checkout --rev: the bike-share month', () => {
     // --to first: a snapshot beside today's data; the workspace stays as it is.
     const before = state(dir);
     const snap = path.join(newDir(), 'as-of-july-31');
-    const s = await tdv(dir, 'checkout', '--rev', july31.slice(0, 9), '--to', snap);
-    expect(s.code, s.stderr).toBe(0);
-    expect(s.stdout.trim()).toBe(`Restored 32 files of ${july31.slice(0, 12)} in ${snap}, deleted 0 files.`);
+    const s = await withRepo(dir, (repo) => checkout(repo, { rev: july31.slice(0, 9), to: snap }));
+    expect({ restored: s.restored.length, deleted: s.deleted, missing: s.missing, commit: s.commit }).toEqual({ restored: 32, deleted: [], missing: [], commit: july31 });
     expect(files(path.join(snap, 'data'))).toEqual(julyUpTo(31));
     expect(Object.keys(files(snap)).every((f) => f.startsWith('data/'))).toBe(true);
     expect(state(dir)).toEqual(before);
 
     // Into the workspace, by tag: the August file goes, July 1 and the old July 31 come back.
     const pointersBefore = outsideData(dir);
-    const r = await tdv(dir, 'checkout', '--rev', 'july-end');
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('deleted: data/trips/2024-08-01.csv');
-    expect(r.stdout).toContain(`Restored 2 files of july-end (${july31.slice(0, 12)}), deleted 1 file.`);
+    const r = await withRepo(dir, (repo) => checkout(repo, { rev: 'july-end' }));
+    expect(r.deleted).toEqual(['data/trips/2024-08-01.csv']);
+    expect([...r.restored].sort()).toEqual([`data/trips/${day(1)}.csv`, `data/trips/${day(31)}.csv`]);
+    expect(r.commit).toBe(july31);
     expect(files(path.join(dir, 'data'))).toEqual(julyUpTo(31));
     // Pointers and Git are untouched: the workspace now differs from HEAD's pointer, and says so.
     expect(outsideData(dir)).toEqual(pointersBefore);
@@ -53,7 +54,7 @@ describe('tdv checkout --rev: the bike-share month', () => {
     // Back to HEAD's data with a plain checkout.
     expect((await tdv(dir, 'checkout')).code).toBe(0);
     expect(fs.existsSync(path.join(dir, 'data/trips/2024-08-01.csv'))).toBe(true);
-    expect((await tdv(dir, 'status')).stdout.trim()).toBe('Data and pipelines are up to date.');
+    await expectClean(dir);
   });
 
   it('restores any day of the month by HEAD~N, branch or commit id, each exactly as committed', async () => {
@@ -111,11 +112,9 @@ describe('tdv checkout --rev: targets, safety and errors', () => {
   it('--dry lists what it would do and changes nothing', async () => {
     const { dir } = await twoVersions();
     const before = state(dir);
-    const r = await tdv(dir, 'checkout', '--rev', 'v1', '--dry');
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('restore: model.bin');
-    expect(r.stdout).toContain('restore: data/a.csv');
-    expect(r.stdout).toContain('delete: data/b.csv');
+    const r = await withRepo(dir, (repo) => checkout(repo, { rev: 'v1', dry: true }));
+    expect([...r.restored].sort()).toEqual(['data/a.csv', 'model.bin']);
+    expect(r.deleted).toEqual(['data/b.csv']);
     expect(state(dir)).toEqual(before);
   });
 
@@ -146,9 +145,8 @@ describe('tdv checkout --rev: targets, safety and errors', () => {
 
   it('a file a tracked directory lacks at the revision is deleted; a path not tracked there is a usage error that names the revision', async () => {
     const { dir } = await twoVersions();
-    const r = await tdv(dir, 'checkout', '--rev', 'v1', 'data/b.csv');
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('deleted: data/b.csv');
+    const r = await withRepo(dir, (repo) => checkout(repo, { rev: 'v1', targets: [path.join(dir, 'data/b.csv')] }));
+    expect(r).toMatchObject({ restored: [], deleted: ['data/b.csv'], missing: [] });
     expect(fs.existsSync(path.join(dir, 'data/b.csv'))).toBe(false);
     expect(read(dir, 'data/a.csv')).toBe('a2');
     write(dir, 'notes.txt', 'n');

@@ -4,6 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { git, tdv, write } from '../helpers/repo.js';
 import { cacheObjects, expectOneLineError, manifest, newDir, newRepo, objPath, remoteObjects, sha } from '../helpers/expect.js';
 import { commitData } from '../helpers/history.js';
+import { gc } from '../../src/repo/gc.js';
+import { openRepo, withRepo } from '../helpers/api.js';
 
 const sorted = (...xs: string[]) => [...new Set(xs)].sort();
 
@@ -130,11 +132,10 @@ describe('tdv gc --cloud', () => {
 
   it('--dry lists the remote objects it would delete, and deletes nothing', async () => {
     const { dir, remote } = await published();
-    const r = await tdv(dir, 'gc', '--all-tags', '--cloud', '--dry');
-    expect(r.code, r.stderr).toBe(0);
-    for (const m of ['m2', 'mf', 'scratch']) expect(r.stdout).toContain(`${sha(m)}  (remote "store")`);
-    expect(r.stdout).toContain('Would remove 3 objects (');
-    expect(r.stdout).toContain('Remote "store": would remove 3, keep 2.');
+    const r = await withRepo(dir, (repo) => gc(repo, { allTags: true, cloud: true, dry: true }));
+    expect(r.cloud).toEqual({ remote: 'store', unused: sorted(sha('m2'), sha('mf'), sha('scratch')), kept: 2 });
+    expect(r.unused).toHaveLength(3);
+    expect(r.removed).toBe(false);
     expect(remoteObjects(remote)).toHaveLength(5);
     expect(cacheObjects(dir)).toHaveLength(5);
   });
@@ -171,13 +172,13 @@ describe('tdv gc --cloud', () => {
     await git(path.dirname(clone), 'clone', '-q', dir, clone);
     expect((await tdv(clone, 'remote', 'add', '--local', '-d', 'store', remote)).code).toBe(0);
     expect((await tdv(clone, 'pull')).code).toBe(0);
-    const r = await tdv(clone, 'gc', '--all-tags', '--cloud', '-f');
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toBe('');
+    const { repo, warnings } = await openRepo(clone);
+    const r = await gc(repo, { allTags: true, cloud: true, confirm: async () => true });
+    expect(warnings).toEqual([]);
     const v1 = manifest([{ relpath: 'a.csv', content: 'a1' }]);
     expect(remoteObjects(remote)).toContain(v1.oid);
     expect(remoteObjects(remote)).toContain(sha('a1'));
-    expect(r.stdout).toContain('Nothing to collect');
+    expect({ unused: r.unused, cloud: r.cloud?.unused, unknown: r.unknown, removed: r.removed }).toEqual({ unused: [], cloud: [], unknown: [], removed: false });
   });
 
   it('with no remote configured, says how to add one', async () => {

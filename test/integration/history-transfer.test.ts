@@ -4,6 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { git, read, tdv, write } from '../helpers/repo.js';
 import { cacheObjects, expectOneLineError, manifest, newDir, newRepo, remoteObjects, sha, state } from '../helpers/expect.js';
 import { commitData } from '../helpers/history.js';
+import { pull } from '../../src/repo/pull.js';
+import { withRepo } from '../helpers/api.js';
 
 /** The objects of one version of data/ (its files and manifest). */
 function dirObjects(files: Record<string, string>): string[] {
@@ -142,9 +144,9 @@ describe('fetch and pull --rev', () => {
     const { dir, remote } = await branchy();
     expect((await tdv(dir, 'push', '--all-commits')).code).toBe(0);
     const clone = await cloneOf(dir, remote);
-    const r = await tdv(clone, 'pull', '--rev', 'v1', 'model.bin');
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('Restored 1 file of v1');
+    const r = await withRepo(clone, (repo) => pull(repo, { rev: 'v1', targets: [path.join(clone, 'model.bin')] }));
+    expect(r.fetch.failed).toEqual([]);
+    expect(r.checkout).toMatchObject({ restored: ['model.bin'], deleted: [], missing: [] });
     expect(read(clone, 'model.bin')).toBe('m1');
     expect(fs.existsSync(path.join(clone, 'data'))).toBe(false);
     expect(cacheObjects(clone)).toEqual([sha('m1')]);

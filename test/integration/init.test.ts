@@ -3,6 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { git, read, snapshot, tdv, write } from '../helpers/repo.js';
 import { expectOneLineError, filePointer, newDir, newRepo, objPath, sha } from '../helpers/expect.js';
+import { expectClean } from '../helpers/api.js';
 
 describe('tdv init', () => {
   it('refuses a directory outside any Git work tree, suggesting git init or --no-scm, and writes nothing', async () => {
@@ -28,7 +29,7 @@ describe('tdv init', () => {
     expect(add.code).toBe(0);
     expect(add.stdout).not.toContain('git add');
     expect(read(dir, 'a.txt.tdv')).toBe(filePointer('a.txt', 'hello\n'));
-    expect((await tdv(dir, 'status')).stdout.trim()).toBe('Data and pipelines are up to date.');
+    await expectClean(dir);
   });
 
   it('creates .tdv/config.yaml, .tdv/.gitignore and a .tdvignore without patterns, and says what to commit', async () => {
@@ -79,7 +80,7 @@ describe('tdv init', () => {
     expect(fs.existsSync(path.join(dir, '.tdv', '.gitignore'))).toBe(true);
     expect(read(dir, '.tdvignore')).toBe('*.tmp\n');
     expect(fs.readFileSync(objPath(dir, sha('keep me\n')), 'utf8')).toBe('keep me\n');
-    expect((await tdv(dir, 'status')).stdout.trim()).toBe('Data and pipelines are up to date.');
+    await expectClean(dir);
   });
 
   it('refuses a subdirectory of a Git work tree unless --subdir is given', async () => {
@@ -112,9 +113,7 @@ describe('finding the repository', () => {
     expect(add.stdout).toContain('Added data/raw/a.csv');
     expect(read(dir, 'data/raw/a.csv.tdv')).toBe(filePointer('a.csv', 'a\n'));
     expect(fs.existsSync(path.join(sub, '.tdv'))).toBe(false);
-    const st = await tdv(sub, 'status');
-    expect(st.code).toBe(0);
-    expect(st.stdout.trim()).toBe('Data and pipelines are up to date.');
+    await expectClean(sub);
   });
 
   it('paths on the command line are relative to the current directory', async () => {

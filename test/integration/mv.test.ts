@@ -4,15 +4,12 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { expectOneLineError, filePointer, newRepo, repoWith, sha, state } from '../helpers/expect.js';
 import { git, read, tdv, tdvBin, write } from '../helpers/repo.js';
+import { expectClean } from '../helpers/api.js';
 
 const exists = (dir: string, rel: string) => fs.existsSync(path.join(dir, rel));
 const lines = (dir: string, rel: string) => (exists(dir, rel) ? read(dir, rel).split('\n').filter(Boolean) : []);
 
-async function clean(dir: string): Promise<void> {
-  const s = await tdv(dir, 'status');
-  expect(s.code, s.stderr).toBe(0);
-  expect(s.stdout).toContain('up to date');
-}
+const clean = expectClean;
 
 describe('tdv mv', () => {
   it('moves a tracked file and its pointer, fixes the .gitignore lines, and prints the Git command', async () => {

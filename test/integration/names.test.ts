@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { git, tdv, write } from '../helpers/repo.js';
 import { cacheObjects, expectOneLineError, manifest, newRepo, objPath, sha } from '../helpers/expect.js';
+import { expectClean } from '../helpers/api.js';
 
 async function commitAll(dir: string, msg: string): Promise<void> {
   await git(dir, 'add', '-A');
@@ -49,7 +50,7 @@ describe('a backslash is an ordinary character on POSIX', () => {
     expect(fs.readFileSync(path.join(dir, 'd', 'a\\b.csv'), 'utf8')).toBe('x\n');
     expect(fs.readFileSync(path.join(dir, 'd', 'sub\\dir', 'c.csv'), 'utf8')).toBe('c\n');
     expect(fs.readFileSync(path.join(dir, 'top\\file'), 'utf8')).toBe('z\n');
-    expect((await tdv(dir, 'status')).stdout.trim()).toBe('Data and pipelines are up to date.');
+    await expectClean(dir);
 
     // From history too.
     fs.rmSync(path.join(dir, 'd'), { recursive: true });

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { git, read, tdv, write } from '../helpers/repo.js';
 import { expectOneLineError, newDir, newRepo, objPath, sha } from '../helpers/expect.js';
+import { expectClean, expectPipelineUpToDate, repro, started } from '../helpers/api.js';
 
 const STAGE = 'stages:\n  copy:\n    cmd: cp data.csv out.csv\n    deps: [data.csv]\n    outs: [out.csv]\n';
 
@@ -30,21 +31,18 @@ describe('a tracked input that changed', () => {
   it('repro commits it as DVC does: the new content is cached and its pointer names it', async () => {
     const dir = await trackedInputRepo();
     write(dir, 'data.csv', 'a,2\n');
-    const dry = await tdv(dir, 'repro', '--dry');
-    expect(dry.code, dry.stderr).toBe(0);
-    expect(dry.stdout).toContain('would update data.csv.tdv: data.csv changed');
+    const dry = await repro(dir, { dry: true });
+    expect(dry.updated).toEqual([{ path: 'data.csv', pointer: 'data.csv.tdv' }]);
     expect(read(dir, 'data.csv.tdv')).toContain(sha('a,1\n')); // --dry writes nothing
 
-    const r = await tdv(dir, 'repro');
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('updated data.csv.tdv: data.csv changed; commit the pointer with Git');
-    expect(r.stdout).toContain('running copy: deps changed: data.csv');
+    const r = await repro(dir);
+    expect(r.updated).toEqual([{ path: 'data.csv', pointer: 'data.csv.tdv' }]);
+    expect(started(r)).toEqual([['copy', ['deps changed: data.csv']]]);
     expect(read(dir, 'data.csv.tdv')).toContain(`sha256: ${sha('a,2\n')}`);
     expect(fs.existsSync(objPath(dir, sha('a,2\n')))).toBe(true);
     expect(read(dir, 'tdv.lock')).toContain(`sha256: ${sha('a,2\n')}`);
     // Pointer, lock and workspace agree: nothing left to report, and the commit is the pointer and lock.
-    const st = await tdv(dir, 'status');
-    expect(st.stdout.trim()).toBe('Data and pipelines are up to date.');
+    await expectClean(dir);
     expect((await git(dir, 'status', '--porcelain')).split('\n').sort()).toEqual([' M data.csv.tdv', ' M tdv.lock']);
     const json = JSON.parse((await tdv(dir, 'repro', '--json')).stdout);
     expect(json.updated).toEqual([]);
@@ -61,7 +59,7 @@ describe('a tracked input that changed', () => {
     const r = await tdv(dir, 'repro', '--json');
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).updated).toEqual([{ path: 'raw', pointer: 'raw.tdv' }]);
-    expect((await tdv(dir, 'status')).stdout.trim()).toBe('Data and pipelines are up to date.');
+    await expectClean(dir);
   });
 
   it('a tracked file no selected stage reads is left alone', async () => {
@@ -103,7 +101,7 @@ describe('repro in a fresh clone (a tracked input not pulled)', () => {
     expect(r.stdout).not.toContain('running');
     expect(read(clone, 'data.csv')).toBe('a,1\n');
     expect(read(clone, 'out.csv')).toBe('a,1\n');
-    expect((await tdv(clone, 'status')).stdout.trim()).toBe('Data and pipelines are up to date.');
+    await expectClean(clone);
     expect(await git(clone, 'status', '--porcelain')).toBe('');
   });
 
@@ -119,10 +117,9 @@ describe('repro in a fresh clone (a tracked input not pulled)', () => {
     await git(path.dirname(clone), 'clone', '-q', dir, clone);
     expect((await tdv(clone, 'pull')).code).toBe(0);
     write(clone, 'data.csv', 'b,2\n');
-    const r = await tdv(clone, 'repro', '--pull');
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('updated data.csv.tdv');
-    expect(r.stdout).toContain('restored copy from the run-cache');
+    const r = await repro(clone, { pull: true });
+    expect(r.updated).toEqual([{ path: 'data.csv', pointer: 'data.csv.tdv' }]);
+    expect(r).toMatchObject({ ran: [], restored: ['copy'], failed: [] });
     expect(read(clone, 'out.csv')).toBe('b,2\n');
   });
 });
@@ -148,8 +145,8 @@ describe('.tdvignore inside stage outputs', () => {
       // Ignored files changing is no change.
       write(dir, 'out/t.tmp', 'other\n');
       write(dir, 'out/scratch/y', 'more\n');
-      expect((await tdv(dir, 'status')).stdout.trim()).toBe('Data and pipelines are up to date.');
-      expect((await tdv(dir, 'repro')).stdout.trim()).toBe('Pipeline is up to date.');
+      await expectClean(dir);
+      await expectPipelineUpToDate(dir);
       // Checkout restores the recorded file and leaves the ignored ones alone.
       fs.rmSync(path.join(dir, 'out/kept'));
       const co = await tdv(dir, 'checkout');
@@ -160,10 +157,9 @@ describe('.tdvignore inside stage outputs', () => {
       write(dir, 'in.txt', 'two\n');
       expect((await tdv(dir, 'repro')).code).toBe(0);
       write(dir, 'in.txt', 'one\n');
-      const again = await tdv(dir, 'repro');
-      expect(again.stdout).toContain('restored s from the run-cache');
+      expect(await repro(dir)).toMatchObject({ ran: [], restored: ['s'], failed: [] });
       expect(read(dir, 'tdv.lock')).toBe(lock);
-      expect((await tdv(dir, 'status')).stdout.trim()).toBe('Data and pipelines are up to date.');
+      await expectClean(dir);
     });
   }
 

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { pipelineRepo } from '../helpers/pipeline.js';
 import { read, tdv, tdvBin, write } from '../helpers/repo.js';
 import { expectOneLineError, newRepo, objPath, sha, state } from '../helpers/expect.js';
+import { expectClean, expectPipelineUpToDate } from '../helpers/api.js';
 
 const COMMENTED = `# The pipeline: keep these notes.
 stages:
@@ -221,9 +222,8 @@ describe('tdv commit', () => {
     expect(lock).toContain(`  - path: kept.txt\n        sha256: ${sha('kept\n')}\n        size: 5\n        cache: false\n`);
     expect(fs.existsSync(objPath(dir, sha('made by hand\n')))).toBe(true);
     expect(read(dir, '.gitignore')).toBe('/mid.txt\n/out.txt\n');
-    expect((await tdv(dir, 'status')).stdout).toBe('Data and pipelines are up to date.\n');
-    const rep = await tdv(dir, 'repro');
-    expect(rep.stdout.trim()).toBe('Pipeline is up to date.');
+    await expectClean(dir);
+    await expectPipelineUpToDate(dir);
     expect(read(dir, 'out.txt')).toBe('made by hand\n');
     // Nothing changed since: a second commit has nothing to record.
     const again = await tdv(dir, 'commit');
@@ -275,7 +275,7 @@ describe('desc and meta in pointer files', () => {
     expect((await tdv(dir, 'add', 'data.csv')).code).toBe(0);
     const ptr = read(dir, 'data.csv.tdv');
     write(dir, 'data.csv.tdv', `# where it came from\ndesc: the weather, hourly\nmeta: {source: noaa}\n${ptr.replace(/size: 3\n/, 'size: 3\n  desc: one row per hour\n')}`);
-    expect((await tdv(dir, 'status')).stdout).toBe('Data and pipelines are up to date.\n');
+    await expectClean(dir);
     fs.rmSync(path.join(dir, 'data.csv'));
     expect((await tdv(dir, 'checkout')).code).toBe(0);
     expect(read(dir, 'data.csv')).toBe('v1\n');

@@ -4,8 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { pipelineRepo } from '../helpers/pipeline.js';
 import { git, read, tdv, write } from '../helpers/repo.js';
 import { expectOneLineError, objPath, setConfig, sha } from '../helpers/expect.js';
-
-const ran = (stdout: string) => stdout.match(/^running ([\w.-]+)/gm)?.map((l) => l.slice(8)) ?? [];
+import { status } from '../../src/repo/status.js';
+import { expectClean, expectPipelineUpToDate, repro, started, withRepo } from '../helpers/api.js';
 
 describe('list-form cmd', () => {
   it('runs each command in order, each by its own shell, and records the list in tdv.lock', async () => {
@@ -15,8 +15,7 @@ describe('list-form cmd', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(read(dir, 'out.txt')).toBe('one\ntwo\n');
     expect(read(dir, 'tdv.lock')).toContain('    cmd:\n      - mkdir -p sub && cd sub && echo one > ../out.txt\n      - echo two >> out.txt\n');
-    const again = await tdv(dir, 'repro');
-    expect(again.stdout.trim()).toBe('Pipeline is up to date.');
+    await expectPipelineUpToDate(dir);
   });
 
   it('stops at the first command that fails, says which one, and records nothing', async () => {
@@ -64,19 +63,14 @@ describe('frozen stages', () => {
     expect((await tdv(dir, 'repro')).code).toBe(0);
     write(dir, 'tdv.yaml', yaml(true));
     write(dir, 'in.txt', 'v2\n');
-    const st = await tdv(dir, 'status');
-    expect(st.stdout).toContain('prep: frozen\n');
-    expect(st.stdout).not.toContain('deps changed');
-    expect(st.stdout).toContain('Data and pipelines are up to date.');
-    const json = JSON.parse((await tdv(dir, 'status', '--json')).stdout);
-    expect(json.clean).toBe(true);
-    expect(json.stages).toEqual([{ name: 'prep', reasons: ['frozen'], frozen: true }]);
-    const dry = await tdv(dir, 'repro', '--dry');
-    expect(dry.stdout).toContain('frozen prep: not run');
-    for (const args of [['repro'], ['repro', '--force'], ['repro', 'prep', '--force']]) {
-      const r = await tdv(dir, ...args);
-      expect(r.code, r.stderr).toBe(0);
-      expect(ran(r.stdout)).not.toContain('prep');
+    // Listed as a reminder, without its changed deps, and clean.
+    expect(await withRepo(dir, (r) => status(r))).toEqual({ clean: true, data: [], stages: [{ name: 'prep', reasons: ['frozen'], frozen: true }] });
+    const dry = await repro(dir, { dry: true });
+    expect(dry.plan?.find((p) => p.stage === 'prep')).toEqual({ stage: 'prep', reasons: [], frozen: true });
+    for (const opts of [{}, { force: true }, { stages: ['prep'], force: true }]) {
+      const r = await repro(dir, opts);
+      expect(r.failed).toEqual([]);
+      expect(r.ran).not.toContain('prep');
       expect(read(dir, 'mid.txt')).toBe('v1\n');
     }
   });
@@ -84,9 +78,7 @@ describe('frozen stages', () => {
   it('repro of a stage downstream does not run what is upstream of the frozen stage', async () => {
     const dir = await pipelineRepo(yaml(true), { 'in.txt': 'v1\n' });
     write(dir, 'mid.txt', 'by hand\n');
-    const r = await tdv(dir, 'repro', 'use');
-    expect(r.code, r.stderr).toBe(0);
-    expect(ran(r.stdout)).toEqual(['use']);
+    expect((await repro(dir, { stages: ['use'] })).ran).toEqual(['use']);
     expect(read(dir, 'out.txt')).toBe('by hand\n');
   });
 
@@ -113,10 +105,9 @@ describe('always_changed', () => {
   it('runs the stage on every repro, never from the run-cache, and status says so', async () => {
     const dir = await pipelineRepo('stages:\n  stamp:\n    cmd: echo run >> runs.txt; cp runs.txt out.txt\n    outs: [out.txt]\n    always_changed: true\n');
     for (let i = 1; i <= 3; i++) {
-      const r = await tdv(dir, 'repro');
-      expect(r.code, r.stderr).toBe(0);
-      expect(r.stdout).toContain('running stamp: always changed');
-      expect(r.stdout).not.toContain('restored');
+      const r = await repro(dir);
+      expect(r).toMatchObject({ ran: ['stamp'], restored: [], failed: [] });
+      expect(started(r)).toEqual([['stamp', i === 1 ? ['always changed', 'never run'] : ['always changed']]]);
       expect(read(dir, 'runs.txt')).toBe('run\n'.repeat(i));
     }
     const st = await tdv(dir, 'status');
@@ -149,7 +140,7 @@ describe('outputs with cache: false', () => {
     expect((await tdv(dir, 'repro')).code).toBe(0);
     await git(dir, 'add', '-A');
     await git(dir, 'commit', '-qm', 'run');
-    expect((await tdv(dir, 'status')).stdout).toContain('Data and pipelines are up to date.');
+    await expectClean(dir);
     write(dir, 'in.txt', 'v2\n');
     const r = await tdv(dir, 'repro');
     expect(r.code, r.stderr).toBe(0);
@@ -169,9 +160,7 @@ describe('outputs with cache: false', () => {
     write(dir, 'in.txt', 'v2\n');
     expect((await tdv(dir, 'repro')).code).toBe(0);
     write(dir, 'in.txt', 'v1\n');
-    const r = await tdv(dir, 'repro');
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('restored report from the run-cache');
+    expect(await repro(dir)).toMatchObject({ ran: [], restored: ['report'], failed: [] });
     expect(read(dir, 'report.md')).toBe('v1\n');
     expect(fs.existsSync(path.join(dir, '.gitignore'))).toBe(false);
     expect(read(dir, 'tdv.lock')).toContain('cache: false');

@@ -3,9 +3,9 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { git, read, tdv, write } from '../helpers/repo.js';
 import { expectOneLineError, newRepo } from '../helpers/expect.js';
+import { expectPipelineUpToDate, repro, started } from '../helpers/api.js';
 
 /** Stage names in the order `repro` started them. */
-const ran = (stdout: string) => [...stdout.matchAll(/^running (\S+):/gm)].map((m) => m[1]).sort();
 
 const PIPELINE = `vars:
   - out: results
@@ -44,9 +44,9 @@ async function templated(): Promise<string> {
 describe('tdv.yaml templating (vars, ${...}, foreach, matrix)', () => {
   it('repro runs every generated stage and records it under its name@key, with the params it used', async () => {
     const dir = await templated();
-    const r = await tdv(dir, 'repro');
-    expect(r.code, r.stderr).toBe(0);
-    expect(ran(r.stdout)).toEqual(['fit@big', 'fit@small', 'prep', 'score@test-1', 'score@test-2', 'score@train-1', 'score@train-2']);
+    const r = await repro(dir);
+    expect(r.failed).toEqual([]);
+    expect([...r.ran].sort()).toEqual(['fit@big', 'fit@small', 'prep', 'score@test-1', 'score@test-2', 'score@train-1', 'score@train-2']);
     expect(read(dir, 'results/prep.txt')).toBe('10 rows\n');
     expect(read(dir, 'results/model-big.txt')).toBe('big lr=0.01\n');
     // \${HOME} is a literal ${HOME}, left to the shell.
@@ -56,7 +56,7 @@ describe('tdv.yaml templating (vars, ${...}, foreach, matrix)', () => {
     expect(lock).toMatch(/ {2}fit@big:\n[\s\S]*?params:\n {6}params\.yaml:\n {8}models\.big\.lr: 0\.01\n/);
     expect(lock).toMatch(/ {2}prep:\n[\s\S]*?params:\n {6}params\.yaml:\n {8}prep\.rows: 10\n/);
     expect(lock).toContain('cmd: echo test 2 > results/score-test-2.txt && echo ${HOME} >> results/score-test-2.txt');
-    expect((await tdv(dir, 'repro')).stdout.trim()).toBe('Pipeline is up to date.');
+    await expectPipelineUpToDate(dir);
   });
 
   it('changing one params value reruns exactly the stages that used it', async () => {
@@ -66,9 +66,7 @@ describe('tdv.yaml templating (vars, ${...}, foreach, matrix)', () => {
     const st = await tdv(dir, 'status');
     expect(st.stdout).toContain('fit@big: cmd changed; params changed: models.big.lr');
     expect(st.stdout).not.toContain('fit@small');
-    const r = await tdv(dir, 'repro');
-    expect(r.code, r.stderr).toBe(0);
-    expect(ran(r.stdout)).toEqual(['fit@big']);
+    expect((await repro(dir)).ran).toEqual(['fit@big']);
     expect(read(dir, 'results/model-big.txt')).toBe('big lr=0.02\n');
     expect(read(dir, 'tdv.lock')).toContain('models.big.lr: 0.02');
   });
@@ -80,9 +78,7 @@ describe('tdv.yaml templating (vars, ${...}, foreach, matrix)', () => {
     expect((await tdv(dir, 'repro')).code).toBe(0);
     expect(read(dir, 'n.txt')).toBe('1\n');
     write(dir, 'params.yaml', 'n: 2\n');
-    const r = await tdv(dir, 'repro');
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('running s: params changed: n');
+    expect(started(await repro(dir))).toEqual([['s', ['params changed: n']]]);
     expect(read(dir, 'n.txt')).toBe('2\n');
   });
 
@@ -91,25 +87,20 @@ describe('tdv.yaml templating (vars, ${...}, foreach, matrix)', () => {
     write(dir, 'tdv.yaml', 'vars:\n  - greeting: hello\n    other: x\nstages:\n  a:\n    cmd: echo ${greeting} > a.txt\n    outs: [a.txt]\n  b:\n    cmd: echo ${other} > b.txt\n    outs: [b.txt]\n');
     expect((await tdv(dir, 'repro')).code).toBe(0);
     write(dir, 'tdv.yaml', read(dir, 'tdv.yaml').replace('greeting: hello', 'greeting: bye'));
-    const r = await tdv(dir, 'repro');
-    expect(r.code, r.stderr).toBe(0);
-    expect(ran(r.stdout)).toEqual(['a']);
-    expect(r.stdout).toContain('running a: cmd changed');
+    const r = await repro(dir);
+    expect(r.ran).toEqual(['a']);
+    expect(started(r)).toEqual([['a', ['cmd changed']]]);
     expect(read(dir, 'a.txt')).toBe('bye\n');
   });
 
   it('a generated stage is a target by its name', async () => {
     const dir = await templated();
-    const r = await tdv(dir, 'repro', 'fit@small');
-    expect(r.code, r.stderr).toBe(0);
-    expect(ran(r.stdout)).toEqual(['fit@small', 'prep']);
+    expect([...(await repro(dir, { stages: ['fit@small'] })).ran].sort()).toEqual(['fit@small', 'prep']);
   });
 
   it('the name of a foreach or matrix names all the stages it made (with their upstream)', async () => {
     const dir = await templated();
-    const r = await tdv(dir, 'repro', 'fit');
-    expect(r.code, r.stderr).toBe(0);
-    expect(ran(r.stdout)).toEqual(['fit@big', 'fit@small', 'prep']);
+    expect([...(await repro(dir, { stages: ['fit'] })).ran].sort()).toEqual(['fit@big', 'fit@small', 'prep']);
     const bad = await tdv(dir, 'repro', 'fi');
     expect(bad.code).toBe(2);
     expectOneLineError(bad.stderr, 'unknown stage "fi"');
@@ -119,9 +110,7 @@ describe('tdv.yaml templating (vars, ${...}, foreach, matrix)', () => {
     const dir = await templated();
     expect((await tdv(dir, 'repro')).code).toBe(0);
     write(dir, 'params.yaml', `${PARAMS}  huge:\n    lr: 0.001\n`);
-    const r = await tdv(dir, 'repro');
-    expect(r.code, r.stderr).toBe(0);
-    expect(ran(r.stdout)).toEqual(['fit@huge']);
+    expect((await repro(dir)).ran).toEqual(['fit@huge']);
   });
 
   it('takes vars from another params file (file:key) and records them under that file', async () => {

@@ -3,8 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { read, snapshot, tdv, write } from '../helpers/repo.js';
 import { expectOneLineError, isReadOnly, newRepo, objPath, setConfig, sha } from '../helpers/expect.js';
-
-const UP_TO_DATE = 'Data and pipelines are up to date.';
+import { expectClean } from '../helpers/api.js';
 
 async function linkedRepo(type: 'hardlink' | 'symlink', files: Record<string, string>, add: string[]) {
   const dir = await newRepo();
@@ -38,7 +37,7 @@ describe('tdv unprotect', () => {
       expect(isReadOnly(file)).toBe(false);
       expect(read(dir, 'model.bin')).toBe('weights v1\n');
       // Unprotecting changes no content: status is clean.
-      expect((await tdv(dir, 'status')).stdout.trim()).toBe(UP_TO_DATE);
+      await expectClean(dir);
       // Editing the copy leaves the object alone.
       fs.writeFileSync(file, 'weights v2, edited in place\n');
       expectObjectIntact(dir, 'weights v1\n');

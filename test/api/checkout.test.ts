@@ -1,26 +1,26 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { git, read, snapshot, tdv, write } from '../helpers/repo.js';
-import { expectOneLineError, filePointer, isReadOnly, manifest, newRepo, objPath, repoWith, setConfig, sha, state } from '../helpers/expect.js';
+import { checkout, type CheckoutOptions } from '../../src/repo/checkout.js';
+import { reproduce } from '../../src/repo/repro.js';
+import { status } from '../../src/repo/status.js';
+import { git, read, snapshot, write } from '../helpers/repo.js';
+import { filePointer, isReadOnly, manifest, newRepo, objPath, repoWith, setConfig, sha, state } from '../helpers/expect.js';
+import { abs, expectClean, rejectsWith, track, withRepo } from '../helpers/api.js';
 
-const UP_TO_DATE = 'Data and pipelines are up to date.';
-
+/**
+ * Porcelain layer: `checkout` called directly, its CheckoutResult and error
+ * codes checked. How the CLI words them (summary line, lists, error lines,
+ * --json) is tested once, in test/cli/checkout.test.ts.
+ */
 const exists = (dir: string, rel: string) => fs.existsSync(path.join(dir, rel));
+const co = (dir: string, opts: CheckoutOptions & { at?: string[] } = {}) => withRepo(dir, (r) => checkout(r, { ...opts, targets: abs(dir, ...(opts.at ?? [])) }));
 
-async function expectClean(dir: string) {
-  const st = await tdv(dir, 'status');
-  expect(st.code).toBe(0);
-  expect(st.stdout.trim()).toBe(UP_TO_DATE);
-}
-
-describe('tdv checkout: restoring', () => {
-  it('restores a deleted file from the cache', async () => {
+describe('checkout (API): restoring', () => {
+  it('restores a deleted file from the cache, writable', async () => {
     const dir = await repoWith({ 'a.csv': 'a,b\n1,2\n' }, ['a.csv']);
     fs.rmSync(path.join(dir, 'a.csv'));
-    const r = await tdv(dir, 'checkout');
-    expect(r.code).toBe(0);
-    expect(r.stdout.trim()).toBe('Restored 1 file, deleted 0 files.');
+    expect(await co(dir)).toEqual({ restored: ['a.csv'], deleted: [], missing: [], kept: [] });
     expect(read(dir, 'a.csv')).toBe('a,b\n1,2\n');
     expect(isReadOnly(path.join(dir, 'a.csv'))).toBe(false);
     await expectClean(dir);
@@ -30,32 +30,27 @@ describe('tdv checkout: restoring', () => {
     const files = { 'data/a.csv': 'a\n', 'data/sub/b.csv': 'b\n', 'data/sub/deep/c.csv': 'c\n' };
     const dir = await repoWith(files, ['data']);
     fs.rmSync(path.join(dir, 'data'), { recursive: true });
-    const r = await tdv(dir, 'checkout');
-    expect(r.code).toBe(0);
-    expect(r.stdout.trim()).toBe('Restored 3 files, deleted 0 files.');
+    const res = await co(dir);
+    expect([...res.restored].sort()).toEqual(Object.keys(files).sort());
     for (const [rel, content] of Object.entries(files)) expect(read(dir, rel)).toBe(content);
     await expectClean(dir);
   });
 
-  it('says the workspace already matches and changes nothing when nothing differs', async () => {
+  it('does nothing when nothing differs', async () => {
     const dir = await repoWith({ 'a.csv': 'a\n', 'data/x': 'x' }, ['a.csv', 'data']);
     const before = state(dir);
-    const r = await tdv(dir, 'checkout');
-    expect(r.code).toBe(0);
-    expect(r.stdout.trim()).toBe('Workspace already matches the pointers.');
+    expect(await co(dir)).toEqual({ restored: [], deleted: [], missing: [], kept: [] });
     expect(state(dir)).toEqual(before);
   });
 
-  it('restores a modified file without --force when the modified content is in the cache', async () => {
+  it('restores a modified file without force when the modified content is in the cache', async () => {
     const dir = await repoWith({ 'a.csv': 'version 1\n' }, ['a.csv']);
     const v1Pointer = read(dir, 'a.csv.tdv');
     write(dir, 'a.csv', 'version 2\n');
-    expect((await tdv(dir, 'add', 'a.csv')).code).toBe(0);
+    await track(dir, 'a.csv');
     // As after `git checkout` of the older pointer: workspace has v2 (cached), pointer says v1.
     write(dir, 'a.csv.tdv', v1Pointer);
-    const r = await tdv(dir, 'checkout');
-    expect(r.code).toBe(0);
-    expect(r.stdout.trim()).toBe('Restored 1 file, deleted 0 files.');
+    expect((await co(dir)).restored).toEqual(['a.csv']);
     expect(read(dir, 'a.csv')).toBe('version 1\n');
     await expectClean(dir);
   });
@@ -66,12 +61,11 @@ describe('tdv checkout: restoring', () => {
     write(dir, 'data/change', 'new');
     fs.rmSync(path.join(dir, 'data/gone'));
     write(dir, 'data/extra/added', 'added');
-    expect((await tdv(dir, 'add', 'data')).code).toBe(0);
+    await track(dir, 'data');
     write(dir, 'data.tdv', v1);
-    const r = await tdv(dir, 'checkout');
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain('deleted: data/extra/added');
-    expect(r.stdout).toContain('Restored 2 files, deleted 1 file.');
+    const res = await co(dir);
+    expect([...res.restored].sort()).toEqual(['data/change', 'data/gone']);
+    expect(res.deleted).toEqual(['data/extra/added']);
     expect(read(dir, 'data/keep')).toBe('k');
     expect(read(dir, 'data/change')).toBe('old');
     expect(read(dir, 'data/gone')).toBe('g');
@@ -83,9 +77,7 @@ describe('tdv checkout: restoring', () => {
     const dir = await repoWith({ 'data/a.csv': 'a\n', 'data/b.csv': 'b\n' }, ['data']);
     fs.rmSync(path.join(dir, 'data/a.csv'));
     fs.rmSync(path.join(dir, 'data/b.csv'));
-    const r = await tdv(dir, 'checkout', 'data/a.csv');
-    expect(r.code).toBe(0);
-    expect(r.stdout.trim()).toBe('Restored 1 file, deleted 0 files.');
+    expect(await co(dir, { at: ['data/a.csv'] })).toEqual({ restored: ['data/a.csv'], deleted: [], missing: [], kept: [] });
     expect(read(dir, 'data/a.csv')).toBe('a\n');
     expect(exists(dir, 'data/b.csv')).toBe(false);
   });
@@ -93,8 +85,7 @@ describe('tdv checkout: restoring', () => {
   it('restores only the named targets, by data path or pointer file', async () => {
     const dir = await repoWith({ 'a.csv': 'a\n', 'b.csv': 'b\n', 'c.csv': 'c\n' }, ['a.csv', 'b.csv', 'c.csv']);
     for (const f of ['a.csv', 'b.csv', 'c.csv']) fs.rmSync(path.join(dir, f));
-    const r = await tdv(dir, 'checkout', 'a.csv', 'b.csv.tdv');
-    expect(r.code).toBe(0);
+    expect((await co(dir, { at: ['a.csv', 'b.csv.tdv'] })).restored.sort()).toEqual(['a.csv', 'b.csv']);
     expect(read(dir, 'a.csv')).toBe('a\n');
     expect(read(dir, 'b.csv')).toBe('b\n');
     expect(exists(dir, 'c.csv')).toBe(false);
@@ -106,59 +97,60 @@ describe('tdv checkout: restoring', () => {
     write(dir, 'tools/go.sh', '#!/bin/sh\necho go\n');
     fs.chmodSync(path.join(dir, 'run.sh'), 0o755);
     fs.chmodSync(path.join(dir, 'tools/go.sh'), 0o755);
-    expect((await tdv(dir, 'add', 'run.sh', 'tools')).code).toBe(0);
+    await track(dir, 'run.sh', 'tools');
     fs.rmSync(path.join(dir, 'run.sh'));
     fs.rmSync(path.join(dir, 'tools'), { recursive: true });
-    expect((await tdv(dir, 'checkout')).code).toBe(0);
+    await co(dir);
     expect(fs.statSync(path.join(dir, 'run.sh')).mode & 0o111).not.toBe(0);
     expect(fs.statSync(path.join(dir, 'tools/go.sh')).mode & 0o111).not.toBe(0);
     expect(read(dir, 'tools/go.sh')).toBe('#!/bin/sh\necho go\n');
     // Only the mode changed: checkout puts the bit back too.
     fs.chmodSync(path.join(dir, 'run.sh'), 0o644);
     fs.chmodSync(path.join(dir, 'tools/go.sh'), 0o644);
-    const r = await tdv(dir, 'checkout');
-    expect(r.code).toBe(0);
+    await co(dir);
     expect(fs.statSync(path.join(dir, 'run.sh')).mode & 0o100).toBe(0o100);
     expect(fs.statSync(path.join(dir, 'tools/go.sh')).mode & 0o100).toBe(0o100);
     await expectClean(dir);
   });
+
+  it('dry plans the restore and the deletion, and changes nothing', async () => {
+    const dir = await repoWith({ 'data/a': 'a', 'b.csv': 'b' }, ['data', 'b.csv']);
+    fs.rmSync(path.join(dir, 'b.csv'));
+    write(dir, 'data/copy', 'a');
+    const before = state(dir);
+    expect(await co(dir, { dry: true })).toEqual({ restored: ['b.csv'], deleted: ['data/copy'], missing: [], kept: [] });
+    expect(state(dir)).toEqual(before);
+  });
 });
 
-describe('tdv checkout: never destroys data silently', () => {
-  it('refuses to overwrite a modified file whose content is not cached, listing it, and changes nothing', async () => {
+describe('checkout (API): never destroys data silently', () => {
+  it('refuses (CONFLICT, with the paths) to overwrite a modified file whose content is not cached, and changes nothing', async () => {
     const dir = await repoWith({ 'a.csv': 'a\n', 'b.csv': 'b\n' }, ['a.csv', 'b.csv']);
     write(dir, 'a.csv', 'precious edit\n');
     fs.rmSync(path.join(dir, 'b.csv'));
     const before = snapshot(dir);
-    const r = await tdv(dir, 'checkout');
-    expect(r.code).toBe(1);
-    expect(r.stdout).toBe('');
-    expectOneLineError(r.stderr, 'a.csv', 'not in the cache', '`tdv add`', '`tdv checkout --force`');
-    expect(r.stderr).not.toContain('b.csv');
+    const err = await rejectsWith(co(dir), 'CONFLICT');
+    expect(err.data).toEqual({ paths: ['a.csv'] });
     // Conflicts are found before anything is touched: b.csv was not restored either.
     expect(snapshot(dir)).toEqual(before);
   });
 
-  it('--force overwrites the uncached change', async () => {
+  it('force overwrites the uncached change', async () => {
     const dir = await repoWith({ 'a.csv': 'a\n' }, ['a.csv']);
     write(dir, 'a.csv', 'precious edit\n');
-    const r = await tdv(dir, 'checkout', '--force');
-    expect(r.code).toBe(0);
+    expect((await co(dir, { force: true })).restored).toEqual(['a.csv']);
     expect(read(dir, 'a.csv')).toBe('a\n');
     await expectClean(dir);
   });
 
-  it('refuses to overwrite an uncached change to a file inside a directory', async () => {
+  it('refuses to overwrite an uncached change to a file inside a directory; force does', async () => {
     const dir = await repoWith({ 'data/a': 'a', 'data/b': 'b' }, ['data']);
     write(dir, 'data/b', 'edited');
     fs.rmSync(path.join(dir, 'data/a'));
     const before = snapshot(dir);
-    const r = await tdv(dir, 'checkout');
-    expect(r.code).toBe(1);
-    expectOneLineError(r.stderr, '1 workspace file(s)', 'data/b', '--force');
+    expect((await rejectsWith(co(dir), 'CONFLICT')).data).toEqual({ paths: ['data/b'] });
     expect(snapshot(dir)).toEqual(before);
-    const forced = await tdv(dir, 'checkout', '--force');
-    expect(forced.code).toBe(0);
+    await co(dir, { force: true });
     expect(read(dir, 'data/a')).toBe('a');
     expect(read(dir, 'data/b')).toBe('b');
   });
@@ -168,37 +160,30 @@ describe('tdv checkout: never destroys data silently', () => {
     write(dir, 'data/a', 'A!');
     write(dir, 'data/b', 'B!');
     write(dir, 'c.csv', 'C!');
-    const r = await tdv(dir, 'checkout');
-    expect(r.code).toBe(1);
-    expectOneLineError(r.stderr, '3 workspace file(s)', 'data/a', 'data/b', 'c.csv');
+    const err = await rejectsWith(co(dir), 'CONFLICT');
+    expect([...(err.data!.paths as string[])].sort()).toEqual(['c.csv', 'data/a', 'data/b']);
   });
 
   it('deletes an extra file inside a tracked directory when its content is cached', async () => {
     const dir = await repoWith({ 'data/a': 'a', 'data/b': 'b' }, ['data']);
     write(dir, 'data/copy-of-a', 'a');
     write(dir, 'data/new/dir/copy-of-b', 'b');
-    const r = await tdv(dir, 'checkout');
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain('deleted: data/copy-of-a\n');
-    expect(r.stdout).toContain('deleted: data/new/dir/copy-of-b\n');
-    expect(r.stdout).toContain('Restored 0 files, deleted 2 files.');
+    const res = await co(dir);
+    expect(res.restored).toEqual([]);
+    expect([...res.deleted].sort()).toEqual(['data/copy-of-a', 'data/new/dir/copy-of-b']);
     expect(exists(dir, 'data/copy-of-a')).toBe(false);
     expect(exists(dir, 'data/new')).toBe(false);
     expect(read(dir, 'data/a')).toBe('a');
     await expectClean(dir);
   });
 
-  it('refuses to delete an extra file inside a tracked directory whose content is not cached; --force deletes it', async () => {
+  it('refuses to delete an extra file inside a tracked directory whose content is not cached; force deletes it', async () => {
     const dir = await repoWith({ 'data/a': 'a' }, ['data']);
     write(dir, 'data/notes.txt', 'only copy of my notes');
     const before = snapshot(dir);
-    const r = await tdv(dir, 'checkout');
-    expect(r.code).toBe(1);
-    expectOneLineError(r.stderr, 'data/notes.txt', 'would be lost', '--force');
+    expect((await rejectsWith(co(dir), 'CONFLICT')).data).toEqual({ paths: ['data/notes.txt'] });
     expect(snapshot(dir)).toEqual(before);
-    const forced = await tdv(dir, 'checkout', '--force');
-    expect(forced.code).toBe(0);
-    expect(forced.stdout).toContain('deleted: data/notes.txt');
+    expect((await co(dir, { force: true })).deleted).toEqual(['data/notes.txt']);
     expect(exists(dir, 'data/notes.txt')).toBe(false);
     await expectClean(dir);
   });
@@ -208,37 +193,37 @@ describe('tdv checkout: never destroys data silently', () => {
     write(dir, 'untracked.txt', 'mine');
     write(dir, 'other/x', 'x');
     fs.rmSync(path.join(dir, 'data/a'));
-    expect((await tdv(dir, 'checkout')).code).toBe(0);
+    await co(dir);
     expect(read(dir, 'untracked.txt')).toBe('mine');
     expect(read(dir, 'other/x')).toBe('x');
   });
+
+  it('an untracked target is NOT_TRACKED (a usage error)', async () => {
+    const dir = await repoWith({ 'a.csv': 'a\n' }, ['a.csv']);
+    expect((await rejectsWith(co(dir, { at: ['nope.csv'] }), 'NOT_TRACKED')).exitCode).toBe(2);
+  });
 });
 
-describe('tdv checkout: missing cache objects', () => {
-  it('never says the workspace already matches when the only file could not be restored', async () => {
-    const dir = await repoWith({ 'a.csv': 'a\n' }, ['a.csv']);
-    fs.rmSync(path.join(dir, 'a.csv'));
-    fs.rmSync(objPath(dir, sha('a\n')));
-    const r = await tdv(dir, 'checkout');
-    expect(r.code).toBe(1);
-    expect(r.stdout).not.toContain('already matches');
-    expect(r.stdout).toContain('Not restored, not in the cache (1 file):');
-  });
-
-  it('restores everything else, lists what it could not, suggests tdv pull, and exits 1', async () => {
+describe('checkout (API): missing cache objects', () => {
+  it('restores everything else and returns what it could not in `missing` (nothing thrown)', async () => {
     const dir = await repoWith({ 'a.csv': 'a\n', 'b.csv': 'b\n' }, ['a.csv', 'b.csv']);
     fs.rmSync(path.join(dir, 'a.csv'));
     fs.rmSync(path.join(dir, 'b.csv'));
     fs.rmSync(objPath(dir, sha('a\n')));
-    const r = await tdv(dir, 'checkout');
-    expect(r.code).toBe(1);
-    expect(r.stdout).toBe('Restored 1 file, deleted 0 files.\nNot restored, not in the cache (1 file):\n    a.csv  [a.csv.tdv]\n');
-    expectOneLineError(r.stderr, '1 file not restored, not in the cache: a.csv; everything else was restored; run `tdv pull` to fetch them');
+    expect(await co(dir)).toEqual({ restored: ['b.csv'], deleted: [], missing: [{ path: 'a.csv', oid: sha('a\n'), pointer: 'a.csv.tdv' }], kept: [] });
     expect(read(dir, 'b.csv')).toBe('b\n');
     expect(exists(dir, 'a.csv')).toBe(false);
     // The restored file is recorded: status names only the missing one.
-    const st = await tdv(dir, 'status', '--json');
-    expect(JSON.parse(st.stdout).data.map((d: { path: string }) => d.path)).toEqual(['a.csv']);
+    expect((await withRepo(dir, (r) => status(r))).data.map((d) => d.path)).toEqual(['a.csv']);
+  });
+
+  it('the only file missing: nothing restored, and it is in `missing`', async () => {
+    const dir = await repoWith({ 'a.csv': 'a\n' }, ['a.csv']);
+    fs.rmSync(path.join(dir, 'a.csv'));
+    fs.rmSync(objPath(dir, sha('a\n')));
+    const res = await co(dir);
+    expect(res.restored).toEqual([]);
+    expect(res.missing.map((m) => m.path)).toEqual(['a.csv']);
   });
 
   it('restores the other files of a directory one of whose objects is missing, and keeps what is at the missing path', async () => {
@@ -249,51 +234,44 @@ describe('tdv checkout: missing cache objects', () => {
     fs.writeFileSync(path.join(dir, 'data/c'), 'my edit');
     fs.rmSync(objPath(dir, sha('b')));
     fs.rmSync(objPath(dir, sha('c')));
-    const r = await tdv(dir, 'checkout', 'data');
-    expect(r.code).toBe(1);
-    expect(r.stdout).toContain('Not restored, not in the cache (2 files):\n    data/b  [data.tdv]\n    data/c  [data.tdv]\n');
-    expectOneLineError(r.stderr, '2 files not restored', 'data/b', 'data/c', '`tdv pull data` to fetch them');
+    const res = await co(dir, { at: ['data'] });
+    expect(res.restored).toEqual(['data/a']);
+    expect(res.missing).toEqual([
+      { path: 'data/b', oid: sha('b'), pointer: 'data.tdv' },
+      { path: 'data/c', oid: sha('c'), pointer: 'data.tdv' },
+    ]);
     expect(read(dir, 'data/a')).toBe('a');
     expect(exists(dir, 'data/b')).toBe(false);
     // Not the recorded version, and its object is gone: it stays, never deleted.
     expect(read(dir, 'data/c')).toBe('my edit');
     // Once the objects are back, the next checkout finishes the directory.
-    write(path.join(dir, 'data'), 'b', 'b');
-    write(path.join(dir, 'data'), 'c', 'c');
-    expect((await tdv(dir, 'add', 'data')).code).toBe(0);
+    write(dir, 'data/b', 'b');
+    write(dir, 'data/c', 'c');
+    await track(dir, 'data');
     fs.rmSync(path.join(dir, 'data/b'));
-    const again = await tdv(dir, 'checkout');
-    expect(again.code, again.stderr).toBe(0);
-    expect(read(dir, 'data/b')).toBe('b');
+    expect(await co(dir)).toEqual({ restored: ['data/b'], deleted: [], missing: [], kept: [] });
     await expectClean(dir);
   });
 
-  it('names a directory whose manifest is missing, and restores the other data', async () => {
+  it('a directory whose manifest is missing is one entry with the manifest id; the other data is restored', async () => {
     const dir = await repoWith({ 'data/a': 'a', 'm.bin': 'm' }, ['data', 'm.bin']);
     fs.rmSync(path.join(dir, 'data'), { recursive: true });
     fs.rmSync(path.join(dir, 'm.bin'));
     const m = manifest([{ relpath: 'a', content: 'a' }]).oid;
     fs.rmSync(objPath(dir, m));
-    const r = await tdv(dir, 'checkout');
-    expect(r.code).toBe(1);
-    expect(r.stdout).toContain(`Not restored, not in the cache (1 directory):\n    data/ (its list of files, ${m.slice(0, 12)})  [data.tdv]\n`);
-    expectOneLineError(r.stderr, '1 directory not restored', 'data/', '`tdv pull`');
+    expect(await co(dir)).toEqual({ restored: ['m.bin'], deleted: [], missing: [{ path: 'data', oid: m, pointer: 'data.tdv' }], kept: [] });
     expect(read(dir, 'm.bin')).toBe('m');
     expect(exists(dir, 'data')).toBe(false);
   });
 
-  it('stage outputs it could not restore: says `tdv repro` rebuilds them', async () => {
+  it('a stage output it could not restore names its stage', async () => {
     const dir = await repoWith({ 'a.csv': 'a\n' }, ['a.csv']);
     write(dir, 'tdv.yaml', 'stages:\n  make:\n    cmd: echo made > out.txt\n    outs: [out.txt]\n');
-    const rr = await tdv(dir, 'repro');
-    expect(rr.code, rr.stderr).toBe(0);
+    expect((await withRepo(dir, (r) => reproduce(r))).ran).toEqual(['make']);
     fs.rmSync(path.join(dir, 'out.txt'));
     fs.rmSync(path.join(dir, 'a.csv'));
     fs.rmSync(objPath(dir, sha('made\n')));
-    const r = await tdv(dir, 'checkout');
-    expect(r.code).toBe(1);
-    expect(r.stdout).toContain('Not restored, not in the cache (1 file):\n    out.txt  [output of stage "make"]\n');
-    expectOneLineError(r.stderr, '1 file not restored, not in the cache: out.txt; everything else was restored; run `tdv pull` to fetch them if they were pushed, or `tdv repro make` to rebuild them');
+    expect(await co(dir)).toEqual({ restored: ['a.csv'], deleted: [], missing: [{ path: 'out.txt', oid: sha('made\n'), pointer: 'tdv.lock', stage: 'make' }], kept: [] });
     expect(read(dir, 'a.csv')).toBe('a\n');
   });
 
@@ -305,60 +283,34 @@ describe('tdv checkout: missing cache objects', () => {
     write(dir, 'data/a', 'a2');
     write(dir, 'data/b', 'b2');
     write(dir, 'm.bin', 'm2');
-    expect((await tdv(dir, 'add', 'data', 'm.bin')).code).toBe(0);
+    await track(dir, 'data', 'm.bin');
     await git(dir, 'commit', '-qam', 'two');
     await git(dir, 'checkout', '-q', 'main');
-    expect((await tdv(dir, 'checkout')).code).toBe(0);
+    expect((await co(dir)).missing).toEqual([]);
     expect(exists(dir, 'data/b')).toBe(false);
     fs.rmSync(objPath(dir, sha('b2')));
     await git(dir, 'checkout', '-q', 'two');
-    const r = await tdv(dir, 'checkout');
-    expect(r.code).toBe(1);
-    expect(r.stdout).toContain('    data/b  [data.tdv]\n');
+    expect((await co(dir)).missing).toEqual([{ path: 'data/b', oid: sha('b2'), pointer: 'data.tdv' }]);
     expect(read(dir, 'data/a')).toBe('a2');
     expect(read(dir, 'm.bin')).toBe('m2');
     expect(exists(dir, 'data/b')).toBe(false);
   });
-
-  it('with --json: one document, the error and what was restored and not', async () => {
-    const dir = await repoWith({ 'a.csv': 'a\n', 'b.csv': 'b\n' }, ['a.csv', 'b.csv']);
-    fs.rmSync(path.join(dir, 'a.csv'));
-    fs.rmSync(path.join(dir, 'b.csv'));
-    fs.rmSync(objPath(dir, sha('a\n')));
-    const r = await tdv(dir, 'checkout', '--json');
-    expect(r.code).toBe(1);
-    const doc = JSON.parse(r.stdout);
-    expect(doc).toEqual({
-      error: { code: 'MISSING_OBJECTS', message: expect.stringContaining('a.csv'), data: { paths: ['a.csv'] } },
-      restored: 1,
-      deleted: 0,
-      missing: [{ path: 'a.csv', oid: sha('a\n'), pointer: 'a.csv.tdv' }],
-      kept: [],
-    });
-  });
-
-  it('an untracked target is an error naming it', async () => {
-    const dir = await repoWith({ 'a.csv': 'a\n' }, ['a.csv']);
-    const r = await tdv(dir, 'checkout', 'nope.csv');
-    expect(r.code).toBe(2);
-    expectOneLineError(r.stderr, 'nope.csv is not tracked by tdv');
-  });
 });
 
-describe('tdv checkout after a branch switch took a pointer away', () => {
+describe('checkout (API) after a branch switch took a pointer away', () => {
   /** main tracks a.csv and (second commit) b.csv and data/; branch "old" is the first commit, with a.csv only. */
   async function twoBranches(): Promise<string> {
     const dir = await newRepo();
     write(dir, '.tdvignore', '*.tmp\n');
     write(dir, 'a.csv', 'a\n');
-    expect((await tdv(dir, 'add', 'a.csv')).code).toBe(0);
+    await track(dir, 'a.csv');
     await git(dir, 'add', '-A');
     await git(dir, 'commit', '-qm', 'a');
     await git(dir, 'branch', 'old');
     write(dir, 'b.csv', 'b\n');
     write(dir, 'data/x', 'x');
     write(dir, 'data/sub/y', 'y');
-    expect((await tdv(dir, 'add', 'b.csv', 'data')).code).toBe(0);
+    await track(dir, 'b.csv', 'data');
     write(dir, 'data/scratch.tmp', 'mine, never added');
     await git(dir, 'add', '-A');
     await git(dir, 'commit', '-qm', 'b and data');
@@ -369,11 +321,7 @@ describe('tdv checkout after a branch switch took a pointer away', () => {
     const dir = await twoBranches();
     await git(dir, 'checkout', '-q', 'old');
     expect(exists(dir, 'b.csv')).toBe(true);
-    const r = await tdv(dir, 'checkout');
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('deleted: b.csv\n');
-    expect(r.stdout).toContain('deleted: data\n');
-    expect(r.stdout).not.toMatch(/^D {2}/m);
+    expect(await co(dir)).toEqual({ restored: [], deleted: ['b.csv', 'data'], missing: [], kept: [] });
     expect(exists(dir, 'b.csv')).toBe(false);
     expect(exists(dir, 'data/x')).toBe(false);
     expect(exists(dir, 'data/sub')).toBe(false);
@@ -383,43 +331,43 @@ describe('tdv checkout after a branch switch took a pointer away', () => {
     // Git sees nothing left behind but the user's own file.
     expect(await git(dir, 'status', '--porcelain', '--untracked-files=all')).toBe('?? data/scratch.tmp');
     await git(dir, 'checkout', '-q', 'main');
-    const back = await tdv(dir, 'checkout');
-    expect(back.code, back.stderr).toBe(0);
+    await co(dir);
     expect(read(dir, 'b.csv')).toBe('b\n');
     expect(read(dir, 'data/sub/y')).toBe('y');
     await expectClean(dir);
   });
 
-  it('--dry lists the deletion and deletes nothing', async () => {
+  it('dry plans the deletion and deletes nothing', async () => {
     const dir = await twoBranches();
     await git(dir, 'checkout', '-q', 'old');
-    const r = await tdv(dir, 'checkout', '--dry');
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('delete: b.csv\n');
+    expect((await co(dir, { dry: true })).deleted).toEqual(['b.csv', 'data']);
     expect(read(dir, 'b.csv')).toBe('b\n');
   });
 
-  it('keeps and reports data that changed since, and data the cache lacks', async () => {
+  it('keeps data that changed since (why: changed), and data the cache lacks (why: uncached)', async () => {
     const dir = await twoBranches();
     await git(dir, 'checkout', '-q', 'old');
     fs.chmodSync(path.join(dir, 'b.csv'), 0o644);
     fs.writeFileSync(path.join(dir, 'b.csv'), 'my edit\n');
     fs.rmSync(objPath(dir, sha('y')));
-    const r = await tdv(dir, 'checkout');
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('kept: b.csv (no pointer tracks it now, and it changed since tdv placed it; delete it yourself, or `tdv add b.csv` to track this version)');
-    expect(r.stdout).toContain('kept: data (no pointer tracks it now, and the cache lacks its data, so deleting it would lose it)');
+    const res = await co(dir);
+    expect(res.deleted).toEqual([]);
+    expect(res.kept.map((k) => [k.path, k.why])).toEqual([
+      ['b.csv', 'changed'],
+      ['data', 'uncached'],
+    ]);
     expect(read(dir, 'b.csv')).toBe('my edit\n');
     expect(read(dir, 'data/sub/y')).toBe('y');
   });
 
-  it('never deletes data whose pointer was deleted by hand, nor data `tdv remove` released', async () => {
+  it('never deletes data whose pointer was deleted by hand (why: pointer-deleted), nor data `tdv remove` released', async () => {
     const dir = await twoBranches();
     fs.rmSync(path.join(dir, 'b.csv.tdv'));
-    expect((await tdv(dir, 'remove', 'data')).code).toBe(0);
-    const r = await tdv(dir, 'checkout');
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('kept: b.csv (b.csv.tdv was deleted, but Git still tracks it: `tdv remove` stops tracking data, `git checkout -- b.csv.tdv` brings the pointer back)');
+    const { remove } = await import('../../src/repo/remove.js');
+    await withRepo(dir, (r) => remove(r, [{ path: path.join(dir, 'data'), name: 'data' }]));
+    const res = await co(dir);
+    expect(res.deleted).toEqual([]);
+    expect(res.kept).toEqual([{ path: 'b.csv', why: 'pointer-deleted', by: 'b.csv.tdv' }]);
     expect(read(dir, 'b.csv')).toBe('b\n');
     expect(read(dir, 'data/x')).toBe('x');
   });
@@ -427,52 +375,49 @@ describe('tdv checkout after a branch switch took a pointer away', () => {
   it('never deletes data whose pointer `git rm` took away (HEAD still commits it: no branch switch)', async () => {
     const dir = await twoBranches();
     await git(dir, 'rm', '-q', 'b.csv.tdv');
-    const r = await tdv(dir, 'checkout');
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('kept: b.csv (b.csv.tdv was deleted');
+    const res = await co(dir);
+    expect(res.deleted).toEqual([]);
+    expect(res.kept).toEqual([{ path: 'b.csv', why: 'pointer-deleted', by: 'b.csv.tdv' }]);
     expect(read(dir, 'b.csv')).toBe('b\n');
   });
 
   it('never deletes stage outputs when tdv.lock was deleted by hand (`rm tdv.lock` is no branch switch)', async () => {
     const dir = await newRepo();
     write(dir, 'tdv.yaml', 'stages:\n  s:\n    cmd: echo result > out.txt\n    outs: [out.txt]\n');
-    expect((await tdv(dir, 'repro')).code).toBe(0);
+    await withRepo(dir, (r) => reproduce(r));
     await git(dir, 'add', 'tdv.yaml', 'tdv.lock', '.gitignore');
     await git(dir, 'commit', '-qm', 'stage');
     fs.rmSync(path.join(dir, 'out.txt'));
-    expect((await tdv(dir, 'checkout')).code).toBe(0);
+    expect((await co(dir)).restored).toEqual(['out.txt']);
     fs.rmSync(path.join(dir, 'tdv.lock'));
-    const r = await tdv(dir, 'checkout');
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('kept: out.txt (tdv.lock was deleted');
+    const res = await co(dir);
+    expect(res.deleted).toEqual([]);
+    expect(res.kept).toEqual([{ path: 'out.txt', why: 'pointer-deleted', by: 'tdv.lock' }]);
     expect(read(dir, 'out.txt')).toBe('result\n');
   });
 
-  it("a path Git tracks on the new branch is Git's, never deleted", async () => {
+  it("a path Git tracks on the new branch is Git's, never deleted nor reported", async () => {
     const dir = await twoBranches();
     await git(dir, 'checkout', '-q', 'old');
     await git(dir, 'checkout', '-qb', 'plain');
     // On this branch b.csv is committed to Git itself, same content.
     await git(dir, 'add', '-f', 'b.csv');
     await git(dir, 'commit', '-qm', 'b in git');
-    const r = await tdv(dir, 'checkout');
-    expect(r.code, r.stderr).toBe(0);
+    const res = await co(dir);
     expect(read(dir, 'b.csv')).toBe('b\n');
-    expect(r.stdout).not.toContain('b.csv');
+    expect([...res.deleted, ...res.kept.map((k) => k.path)]).not.toContain('b.csv');
   });
 });
 
-describe('tdv checkout --relink', () => {
-  it('turns copies into hard links after cache.type is changed to hardlink', async () => {
+describe('checkout (API): relink', () => {
+  it('turns copies into hard links after cache.type is changed to hardlink, read-only, pointers untouched', async () => {
     const dir = await repoWith({ 'a.csv': 'a\n', 'data/x': 'x', 'data/y': 'y' }, ['a.csv', 'data']);
     expect(fs.statSync(path.join(dir, 'a.csv')).nlink).toBe(1);
     setConfig(dir, 'cache:\n  type: hardlink\n  allow_root_links: true\n');
-    // Without --relink nothing is rewritten.
-    expect((await tdv(dir, 'checkout')).stdout.trim()).toBe('Workspace already matches the pointers.');
+    // Without relink nothing is rewritten.
+    expect((await co(dir)).restored).toEqual([]);
     expect(fs.statSync(path.join(dir, 'a.csv')).nlink).toBe(1);
-    const r = await tdv(dir, 'checkout', '--relink');
-    expect(r.code).toBe(0);
-    expect(r.stdout.trim()).toBe('Restored 3 files, deleted 0 files.');
+    expect([...(await co(dir, { relink: true })).restored].sort()).toEqual(['a.csv', 'data/x', 'data/y']);
     for (const [rel, content] of [
       ['a.csv', 'a\n'],
       ['data/x', 'x'],
@@ -490,25 +435,10 @@ describe('tdv checkout --relink', () => {
     const dir = await newRepo();
     setConfig(dir, 'cache:\n  type: hardlink\n  allow_root_links: true\n');
     write(dir, 'data/x', 'x');
-    expect((await tdv(dir, 'add', 'data')).code).toBe(0);
+    await track(dir, 'data');
     fs.rmSync(path.join(dir, 'data'), { recursive: true });
-    expect((await tdv(dir, 'checkout')).code).toBe(0);
+    await co(dir);
     expect(fs.statSync(path.join(dir, 'data/x')).ino).toBe(fs.statSync(objPath(dir, sha('x'))).ino);
     await expectClean(dir);
-  });
-});
-
-describe('tdv checkout --dry', () => {
-  it('lists what it would restore and delete, and changes nothing', async () => {
-    const dir = await repoWith({ 'data/a': 'a\n', 'data/b': 'b\n' }, ['data']);
-    fs.rmSync(path.join(dir, 'data', 'a'));
-    write(dir, 'data/extra', 'b\n'); // content cached (same as b), so deleting it is allowed
-    const before = snapshot(dir);
-    const r = await tdv(dir, 'checkout', '--dry');
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain('restore: data/a');
-    expect(r.stdout).toContain('delete: data/extra');
-    expect(r.stdout).toContain('Would restore 1 file and delete 1 file.');
-    expect(snapshot(dir)).toEqual(before);
   });
 });
