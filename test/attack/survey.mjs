@@ -445,7 +445,10 @@ export function check(before, after, ctx) {
     if (under(k, remote) && !tracked && !(p !== undefined && under(p, ctx.data))) {
       const rel = k.slice(ctx.remoteKey.length + 1);
       // (repos/<id>: the marker of the repositories that push there, read by gc --cloud.)
-      const ok = name === 'push' && a && (a.t === 'd' ? !b : regularOrAbsent(b) && (OBJ.test(rel) || RUN.test(rel) || /^repos\/[0-9a-z]+$/.test(rel)));
+      // A FIFO, socket or symlink squatting on an object's name is not an object: push may put the
+      // real one in its place (a regular file; the corrupt-object check holds it to its name).
+      const squatted = b && b.t !== 'f' && b.t !== 'd' && a.t === 'f' && OBJ.test(rel);
+      const ok = name === 'push' && a && (a.t === 'd' ? !b : (regularOrAbsent(b) || squatted) && (OBJ.test(rel) || RUN.test(rel) || /^repos\/[0-9a-z]+$/.test(rel)));
       if (!ok) add('remote-changed', k, what);
       continue;
     }
