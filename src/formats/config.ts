@@ -400,13 +400,7 @@ function defined<T extends object>(o: T): T {
 
 /** Where a key path is written: `file:line:col` of the key, or of the nearest enclosing key written, or the file. */
 function where(y: YamlFile, file: string): At {
-  return (keys) => {
-    for (let n = keys.length; n > 0; n--) {
-      const pos = y.posOf(keys.slice(0, n));
-      if (pos) return `${file}:${pos.line}:${pos.col}`;
-    }
-    return file;
-  };
+  return (keys) => y.where(file, keys);
 }
 
 /** Where a remote's objects live: an absolute directory, or an S3 bucket and key prefix. */

@@ -3,8 +3,8 @@ import { isValidSize } from './manifest.js';
 import { isLegalRelPath, relPathProblem } from './paths.js';
 import { isDirOid, isOid, type Oid } from './oid.js';
 import * as v from 'valibot';
-import { fail, KEYS, PARENT, strictMapping, validate } from './schema.js';
-import { parseYaml } from '../util/yaml.js';
+import { fail, issueError, KEYS, PARENT, strictMapping } from './schema.js';
+import { parseYaml, type YamlFile } from '../util/yaml.js';
 
 export const POINTER_EXT = '.tdv';
 
@@ -125,6 +125,7 @@ const CANONICAL_OUT = /- path: ([^\n]+)\n {2}sha256: ([^\n]+)\n {2}size: (\d+)\n
 /** Parses and validates a pointer file's text. `file` is its absolute path. */
 export async function parsePointer(text: string, file: string, displayName = file): Promise<Pointer> {
   let raw: unknown;
+  let y: YamlFile | undefined;
   const m = CANONICAL.exec(text);
   if (m) {
     const outs: Record<string, unknown>[] = [];
@@ -137,13 +138,16 @@ export async function parsePointer(text: string, file: string, displayName = fil
     }
     raw = { outs };
   } else {
-    raw = (await parseYaml(text, displayName)).value;
+    y = await parseYaml(text, displayName);
+    raw = y.value;
   }
   // Both paths end in the schema: the regex proves the layout, not the values (a size of 16
   // digits is past 2^53, a plain path may climb out with "..", a .dir id may lack nfiles).
-  // Errors name the file, not a line: the message names the key (`outs[0].size`), and a
-  // pointer is a few lines long.
-  return { file, ...validate(PointerSchema, raw, () => displayName) };
+  const r = v.safeParse(PointerSchema, raw, { abortEarly: true });
+  if (r.success) return { file, ...r.output };
+  // Positions only on the error path: the fast path never loaded the YAML parser.
+  const at = y ?? (await parseYaml(text, displayName));
+  throw issueError(r.issues[0], (keys) => at.where(displayName, keys));
 }
 
 /** The pointer file name for a tracked path: `data` -> `data.tdv`. */

@@ -119,7 +119,7 @@ export async function loadPipeline(root: string, opts: LoadOptions = {}): Promis
     throw withQuoteHint(e, text);
   });
   const stages = new Map<string, Stage>();
-  const at: At = (keys) => where(y, shown, keys);
+  const at: At = (keys) => y.where(shown, keys);
   const doc = validate(PipelineSchema, y.value, at);
   if (!doc?.stages) return { file, stages };
   // vars, foreach, matrix and ${...} (template.ts): plain stages, each with where it was written.
@@ -130,14 +130,6 @@ export async function loadPipeline(root: string, opts: LoadOptions = {}): Promis
     stages.set(e.name, { ...stage, params: mergeParams(stage.params, e.params) });
   }
   return { file, stages };
-}
-
-function where(y: YamlFile, file: string, keys: readonly (string | number)[]): string {
-  for (let n = keys.length; n > 0; n--) {
-    const pos = y.posOf(keys.slice(0, n));
-    if (pos) return `${file}:${pos.line}:${pos.col}`;
-  }
-  return file;
 }
 
 /** A string with more than blanks in it. */

@@ -47,13 +47,7 @@ const LockSchema = v.nullish(
 export async function parseLock(text: string, shown: string): Promise<LockFile> {
   const y = await parseYaml(text, shown);
   // file:line:col of the innermost key or item written at fault (none above a stage).
-  const at: At = (keys) => {
-    for (let n = keys.length; n >= 2; n--) {
-      const pos = y.posOf(keys.slice(0, n));
-      if (pos) return `${shown}:${pos.line}:${pos.col}`;
-    }
-    return shown;
-  };
+  const at: At = (keys) => y.where(shown, keys, 2);
   const lock = validate(LockSchema, y.value, at);
   return new Map(lock ? Object.entries(lock.stages) : []);
 }

@@ -70,13 +70,7 @@ export async function expandText(text: string, shown: string, read: (file: strin
     throw withQuoteHint(e, text);
   });
   if (!isMapping(y.value)) return [];
-  const where = (keys: Keys) => {
-    for (let n = keys.length; n > 0; n--) {
-      const pos = y.posOf(keys.slice(0, n));
-      if (pos) return `${shown}:${pos.line}:${pos.col}`;
-    }
-    return shown;
-  };
+  const where = (keys: Keys) => y.where(shown, keys);
   return expandStages(y.value, where, {
     text,
     readFile: async (file) => {

@@ -6,6 +6,21 @@ export interface YamlFile {
   lineOf(keyPath: readonly (string | number)[]): number | undefined;
   /** 1-based line and column of the key (or sequence item) at `keyPath`, if it exists. */
   posOf(keyPath: readonly (string | number)[]): { line: number; col: number } | undefined;
+  /**
+   * Where `keyPath` is written, for an error line: `file:line:col` of its key
+   * (or item), else of the nearest enclosing one at least `minDepth` deep, else `file`.
+   */
+  where(file: string, keyPath: readonly (string | number)[], minDepth?: number): string;
+}
+
+function whereIn(posOf: YamlFile['posOf']): YamlFile['where'] {
+  return (file, keyPath, minDepth = 1) => {
+    for (let n = keyPath.length; n >= Math.max(1, minDepth); n--) {
+      const pos = posOf(keyPath.slice(0, n));
+      if (pos) return `${file}:${pos.line}:${pos.col}`;
+    }
+    return file;
+  };
 }
 
 /** True for a text of only blank lines and comments: no YAML parser needed. Linear time. */
@@ -19,7 +34,7 @@ export function isBlankYaml(text: string): boolean {
  * "billion laughs" document fails instead of eating memory.
  */
 export async function parseYaml(text: string, file: string): Promise<YamlFile> {
-  if (isBlankYaml(text)) return { value: null, lineOf: () => undefined, posOf: () => undefined };
+  if (isBlankYaml(text)) return { value: null, lineOf: () => undefined, posOf: () => undefined, where: (file) => file };
   const { parseDocument, LineCounter, isMap, isSeq, isScalar } = await import('yaml');
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false, strict: true });
@@ -51,5 +66,5 @@ export async function parseYaml(text: string, file: string): Promise<YamlFile> {
     }
     return range ? lc.linePos(range[0]) : undefined;
   };
-  return { value, posOf, lineOf: (keyPath) => posOf(keyPath)?.line };
+  return { value, posOf, lineOf: (keyPath) => posOf(keyPath)?.line, where: whereIn(posOf) };
 }

@@ -94,7 +94,7 @@ describe('tdv (bin)', () => {
     write(dir, 'a.csv.tdv', 'outs:\n- path: a.csv\n  sha256: nothex\n  size: 1\n');
     const r = await tdvBin(dir, ['status']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^error: a\.csv\.tdv: outs\[0\]\.sha256 must be 64 lowercase hex digits/);
+    expect(r.stderr).toMatch(/^error: a\.csv\.tdv:3:3: outs\[0\]\.sha256 must be 64 lowercase hex digits/);
     expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
   });
 

@@ -23,7 +23,7 @@ describe('desc and meta in pointers', () => {
   });
 
   it('a desc that is not text is an error, and other keys still are', async () => {
-    await expect(parsePointer(`desc: [1]\nouts:\n- path: a\n  sha256: ${SHA}\n  size: 1\n`, '/r/a.tdv', 'a.tdv')).rejects.toThrow(/a\.tdv: "desc" must be a string/);
+    await expect(parsePointer(`desc: [1]\nouts:\n- path: a\n  sha256: ${SHA}\n  size: 1\n`, '/r/a.tdv', 'a.tdv')).rejects.toThrow(/a\.tdv:1:1: "desc" must be a string/);
     await expect(parsePointer(`outs:\n- path: a\n  sha256: ${SHA}\n  size: 1\n  desc: {x: 1}\n`, '/r/a.tdv', 'a.tdv')).rejects.toThrow(/outs\[0\]\.desc must be a string/);
     await expect(parsePointer(`labels: [x]\nouts:\n- path: a\n  sha256: ${SHA}\n  size: 1\n`, '/r/a.tdv', 'a.tdv')).rejects.toThrow(FormatError);
   });

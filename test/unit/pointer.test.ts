@@ -27,6 +27,12 @@ describe('serializePointer', () => {
 });
 
 describe('parsePointer', () => {
+  it('names the line and column of the value at fault, on the fast path (canonical layout) as on the YAML one', async () => {
+    // Canonical layout: the regex matches, the schema refuses the size (past 2^53), positions come from a parse on the error path.
+    await expect(parsePointer(`outs:\n- path: a\n  sha256: ${SHA}\n  size: 99999999999999999\n`, '/r/x.tdv', 'x.tdv')).rejects.toThrow(/^x\.tdv:4:3: outs\[0\]\.size /);
+    await expect(parsePointer(`# hand-edited\nouts:\n  - path: ../up\n    sha256: ${SHA}\n    size: 1\n`, '/r/x.tdv', 'x.tdv')).rejects.toThrow(/^x\.tdv:3:5: /);
+  });
+
   it('refuses an out named like a file Git or tdv reads rules from (.gitignore, .gitattributes, .tdvignore), also below a directory', async () => {
     for (const p of ['.gitignore', '.gitattributes', '.tdvignore', 'sub/.gitignore']) {
       const text = `outs:\n- path: ${p}\n  sha256: ${'a'.repeat(64)}.dir\n  size: 1\n  nfiles: 1\n`;
