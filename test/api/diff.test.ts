@@ -4,9 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { tripsCsv, weatherCsv } from '../../fixtures/bikeshare/generate.mjs';
 import { diff, type DiffOptions } from '../../src/repo/diff.js';
 import { remove } from '../../src/repo/remove.js';
-import { git, write } from '../helpers/repo.js';
+import { write } from '../helpers/repo.js';
 import { manifest, newRepo, objPath, sha, state } from '../helpers/expect.js';
-import { commitData, day, julyHistory } from '../helpers/history.js';
+import { commitData, editedSinceV1 as edited, day, julyHistory } from '../helpers/history.js';
 import { abs, rejectsWith, track, withRepo } from '../helpers/api.js';
 
 /**
@@ -16,22 +16,6 @@ import { abs, rejectsWith, track, withRepo } from '../helpers/api.js';
  */
 const diffOf = (dir: string, opts: DiffOptions & { at?: string[] } = {}) => withRepo(dir, (r) => diff(r, { ...opts, targets: abs(dir, ...(opts.at ?? [])) }));
 const paths = async (dir: string, opts: DiffOptions & { at?: string[] } = {}) => (await diffOf(dir, opts)).changes.map((c) => c.path);
-
-/** v1: data/{a,b,c}.csv and model.bin; the workspace then edits a, deletes b, adds d, and changes the model. */
-async function edited() {
-  const dir = await newRepo();
-  write(dir, 'data/a.csv', 'a1');
-  write(dir, 'data/b.csv', 'b1');
-  write(dir, 'data/sub/c.csv', 'c1');
-  write(dir, 'model.bin', 'm1');
-  const v1 = await commitData(dir, 'v1', ['data', 'model.bin']);
-  await git(dir, 'tag', 'v1');
-  write(dir, 'data/a.csv', 'a22');
-  fs.rmSync(path.join(dir, 'data/b.csv'));
-  write(dir, 'data/d.csv', 'dddd');
-  write(dir, 'model.bin', 'm2');
-  return { dir, v1 };
-}
 
 describe('diff (API)', () => {
   it('by default compares HEAD with the workspace, file by file, and writes nothing', async () => {

@@ -1,9 +1,8 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { git, tdv, write } from '../helpers/repo.js';
-import { expectOneLineError, manifest, newRepo, objPath, sha } from '../helpers/expect.js';
-import { commitData } from '../helpers/history.js';
+import { expectOneLineError, manifest, objPath, sha } from '../helpers/expect.js';
+import { commitData, editedSinceV1 as edited } from '../helpers/history.js';
 
 /**
  * CLI layer: how `tdv diff` words its DiffResult, splits revisions from paths,
@@ -11,22 +10,6 @@ import { commitData } from '../helpers/history.js';
  * is tested through the API, in test/api/diff.test.ts.
  */
 const short = (content: string) => sha(content).slice(0, 8);
-
-/** v1: data/{a,b,c}.csv and model.bin; the workspace then edits a, deletes b, adds d, and changes the model. */
-async function edited() {
-  const dir = await newRepo();
-  write(dir, 'data/a.csv', 'a1');
-  write(dir, 'data/b.csv', 'b1');
-  write(dir, 'data/sub/c.csv', 'c1');
-  write(dir, 'model.bin', 'm1');
-  const v1 = await commitData(dir, 'v1', ['data', 'model.bin']);
-  await git(dir, 'tag', 'v1');
-  write(dir, 'data/a.csv', 'a22');
-  fs.rmSync(path.join(dir, 'data/b.csv'));
-  write(dir, 'data/d.csv', 'dddd');
-  write(dir, 'model.bin', 'm2');
-  return { dir, v1 };
-}
 
 describe('tdv diff: output', () => {
   it('one line per file with sizes and short hashes, then the counts', async () => {

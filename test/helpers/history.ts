@@ -57,3 +57,23 @@ export function files(dir: string): Record<string, string> {
   if (fs.existsSync(dir)) visit(dir, '');
   return out;
 }
+
+/**
+ * A repository whose commit (tagged v1) tracks data/{a,b,sub/c}.csv and
+ * model.bin; the workspace then edits a, deletes b, adds d and changes the
+ * model. Returns the directory and v1's commit id.
+ */
+export async function editedSinceV1(): Promise<{ dir: string; v1: string }> {
+  const dir = await newRepo();
+  write(dir, 'data/a.csv', 'a1');
+  write(dir, 'data/b.csv', 'b1');
+  write(dir, 'data/sub/c.csv', 'c1');
+  write(dir, 'model.bin', 'm1');
+  const v1 = await commitData(dir, 'v1', ['data', 'model.bin']);
+  await git(dir, 'tag', 'v1');
+  write(dir, 'data/a.csv', 'a22');
+  fs.rmSync(path.join(dir, 'data/b.csv'));
+  write(dir, 'data/d.csv', 'dddd');
+  write(dir, 'model.bin', 'm2');
+  return { dir, v1 };
+}
