@@ -103,6 +103,8 @@ export class StatCache {
   private readonly freshComplete = new Set<string>();
   private dirtyDirs = false;
   private readonly shards = new Map<string, Shard>();
+  /** Shard files read but not yet unpacked into `shards` (null: none usable). */
+  private readonly packed = new Map<string, { shard: PackedShard; ref: number } | null>();
 
   private readonly files: { guard: Guard; rel: string };
 
@@ -230,7 +232,9 @@ export class StatCache {
 
   /** The version of its tracked directory that shard `name` holds exactly (see `replaceShard`), if any. */
   shardVersion(name: string): Oid | undefined {
-    return this.shard(name).version;
+    const packed = this.packedShard(name);
+    // (A packed shard's version holds only if every record is usable: unpacking tells.)
+    return packed && packed.shard.version === undefined ? undefined : this.shard(name).version;
   }
 
   /** Every record of shard `name`, trusted or not: check a file with `getFile` before relying on its hash. */
@@ -285,15 +289,37 @@ export class StatCache {
     let s = this.shards.get(name);
     if (s) return s;
     s = { recs: new Map(), ref: 0, fresh: new Set(), dirty: false };
-    const loaded = this.readBytes(shardFile(name), (buf) => decodeShard(buf));
-    // A shard file of another directory (a hash collision of names, a copied file) is a miss.
-    if (loaded && loaded.value.shard === name) {
-      s.recs = loaded.value.recs;
-      s.ref = loaded.mtimeMs;
-      if (loaded.value.version !== undefined) s.version = loaded.value.version;
+    const packed = this.packedFile(name);
+    this.packed.delete(name);
+    if (packed) {
+      const { recs, version } = unpackShard(packed.shard);
+      s.recs = recs;
+      s.ref = packed.ref;
+      if (version !== undefined) s.version = version;
     }
     this.shards.set(name, s);
     return s;
+  }
+
+  /** Shard `name`'s file, parsed (once), if it is that shard's; a file of another directory (a hash collision of names, a copied file) is a miss. */
+  private packedFile(name: string): { shard: PackedShard; ref: number } | undefined {
+    let p = this.packed.get(name);
+    if (p === undefined) {
+      const loaded = this.readBytes(shardFile(name), parseShard);
+      p = loaded && loaded.value.shard === name ? { shard: loaded.value, ref: loaded.mtimeMs } : null;
+      this.packed.set(name, p);
+    }
+    return p ?? undefined;
+  }
+
+  /**
+   * Shard `name` as its file holds it, records not built, with the file's
+   * mtime (the racy threshold: a record is trusted only for a file whose
+   * mtime and ctime are older). Undefined once the shard was loaded or
+   * replaced in this process (ask `shardRecords` then), or when it has no file.
+   */
+  packedShard(name: string): { shard: PackedShard; ref: number } | undefined {
+    return this.shards.has(name) ? undefined : this.packedFile(name);
   }
 
   private read(name: string): { json: unknown; mtimeMs: number } | undefined {
@@ -402,8 +428,25 @@ export function encodeShard(name: string, recs: ReadonlyMap<string, FileRec>, ve
   return buf;
 }
 
-/** A shard file's name and records; throws on anything malformed (the caller discards the file). */
-export function decodeShard(buf: Buffer): { shard: string; recs: Map<string, FileRec>; version?: Oid } {
+/**
+ * A shard file checked whole (format, length, checksum, names) and split into
+ * its parts, its records not yet built: comparing a whole walk with a shard
+ * needs no map of 20,000 names and hashes (see `StatCache.packedShard`).
+ */
+export interface PackedShard {
+  shard: string;
+  count: number;
+  /** ino, mtimeMs, ctimeMs, size of each record. */
+  nums: Float64Array;
+  /** Each record's 33 bytes of object id and flags (see the layout above). */
+  oids: Buffer;
+  /** The keys, each ended by NUL, in record order. */
+  keys: string;
+  version?: Oid;
+}
+
+/** Checks a shard file and splits it into its parts; throws on anything malformed (the caller discards the file). */
+export function parseShard(buf: Buffer): PackedShard {
   if (buf.length < SHARD_HEAD + 20 || !buf.subarray(0, 8).equals(SHARD_MAGIC)) throw new Error('unknown format');
   const n = buf.readUInt32LE(8);
   const nameLen = buf.readUInt32LE(12);
@@ -419,27 +462,59 @@ export function decodeShard(buf: Buffer): { shard: string; recs: Map<string, Fil
   const nums = new Float64Array(n * 4);
   new Uint8Array(nums.buffer).set(buf.subarray(SHARD_HEAD, oidsAt));
   const shard = buf.toString('utf8', nameAt, nameAt + nameLen);
-  const keys = n === 0 ? [] : buf.toString('utf8', nameAt + nameLen, keysEnd).split('\0');
+  const keys = buf.toString('utf8', nameAt + nameLen, keysEnd);
+  // Exactly n names, each ended by NUL.
+  let names = 0;
+  for (let i = keys.indexOf('\0'); i !== -1; i = keys.indexOf('\0', i + 1)) names++;
+  if (names !== n || (n > 0 && !keys.endsWith('\0')) || (n === 0 && keys !== '')) throw new Error('wrong number of names');
   const version = verLen === 0 ? undefined : buf.toString('latin1', keysEnd, end);
   if (version !== undefined && !isOid(version)) throw new Error('unknown version');
-  if (keys.length !== (n === 0 ? 0 : n + 1) || (n > 0 && keys[n] !== '')) throw new Error('wrong number of names');
+  const p: PackedShard = { shard, count: n, nums, oids: buf.subarray(oidsAt, nameAt), keys };
+  if (version !== undefined) p.version = version;
+  return p;
+}
+
+/** Whether record `i` of a packed shard is usable: a plain number quadruple and known flags (a damaged one is never trusted). */
+export function packedRecordOk(p: PackedShard, i: number): boolean {
+  const j = i * 4;
+  const flag = p.oids[i * OID_BYTES + 32]!;
+  return flag <= 3 && Number.isFinite(p.nums[j]! + p.nums[j + 1]! + p.nums[j + 2]! + p.nums[j + 3]!);
+}
+
+/** Record `i`'s object id and recorded executable bit. */
+export function packedOid(p: PackedShard, i: number): { sha: Oid; isexec: boolean } {
+  const at = i * OID_BYTES;
+  const flag = p.oids[at + 32]!;
+  const hex = p.oids.toString('hex', at, at + 32);
+  return { sha: (flag & 1) !== 0 ? `${hex}.dir` : hex, isexec: (flag & 2) !== 0 };
+}
+
+/** The records of a packed shard, by key; `version` only when every record was usable. */
+function unpackShard(p: PackedShard): { shard: string; recs: Map<string, FileRec>; version?: Oid } {
+  const { count: n, nums, oids } = p;
+  const keys = n === 0 ? [] : p.keys.split('\0');
   const recs = new Map<string, FileRec>();
   let skipped = false;
   for (let i = 0; i < n; i++) {
     const j = i * 4;
-    const at = oidsAt + i * OID_BYTES;
-    const flag = buf[at + 32];
+    const at = i * OID_BYTES;
+    const flag = oids[at + 32]!;
     // A record that is not a plain number quadruple with an object id is skipped, never trusted.
-    if (flag === undefined || flag > 3 || !Number.isFinite(nums[j]! + nums[j + 1]! + nums[j + 2]! + nums[j + 3]!)) {
+    if (!packedRecordOk(p, i)) {
       skipped = true;
       continue;
     }
-    const hex = buf.toString('hex', at, at + 32);
+    const hex = oids.toString('hex', at, at + 32);
     const sha = (flag & 1) !== 0 ? `${hex}.dir` : hex;
     recs.set(keys[i]!, (flag & 2) !== 0 ? [nums[j]!, nums[j + 1]!, nums[j + 2]!, nums[j + 3]!, sha, true] : [nums[j]!, nums[j + 1]!, nums[j + 2]!, nums[j + 3]!, sha]);
   }
   // A shard missing a record is no longer the whole version.
-  return version === undefined || skipped ? { shard, recs } : { shard, recs, version };
+  return p.version === undefined || skipped ? { shard: p.shard, recs } : { shard: p.shard, recs, version: p.version };
+}
+
+/** A shard file's name and records; throws on anything malformed (the caller discards the file). */
+export function decodeShard(buf: Buffer): { shard: string; recs: Map<string, FileRec>; version?: Oid } {
+  return unpackShard(parseShard(buf));
 }
 
 /** Records from disk are checked field by field: a damaged one is a miss, never an exception. */

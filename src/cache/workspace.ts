@@ -3,7 +3,7 @@ import { errnoCode, TdvError, vanished } from '../errors.js';
 import { compareCodePoints, type ManifestEntry, serializeManifest, sortEntries } from '../formats/manifest.js';
 import { CHUNK, hashHandle, READ_FLAGS, sha256 } from './hash.js';
 import { isDirOid, type Oid } from '../formats/oid.js';
-import { execOf, FILES_SHARD, sameVersion, type StatCache, type StatKey, walkFingerprint } from './statcache.js';
+import { execOf, FILES_SHARD, type PackedShard, packedOid, packedRecordOk, sameVersion, type StatCache, type StatKey, walkFingerprint } from './statcache.js';
 import type { Tasks } from './tasks.js';
 import type { Progress } from '../util/progress.js';
 import type { Moved, ObjectStore } from './store.js';
@@ -153,6 +153,12 @@ const SHARD_DIFF_MAX_BYTES = 16 << 20;
  */
 async function diffWithShard(abs: string, rel: string, walk: readonly WalkEntry[], want: Oid, opts: HashOptions): Promise<ManifestDiff | undefined> {
   const sc = opts.statCache;
+  const packed = sc.packedShard(rel);
+  if (packed) {
+    if (packed.shard.version !== want) return undefined;
+    const d = await diffAligned(abs, rel, walk, packed.shard, packed.ref, opts);
+    if (d !== null) return d;
+  }
   if (sc.shardVersion(rel) !== want) return undefined;
   const recs = sc.shardRecords(rel);
   const d: ManifestDiff = { added: [], modified: [], deleted: [] };
@@ -194,11 +200,71 @@ async function diffWithShard(abs: string, rel: string, walk: readonly WalkEntry[
 }
 
 /**
+ * `diffWithShard` without building the shard's records, when the walk lists
+ * exactly the shard's names in the same order (what a directory whose files
+ * were only modified gives: readdir order is stable): records and walk
+ * entries are then compared by index, numbers with numbers. Null when they
+ * do not line up (or a record is damaged): ask the records by name instead.
+ */
+async function diffAligned(abs: string, rel: string, walk: readonly WalkEntry[], p: PackedShard, ref: number, opts: HashOptions): Promise<ManifestDiff | undefined | null> {
+  const n = walk.length;
+  if (p.count !== n || n === 0) return null;
+  let names = '';
+  for (const e of walk) names += `${e.rel}\0`;
+  if (names !== p.keys) return null;
+  const modified: string[] = [];
+  const rehash: number[] = [];
+  let bytes = 0;
+  const nums = p.nums;
+  for (let i = 0; i < n; i++) {
+    if (!packedRecordOk(p, i)) return null;
+    const e = walk[i]!;
+    const j = i * 4;
+    if (e.linkOid !== undefined) {
+      const r = packedOid(p, i);
+      if (e.linkOid !== r.sha || r.isexec) modified.push(e.rel);
+    } else if (nums[j] === e.ino && nums[j + 1] === e.mtimeMs && nums[j + 2] === e.ctimeMs && nums[j + 3] === e.size && Math.max(e.mtimeMs, e.ctimeMs) < ref) {
+      // That very file version (and not racy): the record's content; only the mode may differ.
+      if (execOf(e.mode) !== packedOid(p, i).isexec) modified.push(e.rel);
+    } else {
+      rehash.push(i);
+      bytes += e.size;
+      if (rehash.length > SHARD_DIFF_MAX_FILES || bytes > SHARD_DIFF_MAX_BYTES) return undefined;
+    }
+  }
+  if (rehash.length > 0) {
+    const recorded = (i: number) => packedOid(p, rehash[i]!);
+    const hashed = await hashEntries(
+      abs,
+      rehash.map((i) => walk[i]!),
+      rel,
+      opts,
+      new Set(),
+      (k) => ({ ino: nums[rehash[k]! * 4]!, sha: recorded(k).sha }),
+    );
+    hashed.forEach((h, k) => {
+      const r = recorded(k);
+      if (h.sha256 !== r.sha || (h.isexec === true) !== r.isexec) modified.push(h.relpath);
+    });
+  }
+  if (modified.length === 0) return undefined;
+  return { added: [], modified: modified.sort(compareCodePoints), deleted: [] };
+}
+
+/**
  * Hashes walk entries under `base` (from the stat cache's `shard` when
  * possible), storing objects when asked. Returns one manifest entry per walk
  * entry, in walk order.
  */
-async function hashEntries(base: string, walk: readonly WalkEntry[], shard: string, opts: HashOptions, inUse: Set<string>): Promise<ManifestEntry[]> {
+async function hashEntries(
+  base: string,
+  walk: readonly WalkEntry[],
+  shard: string,
+  opts: HashOptions,
+  inUse: Set<string>,
+  /** Given: every entry is to be hashed (the stat cache is not asked), and this is what was recorded for entry `i`. */
+  recorded?: (i: number) => { ino: number; sha: string },
+): Promise<ManifestEntry[]> {
   const out: ManifestEntry[] = new Array(walk.length);
   const sc = opts.statCache;
   const entry = (i: number, sha: string) => {
@@ -208,7 +274,7 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
   // A hashed file is recorded; a directory's shard is replaced wholesale by the caller.
   const record = (i: number, sha: string) => {
     entry(i, sha);
-    checkLinkedObject(base, walk[i]!, shard, sha, opts);
+    checkLinkedObject(base, walk[i]!, recorded ? recorded(i) : opts.statCache.recorded(shard, walk[i]!.rel), sha, opts);
     if (shard === FILES_SHARD) sc.setFile(shard, walk[i]!.rel, walk[i]!, sha);
   };
   const small: number[] = [];
@@ -220,7 +286,7 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
       out[i] = { relpath: e.rel, sha256: e.linkOid, size: fs.statSync(entryPath(base, e.rel)).size };
       continue;
     }
-    const sha = sc.getFile(shard, e.rel, e);
+    const sha = recorded ? undefined : sc.getFile(shard, e.rel, e);
     if (sha && (!opts.write || opts.store.has(sha))) {
       entry(i, sha);
       continue;
@@ -318,8 +384,7 @@ async function copyInUse(base: string, walk: readonly WalkEntry[], moved: Map<nu
  * longer matches its name. That object is quarantined, so that no checkout
  * links or copies the altered bytes to another path, and `onDamaged` is told.
  */
-function checkLinkedObject(base: string, e: WalkEntry, shard: string, sha: string, opts: HashOptions): void {
-  const prev = opts.statCache.recorded(shard, e.rel);
+function checkLinkedObject(base: string, e: WalkEntry, prev: { ino: number; sha: string } | undefined, sha: string, opts: HashOptions): void {
   if (!prev || prev.ino !== e.ino || prev.sha === sha || isDirOid(prev.sha)) return;
   const abs = entryPath(base, e.rel);
   if (!isLinkOf(abs, opts.store.pathOf(prev.sha))) return;
