@@ -330,6 +330,22 @@ describe('tdv status of a changed directory, compared through the stat cache', (
     expect((await tdv(dir, 'status')).stdout.trim()).toBe(UP_TO_DATE);
   });
 
+  it('a hard-linked file of the directory modified in place: its damaged object is reported and quarantined', async () => {
+    const dir = await repoWith({ 'data/a.csv': 'aaaa\n', 'data/b.csv': 'bbbb\n' }, ['data'], 'cache:\n  type: hardlink\n  allow_root_links: true\n');
+    const oid = sha('aaaa\n');
+    expect(fs.statSync(path.join(dir, 'data/a.csv')).ino).toBe(fs.statSync(objPath(dir, oid)).ino);
+    await new Promise((r) => setTimeout(r, 20));
+    expect((await tdv(dir, 'status')).stdout.trim()).toBe(UP_TO_DATE);
+    const before = shardFiles(dir);
+    fs.chmodSync(path.join(dir, 'data/a.csv'), 0o644);
+    fs.writeFileSync(path.join(dir, 'data/a.csv'), 'altered in place\n');
+    const st = await tdv(dir, 'status', '--json');
+    expect(st.stderr).toContain('data/a.csv was modified in place and its cache object');
+    expect(JSON.parse(st.stdout).data[0].files).toEqual({ added: [], modified: ['a.csv'], deleted: [] });
+    expect(fs.existsSync(objPath(dir, oid))).toBe(false); // quarantined: never linked again
+    expect(shardFiles(dir)).toEqual(before); // answered from the shard
+  });
+
   it('after a checkout, compares with the version the checkout restored', async () => {
     const dir = await repoWith({ 'data/a.txt': 'a', 'data/b.txt': 'b' }, ['data']);
     fs.rmSync(path.join(dir, 'data'), { recursive: true });
