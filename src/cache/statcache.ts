@@ -481,6 +481,11 @@ export function packedRecordOk(p: PackedShard, i: number): boolean {
   return flag <= 3 && Number.isFinite(p.nums[j]! + p.nums[j + 1]! + p.nums[j + 2]! + p.nums[j + 3]!);
 }
 
+/** Record `i`'s recorded executable bit. */
+export function packedExec(p: PackedShard, i: number): boolean {
+  return (p.oids[i * OID_BYTES + 32]! & 2) !== 0;
+}
+
 /** Record `i`'s object id and recorded executable bit. */
 export function packedOid(p: PackedShard, i: number): { sha: Oid; isexec: boolean } {
   const at = i * OID_BYTES;

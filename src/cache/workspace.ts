@@ -3,7 +3,7 @@ import { errnoCode, TdvError, vanished } from '../errors.js';
 import { compareCodePoints, type ManifestEntry, serializeManifest, sortEntries } from '../formats/manifest.js';
 import { CHUNK, hashHandle, READ_FLAGS, sha256 } from './hash.js';
 import { isDirOid, type Oid } from '../formats/oid.js';
-import { execOf, FILES_SHARD, type PackedShard, packedOid, packedRecordOk, sameVersion, type StatCache, type StatKey, walkFingerprint } from './statcache.js';
+import { execOf, FILES_SHARD, type PackedShard, packedExec, packedOid, packedRecordOk, sameVersion, type StatCache, type StatKey, walkFingerprint } from './statcache.js';
 import type { Tasks } from './tasks.js';
 import type { Progress } from '../util/progress.js';
 import type { Moved, ObjectStore } from './store.js';
@@ -209,9 +209,14 @@ async function diffWithShard(abs: string, rel: string, walk: readonly WalkEntry[
 async function diffAligned(abs: string, rel: string, walk: readonly WalkEntry[], p: PackedShard, ref: number, opts: HashOptions): Promise<ManifestDiff | undefined | null> {
   const n = walk.length;
   if (p.count !== n || n === 0) return null;
-  let names = '';
-  for (const e of walk) names += `${e.rel}\0`;
-  if (names !== p.keys) return null;
+  // The same names in the same order: each walk name where the shard's next key starts (no string built).
+  const keys = p.keys;
+  let at = 0;
+  for (const e of walk) {
+    if (!keys.startsWith(e.rel, at) || keys.charCodeAt(at + e.rel.length) !== 0) return null;
+    at += e.rel.length + 1;
+  }
+  if (at !== keys.length) return null;
   const modified: string[] = [];
   const rehash: number[] = [];
   let bytes = 0;
@@ -225,7 +230,7 @@ async function diffAligned(abs: string, rel: string, walk: readonly WalkEntry[],
       if (e.linkOid !== r.sha || r.isexec) modified.push(e.rel);
     } else if (nums[j] === e.ino && nums[j + 1] === e.mtimeMs && nums[j + 2] === e.ctimeMs && nums[j + 3] === e.size && Math.max(e.mtimeMs, e.ctimeMs) < ref) {
       // That very file version (and not racy): the record's content; only the mode may differ.
-      if (execOf(e.mode) !== packedOid(p, i).isexec) modified.push(e.rel);
+      if (execOf(e.mode) !== packedExec(p, i)) modified.push(e.rel);
     } else {
       rehash.push(i);
       bytes += e.size;
