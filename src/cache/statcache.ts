@@ -25,8 +25,21 @@ export function sameVersion(a: Omit<StatKey, 'mode'>, b: Omit<StatKey, 'mode'>):
   return a.ino === b.ino && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.size === b.size;
 }
 
-/** A file's stat key and hash, as a shard file holds it. */
-export type FileRec = [ino: number, mtimeMs: number, ctimeMs: number, size: number, sha256: string];
+/**
+ * A file's stat key and hash, as a shard file holds it, and (only when true)
+ * its executable bit as recorded: what a shard that holds a whole version
+ * (see `StatCache.shardVersion`) needs to stand for its manifest.
+ */
+export type FileRec = [ino: number, mtimeMs: number, ctimeMs: number, size: number, sha256: string, isexec?: true];
+
+/** The executable bit a manifest records for a file of this mode (a symlink into the cache never has one). */
+export function execOf(mode: number): boolean {
+  return (mode & 0o170000) === 0o100000 && (mode & 0o100) !== 0;
+}
+
+function fileRec(st: StatKey, sha: string): FileRec {
+  return execOf(st.mode) ? [st.ino, st.mtimeMs, st.ctimeMs, st.size, sha, true] : [st.ino, st.mtimeMs, st.ctimeMs, st.size, sha];
+}
 
 /** What a tracked directory looked like when its id was last computed. */
 export interface DirRec {
@@ -56,6 +69,8 @@ interface Shard {
   ref: number;
   fresh: Set<string>;
   dirty: boolean;
+  /** The version of the tracked directory whose files the shard holds exactly, when known (see `shardVersion`). */
+  version?: Oid;
 }
 
 const DIRS = 'statcache-dirs.json';
@@ -88,6 +103,8 @@ export class StatCache {
   private readonly freshComplete = new Set<string>();
   private dirtyDirs = false;
   private readonly shards = new Map<string, Shard>();
+  /** Shard files read but not yet unpacked into `shards` (null: none usable). */
+  private readonly packed = new Map<string, { shard: PackedShard; ref: number } | null>();
 
   private readonly files: { guard: Guard; rel: string };
 
@@ -190,19 +207,39 @@ export class StatCache {
 
   setFile(shard: string, key: string, st: StatKey, sha: string): void {
     const s = this.shard(shard);
-    s.recs.set(key, [st.ino, st.mtimeMs, st.ctimeMs, st.size, sha]);
+    s.recs.set(key, fileRec(st, sha));
     s.fresh.add(key);
     s.dirty = true;
+    delete s.version; // one record changed: no longer a whole version (callers may pass mode 0)
   }
 
-  /** Replaces a shard's records without reading it (the files of a directory's latest walk). */
-  replaceShard(shard: string, records: Iterable<readonly [key: string, st: StatKey, sha: string]>): void {
+  /**
+   * Replaces a shard's records without reading it (the files of a directory's
+   * latest walk). `version`: the records are exactly that version of the
+   * directory, every file with its hash and executable bit (the keys are its
+   * manifest's relpaths), which lets `status` compare a changed directory
+   * with its recorded version without reading the manifest.
+   */
+  replaceShard(shard: string, records: Iterable<readonly [key: string, st: StatKey, sha: string]>, version?: Oid): void {
     const s: Shard = { recs: new Map(), ref: 0, fresh: new Set(), dirty: true };
     for (const [key, st, sha] of records) {
-      s.recs.set(key, [st.ino, st.mtimeMs, st.ctimeMs, st.size, sha]);
+      s.recs.set(key, fileRec(st, sha));
       s.fresh.add(key);
     }
+    if (version !== undefined) s.version = version;
     this.shards.set(shard, s);
+  }
+
+  /** The version of its tracked directory that shard `name` holds exactly (see `replaceShard`), if any. */
+  shardVersion(name: string): Oid | undefined {
+    const packed = this.packedShard(name);
+    // (A packed shard's version holds only if every record is usable: unpacking tells.)
+    return packed && packed.shard.version === undefined ? undefined : this.shard(name).version;
+  }
+
+  /** Every record of shard `name`, trusted or not: check a file with `getFile` before relying on its hash. */
+  shardRecords(name: string): ReadonlyMap<string, FileRec> {
+    return this.shard(name).recs;
   }
 
   /** Writes what changed. Advisory: a failure (read-only checkout, full disk) is a warning, not an error. */
@@ -221,10 +258,15 @@ export class StatCache {
       if (!s.dirty) continue;
       // A loaded record that failed the racy check was never re-checked: rewriting it
       // with a newer file time would make it trusted. Drop it instead.
-      for (const [key, r] of s.recs) if (!s.fresh.has(key) && !(Math.max(r[1], r[2]) < s.ref)) s.recs.delete(key);
+      for (const [key, r] of s.recs) {
+        if (!s.fresh.has(key) && !(Math.max(r[1], r[2]) < s.ref)) {
+          s.recs.delete(key);
+          delete s.version; // a file dropped: not the whole version any more
+        }
+      }
       const file = `${rel}/${shardFile(name)}`;
       if (s.recs.size === 0) guard.remove(file);
-      else guard.writeFile(file, encodeShard(name, s.recs));
+      else guard.writeFile(file, encodeShard(name, s.recs, s.version));
       // The JSON shard of tdv before 0.x (replaced by the binary one): never read again.
       guard.removeQuiet(file.replace(/\.bin$/, '.json'));
       s.dirty = false;
@@ -247,14 +289,37 @@ export class StatCache {
     let s = this.shards.get(name);
     if (s) return s;
     s = { recs: new Map(), ref: 0, fresh: new Set(), dirty: false };
-    const loaded = this.readBytes(shardFile(name), (buf) => decodeShard(buf));
-    // A shard file of another directory (a hash collision of names, a copied file) is a miss.
-    if (loaded && loaded.value.shard === name) {
-      s.recs = loaded.value.recs;
-      s.ref = loaded.mtimeMs;
+    const packed = this.packedFile(name);
+    this.packed.delete(name);
+    if (packed) {
+      const { recs, version } = unpackShard(packed.shard);
+      s.recs = recs;
+      s.ref = packed.ref;
+      if (version !== undefined) s.version = version;
     }
     this.shards.set(name, s);
     return s;
+  }
+
+  /** Shard `name`'s file, parsed (once), if it is that shard's; a file of another directory (a hash collision of names, a copied file) is a miss. */
+  private packedFile(name: string): { shard: PackedShard; ref: number } | undefined {
+    let p = this.packed.get(name);
+    if (p === undefined) {
+      const loaded = this.readBytes(shardFile(name), parseShard);
+      p = loaded && loaded.value.shard === name ? { shard: loaded.value, ref: loaded.mtimeMs } : null;
+      this.packed.set(name, p);
+    }
+    return p ?? undefined;
+  }
+
+  /**
+   * Shard `name` as its file holds it, records not built, with the file's
+   * mtime (the racy threshold: a record is trusted only for a file whose
+   * mtime and ctime are older). Undefined once the shard was loaded or
+   * replaced in this process (ask `shardRecords` then), or when it has no file.
+   */
+  packedShard(name: string): { shard: PackedShard; ref: number } | undefined {
+    return this.shards.has(name) ? undefined : this.packedFile(name);
   }
 
   private read(name: string): { json: unknown; mtimeMs: number } | undefined {
@@ -303,12 +368,16 @@ function shardFile(name: string): string {
  * a changed-directory `status` in JSON.parse and JSON.stringify of 20,000
  * small arrays. Layout (little-endian):
  *   0  "TDVSC\x03\n\0"   magic and version
- *   8  u32 count, u32 bytes of the shard name, u32 bytes of the keys, u32 0
+ *   8  u32 count, u32 bytes of the shard name, u32 bytes of the keys, u32 bytes of the version
  *  24  f64[count * 4]     ino, mtimeMs, ctimeMs, size of each record
- *   .  u8[count * 33]     each record's object id: 32 bytes of SHA-256, then 1 for a directory (".dir"), else 0
+ *   .  u8[count * 33]     each record's object id: 32 bytes of SHA-256, then flags: 1 for a
+ *                         directory (".dir"), 2 for a file recorded executable
  *   .  the shard name (UTF-8)
  *   .  the keys (UTF-8), each ended by NUL
+ *   .  the version the records are exactly (an object id, ASCII), or nothing
  *   .  20 bytes: SHA-1 of everything before
+ * (Files of earlier tdv have no version and no executable flags: 0 bytes, and
+ * they read as shards that hold no known version.)
  * Keys are relative paths (never NUL). Object ids are stored as bytes, so what
  * is read back is an id by construction. Anything that does not add up is a
  * damaged file, discarded and rebuilt.
@@ -318,21 +387,23 @@ const SHARD_HEAD = 24;
 const OID_BYTES = 33;
 
 /** The bytes of a shard file. */
-export function encodeShard(name: string, recs: ReadonlyMap<string, FileRec>): Buffer {
+export function encodeShard(name: string, recs: ReadonlyMap<string, FileRec>, version?: Oid): Buffer {
   const n = recs.size;
   const nameBuf = Buffer.from(name, 'utf8');
+  const verBuf = Buffer.from(version ?? '', 'latin1');
   const keys: string[] = new Array(n);
   let i = 0;
   for (const k of recs.keys()) keys[i++] = k;
   const keyBuf = Buffer.from(n === 0 ? '' : `${keys.join('\0')}\0`, 'utf8');
   const oidsAt = SHARD_HEAD + n * 32;
   const nameAt = oidsAt + n * OID_BYTES;
-  const end = nameAt + nameBuf.length + keyBuf.length;
+  const end = nameAt + nameBuf.length + keyBuf.length + verBuf.length;
   const buf = Buffer.alloc(end + 20);
   SHARD_MAGIC.copy(buf, 0);
   buf.writeUInt32LE(n, 8);
   buf.writeUInt32LE(nameBuf.length, 12);
   buf.writeUInt32LE(keyBuf.length, 16);
+  buf.writeUInt32LE(verBuf.length, 20);
   const nums = new Float64Array(n * 4);
   i = 0;
   for (const r of recs.values()) {
@@ -346,44 +417,109 @@ export function encodeShard(name: string, recs: ReadonlyMap<string, FileRec>): B
     if (!isOid(sha)) throw new Error(`internal: stat cache record ${JSON.stringify(keys[i])} has no object id`);
     const at = oidsAt + i * OID_BYTES;
     buf.write(sha, at, 32, 'hex');
-    buf[at + 32] = sha.length === 64 ? 0 : 1;
+    buf[at + 32] = (sha.length === 64 ? 0 : 1) | (r[5] === true ? 2 : 0);
     i++;
   }
   buf.set(new Uint8Array(nums.buffer), SHARD_HEAD);
   nameBuf.copy(buf, nameAt);
   keyBuf.copy(buf, nameAt + nameBuf.length);
+  verBuf.copy(buf, nameAt + nameBuf.length + keyBuf.length);
   createHash('sha1').update(buf.subarray(0, end)).digest().copy(buf, end);
   return buf;
 }
 
-/** A shard file's name and records; throws on anything malformed (the caller discards the file). */
-export function decodeShard(buf: Buffer): { shard: string; recs: Map<string, FileRec> } {
+/**
+ * A shard file checked whole (format, length, checksum, names) and split into
+ * its parts, its records not yet built: comparing a whole walk with a shard
+ * needs no map of 20,000 names and hashes (see `StatCache.packedShard`).
+ */
+export interface PackedShard {
+  shard: string;
+  count: number;
+  /** ino, mtimeMs, ctimeMs, size of each record. */
+  nums: Float64Array;
+  /** Each record's 33 bytes of object id and flags (see the layout above). */
+  oids: Buffer;
+  /** The keys, each ended by NUL, in record order. */
+  keys: string;
+  version?: Oid;
+}
+
+/** Checks a shard file and splits it into its parts; throws on anything malformed (the caller discards the file). */
+export function parseShard(buf: Buffer): PackedShard {
   if (buf.length < SHARD_HEAD + 20 || !buf.subarray(0, 8).equals(SHARD_MAGIC)) throw new Error('unknown format');
   const n = buf.readUInt32LE(8);
   const nameLen = buf.readUInt32LE(12);
   const keyLen = buf.readUInt32LE(16);
+  const verLen = buf.readUInt32LE(20);
   const oidsAt = SHARD_HEAD + n * 32;
   const nameAt = oidsAt + n * OID_BYTES;
-  const end = nameAt + nameLen + keyLen;
+  const keysEnd = nameAt + nameLen + keyLen;
+  const end = keysEnd + verLen;
   if (end + 20 !== buf.length) throw new Error('truncated or padded');
   if (!createHash('sha1').update(buf.subarray(0, end)).digest().equals(buf.subarray(end))) throw new Error('checksum mismatch');
   // Copied out: a Buffer from readFileSync need not be 8-byte aligned for a Float64Array view.
   const nums = new Float64Array(n * 4);
   new Uint8Array(nums.buffer).set(buf.subarray(SHARD_HEAD, oidsAt));
   const shard = buf.toString('utf8', nameAt, nameAt + nameLen);
-  const keys = n === 0 ? [] : buf.toString('utf8', nameAt + nameLen, end).split('\0');
-  if (keys.length !== (n === 0 ? 0 : n + 1) || (n > 0 && keys[n] !== '')) throw new Error('wrong number of names');
+  const keys = buf.toString('utf8', nameAt + nameLen, keysEnd);
+  // Exactly n names, each ended by NUL.
+  let names = 0;
+  for (let i = keys.indexOf('\0'); i !== -1; i = keys.indexOf('\0', i + 1)) names++;
+  if (names !== n || (n > 0 && !keys.endsWith('\0')) || (n === 0 && keys !== '')) throw new Error('wrong number of names');
+  const version = verLen === 0 ? undefined : buf.toString('latin1', keysEnd, end);
+  if (version !== undefined && !isOid(version)) throw new Error('unknown version');
+  const p: PackedShard = { shard, count: n, nums, oids: buf.subarray(oidsAt, nameAt), keys };
+  if (version !== undefined) p.version = version;
+  return p;
+}
+
+/** Whether record `i` of a packed shard is usable: a plain number quadruple and known flags (a damaged one is never trusted). */
+export function packedRecordOk(p: PackedShard, i: number): boolean {
+  const j = i * 4;
+  const flag = p.oids[i * OID_BYTES + 32]!;
+  return flag <= 3 && Number.isFinite(p.nums[j]! + p.nums[j + 1]! + p.nums[j + 2]! + p.nums[j + 3]!);
+}
+
+/** Record `i`'s recorded executable bit. */
+export function packedExec(p: PackedShard, i: number): boolean {
+  return (p.oids[i * OID_BYTES + 32]! & 2) !== 0;
+}
+
+/** Record `i`'s object id and recorded executable bit. */
+export function packedOid(p: PackedShard, i: number): { sha: Oid; isexec: boolean } {
+  const at = i * OID_BYTES;
+  const flag = p.oids[at + 32]!;
+  const hex = p.oids.toString('hex', at, at + 32);
+  return { sha: (flag & 1) !== 0 ? `${hex}.dir` : hex, isexec: (flag & 2) !== 0 };
+}
+
+/** The records of a packed shard, by key; `version` only when every record was usable. */
+function unpackShard(p: PackedShard): { shard: string; recs: Map<string, FileRec>; version?: Oid } {
+  const { count: n, nums, oids } = p;
+  const keys = n === 0 ? [] : p.keys.split('\0');
   const recs = new Map<string, FileRec>();
+  let skipped = false;
   for (let i = 0; i < n; i++) {
     const j = i * 4;
-    const at = oidsAt + i * OID_BYTES;
-    const flag = buf[at + 32];
+    const at = i * OID_BYTES;
+    const flag = oids[at + 32]!;
     // A record that is not a plain number quadruple with an object id is skipped, never trusted.
-    if ((flag !== 0 && flag !== 1) || !Number.isFinite(nums[j]! + nums[j + 1]! + nums[j + 2]! + nums[j + 3]!)) continue;
-    const hex = buf.toString('hex', at, at + 32);
-    recs.set(keys[i]!, [nums[j]!, nums[j + 1]!, nums[j + 2]!, nums[j + 3]!, flag === 1 ? `${hex}.dir` : hex]);
+    if (!packedRecordOk(p, i)) {
+      skipped = true;
+      continue;
+    }
+    const hex = oids.toString('hex', at, at + 32);
+    const sha = (flag & 1) !== 0 ? `${hex}.dir` : hex;
+    recs.set(keys[i]!, (flag & 2) !== 0 ? [nums[j]!, nums[j + 1]!, nums[j + 2]!, nums[j + 3]!, sha, true] : [nums[j]!, nums[j + 1]!, nums[j + 2]!, nums[j + 3]!, sha]);
   }
-  return { shard, recs };
+  // A shard missing a record is no longer the whole version.
+  return p.version === undefined || skipped ? { shard: p.shard, recs } : { shard: p.shard, recs, version: p.version };
+}
+
+/** A shard file's name and records; throws on anything malformed (the caller discards the file). */
+export function decodeShard(buf: Buffer): { shard: string; recs: Map<string, FileRec>; version?: Oid } {
+  return unpackShard(parseShard(buf));
 }
 
 /** Records from disk are checked field by field: a damaged one is a miss, never an exception. */

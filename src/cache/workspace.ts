@@ -3,7 +3,7 @@ import { errnoCode, TdvError, vanished } from '../errors.js';
 import { compareCodePoints, type ManifestEntry, serializeManifest, sortEntries } from '../formats/manifest.js';
 import { CHUNK, hashHandle, READ_FLAGS, sha256 } from './hash.js';
 import { isDirOid, type Oid } from '../formats/oid.js';
-import { FILES_SHARD, sameVersion, type StatCache, type StatKey, walkFingerprint } from './statcache.js';
+import { execOf, FILES_SHARD, type PackedShard, packedExec, packedOid, packedRecordOk, sameVersion, type StatCache, type StatKey, walkFingerprint } from './statcache.js';
 import type { Tasks } from './tasks.js';
 import type { Progress } from '../util/progress.js';
 import type { Moved, ObjectStore } from './store.js';
@@ -58,7 +58,8 @@ export interface HashOptions {
 export async function hashTarget(abs: string, rel: string, opts: HashOptions): Promise<TargetState> {
   const st = fs.lstatSync(abs, { throwIfNoEntry: false });
   if (!st) return { kind: 'missing' };
-  if (st.isDirectory()) return hashDirectory(abs, rel, opts);
+  // Without `against`, never 'differs'.
+  if (st.isDirectory()) return hashDirectory(abs, rel, opts) as Promise<TargetState>;
   const linkOid = st.isSymbolicLink() ? objectLinkOid(abs, opts.store.objectsDir) : undefined;
   if (!st.isFile() && !linkOid) return { kind: 'other' };
   const walk: WalkEntry = { rel, ino: st.ino, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, size: st.size, mode: st.mode, linkOid };
@@ -68,7 +69,7 @@ export async function hashTarget(abs: string, rel: string, opts: HashOptions): P
   return inUse.size > 0 ? { ...state, inUse } : state;
 }
 
-async function hashDirectory(abs: string, rel: string, opts: HashOptions): Promise<TargetState> {
+async function hashDirectory(abs: string, rel: string, opts: HashOptions, against?: Oid): Promise<TargetState | Differs> {
   const walkOpts = { ignored: opts.ignored, objectsDir: opts.store.objectsDir, onSkip: opts.onSkip };
   let walk: WalkEntry[];
   let fp: string;
@@ -91,20 +92,168 @@ async function hashDirectory(abs: string, rel: string, opts: HashOptions): Promi
     if (!opts.needEntries) return { kind: 'dir', oid: rec.oid, size: rec.size, nfiles: rec.nfiles, walk };
     if (opts.store.has(rec.oid)) return { kind: 'dir', oid: rec.oid, size: rec.size, nfiles: rec.nfiles, entries: opts.store.readManifest(rec.oid), walk };
   }
+  if (against !== undefined && !opts.write && !opts.needEntries) {
+    const files = await diffWithShard(abs, rel, walk, against, opts);
+    if (files) return { kind: 'differs', files };
+  }
   const inUse = new Set<string>();
   const unsorted = await hashEntries(abs, walk, rel, opts, inUse);
-  // The shard becomes exactly this walk's files (which also forgets deleted ones).
-  opts.statCache.replaceShard(
-    rel,
-    walk.map((e, i) => [e.rel, e, unsorted[i]!.sha256] as const),
-  );
   const entries = sortEntries(unsorted);
   const text = serializeManifest(entries);
   const oid = opts.write ? opts.store.addBufferSync(text, true) : `${sha256(text)}.dir`;
+  // The shard becomes exactly this walk's files (which also forgets deleted ones): version `oid`.
+  opts.statCache.replaceShard(
+    rel,
+    walk.map((e, i) => [e.rel, e, unsorted[i]!.sha256] as const),
+    oid,
+  );
   const size = entries.reduce((n, e) => n + e.size, 0);
   // Objects were just stored, so a stamp taken after storing them proves them present.
   opts.statCache.setDir(rel, { fp, oid, size, nfiles: entries.length, newestMs, complete: opts.write ? opts.store.stamp() : undefined });
   return inUse.size > 0 ? { kind: 'dir', oid, size, nfiles: entries.length, entries, walk, inUse } : { kind: 'dir', oid, size, nfiles: entries.length, entries, walk };
+}
+
+/** A directory that differs from the version it was compared with (`compareTarget`), and how. */
+export interface Differs {
+  kind: 'differs';
+  files: ManifestDiff;
+}
+
+/**
+ * `hashTarget` for a status: compares what is at `abs` with version `want`.
+ * A changed directory whose stat-cache shard holds exactly `want` (see
+ * `StatCache.shardVersion`) is compared with that shard, file by file, so
+ * only its changed files are hashed: no manifest is read, none is built, and
+ * the stat cache is not rewritten. The answer is then `differs` (with the
+ * files) rather than the directory's new id. Otherwise as `hashTarget`.
+ */
+export async function compareTarget(abs: string, rel: string, want: Oid, opts: HashOptions): Promise<TargetState | Differs> {
+  if (!isDirOid(want) || opts.write || opts.needEntries) return hashTarget(abs, rel, opts);
+  const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+  if (!st?.isDirectory()) return hashTarget(abs, rel, opts);
+  return hashDirectory(abs, rel, opts, want);
+}
+
+/**
+ * Re-hashing more than this many files (or bytes) on every status would cost
+ * more than recording the changed directory once: `diffWithShard` then leaves
+ * it to the full hash, whose records the next status reuses.
+ */
+const SHARD_DIFF_MAX_FILES = 256;
+const SHARD_DIFF_MAX_BYTES = 16 << 20;
+
+/**
+ * The files of `walk` (directory `rel`, changed since its fingerprint) that
+ * differ from version `want`, from the shard when it holds exactly `want`:
+ * a file whose stat key matches its record (and is not racy) is that
+ * record's content; the others are hashed (checking, as `hashEntries` does,
+ * for a cache object modified through a hard link). Undefined when the shard
+ * cannot answer, when too much would be re-hashed, or when nothing differs
+ * (the directory is `want` again: the full hash records that).
+ */
+async function diffWithShard(abs: string, rel: string, walk: readonly WalkEntry[], want: Oid, opts: HashOptions): Promise<ManifestDiff | undefined> {
+  const sc = opts.statCache;
+  const packed = sc.packedShard(rel);
+  if (packed) {
+    if (packed.shard.version !== want) return undefined;
+    const d = await diffAligned(abs, rel, walk, packed.shard, packed.ref, opts);
+    if (d !== null) return d;
+  }
+  if (sc.shardVersion(rel) !== want) return undefined;
+  const recs = sc.shardRecords(rel);
+  const d: ManifestDiff = { added: [], modified: [], deleted: [] };
+  const rehash: WalkEntry[] = [];
+  let bytes = 0;
+  let seen = 0;
+  for (const e of walk) {
+    const r = recs.get(e.rel);
+    if (r === undefined) {
+      d.added.push(e.rel);
+      continue;
+    }
+    seen++;
+    const isexec = execOf(e.mode);
+    if (e.linkOid !== undefined) {
+      if (e.linkOid !== r[4] || r[5] === true) d.modified.push(e.rel);
+    } else if (sc.getFile(rel, e.rel, e) !== undefined) {
+      if (isexec !== (r[5] === true)) d.modified.push(e.rel);
+    } else {
+      rehash.push(e);
+      bytes += e.size;
+      if (rehash.length > SHARD_DIFF_MAX_FILES || bytes > SHARD_DIFF_MAX_BYTES) return undefined;
+    }
+  }
+  if (seen < recs.size) {
+    const names = new Set(walk.map((e) => e.rel));
+    for (const key of recs.keys()) if (!names.has(key)) d.deleted.push(key);
+  }
+  if (rehash.length > 0) {
+    for (const h of await hashEntries(abs, rehash, rel, opts, new Set())) {
+      const r = recs.get(h.relpath)!;
+      if (h.sha256 !== r[4] || (h.isexec === true) !== (r[5] === true)) d.modified.push(h.relpath);
+    }
+  }
+  if (d.added.length + d.modified.length + d.deleted.length === 0) return undefined;
+  // In manifest order, as diffManifests lists them.
+  for (const list of [d.added, d.modified, d.deleted]) list.sort(compareCodePoints);
+  return d;
+}
+
+/**
+ * `diffWithShard` without building the shard's records, when the walk lists
+ * exactly the shard's names in the same order (what a directory whose files
+ * were only modified gives: readdir order is stable): records and walk
+ * entries are then compared by index, numbers with numbers. Null when they
+ * do not line up (or a record is damaged): ask the records by name instead.
+ */
+async function diffAligned(abs: string, rel: string, walk: readonly WalkEntry[], p: PackedShard, ref: number, opts: HashOptions): Promise<ManifestDiff | undefined | null> {
+  const n = walk.length;
+  if (p.count !== n || n === 0) return null;
+  // The same names in the same order: each walk name where the shard's next key starts (no string built).
+  const keys = p.keys;
+  let at = 0;
+  for (const e of walk) {
+    if (!keys.startsWith(e.rel, at) || keys.charCodeAt(at + e.rel.length) !== 0) return null;
+    at += e.rel.length + 1;
+  }
+  if (at !== keys.length) return null;
+  const modified: string[] = [];
+  const rehash: number[] = [];
+  let bytes = 0;
+  const nums = p.nums;
+  for (let i = 0; i < n; i++) {
+    if (!packedRecordOk(p, i)) return null;
+    const e = walk[i]!;
+    const j = i * 4;
+    if (e.linkOid !== undefined) {
+      const r = packedOid(p, i);
+      if (e.linkOid !== r.sha || r.isexec) modified.push(e.rel);
+    } else if (nums[j] === e.ino && nums[j + 1] === e.mtimeMs && nums[j + 2] === e.ctimeMs && nums[j + 3] === e.size && Math.max(e.mtimeMs, e.ctimeMs) < ref) {
+      // That very file version (and not racy): the record's content; only the mode may differ.
+      if (execOf(e.mode) !== packedExec(p, i)) modified.push(e.rel);
+    } else {
+      rehash.push(i);
+      bytes += e.size;
+      if (rehash.length > SHARD_DIFF_MAX_FILES || bytes > SHARD_DIFF_MAX_BYTES) return undefined;
+    }
+  }
+  if (rehash.length > 0) {
+    const recorded = (i: number) => packedOid(p, rehash[i]!);
+    const hashed = await hashEntries(
+      abs,
+      rehash.map((i) => walk[i]!),
+      rel,
+      opts,
+      new Set(),
+      (k) => ({ ino: nums[rehash[k]! * 4]!, sha: recorded(k).sha }),
+    );
+    hashed.forEach((h, k) => {
+      const r = recorded(k);
+      if (h.sha256 !== r.sha || (h.isexec === true) !== r.isexec) modified.push(h.relpath);
+    });
+  }
+  if (modified.length === 0) return undefined;
+  return { added: [], modified: modified.sort(compareCodePoints), deleted: [] };
 }
 
 /**
@@ -112,7 +261,15 @@ async function hashDirectory(abs: string, rel: string, opts: HashOptions): Promi
  * possible), storing objects when asked. Returns one manifest entry per walk
  * entry, in walk order.
  */
-async function hashEntries(base: string, walk: readonly WalkEntry[], shard: string, opts: HashOptions, inUse: Set<string>): Promise<ManifestEntry[]> {
+async function hashEntries(
+  base: string,
+  walk: readonly WalkEntry[],
+  shard: string,
+  opts: HashOptions,
+  inUse: Set<string>,
+  /** Given: every entry is to be hashed (the stat cache is not asked), and this is what was recorded for entry `i`. */
+  recorded?: (i: number) => { ino: number; sha: string },
+): Promise<ManifestEntry[]> {
   const out: ManifestEntry[] = new Array(walk.length);
   const sc = opts.statCache;
   const entry = (i: number, sha: string) => {
@@ -122,7 +279,7 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
   // A hashed file is recorded; a directory's shard is replaced wholesale by the caller.
   const record = (i: number, sha: string) => {
     entry(i, sha);
-    checkLinkedObject(base, walk[i]!, shard, sha, opts);
+    checkLinkedObject(base, walk[i]!, recorded ? recorded(i) : opts.statCache.recorded(shard, walk[i]!.rel), sha, opts);
     if (shard === FILES_SHARD) sc.setFile(shard, walk[i]!.rel, walk[i]!, sha);
   };
   const small: number[] = [];
@@ -134,7 +291,7 @@ async function hashEntries(base: string, walk: readonly WalkEntry[], shard: stri
       out[i] = { relpath: e.rel, sha256: e.linkOid, size: fs.statSync(entryPath(base, e.rel)).size };
       continue;
     }
-    const sha = sc.getFile(shard, e.rel, e);
+    const sha = recorded ? undefined : sc.getFile(shard, e.rel, e);
     if (sha && (!opts.write || opts.store.has(sha))) {
       entry(i, sha);
       continue;
@@ -232,8 +389,7 @@ async function copyInUse(base: string, walk: readonly WalkEntry[], moved: Map<nu
  * longer matches its name. That object is quarantined, so that no checkout
  * links or copies the altered bytes to another path, and `onDamaged` is told.
  */
-function checkLinkedObject(base: string, e: WalkEntry, shard: string, sha: string, opts: HashOptions): void {
-  const prev = opts.statCache.recorded(shard, e.rel);
+function checkLinkedObject(base: string, e: WalkEntry, prev: { ino: number; sha: string } | undefined, sha: string, opts: HashOptions): void {
   if (!prev || prev.ino !== e.ino || prev.sha === sha || isDirOid(prev.sha)) return;
   const abs = entryPath(base, e.rel);
   if (!isLinkOf(abs, opts.store.pathOf(prev.sha))) return;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { isDirOid } from '../formats/oid.js';
 import { diffManifests, type ManifestDiff } from '../cache/workspace.js';
 import { type Blocker, blockerAt } from './lib/blocker.js';
-import { hashWorkspace } from './lib/hashing.js';
+import { compareWorkspace, hashWorkspace } from './lib/hashing.js';
 import { findPointers, selectTargets } from './lib/pointers.js';
 import { expandStageTargets } from './lib/stage-targets.js';
 import type { Repo } from './repo.js';
@@ -57,16 +57,21 @@ export async function status(repo: Repo, opts: StatusOptions = {}): Promise<Stat
   const stamp = store.stamp(); // before any presence check, so a removal after it is noticed next time
   for (const s of selected) {
     const want = s.out.sha256;
-    let ws = await hashWorkspace(repo, s);
+    // A changed directory may come back as how it differs from `want` (from the stat cache), not its own id.
+    const ws = await compareWorkspace(repo, s, want);
     let workspace: DataStatus['workspace'] = 'unchanged';
     let files: ManifestDiff | undefined;
-    if (ws.kind === 'missing') workspace = 'deleted';
+    if (ws.kind === 'differs') {
+      workspace = 'modified';
+      // Listed, as below, when the recorded manifest is cached.
+      if (store.has(want)) files = ws.files;
+    } else if (ws.kind === 'missing') workspace = 'deleted';
     else if (ws.kind === 'other') workspace = 'modified';
     else if (ws.oid !== want || (ws.kind === 'file' && ws.isexec !== (s.out.isexec === true))) {
       workspace = 'modified';
       if (ws.kind === 'dir' && isDirOid(want) && store.has(want)) {
-        if (!ws.entries) ws = await hashWorkspace(repo, s, { needEntries: true });
-        if (ws.kind === 'dir' && ws.entries) files = diffManifests(store.readManifest(want), ws.entries);
+        const full = ws.entries ? ws : await hashWorkspace(repo, s, { needEntries: true });
+        if (full.kind === 'dir' && full.entries) files = diffManifests(store.readManifest(want), full.entries);
       }
     }
     const blocker = ws.kind === 'other' || ws.kind === 'missing' ? blockerAt(repo.root, s.rel) : undefined;

@@ -26,7 +26,7 @@
 import path from 'node:path';
 import { describeFsError, MissingObjectsError, TdvError } from '../errors.js';
 import { hashFile } from '../cache/hash.js';
-import { FILES_SHARD, sameVersion, type StatCache, type StatKey, walkFingerprint } from '../cache/statcache.js';
+import { execOf, FILES_SHARD, sameVersion, type StatCache, type StatKey, walkFingerprint } from '../cache/statcache.js';
 import type { CacheStamp, ObjectStore } from '../cache/store.js';
 import { sameStat, type WrittenStat } from '../cache/tasks.js';
 import { entryPath, walkDir, type WalkEntry, type WalkOptions } from '../cache/walk.js';
@@ -463,14 +463,19 @@ export async function recordDirectory(
 ): Promise<void> {
   const abs = ctx.guard.mkdirp(rel);
   const walk = walkDir(abs, { ignored: ignoredUnder(ctx.ignore, rel), objectsDir: ctx.store.objectsDir });
-  const oids = new Map(v.entries.map((e) => [e.relpath, e.sha256]));
+  const recorded = new Map(v.entries.map((e) => [e.relpath, e]));
   const records: [string, StatKey, string][] = [];
+  // Every file recorded, with the executable bit its version has: the shard is that version.
+  let whole = walk.length === recorded.size;
   for (const e of walk) {
-    const oid = oids.get(e.rel);
-    if (oid && trusted(e)) records.push([e.rel, e, oid]);
+    const r = recorded.get(e.rel);
+    if (r && trusted(e)) {
+      records.push([e.rel, e, r.sha256]);
+      if (execOf(e.mode) !== (r.isexec === true)) whole = false;
+    } else whole = false;
   }
-  ctx.statCache.replaceShard(rel, records);
-  if (records.length === walk.length && walk.length === oids.size) {
+  ctx.statCache.replaceShard(rel, records, whole ? v.oid : undefined);
+  if (records.length === walk.length && walk.length === recorded.size) {
     const { fp, newestMs } = walkFingerprint(walk);
     ctx.statCache.setDir(rel, { fp, oid: v.oid, size: v.size, nfiles: v.nfiles, newestMs, complete });
   }

@@ -250,6 +250,13 @@ describe('StatCache files', () => {
     const buf = encodeShard('data/sub', recs);
     expect(decodeShard(buf)).toEqual({ shard: 'data/sub', recs });
     expect(decodeShard(encodeShard('.', new Map()))).toEqual({ shard: '.', recs: new Map() });
+    // With the version it holds and an executable file: both read back, and a damaged version is refused.
+    const versioned = new Map<string, FileRec>([...recs, ['run.sh', [9, 8, 7, 6, SHA, true]]]);
+    const vbuf = encodeShard('data', versioned, OID);
+    expect(decodeShard(vbuf)).toEqual({ shard: 'data', recs: versioned, version: OID });
+    const badVersion = Buffer.from(vbuf);
+    badVersion[vbuf.length - 21] = 0x7a; // the version's last character ('r' of ".dir")
+    expect(() => decodeShard(badVersion)).toThrow();
     for (const at of [0, 9, 30, buf.length - 30, buf.length - 1]) {
       const bad = Buffer.from(buf);
       bad[at]! ^= 1;
@@ -260,6 +267,46 @@ describe('StatCache files', () => {
     expect(() => decodeShard(Buffer.from('{"v":1,"files":{}}'))).toThrow(/unknown format/);
     // Only object ids are ever written.
     expect(() => encodeShard('.', new Map<string, FileRec>([['x', [1, 2, 3, 4, 'not-a-sha']]]))).toThrow(/no object id/);
+  });
+
+  it('a shard keeps the version it holds exactly, and the executable bits, across save and reload; any other change forgets the version', async () => {
+    const { cacheDir, work } = setup();
+    const f = path.join(work, 'x');
+    const g = path.join(work, 'run.sh');
+    fs.writeFileSync(f, 'x');
+    fs.writeFileSync(g, '#!/bin/sh\n');
+    fs.chmodSync(g, 0o755);
+    for (const p of [f, g]) fs.utimesSync(p, PAST, PAST);
+    const sc = new StatCache(cacheDir);
+    sc.replaceShard(
+      'd',
+      [
+        ['x', lstat(f), SHA],
+        ['run.sh', lstat(g), SHA2],
+      ],
+      OID,
+    );
+    expect(sc.shardVersion('d')).toBe(OID);
+    await sleep(20);
+    sc.save();
+    const re = new StatCache(cacheDir);
+    expect(re.shardVersion('d')).toBe(OID);
+    expect([...re.shardRecords('d')].map(([k, r]) => [k, r[4], r[5] === true])).toEqual([
+      ['x', SHA, false],
+      ['run.sh', SHA2, true],
+    ]);
+    // One record set by hand (its mode may be unknown): the shard is no longer that version, on disk either.
+    re.setFile('d', 'x', lstat(f), SHA2);
+    expect(re.shardVersion('d')).toBeUndefined();
+    await sleep(20);
+    re.save();
+    expect(new StatCache(cacheDir).shardVersion('d')).toBeUndefined();
+    // A shard without a version (as earlier tdv wrote them) reads as holding none.
+    const plain = new StatCache(cacheDir);
+    plain.replaceShard('e', [['x', lstat(f), SHA]]);
+    await sleep(20);
+    plain.save();
+    expect(new StatCache(cacheDir).shardVersion('e')).toBeUndefined();
   });
 
   it('removes the JSON shard an older tdv wrote when it saves the binary one', async () => {

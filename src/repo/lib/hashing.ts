@@ -6,7 +6,8 @@ import { lstatOrUndefined } from '../../util/fs.js';
 import { FILES_SHARD } from '../../cache/statcache.js';
 import { sameStat } from '../../cache/tasks.js';
 import { entryPath } from '../../cache/walk.js';
-import { hashTarget, type HashOptions, type TargetState } from '../../cache/workspace.js';
+import { compareTarget, type Differs, hashTarget, type HashOptions, type TargetState } from '../../cache/workspace.js';
+import type { Oid } from '../../formats/oid.js';
 import { type Guard, UnsafePathError } from '../../workspace/guard.js';
 import { type CheckoutContext, ignoredUnder, linkFiles, recordDirectory } from '../../workspace/checkout.js';
 import { damagedMessage } from '../../cache/linked.js';
@@ -35,6 +36,19 @@ export async function workspaceContext(repo: Repo, over: Partial<CheckoutContext
 
 /** Hashes a selected output's workspace copy; writes nothing to the cache unless `extra.write` says so. */
 export async function hashWorkspace(repo: Repo, s: Pick<Selected, 'abs' | 'rel'> & { ptr?: { file: string } }, extra: Partial<HashOptions> = {}): Promise<TargetState> {
+  return blockedAt(repo, s) ?? hashTarget(s.abs, s.rel, await hashOptions(repo, s, extra));
+}
+
+/**
+ * `hashWorkspace` for a status: a changed directory may be answered by how it
+ * differs from version `want` instead of its own id (see `compareTarget`).
+ */
+export async function compareWorkspace(repo: Repo, s: Pick<Selected, 'abs' | 'rel'> & { ptr?: { file: string } }, want: Oid): Promise<TargetState | Differs> {
+  return blockedAt(repo, s) ?? compareTarget(s.abs, s.rel, want, await hashOptions(repo, s));
+}
+
+/** What to report instead of hashing when the path is reached only through a symlink (or is not legal). */
+function blockedAt(repo: Repo, s: Pick<Selected, 'abs' | 'rel'> & { ptr?: { file: string } }): TargetState | undefined {
   // A path in the workspace is read only along real directories: a pointer (or a stage) naming a
   // path through a symlink must not make status or diff read, or walk, whatever it points at.
   // It is then "something else in the way" (a blocker, which status and diff name with the fix).
@@ -47,14 +61,18 @@ export async function hashWorkspace(repo: Repo, s: Pick<Selected, 'abs' | 'rel'>
       throw err;
     }
   }
-  return hashTarget(s.abs, s.rel, {
+  return undefined;
+}
+
+async function hashOptions(repo: Repo, s: Pick<Selected, 'rel'>, extra: Partial<HashOptions> = {}): Promise<HashOptions> {
+  return {
     statCache: repo.statCache,
     store: repo.store,
     ignored: ignoredUnder(await repo.ignore(), s.rel),
     onSkip: (p, why) => repo.reporter.warn?.(`skipped ${quotePath(repo.rel(p))}: ${why}`),
     onDamaged: (p, oid, moved) => repo.reporter.warn?.(damagedMessage(quotePath(repo.rel(p)), oid, moved && repo.rel(moved))),
     ...extra,
-  });
+  };
 }
 
 export type Hashed = Extract<TargetState, { kind: 'file' | 'dir' }>;
