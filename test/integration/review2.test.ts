@@ -1,0 +1,117 @@
+/**
+ * Reproductions of the second adversarial review of issue 12
+ * (test/attack/FINDINGS-issue12-review2.md). Each test states the expected
+ * behaviour and FAILS on the reviewed branch (i12-attack2 at da90c72); the
+ * finding number is in the test's name.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { read, tdv, TDV_BIN, write } from '../helpers/repo.js';
+import { expectOneLineError, newRepo, objPath, setConfig, sha } from '../helpers/expect.js';
+
+/** Waits (polling, no wall-clock assertion) until `cond` holds or `tries` run out. */
+async function until(cond: () => boolean, tries = 200): Promise<void> {
+  for (let i = 0; i < tries && !cond(); i++) await new Promise((r) => setTimeout(r, 50));
+}
+
+describe('review 2 of issue 12', () => {
+  it('1: a params file with a self-referencing YAML alias is one error line, not a stack overflow reported as a bug', async () => {
+    const dir = await newRepo();
+    write(dir, 'params.yaml', 'x: &a [*a]\ny: 1\n');
+    write(dir, 'tdv.yaml', 'stages:\n  a:\n    cmd: echo hi > o\n    params: [y]\n    outs: [o]\n');
+    const r = await tdv(dir, 'status');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, 'params.yaml');
+    expect(r.stderr).not.toContain('bug');
+  });
+
+  it('1: a tdv.yaml vars entry that refers to itself is one error line, not a stack overflow', async () => {
+    const dir = await newRepo();
+    write(dir, 'tdv.yaml', 'vars:\n  - &v {x: 1, self: *v}\nstages:\n  a:\n    cmd: echo ${self.self.x} > o\n    outs: [o]\n');
+    const r = await tdv(dir, 'status');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, 'tdv.yaml');
+    expect(r.stderr).not.toContain('bug');
+  });
+
+  it('1: add of changed data whose pointer meta is a self-referencing alias is one error line (or works), never a bug', async () => {
+    const dir = await newRepo();
+    write(dir, 'd.txt', 'hello\n');
+    write(dir, 'd.txt.tdv', `meta: &a [*a]\nouts:\n- path: d.txt\n  sha256: ${sha('hello\n')}\n  size: 6\n`);
+    write(dir, 'd.txt', 'changed\n');
+    const r = await tdv(dir, 'add', 'd.txt');
+    expect(r.stderr).not.toContain('bug');
+    if (r.code !== 0) expectOneLineError(r.stderr, 'd.txt.tdv');
+  });
+
+  it('2: a stage output at the root named "constructor" (an Object.prototype name) is accepted', async () => {
+    const dir = await newRepo();
+    write(dir, 'tdv.yaml', 'stages:\n  s:\n    cmd: echo hi > constructor\n    outs: [constructor]\n');
+    const r = await tdv(dir, 'repro');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(read(dir, 'constructor')).toBe('hi\n');
+  });
+
+  it('2: tdv add of a root file named "constructor" or "__proto__" tracks it', async () => {
+    const dir = await newRepo();
+    write(dir, 'constructor', 'c\n');
+    write(dir, '__proto__', 'p\n');
+    const r = await tdv(dir, 'add', 'constructor', '__proto__');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(fs.existsSync(path.join(dir, 'constructor.tdv'))).toBe(true);
+    expect(fs.existsSync(path.join(dir, '__proto__.tdv'))).toBe(true);
+  });
+
+  it('2: tdv add of a missing file named "toString" says it does not exist', async () => {
+    const dir = await newRepo();
+    const r = await tdv(dir, 'add', 'toString');
+    expectOneLineError(r.stderr, 'toString does not exist');
+    expect(r.stderr).not.toContain('native code');
+  });
+
+  it('3: SIGTERM to `tdv repro` stops the stage it is running; nothing writes into the workspace after tdv exited', async () => {
+    const dir = await newRepo();
+    write(dir, 'tdv.yaml', 'stages:\n  slow:\n    cmd: touch started && sleep 3 && echo s > s.txt\n    outs: [s.txt]\n');
+    const child = execa('node', [TDV_BIN, 'repro'], { cwd: dir, reject: false, env: { NO_COLOR: '1' } });
+    let out = '';
+    child.stdout?.on('data', (d) => (out += String(d)));
+    await until(() => fs.existsSync(path.join(dir, 'started')));
+    expect(out).toContain('running slow');
+    child.kill('SIGTERM');
+    await child;
+    // The stage's shell would write s.txt about 3 s after it started; give it time to (not) do so.
+    await new Promise((r) => setTimeout(r, 4000));
+    expect(fs.existsSync(path.join(dir, 's.txt'))).toBe(false);
+  }, 20_000);
+
+  it('4: an empty cache.dir is refused at config.yaml:line:col, not used as .tdv itself', async () => {
+    const dir = await newRepo();
+    setConfig(dir, 'cache:\n  dir: ""\n');
+    write(dir, 'h.txt', 'z\n');
+    const r = await tdv(dir, 'add', 'h.txt');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, 'config.yaml', 'cache.dir');
+    expect(fs.existsSync(path.join(dir, '.tdv', 'files'))).toBe(false);
+  });
+
+  it("5: a run record whose size is not its object's size is not copied into tdv.lock", async () => {
+    const dir = await newRepo();
+    write(dir, 'tdv.yaml', 'stages:\n  a:\n    cmd: echo hi > o\n    outs: [o]\n');
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    const runs = path.join(dir, '.tdv', 'cache', 'runs');
+    const [prefix] = fs.readdirSync(runs);
+    const [name] = fs.readdirSync(path.join(runs, prefix!));
+    const rec = path.join(runs, prefix!, name!);
+    fs.chmodSync(rec, 0o644);
+    fs.writeFileSync(rec, JSON.stringify({ outs: [{ path: 'o', sha256: sha('hi\n'), size: 99 }], metrics: [] }));
+    expect(fs.existsSync(objPath(dir, sha('hi\n')))).toBe(true);
+    fs.rmSync(path.join(dir, 'o'));
+    fs.rmSync(path.join(dir, 'tdv.lock'));
+    await tdv(dir, 'repro');
+    expect(read(dir, 'tdv.lock')).not.toContain('size: 99');
+  });
+});
