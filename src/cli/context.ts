@@ -164,10 +164,15 @@ export function examples(...lines: string[]): string {
   return `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
 }
 
-export function parsePositiveInt(name: string) {
+export function parsePositiveInt(name: string, max = Number.MAX_SAFE_INTEGER) {
   return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} must be a whole number >= 1, got "${v}"`);
+    // Decimal digits only: Number() would also take "0x10", "1e3" and " 4 ".
+    const n = /^[0-9]{1,16}$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${name} must be a whole number >= 1, got "${v}"`);
+    if (n > max) throw new UsageError(`${name} must be at most ${max}, got "${v}"`);
     return n;
   };
 }
+
+/** `-j/--jobs`: parallel requests, workers or stages; more than 1024 only exhausts file descriptors. */
+export const parseJobs = parsePositiveInt('--jobs', 1024);

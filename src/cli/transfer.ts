@@ -5,7 +5,7 @@ import type { TransferResult } from '../repo/push.js';
 import type { HistoryScope } from '../repo/lib/revision.js';
 import { formatBytes, type Output, plural } from '../ui/output.js';
 import type { ProgressBar } from '../ui/progress.js';
-import { parsePositiveInt } from './context.js';
+import { parseJobs } from './context.js';
 
 const LIST_MAX = 20;
 
@@ -14,7 +14,7 @@ export function transferOptions<Opts extends OptionValues, Globals extends Optio
   return cmd
     .argument('[targets...]', 'pointer files, tracked paths, files inside tracked directories, or stage names (default: all)')
     .option('-r, --remote <name>', 'remote to use (default: core.remote)')
-    .option('-j, --jobs <n>', "parallel transfers (default: the remote's `jobs`, else 4 x cores for S3)", parsePositiveInt('--jobs'))
+    .option('-j, --jobs <n>', "parallel transfers (default: the remote's `jobs`, else 4 x cores for S3)", parseJobs)
     .option('--with-deps', 'with stage targets (or outputs of a stage): also the outputs of the stages upstream of them')
     .option('--run-cache', 'also transfer the run-cache, so `tdv repro` elsewhere restores instead of rerunning')
     .option('--json', 'print one JSON object: transferred, skipped, failed, bytes, failures');

@@ -265,8 +265,13 @@ function configFile(local: boolean) {
     ),
   };
   const cache = {
-    /** Resolved against .tdv/ when loaded. */
-    dir: v.optional(typed<string>('string')),
+    /** Resolved against .tdv/ when loaded; an empty one would make .tdv itself the cache. */
+    dir: v.optional(
+      v.pipe(
+        typed<string>('string'),
+        v.check((d) => d.trim() !== '', 'cache.dir is empty; name a directory (relative to .tdv/, e.g. ../../shared-cache) or remove the key'),
+      ),
+    ),
     type: v.optional(
       v.pipe(
         typed<string>('string'),

@@ -121,7 +121,9 @@ async function validate(repo: Repo, paths: string[]): Promise<string[]> {
     // tdv git-ignores the data with a line `/<name>` in .gitignore, which has no escape for a
     // line break: such a name would end the line and write a rule of its own.
     if (/[\n\r]/.test(path.basename(abs))) throw new UsageError(`${shown} has a line break in its name, which a .gitignore line cannot hold; rename it, or add the directory holding it`);
-    const own = OWN_FILES[rel] ?? (CONTROL_FILES.has(path.basename(abs)) ? `is a ${path.basename(abs)} file, which holds Git's or tdv's rules; commit it with Git` : undefined);
+    const own =
+      (Object.hasOwn(OWN_FILES, rel) ? OWN_FILES[rel] : undefined) ??
+      (CONTROL_FILES.has(path.basename(abs)) ? `is a ${path.basename(abs)} file, which holds Git's or tdv's rules; commit it with Git` : undefined);
     if (own !== undefined) throw new UsageError(`${shown} ${own}`);
     // Parents must be real directories, as the guard requires for every write: data behind
     // a symlink is somewhere else, and its pointer would name a path tdv never writes through.

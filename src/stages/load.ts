@@ -412,7 +412,7 @@ function resolveParams(root: string, wdir: string, name: string, items: StageBod
 function checkOutput(root: string, rel: string, key: 'outs' | 'metrics', stage: string, at: string, check: OutputCheck | undefined, cache: boolean): void {
   const name = rel.slice(rel.lastIndexOf('/') + 1);
   const refuse = (problem: string, fix: string) => new FormatError(at, `${key} path ${quotePath(rel)} of stage "${stage}" ${problem}`, fix);
-  const own = NOT_OUTPUTS[rel];
+  const own = Object.hasOwn(NOT_OUTPUTS, rel) ? NOT_OUTPUTS[rel] : undefined;
   if (own !== undefined) throw refuse(own, 'A stage cannot write it; name a file of its own');
   if (name.endsWith(POINTER_SUFFIX)) throw refuse(`ends in ${POINTER_SUFFIX}, the name of a tdv pointer file`, 'Name the output without that suffix');
   // repro git-ignores an output with a line `/<name>` in its directory's .gitignore, which has

@@ -39,7 +39,11 @@ const LOCK_FIX = 'Delete it and run `tdv repro` to record the pipeline again, or
 const LockSchema = v.nullish(
   v.pipe(
     v.custom<{ stages: unknown }>((x) => isMapping(x) && isMapping(x.stages), fail('is not a tdv lock file (no "stages" mapping)', LOCK_FIX)),
-    v.object({ stages: dictOf((name) => lockedStageSchema(name), '') }),
+    v.object({
+      // tdv writes 1; another number is a format this tdv does not know, not one to guess at.
+      schema: v.optional(v.literal(1, fail('was written by a newer tdv (its "schema" is not 1)', 'Upgrade tdv, or delete it and run `tdv repro` to record the pipeline again'))),
+      stages: dictOf((name) => lockedStageSchema(name), ''),
+    }),
   ),
 );
 

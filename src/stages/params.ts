@@ -39,7 +39,8 @@ export class ParamsReader {
         if (node === undefined) break;
       }
       if (node === undefined) throw new FormatError(file, `has no parameter "${key}", which stage "${stage}" reads`, `Add it, or remove it from the stage's params`);
-      out[key] = node;
+      // An own property whatever the name (`out['__proto__'] = x` would set the prototype instead).
+      Object.defineProperty(out, key, { value: node, enumerable: true, writable: true, configurable: true });
     }
     return out;
   }

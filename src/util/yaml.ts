@@ -35,13 +35,40 @@ export function isBlankYaml(text: string): boolean {
  */
 export async function parseYaml(text: string, file: string): Promise<YamlFile> {
   if (isBlankYaml(text)) return { value: null, lineOf: () => undefined, posOf: () => undefined, where: (file) => file };
-  const { parseDocument, LineCounter, isMap, isSeq, isScalar } = await import('yaml');
+  const { parseDocument, LineCounter, isAlias, isMap, isSeq, isScalar, visit } = await import('yaml');
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false, strict: true });
+  // logLevel 'error': the library would print its own warnings on stderr (e.g. for collection keys).
+  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false, strict: true, logLevel: 'error' });
   const err = doc.errors[0];
   if (err) {
     const pos = lc.linePos(err.pos[0]);
     throw new FormatError(`${file}:${pos.line}:${pos.col}`, `invalid YAML: ${err.message.split('\n')[0]}`);
+  }
+  // What plain data cannot be: an alias inside the value it names (`x: &a [*a]`, a cycle no
+  // caller can walk) and a mapping key that is a list or mapping (JavaScript would stringify it).
+  let bad: { at: number; problem: string; fix: string } | undefined;
+  visit(doc, {
+    Alias(_, node, ancestors) {
+      const target = node.resolve(doc);
+      if (target && ancestors.includes(target)) {
+        bad = { at: node.range?.[0] ?? 0, problem: `the alias *${node.source} is inside the value it names (a cycle)`, fix: 'Write the value out instead of the alias' };
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+    Pair(_, pair) {
+      const k = isAlias(pair.key) ? pair.key.resolve(doc) : pair.key;
+      if (k !== null && k !== undefined && !isScalar(k)) {
+        const key = pair.key as { range?: [number, number, number] | null };
+        bad = { at: key.range?.[0] ?? 0, problem: 'a mapping key is a list or mapping', fix: 'Use keys that are text' };
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+  });
+  if (bad) {
+    const pos = lc.linePos(bad.at);
+    throw new FormatError(`${file}:${pos.line}:${pos.col}`, `cannot be loaded: ${bad.problem}`, bad.fix);
   }
   let value: unknown;
   try {

@@ -92,3 +92,37 @@ describe('tdv.yaml, tdv.lock and .tdvignore are never read through a symlink (at
     expectOneLineError(a.stderr, '.tdvignore is a symlink');
   });
 });
+
+describe('review 2 of issue 12: inputs that are not plain data, and numbers that are not decimal', () => {
+  it('7: a mapping key that is a list is an error at that key, and the YAML library prints nothing of its own', async () => {
+    const dir = await newRepo();
+    write(dir, 'tdv.yaml', 'stages:\n  a:\n    cmd: echo hi > o\n    outs: [o]\n    meta:\n      ? [x, y]\n      : 1\n');
+    const r = await tdv(dir, 'status');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, 'tdv.yaml:6:9', 'a mapping key is a list or mapping');
+  });
+
+  it('10: a tdv.lock of another schema version is refused, naming the fix', async () => {
+    const dir = await newRepo();
+    write(dir, 'tdv.yaml', 'stages:\n  a:\n    cmd: echo hi > o\n    outs: [o]\n');
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    write(dir, 'tdv.lock', read(dir, 'tdv.lock').replace('schema: 1', 'schema: 2'));
+    const r = await tdv(dir, 'status');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, 'tdv.lock', 'newer tdv');
+  });
+
+  it('12: --jobs takes decimal whole numbers only, up to 1024; -n takes any count', async () => {
+    const dir = await newRepo();
+    for (const j of ['0x10', '1e3', ' 4', '0', '-1']) {
+      const r = await tdv(dir, 'status', '--remote', '-j', j);
+      expect(r.code, j).toBe(2);
+      expectOneLineError(r.stderr, '--jobs must be a whole number >= 1');
+    }
+    const big = await tdv(dir, 'status', '--remote', '-j', '99999999999');
+    expect(big.code).toBe(2);
+    expectOneLineError(big.stderr, '--jobs must be at most 1024');
+    const log = await tdv(dir, 'log', '-n', '99999999999');
+    expect(log.stderr).not.toContain('-n must');
+  });
+});

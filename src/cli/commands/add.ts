@@ -1,5 +1,5 @@
 import { formatBytes, plural } from '../../ui/output.js';
-import { type CliContext, examples, parsePositiveInt, type Program } from '../context.js';
+import { type CliContext, examples, parseJobs, type Program } from '../context.js';
 import { q, shs } from '../render.js';
 import { progressFor } from '../transfer.js';
 
@@ -8,7 +8,7 @@ export function registerAdd(program: Program, ctx: CliContext): void {
     .command('add')
     .description('track data files or directories: cache them and write <path>.tdv pointers for Git')
     .argument('<paths...>', 'files or directories to track')
-    .option('-j, --jobs <n>', 'files hashed at once', parsePositiveInt('--jobs'))
+    .option('-j, --jobs <n>', 'files hashed at once', parseJobs)
     .addHelpText('after', examples('tdv add data/raw.csv', 'tdv add data/images/ && git add data/images.tdv data/.gitignore'));
   ctx.action(cmd, async ({ out, repo, args: [paths], opts, resolve }) => {
     const { add } = await import('../../repo/add.js');

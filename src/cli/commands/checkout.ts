@@ -1,7 +1,7 @@
 import { UsageError } from '../../errors.js';
 import type { CheckoutOptions } from '../../repo/checkout.js';
 import { plural } from '../../ui/output.js';
-import { type CliContext, examples, type FlagsOf, parsePositiveInt, type Program } from '../context.js';
+import { type CliContext, examples, type FlagsOf, parseJobs, type Program } from '../context.js';
 import { printTransfer, progressFor, transferError, transferJson } from '../transfer.js';
 import { ofRevision, q, shs } from '../render.js';
 import { checkedOutNote, notRestoredError, notRestoredFix, renderKept, renderNotRestored } from '../restore.js';
@@ -19,7 +19,7 @@ export function registerCheckout(program: Program, ctx: CliContext): void {
     .option('--with-deps', 'with stage targets (or outputs of a stage): also the outputs of the stages upstream of them')
     .option('--pull', 'first fetch what the cache lacks from the remote')
     .option('-r, --remote <name>', 'with --pull: the remote to fetch from (default: core.remote)')
-    .option('-j, --jobs <n>', 'with --pull: parallel transfers', parsePositiveInt('--jobs'))
+    .option('-j, --jobs <n>', 'with --pull: parallel transfers', parseJobs)
     .option('--json', 'print one JSON object: restored, deleted, missing (and fetch with --pull)')
     .addHelpText(
       'after',

@@ -2,7 +2,7 @@ import { TdvError } from '../../errors.js';
 import type { FsckResult } from '../../repo/fsck.js';
 import { escapeLine, formatBytes, type Output, plural } from '../../ui/output.js';
 import { q } from '../render.js';
-import { type CliContext, examples, parsePositiveInt, type Program } from '../context.js';
+import { type CliContext, examples, parseJobs, type Program } from '../context.js';
 import { progressFor } from '../transfer.js';
 
 const LIST_MAX = 20;
@@ -12,7 +12,7 @@ export function registerFsck(program: Program, ctx: CliContext): void {
     .command('fsck')
     .description('verify the cache: re-hash every object, quarantine corrupt ones, report referenced objects that are missing')
     .option('--remote [name]', 'also check that a remote (default: core.remote) holds every referenced object, with the right size')
-    .option('-j, --jobs <n>', 'parallel requests to the remote', parsePositiveInt('--jobs'))
+    .option('-j, --jobs <n>', 'parallel requests to the remote', parseJobs)
     .option('--json', 'print one JSON object (schema in README)')
     .addHelpText('after', examples('tdv fsck', 'tdv fsck --remote', 'tdv fsck --remote s3store --json'));
   ctx.action(cmd, async ({ out, repo, opts, show }) => {

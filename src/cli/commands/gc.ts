@@ -1,7 +1,7 @@
 import { UsageError } from '../../errors.js';
 import type { GcOptions, GcPlan } from '../../repo/gc.js';
 import { formatBytes, plural } from '../../ui/output.js';
-import { type CliContext, examples, type FlagsOf, parsePositiveInt, type Program } from '../context.js';
+import { type CliContext, examples, type FlagsOf, parseJobs, type Program } from '../context.js';
 import { q } from '../render.js';
 import { progressFor } from '../transfer.js';
 
@@ -16,7 +16,7 @@ export function registerGc(program: Program, ctx: CliContext): void {
     .option('-c, --cloud', 'also delete unreferenced objects from the remote')
     .option('--not-in-remote', 'keep a referenced object only if the remote lacks it: what the remote holds is deleted from the cache too (`tdv fetch` gets it back)')
     .option('-r, --remote <name>', 'with --cloud or --not-in-remote: the remote (default: core.remote)')
-    .option('-j, --jobs <n>', 'with --cloud or --not-in-remote: parallel requests', parsePositiveInt('--jobs'))
+    .option('-j, --jobs <n>', 'with --cloud or --not-in-remote: parallel requests', parseJobs)
     .option('--dry', 'list what would be deleted, delete nothing')
     .option('-f, --force', 'do not ask for confirmation')
     .option('--shared-cache', 'collect a cache outside the repository (cache.dir, a .tdv/cache symlink) although other repositories may use it')

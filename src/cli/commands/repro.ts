@@ -1,7 +1,7 @@
 import { InterruptedError, TdvError } from '../../errors.js';
 import type { ReproEvent, ReproOptions, ReproResult } from '../../repo/repro.js';
 import { escapeLine, type Output, plural } from '../../ui/output.js';
-import { type CliContext, examples, type FlagsOf, parsePositiveInt, type Program } from '../context.js';
+import { type CliContext, examples, type FlagsOf, parseJobs, type Program } from '../context.js';
 import { q } from '../render.js';
 import { progressFor } from '../transfer.js';
 import type { ProgressBar } from '../../ui/progress.js';
@@ -13,7 +13,7 @@ export function registerRepro(program: Program, ctx: CliContext): void {
     .argument('[stages...]', 'stages to bring up to date, with what they depend on (default: all)')
     .option('-f, --force', 'run the selected stages even if nothing changed')
     .option('--dry', 'print what would run and why, run nothing')
-    .option('-j, --jobs <n>', 'stages to run at once (default: number of cores)', parsePositiveInt('--jobs'))
+    .option('-j, --jobs <n>', 'stages to run at once (default: number of cores)', parseJobs)
     .option('-k, --keep-going', 'after a failure, go on with the stages that do not depend on it')
     .option('--downstream', 'with stage names: run them and everything downstream instead of upstream')
     .option('--no-run-cache', 'always run changed stages, never restore outputs of an identical earlier run')

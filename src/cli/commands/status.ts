@@ -1,7 +1,7 @@
 import type { RemoteStatusResult } from '../../repo/lib/remote-status.js';
 import type { StatusResult } from '../../repo/status.js';
 import { escapeLine, type Output } from '../../ui/output.js';
-import { type CliContext, examples, parsePositiveInt, type Program } from '../context.js';
+import { type CliContext, examples, parseJobs, type Program } from '../context.js';
 import { blockerNote, q } from '../render.js';
 
 export function registerStatus(program: Program, ctx: CliContext): void {
@@ -13,7 +13,7 @@ export function registerStatus(program: Program, ctx: CliContext): void {
     .option('--json', 'print one JSON object (schema in README)')
     .option('--remote', 'compare the cache with a remote instead of the workspace')
     .option('-r, --remote-name <name>', 'the remote to compare with (implies --remote; default: core.remote)')
-    .option('-j, --jobs <n>', 'parallel requests to the remote', parsePositiveInt('--jobs'))
+    .option('-j, --jobs <n>', 'parallel requests to the remote', parseJobs)
     .addHelpText('after', examples('tdv status', 'tdv status data/images --json', 'tdv status --remote -r s3store'));
   ctx.action(cmd, async ({ repo, args: [targets], opts, resolve, show }) => {
     if (opts.remote || opts.remoteName !== undefined) {
