@@ -1,7 +1,8 @@
 import { UsageError } from '../errors.js';
 import { posixShellWord } from '../formats/paths.js';
 import { addStage, type NewStage } from '../stages/edit.js';
-import { PIPELINE_FILE, STAGE_NAME, STAGE_NAME_RULE } from '../stages/load.js';
+import { PIPELINE_FILE } from '../stages/load.js';
+import { checkStageNameArg } from '../stages/names.js';
 import { loadDag } from './lib/pipeline.js';
 import type { Repo } from './repo.js';
 
@@ -41,7 +42,7 @@ export interface StageAddResult {
  */
 export async function stageAdd(repo: Repo, opts: StageAddOptions): Promise<StageAddResult> {
   // Checked here, not only when tdv.yaml is loaded: the name comes from -n, not from a line of the file.
-  if (!STAGE_NAME.test(opts.name)) throw new UsageError(`stage name ${JSON.stringify(opts.name)} (from -n) is not allowed. ${STAGE_NAME_RULE}`);
+  checkStageNameArg(opts.name, '-n');
   if (opts.cmd.length === 0) throw new UsageError('give the command the stage runs, e.g. `tdv stage add -n train -d data -o model python train.py`');
   const stage: NewStage = {
     ...(opts.desc !== undefined ? { desc: opts.desc } : {}),

@@ -5,6 +5,7 @@ import { FormatError } from '../errors.js';
 import { quotePath, relPathProblem } from '../formats/paths.js';
 import { isInside, readTextOrUndefined, toPosix } from '../util/fs.js';
 import { parseYaml, type YamlFile } from '../util/yaml.js';
+import { STAGE_NAME, STAGE_NAME_RULE } from './names.js';
 import { type At, dictOf, fail, isMapping, listOf, onlyKeys, pathItem, validate } from '../formats/schema.js';
 import { expandStages, fileReader, mergeParams, withQuoteHint } from './template.js';
 
@@ -91,10 +92,6 @@ const POINTER_SUFFIX = '.tdv';
 const STAGE_KEYS = ['cmd', 'image', 'build', 'deps', 'params', 'outs', 'metrics', 'env', 'wdir', 'frozen', 'always_changed', 'desc', 'meta'] as const;
 /** Keys an entry of `outs` or `metrics` may have in its long form `- path: {cache: false}`. */
 const OUT_KEYS = ['cache', 'persist', 'desc'] as const;
-/** A stage name as written in tdv.yaml (foreach/matrix add `@key` to it). */
-export const STAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-/** What to do about a name STAGE_NAME refuses. */
-export const STAGE_NAME_RULE = 'Use letters, digits, ".", "_" and "-", starting with a letter or digit (at most 64)';
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**

@@ -48,6 +48,10 @@ describe('adversarial review of issue 12: messages', () => {
     expectOneLineError(r.stderr, 'stage name "a b" (from -n) is not allowed', 'letters, digits');
     expect(r.stderr).not.toMatch(/tdv\.yaml:\d+/);
     expect(fs.existsSync(path.join(dir, 'tdv.yaml'))).toBe(false);
+    // A usage error, so before the repository is opened: the same line (exit 2) outside one.
+    const outside = await tdv(newDir(), 'stage', 'add', '-n', 'a b', '--', 'echo', 'hi');
+    expect(outside.code).toBe(2);
+    expectOneLineError(outside.stderr, 'stage name "a b" (from -n) is not allowed');
   });
 });
 

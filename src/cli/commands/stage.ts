@@ -1,6 +1,7 @@
 import type { StageAddOptions } from '../../repo/stage-add.js';
 import { type CliContext, examples, type FlagsOf, type Program } from '../context.js';
 import { collect } from '../transfer.js';
+import { checkStageNameArg } from '../../stages/names.js';
 
 /** `tdv stage add`. */
 export function registerStage(program: Program, ctx: CliContext): void {
@@ -33,7 +34,7 @@ export function registerStage(program: Program, ctx: CliContext): void {
         "tdv stage add -n report -d metrics.json -O report.md 'sh report.sh > report.md'",
       ),
     );
-  ctx.action(add, async ({ repo, args: [command], opts, resolve, show }) => {
+  ctx.action(add, { check: (opts) => checkStageNameArg(opts.name, '-n') }, async ({ repo, args: [command], opts, resolve, show }) => {
     const { stageAdd } = await import('../../repo/stage-add.js');
     // As everywhere in tdv, paths are relative to where you are: the stage runs there (or in
     // --wdir, itself relative to where you are), and tdv.yaml names it from the root.
