@@ -93,7 +93,7 @@ export async function fsck(repo: Repo, opts: FsckOptions = {}): Promise<FsckResu
 
     let refs: Ref[] | undefined;
     try {
-      refs = await references(repo);
+      refs = await references(repo, (err) => res.errors.push(err.message));
     } catch (err) {
       if (!(err instanceof FormatError)) throw err;
       res.errors.push(err.message);
@@ -228,8 +228,8 @@ function quarantine(repo: Repo, store: ObjectStore, res: FsckResult, oid: Oid, r
 type Ref = { kind: 'file' | 'dir'; oid: Oid; size: number; path: string; pointer: string };
 
 /** Every output pointers and tdv.lock record, even those .tdvignore hides. */
-async function references(repo: Repo): Promise<Ref[]> {
-  return allOuts(repo, await findPointers(repo, { everything: true })).map((s) => ({
+async function references(repo: Repo, onBad: (err: FormatError) => void): Promise<Ref[]> {
+  return allOuts(repo, await findPointers(repo, { everything: true, onBad })).map((s) => ({
     kind: isDirOid(s.out.sha256) ? 'dir' : 'file',
     oid: s.out.sha256,
     size: s.out.size,

@@ -584,6 +584,8 @@ export function quoteHint(text: string, line: number): string | undefined {
   const m = l === undefined ? null : /^\s*(?:-\s+)?([A-Za-z_][\w-]*)\s*:\s+(\S.*)$/.exec(l);
   if (!m) return undefined;
   const value = m[2]!.replace(/\r$/, '');
+  // A hint quotes the line back: not one of kilobytes (a deeply nested value), which would bury the error.
+  if (value.length > 200) return undefined;
   // In a flow list `[a, ${b}]` the `{` of `${` opens a mapping: quote the entries instead.
   if (/^[[{]/.test(value) && value.includes('${')) {
     return `Inside [ ] or { }, a \${...} must be quoted: ${m[1]}: ${value.replace(/([^\s,[\]{}]*\$\{[^}]*\}[^\s,[\]{}]*)/g, "'$1'")}, or write one entry per line (- ...)`;

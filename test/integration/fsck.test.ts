@@ -126,6 +126,10 @@ describe('tdv fsck', () => {
     expect(j.code).toBe(1);
     expect(j.res.objects).toBe(5);
     expect(j.res.errors).toEqual([expect.stringMatching(/^bad\.tdv:\d+:\d+: outs\[0\]\.sha256 must be 64 lowercase hex digits/)]);
+    // The pointers that do parse still count (review 2, finding 15: it said 0 referenced).
+    const good = await fsckJson((await repo()).dir);
+    expect(j.res.referenced).toBe(good.res.referenced);
+    expect(j.res.referenced).toBeGreaterThan(0);
   });
 
   describe('--remote', () => {

@@ -16,7 +16,7 @@ const LOCK_FILE = 'tdv.lock';
  * tracked (a sibling `<name>.tdv` exists) are not entered: pointers cannot live
  * inside tracked data, and skipping them keeps this walk small.
  */
-export async function findPointers(repo: Repo, opts: { everything?: boolean; withLock?: boolean } = {}): Promise<Pointer[]> {
+export async function findPointers(repo: Repo, opts: { everything?: boolean; withLock?: boolean; onBad?: (err: FormatError) => void } = {}): Promise<Pointer[]> {
   // Stage outputs recorded in tdv.lock are tracked data too: push, pull, checkout and gc include them.
   const lockPtr = opts.withLock === false ? undefined : await lockPointer(repo);
   const stageDirs = new Set(lockPtr?.outs.filter((o) => o.nfiles !== undefined).map((o) => o.path));
@@ -55,7 +55,16 @@ export async function findPointers(repo: Repo, opts: { everything?: boolean; wit
   };
   visit(repo.root, '');
   files.sort();
-  const pointers = await Promise.all(files.map((f) => readPointer(repo, f)));
+  // With onBad (fsck), a pointer tdv cannot read is reported and the others still count.
+  const read = opts.onBad
+    ? (f: string) =>
+        readPointer(repo, f).catch((err: unknown) => {
+          if (!(err instanceof FormatError)) throw err;
+          opts.onBad!(err);
+          return undefined;
+        })
+    : (f: string) => readPointer(repo, f);
+  const pointers = (await Promise.all(files.map(read))).filter((p): p is Pointer => p !== undefined);
   if (lockPtr) pointers.push(lockPtr);
   checkOverlaps(repo, pointers);
   return pointers;
