@@ -257,6 +257,8 @@ describe('quote hints for YAML errors', () => {
   it('suggests quoting the entries of a flow list with ${...}', () => {
     expect(quoteHint('stages:\n  s:\n    outs: [${out}.txt, b]\n', 3)).toBe("Inside [ ] or { }, a ${...} must be quoted: outs: ['${out}.txt', b], or write one entry per line (- ...)");
     expect(quoteHint("    cmd: {x} 'y'\n", 1)).toBe('If cmd is meant to be this text, quote it: cmd: "{x} \'y\'"');
+    // Not a hint that repeats kilobytes of a deeply nested value (review 2, finding 9).
+    expect(quoteHint(`    meta: ${'['.repeat(20_000)}${']'.repeat(20_000)}\n`, 1)).toBeUndefined();
     expect(quoteHint('stages:\n', 1)).toBeUndefined();
   });
 });
