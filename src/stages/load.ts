@@ -197,6 +197,15 @@ function stageSchema(name: string) {
 }
 
 /** `cmd` as a string, or a non-empty list of non-empty strings (each run by its own shell, in order). */
+/** What YAML made of a value, for a message: `the number Infinity`, `binary data`, `a mapping`. */
+function readAs(c: unknown): string {
+  if (c instanceof Uint8Array) return 'binary data';
+  if (c instanceof Date) return `the date ${c.toISOString()}`;
+  if (c instanceof Set || c instanceof Map) return 'a set';
+  if (typeof c === 'object') return 'a mapping';
+  return `the ${typeof c} ${typeof c === 'number' ? String(c) : JSON.stringify(c)}`;
+}
+
 function cmdSchema(name: string) {
   return v.lazy((c) => {
     if (filled(c)) return v.string();
@@ -209,7 +218,7 @@ function cmdSchema(name: string) {
     const misread = c !== null && c !== undefined && typeof c !== 'string' && !Array.isArray(c);
     return v.never(
       fail(
-        `"cmd" of stage "${name}" must be a command or a list of commands${misread ? `, but YAML reads it as ${typeof c === 'object' ? 'a mapping' : `the ${typeof c} ${JSON.stringify(c)}`}` : ''}`,
+        `"cmd" of stage "${name}" must be a command or a list of commands${misread ? `, but YAML reads it as ${readAs(c)}` : ''}`,
         misread ? 'Quote the command: cmd: "echo key: value"' : 'Write cmd: python train.py, or a list with one command per line',
       ),
     );

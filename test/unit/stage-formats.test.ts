@@ -62,6 +62,13 @@ describe('tdv.yaml schema', () => {
   });
 });
 
+describe('what YAML made of a misread cmd', () => {
+  it("names a number as written (Infinity, not JSON's null)", async () => {
+    expect(await loadError('stages:\n  s:\n    cmd: 1e400\n')).toContain('YAML reads it as the number Infinity');
+    expect(await loadError('stages:\n  s:\n    cmd: true\n')).toContain('YAML reads it as the boolean true');
+  });
+});
+
 describe('tdv.lock schema', () => {
   const stage = (params: string) => `schema: 1\nstages:\n  s:\n    cmd: make\n    params:\n${params}`;
 
