@@ -116,7 +116,7 @@ describe('review 2 of issue 12: inputs that are not plain data, and numbers that
     expectOneLineError(r.stderr, 'tdv.lock', 'newer tdv');
   });
 
-  it('12: --jobs takes decimal whole numbers only, up to 1024; -n takes any count', async () => {
+  it('12: --jobs takes decimal whole numbers only, up to 1024; -n takes any count; --md and --json exclude each other', async () => {
     const dir = await newRepo();
     for (const j of ['0x10', '1e3', ' 4', '0', '-1']) {
       const r = await tdv(dir, 'status', '--remote', '-j', j);
@@ -128,5 +128,16 @@ describe('review 2 of issue 12: inputs that are not plain data, and numbers that
     expectOneLineError(big.stderr, '--jobs must be at most 1024');
     const log = await tdv(dir, 'log', '-n', '99999999999');
     expect(log.stderr).not.toContain('-n must');
+    // --md and --json are two renderings of one result: asking for both is a usage error.
+    for (const cmd of [
+      ['metrics', 'show'],
+      ['metrics', 'diff'],
+      ['params', 'show'],
+      ['params', 'diff'],
+    ]) {
+      const both = await tdv(dir, ...cmd, '--md', '--json');
+      expect(both.code, cmd.join(' ')).toBe(2);
+      expect(both.stderr).toContain("option '--md' cannot be used with option '--json'");
+    }
   });
 });

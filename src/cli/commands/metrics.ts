@@ -1,4 +1,4 @@
-import type { Command, OptionValues } from '@commander-js/extra-typings';
+import { type Command, Option, type OptionValues } from '@commander-js/extra-typings';
 import type { MetricsHistory, ValueChange, Values } from '../../repo/metrics.js';
 import { escapeLine, type Output } from '../../ui/output.js';
 import { q } from '../render.js';
@@ -12,7 +12,7 @@ export function registerMetrics(program: Program, ctx: CliContext): void {
     .command('show')
     .description('print the metrics files declared in tdv.yaml, in the workspace or at revisions')
     .option('--json', 'print JSON: {file: {key: value}}, or with --rev/--all-commits {commits: [...], problems: [...]}')
-    .option('--md', 'print Markdown tables')
+    .addOption(new Option('--md', 'print Markdown tables').conflicts('json'))
     .option('--rev <rev>', 'the metrics at this revision (repeatable): one row per revision', collect)
     .option('--all-commits', 'the metrics at every commit that has them (reachable from a branch, tag or HEAD), newest first')
     .addHelpText('after', examples('tdv metrics show', 'tdv metrics show --json', 'tdv metrics show --rev v1 --rev v2', 'tdv metrics show --all-commits --md'));
@@ -44,7 +44,7 @@ export function registerMetrics(program: Program, ctx: CliContext): void {
     .command('show')
     .description('print the current value of every parameter a stage of tdv.yaml uses, from its params file')
     .option('--json', 'print one JSON object: {file: {key: value}}')
-    .option('--md', 'print a Markdown table')
+    .addOption(new Option('--md', 'print a Markdown table').conflicts('json'))
     .addHelpText('after', examples('tdv params show', 'tdv params show --json'));
   ctx.action(paramsShow, async ({ out, repo, opts, show }) => {
     const { paramsShow } = await import('../../repo/metrics.js');
@@ -68,7 +68,7 @@ function diffOptions<Args extends unknown[], Opts extends OptionValues, Globals 
   return cmd
     .option('--json', 'print a JSON array of {file, key, old, new, change} (and unchanged: true with --all)')
     .option('--all', 'also list the values that did not change')
-    .option('--md', 'print a Markdown table');
+    .addOption(new Option('--md', 'print a Markdown table').conflicts('json'));
 }
 
 /**
