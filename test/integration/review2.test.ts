@@ -73,20 +73,32 @@ describe('review 2 of issue 12', () => {
     expect(r.stderr).not.toContain('native code');
   });
 
-  it('3: SIGTERM to `tdv repro` stops the stage it is running; nothing writes into the workspace after tdv exited', async () => {
-    const dir = await newRepo();
-    write(dir, 'tdv.yaml', 'stages:\n  slow:\n    cmd: touch started && sleep 3 && echo s > s.txt\n    outs: [s.txt]\n');
-    const child = execa('node', [TDV_BIN, 'repro'], { cwd: dir, reject: false, env: { NO_COLOR: '1' } });
-    let out = '';
-    child.stdout?.on('data', (d) => (out += String(d)));
-    await until(() => fs.existsSync(path.join(dir, 'started')));
-    expect(out).toContain('running slow');
-    child.kill('SIGTERM');
-    await child;
-    // The stage's shell would write s.txt about 3 s after it started; give it time to (not) do so.
-    await new Promise((r) => setTimeout(r, 4000));
-    expect(fs.existsSync(path.join(dir, 's.txt'))).toBe(false);
-  }, 20_000);
+  for (const [sig, code] of [
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ] as const) {
+    it(`3: ${sig} to \`tdv repro\` stops the stage it is running; nothing writes into the workspace after tdv exited`, async () => {
+      const dir = await newRepo();
+      write(dir, 'tdv.yaml', 'stages:\n  fast:\n    cmd: echo f > f.txt\n    outs: [f.txt]\n  slow:\n    cmd: touch started && sleep 3 && echo s > s.txt\n    deps: [f.txt]\n    outs: [s.txt]\n');
+      const child = execa('node', [TDV_BIN, 'repro', '-j', '1'], { cwd: dir, reject: false, env: { NO_COLOR: '1' } });
+      let out = '';
+      child.stdout?.on('data', (d) => (out += String(d)));
+      await until(() => fs.existsSync(path.join(dir, 'started')));
+      expect(out).toContain('running slow');
+      child.kill(sig);
+      const r = await child;
+      // 128 + the signal, as a shell reports it, after the cleanup. As for Ctrl-C, the stage
+      // that was stopped is named, then one line says what happened.
+      expect(r.exitCode).toBe(code);
+      expect(r.stderr).toBe(`error: stage "slow" was interrupted; nothing was recorded for it\nerror: stopped by ${sig}; stages that finished are recorded in tdv.lock, the others were not`);
+      const lock = read(dir, 'tdv.lock');
+      expect(lock).toContain('fast:');
+      expect(lock).not.toContain('slow:');
+      // The stage's shell would write s.txt about 3 s after it started; give it time to (not) do so.
+      await new Promise((r) => setTimeout(r, 4000));
+      expect(fs.existsSync(path.join(dir, 's.txt'))).toBe(false);
+    }, 20_000);
+  }
 
   it('4: an empty cache.dir is refused at config.yaml:line:col, not used as .tdv itself', async () => {
     const dir = await newRepo();
