@@ -123,7 +123,39 @@ describe('review 2 of issue 12', () => {
     expect(fs.existsSync(objPath(dir, sha('hi\n')))).toBe(true);
     fs.rmSync(path.join(dir, 'o'));
     fs.rmSync(path.join(dir, 'tdv.lock'));
-    await tdv(dir, 'repro');
+    const r = await tdv(dir, 'repro');
+    expect(r.code).toBe(0);
+    // Not restored from the lying record: the stage runs, and says why.
+    expect(r.stdout).toContain('running a');
+    expect(r.stderr).toContain('is 99 bytes, but its object in the cache is 3 bytes');
     expect(read(dir, 'tdv.lock')).not.toContain('size: 99');
+    expect(read(dir, 'tdv.lock')).toContain('size: 3');
+    expect((await tdv(dir, 'status')).stdout).not.toContain('modified');
+  });
+
+  it("5: a run record whose directory output's size or file count is not its manifest's is not restored", async () => {
+    const dir = await newRepo();
+    write(dir, 'tdv.yaml', 'stages:\n  a:\n    cmd: mkdir -p d && echo hi > d/x && echo there > d/y\n    outs: [d]\n');
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    const runs = path.join(dir, '.tdv', 'cache', 'runs');
+    const [prefix] = fs.readdirSync(runs);
+    const [name] = fs.readdirSync(path.join(runs, prefix!));
+    const rec = path.join(runs, prefix!, name!);
+    const good = JSON.parse(fs.readFileSync(rec, 'utf8')) as { outs: { size: number; nfiles: number }[] };
+    expect(good.outs[0]).toMatchObject({ size: 9, nfiles: 2 });
+    fs.chmodSync(rec, 0o644);
+    for (const [lie, said] of [
+      [{ size: 99 }, 'is 99 bytes, but its object in the cache is 9 bytes'],
+      [{ nfiles: 7 }, 'holds 7 files, but its object in the cache lists 2'],
+    ] as const) {
+      fs.writeFileSync(rec, JSON.stringify({ ...good, outs: [{ ...good.outs[0], ...lie }] }));
+      fs.rmSync(path.join(dir, 'd'), { recursive: true });
+      fs.rmSync(path.join(dir, 'tdv.lock'));
+      const r = await tdv(dir, 'repro');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('running a');
+      expect(r.stderr).toContain(said);
+      expect(read(dir, 'tdv.lock')).toMatch(/size: 9\n\s+nfiles: 2\n/);
+    }
   });
 });
