@@ -9,7 +9,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { read, tdv, TDV_BIN, write } from '../helpers/repo.js';
-import { expectOneLineError, newRepo, objPath, setConfig, sha } from '../helpers/expect.js';
+import { expectOneLineError, newDir, newRepo, objPath, setConfig, sha } from '../helpers/expect.js';
 
 /** Waits (polling, no wall-clock assertion) until `cond` holds or `tries` run out. */
 async function until(cond: () => boolean, tries = 200): Promise<void> {
@@ -157,5 +157,55 @@ describe('review 2 of issue 12', () => {
       expect(r.stderr).toContain(said);
       expect(read(dir, 'tdv.lock')).toMatch(/size: 9\n\s+nfiles: 2\n/);
     }
+  });
+
+  it('16: odd run records on a directory remote (FIFO, directory, over the cap, a file as prefix) are skipped with a warning each; the rest is fetched and pulled', async () => {
+    const dir = await newRepo();
+    const remote = newDir();
+    fs.appendFileSync(path.join(dir, '.tdv', 'config.yaml'), `core:\n  remote: store\nremote:\n  store:\n    url: ${remote}\n`);
+    write(dir, 'tdv.yaml', 'stages:\n  a:\n    cmd: echo a > a.txt\n    outs: [a.txt]\n  b:\n    cmd: echo b > b.txt\n    outs: [b.txt]\n');
+    expect((await tdv(dir, 'repro')).code).toBe(0);
+    expect((await tdv(dir, 'push', '--run-cache')).code).toBe(0);
+    const runs = path.join(remote, 'runs');
+    const odd = (c: string) => path.join(runs, c + c, c.repeat(62));
+    for (const c of ['1', '2', '3']) fs.mkdirSync(path.dirname(odd(c)), { recursive: true });
+    await execa('mkfifo', [odd('1')]);
+    fs.mkdirSync(odd('2'));
+    fs.writeFileSync(odd('3'), '');
+    fs.truncateSync(odd('3'), 9 * 2 ** 20); // sparse: over the 8 MiB cap without writing it
+    fs.writeFileSync(path.join(runs, '44'), 'a file where a prefix directory belongs\n');
+    const good = fs.readdirSync(runs).filter((p) => !['11', '22', '33', '44'].includes(p));
+    expect(good.length).toBeGreaterThan(0);
+
+    fs.rmSync(path.join(dir, '.tdv', 'cache'), { recursive: true, force: true });
+    fs.rmSync(path.join(dir, 'a.txt'));
+    const r = await tdv(dir, 'pull', '--run-cache');
+    expect(r.code).toBe(0);
+    expect(read(dir, 'a.txt')).toBe('a\n');
+    const warnings = r.stderr.split('\n').filter(Boolean);
+    expect(warnings).toHaveLength(3);
+    for (const [c, what] of [
+      ['1', 'pipe'],
+      ['2', 'directory'],
+      ['3', 'MiB'],
+    ] as const) {
+      expect(warnings.find((w) => w.includes(c.repeat(62)))).toMatch(new RegExp(`^warning: .*${what}.*; skipped it`));
+    }
+    // The two good records came with the data: with the outputs deleted, repro restores both.
+    const cached = fs.readdirSync(path.join(dir, '.tdv', 'cache', 'runs')).flatMap((p) => fs.readdirSync(path.join(dir, '.tdv', 'cache', 'runs', p)));
+    expect(cached).toHaveLength(2);
+    fs.rmSync(path.join(dir, 'a.txt'));
+    fs.rmSync(path.join(dir, 'b.txt'));
+    fs.rmSync(path.join(dir, 'tdv.lock'));
+    const again = await tdv(dir, 'repro');
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('restored a');
+    expect(again.stdout).toContain('restored b');
+
+    // fetch skips them the same way.
+    fs.rmSync(path.join(dir, '.tdv', 'cache', 'runs'), { recursive: true });
+    const f = await tdv(dir, 'fetch', '--run-cache');
+    expect(f.code).toBe(0);
+    expect(f.stderr.split('\n').filter(Boolean)).toHaveLength(3);
   });
 });
