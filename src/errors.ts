@@ -7,9 +7,11 @@
 /**
  * Exit codes, decided here only (by the family of an error's code, below): 0
  * success, 1 the operation failed, 2 usage (the command line asked for something
- * impossible), 130 interrupted (128 + SIGINT, as shells report a Ctrl-C).
+ * impossible), 130 interrupted (128 + SIGINT, as shells report a Ctrl-C). A
+ * command stopped by SIGTERM or SIGHUP after cleaning up exits as a shell
+ * reports that signal: 143 (`terminated`) or 129 (`hangup`).
  */
-export const ExitCode = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
+export const ExitCode = { ok: 0, failed: 1, usage: 2, interrupted: 130, hangup: 129, terminated: 143 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
 /**
@@ -268,14 +270,26 @@ export class StageError extends TdvError {
   }
 }
 
+/** The signals a command stops on, cleaning up first: Ctrl-C, a kill (CI cancel, `timeout`), a closed terminal. */
+export type StopSignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP';
+
 /**
- * Ctrl-C (SIGINT) or SIGTERM stopped a command; it cleaned up (temp files
- * removed, finished work recorded) before throwing this: exit 130.
+ * Ctrl-C (SIGINT), SIGTERM or SIGHUP stopped a command; it cleaned up (temp
+ * files removed, finished work recorded) before throwing this. It exits as a
+ * shell reports that signal: 130 (SIGINT, the default), 143 (SIGTERM) or 129
+ * (SIGHUP).
  */
 export class InterruptedError extends TdvError {
-  constructor(message = 'interrupted') {
-    super('INTERRUPTED', message);
+  /** The signal that stopped the command. */
+  readonly signal: StopSignal;
+  constructor(message = 'interrupted', signal: StopSignal = 'SIGINT') {
+    super('INTERRUPTED', message, signal === 'SIGINT' ? {} : { data: { signal } });
     this.name = 'InterruptedError';
+    this.signal = signal;
+  }
+
+  override get exitCode(): ExitCodeValue {
+    return this.signal === 'SIGTERM' ? ExitCode.terminated : this.signal === 'SIGHUP' ? ExitCode.hangup : ExitCode.interrupted;
   }
 }
 

@@ -14,7 +14,7 @@ function version(): string {
 
 /**
  * Runs one tdv invocation and returns its exit code: 0 success, 1 operation
- * failed, 2 usage error, 130 interrupted. The only place that turns errors
+ * failed, 2 usage error, 130 interrupted (143/129 for SIGTERM/SIGHUP). The only place that turns errors
  * into exit codes, by the table in src/errors.ts.
  */
 export async function main(argv: string[], io?: Partial<CliIO>): Promise<number> {
@@ -35,7 +35,7 @@ export async function main(argv: string[], io?: Partial<CliIO>): Promise<number>
       writeOut: (s) => ctx.io.stdout.write(s),
       writeErr: (s) => ctx.io.stderr.write(s),
     })
-    .addHelpText('after', '\nExit codes: 0 success, 1 the operation failed, 2 usage error, 130 interrupted (Ctrl-C).\nRun `tdv <command> --help` for examples.\n');
+    .addHelpText('after', '\nExit codes: 0 success, 1 the operation failed, 2 usage error, 130 interrupted (Ctrl-C; 143 SIGTERM, 129 SIGHUP).\nRun `tdv <command> --help` for examples.\n');
   registerCommands(program, ctx);
   try {
     await program.parseAsync(argv);

@@ -237,7 +237,15 @@ export class LocalRemote implements Remote {
     }
     for (const p of prefixes) {
       if (!/^[0-9a-f]{2}$/.test(p)) continue;
-      for (const n of fs.readdirSync(path.join(base, p))) if (/^[0-9a-f]{62}$/.test(n)) out.push(p + n);
+      let names: string[];
+      try {
+        names = fs.readdirSync(path.join(base, p));
+      } catch (err) {
+        // A file where a prefix directory should be holds no records (as in `listPrefix`).
+        if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') continue;
+        throw this.describe(err, path.join(base, p));
+      }
+      for (const n of names) if (/^[0-9a-f]{62}$/.test(n)) out.push(p + n);
     }
     return out;
   }

@@ -15,6 +15,7 @@ import { type ErrorCode, isSystemError, RemoteError } from '../errors.js';
 import { maskUrl, type RemoteConfig } from '../formats/config.js';
 import { assertObjectFile } from '../cache/store.js';
 import { notOnRemote } from './local.js';
+import { MAX_TEXT_BYTES, tooLargeError } from '../util/fs.js';
 import type { ObjectBody, OnBytes, Remote } from './remote.js';
 
 const MiB = 1 << 20;
@@ -281,14 +282,33 @@ export class S3Remote implements Remote {
     }
   }
 
+  /**
+   * A run record is small JSON: one over MAX_TEXT_BYTES is refused unread (a
+   * RemoteError, not `wide`: the caller skips that record), as the directory
+   * remote refuses it, rather than downloaded whole into memory.
+   */
   async getRun(key: string): Promise<Buffer | undefined> {
+    let data: Buffer;
+    let size: number | undefined;
     try {
       const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.runKey(key) }));
-      return Buffer.from(await res.Body!.transformToByteArray());
+      size = res.ContentLength;
+      if (size !== undefined && size > MAX_TEXT_BYTES) {
+        (res.Body as Readable | undefined)?.destroy();
+        data = Buffer.alloc(0);
+      } else {
+        data = Buffer.from(await res.Body!.transformToByteArray());
+        size = data.length;
+      }
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw this.fail(err, `downloading run record ${key}`);
     }
+    if (size !== undefined && size > MAX_TEXT_BYTES) {
+      const e = tooLargeError(`remote "${this.name}": run record ${this.url}/runs/${key.slice(0, 2)}/${key.slice(2)}`, size, MAX_TEXT_BYTES, 'a run record');
+      throw new RemoteError(e.code, e.message, { data: e.data });
+    }
+    return data;
   }
 
   async listRuns(): Promise<string[]> {

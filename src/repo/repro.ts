@@ -439,12 +439,13 @@ class Run {
   /**
    * Restores a run record's outputs through the checkout engine; false (the
    * stage then runs) when the record does not name exactly the declared
-   * outputs and metrics, or an object is missing. A record is data from the
+   * outputs and metrics, states sizes its objects do not have (they would go
+   * into tdv.lock), or an object is missing. A record is data from the
    * cache or a remote: every path it names goes through the stage's guard.
    */
   private async restore(stage: Stage, key: string, entry: RunEntry, guard: Guard): Promise<boolean> {
     const source = `run record ${key.slice(0, 8)}`;
-    const wrong = recordMismatch(stage, entry);
+    const wrong = recordMismatch(stage, entry) ?? this.runCache.sizeMismatch(entry);
     if (wrong !== undefined) {
       this.repo.reporter.warn?.(`${source}: ${wrong}; not restoring from it, the stage runs instead`);
       return false;

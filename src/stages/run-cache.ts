@@ -2,7 +2,7 @@ import * as v from 'valibot';
 import fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import { isLegalRelPath, quotePath } from '../formats/paths.js';
-import { isOid } from '../formats/oid.js';
+import { isDirOid, isOid } from '../formats/oid.js';
 import { errnoCode } from '../errors.js';
 import type { ObjectStore } from '../cache/store.js';
 import type { Stage } from './load.js';
@@ -71,6 +71,36 @@ export class RunCache {
       for (const n of fs.readdirSync(`${dir}/${p}`)) if (/^[0-9a-f]{62}$/.test(n)) out.push(p + n);
     }
     return out.sort();
+  }
+
+  /**
+   * Why a run record's sizes must not be believed, or undefined when they may:
+   * each output and metric present in the cache must have the size (and, for a
+   * directory, the file count) the record states. A restore copies these into
+   * tdv.lock, so a record from a remote claiming `size: 99` for a 3-byte
+   * object would make `status` report the output modified forever and `push`
+   * count the wrong bytes. A file object is checked by one stat; a directory by
+   * its manifest (content-addressed, so its sizes are the data's own): the sum
+   * of its entries' sizes and their number. Objects not in the cache are left
+   * to the restore, which then finds them missing.
+   */
+  sizeMismatch(entry: RunEntry): string | undefined {
+    for (const o of [...entry.outs, ...entry.metrics]) {
+      if (!this.store.has(o.sha256)) continue;
+      let size: number;
+      let nfiles: number | undefined;
+      if (isDirOid(o.sha256)) {
+        const entries = this.store.readManifest(o.sha256);
+        size = entries.reduce((n, e) => n + e.size, 0);
+        nfiles = entries.length;
+      } else {
+        size = this.store.sizeOf(o.sha256);
+      }
+      if (o.size !== size) return `it says ${quotePath(o.path)} is ${o.size} bytes, but its object in the cache is ${size} bytes`;
+      if (o.nfiles !== undefined && nfiles !== undefined && o.nfiles !== nfiles) return `it says ${quotePath(o.path)} holds ${o.nfiles} files, but its object in the cache lists ${nfiles}`;
+      if (o.nfiles !== undefined && nfiles === undefined) return `it gives ${quotePath(o.path)} a file count, but its object in the cache is a file`;
+    }
+    return undefined;
   }
 
   put(key: string, entry: RunEntry): void {

@@ -124,8 +124,9 @@ export function ignoreClosedReader(stream: Writable): void {
   if (tolerant.has(stream)) return;
   tolerant.add(stream);
   stream.on('error', (err: NodeJS.ErrnoException) => {
-    // ERR_STREAM_DESTROYED: a write after the EPIPE that closed the stream.
-    if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') return;
+    // ERR_STREAM_DESTROYED: a write after the EPIPE that closed the stream. EIO: the
+    // terminal hung up (SIGHUP), and `repro` still reports how it stopped its stages.
+    if (err.code === 'EPIPE' || err.code === 'EIO' || err.code === 'ERR_STREAM_DESTROYED') return;
     throw err;
   });
 }

@@ -149,6 +149,20 @@ export function remoteContract(label: string, make: () => Promise<RemoteUnderTes
       expect(objects).toEqual([]); // records are not objects
     });
 
+    it('refuses a run record over 8 MiB unread with an error that concerns only that record (not wide)', async () => {
+      const { remote } = await make();
+      const k = 'd'.repeat(64);
+      await remote.putRun(k, Buffer.alloc(8 * 2 ** 20 + 1, 0x20));
+      const err = await remote.getRun(k).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(RemoteError);
+      expect((err as RemoteError).code).toBe('TOO_LARGE');
+      expect((err as RemoteError).wide).toBe(false);
+      expect((err as RemoteError).message).toContain('d'.repeat(62));
+    });
+
     it('stores repository markers beside the objects (repos/<id>): put, rewrite, list; they are not objects', async () => {
       const { remote } = await make();
       expect(await remote.listRepoMarkers()).toEqual([]);

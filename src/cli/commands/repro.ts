@@ -1,10 +1,13 @@
-import { InterruptedError, TdvError } from '../../errors.js';
+import { InterruptedError, type StopSignal, TdvError } from '../../errors.js';
 import type { ReproEvent, ReproOptions, ReproResult } from '../../repo/repro.js';
 import { escapeLine, type Output, plural } from '../../ui/output.js';
 import { type CliContext, examples, type FlagsOf, parseJobs, type Program } from '../context.js';
 import { q } from '../render.js';
 import { progressFor } from '../transfer.js';
 import type { ProgressBar } from '../../ui/progress.js';
+
+/** The signals that stop `repro` cleanly (a second one changes nothing: the stop is under way). */
+const STOP_SIGNALS: readonly StopSignal[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 export function registerRepro(program: Program, ctx: CliContext): void {
   const cmd = program
@@ -25,20 +28,30 @@ export function registerRepro(program: Program, ctx: CliContext): void {
     const { reproduce } = await import('../../repo/repro.js');
     const progress = opts.dry ? undefined : await progressFor(out, 'repro', 'stages');
     const printer = new StagePrinter(out, progress);
-    // Ctrl-C stops running stages; finished ones stay recorded.
+    // Ctrl-C, a kill (CI cancel, `timeout`) or a closed terminal stops the running stages:
+    // each runs in its own process group, which the signal does not reach by itself, so
+    // without this they would go on writing into the workspace after tdv exited.
+    // Finished stages stay recorded.
     const abort = new AbortController();
-    const onSigint = () => abort.abort();
-    process.once('SIGINT', onSigint);
+    let stoppedBy: StopSignal | undefined;
+    const onSignal = (sig: StopSignal) => {
+      stoppedBy ??= sig;
+      abort.abort();
+    };
+    for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
     let res: ReproResult;
     try {
       res = await reproduce(repo, { ...(opts satisfies FlagsOf<ReproOptions, typeof opts>), stages, signal: abort.signal, onEvent: (e) => printer.event(e), progress });
     } finally {
       progress?.finish();
-      process.removeListener('SIGINT', onSigint);
+      for (const sig of STOP_SIGNALS) process.removeListener(sig, onSignal);
     }
     if (out.json) out.data(res);
     summarize(out, res, opts.dry === true);
-    if (abort.signal.aborted) throw new InterruptedError('interrupted; stages that finished are recorded in tdv.lock, the others were not');
+    if (stoppedBy) {
+      const what = stoppedBy === 'SIGINT' ? 'interrupted' : `stopped by ${stoppedBy}`;
+      throw new InterruptedError(`${what}; stages that finished are recorded in tdv.lock, the others were not`, stoppedBy);
+    }
     if (res.failed.length) {
       throw new TdvError(
         'STAGE_FAILED',

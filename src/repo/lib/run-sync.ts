@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { RemoteError } from '../../errors.js';
 import type { Remote } from '../../remote/remote.js';
 import { parseRunEntry, RunCache, type RunEntry } from '../../stages/run-cache.js';
 import { fetchSelected } from './transfer.js';
@@ -55,9 +56,8 @@ export async function fetchRuns(repo: Repo, remote: Remote, opts: TransferOption
   const entries: [string, RunEntry][] = [];
   for (const k of await remote.listRuns()) {
     if (have.has(k)) continue;
-    const data = await remote.getRun(k);
-    const e = data && parseRunEntry(data.toString('utf8'));
-    if (e) entries.push([k, e]); // a malformed record is left out: at worst a stage reruns
+    const e = await getRunEntry(repo, remote, k);
+    if (e) entries.push([k, e]);
   }
   const res = await fetchSelected(
     repo,
@@ -73,6 +73,30 @@ export async function fetchRuns(repo: Repo, remote: Remote, opts: TransferOption
     runs++;
   }
   return { ...res, runs };
+}
+
+/**
+ * A remote's run record, or undefined when it has none or it cannot be used.
+ * A record is only an optimization (without it a stage reruns), so one odd
+ * record (malformed, a FIFO, a directory, over the size cap, unreadable) is
+ * left out with a warning naming it, and the other records and the data are
+ * still fetched. An error concerning the whole remote (unreachable, no access,
+ * a full disk: `wide`) still fails the command.
+ */
+async function getRunEntry(repo: Repo, remote: Remote, key: string): Promise<RunEntry | undefined> {
+  const skip = (problem: string) => {
+    repo.reporter.warn?.(`${problem}; skipped it (a stage it would restore runs instead)`);
+    return undefined;
+  };
+  let data: Buffer | undefined;
+  try {
+    data = await remote.getRun(key);
+  } catch (err) {
+    if (err instanceof RemoteError && !err.wide) return skip(err.message);
+    throw err;
+  }
+  if (data === undefined) return undefined;
+  return parseRunEntry(data.toString('utf8')) ?? skip(`remote "${remote.name}": run record ${key} is not a valid run record (JSON with outs and metrics)`);
 }
 
 /** Adds a run-cache transfer's counts into a data transfer's result. */
