@@ -216,8 +216,8 @@ export class LocalRemote implements Remote {
     this.checkRoot();
     const file = this.runPath(key);
     try {
-      // Not a blocking read of a FIFO, nor a whole read of a huge file: a run record is small JSON.
-      return readFileOrUndefined(file, MAX_TEXT_BYTES, `remote "${this.name}": run record ${file}`, 'a run record');
+      // Not a blocking read of a FIFO, nor a whole read of a huge file, nor a read through a symlink (it could name any file here): a run record is small JSON.
+      return readFileOrUndefined(file, MAX_TEXT_BYTES, `remote "${this.name}": run record ${file}`, 'a run record', { follow: false });
     } catch (err) {
       if (err instanceof TdvError) throw new RemoteError(err.code, err.message, { data: err.data });
       throw this.describe(err, file);
