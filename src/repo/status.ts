@@ -91,6 +91,14 @@ export async function status(repo: Repo, opts: StatusOptions = {}): Promise<Stat
   return { clean: data.length === 0 && !dirty, data, ...(stages ? { stages } : {}) };
 }
 
+/** What stands where a stage output should be (the data part of status shows it, with the fix), for its stage's reasons. */
+function inTheWay(repo: Repo, rel: string): string | undefined {
+  const b = blockerAt(repo.root, rel);
+  if (!b) return undefined;
+  const what = b.kind === 'symlink' ? 'a symlink' : 'a special file';
+  return b.path === rel ? what : `${what} at ${b.path}`;
+}
+
 /**
  * Stages `tdv repro` would run, and why. Docker is not asked: the image ID
  * recorded in tdv.lock is taken as current (`tdv repro --dry` checks images).
@@ -110,7 +118,7 @@ async function stageStatus(repo: Repo): Promise<StageStatus[] | undefined> {
   for (const name of dag.order) {
     const stage = dag.stages.get(name)!;
     const locked = lock.get(name);
-    const check = await checkStage(stage, locked, { params, hashPath: stageHasher(repo), imageId: async () => locked?.image }, true);
+    const check = await checkStage(stage, locked, { params, hashPath: stageHasher(repo), imageId: async () => locked?.image, inTheWay: (rel) => inTheWay(repo, rel) }, true);
     // A dep another stage produces is not "missing": repro will make it.
     const unproduced = check.missingDeps.filter((d) => ![...dag.producers.keys()].some((o) => d === o || d.startsWith(`${o}/`)));
     const reasons = check.reasons.filter((r) => !r.startsWith('deps missing:'));
