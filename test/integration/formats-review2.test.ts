@@ -81,3 +81,52 @@ describe('14: commit takes a foreach group name, and status says a symlinked out
     expect(JSON.parse((await tdv(dir, 'status', '--json')).stdout).stages).toEqual([{ name: 't', reasons: ['outs missing: t.txt'] }]);
   });
 });
+
+describe('6: pointer meta that JSON cannot hold as it is is refused at its key, never rewritten changed', () => {
+  async function withMeta(meta: string): Promise<{ dir: string; before: string }> {
+    const dir = await newRepo();
+    write(dir, 'd.txt', 'hello\n');
+    expect((await tdv(dir, 'add', 'd.txt')).code).toBe(0);
+    const before = meta + read(dir, 'd.txt.tdv');
+    write(dir, 'd.txt.tdv', before);
+    write(dir, 'd.txt', 'x\n');
+    return { dir, before };
+  }
+
+  it.each([
+    ['meta: {a: 1, b: !!binary aGVsbG8=}\n', 'd.txt.tdv:1:14: meta.b is binary data (!!binary)'],
+    ['meta:\n  ok: [1, 2]\n  n: .nan\n', 'd.txt.tdv:3:3: meta.n is NaN'],
+    ['meta: [1, 1e400]\n', 'd.txt.tdv:1:11: meta[1] is Infinity'],
+    ['meta: -.inf\n', 'd.txt.tdv:1:1: meta is -Infinity'],
+    ['meta: !!set {a, b}\n', 'd.txt.tdv:1:1: meta is a set (!!set)'],
+    ['meta: {when: !!timestamp 2001-12-14}\n', 'd.txt.tdv:1:8: meta.when is a timestamp'],
+    ['meta: !!omap [{a: 1}]\n', 'd.txt.tdv:1:1: meta is an ordered mapping'],
+  ])('add refuses %j with one line at its key; the pointer and the data are left as they are', async (meta, where) => {
+    const { dir, before } = await withMeta(meta);
+    const r = await tdv(dir, 'add', 'd.txt');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, `error: ${where}`, 'meta must be plain data (mappings, lists, text, finite numbers, true/false, null), since tdv rewrites it as JSON');
+    expect(read(dir, 'd.txt.tdv')).toBe(before);
+    expect(read(dir, 'd.txt')).toBe('x\n');
+  });
+
+  it("an out's meta is checked as the pointer's is, and mv refuses it as add does", async () => {
+    const dir = await newRepo();
+    write(dir, 'd.txt', 'hello\n');
+    expect((await tdv(dir, 'add', 'd.txt')).code).toBe(0);
+    const before = `${read(dir, 'd.txt.tdv')}  meta:\n    raw: !!binary aGVsbG8=\n`;
+    write(dir, 'd.txt.tdv', before);
+    const r = await tdv(dir, 'mv', 'd.txt', 'e.txt');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, /^error: d\.txt\.tdv:\d+:5: outs\[0\]\.meta\.raw is binary data \(!!binary\)/);
+    expect(read(dir, 'd.txt.tdv')).toBe(before);
+    expect(fs.existsSync(path.join(dir, 'e.txt.tdv'))).toBe(false);
+  });
+
+  it('plain meta (mappings, lists, text, numbers, booleans, null) is still kept across add, as JSON', async () => {
+    const { dir } = await withMeta('meta: {a: [1, 2.5, -3], b: {c: null, d: true}, e: text, "constructor": 1}\n');
+    const r = await tdv(dir, 'add', 'd.txt');
+    expect(r.code, r.stderr).toBe(0);
+    expect(read(dir, 'd.txt.tdv')).toMatch(/^meta: \{"a":\[1,2\.5,-3\],"b":\{"c":null,"d":true\},"e":"text","constructor":1\}\nouts:\n/);
+  });
+});
