@@ -31,6 +31,16 @@ describe('11: tdv.yaml and config files refuse bytes that are not UTF-8, as poin
     expect(fs.readFileSync(path.join(dir, 'tdv.yaml'))).toEqual(bytes);
   });
 
+  it('tdv remove of a stage refuses such a tdv.yaml too, and leaves it as it is', async () => {
+    const dir = await newRepo();
+    const bytes = Buffer.concat([Buffer.from('stages:\n  a:\n    cmd: echo\n    outs: [o]\n    desc: caf'), Buffer.from([0xe9]), Buffer.from('\n  b:\n    cmd: echo\n')]);
+    fs.writeFileSync(path.join(dir, 'tdv.yaml'), bytes);
+    const r = await tdv(dir, 'remove', 'b');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, /^error: tdv\.yaml: is not valid UTF-8\. /);
+    expect(fs.readFileSync(path.join(dir, 'tdv.yaml'))).toEqual(bytes);
+  });
+
   it.each(['config.yaml', 'config.local.yaml'])('.tdv/%s with a byte that is not UTF-8 is refused with one line naming it', async (name) => {
     const dir = await newRepo();
     fs.writeFileSync(path.join(dir, '.tdv', name), Buffer.concat([Buffer.from('core:\n  remote: '), Buffer.from([0xff]), Buffer.from('\n')]));
@@ -128,5 +138,15 @@ describe('6: pointer meta that JSON cannot hold as it is is refused at its key, 
     const r = await tdv(dir, 'add', 'd.txt');
     expect(r.code, r.stderr).toBe(0);
     expect(read(dir, 'd.txt.tdv')).toMatch(/^meta: \{"a":\[1,2\.5,-3\],"b":\{"c":null,"d":true\},"e":"text","constructor":1\}\nouts:\n/);
+  });
+});
+
+describe('6 (tdv.yaml): edits keep numbers as they were written', () => {
+  it("tdv remove of a stage in a flow mapping writes the other stages' numbers back as written", async () => {
+    const dir = await newRepo();
+    write(dir, 'tdv.yaml', 'stages: {a: {cmd: echo, meta: {big: 12345678901234567890, z: 007, e: 1e3}}, b: {cmd: echo}}\n');
+    const r = await tdv(dir, 'remove', 'b');
+    expect(r.code, r.stderr).toBe(0);
+    expect(read(dir, 'tdv.yaml')).toBe('stages: { a: { cmd: echo, meta: { big: 12345678901234567890, z: 007, e: 1e3 } } }\n');
   });
 });
