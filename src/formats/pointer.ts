@@ -28,7 +28,12 @@ const META_FIX = 'meta must be plain data (mappings, lists, text, finite numbers
 /** What is wrong with a value that is not plain data ("is binary data (!!binary)..."), or undefined. */
 function notPlain(x: unknown): string | undefined {
   if (x === null || typeof x === 'string' || typeof x === 'boolean') return undefined;
-  if (typeof x === 'number') return Number.isFinite(x) ? undefined : `is ${String(x)} (${Number.isNaN(x) ? '.nan' : '.inf, or a number too large'}), which JSON writes as null`;
+  if (typeof x === 'number') {
+    if (!Number.isFinite(x)) return `is ${String(x)} (${Number.isNaN(x) ? '.nan' : '.inf, or a number too large'}), which JSON writes as null`;
+    // An ID of 19 digits would be written back as another number (the nearest double).
+    if (Number.isInteger(x) && !Number.isSafeInteger(x)) return 'is a whole number past 2^53, which tdv cannot keep exactly (write it in quotes, as text)';
+    return undefined;
+  }
   if (typeof x !== 'object') return `is a ${typeof x}`;
   if (Array.isArray(x)) return undefined;
   const proto: unknown = Object.getPrototypeOf(x);

@@ -111,6 +111,7 @@ describe('6: pointer meta that JSON cannot hold as it is is refused at its key, 
     ['meta: !!set {a, b}\n', 'd.txt.tdv:1:1: meta is a set (!!set)'],
     ['meta: {when: !!timestamp 2001-12-14}\n', 'd.txt.tdv:1:8: meta.when is a timestamp'],
     ['meta: !!omap [{a: 1}]\n', 'd.txt.tdv:1:1: meta is an ordered mapping'],
+    ['meta: {run: 1234567890123456789}\n', 'd.txt.tdv:1:8: meta.run is a whole number past 2^53'],
   ])('add refuses %j with one line at its key; the pointer and the data are left as they are', async (meta, where) => {
     const { dir, before } = await withMeta(meta);
     const r = await tdv(dir, 'add', 'd.txt');
@@ -134,10 +135,10 @@ describe('6: pointer meta that JSON cannot hold as it is is refused at its key, 
   });
 
   it('plain meta (mappings, lists, text, numbers, booleans, null) is still kept across add, as JSON', async () => {
-    const { dir } = await withMeta('meta: {a: [1, 2.5, -3], b: {c: null, d: true}, e: text, "constructor": 1}\n');
+    const { dir } = await withMeta('meta: {a: [1, 2.5, -3, 9007199254740991], b: {c: null, d: true}, e: text, "constructor": 1}\n');
     const r = await tdv(dir, 'add', 'd.txt');
     expect(r.code, r.stderr).toBe(0);
-    expect(read(dir, 'd.txt.tdv')).toMatch(/^meta: \{"a":\[1,2\.5,-3\],"b":\{"c":null,"d":true\},"e":"text","constructor":1\}\nouts:\n/);
+    expect(read(dir, 'd.txt.tdv')).toMatch(/^meta: \{"a":\[1,2\.5,-3,9007199254740991\],"b":\{"c":null,"d":true\},"e":"text","constructor":1\}\nouts:\n/);
   });
 });
 
