@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FormatError, UsageError } from '../errors.js';
-import { readTextOrUndefined } from '../util/fs.js';
+import { readUtf8OrUndefined } from '../util/fs.js';
 import { parseYaml, type YamlFile } from '../util/yaml.js';
 import * as v from 'valibot';
 import { dict, fail, key, KEYS, problemOf, strictMapping, validate, type At } from './schema.js';
@@ -355,8 +355,8 @@ export async function loadConfig(tdvDir: string): Promise<Config> {
 /** The texts of both config files as they are on disk (undefined: no such file). */
 export function readConfigTexts(tdvDir: string): Partial<Record<ConfigFileName, string>> {
   return {
-    [CONFIG_FILE]: readTextOrUndefined(path.join(tdvDir, CONFIG_FILE)),
-    [LOCAL_CONFIG_FILE]: readTextOrUndefined(path.join(tdvDir, LOCAL_CONFIG_FILE)),
+    [CONFIG_FILE]: readUtf8OrUndefined(path.join(tdvDir, CONFIG_FILE), path.join(tdvDir, CONFIG_FILE)),
+    [LOCAL_CONFIG_FILE]: readUtf8OrUndefined(path.join(tdvDir, LOCAL_CONFIG_FILE), path.join(tdvDir, LOCAL_CONFIG_FILE)),
   };
 }
 

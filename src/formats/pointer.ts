@@ -3,7 +3,7 @@ import { isValidSize } from './manifest.js';
 import { isLegalRelPath, relPathProblem } from './paths.js';
 import { isDirOid, isOid, type Oid } from './oid.js';
 import * as v from 'valibot';
-import { fail, issueError, KEYS, PARENT, strictMapping } from './schema.js';
+import { fail, issueError, KEYS, PARENT, pathItem, strictMapping } from './schema.js';
 import { parseYaml, type YamlFile } from '../util/yaml.js';
 
 export const POINTER_EXT = '.tdv';
@@ -22,10 +22,76 @@ function show(v: unknown): string {
 
 const baseName = (p: string): string => p.slice(p.lastIndexOf('/') + 1);
 
+/** The fix of a `meta` that is not plain data. */
+const META_FIX = 'meta must be plain data (mappings, lists, text, finite numbers, true/false, null), since tdv rewrites it as JSON';
+
+/** What is wrong with a value that is not plain data ("is binary data (!!binary)..."), or undefined. */
+function notPlain(x: unknown): string | undefined {
+  if (x === null || typeof x === 'string' || typeof x === 'boolean') return undefined;
+  if (typeof x === 'number') {
+    if (!Number.isFinite(x)) return `is ${String(x)} (${Number.isNaN(x) ? '.nan' : '.inf, or a number too large'}), which JSON writes as null`;
+    // An ID of 19 digits would be written back as another number (the nearest double).
+    if (Number.isInteger(x) && !Number.isSafeInteger(x)) return 'is a whole number past 2^53, which tdv cannot keep exactly (write it in quotes, as text)';
+    return undefined;
+  }
+  if (typeof x !== 'object') return `is a ${typeof x}`;
+  if (Array.isArray(x)) return undefined;
+  const proto: unknown = Object.getPrototypeOf(x);
+  if (proto === Object.prototype || proto === null) return undefined;
+  if (x instanceof Uint8Array) return 'is binary data (!!binary), which JSON writes as a mapping of byte numbers';
+  if (x instanceof Set) return 'is a set (!!set), which JSON writes as {}';
+  if (x instanceof Map) return 'is an ordered mapping (!!omap), which JSON writes as {}';
+  if (x instanceof Date) return 'is a timestamp (!!timestamp), which JSON writes as text in another form';
+  return 'is not plain data';
+}
+
+/**
+ * The first value in `root` that JSON cannot hold as it is, with the keys
+ * leading to it (as valibot path items under `root`). Walked with a stack, not
+ * recursion, and an alias that encloses itself is refused, not followed.
+ */
+function firstNotPlain(root: unknown): { problem: string; path: v.IssuePathItem[] } | undefined {
+  type Frame = { value: unknown; path: v.IssuePathItem[] } | { done: object };
+  const onPath = new Set<object>();
+  const checked = new Set<object>();
+  const stack: Frame[] = [{ value: root, path: [] }];
+  while (stack.length) {
+    const f = stack.pop()!;
+    if ('done' in f) {
+      onPath.delete(f.done);
+      checked.add(f.done);
+      continue;
+    }
+    const problem = notPlain(f.value);
+    if (problem !== undefined) return { problem, path: f.path };
+    if (typeof f.value !== 'object' || f.value === null || checked.has(f.value)) continue;
+    if (onPath.has(f.value)) return { problem: 'refers to itself (a YAML alias inside its own anchor)', path: f.path };
+    onPath.add(f.value);
+    stack.push({ done: f.value });
+    const entries: [string | number, unknown][] = Array.isArray(f.value) ? f.value.map((x, i) => [i, x]) : Object.entries(f.value);
+    for (const [k, x] of entries.reverse()) stack.push({ value: x, path: [...f.path, pathItem(f.value, k)] });
+  }
+  return undefined;
+}
+
+/**
+ * Free data (`meta`) that JSON holds as it is: `serializePointer` writes it as
+ * JSON, so anything else (`!!binary`, `.nan`, `!!set`, a timestamp) would be
+ * changed silently by the next `tdv add`, `mv` or `commit`. Refused at the key.
+ */
+const plainData = v.pipe(
+  v.unknown(),
+  v.rawCheck(({ dataset, addIssue }) => {
+    const bad = firstNotPlain(dataset.value);
+    if (bad) addIssue({ message: fail(`${KEYS} ${bad.problem}`, META_FIX), ...(bad.path.length ? { path: bad.path as [v.IssuePathItem, ...v.IssuePathItem[]] } : {}) });
+  }),
+);
+
 /**
  * One tracked output of a pointer file. `path` is relative to the pointer's
  * directory; `desc` is free text for people and `meta` free data for tools,
- * both kept as written (as DVC's `desc` and `meta` of an out). Any other key
+ * both kept when tdv rewrites the pointer (as DVC's `desc` and `meta` of an
+ * out); `meta` must be plain data, which JSON holds as it is. Any other key
  * is a mistake (or a newer format) that tdv must not silently drop when it
  * rewrites the pointer. `isexec: false` is read as absent.
  */
@@ -51,7 +117,7 @@ export const PointerOutSchema = v.pipe(
       nfiles: v.optional(v.custom<number>(isValidSize, fail(`${KEYS} must be a whole number >= 0`, FIX))),
       isexec: v.optional(v.boolean(fail(`${KEYS} must be true or false`, FIX))),
       desc: v.optional(v.string(fail(`${KEYS} must be a string`, FIX))),
-      meta: v.optional(v.unknown()),
+      meta: v.optional(plainData),
     },
     fail(`${KEYS} must be a mapping`, FIX),
     (k) => fail(`${PARENT} has unknown key "${k}"`, FIX),
@@ -66,12 +132,12 @@ export const PointerOutSchema = v.pipe(
 /** One tracked output of a pointer file (see PointerOutSchema). */
 export type PointerOut = v.InferOutput<typeof PointerOutSchema>;
 
-/** A pointer file: its outs, and its own `desc` and `meta` (kept as written when tdv rewrites it). */
+/** A pointer file: its outs, and its own `desc` and `meta` (kept, as JSON, when tdv rewrites it). */
 export const PointerSchema = strictMapping(
   {
     outs: v.pipe(v.array(PointerOutSchema, fail('"outs" must be a non-empty list', FIX)), v.nonEmpty(fail('"outs" must be a non-empty list', FIX))),
     desc: v.optional(v.string(fail('"desc" must be a string', FIX))),
-    meta: v.optional(v.unknown()),
+    meta: v.optional(plainData),
   },
   fail('is not a tdv pointer (expected a mapping with "outs")', FIX),
   (k) => fail(`unknown key "${k}"`, FIX),

@@ -5,6 +5,7 @@ import { PIPELINE_FILE, type Stage } from '../stages/load.js';
 import { type LockedPath, lockedStage, readLock, writeLock } from '../stages/lock.js';
 import { ParamsReader } from '../stages/params.js';
 import type { DockerImages, StageRunner } from '../stages/runner.js';
+import { stagesNamed } from '../stages/template.js';
 import { checkStage, type StageInputs } from '../stages/status.js';
 import { addGitignoreEntry, removeGitignoreEntry } from '../workspace/gitignore.js';
 import { cacheTarget, hashWorkspace } from './lib/hashing.js';
@@ -37,10 +38,12 @@ export async function commit(repo: Repo, opts: CommitOptions = {}): Promise<Comm
   return repo.withLock('commit', async () => {
     const dag = await loadDag(repo);
     if (!dag) throw new TdvError('NO_PIPELINE', `no ${PIPELINE_FILE} in ${repo.root}; declare stages there first (\`tdv stage add\`)`);
-    for (const n of opts.stages ?? []) {
+    // A foreach or matrix name (`fit`) names every stage it made (`fit@a`, `fit@b`), as repro and freeze take it.
+    const wanted = (opts.stages ?? []).flatMap((n) => stagesNamed(dag.stages.keys(), n));
+    for (const n of wanted) {
       if (!dag.stages.has(n)) throw new UsageError(`unknown stage "${n}"; stages in ${PIPELINE_FILE}: ${[...dag.stages.keys()].join(', ') || '(none)'}`);
     }
-    const names = opts.stages?.length ? dag.order.filter((n) => opts.stages!.includes(n)) : dag.order;
+    const names = wanted.length ? dag.order.filter((n) => wanted.includes(n)) : dag.order;
     const lock = await readLock(repo.root);
     const params = new ParamsReader(repo.root);
     const hashPath = stageHasher(repo);

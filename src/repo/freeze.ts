@@ -2,7 +2,7 @@ import { TdvError, UsageError } from '../errors.js';
 import { setFrozen } from '../stages/edit.js';
 import { PIPELINE_FILE } from '../stages/load.js';
 import { stagesNamed } from '../stages/template.js';
-import { loadDag } from './lib/pipeline.js';
+import { loadDag, readPipelineText } from './lib/pipeline.js';
 import type { Repo } from './repo.js';
 
 export interface FreezeResult {
@@ -31,7 +31,7 @@ async function setFrozenStages(repo: Repo, names: string[], frozen: boolean): Pr
   const verb = frozen ? 'freeze' : 'unfreeze';
   if (names.length === 0) throw new UsageError(`name the stages to ${verb}, e.g. \`tdv ${verb} train\``);
   return repo.withLock(verb, async () => {
-    const text = repo.guard.readControlFile(PIPELINE_FILE);
+    const text = readPipelineText(repo);
     if (text === undefined) throw new TdvError('NO_PIPELINE', `no ${PIPELINE_FILE} in ${repo.root}; declare stages there first (\`tdv stage add\`)`);
     const dag = await loadDag(repo, text);
     for (const n of names) {

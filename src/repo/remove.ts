@@ -159,7 +159,9 @@ async function readPipelineStages(repo: Repo): Promise<PipelineStages> {
 
 /** tdv.yaml as an editable document (comments kept), or undefined when there is none. */
 async function pipelineDocument(repo: Repo) {
-  const text = repo.guard.readControlFile(PIPELINE_FILE);
+  // Strictly UTF-8, as every tdv.yaml read: a byte read as U+FFFD would be written back so.
+  const { readPipelineText } = await import('./lib/pipeline.js');
+  const text = readPipelineText(repo);
   if (text === undefined) return undefined;
   const { parseDocument } = await import('yaml');
   const doc = parseDocument(text);
@@ -175,7 +177,8 @@ async function pipelineDocument(repo: Repo) {
 async function removeStages(repo: Repo, names: readonly string[], pipeline: PipelineStages, release: (rel: string, source: string) => void): Promise<RemoveResult['pipelineFiles']> {
   const files: RemoveResult['pipelineFiles'] = [];
   if (names.some((n) => pipeline.yaml.has(n))) {
-    repo.guard.writeControlFile(PIPELINE_FILE, await withoutStages(repo.guard.readControlFile(PIPELINE_FILE)!, names));
+    const { readPipelineText } = await import('./lib/pipeline.js');
+    repo.guard.writeControlFile(PIPELINE_FILE, await withoutStages(readPipelineText(repo)!, names));
     files.push({ path: PIPELINE_FILE, deleted: false });
   }
   if (names.some((n) => pipeline.lock.has(n))) {
@@ -198,7 +201,10 @@ async function removeStages(repo: Repo, names: readonly string[], pipeline: Pipe
  * empty becomes `stages: {}`.
  */
 async function withoutStages(text: string, names: readonly string[]): Promise<string> {
-  const { parseDocument, isMap, isScalar } = await import('yaml');
+  const { parseDocument: parse, isMap, isScalar } = await import('yaml');
+  // Numbers the edit does not touch are written back as they were written (stages/edit.ts).
+  const { EDIT_OPTIONS } = await import('../stages/edit.js');
+  const parseDocument = (t: string) => parse(t, EDIT_OPTIONS);
   let out = text;
   for (const name of names) {
     const doc = parseDocument(out);

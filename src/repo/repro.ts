@@ -17,6 +17,7 @@ import { quotePath } from '../formats/paths.js';
 import { applyCheckout, type CheckoutTarget, planCheckout } from '../workspace/checkout.js';
 import { addGitignoreEntry, removeGitignoreEntry } from '../workspace/gitignore.js';
 import { unprotectTree } from '../workspace/link.js';
+import { inTheWay } from './lib/blocker.js';
 import { cacheTarget, hashWorkspace, workspaceContext } from './lib/hashing.js';
 import type { Repo } from './repo.js';
 import { loadDag, stageHasher } from './lib/pipeline.js';
@@ -169,6 +170,7 @@ class Run {
       params: this.params,
       hashPath: (rel) => this.hashPath(rel),
       imageId: (stage) => this.imageId(stage, dry),
+      inTheWay: (rel) => inTheWay(this.repo.root, rel),
     };
   }
 

@@ -3,7 +3,7 @@ import { posixShellWord } from '../formats/paths.js';
 import { addStage, type NewStage } from '../stages/edit.js';
 import { PIPELINE_FILE } from '../stages/load.js';
 import { checkStageNameArg } from '../stages/names.js';
-import { loadDag } from './lib/pipeline.js';
+import { loadDag, readPipelineText } from './lib/pipeline.js';
 import type { Repo } from './repo.js';
 
 export interface StageAddOptions {
@@ -60,7 +60,7 @@ export async function stageAdd(repo: Repo, opts: StageAddOptions): Promise<Stage
     ...(opts.alwaysChanged ? { alwaysChanged: true } : {}),
   };
   return repo.withLock('stage add', async () => {
-    const before = repo.guard.readControlFile(PIPELINE_FILE);
+    const before = readPipelineText(repo);
     const edit = await addStage(before, opts.name, stage, opts.force === true);
     // Every check repro makes (names, paths, outputs Git tracks, overlaps, cycles) before writing.
     await loadDag(repo, edit.text);

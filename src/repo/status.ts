@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { isDirOid } from '../formats/oid.js';
 import { diffManifests, type ManifestDiff } from '../cache/workspace.js';
-import { type Blocker, blockerAt } from './lib/blocker.js';
+import { type Blocker, blockerAt, inTheWay } from './lib/blocker.js';
 import { compareWorkspace, hashWorkspace } from './lib/hashing.js';
 import { findPointers, selectTargets } from './lib/pointers.js';
 import { expandStageTargets } from './lib/stage-targets.js';
@@ -110,7 +110,7 @@ async function stageStatus(repo: Repo): Promise<StageStatus[] | undefined> {
   for (const name of dag.order) {
     const stage = dag.stages.get(name)!;
     const locked = lock.get(name);
-    const check = await checkStage(stage, locked, { params, hashPath: stageHasher(repo), imageId: async () => locked?.image }, true);
+    const check = await checkStage(stage, locked, { params, hashPath: stageHasher(repo), imageId: async () => locked?.image, inTheWay: (rel) => inTheWay(repo.root, rel) }, true);
     // A dep another stage produces is not "missing": repro will make it.
     const unproduced = check.missingDeps.filter((d) => ![...dag.producers.keys()].some((o) => d === o || d.startsWith(`${o}/`)));
     const reasons = check.reasons.filter((r) => !r.startsWith('deps missing:'));

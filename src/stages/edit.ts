@@ -13,9 +13,28 @@ const TO_STRING = { lineWidth: 0, flowCollectionPadding: false } as const;
 
 type YamlModule = typeof import('yaml');
 
+/**
+ * The schema's number tags, writing a number that was read from the file as
+ * it was written. The library writes a number from its value: digits past a
+ * double's precision (`12345678901234567890`, `0.1000000000000000055`) would
+ * be lost, and `007`, `1e3` or `1e400` rewritten (`7`, `1e+3`, `.inf`), in a
+ * `meta`, a `vars` value or a foreach item the edit never touched.
+ */
+function numbersAsWritten(tags: import('yaml').Tags): import('yaml').Tags {
+  return tags.map((t) => {
+    if (typeof t === 'string' || !('resolve' in t) || !t.stringify || (t.tag !== 'tag:yaml.org,2002:int' && t.tag !== 'tag:yaml.org,2002:float')) return t;
+    const own = t.stringify;
+    const asWritten: typeof own = (node, ...rest) => (typeof (node as { source?: unknown }).source === 'string' ? (node as { source: string }).source : own(node, ...rest));
+    return { ...t, stringify: asWritten };
+  });
+}
+
+/** Parse options for a tdv.yaml edit: numbers written back as they were (also for `tdv remove`'s edits). */
+export const EDIT_OPTIONS = { customTags: numbersAsWritten } as const;
+
 async function parse(text: string): Promise<{ y: YamlModule; doc: import('yaml').Document.Parsed }> {
   const y = await import('yaml');
-  const doc = y.parseDocument(text, { uniqueKeys: true, prettyErrors: false, strict: true });
+  const doc = y.parseDocument(text, { uniqueKeys: true, prettyErrors: false, strict: true, ...EDIT_OPTIONS });
   const err = doc.errors[0];
   if (err) throw new FormatError(PIPELINE_FILE, `invalid YAML: ${err.message.split('\n')[0]}`);
   return { y, doc };

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { FormatError } from '../errors.js';
 import { quotePath, relPathProblem } from '../formats/paths.js';
-import { isInside, readTextOrUndefined, toPosix } from '../util/fs.js';
+import { isInside, readUtf8OrUndefined, toPosix } from '../util/fs.js';
 import { parseYaml, type YamlFile } from '../util/yaml.js';
 import { STAGE_NAME, STAGE_NAME_RULE } from './names.js';
 import { type At, dictOf, fail, isMapping, listOf, onlyKeys, pathItem, validate } from '../formats/schema.js';
@@ -109,7 +109,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  */
 export async function loadPipeline(root: string, opts: LoadOptions = {}): Promise<Pipeline | undefined> {
   const file = path.join(root, PIPELINE_FILE);
-  const text = opts.text ?? readTextOrUndefined(file, undefined, PIPELINE_FILE, { follow: false });
+  const text = opts.text ?? readUtf8OrUndefined(file, PIPELINE_FILE, { follow: false });
   if (text === undefined) return undefined;
   const shown = PIPELINE_FILE;
   const y = await parseYaml(text, shown).catch((e: unknown) => {

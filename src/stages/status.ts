@@ -15,6 +15,12 @@ export interface CheckContext {
   hashPath(rel: string): Promise<LockedPath | undefined>;
   /** The image ID the stage would run in (resolving or building it), or undefined for a local stage. */
   imageId(stage: Stage): Promise<string | undefined>;
+  /**
+   * For a path `hashPath` found no data at: what stands there instead ("a
+   * symlink", "a special file"), or undefined when nothing does. Without it,
+   * every such output is reported missing.
+   */
+  inTheWay?(rel: string): string | undefined;
 }
 
 export interface StageCheck {
@@ -91,12 +97,17 @@ async function outsReasons(stage: Stage, locked: LockedStage, ctx: CheckContext)
   const lockedOuts = new Map([...locked.outs, ...locked.metrics].map((o) => [o.path, o]));
   const missing: string[] = [];
   const modified: string[] = [];
+  // A symlink left where an output was is not "missing": said once, as what it is.
+  const replaced = new Map<string, string[]>();
   for (const o of [...stage.outs, ...stage.metrics]) {
     const now = await ctx.hashPath(o);
-    if (!now) missing.push(o);
+    const instead = now ? undefined : ctx.inTheWay?.(o);
+    if (instead !== undefined) replaced.set(instead, [...(replaced.get(instead) ?? []), o]);
+    else if (!now) missing.push(o);
     else if (!samePath(now, lockedOuts.get(o))) modified.push(o);
   }
   if (missing.length) reasons.push(`outs missing: ${missing.join(', ')}`);
+  for (const [instead, outs] of replaced) reasons.push(`outs replaced by ${instead}: ${outs.join(', ')}`);
   if (modified.length) reasons.push(`outs modified: ${modified.join(', ')}`);
   return reasons;
 }

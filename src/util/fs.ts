@@ -110,6 +110,16 @@ export function readTextOrUndefined(p: string, maxBytes = MAX_TEXT_BYTES, shown 
 }
 
 /**
+ * A text file people write for tdv (tdv.yaml, config.yaml) as `readTextOrUndefined`
+ * reads it, refusing bytes that are not UTF-8 as pointers and tdv.lock do
+ * (`decodeUtf8`): read leniently, they would become U+FFFD, a value nobody wrote.
+ */
+export function readUtf8OrUndefined(p: string, shown: string, opts: { follow?: boolean } = {}): string | undefined {
+  const bytes = readFileOrUndefined(p, MAX_TEXT_BYTES, shown, undefined, opts);
+  return bytes && decodeUtf8(bytes, shown, 'Save it as UTF-8 text (`iconv -f latin1 -t utf-8` converts a Latin-1 file)');
+}
+
+/**
  * A file tdv reads as its own (tdv.yaml, tdv.lock, .tdvignore) that is a
  * symlink: never read through, as it is never written through, since a
  * cloned repository could point it at any file on the machine.

@@ -28,6 +28,17 @@ describe('setFrozen', () => {
   it('refuses a stage that is not a mapping of its own', async () => {
     await expect(setFrozen('stages:\n  a: 3\n', ['a'], true)).rejects.toThrow(UsageError);
   });
+
+  it('writes every number it did not touch as it was written, not as its double (meta, vars, foreach items)', async () => {
+    const numbers = 'big: 12345678901234567890, long: 0.1000000000000000055511151231257827, z: 007, e: 1e3, i: 1e400, h: 0x1F, o: 0o17, f: 1.50, p: +12, q: !!float 1';
+    const before = `vars:\n  - {n: 12345678901234567890}\nstages:\n  a:\n    cmd: x\n    meta: {${numbers}}\n  g:\n    foreach: [007, 1e3]\n    do: {cmd: y}\n`;
+    const f = await setFrozen(before, ['a'], true);
+    expect(f.text).toBe(before.replace(`{${numbers}}\n`, `{${numbers}}\n    frozen: true\n`));
+    const { text } = await addStage(f.text, 'b', { cmd: 'z', deps: [], params: [], outs: [], metrics: [] }, false);
+    expect(text).toContain(`meta: {${numbers}}`);
+    expect(text).toContain('{n: 12345678901234567890}');
+    expect(text).toContain('foreach: [007, 1e3]');
+  });
 });
 
 describe('addStage', () => {

@@ -43,3 +43,11 @@ export function blockerAt(root: string, rel: string): Blocker | undefined {
   }
   return undefined;
 }
+
+/** What stands where a stage output should be (status and repro --dry name it in the stage's reasons), if anything. */
+export function inTheWay(root: string, rel: string): string | undefined {
+  const b = blockerAt(root, rel);
+  if (!b) return undefined;
+  const what = b.kind === 'symlink' ? 'a symlink' : 'a special file';
+  return b.path === rel ? what : `${what} at ${b.path}`;
+}

@@ -2,12 +2,22 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { quotePath, shellWord } from '../../formats/paths.js';
 import { buildDag, type Dag } from '../../stages/graph.js';
-import { loadPipeline, type OutputCheck } from '../../stages/load.js';
+import { loadPipeline, type OutputCheck, PIPELINE_FILE } from '../../stages/load.js';
 import { LOCK_FILE, type LockedPath, readLock } from '../../stages/lock.js';
+import { readUtf8OrUndefined } from '../../util/fs.js';
 import { hashWorkspace } from './hashing.js';
 import { allOuts, findPointers } from './pointers.js';
 import type { Repo } from '../repo.js';
 import { reservedProblem } from './cache-dir.js';
+
+/**
+ * tdv.yaml's text for an edit (freeze, stage add), read as loadPipeline reads
+ * it: a regular file, never through a link, and strictly UTF-8. Read
+ * leniently, a byte that is not UTF-8 would be written back as U+FFFD.
+ */
+export function readPipelineText(repo: Repo): string | undefined {
+  return readUtf8OrUndefined(repo.guard.resolve(PIPELINE_FILE, 'control'), PIPELINE_FILE, { follow: false });
+}
 
 /** Hashes a stage's dep or output as tdv.lock records it (through the stat cache); undefined when absent. */
 export function stageHasher(repo: Repo): (rel: string) => Promise<LockedPath | undefined> {
