@@ -68,7 +68,13 @@ export async function hashHandle(fh: fs.promises.FileHandle, opts: HashHandleOpt
       size += bytesRead;
       h.update(chunk);
       opts.onBytes?.(bytesRead);
-      if (opts.sink) sinking[cur] = opts.sink(chunk, position);
+      if (opts.sink) {
+        const writing = opts.sink(chunk, position);
+        // Awaited below, maybe only after the next read: marked handled now, or a write that fails
+        // (ENOSPC) meanwhile would be an unhandled rejection that ends the process.
+        writing.catch(() => undefined);
+        sinking[cur] = writing;
+      }
       if (size > limit) break;
       // The other buffer is free once the sink has finished with it.
       await sinking[cur ^ 1];

@@ -40,8 +40,8 @@ const LockSchema = v.nullish(
   v.pipe(
     v.custom<{ stages: unknown }>((x) => isMapping(x) && isMapping(x.stages), fail('is not a tdv lock file (no "stages" mapping)', LOCK_FIX)),
     v.object({
-      // tdv writes 1; another number is a format this tdv does not know, not one to guess at.
-      schema: v.optional(v.literal(1, fail('was written by a newer tdv (its "schema" is not 1)', 'Upgrade tdv, or delete it and run `tdv repro` to record the pipeline again'))),
+      // tdv writes 1 (a hand-edited "1" is the same); another is a format this tdv does not know, not one to guess at.
+      schema: v.optional(v.picklist([1, '1'], fail('was written by a newer tdv (its "schema" is not 1)', 'Upgrade tdv, or delete it and run `tdv repro` to record the pipeline again'))),
       stages: dictOf((name) => lockedStageSchema(name), ''),
     }),
   ),

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CHUNK, hashFile, sha256 } from '../../src/cache/hash.js';
+import { CHUNK, hashFile, hashHandle, sha256 } from '../../src/cache/hash.js';
 import { useTmpDirs } from '../helpers/tmp.js';
 
 const tmp = useTmpDirs();
@@ -57,5 +57,26 @@ describe('hashFile', () => {
 
   it('rejects with ENOENT for a missing file', async () => {
     await expect(hashFile(path.join(tmp(), 'nope'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe('hashHandle with a sink', () => {
+  it('a write that fails while the next chunk is read rejects the hash, never as an unhandled rejection', async () => {
+    const f = path.join(tmp(), 'three-chunks');
+    fs.writeFileSync(f, randomBytes(3 * CHUNK));
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    const fh = await fs.promises.open(f, 'r');
+    try {
+      // The first write fails a moment later: while hashHandle awaits its next read, not the write.
+      const sink = () => new Promise<never>((_, reject) => setImmediate(() => reject(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }))));
+      await expect(hashHandle(fh, { sink })).rejects.toMatchObject({ code: 'ENOSPC' });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.removeListener('unhandledRejection', onUnhandled);
+      await fh.close();
+    }
   });
 });
