@@ -31,6 +31,18 @@ describe('tdv add: output', () => {
     expect(await tdv(dir, 'add', 'data.csv', 'images')).toEqual({ code: 0, stdout: 'data.csv is unchanged (5 B)\nimages is unchanged (1 file, 1 B)\n', stderr: '' });
   });
 
+  it('--json prints the AddResult as one JSON document and nothing else; a failure prints the error document', async () => {
+    const dir = await newRepo();
+    write(dir, 'data.csv', 'a,b\n');
+    const r = await tdv(dir, 'add', 'data.csv', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toMatchObject({ added: [{ path: 'data.csv', pointer: 'data.csv.tdv', size: 4, changed: true }], gitFiles: ['data.csv.tdv', '.gitignore'] });
+    const bad = await tdv(dir, 'add', 'nope.csv', '--json');
+    expect(bad.code).not.toBe(0);
+    expect(JSON.parse(bad.stdout).error.code).toBeTypeOf('string');
+  });
+
   it('a name with a space is quoted in the `git add` line', async () => {
     const dir = await newRepo();
     write(dir, 'my data.csv', 'x\n');

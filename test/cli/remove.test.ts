@@ -49,6 +49,16 @@ describe('tdv remove: output', () => {
   });
 });
 
+describe('tdv remove --json', () => {
+  it('prints the RemoveResult as one JSON document and nothing else', async () => {
+    const dir = await repoWith({ 'a.csv': 'a\n' }, ['a.csv']);
+    const r = await tdv(dir, 'remove', 'a.csv.tdv', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toMatchObject({ removed: ['a.csv.tdv'], stages: [] });
+  });
+});
+
 describe('tdv remove: error lines, exit 2', () => {
   it('a path inside a tracked directory names the pointer to remove', async () => {
     const dir = await repoWith({ 'data/x': 'x', 'data/y': 'y' }, ['data']);
