@@ -141,3 +141,27 @@ describe('review 2 of issue 12: inputs that are not plain data, and numbers that
     }
   });
 });
+
+describe('review 2 of issue 12, finding 13: --json on init and dag', () => {
+  it('init --json prints the root and the files it created; dag --json the stages in run order with what each waits for', async () => {
+    const dir = await newRepo({ init: false });
+    const init = await tdv(dir, 'init', '--json');
+    expect(init.code, init.stderr).toBe(0);
+    expect(init.stderr).toBe('');
+    const res = JSON.parse(init.stdout);
+    expect(res.root).toBe(dir);
+    expect(res.created).toEqual(expect.arrayContaining(['.tdv/config.yaml']));
+    write(dir, 'tdv.yaml', 'stages:\n  b:\n    cmd: cp a.txt b.txt\n    deps: [a.txt]\n    outs: [b.txt]\n  a:\n    cmd: echo a > a.txt\n    outs: [a.txt]\n');
+    const dag = await tdv(dir, 'dag', '--json');
+    expect(dag.code, dag.stderr).toBe(0);
+    expect(JSON.parse(dag.stdout)).toEqual({
+      stages: [
+        { name: 'a', upstream: [] },
+        { name: 'b', upstream: ['a'] },
+      ],
+    });
+    const both = await tdv(dir, 'dag', '--json', '--dot');
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('choose one of --dot, --mermaid and --json');
+  });
+});

@@ -10,13 +10,15 @@ export function registerDag(program: Program, ctx: CliContext): void {
     .description('show the pipeline of tdv.yaml as a graph: text, Graphviz (--dot) or Mermaid (--mermaid)')
     .option('--dot', 'print Graphviz DOT')
     .option('--mermaid', 'print a Mermaid flowchart')
+    .option('--json', 'print one JSON object: stages in run order, each with the stages it waits for')
     .addHelpText('after', examples('tdv dag', 'tdv dag --dot | dot -Tsvg > dag.svg', 'tdv dag --mermaid'));
   const check = (opts: ReturnType<typeof cmd.opts>) => {
-    if (opts.dot && opts.mermaid) throw new UsageError('choose one of --dot and --mermaid');
+    if ([opts.dot, opts.mermaid, opts.json].filter(Boolean).length > 1) throw new UsageError('choose one of --dot, --mermaid and --json');
   };
-  ctx.action(cmd, { check }, async ({ repo, opts }) => {
+  ctx.action(cmd, { check }, async ({ out, repo, opts }) => {
     const { dag: loadDag } = await import('../../repo/dag.js');
     const dag = await loadDag(repo);
+    if (opts.json) return out.data({ stages: dag.order.map((name) => ({ name, upstream: [...dag.upstream.get(name)!] })) });
     const text = opts.dot ? dot(dag) : opts.mermaid ? mermaid(dag) : plain(dag);
     ctx.io.stdout.write(text);
   });
