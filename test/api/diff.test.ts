@@ -5,8 +5,8 @@ import { tripsCsv, weatherCsv } from '../../fixtures/bikeshare/generate.mjs';
 import { diff, type DiffOptions } from '../../src/repo/diff.js';
 import { remove } from '../../src/repo/remove.js';
 import { write } from '../helpers/repo.js';
-import { manifest, newRepo, objPath, sha, state } from '../helpers/expect.js';
-import { commitData, editedSinceV1 as edited, day, julyHistory } from '../helpers/history.js';
+import { newRepo, objPath, sha, state } from '../helpers/expect.js';
+import { commitData, editedSinceV1 as edited, v1DataManifest, day, julyHistory } from '../helpers/history.js';
 import { abs, rejectsWith, track, withRepo } from '../helpers/api.js';
 
 /**
@@ -101,11 +101,7 @@ describe('diff (API)', () => {
   it('a directory manifest missing from the cache is MISSING_OBJECTS naming it; paths the same on both sides need none', async () => {
     const { dir } = await edited();
     await commitData(dir, 'v2', ['data']);
-    const m = manifest([
-      { relpath: 'a.csv', content: 'a1' },
-      { relpath: 'b.csv', content: 'b1' },
-      { relpath: 'sub/c.csv', content: 'c1' },
-    ]);
+    const m = v1DataManifest();
     fs.rmSync(objPath(dir, m.oid));
     const err = await rejectsWith(diffOf(dir, { a: 'v1', b: 'HEAD' }), 'MISSING_OBJECTS');
     expect(err.data).toEqual({ paths: ['data'] });

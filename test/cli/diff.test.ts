@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { git, tdv, write } from '../helpers/repo.js';
-import { expectOneLineError, manifest, objPath, sha } from '../helpers/expect.js';
-import { commitData, editedSinceV1 as edited } from '../helpers/history.js';
+import { expectOneLineError, objPath, sha } from '../helpers/expect.js';
+import { commitData, editedSinceV1 as edited, v1DataManifest } from '../helpers/history.js';
 
 /**
  * CLI layer: how `tdv diff` words its DiffResult, splits revisions from paths,
@@ -78,11 +78,7 @@ describe('tdv diff: output', () => {
   it('a missing directory manifest: exit 1, names it and the `tdv fetch` that gets it', async () => {
     const { dir } = await edited();
     await commitData(dir, 'v2', ['data']);
-    const m = manifest([
-      { relpath: 'a.csv', content: 'a1' },
-      { relpath: 'b.csv', content: 'b1' },
-      { relpath: 'sub/c.csv', content: 'c1' },
-    ]);
+    const m = v1DataManifest();
     fs.rmSync(objPath(dir, m.oid));
     const r = await tdv(dir, 'diff', 'v1', 'HEAD');
     expect(r.code).toBe(1);

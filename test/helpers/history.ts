@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { tripsCsv, weatherCsv } from '../../fixtures/bikeshare/generate.mjs';
-import { newRepo } from './expect.js';
+import { manifest, newRepo } from './expect.js';
 import { git, tdv, write } from './repo.js';
 
 /** `tdv add` the paths, then commit everything; returns the new commit's id. */
@@ -76,4 +76,13 @@ export async function editedSinceV1(): Promise<{ dir: string; v1: string }> {
   write(dir, 'data/d.csv', 'dddd');
   write(dir, 'model.bin', 'm2');
   return { dir, v1 };
+}
+
+/** The manifest of `data` as editedSinceV1 commits it at v1. */
+export function v1DataManifest(): ReturnType<typeof manifest> {
+  return manifest([
+    { relpath: 'a.csv', content: 'a1' },
+    { relpath: 'b.csv', content: 'b1' },
+    { relpath: 'sub/c.csv', content: 'c1' },
+  ]);
 }
