@@ -76,7 +76,7 @@ export async function findPointers(repo: Repo, opts: { everything?: boolean; wit
  * "/", a path that contains another sorts right before it or before a path it
  * also contains, so comparing neighbours finds every overlap.
  */
-export function checkOverlaps(repo: Repo, pointers: readonly Pointer[], revision?: string): void {
+export function checkOverlaps(repo: Pick<Repo, 'rel'>, pointers: readonly Pointer[], revision?: string): void {
   const name = (p: Pointer) => quotePath(revision === undefined ? repo.rel(p.file) : `${revision}:${repo.rel(p.file)}`);
   const outs = allOuts(repo, pointers).map((o) => ({ key: `${o.rel}/`, o }));
   outs.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -116,7 +116,7 @@ export interface Selected {
   sub?: string;
 }
 
-export function allOuts(repo: Repo, pointers: readonly Pointer[]): Selected[] {
+export function allOuts(repo: Pick<Repo, 'rel'>, pointers: readonly Pointer[]): Selected[] {
   return pointers.flatMap((ptr) => ptr.outs.map((out) => ({ ptr, out, abs: outAbsPath(ptr, out), rel: repo.rel(outAbsPath(ptr, out)) })));
 }
 

@@ -16,6 +16,13 @@ export interface RevisionRef {
   label: string;
 }
 
+/**
+ * What reading a revision's pointers needs of a repository: its root (pointer
+ * paths resolve against it) and Git work tree. A bare clone of another
+ * repository (`tdv ls URL`) is one too.
+ */
+export type RepoTree = Pick<Repo, 'root' | 'git' | 'rel'>;
+
 /** Opens the repository's Git history; a tdv repository outside Git has none. */
 export function openHistory(repo: Repo): GitHistory {
   return GitHistory.open(repo.git);
@@ -25,13 +32,13 @@ export function openHistory(repo: Repo): GitHistory {
  * The tdv repository's place in the Git tree: '' at the top of the work tree,
  * `sub/dir/` for `tdv init --subdir`.
  */
-export function treePrefix(repo: Repo): string {
+export function treePrefix(repo: RepoTree): string {
   const rel = toPosix(path.relative(repo.git!.root, repo.root));
   return rel === '' ? '' : `${rel}/`;
 }
 
 /** The pointer files (repo-relative paths, blob ids) in a commit's tree. */
-export function pointerFilesAt(repo: Repo, history: GitHistory, commit: string): TreeFile[] {
+export function pointerFilesAt(repo: RepoTree, history: GitHistory, commit: string): TreeFile[] {
   let tree = history.commit(commit).tree;
   const prefix = treePrefix(repo);
   if (prefix) {
@@ -48,7 +55,7 @@ export function pointerFilesAt(repo: Repo, history: GitHistory, commit: string):
  * errors name it as `label:path`, as Git does. `memo` shares parsed blobs
  * between commits.
  */
-export async function pointersAt(repo: Repo, history: GitHistory, at: RevisionRef, memo = new Map<string, Promise<Pointer>>()): Promise<Pointer[]> {
+export async function pointersAt(repo: RepoTree, history: GitHistory, at: RevisionRef, memo = new Map<string, Promise<Pointer>>()): Promise<Pointer[]> {
   const files = pointerFilesAt(repo, history, at.commit);
   const pointers = await Promise.all(
     files.map((f) => {
@@ -72,7 +79,7 @@ export async function pointersAt(repo: Repo, history: GitHistory, at: RevisionRe
  * workspace: its path must be legal (a tree is as untrusted as a clone), its
  * size at most MAX_POINTER_BYTES, its bytes strictly UTF-8.
  */
-async function readPointerAt(repo: Repo, history: GitHistory, f: TreeFile, shown: string): Promise<Pointer> {
+async function readPointerAt(repo: RepoTree, history: GitHistory, f: TreeFile, shown: string): Promise<Pointer> {
   const problem = f.badName ? 'is not valid UTF-8' : relPathProblem(f.path);
   if (problem !== undefined) throw new FormatError(shown, `is not a path tdv can check out: it ${problem}`, POINTER_FIX);
   const bytes = history.blob(f.oid);
@@ -81,7 +88,7 @@ async function readPointerAt(repo: Repo, history: GitHistory, f: TreeFile, shown
 }
 
 /** The stage outputs tdv.lock records at a commit, as one pointer (as in the workspace). */
-async function lockPointerAt(repo: Repo, history: GitHistory, at: RevisionRef): Promise<Pointer | undefined> {
+async function lockPointerAt(repo: RepoTree, history: GitHistory, at: RevisionRef): Promise<Pointer | undefined> {
   const bytes = history.readFileAt(at.commit, `${treePrefix(repo)}${LOCK_FILE}`);
   if (!bytes) return undefined;
   const shown = quotePath(`${at.label}:${LOCK_FILE}`);
