@@ -28,6 +28,8 @@ export interface CatOptions {
   url?: string;
   /** The remote a missing object comes from (default: the repository's default remote). */
   remote?: string;
+  /** What a relative path `url` is relative to. */
+  cwd?: string;
 }
 
 export interface CatResult {
@@ -58,7 +60,7 @@ export async function cat(here: Repo | undefined, opts: CatOptions, to: Writable
     }
   }
   const { openExternal } = await import('./lib/external.js');
-  const ext = await openExternal(opts.url, { rev: opts.rev, here, remote: opts.remote });
+  const ext = await openExternal(opts.url, { rev: opts.rev, here, remote: opts.remote, cwd: opts.cwd });
   try {
     return await catFrom(await ext.snapshot(), target, to);
   } finally {

@@ -32,6 +32,6 @@ export function registerCat(program: Program, ctx: CliContext): void {
       rel = r;
     }
     const { cat } = await import('../../repo/cat.js');
-    await cat(repo, { path: rel, rev: opts.rev, url: opts.url, remote: opts.remote }, ctx.io.stdout);
+    await cat(repo, { path: rel, rev: opts.rev, url: opts.url, remote: opts.remote, cwd: ctx.io.cwd }, ctx.io.stdout);
   });
 }

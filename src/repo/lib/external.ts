@@ -55,6 +55,8 @@ export interface OpenExternalOptions {
   remote?: string;
   /** Environment (default process.env): the cache location, and git's. */
   env?: NodeJS.ProcessEnv;
+  /** What a relative path URL is relative to (default: the process's working directory). */
+  cwd?: string;
 }
 
 /** Transports git may use for a source: no `ext::`/`fd::` (they run commands) and nothing exotic. */
@@ -178,7 +180,7 @@ export function cloneDirOf(url: string, env: NodeJS.ProcessEnv = process.env): s
 /** Opens another tdv repository at a revision: see ExternalRepo. */
 export async function openExternal(url: string, opts: OpenExternalOptions = {}): Promise<ExternalRepo> {
   const env = opts.env ?? process.env;
-  const norm = normalizeSourceUrl(url);
+  const norm = normalizeSourceUrl(url, opts.cwd);
   const dir = cloneDirOf(norm.url, env);
   await updateClone(norm.url, dir, env);
   const wt = { root: dir, gitdir: dir };
