@@ -46,12 +46,12 @@ export interface CatResult {
 
 /** Streams one file of a revision into `to` (which is not ended). */
 export async function cat(here: Repo | undefined, opts: CatOptions, to: Writable): Promise<CatResult> {
-  const { cleanPath } = await import('./ls.js');
+  const { cleanPath } = await import('./lib/registry.js');
   const target = cleanPath(opts.path);
   if (opts.url === undefined) {
     if (!here) throw new TdvError('NOT_A_REPO', 'not in a tdv repository; pass --url URL to read from another one');
     const { localSource, Snapshot } = await import('./lib/snapshot.js');
-    const { closingRemote } = await import('./lib/external.js');
+    const { closingRemote } = await import('./lib/registry.js');
     const { source, close } = closingRemote(await localSource(here, opts.remote));
     try {
       return await catFrom(await Snapshot.open(source, opts.rev ?? 'HEAD'), target, to);

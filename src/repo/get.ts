@@ -53,7 +53,7 @@ export interface GetResult {
 
 /** Downloads `opts.path` of another repository: see GetOptions. `here` is the repository tdv runs in, if any. */
 export async function get(here: Repo | undefined, opts: GetOptions, cwd: string): Promise<GetResult> {
-  const { cleanPath } = await import('./ls.js');
+  const { cleanPath } = await import('./lib/registry.js');
   const target = cleanPath(opts.path);
   if (target === '') throw new UsageError('name a file or directory of the repository to get (to copy all of it, use `git clone` and `tdv pull`)');
   const out = path.resolve(cwd, opts.out ?? path.posix.basename(target));

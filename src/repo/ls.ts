@@ -1,8 +1,9 @@
 import path from 'node:path';
-import { TdvError, UsageError } from '../errors.js';
+import { TdvError } from '../errors.js';
 import { quotePath } from '../formats/paths.js';
 import type { Oid } from '../formats/oid.js';
 import { isInside, toPosix } from '../util/fs.js';
+import { cleanPath } from './lib/registry.js';
 import type { Repo } from './repo.js';
 import type { Snapshot, SnapshotEntry } from './lib/snapshot.js';
 
@@ -59,7 +60,7 @@ export async function ls(here: Repo | undefined, opts: LsOptions = {}): Promise<
   if (opts.url === undefined) {
     if (!here) throw new TdvError('NOT_A_REPO', 'not in a tdv repository; give a repository URL (`tdv ls URL [PATH]`)');
     const { localSource, Snapshot } = await import('./lib/snapshot.js');
-    const { closingRemote } = await import('./lib/external.js');
+    const { closingRemote } = await import('./lib/registry.js');
     const { source, close } = closingRemote(await localSource(here, opts.remote));
     const rev = opts.rev ?? 'HEAD';
     try {
@@ -97,15 +98,6 @@ async function listAt(snap: Snapshot, target: string, opts: LsOptions): Promise<
       ...(e.isexec ? { isexec: true } : {}),
     };
   });
-}
-
-/** A listing path as typed (`./data/`, `.`) in the form snapshots name paths (`data`, ''). */
-export function cleanPath(p: string): string {
-  const parts = toPosix(p)
-    .split('/')
-    .filter((s) => s !== '' && s !== '.');
-  if (parts.includes('..')) throw new UsageError(`${quotePath(p)} leaves the repository; give a path inside it`);
-  return parts.join('/');
 }
 
 /**

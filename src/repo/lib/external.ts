@@ -349,16 +349,5 @@ export async function remoteRevision(url: string, rev?: string, env: NodeJS.Proc
   return refs.get(`refs/heads/${rev}`) ?? refs.get(`refs/tags/${rev}^{}`) ?? refs.get(`refs/tags/${rev}`) ?? refs.get(rev);
 }
 
-/**
- * `source` with a `close` that releases its remote if one was opened (a
- * snapshot opens it only when an object is missing).
- */
-export function closingRemote(source: SnapshotSource): { source: SnapshotSource; close(): Promise<void> } {
-  let opened: Promise<Remote> | undefined;
-  return {
-    source: { ...source, openRemote: () => (opened ??= source.openRemote()) },
-    async close() {
-      if (opened) (await opened.catch(() => undefined))?.close();
-    },
-  };
-}
+/** See registry.ts. */
+export { closingRemote } from './registry.js';
