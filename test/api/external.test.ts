@@ -86,3 +86,19 @@ describe('openExternal', () => {
     expect(objectFiles(path.join(userCache(), 'objects'))).toEqual([]);
   });
 });
+
+describe('openExternal: revisions no branch reaches', () => {
+  it('fetches a commit by its full id', async () => {
+    const src = await makeSource();
+    await openExternal(src.url);
+    await git(src.dir, 'checkout', '-q', '-b', 'side');
+    write(src.dir, 'README.md', '# side\n');
+    const side = await commitAt(src.dir, '2016-09-01T00:00:00Z', 'side');
+    await git(src.dir, 'checkout', '-q', 'main');
+    await git(src.dir, 'branch', '-q', '-D', 'side');
+    const ext = await openExternal(src.url, { rev: side });
+    expect(ext.commit).toBe(side);
+    const snap = await ext.snapshot();
+    expect((await snap.read((await snap.stat('README.md'))!)).toString()).toBe('# side\n');
+  });
+});

@@ -18,8 +18,9 @@ function s3Yaml(prefix: string): string {
   return `core:\n  remote: s3\nremote:\n  s3:\n    url: s3://${S3_BUCKET}/${prefix}\n    endpointurl: ${s3Available()!.endpoint}\n    force_path_style: true\n    checksum: when_required\n`;
 }
 
-function localKeys(dir: string, url: string): void {
-  write(dir, '.tdv/config.local.yaml', `remote:\n  s3:\n    url: ${url}\n    access_key_id: ${S3RVER_KEY}\n    secret_access_key: ${S3RVER_KEY}\n`);
+/** Credentials for remote `s3` at `url` (on the test server's endpoint) in `dir`'s config.local.yaml. */
+function localKeys(dir: string, url: string, endpoint = s3Available()!.endpoint): void {
+  write(dir, '.tdv/config.local.yaml', `remote:\n  s3:\n    url: ${url}\n    endpointurl: ${endpoint}\n    access_key_id: ${S3RVER_KEY}\n    secret_access_key: ${S3RVER_KEY}\n`);
 }
 
 describeS3('ls, cat and get of a repository whose remote is on S3', () => {
@@ -80,5 +81,8 @@ describeS3('ls, cat and get of a repository whose remote is on S3', () => {
       expect(err.message).toContain('"s3"');
       expect(err.message).not.toContain('\n');
     });
+    // Same name and bucket, another endpoint: the keys are for that endpoint, not for the one the source names.
+    localKeys(here, src.url, 'http://127.0.0.1:9');
+    await withRepo(here, (repo) => rejectsWith(get(repo, { url: src.dir, path: 'images' }, fs.realpathSync(tmpDir())), 'REMOTE_NO_CREDENTIALS'));
   });
 });

@@ -171,6 +171,18 @@ async function updateClone(url: string, dir: string, env: NodeJS.ProcessEnv): Pr
   }
 }
 
+/** Fetches one commit by id into the clone (keeping it reachable under refs/tdv/), when the server allows it. */
+async function fetchCommit(url: string, dir: string, oid: string, env: NodeJS.ProcessEnv): Promise<void> {
+  const { RepoLock } = await import('../../workspace/mutex.js');
+  const lock = new RepoLock(`${dir}.lock`, 'clone');
+  await lock.acquire({ timeoutMs: CLONE_LOCK_TIMEOUT_MS });
+  try {
+    await git([`--git-dir=${dir}`, ...QUIET_CFG, 'fetch', '--quiet', '--no-write-fetch-head', '--', url, `+${oid}:refs/tdv/commits/${oid}`], env).catch(() => {});
+  } finally {
+    lock.release();
+  }
+}
+
 /** The clone directory of a source URL. */
 export function cloneDirOf(url: string, env: NodeJS.ProcessEnv = process.env): string {
   const hash = createHash('sha256').update(url).digest('hex').slice(0, 32);
@@ -187,7 +199,15 @@ export async function openExternal(url: string, opts: OpenExternalOptions = {}):
   const history = GitHistory.open(wt);
   const shown = maskUrl(norm.url);
   if (!history.hasCommits()) throw new TdvError('NO_COMMITS', `${shown} has no commits on its default branch; pass --rev with a branch or tag it has`);
-  const commit = resolveRev(history, opts.rev ?? 'HEAD');
+  let commit: string;
+  try {
+    commit = resolveRev(history, opts.rev ?? 'HEAD');
+  } catch (err) {
+    // A full commit id no branch or tag reaches (a pull request's, say): servers that allow it fetch it by id.
+    if (!(opts.rev !== undefined && /^[0-9a-f]{40}$/.test(opts.rev) && err instanceof TdvError)) throw err;
+    await fetchCommit(norm.url, dir, opts.rev, env);
+    commit = resolveRev(history, opts.rev);
+  }
   const label = opts.rev ?? 'HEAD';
   const configText = history.readFileAt(commit, `.tdv/${CONFIG_FILE}`);
   if (configText === undefined) {
@@ -279,7 +299,10 @@ async function openSourceRemote(norm: { url: string; localPath?: string }, confi
     } catch {
       mineLoc = undefined;
     }
-    if (mineLoc && sameLocation(mineLoc, loc)) for (const k of CREDENTIAL_KEYS) if (mine[k] !== undefined) (merged as Record<string, unknown>)[k] = mine[k];
+    // The same bucket at the same endpoint: a source's committed config could name this bucket
+    // with its own endpointurl, and requests signed with these keys would go there.
+    if (mineLoc && sameLocation(mineLoc, loc) && (mine.endpointurl ?? '') === (cfg.endpointurl ?? ''))
+      for (const k of CREDENTIAL_KEYS) if (mine[k] !== undefined) (merged as Record<string, unknown>)[k] = mine[k];
   }
   let remote: Remote;
   if (loc.kind === 'local') {
