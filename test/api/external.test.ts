@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cloneDirOf, normalizeSourceUrl, openExternal, remoteRevision } from '../../src/repo/lib/external.js';
+import { cloneDirOf, normalizeSourceUrl, openExternal, remoteRevision, sourceRemoteLocation } from '../../src/repo/lib/external.js';
 import { rejectsWith, withRepo } from '../helpers/api.js';
 import { git, makeRepo, write } from '../helpers/repo.js';
 import { commitAt, isolateUserCache, makeSource, objectFiles } from '../helpers/source.js';
@@ -100,5 +100,14 @@ describe('openExternal: revisions no branch reaches', () => {
     expect(ext.commit).toBe(side);
     const snap = await ext.snapshot();
     expect((await snap.read((await snap.stat('README.md'))!)).toString()).toBe('# side\n');
+  });
+});
+
+describe('sourceRemoteLocation', () => {
+  it('a relative directory remote is relative to a local source, and an error for a network one', () => {
+    expect(sourceRemoteLocation({ url: '/srv/registry', localPath: '/srv/registry' }, 'store', '../store')).toEqual({ kind: 'local', path: '/srv/store' });
+    expect(sourceRemoteLocation({ url: 'https://example.com/registry.git' }, 'store', '/mnt/store')).toEqual({ kind: 'local', path: '/mnt/store' });
+    expect(sourceRemoteLocation({ url: 'https://example.com/registry.git' }, 's3', 's3://b/p')).toEqual({ kind: 's3', bucket: 'b', prefix: 'p' });
+    expect(() => sourceRemoteLocation({ url: 'https://example.com/registry.git' }, 'store', '../store')).toThrow(/remote "store" of https:\/\/example.com\/registry.git is the relative directory/);
   });
 });

@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TDV_BIN, tdv, tdvBin, tmpDir, write } from '../helpers/repo.js';
 import { commitAt, isolateUserCache, makeSource } from '../helpers/source.js';
@@ -31,5 +33,24 @@ describe('tdv cat in a pipe', () => {
     expect(ls).toEqual({ code: 0, stdout: 'data  a.png\ndata  sub/', stderr: '' });
     const cat = await tdvBin(tmpDir(), ['cat', '--url', src.dir, 'data/trips.csv'], env);
     expect(cat).toEqual({ code: 0, stdout: 'id,km\n1,v2\n2,v2', stderr: '' });
+  });
+
+  it('two commands at once share one clone of the other repository (a lock serialises its update)', async () => {
+    const src = await makeSource();
+    const env = { TDV_CACHE_HOME: userCache() };
+    const runs = await Promise.all([0, 1, 2].map(() => tdvBin(tmpDir(), ['ls', src.url, 'images', '-R'], env)));
+    for (const r of runs) expect(r).toEqual({ code: 0, stdout: 'data  a.png\ndata  c.png\ndata  sub/b.png', stderr: '' });
+  });
+
+  it('tdv get outside any repository, as a spawned process; an unreadable repository is one line', async () => {
+    const src = await makeSource();
+    const env = { TDV_CACHE_HOME: userCache() };
+    const out = tmpDir();
+    const r = await tdvBin(out, ['get', src.url, 'images', '-q'], env);
+    expect(r).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(fs.readFileSync(path.join(out, 'images', 'sub', 'b.png'), 'utf8')).toBe('B');
+    const none = await tdvBin(out, ['get', path.join(out, 'no-such-repo'), 'x'], env);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/^error: cannot read the Git repository .*no-such-repo: [^\n]+\n?$/);
   });
 });

@@ -274,22 +274,7 @@ async function openSourceRemote(norm: { url: string; localPath?: string }, confi
     const known = Object.keys(config.remote);
     throw new TdvError('UNKNOWN_REMOTE', `${shown} has no remote "${name}"${known.length > 0 ? ` (it has: ${known.join(', ')})` : ''}`);
   }
-  let loc: ResolvedRemoteUrl;
-  if (/^s3:\/\//i.test(cfg.url)) {
-    loc = resolveRemoteUrl('/', cfg.url);
-  } else {
-    const rawPath = /^file:\/\//i.test(cfg.url) ? undefined : cfg.url;
-    if (rawPath !== undefined && !path.isAbsolute(rawPath)) {
-      // A relative directory is relative to the source's root: only meaningful when that is a directory here.
-      if (norm.localPath === undefined) {
-        throw new TdvError(
-          'BAD_REMOTE',
-          `remote "${name}" of ${shown} is the relative directory ${JSON.stringify(cfg.url)}, which only means something on the source's machine; read it from a local clone, or pass --remote NAME`,
-        );
-      }
-    }
-    loc = resolveRemoteUrl(norm.localPath ?? '/', cfg.url);
-  }
+  const loc = sourceRemoteLocation(norm, name, cfg.url);
   const merged: RemoteConfig = { ...cfg };
   const mine = opts.here?.config.remote[name];
   if (mine && opts.here) {
@@ -313,6 +298,22 @@ async function openSourceRemote(norm: { url: string; localPath?: string }, confi
     remote = await createS3Remote(name, merged, { bucket: loc.bucket, prefix: loc.prefix });
   }
   return namingSource(remote, shown);
+}
+
+/**
+ * Where a source's remote `name` (configured as `url`) is: an S3 bucket, or a
+ * directory; a relative directory is relative to the source's root, which
+ * only exists here for a local source (a path or `file://` URL).
+ */
+export function sourceRemoteLocation(norm: { url: string; localPath?: string }, name: string, url: string): ResolvedRemoteUrl {
+  if (/^s3:\/\//i.test(url)) return resolveRemoteUrl('/', url);
+  if (!/^file:\/\//i.test(url) && !path.isAbsolute(url) && norm.localPath === undefined) {
+    throw new TdvError(
+      'BAD_REMOTE',
+      `remote "${name}" of ${maskUrl(norm.url)} is the relative directory ${JSON.stringify(url)}, which only means something on that repository's machine; read it through a local clone, or pass --remote NAME`,
+    );
+  }
+  return resolveRemoteUrl(norm.localPath ?? '/', url);
 }
 
 /** A remote whose errors say which repository's remote failed: `<source url>: <message>`. */
