@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { get } from '../../src/repo/get.js';
 import { rejectsWith, withRepo } from '../helpers/api.js';
 import { git, makeRepo, read, snapshot, tdv, tmpDir, write } from '../helpers/repo.js';
-import { filePointer, sha } from '../helpers/expect.js';
+import { filePointer, manifest, sha } from '../helpers/expect.js';
 import { commitAt, isolateUserCache, makeSource, objectFiles } from '../helpers/source.js';
 
 isolateUserCache();
@@ -102,5 +102,32 @@ describe('get', () => {
     // A Git file needs no remote.
     await get(undefined, { url: src.url, path: 'src/x.py' }, out);
     expect(read(out, 'x.py')).toBe('print(1)\n');
+  });
+});
+
+describe('get: hostile sources', () => {
+  it('refuses a manifest whose paths leave the directory, writing nothing', async () => {
+    const src = await makeSource();
+    const m = manifest([
+      { relpath: 'ok.png', content: 'A' },
+      { relpath: '../../escaped.png', content: 'B' },
+    ]);
+    const obj = path.join(src.remote, 'files', 'sha256', m.oid.slice(0, 2), m.oid.slice(2));
+    fs.mkdirSync(path.dirname(obj), { recursive: true });
+    fs.writeFileSync(obj, m.text);
+    write(src.dir, 'evil.tdv', `outs:\n- path: evil\n  sha256: ${m.oid}\n  size: ${m.size}\n  nfiles: 2\n`);
+    await commitAt(src.dir, '2016-09-01T00:00:00Z', 'evil');
+    const out = fs.realpathSync(path.join(tmpDir(), '.'));
+    const err = await rejectsWith(get(undefined, { url: src.url, path: 'evil' }, out), 'BAD_FORMAT');
+    expect(err.message).toContain('escaped.png');
+    expect(fs.readdirSync(out)).toEqual([]);
+    expect(fs.existsSync(path.join(path.dirname(out), 'escaped.png'))).toBe(false);
+  });
+
+  it('refuses a source config too large to be one', async () => {
+    const src = await makeSource();
+    fs.appendFileSync(path.join(src.dir, '.tdv', 'config.yaml'), `# ${'x'.repeat(9 * 2 ** 20)}\n`);
+    await commitAt(src.dir, '2016-09-01T00:00:00Z', 'big config');
+    await rejectsWith(get(undefined, { url: src.url, path: 'data/trips.csv' }, fs.realpathSync(tmpDir())), 'TOO_LARGE');
   });
 });

@@ -216,8 +216,9 @@ export async function openExternal(url: string, opts: OpenExternalOptions = {}):
       `${shown} has no .tdv/${CONFIG_FILE} at the top of its tree at ${label} (${commit.slice(0, 12)}): it is not a tdv repository, or tdv lives in a subdirectory there, which tdv cannot read from another repository`,
     );
   }
-  const { decodeUtf8 } = await import('../../util/fs.js');
+  const { decodeUtf8, MAX_TEXT_BYTES, tooLargeError } = await import('../../util/fs.js');
   const cfgLabel = `${shown}@${commit.slice(0, 12)}:.tdv`;
+  if (configText.length > MAX_TEXT_BYTES) throw tooLargeError(`${cfgLabel}/${CONFIG_FILE}`, configText.length, MAX_TEXT_BYTES, 'a configuration file');
   const text = decodeUtf8(configText, `${cfgLabel}/${CONFIG_FILE}`);
   // Only the committed file: the source's config.local.yaml is not in Git, and a cache.dir there means nothing here.
   const config = await configFromTexts(cfgLabel, { [CONFIG_FILE]: text });
