@@ -53,6 +53,11 @@ export interface GetResult {
 
 /** Downloads `opts.path` of another repository: see GetOptions. `here` is the repository tdv runs in, if any. */
 export async function get(here: Repo | undefined, opts: GetOptions, cwd: string): Promise<GetResult> {
+  // Inside a repository, as `fetch` and `checkout` do: gc must not delete what this fetched before it is written.
+  return here ? here.withLock('get', () => getUnlocked(here, opts, cwd)) : getUnlocked(undefined, opts, cwd);
+}
+
+async function getUnlocked(here: Repo | undefined, opts: GetOptions, cwd: string): Promise<GetResult> {
   const { cleanPath } = await import('./lib/registry.js');
   const target = cleanPath(opts.path);
   if (target === '') throw new UsageError('name a file or directory of the repository to get (to copy all of it, use `git clone` and `tdv pull`)');
