@@ -111,3 +111,10 @@ describe('sourceRemoteLocation', () => {
     expect(() => sourceRemoteLocation({ url: 'https://example.com/registry.git' }, 'store', '../store')).toThrow(/remote "store" of https:\/\/example.com\/registry.git is the relative directory/);
   });
 });
+
+describe('openExternal: network sources', () => {
+  it('an unreachable ssh:// source fails with one line, without prompting', async () => {
+    const err = await rejectsWith(openExternal('ssh://git@127.0.0.1:1/org/registry.git'), 'GIT_FAILED');
+    expect(err.message).toMatch(/^cannot read the Git repository ssh:\/\/\*\*\*\*@127\.0\.0\.1:1\/org\/registry\.git: [^\n]+$/);
+  });
+});

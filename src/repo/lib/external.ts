@@ -114,10 +114,21 @@ function gitEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
     GIT_TERMINAL_PROMPT: '0',
     GIT_ALLOW_PROTOCOL: ALLOWED_PROTOCOLS,
     GIT_PROTOCOL_FROM_USER: '0',
-    // ssh must not ask for a password or a host key on a terminal either.
-    GIT_SSH_COMMAND: env.GIT_SSH_COMMAND ?? 'ssh -o BatchMode=yes',
     LC_ALL: 'C',
   };
+}
+
+/**
+ * The environment for reading `url`: for ssh, ssh in batch mode (it would ask
+ * for a password or a host key on the terminal itself), unless the user
+ * chose an ssh command (GIT_SSH_COMMAND, GIT_SSH, core.sshCommand), which is
+ * theirs to configure.
+ */
+async function envFor(url: string, env: NodeJS.ProcessEnv): Promise<NodeJS.ProcessEnv> {
+  const ssh = /^(ssh|git\+ssh|ssh\+git):\/\//i.test(url) || (/^[^/]*:/.test(url) && !/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(url));
+  if (!ssh || env.GIT_SSH_COMMAND || env.GIT_SSH) return env;
+  const configured = await git(['config', '--get', 'core.sshCommand'], env).catch(() => '');
+  return configured.trim() === '' ? { ...env, GIT_SSH_COMMAND: 'ssh -o BatchMode=yes' } : env;
 }
 
 /** Runs git; rejects with its last stderr line. */
@@ -194,7 +205,7 @@ export async function openExternal(url: string, opts: OpenExternalOptions = {}):
   const env = opts.env ?? process.env;
   const norm = normalizeSourceUrl(url, opts.cwd);
   const dir = cloneDirOf(norm.url, env);
-  await updateClone(norm.url, dir, env);
+  await updateClone(norm.url, dir, await envFor(norm.url, env));
   const wt = { root: dir, gitdir: dir };
   const history = GitHistory.open(wt);
   const shown = maskUrl(norm.url);
@@ -205,7 +216,7 @@ export async function openExternal(url: string, opts: OpenExternalOptions = {}):
   } catch (err) {
     // A full commit id no branch or tag reaches (a pull request's, say): servers that allow it fetch it by id.
     if (!(opts.rev !== undefined && /^[0-9a-f]{40}$/.test(opts.rev) && err instanceof TdvError)) throw err;
-    await fetchCommit(norm.url, dir, opts.rev, env);
+    await fetchCommit(norm.url, dir, opts.rev, await envFor(norm.url, env));
     commit = resolveRev(history, opts.rev);
   }
   const label = opts.rev ?? 'HEAD';
@@ -360,7 +371,7 @@ export async function remoteRevision(url: string, rev?: string, env: NodeJS.Proc
   if (rev !== undefined && /^[0-9a-f]{40}$/.test(rev)) return rev;
   let out: string;
   try {
-    out = await git(['ls-remote', '--', norm.url, ...(rev === undefined ? ['HEAD'] : [rev, `refs/heads/${rev}`, `refs/tags/${rev}`])], env);
+    out = await git(['ls-remote', '--', norm.url, ...(rev === undefined ? ['HEAD'] : [rev, `refs/heads/${rev}`, `refs/tags/${rev}`])], await envFor(norm.url, env));
   } catch (err) {
     throw new TdvError('GIT_FAILED', `cannot read the Git repository ${maskUrl(norm.url)}: ${maskUrl((err as Error).message)}`);
   }
