@@ -50,11 +50,10 @@ export async function cat(here: Repo | undefined, opts: CatOptions, to: Writable
   const target = cleanPath(opts.path);
   if (opts.url === undefined) {
     if (!here) throw new TdvError('NOT_A_REPO', 'not in a tdv repository; pass --url URL to read from another one');
-    const { localSource, Snapshot } = await import('./lib/snapshot.js');
-    const { closingRemote } = await import('./lib/registry.js');
-    const { source, close } = closingRemote(await localSource(here, opts.remote));
+    const { openLocalSnapshot } = await import('./lib/registry.js');
+    const { snap, close } = await openLocalSnapshot(here, opts.rev, opts.remote, 'cat');
     try {
-      return await catFrom(await Snapshot.open(source, opts.rev ?? 'HEAD'), target, to);
+      return await catFrom(snap, target, to);
     } finally {
       await close();
     }

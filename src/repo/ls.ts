@@ -59,12 +59,10 @@ export async function ls(here: Repo | undefined, opts: LsOptions = {}): Promise<
   const target = cleanPath(opts.path ?? '');
   if (opts.url === undefined) {
     if (!here) throw new TdvError('NOT_A_REPO', 'not in a tdv repository; give a repository URL (`tdv ls URL [PATH]`)');
-    const { localSource, Snapshot } = await import('./lib/snapshot.js');
-    const { closingRemote } = await import('./lib/registry.js');
-    const { source, close } = closingRemote(await localSource(here, opts.remote));
+    const { openLocalSnapshot } = await import('./lib/registry.js');
     const rev = opts.rev ?? 'HEAD';
+    const { snap, close } = await openLocalSnapshot(here, opts.rev, opts.remote, 'ls');
     try {
-      const snap = await Snapshot.open(source, rev);
       return { repository: here.root, rev, commit: snap.commit, path: target, entries: await listAt(snap, target, opts) };
     } finally {
       await close();

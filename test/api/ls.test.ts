@@ -79,6 +79,8 @@ describe('ls', () => {
       await rejectsWith(ls(repo, { path: '../x' }), 'USAGE');
     });
     await rejectsWith(ls(undefined, {}), 'NOT_A_REPO');
+    // A repository without a commit yet: said so, not "unknown revision HEAD".
+    await withRepo(await makeRepo(), (repo) => rejectsWith(ls(repo), 'NO_COMMITS'));
   });
 });
 

@@ -1,8 +1,9 @@
 import type { Remote } from '../../remote/remote.js';
-import { UsageError } from '../../errors.js';
+import { TdvError, UsageError } from '../../errors.js';
 import { quotePath } from '../../formats/paths.js';
 import { toPosix } from '../../util/fs.js';
-import type { SnapshotSource } from './snapshot.js';
+import type { Repo } from '../repo.js';
+import type { Snapshot, SnapshotSource } from './snapshot.js';
 
 /**
  * Small helpers `tdv ls`, `cat` and `get` share, kept apart from external.ts
@@ -30,4 +31,22 @@ export function closingRemote(source: SnapshotSource): { source: SnapshotSource;
       if (opened) (await opened.catch(() => undefined))?.close();
     },
   };
+}
+
+/**
+ * A revision of this repository: `rev`, or HEAD. A repository without a
+ * commit yet has no revision to read: said so, instead of "unknown revision HEAD".
+ */
+export async function openLocalSnapshot(here: Repo, rev: string | undefined, remote: string | undefined, verb: string): Promise<{ snap: Snapshot; close(): Promise<void> }> {
+  const { localSource, Snapshot } = await import('./snapshot.js');
+  const { source, close } = closingRemote(await localSource(here, remote));
+  try {
+    if (rev === undefined && !source.history.hasCommits()) {
+      throw new TdvError('NO_COMMITS', `this repository has no commits yet, and \`tdv ${verb}\` reads committed revisions; commit first`);
+    }
+    return { snap: await Snapshot.open(source, rev ?? 'HEAD'), close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
 }
