@@ -132,6 +132,9 @@ function destination(here: Repo | undefined, out: string): { guard: Guard; rel: 
   if (!st?.isDirectory()) throw new UsageError(`${parent} is not a directory; create it first, or choose another output with -o`);
   const real = path.join(fs.realpathSync.native(parent), path.basename(out));
   if (here) {
+    // The cache (wherever cache.dir puts it) holds objects only: files written there would be taken for them.
+    const cache = fs.existsSync(here.cacheDir) ? fs.realpathSync.native(here.cacheDir) : path.resolve(here.cacheDir);
+    if (isInside(cache, real)) throw new UsageError(`cannot write to ${out}: it is inside the cache (${cache}); choose another output with -o`);
     const root = fs.realpathSync.native(here.root);
     if (isInside(root, real)) return { guard: here.guard, rel: toPosix(path.relative(root, real)) };
   }

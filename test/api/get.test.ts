@@ -48,6 +48,8 @@ describe('get', () => {
       const err = await rejectsWith(get(repo, { url: src.url, path: 'README.md', out: path.join(here, 'kept.txt'), force: true }, here), 'UNSAFE_PATH');
       expect(err.message).toContain('kept.txt');
       expect(read(here, 'kept.txt')).toBe('mine');
+      await rejectsWith(get(repo, { url: src.url, path: 'README.md', out: path.join(here, '.tdv', 'cache', 'x') }, here), 'USAGE');
+      await rejectsWith(get(repo, { url: src.url, path: 'README.md', out: path.join(here, '.git', 'x') }, here), 'UNSAFE_PATH');
     });
   });
 
