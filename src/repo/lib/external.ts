@@ -42,7 +42,7 @@ export interface ExternalRepo {
   readonly remoteName: string | undefined;
   /** The snapshot of `commit`. */
   snapshot(): Promise<Snapshot>;
-  /** Releases the remote's connections. */
+  /** Releases the remote's connections and the clone's open pack files. */
   close(): Promise<void>;
 }
 
@@ -254,6 +254,7 @@ export async function openExternal(url: string, opts: OpenExternalOptions = {}):
     snapshot: () => Snapshot.open(source, label, commit),
     async close() {
       if (remote) (await remote.catch(() => undefined))?.close();
+      history.close();
     },
   };
 }
