@@ -2,7 +2,7 @@
 // tdv benchmark: each row times tdv and its baseline side by side in the same
 // run (interleaved, median of RUNS), and prints the ratio against its target.
 // Usage: npm run bench [-- --runs 5 --files 20000 --big-mib 1024 --only add-dir,status,push-s3 --dir /dev/shm]
-// Row ids: add-big add-big-cached checkout-big add-dir status status-floor status-one checkout lfs push-local push-s3 push-noop-s3 pull-s3 push-big-s3 repro-noop parallel docker-true docker-true-runner log version
+// Row ids: add-big add-big-cached checkout-big add-dir status status-floor status-one checkout lfs push-local push-s3 push-noop-s3 pull-s3 push-big-s3 repro-noop parallel docker-true docker-true-runner log cat-old version
 // --dir picks the file system: the default temp dir is the real disk, whose
 // speed on shared machines swings several-fold from minute to minute; a tmpfs
 // such as /dev/shm shows tdv's own CPU cost against the baseline's.
@@ -482,6 +482,23 @@ if (enabled('log')) {
   await row('log', `tdv log data over ${COMMITS} commits, the pointer changing in each`, 'git log --format=%H -- data.tdv', 3.0, {
     tdv: () => tdvCmd(repo, 'log', 'data'),
     baseline: () => timeCmd('git', ['log', '--format=%H', '--', 'data.tdv'], repo),
+  });
+  rm(repo);
+}
+
+// tdv cat of a small data file at an old revision (20 commits back, object cached) against
+// starting tdv at all: what reading any version costs over the launcher.
+if (enabled('cat-old')) {
+  const repo = newRepo('cat');
+  for (let i = 0; i < 25; i++) {
+    fs.writeFileSync(path.join(repo, 'params.csv'), `day,${i}\n`);
+    run('node', [TDV, 'add', '-q', 'params.csv'], repo);
+    run('git', ['add', '-A'], repo);
+    run('git', ['commit', '-qm', `day ${i}`], repo);
+  }
+  await row('cat-old', 'tdv cat --rev HEAD~20 of a small data file', 'tdv --version', 1.5, {
+    tdv: () => tdvCmd(repo, 'cat', '--rev', 'HEAD~20', 'params.csv'),
+    baseline: () => timeCmd('node', [TDV, '--version'], work),
   });
   rm(repo);
 }

@@ -9,7 +9,6 @@ import { compareCodePoints, type ManifestEntry } from '../../formats/manifest.js
 import { isDirOid, type Oid } from '../../formats/oid.js';
 import { relPathProblem, quotePath } from '../../formats/paths.js';
 import type { Remote } from '../../remote/remote.js';
-import { downloadVerified } from '../../remote/transfer.js';
 import type { GitWorkTree } from '../../git/git.js';
 import type { Repo } from '../repo.js';
 import { allOuts } from './pointers.js';
@@ -67,7 +66,6 @@ export class SnapshotError extends TdvError {}
 /** A snapshot source for a repository opened here: its cache, and its default remote or `remoteName`. */
 export async function localSource(repo: Repo, remoteName?: string): Promise<SnapshotSource> {
   const { openHistory } = await import('./revision.js');
-  const { openRemote } = await import('./remotes.js');
   const history = openHistory(repo);
   let remote: Promise<Remote> | undefined;
   return {
@@ -76,7 +74,8 @@ export async function localSource(repo: Repo, remoteName?: string): Promise<Snap
     git: repo.git!,
     history,
     store: repo.store,
-    openRemote: () => (remote ??= openRemote(repo, remoteName)),
+    // Loaded only when an object is missing: reading what is cached needs no remote code.
+    openRemote: () => (remote ??= import('./remotes.js').then(({ openRemote }) => openRemote(repo, remoteName))),
   };
 }
 
@@ -320,6 +319,7 @@ export class Snapshot {
     if (!p) {
       p = (async () => {
         const remote = await this.source.openRemote();
+        const { downloadVerified } = await import('../../remote/transfer.js');
         await downloadVerified(remote, store, oid, size === undefined ? {} : { size });
       })();
       p.finally(() => this.fetching.delete(oid)).catch(() => {});

@@ -1,0 +1,142 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { TdvError, UsageError } from '../errors.js';
+import type { ManifestEntry } from '../formats/manifest.js';
+import type { Oid } from '../formats/oid.js';
+import { quotePath } from '../formats/paths.js';
+import { POINTER_EXT } from '../formats/pointer.js';
+import { isInside, toPosix, tmpSuffix } from '../util/fs.js';
+import { Guard } from '../workspace/guard.js';
+import type { Repo } from './repo.js';
+import type { SnapshotEntry } from './lib/snapshot.js';
+
+/**
+ * `tdv get`: downloads a file or directory another repository tracks (or a
+ * Git file of it) from that repository's remote, without tracking it here.
+ *
+ * Everything is fetched and verified into a cache first (this repository's,
+ * or the per-user one outside any), then written by the checkout engine
+ * through a guard of the destination: one file at a time, each to a temp file
+ * renamed into place, never through a symlink, never over a file Git tracks
+ * here. An object that cannot be fetched, or fails its hash, stops the
+ * command before anything is written. An existing output is refused unless
+ * `force`.
+ */
+
+export interface GetOptions {
+  /** The source repository (anything `git clone` takes). */
+  url: string;
+  /** The file or directory in it, relative to its root. */
+  path: string;
+  rev?: string;
+  /** Where to write (absolute); default: the path's last component in `cwd`. */
+  out?: string;
+  /** Replace an existing output. */
+  force?: boolean;
+  /** The source's remote to read from (default: its default remote). */
+  remote?: string;
+  /** Parallel downloads (default 8). */
+  jobs?: number;
+}
+
+export interface GetResult {
+  url: string;
+  commit: string;
+  path: string;
+  /** Where it was written (absolute). */
+  out: string;
+  kind: 'file' | 'dir';
+  /** Files written. */
+  files: number;
+  bytes: number;
+}
+
+/** Downloads `opts.path` of another repository: see GetOptions. `here` is the repository tdv runs in, if any. */
+export async function get(here: Repo | undefined, opts: GetOptions, cwd: string): Promise<GetResult> {
+  // Inside a repository, as `fetch` and `checkout` do: gc must not delete what this fetched before it is written.
+  return here ? here.withLock('get', () => getUnlocked(here, opts, cwd)) : getUnlocked(undefined, opts, cwd);
+}
+
+async function getUnlocked(here: Repo | undefined, opts: GetOptions, cwd: string): Promise<GetResult> {
+  const { cleanPath } = await import('./lib/registry.js');
+  const target = cleanPath(opts.path);
+  if (target === '') throw new UsageError('name a file or directory of the repository to get (to copy all of it, use `git clone` and `tdv pull`)');
+  const out = path.resolve(cwd, opts.out ?? path.posix.basename(target));
+  if (path.basename(out) === '' || out === path.parse(out).root) throw new UsageError(`cannot write to ${out}; pass -o with a file or directory name`);
+  if (fs.lstatSync(out, { throwIfNoEntry: false }) && !opts.force) {
+    throw new TdvError('EXISTS', `${out} already exists; choose another output with -o, or pass --force to replace it`, { data: { out } });
+  }
+  const { openExternal } = await import('./lib/external.js');
+  const ext = await openExternal(opts.url, { rev: opts.rev, here, remote: opts.remote, cwd });
+  try {
+    const snap = await ext.snapshot();
+    const at = await snap.stat(target);
+    if (!at) throw new TdvError('NOT_FOUND', `${quotePath(target)} does not exist at ${ext.rev ?? 'HEAD'} (${ext.commit.slice(0, 12)}) of ${ext.source.label}`);
+    // A directory: its files, less the pointer files (they describe data this copy does not track).
+    const files: SnapshotEntry[] = at.kind === 'file' ? [at] : ((await snap.list(target, { recursive: true })) ?? []).filter((e) => !(e.source === 'git' && e.path.endsWith(POINTER_EXT)));
+    if (files.length === 0) throw new TdvError('NOT_FOUND', `${quotePath(target)} holds no files at ${ext.rev ?? 'HEAD'} of ${ext.source.label}`);
+    const { store } = ext.source;
+    // Every object into the cache, verified, before anything is written.
+    const oids = new Map<SnapshotEntry, Oid>();
+    const queue = files.filter((f) => f.source === 'data');
+    const jobs = Math.max(1, opts.jobs ?? 8);
+    await Promise.all(
+      Array.from({ length: Math.min(jobs, queue.length) }, async () => {
+        for (let f = queue.shift(); f; f = queue.shift()) await snap.ensureObject(f.oid!, f.size);
+      }),
+    );
+    for (const f of files) oids.set(f, f.source === 'data' ? f.oid! : store.addBufferSync(snap.source.history.blob(f.blob!)));
+    const size = (f: SnapshotEntry) => (f.source === 'data' ? f.size! : snap.source.history.blob(f.blob!).length);
+    const bytes = files.reduce((n, f) => n + size(f), 0);
+    const prefix = at.kind === 'dir' ? `${target}/` : '';
+    let oid: Oid;
+    if (at.kind === 'file') {
+      oid = oids.get(at)!;
+    } else {
+      const entries: ManifestEntry[] = files.map((f) => ({ relpath: f.path.slice(prefix.length), sha256: oids.get(f)!, size: size(f), ...(f.isexec ? { isexec: true } : {}) }));
+      oid = store.writeManifest(entries);
+    }
+    const { guard, rel } = destination(here, out);
+    const { StatCache } = await import('../cache/statcache.js');
+    const { applyCheckout, planCheckout } = await import('../workspace/checkout.js');
+    const { userCacheDir } = await import('./lib/external.js');
+    const ctx = {
+      guard,
+      store,
+      // Never saved: the output is nobody's workspace.
+      statCache: new StatCache(path.join(here?.tmpDir ?? userCacheDir(), `unsaved.${tmpSuffix()}`), () => {}),
+      record: false,
+      // Copies (or reflinks): a hard link or symlink would let an edit of the output reach the cache.
+      linkTypes: ['reflink', 'copy'] as const,
+      onWarn: here ? (m: string) => here.reporter.warn?.(m) : undefined,
+    };
+    const source = `${ext.source.label}@${ext.commit.slice(0, 12)}:${target}`;
+    const plan = await planCheckout(ctx, [{ rel, oid, size: bytes, ...(at.kind === 'dir' ? { nfiles: files.length } : {}), ...(at.isexec ? { isexec: true } : {}), source }], { force: true });
+    if (plan.missing.length > 0) throw new TdvError('MISSING_OBJECT', `${plan.missing.length} object(s) of ${quotePath(target)} are not in the cache after fetching them; run the command again`);
+    await applyCheckout(ctx, plan);
+    return { url: ext.url, commit: ext.commit, path: target, out, kind: at.kind, files: files.length, bytes };
+  } finally {
+    await ext.close();
+  }
+}
+
+/**
+ * The guard the output is written through, and its path relative to it:
+ * inside this repository's work tree, the repository's own guard (never
+ * into `.git` or `.tdv`, never over a file Git tracks); elsewhere a guard of
+ * the output's parent directory, which must exist.
+ */
+function destination(here: Repo | undefined, out: string): { guard: Guard; rel: string } {
+  const parent = path.dirname(out);
+  const st = fs.statSync(parent, { throwIfNoEntry: false });
+  if (!st?.isDirectory()) throw new UsageError(`${parent} is not a directory; create it first, or choose another output with -o`);
+  const real = path.join(fs.realpathSync.native(parent), path.basename(out));
+  if (here) {
+    // The cache (wherever cache.dir puts it) holds objects only: files written there would be taken for them.
+    const cache = fs.existsSync(here.cacheDir) ? fs.realpathSync.native(here.cacheDir) : path.resolve(here.cacheDir);
+    if (isInside(cache, real)) throw new UsageError(`cannot write to ${out}: it is inside the cache (${cache}); choose another output with -o`);
+    const root = fs.realpathSync.native(here.root);
+    if (isInside(root, real)) return { guard: here.guard, rel: toPosix(path.relative(root, real)) };
+  }
+  return { guard: new Guard(path.dirname(real), { label: path.dirname(real) }), rel: path.basename(real) };
+}

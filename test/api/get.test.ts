@@ -1,0 +1,135 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { get } from '../../src/repo/get.js';
+import { rejectsWith, withRepo } from '../helpers/api.js';
+import { git, makeRepo, read, snapshot, tdv, tmpDir, write } from '../helpers/repo.js';
+import { filePointer, manifest, sha } from '../helpers/expect.js';
+import { commitAt, isolateUserCache, makeSource, objectFiles } from '../helpers/source.js';
+
+isolateUserCache();
+
+function corrupt(file: string, content: string): void {
+  fs.chmodSync(file, 0o644);
+  fs.writeFileSync(file, content);
+}
+
+describe('get', () => {
+  it('downloads a file and a directory outside any repository, at the default branch and at a tag', async () => {
+    const src = await makeSource();
+    const out = fs.realpathSync(tmpDir());
+    const f = await get(undefined, { url: src.url, path: 'data/trips.csv' }, out);
+    expect(f).toMatchObject({ kind: 'file', files: 1, out: path.join(out, 'trips.csv'), commit: src.v2 });
+    expect(read(out, 'trips.csv')).toBe('id,km\n1,v2\n2,v2\n');
+    const d = await get(undefined, { url: src.dir, path: 'images', rev: 'v1', out: path.join(out, 'old') }, out);
+    expect(d).toMatchObject({ kind: 'dir', files: 2, bytes: 2 });
+    expect(snapshot(path.join(out, 'old'))).toEqual({ 'a.png': Buffer.from('A').toString('base64'), 'sub/b.png': Buffer.from('B').toString('base64') });
+    // A Git file, and a Git directory holding data: its files and data, without pointer files.
+    await get(undefined, { url: src.url, path: 'README.md', rev: 'v1' }, out);
+    expect(read(out, 'README.md')).toBe('# source\n');
+    await get(undefined, { url: src.url, path: 'data', rev: 'v1', out: path.join(out, 'd') }, out);
+    expect(fs.readdirSync(path.join(out, 'd')).sort()).toEqual(['.gitignore', 'trips.csv']);
+    // Plain copies: an edit of the output never reaches a cache.
+    fs.appendFileSync(path.join(out, 'trips.csv'), 'x');
+    expect(fs.statSync(path.join(out, 'trips.csv')).nlink).toBe(1);
+  });
+
+  it('inside a repository: its cache is shared, nothing is tracked, Git-tracked files are not overwritten', async () => {
+    const src = await makeSource();
+    const here = await makeRepo();
+    write(here, 'kept.txt', 'mine');
+    await git(here, 'add', 'kept.txt');
+    await git(here, 'commit', '-qm', 'kept');
+    await withRepo(here, async (repo) => {
+      await get(repo, { url: src.url, path: 'images' }, here);
+      expect(repo.store.has(sha('C'))).toBe(true);
+      expect(read(here, 'images/c.png')).toBe('C');
+      expect(fs.existsSync(path.join(here, 'images.tdv'))).toBe(false);
+      const err = await rejectsWith(get(repo, { url: src.url, path: 'README.md', out: path.join(here, 'kept.txt'), force: true }, here), 'UNSAFE_PATH');
+      expect(err.message).toContain('kept.txt');
+      expect(read(here, 'kept.txt')).toBe('mine');
+      await rejectsWith(get(repo, { url: src.url, path: 'README.md', out: path.join(here, '.tdv', 'cache', 'x') }, here), 'USAGE');
+      await rejectsWith(get(repo, { url: src.url, path: 'README.md', out: path.join(here, '.git', 'x') }, here), 'UNSAFE_PATH');
+    });
+  });
+
+  it('refuses an existing output unless --force, and --force does not follow a symlink in it', async () => {
+    const src = await makeSource();
+    const out = fs.realpathSync(tmpDir());
+    write(out, 'trips.csv', 'mine');
+    await rejectsWith(get(undefined, { url: src.url, path: 'data/trips.csv' }, out), 'EXISTS');
+    expect(read(out, 'trips.csv')).toBe('mine');
+    await get(undefined, { url: src.url, path: 'data/trips.csv', force: true }, out);
+    expect(read(out, 'trips.csv')).toBe('id,km\n1,v2\n2,v2\n');
+    const elsewhere = fs.realpathSync(tmpDir());
+    fs.mkdirSync(path.join(out, 'images'));
+    fs.symlinkSync(elsewhere, path.join(out, 'images', 'sub'));
+    await get(undefined, { url: src.url, path: 'images', force: true }, out);
+    expect(fs.readdirSync(elsewhere)).toEqual([]);
+    expect(fs.lstatSync(path.join(out, 'images', 'sub')).isDirectory()).toBe(true);
+    expect(read(out, 'images/sub/b.png')).toBe('B');
+  });
+
+  it('writes nothing when an object is missing from the remote or damaged there', async () => {
+    const src = await makeSource();
+    const out = fs.realpathSync(tmpDir());
+    const c = objectFiles(src.remote).find((f) => f.endsWith(sha('C').slice(2)))!;
+    corrupt(c, 'X');
+    await rejectsWith(get(undefined, { url: src.url, path: 'images' }, out), 'CORRUPT_ON_REMOTE');
+    fs.rmSync(c);
+    await rejectsWith(get(undefined, { url: src.url, path: 'images' }, out), 'OBJECT_NOT_ON_REMOTE');
+    expect(fs.readdirSync(out)).toEqual([]);
+  });
+
+  it('refuses a hostile pointer in the source, URLs git would read as options, and ext::', async () => {
+    const src = await makeSource();
+    write(src.dir, 'evil.tdv', filePointer('../../escaped', 'x'));
+    await commitAt(src.dir, '2016-09-01T00:00:00Z', 'evil');
+    const out = fs.realpathSync(tmpDir());
+    await rejectsWith(get(undefined, { url: src.url, path: 'data/trips.csv' }, out), 'BAD_FORMAT');
+    await rejectsWith(get(undefined, { url: '--upload-pack=touch pwned', path: 'x' }, out), 'USAGE');
+    await rejectsWith(get(undefined, { url: `ext::sh -c touch% ${out}/pwned`, path: 'x' }, out), 'USAGE');
+    expect(fs.readdirSync(out)).toEqual([]);
+    expect(fs.existsSync(path.join(path.dirname(src.dir), 'escaped'))).toBe(false);
+  });
+
+  it('a missing path, the root, no default remote', async () => {
+    const src = await makeSource();
+    const out = fs.realpathSync(tmpDir());
+    await rejectsWith(get(undefined, { url: src.url, path: 'nope' }, out), 'NOT_FOUND');
+    await rejectsWith(get(undefined, { url: src.url, path: '.' }, out), 'USAGE');
+    expect((await tdv(src.dir, 'remote', 'default', '--unset')).code).toBe(0);
+    await commitAt(src.dir, '2016-09-01T00:00:00Z', 'no default');
+    await rejectsWith(get(undefined, { url: src.url, path: 'data/trips.csv' }, out), 'NO_REMOTE');
+    // A Git file needs no remote.
+    await get(undefined, { url: src.url, path: 'src/x.py' }, out);
+    expect(read(out, 'x.py')).toBe('print(1)\n');
+  });
+});
+
+describe('get: hostile sources', () => {
+  it('refuses a manifest whose paths leave the directory, writing nothing', async () => {
+    const src = await makeSource();
+    const m = manifest([
+      { relpath: 'ok.png', content: 'A' },
+      { relpath: '../../escaped.png', content: 'B' },
+    ]);
+    const obj = path.join(src.remote, 'files', 'sha256', m.oid.slice(0, 2), m.oid.slice(2));
+    fs.mkdirSync(path.dirname(obj), { recursive: true });
+    fs.writeFileSync(obj, m.text);
+    write(src.dir, 'evil.tdv', `outs:\n- path: evil\n  sha256: ${m.oid}\n  size: ${m.size}\n  nfiles: 2\n`);
+    await commitAt(src.dir, '2016-09-01T00:00:00Z', 'evil');
+    const out = fs.realpathSync(path.join(tmpDir(), '.'));
+    const err = await rejectsWith(get(undefined, { url: src.url, path: 'evil' }, out), 'BAD_FORMAT');
+    expect(err.message).toContain('escaped.png');
+    expect(fs.readdirSync(out)).toEqual([]);
+    expect(fs.existsSync(path.join(path.dirname(out), 'escaped.png'))).toBe(false);
+  });
+
+  it('refuses a source config too large to be one', async () => {
+    const src = await makeSource();
+    fs.appendFileSync(path.join(src.dir, '.tdv', 'config.yaml'), `# ${'x'.repeat(9 * 2 ** 20)}\n`);
+    await commitAt(src.dir, '2016-09-01T00:00:00Z', 'big config');
+    await rejectsWith(get(undefined, { url: src.url, path: 'data/trips.csv' }, fs.realpathSync(tmpDir())), 'TOO_LARGE');
+  });
+});

@@ -1,0 +1,38 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { read, tdv, tmpDir, write } from '../helpers/repo.js';
+import { expectOneLineError } from '../helpers/expect.js';
+import { isolateUserCache, makeSource } from '../helpers/source.js';
+
+/** CLI layer: `tdv get`'s summary line, --json, -o relative to where tdv runs, and its error lines. What it does: test/api/get.test.ts. */
+isolateUserCache();
+
+describe('tdv get', () => {
+  it('says what it wrote where; -o is relative to where tdv runs', async () => {
+    const src = await makeSource();
+    const out = fs.realpathSync(tmpDir());
+    const r = await tdv(out, 'get', src.url, 'images', '--rev', 'v1', '-o', 'imgs');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(`Downloaded images (2 files, 2 B) of ${src.url} at ${src.v1.slice(0, 12)} to ${path.join(out, 'imgs')}\n`);
+    expect(read(out, 'imgs/sub/b.png')).toBe('B');
+    const json = await tdv(out, 'get', path.relative(out, src.dir), 'data/trips.csv', '--json');
+    expect(JSON.parse(json.stdout)).toEqual({ url: src.dir, commit: src.v2, path: 'data/trips.csv', out: path.join(out, 'trips.csv'), kind: 'file', files: 1, bytes: 16 });
+  });
+
+  it('errors: an existing output, a URL starting with "-", a missing path', async () => {
+    const src = await makeSource();
+    const out = fs.realpathSync(tmpDir());
+    write(out, 'trips.csv', 'mine');
+    const exists = await tdv(out, 'get', src.url, 'data/trips.csv');
+    expect(exists.code).toBe(2);
+    expectOneLineError(exists.stderr, 'already exists', '--force');
+    const dash = await tdv(out, 'get', '--', '-uevil', 'x');
+    expect(dash.code).toBe(2);
+    expectOneLineError(dash.stderr, 'starts with "-"');
+    const missing = await tdv(out, 'get', src.url, 'nope');
+    expect(missing.code).toBe(1);
+    expectOneLineError(missing.stderr, 'nope does not exist at HEAD');
+    expect(read(out, 'trips.csv')).toBe('mine');
+  });
+});

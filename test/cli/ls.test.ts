@@ -1,0 +1,56 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { makeRepo, tdv, tmpDir } from '../helpers/repo.js';
+import { expectOneLineError } from '../helpers/expect.js';
+import { isolateUserCache, makeSource } from '../helpers/source.js';
+
+/** CLI layer: how `tdv ls` words its listing, reads its arguments, --json and errors. What it lists: test/api/ls.test.ts. */
+isolateUserCache();
+
+describe('tdv ls', () => {
+  it('one line per entry: "data" or "git", directories with a trailing slash; -l adds sizes', async () => {
+    const src = await makeSource();
+    const r = await tdv(src.dir, 'ls');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(['git   .gitignore', 'git   .tdvignore', 'git   README.md', 'git   data/', 'data  images/', 'git   images.tdv', 'git   src/', ''].join('\n'));
+    const long = await tdv(path.join(src.dir, 'data'), 'ls', '-l', '.', '--rev', 'v1');
+    expect(long.stdout.split('\n')[1]).toBe(`data        11 B  trips.csv`);
+  });
+
+  it('a URL as the first argument, from inside another repository and outside any', async () => {
+    const src = await makeSource();
+    const here = await makeRepo();
+    const outside = tmpDir();
+    for (const cwd of [here, outside]) {
+      const r = await tdv(cwd, 'ls', src.url, 'images', '-R');
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toBe('data  a.png\ndata  c.png\ndata  sub/b.png\n');
+    }
+    const rel = await tdv(here, 'ls', path.relative(here, src.dir), '--rev', '@2016-07-31', 'images');
+    expect(rel.stderr).toBe('');
+    expect(rel.stdout).toBe('data  a.png\ndata  sub/\n');
+  });
+
+  it('--json: a list of entries', async () => {
+    const src = await makeSource();
+    const r = await tdv(tmpDir(), 'ls', src.dir, 'data/trips.csv', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual([{ path: 'trips.csv', kind: 'file', source: 'data', size: 16, oid: expect.any(String) }]);
+  });
+
+  it('errors: a missing path, no repository, a URL git would read as an option, ext::', async () => {
+    const src = await makeSource();
+    const missing = await tdv(src.dir, 'ls', 'nope');
+    expect(missing.code).toBe(1);
+    expectOneLineError(missing.stderr, 'nope does not exist at HEAD');
+    const none = await tdv(tmpDir(), 'ls');
+    expect(none.code).toBe(1);
+    expectOneLineError(none.stderr, 'not in a tdv repository');
+    const dash = await tdv(tmpDir(), 'ls', '--', '--upload-pack=touch x');
+    expect(dash.code).toBe(2);
+    expectOneLineError(dash.stderr, 'starts with "-"');
+    const ext = await tdv(tmpDir(), 'ls', 'ext::sh -c touch% /tmp/pwned');
+    expect(ext.code).toBe(2);
+    expectOneLineError(ext.stderr, 'remote helper');
+  });
+});
