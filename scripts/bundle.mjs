@@ -46,3 +46,20 @@ await build({
   plugins: [yamlAsEsm],
   logLevel: 'warning',
 });
+
+// The web view's page assets (tdv serve, src/serve/web.ts): one script and one
+// stylesheet (uPlot and its CSS included), for browsers, served from
+// dist/bundle/web/; nothing comes from a CDN. Type-checked by their own
+// tsconfig (lib dom), which the CLI's tsconfig leaves out.
+await build({
+  entryPoints: { app: 'src/serve/web/client/main.ts' },
+  outdir: 'dist/bundle/web',
+  bundle: true,
+  format: 'iife',
+  platform: 'browser',
+  target: ['chrome110', 'firefox110', 'safari16'],
+  minify: true,
+  legalComments: 'inline',
+  tsconfig: 'src/serve/web/client/tsconfig.json',
+  logLevel: 'warning',
+});
