@@ -34,6 +34,8 @@ class BadRequest extends Error {
 
 const MAX_REV = 1024;
 const MAX_LIMIT = 500;
+/** Git files in a listing whose size is given (each costs reading the blob). */
+const MAX_SIZED = 1000;
 
 /** Answers one API request; `name` is the path after `/-/api/`. */
 export async function api(ctx: ServeContext, name: string, q: URLSearchParams): Promise<ApiAnswer> {
@@ -129,7 +131,11 @@ async function files(ctx: ServeContext, q: URLSearchParams): Promise<unknown> {
     rev,
     ...commitInfo(ctx, commit),
     path: dir,
-    entries: entries.map((e) => ({ name: e.path.slice(dir === '' ? 0 : dir.length + 1), path: e.path, kind: e.kind, source: e.source, size: e.size ?? null, oid: e.oid ?? null })),
+    entries: entries.map((e, i) => {
+      // A Git file's size is its blob's length: read for the first entries only (a listing of a huge directory stays cheap).
+      const size = e.size ?? (e.kind === 'file' && e.blob && i < MAX_SIZED ? ctx.source.history.blob(e.blob).length : null);
+      return { name: e.path.slice(dir === '' ? 0 : dir.length + 1), path: e.path, kind: e.kind, source: e.source, size, oid: e.oid ?? null };
+    }),
   };
 }
 

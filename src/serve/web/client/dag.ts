@@ -8,9 +8,9 @@
 import type { Pipeline, Stage } from './api.js';
 import { s } from './dom.js';
 
-const NODE_W = 184;
+const NODE_W = 196;
 const NODE_H = 54;
-const COL_GAP = 84;
+const COL_GAP = 64;
 const ROW_GAP = 22;
 const PAD = 16;
 
@@ -108,7 +108,7 @@ export function drawDag(p: Pipeline, selected: string | undefined, select: (name
       s('title', null, st.name),
       s('rect', { width: NODE_W, height: NODE_H, rx: 8, ry: 8 }),
       s('text', { x: 14, y: 23, class: 'name' }, clip(st.name, 22)),
-      s('text', { x: 14, y: 41, class: 'sub' }, clip(subtitle(st), 25)),
+      s('text', { x: 14, y: 41, class: 'sub' }, clip(subtitle(st), 26)),
       st.metrics.length ? s('circle', { cx: NODE_W - 14, cy: 14, r: 4, class: 'metric-dot' }, s('title', null, 'writes metrics')) : null,
     );
     svg.append(g);

@@ -312,7 +312,10 @@ async function viewDiff(params: URLSearchParams): Promise<HTMLElement> {
   );
 }
 
-function pathTable(commit: string, list: WebPath[], showProducer: (name: string) => void): HTMLElement {
+const within = (parent: string, child: string) => child === parent || child.startsWith(`${parent}/`) || parent.startsWith(`${child}/`);
+
+/** Inputs (each with the stage that wrote it) or outputs (each with the stages that read it), linked to the files. */
+function pathTable(commit: string, list: WebPath[], showProducer: (name: string) => void, readers?: Stage[]): HTMLElement {
   if (!list.length) return empty('None.');
   return table(
     ['Path', 'Kind', 'SHA-256', ['Size', 'num']],
@@ -325,6 +328,9 @@ function pathTable(commit: string, list: WebPath[], showProducer: (name: string)
           null,
           pathLink(commit, p),
           p.producer ? h('button', { type: 'button', class: 'link small', 'data-producer': p.producer, onclick: () => showProducer(p.producer!) }, `← ${p.producer}`) : null,
+          (readers ?? [])
+            .filter((r) => r.deps.some((d) => within(p.path, d.path)))
+            .map((r) => h('button', { type: 'button', class: 'link small', 'data-consumer': r.name, onclick: () => showProducer(r.name) }, `→ ${r.name}`)),
         ),
         h('td', null, badge(p.kind === 'git' ? 'code (git)' : p.kind, p.kind)),
         h('td', null, p.sha256 ? mono(short(p.sha256), p.sha256) : h('span', { class: 'muted' }, '—')),
@@ -379,7 +385,12 @@ function stagePanel(p: Pipeline, st: Stage, select: (name: string) => void): HTM
     h('h3', null, 'Inputs'),
     pathTable(p.commit, st.deps, select),
     h('h3', null, 'Outputs'),
-    pathTable(p.commit, st.outs, select),
+    pathTable(
+      p.commit,
+      st.outs,
+      select,
+      p.stages.filter((x) => x.upstream.includes(st.name)),
+    ),
     st.metrics.length ? [h('h3', null, 'Metrics'), metrics] : null,
   );
 }
