@@ -13,6 +13,8 @@ const NODE_H = 54;
 const COL_GAP = 64;
 const ROW_GAP = 22;
 const PAD = 16;
+/** How far above the stages an edge skipping columns bows. */
+const BOW = 44;
 
 interface Placed {
   stage: Stage;
@@ -21,7 +23,7 @@ interface Placed {
 }
 
 /** Positions of every stage: column by depth, rows by the mean row of their upstream stages. */
-function layout(p: Pipeline): Map<string, Placed> {
+function layout(p: Pipeline, top: number): Map<string, Placed> {
   const cols: Stage[][] = [];
   for (const st of p.stages) (cols[st.depth] ??= []).push(st);
   const row = new Map<string, number>();
@@ -40,7 +42,7 @@ function layout(p: Pipeline): Map<string, Placed> {
     if (!col) return;
     // Each column centred on the tallest one.
     const offset = ((tallest - col.length) * (NODE_H + ROW_GAP)) / 2;
-    for (const st of col) placed.set(st.name, { stage: st, x: PAD + depth * (NODE_W + COL_GAP), y: PAD + offset + row.get(st.name)! * (NODE_H + ROW_GAP) });
+    for (const st of col) placed.set(st.name, { stage: st, x: PAD + depth * (NODE_W + COL_GAP), y: top + offset + row.get(st.name)! * (NODE_H + ROW_GAP) });
   });
   return placed;
 }
@@ -56,7 +58,10 @@ function subtitle(st: Stage): string {
 
 /** The DAG as an SVG element; `select` is called with a stage's name when it is clicked (or Enter is pressed on it). */
 export function drawDag(p: Pipeline, selected: string | undefined, select: (name: string) => void): SVGSVGElement {
-  const placed = layout(p);
+  // An edge that skips a column bows over the stages between (room is left above them for it).
+  const depthOf = new Map(p.stages.map((st) => [st.name, st.depth]));
+  const skips = (e: { from: string; to: string }) => (depthOf.get(e.to) ?? 0) - (depthOf.get(e.from) ?? 0) > 1;
+  const placed = layout(p, p.edges.some(skips) ? PAD + BOW : PAD);
   let w = 0;
   let hgt = 0;
   for (const n of placed.values()) {
@@ -86,7 +91,9 @@ export function drawDag(p: Pipeline, selected: string | undefined, select: (name
     const x2 = b.x - 2;
     const y2 = b.y + NODE_H / 2;
     const mid = (x1 + x2) / 2;
-    svg.append(s('path', { class: `edge${related.has(`${e.from}\u0000${e.to}`) ? ' related' : ''}`, d: `M ${x1} ${y1} C ${mid} ${y1}, ${mid} ${y2}, ${x2} ${y2}`, 'marker-end': 'url(#arrow)' }));
+    const top = Math.min(a.y, b.y) - BOW;
+    const d = skips(e) ? `M ${x1} ${y1} C ${x1 + COL_GAP} ${top}, ${x2 - COL_GAP} ${top}, ${x2} ${y2}` : `M ${x1} ${y1} C ${mid} ${y1}, ${mid} ${y2}, ${x2} ${y2}`;
+    svg.append(s('path', { class: `edge${related.has(`${e.from}\u0000${e.to}`) ? ' related' : ''}`, d, 'marker-end': 'url(#arrow)' }));
   }
   for (const n of placed.values()) {
     const st = n.stage;

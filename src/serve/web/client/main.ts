@@ -414,7 +414,9 @@ async function viewDag(params: URLSearchParams): Promise<HTMLElement> {
     mount(side, stagePanel(p, st, show));
   };
   show(selected);
-  return h('div', null, head, p.problem ? failure(new ApiError(200, 'PIPELINE', p.problem)) : null, h('div', { class: 'dag-layout' }, graph, side));
+  // A graph wider than its column beside the panel gets the page's width, the panel below it.
+  const wide = Number(graph.querySelector('svg')?.getAttribute('width') ?? 0) > 760;
+  return h('div', null, head, p.problem ? failure(new ApiError(200, 'PIPELINE', p.problem)) : null, h('div', { class: `dag-layout${wide ? ' wide' : ''}` }, graph, side));
 }
 
 const PALETTE = ['#0969da', '#cf222e', '#1a7f37', '#8250df', '#bc4c00', '#0a7b83', '#bf3989', '#4d2d00', '#57606a'];
@@ -459,7 +461,11 @@ async function viewMetrics(params: URLSearchParams): Promise<HTMLElement> {
         axes: [
           {
             values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) && m.commits[t] ? short(m.commits[t]!.commit).slice(0, 7) : '')),
-            splits: () => xs,
+            // A label per commit while they fit (about 80 px each), else every k-th.
+            splits: (u) => {
+              const k = Math.max(1, Math.ceil(xs.length / Math.max(1, Math.floor(u.bbox.width / devicePixelRatio / 80))));
+              return xs.filter((x) => x % k === 0 || x === xs.length - 1);
+            },
             grid: { stroke: '#eaeef2' },
             font: '11px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace',
           },
