@@ -53,6 +53,9 @@ beforeAll(async () => {
     const [oid, ...subject] = line.split(' ');
     commits[subject.join(' ')] = oid!;
   }
+  // A remote holding every commit's data, for objects missing from the cache.
+  await execa('node', [TDV_BIN, 'remote', 'add', '-d', 'store', tmpDir('tdv-web-store-')], { cwd: repo });
+  await execa('node', [TDV_BIN, 'push', '--all-commits'], { cwd: repo });
   ({ proc: server, url: base } = await serve(repo));
 }, 120_000);
 
@@ -95,6 +98,8 @@ describe('web view JSON API', () => {
     expect(body.entries).toEqual([
       expect.objectContaining({ path: 'data/.gitignore', kind: 'file', source: 'git', size: expect.any(Number) }),
       expect.objectContaining({ path: 'data/features.csv', kind: 'file', source: 'data' }),
+      expect.objectContaining({ path: 'data/images', kind: 'dir', source: 'data' }),
+      expect.objectContaining({ path: 'data/images.tdv', kind: 'file', source: 'git' }),
       expect.objectContaining({ path: 'data/raw.csv', kind: 'file', source: 'data', size: 24 }),
       expect.objectContaining({ path: 'data/raw.csv.tdv', kind: 'file', source: 'git' }),
     ]);
@@ -107,7 +112,11 @@ describe('web view JSON API', () => {
     expect(by['data/raw.csv']).toMatchObject({ source: 'data', status: 'modified', old: { size: 24 }, new: { size: 34 } });
     expect(by['params.yaml']).toMatchObject({ source: 'git', status: 'modified' });
     expect(by['src/features.sh']).toBeUndefined();
-    expect(body.summary).toEqual({ added: 0, modified: body.changes.length, deleted: 0 });
+    // A tracked directory's files one by one.
+    expect(by['data/images/a.txt']).toMatchObject({ source: 'data', status: 'modified', old: { size: 4 }, new: { size: 6 } });
+    expect(by['data/images/c.txt']).toMatchObject({ source: 'data', status: 'added', old: null, new: { size: 2 } });
+    expect(by['data/images/b.txt']).toBeUndefined();
+    expect(body.summary).toEqual({ added: 1, modified: body.changes.length - 1, deleted: 0 });
     const fromStart = await api(`/-/api/diff?a=${commits['Add raw data']}&b=v1`);
     const added = fromStart.body.changes.filter((c: any) => c.status === 'added').map((c: any) => c.path);
     expect(added).toEqual(expect.arrayContaining(['data/features.csv', 'model.json', 'src/train.sh', 'tdv.yaml', 'tdv.lock']));
@@ -161,6 +170,15 @@ describe('web view JSON API', () => {
     ]);
     const same = await api('/-/api/params?a=experiment&b=experiment');
     expect(same.body.changes.every((c: any) => c.unchanged)).toBe(true);
+  });
+
+  it("fetches a directory's manifest missing from the cache from the remote to diff it", async () => {
+    const manifests = (await execa('find', ['.tdv/cache', '-name', '*.dir', '-type', 'f'], { cwd: repo })).stdout.split('\n').filter(Boolean);
+    expect(manifests.length).toBeGreaterThanOrEqual(2);
+    for (const m of manifests) fs.rmSync(path.join(repo, m));
+    const { status, body } = await api('/-/api/diff?a=v1&b=main');
+    expect([status, body.error]).toEqual([200, undefined]);
+    expect(body.changes.map((c: any) => c.path)).toEqual(expect.arrayContaining(['data/images/a.txt', 'data/images/c.txt']));
   });
 
   it('answers hostile revisions, paths and requests with JSON errors, and keeps serving', async () => {

@@ -14,7 +14,10 @@ git init -q -b main
 $tdv init >/dev/null
 mkdir -p data src
 printf 'id,value\n1,10\n2,20\n3,30\n' > data/raw.csv
-$tdv add data/raw.csv >/dev/null
+mkdir -p data/images
+printf 'aaaa' > data/images/a.txt
+printf 'bbbbbbbb' > data/images/b.txt
+$tdv add data/raw.csv data/images >/dev/null
 git add -A
 c '2026-07-01T10:00:00Z' 'Add raw data'
 cat > src/features.sh <<'SH'
@@ -67,6 +70,9 @@ git add -A
 c '2026-08-02T10:00:00Z' 'Raise the learning rate'
 git branch experiment
 sed -i 's/scale: 2/scale: 5/' params.yaml
+printf 'aaaaaa' > data/images/a.txt
+printf 'cc' > data/images/c.txt
+$tdv add data/images >/dev/null
 $tdv repro >/dev/null
 git add -A
 c '2026-08-05T10:00:00Z' 'Scale features by 5'

@@ -147,8 +147,7 @@ async function files(ctx: ServeContext, q: URLSearchParams): Promise<unknown> {
 async function diff(ctx: ServeContext, q: URLSearchParams): Promise<unknown> {
   const a = revParam(ctx, q, 'a');
   const b = revParam(ctx, q, 'b');
-  const { diff: diffOf } = await import('../../repo/diff.js');
-  const d = await diffOf(ctx.repo, { a: a.commit, b: b.commit });
+  const d = await dataDiff(ctx, a.commit, b.commit);
   const data = d.changes.map((c) => ({
     path: c.path,
     source: 'data',
@@ -161,6 +160,31 @@ async function diff(ctx: ServeContext, q: URLSearchParams): Promise<unknown> {
   const summary = { added: 0, modified: 0, deleted: 0 };
   for (const c of changes) summary[c.status as keyof typeof summary]++;
   return { a: { rev: a.rev, ...commitInfo(ctx, a.commit) }, b: { rev: b.rev, ...commitInfo(ctx, b.commit) }, changes, summary };
+}
+
+/**
+ * tdv diff of two commits. It reads tracked directories' manifests from the
+ * cache; one that is missing there is fetched from the remote (verified and
+ * kept, as every read through `serve`), and the diff tried again.
+ */
+async function dataDiff(ctx: ServeContext, a: string, b: string) {
+  const { diff: diffOf } = await import('../../repo/diff.js');
+  const fetched = new Set<string>();
+  for (;;) {
+    try {
+      return await diffOf(ctx.repo, { a, b });
+    } catch (err) {
+      const paths = err instanceof TdvError && err.code === 'MISSING_OBJECTS' ? (err.data?.paths as string[] | undefined) : undefined;
+      if (!paths?.length || paths.some((p) => fetched.has(p))) throw err;
+      for (const p of paths) {
+        fetched.add(p);
+        for (const commit of [a, b]) {
+          const e = await (await ctx.snapshot(commit)).stat(p);
+          if (e?.oid) await (await ctx.snapshot(commit)).ensureObject(e.oid);
+        }
+      }
+    }
+  }
 }
 
 /** Git files that differ between two commits (blob ids compared), with their sizes. */
