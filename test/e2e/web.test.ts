@@ -263,6 +263,9 @@ describeNeeding('Chromium', chromiumMissing, 'web view in a browser', () => {
     await ready();
     const rows = page.locator('table.log tbody tr');
     expect(await rows.count()).toBe(4);
+    expect(await page.locator('button.more').isVisible()).toBe(false); // no older versions
+    const dirChange = rows.first().locator('ul.changes li', { hasText: 'data/images/' });
+    expect((await dirChange.innerText()).replace(/\s+/g, ' ')).toBe('modified data/images/ 12 B → 16 B (files: 1 added, 1 modified)');
     await expect.poll(() => page.locator('table.log .subject', { hasText: HOSTILE_SUBJECT }).count()).toBe(1);
     expect(await page.locator('main img').count()).toBe(0);
     expect(dialogs).toEqual([]);

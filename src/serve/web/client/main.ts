@@ -164,8 +164,21 @@ async function viewRefs(): Promise<HTMLElement> {
 
 function changeLine(c: LogPage['commits'][number]['changes'][number]): HTMLElement {
   const sizes = c.previous && c.version ? `${bytes(c.previous.size)} → ${bytes(c.version.size)}` : bytes((c.version ?? c.previous)?.size);
-  const files = c.files ? `${c.files.added} added, ${c.files.modified} modified, ${c.files.deleted} deleted` : null;
-  return h('li', null, badge(c.change, c.change), h('span', { class: 'mono path' }, c.path), h('span', { class: 'muted' }, sizes), files ? h('span', { class: 'muted' }, ` · ${files}`) : null);
+  const isDir = c.files !== null || (c.version ?? c.previous)?.nfiles !== undefined;
+  const counts = c.files
+    ? (['added', 'modified', 'deleted'] as const)
+        .filter((k) => c.files![k] > 0)
+        .map((k) => `${c.files![k]} ${k}`)
+        .join(', ')
+    : '';
+  return h(
+    'li',
+    null,
+    badge(c.change, c.change),
+    h('span', { class: 'mono path' }, isDir ? `${c.path}/` : c.path),
+    h('span', { class: 'muted nowrap' }, sizes),
+    counts ? h('span', { class: 'muted small nowrap' }, `(files: ${counts})`) : null,
+  );
 }
 
 async function viewLog(params: URLSearchParams): Promise<HTMLElement> {
@@ -182,7 +195,8 @@ async function viewLog(params: URLSearchParams): Promise<HTMLElement> {
     // Older first: the diff reads as "what this history did".
     const order = [...body.querySelectorAll<HTMLInputElement>('input[type=checkbox]')].map((i) => i.value);
     const [x, y] = [...picked].sort((p, q) => order.indexOf(q) - order.indexOf(p));
-    location.hash = route('diff', { a: x, b: y });
+    // Twelve digits name a commit as surely as forty, and read better in the fields.
+    location.hash = route('diff', { a: x!.slice(0, 12), b: y!.slice(0, 12) });
   });
   const addPage = (page: LogPage) => {
     for (const c of page.commits) {
@@ -290,7 +304,8 @@ async function viewDiff(params: URLSearchParams): Promise<HTMLElement> {
       num(delta(c)),
     ),
   );
-  const side = (x: Diff['a']) => h('div', { class: 'side' }, mono(x.rev), ' ', commitLink(x.commit), h('div', { class: 'muted small' }, x.subject));
+  // The revision as given, unless it is the commit id itself.
+  const side = (x: Diff['a']) => h('div', { class: 'side' }, x.commit.startsWith(x.rev) ? null : [mono(x.rev), ' '], commitLink(x.commit), h('div', { class: 'muted small' }, x.subject));
   return h(
     'div',
     null,
