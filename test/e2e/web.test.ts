@@ -68,7 +68,7 @@ describe('web view JSON API', () => {
     const { status, body } = await api('/-/api/refs');
     expect(status).toBe(200);
     expect(body.head).toEqual({ branch: 'main', commit: commits['Scale features by 5'] });
-    expect(body.branches.map((b: any) => b.name).sort()).toEqual(['experiment', 'main']);
+    expect(body.branches.map((b: any) => b.name).sort()).toEqual(['experiment', 'main', 'next']);
     expect(body.tags.map((t: any) => [t.name, t.commit])).toEqual([
       ['v1', commits['Pipeline: features, train, evaluate']],
       ['v2', commits['Scale features by 5']],
@@ -151,6 +151,20 @@ describe('web view JSON API', () => {
     // A date revision: the last commit on or before that day.
     const dated = await api('/-/api/dag?rev=@2026-07-15');
     expect(dated.body.commit).toBe(commits['Pipeline: features, train, evaluate']);
+    // A stage tdv.yaml declares but tdv.lock does not record (never run): drawn from tdv.yaml.
+    const next = await api('/-/api/dag?rev=next');
+    expect(next.body.stages.at(-1)).toMatchObject({
+      name: 'report',
+      locked: false,
+      depth: 3,
+      upstream: ['evaluate', 'train'],
+      image: { ref: 'busybox:1.36', digest: null },
+      deps: [
+        { path: 'metrics.json', sha256: null, kind: 'data', producer: 'evaluate' },
+        { path: 'model.json', sha256: null, kind: 'data', producer: 'train' },
+      ],
+      outs: [{ path: 'report.html', kind: 'missing' }],
+    });
     // Before the pipeline existed: no stages.
     const none = await api(`/-/api/dag?rev=${commits['Add raw data']}`);
     expect(none.body.stages).toEqual([]);

@@ -77,3 +77,15 @@ $tdv repro >/dev/null
 git add -A
 c '2026-08-05T10:00:00Z' 'Scale features by 5'
 git tag v2
+# A branch whose tdv.yaml declares a stage that never ran (tdv.lock does not record it).
+git checkout -q -b next
+cat >> tdv.yaml <<'Y'
+  report:
+    cmd: sh src/report.sh
+    image: busybox:1.36
+    deps: [metrics.json, model.json]
+    outs: [report.html]
+Y
+git add tdv.yaml
+c '2026-08-06T10:00:00Z' 'Declare a report stage'
+git checkout -q main
