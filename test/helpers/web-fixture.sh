@@ -6,18 +6,19 @@
 # Usage: web-fixture.sh DIR TDV_BIN
 set -eu
 dir=$1
-tdv="node $2"
+bin=$2
+tdv() { node "$bin" "$@"; }
 cd "$dir"
 export GIT_AUTHOR_NAME='Ada <b>Lovelace</b>' GIT_AUTHOR_EMAIL=ada@example.com GIT_COMMITTER_NAME=Ada GIT_COMMITTER_EMAIL=ada@example.com
 c() { GIT_AUTHOR_DATE="$1" GIT_COMMITTER_DATE="$1" git commit -q -m "$2"; }
 git init -q -b main
-$tdv init >/dev/null
+tdv init >/dev/null
 mkdir -p data src
 printf 'id,value\n1,10\n2,20\n3,30\n' > data/raw.csv
 mkdir -p data/images
 printf 'aaaa' > data/images/a.txt
 printf 'bbbbbbbb' > data/images/b.txt
-$tdv add data/raw.csv data/images >/dev/null
+tdv add data/raw.csv data/images >/dev/null
 git add -A
 c '2026-07-01T10:00:00Z' 'Add raw data'
 cat > src/features.sh <<'SH'
@@ -55,25 +56,25 @@ stages:
     params: [train.lr]
     metrics: [metrics.json]
 Y
-$tdv repro >/dev/null
+tdv repro >/dev/null
 git add -A
 c '2026-07-10T10:00:00Z' 'Pipeline: features, train, evaluate'
 git tag v1
 printf 'id,value\n1,10\n2,20\n3,30\n4,40\n5,50\n' > data/raw.csv
-$tdv add data/raw.csv >/dev/null
-$tdv repro >/dev/null
+tdv add data/raw.csv >/dev/null
+tdv repro >/dev/null
 git add -A
 c '2026-07-20T10:00:00Z' 'More raw rows <img src=x onerror=alert(1)>'
 sed -i 's/lr: 0.1/lr: 0.3/' params.yaml
-$tdv repro >/dev/null
+tdv repro >/dev/null
 git add -A
 c '2026-08-02T10:00:00Z' 'Raise the learning rate'
 git branch experiment
 sed -i 's/scale: 2/scale: 5/' params.yaml
 printf 'aaaaaa' > data/images/a.txt
 printf 'cc' > data/images/c.txt
-$tdv add data/images >/dev/null
-$tdv repro >/dev/null
+tdv add data/images >/dev/null
+tdv repro >/dev/null
 git add -A
 c '2026-08-05T10:00:00Z' 'Scale features by 5'
 git tag v2
