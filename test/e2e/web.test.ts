@@ -284,9 +284,24 @@ describeNeeding('Chromium', chromiumMissing, 'web view in a browser', () => {
     expect(await page.locator('main img').count()).toBe(0);
     expect(dialogs).toEqual([]);
     await shot('history');
+    // A version's files, down into a tracked directory; each file links to /<commit>/<path>.
+    await rows.first().getByRole('link', { name: 'Files' }).click();
+    await page.waitForSelector('main[data-view=files]');
+    await page.getByRole('link', { name: 'data/', exact: true }).click();
+    await page.getByRole('link', { name: 'images/', exact: true }).click();
+    await expect.poll(() => page.locator('table.files tbody a.file').allInnerTexts()).toEqual(['a.txt', 'b.txt', 'c.txt']);
+    const a = page.locator('table.files tbody tr', { hasText: 'a.txt' });
+    expect(await a.locator('td').allInnerTexts()).toEqual(['a.txt', 'data', '6 B', expect.stringMatching(/^[0-9a-f]{8}$/)]);
+    expect(await a.locator('a.file').getAttribute('href')).toBe(`/${commits['Scale features by 5']}/data/images/a.txt`);
+    expect((await page.locator('.crumbs').innerText()).replace(/\s+/g, '')).toBe('/›data›images');
+    await shot('files');
   });
 
   it('opens the diff of two versions picked in the history', async () => {
+    await page.goBack();
+    await page.goBack();
+    await page.goBack();
+    await page.waitForSelector('main[data-view=log][aria-busy=false]');
     await page.locator(`input[value="${commits['Pipeline: features, train, evaluate']}"]`).check();
     await page.locator(`input[value="${commits['Scale features by 5']}"]`).check();
     await page.getByRole('button', { name: 'Compare 2 selected' }).click();

@@ -68,6 +68,8 @@ function renderNav(view: string): void {
 
 // ---------- building blocks ----------
 
+/** A revision as shown: a full commit id shortened to 12 digits (still unambiguous), anything else as given. */
+const revLabel = (rev: string): string => (/^[0-9a-f]{40}$/.test(rev) ? rev.slice(0, 12) : rev);
 const badge = (text: string, kind: string): HTMLElement => h('span', { class: `badge ${kind}` }, text);
 const mono = (text: string, title?: string): HTMLElement => h('code', { class: 'mono', title: title ?? null }, text);
 const commitLink = (oid: string): HTMLElement => h('a', { href: route('files', { rev: oid }), class: 'mono commit', title: oid }, short(oid));
@@ -245,7 +247,7 @@ async function viewLog(params: URLSearchParams): Promise<HTMLElement> {
   return h(
     'div',
     null,
-    pageTitle(h('span', null, 'Data versions on ', mono(rev)), first.shallow ? 'This clone is shallow: older versions are not here.' : 'Commits where tracked data changed, newest first.'),
+    pageTitle(h('span', null, 'Data versions on ', mono(revLabel(rev))), first.shallow ? 'This clone is shallow: older versions are not here.' : 'Commits where tracked data changed, newest first.'),
     h('div', { class: 'toolbar' }, h('span', { class: 'muted' }, 'Select two versions to compare them file by file.'), compare),
     first.commits.length ? h('section', { class: 'card flush' }, tbl) : card('No data versions', empty('No commit on this branch changed tracked data.')),
     more,
@@ -275,7 +277,7 @@ async function viewFiles(params: URLSearchParams): Promise<HTMLElement> {
   return h(
     'div',
     null,
-    pageTitle(h('span', null, 'Files at ', mono(rev)), h('span', null, commitLink(l.commit), ' ', l.subject, h('span', { class: 'muted' }, ` · ${l.author} · ${when(l.date)}`))),
+    pageTitle(h('span', null, 'Files at ', mono(revLabel(rev))), h('span', null, commitLink(l.commit), ' ', l.subject, h('span', { class: 'muted' }, ` · ${l.author} · ${when(l.date)}`))),
     h('div', { class: 'crumbs' }, crumbs),
     h('section', { class: 'card flush' }, l.entries.length ? table(['Name', 'Kept by', ['Size', 'num'], 'Object'], rows, 'files') : empty('Empty directory.')),
   );
@@ -413,7 +415,7 @@ function stagePanel(p: Pipeline, st: Stage, select: (name: string) => void): HTM
 async function viewDag(params: URLSearchParams): Promise<HTMLElement> {
   const rev = params.get('rev') || current;
   const p = await get<Pipeline>('dag', { rev });
-  const head = pageTitle(h('span', null, 'Pipeline at ', mono(rev)), h('span', null, commitLink(p.commit), ' ', p.subject));
+  const head = pageTitle(h('span', null, 'Pipeline at ', mono(revLabel(rev))), h('span', null, commitLink(p.commit), ' ', p.subject));
   if (!p.stages.length) return h('div', null, head, p.problem ? failure(new ApiError(200, 'PIPELINE', p.problem)) : card('No pipeline', empty('This revision has no tdv.yaml or tdv.lock.')));
   const metric = params.get('metric');
   let selected =
@@ -439,7 +441,7 @@ const PALETTE = ['#0969da', '#cf222e', '#1a7f37', '#8250df', '#bc4c00', '#0a7b83
 async function viewMetrics(params: URLSearchParams): Promise<HTMLElement> {
   const rev = params.get('rev') || current;
   const m = await get<MetricsHistory>('metrics', { rev });
-  const head = pageTitle(h('span', null, 'Metrics along ', mono(rev)), 'One point per commit that has metrics, oldest on the left.');
+  const head = pageTitle(h('span', null, 'Metrics along ', mono(revLabel(rev))), 'One point per commit that has metrics, oldest on the left.');
   const keys: { file: string; key: string; id: string }[] = [];
   const seen = new Set<string>();
   for (const c of m.commits)
@@ -604,7 +606,7 @@ async function render(): Promise<void> {
   const fn = Object.hasOwn(RENDER, view) ? RENDER[view]! : viewRefs;
   const rev = params.get('rev') ?? params.get('b');
   if (rev) current = rev;
-  picker.value = current;
+  picker.value = revLabel(current);
   renderNav(view);
   app.setAttribute('aria-busy', 'true');
   let node: HTMLElement;
