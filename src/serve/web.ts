@@ -34,12 +34,12 @@ const PAGE = `<!doctype html>
 `;
 
 /**
- * Where the built assets are. Compiled by tsc this module is dist/serve/web.js
- * (assets in dist/bundle/web/); bundled it is a chunk in dist/bundle/ (assets
- * in dist/bundle/web/ beside it).
+ * Where the built assets are. Bundled, this module is a chunk in dist/bundle/
+ * (assets in dist/bundle/web/ beside it); compiled by tsc it is
+ * dist/serve/web.js; run from source (vitest) it is src/serve/web.ts.
  */
 function assetDir(): string | undefined {
-  for (const rel of ['./web/', '../bundle/web/']) {
+  for (const rel of ['./web/', '../bundle/web/', '../../dist/bundle/web/']) {
     const dir = fileURLToPath(new URL(rel, import.meta.url));
     if (fs.existsSync(`${dir}app.js`)) return dir;
   }
