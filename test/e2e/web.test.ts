@@ -314,9 +314,11 @@ describeNeeding('Chromium', chromiumMissing, 'web view in a browser', () => {
   });
 
   it('clicks through the DAG from the metrics stage to its input data and code', async () => {
-    await page.goto(`${base}/#/dag?rev=main`);
+    // As the metrics view links to it: the stage that wrote metrics.json is selected.
+    await page.goto(`${base}/#/dag?rev=main&metric=metrics.json`);
     await ready();
     const head = commits['Scale features by 5'];
+    expect(await page.locator('svg.dag g.selected').getAttribute('data-stage')).toBe('evaluate');
     // The stage that writes metrics is selected first; its metric values are shown.
     await page.locator('svg.dag g[data-stage=evaluate]').click();
     const panel = page.locator('aside.panel');
@@ -367,6 +369,8 @@ describeNeeding('Chromium', chromiumMissing, 'web view in a browser', () => {
     expect(both.red).toBeGreaterThan(50);
     expect(await page.locator('table.metrics tbody tr').count()).toBe(4);
     await shot('metrics');
+    // From a metric to the stage that wrote it.
+    expect(await page.locator('table.metrics thead a', { hasText: 'accuracy' }).getAttribute('href')).toBe(`#/dag?rev=${commits['Scale features by 5']}&metric=metrics.json`);
     // Unselect loss: its line goes.
     await page.locator('label.toggle', { hasText: 'metrics.json:loss' }).locator('input').uncheck();
     await expect.poll(async () => (await count()).red).toBeLessThan(5);

@@ -538,7 +538,8 @@ async function viewMetrics(params: URLSearchParams): Promise<HTMLElement> {
         null,
         h('th', null, 'Commit'),
         h('th', null, 'Message'),
-        keys.map((k) => h('th', { class: 'num mono', title: k.id }, k.key)),
+        // Each metric's name leads to the stage that wrote its file, at the newest commit.
+        keys.map((k) => h('th', { class: 'num mono' }, h('a', { href: route('dag', { rev: m.commits.at(-1)!.commit, metric: k.file }), title: `${k.id}: the stage that wrote it` }, k.key))),
         h('th'),
       ),
     ),
