@@ -21,8 +21,8 @@ export interface ApiAnswer {
   body: unknown;
 }
 
-/** A bad request: a missing or malformed parameter (400). */
-class BadRequest extends Error {
+/** A request the API cannot answer: a missing or malformed parameter (400), a path that is not there (404). */
+class ApiProblem extends Error {
   constructor(
     readonly code: string,
     message: string,
@@ -48,9 +48,9 @@ export async function api(ctx: ServeContext, name: string, q: URLSearchParams): 
   }
 }
 
-/** An error as JSON: typed errors keep their code and message; anything else is a bug, said so without details. */
+/** An error as JSON: typed errors keep their code and message (4xx, or 500 for a failure of the repository); anything else is a bug (500). */
 export function errorAnswer(err: unknown): ApiAnswer {
-  if (err instanceof BadRequest) return { status: err.status, body: { error: { code: err.code, message: err.message } } };
+  if (err instanceof ApiProblem) return { status: err.status, body: { error: { code: err.code, message: err.message } } };
   if (err instanceof TdvError) {
     const status = err.code === 'UNKNOWN_REVISION' || err.code === 'SHALLOW_CLONE' || err.family === 'not-found' ? 404 : err.family === 'usage' || err.family === 'unsafe-path' ? 400 : 500;
     return { status, body: { error: { code: err.code, message: err.message } } };
@@ -65,8 +65,8 @@ const HANDLERS: Record<string, Handler> = { refs, log, files, diff, dag, metrics
 /** A required revision parameter, resolved to a commit (dates too: `@2016-07-31`). */
 function revParam(ctx: ServeContext, q: URLSearchParams, key: string, fallback?: string): { rev: string; commit: string } {
   const rev = q.get(key) ?? fallback;
-  if (rev === undefined || rev === '') throw new BadRequest('BAD_REQUEST', `parameter "${key}" (a revision) is required`);
-  if (rev.length > MAX_REV || rev.includes('\0')) throw new BadRequest('BAD_REQUEST', `parameter "${key}" is not a revision`);
+  if (rev === undefined || rev === '') throw new ApiProblem('BAD_REQUEST', `parameter "${key}" (a revision) is required`);
+  if (rev.length > MAX_REV || rev.includes('\0')) throw new ApiProblem('BAD_REQUEST', `parameter "${key}" is not a revision`);
   if (!ctx.source.history.hasCommits()) throw new TdvError('NO_COMMITS', 'this repository has no commits yet');
   return { rev, commit: resolveRev(ctx.source.history, rev) };
 }
@@ -74,7 +74,7 @@ function revParam(ctx: ServeContext, q: URLSearchParams, key: string, fallback?:
 function limitParam(q: URLSearchParams, fallback: number): number {
   const s = q.get('limit');
   if (s === null) return fallback;
-  if (!/^\d{1,6}$/.test(s) || Number(s) < 1) throw new BadRequest('BAD_REQUEST', 'parameter "limit" must be a positive number');
+  if (!/^\d{1,6}$/.test(s) || Number(s) < 1) throw new ApiProblem('BAD_REQUEST', 'parameter "limit" must be a positive number');
   return Math.min(Number(s), MAX_LIMIT);
 }
 
@@ -123,10 +123,10 @@ async function log(ctx: ServeContext, q: URLSearchParams): Promise<unknown> {
 async function files(ctx: ServeContext, q: URLSearchParams): Promise<unknown> {
   const { rev, commit } = revParam(ctx, q, 'rev', 'HEAD');
   const dir = (q.get('path') ?? '').replace(/^\/+|\/+$/g, '');
-  if (dir !== '' && relPathProblem(dir) !== undefined) throw new BadRequest('NOT_FOUND', `no directory ${JSON.stringify(dir)} at ${rev}`, 404);
+  if (dir !== '' && relPathProblem(dir) !== undefined) throw new ApiProblem('NOT_FOUND', `no directory ${JSON.stringify(dir)} at ${rev}`, 404);
   const snap = await ctx.snapshot(commit);
   const entries = await snap.list(dir);
-  if (!entries) throw new BadRequest('NOT_FOUND', `no directory ${JSON.stringify(dir)} at ${rev}`, 404);
+  if (!entries) throw new ApiProblem('NOT_FOUND', `no directory ${JSON.stringify(dir)} at ${rev}`, 404);
   return {
     rev,
     ...commitInfo(ctx, commit),
