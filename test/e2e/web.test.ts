@@ -311,6 +311,10 @@ describeNeeding('Chromium', chromiumMissing, 'web view in a browser', () => {
     await expect.poll(() => row.locator('td').allInnerTexts()).toEqual(['modified', 'data/raw.csv', 'data', '24 B', '34 B', '+10 B']);
     expect(await row.locator('a.path').getAttribute('href')).toBe(`/${commits['Scale features by 5']}/data/raw.csv`);
     await shot('diff');
+    // The data only: Git files (params.yaml, pointers, tdv.lock) leave the table.
+    await page.locator('a[data-toggle=only]').click();
+    await expect.poll(() => page.locator('table.diff tbody .badge.git').count()).toBe(0);
+    expect(await page.locator('table.diff tbody tr').count()).toBe(5);
   });
 
   it('clicks through the DAG from the metrics stage to its input data and code', async () => {

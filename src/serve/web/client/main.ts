@@ -294,18 +294,23 @@ async function viewDiff(params: URLSearchParams): Promise<HTMLElement> {
     const n = c.new.size - c.old.size;
     return n === 0 ? '±0' : `${n > 0 ? '+' : '−'}${bytes(Math.abs(n))}`;
   };
-  const rows = d.changes.map((c) =>
-    h(
-      'tr',
-      { class: `st-${c.status}` },
-      h('td', null, badge(c.status, c.status)),
-      h('td', null, h('a', { href: fileUrl(c.status === 'deleted' ? d.a.commit : d.b.commit, c.path), class: 'mono path' }, c.path)),
-      h('td', null, badge(c.source, c.source)),
-      num(c.old ? bytes(c.old.size) : '—'),
-      num(c.new ? bytes(c.new.size) : '—'),
-      num(delta(c)),
-    ),
-  );
+  const only = params.get('only'); // 'data': the data only, without Git files
+  const shown = d.changes.filter((c) => only !== 'data' || c.source === 'data');
+  // Thousands of rows make a slow page that nobody reads; the summary still counts them all.
+  const rows = shown
+    .slice(0, MAX_ROWS)
+    .map((c) =>
+      h(
+        'tr',
+        { class: `st-${c.status}` },
+        h('td', null, badge(c.status, c.status)),
+        h('td', null, h('a', { href: fileUrl(c.status === 'deleted' ? d.a.commit : d.b.commit, c.path), class: 'mono path' }, c.path)),
+        h('td', null, badge(c.source, c.source)),
+        num(c.old ? bytes(c.old.size) : '—'),
+        num(c.new ? bytes(c.new.size) : '—'),
+        num(delta(c)),
+      ),
+    );
   // The revision as given, unless it is the commit id itself.
   const side = (x: Diff['a']) => h('div', { class: 'side' }, x.commit.startsWith(x.rev) ? null : [mono(x.rev), ' '], commitLink(x.commit), h('div', { class: 'muted small' }, x.subject));
   return h(
@@ -322,12 +327,20 @@ async function viewDiff(params: URLSearchParams): Promise<HTMLElement> {
       h('div', { class: 'chips' }, badge(`${d.summary.added} added`, 'added'), badge(`${d.summary.modified} modified`, 'modified'), badge(`${d.summary.deleted} deleted`, 'deleted')),
     ),
     h(
+      'div',
+      { class: 'toolbar' },
+      h('span', { class: 'muted' }, shown.length > MAX_ROWS ? `The first ${MAX_ROWS} of ${shown.length} changes.` : `${shown.length} change${shown.length === 1 ? '' : 's'}.`),
+      h('a', { href: route('diff', { a, b, only: only === 'data' ? undefined : 'data' }), class: 'small', 'data-toggle': 'only' }, only === 'data' ? 'Show Git files too' : 'Show data only'),
+    ),
+    h(
       'section',
       { class: 'card flush' },
-      d.changes.length ? table(['Change', 'Path', 'Kept by', ['Before', 'num'], ['After', 'num'], ['Δ size', 'num']], rows, 'diff') : empty('The two revisions hold the same files.'),
+      shown.length ? table(['Change', 'Path', 'Kept by', ['Before', 'num'], ['After', 'num'], ['Δ size', 'num']], rows, 'diff') : empty('The two revisions hold the same files.'),
     ),
   );
 }
+
+const MAX_ROWS = 2000;
 
 const within = (parent: string, child: string) => child === parent || child.startsWith(`${parent}/`) || parent.startsWith(`${child}/`);
 
