@@ -46,3 +46,26 @@ await build({
   plugins: [yamlAsEsm],
   logLevel: 'warning',
 });
+
+// The web view's page assets (tdv serve, src/serve/web.ts): one script and one
+// stylesheet (uPlot and its CSS included), for browsers, served from
+// dist/bundle/web/; nothing comes from a CDN. Type-checked by their own
+// tsconfig (lib dom), which the CLI's tsconfig leaves out.
+// uPlot is MIT licensed: its copyright notice (the comment its file opens with, which
+// esbuild does not count as a legal comment) heads the bundled script.
+const uplotFile = path.join(path.dirname(createRequire(import.meta.url).resolve('uplot/package.json')), 'dist', 'uPlot.esm.js');
+const uplotNotice = /^\/\*\*[\s\S]*?\*\//.exec(fs.readFileSync(uplotFile, 'utf8'))?.[0];
+if (!uplotNotice) throw new Error(`no copyright notice at the top of ${uplotFile}`);
+await build({
+  entryPoints: { app: 'src/serve/web/client/main.ts' },
+  banner: { js: uplotNotice, css: uplotNotice },
+  outdir: 'dist/bundle/web',
+  bundle: true,
+  format: 'iife',
+  platform: 'browser',
+  target: ['chrome110', 'firefox110', 'safari16'],
+  minify: true,
+  legalComments: 'inline',
+  tsconfig: 'src/serve/web/client/tsconfig.json',
+  logLevel: 'warning',
+});

@@ -19,6 +19,8 @@ export interface LogOptions {
   target?: string;
   /** At most this many commits. */
   max?: number;
+  /** The commit to walk back from (a full id); default HEAD. `branch` in the result is then null. */
+  from?: string;
 }
 
 export interface VersionInfo {
@@ -100,7 +102,7 @@ interface Out {
 export async function log(repo: Repo, opts: LogOptions = {}): Promise<LogResult> {
   const history = openHistory(repo);
   try {
-    const head = history.refs.resolve('HEAD');
+    const head = opts.from ?? history.refs.resolve('HEAD');
     if (!head) throw new TdvError('NO_COMMITS', 'this branch has no commits yet, so there is no history to show');
     const prefix = treePrefix(repo);
     const spec = resolveSpec(repo, history, head, prefix, opts.target);
@@ -140,7 +142,7 @@ export async function log(repo: Repo, opts: LogOptions = {}): Promise<LogResult>
     if (commits.length === 0 && spec.pointer !== undefined && opts.target !== undefined && !shallow) {
       throw new TdvError('NOT_TRACKED', `${repo.rel(opts.target)} was never tracked by tdv on this branch; \`tdv log\` without a path lists every tracked path`);
     }
-    return { branch: history.headBranch() ?? null, head, firstParent: true, shallow, commits };
+    return { branch: opts.from === undefined ? (history.headBranch() ?? null) : null, head, firstParent: true, shallow, commits };
   } finally {
     history.close();
   }
