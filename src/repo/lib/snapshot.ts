@@ -164,6 +164,9 @@ interface DataOut {
   isexec?: boolean;
 }
 
+/** The downloads in flight, per source (see Snapshot.ensureObject). */
+const FETCHING = new WeakMap<SnapshotSource, Map<Oid, Promise<void>>>();
+
 /** A revision's files. Build one with `Snapshot.open`; it keeps what it has read (manifests, listings). */
 export class Snapshot {
   /** Git files and data file outputs, sorted by code point. */
@@ -310,20 +313,25 @@ export class Snapshot {
     return (await this.list('', { recursive: true }))!;
   }
 
-  private readonly fetching = new Map<Oid, Promise<void>>();
-
-  /** Puts a data object in the cache if it is not there: from the remote, verified by hash. */
+  /**
+   * Puts a data object in the cache if it is not there: from the remote,
+   * verified by hash. Fetches are shared per source, so the snapshots of many
+   * revisions (a server's) that want one object download it once.
+   */
   async ensureObject(oid: Oid, size?: number): Promise<void> {
     const { store } = this.source;
     if (store.has(oid)) return;
-    let p = this.fetching.get(oid);
+    let fetching = FETCHING.get(this.source);
+    if (!fetching) FETCHING.set(this.source, (fetching = new Map()));
+    let p = fetching.get(oid);
     if (!p) {
+      const inFlight = fetching;
       p = (async () => {
         const remote = await this.source.openRemote();
         await downloadVerified(remote, store, oid, size === undefined ? {} : { size });
       })();
-      p.finally(() => this.fetching.delete(oid)).catch(() => {});
-      this.fetching.set(oid, p);
+      p.finally(() => inFlight.delete(oid)).catch(() => {});
+      inFlight.set(oid, p);
     }
     await p;
   }
