@@ -72,14 +72,14 @@ export function encodePath(p: string): string {
     .join('/');
 }
 
-/** Answers `GET`/`HEAD /<rev>/<path>`. */
-export async function handleHttp(ctx: ServeContext, req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
+/** Answers `GET`/`HEAD /<rev>/<path>` (`rawPath`: the path as sent, not normalised). */
+export async function handleHttp(ctx: ServeContext, req: http.IncomingMessage, res: http.ServerResponse, rawPath: string): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.setHeader('Allow', 'GET, HEAD');
     res.setHeader('Connection', 'close');
     return sendText(res, req.method === 'OPTIONS' ? 405 : 403, `${req.method} is not allowed: tdv serve is read-only`);
   }
-  const key = decodePath(url.pathname);
+  const key = decodePath(rawPath);
   if (key === undefined) return sendText(res, 400, 'the URL path is not valid percent-encoded UTF-8');
   const notFound = () =>
     sendText(res, 404, `not found: /${key.length > 200 ? `${key.slice(0, 200)}...` : key} (paths are /<revision>/<path>: a branch, tag, commit id or @YYYY-MM-DD, then a file or directory of it)`);

@@ -133,9 +133,8 @@ function hasS3Signature(req: http.IncomingMessage, url: URL): boolean {
 }
 
 /** The S3 request this is, or undefined for plain HTTP and the web view. */
-function s3Request(ctx: ServeContext, req: http.IncomingMessage, url: URL): S3Request | undefined {
+function s3Request(ctx: ServeContext, req: http.IncomingMessage, url: URL, path: string): S3Request | undefined {
   const host = hostName(req.headers.host ?? '');
-  const path = url.pathname;
   if (host.startsWith(`${ctx.bucket}.`)) return { bucket: ctx.bucket, key: decodeKey(path.slice(1)) };
   const slash = path.indexOf('/', 1);
   const first = decodeKey(slash === -1 ? path.slice(1) : path.slice(1, slash));
@@ -163,9 +162,12 @@ async function route(ctx: ServeContext, req: http.IncomingMessage, res: http.Ser
   } catch {
     return sendText(res, 400, 'the request URL is malformed');
   }
+  // The path as sent: URL parsing would resolve `.`, `..` and `%2e%2e` segments, turning
+  // `/main/./x` into `/main/x` and `/main/../x` into `/x`, where they must name nothing.
+  const rawPath = (req.url ?? '/').replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '').replace(/[?#].*$/s, '') || '/';
   let s3: S3Request | undefined;
   try {
-    s3 = s3Request(ctx, req, url);
+    s3 = s3Request(ctx, req, url, rawPath);
     const fail = (status: number, code: string, message: string) => (s3 ? sendS3Error(req, res, status, code, message) : sendText(res, status, message));
     // Without a token the server trusts this machine only; a page elsewhere that
     // rebinds its DNS name to 127.0.0.1 would otherwise read it through the browser.
@@ -179,12 +181,12 @@ async function route(ctx: ServeContext, req: http.IncomingMessage, res: http.Ser
     if (auth.setCookie) res.setHeader('Set-Cookie', auth.setCookie);
     res.setHeader('Referrer-Policy', 'no-referrer');
     if (s3) return await handleS3(ctx, req, res, url, s3);
-    if (url.pathname === '/' || url.pathname.startsWith('/-/')) {
+    if (rawPath === '/' || rawPath.startsWith('/-/')) {
       const { handleWeb } = await import('./web.js');
       if (await handleWeb(ctx, req, res)) return;
       return sendText(res, 404, `not found: ${url.pathname}`);
     }
-    return await handleHttp(ctx, req, res, url);
+    return await handleHttp(ctx, req, res, rawPath);
   } catch (err) {
     // Reading a revision or fetching an object failed: one line, a 5xx, and the server goes on.
     const message = (err as Error)?.message ?? String(err);

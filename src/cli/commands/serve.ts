@@ -43,11 +43,13 @@ export function registerServe(program: Program, ctx: CliContext): void {
       bucket: opts.bucket,
       onError: (m) => out.warn(m),
     });
-    out.info(`Serving ${repo.root} at ${served.url} (bucket ${served.bucket})`);
-    if (generated) out.info(`Token: ${generated} (send it as "Authorization: Bearer TOKEN", open ${served.url}/?token=TOKEN, or use it as the S3 secret access key)`);
-    await new Promise<void>((resolve) => {
+    // Listening for the stop signals before saying where it serves: whoever reads that line may signal at once.
+    const stopped = new Promise<void>((resolve) => {
       for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => resolve());
     });
+    out.info(`Serving ${repo.root} at ${served.url} (bucket ${served.bucket})`);
+    if (generated) out.info(`Token: ${generated} (send it as "Authorization: Bearer TOKEN", open ${served.url}/?token=TOKEN, or use it as the S3 secret access key)`);
+    await stopped;
     await served.close();
   });
 }
