@@ -46,15 +46,14 @@ export type AuthResult =
 
 /**
  * Checks a request against `token` (undefined: no token needed). `now` is
- * the clock (milliseconds), injected for tests of signature expiry.
+ * the clock (milliseconds), injected for tests of signature expiry;
+ * `vhostBucket` the bucket a virtual-host-style request named in its Host.
  */
-export function authorize(req: http.IncomingMessage, url: URL, token: string | undefined, port: number, now = Date.now()): AuthResult {
+export function authorize(req: http.IncomingMessage, url: URL, token: string | undefined, port: number, now = Date.now(), vhostBucket?: string): AuthResult {
   if (token === undefined) return { ok: true };
   const auth = req.headers.authorization ?? '';
   if (auth.startsWith('AWS4-HMAC-SHA256 ') || url.searchParams.has('X-Amz-Signature')) return verifySigV4(req, url, token, now);
-  if (/^AWS /.test(auth) || url.searchParams.has('AWSAccessKeyId')) {
-    return { ok: false, status: 403, code: 'AccessDenied', message: 'Signature Version 2 is not supported; sign requests with Signature Version 4 (the default of boto3, awscli and the AWS SDKs)' };
-  }
+  if (/^AWS /.test(auth) || url.searchParams.has('AWSAccessKeyId')) return verifySigV2(req, url, token, now, vhostBucket);
   const bearer = /^Bearer\s+(\S+)\s*$/i.exec(auth)?.[1];
   if (bearer !== undefined) return safeEqual(bearer, token) ? { ok: true } : denied('the bearer token is wrong');
   const q = url.searchParams.get('token');
@@ -217,4 +216,87 @@ export function canonicalRequest(req: Pick<http.IncomingMessage, 'method' | 'url
   params.sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0));
   const headers = signedHeaders.map((n) => `${n}:${headerValue(req, n) ?? ''}\n`).join('');
   return [req.method ?? 'GET', canonicalPath, params.map(([k, v]) => `${k}=${v}`).join('&'), headers, signedHeaders.join(';'), payloadHash].join('\n');
+}
+
+/** The query parameters Signature Version 2 signs, as sub-resources of the canonical resource. */
+const V2_SUBRESOURCES = new Set([
+  'acl',
+  'cors',
+  'delete',
+  'lifecycle',
+  'location',
+  'logging',
+  'notification',
+  'partNumber',
+  'policy',
+  'requestPayment',
+  'tagging',
+  'torrent',
+  'uploadId',
+  'uploads',
+  'versionId',
+  'versioning',
+  'versions',
+  'website',
+  'response-cache-control',
+  'response-content-disposition',
+  'response-content-encoding',
+  'response-content-language',
+  'response-content-type',
+  'response-expires',
+]);
+
+/**
+ * Verifies an AWS Signature Version 2 (`Authorization: AWS KEYID:SIG`, or a
+ * presigned URL's `AWSAccessKeyId`, `Expires`, `Signature`): still what
+ * boto3 before 1.28 makes with `generate_presigned_url` unless told
+ * `signature_version='s3v4'`. HMAC-SHA1 over the verb, Content-MD5,
+ * Content-Type, the date (or Expires), the x-amz- headers and the resource
+ * as sent.
+ */
+export function verifySigV2(req: Pick<http.IncomingMessage, 'method' | 'url' | 'rawHeaders' | 'headers'>, url: URL, secret: string, now = Date.now(), vhostBucket?: string): AuthResult {
+  const q = url.searchParams;
+  const presigned = q.has('AWSAccessKeyId');
+  let signature: string;
+  let dateLine: string;
+  if (presigned) {
+    signature = q.get('Signature') ?? '';
+    dateLine = q.get('Expires') ?? '';
+    if (!/^\d{1,12}$/.test(dateLine)) return bad('Expires must be a time in seconds since the epoch');
+    if (now > Number(dateLine) * 1000) return { ok: false, status: 403, code: 'AccessDenied', message: 'Request has expired' };
+  } else {
+    signature = /^AWS [^:]*:(.*)$/.exec(String(req.headers.authorization))?.[1]?.trim() ?? '';
+    const amzDate = headerValue(req, 'x-amz-date');
+    const date = amzDate ?? headerValue(req, 'date');
+    const t = date === undefined ? NaN : Date.parse(date);
+    if (Number.isNaN(t)) return bad('a Date or x-amz-date header is required');
+    if (Math.abs(now - t) > MAX_SKEW_MS) return { ok: false, status: 403, code: 'RequestTimeTooSkewed', message: 'The difference between the request time and the current time is too large.' };
+    dateLine = amzDate === undefined ? (date ?? '') : '';
+  }
+  const amz = new Map<string, string>();
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i]!.toLowerCase();
+    if (name.startsWith('x-amz-')) amz.set(name, [amz.get(name), req.rawHeaders[i + 1]!.trim()].filter((v) => v !== undefined).join(','));
+  }
+  const raw = req.url ?? '/';
+  const qi = raw.indexOf('?');
+  const rawPath = (qi === -1 ? raw : raw.slice(0, qi)).replace(/^[a-z]+:\/\/[^/]*/i, '') || '/';
+  const subs = [...q]
+    .filter(([k]) => V2_SUBRESOURCES.has(k))
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => (v === '' ? k : `${k}=${v}`));
+  const resource = `${vhostBucket === undefined ? '' : `/${vhostBucket}`}${rawPath}${subs.length ? `?${subs.join('&')}` : ''}`;
+  const stringToSign = [
+    req.method ?? 'GET',
+    headerValue(req, 'content-md5') ?? '',
+    headerValue(req, 'content-type') ?? '',
+    dateLine,
+    ...[...amz].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}:${v}`),
+    resource,
+  ].join('\n');
+  const expected = createHmac('sha1', secret).update(stringToSign, 'utf8').digest('base64');
+  if (!safeEqual(signature, expected)) {
+    return { ok: false, status: 403, code: 'SignatureDoesNotMatch', message: 'The request signature we calculated does not match the signature you provided. Check your key and signing method.' };
+  }
+  return { ok: true };
 }

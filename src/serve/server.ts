@@ -176,7 +176,7 @@ async function route(ctx: ServeContext, req: http.IncomingMessage, res: http.Ser
     if (opts.token === undefined && name !== '' && !isLoopback(bare)) {
       return fail(403, 'AccessDenied', `Host ${name} is not this machine: without --token only loopback names are served`);
     }
-    const auth = authorize(req, url, opts.token, port);
+    const auth = authorize(req, url, opts.token, port, Date.now(), bare !== name ? ctx.bucket : undefined);
     if (!auth.ok) return fail(auth.status, auth.code, auth.message);
     if (auth.setCookie) res.setHeader('Set-Cookie', auth.setCookie);
     res.setHeader('Referrer-Policy', 'no-referrer');

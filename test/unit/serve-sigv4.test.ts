@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authorize, verifySigV4 } from '../../src/serve/auth.js';
+import { authorize, verifySigV2, verifySigV4 } from '../../src/serve/auth.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
@@ -53,6 +53,23 @@ describe('AWS Signature V4 verification', () => {
     expect(verifySigV4(req, url, SECRET, EXAMPLE_TIME + 86401_000)).toMatchObject({ ok: false, code: 'AccessDenied', message: 'Request has expired' });
     const tampered = fakeReq('GET', `/other.txt?${q}`, [['Host', 'examplebucket.s3.amazonaws.com']]);
     expect(verifySigV4(tampered, new URL(`http://x/other.txt?${q}`), SECRET, EXAMPLE_TIME + 3600_000)).toMatchObject({ ok: false, code: 'SignatureDoesNotMatch' });
+  });
+
+  it("accepts AWS's Signature Version 2 example (virtual-host style), and refuses it altered", () => {
+    const req = (sig: string, path = '/photos/puppy.jpg') =>
+      fakeReq('GET', path, [
+        ['Host', 'johnsmith.s3.amazonaws.com'],
+        ['Date', 'Tue, 27 Mar 2007 19:36:42 +0000'],
+        ['Authorization', `AWS AKIAIOSFODNN7EXAMPLE:${sig}`],
+      ]);
+    const t = Date.parse('Tue, 27 Mar 2007 19:36:42 +0000');
+    const url = new URL('http://x/photos/puppy.jpg');
+    expect(verifySigV2(req('bWq2s1WEIj+Ydj0vQ697zp+IXMU='), url, SECRET, t, 'johnsmith')).toEqual({ ok: true });
+    expect(verifySigV2(req('bWq2s1WEIj+Ydj0vQ697zp+IXMU=', '/photos/kitten.jpg'), new URL('http://x/photos/kitten.jpg'), SECRET, t, 'johnsmith')).toMatchObject({
+      ok: false,
+      code: 'SignatureDoesNotMatch',
+    });
+    expect(verifySigV2(req('bWq2s1WEIj+Ydj0vQ697zp+IXMU='), url, SECRET, t + 3600_000, 'johnsmith')).toMatchObject({ ok: false, code: 'RequestTimeTooSkewed' });
   });
 
   it('takes Bearer, ?token= (setting a cookie) and the cookie, and nothing else, when a token is set', () => {
