@@ -211,7 +211,7 @@ export async function listPage(ctx: ServeContext, query: { prefix: string; delim
   const { prefix, delimiter, after, maxKeys } = query;
   if (maxKeys === 0) return { items: [], truncated: false };
   const split = prefix.includes('/') && plausiblePrefix(prefix) ? revPath(ctx, prefix) : undefined;
-  const source = split && prefix.startsWith(`${split.rev}/`) ? revItems(ctx, split.rev, split.commit, split.path, delimiter) : refItems(ctx, prefix, delimiter, after);
+  const source = split && prefix.startsWith(`${split.rev}/`) ? revItems(ctx, split.rev, split.commit, split.path, delimiter, after) : refItems(ctx, prefix, delimiter, after);
   return page(rollup(source, prefix, delimiter), after, maxKeys);
 }
 
@@ -222,7 +222,7 @@ function plausiblePrefix(prefix: string): boolean {
 }
 
 /** The keys of one revision under `<rev>/<pathPrefix>`, sorted; with delimiter `/`, one directory's children, already rolled up. */
-async function* revItems(ctx: ServeContext, rev: string, commit: string, pathPrefix: string, delimiter: string): AsyncGenerator<ListItem<Listed>> {
+async function* revItems(ctx: ServeContext, rev: string, commit: string, pathPrefix: string, delimiter: string, after: string): AsyncGenerator<ListItem<Listed>> {
   const snap = await ctx.snapshot(commit);
   const slash = pathPrefix.lastIndexOf('/');
   const dir = slash === -1 ? '' : pathPrefix.slice(0, slash);
@@ -237,7 +237,21 @@ async function* revItems(ctx: ServeContext, rev: string, commit: string, pathPre
     yield* sortItems(items);
     return;
   }
-  for (const e of entries) if (e.path.startsWith(pathPrefix)) yield { key: `${rev}/${e.path}`, value: { snap, entry: e } };
+  // Entries are in key order: start at the first one after the page marker (a binary search; pages of a big directory would otherwise rescan it from the top).
+  let lo = 0;
+  if (after.startsWith(`${rev}/`)) {
+    const afterPath = after.slice(rev.length + 1);
+    let hi = entries.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareCodePoints(entries[mid]!.path, afterPath) <= 0) lo = mid + 1;
+      else hi = mid;
+    }
+  }
+  for (let i = lo; i < entries.length; i++) {
+    const e = entries[i]!;
+    if (e.path.startsWith(pathPrefix)) yield { key: `${rev}/${e.path}`, value: { snap, entry: e } };
+  }
 }
 
 /**

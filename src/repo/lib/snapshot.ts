@@ -356,7 +356,8 @@ export class Snapshot {
       await fh.close();
       throw new SnapshotError('DAMAGED_OBJECT', `cache object ${file} is ${st.isFile() ? `${st.size} bytes, not the ${entry.size} recorded` : 'not a regular file'}; run \`tdv fsck\``);
     }
-    return fh.createReadStream(range ? { start: range.start, end: range.end } : {});
+    // 1 MiB reads: a served 1 GiB file went through HTTP at half the speed with the default 64 KiB.
+    return fh.createReadStream({ highWaterMark: 1 << 20, ...(range ? { start: range.start, end: range.end } : {}) });
   }
 
   /** A file's whole bytes (for small files: params, metrics, tdv.lock). */
