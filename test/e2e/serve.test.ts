@@ -3,8 +3,10 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { sha } from '../helpers/expect.js';
-import { type Serving, servedRepo, startServe, stopAllServes, TRIPS_V1, TRIPS_V2, workspaceState } from '../helpers/serve.js';
+import { newRepo, objPath, sha } from '../helpers/expect.js';
+import { tdv, write } from '../helpers/repo.js';
+import { sleep } from '../helpers/tmp.js';
+import { gitAt, type Serving, servedRepo, startServe, stopAllServes, TRIPS_V1, TRIPS_V2, workspaceState } from '../helpers/serve.js';
 
 /** A raw GET/other request with the path sent exactly as given (no client-side normalisation of `..`). */
 function raw(url: string, pathAsIs: string, opts: { method?: string; headers?: Record<string, string> } = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
@@ -168,6 +170,122 @@ describe('tdv serve over plain HTTP (bin/tdv.js serve, real temp repo)', () => {
     const r = await s.stop('SIGTERM');
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
+  });
+});
+
+describe('tdv serve over S3 without a token (unsigned and any-credential requests), raw', () => {
+  let repo: Awaited<ReturnType<typeof servedRepo>>;
+  let s: Serving;
+  beforeAll(async () => {
+    repo = await servedRepo();
+    s = await startServe(repo.dir, ['--bucket', 'history']);
+  });
+
+  const xml = async (p: string, headers: Record<string, string> = {}) => {
+    const r = await raw(s.url, p, { headers });
+    return { status: r.status, body: r.body.toString() };
+  };
+  const keys = (body: string) => [...body.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]);
+  const prefixes = (body: string) => [...body.matchAll(/<Prefix>([^<]*)<\/Prefix><\/CommonPrefixes>/g)].map((m) => m[1]);
+
+  it('path style and virtual-host style list the refs at the top and a revision below', async () => {
+    const top = await xml('/history?list-type=2&delimiter=%2F');
+    expect(top.status).toBe(200);
+    expect(prefixes(top.body)).toEqual(['feature/', 'main/', 'v1.0/']);
+    expect(top.body).toContain('<KeyCount>3</KeyCount>');
+    const feature = await xml('/history?list-type=2&delimiter=%2F&prefix=feature%2F');
+    expect(prefixes(feature.body)).toEqual(['feature/x/']);
+    const vhost = await xml('/?list-type=2&prefix=%402016-07-31%2Fdata%2F&delimiter=%2F', { Host: `history.localhost:${s.port}` });
+    expect(vhost.status).toBe(200);
+    expect(keys(vhost.body)).toEqual(['@2016-07-31/data/trips.csv']);
+    expect(prefixes(vhost.body)).toEqual(['@2016-07-31/data/zones/']);
+    const obj = await raw(s.url, '/main/data/trips.csv', { headers: { Host: `history.localhost:${s.port}` } });
+    expect(obj.body.toString()).toBe(TRIPS_V2);
+  });
+
+  it('ListObjects v1 pages with NextMarker; v2 with start-after, continuation tokens and encoding-type=url', async () => {
+    const p1 = await xml('/history?prefix=main%2Fdata%2F&max-keys=2');
+    expect(keys(p1.body)).toEqual(['main/data/trips.csv', 'main/data/zones/a.csv']);
+    expect(p1.body).toContain('<IsTruncated>true</IsTruncated><NextMarker>main/data/zones/a.csv</NextMarker>');
+    const p2 = await xml('/history?prefix=main%2Fdata%2F&max-keys=2&marker=main%2Fdata%2Fzones%2Fa.csv');
+    expect(keys(p2.body)).toEqual(['main/data/zones/b c.csv']);
+    expect(p2.body).toContain('<IsTruncated>false</IsTruncated>');
+    const enc = await xml('/history?list-type=2&prefix=main%2Fdata%2Fzones%2F&encoding-type=url&start-after=main%2Fdata%2Fzones%2Fa.csv');
+    expect(keys(enc.body)).toEqual(['main/data/zones/b%20c.csv']);
+    const first = await xml('/history?list-type=2&prefix=v1.0%2F&max-keys=1');
+    const token = /<NextContinuationToken>([^<]+)</.exec(first.body)![1]!;
+    expect(token).not.toMatch(/^[0-9a-f]{32}$/);
+    const next = await xml(`/history?list-type=2&prefix=v1.0%2F&max-keys=1&continuation-token=${token}`);
+    expect(keys(next.body)).toEqual(['v1.0/.tdvignore']);
+    expect((await xml('/history?list-type=2&continuation-token=bogus!')).status).toBe(400);
+    expect((await xml('/history?list-type=2&max-keys=-1')).body).toContain('<Code>InvalidArgument</Code>');
+  });
+
+  it('NoSuchKey for hostile keys, NoSuchBucket for another bucket, AccessDenied for writes, all as one-line XML', async () => {
+    for (const key of [
+      'main/../README.md',
+      'main/%2e%2e/README.md',
+      'main/./README.md',
+      'main//README.md',
+      '/etc/passwd',
+      'main/data%00/trips.csv',
+      'main/.git/config',
+      'main/.tdv/config.yaml',
+      'main',
+      'main/',
+      'main/data',
+      'main/data/',
+      `main/${'x/'.repeat(3000)}`,
+      'HEAD:README.md',
+    ]) {
+      const r = await xml(`/history/${key}`);
+      expect(r.status, key).toBe(404);
+      expect(r.body, key).toMatch(/^<\?xml version="1.0" encoding="UTF-8"\?><Error><Code>NoSuchKey<\/Code>.*<\/Error>\n$/);
+    }
+    const other = await xml('/nobucket/main/README.md', { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' });
+    expect(other.body).toContain('<Code>NoSuchBucket</Code>');
+    for (const method of ['PUT', 'POST', 'DELETE']) {
+      const r = await raw(s.url, '/history/main/new.txt?uploads', { method });
+      expect(r.status, method).toBe(403);
+      expect(r.body.toString()).toContain('<Code>AccessDenied</Code>');
+    }
+    const range = await raw(s.url, '/history/main/README.md', { headers: { Range: 'bytes=999-' } });
+    expect(range.status).toBe(416);
+    expect(range.body.toString()).toContain('<Code>InvalidRange</Code>');
+  });
+
+  it('a reader that disconnects mid-download releases the cache file at once', async () => {
+    const dir = await newRepo();
+    const big = Buffer.alloc(48 << 20, 7);
+    write(dir, 'big.bin', big);
+    expect((await tdv(dir, 'add', 'big.bin')).code).toBe(0);
+    await gitAt(dir, '2016-08-05T12:00:00Z', 'add', '-A');
+    await gitAt(dir, '2016-08-05T12:00:00Z', 'commit', '-qm', 'big');
+    const srv = await startServe(dir);
+    const fdDir = `/proc/${srv.child.pid}/fd`;
+    if (!fs.existsSync(fdDir)) return; // no /proc: not Linux
+    const obj = fs.realpathSync(objPath(dir, sha(big)));
+    const open = () =>
+      fs.readdirSync(fdDir).filter((fd) => {
+        try {
+          return fs.readlinkSync(`${fdDir}/${fd}`) === obj;
+        } catch {
+          return false;
+        }
+      }).length;
+    // A reader that reads nothing: the socket fills and the file stays open under backpressure.
+    const sock = net.connect(srv.port, '127.0.0.1');
+    sock.pause();
+    sock.write('GET /main/big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    let seen = 0;
+    for (let i = 0; i < 250 && (seen = open()) === 0; i++) await sleep(20);
+    expect(seen).toBe(1);
+    sock.destroy();
+    let left = 1;
+    for (let i = 0; i < 250 && (left = open()) > 0; i++) await sleep(20);
+    expect(left).toBe(0);
+    expect((await fetch(`${srv.url}/main/big.bin`, { headers: { Range: 'bytes=0-3' } })).status).toBe(206);
+    await srv.stop();
   });
 });
 
