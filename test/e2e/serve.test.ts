@@ -321,6 +321,26 @@ describe('tdv serve: token, listen errors', () => {
     expect((await s.stop()).code).toBe(0);
   });
 
+  it('follows the repository while it runs: a new commit, then git pack-refs and git gc', async () => {
+    const { dir } = await servedRepo();
+    const s = await startServe(dir);
+    expect(await (await fetch(`${s.url}/main/README.md`)).text()).toBe('# served\n');
+    write(dir, 'README.md', '# changed\n');
+    await gitAt(dir, '2016-08-06T12:00:00Z', 'commit', '-qam', 'readme');
+    expect(await (await fetch(`${s.url}/main/README.md`)).text()).toBe('# changed\n');
+    await gitAt(dir, '2016-08-06T12:00:00Z', 'pack-refs', '--all', '--prune');
+    write(dir, 'README.md', '# again\n');
+    await gitAt(dir, '2016-08-07T12:00:00Z', 'commit', '-qam', 'again');
+    await gitAt(dir, '2016-08-07T12:00:00Z', 'pack-refs', '--all', '--prune');
+    expect(await (await fetch(`${s.url}/main/README.md`)).text()).toBe('# again\n');
+    expect((await fetch(`${s.url}/v1.0/README.md`)).status).toBe(200);
+    await gitAt(dir, '2016-08-07T12:00:00Z', 'branch', 'later');
+    await gitAt(dir, '2016-08-07T12:00:00Z', 'pack-refs', '--all', '--prune');
+    const top = await (await fetch(`${s.url}/${s.bucket}?list-type=2&delimiter=/`)).text();
+    expect([...top.matchAll(/<Prefix>([^<]*)<\/Prefix><\/CommonPrefixes>/g)].map((m) => m[1])).toEqual(['feature/', 'later/', 'main/', 'v1.0/']);
+    await s.stop();
+  });
+
   it('a port in use, or an address not of this machine: one line naming the flag to change', async () => {
     const blocker = net.createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
