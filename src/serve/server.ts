@@ -23,6 +23,8 @@ export interface Served {
   readonly url: string;
   readonly port: number;
   readonly bucket: string;
+  /** Things the user should know at start (one line each), e.g. a bucket name that is also a branch. */
+  readonly notes: string[];
   close(): Promise<void>;
 }
 
@@ -85,10 +87,17 @@ export async function startServer(repo: Repo, opts: ServeOptions): Promise<Serve
   const addr = server.address();
   port = typeof addr === 'object' && addr ? addr.port : opts.port;
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  const notes: string[] = [];
+  // Unsigned requests whose path starts with the bucket are S3 (path style): a branch or tag of
+  // the same name is then reachable over plain HTTP only through another revision name.
+  if (source.history.refs.dwim(ctx.bucket) !== undefined) {
+    notes.push(`the bucket name "${ctx.bucket}" is also a branch or tag: unsigned /${ctx.bucket}/... requests are answered as S3; choose another name with --bucket`);
+  }
   return {
     url: `http://${host}:${port}`,
     port,
     bucket: ctx.bucket,
+    notes,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -341,6 +341,14 @@ describe('tdv serve: token, listen errors', () => {
     await s.stop();
   });
 
+  it('warns when the bucket name is also a branch (unsigned /main/... would be S3), and serves it as S3', async () => {
+    const s = await startServe(repo.dir, ['--bucket', 'main']);
+    const listed = await fetch(`${s.url}/main?list-type=2&prefix=main/data/zones/`);
+    expect(await listed.text()).toContain('<Key>main/data/zones/a.csv</Key>');
+    const r = await s.stop();
+    expect(r.stderr).toMatch(/^warning: the bucket name "main" is also a branch or tag: .* --bucket\n$/);
+  });
+
   it('a port in use, or an address not of this machine: one line naming the flag to change', async () => {
     const blocker = net.createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));

@@ -47,6 +47,7 @@ export function registerServe(program: Program, ctx: CliContext): void {
     const stopped = new Promise<void>((resolve) => {
       for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => resolve());
     });
+    for (const note of served.notes) out.warn(note);
     out.info(`Serving ${repo.root} at ${served.url} (bucket ${served.bucket})`);
     if (generated) out.info(`Token: ${generated} (send it as "Authorization: Bearer TOKEN", open ${served.url}/?token=TOKEN, or use it as the S3 secret access key)`);
     await stopped;
