@@ -338,6 +338,13 @@ describe('tdv serve: token, listen errors', () => {
     await gitAt(dir, '2016-08-07T12:00:00Z', 'pack-refs', '--all', '--prune');
     const top = await (await fetch(`${s.url}/${s.bucket}?list-type=2&delimiter=/`)).text();
     expect([...top.matchAll(/<Prefix>([^<]*)<\/Prefix><\/CommonPrefixes>/g)].map((m) => m[1])).toEqual(['feature/', 'later/', 'main/', 'v1.0/']);
+    // git gc packs the loose objects; a second gc replaces that pack with another (as many packs as before).
+    for (const text of ['# gc one\n', '# gc two\n']) {
+      write(dir, 'README.md', text);
+      await gitAt(dir, '2016-08-08T12:00:00Z', 'commit', '-qam', text);
+      await gitAt(dir, '2016-08-08T12:00:00Z', 'gc', '-q', '--prune=now');
+      expect(await (await fetch(`${s.url}/main/README.md`)).text()).toBe(text);
+    }
     await s.stop();
   });
 
