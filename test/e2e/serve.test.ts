@@ -3,7 +3,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { newRepo, objPath, sha } from '../helpers/expect.js';
+import { newDir, newRepo, objPath, sha } from '../helpers/expect.js';
 import { tdv, write } from '../helpers/repo.js';
 import { sleep } from '../helpers/tmp.js';
 import { gitAt, type Serving, servedRepo, startServe, stopAllServes, TRIPS_V1, TRIPS_V2, workspaceState } from '../helpers/serve.js';
@@ -370,5 +370,23 @@ describe('tdv serve: token, listen errors', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/^error: cannot listen on 192\.0\.2\.1 .*--host/);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+  });
+});
+
+describe('tdv serve: usage errors', () => {
+  it('refuses a bad --port, a short --token and an invalid --bucket before opening anything (exit 2, one line)', async () => {
+    const { tdv } = await import('../helpers/repo.js');
+    const dir = fs.realpathSync(newDir());
+    for (const [args, msg] of [
+      [['--port', '70000'], /^error: --port must be a number from 0 to 65535, got "70000"$/],
+      [['--port', '0x10'], /^error: --port must be a number/],
+      [['--token', 'short'], /^error: --token must be 16 to 512 printable ASCII characters/],
+      [['--bucket', 'Bad_Name'], /^error: --bucket must be a valid S3 bucket name/],
+    ] as const) {
+      const r = await tdv(dir, 'serve', ...args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr.trim(), args.join(' ')).toMatch(msg);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
   });
 });
