@@ -177,8 +177,17 @@ function preconditionsHold(req: http.IncomingMessage, etag: string, modified: Da
  * conditional requests, 416 for a range past the end. The bytes stream from
  * the cache (fetched from the remote first when missing, verified) with
  * backpressure; a client that goes away releases the file at once.
+ * `overrides` replace response headers (S3's `response-content-type` and kin).
  */
-export async function sendFile(req: http.IncomingMessage, res: http.ServerResponse, snap: Snapshot, entry: SnapshotEntry, sendError: SendError, extra: Record<string, string> = {}): Promise<void> {
+export async function sendFile(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  snap: Snapshot,
+  entry: SnapshotEntry,
+  sendError: SendError,
+  extra: Record<string, string> = {},
+  overrides: Record<string, string> = {},
+): Promise<void> {
   const size = entrySize(snap, entry);
   const etag = etagOf(entry);
   const modified = lastModified(snap);
@@ -201,6 +210,7 @@ export async function sendFile(req: http.IncomingMessage, res: http.ServerRespon
     return sendError(416, 'InvalidRange', `The requested range is not satisfiable: the object is ${size} bytes`);
   }
   res.setHeader('Content-Type', contentType(entry.path));
+  for (const [k, v] of Object.entries(overrides)) res.setHeader(k, v);
   safetyHeaders(res);
   if (req.method === 'HEAD') {
     res.statusCode = range ? 206 : 200;

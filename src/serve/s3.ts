@@ -114,7 +114,7 @@ export async function handleS3(ctx: ServeContext, req: http.IncomingMessage, res
     return listObjects(ctx, req, res, q);
   }
   if (sub) return sendS3Error(req, res, 501, 'NotImplemented', `tdv serve does not implement ?${sub}`);
-  return getObject(ctx, req, res, s3.key);
+  return getObject(ctx, req, res, s3.key, url);
 }
 
 function listBuckets(ctx: ServeContext, res: http.ServerResponse, head: boolean): void {
@@ -127,13 +127,33 @@ function listBuckets(ctx: ServeContext, res: http.ServerResponse, head: boolean)
   );
 }
 
-async function getObject(ctx: ServeContext, req: http.IncomingMessage, res: http.ServerResponse, key: string): Promise<void> {
+async function getObject(ctx: ServeContext, req: http.IncomingMessage, res: http.ServerResponse, key: string, url: URL): Promise<void> {
   const noKey = () => sendS3Error(req, res, 404, 'NoSuchKey', 'The specified key does not exist.', { Key: key });
   if (!plausibleKey(key)) return noKey();
   const r = await resolveKey(ctx, key);
   if (!r || r.entry.kind !== 'file') return noKey();
   const send = (status: number, code: string, message: string) => sendS3Error(req, res, status, code, message, status === 416 ? {} : { Key: key });
-  await sendFile(req, res, r.snap, r.entry, send, { 'x-amz-request-id': requestId() });
+  await sendFile(req, res, r.snap, r.entry, send, { 'x-amz-request-id': requestId() }, responseOverrides(url.searchParams));
+}
+
+/** GetObject's `response-*` parameters (a presigned download link naming its file, say): the headers they set. */
+const OVERRIDES: Record<string, string> = {
+  'response-content-type': 'Content-Type',
+  'response-content-disposition': 'Content-Disposition',
+  'response-content-language': 'Content-Language',
+  'response-content-encoding': 'Content-Encoding',
+  'response-cache-control': 'Cache-Control',
+  'response-expires': 'Expires',
+};
+
+function responseOverrides(q: URLSearchParams): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [param, header] of Object.entries(OVERRIDES)) {
+    const v = q.get(param);
+    // What a header value cannot hold (control characters, code points above U+00FF) makes it ignored.
+    if (v !== null && !/[^\t\x20-\x7e\x80-\xff]/.test(v)) out[header] = v;
+  }
+  return out;
 }
 
 /** What a listed object carries: its entry and the snapshot it is from (for size and time). */

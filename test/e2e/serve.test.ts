@@ -249,6 +249,10 @@ describe('tdv serve over S3 without a token (unsigned and any-credential request
       expect(r.status, method).toBe(403);
       expect(r.body.toString()).toContain('<Code>AccessDenied</Code>');
     }
+    const named = await raw(s.url, '/history/main/README.md?response-content-type=text%2Fx-test&response-content-disposition=attachment%3B%20filename%3Dr.md&response-cache-control=%E2%9C%93');
+    expect(named.status).toBe(200);
+    expect(named.headers).toMatchObject({ 'content-type': 'text/x-test', 'content-disposition': 'attachment; filename=r.md' });
+    expect(named.headers['cache-control']).toBeUndefined();
     const range = await raw(s.url, '/history/main/README.md', { headers: { Range: 'bytes=999-' } });
     expect(range.status).toBe(416);
     expect(range.body.toString()).toContain('<Code>InvalidRange</Code>');
