@@ -2,7 +2,7 @@
 // tdv benchmark: each row times tdv and its baseline side by side in the same
 // run (interleaved, median of RUNS), and prints the ratio against its target.
 // Usage: npm run bench [-- --runs 5 --files 20000 --big-mib 1024 --only add-dir,status,push-s3 --dir /dev/shm]
-// Row ids: add-big add-big-cached checkout-big add-dir status status-floor status-one checkout lfs push-local push-s3 push-noop-s3 pull-s3 push-big-s3 repro-noop parallel docker-true docker-true-runner log serve-get serve-list version
+// Row ids: add-big add-big-cached checkout-big add-dir status status-floor status-one checkout lfs push-local push-s3 push-noop-s3 pull-s3 push-big-s3 repro-noop parallel docker-true docker-true-runner log serve-get serve-get-ref serve-list version
 // --dir picks the file system: the default temp dir is the real disk, whose
 // speed on shared machines swings several-fold from minute to minute; a tmpfs
 // such as /dev/shm shows tdv's own CPU cost against the baseline's.
@@ -504,7 +504,7 @@ async function startServe(repo) {
 
 // GET of a cached BIG_MIB file through tdv serve with curl, against cat of the cached object
 // (both into /dev/null, page cache warm): throughput ratio >= 0.8, so time ratio <= 1.25.
-if (enabled('serve-get')) {
+if (enabled('serve-get') || enabled('serve-get-ref')) {
   const repo = newRepo('serve-big');
   const fd = fs.openSync(path.join(repo, 'big.bin'), 'w');
   const chunk = Buffer.alloc(1 << 20);
@@ -522,6 +522,29 @@ if (enabled('serve-get')) {
       tdv: () => timeCmd('curl', ['-sf', '-o', '/dev/null', `${served.url}/${rev}/big.bin`], work),
       baseline: () => timeCmd('sh', ['-c', 'cat "$1" > /dev/null', 'sh', obj], work),
     });
+    // For reference: the same GET from Python's http.server, which sends the file with sendfile(2):
+    // what any HTTP server on this machine gets through loopback TCP and curl.
+    if (enabled('serve-get-ref')) {
+      const { spawn } = await import('node:child_process');
+      const py = spawn('python3', ['-u', '-m', 'http.server', '--bind', '127.0.0.1', '0', '--directory', path.dirname(obj)], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const port = await new Promise((resolve, reject) => {
+        let buf = '';
+        py.stdout.on('data', (d) => {
+          buf += d;
+          const m = / port (\d+)/.exec(buf);
+          if (m) resolve(m[1]);
+        });
+        py.on('exit', (code) => reject(new Error(`python3 -m http.server exited (${code})`)));
+      });
+      try {
+        await row('serve-get-ref', `curl GET of the same file from python3 -m http.server (sendfile; comparison)`, 'cat of the cached object > /dev/null', null, {
+          tdv: () => timeCmd('curl', ['-sf', '-o', '/dev/null', `http://127.0.0.1:${port}/${path.basename(obj)}`], work),
+          baseline: () => timeCmd('sh', ['-c', 'cat "$1" > /dev/null', 'sh', obj], work),
+        });
+      } finally {
+        py.kill();
+      }
+    }
   } finally {
     await served.stop();
   }
