@@ -2,7 +2,7 @@
 // tdv benchmark: each row times tdv and its baseline side by side in the same
 // run (interleaved, median of RUNS), and prints the ratio against its target.
 // Usage: npm run bench [-- --runs 5 --files 20000 --big-mib 1024 --only add-dir,status,push-s3 --dir /dev/shm]
-// Row ids: add-big add-big-cached checkout-big add-dir status status-floor status-one checkout lfs push-local push-s3 push-noop-s3 pull-s3 push-big-s3 repro-noop parallel docker-true docker-true-runner log cat-old version
+// Row ids: add-big add-big-cached checkout-big add-dir status status-floor status-one checkout lfs push-local push-s3 push-noop-s3 pull-s3 push-big-s3 repro-noop parallel docker-true docker-true-runner log cat-old serve-get serve-get-ref serve-list version
 // --dir picks the file system: the default temp dir is the real disk, whose
 // speed on shared machines swings several-fold from minute to minute; a tmpfs
 // such as /dev/shm shows tdv's own CPU cost against the baseline's.
@@ -501,6 +501,105 @@ if (enabled('cat-old')) {
     baseline: () => timeCmd('node', [TDV, '--version'], work),
   });
   rm(repo);
+}
+
+// tdv serve: a running server (spawned as users start it), read by curl and by an S3 client.
+async function startServe(repo) {
+  const { spawn } = await import('node:child_process');
+  const child = spawn('node', [TDV, 'serve', '--port', '0'], { cwd: repo, env: gitEnv, stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise((resolve, reject) => {
+    let buf = '';
+    child.stdout.on('data', (d) => {
+      buf += d;
+      const m = /at (http:\/\/\S+) \(bucket (\S+)\)/.exec(buf);
+      if (m) resolve({ url: m[1], bucket: m[2] });
+    });
+    child.on('exit', (code) => reject(new Error(`tdv serve exited (${code})`)));
+  });
+  return { ...url, stop: () => new Promise((r) => (child.once('exit', r), child.kill('SIGTERM'))) };
+}
+
+// GET of a cached BIG_MIB file through tdv serve with curl, against cat of the cached object
+// (both into /dev/null, page cache warm): throughput ratio >= 0.8, so time ratio <= 1.25.
+if (enabled('serve-get') || enabled('serve-get-ref')) {
+  const repo = newRepo('serve-big');
+  const fd = fs.openSync(path.join(repo, 'big.bin'), 'w');
+  const chunk = Buffer.alloc(1 << 20);
+  for (let i = 0; i < BIG_MIB; i++) fs.writeSync(fd, randomFillSync(chunk));
+  fs.closeSync(fd);
+  run('node', [TDV, 'add', '-q', 'big.bin'], repo);
+  run('git', ['add', '-A'], repo);
+  run('git', ['commit', '-qm', 'big'], repo);
+  const oid = /sha256: ([0-9a-f]{64})/.exec(fs.readFileSync(path.join(repo, 'big.bin.tdv'), 'utf8'))[1];
+  const obj = path.join(repo, '.tdv', 'cache', 'files', 'sha256', oid.slice(0, 2), oid.slice(2));
+  const served = await startServe(repo);
+  try {
+    const rev = String(run('git', ['rev-parse', '--abbrev-ref', 'HEAD'], repo).stdout).trim();
+    await row('serve-get', `curl GET of a cached ${BIG_MIB} MiB file through tdv serve`, 'cat of the cached object > /dev/null', 1.25, {
+      tdv: () => timeCmd('curl', ['-sf', '-o', '/dev/null', `${served.url}/${rev}/big.bin`], work),
+      baseline: () => timeCmd('sh', ['-c', 'cat "$1" > /dev/null', 'sh', obj], work),
+    });
+    // For reference: the same GET from Python's http.server, which sends the file with sendfile(2):
+    // what any HTTP server on this machine gets through loopback TCP and curl.
+    if (enabled('serve-get-ref')) {
+      const { spawn } = await import('node:child_process');
+      const py = spawn('python3', ['-u', '-m', 'http.server', '--bind', '127.0.0.1', '0', '--directory', path.dirname(obj)], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const port = await new Promise((resolve, reject) => {
+        let buf = '';
+        py.stdout.on('data', (d) => {
+          buf += d;
+          const m = / port (\d+)/.exec(buf);
+          if (m) resolve(m[1]);
+        });
+        py.on('exit', (code) => reject(new Error(`python3 -m http.server exited (${code})`)));
+      });
+      try {
+        await row('serve-get-ref', `curl GET of the same file from python3 -m http.server (sendfile; comparison)`, 'cat of the cached object > /dev/null', null, {
+          tdv: () => timeCmd('curl', ['-sf', '-o', '/dev/null', `http://127.0.0.1:${port}/${path.basename(obj)}`], work),
+          baseline: () => timeCmd('sh', ['-c', 'cat "$1" > /dev/null', 'sh', obj], work),
+        });
+      } finally {
+        py.kill();
+      }
+    }
+  } finally {
+    await served.stop();
+  }
+  rm(repo);
+}
+
+// ListObjectsV2 of every page of a NFILES-file tracked directory at a revision
+// (@aws-sdk/client-s3's paginator, 1000 keys a page), against `tdv ls -R` of it.
+if (enabled('serve-list')) {
+  const hasLs = /Usage: tdv ls/.test(String(spawnSync('node', [TDV, 'ls', '--help'], { encoding: 'utf8' }).stdout));
+  if (!hasLs) process.stderr.write('  serve-list: skipped: tdv ls missing\n');
+  else {
+    const repo = newRepo('serve-list');
+    makeTree(path.join(repo, 'data'), NFILES);
+    run('node', [TDV, 'add', '-q', 'data'], repo);
+    run('git', ['add', '-A'], repo);
+    run('git', ['commit', '-qm', 'tree'], repo);
+    const rev = String(run('git', ['rev-parse', 'HEAD'], repo).stdout).trim();
+    const served = await startServe(repo);
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+    const { S3Client, paginateListObjectsV2 } = await import('@aws-sdk/client-s3');
+    const client = new S3Client({ endpoint: served.url, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'tdv', secretAccessKey: 'tdv' } });
+    try {
+      await row('serve-list', `ListObjectsV2, all pages, of a ${NFILES}-file directory at a revision (tdv serve)`, 'tdv ls -R of the same directory', 2.0, {
+        tdv: () =>
+          timeFn(async () => {
+            let n = 0;
+            for await (const p of paginateListObjectsV2({ client, pageSize: 1000 }, { Bucket: served.bucket, Prefix: `${rev}/data/` })) n += p.KeyCount ?? 0;
+            if (n !== NFILES) throw new Error(`serve-list: listed ${n} keys, expected ${NFILES}`);
+          }),
+        baseline: () => timeCmd('node', [TDV, 'ls', '-R', '--rev', rev, 'data'], repo),
+      });
+    } finally {
+      client.destroy();
+      await served.stop();
+    }
+    rm(repo);
+  }
 }
 
 await row('version', 'tdv --version', 'node -e 0', 2.5, {

@@ -198,14 +198,17 @@ export class ObjectDb {
       const loose = this.readLoose(dir, oid);
       if (loose) return loose;
     }
-    // A repack may have moved it into a pack made after the list was read.
-    const before = this.packs?.length ?? 0;
+    // A repack may have moved it into a pack made after the list was read. Compared by name,
+    // not count: `git gc` replaces one pack with another (a running `tdv serve` missed every
+    // new commit after its second gc).
+    const before = this.packs ?? [];
+    const known = new Set(before.map((p) => p.idxPath));
     this.packs = undefined;
-    if (this.allPacks().length !== before) {
-      for (const pack of this.allPacks()) {
-        const pos = pack.find(raw);
-        if (pos !== -1) return this.readPacked(pack, pack.offsetAt(pos));
-      }
+    const fresh = this.allPacks().filter((p) => !known.has(p.idxPath));
+    for (const p of before) p.close();
+    for (const pack of fresh) {
+      const pos = pack.find(raw);
+      if (pos !== -1) return this.readPacked(pack, pack.offsetAt(pos));
     }
     return undefined;
   }

@@ -17,6 +17,7 @@ export interface Ref {
  */
 export class Refs {
   private packed?: Map<string, string>;
+  private packedStamp?: string;
 
   constructor(
     readonly gitdir: string,
@@ -120,7 +121,17 @@ export class Refs {
   }
 
   private packedRefs(): Map<string, string> {
-    if (this.packed) return this.packed;
+    // Read again when the file changed (`git pack-refs`, `git gc`, a fetch): a long-running
+    // reader (`tdv serve`) would otherwise keep refs that moved, and miss every packed new one.
+    let stamp = 'absent';
+    try {
+      const st = fs.statSync(path.join(this.commondir, 'packed-refs'));
+      stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+    }
+    if (this.packed && stamp === this.packedStamp) return this.packed;
+    this.packedStamp = stamp;
     this.packed = new Map();
     let text = '';
     try {

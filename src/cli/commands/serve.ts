@@ -10,17 +10,47 @@ export function registerServe(program: Program, ctx: CliContext): void {
     .option('--token <token>', 'a secret every request must present (generated and printed when binding off loopback)')
     .option('-r, --remote <name>', 'remote to fetch objects missing from the cache from (default: the default remote)')
     .option('--bucket <name>', "the S3 bucket name (default: the repository directory's name)")
-    .addHelpText('after', examples('tdv serve', 'tdv serve --port 9000', 'aws --endpoint-url http://127.0.0.1:8765 s3 ls s3://BUCKET/main/'));
+    .addHelpText(
+      'after',
+      examples(
+        'tdv serve',
+        'tdv serve --port 9000',
+        'curl http://127.0.0.1:8765/main/data/',
+        'aws --endpoint-url http://127.0.0.1:8765 s3 ls s3://BUCKET/main/',
+        'tdv serve --host 0.0.0.0 --token "$(openssl rand -base64 32)"',
+      ),
+    );
   const check = (opts: ReturnType<typeof cmd.opts>) => {
     if (!/^\d{1,5}$/.test(opts.port) || Number(opts.port) > 65535) throw new UsageError(`--port must be a number from 0 to 65535, got "${opts.port}"`);
+    if (opts.token !== undefined && !/^[\x21-\x7e]{16,512}$/.test(opts.token)) {
+      throw new UsageError('--token must be 16 to 512 printable ASCII characters without spaces (it is sent in headers, URLs and cookies)');
+    }
+    if (opts.bucket !== undefined && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(opts.bucket)) {
+      throw new UsageError(`--bucket must be a valid S3 bucket name (3 to 63 lower-case letters, digits, dots and hyphens), got "${opts.bucket}"`);
+    }
   };
   ctx.action(cmd, { check }, async ({ out, repo, opts }) => {
     const { startServer } = await import('../../serve/server.js');
-    const served = await startServer(repo, { host: opts.host, port: Number(opts.port), token: opts.token, remote: opts.remote, bucket: opts.bucket });
-    out.info(`Serving ${repo.root} at ${served.url} (Ctrl-C stops)`);
-    await new Promise<void>((resolve) => {
+    const { generateToken, isLoopback } = await import('../../serve/auth.js');
+    // Off loopback a token is required: a generated one is printed, as Jupyter does.
+    const generated = opts.token === undefined && !isLoopback(opts.host) ? generateToken() : undefined;
+    const token = opts.token ?? generated;
+    const served = await startServer(repo, {
+      host: opts.host,
+      port: Number(opts.port),
+      token,
+      remote: opts.remote,
+      bucket: opts.bucket,
+      onError: (m) => out.warn(m),
+    });
+    // Listening for the stop signals before saying where it serves: whoever reads that line may signal at once.
+    const stopped = new Promise<void>((resolve) => {
       for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => resolve());
     });
+    for (const note of served.notes) out.warn(note);
+    out.info(`Serving ${repo.root} at ${served.url} (bucket ${served.bucket})`);
+    if (generated) out.info(`Token: ${generated} (send it as "Authorization: Bearer TOKEN", open ${served.url}/?token=TOKEN, or use it as the S3 secret access key)`);
+    await stopped;
     await served.close();
   });
 }
