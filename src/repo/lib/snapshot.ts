@@ -75,7 +75,14 @@ export async function localSource(repo: Repo, remoteName?: string): Promise<Snap
     history,
     store: repo.store,
     // Loaded only when an object is missing: reading what is cached needs no remote code.
-    openRemote: () => (remote ??= import('./remotes.js').then(({ openRemote }) => openRemote(repo, remoteName))),
+    // A failure is not kept: the next request tries again (a long-running `tdv serve` must not keep one error for its life).
+    openRemote: () =>
+      (remote ??= import('./remotes.js')
+        .then(({ openRemote }) => openRemote(repo, remoteName))
+        .catch((err: unknown) => {
+          remote = undefined;
+          throw err;
+        })),
   };
 }
 
