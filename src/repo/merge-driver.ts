@@ -54,7 +54,7 @@ export async function mergeDriver(repo: Repo, opts: MergeDriverOptions): Promise
     if (text.trim() === '') return []; // no base: added on both sides
     const p = await parsePointer(text, file, `${shown} (${side})`);
     // The pointer's own desc and meta: ours, as Git keeps ours for what it does not merge.
-    if (side === 'ours') info = { desc: p.desc, meta: p.meta };
+    if (side === 'ours') info = { desc: p.desc, meta: p.meta, import: p.import };
     return p.outs;
   };
   const [base, ours, theirs] = [await read(baseRel, 'base'), await read(oursRel, 'ours'), await read(theirsRel, 'theirs')];

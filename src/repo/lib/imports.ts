@@ -1,0 +1,181 @@
+import { TdvError } from '../../errors.js';
+import { maskUrl } from '../../formats/config.js';
+import { type ImportRecord, outAbsPath, type Pointer } from '../../formats/pointer.js';
+import type { Selected } from './pointers.js';
+import type { ImportTransfer, TransferOptions, TransferResult } from './transfer.js';
+import type { Repo } from '../repo.js';
+
+/**
+ * Imported data (`tdv import`) in the commands that move objects: its objects
+ * come from the source repository's remote, not from this repository's. A
+ * pointer with an `import` record is otherwise a pointer like any other:
+ * checkout, status of the workspace copy and gc treat it alike.
+ *
+ * Push leaves imported objects out (as DVC does): the source's remote is
+ * where they live, and copying them into this repository's remote would
+ * spread another team's data into storage it does not manage.
+ */
+
+/** Whether a selected output is imported from another repository. */
+export function isImported(s: Selected): boolean {
+  return s.ptr.import !== undefined;
+}
+
+/** A commit id written out in full: an import pinned to it never moves. */
+export function isCommitId(rev: string | undefined): boolean {
+  return rev !== undefined && /^[0-9a-f]{40}$/.test(rev);
+}
+
+/** A source URL for messages (credentials masked). */
+export function shownUrl(url: string): string {
+  return maskUrl(url);
+}
+
+/** Imported outputs grouped by where their objects come from (source, commit, remote). */
+function bySource(selected: readonly Selected[]): Map<string, Selected[]> {
+  const groups = new Map<string, Selected[]>();
+  for (const s of selected) {
+    const i = s.ptr.import!;
+    const key = JSON.stringify([i.url, i.commit, i.remote ?? '']);
+    const g = groups.get(key);
+    if (g) g.push(s);
+    else groups.set(key, [s]);
+  }
+  return groups;
+}
+
+/**
+ * Fetches the objects of imported outputs the cache lacks, from each source's
+ * remote (its `.tdv/config.yaml` at the recorded commit), verified like every
+ * download. A source whose outputs are all cached is not contacted at all.
+ * A source that cannot be opened fails its outputs, not the others.
+ */
+export async function fetchImports(repo: Repo, selected: readonly Selected[], opts: TransferOptions): Promise<ImportTransfer[]> {
+  const { fetchSelected } = await import('./transfer.js');
+  const { openExternal } = await import('./external.js');
+  const out: ImportTransfer[] = [];
+  for (const group of bySource(selected).values()) {
+    const imp = group[0]!.ptr.import!;
+    if (group.every((s) => repo.store.hasAll(s.out.sha256))) continue; // cheapest check first: no clone, no network
+    const res: ImportTransfer = { url: imp.url, remote: imp.remote ?? '', transferred: 0, skipped: 0, failed: [], bytes: 0 };
+    try {
+      const ext = await openExternal(imp.url, { rev: imp.commit, here: repo, remote: imp.remote });
+      try {
+        const remote = await ext.source.openRemote();
+        res.remote = remote.name;
+        Object.assign(res, await fetchSelected(repo, remote, group, opts), { url: imp.url });
+      } finally {
+        await ext.close();
+      }
+    } catch (err) {
+      if (!(err instanceof TdvError)) throw err;
+      // The whole source failed (unreachable, no remote): each of its outputs says so.
+      for (const s of group) res.failed.push({ oid: s.out.sha256, path: s.rel, error: `imported from ${shownUrl(imp.url)}: ${err.message}` });
+    }
+    out.push(res);
+  }
+  return out;
+}
+
+/**
+ * The fetch of `pull`, `fetch` and `checkout --pull`: this repository's
+ * outputs from its remote (by `own`), imported ones from their sources. With
+ * no imports selected this is `own` on this repository's remote, as before.
+ * With only imports, this repository's remote is not opened (a repository
+ * that only imports needs none), unless `-r` names one.
+ */
+export async function fetchWithImports(
+  repo: Repo,
+  selected: readonly Selected[],
+  opts: TransferOptions,
+  own: (remote: import('../../remote/remote.js').Remote, selected: readonly Selected[]) => Promise<TransferResult>,
+): Promise<TransferResult> {
+  const { withRemote } = await import('./transfer.js');
+  const theirs = selected.filter(isImported);
+  if (theirs.length === 0) return withRemote(repo, opts, (remote) => own(remote, selected));
+  const mine = selected.filter((s) => !isImported(s));
+  const res: TransferResult =
+    mine.length > 0 || opts.runCache || opts.remote !== undefined
+      ? await withRemote(repo, opts, (remote) => own(remote, mine))
+      : { remote: repo.config.core.remote ?? '', transferred: 0, skipped: 0, failed: [], bytes: 0 };
+  // One progress plan per transfer: the imports' own bars would restart the total.
+  const imports = await fetchImports(repo, theirs, { ...opts, progress: mine.length === 0 ? opts.progress : undefined });
+  return imports.length > 0 ? { ...res, imports } : res;
+}
+
+/** An import whose source `status` asked about. */
+export interface ImportStatus {
+  /** The imported output (repo-relative). */
+  path: string;
+  pointer: string;
+  url: string;
+  /** The path in the source. */
+  source: string;
+  rev?: string;
+  /** The commit recorded in the pointer. */
+  commit: string;
+  /**
+   * `moved`: the revision now names `latest` (`tdv update` brings it);
+   * `current`: it still names `commit`; `pinned`: a commit id, which never
+   * moves (not asked); `unreachable`: the source could not be asked (`error`).
+   */
+  state: 'moved' | 'current' | 'pinned' | 'unreachable';
+  latest?: string;
+  error?: string;
+}
+
+/** How long status waits for a source's answer. */
+export const IMPORT_CHECK_TIMEOUT_MS = 15_000;
+
+/**
+ * Whether the sources of imported outputs have moved: one `git ls-remote`
+ * per distinct source and revision, all at once, each bounded by a timeout.
+ * A source that cannot be asked is reported (`unreachable`), never an error.
+ */
+export async function checkImports(repo: Repo, selected: readonly Selected[], timeoutMs = IMPORT_CHECK_TIMEOUT_MS): Promise<ImportStatus[]> {
+  const pointers = new Map<string, Pointer & { import: ImportRecord }>();
+  for (const s of selected) if (s.ptr.import) pointers.set(s.ptr.file, s.ptr as Pointer & { import: ImportRecord });
+  const { remoteRevision } = await import('./external.js');
+  const asked = new Map<string, Promise<{ latest?: string; error?: string }>>();
+  const ask = (url: string, rev: string | undefined) => {
+    const key = JSON.stringify([url, rev ?? null]);
+    let p = asked.get(key);
+    if (!p) {
+      p = withTimeout(remoteRevision(url, rev), timeoutMs).then(
+        (latest) => (latest === undefined ? { error: rev === undefined ? 'it has no HEAD' : `it has no branch or tag "${rev}"` } : { latest }),
+        (err: unknown) => ({ error: err instanceof Error ? err.message : String(err) }),
+      );
+      asked.set(key, p);
+    }
+    return p;
+  };
+  return Promise.all(
+    [...pointers.values()].map(async (ptr): Promise<ImportStatus> => {
+      const imp = ptr.import;
+      const base = { path: repo.rel(outAbsPath(ptr, ptr.outs[0]!)), pointer: repo.rel(ptr.file), url: imp.url, source: imp.path, commit: imp.commit };
+      const withRev = imp.rev === undefined ? base : { ...base, rev: imp.rev };
+      // A commit id, or a date (the last commit before it stays the last): nothing can move it.
+      if (isCommitId(imp.rev) || imp.rev?.startsWith('@')) return { ...withRev, state: 'pinned' };
+      const r = await ask(imp.url, imp.rev);
+      if (r.error !== undefined) return { ...withRev, state: 'unreachable', error: r.error };
+      return r.latest === imp.commit ? { ...withRev, state: 'current' } : { ...withRev, state: 'moved', latest: r.latest };
+    }),
+  );
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${Math.round(ms / 1000)} s`)), ms);
+    timer.unref();
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e as Error);
+      },
+    );
+  });
+}
