@@ -1,5 +1,11 @@
-import { TdvError } from '../../errors.js';
+import path from 'node:path';
+import { ConflictError, TdvError } from '../../errors.js';
 import { maskUrl } from '../../formats/config.js';
+import type { ManifestEntry } from '../../formats/manifest.js';
+import type { Oid } from '../../formats/oid.js';
+import { quotePath, shellWord } from '../../formats/paths.js';
+import type { CheckoutContext, CheckoutPlan, CheckoutTarget } from '../../workspace/checkout.js';
+import type { ExternalRepo } from './external.js';
 import { type ImportRecord, outAbsPath, type Pointer } from '../../formats/pointer.js';
 import type { Selected } from './pointers.js';
 import type { ImportTransfer, TransferOptions, TransferResult } from './transfer.js';
@@ -178,4 +184,113 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
       },
     );
   });
+}
+
+/** The data of a path of a source revision, in this repository's cache: the output a pointer records. */
+export interface SourceData {
+  sha256: Oid;
+  size: number;
+  nfiles?: number;
+  isexec?: boolean;
+  /** The download from the source's remote (objects already cached are not asked for). */
+  fetched: TransferResult;
+}
+
+/**
+ * Puts the data of `srcPath` at the source's revision into this repository's
+ * cache and returns its object id, as a pointer records it. A tracked file or
+ * directory keeps its own id (its objects come from the source's remote,
+ * verified); Git files, and directories that are not one tracked output
+ * (Git files, a part of a tracked directory, or both), are stored here and
+ * described by a manifest written here. `rel`: where it will be checked out
+ * (for messages). Fails, with nothing written outside the cache, when any
+ * object could not be downloaded.
+ */
+export async function fetchSourceData(repo: Repo, ext: ExternalRepo, srcPath: string, rel: string, opts: { jobs?: number; progress?: TransferOptions['progress'] }): Promise<SourceData> {
+  const { fetchSelected } = await import('./transfer.js');
+  const store = repo.store;
+  const snap = await ext.snapshot();
+  const at = `${ext.rev ?? 'HEAD'} (${ext.commit.slice(0, 12)})`;
+  const entry = await snap.stat(srcPath);
+  if (!entry) {
+    throw new TdvError(
+      'NOT_FOUND',
+      `${quotePath(srcPath)} does not exist in ${shownUrl(ext.url)} at ${at}; \`tdv ls ${shellWord(ext.url)}${ext.rev === undefined ? '' : ` --rev ${shellWord(ext.rev)}`}\` lists what it has`,
+    );
+  }
+  const fetched: TransferResult = { remote: ext.remoteName ?? '', transferred: 0, skipped: 0, failed: [], bytes: 0 };
+  const fetch = async (outs: { rel: string; sha256: Oid; size: number; nfiles?: number }[]): Promise<void> => {
+    const needed = outs.filter((o) => !store.hasAll(o.sha256));
+    fetched.skipped += outs.length - needed.length;
+    if (needed.length === 0) return; // no remote needed: a source without one can still be imported from a shared cache
+    const remote = await ext.source.openRemote();
+    fetched.remote = remote.name;
+    const sel: Selected[] = needed.map((o) => ({
+      ptr: { file: path.join(repo.root, `${rel}.tdv`), outs: [] },
+      out: { path: path.posix.basename(o.rel), sha256: o.sha256, size: o.size, ...(o.nfiles !== undefined ? { nfiles: o.nfiles } : {}) },
+      abs: path.join(repo.root, o.rel),
+      rel: o.rel,
+    }));
+    const r = await fetchSelected(repo, remote, sel, opts);
+    fetched.transferred += r.transferred;
+    fetched.skipped += r.skipped;
+    fetched.bytes += r.bytes;
+    fetched.failed.push(...r.failed);
+  };
+  const failedError = () => {
+    const f = fetched.failed[0]!;
+    return new TdvError(
+      'TRANSFER_FAILED',
+      `${fetched.failed.length} object(s) of ${quotePath(srcPath)} could not be downloaded from remote "${fetched.remote}" of ${shownUrl(ext.url)} (first: ${quotePath(f.path)}: ${f.error}); nothing was written to the workspace; run the command again to retry`,
+    );
+  };
+  let out: Omit<SourceData, 'fetched'>;
+  if (entry.kind === 'file' && entry.source === 'data') {
+    out = { sha256: entry.oid!, size: entry.size!, ...(entry.isexec ? { isexec: true } : {}) };
+    await fetch([{ rel, sha256: out.sha256, size: out.size }]);
+  } else if (entry.kind === 'file') {
+    // A Git file: its bytes are in the clone; stored here like any data.
+    const bytes = await snap.read(entry);
+    out = { sha256: store.addBufferSync(bytes), size: bytes.length };
+  } else if (entry.oid !== undefined) {
+    // A tracked directory: its manifest and files from the source's remote.
+    await fetch([{ rel, sha256: entry.oid, size: entry.size ?? 0, nfiles: 0 }]);
+    if (fetched.failed.length > 0) throw failedError();
+    out = { sha256: entry.oid, size: entry.size ?? 0, nfiles: store.readManifest(entry.oid).length };
+  } else {
+    // Git files, or a part of a tracked directory, or both: one manifest made here.
+    const files = (await snap.list(srcPath, { recursive: true })) ?? [];
+    if (files.length === 0) throw new TdvError('NOT_FOUND', `${quotePath(srcPath)} in ${shownUrl(ext.url)} at ${at} holds no files; import a directory with files in it`);
+    await fetch(files.filter((f) => f.source === 'data').map((f) => ({ rel: `${rel}/${f.path.slice(srcPath.length + 1)}`, sha256: f.oid!, size: f.size! })));
+    if (fetched.failed.length > 0) throw failedError();
+    const entries: ManifestEntry[] = [];
+    for (const f of files) {
+      const relpath = f.path.slice(srcPath.length + 1);
+      if (f.source === 'data') entries.push({ relpath, sha256: f.oid!, size: f.size!, ...(f.isexec ? { isexec: true } : {}) });
+      else {
+        const bytes = await snap.read(f);
+        entries.push({ relpath, sha256: store.addBufferSync(bytes), size: bytes.length });
+      }
+    }
+    out = { sha256: store.writeManifest(entries), size: entries.reduce((n, e) => n + e.size, 0), nfiles: entries.length };
+  }
+  if (fetched.failed.length > 0) throw failedError();
+  return { ...out, fetched };
+}
+
+/**
+ * Plans the checkout of an imported output through the checkout engine (the
+ * guard checks every path), refusing workspace content the cache lacks unless
+ * `force`. `fix` ends the refusal's line.
+ */
+export async function planImportCheckout(repo: Repo, target: CheckoutTarget, opts: { force?: boolean; fix: string }): Promise<{ ctx: CheckoutContext; plan: CheckoutPlan }> {
+  const { workspaceContext } = await import('./hashing.js');
+  const { planCheckout } = await import('../../workspace/checkout.js');
+  const ctx = await workspaceContext(repo);
+  const plan = await planCheckout(ctx, [target], { force: opts.force });
+  if (plan.conflicts.length > 0) {
+    const shown = plan.conflicts.slice(0, 3).map(quotePath).join(', ') + (plan.conflicts.length > 3 ? ` and ${plan.conflicts.length - 3} more` : '');
+    throw new ConflictError(`${plan.conflicts.length} workspace file(s) have changes that are not in the cache and would be lost: ${shown}; ${opts.fix}`, plan.conflicts);
+  }
+  return { ctx, plan };
 }
