@@ -1,12 +1,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { importData, type ImportOptions } from '../../src/repo/import.js';
+import { FormatError } from '../../src/errors.js';
 import { parsePointer } from '../../src/formats/pointer.js';
+import { gc } from '../../src/repo/gc.js';
+import { importData, type ImportOptions } from '../../src/repo/import.js';
+import { pull } from '../../src/repo/pull.js';
+import { push } from '../../src/repo/push.js';
+import { status } from '../../src/repo/status.js';
+import { update, type UpdateOptions } from '../../src/repo/update.js';
 import { expectClean, rejectsWith, withRepo } from '../helpers/api.js';
-import { cacheObjects, sha } from '../helpers/expect.js';
-import { makeRepo, read } from '../helpers/repo.js';
-import { isolateUserCache, makeSource } from '../helpers/source.js';
+import { cacheObjects, newDir, remoteObjects, sha, state } from '../helpers/expect.js';
+import { git, makeRepo, read, tdv, write } from '../helpers/repo.js';
+import { commitAt, isolateUserCache, makeSource, type SourceRepo } from '../helpers/source.js';
 
 /**
  * Porcelain layer: `tdv import` from a second repository on this machine
@@ -66,5 +72,154 @@ describe('import (API)', () => {
     expect(fs.existsSync(path.join(here, 'nope.csv'))).toBe(false);
     await imported(here, { url: src.url, path: 'data/trips.csv', out: 't.csv' });
     await rejectsWith(imported(here, { url: src.url, path: 'data/trips.csv', out: 't.csv' }), 'EXISTS');
+  });
+});
+
+const statusOf = (dir: string) => withRepo(dir, (r) => status(r));
+const updated = (dir: string, opts: UpdateOptions & { at?: string[] } = {}) => withRepo(dir, (r) => update(r, { ...opts, targets: (opts.at ?? []).map((t) => path.join(dir, t)) }));
+
+/** A third version of the source: trips "v3", committed on main. */
+async function sourceV3(src: SourceRepo): Promise<string> {
+  write(src.dir, 'data/trips.csv', 'id,km\n1,v3\n');
+  const r = await tdv(src.dir, 'add', 'data/trips.csv');
+  expect(r.code, r.stderr).toBe(0);
+  const v3 = await commitAt(src.dir, '2016-09-01T12:00:00Z', 'v3');
+  expect((await tdv(src.dir, 'push')).code).toBe(0);
+  return v3;
+}
+
+describe('status and update of imports (API)', () => {
+  it('status says when the source moved; update moves the data and the pointer; status is clean again', async () => {
+    const src = await makeSource();
+    const here = await makeRepo();
+    await imported(here, { url: src.url, path: 'data/trips.csv' });
+    await imported(here, { url: src.url, path: 'images', rev: 'v1' });
+    let s = await statusOf(here);
+    expect(s.clean).toBe(true);
+    expect(s.imports!.map((i) => [i.path, i.state])).toEqual([
+      ['images', 'current'],
+      ['trips.csv', 'current'],
+    ]);
+    expect((await updated(here)).imports.map((i) => i.state)).toEqual(['current', 'current']);
+
+    const v3 = await sourceV3(src);
+    s = await statusOf(here);
+    expect(s.clean).toBe(false);
+    expect(s.data).toEqual([]);
+    expect(s.imports!.find((i) => i.path === 'trips.csv')).toMatchObject({ state: 'moved', commit: src.v2, latest: v3 });
+    // The tag did not move.
+    expect(s.imports!.find((i) => i.path === 'images')).toMatchObject({ state: 'current', rev: 'v1' });
+
+    const res = await updated(here);
+    expect(res.imports.find((i) => i.path === 'trips.csv')).toMatchObject({ state: 'updated', from: src.v2, to: v3, oldOid: sha('id,km\n1,v2\n2,v2\n'), oid: sha('id,km\n1,v3\n') });
+    expect(res.gitFiles).toEqual(['trips.csv.tdv']);
+    expect(read(here, 'trips.csv')).toBe('id,km\n1,v3\n');
+    const p = await pointerOf(here, 'trips.csv.tdv');
+    expect(p.import).toEqual({ url: src.url, path: 'data/trips.csv', commit: v3 });
+    expect(p.outs).toEqual([{ path: 'trips.csv', sha256: sha('id,km\n1,v3\n'), size: 11 }]);
+    await expectClean(here);
+    expect((await statusOf(here)).imports!.every((i) => i.state === 'current')).toBe(true);
+  });
+
+  it('update --rev moves to a tag and records it; a directory import follows it', async () => {
+    const src = await makeSource();
+    const here = await makeRepo();
+    await imported(here, { url: src.url, path: 'images', out: 'img' });
+    expect(fs.existsSync(path.join(here, 'img/c.png'))).toBe(true);
+    const res = await updated(here, { at: ['img'], rev: 'v1' });
+    expect(res.imports[0]).toMatchObject({ state: 'updated', rev: 'v1', from: src.v2, to: src.v1 });
+    expect(fs.existsSync(path.join(here, 'img/c.png'))).toBe(false);
+    expect(read(here, 'img/a.png')).toBe('A');
+    const p = await pointerOf(here, 'img.tdv');
+    expect(p.import).toEqual({ url: src.url, path: 'images', rev: 'v1', commit: src.v1 });
+    expect(p.outs[0]).toMatchObject({ nfiles: 2 });
+    await expectClean(here);
+  });
+
+  it('an import pinned to a commit id never reports moved, and update leaves it', async () => {
+    const src = await makeSource();
+    const here = await makeRepo();
+    await imported(here, { url: src.url, path: 'data/trips.csv', rev: src.v1 });
+    expect(read(here, 'trips.csv')).toBe('id,km\n1,v1\n');
+    await sourceV3(src);
+    const s = await statusOf(here);
+    expect(s.clean).toBe(true);
+    expect(s.imports).toMatchObject([{ state: 'pinned', commit: src.v1 }]);
+    expect((await updated(here)).imports).toMatchObject([{ state: 'current', to: src.v1 }]);
+  });
+
+  it('update protects workspace changes the cache lacks, and --force discards them', async () => {
+    const src = await makeSource();
+    const here = await makeRepo();
+    await imported(here, { url: src.url, path: 'data/trips.csv' });
+    fs.chmodSync(path.join(here, 'trips.csv'), 0o644);
+    fs.writeFileSync(path.join(here, 'trips.csv'), 'my edit');
+    await sourceV3(src);
+    const err = await rejectsWith(updated(here), 'CONFLICT');
+    expect(err.message).toContain('tdv update --force trips.csv.tdv');
+    expect(read(here, 'trips.csv')).toBe('my edit');
+    expect((await pointerOf(here, 'trips.csv.tdv')).import!.commit).toBe(src.v2);
+    await updated(here, { force: true });
+    expect(read(here, 'trips.csv')).toBe('id,km\n1,v3\n');
+  });
+
+  it('an unreachable source: status warns and stays clean; update fails naming it', async () => {
+    const src = await makeSource();
+    const here = await makeRepo();
+    await imported(here, { url: src.dir, path: 'data/trips.csv' });
+    fs.renameSync(src.dir, `${src.dir}.gone`);
+    const s = await statusOf(here);
+    expect(s.clean).toBe(true);
+    expect(s.imports).toMatchObject([{ state: 'unreachable', error: expect.stringContaining(src.dir) }]);
+    const err = await rejectsWith(updated(here), 'GIT_FAILED');
+    expect(err.message).toContain(src.dir);
+    expect(read(here, 'trips.csv')).toBe('id,km\n1,v2\n2,v2\n');
+    fs.renameSync(`${src.dir}.gone`, src.dir);
+  });
+});
+
+describe('imports in pull, push and gc (API)', () => {
+  it('a fresh clone pulls imported data from the source remote (this repository has none); push leaves it out; gc keeps it', async () => {
+    const src = await makeSource();
+    const here = await makeRepo();
+    await imported(here, { url: src.url, path: 'data/trips.csv' });
+    await imported(here, { url: src.url, path: 'images', rev: 'v1' });
+    await git(here, 'add', '-A');
+    await git(here, 'commit', '-qm', 'imports');
+    const clone = path.join(newDir(), 'clone');
+    await git(path.dirname(clone), 'clone', '-q', here, clone);
+    expect(cacheObjects(clone)).toEqual([]);
+    const res = await withRepo(clone, (r) => pull(r));
+    expect(res.fetch.imports!.map((i) => [i.remote, i.transferred, i.failed])).toEqual([
+      ['store', 3, []],
+      ['store', 1, []],
+    ]);
+    expect(read(clone, 'trips.csv')).toBe('id,km\n1,v2\n2,v2\n');
+    expect(read(clone, 'images/sub/b.png')).toBe('B');
+    await expectClean(clone);
+    // Everything cached: a second pull asks no source.
+    expect((await withRepo(clone, (r) => pull(r))).fetch.imports).toBeUndefined();
+
+    // push: imported objects stay on their source's remote.
+    const mine = newDir();
+    expect((await tdv(clone, 'remote', 'add', '-d', 'mine', mine)).code).toBe(0);
+    expect(await withRepo(clone, (r) => push(r))).toMatchObject({ transferred: 0, skipped: 0, failed: [] });
+    expect(remoteObjects(mine)).toEqual([]);
+    // gc: they are pointers like any other.
+    const before = cacheObjects(clone);
+    await withRepo(clone, (r) => gc(r, { workspace: true }));
+    expect(cacheObjects(clone)).toEqual(before);
+  });
+
+  it('refuses a source pointer that climbs out with "..", writing nothing', async () => {
+    const src = await makeSource();
+    write(src.dir, 'evil.tdv', `outs:\n- path: ../../escape\n  sha256: ${sha('x')}\n  size: 1\n`);
+    await commitAt(src.dir, '2016-09-01T12:00:00Z', 'evil');
+    const here = await makeRepo();
+    const before = state(here);
+    const err = await imported(here, { url: src.url, path: 'data/trips.csv' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FormatError);
+    expect((err as Error).message).toMatch(/evil\.tdv.*"\.\.\/\.\.\/escape"/);
+    expect(state(here)).toEqual(before);
   });
 });

@@ -2,7 +2,8 @@ import type { RemoteStatusResult } from '../../repo/lib/remote-status.js';
 import type { StatusResult } from '../../repo/status.js';
 import { escapeLine, type Output } from '../../ui/output.js';
 import { type CliContext, examples, parseJobs, type Program } from '../context.js';
-import { blockerNote, q } from '../render.js';
+import { blockerNote, q, sh } from '../render.js';
+import { maskUrl } from '../../formats/config.js';
 
 export function registerStatus(program: Program, ctx: CliContext): void {
   const cmd = program
@@ -33,6 +34,7 @@ const LIST_MAX = 20;
 function render(res: StatusResult, out: Output): void {
   const p = out.paint;
   for (const s of res.stages ?? []) out.info(`${(s.frozen ? p.dim : p.yellow)(`${s.name}:`)} ${escapeLine(s.reasons.join('; '))}`);
+  renderImports(res, out);
   if (res.clean) {
     out.info('Data and pipelines are up to date.');
     return;
@@ -48,6 +50,20 @@ function render(res: StatusResult, out: Output): void {
       }
     }
     if (d.cache === 'missing') out.info(`    ${p.red('not in cache:'.padEnd(14))}${q(d.path)} (run \`tdv pull\` to fetch it)`);
+  }
+}
+
+/** Imports whose source moved (an update is available) or could not be asked (a warning: status still succeeds). */
+function renderImports(res: StatusResult, out: Output): void {
+  const p = out.paint;
+  for (const i of res.imports ?? []) {
+    const from = `${i.rev ?? 'HEAD'} of ${maskUrl(i.url)}`;
+    if (i.state === 'moved') {
+      out.info(`${q(i.pointer)}:`);
+      out.info(`    ${p.yellow('update available:'.padEnd(19))}${q(i.path)} (${from} is now ${i.latest!.slice(0, 12)}, was ${i.commit.slice(0, 12)}; run \`tdv update ${sh(i.pointer)}\`)`);
+    } else if (i.state === 'unreachable') {
+      out.warn(`${q(i.pointer)}: cannot tell whether ${from} moved: ${escapeLine(i.error ?? 'no answer')}`);
+    }
   }
 }
 

@@ -119,9 +119,9 @@ function gitEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 }
 
 /** Runs git; rejects with its last stderr line. */
-function git(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<string> {
+function git(args: string[], env: NodeJS.ProcessEnv, cwd?: string, timeoutMs = 30 * 60_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('git', args, { cwd, env: gitEnv(env), encoding: 'utf8', maxBuffer: 64 * 2 ** 20, timeout: 30 * 60_000 }, (err, stdout, stderr) => {
+    execFile('git', args, { cwd, env: gitEnv(env), encoding: 'utf8', maxBuffer: 64 * 2 ** 20, timeout: timeoutMs }, (err, stdout, stderr) => {
       if (!err) return resolve(stdout);
       const lines = String(stderr ?? '')
         .split('\n')
@@ -328,12 +328,12 @@ function namingSource(remote: Remote, shown: string): Remote {
  * now, asked with `git ls-remote` (nothing is fetched); undefined when the
  * source has no such ref. A full commit id is returned as is.
  */
-export async function remoteRevision(url: string, rev?: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+export async function remoteRevision(url: string, rev?: string, env: NodeJS.ProcessEnv = process.env, timeoutMs?: number): Promise<string | undefined> {
   const norm = normalizeSourceUrl(url);
   if (rev !== undefined && /^[0-9a-f]{40}$/.test(rev)) return rev;
   let out: string;
   try {
-    out = await git(['ls-remote', '--', norm.url, ...(rev === undefined ? ['HEAD'] : [rev, `refs/heads/${rev}`, `refs/tags/${rev}`])], env);
+    out = await git(['ls-remote', '--', norm.url, ...(rev === undefined ? ['HEAD'] : [rev, `refs/heads/${rev}`, `refs/tags/${rev}`])], env, undefined, timeoutMs);
   } catch (err) {
     throw new TdvError('GIT_FAILED', `cannot read the Git repository ${maskUrl(norm.url)}: ${maskUrl((err as Error).message)}`);
   }

@@ -147,7 +147,8 @@ export async function checkImports(repo: Repo, selected: readonly Selected[], ti
     const key = JSON.stringify([url, rev ?? null]);
     let p = asked.get(key);
     if (!p) {
-      p = withTimeout(remoteRevision(url, rev), timeoutMs).then(
+      // The timeout also ends git (an ssh source that never answers would keep tdv from exiting).
+      p = withTimeout(remoteRevision(url, rev, process.env, timeoutMs), timeoutMs).then(
         (latest) => (latest === undefined ? { error: rev === undefined ? 'it has no HEAD' : `it has no branch or tag "${rev}"` } : { latest }),
         (err: unknown) => ({ error: err instanceof Error ? err.message : String(err) }),
       );
