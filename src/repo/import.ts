@@ -126,6 +126,23 @@ async function checkDestination(repo: Repo, abs: string, force: boolean): Promis
   if (abs.endsWith(POINTER_EXT)) throw new UsageError(`${shown} ends in ${POINTER_EXT}, the ending of tdv's pointer files; pass -o with another name`);
   if (/[\n\r]/.test(rel)) throw new UsageError(`${shown} has a line break in its name, which a .gitignore line cannot hold; pass -o with another name`);
   if (['.gitignore', '.gitattributes', '.tdvignore', 'tdv.yaml', 'tdv.lock'].includes(path.basename(abs))) throw new UsageError(`${shown} is a file of Git's or tdv's own; pass -o with another name`);
+  if (repo.git) {
+    const g = repo.gitPath(rel);
+    const hit = repo.gitTracked().firstUnder(g);
+    if (hit !== undefined || repo.gitTracked().has(g)) {
+      throw new UsageError(`${shown} ${hit === g || hit === undefined ? 'is' : 'holds files that are'} tracked by Git; pass -o with another path, or \`git rm -r --cached ${shellWord(rel)}\` first`);
+    }
+  }
+  if (repo.git) {
+    // The pointer is what Git must commit: a rule ignoring it would leave the import unrestorable from a clone (as add checks).
+    const { gitIgnoredBy } = await import('../git/check-ignore.js');
+    const rule = gitIgnoredBy(repo.git.root, [repo.gitPath(`${rel}${POINTER_EXT}`)])[0];
+    if (rule) {
+      throw new UsageError(
+        `Git ignores ${q(`${rel}${POINTER_EXT}`)} (rule ${JSON.stringify(rule.pattern)} in ${q(rule.source)}:${rule.line}), so the import could not be committed; change that rule, or pass -o with another path`,
+      );
+    }
+  }
   // Resolves through the guard: a symlink on the way is refused here, before anything is fetched.
   repo.guard.resolve(rel, 'write');
   const outs = allOuts(repo, await findPointers(repo));
@@ -139,13 +156,6 @@ async function checkDestination(repo: Repo, abs: string, force: boolean): Promis
     if (isInside(abs, o.abs)) throw new UsageError(`${shown} contains ${q(o.rel)}, which ${by} tracks; pass -o with another path`);
   }
   if (lstatOrUndefined(`${abs}${POINTER_EXT}`) !== undefined) throw new TdvError('EXISTS', `${q(`${rel}${POINTER_EXT}`)} already exists; pass -o with another path`);
-  if (repo.git) {
-    const g = repo.gitPath(rel);
-    const hit = repo.gitTracked().firstUnder(g);
-    if (hit !== undefined || repo.gitTracked().has(g)) {
-      throw new UsageError(`${shown} ${hit === g || hit === undefined ? 'is' : 'holds files that are'} tracked by Git; pass -o with another path, or \`git rm -r --cached ${shellWord(rel)}\` first`);
-    }
-  }
   if (!force && lstatOrUndefined(abs) !== undefined) {
     throw new TdvError('EXISTS', `${shown} already exists; pass -o with another path, or --force to replace it (what the cache lacks of it is lost)`);
   }
