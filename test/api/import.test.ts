@@ -3,7 +3,10 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FormatError } from '../../src/errors.js';
 import { parsePointer } from '../../src/formats/pointer.js';
+import { add } from '../../src/repo/add.js';
+import { checkout } from '../../src/repo/checkout.js';
 import { gc } from '../../src/repo/gc.js';
+import { move } from '../../src/repo/mv.js';
 import { importData, type ImportOptions } from '../../src/repo/import.js';
 import { pull } from '../../src/repo/pull.js';
 import { push } from '../../src/repo/push.js';
@@ -221,5 +224,46 @@ describe('imports in pull, push and gc (API)', () => {
     expect(err).toBeInstanceOf(FormatError);
     expect((err as Error).message).toMatch(/evil\.tdv.*"\.\.\/\.\.\/escape"/);
     expect(state(here)).toEqual(before);
+  });
+});
+
+describe('imported data in the other commands (API)', () => {
+  it('mv keeps the import record, so update still knows the source', async () => {
+    const src = await makeSource();
+    const here = await makeRepo();
+    await imported(here, { url: src.url, path: 'data/trips.csv', rev: 'v1' });
+    await withRepo(here, (r) => move(r, path.join(here, 'trips.csv'), path.join(here, 'old.csv')));
+    expect((await pointerOf(here, 'old.csv.tdv')).import).toEqual({ url: src.url, path: 'data/trips.csv', rev: 'v1', commit: src.v1 });
+    expect((await updated(here, { rev: 'main' })).imports).toMatchObject([{ path: 'old.csv', state: 'updated', to: src.v2 }]);
+    expect(read(here, 'old.csv')).toBe('id,km\n1,v2\n2,v2\n');
+  });
+
+  it('add refuses an imported output (it would record it as its own and drop the source)', async () => {
+    const src = await makeSource();
+    const here = await makeRepo();
+    await imported(here, { url: src.url, path: 'images' });
+    fs.chmodSync(path.join(here, 'images'), 0o755);
+    write(here, 'images/mine.png', 'M');
+    const err = await rejectsWith(
+      withRepo(here, (r) => add(r, { paths: [path.join(here, 'images')] })),
+      'USAGE',
+    );
+    expect(err.message).toContain('tdv update images.tdv');
+    expect((await pointerOf(here, 'images.tdv')).import).toMatchObject({ url: src.url, path: 'images' });
+  });
+
+  it('checkout restores deleted imported data from the cache, with no source asked', async () => {
+    const src = await makeSource();
+    const here = await makeRepo();
+    await imported(here, { url: src.url, path: 'images' });
+    fs.rmSync(path.join(here, 'images'), { recursive: true, force: true });
+    fs.renameSync(src.dir, `${src.dir}.gone`);
+    try {
+      const res = await withRepo(here, (r) => checkout(r));
+      expect(res.restored.sort()).toEqual(['images/a.png', 'images/c.png', 'images/sub/b.png']);
+      expect(read(here, 'images/c.png')).toBe('C');
+    } finally {
+      fs.renameSync(`${src.dir}.gone`, src.dir);
+    }
   });
 });
