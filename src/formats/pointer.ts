@@ -218,7 +218,8 @@ export function serializePointer(outs: readonly PointerOut[], info: PointerInfo 
     // Every value JSON-quoted: a URL or revision is never read back as another YAML type.
     s += `import:\n  url: ${JSON.stringify(imp.url)}\n  path: ${JSON.stringify(imp.path)}\n`;
     if (imp.rev !== undefined) s += `  rev: ${JSON.stringify(imp.rev)}\n`;
-    s += `  commit: ${imp.commit}\n`;
+    // Quoted too: a commit id of decimal digits only would be read back as a number.
+    s += `  commit: "${imp.commit}"\n`;
     if (imp.remote !== undefined) s += `  remote: ${JSON.stringify(imp.remote)}\n`;
   }
   s += 'outs:\n';

@@ -9,12 +9,13 @@ const imported = (rec: string) => `import:\n${rec}${OUT}`;
 
 describe('the import record of a pointer (tdv import)', () => {
   it('is read beside outs and written back as it was', async () => {
-    const text = imported(`  url: "file:///src/repo"\n  path: "data/trips.csv"\n  rev: "v1"\n  commit: ${COMMIT}\n  remote: "s3store"\n`);
+    const text = imported(`  url: "file:///src/repo"\n  path: "data/trips.csv"\n  rev: "v1"\n  commit: "${COMMIT}"\n  remote: "s3store"\n`);
     const p = await parsePointer(text, '/r/trips.csv.tdv', 'trips.csv.tdv');
     expect(p.import).toEqual({ url: 'file:///src/repo', path: 'data/trips.csv', rev: 'v1', commit: COMMIT, remote: 's3store' });
     expect(serializePointer(p.outs, p)).toBe(text);
     // A URL or revision that YAML would read as another type stays text.
-    const odd = { url: 'yes', path: 'a: b', rev: '1e3', commit: COMMIT };
+    // A commit id of digits only too (YAML would read it as a number).
+    const odd = { url: 'yes', path: 'a: b', rev: '1e3', commit: '1'.repeat(40) };
     expect((await parsePointer(serializePointer(p.outs, { import: odd }), '/r/x.tdv')).import).toEqual(odd);
   });
 
