@@ -5,7 +5,9 @@ import { FormatError } from '../../src/errors.js';
 import { parsePointer } from '../../src/formats/pointer.js';
 import { add } from '../../src/repo/add.js';
 import { checkout } from '../../src/repo/checkout.js';
+import { fsck } from '../../src/repo/fsck.js';
 import { gc } from '../../src/repo/gc.js';
+import { remoteStatus } from '../../src/repo/lib/remote-status.js';
 import { move } from '../../src/repo/mv.js';
 import { importData, type ImportOptions } from '../../src/repo/import.js';
 import { pull } from '../../src/repo/pull.js';
@@ -144,11 +146,18 @@ describe('status and update of imports (API)', () => {
     const here = await makeRepo();
     await imported(here, { url: src.url, path: 'data/trips.csv', rev: src.v1 });
     expect(read(here, 'trips.csv')).toBe('id,km\n1,v1\n');
+    await imported(here, { url: src.url, path: 'images', rev: src.v1.slice(0, 10) });
     await sourceV3(src);
     const s = await statusOf(here);
     expect(s.clean).toBe(true);
-    expect(s.imports).toMatchObject([{ state: 'pinned', commit: src.v1 }]);
-    expect((await updated(here)).imports).toMatchObject([{ state: 'current', to: src.v1 }]);
+    expect(s.imports).toMatchObject([
+      { path: 'images', state: 'pinned', commit: src.v1 },
+      { path: 'trips.csv', state: 'pinned', commit: src.v1 },
+    ]);
+    expect((await updated(here)).imports).toMatchObject([
+      { state: 'current', to: src.v1 },
+      { state: 'current', to: src.v1 },
+    ]);
   });
 
   it('update protects workspace changes the cache lacks, and --force discards them', async () => {
@@ -208,6 +217,9 @@ describe('imports in pull, push and gc (API)', () => {
     expect((await tdv(clone, 'remote', 'add', '-d', 'mine', mine)).code).toBe(0);
     expect(await withRepo(clone, (r) => push(r))).toMatchObject({ transferred: 0, skipped: 0, failed: [] });
     expect(remoteObjects(mine)).toEqual([]);
+    // Nor do status --remote and fsck --remote expect them there.
+    expect(await withRepo(clone, (r) => remoteStatus(r))).toMatchObject({ clean: true, data: [] });
+    expect((await withRepo(clone, (r) => fsck(r, { remote: true }))).remote).toMatchObject({ missing: [], wrongSize: [] });
     // gc: they are pointers like any other.
     const before = cacheObjects(clone);
     await withRepo(clone, (r) => gc(r, { workspace: true }));

@@ -162,7 +162,9 @@ export async function checkImports(repo: Repo, selected: readonly Selected[], ti
       const base = { path: repo.rel(outAbsPath(ptr, ptr.outs[0]!)), pointer: repo.rel(ptr.file), url: imp.url, source: imp.path, commit: imp.commit };
       const withRev = imp.rev === undefined ? base : { ...base, rev: imp.rev };
       // A commit id, or a date (the last commit before it stays the last): nothing can move it.
-      if (isCommitId(imp.rev) || imp.rev?.startsWith('@')) return { ...withRev, state: 'pinned' };
+      // (An abbreviated commit id too: what it resolved to starts with it.)
+      const abbreviated = imp.rev !== undefined && /^[0-9a-f]{4,39}$/.test(imp.rev) && imp.commit.startsWith(imp.rev);
+      if (isCommitId(imp.rev) || abbreviated || imp.rev?.startsWith('@')) return { ...withRev, state: 'pinned' };
       const r = await ask(imp.url, imp.rev);
       if (r.error !== undefined) return { ...withRev, state: 'unreachable', error: r.error };
       return r.latest === imp.commit ? { ...withRev, state: 'current' } : { ...withRev, state: 'moved', latest: r.latest };
