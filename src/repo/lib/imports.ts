@@ -76,7 +76,9 @@ export async function fetchImports(repo: Repo, selected: readonly Selected[], op
     } catch (err) {
       if (!(err instanceof TdvError)) throw err;
       // The whole source failed (unreachable, no remote): each of its outputs says so.
-      for (const s of group) res.failed.push({ oid: s.out.sha256, path: s.rel, error: `imported from ${shownUrl(imp.url)}: ${err.message}` });
+      // (Errors of the source's remote already begin with its URL.)
+      const error = err.message.startsWith(shownUrl(imp.url)) ? err.message : `imported from ${shownUrl(imp.url)}: ${err.message}`;
+      for (const s of group) res.failed.push({ oid: s.out.sha256, path: s.rel, error });
     }
     out.push(res);
   }
