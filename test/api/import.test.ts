@@ -226,6 +226,31 @@ describe('imports in pull, push and gc (API)', () => {
     expect(cacheObjects(clone)).toEqual(before);
   });
 
+  it("a source whose remote is gone: pull reports the import's objects as failed, naming the source once, and restores the rest", async () => {
+    const src = await makeSource();
+    const here = await makeRepo();
+    await imported(here, { url: src.url, path: 'data/trips.csv' });
+    write(here, 'own.csv', 'mine');
+    const own = newDir();
+    expect((await tdv(here, 'remote', 'add', '-d', 'own', own)).code).toBe(0);
+    expect((await tdv(here, 'add', 'own.csv')).code).toBe(0);
+    expect((await tdv(here, 'push')).code).toBe(0);
+    await git(here, 'add', '-A');
+    await git(here, 'commit', '-qm', 'imports');
+    const clone = path.join(newDir(), 'clone');
+    await git(path.dirname(clone), 'clone', '-q', here, clone);
+    fs.rmSync(src.remote, { recursive: true });
+    const res = await withRepo(clone, (r) => pull(r));
+    expect(res.fetch).toMatchObject({ remote: 'own', transferred: 1, failed: [] });
+    expect(res.fetch.imports).toHaveLength(1);
+    const failed = res.fetch.imports![0]!.failed;
+    expect(failed.map((f) => f.path)).toEqual(['trips.csv']);
+    expect(failed[0]!.error.startsWith(`${src.url}: remote "store"`)).toBe(true);
+    expect(failed[0]!.error.indexOf(src.url, 1)).toBe(-1);
+    expect(read(clone, 'own.csv')).toBe('mine');
+    expect(res.checkout.missing.map((m) => m.path)).toEqual(['trips.csv']);
+  });
+
   it('refuses a source pointer that climbs out with "..", writing nothing', async () => {
     const src = await makeSource();
     write(src.dir, 'evil.tdv', `outs:\n- path: ../../escape\n  sha256: ${sha('x')}\n  size: 1\n`);
