@@ -74,6 +74,10 @@ export async function update(repo: Repo, opts: UpdateOptions = {}): Promise<Upda
         throw new UsageError(`${q(s.rel)} is not imported (${q(repo.rel(s.ptr.file))} has no import record); \`tdv import URL PATH\` imports data from another repository`);
       }
     }
+    // A revision names one source's history: moving every import to it at once is almost surely a slip.
+    if (opts.rev !== undefined && targets.length === 0 && pointers.size > 1) {
+      throw new UsageError(`--rev ${shellWord(opts.rev)} would move all ${pointers.size} imports; name the ones to move (\`tdv update --rev ${shellWord(opts.rev)} TARGET...\`)`);
+    }
     const { openExternal } = await import('./lib/external.js');
     const planned: Planned[] = [];
     for (const ptr of pointers.values()) {

@@ -141,6 +141,21 @@ describe('status and update of imports (API)', () => {
     await expectClean(here);
   });
 
+  it('update refuses --rev for several imports at once, and a path the new revision lacks, changing nothing', async () => {
+    const src = await makeSource();
+    const here = await makeRepo();
+    await imported(here, { url: src.url, path: 'data/trips.csv' });
+    await imported(here, { url: src.url, path: 'images' });
+    await rejectsWith(updated(here, { rev: 'v1' }), 'USAGE');
+    fs.rmSync(path.join(src.dir, 'images'), { recursive: true });
+    fs.rmSync(path.join(src.dir, 'images.tdv'));
+    await commitAt(src.dir, '2016-09-01T12:00:00Z', 'no images');
+    const before = state(here);
+    const err = await rejectsWith(updated(here, { at: ['images'] }), 'NOT_FOUND');
+    expect(err.message).toMatch(/^images does not exist in .* at HEAD/);
+    expect(state(here)).toEqual(before);
+  });
+
   it('an import pinned to a commit id never reports moved, and update leaves it', async () => {
     const src = await makeSource();
     const here = await makeRepo();
