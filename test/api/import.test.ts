@@ -211,17 +211,20 @@ describe('imports in pull, push and gc (API)', () => {
     const here = await makeRepo();
     await imported(here, { url: src.url, path: 'data/trips.csv' });
     await imported(here, { url: src.url, path: 'images', rev: 'v1' });
+    // What no remote holds: a Git file, and a directory tdv described here (Git files and part of a tracked directory).
+    await imported(here, { url: src.url, path: 'src/x.py' });
+    await imported(here, { url: src.url, path: 'images/sub', out: 'sub' });
     await git(here, 'add', '-A');
     await git(here, 'commit', '-qm', 'imports');
     const clone = path.join(newDir(), 'clone');
     await git(path.dirname(clone), 'clone', '-q', here, clone);
     expect(cacheObjects(clone)).toEqual([]);
     const res = await withRepo(clone, (r) => pull(r));
-    expect(res.fetch.imports!.map((i) => [i.remote, i.transferred, i.failed])).toEqual([
-      ['store', 3, []],
-      ['store', 1, []],
-    ]);
+    expect(res.fetch.imports!.flatMap((i) => i.failed)).toEqual([]);
+    expect(res.fetch.imports!.map((i) => i.remote)).toEqual(['store', 'store']);
     expect(read(clone, 'trips.csv')).toBe('id,km\n1,v2\n2,v2\n');
+    expect(read(clone, 'x.py')).toBe('print(1)\n');
+    expect(read(clone, 'sub/b.png')).toBe('B');
     expect(read(clone, 'images/sub/b.png')).toBe('B');
     await expectClean(clone);
     // Everything cached: a second pull asks no source.
@@ -264,6 +267,30 @@ describe('imports in pull, push and gc (API)', () => {
     expect(failed[0]!.error.indexOf(src.url, 1)).toBe(-1);
     expect(read(clone, 'own.csv')).toBe('mine');
     expect(res.checkout.missing.map((m) => m.path)).toEqual(['trips.csv']);
+  });
+
+  it('an import of an import: the data comes from where the middle repository imported it (its own remote never had it)', async () => {
+    const src = await makeSource();
+    const middle = await makeRepo(); // no remote at all
+    await imported(middle, { url: src.url, path: 'images', rev: 'v1' });
+    await git(middle, 'add', '-A');
+    await git(middle, 'commit', '-qm', 'import images');
+    const here = await makeRepo();
+    const res = await imported(here, { url: middle, path: 'images/sub', out: 'sub' });
+    expect(res.import).toMatchObject({ url: middle, path: 'images/sub' });
+    expect(read(here, 'sub/b.png')).toBe('B');
+    const file = await imported(here, { url: middle, path: 'images/a.png' });
+    expect(file.fetch.transferred).toBe(1);
+    expect(read(here, 'a.png')).toBe('A');
+    // And a fresh clone's pull follows the same chain.
+    await git(here, 'add', '-A');
+    await git(here, 'commit', '-qm', 'imports');
+    const clone = path.join(newDir(), 'clone');
+    await git(path.dirname(clone), 'clone', '-q', here, clone);
+    const pulled = await withRepo(clone, (r) => pull(r));
+    expect(pulled.fetch.imports!.flatMap((i) => i.failed)).toEqual([]);
+    expect(read(clone, 'sub/b.png')).toBe('B');
+    expect(read(clone, 'a.png')).toBe('A');
   });
 
   it('refuses a source pointer that climbs out with "..", writing nothing', async () => {

@@ -53,11 +53,14 @@ function bySource(selected: readonly Selected[]): Map<string, Selected[]> {
 /**
  * Fetches the objects of imported outputs the cache lacks, from each source's
  * remote (its `.tdv/config.yaml` at the recorded commit), verified like every
- * download. A source whose outputs are all cached is not contacted at all.
- * A source that cannot be opened fails its outputs, not the others.
+ * download. What no remote holds (an imported Git file, or the manifest tdv
+ * wrote for an imported directory that is not one tracked output) is made
+ * again from the source's history at the recorded commit, and must come out
+ * as the object the pointer records. A source whose outputs are all cached is
+ * not contacted at all. A source that cannot be opened fails its outputs,
+ * not the others.
  */
 export async function fetchImports(repo: Repo, selected: readonly Selected[], opts: TransferOptions): Promise<ImportTransfer[]> {
-  const { fetchSelected } = await import('./transfer.js');
   const { openExternal } = await import('./external.js');
   const out: ImportTransfer[] = [];
   for (const group of bySource(selected).values()) {
@@ -67,9 +70,34 @@ export async function fetchImports(repo: Repo, selected: readonly Selected[], op
     try {
       const ext = await openExternal(imp.url, { rev: imp.commit, here: repo, remote: imp.remote });
       try {
-        const remote = await ext.source.openRemote();
-        res.remote = remote.name;
-        Object.assign(res, await fetchSelected(repo, remote, group, opts), { url: imp.url });
+        // One output per pointer (a target inside an imported directory fetches all of it).
+        const outs = new Map(group.map((s) => [s.ptr.file, s]));
+        for (const s of outs.values()) {
+          const imp = s.ptr.import!; // same source and commit as the group's; its own path
+          const want = s.ptr.outs[0]!;
+          const rel = s.rel;
+          if (repo.store.hasAll(want.sha256)) {
+            res.skipped++;
+            continue;
+          }
+          try {
+            const data = await fetchSourceData(repo, ext, imp.path, rel, opts);
+            for (const k of ['transferred', 'skipped', 'bytes'] as const) res[k] += data.fetched[k];
+            if (data.fetched.remote) res.remote = data.fetched.remote;
+            if (data.sha256 !== want.sha256) {
+              res.failed.push({
+                oid: want.sha256,
+                path: rel,
+                error: `${shownUrl(imp.url)} at ${imp.commit.slice(0, 12)} has other data at ${quotePath(imp.path)} than ${quotePath(repo.rel(s.ptr.file))} records; \`tdv update ${shellWord(repo.rel(s.ptr.file))}\` takes what it has`,
+              });
+            }
+          } catch (err) {
+            if (err instanceof SourceFetchError) {
+              res.remote = err.fetched.remote;
+              res.failed.push(...err.fetched.failed);
+            } else throw err;
+          }
+        }
       } finally {
         await ext.close();
       }
@@ -212,10 +240,38 @@ export interface SourceData {
  * object could not be downloaded.
  */
 export async function fetchSourceData(repo: Repo, ext: ExternalRepo, srcPath: string, rel: string, opts: { jobs?: number; progress?: TransferOptions['progress'] }): Promise<SourceData> {
-  const { fetchSelected } = await import('./transfer.js');
   const store = repo.store;
   const snap = await ext.snapshot();
   const at = `${ext.rev ?? 'HEAD'} (${ext.commit.slice(0, 12)})`;
+  // A path inside a tracked directory: its manifest first (stat reads it), by the same way as the data.
+  const parts = srcPath.split('/');
+  for (let i = 1; i < parts.length; i++) {
+    const up = await snap.stat(parts.slice(0, i).join('/'));
+    if (up?.kind !== 'dir') break;
+    if (up.oid === undefined) continue;
+    if (!store.has(up.oid)) {
+      const sel: Selected = {
+        ptr: { file: path.join(repo.root, `${rel}.tdv`), outs: [] },
+        out: { path: parts[i - 1]!, sha256: up.oid, size: up.size ?? 0, nfiles: 0 },
+        abs: path.join(repo.root, rel),
+        rel: parts.slice(0, i).join('/'),
+        sub: parts.slice(i).join('/'),
+      };
+      // A path the manifest lacks is NOT_FOUND below, once the manifest is here.
+      await fetchFromSource(repo, ext, sel.rel, [sel], opts).catch((err: unknown) => {
+        if (!(err instanceof TdvError && err.code === 'NOT_TRACKED')) throw err;
+      });
+      if (!store.has(up.oid))
+        throw new SourceFetchError(ext, srcPath, {
+          remote: ext.remoteName ?? '',
+          transferred: 0,
+          skipped: 0,
+          failed: [{ oid: up.oid, path: sel.rel, error: 'its list of files could not be downloaded' }],
+          bytes: 0,
+        });
+    }
+    break;
+  }
   const entry = await snap.stat(srcPath);
   if (!entry) {
     throw new TdvError(
@@ -228,27 +284,20 @@ export async function fetchSourceData(repo: Repo, ext: ExternalRepo, srcPath: st
     const needed = outs.filter((o) => !store.hasAll(o.sha256));
     fetched.skipped += outs.length - needed.length;
     if (needed.length === 0) return; // no remote needed: a source without one can still be imported from a shared cache
-    const remote = await ext.source.openRemote();
-    fetched.remote = remote.name;
     const sel: Selected[] = needed.map((o) => ({
       ptr: { file: path.join(repo.root, `${rel}.tdv`), outs: [] },
       out: { path: path.posix.basename(o.rel), sha256: o.sha256, size: o.size, ...(o.nfiles !== undefined ? { nfiles: o.nfiles } : {}) },
       abs: path.join(repo.root, o.rel),
       rel: o.rel,
     }));
-    const r = await fetchSelected(repo, remote, sel, opts);
+    const r = await fetchFromSource(repo, ext, srcPath, sel, opts);
+    fetched.remote = r.remote;
     fetched.transferred += r.transferred;
     fetched.skipped += r.skipped;
     fetched.bytes += r.bytes;
     fetched.failed.push(...r.failed);
   };
-  const failedError = () => {
-    const f = fetched.failed[0]!;
-    return new TdvError(
-      'TRANSFER_FAILED',
-      `${fetched.failed.length} object(s) of ${quotePath(srcPath)} could not be downloaded from remote "${fetched.remote}" of ${shownUrl(ext.url)} (first: ${quotePath(f.path)}: ${f.error}); nothing was written to the workspace; run the command again to retry`,
-    );
-  };
+  const failedError = () => new SourceFetchError(ext, srcPath, fetched);
   let out: Omit<SourceData, 'fetched'>;
   if (entry.kind === 'file' && entry.source === 'data') {
     out = { sha256: entry.oid!, size: entry.size!, ...(entry.isexec ? { isexec: true } : {}) };
@@ -298,4 +347,83 @@ export async function planImportCheckout(repo: Repo, target: CheckoutTarget, opt
     throw new ConflictError(`${plan.conflicts.length} workspace file(s) have changes that are not in the cache and would be lost: ${shown}; ${opts.fix}`, plan.conflicts);
   }
   return { ctx, plan };
+}
+
+/** How many imports of imports are followed to find data (a cycle of imports ends here too). */
+const MAX_IMPORT_DEPTH = 4;
+
+/**
+ * Fetches `sel` (the data of `srcPath` in the source `ext`) from the source's
+ * remote. Data the source itself imported is not on its remote (push leaves
+ * imports out): what is still missing is fetched from where the source
+ * imported it, following its pointer's import record (as DVC follows chained
+ * imports), up to MAX_IMPORT_DEPTH sources deep.
+ */
+async function fetchFromSource(repo: Repo, ext: ExternalRepo, srcPath: string, sel: readonly Selected[], opts: TransferOptions, depth = 0): Promise<TransferResult> {
+  const { fetchSelected } = await import('./transfer.js');
+  let res: TransferResult;
+  let whole: TdvError | undefined;
+  try {
+    const remote = await ext.source.openRemote();
+    res = await fetchSelected(repo, remote, sel, opts);
+  } catch (err) {
+    if (!(err instanceof TdvError)) throw err;
+    whole = err; // no remote, or one that cannot be read: perhaps the data is imported there too
+    res = { remote: ext.remoteName ?? '', transferred: 0, skipped: 0, failed: sel.map((s) => ({ oid: s.out.sha256, path: s.rel, error: err.message })), bytes: 0 };
+  }
+  if (res.failed.length === 0 || depth >= MAX_IMPORT_DEPTH) {
+    if (whole && res.failed.length > 0) throw whole;
+    return res;
+  }
+  const up = await upstreamImport(ext, srcPath);
+  if (!up) {
+    if (whole) throw whole;
+    return res;
+  }
+  const { openExternal } = await import('./external.js');
+  const next = await openExternal(up.url, { rev: up.commit, here: repo, remote: up.remote });
+  try {
+    // Only what is still missing (fetchSelected skips what is cached now).
+    const more = await fetchFromSource(repo, next, up.path, sel, { ...opts, progress: undefined }, depth + 1);
+    return { ...res, transferred: res.transferred + more.transferred, bytes: res.bytes + more.bytes, failed: more.failed };
+  } finally {
+    await next.close();
+  }
+}
+
+/**
+ * The import record of the source's pointer that tracks `srcPath` (or a
+ * directory holding it), with the path of `srcPath` in that record's source;
+ * undefined when the data is the source's own. Pointers are looked for where
+ * tdv writes them: `<output>.tdv` beside each candidate output.
+ */
+async function upstreamImport(ext: ExternalRepo, srcPath: string): Promise<ImportRecord | undefined> {
+  const { parsePointer } = await import('../../formats/pointer.js');
+  const parts = srcPath.split('/');
+  for (let i = parts.length; i > 0; i--) {
+    const outPath = parts.slice(0, i).join('/');
+    const file = `${outPath}.tdv`;
+    const bytes = ext.source.history.readFileAt(ext.commit, file);
+    if (bytes === undefined) continue;
+    const p = await parsePointer(bytes.toString('utf8'), path.join(ext.source.root, file), `${shownUrl(ext.url)}@${ext.commit.slice(0, 12)}:${file}`);
+    if (!p.import || p.outs[0]!.path !== parts[i - 1]) return undefined;
+    const rest = parts.slice(i).join('/');
+    return { ...p.import, path: rest === '' ? p.import.path : `${p.import.path}/${rest}` };
+  }
+  return undefined;
+}
+
+/** Objects of a source's data that could not be downloaded: nothing was written to the workspace. */
+export class SourceFetchError extends TdvError {
+  constructor(
+    ext: ExternalRepo,
+    srcPath: string,
+    readonly fetched: TransferResult,
+  ) {
+    const f = fetched.failed[0]!;
+    super(
+      'TRANSFER_FAILED',
+      `${fetched.failed.length} object(s) of ${quotePath(srcPath)} could not be downloaded from remote "${fetched.remote}" of ${shownUrl(ext.url)} (first: ${quotePath(f.path)}: ${f.error}); nothing was written to the workspace; run the command again to retry`,
+    );
+  }
 }
