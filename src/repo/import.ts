@@ -18,7 +18,11 @@ export interface ImportOptions {
   path: string;
   /** A branch, tag, commit id or date of the source (default: its default branch). */
   rev?: string;
-  /** Where to put it here (absolute); default: the path's last component in the repository's root. */
+  /**
+   * Where to put it here (absolute); default: the path's last component in
+   * the repository's root. An existing directory that is not tracked data:
+   * inside it, under that name (as DVC's `-o`).
+   */
   out?: string;
   /** The source's remote to read from, when not its default. */
   remote?: string;
@@ -57,7 +61,10 @@ export async function importData(repo: Repo, opts: ImportOptions): Promise<Impor
   const srcPath = opts.path.replace(/\/+$/, '');
   const problem = srcPath === '' ? 'is the root of the repository' : relPathProblem(srcPath);
   if (problem !== undefined) throw new UsageError(`the path to import ${q(opts.path)} ${problem}; give a file or directory inside the source repository`);
-  const abs = opts.out ?? path.join(repo.root, path.posix.basename(srcPath));
+  let abs = opts.out ?? path.join(repo.root, path.posix.basename(srcPath));
+  if (opts.out !== undefined && lstatOrUndefined(abs)?.isDirectory() && lstatOrUndefined(`${abs.replace(/\/+$/, '')}${POINTER_EXT}`) === undefined) {
+    abs = path.join(abs, path.posix.basename(srcPath));
+  }
   return repo.withLock('import', async () => {
     const rel = await checkDestination(repo, abs, opts.force === true);
     const ptrRel = `${rel}${POINTER_EXT}`;

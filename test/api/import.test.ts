@@ -77,6 +77,13 @@ describe('import (API)', () => {
     expect(fs.existsSync(path.join(here, 'nope.csv'))).toBe(false);
     await imported(here, { url: src.url, path: 'data/trips.csv', out: 't.csv' });
     await rejectsWith(imported(here, { url: src.url, path: 'data/trips.csv', out: 't.csv' }), 'EXISTS');
+    // An existing directory: inside it.
+    fs.mkdirSync(path.join(here, 'raw'));
+    expect((await imported(here, { url: src.url, path: 'data/trips.csv', out: 'raw' })).path).toBe('raw/trips.csv');
+    // A date revision: the last commit at or before it; status never asks (a date does not move).
+    const dated = await imported(here, { url: src.url, path: 'images', rev: '@2016-07-31', out: 'july' });
+    expect(dated.import).toMatchObject({ rev: '@2016-07-31', commit: src.v1 });
+    expect((await statusOf(here)).imports!.find((i) => i.path === 'july')).toMatchObject({ state: 'pinned' });
   });
 });
 

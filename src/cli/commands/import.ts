@@ -12,7 +12,7 @@ export function registerImport(program: Program, ctx: CliContext): void {
     .argument('<url>', 'the source repository: a path, file://, ssh:// or https:// URL')
     .argument('<path>', 'the file or directory in the source repository')
     .option('--rev <rev>', 'a branch, tag, commit id or date (@2016-07-31) of the source (default: its default branch)')
-    .option('-o, --out <path>', 'where to put it (default: the last component of <path>, in the current directory)')
+    .option('-o, --out <path>', 'where to put it; an existing directory: inside it (default: the last component of <path>, in the current directory)')
     .option('-r, --remote <name>', "the source's remote to read the data from (default: the source's default remote)")
     .option('-f, --force', 'replace what is already at the destination (what the cache lacks of it is lost)')
     .option('-j, --jobs <n>', 'parallel downloads', parseJobs)
