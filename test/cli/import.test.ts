@@ -49,6 +49,24 @@ describe('tdv import / update / status: output', () => {
     expect(read(here, 'data/trips.csv')).toBe('id,km\n1,v3\n');
   });
 
+  it('--json: import and update print their results as one document', async () => {
+    const src = await makeSource();
+    const here = await newRepo();
+    const r = await tdv(here, 'import', src.url, 'images', '--rev', 'v1', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      path: 'images',
+      pointer: 'images.tdv',
+      import: { url: src.url, path: 'images', rev: 'v1', commit: src.v1 },
+      nfiles: 2,
+      fetch: { remote: 'store', transferred: 3, failed: [] },
+      gitFiles: ['images.tdv', '.gitignore'],
+    });
+    const u = await tdv(here, 'update', '--rev', 'main', '--json');
+    expect(u.code, u.stderr).toBe(0);
+    expect(JSON.parse(u.stdout)).toMatchObject({ imports: [{ path: 'images', rev: 'main', from: src.v1, to: src.v2, state: 'updated' }], gitFiles: ['images.tdv'] });
+  });
+
   it('refusals are one line with a fix, exit 1 or 2, and write nothing', async () => {
     const src = await makeSource();
     const here = await newRepo();
