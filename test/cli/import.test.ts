@@ -49,6 +49,21 @@ describe('tdv import / update / status: output', () => {
     expect(read(here, 'data/trips.csv')).toBe('id,km\n1,v3\n');
   });
 
+  it('a moved source and a workspace change of the same import: one header, both lines', async () => {
+    const src = await makeSource();
+    const here = await newRepo();
+    expect((await tdv(here, 'import', src.url, 'images', '--rev', 'v1')).code).toBe(0);
+    expect((await tdv(here, 'update', '--rev', 'main')).code).toBe(0);
+    const pointer = fs.readFileSync(path.join(here, 'images.tdv'), 'utf8');
+    // Back to the v1 version's record, but still following main: main has moved past it.
+    fs.writeFileSync(path.join(here, 'images.tdv'), pointer.replace(src.v2, src.v1));
+    fs.rmSync(path.join(here, 'images/c.png'), { force: true });
+    const r = await tdv(here, 'status');
+    expect(r.code).toBe(0);
+    expect(r.stdout.split('\n').filter((l) => l === 'images.tdv:')).toHaveLength(1);
+    expect(r.stdout).toMatch(/^images\.tdv:\n {4}update available: {2}images \(main of .* is now [0-9a-f]{12}, was [0-9a-f]{12}; run `tdv update images\.tdv`\)\n {4}modified: {5}images\n/);
+  });
+
   it('--json: import and update print their results as one document', async () => {
     const src = await makeSource();
     const here = await newRepo();
