@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FormatError } from '../../src/errors.js';
@@ -8,6 +9,8 @@ import { checkout } from '../../src/repo/checkout.js';
 import { fsck } from '../../src/repo/fsck.js';
 import { gc } from '../../src/repo/gc.js';
 import { remoteStatus } from '../../src/repo/lib/remote-status.js';
+import { checkImports } from '../../src/repo/lib/imports.js';
+import { findPointers, selectTargets } from '../../src/repo/lib/pointers.js';
 import { move } from '../../src/repo/mv.js';
 import { importData, type ImportOptions } from '../../src/repo/import.js';
 import { pull } from '../../src/repo/pull.js';
@@ -180,6 +183,32 @@ describe('status and update of imports (API)', () => {
       { state: 'current', to: src.v1 },
       { state: 'current', to: src.v1 },
     ]);
+  });
+
+  it('a source that never answers: status gives up after its timeout, ends git, and reports it unreachable', async () => {
+    // An HTTP "server" that accepts and never replies.
+    const sockets: net.Socket[] = [];
+    const closed: Promise<void>[] = [];
+    const server = net.createServer((sock) => {
+      sockets.push(sock);
+      closed.push(new Promise((resolve) => sock.on('close', () => resolve())));
+      sock.on('error', () => {});
+      sock.resume(); // read, so that the end of the connection is seen
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/repo.git`;
+      const here = await makeRepo();
+      write(here, 'x.csv.tdv', `import:\n  url: "${url}"\n  path: "x.csv"\n  commit: "${'a'.repeat(40)}"\nouts:\n- path: x.csv\n  sha256: ${sha('x')}\n  size: 1\n`);
+      const res = await withRepo(here, async (r) => checkImports(r, selectTargets(r, await findPointers(r), []), 300));
+      expect(res).toMatchObject([{ path: 'x.csv', state: 'unreachable', error: expect.any(String) }]);
+      // git was ended, not left waiting: its connection closes.
+      expect(sockets.length).toBeGreaterThan(0);
+      await Promise.race([Promise.all(closed), new Promise((_, rej) => setTimeout(() => rej(new Error('git still connected')), 20_000))]);
+    } finally {
+      for (const s of sockets) s.destroy();
+      server.close();
+    }
   });
 
   it('update protects workspace changes the cache lacks, and --force discards them', async () => {
