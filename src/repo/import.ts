@@ -14,6 +14,8 @@ import type { Repo } from './repo.js';
 export interface ImportOptions {
   /** The source repository: anything `git clone` takes (a path, file://, ssh://, https://). */
   url: string;
+  /** What a relative path `url` is relative to (default: the process's working directory). */
+  cwd?: string;
   /** The file or directory in the source (relative to its root). */
   path: string;
   /** A branch, tag, commit id or date of the source (default: its default branch). */
@@ -68,8 +70,8 @@ export async function importData(repo: Repo, opts: ImportOptions): Promise<Impor
   return repo.withLock('import', async () => {
     const rel = await checkDestination(repo, abs, opts.force === true);
     const ptrRel = `${rel}${POINTER_EXT}`;
-    const { openExternal } = await import('./lib/external.js');
-    const ext = await openExternal(opts.url, { rev: opts.rev, here: repo, remote: opts.remote });
+    const { normalizeSourceUrl, openExternal } = await import('./lib/external.js');
+    const ext = await openExternal(normalizeSourceUrl(opts.url, opts.cwd).url, { rev: opts.rev, here: repo, remote: opts.remote });
     try {
       const data = await fetchSourceData(repo, ext, srcPath, rel, opts);
       const { ctx, plan } = await planImportCheckout(

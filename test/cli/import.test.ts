@@ -67,12 +67,13 @@ describe('tdv import / update / status: output', () => {
   it('--json: import and update print their results as one document', async () => {
     const src = await makeSource();
     const here = await newRepo();
-    const r = await tdv(here, 'import', src.url, 'images', '--rev', 'v1', '--json');
+    // A relative path is relative to where tdv runs.
+    const r = await tdv(here, 'import', path.relative(here, src.dir), 'images', '--rev', 'v1', '--json');
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({
       path: 'images',
       pointer: 'images.tdv',
-      import: { url: src.url, path: 'images', rev: 'v1', commit: src.v1 },
+      import: { url: src.dir, path: 'images', rev: 'v1', commit: src.v1 },
       nfiles: 2,
       fetch: { remote: 'store', transferred: 3, failed: [] },
       gitFiles: ['images.tdv', '.gitignore'],

@@ -23,6 +23,7 @@ export function registerImport(program: Program, ctx: CliContext): void {
     const progress = await progressFor(out, 'import');
     const res = await importData(repo, {
       url,
+      cwd: ctx.io.cwd,
       path: srcPath,
       rev: opts.rev,
       out: resolve(opts.out ?? path.posix.basename(srcPath.replace(/\/+$/, ''))),
