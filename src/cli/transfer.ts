@@ -1,5 +1,6 @@
 import type { Command, OptionValues } from '@commander-js/extra-typings';
 import { TdvError } from '../errors.js';
+import { maskUrl } from '../formats/config.js';
 import { quotePath, shellWord } from '../formats/paths.js';
 import type { TransferResult } from '../repo/push.js';
 import type { HistoryScope } from '../repo/lib/revision.js';
@@ -66,6 +67,7 @@ export function transferJson(res: TransferResult): Record<string, unknown> {
     failures: res.failed,
     ...(res.heldBack ? { heldBack: res.heldBack } : {}),
     ...(res.runs !== undefined ? { runs: res.runs } : {}),
+    ...(res.imports ? { imports: res.imports.map((i) => ({ url: maskUrl(i.url), ...transferJson(i) })) } : {}),
   };
 }
 
@@ -102,6 +104,13 @@ export function printTransfer(out: Output, res: TransferResult, verb: TransferVe
     );
   }
   if (res.runs) out.info(`${plural(res.runs, 'run record')} of the run-cache ${verb.done === 'Pushed' ? 'pushed' : 'fetched'}.`);
+  for (const i of res.imports ?? []) {
+    for (const f of i.failed.slice(0, LIST_MAX)) out.warn(`${quotePath(f.path)} (${f.oid.slice(0, 12)}): ${f.error}`);
+    const from = `remote "${i.remote}" of ${maskUrl(i.url)} (imported data)`;
+    out.info(`${verb.done} ${plural(i.transferred, 'object')} (${formatBytes(i.bytes)}) ${verb.prep} ${from}${i.skipped > 0 ? `; ${i.skipped} already there` : ''}.`);
+  }
+  // Only imports were selected: this repository's remote was not used.
+  if (res.imports && res.transferred + res.skipped + res.failed.length === 0) return;
   const there = res.skipped > 0 ? `; ${res.skipped} already there` : '';
   if (res.transferred === 0 && res.failed.length === 0) out.info(`Everything is up to date with remote "${res.remote}" (${plural(res.skipped, 'object')}).`);
   else out.info(`${verb.done} ${plural(res.transferred, 'object')} (${formatBytes(res.bytes)}) ${verb.prep} remote "${res.remote}"${there}.`);
@@ -109,9 +118,10 @@ export function printTransfer(out: Output, res: TransferResult, verb: TransferVe
 
 /** The error of a transfer where any object failed (exit 1), naming the first and the retry. */
 export function transferError(res: TransferResult, verb: TransferVerb): TdvError | undefined {
-  if (res.failed.length === 0) return undefined;
+  const failed = [...res.failed, ...(res.imports ?? []).flatMap((i) => i.failed)];
+  if (failed.length === 0) return undefined;
   return new TdvError(
     'TRANSFER_FAILED',
-    `${plural(res.failed.length, 'object')} failed (first: ${quotePath(res.failed[0]!.path)}: ${res.failed[0]!.error}); ${verb.after ?? ''}run \`${verb.again}\` again to retry what is missing${verb.also ?? ''}`,
+    `${plural(failed.length, 'object')} failed (first: ${quotePath(failed[0]!.path)}: ${failed[0]!.error}); ${verb.after ?? ''}run \`${verb.again}\` again to retry what is missing${verb.also ?? ''}`,
   );
 }

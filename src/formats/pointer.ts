@@ -132,15 +132,60 @@ export const PointerOutSchema = v.pipe(
 /** One tracked output of a pointer file (see PointerOutSchema). */
 export type PointerOut = v.InferOutput<typeof PointerOutSchema>;
 
-/** A pointer file: its outs, and its own `desc` and `meta` (kept, as JSON, when tdv rewrites it). */
-export const PointerSchema = strictMapping(
+/**
+ * Text handed to `git` as an argument (a URL, a revision, a remote's name): one
+ * line of printable characters that `git` cannot read as an option.
+ */
+function isArgText(s: string): boolean {
+  // eslint-disable-next-line no-control-regex
+  return s.length > 0 && s.length <= 4096 && !s.startsWith('-') && !/[\u0000-\u001f\u007f]/.test(s);
+}
+
+const argText = (what: string) =>
+  v.pipe(
+    v.string(fail(`${KEYS} must be a string`, FIX)),
+    v.check(isArgText, (i) => fail(`${KEYS} ${show(i.input)} is not ${what} (one line of at most 4096 characters, not starting with "-")`, FIX)),
+  );
+
+/**
+ * Where an imported output comes from (`tdv import`): the source repository
+ * (`url`, anything `git clone` takes), the `path` of the data in it, the
+ * revision as the user gave it (`rev`, absent: the source's default branch)
+ * and the commit it resolved to (`commit`, what `tdv update` moves). `remote`
+ * names the source's remote when it is not the source's default.
+ */
+export const ImportSchema = strictMapping(
   {
-    outs: v.pipe(v.array(PointerOutSchema, fail('"outs" must be a non-empty list', FIX)), v.nonEmpty(fail('"outs" must be a non-empty list', FIX))),
-    desc: v.optional(v.string(fail('"desc" must be a string', FIX))),
-    meta: v.optional(plainData),
+    url: argText('a repository URL or path'),
+    path: v.custom<string>(isLegalRelPath, (i) => fail(`${KEYS} ${show(i.input)} must be a relative path inside the source repository; it ${relPathProblem(i.input)}`, FIX)),
+    rev: v.optional(argText('a revision')),
+    commit: v.custom<string>(
+      (c) => typeof c === 'string' && /^[0-9a-f]{40}$/.test(c),
+      (i) => fail(`${KEYS} must be a commit id of 40 lowercase hex digits, got ${show(i.input)}`, FIX),
+    ),
+    remote: v.optional(argText("a remote's name")),
   },
-  fail('is not a tdv pointer (expected a mapping with "outs")', FIX),
-  (k) => fail(`unknown key "${k}"`, FIX),
+  fail(`${KEYS} must be a mapping (url, path, rev, commit)`, FIX),
+  (k) => fail(`${PARENT} has unknown key "${k}"`, FIX),
+);
+
+/** The source of an imported output (see ImportSchema). */
+export type ImportRecord = v.InferOutput<typeof ImportSchema>;
+
+/** A pointer file: its outs, its own `desc` and `meta` (kept, as JSON, when tdv rewrites it), and for an import where it comes from. */
+export const PointerSchema = v.pipe(
+  strictMapping(
+    {
+      outs: v.pipe(v.array(PointerOutSchema, fail('"outs" must be a non-empty list', FIX)), v.nonEmpty(fail('"outs" must be a non-empty list', FIX))),
+      desc: v.optional(v.string(fail('"desc" must be a string', FIX))),
+      meta: v.optional(plainData),
+      import: v.optional(ImportSchema),
+    },
+    fail('is not a tdv pointer (expected a mapping with "outs")', FIX),
+    (k) => fail(`unknown key "${k}"`, FIX),
+  ),
+  // `tdv update` rewrites the one output an import brings.
+  v.check((p) => p.import === undefined || p.outs.length === 1, fail('an imported pointer ("import") must have exactly one entry in "outs"', FIX)),
 );
 
 /** A pointer's own `desc` and `meta` (beside `outs`), kept when tdv rewrites it. */
@@ -168,6 +213,15 @@ export function serializePointer(outs: readonly PointerOut[], info: PointerInfo 
   let s = '';
   if (info.desc !== undefined) s += `desc: ${JSON.stringify(info.desc)}\n`;
   if (info.meta !== undefined) s += `meta: ${JSON.stringify(info.meta)}\n`;
+  const imp = info.import;
+  if (imp !== undefined) {
+    // Every value JSON-quoted: a URL or revision is never read back as another YAML type.
+    s += `import:\n  url: ${JSON.stringify(imp.url)}\n  path: ${JSON.stringify(imp.path)}\n`;
+    if (imp.rev !== undefined) s += `  rev: ${JSON.stringify(imp.rev)}\n`;
+    // Quoted too: a commit id of decimal digits only would be read back as a number.
+    s += `  commit: "${imp.commit}"\n`;
+    if (imp.remote !== undefined) s += `  remote: ${JSON.stringify(imp.remote)}\n`;
+  }
   s += 'outs:\n';
   for (const o of outs) {
     s += `- path: ${yamlString(o.path)}\n  sha256: ${o.sha256}\n  size: ${o.size}\n`;

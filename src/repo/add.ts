@@ -152,6 +152,11 @@ async function validate(repo: Repo, paths: string[]): Promise<string[]> {
       );
     }
     for (const o of outs) {
+      // Its pointer records where it comes from: a new version of it is `tdv update`'s to bring.
+      if (o.ptr.import && (o.abs === abs || isInside(o.abs, abs)))
+        throw new UsageError(
+          `${shown} is imported from ${o.ptr.import.url} (${q(repo.rel(o.ptr.file))}); run \`tdv update ${shellWord(repo.rel(o.ptr.file))}\` to bring its new version, or \`tdv remove ${shellWord(repo.rel(o.ptr.file))}\` first to track your own`,
+        );
       if (o.abs === abs) continue;
       if (isInside(o.abs, abs)) throw new UsageError(`${shown} is inside ${q(o.rel)}, which ${q(repo.rel(o.ptr.file))} already tracks; run \`tdv add ${shellWord(o.rel)}\` to update it`);
       if (isInside(abs, o.abs)) throw new UsageError(`${shown} contains ${q(o.rel)}, already tracked by ${q(repo.rel(o.ptr.file))}; run \`tdv remove ${shellWord(repo.rel(o.ptr.file))}\` first`);

@@ -117,9 +117,10 @@ async function checkoutUnlocked(repo: Repo, options: CheckoutOptions): Promise<C
   }
   let fetched: TransferResult | undefined;
   if (opts.pull) {
-    const { fetchSelected, withRemote } = await import('./lib/transfer.js');
+    const { fetchSelected } = await import('./lib/transfer.js');
+    const { fetchWithImports } = await import('./lib/imports.js');
     // Objects that could not be fetched are missing below: the rest is still checked out.
-    fetched = await withRemote(repo, opts, (remote) => fetchSelected(repo, remote, selected, opts));
+    fetched = await fetchWithImports(repo, selected, opts, (remote, sel) => fetchSelected(repo, remote, sel, opts));
     opts.progress?.phase('checkout');
   }
   let ctx = await workspaceContext(repo);

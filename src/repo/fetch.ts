@@ -1,5 +1,6 @@
 import { fetchWithRuns } from './lib/run-sync.js';
-import { type TransferOptions, type TransferResult, withRemote } from './lib/transfer.js';
+import type { TransferOptions, TransferResult } from './lib/transfer.js';
+import { fetchWithImports } from './lib/imports.js';
 import { selectForTransfer } from './lib/revision.js';
 import { expandStageTargets } from './lib/stage-targets.js';
 import type { Repo } from './repo.js';
@@ -9,6 +10,7 @@ export async function fetch(repo: Repo, opts: TransferOptions = {}): Promise<Tra
   return repo.withLock('fetch', async () => {
     const { targets } = await expandStageTargets(repo, opts.targets ?? [], opts);
     const selected = await selectForTransfer(repo, { ...opts, targets });
-    return withRemote(repo, opts, (remote) => fetchWithRuns(repo, remote, selected, opts));
+    // Imported outputs come from their sources' remotes (lib/imports.ts).
+    return fetchWithImports(repo, selected, opts, (remote, sel) => fetchWithRuns(repo, remote, sel, opts));
   });
 }

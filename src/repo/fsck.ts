@@ -225,7 +225,7 @@ function quarantine(repo: Repo, store: ObjectStore, res: FsckResult, oid: Oid, r
   if (dest !== undefined) res.corrupt.push({ oid, reason, quarantined: repo.rel(dest) });
 }
 
-type Ref = { kind: 'file' | 'dir'; oid: Oid; size: number; path: string; pointer: string };
+type Ref = { kind: 'file' | 'dir'; oid: Oid; size: number; path: string; pointer: string; imported?: boolean };
 
 /** Every output pointers and tdv.lock record, even those .tdvignore hides. */
 async function references(repo: Repo, onBad: (err: FormatError) => void): Promise<Ref[]> {
@@ -235,6 +235,7 @@ async function references(repo: Repo, onBad: (err: FormatError) => void): Promis
     size: s.out.size,
     path: s.rel,
     pointer: repo.rel(s.ptr.file),
+    ...(s.ptr.import ? { imported: true } : {}),
   }));
 }
 
@@ -248,6 +249,7 @@ async function checkRemote(repo: Repo, remote: Remote, refs: readonly Ref[], job
     if (!want.has(oid)) want.set(oid, { oid, size, path: p, pointer });
   };
   for (const r of refs) {
+    if (r.imported) continue; // on its source's remote: push never sends it here (lib/imports.ts)
     if (r.kind === 'file') {
       expect(r.oid, r.size, r.path, r.pointer);
       continue;

@@ -3,7 +3,7 @@ import { type ManifestEntry, sortEntries } from '../formats/manifest.js';
 import { isDirOid, type Oid } from '../formats/oid.js';
 import { TdvError } from '../errors.js';
 import { quotePath, shellWord } from '../formats/paths.js';
-import { parsePointer, type PointerInfo, type PointerOut, serializePointer } from '../formats/pointer.js';
+import { type ImportRecord, parsePointer, type PointerInfo, type PointerOut, serializePointer } from '../formats/pointer.js';
 import { Guard, UnsafePathError } from '../workspace/guard.js';
 import type { Repo } from './repo.js';
 
@@ -49,15 +49,22 @@ export async function mergeDriver(repo: Repo, opts: MergeDriverOptions): Promise
     return text;
   };
   let info: PointerInfo = {};
+  const imports: Record<string, ImportRecord | undefined> = {};
   const read = async (rel: string, side: string): Promise<PointerOut[]> => {
     const text = readText(rel, side);
     if (text.trim() === '') return []; // no base: added on both sides
     const p = await parsePointer(text, file, `${shown} (${side})`);
     // The pointer's own desc and meta: ours, as Git keeps ours for what it does not merge.
-    if (side === 'ours') info = { desc: p.desc, meta: p.meta };
+    if (side === 'ours') info = { desc: p.desc, meta: p.meta, import: p.import };
+    imports[side] = p.import;
     return p.outs;
   };
   const [base, ours, theirs] = [await read(baseRel, 'base'), await read(oursRel, 'ours'), await read(theirsRel, 'theirs')];
+  // Imported data is one version of its source: never merged file by file. The side that moved
+  // its import (`tdv update`) wins whole; both moved it differently: a conflict.
+  const same = (x?: ImportRecord, y?: ImportRecord) => JSON.stringify(x ?? null) === JSON.stringify(y ?? null);
+  const importSide =
+    imports.ours || imports.theirs ? (same(imports.ours, imports.theirs) ? 'ours' : same(imports.base, imports.ours) ? 'theirs' : same(imports.base, imports.theirs) ? 'ours' : 'conflict') : undefined;
   const byPath = (outs: PointerOut[]) => new Map(outs.map((o) => [o.path, o]));
   const [o, a, b] = [byPath(base), byPath(ours), byPath(theirs)];
   const order = [...a.keys(), ...[...b.keys()].filter((p) => !a.has(p))];
@@ -66,6 +73,17 @@ export async function mergeDriver(repo: Repo, opts: MergeDriverOptions): Promise
   const result: PointerOut[] = [];
   const dataPath = (p: string) => path.posix.join(path.posix.dirname(shown), p);
   return repo.withLock('merge-driver', async () => {
+    if (importSide === 'ours' && !same(imports.ours, imports.theirs)) return { path: shown, merged: true, conflicts, mergedDirs };
+    if (importSide === 'theirs') {
+      guard.writeControlFile(oursRel, readText(theirsRel, 'theirs'));
+      return { path: shown, merged: true, conflicts, mergedDirs };
+    }
+    if (importSide === 'conflict') {
+      const oursText = readText(oursRel, 'ours');
+      const theirsText = readText(theirsRel, 'theirs');
+      guard.writeControlFile(oursRel, `<<<<<<< ours\n${oursText}${oursText.endsWith('\n') ? '' : '\n'}=======\n${theirsText}${theirsText.endsWith('\n') ? '' : '\n'}>>>>>>> theirs\n`);
+      return { path: shown, merged: false, conflicts: [...new Set([...ours, ...theirs].map((x) => dataPath(x.path)))], mergedDirs };
+    }
     for (const p of [...order, ...[...o.keys()].filter((k) => !a.has(k) && !b.has(k))]) {
       const [eo, ea, eb] = [o.get(p), a.get(p), b.get(p)];
       let take: PointerOut | undefined;

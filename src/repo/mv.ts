@@ -90,7 +90,7 @@ export async function move(repo: Repo, src: string, dst: string): Promise<MoveRe
     const gitignoresDeleted: string[] = [];
     let wrotePointer = false;
     try {
-      guard.writeControlFile(ptrTo, serializePointer([{ ...s.out, path: path.basename(target) }], { desc: s.ptr.desc, meta: s.ptr.meta }));
+      guard.writeControlFile(ptrTo, serializePointer([{ ...s.out, path: path.basename(target) }], { desc: s.ptr.desc, meta: s.ptr.meta, import: s.ptr.import }));
       wrotePointer = true;
       if (addGitignoreEntry(guard, rel)) gitignores.push(gitignoreFor(rel));
     } catch (err) {

@@ -1,6 +1,6 @@
 import { checkout, type CheckoutResult } from './checkout.js';
 import { fetchWithRuns } from './lib/run-sync.js';
-import { withRemote } from './lib/transfer.js';
+import { fetchWithImports } from './lib/imports.js';
 import { selectForTransfer } from './lib/revision.js';
 import { expandStageTargets } from './lib/stage-targets.js';
 import type { TransferOptions, TransferResult } from './lib/transfer.js';
@@ -31,7 +31,7 @@ export async function pull(repo: Repo, opts: PullOptions = {}): Promise<PullResu
     const { targets } = await expandStageTargets(repo, opts.targets ?? [], opts);
     // `scope` (--all-branches, ...): fetched for those commits too; what is checked out stays the workspace's (or --rev's).
     const selected = await selectForTransfer(repo, { targets, scope: opts.scope ?? (opts.rev === undefined ? undefined : { revs: [opts.rev] }) });
-    const fetched = await withRemote(repo, opts, (remote) => fetchWithRuns(repo, remote, selected, opts));
+    const fetched = await fetchWithImports(repo, selected, opts, (remote, sel) => fetchWithRuns(repo, remote, sel, opts));
     opts.progress?.phase('checkout');
     return { fetch: fetched, checkout: await checkout(repo, { targets, force: opts.force, rev: opts.rev, progress: opts.progress }) };
   });

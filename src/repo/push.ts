@@ -19,7 +19,8 @@ export type { PushOptions, TransferOptions, TransferResult } from './lib/transfe
 export async function push(repo: Repo, opts: PushOptions = {}): Promise<TransferResult> {
   return repo.withLock('push', async () => {
     const { targets } = await expandStageTargets(repo, opts.targets ?? [], opts);
-    const selected = await selectForTransfer(repo, { ...opts, targets });
+    // Imported data stays on its source's remote (see lib/imports.ts): never pushed here.
+    const selected = (await selectForTransfer(repo, { ...opts, targets })).filter((s) => s.ptr.import === undefined);
     const remote = await openRemote(repo, opts.remote, opts.jobs);
     try {
       // The remote names this repository (see remote-owner.ts) once the push knows it uses objects

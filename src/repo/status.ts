@@ -6,6 +6,7 @@ import { type Blocker, blockerAt, inTheWay } from './lib/blocker.js';
 import { compareWorkspace, hashWorkspace } from './lib/hashing.js';
 import { findPointers, selectTargets } from './lib/pointers.js';
 import { expandStageTargets } from './lib/stage-targets.js';
+import type { ImportStatus } from './lib/imports.js';
 import type { Repo } from './repo.js';
 
 export interface DataStatus {
@@ -38,6 +39,8 @@ export interface StatusResult {
   data: DataStatus[];
   /** Pipeline stages that changed (only when tdv.yaml exists and no targets were given). */
   stages?: StageStatus[];
+  /** Imported data (only when some is selected): whether its source has moved (see lib/imports.ts). */
+  imports?: ImportStatus[];
 }
 
 export interface StatusOptions {
@@ -86,9 +89,13 @@ export async function status(repo: Repo, opts: StatusOptions = {}): Promise<Stat
   const named = new Set(expanded.stages);
   const stages = !given.length ? await stageStatus(repo) : named.size ? (await stageStatus(repo))?.filter((s) => named.has(s.name)) : undefined;
   repo.statCache.save();
+  // Imports ask their sources (network): only when there are any, so status without imports costs nothing more.
+  const imported = selected.filter((s) => s.ptr.import !== undefined);
+  const imports = imported.length > 0 ? await (await import('./lib/imports.js')).checkImports(repo, imported) : undefined;
   // A frozen stage is listed, as a reminder, but only its other reasons make the status unclean.
   const dirty = stages?.some((s) => !s.frozen || s.reasons.length > 1) ?? false;
-  return { clean: data.length === 0 && !dirty, data, ...(stages ? { stages } : {}) };
+  const moved = imports?.some((i) => i.state === 'moved') ?? false;
+  return { clean: data.length === 0 && !dirty && !moved, data, ...(stages ? { stages } : {}), ...(imports ? { imports } : {}) };
 }
 
 /**

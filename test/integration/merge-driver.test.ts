@@ -85,6 +85,25 @@ describe('tdv merge-driver', () => {
     expectOneLineError(r3.stderr, 'model.bin.tdv: changed differently on both sides: model.bin');
   });
 
+  it('an imported directory: the side that moved the import (tdv update) wins whole, never merged file by file; moved on both sides is a conflict', async () => {
+    const v1: Files = { 'a.csv': 'a', 'b.csv': 'b' };
+    const v2: Files = { 'a.csv': 'a2', 'b.csv': 'b' };
+    const v3: Files = { 'a.csv': 'a', 'b.csv': 'b3' };
+    const dir = await repoWithVersions(v1, v2, v3);
+    const imported = (files: Files, commit: string) => `import:\n  url: "file:///src"\n  path: "images"\n  commit: ${commit.repeat(40)}\n${dirPointer('data', spec(files))}`;
+    // Theirs updated the import, ours left it: theirs' pointer, record and all.
+    const r1 = await drive(dir, imported(v1, 'a'), imported(v1, 'a'), imported(v2, 'b'));
+    expect(r1.code, r1.stderr).toBe(0);
+    expect(r1.result).toBe(imported(v2, 'b'));
+    const r2 = await drive(dir, imported(v1, 'a'), imported(v2, 'b'), imported(v1, 'a'));
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(r2.result).toBe(imported(v2, 'b'));
+    // Both updated to different commits: a file-by-file merge would make a version neither source has.
+    const r3 = await drive(dir, imported(v1, 'a'), imported(v2, 'b'), imported(v3, 'c'));
+    expect(r3.code).toBe(1);
+    expectOneLineError(r3.stderr, 'data.tdv: changed differently on both sides: data');
+  });
+
   it('added on both sides (no base): directories merge against an empty base', async () => {
     const ours: Files = { 'a.csv': 'a', 'o.csv': 'o' };
     const theirs: Files = { 'a.csv': 'a', 't.csv': 't' };

@@ -1,8 +1,10 @@
+import type { ImportStatus } from '../../repo/lib/imports.js';
 import type { RemoteStatusResult } from '../../repo/lib/remote-status.js';
 import type { StatusResult } from '../../repo/status.js';
 import { escapeLine, type Output } from '../../ui/output.js';
 import { type CliContext, examples, parseJobs, type Program } from '../context.js';
-import { blockerNote, q } from '../render.js';
+import { blockerNote, q, sh } from '../render.js';
+import { maskUrl } from '../../formats/config.js';
 
 export function registerStatus(program: Program, ctx: CliContext): void {
   const cmd = program
@@ -33,12 +35,25 @@ const LIST_MAX = 20;
 function render(res: StatusResult, out: Output): void {
   const p = out.paint;
   for (const s of res.stages ?? []) out.info(`${(s.frozen ? p.dim : p.yellow)(`${s.name}:`)} ${escapeLine(s.reasons.join('; '))}`);
+  // A source that could not be asked is a warning: status still succeeds.
+  for (const i of res.imports ?? []) {
+    if (i.state === 'unreachable') out.warn(`${q(i.pointer)}: cannot tell whether ${sourceOf(i)} moved: ${escapeLine(i.error ?? 'no answer')}`);
+  }
   if (res.clean) {
     out.info('Data and pipelines are up to date.');
     return;
   }
+  // An import whose source moved is listed under its pointer, with the pointer's other news.
+  const moved = new Map((res.imports ?? []).filter((i) => i.state === 'moved').map((i) => [i.pointer, i]));
+  const updateLine = (i: ImportStatus) =>
+    out.info(`    ${p.yellow('update available:'.padEnd(19))}${q(i.path)} (${sourceOf(i)} is now ${i.latest!.slice(0, 12)}, was ${i.commit.slice(0, 12)}; run \`tdv update ${sh(i.pointer)}\`)`);
   for (const d of byPointer(res.data)) {
     if (d.first) out.info(`${q(d.pointer)}:`);
+    const i = d.first ? moved.get(d.pointer) : undefined;
+    if (i) {
+      updateLine(i);
+      moved.delete(d.pointer);
+    }
     if (d.workspace !== 'unchanged') out.info(`    ${p.red(`${d.workspace}:`.padEnd(14))}${q(d.path)}`);
     if (d.blocker) out.info(`    ${' '.repeat(14)}(${blockerNote(d.blocker, d.path, d.pointer)})`);
     if (d.files) {
@@ -49,6 +64,15 @@ function render(res: StatusResult, out: Output): void {
     }
     if (d.cache === 'missing') out.info(`    ${p.red('not in cache:'.padEnd(14))}${q(d.path)} (run \`tdv pull\` to fetch it)`);
   }
+  for (const i of moved.values()) {
+    out.info(`${q(i.pointer)}:`);
+    updateLine(i);
+  }
+}
+
+/** An import's source for messages: its revision (HEAD: the default branch) and URL. */
+function sourceOf(i: ImportStatus): string {
+  return `${i.rev ?? 'HEAD'} of ${maskUrl(i.url)}`;
 }
 
 function renderRemote(res: RemoteStatusResult, out: Output): void {

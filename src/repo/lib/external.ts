@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -131,16 +131,57 @@ async function envFor(url: string, env: NodeJS.ProcessEnv): Promise<NodeJS.Proce
   return configured.trim() === '' ? { ...env, GIT_SSH_COMMAND: 'ssh -o BatchMode=yes' } : env;
 }
 
-/** Runs git; rejects with its last stderr line. */
-function git(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<string> {
+/**
+ * Runs git; rejects with its last stderr line. With `timeoutMs`, git runs in a
+ * process group of its own, all of which is ended then: its helpers
+ * (git-remote-https, ssh) hold its pipes too, and would keep tdv from exiting.
+ * (execFile cannot do this: it does not pass `detached` on to spawn.)
+ */
+function git(args: string[], env: NodeJS.ProcessEnv, cwd?: string, timeoutMs?: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('git', args, { cwd, env: gitEnv(env), encoding: 'utf8', maxBuffer: 64 * 2 ** 20, timeout: 30 * 60_000 }, (err, stdout, stderr) => {
-      if (!err) return resolve(stdout);
-      const lines = String(stderr ?? '')
+    const group = timeoutMs !== undefined;
+    const child = spawn('git', args, { cwd, env: gitEnv(env), stdio: ['ignore', 'pipe', 'pipe'], detached: group });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    let tooMuch = false;
+    const kill = () => {
+      try {
+        if (group) process.kill(-child.pid!, 'SIGKILL');
+        else child.kill();
+      } catch {
+        // already gone
+      }
+    };
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      if (stdout.length > 64 * 2 ** 20 && !tooMuch) {
+        tooMuch = true;
+        kill();
+      }
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      if (stderr.length < 2 ** 20) stderr += d;
+    });
+    const limit = timeoutMs ?? 30 * 60_000;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      kill();
+    }, limit);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code === 0 && !tooMuch) return resolve(stdout);
+      if (timedOut) return reject(new Error(`no answer within ${Math.ceil(limit / 1000)} s`));
+      if (tooMuch) return reject(new Error('git printed more than 64 MiB'));
+      const lines = stderr
         .split('\n')
         .map((l) => l.trim())
         .filter((l) => l !== '' && !/^hint:/.test(l));
-      const why = lines.find((l) => /^fatal:/.test(l)) ?? lines[lines.length - 1] ?? (err as Error).message;
+      const why = lines.find((l) => /^fatal:/.test(l)) ?? lines[lines.length - 1] ?? `git ${args[0] ?? ''} failed (exit ${code})`;
       reject(new Error(why.replace(/^fatal:\s*/, '')));
     });
   });
@@ -367,12 +408,12 @@ function namingSource(remote: Remote, shown: string): Remote {
  * now, asked with `git ls-remote` (nothing is fetched); undefined when the
  * source has no such ref. A full commit id is returned as is.
  */
-export async function remoteRevision(url: string, rev?: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+export async function remoteRevision(url: string, rev?: string, env: NodeJS.ProcessEnv = process.env, timeoutMs?: number): Promise<string | undefined> {
   const norm = normalizeSourceUrl(url);
   if (rev !== undefined && /^[0-9a-f]{40}$/.test(rev)) return rev;
   let out: string;
   try {
-    out = await git(['ls-remote', '--', norm.url, ...(rev === undefined ? ['HEAD'] : [rev, `refs/heads/${rev}`, `refs/tags/${rev}`])], await envFor(norm.url, env));
+    out = await git(['ls-remote', '--', norm.url, ...(rev === undefined ? ['HEAD'] : [rev, `refs/heads/${rev}`, `refs/tags/${rev}`])], await envFor(norm.url, env), undefined, timeoutMs);
   } catch (err) {
     throw new TdvError('GIT_FAILED', `cannot read the Git repository ${maskUrl(norm.url)}: ${maskUrl((err as Error).message)}`);
   }

@@ -40,7 +40,8 @@ export interface RemoteStatusResult {
  */
 export async function remoteStatus(repo: Repo, opts: { targets?: string[]; remote?: string; jobs?: number; withDeps?: boolean } = {}): Promise<RemoteStatusResult> {
   const { targets } = await expandStageTargets(repo, opts.targets ?? [], opts);
-  const selected = selectTargets(repo, await findPointers(repo), targets);
+  // Imported data lives on its source's remote, which push never sends it to (lib/imports.ts).
+  const selected = selectTargets(repo, await findPointers(repo), targets).filter((s) => s.ptr.import === undefined);
   return withRemote(repo, opts, async (remote) => {
     const store = repo.store;
     const failures = new Map<Oid, string>();

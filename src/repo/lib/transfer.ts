@@ -56,6 +56,14 @@ export interface TransferResult {
   heldBack?: { path: string; missing: number }[];
   /** With `runCache`: run records transferred. */
   runs?: number;
+  /** Imported outputs' objects, fetched from their source repositories' remotes (see lib/imports.ts). */
+  imports?: ImportTransfer[];
+}
+
+/** A fetch from the remote of a source repository of imported data. */
+export interface ImportTransfer extends TransferResult {
+  /** The source repository, as its import records it. */
+  url: string;
 }
 export async function pushSelected(repo: Repo, remote: Remote, selected: readonly Selected[], opts: PushOptions): Promise<TransferResult> {
   const store = repo.store;
