@@ -82,7 +82,7 @@ async function getUnlocked(here: Repo | undefined, opts: GetOptions, cwd: string
     const jobs = Math.max(1, opts.jobs ?? 8);
     await Promise.all(
       Array.from({ length: Math.min(jobs, queue.length) }, async () => {
-        for (let f = queue.shift(); f; f = queue.shift()) await snap.ensureObject(f.oid!, f.size);
+        for (let f = queue.shift(); f; f = queue.shift()) await snap.ensureObject(f.oid!, f.size, f.path);
       }),
     );
     for (const f of files) oids.set(f, f.source === 'data' ? f.oid! : store.addBufferSync(snap.source.history.blob(f.blob!)));

@@ -9,6 +9,8 @@ import { compareCodePoints, type ManifestEntry } from '../../formats/manifest.js
 import { isDirOid, type Oid } from '../../formats/oid.js';
 import { relPathProblem, quotePath } from '../../formats/paths.js';
 import type { Remote } from '../../remote/remote.js';
+import type { ImportRecord } from '../../formats/pointer.js';
+import { maskUrl } from '../../formats/config.js';
 import type { GitWorkTree } from '../../git/git.js';
 import type { Repo } from '../repo.js';
 import { allOuts } from './pointers.js';
@@ -36,6 +38,13 @@ export interface SnapshotSource {
   readonly store: ObjectStore;
   /** The remote missing objects come from; called at most once, and only when an object is missing. */
   openRemote(): Promise<Remote>;
+  /**
+   * Puts the data of an imported output (`tdv import`) into the store from
+   * its source repository, whose remote holds it (this repository's does
+   * not); returns the object id it came out as. Without it, imported data
+   * is fetched like any other.
+   */
+  fetchImported?(imp: ImportRecord, outPath: string): Promise<Oid>;
 }
 
 /** A file or directory of a revision. */
@@ -83,6 +92,16 @@ export async function localSource(repo: Repo, remoteName?: string): Promise<Snap
           remote = undefined;
           throw err;
         })),
+    async fetchImported(imp: ImportRecord, outPath: string): Promise<Oid> {
+      const { openExternal } = await import('./external.js');
+      const { fetchSourceData } = await import('./imports.js');
+      const ext = await openExternal(imp.url, { rev: imp.commit, here: repo, remote: imp.remote });
+      try {
+        return (await fetchSourceData(repo, ext, imp.path, outPath, {})).sha256;
+      } finally {
+        await ext.close();
+      }
+    },
   };
 }
 
@@ -168,6 +187,8 @@ interface DataOut {
   size: number;
   nfiles?: number;
   isexec?: boolean;
+  /** Where it was imported from (`tdv import`). */
+  import?: ImportRecord;
 }
 
 /** The downloads in flight, per source (see Snapshot.ensureObject). */
@@ -180,6 +201,8 @@ export class Snapshot {
   /** Tracked directories, sorted by code point; their files are read from the manifest on demand. */
   private dirOuts: DataOut[] = [];
   private readonly manifests = new Map<Oid, Promise<SnapshotEntry[]>>();
+  /** Tracked files by path (the outputs whose objects may need their pointer's import record). */
+  private readonly fileOuts = new Map<string, DataOut>();
 
   private constructor(
     readonly source: SnapshotSource,
@@ -205,7 +228,11 @@ export class Snapshot {
     const at: RevisionRef = { commit: this.commit, label: this.label };
     const pointers = await pointersAt(repoLike, history, at);
     const data = new Map<string, DataOut>();
-    for (const s of allOuts(repoLike, pointers)) data.set(s.rel, { path: s.rel, oid: s.out.sha256, size: s.out.size, nfiles: s.out.nfiles, isexec: s.out.isexec });
+    for (const s of allOuts(repoLike, pointers)) {
+      const d: DataOut = { path: s.rel, oid: s.out.sha256, size: s.out.size, nfiles: s.out.nfiles, isexec: s.out.isexec, ...(s.ptr.import ? { import: s.ptr.import } : {}) };
+      data.set(s.rel, d);
+      if (!isDirOid(d.oid)) this.fileOuts.set(d.path, d);
+    }
     // The Git files under the tdv repository (its .tdv/ left out), regular files only.
     const prefix = treePrefix(repoLike);
     let tree: string | undefined = history.commit(this.commit).tree;
@@ -235,7 +262,7 @@ export class Snapshot {
     let p = this.manifests.get(d.oid);
     if (!p) {
       p = (async () => {
-        await this.ensureObject(d.oid);
+        await this.ensureObject(d.oid, undefined, d.path);
         return this.source.store
           .readManifest(d.oid)
           .map((e: ManifestEntry): SnapshotEntry => ({ path: `${d.path}/${e.relpath}`, kind: 'file', source: 'data', oid: e.sha256, size: e.size, ...(e.isexec ? { isexec: true } : {}) }))
@@ -324,23 +351,39 @@ export class Snapshot {
    * verified by hash. Fetches are shared per source, so the snapshots of many
    * revisions (a server's) that want one object download it once.
    */
-  async ensureObject(oid: Oid, size?: number): Promise<void> {
+  async ensureObject(oid: Oid, size?: number, at?: string): Promise<void> {
     const { store } = this.source;
     if (store.has(oid)) return;
     let fetching = FETCHING.get(this.source);
     if (!fetching) FETCHING.set(this.source, (fetching = new Map()));
-    let p = fetching.get(oid);
+    // Imported data comes from its source (the whole output at once), the rest from the remote.
+    const owner = at === undefined ? undefined : (this.fileOuts.get(at) ?? this.dirOutOf(at));
+    const imp = owner?.import;
+    const fetchImported = this.source.fetchImported;
+    const key = imp && fetchImported ? `import\0${owner.path}\0${owner.oid}` : oid;
+    let p = fetching.get(key);
     if (!p) {
       const inFlight = fetching;
       p = (async () => {
+        if (imp && fetchImported) {
+          const got = await fetchImported.call(this.source, imp, owner.path);
+          if (got !== owner.oid) {
+            throw new SnapshotError(
+              'NOT_FOUND',
+              `${quotePath(owner.path)} is imported from ${maskUrl(imp.url)}, which has other data at ${quotePath(imp.path)} (commit ${imp.commit.slice(0, 12)}) than its pointer records; \`tdv update ${owner.path}\` takes what the source has`,
+            );
+          }
+          return;
+        }
         const remote = await this.source.openRemote();
         const { downloadVerified } = await import('../../remote/transfer.js');
         await downloadVerified(remote, store, oid, size === undefined ? {} : { size });
       })();
-      p.finally(() => inFlight.delete(oid)).catch(() => {});
-      inFlight.set(oid, p);
+      p.finally(() => inFlight.delete(key)).catch(() => {});
+      inFlight.set(key, p);
     }
     await p;
+    if (!store.has(oid)) throw new SnapshotError('NOT_FOUND', `object ${oid} of ${quotePath(at ?? '?')} is not in ${maskUrl(imp?.url ?? this.source.label)}`);
   }
 
   /**
@@ -354,7 +397,7 @@ export class Snapshot {
       return Readable.from([range ? bytes.subarray(range.start, range.end + 1) : bytes]);
     }
     const oid = entry.oid!;
-    await this.ensureObject(oid, entry.size);
+    await this.ensureObject(oid, entry.size, entry.path);
     const file = this.source.store.pathOf(oid);
     assertObjectFile(file);
     const fh = await fs.promises.open(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
