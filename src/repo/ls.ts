@@ -58,7 +58,7 @@ export interface LsResult {
 export async function ls(here: Repo | undefined, opts: LsOptions = {}): Promise<LsResult> {
   const target = cleanPath(opts.path ?? '');
   if (opts.url === undefined) {
-    if (!here) throw new TdvError('NOT_A_REPO', 'not in a tdv repository; give a repository URL (`tdv ls URL [PATH]`)');
+    if (!here) throw new TdvError('NOT_A_REPO', 'not a tdv repository (or any parent directory); give a repository URL (`tdv ls URL [PATH]`)');
     const { openLocalSnapshot } = await import('./lib/registry.js');
     const rev = opts.rev ?? 'HEAD';
     const { snap, close } = await openLocalSnapshot(here, opts.rev, opts.remote, 'ls');
@@ -119,7 +119,7 @@ export function lsTarget(args: readonly (string | undefined)[], cwd: string, rep
   const looksLikeUrl = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(a) || /^[A-Za-z][A-Za-z0-9+.-]*::/.test(a) || (/^[^/]*:/.test(a) && !a.startsWith('.')) || a.startsWith('-');
   if (b !== undefined) {
     if (a === '.' || (!looksLikeUrl && repoRoot !== undefined && path.resolve(cwd, a) === repoRoot)) {
-      if (!repoRoot) throw new TdvError('NOT_A_REPO', 'not in a tdv repository, so `.` names none; give a repository URL');
+      if (!repoRoot) throw new TdvError('NOT_A_REPO', 'not a tdv repository (or any parent directory), so `.` names none; give a repository URL');
       return { path: b };
     }
     return { url: looksLikeUrl ? a : path.resolve(cwd, a), path: b };

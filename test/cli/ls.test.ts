@@ -45,7 +45,7 @@ describe('tdv ls', () => {
     expectOneLineError(missing.stderr, 'nope does not exist at HEAD');
     const none = await tdv(tmpDir(), 'ls');
     expect(none.code).toBe(1);
-    expectOneLineError(none.stderr, 'not in a tdv repository');
+    expectOneLineError(none.stderr, 'not a tdv repository');
     const dash = await tdv(tmpDir(), 'ls', '--', '--upload-pack=touch x');
     expect(dash.code).toBe(2);
     expectOneLineError(dash.stderr, 'starts with "-"');

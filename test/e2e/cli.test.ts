@@ -27,6 +27,12 @@ const COMMANDS = [
   'commit',
   'freeze',
   'unfreeze',
+  'ls',
+  'cat',
+  'get',
+  'import',
+  'update',
+  'serve',
 ];
 // eslint-disable-next-line no-control-regex
 const ANSI = /\u001b\[[0-9;]*m/;

@@ -26,6 +26,8 @@ const COMMANDS = [
   ['metrics', 'show'],
   ['metrics', 'diff'],
   ['params', 'diff'],
+  ['ls'],
+  ['update'],
 ];
 
 describe('--json on failure', () => {
