@@ -55,14 +55,18 @@ describe('install from a packed tarball', () => {
   });
 
   it('the tarball holds bin, the bundle and README, no sources or tests; every package the bundle imports is a runtime dependency', () => {
-    expect(packed.files).toEqual(expect.arrayContaining(['README.md', 'bin/tdv.js', 'dist/bundle/main.js', 'dist/bundle/worker.js', 'package.json']));
-    const stray = packed.files.filter((f) => !/^(README\.md|LICENSE|package\.json|bin\/tdv\.js|dist\/bundle\/[^/]+\.js)$/.test(f));
+    expect(packed.files).toEqual(
+      expect.arrayContaining(['README.md', 'bin/tdv.js', 'dist/bundle/main.js', 'dist/bundle/worker.js', 'dist/bundle/web/app.js', 'dist/bundle/web/app.css', 'package.json']),
+    );
+    // The web view's script and style (tdv serve) are the only files besides the CLI's chunks.
+    const stray = packed.files.filter((f) => !/^(README\.md|LICENSE|package\.json|bin\/tdv\.js|dist\/bundle\/[^/]+\.js|dist\/bundle\/web\/app\.(js|css))$/.test(f));
     expect(stray).toEqual([]);
     // Bare imports in the bundle (esbuild keeps packages external): each must be
     // a Node built-in or in `dependencies`, or the installed tdv fails to load it.
     const builtins = new Set(builtinModules);
     const imported = new Set<string>();
-    for (const f of packed.files.filter((p) => p.startsWith('dist/bundle/'))) {
+    // (The web view's script runs in the browser, with everything it uses bundled in.)
+    for (const f of packed.files.filter((p) => p.startsWith('dist/bundle/') && !p.startsWith('dist/bundle/web/'))) {
       const code = fs.readFileSync(path.join(ROOT, f), 'utf8');
       for (const m of code.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*|\brequire\s*\(\s*)["']((?:@[a-z0-9][\w.-]*\/)?[a-z0-9][\w.-]*(?:\/[\w.-]+)*)["']/g)) {
         const spec = m[1]!;
@@ -107,5 +111,35 @@ describe('install from a packed tarball', () => {
     expect(fs.existsSync(path.join(repo, 'data.tdv'))).toBe(true);
     const status = await run(repo, 'status');
     expect(status).toEqual({ code: 0, stdout: 'Data and pipelines are up to date.', stderr: '' });
+
+    // tdv serve from the installed package: its web view's page and assets come with it.
+    await git(repo, 'add', '-A');
+    await git(repo, 'commit', '-qm', 'data');
+    const server = execa('tdv', ['serve', '--port', '0'], { cwd: repo, env, extendEnv: false, reject: false });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        server.stdout!.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = / at (http:\/\/\S+)/.exec(out);
+          if (m) resolve(m[1]!);
+        });
+        void server.then((r) => reject(new Error(`tdv serve exited: ${r.stderr}`)));
+      });
+      for (const [p, type] of [
+        ['/', 'text/html'],
+        ['/-/assets/app.js', 'javascript'],
+        ['/-/assets/app.css', 'text/css'],
+        ['/main/data/a.csv', 'text/csv'],
+      ] as const) {
+        const res = await fetch(`${url}${p}`);
+        expect(res.status, p).toBe(200);
+        expect(res.headers.get('content-type'), p).toContain(type);
+        if (p.endsWith('.csv')) expect(await res.text()).toBe('a,b\n1,2\n');
+      }
+    } finally {
+      server.kill('SIGTERM');
+      await server;
+    }
   });
 });
