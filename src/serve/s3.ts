@@ -24,8 +24,11 @@ export interface S3Request {
   key: string;
 }
 
+const XML_SPECIAL = /[&<>"']/;
+
 export function xmlEscape(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
+  // Most keys need no escaping: test first (a listing escapes a thousand keys a page).
+  return XML_SPECIAL.test(s) ? s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!) : s;
 }
 
 function requestId(): string {
@@ -191,14 +194,18 @@ async function listObjects(ctx: ServeContext, req: http.IncomingMessage, res: ht
   const x = (s: string) => xmlEscape(enc(s));
   const contents: string[] = [];
   const prefixes: string[] = [];
+  // One revision's time, formatted once per page, not once per key.
+  const times = new Map<Snapshot, string>();
   for (const it of result.items) {
     if (it.prefix) {
       prefixes.push(`<CommonPrefixes><Prefix>${x(it.key)}</Prefix></CommonPrefixes>`);
       continue;
     }
     const { snap, entry } = it.value!;
+    let time = times.get(snap);
+    if (time === undefined) times.set(snap, (time = lastModified(snap).toISOString()));
     contents.push(
-      `<Contents><Key>${x(it.key)}</Key><LastModified>${lastModified(snap).toISOString()}</LastModified><ETag>${xmlEscape(etagOf(entry))}</ETag><Size>${entrySize(snap, entry)}</Size><StorageClass>STANDARD</StorageClass>${v2 ? '' : '<Owner><ID>tdv</ID><DisplayName>tdv</DisplayName></Owner>'}</Contents>`,
+      `<Contents><Key>${x(it.key)}</Key><LastModified>${time}</LastModified><ETag>${xmlEscape(etagOf(entry))}</ETag><Size>${entrySize(snap, entry)}</Size><StorageClass>STANDARD</StorageClass>${v2 ? '' : '<Owner><ID>tdv</ID><DisplayName>tdv</DisplayName></Owner>'}</Contents>`,
     );
   }
   const last = result.items.at(-1)?.key;

@@ -201,6 +201,7 @@ export class Snapshot {
   /** Tracked directories, sorted by code point; their files are read from the manifest on demand. */
   private dirOuts: DataOut[] = [];
   private readonly manifests = new Map<Oid, Promise<SnapshotEntry[]>>();
+  private readonly listings = new Map<string, Promise<SnapshotEntry[] | undefined>>();
   /** Tracked files by path (the outputs whose objects may need their pointer's import record). */
   private readonly fileOuts = new Map<string, DataOut>();
 
@@ -306,6 +307,19 @@ export class Snapshot {
    * `dir` is not a directory of this revision.
    */
   async list(dir: string, opts: { recursive?: boolean } = {}): Promise<SnapshotEntry[] | undefined> {
+    // Kept: a served listing is read once per page (20 pages of 1,000 keys for 20,000 files).
+    const key = `${opts.recursive ? 'R' : 'D'}${dir}`;
+    let p = this.listings.get(key);
+    if (!p) {
+      p = this.listUncached(dir, opts);
+      p.catch(() => this.listings.delete(key));
+      if (this.listings.size >= 256) this.listings.clear();
+      this.listings.set(key, p);
+    }
+    return (await p)?.slice();
+  }
+
+  private async listUncached(dir: string, opts: { recursive?: boolean }): Promise<SnapshotEntry[] | undefined> {
     const at = await this.stat(dir);
     if (!at || at.kind !== 'dir') return undefined;
     const prefix = dir === '' ? '' : `${dir}/`;
