@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { TdvError, UsageError } from '../errors.js';
 import type { ManifestEntry } from '../formats/manifest.js';
@@ -63,8 +64,19 @@ async function getUnlocked(here: Repo | undefined, opts: GetOptions, cwd: string
   if (target === '') throw new UsageError('name a file or directory of the repository to get (to copy all of it, use `git clone` and `tdv pull`)');
   const out = path.resolve(cwd, opts.out ?? path.posix.basename(target));
   if (path.basename(out) === '' || out === path.parse(out).root) throw new UsageError(`cannot write to ${out}; pass -o with a file or directory name`);
-  if (fs.lstatSync(out, { throwIfNoEntry: false }) && !opts.force) {
-    throw new TdvError('EXISTS', `${out} already exists; choose another output with -o, or pass --force to replace it`, { data: { out } });
+  const existing = fs.lstatSync(out, { throwIfNoEntry: false });
+  if (existing?.isDirectory()) {
+    // `-o .` or `-o ~` (as `dvc get -o DIR` puts the data inside DIR): replacing would delete
+    // everything in the directory tdv runs in, the home directory or the repository.
+    const held = holdsWhereWeAre(out, cwd, here);
+    if (held) {
+      const inside = path.join(out, path.posix.basename(target));
+      throw new UsageError(`will not replace ${out}: it is ${held}, and replacing it would delete everything in it; to put ${quotePath(target)} inside it, pass -o ${inside}`);
+    }
+  }
+  if (existing && !opts.force) {
+    const what = existing.isDirectory() ? 'pass --force to replace it (everything in it is deleted)' : 'pass --force to replace it';
+    throw new TdvError('EXISTS', `${out} already exists; choose another output with -o, or ${what}`, { data: { out } });
   }
   const { openExternal } = await import('./lib/external.js');
   const ext = await openExternal(opts.url, { rev: opts.rev, here, remote: opts.remote, cwd });
@@ -118,6 +130,26 @@ async function getUnlocked(here: Repo | undefined, opts: GetOptions, cwd: string
   } finally {
     await ext.close();
   }
+}
+
+/**
+ * What the existing directory `out` holds that `tdv get --force` must never
+ * replace: the directory tdv runs in, the home directory, this repository
+ * (or a directory above one of them). Undefined otherwise.
+ */
+function holdsWhereWeAre(out: string, cwd: string, here: Repo | undefined): string | undefined {
+  const real = (p: string) => {
+    try {
+      return fs.realpathSync.native(p);
+    } catch {
+      return path.resolve(p);
+    }
+  };
+  const o = real(out);
+  if (isInside(o, real(cwd))) return 'the directory tdv runs in (or holds it)';
+  if (isInside(o, real(os.homedir()))) return 'the home directory (or holds it)';
+  if (here && isInside(o, real(here.root))) return 'this repository (or holds it)';
+  return undefined;
 }
 
 /**

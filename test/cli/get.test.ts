@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { read, tdv, tmpDir, write } from '../helpers/repo.js';
+import { read, snapshot, tdv, tdvBin, tmpDir, write } from '../helpers/repo.js';
 import { expectOneLineError } from '../helpers/expect.js';
 import { isolateUserCache, makeSource } from '../helpers/source.js';
 
@@ -34,5 +34,35 @@ describe('tdv get', () => {
     expect(missing.code).toBe(1);
     expectOneLineError(missing.stderr, 'nope does not exist at HEAD');
     expect(read(out, 'trips.csv')).toBe('mine');
+  });
+
+  it('never replaces the directory it runs in, one holding it, or the home directory, even with --force', async () => {
+    const src = await makeSource();
+    const work = fs.realpathSync(tmpDir());
+    write(work, 'thesis.tex', 'precious');
+    write(work, 'sub/notes', 'mine');
+    const before = snapshot(work);
+    for (const [cwd, o] of [
+      [work, '.'],
+      [path.join(work, 'sub'), '..'],
+      [path.join(work, 'sub'), work],
+    ] as const) {
+      const r = await tdv(cwd, 'get', src.url, 'images', '-o', o, '--force');
+      expect(r.code, r.stderr).toBe(2);
+      expectOneLineError(r.stderr, 'will not replace', 'the directory tdv runs in', `-o ${path.join(path.resolve(cwd, o), 'images')}`);
+    }
+    // As `dvc get -o DIR` users type it: DIR is $HOME.
+    const home = await tdvBin(path.join(work, 'sub'), ['get', src.url, 'images', '-o', work, '--force'], { HOME: work });
+    expect(home.code, home.stderr).toBe(2);
+    expectOneLineError(`${home.stderr}\n`, 'will not replace', 'the directory tdv runs in');
+    const elsewhere = fs.realpathSync(tmpDir());
+    const h = await tdvBin(elsewhere, ['get', src.url, 'images', '-o', work, '--force'], { HOME: work });
+    expect(h.code, h.stderr).toBe(2);
+    expectOneLineError(`${h.stderr}\n`, 'will not replace', 'the home directory');
+    expect(snapshot(work)).toEqual(before);
+    // An existing directory elsewhere: the message says what --force would delete.
+    const other = await tdv(work, 'get', src.url, 'images', '-o', 'sub');
+    expect(other.code).toBe(2);
+    expectOneLineError(other.stderr, 'already exists', 'everything in it is deleted');
   });
 });
