@@ -109,6 +109,7 @@ async function getUnlocked(here: Repo | undefined, opts: GetOptions, cwd: string
       oid = store.writeManifest(entries);
     }
     const { guard, rel } = destination(here, out);
+    removeDeadTemps(guard, rel);
     const { StatCache } = await import('../cache/statcache.js');
     const { applyCheckout, planCheckout } = await import('../workspace/checkout.js');
     const { userCacheDir } = await import('./lib/external.js');
@@ -130,6 +131,48 @@ async function getUnlocked(here: Repo | undefined, opts: GetOptions, cwd: string
   } finally {
     await ext.close();
   }
+}
+
+/** A tdv temp file's name; its writer's pid is the first number (see tmpSuffix). */
+const TMP_NAME = /^\.tdvtmp\.(\d+)\.[0-9a-f]+$/;
+
+function alive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temp files an earlier `tdv get` that was killed while writing
+ * left beside the output and inside it (a partial copy of a large file each,
+ * under a hidden name, that no later command would ever clean: outside a
+ * repository nothing sweeps them). Only files of processes that are gone;
+ * never through a symlink (the guard's `resolve`).
+ */
+function removeDeadTemps(guard: Guard, rel: string): void {
+  const sweep = (dir: string, recurse: boolean): void => {
+    let ents: fs.Dirent[];
+    try {
+      ents = fs.readdirSync(dir === '' ? guard.root : guard.resolve(dir, 'inspect'), { withFileTypes: true });
+    } catch {
+      return; // absent, not a directory, or not a path tdv may touch
+    }
+    for (const e of ents) {
+      const child = dir === '' ? e.name : `${dir}/${e.name}`;
+      if (e.isDirectory()) {
+        if (recurse) sweep(child, true);
+      } else if (e.isFile()) {
+        const m = TMP_NAME.exec(e.name);
+        if (m && !alive(Number(m[1]))) guard.removeQuiet(child);
+      }
+    }
+  };
+  sweep(rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '', false);
+  sweep(rel, true);
 }
 
 /**

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { get } from '../../src/repo/get.js';
 import { rejectsWith, withRepo } from '../helpers/api.js';
@@ -131,5 +132,18 @@ describe('get: hostile sources', () => {
     fs.appendFileSync(path.join(src.dir, '.tdv', 'config.yaml'), `# ${'x'.repeat(9 * 2 ** 20)}\n`);
     await commitAt(src.dir, '2016-09-01T00:00:00Z', 'big config');
     await rejectsWith(get(undefined, { url: src.url, path: 'data/trips.csv' }, fs.realpathSync(tmpDir())), 'TOO_LARGE');
+  });
+
+  it('removes the partial temp files a killed `tdv get` left beside and inside its output, not those of a running one', async () => {
+    const src = await makeSource();
+    const out = fs.realpathSync(tmpDir());
+    const dead = (await execa('node', ['-e', 'process.stdout.write(String(process.pid))'])).stdout;
+    // What a `tdv get` killed while copying leaves: a hidden, read-only partial file.
+    write(out, `.tdvtmp.${dead}.00ab12cd34`, 'partial');
+    write(out, `imgs/sub/.tdvtmp.${dead}.00ab12cd35`, 'partial');
+    write(out, `.tdvtmp.${process.pid}.00ab12cd36`, 'being written');
+    await get(undefined, { url: src.url, path: 'data/trips.csv' }, out);
+    await get(undefined, { url: src.url, path: 'images', out: path.join(out, 'imgs'), force: true }, out);
+    expect(Object.keys(snapshot(out)).sort()).toEqual([`.tdvtmp.${process.pid}.00ab12cd36`, 'imgs/a.png', 'imgs/c.png', 'imgs/sub/b.png', 'trips.csv']);
   });
 });
