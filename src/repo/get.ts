@@ -6,7 +6,7 @@ import type { ManifestEntry } from '../formats/manifest.js';
 import type { Oid } from '../formats/oid.js';
 import { quotePath } from '../formats/paths.js';
 import { POINTER_EXT } from '../formats/pointer.js';
-import { isInside, toPosix, tmpSuffix } from '../util/fs.js';
+import { isInside, processGone, toPosix, tmpSuffix } from '../util/fs.js';
 import { Guard } from '../workspace/guard.js';
 import type { Repo } from './repo.js';
 import type { SnapshotEntry } from './lib/snapshot.js';
@@ -136,16 +136,6 @@ async function getUnlocked(here: Repo | undefined, opts: GetOptions, cwd: string
 /** A tdv temp file's name; its writer's pid is the first number (see tmpSuffix). */
 const TMP_NAME = /^\.tdvtmp\.(\d+)\.[0-9a-f]+$/;
 
-function alive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Removes the temp files an earlier `tdv get` that was killed while writing
  * left beside the output and inside it (a partial copy of a large file each,
@@ -167,7 +157,7 @@ function removeDeadTemps(guard: Guard, rel: string): void {
         if (recurse) sweep(child, true);
       } else if (e.isFile()) {
         const m = TMP_NAME.exec(e.name);
-        if (m && !alive(Number(m[1]))) guard.removeQuiet(child);
+        if (m && processGone(Number(m[1]))) guard.removeQuiet(child);
       }
     }
   };

@@ -8,7 +8,7 @@ import { git, makeRepo, read, snapshot, tdv, tmpDir, write } from '../helpers/re
 import { filePointer, manifest, sha } from '../helpers/expect.js';
 import { commitAt, isolateUserCache, makeSource, objectFiles } from '../helpers/source.js';
 
-isolateUserCache();
+const userCache = isolateUserCache();
 
 function corrupt(file: string, content: string): void {
   fs.chmodSync(file, 0o644);
@@ -145,5 +145,16 @@ describe('get: hostile sources', () => {
     await get(undefined, { url: src.url, path: 'data/trips.csv' }, out);
     await get(undefined, { url: src.url, path: 'images', out: path.join(out, 'imgs'), force: true }, out);
     expect(Object.keys(snapshot(out)).sort()).toEqual([`.tdvtmp.${process.pid}.00ab12cd36`, 'imgs/a.png', 'imgs/c.png', 'imgs/sub/b.png', 'trips.csv']);
+  });
+
+  it('removes the partial objects a killed download left in the per-user cache, not those of a running one', async () => {
+    const src = await makeSource();
+    const out = fs.realpathSync(tmpDir());
+    const dead = (await execa('node', ['-e', 'process.stdout.write(String(process.pid))'])).stdout;
+    const tmp = path.join(userCache(), 'objects', 'tmp');
+    write(tmp, `obj.${dead}.00ab12cd01`, 'partial');
+    write(tmp, `obj.${process.pid}.00ab12cd02`, 'being written');
+    await get(undefined, { url: src.url, path: 'data/trips.csv' }, out);
+    expect(fs.readdirSync(tmp)).toEqual([`obj.${process.pid}.00ab12cd02`]);
   });
 });

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +9,7 @@ import { ObjectStore } from '../../cache/store.js';
 import { configFromTexts, CONFIG_FILE, type Config, maskUrl, type RemoteConfig, resolveRemoteUrl, type ResolvedRemoteUrl, SECRET_REMOTE_KEYS } from '../../formats/config.js';
 import { GitHistory } from '../../git/history.js';
 import type { Remote } from '../../remote/remote.js';
+import { processGone } from '../../util/fs.js';
 import type { Repo } from '../repo.js';
 import { resolveRev, Snapshot, type SnapshotSource } from './snapshot.js';
 
@@ -262,7 +264,22 @@ export async function openExternal(url: string, opts: OpenExternalOptions = {}):
 /** The per-user object cache for sources read outside any repository. */
 function ownStore(env: NodeJS.ProcessEnv): ObjectStore {
   const root = path.join(userCacheDir(env), 'objects');
-  return new ObjectStore(root, path.join(root, 'tmp'));
+  const store = new ObjectStore(root, path.join(root, 'tmp'));
+  // A command killed while downloading leaves a partial object (often large) in tmp/; no repository
+  // lock's takeover sweeps this cache, so each use removes what processes that are gone left.
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(store.tmpDir);
+  } catch {
+    /* no tmp/ yet */
+  }
+  const dead = new Set<string>();
+  for (const n of names) {
+    const pid = /^(?:obj|\.tmp|\.tdvtmp)\.(\d+)\.[0-9a-f]+$/.exec(n)?.[1];
+    if (pid !== undefined && processGone(Number(pid))) dead.add(pid);
+  }
+  if (dead.size > 0) store.removeTempFiles(new RegExp(`^(?:obj|\\.tmp|\\.tdvtmp)\\.(?:${[...dead].join('|')})\\.[0-9a-f]+$`));
+  return store;
 }
 
 /** Keys that say who reads a bucket: taken from this repository's config for the same remote. */
