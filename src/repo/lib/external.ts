@@ -11,6 +11,7 @@ import { GitHistory } from '../../git/history.js';
 import type { Remote } from '../../remote/remote.js';
 import { processGone } from '../../util/fs.js';
 import type { Repo } from '../repo.js';
+import { POINTER_FIX } from './pointers.js';
 import { resolveRev, Snapshot, type SnapshotSource } from './snapshot.js';
 
 /**
@@ -214,12 +215,17 @@ export async function openExternal(url: string, opts: OpenExternalOptions = {}):
   if (!history.hasCommits()) throw new TdvError('NO_COMMITS', `${shown} has no commits on its default branch; pass --rev with a branch or tag it has`);
   let commit: string;
   try {
-    commit = resolveRev(history, opts.rev ?? 'HEAD');
+    try {
+      commit = resolveRev(history, opts.rev ?? 'HEAD');
+    } catch (err) {
+      // A full commit id no branch or tag reaches (a pull request's, say): servers that allow it fetch it by id.
+      if (!(opts.rev !== undefined && /^[0-9a-f]{40}$/.test(opts.rev) && err instanceof TdvError)) throw err;
+      await fetchCommit(norm.url, dir, opts.rev, await envFor(norm.url, env));
+      commit = resolveRev(history, opts.rev);
+    }
   } catch (err) {
-    // A full commit id no branch or tag reaches (a pull request's, say): servers that allow it fetch it by id.
-    if (!(opts.rev !== undefined && /^[0-9a-f]{40}$/.test(opts.rev) && err instanceof TdvError)) throw err;
-    await fetchCommit(norm.url, dir, opts.rev, await envFor(norm.url, env));
-    commit = resolveRev(history, opts.rev);
+    history.close();
+    throw aboutSource(err, shown);
   }
   const label = opts.rev ?? 'HEAD';
   const configText = history.readFileAt(commit, `.tdv/${CONFIG_FILE}`);
@@ -253,12 +259,29 @@ export async function openExternal(url: string, opts: OpenExternalOptions = {}):
     source,
     config,
     remoteName,
-    snapshot: () => Snapshot.open(source, label, commit),
+    snapshot: () =>
+      Snapshot.open(source, label, commit).catch((err: unknown) => {
+        throw aboutSource(err, shown);
+      }),
     async close() {
       if (remote) (await remote.catch(() => undefined))?.close();
       history.close();
     },
   };
+}
+
+/**
+ * An error about the source's history or files, naming the source: its advice
+ * (which git commands list revisions, what to do about a pointer file) is
+ * about that repository, which the user cannot fix from here.
+ */
+function aboutSource(err: unknown, shown: string): unknown {
+  if (!(err instanceof TdvError) || err.message.startsWith(shown)) return err;
+  const msg = err.message
+    .replace(' (`git branch -a`, `git tag` and `git log --oneline` list them)', ` (\`git ls-remote ${shown}\` lists its branches and tags)`)
+    .replace(POINTER_FIX, 'That revision of it cannot be read: its owners must fix the pointer file; pass --rev with another revision');
+  err.message = `${shown}: ${msg}`;
+  return err;
 }
 
 /** The per-user object cache for sources read outside any repository. */
