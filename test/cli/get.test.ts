@@ -65,4 +65,13 @@ describe('tdv get', () => {
     expect(other.code).toBe(2);
     expectOneLineError(other.stderr, 'already exists', 'everything in it is deleted');
   });
+
+  it('the summary line quotes control characters in names: a file name or -o cannot forge a line or colour the terminal', async () => {
+    const src = await makeSource();
+    const out = fs.realpathSync(tmpDir());
+    const r = await tdv(out, 'get', src.url, 'README.md', '-o', 'x\u001b[31m\nerror: fake');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(`Downloaded README.md (9 B) of ${src.url} at ${src.v2.slice(0, 12)} to "${out}/x\\u001b[31m\\nerror: fake"\n`);
+    expect(read(out, 'x\u001b[31m\nerror: fake')).toBe('# source\n');
+  });
 });
