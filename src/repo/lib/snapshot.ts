@@ -102,13 +102,20 @@ export function dateRevisionTime(rev: string): number {
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 59) throw new UnknownRevisionError(rev, 'it is not a valid date and time');
   let ms: number;
   const zone = m[7];
+  // setFullYear: the Date constructor and Date.UTC read a year below 100 as 19xx (@0099-12-31 would be 1999).
   if (zone === undefined) {
-    ms = new Date(y, mo - 1, d, h, mi, s).getTime();
+    const t = new Date(2000, 0, 1, h, mi, s);
+    t.setFullYear(y, mo - 1, d);
+    ms = t.getTime();
   } else {
-    const offset = zone === 'Z' ? 0 : (zone.startsWith('-') ? -1 : 1) * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(-2)));
-    ms = Date.UTC(y, mo - 1, d, h, mi, s) - offset * 60_000;
+    const [zh, zm] = zone === 'Z' ? [0, 0] : [Number(zone.slice(1, 3)), Number(zone.slice(-2))];
+    if (zh > 23 || zm > 59) throw new UnknownRevisionError(rev, 'its time zone is not a valid offset (+HH:MM)');
+    const t = new Date(Date.UTC(2000, 0, 1, h, mi, s));
+    t.setUTCFullYear(y, mo - 1, d);
+    ms = t.getTime() - (zone.startsWith('-') ? -1 : 1) * (zh * 60 + zm) * 60_000;
   }
-  const check = new Date(y, mo - 1, d);
+  const check = new Date(2000, 0, 1);
+  check.setFullYear(y, mo - 1, d);
   if (check.getMonth() !== mo - 1 || check.getDate() !== d) throw new UnknownRevisionError(rev, 'it is not a valid date');
   return Math.floor(ms / 1000);
 }
