@@ -157,4 +157,18 @@ describe('get: hostile sources', () => {
     await get(undefined, { url: src.url, path: 'data/trips.csv' }, out);
     expect(fs.readdirSync(tmp)).toEqual([`obj.${process.pid}.00ab12cd02`]);
   });
+
+  it('a Git file a source committed below one of its data files is hidden by it: listed once, and get writes the data', async () => {
+    const src = await makeSource();
+    // Git holds data/trips.csv/readme while a pointer tracks data/trips.csv: only plumbing makes such a tree.
+    const blob = (await execa('git', ['hash-object', '-w', '--stdin'], { cwd: src.dir, input: 'hidden\n' })).stdout.trim();
+    await execa('git', ['update-index', '--add', '--cacheinfo', `100644,${blob},data/trips.csv/readme`], { cwd: src.dir });
+    await execa('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'hostile tree'], { cwd: src.dir });
+    const { ls } = await import('../../src/repo/ls.js');
+    const listed = await ls(undefined, { url: src.url, path: 'data', recursive: true });
+    expect(listed.entries.map((e) => e.path)).toEqual(['.gitignore', 'trips.csv', 'trips.csv.tdv']);
+    const out = fs.realpathSync(tmpDir());
+    await get(undefined, { url: src.url, path: 'data' }, out);
+    expect(snapshot(path.join(out, 'data'))).toEqual({ '.gitignore': expect.any(String), 'trips.csv': Buffer.from('id,km\n1,v2\n2,v2\n').toString('base64') });
+  });
 });

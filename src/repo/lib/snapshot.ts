@@ -221,8 +221,17 @@ export class Snapshot {
       if (isDirOid(d.oid)) this.dirOuts.push(d);
       else files.push({ path: d.path, kind: 'file', source: 'data', oid: d.oid, size: d.size, ...(d.isexec ? { isexec: true } : {}) });
     }
-    // A Git file inside a tracked directory is hidden by it (a checkout would put the data there).
-    this.files = files.filter((f) => f.source === 'data' || !this.dirOuts.some((d) => f.path.startsWith(`${d.path}/`)));
+    // A Git file below tracked data (a directory, or a file: a hostile source can commit both), or where
+    // tracked data needs a directory, is hidden by it: a checkout puts the data there, and a listing or
+    // `tdv get` of both would hold one name as a file and as a directory.
+    const ancestors = (p: string): string[] => {
+      const out: string[] = [];
+      for (let i = p.indexOf('/'); i !== -1; i = p.indexOf('/', i + 1)) out.push(p.slice(0, i));
+      return out;
+    };
+    const dataDirs = new Set<string>();
+    for (const p of data.keys()) for (const a of ancestors(p)) dataDirs.add(a);
+    this.files = files.filter((f) => f.source === 'data' || !(dataDirs.has(f.path) || ancestors(f.path).some((a) => data.has(a))));
     this.files.sort((a, b) => compareCodePoints(a.path, b.path));
     this.dirOuts.sort((a, b) => compareCodePoints(a.path, b.path));
   }
