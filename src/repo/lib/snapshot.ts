@@ -176,7 +176,8 @@ export class Snapshot {
   private files: SnapshotEntry[] = [];
   /** Tracked directories, sorted by code point; their files are read from the manifest on demand. */
   private dirOuts: DataOut[] = [];
-  private readonly manifests = new Map<Oid, Promise<SnapshotEntry[]>>();
+  /** A tracked directory's files, by its path and object id: two directories with the same content share an object, not paths. */
+  private readonly manifests = new Map<string, Promise<SnapshotEntry[]>>();
 
   private constructor(
     readonly source: SnapshotSource,
@@ -238,7 +239,8 @@ export class Snapshot {
 
   /** The files of a tracked directory, from its manifest (the cache's, else the remote's, verified and kept). */
   private expand(d: DataOut): Promise<SnapshotEntry[]> {
-    let p = this.manifests.get(d.oid);
+    const key = `${d.oid}\0${d.path}`;
+    let p = this.manifests.get(key);
     if (!p) {
       p = (async () => {
         await this.ensureObject(d.oid);
@@ -247,8 +249,8 @@ export class Snapshot {
           .map((e: ManifestEntry): SnapshotEntry => ({ path: `${d.path}/${e.relpath}`, kind: 'file', source: 'data', oid: e.sha256, size: e.size, ...(e.isexec ? { isexec: true } : {}) }))
           .sort((a, b) => compareCodePoints(a.path, b.path));
       })();
-      p.catch(() => this.manifests.delete(d.oid));
-      this.manifests.set(d.oid, p);
+      p.catch(() => this.manifests.delete(key));
+      this.manifests.set(key, p);
     }
     return p;
   }
