@@ -123,6 +123,8 @@ describe('get: hostile sources', () => {
     const out = fs.realpathSync(path.join(tmpDir(), '.'));
     const err = await rejectsWith(get(undefined, { url: src.url, path: 'evil' }, out), 'BAD_FORMAT');
     expect(err.message).toContain('escaped.png');
+    // Which directory of which repository: the cache file it names alone tells the user nothing.
+    expect(err.message).toMatch(new RegExp(`^evil at HEAD of ${src.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} cannot be read: `));
     expect(fs.readdirSync(out)).toEqual([]);
     expect(fs.existsSync(path.join(path.dirname(out), 'escaped.png'))).toBe(false);
   });

@@ -244,8 +244,16 @@ export class Snapshot {
     if (!p) {
       p = (async () => {
         await this.ensureObject(d.oid);
-        return this.source.store
-          .readManifest(d.oid)
+        let entries: ManifestEntry[];
+        try {
+          entries = this.source.store.readManifest(d.oid);
+        } catch (err) {
+          // The message names the cache file; say which directory of which repository it is.
+          if (err instanceof TdvError && err.code === 'BAD_FORMAT')
+            err.message = `${quotePath(d.path)} at ${this.label} of ${this.source.label} cannot be read: ${err.message}; list or get the files beside it, or another revision`;
+          throw err;
+        }
+        return entries
           .map((e: ManifestEntry): SnapshotEntry => ({ path: `${d.path}/${e.relpath}`, kind: 'file', source: 'data', oid: e.sha256, size: e.size, ...(e.isexec ? { isexec: true } : {}) }))
           .sort((a, b) => compareCodePoints(a.path, b.path));
       })();
