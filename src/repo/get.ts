@@ -127,7 +127,9 @@ async function getUnlocked(here: Repo | undefined, opts: GetOptions, cwd: string
     const plan = await planCheckout(ctx, [{ rel, oid, size: bytes, ...(at.kind === 'dir' ? { nfiles: files.length } : {}), ...(at.isexec ? { isexec: true } : {}), source }], { force: true });
     if (plan.missing.length > 0) throw new TdvError('MISSING_OBJECT', `${plan.missing.length} object(s) of ${quotePath(target)} are not in the cache after fetching them; run the command again`);
     await applyCheckout(ctx, plan);
-    return { url: ext.url, commit: ext.commit, path: target, out, kind: at.kind, files: files.length, bytes };
+    // Masked: a token in an https URL's user info must not reach the terminal, a notebook or a log.
+    const { maskUrl } = await import('../formats/config.js');
+    return { url: maskUrl(ext.url), commit: ext.commit, path: target, out, kind: at.kind, files: files.length, bytes };
   } finally {
     await ext.close();
   }

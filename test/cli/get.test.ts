@@ -1,4 +1,7 @@
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { execa } from 'execa';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { read, snapshot, tdv, tdvBin, tmpDir, write } from '../helpers/repo.js';
@@ -73,5 +76,34 @@ describe('tdv get', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe(`Downloaded README.md (9 B) of ${src.url} at ${src.v2.slice(0, 12)} to "${out}/x\\u001b[31m\\nerror: fake"\n`);
     expect(read(out, 'x\u001b[31m\nerror: fake')).toBe('# source\n');
+  });
+
+  it('never prints the credentials of an https URL (summary line and --json)', async () => {
+    const src = await makeSource();
+    // The source over Git's dumb HTTP protocol: a bare clone served as static files.
+    const www = fs.realpathSync(tmpDir());
+    await execa('git', ['clone', '-q', '--bare', src.dir, path.join(www, 'src.git')]);
+    await execa('git', ['update-server-info'], { cwd: path.join(www, 'src.git') });
+    const server = http.createServer((req, res) => {
+      const file = path.join(www, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
+      if (!file.startsWith(`${www}/`) || !fs.statSync(file, { throwIfNoEntry: false })?.isFile()) return void res.writeHead(404).end();
+      res.writeHead(200);
+      fs.createReadStream(file).pipe(res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://me:SECRETTOKEN@127.0.0.1:${(server.address() as AddressInfo).port}/src.git`;
+      const out = fs.realpathSync(tmpDir());
+      const line = await tdv(out, 'get', url, 'data/trips.csv');
+      expect(line.code, line.stderr).toBe(0);
+      expect(line.stdout).toContain('of http://****@127.0.0.1:');
+      const json = await tdv(out, 'get', url, 'README.md', '--json');
+      expect(json.code, json.stderr).toBe(0);
+      expect(JSON.parse(json.stdout).url).toMatch(/^http:\/\/\*\*\*\*@127\.0\.0\.1:/);
+      for (const r of [line, json]) expect(r.stdout + r.stderr).not.toContain('SECRETTOKEN');
+      expect(read(out, 'trips.csv')).toBe('id,km\n1,v2\n2,v2\n');
+    } finally {
+      server.close();
+    }
   });
 });
