@@ -86,6 +86,15 @@ async function getUnlocked(here: Repo | undefined, opts: GetOptions, cwd: string
     if (!at) throw new TdvError('NOT_FOUND', `${quotePath(target)} does not exist at ${ext.rev ?? 'HEAD'} (${ext.commit.slice(0, 12)}) of ${ext.source.label}`);
     // A directory: its files, less the pointer files (they describe data this copy does not track).
     const files: SnapshotEntry[] = at.kind === 'file' ? [at] : ((await snap.list(target, { recursive: true })) ?? []).filter((e) => !(e.source === 'git' && e.path.endsWith(POINTER_EXT)));
+    // A data file named like a pointer: `tdv add` never records one (it would read it as a pointer), so only a
+    // hand-made manifest holds it, and written here it would be a pointer file tracking whatever it says.
+    const fake = files.find((e) => e.source === 'data' && e.path.endsWith(POINTER_EXT));
+    if (fake) {
+      throw new TdvError(
+        'UNSAFE_PATH',
+        `${ext.source.label}@${ext.commit.slice(0, 12)}: ${quotePath(fake.path)} is tracked data named like a tdv pointer file, which tdv never records and will not write; get the files beside it one by one, or another revision`,
+      );
+    }
     if (files.length === 0) throw new TdvError('NOT_FOUND', `${quotePath(target)} holds no files at ${ext.rev ?? 'HEAD'} of ${ext.source.label}`);
     const { store } = ext.source;
     // Every object into the cache, verified, before anything is written.

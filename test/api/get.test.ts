@@ -173,4 +173,31 @@ describe('get: hostile sources', () => {
     await get(undefined, { url: src.url, path: 'data' }, out);
     expect(snapshot(path.join(out, 'data'))).toEqual({ '.gitignore': expect.any(String), 'trips.csv': Buffer.from('id,km\n1,v2\n2,v2\n').toString('base64') });
   });
+
+  it('refuses a tracked directory holding a file named like a pointer (it would become a pointer file here), writing nothing', async () => {
+    const src = await makeSource();
+    const planted = `outs:\n- path: planted\n  sha256: ${sha('A')}\n  size: 1\n`;
+    const m = manifest([
+      { relpath: 'ok.png', content: 'A' },
+      { relpath: 'planted.tdv', content: planted },
+    ]);
+    const objects: [string, string][] = [
+      [m.oid, m.text],
+      [sha('A'), 'A'],
+      [sha(planted), planted],
+    ];
+    for (const [oid, bytes] of objects) {
+      const obj = path.join(src.remote, 'files', 'sha256', oid.slice(0, 2), oid.slice(2));
+      fs.mkdirSync(path.dirname(obj), { recursive: true });
+      fs.writeFileSync(obj, bytes);
+    }
+    write(src.dir, 'evil.tdv', `outs:\n- path: evil\n  sha256: ${m.oid}\n  size: ${m.size}\n  nfiles: 2\n`);
+    await commitAt(src.dir, '2016-09-01T00:00:00Z', 'evil');
+    const here = await makeRepo();
+    await withRepo(here, async (repo) => {
+      const err = await rejectsWith(get(repo, { url: src.url, path: 'evil' }, here), 'UNSAFE_PATH');
+      expect(err.message).toContain('evil/planted.tdv');
+    });
+    expect(fs.existsSync(path.join(here, 'evil'))).toBe(false);
+  });
 });
