@@ -8,6 +8,7 @@ import { quotePath } from '../formats/paths.js';
 import { POINTER_EXT } from '../formats/pointer.js';
 import { isInside, processGone, toPosix, tmpSuffix } from '../util/fs.js';
 import { Guard } from '../workspace/guard.js';
+import { userCacheDir } from './lib/external.js';
 import type { Repo } from './repo.js';
 import type { SnapshotEntry } from './lib/snapshot.js';
 
@@ -121,7 +122,6 @@ async function getUnlocked(here: Repo | undefined, opts: GetOptions, cwd: string
     removeDeadTemps(guard, rel);
     const { StatCache } = await import('../cache/statcache.js');
     const { applyCheckout, planCheckout } = await import('../workspace/checkout.js');
-    const { userCacheDir } = await import('./lib/external.js');
     const ctx = {
       guard,
       store,
@@ -193,6 +193,8 @@ function holdsWhereWeAre(out: string, cwd: string, here: Repo | undefined): stri
   if (isInside(o, real(cwd))) return 'the directory tdv runs in (or holds it)';
   if (isInside(o, real(os.homedir()))) return 'the home directory (or holds it)';
   if (here && isInside(o, real(here.root))) return 'this repository (or holds it)';
+  if (here && isInside(o, real(here.cacheDir))) return "this repository's cache (or holds it)";
+  if (isInside(o, real(userCacheDir()))) return "tdv's per-user cache (or holds it)";
   return undefined;
 }
 
@@ -211,6 +213,11 @@ function destination(here: Repo | undefined, out: string): { guard: Guard; rel: 
     // The cache (wherever cache.dir puts it) holds objects only: files written there would be taken for them.
     const cache = fs.existsSync(here.cacheDir) ? fs.realpathSync.native(here.cacheDir) : path.resolve(here.cacheDir);
     if (isInside(cache, real)) throw new UsageError(`cannot write to ${out}: it is inside the cache (${cache}); choose another output with -o`);
+  }
+  // The per-user cache (clones of other repositories, objects read outside any repository) likewise.
+  const users = fs.existsSync(userCacheDir()) ? fs.realpathSync.native(userCacheDir()) : userCacheDir();
+  if (isInside(users, real)) throw new UsageError(`cannot write to ${out}: it is inside tdv's per-user cache (${users}); choose another output with -o`);
+  if (here) {
     const root = fs.realpathSync.native(here.root);
     if (isInside(root, real)) return { guard: here.guard, rel: toPosix(path.relative(root, real)) };
   }

@@ -200,4 +200,26 @@ describe('get: hostile sources', () => {
     });
     expect(fs.existsSync(path.join(here, 'evil'))).toBe(false);
   });
+
+  it("never writes into, or replaces, tdv's per-user cache or a directory holding this repository's cache", async () => {
+    const src = await makeSource();
+    const out = fs.realpathSync(tmpDir());
+    await get(undefined, { url: src.url, path: 'README.md' }, out); // the per-user cache now exists
+    await rejectsWith(get(undefined, { url: src.url, path: 'images', out: path.join(userCache(), 'objects', 'files'), force: true }, out), 'USAGE');
+    await rejectsWith(get(undefined, { url: src.url, path: 'README.md', out: path.join(userCache(), 'objects', 'files', 'x') }, out), 'USAGE');
+    await rejectsWith(get(undefined, { url: src.url, path: 'images', out: userCache(), force: true }, out), 'USAGE');
+    // Objects were fetched (that comes first), but nothing was written among them, and nothing replaced.
+    expect(fs.readdirSync(path.join(userCache(), 'objects', 'files'))).toEqual(['sha256']);
+    expect(fs.readdirSync(userCache()).sort()).toEqual(['objects', 'repos']);
+    // cache.dir outside the repository: replacing a directory that holds it would delete every object.
+    const here = await makeRepo();
+    const shared = fs.realpathSync(tmpDir());
+    fs.mkdirSync(path.join(shared, 'cache'));
+    fs.writeFileSync(path.join(here, '.tdv', 'config.local.yaml'), `cache:\n  dir: ${path.join(shared, 'cache')}\n`);
+    await withRepo(here, async (repo) => {
+      const err = await rejectsWith(get(repo, { url: src.url, path: 'images', out: shared, force: true }, out), 'USAGE');
+      expect(err.message).toContain("this repository's cache");
+    });
+    expect(fs.existsSync(path.join(shared, 'cache'))).toBe(true);
+  });
 });
