@@ -63,6 +63,9 @@ describe('tdv ls', () => {
     // Not `git branch -a`: run here, it lists this directory's branches, not the source's.
     expectOneLineError(rev.stderr, `${src.url}: unknown revision "nope"`, `git ls-remote ${src.url}`);
     expect(rev.stderr).not.toContain('git branch -a');
+    const id = await tdv(out, 'ls', src.url, '--rev', '0123456789012345678901234567890123456789');
+    expectOneLineError(id.stderr, `${src.url}: unknown revision`, `git ls-remote ${src.url}`);
+    expect(id.stderr).not.toContain('git log');
     write(src.dir, 'evil.tdv', `outs:\n- path: .git/hooks/pre-commit\n  sha256: ${'a'.repeat(64)}\n  size: 1\n`);
     await commitAt(src.dir, '2016-09-01T00:00:00Z', 'hostile pointer');
     const ptr = await tdv(out, 'ls', src.url);

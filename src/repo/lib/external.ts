@@ -278,7 +278,7 @@ export async function openExternal(url: string, opts: OpenExternalOptions = {}):
 function aboutSource(err: unknown, shown: string): unknown {
   if (!(err instanceof TdvError) || err.message.startsWith(shown)) return err;
   const msg = err.message
-    .replace(' (`git branch -a`, `git tag` and `git log --oneline` list them)', ` (\`git ls-remote ${shown}\` lists its branches and tags)`)
+    .replace(/ \(`git [^()]*` lists? them\)/, ` (\`git ls-remote ${shown}\` lists its branches and tags)`)
     .replace(POINTER_FIX, 'That revision of it cannot be read: its owners must fix the pointer file; pass --rev with another revision');
   err.message = `${shown}: ${msg}`;
   return err;
