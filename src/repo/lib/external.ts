@@ -110,10 +110,35 @@ export function userCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(xdg, 'tdv');
 }
 
+/**
+ * Variables that point git at another repository's files: set in a Git hook
+ * (GIT_DIR, GIT_INDEX_FILE; a pre-receive hook's quarantine objects) or by a
+ * user, they would send the clone's objects elsewhere or hide its refs
+ * (GIT_NAMESPACE). The clone is always the repository named by --git-dir.
+ */
+const REPO_LOCAL_GIT_VARS = [
+  'GIT_DIR',
+  'GIT_WORK_TREE',
+  'GIT_INDEX_FILE',
+  'GIT_OBJECT_DIRECTORY',
+  'GIT_ALTERNATE_OBJECT_DIRECTORIES',
+  'GIT_QUARANTINE_PATH',
+  'GIT_COMMON_DIR',
+  'GIT_NAMESPACE',
+  'GIT_GRAFT_FILE',
+  'GIT_SHALLOW_FILE',
+  'GIT_REPLACE_REF_BASE',
+  'GIT_NO_REPLACE_OBJECTS',
+  'GIT_IMPLICIT_WORK_TREE',
+  'GIT_PREFIX',
+];
+
 /** The environment git runs in: no prompts, no command-running transports, no user-chosen protocols beyond the list. */
 function gitEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const clean = { ...env };
+  for (const k of REPO_LOCAL_GIT_VARS) delete clean[k];
   return {
-    ...env,
+    ...clean,
     GIT_TERMINAL_PROMPT: '0',
     GIT_ALLOW_PROTOCOL: ALLOWED_PROTOCOLS,
     GIT_PROTOCOL_FROM_USER: '0',
