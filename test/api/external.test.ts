@@ -83,6 +83,9 @@ describe('openExternal', () => {
     const snap = await ext.snapshot();
     const err = await rejectsWith(snap.read((await snap.stat('data/trips.csv'))!), 'REMOTE_NOT_FOUND');
     expect(err.message).toMatch(new RegExp(`^${src.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*store`));
+    // Advice about that repository's remote, not commands that change this one's (or make an empty directory).
+    expect(err.message).toMatch(/; pass --remote NAME to read another of its remotes$/);
+    expect(err.message).not.toMatch(/mkdir|tdv remote modify/);
     expect(objectFiles(path.join(userCache(), 'objects'))).toEqual([]);
   });
 });

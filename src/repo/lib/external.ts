@@ -402,7 +402,14 @@ function namingSource(remote: Remote, shown: string): Remote {
       try {
         return await fn(...a);
       } catch (err) {
-        if (err instanceof TdvError && !err.message.startsWith(shown)) err.message = `${shown}: ${err.message}`;
+        if (err instanceof TdvError && !err.message.startsWith(shown)) {
+          // "create it (mkdir -p ...)" or "tdv remote modify" would change nothing of that repository's remote.
+          const msg =
+            err.code === 'REMOTE_NOT_FOUND'
+              ? err.message.replace(/; (?:create it \(mkdir -p |fix the url with `tdv remote modify ).*$/, '; pass --remote NAME to read another of its remotes')
+              : err.message;
+          err.message = `${shown}: ${msg}`;
+        }
         throw err;
       }
     };
