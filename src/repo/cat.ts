@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
-import { TdvError } from '../errors.js';
+import { describeFsError, TdvError } from '../errors.js';
 import type { Oid } from '../formats/oid.js';
 import { quotePath } from '../formats/paths.js';
 import type { Repo } from './repo.js';
@@ -78,7 +78,14 @@ async function catFrom(snap: Snapshot, target: string, to: Writable): Promise<Ca
   const body = await snap.open(at);
   const hash = at.source === 'data' ? createHash('sha256') : undefined;
   const size = at.size ?? 0;
-  const { bytes, closed } = await copy(body, to, hash);
+  let copied: { bytes: number; closed: boolean };
+  try {
+    copied = await copy(body, to, hash);
+  } catch (err) {
+    // The reader is there but the write failed: a full disk or quota behind `tdv cat > file`.
+    throw describeFsError(err, `standard output (${quotePath(target)}, incomplete)`);
+  }
+  const { bytes, closed } = copied;
   if (hash && !closed) {
     const got = hash.digest('hex');
     if (got !== at.oid || bytes !== at.size) {

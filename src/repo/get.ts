@@ -1,12 +1,14 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { TdvError, UsageError } from '../errors.js';
 import type { ManifestEntry } from '../formats/manifest.js';
 import type { Oid } from '../formats/oid.js';
 import { quotePath } from '../formats/paths.js';
 import { POINTER_EXT } from '../formats/pointer.js';
-import { isInside, toPosix, tmpSuffix } from '../util/fs.js';
+import { isInside, processGone, toPosix, tmpSuffix } from '../util/fs.js';
 import { Guard } from '../workspace/guard.js';
+import { userCacheDir } from './lib/external.js';
 import type { Repo } from './repo.js';
 import type { SnapshotEntry } from './lib/snapshot.js';
 
@@ -63,8 +65,19 @@ async function getUnlocked(here: Repo | undefined, opts: GetOptions, cwd: string
   if (target === '') throw new UsageError('name a file or directory of the repository to get (to copy all of it, use `git clone` and `tdv pull`)');
   const out = path.resolve(cwd, opts.out ?? path.posix.basename(target));
   if (path.basename(out) === '' || out === path.parse(out).root) throw new UsageError(`cannot write to ${out}; pass -o with a file or directory name`);
-  if (fs.lstatSync(out, { throwIfNoEntry: false }) && !opts.force) {
-    throw new TdvError('EXISTS', `${out} already exists; choose another output with -o, or pass --force to replace it`, { data: { out } });
+  const existing = fs.lstatSync(out, { throwIfNoEntry: false });
+  if (existing?.isDirectory()) {
+    // `-o .` or `-o ~` (as `dvc get -o DIR` puts the data inside DIR): replacing would delete
+    // everything in the directory tdv runs in, the home directory or the repository.
+    const held = holdsWhereWeAre(out, cwd, here);
+    if (held) {
+      const inside = path.join(out, path.posix.basename(target));
+      throw new UsageError(`will not replace ${out}: it is ${held}, and replacing it would delete everything in it; to put ${quotePath(target)} inside it, pass -o ${inside}`);
+    }
+  }
+  if (existing && !opts.force) {
+    const what = existing.isDirectory() ? 'pass --force to replace it (everything in it is deleted)' : 'pass --force to replace it';
+    throw new TdvError('EXISTS', `${out} already exists; choose another output with -o, or ${what}`, { data: { out } });
   }
   const { openExternal } = await import('./lib/external.js');
   const ext = await openExternal(opts.url, { rev: opts.rev, here, remote: opts.remote, cwd });
@@ -74,6 +87,15 @@ async function getUnlocked(here: Repo | undefined, opts: GetOptions, cwd: string
     if (!at) throw new TdvError('NOT_FOUND', `${quotePath(target)} does not exist at ${ext.rev ?? 'HEAD'} (${ext.commit.slice(0, 12)}) of ${ext.source.label}`);
     // A directory: its files, less the pointer files (they describe data this copy does not track).
     const files: SnapshotEntry[] = at.kind === 'file' ? [at] : ((await snap.list(target, { recursive: true })) ?? []).filter((e) => !(e.source === 'git' && e.path.endsWith(POINTER_EXT)));
+    // A data file named like a pointer: `tdv add` never records one (it would read it as a pointer), so only a
+    // hand-made manifest holds it, and written here it would be a pointer file tracking whatever it says.
+    const fake = files.find((e) => e.source === 'data' && e.path.endsWith(POINTER_EXT));
+    if (fake) {
+      throw new TdvError(
+        'UNSAFE_PATH',
+        `${ext.source.label}@${ext.commit.slice(0, 12)}: ${quotePath(fake.path)} is tracked data named like a tdv pointer file, which tdv never records and will not write; get the files beside it one by one, or another revision`,
+      );
+    }
     if (files.length === 0) throw new TdvError('NOT_FOUND', `${quotePath(target)} holds no files at ${ext.rev ?? 'HEAD'} of ${ext.source.label}`);
     const { store } = ext.source;
     // Every object into the cache, verified, before anything is written.
@@ -97,9 +119,9 @@ async function getUnlocked(here: Repo | undefined, opts: GetOptions, cwd: string
       oid = store.writeManifest(entries);
     }
     const { guard, rel } = destination(here, out);
+    removeDeadTemps(guard, rel);
     const { StatCache } = await import('../cache/statcache.js');
     const { applyCheckout, planCheckout } = await import('../workspace/checkout.js');
-    const { userCacheDir } = await import('./lib/external.js');
     const ctx = {
       guard,
       store,
@@ -114,10 +136,66 @@ async function getUnlocked(here: Repo | undefined, opts: GetOptions, cwd: string
     const plan = await planCheckout(ctx, [{ rel, oid, size: bytes, ...(at.kind === 'dir' ? { nfiles: files.length } : {}), ...(at.isexec ? { isexec: true } : {}), source }], { force: true });
     if (plan.missing.length > 0) throw new TdvError('MISSING_OBJECT', `${plan.missing.length} object(s) of ${quotePath(target)} are not in the cache after fetching them; run the command again`);
     await applyCheckout(ctx, plan);
-    return { url: ext.url, commit: ext.commit, path: target, out, kind: at.kind, files: files.length, bytes };
+    // Masked: a token in an https URL's user info must not reach the terminal, a notebook or a log.
+    const { maskUrl } = await import('../formats/config.js');
+    return { url: maskUrl(ext.url), commit: ext.commit, path: target, out, kind: at.kind, files: files.length, bytes };
   } finally {
     await ext.close();
   }
+}
+
+/** A tdv temp file's name; its writer's pid is the first number (see tmpSuffix). */
+const TMP_NAME = /^\.tdvtmp\.(\d+)\.[0-9a-f]+$/;
+
+/**
+ * Removes the temp files an earlier `tdv get` that was killed while writing
+ * left beside the output and inside it (a partial copy of a large file each,
+ * under a hidden name, that no later command would ever clean: outside a
+ * repository nothing sweeps them). Only files of processes that are gone;
+ * never through a symlink (the guard's `resolve`).
+ */
+function removeDeadTemps(guard: Guard, rel: string): void {
+  const sweep = (dir: string, recurse: boolean): void => {
+    let ents: fs.Dirent[];
+    try {
+      ents = fs.readdirSync(dir === '' ? guard.root : guard.resolve(dir, 'inspect'), { withFileTypes: true });
+    } catch {
+      return; // absent, not a directory, or not a path tdv may touch
+    }
+    for (const e of ents) {
+      const child = dir === '' ? e.name : `${dir}/${e.name}`;
+      if (e.isDirectory()) {
+        if (recurse) sweep(child, true);
+      } else if (e.isFile()) {
+        const m = TMP_NAME.exec(e.name);
+        if (m && processGone(Number(m[1]))) guard.removeQuiet(child);
+      }
+    }
+  };
+  sweep(rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '', false);
+  sweep(rel, true);
+}
+
+/**
+ * What the existing directory `out` holds that `tdv get --force` must never
+ * replace: the directory tdv runs in, the home directory, this repository
+ * (or a directory above one of them). Undefined otherwise.
+ */
+function holdsWhereWeAre(out: string, cwd: string, here: Repo | undefined): string | undefined {
+  const real = (p: string) => {
+    try {
+      return fs.realpathSync.native(p);
+    } catch {
+      return path.resolve(p);
+    }
+  };
+  const o = real(out);
+  if (isInside(o, real(cwd))) return 'the directory tdv runs in (or holds it)';
+  if (isInside(o, real(os.homedir()))) return 'the home directory (or holds it)';
+  if (here && isInside(o, real(here.root))) return 'this repository (or holds it)';
+  if (here && isInside(o, real(here.cacheDir))) return "this repository's cache (or holds it)";
+  if (isInside(o, real(userCacheDir()))) return "tdv's per-user cache (or holds it)";
+  return undefined;
 }
 
 /**
@@ -135,6 +213,11 @@ function destination(here: Repo | undefined, out: string): { guard: Guard; rel: 
     // The cache (wherever cache.dir puts it) holds objects only: files written there would be taken for them.
     const cache = fs.existsSync(here.cacheDir) ? fs.realpathSync.native(here.cacheDir) : path.resolve(here.cacheDir);
     if (isInside(cache, real)) throw new UsageError(`cannot write to ${out}: it is inside the cache (${cache}); choose another output with -o`);
+  }
+  // The per-user cache (clones of other repositories, objects read outside any repository) likewise.
+  const users = fs.existsSync(userCacheDir()) ? fs.realpathSync.native(userCacheDir()) : userCacheDir();
+  if (isInside(users, real)) throw new UsageError(`cannot write to ${out}: it is inside tdv's per-user cache (${users}); choose another output with -o`);
+  if (here) {
     const root = fs.realpathSync.native(here.root);
     if (isInside(root, real)) return { guard: here.guard, rel: toPosix(path.relative(root, real)) };
   }

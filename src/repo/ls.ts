@@ -72,7 +72,9 @@ export async function ls(here: Repo | undefined, opts: LsOptions = {}): Promise<
   const ext = await openExternal(opts.url, { rev: opts.rev, here, remote: opts.remote });
   try {
     const snap = await ext.snapshot();
-    return { repository: ext.url, rev: opts.rev ?? 'HEAD', commit: ext.commit, path: target, entries: await listAt(snap, target, opts) };
+    // Masked: a token in an https URL's user info must not reach the terminal, a notebook or a log.
+    const { maskUrl } = await import('../formats/config.js');
+    return { repository: maskUrl(ext.url), rev: opts.rev ?? 'HEAD', commit: ext.commit, path: target, entries: await listAt(snap, target, opts) };
   } finally {
     await ext.close();
   }

@@ -127,6 +127,9 @@ export function ignoreClosedReader(stream: Writable): void {
     // ERR_STREAM_DESTROYED: a write after the EPIPE that closed the stream. EIO: the
     // terminal hung up (SIGHUP), and `repro` still reports how it stopped its stages.
     if (err.code === 'EPIPE' || err.code === 'EIO' || err.code === 'ERR_STREAM_DESTROYED') return;
+    // A command that streams its own output (tdv cat) listens too and reports the failure as one line;
+    // thrown here, a full disk behind `tdv cat > file` was an uncaught exception with a stack trace.
+    if (stream.listenerCount('error') > 1) return;
     throw err;
   });
 }

@@ -23,6 +23,21 @@ export function tmpSuffix(): string {
 }
 
 /**
+ * Whether the process that wrote a temp name (the pid tmpSuffix puts first) is
+ * gone, so that its temp files are leftovers. This process, or one that
+ * exists but is not ours to signal (EPERM), is not gone.
+ */
+export function processGone(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/**
  * A temp path beside `file` (same directory, hence same file system, so rename
  * is atomic). The name does not embed the file's own, so a name near the 255-byte
  * limit still has room.

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cloneDirOf, normalizeSourceUrl, openExternal, remoteRevision, sourceRemoteLocation } from '../../src/repo/lib/external.js';
 import { rejectsWith, withRepo } from '../helpers/api.js';
-import { git, makeRepo, write } from '../helpers/repo.js';
+import { git, makeRepo, tmpDir, write } from '../helpers/repo.js';
 import { commitAt, isolateUserCache, makeSource, objectFiles } from '../helpers/source.js';
 
 const userCache = isolateUserCache();
@@ -83,6 +83,9 @@ describe('openExternal', () => {
     const snap = await ext.snapshot();
     const err = await rejectsWith(snap.read((await snap.stat('data/trips.csv'))!), 'REMOTE_NOT_FOUND');
     expect(err.message).toMatch(new RegExp(`^${src.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*store`));
+    // Advice about that repository's remote, not commands that change this one's (or make an empty directory).
+    expect(err.message).toMatch(/; pass --remote NAME to read another of its remotes$/);
+    expect(err.message).not.toMatch(/mkdir|tdv remote modify/);
     expect(objectFiles(path.join(userCache(), 'objects'))).toEqual([]);
   });
 });
@@ -116,5 +119,20 @@ describe('openExternal: network sources', () => {
   it('an unreachable ssh:// source fails with one line, without prompting', async () => {
     const err = await rejectsWith(openExternal('ssh://git@127.0.0.1:1/org/registry.git'), 'GIT_FAILED');
     expect(err.message).toMatch(/^cannot read the Git repository ssh:\/\/\*\*\*\*@127\.0\.0\.1:1\/org\/registry\.git: [^\n]+$/);
+  });
+
+  it("ignores Git's repository-locating variables (a hook's GIT_DIR, GIT_OBJECT_DIRECTORY, GIT_NAMESPACE): the clone gets the objects and refs", async () => {
+    const src = await makeSource();
+    const elsewhere = fs.realpathSync(tmpDir());
+    const other = await makeRepo();
+    const env = { ...process.env, GIT_DIR: path.join(other, '.git'), GIT_OBJECT_DIRECTORY: elsewhere, GIT_NAMESPACE: 'x' };
+    const ext = await openExternal(src.url, { env });
+    try {
+      expect(ext.commit).toBe(src.v2);
+      expect((await (await ext.snapshot()).list('data'))?.map((e) => e.path)).toContain('data/trips.csv');
+    } finally {
+      await ext.close();
+    }
+    expect(fs.readdirSync(elsewhere)).toEqual([]);
   });
 });

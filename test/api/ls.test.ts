@@ -2,8 +2,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ls, lsTarget } from '../../src/repo/ls.js';
 import { rejectsWith, withRepo } from '../helpers/api.js';
-import { makeRepo } from '../helpers/repo.js';
-import { isolateUserCache, makeSource, objectFiles } from '../helpers/source.js';
+import { makeRepo, tdv, write } from '../helpers/repo.js';
+import { commitAt, isolateUserCache, makeSource, objectFiles } from '../helpers/source.js';
 
 const userCache = isolateUserCache();
 
@@ -96,5 +96,26 @@ describe('lsTarget', () => {
     expect(lsTarget(['git@host:org/repo'], root, root)).toEqual({ url: 'git@host:org/repo', path: '' });
     expect(lsTarget(['.', 'data'], root, root)).toEqual({ path: 'data' });
     expect(lsTarget(['../other', 'data'], root, root)).toEqual({ url: '/srv/other', path: 'data' });
+  });
+
+  it('two tracked directories with the same content (one manifest object) each list their own paths', async () => {
+    const src = await makeSource();
+    write(src.dir, 'copy/a.png', 'A');
+    write(src.dir, 'copy/c.png', 'C');
+    write(src.dir, 'copy/sub/b.png', 'B');
+    expect((await tdv(src.dir, 'add', 'copy')).code).toBe(0);
+    await commitAt(src.dir, '2016-09-01T00:00:00Z', 'copy of images');
+    await withRepo(src.dir, async (repo) => {
+      const r = await ls(repo, { recursive: true });
+      expect(names(r).filter((n) => n.startsWith('data'))).toEqual([
+        'data copy/a.png',
+        'data copy/c.png',
+        'data copy/sub/b.png',
+        'data data/trips.csv',
+        'data images/a.png',
+        'data images/c.png',
+        'data images/sub/b.png',
+      ]);
+    });
   });
 });

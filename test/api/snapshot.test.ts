@@ -124,6 +124,13 @@ describe('revisions: dates and revision/path keys', () => {
     expect(dateRevisionTime('@2016-07-31T12:00:00Z')).toBe(Date.UTC(2016, 6, 31, 12) / 1000);
     expect(dateRevisionTime('@2016-07-31T14:00+02:00')).toBe(Date.UTC(2016, 6, 31, 12) / 1000);
     expect(dateRevisionTime('@2016-07-31')).toBe(new Date(2016, 6, 31, 23, 59, 59).getTime() / 1000);
+    // A year below 100 is that year, not 19xx (JavaScript's Date reads 99 as 1999).
+    const y99 = new Date(0);
+    y99.setUTCFullYear(99, 11, 31);
+    expect(dateRevisionTime('@0099-12-31T00:00:00Z')).toBe(y99.getTime() / 1000);
+    expect(dateRevisionTime('@0099-12-31')).toBeLessThan(Date.UTC(1000, 0, 1) / 1000);
+    expect(() => dateRevisionTime('@0099-02-29')).toThrow(/not a valid date/);
+    expect(() => dateRevisionTime('@2016-07-31T12:00+99:99')).toThrow(/time zone/);
   });
 
   it('splits <rev>/<path> where the revision holds slashes, and never reads a path as a revision', async () => {

@@ -1,8 +1,10 @@
+import fs from 'node:fs';
 import path from 'node:path';
+import { execa } from 'execa';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
-import { tdv, tmpDir, write } from '../helpers/repo.js';
+import { TDV_BIN, tdv, tmpDir, write } from '../helpers/repo.js';
 import { expectOneLineError } from '../helpers/expect.js';
 import { commitAt, isolateUserCache, makeSource } from '../helpers/source.js';
 
@@ -57,5 +59,12 @@ describe('tdv cat', () => {
     const none = await tdv(tmpDir(), 'cat', 'x');
     expect(none.code).toBe(1);
     expectOneLineError(none.stderr, 'not a tdv repository');
+  });
+
+  it.skipIf(!fs.existsSync('/dev/full'))('a full disk behind `tdv cat > file` is one error line and exit 1, not a stack trace', async () => {
+    const src = await makeSource();
+    const r = await execa('sh', ['-c', `exec node "$0" cat data/trips.csv > /dev/full`, TDV_BIN], { cwd: src.dir, reject: false, env: { NO_COLOR: '1' } });
+    expect(r.exitCode).toBe(1);
+    expectOneLineError(`${r.stderr}\n`, 'no space left on device', 'standard output', 'data/trips.csv');
   });
 });

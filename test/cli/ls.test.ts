@@ -1,8 +1,9 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { makeRepo, tdv, tmpDir } from '../helpers/repo.js';
+import { makeRepo, tdv, tmpDir, write } from '../helpers/repo.js';
 import { expectOneLineError } from '../helpers/expect.js';
-import { isolateUserCache, makeSource } from '../helpers/source.js';
+import { commitAt, isolateUserCache, makeSource } from '../helpers/source.js';
 
 /** CLI layer: how `tdv ls` words its listing, reads its arguments, --json and errors. What it lists: test/api/ls.test.ts. */
 isolateUserCache();
@@ -52,5 +53,25 @@ describe('tdv ls', () => {
     const ext = await tdv(tmpDir(), 'ls', 'ext::sh -c touch% /tmp/pwned');
     expect(ext.code).toBe(2);
     expectOneLineError(ext.stderr, 'remote helper');
+  });
+
+  it("errors about another repository's revisions and pointers name it, and give advice that works from here", async () => {
+    const src = await makeSource();
+    const out = fs.realpathSync(tmpDir());
+    const rev = await tdv(out, 'ls', src.url, '--rev', 'nope');
+    expect(rev.code).toBe(2);
+    // Not `git branch -a`: run here, it lists this directory's branches, not the source's.
+    expectOneLineError(rev.stderr, `${src.url}: unknown revision "nope"`, `git ls-remote ${src.url}`);
+    expect(rev.stderr).not.toContain('git branch -a');
+    const id = await tdv(out, 'ls', src.url, '--rev', '0123456789012345678901234567890123456789');
+    expectOneLineError(id.stderr, `${src.url}: unknown revision`, `git ls-remote ${src.url}`);
+    expect(id.stderr).not.toContain('git log');
+    write(src.dir, 'evil.tdv', `outs:\n- path: .git/hooks/pre-commit\n  sha256: ${'a'.repeat(64)}\n  size: 1\n`);
+    await commitAt(src.dir, '2016-09-01T00:00:00Z', 'hostile pointer');
+    const ptr = await tdv(out, 'ls', src.url);
+    expect(ptr.code).toBe(1);
+    // Not "git checkout -- <file>": the pointer is in someone else's repository.
+    expectOneLineError(ptr.stderr, `${src.url}: HEAD:evil.tdv`, '.git', 'its owners', '--rev');
+    expect(ptr.stderr).not.toContain('git checkout');
   });
 });

@@ -2,6 +2,7 @@ import { TdvError } from '../../errors.js';
 import type { GetResult } from '../../repo/get.js';
 import type { Repo } from '../../repo/repo.js';
 import { formatBytes, type Output, plural } from '../../ui/output.js';
+import { q } from '../render.js';
 import { type CliContext, examples, parseJobs, type Program } from '../context.js';
 
 export function registerGet(program: Program, ctx: CliContext): void {
@@ -44,5 +45,6 @@ export function registerGet(program: Program, ctx: CliContext): void {
 
 function render(r: GetResult, out: Output): void {
   const what = r.kind === 'dir' ? `${plural(r.files, 'file')}, ${formatBytes(r.bytes)}` : formatBytes(r.bytes);
-  out.info(`Downloaded ${r.path} (${what}) of ${r.url} at ${r.commit.slice(0, 12)} to ${r.out}`);
+  // Quoted: a source's file names, the URL and -o are anyone's bytes, and must not forge lines or colour.
+  out.info(`Downloaded ${q(r.path)} (${what}) of ${q(r.url)} at ${r.commit.slice(0, 12)} to ${q(r.out)}`);
 }

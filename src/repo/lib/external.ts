@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +9,9 @@ import { ObjectStore } from '../../cache/store.js';
 import { configFromTexts, CONFIG_FILE, type Config, maskUrl, type RemoteConfig, resolveRemoteUrl, type ResolvedRemoteUrl, SECRET_REMOTE_KEYS } from '../../formats/config.js';
 import { GitHistory } from '../../git/history.js';
 import type { Remote } from '../../remote/remote.js';
+import { processGone } from '../../util/fs.js';
 import type { Repo } from '../repo.js';
+import { POINTER_FIX } from './pointers.js';
 import { resolveRev, Snapshot, type SnapshotSource } from './snapshot.js';
 
 /**
@@ -107,10 +110,35 @@ export function userCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(xdg, 'tdv');
 }
 
+/**
+ * Variables that point git at another repository's files: set in a Git hook
+ * (GIT_DIR, GIT_INDEX_FILE; a pre-receive hook's quarantine objects) or by a
+ * user, they would send the clone's objects elsewhere or hide its refs
+ * (GIT_NAMESPACE). The clone is always the repository named by --git-dir.
+ */
+const REPO_LOCAL_GIT_VARS = [
+  'GIT_DIR',
+  'GIT_WORK_TREE',
+  'GIT_INDEX_FILE',
+  'GIT_OBJECT_DIRECTORY',
+  'GIT_ALTERNATE_OBJECT_DIRECTORIES',
+  'GIT_QUARANTINE_PATH',
+  'GIT_COMMON_DIR',
+  'GIT_NAMESPACE',
+  'GIT_GRAFT_FILE',
+  'GIT_SHALLOW_FILE',
+  'GIT_REPLACE_REF_BASE',
+  'GIT_NO_REPLACE_OBJECTS',
+  'GIT_IMPLICIT_WORK_TREE',
+  'GIT_PREFIX',
+];
+
 /** The environment git runs in: no prompts, no command-running transports, no user-chosen protocols beyond the list. */
 function gitEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const clean = { ...env };
+  for (const k of REPO_LOCAL_GIT_VARS) delete clean[k];
   return {
-    ...env,
+    ...clean,
     GIT_TERMINAL_PROMPT: '0',
     GIT_ALLOW_PROTOCOL: ALLOWED_PROTOCOLS,
     GIT_PROTOCOL_FROM_USER: '0',
@@ -253,12 +281,17 @@ export async function openExternal(url: string, opts: OpenExternalOptions = {}):
   if (!history.hasCommits()) throw new TdvError('NO_COMMITS', `${shown} has no commits on its default branch; pass --rev with a branch or tag it has`);
   let commit: string;
   try {
-    commit = resolveRev(history, opts.rev ?? 'HEAD');
+    try {
+      commit = resolveRev(history, opts.rev ?? 'HEAD');
+    } catch (err) {
+      // A full commit id no branch or tag reaches (a pull request's, say): servers that allow it fetch it by id.
+      if (!(opts.rev !== undefined && /^[0-9a-f]{40}$/.test(opts.rev) && err instanceof TdvError)) throw err;
+      await fetchCommit(norm.url, dir, opts.rev, await envFor(norm.url, env));
+      commit = resolveRev(history, opts.rev);
+    }
   } catch (err) {
-    // A full commit id no branch or tag reaches (a pull request's, say): servers that allow it fetch it by id.
-    if (!(opts.rev !== undefined && /^[0-9a-f]{40}$/.test(opts.rev) && err instanceof TdvError)) throw err;
-    await fetchCommit(norm.url, dir, opts.rev, await envFor(norm.url, env));
-    commit = resolveRev(history, opts.rev);
+    history.close();
+    throw aboutSource(err, shown);
   }
   const label = opts.rev ?? 'HEAD';
   const configText = history.readFileAt(commit, `.tdv/${CONFIG_FILE}`);
@@ -292,7 +325,10 @@ export async function openExternal(url: string, opts: OpenExternalOptions = {}):
     source,
     config,
     remoteName,
-    snapshot: () => Snapshot.open(source, label, commit),
+    snapshot: () =>
+      Snapshot.open(source, label, commit).catch((err: unknown) => {
+        throw aboutSource(err, shown);
+      }),
     async close() {
       if (remote) (await remote.catch(() => undefined))?.close();
       history.close();
@@ -300,10 +336,39 @@ export async function openExternal(url: string, opts: OpenExternalOptions = {}):
   };
 }
 
+/**
+ * An error about the source's history or files, naming the source: its advice
+ * (which git commands list revisions, what to do about a pointer file) is
+ * about that repository, which the user cannot fix from here.
+ */
+function aboutSource(err: unknown, shown: string): unknown {
+  if (!(err instanceof TdvError) || err.message.startsWith(shown)) return err;
+  const msg = err.message
+    .replace(/ \(`git [^()]*` lists? them\)/, ` (\`git ls-remote ${shown}\` lists its branches and tags)`)
+    .replace(POINTER_FIX, 'That revision of it cannot be read: its owners must fix the pointer file; pass --rev with another revision');
+  err.message = `${shown}: ${msg}`;
+  return err;
+}
+
 /** The per-user object cache for sources read outside any repository. */
 function ownStore(env: NodeJS.ProcessEnv): ObjectStore {
   const root = path.join(userCacheDir(env), 'objects');
-  return new ObjectStore(root, path.join(root, 'tmp'));
+  const store = new ObjectStore(root, path.join(root, 'tmp'));
+  // A command killed while downloading leaves a partial object (often large) in tmp/; no repository
+  // lock's takeover sweeps this cache, so each use removes what processes that are gone left.
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(store.tmpDir);
+  } catch {
+    /* no tmp/ yet */
+  }
+  const dead = new Set<string>();
+  for (const n of names) {
+    const pid = /^(?:obj|\.tmp|\.tdvtmp)\.(\d+)\.[0-9a-f]+$/.exec(n)?.[1];
+    if (pid !== undefined && processGone(Number(pid))) dead.add(pid);
+  }
+  if (dead.size > 0) store.removeTempFiles(new RegExp(`^(?:obj|\\.tmp|\\.tdvtmp)\\.(?:${[...dead].join('|')})\\.[0-9a-f]+$`));
+  return store;
 }
 
 /** Keys that say who reads a bucket: taken from this repository's config for the same remote. */
@@ -378,7 +443,14 @@ function namingSource(remote: Remote, shown: string): Remote {
       try {
         return await fn(...a);
       } catch (err) {
-        if (err instanceof TdvError && !err.message.startsWith(shown)) err.message = `${shown}: ${err.message}`;
+        if (err instanceof TdvError && !err.message.startsWith(shown)) {
+          // "create it (mkdir -p ...)" or "tdv remote modify" would change nothing of that repository's remote.
+          const msg =
+            err.code === 'REMOTE_NOT_FOUND'
+              ? err.message.replace(/; (?:create it \(mkdir -p |fix the url with `tdv remote modify ).*$/, '; pass --remote NAME to read another of its remotes')
+              : err.message;
+          err.message = `${shown}: ${msg}`;
+        }
         throw err;
       }
     };

@@ -128,13 +128,20 @@ export function dateRevisionTime(rev: string): number {
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 59) throw new UnknownRevisionError(rev, 'it is not a valid date and time');
   let ms: number;
   const zone = m[7];
+  // setFullYear: the Date constructor and Date.UTC read a year below 100 as 19xx (@0099-12-31 would be 1999).
   if (zone === undefined) {
-    ms = new Date(y, mo - 1, d, h, mi, s).getTime();
+    const t = new Date(2000, 0, 1, h, mi, s);
+    t.setFullYear(y, mo - 1, d);
+    ms = t.getTime();
   } else {
-    const offset = zone === 'Z' ? 0 : (zone.startsWith('-') ? -1 : 1) * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(-2)));
-    ms = Date.UTC(y, mo - 1, d, h, mi, s) - offset * 60_000;
+    const [zh, zm] = zone === 'Z' ? [0, 0] : [Number(zone.slice(1, 3)), Number(zone.slice(-2))];
+    if (zh > 23 || zm > 59) throw new UnknownRevisionError(rev, 'its time zone is not a valid offset (+HH:MM)');
+    const t = new Date(Date.UTC(2000, 0, 1, h, mi, s));
+    t.setUTCFullYear(y, mo - 1, d);
+    ms = t.getTime() - (zone.startsWith('-') ? -1 : 1) * (zh * 60 + zm) * 60_000;
   }
-  const check = new Date(y, mo - 1, d);
+  const check = new Date(2000, 0, 1);
+  check.setFullYear(y, mo - 1, d);
   if (check.getMonth() !== mo - 1 || check.getDate() !== d) throw new UnknownRevisionError(rev, 'it is not a valid date');
   return Math.floor(ms / 1000);
 }
@@ -200,7 +207,8 @@ export class Snapshot {
   private files: SnapshotEntry[] = [];
   /** Tracked directories, sorted by code point; their files are read from the manifest on demand. */
   private dirOuts: DataOut[] = [];
-  private readonly manifests = new Map<Oid, Promise<SnapshotEntry[]>>();
+  /** A tracked directory's files, by its path and object id: two directories with the same content share an object, not paths. */
+  private readonly manifests = new Map<string, Promise<SnapshotEntry[]>>();
   private readonly listings = new Map<string, Promise<SnapshotEntry[] | undefined>>();
   /** Tracked files by path (the outputs whose objects may need their pointer's import record). */
   private readonly fileOuts = new Map<string, DataOut>();
@@ -252,25 +260,43 @@ export class Snapshot {
       if (isDirOid(d.oid)) this.dirOuts.push(d);
       else files.push({ path: d.path, kind: 'file', source: 'data', oid: d.oid, size: d.size, ...(d.isexec ? { isexec: true } : {}) });
     }
-    // A Git file inside a tracked directory is hidden by it (a checkout would put the data there).
-    this.files = files.filter((f) => f.source === 'data' || !this.dirOuts.some((d) => f.path.startsWith(`${d.path}/`)));
+    // A Git file below tracked data (a directory, or a file: a hostile source can commit both), or where
+    // tracked data needs a directory, is hidden by it: a checkout puts the data there, and a listing or
+    // `tdv get` of both would hold one name as a file and as a directory.
+    const ancestors = (p: string): string[] => {
+      const out: string[] = [];
+      for (let i = p.indexOf('/'); i !== -1; i = p.indexOf('/', i + 1)) out.push(p.slice(0, i));
+      return out;
+    };
+    const dataDirs = new Set<string>();
+    for (const p of data.keys()) for (const a of ancestors(p)) dataDirs.add(a);
+    this.files = files.filter((f) => f.source === 'data' || !(dataDirs.has(f.path) || ancestors(f.path).some((a) => data.has(a))));
     this.files.sort((a, b) => compareCodePoints(a.path, b.path));
     this.dirOuts.sort((a, b) => compareCodePoints(a.path, b.path));
   }
 
   /** The files of a tracked directory, from its manifest (the cache's, else the remote's, verified and kept). */
   private expand(d: DataOut): Promise<SnapshotEntry[]> {
-    let p = this.manifests.get(d.oid);
+    const key = `${d.oid}\0${d.path}`;
+    let p = this.manifests.get(key);
     if (!p) {
       p = (async () => {
         await this.ensureObject(d.oid, undefined, d.path);
-        return this.source.store
-          .readManifest(d.oid)
+        let entries: ManifestEntry[];
+        try {
+          entries = this.source.store.readManifest(d.oid);
+        } catch (err) {
+          // The message names the cache file; say which directory of which repository it is.
+          if (err instanceof TdvError && err.code === 'BAD_FORMAT')
+            err.message = `${quotePath(d.path)} at ${this.label} of ${this.source.label} cannot be read: ${err.message}; list or get the files beside it, or another revision`;
+          throw err;
+        }
+        return entries
           .map((e: ManifestEntry): SnapshotEntry => ({ path: `${d.path}/${e.relpath}`, kind: 'file', source: 'data', oid: e.sha256, size: e.size, ...(e.isexec ? { isexec: true } : {}) }))
           .sort((a, b) => compareCodePoints(a.path, b.path));
       })();
-      p.catch(() => this.manifests.delete(d.oid));
-      this.manifests.set(d.oid, p);
+      p.catch(() => this.manifests.delete(key));
+      this.manifests.set(key, p);
     }
     return p;
   }
