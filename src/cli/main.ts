@@ -28,6 +28,22 @@ export async function main(argv: string[], io?: Partial<CliIO>): Promise<number>
   ctx.argv = argv.slice(2);
   ignoreClosedReader(ctx.io.stdout);
   ignoreClosedReader(ctx.io.stderr);
+  // Output that cannot be written (`tdv ls > /dev/full`): one error line and exit 1 when the
+  // command ends, not an uncaught stream error with a stack trace. A reader that went away
+  // (EPIPE) is not an error (see ignoreClosedReader).
+  let outputFailed: NodeJS.ErrnoException | undefined;
+  const onOutputError = (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' && err.code !== 'EIO' && err.code !== 'ERR_STREAM_DESTROYED') outputFailed ??= err;
+  };
+  ctx.io.stdout.on('error', onOutputError);
+  const outputResult = async (code: number): Promise<number> => {
+    // A failed write is reported on a later turn of the event loop.
+    await new Promise((resolve) => setImmediate(resolve));
+    ctx.io.stdout.off('error', onOutputError);
+    if (outputFailed === undefined || code !== ExitCode.ok) return code;
+    ctx.io.stderr.write(`error: cannot write the output: ${escapeLine(outputFailed.message)}\n`);
+    return ExitCode.failed;
+  };
   const program = globalOptions(new Command('tdv').description('Version data files and pipelines alongside your Git repository.').version(version(), '-V, --version'))
     .showSuggestionAfterError()
     .exitOverride()
@@ -40,9 +56,9 @@ export async function main(argv: string[], io?: Partial<CliIO>): Promise<number>
   try {
     await program.parseAsync(argv);
     ctx.lastOutput?.finish();
-    return ExitCode.ok;
+    return await outputResult(ExitCode.ok);
   } catch (err) {
-    return report(err, ctx);
+    return await outputResult(report(err, ctx));
   }
 }
 

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { git, read, TDV_BIN, tdvBin, write } from '../helpers/repo.js';
 import { newRepo } from '../helpers/expect.js';
@@ -45,5 +46,25 @@ describe('output cut short', () => {
     const bad = await withClosedStdout(dir, ['status', 'nope']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/^error: nope is not tracked by tdv/);
+  });
+
+  it.skipIf(!fs.existsSync('/dev/full'))('output that cannot be written (a full disk: /dev/full) is one error line and exit 1, not a stack trace', async () => {
+    const dir = await newRepo();
+    write(dir, 'a.csv', 'a\n');
+    expect((await tdvBin(dir, ['add', 'a.csv'])).code).toBe(0);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'data');
+    for (const args of [['ls'], ['log'], ['status', '--json']]) {
+      const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+        const full = fs.openSync('/dev/full', 'w');
+        const child = spawn('node', [TDV_BIN, ...args], { cwd: dir, stdio: ['ignore', full, 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+        fs.closeSync(full);
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ code, stderr }));
+      });
+      expect({ args, code: r.code, stderr: r.stderr }).toEqual({ args, code: 1, stderr: 'error: cannot write the output: ENOSPC: no space left on device, write\n' });
+    }
   });
 });
