@@ -50,7 +50,7 @@ export async function cat(here: Repo | undefined, opts: CatOptions, to: Writable
   const target = cleanPath(opts.path);
   if (opts.url === undefined) {
     if (!here) throw new TdvError('NOT_A_REPO', 'not a tdv repository (or any parent directory); pass --url URL to read from another one');
-    const { openLocalSnapshot } = await import('./lib/registry.js');
+    const { openLocalSnapshot } = await import('./lib/local-source.js');
     const { snap, close } = await openLocalSnapshot(here, opts.rev, opts.remote, 'cat');
     try {
       return await catFrom(snap, target, to);

@@ -59,7 +59,7 @@ export async function ls(here: Repo | undefined, opts: LsOptions = {}): Promise<
   const target = cleanPath(opts.path ?? '');
   if (opts.url === undefined) {
     if (!here) throw new TdvError('NOT_A_REPO', 'not a tdv repository (or any parent directory); give a repository URL (`tdv ls URL [PATH]`)');
-    const { openLocalSnapshot } = await import('./lib/registry.js');
+    const { openLocalSnapshot } = await import('./lib/local-source.js');
     const rev = opts.rev ?? 'HEAD';
     const { snap, close } = await openLocalSnapshot(here, opts.rev, opts.remote, 'ls');
     try {

@@ -1,7 +1,8 @@
 import http from 'node:http';
 import { TdvError, UsageError, errnoCode } from '../errors.js';
 import type { Repo } from '../repo/repo.js';
-import { localSource, resolveRev, Snapshot } from '../repo/lib/snapshot.js';
+import { localSource } from '../repo/lib/local-source.js';
+import { resolveRev, Snapshot } from '../repo/lib/snapshot.js';
 import { authorize, hostName, isLoopback } from './auth.js';
 import type { ServeContext } from './context.js';
 import { handleHttp, sendText } from './http.js';

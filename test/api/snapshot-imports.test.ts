@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { withRepo } from '../helpers/api.js';
 import { git, makeRepo, tdv } from '../helpers/repo.js';
 import { isolateUserCache, makeSource } from '../helpers/source.js';
-import { localSource, Snapshot } from '../../src/repo/lib/snapshot.js';
+import { Snapshot } from '../../src/repo/lib/snapshot.js';
+import { localSource } from '../../src/repo/lib/local-source.js';
 
 isolateUserCache();
 

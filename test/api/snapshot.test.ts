@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { git, makeRepo, tdv, tmpDir, write } from '../helpers/repo.js';
 import { withRepo } from '../helpers/api.js';
-import { dateRevisionTime, isDateRevision, localSource, resolveRev, Snapshot, splitRevPath } from '../../src/repo/lib/snapshot.js';
+import { dateRevisionTime, isDateRevision, resolveRev, Snapshot, splitRevPath } from '../../src/repo/lib/snapshot.js';
+import { localSource } from '../../src/repo/lib/local-source.js';
 import { TdvError } from '../../src/errors.js';
 
 /** Commits everything at a fixed committer (and author) date. */

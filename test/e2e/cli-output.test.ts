@@ -60,7 +60,7 @@ describe('output cut short', () => {
         const child = spawn('node', [TDV_BIN, ...args], { cwd: dir, stdio: ['ignore', full, 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
         fs.closeSync(full);
         let stderr = '';
-        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
         child.on('error', reject);
         child.on('close', (code) => resolve({ code, stderr }));
       });

@@ -32,21 +32,3 @@ export function closingRemote(source: SnapshotSource): { source: SnapshotSource;
     },
   };
 }
-
-/**
- * A revision of this repository: `rev`, or HEAD. A repository without a
- * commit yet has no revision to read: said so, instead of "unknown revision HEAD".
- */
-export async function openLocalSnapshot(here: Repo, rev: string | undefined, remote: string | undefined, verb: string): Promise<{ snap: Snapshot; close(): Promise<void> }> {
-  const { localSource, Snapshot } = await import('./snapshot.js');
-  const { source, close } = closingRemote(await localSource(here, remote));
-  try {
-    if (rev === undefined && !source.history.hasCommits()) {
-      throw new TdvError('NO_COMMITS', `this repository has no commits yet, and \`tdv ${verb}\` reads committed revisions; commit first`);
-    }
-    return { snap: await Snapshot.open(source, rev ?? 'HEAD'), close };
-  } catch (err) {
-    await close();
-    throw err;
-  }
-}

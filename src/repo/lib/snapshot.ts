@@ -12,7 +12,6 @@ import type { Remote } from '../../remote/remote.js';
 import type { ImportRecord } from '../../formats/pointer.js';
 import { maskUrl } from '../../formats/config.js';
 import type { GitWorkTree } from '../../git/git.js';
-import type { Repo } from '../repo.js';
 import { allOuts } from './pointers.js';
 import { pointersAt, type RevisionRef, treePrefix } from './revision.js';
 
@@ -71,39 +70,6 @@ export interface ByteRange {
 }
 
 export class SnapshotError extends TdvError {}
-
-/** A snapshot source for a repository opened here: its cache, and its default remote or `remoteName`. */
-export async function localSource(repo: Repo, remoteName?: string): Promise<SnapshotSource> {
-  const { openHistory } = await import('./revision.js');
-  const history = openHistory(repo);
-  let remote: Promise<Remote> | undefined;
-  return {
-    label: repo.root,
-    root: repo.root,
-    git: repo.git!,
-    history,
-    store: repo.store,
-    // Loaded only when an object is missing: reading what is cached needs no remote code.
-    // A failure is not kept: the next request tries again (a long-running `tdv serve` must not keep one error for its life).
-    openRemote: () =>
-      (remote ??= import('./remotes.js')
-        .then(({ openRemote }) => openRemote(repo, remoteName))
-        .catch((err: unknown) => {
-          remote = undefined;
-          throw err;
-        })),
-    async fetchImported(imp: ImportRecord, outPath: string): Promise<Oid> {
-      const { openExternal } = await import('./external.js');
-      const { fetchSourceData } = await import('./imports.js');
-      const ext = await openExternal(imp.url, { rev: imp.commit, here: repo, remote: imp.remote });
-      try {
-        return (await fetchSourceData(repo, ext, imp.path, outPath, {})).sha256;
-      } finally {
-        await ext.close();
-      }
-    },
-  };
-}
 
 /** `@2016-07-31`, `@2016-07-31T12:00`, `@2016-07-31T12:00:00Z`, `@2016-07-31 12:00:00+02:00`. */
 const DATE_REV = /^@(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?(Z|[+-]\d{2}:?\d{2})?)?$/;
