@@ -180,7 +180,7 @@ async function dataDiff(ctx: ServeContext, a: string, b: string) {
         fetched.add(p);
         for (const commit of [a, b]) {
           const e = await (await ctx.snapshot(commit)).stat(p);
-          if (e?.oid) await (await ctx.snapshot(commit)).ensureObject(e.oid, e.size, e.path);
+          if (e?.oid) await (await ctx.snapshot(commit)).ensureObject(e.oid, e.kind === 'file' ? e.size : undefined, e.path);
         }
       }
     }
