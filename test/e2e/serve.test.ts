@@ -293,6 +293,55 @@ describe('tdv serve over S3 without a token (unsigned and any-credential request
   });
 });
 
+describe('tdv serve: a damaged cache object', () => {
+  /** A GET read to its end or its failure: status, bytes received, and whether the body ended early. */
+  function getAll(url: string): Promise<{ status: number; body: Buffer; cut: boolean }> {
+    return new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      const req = http.get(url, (res) => {
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks), cut: false }));
+        res.on('error', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks), cut: true }));
+      });
+      req.on('error', () => resolve({ status: 0, body: Buffer.concat(chunks), cut: true }));
+    });
+  }
+
+  it('is never sent whole: a cache file whose bytes no longer match is cut short (small and multi-chunk), and said on stderr', async () => {
+    const dir = await newRepo();
+    const small = Buffer.from('day,trips\n2016-07-29,10\n');
+    const big = Buffer.alloc(3 << 20, 7);
+    write(dir, 'small.csv', small);
+    write(dir, 'big.bin', big);
+    expect((await tdv(dir, 'add', 'small.csv', 'big.bin')).code).toBe(0);
+    await gitAt(dir, '2016-08-05T12:00:00Z', 'add', '-A');
+    await gitAt(dir, '2016-08-05T12:00:00Z', 'commit', '-qm', 'data');
+    const srv = await startServe(dir);
+    // Served intact first (and again: a verified file is not hashed twice, and still right).
+    for (let i = 0; i < 2; i++) {
+      expect((await getAll(`${srv.url}/main/small.csv`)).body.equals(small)).toBe(true);
+      expect((await getAll(`${srv.url}/main/big.bin`)).body.equals(big)).toBe(true);
+    }
+    // Damaged in place, same size (bit rot, an edit through a hard link): its times change.
+    for (const [name, buf] of [
+      ['small.csv', small],
+      ['big.bin', big],
+    ] as const) {
+      const obj = objPath(dir, sha(buf));
+      fs.chmodSync(obj, 0o644);
+      const bad = Buffer.from(buf);
+      bad[0] = bad[0]! ^ 0xff;
+      fs.writeFileSync(obj, bad);
+      const r = await getAll(`${srv.url}/main/${name}`);
+      expect(r.cut, name).toBe(true);
+      expect(r.body.length, name).toBeLessThan(buf.length);
+    }
+    const { stderr } = await srv.stop();
+    expect(stderr).toMatch(/the cache object \S+ of small\.csv at \S+ is damaged .*tdv fsck --repair/);
+    expect(stderr).toMatch(/of big\.bin at \S+ is damaged/);
+  });
+});
+
 describe('tdv serve: token, listen errors', () => {
   let repo: Awaited<ReturnType<typeof servedRepo>>;
   beforeAll(async () => {
