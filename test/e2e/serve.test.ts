@@ -253,6 +253,14 @@ describe('tdv serve over S3 without a token (unsigned and any-credential request
     expect(named.status).toBe(200);
     expect(named.headers).toMatchObject({ 'content-type': 'text/x-test', 'content-disposition': 'attachment; filename=r.md' });
     expect(named.headers['cache-control']).toBeUndefined();
+    // A page elsewhere must not turn a repository file into a script or stylesheet it includes (XSSI):
+    // script and style types are not taken from response-content-type; the type by extension stays, with nosniff.
+    for (const type of ['text/javascript', 'application/javascript; charset=utf-8', ' Text/JavaScript ', 'application/x-ecmascript', 'text/jscript', 'text/javascript1.5', 'module', 'text/css']) {
+      const r = await raw(s.url, `/history/main/README.md?response-content-type=${encodeURIComponent(type)}`);
+      expect(r.status, type).toBe(200);
+      expect(r.headers['content-type'], type).toBe('text/markdown; charset=utf-8');
+      expect(r.headers['x-content-type-options'], type).toBe('nosniff');
+    }
     const range = await raw(s.url, '/history/main/README.md', { headers: { Range: 'bytes=999-' } });
     expect(range.status).toBe(416);
     expect(range.body.toString()).toContain('<Code>InvalidRange</Code>');
