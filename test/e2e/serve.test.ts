@@ -441,6 +441,8 @@ describe('tdv serve: usage errors', () => {
     for (const [args, msg] of [
       [['--port', '70000'], /^error: --port must be a number from 0 to 65535, got "70000"$/],
       [['--port', '0x10'], /^error: --port must be a number/],
+      [['--host', ''], /^error: --host must be an address \(127\.0\.0\.1 for this machine only, 0\.0\.0\.0 for every interface\), got ""$/],
+      [['--host', ' '], /^error: --host must be an address/],
       [['--token', 'short'], /^error: --token must be 16 to 512 printable ASCII characters/],
       [['--bucket', 'Bad_Name'], /^error: --bucket must be a valid S3 bucket name/],
     ] as const) {

@@ -22,6 +22,8 @@ export function registerServe(program: Program, ctx: CliContext): void {
     );
   const check = (opts: ReturnType<typeof cmd.opts>) => {
     if (!/^\d{1,5}$/.test(opts.port) || Number(opts.port) > 65535) throw new UsageError(`--port must be a number from 0 to 65535, got "${opts.port}"`);
+    // An empty address makes Node listen on every interface, and the URL printed would be `http://:PORT`.
+    if (opts.host.trim() === '') throw new UsageError('--host must be an address (127.0.0.1 for this machine only, 0.0.0.0 for every interface), got ""');
     if (opts.token !== undefined && !/^[\x21-\x7e]{16,512}$/.test(opts.token)) {
       throw new UsageError('--token must be 16 to 512 printable ASCII characters without spaces (it is sent in headers, URLs and cookies)');
     }
