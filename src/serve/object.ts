@@ -230,6 +230,16 @@ export async function sendFile(
   // chunk held back until the hash is known, so a cache object damaged since it was
   // written is never sent complete: the client sees a short body, as `tdv cat` fails.
   const check = !range && entry.source === 'data' && entry.oid ? await verifier(snap, entry) : undefined;
+  // A range cannot be checked by itself: the whole cache file is hashed first, once per cache file
+  // (a ranged reader such as awscli's or fsspec's then pays one read of the file, up front).
+  if (range && entry.source === 'data' && entry.oid) {
+    try {
+      await verifyWhole(snap, entry);
+    } catch (err) {
+      body.destroy();
+      throw err;
+    }
+  }
   res.statusCode = range ? 206 : 200;
   if (range) res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
   res.setHeader('Content-Length', range ? range.end - range.start + 1 : size);
@@ -252,6 +262,38 @@ function fileIdentity(st: fs.Stats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 }
 
+/** Whole-file checks under way, by cache file and identity: concurrent ranged readers share one. */
+const VERIFYING = new Map<string, Promise<void>>();
+
+/** Hashes a data file's cache object whole unless verified already; rejects with DAMAGED_OBJECT when it does not match. */
+async function verifyWhole(snap: Snapshot, entry: SnapshotEntry): Promise<void> {
+  const file = snap.source.store.pathOf(entry.oid!);
+  const id = fileIdentity(await fs.promises.stat(file));
+  if (VERIFIED.get(file) === id) return;
+  const key = `${file}\0${id}`;
+  let p = VERIFYING.get(key);
+  if (!p) {
+    p = (async () => {
+      const hash = createHash('sha256');
+      for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+      if (hash.digest('hex') !== entry.oid) throw new SnapshotError('DAMAGED_OBJECT', damagedMessage(snap, entry, file, 'it was not served'));
+      remember(file, id);
+    })();
+    p.finally(() => VERIFYING.delete(key)).catch(() => {});
+    VERIFYING.set(key, p);
+  }
+  await p;
+}
+
+function remember(file: string, id: string): void {
+  if (VERIFIED.size >= VERIFIED_MAX) VERIFIED.delete(VERIFIED.keys().next().value!);
+  VERIFIED.set(file, id);
+}
+
+function damagedMessage(snap: Snapshot, entry: SnapshotEntry, file: string, what: string): string {
+  return `the cache object ${file} of ${quotePath(entry.path)} at ${snap.label} is damaged (its bytes do not hash to ${entry.oid!.slice(0, 12)}); ${what}; run \`tdv fsck --repair\``;
+}
+
 /**
  * A pass-through that hashes a data file's bytes and sends the last chunk
  * only once they match its id; undefined when this cache file was verified
@@ -266,15 +308,7 @@ async function verifier(snap: Snapshot, entry: SnapshotEntry): Promise<Transform
     return undefined; // gone since it was opened: the open stream still reads it
   }
   if (VERIFIED.get(file) === id) return undefined;
-  return new VerifyingStream(
-    createHash('sha256'),
-    entry.oid!,
-    () => {
-      if (VERIFIED.size >= VERIFIED_MAX) VERIFIED.delete(VERIFIED.keys().next().value!);
-      VERIFIED.set(file, id);
-    },
-    `the cache object ${file} of ${quotePath(entry.path)} at ${snap.label} is damaged (its bytes do not hash to ${entry.oid!.slice(0, 12)}); the response was cut short; run \`tdv fsck --repair\``,
-  );
+  return new VerifyingStream(createHash('sha256'), entry.oid!, () => remember(file, id), damagedMessage(snap, entry, file, 'the response was cut short'));
 }
 
 class VerifyingStream extends Transform {

@@ -343,6 +343,10 @@ describe('tdv serve: a damaged cache object', () => {
       const r = await getAll(`${srv.url}/main/${name}`);
       expect(r.cut, name).toBe(true);
       expect(r.body.length, name).toBeLessThan(buf.length);
+      // A range is not sent from a damaged file either (the whole file is checked first): a one-line 502.
+      const part = await fetch(`${srv.url}/main/${name}`, { headers: { Range: 'bytes=1-4' } });
+      expect(part.status, name).toBe(502);
+      expect((await part.text()).trim(), name).toMatch(/^error: the cache object .* is damaged .*it was not served; run `tdv fsck --repair`$/);
     }
     const { stderr } = await srv.stop();
     expect(stderr).toMatch(/the cache object \S+ of small\.csv at \S+ is damaged .*tdv fsck --repair/);
