@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import type http from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { TdvError } from '../errors.js';
+import { errnoCode, TdvError } from '../errors.js';
 import { quotePath } from '../formats/paths.js';
 import { splitRevPath, type ByteRange, type Snapshot, SnapshotError, type SnapshotEntry } from '../repo/lib/snapshot.js';
 import type { ServeContext } from './context.js';
@@ -268,14 +268,24 @@ const VERIFYING = new Map<string, Promise<void>>();
 /** Hashes a data file's cache object whole unless verified already; rejects with DAMAGED_OBJECT when it does not match. */
 async function verifyWhole(snap: Snapshot, entry: SnapshotEntry): Promise<void> {
   const file = snap.source.store.pathOf(entry.oid!);
-  const id = fileIdentity(await fs.promises.stat(file));
+  let id: string;
+  try {
+    id = fileIdentity(await fs.promises.stat(file));
+  } catch {
+    return; // removed since it was opened (a concurrent `tdv gc`): the open stream still reads what it was
+  }
   if (VERIFIED.get(file) === id) return;
   const key = `${file}\0${id}`;
   let p = VERIFYING.get(key);
   if (!p) {
     p = (async () => {
       const hash = createHash('sha256');
-      for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+      try {
+        for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') return; // removed meanwhile, as above
+        throw err;
+      }
       if (hash.digest('hex') !== entry.oid) throw new SnapshotError('DAMAGED_OBJECT', damagedMessage(snap, entry, file, 'it was not served'));
       remember(file, id);
     })();
