@@ -378,6 +378,23 @@ describe('tdv serve: token, listen errors', () => {
     await s.stop();
   });
 
+  it('takes the token from TDV_SERVE_TOKEN too (out of the process list); --token wins; a bad one is a usage error naming it', async () => {
+    const token = 'env-token-0123456789abcdef';
+    const s = await startServe(repo.dir, [], { TDV_SERVE_TOKEN: token });
+    expect(s.token).toBeUndefined(); // not generated, not printed
+    expect((await fetch(`${s.url}/main/README.md`)).status).toBe(401);
+    expect((await fetch(`${s.url}/main/README.md`, { headers: { Authorization: `Bearer ${token}` } })).status).toBe(200);
+    await s.stop();
+    const both = await startServe(repo.dir, ['--token', 'flag-token-0123456789abcdef'], { TDV_SERVE_TOKEN: token });
+    expect((await fetch(`${both.url}/main/README.md`, { headers: { Authorization: 'Bearer flag-token-0123456789abcdef' } })).status).toBe(200);
+    expect((await fetch(`${both.url}/main/README.md`, { headers: { Authorization: `Bearer ${token}` } })).status).toBe(403);
+    await both.stop();
+    const { tdvBin } = await import('../helpers/repo.js');
+    const bad = await tdvBin(repo.dir, ['serve', '--port', '0'], { TDV_SERVE_TOKEN: 'short' });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim()).toMatch(/^error: TDV_SERVE_TOKEN must be 16 to 512 printable ASCII characters/);
+  });
+
   it('off loopback without --token, generates a token, prints it, and requires it', async () => {
     const s = await startServe(repo.dir, ['--host', '0.0.0.0']);
     expect(s.token).toMatch(/^[A-Za-z0-9_-]{43}$/);
