@@ -40,6 +40,17 @@ export function cookieName(port: number): string {
   return `tdv_token_${port}`;
 }
 
+/**
+ * The cookie's value: derived from the token and the port, never the token
+ * itself. Browsers send a host's cookies to every port of it, so any other
+ * service on the same host name (a JupyterHub, another user's server) sees
+ * this cookie; what it sees then opens this server's cookie check only, not
+ * the Bearer header, the S3 secret, or a server on another port with the same token.
+ */
+export function cookieValue(token: string, port: number): string {
+  return createHmac('sha256', token).update(`tdv serve cookie for port ${port}`).digest('base64url');
+}
+
 /** The outcome of checking a request: allowed (maybe with a cookie to set), or refused with a status and one line. */
 export type AuthResult =
   { ok: true; setCookie?: string } | { ok: false; status: 401 | 403; code: 'AccessDenied' | 'SignatureDoesNotMatch' | 'RequestTimeTooSkewed' | 'InvalidArgument'; message: string };
@@ -59,10 +70,10 @@ export function authorize(req: http.IncomingMessage, url: URL, token: string | u
   const q = url.searchParams.get('token');
   if (q !== null) {
     if (!safeEqual(q, token)) return denied('the token is wrong');
-    return { ok: true, setCookie: `${cookieName(port)}=${token}; Path=/; HttpOnly; SameSite=Strict` };
+    return { ok: true, setCookie: `${cookieName(port)}=${cookieValue(token, port)}; Path=/; HttpOnly; SameSite=Strict` };
   }
   const cookie = readCookie(req.headers.cookie ?? '', cookieName(port));
-  if (cookie !== undefined) return safeEqual(cookie, token) ? { ok: true } : denied('the token cookie is wrong; open the URL with ?token= again');
+  if (cookie !== undefined) return safeEqual(cookie, cookieValue(token, port)) ? { ok: true } : denied('the token cookie is wrong; open the URL with ?token= again');
   return {
     ok: false,
     status: 401,

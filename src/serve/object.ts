@@ -1,7 +1,11 @@
+import { createHash, type Hash } from 'node:crypto';
+import fs from 'node:fs';
 import type http from 'node:http';
+import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { TdvError } from '../errors.js';
-import { splitRevPath, type ByteRange, type Snapshot, type SnapshotEntry } from '../repo/lib/snapshot.js';
+import { errnoCode, TdvError } from '../errors.js';
+import { quotePath } from '../formats/paths.js';
+import { splitRevPath, type ByteRange, type Snapshot, SnapshotError, type SnapshotEntry } from '../repo/lib/snapshot.js';
 import type { ServeContext } from './context.js';
 
 /**
@@ -222,14 +226,123 @@ export async function sendFile(
   // Opened before the status is sent: a missing object fetched from the remote,
   // or one that cannot be, still gets a proper error status.
   const body = await snap.open(entry, range && size > 0 ? range : undefined);
+  // A whole data file is hashed as it streams (once per cache file: see VERIFIED), its last
+  // chunk held back until the hash is known, so a cache object damaged since it was
+  // written is never sent complete: the client sees a short body, as `tdv cat` fails.
+  const check = !range && entry.source === 'data' && entry.oid ? await verifier(snap, entry) : undefined;
+  // A range cannot be checked by itself: the whole cache file is hashed first, once per cache file
+  // (a ranged reader such as awscli's or fsspec's then pays one read of the file, up front).
+  if (range && entry.source === 'data' && entry.oid) {
+    try {
+      await verifyWhole(snap, entry);
+    } catch (err) {
+      body.destroy();
+      throw err;
+    }
+  }
   res.statusCode = range ? 206 : 200;
   if (range) res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
   res.setHeader('Content-Length', range ? range.end - range.start + 1 : size);
   try {
-    await pipeline(body, res);
-  } catch {
+    if (check) await pipeline(body, check, res);
+    else await pipeline(body, res);
+  } catch (err) {
     // The client went away, or the read failed mid-way: pipeline destroyed both
     // ends (the file handle is closed); a short body tells the client.
     body.destroy();
+    if (err instanceof SnapshotError) throw err;
+  }
+}
+
+/** Cache files whose bytes were hashed whole and matched, by path: their identity then (device, inode, size, times). */
+const VERIFIED = new Map<string, string>();
+const VERIFIED_MAX = 10_000;
+
+function fileIdentity(st: fs.Stats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
+/** Whole-file checks under way, by cache file and identity: concurrent ranged readers share one. */
+const VERIFYING = new Map<string, Promise<void>>();
+
+/** Hashes a data file's cache object whole unless verified already; rejects with DAMAGED_OBJECT when it does not match. */
+async function verifyWhole(snap: Snapshot, entry: SnapshotEntry): Promise<void> {
+  const file = snap.source.store.pathOf(entry.oid!);
+  let id: string;
+  try {
+    id = fileIdentity(await fs.promises.stat(file));
+  } catch {
+    return; // removed since it was opened (a concurrent `tdv gc`): the open stream still reads what it was
+  }
+  if (VERIFIED.get(file) === id) return;
+  const key = `${file}\0${id}`;
+  let p = VERIFYING.get(key);
+  if (!p) {
+    p = (async () => {
+      const hash = createHash('sha256');
+      try {
+        for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') return; // removed meanwhile, as above
+        throw err;
+      }
+      if (hash.digest('hex') !== entry.oid) throw new SnapshotError('DAMAGED_OBJECT', damagedMessage(snap, entry, file, 'it was not served'));
+      remember(file, id);
+    })();
+    p.finally(() => VERIFYING.delete(key)).catch(() => {});
+    VERIFYING.set(key, p);
+  }
+  await p;
+}
+
+function remember(file: string, id: string): void {
+  if (VERIFIED.size >= VERIFIED_MAX) VERIFIED.delete(VERIFIED.keys().next().value!);
+  VERIFIED.set(file, id);
+}
+
+function damagedMessage(snap: Snapshot, entry: SnapshotEntry, file: string, what: string): string {
+  return `the cache object ${file} of ${quotePath(entry.path)} at ${snap.label} is damaged (its bytes do not hash to ${entry.oid!.slice(0, 12)}); ${what}; run \`tdv fsck --repair\``;
+}
+
+/**
+ * A pass-through that hashes a data file's bytes and sends the last chunk
+ * only once they match its id; undefined when this cache file was verified
+ * already (same inode, size and times) and is not worth hashing again.
+ */
+async function verifier(snap: Snapshot, entry: SnapshotEntry): Promise<Transform | undefined> {
+  const file = snap.source.store.pathOf(entry.oid!);
+  let id: string;
+  try {
+    id = fileIdentity(await fs.promises.stat(file));
+  } catch {
+    return undefined; // gone since it was opened: the open stream still reads it
+  }
+  if (VERIFIED.get(file) === id) return undefined;
+  return new VerifyingStream(createHash('sha256'), entry.oid!, () => remember(file, id), damagedMessage(snap, entry, file, 'the response was cut short'));
+}
+
+class VerifyingStream extends Transform {
+  private held: Buffer | undefined;
+
+  constructor(
+    private readonly hash: Hash,
+    private readonly oid: string,
+    private readonly onGood: () => void,
+    private readonly damaged: string,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    const prev = this.held;
+    this.held = chunk;
+    cb(null, prev);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.hash.digest('hex') !== this.oid) return cb(new SnapshotError('DAMAGED_OBJECT', this.damaged));
+    this.onGood();
+    cb(null, this.held);
   }
 }

@@ -154,9 +154,24 @@ function responseOverrides(q: URLSearchParams): Record<string, string> {
   for (const [param, header] of Object.entries(OVERRIDES)) {
     const v = q.get(param);
     // What a header value cannot hold (control characters, code points above U+00FF) makes it ignored.
-    if (v !== null && !/[^\t\x20-\x7e\x80-\xff]/.test(v)) out[header] = v;
+    if (v === null || /[^\t\x20-\x7e\x80-\xff]/.test(v)) continue;
+    if (header === 'Content-Type' && runnableType(v)) continue;
+    out[header] = v;
   }
   return out;
+}
+
+/**
+ * Whether a browser would run or apply a response of this type when a page
+ * includes it (`<script src>`, `<link rel=stylesheet>`): a JavaScript MIME
+ * type (WHATWG's list), `module`, or CSS. Served files are otherwise
+ * `nosniff` with a type by extension no browser executes; taking such a type
+ * from the URL would let any web page include a repository file (a config.js
+ * with a key) as a script of its own and read what it defines.
+ */
+export function runnableType(value: string): boolean {
+  const essence = value.split(';')[0]!.trim().toLowerCase();
+  return /^(?:(?:application|text)\/(?:x-)?(?:ecmascript|javascript)|text\/(?:javascript1\.[0-5]|jscript|livescript|css)|module)$/.test(essence);
 }
 
 /** What a listed object carries: its entry and the snapshot it is from (for size and time). */

@@ -201,7 +201,8 @@ async function route(ctx: ServeContext, req: http.IncomingMessage, res: http.Ser
     // Reading a revision or fetching an object failed: one line, a 5xx, and the server goes on.
     const message = (err as Error)?.message ?? String(err);
     const status = err instanceof TdvError ? 502 : 500;
-    if (!(err instanceof TdvError)) opts.onError?.(`${req.method} ${req.url}: ${message}`);
+    // A failure after the headers went out (a damaged cache object found while streaming) is cut short: say why on the server.
+    if (!(err instanceof TdvError) || res.headersSent || res.destroyed) opts.onError?.(`${req.method} ${req.url}: ${message}`);
     if (res.headersSent) res.destroy();
     else if (s3) sendS3Error(req, res, status, 'InternalError', message);
     else sendText(res, status, `error: ${message}`);

@@ -253,6 +253,14 @@ describe('tdv serve over S3 without a token (unsigned and any-credential request
     expect(named.status).toBe(200);
     expect(named.headers).toMatchObject({ 'content-type': 'text/x-test', 'content-disposition': 'attachment; filename=r.md' });
     expect(named.headers['cache-control']).toBeUndefined();
+    // A page elsewhere must not turn a repository file into a script or stylesheet it includes (XSSI):
+    // script and style types are not taken from response-content-type; the type by extension stays, with nosniff.
+    for (const type of ['text/javascript', 'application/javascript; charset=utf-8', ' Text/JavaScript ', 'application/x-ecmascript', 'text/jscript', 'text/javascript1.5', 'module', 'text/css']) {
+      const r = await raw(s.url, `/history/main/README.md?response-content-type=${encodeURIComponent(type)}`);
+      expect(r.status, type).toBe(200);
+      expect(r.headers['content-type'], type).toBe('text/markdown; charset=utf-8');
+      expect(r.headers['x-content-type-options'], type).toBe('nosniff');
+    }
     const range = await raw(s.url, '/history/main/README.md', { headers: { Range: 'bytes=999-' } });
     expect(range.status).toBe(416);
     expect(range.body.toString()).toContain('<Code>InvalidRange</Code>');
@@ -293,6 +301,59 @@ describe('tdv serve over S3 without a token (unsigned and any-credential request
   });
 });
 
+describe('tdv serve: a damaged cache object', () => {
+  /** A GET read to its end or its failure: status, bytes received, and whether the body ended early. */
+  function getAll(url: string): Promise<{ status: number; body: Buffer; cut: boolean }> {
+    return new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      const req = http.get(url, (res) => {
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks), cut: false }));
+        res.on('error', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks), cut: true }));
+      });
+      req.on('error', () => resolve({ status: 0, body: Buffer.concat(chunks), cut: true }));
+    });
+  }
+
+  it('is never sent whole: a cache file whose bytes no longer match is cut short (small and multi-chunk), and said on stderr', async () => {
+    const dir = await newRepo();
+    const small = Buffer.from('day,trips\n2016-07-29,10\n');
+    const big = Buffer.alloc(3 << 20, 7);
+    write(dir, 'small.csv', small);
+    write(dir, 'big.bin', big);
+    expect((await tdv(dir, 'add', 'small.csv', 'big.bin')).code).toBe(0);
+    await gitAt(dir, '2016-08-05T12:00:00Z', 'add', '-A');
+    await gitAt(dir, '2016-08-05T12:00:00Z', 'commit', '-qm', 'data');
+    const srv = await startServe(dir);
+    // Served intact first (and again: a verified file is not hashed twice, and still right).
+    for (let i = 0; i < 2; i++) {
+      expect((await getAll(`${srv.url}/main/small.csv`)).body.equals(small)).toBe(true);
+      expect((await getAll(`${srv.url}/main/big.bin`)).body.equals(big)).toBe(true);
+    }
+    // Damaged in place, same size (bit rot, an edit through a hard link): its times change.
+    for (const [name, buf] of [
+      ['small.csv', small],
+      ['big.bin', big],
+    ] as const) {
+      const obj = objPath(dir, sha(buf));
+      fs.chmodSync(obj, 0o644);
+      const bad = Buffer.from(buf);
+      bad[0] = bad[0]! ^ 0xff;
+      fs.writeFileSync(obj, bad);
+      const r = await getAll(`${srv.url}/main/${name}`);
+      expect(r.cut, name).toBe(true);
+      expect(r.body.length, name).toBeLessThan(buf.length);
+      // A range is not sent from a damaged file either (the whole file is checked first): a one-line 502.
+      const part = await fetch(`${srv.url}/main/${name}`, { headers: { Range: 'bytes=1-4' } });
+      expect(part.status, name).toBe(502);
+      expect((await part.text()).trim(), name).toMatch(/^error: the cache object .* is damaged .*it was not served; run `tdv fsck --repair`$/);
+    }
+    const { stderr } = await srv.stop();
+    expect(stderr).toMatch(/the cache object \S+ of small\.csv at \S+ is damaged .*tdv fsck --repair/);
+    expect(stderr).toMatch(/of big\.bin at \S+ is damaged/);
+  });
+});
+
 describe('tdv serve: token, listen errors', () => {
   let repo: Awaited<ReturnType<typeof servedRepo>>;
   beforeAll(async () => {
@@ -310,10 +371,28 @@ describe('tdv serve: token, listen errors', () => {
     const q = await fetch(`${s.url}/main/README.md?token=${token}`);
     expect(q.status).toBe(200);
     const cookie = q.headers.get('set-cookie')!;
-    expect(cookie).toMatch(new RegExp(`^tdv_token_${s.port}=${token}; Path=/; HttpOnly; SameSite=Strict$`));
+    expect(cookie).toMatch(new RegExp(`^tdv_token_${s.port}=[A-Za-z0-9_-]{43}; Path=/; HttpOnly; SameSite=Strict$`));
+    expect(cookie).not.toContain(token);
     expect((await fetch(`${s.url}/main/data/`, { headers: { Cookie: cookie.split(';')[0]! } })).status).toBe(200);
     expect((await fetch(`${s.url}/main/README.md?token=nope`)).status).toBe(403);
     await s.stop();
+  });
+
+  it('takes the token from TDV_SERVE_TOKEN too (out of the process list); --token wins; a bad one is a usage error naming it', async () => {
+    const token = 'env-token-0123456789abcdef';
+    const s = await startServe(repo.dir, [], { TDV_SERVE_TOKEN: token });
+    expect(s.token).toBeUndefined(); // not generated, not printed
+    expect((await fetch(`${s.url}/main/README.md`)).status).toBe(401);
+    expect((await fetch(`${s.url}/main/README.md`, { headers: { Authorization: `Bearer ${token}` } })).status).toBe(200);
+    await s.stop();
+    const both = await startServe(repo.dir, ['--token', 'flag-token-0123456789abcdef'], { TDV_SERVE_TOKEN: token });
+    expect((await fetch(`${both.url}/main/README.md`, { headers: { Authorization: 'Bearer flag-token-0123456789abcdef' } })).status).toBe(200);
+    expect((await fetch(`${both.url}/main/README.md`, { headers: { Authorization: `Bearer ${token}` } })).status).toBe(403);
+    await both.stop();
+    const { tdvBin } = await import('../helpers/repo.js');
+    const bad = await tdvBin(repo.dir, ['serve', '--port', '0'], { TDV_SERVE_TOKEN: 'short' });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim()).toMatch(/^error: TDV_SERVE_TOKEN must be 16 to 512 printable ASCII characters/);
   });
 
   it('off loopback without --token, generates a token, prints it, and requires it', async () => {
@@ -384,6 +463,8 @@ describe('tdv serve: usage errors', () => {
     for (const [args, msg] of [
       [['--port', '70000'], /^error: --port must be a number from 0 to 65535, got "70000"$/],
       [['--port', '0x10'], /^error: --port must be a number/],
+      [['--host', ''], /^error: --host must be an address \(127\.0\.0\.1 for this machine only, 0\.0\.0\.0 for every interface\), got ""$/],
+      [['--host', ' '], /^error: --host must be an address/],
       [['--token', 'short'], /^error: --token must be 16 to 512 printable ASCII characters/],
       [['--bucket', 'Bad_Name'], /^error: --bucket must be a valid S3 bucket name/],
     ] as const) {

@@ -78,9 +78,17 @@ describe('AWS Signature V4 verification', () => {
     expect(at([])).toMatchObject({ ok: false, status: 401 });
     expect(at([['Authorization', `Bearer ${token}`]])).toEqual({ ok: true });
     expect(at([['Authorization', 'Bearer nope']])).toMatchObject({ ok: false, status: 403 });
-    expect(at([], `/main/x?token=${token}`)).toEqual({ ok: true, setCookie: `tdv_token_8765=${token}; Path=/; HttpOnly; SameSite=Strict` });
+    // The cookie holds a value derived from the token and the port, not the token: browsers send it to every
+    // port of the host, so another service there must not learn the token (the Bearer and S3 secret) from it.
+    const set = at([], `/main/x?token=${token}`);
+    expect(set).toEqual({ ok: true, setCookie: expect.stringMatching(/^tdv_token_8765=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict$/) });
+    const value = /=([^;]+);/.exec((set as { setCookie: string }).setCookie)![1]!;
+    expect(value).not.toContain(token);
     expect(at([], '/main/x?token=nope')).toMatchObject({ ok: false, status: 403 });
-    expect(at([['Cookie', `a=b; tdv_token_8765=${token}`]])).toEqual({ ok: true });
+    expect(at([['Cookie', `a=b; tdv_token_8765=${value}`]])).toEqual({ ok: true });
+    expect(at([['Cookie', `tdv_token_8765=${token}`]])).toMatchObject({ ok: false, status: 403 });
+    expect(at([['Authorization', `Bearer ${value}`]])).toMatchObject({ ok: false, status: 403 });
+    expect(authorize(fakeReq('GET', '/main/x', [['Cookie', `tdv_token_9999=${value}`]]), new URL('http://h/main/x'), token, 9999)).toMatchObject({ ok: false, status: 403 });
     expect(at([['Cookie', `tdv_token_9999=${token}`]])).toMatchObject({ ok: false, status: 401 });
     expect(authorize(fakeReq('GET', '/', []), new URL('http://h/'), undefined, 1)).toEqual({ ok: true });
   });
