@@ -1,20 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { execa } from 'execa';
 import { git, makeRepo, tdv, tmpDir, write } from '../helpers/repo.js';
 import { withRepo } from '../helpers/api.js';
+import { commitAt } from '../helpers/source.js';
 import { dateRevisionTime, isDateRevision, resolveRev, Snapshot, splitRevPath } from '../../src/repo/lib/snapshot.js';
 import { localSource } from '../../src/repo/lib/local-source.js';
 import { TdvError } from '../../src/errors.js';
-
-/** Commits everything at a fixed committer (and author) date. */
-async function commitAt(dir: string, date: string, msg: string): Promise<string> {
-  await git(dir, 'add', '-A');
-  const env = { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t', GIT_AUTHOR_DATE: date, GIT_COMMITTER_DATE: date };
-  await execa('git', ['commit', '-q', '-m', msg], { cwd: dir, env });
-  return (await git(dir, 'rev-parse', 'HEAD')).trim();
-}
 
 async function ok(dir: string, ...args: string[]): Promise<void> {
   const r = await tdv(dir, ...args);
