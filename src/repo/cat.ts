@@ -91,7 +91,7 @@ async function catFrom(snap: Snapshot, target: string, to: Writable): Promise<Ca
     if (got !== at.oid || bytes !== at.size) {
       throw new TdvError(
         'DAMAGED_OBJECT',
-        `the cache object of ${quotePath(target)} is damaged (${bytes} bytes hashing to ${got.slice(0, 12)}, not ${at.oid!.slice(0, 12)}); what was written is wrong: run \`tdv fsck --repair\``,
+        `the cache object of ${quotePath(target)} is damaged (${bytes} bytes hashing to ${got.slice(0, 12)}, not ${at.oid!.slice(0, 12)}); what was written is wrong: run \`tdv fsck\` (it moves damaged objects aside), then \`tdv pull\` fetches it again`,
         { data: { path: target, oid: at.oid } },
       );
     }

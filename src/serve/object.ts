@@ -301,7 +301,7 @@ function remember(file: string, id: string): void {
 }
 
 function damagedMessage(snap: Snapshot, entry: SnapshotEntry, file: string, what: string): string {
-  return `the cache object ${file} of ${quotePath(entry.path)} at ${snap.label} is damaged (its bytes do not hash to ${entry.oid!.slice(0, 12)}); ${what}; run \`tdv fsck --repair\``;
+  return `the cache object ${file} of ${quotePath(entry.path)} at ${snap.label} is damaged (its bytes do not hash to ${entry.oid!.slice(0, 12)}); ${what}; run \`tdv fsck\` (it moves damaged objects aside), then \`tdv pull\` fetches it again`;
 }
 
 /**

@@ -346,10 +346,12 @@ describe('tdv serve: a damaged cache object', () => {
       // A range is not sent from a damaged file either (the whole file is checked first): a one-line 502.
       const part = await fetch(`${srv.url}/main/${name}`, { headers: { Range: 'bytes=1-4' } });
       expect(part.status, name).toBe(502);
-      expect((await part.text()).trim(), name).toMatch(/^error: the cache object .* is damaged .*it was not served; run `tdv fsck --repair`$/);
+      expect((await part.text()).trim(), name).toMatch(
+        /^error: the cache object .* is damaged .*it was not served; run `tdv fsck` \(it moves damaged objects aside\), then `tdv pull` fetches it again$/,
+      );
     }
     const { stderr } = await srv.stop();
-    expect(stderr).toMatch(/the cache object \S+ of small\.csv at \S+ is damaged .*tdv fsck --repair/);
+    expect(stderr).toMatch(/the cache object \S+ of small\.csv at \S+ is damaged .*run `tdv fsck` \(it moves damaged objects aside\)/);
     expect(stderr).toMatch(/of big\.bin at \S+ is damaged/);
   });
 });
