@@ -9,6 +9,7 @@ import { POINTER_EXT } from '../formats/pointer.js';
 import { isInside, processGone, toPosix, tmpSuffix } from '../util/fs.js';
 import { Guard } from '../workspace/guard.js';
 import { userCacheDir } from './lib/external.js';
+import { sweepFiles } from './lib/leftovers.js';
 import type { Repo } from './repo.js';
 import type { SnapshotEntry } from './lib/snapshot.js';
 
@@ -155,25 +156,12 @@ const TMP_NAME = /^\.tdvtmp\.(\d+)\.[0-9a-f]+$/;
  * never through a symlink (the guard's `resolve`).
  */
 function removeDeadTemps(guard: Guard, rel: string): void {
-  const sweep = (dir: string, recurse: boolean): void => {
-    let ents: fs.Dirent[];
-    try {
-      ents = fs.readdirSync(dir === '' ? guard.root : guard.resolve(dir, 'inspect'), { withFileTypes: true });
-    } catch {
-      return; // absent, not a directory, or not a path tdv may touch
-    }
-    for (const e of ents) {
-      const child = dir === '' ? e.name : `${dir}/${e.name}`;
-      if (e.isDirectory()) {
-        if (recurse) sweep(child, true);
-      } else if (e.isFile()) {
-        const m = TMP_NAME.exec(e.name);
-        if (m && processGone(Number(m[1]))) guard.removeQuiet(child);
-      }
-    }
+  const dead = (e: fs.Dirent) => {
+    const m = e.isFile() ? TMP_NAME.exec(e.name) : null;
+    return m !== null && processGone(Number(m[1]));
   };
-  sweep(rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '', false);
-  sweep(rel, true);
+  sweepFiles(guard, rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '', false, dead);
+  sweepFiles(guard, rel, true, dead);
 }
 
 /**

@@ -16,21 +16,7 @@ export async function removeLeftovers(repo: Repo, pid: number): Promise<number> 
   const mine = new RegExp(`^(?:obj|\\.tdvtmp|\\.tmp|lock)\\.${pid}\\.[0-9a-f]+$`);
   let removed = repo.store.removeTempFiles(mine);
   const sweep = (guard: Guard, rel: string, recurse: boolean): void => {
-    let ents: fs.Dirent[];
-    try {
-      ents = fs.readdirSync(rel === '' ? guard.root : guard.resolve(rel, 'inspect'), { withFileTypes: true });
-    } catch {
-      return; // gone, not a directory, or not a path tdv may touch
-    }
-    for (const e of ents) {
-      const child = rel === '' ? e.name : `${rel}/${e.name}`;
-      if (e.isDirectory()) {
-        if (recurse && e.name !== '.git') sweep(guard, child, true);
-      } else if (mine.test(e.name)) {
-        guard.removeQuiet(child);
-        removed++;
-      }
-    }
+    removed += sweepFiles(guard, rel, recurse, (e) => mine.test(e.name));
   };
   sweep(repo.own, 'tmp', false);
   sweep(repo.guard, '', false);
@@ -49,5 +35,31 @@ export async function removeLeftovers(repo: Repo, pid: number): Promise<number> 
   }
   dirs.delete('');
   for (const d of dirs) sweep(repo.guard, d, false);
+  return removed;
+}
+
+/**
+ * Removes the files below `rel` ('' for the guard's root) that `match` picks,
+ * through the guard: never through a symlink, never into `.git`. With
+ * `recurse`, in subdirectories too. A directory that is gone, is not one or
+ * is not a path tdv may touch is skipped. Returns how many were removed.
+ */
+export function sweepFiles(guard: Guard, rel: string, recurse: boolean, match: (e: fs.Dirent) => boolean): number {
+  let removed = 0;
+  let ents: fs.Dirent[];
+  try {
+    ents = fs.readdirSync(rel === '' ? guard.root : guard.resolve(rel, 'inspect'), { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const e of ents) {
+    const child = rel === '' ? e.name : `${rel}/${e.name}`;
+    if (e.isDirectory()) {
+      if (recurse && e.name !== '.git') removed += sweepFiles(guard, child, true, match);
+    } else if (match(e)) {
+      guard.removeQuiet(child);
+      removed++;
+    }
+  }
   return removed;
 }
