@@ -7,7 +7,7 @@ import { describeFsError, errnoCode, RemoteError, TdvError } from '../errors.js'
 import { assertObjectFile } from '../cache/store.js';
 import { fileKind, MAX_TEXT_BYTES, readFileOrUndefined, tmpSuffix } from '../util/fs.js';
 import { rmQuiet, writeFileAtomicSync } from '../workspace/raw.js';
-import type { ObjectBody, OnBytes, Remote } from './remote.js';
+import type { ByteRange, KeyInfo, KeySource, ObjectBody, OnBytes, Remote } from './remote.js';
 
 /**
  * A remote in a local or mounted directory: the embedded default, nothing to
@@ -287,6 +287,23 @@ export class LocalRemote implements Remote {
       }
     }
     return failed;
+  }
+
+  // Raw layout keys (remote.ts): implemented by the transfer work of issue 14.
+  async putKey(_key: string, _from: KeySource, _onBytes?: OnBytes): Promise<void> {
+    throw new Error('putKey: not implemented yet');
+  }
+
+  async getKey(_key: string, _range?: ByteRange): Promise<ObjectBody> {
+    throw new Error('getKey: not implemented yet');
+  }
+
+  async listKeys(_dir: string, _max?: number): Promise<KeyInfo[]> {
+    throw new Error('listKeys: not implemented yet');
+  }
+
+  async deleteKeys(_keys: readonly string[]): Promise<string[]> {
+    throw new Error('deleteKeys: not implemented yet');
   }
 
   close(): void {}

@@ -10,6 +10,35 @@ export type OnBytes = (n: number) => void;
  */
 export type ObjectBody = AsyncIterable<Uint8Array> & { readonly size?: number };
 
+/** Bytes `start` (inclusive) to `end` (exclusive) of a stored key. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/** A stored key and its size in bytes. */
+export interface KeyInfo {
+  key: string;
+  size: number;
+}
+
+/**
+ * What `putKey` uploads: a local file (read when sent, so a retry can send it
+ * again) or bytes in memory.
+ */
+export type KeySource = { file: string } | { data: Buffer };
+
+/**
+ * A layout key: '/'-separated segments of letters, digits, `.`, `_` and `-`,
+ * no segment `.` or `..`, at most 512 characters. Keys come from remote
+ * listings and pack indexes (untrusted), so every raw-key operation checks
+ * its key with this first.
+ */
+export const LAYOUT_KEY_RE = /^(?!.*(?:^|\/)\.{1,2}(?:\/|$))[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*$/;
+export function isLayoutKey(key: string): boolean {
+  return key.length <= 512 && LAYOUT_KEY_RE.test(key);
+}
+
 /**
  * A place objects are pushed to and pulled from. Every remote holds objects
  * exactly as the cache does, `files/sha256/ab/cdef...` under its root, so two
@@ -72,6 +101,30 @@ export interface Remote {
   listRepoMarkers(): Promise<string[]>;
   /** Deletes objects; returns those that could not be deleted. */
   remove(oids: readonly Oid[]): Promise<Oid[]>;
+  /**
+   * Raw keys under the remote's root, beside `files/`: the packed layout's
+   * `tdv-remote.json`, `packs/...` and `index/...` (remote/transfer/layout.ts),
+   * and resumed downloads of `files/sha256/...`. Every key is checked with
+   * `isLayoutKey` (a RemoteError BAD_KEY otherwise).
+   *
+   * Writes the key atomically (a reader sees all of it or none; a killed
+   * upload leaves nothing under the key) and replaces an existing one.
+   */
+  putKey(key: string, from: KeySource, onBytes?: OnBytes): Promise<void>;
+  /**
+   * The key's bytes, or `range` of them (a ranged GET), streamed; `size` is
+   * the number of bytes the body will have. Throws RemoteError
+   * OBJECT_NOT_ON_REMOTE when the key is absent; a range past its end is
+   * cut at the end.
+   */
+  getKey(key: string, range?: ByteRange): Promise<ObjectBody>;
+  /**
+   * Every key below `dir/` (recursive), with sizes, sorted. With `max`, may
+   * stop after `max` keys. Temp files of uploads in progress are not listed.
+   */
+  listKeys(dir: string, max?: number): Promise<KeyInfo[]>;
+  /** Deletes keys; returns those that could not be deleted (absent keys count as deleted). */
+  deleteKeys(keys: readonly string[]): Promise<string[]>;
   /** Releases connections. */
   close(): void;
 }

@@ -16,7 +16,7 @@ import { maskUrl, type RemoteConfig } from '../formats/config.js';
 import { assertObjectFile } from '../cache/store.js';
 import { notOnRemote } from './local.js';
 import { MAX_TEXT_BYTES, tooLargeError } from '../util/fs.js';
-import type { ObjectBody, OnBytes, Remote } from './remote.js';
+import type { ByteRange, KeyInfo, KeySource, ObjectBody, OnBytes, Remote } from './remote.js';
 
 const MiB = 1 << 20;
 /** Files below this go up in one PutObject from memory; larger ones in parts, streamed from disk. */
@@ -343,6 +343,23 @@ export class S3Remote implements Remote {
       if (id && !id.includes('/')) out.push(id);
     }
     return out.sort();
+  }
+
+  // Raw layout keys (remote.ts): implemented by the transfer work of issue 14.
+  async putKey(_key: string, _from: KeySource, _onBytes?: OnBytes): Promise<void> {
+    throw new Error('putKey: not implemented yet');
+  }
+
+  async getKey(_key: string, _range?: ByteRange): Promise<ObjectBody> {
+    throw new Error('getKey: not implemented yet');
+  }
+
+  async listKeys(_dir: string, _max?: number): Promise<KeyInfo[]> {
+    throw new Error('listKeys: not implemented yet');
+  }
+
+  async deleteKeys(_keys: readonly string[]): Promise<string[]> {
+    throw new Error('deleteKeys: not implemented yet');
   }
 
   close(): void {

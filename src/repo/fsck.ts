@@ -8,7 +8,7 @@ import { inTwoThreads } from '../cache/pool.js';
 import type { ObjectStore } from '../cache/store.js';
 import { errnoCode, FormatError, RemoteError, TdvError } from '../errors.js';
 import type { Remote } from '../remote/remote.js';
-import { readVerified } from '../remote/transfer.js';
+import { readVerified } from '../remote/transfer/executor.js';
 import { decodeUtf8, fileKind } from '../util/fs.js';
 import { withRemote } from './lib/transfer.js';
 import { allOuts, findPointers } from './lib/pointers.js';

@@ -2,7 +2,7 @@ import { type ManifestEntry, parseManifest } from '../formats/manifest.js';
 import { isDirOid, type Oid } from '../formats/oid.js';
 import { errnoCode, RemoteError, TdvError, UsageError } from '../errors.js';
 import type { Remote } from '../remote/remote.js';
-import { readVerified } from '../remote/transfer.js';
+import { readVerified } from '../remote/transfer/executor.js';
 import { findPointers, allOuts, type Selected } from './lib/pointers.js';
 import type { Repo } from './repo.js';
 import type { Progress } from '../util/progress.js';
@@ -227,7 +227,7 @@ export async function planGc(repo: Repo, scope: HistoryScope = {}, remote?: Remo
   if (remote && opts.notInRemote) {
     // DVC's meaning: referenced objects the remote holds are not kept. Asked of the remote for
     // exactly the kept objects, so an object absent there (or whose check failed) always stays.
-    const { remoteHas } = await import('../remote/transfer.js');
+    const { remoteHas } = await import('../remote/transfer/executor.js');
     const { remoteJobs } = await import('./lib/remotes.js');
     const jobs = remoteJobs(repo, remote, opts.jobs);
     const named = await remoteHas(remote, [...keep], jobs);

@@ -6,7 +6,7 @@ import type { Oid } from '../../src/formats/oid.js';
 import { ObjectStore } from '../../src/cache/store.js';
 import { RemoteError } from '../../src/errors.js';
 import type { Remote } from '../../src/remote/remote.js';
-import { downloadVerified, remoteHas, runJobs } from '../../src/remote/transfer.js';
+import { downloadVerified, remoteHas, runJobs } from '../../src/remote/transfer/executor.js';
 import { newDir } from '../helpers/expect.js';
 
 /** An in-memory remote that counts requests; `get` can be scripted to misbehave. */
@@ -69,6 +69,18 @@ class MemoryRemote implements Remote {
   }
   async putRepoMarker() {}
   async listRepoMarkers() {
+    return [];
+  }
+  async putKey(): Promise<void> {
+    throw new Error('no raw keys in this remote');
+  }
+  async getKey(): Promise<never> {
+    throw new Error('no raw keys in this remote');
+  }
+  async listKeys() {
+    return [];
+  }
+  async deleteKeys() {
     return [];
   }
   close() {}

@@ -471,6 +471,10 @@ function namingSource(remote: Remote, shown: string): Remote {
     putRepoMarker: wrap(remote.putRepoMarker.bind(remote)),
     listRepoMarkers: wrap(remote.listRepoMarkers.bind(remote)),
     remove: wrap(remote.remove.bind(remote)),
+    putKey: wrap(remote.putKey.bind(remote)),
+    getKey: wrap(remote.getKey.bind(remote)),
+    listKeys: wrap(remote.listKeys.bind(remote)),
+    deleteKeys: wrap(remote.deleteKeys.bind(remote)),
     close: () => remote.close(),
   };
 }

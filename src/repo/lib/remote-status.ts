@@ -2,7 +2,7 @@ import { type ManifestEntry, parseManifest } from '../../formats/manifest.js';
 import type { Oid } from '../../formats/oid.js';
 import { RemoteError, TdvError } from '../../errors.js';
 import type { Remote } from '../../remote/remote.js';
-import { readVerified, remoteHas } from '../../remote/transfer.js';
+import { readVerified, remoteHas } from '../../remote/transfer/executor.js';
 import { withRemote } from './transfer.js';
 import { findPointers, selectTargets } from './pointers.js';
 import { expandStageTargets } from './stage-targets.js';

@@ -382,7 +382,7 @@ export class Snapshot {
           return;
         }
         const remote = await this.source.openRemote();
-        const { downloadVerified } = await import('../../remote/transfer.js');
+        const { downloadVerified } = await import('../../remote/transfer/executor.js');
         await downloadVerified(remote, store, oid, size === undefined ? {} : { size });
       })();
       p.finally(() => inFlight.delete(key)).catch(() => {});

@@ -5,7 +5,7 @@ import type { ObjectStore } from '../../cache/store.js';
 import { damagedPushMessage, LinkedObjectCheck } from '../../cache/linked.js';
 import { FormatError } from '../../errors.js';
 import type { Remote } from '../../remote/remote.js';
-import { downloadVerified, type Job, remoteHas, runJobs, type TransferFailure, type TransferProgress } from '../../remote/transfer.js';
+import { downloadVerified, type Job, remoteHas, runJobs, type TransferFailure, type TransferProgress } from '../../remote/transfer/executor.js';
 import type { Selected } from './pointers.js';
 import type { HistoryScope } from './revision.js';
 import { openRemote, remoteJobs } from './remotes.js';

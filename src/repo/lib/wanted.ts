@@ -1,6 +1,6 @@
 import type { ManifestEntry } from '../../formats/manifest.js';
 import { isDirOid, type Oid } from '../../formats/oid.js';
-import type { Job } from '../../remote/transfer.js';
+import type { Job } from '../../remote/transfer/executor.js';
 import { TdvError } from '../../errors.js';
 import type { Selected } from './pointers.js';
 

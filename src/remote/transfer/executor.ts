@@ -1,13 +1,13 @@
 import fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
-import type { Oid } from '../formats/oid.js';
-import type { ObjectStore, TempObject } from '../cache/store.js';
-import { describeFsError, errnoCode, RemoteError, TdvError } from '../errors.js';
-import type { ObjectBody, OnBytes, Remote } from './remote.js';
-import { isDirOid } from '../formats/oid.js';
-import { MAX_MANIFEST_BYTES } from '../formats/manifest.js';
-import type { Progress } from '../util/progress.js';
+import type { Oid } from '../../formats/oid.js';
+import type { ObjectStore, TempObject } from '../../cache/store.js';
+import { describeFsError, errnoCode, RemoteError, TdvError } from '../../errors.js';
+import type { ObjectBody, OnBytes, Remote } from '../remote.js';
+import { isDirOid } from '../../formats/oid.js';
+import { MAX_MANIFEST_BYTES } from '../../formats/manifest.js';
+import type { Progress } from '../../util/progress.js';
 
 /**
  * Below this many objects, asking per object is cheaper than listing: one
