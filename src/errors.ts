@@ -90,6 +90,7 @@ export const ERROR_CODES = {
   REMOTE_CHECKSUM_UNSUPPORTED: 'transfer',
   BAD_LISTING: 'transfer',
   CORRUPT_ON_REMOTE: 'transfer',
+  REMOTE_LAYOUT_UNSUPPORTED: 'transfer',
   DOWNLOAD_FAILED: 'transfer',
   // A pipeline stage could not run or failed.
   STAGE_FAILED: 'stage',

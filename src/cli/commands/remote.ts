@@ -102,7 +102,7 @@ export function registerRemote(program: Program, ctx: CliContext): void {
     .command('modify')
     .description('set or unset one setting of a remote')
     .argument('<name>', 'the remote')
-    .argument('<key>', 'url, endpointurl, region, profile, force_path_style, checksum, jobs, access_key_id, secret_access_key')
+    .argument('<key>', 'url, endpointurl, region, profile, force_path_style, checksum, jobs, layout, chunking, compression, access_key_id, secret_access_key')
     .argument('[value]', 'the new value (omit with --unset)')
     .option('--local', 'write to .tdv/config.local.yaml (required for access_key_id and secret_access_key)')
     .option('--unset', 'remove the setting')

@@ -2,10 +2,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TdvError } from '../../errors.js';
 import type { Remote } from '../../remote/remote.js';
+import type { ObjectStore } from '../../cache/store.js';
 import { gitCommonDir } from '../../git/git.js';
 import { isInside, toPosix } from '../../util/fs.js';
 import { POINTER_EXT } from '../../formats/pointer.js';
-import { maskUrl, resolveRemoteUrl } from '../../formats/config.js';
+import { maskUrl, type RemoteConfig, resolveRemoteUrl } from '../../formats/config.js';
 import type { Repo } from '../repo.js';
 import { realpathLoose } from './cache-dir.js';
 
@@ -77,10 +78,22 @@ export async function openRemote(repo: Repo, name?: string, jobs?: number): Prom
       });
     }
     const { LocalRemote } = await import('../../remote/local.js');
-    return new LocalRemote(chosen, loc.path);
+    return layoutOf(new LocalRemote(chosen, loc.path), cfg, repo.store, jobs);
   }
   const { createS3Remote } = await import('../../remote/s3.js');
-  return createS3Remote(chosen, cfg, { bucket: loc.bucket, prefix: loc.prefix }, { jobs });
+  return layoutOf(await createS3Remote(chosen, cfg, { bucket: loc.bucket, prefix: loc.prefix }, { jobs }), cfg, repo.store, jobs);
+}
+
+/**
+ * The remote as its layout reads and writes it (remote/packed.ts): packed
+ * (chunks, compression, packs) unless `layout: plain`; every remote is read
+ * in both layouts.
+ */
+export async function layoutOf(raw: Remote, cfg: RemoteConfig, store: ObjectStore, jobs?: number): Promise<Remote> {
+  const { PackedRemote } = await import('../../remote/packed.js');
+  const { parseCompression } = await import('../../remote/transfer/codec.js');
+  const settings = { layout: cfg.layout, chunking: cfg.chunking ?? true, compression: parseCompression(cfg.compression ?? 'auto') ?? { mode: 'auto' as const, level: 3 } };
+  return new PackedRemote(raw, settings, store, jobs ?? cfg.jobs ?? raw.defaultJobs);
 }
 
 /** Parallel transfers: `-j`, else the remote's `jobs`, else its default. */
