@@ -88,6 +88,12 @@ describe('local remote: raw keys on a directory someone else can write to', () =
     expect(await remote.listKeys('index')).toEqual([]);
   });
 
+  it('listKeys sorts by code point, as S3 lists: "-" before "." before "/"', async () => {
+    const { remote } = make();
+    for (const k of ['packs/a/y', 'packs/a.pack', 'packs/a-1/z']) await remote.putKey(k, { data: Buffer.from('x') });
+    expect((await remote.listKeys('packs')).map((k) => k.key)).toEqual(['packs/a-1/z', 'packs/a.pack', 'packs/a/y']);
+  });
+
   it('temp files of uploads in progress (or killed) are never listed, nor read as keys', async () => {
     const { root, remote } = make();
     await remote.putKey('packs/a.pack', { data: Buffer.from('a') });
