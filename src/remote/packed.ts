@@ -123,7 +123,9 @@ export class PackedRemote implements Remote {
       if (name !== undefined && k.size <= MAX_INDEX_BYTES) names.push(name);
     }
     const lists = await pLimit(Math.max(2, this.jobs)).map(names, (name) => this.readIndex(name));
-    for (const entries of lists) for (const e of entries) add(map, e);
+    // The later index's copy of a blob wins: `push --repair` writes a damaged blob again.
+    lists.sort((a, b) => a.written - b.written);
+    for (const { entries } of lists) for (const e of entries) add(map, e);
     this.indexNames = new Set(names);
     // Indexes the remote no longer has (repacked) are dropped from the local copy.
     const keep = new Set(names.map((n) => `${this.cacheId}/${n}.json.gz`));
@@ -134,7 +136,7 @@ export class PackedRemote implements Remote {
     return map;
   }
 
-  private async readIndex(name: string): Promise<BlobEntry[]> {
+  private async readIndex(name: string): Promise<{ written: number; entries: BlobEntry[] }> {
     const local = `${this.cacheId}/${name}.json.gz`;
     const cached = this.store.readSide('remotes', local);
     if (cached) {
@@ -145,14 +147,14 @@ export class PackedRemote implements Remote {
       }
     }
     const bytes = await this.readKey(indexKey(name), MAX_INDEX_BYTES);
-    let entries: BlobEntry[];
+    let index: { written: number; entries: BlobEntry[] };
     try {
-      entries = decodeIndex(bytes, name);
+      index = decodeIndex(bytes, name);
     } catch (err) {
       throw this.corrupt(indexKey(name), (err as Error).message);
     }
     this.store.writeSide('remotes', local, bytes);
-    return entries;
+    return index;
   }
 
   /** A layout record of a newer layout than this tdv reads is refused before anything is read or written. */
@@ -253,7 +255,7 @@ export class PackedRemote implements Remote {
    * one by one. Returns the failures by object; a failure of the remote
    * itself is thrown. Done means readable: every pack and its index written.
    */
-  async putMany(items: readonly { oid: Oid; from: string }[], opts: { onBytes?: OnBytes; onItem?: (oid: Oid) => void } = {}): Promise<Map<Oid, Error>> {
+  async putMany(items: readonly { oid: Oid; from: string }[], opts: { onBytes?: OnBytes; onItem?: (oid: Oid) => void; repair?: boolean } = {}): Promise<Map<Oid, Error>> {
     if ((await this.writeMode()) === 'plain') {
       if (this.raw.putMany) return this.raw.putMany(items);
       const failed = new Map<Oid, Error>();
@@ -276,7 +278,8 @@ export class PackedRemote implements Remote {
     try {
       for (const it of items) {
         try {
-          if (!whole(cat, it.oid) && !session.has(it.oid)) await this.packOne(it.oid, it.from, cat, session);
+          // Repairing: every blob is sent again, chunks too (a damaged chunk breaks every file using it).
+          if ((opts.repair || !whole(cat, it.oid)) && !session.has(it.oid)) await this.packOne(it.oid, it.from, opts.repair ? new Map() : cat, session);
         } catch (err) {
           if ((err instanceof RemoteError && err.wide) || !(err instanceof TdvError)) throw err;
           failed.set(it.oid, err);
@@ -339,6 +342,7 @@ export class PackedRemote implements Remote {
   async get(oid: Oid): Promise<ObjectBody> {
     const e = whole(await this.catalog(), oid);
     if (!e) return this.raw.get(oid);
+    await loadCodec();
     if (e.kind !== 'recipe') {
       const bytes = await this.readBlob(e);
       return Object.assign(one(bytes), { size: bytes.length });
@@ -466,10 +470,10 @@ export class PackedRemote implements Remote {
     try {
       data = e.codec === 'zstd' ? decompress(bytes, e.raw) : bytes;
     } catch (err) {
-      throw this.corrupt(packKey(e.pack), `blob ${e.id} does not decompress: ${(err as Error).message}`);
+      throw this.damagedBlob(e, `does not decompress (${(err as Error).message})`);
     }
-    if (data.length !== e.raw) throw this.corrupt(packKey(e.pack), `blob ${e.id} is ${data.length} bytes where its index says ${e.raw}`);
-    if (e.kind !== 'recipe' && sha256(data) !== e.id.slice(0, 64)) throw this.corrupt(packKey(e.pack), `blob ${e.id} does not hash to its id`);
+    if (data.length !== e.raw) throw this.damagedBlob(e, `is ${data.length} bytes where its index says ${e.raw}`);
+    if (e.kind !== 'recipe' && sha256(data) !== e.id.slice(0, 64)) throw this.damagedBlob(e, `hashes to ${sha256(data)}`);
     return data;
   }
 
@@ -507,10 +511,20 @@ export class PackedRemote implements Remote {
     return Buffer.concat(parts, n);
   }
 
+  /** One blob's bytes are wrong: stored damaged, or altered on the way (the caller retries those). */
+  private damagedBlob(e: BlobEntry, what: string): RemoteError {
+    const name = e.kind === 'chunk' ? `chunk ${e.id}` : `object ${e.id}`;
+    return new RemoteError(
+      'CORRUPT_ON_REMOTE',
+      `${name} on remote "${this.name}" (${this.url}) is corrupt: its copy in ${packKey(e.pack)} ${what}; the bad bytes were discarded. Run \`tdv push --repair\` in a clone that has the data, to store it again`,
+      { data: { oid: e.id, key: packKey(e.pack) } },
+    );
+  }
+
   private corrupt(key: string, why: string): RemoteError {
     return new RemoteError(
       'CORRUPT_ON_REMOTE',
-      `remote "${this.name}" (${this.url}): ${key} is damaged: ${why}; nothing of it was used. Run \`tdv push\` from a clone that has the data to store it again`,
+      `remote "${this.name}" (${this.url}): ${key} is damaged: ${why}; nothing of it was used. Run \`tdv push --repair\` in a clone that has the data, to store it again`,
       { data: { key } },
     );
   }
@@ -575,7 +589,8 @@ export class PackedRemote implements Remote {
             continue;
           }
           const data = this.decodeBlob(e, bytes.subarray(e.offset - start, e.offset - start + e.length));
-          if (!isDirOid(job.oid) && job.size !== data.length) throw this.corrupt(packKey(pack), `object ${job.oid} is ${data.length} bytes where ${job.size} are recorded for ${job.path}`);
+          if (isDirOid(job.oid)) job.size = data.length;
+          else if (job.size !== data.length) throw this.corrupt(packKey(pack), `object ${job.oid} is ${data.length} bytes where ${job.size} are recorded for ${job.path}`);
           const tmp: TempObject = this.store.openTemp();
           try {
             tmp.write([data]);
@@ -753,10 +768,10 @@ function whole(cat: Map<string, BlobEntry>, oid: Oid): BlobEntry | undefined {
   return e && (e.kind !== 'chunk' || !isDirOid(oid)) ? e : undefined;
 }
 
-/** Adds an entry; an object or chunk entry wins over a recipe of the same id (the same bytes, one read). */
+/** Adds an entry, replacing an earlier one of the same id (a later index's), except that a recipe never replaces the whole bytes of an object or chunk. */
 function add(map: Map<string, BlobEntry>, e: BlobEntry): void {
   const old = map.get(e.id);
-  if (!old || (old.kind === 'recipe' && e.kind !== 'recipe')) map.set(e.id, e);
+  if (!old || old.kind === 'recipe' || e.kind !== 'recipe') map.set(e.id, e);
 }
 
 function sha256(b: Uint8Array): string {

@@ -14,6 +14,8 @@ export interface Moved {
 export interface AdapterOptions {
   jobs: number;
   progress?: TransferProgress;
+  /** Upload even what the remote holds (its copy may be damaged). */
+  repair?: boolean;
 }
 
 /**
@@ -121,7 +123,7 @@ export const packedAdapter: TransferAdapter = {
     for (const j of uploads) byOid.set(j.oid, j);
     const errors = await packed.putMany(
       uploads.map((j) => ({ oid: j.oid, from: store.pathOf(j.oid) })),
-      { onBytes: (n) => opts.progress?.bytes(n), onItem: () => opts.progress?.files() },
+      { onBytes: (n) => opts.progress?.bytes(n), onItem: () => opts.progress?.files(), repair: opts.repair },
     );
     const done: Job[] = [];
     const failed: TransferFailure[] = [];

@@ -133,7 +133,8 @@ export function encodeIndex(entries: readonly BlobEntry[]): { name: string; byte
     if (e.fileSize !== undefined) row.push(e.fileSize);
     return row;
   });
-  const bytes = zlib.gzipSync(JSON.stringify({ format: 'tdv-index', version: 1, packs, blobs }), { level: 6 });
+  // `written`: when two indexes name the same blob, the later one's copy is read (`push --repair` stores a damaged blob again).
+  const bytes = zlib.gzipSync(JSON.stringify({ format: 'tdv-index', version: 1, written: Date.now(), packs, blobs }), { level: 6 });
   return { name: createHash('sha256').update(bytes).digest('hex'), bytes };
 }
 
@@ -147,7 +148,7 @@ const isCount = (x: unknown, max = Number.MAX_SAFE_INTEGER): x is number => type
  * recipes) or SHA-256s (chunks), packs are SHA-256 names, numbers are whole
  * and bounded. `name` is the index's name, checked against the bytes' hash.
  */
-export function decodeIndex(bytes: Buffer, name: string): BlobEntry[] {
+export function decodeIndex(bytes: Buffer, name: string): { written: number; entries: BlobEntry[] } {
   if (createHash('sha256').update(bytes).digest('hex') !== name) throw new BadLayoutData(`its content does not hash to its name`);
   let doc: unknown;
   try {
@@ -155,11 +156,12 @@ export function decodeIndex(bytes: Buffer, name: string): BlobEntry[] {
   } catch (err) {
     throw new BadLayoutData(`it is not gzipped JSON (${(err as Error).message})`);
   }
-  const d = doc as { format?: unknown; version?: unknown; packs?: unknown; blobs?: unknown };
+  const d = doc as { format?: unknown; version?: unknown; written?: unknown; packs?: unknown; blobs?: unknown };
   if (typeof d !== 'object' || d === null || d.format !== 'tdv-index') throw new BadLayoutData('it is not a tdv index');
   if (d.version !== 1) throw new BadLayoutData(`it has version ${JSON.stringify(d.version)}, which this tdv does not read; upgrade tdv`);
   if (!Array.isArray(d.packs) || !d.packs.every((p) => typeof p === 'string' && HEX64.test(p))) throw new BadLayoutData('its pack names are not SHA-256 names');
   if (!Array.isArray(d.blobs)) throw new BadLayoutData('it has no blob list');
+  const written = isCount(d.written) ? d.written : 0;
   const packs = d.packs as string[];
   const out: BlobEntry[] = [];
   for (const row of d.blobs as unknown[]) {
@@ -175,7 +177,7 @@ export function decodeIndex(bytes: Buffer, name: string): BlobEntry[] {
     if (codec === 'none' && raw !== length) throw new BadLayoutData(`blob ${id} is stored raw but its sizes differ`);
     out.push({ id, kind, pack: packs[p]!, offset, length, raw, codec, ...(kind === 'recipe' ? { fileSize: fileSize as number } : {}) });
   }
-  return out;
+  return { written, entries: out };
 }
 
 /** A large file as chunks: their SHA-256s and sizes, in order. */

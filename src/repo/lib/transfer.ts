@@ -31,6 +31,8 @@ export interface TransferOptions {
 export interface PushOptions extends TransferOptions {
   /** Plan only: list what would be uploaded. */
   dry?: boolean;
+  /** Upload everything selected even where the remote has it (a damaged copy there is replaced: readers take the newer one). */
+  repair?: boolean;
   /**
    * Called once planned (not with `dry`), before the first upload, when the
    * push uses any object on the remote (uploads it, or finds it there).
@@ -74,11 +76,8 @@ export async function pushSelected(repo: Repo, remote: Remote, selected: readonl
   const res: TransferResult = { remote: remote.name, transferred: 0, skipped: 0, failed: [], bytes: 0 };
 
   // Cheapest check first: a directory whose manifest is on the remote is there whole.
-  const manifestsThere = await remoteHas(
-    remote,
-    wanted.dirs.map((d) => d.oid),
-    jobs,
-  );
+  const has = (oids: Oid[]) => (opts.repair ? Promise.resolve(new Set<Oid>()) : remoteHas(remote, oids, jobs));
+  const manifestsThere = await has(wanted.dirs.map((d) => d.oid));
   const onRemote = new Set<Oid>();
   const check: Oid[] = [];
   for (const [oid] of wanted.files) check.push(oid);
@@ -89,7 +88,7 @@ export async function pushSelected(repo: Repo, remote: Remote, selected: readonl
     for (const c of d.children) onRemote.add(c.oid);
   }
   const unknown = check.filter((o) => !onRemote.has(o));
-  for (const o of await remoteHas(remote, unknown, jobs)) onRemote.add(o);
+  for (const o of await has(unknown)) onRemote.add(o);
 
   const uploads: Job[] = [];
   for (const [oid, job] of wanted.files) {
@@ -131,7 +130,7 @@ export async function pushSelected(repo: Repo, remote: Remote, selected: readonl
   const total = uploads.reduce((n, j) => n + j.size, 0) + manifestJobs.reduce((n, d) => n + store.sizeOf(d.oid), 0);
   opts.progress?.plan(uploads.length + manifestJobs.length, total);
   const adapter = adapterFor(remote);
-  const files = await adapter.upload(remote, store, uploads, { jobs, progress: opts.progress });
+  const files = await adapter.upload(remote, store, uploads, { jobs, progress: opts.progress, repair: opts.repair });
   for (const j of files.done) {
     onRemote.add(j.oid);
     res.bytes += j.size;
@@ -160,7 +159,7 @@ export async function pushSelected(repo: Repo, remote: Remote, selected: readonl
     if (!d.partial) res.failed.push({ oid: d.oid, path: d.path, error: `manifest of ${d.path} not uploaded: ${absent.length} of its files are not on the remote` });
     else (res.heldBack ??= []).push({ path: d.path, missing: absent.length });
   }
-  const manifests = await adapter.upload(remote, store, ready, { jobs, progress: opts.progress });
+  const manifests = await adapter.upload(remote, store, ready, { jobs, progress: opts.progress, repair: opts.repair });
   res.transferred += manifests.done.length;
   for (const j of manifests.done) res.bytes += j.size;
   res.failed.push(...manifests.failed);
