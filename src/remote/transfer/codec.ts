@@ -75,12 +75,22 @@ export function formatCompression(c: Compression): string {
 
 interface ZstdWasm {
   init(): Promise<void>;
-  compress(buf: Uint8Array, level?: number): Uint8Array;
-  decompress(buf: Uint8Array, opts?: { defaultHeapSize?: number }): Uint8Array;
+  createCCtx(): number;
+  createDCtx(): number;
+  compressUsingDict(cctx: number, buf: Uint8Array, dict: Uint8Array, level?: number): Uint8Array;
+  decompressUsingDict(dctx: number, buf: Uint8Array, dict: Uint8Array, opts?: { defaultHeapSize?: number }): Uint8Array;
 }
 
-let zstd: ZstdWasm | undefined;
+/**
+ * The loaded library with one compression and one decompression context, kept
+ * for the process: the library's plain compress() makes a context per call,
+ * which halves the speed on small blobs (measured 20 vs 40 MB/s on 4 KiB pieces
+ * of CSV, the same output). "usingDict" with an empty dictionary is plain zstd
+ * (the frame names no dictionary).
+ */
+let zstd: { lib: ZstdWasm; cctx: number; dctx: number } | undefined;
 let loading: Promise<void> | undefined;
+const NO_DICT = new Uint8Array(0);
 
 /**
  * Loads the zstd WebAssembly module (once; about 250 KB, compiled in a few
@@ -92,9 +102,9 @@ let loading: Promise<void> | undefined;
 export function loadCodec(): Promise<void> {
   loading ??= (async () => {
     // A CommonJS package: require() gives its exports object whatever the bundler does to import().
-    const m = createRequire(import.meta.url)('@bokuweb/zstd-wasm') as ZstdWasm;
-    await m.init();
-    zstd = m;
+    const lib = createRequire(import.meta.url)('@bokuweb/zstd-wasm') as ZstdWasm;
+    await lib.init();
+    zstd = { lib, cctx: lib.createCCtx(), dctx: lib.createDCtx() };
   })().catch((e: unknown) => {
     loading = undefined;
     throw new Error(`cannot load the zstd codec (@bokuweb/zstd-wasm): ${e instanceof Error ? e.message : String(e)}`, { cause: e });
@@ -102,7 +112,7 @@ export function loadCodec(): Promise<void> {
   return loading;
 }
 
-function lib(): ZstdWasm {
+function loaded(): NonNullable<typeof zstd> {
   if (!zstd) throw new Error('the zstd codec is not loaded: await loadCodec() first');
   return zstd;
 }
@@ -114,7 +124,8 @@ function asBuffer(u: Uint8Array): Buffer {
 /** One zstd frame of `data` at `level` (1-19), naming its content size. */
 export function compress(data: Uint8Array, level: number): Buffer {
   if (!Number.isInteger(level) || level < MIN_LEVEL || level > MAX_LEVEL) throw new Error(`zstd level ${level} is not in ${MIN_LEVEL}-${MAX_LEVEL}`);
-  return asBuffer(lib().compress(data, level));
+  const z = loaded();
+  return asBuffer(z.lib.compressUsingDict(z.cctx, data, NO_DICT, level));
 }
 
 const MAGIC = 0xfd2fb528;
@@ -172,7 +183,8 @@ export function decompress(data: Uint8Array, rawSize: number): Buffer {
   if (data.length > bound) throw new Error(`zstd frame of ${data.length} bytes is too large for ${rawSize} bytes of content`);
   let out: Uint8Array;
   try {
-    out = lib().decompress(data, { defaultHeapSize: rawSize });
+    const z = loaded();
+    out = z.lib.decompressUsingDict(z.dctx, data, NO_DICT, { defaultHeapSize: rawSize });
   } catch (e) {
     throw new Error(`zstd frame is corrupt (${e instanceof Error ? e.message : String(e)})`, { cause: e });
   }
