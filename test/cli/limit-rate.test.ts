@@ -67,6 +67,42 @@ describe('--limit-rate', () => {
   });
 });
 
+describe("--limit-rate on get, import and update (the source repository's remote)", () => {
+  async function source(size: number): Promise<string> {
+    const { dir } = await repoWithData(size);
+    expect((await tdv(dir, 'push')).code).toBe(0);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'data');
+    return dir;
+  }
+
+  it('get and import are paced: at least (N - burst) / rate each', async () => {
+    const size = 576 * KiB;
+    const src = await source(size);
+    const out = newDir();
+    const g = await timed(() => tdv(out, 'get', src, 'data.bin', '-o', 'got.bin', '--limit-rate', '256k'));
+    expect(g.res.code, g.res.stderr).toBe(0);
+    expect(fs.statSync(path.join(out, 'got.bin')).size).toBe(size);
+    expect(g.seconds).toBeGreaterThanOrEqual((size - 64 * KiB) / (256 * KiB));
+    const here = await newRepo();
+    const i = await timed(() => tdv(here, 'import', src, 'data.bin', '--limit-rate', '256k'));
+    expect(i.res.code, i.res.stderr).toBe(0);
+    expect(fs.statSync(path.join(here, 'data.bin')).size).toBe(size);
+    expect(i.seconds).toBeGreaterThanOrEqual((size - 64 * KiB) / (256 * KiB));
+  });
+
+  it.each([
+    ['get', ['SRC', 'data.bin']],
+    ['import', ['SRC', 'data.bin']],
+    ['update', []],
+  ])('%s refuses a bad rate with one line naming the flag; exit 2', async (cmd, args) => {
+    const here = await newRepo();
+    const r = await tdv(here, cmd, ...args.map((a) => (a === 'SRC' ? here : a)), '--limit-rate', '0');
+    expect(r.code).toBe(2);
+    expectOneLineError(r.stderr, '--limit-rate must be bytes per second', 'got "0"');
+  });
+});
+
 describe('remote.<name>.limit_rate', () => {
   it('is honoured by push when no flag is given', async () => {
     const size = 640 * KiB;
