@@ -5,6 +5,7 @@ import { readUtf8OrUndefined } from '../util/fs.js';
 import { parseYaml, type YamlFile } from '../util/yaml.js';
 import * as v from 'valibot';
 import { dict, fail, key, KEYS, problemOf, strictMapping, validate, type At } from './schema.js';
+import { parseRate, RATE_SYNTAX } from './rate.js';
 
 export const LINK_TYPES = ['reflink', 'copy', 'hardlink', 'symlink'] as const;
 export type LinkType = (typeof LINK_TYPES)[number];
@@ -178,6 +179,11 @@ const REMOTE_VALUES = {
     (x) => typeof x === 'string' && COMPRESSION_RE.test(x),
     (i) => `${KEYS} must be auto, none, zstd or zstd:LEVEL with a level from 1 to 19${got(i.input)}`,
   ),
+  /** A rate cap for transfers with this remote (`--limit-rate` overrides it): bytes per second, e.g. 4M. */
+  limit_rate: v.custom<string | number>(
+    (x) => (typeof x === 'string' || typeof x === 'number') && parseRate(x) !== undefined,
+    (i) => `${KEYS} must be ${RATE_SYNTAX}${got(i.input)}`,
+  ),
   /** Only ever from config.local.yaml. */
   access_key_id: nonEmpty(true),
   secret_access_key: nonEmpty(true),
@@ -241,6 +247,7 @@ function remoteSection(local: boolean) {
       layout: v.optional(REMOTE_VALUES.layout),
       chunking: v.optional(REMOTE_VALUES.chunking),
       compression: v.optional(REMOTE_VALUES.compression),
+      limit_rate: v.optional(REMOTE_VALUES.limit_rate),
       access_key_id: v.optional(local ? REMOTE_VALUES.access_key_id : committed('access_key_id')),
       secret_access_key: v.optional(local ? REMOTE_VALUES.secret_access_key : committed('secret_access_key')),
     },

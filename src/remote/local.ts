@@ -2,12 +2,14 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { isOid, type Oid } from '../formats/oid.js';
 import { describeFsError, errnoCode, RemoteError, TdvError } from '../errors.js';
 import { assertObjectFile } from '../cache/store.js';
 import { fileKind, MAX_TEXT_BYTES, readFileOrUndefined, tmpSuffix } from '../util/fs.js';
 import { rmQuiet, writeFileAtomicSync } from '../workspace/raw.js';
 import { compareCodePoints } from '../formats/manifest.js';
+import { throttledBody, throttledReadable, type TokenBucket } from './rate.js';
 import { isLayoutKey, type ByteRange, type KeyInfo, type KeySource, type ObjectBody, type OnBytes, type Remote } from './remote.js';
 
 /**
@@ -22,11 +24,16 @@ export class LocalRemote implements Remote {
   private readonly madeDirs = new Set<string>();
   private checked = false;
 
+  /** The rate limit (`--limit-rate`, `limit_rate`) every transfer of this remote paces through. */
+  private readonly rate: TokenBucket | undefined;
+
   constructor(
     readonly name: string,
     readonly root: string,
+    opts: { rate?: TokenBucket } = {},
   ) {
     this.objectsDir = path.join(root, 'files', 'sha256');
+    this.rate = opts.rate;
   }
 
   get url(): string {
@@ -93,7 +100,8 @@ export class LocalRemote implements Remote {
       // The copy keeps the cache object's mode (read-only); the rename publishes it whole.
       // Renaming over an object another push stored meanwhile replaces it with the same bytes.
       const flags = fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE;
-      if (size < 1 << 20) fs.copyFileSync(from, tmp, flags);
+      if (this.rate) await this.pacedCopy(fs.createReadStream(from, { highWaterMark: 1 << 20 }), tmp, fs.statSync(from).mode & 0o777, this.rate);
+      else if (size < 1 << 20) fs.copyFileSync(from, tmp, flags);
       else await fsp.copyFile(from, tmp, flags);
       fs.renameSync(tmp, dest);
       onBytes?.(size);
@@ -110,6 +118,7 @@ export class LocalRemote implements Remote {
    */
   async putMany(items: readonly { oid: Oid; from: string }[]): Promise<Map<Oid, Error>> {
     this.checkRoot();
+    if (this.rate) return this.putEach(items); // the threads would copy past the rate limit
     const { inTwoThreads } = await import('../cache/pool.js');
     const results = await inTwoThreads(
       'publish',
@@ -164,23 +173,26 @@ export class LocalRemote implements Remote {
         }
       };
       let done = false;
-      return {
-        size,
-        [Symbol.asyncIterator]: () => ({
-          next: async () => {
-            if (done) return { done: true, value: undefined };
-            done = true;
-            return { done: false, value: read() };
-          },
-          return: async () => {
-            if (!done) fs.closeSync(fd);
-            done = true;
-            return { done: true, value: undefined };
-          },
-        }),
-      };
+      return throttledBody(
+        {
+          size,
+          [Symbol.asyncIterator]: () => ({
+            next: async () => {
+              if (done) return { done: true, value: undefined };
+              done = true;
+              return { done: false, value: read() };
+            },
+            return: async () => {
+              if (!done) fs.closeSync(fd);
+              done = true;
+              return { done: true, value: undefined };
+            },
+          }),
+        },
+        this.rate,
+      );
     }
-    return Object.assign(fs.createReadStream(file, { fd, highWaterMark: 1 << 20 }), { size });
+    return throttledBody(Object.assign(fs.createReadStream(file, { fd, highWaterMark: 1 << 20 }), { size }), this.rate);
   }
 
   async *list(): AsyncIterable<Oid> {
@@ -315,7 +327,8 @@ export class LocalRemote implements Remote {
     }
     const tmp = path.join(path.dirname(dest), `${TMP_PREFIX}${tmpSuffix()}`);
     try {
-      if ('data' in from) fs.writeFileSync(tmp, from.data, { mode: 0o444, flag: 'wx' });
+      if (this.rate) await this.pacedCopy('data' in from ? [from.data] : fs.createReadStream(from.file, { highWaterMark: 1 << 20 }), tmp, 0o444, this.rate);
+      else if ('data' in from) fs.writeFileSync(tmp, from.data, { mode: 0o444, flag: 'wx' });
       else {
         await fsp.copyFile(from.file, tmp, fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE);
         fs.chmodSync(tmp, 0o444);
@@ -362,7 +375,7 @@ export class LocalRemote implements Remote {
       return emptyBody();
     }
     // `end` of createReadStream is inclusive. It reads with pread at the offset, so no seek is shared.
-    return Object.assign(fs.createReadStream(file, { fd, start, end: end - 1, highWaterMark: 1 << 20 }), { size: end - start });
+    return throttledBody(Object.assign(fs.createReadStream(file, { fd, start, end: end - 1, highWaterMark: 1 << 20 }), { size: end - start }), this.rate);
   }
 
   /**
@@ -414,6 +427,25 @@ export class LocalRemote implements Remote {
         if (errnoCode(err) !== 'ENOENT' && errnoCode(err) !== 'ENOTDIR') failed.push(key);
       }
     });
+    return failed;
+  }
+
+  /** Writes `body` to the new file `tmp` as fast as the rate limit allows. */
+  private async pacedCopy(body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, tmp: string, mode: number, rate: TokenBucket): Promise<void> {
+    await pipeline(throttledReadable(body, rate), fs.createWriteStream(tmp, { flags: 'wx', mode }));
+  }
+
+  /** putMany one object at a time (under a rate limit); failures by oid, wide ones thrown. */
+  private async putEach(items: readonly { oid: Oid; from: string }[]): Promise<Map<Oid, Error>> {
+    const failed = new Map<Oid, Error>();
+    for (const { oid, from } of items) {
+      try {
+        await this.put(oid, from, fs.statSync(from).size);
+      } catch (err) {
+        if (err instanceof RemoteError && err.wide) throw err;
+        failed.set(oid, err instanceof Error ? err : new Error(String(err)));
+      }
+    }
     return failed;
   }
 

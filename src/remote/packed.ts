@@ -27,7 +27,7 @@ import {
   type Recipe,
 } from './transfer/pack.js';
 import { CHUNK_THRESHOLD, chunkFile, DEFAULT_CHUNK_PARAMS } from './transfer/chunker.js';
-import { type Compression, decompress, encode, loadCodec } from './transfer/codec.js';
+import { type Compression, decode, encode, fileEncoder, loadCodec } from './transfer/codec.js';
 
 /** How a remote is written (`remote.<name>.layout`, `chunking`, `compression`). */
 export interface LayoutSettings {
@@ -307,17 +307,12 @@ export class PackedRemote implements Remote {
       const hash = createHash('sha256');
       const chunks: Recipe['chunks'] = [];
       // `auto`: the first chunk this file sends decides whether the rest are compressed.
-      let mode: Compression = c;
-      let tried = c.mode !== 'auto';
+      const encodeChunk = fileEncoder(c);
       for await (const ch of chunkFile(from)) {
         hash.update(ch.data);
         chunks.push([ch.sha256, ch.size]);
         if (cat.has(ch.sha256) || session.has(ch.sha256)) continue;
-        const enc = encode(ch.data, mode);
-        if (!tried) {
-          tried = true;
-          if (enc.codec === 'none') mode = { ...c, mode: 'none' };
-        }
+        const enc = encodeChunk(ch.data);
         await session.add(ch.sha256, 'chunk', enc.codec, ch.size, enc.bytes);
       }
       const size = chunks.reduce((n, x) => n + x[1], 0);
@@ -468,7 +463,7 @@ export class PackedRemote implements Remote {
   private decodeBlob(e: BlobEntry, bytes: Buffer): Buffer {
     let data: Buffer;
     try {
-      data = e.codec === 'zstd' ? decompress(bytes, e.raw) : bytes;
+      data = decode(e.codec, bytes, e.raw);
     } catch (err) {
       throw this.damagedBlob(e, `does not decompress (${(err as Error).message})`);
     }

@@ -93,29 +93,3 @@ export function throttledBody<T extends AsyncIterable<Uint8Array> & { readonly s
 export function throttledReadable(body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, bucket: TokenBucket): Readable {
   return Readable.from(throttled(body, bucket), { objectMode: false });
 }
-
-const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
-
-/**
- * Parses a rate as curl's --limit-rate does: bytes per second, with an
- * optional k, m or g suffix (either case, 1024-based), e.g. `500k`, `4M`,
- * `1.5m`. Returns undefined for anything else, zero or negatives included.
- */
-export function parseRate(text: string): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*([kmg]?)\s*$/i.exec(text);
-  if (!m) return undefined;
-  const n = Math.floor(Number(m[1]) * UNITS[m[2]!.toLowerCase()]!);
-  return n >= 1 && Number.isSafeInteger(n) ? n : undefined;
-}
-
-/** A rate for messages: `4 MiB/s`, `500 KiB/s`, `100 B/s`. */
-export function formatRate(bytesPerSecond: number): string {
-  for (const [unit, size] of [
-    ['GiB', 1024 ** 3],
-    ['MiB', 1024 ** 2],
-    ['KiB', 1024],
-  ] as const) {
-    if (bytesPerSecond >= size) return `${+(bytesPerSecond / size).toFixed(2)} ${unit}/s`;
-  }
-  return `${bytesPerSecond} B/s`;
-}

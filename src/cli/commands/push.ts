@@ -26,6 +26,7 @@ export function registerPush(program: Program, ctx: CliContext): void {
       targets: resolve(targets),
       remote: opts.remote,
       jobs: opts.jobs,
+      limitRate: opts.limitRate,
       runCache: opts.runCache,
       withDeps: opts.withDeps,
       dry: opts.dry,

@@ -61,6 +61,8 @@ export interface OpenExternalOptions {
   env?: NodeJS.ProcessEnv;
   /** What a relative path URL is relative to (default: the process's working directory). */
   cwd?: string;
+  /** `--limit-rate`: bytes per second with the source's remote (its own `limit_rate` is not used). */
+  limitRate?: number;
 }
 
 /** Transports git may use for a source: no `ext::`/`fd::` (they run commands) and nothing exotic. */
@@ -410,12 +412,13 @@ async function openSourceRemote(norm: { url: string; localPath?: string }, confi
       for (const k of CREDENTIAL_KEYS) if (mine[k] !== undefined) (merged as Record<string, unknown>)[k] = mine[k];
   }
   let remote: Remote;
+  const rate = opts.limitRate === undefined ? undefined : new (await import('../../remote/rate.js')).TokenBucket(opts.limitRate);
   if (loc.kind === 'local') {
     const { LocalRemote } = await import('../../remote/local.js');
-    remote = new LocalRemote(name, loc.path);
+    remote = new LocalRemote(name, loc.path, { rate });
   } else {
     const { createS3Remote } = await import('../../remote/s3.js');
-    remote = await createS3Remote(name, merged, { bucket: loc.bucket, prefix: loc.prefix });
+    remote = await createS3Remote(name, merged, { bucket: loc.bucket, prefix: loc.prefix }, { rate });
   }
   // Read in both layouts (remote/packed.ts); nothing is written to a source's remote.
   return layoutOf(namingSource(remote, shown), merged, store);

@@ -7,6 +7,8 @@ import { gitCommonDir } from '../../git/git.js';
 import { isInside, toPosix } from '../../util/fs.js';
 import { POINTER_EXT } from '../../formats/pointer.js';
 import { maskUrl, type RemoteConfig, resolveRemoteUrl } from '../../formats/config.js';
+import { parseRate } from '../../formats/rate.js';
+import { TokenBucket } from '../../remote/rate.js';
 import type { Repo } from '../repo.js';
 import { realpathLoose } from './cache-dir.js';
 
@@ -47,8 +49,11 @@ export function localRemoteProblem(repo: Repo, dir: string): string | undefined 
   return undefined;
 }
 
-/** The remote named `name`, or the default one: its implementation chosen by URL. `jobs` sizes its connection pool. */
-export async function openRemote(repo: Repo, name?: string, jobs?: number): Promise<Remote> {
+/**
+ * The remote named `name`, or the default one: its implementation chosen by URL. `jobs` sizes its
+ * connection pool; `limitRate` (bytes per second, `--limit-rate`) overrides its `limit_rate`.
+ */
+export async function openRemote(repo: Repo, name?: string, jobs?: number, limitRate?: number): Promise<Remote> {
   const chosen = name ?? repo.config.core.remote;
   const known = Object.keys(repo.config.remote);
   if (chosen === undefined) {
@@ -68,6 +73,8 @@ export async function openRemote(repo: Repo, name?: string, jobs?: number): Prom
     );
   }
   const loc = resolveRemoteUrl(repo.root, cfg.url);
+  const bps = limitRate ?? (cfg.limit_rate === undefined ? undefined : parseRate(cfg.limit_rate));
+  const rate = bps === undefined ? undefined : new TokenBucket(bps); // one per opened remote, shared by its transfers
   if (loc.kind === 'local') {
     // Checked again here, not only by `tdv remote add`: a committed config may be hand-edited,
     // and a symlink on the way may have been made (or committed) since.
@@ -78,10 +85,10 @@ export async function openRemote(repo: Repo, name?: string, jobs?: number): Prom
       });
     }
     const { LocalRemote } = await import('../../remote/local.js');
-    return layoutOf(new LocalRemote(chosen, loc.path), cfg, repo.store, jobs);
+    return layoutOf(new LocalRemote(chosen, loc.path, { rate }), cfg, repo.store, jobs);
   }
   const { createS3Remote } = await import('../../remote/s3.js');
-  return layoutOf(await createS3Remote(chosen, cfg, { bucket: loc.bucket, prefix: loc.prefix }, { jobs }), cfg, repo.store, jobs);
+  return layoutOf(await createS3Remote(chosen, cfg, { bucket: loc.bucket, prefix: loc.prefix }, { jobs, rate }), cfg, repo.store, jobs);
 }
 
 /**

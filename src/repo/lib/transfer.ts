@@ -19,6 +19,8 @@ export interface TransferOptions {
   /** Remote name; the default remote otherwise. */
   remote?: string;
   jobs?: number;
+  /** `--limit-rate`: bytes per second, over the remote's `limit_rate`. */
+  limitRate?: number;
   progress?: TransferProgress;
   /** Also transfer the run-cache (records and the objects of their outputs). */
   runCache?: boolean;
@@ -202,8 +204,8 @@ export function cachedManifest(store: ObjectStore, corrupt: Map<Oid, string>) {
   };
 }
 
-export async function withRemote<T>(repo: Repo, opts: { remote?: string; jobs?: number }, fn: (remote: Remote) => Promise<T>): Promise<T> {
-  const remote = await openRemote(repo, opts.remote, opts.jobs);
+export async function withRemote<T>(repo: Repo, opts: { remote?: string; jobs?: number; limitRate?: number }, fn: (remote: Remote) => Promise<T>): Promise<T> {
+  const remote = await openRemote(repo, opts.remote, opts.jobs, opts.limitRate);
   try {
     return await fn(remote);
   } finally {
