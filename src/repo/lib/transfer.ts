@@ -1,17 +1,16 @@
-import fs from 'node:fs';
 import type { ManifestEntry } from '../../formats/manifest.js';
-import { isDirOid, type Oid, shortOid } from '../../formats/oid.js';
+import { isDirOid, type Oid } from '../../formats/oid.js';
 import type { ObjectStore } from '../../cache/store.js';
-import { damagedPushMessage, LinkedObjectCheck } from '../../cache/linked.js';
 import { FormatError } from '../../errors.js';
 import type { Remote } from '../../remote/remote.js';
-import { type Job, remoteHas, type TransferFailure, type TransferProgress } from '../../remote/transfer/executor.js';
+import type { Job, TransferFailure, TransferProgress } from '../../remote/transfer/executor.js';
 import { adapterFor } from '../../remote/transfer/adapters.js';
 import type { Selected } from './pointers.js';
 import type { HistoryScope } from './revision.js';
 import { openRemote, remoteJobs } from './remotes.js';
 import type { Repo } from '../repo.js';
-import { collectWanted, type WantedDir } from './wanted.js';
+import { collectWanted } from './wanted.js';
+import { executePush, planFetch, planFetchManifests, planPush } from '../../remote/transfer/plan.js';
 
 export interface TransferOptions {
   /** Absolute paths of targets; none means every pointer. */
@@ -77,114 +76,14 @@ export async function pushSelected(repo: Repo, remote: Remote, selected: readonl
   const wanted = await collectWanted(selected, cachedManifest(store, corrupt));
   const res: TransferResult = { remote: remote.name, transferred: 0, skipped: 0, failed: [], bytes: 0 };
 
-  // Cheapest check first: a directory whose manifest is on the remote is there whole.
-  const has = (oids: Oid[]) => (opts.repair ? Promise.resolve(new Set<Oid>()) : remoteHas(remote, oids, jobs));
-  const manifestsThere = await has(wanted.dirs.map((d) => d.oid));
-  const onRemote = new Set<Oid>();
-  const check: Oid[] = [];
-  for (const [oid] of wanted.files) check.push(oid);
-  const complete = new Set<Oid>();
-  for (const d of wanted.dirs) {
-    if (!manifestsThere.has(d.oid)) continue;
-    complete.add(d.oid);
-    for (const c of d.children) onRemote.add(c.oid);
-  }
-  const unknown = check.filter((o) => !onRemote.has(o));
-  for (const o of await has(unknown)) onRemote.add(o);
-
-  const uploads: Job[] = [];
-  for (const [oid, job] of wanted.files) {
-    if (onRemote.has(oid)) res.skipped++;
-    else uploads.push(job);
-  }
-  // The same directory content may be tracked at several paths: one manifest each.
-  const manifestJobs: WantedDir[] = [];
-  const seen = new Set<Oid>();
-  for (const d of wanted.dirs) {
-    if (seen.has(d.oid)) {
-      // (The first was skipped as complete, or failed: then there is no job to widen.)
-      const job = manifestJobs.find((m) => m.oid === d.oid);
-      if (job && !d.partial) job.partial = false;
-      continue;
-    }
-    seen.add(d.oid);
-    if (complete.has(d.oid)) res.skipped++;
-    else if (!d.entries)
-      res.failed.push({ oid: d.oid, path: d.path, error: corrupt.get(d.oid) ?? `the manifest of ${d.path} (${shortOid(d.oid)}) is not in the cache, nor on remote "${remote.name}"` });
-    else manifestJobs.push({ ...d });
-  }
+  const plan = await planPush(remote, wanted, { jobs, repair: opts.repair, corrupt });
+  res.skipped = plan.skipped;
   if (opts.dry) {
-    const manifests = manifestJobs.map((d) => ({ oid: d.oid, size: store.sizeOf(d.oid), path: d.path }));
-    return { ...res, planned: [...uploads, ...manifests] };
+    const manifests = plan.manifests.map((d) => ({ oid: d.oid, size: store.sizeOf(d.oid), path: d.path }));
+    return { ...res, failed: plan.failed, planned: [...plan.uploads, ...manifests] };
   }
-
-  // An object hard-linked into a workspace may have been written through the link: its
-  // bytes are checked before they are published under its name (the others go on).
-  const damaged = damagedObjects(store, uploads);
-  if (damaged.length > 0) {
-    const bad = new Set(damaged.map((f) => f.oid));
-    res.failed.push(...damaged);
-    uploads.splice(0, uploads.length, ...uploads.filter((j) => !bad.has(j.oid)));
-  }
-
-  if (uploads.length + manifestJobs.length + res.skipped > 0) await opts.beforeUpload?.();
-
-  const total = uploads.reduce((n, j) => n + j.size, 0) + manifestJobs.reduce((n, d) => n + store.sizeOf(d.oid), 0);
-  opts.progress?.plan(uploads.length + manifestJobs.length, total);
-  const adapter = adapterFor(remote);
-  const files = await adapter.upload(remote, store, uploads, { jobs, progress: opts.progress, repair: opts.repair });
-  for (const j of files.done) {
-    onRemote.add(j.oid);
-    res.bytes += j.size;
-  }
-  res.transferred += files.done.length;
-  // No cache check per object up front: a missing source is rare, and explained here.
-  for (const f of files.failed) {
-    if (!store.has(f.oid)) f.error = `${f.path} is not in the cache, nor on remote "${remote.name}"; \`tdv add\` it again where the data exists`;
-  }
-  res.failed.push(...files.failed);
-
-  // Manifests last, and only over complete directories. A partial target's manifest needs every file there.
-  const ready: Job[] = [];
-  for (const d of manifestJobs) {
-    const entries = d.entries!;
-    let absent = entries.filter((e) => !onRemote.has(e.sha256)).map((e) => e.sha256);
-    if (absent.length > 0 && d.partial) {
-      const found = await remoteHas(remote, absent, jobs);
-      absent = absent.filter((o) => !found.has(o));
-    }
-    if (absent.length === 0) {
-      ready.push({ oid: d.oid, size: store.sizeOf(d.oid), path: d.path });
-      continue;
-    }
-    opts.progress?.files();
-    if (!d.partial) res.failed.push({ oid: d.oid, path: d.path, error: `manifest of ${d.path} not uploaded: ${absent.length} of its files are not on the remote` });
-    else (res.heldBack ??= []).push({ path: d.path, missing: absent.length });
-  }
-  const manifests = await adapter.upload(remote, store, ready, { jobs, progress: opts.progress, repair: opts.repair });
-  res.transferred += manifests.done.length;
-  for (const j of manifests.done) res.bytes += j.size;
-  res.failed.push(...manifests.failed);
-  return res;
-}
-
-/**
- * The uploads whose cache object has other hard links (it is linked into a
- * workspace) and no longer hashes to its name: modified in place, so refused,
- * naming the workspace file. One lstat per object; a re-hash only for linked
- * ones (LinkedObjectCheck, as the checkout's linker does).
- */
-function damagedObjects(store: ObjectStore, uploads: readonly Job[]): TransferFailure[] {
-  const check = new LinkedObjectCheck();
-  const out: TransferFailure[] = [];
-  for (const j of uploads) {
-    const file = store.pathOf(j.oid);
-    const st = fs.lstatSync(file, { throwIfNoEntry: false });
-    // Absent: the upload fails and says so; not a regular file: the remote refuses to read it.
-    if (!st?.isFile() || st.nlink < 2) continue;
-    if (!check.intact(file, st)) out.push({ oid: j.oid, path: j.path, error: damagedPushMessage(j.path, j.oid) });
-  }
-  return out;
+  const done = await executePush(remote, store, plan, { jobs, progress: opts.progress, repair: opts.repair, beforeUpload: opts.beforeUpload });
+  return { ...res, transferred: done.transferred, bytes: done.bytes, failed: done.failed, ...(done.heldBack ? { heldBack: done.heldBack } : {}) };
 }
 
 /**
@@ -225,12 +124,13 @@ export async function fetchSelected(repo: Repo, remote: Remote, selected: readon
   const res: TransferResult = { remote: remote.name, transferred: 0, skipped: 0, failed: [], bytes: 0 };
   const adapter = adapterFor(remote);
 
-  const manifests = new Map<Oid, Job>();
-  for (const s of selected) {
-    const oid = s.out.sha256;
-    if (isDirOid(oid) && !store.has(oid) && !manifests.has(oid)) manifests.set(oid, { oid, size: 0, path: s.rel });
-  }
-  const first = await adapter.download(remote, store, [...manifests.values()], { jobs });
+  const manifests = new Set<Oid>();
+  const firstRound = planFetchManifests(
+    store,
+    selected.filter((s) => isDirOid(s.out.sha256)).map((s) => ({ oid: s.out.sha256, path: s.rel })),
+  );
+  for (const j of firstRound) manifests.add(j.oid);
+  const first = await adapter.download(remote, store, firstRound, { jobs });
   const failedManifests = new Map<Oid, TransferFailure>(first.failed.map((f) => [f.oid, f]));
   res.transferred += first.done.length;
   for (const j of first.done) res.bytes += j.size;
@@ -241,11 +141,8 @@ export async function fetchSelected(repo: Repo, remote: Remote, selected: readon
   const wanted = await collectWanted(selected, async (oid): Promise<ManifestEntry[] | undefined> => (failedManifests.has(oid) ? undefined : cached(oid)));
   res.skipped += wanted.dirs.filter((d) => !manifests.has(d.oid) && !corrupt.has(d.oid)).length;
   for (const [oid, error] of corrupt) res.failed.push({ oid, path: wanted.dirs.find((d) => d.oid === oid)!.path, error });
-  const downloads: Job[] = [];
-  for (const [oid, job] of wanted.files) {
-    if (store.has(oid)) res.skipped++;
-    else downloads.push({ ...job });
-  }
+  const { downloads, skipped } = planFetch(store, wanted);
+  res.skipped += skipped;
   opts.progress?.plan(
     downloads.length,
     downloads.reduce((n, j) => n + j.size, 0),

@@ -3,27 +3,9 @@ import { isDirOid, type Oid } from '../../formats/oid.js';
 import type { Job } from '../../remote/transfer/executor.js';
 import { TdvError } from '../../errors.js';
 import type { Selected } from './pointers.js';
+import type { Wanted, WantedDir } from '../../remote/transfer/plan.js';
 
-/** A tracked directory a transfer concerns: its manifest and the files selected in it. */
-export interface WantedDir {
-  oid: Oid;
-  /** Repo-relative path of the directory. */
-  path: string;
-  size: number;
-  /** The manifest's entries, when the manifest is at hand. */
-  entries?: ManifestEntry[];
-  /** The selected files (all, or those under the target inside it). */
-  children: Job[];
-  /** A target named only part of the directory. */
-  partial: boolean;
-}
-
-/** The objects a set of selected outputs references, deduplicated. */
-export interface Wanted {
-  /** File objects: single-file outputs and the selected files of directories. */
-  files: Map<Oid, Job>;
-  dirs: WantedDir[];
-}
+export type { Wanted, WantedDir } from '../../remote/transfer/plan.js';
 
 /**
  * Collects the objects behind `selected`. `manifest` returns a directory's
