@@ -89,7 +89,9 @@ export const ERROR_CODES = {
   REMOTE_CLOCK_SKEW: 'transfer',
   REMOTE_CHECKSUM_UNSUPPORTED: 'transfer',
   BAD_LISTING: 'transfer',
+  BAD_KEY: 'transfer',
   CORRUPT_ON_REMOTE: 'transfer',
+  REMOTE_LAYOUT_UNSUPPORTED: 'transfer',
   DOWNLOAD_FAILED: 'transfer',
   // A pipeline stage could not run or failed.
   STAGE_FAILED: 'stage',

@@ -580,6 +580,73 @@ export class ObjectStore {
   }
 
   /**
+   * Side files of the packed remote layout (remote/packed.ts), beside the
+   * objects: `recipes/ab/cdef...` (the chunk list of a large object, so a
+   * later download reuses its chunks: the local chunk index), `remotes/<id>/`
+   * (pack indexes downloaded from a remote, immutable and named by their
+   * hash, so each is downloaded once) and `tmp/chunks/` (chunks of a download
+   * in progress, so an interrupted one resumes). Names are checked here:
+   * they come from remote listings.
+   */
+  private sidePath(area: 'recipes' | 'remotes' | 'spool', name: string): string {
+    const ok = area === 'remotes' ? /^[0-9a-f]{64}\/[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/.test(name) && !name.includes('..') : /^[0-9a-f]{64}$/.test(name);
+    if (!ok) throw new Error(`not a side file name: ${name}`);
+    if (area === 'recipes') return path.join(this.root, 'recipes', name.slice(0, 2), name.slice(2));
+    if (area === 'spool') return path.join(this.tmpDir, 'chunks', name.slice(0, 2), name.slice(2));
+    return path.join(this.root, 'remotes', name);
+  }
+
+  /** Writes a side file atomically. */
+  writeSide(area: 'recipes' | 'remotes' | 'spool', name: string, data: Uint8Array): void {
+    const file = this.sidePath(area, name);
+    try {
+      this.ensureDir(path.dirname(file));
+      writeFileAtomicSync(file, data);
+    } catch (err) {
+      throw describeFsError(err, file);
+    }
+  }
+
+  /** A side file's bytes (a regular file only, never through a symlink), or undefined when absent. */
+  readSide(area: 'recipes' | 'remotes' | 'spool', name: string): Buffer | undefined {
+    const file = this.sidePath(area, name);
+    let fd: number;
+    try {
+      fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ?? 0));
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR') return undefined;
+      throw describeFsError(err, file);
+    }
+    try {
+      return fs.fstatSync(fd).isFile() ? fs.readFileSync(fd) : undefined;
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** Removes side files quietly. */
+  removeSide(area: 'recipes' | 'remotes' | 'spool', names: Iterable<string>): void {
+    for (const n of names) rmQuiet(this.sidePath(area, n));
+  }
+
+  /** The names of the side files of one area (`remotes`: below `<id>/`). */
+  listSide(area: 'recipes' | 'remotes', under?: string): string[] {
+    const out: string[] = [];
+    if (area === 'remotes') {
+      if (!under || !/^[0-9a-f]{64}$/.test(under)) return out;
+      for (const d of readdirQuiet(path.join(this.root, 'remotes', under))) if (d.isFile()) out.push(`${under}/${d.name}`);
+      return out;
+    }
+    const top = path.join(this.root, 'recipes');
+    for (const p of readdirQuiet(top)) {
+      if (!p.isDirectory() || !/^[0-9a-f]{2}$/.test(p.name)) continue;
+      for (const d of readdirQuiet(path.join(top, p.name))) if (d.isFile() && /^[0-9a-f]{62}$/.test(d.name)) out.push(p.name + d.name);
+    }
+    return out;
+  }
+
+  /**
    * The bytes of a manifest object, unchecked (readManifest and fsck check
    * them): refused before reading when the object is not a regular file (a
    * FIFO planted in the cache would block the read forever) or is larger than
@@ -588,6 +655,14 @@ export class ObjectStore {
   readManifestBytes(oid: Oid): Buffer {
     const file = this.pathOf(oid);
     return readObjectFileSync(file, (size) => checkManifestSize(size, file));
+  }
+}
+
+function readdirQuiet(dir: string): fs.Dirent[] {
+  try {
+    return fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return [];
   }
 }
 

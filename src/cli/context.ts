@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { Command, CommandUnknownOpts, OptionValues } from '@commander-js/extra-typings';
 import { UsageError } from '../errors.js';
+import { parseRate, RATE_SYNTAX } from '../formats/rate.js';
 import type { Repo } from '../repo/repo.js';
 import { Output } from '../ui/output.js';
 import { sh } from './render.js';
@@ -172,6 +173,13 @@ export function parsePositiveInt(name: string, max = Number.MAX_SAFE_INTEGER) {
     if (n > max) throw new UsageError(`${name} must be at most ${max}, got "${v}"`);
     return n;
   };
+}
+
+/** `--limit-rate`: bytes per second, as curl reads them (500k, 4M). */
+export function parseLimitRate(v: string): number {
+  const n = parseRate(v);
+  if (n === undefined) throw new UsageError(`--limit-rate must be ${RATE_SYNTAX}, got "${v}"`);
+  return n;
 }
 
 /** `-j/--jobs`: parallel requests, workers or stages; more than 1024 only exhausts file descriptors. */

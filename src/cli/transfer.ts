@@ -6,7 +6,7 @@ import type { TransferResult } from '../repo/push.js';
 import type { HistoryScope } from '../repo/lib/revision.js';
 import { formatBytes, type Output, plural } from '../ui/output.js';
 import type { ProgressBar } from '../ui/progress.js';
-import { parseJobs } from './context.js';
+import { parseJobs, parseLimitRate } from './context.js';
 
 const LIST_MAX = 20;
 
@@ -16,6 +16,7 @@ export function transferOptions<Opts extends OptionValues, Globals extends Optio
     .argument('[targets...]', 'pointer files, tracked paths, files inside tracked directories, or stage names (default: all)')
     .option('-r, --remote <name>', 'remote to use (default: core.remote)')
     .option('-j, --jobs <n>', "parallel transfers (default: the remote's `jobs`, else 4 x cores for S3)", parseJobs)
+    .option('--limit-rate <rate>', "at most this many bytes per second with the remote, e.g. 500k or 4M (default: the remote's `limit_rate`)", parseLimitRate)
     .option('--with-deps', 'with stage targets (or outputs of a stage): also the outputs of the stages upstream of them')
     .option('--run-cache', 'also transfer the run-cache, so `tdv repro` elsewhere restores instead of rerunning')
     .option('--json', 'print one JSON object: transferred, skipped, failed, bytes, failures');

@@ -5,6 +5,7 @@ import { readUtf8OrUndefined } from '../util/fs.js';
 import { parseYaml, type YamlFile } from '../util/yaml.js';
 import * as v from 'valibot';
 import { dict, fail, key, KEYS, problemOf, strictMapping, validate, type At } from './schema.js';
+import { parseRate, RATE_SYNTAX } from './rate.js';
 
 export const LINK_TYPES = ['reflink', 'copy', 'hardlink', 'symlink'] as const;
 export type LinkType = (typeof LINK_TYPES)[number];
@@ -45,6 +46,10 @@ export type ConfigFileName = typeof CONFIG_FILE | typeof LOCAL_CONFIG_FILE;
 export const REMOTE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 export const CHECKSUM_MODES = ['when_supported', 'when_required'] as const;
+/** How a remote stores objects (see remote/packed.ts): packed is the default for every remote. */
+export const REMOTE_LAYOUTS = ['packed', 'plain'] as const;
+/** `remote.<name>.compression` values: auto, none, zstd, zstd:LEVEL (1-19). */
+export const COMPRESSION_RE = /^(?:auto|none|zstd(?::(?:[1-9]|1[0-9]))?)$/;
 
 /** What is shown instead of a credential. */
 export const MASK = '****';
@@ -159,6 +164,26 @@ const REMOTE_VALUES = {
     (x) => typeof x === 'number' && Number.isInteger(x) && x >= 1,
     (i) => `${KEYS} must be a whole number >= 1${got(i.input)}`,
   ),
+  /** `packed` (chunks, compression and packs; the default) or `plain` (one file per object, as the cache). */
+  layout: v.custom<(typeof REMOTE_LAYOUTS)[number]>(
+    (x) => (REMOTE_LAYOUTS as readonly unknown[]).includes(x),
+    (i) => `${KEYS} must be ${REMOTE_LAYOUTS.join(' or ')}${got(i.input)}`,
+  ),
+  /** Whether the packed layout stores large files as content-defined chunks (default true). */
+  chunking: v.custom<boolean>(
+    (x) => typeof x === 'boolean',
+    (i) => `${KEYS} must be true or false${got(i.input)}`,
+  ),
+  /** `auto` (the default), `none`, `zstd` or `zstd:LEVEL` (1-19). */
+  compression: v.custom<string>(
+    (x) => typeof x === 'string' && COMPRESSION_RE.test(x),
+    (i) => `${KEYS} must be auto, none, zstd or zstd:LEVEL with a level from 1 to 19${got(i.input)}`,
+  ),
+  /** A rate cap for transfers with this remote (`--limit-rate` overrides it): bytes per second, e.g. 4M. */
+  limit_rate: v.custom<string | number>(
+    (x) => (typeof x === 'string' || typeof x === 'number') && parseRate(x) !== undefined,
+    (i) => `${KEYS} must be ${RATE_SYNTAX}${got(i.input)}`,
+  ),
   /** Only ever from config.local.yaml. */
   access_key_id: nonEmpty(true),
   secret_access_key: nonEmpty(true),
@@ -219,6 +244,10 @@ function remoteSection(local: boolean) {
       force_path_style: v.optional(REMOTE_VALUES.force_path_style),
       checksum: v.optional(REMOTE_VALUES.checksum),
       jobs: v.optional(REMOTE_VALUES.jobs),
+      layout: v.optional(REMOTE_VALUES.layout),
+      chunking: v.optional(REMOTE_VALUES.chunking),
+      compression: v.optional(REMOTE_VALUES.compression),
+      limit_rate: v.optional(REMOTE_VALUES.limit_rate),
       access_key_id: v.optional(local ? REMOTE_VALUES.access_key_id : committed('access_key_id')),
       secret_access_key: v.optional(local ? REMOTE_VALUES.secret_access_key : committed('secret_access_key')),
     },

@@ -2,12 +2,15 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { isOid, type Oid } from '../formats/oid.js';
 import { describeFsError, errnoCode, RemoteError, TdvError } from '../errors.js';
 import { assertObjectFile } from '../cache/store.js';
 import { fileKind, MAX_TEXT_BYTES, readFileOrUndefined, tmpSuffix } from '../util/fs.js';
 import { rmQuiet, writeFileAtomicSync } from '../workspace/raw.js';
-import type { ByteRange, KeyInfo, KeySource, ObjectBody, OnBytes, Remote } from './remote.js';
+import { compareCodePoints } from '../formats/manifest.js';
+import { throttledBody, throttledReadable, type TokenBucket } from './rate.js';
+import { isLayoutKey, type ByteRange, type KeyInfo, type KeySource, type ObjectBody, type OnBytes, type Remote } from './remote.js';
 
 /**
  * A remote in a local or mounted directory: the embedded default, nothing to
@@ -21,11 +24,16 @@ export class LocalRemote implements Remote {
   private readonly madeDirs = new Set<string>();
   private checked = false;
 
+  /** The rate limit (`--limit-rate`, `limit_rate`) every transfer of this remote paces through. */
+  private readonly rate: TokenBucket | undefined;
+
   constructor(
     readonly name: string,
     readonly root: string,
+    opts: { rate?: TokenBucket } = {},
   ) {
     this.objectsDir = path.join(root, 'files', 'sha256');
+    this.rate = opts.rate;
   }
 
   get url(): string {
@@ -81,7 +89,7 @@ export class LocalRemote implements Remote {
     this.checkRoot();
     const dest = this.pathOf(oid);
     const dir = path.dirname(dest);
-    const tmp = path.join(dir, `.tmp.${tmpSuffix()}`);
+    const tmp = path.join(dir, `${TMP_PREFIX}${tmpSuffix()}`);
     assertObjectFile(from); // a FIFO in the cache would block the copy forever
     try {
       if (!this.madeDirs.has(dir)) {
@@ -92,7 +100,8 @@ export class LocalRemote implements Remote {
       // The copy keeps the cache object's mode (read-only); the rename publishes it whole.
       // Renaming over an object another push stored meanwhile replaces it with the same bytes.
       const flags = fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE;
-      if (size < 1 << 20) fs.copyFileSync(from, tmp, flags);
+      if (this.rate) await this.pacedCopy(fs.createReadStream(from, { highWaterMark: 1 << 20 }), tmp, fs.statSync(from).mode & 0o777, this.rate);
+      else if (size < 1 << 20) fs.copyFileSync(from, tmp, flags);
       else await fsp.copyFile(from, tmp, flags);
       fs.renameSync(tmp, dest);
       onBytes?.(size);
@@ -109,6 +118,7 @@ export class LocalRemote implements Remote {
    */
   async putMany(items: readonly { oid: Oid; from: string }[]): Promise<Map<Oid, Error>> {
     this.checkRoot();
+    if (this.rate) return this.putEach(items); // the threads would copy past the rate limit
     const { inTwoThreads } = await import('../cache/pool.js');
     const results = await inTwoThreads(
       'publish',
@@ -163,23 +173,26 @@ export class LocalRemote implements Remote {
         }
       };
       let done = false;
-      return {
-        size,
-        [Symbol.asyncIterator]: () => ({
-          next: async () => {
-            if (done) return { done: true, value: undefined };
-            done = true;
-            return { done: false, value: read() };
-          },
-          return: async () => {
-            if (!done) fs.closeSync(fd);
-            done = true;
-            return { done: true, value: undefined };
-          },
-        }),
-      };
+      return throttledBody(
+        {
+          size,
+          [Symbol.asyncIterator]: () => ({
+            next: async () => {
+              if (done) return { done: true, value: undefined };
+              done = true;
+              return { done: false, value: read() };
+            },
+            return: async () => {
+              if (!done) fs.closeSync(fd);
+              done = true;
+              return { done: true, value: undefined };
+            },
+          }),
+        },
+        this.rate,
+      );
     }
-    return Object.assign(fs.createReadStream(file, { fd, highWaterMark: 1 << 20 }), { size });
+    return throttledBody(Object.assign(fs.createReadStream(file, { fd, highWaterMark: 1 << 20 }), { size }), this.rate);
   }
 
   async *list(): AsyncIterable<Oid> {
@@ -289,21 +302,206 @@ export class LocalRemote implements Remote {
     return failed;
   }
 
-  // Raw layout keys (remote.ts): implemented by the transfer work of issue 14.
-  async putKey(_key: string, _from: KeySource, _onBytes?: OnBytes): Promise<void> {
-    throw new Error('putKey: not implemented yet');
+  // Raw layout keys (remote.ts). A key is a path below the root; every directory on
+  // the way is checked with lstat, so a symlink planted on the remote (where a key or
+  // one of its directories should be) is never followed: reads refuse it, writes refuse
+  // a symlinked directory and replace a symlink at the key itself (rename does not
+  // follow), listings skip it, deletes count a key behind one as absent.
+
+  /**
+   * Writes `from` to a temp name in the key's directory, then renames it into
+   * place: a reader sees the old bytes or the new ones, and a killed upload
+   * leaves only a temp file (never listed; swept like any `.tmp.` name).
+   */
+  async putKey(key: string, from: KeySource, onBytes?: OnBytes): Promise<void> {
+    this.checkRoot();
+    const dest = this.keyPath(key);
+    this.keyDirs(key, true);
+    // A local source tdv made (a pack being built, a cache object): a FIFO would block the
+    // copy, and a missing one is a local failure, thrown as it is rather than as the remote's.
+    let size: number;
+    if ('data' in from) size = from.data.length;
+    else {
+      assertObjectFile(from.file);
+      size = fs.statSync(from.file).size;
+    }
+    const tmp = path.join(path.dirname(dest), `${TMP_PREFIX}${tmpSuffix()}`);
+    try {
+      if (this.rate) await this.pacedCopy('data' in from ? [from.data] : fs.createReadStream(from.file, { highWaterMark: 1 << 20 }), tmp, 0o444, this.rate);
+      else if ('data' in from) fs.writeFileSync(tmp, from.data, { mode: 0o444, flag: 'wx' });
+      else {
+        await fsp.copyFile(from.file, tmp, fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE);
+        fs.chmodSync(tmp, 0o444);
+      }
+      fs.renameSync(tmp, dest);
+      onBytes?.(size);
+    } catch (err) {
+      rmQuiet(tmp);
+      throw this.describe(err, dest);
+    }
   }
 
-  async getKey(_key: string, _range?: ByteRange): Promise<ObjectBody> {
-    throw new Error('getKey: not implemented yet');
+  async getKey(key: string, range?: ByteRange): Promise<ObjectBody> {
+    this.checkRoot();
+    const file = this.keyPath(key);
+    if (range && !(Number.isSafeInteger(range.start) && Number.isSafeInteger(range.end) && range.start >= 0 && range.end >= range.start)) {
+      throw new RangeError(`bad byte range ${range.start}-${range.end} for key ${key}`);
+    }
+    let fd: number;
+    let size: number;
+    try {
+      if (!this.keyDirs(key, false)) throw keyNotOnRemote(this, key);
+      // lstat first, so a device or symlink is never opened; then an open that neither
+      // follows a symlink swapped in meanwhile nor blocks on a FIFO, and fstat.
+      const before = fs.lstatSync(file);
+      if (!before.isFile()) throw this.keyNotAFile(key, file, before);
+      fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOFOLLOW);
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) {
+        fs.closeSync(fd);
+        throw this.keyNotAFile(key, file, st);
+      }
+      size = st.size;
+    } catch (err) {
+      if (err instanceof RemoteError) throw err;
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') throw keyNotOnRemote(this, key);
+      if (errnoCode(err) === 'ELOOP') throw this.keyNotAFile(key, file, undefined);
+      throw this.describe(err, file);
+    }
+    const start = Math.min(range?.start ?? 0, size);
+    const end = Math.min(range?.end ?? size, size);
+    if (end <= start) {
+      fs.closeSync(fd);
+      return emptyBody();
+    }
+    // `end` of createReadStream is inclusive. It reads with pread at the offset, so no seek is shared.
+    return throttledBody(Object.assign(fs.createReadStream(file, { fd, start, end: end - 1, highWaterMark: 1 << 20 }), { size: end - start }), this.rate);
   }
 
-  async listKeys(_dir: string, _max?: number): Promise<KeyInfo[]> {
-    throw new Error('listKeys: not implemented yet');
+  /**
+   * Regular files below `dir/`, walked without following symlinks, sorted by
+   * key (code points, as S3 lists). Temp files and names that are not layout
+   * keys are left out.
+   */
+  async listKeys(dir: string, max?: number): Promise<KeyInfo[]> {
+    this.checkRoot();
+    const top = dir === '' ? this.root : this.keyPath(dir);
+    if (dir !== '' && !this.keyDirs(`${dir}/x`, false)) return [];
+    const out: KeyInfo[] = [];
+    const walk = (abs: string, rel: string): void => {
+      let entries: fs.Dirent[];
+      try {
+        entries = fs.readdirSync(abs, { withFileTypes: true });
+      } catch (err) {
+        // ENOTDIR: a file where the directory should be holds no keys (as in `listPrefix`).
+        if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return;
+        throw this.describe(err, abs);
+      }
+      for (const d of entries) {
+        if (isTmpName(d.name)) continue;
+        const key = rel ? `${rel}/${d.name}` : d.name;
+        if (!isLayoutKey(key)) continue;
+        const p = path.join(abs, d.name);
+        if (d.isDirectory()) walk(p, key);
+        else if (d.isFile()) {
+          const st = fs.lstatSync(p, { throwIfNoEntry: false });
+          if (st?.isFile()) out.push({ key, size: st.size }); // gone or swapped meanwhile: not listed
+        }
+      }
+    };
+    walk(top, dir);
+    out.sort((a, b) => compareCodePoints(a.key, b.key));
+    return max === undefined ? out : out.slice(0, max);
   }
 
-  async deleteKeys(_keys: readonly string[]): Promise<string[]> {
-    throw new Error('deleteKeys: not implemented yet');
+  async deleteKeys(keys: readonly string[]): Promise<string[]> {
+    this.checkRoot();
+    const files = keys.map((k) => this.keyPath(k)); // every key checked before any is deleted
+    const failed: string[] = [];
+    keys.forEach((key, i) => {
+      // A key behind a symlinked directory is not on this remote: never unlink through one.
+      if (!this.keyDirs(key, false)) return;
+      try {
+        fs.unlinkSync(files[i]!);
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT' && errnoCode(err) !== 'ENOTDIR') failed.push(key);
+      }
+    });
+    return failed;
+  }
+
+  /** Writes `body` to the new file `tmp` as fast as the rate limit allows. */
+  private async pacedCopy(body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, tmp: string, mode: number, rate: TokenBucket): Promise<void> {
+    await pipeline(throttledReadable(body, rate), fs.createWriteStream(tmp, { flags: 'wx', mode }));
+  }
+
+  /** putMany one object at a time (under a rate limit); failures by oid, wide ones thrown. */
+  private async putEach(items: readonly { oid: Oid; from: string }[]): Promise<Map<Oid, Error>> {
+    const failed = new Map<Oid, Error>();
+    for (const { oid, from } of items) {
+      try {
+        await this.put(oid, from, fs.statSync(from).size);
+      } catch (err) {
+        if (err instanceof RemoteError && err.wide) throw err;
+        failed.set(oid, err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+    return failed;
+  }
+
+  /** The path of a layout key below the root; a key that is not one is refused (BAD_KEY). */
+  private keyPath(key: string): string {
+    if (!isLayoutKey(key) || key.split('/').some(isTmpName)) {
+      throw new RemoteError(
+        'BAD_KEY',
+        `remote "${this.name}": ${JSON.stringify(key.length > 100 ? `${key.slice(0, 100)}...` : key)} is not a valid key on ${this.root}; the remote's index or listing names it, so it may have been tampered with: check the remote`,
+        {
+          data: { key },
+        },
+      );
+    }
+    return path.join(this.root, ...key.split('/'));
+  }
+
+  /**
+   * Checks the directories of `key` below the root with lstat: each must be a
+   * real directory. Returns false when one is missing (or a file); with `make`,
+   * creates missing ones instead. A symlink or other non-directory in the way
+   * is refused when writing and reads as absent otherwise.
+   */
+  private keyDirs(key: string, make: boolean): boolean {
+    const parts = key.split('/').slice(0, -1);
+    let dir = this.root;
+    for (const part of parts) {
+      dir = path.join(dir, part);
+      if (make && this.madeDirs.has(dir)) continue;
+      let st = fs.lstatSync(dir, { throwIfNoEntry: false });
+      if (!st && make) {
+        try {
+          fs.mkdirSync(dir);
+        } catch (err) {
+          if (errnoCode(err) !== 'EEXIST') throw this.describe(err, dir);
+        }
+        st = fs.lstatSync(dir, { throwIfNoEntry: false });
+      }
+      if (st?.isDirectory()) {
+        if (make) this.madeDirs.add(dir);
+        continue;
+      }
+      if (!make || !st) return false;
+      throw new RemoteError('NOT_A_DIRECTORY', `remote "${this.name}": ${dir} is ${fileKind(st)}, not a directory; tdv will not write through it. Delete it on the remote and run the command again`, {
+        data: { key },
+      });
+    }
+    return true;
+  }
+
+  private keyNotAFile(key: string, file: string, st: fs.Stats | undefined): RemoteError {
+    return new RemoteError(
+      'NOT_A_FILE',
+      `remote "${this.name}": ${file} is ${st ? fileKind(st) : 'a symlink'}, not a regular file; tdv will not read it. Delete it on the remote, then \`tdv push\` from a clone that has the data`,
+      { data: { key } },
+    );
   }
 
   close(): void {}
@@ -343,6 +541,22 @@ export class LocalRemote implements Remote {
     }
     return err;
   }
+}
+
+const TMP_PREFIX = '.tmp.';
+
+/** Temp names of uploads in progress (put's, putKey's and writeFileAtomicSync's): never keys. */
+function isTmpName(name: string): boolean {
+  return name.startsWith(TMP_PREFIX) || name.startsWith('.tdvtmp.');
+}
+
+function emptyBody(): ObjectBody {
+  return { size: 0, [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true, value: undefined }) }) };
+}
+
+/** A layout key that is not on the remote. */
+export function keyNotOnRemote(remote: Remote, key: string): RemoteError {
+  return new RemoteError('OBJECT_NOT_ON_REMOTE', `${key} is not on remote "${remote.name}" (${remote.url}); \`tdv push\` it from a clone that has the data`, { data: { key } });
 }
 
 export function notOnRemote(remote: Remote, oid: Oid): RemoteError {

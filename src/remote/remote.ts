@@ -58,6 +58,12 @@ export interface Remote {
   readonly defaultJobs: number;
   /** Whether one object is present (one request). */
   has(oid: Oid): Promise<boolean>;
+  /**
+   * Optional: which of `oids` the remote holds, when it can tell better than
+   * remoteHas's requests per object or prefix (the packed layout asks its
+   * indexes first).
+   */
+  hasMany?(oids: readonly Oid[], jobs: number): Promise<Set<Oid>>;
   /** The stored size of one object, or undefined when it is absent (one request). */
   stat(oid: Oid): Promise<{ size: number } | undefined>;
   /**

@@ -14,9 +14,10 @@ import { compareCodePoints } from '../formats/manifest.js';
 import { type ErrorCode, isSystemError, RemoteError } from '../errors.js';
 import { maskUrl, type RemoteConfig } from '../formats/config.js';
 import { assertObjectFile } from '../cache/store.js';
-import { notOnRemote } from './local.js';
+import { keyNotOnRemote, notOnRemote } from './local.js';
 import { MAX_TEXT_BYTES, tooLargeError } from '../util/fs.js';
-import type { ByteRange, KeyInfo, KeySource, ObjectBody, OnBytes, Remote } from './remote.js';
+import { isLayoutKey, type ByteRange, type KeyInfo, type KeySource, type ObjectBody, type OnBytes, type Remote } from './remote.js';
+import { throttledBody, throttledReadable, type TokenBucket } from './rate.js';
 
 const MiB = 1 << 20;
 /** Files below this go up in one PutObject from memory; larger ones in parts, streamed from disk. */
@@ -56,6 +57,8 @@ export interface S3RemoteOptions {
   listPageSize?: number;
   /** A client to use instead of building one from the config (tests inject a fake server's). */
   client?: S3Client;
+  /** The remote's rate limit (`--limit-rate`, `limit_rate`), shared by all its transfers. */
+  rate?: TokenBucket;
 }
 
 /** What an error message needs to know about the remote; never holds a secret. */
@@ -100,6 +103,8 @@ export class S3Remote implements Remote {
   private readonly pageSize: number;
   private readonly multipart = pLimit(MULTIPART_AT_ONCE);
   private bucketChecked: Promise<void> | undefined;
+  private readonly rate: TokenBucket | undefined;
+  private readonly whenRequired: boolean;
 
   constructor(
     readonly name: string,
@@ -112,6 +117,8 @@ export class S3Remote implements Remote {
     this.base = prefix ? `${prefix}/` : '';
     this.url = `s3://${loc.bucket}${prefix ? `/${prefix}` : ''}`;
     this.pageSize = Math.min(1000, Math.max(1, opts.listPageSize ?? 1000));
+    this.rate = opts.rate;
+    this.whenRequired = cfg.checksum === 'when_required';
     this.ctx = {
       name,
       url: this.url,
@@ -182,22 +189,18 @@ export class S3Remote implements Remote {
   }
 
   async put(oid: Oid, from: string, size: number, onBytes?: OnBytes): Promise<void> {
-    const Key = this.keyOf(oid);
+    return this.putFile(this.keyOf(oid), from, size, onBytes, `uploading object ${oid}`, oid);
+  }
+
+  /** Uploads a local file as `Key`: one PUT from memory below MULTIPART_THRESHOLD, parts streamed from disk above. */
+  private async putFile(Key: string, from: string, size: number, onBytes: OnBytes | undefined, what: string, oid?: Oid): Promise<void> {
     assertObjectFile(from); // a FIFO in the cache would block the read forever
     if (size < MULTIPART_THRESHOLD) {
       // From memory, so the SDK can retry it. Below 1 MiB read synchronously (four async
       // calls per file cost more than the read); larger ones take turns with the multipart
       // uploads, so `jobs` uploads never hold jobs x 8 MiB.
       const send = async (body: Buffer) => {
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentLength: body.length }));
-            break;
-          } catch (err) {
-            if (alteredOnTheWay(err) && attempt < UPLOAD_ATTEMPTS) continue;
-            throw this.fail(err, `uploading object ${oid}`, oid);
-          }
-        }
+        await this.putBuffer(Key, body, what, oid);
         onBytes?.(body.length);
       };
       if (size < MiB) await send(fs.readFileSync(from));
@@ -208,7 +211,7 @@ export class S3Remote implements Remote {
       for (let attempt = 1; ; attempt++) {
         const upload = new Upload({
           client: this.client,
-          params: { Bucket: this.bucket, Key, Body: fs.createReadStream(from, { highWaterMark: MiB }) },
+          params: { Bucket: this.bucket, Key, Body: this.paced(fs.createReadStream(from, { highWaterMark: MiB })) },
           partSize: partSizeFor(size),
           queueSize: PART_QUEUE,
           leavePartsOnError: false, // abort the multipart upload: no orphaned parts to pay for
@@ -228,7 +231,7 @@ export class S3Remote implements Remote {
             if (sent) onBytes?.(-sent);
             continue;
           }
-          throw this.fail(err, `uploading object ${oid}`, oid);
+          throw this.fail(err, what, oid);
         }
         if (sent < size) onBytes?.(size - sent);
         return;
@@ -243,7 +246,7 @@ export class S3Remote implements Remote {
       // A failure mid-body stays a plain error: the caller retries those. The stated
       // length lets the caller refuse an object of the wrong size unread.
       const body = res.Body as Readable;
-      return res.ContentLength === undefined ? body : Object.assign(body, { size: res.ContentLength });
+      return throttledBody(res.ContentLength === undefined ? body : Object.assign(body, { size: res.ContentLength }), this.rate);
     } catch (err) {
       if (isNotFound(err)) throw notOnRemote(this, oid);
       throw this.fail(err, `downloading object ${oid}`, oid);
@@ -345,21 +348,115 @@ export class S3Remote implements Remote {
     return out.sort();
   }
 
-  // Raw layout keys (remote.ts): implemented by the transfer work of issue 14.
-  async putKey(_key: string, _from: KeySource, _onBytes?: OnBytes): Promise<void> {
-    throw new Error('putKey: not implemented yet');
+  // Raw layout keys (remote.ts) and rate limits (rate.ts): one block, so that other
+  // changes to this class merge cleanly. Keys are relative to the remote's prefix.
+
+  /** Uploads a key: one PutObject from memory, or the file's multipart path above MULTIPART_THRESHOLD. */
+  async putKey(key: string, from: KeySource, onBytes?: OnBytes): Promise<void> {
+    const Key = this.base + this.checkKey(key);
+    const what = `uploading ${key}`;
+    if ('data' in from) {
+      await this.putBuffer(Key, from.data, what);
+      onBytes?.(from.data.length);
+      return;
+    }
+    // A local source tdv made: a FIFO would block the read; a missing one is a local failure, thrown as it is.
+    assertObjectFile(from.file);
+    await this.putFile(Key, from.file, fs.statSync(from.file).size, onBytes, what);
   }
 
-  async getKey(_key: string, _range?: ByteRange): Promise<ObjectBody> {
-    throw new Error('getKey: not implemented yet');
+  /**
+   * A key's bytes, or a range of them (`Range: bytes=a-(b-1)`). A range past
+   * the end is cut there (S3 does so itself, and answers 416 for one that
+   * starts past it); an empty range is an empty body, without a request.
+   */
+  async getKey(key: string, range?: ByteRange): Promise<ObjectBody> {
+    const Key = this.base + this.checkKey(key);
+    if (range && !(Number.isSafeInteger(range.start) && Number.isSafeInteger(range.end) && range.start >= 0 && range.end >= range.start)) {
+      throw new RangeError(`bad byte range ${range.start}-${range.end} for key ${key}`);
+    }
+    if (range && range.end === range.start) return emptyBody();
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range: range ? `bytes=${range.start}-${range.end - 1}` : undefined }));
+      if (!res.Body) throw new Error('GetObject returned no body');
+      const body = res.Body as Readable;
+      return throttledBody(res.ContentLength === undefined ? body : Object.assign(body, { size: res.ContentLength }), this.rate);
+    } catch (err) {
+      if (isNotFound(err)) throw keyNotOnRemote(this, key);
+      if (range && ((err as SdkErrorShape).name === 'InvalidRange' || (err as SdkErrorShape).$metadata?.httpStatusCode === 416)) return emptyBody();
+      throw this.fail(err, `downloading ${key}`);
+    }
   }
 
-  async listKeys(_dir: string, _max?: number): Promise<KeyInfo[]> {
-    throw new Error('listKeys: not implemented yet');
+  /** Every key below `dir/`, paged, in S3's order (byte order; keys are ASCII, so code points). */
+  async listKeys(dir: string, max?: number): Promise<KeyInfo[]> {
+    const root = dir === '' ? this.base : `${this.base}${this.checkKey(dir)}/`;
+    const out: KeyInfo[] = [];
+    if (max !== undefined && max <= 0) return out;
+    const pageSize = max === undefined ? this.pageSize : Math.min(this.pageSize, max);
+    for await (const k of this.keysWithSizes(root, `${this.url}/${dir}`, pageSize)) {
+      const key = k.key.slice(this.base.length);
+      if (!isLayoutKey(key)) continue; // not one of tdv's: another tool's object under the prefix
+      out.push({ key, size: k.size });
+      if (max !== undefined && out.length >= max) break;
+    }
+    return out;
   }
 
-  async deleteKeys(_keys: readonly string[]): Promise<string[]> {
-    throw new Error('deleteKeys: not implemented yet');
+  /** Deletes keys in DeleteObjects batches of 1,000; every key is checked before any is deleted. */
+  async deleteKeys(keys: readonly string[]): Promise<string[]> {
+    for (const k of keys) this.checkKey(k);
+    const failed: string[] = [];
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+      const batch = keys.slice(i, i + DELETE_BATCH);
+      try {
+        const res = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((k) => ({ Key: this.base + k })), Quiet: true } }));
+        for (const e of res.Errors ?? []) if (e.Key !== undefined && e.Code !== 'NoSuchKey') failed.push(e.Key.slice(this.base.length));
+      } catch (err) {
+        const e = this.fail(err, `deleting ${batch.length} keys`);
+        if (e.wide) throw e;
+        failed.push(...batch);
+      }
+    }
+    return failed;
+  }
+
+  private checkKey(key: string): string {
+    if (isLayoutKey(key)) return key;
+    throw new RemoteError(
+      'BAD_KEY',
+      `remote "${this.name}": ${JSON.stringify(key.length > 100 ? `${key.slice(0, 100)}...` : key)} is not a valid key on ${this.url}; the remote's index or listing names it, so it may have been tampered with: check the remote`,
+      {
+        data: { key },
+      },
+    );
+  }
+
+  /**
+   * One PutObject from memory. Without a rate limit the SDK sends the buffer
+   * (and retries it); with one, the body is streamed through the limiter, so
+   * its checksum is computed here (the SDK would otherwise switch a stream to
+   * aws-chunked framing, which s3rver stores as data and Ceph refuses) and a
+   * failed attempt is retried here (the SDK does not retry streams).
+   */
+  private async putBuffer(Key: string, body: Buffer, what: string, oid?: Oid): Promise<void> {
+    const paced = this.rate !== undefined && body.length > 0;
+    const sums = paced ? (this.whenRequired ? { ContentMD5: createHash('md5').update(body).digest('base64') } : { ChecksumSHA256: createHash('sha256').update(body).digest('base64') }) : {};
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const Body = paced ? throttledReadable([body], this.rate!) : body;
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body, ContentLength: body.length, ...sums }));
+        return;
+      } catch (err) {
+        if (attempt < UPLOAD_ATTEMPTS && (alteredOnTheWay(err) || (paced && transient(err)))) continue;
+        throw this.fail(err, what, oid);
+      }
+    }
+  }
+
+  /** An upload body paced by the rate limit, or the body itself without one. */
+  private paced(body: Readable): Readable {
+    return this.rate ? throttledReadable(body, this.rate) : body;
   }
 
   close(): void {
@@ -387,6 +484,11 @@ export class S3Remote implements Remote {
    * error naming the remote.
    */
   private async *keysUnder(prefix: string, shown: string): AsyncIterable<string> {
+    for await (const k of this.keysWithSizes(prefix, shown)) yield k.key;
+  }
+
+  /** keysUnder, with each key's size. */
+  private async *keysWithSizes(prefix: string, shown: string, pageSize = this.pageSize): AsyncIterable<KeyInfo> {
     const seen = new Set<string>();
     let token: string | undefined;
     let last: string | undefined;
@@ -396,7 +498,7 @@ export class S3Remote implements Remote {
     do {
       let page;
       try {
-        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: this.pageSize, ContinuationToken: token }));
+        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: pageSize, ContinuationToken: token }));
       } catch (err) {
         throw this.fail(err, `listing ${shown}`);
       }
@@ -405,7 +507,7 @@ export class S3Remote implements Remote {
         if (o.Key === undefined || !o.Key.startsWith(prefix)) continue;
         if (last !== undefined && compareCodePoints(o.Key, last) <= 0) throw broken(`returned key ${JSON.stringify(o.Key.slice(prefix.length))} again or out of order`);
         last = o.Key;
-        yield o.Key;
+        yield { key: o.Key, size: o.Size ?? 0 };
       }
       if (!page.IsTruncated) return;
       token = page.NextContinuationToken;
@@ -629,6 +731,17 @@ function oneLine(message: string | undefined, redact: readonly string[] = []): s
 function alteredOnTheWay(err: unknown): boolean {
   const name = (err as SdkErrorShape)?.name;
   return name === 'BadDigest' || name === 'XAmzContentChecksumMismatch' || name === 'XAmzContentSHA256Mismatch';
+}
+
+/** A failure worth another attempt: the server's (5xx, throttling) or the connection's. */
+function transient(err: unknown): boolean {
+  const e = err as SdkErrorShape & { $retryable?: unknown };
+  const status = e?.$metadata?.httpStatusCode;
+  return status === undefined || status >= 500 || status === 429 || e?.$retryable !== undefined || e?.name === 'RequestTimeout';
+}
+
+function emptyBody(): ObjectBody {
+  return { size: 0, [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true as const, value: undefined }) }) };
 }
 
 function isNotFound(err: unknown): boolean {

@@ -40,6 +40,8 @@ export interface GetOptions {
   remote?: string;
   /** Parallel downloads (default 8). */
   jobs?: number;
+  /** `--limit-rate`: bytes per second from the source's remote. */
+  limitRate?: number;
 }
 
 export interface GetResult {
@@ -81,7 +83,7 @@ async function getUnlocked(here: Repo | undefined, opts: GetOptions, cwd: string
     throw new TdvError('EXISTS', `${out} already exists; choose another output with -o, or ${what}`, { data: { out } });
   }
   const { openExternal } = await import('./lib/external.js');
-  const ext = await openExternal(opts.url, { rev: opts.rev, here, remote: opts.remote, cwd });
+  const ext = await openExternal(opts.url, { rev: opts.rev, here, remote: opts.remote, cwd, limitRate: opts.limitRate });
   try {
     const snap = await ext.snapshot();
     const at = await snap.stat(target);

@@ -31,6 +31,8 @@ export interface ImportOptions {
   /** Replace what is at `out` (its content is lost when the cache lacks it). */
   force?: boolean;
   jobs?: number;
+  /** `--limit-rate`: bytes per second from the source's remote. */
+  limitRate?: number;
   progress?: TransferOptions['progress'];
 }
 
@@ -71,7 +73,7 @@ export async function importData(repo: Repo, opts: ImportOptions): Promise<Impor
     const rel = await checkDestination(repo, abs, opts.force === true);
     const ptrRel = `${rel}${POINTER_EXT}`;
     const { normalizeSourceUrl, openExternal } = await import('./lib/external.js');
-    const ext = await openExternal(normalizeSourceUrl(opts.url, opts.cwd).url, { rev: opts.rev, here: repo, remote: opts.remote });
+    const ext = await openExternal(normalizeSourceUrl(opts.url, opts.cwd).url, { rev: opts.rev, here: repo, remote: opts.remote, limitRate: opts.limitRate });
     try {
       const data = await fetchSourceData(repo, ext, srcPath, rel, opts);
       const { ctx, plan } = await planImportCheckout(

@@ -21,7 +21,7 @@ export async function push(repo: Repo, opts: PushOptions = {}): Promise<Transfer
     const { targets } = await expandStageTargets(repo, opts.targets ?? [], opts);
     // Imported data stays on its source's remote (see lib/imports.ts): never pushed here.
     const selected = (await selectForTransfer(repo, { ...opts, targets })).filter((s) => s.ptr.import === undefined);
-    const remote = await openRemote(repo, opts.remote, opts.jobs);
+    const remote = await openRemote(repo, opts.remote, opts.jobs, opts.limitRate);
     try {
       // The remote names this repository (see remote-owner.ts) once the push knows it uses objects
       // there, before any arrive: also when they are all there already (another repository's).

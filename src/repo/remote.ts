@@ -307,8 +307,8 @@ function urlToStore(repo: Repo, cwd: string, url: string): string {
 function parseRemoteValue(repo: Repo, name: string, key: RemoteKey, text: string, cwd: string): string | number | boolean {
   let v: string | number | boolean = text;
   if (key === 'url') v = urlToStore(repo, cwd, text);
-  else if (key === 'force_path_style') {
-    if (text !== 'true' && text !== 'false') throw new UsageError(`remote.${name}.force_path_style must be true or false, got "${text}"`);
+  else if (key === 'force_path_style' || key === 'chunking') {
+    if (text !== 'true' && text !== 'false') throw new UsageError(`remote.${name}.${key} must be true or false, got "${text}"`);
     v = text === 'true';
   } else if (key === 'jobs') v = /^\d+$/.test(text) ? Number(text) : text;
   const problem = remoteValueProblem(key, v);

@@ -16,6 +16,8 @@ export interface UpdateOptions {
   /** Discard workspace changes to imported data that the cache lacks. */
   force?: boolean;
   jobs?: number;
+  /** `--limit-rate`: bytes per second from the sources' remotes. */
+  limitRate?: number;
   progress?: TransferOptions['progress'];
 }
 
@@ -103,7 +105,7 @@ export async function update(repo: Repo, opts: UpdateOptions = {}): Promise<Upda
         planned.push({ ptr, out, rel, record, result });
         continue;
       }
-      const ext = await openExternal(imp.url, { rev, here: repo, remote: imp.remote });
+      const ext = await openExternal(imp.url, { rev, here: repo, remote: imp.remote, limitRate: opts.limitRate });
       try {
         record.commit = result.to = ext.commit;
         if (ext.commit === imp.commit) {

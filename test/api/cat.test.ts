@@ -5,8 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { cat } from '../../src/repo/cat.js';
 import { rejectsWith, withRepo } from '../helpers/api.js';
 import { makeRepo } from '../helpers/repo.js';
-import { sha } from '../helpers/expect.js';
-import { isolateUserCache, makeSource, objectFiles } from '../helpers/source.js';
+import { damageRemoteObject, sha } from '../helpers/expect.js';
+import { isolateUserCache, makeSource } from '../helpers/source.js';
 
 isolateUserCache();
 
@@ -56,10 +56,7 @@ describe('cat', () => {
   it('refuses an object the remote holds damaged, and caches nothing', async () => {
     const src = await makeSource();
     fs.rmSync(path.join(src.dir, '.tdv', 'cache'), { recursive: true });
-    corrupt(
-      objectFiles(src.remote).find((f) => f.endsWith(sha('id,km\n1,v1\n').slice(2)))!,
-      'id,km\n1,XX\n',
-    );
+    damageRemoteObject(src.remote, sha('id,km\n1,v1\n'), 'id,km\n1,XX\n');
     await withRepo(src.dir, async (repo) => {
       const s = sink();
       await rejectsWith(cat(repo, { path: 'data/trips.csv', rev: 'v1' }, s.out), 'CORRUPT_ON_REMOTE');

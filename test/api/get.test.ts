@@ -5,15 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { get } from '../../src/repo/get.js';
 import { rejectsWith, withRepo } from '../helpers/api.js';
 import { git, makeRepo, read, snapshot, tdv, tmpDir, write } from '../helpers/repo.js';
-import { filePointer, manifest, sha } from '../helpers/expect.js';
-import { commitAt, isolateUserCache, makeSource, objectFiles } from '../helpers/source.js';
+import { damageRemoteObject, filePointer, manifest, packedObjects, sha } from '../helpers/expect.js';
+import { commitAt, isolateUserCache, makeSource } from '../helpers/source.js';
 
 const userCache = isolateUserCache();
-
-function corrupt(file: string, content: string): void {
-  fs.chmodSync(file, 0o644);
-  fs.writeFileSync(file, content);
-}
 
 describe('get', () => {
   it('downloads a file and a directory outside any repository, at the default branch and at a tag', async () => {
@@ -74,10 +69,10 @@ describe('get', () => {
   it('writes nothing when an object is missing from the remote or damaged there', async () => {
     const src = await makeSource();
     const out = fs.realpathSync(tmpDir());
-    const c = objectFiles(src.remote).find((f) => f.endsWith(sha('C').slice(2)))!;
-    corrupt(c, 'X');
+    damageRemoteObject(src.remote, sha('C'), 'X');
     await rejectsWith(get(undefined, { url: src.url, path: 'images' }, out), 'CORRUPT_ON_REMOTE');
-    fs.rmSync(c);
+    // The pack holding it gone (its index still names it): missing.
+    fs.rmSync(packedObjects(src.remote).get(sha('C'))!.pack);
     await rejectsWith(get(undefined, { url: src.url, path: 'images' }, out), 'OBJECT_NOT_ON_REMOTE');
     expect(fs.readdirSync(out)).toEqual([]);
   });

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { git, makeRepo, tdv, tmpDir, write } from '../helpers/repo.js';
 import { withRepo } from '../helpers/api.js';
 import { commitAt } from '../helpers/source.js';
+import { damageRemoteObject } from '../helpers/expect.js';
 import { dateRevisionTime, isDateRevision, resolveRev, Snapshot, splitRevPath } from '../../src/repo/lib/snapshot.js';
 import { localSource } from '../../src/repo/lib/local-source.js';
 import { TdvError } from '../../src/errors.js';
@@ -86,9 +87,7 @@ describe('Snapshot: any revision, read without the work tree', () => {
       expect(repo.store.has(e.oid!)).toBe(true);
       // model.bin's object on the remote is replaced by other bytes.
       const m = (await s.stat('model.bin'))!;
-      const onRemote = path.join(remote, 'files', 'sha256', m.oid!.slice(0, 2), m.oid!.slice(2));
-      fs.chmodSync(onRemote, 0o644);
-      fs.writeFileSync(onRemote, 'v9');
+      damageRemoteObject(remote, m.oid!, 'v9');
       await expect(s.read(m)).rejects.toMatchObject({ code: 'CORRUPT_ON_REMOTE' });
       expect(repo.store.has(m.oid!)).toBe(false);
     });

@@ -8,7 +8,7 @@ import { remoteStatus } from '../../src/repo/lib/remote-status.js';
 import { pull, type PullOptions } from '../../src/repo/pull.js';
 import { push, type PushOptions } from '../../src/repo/push.js';
 import { git, read, write } from '../helpers/repo.js';
-import { cacheObjects, newDir, newRepo, objPath, remoteObjects, SAMPLE_DATA, SAMPLE_DIR, sampleRepo, sha, state } from '../helpers/expect.js';
+import { cacheObjects, damageRemoteObject, newDir, newRepo, objPath, remoteObjects, SAMPLE_DATA, SAMPLE_DIR, sampleRepo, sha, state } from '../helpers/expect.js';
 import { abs, expectClean, rejectsWith, track, withRepo } from '../helpers/api.js';
 
 /**
@@ -16,9 +16,6 @@ import { abs, expectClean, rejectsWith, track, withRepo } from '../helpers/api.j
  * their TransferResult / PullResult and error codes checked. The CLI's wording
  * of them is tested once, in test/cli/transfer.test.ts.
  */
-function remoteObjPath(remote: string, oid: string): string {
-  return path.join(remote, 'files', 'sha256', oid.slice(0, 2), oid.slice(2));
-}
 
 const DATA = SAMPLE_DATA;
 const DIR = SAMPLE_DIR;
@@ -43,7 +40,9 @@ describe('push / fetch / pull (API) with a local remote', () => {
     const { dir, remote } = await origin();
     expect(await pushed(dir)).toEqual({ remote: 'store', transferred: 5, skipped: 0, failed: [], bytes: BYTES });
     expect(remoteObjects(remote)).toEqual(ALL);
-    for (const oid of ALL) expect(fs.statSync(remoteObjPath(remote, oid)).mode & 0o222).toBe(0);
+    // The packed layout (the default for a new remote): read-only packs and indexes, no plain objects.
+    for (const d of ['packs', 'index']) for (const f of fs.readdirSync(path.join(remote, d))) expect(fs.statSync(path.join(remote, d, f)).mode & 0o222).toBe(0);
+    expect(fs.existsSync(path.join(remote, 'files'))).toBe(false);
 
     const b = await clone(dir);
     expect(cacheObjects(b)).toEqual([]);
@@ -72,9 +71,9 @@ describe('push / fetch / pull (API) with a local remote', () => {
   it('a second push transfers nothing and rewrites nothing', async () => {
     const { dir, remote } = await origin();
     await pushed(dir);
-    const before = fs.statSync(remoteObjPath(remote, DIR.oid)).mtimeMs;
+    const before = state(remote);
     expect(await pushed(dir)).toEqual({ remote: 'store', transferred: 0, skipped: 5, failed: [], bytes: 0 });
-    expect(fs.statSync(remoteObjPath(remote, DIR.oid)).mtimeMs).toBe(before);
+    expect(state(remote)).toEqual(before);
   });
 
   it('two repositories pushing the same content store it once', async () => {
@@ -115,9 +114,7 @@ describe('push / fetch / pull (API) with a local remote', () => {
     const { dir, remote } = await origin();
     await pushed(dir);
     const bad = sha('b,2\n');
-    const file = remoteObjPath(remote, bad);
-    fs.chmodSync(file, 0o644);
-    fs.writeFileSync(file, 'b,9\n');
+    damageRemoteObject(remote, bad, 'b,9\n');
     const b = await clone(dir);
     const before = state(b);
     const res = await pulled(b);

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { git, tdv } from '../helpers/repo.js';
-import { expectOneLineError, newDir, newRepo, objPath, SAMPLE_DIR, sampleRepo, sha } from '../helpers/expect.js';
+import { damageRemoteObject, expectOneLineError, newDir, newRepo, objPath, SAMPLE_DIR, sampleRepo, sha } from '../helpers/expect.js';
 
 /**
  * CLI layer: how `tdv push`, `fetch`, `pull` and `status --remote` word their
@@ -53,9 +53,7 @@ describe('tdv push / fetch / pull: output', () => {
     const { dir, remote } = await origin();
     expect((await tdv(dir, 'push')).code).toBe(0);
     const bad = sha('b,2\n');
-    const file = path.join(remote, 'files', 'sha256', bad.slice(0, 2), bad.slice(2));
-    fs.chmodSync(file, 0o644);
-    fs.writeFileSync(file, 'b,9\n');
+    damageRemoteObject(remote, bad, 'b,9\n');
     const r = await tdv(await clone(dir), 'pull');
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${bad} on remote "store" (${remote}) is corrupt`);

@@ -10,6 +10,7 @@ import type { Oid } from '../../src/formats/oid.js';
 import { RemoteError } from '../../src/errors.js';
 import type { RemoteConfig } from '../../src/formats/config.js';
 import type { Remote } from '../../src/remote/remote.js';
+import { TokenBucket } from '../../src/remote/rate.js';
 import { createS3Remote, credentialSource, partSizeFor, translateS3Error, type S3ErrorContext } from '../../src/remote/s3.js';
 import { tmpDir } from '../helpers/repo.js';
 import { describeS3, s3Available, s3RemoteConfig, S3_BUCKET, S3RVER_KEY } from '../helpers/s3.js';
@@ -181,6 +182,33 @@ describeS3('S3 remote', () => {
     const left: Oid[] = [];
     for await (const o of remote.list()) left.push(o);
     expect(left).toEqual([]);
+  });
+
+  it.each([
+    ['when_required (Content-MD5)', 'when_required' as const],
+    ['when_supported (x-amz-checksum-sha256)', undefined],
+  ])('under a rate limit, uploads stream through the limiter and arrive whole, checksum %s; every transfer pays', async (_what, checksum) => {
+    const rate = new TokenBucket(4 << 20); // burst 1 MiB
+    const remote = await createS3Remote('s3test', s3RemoteConfig(uniquePrefix('rate'), { checksum }), { bucket: S3_BUCKET, prefix: '' }, { rate });
+    onTestFinished(() => remote.close());
+    const small = crypto.randomBytes((2 << 20) + 11); // one PutObject
+    const big = crypto.randomBytes((9 << 20) + 5); // multipart
+    const t0 = performance.now();
+    const f = file(small);
+    await remote.put(sha256(small), f.path, f.size);
+    await remote.putKey(`packs/${sha256(big)}.pack`, { file: file(big).path });
+    await remote.putKey('index/x.json.gz', { data: small });
+    const up = small.length * 2 + big.length;
+    expect((performance.now() - t0) / 1000).toBeGreaterThanOrEqual((up - rate.burst) / rate.rate);
+    const read = async (body: AsyncIterable<Uint8Array>) => {
+      const chunks: Buffer[] = [];
+      for await (const c of body) chunks.push(Buffer.from(c));
+      return Buffer.concat(chunks);
+    };
+    const t1 = performance.now();
+    expect((await read(await remote.get(sha256(small)))).equals(small)).toBe(true);
+    expect((await read(await remote.getKey(`packs/${sha256(big)}.pack`, { start: 1 << 20, end: 9 << 20 }))).equals(big.subarray(1 << 20, 9 << 20))).toBe(true);
+    expect((performance.now() - t1) / 1000).toBeGreaterThanOrEqual((small.length + (8 << 20) - rate.burst) / rate.rate);
   });
 
   it('wrong credentials: REMOTE_ACCESS_DENIED, wide, naming their source and never the secret', async () => {

@@ -235,5 +235,170 @@ export function remoteContract(label: string, make: () => Promise<RemoteUnderTes
       for await (const oid of remote.list()) if (oid.startsWith('7f')) n++;
       expect(n).toBe(1200);
     });
+
+    describe('raw layout keys', () => {
+      async function keyBytes(remote: Remote, key: string, range?: { start: number; end: number }): Promise<{ bytes: Buffer; size: number | undefined }> {
+        const body = await remote.getKey(key, range);
+        const chunks: Buffer[] = [];
+        for await (const c of body) chunks.push(Buffer.from(c));
+        return { bytes: Buffer.concat(chunks), size: body.size };
+      }
+
+      it('putKey from memory and from a file, then getKey returns the same bytes and states their size', async () => {
+        const { remote } = await make();
+        const small = Buffer.from('{"layout":2}');
+        let reported = 0;
+        await remote.putKey('tdv-remote.json', { data: small }, (n) => (reported += n));
+        expect(reported).toBe(small.length);
+        const big = crypto.randomBytes((9 << 20) + 3); // multipart where the remote has it
+        const s = source(big);
+        reported = 0;
+        await remote.putKey(`packs/${sha256(big)}.pack`, { file: s.file }, (n) => (reported += n));
+        expect(reported).toBe(big.length);
+        const a = await keyBytes(remote, 'tdv-remote.json');
+        expect(a.bytes.equals(small)).toBe(true);
+        expect(a.size).toBe(small.length);
+        const b = await keyBytes(remote, `packs/${sha256(big)}.pack`);
+        expect(b.bytes.equals(big)).toBe(true);
+        expect(b.size).toBe(big.length);
+        await remote.putKey('index/empty.json.gz', { data: Buffer.alloc(0) });
+        expect(await keyBytes(remote, 'index/empty.json.gz')).toEqual({ bytes: Buffer.alloc(0), size: 0 });
+      });
+
+      it('getKey with a range returns exactly those bytes: start, middle, past the end (cut), empty', async () => {
+        const { remote } = await make();
+        const content = crypto.randomBytes(3000);
+        await remote.putKey('packs/r.pack', { data: content });
+        const cases: [number, number, Buffer][] = [
+          [0, 100, content.subarray(0, 100)],
+          [1000, 2500, content.subarray(1000, 2500)],
+          [2990, 5000, content.subarray(2990)],
+          [2999, 3000, content.subarray(2999)],
+          [500, 500, Buffer.alloc(0)],
+          [3000, 4000, Buffer.alloc(0)],
+          [9000, 9500, Buffer.alloc(0)],
+        ];
+        for (const [start, end, want] of cases) {
+          const got = await keyBytes(remote, 'packs/r.pack', { start, end });
+          expect(got.bytes.equals(want), `${start}-${end}`).toBe(true);
+          expect(got.size, `${start}-${end}`).toBe(want.length);
+        }
+        // A large key's ranged read streams the middle of it.
+        const big = crypto.randomBytes((3 << 20) + 17);
+        await remote.putKey('files/sha256/ab/big', { file: source(big).file });
+        const mid = await keyBytes(remote, 'files/sha256/ab/big', { start: 1 << 20, end: (3 << 20) + 5 });
+        expect(mid.bytes.equals(big.subarray(1 << 20, (3 << 20) + 5))).toBe(true);
+      });
+
+      it('a ranged read of an object continues a download: files/sha256/ab/cdef... is a key', async () => {
+        const { remote } = await make();
+        const content = crypto.randomBytes(5000);
+        const oid = await put(remote, content);
+        const key = `files/sha256/${oid.slice(0, 2)}/${oid.slice(2)}`;
+        expect((await keyBytes(remote, key, { start: 4000, end: 5000 })).bytes.equals(content.subarray(4000))).toBe(true);
+        expect(await remote.listKeys(`files/sha256/${oid.slice(0, 2)}`)).toEqual([{ key, size: 5000 }]);
+      });
+
+      it('getKey of an absent key throws OBJECT_NOT_ON_REMOTE, ranged or not', async () => {
+        const { remote } = await make();
+        for (const range of [undefined, { start: 0, end: 10 }]) {
+          const err = await remote.getKey('packs/none.pack', range).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          expect(err).toBeInstanceOf(RemoteError);
+          expect((err as RemoteError).code).toBe('OBJECT_NOT_ON_REMOTE');
+        }
+      });
+
+      it('listKeys lists every key below a directory, nested, sorted, with sizes; max stops early; other directories are not included', async () => {
+        const { remote } = await make();
+        // s3rver lists a directory's files before its subdirectories rather than in byte order,
+        // so these names sort the same either way (the directory remote's test checks '-' < '.' < '/').
+        const keys = ['packs/b.pack', 'packs/a.pack', 'packs/c/z', 'packs/c/y', 'packs/sub/deep/x.pack', 'index/a.json.gz', 'packsx/not-under'];
+        for (const [i, k] of keys.entries()) await remote.putKey(k, { data: Buffer.alloc(i + 1, 1) });
+        const listed = await remote.listKeys('packs');
+        expect(listed).toEqual([
+          { key: 'packs/a.pack', size: 2 },
+          { key: 'packs/b.pack', size: 1 },
+          { key: 'packs/c/y', size: 4 },
+          { key: 'packs/c/z', size: 3 },
+          { key: 'packs/sub/deep/x.pack', size: 5 },
+        ]);
+        const two = await remote.listKeys('packs', 2);
+        expect(two.length).toBeLessThanOrEqual(2);
+        expect(two).toEqual(listed.slice(0, two.length));
+        expect(await remote.listKeys('index')).toEqual([{ key: 'index/a.json.gz', size: 6 }]);
+        expect(await remote.listKeys('nothing-here')).toEqual([]);
+        expect(await remote.listKeys('packs/sub')).toEqual([{ key: 'packs/sub/deep/x.pack', size: 5 }]);
+      });
+
+      it('putKey overwrites a key whole', async () => {
+        const { remote } = await make();
+        await remote.putKey('tdv-remote.json', { data: Buffer.from('a much longer first version') });
+        await remote.putKey('tdv-remote.json', { data: Buffer.from('v2') });
+        expect((await keyBytes(remote, 'tdv-remote.json')).bytes.toString()).toBe('v2');
+        expect(await remote.listKeys('')).toEqual([{ key: 'tdv-remote.json', size: 2 }]);
+      });
+
+      it('deleteKeys deletes keys and returns [] when all went, absent ones included', async () => {
+        const { remote } = await make();
+        await remote.putKey('packs/1.pack', { data: Buffer.from('1') });
+        await remote.putKey('packs/2.pack', { data: Buffer.from('2') });
+        await remote.putKey('index/1.json.gz', { data: Buffer.from('i') });
+        expect(await remote.deleteKeys(['packs/1.pack', 'index/1.json.gz', 'packs/absent.pack', 'nodir/absent'])).toEqual([]);
+        expect(await remote.listKeys('packs')).toEqual([{ key: 'packs/2.pack', size: 1 }]);
+        expect(await remote.listKeys('index')).toEqual([]);
+        expect(await remote.deleteKeys([])).toEqual([]);
+      });
+
+      it('deleteKeys removes more than one batch (1,000 keys)', async () => {
+        const { remote } = await make();
+        const keys = Array.from({ length: 1003 }, (_, i) => `index/k${String(i).padStart(4, '0')}`);
+        const queue = [...keys];
+        await Promise.all(
+          Array.from({ length: 16 }, async () => {
+            for (let k = queue.pop(); k; k = queue.pop()) await remote.putKey(k, { data: Buffer.from(k) });
+          }),
+        );
+        expect((await remote.listKeys('index')).length).toBe(1003);
+        expect(await remote.deleteKeys(keys)).toEqual([]);
+        expect(await remote.listKeys('index')).toEqual([]);
+      });
+
+      it.each(['../x', '/abs', 'a//b', 'x/./y', 'x/../y', '', 'a/', 'sp ace', 'a\\b', 'ü'])('refuses the bad key %j in every raw-key call (BAD_KEY), touching nothing', async (key) => {
+        const { remote } = await make();
+        const calls: (() => Promise<unknown>)[] = [
+          () => remote.putKey(key, { data: Buffer.from('x') }),
+          () => remote.getKey(key),
+          () => remote.getKey(key, { start: 0, end: 1 }),
+          () => remote.deleteKeys(['packs/fine', key]),
+        ];
+        for (const call of calls) {
+          const err = await call().then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          expect(err).toBeInstanceOf(RemoteError);
+          expect((err as RemoteError).code).toBe('BAD_KEY');
+          expect((err as RemoteError).message).toContain(remote.name);
+        }
+        expect(await remote.listKeys('')).toEqual([]);
+      });
+
+      it('a putKey whose source fails leaves no key and nothing listed', async () => {
+        const { remote } = await make();
+        await remote.putKey('packs/p.pack', { data: Buffer.from('old') });
+        const missing = path.join(tmpDir('tdv-contract-'), 'gone');
+        const err = await remote.putKey('packs/p.pack', { file: missing }).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(err).toBeInstanceOf(Error);
+        expect(await remote.putKey('packs/q.pack', { file: missing }).catch(() => 'failed')).toBe('failed');
+        expect((await keyBytes(remote, 'packs/p.pack')).bytes.toString()).toBe('old');
+        expect(await remote.listKeys('packs')).toEqual([{ key: 'packs/p.pack', size: 3 }]);
+      });
+    });
   });
 }

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
+import zlib from 'node:zlib';
 import { expect, onTestFinished } from 'vitest';
 import { git, makeRepo, snapshot, tdv, tmpDir, write } from './repo.js';
 
@@ -55,9 +56,50 @@ export function cacheObjects(root: string): string[] {
   return storeObjects(path.join(root, '.tdv', 'cache'));
 }
 
-/** Every object id in a local remote (same layout as the cache). */
+/**
+ * Every object id in a local remote, in either layout: plain files
+ * (`files/sha256/...`, as the cache) and the objects (small files, manifests,
+ * large files' recipes; not chunks) its pack indexes name.
+ */
 export function remoteObjects(remote: string): string[] {
-  return storeObjects(remote);
+  return [...new Set([...storeObjects(remote), ...packedObjects(remote).keys()])].sort();
+}
+
+/** Where each packed object of a local remote is: its pack file and the payload's offset and length. */
+export function packedObjects(remote: string): Map<string, { pack: string; offset: number; length: number; kind: string; codec: string }> {
+  const out = new Map<string, { pack: string; offset: number; length: number; kind: string; codec: string }>();
+  const dir = path.join(remote, 'index');
+  if (!fs.existsSync(dir)) return out;
+  for (const name of fs.readdirSync(dir).sort()) {
+    if (!name.endsWith('.json.gz')) continue;
+    const doc = JSON.parse(zlib.gunzipSync(fs.readFileSync(path.join(dir, name))).toString()) as { packs: string[]; blobs: [string, string, number, number, number, number, string][] };
+    for (const [id, kind, p, offset, length, , codec] of doc.blobs) {
+      if (kind === 'c') continue;
+      out.set(id, { pack: path.join(remote, 'packs', `${doc.packs[p]}.pack`), offset, length, kind, codec });
+    }
+  }
+  return out;
+}
+
+/**
+ * Damages one object on a local remote, in either layout: the plain file's
+ * content is replaced by `bytes`, or one byte of its packed payload is
+ * flipped (the pack keeps its size, so only hashing finds it).
+ */
+export function damageRemoteObject(remote: string, oid: string, bytes = 'tampered'): void {
+  const plain = path.join(remote, 'files', 'sha256', oid.slice(0, 2), oid.slice(2));
+  if (fs.existsSync(plain)) {
+    fs.chmodSync(plain, 0o644);
+    fs.writeFileSync(plain, bytes);
+    return;
+  }
+  const at = packedObjects(remote).get(oid);
+  if (!at) throw new Error(`object ${oid} is not on remote ${remote}`);
+  const buf = fs.readFileSync(at.pack);
+  const i = at.offset + Math.floor(at.length / 2);
+  buf[i] = buf[i]! ^ 0xff;
+  fs.chmodSync(at.pack, 0o644);
+  fs.writeFileSync(at.pack, buf);
 }
 
 /** Object ids under `<root>/files/sha256/`, sorted; stray files in the prefix level are not objects. */

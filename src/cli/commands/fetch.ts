@@ -12,6 +12,7 @@ export function registerFetch(program: Program, ctx: CliContext): void {
       targets: resolve(targets),
       remote: opts.remote,
       jobs: opts.jobs,
+      limitRate: opts.limitRate,
       runCache: opts.runCache,
       withDeps: opts.withDeps,
       progress,

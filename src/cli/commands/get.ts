@@ -3,7 +3,7 @@ import type { GetResult } from '../../repo/get.js';
 import type { Repo } from '../../repo/repo.js';
 import { formatBytes, type Output, plural } from '../../ui/output.js';
 import { q } from '../render.js';
-import { type CliContext, examples, parseJobs, type Program } from '../context.js';
+import { type CliContext, examples, parseJobs, parseLimitRate, type Program } from '../context.js';
 
 export function registerGet(program: Program, ctx: CliContext): void {
   const cmd = program
@@ -16,6 +16,7 @@ export function registerGet(program: Program, ctx: CliContext): void {
     .option('-f, --force', 'replace an existing output')
     .option('-r, --remote <name>', "the repository's remote to read from (default: its default remote)")
     .option('-j, --jobs <n>', 'parallel downloads', parseJobs)
+    .option('--limit-rate <rate>', 'at most this many bytes per second from the remote, e.g. 500k or 4M', parseLimitRate)
     .option('--json', 'print one JSON object (schema in README)')
     .addHelpText(
       'after',
@@ -36,7 +37,7 @@ export function registerGet(program: Program, ctx: CliContext): void {
     const { get } = await import('../../repo/get.js');
     const res = await get(
       repo,
-      { url, path: file, rev: opts.rev, out: opts.out === undefined ? undefined : ctx.resolve(opts.out), force: opts.force, remote: opts.remote, jobs: opts.jobs },
+      { url, path: file, rev: opts.rev, out: opts.out === undefined ? undefined : ctx.resolve(opts.out), force: opts.force, remote: opts.remote, jobs: opts.jobs, limitRate: opts.limitRate },
       ctx.io.cwd,
     );
     show(res, render);

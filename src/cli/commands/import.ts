@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { maskUrl } from '../../formats/config.js';
 import { formatBytes, plural } from '../../ui/output.js';
-import { type CliContext, examples, parseJobs, type Program } from '../context.js';
+import { type CliContext, examples, parseJobs, parseLimitRate, type Program } from '../context.js';
 import { q, shs } from '../render.js';
 import { progressFor } from '../transfer.js';
 
@@ -16,6 +16,7 @@ export function registerImport(program: Program, ctx: CliContext): void {
     .option('-r, --remote <name>', "the source's remote to read the data from (default: the source's default remote)")
     .option('-f, --force', 'replace what is already at the destination (what the cache lacks of it is lost)')
     .option('-j, --jobs <n>', 'parallel downloads', parseJobs)
+    .option('--limit-rate <rate>', 'at most this many bytes per second from the remote, e.g. 500k or 4M', parseLimitRate)
     .option('--json', 'print one JSON object: path, pointer, import (url, path, rev, commit), oid, size, nfiles, fetch, gitFiles')
     .addHelpText('after', examples('tdv import https://github.com/acme/datasets data/trips.csv', 'tdv import ../registry images --rev v2 -o data/images', 'git add data/images.tdv data/.gitignore'));
   ctx.action(cmd, async ({ out, repo, args: [url, srcPath], opts, resolve, show }) => {
@@ -30,6 +31,7 @@ export function registerImport(program: Program, ctx: CliContext): void {
       remote: opts.remote,
       force: opts.force,
       jobs: opts.jobs,
+      limitRate: opts.limitRate,
       progress,
     }).finally(() => progress?.finish());
     show(res, (res) => {

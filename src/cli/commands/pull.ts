@@ -25,6 +25,7 @@ export function registerPull(program: Program, ctx: CliContext): void {
       targets: resolve(targets),
       remote: opts.remote,
       jobs: opts.jobs,
+      limitRate: opts.limitRate,
       runCache: opts.runCache,
       withDeps: opts.withDeps,
       force: opts.force,

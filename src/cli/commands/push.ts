@@ -7,12 +7,14 @@ export function registerPush(program: Program, ctx: CliContext): void {
   const cmd = allHistoryOptions(transferOptions(program.command('push').description('upload cached data the pointers reference to a remote')), 'push')
     .option('--rev <rev>', "push the data of this revision instead of the workspace pointers' (repeatable; what the cache holds of it)", collect)
     .option('--dry', 'list what would be uploaded, upload nothing')
+    .option('--repair', 'upload the data again even where the remote has it (after pull reported a corrupt object there)')
     .addHelpText(
       'after',
       examples(
         'tdv push',
         'tdv push data/images -r s3store -j 32',
         'tdv push --dry --json',
+        'tdv push --repair data/big.csv  # store it again: the copy on the remote is damaged',
         'tdv push --rev v1               # the data tagged v1',
         'tdv push --all-tags          # every tagged version too (what the cache holds of it)',
       ),
@@ -24,9 +26,11 @@ export function registerPush(program: Program, ctx: CliContext): void {
       targets: resolve(targets),
       remote: opts.remote,
       jobs: opts.jobs,
+      limitRate: opts.limitRate,
       runCache: opts.runCache,
       withDeps: opts.withDeps,
       dry: opts.dry,
+      repair: opts.repair,
       progress,
       scope: scopeOf(opts, opts.rev === undefined),
     }).finally(() => progress?.finish());

@@ -102,7 +102,7 @@ export function registerRemote(program: Program, ctx: CliContext): void {
     .command('modify')
     .description('set or unset one setting of a remote')
     .argument('<name>', 'the remote')
-    .argument('<key>', 'url, endpointurl, region, profile, force_path_style, checksum, jobs, access_key_id, secret_access_key')
+    .argument('<key>', 'url, endpointurl, region, profile, force_path_style, checksum, jobs, layout, chunking, compression, limit_rate, access_key_id, secret_access_key')
     .argument('[value]', 'the new value (omit with --unset)')
     .option('--local', 'write to .tdv/config.local.yaml (required for access_key_id and secret_access_key)')
     .option('--unset', 'remove the setting')
@@ -112,6 +112,7 @@ export function registerRemote(program: Program, ctx: CliContext): void {
         'tdv remote modify storage endpointurl http://127.0.0.1:9000',
         'tdv remote modify storage force_path_style true',
         'tdv remote modify storage jobs 16',
+        'tdv remote modify storage limit_rate 4M   # bytes per second, as curl --limit-rate',
         'tdv remote modify storage profile research',
         'tdv remote modify storage secret_access_key "$SECRET" --local',
         'tdv remote modify storage region --unset',

@@ -1,5 +1,5 @@
 import { maskUrl } from '../../formats/config.js';
-import { type CliContext, examples, parseJobs, type Program } from '../context.js';
+import { type CliContext, examples, parseJobs, parseLimitRate, type Program } from '../context.js';
 import { q, shs } from '../render.js';
 import { progressFor } from '../transfer.js';
 
@@ -11,12 +11,13 @@ export function registerUpdate(program: Program, ctx: CliContext): void {
     .option('--rev <rev>', 'a branch, tag, commit id or date of the source to move to (recorded from now on)')
     .option('-f, --force', 'discard workspace changes to imported data that the cache lacks')
     .option('-j, --jobs <n>', 'parallel downloads', parseJobs)
+    .option('--limit-rate <rate>', 'at most this many bytes per second from the remote, e.g. 500k or 4M', parseLimitRate)
     .option('--json', 'print one JSON object: imports (path, pointer, url, rev, from, to, state, oldOid, oid, fetch) and gitFiles')
     .addHelpText('after', examples('tdv update', 'tdv update trips.csv.tdv', 'tdv update data/images --rev v2'));
   ctx.action(cmd, async ({ out, repo, args: [targets], opts, resolve, show }) => {
     const { update } = await import('../../repo/update.js');
     const progress = await progressFor(out, 'update');
-    const res = await update(repo, { targets: resolve(targets), rev: opts.rev, force: opts.force, jobs: opts.jobs, progress }).finally(() => progress?.finish());
+    const res = await update(repo, { targets: resolve(targets), rev: opts.rev, force: opts.force, jobs: opts.jobs, limitRate: opts.limitRate, progress }).finally(() => progress?.finish());
     show(res, (res) => {
       if (res.imports.length === 0) out.info('No imported data to update.');
       for (const i of res.imports) {

@@ -33,6 +33,7 @@ const PREFIXES = 256;
  */
 export async function remoteHas(remote: Remote, oids: readonly Oid[], jobs: number): Promise<Set<Oid>> {
   const unique = [...new Set(oids)];
+  if (remote.hasMany) return remote.hasMany(unique, jobs);
   const found = new Set<Oid>();
   const limit = pLimit(jobs);
   // An object whose check failed (after the client's retries) counts as absent:

@@ -12,6 +12,7 @@ import type { Remote } from '../../remote/remote.js';
 import { processGone } from '../../util/fs.js';
 import type { Repo } from '../repo.js';
 import { POINTER_FIX } from './pointers.js';
+import { layoutOf } from './remotes.js';
 import { resolveRev, Snapshot, type SnapshotSource } from './snapshot.js';
 
 /**
@@ -60,6 +61,8 @@ export interface OpenExternalOptions {
   env?: NodeJS.ProcessEnv;
   /** What a relative path URL is relative to (default: the process's working directory). */
   cwd?: string;
+  /** `--limit-rate`: bytes per second with the source's remote (its own `limit_rate` is not used). */
+  limitRate?: number;
 }
 
 /** Transports git may use for a source: no `ext::`/`fd::` (they run commands) and nothing exotic. */
@@ -316,7 +319,7 @@ export async function openExternal(url: string, opts: OpenExternalOptions = {}):
     git: wt,
     history,
     store,
-    openRemote: () => (remote ??= openSourceRemote(norm, config, remoteName, opts)),
+    openRemote: () => (remote ??= openSourceRemote(norm, config, remoteName, opts, store)),
   };
   return {
     url: norm.url,
@@ -385,7 +388,7 @@ function sameLocation(a: ResolvedRemoteUrl, b: ResolvedRemoteUrl): boolean {
  * repository, its `remote.<name>` credential keys when it has a remote of the
  * same name at the same location.
  */
-async function openSourceRemote(norm: { url: string; localPath?: string }, config: Config, name: string | undefined, opts: OpenExternalOptions): Promise<Remote> {
+async function openSourceRemote(norm: { url: string; localPath?: string }, config: Config, name: string | undefined, opts: OpenExternalOptions, store: ObjectStore): Promise<Remote> {
   const shown = maskUrl(norm.url);
   if (name === undefined) throw new TdvError('NO_REMOTE', `${shown} has no default remote (core.remote in its .tdv/config.yaml), so its data cannot be read; pass --remote NAME`);
   const cfg = config.remote[name];
@@ -409,14 +412,16 @@ async function openSourceRemote(norm: { url: string; localPath?: string }, confi
       for (const k of CREDENTIAL_KEYS) if (mine[k] !== undefined) (merged as Record<string, unknown>)[k] = mine[k];
   }
   let remote: Remote;
+  const rate = opts.limitRate === undefined ? undefined : new (await import('../../remote/rate.js')).TokenBucket(opts.limitRate);
   if (loc.kind === 'local') {
     const { LocalRemote } = await import('../../remote/local.js');
-    remote = new LocalRemote(name, loc.path);
+    remote = new LocalRemote(name, loc.path, { rate });
   } else {
     const { createS3Remote } = await import('../../remote/s3.js');
-    remote = await createS3Remote(name, merged, { bucket: loc.bucket, prefix: loc.prefix });
+    remote = await createS3Remote(name, merged, { bucket: loc.bucket, prefix: loc.prefix }, { rate });
   }
-  return namingSource(remote, shown);
+  // Read in both layouts (remote/packed.ts); nothing is written to a source's remote.
+  return layoutOf(namingSource(remote, shown), merged, store);
 }
 
 /**

@@ -68,7 +68,7 @@ export async function fetchImports(repo: Repo, selected: readonly Selected[], op
     if (group.every((s) => repo.store.hasAll(s.out.sha256))) continue; // cheapest check first: no clone, no network
     const res: ImportTransfer = { url: imp.url, remote: imp.remote ?? '', transferred: 0, skipped: 0, failed: [], bytes: 0 };
     try {
-      const ext = await openExternal(imp.url, { rev: imp.commit, here: repo, remote: imp.remote });
+      const ext = await openExternal(imp.url, { rev: imp.commit, here: repo, remote: imp.remote, limitRate: opts.limitRate });
       try {
         // One output per pointer (a target inside an imported directory fetches all of it).
         const outs = new Map(group.map((s) => [s.ptr.file, s]));
@@ -381,7 +381,7 @@ async function fetchFromSource(repo: Repo, ext: ExternalRepo, srcPath: string, s
     return res;
   }
   const { openExternal } = await import('./external.js');
-  const next = await openExternal(up.url, { rev: up.commit, here: repo, remote: up.remote });
+  const next = await openExternal(up.url, { rev: up.commit, here: repo, remote: up.remote, limitRate: opts.limitRate });
   try {
     // Only what is still missing (fetchSelected skips what is cached now).
     const more = await fetchFromSource(repo, next, up.path, sel, { ...opts, progress: undefined }, depth + 1);

@@ -2,10 +2,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TdvError } from '../../errors.js';
 import type { Remote } from '../../remote/remote.js';
+import type { ObjectStore } from '../../cache/store.js';
 import { gitCommonDir } from '../../git/git.js';
 import { isInside, toPosix } from '../../util/fs.js';
 import { POINTER_EXT } from '../../formats/pointer.js';
-import { maskUrl, resolveRemoteUrl } from '../../formats/config.js';
+import { maskUrl, type RemoteConfig, resolveRemoteUrl } from '../../formats/config.js';
+import { parseRate } from '../../formats/rate.js';
+import { TokenBucket } from '../../remote/rate.js';
 import type { Repo } from '../repo.js';
 import { realpathLoose } from './cache-dir.js';
 
@@ -46,8 +49,11 @@ export function localRemoteProblem(repo: Repo, dir: string): string | undefined 
   return undefined;
 }
 
-/** The remote named `name`, or the default one: its implementation chosen by URL. `jobs` sizes its connection pool. */
-export async function openRemote(repo: Repo, name?: string, jobs?: number): Promise<Remote> {
+/**
+ * The remote named `name`, or the default one: its implementation chosen by URL. `jobs` sizes its
+ * connection pool; `limitRate` (bytes per second, `--limit-rate`) overrides its `limit_rate`.
+ */
+export async function openRemote(repo: Repo, name?: string, jobs?: number, limitRate?: number): Promise<Remote> {
   const chosen = name ?? repo.config.core.remote;
   const known = Object.keys(repo.config.remote);
   if (chosen === undefined) {
@@ -67,6 +73,8 @@ export async function openRemote(repo: Repo, name?: string, jobs?: number): Prom
     );
   }
   const loc = resolveRemoteUrl(repo.root, cfg.url);
+  const bps = limitRate ?? (cfg.limit_rate === undefined ? undefined : parseRate(cfg.limit_rate));
+  const rate = bps === undefined ? undefined : new TokenBucket(bps); // one per opened remote, shared by its transfers
   if (loc.kind === 'local') {
     // Checked again here, not only by `tdv remote add`: a committed config may be hand-edited,
     // and a symlink on the way may have been made (or committed) since.
@@ -77,10 +85,22 @@ export async function openRemote(repo: Repo, name?: string, jobs?: number): Prom
       });
     }
     const { LocalRemote } = await import('../../remote/local.js');
-    return new LocalRemote(chosen, loc.path);
+    return layoutOf(new LocalRemote(chosen, loc.path, { rate }), cfg, repo.store, jobs);
   }
   const { createS3Remote } = await import('../../remote/s3.js');
-  return createS3Remote(chosen, cfg, { bucket: loc.bucket, prefix: loc.prefix }, { jobs });
+  return layoutOf(await createS3Remote(chosen, cfg, { bucket: loc.bucket, prefix: loc.prefix }, { jobs, rate }), cfg, repo.store, jobs);
+}
+
+/**
+ * The remote as its layout reads and writes it (remote/packed.ts): packed
+ * (chunks, compression, packs) unless `layout: plain`; every remote is read
+ * in both layouts.
+ */
+export async function layoutOf(raw: Remote, cfg: RemoteConfig, store: ObjectStore, jobs?: number): Promise<Remote> {
+  const { PackedRemote } = await import('../../remote/packed.js');
+  const { parseCompression } = await import('../../remote/transfer/codec.js');
+  const settings = { layout: cfg.layout, chunking: cfg.chunking ?? true, compression: parseCompression(cfg.compression ?? 'auto') ?? { mode: 'auto' as const, level: 3 } };
+  return new PackedRemote(raw, settings, store, jobs ?? cfg.jobs ?? raw.defaultJobs);
 }
 
 /** Parallel transfers: `-j`, else the remote's `jobs`, else its default. */

@@ -5,7 +5,8 @@ import type { ObjectStore } from '../../cache/store.js';
 import { damagedPushMessage, LinkedObjectCheck } from '../../cache/linked.js';
 import { FormatError } from '../../errors.js';
 import type { Remote } from '../../remote/remote.js';
-import { downloadVerified, type Job, remoteHas, runJobs, type TransferFailure, type TransferProgress } from '../../remote/transfer/executor.js';
+import { type Job, remoteHas, type TransferFailure, type TransferProgress } from '../../remote/transfer/executor.js';
+import { adapterFor } from '../../remote/transfer/adapters.js';
 import type { Selected } from './pointers.js';
 import type { HistoryScope } from './revision.js';
 import { openRemote, remoteJobs } from './remotes.js';
@@ -18,6 +19,8 @@ export interface TransferOptions {
   /** Remote name; the default remote otherwise. */
   remote?: string;
   jobs?: number;
+  /** `--limit-rate`: bytes per second, over the remote's `limit_rate`. */
+  limitRate?: number;
   progress?: TransferProgress;
   /** Also transfer the run-cache (records and the objects of their outputs). */
   runCache?: boolean;
@@ -30,6 +33,8 @@ export interface TransferOptions {
 export interface PushOptions extends TransferOptions {
   /** Plan only: list what would be uploaded. */
   dry?: boolean;
+  /** Upload everything selected even where the remote has it (a damaged copy there is replaced: readers take the newer one). */
+  repair?: boolean;
   /**
    * Called once planned (not with `dry`), before the first upload, when the
    * push uses any object on the remote (uploads it, or finds it there).
@@ -73,11 +78,8 @@ export async function pushSelected(repo: Repo, remote: Remote, selected: readonl
   const res: TransferResult = { remote: remote.name, transferred: 0, skipped: 0, failed: [], bytes: 0 };
 
   // Cheapest check first: a directory whose manifest is on the remote is there whole.
-  const manifestsThere = await remoteHas(
-    remote,
-    wanted.dirs.map((d) => d.oid),
-    jobs,
-  );
+  const has = (oids: Oid[]) => (opts.repair ? Promise.resolve(new Set<Oid>()) : remoteHas(remote, oids, jobs));
+  const manifestsThere = await has(wanted.dirs.map((d) => d.oid));
   const onRemote = new Set<Oid>();
   const check: Oid[] = [];
   for (const [oid] of wanted.files) check.push(oid);
@@ -88,7 +90,7 @@ export async function pushSelected(repo: Repo, remote: Remote, selected: readonl
     for (const c of d.children) onRemote.add(c.oid);
   }
   const unknown = check.filter((o) => !onRemote.has(o));
-  for (const o of await remoteHas(remote, unknown, jobs)) onRemote.add(o);
+  for (const o of await has(unknown)) onRemote.add(o);
 
   const uploads: Job[] = [];
   for (const [oid, job] of wanted.files) {
@@ -129,7 +131,8 @@ export async function pushSelected(repo: Repo, remote: Remote, selected: readonl
 
   const total = uploads.reduce((n, j) => n + j.size, 0) + manifestJobs.reduce((n, d) => n + store.sizeOf(d.oid), 0);
   opts.progress?.plan(uploads.length + manifestJobs.length, total);
-  const files = await uploadFiles(remote, store, uploads, jobs, opts.progress);
+  const adapter = adapterFor(remote);
+  const files = await adapter.upload(remote, store, uploads, { jobs, progress: opts.progress, repair: opts.repair });
   for (const j of files.done) {
     onRemote.add(j.oid);
     res.bytes += j.size;
@@ -158,7 +161,7 @@ export async function pushSelected(repo: Repo, remote: Remote, selected: readonl
     if (!d.partial) res.failed.push({ oid: d.oid, path: d.path, error: `manifest of ${d.path} not uploaded: ${absent.length} of its files are not on the remote` });
     else (res.heldBack ??= []).push({ path: d.path, missing: absent.length });
   }
-  const manifests = await runJobs(ready, jobs, putFrom(remote, store), opts.progress);
+  const manifests = await adapter.upload(remote, store, ready, { jobs, progress: opts.progress, repair: opts.repair });
   res.transferred += manifests.done.length;
   for (const j of manifests.done) res.bytes += j.size;
   res.failed.push(...manifests.failed);
@@ -185,46 +188,6 @@ function damagedObjects(store: ObjectStore, uploads: readonly Job[]): TransferFa
 }
 
 /**
- * Small objects per putMany batch. Each batch starts a worker thread (tens of
- * ms), so batches are large; the progress bar moves once per batch.
- */
-const BATCH = 50_000;
-const BATCH_MAX_SIZE = 1 << 20;
-
-/** Uploads file objects: small ones in batches where the remote has a fast path, the rest one by one. */
-async function uploadFiles(remote: Remote, store: ObjectStore, uploads: Job[], jobs: number, progress?: TransferProgress): Promise<{ done: Job[]; failed: TransferFailure[] }> {
-  const put = putFrom(remote, store);
-  if (!remote.putMany) return runJobs(uploads, jobs, put, progress);
-  const small = uploads.filter((j) => j.size < BATCH_MAX_SIZE);
-  const done: Job[] = [];
-  const failed: TransferFailure[] = [];
-  for (let i = 0; i < small.length; i += BATCH) {
-    const batch = small.slice(i, i + BATCH);
-    const errors = await remote.putMany(batch.map((j) => ({ oid: j.oid, from: store.pathOf(j.oid) })));
-    for (const j of batch) {
-      const err = errors.get(j.oid);
-      if (err) failed.push({ oid: j.oid, path: j.path, error: err.message });
-      else {
-        done.push(j);
-        progress?.bytes(j.size);
-      }
-      progress?.files();
-    }
-  }
-  const rest = await runJobs(
-    uploads.filter((j) => j.size >= BATCH_MAX_SIZE),
-    jobs,
-    put,
-    progress,
-  );
-  return { done: [...done, ...rest.done], failed: [...failed, ...rest.failed] };
-}
-
-function putFrom(remote: Remote, store: ObjectStore) {
-  return (job: Job, onBytes: (n: number) => void) => remote.put(job.oid, store.pathOf(job.oid), job.size, onBytes);
-}
-
-/**
  * A cached manifest's entries; undefined when it is not cached, or is corrupt
  * (recorded in `corrupt`, so one bad directory fails alone instead of the command).
  */
@@ -241,8 +204,8 @@ export function cachedManifest(store: ObjectStore, corrupt: Map<Oid, string>) {
   };
 }
 
-export async function withRemote<T>(repo: Repo, opts: { remote?: string; jobs?: number }, fn: (remote: Remote) => Promise<T>): Promise<T> {
-  const remote = await openRemote(repo, opts.remote, opts.jobs);
+export async function withRemote<T>(repo: Repo, opts: { remote?: string; jobs?: number; limitRate?: number }, fn: (remote: Remote) => Promise<T>): Promise<T> {
+  const remote = await openRemote(repo, opts.remote, opts.jobs, opts.limitRate);
   try {
     return await fn(remote);
   } finally {
@@ -260,18 +223,14 @@ export async function fetchSelected(repo: Repo, remote: Remote, selected: readon
   const store = repo.store;
   const jobs = remoteJobs(repo, remote, opts.jobs);
   const res: TransferResult = { remote: remote.name, transferred: 0, skipped: 0, failed: [], bytes: 0 };
-  const get = async (job: Job, onBytes: (n: number) => void) => {
-    // Bounded by the size the pointer or manifest records (a manifest's by the manifest limit):
-    // a damaged or hostile object of another size is refused, not downloaded whole.
-    job.size = await downloadVerified(remote, store, job.oid, { onBytes, size: isDirOid(job.oid) ? undefined : job.size });
-  };
+  const adapter = adapterFor(remote);
 
   const manifests = new Map<Oid, Job>();
   for (const s of selected) {
     const oid = s.out.sha256;
     if (isDirOid(oid) && !store.has(oid) && !manifests.has(oid)) manifests.set(oid, { oid, size: 0, path: s.rel });
   }
-  const first = await runJobs([...manifests.values()], jobs, get);
+  const first = await adapter.download(remote, store, [...manifests.values()], { jobs });
   const failedManifests = new Map<Oid, TransferFailure>(first.failed.map((f) => [f.oid, f]));
   res.transferred += first.done.length;
   for (const j of first.done) res.bytes += j.size;
@@ -291,7 +250,7 @@ export async function fetchSelected(repo: Repo, remote: Remote, selected: readon
     downloads.length,
     downloads.reduce((n, j) => n + j.size, 0),
   );
-  const files = await runJobs(downloads, jobs, get, opts.progress);
+  const files = await adapter.download(remote, store, downloads, { jobs, progress: opts.progress });
   res.transferred += files.done.length;
   for (const j of files.done) res.bytes += j.size;
   res.failed.push(...files.failed);

@@ -1,0 +1,782 @@
+import fs from 'node:fs';
+import { createHash } from 'node:crypto';
+import pLimit from 'p-limit';
+import { isDirOid, type Oid } from '../formats/oid.js';
+import { readObjectFileSync, type ObjectStore, type TempObject } from '../cache/store.js';
+import { RemoteError, TdvError } from '../errors.js';
+import type { ByteRange, KeySource, ObjectBody, OnBytes, Remote } from './remote.js';
+import { remoteHas } from './transfer/executor.js';
+import {
+  BadLayoutData,
+  type BlobEntry,
+  decodeIndex,
+  decodeLayoutRecord,
+  decodeRecipe,
+  encodeIndex,
+  encodeLayoutRecord,
+  encodeRecipe,
+  indexKey,
+  indexNameOf,
+  LAYOUT_KEY,
+  LAYOUT_VERSION,
+  MAX_BLOB,
+  MAX_INDEX_BYTES,
+  MAX_RECIPE_BYTES,
+  PackBuilder,
+  packKey,
+  type Recipe,
+} from './transfer/pack.js';
+import { CHUNK_THRESHOLD, chunkFile, DEFAULT_CHUNK_PARAMS } from './transfer/chunker.js';
+import { type Compression, decode, encode, fileEncoder, loadCodec } from './transfer/codec.js';
+
+/** How a remote is written (`remote.<name>.layout`, `chunking`, `compression`). */
+export interface LayoutSettings {
+  /** `packed`, `plain`, or undefined: packed for a new remote, plain for one that already holds plain objects. */
+  layout: 'packed' | 'plain' | undefined;
+  chunking: boolean;
+  compression: Compression;
+}
+
+/** A pack is sealed and uploaded once it reaches this size: the unit an interrupted upload loses at most. */
+export const PACK_TARGET = 8 << 20;
+/** An interrupted upload resumes from the last index written: one is written at least this often. */
+const CHECKPOINT_MS = 10_000;
+/** Ranged reads of neighbouring blobs are merged while the gap is at most this (record headers lie between). */
+const MAX_GAP = 64 << 10;
+/** ... and the merged read at most this long. */
+const MAX_RUN = 16 << 20;
+/** Downloads of files at least this large keep their verified chunks until done, so a rerun resumes. */
+const SPOOL_MIN = 16 << 20;
+const DOWNLOAD_ATTEMPTS = 3;
+
+/**
+ * A remote in the packed layout (README: "Remote layout"), or a plain one,
+ * behind the one `Remote` interface, so every reader (pull, cat, serve, gc,
+ * fsck, imports) reads both:
+ *
+ *   tdv-remote.json        the layout record: {"format":"tdv-remote","layout":2}
+ *   index/<sha>.json.gz    pack indexes: where each blob is (transfer/pack.ts)
+ *   packs/<sha>.pack       blobs: small objects, chunks of large files, recipes
+ *   files/sha256/ab/cd...  plain objects (layout 1, and `layout: plain`)
+ *   runs/, repos/          run records and ownership markers, as before
+ *
+ * Large files are content-defined chunks (transfer/chunker.ts) plus a recipe
+ * naming them, so a new version sends only the chunks the remote lacks, and
+ * a download reuses chunks of versions already in the cache (their recipes,
+ * kept in the cache, are the local chunk index). Blobs are zstd-compressed
+ * when that pays (transfer/codec.ts).
+ *
+ * Writes are ordered so a reader never sees a blob before its bytes: packs
+ * first, then an index naming them; an upload killed midway leaves packs no
+ * index names (invisible; `gc --cloud` removes them) and the last checkpoint
+ * index, from which the next push resumes. Everything read is checked: index
+ * names are hashes of their bytes, every blob hashes to its id, every file to
+ * its oid (by downloadVerified), and sizes are bounded before allocation.
+ */
+export class PackedRemote implements Remote {
+  readonly packed = true;
+  private catalogP: Promise<Map<string, BlobEntry>> | undefined;
+  private indexNames = new Set<string>();
+  private writeModeP: Promise<'packed' | 'plain'> | undefined;
+  private localChunksMap: Map<string, { oid: Oid; offset: number; size: number }> | undefined;
+
+  constructor(
+    readonly raw: Remote,
+    private readonly settings: LayoutSettings,
+    private readonly store: ObjectStore,
+    private readonly jobs: number,
+  ) {}
+
+  get name(): string {
+    return this.raw.name;
+  }
+  get url(): string {
+    return this.raw.url;
+  }
+  get defaultJobs(): number {
+    return this.raw.defaultJobs;
+  }
+
+  /** The local cache of this remote's indexes: by the url's hash (index names are content hashes, so sharing is safe). */
+  private get cacheId(): string {
+    return createHash('sha256').update(this.raw.url).digest('hex');
+  }
+
+  // ---- the catalog: every blob of every index -----------------------------------------------
+
+  /** Every blob the remote's indexes name, by id (loaded once per command; indexes already downloaded are read locally). */
+  catalog(): Promise<Map<string, BlobEntry>> {
+    const p = (this.catalogP ??= this.loadCatalog());
+    p.catch(() => {
+      if (this.catalogP === p) this.catalogP = undefined; // a failure is not remembered
+    });
+    return p;
+  }
+
+  private async loadCatalog(): Promise<Map<string, BlobEntry>> {
+    await this.checkRecord();
+    const keys = await this.raw.listKeys('index');
+    const map = new Map<string, BlobEntry>();
+    const names: string[] = [];
+    for (const k of keys) {
+      const name = indexNameOf(k.key);
+      if (name !== undefined && k.size <= MAX_INDEX_BYTES) names.push(name);
+    }
+    const lists = await pLimit(Math.max(2, this.jobs)).map(names, (name) => this.readIndex(name));
+    // The later index's copy of a blob wins: `push --repair` writes a damaged blob again.
+    lists.sort((a, b) => a.written - b.written);
+    for (const { entries } of lists) for (const e of entries) add(map, e);
+    this.indexNames = new Set(names);
+    // Indexes the remote no longer has (repacked) are dropped from the local copy.
+    const keep = new Set(names.map((n) => `${this.cacheId}/${n}.json.gz`));
+    this.store.removeSide(
+      'remotes',
+      this.store.listSide('remotes', this.cacheId).filter((n) => !keep.has(n)),
+    );
+    return map;
+  }
+
+  private async readIndex(name: string): Promise<{ written: number; entries: BlobEntry[] }> {
+    const local = `${this.cacheId}/${name}.json.gz`;
+    const cached = this.store.readSide('remotes', local);
+    if (cached) {
+      try {
+        return decodeIndex(cached, name);
+      } catch {
+        /* damaged local copy: downloaded again */
+      }
+    }
+    const bytes = await this.readKey(indexKey(name), MAX_INDEX_BYTES);
+    let index: { written: number; entries: BlobEntry[] };
+    try {
+      index = decodeIndex(bytes, name);
+    } catch (err) {
+      throw this.corrupt(indexKey(name), (err as Error).message);
+    }
+    this.store.writeSide('remotes', local, bytes);
+    return index;
+  }
+
+  /** A layout record of a newer layout than this tdv reads is refused before anything is read or written. */
+  private async checkRecord(): Promise<boolean> {
+    let bytes: Buffer;
+    try {
+      bytes = await this.readKey(LAYOUT_KEY, 4096);
+    } catch (err) {
+      if (err instanceof RemoteError && err.code === 'OBJECT_NOT_ON_REMOTE') return false;
+      throw err;
+    }
+    let version: number;
+    try {
+      version = decodeLayoutRecord(bytes);
+    } catch (err) {
+      throw this.corrupt(LAYOUT_KEY, (err as Error).message);
+    }
+    if (version > LAYOUT_VERSION) {
+      throw new RemoteError('REMOTE_LAYOUT_UNSUPPORTED', `remote "${this.name}" (${this.url}) has layout ${version}, newer than this tdv reads (${LAYOUT_VERSION}); upgrade tdv`, { wide: true });
+    }
+    return true;
+  }
+
+  /**
+   * How this push writes: packed or plain. `layout` decides when set; unset,
+   * a remote with a layout record or no objects at all is packed (and gets
+   * the record), and one that already holds plain objects stays plain, so
+   * older tdv versions sharing it keep reading everything.
+   */
+  writeMode(): Promise<'packed' | 'plain'> {
+    const p = (this.writeModeP ??= (async () => {
+      if (this.settings.layout === 'plain') return 'plain' as const;
+      const hasRecord = await this.checkRecord();
+      if (hasRecord) return 'packed' as const;
+      if (this.settings.layout === undefined && (await this.raw.listKeys('files', 1)).length > 0) return 'plain' as const;
+      await this.raw.putKey(LAYOUT_KEY, { data: encodeLayoutRecord() });
+      return 'packed' as const;
+    })());
+    p.catch(() => {
+      if (this.writeModeP === p) this.writeModeP = undefined;
+    });
+    return p;
+  }
+
+  // ---- the Remote interface ------------------------------------------------------------------
+
+  async has(oid: Oid): Promise<boolean> {
+    if (whole(await this.catalog(), oid)) return true;
+    return this.raw.has(oid);
+  }
+
+  /** Which of `oids` the remote holds: the indexes answer first, the plain layout for the rest. */
+  async hasMany(oids: readonly Oid[], jobs: number): Promise<Set<Oid>> {
+    const cat = await this.catalog();
+    const found = new Set<Oid>();
+    const rest: Oid[] = [];
+    for (const o of oids) {
+      if (whole(cat, o)) found.add(o);
+      else rest.push(o);
+    }
+    if (rest.length > 0) for (const o of await remoteHas(this.raw, rest, jobs)) found.add(o);
+    return found;
+  }
+
+  async stat(oid: Oid): Promise<{ size: number } | undefined> {
+    const e = whole(await this.catalog(), oid);
+    if (e) return { size: e.kind === 'recipe' ? e.fileSize! : e.raw };
+    return this.raw.stat(oid);
+  }
+
+  async listPrefix(prefix: string, max?: number): Promise<Oid[]> {
+    const out = new Set<Oid>();
+    for (const [id, e] of await this.catalog()) if (e.kind !== 'chunk' && id.startsWith(prefix)) out.add(id);
+    for (const o of await this.raw.listPrefix(prefix, max)) out.add(o);
+    return [...out];
+  }
+
+  async *list(): AsyncIterable<Oid> {
+    const seen = new Set<Oid>();
+    for (const [id, e] of await this.catalog()) {
+      if (e.kind === 'chunk') continue;
+      seen.add(id);
+      yield id;
+    }
+    for await (const o of this.raw.list()) if (!seen.has(o)) yield o;
+  }
+
+  async put(oid: Oid, from: string, size: number, onBytes?: OnBytes): Promise<void> {
+    if ((await this.writeMode()) === 'plain') return this.raw.put(oid, from, size, onBytes);
+    const failed = await this.putMany([{ oid, from }], { onBytes });
+    const err = failed.get(oid);
+    if (err) throw err;
+  }
+
+  /**
+   * Uploads objects from the cache: in the packed layout, into packs (large
+   * files as chunks the remote lacks), then one index; in the plain layout,
+   * one by one. Returns the failures by object; a failure of the remote
+   * itself is thrown. Done means readable: every pack and its index written.
+   */
+  async putMany(items: readonly { oid: Oid; from: string }[], opts: { onBytes?: OnBytes; onItem?: (oid: Oid) => void; repair?: boolean } = {}): Promise<Map<Oid, Error>> {
+    if ((await this.writeMode()) === 'plain') {
+      if (this.raw.putMany) return this.raw.putMany(items);
+      const failed = new Map<Oid, Error>();
+      await pLimit(this.jobs).map(items, async (it) => {
+        try {
+          await this.raw.put(it.oid, it.from, fs.statSync(it.from).size, opts.onBytes);
+        } catch (err) {
+          if (err instanceof RemoteError && err.wide) throw err;
+          failed.set(it.oid, err as Error);
+        } finally {
+          opts.onItem?.(it.oid);
+        }
+      });
+      return failed;
+    }
+    const cat = await this.catalog();
+    await loadCodec();
+    const session = new UploadSession(this.raw, this.store, Math.max(2, this.jobs), opts.onBytes);
+    const failed = new Map<Oid, Error>();
+    try {
+      for (const it of items) {
+        try {
+          // Repairing: every blob is sent again, chunks too (a damaged chunk breaks every file using it).
+          if ((opts.repair || !whole(cat, it.oid)) && !session.has(it.oid)) await this.packOne(it.oid, it.from, opts.repair ? new Map() : cat, session);
+        } catch (err) {
+          if ((err instanceof RemoteError && err.wide) || !(err instanceof TdvError)) throw err;
+          failed.set(it.oid, err);
+        } finally {
+          opts.onItem?.(it.oid);
+        }
+      }
+      await session.finish();
+    } catch (err) {
+      await session.abandon();
+      throw err;
+    }
+    for (const e of session.uploaded) add(cat, e);
+    for (const n of session.indexes) this.indexNames.add(n);
+    return failed;
+  }
+
+  /** One cache object into the session's packs: chunked when large, else whole. */
+  private async packOne(oid: Oid, from: string, cat: Map<string, BlobEntry>, session: UploadSession): Promise<void> {
+    const st = fs.statSync(from, { throwIfNoEntry: false });
+    if (!st) throw new TdvError('MISSING_OBJECT', `object ${oid} is not in the cache`);
+    if (!st.isFile()) throw new TdvError('NOT_A_FILE', `cache object ${from} is not a regular file; \`tdv fsck\` moves it aside`);
+    const c = this.settings.compression;
+    if (this.settings.chunking && !isDirOid(oid) && st.size >= CHUNK_THRESHOLD) {
+      const hash = createHash('sha256');
+      const chunks: Recipe['chunks'] = [];
+      // `auto`: the first chunk this file sends decides whether the rest are compressed.
+      const encodeChunk = fileEncoder(c);
+      for await (const ch of chunkFile(from)) {
+        hash.update(ch.data);
+        chunks.push([ch.sha256, ch.size]);
+        if (cat.has(ch.sha256) || session.has(ch.sha256)) continue;
+        const enc = encodeChunk(ch.data);
+        await session.add(ch.sha256, 'chunk', enc.codec, ch.size, enc.bytes);
+      }
+      const size = chunks.reduce((n, x) => n + x[1], 0);
+      if (hash.digest('hex') !== oid.slice(0, 64)) throw damaged(oid, from);
+      const recipe = encodeRecipe({ size, chunks });
+      this.store.writeSide('recipes', oid.slice(0, 64), recipe);
+      const enc = encode(recipe, { mode: 'zstd', level: 3 });
+      await session.add(oid, 'recipe', enc.codec, recipe.length, enc.bytes, size);
+      return;
+    }
+    if (st.size > MAX_BLOB) {
+      // Chunking is off: a large file stays one plain object.
+      await this.raw.put(oid, from, st.size, session.onBytes);
+      return;
+    }
+    const data = readObjectFileSync(from);
+    if (createHash('sha256').update(data).digest('hex') !== oid.slice(0, 64)) throw damaged(oid, from);
+    const enc = encode(data, c);
+    await session.add(oid, 'object', enc.codec, data.length, enc.bytes);
+  }
+
+  async get(oid: Oid): Promise<ObjectBody> {
+    const e = whole(await this.catalog(), oid);
+    if (!e) return this.raw.get(oid);
+    await loadCodec();
+    if (e.kind !== 'recipe') {
+      const bytes = await this.readBlob(e);
+      return Object.assign(one(bytes), { size: bytes.length });
+    }
+    const recipe = await this.readRecipe(e);
+    return Object.assign(this.assemble(oid, recipe), { size: recipe.size });
+  }
+
+  /** A recipe from the remote, checked (the local copy is written when it is first read: the local chunk index). */
+  private async readRecipe(e: BlobEntry): Promise<Recipe> {
+    const bytes = await this.readBlob(e, MAX_RECIPE_BYTES);
+    let r: Recipe;
+    try {
+      r = decodeRecipe(bytes, DEFAULT_CHUNK_PARAMS.max, e.fileSize);
+    } catch (err) {
+      throw this.corrupt(packKey(e.pack), `the recipe of ${e.id}: ${(err as Error).message}`);
+    }
+    this.store.writeSide('recipes', e.id.slice(0, 64), bytes);
+    return r;
+  }
+
+  /**
+   * A large object's bytes in order: each chunk from the cache when another
+   * version there has it (read and hashed), else from the remote, runs of
+   * neighbouring chunks in one ranged read. Large downloads keep each
+   * verified chunk in the cache's tmp/chunks until the end, so an
+   * interrupted pull resumes with what it already received.
+   */
+  private async *assemble(oid: Oid, recipe: Recipe): AsyncGenerator<Uint8Array> {
+    const cat = await this.catalog();
+    const spool = recipe.size >= SPOOL_MIN;
+    const spooled: string[] = [];
+    const { chunks } = recipe;
+    let i = 0;
+    while (i < chunks.length) {
+      const [sha, size] = chunks[i]!;
+      const local = this.localChunk(sha, size) ?? (spool ? this.spooled(sha, size) : undefined);
+      if (local) {
+        yield local;
+        i++;
+        continue;
+      }
+      const first = cat.get(sha);
+      if (!first || first.kind === 'recipe') throw this.corrupt(LAYOUT_KEY, `object ${oid} names chunk ${sha}, which no index of the remote holds`);
+      let j = i + 1;
+      let end = first.offset + first.length;
+      while (j < chunks.length && end - first.offset < MAX_RUN) {
+        const n = cat.get(chunks[j]![0]);
+        if (!n || n.kind === 'recipe' || n.pack !== first.pack || n.offset < end || n.offset - end > MAX_GAP || this.localChunks().has(chunks[j]![0])) break;
+        end = n.offset + n.length;
+        j++;
+      }
+      const bytes = await this.readRange(first.pack, { start: first.offset, end });
+      for (let k = i; k < j; k++) {
+        const [csha, csize] = chunks[k]!;
+        const ce = cat.get(csha)!;
+        const data = this.decodeBlob(ce, bytes.subarray(ce.offset - first.offset, ce.offset - first.offset + ce.length));
+        if (data.length !== csize) throw this.corrupt(packKey(ce.pack), `chunk ${csha} is ${data.length} bytes where the recipe of ${oid} says ${csize}`);
+        if (spool) {
+          this.store.writeSide('spool', csha, data);
+          spooled.push(csha);
+        }
+        yield data;
+      }
+      i = j;
+    }
+    this.store.removeSide('spool', spooled);
+  }
+
+  /** Chunks of large objects already in the cache, from their recipes (built once, when first needed). */
+  private localChunks(): Map<string, { oid: Oid; offset: number; size: number }> {
+    if (this.localChunksMap) return this.localChunksMap;
+    const map = new Map<string, { oid: Oid; offset: number; size: number }>();
+    for (const oid of this.store.listSide('recipes')) {
+      if (!this.store.has(oid)) continue;
+      let r: Recipe;
+      try {
+        r = decodeRecipe(this.store.readSide('recipes', oid) ?? Buffer.alloc(0), DEFAULT_CHUNK_PARAMS.max);
+      } catch {
+        continue;
+      }
+      let offset = 0;
+      for (const [sha, size] of r.chunks) {
+        if (!map.has(sha)) map.set(sha, { oid, offset, size });
+        offset += size;
+      }
+    }
+    return (this.localChunksMap = map);
+  }
+
+  /** A chunk read from a cache object holding it, if its bytes still hash to it. */
+  private localChunk(sha: string, size: number): Buffer | undefined {
+    const at = this.localChunks().get(sha);
+    if (!at || at.size !== size) return undefined;
+    let fd: number;
+    try {
+      fd = fs.openSync(this.store.pathOf(at.oid), fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ?? 0));
+    } catch {
+      return undefined;
+    }
+    try {
+      if (!fs.fstatSync(fd).isFile()) return undefined;
+      const buf = Buffer.allocUnsafe(size);
+      if (fs.readSync(fd, buf, 0, size, at.offset) !== size) return undefined;
+      return sha256(buf) === sha ? buf : undefined;
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  private spooled(sha: string, size: number): Buffer | undefined {
+    const b = this.store.readSide('spool', sha);
+    return b && b.length === size && sha256(b) === sha ? b : undefined;
+  }
+
+  /** One blob, decoded and checked against its id (a recipe's id is its file's, checked when the file is). */
+  private async readBlob(e: BlobEntry, max = MAX_BLOB): Promise<Buffer> {
+    if (e.raw > max) throw this.corrupt(packKey(e.pack), `blob ${e.id} claims ${e.raw} bytes, more than ${max}`);
+    const bytes = await this.readRange(e.pack, { start: e.offset, end: e.offset + e.length });
+    return this.decodeBlob(e, bytes);
+  }
+
+  private decodeBlob(e: BlobEntry, bytes: Buffer): Buffer {
+    let data: Buffer;
+    try {
+      data = decode(e.codec, bytes, e.raw);
+    } catch (err) {
+      throw this.damagedBlob(e, `does not decompress (${(err as Error).message})`);
+    }
+    if (data.length !== e.raw) throw this.damagedBlob(e, `is ${data.length} bytes where its index says ${e.raw}`);
+    if (e.kind !== 'recipe' && sha256(data) !== e.id.slice(0, 64)) throw this.damagedBlob(e, `hashes to ${sha256(data)}`);
+    return data;
+  }
+
+  /** Exactly `range` of a pack, retried when the body is cut short. */
+  private async readRange(pack: string, range: ByteRange): Promise<Buffer> {
+    let last: unknown;
+    for (let attempt = 1; attempt <= DOWNLOAD_ATTEMPTS; attempt++) {
+      try {
+        const got = await this.readKey(packKey(pack), range.end - range.start, range);
+        if (got.length === range.end - range.start) return got;
+        last = new Error(`got ${got.length} of ${range.end - range.start} bytes`);
+      } catch (err) {
+        if (err instanceof TdvError) throw err;
+        last = err;
+      }
+      await new Promise((r) => setTimeout(r, 100 * 2 ** (attempt - 1)));
+    }
+    throw new RemoteError('DOWNLOAD_FAILED', `could not read ${packKey(pack)} from remote "${this.name}" (${this.url}): ${(last as Error)?.message ?? String(last)}`, { cause: last });
+  }
+
+  /** A key's bytes (or a range), at most `max` of them. */
+  private async readKey(key: string, max: number, range?: ByteRange): Promise<Buffer> {
+    const body = await this.raw.getKey(key, range);
+    if (body.size !== undefined && body.size > max) {
+      await body[Symbol.asyncIterator]().return?.();
+      throw this.corrupt(key, `it is ${body.size} bytes, more than the ${max} expected`);
+    }
+    const parts: Buffer[] = [];
+    let n = 0;
+    for await (const b of body) {
+      n += b.length;
+      if (n > max) throw this.corrupt(key, `it is more than the ${max} bytes expected`);
+      parts.push(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+    }
+    return Buffer.concat(parts, n);
+  }
+
+  /** One blob's bytes are wrong: stored damaged, or altered on the way (the caller retries those). */
+  private damagedBlob(e: BlobEntry, what: string): RemoteError {
+    const name = e.kind === 'chunk' ? `chunk ${e.id}` : `object ${e.id}`;
+    return new RemoteError(
+      'CORRUPT_ON_REMOTE',
+      `${name} on remote "${this.name}" (${this.url}) is corrupt: its copy in ${packKey(e.pack)} ${what}; the bad bytes were discarded. Run \`tdv push --repair\` in a clone that has the data, to store it again`,
+      { data: { oid: e.id, key: packKey(e.pack) } },
+    );
+  }
+
+  private corrupt(key: string, why: string): RemoteError {
+    return new RemoteError(
+      'CORRUPT_ON_REMOTE',
+      `remote "${this.name}" (${this.url}): ${key} is damaged: ${why}; nothing of it was used. Run \`tdv push --repair\` in a clone that has the data, to store it again`,
+      { data: { key } },
+    );
+  }
+
+  /**
+   * Downloads many small packed objects into the cache, runs of neighbouring
+   * blobs in one ranged read each (20,000 small files are a handful of
+   * requests). Returns the jobs it did not handle (large or plain objects:
+   * the caller downloads those one by one), what it stored, and what failed.
+   */
+  async fetchPacked<J extends { oid: Oid; size: number; path: string }>(
+    jobs: readonly J[],
+    opts: { jobs: number; onBytes?: OnBytes; onItem?: () => void },
+  ): Promise<{ rest: J[]; done: J[]; failed: { job: J; error: Error }[] }> {
+    const cat = await this.catalog();
+    const rest: J[] = [];
+    const byPack = new Map<string, { job: J; e: BlobEntry }[]>();
+    for (const job of jobs) {
+      const e = whole(cat, job.oid);
+      if (!e || e.kind === 'recipe') {
+        rest.push(job);
+        continue;
+      }
+      const l = byPack.get(e.pack);
+      if (l) l.push({ job, e });
+      else byPack.set(e.pack, [{ job, e }]);
+    }
+    if (byPack.size > 0) await loadCodec();
+    const runs: { pack: string; items: { job: J; e: BlobEntry }[] }[] = [];
+    for (const [pack, items] of byPack) {
+      items.sort((a, b) => a.e.offset - b.e.offset);
+      let run: { job: J; e: BlobEntry }[] = [];
+      for (const it of items) {
+        const head = run[0];
+        const last = run[run.length - 1];
+        if (head && last && (it.e.offset - (last.e.offset + last.e.length) > MAX_GAP || it.e.offset + it.e.length - head.e.offset > MAX_RUN || it.e.offset < last.e.offset + last.e.length)) {
+          runs.push({ pack, items: run });
+          run = [];
+        }
+        run.push(it);
+      }
+      if (run.length) runs.push({ pack, items: run });
+    }
+    const done: J[] = [];
+    const failed: { job: J; error: Error }[] = [];
+    await pLimit(opts.jobs).map(runs, async ({ pack, items }) => {
+      const start = items[0]!.e.offset;
+      const end = Math.max(...items.map((x) => x.e.offset + x.e.length));
+      let bytes: Buffer;
+      try {
+        bytes = await this.readRange(pack, { start, end });
+      } catch (err) {
+        if ((err instanceof RemoteError && err.wide) || !(err instanceof TdvError)) throw err;
+        for (const { job } of items) failed.push({ job, error: err });
+        return;
+      }
+      opts.onBytes?.(bytes.length);
+      for (const { job, e } of items) {
+        try {
+          if (this.store.has(job.oid)) {
+            done.push(job);
+            continue;
+          }
+          const data = this.decodeBlob(e, bytes.subarray(e.offset - start, e.offset - start + e.length));
+          if (isDirOid(job.oid)) job.size = data.length;
+          else if (job.size !== data.length) throw this.corrupt(packKey(pack), `object ${job.oid} is ${data.length} bytes where ${job.size} are recorded for ${job.path}`);
+          const tmp: TempObject = this.store.openTemp();
+          try {
+            tmp.write([data]);
+            tmp.close();
+            this.store.insertSync(tmp.path, job.oid, false);
+          } catch (err) {
+            this.store.discardTemp(tmp.path);
+            throw err;
+          }
+          done.push(job);
+        } catch (err) {
+          if (!(err instanceof TdvError)) throw err;
+          failed.push({ job, error: err });
+        } finally {
+          opts.onItem?.();
+        }
+      }
+    });
+    return { rest, done, failed };
+  }
+
+  // ---- everything else is the raw remote's ----------------------------------------------------
+
+  putRun(key: string, data: Buffer): Promise<void> {
+    return this.raw.putRun(key, data);
+  }
+  getRun(key: string): Promise<Buffer | undefined> {
+    return this.raw.getRun(key);
+  }
+  listRuns(): Promise<string[]> {
+    return this.raw.listRuns();
+  }
+  putRepoMarker(id: string, data: Buffer): Promise<void> {
+    return this.raw.putRepoMarker(id, data);
+  }
+  listRepoMarkers(): Promise<string[]> {
+    return this.raw.listRepoMarkers();
+  }
+  /** Deletes plain objects; packed ones are removed by repacking (`gc --cloud`, see repack), so they are returned as not deleted here. */
+  async remove(oids: readonly Oid[]): Promise<Oid[]> {
+    const cat = await this.catalog();
+    const packed = oids.filter((o) => whole(cat, o));
+    const plain = oids.filter((o) => !whole(cat, o));
+    return [...packed, ...(plain.length ? await this.raw.remove(plain) : [])];
+  }
+  putKey(key: string, from: KeySource, onBytes?: OnBytes): Promise<void> {
+    return this.raw.putKey(key, from, onBytes);
+  }
+  getKey(key: string, range?: ByteRange): Promise<ObjectBody> {
+    return this.raw.getKey(key, range);
+  }
+  listKeys(dir: string, max?: number) {
+    return this.raw.listKeys(dir, max);
+  }
+  deleteKeys(keys: readonly string[]): Promise<string[]> {
+    return this.raw.deleteKeys(keys);
+  }
+  close(): void {
+    this.raw.close();
+  }
+}
+
+/**
+ * Packs being written by one upload: blobs go into a pack (a temp file in the
+ * cache) until it is PACK_TARGET bytes, then it uploads while the next one
+ * fills; at most `jobs` packs upload at once. An index naming every uploaded
+ * pack is written every CHECKPOINT_MS (replacing the previous one) and at the
+ * end, so an interrupted upload resumes from its last index.
+ */
+class UploadSession {
+  private builder = new PackBuilder();
+  private tmp: TempObject | undefined;
+  private readonly added = new Set<string>();
+  readonly uploaded: BlobEntry[] = [];
+  readonly indexes: string[] = [];
+  private inflight = new Set<Promise<void>>();
+  private failure: unknown;
+  private lastIndex: string | undefined;
+  private lastIndexAt = Date.now();
+  private indexChain: Promise<void> = Promise.resolve();
+  private temps = new Set<string>();
+
+  constructor(
+    private readonly raw: Remote,
+    private readonly store: ObjectStore,
+    private readonly jobs: number,
+    readonly onBytes?: OnBytes,
+  ) {}
+
+  has(id: string): boolean {
+    return this.added.has(id);
+  }
+
+  async add(id: string, kind: BlobEntry['kind'], codec: BlobEntry['codec'], raw: number, payload: Buffer, fileSize?: number): Promise<void> {
+    if (this.failure) throw this.failure;
+    this.builder.add(id, kind, codec, raw, payload, fileSize);
+    this.added.add(id);
+    if (!this.tmp) {
+      this.tmp = this.store.openTemp();
+      this.temps.add(this.tmp.path);
+    }
+    this.tmp.write(this.builder.take());
+    if (this.builder.size >= PACK_TARGET) await this.seal();
+  }
+
+  /** Closes the pack being filled and starts its upload; waits while `jobs` uploads are running. */
+  private async seal(): Promise<void> {
+    if (this.builder.count === 0 || !this.tmp) return;
+    const { name, entries } = this.builder.finish();
+    this.tmp.close();
+    const file = this.tmp.path;
+    this.builder = new PackBuilder();
+    this.tmp = undefined;
+    const p: Promise<void> = (async () => {
+      try {
+        await this.raw.putKey(packKey(name), { file }, this.onBytes);
+        this.uploaded.push(...entries);
+      } finally {
+        this.store.discardTemp(file);
+        this.temps.delete(file);
+      }
+      if (Date.now() - this.lastIndexAt >= CHECKPOINT_MS) await this.writeIndex();
+    })();
+    this.inflight.add(p);
+    p.then(
+      () => this.inflight.delete(p),
+      (err: unknown) => {
+        this.inflight.delete(p);
+        this.failure ??= err;
+      },
+    );
+    while (this.inflight.size >= this.jobs) await Promise.race(this.inflight).catch(() => undefined);
+    if (this.failure) throw this.failure;
+  }
+
+  /** An index of everything uploaded so far, replacing this upload's previous one (written one at a time). */
+  private writeIndex(): Promise<void> {
+    const next = this.indexChain.then(async () => {
+      if (this.uploaded.length === 0) return;
+      this.lastIndexAt = Date.now();
+      const { name, bytes } = encodeIndex(this.uploaded);
+      if (name === this.lastIndex) return;
+      await this.raw.putKey(indexKey(name), { data: bytes }, this.onBytes);
+      this.indexes.push(name);
+      const prev = this.lastIndex;
+      this.lastIndex = name;
+      if (prev) await this.raw.deleteKeys([indexKey(prev)]);
+    });
+    this.indexChain = next.catch(() => undefined);
+    return next;
+  }
+
+  async finish(): Promise<void> {
+    await this.seal();
+    while (this.inflight.size > 0) await Promise.race(this.inflight).catch(() => undefined);
+    if (this.failure) throw this.failure;
+    await this.writeIndex();
+  }
+
+  /** After a failure: waits for uploads in flight (their packs stay unnamed until a later push), removes temp files. */
+  async abandon(): Promise<void> {
+    try {
+      this.tmp?.close();
+    } catch {
+      /* already closed */
+    }
+    while (this.inflight.size > 0) await Promise.race(this.inflight).catch(() => undefined);
+    for (const t of this.temps) this.store.discardTemp(t);
+  }
+}
+
+/** The entry of a whole object (a small object or a large one's recipe), not of a chunk. */
+function whole(cat: Map<string, BlobEntry>, oid: Oid): BlobEntry | undefined {
+  const e = cat.get(oid);
+  return e && (e.kind !== 'chunk' || !isDirOid(oid)) ? e : undefined;
+}
+
+/** Adds an entry, replacing an earlier one of the same id (a later index's), except that a recipe never replaces the whole bytes of an object or chunk. */
+function add(map: Map<string, BlobEntry>, e: BlobEntry): void {
+  const old = map.get(e.id);
+  if (!old || old.kind === 'recipe' || e.kind !== 'recipe') map.set(e.id, e);
+}
+
+function sha256(b: Uint8Array): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+async function* one(b: Buffer): AsyncGenerator<Uint8Array> {
+  yield b;
+}
+
+function damaged(oid: Oid, from: string): TdvError {
+  return new TdvError('DAMAGED_OBJECT', `cache object ${from} no longer hashes to ${oid} (modified in place?); not pushed. \`tdv fsck\` moves it aside, then \`tdv add\` the data again`);
+}
