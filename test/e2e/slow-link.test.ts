@@ -12,7 +12,8 @@
  * - the same for a pull killed half-way: the rerun receives less than a whole pull.
  *
  * The whole push's and pull's bytes are measured in the same test, unthrottled
- * (only the killed runs need the slow link, so the kill lands mid-transfer).
+ * (only the killed runs need a throttled link, so the kill lands mid-transfer;
+ * see KILL_LINK).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -27,11 +28,20 @@ import { writeCsv } from '../../scripts/lib/datasets.mjs';
 
 /** 4 Mbit/s each way, 50 ms latency: the link of issue 14. */
 const SLOW = { up: 500_000, down: 500_000, latencyMs: 50 };
+/**
+ * The link the killed runs use: throttled too (so the kill lands mid-transfer, within
+ * 20 KB at a 10 ms poll), but at 16 Mbit/s, so data spanning several packs (8 MiB each)
+ * reaches half-way within seconds. Resuming does not depend on the link's speed.
+ */
+const KILL_LINK = { up: 2_000_000, down: 2_000_000, latencyMs: 50 };
 const ENV = { NO_COLOR: '1', AWS_ACCESS_KEY_ID: S3RVER_KEY, AWS_SECRET_ACCESS_KEY: S3RVER_KEY };
 
 let proxy: FaultProxy;
 
-/** A repo with `files` (name -> bytes of CSV) added and committed, its default remote `s3://tdv-test/<prefix>` through the proxy. */
+/**
+ * A repo with `files` (name -> bytes of CSV, or of random bytes for names ending in .bin)
+ * added and committed, its default remote `s3://tdv-test/<prefix>` through the proxy.
+ */
 async function origin(prefix: string, files: Record<string, number>): Promise<string> {
   const dir = await makeRepo();
   fs.appendFileSync(
@@ -39,7 +49,10 @@ async function origin(prefix: string, files: Record<string, number>): Promise<st
     `core:\n  remote: s3\nremote:\n  s3:\n    url: s3://${S3_BUCKET}/${prefix}\n    endpointurl: ${proxy.url}\n    force_path_style: true\n    checksum: when_required\n`,
   );
   let seed = 11;
-  for (const [name, bytes] of Object.entries(files)) writeCsv(path.join(dir, name), bytes, seed++);
+  for (const [name, bytes] of Object.entries(files)) {
+    if (name.endsWith('.bin')) fs.writeFileSync(path.join(dir, name), crypto.randomBytes(bytes));
+    else writeCsv(path.join(dir, name), bytes, seed++);
+  }
   const r = await execa('node', [TDV_BIN, 'add', ...Object.keys(files)], { cwd: dir, reject: false, env: ENV });
   expect(r.exitCode, r.stderr).toBe(0);
   await git(dir, 'add', '-A');
@@ -66,7 +79,7 @@ async function counted(cwd: string, ...args: string[]): Promise<{ code: number; 
  */
 async function killedAt(cwd: string, args: string[], crossed: (s: FaultStats) => number, at: number): Promise<number> {
   proxy.reset();
-  proxy.shape(SLOW);
+  proxy.shape(KILL_LINK);
   try {
     const child = execa('node', [TDV_BIN, ...args], { cwd, reject: false, env: ENV });
     let ended = false;
@@ -119,7 +132,8 @@ describeS3('push and pull over a 4 Mbit/s link with 50 ms latency', () => {
 
   it('a push killed half-way resumes: the rerun sends clearly less than a whole push, and a fresh clone gets the same bytes', async () => {
     const id = crypto.randomBytes(4).toString('hex');
-    const dir = await origin(`slow-push-whole-${id}`, { 'orders.csv': 16_000_000 });
+    // Random bytes (stored as they are): 24 MiB, three packs.
+    const dir = await origin(`slow-push-whole-${id}`, { 'big.bin': 24 << 20 });
     // A whole push, unthrottled: what the rerun is compared with.
     const whole = await counted(dir, 'push');
     expect(whole.code, whole.stderr).toBe(0);
@@ -136,11 +150,12 @@ describeS3('push and pull over a 4 Mbit/s link with 50 ms latency', () => {
     fs.writeFileSync(path.join(fresh, '.tdv', 'config.local.yaml'), `remote:\n  s3:\n    url: s3://${S3_BUCKET}/slow-push-${id}\n`);
     const pulled = await counted(fresh, 'pull');
     expect(pulled.code, pulled.stderr).toBe(0);
-    expect(files(fresh, ['orders.csv'])).toEqual(files(dir, ['orders.csv']));
+    expect(files(fresh, ['big.bin'])).toEqual(files(dir, ['big.bin']));
   });
 
   it('a pull killed half-way resumes: the rerun receives less than a whole pull, and the data is the same', async () => {
-    const dir = await origin(`slow-pull-${crypto.randomBytes(4).toString('hex')}`, { 'orders.csv': 16_000_000 });
+    // 24 MB: large enough that a download keeps its verified chunks until done (16 MiB and up).
+    const dir = await origin(`slow-pull-${crypto.randomBytes(4).toString('hex')}`, { 'orders.csv': 24_000_000 });
     const pushed = await counted(dir, 'push');
     expect(pushed.code, pushed.stderr).toBe(0);
     // A whole pull into a fresh clone, unthrottled: what the rerun is compared with.
