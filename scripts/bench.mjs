@@ -1,8 +1,13 @@
 #!/usr/bin/env node
 // tdv benchmark: each row times tdv and its baseline side by side in the same
 // run (interleaved, median of RUNS), and prints the ratio against its target.
-// Usage: npm run bench [-- --runs 5 --files 20000 --big-mib 1024 --only add-dir,status,push-s3 --dir /dev/shm]
-// Row ids: add-big add-big-cached checkout-big add-dir status status-floor status-one checkout lfs push-local push-s3 push-noop-s3 pull-s3 push-big-s3 repro-noop parallel docker-true docker-true-runner log cat-old serve-get serve-get-ref serve-list version
+// Usage: npm run bench [-- --runs 5 --files 20000 --big-mib 1024 --csv-mib 200 --slow-mib 100 --only add-dir,status,push-s3 --dir /dev/shm]
+// Row ids: add-big add-big-cached checkout-big add-dir status status-floor status-one checkout lfs push-local push-s3 push-noop-s3 pull-s3 push-big-s3
+// cdc-append cdc-insert cdc-pull text-push pack-requests pack-push-time pack-pull-one random-push slow-link
+// repro-noop parallel docker-true docker-true-runner log cat-old serve-get serve-get-ref serve-list version
+// The transfer rows (cdc-*, text-push, pack-*, random-push, slow-link) count bytes and requests
+// at the remote's side (the test proxy, test/helpers/http-proxy.mjs); --csv-mib sizes their CSV
+// (MB), --slow-mib the CSV pushed over the 4 Mbit/s link (minutes at 100).
 // --dir picks the file system: the default temp dir is the real disk, whose
 // speed on shared machines swings several-fold from minute to minute; a tmpfs
 // such as /dev/shm shows tdv's own CPU cost against the baseline's.
@@ -44,6 +49,12 @@ async function timeFn(fn) {
   return Number(process.hrtime.bigint() - t) / 1e9;
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** A row's figure: seconds (timed rows), bytes or requests (counted rows). */
+const fmtUnit = (v, unit = 's') => {
+  if (unit === 'B') return v < 1e6 ? `${v} B` : `${(v / 1e6).toFixed(2)} MB`;
+  if (unit === 'req') return `${v} requests`;
+  return `${v.toFixed(3)} s`;
+};
 const rows = [];
 const enabled = (id) => !ONLY?.length || ONLY.includes(id);
 
@@ -389,6 +400,242 @@ async function remoteRows() {
   rm(repo);
 }
 
+// Transfer rows (issue 14): what crosses the wire, measured at the remote's side, never
+// taken from tdv's own counts. The S3 rows go through the test proxy
+// (test/helpers/http-proxy.mjs), which counts requests and body bytes and can shape the
+// link; tdv runs as a child process spawned asynchronously, so the proxy, running in
+// this process, keeps serving while it works.
+const TRANSFER_ROWS = ['cdc-append', 'cdc-insert', 'cdc-pull', 'text-push', 'pack-requests', 'pack-push-time', 'pack-pull-one', 'random-push', 'slow-link'];
+if (TRANSFER_ROWS.some(enabled)) await transferRows();
+
+/** Runs a command without blocking this process's event loop (the proxy lives in it); resolves to its wall time in seconds. */
+async function timeAsync(cmd, argv, cwd, { env = gitEnv } = {}) {
+  const { spawn } = await import('node:child_process');
+  const t = process.hrtime.bigint();
+  const child = spawn(cmd, argv, { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  if (code !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${code}): ${stderr}`);
+  return Number(process.hrtime.bigint() - t) / 1e9;
+}
+
+/** A row whose figures are counts measured once (bytes, requests) or one timing against a computed baseline. */
+function ratioRow(id, label, baselineLabel, target, value, base, unit, note) {
+  if (!enabled(id)) return;
+  rows.push({ id, label, baselineLabel, tdv: value, base, ratio: value / base, target, unit });
+  process.stderr.write(`  ${label}: ${fmtUnit(value, unit)} vs ${fmtUnit(base, unit)}${note ? ` (${note})` : ''}\n`);
+  if (note) rows.push({ id: `${id}-note`, label: `${id}`, note });
+}
+
+async function transferRows() {
+  const { writeCsv, writeJsonl, appendCsvRows, insertCsvRows } = await import('./lib/datasets.mjs');
+  const { startFaultProxy } = await import('../test/helpers/http-proxy.mjs');
+  const CSV_MIB = Number(opt('csv-mib', 200));
+  const SLOW_MIB = Number(opt('slow-mib', 100));
+  /** 4 Mbit/s, in bytes/s, each way; and its latency. */
+  const SLOW = { up: 500_000, down: 500_000, latencyMs: 50 };
+  const datasets = path.join(work, 'datasets');
+  fs.mkdirSync(datasets);
+  const size = (f) => fs.statSync(f).size;
+  const configs = new Map();
+  /** Points repo's default remote `r` at `url` with `keys`, as `tdv remote add/modify` would write it. */
+  const setRemote = (repo, url, keys = {}) => {
+    const file = path.join(repo, '.tdv', 'config.yaml');
+    if (!configs.has(repo)) configs.set(repo, fs.readFileSync(file, 'utf8'));
+    const extra = Object.entries(keys).map(([k, v]) => `    ${k}: ${v}\n`);
+    fs.writeFileSync(file, `${configs.get(repo)}\ncore:\n  remote: r\nremote:\n  r:\n    url: ${url}\n${extra.join('')}`);
+  };
+  const commit = (repo, msg) => {
+    run('git', ['add', '-A'], repo);
+    run('git', ['commit', '-qm', msg], repo);
+  };
+  // Does this build know the `layout` setting? Before the packed layout, the baseline
+  // ("today's per-object push") and tdv are both today's layout, and the ratios are ~1.
+  const probe = newRepo('layout-probe');
+  setRemote(probe, path.join(work, 'nowhere'), { layout: 'plain' });
+  const hasLayout = run('node', [TDV, 'remote', 'list'], probe, { check: false }).status === 0;
+  rm(probe);
+  const PLAIN = hasLayout ? { layout: 'plain' } : {};
+  if (!hasLayout) process.stderr.write("  this build has no `layout` remote setting: the transfer rows measure today's per-object layout on both sides\n");
+
+  // A directory remote: the 1 GiB random file, packed (the default) against layout: plain.
+  if (enabled('random-push')) {
+    const repo = newRepo('random');
+    const big = path.join(repo, 'random.bin');
+    const fd = fs.openSync(big, 'w');
+    const chunk = Buffer.alloc(1 << 20);
+    for (let i = 0; i < BIG_MIB; i++) fs.writeSync(fd, randomFillSync(chunk));
+    fs.closeSync(fd);
+    run('node', [TDV, 'add', '-q', 'random.bin'], repo);
+    const remote = path.join(work, 'random-remote');
+    await row('random-push', `tdv push one ${BIG_MIB} MiB file of random bytes to a local directory remote`, 'the same push with layout: plain', 1.3, {
+      prepare: (w) => {
+        rm(remote);
+        fs.mkdirSync(remote);
+        setRemote(repo, remote, w === 'tdv' ? {} : PLAIN);
+      },
+      tdv: () => tdvCmd(repo, 'push', '-q'),
+      baseline: () => tdvCmd(repo, 'push', '-q'),
+    });
+    rm(remote);
+    rm(repo);
+  }
+
+  if (!TRANSFER_ROWS.filter((id) => id !== 'random-push').some(enabled)) return;
+  const s3 = await startS3();
+  const proxy = await startFaultProxy(s3.endpoint);
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+  const { S3Client, paginateListObjectsV2 } = await import('@aws-sdk/client-s3');
+  const client = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+  const env = { ...gitEnv, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
+  const s3Keys = (endpoint) => ({ endpointurl: endpoint, force_path_style: true, checksum: 'when_required' });
+  /** Runs tdv with the proxy's counts zeroed first; resolves to the counts and the wall time. */
+  const counted = async (repo, ...a) => {
+    proxy.reset();
+    const seconds = await timeAsync('node', [TDV, ...a], repo, { env });
+    return { ...proxy.stats, seconds };
+  };
+  /** Keys and total size of the objects under `prefix` on the server, by listing it directly. */
+  const listed = async (prefix) => {
+    const objects = [];
+    for await (const page of paginateListObjectsV2({ client }, { Bucket: 'tdv-test', Prefix: prefix })) for (const o of page.Contents ?? []) objects.push({ key: o.Key, size: o.Size });
+    return objects;
+  };
+  const mb = (n) => `${(n / 1e6).toFixed(2)} MB`;
+  const methods = (s) =>
+    Object.entries(s.byMethod)
+      .map(([m, c]) => `${c.requests} ${m}`)
+      .join(', ');
+
+  try {
+    // The CSV's versions: v1, v2 with 1% rows appended, v3 with 1,000 rows inserted in the middle.
+    if (['cdc-append', 'cdc-insert', 'cdc-pull', 'text-push'].some(enabled)) {
+      const v1 = path.join(datasets, 'v1.csv');
+      const { rows: nrows } = writeCsv(v1, CSV_MIB * 1e6);
+      const v2 = path.join(datasets, 'v2-append.csv');
+      appendCsvRows(v1, v2, nrows, Math.round(nrows / 100));
+      const v3 = path.join(datasets, 'v3-insert.csv');
+      insertCsvRows(v1, v3, 1000);
+      const repo = newRepo('cdc');
+      fs.copyFileSync(v1, path.join(repo, 'orders.csv'));
+      const jsonl = path.join(repo, 'events.jsonl');
+      writeJsonl(jsonl, (CSV_MIB / 4) * 1e6);
+      run('node', [TDV, 'add', '-q', 'orders.csv', 'events.jsonl'], repo);
+      setRemote(repo, 's3://tdv-test/cdc', s3Keys(proxy.url));
+      commit(repo, 'v1');
+      const csvUp = (await counted(repo, 'push', '-q', 'orders.csv')).bytesUp;
+      const jsonUp = (await counted(repo, 'push', '-q', 'events.jsonl')).bytesUp;
+      const raw = size(v1) + size(jsonl);
+      ratioRow(
+        'text-push',
+        `first push of CSV and JSON-lines text (${mb(size(v1))} CSV + ${mb(size(jsonl))} JSON lines), bytes sent`,
+        'their raw bytes',
+        0.35,
+        csvUp + jsonUp,
+        raw,
+        'B',
+        `CSV ${(csvUp / size(v1)).toFixed(3)}, JSON lines ${(jsonUp / size(jsonl)).toFixed(3)} of raw`,
+      );
+
+      // A clone whose cache holds v1, pulled before the second version exists.
+      const clone = path.join(work, 'cdc-clone');
+      run('git', ['clone', '-q', repo, clone], work);
+      await timeAsync('node', [TDV, 'pull', '-q'], clone, { env });
+
+      fs.copyFileSync(v2, path.join(repo, 'orders.csv'));
+      run('node', [TDV, 'add', '-q', 'orders.csv'], repo);
+      commit(repo, 'v2: 1% rows appended');
+      const appendUp = (await counted(repo, 'push', '-q')).bytesUp;
+      ratioRow('cdc-append', `second version of a ${mb(size(v1))} CSV, 1% rows appended: bytes sent`, 'the whole file', 0.02, appendUp, size(v2), 'B');
+
+      run('git', ['pull', '-q', '--ff-only'], clone);
+      const pulled = await counted(clone, 'pull', '-q');
+      if (fs.readFileSync(path.join(clone, 'orders.csv')).compare(fs.readFileSync(v2)) !== 0) throw new Error('cdc-pull: the pulled orders.csv differs from the second version');
+      ratioRow('cdc-pull', `pull of that second version into a clone whose cache holds the first: bytes received`, 'the whole file', 0.02, pulled.bytesDown, size(v2), 'B');
+
+      fs.copyFileSync(v3, path.join(repo, 'orders.csv'));
+      run('node', [TDV, 'add', '-q', 'orders.csv'], repo);
+      commit(repo, 'v3: 1,000 rows inserted');
+      const insertUp = (await counted(repo, 'push', '-q')).bytesUp;
+      ratioRow('cdc-insert', `second version of the CSV, 1,000 rows inserted in the middle: bytes sent`, 'the whole file', 0.02, insertUp, size(v3), 'B');
+      rm(clone);
+      rm(repo);
+      for (const f of [v1, v2, v3]) rm(f);
+    }
+
+    // 20,000 files of 4 KiB on S3: requests of the packed push, its time against layout: plain,
+    // and a fresh clone's pull of one file.
+    if (['pack-requests', 'pack-push-time', 'pack-pull-one'].some(enabled)) {
+      const repo = newRepo('pack');
+      makeTree(path.join(repo, 'data'), NFILES);
+      run('node', [TDV, 'add', '-q', 'data'], repo);
+      setRemote(repo, 's3://tdv-test/pack', s3Keys(proxy.url));
+      commit(repo, 'tree');
+      if (enabled('pack-requests') || enabled('pack-pull-one')) {
+        const pushed = await counted(repo, 'push', '-q');
+        ratioRow('pack-requests', `tdv push ${NFILES} files of 4 KiB to the S3 test server: requests`, 'files', 0.02, pushed.requests, NFILES, 'req', methods(pushed));
+        const one = 'data/part007/f7.bin';
+        const clone = path.join(work, 'pack-clone');
+        run('git', ['clone', '-q', repo, clone], work);
+        const got = await counted(clone, 'pull', '-q', one);
+        if (fs.readFileSync(path.join(clone, one)).compare(fs.readFileSync(path.join(repo, one))) !== 0) throw new Error(`pack-pull-one: the pulled ${one} differs`);
+        const remote = await listed('pack/');
+        const index = remote.filter((o) => /(^|\/)index\//.test(o.key));
+        const indexBytes = index.reduce((n, o) => n + o.size, 0);
+        ratioRow(
+          'pack-pull-one',
+          `pull of one file from a pack of ${NFILES}, fresh clone: bytes received`,
+          `the file (${size(path.join(repo, one))} B) plus the pack index (${index.length} index objects)`,
+          1.5,
+          got.bytesDown,
+          size(path.join(repo, one)) + indexBytes,
+          'B',
+          `${methods(got)}; the remote holds ${remote.length} objects`,
+        );
+        rm(clone);
+      }
+      let k = 0;
+      await row('pack-push-time', `tdv push ${NFILES} files of 4 KiB to the S3 test server`, 'the same push with layout: plain', 0.25, {
+        prepare: (w) => setRemote(repo, `s3://tdv-test/pack-time-${k++}`, { ...s3Keys(s3.endpoint), ...(w === 'tdv' ? {} : PLAIN) }),
+        tdv: () => timeCmd('node', [TDV, 'push', '-q'], repo, { env }),
+        baseline: () => timeCmd('node', [TDV, 'push', '-q'], repo, { env }),
+      });
+      rm(repo);
+    }
+
+    // A CSV pushed over a 4 Mbit/s link with 50 ms latency, against its raw bytes at 4 Mbit/s.
+    if (enabled('slow-link')) {
+      const repo = newRepo('slow');
+      const csv = path.join(repo, 'orders.csv');
+      writeCsv(csv, SLOW_MIB * 1e6, 7);
+      run('node', [TDV, 'add', '-q', 'orders.csv'], repo);
+      setRemote(repo, 's3://tdv-test/slow', s3Keys(proxy.url));
+      proxy.shape(SLOW);
+      try {
+        const pushed = await counted(repo, 'push', '-q');
+        ratioRow(
+          'slow-link',
+          `push of a ${mb(size(csv))} CSV over a 4 Mbit/s link with 50 ms latency: wall time`,
+          'its raw bytes at 4 Mbit/s',
+          0.4,
+          pushed.seconds,
+          size(csv) / SLOW.up,
+          's',
+          `${mb(pushed.bytesUp)} sent in ${pushed.requests} requests`,
+        );
+      } finally {
+        proxy.shape();
+      }
+      rm(repo);
+    }
+  } finally {
+    client.destroy();
+    await proxy.close();
+    s3.stop();
+  }
+}
+
 // Pipelines: a no-op repro of 50 stages over 20,000 dep files, and parallel stages.
 if (enabled('repro-noop')) {
   const repo = newRepo('pipeline');
@@ -608,7 +855,6 @@ await row('version', 'tdv --version', 'node -e 0', 2.5, {
 });
 
 rm(work);
-const fmt = (s) => `${s.toFixed(3)} s`;
 const lines = [
   `| row | tdv | baseline | ratio | target |`,
   `|---|---|---|---|---|`,
@@ -616,7 +862,7 @@ const lines = [
     .filter((r) => r.note === undefined)
     .map(
       (r) =>
-        `| ${r.label} | ${fmt(r.tdv)} | ${fmt(r.base)} (${r.baselineLabel}) | ${r.ratio.toFixed(2)} | ${r.target === null ? 'comparison' : `<= ${r.target} ${r.ratio <= r.target ? 'ok' : 'MISSED'}`} |`,
+        `| ${r.label} | ${fmtUnit(r.tdv, r.unit)} | ${fmtUnit(r.base, r.unit)} (${r.baselineLabel}) | ${r.ratio.toFixed(r.ratio < 0.1 ? 4 : 2)} | ${r.target === null ? 'comparison' : `<= ${r.target} ${r.ratio <= r.target ? 'ok' : 'MISSED'}`} |`,
     ),
 ];
 console.log(`\ntdv bench in ${path.dirname(work)}, median of ${RUNS} runs, ${os.cpus().length} cores, node ${process.version}\n`);
