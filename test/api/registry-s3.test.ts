@@ -7,7 +7,7 @@ import { get } from '../../src/repo/get.js';
 import { ls } from '../../src/repo/ls.js';
 import { rejectsWith, withRepo } from '../helpers/api.js';
 import { makeRepo, read, tdv, tmpDir, write } from '../helpers/repo.js';
-import { describeS3, S3_BUCKET, S3RVER_KEY, s3Available } from '../helpers/s3.js';
+import { describeS3, S3_BUCKET, s3Available } from '../helpers/s3.js';
 import { commitAt, isolateUserCache } from '../helpers/source.js';
 import { PassThrough } from 'node:stream';
 
@@ -20,7 +20,11 @@ function s3Yaml(prefix: string): string {
 
 /** Credentials for remote `s3` at `url` (on the test server's endpoint) in `dir`'s config.local.yaml. */
 function localKeys(dir: string, url: string, endpoint = s3Available()!.endpoint): void {
-  write(dir, '.tdv/config.local.yaml', `remote:\n  s3:\n    url: ${url}\n    endpointurl: ${endpoint}\n    access_key_id: ${S3RVER_KEY}\n    secret_access_key: ${S3RVER_KEY}\n`);
+  write(
+    dir,
+    '.tdv/config.local.yaml',
+    `remote:\n  s3:\n    url: ${url}\n    endpointurl: ${endpoint}\n    access_key_id: ${s3Available()!.accessKeyId}\n    secret_access_key: ${s3Available()!.secretAccessKey}\n`,
+  );
 }
 
 describeS3('ls, cat and get of a repository whose remote is on S3', () => {

@@ -13,48 +13,44 @@ import type { Remote } from '../../src/remote/remote.js';
 import { TokenBucket } from '../../src/remote/rate.js';
 import { createS3Remote, credentialSource, partSizeFor, translateS3Error, type S3ErrorContext } from '../../src/remote/s3.js';
 import { tmpDir } from '../helpers/repo.js';
-import { describeS3, s3Available, s3RemoteConfig, S3_BUCKET, S3RVER_KEY } from '../helpers/s3.js';
+import { describeS3, s3Available, s3ClientConfig, s3RemoteConfig, S3_BUCKET } from '../helpers/s3.js';
 import { remoteContract } from './remote.contract.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
-/** A direct client for the test server, to look at and tamper with what the remote stored. */
-let admin: S3Client | undefined;
+/** A direct client for each test server (by endpoint), to look at and tamper with what the remote stored. */
+const admins = new Map<string, S3Client>();
 function adminClient(): S3Client {
-  const s3 = s3Available()!;
-  admin ??= new S3Client({
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const config = s3ClientConfig();
+  let admin = admins.get(config.endpoint);
+  if (!admin) admins.set(config.endpoint, (admin = new S3Client(config)));
   return admin;
 }
 
-/** Prefixes this file wrote under, removed at the end so a reused server's bucket stays small. */
-const used: string[] = [];
+/** Prefixes the current server's block wrote under, removed at its end so a reused server's bucket stays small. */
+let used: string[] = [];
 const uniquePrefix = (what: string) => {
   const p = `${what}-${crypto.randomUUID()}`;
   used.push(p);
   return p;
 };
 
-afterAll(async () => {
-  if (s3Available() && used.length) {
-    const client = adminClient();
-    for (const prefix of used) {
-      let token: string | undefined;
-      do {
-        const page = await client.send(new ListObjectsV2Command({ Bucket: S3_BUCKET, Prefix: `${prefix}/`, ContinuationToken: token }));
-        const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
-        if (keys.length) await client.send(new DeleteObjectsCommand({ Bucket: S3_BUCKET, Delete: { Objects: keys, Quiet: true } }));
-        token = page.IsTruncated ? page.NextContinuationToken : undefined;
-      } while (token);
-    }
+async function removeUsed(): Promise<void> {
+  const client = adminClient();
+  for (const prefix of used) {
+    let token: string | undefined;
+    do {
+      const page = await client.send(new ListObjectsV2Command({ Bucket: S3_BUCKET, Prefix: `${prefix}/`, ContinuationToken: token }));
+      const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
+      if (keys.length) await client.send(new DeleteObjectsCommand({ Bucket: S3_BUCKET, Delete: { Objects: keys, Quiet: true } }));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
   }
-  admin?.destroy();
+  used = [];
+}
+
+afterAll(() => {
+  for (const admin of admins.values()) admin.destroy();
 });
 
 /** A remote on its own prefix of the test bucket, closed when the test ends. */
@@ -80,6 +76,8 @@ function file(content: Buffer | string): { path: string; size: number } {
 }
 
 describeS3('S3 remote', () => {
+  afterAll(removeUsed);
+
   remoteContract('s3', async () => {
     const prefix = uniquePrefix('c');
     const remote = await s3Remote(prefix);
@@ -212,7 +210,7 @@ describeS3('S3 remote', () => {
   });
 
   it('wrong credentials: REMOTE_ACCESS_DENIED, wide, naming their source and never the secret', async () => {
-    // s3rver rejects any key id but S3RVER (InvalidAccessKeyId, 403; a bare 403 for HEAD).
+    // Both servers reject an unknown key id (InvalidAccessKeyId, 403; a bare 403 for HEAD).
     const secret = 'TOP-SECRET-do-not-print-1234';
     const remote = await s3Remote(uniquePrefix('denied'), { access_key_id: 'WRONG', secret_access_key: secret });
     const f = file('denied');

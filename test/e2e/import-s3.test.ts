@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { expect, it } from 'vitest';
 import { git, read, tdvBin, write } from '../helpers/repo.js';
 import { expectOneLineError, newDir, newRepo } from '../helpers/expect.js';
-import { describeS3, S3_BUCKET, s3Available, S3RVER_KEY } from '../helpers/s3.js';
+import { describeS3, S3_BUCKET, s3Available, s3Env } from '../helpers/s3.js';
 import { commitAt, isolateUserCache } from '../helpers/source.js';
 
 /**
@@ -14,10 +14,9 @@ import { commitAt, isolateUserCache } from '../helpers/source.js';
  * come from the environment, as in CI: no secret in any file.
  */
 isolateUserCache();
-const ENV = { AWS_ACCESS_KEY_ID: S3RVER_KEY, AWS_SECRET_ACCESS_KEY: S3RVER_KEY };
 
 async function ok(dir: string, ...args: string[]): Promise<string> {
-  const r = await tdvBin(dir, args, ENV);
+  const r = await tdvBin(dir, args, s3Env());
   expect(r.code, `tdv ${args.join(' ')}: ${r.stderr}`).toBe(0);
   return r.stdout;
 }

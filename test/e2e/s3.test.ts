@@ -5,21 +5,14 @@ import { randomBytes } from 'node:crypto';
 import { expect, it } from 'vitest';
 import { git, read, TDV_BIN, tdvBin, write } from '../helpers/repo.js';
 import { cacheObjects, expectOneLineError, manifest, newDir, newRepo, objPath, sha } from '../helpers/expect.js';
-import { describeS3, S3_BUCKET, s3Available, S3RVER_KEY } from '../helpers/s3.js';
+import { describeS3, S3_BUCKET, s3Available, s3ClientConfig, s3Env } from '../helpers/s3.js';
 
-/** Credentials from the environment, as in CI: the standard AWS chain, no secret in any file. */
-const ENV = { AWS_ACCESS_KEY_ID: S3RVER_KEY, AWS_SECRET_ACCESS_KEY: S3RVER_KEY };
+/** Credentials from the environment, as in CI: the standard AWS chain, no secret in any file (for the server under test). */
+const ENV = () => s3Env();
 
 async function s3Client() {
   const { S3Client } = await import('@aws-sdk/client-s3');
-  return new S3Client({
-    endpoint: s3Available()!.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  return new S3Client(s3ClientConfig());
 }
 
 /** Object ids under `prefix` in the test bucket. */
@@ -70,10 +63,10 @@ async function clone(dir: string): Promise<string> {
   return to;
 }
 
-describeS3('S3 remote, end to end with bin/tdv against the S3 test server', () => {
+describeS3('S3 remote, end to end with bin/tdv against each S3 test server', () => {
   it('push, then pull into a fresh clone with an empty cache, with credentials from the environment', async () => {
     const { dir, prefix, files } = await origin();
-    const p = await tdvBin(dir, ['push'], ENV);
+    const p = await tdvBin(dir, ['push'], ENV());
     expect(p.code, p.stderr).toBe(0);
     expect(p.stderr).toBe(''); // no SDK warning, no noise
     expect(p.stdout).toMatch(/^Pushed 5 objects \(\d+ B\) to remote "s3"\.\n?$/);
@@ -81,7 +74,7 @@ describeS3('S3 remote, end to end with bin/tdv against the S3 test server', () =
     expect(await remoteOids(prefix)).toEqual([dirOid, sha('weights'), ...Object.values(files).map(sha)].sort());
 
     const b = await clone(dir);
-    const r = await tdvBin(b, ['pull'], ENV);
+    const r = await tdvBin(b, ['pull'], ENV());
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
     for (const [rel, c] of Object.entries(files)) expect(read(b, rel)).toBe(c);
@@ -91,19 +84,19 @@ describeS3('S3 remote, end to end with bin/tdv against the S3 test server', () =
 
   it('a second push transfers nothing, and status --remote agrees', async () => {
     const { dir } = await origin();
-    expect((await tdvBin(dir, ['push'], ENV)).code).toBe(0);
-    const again = await tdvBin(dir, ['push', '--json'], ENV);
+    expect((await tdvBin(dir, ['push'], ENV())).code).toBe(0);
+    const again = await tdvBin(dir, ['push', '--json'], ENV());
     expect(again.code, again.stderr).toBe(0);
     expect(JSON.parse(again.stdout)).toMatchObject({ transferred: 0, failed: 0, bytes: 0 });
-    const st = await tdvBin(dir, ['status', '--remote', '--json'], ENV);
+    const st = await tdvBin(dir, ['status', '--remote', '--json'], ENV());
     expect(JSON.parse(st.stdout)).toEqual({ remote: 's3', clean: true, data: [] });
   });
 
   it('pull of one file inside a directory downloads only it and the manifest', async () => {
     const { dir } = await origin(8);
-    expect((await tdvBin(dir, ['push'], ENV)).code).toBe(0);
+    expect((await tdvBin(dir, ['push'], ENV())).code).toBe(0);
     const b = await clone(dir);
-    const r = await tdvBin(b, ['pull', 'data/part1/f5.csv', '--json'], ENV);
+    const r = await tdvBin(b, ['pull', 'data/part1/f5.csv', '--json'], ENV());
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ transferred: 2, restored: 1 });
     expect(cacheObjects(b)).toHaveLength(2);
@@ -113,10 +106,10 @@ describeS3('S3 remote, end to end with bin/tdv against the S3 test server', () =
 
   it('an object replaced on the remote with other content is caught and never admitted', async () => {
     const { dir, prefix } = await origin();
-    expect((await tdvBin(dir, ['push'], ENV)).code).toBe(0);
+    expect((await tdvBin(dir, ['push'], ENV())).code).toBe(0);
     await putRaw(prefix, sha('weights'), 'tampered');
     const b = await clone(dir);
-    const r = await tdvBin(b, ['pull', 'model.bin'], ENV);
+    const r = await tdvBin(b, ['pull', 'model.bin'], ENV());
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`object ${sha('weights')} on remote "s3" (s3://${S3_BUCKET}/${prefix}) is corrupt`);
     expect(fs.existsSync(objPath(b, sha('weights')))).toBe(false);
@@ -125,7 +118,7 @@ describeS3('S3 remote, end to end with bin/tdv against the S3 test server', () =
 
   it('a push killed midway leaves no manifest without its files; the rerun sends only the rest', async () => {
     const { dir, prefix } = await origin(300);
-    const child = spawn('node', [TDV_BIN, 'push', '-j', '2'], { cwd: dir, env: { ...process.env, ...ENV }, stdio: 'ignore' });
+    const child = spawn('node', [TDV_BIN, 'push', '-j', '2'], { cwd: dir, env: { ...process.env, ...ENV() }, stdio: 'ignore' });
     const exited = new Promise((r) => child.once('exit', r));
     // Kill it once some objects are up, but (very likely) not all.
     for (let i = 0; i < 400; i++) {
@@ -134,18 +127,26 @@ describeS3('S3 remote, end to end with bin/tdv against the S3 test server', () =
     }
     child.kill('SIGKILL');
     await exited;
-    const partial = await remoteOids(prefix);
+    // An upload whose body was sent before the kill can still land after it: wait
+    // until the listing holds still, so the count the rerun must make up is exact.
+    let partial = await remoteOids(prefix);
+    for (let i = 0; i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const now = await remoteOids(prefix);
+      if (now.length === partial.length) break;
+      partial = now;
+    }
     const dirOid = read(dir, 'data.tdv').match(/sha256: (\S+)/)![1]!;
     console.log(`push killed with ${partial.length} of 302 objects on the remote`);
     expect(partial.length).toBeLessThan(302); // really interrupted
     expect(partial).not.toContain(dirOid); // no manifest without its files
-    const again = await tdvBin(dir, ['push', '--json'], ENV);
+    const again = await tdvBin(dir, ['push', '--json'], ENV());
     expect(again.code, again.stderr).toBe(0);
     const res = JSON.parse(again.stdout);
     expect(res.transferred).toBe(302 - partial.length);
     expect(await remoteOids(prefix)).toHaveLength(302);
     const b = await clone(dir);
-    const p = await tdvBin(b, ['pull'], ENV);
+    const p = await tdvBin(b, ['pull'], ENV());
     expect(p.code, p.stderr).toBe(0);
     expect(read(b, 'data/part3/f299.csv')).toBe('row,299\n');
   });
@@ -164,7 +165,7 @@ describeS3('S3 remote, end to end with bin/tdv against the S3 test server', () =
     fs.appendFileSync(path.join(dir, '.tdv', 'config.yaml'), remoteYaml('s3://no-such-bucket-tdv/x'));
     write(dir, 'a.txt', 'a');
     expect((await tdvBin(dir, ['add', 'a.txt'])).code).toBe(0);
-    const r = await tdvBin(dir, ['push'], ENV);
+    const r = await tdvBin(dir, ['push'], ENV());
     expect(r.code).toBe(1);
     expectOneLineError(`${r.stderr}\n`, 'no-such-bucket-tdv', /does not exist/);
   });
@@ -175,7 +176,7 @@ describeS3('S3 remote, end to end with bin/tdv against the S3 test server', () =
     write(dir, 'a.txt', 'a');
     expect((await tdvBin(dir, ['add', 'a.txt'])).code).toBe(0);
     const started = Date.now();
-    const r = await tdvBin(dir, ['push'], ENV);
+    const r = await tdvBin(dir, ['push'], ENV());
     expect(Date.now() - started).toBeLessThan(15_000);
     expect(r.code).toBe(1);
     expectOneLineError(`${r.stderr}\n`, 'http://127.0.0.1:1', 'remote "s3"');
@@ -184,8 +185,8 @@ describeS3('S3 remote, end to end with bin/tdv against the S3 test server', () =
   it('credentials from a profile and from the environment at once: no SDK notice on stderr', async () => {
     const { dir } = await origin();
     const creds = path.join(newDir(), 'credentials');
-    fs.writeFileSync(creds, `[ci]\naws_access_key_id = ${S3RVER_KEY}\naws_secret_access_key = ${S3RVER_KEY}\n`);
-    const r = await tdvBin(dir, ['push'], { ...ENV, AWS_PROFILE: 'ci', AWS_SHARED_CREDENTIALS_FILE: creds, AWS_CONFIG_FILE: path.join(path.dirname(creds), 'none') });
+    fs.writeFileSync(creds, `[ci]\naws_access_key_id = ${ENV().AWS_ACCESS_KEY_ID}\naws_secret_access_key = ${ENV().AWS_SECRET_ACCESS_KEY}\n`);
+    const r = await tdvBin(dir, ['push'], { ...ENV(), AWS_PROFILE: 'ci', AWS_SHARED_CREDENTIALS_FILE: creds, AWS_CONFIG_FILE: path.join(path.dirname(creds), 'none') });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
   });

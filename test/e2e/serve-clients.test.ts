@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { objPath, sha } from '../helpers/expect.js';
 import { describeNeeding } from '../helpers/needs.js';
 import { tdvBin, tmpDir, write } from '../helpers/repo.js';
-import { describeS3, S3_BUCKET, s3Available, S3RVER_KEY } from '../helpers/s3.js';
+import { describeS3, S3_BUCKET, s3Available, s3ClientConfig, s3Env } from '../helpers/s3.js';
 import { gitAt, type Serving, servedRepo, startServe, stopAllServes, TRIPS_V1, TRIPS_V2 } from '../helpers/serve.js';
 
 /**
@@ -244,9 +244,8 @@ print(json.dumps(res))
 });
 
 describeS3('tdv serve fetches objects missing from the cache from an S3 remote', () => {
-  const ENV = { AWS_ACCESS_KEY_ID: S3RVER_KEY, AWS_SECRET_ACCESS_KEY: S3RVER_KEY };
-
   it('serves a file whose object is only on the remote (cache emptied), verified and kept; a corrupt remote object is a one-line 502', async () => {
+    const ENV = s3Env();
     const dir = (await servedRepo()).dir;
     const prefix = `serve-${randomBytes(6).toString('hex')}`;
     fs.appendFileSync(
@@ -262,13 +261,7 @@ describeS3('tdv serve fetches objects missing from the cache from an S3 remote',
     await gitAt(dir, '2016-08-04T12:00:00Z', 'add', '-A');
     await gitAt(dir, '2016-08-04T12:00:00Z', 'commit', '-qm', 'bad');
     const { S3Client, PutObjectCommand } = await import('@aws-sdk/client-s3');
-    const c = new S3Client({
-      endpoint: s3Available()!.endpoint,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials: { accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY },
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-    });
+    const c = new S3Client(s3ClientConfig());
     const badOid = sha('good bytes\n');
     await c.send(new PutObjectCommand({ Bucket: S3_BUCKET, Key: `${prefix}/files/sha256/${badOid.slice(0, 2)}/${badOid.slice(2)}`, Body: 'evil bytes\n' }));
     c.destroy();
