@@ -29,6 +29,8 @@ export interface FaultStats {
   sdkRetries: number;
   /** GETs of an object already fetched before in this phase, on a first SDK attempt: tdv's own re-downloads. */
   refetches: number;
+  /** Bytes of response bodies passed on to the client (what tdv received). */
+  responseBytes: number;
 }
 
 export interface FaultProxy {
@@ -60,7 +62,7 @@ const S3_ERRORS = {
 } as const;
 
 function zero(): FaultStats {
-  return { requests: 0, faults: Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>, sdkRetries: 0, refetches: 0 };
+  return { requests: 0, faults: Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>, sdkRetries: 0, refetches: 0, responseBytes: 0 };
 }
 
 /** Starts a proxy in front of `upstream` (e.g. http://127.0.0.1:4568) on a free loopback port. */
@@ -146,6 +148,7 @@ export async function startFaultProxy(upstream: string, opts: FaultProxyOptions 
         if ((kind === 'truncate' || kind === 'corrupt') && !uploads && isGet && length > 0 && upRes.statusCode === 200 && hit()) body = kind;
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
         if (!body) {
+          upRes.on('data', (chunk: Buffer) => both.forEach((s) => (s.responseBytes += chunk.length)));
           upRes.pipe(res);
           return;
         }
