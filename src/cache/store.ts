@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { describeFsError, errnoCode, FormatError, TdvError, vanished } from '../errors.js';
-import { decodeUtf8, fileKind, tmpSuffix } from '../util/fs.js';
+import { decodeUtf8, fileKind, processGone, tmpSuffix } from '../util/fs.js';
 import { rmQuiet, writeFileAtomicSync } from '../workspace/raw.js';
 import { CHUNK, hashFile, hashHandle, READ_FLAGS, sha256 } from './hash.js';
 import { checkManifestSize, type ManifestEntry, parseManifest, serializeManifest } from '../formats/manifest.js';
@@ -49,6 +49,8 @@ export interface CacheStamp {
  */
 export class ObjectStore {
   private readonly madeDirs = new Set<string>();
+  /** Objects whose partial download (openPartial) this process is receiving now. */
+  private readonly partials = new Set<string>();
   /** Whether reflinking works for this cache (see cloneHashing); undefined until tried. */
   private canClone: boolean | undefined;
   readonly objectsDir: string;
@@ -503,6 +505,69 @@ export class ObjectStore {
     };
   }
 
+  /**
+   * The partial download of a large object, kept in the tmp directory as
+   * `part.<sha256>.<pid>` so that a download cut off (a dropped connection, a
+   * killed process) resumes where it stopped instead of from zero: this
+   * process's own, else a dead process's (claimed by renaming it to this
+   * pid: of two claimants only one rename succeeds), else a new empty one.
+   * Undefined when a live process (or another download in this one) is
+   * receiving the object: its file is not touched.
+   */
+  openPartial(oid: Oid): PartialObject | undefined {
+    const sha = oid.slice(0, 64);
+    if (isDirOid(oid) || !isOid(sha) || this.partials.has(sha)) return undefined;
+    this.ensureDir(this.tmpDir);
+    const mine = path.join(this.tmpDir, `part.${sha}.${process.pid}`);
+    const regular = (p: string) => fs.lstatSync(p, { throwIfNoEntry: false })?.isFile() === true;
+    if (!regular(mine)) {
+      // Anything else at our name (a symlink, a FIFO) is not ours to write through.
+      if (fs.lstatSync(mine, { throwIfNoEntry: false })) rmQuiet(mine);
+      for (const name of fs.readdirSync(this.tmpDir)) {
+        const m = PARTIAL_NAME.exec(name);
+        if (!m || m[1] !== sha) continue;
+        const from = path.join(this.tmpDir, name);
+        if (!processGone(Number(m[2]))) return undefined; // a live process is receiving it
+        if (!regular(from)) continue;
+        try {
+          fs.renameSync(from, mine);
+          break;
+        } catch (err) {
+          if (errnoCode(err) !== 'ENOENT') throw describeFsError(err, from); // ENOENT: another process claimed it first
+        }
+      }
+    }
+    this.partials.add(sha);
+    let fd: number | undefined;
+    const closeFd = () => {
+      if (fd !== undefined) fs.closeSync(fd);
+      fd = undefined;
+    };
+    return {
+      path: mine,
+      size: () => fs.lstatSync(mine, { throwIfNoEntry: false })?.size ?? 0,
+      write(chunks: readonly Uint8Array[]): void {
+        // Appended without following a symlink; created (0644: appended to again by a later run) when absent.
+        fd ??= fs.openSync(mine, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o644);
+        for (const b of chunks) fs.writeSync(fd, b);
+      },
+      close: closeFd,
+      reset(): void {
+        closeFd();
+        rmQuiet(mine);
+      },
+      seal(): void {
+        closeFd();
+        if (!regular(mine)) fs.writeFileSync(mine, new Uint8Array(0), { flag: 'wx', mode: 0o444 });
+        fs.chmodSync(mine, 0o444);
+      },
+      release: () => {
+        closeFd();
+        this.partials.delete(sha);
+      },
+    };
+  }
+
   /** Removes a temp file of this store (received bytes that failed verification), quietly. */
   discardTemp(tmp: string): void {
     if (path.dirname(tmp) === this.tmpDir) rmQuiet(tmp);
@@ -700,6 +765,21 @@ export function readObjectFileSync(file: string, checkSize?: (size: number) => v
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** `part.<sha256>.<pid>`: a partial download (see ObjectStore.openPartial). */
+const PARTIAL_NAME = /^part\.([0-9a-f]{64})\.([0-9]+)$/;
+
+/** A partial download being resumed into the store (see ObjectStore.openPartial). */
+export interface PartialObject extends TempObject {
+  /** The bytes it holds now. */
+  size(): number;
+  /** Deletes its bytes: the next write starts from zero. */
+  reset(): void;
+  /** Closes it and makes it read-only, ready to be admitted like a temp file. */
+  seal(): void;
+  /** Closes it and lets this process open it again; the bytes stay for a later attempt or run. */
+  release(): void;
 }
 
 /** A temp file being received into the store (see ObjectStore.openTemp). */

@@ -311,7 +311,8 @@ export class LocalRemote implements Remote {
   /**
    * Writes `from` to a temp name in the key's directory, then renames it into
    * place: a reader sees the old bytes or the new ones, and a killed upload
-   * leaves only a temp file (never listed; swept like any `.tmp.` name).
+   * leaves only a `.tmp.<pid>.` file beside it, never listed nor read as a
+   * key (as a killed `put` leaves one; nothing sweeps them on the remote yet).
    */
   async putKey(key: string, from: KeySource, onBytes?: OnBytes): Promise<void> {
     this.checkRoot();

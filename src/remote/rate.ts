@@ -82,11 +82,39 @@ export async function* throttled(body: AsyncIterable<Uint8Array> | Iterable<Uint
   }
 }
 
-/** A download body paced by `bucket`, keeping the size it states. */
+/**
+ * A download body paced by `bucket`, keeping the size it states. Its iterator
+ * takes the body's own at once, and its return() passes on, so a reader that
+ * refuses the body unread (release) still closes the file or connection.
+ */
 export function throttledBody<T extends AsyncIterable<Uint8Array> & { readonly size?: number }>(body: T, bucket: TokenBucket | undefined): AsyncIterable<Uint8Array> & { readonly size?: number } {
   if (!bucket) return body;
-  const gen = throttled(body, bucket);
-  return body.size === undefined ? gen : Object.assign(gen, { size: body.size });
+  const paced: AsyncIterable<Uint8Array> = {
+    [Symbol.asyncIterator]() {
+      const src = body[Symbol.asyncIterator]();
+      let chunk: Uint8Array | undefined;
+      let at = 0;
+      return {
+        async next(): Promise<IteratorResult<Uint8Array>> {
+          while (!chunk || at >= chunk.length) {
+            const r = await src.next();
+            if (r.done) return { done: true, value: undefined };
+            chunk = r.value;
+            at = 0;
+          }
+          const piece = chunk.subarray(at, at + PIECE);
+          at += piece.length;
+          await bucket.take(piece.length);
+          return { done: false, value: piece };
+        },
+        async return(): Promise<IteratorResult<Uint8Array>> {
+          await src.return?.();
+          return { done: true, value: undefined };
+        },
+      };
+    },
+  };
+  return body.size === undefined ? paced : Object.assign(paced, { size: body.size });
 }
 
 /** An upload body paced by `bucket`: a Readable an HTTP client or a pipe can consume. */

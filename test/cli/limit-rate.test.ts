@@ -52,6 +52,19 @@ describe('--limit-rate', () => {
     expect(files.map((d) => fs.statSync(path.join(d.parentPath, d.name)).size)).toEqual([size]);
   });
 
+  it('parallel transfers share one rate: 24 files pushed with -j 8 take at least (total - burst) / rate', async () => {
+    const dir = await newRepo();
+    const remote = newDir();
+    fs.appendFileSync(path.join(dir, '.tdv', 'config.yaml'), `core:\n  remote: store\nremote:\n  store:\n    url: ${remote}\n`);
+    for (let i = 0; i < 24; i++) write(dir, `d/f${i}.bin`, crypto.randomBytes(32 * KiB));
+    expect((await tdv(dir, 'add', 'd')).code).toBe(0);
+    const total = 24 * 32 * KiB;
+    const { res, seconds } = await timed(() => tdv(dir, 'push', '-j', '8', '--limit-rate', '256k'));
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/^Pushed 25 objects/);
+    expect(seconds).toBeGreaterThanOrEqual((total - 64 * KiB) / (256 * KiB));
+  });
+
   it('a pull is paced as it reads: at least (N - burst) / rate', async () => {
     const size = 640 * KiB;
     const { dir } = await repoWithData(size);

@@ -273,6 +273,18 @@ describe('S3 remote without a server', () => {
     expect(err.message).toBe('cannot reach http://127.0.0.1:1 for remote "far" (s3://b/p): ECONNREFUSED; check the remote\'s endpointurl and your network');
   });
 
+  it('an empty range is an empty body without a request; a bad key is refused before any', async () => {
+    const cfg: RemoteConfig = { url: 's3://b/p', endpointurl: 'http://127.0.0.1:1', force_path_style: true, access_key_id: 'k', secret_access_key: 's' };
+    const remote = await createS3Remote('far', cfg, { bucket: 'b', prefix: 'p' });
+    onTestFinished(() => remote.close());
+    const body = await remote.getKey('packs/x.pack', { start: 7, end: 7 });
+    expect(body.size).toBe(0);
+    for await (const _ of body) throw new Error('an empty body yielded bytes');
+    for (const call of [() => remote.getKey('../x'), () => remote.putKey('a//b', { data: Buffer.from('x') }), () => remote.listKeys('/abs'), () => remote.deleteKeys(['ok', 'x/./y'])]) {
+      expect((await rejection(call())).code).toBe('BAD_KEY');
+    }
+  });
+
   it('parts are at least 8 MiB and never more than 10,000', () => {
     expect(partSizeFor(20 << 20)).toBe(8 << 20);
     const big = 200 * 2 ** 30; // 200 GiB

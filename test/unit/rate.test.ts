@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseRate } from '../../src/formats/rate.js';
-import { MIN_BURST, throttled, TokenBucket, type Clock } from '../../src/remote/rate.js';
+import { MIN_BURST, throttled, throttledBody, TokenBucket, type Clock } from '../../src/remote/rate.js';
 
 /** A clock that only moves when told to, or when a sleeper sleeps (time passes for everyone). */
 function fakeClock(): Clock & { t: number; slept: number[] } {
@@ -111,5 +111,40 @@ describe('throttled: bodies paced through the bucket', () => {
     }
     expect(Buffer.concat(out).equals(Buffer.concat(input))).toBe(true);
     expect(clock.t).toBeCloseTo(((200 * 1024 + 10 - 64 * 1024) / (32 * 1024)) * 1000, 6);
+  });
+
+  it('throttledBody keeps the stated size, paces the pieces, and a body refused unread is still released', async () => {
+    const clock = fakeClock();
+    const b = new TokenBucket(64 * 1024, clock);
+    let released = 0;
+    const source = (chunks: Uint8Array[]) =>
+      Object.assign(
+        {
+          [Symbol.asyncIterator]() {
+            let i = 0;
+            return {
+              next: async () => (i < chunks.length ? { done: false as const, value: chunks[i++]! } : { done: true as const, value: undefined }),
+              return: async () => {
+                released++;
+                return { done: true as const, value: undefined };
+              },
+            };
+          },
+        },
+        { size: chunks.reduce((n, c) => n + c.length, 0) },
+      );
+    const body = throttledBody(source([Buffer.alloc(0), Buffer.alloc(300 * 1024, 7)]), b);
+    expect(body.size).toBe(300 * 1024);
+    let n = 0;
+    for await (const piece of body) {
+      expect(piece.length).toBeLessThanOrEqual(64 * 1024);
+      n += piece.length;
+    }
+    expect(n).toBe(300 * 1024);
+    expect(clock.t).toBeCloseTo(((300 * 1024 - 64 * 1024) / (64 * 1024)) * 1000, 6);
+    // What downloadVerified's release() does with a body of the wrong size: return() before any next().
+    const refused = throttledBody(source([Buffer.alloc(10)]), b);
+    await refused[Symbol.asyncIterator]().return?.();
+    expect(released).toBe(1);
   });
 });

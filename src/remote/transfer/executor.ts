@@ -1,8 +1,8 @@
 import fs from 'node:fs';
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import pLimit from 'p-limit';
 import type { Oid } from '../../formats/oid.js';
-import type { ObjectStore, TempObject } from '../../cache/store.js';
+import type { ObjectStore, PartialObject, TempObject } from '../../cache/store.js';
 import { describeFsError, errnoCode, RemoteError, TdvError } from '../../errors.js';
 import type { ObjectBody, OnBytes, Remote } from '../remote.js';
 import { isDirOid } from '../../formats/oid.js';
@@ -100,6 +100,8 @@ async function orAbsent<T>(fn: () => Promise<T>, absent: T): Promise<T> {
 /** How many attempts a download gets: a dropped or truncated body, or bytes altered in flight, is retried. */
 const DOWNLOAD_ATTEMPTS = 3;
 const SMALL = 1 << 20;
+/** Objects of at least this size resume a cut-off download (ObjectStore.openPartial) instead of starting over. */
+export const RESUME_MIN = 8 << 20;
 
 /** What a download may be: the size recorded for it (a pointer's or manifest entry's `size`), or at most `max` bytes. */
 export interface DownloadBound {
@@ -135,6 +137,16 @@ export async function downloadVerified(remote: Remote, store: ObjectStore, oid: 
   // The wrong hashes seen: the same one every time means the stored object is bad;
   // different ones mean its bytes were altered on the way.
   const wrong = new Set<string>();
+  if (expected !== undefined && expected >= RESUME_MIN && expected <= limit) {
+    const part = store.openPartial(oid);
+    if (part) {
+      try {
+        return await downloadResuming(remote, oid, expected, part, onBytes, admit);
+      } finally {
+        part.release();
+      }
+    }
+  }
   for (let attempt = 1; attempt <= DOWNLOAD_ATTEMPTS; attempt++) {
     if (attempt > 1) await sleep(100 * 2 ** (attempt - 2));
     let body: ObjectBody;
@@ -205,6 +217,122 @@ export async function downloadVerified(remote: Remote, store: ObjectStore, oid: 
 }
 
 /**
+ * downloadVerified for a large object of known `size`, into a partial file
+ * that survives a failed attempt and the process: what it holds is kept, and
+ * the rest fetched with a ranged read of the object's key
+ * (`files/sha256/ab/cdef...`). The whole file is hashed (its prefix read back
+ * from disk) before it is admitted; a prefix that turns out wrong is deleted
+ * and the object fetched again from zero.
+ */
+async function downloadResuming(remote: Remote, oid: Oid, size: number, part: PartialObject, onBytes: OnBytes | undefined, admit: (tmp: string) => void): Promise<number> {
+  let lastErr: unknown;
+  const wrong = new Set<string>();
+  for (let attempt = 1; attempt <= DOWNLOAD_ATTEMPTS; attempt++) {
+    if (attempt > 1) await sleep(100 * 2 ** (attempt - 2));
+    let start = part.size();
+    if (start > size) {
+      part.reset(); // more than the object: not a prefix of it
+      start = 0;
+    }
+    let body: ObjectBody | undefined;
+    if (start < size) {
+      try {
+        body = start === 0 ? await remote.get(oid) : await remote.getKey(`files/sha256/${oid.slice(0, 2)}/${oid.slice(2)}`, { start, end: size });
+      } catch (err) {
+        // A remote that cannot serve the range (another layout) still serves the object: from zero.
+        if (start > 0 && err instanceof TdvError && (err.code === 'OBJECT_NOT_ON_REMOTE' || err.code === 'BAD_KEY')) {
+          part.reset();
+          attempt--;
+          continue;
+        }
+        if (err instanceof TdvError) throw err; // the remote said no: not-found, denied, ...
+        lastErr = err;
+        continue;
+      }
+      if (body.size !== undefined && body.size !== size - start) {
+        await release(body);
+        if (start === 0) throw wrongSize(remote, oid, body.size, size, size);
+        part.reset(); // the remote's object is not the one the prefix came from: start over
+        lastErr = wrongSize(remote, oid, body.size + start, size, size);
+        continue;
+      }
+    }
+    let reported = 0;
+    const count: OnBytes = (n) => {
+      reported += n;
+      onBytes?.(n);
+    };
+    let sha: string;
+    let receiving = false;
+    try {
+      const h = createHash('sha256');
+      if (start > 0) count(await hashPrefix(part.path, start, h));
+      receiving = true; // from here on, receive releases the body whatever happens
+      if (body) sha = (await receive(body, part, count, size - start, h)).sha;
+      else {
+        part.close();
+        sha = h.digest('hex');
+      }
+    } catch (err) {
+      if (body && !receiving) await release(body);
+      part.close(); // the bytes received stay: the next attempt, or run, goes on from there
+      if (reported) onBytes?.(-reported);
+      if (err instanceof TdvError) throw err;
+      if (err instanceof LocalWriteError) throw describeFsError(err.cause, part.path);
+      if (err instanceof TooLongError) {
+        part.reset();
+        if (wrong.has(TOO_LONG)) throw wrongSize(remote, oid, undefined, size, size);
+        wrong.add(TOO_LONG);
+        lastErr = wrongSize(remote, oid, undefined, size, size);
+        continue;
+      }
+      lastErr = err;
+      continue;
+    }
+    if (sha !== oid.slice(0, 64)) {
+      part.reset();
+      onBytes?.(-reported);
+      // A prefix kept from before is suspect first: fetching all of it again tells whether the remote's copy is bad.
+      if (start === 0) wrong.add(sha);
+      lastErr =
+        wrong.size > 1
+          ? new RemoteError(
+              'DOWNLOAD_FAILED',
+              `could not download ${oid} from remote "${remote.name}" (${remote.url}): its bytes arrived altered, and differently on different attempts, so something on the way (the network, a proxy) changes them; the bad bytes were discarded. Run the command again`,
+              { data: { oid } },
+            )
+          : new RemoteError(
+              'CORRUPT_ON_REMOTE',
+              `object ${oid} on remote "${remote.name}" (${remote.url}) is corrupt: its content hashes to ${sha}; the bad bytes were discarded. Delete files/sha256/${oid.slice(0, 2)}/${oid.slice(2)} on the remote, then \`tdv push\` from a clone that has the data`,
+              { data: { oid } },
+            );
+      if (start > 0) attempt--; // a stale prefix costs no attempt of its own
+      continue;
+    }
+    part.seal();
+    admit(part.path);
+    return size;
+  }
+  throw lastErr instanceof TdvError
+    ? lastErr
+    : new RemoteError('DOWNLOAD_FAILED', `could not download ${oid} from remote "${remote.name}" after ${DOWNLOAD_ATTEMPTS} attempts: ${(lastErr as Error)?.message ?? String(lastErr)}`, {
+        cause: lastErr,
+        data: { oid },
+      });
+}
+
+/** Hashes the first `n` bytes of `file` (a partial download) into `h`; returns n. */
+async function hashPrefix(file: string, n: number, h: Hash): Promise<number> {
+  let read = 0;
+  for await (const chunk of fs.createReadStream(file, { start: 0, end: n - 1, highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+    h.update(chunk);
+    read += chunk.length;
+  }
+  if (read !== n) throw new Error(`partial download ${file} shrank while being read`);
+  return read;
+}
+
+/**
  * Like downloadVerified, but the verified bytes are returned instead of
  * entering the cache. Read whole into memory, so bounded: a manifest (`.dir`)
  * by MAX_MANIFEST_BYTES, anything else by `bound`.
@@ -256,8 +384,7 @@ const TOO_LONG = 'too long';
  * bytes stops the reading (the iteration's return() ends the stream) before
  * it is written.
  */
-async function receive(body: AsyncIterable<Uint8Array>, tmp: TempObject, onBytes: OnBytes, limit: number): Promise<{ sha: string; size: number }> {
-  const h = createHash('sha256');
+async function receive(body: AsyncIterable<Uint8Array>, tmp: TempObject, onBytes: OnBytes, limit: number, h: Hash = createHash('sha256')): Promise<{ sha: string; size: number }> {
   let size = 0;
   let pending: Buffer[] = [];
   let pendingBytes = 0;
