@@ -37,10 +37,23 @@ export interface LayoutSettings {
   compression: Compression;
 }
 
-/** A pack is sealed and uploaded once it reaches this size: the unit an interrupted upload loses at most. */
-export const PACK_TARGET = 8 << 20;
-/** An interrupted upload resumes from the last index written: one is written at least this often. */
-const CHECKPOINT_MS = 10_000;
+/**
+ * A pack is sealed and uploaded once it reaches this size. With at most
+ * PACK_UPLOADS in flight, an interrupted upload loses at most about
+ * PACK_UPLOADS x PACK_TARGET bytes: 8 MiB, 16 s at 4 Mbit/s.
+ */
+export const PACK_TARGET = 4 << 20;
+/** Packs uploading at once: two keep the link busy while the next pack is built (chunked, hashed, compressed). */
+const PACK_UPLOADS = 2;
+/**
+ * After each pack, an index of everything uploaded so far replaces the
+ * previous one (so an interrupted upload resumes from there) when it costs
+ * at most this fraction of the bytes sent since the last, or CHECKPOINT_MS passed.
+ */
+const CHECKPOINT_COST = 0.05;
+const CHECKPOINT_MS = 30_000;
+/** Bytes an index entry takes, gzipped, about. */
+const INDEX_ENTRY_BYTES = 60;
 /** Ranged reads of neighbouring blobs are merged while the gap is at most this (record headers lie between). */
 const MAX_GAP = 64 << 10;
 /** ... and the merged read at most this long. */
@@ -273,7 +286,7 @@ export class PackedRemote implements Remote {
     }
     const cat = await this.catalog();
     await loadCodec();
-    const session = new UploadSession(this.raw, this.store, Math.max(2, this.jobs), opts.onBytes);
+    const session = new UploadSession(this.raw, this.store, Math.min(PACK_UPLOADS, Math.max(1, this.jobs)), opts.onBytes);
     const failed = new Map<Oid, Error>();
     try {
       for (const it of items) {
@@ -390,21 +403,71 @@ export class PackedRemote implements Remote {
         end = n.offset + n.length;
         j++;
       }
-      const bytes = await this.readRange(first.pack, { start: first.offset, end });
-      for (let k = i; k < j; k++) {
-        const [csha, csize] = chunks[k]!;
-        const ce = cat.get(csha)!;
-        const data = this.decodeBlob(ce, bytes.subarray(ce.offset - first.offset, ce.offset - first.offset + ce.length));
-        if (data.length !== csize) throw this.corrupt(packKey(ce.pack), `chunk ${csha} is ${data.length} bytes where the recipe of ${oid} says ${csize}`);
-        if (spool) {
-          this.store.writeSide('spool', csha, data);
-          spooled.push(csha);
+      // The run streams: each chunk is verified, kept (spool) and handed on as soon as its bytes are
+      // in, so a pull cut off midway keeps what arrived. A body cut short is asked again from there.
+      let k = i;
+      let attempt = 0;
+      while (k < j) {
+        try {
+          for await (const payload of this.streamBlobs(
+            first.pack,
+            end,
+            chunks.slice(k, j).map((c) => cat.get(c[0])!),
+          )) {
+            const [csha, csize] = chunks[k]!;
+            const ce = cat.get(csha)!;
+            const data = this.decodeBlob(ce, payload);
+            if (data.length !== csize) throw this.corrupt(packKey(ce.pack), `chunk ${csha} is ${data.length} bytes where the recipe of ${oid} says ${csize}`);
+            if (spool) {
+              this.store.writeSide('spool', csha, data);
+              spooled.push(csha);
+            }
+            k++;
+            yield data;
+          }
+        } catch (err) {
+          if (err instanceof TdvError) throw err;
+          if (++attempt >= DOWNLOAD_ATTEMPTS)
+            throw new RemoteError('DOWNLOAD_FAILED', `could not read ${packKey(first.pack)} from remote "${this.name}" (${this.url}) after ${attempt} attempts: ${(err as Error).message}`, { cause: err });
+          await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
         }
-        yield data;
       }
       i = j;
     }
     this.store.removeSide('spool', spooled);
+  }
+
+  /**
+   * The payloads of `entries` (neighbours in one pack, in order), from one
+   * ranged read ending at `end`, each yielded as soon as its bytes are in;
+   * memory holds at most one payload and a read buffer.
+   */
+  private async *streamBlobs(pack: string, end: number, entries: readonly BlobEntry[]): AsyncGenerator<Buffer> {
+    const start = entries[0]!.offset;
+    const body = await this.raw.getKey(packKey(pack), { start, end });
+    let buf: Buffer = Buffer.alloc(0);
+    let base = start; // the pack offset of buf[0]
+    let e = 0;
+    const it = body[Symbol.asyncIterator]();
+    try {
+      while (e < entries.length) {
+        const want = entries[e]!;
+        if (base + buf.length >= want.offset + want.length) {
+          const payload = Buffer.from(buf.subarray(want.offset - base, want.offset - base + want.length));
+          buf = buf.subarray(want.offset + want.length - base);
+          base = want.offset + want.length;
+          e++;
+          yield payload;
+          continue;
+        }
+        const next = await it.next();
+        if (next.done) throw new Error(`the body of ${packKey(pack)} ended after ${base + buf.length - start} of ${end - start} bytes`);
+        if (base + buf.length + next.value.length > end) throw this.corrupt(packKey(pack), `more than the ${end - start} bytes asked for arrived`);
+        buf = buf.length === 0 ? Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength) : Buffer.concat([buf, next.value]);
+      }
+    } finally {
+      await it.return?.();
+    }
   }
 
   /** Chunks of large objects already in the cache, from their recipes (built once, when first needed). */
@@ -651,9 +714,10 @@ export class PackedRemote implements Remote {
 /**
  * Packs being written by one upload: blobs go into a pack (a temp file in the
  * cache) until it is PACK_TARGET bytes, then it uploads while the next one
- * fills; at most `jobs` packs upload at once. An index naming every uploaded
- * pack is written every CHECKPOINT_MS (replacing the previous one) and at the
- * end, so an interrupted upload resumes from its last index.
+ * fills; at most `jobs` packs upload at once. After a pack, an index naming
+ * every pack uploaded so far replaces the previous one when that is cheap
+ * (CHECKPOINT_COST) or CHECKPOINT_MS passed, and one is written at the end,
+ * so an interrupted upload resumes from its last index.
  */
 class UploadSession {
   private builder = new PackBuilder();
@@ -665,6 +729,8 @@ class UploadSession {
   private failure: unknown;
   private lastIndex: string | undefined;
   private lastIndexAt = Date.now();
+  /** Pack bytes uploaded since the last index. */
+  private sinceIndex = 0;
   private indexChain: Promise<void> = Promise.resolve();
   private temps = new Set<string>();
 
@@ -700,14 +766,17 @@ class UploadSession {
     this.builder = new PackBuilder();
     this.tmp = undefined;
     const p: Promise<void> = (async () => {
+      let size = 0;
       try {
+        size = fs.statSync(file).size;
         await this.raw.putKey(packKey(name), { file }, this.onBytes);
         this.uploaded.push(...entries);
       } finally {
         this.store.discardTemp(file);
         this.temps.delete(file);
       }
-      if (Date.now() - this.lastIndexAt >= CHECKPOINT_MS) await this.writeIndex();
+      this.sinceIndex += size;
+      if (this.uploaded.length * INDEX_ENTRY_BYTES <= this.sinceIndex * CHECKPOINT_COST || Date.now() - this.lastIndexAt >= CHECKPOINT_MS) await this.writeIndex();
     })();
     this.inflight.add(p);
     p.then(
@@ -726,6 +795,7 @@ class UploadSession {
     const next = this.indexChain.then(async () => {
       if (this.uploaded.length === 0) return;
       this.lastIndexAt = Date.now();
+      this.sinceIndex = 0;
       const { name, bytes } = encodeIndex(this.uploaded);
       if (name === this.lastIndex) return;
       await this.raw.putKey(indexKey(name), { data: bytes }, this.onBytes);

@@ -22,7 +22,8 @@ describe('push to a local remote with bin/tdv (two-thread path)', () => {
   it('publishes 2,500 objects whole and read-only, leaves no temp file, and a clone pulls them back', async () => {
     const dir = await newRepo();
     const remote = newDir();
-    fs.appendFileSync(path.join(dir, '.tdv', 'config.yaml'), `core:\n  remote: r\nremote:\n  r:\n    url: ${remote}\n`);
+    // The plain layout's two-thread path (the packed layout writes packs: test/api/packed.test.ts).
+    fs.appendFileSync(path.join(dir, '.tdv', 'config.yaml'), `core:\n  remote: r\nremote:\n  r:\n    url: ${remote}\n    layout: plain\n`);
     for (let i = 0; i < 2500; i++) write(dir, `data/d${i % 25}/f${i}.txt`, `line ${i}\n`.repeat(1 + (i % 7)));
     expect((await tdvBin(dir, ['add', 'data'])).code).toBe(0);
     await git(dir, 'add', '-A');

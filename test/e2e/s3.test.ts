@@ -37,8 +37,13 @@ async function putRaw(prefix: string, oid: string, body: string): Promise<void> 
   c.destroy();
 }
 
+/**
+ * These tests look at and plant keys under `files/sha256/`: the plain layout,
+ * pinned. The packed layout over S3 is tested in slow-link.test.ts and by the
+ * registry, import and serve suites, which use the default.
+ */
 function remoteYaml(url: string): string {
-  return `core:\n  remote: s3\nremote:\n  s3:\n    url: ${url}\n    endpointurl: ${s3Available()!.endpoint}\n    force_path_style: true\n    checksum: when_required\n`;
+  return `core:\n  remote: s3\nremote:\n  s3:\n    url: ${url}\n    endpointurl: ${s3Available()!.endpoint}\n    force_path_style: true\n    checksum: when_required\n    layout: plain\n`;
 }
 
 /** A committed repo tracking `data/` (n files) and `model.bin`, with an S3 default remote under a fresh prefix. */
