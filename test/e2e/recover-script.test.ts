@@ -36,6 +36,7 @@ let repo: string;
 let remote: string;
 let v1: string;
 let v2: string;
+let piece: string;
 
 async function ok(args: string[]): Promise<string> {
   const r = await tdvBin(repo, args);
@@ -54,6 +55,12 @@ function expectAllRecovered(out: string, except: string[] = []): void {
   expect(fs.readdirSync(out).sort()).toEqual(want);
   for (const oid of want) expect(fs.readFileSync(path.join(out, oid)).equals(fs.readFileSync(objPath(repo, oid))), oid).toBe(true);
 }
+
+/**
+ * The small file whose bytes are a chunk of the CSV: tdv stores it only as
+ * that chunk (no index entry names it), which the script writes with --chunks.
+ */
+const chunkOnly = (): string[] => (packedObjects(remote).has(piece) ? [] : [piece]);
 
 /** A copy of the remote to damage or strip. */
 function copyOfRemote(): string {
@@ -88,6 +95,15 @@ beforeAll(async () => {
   v1 = sha(first);
   await ok(['add', 'data/small.txt', 'data/empty.txt', 'data/dir', 'data/big.bin', 'data/big.csv']);
   await ok(['push', '-q']);
+  // A small file identical to the CSV's third chunk (its recipe, as the cache keeps it, says where that is).
+  const recipe = JSON.parse(fs.readFileSync(path.join(repo, '.tdv', 'cache', 'recipes', v1.slice(0, 2), v1.slice(2)), 'utf8')) as { chunks: [string, number][] };
+  const start = recipe.chunks[0]![1] + recipe.chunks[1]![1];
+  const bytes = Buffer.from(first).subarray(start, start + recipe.chunks[2]![1]);
+  piece = sha(bytes);
+  expect(piece).toBe(recipe.chunks[2]![0]);
+  write(repo, 'data/piece.csv', bytes);
+  await ok(['add', 'data/piece.csv']);
+  await ok(['push', '-q']);
   // A second version: only its new chunks are sent, and its recipe names chunks of the first.
   const second = first + csv(130_000, 2_000);
   write(repo, 'data/big.csv', second);
@@ -117,9 +133,23 @@ describeNeeding('python3 and zstd', missing, 'scripts/recover-remote.py on a rem
     const r = await recover([remote, out]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toBe(`recovered ${cacheObjects(repo).length} objects into ${out}`);
-    expectAllRecovered(out);
+    expect(chunkOnly()).toEqual([piece]); // pushed after the CSV: the remote had its bytes already
+    expect(r.stdout).toBe(`recovered ${cacheObjects(repo).length - 1} objects into ${out}`);
+    expectAllRecovered(out, [piece]);
     expect(fs.readdirSync(out)).toEqual(expect.arrayContaining([v1, v2]));
+  });
+
+  it('--chunks: also every chunk, so the object stored only as a chunk comes back too', async () => {
+    for (const mode of [[], ['--scan-packs']]) {
+      const out = path.join(fs.realpathSync(tmpDir()), 'out');
+      const r = await recover([...mode, '--chunks', remote, out]);
+      expect(r.code, r.stderr).toBe(0);
+      const got = fs.readdirSync(out);
+      expect(got).toEqual(expect.arrayContaining(cacheObjects(repo)));
+      expect(got.length).toBeGreaterThan(cacheObjects(repo).length + 30); // the chunks of two 5 MiB files
+      for (const name of got) expect(sha(fs.readFileSync(path.join(out, name))), name).toBe(name.slice(0, 64));
+      expect(fs.readFileSync(path.join(out, piece)).equals(fs.readFileSync(objPath(repo, piece)))).toBe(true);
+    }
   });
 
   it('--scan-packs: the same with every index deleted', async () => {
@@ -128,7 +158,7 @@ describeNeeding('python3 and zstd', missing, 'scripts/recover-remote.py on a rem
     const out = path.join(fs.realpathSync(tmpDir()), 'out');
     const r = await recover(['--scan-packs', copy, out]);
     expect(r.code, r.stderr).toBe(0);
-    expectAllRecovered(out);
+    expectAllRecovered(out, chunkOnly());
     // Without --scan-packs, only the plain object is left to find.
     const out2 = path.join(fs.realpathSync(tmpDir()), 'out');
     expect((await recover([copy, out2])).code).toBe(0);
@@ -161,7 +191,7 @@ describeNeeding('python3 and zstd', missing, 'scripts/recover-remote.py on a rem
       const r = await recover([...mode, copy, out]);
       expect(r.code, mode.join(' ')).toBe(1);
       expect(r.stderr.trim().split('\n').sort()).toEqual([v1, v2, small].sort().map((o) => `${o}: not recovered: no copy on the remote hashes to it`));
-      expectAllRecovered(out, [v1, v2, small]);
+      expectAllRecovered(out, [v1, v2, small, ...chunkOnly()]);
     }
   });
 
@@ -176,7 +206,7 @@ describeNeeding('python3 and zstd', missing, 'scripts/recover-remote.py on a rem
       const out = path.join(fs.realpathSync(tmpDir()), 'out');
       const r = await recover([...mode, remote, out]);
       expect(r.code, `${mode.join(' ')}: ${r.stderr}`).toBe(0);
-      expectAllRecovered(out);
+      expectAllRecovered(out, chunkOnly());
     }
   });
 });
