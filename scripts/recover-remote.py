@@ -50,6 +50,8 @@ def from_indexes(remote):
             doc = json.loads(gzip.decompress(open(os.path.join(index_dir, name), "rb").read()))
             if doc.get("format") != "tdv-index" or doc.get("version") != 1:
                 raise ValueError("not a tdv index of version 1")
+            if not all(isinstance(p, str) and HEX64.match(p) for p in doc["packs"]):
+                raise ValueError("a pack name is not a SHA-256")
             packs = [os.path.join(remote, "packs", p + ".pack") for p in doc["packs"]]
             blobs = [Blob(r[0], KINDS[r[1]], packs[r[2]], r[3], r[4], r[5], CODECS[r[6]], r[7] if len(r) > 7 else None) for r in doc["blobs"]]
         except Exception as e:  # one bad index must not hide the others
@@ -79,12 +81,12 @@ def from_packs(remote):
                     (n,) = struct.unpack(">I", f.read(4))
                     h = json.loads(f.read(n)) if n <= 1 << 20 else None
                     payload = at + 4 + n
-                    if not h or payload + h["len"] > end:
+                    if not h or h["kind"] not in KINDS.values() or payload + h["len"] > end:
                         raise ValueError("record cut short or damaged")
+                    blobs.append(Blob(h["id"], h["kind"], path, payload, h["len"], h["raw"], h["codec"], h.get("size")))
                 except Exception as e:  # a damaged header: the rest of the pack cannot be found
                     print(f"packs/{name}: stopped at byte {at} ({e})", file=sys.stderr)
                     break
-                blobs.append(Blob(h["id"], h["kind"], path, payload, h["len"], h["raw"], h["codec"], h.get("size")))
                 at = payload + h["len"]
                 f.seek(at)
     return blobs
@@ -197,9 +199,12 @@ def main():
     a = p.parse_args()
     record = os.path.join(a.remote, "tdv-remote.json")
     if os.path.exists(record):
-        layout = json.load(open(record)).get("layout")
+        try:
+            layout = json.load(open(record)).get("layout")
+        except (ValueError, AttributeError):
+            layout = "unreadable"
         if not isinstance(layout, int) or layout > 2:
-            print(f"warning: {record} says layout {layout!r}; this script reads layout 2", file=sys.stderr)
+            print(f"warning: {record}: layout {layout!r}; this script reads layout 2 (and plain objects)", file=sys.stderr)
     os.makedirs(a.out, exist_ok=True)
     blobs = from_packs(a.remote) if a.scan_packs else from_indexes(a.remote)
     sys.exit(recover(a.remote, a.out, blobs, a.chunks))
