@@ -67,7 +67,7 @@ const DOWNLOAD_ATTEMPTS = 3;
  * behind the one `Remote` interface, so every reader (pull, cat, serve, gc,
  * fsck, imports) reads both:
  *
- *   tdv-remote.json        the layout record: {"format":"tdv-remote","layout":2}
+ *   tdv-remote.json        the layout record: {"format":"tdv-remote","layout":2,"written_by":"tdv"}
  *   index/<sha>.json.gz    pack indexes: where each blob is (transfer/pack.ts)
  *   packs/<sha>.pack       blobs: small objects, chunks of large files, recipes
  *   files/sha256/ab/cd...  plain objects (layout 1, and `layout: plain`)
@@ -827,7 +827,11 @@ class UploadSession {
   }
 }
 
-/** The entry of a whole object (a small object or a large one's recipe), not of a chunk. */
+/**
+ * The entry holding an object's whole bytes: a small object, a large one's
+ * recipe, or a chunk (a file identical to a chunk of a large file already on
+ * the remote is stored only as that chunk; chunk ids are never `.dir` ids).
+ */
 function whole(cat: Map<string, BlobEntry>, oid: Oid): BlobEntry | undefined {
   const e = cat.get(oid);
   return e && (e.kind !== 'chunk' || !isDirOid(oid)) ? e : undefined;

@@ -7,12 +7,13 @@ import { isOid } from '../../formats/oid.js';
  *
  * A pack (`packs/<sha256 of the pack>.pack`) is the 8 bytes `TDVPACK1`, then
  * records, each a 4-byte big-endian header length, a one-line JSON header
- * `{"id":..,"kind":..,"codec":..,"raw":N,"len":N}` and `len` payload bytes.
+ * `{"id":..,"kind":..,"codec":..,"raw":N,"len":N}` (plus `"size":N`, the
+ * file's size, for a recipe) and `len` payload bytes.
  * The headers make a pack readable without its index (README: recovering
  * data with standard tools); the index makes one blob one ranged GET.
  *
  * An index (`index/<sha256 of the index>.json.gz`) is gzipped JSON
- * `{"format":"tdv-index","version":1,"packs":[name...],"blobs":[[id, kind,
+ * `{"format":"tdv-index","version":1,"written":ms,"packs":[name...],"blobs":[[id, kind,
  * pack number, offset, length, raw size, codec, file size?]...]}`. Offsets
  * and lengths are the payload's; the raw size is the blob's size once
  * decoded. A blob is one of:
