@@ -83,6 +83,22 @@ describe('chunker', () => {
     }
   });
 
+  it('asks for more data (-1) only while the chunk may still continue past the end', () => {
+    const data = prand(20_000, 'more');
+    const cut = nextCut(data, 0, data.length, SMALL, true);
+    expect(cut).toBeGreaterThan(SMALL.min);
+    expect(cut).toBeLessThan(SMALL.max);
+    expect(nextCut(data, 0, cut, SMALL, false)).toBe(cut); // the cut is decided by the bytes before it
+    expect(nextCut(data, 0, cut - 1, SMALL, false)).toBe(-1);
+    expect(nextCut(data, 0, cut - 1, SMALL, true)).toBe(cut - 1);
+    expect(nextCut(data, 0, SMALL.min, SMALL, false)).toBe(-1);
+    expect(nextCut(Buffer.alloc(SMALL.max), 0, SMALL.max, SMALL, false)).toBe(SMALL.max); // max reached: no more needed
+    expect(nextCut(Buffer.alloc(SMALL.max), 0, SMALL.max - 1, SMALL, false)).toBe(-1);
+    // Offsets are absolute: the same cut from a later start.
+    const shifted = Buffer.concat([Buffer.alloc(777), data]);
+    expect(nextCut(shifted, 777, shifted.length, SMALL, true)).toBe(cut + 777);
+  });
+
   it('hands out chunks that concatenate to the input, each with its offset and SHA-256', () => {
     const data = prand(1 << 20, 'concat');
     const chunks = chunkBuffer(data, SMALL);
