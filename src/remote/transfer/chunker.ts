@@ -43,7 +43,7 @@
  * the cuts fall in step again, are resent whole). Normalized chunking level 2
  * (FastCDC's choice) against level 0 and 1 on a 64 MB CSV: chunk sizes spread
  * far less (standard deviation 88 KiB vs 213 KiB at level 0) and no max-size
- * cuts, with no more bytes resent.
+ * cuts, and about as many bytes resent.
  *
  * Threshold 4 MiB: below it a second version sent whole costs at most ~1.7 MB
  * (a 4 MiB CSV under zstd-3; chunked: ~0.1 MB), while chunking every file of
