@@ -180,6 +180,12 @@ describe('chunker', () => {
     }
   });
 
+  it('passes on a read error (a missing file, a directory) as the errno error', async () => {
+    const dir = tmp();
+    await expect(collect(chunkFile(path.join(dir, 'missing')))).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(collect(chunkFile(dir))).rejects.toMatchObject({ code: 'EISDIR' });
+  });
+
   it('refuses unusable parameters', () => {
     for (const p of [
       { min: 256, avg: 1000, max: 4096 },
