@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { CHUNK_THRESHOLD, type Chunk, type ChunkParams, checkChunkParams, chunkBuffer, chunkFile, DEFAULT_CHUNK_PARAMS, GEAR, nextCut } from '../../src/remote/transfer/chunker.js';
+import { CHUNK_THRESHOLD, CHUNKER_ID, type Chunk, type ChunkParams, checkChunkParams, chunkBuffer, chunkFile, DEFAULT_CHUNK_PARAMS, GEAR, nextCut } from '../../src/remote/transfer/chunker.js';
 import { useTmpDirs } from '../helpers/tmp.js';
 
 const tmp = useTmpDirs();
@@ -61,6 +61,7 @@ describe('chunker', () => {
   it('pins the boundaries of a fixed input: a change of table, masks or default sizes fails here', () => {
     expect(DEFAULT_CHUNK_PARAMS).toEqual({ min: 64 << 10, avg: 256 << 10, max: 1 << 20 });
     expect(CHUNK_THRESHOLD).toBe(4 << 20);
+    expect(CHUNKER_ID).toBe('fastcdc-nc2-gear-tdv1-64k-256k-1m');
     const data = prand(3 << 20, 'tdv-chunk-test');
     expect(sizes(chunkBuffer(data))).toEqual([347546, 267686, 328963, 328991, 406185, 189302, 344379, 369894, 137818, 152735, 272229]);
     expect(sizes(chunkBuffer(data.subarray(0, 200_000), SMALL)).slice(0, 20)).toEqual([

@@ -73,6 +73,13 @@ export interface ChunkParams {
  */
 export const DEFAULT_CHUNK_PARAMS: Readonly<ChunkParams> = Object.freeze({ min: 64 << 10, avg: 256 << 10, max: 1 << 20 });
 
+/**
+ * Names the chunking (Gear table, masks, DEFAULT_CHUNK_PARAMS) for a remote's
+ * layout record: a remote written with another name cannot share chunks with
+ * this one, and a reader can tell. Change it whenever anything above changes.
+ */
+export const CHUNKER_ID = 'fastcdc-nc2-gear-tdv1-64k-256k-1m';
+
 /** Files of at least this many bytes are stored as chunks; smaller ones whole (or packed). */
 export const CHUNK_THRESHOLD = 4 << 20;
 
