@@ -133,6 +133,8 @@ function asBuffer(u: Uint8Array): Buffer {
 /** One zstd frame of `data` at `level` (1-19), naming its content size. */
 export function compress(data: Uint8Array, level: number): Buffer {
   if (!Number.isInteger(level) || level < MIN_LEVEL || level > MAX_LEVEL) throw new Error(`zstd level ${level} is not in ${MIN_LEVEL}-${MAX_LEVEL}`);
+  // Nothing is written that decompress would refuse to read back.
+  if (data.length > MAX_RAW_SIZE) throw new Error(`zstd: ${data.length} bytes is more than one blob may hold (${MAX_RAW_SIZE})`);
   const z = loaded();
   return asBuffer(z.lib.compressUsingDict(z.cctx, data, NO_DICT, level));
 }
@@ -214,7 +216,7 @@ export function pays(rawSize: number, compressedSize: number): boolean {
  * worth trying (fileEncoder does that). Needs loadCodec() unless mode is 'none'.
  */
 export function encode(data: Uint8Array, c: Compression): { codec: Codec; bytes: Buffer } {
-  if (c.mode !== 'none' && data.length > 0) {
+  if (c.mode !== 'none' && data.length > 0 && data.length <= MAX_RAW_SIZE) {
     const z = compress(data, c.level);
     if (pays(data.length, z.length)) return { codec: 'zstd', bytes: z };
   }
