@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { CHUNK_THRESHOLD, type Chunk, type ChunkParams, checkChunkParams, chunkBuffer, chunkFile, DEFAULT_CHUNK_PARAMS, GEAR, nextCut } from '../../src/remote/transfer/chunker.js';
+import { CHUNK_THRESHOLD, CHUNKER_ID, type Chunk, type ChunkParams, checkChunkParams, chunkBuffer, chunkFile, DEFAULT_CHUNK_PARAMS, GEAR, nextCut } from '../../src/remote/transfer/chunker.js';
 import { useTmpDirs } from '../helpers/tmp.js';
 
 const tmp = useTmpDirs();
@@ -61,6 +61,7 @@ describe('chunker', () => {
   it('pins the boundaries of a fixed input: a change of table, masks or default sizes fails here', () => {
     expect(DEFAULT_CHUNK_PARAMS).toEqual({ min: 64 << 10, avg: 256 << 10, max: 1 << 20 });
     expect(CHUNK_THRESHOLD).toBe(4 << 20);
+    expect(CHUNKER_ID).toBe('fastcdc-nc2-gear-tdv1-64k-256k-1m');
     const data = prand(3 << 20, 'tdv-chunk-test');
     expect(sizes(chunkBuffer(data))).toEqual([347546, 267686, 328963, 328991, 406185, 189302, 344379, 369894, 137818, 152735, 272229]);
     expect(sizes(chunkBuffer(data.subarray(0, 200_000), SMALL)).slice(0, 20)).toEqual([
@@ -81,6 +82,22 @@ describe('chunker', () => {
         s = cut;
       }
     }
+  });
+
+  it('asks for more data (-1) only while the chunk may still continue past the end', () => {
+    const data = prand(20_000, 'more');
+    const cut = nextCut(data, 0, data.length, SMALL, true);
+    expect(cut).toBeGreaterThan(SMALL.min);
+    expect(cut).toBeLessThan(SMALL.max);
+    expect(nextCut(data, 0, cut, SMALL, false)).toBe(cut); // the cut is decided by the bytes before it
+    expect(nextCut(data, 0, cut - 1, SMALL, false)).toBe(-1);
+    expect(nextCut(data, 0, cut - 1, SMALL, true)).toBe(cut - 1);
+    expect(nextCut(data, 0, SMALL.min, SMALL, false)).toBe(-1);
+    expect(nextCut(Buffer.alloc(SMALL.max), 0, SMALL.max, SMALL, false)).toBe(SMALL.max); // max reached: no more needed
+    expect(nextCut(Buffer.alloc(SMALL.max), 0, SMALL.max - 1, SMALL, false)).toBe(-1);
+    // Offsets are absolute: the same cut from a later start.
+    const shifted = Buffer.concat([Buffer.alloc(777), data]);
+    expect(nextCut(shifted, 777, shifted.length, SMALL, true)).toBe(cut + 777);
   });
 
   it('hands out chunks that concatenate to the input, each with its offset and SHA-256', () => {
@@ -162,6 +179,12 @@ describe('chunker', () => {
       expect(fresh.length).toBeLessThanOrEqual(3);
       expect(fresh.reduce((n, c) => n + c.size, 0)).toBeLessThan(2 << 20);
     }
+  });
+
+  it('passes on a read error (a missing file, a directory) as the errno error', async () => {
+    const dir = tmp();
+    await expect(collect(chunkFile(path.join(dir, 'missing')))).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(collect(chunkFile(dir))).rejects.toMatchObject({ code: 'EISDIR' });
   });
 
   it('refuses unusable parameters', () => {

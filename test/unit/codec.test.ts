@@ -2,7 +2,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { compress, decode, decompress, encode, fileEncoder, formatCompression, frameContentSize, loadCodec, parseCompression } from '../../src/remote/transfer/codec.js';
+import { compress, decode, decompress, encode, fileEncoder, formatCompression, frameContentSize, loadCodec, MAX_RAW_SIZE, parseCompression } from '../../src/remote/transfer/codec.js';
 
 /** Deterministic incompressible bytes. */
 function prand(n: number, seed: string): Buffer {
@@ -162,5 +162,9 @@ describe('zstd codec', () => {
   it('refuses a level outside 1-19', () => {
     expect(() => compress(Buffer.from('x'), 0)).toThrow(/level/);
     expect(() => compress(Buffer.from('x'), 20)).toThrow(/level/);
+    // Nor anything decompress would refuse to read back; encode stores such a blob raw.
+    const huge = Buffer.alloc(MAX_RAW_SIZE + 1);
+    expect(() => compress(huge, 3)).toThrow(/more than one blob/);
+    expect(encode(huge, { mode: 'zstd', level: 3 }).codec).toBe('none');
   });
 });
