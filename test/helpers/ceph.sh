@@ -4,6 +4,7 @@
 #
 #   test/helpers/ceph.sh start DIR PORT   # radosgw on 127.0.0.1:PORT, the monitor on PORT+1
 #   test/helpers/ceph.sh stop DIR
+#   test/helpers/ceph.sh env DIR          # the TDV_TEST_CEPH_* lines again
 #
 # Needs Debian's ceph-mon, ceph-osd, radosgw and ceph-common; no cephadm, no
 # systemd. One monitor, one OSD on memstore (in RAM, bounded), pools of size 1, and
@@ -187,9 +188,8 @@ EOF
   make_bucket "$port" >>"$dir/log/setup.out" 2>&1 || fail "$dir" "creating bucket $BUCKET failed"
   step "bucket created: ready"
   awk -v t0="$T0" -v now="${EPOCHREALTIME/,/.}" -v port="$port" 'BEGIN { printf "Ceph started in %.1f s: radosgw on http://127.0.0.1:%s\n", now - t0, port }'
-  echo "TDV_TEST_CEPH_ENDPOINT=http://127.0.0.1:$port"
-  echo "TDV_TEST_CEPH_KEY=$ACCESS_KEY"
-  echo "TDV_TEST_CEPH_SECRET=$SECRET_KEY"
+  printf '%s\n' "TDV_TEST_CEPH_ENDPOINT=http://127.0.0.1:$port" "TDV_TEST_CEPH_KEY=$ACCESS_KEY" "TDV_TEST_CEPH_SECRET=$SECRET_KEY" >"$dir/env"
+  cat "$dir/env"
   echo "READY $port"
 }
 
@@ -210,5 +210,10 @@ stop)
   [ $# -eq 2 ] || die "usage: $0 stop DIR"
   stop "$2"
   ;;
-*) die "usage: $0 start DIR PORT | stop DIR" ;;
+env)
+  [ $# -eq 2 ] || die "usage: $0 env DIR"
+  [ -s "$2/env" ] || die "no cluster started in $2"
+  cat "$2/env"
+  ;;
+*) die "usage: $0 start DIR PORT | stop DIR | env DIR" ;;
 esac
