@@ -143,15 +143,14 @@ osd pool default pg num = 8
 osd pool default pgp num = 8
 osd pool default pg autoscale mode = off
 osd crush chooseleaf type = 0
-# The OSD keeps objects in RAM, at most this many bytes, and is small otherwise.
+# The OSD keeps objects in RAM. memstore reports this size as the device's, so the
+# OSD's full ratios refuse writes before it holds much more than 1 GiB.
 osd objectstore = memstore
 memstore device bytes = 1073741824
-osd memory target = 268435456
-osd max object name len = 256
-osd max object namespace len = 64
 [client.rgw]
 rgw frontends = beast endpoint=127.0.0.1:$port
 rgw dns name = 127.0.0.1
+# 32 request threads instead of 512: less memory, enough for the tests' concurrency.
 rgw thread pool size = 32
 EOF
   T0=${EPOCHREALTIME/,/.} LOGDIR=$dir/log
@@ -166,7 +165,7 @@ EOF
 
   local uuid
   uuid=$(cat /proc/sys/kernel/random/uuid)
-  [ "$(ceph -c "$conf" osd new "$uuid" 2>>"$dir/log/setup.out")" = 0 ] || fail "$dir" "ceph osd new did not give osd.0"
+  [ "$(ceph -c "$conf" --connect-timeout 30 osd new "$uuid" 2>>"$dir/log/setup.out")" = 0 ] || fail "$dir" "ceph osd new did not give osd.0"
   ceph-osd -c "$conf" -i 0 --mkfs --osd-uuid "$uuid" >>"$dir/log/setup.out" 2>&1 || fail "$dir" "ceph-osd --mkfs failed"
   ceph-osd -c "$conf" -i 0 >>"$dir/log/setup.out" 2>&1 || fail "$dir" "ceph-osd did not start"
   wait_for 300 grep -q 'state: booting -> active' "$dir/log/osd.0.log" || fail "$dir" "osd.0 was not up within 30 s"
