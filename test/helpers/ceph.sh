@@ -4,6 +4,7 @@
 #
 #   test/helpers/ceph.sh start DIR PORT   # radosgw on 127.0.0.1:PORT, the monitor on PORT+1
 #   test/helpers/ceph.sh stop DIR
+#   test/helpers/ceph.sh env DIR          # the TDV_TEST_CEPH_* lines again
 #
 # Needs Debian's ceph-mon, ceph-osd, radosgw and ceph-common; no cephadm, no
 # systemd. One monitor, one OSD on memstore (in RAM, bounded), pools of size 1, and
@@ -89,8 +90,8 @@ fail() {
 start() {
   local dir=$1 port=$2
   [[ $port =~ ^[0-9]+$ ]] && ((port > 0 && port < 65535)) || die "bad port $port"
-  for b in ceph-mon ceph-osd radosgw radosgw-admin ceph monmaptool; do
-    command -v "$b" >/dev/null || die "$b is missing: apt-get install ceph-mon ceph-osd radosgw ceph-common"
+  for b in ceph-mon ceph-osd radosgw radosgw-admin ceph monmaptool curl; do
+    command -v "$b" >/dev/null || die "$b is missing: apt-get install ceph-mon ceph-osd radosgw ceph-common curl"
   done
   # radosgw would fail to bind, but a port taken by something that accepts
   # connections would make the readiness checks below talk to the wrong server.
@@ -142,15 +143,14 @@ osd pool default pg num = 8
 osd pool default pgp num = 8
 osd pool default pg autoscale mode = off
 osd crush chooseleaf type = 0
-# The OSD keeps objects in RAM, at most this many bytes, and is small otherwise.
+# The OSD keeps objects in RAM. memstore reports this size as the device's, so the
+# OSD's full ratios refuse writes before it holds much more than 1 GiB.
 osd objectstore = memstore
 memstore device bytes = 1073741824
-osd memory target = 268435456
-osd max object name len = 256
-osd max object namespace len = 64
 [client.rgw]
 rgw frontends = beast endpoint=127.0.0.1:$port
 rgw dns name = 127.0.0.1
+# 32 request threads instead of 512: less memory, enough for the tests' concurrency.
 rgw thread pool size = 32
 EOF
   T0=${EPOCHREALTIME/,/.} LOGDIR=$dir/log
@@ -159,15 +159,16 @@ EOF
     fail "$dir" "monmaptool failed"
   ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" >>"$dir/log/setup.out" 2>&1 || fail "$dir" "ceph-mon --mkfs failed"
   ceph-mon -c "$conf" -i a >>"$dir/log/setup.out" 2>&1 || fail "$dir" "ceph-mon did not start"
-  wait_for 300 ceph -c "$conf" --connect-timeout 1 mon stat || fail "$dir" "the monitor did not answer within 30 s"
+  # Waits read the daemons' logs: polling with the ceph CLI (Python) costs a second a call on a busy machine.
+  wait_for 300 grep -q 'is new leader, mons a in quorum' "$dir/log/mon.a.log" || fail "$dir" "the monitor formed no quorum within 30 s"
   step "monitor up"
 
   local uuid
   uuid=$(cat /proc/sys/kernel/random/uuid)
-  [ "$(ceph -c "$conf" osd new "$uuid" 2>>"$dir/log/setup.out")" = 0 ] || fail "$dir" "ceph osd new did not give osd.0"
+  [ "$(ceph -c "$conf" --connect-timeout 30 osd new "$uuid" 2>>"$dir/log/setup.out")" = 0 ] || fail "$dir" "ceph osd new did not give osd.0"
   ceph-osd -c "$conf" -i 0 --mkfs --osd-uuid "$uuid" >>"$dir/log/setup.out" 2>&1 || fail "$dir" "ceph-osd --mkfs failed"
   ceph-osd -c "$conf" -i 0 >>"$dir/log/setup.out" 2>&1 || fail "$dir" "ceph-osd did not start"
-  wait_for 300 bash -c "ceph -c '$conf' osd dump 2>/dev/null | grep -q '^osd.0 up'" || fail "$dir" "osd.0 was not up within 30 s"
+  wait_for 300 grep -q 'state: booting -> active' "$dir/log/osd.0.log" || fail "$dir" "osd.0 was not up within 30 s"
   step "osd.0 up"
 
   radosgw -c "$conf" -n client.rgw >>"$dir/log/setup.out" 2>&1 || fail "$dir" "radosgw did not start"
@@ -185,22 +186,18 @@ EOF
   step "user created"
   make_bucket "$port" >>"$dir/log/setup.out" 2>&1 || fail "$dir" "creating bucket $BUCKET failed"
   step "bucket created: ready"
-  echo "TDV_TEST_CEPH_ENDPOINT=http://127.0.0.1:$port"
-  echo "TDV_TEST_CEPH_KEY=$ACCESS_KEY"
-  echo "TDV_TEST_CEPH_SECRET=$SECRET_KEY"
+  awk -v t0="$T0" -v now="${EPOCHREALTIME/,/.}" -v port="$port" 'BEGIN { printf "Ceph started in %.1f s: radosgw on http://127.0.0.1:%s\n", now - t0, port }'
+  printf '%s\n' "TDV_TEST_CEPH_ENDPOINT=http://127.0.0.1:$port" "TDV_TEST_CEPH_KEY=$ACCESS_KEY" "TDV_TEST_CEPH_SECRET=$SECRET_KEY" >"$dir/env"
+  cat "$dir/env"
   echo "READY $port"
 }
 
-# The bucket, through S3 itself (radosgw-admin cannot create one), with the SDK tdv uses.
+# The bucket, through S3 itself (radosgw-admin cannot create one): curl signs the
+# request (SigV4, with the SHA-256 of the empty body, which S3 wants in a header).
 make_bucket() {
-  local port=$1
-  ( cd "$(dirname "$0")/../.." && AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=1 timeout 30 node --input-type=module -e "
-import { S3Client, CreateBucketCommand } from '@aws-sdk/client-s3';
-const c = new S3Client({ endpoint: 'http://127.0.0.1:$port', region: 'us-east-1', forcePathStyle: true,
-  credentials: { accessKeyId: '$ACCESS_KEY', secretAccessKey: '$SECRET_KEY' } });
-await c.send(new CreateBucketCommand({ Bucket: '$BUCKET' }));
-c.destroy();
-" )
+  curl -sS -f --max-time 30 --aws-sigv4 "aws:amz:us-east-1:s3" --user "$ACCESS_KEY:$SECRET_KEY" \
+    -H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" \
+    -X PUT "http://127.0.0.1:$1/$BUCKET"
 }
 
 case "${1:-}" in
@@ -212,5 +209,10 @@ stop)
   [ $# -eq 2 ] || die "usage: $0 stop DIR"
   stop "$2"
   ;;
-*) die "usage: $0 start DIR PORT | stop DIR" ;;
+env)
+  [ $# -eq 2 ] || die "usage: $0 env DIR"
+  [ -s "$2/env" ] || die "no cluster started in $2"
+  cat "$2/env"
+  ;;
+*) die "usage: $0 start DIR PORT | stop DIR | env DIR" ;;
 esac
