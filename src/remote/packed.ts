@@ -428,7 +428,9 @@ export class PackedRemote implements Remote {
         } catch (err) {
           if (err instanceof TdvError) throw err;
           if (++attempt >= DOWNLOAD_ATTEMPTS)
-            throw new RemoteError('DOWNLOAD_FAILED', `could not read ${packKey(first.pack)} from remote "${this.name}" (${this.url}) after ${attempt} attempts: ${(err as Error).message}`, { cause: err });
+            throw new RemoteError('DOWNLOAD_FAILED', `could not read ${packKey(first.pack)} from remote "${this.name}" (${this.url}) after ${attempt} attempts: ${(err as Error).message}`, {
+              cause: err,
+            });
           await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
         }
       }
@@ -828,19 +830,25 @@ class UploadSession {
 }
 
 /**
- * The entry holding an object's whole bytes: a small object, a large one's
- * recipe, or a chunk (a file identical to a chunk of a large file already on
- * the remote is stored only as that chunk; chunk ids are never `.dir` ids).
+ * The entry of a whole object (a small object, or a large one's recipe), not
+ * of a chunk: a small file equal to a chunk of a large one is stored again as
+ * an object (one more small blob), so every object the remote holds has an
+ * object or recipe entry that index readers and listings find.
  */
 function whole(cat: Map<string, BlobEntry>, oid: Oid): BlobEntry | undefined {
   const e = cat.get(oid);
-  return e && (e.kind !== 'chunk' || !isDirOid(oid)) ? e : undefined;
+  return e && e.kind !== 'chunk' ? e : undefined;
 }
 
-/** Adds an entry, replacing an earlier one of the same id (a later index's), except that a recipe never replaces the whole bytes of an object or chunk. */
+/**
+ * Adds an entry, replacing an earlier one of the same id (a later index's
+ * copy is read: `push --repair`), except that a chunk never hides an object
+ * or recipe (the same bytes, but whole() must find the object), and a recipe
+ * never replaces an object (one ranged read instead of many).
+ */
 function add(map: Map<string, BlobEntry>, e: BlobEntry): void {
   const old = map.get(e.id);
-  if (!old || old.kind === 'recipe' || e.kind !== 'recipe') map.set(e.id, e);
+  if (!old || (e.kind === 'chunk' ? old.kind === 'chunk' : e.kind === 'object' || old.kind !== 'object')) map.set(e.id, e);
 }
 
 function sha256(b: Uint8Array): string {
