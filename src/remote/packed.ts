@@ -269,6 +269,7 @@ export class PackedRemote implements Remote {
    * itself is thrown. Done means readable: every pack and its index written.
    */
   async putMany(items: readonly { oid: Oid; from: string }[], opts: { onBytes?: OnBytes; onItem?: (oid: Oid) => void; repair?: boolean } = {}): Promise<Map<Oid, Error>> {
+    if (items.length === 0) return new Map();
     if ((await this.writeMode()) === 'plain') {
       if (this.raw.putMany) return this.raw.putMany(items);
       const failed = new Map<Oid, Error>();

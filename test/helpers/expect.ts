@@ -181,10 +181,11 @@ export const SAMPLE_DATA = { 'data/a.csv': 'a,1\n', 'data/b.csv': 'b,2\n', 'data
 export const SAMPLE_DIR = manifest(Object.entries(SAMPLE_DATA).map(([k, v]) => ({ relpath: k.slice(5), content: v })));
 
 /** A repo with `data/` (SAMPLE_DATA) and `model.bin` tracked, a local default remote "store", and with `commit` everything committed. */
-export async function sampleRepo(opts: { commit?: boolean } = {}): Promise<{ dir: string; remote: string }> {
+export async function sampleRepo(opts: { commit?: boolean; layout?: 'plain' | 'packed' } = {}): Promise<{ dir: string; remote: string }> {
   const dir = await newRepo();
   const remote = newDir();
-  fs.appendFileSync(path.join(dir, '.tdv', 'config.yaml'), `core:\n  remote: store\nremote:\n  store:\n    url: ${remote}\n`);
+  // `layout: plain` for tests that look at or plant objects under files/sha256 on the remote.
+  fs.appendFileSync(path.join(dir, '.tdv', 'config.yaml'), `core:\n  remote: store\nremote:\n  store:\n    url: ${remote}\n${opts.layout ? `    layout: ${opts.layout}\n` : ''}`);
   for (const [rel, c] of Object.entries(SAMPLE_DATA)) write(dir, rel, c);
   write(dir, 'model.bin', 'weights');
   const r = await tdv(dir, 'add', 'data', 'model.bin');

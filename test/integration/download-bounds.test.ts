@@ -34,6 +34,8 @@ async function pushedRepo() {
   const dir = await newRepo();
   const remote = newDir();
   await run(dir, 'remote', 'add', '-q', '-d', 'r', remote);
+  // The plain layout's objects are what these tests shorten and swap (the packed layout's bounds: test/api/packed.test.ts).
+  await run(dir, 'remote', 'modify', 'r', 'layout', 'plain');
   return { dir, remote };
 }
 

@@ -134,7 +134,7 @@ describe('tdv fsck', () => {
 
   describe('--remote', () => {
     it('checks presence and size of every referenced object on the remote', async () => {
-      const { dir, remote } = await repo();
+      const { dir, remote } = await sampleRepo({ layout: 'plain' });
       expect((await tdv(dir, 'push')).code).toBe(0);
       const ok = await fsckJson(dir, '--remote');
       expect(ok.code, ok.stderr).toBe(0);
@@ -151,7 +151,7 @@ describe('tdv fsck', () => {
     });
 
     it('in a clone with an empty cache, reads manifests from the remote to know which files to check', async () => {
-      const { dir, remote } = await repo();
+      const { dir, remote } = await sampleRepo({ layout: 'plain' });
       expect((await tdv(dir, 'push')).code).toBe(0);
       await git(dir, 'add', '-A');
       await git(dir, 'commit', '-qm', 'data');

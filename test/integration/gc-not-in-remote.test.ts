@@ -58,7 +58,7 @@ describe('tdv gc --not-in-remote (DVC meaning: keep a referenced object only if 
     expectOneLineError(s.stderr, 'symlink');
   });
   it('keeps an object whose copy on the remote is truncated (a name is not a copy)', async () => {
-    const { dir, remote } = await sampleRepo();
+    const { dir, remote } = await sampleRepo({ layout: 'plain' });
     expect((await tdv(dir, 'push', 'model.bin')).code).toBe(0);
     const oid = sha('weights');
     expect(remoteObjects(remote)).toContain(oid);

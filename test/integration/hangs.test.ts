@@ -42,7 +42,7 @@ const A_CSV = sha('a,1\n');
 
 /** The sample repository, pushed to its directory remote, with its cache and data then removed (a fresh clone). */
 async function pushedAndEmptied(): Promise<{ dir: string; remote: string }> {
-  const s = await sampleRepo({ commit: true });
+  const s = await sampleRepo({ commit: true, layout: 'plain' });
   const p = await tdv(s.dir, 'push');
   expect(p.code, p.stderr).toBe(0);
   fs.rmSync(path.join(s.dir, '.tdv', 'cache'), { recursive: true });
@@ -70,7 +70,7 @@ describe('a FIFO in a directory remote where an object should be', () => {
     ['a file of a directory', A_CSV],
     ['a file', MODEL],
   ])('fsck --remote reports %s that is a FIFO, naming it', async (_what, oid) => {
-    const { dir, remote } = await sampleRepo({ commit: true });
+    const { dir, remote } = await sampleRepo({ commit: true, layout: 'plain' });
     expect((await tdv(dir, 'push')).code).toBe(0);
     fifo(remoteObj(remote, oid));
     const f = await run(dir, 'fsck', '--remote');
@@ -79,7 +79,7 @@ describe('a FIFO in a directory remote where an object should be', () => {
   });
 
   it('push does not take a FIFO for the object: it uploads the object over it', async () => {
-    const { dir, remote } = await sampleRepo({ commit: true });
+    const { dir, remote } = await sampleRepo({ commit: true, layout: 'plain' });
     expect((await tdv(dir, 'push')).code).toBe(0);
     fifo(remoteObj(remote, MODEL));
     const p = await run(dir, 'push');
@@ -96,7 +96,7 @@ describe('a FIFO in the cache as an object', () => {
     ['a manifest', SAMPLE_DIR.oid, 'data', 'data'],
     ['a file of a directory', A_CSV, 'data', 'data/a.csv'],
   ])('checkout and pull of %s: one error naming it, no hang; fsck moves it aside and pull then restores', async (_what, oid, rel, file) => {
-    const { dir } = await sampleRepo({ commit: true });
+    const { dir } = await sampleRepo({ commit: true, layout: 'plain' });
     expect((await tdv(dir, 'push')).code).toBe(0);
     fifo(objPath(dir, oid));
     fs.rmSync(path.join(dir, rel), { recursive: true });
@@ -114,7 +114,7 @@ describe('a FIFO in the cache as an object', () => {
   });
 
   it('status with the manifest a FIFO: one error, no hang', async () => {
-    const { dir } = await sampleRepo({ commit: true });
+    const { dir } = await sampleRepo({ commit: true, layout: 'plain' });
     fifo(objPath(dir, SAMPLE_DIR.oid));
     write(dir, 'data/new.csv', 'n\n'); // so status must read the manifest
     expectOneError(await run(dir, 'status'), `cache object ${objPath(dir, SAMPLE_DIR.oid)} is a FIFO`);
@@ -123,7 +123,7 @@ describe('a FIFO in the cache as an object', () => {
 
 describe('files tdv parses: never a blocking open, never a huge read', () => {
   it.each(['tdv.yaml', 'tdv.lock', '.tdv/config.local.yaml'])('%s as a FIFO: one error naming it, no hang', async (rel) => {
-    const { dir } = await sampleRepo({ commit: true });
+    const { dir } = await sampleRepo({ commit: true, layout: 'plain' });
     fifo(path.join(dir, rel));
     expectOneError(await run(dir, 'status'), `${rel} is a FIFO (named pipe), not a regular file`);
   });
@@ -133,7 +133,7 @@ describe('files tdv parses: never a blocking open, never a huge read', () => {
     ['tdv.lock', 9 * 2 ** 20, /tdv\.lock is 9 MiB, more than the 8 MiB tdv reads for tdv\.lock/],
     ['model.bin.tdv', 2 * 2 ** 20, /model\.bin\.tdv is 2 MiB, more than the 1 MiB tdv reads for a pointer file/],
   ])('a %s of %i bytes is refused before it is read or parsed', async (rel, size, message) => {
-    const { dir } = await sampleRepo({ commit: true });
+    const { dir } = await sampleRepo({ commit: true, layout: 'plain' });
     fs.rmSync(path.join(dir, rel), { force: true });
     fs.writeFileSync(path.join(dir, rel), '');
     fs.truncateSync(path.join(dir, rel), size); // sparse: nothing is written
@@ -141,7 +141,7 @@ describe('files tdv parses: never a blocking open, never a huge read', () => {
   });
 
   it('a manifest larger than the limit is refused by its size, naming the object and the limit, before it is read', async () => {
-    const { dir } = await sampleRepo({ commit: true });
+    const { dir } = await sampleRepo({ commit: true, layout: 'plain' });
     const file = objPath(dir, SAMPLE_DIR.oid);
     fs.chmodSync(file, 0o644);
     fs.truncateSync(file, 300 * 2 ** 20); // sparse; reading it would take 300 MiB of memory, and parsing far more

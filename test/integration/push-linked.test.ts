@@ -24,6 +24,7 @@ describe('push never publishes an object modified through a hard link (F17)', ()
     const remote = newDir();
     setConfig(dir, LINKED);
     await run(dir, 'remote', 'add', '-q', '-d', 'r', remote);
+    await run(dir, 'remote', 'modify', 'r', 'layout', 'plain'); // reads the objects under files/sha256 back
     write(dir, 'f', 'original\n');
     write(dir, 'g', 'untouched\n');
     write(dir, 'd/x', 'in a directory\n');
@@ -63,6 +64,7 @@ describe('push never publishes an object modified through a hard link (F17)', ()
     const remote = newDir();
     setConfig(dir, LINKED);
     await run(dir, 'remote', 'add', '-q', '-d', 'r', remote);
+    await run(dir, 'remote', 'modify', 'r', 'layout', 'plain'); // reads the objects under files/sha256 back
     write(dir, 'f', 'original\n');
     await run(dir, 'add', '-q', 'f');
     expect(fs.statSync(path.join(dir, 'f')).nlink).toBe(2);

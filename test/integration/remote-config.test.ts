@@ -243,7 +243,11 @@ describe('tdv remote modify', () => {
     await ok(dir, 'remote', 'add', 's', 's3://b');
     const r = await tdv(dir, 'remote', 'modify', 's', 'regoin', 'x');
     expect(r.code).toBe(2);
-    expectOneLineError(r.stderr, 'unknown remote key "regoin"', 'url, endpointurl, region, profile, force_path_style, checksum, jobs, limit_rate, access_key_id, secret_access_key');
+    expectOneLineError(
+      r.stderr,
+      'unknown remote key "regoin"',
+      'url, endpointurl, region, profile, force_path_style, checksum, jobs, layout, chunking, compression, limit_rate, access_key_id, secret_access_key',
+    );
   });
 
   it.each(['access_key_id', 'secret_access_key'])('refuses %s without --local, saying to use --local', async (key) => {

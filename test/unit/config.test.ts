@@ -227,7 +227,7 @@ describe('loadConfig: remotes', () => {
     const err = await loadError(d);
     expect(err.message).toContain(`${path.join(d, 'config.yaml')}:4`);
     expect(err.message).toMatch(/unknown key "remote\.storage\.regoin"/);
-    expect(err.message).toContain('url, endpointurl, region, profile, force_path_style, checksum, jobs, limit_rate, access_key_id, secret_access_key');
+    expect(err.message).toContain('url, endpointurl, region, profile, force_path_style, checksum, jobs, layout, chunking, compression, limit_rate, access_key_id, secret_access_key');
   });
 
   it('lists remote among the known sections', async () => {

@@ -118,6 +118,8 @@ export const packedAdapter: TransferAdapter = {
   handles: (remote) => remote instanceof PackedRemote,
   async upload(remote, store, uploads, opts) {
     const packed = remote as PackedRemote;
+    // Nothing to send writes nothing, not even the layout record.
+    if (uploads.length === 0) return { done: [], failed: [] };
     if ((await packed.writeMode()) === 'plain') return basicAdapter.upload(packed.raw, store, uploads, opts);
     const byOid = new Map<Oid, Job>();
     for (const j of uploads) byOid.set(j.oid, j);
