@@ -330,7 +330,7 @@ export class LocalRemote implements Remote {
     try {
       if (this.rate) await this.pacedCopy('data' in from ? [from.data] : fs.createReadStream(from.file, { highWaterMark: 1 << 20 }), tmp, 0o444, this.rate);
       else if ('data' in from) fs.writeFileSync(tmp, from.data, { mode: 0o444, flag: 'wx' });
-      else {
+      else if (!(from.move && linked(from.file, tmp))) {
         await fsp.copyFile(from.file, tmp, fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE);
         fs.chmodSync(tmp, 0o444);
       }
@@ -562,4 +562,19 @@ export function keyNotOnRemote(remote: Remote, key: string): RemoteError {
 
 export function notOnRemote(remote: Remote, oid: Oid): RemoteError {
   return new RemoteError('OBJECT_NOT_ON_REMOTE', `object ${oid} is not on remote "${remote.name}" (${remote.url}); \`tdv push\` it from a clone that has the data`, { data: { oid } });
+}
+
+/**
+ * Takes tdv's own read-only temp file (a pack just built) by a hard link
+ * instead of a copy; false when the file systems differ or links are not
+ * supported (then the caller copies).
+ */
+function linked(from: string, to: string): boolean {
+  try {
+    if ((fs.statSync(from).mode & 0o222) !== 0) return false;
+    fs.linkSync(from, to);
+    return true;
+  } catch {
+    return false;
+  }
 }

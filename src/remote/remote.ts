@@ -24,9 +24,11 @@ export interface KeyInfo {
 
 /**
  * What `putKey` uploads: a local file (read when sent, so a retry can send it
- * again) or bytes in memory.
+ * again) or bytes in memory. `move`: the file is tdv's own temp file, deleted
+ * after the upload, so a directory remote on the same file system may take
+ * it by a hard link instead of copying its bytes.
  */
-export type KeySource = { file: string } | { data: Buffer };
+export type KeySource = { file: string; move?: boolean } | { data: Buffer };
 
 /**
  * A layout key: '/'-separated segments of letters, digits, `.`, `_` and `-`,

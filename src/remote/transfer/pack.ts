@@ -5,7 +5,7 @@ import { isOid } from '../../formats/oid.js';
 /**
  * The packed remote layout's two formats: packs and their indexes.
  *
- * A pack (`packs/<sha256 of the pack>.pack`) is the 8 bytes `TDVPACK1`, then
+ * A pack (`packs/<sha256 of its headers>.pack`, see PackBuilder) is the 8 bytes `TDVPACK1`, then
  * records, each a 4-byte big-endian header length, a one-line JSON header
  * `{"id":..,"kind":..,"codec":..,"raw":N,"len":N}` (plus `"size":N`, the
  * file's size, for a recipe) and `len` payload bytes.
@@ -69,7 +69,13 @@ export function packNameOf(key: string): string | undefined {
   return m?.[1];
 }
 
-/** Builds one pack in memory-bounded pieces: the caller writes `parts()` out as they come. */
+/**
+ * Builds one pack in memory-bounded pieces: the caller writes `take()` out as
+ * they come. The pack's name is the SHA-256 of its magic and record headers
+ * (each names its blob's id, the hash of the blob's bytes, and its sizes),
+ * not of every byte: that would be a second pass over gigabytes, and every
+ * payload is verified against its id when read anyway.
+ */
 export class PackBuilder {
   private readonly hash = createHash('sha256');
   private parts: Buffer[] = [];
@@ -96,7 +102,8 @@ export class PackBuilder {
     this.push(len);
     this.push(header);
     this.entries.push({ id, kind, offset: this.offset, length: payload.length, raw, codec, ...(fileSize !== undefined ? { fileSize } : {}) });
-    this.push(payload);
+    // The payload is not hashed into the name: its id is its hash already (see the class comment).
+    this.push(payload, false);
   }
 
   /** The bytes added since the last call (for writing to a temp file as the pack grows). */
@@ -112,9 +119,9 @@ export class PackBuilder {
     return { name, entries: this.entries.map((e) => ({ ...e, pack: name })) };
   }
 
-  private push(b: Buffer): void {
+  private push(b: Buffer, named = true): void {
     this.parts.push(b);
-    this.hash.update(b);
+    if (named) this.hash.update(b);
     this.offset += b.length;
   }
 }
