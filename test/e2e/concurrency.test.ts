@@ -33,7 +33,8 @@ describe('the repository lock serialises commands started together', () => {
       for (let i = 0; i < N; i++) files[`data/f${i}.csv`] = `row,${i}\n`;
       const dir = await repoWith(files, ['data']);
       const remote = newDir();
-      fs.appendFileSync(path.join(dir, '.tdv', 'config.yaml'), `core:\n  remote: store\nremote:\n  store:\n    url: ${remote}\n`);
+      // Plain: hashCache below reads every object the remote holds under files/sha256.
+      fs.appendFileSync(path.join(dir, '.tdv', 'config.yaml'), `core:\n  remote: store\nremote:\n  store:\n    url: ${remote}\n    layout: plain\n`);
       for (let i = 0; i < N; i++) {
         const bytes = `unused ${i}\n`;
         write(dir, `.tdv/cache/files/sha256/${sha(bytes).slice(0, 2)}/${sha(bytes).slice(2)}`, bytes);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { read, TDV_BIN, tdvBin, write } from '../helpers/repo.js';
-import { dirPointer, newDir, newRepo } from '../helpers/expect.js';
+import { dirPointer, newDir, newRepo, remoteObjects, sha } from '../helpers/expect.js';
 import { files } from '../helpers/history.js';
 
 /**
@@ -91,7 +91,7 @@ describe('Git hooks (bin/tdv)', () => {
     expect((await sh('git', 'commit', '-qm', 'model')).code).toBe(0);
     const p = await sh('git', 'push', '-q', 'origin', 'main');
     expect(p.code, p.stderr).toBe(0);
-    expect(fs.readdirSync(path.join(remote, 'files', 'sha256')).length).toBe(1);
+    expect(remoteObjects(remote)).toEqual([sha('weights')]);
     // The original hook got Git's ref list on stdin.
     expect(read(marker, '')).toMatch(/^refs\/heads\/main [0-9a-f]{40} refs\/heads\/main [0-9a-f]{40}\n$/);
   });
