@@ -144,7 +144,11 @@ describe('tdv gc --cloud', () => {
     const { dir, remote } = await published();
     const r = await tdv(dir, 'gc', '--all-branches', '--cloud', '-f', '--json');
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout).cloud).toEqual({ remote: 'store', objects: 3, kept: 2, unused: sorted(sha('m1'), sha('m2'), sha('scratch')) });
+    const cloud = JSON.parse(r.stdout).cloud;
+    expect(cloud).toMatchObject({ remote: 'store', objects: 3, kept: 2, unused: sorted(sha('m1'), sha('m2'), sha('scratch')) });
+    // A packed remote (the default) also says what became of its packs.
+    expect(cloud.packs.deleted + cloud.packs.rewritten + cloud.packs.kept).toBeGreaterThan(0);
+    expect(cloud.bytesReclaimed).toBeGreaterThanOrEqual(0);
     expect(remoteObjects(remote)).toEqual(sorted(sha('mf'), sha('m3')));
     expect(cacheObjects(dir)).toEqual(sorted(sha('mf'), sha('m3')));
   });
@@ -199,6 +203,8 @@ describe('tdv gc --cloud: a remote that cannot delete', () => {
     const dir = await history();
     const store = newDir();
     expect((await tdv(dir, 'remote', 'add', '--local', '-d', 'store', store)).code).toBe(0);
+    // The plain layout: the stub below is the raw per-object remote.
+    expect((await tdv(dir, 'remote', 'modify', '--local', 'store', 'layout', 'plain')).code).toBe(0);
     expect((await tdv(dir, 'push', '--all-commits')).code).toBe(0);
     const real = new LocalRemote('store', store);
     const stubborn = Object.assign(Object.create(real) as typeof real, {
