@@ -253,6 +253,73 @@ describe('gc --cloud on a packed directory remote', () => {
     expect(res.cloud!.indexes!.replaced).toBeGreaterThanOrEqual(1);
   });
 
+  it('keeps a chunk the kept data uses as a whole file, though the large file it came from goes', async () => {
+    const { dir, remote } = await localRepo();
+    const big = randomBytes(CHUNK_THRESHOLD + 1000);
+    write(dir, 'big.bin', big);
+    await track(dir, 'big.bin');
+    await pushAll(dir);
+    // A small file whose bytes are one of big.bin's chunks: the remote already holds them, so it is not sent again.
+    const [first, size] = [...recipeChunks(dir, sha(big))][0]!;
+    const piece = big.subarray(0, size);
+    expect(sha(piece)).toBe(first);
+    write(dir, 'piece.bin', piece);
+    await track(dir, 'piece.bin');
+    const packsBefore = [...packFiles(remote).keys()];
+    await pushAll(dir);
+    expect([...packFiles(remote).keys()]).toEqual(packsBefore);
+    fs.rmSync(path.join(dir, 'big.bin.tdv'));
+    await commitAll(dir, 'piece only');
+    const res = await collect(dir);
+    expect(res.cloud!.unused).toEqual([sha(big)]);
+    expect(indexEntries(remote).some((e) => e.id === first)).toBe(true);
+    expect(dangling(remote)).toEqual([]);
+    const b = await cloneAndPull(dir);
+    expect(fs.readFileSync(path.join(b, 'piece.bin')).equals(piece)).toBe(true);
+  });
+
+  it('a push that ran meanwhile and relies on data gc drops stops gc before anything is deleted', async () => {
+    const { dir, remote } = await localRepo();
+    await twoVersions(dir);
+    const before = { packs: [...packFiles(remote).keys()].sort(), indexes: fs.readdirSync(path.join(remote, 'index')).sort() };
+    // Another clone's push, written while gc repacks: an index naming v1 again (its recipe and chunks).
+    let raced = '';
+    const race = () => {
+      const v1Index = before.indexes.map((n) => path.join(remote, 'index', n)).find((f) => zlib.gunzipSync(fs.readFileSync(f)).toString().includes('"r"'))!;
+      const doc = JSON.parse(zlib.gunzipSync(fs.readFileSync(v1Index)).toString()) as { written: number };
+      doc.written = Date.now();
+      const bytes = zlib.gzipSync(JSON.stringify(doc));
+      raced = `${sha(bytes)}.json.gz`;
+      fs.writeFileSync(path.join(remote, 'index', raced), bytes);
+    };
+    const wrap = (raw: Remote): Remote =>
+      new Proxy(raw, {
+        get(target, prop, receiver) {
+          if (prop === 'putKey')
+            return async (key: string, ...rest: unknown[]) => {
+              await (target.putKey as (...a: unknown[]) => Promise<void>).call(target, key, ...rest);
+              if (key.startsWith('packs/') && !raced) race();
+            };
+          const v = Reflect.get(target, prop, receiver) as unknown;
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+    const err = await rejectsWith(
+      collect(dir, {
+        openRemote: async (repo, name, jobs) => {
+          const real = (await openRemote(repo, name, jobs)) as PackedRemote;
+          return layoutOf(wrap(real.raw), { url: remote } as RemoteConfig, repo.store, 2);
+        },
+      }),
+      'GC_INCOMPLETE',
+    );
+    expect(raced).not.toBe('');
+    expect(err.message).toContain('a push to remote "store"');
+    // Nothing gc read was changed, and the packs it had uploaded are gone again.
+    expect([...packFiles(remote).keys()].sort()).toEqual(before.packs);
+    expect(fs.readdirSync(path.join(remote, 'index')).sort()).toEqual([...before.indexes, raced].sort());
+  });
+
   it('a pack no index names is deleted only by a gc an hour after one first saw it', async () => {
     const { dir, remote } = await localRepo();
     await twoVersions(dir);
