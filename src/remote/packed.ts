@@ -25,6 +25,8 @@ import {
   PackBuilder,
   packKey,
   packNameOf,
+  PACK_MAGIC,
+  recordSize,
   type Recipe,
 } from './transfer/pack.js';
 import { CHUNK_THRESHOLD, chunkFile, DEFAULT_CHUNK_PARAMS } from './transfer/chunker.js';
@@ -716,7 +718,8 @@ export class PackedRemote implements Remote {
     for (const pack of named) {
       const size = packSizes.get(pack);
       const entries = livePer.get(pack) ?? [];
-      const liveBytes = entries.reduce((n, e) => n + e.length, 0);
+      // Whole records (headers too), so a pack holding nothing dead weighs exactly its size and is never rewritten.
+      const liveBytes = PACK_MAGIC.length + entries.reduce((n, e) => n + recordSize(e), 0);
       // A pack missing from the listing is left to fsck: its entries are kept as they are.
       if (size === undefined) fate.set(pack, 'keep');
       else if (entries.length === 0) fate.set(pack, 'delete');
