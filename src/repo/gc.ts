@@ -128,6 +128,10 @@ export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
       const plan: GcPlan = { ...planned, ...(shared ? { shared } : {}), ...(foreign ? { sharedRemote: foreign } : {}) };
       keptOids.set(plan, keptOids.get(planned)!);
       const nothing = plan.unused.length === 0 && (plan.cloud?.unused.length ?? 0) === 0;
+      if (nothing && !opts.dry && remote && plan.cloud && isPacked(remote)) {
+        // No object to remove, but packs a killed upload left (past their grace period) still go: nothing anyone can read.
+        await collectPacked(remote, plan);
+      }
       if (opts.dry || nothing) return { ...plan, removed: false };
       if (!opts.confirm || !(await opts.confirm(plan))) return { ...plan, removed: false };
       const failed = removeReporting(repo, plan.unused, opts.progress);
@@ -137,19 +141,8 @@ export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
       }
       if (remote && plan.cloud && plan.cloud.unused.length > 0) {
         let notDeleted: Oid[];
-        if (isPacked(remote)) {
-          // Packed objects go by repacking; chunks the kept history uses as whole files stay.
-          const res = await remote.collect(plan.cloud.unused, keptOids.get(plan));
-          notDeleted = res.notDeleted;
-          Object.assign(plan.cloud, { packs: res.packs, indexes: res.indexes, bytesReclaimed: res.bytesReclaimed, unnamed: res.unnamed });
-          if (res.damaged.length > 0) {
-            throw new TdvError(
-              'GC_INCOMPLETE',
-              `${res.damaged.length === 1 ? 'a pack was' : `${res.damaged.length} packs were`} not repacked and nothing of ${res.damaged.length === 1 ? 'it' : 'them'} was deleted: ${res.damaged[0]!.message}`,
-              { data: { packs: res.damaged.map((d) => d.pack) } },
-            );
-          }
-        } else notDeleted = await remote.remove(plan.cloud.unused);
+        if (isPacked(remote)) notDeleted = await collectPacked(remote, plan);
+        else notDeleted = await remote.remove(plan.cloud.unused);
         if (notDeleted.length > 0) {
           throw new TdvError(
             'GC_INCOMPLETE',
@@ -170,6 +163,24 @@ const SPOOL_STALE_MS = 24 * 60 * 60 * 1000;
 /** A remote in the packed layout (remote/packed.ts; not imported here, so plain commands do not load it). */
 function isPacked(remote: Remote): remote is PackedRemote {
   return (remote as Partial<PackedRemote>).packed === true && typeof (remote as Partial<PackedRemote>).collect === 'function';
+}
+
+/**
+ * `plan.cloud.unused` removed from a packed remote by repacking (chunks the
+ * kept data uses as whole files stay); what became of the packs goes into
+ * `plan.cloud`. A pack left whole because a live blob in it is damaged fails
+ * gc, naming the blob. Returns the objects not deleted.
+ */
+async function collectPacked(remote: PackedRemote, plan: GcPlan): Promise<Oid[]> {
+  const res = await remote.collect(plan.cloud!.unused, keptOids.get(plan));
+  Object.assign(plan.cloud!, { packs: res.packs, indexes: res.indexes, bytesReclaimed: res.bytesReclaimed, unnamed: res.unnamed });
+  if (res.damaged.length > 0) {
+    const one = res.damaged.length === 1;
+    throw new TdvError('GC_INCOMPLETE', `${one ? 'a pack was' : `${res.damaged.length} packs were`} not repacked and nothing of ${one ? 'it' : 'them'} was deleted: ${res.damaged[0]!.message}`, {
+      data: { packs: res.damaged.map((d) => d.pack) },
+    });
+  }
+  return res.notDeleted;
 }
 
 /** Deletes cache objects in batches, telling `progress` after each; returns those that could not be deleted. */

@@ -92,8 +92,10 @@ export function registerGc(program: Program, ctx: CliContext): void {
       );
     const n = plural(res.unused.length, 'object');
     const c = res.cloud;
-    if (res.unused.length === 0 && (c?.unused.length ?? 0) === 0) out.info(`Nothing to collect; ${plural(res.kept, 'object')} in use${c ? `, ${c.kept} on remote "${c.remote}"` : ''}.`);
-    else if (res.removed) {
+    if (res.unused.length === 0 && (c?.unused.length ?? 0) === 0) {
+      const stray = c?.unnamed?.deleted ? ` Deleted ${plural(c.unnamed.deleted, 'pack')} no index named (left by an interrupted upload).` : '';
+      out.info(`Nothing to collect; ${plural(res.kept, 'object')} in use${c ? `, ${c.kept} on remote "${c.remote}"` : ''}.${stray}`);
+    } else if (res.removed) {
       const p = c?.packs;
       const packs = p
         ? ` Packs: ${p.deleted} deleted, ${p.rewritten} rewritten into ${p.created}, ${p.kept} kept; ${formatBytes(c.bytesReclaimed ?? 0)} reclaimed${c.unnamed?.waiting ? `; ${plural(c.unnamed.waiting, 'pack')} no index names left for a later gc (an upload may be running)` : ''}.`
