@@ -764,11 +764,13 @@ export class PackedRemote implements Remote {
     }
     // A push that ran meanwhile may name chunks this drops (it found them on the remote): then nothing is changed.
     await this.checkNoNewUse(indexes, live, cat, session.uploaded);
+    let written: string | undefined;
     if (surviving.length > 0 && affected.length > 0) {
       const { name, bytes } = encodeIndex(surviving);
       await this.raw.putKey(indexKey(name), { data: bytes });
       this.store.writeSide('remotes', `${this.cacheId}/${name}.json.gz`, bytes);
       res.indexes.written = 1;
+      written = name;
     }
     const oldIndexes = affected.map((ix) => indexKey(ix.name));
     const failedIx = await this.raw.deleteKeys(oldIndexes);
@@ -779,7 +781,17 @@ export class PackedRemote implements Remote {
       res.notDeleted.push(...removed);
       return res;
     }
-    const gone = [...fate].filter(([, f]) => f !== 'keep').map(([p]) => p);
+    let gone = [...fate].filter(([, f]) => f !== 'keep').map(([p]) => p);
+    // Last look: a pack an index written meanwhile names (a concurrent gc's or push's) is not deleted.
+    const mine = new Set([...indexes.filter((ix) => !affected.includes(ix)).map((ix) => ix.name), ...(written ? [written] : [])]);
+    const stillUsed = new Set<string>();
+    for (const k of await this.raw.listKeys('index')) {
+      const n = indexNameOf(k.key);
+      if (n === undefined || mine.has(n)) continue;
+      for (const e of (await this.readIndex(n)).entries) stillUsed.add(e.pack);
+    }
+    for (const p of gone) if (stillUsed.has(p)) fate.set(p, 'keep');
+    gone = gone.filter((p) => !stillUsed.has(p));
     const failedPacks = new Set(await this.raw.deleteKeys(gone.map(packKey)));
     for (const [p, f] of fate) {
       if (f === 'keep') res.packs.kept++;
@@ -874,7 +886,15 @@ export class PackedRemote implements Remote {
    */
   private async checkNoNewUse(indexes: readonly { name: string }[], live: Set<BlobEntry>, cat: Map<string, BlobEntry>, uploaded: readonly BlobEntry[]): Promise<void> {
     const known = new Set(indexes.map((ix) => ix.name));
-    const fresh = (await this.raw.listKeys('index')).map((k) => indexNameOf(k.key)).filter((n): n is string => n !== undefined && !known.has(n));
+    const listed = (await this.raw.listKeys('index')).map((k) => indexNameOf(k.key)).filter((n): n is string => n !== undefined);
+    const abort = async (who: string) => {
+      await this.raw.deleteKeys([...new Set(uploaded.map((u) => packKey(u.pack)))]);
+      throw new TdvError('GC_INCOMPLETE', `${who} ran on remote "${this.name}" (${this.url}) while gc collected it; nothing was deleted, run \`tdv gc --cloud\` again`);
+    };
+    // An index gc read is gone: another gc replaced it (or a push its own checkpoint); its packs may be going too.
+    const now = new Set(listed);
+    if ([...known].some((n) => !now.has(n))) await abort('another gc or a push');
+    const fresh = listed.filter((n) => !known.has(n));
     for (const name of fresh) {
       const { entries } = await this.readIndex(name);
       for (const e of entries) {
@@ -884,13 +904,7 @@ export class PackedRemote implements Remote {
         };
         let uses = e.kind !== 'recipe' ? [] : (await this.recipeOf(e)).chunks.map(([sha]) => sha);
         if (e.kind !== 'chunk') uses = [...uses, e.id];
-        if (uses.some(dropped)) {
-          await this.raw.deleteKeys([...new Set(uploaded.map((u) => packKey(u.pack)))]);
-          throw new TdvError(
-            'GC_INCOMPLETE',
-            `a push to remote "${this.name}" (${this.url}) ran while gc collected it and uses data gc was dropping; nothing was deleted, run \`tdv gc --cloud\` again`,
-          );
-        }
+        if (uses.some(dropped)) await abort('a push using data gc was dropping');
       }
     }
   }
@@ -917,7 +931,7 @@ export class PackedRemote implements Remote {
       if (now - first >= UNNAMED_GRACE_MS) due.push(p);
       else next[p] = first;
     }
-    this.store.writeSide('remotes', file, Buffer.from(JSON.stringify(next)));
+    if (Object.keys(next).length > 0 || Object.keys(seen).length > 0) this.store.writeSide('remotes', file, Buffer.from(JSON.stringify(next)));
     return due;
   }
   putKey(key: string, from: KeySource, onBytes?: OnBytes): Promise<void> {

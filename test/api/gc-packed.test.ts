@@ -278,46 +278,104 @@ describe('gc --cloud on a packed directory remote', () => {
     expect(fs.readFileSync(path.join(b, 'piece.bin')).equals(piece)).toBe(true);
   });
 
-  it('a push that ran meanwhile and relies on data gc drops stops gc before anything is deleted', async () => {
-    const { dir, remote } = await localRepo();
-    const { v1 } = await twoVersions(dir);
-    const before = { packs: [...packFiles(remote).keys()].sort(), indexes: fs.readdirSync(path.join(remote, 'index')).sort() };
-    // Another clone's push, written while gc repacks: an index naming v1 again (its recipe and chunks).
-    let raced = '';
-    const race = () => {
-      const v1Index = before.indexes.map((n) => path.join(remote, 'index', n)).find((f) => zlib.gunzipSync(fs.readFileSync(f)).toString().includes(sha(v1)))!;
-      const doc = JSON.parse(zlib.gunzipSync(fs.readFileSync(v1Index)).toString()) as { written: number };
-      doc.written = Date.now();
-      const bytes = zlib.gzipSync(JSON.stringify(doc));
-      raced = `${sha(bytes)}.json.gz`;
-      fs.writeFileSync(path.join(remote, 'index', raced), bytes);
-    };
+  /**
+   * gc against a local remote whose raw key operations call `hook` (before a
+   * deleteKeys, after a putKey), to play another process acting meanwhile.
+   */
+  function collectRacing(dir: string, remote: string, hook: (op: 'put' | 'delete', keys: readonly string[]) => void) {
     const wrap = (raw: Remote): Remote =>
       new Proxy(raw, {
         get(target, prop, receiver) {
           if (prop === 'putKey')
             return async (key: string, ...rest: unknown[]) => {
               await (target.putKey as (...a: unknown[]) => Promise<void>).call(target, key, ...rest);
-              if (key.startsWith('packs/') && !raced) race();
+              hook('put', [key]);
+            };
+          if (prop === 'deleteKeys')
+            return async (keys: readonly string[]) => {
+              hook('delete', keys);
+              return target.deleteKeys(keys);
             };
           const v = Reflect.get(target, prop, receiver) as unknown;
           return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
         },
       });
+    return collect(dir, {
+      openRemote: async (repo, name, jobs) => {
+        const real = (await openRemote(repo, name, jobs)) as PackedRemote;
+        return layoutOf(wrap(real.raw), { url: remote } as RemoteConfig, repo.store, 2);
+      },
+    });
+  }
+
+  /** Another process's index naming what v1's index names (its recipe, chunks and packs), written now. */
+  function copyIndexOf(remote: string, indexes: string[], oid: string): string {
+    const from = indexes.map((n) => path.join(remote, 'index', n)).find((f) => zlib.gunzipSync(fs.readFileSync(f)).toString().includes(oid))!;
+    const doc = JSON.parse(zlib.gunzipSync(fs.readFileSync(from)).toString()) as { written: number };
+    doc.written = Date.now();
+    const bytes = zlib.gzipSync(JSON.stringify(doc));
+    const name = `${sha(bytes)}.json.gz`;
+    fs.writeFileSync(path.join(remote, 'index', name), bytes);
+    return name;
+  }
+
+  it('a push that ran meanwhile and relies on data gc drops stops gc before anything is deleted', async () => {
+    const { dir, remote } = await localRepo();
+    const { v1 } = await twoVersions(dir);
+    const before = { packs: [...packFiles(remote).keys()].sort(), indexes: fs.readdirSync(path.join(remote, 'index')).sort() };
+    let raced = '';
     const err = await rejectsWith(
-      collect(dir, {
-        openRemote: async (repo, name, jobs) => {
-          const real = (await openRemote(repo, name, jobs)) as PackedRemote;
-          return layoutOf(wrap(real.raw), { url: remote } as RemoteConfig, repo.store, 2);
-        },
+      collectRacing(dir, remote, (op, keys) => {
+        if (op === 'put' && keys[0]!.startsWith('packs/') && !raced) raced = copyIndexOf(remote, before.indexes, sha(v1));
       }),
       'GC_INCOMPLETE',
     );
     expect(raced).not.toBe('');
-    expect(err.message).toContain('a push to remote "store"');
+    expect(err.message).toContain('a push using data gc was dropping ran on remote "store"');
     // Nothing gc read was changed, and the packs it had uploaded are gone again.
     expect([...packFiles(remote).keys()].sort()).toEqual(before.packs);
     expect(fs.readdirSync(path.join(remote, 'index')).sort()).toEqual([...before.indexes, raced].sort());
+  });
+
+  it('another gc that replaced an index meanwhile stops this one before anything is deleted', async () => {
+    const { dir, remote } = await localRepo();
+    await twoVersions(dir);
+    const before = { packs: [...packFiles(remote).keys()].sort(), indexes: fs.readdirSync(path.join(remote, 'index')).sort() };
+    let gone = '';
+    const err = await rejectsWith(
+      collectRacing(dir, remote, (op, keys) => {
+        if (op !== 'put' || !keys[0]!.startsWith('packs/') || gone) return;
+        gone = before.indexes[0]!;
+        fs.rmSync(path.join(remote, 'index', gone));
+      }),
+      'GC_INCOMPLETE',
+    );
+    expect(err.message).toContain('another gc or a push ran on remote "store"');
+    expect([...packFiles(remote).keys()].sort()).toEqual(before.packs);
+    expect(fs.readdirSync(path.join(remote, 'index')).sort()).toEqual(before.indexes.filter((n) => n !== gone));
+  });
+
+  it('a pack an index written at the last moment names is not deleted', async () => {
+    const { dir, remote } = await localRepo();
+    const { v1 } = await twoVersions(dir);
+    const indexes = fs.readdirSync(path.join(remote, 'index'));
+    const v1Pack = [
+      ...new Set(
+        indexEntries(remote)
+          .filter((e) => e.id === sha(v1))
+          .map((e) => e.pack),
+      ),
+    ];
+    expect(v1Pack).toHaveLength(1);
+    let raced = '';
+    const res = await collectRacing(dir, remote, (op, keys) => {
+      // After gc's own index, as it deletes the old ones: another process names v1's pack again.
+      if (op === 'delete' && keys.some((k) => k.startsWith('index/')) && !raced) raced = copyIndexOf(remote, indexes, sha(v1));
+    });
+    expect(raced).not.toBe('');
+    expect(packFiles(remote).has(v1Pack[0]!)).toBe(true);
+    expect(dangling(remote)).toEqual([]);
+    expect(res.cloud!.packs!.rewritten).toBe(0);
   });
 
   it('a pack no index names is deleted only by a gc an hour after one first saw it', async () => {
