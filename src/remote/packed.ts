@@ -674,11 +674,11 @@ export class PackedRemote implements Remote {
    * entries stay, pointing at it); the rest is collected and the failure is
    * reported in `damaged`.
    */
-  async collect(oids: readonly Oid[], referenced?: ReadonlySet<string>): Promise<CollectResult> {
+  async collect(oids: readonly Oid[], referenced?: ReadonlySet<string>, opts: { dry?: boolean } = {}): Promise<CollectResult> {
     const { indexes, cat } = await this.loadIndexes();
     const removed = new Set(oids.filter((o) => whole(cat, o)));
     const plain = oids.filter((o) => !whole(cat, o));
-    const notDeleted = plain.length ? await this.raw.remove(plain) : [];
+    const notDeleted = plain.length && !opts.dry ? await this.raw.remove(plain) : [];
     const res: CollectResult = {
       notDeleted,
       objects: removed.size,
@@ -715,16 +715,31 @@ export class PackedRemote implements Remote {
       else livePer.set(e.pack, [e]);
     }
     const fate = new Map<string, 'keep' | 'delete' | 'rewrite'>();
+    const liveOf = new Map<string, number>();
     for (const pack of named) {
       const size = packSizes.get(pack);
       const entries = livePer.get(pack) ?? [];
       // Whole records (headers too), so a pack holding nothing dead weighs exactly its size and is never rewritten.
       const liveBytes = PACK_MAGIC.length + entries.reduce((n, e) => n + recordSize(e), 0);
+      liveOf.set(pack, liveBytes);
       // A pack missing from the listing is left to fsck: its entries are kept as they are.
       if (size === undefined) fate.set(pack, 'keep');
       else if (entries.length === 0) fate.set(pack, 'delete');
       else if (liveBytes * 2 < size) fate.set(pack, 'rewrite');
       else fate.set(pack, 'keep');
+    }
+    if (opts.dry) {
+      // The plan only: what would go, and about how many bytes (a rewritten pack keeps its live records).
+      for (const [p, f] of fate) {
+        if (f === 'keep') res.packs.kept++;
+        else res.packs[f === 'delete' ? 'deleted' : 'rewritten']++;
+        if (f !== 'keep') res.bytesReclaimed += (packSizes.get(p) ?? 0) - (f === 'rewrite' ? liveOf.get(p)! : 0);
+      }
+      const unnamed = [...packSizes.keys()].filter((p) => !named.has(p));
+      const due = this.unnamedDue(unnamed, false);
+      res.unnamed = { deleted: due.length, waiting: unnamed.length - due.length };
+      for (const p of due) res.bytesReclaimed += packSizes.get(p) ?? 0;
+      return res;
     }
     // Rewriting: live blobs copied as stored, each checked against its id first.
     const moved = new Map<BlobEntry, BlobEntry>();
@@ -914,7 +929,7 @@ export class PackedRemote implements Remote {
    * earlier gc on this machine): those are deleted. The others are recorded
    * with when they were first seen (`remotes/<id>/unnamed-packs.json`).
    */
-  private unnamedDue(unnamed: readonly string[]): string[] {
+  private unnamedDue(unnamed: readonly string[], record = true): string[] {
     const file = `${this.cacheId}/${UNNAMED_FILE}`;
     let seen: Record<string, number> = {};
     try {
@@ -931,7 +946,7 @@ export class PackedRemote implements Remote {
       if (now - first >= UNNAMED_GRACE_MS) due.push(p);
       else next[p] = first;
     }
-    if (Object.keys(next).length > 0 || Object.keys(seen).length > 0) this.store.writeSide('remotes', file, Buffer.from(JSON.stringify(next)));
+    if (record && (Object.keys(next).length > 0 || Object.keys(seen).length > 0)) this.store.writeSide('remotes', file, Buffer.from(JSON.stringify(next)));
     return due;
   }
   putKey(key: string, from: KeySource, onBytes?: OnBytes): Promise<void> {

@@ -132,6 +132,11 @@ export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
         // No object to remove, but packs a killed upload left (past their grace period) still go: nothing anyone can read.
         await collectPacked(remote, plan);
       }
+      if (opts.dry && remote && plan.cloud && plan.cloud.unused.length > 0 && isPacked(remote)) {
+        // What repacking would do, read only.
+        const res = await remote.collect(plan.cloud.unused, keptOids.get(plan), { dry: true });
+        Object.assign(plan.cloud, { packs: res.packs, bytesReclaimed: res.bytesReclaimed, unnamed: res.unnamed });
+      }
       if (opts.dry || nothing) return { ...plan, removed: false };
       if (!opts.confirm || !(await opts.confirm(plan))) return { ...plan, removed: false };
       const failed = removeReporting(repo, plan.unused, opts.progress);

@@ -171,7 +171,16 @@ describe('gc --cloud on a packed directory remote', () => {
 
   it('a pack mostly dead is rewritten: its live blob is copied to a new pack and the old one deleted', async () => {
     const { dir, remote, live, pack } = await livePlusDead(100 << 10, 300 << 10);
+    // --dry: the plan for the packs, read only.
+    const packsBefore = [...packFiles(remote)];
+    const indexesBefore = fs.readdirSync(path.join(remote, 'index'));
+    const plan = await collect(dir, { dry: true });
+    expect(plan.removed).toBe(false);
+    expect(plan.cloud!.packs).toEqual({ deleted: 0, rewritten: 1, kept: 0, created: 0 });
+    expect([...packFiles(remote)]).toEqual(packsBefore);
+    expect(fs.readdirSync(path.join(remote, 'index'))).toEqual(indexesBefore);
     const res = await collect(dir);
+    expect(res.cloud!.bytesReclaimed).toBe(plan.cloud!.bytesReclaimed);
     expect(res.cloud!.packs).toEqual({ deleted: 0, rewritten: 1, kept: 0, created: 1 });
     expect(res.cloud!.bytesReclaimed).toBeGreaterThanOrEqual(300 << 10);
     expect(packFiles(remote).has(pack)).toBe(false);

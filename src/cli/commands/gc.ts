@@ -75,7 +75,9 @@ export function registerGc(program: Program, ctx: CliContext): void {
                 objects: res.cloud.unused.length,
                 kept: res.cloud.kept,
                 unused: res.cloud.unused,
-                ...(res.cloud.packs ? { packs: res.cloud.packs, indexes: res.cloud.indexes, bytesReclaimed: res.cloud.bytesReclaimed, unnamed: res.cloud.unnamed } : {}),
+                ...(res.cloud.packs
+                  ? { packs: res.cloud.packs, ...(res.cloud.indexes ? { indexes: res.cloud.indexes } : {}), bytesReclaimed: res.cloud.bytesReclaimed, unnamed: res.cloud.unnamed }
+                  : {}),
               },
             }
           : {}),
@@ -101,8 +103,11 @@ export function registerGc(program: Program, ctx: CliContext): void {
         ? ` Packs: ${p.deleted} deleted, ${p.rewritten} rewritten into ${p.created}, ${p.kept} kept; ${formatBytes(c.bytesReclaimed ?? 0)} reclaimed${c.unnamed?.waiting ? `; ${plural(c.unnamed.waiting, 'pack')} no index names left for a later gc (an upload may be running)` : ''}.`
         : '';
       out.info(`Removed ${n} (${formatBytes(res.bytes)}); kept ${res.kept}.${c ? ` Remote "${c.remote}": removed ${c.unused.length}, kept ${c.kept}.${packs}` : ''}`);
-    } else if (opts.dry) out.info(`Would remove ${n} (${formatBytes(res.bytes)}); kept ${res.kept}.${c ? ` Remote "${c.remote}": would remove ${c.unused.length}, keep ${c.kept}.` : ''}`);
-    else out.info('Cancelled; nothing was deleted.');
+    } else if (opts.dry) {
+      const p = c?.packs;
+      const packs = p ? ` Packs: would delete ${p.deleted}, rewrite ${p.rewritten}, keep ${p.kept}; about ${formatBytes(c.bytesReclaimed ?? 0)} reclaimed.` : '';
+      out.info(`Would remove ${n} (${formatBytes(res.bytes)}); kept ${res.kept}.${c ? ` Remote "${c.remote}": would remove ${c.unused.length}, keep ${c.kept}.${packs}` : ''}`);
+    } else out.info('Cancelled; nothing was deleted.');
   });
 }
 
