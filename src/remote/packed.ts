@@ -51,8 +51,14 @@ const MAX_RUN = 16 << 20;
 /** Downloads of files at least this large keep their verified chunks until done, so a rerun resumes. */
 const SPOOL_MIN = 16 << 20;
 const DOWNLOAD_ATTEMPTS = 3;
-/** A pack no index names is deleted by a gc only once an earlier gc saw it unnamed at least this long before (an upload in progress writes its index later). */
-export const UNNAMED_GRACE_MS = 60 * 60 * 1000;
+/**
+ * A pack no index names is deleted by a gc only once an earlier gc saw it
+ * unnamed at least this long before: an upload in progress names its packs
+ * in a checkpoint index, which a slow link (or --limit-rate) can delay for
+ * long. A day of leftover bytes costs little; a deleted pack a push is about
+ * to name loses data.
+ */
+export const UNNAMED_GRACE_MS = 24 * 60 * 60 * 1000;
 /** The local record of unnamed packs and when a gc first saw them, beside the remote's cached indexes. */
 const UNNAMED_FILE = 'unnamed-packs.json';
 
@@ -678,9 +684,8 @@ export class PackedRemote implements Remote {
     const { indexes, cat } = await this.loadIndexes();
     const removed = new Set(oids.filter((o) => whole(cat, o)));
     const plain = oids.filter((o) => !whole(cat, o));
-    const notDeleted = plain.length && !opts.dry ? await this.raw.remove(plain) : [];
     const res: CollectResult = {
-      notDeleted,
+      notDeleted: [],
       objects: removed.size,
       packs: { deleted: 0, rewritten: 0, kept: 0, created: 0 },
       indexes: { replaced: 0, written: 0 },
@@ -794,6 +799,7 @@ export class PackedRemote implements Remote {
     if (failedIx.length > 0) {
       // An old index still names the packs: they stay (the next gc deletes them).
       res.notDeleted.push(...removed);
+      if (plain.length) res.notDeleted.push(...(await this.raw.remove(plain)));
       return res;
     }
     let gone = [...fate].filter(([, f]) => f !== 'keep').map(([p]) => p);
@@ -818,7 +824,7 @@ export class PackedRemote implements Remote {
     }
     res.bytesReclaimed -= session.uploadedBytes;
     // Packs no index names: an upload killed midway, or one running now (whose index is not written yet).
-    const stillNamed = new Set([...named, ...session.uploaded.map((e) => e.pack)]);
+    const stillNamed = new Set([...named, ...stillUsed, ...session.uploaded.map((e) => e.pack)]);
     const unnamed = [...packSizes.keys()].filter((p) => !stillNamed.has(p));
     const due = this.unnamedDue(unnamed);
     const failedUnnamed = new Set(await this.raw.deleteKeys(due.map(packKey)));
@@ -829,6 +835,8 @@ export class PackedRemote implements Remote {
     }
     res.unnamed.waiting = unnamed.length - due.length;
     res.bytesReclaimed = Math.max(0, res.bytesReclaimed);
+    // Plain objects last: until here, a check that stops gc has deleted nothing.
+    if (plain.length) res.notDeleted.push(...(await this.raw.remove(plain)));
     return res;
   }
 
