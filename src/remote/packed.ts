@@ -701,10 +701,10 @@ export class PackedRemote implements Remote {
     // The live entries: the catalog's copy of each live id (other copies, e.g. before a repair, are dead).
     await loadCodec();
     const liveChunks = new Set<string>();
-    for (const [id, e] of cat) {
-      if (e.kind !== 'recipe' || removed.has(id)) continue;
+    const liveRecipes = [...cat].filter(([id, e]) => e.kind === 'recipe' && !removed.has(id)).map(([, e]) => e);
+    await pLimit(Math.max(2, this.jobs)).map(liveRecipes, async (e) => {
       for (const [sha] of (await this.recipeOf(e)).chunks) liveChunks.add(sha);
-    }
+    });
     const live = new Set<BlobEntry>();
     for (const [id, e] of cat) {
       const chunkUse = e.kind !== 'recipe' && (liveChunks.has(id) || (referenced?.has(id) ?? false));
