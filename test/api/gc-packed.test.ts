@@ -10,7 +10,7 @@ import { layoutOf, openRemote } from '../../src/repo/lib/remotes.js';
 import type { PackedRemote } from '../../src/remote/packed.js';
 import type { Remote } from '../../src/remote/remote.js';
 import type { RemoteConfig } from '../../src/formats/config.js';
-import { CHUNK_THRESHOLD } from '../../src/remote/transfer/chunker.js';
+import { CHUNK_THRESHOLD, chunkFile } from '../../src/remote/transfer/chunker.js';
 import { git, write } from '../helpers/repo.js';
 import { damageRemoteObject, newDir, newRepo, remoteObjects, sha } from '../helpers/expect.js';
 import { rejectsWith, track, withRepo } from '../helpers/api.js';
@@ -285,6 +285,37 @@ describe('gc --cloud on a packed directory remote', () => {
     expect(dangling(remote)).toEqual([]);
     const b = await cloneAndPull(dir);
     expect(fs.readFileSync(path.join(b, 'piece.bin')).equals(piece)).toBe(true);
+  });
+
+  it('never drops a chunk a live large file names, even when the object of the same id is removed', async () => {
+    const { dir, remote } = await localRepo();
+    const big = randomBytes(CHUNK_THRESHOLD + 1000);
+    const tmp = write(newDir(), 'big.bin', big);
+    let first: { sha256: string; size: number } | undefined;
+    for await (const ch of chunkFile(tmp)) {
+      first ??= ch;
+    }
+    // The piece goes first, as a small object; big.bin's first chunk is then found on the remote and not sent.
+    const piece = big.subarray(0, first!.size);
+    write(dir, 'piece.bin', piece);
+    await track(dir, 'piece.bin');
+    await pushAll(dir);
+    write(dir, 'big.bin', big);
+    await track(dir, 'big.bin');
+    await pushAll(dir);
+    expect(
+      indexEntries(remote)
+        .filter((e) => e.id === first!.sha256)
+        .map((e) => e.kind),
+    ).toEqual(['o']);
+    fs.rmSync(path.join(dir, 'piece.bin.tdv'));
+    await commitAll(dir, 'big only');
+    const res = await collect(dir);
+    expect(res.cloud!.unused).toEqual([sha(piece)]);
+    expect(indexEntries(remote).some((e) => e.id === first!.sha256)).toBe(true);
+    expect(dangling(remote)).toEqual([]);
+    const b = await cloneAndPull(dir);
+    expect(fs.readFileSync(path.join(b, 'big.bin')).equals(big)).toBe(true);
   });
 
   /**
