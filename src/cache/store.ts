@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { describeFsError, errnoCode, FormatError, TdvError, vanished } from '../errors.js';
 import { decodeUtf8, fileKind, processGone, tmpSuffix } from '../util/fs.js';
-import { rmQuiet, writeFileAtomicSync } from '../workspace/raw.js';
+import { pruneEmptyDirs, rmQuiet, writeFileAtomicSync } from '../workspace/raw.js';
 import { CHUNK, hashFile, hashHandle, READ_FLAGS, sha256 } from './hash.js';
 import { checkManifestSize, type ManifestEntry, parseManifest, serializeManifest } from '../formats/manifest.js';
 import { isDirOid, isOid, type Oid, oidRelPath } from '../formats/oid.js';
@@ -426,7 +426,7 @@ export class ObjectStore {
     return fs.statSync(this.pathOf(oid)).size;
   }
 
-  /** Deletes objects; returns the ones that could not be deleted. */
+  /** Deletes objects, and the chunk lists (`recipes/`) of those that had one; returns the ones that could not be deleted. */
   remove(oids: Iterable<Oid>): Oid[] {
     const failed: Oid[] = [];
     for (const oid of oids) {
@@ -437,6 +437,8 @@ export class ObjectStore {
         if (errnoCode(err) !== 'ENOENT') failed.push(oid);
         continue;
       }
+      // A recipe without its object is no chunk index: nothing can be read from it.
+      if (!isDirOid(oid)) rmQuiet(this.sidePath('recipes', oid));
       try {
         fs.rmdirSync(path.dirname(p));
         this.madeDirs.delete(path.dirname(p));
@@ -693,6 +695,37 @@ export class ObjectStore {
   /** Removes side files quietly. */
   removeSide(area: 'recipes' | 'remotes' | 'spool', names: Iterable<string>): void {
     for (const n of names) rmQuiet(this.sidePath(area, n));
+  }
+
+  /**
+   * Tidies the side files `gc` collects: recipes whose object is no longer
+   * in the cache, and chunks in the download spool (`tmp/chunks/`) not
+   * written for `staleMs` (an interrupted pull resumes from them; one left
+   * that long is not coming back). Returns how many files went.
+   */
+  removeStaleSides(staleMs: number): { recipes: number; spool: number } {
+    let recipes = 0;
+    for (const oid of this.listSide('recipes')) {
+      if (this.has(oid)) continue;
+      rmQuiet(this.sidePath('recipes', oid));
+      recipes++;
+    }
+    let spool = 0;
+    const top = path.join(this.tmpDir, 'chunks');
+    const now = Date.now();
+    for (const p of readdirQuiet(top)) {
+      if (!p.isDirectory() || !/^[0-9a-f]{2}$/.test(p.name)) continue;
+      const dir = path.join(top, p.name);
+      for (const d of readdirQuiet(dir)) {
+        const file = path.join(dir, d.name);
+        const st = fs.lstatSync(file, { throwIfNoEntry: false });
+        if (!st || now - st.mtimeMs < staleMs) continue;
+        rmQuiet(file);
+        spool++;
+      }
+      pruneEmptyDirs(dir, top);
+    }
+    return { recipes, spool };
   }
 
   /** The names of the side files of one area (`remotes`: below `<id>/`). */

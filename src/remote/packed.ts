@@ -24,6 +24,9 @@ import {
   MAX_RECIPE_BYTES,
   PackBuilder,
   packKey,
+  packNameOf,
+  PACK_MAGIC,
+  recordSize,
   type Recipe,
 } from './transfer/pack.js';
 import { CHUNK_THRESHOLD, chunkFile, DEFAULT_CHUNK_PARAMS } from './transfer/chunker.js';
@@ -63,6 +66,34 @@ const MAX_RUN = 16 << 20;
 /** Downloads of files at least this large keep their verified chunks until done, so a rerun resumes. */
 const SPOOL_MIN = 16 << 20;
 const DOWNLOAD_ATTEMPTS = 3;
+/**
+ * A pack no index names is deleted by a gc only once an earlier gc saw it
+ * unnamed at least this long before: an upload in progress names its packs
+ * in a checkpoint index, which a slow link (or --limit-rate) can delay for
+ * long. A day of leftover bytes costs little; a deleted pack a push is about
+ * to name loses data.
+ */
+export const UNNAMED_GRACE_MS = 24 * 60 * 60 * 1000;
+/** The local record of unnamed packs and when a gc first saw them, beside the remote's cached indexes. */
+const UNNAMED_FILE = 'unnamed-packs.json';
+
+/** What `PackedRemote.collect` did. */
+export interface CollectResult {
+  /** Objects that could not be deleted (plain ones the remote refused; packed ones when an old index could not be deleted). */
+  notDeleted: Oid[];
+  /** Packed objects whose index entries were dropped. */
+  objects: number;
+  /** Packs deleted (no live blob), rewritten (live blobs copied into new packs, then deleted), kept, and the new ones. */
+  packs: { deleted: number; rewritten: number; kept: number; created: number };
+  /** Indexes replaced by the one written. */
+  indexes: { replaced: number; written: number };
+  /** Bytes of packs deleted minus those of packs written. */
+  bytesReclaimed: number;
+  /** Packs no index names: deleted (past the grace period) and waiting. */
+  unnamed: { deleted: number; waiting: number };
+  /** Packs not rewritten because a live blob in them is damaged: kept whole, with the reason. */
+  damaged: { pack: string; message: string }[];
+}
 
 /**
  * A remote in the packed layout (README: "Remote layout"), or a plain one,
@@ -146,7 +177,7 @@ export class PackedRemote implements Remote {
     const keep = new Set(names.map((n) => `${this.cacheId}/${n}.json.gz`));
     this.store.removeSide(
       'remotes',
-      this.store.listSide('remotes', this.cacheId).filter((n) => !keep.has(n)),
+      this.store.listSide('remotes', this.cacheId).filter((n) => n.endsWith('.json.gz') && !keep.has(n)),
     );
     return map;
   }
@@ -693,12 +724,307 @@ export class PackedRemote implements Remote {
   listRepoMarkers(): Promise<string[]> {
     return this.raw.listRepoMarkers();
   }
-  /** Deletes plain objects; packed ones are removed by repacking (`gc --cloud`, see repack), so they are returned as not deleted here. */
+  /** Deletes objects: plain ones directly, packed ones by dropping their index entries and repacking (see `collect`). */
   async remove(oids: readonly Oid[]): Promise<Oid[]> {
-    const cat = await this.catalog();
-    const packed = oids.filter((o) => whole(cat, o));
+    return (await this.collect(oids)).notDeleted;
+  }
+
+  /**
+   * Removes objects (`gc --cloud`): plain ones are deleted; packed ones lose
+   * their index entries, and packs are repacked around them. The live set is
+   * every whole object (object, recipe) the indexes name but `oids`, the
+   * chunks their recipes name, and chunks whose id `referenced` holds (a
+   * small file stored once as another file's chunk). Then per pack: no live
+   * blob, deleted; live blobs less than half its bytes, they are copied (each
+   * verified first) into new packs and it is deleted; else kept as it is.
+   *
+   * Order, so a reader never finds an index entry without its bytes: new
+   * packs, then ONE index of every surviving entry of the indexes changed,
+   * then those old indexes are deleted, then the dead and rewritten packs.
+   * Indexes without a dead entry stay as they are. Packs no index names (an
+   * upload killed, or one in progress) are deleted only once a gc has seen
+   * them unnamed for UNNAMED_GRACE_MS (recorded in the local index cache).
+   *
+   * A pack holding a damaged live blob is neither copied nor deleted (its
+   * entries stay, pointing at it); the rest is collected and the failure is
+   * reported in `damaged`.
+   */
+  async collect(oids: readonly Oid[], referenced?: ReadonlySet<string>, opts: { dry?: boolean } = {}): Promise<CollectResult> {
+    const { indexes, cat } = await this.loadIndexes();
+    const removed = new Set(oids.filter((o) => whole(cat, o)));
     const plain = oids.filter((o) => !whole(cat, o));
-    return [...packed, ...(plain.length ? await this.raw.remove(plain) : [])];
+    const res: CollectResult = {
+      notDeleted: [],
+      objects: removed.size,
+      packs: { deleted: 0, rewritten: 0, kept: 0, created: 0 },
+      indexes: { replaced: 0, written: 0 },
+      bytesReclaimed: 0,
+      unnamed: { deleted: 0, waiting: 0 },
+      damaged: [],
+    };
+    const packSizes = new Map<string, number>();
+    for (const k of await this.raw.listKeys('packs')) {
+      const n = packNameOf(k.key);
+      if (n) packSizes.set(n, k.size);
+    }
+    // The live entries: the catalog's copy of each live id (other copies, e.g. before a repair, are dead).
+    await loadCodec();
+    const liveChunks = new Set<string>();
+    const liveRecipes = [...cat].filter(([id, e]) => e.kind === 'recipe' && !removed.has(id)).map(([, e]) => e);
+    await pLimit(Math.max(2, this.jobs)).map(liveRecipes, async (e) => {
+      for (const [sha] of (await this.recipeOf(e)).chunks) liveChunks.add(sha);
+    });
+    const live = new Set<BlobEntry>();
+    for (const [id, e] of cat) {
+      const chunkUse = e.kind !== 'recipe' && (liveChunks.has(id) || (referenced?.has(id) ?? false));
+      if ((e.kind !== 'chunk' && !removed.has(id)) || chunkUse) live.add(e);
+    }
+    // Per pack: its live bytes, and what becomes of it.
+    const livePer = new Map<string, BlobEntry[]>();
+    const named = new Set<string>();
+    for (const ix of indexes) for (const e of ix.entries) named.add(e.pack);
+    for (const e of live) {
+      const l = livePer.get(e.pack);
+      if (l) l.push(e);
+      else livePer.set(e.pack, [e]);
+    }
+    const fate = new Map<string, 'keep' | 'delete' | 'rewrite'>();
+    const liveOf = new Map<string, number>();
+    for (const pack of named) {
+      const size = packSizes.get(pack);
+      const entries = livePer.get(pack) ?? [];
+      // Whole records (headers too), so a pack holding nothing dead weighs exactly its size and is never rewritten.
+      const liveBytes = PACK_MAGIC.length + entries.reduce((n, e) => n + recordSize(e), 0);
+      liveOf.set(pack, liveBytes);
+      // A pack missing from the listing is left to fsck: its entries are kept as they are.
+      if (size === undefined) fate.set(pack, 'keep');
+      else if (entries.length === 0) fate.set(pack, 'delete');
+      else if (liveBytes * 2 < size) fate.set(pack, 'rewrite');
+      else fate.set(pack, 'keep');
+    }
+    if (opts.dry) {
+      // The plan only: what would go, and about how many bytes (a rewritten pack keeps its live records).
+      for (const [p, f] of fate) {
+        if (f === 'keep') res.packs.kept++;
+        else res.packs[f === 'delete' ? 'deleted' : 'rewritten']++;
+        if (f !== 'keep') res.bytesReclaimed += (packSizes.get(p) ?? 0) - (f === 'rewrite' ? liveOf.get(p)! : 0);
+      }
+      const unnamed = [...packSizes.keys()].filter((p) => !named.has(p));
+      const due = this.unnamedDue(unnamed, false);
+      res.unnamed = { deleted: due.length, waiting: unnamed.length - due.length };
+      for (const p of due) res.bytesReclaimed += packSizes.get(p) ?? 0;
+      return res;
+    }
+    // Rewriting: live blobs copied as stored, each checked against its id first.
+    const moved = new Map<BlobEntry, BlobEntry>();
+    const session = new UploadSession(this.raw, this.store, Math.max(2, this.jobs), undefined, false);
+    try {
+      for (const [pack, f] of fate) {
+        if (f !== 'rewrite') continue;
+        let blobs: { e: BlobEntry; payload: Buffer }[];
+        try {
+          blobs = await this.verifiedPayloads(livePer.get(pack)!);
+        } catch (err) {
+          if (!(err instanceof RemoteError) || err.wide) throw err;
+          fate.set(pack, 'keep');
+          res.damaged.push({ pack, message: err.message });
+          continue;
+        }
+        for (const { e, payload } of blobs) await session.add(e.id, e.kind, e.codec, e.raw, payload, e.fileSize);
+      }
+      await session.finish();
+    } catch (err) {
+      await session.abandon();
+      throw err;
+    }
+    const byId = new Map(session.uploaded.map((e) => [e.id, e]));
+    for (const e of live) if (fate.get(e.pack) === 'rewrite') moved.set(e, byId.get(e.id)!);
+    res.packs.created = new Set(session.uploaded.map((e) => e.pack)).size;
+    // The indexes changed: those holding a dead entry or one in a pack that goes.
+    const affected = indexes.filter((ix) => ix.entries.some((e) => !live.has(e) || fate.get(e.pack) !== 'keep'));
+    const surviving: BlobEntry[] = [];
+    const kept = new Set<BlobEntry>();
+    for (const ix of affected) {
+      for (const e of ix.entries) {
+        if (!live.has(e) || kept.has(e)) continue;
+        kept.add(e);
+        surviving.push(moved.get(e) ?? e);
+      }
+    }
+    // A push that ran meanwhile may name chunks this drops (it found them on the remote): then nothing is changed.
+    await this.checkNoNewUse(indexes, live, cat, session.uploaded);
+    let written: string | undefined;
+    if (surviving.length > 0 && affected.length > 0) {
+      const { name, bytes } = encodeIndex(surviving);
+      await this.raw.putKey(indexKey(name), { data: bytes });
+      this.store.writeSide('remotes', `${this.cacheId}/${name}.json.gz`, bytes);
+      res.indexes.written = 1;
+      written = name;
+    }
+    const oldIndexes = affected.map((ix) => indexKey(ix.name));
+    const failedIx = await this.raw.deleteKeys(oldIndexes);
+    res.indexes.replaced = oldIndexes.length - failedIx.length;
+    this.catalogP = undefined;
+    if (failedIx.length > 0) {
+      // An old index still names the packs: they stay (the next gc deletes them).
+      res.notDeleted.push(...removed);
+      if (plain.length) res.notDeleted.push(...(await this.raw.remove(plain)));
+      return res;
+    }
+    let gone = [...fate].filter(([, f]) => f !== 'keep').map(([p]) => p);
+    // Last look: a pack an index written meanwhile names (a concurrent gc's or push's) is not deleted.
+    const mine = new Set([...indexes.filter((ix) => !affected.includes(ix)).map((ix) => ix.name), ...(written ? [written] : [])]);
+    const stillUsed = new Set<string>();
+    for (const k of await this.raw.listKeys('index')) {
+      const n = indexNameOf(k.key);
+      if (n === undefined || mine.has(n)) continue;
+      for (const e of (await this.readIndex(n)).entries) stillUsed.add(e.pack);
+    }
+    for (const p of gone) if (stillUsed.has(p)) fate.set(p, 'keep');
+    gone = gone.filter((p) => !stillUsed.has(p));
+    const failedPacks = new Set(await this.raw.deleteKeys(gone.map(packKey)));
+    for (const [p, f] of fate) {
+      if (f === 'keep') res.packs.kept++;
+      else if (failedPacks.has(packKey(p))) continue;
+      else {
+        res.packs[f === 'delete' ? 'deleted' : 'rewritten']++;
+        res.bytesReclaimed += packSizes.get(p) ?? 0;
+      }
+    }
+    res.bytesReclaimed -= session.uploadedBytes;
+    // Packs no index names: an upload killed midway, or one running now (whose index is not written yet).
+    const stillNamed = new Set([...named, ...stillUsed, ...session.uploaded.map((e) => e.pack)]);
+    const unnamed = [...packSizes.keys()].filter((p) => !stillNamed.has(p));
+    const due = this.unnamedDue(unnamed);
+    const failedUnnamed = new Set(await this.raw.deleteKeys(due.map(packKey)));
+    for (const p of due) {
+      if (failedUnnamed.has(packKey(p))) continue;
+      res.unnamed.deleted++;
+      res.bytesReclaimed += packSizes.get(p) ?? 0;
+    }
+    res.unnamed.waiting = unnamed.length - due.length;
+    res.bytesReclaimed = Math.max(0, res.bytesReclaimed);
+    // Plain objects last: until here, a check that stops gc has deleted nothing.
+    if (plain.length) res.notDeleted.push(...(await this.raw.remove(plain)));
+    return res;
+  }
+
+  /** Every index with its entries (entries are the very objects the catalog holds, so identity tells the catalog's copy). */
+  private async loadIndexes(): Promise<{ indexes: { name: string; written: number; entries: BlobEntry[] }[]; cat: Map<string, BlobEntry> }> {
+    await this.checkRecord();
+    const names: string[] = [];
+    for (const k of await this.raw.listKeys('index')) {
+      const name = indexNameOf(k.key);
+      if (name !== undefined && k.size <= MAX_INDEX_BYTES) names.push(name);
+    }
+    const indexes = await pLimit(Math.max(2, this.jobs)).map(names, async (name) => ({ name, ...(await this.readIndex(name)) }));
+    indexes.sort((a, b) => a.written - b.written);
+    const cat = new Map<string, BlobEntry>();
+    for (const { entries } of indexes) for (const e of entries) add(cat, e);
+    return { indexes, cat };
+  }
+
+  /** A live recipe: the cache's copy when it is there and sound, else the remote's (checked). */
+  private async recipeOf(e: BlobEntry): Promise<Recipe> {
+    const local = this.store.readSide('recipes', e.id.slice(0, 64));
+    if (local) {
+      try {
+        return decodeRecipe(local, DEFAULT_CHUNK_PARAMS.max, e.fileSize);
+      } catch {
+        /* damaged local copy: read from the remote */
+      }
+    }
+    return this.readRecipe(e);
+  }
+
+  /** The stored payloads of one pack's live blobs, read in runs and each checked against its id; throws on the first damaged one. */
+  private async verifiedPayloads(entries: BlobEntry[]): Promise<{ e: BlobEntry; payload: Buffer }[]> {
+    const sorted = [...entries].sort((a, b) => a.offset - b.offset);
+    const out: { e: BlobEntry; payload: Buffer }[] = [];
+    let i = 0;
+    while (i < sorted.length) {
+      const first = sorted[i]!;
+      let j = i + 1;
+      let end = first.offset + first.length;
+      while (j < sorted.length) {
+        const n = sorted[j]!;
+        if (n.offset < end || n.offset - end > MAX_GAP || n.offset + n.length - first.offset > MAX_RUN) break;
+        end = n.offset + n.length;
+        j++;
+      }
+      const bytes = await this.readRange(first.pack, { start: first.offset, end });
+      for (let k = i; k < j; k++) {
+        const e = sorted[k]!;
+        const payload = bytes.subarray(e.offset - first.offset, e.offset - first.offset + e.length);
+        const data = this.decodeBlob(e, payload);
+        if (e.kind === 'recipe') {
+          try {
+            decodeRecipe(data, DEFAULT_CHUNK_PARAMS.max, e.fileSize);
+          } catch (err) {
+            throw this.damagedBlob(e, `is not a sound recipe (${(err as Error).message})`);
+          }
+        }
+        out.push({ e, payload: Buffer.from(payload) });
+      }
+      i = j;
+    }
+    return out;
+  }
+
+  /**
+   * Refuses to go on when indexes appeared since gc read them (a push ran
+   * meanwhile) whose recipes name chunks gc drops: that push relied on them.
+   * The new packs gc uploaded are deleted again; nothing else was changed.
+   */
+  private async checkNoNewUse(indexes: readonly { name: string }[], live: Set<BlobEntry>, cat: Map<string, BlobEntry>, uploaded: readonly BlobEntry[]): Promise<void> {
+    const known = new Set(indexes.map((ix) => ix.name));
+    const listed = (await this.raw.listKeys('index')).map((k) => indexNameOf(k.key)).filter((n): n is string => n !== undefined);
+    const abort = async (who: string) => {
+      await this.raw.deleteKeys([...new Set(uploaded.map((u) => packKey(u.pack)))]);
+      throw new TdvError('GC_INCOMPLETE', `${who} ran on remote "${this.name}" (${this.url}) while gc collected it; nothing was deleted, run \`tdv gc --cloud\` again`);
+    };
+    // An index gc read is gone: another gc replaced it (or a push its own checkpoint); its packs may be going too.
+    const now = new Set(listed);
+    if ([...known].some((n) => !now.has(n))) await abort('another gc or a push');
+    const fresh = listed.filter((n) => !known.has(n));
+    for (const name of fresh) {
+      const { entries } = await this.readIndex(name);
+      for (const e of entries) {
+        const dropped = (id: string) => {
+          const c = cat.get(id);
+          return c !== undefined && !live.has(c);
+        };
+        let uses = e.kind !== 'recipe' ? [] : (await this.recipeOf(e)).chunks.map(([sha]) => sha);
+        if (e.kind !== 'chunk') uses = [...uses, e.id];
+        if (uses.some(dropped)) await abort('a push using data gc was dropping');
+      }
+    }
+  }
+
+  /**
+   * Which unnamed packs have been seen unnamed for UNNAMED_GRACE_MS (by an
+   * earlier gc on this machine): those are deleted. The others are recorded
+   * with when they were first seen (`remotes/<id>/unnamed-packs.json`).
+   */
+  private unnamedDue(unnamed: readonly string[], record = true): string[] {
+    const file = `${this.cacheId}/${UNNAMED_FILE}`;
+    let seen: Record<string, number> = {};
+    try {
+      const d = JSON.parse(this.store.readSide('remotes', file)?.toString('utf8') ?? '{}') as unknown;
+      if (d && typeof d === 'object') seen = d as Record<string, number>;
+    } catch {
+      /* a damaged record starts again */
+    }
+    const now = Date.now();
+    const due: string[] = [];
+    const next: Record<string, number> = {};
+    for (const p of unnamed) {
+      const first = typeof seen[p] === 'number' ? seen[p] : now;
+      if (now - first >= UNNAMED_GRACE_MS) due.push(p);
+      else next[p] = first;
+    }
+    if (record && (Object.keys(next).length > 0 || Object.keys(seen).length > 0)) this.store.writeSide('remotes', file, Buffer.from(JSON.stringify(next)));
+    return due;
   }
   putKey(key: string, from: KeySource, onBytes?: OnBytes): Promise<void> {
     return this.raw.putKey(key, from, onBytes);
@@ -745,7 +1071,12 @@ class UploadSession {
     private readonly store: ObjectStore,
     private readonly jobs: number,
     readonly onBytes?: OnBytes,
+    /** false: only packs are uploaded, the caller writes the index (gc's repack writes one for everything). */
+    private readonly writesIndexes = true,
   ) {}
+
+  /** Bytes of the packs uploaded. */
+  uploadedBytes = 0;
 
   has(id: string): boolean {
     return this.added.has(id);
@@ -777,13 +1108,14 @@ class UploadSession {
         size = fs.statSync(file).size;
         await this.raw.putKey(packKey(name), { file, move: true }, this.onBytes);
         this.uploaded.push(...entries);
+        this.uploadedBytes += size;
       } finally {
         this.store.discardTemp(file);
         this.temps.delete(file);
       }
       this.sinceIndex += size;
       const since = Date.now() - this.lastIndexAt;
-      if ((since >= CHECKPOINT_MIN_MS && this.uploaded.length * INDEX_ENTRY_BYTES <= this.sinceIndex * CHECKPOINT_COST) || since >= CHECKPOINT_MS) await this.writeIndex();
+      if (this.writesIndexes && ((since >= CHECKPOINT_MIN_MS && this.uploaded.length * INDEX_ENTRY_BYTES <= this.sinceIndex * CHECKPOINT_COST) || since >= CHECKPOINT_MS)) await this.writeIndex();
     })();
     this.inflight.add(p);
     p.then(
@@ -819,7 +1151,7 @@ class UploadSession {
     await this.seal();
     while (this.inflight.size > 0) await Promise.race(this.inflight).catch(() => undefined);
     if (this.failure) throw this.failure;
-    await this.writeIndex();
+    if (this.writesIndexes) await this.writeIndex();
   }
 
   /** After a failure: waits for uploads in flight (their packs stay unnamed until a later push), removes temp files. */

@@ -2,6 +2,7 @@ import { type ManifestEntry, parseManifest } from '../formats/manifest.js';
 import { isDirOid, type Oid } from '../formats/oid.js';
 import { errnoCode, RemoteError, TdvError, UsageError } from '../errors.js';
 import type { Remote } from '../remote/remote.js';
+import type { PackedRemote } from '../remote/packed.js';
 import { readVerified } from '../remote/transfer/executor.js';
 import { findPointers, allOuts, type Selected } from './lib/pointers.js';
 import type { Repo } from './repo.js';
@@ -65,8 +66,21 @@ export interface GcPlan {
   unknown: { path: string; /** The commit, or INDEX_LABEL for a pointer staged in the Git index. */ commit: string; oid: Oid }[];
   /** With `notInRemote`: the remote checked, and how many referenced objects it holds (deleted from the cache). */
   inRemote?: { remote: string; objects: number };
-  /** With `cloud`: the remote's unreferenced objects. */
-  cloud?: { remote: string; unused: Oid[]; kept: number };
+  /**
+   * With `cloud`: the remote's unreferenced objects. Once removed from a
+   * packed remote, also what became of its packs (`packs`: deleted with no
+   * live blob left, rewritten into new ones, kept, created), the indexes
+   * replaced, the bytes reclaimed, and packs no index names (`unnamed`).
+   */
+  cloud?: {
+    remote: string;
+    unused: Oid[];
+    kept: number;
+    packs?: { deleted: number; rewritten: number; kept: number; created: number };
+    indexes?: { replaced: number; written: number };
+    bytesReclaimed?: number;
+    unnamed?: { deleted: number; waiting: number };
+  };
   /** The cache is outside the repository, so other repositories may use it (see `sharedCache`). */
   shared?: SharedCache;
   /** With `cloud`: the remote is used by other repositories too (see `sharedRemote`). */
@@ -110,16 +124,30 @@ export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
       // Before anything is read or deleted: a remote other repositories use is theirs too.
       const foreign = remote && opts.cloud ? await sharedRemote(repo, remote) : undefined;
       if (foreign && !opts.sharedRemote && !opts.dry) throw sharedRemoteError(foreign);
-      const plan: GcPlan = { ...(await planGc(repo, scope, remote, { notInRemote: opts.notInRemote, jobs: opts.jobs })), ...(shared ? { shared } : {}), ...(foreign ? { sharedRemote: foreign } : {}) };
+      const planned = await planGc(repo, scope, remote, { notInRemote: opts.notInRemote, jobs: opts.jobs });
+      const plan: GcPlan = { ...planned, ...(shared ? { shared } : {}), ...(foreign ? { sharedRemote: foreign } : {}) };
+      keptOids.set(plan, keptOids.get(planned)!);
       const nothing = plan.unused.length === 0 && (plan.cloud?.unused.length ?? 0) === 0;
+      if (nothing && !opts.dry && remote && plan.cloud && isPacked(remote)) {
+        // No object to remove, but packs a killed upload left (past their grace period) still go: nothing anyone can read.
+        await collectPacked(remote, plan);
+      }
+      if (opts.dry && remote && plan.cloud && plan.cloud.unused.length > 0 && isPacked(remote)) {
+        // What repacking would do, read only.
+        const res = await remote.collect(plan.cloud.unused, keptOids.get(plan), { dry: true });
+        Object.assign(plan.cloud, { packs: res.packs, bytesReclaimed: res.bytesReclaimed, unnamed: res.unnamed });
+      }
       if (opts.dry || nothing) return { ...plan, removed: false };
       if (!opts.confirm || !(await opts.confirm(plan))) return { ...plan, removed: false };
       const failed = removeReporting(repo, plan.unused, opts.progress);
+      repo.store.removeStaleSides(SPOOL_STALE_MS);
       if (failed.length > 0) {
         throw new TdvError('GC_INCOMPLETE', `could not delete ${failed.length} of ${plan.unused.length} unused objects (first: ${failed[0]}); check the cache's permissions`);
       }
       if (remote && plan.cloud && plan.cloud.unused.length > 0) {
-        const notDeleted = await remote.remove(plan.cloud.unused);
+        let notDeleted: Oid[];
+        if (isPacked(remote)) notDeleted = await collectPacked(remote, plan);
+        else notDeleted = await remote.remove(plan.cloud.unused);
         if (notDeleted.length > 0) {
           throw new TdvError(
             'GC_INCOMPLETE',
@@ -132,6 +160,32 @@ export async function gc(repo: Repo, opts: GcOptions): Promise<GcResult> {
       remote?.close();
     }
   });
+}
+
+/** Chunks of an interrupted download not touched for this long are dropped by gc (the pull that left them is not resuming). */
+const SPOOL_STALE_MS = 24 * 60 * 60 * 1000;
+
+/** A remote in the packed layout (remote/packed.ts; not imported here, so plain commands do not load it). */
+function isPacked(remote: Remote): remote is PackedRemote {
+  return (remote as Partial<PackedRemote>).packed === true && typeof (remote as Partial<PackedRemote>).collect === 'function';
+}
+
+/**
+ * `plan.cloud.unused` removed from a packed remote by repacking (chunks the
+ * kept data uses as whole files stay); what became of the packs goes into
+ * `plan.cloud`. A pack left whole because a live blob in it is damaged fails
+ * gc, naming the blob. Returns the objects not deleted.
+ */
+async function collectPacked(remote: PackedRemote, plan: GcPlan): Promise<Oid[]> {
+  const res = await remote.collect(plan.cloud!.unused, keptOids.get(plan));
+  Object.assign(plan.cloud!, { packs: res.packs, indexes: res.indexes, bytesReclaimed: res.bytesReclaimed, unnamed: res.unnamed });
+  if (res.damaged.length > 0) {
+    const one = res.damaged.length === 1;
+    throw new TdvError('GC_INCOMPLETE', `${one ? 'a pack was' : `${res.damaged.length} packs were`} not repacked and nothing of ${one ? 'it' : 'them'} was deleted: ${res.damaged[0]!.message}`, {
+      data: { packs: res.damaged.map((d) => d.pack) },
+    });
+  }
+  return res.notDeleted;
 }
 
 /** Deletes cache objects in batches, telling `progress` after each; returns those that could not be deleted. */
@@ -185,6 +239,9 @@ function sharedCacheError(s: SharedCache): UsageError {
     { dir: s.dir },
   );
 }
+
+/** The objects a plan keeps (not part of its JSON): a packed remote keeps chunks whose ids these are. */
+const keptOids = new WeakMap<GcPlan, ReadonlySet<Oid>>();
 
 /**
  * What gc would delete. With `remote` and not `notInRemote` (`--cloud`), the
@@ -273,6 +330,7 @@ export async function planGc(repo: Repo, scope: HistoryScope = {}, remote?: Remo
     bytes += size;
   }
   const plan: GcPlan = { unused, bytes, kept, unknown, ...(inRemote ? { inRemote } : {}) };
+  keptOids.set(plan, keep);
   if (remote && !opts.notInRemote) {
     const cloudUnused: Oid[] = [];
     let cloudKept = 0;

@@ -73,3 +73,21 @@ describe('tdv gc: output', () => {
     expect(r.stdout).toContain('Remote "store": would remove 1, keep 1.');
   });
 });
+
+describe('tdv gc --cloud: output on a packed remote', () => {
+  it('-f: the remote line says what became of its packs and the bytes reclaimed', async () => {
+    const dir = await oneGarbage();
+    const remote = newDir();
+    expect((await tdv(dir, 'remote', 'add', '-d', 'store', remote)).code).toBe(0);
+    // Each version pushed alone: one pack each, the old one then wholly dead.
+    write(dir, 'a.csv', 'old version\n');
+    expect((await tdv(dir, 'add', 'a.csv')).code).toBe(0);
+    expect((await tdv(dir, 'push')).code).toBe(0);
+    write(dir, 'a.csv', 'new version\n');
+    expect((await tdv(dir, 'add', 'a.csv')).code).toBe(0);
+    expect((await tdv(dir, 'push')).code).toBe(0);
+    const r = await tdv(dir, 'gc', '--workspace', '--cloud', '-f');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/Remote "store": removed 1, kept 1\. Packs: 1 deleted, 0 rewritten into 0, 1 kept; \d+ B reclaimed\./);
+  });
+});

@@ -133,7 +133,9 @@ describe('tdv gc --cloud', () => {
   it('--dry lists the remote objects it would delete, and deletes nothing', async () => {
     const { dir, remote } = await published();
     const r = await withRepo(dir, (repo) => gc(repo, { allTags: true, cloud: true, dry: true }));
-    expect(r.cloud).toEqual({ remote: 'store', unused: sorted(sha('m2'), sha('mf'), sha('scratch')), kept: 2 });
+    expect(r.cloud).toMatchObject({ remote: 'store', unused: sorted(sha('m2'), sha('mf'), sha('scratch')), kept: 2 });
+    // A packed remote (the default) adds the packs' plan.
+    expect(r.cloud?.packs).toBeDefined();
     expect(r.unused).toHaveLength(3);
     expect(r.removed).toBe(false);
     expect(remoteObjects(remote)).toHaveLength(5);
@@ -144,7 +146,11 @@ describe('tdv gc --cloud', () => {
     const { dir, remote } = await published();
     const r = await tdv(dir, 'gc', '--all-branches', '--cloud', '-f', '--json');
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout).cloud).toEqual({ remote: 'store', objects: 3, kept: 2, unused: sorted(sha('m1'), sha('m2'), sha('scratch')) });
+    const cloud = JSON.parse(r.stdout).cloud;
+    expect(cloud).toMatchObject({ remote: 'store', objects: 3, kept: 2, unused: sorted(sha('m1'), sha('m2'), sha('scratch')) });
+    // A packed remote (the default) also says what became of its packs.
+    expect(cloud.packs.deleted + cloud.packs.rewritten + cloud.packs.kept).toBeGreaterThan(0);
+    expect(cloud.bytesReclaimed).toBeGreaterThanOrEqual(0);
     expect(remoteObjects(remote)).toEqual(sorted(sha('mf'), sha('m3')));
     expect(cacheObjects(dir)).toEqual(sorted(sha('mf'), sha('m3')));
   });
@@ -199,6 +205,8 @@ describe('tdv gc --cloud: a remote that cannot delete', () => {
     const dir = await history();
     const store = newDir();
     expect((await tdv(dir, 'remote', 'add', '--local', '-d', 'store', store)).code).toBe(0);
+    // The plain layout: the stub below is the raw per-object remote.
+    expect((await tdv(dir, 'remote', 'modify', '--local', 'store', 'layout', 'plain')).code).toBe(0);
     expect((await tdv(dir, 'push', '--all-commits')).code).toBe(0);
     const real = new LocalRemote('store', store);
     const stubborn = Object.assign(Object.create(real) as typeof real, {

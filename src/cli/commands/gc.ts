@@ -68,7 +68,19 @@ export function registerGc(program: Program, ctx: CliContext): void {
         ...(res.shared ? { sharedCache: res.shared } : {}),
         ...(res.inRemote ? { inRemote: res.inRemote } : {}),
         ...(res.sharedRemote ? { sharedRemote: res.sharedRemote } : {}),
-        ...(res.cloud ? { cloud: { remote: res.cloud.remote, objects: res.cloud.unused.length, kept: res.cloud.kept, unused: res.cloud.unused } } : {}),
+        ...(res.cloud
+          ? {
+              cloud: {
+                remote: res.cloud.remote,
+                objects: res.cloud.unused.length,
+                kept: res.cloud.kept,
+                unused: res.cloud.unused,
+                ...(res.cloud.packs
+                  ? { packs: res.cloud.packs, ...(res.cloud.indexes ? { indexes: res.cloud.indexes } : {}), bytesReclaimed: res.cloud.bytesReclaimed, unnamed: res.cloud.unnamed }
+                  : {}),
+              },
+            }
+          : {}),
       });
       return;
     }
@@ -82,10 +94,20 @@ export function registerGc(program: Program, ctx: CliContext): void {
       );
     const n = plural(res.unused.length, 'object');
     const c = res.cloud;
-    if (res.unused.length === 0 && (c?.unused.length ?? 0) === 0) out.info(`Nothing to collect; ${plural(res.kept, 'object')} in use${c ? `, ${c.kept} on remote "${c.remote}"` : ''}.`);
-    else if (res.removed) out.info(`Removed ${n} (${formatBytes(res.bytes)}); kept ${res.kept}.${c ? ` Remote "${c.remote}": removed ${c.unused.length}, kept ${c.kept}.` : ''}`);
-    else if (opts.dry) out.info(`Would remove ${n} (${formatBytes(res.bytes)}); kept ${res.kept}.${c ? ` Remote "${c.remote}": would remove ${c.unused.length}, keep ${c.kept}.` : ''}`);
-    else out.info('Cancelled; nothing was deleted.');
+    if (res.unused.length === 0 && (c?.unused.length ?? 0) === 0) {
+      const stray = c?.unnamed?.deleted ? ` Deleted ${plural(c.unnamed.deleted, 'pack')} no index named (left by an interrupted upload).` : '';
+      out.info(`Nothing to collect; ${plural(res.kept, 'object')} in use${c ? `, ${c.kept} on remote "${c.remote}"` : ''}.${stray}`);
+    } else if (res.removed) {
+      const p = c?.packs;
+      const packs = p
+        ? ` Packs: ${p.deleted} deleted, ${p.rewritten} rewritten into ${p.created}, ${p.kept} kept; ${formatBytes(c.bytesReclaimed ?? 0)} reclaimed${c.unnamed?.waiting ? `; ${plural(c.unnamed.waiting, 'pack')} no index names left for a later gc (an upload may be running)` : ''}.`
+        : '';
+      out.info(`Removed ${n} (${formatBytes(res.bytes)}); kept ${res.kept}.${c ? ` Remote "${c.remote}": removed ${c.unused.length}, kept ${c.kept}.${packs}` : ''}`);
+    } else if (opts.dry) {
+      const p = c?.packs;
+      const packs = p ? ` Packs: would delete ${p.deleted}, rewrite ${p.rewritten}, keep ${p.kept}; about ${formatBytes(c.bytesReclaimed ?? 0)} reclaimed.` : '';
+      out.info(`Would remove ${n} (${formatBytes(res.bytes)}); kept ${res.kept}.${c ? ` Remote "${c.remote}": would remove ${c.unused.length}, keep ${c.kept}.${packs}` : ''}`);
+    } else out.info('Cancelled; nothing was deleted.');
   });
 }
 

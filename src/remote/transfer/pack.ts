@@ -96,7 +96,7 @@ export class PackBuilder {
   }
 
   add(id: string, kind: BlobKind, codec: BlobCodec, raw: number, payload: Buffer, fileSize?: number): void {
-    const header = Buffer.from(JSON.stringify({ id, kind, codec, raw, len: payload.length, ...(fileSize !== undefined ? { size: fileSize } : {}) }));
+    const header = recordHeader(id, kind, codec, raw, payload.length, fileSize);
     const len = Buffer.alloc(4);
     len.writeUInt32BE(header.length);
     this.push(len);
@@ -124,6 +124,15 @@ export class PackBuilder {
     if (named) this.hash.update(b);
     this.offset += b.length;
   }
+}
+
+function recordHeader(id: string, kind: BlobKind, codec: BlobCodec, raw: number, len: number, fileSize?: number): Buffer {
+  return Buffer.from(JSON.stringify({ id, kind, codec, raw, len, ...(fileSize !== undefined ? { size: fileSize } : {}) }));
+}
+
+/** The bytes one blob's record takes in its pack: length field, header and payload (what repacking weighs). */
+export function recordSize(e: Omit<BlobEntry, 'pack'>): number {
+  return 4 + recordHeader(e.id, e.kind, e.codec, e.raw, e.length, e.fileSize).length + e.length;
 }
 
 /** An index's bytes (gzipped JSON) and its name (their hash). */
