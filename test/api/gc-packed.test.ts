@@ -268,7 +268,7 @@ describe('gc --cloud on a packed directory remote', () => {
     write(dir, 'big.bin', big);
     await track(dir, 'big.bin');
     await pushAll(dir);
-    // A small file whose bytes are one of big.bin's chunks: the remote already holds them, so it is not sent again.
+    // A small file whose bytes are one of big.bin's chunks: stored again as an object (one small blob), so an index names it as one.
     const [first, size] = [...recipeChunks(dir, sha(big))][0]!;
     const piece = big.subarray(0, size);
     expect(sha(piece)).toBe(first);
@@ -276,7 +276,7 @@ describe('gc --cloud on a packed directory remote', () => {
     await track(dir, 'piece.bin');
     const packsBefore = [...packFiles(remote).keys()];
     await pushAll(dir);
-    expect([...packFiles(remote).keys()]).toEqual(packsBefore);
+    expect([...packFiles(remote).keys()]).toHaveLength(packsBefore.length + 1);
     fs.rmSync(path.join(dir, 'big.bin.tdv'));
     await commitAll(dir, 'piece only');
     const res = await collect(dir);
