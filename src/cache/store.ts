@@ -497,7 +497,12 @@ export class ObjectStore {
       path: file,
       write(chunks: readonly Uint8Array[]): void {
         fd ??= fs.openSync(file, 'wx', 0o444);
-        for (const b of chunks) fs.writeSync(fd, b);
+        // write(2) may write less than asked (a disk filling up mid-write) without failing: the
+        // rest is written until done, so a full disk fails the next write with ENOSPC rather
+        // than leaving a short file whose bytes the caller hashed in full.
+        for (const b of chunks) {
+          for (let off = 0; off < b.length;) off += fs.writeSync(fd, b, off, b.length - off);
+        }
       },
       close(): void {
         if (fd === undefined) fs.writeFileSync(file, new Uint8Array(0), { flag: 'wx', mode: 0o444 });
@@ -551,7 +556,12 @@ export class ObjectStore {
       write(chunks: readonly Uint8Array[]): void {
         // Appended without following a symlink; created (0644: appended to again by a later run) when absent.
         fd ??= fs.openSync(mine, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o644);
-        for (const b of chunks) fs.writeSync(fd, b);
+        // write(2) may write less than asked (a disk filling up mid-write) without failing: the
+        // rest is written until done, so a full disk fails the next write with ENOSPC rather
+        // than leaving a short file whose bytes the caller hashed in full.
+        for (const b of chunks) {
+          for (let off = 0; off < b.length;) off += fs.writeSync(fd, b, off, b.length - off);
+        }
       },
       close: closeFd,
       reset(): void {
