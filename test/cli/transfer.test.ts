@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { git, tdv } from '../helpers/repo.js';
-import { damageRemoteObject, expectOneLineError, newDir, newRepo, objPath, SAMPLE_DIR, sampleRepo, sha } from '../helpers/expect.js';
+import { damageRemoteObject, expectOneLineError, newDir, newRepo, objPath, packedBytes, SAMPLE_DIR, sampleRepo, sha } from '../helpers/expect.js';
+import { formatBytes } from '../../src/ui/output.js';
 
 /**
  * CLI layer: how `tdv push`, `fetch`, `pull` and `status --remote` word their
@@ -20,8 +21,8 @@ async function clone(dir: string): Promise<string> {
 
 describe('tdv push / fetch / pull: output', () => {
   it('one summary line each: "Pushed N objects (B) to remote", "Fetched ... from remote", then the checkout summary', async () => {
-    const { dir } = await origin();
-    expect(await tdv(dir, 'push')).toEqual({ code: 0, stdout: `Pushed 5 objects (${BYTES} B) to remote "store".\n`, stderr: '' });
+    const { dir, remote } = await origin();
+    expect(await tdv(dir, 'push')).toEqual({ code: 0, stdout: `Pushed 5 objects (${BYTES} B; ${formatBytes(packedBytes(remote))} sent) to remote "store".\n`, stderr: '' });
     const b = await clone(dir);
     const f = await tdv(b, 'fetch', 'model.bin.tdv');
     expect(f).toEqual({ code: 0, stdout: 'Fetched 1 object (7 B) from remote "store".\n', stderr: '' });
@@ -31,10 +32,10 @@ describe('tdv push / fetch / pull: output', () => {
   });
 
   it('--json: push prints the transfer counts and failures; pull adds the checkout counts', async () => {
-    const { dir } = await origin();
+    const { dir, remote } = await origin();
     const p = await tdv(dir, 'push', '--json');
     expect(p.code).toBe(0);
-    expect(JSON.parse(p.stdout)).toEqual({ remote: 'store', transferred: 5, skipped: 0, failed: 0, bytes: BYTES, failures: [] });
+    expect(JSON.parse(p.stdout)).toEqual({ remote: 'store', transferred: 5, skipped: 0, failed: 0, bytes: BYTES, sent: packedBytes(remote), failures: [] });
     const b = await clone(dir);
     const r = await tdv(b, 'pull', 'data/sub/c.csv', '--json');
     expect(r.code, r.stderr).toBe(0);

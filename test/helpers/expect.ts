@@ -81,6 +81,16 @@ export function packedObjects(remote: string): Map<string, { pack: string; offse
   return out;
 }
 
+/** Bytes of every pack and index on a local remote: what a first push to it sent. */
+export function packedBytes(remote: string): number {
+  let n = 0;
+  for (const d of ['packs', 'index']) {
+    const dir = path.join(remote, d);
+    if (fs.existsSync(dir)) for (const f of fs.readdirSync(dir)) n += fs.statSync(path.join(dir, f)).size;
+  }
+  return n;
+}
+
 /**
  * Damages one object on a local remote, in either layout: the plain file's
  * content is replaced by `bytes`, or one byte of its packed payload is

@@ -9,6 +9,8 @@ import { downloadVerified, type Job, runJobs, type TransferFailure, type Transfe
 export interface Moved {
   done: Job[];
   failed: TransferFailure[];
+  /** Bytes that went over the wire, when they differ from the objects' sizes (packed: compressed, only new chunks). */
+  wire?: number;
 }
 
 export interface AdapterOptions {
@@ -121,11 +123,17 @@ export const packedAdapter: TransferAdapter = {
     // Nothing to send writes nothing, not even the layout record.
     if (uploads.length === 0) return { done: [], failed: [] };
     if ((await packed.writeMode()) === 'plain') return basicAdapter.upload(packed.raw, store, uploads, opts);
-    const byOid = new Map<Oid, Job>();
-    for (const j of uploads) byOid.set(j.oid, j);
+    let wire = 0;
     const errors = await packed.putMany(
       uploads.map((j) => ({ oid: j.oid, from: store.pathOf(j.oid) })),
-      { onBytes: (n) => opts.progress?.bytes(n), onItem: () => opts.progress?.files(), repair: opts.repair },
+      {
+        onBytes: (n) => {
+          wire += n;
+          opts.progress?.bytes(n);
+        },
+        onItem: () => opts.progress?.files(),
+        repair: opts.repair,
+      },
     );
     const done: Job[] = [];
     const failed: TransferFailure[] = [];
@@ -134,7 +142,7 @@ export const packedAdapter: TransferAdapter = {
       if (err) failed.push({ oid: j.oid, path: j.path, error: err.message });
       else done.push(j);
     }
-    return { done, failed };
+    return { done, failed, wire };
   },
   async download(remote, store, downloads, opts) {
     const packed = remote as PackedRemote;

@@ -49,8 +49,10 @@ export interface TransferResult {
   /** Objects that were already there. */
   skipped: number;
   failed: TransferFailure[];
-  /** Bytes moved. */
+  /** Bytes moved: the objects' sizes. */
   bytes: number;
+  /** Push: bytes actually sent, when that differs (the packed layout compresses and sends only the chunks the remote lacks). */
+  sent?: number;
   /** With `dry`: what would be moved. */
   planned?: Job[];
   /**
@@ -83,7 +85,14 @@ export async function pushSelected(repo: Repo, remote: Remote, selected: readonl
     return { ...res, failed: plan.failed, planned: [...plan.uploads, ...manifests] };
   }
   const done = await executePush(remote, store, plan, { jobs, progress: opts.progress, repair: opts.repair, beforeUpload: opts.beforeUpload });
-  return { ...res, transferred: done.transferred, bytes: done.bytes, failed: done.failed, ...(done.heldBack ? { heldBack: done.heldBack } : {}) };
+  return {
+    ...res,
+    transferred: done.transferred,
+    bytes: done.bytes,
+    ...(done.sent !== done.bytes ? { sent: done.sent } : {}),
+    failed: done.failed,
+    ...(done.heldBack ? { heldBack: done.heldBack } : {}),
+  };
 }
 
 /**
