@@ -268,13 +268,27 @@ export class PackedRemote implements Remote {
    * one by one. Returns the failures by object; a failure of the remote
    * itself is thrown. Done means readable: every pack and its index written.
    */
-  async putMany(items: readonly { oid: Oid; from: string }[], opts: { onBytes?: OnBytes; onItem?: (oid: Oid) => void; repair?: boolean } = {}): Promise<Map<Oid, Error>> {
+  async putMany(
+    items: readonly { oid: Oid; from: string }[],
+    opts: {
+      /** Bytes sent (packs, indexes: compressed, only what the remote lacks). */
+      onBytes?: OnBytes;
+      /** Bytes of the objects dealt with so far (a large file's chunks as they are packed or found there), for progress. */
+      onRaw?: (n: number) => void;
+      /** One object done, or failed. */
+      onItem?: (oid: Oid) => void;
+      repair?: boolean;
+    } = {},
+  ): Promise<Map<Oid, Error>> {
     if ((await this.writeMode()) === 'plain') {
       if (this.raw.putMany) return this.raw.putMany(items);
       const failed = new Map<Oid, Error>();
       await pLimit(this.jobs).map(items, async (it) => {
         try {
-          await this.raw.put(it.oid, it.from, fs.statSync(it.from).size, opts.onBytes);
+          await this.raw.put(it.oid, it.from, fs.statSync(it.from).size, (n) => {
+            opts.onBytes?.(n);
+            opts.onRaw?.(n);
+          });
         } catch (err) {
           if (err instanceof RemoteError && err.wide) throw err;
           failed.set(it.oid, err as Error);
@@ -292,7 +306,7 @@ export class PackedRemote implements Remote {
       for (const it of items) {
         try {
           // Repairing: every blob is sent again, chunks too (a damaged chunk breaks every file using it).
-          if ((opts.repair || !whole(cat, it.oid)) && !session.has(it.oid)) await this.packOne(it.oid, it.from, opts.repair ? new Map() : cat, session);
+          if ((opts.repair || !whole(cat, it.oid)) && !session.has(it.oid)) await this.packOne(it.oid, it.from, opts.repair ? new Map() : cat, session, opts.onRaw);
         } catch (err) {
           if ((err instanceof RemoteError && err.wide) || !(err instanceof TdvError)) throw err;
           failed.set(it.oid, err);
@@ -311,7 +325,7 @@ export class PackedRemote implements Remote {
   }
 
   /** One cache object into the session's packs: chunked when large, else whole. */
-  private async packOne(oid: Oid, from: string, cat: Map<string, BlobEntry>, session: UploadSession): Promise<void> {
+  private async packOne(oid: Oid, from: string, cat: Map<string, BlobEntry>, session: UploadSession, onRaw?: (n: number) => void): Promise<void> {
     const st = fs.statSync(from, { throwIfNoEntry: false });
     if (!st) throw new TdvError('MISSING_OBJECT', `object ${oid} is not in the cache`);
     if (!st.isFile()) throw new TdvError('NOT_A_FILE', `cache object ${from} is not a regular file; \`tdv fsck\` moves it aside`);
@@ -324,9 +338,12 @@ export class PackedRemote implements Remote {
       for await (const ch of chunkFile(from)) {
         hash.update(ch.data);
         chunks.push([ch.sha256, ch.size]);
-        if (cat.has(ch.sha256) || session.has(ch.sha256)) continue;
-        const enc = encodeChunk(ch.data);
-        await session.add(ch.sha256, 'chunk', enc.codec, ch.size, enc.bytes);
+        if (!cat.has(ch.sha256) && !session.has(ch.sha256)) {
+          const enc = encodeChunk(ch.data);
+          // Waits while packs upload, so what is counted keeps pace with what is sent.
+          await session.add(ch.sha256, 'chunk', enc.codec, ch.size, enc.bytes);
+        }
+        onRaw?.(ch.size);
       }
       const size = chunks.reduce((n, x) => n + x[1], 0);
       if (hash.digest('hex') !== oid.slice(0, 64)) throw damaged(oid, from);
@@ -338,7 +355,10 @@ export class PackedRemote implements Remote {
     }
     if (st.size > MAX_BLOB) {
       // Chunking is off: a large file stays one plain object.
-      await this.raw.put(oid, from, st.size, session.onBytes);
+      await this.raw.put(oid, from, st.size, (n) => {
+        session.onBytes?.(n);
+        onRaw?.(n);
+      });
       return;
     }
     const data = readObjectFileSync(from);
@@ -597,7 +617,7 @@ export class PackedRemote implements Remote {
    */
   async fetchPacked<J extends { oid: Oid; size: number; path: string }>(
     jobs: readonly J[],
-    opts: { jobs: number; onBytes?: OnBytes; onItem?: () => void },
+    opts: { jobs: number; onBytes?: OnBytes; onItem?: (job: J, ok: boolean) => void },
   ): Promise<{ rest: J[]; done: J[]; failed: { job: J; error: Error }[] }> {
     const cat = await this.catalog();
     const rest: J[] = [];
@@ -638,14 +658,19 @@ export class PackedRemote implements Remote {
         bytes = await this.readRange(pack, { start, end });
       } catch (err) {
         if ((err instanceof RemoteError && err.wide) || !(err instanceof TdvError)) throw err;
-        for (const { job } of items) failed.push({ job, error: err });
+        for (const { job } of items) {
+          failed.push({ job, error: err });
+          opts.onItem?.(job, false);
+        }
         return;
       }
       opts.onBytes?.(bytes.length);
       for (const { job, e } of items) {
+        let ok = false;
         try {
           if (this.store.has(job.oid)) {
             done.push(job);
+            ok = true;
             continue;
           }
           const data = this.decodeBlob(e, bytes.subarray(e.offset - start, e.offset - start + e.length));
@@ -661,11 +686,12 @@ export class PackedRemote implements Remote {
             throw err;
           }
           done.push(job);
+          ok = true;
         } catch (err) {
           if (!(err instanceof TdvError)) throw err;
           failed.push({ job, error: err });
         } finally {
-          opts.onItem?.();
+          opts.onItem?.(job, ok);
         }
       }
     });

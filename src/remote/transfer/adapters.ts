@@ -121,9 +121,24 @@ export const packedAdapter: TransferAdapter = {
     if ((await packed.writeMode()) === 'plain') return basicAdapter.upload(packed.raw, store, uploads, opts);
     const byOid = new Map<Oid, Job>();
     for (const j of uploads) byOid.set(j.oid, j);
+    // The bar's total is the objects' size (the plan's), so it counts the objects' bytes as they are
+    // dealt with, not the bytes sent: compressed, and only the chunks the remote lacks, those can be a
+    // small part of it (a bar stuck at 6% with an ETA of minutes after a push that is done).
+    let counted = 0;
     const errors = await packed.putMany(
       uploads.map((j) => ({ oid: j.oid, from: store.pathOf(j.oid) })),
-      { onBytes: (n) => opts.progress?.bytes(n), onItem: () => opts.progress?.files(), repair: opts.repair },
+      {
+        onRaw: (n) => {
+          counted += n;
+          opts.progress?.bytes(n);
+        },
+        onItem: (oid) => {
+          opts.progress?.bytes(Math.max(0, (byOid.get(oid)?.size ?? 0) - counted));
+          counted = 0;
+          opts.progress?.files();
+        },
+        repair: opts.repair,
+      },
     );
     const done: Job[] = [];
     const failed: TransferFailure[] = [];
@@ -136,7 +151,14 @@ export const packedAdapter: TransferAdapter = {
   },
   async download(remote, store, downloads, opts) {
     const packed = remote as PackedRemote;
-    const got = await packed.fetchPacked(downloads, { jobs: opts.jobs, onBytes: (n) => opts.progress?.bytes(n), onItem: () => opts.progress?.files() });
+    // As for uploads: the bar counts each object's size once it is in the cache, not the (compressed) bytes read.
+    const got = await packed.fetchPacked(downloads, {
+      jobs: opts.jobs,
+      onItem: (job, ok) => {
+        if (ok) opts.progress?.bytes(job.size);
+        opts.progress?.files();
+      },
+    });
     const rest = await basicAdapter.download(remote, store, got.rest, opts);
     return {
       done: [...got.done, ...rest.done],

@@ -1,0 +1,77 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { newDir, newRepo } from '../helpers/expect.js';
+import { git, tdvBin, write } from '../helpers/repo.js';
+
+/**
+ * Progress and summaries of transfers to a packed remote, where what goes on
+ * the wire (compressed, only the chunks the remote lacks) is much less than
+ * the objects' size. The bar's total is the objects' size, so what it counts
+ * done must be too: else it ends at a few percent with an ETA of minutes.
+ */
+
+/** The last bar frame TDV_PROGRESS=1 printed for `label`: percentage and bytes done/total. */
+function lastFrame(stderr: string, label: string): { pct: number; done: string; total: string } {
+  const frames = [...stderr.matchAll(new RegExp(`^${label} \\S+ (\\d+)% \\| \\d+/\\d+ \\w+ \\| ([\\d.]+ \\w+)/([\\d.]+ \\w+)`, 'gm'))];
+  expect(frames.length, stderr).toBeGreaterThan(0);
+  const m = frames[frames.length - 1]!;
+  return { pct: Number(m[1]), done: m[2]!, total: m[3]! };
+}
+
+/** About `mib` MiB of CSV text: compresses well with zstd. */
+function csv(mib: number, from = 0): string {
+  const rows: string[] = [];
+  let n = 0;
+  for (let i = from; n < mib * 1048576; i++) {
+    const r = `${i},station-${i % 97},${(i * 7) % 1000},2024-07-${String((i % 28) + 1).padStart(2, '0')}\n`;
+    rows.push(r);
+    n += r.length;
+  }
+  return rows.join('');
+}
+
+async function packedRepo(): Promise<{ dir: string; remote: string }> {
+  const dir = await newRepo();
+  const remote = path.join(newDir(), 'store');
+  fs.mkdirSync(remote);
+  expect((await tdvBin(dir, ['remote', 'add', '-d', 'st', remote])).code).toBe(0);
+  return { dir, remote };
+}
+
+describe('transfers to a packed remote: the progress bar counts what the objects hold', () => {
+  it('push of a compressible large file, then of a new version sharing most chunks: the bar ends at 100%', async () => {
+    const { dir } = await packedRepo();
+    write(dir, 'trips.csv', csv(6));
+    expect((await tdvBin(dir, ['add', 'trips.csv'])).code).toBe(0);
+    const first = await tdvBin(dir, ['push'], { TDV_PROGRESS: '1' });
+    expect(first.code, first.stderr).toBe(0);
+    let f = lastFrame(first.stderr, 'push');
+    expect(f.pct).toBe(100);
+    expect(f.done).toBe(f.total);
+
+    fs.appendFileSync(path.join(dir, 'trips.csv'), csv(0.05, 10_000_000));
+    expect((await tdvBin(dir, ['add', 'trips.csv'])).code).toBe(0);
+    const second = await tdvBin(dir, ['push'], { TDV_PROGRESS: '1' });
+    expect(second.code, second.stderr).toBe(0);
+    f = lastFrame(second.stderr, 'push');
+    expect(f.pct).toBe(100);
+    expect(f.done).toBe(f.total);
+  });
+
+  it('pull of many small compressible files from packs: the bar ends at 100%', async () => {
+    const { dir } = await packedRepo();
+    for (let i = 0; i < 60; i++) write(dir, `data/f${i}.csv`, csv(0.02, i * 1000));
+    expect((await tdvBin(dir, ['add', 'data'])).code).toBe(0);
+    expect((await tdvBin(dir, ['push'])).code).toBe(0);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'data');
+    const clone = newDir();
+    await git(path.dirname(clone), 'clone', '-q', dir, clone);
+    const pull = await tdvBin(clone, ['fetch'], { TDV_PROGRESS: '1' });
+    expect(pull.code, pull.stderr).toBe(0);
+    const f = lastFrame(pull.stderr, 'fetch');
+    expect(f.pct).toBe(100);
+    expect(f.done).toBe(f.total);
+  });
+});
