@@ -596,7 +596,7 @@ export class PackedRemote implements Remote {
     const name = e.kind === 'chunk' ? `chunk ${e.id}` : `object ${e.id}`;
     return new RemoteError(
       'CORRUPT_ON_REMOTE',
-      `${name} on remote "${this.name}" (${this.url}) is corrupt: its copy in ${packKey(e.pack)} ${what}; the bad bytes were discarded. Run \`tdv push --repair\` in a clone that has the data, to store it again`,
+      `${name} on remote "${this.name}" (${this.url}) is corrupt: its copy in ${packKey(e.pack)} ${what}; the bad bytes were discarded. Run \`tdv push --repair -r ${this.name}\` in a clone that has the data, to store it again`,
       { data: { oid: e.id, key: packKey(e.pack) } },
     );
   }
@@ -604,7 +604,7 @@ export class PackedRemote implements Remote {
   private corrupt(key: string, why: string): RemoteError {
     return new RemoteError(
       'CORRUPT_ON_REMOTE',
-      `remote "${this.name}" (${this.url}): ${key} is damaged: ${why}; nothing of it was used. Run \`tdv push --repair\` in a clone that has the data, to store it again`,
+      `remote "${this.name}" (${this.url}): ${key} is damaged: ${why}; nothing of it was used. Run \`tdv push --repair -r ${this.name}\` in a clone that has the data, to store it again`,
       { data: { key } },
     );
   }

@@ -75,3 +75,37 @@ describe('transfers to a packed remote: the progress bar counts what the objects
     expect(f.done).toBe(f.total);
   });
 });
+
+describe('a damaged blob on a remote that is not the default', () => {
+  it('the error names `tdv push --repair -r NAME`, and that command repairs it', async () => {
+    const { dir } = await packedRepo();
+    const other = path.join(newDir(), 'other');
+    fs.mkdirSync(other);
+    expect((await tdvBin(dir, ['remote', 'add', 'nas', other])).code).toBe(0);
+    write(dir, 'notes.csv', csv(0.1));
+    expect((await tdvBin(dir, ['add', 'notes.csv'])).code).toBe(0);
+    expect((await tdvBin(dir, ['push', '-r', 'nas'])).code).toBe(0);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'notes');
+    // One byte of the stored blob flipped.
+    const pack = fs.readdirSync(path.join(other, 'packs')).find((n) => n.endsWith('.pack'))!;
+    const file = path.join(other, 'packs', pack);
+    fs.chmodSync(file, 0o644);
+    const bytes = fs.readFileSync(file);
+    bytes[bytes.length - 10]! ^= 0xff;
+    fs.writeFileSync(file, bytes);
+
+    const clone = newDir();
+    await git(path.dirname(clone), 'clone', '-q', dir, clone);
+    const bad = await tdvBin(clone, ['pull', '-r', 'nas']);
+    expect(bad.code).toBe(1);
+    const hint = /Run `(tdv push --repair[^`]*)`/.exec(bad.stderr);
+    expect(hint?.[1], bad.stderr).toBe('tdv push --repair -r nas');
+    // The command as named (in the clone that has the data) stores it again on that remote.
+    const repair = await tdvBin(dir, hint![1]!.split(' ').slice(1));
+    expect(repair.code, repair.stderr).toBe(0);
+    const again = await tdvBin(clone, ['pull', '-r', 'nas']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(fs.readFileSync(path.join(clone, 'notes.csv'), 'utf8')).toBe(csv(0.1));
+  });
+});
