@@ -407,7 +407,12 @@ export class PackedRemote implements Remote {
     let i = 0;
     while (i < chunks.length) {
       const [sha, size] = chunks[i]!;
-      const local = this.localChunk(sha, size) ?? (spool ? this.spooled(sha, size) : undefined);
+      let local = this.localChunk(sha, size);
+      if (!local && spool) {
+        local = this.spooled(sha, size);
+        // Kept by an earlier, interrupted run: removed with this run's once the file is done.
+        if (local) spooled.push(sha);
+      }
       if (local) {
         yield local;
         i++;

@@ -1,8 +1,10 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { newDir, newRepo } from '../helpers/expect.js';
-import { git, tdvBin, write } from '../helpers/repo.js';
+import { execa } from 'execa';
+import { git, TDV_BIN, tdvBin, write } from '../helpers/repo.js';
 
 /**
  * Progress and summaries of transfers to a packed remote, where what goes on
@@ -107,5 +109,31 @@ describe('a damaged blob on a remote that is not the default', () => {
     const again = await tdvBin(clone, ['pull', '-r', 'nas']);
     expect(again.code, again.stderr).toBe(0);
     expect(fs.readFileSync(path.join(clone, 'notes.csv'), 'utf8')).toBe(csv(0.1));
+  });
+});
+
+describe('a large pull that was cut off, then run again', () => {
+  it('resumes from the kept chunks and, once the file is in the cache, removes them all', async () => {
+    const { dir } = await packedRepo();
+    write(dir, 'big.bin', crypto.randomBytes(20 << 20));
+    expect((await tdvBin(dir, ['add', 'big.bin'])).code).toBe(0);
+    expect((await tdvBin(dir, ['push'])).code).toBe(0);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'big');
+    const clone = newDir();
+    await git(path.dirname(clone), 'clone', '-q', dir, clone);
+    const spool = path.join(clone, '.tdv', 'tmp', 'chunks');
+    const count = () => (fs.existsSync(spool) ? fs.readdirSync(spool, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length : 0);
+    // Slowly, and killed once some chunks are kept.
+    const slow = execa('node', [TDV_BIN, 'pull', '--limit-rate', '2m'], { cwd: clone, reject: false });
+    while (count() < 4 && slow.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+    slow.kill('SIGKILL');
+    await slow;
+    expect(count()).toBeGreaterThanOrEqual(4);
+
+    const again = await tdvBin(clone, ['pull']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(fs.readFileSync(path.join(clone, 'big.bin')).equals(fs.readFileSync(path.join(dir, 'big.bin')))).toBe(true);
+    expect(count(), 'chunks kept in .tdv/tmp/chunks after the file is complete').toBe(0);
   });
 });
