@@ -65,6 +65,7 @@ export function transferJson(res: TransferResult): Record<string, unknown> {
     skipped: res.skipped,
     failed: res.failed.length,
     bytes: res.bytes,
+    ...(res.sent !== undefined ? { sent: res.sent } : {}),
     failures: res.failed,
     ...(res.heldBack ? { heldBack: res.heldBack } : {}),
     ...(res.runs !== undefined ? { runs: res.runs } : {}),
@@ -114,7 +115,11 @@ export function printTransfer(out: Output, res: TransferResult, verb: TransferVe
   if (res.imports && res.transferred + res.skipped + res.failed.length === 0) return;
   const there = res.skipped > 0 ? `; ${res.skipped} already there` : '';
   if (res.transferred === 0 && res.failed.length === 0) out.info(`Everything is up to date with remote "${res.remote}" (${plural(res.skipped, 'object')}).`);
-  else out.info(`${verb.done} ${plural(res.transferred, 'object')} (${formatBytes(res.bytes)}) ${verb.prep} remote "${res.remote}"${there}.`);
+  else {
+    // Packed: compressed, and only the chunks the remote lacked, so a new version of a large file says what it cost.
+    const sent = res.sent !== undefined && res.sent < res.bytes ? `; ${formatBytes(res.sent)} sent` : '';
+    out.info(`${verb.done} ${plural(res.transferred, 'object')} (${formatBytes(res.bytes)}${sent}) ${verb.prep} remote "${res.remote}"${there}.`);
+  }
 }
 
 /** The error of a transfer where any object failed (exit 1), naming the first and the retry. */

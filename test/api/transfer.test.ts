@@ -38,7 +38,7 @@ const pulled = (dir: string, opts: PullOptions & { at?: string[] } = {}) => with
 describe('push / fetch / pull (API) with a local remote', () => {
   it('push, then pull into a fresh clone with an empty cache, restores every file', async () => {
     const { dir, remote } = await origin();
-    expect(await pushed(dir)).toEqual({ remote: 'store', transferred: 5, skipped: 0, failed: [], bytes: BYTES });
+    expect(await pushed(dir)).toEqual({ remote: 'store', transferred: 5, skipped: 0, failed: [], bytes: BYTES, sent: expect.any(Number) });
     expect(remoteObjects(remote)).toEqual(ALL);
     // The packed layout (the default for a new remote): read-only packs and indexes, no plain objects.
     for (const d of ['packs', 'index']) for (const f of fs.readdirSync(path.join(remote, d))) expect(fs.statSync(path.join(remote, d, f)).mode & 0o222).toBe(0);
@@ -72,7 +72,7 @@ describe('push / fetch / pull (API) with a local remote', () => {
     const { dir, remote } = await origin();
     await pushed(dir);
     const before = state(remote);
-    expect(await pushed(dir)).toEqual({ remote: 'store', transferred: 0, skipped: 5, failed: [], bytes: 0 });
+    expect(await pushed(dir)).toEqual({ remote: 'store', transferred: 0, skipped: 5, failed: [], bytes: 0, sent: 0 });
     expect(state(remote)).toEqual(before);
   });
 

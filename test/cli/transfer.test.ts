@@ -34,7 +34,7 @@ describe('tdv push / fetch / pull: output', () => {
     const { dir } = await origin();
     const p = await tdv(dir, 'push', '--json');
     expect(p.code).toBe(0);
-    expect(JSON.parse(p.stdout)).toEqual({ remote: 'store', transferred: 5, skipped: 0, failed: 0, bytes: BYTES, failures: [] });
+    expect(JSON.parse(p.stdout)).toEqual({ remote: 'store', transferred: 5, skipped: 0, failed: 0, bytes: BYTES, sent: expect.any(Number), failures: [] });
     const b = await clone(dir);
     const r = await tdv(b, 'pull', 'data/sub/c.csv', '--json');
     expect(r.code, r.stderr).toBe(0);

@@ -137,3 +137,30 @@ describe('a large pull that was cut off, then run again', () => {
     expect(count(), 'chunks kept in .tdv/tmp/chunks after the file is complete').toBe(0);
   });
 });
+
+describe('what a push to a packed remote says it sent', () => {
+  it('a new version of a large file: the summary and --json say the few bytes sent beside the object size', async () => {
+    const { dir, remote } = await packedRepo();
+    write(dir, 'trips.csv', crypto.randomBytes(8 << 20));
+    expect((await tdvBin(dir, ['add', 'trips.csv'])).code).toBe(0);
+    expect((await tdvBin(dir, ['push'])).code).toBe(0);
+    const packs = () => fs.readdirSync(path.join(remote, 'packs')).reduce((n, f) => n + fs.statSync(path.join(remote, 'packs', f)).size, 0);
+    const before = packs();
+    fs.appendFileSync(path.join(dir, 'trips.csv'), 'one more row\n');
+    expect((await tdvBin(dir, ['add', 'trips.csv'])).code).toBe(0);
+    const r = await tdvBin(dir, ['push', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout) as { transferred: number; bytes: number; sent: number };
+    expect(doc.transferred).toBe(1);
+    expect(doc.bytes).toBe((8 << 20) + 13);
+    // The last chunk (at most 1 MiB), the recipe and the index: what the packs grew by, and a little more.
+    expect(doc.sent).toBeGreaterThanOrEqual(packs() - before);
+    expect(doc.sent).toBeLessThan(2 << 20);
+
+    fs.appendFileSync(path.join(dir, 'trips.csv'), 'and another\n');
+    expect((await tdvBin(dir, ['add', 'trips.csv'])).code).toBe(0);
+    const human = await tdvBin(dir, ['push']);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(/^Pushed 1 object \(8\.0 MiB; [\d.]+ (B|KiB|MiB) sent\) to remote "st"\.$/m);
+  });
+});

@@ -9,6 +9,8 @@ import { downloadVerified, type Job, runJobs, type TransferFailure, type Transfe
 export interface Moved {
   done: Job[];
   failed: TransferFailure[];
+  /** Bytes sent, where that is not the objects' size (packs: compressed, only the chunks the remote lacks, and indexes). */
+  sent?: number;
 }
 
 export interface AdapterOptions {
@@ -125,9 +127,11 @@ export const packedAdapter: TransferAdapter = {
     // dealt with, not the bytes sent: compressed, and only the chunks the remote lacks, those can be a
     // small part of it (a bar stuck at 6% with an ETA of minutes after a push that is done).
     let counted = 0;
+    let sent = 0;
     const errors = await packed.putMany(
       uploads.map((j) => ({ oid: j.oid, from: store.pathOf(j.oid) })),
       {
+        onBytes: (n) => (sent += n),
         onRaw: (n) => {
           counted += n;
           opts.progress?.bytes(n);
@@ -147,7 +151,7 @@ export const packedAdapter: TransferAdapter = {
       if (err) failed.push({ oid: j.oid, path: j.path, error: err.message });
       else done.push(j);
     }
-    return { done, failed };
+    return { done, failed, sent };
   },
   async download(remote, store, downloads, opts) {
     const packed = remote as PackedRemote;

@@ -98,6 +98,8 @@ export async function planPush(remote: Remote, wanted: Wanted, opts: PushPlanOpt
 export interface PushOutcome {
   transferred: number;
   bytes: number;
+  /** Bytes sent: `bytes` in the plain layout; in the packed one, what went into packs and indexes. */
+  sent: number;
   failed: TransferFailure[];
   heldBack?: { path: string; missing: number }[];
 }
@@ -116,7 +118,7 @@ export interface ExecuteOptions {
  * are all there.
  */
 export async function executePush(remote: Remote, store: ObjectStore, plan: PushPlan, opts: ExecuteOptions): Promise<PushOutcome> {
-  const out: PushOutcome = { transferred: 0, bytes: 0, failed: [...plan.failed] };
+  const out: PushOutcome = { transferred: 0, bytes: 0, sent: 0, failed: [...plan.failed] };
   const { onRemote } = plan;
   let uploads = plan.uploads;
   // An object hard-linked into a workspace may have been written through the link: its
@@ -137,6 +139,7 @@ export async function executePush(remote: Remote, store: ObjectStore, plan: Push
     onRemote.add(j.oid);
     out.bytes += j.size;
   }
+  out.sent += files.sent ?? files.done.reduce((n, j) => n + j.size, 0);
   out.transferred += files.done.length;
   // No cache check per object up front: a missing source is rare, and explained here.
   for (const f of files.failed) {
@@ -163,6 +166,7 @@ export async function executePush(remote: Remote, store: ObjectStore, plan: Push
   const manifests = await adapter.upload(remote, store, ready, opts);
   out.transferred += manifests.done.length;
   for (const j of manifests.done) out.bytes += j.size;
+  out.sent += manifests.sent ?? manifests.done.reduce((n, j) => n + j.size, 0);
   out.failed.push(...manifests.failed);
   return out;
 }

@@ -49,8 +49,10 @@ export interface TransferResult {
   /** Objects that were already there. */
   skipped: number;
   failed: TransferFailure[];
-  /** Bytes moved. */
+  /** Bytes moved: the size of the objects. */
   bytes: number;
+  /** Push: bytes sent to the remote (in the packed layout compressed, only the chunks it lacked, and its indexes). */
+  sent?: number;
   /** With `dry`: what would be moved. */
   planned?: Job[];
   /**
@@ -83,7 +85,7 @@ export async function pushSelected(repo: Repo, remote: Remote, selected: readonl
     return { ...res, failed: plan.failed, planned: [...plan.uploads, ...manifests] };
   }
   const done = await executePush(remote, store, plan, { jobs, progress: opts.progress, repair: opts.repair, beforeUpload: opts.beforeUpload });
-  return { ...res, transferred: done.transferred, bytes: done.bytes, failed: done.failed, ...(done.heldBack ? { heldBack: done.heldBack } : {}) };
+  return { ...res, transferred: done.transferred, bytes: done.bytes, sent: done.sent, failed: done.failed, ...(done.heldBack ? { heldBack: done.heldBack } : {}) };
 }
 
 /**
