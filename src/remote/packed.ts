@@ -306,7 +306,7 @@ export class PackedRemote implements Remote {
       for (const it of items) {
         try {
           // Repairing: every blob is sent again, chunks too (a damaged chunk breaks every file using it).
-          if ((opts.repair || !whole(cat, it.oid)) && !session.has(it.oid)) await this.packOne(it.oid, it.from, opts.repair ? new Map() : cat, session, opts.onRaw);
+          if ((opts.repair || !whole(cat, it.oid)) && !session.hasWhole(it.oid)) await this.packOne(it.oid, it.from, opts.repair ? new Map() : cat, session, opts.onRaw);
         } catch (err) {
           if ((err instanceof RemoteError && err.wide) || !(err instanceof TdvError)) throw err;
           failed.set(it.oid, err);
@@ -756,6 +756,8 @@ class UploadSession {
   private builder = new PackBuilder();
   private tmp: TempObject | undefined;
   private readonly added = new Set<string>();
+  /** The ids added as objects or recipes (not chunks): an object whose bytes are a chunk sent in this push is still stored as an object. */
+  private readonly addedWhole = new Set<string>();
   readonly uploaded: BlobEntry[] = [];
   readonly indexes: string[] = [];
   private inflight = new Set<Promise<void>>();
@@ -778,10 +780,15 @@ class UploadSession {
     return this.added.has(id);
   }
 
+  hasWhole(id: string): boolean {
+    return this.addedWhole.has(id);
+  }
+
   async add(id: string, kind: BlobEntry['kind'], codec: BlobEntry['codec'], raw: number, payload: Buffer, fileSize?: number): Promise<void> {
     if (this.failure) throw this.failure;
     this.builder.add(id, kind, codec, raw, payload, fileSize);
     this.added.add(id);
+    if (kind !== 'chunk') this.addedWhole.add(id);
     if (!this.tmp) {
       this.tmp = this.store.openTemp();
       this.temps.add(this.tmp.path);

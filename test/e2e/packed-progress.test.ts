@@ -164,3 +164,34 @@ describe('what a push to a packed remote says it sent', () => {
     expect(human.stdout).toMatch(/^Pushed 1 object \(8\.0 MiB; [\d.]+ (B|KiB|MiB) sent\) to remote "st"\.$/m);
   });
 });
+
+describe('a small file whose bytes are a chunk of a large file pushed with it', () => {
+  it('is stored as an object too, so a clone can pull it', async () => {
+    const { dir } = await packedRepo();
+    const big = crypto.randomBytes(6_000_000);
+    write(dir, 'a.bin', big);
+    expect((await tdvBin(dir, ['add', 'a.bin'])).code).toBe(0);
+    // The large file's first chunk, found by pushing it to a throwaway remote (its recipe is kept in the cache).
+    const scratch = path.join(newDir(), 'scratch');
+    fs.mkdirSync(scratch);
+    expect((await tdvBin(dir, ['remote', 'add', 'scratch', scratch])).code).toBe(0);
+    expect((await tdvBin(dir, ['push', '-r', 'scratch'])).code).toBe(0);
+    const recipes = fs.readdirSync(path.join(dir, '.tdv', 'cache', 'recipes'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+    const recipe = JSON.parse(fs.readFileSync(path.join(recipes[0]!.parentPath, recipes[0]!.name), 'utf8')) as { chunks: [string, number][] };
+    write(dir, 'b.bin', big.subarray(0, recipe.chunks[0]![1]));
+    expect((await tdvBin(dir, ['add', 'b.bin'])).code).toBe(0);
+
+    // Both in one push to the (empty) default remote.
+    const push = await tdvBin(dir, ['push', '--json']);
+    expect(push.code, push.stderr).toBe(0);
+    expect(JSON.parse(push.stdout)).toMatchObject({ transferred: 2, failed: 0 });
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'both');
+    const clone = newDir();
+    await git(path.dirname(clone), 'clone', '-q', dir, clone);
+    const pull = await tdvBin(clone, ['pull']);
+    expect(pull.code, pull.stderr).toBe(0);
+    expect(fs.readFileSync(path.join(clone, 'b.bin')).equals(big.subarray(0, recipe.chunks[0]![1]))).toBe(true);
+    expect(fs.readFileSync(path.join(clone, 'a.bin')).equals(big)).toBe(true);
+  });
+});
