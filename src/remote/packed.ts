@@ -212,6 +212,16 @@ export class PackedRemote implements Remote {
     return p;
   }
 
+  /**
+   * How `push --repair` writes: packed whenever the remote has a layout
+   * record, even with `layout: plain`, since readers take a packed copy
+   * before a plain one: a plain copy would leave the damaged one in use.
+   */
+  async repairMode(): Promise<'packed' | 'plain'> {
+    if (this.settings.layout === 'plain' && (await this.checkRecord())) return 'packed';
+    return this.writeMode();
+  }
+
   // ---- the Remote interface ------------------------------------------------------------------
 
   async has(oid: Oid): Promise<boolean> {
@@ -280,7 +290,7 @@ export class PackedRemote implements Remote {
       repair?: boolean;
     } = {},
   ): Promise<Map<Oid, Error>> {
-    if ((await this.writeMode()) === 'plain') {
+    if ((await (opts.repair ? this.repairMode() : this.writeMode())) === 'plain') {
       if (this.raw.putMany) return this.raw.putMany(items);
       const failed = new Map<Oid, Error>();
       await pLimit(this.jobs).map(items, async (it) => {

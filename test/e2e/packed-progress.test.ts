@@ -195,3 +195,34 @@ describe('a small file whose bytes are a chunk of a large file pushed with it', 
     expect(fs.readFileSync(path.join(clone, 'a.bin')).equals(big)).toBe(true);
   });
 });
+
+describe('push --repair on a packed remote set to layout: plain', () => {
+  it('stores the damaged object so that readers use the new copy (a plain copy was never read)', async () => {
+    const { dir, remote } = await packedRepo();
+    write(dir, 'notes.csv', csv(0.1));
+    expect((await tdvBin(dir, ['add', 'notes.csv'])).code).toBe(0);
+    expect((await tdvBin(dir, ['push'])).code).toBe(0);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'notes');
+    const pack = fs.readdirSync(path.join(remote, 'packs')).find((n) => n.endsWith('.pack'))!;
+    const file = path.join(remote, 'packs', pack);
+    fs.chmodSync(file, 0o644);
+    const bytes = fs.readFileSync(file);
+    bytes[bytes.length - 10]! ^= 0xff;
+    fs.writeFileSync(file, bytes);
+    // From now on this remote is to be written plain (say, to share it with an older tdv).
+    expect((await tdvBin(dir, ['remote', 'modify', 'st', 'layout', 'plain'])).code).toBe(0);
+    await git(dir, 'commit', '-qam', 'plain');
+
+    const clone = newDir();
+    await git(path.dirname(clone), 'clone', '-q', dir, clone);
+    const bad = await tdvBin(clone, ['pull']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('tdv push --repair -r st');
+    const repair = await tdvBin(dir, ['push', '--repair', '-r', 'st']);
+    expect(repair.code, repair.stderr).toBe(0);
+    const again = await tdvBin(clone, ['pull']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(fs.readFileSync(path.join(clone, 'notes.csv'), 'utf8')).toBe(csv(0.1));
+  });
+});

@@ -120,7 +120,7 @@ export const packedAdapter: TransferAdapter = {
   handles: (remote) => remote instanceof PackedRemote,
   async upload(remote, store, uploads, opts) {
     const packed = remote as PackedRemote;
-    if ((await packed.writeMode()) === 'plain') return basicAdapter.upload(packed.raw, store, uploads, opts);
+    if ((await (opts.repair ? packed.repairMode() : packed.writeMode())) === 'plain') return basicAdapter.upload(packed.raw, store, uploads, opts);
     const byOid = new Map<Oid, Job>();
     for (const j of uploads) byOid.set(j.oid, j);
     // The bar's total is the objects' size (the plan's), so it counts the objects' bytes as they are
