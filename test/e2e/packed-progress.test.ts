@@ -226,3 +226,26 @@ describe('push --repair on a packed remote set to layout: plain', () => {
     expect(fs.readFileSync(path.join(clone, 'notes.csv'), 'utf8')).toBe(csv(0.1));
   });
 });
+
+describe('a damaged layout record (tdv-remote.json)', () => {
+  it('names a fix that works: push --repair cannot read past it, writing the record as named does', async () => {
+    const { dir, remote } = await packedRepo();
+    write(dir, 'notes.csv', csv(0.05));
+    expect((await tdvBin(dir, ['add', 'notes.csv'])).code).toBe(0);
+    expect((await tdvBin(dir, ['push'])).code).toBe(0);
+    const record = path.join(remote, 'tdv-remote.json');
+    fs.chmodSync(record, 0o644);
+    fs.writeFileSync(record, 'garbage');
+    const bad = await tdvBin(dir, ['status', '--remote']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).not.toContain('push --repair');
+    const line = /Replace tdv-remote\.json on the remote with the line (\{.*?\}) \(/.exec(bad.stderr);
+    expect(line, bad.stderr).not.toBeNull();
+    // What the message said not to rely on indeed fails; what it names works.
+    expect((await tdvBin(dir, ['push', '--repair'])).code).toBe(1);
+    fs.writeFileSync(record, `${line![1]}\n`);
+    const ok = await tdvBin(dir, ['status', '--remote']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain('in sync');
+  });
+});
