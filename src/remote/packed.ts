@@ -617,11 +617,13 @@ export class PackedRemote implements Remote {
   }
 
   private corrupt(key: string, why: string): RemoteError {
-    // push --repair reads the layout record first, so it cannot mend that one: the record's text is given instead.
+    // push --repair reads the layout record and every index first, so it cannot mend those: each gets its own fix.
     const fix =
       key === LAYOUT_KEY
         ? `Replace ${LAYOUT_KEY} on the remote with the line ${encodeLayoutRecord().toString().trim()} (README: Remote layout)`
-        : `Run \`tdv push --repair -r ${this.name}\` in a clone that has the data, to store it again`;
+        : key.startsWith('index/')
+          ? `Move ${key} out of the remote's index/ (its packs stay, and scripts/recover-remote.py --scan-packs reads them), then run \`tdv push -r ${this.name}\` in a clone that has the data: it sends again what only that index named`
+          : `Run \`tdv push --repair -r ${this.name}\` in a clone that has the data, to store it again`;
     return new RemoteError('CORRUPT_ON_REMOTE', `remote "${this.name}" (${this.url}): ${key} is damaged: ${why}; nothing of it was used. ${fix}`, { data: { key } });
   }
 

@@ -249,3 +249,35 @@ describe('a damaged layout record (tdv-remote.json)', () => {
     expect(ok.stdout).toContain('in sync');
   });
 });
+
+describe('a damaged index', () => {
+  it('names a fix that works (push --repair, which it named, reads every index first and fails the same way)', async () => {
+    const { dir, remote } = await packedRepo();
+    write(dir, 'notes.csv', csv(0.05));
+    expect((await tdvBin(dir, ['add', 'notes.csv'])).code).toBe(0);
+    expect((await tdvBin(dir, ['push'])).code).toBe(0);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'notes');
+    const name = fs.readdirSync(path.join(remote, 'index'))[0]!;
+    const index = path.join(remote, 'index', name);
+    fs.chmodSync(index, 0o644);
+    const bytes = fs.readFileSync(index);
+    bytes[30]! ^= 0xff;
+    fs.writeFileSync(index, bytes);
+
+    const clone = newDir();
+    await git(path.dirname(clone), 'clone', '-q', dir, clone);
+    const bad = await tdvBin(clone, ['pull']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).not.toContain('push --repair');
+    expect((await tdvBin(dir, ['push', '--repair'])).code).toBe(1);
+    expect(bad.stderr).toContain(`Move index/${name} out of the remote's index/`);
+    const cmd = /then run `(tdv push[^`]*)`/.exec(bad.stderr)![1]!;
+    fs.renameSync(index, path.join(path.dirname(remote), name));
+    const push = await tdvBin(dir, cmd.split(' ').slice(1));
+    expect(push.code, push.stderr).toBe(0);
+    const again = await tdvBin(clone, ['pull']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(fs.readFileSync(path.join(clone, 'notes.csv'), 'utf8')).toBe(csv(0.05));
+  });
+});
