@@ -88,6 +88,8 @@ const DOWNLOAD_ATTEMPTS = 3;
  */
 export class PackedRemote implements Remote {
   readonly packed = true;
+  /** Bytes read from the remote by this command (packs, indexes, plain objects), for "received" in summaries. */
+  received = 0;
   private catalogP: Promise<Map<string, BlobEntry>> | undefined;
   private indexNames = new Set<string>();
   private writeModeP: Promise<'packed' | 'plain'> | undefined;
@@ -379,7 +381,7 @@ export class PackedRemote implements Remote {
 
   async get(oid: Oid): Promise<ObjectBody> {
     const e = whole(await this.catalog(), oid);
-    if (!e) return this.raw.get(oid);
+    if (!e) return this.counted(await this.raw.get(oid));
     await loadCodec();
     if (e.kind !== 'recipe') {
       const bytes = await this.readBlob(e);
@@ -481,7 +483,7 @@ export class PackedRemote implements Remote {
    */
   private async *streamBlobs(pack: string, end: number, entries: readonly BlobEntry[]): AsyncGenerator<Buffer> {
     const start = entries[0]!.offset;
-    const body = await this.raw.getKey(packKey(pack), { start, end });
+    const body = this.counted(await this.raw.getKey(packKey(pack), { start, end }));
     let buf: Buffer = Buffer.alloc(0);
     let base = start; // the pack offset of buf[0]
     let e = 0;
@@ -591,7 +593,7 @@ export class PackedRemote implements Remote {
 
   /** A key's bytes (or a range), at most `max` of them. */
   private async readKey(key: string, max: number, range?: ByteRange): Promise<Buffer> {
-    const body = await this.raw.getKey(key, range);
+    const body = this.counted(await this.raw.getKey(key, range));
     if (body.size !== undefined && body.size > max) {
       await body[Symbol.asyncIterator]().return?.();
       throw this.corrupt(key, `it is ${body.size} bytes, more than the ${max} expected`);
@@ -743,8 +745,29 @@ export class PackedRemote implements Remote {
   putKey(key: string, from: KeySource, onBytes?: OnBytes): Promise<void> {
     return this.raw.putKey(key, from, onBytes);
   }
-  getKey(key: string, range?: ByteRange): Promise<ObjectBody> {
-    return this.raw.getKey(key, range);
+  async getKey(key: string, range?: ByteRange): Promise<ObjectBody> {
+    return this.counted(await this.raw.getKey(key, range));
+  }
+
+  /** `body`, its bytes added to `received` as they are read; its size and return() kept. */
+  private counted(body: ObjectBody): ObjectBody {
+    const add = (n: number) => (this.received += n);
+    return {
+      size: body.size,
+      [Symbol.asyncIterator]() {
+        const it = body[Symbol.asyncIterator]();
+        return {
+          async next() {
+            const r = await it.next();
+            if (!r.done) add(r.value.length);
+            return r;
+          },
+          async return(value?: unknown) {
+            return it.return ? it.return(value) : { done: true as const, value: undefined };
+          },
+        };
+      },
+    };
   }
   listKeys(dir: string, max?: number) {
     return this.raw.listKeys(dir, max);

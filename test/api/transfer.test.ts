@@ -104,7 +104,7 @@ describe('push / fetch / pull (API) with a local remote', () => {
     const { dir } = await origin();
     await pushed(dir);
     const b = await clone(dir);
-    expect(await withRepo(b, (r) => fetch(r, { targets: abs(b, 'model.bin.tdv') }))).toEqual({ remote: 'store', transferred: 1, skipped: 0, failed: [], bytes: 7 });
+    expect(await withRepo(b, (r) => fetch(r, { targets: abs(b, 'model.bin.tdv') }))).toEqual({ remote: 'store', transferred: 1, skipped: 0, failed: [], bytes: 7, received: expect.any(Number) });
     expect(fs.existsSync(path.join(b, 'model.bin'))).toBe(false);
     expect((await withRepo(b, (r) => checkout(r, { targets: abs(b, 'model.bin') }))).restored).toEqual(['model.bin']);
     expect(read(b, 'model.bin')).toBe('weights');

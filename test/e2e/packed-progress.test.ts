@@ -281,3 +281,31 @@ describe('a damaged index', () => {
     expect(fs.readFileSync(path.join(clone, 'notes.csv'), 'utf8')).toBe(csv(0.05));
   });
 });
+
+describe('what a pull from a packed remote says it received', () => {
+  it('a new version of a large file into a cache holding the first: a few chunks received, said beside the size', async () => {
+    const { dir } = await packedRepo();
+    const v1 = crypto.randomBytes(8 << 20);
+    write(dir, 'trips.csv', v1);
+    expect((await tdvBin(dir, ['add', 'trips.csv'])).code).toBe(0);
+    expect((await tdvBin(dir, ['push'])).code).toBe(0);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'v1');
+    const clone = newDir();
+    await git(path.dirname(clone), 'clone', '-q', dir, clone);
+    const first = await tdvBin(clone, ['pull', '--json']);
+    expect(first.code, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout).received).toBeGreaterThanOrEqual(8 << 20);
+
+    fs.appendFileSync(path.join(dir, 'trips.csv'), 'one more row\n');
+    expect((await tdvBin(dir, ['add', 'trips.csv'])).code).toBe(0);
+    expect((await tdvBin(dir, ['push'])).code).toBe(0);
+    await git(dir, 'commit', '-qam', 'v2');
+    await git(clone, 'pull', '-q', 'origin', 'main');
+    const second = await tdvBin(clone, ['pull']);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toMatch(/^Fetched 1 object \(8\.0 MiB; [\d.]+ (B|KiB|MiB) received\) from remote "st"\.$/m);
+    const got = /; ([\d.]+) (B|KiB|MiB) received/.exec(second.stdout)!;
+    expect(Number(got[1]) * { B: 1, KiB: 1024, MiB: 1 << 20 }[got[2] as 'B']).toBeLessThan(2 << 20);
+  });
+});

@@ -11,6 +11,8 @@ export interface Moved {
   failed: TransferFailure[];
   /** Bytes sent, where that is not the objects' size (packs: compressed, only the chunks the remote lacks, and indexes). */
   sent?: number;
+  /** Bytes received, where that is not the objects' size (packs: compressed, only chunks the cache lacks). */
+  received?: number;
 }
 
 export interface AdapterOptions {
@@ -155,6 +157,7 @@ export const packedAdapter: TransferAdapter = {
   },
   async download(remote, store, downloads, opts) {
     const packed = remote as PackedRemote;
+    const before = packed.received;
     // As for uploads: the bar counts each object's size once it is in the cache, not the (compressed) bytes read.
     const got = await packed.fetchPacked(downloads, {
       jobs: opts.jobs,
@@ -165,6 +168,7 @@ export const packedAdapter: TransferAdapter = {
     });
     const rest = await basicAdapter.download(remote, store, got.rest, opts);
     return {
+      received: packed.received - before,
       done: [...got.done, ...rest.done],
       failed: [...got.failed.map(({ job, error }) => ({ oid: job.oid, path: job.path, error: error.message })), ...rest.failed],
     };

@@ -53,6 +53,8 @@ export interface TransferResult {
   bytes: number;
   /** Push: bytes sent to the remote (in the packed layout compressed, only the chunks it lacked, and its indexes). */
   sent?: number;
+  /** Fetch: bytes received from the remote (in the packed layout compressed, only the chunks the cache lacked). */
+  received?: number;
   /** With `dry`: what would be moved. */
   planned?: Job[];
   /**
@@ -136,6 +138,7 @@ export async function fetchSelected(repo: Repo, remote: Remote, selected: readon
   const failedManifests = new Map<Oid, TransferFailure>(first.failed.map((f) => [f.oid, f]));
   res.transferred += first.done.length;
   for (const j of first.done) res.bytes += j.size;
+  res.received = first.received ?? first.done.reduce((n, j) => n + j.size, 0);
   res.failed.push(...first.failed);
 
   const corrupt = new Map<Oid, string>();
@@ -152,6 +155,7 @@ export async function fetchSelected(repo: Repo, remote: Remote, selected: readon
   const files = await adapter.download(remote, store, downloads, { jobs, progress: opts.progress });
   res.transferred += files.done.length;
   for (const j of files.done) res.bytes += j.size;
+  res.received += files.received ?? files.done.reduce((n, j) => n + j.size, 0);
   res.failed.push(...files.failed);
   return res;
 }
