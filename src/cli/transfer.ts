@@ -66,6 +66,7 @@ export function transferJson(res: TransferResult): Record<string, unknown> {
     failed: res.failed.length,
     bytes: res.bytes,
     ...(res.sent !== undefined ? { sent: res.sent } : {}),
+    ...(res.received !== undefined ? { received: res.received } : {}),
     failures: res.failed,
     ...(res.heldBack ? { heldBack: res.heldBack } : {}),
     ...(res.runs !== undefined ? { runs: res.runs } : {}),
@@ -116,7 +117,9 @@ export function printTransfer(out: Output, res: TransferResult, verb: TransferVe
   const there = res.skipped > 0 ? `; ${res.skipped} already there` : '';
   if (res.transferred === 0 && res.failed.length === 0) out.info(`Everything is up to date with remote "${res.remote}" (${plural(res.skipped, 'object')}).`);
   else {
-    const sent = res.sent !== undefined ? `; ${formatBytes(res.sent)} sent` : '';
+    // Packed: compressed, and only the chunks the remote lacked, so a new version of a large file says what it cost.
+    const sent =
+      res.sent !== undefined && res.sent < res.bytes ? `; ${formatBytes(res.sent)} sent` : res.received !== undefined && res.received < res.bytes ? `; ${formatBytes(res.received)} received` : '';
     out.info(`${verb.done} ${plural(res.transferred, 'object')} (${formatBytes(res.bytes)}${sent}) ${verb.prep} remote "${res.remote}"${there}.`);
   }
 }

@@ -121,6 +121,8 @@ export interface CollectResult {
  */
 export class PackedRemote implements Remote {
   readonly packed = true;
+  /** Bytes read from the remote by this command (packs, indexes, plain objects), for "received" in summaries. */
+  received = 0;
   private catalogP: Promise<Map<string, BlobEntry>> | undefined;
   private indexNames = new Set<string>();
   private writeModeP: Promise<'packed' | 'plain'> | undefined;
@@ -245,6 +247,16 @@ export class PackedRemote implements Remote {
     return p;
   }
 
+  /**
+   * How `push --repair` writes: packed whenever the remote has a layout
+   * record, even with `layout: plain`, since readers take a packed copy
+   * before a plain one: a plain copy would leave the damaged one in use.
+   */
+  async repairMode(): Promise<'packed' | 'plain'> {
+    if (this.settings.layout === 'plain' && (await this.checkRecord())) return 'packed';
+    return this.writeMode();
+  }
+
   // ---- the Remote interface ------------------------------------------------------------------
 
   async has(oid: Oid): Promise<boolean> {
@@ -301,14 +313,28 @@ export class PackedRemote implements Remote {
    * one by one. Returns the failures by object; a failure of the remote
    * itself is thrown. Done means readable: every pack and its index written.
    */
-  async putMany(items: readonly { oid: Oid; from: string }[], opts: { onBytes?: OnBytes; onItem?: (oid: Oid) => void; repair?: boolean } = {}): Promise<Map<Oid, Error>> {
+  async putMany(
+    items: readonly { oid: Oid; from: string }[],
+    opts: {
+      /** Bytes sent (packs, indexes: compressed, only what the remote lacks). */
+      onBytes?: OnBytes;
+      /** Bytes of the objects dealt with so far (a large file's chunks as they are packed or found there), for progress. */
+      onRaw?: (n: number) => void;
+      /** One object done, or failed. */
+      onItem?: (oid: Oid) => void;
+      repair?: boolean;
+    } = {},
+  ): Promise<Map<Oid, Error>> {
     if (items.length === 0) return new Map();
-    if ((await this.writeMode()) === 'plain') {
+    if ((await (opts.repair ? this.repairMode() : this.writeMode())) === 'plain') {
       if (this.raw.putMany) return this.raw.putMany(items);
       const failed = new Map<Oid, Error>();
       await pLimit(this.jobs).map(items, async (it) => {
         try {
-          await this.raw.put(it.oid, it.from, fs.statSync(it.from).size, opts.onBytes);
+          await this.raw.put(it.oid, it.from, fs.statSync(it.from).size, (n) => {
+            opts.onBytes?.(n);
+            opts.onRaw?.(n);
+          });
         } catch (err) {
           if (err instanceof RemoteError && err.wide) throw err;
           failed.set(it.oid, err as Error);
@@ -326,7 +352,7 @@ export class PackedRemote implements Remote {
       for (const it of items) {
         try {
           // Repairing: every blob is sent again, chunks too (a damaged chunk breaks every file using it).
-          if ((opts.repair || !whole(cat, it.oid)) && !session.has(it.oid)) await this.packOne(it.oid, it.from, opts.repair ? new Map() : cat, session);
+          if ((opts.repair || !whole(cat, it.oid)) && !session.hasWhole(it.oid)) await this.packOne(it.oid, it.from, opts.repair ? new Map() : cat, session, opts.onRaw);
         } catch (err) {
           if ((err instanceof RemoteError && err.wide) || !(err instanceof TdvError)) throw err;
           failed.set(it.oid, err);
@@ -345,7 +371,7 @@ export class PackedRemote implements Remote {
   }
 
   /** One cache object into the session's packs: chunked when large, else whole. */
-  private async packOne(oid: Oid, from: string, cat: Map<string, BlobEntry>, session: UploadSession): Promise<void> {
+  private async packOne(oid: Oid, from: string, cat: Map<string, BlobEntry>, session: UploadSession, onRaw?: (n: number) => void): Promise<void> {
     const st = fs.statSync(from, { throwIfNoEntry: false });
     if (!st) throw new TdvError('MISSING_OBJECT', `object ${oid} is not in the cache`);
     if (!st.isFile()) throw new TdvError('NOT_A_FILE', `cache object ${from} is not a regular file; \`tdv fsck\` moves it aside`);
@@ -359,9 +385,12 @@ export class PackedRemote implements Remote {
       const encodeChunk = fileEncoder(c);
       for await (const ch of chunkFile(from)) {
         chunks.push([ch.sha256, ch.size]);
-        if (cat.has(ch.sha256) || session.has(ch.sha256)) continue;
-        const enc = encodeChunk(ch.data);
-        await session.add(ch.sha256, 'chunk', enc.codec, ch.size, enc.bytes);
+        if (!cat.has(ch.sha256) && !session.has(ch.sha256)) {
+          const enc = encodeChunk(ch.data);
+          // Waits while packs upload, so what is counted keeps pace with what is sent.
+          await session.add(ch.sha256, 'chunk', enc.codec, ch.size, enc.bytes);
+        }
+        onRaw?.(ch.size);
       }
       const size = chunks.reduce((n, x) => n + x[1], 0);
       if (size !== st.size) throw new TdvError('CHANGED_WHILE_ADDING', `cache object ${from} changed size while it was pushed; run \`tdv fsck\``);
@@ -373,7 +402,10 @@ export class PackedRemote implements Remote {
     }
     if (st.size > MAX_BLOB) {
       // Chunking is off: a large file stays one plain object.
-      await this.raw.put(oid, from, st.size, session.onBytes);
+      await this.raw.put(oid, from, st.size, (n) => {
+        session.onBytes?.(n);
+        onRaw?.(n);
+      });
       return;
     }
     const data = readObjectFileSync(from);
@@ -384,14 +416,14 @@ export class PackedRemote implements Remote {
 
   async get(oid: Oid): Promise<ObjectBody> {
     const e = whole(await this.catalog(), oid);
-    if (!e) return this.raw.get(oid);
+    if (!e) return this.counted(await this.raw.get(oid));
     await loadCodec();
     if (e.kind !== 'recipe') {
       const bytes = await this.readBlob(e);
       return Object.assign(one(bytes), { size: bytes.length });
     }
     const recipe = await this.readRecipe(e);
-    return Object.assign(this.assemble(oid, recipe), { size: recipe.size });
+    return Object.assign(this.assemble(oid, recipe, packKey(e.pack)), { size: recipe.size });
   }
 
   /** A recipe from the remote, checked (the local copy is written when it is first read: the local chunk index). */
@@ -414,7 +446,7 @@ export class PackedRemote implements Remote {
    * verified chunk in the cache's tmp/chunks until the end, so an
    * interrupted pull resumes with what it already received.
    */
-  private async *assemble(oid: Oid, recipe: Recipe): AsyncGenerator<Uint8Array> {
+  private async *assemble(oid: Oid, recipe: Recipe, recipeKey: string): AsyncGenerator<Uint8Array> {
     const cat = await this.catalog();
     const spool = recipe.size >= SPOOL_MIN;
     const spooled: string[] = [];
@@ -422,14 +454,19 @@ export class PackedRemote implements Remote {
     let i = 0;
     while (i < chunks.length) {
       const [sha, size] = chunks[i]!;
-      const local = this.localChunk(sha, size) ?? (spool ? this.spooled(sha, size) : undefined);
+      let local = this.localChunk(sha, size);
+      if (!local && spool) {
+        local = this.spooled(sha, size);
+        // Kept by an earlier, interrupted run: removed with this run's once the file is done.
+        if (local) spooled.push(sha);
+      }
       if (local) {
         yield local;
         i++;
         continue;
       }
       const first = cat.get(sha);
-      if (!first || first.kind === 'recipe') throw this.corrupt(LAYOUT_KEY, `object ${oid} names chunk ${sha}, which no index of the remote holds`);
+      if (!first || first.kind === 'recipe') throw this.corrupt(recipeKey, `the recipe of ${oid} names chunk ${sha}, which no index of the remote holds`);
       let j = i + 1;
       let end = first.offset + first.length;
       while (j < chunks.length && end - first.offset < MAX_RUN) {
@@ -481,7 +518,7 @@ export class PackedRemote implements Remote {
    */
   private async *streamBlobs(pack: string, end: number, entries: readonly BlobEntry[]): AsyncGenerator<Buffer> {
     const start = entries[0]!.offset;
-    const body = await this.raw.getKey(packKey(pack), { start, end });
+    const body = this.counted(await this.raw.getKey(packKey(pack), { start, end }));
     let buf: Buffer = Buffer.alloc(0);
     let base = start; // the pack offset of buf[0]
     let e = 0;
@@ -591,7 +628,7 @@ export class PackedRemote implements Remote {
 
   /** A key's bytes (or a range), at most `max` of them. */
   private async readKey(key: string, max: number, range?: ByteRange): Promise<Buffer> {
-    const body = await this.raw.getKey(key, range);
+    const body = this.counted(await this.raw.getKey(key, range));
     if (body.size !== undefined && body.size > max) {
       await body[Symbol.asyncIterator]().return?.();
       throw this.corrupt(key, `it is ${body.size} bytes, more than the ${max} expected`);
@@ -611,17 +648,20 @@ export class PackedRemote implements Remote {
     const name = e.kind === 'chunk' ? `chunk ${e.id}` : `object ${e.id}`;
     return new RemoteError(
       'CORRUPT_ON_REMOTE',
-      `${name} on remote "${this.name}" (${this.url}) is corrupt: its copy in ${packKey(e.pack)} ${what}; the bad bytes were discarded. Run \`tdv push --repair\` in a clone that has the data, to store it again`,
+      `${name} on remote "${this.name}" (${this.url}) is corrupt: its copy in ${packKey(e.pack)} ${what}; the bad bytes were discarded. Run \`tdv push --repair -r ${this.name}\` in a clone that has the data, to store it again`,
       { data: { oid: e.id, key: packKey(e.pack) } },
     );
   }
 
   private corrupt(key: string, why: string): RemoteError {
-    return new RemoteError(
-      'CORRUPT_ON_REMOTE',
-      `remote "${this.name}" (${this.url}): ${key} is damaged: ${why}; nothing of it was used. Run \`tdv push --repair\` in a clone that has the data, to store it again`,
-      { data: { key } },
-    );
+    // push --repair reads the layout record and every index first, so it cannot mend those: each gets its own fix.
+    const fix =
+      key === LAYOUT_KEY
+        ? `Replace ${LAYOUT_KEY} on the remote with the line ${encodeLayoutRecord().toString().trim()} (README: Remote layout)`
+        : key.startsWith('index/')
+          ? `Move ${key} out of the remote's index/ (its packs stay, and scripts/recover-remote.py --scan-packs reads them), then run \`tdv push -r ${this.name}\` in a clone that has the data: it sends again what only that index named`
+          : `Run \`tdv push --repair -r ${this.name}\` in a clone that has the data, to store it again`;
+    return new RemoteError('CORRUPT_ON_REMOTE', `remote "${this.name}" (${this.url}): ${key} is damaged: ${why}; nothing of it was used. ${fix}`, { data: { key } });
   }
 
   /**
@@ -632,7 +672,7 @@ export class PackedRemote implements Remote {
    */
   async fetchPacked<J extends { oid: Oid; size: number; path: string }>(
     jobs: readonly J[],
-    opts: { jobs: number; onBytes?: OnBytes; onItem?: () => void },
+    opts: { jobs: number; onBytes?: OnBytes; onItem?: (job: J, ok: boolean) => void },
   ): Promise<{ rest: J[]; done: J[]; failed: { job: J; error: Error }[] }> {
     const cat = await this.catalog();
     const rest: J[] = [];
@@ -673,14 +713,19 @@ export class PackedRemote implements Remote {
         bytes = await this.readRange(pack, { start, end });
       } catch (err) {
         if ((err instanceof RemoteError && err.wide) || !(err instanceof TdvError)) throw err;
-        for (const { job } of items) failed.push({ job, error: err });
+        for (const { job } of items) {
+          failed.push({ job, error: err });
+          opts.onItem?.(job, false);
+        }
         return;
       }
       opts.onBytes?.(bytes.length);
       for (const { job, e } of items) {
+        let ok = false;
         try {
           if (this.store.has(job.oid)) {
             done.push(job);
+            ok = true;
             continue;
           }
           const data = this.decodeBlob(e, bytes.subarray(e.offset - start, e.offset - start + e.length));
@@ -696,11 +741,12 @@ export class PackedRemote implements Remote {
             throw err;
           }
           done.push(job);
+          ok = true;
         } catch (err) {
           if (!(err instanceof TdvError)) throw err;
           failed.push({ job, error: err });
         } finally {
-          opts.onItem?.();
+          opts.onItem?.(job, ok);
         }
       }
     });
@@ -1029,8 +1075,29 @@ export class PackedRemote implements Remote {
   putKey(key: string, from: KeySource, onBytes?: OnBytes): Promise<void> {
     return this.raw.putKey(key, from, onBytes);
   }
-  getKey(key: string, range?: ByteRange): Promise<ObjectBody> {
-    return this.raw.getKey(key, range);
+  async getKey(key: string, range?: ByteRange): Promise<ObjectBody> {
+    return this.counted(await this.raw.getKey(key, range));
+  }
+
+  /** `body`, its bytes added to `received` as they are read; its size and return() kept. */
+  private counted(body: ObjectBody): ObjectBody {
+    const add = (n: number) => (this.received += n);
+    return {
+      size: body.size,
+      [Symbol.asyncIterator]() {
+        const it = body[Symbol.asyncIterator]();
+        return {
+          async next() {
+            const r = await it.next();
+            if (!r.done) add(r.value.length);
+            return r;
+          },
+          async return(value?: unknown) {
+            return it.return ? it.return(value) : { done: true as const, value: undefined };
+          },
+        };
+      },
+    };
   }
   listKeys(dir: string, max?: number) {
     return this.raw.listKeys(dir, max);
@@ -1055,6 +1122,8 @@ class UploadSession {
   private builder = new PackBuilder();
   private tmp: TempObject | undefined;
   private readonly added = new Set<string>();
+  /** The ids added as objects or recipes (not chunks): an object whose bytes are a chunk sent in this push is still stored as an object. */
+  private readonly addedWhole = new Set<string>();
   readonly uploaded: BlobEntry[] = [];
   readonly indexes: string[] = [];
   private inflight = new Set<Promise<void>>();
@@ -1082,10 +1151,15 @@ class UploadSession {
     return this.added.has(id);
   }
 
+  hasWhole(id: string): boolean {
+    return this.addedWhole.has(id);
+  }
+
   async add(id: string, kind: BlobEntry['kind'], codec: BlobEntry['codec'], raw: number, payload: Buffer, fileSize?: number): Promise<void> {
     if (this.failure) throw this.failure;
     this.builder.add(id, kind, codec, raw, payload, fileSize);
     this.added.add(id);
+    if (kind !== 'chunk') this.addedWhole.add(id);
     if (!this.tmp) {
       this.tmp = this.store.openTemp();
       this.temps.add(this.tmp.path);

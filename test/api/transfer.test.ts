@@ -73,7 +73,7 @@ describe('push / fetch / pull (API) with a local remote', () => {
     const { dir, remote } = await origin();
     await pushed(dir);
     const before = state(remote);
-    expect(await pushed(dir)).toEqual({ remote: 'store', transferred: 0, skipped: 5, failed: [], bytes: 0 });
+    expect(await pushed(dir)).toEqual({ remote: 'store', transferred: 0, skipped: 5, failed: [], bytes: 0, sent: 0 });
     expect(state(remote)).toEqual(before);
   });
 
@@ -105,7 +105,7 @@ describe('push / fetch / pull (API) with a local remote', () => {
     const { dir } = await origin();
     await pushed(dir);
     const b = await clone(dir);
-    expect(await withRepo(b, (r) => fetch(r, { targets: abs(b, 'model.bin.tdv') }))).toEqual({ remote: 'store', transferred: 1, skipped: 0, failed: [], bytes: 7 });
+    expect(await withRepo(b, (r) => fetch(r, { targets: abs(b, 'model.bin.tdv') }))).toEqual({ remote: 'store', transferred: 1, skipped: 0, failed: [], bytes: 7, received: expect.any(Number) });
     expect(fs.existsSync(path.join(b, 'model.bin'))).toBe(false);
     expect((await withRepo(b, (r) => checkout(r, { targets: abs(b, 'model.bin') }))).restored).toEqual(['model.bin']);
     expect(read(b, 'model.bin')).toBe('weights');

@@ -9,8 +9,10 @@ import { downloadVerified, type Job, runJobs, type TransferFailure, type Transfe
 export interface Moved {
   done: Job[];
   failed: TransferFailure[];
-  /** Bytes that went over the wire, when they differ from the objects' sizes (packed: compressed, only new chunks). */
-  wire?: number;
+  /** Bytes sent, where that is not the objects' size (packs: compressed, only the chunks the remote lacks, and indexes). */
+  sent?: number;
+  /** Bytes received, where that is not the objects' size (packs: compressed, only chunks the cache lacks). */
+  received?: number;
 }
 
 export interface AdapterOptions {
@@ -122,16 +124,27 @@ export const packedAdapter: TransferAdapter = {
     const packed = remote as PackedRemote;
     // Nothing to send writes nothing, not even the layout record.
     if (uploads.length === 0) return { done: [], failed: [] };
-    if ((await packed.writeMode()) === 'plain') return basicAdapter.upload(packed.raw, store, uploads, opts);
-    let wire = 0;
+    if ((await (opts.repair ? packed.repairMode() : packed.writeMode())) === 'plain') return basicAdapter.upload(packed.raw, store, uploads, opts);
+    const byOid = new Map<Oid, Job>();
+    for (const j of uploads) byOid.set(j.oid, j);
+    // The bar's total is the objects' size (the plan's), so it counts the objects' bytes as they are
+    // dealt with, not the bytes sent: compressed, and only the chunks the remote lacks, those can be a
+    // small part of it (a bar stuck at 6% with an ETA of minutes after a push that is done).
+    let counted = 0;
+    let sent = 0;
     const errors = await packed.putMany(
       uploads.map((j) => ({ oid: j.oid, from: store.pathOf(j.oid) })),
       {
-        onBytes: (n) => {
-          wire += n;
+        onBytes: (n) => (sent += n),
+        onRaw: (n) => {
+          counted += n;
           opts.progress?.bytes(n);
         },
-        onItem: () => opts.progress?.files(),
+        onItem: (oid) => {
+          opts.progress?.bytes(Math.max(0, (byOid.get(oid)?.size ?? 0) - counted));
+          counted = 0;
+          opts.progress?.files();
+        },
         repair: opts.repair,
       },
     );
@@ -142,13 +155,22 @@ export const packedAdapter: TransferAdapter = {
       if (err) failed.push({ oid: j.oid, path: j.path, error: err.message });
       else done.push(j);
     }
-    return { done, failed, wire };
+    return { done, failed, sent };
   },
   async download(remote, store, downloads, opts) {
     const packed = remote as PackedRemote;
-    const got = await packed.fetchPacked(downloads, { jobs: opts.jobs, onBytes: (n) => opts.progress?.bytes(n), onItem: () => opts.progress?.files() });
+    const before = packed.received;
+    // As for uploads: the bar counts each object's size once it is in the cache, not the (compressed) bytes read.
+    const got = await packed.fetchPacked(downloads, {
+      jobs: opts.jobs,
+      onItem: (job, ok) => {
+        if (ok) opts.progress?.bytes(job.size);
+        opts.progress?.files();
+      },
+    });
     const rest = await basicAdapter.download(remote, store, got.rest, opts);
     return {
+      received: packed.received - before,
       done: [...got.done, ...rest.done],
       failed: [...got.failed.map(({ job, error }) => ({ oid: job.oid, path: job.path, error: error.message })), ...rest.failed],
     };

@@ -98,7 +98,7 @@ export async function planPush(remote: Remote, wanted: Wanted, opts: PushPlanOpt
 export interface PushOutcome {
   transferred: number;
   bytes: number;
-  /** Bytes sent over the wire (packed: compressed, only the chunks the remote lacked, plus indexes). */
+  /** Bytes sent: `bytes` in the plain layout; in the packed one, what went into packs and indexes. */
   sent: number;
   failed: TransferFailure[];
   heldBack?: { path: string; missing: number }[];
@@ -139,7 +139,7 @@ export async function executePush(remote: Remote, store: ObjectStore, plan: Push
     onRemote.add(j.oid);
     out.bytes += j.size;
   }
-  out.sent += files.wire ?? files.done.reduce((n, j) => n + j.size, 0);
+  out.sent += files.sent ?? files.done.reduce((n, j) => n + j.size, 0);
   out.transferred += files.done.length;
   // No cache check per object up front: a missing source is rare, and explained here.
   for (const f of files.failed) {
@@ -166,7 +166,7 @@ export async function executePush(remote: Remote, store: ObjectStore, plan: Push
   const manifests = await adapter.upload(remote, store, ready, opts);
   out.transferred += manifests.done.length;
   for (const j of manifests.done) out.bytes += j.size;
-  out.sent += manifests.wire ?? manifests.done.reduce((n, j) => n + j.size, 0);
+  out.sent += manifests.sent ?? manifests.done.reduce((n, j) => n + j.size, 0);
   out.failed.push(...manifests.failed);
   return out;
 }

@@ -385,7 +385,7 @@ async function fetchFromSource(repo: Repo, ext: ExternalRepo, srcPath: string, s
   try {
     // Only what is still missing (fetchSelected skips what is cached now).
     const more = await fetchFromSource(repo, next, up.path, sel, { ...opts, progress: undefined }, depth + 1);
-    return { ...res, transferred: res.transferred + more.transferred, bytes: res.bytes + more.bytes, failed: more.failed };
+    return { ...res, transferred: res.transferred + more.transferred, bytes: res.bytes + more.bytes, received: (res.received ?? 0) + (more.received ?? 0), failed: more.failed };
   } finally {
     await next.close();
   }

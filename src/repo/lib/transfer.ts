@@ -49,10 +49,12 @@ export interface TransferResult {
   /** Objects that were already there. */
   skipped: number;
   failed: TransferFailure[];
-  /** Bytes moved: the objects' sizes. */
+  /** Bytes moved: the size of the objects. */
   bytes: number;
-  /** Push: bytes actually sent, when that differs (the packed layout compresses and sends only the chunks the remote lacks). */
+  /** Push: bytes sent to the remote (in the packed layout compressed, only the chunks it lacked, and its indexes). */
   sent?: number;
+  /** Fetch: bytes received from the remote (in the packed layout compressed, only the chunks the cache lacked). */
+  received?: number;
   /** With `dry`: what would be moved. */
   planned?: Job[];
   /**
@@ -85,14 +87,7 @@ export async function pushSelected(repo: Repo, remote: Remote, selected: readonl
     return { ...res, failed: plan.failed, planned: [...plan.uploads, ...manifests] };
   }
   const done = await executePush(remote, store, plan, { jobs, progress: opts.progress, repair: opts.repair, beforeUpload: opts.beforeUpload });
-  return {
-    ...res,
-    transferred: done.transferred,
-    bytes: done.bytes,
-    ...(done.sent !== done.bytes ? { sent: done.sent } : {}),
-    failed: done.failed,
-    ...(done.heldBack ? { heldBack: done.heldBack } : {}),
-  };
+  return { ...res, transferred: done.transferred, bytes: done.bytes, sent: done.sent, failed: done.failed, ...(done.heldBack ? { heldBack: done.heldBack } : {}) };
 }
 
 /**
@@ -143,6 +138,7 @@ export async function fetchSelected(repo: Repo, remote: Remote, selected: readon
   const failedManifests = new Map<Oid, TransferFailure>(first.failed.map((f) => [f.oid, f]));
   res.transferred += first.done.length;
   for (const j of first.done) res.bytes += j.size;
+  res.received = first.received ?? first.done.reduce((n, j) => n + j.size, 0);
   res.failed.push(...first.failed);
 
   const corrupt = new Map<Oid, string>();
@@ -159,6 +155,7 @@ export async function fetchSelected(repo: Repo, remote: Remote, selected: readon
   const files = await adapter.download(remote, store, downloads, { jobs, progress: opts.progress });
   res.transferred += files.done.length;
   for (const j of files.done) res.bytes += j.size;
+  res.received += files.received ?? files.done.reduce((n, j) => n + j.size, 0);
   res.failed.push(...files.failed);
   return res;
 }
