@@ -61,6 +61,8 @@ const MAX_RUN = 16 << 20;
 /** Downloads of files at least this large keep their verified chunks until done, so a rerun resumes. */
 const SPOOL_MIN = 16 << 20;
 const DOWNLOAD_ATTEMPTS = 3;
+/** Listings of `index/` taken while indexes keep vanishing between the listing and their read. */
+const LIST_ROUNDS = 3;
 
 /**
  * A remote in the packed layout (README: "Remote layout"), or a plain one,
@@ -128,14 +130,31 @@ export class PackedRemote implements Remote {
 
   private async loadCatalog(): Promise<Map<string, BlobEntry>> {
     await this.checkRecord();
-    const keys = await this.raw.listKeys('index');
     const map = new Map<string, BlobEntry>();
-    const names: string[] = [];
-    for (const k of keys) {
-      const name = indexNameOf(k.key);
-      if (name !== undefined && k.size <= MAX_INDEX_BYTES) names.push(name);
+    let names: string[] = [];
+    let lists: { written: number; entries: BlobEntry[] }[] = [];
+    // An index listed but gone when read was replaced meanwhile (a push writes its next
+    // checkpoint before deleting the last; a repack likewise): the listing is taken again.
+    for (let round = 1; ; round++) {
+      names = [];
+      for (const k of await this.raw.listKeys('index')) {
+        const name = indexNameOf(k.key);
+        if (name !== undefined && k.size <= MAX_INDEX_BYTES) names.push(name);
+      }
+      let vanished: unknown;
+      lists = (
+        await pLimit(Math.max(2, this.jobs)).map(names, (name) =>
+          this.readIndex(name).catch((err: unknown) => {
+            if (round < LIST_ROUNDS && err instanceof RemoteError && err.code === 'OBJECT_NOT_ON_REMOTE') {
+              vanished = err;
+              return undefined;
+            }
+            throw err;
+          }),
+        )
+      ).filter((l) => l !== undefined);
+      if (!vanished) break;
     }
-    const lists = await pLimit(Math.max(2, this.jobs)).map(names, (name) => this.readIndex(name));
     // The later index's copy of a blob wins: `push --repair` writes a damaged blob again.
     lists.sort((a, b) => a.written - b.written);
     for (const { entries } of lists) for (const e of entries) add(map, e);

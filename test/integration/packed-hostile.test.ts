@@ -4,7 +4,11 @@ import zlib from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { git, tdv } from '../helpers/repo.js';
-import { expectOneLineError, newDir, sampleRepo } from '../helpers/expect.js';
+import { expectOneLineError, newDir, sampleRepo, sha } from '../helpers/expect.js';
+import { LocalRemote } from '../../src/remote/local.js';
+import { PackedRemote } from '../../src/remote/packed.js';
+import { ObjectStore } from '../../src/cache/store.js';
+import { DEFAULT_COMPRESSION } from '../../src/remote/transfer/codec.js';
 
 /**
  * A hostile packed remote (README "Remote layout") against the real bin/tdv:
@@ -36,5 +40,31 @@ describe('hostile packed remote', () => {
     const r = await tdv(b, 'pull');
     expect(r.code).toBe(1);
     expectOneLineError(r.stderr, `index/${name}.json.gz is damaged`, 'more than');
+  });
+});
+
+describe('packed remote read while another process writes it', () => {
+  it('an index that vanishes between the listing and its read (a push replacing its checkpoint) makes the reader list again, not fail', async () => {
+    const { dir, remote } = await sampleRepo({ commit: true });
+    expect((await tdv(dir, 'push')).code).toBe(0);
+    const raw = new LocalRemote('store', remote);
+    // The first listing names an index that is deleted before it is read, as a concurrent push does.
+    const gone = `index/${'c'.repeat(64)}.json.gz`;
+    let listings = 0;
+    const racing = new Proxy(raw, {
+      get(t, p, r) {
+        if (p === 'listKeys')
+          return async (d: string, max?: number) => {
+            const keys = await t.listKeys(d, max);
+            return d === 'index' && listings++ === 0 ? [...keys, { key: gone, size: 100 }] : keys;
+          };
+        const v = Reflect.get(t, p, r) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+      },
+    });
+    const store = new ObjectStore(path.join(dir, '.tdv', 'cache'), path.join(dir, '.tdv', 'tmp'));
+    const packed = new PackedRemote(racing, { layout: undefined, chunking: true, compression: DEFAULT_COMPRESSION }, store, 2);
+    expect(await packed.has(sha('weights'))).toBe(true);
+    expect(listings).toBe(2);
   });
 });
