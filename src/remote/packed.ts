@@ -130,9 +130,12 @@ export class PackedRemote implements Remote {
 
   private async loadCatalog(): Promise<Map<string, BlobEntry>> {
     await this.checkRecord();
-    const map = new Map<string, BlobEntry>();
+    let map = new Map<string, BlobEntry>();
     let names: string[] = [];
-    let lists: { written: number; entries: BlobEntry[] }[] = [];
+    // Each index is merged as it is read, so memory holds the catalog and the indexes being
+    // decoded, not every index's entries at once (many indexes naming the same blobs cost
+    // no more than one). The later index's copy of a blob wins (`push --repair` writes a
+    // damaged blob again): `written` is kept beside each entry to decide.
     // An index listed but gone when read was replaced meanwhile (a push writes its next
     // checkpoint before deleting the last; a repack likewise): the listing is taken again.
     for (let round = 1; ; round++) {
@@ -141,23 +144,24 @@ export class PackedRemote implements Remote {
         const name = indexNameOf(k.key);
         if (name !== undefined && k.size <= MAX_INDEX_BYTES) names.push(name);
       }
+      map = new Map();
+      const writtenOf = new Map<string, number>();
       let vanished: unknown;
-      lists = (
-        await pLimit(Math.max(2, this.jobs)).map(names, (name) =>
-          this.readIndex(name).catch((err: unknown) => {
-            if (round < LIST_ROUNDS && err instanceof RemoteError && err.code === 'OBJECT_NOT_ON_REMOTE') {
-              vanished = err;
-              return undefined;
-            }
-            throw err;
-          }),
-        )
-      ).filter((l) => l !== undefined);
+      await pLimit(Math.max(2, this.jobs)).map(names, async (name) => {
+        let index: { written: number; entries: BlobEntry[] };
+        try {
+          index = await this.readIndex(name);
+        } catch (err) {
+          if (round < LIST_ROUNDS && err instanceof RemoteError && err.code === 'OBJECT_NOT_ON_REMOTE') {
+            vanished = err;
+            return;
+          }
+          throw err;
+        }
+        for (const e of index.entries) add(map, e, index.written, writtenOf);
+      });
       if (!vanished) break;
     }
-    // The later index's copy of a blob wins: `push --repair` writes a damaged blob again.
-    lists.sort((a, b) => a.written - b.written);
-    for (const { entries } of lists) for (const e of entries) add(map, e);
     this.indexNames = new Set(names);
     // Indexes the remote no longer has (repacked) are dropped from the local copy.
     const keep = new Set(names.map((n) => `${this.cacheId}/${n}.json.gz`));
@@ -859,15 +863,21 @@ function whole(cat: Map<string, BlobEntry>, oid: Oid): BlobEntry | undefined {
   return e && e.kind !== 'chunk' ? e : undefined;
 }
 
+/** Which kind of blob a catalog keeps when several share an id: an object, else a recipe, else a chunk. */
+const RANK: Record<BlobEntry['kind'], number> = { chunk: 0, recipe: 1, object: 2 };
+
 /**
- * Adds an entry, replacing an earlier one of the same id (a later index's
- * copy is read: `push --repair`), except that a chunk never hides an object
- * or recipe (the same bytes, but whole() must find the object), and a recipe
- * never replaces an object (one ranged read instead of many).
+ * Adds an entry, replacing one of the same id from an index written no later
+ * (`written`, when indexes are merged in any order; without it, `e` is the
+ * newest: a later index's copy is read, `push --repair`), except that a chunk
+ * never hides an object or recipe (the same bytes, but whole() must find the
+ * object), and a recipe never replaces an object (one ranged read instead of many).
  */
-function add(map: Map<string, BlobEntry>, e: BlobEntry): void {
+function add(map: Map<string, BlobEntry>, e: BlobEntry, written = Infinity, writtenOf?: Map<string, number>): void {
   const old = map.get(e.id);
-  if (!old || (e.kind === 'chunk' ? old.kind === 'chunk' : e.kind === 'object' || old.kind !== 'object')) map.set(e.id, e);
+  if (old && (RANK[e.kind] < RANK[old.kind] || (RANK[e.kind] === RANK[old.kind] && written < (writtenOf?.get(e.id) ?? -Infinity)))) return;
+  map.set(e.id, e);
+  writtenOf?.set(e.id, written);
 }
 
 function sha256(b: Uint8Array): string {

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { createHash } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { git, tdv } from '../helpers/repo.js';
+import { git, tdv, tdvBin } from '../helpers/repo.js';
 import { expectOneLineError, newDir, sampleRepo, sha } from '../helpers/expect.js';
 import { LocalRemote } from '../../src/remote/local.js';
 import { PackedRemote } from '../../src/remote/packed.js';
@@ -40,6 +40,27 @@ describe('hostile packed remote', () => {
     const r = await tdv(b, 'pull');
     expect(r.code).toBe(1);
     expectOneLineError(r.stderr, `index/${name}.json.gz is damaged`, 'more than');
+  });
+});
+
+describe('hostile packed remote: memory', () => {
+  it('many indexes naming the same blob cost memory for one, not for all of them at once', { timeout: 120_000 }, async () => {
+    const { dir, remote } = await sampleRepo({ commit: true });
+    expect((await tdv(dir, 'push')).code).toBe(0);
+    // 12 indexes of 100,000 rows each, all one id (random numbers, so they gzip like real
+    // indexes): 1.2 million entries. Held all at once they need about 400 MB of heap.
+    for (let k = 0; k < 12; k++) {
+      const rows: string[] = [];
+      for (let i = 0; i < 100_000; i++) {
+        const n = randomInt(1e6, 6e7);
+        rows.push(`["${'a'.repeat(64)}","o",0,${randomInt(8, 1e9)},${n},${n + randomInt(0, 1e6)},"z"]`);
+      }
+      plantIndex(remote, `{"format":"tdv-index","version":1,"written":${k},"packs":["${'b'.repeat(64)}"],"blobs":[${rows.join(',')}]}`);
+    }
+    const b = await clone(dir);
+    const r = await tdvBin(b, ['pull'], { NODE_OPTIONS: '--max-old-space-size=200', PATH: process.env.PATH ?? '' });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
   });
 });
 
