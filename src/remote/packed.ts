@@ -469,7 +469,12 @@ export class PackedRemote implements Remote {
    */
   private async *streamBlobs(pack: string, end: number, entries: readonly BlobEntry[]): AsyncGenerator<Buffer> {
     const start = entries[0]!.offset;
-    const body = await this.raw.getKey(packKey(pack), { start, end });
+    let body: ObjectBody;
+    try {
+      body = await this.raw.getKey(packKey(pack), { start, end });
+    } catch (err) {
+      throw err instanceof TdvError ? this.packError(pack, err) : err;
+    }
     let buf: Buffer = Buffer.alloc(0);
     let base = start; // the pack offset of buf[0]
     let e = 0;
@@ -569,7 +574,7 @@ export class PackedRemote implements Remote {
         if (got.length === range.end - range.start) return got;
         last = new Error(`got ${got.length} of ${range.end - range.start} bytes`);
       } catch (err) {
-        if (err instanceof TdvError) throw err;
+        if (err instanceof TdvError) throw this.packError(pack, err);
         last = err;
       }
       await new Promise((r) => setTimeout(r, 100 * 2 ** (attempt - 1)));
@@ -602,6 +607,23 @@ export class PackedRemote implements Remote {
       `${name} on remote "${this.name}" (${this.url}) is corrupt: its copy in ${packKey(e.pack)} ${what}; the bad bytes were discarded. Run \`tdv push --repair\` in a clone that has the data, to store it again`,
       { data: { oid: e.id, key: packKey(e.pack) } },
     );
+  }
+
+  /**
+   * A pack an index names cannot be read: gone, or not a file. Plain `tdv push`
+   * would not send its objects again (the index still says the remote has
+   * them), so the advice is `push --repair`.
+   */
+  private packError(pack: string, err: TdvError): TdvError {
+    if (!(err instanceof RemoteError)) return err;
+    if (err.code === 'OBJECT_NOT_ON_REMOTE')
+      return new RemoteError(
+        'CORRUPT_ON_REMOTE',
+        `remote "${this.name}" (${this.url}): ${packKey(pack)} is missing, though an index names it; the objects in it cannot be read. Run \`tdv push --repair\` in a clone that has the data, to store them again`,
+        { data: { key: packKey(pack) } },
+      );
+    if (err.code === 'NOT_A_FILE') return new RemoteError('NOT_A_FILE', err.message.replace('`tdv push`', '`tdv push --repair`'), { data: { key: packKey(pack) } });
+    return err;
   }
 
   private corrupt(key: string, why: string): RemoteError {

@@ -89,3 +89,34 @@ describe('packed remote read while another process writes it', () => {
     expect(listings).toBe(2);
   });
 });
+
+describe('a pack an index names is gone or not a file', () => {
+  it('the error says `tdv push --repair` (plain `tdv push` sees the index and sends nothing), and that advice works', async () => {
+    const { dir, remote } = await sampleRepo({ commit: true });
+    expect((await tdv(dir, 'push')).code).toBe(0);
+    const packs = fs.readdirSync(path.join(remote, 'packs'));
+    // The pack holding model.bin's object.
+    const holder = packs.find((p) => fs.readFileSync(path.join(remote, 'packs', p)).includes(sha('weights')))!;
+    fs.rmSync(path.join(remote, 'packs', holder));
+    const b = await clone(dir);
+    let r = await tdvBin(b, ['pull'], { PATH: process.env.PATH ?? '' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`packs/${holder} is missing, though an index names it`);
+    expect(r.stderr).toContain('`tdv push --repair`');
+    expect(r.stderr).not.toContain('`tdv push` it');
+    // Plain push trusts the index: nothing to send.
+    expect((await tdvBin(dir, ['push'], { PATH: process.env.PATH ?? '' })).stdout).toMatch(/up to date/);
+    // Not a file (a directory where the pack was): the same advice.
+    fs.mkdirSync(path.join(remote, 'packs', holder));
+    r = await tdvBin(b, ['pull'], { PATH: process.env.PATH ?? '' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('is a directory, not a regular file');
+    expect(r.stderr).toContain('`tdv push --repair`');
+    fs.rmdirSync(path.join(remote, 'packs', holder));
+    // The advice works.
+    expect((await tdvBin(dir, ['push', '--repair'], { PATH: process.env.PATH ?? '' })).code).toBe(0);
+    r = await tdvBin(b, ['pull'], { PATH: process.env.PATH ?? '' });
+    expect(r.stderr).toBe('');
+    expect(fs.readFileSync(path.join(b, 'model.bin'), 'utf8')).toBe('weights');
+  });
+});
