@@ -780,6 +780,10 @@ class UploadSession {
   private sinceIndex = 0;
   private indexChain: Promise<void> = Promise.resolve();
   private temps = new Set<string>();
+  /** Packs sealed so far, and the entries of those uploaded out of order, by seal number. */
+  private sealed = 0;
+  private early = new Map<number, BlobEntry[]>();
+  private nextDone = 0;
 
   constructor(
     private readonly raw: Remote,
@@ -808,6 +812,7 @@ class UploadSession {
   private async seal(): Promise<void> {
     if (this.builder.count === 0 || !this.tmp) return;
     const { name, entries } = this.builder.finish();
+    const seq = this.sealed++;
     this.tmp.close();
     const file = this.tmp.path;
     this.builder = new PackBuilder();
@@ -817,7 +822,14 @@ class UploadSession {
       try {
         size = fs.statSync(file).size;
         await this.raw.putKey(packKey(name), { file }, this.onBytes);
-        this.uploaded.push(...entries);
+        // Entries become indexable in seal order only: a recipe follows its chunks, which may be
+        // in an earlier pack still uploading (or failing); an index naming the recipe before them
+        // would tell every reader, and the next push, that the remote has a file it cannot serve.
+        this.early.set(seq, entries);
+        for (let e; (e = this.early.get(this.nextDone)); this.nextDone++) {
+          this.early.delete(this.nextDone);
+          this.uploaded.push(...e);
+        }
       } finally {
         this.store.discardTemp(file);
         this.temps.delete(file);

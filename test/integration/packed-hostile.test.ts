@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { createHash, randomInt } from 'node:crypto';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { git, tdv, tdvBin } from '../helpers/repo.js';
 import { expectOneLineError, newDir, sampleRepo, sha } from '../helpers/expect.js';
@@ -118,5 +118,55 @@ describe('a pack an index names is gone or not a file', () => {
     r = await tdvBin(b, ['pull'], { PATH: process.env.PATH ?? '' });
     expect(r.stderr).toBe('');
     expect(fs.readFileSync(path.join(b, 'model.bin'), 'utf8')).toBe('weights');
+  });
+});
+
+describe('an upload whose packs finish out of order', () => {
+  it('no index names a recipe before every pack holding its chunks is uploaded: a failed earlier pack leaves the file absent, so the next push sends it', async () => {
+    const { dir, remote } = await sampleRepo({ commit: true });
+    // Random bytes: two packs of chunks, the second (smaller, with the recipe) uploads faster.
+    const big = randomBytes(6 << 20);
+    fs.writeFileSync(path.join(dir, 'big.bin'), big);
+    expect((await tdv(dir, 'add', 'big.bin')).code).toBe(0);
+    const oid = createHash('sha256').update(big).digest('hex');
+    const raw = new LocalRemote('store', remote);
+    let packs = 0;
+    let indexWritten: () => void = () => undefined;
+    const indexed = new Promise<void>((r) => (indexWritten = r));
+    let secondDone: () => void = () => undefined;
+    const second = new Promise<void>((r) => (secondDone = r));
+    const flaky = new Proxy(raw, {
+      get(t, p, r) {
+        if (p === 'putKey')
+          return async (key: string, from: Parameters<LocalRemote['putKey']>[1], onBytes?: (n: number) => void) => {
+            if (key.startsWith('index/')) indexWritten();
+            if (!key.startsWith('packs/')) return t.putKey(key, from, onBytes);
+            const n = ++packs;
+            if (n === 1) {
+              // The first pack is slow, then its connection drops: after the second is up,
+              // and after an index was written or half a second passed.
+              await second;
+              await Promise.race([indexed, new Promise((res) => setTimeout(res, 500))]);
+              throw new Error('connection reset');
+            }
+            await t.putKey(key, from, onBytes);
+            if (n === 2) secondDone();
+          };
+        const v = Reflect.get(t, p, r) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+      },
+    });
+    const store = new ObjectStore(path.join(dir, '.tdv', 'cache'), path.join(dir, '.tdv', 'tmp'));
+    const settings = { layout: undefined, chunking: true, compression: DEFAULT_COMPRESSION };
+    await expect(new PackedRemote(flaky, settings, store, 2).putMany([{ oid, from: store.pathOf(oid) }])).rejects.toThrow('connection reset');
+    expect(packs).toBe(2);
+    // A reader (or the next push) must not believe the remote has the file.
+    const fresh = new PackedRemote(new LocalRemote('store', remote), settings, store, 2);
+    expect(await fresh.has(oid)).toBe(false);
+    expect(await fresh.putMany([{ oid, from: store.pathOf(oid) }])).toEqual(new Map());
+    const body = await new PackedRemote(new LocalRemote('store', remote), settings, new ObjectStore(path.join(newDir(), 'c'), path.join(newDir(), 't')), 2).get(oid);
+    const parts: Buffer[] = [];
+    for await (const b of body) parts.push(Buffer.from(b));
+    expect(createHash('sha256').update(Buffer.concat(parts)).digest('hex')).toBe(oid);
   });
 });
