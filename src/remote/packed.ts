@@ -410,7 +410,12 @@ export class PackedRemote implements Remote {
     let i = 0;
     while (i < chunks.length) {
       const [sha, size] = chunks[i]!;
-      const local = this.localChunk(sha, size) ?? (spool ? this.spooled(sha, size) : undefined);
+      let local = this.localChunk(sha, size);
+      if (!local && spool) {
+        local = this.spooled(sha, size);
+        // Kept by an earlier, interrupted run: removed with this run's own once the file is whole.
+        if (local) spooled.push(sha);
+      }
       if (local) {
         yield local;
         i++;

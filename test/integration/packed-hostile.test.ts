@@ -170,3 +170,41 @@ describe('an upload whose packs finish out of order', () => {
     expect(createHash('sha256').update(Buffer.concat(parts)).digest('hex')).toBe(oid);
   });
 });
+
+describe('a resumed pull of a large chunked file', () => {
+  it('removes the chunks a killed run kept once the file is in the cache, as well as its own', async () => {
+    const { dir } = await sampleRepo({ commit: true });
+    const big = randomBytes(18 << 20);
+    fs.writeFileSync(path.join(dir, 'big.bin'), big);
+    expect((await tdv(dir, 'add', 'big.bin')).code).toBe(0);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'big');
+    expect((await tdv(dir, 'push')).code).toBe(0);
+    const oid = createHash('sha256').update(big).digest('hex');
+    const recipe = JSON.parse(fs.readFileSync(path.join(dir, '.tdv', 'cache', 'recipes', oid.slice(0, 2), oid.slice(2)), 'utf8')) as { chunks: [string, number][] };
+    const b = await clone(dir);
+    // What a pull killed midway leaves: its first chunks, verified, in .tdv/tmp/chunks.
+    let offset = 0;
+    for (const [c, size] of recipe.chunks.slice(0, 5)) {
+      fs.mkdirSync(path.join(b, '.tdv', 'tmp', 'chunks', c.slice(0, 2)), { recursive: true });
+      fs.writeFileSync(path.join(b, '.tdv', 'tmp', 'chunks', c.slice(0, 2), c.slice(2)), big.subarray(offset, offset + size));
+      offset += size;
+    }
+    const r = await tdvBin(b, ['pull'], { PATH: process.env.PATH ?? '' });
+    expect(r.stderr).toBe('');
+    expect(
+      createHash('sha256')
+        .update(fs.readFileSync(path.join(b, 'big.bin')))
+        .digest('hex'),
+    ).toBe(oid);
+    const left: string[] = [];
+    const walk = (d: string): void => {
+      for (const e of fs.existsSync(d) ? fs.readdirSync(d, { withFileTypes: true }) : []) {
+        if (e.isDirectory()) walk(path.join(d, e.name));
+        else left.push(e.name);
+      }
+    };
+    walk(path.join(b, '.tdv', 'tmp', 'chunks'));
+    expect(left).toEqual([]);
+  });
+});
