@@ -200,13 +200,14 @@ export class PackedRemote implements Remote {
       bytes = await this.readKey(LAYOUT_KEY, 4096);
     } catch (err) {
       if (err instanceof RemoteError && err.code === 'OBJECT_NOT_ON_REMOTE') return false;
+      if (err instanceof RemoteError && err.code === 'CORRUPT_ON_REMOTE') throw this.badRecord(`it is more than 4096 bytes`);
       throw err;
     }
     let version: number;
     try {
       version = decodeLayoutRecord(bytes);
     } catch (err) {
-      throw this.corrupt(LAYOUT_KEY, (err as Error).message);
+      throw this.badRecord((err as Error).message);
     }
     if (version > LAYOUT_VERSION) {
       throw new RemoteError('REMOTE_LAYOUT_UNSUPPORTED', `remote "${this.name}" (${this.url}) has layout ${version}, newer than this tdv reads (${LAYOUT_VERSION}); upgrade tdv`, { wide: true });
@@ -629,6 +630,15 @@ export class PackedRemote implements Remote {
       );
     if (err.code === 'NOT_A_FILE') return new RemoteError('NOT_A_FILE', err.message.replace('`tdv push`', '`tdv push --repair`'), { data: { key: packKey(pack) } });
     return err;
+  }
+
+  /** The layout record is not one: `push --repair` would refuse it too, so the fix is to delete it (nothing needs it to read the remote). */
+  private badRecord(why: string): RemoteError {
+    return new RemoteError(
+      'CORRUPT_ON_REMOTE',
+      `remote "${this.name}" (${this.url}): ${LAYOUT_KEY} is damaged: ${why}; nothing of it was used. Delete ${LAYOUT_KEY} on the remote (tdv reads the remote without it, and writes a new one when it packs objects there), then run the command again`,
+      { data: { key: LAYOUT_KEY } },
+    );
   }
 
   private corrupt(key: string, why: string): RemoteError {

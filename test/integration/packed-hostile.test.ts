@@ -3,7 +3,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { git, tdv, tdvBin } from '../helpers/repo.js';
+import { git, tdv, tdvBin, write } from '../helpers/repo.js';
 import { expectOneLineError, newDir, sampleRepo, sha } from '../helpers/expect.js';
 import { LocalRemote } from '../../src/remote/local.js';
 import { PackedRemote } from '../../src/remote/packed.js';
@@ -206,5 +206,30 @@ describe('a resumed pull of a large chunked file', () => {
     };
     walk(path.join(b, '.tdv', 'tmp', 'chunks'));
     expect(left).toEqual([]);
+  });
+});
+
+describe('a damaged layout record', () => {
+  it('says to delete tdv-remote.json (push --repair refuses it too), and that advice works', async () => {
+    const { dir, remote } = await sampleRepo({ commit: true });
+    expect((await tdv(dir, 'push')).code).toBe(0);
+    const rec = path.join(remote, 'tdv-remote.json');
+    fs.chmodSync(rec, 0o644);
+    for (const bad of ['{"format":"tdv-remote","layout":-1}', 'x'.repeat(5000)]) {
+      fs.writeFileSync(rec, bad);
+      const b = await clone(dir);
+      const r = await tdv(b, 'pull');
+      expect(r.code).toBe(1);
+      expectOneLineError(r.stderr, 'tdv-remote.json is damaged', 'Delete tdv-remote.json on the remote');
+      expect(r.stderr).not.toContain('--repair');
+    }
+    fs.rmSync(rec);
+    const b = await clone(dir);
+    expect((await tdv(b, 'pull')).code).toBe(0);
+    expect(fs.readFileSync(path.join(b, 'model.bin'), 'utf8')).toBe('weights');
+    write(dir, 'more.txt', 'more');
+    expect((await tdv(dir, 'add', 'more.txt')).code).toBe(0);
+    expect((await tdv(dir, 'push')).code).toBe(0);
+    expect(JSON.parse(fs.readFileSync(rec, 'utf8'))).toMatchObject({ format: 'tdv-remote', layout: 2 });
   });
 });
