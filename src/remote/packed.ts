@@ -187,7 +187,13 @@ export class PackedRemote implements Remote {
     try {
       index = decodeIndex(bytes, name);
     } catch (err) {
-      throw this.corrupt(indexKey(name), (err as Error).message);
+      // Every command (`push --repair` too) reads every index: deleting this one is the way out; then
+      // --repair, as a plain push would trust a manifest of another index to mean its files are there.
+      throw new RemoteError(
+        'CORRUPT_ON_REMOTE',
+        `remote "${this.name}" (${this.url}): ${indexKey(name)} is damaged: ${(err as Error).message}; nothing of it was used. Delete it on the remote, then run \`tdv push --repair\` in a clone that has the data, to store again what it named`,
+        { data: { key: indexKey(name) } },
+      );
     }
     this.store.writeSide('remotes', local, bytes);
     return index;

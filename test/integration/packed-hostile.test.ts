@@ -233,3 +233,23 @@ describe('a damaged layout record', () => {
     expect(JSON.parse(fs.readFileSync(rec, 'utf8'))).toMatchObject({ format: 'tdv-remote', layout: 2 });
   });
 });
+
+describe('a damaged index', () => {
+  it('says to delete it, then push --repair (every command, push --repair too, reads every index first), and that advice works', async () => {
+    const { dir, remote } = await sampleRepo({ commit: true });
+    expect((await tdv(dir, 'push')).code).toBe(0);
+    const [first] = fs.readdirSync(path.join(remote, 'index'));
+    const file = path.join(remote, 'index', first!);
+    fs.chmodSync(file, 0o644);
+    fs.writeFileSync(file, 'garbage');
+    let r = await tdv(dir, 'push', '--repair');
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, `index/${first!} is damaged`, 'Delete it on the remote, then run `tdv push --repair`');
+    fs.rmSync(file);
+    expect((await tdv(dir, 'push', '--repair')).code).toBe(0);
+    const b = await clone(dir);
+    r = await tdv(b, 'pull');
+    expect(r.stderr).toBe('');
+    expect(fs.readFileSync(path.join(b, 'model.bin'), 'utf8')).toBe('weights');
+  });
+});
