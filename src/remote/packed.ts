@@ -918,15 +918,19 @@ function whole(cat: Map<string, BlobEntry>, oid: Oid): BlobEntry | undefined {
   return e && e.kind !== 'chunk' ? e : undefined;
 }
 
-/** Which kind of blob a catalog keeps when several share an id: an object, else a recipe, else a chunk. */
-const RANK: Record<BlobEntry['kind'], number> = { chunk: 0, recipe: 1, object: 2 };
+/**
+ * Which kind of blob a catalog keeps when several share an id: a whole object
+ * (stored whole, or as a recipe) over a chunk. Between an object and a recipe
+ * the later index wins, as between two of a kind: a file stored whole with
+ * chunking off, then damaged, is repaired by a `push --repair` that chunks it.
+ */
+const RANK: Record<BlobEntry['kind'], number> = { chunk: 0, recipe: 1, object: 1 };
 
 /**
  * Adds an entry, replacing one of the same id from an index written no later
  * (`written`, when indexes are merged in any order; without it, `e` is the
  * newest: a later index's copy is read, `push --repair`), except that a chunk
- * never hides an object or recipe (the same bytes, but whole() must find the
- * object), and a recipe never replaces an object (one ranged read instead of many).
+ * never hides an object or recipe (the same bytes, but whole() must find the object).
  */
 function add(map: Map<string, BlobEntry>, e: BlobEntry, written = Infinity, writtenOf?: Map<string, number>): void {
   const old = map.get(e.id);

@@ -4,7 +4,7 @@ import zlib from 'node:zlib';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { git, tdv, tdvBin, write } from '../helpers/repo.js';
-import { expectOneLineError, newDir, sampleRepo, sha } from '../helpers/expect.js';
+import { damageRemoteObject, expectOneLineError, newDir, sampleRepo, sha } from '../helpers/expect.js';
 import { LocalRemote } from '../../src/remote/local.js';
 import { PackedRemote } from '../../src/remote/packed.js';
 import { ObjectStore } from '../../src/cache/store.js';
@@ -251,5 +251,35 @@ describe('a damaged index', () => {
     r = await tdv(b, 'pull');
     expect(r.stderr).toBe('');
     expect(fs.readFileSync(path.join(b, 'model.bin'), 'utf8')).toBe('weights');
+  });
+});
+
+describe('push --repair after the chunking setting changed', () => {
+  it('a large file stored whole (chunking off) and damaged is repaired by a push that chunks it: the new recipe is read, not the damaged object', async () => {
+    const { dir, remote } = await sampleRepo({ commit: true });
+    fs.appendFileSync(path.join(dir, '.tdv', 'config.yaml'), '    chunking: false\n');
+    const big = randomBytes(5 << 20);
+    fs.writeFileSync(path.join(dir, 'big.bin'), big);
+    expect((await tdv(dir, 'add', 'big.bin')).code).toBe(0);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'big');
+    expect((await tdv(dir, 'push')).code).toBe(0);
+    const oid = createHash('sha256').update(big).digest('hex');
+    damageRemoteObject(remote, oid);
+    // Chunking back on (the default), and the repair the pull's error asks for.
+    fs.writeFileSync(path.join(dir, '.tdv', 'config.yaml'), fs.readFileSync(path.join(dir, '.tdv', 'config.yaml'), 'utf8').replace('    chunking: false\n', ''));
+    await git(dir, 'commit', '-qam', 'chunking on');
+    const b = await clone(dir);
+    let r = await tdv(b, 'pull');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('tdv push --repair');
+    expect((await tdv(dir, 'push', '--repair', 'big.bin')).code).toBe(0);
+    r = await tdv(b, 'pull');
+    expect(r.stderr).toBe('');
+    expect(
+      createHash('sha256')
+        .update(fs.readFileSync(path.join(b, 'big.bin')))
+        .digest('hex'),
+    ).toBe(oid);
   });
 });
