@@ -386,7 +386,7 @@ export class PackedRemote implements Remote {
       return Object.assign(one(bytes), { size: bytes.length });
     }
     const recipe = await this.readRecipe(e);
-    return Object.assign(this.assemble(oid, recipe), { size: recipe.size });
+    return Object.assign(this.assemble(oid, recipe, e), { size: recipe.size });
   }
 
   /** A recipe from the remote, checked (the local copy is written when it is first read: the local chunk index). */
@@ -409,7 +409,7 @@ export class PackedRemote implements Remote {
    * verified chunk in the cache's tmp/chunks until the end, so an
    * interrupted pull resumes with what it already received.
    */
-  private async *assemble(oid: Oid, recipe: Recipe): AsyncGenerator<Uint8Array> {
+  private async *assemble(oid: Oid, recipe: Recipe, at: BlobEntry): AsyncGenerator<Uint8Array> {
     const cat = await this.catalog();
     const spool = recipe.size >= SPOOL_MIN;
     const spooled: string[] = [];
@@ -429,7 +429,7 @@ export class PackedRemote implements Remote {
         continue;
       }
       const first = cat.get(sha);
-      if (!first || first.kind === 'recipe') throw this.corrupt(LAYOUT_KEY, `object ${oid} names chunk ${sha}, which no index of the remote holds`);
+      if (!first || first.kind === 'recipe') throw this.corrupt(packKey(at.pack), `the recipe of ${oid} names chunk ${sha}, which no index of the remote holds`);
       let j = i + 1;
       let end = first.offset + first.length;
       while (j < chunks.length && end - first.offset < MAX_RUN) {

@@ -283,3 +283,29 @@ describe('push --repair after the chunking setting changed', () => {
     ).toBe(oid);
   });
 });
+
+describe('a recipe naming a chunk no index holds', () => {
+  it('is reported against the recipe pack, not the layout record, and nothing is written', async () => {
+    const { dir, remote } = await sampleRepo({ commit: true });
+    const big = randomBytes(5 << 20);
+    fs.writeFileSync(path.join(dir, 'big.bin'), big);
+    expect((await tdv(dir, 'add', 'big.bin')).code).toBe(0);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'big');
+    expect((await tdv(dir, 'push')).code).toBe(0);
+    // Every index rewritten without its chunk entries.
+    for (const n of fs.readdirSync(path.join(remote, 'index'))) {
+      const file = path.join(remote, 'index', n);
+      const doc = JSON.parse(zlib.gunzipSync(fs.readFileSync(file)).toString()) as { blobs: unknown[][] };
+      doc.blobs = doc.blobs.filter((x) => x[1] !== 'c');
+      fs.rmSync(file);
+      plantIndex(remote, JSON.stringify(doc));
+    }
+    const b = await clone(dir);
+    const r = await tdv(b, 'pull');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/packs\/[0-9a-f]{64}\.pack is damaged: the recipe of [0-9a-f]{64} names chunk [0-9a-f]{64}, which no index of the remote holds/);
+    expect(r.stderr).not.toContain('tdv-remote.json');
+    expect(fs.existsSync(path.join(b, 'big.bin'))).toBe(false);
+  });
+});
