@@ -362,6 +362,13 @@ export class PackedRemote implements Remote {
       if (hash.digest('hex') !== oid.slice(0, 64)) throw damaged(oid, from);
       const recipe = encodeRecipe({ size, chunks });
       this.store.writeSide('recipes', oid.slice(0, 64), recipe);
+      if (recipe.length > MAX_BLOB) {
+        // About 77 bytes a chunk: a file of some 200 GiB or more. No reader accepts a blob this
+        // large (decodeIndex refuses the whole index naming it, and so every command would fail):
+        // the file is stored as one plain object; the chunks sent are harmless.
+        await this.raw.put(oid, from, st.size, session.onBytes);
+        return;
+      }
       const enc = encode(recipe, { mode: 'zstd', level: 3 });
       await session.add(oid, 'recipe', enc.codec, recipe.length, enc.bytes, size);
       return;
