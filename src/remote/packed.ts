@@ -494,6 +494,11 @@ export class PackedRemote implements Remote {
     } catch (err) {
       throw err instanceof TdvError ? this.packError(pack, err) : err;
     }
+    if (body.size !== undefined && body.size < end - start) {
+      // The remote states it: the pack is shorter than its index says (asking again would not help).
+      await body[Symbol.asyncIterator]().return?.();
+      throw this.corrupt(packKey(pack), `it ends before byte ${end} that its index names (${body.size} of ${end - start} bytes from ${start})`);
+    }
     let buf: Buffer = Buffer.alloc(0);
     let base = start; // the pack offset of buf[0]
     let e = 0;
@@ -587,17 +592,23 @@ export class PackedRemote implements Remote {
   /** Exactly `range` of a pack, retried when the body is cut short. */
   private async readRange(pack: string, range: ByteRange): Promise<Buffer> {
     let last: unknown;
+    // Lengths of short reads: the same every time means the pack itself is shorter than its index says.
+    const short = new Set<number>();
     for (let attempt = 1; attempt <= DOWNLOAD_ATTEMPTS; attempt++) {
       try {
         const got = await this.readKey(packKey(pack), range.end - range.start, range);
         if (got.length === range.end - range.start) return got;
+        short.add(got.length);
         last = new Error(`got ${got.length} of ${range.end - range.start} bytes`);
       } catch (err) {
         if (err instanceof TdvError) throw this.packError(pack, err);
+        short.add(-1);
         last = err;
       }
-      await new Promise((r) => setTimeout(r, 100 * 2 ** (attempt - 1)));
+      if (attempt < DOWNLOAD_ATTEMPTS) await new Promise((r) => setTimeout(r, 100 * 2 ** (attempt - 1)));
     }
+    if (short.size === 1 && !short.has(-1))
+      throw this.corrupt(packKey(pack), `it ends before byte ${range.end} that its index names (${[...short][0]} of ${range.end - range.start} bytes from ${range.start})`);
     throw new RemoteError('DOWNLOAD_FAILED', `could not read ${packKey(pack)} from remote "${this.name}" (${this.url}): ${(last as Error)?.message ?? String(last)}`, { cause: last });
   }
 

@@ -309,3 +309,39 @@ describe('a recipe naming a chunk no index holds', () => {
     expect(fs.existsSync(path.join(b, 'big.bin'))).toBe(false);
   });
 });
+
+describe('a pack shorter than its index says', () => {
+  it('is reported as damaged with `tdv push --repair` (not "run tdv pull again"), small objects and chunks alike, and the repair works', async () => {
+    const { dir, remote } = await sampleRepo({ commit: true });
+    const big = randomBytes(5 << 20);
+    fs.writeFileSync(path.join(dir, 'big.bin'), big);
+    expect((await tdv(dir, 'add', 'big.bin')).code).toBe(0);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'big');
+    expect((await tdv(dir, 'push')).code).toBe(0);
+    for (const p of fs.readdirSync(path.join(remote, 'packs'))) {
+      fs.chmodSync(path.join(remote, 'packs', p), 0o644);
+      fs.truncateSync(path.join(remote, 'packs', p), 100);
+    }
+    const b = await clone(dir);
+    let r = await tdvBin(b, ['pull'], { PATH: process.env.PATH ?? '' });
+    expect(r.code).toBe(1);
+    for (const line of r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('warning:'))) {
+      expect(line).toMatch(/packs\/[0-9a-f]{64}\.pack is damaged: it ends before byte/);
+      expect(line).toContain('`tdv push --repair`');
+    }
+    expect(r.stderr).toContain('big.bin');
+    expect(r.stderr).toContain('model.bin');
+    expect((await tdvBin(dir, ['push', '--repair'], { PATH: process.env.PATH ?? '' })).code).toBe(0);
+    r = await tdvBin(b, ['pull'], { PATH: process.env.PATH ?? '' });
+    expect(r.stderr).toBe('');
+    expect(
+      createHash('sha256')
+        .update(fs.readFileSync(path.join(b, 'big.bin')))
+        .digest('hex'),
+    ).toBe(createHash('sha256').update(big).digest('hex'));
+  });
+});
