@@ -421,6 +421,10 @@ export class PackedRemote implements Remote {
     const spool = recipe.size >= SPOOL_MIN;
     const spooled: string[] = [];
     const { chunks } = recipe;
+    // Every chunk hashes to its id, yet a recipe can still name the wrong ones (damaged, forged):
+    // the whole is checked here too, so that failure names the recipe and the fix that works
+    // (the caller's own check would ask to delete a plain object the remote does not have).
+    const fileHash = createHash('sha256');
     let i = 0;
     while (i < chunks.length) {
       const [sha, size] = chunks[i]!;
@@ -431,6 +435,7 @@ export class PackedRemote implements Remote {
         if (local) spooled.push(sha);
       }
       if (local) {
+        fileHash.update(local);
         yield local;
         i++;
         continue;
@@ -465,6 +470,7 @@ export class PackedRemote implements Remote {
               spooled.push(csha);
             }
             k++;
+            fileHash.update(data);
             yield data;
           }
         } catch (err) {
@@ -479,6 +485,8 @@ export class PackedRemote implements Remote {
       i = j;
     }
     this.store.removeSide('spool', spooled);
+    const got = fileHash.digest('hex');
+    if (got !== oid.slice(0, 64)) throw this.corrupt(packKey(at.pack), `the recipe of ${oid} names chunks that make a file hashing to ${got}`);
   }
 
   /**

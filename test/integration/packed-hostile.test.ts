@@ -9,6 +9,7 @@ import { LocalRemote } from '../../src/remote/local.js';
 import { PackedRemote } from '../../src/remote/packed.js';
 import { ObjectStore } from '../../src/cache/store.js';
 import { DEFAULT_COMPRESSION } from '../../src/remote/transfer/codec.js';
+import { encodeIndex, encodeRecipe, PackBuilder } from '../../src/remote/transfer/pack.js';
 
 /**
  * A hostile packed remote (README "Remote layout") against the real bin/tdv:
@@ -343,5 +344,47 @@ describe('a pack shorter than its index says', () => {
         .update(fs.readFileSync(path.join(b, 'big.bin')))
         .digest('hex'),
     ).toBe(createHash('sha256').update(big).digest('hex'));
+  });
+});
+
+describe('a recipe naming the right chunks in the wrong order', () => {
+  it('is refused against the recipe pack with `tdv push --repair` (not "delete files/sha256/..."), nothing is written, and the repair works', async () => {
+    const { dir, remote } = await sampleRepo({ commit: true });
+    const big = randomBytes(5 << 20);
+    fs.writeFileSync(path.join(dir, 'big.bin'), big);
+    expect((await tdv(dir, 'add', 'big.bin')).code).toBe(0);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'big');
+    expect((await tdv(dir, 'push')).code).toBe(0);
+    const oid = createHash('sha256').update(big).digest('hex');
+    const recipe = JSON.parse(fs.readFileSync(path.join(dir, '.tdv', 'cache', 'recipes', oid.slice(0, 2), oid.slice(2)), 'utf8')) as { size: number; chunks: [string, number][] };
+    expect(recipe.chunks.length).toBeGreaterThan(1);
+    // A later index naming a new pack whose recipe has the first two chunks swapped: every chunk is genuine.
+    const forged = encodeRecipe({ size: recipe.size, chunks: [recipe.chunks[1]!, recipe.chunks[0]!, ...recipe.chunks.slice(2)] });
+    const pb = new PackBuilder();
+    pb.add(oid, 'recipe', 'none', forged.length, forged, recipe.size);
+    const bytes = Buffer.concat(pb.take());
+    const { name, entries } = pb.finish();
+    fs.writeFileSync(path.join(remote, 'packs', `${name}.pack`), bytes);
+    const idx = JSON.parse(zlib.gunzipSync(encodeIndex(entries).bytes).toString()) as { written: number };
+    // Later than the push's indexes (so it is the copy read), earlier than the repair's.
+    idx.written =
+      Math.max(...fs.readdirSync(path.join(remote, 'index')).map((n) => (JSON.parse(zlib.gunzipSync(fs.readFileSync(path.join(remote, 'index', n))).toString()) as { written: number }).written)) + 1;
+    plantIndex(remote, JSON.stringify(idx));
+    const b = await clone(dir);
+    let r = await tdvBin(b, ['pull'], { PATH: process.env.PATH ?? '' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`packs/${name}.pack is damaged: the recipe of ${oid} names chunks that make a file hashing to`);
+    expect(r.stderr).toContain('`tdv push --repair`');
+    expect(r.stderr).not.toContain('files/sha256');
+    expect(fs.existsSync(path.join(b, 'big.bin'))).toBe(false);
+    expect((await tdvBin(dir, ['push', '--repair', 'big.bin'], { PATH: process.env.PATH ?? '' })).code).toBe(0);
+    r = await tdvBin(b, ['pull'], { PATH: process.env.PATH ?? '' });
+    expect(r.stderr).toBe('');
+    expect(
+      createHash('sha256')
+        .update(fs.readFileSync(path.join(b, 'big.bin')))
+        .digest('hex'),
+    ).toBe(oid);
   });
 });
