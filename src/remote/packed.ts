@@ -95,6 +95,9 @@ export interface CollectResult {
   damaged: { pack: string; message: string }[];
 }
 
+/** Listings of `index/` taken while indexes keep vanishing between the listing and their read. */
+const LIST_ROUNDS = 3;
+
 /**
  * A remote in the packed layout (README: "Remote layout"), or a plain one,
  * behind the one `Remote` interface, so every reader (pull, cat, serve, gc,
@@ -163,17 +166,38 @@ export class PackedRemote implements Remote {
 
   private async loadCatalog(): Promise<Map<string, BlobEntry>> {
     await this.checkRecord();
-    const keys = await this.raw.listKeys('index');
-    const map = new Map<string, BlobEntry>();
-    const names: string[] = [];
-    for (const k of keys) {
-      const name = indexNameOf(k.key);
-      if (name !== undefined && k.size <= MAX_INDEX_BYTES) names.push(name);
+    let map = new Map<string, BlobEntry>();
+    let names: string[] = [];
+    // Each index is merged as it is read, so memory holds the catalog and the indexes being
+    // decoded, not every index's entries at once (many indexes naming the same blobs cost
+    // no more than one). The later index's copy of a blob wins (`push --repair` writes a
+    // damaged blob again): `written` is kept beside each entry to decide.
+    // An index listed but gone when read was replaced meanwhile (a push writes its next
+    // checkpoint before deleting the last; a repack likewise): the listing is taken again.
+    for (let round = 1; ; round++) {
+      names = [];
+      for (const k of await this.raw.listKeys('index')) {
+        const name = indexNameOf(k.key);
+        if (name !== undefined && k.size <= MAX_INDEX_BYTES) names.push(name);
+      }
+      map = new Map();
+      const writtenOf = new Map<string, number>();
+      let vanished: unknown;
+      await pLimit(Math.max(2, this.jobs)).map(names, async (name) => {
+        let index: { written: number; entries: BlobEntry[] };
+        try {
+          index = await this.readIndex(name);
+        } catch (err) {
+          if (round < LIST_ROUNDS && err instanceof RemoteError && err.code === 'OBJECT_NOT_ON_REMOTE') {
+            vanished = err;
+            return;
+          }
+          throw err;
+        }
+        for (const e of index.entries) add(map, e, index.written, writtenOf);
+      });
+      if (!vanished) break;
     }
-    const lists = await pLimit(Math.max(2, this.jobs)).map(names, (name) => this.readIndex(name));
-    // The later index's copy of a blob wins: `push --repair` writes a damaged blob again.
-    lists.sort((a, b) => a.written - b.written);
-    for (const { entries } of lists) for (const e of entries) add(map, e);
     this.indexNames = new Set(names);
     // Indexes the remote no longer has (repacked) are dropped from the local copy.
     const keep = new Set(names.map((n) => `${this.cacheId}/${n}.json.gz`));
@@ -199,7 +223,13 @@ export class PackedRemote implements Remote {
     try {
       index = decodeIndex(bytes, name);
     } catch (err) {
-      throw this.corrupt(indexKey(name), (err as Error).message);
+      // Every command (`push --repair` too) reads every index: deleting this one is the way out; then
+      // --repair, as a plain push would trust a manifest of another index to mean its files are there.
+      throw new RemoteError(
+        'CORRUPT_ON_REMOTE',
+        `remote "${this.name}" (${this.url}): ${indexKey(name)} is damaged: ${(err as Error).message}; nothing of it was used. Delete it on the remote, then run \`tdv push --repair -r ${this.name}\` in a clone that has the data, to store again what it named`,
+        { data: { key: indexKey(name) } },
+      );
     }
     this.store.writeSide('remotes', local, bytes);
     return index;
@@ -212,13 +242,14 @@ export class PackedRemote implements Remote {
       bytes = await this.readKey(LAYOUT_KEY, 4096);
     } catch (err) {
       if (err instanceof RemoteError && err.code === 'OBJECT_NOT_ON_REMOTE') return false;
+      if (err instanceof RemoteError && err.code === 'CORRUPT_ON_REMOTE') throw this.badRecord(`it is more than 4096 bytes`);
       throw err;
     }
     let version: number;
     try {
       version = decodeLayoutRecord(bytes);
     } catch (err) {
-      throw this.corrupt(LAYOUT_KEY, (err as Error).message);
+      throw this.badRecord((err as Error).message);
     }
     if (version > LAYOUT_VERSION) {
       throw new RemoteError('REMOTE_LAYOUT_UNSUPPORTED', `remote "${this.name}" (${this.url}) has layout ${version}, newer than this tdv reads (${LAYOUT_VERSION}); upgrade tdv`, { wide: true });
@@ -396,6 +427,13 @@ export class PackedRemote implements Remote {
       if (size !== st.size) throw new TdvError('CHANGED_WHILE_ADDING', `cache object ${from} changed size while it was pushed; run \`tdv fsck\``);
       const recipe = encodeRecipe({ size, chunks });
       this.store.writeSide('recipes', oid.slice(0, 64), recipe);
+      if (recipe.length > MAX_BLOB) {
+        // About 77 bytes a chunk: a file of some 200 GiB or more. No reader accepts a blob this
+        // large (decodeIndex refuses the whole index naming it, and so every command would fail):
+        // the file is stored as one plain object; the chunks sent are harmless.
+        await this.raw.put(oid, from, st.size, session.onBytes);
+        return;
+      }
       const enc = encode(recipe, { mode: 'zstd', level: 3 });
       await session.add(oid, 'recipe', enc.codec, recipe.length, enc.bytes, size);
       return;
@@ -423,7 +461,7 @@ export class PackedRemote implements Remote {
       return Object.assign(one(bytes), { size: bytes.length });
     }
     const recipe = await this.readRecipe(e);
-    return Object.assign(this.assemble(oid, recipe, packKey(e.pack)), { size: recipe.size });
+    return Object.assign(this.assemble(oid, recipe, e), { size: recipe.size });
   }
 
   /** A recipe from the remote, checked (the local copy is written when it is first read: the local chunk index). */
@@ -446,27 +484,32 @@ export class PackedRemote implements Remote {
    * verified chunk in the cache's tmp/chunks until the end, so an
    * interrupted pull resumes with what it already received.
    */
-  private async *assemble(oid: Oid, recipe: Recipe, recipeKey: string): AsyncGenerator<Uint8Array> {
+  private async *assemble(oid: Oid, recipe: Recipe, at: BlobEntry): AsyncGenerator<Uint8Array> {
     const cat = await this.catalog();
     const spool = recipe.size >= SPOOL_MIN;
     const spooled: string[] = [];
     const { chunks } = recipe;
+    // Every chunk hashes to its id, yet a recipe can still name the wrong ones (damaged, forged):
+    // the whole is checked here too, so that failure names the recipe and the fix that works
+    // (the caller's own check would ask to delete a plain object the remote does not have).
+    const fileHash = createHash('sha256');
     let i = 0;
     while (i < chunks.length) {
       const [sha, size] = chunks[i]!;
       let local = this.localChunk(sha, size);
       if (!local && spool) {
         local = this.spooled(sha, size);
-        // Kept by an earlier, interrupted run: removed with this run's once the file is done.
+        // Kept by an earlier, interrupted run: removed with this run's own once the file is whole.
         if (local) spooled.push(sha);
       }
       if (local) {
+        fileHash.update(local);
         yield local;
         i++;
         continue;
       }
       const first = cat.get(sha);
-      if (!first || first.kind === 'recipe') throw this.corrupt(recipeKey, `the recipe of ${oid} names chunk ${sha}, which no index of the remote holds`);
+      if (!first || first.kind === 'recipe') throw this.corrupt(packKey(at.pack), `the recipe of ${oid} names chunk ${sha}, which no index of the remote holds`);
       let j = i + 1;
       let end = first.offset + first.length;
       while (j < chunks.length && end - first.offset < MAX_RUN) {
@@ -495,6 +538,7 @@ export class PackedRemote implements Remote {
               spooled.push(csha);
             }
             k++;
+            fileHash.update(data);
             yield data;
           }
         } catch (err) {
@@ -509,6 +553,8 @@ export class PackedRemote implements Remote {
       i = j;
     }
     this.store.removeSide('spool', spooled);
+    const got = fileHash.digest('hex');
+    if (got !== oid.slice(0, 64)) throw this.corrupt(packKey(at.pack), `the recipe of ${oid} names chunks that make a file hashing to ${got}`);
   }
 
   /**
@@ -518,7 +564,17 @@ export class PackedRemote implements Remote {
    */
   private async *streamBlobs(pack: string, end: number, entries: readonly BlobEntry[]): AsyncGenerator<Buffer> {
     const start = entries[0]!.offset;
-    const body = this.counted(await this.raw.getKey(packKey(pack), { start, end }));
+    let body: ObjectBody;
+    try {
+      body = this.counted(await this.raw.getKey(packKey(pack), { start, end }));
+    } catch (err) {
+      throw err instanceof TdvError ? this.packError(pack, err) : err;
+    }
+    if (body.size !== undefined && body.size < end - start) {
+      // The remote states it: the pack is shorter than its index says (asking again would not help).
+      await body[Symbol.asyncIterator]().return?.();
+      throw this.corrupt(packKey(pack), `it ends before byte ${end} that its index names (${body.size} of ${end - start} bytes from ${start})`);
+    }
     let buf: Buffer = Buffer.alloc(0);
     let base = start; // the pack offset of buf[0]
     let e = 0;
@@ -612,17 +668,23 @@ export class PackedRemote implements Remote {
   /** Exactly `range` of a pack, retried when the body is cut short. */
   private async readRange(pack: string, range: ByteRange): Promise<Buffer> {
     let last: unknown;
+    // Lengths of short reads: the same every time means the pack itself is shorter than its index says.
+    const short = new Set<number>();
     for (let attempt = 1; attempt <= DOWNLOAD_ATTEMPTS; attempt++) {
       try {
         const got = await this.readKey(packKey(pack), range.end - range.start, range);
         if (got.length === range.end - range.start) return got;
+        short.add(got.length);
         last = new Error(`got ${got.length} of ${range.end - range.start} bytes`);
       } catch (err) {
-        if (err instanceof TdvError) throw err;
+        if (err instanceof TdvError) throw this.packError(pack, err);
+        short.add(-1);
         last = err;
       }
-      await new Promise((r) => setTimeout(r, 100 * 2 ** (attempt - 1)));
+      if (attempt < DOWNLOAD_ATTEMPTS) await new Promise((r) => setTimeout(r, 100 * 2 ** (attempt - 1)));
     }
+    if (short.size === 1 && !short.has(-1))
+      throw this.corrupt(packKey(pack), `it ends before byte ${range.end} that its index names (${[...short][0]} of ${range.end - range.start} bytes from ${range.start})`);
     throw new RemoteError('DOWNLOAD_FAILED', `could not read ${packKey(pack)} from remote "${this.name}" (${this.url}): ${(last as Error)?.message ?? String(last)}`, { cause: last });
   }
 
@@ -653,13 +715,40 @@ export class PackedRemote implements Remote {
     );
   }
 
+  /**
+   * A pack an index names cannot be read: gone, or not a file. Plain `tdv push`
+   * would not send its objects again (the index still says the remote has
+   * them), so the advice is `push --repair`.
+   */
+  private packError(pack: string, err: TdvError): TdvError {
+    if (!(err instanceof RemoteError)) return err;
+    if (err.code === 'OBJECT_NOT_ON_REMOTE')
+      return new RemoteError(
+        'CORRUPT_ON_REMOTE',
+        `remote "${this.name}" (${this.url}): ${packKey(pack)} is missing, though an index names it; the objects in it cannot be read. Run \`tdv push --repair\` in a clone that has the data, to store them again`,
+        { data: { key: packKey(pack) } },
+      );
+    if (err.code === 'NOT_A_FILE') return new RemoteError('NOT_A_FILE', err.message.replace('`tdv push`', '`tdv push --repair`'), { data: { key: packKey(pack) } });
+    return err;
+  }
+
+  /** The layout record is not one: `push --repair` would refuse it too, so the fix is to delete it (nothing needs it to read the remote). */
+  private badRecord(why: string): RemoteError {
+    return new RemoteError(
+      'CORRUPT_ON_REMOTE',
+      `remote "${this.name}" (${this.url}): ${LAYOUT_KEY} is damaged: ${why}; nothing of it was used. Delete ${LAYOUT_KEY} on the remote (tdv reads the remote without it, and writes a new one when it packs objects there), then run the command again`,
+      { data: { key: LAYOUT_KEY } },
+    );
+  }
+
   private corrupt(key: string, why: string): RemoteError {
     // push --repair reads the layout record and every index first, so it cannot mend those: each gets its own fix.
     const fix =
       key === LAYOUT_KEY
-        ? `Replace ${LAYOUT_KEY} on the remote with the line ${encodeLayoutRecord().toString().trim()} (README: Remote layout)`
+        ? `Delete ${LAYOUT_KEY} on the remote (tdv reads the remote without it, and writes a new one when it packs objects there), then run the command again`
         : key.startsWith('index/')
-          ? `Move ${key} out of the remote's index/ (its packs stay, and scripts/recover-remote.py --scan-packs reads them), then run \`tdv push -r ${this.name}\` in a clone that has the data: it sends again what only that index named`
+          ? // Plain `push` would trust the other indexes (a directory whose manifest is elsewhere counts as complete): --repair.
+            `Delete it on the remote, then run \`tdv push --repair -r ${this.name}\` in a clone that has the data, to store again what it named`
           : `Run \`tdv push --repair -r ${this.name}\` in a clone that has the data, to store it again`;
     return new RemoteError('CORRUPT_ON_REMOTE', `remote "${this.name}" (${this.url}): ${key} is damaged: ${why}; nothing of it was used. ${fix}`, { data: { key } });
   }
@@ -1134,6 +1223,10 @@ class UploadSession {
   private sinceIndex = 0;
   private indexChain: Promise<void> = Promise.resolve();
   private temps = new Set<string>();
+  /** Packs sealed so far, and the entries of those uploaded out of order, by seal number. */
+  private sealed = 0;
+  private early = new Map<number, BlobEntry[]>();
+  private nextDone = 0;
 
   constructor(
     private readonly raw: Remote,
@@ -1172,6 +1265,7 @@ class UploadSession {
   private async seal(): Promise<void> {
     if (this.builder.count === 0 || !this.tmp) return;
     const { name, entries } = this.builder.finish();
+    const seq = this.sealed++;
     this.tmp.close();
     const file = this.tmp.path;
     this.builder = new PackBuilder();
@@ -1181,8 +1275,15 @@ class UploadSession {
       try {
         size = fs.statSync(file).size;
         await this.raw.putKey(packKey(name), { file, move: true }, this.onBytes);
-        this.uploaded.push(...entries);
         this.uploadedBytes += size;
+        // Entries become indexable in seal order only: a recipe follows its chunks, which may be
+        // in an earlier pack still uploading (or failing); an index naming the recipe before them
+        // would tell every reader, and the next push, that the remote has a file it cannot serve.
+        this.early.set(seq, entries);
+        for (let e; (e = this.early.get(this.nextDone)); this.nextDone++) {
+          this.early.delete(this.nextDone);
+          this.uploaded.push(...e);
+        }
       } finally {
         this.store.discardTemp(file);
         this.temps.delete(file);
@@ -1252,14 +1353,24 @@ function whole(cat: Map<string, BlobEntry>, oid: Oid): BlobEntry | undefined {
 }
 
 /**
- * Adds an entry, replacing an earlier one of the same id (a later index's
- * copy is read: `push --repair`), except that a chunk never hides an object
- * or recipe (the same bytes, but whole() must find the object), and a recipe
- * never replaces an object (one ranged read instead of many).
+ * Which kind of blob a catalog keeps when several share an id: a whole object
+ * (stored whole, or as a recipe) over a chunk. Between an object and a recipe
+ * the later index wins, as between two of a kind: a file stored whole with
+ * chunking off, then damaged, is repaired by a `push --repair` that chunks it.
  */
-function add(map: Map<string, BlobEntry>, e: BlobEntry): void {
+const RANK: Record<BlobEntry['kind'], number> = { chunk: 0, recipe: 1, object: 1 };
+
+/**
+ * Adds an entry, replacing one of the same id from an index written no later
+ * (`written`, when indexes are merged in any order; without it, `e` is the
+ * newest: a later index's copy is read, `push --repair`), except that a chunk
+ * never hides an object or recipe (the same bytes, but whole() must find the object).
+ */
+function add(map: Map<string, BlobEntry>, e: BlobEntry, written = Infinity, writtenOf?: Map<string, number>): void {
   const old = map.get(e.id);
-  if (!old || (e.kind === 'chunk' ? old.kind === 'chunk' : e.kind === 'object' || old.kind !== 'object')) map.set(e.id, e);
+  if (old && (RANK[e.kind] < RANK[old.kind] || (RANK[e.kind] === RANK[old.kind] && written < (writtenOf?.get(e.id) ?? -Infinity)))) return;
+  map.set(e.id, e);
+  writtenOf?.set(e.id, written);
 }
 
 function sha256(b: Uint8Array): string {

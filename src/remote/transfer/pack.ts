@@ -53,6 +53,13 @@ export interface BlobEntry {
 export const MAX_BLOB = 64 << 20;
 /** An index, gzipped, and its JSON are bounded (a hostile remote cannot make tdv read gigabytes). */
 export const MAX_INDEX_BYTES = 256 << 20;
+/**
+ * An index's JSON is at most this many times its gzipped size (beyond a
+ * first MiB): its ids and pack names are SHA-256s in hex, which gzip shrinks
+ * about 2:1, so a real index is never near it, while a gzip bomb (1 MiB of
+ * repeated rows unpacking to 256 MiB, parsed to gigabytes) is refused unparsed.
+ */
+export const MAX_INDEX_RATIO = 16;
 /** A recipe: about 80 bytes per chunk; 4 Mi chunks is a 1 TiB file at 256 KiB per chunk. */
 export const MAX_RECIPE_BYTES = 256 << 20;
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -169,8 +176,17 @@ export function decodeIndex(bytes: Buffer, name: string): { written: number; ent
   if (createHash('sha256').update(bytes).digest('hex') !== name) throw new BadLayoutData(`its content does not hash to its name`);
   let doc: unknown;
   try {
-    doc = JSON.parse(zlib.gunzipSync(bytes, { maxOutputLength: MAX_INDEX_BYTES }).toString('utf8'));
+    const max = Math.min(MAX_INDEX_BYTES, Math.max(1 << 20, bytes.length * MAX_INDEX_RATIO));
+    let json: Buffer;
+    try {
+      json = zlib.gunzipSync(bytes, { maxOutputLength: max });
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') throw new BadLayoutData(`it unpacks to more than ${max} bytes, far more than an index of ${bytes.length} bytes holds`);
+      throw err;
+    }
+    doc = JSON.parse(json.toString('utf8'));
   } catch (err) {
+    if (err instanceof BadLayoutData) throw err;
     throw new BadLayoutData(`it is not gzipped JSON (${(err as Error).message})`);
   }
   const d = doc as { format?: unknown; version?: unknown; written?: unknown; packs?: unknown; blobs?: unknown };
