@@ -484,7 +484,7 @@ async function transferRows() {
 
   if (!TRANSFER_ROWS.filter((id) => id !== 'random-push').some(enabled)) return;
   const s3 = await startS3();
-  const proxy = await startFaultProxy(s3.endpoint);
+  const proxy = await startFaultProxy(s3.endpoint, { record: true });
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   const { S3Client, paginateListObjectsV2 } = await import('@aws-sdk/client-s3');
   const client = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
@@ -591,7 +591,7 @@ async function transferRows() {
           got.bytesDown,
           size(path.join(repo, one)) + indexBytes,
           'B',
-          `${methods(got)}; the remote holds ${remote.length} objects`,
+          `the remote holds ${remote.length} objects; received: ${got.log.map((l) => `${l.method} ${l.path.replace(/^\/tdv-test\/pack\//, '').replace(/\?.*/, '')}${l.range ? ` (${l.range})` : ''} ${l.bytesDown} B`).join(', ')}`,
         );
         rm(clone);
       }

@@ -30,7 +30,7 @@ import { writeCsv } from '../../scripts/lib/datasets.mjs';
 const SLOW = { up: 500_000, down: 500_000, latencyMs: 50 };
 /**
  * The link the killed runs use: throttled too (so the kill lands mid-transfer, within
- * 20 KB at a 10 ms poll), but at 16 Mbit/s, so data spanning several packs (8 MiB each)
+ * 20 KB at a 10 ms poll), but at 16 Mbit/s, so data spanning several packs (a few MiB each)
  * reaches half-way within seconds. Resuming does not depend on the link's speed.
  */
 const KILL_LINK = { up: 2_000_000, down: 2_000_000, latencyMs: 50 };
@@ -132,7 +132,7 @@ describeS3('push and pull over a 4 Mbit/s link with 50 ms latency', () => {
 
   it('a push killed half-way resumes: the rerun sends clearly less than a whole push, and a fresh clone gets the same bytes', async () => {
     const id = crypto.randomBytes(4).toString('hex');
-    // Random bytes (stored as they are): 24 MiB, three packs.
+    // Random bytes (stored as they are): 24 MiB, several packs.
     const dir = await origin(`slow-push-whole-${id}`, { 'big.bin': 24 << 20 });
     // A whole push, unthrottled: what the rerun is compared with.
     const whole = await counted(dir, 'push');

@@ -6,4 +6,4 @@
  * http-proxy.d.mts.
  */
 export { FAULT_KINDS, startFaultProxy } from './http-proxy.mjs';
-export type { FaultKind, FaultProxy, FaultProxyOptions, FaultStats, Link, MethodStats } from './http-proxy.mjs';
+export type { FaultKind, FaultProxy, FaultProxyOptions, FaultStats, Link, MethodStats, RequestRecord } from './http-proxy.mjs';

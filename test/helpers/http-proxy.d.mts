@@ -25,6 +25,16 @@ export interface FaultStats {
   bytesDown: number;
   /** The same counts per HTTP method. */
   byMethod: Record<string, MethodStats>;
+  /** With `record`: each request (method, path with query, Range header) and its body bytes. */
+  log: RequestRecord[];
+}
+
+export interface RequestRecord {
+  method: string;
+  path: string;
+  range: string | undefined;
+  bytesUp: number;
+  bytesDown: number;
 }
 
 /** A shaped link: bandwidth caps (bytes/s, 0 or absent: none) and a latency added to each request's and each response's start. */
@@ -61,6 +71,8 @@ export interface FaultProxyOptions {
   delayMs?: number;
   /** The link's shape from the start (see `shape`). */
   link?: Link;
+  /** Keep a log of every request in the stats (`log`). */
+  record?: boolean;
 }
 
 /** Starts a proxy in front of `upstream` (e.g. http://127.0.0.1:4568) on a free loopback port. */

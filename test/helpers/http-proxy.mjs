@@ -50,6 +50,7 @@ function zero() {
     bytesUp: 0,
     bytesDown: 0,
     byMethod: {},
+    log: [],
   };
 }
 
@@ -102,7 +103,7 @@ function bodyFault(fault, at) {
 /**
  * Starts a proxy in front of `upstream` (e.g. http://127.0.0.1:4568) on a free loopback port.
  * @param {string} upstream
- * @param {{ delayMs?: number, link?: { up?: number, down?: number, latencyMs?: number } }} [opts]
+ * @param {{ delayMs?: number, link?: { up?: number, down?: number, latencyMs?: number }, record?: boolean }} [opts]
  */
 export async function startFaultProxy(upstream, opts = {}) {
   const target = new URL(upstream);
@@ -118,6 +119,7 @@ export async function startFaultProxy(upstream, opts = {}) {
   const up = new Pacer();
   const down = new Pacer();
   let latencyMs = 0;
+  const record = opts.record ?? false;
   const shape = (link = {}) => {
     up.rate = link.up ?? 0;
     down.rate = link.down ?? 0;
@@ -198,6 +200,12 @@ export async function startFaultProxy(upstream, opts = {}) {
     const count = (k) => both.forEach((s) => s.faults[k]++);
     both.forEach((s) => s.requests++);
     perMethod.forEach((m) => m.requests++);
+    // The request's own line in the log (`record`), counted as the others.
+    if (record) {
+      const line = { method, path: req.url ?? '', range: req.headers.range, bytesUp: 0, bytesDown: 0 };
+      both.forEach((s) => s.log.push(line));
+      perMethod.push(line);
+    }
     const countUp = (n) => {
       both.forEach((s) => (s.bytesUp += n));
       perMethod.forEach((m) => (m.bytesUp += n));

@@ -78,6 +78,20 @@ describe('http-proxy', () => {
     });
   });
 
+  it('with record, logs each request with its path, Range header and body bytes', async () => {
+    const logging = await startFaultProxy(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, { record: true });
+    try {
+      await fetch(`${logging.url}/2000`, { headers: { range: 'bytes=0-9' } }).then((r) => r.arrayBuffer());
+      await fetch(`${logging.url}/up`, { method: 'PUT', body: Buffer.alloc(77) }).then((r) => r.arrayBuffer());
+      expect(logging.stats.log).toEqual([
+        { method: 'GET', path: '/2000', range: 'bytes=0-9', bytesUp: 0, bytesDown: 2000 },
+        { method: 'PUT', path: '/up', range: undefined, bytesUp: 77, bytesDown: 64 },
+      ]);
+    } finally {
+      await logging.close();
+    }
+  });
+
   it('a shaped link (caps both ways, latency) passes bodies unchanged and counts them', async () => {
     proxy.shape({ up: 2_000_000, down: 2_000_000, latencyMs: 20 });
     const up = crypto.randomBytes(200_000);
