@@ -11,17 +11,10 @@
  */
 import fs from 'node:fs';
 
-/** A small fast PRNG (mulberry32): deterministic numbers in [0, 1). */
-export function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The fixture generator's PRNG (mulberry32): deterministic numbers in [0, 1).
+import { rng } from '../../fixtures/bikeshare/generate.mjs';
+
+export { rng };
 
 const FIRST =
   'Ada Alan Amara Ana Ben Bo Carla Chen Dara Diego Elif Emma Farah Femi Gita Hana Ivan Jana Jonas Kai Kofi Lea Lin Luca Maya Mei Nadia Noah Omar Olga Pavel Priya Quinn Rosa Sami Sara Tariq Teo Uma Vera Wei Yara Yusuf Zoe'.split(

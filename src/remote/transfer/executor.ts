@@ -191,18 +191,7 @@ export async function downloadVerified(remote: Remote, store: ObjectStore, oid: 
       store.discardTemp(tmp.path);
       onBytes?.(-reported);
       wrong.add(got.sha);
-      lastErr =
-        wrong.size > 1
-          ? new RemoteError(
-              'DOWNLOAD_FAILED',
-              `could not download ${oid} from remote "${remote.name}" (${remote.url}): its bytes arrived altered, and differently on different attempts, so something on the way (the network, a proxy) changes them; the bad bytes were discarded. Run the command again`,
-              { data: { oid } },
-            )
-          : new RemoteError(
-              'CORRUPT_ON_REMOTE',
-              `object ${oid} on remote "${remote.name}" (${remote.url}) is corrupt: its content hashes to ${got.sha}; the bad bytes were discarded. Delete files/sha256/${oid.slice(0, 2)}/${oid.slice(2)} on the remote, then \`tdv push\` from a clone that has the data`,
-              { data: { oid } },
-            );
+      lastErr = wrongBytes(remote, oid, got.sha, wrong);
       continue;
     }
     admit(tmp.path);
@@ -294,18 +283,7 @@ async function downloadResuming(remote: Remote, oid: Oid, size: number, part: Pa
       onBytes?.(-reported);
       // A prefix kept from before is suspect first: fetching all of it again tells whether the remote's copy is bad.
       if (start === 0) wrong.add(sha);
-      lastErr =
-        wrong.size > 1
-          ? new RemoteError(
-              'DOWNLOAD_FAILED',
-              `could not download ${oid} from remote "${remote.name}" (${remote.url}): its bytes arrived altered, and differently on different attempts, so something on the way (the network, a proxy) changes them; the bad bytes were discarded. Run the command again`,
-              { data: { oid } },
-            )
-          : new RemoteError(
-              'CORRUPT_ON_REMOTE',
-              `object ${oid} on remote "${remote.name}" (${remote.url}) is corrupt: its content hashes to ${sha}; the bad bytes were discarded. Delete files/sha256/${oid.slice(0, 2)}/${oid.slice(2)} on the remote, then \`tdv push\` from a clone that has the data`,
-              { data: { oid } },
-            );
+      lastErr = wrongBytes(remote, oid, sha, wrong);
       if (start > 0) attempt--; // a stale prefix costs no attempt of its own
       continue;
     }
@@ -350,6 +328,25 @@ export async function readVerified(remote: Remote, store: ObjectStore, oid: Oid,
     },
   });
   return bytes;
+}
+
+/**
+ * Downloaded bytes that hash to `sha`, not to `oid`: the same wrong hash
+ * every time means the stored object is bad; different ones mean its bytes
+ * were altered on the way (`wrong` holds the wrong hashes seen so far).
+ */
+function wrongBytes(remote: Remote, oid: Oid, sha: string, wrong: ReadonlySet<string>): RemoteError {
+  return wrong.size > 1
+    ? new RemoteError(
+        'DOWNLOAD_FAILED',
+        `could not download ${oid} from remote "${remote.name}" (${remote.url}): its bytes arrived altered, and differently on different attempts, so something on the way (the network, a proxy) changes them; the bad bytes were discarded. Run the command again`,
+        { data: { oid } },
+      )
+    : new RemoteError(
+        'CORRUPT_ON_REMOTE',
+        `object ${oid} on remote "${remote.name}" (${remote.url}) is corrupt: its content hashes to ${sha}; the bad bytes were discarded. Delete files/sha256/${oid.slice(0, 2)}/${oid.slice(2)} on the remote, then \`tdv push\` from a clone that has the data`,
+        { data: { oid } },
+      );
 }
 
 /** The object on the remote is not the size recorded for it (or is larger than any manifest may be). */
