@@ -796,7 +796,9 @@ export class PackedRemote implements Remote {
     const failed: { job: J; error: Error }[] = [];
     await pLimit(opts.jobs).map(runs, async ({ pack, items }) => {
       const start = items[0]!.e.offset;
-      const end = Math.max(...items.map((x) => x.e.offset + x.e.length));
+      // A loop, not Math.max(...): a forged index can put 100,000s of empty blobs in one run (the spread overflows the stack).
+      let end = start;
+      for (const x of items) end = Math.max(end, x.e.offset + x.e.length);
       let bytes: Buffer;
       try {
         bytes = await this.readRange(pack, { start, end });
