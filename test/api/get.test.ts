@@ -71,9 +71,9 @@ describe('get', () => {
     const out = fs.realpathSync(tmpDir());
     damageRemoteObject(src.remote, sha('C'), 'X');
     await rejectsWith(get(undefined, { url: src.url, path: 'images' }, out), 'CORRUPT_ON_REMOTE');
-    // The pack holding it gone (its index still names it): missing.
+    // The pack holding it gone while its index still names it: the remote is damaged (the fix is push --repair).
     fs.rmSync(packedObjects(src.remote).get(sha('C'))!.pack);
-    await rejectsWith(get(undefined, { url: src.url, path: 'images' }, out), 'OBJECT_NOT_ON_REMOTE');
+    await rejectsWith(get(undefined, { url: src.url, path: 'images' }, out), 'CORRUPT_ON_REMOTE');
     expect(fs.readdirSync(out)).toEqual([]);
   });
 
