@@ -68,7 +68,9 @@ function expectCleanFailure(r: { code: number; stderr: string }, what: string): 
 }
 
 async function setRemote(dir: string, prefix: string, endpoint?: string): Promise<void> {
-  fs.writeFileSync(path.join(dir, '.tdv', 'config.local.yaml'), `remote:\n  s3:\n    url: s3://${S3_BUCKET}/${prefix}\n${endpoint ? `    endpointurl: ${endpoint}\n` : ''}`);
+  // Plain: the inspector checks every object's key, size and ETag under files/sha256 (the packed layout
+  // under a slow, killed link: slow-link.test.ts; hostile packed remotes: packed-hostile.test.ts).
+  fs.writeFileSync(path.join(dir, '.tdv', 'config.local.yaml'), `remote:\n  s3:\n    url: s3://${S3_BUCKET}/${prefix}\n    layout: plain\n${endpoint ? `    endpointurl: ${endpoint}\n` : ''}`);
 }
 
 /** A clone of the origin talking to the remote through its own endpoint of the proxy, counted apart. */
