@@ -14,7 +14,7 @@ import { CHUNK_THRESHOLD, chunkFile } from '../../src/remote/transfer/chunker.js
 import { git, write } from '../helpers/repo.js';
 import { damageRemoteObject, newDir, newRepo, remoteObjects, sha } from '../helpers/expect.js';
 import { rejectsWith, track, withRepo } from '../helpers/api.js';
-import { describeS3, S3_BUCKET, S3RVER_KEY, s3Available } from '../helpers/s3.js';
+import { describeS3, S3_BUCKET, s3Available, s3Env } from '../helpers/s3.js';
 
 /**
  * `gc --cloud` on a packed remote (remote/packed.ts, PackedRemote.collect):
@@ -474,7 +474,11 @@ describeS3('gc --cloud on a packed S3 remote', () => {
   const s3Yaml = (prefix: string) =>
     `core:\n  remote: s3\nremote:\n  s3:\n    url: s3://${S3_BUCKET}/${prefix}\n    endpointurl: ${s3Available()!.endpoint}\n    force_path_style: true\n    checksum: when_required\n`;
   const keys = (dir: string, prefix: string) =>
-    write(dir, '.tdv/config.local.yaml', `remote:\n  s3:\n    url: s3://${S3_BUCKET}/${prefix}\n    access_key_id: ${S3RVER_KEY}\n    secret_access_key: ${S3RVER_KEY}\n`);
+    write(
+      dir,
+      '.tdv/config.local.yaml',
+      `remote:\n  s3:\n    url: s3://${S3_BUCKET}/${prefix}\n    access_key_id: ${s3Env().AWS_ACCESS_KEY_ID}\n    secret_access_key: ${s3Env().AWS_SECRET_ACCESS_KEY}\n`,
+    );
 
   it('drops the old version, reclaims its bytes, and v2 pulls byte-identical in a fresh clone', async () => {
     const dir = await newRepo();

@@ -70,6 +70,9 @@ export function buildTemplate(dir) {
   git('config', 'core.quotePath', 'false');
   tdv('init');
   tdv('remote', 'add', '-d', 'store', '../remote');
+  // Plain: the generator plants, corrupts and removes objects under the remote's files/sha256, and the
+  // invariants read them there (hostile packed remotes: test/integration/packed-hostile.test.ts).
+  tdv('remote', 'modify', 'store', 'layout', 'plain');
   w('repo/README.md', '# project\nGit-tracked, never touched by tdv.\n');
   w('repo/src/run.sh', '#!/bin/sh\necho run\n', 0o755);
   w('repo/src/m.json', '{"n": 1}\n');

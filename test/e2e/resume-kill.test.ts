@@ -13,7 +13,7 @@ import { sha256 } from '../../src/cache/hash.js';
 import { git, TDV_BIN, write } from '../helpers/repo.js';
 import { newDir, newRepo } from '../helpers/expect.js';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
-import { describeS3, s3Available, s3RemoteConfig, S3RVER_KEY } from '../helpers/s3.js';
+import { describeS3, s3Available, s3Env, s3RemoteConfig } from '../helpers/s3.js';
 
 const MiB = 1 << 20;
 const SIZE = 24 * MiB;
@@ -47,7 +47,7 @@ describeS3('a pull killed mid-download', () => {
     const origin = await newRepo();
     const content = crypto.randomBytes(SIZE);
     fs.appendFileSync(path.join(origin, '.tdv', 'config.yaml'), `core:\n  remote: s3\n${remoteYaml(prefix, s3Available()!.endpoint)}`);
-    fs.writeFileSync(path.join(origin, '.tdv', 'config.local.yaml'), `remote:\n  s3:\n    access_key_id: ${S3RVER_KEY}\n    secret_access_key: ${S3RVER_KEY}\n`);
+    fs.writeFileSync(path.join(origin, '.tdv', 'config.local.yaml'), `remote:\n  s3:\n    access_key_id: ${s3Env().AWS_ACCESS_KEY_ID}\n    secret_access_key: ${s3Env().AWS_SECRET_ACCESS_KEY}\n`);
     write(origin, 'big.bin', content);
     const env = { NO_COLOR: '1' };
     for (const args of [['add', 'big.bin'], ['push']]) {
@@ -59,7 +59,10 @@ describeS3('a pull killed mid-download', () => {
     const clone = path.join(newDir(), 'clone');
     await git(path.dirname(clone), 'clone', '-q', origin, clone);
     // Through the proxy, which counts what tdv receives.
-    fs.writeFileSync(path.join(clone, '.tdv', 'config.local.yaml'), `remote:\n  s3:\n    endpointurl: ${proxy.url}\n    access_key_id: ${S3RVER_KEY}\n    secret_access_key: ${S3RVER_KEY}\n`);
+    fs.writeFileSync(
+      path.join(clone, '.tdv', 'config.local.yaml'),
+      `remote:\n  s3:\n    endpointurl: ${proxy.url}\n    access_key_id: ${s3Env().AWS_ACCESS_KEY_ID}\n    secret_access_key: ${s3Env().AWS_SECRET_ACCESS_KEY}\n`,
+    );
 
     // First run: slowed down so it can be killed mid-object, once a few MiB have arrived.
     const first = execa('node', [TDV_BIN, 'pull', '--limit-rate', '2M'], { cwd: clone, reject: false, env });

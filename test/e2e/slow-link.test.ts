@@ -23,7 +23,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { git, makeRepo, TDV_BIN } from '../helpers/repo.js';
 import { newDir } from '../helpers/expect.js';
 import { type FaultProxy, type FaultStats, startFaultProxy } from '../helpers/fault-proxy.js';
-import { describeS3, S3_BUCKET, s3Available, S3RVER_KEY } from '../helpers/s3.js';
+import { describeS3, S3_BUCKET, s3Available, s3Env } from '../helpers/s3.js';
 import { writeCsv } from '../../scripts/lib/datasets.mjs';
 
 /** 4 Mbit/s each way, 50 ms latency: the link of issue 14. */
@@ -34,7 +34,8 @@ const SLOW = { up: 500_000, down: 500_000, latencyMs: 50 };
  * reaches half-way within seconds. Resuming does not depend on the link's speed.
  */
 const KILL_LINK = { up: 2_000_000, down: 2_000_000, latencyMs: 50 };
-const ENV = { NO_COLOR: '1', AWS_ACCESS_KEY_ID: S3RVER_KEY, AWS_SECRET_ACCESS_KEY: S3RVER_KEY };
+/** The current S3 test server's credentials (s3rver's or Ceph's: describeS3 runs each test on both). */
+const env = () => ({ NO_COLOR: '1', ...s3Env() });
 
 let proxy: FaultProxy;
 
@@ -53,7 +54,7 @@ async function origin(prefix: string, files: Record<string, number>): Promise<st
     if (name.endsWith('.bin')) fs.writeFileSync(path.join(dir, name), crypto.randomBytes(bytes));
     else writeCsv(path.join(dir, name), bytes, seed++);
   }
-  const r = await execa('node', [TDV_BIN, 'add', ...Object.keys(files)], { cwd: dir, reject: false, env: ENV });
+  const r = await execa('node', [TDV_BIN, 'add', ...Object.keys(files)], { cwd: dir, reject: false, env: env() });
   expect(r.exitCode, r.stderr).toBe(0);
   await git(dir, 'add', '-A');
   await git(dir, 'commit', '-qm', 'data');
@@ -69,7 +70,7 @@ async function clone(from: string): Promise<string> {
 /** Runs bin/tdv with the proxy's counts zeroed first; returns its exit and the counts. */
 async function counted(cwd: string, ...args: string[]): Promise<{ code: number; stderr: string; stats: FaultStats }> {
   proxy.reset();
-  const r = await execa('node', [TDV_BIN, ...args], { cwd, reject: false, env: ENV, timeout: 50_000 });
+  const r = await execa('node', [TDV_BIN, ...args], { cwd, reject: false, env: env(), timeout: 50_000 });
   return { code: r.exitCode ?? -1, stderr: r.stderr, stats: proxy.stats };
 }
 
@@ -81,7 +82,7 @@ async function killedAt(cwd: string, args: string[], crossed: (s: FaultStats) =>
   proxy.reset();
   proxy.shape(KILL_LINK);
   try {
-    const child = execa('node', [TDV_BIN, ...args], { cwd, reject: false, env: ENV });
+    const child = execa('node', [TDV_BIN, ...args], { cwd, reject: false, env: env() });
     let ended = false;
     void child.finally(() => (ended = true));
     while (!ended && crossed(proxy.stats) < at) await new Promise((r) => setTimeout(r, 10));

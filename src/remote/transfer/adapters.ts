@@ -158,6 +158,8 @@ export const packedAdapter: TransferAdapter = {
     return { done, failed, sent };
   },
   async download(remote, store, downloads, opts) {
+    // Nothing to fetch asks the remote nothing (not even for its indexes).
+    if (downloads.length === 0) return { done: [], failed: [] };
     const packed = remote as PackedRemote;
     const before = packed.received;
     // As for uploads: the bar counts each object's size once it is in the cache, not the (compressed) bytes read.
