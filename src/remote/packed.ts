@@ -1291,8 +1291,14 @@ class UploadSession {
         this.temps.delete(file);
       }
       this.sinceIndex += size;
+      if (!this.writesIndexes) return;
       const since = Date.now() - this.lastIndexAt;
-      if (this.writesIndexes && ((since >= CHECKPOINT_MIN_MS && this.uploaded.length * INDEX_ENTRY_BYTES <= this.sinceIndex * CHECKPOINT_COST) || since >= CHECKPOINT_MS)) await this.writeIndex();
+      const cheap = this.uploaded.length * INDEX_ENTRY_BYTES <= this.sinceIndex * CHECKPOINT_COST;
+      if ((cheap && since >= CHECKPOINT_MIN_MS) || since >= CHECKPOINT_MS) await this.writeIndex();
+      // Due but too soon after the last (two packs uploading side by side end together):
+      // written when CHECKPOINT_MIN_MS has passed, not only after the next pack, which
+      // on a slow link is many seconds of data a kill would lose.
+      else if (cheap) this.deferIndex(CHECKPOINT_MIN_MS - since);
     })();
     this.inflight.add(p);
     p.then(
@@ -1306,8 +1312,29 @@ class UploadSession {
     if (this.failure) throw this.failure;
   }
 
+  private deferred: NodeJS.Timeout | undefined;
+
+  /** A checkpoint in `ms`, unless one is already due (a failure there fails the upload). */
+  private deferIndex(ms: number): void {
+    if (this.deferred) return;
+    this.deferred = setTimeout(
+      () => {
+        this.deferred = undefined;
+        if (!this.failure && !this.finished) this.writeIndex().catch((err: unknown) => (this.failure ??= err));
+      },
+      Math.max(0, ms),
+    );
+    this.deferred.unref();
+  }
+
+  private finished = false;
+
   /** An index of everything uploaded so far, replacing this upload's previous one (written one at a time). */
   private writeIndex(): Promise<void> {
+    if (this.deferred) {
+      clearTimeout(this.deferred);
+      this.deferred = undefined;
+    }
     const next = this.indexChain.then(async () => {
       if (this.uploaded.length === 0) return;
       this.lastIndexAt = Date.now();
@@ -1327,12 +1354,16 @@ class UploadSession {
   async finish(): Promise<void> {
     await this.seal();
     while (this.inflight.size > 0) await Promise.race(this.inflight).catch(() => undefined);
+    this.finished = true;
     if (this.failure) throw this.failure;
     if (this.writesIndexes) await this.writeIndex();
   }
 
   /** After a failure: waits for uploads in flight (their packs stay unnamed until a later push), removes temp files. */
   async abandon(): Promise<void> {
+    this.finished = true;
+    if (this.deferred) clearTimeout(this.deferred);
+    this.deferred = undefined;
     try {
       this.tmp?.close();
     } catch {
