@@ -48,6 +48,9 @@ export const ERROR_CODES = {
   NOT_TRACKED: 'usage',
   UNKNOWN_REMOTE: 'usage',
   REMOTE_EXISTS: 'usage',
+  /** A runner name no `runner.<name>` section defines (`--runner`, `runner:` in tdv.yaml, core.runner). */
+  UNKNOWN_RUNNER: 'usage',
+  RUNNER_EXISTS: 'usage',
   /** A destination that exists (`tdv mv`), which tdv never replaces. */
   EXISTS: 'usage',
   BAD_CONFIG_CHANGE: 'usage',
@@ -108,6 +111,16 @@ export const ERROR_CODES = {
   DOCKER_DAEMON_DOWN: 'stage',
   DOCKER_PERMISSION: 'stage',
   DOCKER_FAILED: 'stage',
+  /** A runner's engine cannot be used: not configured right, not reachable, or not built for this type. */
+  RUNNER_UNAVAILABLE: 'stage',
+  /** The connection to a runner's engine was lost mid-stage (SSH cut, API gone): nothing was recorded. */
+  RUNNER_LOST: 'stage',
+  /** A job's result named a path the stage does not declare, or a file whose bytes are not what it claims. */
+  JOB_OUTPUT_REFUSED: 'stage',
+  /** The engine refused or failed the job itself (a Kubernetes API error, a Job that could not be scheduled). */
+  JOB_FAILED: 'stage',
+  /** An image a runner needs pinned by digest (Kubernetes pulls by reference) is not. */
+  IMAGE_NOT_PINNED: 'stage',
   BAD_METRICS: 'stage',
   NOT_DATA: 'stage',
   // A configuration or format tdv reads is wrong.
