@@ -333,7 +333,7 @@ export const MEMORY_SYNTAX = 'a number of bytes, or a number with K, M, G or T (
 export function parseMemory(x: unknown): number | undefined {
   if (typeof x === 'number') return Number.isSafeInteger(x) && x > 0 ? x : undefined;
   if (typeof x !== 'string') return undefined;
-  const m = /^([0-9]+(?:\.[0-9]+)?)\s*(?:([kmgt])(?:i?b)?|b)?$/i.exec(x.trim());
+  const m = /^([0-9]+(?:\.[0-9]+)?)\s*(?:([kmgt])(?:ib?|b)?|b)?$/i.exec(x.trim());
   if (!m || (m[2] === undefined && m[1]!.includes('.'))) return undefined;
   const n = Math.round(Number(m[1]) * MEMORY_UNITS[(m[2] ?? '').toLowerCase()]!);
   return Number.isSafeInteger(n) && n > 0 ? n : undefined;

@@ -31,9 +31,10 @@ export interface ChosenRunner {
 /**
  * The runner `stage` runs on: `override` (`repro --runner`), else the
  * stage's `runner:`, else `core.runner`, else local. A name no
- * `runner.<name>` section defines is UNKNOWN_RUNNER, naming where it came from.
+ * `runner.<name>` section defines (nor `given`: runners handed to repro) is
+ * UNKNOWN_RUNNER, naming where it came from.
  */
-export function chooseRunner(config: Config, stage: Pick<Stage, 'name' | 'runner' | 'runnerWhere'>, override?: string): ChosenRunner {
+export function chooseRunner(config: Config, stage: Pick<Stage, 'name' | 'runner' | 'runnerWhere'>, override?: string, given?: ReadonlySet<string>): ChosenRunner {
   const chosen: ChosenRunner =
     override !== undefined
       ? { name: override, from: '--runner' }
@@ -42,7 +43,7 @@ export function chooseRunner(config: Config, stage: Pick<Stage, 'name' | 'runner
         : config.core.runner !== undefined
           ? { name: config.core.runner, from: 'core.runner' }
           : { name: LOCAL_RUNNER, from: 'default' };
-  if (chosen.name !== LOCAL_RUNNER && config.runner[chosen.name] === undefined) throw unknownRunner(config, chosen, stage.name);
+  if (chosen.name !== LOCAL_RUNNER && config.runner[chosen.name] === undefined && !given?.has(chosen.name)) throw unknownRunner(config, chosen, stage.name);
   return chosen;
 }
 
