@@ -263,10 +263,36 @@ class Run {
   /**
    * The image ID a stage on a runner elsewhere runs in: what that runner
    * says `image:` names there, when it can tell before running; otherwise
-   * (and for `build:`, built where it runs) the ID tdv.lock recorded, which
-   * the ID the run reports then replaces.
+   * the ID tdv.lock recorded, which the ID the run reports then replaces.
+   *
+   * A `build:` stage is built where it runs, after the check: its identity
+   * is `sha256:` + the hash of its build context (as DockerRunner tags local
+   * builds), recorded in tdv.lock in place of an image ID. The ID of that
+   * build would be known only by running, so a changed Dockerfile would go
+   * unnoticed, and the run-cache would restore outputs of the old image.
    */
   private async remoteImageId(stage: Stage, runner: string): Promise<string | undefined> {
+    if (stage.build) {
+      const b = stage.build;
+      const key = `context:${b.context}:${b.dockerfile ?? ''}`;
+      let id = this.images.get(key);
+      if (!id) {
+        id = (async () => {
+          const { hashContext } = await import('../stages/runners/docker.js');
+          const dir = this.repo.guard.resolve(b.context, 'read', stage.where);
+          const dockerfile = path.resolve(dir, b.dockerfile ?? 'Dockerfile');
+          if (!fs.lstatSync(dockerfile, { throwIfNoEntry: false })?.isFile() || !fs.lstatSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
+            throw new TdvError(
+              'BUILD_CONTEXT_MISSING',
+              `${stage.where}: stage "${stage.name}" builds from ${quotePath(b.context)}, which has no Dockerfile ${quotePath(b.dockerfile ?? 'Dockerfile')}; add it or fix \`build:\``,
+            );
+          }
+          return `sha256:${await hashContext(dir, dockerfile)}`;
+        })();
+        this.images.set(key, id);
+      }
+      return id;
+    }
     const r = await this.jobRunner(runner);
     if (stage.image !== undefined && r.resolveImage) {
       const key = `${runner}\0image:${stage.image}`;

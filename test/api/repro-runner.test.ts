@@ -178,4 +178,29 @@ describe('reproduce (API): stages on a runner elsewhere', () => {
     const { repo } = await openRepo(dir);
     await expect(reproduce(repo)).rejects.toMatchObject({ code: 'UNKNOWN_RUNNER', message: expect.stringMatching(/^tdv\.yaml:4:5: stage "s" names runner "sandbox", which is not configured/) });
   });
+
+  it('a build: stage elsewhere: its build context travels in the spec, and a changed Dockerfile reruns it (the context hash stands for the image)', async () => {
+    const dir = await sandboxRepo('stages:\n  s:\n    cmd: echo hi > o.txt\n    build: img\n    outs: [o.txt]\n');
+    write(dir, 'img/Dockerfile', 'FROM busybox\n');
+    write(dir, 'img/setup.sh', 'true\n');
+    const specs: JobSpec[] = [];
+    expect(await run(dir, { specs })).toMatchObject({ ran: ['s'], failed: [] });
+    expect(specs[0]!.image).toEqual({
+      build: {
+        dir: 'img',
+        context: [
+          { path: 'img/Dockerfile', sha256: sha('FROM busybox\n'), size: 13 },
+          { path: 'img/setup.sh', sha256: sha('true\n'), size: 5 },
+        ],
+      },
+    });
+    const image = /image: (sha256:[0-9a-f]{64})/.exec(read(dir, 'tdv.lock'))?.[1];
+    expect(image).toBeDefined();
+    expect(await run(dir)).toMatchObject({ ran: [], skipped: ['s'] });
+    write(dir, 'img/Dockerfile', 'FROM alpine\n');
+    const again = await run(dir);
+    expect(again).toMatchObject({ ran: ['s'] });
+    expect(again.events.find((e) => e.type === 'start')).toMatchObject({ reasons: [expect.stringMatching(/^image changed/)] });
+    expect(read(dir, 'tdv.lock')).not.toContain(image);
+  });
 });
