@@ -263,7 +263,8 @@ class Run {
   /**
    * The image ID a stage on a runner elsewhere runs in: what that runner
    * says `image:` names there, when it can tell before running; otherwise
-   * the ID tdv.lock recorded, which the ID the run reports then replaces.
+   * the digest of a reference pinned by one (`name@sha256:...`), or nothing
+   * (the ID the run reports is then recorded).
    *
    * A `build:` stage is built where it runs, after the check: its identity
    * is `sha256:` + the hash of its build context (as DockerRunner tags local
@@ -304,7 +305,11 @@ class Run {
       const got = await id;
       if (got !== undefined) return got;
     }
-    return this.lock.get(stage.name)?.image;
+    // Not resolvable before running: a reference pinned by digest names its image for good, so
+    // the digest stands for it (and changes exactly when the reference does). An unpinned one
+    // is unknown until the run reports what it ran: the stage then runs every time.
+    const pinned = stage.image !== undefined ? /@(sha256:[0-9a-f]{64})$/.exec(stage.image) : null;
+    return pinned ? pinned[1] : undefined;
   }
 
   /** The image ID a stage runs in: resolved (`image`) or built (`build`) once per run. */
@@ -612,7 +617,8 @@ class Run {
       }
       if (!(await this.materialise(stage, got, guard, `runner ${runnerName}`))) return fail(`stage "${name}": outputs from runner ${runnerName} are not all in the cache; bug`);
       // The image it ran in: as resolved before, else as the engine reports it (an image ID only).
-      const image = inputs.image ?? (result.image && /^sha256:[0-9a-f]{64}$/.test(result.image) ? result.image : undefined);
+      // (Engines write it as `sha256:...`, `docker-pullable://name@sha256:...` or the like.)
+      const image = inputs.image ?? /(sha256:[0-9a-f]{64})$/.exec(result.image ?? '')?.[1];
       const ran: StageInputs = { ...inputs, ...(image ? { image } : {}) };
       await this.record(stage, ran, got.outs, got.metrics);
       if (runCacheable(stage)) this.runCache.put(RunCache.key(stage, ran), got);

@@ -203,4 +203,30 @@ describe('reproduce (API): stages on a runner elsewhere', () => {
     expect(again.events.find((e) => e.type === 'start')).toMatchObject({ reasons: [expect.stringMatching(/^image changed/)] });
     expect(read(dir, 'tdv.lock')).not.toContain(image);
   });
+
+  it('image: elsewhere: the ID the runner resolves; else the digest of a pinned reference; else the ID the run reports (and it runs every time)', async () => {
+    const id = (c: string) => `sha256:${c.repeat(64)}`;
+    const lockImage = (dir: string) => /image: (sha256:[0-9a-f]{64})/.exec(read(dir, 'tdv.lock'))?.[1];
+    const yaml = (ref: string) => `stages:\n  s:\n    cmd: echo hi > o.txt\n    image: ${ref}\n    outs: [o.txt]\n`;
+    const dir = await sandboxRepo(yaml('busybox:1'));
+    const specs: JobSpec[] = [];
+    const resolve = (ref: string) => (ref === 'busybox:1' ? id('a') : id('b'));
+    expect(await run(dir, { specs, resolve, ranImage: id('f') })).toMatchObject({ ran: ['s'] });
+    expect(specs[0]!.image).toEqual({ ref: 'busybox:1', id: id('a') });
+    expect(lockImage(dir)).toBe(id('a'));
+    expect(await run(dir, { resolve })).toMatchObject({ skipped: ['s'] });
+    write(dir, 'tdv.yaml', yaml('busybox:2'));
+    expect(await run(dir, { resolve })).toMatchObject({ ran: ['s'] });
+    expect(lockImage(dir)).toBe(id('b'));
+    // Not resolvable, pinned: the digest stands for the image; a new digest reruns.
+    write(dir, 'tdv.yaml', yaml(`busybox@${id('c')}`));
+    expect(await run(dir, { ranImage: id('f') })).toMatchObject({ ran: ['s'] });
+    expect(lockImage(dir)).toBe(id('c'));
+    expect(await run(dir)).toMatchObject({ skipped: ['s'] });
+    // Not resolvable, not pinned: what the run reports is recorded, and nothing proves it unchanged next time.
+    write(dir, 'tdv.yaml', yaml('busybox:3'));
+    expect(await run(dir, { ranImage: `docker-pullable://busybox@${id('d')}` })).toMatchObject({ ran: ['s'] });
+    expect(lockImage(dir)).toBe(id('d'));
+    expect(await run(dir, { ranImage: id('d') })).toMatchObject({ ran: ['s'] });
+  });
 });

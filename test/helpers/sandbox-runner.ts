@@ -23,6 +23,10 @@ export interface SandboxOptions {
   specs?: JobSpec[];
   /** What sweep reports as stopped. */
   leftovers?: string[];
+  /** Offers resolveImage, answering with this. */
+  resolve?: (ref: string) => string | undefined;
+  /** The image ID it reports having run. */
+  ranImage?: string;
 }
 
 function hashTree(root: string, rel: string, out: JobFile[]): void {
@@ -41,6 +45,7 @@ export function sandboxRunner(opts: SandboxOptions = {}): JobRunner & { swept: s
     name: opts.name ?? 'sandbox',
     type: 'sandbox',
     swept,
+    ...(opts.resolve ? { resolveImage: async (ref: string) => opts.resolve!(ref) } : {}),
     async sweep(repoId: string) {
       swept.push(repoId);
       return opts.leftovers ?? [];
@@ -95,7 +100,7 @@ export function sandboxRunner(opts: SandboxOptions = {}): JobRunner & { swept: s
         let outputs: JobFile[] = [];
         hashTree(io.staging, '', outputs);
         if (opts.claims) outputs = opts.claims(outputs);
-        return { exitCode: 0, started, ended, where: `sandbox:${os.hostname()}`, image: undefined, outputs };
+        return { exitCode: 0, started, ended, where: `sandbox:${os.hostname()}`, ...(opts.ranImage ? { image: opts.ranImage } : {}), outputs };
       } finally {
         fs.rmSync(box, { recursive: true, force: true });
       }
