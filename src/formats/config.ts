@@ -4,7 +4,7 @@ import { FormatError, UsageError } from '../errors.js';
 import { readUtf8OrUndefined } from '../util/fs.js';
 import { parseYaml, type YamlFile } from '../util/yaml.js';
 import * as v from 'valibot';
-import { dict, fail, key, KEYS, problemOf, strictMapping, validate, type At } from './schema.js';
+import { dict, fail, isMapping, key, KEYS, pathItem, problemOf, strictMapping, validate, type At } from './schema.js';
 import { parseRate, RATE_SYNTAX } from './rate.js';
 
 export const LINK_TYPES = ['reflink', 'copy', 'hardlink', 'symlink'] as const;
@@ -44,6 +44,17 @@ export type ConfigFileName = typeof CONFIG_FILE | typeof LOCAL_CONFIG_FILE;
 
 /** Names of remotes (and so of `remote.<name>` sections). */
 export const REMOTE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/**
+ * The engine types a `runner.<name>.type` may name. The runner registry
+ * (stages/runners/registry.ts) maps each to its lazily loaded module and is
+ * typed by this list, so the two cannot disagree; a format module may not
+ * import stages/ (it only parses), hence the list lives here.
+ */
+export const RUNNER_TYPES = ['docker', 'kubernetes'] as const;
+export type RunnerType = (typeof RUNNER_TYPES)[number];
+/** The runner name that means this machine: always there, never configured. */
+export const LOCAL_RUNNER = 'local';
 
 export const CHECKSUM_MODES = ['when_supported', 'when_required'] as const;
 /** How a remote stores objects (see remote/packed.ts): packed is the default for every remote. */
@@ -256,6 +267,36 @@ function remoteSection(local: boolean) {
   );
 }
 
+/**
+ * One `runner.<name>` section of one file: its engine `type` (required once
+ * both files are merged) and that engine's keys. The keys are checked
+ * against the engine's own schema when the runner is created and by `tdv
+ * runner add/modify` (repo/lib/runners.ts), not here: an engine's module is
+ * loaded only when a stage uses it, so `tdv status` never loads a
+ * Kubernetes client to read a config file.
+ */
+function runnerSection() {
+  return v.pipe(
+    v.custom<Record<string, unknown>>(isMapping, fail(`"${KEYS}" must be a mapping of settings`, `Write type: ${RUNNER_TYPES.join(' or ')} and that type's keys (see \`tdv runner add --help\`)`)),
+    v.rawCheck<Record<string, unknown>>(({ dataset, addIssue }) => {
+      if (!dataset.typed || dataset.value.type === undefined) return;
+      if (!(RUNNER_TYPES as readonly unknown[]).includes(dataset.value.type)) {
+        addIssue({
+          message: fail(`${KEYS} must be ${RUNNER_TYPES.join(' or ')}${got(dataset.value.type)}`, 'Fix the type in the file, or delete the section'),
+          path: [pathItem(dataset.value, 'type')],
+        });
+      }
+    }),
+    v.transform((r) => r as RunnerSection),
+  );
+}
+
+/** A runner section as read: its engine type (absent in an override in config.local.yaml) and the engine's keys. */
+export interface RunnerSection {
+  type?: RunnerType;
+  [key: string]: unknown;
+}
+
 /** A core or cache key of one type: the type's message names the key. */
 const typed = <T>(type: 'number' | 'string' | 'boolean') => v.custom<T>((x) => typeof x === type, `"${KEYS}" must be a ${type}`);
 const knownKeys = (section: string, keys: string[]) => () => fail(`unknown key "${KEYS}"`, `Known keys: ${keys.map((k) => `${section}.${k}`).join(', ')}`);
@@ -279,6 +320,14 @@ function configFile(local: boolean) {
       v.pipe(
         typed<string>('string'),
         v.regex(REMOTE_NAME_RE, (i) => `core.remote must be a remote name, got ${JSON.stringify(i.input)}`),
+      ),
+    ),
+    // The default runner for stages without `runner:` (see repo/lib/runners.ts); like
+    // core.remote, whether it names a configured runner is checked where one is needed.
+    runner: v.optional(
+      v.pipe(
+        typed<string>('string'),
+        v.regex(REMOTE_NAME_RE, (i) => fail(`core.runner must be a runner name, got ${JSON.stringify(i.input)}`, 'Set it with `tdv runner add NAME TYPE --default`, or write local')),
       ),
     ),
     /**
@@ -330,9 +379,20 @@ function configFile(local: boolean) {
             section,
           ),
         ),
+        runner: v.nullish(
+          dict(
+            v.pipe(
+              v.string(),
+              v.regex(REMOTE_NAME_RE, (i) => fail(`invalid runner name ${JSON.stringify(i.input)}`, 'Names start with a letter or digit and contain only letters, digits, ".", "_" and "-"')),
+              v.check((n) => n !== LOCAL_RUNNER, fail(`runner name "${LOCAL_RUNNER}" is reserved: it means this machine, which needs no settings`, 'Rename the section (e.g. runner.gpu)')),
+            ),
+            v.nullish(runnerSection()),
+            section,
+          ),
+        ),
       },
-      'must be a mapping of sections (core, cache, remote)',
-      (k) => fail(`unknown section "${k}"`, 'Known sections: core, cache, remote'),
+      'must be a mapping of sections (core, cache, remote, runner)',
+      (k) => fail(`unknown section "${k}"`, 'Known sections: core, cache, remote, runner'),
     ),
   );
 }
@@ -351,11 +411,25 @@ type RemoteSection = NonNullable<NonNullable<ConfigFileValue['remote']>[string]>
  */
 export type RemoteConfig = Omit<RemoteSection, 'url'> & { url: string };
 
+/** One `runner.<name>` section merged from both files: its type is always present; the engine's keys are checked when it is created. */
+export interface RunnerSettings {
+  type: RunnerType;
+  [key: string]: unknown;
+}
+
 /** The merged configuration: config.yaml, then config.local.yaml over it, then the defaults. */
 export interface Config {
   core: Omit<CoreSection, 'lock_timeout'> & { lock_timeout: number };
   cache: Omit<CacheSection, 'type'> & { type: LinkType[] };
   remote: Record<string, RemoteConfig>;
+  /** Configured runners by name (`local` is never one: it is this machine). */
+  runner: Record<string, RunnerSettings>;
+  /**
+   * Where each runner's section and keys are written (`file:line:col`), for
+   * the errors of checks made after loading (an engine's own keys). The
+   * winning file's position for a key set in both.
+   */
+  runnerAt: Record<string, { section: string; keys: Record<string, string> }>;
 }
 
 export const CONFIG_TEMPLATE = `# tdv configuration, committed with the repository.
@@ -396,8 +470,15 @@ export function readConfigTexts(tdvDir: string): Partial<Record<ConfigFileName, 
  */
 export async function configFromTexts(tdvDir: string, texts: Partial<Record<ConfigFileName, string>>): Promise<Config> {
   // No prototype: `cfg.remote[name]` is undefined for any name not configured, "constructor" included.
-  const cfg: Config = { core: { lock_timeout: 60 }, cache: { type: DEFAULT_LINK_TYPES }, remote: Object.create(null) as Config['remote'] };
+  const cfg: Config = {
+    core: { lock_timeout: 60 },
+    cache: { type: DEFAULT_LINK_TYPES },
+    remote: Object.create(null) as Config['remote'],
+    runner: Object.create(null) as Config['runner'],
+    runnerAt: Object.create(null) as Config['runnerAt'],
+  };
   const remotes = new Map<string, { where: string; values: Partial<RemoteConfig> }>();
+  const runners = new Map<string, { where: string; values: RunnerSection; keys: Record<string, string> }>();
   for (const name of [CONFIG_FILE, LOCAL_CONFIG_FILE] as const) {
     const text = texts[name];
     if (text === undefined) continue;
@@ -417,6 +498,22 @@ export async function configFromTexts(tdvDir: string, texts: Partial<Record<Conf
       if (!entry) remotes.set(rname, (entry = { where: at(['remote', rname]), values: {} }));
       Object.assign(entry.values, defined(section ?? {}));
     }
+    for (const [rname, section] of Object.entries(f?.runner ?? {})) {
+      let entry = runners.get(rname);
+      if (!entry) runners.set(rname, (entry = { where: at(['runner', rname]), values: Object.create(null) as RunnerSection, keys: Object.create(null) as Record<string, string> }));
+      for (const [k, x] of Object.entries(section ?? {})) {
+        if (x === undefined) continue;
+        Object.defineProperty(entry.values, k, { value: x, enumerable: true, writable: true, configurable: true });
+        entry.keys[k] = at(['runner', rname, k]);
+      }
+    }
+  }
+  for (const [name, { where, values, keys }] of runners) {
+    if (values.type === undefined) {
+      throw new FormatError(where, `runner "${name}" has no type`, `Add type: ${RUNNER_TYPES.join(' or ')} to the section, or delete it`);
+    }
+    cfg.runner[name] = values as RunnerSettings;
+    cfg.runnerAt[name] = { section: where, keys };
   }
   for (const [name, { where, values }] of remotes) {
     if (values.url === undefined) {

@@ -24,6 +24,10 @@ import { loadDag, stageHasher } from './lib/pipeline.js';
 import { commitSources, dataSources, missingOutputs, restoreSources, type SourceState, sourceStates } from './lib/data-sources.js';
 import type { Selected } from './lib/pointers.js';
 import type { Progress } from '../util/progress.js';
+import { LOCAL_RUNNER } from '../formats/config.js';
+import type { CleanupAction, JobRunner } from '../stages/job.js';
+import { type ChosenRunner, chooseRunner, cloneId, createRunner } from './lib/runners.js';
+import { ingestOutputs, jobIO, newStaging, stageJob } from './lib/job.js';
 
 export interface ReproOptions {
   /** Stage names; none means every stage. Given names run with their upstream (or downstream). */
@@ -52,6 +56,39 @@ export interface ReproOptions {
   progress?: Progress;
   /** Injectable runners (tests, other back ends). */
   runners?: { local?: StageRunner; docker?: StageRunner & DockerImages };
+  /**
+   * `--runner NAME`: every selected stage runs there (`local`: this machine),
+   * over tdv.yaml's `runner:` and `core.runner`.
+   */
+  runner?: string;
+  /**
+   * Job runners by name, used instead of creating the configured ones (tests,
+   * embedders); a name here counts as configured.
+   */
+  jobRunners?: Record<string, JobRunner>;
+  /**
+   * Hook point for the reaper (stages/reaper.ts): registers how to stop what
+   * a runner started, should tdv die before the job ends, and returns
+   * `done`. Handed to runners as `JobIO.onCleanup`.
+   */
+  cleanup?: (action: CleanupAction) => () => void;
+  /**
+   * After stages ran on other runners, push the run-cache (their records and
+   * outputs' objects) to the remote (`remote`, else the default one, if any),
+   * so another clone restores instead of rerunning. Default true (`--no-push-runs`).
+   */
+  pushRuns?: boolean;
+}
+
+/** Where and when a stage ran on a runner other than this machine (ReproResult.runs, the `done` event). */
+export interface RanOn {
+  /** The runner's configured name. */
+  runner: string;
+  /** Where the engine says it ran (a Docker host, a node and pod). */
+  where: string;
+  /** ISO 8601 times, as the engine saw them. */
+  started: string;
+  ended: string;
 }
 
 export type ReproEvent =
@@ -60,11 +97,11 @@ export type ReproEvent =
   | { type: 'source'; path: string; pointer: string; dry: boolean }
   | { type: 'pulled'; files: number; runs: number }
   | { type: 'skip'; stage: string; frozen?: boolean }
-  | { type: 'start'; stage: string; reasons: string[]; where: 'local' | 'docker' }
+  | { type: 'start'; stage: string; reasons: string[]; where: 'local' | 'docker' | 'runner'; runner?: string }
   | { type: 'output'; stage: string; chunk: Buffer; stream: 'stdout' | 'stderr' }
   | { type: 'debug'; stage: string; line: string }
   | { type: 'restored'; stage: string }
-  | { type: 'done'; stage: string; seconds: number }
+  | ({ type: 'done'; stage: string; seconds: number } & Partial<RanOn>)
   | { type: 'failed'; stage: string; message: string; logTail: string[] };
 
 const SETTLED = new Set<ReproEvent['type']>(['skip', 'restored', 'done', 'failed']);
@@ -76,6 +113,8 @@ export interface ReproResult {
   failed: { stage: string; error: string; log?: string }[];
   /** Not run because a stage they depend on failed, or the run was interrupted. */
   blocked: string[];
+  /** The stages of `ran` that ran on another runner: which, where and when. */
+  runs?: ({ stage: string } & RanOn)[];
   /** With `dry`: every selected stage with the reasons it would run (empty: up to date, or frozen). */
   plan?: { stage: string; reasons: string[]; frozen?: boolean }[];
   /**
@@ -132,7 +171,11 @@ export async function reproduce(repo: Repo, opts: ReproOptions = {}): Promise<Re
     const progress = opts.dry ? undefined : opts.progress;
     progress?.plan(names.length, 0);
     const onEvent = progress && ((e: ReproEvent) => (SETTLED.has(e.type) && progress.files(), opts.onEvent?.(e)));
-    const run = new Run(repo, dag, lock, onEvent ? { ...opts, onEvent } : opts, states.missing);
+    // Every selected stage's runner, named before anything runs: an unknown name stops here.
+    const chosen = new Map<string, ChosenRunner>();
+    const given = new Set(Object.keys(opts.jobRunners ?? {}));
+    for (const n of names) if (!frozen(n)) chosen.set(n, chooseRunner(repo.config, dag.stages.get(n)!, opts.runner, given));
+    const run = new Run(repo, dag, lock, onEvent ? { ...opts, onEvent } : opts, states.missing, chosen);
     try {
       const res = opts.dry ? await run.plan(names) : await run.execute(names);
       return { ...res, updated };
@@ -148,6 +191,10 @@ class Run {
   private readonly images = new Map<string, Promise<string>>();
   private docker?: StageRunner & DockerImages;
   private local?: StageRunner;
+  /** Runners elsewhere by name, made once per run. */
+  private readonly jobRunners = new Map<string, Promise<JobRunner>>();
+  /** Whether a stage ran on a runner elsewhere (its run-cache is then pushed). */
+  private ranElsewhere = false;
   private readonly emit: (e: ReproEvent) => void;
 
   constructor(
@@ -157,6 +204,8 @@ class Run {
     private readonly opts: ReproOptions,
     /** Tracked inputs not in the workspace: a stage reading one says how to get it. */
     private readonly unpulled: readonly Selected[] = [],
+    /** Each selected stage's runner (none: local). */
+    private readonly chosen: ReadonlyMap<string, ChosenRunner> = new Map(),
   ) {
     this.params = new ParamsReader(repo.root);
     this.runCache = new RunCache(repo.store);
@@ -194,9 +243,80 @@ class Run {
     return this.local!;
   }
 
+  /** The runner a stage runs on, when it is not this machine. */
+  private elsewhere(stage: string): string | undefined {
+    const c = this.chosen.get(stage);
+    return c && c.name !== LOCAL_RUNNER ? c.name : undefined;
+  }
+
+  /** Runner `name` (injected, or made from its configuration), once per run. */
+  private jobRunner(name: string): Promise<JobRunner> {
+    let r = this.jobRunners.get(name);
+    if (!r) {
+      const given = this.opts.jobRunners?.[name];
+      r = given ? Promise.resolve(given) : createRunner(this.repo, name);
+      this.jobRunners.set(name, r);
+    }
+    return r;
+  }
+
+  /**
+   * The image ID a stage on a runner elsewhere runs in: what that runner
+   * says `image:` names there, when it can tell before running; otherwise
+   * the digest of a reference pinned by one (`name@sha256:...`), or nothing
+   * (the ID the run reports is then recorded).
+   *
+   * A `build:` stage is built where it runs, after the check: its identity
+   * is `sha256:` + the hash of its build context (as DockerRunner tags local
+   * builds), recorded in tdv.lock in place of an image ID. The ID of that
+   * build would be known only by running, so a changed Dockerfile would go
+   * unnoticed, and the run-cache would restore outputs of the old image.
+   */
+  private async remoteImageId(stage: Stage, runner: string): Promise<string | undefined> {
+    if (stage.build) {
+      const b = stage.build;
+      const key = `context:${b.context}:${b.dockerfile ?? ''}`;
+      let id = this.images.get(key);
+      if (!id) {
+        id = (async () => {
+          const { hashContext } = await import('../stages/runners/docker.js');
+          const dir = this.repo.guard.resolve(b.context, 'read', stage.where);
+          const dockerfile = path.resolve(dir, b.dockerfile ?? 'Dockerfile');
+          if (!fs.lstatSync(dockerfile, { throwIfNoEntry: false })?.isFile() || !fs.lstatSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
+            throw new TdvError(
+              'BUILD_CONTEXT_MISSING',
+              `${stage.where}: stage "${stage.name}" builds from ${quotePath(b.context)}, which has no Dockerfile ${quotePath(b.dockerfile ?? 'Dockerfile')}; add it or fix \`build:\``,
+            );
+          }
+          return `sha256:${await hashContext(dir, dockerfile)}`;
+        })();
+        this.images.set(key, id);
+      }
+      return id;
+    }
+    const r = await this.jobRunner(runner);
+    if (stage.image !== undefined && r.resolveImage) {
+      const key = `${runner}\0image:${stage.image}`;
+      let id = this.images.get(key) as Promise<string | undefined> | undefined;
+      if (!id) {
+        id = r.resolveImage(stage.image, this.opts.signal);
+        this.images.set(key, id as Promise<string>);
+      }
+      const got = await id;
+      if (got !== undefined) return got;
+    }
+    // Not resolvable before running: a reference pinned by digest names its image for good, so
+    // the digest stands for it (and changes exactly when the reference does). An unpinned one
+    // is unknown until the run reports what it ran: the stage then runs every time.
+    const pinned = stage.image !== undefined ? /@(sha256:[0-9a-f]{64})$/.exec(stage.image) : null;
+    return pinned ? pinned[1] : undefined;
+  }
+
   /** The image ID a stage runs in: resolved (`image`) or built (`build`) once per run. */
   private imageId(stage: Stage, _dry: boolean): Promise<string | undefined> {
     if (!stage.image && !stage.build) return Promise.resolve(undefined);
+    const away = this.elsewhere(stage.name);
+    if (away !== undefined) return this.remoteImageId(stage, away);
     const key = stage.image ? `image:${stage.image}` : `build:${stage.build!.context}:${stage.build!.dockerfile ?? ''}`;
     let id = this.images.get(key);
     if (!id) {
@@ -238,9 +358,55 @@ class Run {
   async execute(names: string[]): Promise<ReproResult> {
     const res: ReproResult = { ran: [], restored: [], skipped: [], failed: [], blocked: [], updated: [] };
     const jobs = Math.max(1, this.opts.jobs ?? (await import('node:os')).availableParallelism());
-    const { blocked } = await schedule(this.dag, names, (n) => this.stage(n, res), { jobs, keepGoing: this.opts.keepGoing, signal: this.opts.signal });
-    res.blocked.push(...blocked);
+    await this.sweep(names);
+    try {
+      const { blocked } = await schedule(this.dag, names, (n) => this.stage(n, res), { jobs, keepGoing: this.opts.keepGoing, signal: this.opts.signal });
+      res.blocked.push(...blocked);
+      if (this.ranElsewhere && this.opts.pushRuns !== false && !this.opts.signal?.aborted) await this.pushRuns();
+    } finally {
+      for (const r of this.jobRunners.values()) await r.then((x) => x.close?.()).catch(() => {});
+    }
     return res;
+  }
+
+  /**
+   * Once per runner elsewhere the run uses, before any stage runs: stops
+   * what earlier runs of this clone left running there (a killed repro's
+   * containers or Jobs), reported as a warning.
+   */
+  private async sweep(names: string[]): Promise<void> {
+    const runners = new Set(names.map((n) => this.elsewhere(n)).filter((r): r is string => r !== undefined));
+    for (const name of runners) {
+      try {
+        const r = await this.jobRunner(name);
+        const stopped = (await r.sweep?.(cloneId(this.repo))) ?? [];
+        if (stopped.length) this.repo.reporter.warn?.(`runner ${name}: stopped ${stopped.length} left over from an earlier run of this clone: ${stopped.join(', ')}`);
+      } catch (err) {
+        // A runner that cannot be reached fails its stages with the reason; the sweep only says so.
+        if (!(err instanceof TdvError)) throw err;
+        this.repo.reporter.warn?.(`runner ${name}: could not look for leftovers of earlier runs: ${err.message}`);
+      }
+    }
+  }
+
+  /**
+   * Pushes the run-cache to the remote after stages ran elsewhere, as `tdv
+   * push --run-cache` would, so another clone restores them. No remote: nothing
+   * to do. A failure is a warning: the stages did run and are recorded here.
+   */
+  private async pushRuns(): Promise<void> {
+    const name = this.opts.remote ?? this.repo.config.core.remote;
+    if (name === undefined) return;
+    const retry = `\`tdv push --run-cache${this.opts.remote ? ` -r ${this.opts.remote}` : ''}\` retries`;
+    try {
+      const { withRemote } = await import('./lib/transfer.js');
+      const { pushRuns } = await import('./lib/run-sync.js');
+      const pushed = await withRemote(this.repo, { remote: name, jobs: this.opts.jobs }, (remote) => pushRuns(this.repo, remote, {}));
+      if (pushed.failed.length) this.repo.reporter.warn?.(`could not push ${pushed.failed.length} object(s) of run records to remote ${name}; ${retry}`);
+    } catch (err) {
+      if (!(err instanceof TdvError)) throw err;
+      this.repo.reporter.warn?.(`could not push the run-cache to remote ${name}: ${err.message}; ${retry}`);
+    }
   }
 
   /** Checks, then skips, restores or runs one stage. True when it ends up up to date. */
@@ -279,6 +445,8 @@ class Run {
         return true;
       }
     }
+    const away = this.elsewhere(name);
+    if (away !== undefined) return this.runElsewhere(stage, away, inputs, reasons, res);
     const started = Date.now();
     const where = inputs.image ? 'docker' : 'local';
     this.emit({ type: 'start', stage: name, reasons, where });
@@ -388,6 +556,93 @@ class Run {
   }
 
   /**
+   * Runs a stage on a runner elsewhere: its job spec (inputs by hash from
+   * the cache), the runner's run with a staging directory of its own, then
+   * what came back verified and cached (lib/job.ts), checked out through the
+   * checkout engine with the stage's guard, and recorded in tdv.lock and the
+   * run-cache exactly as a local run is. The workspace is not touched until
+   * everything that came back was accepted.
+   */
+  private async runElsewhere(stage: Stage, runnerName: string, inputs: StageInputs, reasons: string[], res: ReproResult): Promise<boolean> {
+    const name = stage.name;
+    const clock = Date.now();
+    this.emit({ type: 'start', stage: name, reasons, where: 'runner', runner: runnerName });
+    const own = this.repo.own;
+    own.mkdirp('logs');
+    addGitignoreEntry(own, 'logs');
+    const logRel = `logs/${name}.log`;
+    const logShown = `${TDV_DIR}/${logRel}`;
+    const log = own.openForWrite(logRel);
+    let logOpen = true;
+    const closeLog = () => {
+      if (logOpen) fs.closeSync(log);
+      logOpen = false;
+    };
+    const fail = (message: string) => {
+      closeLog();
+      res.failed.push({ stage: name, error: message, log: logShown });
+      this.emit({ type: 'failed', stage: name, message, logTail: tail(own, logRel) });
+      return false;
+    };
+    let staging: ReturnType<typeof newStaging> | undefined;
+    try {
+      const runner = await this.jobRunner(runnerName);
+      const spec = await stageJob(this.repo, stage, inputs, inputs.image);
+      staging = newStaging(this.repo, name);
+      const exchange = runner.type === 'kubernetes' ? await (await import('./lib/exchange.js')).openExchange(this.repo, this.opts.remote) : undefined;
+      const io = jobIO(this.repo, {
+        staging: staging.abs,
+        onOutput: (chunk, stream) => {
+          fs.writeSync(log, chunk);
+          this.emit({ type: 'output', stage: name, chunk, stream });
+        },
+        onDebug: (line) => this.emit({ type: 'debug', stage: name, line }),
+        signal: this.opts.signal,
+        onCleanup: this.opts.cleanup,
+        exchange,
+      });
+      const result = await runner.run(spec, io);
+      closeLog();
+      if (this.opts.signal?.aborted) return fail(`stage "${name}" was interrupted; nothing was recorded for it`);
+      if (result.exitCode !== 0) {
+        return fail(
+          `stage "${name}" failed on runner ${runnerName} (${result.where}): ${result.signal ? `killed by ${result.signal}` : result.exitCode === null ? 'lost' : `exit code ${result.exitCode}`} (log: ${logShown})`,
+        );
+      }
+      const got = await ingestOutputs(this.repo, stage, staging.abs, result, runnerName, logShown);
+      const guard = this.guardFor(stage);
+      for (const m of stage.metrics) {
+        if (guard.lstat(m, stage.where)?.isDirectory())
+          return fail(`${stage.where}: metrics ${quotePath(m)} of stage "${name}" is a directory; a metrics file is one JSON, YAML or TOML file: name a file of its own`);
+      }
+      if (!(await this.materialise(stage, got, guard, `runner ${runnerName}`))) return fail(`stage "${name}": outputs from runner ${runnerName} are not all in the cache; bug`);
+      // The image it ran in: as resolved before, else as the engine reports it (an image ID only).
+      // (Engines write it as `sha256:...`, `docker-pullable://name@sha256:...` or the like.)
+      const image = inputs.image ?? /(sha256:[0-9a-f]{64})$/.exec(result.image ?? '')?.[1];
+      const ran: StageInputs = { ...inputs, ...(image ? { image } : {}) };
+      await this.record(stage, ran, got.outs, got.metrics);
+      if (runCacheable(stage)) this.runCache.put(RunCache.key(stage, ran), got);
+      this.ranElsewhere = true;
+      const on: RanOn = { runner: runnerName, where: result.where, started: result.started, ended: result.ended };
+      res.ran.push(name);
+      (res.runs ??= []).push({ stage: name, ...on });
+      this.emit({ type: 'done', stage: name, seconds: (Date.now() - clock) / 1000, ...on });
+      return true;
+    } catch (err) {
+      if (err instanceof UnsafePathError) return fail(`stage "${name}": runner ${runnerName} returned an output tdv will not take: ${err.message}; nothing was recorded for it`);
+      if (!(err instanceof TdvError)) throw err;
+      return fail(err.message);
+    } finally {
+      closeLog();
+      try {
+        staging?.remove();
+      } catch {
+        /* a leftover under .tdv/tmp: removed by the next command that cleans up */
+      }
+    }
+  }
+
+  /**
    * Why a stage cannot run for lack of deps, and the fix: data a pointer
    * tracks but the workspace lacks (a fresh clone) is fetched by `tdv pull`.
    */
@@ -452,6 +707,15 @@ class Run {
       this.repo.reporter.warn?.(`${source}: ${wrong}; not restoring from it, the stage runs instead`);
       return false;
     }
+    return this.materialise(stage, entry, guard, source);
+  }
+
+  /**
+   * Checks a run's outputs out into the workspace through the checkout
+   * engine with the stage's guard (metrics and `cache: false` outputs as
+   * copies, the rest as the cache's link types); false when an object is missing.
+   */
+  private async materialise(stage: Stage, entry: RunEntry, guard: Guard, source: string): Promise<boolean> {
     const ctx = await workspaceContext(this.repo, { guard });
     // Metrics are plain files kept in Git: copies, never links into the cache.
     const metricsCtx = { ...ctx, linkTypes: ['copy' as const] };

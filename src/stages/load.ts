@@ -8,6 +8,7 @@ import { parseYaml, type YamlFile } from '../util/yaml.js';
 import { STAGE_NAME, STAGE_NAME_RULE } from './names.js';
 import { type At, dictOf, fail, isMapping, listOf, onlyKeys, pathItem, validate } from '../formats/schema.js';
 import { expandStages, fileReader, mergeParams, withQuoteHint } from './template.js';
+import type { Resources } from './job.js';
 
 export const PIPELINE_FILE = 'tdv.yaml';
 export const PARAMS_FILE = 'params.yaml';
@@ -53,6 +54,12 @@ export interface Stage {
   desc?: NonNullable<StageBody['desc']>;
   /** Free data for tools (`meta`), ignored by tdv. */
   meta?: unknown;
+  /** `runner: NAME`: the configured runner (`runner.<name>` in config, or `local`) the stage runs on. */
+  runner?: string;
+  /** `tdv.yaml:line:col` of `runner:`, for an unknown name. */
+  runnerWhere?: string;
+  /** `resources: {cpus, memory, gpus}`: what the stage asks of the runner (memory in bytes). */
+  resources?: Resources;
 }
 
 /** A stage's commands in the order they run (`cmd` in either form). */
@@ -89,7 +96,7 @@ const NOT_OUTPUTS: Record<string, string> = {
 const CONTROL_FILES = new Set(['.gitignore', '.gitattributes', '.tdvignore']);
 const POINTER_SUFFIX = '.tdv';
 
-const STAGE_KEYS = ['cmd', 'image', 'build', 'deps', 'params', 'outs', 'metrics', 'env', 'wdir', 'frozen', 'always_changed', 'desc', 'meta'] as const;
+const STAGE_KEYS = ['cmd', 'image', 'build', 'deps', 'params', 'outs', 'metrics', 'env', 'wdir', 'runner', 'resources', 'frozen', 'always_changed', 'desc', 'meta'] as const;
 /** Keys an entry of `outs` or `metrics` may have in its long form `- path: {cache: false}`. */
 const OUT_KEYS = ['cache', 'persist', 'desc'] as const;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -181,6 +188,13 @@ function stageSchema(name: string) {
     outs: outs('outs'),
     metrics: outs('metrics'),
     env: v.nullish(envSchema(name), {}),
+    runner: v.optional(
+      v.custom<string>(
+        (r) => typeof r === 'string' && RUNNER_NAME.test(r),
+        (i) => fail(`"runner" ${of} must be a runner name, got ${JSON.stringify(i.input)}`, 'Name one of `tdv runner list`, or local for this machine'),
+      ),
+    ),
+    resources: v.optional(resourcesSchema(name)),
     meta: v.optional(v.unknown()),
   } satisfies Record<(typeof STAGE_KEYS)[number], v.GenericSchema>;
   return v.pipe(
@@ -309,6 +323,54 @@ function paramsSchema(name: string) {
   return listOf(entry, fail(`"params" of stage "${name}" must be a list of keys or {file: [keys]}`));
 }
 
+/** A runner's name as config.yaml's `runner.<name>` allows it (formats/config.ts), or `local`. */
+const RUNNER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+const MEMORY_UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
+export const MEMORY_SYNTAX = 'a number of bytes, or a number with K, M, G or T (powers of 1024, as Docker reads them; Ki, Mi, Gi, Ti too), e.g. 512M or 1.5G';
+
+/** Bytes of a `resources.memory` value (`2G`, `512Mi`, `1073741824`), or undefined when it is not one. */
+export function parseMemory(x: unknown): number | undefined {
+  if (typeof x === 'number') return Number.isSafeInteger(x) && x > 0 ? x : undefined;
+  if (typeof x !== 'string') return undefined;
+  const m = /^([0-9]+(?:\.[0-9]+)?)\s*(?:([kmgt])(?:ib?|b)?|b)?$/i.exec(x.trim());
+  if (!m || (m[2] === undefined && m[1]!.includes('.'))) return undefined;
+  const n = Math.round(Number(m[1]) * MEMORY_UNITS[(m[2] ?? '').toLowerCase()]!);
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+}
+
+/** `resources`: cpus (a positive number), memory (bytes or 512M), gpus (a whole number). */
+function resourcesSchema(name: string) {
+  const of = `of stage "${name}"`;
+  return v.pipe(
+    v.custom<Record<string, unknown>>(isMapping, fail(`"resources" ${of} must be a mapping`, 'Write resources: {cpus: 2, memory: 4G, gpus: 1}')),
+    onlyKeys(['cpus', 'memory', 'gpus'], (k) => fail(`unknown key "${k}" in "resources" ${of}`, 'Known keys: cpus, memory, gpus')),
+    v.object({
+      cpus: v.optional(
+        v.custom<number>(
+          (c) => typeof c === 'number' && Number.isFinite(c) && c > 0,
+          (i) => fail(`"resources.cpus" ${of} must be a positive number of CPUs, got ${JSON.stringify(i.input)}`, 'Write e.g. cpus: 2 or cpus: 0.5'),
+        ),
+      ),
+      memory: v.optional(
+        v.pipe(
+          v.custom<string | number>(
+            (m) => parseMemory(m) !== undefined,
+            (i) => fail(`"resources.memory" ${of} must be ${MEMORY_SYNTAX}, got ${JSON.stringify(i.input)}`),
+          ),
+          v.transform((m) => parseMemory(m)!),
+        ),
+      ),
+      gpus: v.optional(
+        v.custom<number>(
+          (g) => typeof g === 'number' && Number.isSafeInteger(g) && g >= 0,
+          (i) => fail(`"resources.gpus" ${of} must be a whole number of GPUs, got ${JSON.stringify(i.input)}`, 'Write e.g. gpus: 1'),
+        ),
+      ),
+    }),
+  );
+}
+
 /** `env`: variable names to strings, numbers or booleans (passed on as text). */
 function envSchema(name: string) {
   return dictOf(
@@ -389,7 +451,14 @@ function resolveStage(root: string, name: string, b: StageBody, at: At, opts: Lo
     ...(b.always_changed ? { alwaysChanged: true } : {}),
     ...(typeof b.desc === 'string' ? { desc: b.desc } : {}),
     ...(b.meta !== undefined ? { meta: b.meta } : {}),
+    ...(b.runner !== undefined ? { runner: b.runner, runnerWhere: at(['runner']) } : {}),
+    ...(b.resources !== undefined ? { resources: defined(b.resources) } : {}),
   };
+}
+
+/** `o` without its undefined values (a `resources` key not written is not there). */
+function defined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined)) as T;
 }
 
 /** `params` by file (repo-relative), keys sorted and each once. */

@@ -28,6 +28,8 @@ describe('tdv completion', () => {
     expect(await bashComplete(s, ['tdv', 're'])).toEqual(['remote', 'remove', 'repro']);
     expect(await bashComplete(s, ['tdv', ''])).toEqual(expect.arrayContaining(['add', 'mv', 'doctor', 'completion', 'gc', 'remote']));
     expect(await bashComplete(s, ['tdv', 'remote', 'a'])).toEqual(['add']);
+    expect(await bashComplete(s, ['tdv', 'runner', 'm'])).toEqual(['modify']);
+    expect(await bashComplete(s, ['tdv', 'repro', '--run'])).toEqual(['--runner']);
     expect(await bashComplete(s, ['tdv', 'push', '--with'])).toEqual(['--with-deps']);
     expect(await bashComplete(s, ['tdv', 'gc', '--not'])).toEqual(['--not-in-remote']);
     expect(await bashComplete(s, ['tdv', '-q', 'pull', '--all-'])).toEqual(['--all-branches', '--all-commits', '--all-tags']);

@@ -34,4 +34,16 @@ describe('temp files of a command that died holding the lock', () => {
     // Nothing to say the next time.
     expect((await tdv(dir, 'checkout')).stderr).toBe('');
   });
+
+  it("a job staging directory of the dead command is removed whole; another process's stays", async () => {
+    const dir = await repoWith({ 'a.csv': 'a\n' }, ['a.csv']);
+    const dead = await deadPid();
+    write(dir, '.tdv/tmp/lock', JSON.stringify({ pid: dead, host: os.hostname(), cmd: 'repro', since: new Date().toISOString(), token: 'x' }));
+    write(dir, `.tdv/tmp/jobs/train-${dead}-0a1b2c3d/out/model.bin`, 'partial');
+    write(dir, `.tdv/tmp/jobs/train-${process.pid}-0a1b2c3d/out/model.bin`, 'partial');
+    const r = await tdv(dir, 'checkout');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe(`warning: \`tdv repro\` (pid ${dead}) did not finish; removed the 1 temp file(s) it left\n`);
+    expect(fs.readdirSync(path.join(dir, '.tdv/tmp/jobs'))).toEqual([`train-${process.pid}-0a1b2c3d`]);
+  });
 });

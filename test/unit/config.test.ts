@@ -28,7 +28,7 @@ async function loadError(dir: string): Promise<Error> {
 describe('loadConfig', () => {
   it('gives the defaults without any config file', async () => {
     const cfg = await loadConfig(tdvDir({}));
-    expect(cfg).toEqual({ core: { lock_timeout: 60 }, cache: { type: ['reflink', 'copy'] }, remote: {} });
+    expect(cfg).toEqual({ core: { lock_timeout: 60 }, cache: { type: ['reflink', 'copy'] }, remote: {}, runner: {}, runnerAt: {} });
     expect(DEFAULT_LINK_TYPES).toEqual(['reflink', 'copy']);
   });
 
@@ -65,7 +65,7 @@ describe('loadConfig', () => {
         'config.local.yaml': 'cache:\n  type: symlink\n  dir: /local/cache\n',
       }),
     );
-    expect(cfg).toEqual({ core: { lock_timeout: 10 }, cache: { type: ['symlink'], dir: '/local/cache' }, remote: {} });
+    expect(cfg).toEqual({ core: { lock_timeout: 10 }, cache: { type: ['symlink'], dir: '/local/cache' }, remote: {}, runner: {}, runnerAt: {} });
   });
 
   it('accepts an empty section', async () => {

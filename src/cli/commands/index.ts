@@ -26,6 +26,7 @@ import { registerPush } from './push.js';
 import { registerRemote } from './remote.js';
 import { registerRemove } from './remove.js';
 import { registerRepro } from './repro.js';
+import { registerRunner } from './runner.js';
 import { registerServe } from './serve.js';
 import { registerStage } from './stage.js';
 import { registerStatus } from './status.js';
@@ -60,6 +61,7 @@ export function registerCommands(program: Program, ctx: CliContext): void {
   registerGc(program, ctx);
   registerFsck(program, ctx);
   registerRemote(program, ctx);
+  registerRunner(program, ctx);
   registerInstall(program, ctx);
   registerMergeDriver(program, ctx);
   registerDoctor(program, ctx);

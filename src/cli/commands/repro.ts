@@ -21,7 +21,9 @@ export function registerRepro(program: Program, ctx: CliContext): void {
     .option('--downstream', 'with stage names: run them and everything downstream instead of upstream')
     .option('--no-run-cache', 'always run changed stages, never restore outputs of an identical earlier run')
     .option('--pull', 'first fetch from the remote the tracked inputs and recorded outputs the workspace lacks, and the run-cache')
-    .option('-r, --remote <name>', 'with --pull: the remote to fetch from (default: the default remote)')
+    .option('-r, --remote <name>', 'the remote --pull fetches from and runs elsewhere push their run-cache to (default: the default remote)')
+    .option('--runner <name>', 'run every selected stage on this runner (`tdv runner list`; local: this machine), whatever tdv.yaml and core.runner say')
+    .option('--no-push-runs', 'after stages ran on another runner, do not push their run-cache to the remote')
     .option('--json', 'print one JSON object: ran, restored, skipped, failed, blocked (and plan with --dry)')
     .addHelpText('after', examples('tdv repro', 'tdv repro --dry', 'tdv repro --pull', 'tdv repro report -j 4', 'tdv repro sales --downstream --force'));
   ctx.action(cmd, async ({ out, repo, args: [stages], opts }) => {
@@ -113,7 +115,7 @@ class StagePrinter {
         this.out.debug(`${e.stage}: ${e.line}`);
         break;
       case 'start':
-        this.out.info(`${p.bold('running')} ${e.stage}${e.where === 'docker' ? ' (docker)' : ''}: ${escapeLine(e.reasons.join('; '))}`);
+        this.out.info(`${p.bold('running')} ${e.stage}${e.where === 'docker' ? ' (docker)' : e.runner ? ` (on ${escapeLine(e.runner)})` : ''}: ${escapeLine(e.reasons.join('; '))}`);
         break;
       case 'output': {
         const text = (this.partial.get(e.stage) ?? '') + e.chunk.toString('utf8');
@@ -127,7 +129,7 @@ class StagePrinter {
         break;
       case 'done':
         this.flush(e.stage);
-        this.out.info(`${p.green('done')} ${e.stage} in ${e.seconds.toFixed(1)} s`);
+        this.out.info(`${p.green('done')} ${e.stage} in ${e.seconds.toFixed(1)} s${e.runner ? ` on ${escapeLine(e.runner)} (${escapeLine(e.where ?? '?')})` : ''}`);
         break;
       case 'failed':
         this.flush(e.stage);

@@ -19,6 +19,15 @@ export async function removeLeftovers(repo: Repo, pid: number): Promise<number> 
     removed += sweepFiles(guard, rel, recurse, (e) => mine.test(e.name));
   };
   sweep(repo.own, 'tmp', false);
+  // Staging directories of jobs run elsewhere (repo/lib/job.ts: `<stage>-<pid>-<hex>`), whole.
+  const staging = new RegExp(`-${pid}-[0-9a-f]+$`);
+  try {
+    for (const e of fs.readdirSync(repo.own.resolve('tmp/jobs', 'inspect'), { withFileTypes: true })) {
+      if (e.isDirectory() && staging.test(e.name) && repo.own.remove(`tmp/jobs/${e.name}`)) removed++;
+    }
+  } catch {
+    /* none, or not a directory tdv may touch */
+  }
   sweep(repo.guard, '', false);
   let pointers;
   try {

@@ -8,6 +8,7 @@
  * stage with an image), which shares the workspace and needs no job spec.
  */
 import type * as v from 'valibot';
+import type { RunnerType } from '../../formats/config.js';
 import type { JobRunner, RunnerConfig, RunnerContext } from '../job.js';
 
 /** What a runner module exports. */
@@ -19,7 +20,8 @@ export interface RunnerModule {
   create(cfg: RunnerConfig, ctx: RunnerContext): JobRunner;
 }
 
-const MODULES: Record<string, () => Promise<RunnerModule>> = {
+// Typed by the config format's list of types: a type config.yaml accepts has a module, and no other.
+const MODULES: Record<RunnerType, () => Promise<RunnerModule>> = {
   /** Docker engines on other machines (ssh://, tcp:// with TLS, a Docker context), one or a pool. */
   docker: async () => (await import('./docker-host.js')).runnerModule,
   /** A Job per stage through the Kubernetes API; bytes move through the S3 remote by presigned URLs. */
@@ -31,5 +33,5 @@ export const RUNNER_TYPES: readonly string[] = Object.keys(MODULES);
 
 /** The module of engine `type`, or undefined for a type tdv does not know. */
 export async function runnerModule(type: string): Promise<RunnerModule | undefined> {
-  return Object.hasOwn(MODULES, type) ? MODULES[type]!() : undefined;
+  return Object.hasOwn(MODULES, type) ? MODULES[type as RunnerType]() : undefined;
 }
