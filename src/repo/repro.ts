@@ -8,6 +8,7 @@ import { type LockedPath, lockedStage, type LockFile, readLock, writeLock } from
 import { ParamsReader } from '../stages/params.js';
 import { RunCache, type RunEntry, recordMismatch } from '../stages/run-cache.js';
 import { schedule } from '../stages/schedule.js';
+import { Reaper, sweepRunning } from '../stages/reaper.js';
 import { metricsProblem } from '../stages/values.js';
 import type { DockerImages, RunResult, StageRunner } from '../stages/runner.js';
 import { type CheckContext, checkStage, type StageInputs } from '../stages/status.js';
@@ -100,6 +101,7 @@ export interface ReproResult {
  */
 export async function reproduce(repo: Repo, opts: ReproOptions = {}): Promise<ReproResult> {
   return repo.withLock('repro', async () => {
+    if (!opts.dry) await sweepKilledRuns(repo);
     const dag = await loadDag(repo);
     if (!dag) throw new TdvError('NO_PIPELINE', `no ${'tdv.yaml'} in ${repo.root}; declare stages there first (see \`tdv repro --help\`)`);
     // A foreach or matrix name (`fit`) names every stage it made (`fit@a`, `fit@b`), as in DVC.
@@ -132,11 +134,13 @@ export async function reproduce(repo: Repo, opts: ReproOptions = {}): Promise<Re
     const progress = opts.dry ? undefined : opts.progress;
     progress?.plan(names.length, 0);
     const onEvent = progress && ((e: ReproEvent) => (SETTLED.has(e.type) && progress.files(), opts.onEvent?.(e)));
-    const run = new Run(repo, dag, lock, onEvent ? { ...opts, onEvent } : opts, states.missing);
+    const reaper = new Reaper({ own: repo.own, debug: (l) => repo.reporter.debug?.(l) });
+    const run = new Run(repo, dag, lock, onEvent ? { ...opts, onEvent } : opts, states.missing, reaper);
     try {
       const res = opts.dry ? await run.plan(names) : await run.execute(names);
       return { ...res, updated };
     } finally {
+      reaper.close();
       repo.statCache.save();
     }
   });
@@ -157,6 +161,8 @@ class Run {
     private readonly opts: ReproOptions,
     /** Tracked inputs not in the workspace: a stage reading one says how to get it. */
     private readonly unpulled: readonly Selected[] = [],
+    /** Stops what the runners started if tdv dies: their `onCleanup` (stages/reaper.ts). */
+    private readonly reaper?: Reaper,
   ) {
     this.params = new ParamsReader(repo.root);
     this.runCache = new RunCache(repo.store);
@@ -320,6 +326,7 @@ class Run {
           env: stage.env,
           image: inputs.image,
           signal: this.opts.signal,
+          onCleanup: this.reaper?.register,
           onDebug: (line) => this.emit({ type: 'debug', stage: name, line }),
           onOutput: (chunk, stream) => {
             fs.writeSync(log, chunk);
@@ -491,6 +498,17 @@ async function pullInputs(repo: Repo, missing: readonly Selected[], outs: readon
   // up to date; one whose objects the remote lacks is left to the run-cache or a run.
   const files = (await restoreSources(repo, [...missing, ...outs])).length;
   return { files, runs: 'runs' in fetched ? (fetched as { runs: number }).runs : 0 };
+}
+
+/**
+ * Stops what killed runs left running (a stage's processes, a container, a
+ * Job), found in their journals, and says so in one line per run: their tdv
+ * and reaper died before they could (kill -9 of both, a reboot).
+ */
+async function sweepKilledRuns(repo: Repo): Promise<void> {
+  const swept = await sweepRunning(repo.own, { debug: (l) => repo.reporter.debug?.(l) });
+  for (const s of swept.stopped) repo.reporter.warn?.(`stopped what ${s} left running when it was killed`);
+  for (const f of swept.failed) repo.reporter.warn?.(`could not stop what a killed tdv left running: ${f}`);
 }
 
 /** The last lines of a stage's log (in `.tdv/`), for the failure message. */
