@@ -92,14 +92,30 @@ export function describeAction(action: CleanupAction): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Whether group `pgid` has a member: kill(-pgid, 0), where EPERM (someone else's) counts as one. */
+/**
+ * Whether group `pgid` has a member that is not a zombie (an exited process
+ * nobody has reaped yet, which kill(-pgid, 0) still counts): field 5 of
+ * /proc/<pid>/stat is the process group, field 3 the state.
+ */
 function groupAlive(pgid: number): boolean {
+  let pids: string[];
   try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    pids = fs.readdirSync('/proc');
+  } catch {
+    return false;
   }
+  for (const p of pids) {
+    if (p.charCodeAt(0) < 48 || p.charCodeAt(0) > 57) continue;
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+    } catch {
+      continue; // ended
+    }
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(f[2]) === pgid && f[0] !== 'Z' && f[0] !== 'X') return true;
+  }
+  return false;
 }
 
 /**
@@ -116,6 +132,7 @@ async function stopGroup(pgid: number, opts: CarryOutOptions): Promise<Outcome> 
   if (pgid === process.pid || pgid === process.ppid) return { failed: `refusing to signal process group ${pgid}, its own` };
   const now = procStart(pgid);
   if (opts.requireStart ? opts.start === undefined || now !== opts.start : now !== undefined && opts.start !== undefined && now !== opts.start) return { gone: true };
+  if (!groupAlive(pgid)) return { gone: true };
   try {
     process.kill(-pgid, 'SIGTERM');
   } catch (err) {
