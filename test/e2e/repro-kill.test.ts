@@ -62,9 +62,13 @@ function stubbornStage(dir: string): string {
   return mark;
 }
 
-/** Starts `tdv repro -v`; resolves once `n` marked processes run, with tdv's and its reaper's pids. */
-async function startRepro(dir: string, mark: string, n: number): Promise<{ child: ChildProcess; reaper: number; output: () => string }> {
-  const child = spawn('node', [TDV_BIN, 'repro', '-v'], { cwd: dir, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts `tdv repro -v` (with `group`, as the leader of its own process group,
+ * as a shell starts a job); resolves once `n` marked processes run, with
+ * tdv's and its reaper's pids.
+ */
+async function startRepro(dir: string, mark: string, n: number, group = false): Promise<{ child: ChildProcess; reaper: number; output: () => string }> {
+  const child = spawn('node', [TDV_BIN, 'repro', '-v'], { cwd: dir, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'], detached: group });
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
@@ -91,6 +95,29 @@ describe('tdv repro killed with SIGKILL (local stages)', () => {
     const again = await tdvBin(dir, ['repro']);
     expect(again.code, again.stderr).toBe(0);
     expect(fs.readFileSync(path.join(dir, 'o.txt'), 'utf8')).toBe('ok\n');
+    expect(fs.readdirSync(path.join(dir, '.tdv/tmp/running'))).toEqual([]);
+  });
+
+  it("a SIGKILL to tdv's whole process group (a shell job killed) does not reach the reaper, which stops the stage", async () => {
+    const dir = await newRepo();
+    const mark = stubbornStage(dir);
+    const r = await startRepro(dir, mark, 4, true);
+    const exited = new Promise((res) => r.child.once('exit', res));
+    process.kill(-r.child.pid!, 'SIGKILL');
+    await exited;
+    await until('no process of the stage is left', () => marked(mark).length === 0);
+    await until('the reaper exited', () => !alive(r.reaper));
+  });
+
+  it("Ctrl-C (SIGINT to tdv's process group, as a terminal sends it) stops the stage; the reaper exits and the journal is removed", async () => {
+    const dir = await newRepo();
+    const mark = stubbornStage(dir);
+    const r = await startRepro(dir, mark, 4, true);
+    const exited = new Promise<number | null>((res) => r.child.once('exit', (code) => res(code)));
+    process.kill(-r.child.pid!, 'SIGINT');
+    expect(await exited).toBe(130);
+    await until('no process of the stage is left', () => marked(mark).length === 0);
+    await until('the reaper exited', () => !alive(r.reaper));
     expect(fs.readdirSync(path.join(dir, '.tdv/tmp/running'))).toEqual([]);
   });
 
