@@ -222,7 +222,8 @@ export async function sweepRunning(own: Guard, opts: { graceMs?: number; debug?(
       continue;
     }
     const m = /^(\d+)\.json$/.exec(name);
-    if (!m || Number(m[1]) === process.pid) continue;
+    // This process's own pid is no exception: a journal named so, with another start time, is a dead run's.
+    if (!m) continue;
     let journal: Journal;
     try {
       const parsed = v.safeParse(JournalSchema, JSON.parse(own.readControlFile(rel) ?? 'null'));

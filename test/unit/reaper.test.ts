@@ -198,6 +198,14 @@ describe('the next run sweeps journals of killed runs', () => {
     expect(marked(g.mark).length).toBe(4);
   });
 
+  it("a dead run's journal named with this process's own pid (a reused pid) is swept, not taken for this run's", async () => {
+    const g = await group();
+    const { own, file } = journal({ pid: process.pid, start: '1', host: os.hostname(), cmd: 'repro', actions: [{ action: { kind: 'pgid', pgid: g.pgid }, start: procStart(g.pgid) }] }, process.pid);
+    expect((await sweepRunning(own, { graceMs: 300 })).stopped).toEqual([`\`tdv repro\` (pid ${process.pid}): process group ${g.pgid}`]);
+    expect(await gone(g.mark)).toBe(true);
+    expect(fs.existsSync(file)).toBe(false);
+  });
+
   it('removes a file there that is not a journal tdv wrote, acting on nothing in it', async () => {
     const pid = deadPid();
     const { own, file } = journal({ pid, actions: [{ action: { kind: 'pgid', pgid: 1 } }] }, pid);
