@@ -182,4 +182,30 @@ describeDocker('tdv repro killed with SIGKILL (Docker stages)', () => {
     expect(again.code, again.stderr).toBe(0);
     expect(fs.readFileSync(path.join(dir, 'o.txt'), 'utf8')).toBe('ok\n');
   });
+
+  it('with its reaper killed too, the next repro removes the container from the journal and says so', async () => {
+    const dir = await newRepo();
+    write(dir, 'tdv.yaml', `stages:\n  slow:\n    image: ${TEST_IMAGE}\n    cmd: sleep 300\n    outs: [o.txt]\n`);
+    const child = spawn('node', [TDV_BIN, 'repro', '-v'], { cwd: dir, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    const containers = async () => (await execa('docker', ['ps', '-a', '--filter', `label=tdv.root=${dir}`, '--format', '{{.Names}}'])).stdout.trim();
+    await until(`the container runs (output: ${output})`, async () => (await containers()) !== '', 30_000);
+    await until('the reaper started', () => /reaper process \d+ started/.test(output));
+    const name = await containers();
+    process.kill(Number(/reaper process (\d+) started/.exec(output)![1]), 'SIGKILL');
+    await kill9(child);
+    await sleep(500);
+    try {
+      expect(await containers()).toBe(name); // nobody removed it
+      write(dir, 'tdv.yaml', `stages:\n  slow:\n    image: ${TEST_IMAGE}\n    cmd: echo ok > o.txt\n    outs: [o.txt]\n`);
+      const again = await tdvBin(dir, ['repro']);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).toContain(`stopped what \`tdv repro\` (pid ${child.pid}): container ${name}, process group `);
+      expect(await containers()).toBe('');
+    } finally {
+      await execa('docker', ['rm', '--force', '--', name], { reject: false });
+    }
+  });
 });
