@@ -30,6 +30,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import * as v from 'valibot';
 import type { Guard } from '../workspace/guard.js';
 import type { CleanupAction } from './job.js';
@@ -148,7 +149,7 @@ export class Reaper {
       // detached: its own session and process group, so neither Ctrl-C in the terminal nor a
       // kill of tdv's group reaches it; stdout and stderr to /dev/null so that a pipe reading
       // tdv's output ends when tdv does; cwd / so it keeps no directory busy.
-      const child = spawn(process.execPath, [script instanceof URL ? script.pathname : script], { detached: true, stdio: ['pipe', 'ignore', 'ignore'], cwd: '/' });
+      const child = spawn(process.execPath, [script instanceof URL ? fileURLToPath(script) : script], { detached: true, stdio: ['pipe', 'ignore', 'ignore'], cwd: '/' });
       child.on('error', (err) => this.opts.debug?.(`reaper process: ${err.message}`));
       child.stdin?.on('error', () => undefined); // it died: the journal still names everything
       // Neither it nor its pipe keeps tdv running.
