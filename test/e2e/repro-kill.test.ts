@@ -88,6 +88,15 @@ describe('tdv repro killed with SIGKILL (local stages)', () => {
     const dir = await newRepo();
     const mark = stubbornStage(dir);
     const r = await startRepro(dir, mark, 4);
+    // The reaper leads its own session, holds neither tdv's stdout/stderr (a pipe reading them
+    // would not end with tdv) nor anything in the repository (the lock file, a log), nor its cwd.
+    const stat = fs.readFileSync(`/proc/${r.reaper}/stat`, 'utf8');
+    expect(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]).toBe(String(r.reaper));
+    expect(fs.readlinkSync(`/proc/${r.reaper}/fd/1`)).toBe('/dev/null');
+    expect(fs.readlinkSync(`/proc/${r.reaper}/fd/2`)).toBe('/dev/null');
+    expect(fs.readlinkSync(`/proc/${r.reaper}/cwd`)).toBe('/');
+    const fds = fs.readdirSync(`/proc/${r.reaper}/fd`).map((fd) => fs.readlinkSync(`/proc/${r.reaper}/fd/${fd}`));
+    expect(fds.filter((f) => f.startsWith(dir))).toEqual([]);
     await kill9(r.child);
     await until('no process of the stage is left', () => marked(mark).length === 0);
     await until('the reaper exited', () => !alive(r.reaper));
