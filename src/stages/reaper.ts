@@ -205,7 +205,9 @@ export interface SweepResult {
  * that pid and start time), carries out their actions that still have
  * something to stop, and deletes them. A process group is signalled only
  * while its leader is the very process registered (same pid, same start
- * time): a reused pid is never signalled. Run with the repository lock held.
+ * time): a reused pid is never signalled. A Docker host or API server that
+ * does not answer within 10 s is reported, not waited for. Run with the
+ * repository lock held.
  */
 export async function sweepRunning(own: Guard, opts: { graceMs?: number; debug?(line: string): void } = {}): Promise<SweepResult> {
   const res: SweepResult = { stopped: [], failed: [] };
@@ -237,7 +239,7 @@ export async function sweepRunning(own: Guard, opts: { graceMs?: number; debug?(
     }
     if (journal.host !== os.hostname()) continue; // another machine's run (a shared file system): not ours to judge
     if (procStart(journal.pid) === journal.start) continue; // still running
-    const outcomes: Outcome[] = await Promise.all(journal.actions.map((a) => carryOut(a.action, { start: a.start, requireStart: true, graceMs: opts.graceMs })));
+    const outcomes: Outcome[] = await Promise.all(journal.actions.map((a) => carryOut(a.action, { start: a.start, requireStart: true, graceMs: opts.graceMs, timeoutMs: 10_000 })));
     const stopped = journal.actions.filter((_, i) => 'stopped' in outcomes[i]!).map((a) => describeAction(a.action));
     if (stopped.length) res.stopped.push(`\`tdv ${journal.cmd}\` (pid ${journal.pid}): ${stopped.join(', ')}`);
     outcomes.forEach((o, i) => {
