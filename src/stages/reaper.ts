@@ -20,12 +20,15 @@
  * status. The reaper is started on the first registration only (a repro that
  * restores or skips everything starts none), as its own small bundle entry
  * that loads only Node's built-ins (the main bundle would load commander,
- * yaml and valibot first), at nice 10. Measured on the 2-core dev machine
- * (load average 7.5): tdv's own thread spends 2-3 ms on the spawn and under
- * 1 ms per journal write; the reaper's start-up is about 100 ms of CPU
- * (a bare `node -e 0` is 80) on the other core; a repro of one `true`
- * stage, 25 runs of each interleaved, took min 296 / median 399 ms with the
- * reaper and 292 / 436 ms without: no difference above the noise.
+ * yaml and valibot first), at tdv's priority (niced, it would start and
+ * clean up slowly on a busy machine: nice 10 weighs about a tenth of a
+ * normal process). Measured on the 2-core dev machine at load average 7:
+ * tdv's own thread spends 2-3 ms on the spawn and under 1 ms per journal
+ * write; the reaper's start-up is about 100 ms of CPU (a bare `node -e 0`
+ * is 80), on the other core; a repro of one `true` stage, 25 runs with and
+ * 25 without interleaved, took min 331 / median 488 ms with the reaper and
+ * 365 / 518 ms without (an earlier batch: 537 vs 504 median): no difference
+ * above the noise.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -154,14 +157,6 @@ export class Reaper {
       child.stdin?.on('error', () => undefined); // it died: the journal still names everything
       // Neither it nor its pipe keeps tdv running.
       child.unref();
-      // Its start-up (a bare `node`'s) must not take CPU from the stages; after tdv's death it mostly waits.
-      if (child.pid !== undefined) {
-        try {
-          os.setPriority(child.pid, 10);
-        } catch {
-          // not allowed here: it runs at tdv's priority
-        }
-      }
       (child.stdin as unknown as { unref?(): void } | null)?.unref?.();
       this.child = child;
       this.opts.debug?.(`reaper process ${child.pid} started`);
