@@ -8,6 +8,7 @@ import { type LockedPath, lockedStage, type LockFile, readLock, writeLock } from
 import { ParamsReader } from '../stages/params.js';
 import { RunCache, type RunEntry, recordMismatch } from '../stages/run-cache.js';
 import { schedule } from '../stages/schedule.js';
+import { Reaper, sweepRunning } from '../stages/reaper.js';
 import { metricsProblem } from '../stages/values.js';
 import type { DockerImages, RunResult, StageRunner } from '../stages/runner.js';
 import { type CheckContext, checkStage, type StageInputs } from '../stages/status.js';
@@ -139,6 +140,7 @@ export interface ReproResult {
  */
 export async function reproduce(repo: Repo, opts: ReproOptions = {}): Promise<ReproResult> {
   return repo.withLock('repro', async () => {
+    if (!opts.dry) await sweepKilledRuns(repo);
     const dag = await loadDag(repo);
     if (!dag) throw new TdvError('NO_PIPELINE', `no ${'tdv.yaml'} in ${repo.root}; declare stages there first (see \`tdv repro --help\`)`);
     // A foreach or matrix name (`fit`) names every stage it made (`fit@a`, `fit@b`), as in DVC.
@@ -175,11 +177,15 @@ export async function reproduce(repo: Repo, opts: ReproOptions = {}): Promise<Re
     const chosen = new Map<string, ChosenRunner>();
     const given = new Set(Object.keys(opts.jobRunners ?? {}));
     for (const n of names) if (!frozen(n)) chosen.set(n, chooseRunner(repo.config, dag.stages.get(n)!, opts.runner, given));
-    const run = new Run(repo, dag, lock, onEvent ? { ...opts, onEvent } : opts, states.missing, chosen);
+    const reaper = new Reaper({ own: repo.own, debug: (l) => repo.reporter.debug?.(l) });
+    // Runners elsewhere register what they start (a container on a host, a Job) with the same watchdog.
+    const runOpts: ReproOptions = { ...opts, cleanup: opts.cleanup ?? reaper.register, ...(onEvent ? { onEvent } : {}) };
+    const run = new Run(repo, dag, lock, runOpts, states.missing, chosen, reaper);
     try {
       const res = opts.dry ? await run.plan(names) : await run.execute(names);
       return { ...res, updated };
     } finally {
+      reaper.close();
       repo.statCache.save();
     }
   });
@@ -206,6 +212,8 @@ class Run {
     private readonly unpulled: readonly Selected[] = [],
     /** Each selected stage's runner (none: local). */
     private readonly chosen: ReadonlyMap<string, ChosenRunner> = new Map(),
+    /** Stops what the runners started if tdv dies: their `onCleanup` (stages/reaper.ts). */
+    private readonly reaper?: Reaper,
   ) {
     this.params = new ParamsReader(repo.root);
     this.runCache = new RunCache(repo.store);
@@ -488,6 +496,7 @@ class Run {
           env: stage.env,
           image: inputs.image,
           signal: this.opts.signal,
+          onCleanup: this.reaper?.register,
           onDebug: (line) => this.emit({ type: 'debug', stage: name, line }),
           onOutput: (chunk, stream) => {
             fs.writeSync(log, chunk);
@@ -755,6 +764,17 @@ async function pullInputs(repo: Repo, missing: readonly Selected[], outs: readon
   // up to date; one whose objects the remote lacks is left to the run-cache or a run.
   const files = (await restoreSources(repo, [...missing, ...outs])).length;
   return { files, runs: 'runs' in fetched ? (fetched as { runs: number }).runs : 0 };
+}
+
+/**
+ * Stops what killed runs left running (a stage's processes, a container, a
+ * Job), found in their journals, and says so in one line per run: their tdv
+ * and reaper died before they could (kill -9 of both, a reboot).
+ */
+async function sweepKilledRuns(repo: Repo): Promise<void> {
+  const swept = await sweepRunning(repo.own, { debug: (l) => repo.reporter.debug?.(l) });
+  for (const s of swept.stopped) repo.reporter.warn?.(`stopped what ${s} left running when it was killed`);
+  for (const f of swept.failed) repo.reporter.warn?.(`could not stop what a killed tdv left running: ${f}`);
 }
 
 /** The last lines of a stage's log (in `.tdv/`), for the failure message. */

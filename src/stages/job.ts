@@ -97,12 +97,20 @@ export interface JobIO {
   onOutput(chunk: Buffer, stream: 'stdout' | 'stderr'): void;
   /** Debugging lines (`-v`): the exact commands and requests. */
   onDebug?(line: string): void;
-  /** Aborting (Ctrl-C) stops the remote container or Job; the runner then resolves with `exitCode: null`. */
+  /**
+   * Aborting (Ctrl-C, SIGTERM, SIGHUP: repro's one AbortSignal, the same the
+   * local runners get) stops the remote container or Job; the runner then
+   * resolves with `exitCode: null` once it is gone (and calls the `done` of
+   * its cleanup registrations).
+   */
   signal?: AbortSignal;
   /**
    * Registers how to stop what the runner started (a container on a host, a
    * Job), run if tdv dies before `done` is called: a SIGKILLed repro leaves
-   * nothing running (see stages/reaper.ts). Returns `done`.
+   * nothing running (see stages/reaper.ts). Call it as soon as the thing may
+   * exist (before creating it when its name is chosen first), and `done`
+   * once it is removed or finished. Returns `done`; synchronous and cheap
+   * (a pipe write and a small journal file).
    */
   onCleanup?(action: CleanupAction): () => void;
   /**
@@ -127,7 +135,22 @@ export interface JobExchange {
   outputSlot(job: string, name: string): Promise<{ url: string; read(): Promise<Readable | undefined>; remove(): Promise<void> }>;
 }
 
-/** How to stop something a runner started, in a form another process can carry out. */
+/**
+ * How to stop something a runner started, in a form another process can
+ * carry out (the reaper process when tdv dies, or the next repro from the
+ * journal in `.tdv/tmp/running`, mode 0600; see stages/reaper.ts and
+ * stages/reap-actions.ts):
+ *
+ * - `pgid`: SIGTERM to the process group, SIGKILL after 2 s; never while a
+ *   live process with that pid has another start time than at registration.
+ * - `docker-rm`: runs `docker args` (e.g. `['rm', '--force', '--', name]`,
+ *   `['-H', 'ssh://u@h', 'rm', '--force', '--', name]`) with `env` added to
+ *   tdv's environment (so put there only what says where the daemon is,
+ *   never secrets); exit 0 is "stopped", "No such container" is "gone".
+ * - `http-delete`: a DELETE of `url` (a Job: add `?propagationPolicy=Background`
+ *   so its pods go too) with `headers`; `ca`, `cert`, `key` are PEM text
+ *   (not paths); 2xx is "stopped", 404 and 410 "gone".
+ */
 export type CleanupAction =
   | { kind: 'pgid'; pgid: number }
   | { kind: 'docker-rm'; docker: string; args: string[]; env?: Record<string, string> }

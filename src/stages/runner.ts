@@ -3,6 +3,7 @@
  * `sh -c`. Runners only run commands; deciding what runs, hashing and
  * recording are reproduce's job (src/repo/reproduce.ts).
  */
+import type { CleanupAction } from './job.js';
 
 export interface RunSpec {
   /** Stage name, for container names and messages. */
@@ -23,6 +24,12 @@ export interface RunSpec {
   signal?: AbortSignal;
   /** Receives debugging lines (`-v`), such as the exact `docker run` command line. */
   onDebug?(line: string): void;
+  /**
+   * Registers how to stop what the runner started (its process group, its
+   * container), carried out if tdv dies before `done` is called (see
+   * stages/reaper.ts, and `JobIO.onCleanup`). Returns `done`.
+   */
+  onCleanup?(action: CleanupAction): () => void;
 }
 
 export interface RunResult {

@@ -120,6 +120,17 @@ function trackContainer(name: string, docker: string, env: NodeJS.ProcessEnv): v
   });
 }
 
+/**
+ * What of the docker CLI's environment a cleanup action carries: the
+ * variables that say which daemon and how to reach it. The reaper adds them
+ * to tdv's own environment; nothing else (no secrets) goes into the journal.
+ */
+function dockerEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && (k.startsWith('DOCKER_') || k === 'PATH' || k === 'HOME')) out[k] = v;
+  return out;
+}
+
 export class DockerRunner implements StageRunner, DockerImages {
   readonly kind = 'docker' as const;
   private readonly env: NodeJS.ProcessEnv;
@@ -152,7 +163,11 @@ export class DockerRunner implements StageRunner, DockerImages {
     spec.onDebug?.(commandLine(this.docker, args));
 
     trackContainer(name, this.docker, this.env);
+    // If tdv dies (SIGKILL, OOM) the reaper removes the container (named before it exists, so no
+    // moment goes unregistered) and stops the `docker run` client.
+    const rmDone = spec.onCleanup?.({ kind: 'docker-rm', docker: this.docker, args: ['rm', '--force', '--', name], env: dockerEnv(this.env) });
     const child = spawnGroup(this.docker, args, { env: this.env, onOutput: spec.onOutput });
+    const groupDone = child.pid !== undefined ? spec.onCleanup?.({ kind: 'pgid', pgid: child.pid }) : undefined;
     let aborted = false;
     let retry: NodeJS.Timeout | undefined;
     let clientKill: NodeJS.Timeout | undefined;
@@ -179,6 +194,8 @@ export class DockerRunner implements StageRunner, DockerImages {
       clearTimeout(clientKill);
       if (aborted) await this.remove(name);
       liveContainers.delete(name);
+      groupDone?.();
+      rmDone?.();
     }
   }
 

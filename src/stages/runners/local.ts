@@ -43,6 +43,8 @@ export class LocalRunner implements StageRunner {
       env: { ...this.env, ...spec.env },
       onOutput: (chunk, stream) => spec.onOutput(chunk, stream),
     });
+    // Stopped by the reaper if tdv dies (SIGKILL, OOM) while the group runs.
+    const registered = child.pid !== undefined ? spec.onCleanup?.({ kind: 'pgid', pgid: child.pid }) : undefined;
     let killTimer: NodeJS.Timeout | undefined;
     const onAbort = () => {
       child.killGroup('SIGTERM');
@@ -65,6 +67,7 @@ export class LocalRunner implements StageRunner {
         // The group may outlive its leader; finish what the abort started.
         child.killGroup('SIGKILL');
       }
+      registered?.();
     }
   }
 }

@@ -8,6 +8,8 @@ import { execa } from 'execa';
 import { TdvError } from '../../errors.js';
 
 export interface GroupChild {
+  /** The child's pid, which is also its process group's id (undefined when it could not be started). */
+  pid?: number;
   /** Settles when the child has exited and its output pipes have closed. */
   done: Promise<GroupExit>;
   /** Sends `signal` to the child's whole process group (the child and everything it started). */
@@ -74,6 +76,7 @@ export function spawnGroup(file: string, args: readonly string[], opts: { cwd?: 
     return { exitCode: r.exitCode ?? null, signal: r.signal, stderrTail: tail };
   });
   return {
+    pid,
     done,
     killGroup(signal) {
       if (pid !== undefined) killQuietly(-pid, signal);
