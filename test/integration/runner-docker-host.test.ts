@@ -1,0 +1,188 @@
+/**
+ * The `docker` runner type (remote Docker hosts) against this machine's own
+ * daemon used as a "remote" host through its socket URL: nothing is
+ * bind-mounted, so everything a job sees came through the input tar, and
+ * everything that comes back came through `docker cp` out. The SSH tests
+ * (a second dockerd in a network namespace) run the same runner end to end.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { beforeAll, expect, it, onTestFinished } from 'vitest';
+import type { JobRunner, RunnerConfig } from '../../src/stages/job.js';
+import { runnerModule } from '../../src/stages/runners/docker-host.js';
+import { jobRunnerContract, listTree, makeJobIO, runJob } from '../contract/runners.js';
+import { describeDocker, TEST_IMAGE } from '../helpers/docker.js';
+import { tmpDir } from '../helpers/repo.js';
+
+/** This machine's daemon, as a URL the runner must reach it by (no DOCKER_HOST, no default). */
+const SOCKET = 'unix:///var/run/docker.sock';
+const repoId = `t${process.pid.toString(16)}x${Math.random().toString(16).slice(2, 8)}`;
+
+function make(cfg: Partial<RunnerConfig> = {}, env: NodeJS.ProcessEnv = process.env): JobRunner {
+  return runnerModule.create({ name: 'remote', type: 'docker', hosts: [SOCKET], ...cfg }, { root: '/nonexistent/repo', repoId, env });
+}
+
+/** Containers of this test run (label tdv.repo), running or not. */
+async function containers(id = repoId): Promise<string[]> {
+  const r = await execa('docker', ['ps', '--all', `--filter=label=tdv.repo=${id}`, '--format={{.Names}}']);
+  return r.stdout.split('\n').filter(Boolean);
+}
+
+describeDocker('docker runner (remote hosts), on the local daemon as a remote', () => {
+  beforeAll(async () => {
+    await execa('docker', ['image', 'inspect', TEST_IMAGE]);
+  });
+
+  jobRunnerContract('docker host', async () => ({ runner: make(), image: { ref: TEST_IMAGE }, leftovers: () => containers() }));
+
+  it('nothing is bind-mounted: the container sees neither the cache nor the staging directory, and has no mounts of this machine', async () => {
+    const { io, inputs, cache } = makeJobIO({ 'in.txt': 'x' });
+    let stdout = '';
+    io.onOutput = (c) => (stdout += c.toString());
+    const r = await make().run(
+      {
+        stage: 'mounts',
+        image: { ref: TEST_IMAGE },
+        cmd: [`test ! -e '${cache}' && test ! -e '${io.staging}' && test ! -e '${path.dirname(io.staging)}' && echo isolated`, 'cat /proc/mounts | grep -c "^/dev/" || true', 'pwd'],
+        env: {},
+        wdir: '.',
+        inputs,
+        outputs: [],
+      },
+      io,
+    );
+    expect(r.exitCode).toBe(0);
+    const [isolated, binds, pwd] = stdout.trim().split('\n');
+    expect(isolated).toBe('isolated');
+    // Docker's own /etc/hosts, /etc/resolv.conf and /etc/hostname are the only mounts from a block device.
+    expect(Number(binds)).toBeLessThanOrEqual(3);
+    expect(pwd).toBe('/tdv/repo');
+  });
+
+  it('inputs are owned by the container user (4242:4343 here), who can write outputs beside them', async () => {
+    const ran = await runJob({ runner: make({ user: '4242:4343' }), image: { ref: TEST_IMAGE }, leftovers: () => containers() }, ['id -u; id -g; stat -c %u:%g . sub sub/f', 'echo made > sub/out'], {
+      files: { 'sub/f': 'f' },
+      outputs: ['sub/out'],
+    });
+    expect(ran.result.exitCode).toBe(0);
+    expect(ran.stdout).toBe('4242\n4343\n4242:4343\n4242:4343\n4242:4343\n');
+    expect(ran.result.outputs.map((o) => o.path)).toEqual(['sub/out']);
+  });
+
+  it('a user by name is looked up in the image (nobody)', async () => {
+    const ran = await runJob({ runner: make({ user: 'nobody' }), image: { ref: TEST_IMAGE }, leftovers: () => containers() }, ['id -u', 'echo ok > o'], { outputs: ['o'] });
+    expect(ran.result.exitCode).toBe(0);
+    expect(ran.stdout).toBe('65534\n');
+  });
+
+  it('the result names the host, the image ID that ran, and the engine’s start and end', async () => {
+    const runner = make();
+    const id = await runner.resolveImage!(TEST_IMAGE);
+    expect(id).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const ran = await runJob({ runner, image: { ref: TEST_IMAGE, id }, leftovers: () => containers() }, 'true');
+    expect(ran.result).toMatchObject({ exitCode: 0, image: id, where: SOCKET, outputs: [] });
+    expect(ran.cleanups[0]!.action).toMatchObject({ kind: 'docker-rm', docker: 'docker', args: [`--host=${SOCKET}`, 'rm', '--force', '--', expect.stringMatching(/^tdv-/)] });
+    // The cleanup record carries no secrets of the caller's environment.
+    const env = (ran.cleanups[0]!.action as { env?: Record<string, string> }).env ?? {};
+    expect(Object.keys(env).every((k) => ['PATH', 'HOME', 'SSH_AUTH_SOCK', 'DOCKER_CONFIG', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH'].includes(k))).toBe(true);
+  });
+
+  it('resolveImage of an image no one has is IMAGE_NOT_FOUND naming the host and the fix', async () => {
+    const err = (await make().resolveImage!('tdv-fixtures/absent:nope').catch((e: unknown) => e)) as Error & { code: string };
+    expect(err.code).toBe('IMAGE_NOT_FOUND');
+    expect(err.message).toContain(SOCKET);
+    expect(err.message).toContain('pull tdv-fixtures/absent:nope');
+    expect(err.message).not.toContain('\n');
+  });
+
+  it('a build: stage is built on the host from the context files sent as a tar, content-tagged, and runs', async () => {
+    const stamp = `${Date.now()}-${Math.random()}`;
+    const { io, inputs } = makeJobIO({ 'img/Dockerfile': `FROM ${TEST_IMAGE}\nCOPY data.txt /ctx/data.txt\n`, 'img/data.txt': `built ${stamp}\n` });
+    let stdout = '';
+    io.onOutput = (c, s) => {
+      if (s === 'stdout') stdout += c.toString();
+    };
+    const runner = make();
+    const job = { stage: 'built', image: { build: { context: inputs, dir: 'img' } }, cmd: ['cat /ctx/data.txt'], env: {}, wdir: '.', inputs: [], outputs: [] };
+    const r = await runner.run(job, io);
+    const tags = (await execa('docker', ['image', 'ls', '--filter=label=tdv.build=1', '--format={{.Repository}} {{.ID}}'])).stdout;
+    onTestFinished(async () => {
+      for (const line of tags.split('\n').filter((l) => l.startsWith('tdv-build/'))) {
+        const info = await execa('docker', ['image', 'inspect', '--format={{.Id}}', line.split(' ')[0]!], { reject: false });
+        if (info.stdout.trim() === r.image) await execa('docker', ['rmi', '--force', line.split(' ')[0]!], { reject: false });
+      }
+    });
+    expect(r.exitCode).toBe(0);
+    expect(stdout).toBe(`built ${stamp}\n`);
+    expect(r.image).toMatch(/^sha256:/);
+    // The same context again: the tag exists, no second build, the same image.
+    const again = await runner.run(job, makeJobIO({}).io);
+    expect(again.image).toBe(r.image);
+  });
+
+  it('a pool spreads concurrent jobs over its hosts (fewest in flight first)', async () => {
+    const runner = make({ hosts: [SOCKET, 'unix:///run/docker.sock'] });
+    const [a, b] = await Promise.all([
+      runJob({ runner, image: { ref: TEST_IMAGE }, leftovers: () => containers() }, 'sleep 1'),
+      runJob({ runner, image: { ref: TEST_IMAGE }, leftovers: () => containers() }, 'sleep 1'),
+    ]);
+    expect([a.result.where, b.result.where].sort()).toEqual([SOCKET, 'unix:///run/docker.sock'].sort());
+    // One at a time: always the first host.
+    const c = await runJob({ runner, image: { ref: TEST_IMAGE }, leftovers: () => containers() }, 'true');
+    expect(c.result.where).toBe(SOCKET);
+  });
+
+  it('sweep removes the containers of this repository id on every host, and only those', async () => {
+    const other = `${repoId}-other`;
+    for (const id of [repoId, other]) {
+      await execa('docker', ['create', `--label=tdv.repo=${id}`, '--entrypoint=sh', TEST_IMAGE, '-c', 'sleep 60']);
+    }
+    onTestFinished(async () => {
+      for (const n of await containers(other)) await execa('docker', ['rm', '--force', n], { reject: false });
+    });
+    const swept = await make().sweep!(repoId);
+    expect(swept).toHaveLength(1);
+    expect(await containers()).toEqual([]);
+    expect(await containers(other)).toHaveLength(1);
+  });
+
+  it('an unreachable host is DOCKER_DAEMON_DOWN naming it, in one line', async () => {
+    const runner = make({ hosts: ['unix:///nonexistent/docker.sock'] });
+    const err = (await runJob({ runner, image: { ref: TEST_IMAGE }, leftovers: async () => [] }, 'true').catch((e: unknown) => e)) as Error & { code: string };
+    expect(err.code).toBe('DOCKER_DAEMON_DOWN');
+    expect(err.message).toContain('unix:///nonexistent/docker.sock');
+    expect(err.message).not.toContain('\n');
+  });
+
+  it('a missing docker CLI is DOCKER_NOT_INSTALLED', async () => {
+    const runner = make({}, { ...process.env, PATH: '/nonexistent' });
+    await expect(runJob({ runner, image: { ref: TEST_IMAGE }, leftovers: async () => [] }, 'true')).rejects.toMatchObject({ code: 'DOCKER_NOT_INSTALLED' });
+  });
+
+  it('a connection cut mid-stage (the attach client dies, the container runs on) is RUNNER_LOST, and the container is removed', async () => {
+    // A docker CLI whose `start --attach` loses its connection after the command started: it prints
+    // what the CLI prints when its ssh transport dies, and exits, while the container keeps running.
+    const dir = fs.realpathSync(tmpDir('tdv-fakedocker-'));
+    const fake = path.join(dir, 'docker');
+    const real = (await execa('sh', ['-c', 'command -v docker'])).stdout.trim();
+    fs.writeFileSync(
+      fake,
+      `#!/bin/sh\nfor a; do [ "$a" = start ] && { "${real}" "$@" >/dev/null 2>&1 & sleep 1; echo 'error during connect: Post "http://docker.example.com/v1.41/containers/x/attach": command [ssh -- host docker system dial-stdio] has exited with signal: killed' >&2; exit 1; }; done\nexec "${real}" "$@"\n`,
+      { mode: 0o755 },
+    );
+    const runner = make({ docker: fake });
+    const err = (await runJob({ runner, image: { ref: TEST_IMAGE }, leftovers: async () => [] }, 'sleep 30', { outputs: ['x'] }).catch((e: unknown) => e)) as Error & { code: string };
+    expect(err.code).toBe('RUNNER_LOST');
+    expect(err.message).toMatch(/^runner remote: lost the connection to unix:\/\/\/var\/run\/docker.sock during stage test \(.*\); nothing was recorded for it; run tdv repro again$/);
+    expect(await containers()).toEqual([]);
+  });
+
+  it('output paths the container cannot fake: staging gets only regular files under declared outputs', async () => {
+    const ran = await runJob({ runner: make(), image: { ref: TEST_IMAGE }, leftovers: () => containers() }, 'mkdir -p out/.. out/x && echo a > out/x/f && echo b > undeclared', {
+      outputs: ['out'],
+    });
+    expect(ran.result.exitCode).toBe(0);
+    expect(listTree(ran.staging)).toEqual(['out/', 'out/x/', 'out/x/f']);
+  });
+});
