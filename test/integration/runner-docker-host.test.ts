@@ -178,6 +178,45 @@ describeDocker('docker runner (remote hosts), on the local daemon as a remote', 
     expect(await containers()).toEqual([]);
   });
 
+  it.each([
+    ['many small files', 2000, 100],
+    ['one large file (streamed)', 1, 8 << 20],
+  ])('a connection cut while the inputs travel (%s) is RUNNER_LOST, without hanging, and the container is removed', async (_what, n, size) => {
+    // A docker CLI whose `cp -` reads 64 KiB of the tar, then dies as it does when its ssh transport is cut.
+    const dir = fs.realpathSync(tmpDir('tdv-fakedocker-'));
+    const fake = path.join(dir, 'docker');
+    const real = (await execa('sh', ['-c', 'command -v docker'])).stdout.trim();
+    fs.writeFileSync(fake, `#!/bin/sh\nfor a; do [ "$a" = cp ] && [ "$3" = - ] && { head -c 65536 >/dev/null; echo 'write |1: broken pipe' >&2; exit 1; }; done\nexec "${real}" "$@"\n`, {
+      mode: 0o755,
+    });
+    const files: Record<string, Buffer> = {};
+    for (let i = 0; i < n; i++) files[`in/f${i}`] = Buffer.alloc(size, i % 200);
+    const err = (await runJob({ runner: make({ docker: fake }), image: { ref: TEST_IMAGE }, leftovers: async () => [] }, 'true', { files }).catch((e: unknown) => e)) as Error & {
+      code: string;
+    };
+    expect(err.code).toBe('RUNNER_LOST');
+    expect(err.message).toContain('sending the inputs');
+    expect(await containers()).toEqual([]);
+  });
+
+  it.each([
+    ['missing', 10],
+    ['missing', 1 << 20],
+    ['shorter than its size', 10],
+  ])('an input whose cached object is %s (%i bytes) is JOB_FAILED naming it, not a lost connection', async (what, size) => {
+    const dir = fs.realpathSync(tmpDir('tdv-badcache-'));
+    const short = path.join(dir, 'short');
+    fs.writeFileSync(short, 'x');
+    const files = { 'ok.txt': 'fine', 'bad/input.bin': Buffer.alloc(size, 1) };
+    const err = (await runJob({ runner: make(), image: { ref: TEST_IMAGE }, leftovers: async () => [] }, 'true', {
+      files,
+      io: { inputPath: (f) => (f.path === 'bad/input.bin' ? (what === 'missing' ? path.join(dir, 'gone') : short) : path.join(dir, 'never-read-ok')) },
+    }).catch((e: unknown) => e)) as Error & { code: string };
+    expect(err.code).toBe('JOB_FAILED');
+    expect(err.message).toMatch(/^input (ok\.txt|bad\/input\.bin): /);
+    expect(await containers()).toEqual([]);
+  });
+
   it('output paths the container cannot fake: staging gets only regular files under declared outputs', async () => {
     const ran = await runJob({ runner: make(), image: { ref: TEST_IMAGE }, leftovers: () => containers() }, 'mkdir -p out/.. out/x && echo a > out/x/f && echo b > undeclared', {
       outputs: ['out'],

@@ -298,8 +298,8 @@ interface Host {
   env: NodeJS.ProcessEnv;
   /** Jobs in flight (the pool sends each new job to the least busy host). */
   busy: number;
-  /** Image IDs known to be on this host (an ID is immutable: once there, there until removed). */
-  images: Map<string, Promise<void>>;
+  /** Image IDs known to be on this host, with the image's user (an ID is immutable: once there, there until removed). */
+  images: Map<string, Promise<string>>;
 }
 
 export class DockerHostRunner implements JobRunner {
@@ -328,8 +328,11 @@ export class DockerHostRunner implements JobRunner {
   async resolveImage(ref: string, signal?: AbortSignal): Promise<string> {
     checkRef(ref);
     const host = this.hosts[0]!;
-    const got = await this.inspectImage(host, ref, signal);
-    if (got) return got;
+    const got = await this.inspectImageFull(host, ref, signal);
+    if (got) {
+      if (!host.images.has(got.id)) host.images.set(got.id, Promise.resolve(got.user));
+      return got.id;
+    }
     const local = await this.inspectImage(undefined, ref, signal).catch(() => undefined);
     if (!local) {
       throw new DockerError(
@@ -338,7 +341,8 @@ export class DockerHostRunner implements JobRunner {
         { image: ref, host: host.url },
       );
     }
-    await this.copyImage(undefined, host, ref, local, signal, undefined);
+    const user = await this.copyImage(undefined, host, ref, local, signal, undefined);
+    host.images.set(local, Promise.resolve(user));
     return local;
   }
 
@@ -360,7 +364,7 @@ export class DockerHostRunner implements JobRunner {
     const stopped = (): JobResult => ({ exitCode: null, signal: 'SIGKILL', started, ended: new Date().toISOString(), where: host.url, outputs: [] });
     if (signal?.aborted) return stopped();
 
-    let image: string;
+    let image: { id: string; user: string };
     try {
       image = await this.imageOn(host, job, io);
     } catch (err) {
@@ -370,18 +374,18 @@ export class DockerHostRunner implements JobRunner {
     if (signal?.aborted) return stopped();
 
     const name = containerName(this.root, job.stage);
-    const create = await this.call(host, createArgs(job, { name, repoId: this.repoId, image, user: this.user }), { io, signal });
+    const create = await this.call(host, createArgs(job, { name, repoId: this.repoId, image: image.id, user: this.user }), { io, signal });
     if (create.code !== 0) {
       if (signal?.aborted) {
         await this.remove(host, name);
         return stopped();
       }
-      throw this.failure(host, create, { stage: job.stage, image });
+      throw this.failure(host, create, { stage: job.stage, image: image.id });
     }
     // From here on a connection failure is a lost connection: the container exists on the host.
     const done = io.onCleanup?.({ kind: 'docker-rm', docker: this.docker, args: [...host.args, 'rm', '--force', '--', name], env: pick(host.env, CLEANUP_ENV) });
     try {
-      const ids = await this.containerIds(host, name, job, io);
+      const ids = await this.containerIds(host, name, this.user ?? image.user, job, io);
       if (signal?.aborted) return stopped();
       await this.sendInputs(host, name, job, io, ids);
       if (signal?.aborted) return stopped();
@@ -394,7 +398,7 @@ export class DockerHostRunner implements JobRunner {
       if (status !== 'exited') {
         // `docker start --attach` ended but the container did not: the attach connection was cut,
         // unless the container could not start at all (an OCI runtime error, say).
-        if (status === 'created' && exit.code !== 0 && classifyFailure(exit.stderr).kind !== 'connection') throw this.failure(host, exit, { stage: job.stage, image });
+        if (status === 'created' && exit.code !== 0 && classifyFailure(exit.stderr).kind !== 'connection') throw this.failure(host, exit, { stage: job.stage, image: image.id });
         throw this.lost(host, job.stage, exit.stderr ? firstLine(exit.stderr) : `the container is still ${status}`);
       }
       const outputs = await this.fetchOutputs(host, name, job, io);
@@ -431,7 +435,7 @@ export class DockerHostRunner implements JobRunner {
   // --- images ---------------------------------------------------------------
 
   /** The image ID the job runs in on `host`, put there first when missing. */
-  private async imageOn(host: Host, job: JobSpec, io: JobIO): Promise<string> {
+  private async imageOn(host: Host, job: JobSpec, io: JobIO): Promise<{ id: string; user: string }> {
     const img = job.image;
     if (!img) throw new DockerError('BAD_IMAGE_REF', `stage ${job.stage}: runner ${this.name} runs stages in containers; give the stage an \`image:\` or \`build:\``, { stage: job.stage });
     const first = this.hosts[0]!;
@@ -444,32 +448,37 @@ export class DockerHostRunner implements JobRunner {
     } else {
       id = await this.build(first, job, io);
     }
-    if (host !== first) await this.ensureImage(host, id, ref, io);
-    return id;
+    return { id, user: await this.ensureImage(host, id, ref, io) };
   }
 
   /**
-   * Makes image `id` present on `host` (another host of the pool): streamed
-   * from the first host, or from this machine, with `docker save | docker
-   * load`, so every host runs the very same image ID: a pull or build there
-   * could give another.
+   * Makes image `id` present on `host` and returns the image's user: when
+   * missing, streamed from the pool's first host or from this machine with
+   * `docker save | docker load`, so every host runs the very same image ID (a
+   * pull or build there could give another, and tdv.lock records one).
    */
-  private async ensureImage(host: Host, id: string, ref: string | undefined, io: JobIO): Promise<void> {
+  private async ensureImage(host: Host, id: string, ref: string | undefined, io: JobIO): Promise<string> {
     let pending = host.images.get(id);
     if (!pending) {
       pending = (async () => {
-        if (await this.inspectImage(host, id, io.signal)) return;
+        const there = await this.inspectImageFull(host, id, io.signal);
+        if (there) return there.user;
         const first = this.hosts[0]!;
-        const source = (await this.inspectImage(first, id, io.signal)) ? first : (await this.inspectImage(undefined, id, io.signal).catch(() => undefined)) ? undefined : null;
+        const source = host !== first && (await this.inspectImage(first, id, io.signal)) ? first : (await this.inspectImage(undefined, id, io.signal).catch(() => undefined)) ? undefined : null;
         if (source === null) {
-          throw new DockerError('IMAGE_NOT_FOUND', `runner ${this.name}: image ${ref ?? id} (${id}) is on neither ${first.url}, ${host.url} nor this machine; pull or build it on one of them`, {
-            image: id,
-            host: host.url,
-          });
+          const others = host === first ? '' : `, ${first.url}`;
+          throw new DockerError(
+            'IMAGE_NOT_FOUND',
+            `runner ${this.name}: image ${ref ?? id} (${id}) is on neither ${host.url}${others} nor this machine; pull or build it on one of them, or run tdv repro to resolve \`image:\` again`,
+            {
+              image: id,
+              host: host.url,
+            },
+          );
         }
         // Saving by reference keeps the tag on the receiving host, when the reference still names that ID.
         const name = ref && (await this.inspectImage(source, ref, io.signal).catch(() => undefined)) === id ? ref : id;
-        await this.copyImage(source, host, name, id, io.signal, io);
+        return this.copyImage(source, host, name, id, io.signal, io);
       })();
       pending.catch(() => host.images.delete(id));
       host.images.set(id, pending);
@@ -479,19 +488,32 @@ export class DockerHostRunner implements JobRunner {
 
   /** `docker image inspect` of `ref` on `host` (undefined: this machine's default daemon): its ID, or undefined when absent. */
   private async inspectImage(host: Host | undefined, ref: string, signal?: AbortSignal): Promise<string | undefined> {
-    const r = await this.call(host, ['image', 'inspect', '--format={{.Id}}', '--', ref], { signal });
+    return (await this.inspectImageFull(host, ref, signal))?.id;
+  }
+
+  /** The ID and user (`USER` of the Dockerfile, '' for root) of image `ref` on `host`, or undefined when absent. */
+  private async inspectImageFull(host: Host | undefined, ref: string, signal?: AbortSignal): Promise<{ id: string; user: string } | undefined> {
+    const r = await this.call(host, ['image', 'inspect', '--format={{.Id}} {{json .Config.User}}', '--', ref], { signal });
     if (r.code === 0) {
-      const id = r.stdout.trim();
-      if (!/^sha256:[0-9a-f]{64}$/.test(id)) throw new DockerError('DOCKER_FAILED', `docker image inspect ${ref} printed ${JSON.stringify(id.slice(0, 80))}, not an image ID`, { image: ref });
-      return id;
+      const [id, user] = splitOnce(r.stdout.trim(), ' ');
+      let u: unknown;
+      try {
+        u = JSON.parse(user || '""');
+      } catch {
+        // reported below
+      }
+      if (!/^sha256:[0-9a-f]{64}$/.test(id) || typeof u !== 'string') {
+        throw new DockerError('DOCKER_FAILED', `docker image inspect ${ref} printed ${JSON.stringify(r.stdout.slice(0, 80))}, not an image ID`, { image: ref });
+      }
+      return { id, user: u };
     }
     const f = classifyFailure(r.stderr);
     if (f.kind === 'no-image' || /No such object/i.test(r.stderr)) return undefined;
     throw this.failure(host, r, { image: ref });
   }
 
-  /** `docker save NAME` on `from` piped into `docker load` on `to`; checks that `to` then has `id`. */
-  private async copyImage(from: Host | undefined, to: Host, name: string, id: string, signal: AbortSignal | undefined, io: JobIO | undefined): Promise<void> {
+  /** `docker save NAME` on `from` piped into `docker load` on `to`; checks that `to` then has `id`, and returns the image's user. */
+  private async copyImage(from: Host | undefined, to: Host, name: string, id: string, signal: AbortSignal | undefined, io: JobIO | undefined): Promise<string> {
     const where = from ? from.url : 'this machine';
     const say = `runner ${this.name}: ${to.url} lacks image ${name}; copying it from ${where} (docker save | docker load)`;
     (io?.onDebug ?? this.onDebug)?.(say);
@@ -500,9 +522,11 @@ export class DockerHostRunner implements JobRunner {
     const [s, l] = await Promise.all([save.done, load.done]);
     if (s.code !== 0) throw this.failure(from, s, { image: name });
     if (l.code !== 0) throw this.failure(to, l, { image: name });
-    if ((await this.inspectImage(to, id, signal)) !== id) {
+    const got = await this.inspectImageFull(to, id, signal);
+    if (got?.id !== id) {
       throw new DockerError('DOCKER_FAILED', `runner ${this.name}: loading image ${name} into ${to.url} did not give ${id}`, { image: id, host: to.url });
     }
+    return got.user;
   }
 
   /** Debug lines of calls without a JobIO (resolveImage copying an image over). */
@@ -537,7 +561,7 @@ export class DockerHostRunner implements JobRunner {
       pending = (async () => {
         const have = await this.inspectImage(host, tag, io.signal);
         if (have) return have;
-        const pack = tar.pack();
+        const pack = newPack();
         const args = ['build', '--force-rm', `--tag=${tag}`, `--file=${dockerfileName}`, '--label=tdv.build=1', '-'];
         const call = this.start(host, args, { stdin: pack, io, onOutput: (c) => io.onOutput(c, 'stderr'), signal: io.signal });
         const packing = writeEntries(
@@ -546,11 +570,18 @@ export class DockerHostRunner implements JobRunner {
           io,
         ).catch((err: unknown) => {
           pack.destroy(err as Error);
+          call.child.kill('SIGKILL');
           throw err;
         });
-        const [r] = await Promise.all([call.done, packing.catch(() => undefined)]);
-        await packing;
-        if (r.code !== 0) {
+        // docker's exit says why a copy failed (an input read error kills it: see the catch above).
+        packing.catch(() => undefined);
+        const r = await call.done;
+        if (r.code === 0) await packing;
+        else {
+          if (r.spawnError) throw this.spawnFailure(r.spawnError);
+          await packing.catch((err: unknown) => {
+            if (err instanceof TdvError) throw err;
+          });
           if (io.signal?.aborted) throw new DockerError('BUILD_ABORTED', `docker build of ${b.dir} on ${host.url} was stopped`, { context: b.dir });
           const f = classifyFailure(r.stderr);
           if (f.kind === 'connection' || f.kind === 'permission') throw this.failure(host, r, {});
@@ -563,9 +594,10 @@ export class DockerHostRunner implements JobRunner {
             tail: tail.slice(-20),
           });
         }
-        const id = await this.inspectImage(host, tag, io.signal);
-        if (!id) throw new DockerError('DOCKER_FAILED', `runner ${this.name}: docker build on ${host.url} succeeded but ${tag} is not there`, { image: tag });
-        return id;
+        const got = await this.inspectImageFull(host, tag, io.signal);
+        if (!got) throw new DockerError('DOCKER_FAILED', `runner ${this.name}: docker build on ${host.url} succeeded but ${tag} is not there`, { image: tag });
+        host.images.set(got.id, Promise.resolve(got.user));
+        return got.id;
       })().finally(() => this.builds.delete(tag));
       this.builds.set(tag, pending);
     }
@@ -580,13 +612,7 @@ export class DockerHostRunner implements JobRunner {
    * inputs). Names are looked up in the container's own /etc/passwd and
    * /etc/group, read with `docker cp` before it starts.
    */
-  private async containerIds(host: Host, name: string, job: JobSpec, io: JobIO): Promise<{ uid: number; gid: number }> {
-    let user = this.user;
-    if (user === undefined) {
-      const r = await this.call(host, ['inspect', '--type=container', '--format={{.Config.User}}', '--', name], { io });
-      if (r.code !== 0) throw this.lostOr(host, r, job.stage, 'reading the container user');
-      user = r.stdout.trim();
-    }
+  private async containerIds(host: Host, name: string, user: string, job: JobSpec, io: JobIO): Promise<{ uid: number; gid: number }> {
     if (user === '') return { uid: 0, gid: 0 };
     const [u, g] = user.split(':') as [string, string | undefined];
     const num = (s: string) => (/^\d+$/.test(s) ? Number(s) : undefined);
@@ -634,8 +660,8 @@ export class DockerHostRunner implements JobRunner {
    * read whole, no process per file.
    */
   private async sendInputs(host: Host, name: string, job: JobSpec, io: JobIO, ids: { uid: number; gid: number }): Promise<void> {
-    const pack = tar.pack();
-    const call = this.start(host, ['cp', '-', `${name}:/`], { stdin: pack, io });
+    const pack = newPack();
+    const call = this.start(host, ['cp', '-', `${name}:/`], { stdin: pack, io, signal: io.signal });
     const rootName = CONTAINER_ROOT.slice(1);
     const dirs = new Set<string>();
     const addDir = (rel: string) => {
@@ -660,9 +686,17 @@ export class DockerHostRunner implements JobRunner {
       call.child.kill('SIGKILL');
       throw err;
     });
-    const [r] = await Promise.all([call.done, packing.catch(() => undefined)]);
+    // docker's exit says why a copy failed (an input read error kills it: see the catch above);
+    // a reader that went away rejects the packing, so nothing waits for a drain that never comes.
+    packing.catch(() => undefined);
+    const r = await call.done;
+    if (r.code !== 0) {
+      await packing.catch((err: unknown) => {
+        if (err instanceof TdvError) throw err;
+      });
+      throw this.lostOr(host, r, job.stage, 'sending the inputs');
+    }
     await packing;
-    if (r.code !== 0) throw this.lostOr(host, r, job.stage, 'sending the inputs');
   }
 
   /** `docker start --attach`: the command's output streamed as it comes; aborting removes the container, which ends the client. */
@@ -692,7 +726,7 @@ export class DockerHostRunner implements JobRunner {
     const refuse = (why: string) =>
       new TdvError('JOB_OUTPUT_REFUSED', `stage ${job.stage}: runner ${this.name} brought back ${why}; nothing was recorded, fix the stage's command`, { data: { stage: job.stage } });
     for (const output of [...job.outputs].sort()) {
-      const call = this.start(host, ['cp', '--', `${name}:${path.posix.join(CONTAINER_ROOT, output)}`, '-'], { stdout: 'pipe', io });
+      const call = this.start(host, ['cp', '--', `${name}:${path.posix.join(CONTAINER_ROOT, output)}`, '-'], { stdout: 'pipe', io, signal: io.signal });
       const ex = tar.extract();
       const reading = (async () => {
         for await (const e of ex) {
@@ -865,6 +899,11 @@ function checkJob(job: JobSpec): void {
   }
 }
 
+function splitOnce(s: string, sep: string): [string, string] {
+  const i = s.indexOf(sep);
+  return i < 0 ? [s, ''] : [s.slice(0, i), s.slice(i + sep.length)];
+}
+
 function pick(env: NodeJS.ProcessEnv, keys: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const k of keys) if (env[k] !== undefined) out[k] = env[k];
@@ -878,52 +917,91 @@ function isoOr(t: string | undefined, fallback: string): string {
 
 type TarHeader = Partial<tar.Header> & { name: string };
 
+/** A tar writer whose errors reach the entries' callbacks (an 'error' event nobody listens to would end the process). */
+function newPack(): tar.Pack {
+  const pack = tar.pack();
+  pack.on('error', () => undefined);
+  return pack;
+}
+
 /** Adds one entry without a body. */
 function entry(pack: tar.Pack, header: TarHeader): Promise<void> {
-  return new Promise((resolve, reject) => pack.entry(header, (err) => (err ? reject(err) : resolve())));
+  if (pack.destroying) return Promise.reject(new Error('the tar stream into docker was closed'));
+  return new Promise((resolve, reject) => pack.entry(header, (err) => (err ? reject(err) : resolve())).on('error', () => undefined));
 }
 
 /** Files up to this size are read with one call; larger ones stream (memory stays flat). */
 const SMALL = 256 << 10;
 
-/** Appends each file, its bytes read from the cache (`io.inputPath`), then finalizes the tar. */
+/**
+ * Appends each file, its bytes read from the cache (`io.inputPath`), then
+ * finalizes the tar. When the reader goes away (docker exits early: a lost
+ * connection), streamx destroys the pack and each entry's callback gets the
+ * error: this rejects instead of waiting for a drain that never comes.
+ */
 async function writeEntries(pack: tar.Pack, items: { name: string; file: JobFile; uid: number; gid: number }[], io: JobIO): Promise<void> {
+  const closed = () => new Error('the tar stream into docker was closed');
   const mtime = new Date();
   // The next small file is read while the current one is packed.
   const read = (i: number) => (items[i] && items[i].file.size <= SMALL ? readSmall(io.inputPath(items[i].file)) : undefined);
   let next = read(0);
-  for (let i = 0; i < items.length; i++) {
-    const { name, file, uid, gid } = items[i]!;
-    const header: TarHeader = { name, type: 'file', size: file.size, mode: file.exec ? 0o755 : 0o644, uid, gid, mtime };
-    const cur = next;
-    next = read(i + 1);
-    next?.catch(() => undefined);
-    if (cur) {
-      const buf = await cur;
-      if (buf.length !== file.size) throw new TdvError('JOB_FAILED', `input ${file.path}: its cached object has ${buf.length} bytes, not ${file.size}; run tdv fsck`, { data: { path: file.path } });
-      await new Promise<void>((resolve, reject) => pack.entry(header, buf, (err) => (err ? reject(err) : resolve())));
-    } else {
-      let ended: () => void = () => undefined;
-      let failed: (e: Error) => void = () => undefined;
-      const written = new Promise<void>((resolve, reject) => {
-        ended = resolve;
-        failed = reject;
+  try {
+    for (let i = 0; i < items.length; i++) {
+      const { name, file, uid, gid } = items[i]!;
+      const header: TarHeader = { name, type: 'file', size: file.size, mode: file.exec ? 0o755 : 0o644, uid, gid, mtime };
+      const cur = next;
+      next = read(i + 1);
+      next?.catch(() => undefined);
+      if (pack.destroying) throw closed();
+      let settle: { resolve: () => void; reject: (e: Error) => void } = { resolve: () => undefined, reject: () => undefined };
+      const written = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+      if (cur) {
+        const buf = await cur.catch((err: unknown) => {
+          throw unreadable(file, err);
+        });
+        if (buf.length !== file.size) throw new TdvError('JOB_FAILED', `input ${file.path}: its cached object has ${buf.length} bytes, not ${file.size}; run tdv fsck`, { data: { path: file.path } });
+        if (pack.destroying) throw closed();
+        pack.entry(header, buf, (err) => (err ? settle.reject(err) : settle.resolve())).on('error', () => undefined);
+        await written;
+        continue;
+      }
+      // streamx's Writable, driven as a node one: write, wait for 'drain' (or the end of the pack), end.
+      const sink = pack.entry(header, (err) => (err ? settle.reject(err) : settle.resolve()));
+      sink.on('error', () => undefined);
+      const node = sink as unknown as NodeJS.WritableStream;
+      written.catch(() => undefined);
+      const fh = await fs.promises.open(io.inputPath(file), fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0)).catch((err: unknown) => {
+        throw unreadable(file, err);
       });
-      // streamx's Writable, driven as a node one: write, wait for 'drain', end.
-      const sink = pack.entry(header, (err) => (err ? failed(err) : ended())) as unknown as NodeJS.WritableStream;
-      const fh = await fs.promises.open(io.inputPath(file), fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0));
       try {
-        for await (const chunk of fh.createReadStream({ highWaterMark: 1 << 20, autoClose: false }) as AsyncIterable<Buffer>) {
-          if (!sink.write(chunk)) await new Promise((resolve) => sink.once('drain', resolve));
+        const chunks = fh.createReadStream({ highWaterMark: 1 << 20, autoClose: false }) as AsyncIterable<Buffer>;
+        const it = chunks[Symbol.asyncIterator]();
+        for (;;) {
+          const step = await it.next().catch((err: unknown) => {
+            throw unreadable(file, err);
+          });
+          if (step.done || sink.destroying) break;
+          if (!node.write(step.value)) await Promise.race([new Promise((resolve) => node.once('drain', resolve)), written.catch(() => undefined)]);
         }
+        await it.return?.();
       } finally {
         await fh.close();
       }
-      sink.end();
+      if (!sink.destroying) node.end();
       await written;
     }
+  } finally {
+    next?.catch(() => undefined);
   }
   pack.finalize();
+}
+
+/** An input whose cached object cannot be read: this machine's problem, not the host's. */
+function unreadable(file: JobFile, err: unknown): TdvError {
+  const e = err as NodeJS.ErrnoException;
+  return new TdvError('JOB_FAILED', `input ${file.path}: cannot read its cached object (${e.code ?? e.message}); run tdv fsck, or tdv pull to fetch it again`, {
+    data: { path: file.path, code: e.code },
+  });
 }
 
 /** A small file's bytes, never through a symlink. */
