@@ -15,8 +15,18 @@ import { jobRunnerContract, listTree, makeJobIO, runJob } from '../contract/runn
 import { describeDocker, TEST_IMAGE } from '../helpers/docker.js';
 import { tmpDir } from '../helpers/repo.js';
 
-/** This machine's daemon, as a URL the runner must reach it by (no DOCKER_HOST, no default). */
-const SOCKET = 'unix:///var/run/docker.sock';
+/**
+ * This machine's daemon, as a URL the runner must reach it by (no DOCKER_HOST,
+ * no default). TDV_TEST_DOCKER_HOST runs the same tests against another host
+ * (an ssh:// one: PATH must then hold an ssh that knows it).
+ */
+const SOCKET = process.env.TDV_TEST_DOCKER_HOST || 'unix:///var/run/docker.sock';
+const LOCAL = SOCKET === 'unix:///var/run/docker.sock';
+
+/** The docker CLI on the host under test. */
+function dockerOn(args: string[], opts: { reject?: boolean } = {}) {
+  return execa('docker', [`--host=${SOCKET}`, ...args], opts);
+}
 const repoId = `t${process.pid.toString(16)}x${Math.random().toString(16).slice(2, 8)}`;
 
 function make(cfg: Partial<RunnerConfig> = {}, env: NodeJS.ProcessEnv = process.env): JobRunner {
@@ -25,13 +35,13 @@ function make(cfg: Partial<RunnerConfig> = {}, env: NodeJS.ProcessEnv = process.
 
 /** Containers of this test run (label tdv.repo), running or not. */
 async function containers(id = repoId): Promise<string[]> {
-  const r = await execa('docker', ['ps', '--all', `--filter=label=tdv.repo=${id}`, '--format={{.Names}}']);
+  const r = await dockerOn(['ps', '--all', `--filter=label=tdv.repo=${id}`, '--format={{.Names}}']);
   return r.stdout.split('\n').filter(Boolean);
 }
 
 describeDocker('docker runner (remote hosts), on the local daemon as a remote', () => {
   beforeAll(async () => {
-    await execa('docker', ['image', 'inspect', TEST_IMAGE]);
+    await dockerOn(['image', 'inspect', TEST_IMAGE]);
   });
 
   jobRunnerContract('docker host', async () => ({ runner: make(), image: { ref: TEST_IMAGE }, leftovers: () => containers() }));
@@ -88,6 +98,21 @@ describeDocker('docker runner (remote hosts), on the local daemon as a remote', 
     expect(Object.keys(env).every((k) => ['PATH', 'HOME', 'SSH_AUTH_SOCK', 'DOCKER_CONFIG', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH'].includes(k))).toBe(true);
   });
 
+  it.runIf(!LOCAL)('an image only this machine has is copied to the host (docker save | docker load), said in a debug line, and runs by the same ID', async () => {
+    const tag = `tdv-test/copied:${process.pid}-${Date.now()}`;
+    await execa('docker', ['tag', TEST_IMAGE, tag]);
+    onTestFinished(async () => {
+      await execa('docker', ['rmi', tag], { reject: false });
+      await dockerOn(['rmi', tag], { reject: false });
+    });
+    const localId = (await execa('docker', ['image', 'inspect', '--format={{.Id}}', tag])).stdout.trim();
+    const debug: string[] = [];
+    const ran = await runJob({ runner: make(), image: { ref: tag }, leftovers: () => containers() }, 'true', { io: { onDebug: (l) => debug.push(l) } });
+    expect(ran.result).toMatchObject({ exitCode: 0, image: localId });
+    expect(debug.some((l) => l.includes(`lacks image ${tag}; copying it from this machine`))).toBe(true);
+    expect((await dockerOn(['image', 'inspect', '--format={{.Id}}', tag])).stdout.trim()).toBe(localId);
+  });
+
   it('resolveImage of an image no one has is IMAGE_NOT_FOUND naming the host and the fix', async () => {
     const err = (await make().resolveImage!('tdv-fixtures/absent:nope').catch((e: unknown) => e)) as Error & { code: string };
     expect(err.code).toBe('IMAGE_NOT_FOUND');
@@ -106,11 +131,11 @@ describeDocker('docker runner (remote hosts), on the local daemon as a remote', 
     const runner = make();
     const job = { stage: 'built', image: { build: { context: inputs, dir: 'img' } }, cmd: ['cat /ctx/data.txt'], env: {}, wdir: '.', inputs: [], outputs: [] };
     const r = await runner.run(job, io);
-    const tags = (await execa('docker', ['image', 'ls', '--filter=label=tdv.build=1', '--format={{.Repository}} {{.ID}}'])).stdout;
+    const tags = (await dockerOn(['image', 'ls', '--filter=label=tdv.build=1', '--format={{.Repository}} {{.ID}}'])).stdout;
     onTestFinished(async () => {
       for (const line of tags.split('\n').filter((l) => l.startsWith('tdv-build/'))) {
-        const info = await execa('docker', ['image', 'inspect', '--format={{.Id}}', line.split(' ')[0]!], { reject: false });
-        if (info.stdout.trim() === r.image) await execa('docker', ['rmi', '--force', line.split(' ')[0]!], { reject: false });
+        const info = await dockerOn(['image', 'inspect', '--format={{.Id}}', line.split(' ')[0]!], { reject: false });
+        if (info.stdout.trim() === r.image) await dockerOn(['rmi', '--force', line.split(' ')[0]!], { reject: false });
       }
     });
     expect(r.exitCode).toBe(0);
@@ -121,7 +146,7 @@ describeDocker('docker runner (remote hosts), on the local daemon as a remote', 
     expect(again.image).toBe(r.image);
   });
 
-  it('a pool spreads concurrent jobs over its hosts (fewest in flight first)', async () => {
+  it.runIf(LOCAL)('a pool spreads concurrent jobs over its hosts (fewest in flight first)', async () => {
     const runner = make({ hosts: [SOCKET, 'unix:///run/docker.sock'] });
     const [a, b] = await Promise.all([
       runJob({ runner, image: { ref: TEST_IMAGE }, leftovers: () => containers() }, 'sleep 1'),
@@ -136,10 +161,10 @@ describeDocker('docker runner (remote hosts), on the local daemon as a remote', 
   it('sweep removes the containers of this repository id on every host, and only those', async () => {
     const other = `${repoId}-other`;
     for (const id of [repoId, other]) {
-      await execa('docker', ['create', `--label=tdv.repo=${id}`, '--entrypoint=sh', TEST_IMAGE, '-c', 'sleep 60']);
+      await dockerOn(['create', `--label=tdv.repo=${id}`, '--entrypoint=sh', TEST_IMAGE, '-c', 'sleep 60']);
     }
     onTestFinished(async () => {
-      for (const n of await containers(other)) await execa('docker', ['rm', '--force', n], { reject: false });
+      for (const n of await containers(other)) await dockerOn(['rm', '--force', n], { reject: false });
     });
     const swept = await make().sweep!(repoId);
     expect(swept).toHaveLength(1);
@@ -174,7 +199,7 @@ describeDocker('docker runner (remote hosts), on the local daemon as a remote', 
     const runner = make({ docker: fake });
     const err = (await runJob({ runner, image: { ref: TEST_IMAGE }, leftovers: async () => [] }, 'sleep 30', { outputs: ['x'] }).catch((e: unknown) => e)) as Error & { code: string };
     expect(err.code).toBe('RUNNER_LOST');
-    expect(err.message).toMatch(/^runner remote: lost the connection to unix:\/\/\/var\/run\/docker.sock during stage test \(.*\); nothing was recorded for it; run tdv repro again$/);
+    expect(err.message).toMatch(new RegExp(`^runner remote: lost the connection to ${SOCKET.replace(/[/.]/g, '\\$&')} during stage test \\(.*\\); nothing was recorded for it; run tdv repro again$`));
     expect(await containers()).toEqual([]);
   });
 

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import * as v from 'valibot';
 import { describe, expect, it } from 'vitest';
 import type { JobSpec } from '../../src/stages/job.js';
-import { classifyFailure, configSchema, createArgs, hostArgs, hostEnv, hostProblem, outputEntryPath, RUN_SCRIPT, runnerModule } from '../../src/stages/runners/docker-host.js';
+import { classifyFailure, configSchema, firstLine, createArgs, hostArgs, hostEnv, hostProblem, outputEntryPath, RUN_SCRIPT, runnerModule } from '../../src/stages/runners/docker-host.js';
 
 const ctx = { root: '/repo', repoId: 'abc123', env: {} };
 
@@ -164,5 +164,19 @@ describe('output tar entries', () => {
   ])('%s: %j is refused (%s)', (output, header, words) => {
     const r = outputEntryPath(output, header as never);
     expect('refused' in r && r.refused).toContain(words);
+  });
+});
+
+describe('the line shown of a docker failure', () => {
+  it("is what ssh said, out of the CLI's logrus line", () => {
+    const stderr =
+      'time="2026-12-04T10:27:58Z" level=error msg="error waiting for container: command [ssh -o ConnectTimeout=30 -T -l root -- 10.213.201.2 docker system dial-stdio] has exited with exit status 255, make sure the URL is valid, and Docker 18.09 or later is installed on the remote host: stderr=Connection to 10.213.201.2 closed by remote host.\\r\\n"\n';
+    expect(firstLine(stderr)).toBe('Connection to 10.213.201.2 closed by remote host.');
+  });
+
+  it('is the logrus message when ssh said nothing, else the first error line', () => {
+    expect(firstLine('time="x" level=error msg="error waiting for container: unexpected EOF"\n')).toBe('error waiting for container: unexpected EOF');
+    expect(firstLine('error during connect: Get "http://x": command [ssh] has exited with exit status 255, ...: stderr=\n')).toMatch(/^error during connect/);
+    expect(firstLine('docker: Error response from daemon: boom.\nSee docker run --help.\n')).toBe('Error response from daemon: boom.');
   });
 });

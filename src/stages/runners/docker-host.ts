@@ -228,7 +228,17 @@ export function classifyFailure(stderr: string): Failure {
   return { kind: 'other', detail };
 }
 
-function firstLine(stderr: string): string {
+/**
+ * The line of a docker CLI failure worth showing. For the ssh transport that
+ * is what ssh said (`stderr=Connection to HOST closed by remote host.`),
+ * buried in `time=... level=error msg="error waiting for container: command
+ * [ssh ...] has exited with exit status 255, ...: stderr=..."`.
+ */
+export function firstLine(stderr: string): string {
+  const ssh = /stderr=((?:[^"\\\r\n]|\\[^rn])+)/.exec(stderr);
+  if (ssh?.[1]?.trim()) return ssh[1].trim().slice(0, 200);
+  const msg = /level=(?:error|fatal) msg="((?:[^"\\]|\\.)*)"/.exec(stderr);
+  if (msg?.[1]) return msg[1].slice(0, 200);
   const lines = stderr
     .split('\n')
     .map((l) => l.trim())
@@ -326,6 +336,10 @@ export class DockerHostRunner implements JobRunner {
 
   /** The image ID `ref` names on the first host, loading it there from this machine's daemon when only that has it. */
   async resolveImage(ref: string, signal?: AbortSignal): Promise<string> {
+    return this.resolveOnFirst(ref, signal);
+  }
+
+  private async resolveOnFirst(ref: string, signal: AbortSignal | undefined, io?: JobIO): Promise<string> {
     checkRef(ref);
     const host = this.hosts[0]!;
     const got = await this.inspectImageFull(host, ref, signal);
@@ -341,7 +355,7 @@ export class DockerHostRunner implements JobRunner {
         { image: ref, host: host.url },
       );
     }
-    const user = await this.copyImage(undefined, host, ref, local, signal, undefined);
+    const user = await this.copyImage(undefined, host, ref, local, signal, io);
     host.images.set(local, Promise.resolve(user));
     return local;
   }
@@ -444,7 +458,7 @@ export class DockerHostRunner implements JobRunner {
     if ('ref' in img) {
       checkRef(img.ref);
       ref = img.ref;
-      id = img.id ?? (await this.resolveImage(img.ref, io.signal));
+      id = img.id ?? (await this.resolveOnFirst(img.ref, io.signal, io));
     } else {
       id = await this.build(first, job, io);
     }
