@@ -242,6 +242,19 @@ describeDocker('docker runner (remote hosts), on the local daemon as a remote', 
     expect(await containers()).toEqual([]);
   });
 
+  it('a create the host refuses (more CPUs than it has) is DOCKER_FAILED naming the host; its cleanup record is settled, no container is left', async () => {
+    const { io, cleanups } = makeJobIO({});
+    const err = (await make()
+      .run({ stage: 'greedy', image: { ref: TEST_IMAGE }, cmd: ['true'], env: {}, wdir: '.', inputs: [], outputs: [], resources: { cpus: 4096 } }, io)
+      .catch((e: unknown) => e)) as Error & { code: string };
+    expect(err.code).toBe('DOCKER_FAILED');
+    expect(err.message).toContain(SOCKET);
+    expect(err.message).toMatch(/CPU/i);
+    expect(cleanups).toHaveLength(1);
+    expect(cleanups[0]!.done).toBe(true);
+    expect(await containers()).toEqual([]);
+  });
+
   it('output paths the container cannot fake: staging gets only regular files under declared outputs', async () => {
     const ran = await runJob({ runner: make(), image: { ref: TEST_IMAGE }, leftovers: () => containers() }, 'mkdir -p out/.. out/x && echo a > out/x/f && echo b > undeclared', {
       outputs: ['out'],

@@ -388,16 +388,19 @@ export class DockerHostRunner implements JobRunner {
     if (signal?.aborted) return stopped();
 
     const name = containerName(this.root, job.stage);
-    const create = await this.call(host, createArgs(job, { name, repoId: this.repoId, image: image.id, user: this.user }), { io, signal });
+    // Registered before the create: a tdv killed while docker creates it (or a create whose
+    // answer was lost with the connection) still leaves a record of the name to remove.
+    const done = io.onCleanup?.({ kind: 'docker-rm', docker: this.docker, args: [...host.args, 'rm', '--force', '--', name], env: pick(host.env, CLEANUP_ENV) });
+    const create = await this.call(host, createArgs(job, { name, repoId: this.repoId, image: image.id, user: this.user }), { io, signal }).catch(async (err: unknown) => {
+      done?.();
+      throw err;
+    });
     if (create.code !== 0) {
-      if (signal?.aborted) {
-        await this.remove(host, name);
-        return stopped();
-      }
+      if (await this.remove(host, name)) done?.();
+      if (signal?.aborted) return stopped();
       throw this.failure(host, create, { stage: job.stage, image: image.id });
     }
     // From here on a connection failure is a lost connection: the container exists on the host.
-    const done = io.onCleanup?.({ kind: 'docker-rm', docker: this.docker, args: [...host.args, 'rm', '--force', '--', name], env: pick(host.env, CLEANUP_ENV) });
     try {
       const ids = await this.containerIds(host, name, this.user ?? image.user, job, io);
       if (signal?.aborted) return stopped();
