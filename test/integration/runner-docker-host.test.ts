@@ -22,6 +22,8 @@ import { tmpDir } from '../helpers/repo.js';
  */
 const SOCKET = process.env.TDV_TEST_DOCKER_HOST || 'unix:///var/run/docker.sock';
 const LOCAL = SOCKET === 'unix:///var/run/docker.sock';
+/** A second host for the pool tests: this daemon by another path, or TDV_TEST_DOCKER_HOST2 (another daemon). */
+const SECOND = process.env.TDV_TEST_DOCKER_HOST2 || (LOCAL ? 'unix:///run/docker.sock' : undefined);
 
 /** The docker CLI on the host under test. */
 function dockerOn(args: string[], opts: { reject?: boolean } = {}) {
@@ -146,16 +148,32 @@ describeDocker('docker runner (remote hosts), on the local daemon as a remote', 
     expect(again.image).toBe(r.image);
   });
 
-  it.runIf(LOCAL)('a pool spreads concurrent jobs over its hosts (fewest in flight first)', async () => {
-    const runner = make({ hosts: [SOCKET, 'unix:///run/docker.sock'] });
+  it.runIf(SECOND)('a pool spreads concurrent jobs over its hosts (fewest in flight first)', async () => {
+    const runner = make({ hosts: [SOCKET, SECOND!] });
     const [a, b] = await Promise.all([
       runJob({ runner, image: { ref: TEST_IMAGE }, leftovers: () => containers() }, 'sleep 1'),
       runJob({ runner, image: { ref: TEST_IMAGE }, leftovers: () => containers() }, 'sleep 1'),
     ]);
-    expect([a.result.where, b.result.where].sort()).toEqual([SOCKET, 'unix:///run/docker.sock'].sort());
+    expect([a.result.where, b.result.where].sort()).toEqual([SOCKET, SECOND].sort());
     // One at a time: always the first host.
     const c = await runJob({ runner, image: { ref: TEST_IMAGE }, leftovers: () => containers() }, 'true');
     expect(c.result.where).toBe(SOCKET);
+  });
+
+  it.runIf(process.env.TDV_TEST_DOCKER_HOST2)('a pool builds a build: image once, on its first host, and runs that very image ID on the others (copied by save | load)', async () => {
+    const stamp = `${Date.now()}-${Math.random()}`;
+    // The context lives in one cache; each run reads it from there.
+    const ctx = makeJobIO({ 'img/Dockerfile': `FROM ${TEST_IMAGE}\nRUN echo "${stamp} $(date +%s%N)" > /stamp\n` });
+    const inputs = ctx.inputs;
+    const runner = make({ hosts: [SOCKET, SECOND!] });
+    const job = (s: string) => ({ stage: s, image: { build: { context: inputs, dir: 'img' } }, cmd: ['cat /stamp', 'sleep 1'], env: {}, wdir: '.', inputs: [], outputs: [] });
+    const runs = [makeJobIO({}), makeJobIO({})];
+    for (const r of runs) r.io.inputPath = ctx.io.inputPath;
+    const [a, b] = await Promise.all([runner.run(job('a'), runs[0]!.io), runner.run(job('b'), runs[1]!.io)]);
+    expect([a.where, b.where].sort()).toEqual([SOCKET, SECOND].sort());
+    expect(a.image).toBe(b.image);
+    expect(runs[0]!.out.stdout).toBe(runs[1]!.out.stdout);
+    expect(runs[0]!.out.stdout).toContain(stamp);
   });
 
   it('sweep removes the containers of this repository id on every host, and only those', async () => {

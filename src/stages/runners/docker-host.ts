@@ -322,7 +322,7 @@ export class DockerHostRunner implements JobRunner {
   private readonly root: string;
   private readonly localEnv: NodeJS.ProcessEnv;
   /** Builds by tag (on the first host), so concurrent stages with one context build once. */
-  private readonly builds = new Map<string, Promise<string>>();
+  private readonly builds = new Map<string, Promise<{ id: string; tag: string }>>();
 
   constructor(cfg: DockerHostConfig & { name: string }, ctx: RunnerContext) {
     this.name = cfg.name;
@@ -463,7 +463,8 @@ export class DockerHostRunner implements JobRunner {
       ref = img.ref;
       id = img.id ?? (await this.resolveOnFirst(img.ref, io.signal, io));
     } else {
-      id = await this.build(first, job, io);
+      // The other hosts of a pool get the built image under its tag too (saved by tag from the first).
+      ({ id, tag: ref } = await this.build(first, job, io));
     }
     return { id, user: await this.ensureImage(host, id, ref, io) };
   }
@@ -555,7 +556,7 @@ export class DockerHostRunner implements JobRunner {
    * `tdv-build/<32 hex of the context's content>` like docker.ts's builds, so
    * an unchanged context is not built again.
    */
-  private async build(host: Host, job: JobSpec, io: JobIO): Promise<string> {
+  private async build(host: Host, job: JobSpec, io: JobIO): Promise<{ id: string; tag: string }> {
     const b = (job.image as { build: { context: JobFile[]; dir: string; dockerfile?: string } }).build;
     const dir = b.dir === '.' ? '' : b.dir.replace(/\/+$/, '');
     const dockerfileRel = path.posix.normalize(path.posix.join(dir || '.', b.dockerfile ?? 'Dockerfile'));
@@ -576,8 +577,11 @@ export class DockerHostRunner implements JobRunner {
     let pending = this.builds.get(tag);
     if (!pending) {
       pending = (async () => {
-        const have = await this.inspectImage(host, tag, io.signal);
-        if (have) return have;
+        const have = await this.inspectImageFull(host, tag, io.signal);
+        if (have) {
+          if (!host.images.has(have.id)) host.images.set(have.id, Promise.resolve(have.user));
+          return { id: have.id, tag };
+        }
         const pack = newPack();
         const args = ['build', '--force-rm', `--tag=${tag}`, `--file=${dockerfileName}`, '--label=tdv.build=1', '-'];
         const call = this.start(host, args, { stdin: pack, io, onOutput: (c) => io.onOutput(c, 'stderr'), signal: io.signal });
@@ -614,7 +618,7 @@ export class DockerHostRunner implements JobRunner {
         const got = await this.inspectImageFull(host, tag, io.signal);
         if (!got) throw new DockerError('DOCKER_FAILED', `runner ${this.name}: docker build on ${host.url} succeeded but ${tag} is not there`, { image: tag });
         host.images.set(got.id, Promise.resolve(got.user));
-        return got.id;
+        return { id: got.id, tag };
       })().finally(() => this.builds.delete(tag));
       this.builds.set(tag, pending);
     }
