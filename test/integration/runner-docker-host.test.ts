@@ -198,6 +198,26 @@ describeDocker('docker runner (remote hosts), on the local daemon as a remote', 
     expect(err.message).not.toContain('\n');
   });
 
+  it('a sweep skips a host it cannot reach and sweeps the others; with no host reachable it fails', async () => {
+    await dockerOn(['create', `--label=tdv.repo=${repoId}`, '--entrypoint=sh', TEST_IMAGE, '-c', 'true']);
+    const swept = await make({ hosts: ['unix:///nonexistent/docker.sock', SOCKET] }).sweep!(repoId);
+    expect(swept).toHaveLength(1);
+    expect(await containers()).toEqual([]);
+    await expect(make({ hosts: ['unix:///nonexistent/docker.sock'] }).sweep!(repoId)).rejects.toMatchObject({ code: 'DOCKER_DAEMON_DOWN' });
+  });
+
+  it.runIf(SOCKET.startsWith('ssh://'))('an SSH host that refuses us (no key, unknown host key) is DOCKER_PERMISSION saying to set up the key', async () => {
+    // Only the system's directories on PATH: the plain ssh, without the test's key and known_hosts.
+    const PATH = (process.env.PATH ?? '')
+      .split(':')
+      .filter((d) => /^\/(usr\/|bin|sbin)/.test(d))
+      .join(':');
+    const err = (await runJob({ runner: make({}, { ...process.env, PATH }), image: { ref: TEST_IMAGE }, leftovers: async () => [] }, 'true').catch((e: unknown) => e)) as Error & { code: string };
+    expect(err.code).toBe('DOCKER_PERMISSION');
+    expect(err.message).toContain(`ssh refused the connection to ${SOCKET}`);
+    expect(err.message).not.toContain('\n');
+  });
+
   it('a missing docker CLI is DOCKER_NOT_INSTALLED', async () => {
     const runner = make({}, { ...process.env, PATH: '/nonexistent' });
     await expect(runJob({ runner, image: { ref: TEST_IMAGE }, leftovers: async () => [] }, 'true')).rejects.toMatchObject({ code: 'DOCKER_NOT_INSTALLED' });

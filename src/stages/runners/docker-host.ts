@@ -438,14 +438,23 @@ export class DockerHostRunner implements JobRunner {
   /** Removes the whole stage's leftovers of earlier runs of `repoId` on every host: their names. */
   async sweep(repoId: string): Promise<string[]> {
     const found: string[] = [];
+    const failed: Error[] = [];
+    // One host of a pool being down must not stop the others' sweep (nor a repro that
+    // will not use it); its leftovers are found by the next sweep that reaches it.
     await Promise.all(
       this.hosts.map(async (host) => {
-        const ps = await this.call(host, ['ps', '--all', `--filter=label=tdv.repo=${repoId}`, '--format={{.Names}}']);
-        if (ps.code !== 0) throw this.failure(host, ps, {});
-        const names = ps.stdout.split('\n').filter(Boolean);
-        for (const n of names) if (await this.remove(host, n)) found.push(n);
+        try {
+          const ps = await this.call(host, ['ps', '--all', `--filter=label=tdv.repo=${repoId}`, '--format={{.Names}}']);
+          if (ps.code !== 0) throw this.failure(host, ps, {});
+          const names = ps.stdout.split('\n').filter(Boolean);
+          for (const n of names) if (await this.remove(host, n)) found.push(n);
+        } catch (err) {
+          this.onDebug?.(`runner ${this.name}: sweep of ${host.url} failed: ${(err as Error).message}`);
+          failed.push(err as Error);
+        }
       }),
     );
+    if (failed.length === this.hosts.length) throw failed[0]!;
     return found.sort();
   }
 
@@ -865,6 +874,13 @@ export class DockerHostRunner implements JobRunner {
           data,
         );
       case 'connection':
+        if (/Permission denied \(|Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/i.test(r.stderr)) {
+          return new DockerError(
+            'DOCKER_PERMISSION',
+            `runner ${this.name}: ssh refused the connection to ${where} (${f.detail}); set up the key (ssh-agent, ~/.ssh/config) and known_hosts for it, or fix \`hosts\``,
+            data,
+          );
+        }
         return new DockerError(
           'DOCKER_DAEMON_DOWN',
           `runner ${this.name}: cannot reach the Docker daemon at ${where} (${f.detail}); check that the host is up and dockerd runs there, or fix \`hosts\``,
