@@ -115,6 +115,20 @@ describeDocker('docker runner (remote hosts), on the local daemon as a remote', 
     expect((await dockerOn(['image', 'inspect', '--format={{.Id}}', tag])).stdout.trim()).toBe(localId);
   });
 
+  it('a stage with nothing to send that exits 0 costs two docker calls before the removal: create and start (each is an SSH connection)', async () => {
+    const runner = make();
+    const id = await runner.resolveImage!(TEST_IMAGE);
+    const debug: string[] = [];
+    const ran = await runJob({ runner, image: { ref: TEST_IMAGE, id }, leftovers: () => containers() }, 'true', { io: { onDebug: (l) => debug.push(l) } });
+    expect(ran.result).toMatchObject({ exitCode: 0, image: id });
+    expect(debug.map((l) => l.split(' ')[2])).toEqual(['create', 'start']);
+    // A failure is confirmed with `docker inspect` (a cut connection also makes the client exit non-zero).
+    const failed: string[] = [];
+    const f = await runJob({ runner, image: { ref: TEST_IMAGE, id }, leftovers: () => containers() }, 'exit 3', { io: { onDebug: (l) => failed.push(l) } });
+    expect(f.result.exitCode).toBe(3);
+    expect(failed.map((l) => l.split(' ')[2])).toEqual(['create', 'start', 'inspect']);
+  });
+
   it('resolveImage of an image no one has is IMAGE_NOT_FOUND naming the host and the fix', async () => {
     const err = (await make().resolveImage!('tdv-fixtures/absent:nope').catch((e: unknown) => e)) as Error & { code: string };
     expect(err.code).toBe('IMAGE_NOT_FOUND');
