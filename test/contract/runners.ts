@@ -69,10 +69,22 @@ export function makeJobIO(files: InputFiles, over: Partial<JobIO> = {}): { io: J
 export async function runJob(
   r: JobRunnerUnderTest,
   cmd: string | string[],
-  opts: { files?: InputFiles; outputs?: string[]; env?: Record<string, string>; wdir?: string; io?: Partial<JobIO> } = {},
+  opts: { files?: InputFiles; outputs?: string[]; env?: Record<string, string>; wdir?: string; io?: Partial<JobIO>; resources?: JobSpec['resources'] } = {},
 ): Promise<Ran> {
   const { io, inputs, cache, out, cleanups } = makeJobIO(opts.files ?? {}, opts.io);
-  const result = await r.runner.run({ stage: 'test', image: r.image, cmd: Array.isArray(cmd) ? cmd : [cmd], env: opts.env ?? {}, wdir: opts.wdir ?? '.', inputs, outputs: opts.outputs ?? [] }, io);
+  const result = await r.runner.run(
+    {
+      stage: 'test',
+      image: r.image,
+      cmd: Array.isArray(cmd) ? cmd : [cmd],
+      env: opts.env ?? {},
+      wdir: opts.wdir ?? '.',
+      inputs,
+      outputs: opts.outputs ?? [],
+      ...(opts.resources ? { resources: opts.resources } : {}),
+    },
+    io,
+  );
   return { result, stdout: out.stdout, stderr: out.stderr, staging: io.staging, cache, cleanups };
 }
 

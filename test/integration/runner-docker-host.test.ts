@@ -294,6 +294,16 @@ describeDocker('docker runner (remote hosts), on the local daemon as a remote', 
     expect(await containers()).toEqual([]);
   });
 
+  it("resources become the container's limits (--cpus, --memory), as its cgroup shows", async () => {
+    const ran = await runJob(
+      { runner: make(), image: { ref: TEST_IMAGE }, leftovers: () => containers() },
+      ['cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes', 'cut -d" " -f1 /sys/fs/cgroup/cpu.max 2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us'],
+      { resources: { cpus: 0.5, memory: 64 << 20 } },
+    );
+    expect(ran.result.exitCode).toBe(0);
+    expect(ran.stdout).toBe(`${64 << 20}\n50000\n`);
+  });
+
   it('a create the host refuses (more CPUs than it has) is DOCKER_FAILED naming the host; its cleanup record is settled, no container is left', async () => {
     const { io, cleanups } = makeJobIO({});
     const err = (await make()
