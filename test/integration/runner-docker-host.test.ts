@@ -317,6 +317,33 @@ describeDocker('docker runner (remote hosts), on the local daemon as a remote', 
     expect(await containers()).toEqual([]);
   });
 
+  it('a tdv that exits while its container runs (process.exit, not SIGKILL) removes it on the way out', async () => {
+    // The runner bundled into a plain script, run by its own node process, which exits mid-stage.
+    const dir = fs.realpathSync(tmpDir('tdv-exithook-'));
+    const esbuild = await import('esbuild');
+    await esbuild.build({
+      entryPoints: [path.resolve(import.meta.dirname, '../../src/stages/runners/docker-host.ts')],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      outfile: path.join(dir, 'dh.mjs'),
+      packages: 'external',
+      logLevel: 'silent',
+    });
+    fs.symlinkSync(path.resolve(import.meta.dirname, '../../node_modules'), path.join(dir, 'node_modules'));
+    fs.mkdirSync(path.join(dir, 'staging'));
+    const script = `
+      import { runnerModule } from './dh.mjs';
+      const runner = runnerModule.create({ name: 'r', type: 'docker', hosts: [${JSON.stringify(SOCKET)}] }, { root: '/x', repoId: ${JSON.stringify(repoId)}, env: process.env });
+      void runner.run({ stage: 'exiting', image: { ref: ${JSON.stringify(TEST_IMAGE)} }, cmd: ['echo up; sleep 60'], env: {}, wdir: '.', inputs: [], outputs: [] },
+        { openInput() {}, inputPath() {}, staging: ${JSON.stringify(path.join(dir, 'staging'))}, onOutput: (c) => { if (String(c).includes('up')) process.exit(3); } });
+    `;
+    fs.writeFileSync(path.join(dir, 'run.mjs'), script);
+    const r = await execa('node', [path.join(dir, 'run.mjs')], { reject: false, timeout: 60_000 });
+    expect(r.exitCode).toBe(3);
+    expect(await containers()).toEqual([]);
+  });
+
   it('output paths the container cannot fake: staging gets only regular files under declared outputs', async () => {
     const ran = await runJob({ runner: make(), image: { ref: TEST_IMAGE }, leftovers: () => containers() }, 'mkdir -p out/.. out/x && echo a > out/x/f && echo b > undeclared', {
       outputs: ['out'],

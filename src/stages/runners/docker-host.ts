@@ -33,7 +33,7 @@
  * per option, as in docker.ts: no shell on this machine sees a stage name,
  * path, env value or image reference.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -314,6 +314,20 @@ interface Host {
   images: Map<string, Promise<string>>;
 }
 
+/** Containers of this process not yet removed, removed if tdv exits while they exist (as docker.ts does locally). */
+const liveContainers = new Map<string, { docker: string; args: string[]; env: NodeJS.ProcessEnv }>();
+let exitHook = false;
+function trackContainer(key: string, docker: string, args: string[], env: NodeJS.ProcessEnv): void {
+  liveContainers.set(key, { docker, args, env });
+  if (exitHook) return;
+  exitHook = true;
+  // `exit` handlers must be synchronous; a SIGKILLed tdv runs none: the cleanup record
+  // (io.onCleanup) and the next sweep cover that.
+  process.on('exit', () => {
+    for (const c of liveContainers.values()) spawnSync(c.docker, c.args, { env: c.env, stdio: 'ignore', timeout: 10_000 });
+  });
+}
+
 export class DockerHostRunner implements JobRunner {
   readonly type = 'docker';
   readonly name: string;
@@ -392,13 +406,20 @@ export class DockerHostRunner implements JobRunner {
     const name = containerName(this.root, job.stage);
     // Registered before the create: a tdv killed while docker creates it (or a create whose
     // answer was lost with the connection) still leaves a record of the name to remove.
-    const done = io.onCleanup?.({ kind: 'docker-rm', docker: this.docker, args: [...host.args, 'rm', '--force', '--', name], env: pick(host.env, CLEANUP_ENV) });
+    const rmArgs = [...host.args, 'rm', '--force', '--', name];
+    const key = `${host.url} ${name}`;
+    trackContainer(key, this.docker, rmArgs, host.env);
+    const registered = io.onCleanup?.({ kind: 'docker-rm', docker: this.docker, args: rmArgs, env: pick(host.env, CLEANUP_ENV) });
+    const done = () => {
+      liveContainers.delete(key);
+      registered?.();
+    };
     const create = await this.call(host, createArgs(job, { name, repoId: this.repoId, image: image.id, user: this.user }), { io, signal }).catch(async (err: unknown) => {
-      done?.();
+      done();
       throw err;
     });
     if (create.code !== 0) {
-      if (await this.remove(host, name)) done?.();
+      if (await this.remove(host, name)) done();
       if (signal?.aborted) return stopped();
       throw this.failure(host, create, { stage: job.stage, image: image.id });
     }
@@ -444,7 +465,7 @@ export class DockerHostRunner implements JobRunner {
       if (signal?.aborted && !(err instanceof TdvError && err.code === 'JOB_OUTPUT_REFUSED')) return stopped();
       throw err;
     } finally {
-      if (await this.remove(host, name)) done?.();
+      if (await this.remove(host, name)) done();
     }
   }
 
