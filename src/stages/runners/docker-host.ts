@@ -26,7 +26,7 @@
  * from the host to the remote, and tools (curl) the image may lack; the
  * Kubernetes runner has to pay that, this one does not. One tar stream keeps
  * 20,000 small inputs as cheap as one `docker cp` of a directory (no process
- * per file: 0.84x the time of `docker cp DIR` over SSH for 20,000 files of
+ * per file: 0.72x the time of `docker cp DIR` over SSH for 20,000 files of
  * 4 KiB, scripts/bench-docker-host.mjs).
  *
  * Every docker invocation is an argv array with one `--flag=value` element
@@ -1001,8 +1001,14 @@ function entry(pack: tar.Pack, header: TarHeader): Promise<void> {
   return new Promise((resolve, reject) => pack.entry(header, (err) => (err ? reject(err) : resolve())).on('error', () => undefined));
 }
 
-/** Files up to this size are read with one call; larger ones stream (memory stays flat). */
-const SMALL = 256 << 10;
+/**
+ * Files up to this size are read whole, synchronously; larger ones stream
+ * (memory stays flat). For 20,000 files of 4 KiB, synchronous reads pack the
+ * tar in 0.7-0.9 s against 3.5 s awaiting each read (2.4 s with 32 reads in
+ * flight): the thread pool's round trip costs more than the read. One read of
+ * 64 KiB holds the event loop for tens of microseconds.
+ */
+const SMALL = 64 << 10;
 
 /**
  * Appends each file, its bytes read from the cache (`io.inputPath`), then
@@ -1013,56 +1019,49 @@ const SMALL = 256 << 10;
 async function writeEntries(pack: tar.Pack, items: { name: string; file: JobFile; uid: number; gid: number }[], io: JobIO): Promise<void> {
   const closed = () => new Error('the tar stream into docker was closed');
   const mtime = new Date();
-  // The next small file is read while the current one is packed.
-  const read = (i: number) => (items[i] && items[i].file.size <= SMALL ? readSmall(io.inputPath(items[i].file)) : undefined);
-  let next = read(0);
-  try {
-    for (let i = 0; i < items.length; i++) {
-      const { name, file, uid, gid } = items[i]!;
-      const header: TarHeader = { name, type: 'file', size: file.size, mode: file.exec ? 0o755 : 0o644, uid, gid, mtime };
-      const cur = next;
-      next = read(i + 1);
-      next?.catch(() => undefined);
+  for (let i = 0; i < items.length; i++) {
+    const { name, file, uid, gid } = items[i]!;
+    const header: TarHeader = { name, type: 'file', size: file.size, mode: file.exec ? 0o755 : 0o644, uid, gid, mtime };
+    if (pack.destroying) throw closed();
+    let settle: { resolve: () => void; reject: (e: Error) => void } = { resolve: () => undefined, reject: () => undefined };
+    const written = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+    if (file.size <= SMALL) {
+      let buf: Buffer;
+      try {
+        buf = readSmall(io.inputPath(file), file.size);
+      } catch (err) {
+        throw unreadable(file, err);
+      }
+      if (buf.length !== file.size) throw new TdvError('JOB_FAILED', `input ${file.path}: its cached object has ${buf.length} bytes, not ${file.size}; run tdv fsck`, { data: { path: file.path } });
       if (pack.destroying) throw closed();
-      let settle: { resolve: () => void; reject: (e: Error) => void } = { resolve: () => undefined, reject: () => undefined };
-      const written = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
-      if (cur) {
-        const buf = await cur.catch((err: unknown) => {
+      pack.entry(header, buf, (err) => (err ? settle.reject(err) : settle.resolve())).on('error', () => undefined);
+      await written;
+      continue;
+    }
+    // streamx's Writable, driven as a node one: write, wait for 'drain' (or the end of the pack), end.
+    const sink = pack.entry(header, (err) => (err ? settle.reject(err) : settle.resolve()));
+    sink.on('error', () => undefined);
+    const node = sink as unknown as NodeJS.WritableStream;
+    written.catch(() => undefined);
+    const fh = await fs.promises.open(io.inputPath(file), fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0)).catch((err: unknown) => {
+      throw unreadable(file, err);
+    });
+    try {
+      const chunks = fh.createReadStream({ highWaterMark: 1 << 20, autoClose: false }) as AsyncIterable<Buffer>;
+      const it = chunks[Symbol.asyncIterator]();
+      for (;;) {
+        const step = await it.next().catch((err: unknown) => {
           throw unreadable(file, err);
         });
-        if (buf.length !== file.size) throw new TdvError('JOB_FAILED', `input ${file.path}: its cached object has ${buf.length} bytes, not ${file.size}; run tdv fsck`, { data: { path: file.path } });
-        if (pack.destroying) throw closed();
-        pack.entry(header, buf, (err) => (err ? settle.reject(err) : settle.resolve())).on('error', () => undefined);
-        await written;
-        continue;
+        if (step.done || sink.destroying) break;
+        if (!node.write(step.value)) await Promise.race([new Promise((resolve) => node.once('drain', resolve)), written.catch(() => undefined)]);
       }
-      // streamx's Writable, driven as a node one: write, wait for 'drain' (or the end of the pack), end.
-      const sink = pack.entry(header, (err) => (err ? settle.reject(err) : settle.resolve()));
-      sink.on('error', () => undefined);
-      const node = sink as unknown as NodeJS.WritableStream;
-      written.catch(() => undefined);
-      const fh = await fs.promises.open(io.inputPath(file), fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0)).catch((err: unknown) => {
-        throw unreadable(file, err);
-      });
-      try {
-        const chunks = fh.createReadStream({ highWaterMark: 1 << 20, autoClose: false }) as AsyncIterable<Buffer>;
-        const it = chunks[Symbol.asyncIterator]();
-        for (;;) {
-          const step = await it.next().catch((err: unknown) => {
-            throw unreadable(file, err);
-          });
-          if (step.done || sink.destroying) break;
-          if (!node.write(step.value)) await Promise.race([new Promise((resolve) => node.once('drain', resolve)), written.catch(() => undefined)]);
-        }
-        await it.return?.();
-      } finally {
-        await fh.close();
-      }
-      if (!sink.destroying) node.end();
-      await written;
+      await it.return?.();
+    } finally {
+      await fh.close();
     }
-  } finally {
-    next?.catch(() => undefined);
+    if (!sink.destroying) node.end();
+    await written;
   }
   pack.finalize();
 }
@@ -1075,13 +1074,21 @@ function unreadable(file: JobFile, err: unknown): TdvError {
   });
 }
 
-/** A small file's bytes, never through a symlink. */
-async function readSmall(file: string): Promise<Buffer> {
-  const fh = await fs.promises.open(file, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0));
+/** A small file's bytes (at most `expect` + 1, so a grown file shows as a size mismatch), never through a symlink. */
+function readSmall(file: string, expect: number): Buffer {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0));
   try {
-    return await fh.readFile();
+    const buf = Buffer.allocUnsafe(expect + 1);
+    let n = 0;
+    for (;;) {
+      const got = fs.readSync(fd, buf, n, buf.length - n, n);
+      if (got === 0) break;
+      n += got;
+      if (n === buf.length) break;
+    }
+    return buf.subarray(0, n);
   } finally {
-    await fh.close();
+    fs.closeSync(fd);
   }
 }
 
