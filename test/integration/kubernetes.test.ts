@@ -1,0 +1,257 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { TdvError } from '../../src/errors.js';
+import { runnerModule } from '../../src/stages/runners/kubernetes.js';
+import type { JobRunner, JobSpec } from '../../src/stages/job.js';
+import { tmpDir } from '../helpers/repo.js';
+import { describeDocker, dockerAvailable } from '../helpers/docker.js';
+import { describeS3, S3_BUCKET, s3Available, s3ClientConfig, s3SkipReason } from '../helpers/s3.js';
+import { inputsIn, pinnedTestImage, testIO } from '../helpers/k8s-job.js';
+// @ts-expect-error a plain .mjs helper without types
+import { startFakeK8s, writeKubeconfig } from '../helpers/fake-k8s.mjs';
+
+/**
+ * The Kubernetes runner against a fake API server (test/helpers/fake-k8s.mjs)
+ * that really runs each Job's pod with Docker, bytes moving through the S3
+ * test server by presigned URLs: what was tested here is the runner's
+ * requests, the pod's scripts in busybox, and the exchange; not a real
+ * cluster (see README, "Kubernetes runner").
+ */
+
+interface Fake {
+  url: string;
+  ca: string;
+  jobs: Map<
+    string,
+    {
+      job: { metadata: { labels: Record<string, string> }; spec: Record<string, unknown> };
+      pod: { metadata: { name: string }; status: { containerStatuses?: { name: string; state?: { running?: unknown } }[] } };
+    }
+  >;
+  deleted: string[];
+  requests: string[];
+  close(): Promise<void>;
+}
+
+const TOKEN = 'fake-token-1234';
+const REPO_ID = 'repo0123abcd';
+
+async function fakeCluster(opts: { forbid?: boolean; namespaces?: string[] } = {}): Promise<{ fake: Fake; kubeconfig: string }> {
+  const dir = tmpDir();
+  const fake = (await startFakeK8s({ dir, token: TOKEN, ...opts })) as Fake;
+  const kubeconfig = writeKubeconfig(path.join(dir, 'kubeconfig'), { server: fake.url, ca: fake.ca, token: TOKEN });
+  return { fake, kubeconfig };
+}
+
+function runner(kubeconfig: string, extra: Record<string, unknown> = {}): JobRunner {
+  return runnerModule.create({ name: 'k8s', type: 'kubernetes', kubeconfig, helper_image: pinnedTestImage(), ...extra }, { root: '/nonexistent', repoId: REPO_ID, env: {} });
+}
+
+function spec(over: Partial<JobSpec>): JobSpec {
+  return { stage: 'train', image: { ref: pinnedTestImage() }, cmd: [], env: {}, wdir: '.', inputs: [], outputs: [], ...over };
+}
+
+function sha(s: string | Buffer): string {
+  return createHash('sha256').update(s).digest('hex');
+}
+
+async function slotKeys(prefix: string): Promise<string[]> {
+  const client = new S3Client(s3ClientConfig());
+  try {
+    const res = await client.send(new ListObjectsV2Command({ Bucket: S3_BUCKET, Prefix: `${prefix}/exchange/jobs/` }));
+    return (res.Contents ?? []).map((o) => o.Key!);
+  } finally {
+    client.destroy();
+  }
+}
+
+/** Docker containers the fake made for `job` that still exist. */
+function containersOf(job: string): string[] {
+  return spawnSync('docker', ['ps', '-a', '--filter', `name=fake-k8s-${job}`, '--format', '{{.Names}}'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter(Boolean);
+}
+
+const skipBoth = !dockerAvailable() || !s3Available();
+
+describeDocker('kubernetes runner against a fake API server', () => {
+  describeS3('inputs in, outputs back', () => {
+    it('runs the commands in order in wdir with the inputs fetched by hash, and brings back the declared outputs, verified', async () => {
+      const { fake, kubeconfig } = await fakeCluster();
+      const dir = tmpDir();
+      const { inputs, where } = inputsIn(dir, {
+        'data/in.txt': 'hello\n',
+        'src/prep.sh*': 'cat ../data/in.txt ../data/in.txt > ../out/twice.txt\n',
+        "odd name's/a b.txt": 'quoted\n',
+      });
+      const io = testIO(dir, where);
+      const job = spec({
+        wdir: 'src',
+        inputs,
+        env: { GREETING: 'hi there; $(not run)' },
+        cmd: ['mkdir -p ../out/deep && echo "$GREETING" > ../out/deep/env.txt', './prep.sh', 'cp "../odd name\'s/a b.txt" ../out/copied && echo stage done'],
+        outputs: ['out', 'metrics.json'],
+      });
+      try {
+        const res = await runner(kubeconfig).run(job, io);
+        expect(res.exitCode, io.out).toBe(0);
+        expect(res.image).toBe(pinnedTestImage().split('@')[1]);
+        expect(res.where).toMatch(/fake-node.*tdv-train-/);
+        expect(io.out).toContain('stage done');
+        const files = new Map(res.outputs.map((f) => [f.path, f.sha256]));
+        expect([...files.keys()].sort()).toEqual(['out/copied', 'out/deep/env.txt', 'out/twice.txt']);
+        expect(fs.readFileSync(path.join(io.staging, 'out/twice.txt'), 'utf8')).toBe('hello\nhello\n');
+        expect(fs.readFileSync(path.join(io.staging, 'out/deep/env.txt'), 'utf8')).toBe('hi there; $(not run)\n');
+        expect(files.get('out/copied')).toBe(sha('quoted\n'));
+        // The Job is labelled, deleted at the end, its cleanup registered and released, its slots removed.
+        const name = fake.deleted[0]!;
+        expect(name).toMatch(/^tdv-train-[0-9a-f]{8}$/);
+        expect(io.cleanups).toEqual([expect.objectContaining({ kind: 'http-delete', url: `${fake.url}/apis/batch/v1/namespaces/default/jobs/${name}?propagationPolicy=Foreground` })]);
+        expect(io.finished).toBe(1);
+        expect(await slotKeys(io.prefix)).toEqual([]);
+        expect(containersOf(name)).toEqual([]);
+      } finally {
+        io.remote.close();
+        await fake.close();
+      }
+    });
+  });
+
+  describe.skipIf(skipBoth)('on s3rver', () => {
+    let fake: Fake;
+    let kubeconfig: string;
+    beforeEach(async () => {
+      ({ fake, kubeconfig } = await fakeCluster());
+    });
+    afterEach(async () => {
+      await fake?.close();
+    });
+
+    it('a failing command reports its exit code and its log, and the commands after it do not run', async () => {
+      const dir = tmpDir();
+      const io = testIO(dir, new Map());
+      const res = await runner(kubeconfig).run(spec({ cmd: ['echo before; echo to stderr >&2; exit 3', 'echo never'], outputs: ['out'] }), io);
+      expect(res.exitCode).toBe(3);
+      expect(io.out).toContain('before');
+      expect(io.out).toContain('to stderr');
+      expect(io.out).not.toContain('never');
+      expect(res.outputs).toEqual([]);
+      expect(fs.readdirSync(io.staging)).toEqual([]);
+      io.remote.close();
+    });
+
+    it('an output that comes back as a symlink is refused, and nothing is staged under its name', async () => {
+      const dir = tmpDir();
+      const io = testIO(dir, new Map());
+      const err = await runner(kubeconfig)
+        .run(spec({ cmd: ['mkdir out && echo x > out/a && ln -s /etc/passwd out/link'], outputs: ['out'] }), io)
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TdvError);
+      expect((err as TdvError).code).toBe('JOB_OUTPUT_REFUSED');
+      expect((err as TdvError).message).toMatch(/^stage train: output out\/link came back as a symlink to \/etc\/passwd; [^\n]*$/);
+      expect(fs.existsSync(path.join(io.staging, 'out/link'))).toBe(false);
+      io.remote.close();
+    });
+
+    it('aborting deletes the Job (Foreground) and stops its containers; the run resolves with no exit code', async () => {
+      const dir = tmpDir();
+      const ac = new AbortController();
+      const io = testIO(dir, new Map(), ac.signal);
+      const running = runner(kubeconfig).run(spec({ cmd: ['echo started; sleep 60'], outputs: [] }), io);
+      // Abort once the main container runs.
+      for (let i = 0; i < 600; i++) {
+        const entry = [...fake.jobs.values()][0];
+        if (entry?.pod.status.containerStatuses?.find((c) => c.name === 'main')?.state?.running) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const name = [...fake.jobs.keys()][0]!;
+      ac.abort();
+      const res = await running;
+      expect(res.exitCode).toBeNull();
+      expect(fake.deleted).toContain(name);
+      expect(fake.requests).toContain(`DELETE /apis/batch/v1/namespaces/default/jobs/${name}?propagationPolicy=Foreground`);
+      expect(containersOf(name)).toEqual([]);
+      io.remote.close();
+    });
+
+    it('an image not pinned by digest is refused before anything is sent, saying how to pin it', async () => {
+      const dir = tmpDir();
+      const io = testIO(dir, new Map());
+      const before = fake.requests.length;
+      const err = await runner(kubeconfig)
+        .run(spec({ image: { ref: 'python:3.12' }, cmd: ['true'] }), io)
+        .catch((e: unknown) => e);
+      expect((err as TdvError).code).toBe('IMAGE_NOT_PINNED');
+      expect((err as TdvError).message).toMatch(/^stage train: image python:3\.12 is not pinned by digest, .*image: python:3\.12@sha256:DIGEST/);
+      expect(fake.requests.length).toBe(before);
+      io.remote.close();
+    });
+
+    it("a pod that cannot be scheduled fails the stage with the scheduler's reason", async () => {
+      const dir = tmpDir();
+      const io = testIO(dir, new Map());
+      const err = await runner(kubeconfig, { pending_seconds: 1 })
+        .run(spec({ cmd: ['true'], resources: { gpus: 1 } }), io)
+        .catch((e: unknown) => e);
+      expect((err as TdvError).code).toBe('JOB_FAILED');
+      expect((err as TdvError).message).toMatch(/did not start within 1 s: Unschedulable: 0\/1 nodes are available: 1 Insufficient nvidia\.com\/gpu/);
+      io.remote.close();
+    });
+
+    it('sweep stops the Jobs of this repository that are still running', async () => {
+      const dir = tmpDir();
+      const io = testIO(dir, new Map());
+      const r = runner(kubeconfig);
+      const running = r.run(spec({ cmd: ['sleep 60'] }), io).catch((e: unknown) => e);
+      for (let i = 0; i < 300 && fake.jobs.size === 0; i++) await new Promise((res) => setTimeout(res, 100));
+      const name = [...fake.jobs.keys()][0]!;
+      expect(await runner(kubeconfig).sweep!(REPO_ID)).toEqual([name]);
+      expect(await runner(kubeconfig).sweep!('another-repo')).toEqual([]);
+      expect(await running).toBeInstanceOf(TdvError); // its Job vanished under it
+      expect(fake.deleted).toContain(name);
+      io.remote.close();
+    });
+  });
+
+  describe.skipIf(!dockerAvailable() || !s3Available())('API refusals', () => {
+    it('a 403 from the API is one line with the status and the API message', async () => {
+      const { fake, kubeconfig } = await fakeCluster({ forbid: true });
+      const dir = tmpDir();
+      const io = testIO(dir, new Map());
+      try {
+        const err = await runner(kubeconfig)
+          .run(spec({ cmd: ['true'] }), io)
+          .catch((e: unknown) => e);
+        expect((err as TdvError).code).toBe('RUNNER_UNAVAILABLE');
+        expect((err as TdvError).message).toMatch(
+          /^runner k8s: Kubernetes API POST \/apis\/batch\/v1\/namespaces\/default\/jobs: HTTP 403 Forbidden: jobs\.batch is forbidden: User "system:serviceaccount:ci:tdv" cannot create [^\n]*; the account needs create, get, list, delete on jobs/,
+        );
+      } finally {
+        io.remote.close();
+        await fake.close();
+      }
+    });
+
+    it('a namespace that does not exist is one line naming it', async () => {
+      const { fake, kubeconfig } = await fakeCluster();
+      const dir = tmpDir();
+      const io = testIO(dir, new Map());
+      try {
+        const err = await runner(kubeconfig, { namespace: 'nope' })
+          .run(spec({ cmd: ['true'] }), io)
+          .catch((e: unknown) => e);
+        expect((err as TdvError).code).toBe('RUNNER_UNAVAILABLE');
+        expect((err as TdvError).message).toMatch(/HTTP 404 NotFound: namespaces "nope" not found$/);
+      } finally {
+        io.remote.close();
+        await fake.close();
+      }
+    });
+  });
+});
+
+if (!s3Available()) console.warn(`kubernetes runner tests: ${s3SkipReason()}`);
