@@ -564,6 +564,14 @@ interface Job {
   status?: { active?: number; succeeded?: number; failed?: number; completionTime?: string; conditions?: { type: string; status: string; reason?: string; message?: string }[] };
 }
 
+type Slot = Awaited<ReturnType<NonNullable<JobIO['exchange']>['outputSlot']>>;
+
+/** A Job ready to be created: its manifest and its output slots (outputs, sha256 list). */
+export interface Prepared {
+  manifest: Record<string, unknown>;
+  slots: [Slot, Slot];
+}
+
 /** Waiting reasons that will not go away by themselves. */
 const HOPELESS = new Set(['InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError', 'ErrImageNeverPull']);
 
@@ -587,6 +595,32 @@ export class KubernetesRunner implements JobRunner {
   }
 
   async run(job: JobSpec, io: JobIO): Promise<JobResult> {
+    this.image(job); // refused before the cluster or the remote is asked anything
+    const api = await this.api();
+    const name = jobName(job.stage);
+    const prepared = await this.prepare(job, io, name, api.access.namespace);
+    io.onDebug?.(`kubernetes: POST ${api.access.server}${api.jobsPath()} (${name}, ${job.inputs.length} inputs)`);
+    io.signal?.throwIfAborted();
+    await api.json('POST', api.jobsPath(), prepared.manifest);
+    const done = io.onCleanup?.(this.cleanupOf(api, name)) ?? (() => {});
+    try {
+      const run = await this.follow(api, name, io);
+      if (run.result.exitCode !== 0 || io.signal?.aborted) return run.result;
+      run.result.outputs = await this.collect(job, io, prepared, name);
+      return run.result;
+    } finally {
+      await this.deleteJob(api, name).catch(() => {});
+      done();
+      await Promise.allSettled(prepared.slots.map((s) => s.remove()));
+    }
+  }
+
+  /**
+   * Everything before the Job is created: the inputs and the input list in
+   * the exchange, the two output slots, and the manifest. (Public for the
+   * test that runs the manifest's pod with podman kube play.)
+   */
+  async prepare(job: JobSpec, io: JobIO, name: string, namespace: string): Promise<Prepared> {
     const image = this.image(job);
     if (!io.exchange) {
       throw unavailable(
@@ -594,8 +628,6 @@ export class KubernetesRunner implements JobRunner {
         `stage ${job.stage}: a Kubernetes Job fetches its inputs and returns its outputs through an S3 remote, and ${this.cfg.remote ? `remote ${this.cfg.remote}` : 'the default remote'} is not one; set the runner's remote key to an s3:// remote`,
       );
     }
-    const api = await this.api();
-    const name = jobName(job.stage);
     const inputs = [...job.inputs];
     const urls = await io.exchange.inputUrls(inputs, (f) => io.openInput(f), io.signal);
     // The input list travels as an input too: a Job's spec has a size limit (etcd's 1.5 MB), 20,000 URLs do not fit.
@@ -607,7 +639,7 @@ export class KubernetesRunner implements JobRunner {
     if (!tarSlot.form || !sumSlot.form) throw unavailable(this.name, 'the remote cannot sign upload forms, which the Job needs to return its outputs');
     const manifest = jobManifest({
       name,
-      namespace: api.access.namespace,
+      namespace,
       repoId: this.ctx.repoId,
       stage: job.stage,
       image,
@@ -625,28 +657,18 @@ export class KubernetesRunner implements JobRunner {
       activeDeadlineSeconds: this.cfg.active_deadline_seconds,
       ttlSeconds: this.cfg.ttl_seconds,
     });
-    io.onDebug?.(`kubernetes: POST ${api.access.server}${api.jobsPath()} (${name}, ${inputs.length} inputs)`);
-    io.signal?.throwIfAborted();
-    await api.json('POST', api.jobsPath(), manifest);
-    const done = io.onCleanup?.(this.cleanupOf(api, name)) ?? (() => {});
-    const removeSlots = async () => {
-      await Promise.allSettled([tarSlot.remove(), sumSlot.remove()]);
-    };
-    try {
-      const run = await this.follow(api, name, io);
-      if (run.result.exitCode !== 0 || io.signal?.aborted) return run.result;
-      const tar = await tarSlot.read();
-      const sums = await sumSlot.read();
-      if (!tar || !sums) throw new TdvError('JOB_FAILED', `runner ${this.name}: stage ${job.stage}: the Job ended without returning its outputs (${name}'s ${RETURN} container uploaded nothing)`);
-      const listed = parseSums(await readAll(sums));
-      const what = `stage ${job.stage}`;
-      run.result.outputs = (await isEmpty(tar)) ? emptyOutputs(listed, what) : await extractOutputs(decodeOutputs(tar), io.staging, job.outputs, listed, what);
-      return run.result;
-    } finally {
-      await this.deleteJob(api, name).catch(() => {});
-      done();
-      await removeSlots();
-    }
+    return { manifest, slots: [tarSlot, sumSlot] };
+  }
+
+  /** After a successful run: the returned outputs, checked and written under io.staging. */
+  async collect(job: JobSpec, io: JobIO, prepared: Prepared, name: string): Promise<JobFile[]> {
+    const [tarSlot, sumSlot] = prepared.slots;
+    const tar = await tarSlot.read();
+    const sums = await sumSlot.read();
+    if (!tar || !sums) throw new TdvError('JOB_FAILED', `runner ${this.name}: stage ${job.stage}: the Job ended without returning its outputs (${name}'s ${RETURN} container uploaded nothing)`);
+    const listed = parseSums(await readAll(sums));
+    const what = `stage ${job.stage}`;
+    return (await isEmpty(tar)) ? emptyOutputs(listed, what) : extractOutputs(decodeOutputs(tar), io.staging, job.outputs, listed, what);
   }
 
   /** The stage's image as the cluster must see it: a reference pinned by digest. */
