@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TdvError } from '../../src/errors.js';
 import { runnerModule } from '../../src/stages/runners/kubernetes.js';
@@ -141,6 +141,29 @@ describeDocker('kubernetes runner against a fake API server', () => {
       expect(io.out).not.toContain('never');
       expect(res.outputs).toEqual([]);
       expect(fs.readdirSync(io.staging)).toEqual([]);
+      io.remote.close();
+    });
+
+    it('an input whose bytes in the exchange were altered is caught by the init container before the stage runs', async () => {
+      const dir = tmpDir();
+      const { inputs, where } = inputsIn(dir, { 'data/in.txt': 'the real bytes\n' });
+      const io = testIO(dir, where);
+      // Upload it, then replace it there with bytes of the same size (the exchange only checks sizes).
+      await io.exchange!.inputUrls(inputs, (f) => fs.createReadStream(where.get(f.sha256)!));
+      const client = new S3Client(s3ClientConfig());
+      await client.send(new PutObjectCommand({ Bucket: S3_BUCKET, Key: `${io.prefix}/exchange/objects/${inputs[0]!.sha256}`, Body: 'the fake bytes\n' }));
+      client.destroy();
+      const err = await runner(kubeconfig)
+        .run(spec({ inputs, cmd: ['echo stage ran; cat data/in.txt'], outputs: [] }), io)
+        .catch((e: unknown) => e);
+      expect((err as TdvError).code).toBe('JOB_FAILED');
+      expect((err as TdvError).message).toMatch(
+        new RegExp(
+          `^runner k8s: Job tdv-train-[0-9a-f]{8}: fetching the inputs failed \\(exit 1: tdv-fetch: data/in\\.txt arrived with sha256 ${sha('the fake bytes\n')}, not ${inputs[0]!.sha256}\\)$`,
+        ),
+      );
+      expect(io.out).not.toContain('stage ran');
+      expect(fake.deleted.length).toBe(1);
       io.remote.close();
     });
 
