@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { TdvError } from '../../src/errors.js';
 import {
   decodeOutputs,
+  DEFAULT_HELPER_IMAGE,
   extractOutputs,
   fetchScript,
   imageDigest,
@@ -128,6 +129,7 @@ describe('fetchScript', () => {
 describe('images', () => {
   it('only NAME@sha256:DIGEST is pinned; tags and bare image IDs are not', () => {
     expect(unpinnedProblem(`python@sha256:${D}`)).toBeUndefined();
+    expect(unpinnedProblem(DEFAULT_HELPER_IMAGE)).toBeUndefined();
     expect(unpinnedProblem(`ghcr.io/a/b:1.0@sha256:${D}`)).toBeUndefined();
     expect(unpinnedProblem('python:3.12')).toBe('python:3.12 is not pinned by digest');
     expect(unpinnedProblem(`sha256:${D}`)).toMatch(/is an image ID, which names an image on one machine only/);

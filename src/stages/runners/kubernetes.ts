@@ -47,8 +47,13 @@ import { Guard } from '../../workspace/guard.js';
 import type { CleanupAction, JobFile, JobIO, JobResult, JobRunner, JobSpec, Resources, RunnerConfig, RunnerContext } from '../job.js';
 import type { RunnerModule } from './registry.js';
 
-/** busybox 1.36.1 (the official image's amd64/arm64 index), pinned: wget, sha256sum, tar, sh. */
-export const DEFAULT_HELPER_IMAGE = 'busybox@sha256:9ae97d36d26566ff84e8893c64a6dc4fe8ca6d1144bf5b87b2b85a32def253c7';
+/**
+ * The official busybox 1.36.1 image (its multi-platform index), pinned as
+ * several public projects pin it; not pulled here (no registry is reachable
+ * where tdv is tested, whose helper is a busybox 1.35 built from Debian's
+ * busybox-static): sh, wget, sha256sum, tar, gzip, base64.
+ */
+export const DEFAULT_HELPER_IMAGE = 'docker.io/library/busybox:1.36.1@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662';
 /** Where the pod's emptyDir is mounted in every container; the repository's root is /tdv/repo. */
 export const POD_ROOT = '/tdv';
 const MAIN = 'main';
