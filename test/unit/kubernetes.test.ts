@@ -284,6 +284,17 @@ users:
     expect((err as TdvError).message).toMatch(/^runner k8s: cannot reach the Kubernetes API at http:\/\/127\.0\.0\.1:9 \(context c of .*\): ECONNREFUSED$/);
   });
 
+  it('without an S3 exchange the stage is refused in one line, before the cluster is asked', async () => {
+    const r = runnerModule.create({ name: 'k8s', type: 'kubernetes', kubeconfig: '/nonexistent/kubeconfig' }, { root: '/', repoId: 'r', env: {} });
+    const job = { stage: 's', image: { ref: `python@sha256:${D}` }, cmd: ['true'], env: {}, wdir: '.', inputs: [], outputs: [] };
+    const io = { staging: tmp(), openInput: () => Readable.from([]), inputPath: () => '', onOutput: () => {} };
+    const err = await r.run(job, io).catch((e: unknown) => e);
+    expect((err as TdvError).code).toBe('RUNNER_UNAVAILABLE');
+    expect((err as TdvError).message).toBe(
+      "runner k8s: stage s: a Kubernetes Job fetches its inputs and returns its outputs through an S3 remote, and the default remote is not one (or there is none); set the runner's remote key to an s3:// remote",
+    );
+  });
+
   it('config keys are checked when the runner is made', () => {
     expect(() => runnerModule.create({ name: 'k8s', type: 'kubernetes', nodeselector: {} }, { root: '/', repoId: 'r', env: {} })).toThrow(/^runner k8s: nodeselector: /);
   });

@@ -600,7 +600,9 @@ export class KubernetesRunner implements JobRunner {
   }
 
   async run(job: JobSpec, io: JobIO): Promise<JobResult> {
-    this.image(job); // refused before the cluster or the remote is asked anything
+    // Refused before the cluster or the remote is asked anything.
+    this.image(job);
+    this.exchangeOf(job, io);
     const api = await this.api();
     const name = jobName(job.stage);
     const prepared = await this.prepare(job, io, name, api.access.namespace);
@@ -627,20 +629,15 @@ export class KubernetesRunner implements JobRunner {
    */
   async prepare(job: JobSpec, io: JobIO, name: string, namespace: string): Promise<Prepared> {
     const image = this.image(job);
-    if (!io.exchange) {
-      throw unavailable(
-        this.name,
-        `stage ${job.stage}: a Kubernetes Job fetches its inputs and returns its outputs through an S3 remote, and ${this.cfg.remote ? `remote ${this.cfg.remote}` : 'the default remote'} is not one; set the runner's remote key to an s3:// remote`,
-      );
-    }
+    const exchange = this.exchangeOf(job, io);
     const inputs = [...job.inputs];
-    const urls = await io.exchange.inputUrls(inputs, (f) => io.openInput(f), io.signal);
+    const urls = await exchange.inputUrls(inputs, (f) => io.openInput(f), io.signal);
     // The input list travels as an input too: a Job's spec has a size limit (etcd's 1.5 MB), 20,000 URLs do not fit.
     const script = Buffer.from(fetchScript(inputs, urls));
     const list: JobFile = { path: '.tdv-fetch.sh', sha256: createHash('sha256').update(script).digest('hex'), size: script.length };
-    const listUrl = (await io.exchange.inputUrls([list], () => Readable.from([script]), io.signal)).get(list.sha256)!;
-    const tarSlot = await io.exchange.outputSlot(name, 'outputs.tgz.b64');
-    const sumSlot = await io.exchange.outputSlot(name, 'outputs.sha256');
+    const listUrl = (await exchange.inputUrls([list], () => Readable.from([script]), io.signal)).get(list.sha256)!;
+    const tarSlot = await exchange.outputSlot(name, 'outputs.tgz.b64');
+    const sumSlot = await exchange.outputSlot(name, 'outputs.sha256');
     if (!tarSlot.form || !sumSlot.form) throw unavailable(this.name, 'the remote cannot sign upload forms, which the Job needs to return its outputs');
     const manifest = jobManifest({
       name,
@@ -674,6 +671,14 @@ export class KubernetesRunner implements JobRunner {
     const listed = parseSums(await readAll(sums));
     const what = `stage ${job.stage}`;
     return (await isEmpty(tar)) ? emptyOutputs(listed, what) : extractOutputs(decodeOutputs(tar), io.staging, job.outputs, listed, what);
+  }
+
+  private exchangeOf(job: JobSpec, io: JobIO): NonNullable<JobIO['exchange']> {
+    if (io.exchange) return io.exchange;
+    throw unavailable(
+      this.name,
+      `stage ${job.stage}: a Kubernetes Job fetches its inputs and returns its outputs through an S3 remote, and ${this.cfg.remote ? `remote ${this.cfg.remote}` : 'the default remote'} is not one (or there is none); set the runner's remote key to an s3:// remote`,
+    );
   }
 
   /** The stage's image as the cluster must see it: a reference pinned by digest. */
