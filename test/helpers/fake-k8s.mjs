@@ -25,37 +25,20 @@ import os from 'node:os';
 import path from 'node:path';
 
 /** A self-signed certificate for 127.0.0.1 in `dir`: { cert, key } as PEM. */
-export function makeCert(dir) {
-  const key = path.join(dir, 'key.pem');
-  const cert = path.join(dir, 'cert.pem');
+export function makeCert(dir, name = 'server', cn = 'fake-k8s') {
+  const key = path.join(dir, `${name}-key.pem`);
+  const cert = path.join(dir, `${name}-cert.pem`);
   execFileSync(
     'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=fake-k8s',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=${cn}`, '-addext', 'subjectAltName=IP:127.0.0.1'],
     { stdio: 'ignore' },
   );
   return { cert: fs.readFileSync(cert, 'utf8'), key: fs.readFileSync(key, 'utf8') };
 }
 
 /** A kubeconfig naming the fake (written to `file`), as kubectl would read it. */
-export function writeKubeconfig(file, { server, ca, token, namespace = 'default' }) {
+export function writeKubeconfig(file, { server, ca, token, client, namespace = 'default' }) {
+  const user = client ? `    client-certificate-data: ${Buffer.from(client.cert).toString('base64')}\n    client-key-data: ${Buffer.from(client.key).toString('base64')}\n` : `    token: ${token}\n`;
   const yaml = `apiVersion: v1
 kind: Config
 current-context: fake
@@ -73,8 +56,7 @@ contexts:
 users:
 - name: tester
   user:
-    token: ${token}
-`;
+${user}`;
   fs.writeFileSync(file, yaml);
   return file;
 }
@@ -111,12 +93,15 @@ function matches(labels, selector) {
 }
 
 /**
- * Starts the fake. Options: `token` (required bearer token), `namespaces`
+ * Starts the fake. Options: `token` (the bearer token), or `client` (a
+ * client certificate's PEM: requests must present it instead), `namespaces`
  * (known; default ['default']), `forbid` (answer 403 to everything),
  * `nodeLabels`. Returns { url, ca, jobs, deleted, requests, close }.
  */
-export async function startFakeK8s({ dir, token, namespaces = ['default'], forbid = false, nodeLabels = { 'kubernetes.io/hostname': 'fake-node' } }) {
+export async function startFakeK8s({ dir, token, client, namespaces = ['default'], forbid = false, nodeLabels = { 'kubernetes.io/hostname': 'fake-node' } }) {
   const { cert, key } = makeCert(dir);
+  // With `client` (a certificate's PEM), requests authenticate by that client certificate instead of the token.
+  const tls = client ? { cert, key, requestCert: true, rejectUnauthorized: false, ca: client } : { cert, key };
   /** name -> { job, pod, cids: Map(container -> id), dir, deleted } */
   const jobs = new Map();
   const deleted = [];
@@ -214,10 +199,11 @@ export async function startFakeK8s({ dir, token, namespaces = ['default'], forbi
     fs.rmSync(entry.dir, { recursive: true, force: true });
   }
 
-  const server = https.createServer({ cert, key }, async (req, res) => {
+  const server = https.createServer(tls, async (req, res) => {
     const url = new URL(req.url, 'https://x');
     requests.push(`${req.method} ${url.pathname}${url.search}`);
-    if (req.headers.authorization !== `Bearer ${token}`) return status(res, 401, 'Unauthorized', 'Unauthorized');
+    const authorized = client ? req.socket.authorized === true : req.headers.authorization === `Bearer ${token}`;
+    if (!authorized) return status(res, 401, 'Unauthorized', 'Unauthorized');
     if (forbid)
       return status(
         res,

@@ -12,7 +12,7 @@ import { describeDocker, dockerAvailable } from '../helpers/docker.js';
 import { describeS3, S3_BUCKET, s3Available, s3ClientConfig, s3SkipReason } from '../helpers/s3.js';
 import { inputsIn, pinnedTestImage, testIO } from '../helpers/k8s-job.js';
 // @ts-expect-error a plain .mjs helper without types
-import { startFakeK8s, writeKubeconfig } from '../helpers/fake-k8s.mjs';
+import { makeCert, startFakeK8s, writeKubeconfig } from '../helpers/fake-k8s.mjs';
 
 /**
  * The Kubernetes runner against a fake API server (test/helpers/fake-k8s.mjs)
@@ -240,7 +240,37 @@ describeDocker('kubernetes runner against a fake API server', () => {
     });
   });
 
-  describe.skipIf(!dockerAvailable() || !s3Available())('API refusals', () => {
+  describe.skipIf(!dockerAvailable() || !s3Available())('API access and refusals', () => {
+    it('a client certificate from the kubeconfig authenticates; without it the API answers 401, in one line', async () => {
+      const dir = tmpDir();
+      const client = makeCert(dir, 'client', 'tdv-user') as { cert: string; key: string };
+      const fake = (await startFakeK8s({ dir, client: client.cert })) as Fake;
+      try {
+        const withCert = writeKubeconfig(path.join(dir, 'kc1'), { server: fake.url, ca: fake.ca, client });
+        expect(await runner(withCert).sweep!(REPO_ID)).toEqual([]);
+        const withToken = writeKubeconfig(path.join(dir, 'kc2'), { server: fake.url, ca: fake.ca, token: 'not-a-cert' });
+        const err = await runner(withToken).sweep!(REPO_ID).catch((e: unknown) => e);
+        expect((err as TdvError).code).toBe('RUNNER_UNAVAILABLE');
+        expect((err as TdvError).message).toBe('runner k8s: Kubernetes API GET /apis/batch/v1/namespaces/default/jobs: HTTP 401 Unauthorized: Unauthorized; check the credentials in the kubeconfig');
+      } finally {
+        await fake.close();
+      }
+    });
+
+    it('a server whose certificate the kubeconfig CA does not sign is refused, naming the TLS error', async () => {
+      const dir = tmpDir();
+      const other = makeCert(dir, 'other', 'someone-else') as { cert: string };
+      const { fake } = await fakeCluster();
+      try {
+        const kc = writeKubeconfig(path.join(dir, 'kc'), { server: fake.url, ca: other.cert, token: TOKEN });
+        const err = await runner(kc).sweep!(REPO_ID).catch((e: unknown) => e);
+        expect((err as TdvError).code).toBe('RUNNER_UNAVAILABLE');
+        expect((err as TdvError).message).toMatch(/^runner k8s: cannot reach the Kubernetes API at https:\/\/127\.0\.0\.1:\d+ \(context fake of .*\): [A-Z_]+$/);
+      } finally {
+        await fake.close();
+      }
+    });
+
     it('a 403 from the API is one line with the status and the API message', async () => {
       const { fake, kubeconfig } = await fakeCluster({ forbid: true });
       const dir = tmpDir();
