@@ -167,6 +167,46 @@ describeDocker('kubernetes runner against a fake API server', () => {
       io.remote.close();
     });
 
+    it('a main container killed before it writes its exit code ends the run with that status, and the waiting helper goes with the Job', async () => {
+      const dir = tmpDir();
+      const io = testIO(dir, new Map());
+      const running = runner(kubeconfig).run(spec({ cmd: ['echo started; sleep 60'], outputs: ['out'] }), io);
+      let main = '';
+      for (let i = 0; i < 600 && !main; i++) {
+        const entry = [...fake.jobs.values()][0];
+        if (entry?.pod.status.containerStatuses?.find((c) => c.name === 'main')?.state?.running) main = `fake-k8s-${entry.pod.metadata.name}-main`;
+        else await new Promise((r) => setTimeout(r, 100));
+      }
+      const name = [...fake.jobs.keys()][0]!;
+      expect(spawnSync('docker', ['kill', main]).status).toBe(0); // as an OOM kill or a node's eviction would
+      const res = await running;
+      expect(res.exitCode).toBe(137);
+      expect(res.outputs).toEqual([]);
+      expect(fake.deleted).toEqual([name]);
+      expect(containersOf(name)).toEqual([]);
+      io.remote.close();
+    });
+
+    it("outputs that cannot be uploaded fail the stage with the helper's own words", async () => {
+      const dir = tmpDir();
+      const io = testIO(dir, new Map());
+      // The upload forms point at a port where nothing listens.
+      const real = io.exchange!;
+      io.exchange = {
+        inputUrls: (...a) => real.inputUrls(...a),
+        outputSlot: async (job, n) => {
+          const slot = await real.outputSlot(job, n);
+          return { ...slot, form: { ...slot.form!, url: 'http://127.0.0.1:9/bucket' } };
+        },
+      };
+      const err = await runner(kubeconfig)
+        .run(spec({ cmd: ['mkdir out && echo x > out/a'], outputs: ['out'] }), io)
+        .catch((e: unknown) => e);
+      expect((err as TdvError).code).toBe('JOB_FAILED');
+      expect((err as TdvError).message).toMatch(/^runner k8s: Job tdv-train-[0-9a-f]{8}: returning the outputs failed \(exit 1: .*tdv-return: uploading \/tdv\/ctl\/out\.b64 failed\)$/);
+      io.remote.close();
+    });
+
     it('an output that comes back as a symlink is refused, and nothing is staged under its name', async () => {
       const dir = tmpDir();
       const io = testIO(dir, new Map());
