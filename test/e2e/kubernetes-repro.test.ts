@@ -1,8 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { execa } from 'execa';
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { makeRepo, tdvBin, tmpDir, write } from '../helpers/repo.js';
+import { makeRepo, TDV_BIN, tdvBin, tmpDir, write } from '../helpers/repo.js';
 import { describeDocker } from '../helpers/docker.js';
 import { s3RemoteConfig } from '../helpers/s3.js';
 import { pinnedTestImage } from '../helpers/k8s-job.js';
@@ -69,6 +71,42 @@ describeDocker('tdv repro on a Kubernetes runner (fake API server, s3rver)', () 
         expect(onDisk.code).toBe(1);
         expect(onDisk.stderr).toMatch(/runner k8s: stage count: a Kubernetes Job fetches its inputs and returns its outputs through an S3 remote/);
         expect(fake.deleted).toHaveLength(1);
+      } finally {
+        await fake.close();
+      }
+    });
+
+    it('Ctrl-C stops the Job: the repro exits 130, the Job is deleted and its containers are gone, nothing is recorded', async () => {
+      const work = tmpDir();
+      const fake = await startFakeK8s({ dir: work, token: 'tok' });
+      const kubeconfig = writeKubeconfig(path.join(work, 'kubeconfig'), { server: fake.url, ca: fake.ca, token: 'tok' });
+      try {
+        const dir = await makeRepo();
+        const image = pinnedTestImage();
+        const cfg = s3RemoteConfig(`k8s-repro-${randomBytes(4).toString('hex')}`);
+        fs.appendFileSync(path.join(dir, '.tdv', 'config.yaml'), `core:\n  remote: s3\nrunner:\n  k8s:\n    type: kubernetes\n    kubeconfig: ${kubeconfig}\n    helper_image: ${image}\n`);
+        write(
+          dir,
+          '.tdv/config.local.yaml',
+          `remote:\n  s3:\n${Object.entries(cfg)
+            .map(([k, v]) => `    ${k}: ${String(v)}\n`)
+            .join('')}`,
+        );
+        write(dir, 'tdv.yaml', `stages:\n  slow:\n    image: ${image}\n    runner: k8s\n    cmd: echo started && sleep 120 && mkdir out\n    outs: [out]\n`);
+        const child = execa('node', [TDV_BIN, 'repro'], { cwd: dir, reject: false, env: { NO_COLOR: '1' } });
+        let pod = '';
+        for (let i = 0; i < 600 && !pod; i++) {
+          const e = [...(fake.jobs as Map<string, { pod: { metadata: { name: string }; status: { containerStatuses?: { name: string; state?: { running?: unknown } }[] } } }>).values()][0];
+          if (e?.pod.status.containerStatuses?.find((c) => c.name === 'main')?.state?.running) pod = e.pod.metadata.name;
+          else await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(pod).not.toBe('');
+        child.kill('SIGINT');
+        const r = await child;
+        expect(r.exitCode, r.stderr).toBe(130);
+        expect(fake.deleted).toHaveLength(1);
+        expect(spawnSync('docker', ['ps', '-a', '--filter', `name=fake-k8s-${pod}`, '--format', '{{.Names}}'], { encoding: 'utf8' }).stdout.trim()).toBe('');
+        expect(fs.existsSync(path.join(dir, 'tdv.lock'))).toBe(false);
       } finally {
         await fake.close();
       }
