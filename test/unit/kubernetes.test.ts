@@ -295,6 +295,24 @@ users:
     );
   });
 
+  it('interrupted while the inputs upload: resolves with no exit code, and no Job is created', async () => {
+    const kubeconfig = cfg(base('{token: t}').replace('https://10.0.0.1:6443/', 'http://127.0.0.1:9'));
+    const r = runnerModule.create({ name: 'k8s', type: 'kubernetes', kubeconfig }, { root: '/', repoId: 'r', env: {} });
+    const ac = new AbortController();
+    const exchange = {
+      inputUrls: (_f: unknown, _o: unknown, signal?: AbortSignal) =>
+        new Promise<Map<string, string>>((_res, reject) => {
+          signal!.addEventListener('abort', () => reject(new Error('upload aborted')));
+          ac.abort();
+        }),
+      outputSlot: () => Promise.reject(new Error('not reached')),
+    };
+    const job = { stage: 's', image: { ref: `python@sha256:${D}` }, cmd: ['true'], env: {}, wdir: '.', inputs: [{ path: 'a', sha256: sha('a'), size: 1 }], outputs: [] };
+    const io = { staging: tmp(), openInput: () => Readable.from([]), inputPath: () => '', onOutput: () => {}, signal: ac.signal, exchange };
+    // 127.0.0.1:9 refuses connections: a request would fail the run instead.
+    expect(await r.run(job, io)).toMatchObject({ exitCode: null, signal: 'SIGTERM', outputs: [] });
+  });
+
   it('config keys are checked when the runner is made', () => {
     expect(() => runnerModule.create({ name: 'k8s', type: 'kubernetes', nodeselector: {} }, { root: '/', repoId: 'r', env: {} })).toThrow(/^runner k8s: nodeselector: /);
   });

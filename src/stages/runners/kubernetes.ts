@@ -605,9 +605,16 @@ export class KubernetesRunner implements JobRunner {
     this.exchangeOf(job, io);
     const api = await this.api();
     const name = jobName(job.stage);
-    const prepared = await this.prepare(job, io, name, api.access.namespace);
+    let prepared: Prepared;
+    try {
+      prepared = await this.prepare(job, io, name, api.access.namespace);
+    } catch (err) {
+      // Interrupted while the inputs were uploading: nothing runs yet, nothing to stop.
+      if (io.signal?.aborted) return interrupted(name);
+      throw err;
+    }
+    if (io.signal?.aborted) return interrupted(name);
     io.onDebug?.(`kubernetes: POST ${api.access.server}${api.jobsPath()} (${name}, ${job.inputs.length} inputs)`);
-    io.signal?.throwIfAborted();
     await api.json('POST', api.jobsPath(), prepared.manifest);
     const done = io.onCleanup?.(this.cleanupOf(api, name)) ?? (() => {});
     try {
@@ -735,8 +742,7 @@ export class KubernetesRunner implements JobRunner {
       for (;;) {
         if (io.signal?.aborted) {
           await this.deleteJob(api, name).catch(() => {});
-          const now = new Date().toISOString();
-          return { result: { exitCode: null, signal: 'SIGTERM', started: now, ended: now, where: `kubernetes job ${name}`, outputs: [] } };
+          return { result: interrupted(name) };
         }
         const job = await api.json<Job>('GET', api.jobsPath(name));
         const pods = await api.json<{ items: Pod[] }>('GET', `${api.podsPath()}?labelSelector=${encodeURIComponent(`job-name=${name}`)}`);
@@ -759,7 +765,10 @@ export class KubernetesRunner implements JobRunner {
           const end = main?.state?.terminated;
           const ret = pod.status?.containerStatuses?.find((c) => c.name === RETURN)?.state?.terminated;
           if (end && (end.exitCode !== 0 || ret || failed)) {
-            await Promise.race([logs, sleep(10_000)]);
+            // The rest of the log, for at most 10 s (a log stream that never ends must not hold the run).
+            const waited = new AbortController();
+            await Promise.race([logs, sleep(10_000, waited.signal)]);
+            waited.abort();
             if (end.exitCode === 0 && ret && ret.exitCode !== 0) {
               const log = await this.tail(api, pod, RETURN);
               throw new TdvError('JOB_FAILED', `runner ${this.name}: Job ${name}: returning the outputs failed (exit ${ret.exitCode}${log ? `: ${log}` : ''})`);
@@ -829,6 +838,12 @@ export class KubernetesRunner implements JobRunner {
   async close(): Promise<void> {
     if (this.apiP) (await this.apiP.catch(() => undefined))?.close();
   }
+}
+
+/** The result of a run stopped by io.signal (the pod's containers get SIGTERM): no exit code, nothing returned. */
+function interrupted(name: string): JobResult {
+  const now = new Date().toISOString();
+  return { exitCode: null, signal: 'SIGTERM', started: now, ended: now, where: `kubernetes job ${name}`, outputs: [] };
 }
 
 function pendingReason(pod: Pod | undefined): string {
