@@ -107,6 +107,8 @@ export async function startFakeK8s({ dir, token, client, namespaces = ['default'
   const deleted = [];
   const requests = [];
   const containers = new Set();
+  /** `down`: answer 503 to everything (the API restarting). */
+  const state = { down: false };
 
   async function runPod(entry) {
     const { job, pod } = entry;
@@ -202,6 +204,7 @@ export async function startFakeK8s({ dir, token, client, namespaces = ['default'
   const server = https.createServer(tls, async (req, res) => {
     const url = new URL(req.url, 'https://x');
     requests.push(`${req.method} ${url.pathname}${url.search}`);
+    if (state.down) return status(res, 503, 'ServiceUnavailable', 'the fake is down (as an API server restarting)');
     const authorized = client ? req.socket.authorized === true : req.headers.authorization === `Bearer ${token}`;
     if (!authorized) return status(res, 401, 'Unauthorized', 'Unauthorized');
     if (forbid)
@@ -280,6 +283,7 @@ export async function startFakeK8s({ dir, token, client, namespaces = ['default'
     ca: cert,
     jobs,
     deleted,
+    state,
     requests,
     async close() {
       server.closeAllConnections();

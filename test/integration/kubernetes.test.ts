@@ -34,6 +34,7 @@ interface Fake {
   >;
   deleted: string[];
   requests: string[];
+  state: { down: boolean };
   close(): Promise<void>;
 }
 
@@ -207,6 +208,48 @@ describeDocker('kubernetes runner against a fake API server', () => {
       io.remote.close();
     });
 
+    it('an API that is out of reach for a moment is waited out; for longer, the run is lost (RUNNER_LOST)', async () => {
+      const saved = process.env.TDV_K8S_LOST_MS;
+      process.env.TDV_K8S_LOST_MS = '4000';
+      try {
+        const mainRunning = async () => {
+          for (let i = 0; i < 600; i++) {
+            const entry = [...fake.jobs.values()].at(-1);
+            if (entry?.pod.status.containerStatuses?.find((c) => c.name === 'main')?.state?.running) return;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        };
+        const dir = tmpDir();
+        const io = testIO(dir, new Map());
+        const blip = runner(kubeconfig).run(spec({ cmd: ['sleep 3; echo survived'], outputs: [] }), io);
+        await mainRunning();
+        fake.state.down = true;
+        await new Promise((r) => setTimeout(r, 1500));
+        fake.state.down = false;
+        const ok = await blip;
+        expect(ok.exitCode).toBe(0);
+        expect(io.out).toContain('survived');
+
+        const lost = runner(kubeconfig)
+          .run(spec({ cmd: ['sleep 60'], outputs: [] }), io)
+          .catch((e: unknown) => e);
+        await mainRunning();
+        fake.state.down = true;
+        const err = (await lost) as TdvError;
+        expect(err.code).toBe('RUNNER_LOST');
+        expect(err.message).toMatch(
+          /^runner k8s: lost the Kubernetes API while Job tdv-train-[0-9a-f]{8} ran: Kubernetes API GET \/apis\/batch\/v1\/namespaces\/default\/jobs\/tdv-train-[0-9a-f]{8}: HTTP 503 ServiceUnavailable: the fake is down \(as an API server restarting\); nothing was recorded/,
+        );
+        expect(io.finished).toBe(1); // the first run's Job was deleted and released; the lost one's stays registered
+        expect(io.cleanups).toHaveLength(2);
+        fake.state.down = false;
+        io.remote.close();
+      } finally {
+        if (saved === undefined) delete process.env.TDV_K8S_LOST_MS;
+        else process.env.TDV_K8S_LOST_MS = saved;
+      }
+    });
+
     it('an output that comes back as a symlink is refused, and nothing is staged under its name', async () => {
       const dir = tmpDir();
       const io = testIO(dir, new Map());
@@ -274,7 +317,9 @@ describeDocker('kubernetes runner against a fake API server', () => {
       const name = [...fake.jobs.keys()][0]!;
       expect(await runner(kubeconfig).sweep!(REPO_ID)).toEqual([name]);
       expect(await runner(kubeconfig).sweep!('another-repo')).toEqual([]);
-      expect(await running).toBeInstanceOf(TdvError); // its Job vanished under it
+      const err = (await running) as TdvError; // its Job vanished under it
+      expect(err.code).toBe('JOB_FAILED');
+      expect(err.message).toBe(`runner k8s: Job ${name} was deleted while it ran (kubectl delete, a sweep by another tdv, or its namespace's cleanup); nothing was recorded`);
       expect(fake.deleted).toContain(name);
       io.remote.close();
     });

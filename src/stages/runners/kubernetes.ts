@@ -63,6 +63,8 @@ const RETURN = 'tdv-return';
 const POLL_MS = 500;
 /** A pod that cannot start (unschedulable, image not pullable) fails the stage after this long. */
 const PENDING_SECONDS = 300;
+/** The API out of reach (or answering 5xx) this long while a Job runs loses the run (RUNNER_LOST). */
+const LOST_MS = 60_000;
 /** Finished Jobs (when tdv could not delete them) are removed by the cluster after this long. */
 const TTL_SECONDS = 3600;
 
@@ -623,8 +625,15 @@ export class KubernetesRunner implements JobRunner {
       run.result.outputs = await this.collect(job, io, prepared, name);
       return run.result;
     } finally {
-      await this.deleteJob(api, name).catch(() => {});
-      done();
+      // Released only once the Job is gone: one tdv could not delete (the API lost) stays
+      // registered, for the reaper or the next repro to delete.
+      if (
+        await this.deleteJob(api, name).then(
+          () => true,
+          () => false,
+        )
+      )
+        done();
       await Promise.allSettled(prepared.slots.map((s) => s.remove()));
     }
   }
@@ -734,6 +743,7 @@ export class KubernetesRunner implements JobRunner {
   private async follow(api: KubeApi, name: string, io: JobIO): Promise<{ result: JobResult }> {
     const pendingLimit = (this.cfg.pending_seconds ?? PENDING_SECONDS) * 1000;
     const startedWaiting = Date.now();
+    let lastSeen = Date.now();
     let logs: Promise<void> | undefined;
     const logAbort = new AbortController();
     const stopLogs = () => logAbort.abort();
@@ -744,8 +754,28 @@ export class KubernetesRunner implements JobRunner {
           await this.deleteJob(api, name).catch(() => {});
           return { result: interrupted(name) };
         }
-        const job = await api.json<Job>('GET', api.jobsPath(name));
-        const pods = await api.json<{ items: Pod[] }>('GET', `${api.podsPath()}?labelSelector=${encodeURIComponent(`job-name=${name}`)}`);
+        let job: Job;
+        let pods: { items: Pod[] };
+        try {
+          job = await api.json<Job>('GET', api.jobsPath(name));
+          pods = await api.json<{ items: Pod[] }>('GET', `${api.podsPath()}?labelSelector=${encodeURIComponent(`job-name=${name}`)}`);
+          lastSeen = Date.now();
+        } catch (err) {
+          if (!(err instanceof TdvError)) throw err;
+          const status = err.data?.status as number | undefined;
+          if (status === 404) {
+            throw new TdvError('JOB_FAILED', `runner ${this.name}: Job ${name} was deleted while it ran (kubectl delete, a sweep by another tdv, or its namespace's cleanup); nothing was recorded`);
+          }
+          // The API out of reach, or answering 5xx: a blip is waited out, a longer loss ends the run.
+          if ((status === undefined || status >= 500) && Date.now() - lastSeen < lostMs()) {
+            await sleep(POLL_MS, io.signal);
+            continue;
+          }
+          throw new TdvError(
+            'RUNNER_LOST',
+            `runner ${this.name}: lost the Kubernetes API while Job ${name} ran: ${err.message.replace(/^runner [^:]+: /, '')}; nothing was recorded (the Job is deleted when the API answers again, or by its ttl)`,
+          );
+        }
         const pod = pods.items[0];
         const failed = job.status?.conditions?.find((c) => c.type === 'Failed' && c.status === 'True');
         const main = pod?.status?.containerStatuses?.find((c) => c.name === MAIN);
@@ -838,6 +868,12 @@ export class KubernetesRunner implements JobRunner {
   async close(): Promise<void> {
     if (this.apiP) (await this.apiP.catch(() => undefined))?.close();
   }
+}
+
+/** How long the API may be out of reach mid-run before the run is lost (TDV_K8S_LOST_MS shortens it for tests). */
+function lostMs(): number {
+  const ms = Number(process.env.TDV_K8S_LOST_MS);
+  return Number.isInteger(ms) && ms > 0 ? ms : LOST_MS;
 }
 
 /** The result of a run stopped by io.signal (the pod's containers get SIGTERM): no exit code, nothing returned. */
