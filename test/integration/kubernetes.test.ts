@@ -145,6 +145,19 @@ describeDocker('kubernetes runner against a fake API server', () => {
       io.remote.close();
     });
 
+    it('many inputs are fetched several at a time, every one in place (more than one batch)', async () => {
+      const dir = tmpDir();
+      const files: Record<string, string> = {};
+      for (let i = 0; i < 30; i++) files[`in/${i % 3}/f${i}.txt`] = `line ${i}\n`;
+      const { inputs, where } = inputsIn(dir, files);
+      const io = testIO(dir, where);
+      const res = await runner(kubeconfig).run(spec({ inputs, cmd: ['mkdir out && cat in/*/* | sort > out/all'], outputs: ['out'] }), io);
+      expect(res.exitCode, io.out).toBe(0);
+      const want = Object.values(files).sort().join('');
+      expect(fs.readFileSync(path.join(io.staging, 'out/all'), 'utf8')).toBe(want);
+      io.remote.close();
+    });
+
     it('an input whose bytes in the exchange were altered is caught by the init container before the stage runs', async () => {
       const dir = tmpDir();
       const { inputs, where } = inputsIn(dir, { 'data/in.txt': 'the real bytes\n' });

@@ -150,21 +150,35 @@ export function jobName(stage: string): string {
   return `tdv-${base}-${randomBytes(4).toString('hex')}`.replace(/--+/g, '-');
 }
 
+/** Inputs the init container downloads at once. */
+const FETCH_AT_ONCE = 8;
+
 /** Runs in the init container: fetches the fetch script, checks it, runs it (it calls `f` per input). */
 const FETCH_SH = `set -eu
 mkdir -p ${POD_ROOT}/repo ${POD_ROOT}/ctl
-f() {
+failed=${POD_ROOT}/ctl/fetch-failed
+g() {
   d="${POD_ROOT}/repo/$4"
-  mkdir -p "$(dirname "$d")"
-  wget -q -O "$d" "$1" || { echo "tdv-fetch: cannot download $4" >&2; exit 1; }
+  mkdir -p "$(dirname "$d")" || return 1
+  wget -q -O "$d" "$1" || { echo "tdv-fetch: cannot download $4" >&2; return 1; }
   got=$(sha256sum <"$d" | cut -d' ' -f1)
-  [ "$got" = "$2" ] || { echo "tdv-fetch: $4 arrived with sha256 $got, not $2" >&2; exit 1; }
+  [ "$got" = "$2" ] || { echo "tdv-fetch: $4 arrived with sha256 $got, not $2" >&2; return 1; }
   if [ "$3" = x ]; then chmod +x "$d"; fi
+}
+# ${FETCH_AT_ONCE} downloads at a time (each wget is a process and a connection: for many
+# small inputs the latency, not the bandwidth, is the cost); the first failure stops it.
+n=0
+f() {
+  (g "$@" || : >"$failed") &
+  n=$((n + 1))
+  if [ "$n" -ge ${FETCH_AT_ONCE} ]; then wait; n=0; [ ! -e "$failed" ] || exit 1; fi
 }
 wget -q -O ${POD_ROOT}/ctl/fetch.sh "$1" || { echo "tdv-fetch: cannot download the input list" >&2; exit 1; }
 got=$(sha256sum <${POD_ROOT}/ctl/fetch.sh | cut -d' ' -f1)
 [ "$got" = "$2" ] || { echo "tdv-fetch: the input list arrived with sha256 $got, not $2" >&2; exit 1; }
 . ${POD_ROOT}/ctl/fetch.sh
+wait
+[ ! -e "$failed" ] || exit 1
 mkdir -p "${POD_ROOT}/repo/$3"
 chmod -R a+rwX ${POD_ROOT}/repo ${POD_ROOT}/ctl
 `;
