@@ -421,6 +421,16 @@ export class S3Remote implements Remote {
     return failed;
   }
 
+  /**
+   * What remote/exchange.ts needs to presign URLs and stream uploads under a
+   * raw key (`exchange/...`): this remote's client (its credentials sign the
+   * URLs), the bucket, the full key, and the error translation. Kept to one
+   * accessor so the exchange's S3 calls live in its own file.
+   */
+  exchangeAccess(key: string): { client: S3Client; bucket: string; Key: string; fail: (err: unknown, action: string) => RemoteError } {
+    return { client: this.client, bucket: this.bucket, Key: this.base + this.checkKey(key), fail: (err, action) => this.fail(err, action) };
+  }
+
   private checkKey(key: string): string {
     if (isLayoutKey(key)) return key;
     throw new RemoteError(

@@ -131,8 +131,13 @@ export interface JobIO {
 export interface JobExchange {
   /** A presigned GET URL per input's sha256, uploading (from `open`) the inputs the remote lacks there. */
   inputUrls(files: readonly JobFile[], open: (f: JobFile) => Readable, signal?: AbortSignal): Promise<Map<string, string>>;
-  /** A presigned PUT URL for key `name` of job `job`'s own, and how to read it back and remove it afterwards. */
-  outputSlot(job: string, name: string): Promise<{ url: string; read(): Promise<Readable | undefined>; remove(): Promise<void> }>;
+  /**
+   * A presigned PUT URL for key `name` of job `job`'s own, and how to read it
+   * back and remove it afterwards. `form` is the same slot as an S3 POST
+   * upload (a form's url and fields, signed for exactly that key), for
+   * helpers whose only HTTP client cannot PUT (busybox wget posts a file).
+   */
+  outputSlot(job: string, name: string): Promise<{ url: string; form?: { url: string; fields: Record<string, string> }; read(): Promise<Readable | undefined>; remove(): Promise<void> }>;
 }
 
 /**
