@@ -14,13 +14,17 @@
 # 10.213.N.0/30 (client side .1, host side .2), in which run an sshd (port 22,
 # its own host key and config, root login with a key made here) and a second
 # dockerd (bridge none, no iptables: its containers get no network, which the
-# stages do not need). Both run in a private mount namespace over a tmpfs
-# mounted at DIR/host: the daemon's data root, exec root, socket, the sshd's keys
-# and config live there, and from the client DIR/host is an empty directory.
-# /run and /etc/docker are covered by empty tmpfs mounts too inside that mount
-# namespace (containerd puts shim sockets under /run/containerd, dockerd reads
-# /etc/docker), so the second daemon shares nothing with the first. Nothing is
-# bind-mounted. An SSH session's DOCKER_HOST (sshd's SetEnv) names the second
+# stages do not need). Both run in a private mount namespace (unshare --mount,
+# propagation private) in which an empty tmpfs covers /run (containerd puts shim
+# sockets under /run/containerd) with the host's state on a tmpfs at /run/tdv-dh
+# (the daemon's socket, data root and exec root, sshd's keys and config), one
+# covers /etc/docker (dockerd's key.json), and empty ones cover where the
+# client's files live (TMPDIR, /tmp, /var/tmp, /dev/shm, /home, /root, /work,
+# /mnt, /media, /srv, /opt). So the client cannot see the host's socket or data,
+# and the host cannot see the client's repositories: a runner that bind-mounted
+# a client path would get an empty directory there. Nothing is bind-mounted, and
+# the second daemon shares no directory with the first. An SSH session's
+# DOCKER_HOST (sshd's SetEnv) names the second
 # daemon's socket, so `docker --host=ssh://root@10.213.N.2` (which runs `docker
 # system dial-stdio` over ssh) reaches it; nothing else can.
 #
@@ -41,6 +45,9 @@
 set -euo pipefail
 
 IMAGE=tdv-fixtures/busybox
+# Where the host keeps its state, inside its own mount namespace (a tmpfs on a
+# private /run): the client has no such directory.
+STATE=/run/tdv-dh
 
 die() {
   echo "docker-ssh.sh: $*" >&2
@@ -151,48 +158,60 @@ fail() {
   exit 1
 }
 
-# Runs inside the host's network namespace and a private mount namespace (see start):
-# mounts the host's own file systems, writes sshd's config and keys, starts both daemons.
-# Prints sshd's public host key.
+# Runs inside the host's network namespace and a private mount namespace (see
+# start): gives the host file systems of its own, starts both daemons, and prints
+# `pid sshd N`, `pid dockerd N` and `hostkey <sshd's public host key>`.
 inside() {
-  local dir=$1 n=$2 addr=$3 driver=$4 h=$1/host
-  mount -t tmpfs -o mode=0700,size=4g "tdv-dh-$n" "$h"
-  # Empty /run and /etc/docker of this host's own: containerd's shim sockets and
-  # runc state, sshd's privilege separation directory, dockerd's key.json.
+  local dir=$1 n=$2 addr=$3 driver=$4 s=$STATE d mode pubkey
+  # The logs are opened here, before the client's directories are hidden below.
+  exec 3>>"$dir/log/dockerd.log" 4>>"$dir/log/sshd.log"
+  pubkey=$(cat "$dir/client/id_ed25519.pub")
+  # An empty /run of this host's own, with the state tmpfs in it: containerd's
+  # shim sockets and runc state, sshd's privilege separation directory, the
+  # daemon's socket, data root and exec root, sshd's keys. /etc/docker too (key.json).
   mount -t tmpfs -o mode=0755,size=64m "tdv-dh-$n-run" /run
-  mkdir -p /run/sshd /run/containerd
-  [ -d /etc/docker ] && mount -t tmpfs -o mode=0755,size=1m "tdv-dh-$n-etc" /etc/docker
-  mkdir -p "$h/ssh" "$h/docker" "$h/exec" "$h/cli"
-  ssh-keygen -q -t ed25519 -N '' -C "tdv-dh-$n" -f "$h/ssh/host_ed25519"
-  cp "$dir/client/id_ed25519.pub" "$h/ssh/authorized_keys"
-  cat >"$h/ssh/sshd_config" <<EOF
+  mkdir -p /run/sshd /run/containerd "$s"
+  mount -t tmpfs -o mode=0700,size=4g "tdv-dh-$n" "$s"
+  if [ -d /etc/docker ]; then mount -t tmpfs -o mode=0755,size=1m "tdv-dh-$n-etc" /etc/docker; fi
+  # The client's files out of the daemon's sight: where repositories and temp
+  # directories live. A runner that bind-mounted a client path would get an
+  # empty directory on this host, so a stage that finds its inputs got them sent.
+  for d in ${TMPDIR:+"$TMPDIR"} /tmp /var/tmp /dev/shm /home /root /work /mnt /media /srv /opt; do
+    [ -d "$d" ] || continue
+    case "$d" in /tmp | /var/tmp | /dev/shm) mode=1777 ;; *) mode=0755 ;; esac
+    mount -t tmpfs -o "mode=$mode,size=256m" "tdv-dh-$n-hide" "$d"
+  done
+  mkdir -p "$s/ssh" "$s/docker" "$s/exec" "$s/cli"
+  ssh-keygen -q -t ed25519 -N '' -C "tdv-dh-$n" -f "$s/ssh/host_ed25519"
+  echo "$pubkey" >"$s/ssh/authorized_keys"
+  cat >"$s/ssh/sshd_config" <<EOF
 ListenAddress $addr:22
-HostKey $h/ssh/host_ed25519
-PidFile $dir/run/sshd.pid
-AuthorizedKeysFile $h/ssh/authorized_keys
+HostKey $s/ssh/host_ed25519
+PidFile none
+AuthorizedKeysFile $s/ssh/authorized_keys
 PermitRootLogin prohibit-password
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
-# DIR may sit under a world-writable /tmp.
-StrictModes no
 UseDNS no
 PrintMotd no
 PrintLastLog no
 # Every session talks to this host's daemon (docker system dial-stdio reads DOCKER_HOST).
-SetEnv DOCKER_HOST=unix://$h/docker.sock DOCKER_CONFIG=$h/cli
+SetEnv DOCKER_HOST=unix://$s/docker.sock DOCKER_CONFIG=$s/cli
 # The tests run several stages at once per host; each docker command is one session.
 MaxStartups 100:30:200
 MaxSessions 100
 LogLevel ERROR
 EOF
-  /usr/sbin/sshd -f "$h/ssh/sshd_config" -E "$dir/log/sshd.log"
-  # setsid + stdin from /dev/null: dockerd outlives this shell and the caller's terminal.
-  setsid dockerd --host "unix://$h/docker.sock" --data-root "$h/docker" --exec-root "$h/exec" --pidfile "$dir/run/dockerd.pid" \
+  # In the foreground (-D) under setsid: its pid is $!, it outlives this shell,
+  # and it logs to the file opened above (-e).
+  setsid /usr/sbin/sshd -D -e -f "$s/ssh/sshd_config" </dev/null >&4 2>&4 &
+  echo "pid sshd $!"
+  setsid dockerd --host "unix://$s/docker.sock" --data-root "$s/docker" --exec-root "$s/exec" --pidfile "$s/dockerd.pid" \
     --storage-driver "$driver" --bridge none --iptables=false --ip-masq=false --userland-proxy=false --shutdown-timeout 1 \
-    --log-level info \
-    </dev/null >"$dir/log/dockerd.log" 2>&1 &
-  cat "$h/ssh/host_ed25519.pub"
+    --log-level info </dev/null >&3 2>&3 &
+  echo "pid dockerd $!"
+  echo "hostkey $(cat "$s/ssh/host_ed25519.pub")"
 }
 
 start() {
@@ -210,9 +229,7 @@ start() {
   mkdir -p "$dir"
   [ -z "$(ls -A "$dir")" ] || die "$dir is not empty"
   dir=$(cd "$dir" && pwd)
-  # containerd's socket is EXEC_ROOT/containerd/containerd.sock: a Unix socket path has 107 bytes at most.
-  ((${#dir} <= 60)) || die "$dir is too long for the daemon's sockets below it (60 characters at most)"
-  mkdir -p "$dir"/{run,log,host,client,bin}
+  mkdir -p "$dir"/{run,log,client,bin}
   local t0 step
   t0=$(now)
   trap 'fail "$dir" "interrupted"' INT TERM
@@ -258,15 +275,18 @@ EOF
   # nsenter, not `ip netns exec`: that remounts /sys, which hides the cgroup
   # mounts dockerd needs. unshare --mount makes the mount namespace private
   # (propagation private), so the tmpfs mounts never reach the client's view.
-  local hostkey driver
+  local out hostkey driver
   for driver in overlay2 vfs; do
-    rm -f "$dir/run/dockerd.pid"
-    hostkey=$(nsenter --net="/run/netns/$ns" unshare --mount --propagation private bash -c "set -e; $(declare -f inside); inside \"\$@\"" inside "$dir" "$n" "$addr" "$driver" 2>>"$dir/log/setup.log") ||
+    out=$(nsenter --net="/run/netns/$ns" unshare --mount --propagation private bash -c "set -e; STATE=$STATE; $(declare -f inside); inside \"\$@\"" inside "$dir" "$n" "$addr" "$driver" 2>>"$dir/log/setup.log") ||
       fail "$dir" "setting up the host's daemons failed"
-    if wait_for 300 bash -c "[ -s '$dir/run/dockerd.pid' ] && grep -q 'API listen on' '$dir/log/dockerd.log'"; then break; fi
+    awk '$1 == "pid" && $2 == "sshd" { print $3 }' <<<"$out" >"$dir/run/sshd.pid"
+    awk '$1 == "pid" && $2 == "dockerd" { print $3 }' <<<"$out" >"$dir/run/dockerd.pid"
+    hostkey=$(sed -n 's/^hostkey //p' <<<"$out")
+    wait_for 300 bash -c "grep -q 'API listen on' '$dir/log/dockerd.log' || ! kill -0 $(cat "$dir/run/dockerd.pid")" || true
+    grep -q 'API listen on' "$dir/log/dockerd.log" && break
     [ "$driver" = vfs ] && fail "$dir" "dockerd did not start within 30 s (storage drivers overlay2 and vfs)"
     echo "docker-ssh.sh: dockerd did not start with overlay2; retrying with vfs" >>"$dir/log/setup.log"
-    cp "$dir/log/dockerd.log" "$dir/log/dockerd-overlay2.log"
+    mv "$dir/log/dockerd.log" "$dir/log/dockerd-overlay2.log"
     stop_daemons "$dir" "$ns"
   done
   echo "$addr $hostkey" >"$dir/client/known_hosts"
