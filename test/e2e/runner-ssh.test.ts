@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { afterAll, beforeAll, expect, it, type TestContext } from 'vitest';
+import { afterAll, beforeAll, expect, it, onTestFinished, type TestContext } from 'vitest';
 import { newRepo } from '../helpers/expect.js';
 import { git, read, TDV_BIN, tdvBin, write } from '../helpers/repo.js';
 import { describeSshDocker, startSshHosts, type SshHost, type SshHosts } from '../helpers/docker-ssh.js';
@@ -127,7 +127,7 @@ describeSshDocker('stages on Docker hosts over SSH (runner type docker)', () => 
     const again = await tdvBin(dir, ['repro'], env());
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout.trim()).toBe('Pipeline is up to date.');
-  });
+  }, 120_000);
 
   it('the SSH connection killed mid-stage: one clear error, nothing recorded; the rerun succeeds and leaves no container on the host', async (ctx) => {
     const {
@@ -139,14 +139,15 @@ describeSshDocker('stages on Docker hosts over SSH (runner type docker)', () => 
       delay: '60\n',
     });
     const child = execa('node', [TDV_BIN, 'repro', '-q'], { cwd: dir, env: env(), reject: false, timeout: 120_000 });
-    // Once the stage's container runs on the host, its connection goes.
+    onTestFinished(() => void child.kill('SIGKILL'));
+    // Once the stage's container runs on the host (within 60 s), its connection goes.
     let running: string[] = [];
-    for (let i = 0; i < 300 && running.length === 0 && child.exitCode === null; i++) {
+    for (const deadline = Date.now() + 60_000; running.length === 0 && child.exitCode === null && Date.now() < deadline;) {
       const ps = await ssh!.docker(h!, 'ps', '--quiet', '--filter', 'status=running');
       running = ps.stdout.split('\n').filter(Boolean);
       if (running.length === 0) await sleep(100);
     }
-    expect(running.length, 'the stage never started a container on the host').toBe(1);
+    expect(running.length, `the stage never started a container on the host (tdv repro exited ${child.exitCode})`).toBe(1);
     await ssh!.cut(h!, 'kill');
     const r = await child;
     expect(r.exitCode).toBe(1);
@@ -163,7 +164,7 @@ describeSshDocker('stages on Docker hosts over SSH (runner type docker)', () => 
     expect(read(dir, 'slow.txt')).toBe('done\n');
     expect(read(dir, 'tdv.lock')).toContain('slow:');
     expect(await containersOn(h!)).toEqual([]);
-  });
+  }, 180_000);
 
   it('a pool of two hosts: four independent stages with -j 4 run on both', async (ctx) => {
     const { hosts: pool } = hosts(ctx);
@@ -181,5 +182,5 @@ describeSshDocker('stages on Docker hosts over SSH (runner type docker)', () => 
     const started = await Promise.all(pool.map((h) => startedOn(h, t0, t1)));
     for (const s of started) expect(s.length).toBeGreaterThanOrEqual(1);
     expect(started.flat().length).toBe(4);
-  });
+  }, 120_000);
 });
