@@ -9,6 +9,7 @@
 #   test/helpers/docker-ssh.sh cut DIR [kill|down|up]   # drop the SSH connections (see cut below)
 #   test/helpers/docker-ssh.sh env DIR        # the TDV_TEST_SSH_* lines again
 #   test/helpers/docker-ssh.sh client DIR HOSTDIR...  # one ssh wrapper for several hosts (a pool)
+#   test/helpers/docker-ssh.sh sweep          # stop hosts whose DIR was removed (a killed test run)
 #
 # The host is a network namespace (tdv-dh-N) joined to this one by a veth pair on
 # 10.213.N.0/30 (client side .1, host side .2), in which run an sshd (port 22,
@@ -345,6 +346,28 @@ cut() {
   esac
 }
 
+# Stops hosts whose DIR is gone (a test run killed before its afterAll, whose temp
+# directory was removed later): their daemons still write to DIR/log, so the log
+# a daemon of the namespace has open reads "(deleted)". A host starting now, or
+# one whose DIR exists, is left alone. Prints what it stopped.
+sweep() {
+  local ns n p log orphan
+  for ns in $(ip netns list | awk '$1 ~ /^tdv-dh-[0-9]+$/ { print $1 }'); do
+    n=${ns#tdv-dh-} orphan=
+    for p in $(ip netns pids "$ns" 2>/dev/null); do
+      case "$(cat "/proc/$p/comm" 2>/dev/null)" in sshd | dockerd) ;; *) continue ;; esac
+      log=$(readlink "/proc/$p/fd/2" 2>/dev/null) || continue
+      if [[ $log == */log/*.log" (deleted)" ]]; then orphan=1; else orphan=; break; fi
+    done
+    [ -n "$orphan" ] || continue
+    for p in $(ns_tree "$ns"); do kill -9 "$p" 2>/dev/null || true; done
+    wait_for 50 bash -c "[ -z \"\$(ip netns pids $ns)\" ]" || true
+    ip netns del "$ns" 2>/dev/null || true
+    ip link del "$(veth "$n")" 2>/dev/null || true
+    echo "docker-ssh.sh: stopped host $n, whose directory is gone"
+  done
+}
+
 # DIR/bin/ssh and DIR/ssh_config for a client of several hosts at once (a pool):
 # one ssh wrapper on PATH serves them all, each host's own config included.
 client() {
@@ -363,6 +386,10 @@ client() {
 }
 
 case "${1:-}" in
+sweep)
+  [ $# -eq 1 ] || die "usage: $0 sweep"
+  sweep
+  ;;
 client)
   [ $# -ge 3 ] || die "usage: $0 client DIR HOSTDIR..."
   shift
@@ -385,5 +412,5 @@ env)
   [ -s "$2/env" ] || die "no host started in $2"
   cat "$2/env"
   ;;
-*) die "usage: $0 start DIR N | stop DIR | cut DIR [kill|down|up] | env DIR | client DIR HOSTDIR..." ;;
+*) die "usage: $0 start DIR N | stop DIR | cut DIR [kill|down|up] | env DIR | client DIR HOSTDIR... | sweep" ;;
 esac

@@ -126,6 +126,8 @@ export async function startSshHosts(count: number): Promise<SshHosts> {
       }
     });
   }
+  // Hosts of killed earlier runs (their directory removed since) would hold host numbers and memory.
+  await execa(DOCKER_SSH_SCRIPT, ['sweep'], { reject: false, timeout: 60_000 });
   const started = await Promise.allSettled(Array.from({ length: count }, () => startOne()));
   const hosts = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   for (const h of hosts) running.add(h);
