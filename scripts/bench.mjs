@@ -727,6 +727,38 @@ function startSshHost(dir) {
   return { error };
 }
 
+/**
+ * Seconds between the runner's -v lines for `docker ... cp - ...` (the inputs' tar
+ * going in) and `docker ... start --attach ...` in `tdv repro -v --force in`, each
+ * stamped as it arrives; undefined when the run shows no such pair.
+ */
+async function inputPhase(dir, env) {
+  const { spawn } = await import('node:child_process');
+  const child = spawn('node', [TDV, 'repro', '-v', '--force', '--no-run-cache', 'in'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let tIn;
+  let tStart;
+  let tail = '';
+  const watch = (stream) => {
+    let buf = '';
+    stream.on('data', (d) => {
+      const now = process.hrtime.bigint();
+      buf += d;
+      const lines = buf.split('\n');
+      buf = lines.pop();
+      for (const l of lines) {
+        tail = l;
+        if (tIn === undefined && /\bdocker\b.* cp - /.test(l)) tIn = now;
+        else if (tIn !== undefined && tStart === undefined && /\bstart --attach\b/.test(l)) tStart = now;
+      }
+    });
+  };
+  watch(child.stdout);
+  watch(child.stderr);
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  if (code !== 0) throw new Error(`tdv repro -v in failed (${code}): ${tail}`);
+  return tIn !== undefined && tStart !== undefined ? Number(tStart - tIn) / 1e9 : undefined;
+}
+
 async function sshRows() {
   const script = path.resolve(path.dirname(TDV), '../test/helpers/docker-ssh.sh');
   const IMAGE = 'tdv-fixtures/busybox';
@@ -790,26 +822,35 @@ async function sshRows() {
     }
 
     if (enabled('ssh-inputs')) {
-      // The input phase of a stage reading NFILES files of 4 KiB: that stage's
-      // wall time minus a stage running true with no inputs (same image, same host,
-      // same run), against `docker cp` of the same directory into a created container.
+      // The input phase of a stage reading NFILES files of 4 KiB, against `docker cp`
+      // of the same directory into a created container. Measured from the runner's
+      // -v lines as they arrive (its `docker ... cp - NAME:...` starts the inputs'
+      // tar, its `docker ... start --attach` follows it); when a run shows no such
+      // lines, as that stage's wall time minus a stage running true with no inputs
+      // (same image, same host, same run).
       const yaml = `stages:\n  in:\n    runner: far\n    image: ${IMAGE}\n    cmd: 'true'\n    deps: [data]\n  t:\n    runner: far\n    image: ${IMAGE}\n    cmd: 'true'\n`;
       const repo = sshRepo('ssh-inputs', yaml, [h1.url], (dir) => {
         makeTree(path.join(dir, 'data'), NFILES);
         run('node', [TDV, 'add', '-q', 'data'], dir);
       });
       let container = '';
-      if (works(repo, 'ssh-inputs'))
+      if (works(repo, 'ssh-inputs')) {
+        const fromDebug = (await inputPhase(repo, env)) !== undefined;
         await row(
           'ssh-inputs',
-          `moving ${NFILES} input files of 4 KiB to a Docker host over SSH (stage minus a true stage)`,
+          `moving ${NFILES} input files of 4 KiB to a Docker host over SSH (${fromDebug ? "from the runner's -v lines" : 'stage minus a true stage'})`,
           'docker --host=ssh://... cp of the directory into a created container',
           1.3,
           {
             prepare: (w) => {
               if (w === 'base') container = String(dockerOn(h1, 'create', IMAGE, 'true').stdout).trim();
             },
-            tdv: () => repro(repo, 'in') - repro(repo, 't'),
+            tdv: async () => {
+              if (!fromDebug) return repro(repo, 'in') - repro(repo, 't');
+              const t = await inputPhase(repo, env);
+              if (t === undefined) throw new Error('ssh-inputs: a run of stage in showed no `cp -` and `start --attach` lines');
+              return t;
+            },
             baseline: () => {
               try {
                 return timeDockerOn(h1, 'cp', path.join(repo, 'data'), `${container}:/data`);
@@ -819,6 +860,7 @@ async function sshRows() {
             },
           },
         );
+      }
       rm(repo);
     }
   } finally {
