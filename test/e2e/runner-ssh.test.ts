@@ -129,10 +129,18 @@ describeSshDocker('stages on Docker hosts over SSH (runner type docker)', () => 
     expect(again.stdout.trim()).toBe('Pipeline is up to date.');
   }, 120_000);
 
-  it('the SSH connection killed mid-stage: one clear error, nothing recorded; the rerun succeeds and leaves no container on the host', async (ctx) => {
+  /**
+   * Cuts the connection once the stage's container runs: `kill` (the host's sshd
+   * sessions die: the connection closes at once, the runner can reach the host
+   * again to clean up) or `down` (the link goes down: ssh notices within about
+   * 3 s, and nothing reaches the host until the link is back, so the rerun must
+   * find and remove the first container itself).
+   */
+  async function cutMidStage(ctx: TestContext, how: 'kill' | 'down'): Promise<void> {
     const {
       hosts: [h],
     } = hosts(ctx);
+    if (how === 'down') onTestFinished(() => ssh!.cut(h!, 'up'));
     // The sleep is read from a tracked file, so the rerun can be short while the
     // first run's container (sleeping 60 s) would still be there if nobody stopped it.
     const dir = await farRepo([h!], `stages:\n  slow:\n    runner: far\n    image: ${TEST_IMAGE}\n    cmd: sleep "$(cat delay)" && echo done > slow.txt\n    deps: [delay]\n    outs: [slow.txt]\n`, {
@@ -148,26 +156,31 @@ describeSshDocker('stages on Docker hosts over SSH (runner type docker)', () => 
       if (running.length === 0) await sleep(100);
     }
     expect(running.length, `the stage never started a container on the host (tdv repro exited ${child.exitCode})`).toBe(1);
-    await ssh!.cut(h!, 'kill');
+    await ssh!.cut(h!, how);
     const r = await child;
     expect(r.exitCode).toBe(1);
     // One line for the stage, saying the connection went; no docker or ssh noise.
     const lines = r.stderr.split('\n').filter(Boolean);
     for (const l of lines) expect(l).toMatch(/^error: /);
     expect(
-      lines.filter((l) => /\bslow\b/.test(l) && /connection|ssh|lost|closed/i.test(l)),
+      lines.filter((l) => /\bslow\b/.test(l) && /connection|ssh|lost|closed|timed out|timeout/i.test(l)),
       r.stderr,
     ).toHaveLength(1);
     expect(fs.existsSync(path.join(dir, 'slow.txt'))).toBe(false);
     expect(fs.existsSync(path.join(dir, 'tdv.lock')) ? read(dir, 'tdv.lock') : '').not.toContain('slow:');
 
+    if (how === 'down') await ssh!.cut(h!, 'up');
     write(dir, 'delay', '1\n');
     const again = await tdvBin(dir, ['repro', '-q'], env());
     expect(again.code, again.stderr).toBe(0);
     expect(read(dir, 'slow.txt')).toBe('done\n');
     expect(read(dir, 'tdv.lock')).toContain('slow:');
     expect(await containersOn(h!)).toEqual([]);
-  }, 180_000);
+  }
+
+  it('the SSH connection killed mid-stage: one clear error, nothing recorded; the rerun succeeds and leaves no container on the host', (ctx) => cutMidStage(ctx, 'kill'), 180_000);
+
+  it('the link to the host down mid-stage: the same, the rerun removing the container the first run could not', (ctx) => cutMidStage(ctx, 'down'), 180_000);
 
   it('a pool of two hosts: four independent stages with -j 4 run on both', async (ctx) => {
     const { hosts: pool } = hosts(ctx);

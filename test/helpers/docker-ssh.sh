@@ -327,8 +327,11 @@ load_image() {
 # Drops the host's SSH connections, as a network failure would:
 #   kill  (default) kills every sshd session process in the host (not the listener):
 #         the client's ssh sees the connection close at once; new connections work.
-#   down  takes the client side of the link down: no packet passes, ssh notices
-#         after ServerAliveInterval * ServerAliveCountMax (about 3 s); `up` restores it.
+#   down  takes the host's side of the link down: packets to the host are lost
+#         (the client keeps its route, so they do not leave by the default route
+#         instead, as with the client side down), ssh notices after
+#         ServerAliveInterval * ServerAliveCountMax (about 3 s), and new
+#         connections time out; `up` restores it.
 cut() {
   local dir=$1 how=${2:-kill} n ns listener p
   [ -s "$dir/n" ] || die "no host started in $dir"
@@ -340,8 +343,8 @@ cut() {
       [ "$p" != "$listener" ] && [ "$(cat "/proc/$p/comm" 2>/dev/null)" = sshd ] && kill -9 "$p" 2>/dev/null || true
     done
     ;;
-  down) ip link set "$(veth "$n")" down ;;
-  up) ip link set "$(veth "$n")" up ;;
+  down) ip -n "$ns" link set "$(veth "$n")p" down ;;
+  up) ip -n "$ns" link set "$(veth "$n")p" up ;;
   *) die "cut: kill, down or up, not $how" ;;
   esac
 }
