@@ -4,7 +4,9 @@
 // Usage: npm run bench [-- --runs 5 --files 20000 --big-mib 1024 --csv-mib 200 --slow-mib 100 --only add-dir,status,push-s3 --dir /dev/shm]
 // Row ids: add-big add-big-cached checkout-big add-dir status status-floor status-one checkout lfs push-local push-s3 push-noop-s3 pull-s3 push-big-s3
 // cdc-append cdc-insert cdc-pull text-push pack-requests pack-push-time pack-pull-one random-push slow-link
-// repro-noop parallel docker-true docker-true-runner log cat-old serve-get serve-get-ref serve-list version
+// repro-noop parallel docker-true docker-true-runner ssh-true ssh-pool ssh-inputs log cat-old serve-get serve-get-ref serve-list version
+// The ssh-* rows start two Docker hosts reachable only over SSH (test/helpers/docker-ssh.sh: root,
+// iproute2, openssh-server, dockerd) and skip, saying why, when they cannot.
 // The transfer rows (cdc-*, text-push, pack-*, random-push, slow-link) count bytes and requests
 // at the remote's side (the test proxy, test/helpers/http-proxy.mjs); --csv-mib sizes their CSV
 // (MB), --slow-mib the CSV pushed over the 4 Mbit/s link (minutes at 100).
@@ -697,6 +699,173 @@ if (enabled('docker-true') || enabled('docker-true-runner')) {
     });
     rm(repo);
   } else process.stderr.write(`  no Docker or no test image (${String(made.stderr).trim().split('\n')[0]}): the docker-true rows are skipped\n`);
+}
+
+// Remote Docker hosts over SSH (issue 15): two throwaway hosts made by
+// test/helpers/docker-ssh.sh (network namespaces with an sshd and a dockerd of
+// their own, sharing no directory with this machine), runner type docker.
+if (['ssh-true', 'ssh-pool', 'ssh-inputs'].some(enabled)) await sshRows();
+
+/** Starts one host of docker-ssh.sh in `dir` on a free host number; its TDV_TEST_SSH_* lines, or { error }. */
+function startSshHost(dir) {
+  const script = path.resolve(path.dirname(TDV), '../test/helpers/docker-ssh.sh');
+  let error = '';
+  for (let attempt = 0; attempt < 12; attempt++) {
+    const taken = new Set([...String(spawnSync('ip', ['netns', 'list']).stdout ?? '').matchAll(/^tdv-dh-(\d+)\b/gm)].map((m) => Number(m[1])));
+    const free = Array.from({ length: 250 }, (_, i) => i + 1).filter((n) => !taken.has(n));
+    const n = free[Math.floor(Math.random() * free.length)];
+    rm(dir);
+    const r = spawnSync(script, ['start', dir, String(n)], { encoding: 'utf8', timeout: 180_000 });
+    if (r.status === 0) {
+      const env = Object.fromEntries([...r.stdout.matchAll(/^(TDV_TEST_SSH_\w+)=(.*)$/gm)].map((m) => [m[1], m[2]]));
+      process.stderr.write(`  ${r.stdout.split('\n')[0]}\n`);
+      return { dir, url: env.TDV_TEST_SSH_HOST, stop: () => spawnSync(script, ['stop', dir], { timeout: 120_000 }) };
+    }
+    error = String(r.stderr || r.error?.message || `exit ${r.status}`).trim();
+    if (r.status !== 3) break; // 3: that number was taken meanwhile
+  }
+  return { error };
+}
+
+/**
+ * Seconds between the runner's -v lines for `docker ... cp - ...` (the inputs' tar
+ * going in) and `docker ... start --attach ...` in `tdv repro -v --force in`, each
+ * stamped as it arrives; undefined when the run shows no such pair.
+ */
+async function inputPhase(dir, env) {
+  const { spawn } = await import('node:child_process');
+  const child = spawn('node', [TDV, 'repro', '-v', '--force', '--no-run-cache', 'in'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let tIn;
+  let tStart;
+  let tail = '';
+  const watch = (stream) => {
+    let buf = '';
+    stream.on('data', (d) => {
+      const now = process.hrtime.bigint();
+      buf += d;
+      const lines = buf.split('\n');
+      buf = lines.pop();
+      for (const l of lines) {
+        tail = l;
+        if (tIn === undefined && /\bdocker\b.* cp - /.test(l)) tIn = now;
+        else if (tIn !== undefined && tStart === undefined && /\bstart --attach\b/.test(l)) tStart = now;
+      }
+    });
+  };
+  watch(child.stdout);
+  watch(child.stderr);
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  if (code !== 0) throw new Error(`tdv repro -v in failed (${code}): ${tail}`);
+  return tIn !== undefined && tStart !== undefined ? Number(tStart - tIn) / 1e9 : undefined;
+}
+
+async function sshRows() {
+  const script = path.resolve(path.dirname(TDV), '../test/helpers/docker-ssh.sh');
+  const IMAGE = 'tdv-fixtures/busybox';
+  const hosts = [];
+  try {
+    for (const i of [1, 2]) {
+      const h = startSshHost(path.join(work, `ssh-host-${i}`));
+      if (h.error) {
+        process.stderr.write(`  the SSH Docker host did not start (${h.error.split('\n')[0]}): the ssh-* rows are skipped\n`);
+        return;
+      }
+      hosts.push(h);
+    }
+    const client = path.join(work, 'ssh-client');
+    run(script, ['client', client, ...hosts.map((h) => h.dir)], work);
+    const env = { ...gitEnv, PATH: `${client}/bin:${process.env.PATH}` };
+    delete env.DOCKER_HOST;
+    delete env.DOCKER_CONTEXT;
+    const [h1, h2] = hosts;
+    /** A repo whose tdv.yaml is `yaml` and whose runner `far` runs on `urls`; `setup(dir)` first. */
+    const sshRepo = (name, yaml, urls, setup) => {
+      const dir = newRepo(name);
+      setup?.(dir);
+      fs.writeFileSync(path.join(dir, 'tdv.yaml'), yaml);
+      fs.appendFileSync(path.join(dir, '.tdv', 'config.yaml'), `\nrunner:\n  far:\n    type: docker\n    hosts: [${urls.join(', ')}]\n`);
+      return dir;
+    };
+    const repro = (dir, ...a) => timeCmd('node', [TDV, 'repro', '-q', '--force', '--no-run-cache', ...a], dir, { env });
+    const dockerOn = (h, ...a) => run('docker', ['--host', h.url, ...a], work, { env });
+    const timeDockerOn = (h, ...a) => timeCmd('docker', ['--host', h.url, ...a], work, { env });
+    // The runner and its config may not be there yet (or may fail): one try first, so the row says why it is skipped.
+    const works = (dir, what) => {
+      const r = run('node', [TDV, 'repro', '-q', '--force', '--no-run-cache'], dir, { env, check: false });
+      if (r.status === 0) return true;
+      process.stderr.write(`  ${what}: tdv repro on the SSH host failed (${String(r.stderr).trim().split('\n')[0]}): skipped\n`);
+      return false;
+    };
+
+    if (enabled('ssh-true')) {
+      const repo = sshRepo('ssh-true', `stages:\n  t:\n    runner: far\n    image: ${IMAGE}\n    cmd: 'true'\n`, [h1.url]);
+      if (works(repo, 'ssh-true'))
+        await row('ssh-true', 'tdv repro of one stage running true on a Docker host over SSH (--force)', `docker --host=ssh://... run --rm ${IMAGE} true`, 1.5, {
+          tdv: () => repro(repo),
+          baseline: () => timeDockerOn(h1, 'run', '--rm', IMAGE, 'true'),
+        });
+      rm(repo);
+    }
+
+    if (enabled('ssh-pool')) {
+      let yaml = 'stages:\n';
+      for (let i = 1; i <= 4; i++) yaml += `  s${i}:\n    runner: far\n    image: ${IMAGE}\n    cmd: sleep 2 && echo ${i} > o${i}.txt\n    outs: [o${i}.txt]\n`;
+      const pool = sshRepo('ssh-pool', yaml, [h1.url, h2.url]);
+      const one = sshRepo('ssh-pool-one', yaml, [h1.url]);
+      if (works(pool, 'ssh-pool') && works(one, 'ssh-pool'))
+        await row('ssh-pool', 'four independent sleep 2 stages on a pool of two SSH Docker hosts, -j 4', 'the same on one host, -j 2', 0.6, {
+          tdv: () => repro(pool, '-j', '4'),
+          baseline: () => repro(one, '-j', '2'),
+        });
+      rm(pool);
+      rm(one);
+    }
+
+    if (enabled('ssh-inputs')) {
+      // The input phase of a stage reading NFILES files of 4 KiB, against `docker cp`
+      // of the same directory into a created container. Measured from the runner's
+      // -v lines as they arrive (its `docker ... cp - NAME:...` starts the inputs'
+      // tar, its `docker ... start --attach` follows it); when a run shows no such
+      // lines, as that stage's wall time minus a stage running true with no inputs
+      // (same image, same host, same run).
+      const yaml = `stages:\n  in:\n    runner: far\n    image: ${IMAGE}\n    cmd: 'true'\n    deps: [data]\n  t:\n    runner: far\n    image: ${IMAGE}\n    cmd: 'true'\n`;
+      const repo = sshRepo('ssh-inputs', yaml, [h1.url], (dir) => {
+        makeTree(path.join(dir, 'data'), NFILES);
+        run('node', [TDV, 'add', '-q', 'data'], dir);
+      });
+      let container = '';
+      if (works(repo, 'ssh-inputs')) {
+        const fromDebug = (await inputPhase(repo, env)) !== undefined;
+        await row(
+          'ssh-inputs',
+          `moving ${NFILES} input files of 4 KiB to a Docker host over SSH (${fromDebug ? "from the runner's -v lines" : 'stage minus a true stage'})`,
+          'docker --host=ssh://... cp of the directory into a created container',
+          1.3,
+          {
+            prepare: (w) => {
+              if (w === 'base') container = String(dockerOn(h1, 'create', IMAGE, 'true').stdout).trim();
+            },
+            tdv: async () => {
+              if (!fromDebug) return repro(repo, 'in') - repro(repo, 't');
+              const t = await inputPhase(repo, env);
+              if (t === undefined) throw new Error('ssh-inputs: a run of stage in showed no `cp -` and `start --attach` lines');
+              return t;
+            },
+            baseline: () => {
+              try {
+                return timeDockerOn(h1, 'cp', path.join(repo, 'data'), `${container}:/data`);
+              } finally {
+                dockerOn(h1, 'rm', '-f', container);
+              }
+            },
+          },
+        );
+      }
+      rm(repo);
+    }
+  } finally {
+    for (const h of hosts) h.stop();
+  }
 }
 
 // History: tdv log over 1,000 commits where data.tdv (a directory of 10
