@@ -418,6 +418,13 @@ class Run {
   }
 
   /** Checks, then skips, restores or runs one stage. True when it ends up up to date. */
+  /** The remote a Kubernetes runner moves bytes through: `-r`, else its `remote` key, else the default remote. */
+  private exchangeRemote(runnerName: string): string | undefined {
+    if (this.opts.remote) return this.opts.remote;
+    const key = this.repo.config.runner?.[runnerName]?.remote;
+    return typeof key === 'string' ? key : undefined;
+  }
+
   private async stage(name: string, res: ReproResult): Promise<boolean> {
     const stage = this.dag.stages.get(name)!;
     if (stage.frozen) {
@@ -598,7 +605,7 @@ class Run {
       const runner = await this.jobRunner(runnerName);
       const spec = await stageJob(this.repo, stage, inputs, inputs.image);
       staging = newStaging(this.repo, name);
-      const exchange = runner.type === 'kubernetes' ? await (await import('./lib/exchange.js')).openExchange(this.repo, this.opts.remote) : undefined;
+      const exchange = runner.type === 'kubernetes' ? await (await import('./lib/exchange.js')).openExchange(this.repo, this.exchangeRemote(runnerName)) : undefined;
       const io = jobIO(this.repo, {
         staging: staging.abs,
         onOutput: (chunk, stream) => {

@@ -42,10 +42,17 @@ export interface AddRunnerResult extends ConfigWrite {
   replaced: boolean;
 }
 
+function runnerExists(name: string, type: string): TdvError {
+  return new TdvError('RUNNER_EXISTS', `runner "${name}" already exists (type ${type}); use \`tdv runner add -f\` to replace it, or \`tdv runner modify ${name} KEY VALUE\``, { data: { name } });
+}
+
 /** Adds runner `name` of engine `type`, its keys checked by the engine's schema before anything is written. */
 export async function addRunner(repo: Repo, opts: AddRunnerOptions): Promise<AddRunnerResult> {
   checkName(opts.name);
   const type = checkType(opts.type);
+  // Said before the keys are checked: `add gpu docker` of an existing runner is about the name, not a missing key.
+  const known = repo.config.runner?.[opts.name];
+  if (known && !opts.force) throw runnerExists(opts.name, known.type);
   const mod = await moduleOf({ type });
   const settings: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   for (const [k, given] of Object.entries(opts.settings ?? {})) {
@@ -61,11 +68,7 @@ export async function addRunner(repo: Repo, opts: AddRunnerOptions): Promise<Add
     write,
   } = await editConfig(repo, 'runner', (e) => {
     const existing = e.config.runner[opts.name];
-    if (existing && !opts.force) {
-      throw new TdvError('RUNNER_EXISTS', `runner "${opts.name}" already exists (type ${existing.type}); use \`tdv runner add -f\` to replace it, or \`tdv runner modify ${opts.name} KEY VALUE\``, {
-        data: { name: opts.name },
-      });
-    }
+    if (existing && !opts.force) throw runnerExists(opts.name, existing.type);
     // Replacing means a new runner: no settings carry over from the old one.
     for (const f of [LOCAL_CONFIG_FILE, CONFIG_FILE] as const) e.delete(f, ['runner', opts.name]);
     e.set(target, ['runner', opts.name, 'type'], type);
