@@ -780,7 +780,7 @@ async function pullInputs(repo: Repo, missing: readonly Selected[], outs: readon
  */
 async function sweepKilledRuns(repo: Repo): Promise<void> {
   const swept = await sweepRunning(repo.own, { debug: (l) => repo.reporter.debug?.(l) });
-  for (const s of swept.stopped) repo.reporter.warn?.(`stopped what ${s} left running when it was killed`);
+  for (const s of swept.stopped) repo.reporter.warn?.(`a killed ${s} left running; stopped it now`);
   for (const f of swept.failed) repo.reporter.warn?.(`could not stop what a killed tdv left running: ${f}`);
 }
 

@@ -194,4 +194,12 @@ export interface RunnerContext {
   repoId: string;
   /** The environment (DOCKER_HOST, KUBECONFIG, HOME...), default process.env. */
   env: NodeJS.ProcessEnv;
+  /**
+   * This tdv process, as a label value (`tdv.owner`): runners put it on what
+   * they start, and `sweep` leaves alone what a live owner started (another
+   * repro of a clone with the same id: two CI jobs on one machine).
+   */
+  owner?: string;
+  /** Whether the tdv process an owner label names may still be running (one on another machine counts as running: only its own machine can tell). */
+  ownerAlive?(owner: string): boolean;
 }

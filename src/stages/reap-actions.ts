@@ -163,8 +163,9 @@ function dockerRm(action: Extract<CleanupAction, { kind: 'docker-rm' }>, opts: C
     child.stderr.on('data', (c: string) => (stderr = (stderr + c).slice(-4096)));
     child.on('error', (err) => resolve({ failed: `cannot run ${action.docker}: ${err.message}` }));
     child.on('close', (code, signal) => {
-      if (code === 0) resolve({ stopped: true });
-      else if (/no such container/i.test(stderr)) resolve({ gone: true });
+      // `docker rm --force` of a container already gone exits 0 too, saying so on stderr.
+      if (/no such container/i.test(stderr)) resolve({ gone: true });
+      else if (code === 0) resolve({ stopped: true });
       else resolve({ failed: `${action.docker} ${action.args.join(' ')}: ${stderr.trim().split('\n')[0] || (signal ? `killed by ${signal}` : `exit ${code}`)}` });
     });
   });

@@ -236,7 +236,7 @@ export async function sweepRunning(own: Guard, opts: { graceMs?: number; debug?(
     if (procStart(journal.pid) === journal.start) continue; // still running
     const outcomes: Outcome[] = await Promise.all(journal.actions.map((a) => carryOut(a.action, { start: a.start, requireStart: true, graceMs: opts.graceMs, timeoutMs: 10_000 })));
     const stopped = journal.actions.filter((_, i) => 'stopped' in outcomes[i]!).map((a) => describeAction(a.action));
-    if (stopped.length) res.stopped.push(`\`tdv ${journal.cmd}\` (pid ${journal.pid}): ${stopped.join(', ')}`);
+    if (stopped.length) res.stopped.push(`\`tdv ${journal.cmd}\` (pid ${journal.pid}) ${stopped.join(', ')}`);
     outcomes.forEach((o, i) => {
       if ('failed' in o) res.failed.push(`${describeAction(journal.actions[i]!.action)}: ${o.failed}`);
     });

@@ -143,7 +143,7 @@ describe('tdv repro killed with SIGKILL (local stages)', () => {
     write(dir, 'tdv.yaml', 'stages:\n  slow:\n    cmd: echo ok > o.txt\n    outs: [o.txt]\n');
     const again = await tdvBin(dir, ['repro']);
     expect(again.code, again.stderr).toBe(0);
-    expect(again.stderr).toContain(`stopped what \`tdv repro\` (pid ${r.child.pid}): process group ${pgid} left running when it was killed`);
+    expect(again.stderr).toContain(`a killed \`tdv repro\` (pid ${r.child.pid}) process group ${pgid} left running; stopped it now`);
     expect(marked(mark)).toEqual([]);
     expect(fs.existsSync(journal)).toBe(false);
   });
@@ -211,7 +211,7 @@ describeDocker('tdv repro killed with SIGKILL (Docker stages)', () => {
       write(dir, 'tdv.yaml', `stages:\n  slow:\n    image: ${TEST_IMAGE}\n    cmd: echo ok > o.txt\n    outs: [o.txt]\n`);
       const again = await tdvBin(dir, ['repro']);
       expect(again.code, again.stderr).toBe(0);
-      expect(again.stderr).toContain(`stopped what \`tdv repro\` (pid ${child.pid}): container ${name}, process group `);
+      expect(again.stderr).toContain(`a killed \`tdv repro\` (pid ${child.pid}) container ${name}, process group `);
       expect(await containers()).toBe('');
     } finally {
       await execa('docker', ['rm', '--force', '--', name], { reject: false });

@@ -5,6 +5,7 @@
  * everything that comes back came through `docker cp` out. The SSH tests
  * (a second dockerd in a network namespace) run the same runner end to end.
  */
+import { ownerAlive, ownerLabel } from '../../src/repo/lib/runners.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -202,6 +203,22 @@ describeDocker('docker runner (remote hosts), on the local daemon as a remote', 
     expect(swept).toHaveLength(1);
     expect(await containers()).toEqual([]);
     expect(await containers(other)).toHaveLength(1);
+  });
+
+  it('sweep leaves alone a container whose tdv still runs (another repro of a clone with the same id), and removes one whose tdv is gone', async () => {
+    const live = ownerLabel();
+    // This machine, a pid that is not running (or runs with another start time).
+    const dead = live.replace(/\.(\d+)\.(\d+)$/, '.4194300.1');
+    for (const owner of [live, dead]) {
+      await dockerOn(['create', `--label=tdv.repo=${repoId}`, `--label=tdv.owner=${owner}`, '--entrypoint=sh', TEST_IMAGE, '-c', 'sleep 60']);
+    }
+    onTestFinished(async () => {
+      for (const n of await containers()) await dockerOn(['rm', '--force', n], { reject: false });
+    });
+    const runner = runnerModule.create({ name: 'remote', type: 'docker', hosts: [SOCKET] }, { root: '/nonexistent/repo', repoId, env: process.env, owner: live, ownerAlive });
+    expect(await runner.sweep!(repoId)).toHaveLength(1);
+    const left = await dockerOn(['ps', '--all', `--filter=label=tdv.repo=${repoId}`, '--format={{.Label "tdv.owner"}}']);
+    expect(left.stdout.trim()).toBe(live);
   });
 
   it('an unreachable host is DOCKER_DAEMON_DOWN naming it, in one line', async () => {

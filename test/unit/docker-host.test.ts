@@ -24,6 +24,8 @@ describe('docker host URLs', () => {
     ['context:-x', 'no valid Docker context'],
     ['--host=evil', 'starts with "-"'],
     ['ssh://gpu1 -oProxyCommand=x', 'whitespace'],
+    ['ssh://-oProxyCommand=date', 'starting with "-"'],
+    ['ssh://-oProxyCommand=date@gpu1', 'starting with "-"'],
   ])('refuses %j: %s', (url, problem) => {
     expect(hostProblem(url)).toContain(problem);
   });
@@ -178,5 +180,17 @@ describe('the line shown of a docker failure', () => {
     expect(firstLine('time="x" level=error msg="error waiting for container: unexpected EOF"\n')).toBe('error waiting for container: unexpected EOF');
     expect(firstLine('error during connect: Get "http://x": command [ssh] has exited with exit status 255, ...: stderr=\n')).toMatch(/^error during connect/);
     expect(firstLine('docker: Error response from daemon: boom.\nSee docker run --help.\n')).toBe('Error response from daemon: boom.');
+  });
+});
+
+describe('docker key', () => {
+  it.each(['docker', 'podman-remote', '/usr/local/bin/docker'])('accepts %j', (d) => {
+    expect(v.safeParse(configSchema, { hosts: ['ssh://a'], docker: d }).success).toBe(true);
+  });
+  // A relative path is found from wherever tdv runs, and not at all by the watchdog (cwd /); `-v` is an option.
+  it.each(['./wrap.sh', 'bin/docker', '-v', ''])('refuses %j', (d) => {
+    const r = v.safeParse(configSchema, { hosts: ['ssh://a'], docker: d });
+    expect(r.success).toBe(false);
+    expect(r.issues?.[0].message).toContain('command name (found on PATH) or an absolute path');
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { mergeInputs } from '../../src/stages/job-spec.js';
 import { parseMemory } from '../../src/stages/load.js';
+import { ownerAlive, ownerLabel } from '../../src/repo/lib/runners.js';
 
 describe('job specs', () => {
   it('resources.memory: bytes, or K/M/G/T as powers of 1024 (Ki, MiB too); nothing else', () => {
@@ -23,5 +24,18 @@ describe('job specs', () => {
     const f = (p: string, sha = 'a'.repeat(64)) => ({ path: p, sha256: sha, size: 1 });
     expect(mergeInputs([f('b'), f('a'), f('b')])).toEqual([f('a'), f('b')]);
     expect(() => mergeInputs([f('a'), f('a', 'b'.repeat(64))])).toThrow(/a changed while the stage's inputs were being gathered/);
+  });
+});
+
+describe('owner labels (what a runner sweep leaves alone)', () => {
+  it('this process is alive; the same machine with a pid not running, or another start time, is not; another machine counts as alive', () => {
+    const me = ownerLabel();
+    expect(me).toMatch(/^[0-9a-f]{12}\.\d+\.\d+$/);
+    expect(me.length).toBeLessThanOrEqual(63);
+    expect(ownerAlive(me)).toBe(true);
+    expect(ownerAlive(me.replace(/\.(\d+)$/, '.1'))).toBe(false);
+    expect(ownerAlive(me.replace(/\.(\d+)\.(\d+)$/, '.4194300.1'))).toBe(false);
+    expect(ownerAlive(`000000000000.${process.pid}.1`)).toBe(true);
+    expect(ownerAlive('garbage')).toBe(false);
   });
 });

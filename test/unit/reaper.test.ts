@@ -82,15 +82,19 @@ describe('cleanup actions', () => {
     const fake = path.join(dir, 'docker');
     fs.writeFileSync(
       fake,
-      `#!/bin/sh\necho "$* $DOCKER_HOST" >> '${log}'\ncase "$4" in\n  there) echo there ;;\n  absent) echo "Error response from daemon: No such container: absent" >&2; exit 1 ;;\n  *) echo "Cannot connect to the Docker daemon" >&2; exit 1 ;;\nesac\n`,
+      `#!/bin/sh\necho "$* $DOCKER_HOST" >> '${log}'\ncase "$4" in\n  there) echo there ;;\n  absent) echo "Error response from daemon: No such container: absent" >&2; exit 1 ;;\n  absent0) echo "Error response from daemon: No such container: absent0" >&2; exit 0 ;;\n  *) echo "Cannot connect to the Docker daemon" >&2; exit 1 ;;\nesac\n`,
       { mode: 0o755 },
     );
     const env = { DOCKER_HOST: 'tcp://example:2376' };
     expect(await carryOut({ kind: 'docker-rm', docker: fake, args: ['rm', '--force', '--', 'there'], env })).toEqual({ stopped: true });
     expect(await carryOut({ kind: 'docker-rm', docker: fake, args: ['rm', '--force', '--', 'absent'], env })).toEqual({ gone: true });
+    // Docker 28's `rm --force` of a container already gone exits 0, saying so on stderr: gone, not stopped.
+    expect(await carryOut({ kind: 'docker-rm', docker: fake, args: ['rm', '--force', '--', 'absent0'], env })).toEqual({ gone: true });
     expect(await carryOut({ kind: 'docker-rm', docker: fake, args: ['rm', '--force', '--', 'down'], env })).toEqual({ failed: expect.stringContaining('Cannot connect to the Docker daemon') });
     expect(await carryOut({ kind: 'docker-rm', docker: path.join(dir, 'nope'), args: ['rm'] })).toEqual({ failed: expect.stringContaining('cannot run') });
-    expect(fs.readFileSync(log, 'utf8')).toBe('rm --force -- there tcp://example:2376\nrm --force -- absent tcp://example:2376\nrm --force -- down tcp://example:2376\n');
+    expect(fs.readFileSync(log, 'utf8')).toBe(
+      'rm --force -- there tcp://example:2376\nrm --force -- absent tcp://example:2376\nrm --force -- absent0 tcp://example:2376\nrm --force -- down tcp://example:2376\n',
+    );
   });
 
   it('http-delete: a DELETE with the headers given; 2xx stopped, 404 gone, other statuses failed', async () => {
@@ -163,7 +167,7 @@ describe('the next run sweeps journals of killed runs', () => {
     const pid = deadPid();
     const { own, file } = journal({ pid, start: '12345', host: os.hostname(), cmd: 'repro', actions: [{ action: { kind: 'pgid', pgid: g.pgid }, start: procStart(g.pgid) }] }, pid);
     const res = await sweepRunning(own, { graceMs: 300 });
-    expect(res).toEqual({ stopped: [`\`tdv repro\` (pid ${pid}): process group ${g.pgid}`], failed: [] });
+    expect(res).toEqual({ stopped: [`\`tdv repro\` (pid ${pid}) process group ${g.pgid}`], failed: [] });
     expect(await gone(g.mark)).toBe(true);
     expect(fs.existsSync(file)).toBe(false);
   });
@@ -201,7 +205,7 @@ describe('the next run sweeps journals of killed runs', () => {
   it("a dead run's journal named with this process's own pid (a reused pid) is swept, not taken for this run's", async () => {
     const g = await group();
     const { own, file } = journal({ pid: process.pid, start: '1', host: os.hostname(), cmd: 'repro', actions: [{ action: { kind: 'pgid', pgid: g.pgid }, start: procStart(g.pgid) }] }, process.pid);
-    expect((await sweepRunning(own, { graceMs: 300 })).stopped).toEqual([`\`tdv repro\` (pid ${process.pid}): process group ${g.pgid}`]);
+    expect((await sweepRunning(own, { graceMs: 300 })).stopped).toEqual([`\`tdv repro\` (pid ${process.pid}) process group ${g.pgid}`]);
     expect(await gone(g.mark)).toBe(true);
     expect(fs.existsSync(file)).toBe(false);
   });

@@ -11,6 +11,7 @@
  * section of config.yaml or config.local.yaml.
  */
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
 import * as v from 'valibot';
 import { FormatError, TdvError } from '../../errors.js';
@@ -18,6 +19,7 @@ import { type Config, LOCAL_RUNNER, RUNNER_TYPES, type RunnerSettings } from '..
 import { issueKeys, renderMessage, showKeys } from '../../formats/schema.js';
 import type { JobRunner, RunnerContext } from '../../stages/job.js';
 import type { Stage } from '../../stages/load.js';
+import { procStart } from '../../stages/reap-actions.js';
 import { type RunnerModule, runnerModule } from '../../stages/runners/registry.js';
 import type { Repo } from '../repo.js';
 
@@ -114,9 +116,37 @@ export function cloneId(repo: Repo): string {
   return createHash('sha256').update(`${os.hostname()}\0${repo.root}`).digest('hex').slice(0, 16);
 }
 
+/** This machine, as the first part of an owner label: a hash of its name and boot id. */
+function machineTag(): string {
+  let boot = '';
+  try {
+    boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    // not Linux: the name alone
+  }
+  return createHash('sha256').update(`${os.hostname()}\0${boot}`).digest('hex').slice(0, 12);
+}
+
+/** This process as an owner label value: `<machine>.<pid>.<start time>` (a valid Docker and Kubernetes label). */
+export function ownerLabel(): string {
+  return `${machineTag()}.${process.pid}.${procStart(process.pid) ?? '0'}`;
+}
+
+/**
+ * Whether the tdv that wrote owner label `owner` may still run: one on
+ * another machine (or boot) may, as far as this one can tell; one here runs
+ * when its pid is alive with the same start time (a reused pid is not it).
+ */
+export function ownerAlive(owner: string): boolean {
+  const m = /^([0-9a-f]{12})\.(\d+)\.(\d+)$/.exec(owner);
+  if (!m) return false;
+  if (m[1] !== machineTag()) return true;
+  return procStart(Number(m[2])) === m[3];
+}
+
 /** The context a runner factory gets. */
 export function runnerContext(repo: Repo, env: NodeJS.ProcessEnv = process.env): RunnerContext {
-  return { root: repo.root, repoId: cloneId(repo), env };
+  return { root: repo.root, repoId: cloneId(repo), env, owner: ownerLabel(), ownerAlive };
 }
 
 /** Creates configured runner `name` (its keys checked first). */

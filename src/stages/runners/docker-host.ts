@@ -86,6 +86,8 @@ export function hostProblem(url: unknown): string | undefined {
   }
   if (u.password) return 'holds a password; use an SSH key (ssh-agent or ~/.ssh/config) instead';
   if (u.hostname === '') return 'names no host';
+  // ssh would read `-oProxyCommand=...` as an option (docker refuses it too, later and less clearly).
+  if (u.hostname.startsWith('-') || decodeURIComponent(u.username).startsWith('-')) return 'names a host or user starting with "-"';
   if ((u.pathname !== '' && u.pathname !== '/') || u.search || u.hash) return 'has a path, query or fragment; give only user, host and port';
   if (u.protocol === 'ssh:') return undefined;
   if (u.protocol === 'tcp:') return u.port ? undefined : 'needs a port (tcp://host:2376)';
@@ -131,7 +133,14 @@ export const configSchema = v.looseObject({
       v.check((p) => path.isAbsolute(p), 'cert_path must be an absolute directory'),
     ),
   ),
-  docker: v.optional(v.pipe(v.string(), v.minLength(1))),
+  // A bare command (looked up on PATH) or an absolute path: a relative one would be found
+  // from wherever tdv runs, and not at all by the watchdog, which runs in `/`.
+  docker: v.optional(
+    v.pipe(
+      v.string(),
+      v.check((d) => /^[A-Za-z0-9_][A-Za-z0-9_.+-]*$/.test(d) || (d.startsWith('/') && !d.includes('\0')), 'must be a command name (found on PATH) or an absolute path'),
+    ),
+  ),
 });
 
 export const configKeys: Record<string, string> = {
@@ -185,7 +194,7 @@ const CLEANUP_ENV = ['PATH', 'HOME', 'SSH_AUTH_SOCK', 'DOCKER_CONFIG', 'DOCKER_T
  * (data, never the CLI's own environment), then RUN_SCRIPT with the commands
  * as its positional parameters.
  */
-export function createArgs(job: JobSpec, opts: { name: string; repoId: string; image: string; user?: string }): string[] {
+export function createArgs(job: JobSpec, opts: { name: string; repoId: string; image: string; user?: string; owner?: string }): string[] {
   const wdir = job.wdir === '.' || job.wdir === '' ? CONTAINER_ROOT : path.posix.join(CONTAINER_ROOT, job.wdir);
   const r = job.resources ?? {};
   return [
@@ -193,6 +202,7 @@ export function createArgs(job: JobSpec, opts: { name: string; repoId: string; i
     '--pull=never',
     `--name=${opts.name}`,
     `--label=tdv.repo=${opts.repoId}`,
+    ...(opts.owner ? [`--label=tdv.owner=${opts.owner}`] : []),
     `--label=tdv.stage=${job.stage}`,
     ...(opts.user ? [`--user=${opts.user}`] : []),
     ...(r.cpus !== undefined ? [`--cpus=${r.cpus}`] : []),
@@ -337,6 +347,7 @@ export class DockerHostRunner implements JobRunner {
   private readonly repoId: string;
   private readonly root: string;
   private readonly localEnv: NodeJS.ProcessEnv;
+  private readonly ctx: RunnerContext;
   /** Builds by tag (on the first host), so concurrent stages with one context build once. */
   private readonly builds = new Map<string, Promise<{ id: string; tag: string }>>();
 
@@ -347,6 +358,7 @@ export class DockerHostRunner implements JobRunner {
     this.repoId = ctx.repoId;
     this.root = ctx.root;
     this.localEnv = ctx.env;
+    this.ctx = ctx;
     this.hosts = cfg.hosts.map((url) => ({ url, args: hostArgs(url), env: hostEnv(ctx.env, url, cfg), busy: 0, images: new Map() }));
   }
 
@@ -414,7 +426,7 @@ export class DockerHostRunner implements JobRunner {
       liveContainers.delete(key);
       registered?.();
     };
-    const create = await this.call(host, createArgs(job, { name, repoId: this.repoId, image: image.id, user: this.user }), { io, signal }).catch(async (err: unknown) => {
+    const create = await this.call(host, createArgs(job, { name, repoId: this.repoId, image: image.id, user: this.user, owner: this.ctx.owner }), { io, signal }).catch(async (err: unknown) => {
       done();
       throw err;
     });
@@ -478,10 +490,14 @@ export class DockerHostRunner implements JobRunner {
     await Promise.all(
       this.hosts.map(async (host) => {
         try {
-          const ps = await this.call(host, ['ps', '--all', `--filter=label=tdv.repo=${repoId}`, '--format={{.Names}}']);
+          const ps = await this.call(host, ['ps', '--all', `--filter=label=tdv.repo=${repoId}`, '--format={{.Names}}\t{{.Label "tdv.owner"}}']);
           if (ps.code !== 0) throw this.failure(host, ps, {});
-          const names = ps.stdout.split('\n').filter(Boolean);
-          for (const n of names) if (await this.remove(host, n)) found.push(n);
+          for (const line of ps.stdout.split('\n').filter(Boolean)) {
+            const [n, owner] = line.split('\t');
+            // A container whose tdv still runs is not a leftover (another repro of a clone with this id).
+            if (!n || (owner && this.ctx.ownerAlive?.(owner))) continue;
+            if (await this.remove(host, n)) found.push(n);
+          }
         } catch (err) {
           this.onDebug?.(`runner ${this.name}: sweep of ${host.url} failed: ${(err as Error).message}`);
           failed.push(err as Error);

@@ -105,6 +105,8 @@ export interface ManifestInput {
   name: string;
   namespace: string;
   repoId: string;
+  /** The tdv process that creates the Job (RunnerContext.owner): a sweep leaves a live owner's Jobs alone. */
+  owner?: string;
   stage: string;
   /** The stage's image, pinned (`name@sha256:...`). */
   image: string;
@@ -258,7 +260,7 @@ export function jobManifest(m: ManifestInput): Record<string, unknown> {
   if (res?.memory !== undefined) amounts.memory = String(res.memory);
   if (res?.gpus !== undefined) amounts['nvidia.com/gpu'] = String(res.gpus);
   const boundary = `tdv-${createHash('sha256').update(m.name).digest('hex').slice(0, 24)}`;
-  const labels = { 'tdv.repo': labelValue(m.repoId), 'tdv.stage': labelValue(m.stage) };
+  const labels: Record<string, string> = { 'tdv.repo': labelValue(m.repoId), 'tdv.stage': labelValue(m.stage), ...(m.owner ? { 'tdv.owner': labelValue(m.owner) } : {}) };
   const spec: Record<string, unknown> = {
     restartPolicy: 'Never',
     volumes: [{ name: 'tdv', emptyDir: {} }],
@@ -581,7 +583,7 @@ interface Pod {
   };
 }
 interface Job {
-  metadata: { name: string };
+  metadata: { name: string; labels?: Record<string, string> };
   status?: { active?: number; succeeded?: number; failed?: number; completionTime?: string; conditions?: { type: string; status: string; reason?: string; message?: string }[] };
 }
 
@@ -673,6 +675,7 @@ export class KubernetesRunner implements JobRunner {
       name,
       namespace,
       repoId: this.ctx.repoId,
+      owner: this.ctx.owner,
       stage: job.stage,
       image,
       helperImage: this.cfg.helper_image ?? DEFAULT_HELPER_IMAGE,
@@ -873,6 +876,9 @@ export class KubernetesRunner implements JobRunner {
     for (const j of jobs.items) {
       const finished = j.status?.completionTime || j.status?.conditions?.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
       if (finished) continue;
+      // A Job whose tdv still runs is not a leftover (another repro of a clone with this id).
+      const owner = j.metadata.labels?.['tdv.owner'];
+      if (owner && this.ctx.ownerAlive?.(owner)) continue;
       await this.deleteJob(api, j.metadata.name);
       stopped.push(j.metadata.name);
     }
