@@ -4,7 +4,7 @@ import { TdvError, UsageError } from '../errors.js';
 import { TDV_DIR } from '../formats/layout.js';
 import { type Dag, withDownstream, withUpstream } from '../stages/graph.js';
 import { type Stage, stageCommands } from '../stages/load.js';
-import { type LockedPath, lockedStage, type LockFile, readLock, writeLock } from '../stages/lock.js';
+import { type LockedPath, type LockedStage, lockedStage, type LockFile, readLock, writeLock } from '../stages/lock.js';
 import { ParamsReader } from '../stages/params.js';
 import { RunCache, type RunEntry, recordMismatch } from '../stages/run-cache.js';
 import { schedule } from '../stages/schedule.js';
@@ -29,6 +29,7 @@ import { LOCAL_RUNNER } from '../formats/config.js';
 import type { CleanupAction, JobRunner } from '../stages/job.js';
 import { type ChosenRunner, chooseRunner, cloneId, createRunner } from './lib/runners.js';
 import { ingestOutputs, jobIO, newStaging, stageJob } from './lib/job.js';
+import type { ItemsOutcome } from './lib/items.js';
 
 export interface ReproOptions {
   /** Stage names; none means every stage. Given names run with their upstream (or downstream). */
@@ -102,8 +103,11 @@ export type ReproEvent =
   | { type: 'output'; stage: string; chunk: Buffer; stream: 'stdout' | 'stderr' }
   | { type: 'debug'; stage: string; line: string }
   | { type: 'restored'; stage: string }
-  | ({ type: 'done'; stage: string; seconds: number } & Partial<RanOn>)
+  | ({ type: 'done'; stage: string; seconds: number; items?: ItemCounts } & Partial<RanOn>)
   | { type: 'failed'; stage: string; message: string; logTail: string[] };
+
+/** A per-item stage's items: how many there are, ran, came from the run-cache, were unchanged, and earlier ones whose results left. */
+export type ItemCounts = ItemsOutcome['counts'];
 
 const SETTLED = new Set<ReproEvent['type']>(['skip', 'restored', 'done', 'failed']);
 
@@ -116,6 +120,8 @@ export interface ReproResult {
   blocked: string[];
   /** The stages of `ran` that ran on another runner: which, where and when. */
   runs?: ({ stage: string } & RanOn)[];
+  /** The per-item (`foreach-file`) stages of `ran`, with their item counts. */
+  items?: ({ stage: string } & ItemCounts)[];
   /** With `dry`: every selected stage with the reasons it would run (empty: up to date, or frozen). */
   plan?: { stage: string; reasons: string[]; frozen?: boolean }[];
   /**
@@ -461,6 +467,7 @@ class Run {
       }
     }
     const away = this.elsewhere(name);
+    if (stage.items && away === undefined) return this.itemsStage(stage, inputs, reasons, locked, key, res);
     if (away !== undefined) return this.runElsewhere(stage, away, inputs, reasons, res);
     const started = Date.now();
     const where = inputs.image ? 'docker' : 'local';
@@ -568,6 +575,97 @@ class Run {
     if (cacheable) this.runCache.put(key, { outs, metrics });
     res.ran.push(name);
     this.emit({ type: 'done', stage: name, seconds: (Date.now() - started) / 1000 });
+    return true;
+  }
+
+  /**
+   * Runs a per-item stage (`foreach-file`, lib/items.ts): the items that
+   * changed run in batches (a shell or a container each), each item's result
+   * cached as its batch ends; the output directory made of every item's
+   * result is then checked out through the checkout engine (files of items
+   * that are gone leave it) and recorded in tdv.lock and the run-cache.
+   */
+  private async itemsStage(stage: Stage, inputs: StageInputs, reasons: string[], locked: LockedStage | undefined, key: string, res: ReproResult): Promise<boolean> {
+    const name = stage.name;
+    const started = Date.now();
+    this.emit({ type: 'start', stage: name, reasons, where: inputs.image ? 'docker' : 'local' });
+    const own = this.repo.own;
+    own.mkdirp('logs');
+    addGitignoreEntry(own, 'logs');
+    const logRel = `logs/${name}.log`;
+    const logShown = `${TDV_DIR}/${logRel}`;
+    const log = own.openForWrite(logRel);
+    let logOpen = true;
+    const closeLog = () => {
+      if (logOpen) fs.closeSync(log);
+      logOpen = false;
+    };
+    const fail = (message: string) => {
+      closeLog();
+      res.failed.push({ stage: name, error: message, log: logShown });
+      this.emit({ type: 'failed', stage: name, message, logTail: tail(own, logRel) });
+      return false;
+    };
+    let outcome: ItemsOutcome;
+    try {
+      const { runItems } = await import('./lib/items.js');
+      const runner = inputs.image ? await this.dockerRunner() : await this.localRunner();
+      const jobs = Math.max(1, this.opts.jobs ?? (await import('node:os')).availableParallelism());
+      outcome = await runItems(
+        this.repo,
+        stage,
+        inputs,
+        locked,
+        {
+          runCache: this.runCache,
+          reuse: !this.opts.force,
+          restore: this.opts.runCache !== false,
+          jobs,
+          keepGoing: this.opts.keepGoing === true,
+          container: inputs.image !== undefined,
+          signal: this.opts.signal,
+          onNote: (line) => {
+            if (logOpen) fs.writeSync(log, `${line}\n`);
+            this.emit({ type: 'debug', stage: name, line });
+          },
+          runBatch: (cmd) =>
+            runner.run({
+              stage: name,
+              cmd,
+              root: this.repo.root,
+              cwd: path.join(this.repo.root, stage.wdir),
+              env: stage.env,
+              image: inputs.image,
+              signal: this.opts.signal,
+              onCleanup: this.reaper?.register,
+              onDebug: (line) => this.emit({ type: 'debug', stage: name, line }),
+              onOutput: (chunk, stream) => {
+                if (logOpen) fs.writeSync(log, chunk);
+                this.emit({ type: 'output', stage: name, chunk, stream });
+              },
+            }),
+        },
+        logShown,
+      );
+    } catch (err) {
+      if (!(err instanceof TdvError)) throw err;
+      return fail(err.message);
+    }
+    closeLog();
+    if (outcome.failure || !outcome.out) return fail(outcome.failure ?? `stage "${name}" produced no output; bug`);
+    try {
+      const guard = this.guardFor(stage);
+      const entry: RunEntry = { outs: [outcome.out], metrics: [] };
+      if (!(await this.materialise(stage, entry, guard, `stage ${name}`))) return fail(`stage "${name}": the results of its items are not all in the cache; run it again with --force`);
+      await this.record(stage, inputs, entry.outs, []);
+      this.runCache.put(key, entry);
+    } catch (err) {
+      if (err instanceof UnsafePathError) return fail(`stage "${name}": ${err.message}; nothing was recorded for it`);
+      throw err;
+    }
+    res.ran.push(name);
+    (res.items ??= []).push({ stage: name, ...outcome.counts });
+    this.emit({ type: 'done', stage: name, seconds: (Date.now() - started) / 1000, items: outcome.counts });
     return true;
   }
 

@@ -9,6 +9,7 @@ import { STAGE_NAME, STAGE_NAME_RULE } from './names.js';
 import { type At, dictOf, fail, isMapping, listOf, onlyKeys, pathItem, validate } from '../formats/schema.js';
 import { expandStages, fileReader, mergeParams, withQuoteHint } from './template.js';
 import type { Resources } from './job.js';
+import { ALL_FILES, type ItemSpec, patternProblem, unknownItemRefs } from './items.js';
 
 export const PIPELINE_FILE = 'tdv.yaml';
 export const PARAMS_FILE = 'params.yaml';
@@ -60,6 +61,11 @@ export interface Stage {
   runnerWhere?: string;
   /** `resources: {cpus, memory, gpus}`: what the stage asks of the runner (memory in bytes). */
   resources?: Resources;
+  /**
+   * `foreach-file: {dir, pattern}`: a per-item stage (stages/items.ts). `dir`
+   * (repo-relative) is also in `deps`; the one entry of `outs` is the output directory.
+   */
+  items?: ItemSpec;
 }
 
 /** A stage's commands in the order they run (`cmd` in either form). */
@@ -96,7 +102,7 @@ const NOT_OUTPUTS: Record<string, string> = {
 const CONTROL_FILES = new Set(['.gitignore', '.gitattributes', '.tdvignore']);
 const POINTER_SUFFIX = '.tdv';
 
-const STAGE_KEYS = ['cmd', 'image', 'build', 'deps', 'params', 'outs', 'metrics', 'env', 'wdir', 'runner', 'resources', 'frozen', 'always_changed', 'desc', 'meta'] as const;
+const STAGE_KEYS = ['cmd', 'image', 'build', 'foreach-file', 'deps', 'params', 'outs', 'metrics', 'env', 'wdir', 'runner', 'resources', 'frozen', 'always_changed', 'desc', 'meta'] as const;
 /** Keys an entry of `outs` or `metrics` may have in its long form `- path: {cache: false}`. */
 const OUT_KEYS = ['cache', 'persist', 'desc'] as const;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -195,6 +201,7 @@ function stageSchema(name: string) {
       ),
     ),
     resources: v.optional(resourcesSchema(name)),
+    'foreach-file': v.optional(itemsSchema(name)),
     meta: v.optional(v.unknown()),
   } satisfies Record<(typeof STAGE_KEYS)[number], v.GenericSchema>;
   return v.pipe(
@@ -301,6 +308,30 @@ function outEntry(name: string, k: 'outs' | 'metrics', i: number) {
       v.transform((o): OutEntry => ({ ...o[p], path: p })),
     );
   });
+}
+
+/** `foreach-file`: `{dir, pattern}` (pattern optional: every file). */
+function itemsSchema(name: string) {
+  const of = `of "foreach-file" in stage "${name}"`;
+  const example = 'e.g. foreach-file: {dir: data/images, pattern: "*.jpg"}';
+  return v.pipe(
+    v.custom<Record<string, unknown>>(isMapping, fail(`"foreach-file" of stage "${name}" must be a mapping with "dir" (and "pattern")`, example)),
+    onlyKeys(['dir', 'pattern'], (k) => fail(`unknown key "${k}" ${of}`, 'Known keys: dir, pattern')),
+    v.check((o) => o.dir !== undefined, fail(`"foreach-file" of stage "${name}" has no "dir": the directory whose files are the items`, example)),
+    v.object({
+      dir: nonEmptyString(fail(`"dir" ${of} must be a directory path`, example)),
+      pattern: v.optional(
+        v.pipe(
+          v.string(fail(`"pattern" ${of} must be a glob pattern such as "*.jpg"`)),
+          v.rawCheck<string>(({ dataset, addIssue }) => {
+            const problem = dataset.typed ? patternProblem(dataset.value) : undefined;
+            if (problem !== undefined) addIssue({ message: fail(`"pattern" ${of} ${problem}`, 'Write a glob relative to the directory, e.g. "*.jpg" or "2026/**/*.csv"') });
+          }),
+        ),
+        ALL_FILES,
+      ),
+    }),
+  );
 }
 
 /** `params`: keys of params.yaml, or `{file: [keys]}`. */
@@ -429,18 +460,27 @@ function resolveStage(root: string, name: string, b: StageBody, at: At, opts: Lo
     }
     noSymlinkOnTheWay(root, context, at(['build', 'context']), name, 'build.context', true);
   }
+  const deps = list(
+    'deps',
+    b.deps.map((p) => ({ path: p })),
+  );
+  const outs = list('outs', b.outs);
+  const metrics = list('metrics', b.metrics);
+  let items: ItemSpec | undefined;
+  if (b['foreach-file'] !== undefined) {
+    items = perItem(root, wdir, name, b, at, { deps, outs, metrics, uncached, persist });
+    // The input directory is a dep like any other (the DAG, status and tdv.lock see it).
+    if (!deps.includes(items.dir)) deps.unshift(items.dir);
+  }
   return {
     name,
     cmd: b.cmd,
     ...(b.image !== undefined ? { image: b.image } : {}),
     ...(build ? { build } : {}),
-    deps: list(
-      'deps',
-      b.deps.map((p) => ({ path: p })),
-    ),
+    deps,
     params: resolveParams(root, wdir, name, b.params, at),
-    outs: list('outs', b.outs),
-    metrics: list('metrics', b.metrics),
+    outs,
+    metrics,
     env: b.env,
     wdir,
     where: at([]),
@@ -453,7 +493,36 @@ function resolveStage(root: string, name: string, b: StageBody, at: At, opts: Lo
     ...(b.meta !== undefined ? { meta: b.meta } : {}),
     ...(b.runner !== undefined ? { runner: b.runner, runnerWhere: at(['runner']) } : {}),
     ...(b.resources !== undefined ? { resources: defined(b.resources) } : {}),
+    ...(items ? { items } : {}),
   };
+}
+
+/**
+ * A per-item stage's `foreach-file`, checked against the rest of the stage:
+ * one cached output directory (the items' results), no metrics, no outputs
+ * that persist or are kept in Git, no `always_changed` (items rerun by
+ * content), and only the `${item...}`/`${out}` references tdv fills in.
+ */
+function perItem(root: string, wdir: string, name: string, b: StageBody, at: At, o: { deps: string[]; outs: string[]; metrics: string[]; uncached: Set<string>; persist: Set<string> }): ItemSpec {
+  const spec = b['foreach-file']!;
+  const where = at(['foreach-file']);
+  const dir = repoPath(root, wdir, spec.dir, at(['foreach-file', 'dir']), name, 'foreach-file dir');
+  noSymlinkOnTheWay(root, dir, at(['foreach-file', 'dir']), name, 'foreach-file dir', true);
+  const bad = (message: string, fix: string): never => {
+    throw new FormatError(where, `stage "${name}": ${message}`, fix);
+  };
+  if (o.outs.length !== 1) bad(`a foreach-file stage has exactly one entry in "outs", the directory the items' results go to (it has ${o.outs.length})`, 'e.g. outs: [data/thumbs]');
+  const out = o.outs[0]!;
+  if (o.metrics.length) bad('a foreach-file stage cannot have "metrics"', 'Compute metrics in a stage that reads its output directory');
+  if (o.uncached.size || o.persist.size) bad(`its output directory ${quotePath(out)} cannot be "cache: false" or "persist: true": tdv builds it from the items' results`, 'Remove the option');
+  if (b.always_changed) bad('"always_changed" has no meaning for a foreach-file stage: items rerun when they or the stage change', 'Remove always_changed, or use tdv repro --force');
+  const inside = (a: string, c: string) => a === c || c.startsWith(`${a}/`);
+  if (inside(dir, out) || inside(out, dir)) bad(`its output directory ${quotePath(out)} and its input directory ${quotePath(dir)} overlap`, 'Write the results to a directory of their own');
+  for (const c of stageCommands(b)) {
+    const unknown = unknownItemRefs(c);
+    if (unknown.length) bad(`${unknown[0]} in "cmd" is not something tdv fills in`, 'Use ${item}, ${item.name}, ${item.stem}, ${item.ext}, ${item.rel}, ${item.dir} or ${out}');
+  }
+  return { dir, pattern: spec.pattern };
 }
 
 /** `o` without its undefined values (a `resources` key not written is not there). */

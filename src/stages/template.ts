@@ -407,10 +407,20 @@ function resolveStage(ctx: Context, written: string, name: string, raw: unknown,
     }
   };
   const resolver: Resolver = { ctx, locals, stage: name, track, ...(itemPaths ? { itemPaths } : {}) };
+  // A per-item stage's command names `${item...}` and `${out}`, which tdv fills in for each item
+  // when it runs (stages/items.ts): left as written there. A foreach or matrix sets `item` too.
+  let perItem: Resolver | undefined;
+  if (isMapping(raw) && raw['foreach-file'] !== undefined) {
+    if (locals.has('item')) {
+      throw new FormatError(at(['foreach-file']), `stage "${name}" has "foreach-file" inside a foreach or matrix: both set \${item}`, 'Make it a stage of its own, outside the foreach or matrix');
+    }
+    reserved(ctx, name, at(['foreach-file']), ['item', 'out']);
+    perItem = { ...resolver, runtime: new Set(['item', 'out']) };
+  }
   // A `cmd` YAML read as a mapping is load.ts's to refuse, with its hint to quote it.
   // `meta` is free data for other tools, which may use ${...} themselves: left as written.
   const entries = isMapping(raw) ? Object.entries(raw).filter(([k]) => k !== 'vars') : [];
-  const body = isMapping(raw) ? Object.fromEntries(entries.map(([k, v]) => [k, k === 'meta' ? v : walk(resolver, v, [k], at)])) : raw;
+  const body = isMapping(raw) ? Object.fromEntries(entries.map(([k, v]) => [k, k === 'meta' ? v : walk(k === 'cmd' && perItem ? perItem : resolver, v, [k], at)])) : raw;
   const params = [...used.values()].sort((a, b) => (a.file === b.file ? (a.key < b.key ? -1 : 1) : a.file < b.file ? -1 : 1));
   return { name, written, body, at, params };
 }
@@ -421,6 +431,8 @@ interface Resolver {
   stage: string;
   track: (b: Bound) => void;
   itemPaths?: Map<string, string[]>;
+  /** Names filled in when the stage runs, left as written (a per-item stage's `item` and `out`). */
+  runtime?: ReadonlySet<string>;
 }
 
 function walk(r: Resolver, v: unknown, keys: Keys, at: At): unknown {
@@ -486,6 +498,7 @@ function lookup(r: Resolver, expr: string, at: string): Bound {
     throw new FormatError(at, `\${${expr}} in stage "${r.stage}" is not a variable reference such as \${name} or \${name.key}`, 'For a literal ${ write \\${ (a shell variable can be written $NAME)');
   }
   const [head, ...rest] = parts as [string, ...string[]];
+  if (r.runtime?.has(head)) return { value: `\${${expr}}` };
   const local = r.locals.get(head);
   let value: unknown;
   let p: string[] | undefined;

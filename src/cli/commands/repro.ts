@@ -1,5 +1,5 @@
 import { InterruptedError, type StopSignal, TdvError } from '../../errors.js';
-import type { ReproEvent, ReproOptions, ReproResult } from '../../repo/repro.js';
+import type { ItemCounts, ReproEvent, ReproOptions, ReproResult } from '../../repo/repro.js';
 import { escapeLine, type Output, plural } from '../../ui/output.js';
 import { type CliContext, examples, type FlagsOf, parseJobs, type Program } from '../context.js';
 import { q } from '../render.js';
@@ -78,6 +78,14 @@ function summarize(out: Output, res: ReproResult, dry: boolean): void {
   else out.info(`${parts.join(', ')}.`);
 }
 
+/** `10 of 100,010 items ran; 100,000 unchanged, 3 from the run-cache, 2 removed`. */
+function itemsLine(c: ItemCounts): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  const parts = [`${n(c.ran)} of ${n(c.items)} item${c.items === 1 ? '' : 's'} ran`];
+  const rest = [c.unchanged && `${n(c.unchanged)} unchanged`, c.restored && `${n(c.restored)} from the run-cache`, c.dropped && `${n(c.dropped)} gone or changed`].filter(Boolean);
+  return rest.length ? `${parts[0]}; ${rest.join(', ')}` : parts[0]!;
+}
+
 /** Prints stage events; output of parallel stages goes line by line, prefixed by the stage name. */
 class StagePrinter {
   private readonly partial = new Map<string, string>();
@@ -129,7 +137,9 @@ class StagePrinter {
         break;
       case 'done':
         this.flush(e.stage);
-        this.out.info(`${p.green('done')} ${e.stage} in ${e.seconds.toFixed(1)} s${e.runner ? ` on ${escapeLine(e.runner)} (${escapeLine(e.where ?? '?')})` : ''}`);
+        this.out.info(
+          `${p.green('done')} ${e.stage} in ${e.seconds.toFixed(1)} s${e.runner ? ` on ${escapeLine(e.runner)} (${escapeLine(e.where ?? '?')})` : ''}${e.items ? `: ${itemsLine(e.items)}` : ''}`,
+        );
         break;
       case 'failed':
         this.flush(e.stage);

@@ -1,0 +1,298 @@
+/**
+ * Running a per-item stage (`foreach-file`, stages/items.ts): which items
+ * need their command run, running them in batches (one process or one
+ * container per batch, up to `jobs` at once), caching each item's result as
+ * it comes, and the output directory's manifest made of every item's result.
+ *
+ *   items now ──┬─ unchanged since tdv.lock ──> their files in the old output (kept)
+ *               ├─ in the run-cache (same stage key, path, content) ──> restored
+ *               └─ otherwise ──> batches ──> each item's ${out} cached, recorded per item
+ *   items gone or changed: their files leave the output (named by their run records)
+ *
+ * The workspace is not touched here: the caller checks the result out through
+ * the checkout engine and records it in tdv.lock.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { TdvError } from '../../errors.js';
+import { isDirOid } from '../../formats/oid.js';
+import { type ManifestEntry, serializeManifest, sortEntries } from '../../formats/manifest.js';
+import { posixShellWord, quotePath, relPathProblem } from '../../formats/paths.js';
+import { batchScript, type BatchItem, type Item, itemKey, itemsStageKey, itemVars, parseStatus, selectItems } from '../../stages/items.js';
+import type { Stage } from '../../stages/load.js';
+import type { LockedPath, LockedStage } from '../../stages/lock.js';
+import type { RunCache, RunEntry } from '../../stages/run-cache.js';
+import type { RunResult } from '../../stages/runner.js';
+import type { StageInputs } from '../../stages/status.js';
+import { hashWorkspace } from './hashing.js';
+import { newStaging } from './job.js';
+import type { Repo } from '../repo.js';
+
+export interface ItemsOptions {
+  runCache: RunCache;
+  /** Use the run-cache and what tdv.lock says is unchanged (false with --force / --no-run-cache). */
+  reuse: boolean;
+  /** Read per-item results from the run-cache (false with --no-run-cache). */
+  restore: boolean;
+  jobs: number;
+  keepGoing: boolean;
+  /** Whether batches run in containers (bigger batches: a container costs far more to start than a shell). */
+  container: boolean;
+  signal?: AbortSignal;
+  /** Runs `sh SCRIPT` for a batch, in the stage's working directory (locally or in its container). */
+  runBatch(cmd: string): Promise<RunResult>;
+  /** Log lines of tdv's own (which batch runs which items). */
+  onNote?(line: string): void;
+}
+
+export interface ItemsOutcome {
+  /** The output directory as tdv.lock records it (its manifest is in the cache). */
+  out?: LockedPath;
+  /** How many items ran, came from the run-cache, were unchanged, and how many earlier items' results left. */
+  counts: { items: number; ran: number; restored: number; unchanged: number; dropped: number };
+  /** Why the stage failed (items failed or the run was interrupted); results of items that succeeded are kept in the run-cache. */
+  failure?: string;
+}
+
+interface Result {
+  item: Item;
+  entries: ManifestEntry[];
+}
+
+/**
+ * Decides, runs and assembles a per-item stage. `locked` is what tdv.lock
+ * recorded for it (the cheap path for "10 new of 100,000": only changed
+ * items are looked up); `log` names the stage's log for messages.
+ */
+export async function runItems(repo: Repo, stage: Stage, inputs: StageInputs, locked: LockedStage | undefined, o: ItemsOptions, log: string): Promise<ItemsOutcome> {
+  const spec = stage.items!;
+  const outDir = stage.outs[0]!;
+  const st = await hashWorkspace(repo, { abs: repo.guard.abs(spec.dir), rel: spec.dir }, { needEntries: true });
+  if (st.kind !== 'dir') {
+    throw new TdvError('NOT_A_DIRECTORY', `${stage.where}: "foreach-file" dir ${quotePath(spec.dir)} of stage "${stage.name}" is not a directory; name the directory whose files are the items`);
+  }
+  const items = selectItems(st.entries ?? repo.store.readManifest(st.oid), spec.pattern);
+  const key = itemsStageKey(stage, spec, inputs);
+  const counts = { items: items.length, ran: 0, restored: 0, unchanged: 0, dropped: 0 };
+
+  // Files of the output that stay as they are, and the items still to get a result for.
+  let kept: ManifestEntry[] = [];
+  let todo: Item[] = items;
+  const cheap = o.reuse ? unchangedSinceLock(repo, stage, locked, items, key, o.runCache) : undefined;
+  if (cheap) {
+    kept = cheap.kept;
+    todo = cheap.todo;
+    counts.unchanged = items.length - todo.length;
+    counts.dropped = cheap.dropped;
+  }
+  const results: Result[] = [];
+  const toRun: Item[] = [];
+  for (const item of todo) {
+    const hit = o.restore && o.reuse ? recorded(repo, o.runCache, itemKey(key, item), outDir) : undefined;
+    if (hit) {
+      results.push({ item, entries: hit });
+      counts.restored++;
+    } else toRun.push(item);
+  }
+  const failure = toRun.length ? await runBatches(repo, stage, toRun, key, o, results, log) : undefined;
+  counts.ran = results.length - counts.restored;
+  if (failure) return { counts, failure };
+
+  // The output: what stays, plus every new result; two items writing one name is an error.
+  const owner = new Map<string, string>();
+  for (const e of kept) owner.set(e.relpath, '');
+  const all = [...kept];
+  for (const r of results) {
+    for (const e of r.entries) {
+      const other = owner.get(e.relpath);
+      if (other !== undefined) {
+        const by = other === '' ? 'an unchanged item' : `item ${quotePath(other)}`;
+        return {
+          counts,
+          failure: `stage "${stage.name}": item ${quotePath(`${spec.dir}/${r.item.rel}`)} wrote ${quotePath(`${outDir}/${e.relpath}`)}, which ${by} wrote too; make each item's output names its own (e.g. \${out}/\${item.stem}.png) (log: ${log})`,
+        };
+      }
+      owner.set(e.relpath, `${spec.dir}/${r.item.rel}`);
+      all.push(e);
+    }
+  }
+  const sorted = sortEntries(all);
+  const oid = repo.store.addBufferSync(serializeManifest(sorted), true);
+  return { counts, out: { path: outDir, sha256: oid, size: sorted.reduce((n, e) => n + e.size, 0), nfiles: sorted.length } };
+}
+
+/**
+ * The cheap path: when tdv.lock recorded this stage with the same stage key,
+ * and the cache still has the old input and output manifests, only items
+ * added, changed or removed since are looked at. The files of removed and
+ * changed items are found through their run records; without one, undefined
+ * (every item is then looked up in the run-cache instead).
+ */
+function unchangedSinceLock(
+  repo: Repo,
+  stage: Stage,
+  locked: LockedStage | undefined,
+  items: Item[],
+  key: string,
+  runCache: RunCache,
+): { kept: ManifestEntry[]; todo: Item[]; dropped: number } | undefined {
+  const spec = stage.items!;
+  if (!locked) return undefined;
+  const lockedKey = itemsStageKey({ ...stage, cmd: locked.cmd }, spec, { ...(locked.image ? { image: locked.image } : {}), deps: locked.deps, params: locked.params });
+  if (lockedKey !== key) return undefined;
+  const oldDir = locked.deps.find((d) => d.path === spec.dir)?.sha256;
+  const oldOut = locked.outs.find((d) => d.path === stage.outs[0])?.sha256;
+  if (!oldDir || !oldOut || !isDirOid(oldDir) || !isDirOid(oldOut) || !repo.store.has(oldDir) || !repo.store.has(oldOut)) return undefined;
+  let before: Item[];
+  let out: ManifestEntry[];
+  try {
+    before = selectItems(repo.store.readManifest(oldDir), spec.pattern);
+    out = repo.store.readManifest(oldOut);
+  } catch (err) {
+    if (err instanceof TdvError) return undefined;
+    throw err;
+  }
+  const now = new Map(items.map((i) => [i.rel, i.sha256]));
+  const gone = new Set<string>();
+  let dropped = 0;
+  for (const b of before) {
+    if (now.get(b.rel) === b.sha256) continue;
+    const files = recorded(repo, runCache, itemKey(key, b), stage.outs[0]!);
+    if (!files) return undefined;
+    for (const f of files) gone.add(f.relpath);
+    dropped++;
+  }
+  const was = new Map(before.map((b) => [b.rel, b.sha256]));
+  return { kept: out.filter((e) => !gone.has(e.relpath)), todo: items.filter((i) => was.get(i.rel) !== i.sha256), dropped };
+}
+
+/**
+ * The files an item's run record names (its result directory's manifest),
+ * or undefined when there is no usable record: none, malformed, or its
+ * manifest not in the cache. A record is data (it may come from a remote):
+ * its manifest's names are checked like any manifest's.
+ */
+function recorded(repo: Repo, runCache: RunCache, key: string, outDir: string): ManifestEntry[] | undefined {
+  const entry = runCache.get(key);
+  const o = entry?.outs[0];
+  if (!entry || entry.outs.length !== 1 || entry.metrics.length || o?.path !== outDir || !isDirOid(o.sha256) || !repo.store.has(o.sha256)) return undefined;
+  try {
+    const files = repo.store.readManifest(o.sha256);
+    if (files.some((f) => !repo.store.has(f.sha256))) return undefined;
+    return files;
+  } catch (err) {
+    if (err instanceof TdvError) return undefined;
+    throw err;
+  }
+}
+
+/** Items per batch: a shell per few dozen items locally, one container per `jobs`-th of them (at most 2,000: the script stays small). */
+function batchSize(n: number, o: ItemsOptions): number {
+  return o.container ? Math.min(2000, Math.max(1, Math.ceil(n / o.jobs))) : Math.min(256, Math.max(1, Math.ceil(n / (o.jobs * 4))));
+}
+
+/**
+ * Runs `items` in batches, up to `jobs` at once, caching each item's result
+ * as its batch ends (so a failure or Ctrl-C keeps what finished). Returns why
+ * the stage failed, or undefined. Unless `keepGoing`, no batch starts after
+ * an item failed.
+ */
+async function runBatches(repo: Repo, stage: Stage, items: Item[], key: string, o: ItemsOptions, results: Result[], log: string): Promise<string | undefined> {
+  const spec = stage.items!;
+  const staging = newStaging(repo, stage.name);
+  const size = batchSize(items.length, o);
+  const batches: Item[][] = [];
+  for (let i = 0; i < items.length; i += size) batches.push(items.slice(i, i + size));
+  const failed: { item: Item; why: string }[] = [];
+  let next = 0;
+  let stop = false;
+  const cmds = typeof stage.cmd === 'string' ? [stage.cmd] : stage.cmd;
+  const one = async (b: number): Promise<void> => {
+    const batch = batches[b]!;
+    const base = b * size;
+    const list: BatchItem[] = batch.map((item, i) => ({ index: base + i, vars: itemVars(spec.dir, item.rel, stage.wdir, path.join(staging.abs, 'o', String(base + i))) }));
+    const statusRel = `${staging.rel}/b${b}.status`;
+    const scriptRel = `${staging.rel}/b${b}.sh`;
+    repo.own.writeFile(scriptRel, batchScript(cmds, list, repo.own.abs(statusRel), o.keepGoing));
+    o.onNote?.(`tdv: batch ${b + 1} of ${batches.length}: ${batch.length} item${batch.length === 1 ? '' : 's'} from ${quotePath(`${spec.dir}/${batch[0]!.rel}`)}`);
+    const res = await o.runBatch(`sh ${posixShellWord(repo.own.abs(scriptRel))}`);
+    const status = parseStatus(repo.own.readText(statusRel) ?? '');
+    let reported = false;
+    for (const [i, item] of batch.entries()) {
+      const s = status.get(base + i);
+      if (s === undefined) {
+        // Not run (the batch stopped early), or cut short: the first of these failed with the batch.
+        if (!reported && res.exitCode !== 0 && !o.signal?.aborted && !failed.some((f) => batch.includes(f.item))) {
+          failed.push({ item, why: res.signal ? `killed by ${res.signal}` : `its batch ended with exit code ${res.exitCode}` });
+          reported = true;
+        }
+        continue;
+      }
+      if (s !== 0) {
+        failed.push({ item, why: `exit code ${s}` });
+        continue;
+      }
+      try {
+        const entries = await ingestItem(repo, path.join(staging.abs, 'o', String(base + i)));
+        const oid = repo.store.addBufferSync(serializeManifest(entries), true);
+        const record: RunEntry = { outs: [{ path: stage.outs[0]!, sha256: oid, size: entries.reduce((n, e) => n + e.size, 0), nfiles: entries.length }], metrics: [] };
+        o.runCache.put(itemKey(key, item), record);
+        results.push({ item, entries });
+      } catch (err) {
+        if (!(err instanceof TdvError)) throw err;
+        failed.push({ item, why: err.message });
+      }
+    }
+    if (failed.length && !o.keepGoing) stop = true;
+  };
+  const worker = async () => {
+    while (!stop && !o.signal?.aborted && next < batches.length) await one(next++);
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(o.jobs, batches.length) }, worker));
+  } finally {
+    try {
+      staging.remove();
+    } catch {
+      /* a leftover under .tdv/tmp, removed by a later cleanup */
+    }
+  }
+  const kept = results.length ? `; the ${results.length} item result${results.length === 1 ? '' : 's'} that succeeded ${results.length === 1 ? 'is' : 'are'} kept for the rerun` : '';
+  if (o.signal?.aborted) return `stage "${stage.name}" was interrupted; nothing was recorded for it${kept}`;
+  if (!failed.length) return undefined;
+  const shown = failed.slice(0, 3).map((f) => `${quotePath(`${spec.dir}/${f.item.rel}`)} (${f.why})`);
+  const more = failed.length > 3 ? ` and ${failed.length - 3} more` : '';
+  return `stage "${stage.name}": ${failed.length === 1 ? 'item' : `${failed.length} items failed:`} ${shown.join(', ')}${more}${failed.length === 1 ? ' failed' : ''}${kept} (log: ${log})`;
+}
+
+/**
+ * What one item left in its `${out}`: regular files and directories only (a
+ * symlink or special file fails the item), each file moved into the cache
+ * (hashed as it is moved: what is cached is what was hashed).
+ */
+async function ingestItem(repo: Repo, dir: string): Promise<ManifestEntry[]> {
+  const entries: ManifestEntry[] = [];
+  const walk = async (abs: string, rel: string): Promise<void> => {
+    let names: string[];
+    try {
+      names = fs.readdirSync(abs).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && rel === '') return;
+      throw err;
+    }
+    for (const name of names) {
+      const r = rel ? `${rel}/${name}` : name;
+      const problem = relPathProblem(r);
+      if (problem !== undefined) throw new TdvError('JOB_OUTPUT_REFUSED', `it wrote ${quotePath(r)}, whose name ${problem}`);
+      const p = path.join(abs, name);
+      const st = fs.lstatSync(p);
+      if (st.isDirectory()) await walk(p, r);
+      else if (st.isFile()) {
+        const oid = await repo.store.addFileMove(p, { ino: st.ino, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, size: st.size, mode: st.mode });
+        entries.push({ relpath: r, sha256: oid, size: st.size, ...((st.mode & 0o100) !== 0 ? { isexec: true } : {}) });
+      } else throw new TdvError('JOB_OUTPUT_REFUSED', `it left ${quotePath(r)}, ${st.isSymbolicLink() ? 'a symlink' : 'a special file'}: tdv takes only regular files and directories`);
+    }
+  };
+  await walk(dir, '');
+  return sortEntries(entries);
+}
