@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // tdv benchmark: each row times tdv and its baseline side by side in the same
 // run (interleaved, median of RUNS), and prints the ratio against its target.
-// Usage: npm run bench [-- --runs 5 --files 20000 --big-mib 1024 --csv-mib 200 --slow-mib 100 --only add-dir,status,push-s3 --dir /dev/shm]
+// Usage: npm run bench [-- --runs 5 --files 20000 --items 100000 --big-mib 1024 --csv-mib 200 --slow-mib 100 --only add-dir,status,push-s3 --dir /dev/shm]
 // Row ids: add-big add-big-cached checkout-big add-dir status status-floor status-one checkout lfs push-local push-s3 push-noop-s3 pull-s3 push-big-s3
 // cdc-append cdc-insert cdc-pull text-push pack-requests pack-push-time pack-pull-one random-push slow-link
-// repro-noop parallel docker-true docker-true-runner ssh-true ssh-pool ssh-inputs log cat-old serve-get serve-get-ref serve-list version
+// repro-noop items-add items-noop parallel docker-true docker-true-runner ssh-true ssh-pool ssh-inputs log cat-old serve-get serve-get-ref serve-list version
 // The ssh-* rows start two Docker hosts reachable only over SSH (test/helpers/docker-ssh.sh: root,
 // iproute2, openssh-server, dockerd) and skip, saying why, when they cannot.
 // The transfer rows (cdc-*, text-push, pack-*, random-push, slow-link) count bytes and requests
@@ -658,6 +658,46 @@ if (enabled('repro-noop')) {
     baseline: () => tdvCmd(repo, 'status', '-q'),
   });
   rm(repo);
+}
+
+// Per-item stages (foreach-file): ITEMS small files, one `cp` per item. After 10 new files, repro
+// runs those 10 (baseline: the same 10 cp commands run directly by sh); with nothing changed, repro
+// vs tdv status of the same repository.
+if (enabled('items-add') || enabled('items-noop')) {
+  const ITEMS = Number(opt('items', 100000));
+  const repo = newRepo('items');
+  const dir = path.join(repo, 'data', 'img');
+  fs.mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < ITEMS; i++) fs.writeFileSync(path.join(dir, `i${i}.jpg`), `item ${i}\n`);
+  run('node', [TDV, 'add', '-q', 'data/img'], repo);
+  fs.writeFileSync(path.join(repo, 'tdv.yaml'), 'stages:\n  copy:\n    foreach-file: {dir: data/img, pattern: "*.jpg"}\n    cmd: cp ${item} ${out}/${item.name}\n    outs: [out]\n');
+  const t0 = process.hrtime.bigint();
+  run('node', [TDV, 'repro', '-q'], repo);
+  process.stderr.write(`  (first repro of ${ITEMS} items: ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1)} s)\n`);
+  run('node', [TDV, 'status', '-q'], repo); // settle the stat cache
+  const extra = path.join(work, 'items-direct');
+  let round = 0;
+  await row('items-add', `tdv repro of a per-item stage after adding 10 files to ${ITEMS}`, 'the 10 cp commands run directly', 3, {
+    prepare: (who) => {
+      round++;
+      if (who === 'tdv') for (let i = 0; i < 10; i++) fs.writeFileSync(path.join(dir, `new${round}-${i}.jpg`), `new ${round} ${i}\n`);
+      else {
+        rm(extra);
+        fs.mkdirSync(path.join(extra, 'out'), { recursive: true });
+        for (let i = 0; i < 10; i++) fs.writeFileSync(path.join(extra, `new${i}.jpg`), `new ${i}\n`);
+      }
+    },
+    tdv: () => tdvCmd(repo, 'repro', '-q'),
+    baseline: () => timeCmd('sh', ['-c', Array.from({ length: 10 }, (_, i) => `cp new${i}.jpg out/new${i}.jpg`).join('; ')], extra),
+  });
+  run('node', [TDV, 'repro', '-q'], repo);
+  run('node', [TDV, 'status', '-q'], repo);
+  await row('items-noop', `tdv repro of a per-item stage of ${ITEMS} items, nothing changed`, 'tdv status of the same repo', 1.5, {
+    tdv: () => tdvCmd(repo, 'repro', '-q'),
+    baseline: () => tdvCmd(repo, 'status', '-q'),
+  });
+  rm(repo);
+  rm(extra);
 }
 
 if (enabled('parallel')) {

@@ -67,11 +67,7 @@ interface Result {
 export async function runItems(repo: Repo, stage: Stage, inputs: StageInputs, locked: LockedStage | undefined, o: ItemsOptions, log: string): Promise<ItemsOutcome> {
   const spec = stage.items!;
   const outDir = stage.outs[0]!;
-  const st = await hashWorkspace(repo, { abs: repo.guard.abs(spec.dir), rel: spec.dir }, { needEntries: true });
-  if (st.kind !== 'dir') {
-    throw new TdvError('NOT_A_DIRECTORY', `${stage.where}: "foreach-file" dir ${quotePath(spec.dir)} of stage "${stage.name}" is not a directory; name the directory whose files are the items`);
-  }
-  const items = selectItems(st.entries ?? repo.store.readManifest(st.oid), spec.pattern);
+  const items = selectItems(await inputEntries(repo, stage, inputs), spec.pattern);
   const key = itemsStageKey(stage, spec, inputs);
   const counts = { items: items.length, ran: 0, restored: 0, unchanged: 0, dropped: 0 };
 
@@ -119,6 +115,26 @@ export async function runItems(repo: Repo, stage: Stage, inputs: StageInputs, lo
   const sorted = sortEntries(all);
   const oid = repo.store.addBufferSync(serializeManifest(sorted), true);
   return { counts, out: { path: outDir, sha256: oid, size: sorted.reduce((n, e) => n + e.size, 0), nfiles: sorted.length } };
+}
+
+/**
+ * The input directory's files: from its manifest when the change check's hash
+ * of it is in the cache (a tracked directory, or one hashed before), else by
+ * hashing it again with its entries (one more walk). Either way the hash is
+ * the one checked and recorded, or the directory changed meanwhile: refused.
+ */
+async function inputEntries(repo: Repo, stage: Stage, inputs: StageInputs): Promise<ManifestEntry[]> {
+  const dir = stage.items!.dir;
+  const checked = inputs.deps.find((d) => d.path === dir)?.sha256;
+  if (checked !== undefined && isDirOid(checked) && repo.store.has(checked)) return repo.store.readManifest(checked);
+  const st = await hashWorkspace(repo, { abs: repo.guard.abs(dir), rel: dir }, { needEntries: true });
+  if (st.kind !== 'dir') {
+    throw new TdvError('NOT_A_DIRECTORY', `${stage.where}: "foreach-file" dir ${quotePath(dir)} of stage "${stage.name}" is not a directory; name the directory whose files are the items`);
+  }
+  if (checked !== undefined && st.oid !== checked) {
+    throw new TdvError('CHANGED_WHILE_ADDING', `stage "${stage.name}": ${quotePath(dir)} changed while the stage was being prepared; run again when nothing writes to it`);
+  }
+  return st.entries ?? repo.store.readManifest(st.oid);
 }
 
 /**
@@ -213,6 +229,7 @@ async function runBatches(repo: Repo, stage: Stage, items: Item[], key: string, 
     const list: BatchItem[] = batch.map((item, i) => ({ index: base + i, vars: itemVars(spec.dir, item.rel, stage.wdir, path.join(staging.abs, 'o', String(base + i))) }));
     const statusRel = `${staging.rel}/b${b}.status`;
     const scriptRel = `${staging.rel}/b${b}.sh`;
+    for (const it of list) repo.own.mkdirp(`${staging.rel}/o/${it.index}`);
     repo.own.writeFile(scriptRel, batchScript(cmds, list, repo.own.abs(statusRel), o.keepGoing));
     o.onNote?.(`tdv: batch ${b + 1} of ${batches.length}: ${batch.length} item${batch.length === 1 ? '' : 's'} from ${quotePath(`${spec.dir}/${batch[0]!.rel}`)}`);
     const res = await o.runBatch(`sh ${posixShellWord(repo.own.abs(scriptRel))}`);
