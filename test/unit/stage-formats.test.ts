@@ -49,7 +49,7 @@ describe('tdv.yaml schema', () => {
 
   it('keeps the messages and positions of the fields it checks', async () => {
     expect(await loadError('stages:\n  s:\n    cdm: make\n')).toBe(
-      'tdv.yaml:3:5: unknown key "cdm" in stage "s". Known keys: cmd, image, build, deps, params, outs, metrics, env, wdir, runner, resources, frozen, always_changed, desc, meta',
+      'tdv.yaml:3:5: unknown key "cdm" in stage "s". Known keys: cmd, image, build, foreach-file, deps, params, outs, metrics, env, wdir, runner, resources, frozen, always_changed, desc, meta',
     );
     expect(await loadError('stages:\n  s:\n    cmd: make\n    outs:\n      - a: {cahce: false}\n')).toBe(
       'tdv.yaml:5:13: unknown option "cahce" of "a" in stage "s". Known options: cache, persist, desc',
