@@ -467,7 +467,7 @@ class Run {
       }
     }
     const away = this.elsewhere(name);
-    if (stage.items && away === undefined) return this.itemsStage(stage, inputs, reasons, locked, key, res);
+    if (stage.items) return this.itemsStage(stage, inputs, reasons, locked, key, res, away);
     if (away !== undefined) return this.runElsewhere(stage, away, inputs, reasons, res);
     const started = Date.now();
     const where = inputs.image ? 'docker' : 'local';
@@ -585,10 +585,10 @@ class Run {
    * result is then checked out through the checkout engine (files of items
    * that are gone leave it) and recorded in tdv.lock and the run-cache.
    */
-  private async itemsStage(stage: Stage, inputs: StageInputs, reasons: string[], locked: LockedStage | undefined, key: string, res: ReproResult): Promise<boolean> {
+  private async itemsStage(stage: Stage, inputs: StageInputs, reasons: string[], locked: LockedStage | undefined, key: string, res: ReproResult, away: string | undefined): Promise<boolean> {
     const name = stage.name;
     const started = Date.now();
-    this.emit({ type: 'start', stage: name, reasons, where: inputs.image ? 'docker' : 'local' });
+    this.emit(away !== undefined ? { type: 'start', stage: name, reasons, where: 'runner', runner: away } : { type: 'start', stage: name, reasons, where: inputs.image ? 'docker' : 'local' });
     const own = this.repo.own;
     own.mkdirp('logs');
     addGitignoreEntry(own, 'logs');
@@ -607,9 +607,33 @@ class Run {
       return false;
     };
     let outcome: ItemsOutcome;
+    const onOutput = (chunk: Buffer, stream: 'stdout' | 'stderr') => {
+      if (logOpen) fs.writeSync(log, chunk);
+      this.emit({ type: 'output', stage: name, chunk, stream });
+    };
+    const onDebug = (line: string) => this.emit({ type: 'debug', stage: name, line });
     try {
-      const { runItems } = await import('./lib/items.js');
-      const runner = inputs.image ? await this.dockerRunner() : await this.localRunner();
+      const { runItems, shellBatches, jobBatches } = await import('./lib/items.js');
+      let batches;
+      if (away !== undefined) {
+        // A runner elsewhere: each batch is a job reading the stage's other inputs and its items.
+        const runner = await this.jobRunner(away);
+        const others: Stage = { ...stage, deps: stage.deps.filter((d) => d !== stage.items!.dir) };
+        const base = await stageJob(this.repo, others, { ...inputs, deps: inputs.deps.filter((d) => d.path !== stage.items!.dir) }, inputs.image);
+        const exchange = runner.type === 'kubernetes' ? await (await import('./lib/exchange.js')).openExchange(this.repo, this.exchangeRemote(away)) : undefined;
+        batches = jobBatches(this.repo, base, away, (spec, staging) =>
+          runner.run(spec, jobIO(this.repo, { staging, onOutput, onDebug, signal: this.opts.signal, onCleanup: this.opts.cleanup, exchange })),
+        );
+        this.ranElsewhere = true;
+      } else {
+        const runner = inputs.image ? await this.dockerRunner() : await this.localRunner();
+        const cwd = path.join(this.repo.root, stage.wdir);
+        batches = shellBatches(
+          this.repo,
+          (cmd) => runner.run({ stage: name, cmd, root: this.repo.root, cwd, env: stage.env, image: inputs.image, signal: this.opts.signal, onCleanup: this.reaper?.register, onDebug, onOutput }),
+          inputs.image !== undefined,
+        );
+      }
       const jobs = Math.max(1, this.opts.jobs ?? (await import('node:os')).availableParallelism());
       outcome = await runItems(
         this.repo,
@@ -622,28 +646,12 @@ class Run {
           restore: this.opts.runCache !== false,
           jobs,
           keepGoing: this.opts.keepGoing === true,
-          container: inputs.image !== undefined,
           signal: this.opts.signal,
           onNote: (line) => {
             if (logOpen) fs.writeSync(log, `${line}\n`);
-            this.emit({ type: 'debug', stage: name, line });
+            onDebug(line);
           },
-          runBatch: (cmd) =>
-            runner.run({
-              stage: name,
-              cmd,
-              root: this.repo.root,
-              cwd: path.join(this.repo.root, stage.wdir),
-              env: stage.env,
-              image: inputs.image,
-              signal: this.opts.signal,
-              onCleanup: this.reaper?.register,
-              onDebug: (line) => this.emit({ type: 'debug', stage: name, line }),
-              onOutput: (chunk, stream) => {
-                if (logOpen) fs.writeSync(log, chunk);
-                this.emit({ type: 'output', stage: name, chunk, stream });
-              },
-            }),
+          batches,
         },
         logShown,
       );
@@ -656,7 +664,8 @@ class Run {
     try {
       const guard = this.guardFor(stage);
       const entry: RunEntry = { outs: [outcome.out], metrics: [] };
-      if (!(await this.materialise(stage, entry, guard, `stage ${name}`))) return fail(`stage "${name}": the results of its items are not all in the cache; run it again with --force`);
+      if (!(await this.materialise(stage, entry, guard, away !== undefined ? `runner ${away}` : `stage ${name}`)))
+        return fail(`stage "${name}": the results of its items are not all in the cache; run it again with --force`);
       await this.record(stage, inputs, entry.outs, []);
       this.runCache.put(key, entry);
     } catch (err) {
@@ -664,6 +673,10 @@ class Run {
       throw err;
     }
     res.ran.push(name);
+    if (away !== undefined) {
+      const now = new Date().toISOString();
+      (res.runs ??= []).push({ stage: name, runner: away, where: away, started: new Date(started).toISOString(), ended: now });
+    }
     (res.items ??= []).push({ stage: name, ...outcome.counts });
     this.emit({ type: 'done', stage: name, seconds: (Date.now() - started) / 1000, items: outcome.counts });
     return true;

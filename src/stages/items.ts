@@ -170,9 +170,12 @@ export interface BatchItem {
  * there), in its output directory made beforehand (with `mkdirs`, by the script:
  * a process per item costs ~1 ms here), then `<index> <status>` appended to
  * `statusFile`. Unless `keepGoing`, the first item that fails ends the batch
- * with its status. Values are data: quoted words, never shell text.
+ * with its status (with `stopWithZero`, with 0). Values are data: quoted words, never shell text.
  */
-export function batchScript(cmds: readonly string[], items: readonly BatchItem[], statusFile: string, keepGoing: boolean, mkdirs = false): string {
+export function batchScript(cmds: readonly string[], items: readonly BatchItem[], statusFile: string, keepGoing: boolean, opts: { mkdirs?: boolean; stopWithZero?: boolean } = {}): string {
+  const mkdirs = opts.mkdirs === true;
+  // A job elsewhere brings its outputs back only when it succeeds: it stops with 0 after a failure (the status file tells).
+  const stop = opts.stopWithZero ? '0' : '"$tdv_s"';
   const lines = ['# written by tdv: one batch of a foreach-file stage', `tdv_status=${posixShellWord(statusFile)}`];
   for (const it of items) {
     const env = Object.entries(itemEnv(it.vars))
@@ -181,7 +184,7 @@ export function batchScript(cmds: readonly string[], items: readonly BatchItem[]
     const body = cmds.map((c) => `(\n${itemCommand(c, it.vars)}\n)`).join(' && ');
     lines.push(`export ${env}`);
     lines.push(mkdirs ? `mkdir -p -- "$TDV_OUT" && ${body}` : body);
-    lines.push(`tdv_s=$?; echo "${it.index} $tdv_s" >> "$tdv_status"${keepGoing ? '' : '; [ "$tdv_s" -eq 0 ] || exit "$tdv_s"'}`);
+    lines.push(`tdv_s=$?; echo "${it.index} $tdv_s" >> "$tdv_status"${keepGoing ? '' : `; [ "$tdv_s" -eq 0 ] || exit ${stop}`}`);
   }
   lines.push('exit 0', '');
   return lines.join('\n');

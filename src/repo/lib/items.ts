@@ -19,10 +19,12 @@ import { isDirOid } from '../../formats/oid.js';
 import { type ManifestEntry, serializeManifest, sortEntries } from '../../formats/manifest.js';
 import { posixShellWord, quotePath, relPathProblem } from '../../formats/paths.js';
 import { batchScript, type BatchItem, type Item, itemKey, itemsStageKey, itemVars, parseStatus, selectItems } from '../../stages/items.js';
-import type { Stage } from '../../stages/load.js';
+import { type Stage, stageCommands } from '../../stages/load.js';
 import type { LockedPath, LockedStage } from '../../stages/lock.js';
 import type { RunCache, RunEntry } from '../../stages/run-cache.js';
 import type { RunResult } from '../../stages/runner.js';
+import type { JobFile, JobResult, JobSpec } from '../../stages/job.js';
+import { checkStaged } from '../../stages/job-spec.js';
 import type { StageInputs } from '../../stages/status.js';
 import { hashWorkspace } from './hashing.js';
 import { newStaging } from './job.js';
@@ -36,11 +38,9 @@ export interface ItemsOptions {
   restore: boolean;
   jobs: number;
   keepGoing: boolean;
-  /** Whether batches run in containers (bigger batches: a container costs far more to start than a shell). */
-  container: boolean;
   signal?: AbortSignal;
-  /** Runs `sh SCRIPT` for a batch, in the stage's working directory (locally or in its container). */
-  runBatch(cmd: string): Promise<RunResult>;
+  /** How a batch runs: `shellBatches` (here, or in a local container) or `jobBatches` (a runner elsewhere). */
+  batches: BatchRunner;
   /** Log lines of tdv's own (which batch runs which items). */
   onNote?(line: string): void;
 }
@@ -202,9 +202,94 @@ function recorded(repo: Repo, runCache: RunCache, key: string, outDir: string): 
   }
 }
 
-/** Items per batch: a shell per few dozen items locally, one container per `jobs`-th of them (at most 2,000: the script stays small). */
-function batchSize(n: number, o: ItemsOptions): number {
-  return o.container ? Math.min(2000, Math.max(1, Math.ceil(n / o.jobs))) : Math.min(256, Math.max(1, Math.ceil(n / (o.jobs * 4))));
+/** What running one batch gave: how it ended, each item's exit status (by index), and where each item's files are. */
+export interface BatchRun {
+  result: Pick<RunResult, 'exitCode' | 'signal'>;
+  status: Map<number, number>;
+  dirOf(index: number): string;
+}
+
+/** How batches of items run: here (a shell, or a container of the local Docker), or as jobs on a runner elsewhere. */
+export interface BatchRunner {
+  /** Items in one batch at most. */
+  readonly maxItems: number;
+  /** Batches are costly to start (containers, jobs): fewer, bigger ones. */
+  readonly costly: boolean;
+  run(items: readonly { index: number; item: Item }[], ctx: { stage: Stage; staging: { rel: string; abs: string }; batch: number; keepGoing: boolean }): Promise<BatchRun>;
+}
+
+/**
+ * Batches run by `sh SCRIPT` in the stage's working directory, locally or in
+ * the stage's container (which mounts the repository at its own path, so the
+ * script, `${out}` and the status file under .tdv/tmp are where they are here).
+ */
+export function shellBatches(repo: Repo, runScript: (cmd: string) => Promise<RunResult>, container: boolean): BatchRunner {
+  return {
+    maxItems: container ? 2000 : 256,
+    costly: container,
+    async run(items, { stage, staging, batch, keepGoing }) {
+      const spec = stage.items!;
+      const out = (index: number) => path.join(staging.abs, 'o', String(index));
+      const list: BatchItem[] = items.map(({ index, item }) => ({ index, vars: itemVars(spec.dir, item.rel, stage.wdir, out(index)) }));
+      const statusRel = `${staging.rel}/b${batch}.status`;
+      const scriptRel = `${staging.rel}/b${batch}.sh`;
+      for (const it of list) repo.own.mkdirp(`${staging.rel}/o/${it.index}`);
+      repo.own.writeFile(scriptRel, batchScript(stageCommands(stage), list, repo.own.abs(statusRel), keepGoing));
+      const result = await runScript(`sh ${posixShellWord(repo.own.abs(scriptRel))}`);
+      return { result, status: parseStatus(repo.own.readText(statusRel) ?? ''), dirOf: out };
+    },
+  };
+}
+
+/** A job's script travels as an argument (docker create, a pod spec): a batch's script stays under this. */
+const JOB_SCRIPT_BYTES = 96 * 1024;
+
+/**
+ * Batches run as jobs on a runner elsewhere (stages/job.ts): each job reads
+ * the stage's other inputs (`base.inputs`) and its batch's items, runs the
+ * batch script (each item's results under `<out>/<index>`, the statuses in
+ * `<out>/tdv-status`, in the job's own workspace), and brings `<out>` back
+ * into a staging directory of its own, checked as any job's outputs are.
+ */
+export function jobBatches(repo: Repo, base: JobSpec, runner: string, runJob: (spec: JobSpec, staging: string) => Promise<JobResult>): BatchRunner {
+  return {
+    maxItems: 200,
+    costly: true,
+    async run(items, { stage, staging, batch, keepGoing }) {
+      const spec = stage.items!;
+      const outDir = stage.outs[0]!;
+      const fromWdir = (rel: string) => path.posix.relative(stage.wdir === '.' ? '' : stage.wdir, rel);
+      const list: BatchItem[] = items.map(({ index, item }) => ({ index, vars: itemVars(spec.dir, item.rel, stage.wdir, fromWdir(`${outDir}/${index}`)) }));
+      const script = batchScript(stageCommands(stage), list, fromWdir(`${outDir}/tdv-status`), keepGoing, { mkdirs: true, stopWithZero: true });
+      if (Buffer.byteLength(script) > JOB_SCRIPT_BYTES * 2)
+        throw new TdvError('STAGE_FAILED', `stage "${stage.name}": the script of a batch of ${items.length} items is ${Buffer.byteLength(script)} bytes; shorten the command or item names`);
+      const files: JobFile[] = [];
+      for (const { item } of items) files.push(await itemFile(repo, stage, item));
+      const dir = repo.own.mkdirp(`${staging.rel}/j${batch}`);
+      const result = await runJob({ ...base, cmd: [script], inputs: [...base.inputs, ...files], outputs: [outDir] }, dir);
+      checkStaged(dir, [outDir], result, runner, stage.name);
+      const statusFile = path.join(dir, outDir, 'tdv-status');
+      const status = parseStatus(fs.lstatSync(statusFile, { throwIfNoEntry: false })?.isFile() ? fs.readFileSync(statusFile, 'utf8') : '');
+      return { result, status, dirOf: (index) => path.join(dir, outDir, String(index)) };
+    },
+  };
+}
+
+/** An item as a job's input: its object in the cache (copied there from the workspace if it is not, hashed as copied). */
+async function itemFile(repo: Repo, stage: Stage, item: Item): Promise<JobFile> {
+  const rel = `${stage.items!.dir}/${item.rel}`;
+  if (!repo.store.has(item.sha256)) {
+    const abs = repo.guard.resolve(rel, 'read', stage.where);
+    const st = fs.lstatSync(abs);
+    const oid = await repo.store.addFileCopy(abs, { ino: st.ino, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, size: st.size, mode: st.mode });
+    if (oid !== item.sha256) throw new TdvError('CHANGED_WHILE_ADDING', `stage "${stage.name}": ${quotePath(rel)} changed while the stage was being prepared; run again when nothing writes to it`);
+  }
+  return { path: rel, sha256: item.sha256, size: item.size };
+}
+
+/** Items per batch: a shell per few dozen items, a costly batch per `jobs`-th of them, within the runner's maximum. */
+function batchSize(n: number, jobs: number, b: BatchRunner): number {
+  return Math.min(b.maxItems, Math.max(1, Math.ceil(n / (b.costly ? jobs : jobs * 4))));
 }
 
 /**
@@ -216,24 +301,24 @@ function batchSize(n: number, o: ItemsOptions): number {
 async function runBatches(repo: Repo, stage: Stage, items: Item[], key: string, o: ItemsOptions, results: Result[], log: string): Promise<string | undefined> {
   const spec = stage.items!;
   const staging = newStaging(repo, stage.name);
-  const size = batchSize(items.length, o);
+  const size = batchSize(items.length, o.jobs, o.batches);
   const batches: Item[][] = [];
   for (let i = 0; i < items.length; i += size) batches.push(items.slice(i, i + size));
   const failed: { item: Item; why: string }[] = [];
   let next = 0;
   let stop = false;
-  const cmds = typeof stage.cmd === 'string' ? [stage.cmd] : stage.cmd;
   const one = async (b: number): Promise<void> => {
     const batch = batches[b]!;
     const base = b * size;
-    const list: BatchItem[] = batch.map((item, i) => ({ index: base + i, vars: itemVars(spec.dir, item.rel, stage.wdir, path.join(staging.abs, 'o', String(base + i))) }));
-    const statusRel = `${staging.rel}/b${b}.status`;
-    const scriptRel = `${staging.rel}/b${b}.sh`;
-    for (const it of list) repo.own.mkdirp(`${staging.rel}/o/${it.index}`);
-    repo.own.writeFile(scriptRel, batchScript(cmds, list, repo.own.abs(statusRel), o.keepGoing));
     o.onNote?.(`tdv: batch ${b + 1} of ${batches.length}: ${batch.length} item${batch.length === 1 ? '' : 's'} from ${quotePath(`${spec.dir}/${batch[0]!.rel}`)}`);
-    const res = await o.runBatch(`sh ${posixShellWord(repo.own.abs(scriptRel))}`);
-    const status = parseStatus(repo.own.readText(statusRel) ?? '');
+    const {
+      result: res,
+      status,
+      dirOf,
+    } = await o.batches.run(
+      batch.map((item, i) => ({ index: base + i, item })),
+      { stage, staging, batch: b, keepGoing: o.keepGoing },
+    );
     let reported = false;
     for (const [i, item] of batch.entries()) {
       const s = status.get(base + i);
@@ -250,7 +335,7 @@ async function runBatches(repo: Repo, stage: Stage, items: Item[], key: string, 
         continue;
       }
       try {
-        const entries = await ingestItem(repo, path.join(staging.abs, 'o', String(base + i)));
+        const entries = await ingestItem(repo, dirOf(base + i));
         const oid = repo.store.addBufferSync(serializeManifest(entries), true);
         const record: RunEntry = { outs: [{ path: stage.outs[0]!, sha256: oid, size: entries.reduce((n, e) => n + e.size, 0), nfiles: entries.length }], metrics: [] };
         o.runCache.put(itemKey(key, item), record);
