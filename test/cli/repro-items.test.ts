@@ -92,6 +92,15 @@ describe('tdv repro: foreach-file stages', () => {
     expect(Object.keys(files(dir, 'data/out'))).toEqual(['f1.txt', 'f2.txt', 'f3.txt', 'f4.txt']);
   });
 
+  it('an item that kills its batch fails with it; the items before it are kept', async () => {
+    const dir = await itemsRepo(3, STAGE('grep -q 2 ${item} && kill -9 $$; cp ${item} ${out}/${item.name}'));
+    const r = await tdv(dir, 'repro', '-j', '1');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('item data/in/f2.txt (its batch ended with exit code 137 before it finished) failed; the 1 item result that succeeded is kept');
+    write(dir, 'tdv.yaml', STAGE('cp ${item} ${out}/${item.name}'));
+    expect(await repro(dir)).toMatchObject({ code: 0, counts: { ran: 3 } });
+  });
+
   it('item names are data, never shell: quotes, spaces, $(...) and newlines', async () => {
     const dir = await itemsRepo(0);
     const names = ["a b'c.txt", '$(touch PWNED).txt', '`touch PWNED2`.txt', 'new\nline.txt', '-n.txt'];

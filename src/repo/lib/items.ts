@@ -319,13 +319,16 @@ async function runBatches(repo: Repo, stage: Stage, items: Item[], key: string, 
       batch.map((item, i) => ({ index: base + i, item })),
       { stage, staging, batch: b, keepGoing: o.keepGoing },
     );
+    // An item without a status did not run: after an item of its batch failed (not an error of
+    // its own), or because its batch ended early (killed, or something in it ended the shell):
+    // the first such item fails with the batch, whatever the batch's exit status says.
+    const stoppedByItem = !o.keepGoing && batch.some((_, i) => (status.get(base + i) ?? 0) !== 0);
     let reported = false;
     for (const [i, item] of batch.entries()) {
       const s = status.get(base + i);
       if (s === undefined) {
-        // Not run (the batch stopped early), or cut short: the first of these failed with the batch.
-        if (!reported && res.exitCode !== 0 && !o.signal?.aborted && !failed.some((f) => batch.includes(f.item))) {
-          failed.push({ item, why: res.signal ? `killed by ${res.signal}` : `its batch ended with exit code ${res.exitCode}` });
+        if (!reported && !stoppedByItem && !o.signal?.aborted) {
+          failed.push({ item, why: res.signal ? `its batch was killed by ${res.signal} before it finished` : `its batch ended with exit code ${res.exitCode} before it finished` });
           reported = true;
         }
         continue;
