@@ -117,6 +117,17 @@ describe('tdv repro: foreach-file stages', () => {
     expect(fs.existsSync(path.join(dir, 'data/out'))).toBe(false);
   });
 
+  it('one item writing x and another x/y: the stage fails naming both, and no manifest holding both enters the cache', async () => {
+    const dir = await itemsRepo(2, STAGE('if [ ${item.stem} = f1 ]; then echo a > ${out}/x; else mkdir ${out}/x && echo b > ${out}/x/y; fi'));
+    const r = await tdv(dir, 'repro', '-j', '1');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('item data/in/f2.txt wrote data/out/x/y, but item data/in/f1.txt wrote data/out/x as a file');
+    expect(fs.existsSync(path.join(dir, 'tdv.lock'))).toBe(false);
+    expect(fs.existsSync(path.join(dir, 'data/out'))).toBe(false);
+    // Before the fix the union was written to the cache and named by its path, and fsck failed on it from then on.
+    expect((await tdv(dir, 'fsck')).code).toBe(0);
+  });
+
   it('${item.*} variables and environment, from a wdir', async () => {
     const dir = await newRepo();
     write(dir, 'data/in/sub/x.tar.gz', 'x\n');

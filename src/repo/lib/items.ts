@@ -112,6 +112,20 @@ export async function runItems(repo: Repo, stage: Stage, inputs: StageInputs, lo
       all.push(e);
     }
   }
+  // One item's file where another item's files have their directory (x and x/y): no directory
+  // can hold both, so refused here by name, before such a manifest is written into the cache.
+  for (const e of all) {
+    for (let i = e.relpath.indexOf('/'); i !== -1; i = e.relpath.indexOf('/', i + 1)) {
+      const file = owner.get(e.relpath.slice(0, i));
+      if (file === undefined) continue;
+      const who = (o: string) => (o === '' ? 'an unchanged item' : `item ${quotePath(o)}`);
+      const by = owner.get(e.relpath)!;
+      return {
+        counts,
+        failure: `stage "${stage.name}": ${who(by)} wrote ${quotePath(`${outDir}/${e.relpath}`)}, but ${who(file)} wrote ${quotePath(`${outDir}/${e.relpath.slice(0, i)}`)} as a file; make each item's output names its own (e.g. \${out}/\${item.stem}.png) (log: ${log})`,
+      };
+    }
+  }
   const sorted = sortEntries(all);
   const oid = repo.store.addBufferSync(serializeManifest(sorted), true);
   return { counts, out: { path: outDir, sha256: oid, size: sorted.reduce((n, e) => n + e.size, 0), nfiles: sorted.length } };
