@@ -209,6 +209,19 @@ function recorded(repo: Repo, runCache: RunCache, key: string, outDir: string): 
   try {
     const files = repo.store.readManifest(o.sha256);
     if (files.some((f) => !repo.store.has(f.sha256))) return undefined;
+    // Sizes go into tdv.lock (the output directory's size): a record or manifest stating sizes
+    // its objects do not have is not used, as for a whole stage's run record (found by the
+    // adversarial pass: a tampered item record put a size of 99,999 for 2 bytes into tdv.lock).
+    const wrong = files.find((f) => repo.store.sizeOf(f.sha256) !== f.size);
+    const total = files.reduce((n, f) => n + f.size, 0);
+    if (wrong !== undefined || o.size !== total || (o.nfiles !== undefined && o.nfiles !== files.length)) {
+      const what =
+        wrong !== undefined
+          ? `it says ${quotePath(wrong.relpath)} is ${wrong.size} bytes, but its object in the cache is ${repo.store.sizeOf(wrong.sha256)} bytes`
+          : `its size or file count is not its manifest's`;
+      repo.reporter.warn?.(`run record ${key.slice(0, 8)}: ${what}; not restoring an item from it, the item runs instead`);
+      return undefined;
+    }
     return files;
   } catch (err) {
     if (err instanceof TdvError) return undefined;
