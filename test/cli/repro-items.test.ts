@@ -154,6 +154,19 @@ describe('tdv repro: foreach-file stages', () => {
     expect(read(dir, 'data/out/f1.out')).toBe('item 1\n');
   });
 
+  it('an item written to while the stage runs fails, and its result is not recorded under the content it had before', async () => {
+    const dir = await itemsRepo(2, STAGE('cp ${item} ${out}/${item.name}; if [ ${item.stem} = f2 ] && [ -e flip ]; then rm flip; echo swapped > ${item}; fi'));
+    write(dir, 'flip', '');
+    const r = await tdv(dir, 'repro', '-j', '1');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('item data/in/f2.txt (it changed while the stage ran; run again when nothing writes to it) failed');
+    expect(fs.existsSync(path.join(dir, 'tdv.lock'))).toBe(false);
+    // Back as it was: f2 runs (no record of "swapped" under its old content), f1 comes from the run-cache.
+    write(dir, 'data/in/f2.txt', 'item 2\n');
+    expect(await repro(dir)).toMatchObject({ code: 0, counts: { ran: 1, restored: 1 } });
+    expect(files(dir, 'data/out')).toEqual({ 'f1.txt': 'item 1\n', 'f2.txt': 'item 2\n' });
+  });
+
   it('${item.*} variables and environment, from a wdir', async () => {
     const dir = await newRepo();
     write(dir, 'data/in/sub/x.tar.gz', 'x\n');

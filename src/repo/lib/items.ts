@@ -242,6 +242,8 @@ export interface BatchRunner {
   readonly maxItems: number;
   /** Batches are costly to start (containers, jobs): fewer, bigger ones. */
   readonly costly: boolean;
+  /** Items are read from the workspace as the batch runs (here, or a container mounting it), not from copies sent with a job. */
+  readonly readsWorkspace?: boolean;
   run(items: readonly { index: number; item: Item }[], ctx: { stage: Stage; staging: { rel: string; abs: string }; batch: number; keepGoing: boolean }): Promise<BatchRun>;
 }
 
@@ -254,6 +256,7 @@ export function shellBatches(repo: Repo, runScript: (cmd: string) => Promise<Run
   return {
     maxItems: container ? 2000 : 256,
     costly: container,
+    readsWorkspace: true,
     async run(items, { stage, staging, batch, keepGoing }) {
       const spec = stage.items!;
       const out = (index: number) => path.join(staging.abs, 'o', String(index));
@@ -361,6 +364,14 @@ async function runBatches(repo: Repo, stage: Stage, items: Item[], key: string, 
         failed.push({ item, why: `exit code ${s}` });
         continue;
       }
+      // The command read the item in the workspace, and its result is recorded under the content
+      // hashed before the batch: an item written to meanwhile would put the result of other bytes
+      // under that key (found by the adversarial pass: a result of "SWAPPED" recorded for the
+      // original content and restored for it later). The stat cache makes this a stat per item.
+      if (o.batches.readsWorkspace && !(await unchanged(repo, stage, item))) {
+        failed.push({ item, why: 'it changed while the stage ran; run again when nothing writes to it' });
+        continue;
+      }
       try {
         const entries = await ingestItem(repo, dirOf(base + i));
         const oid = repo.store.addBufferSync(serializeManifest(entries), true);
@@ -392,6 +403,13 @@ async function runBatches(repo: Repo, stage: Stage, items: Item[], key: string, 
   const shown = failed.slice(0, 3).map((f) => `${quotePath(`${spec.dir}/${f.item.rel}`)} (${f.why})`);
   const more = failed.length > 3 ? ` and ${failed.length - 3} more` : '';
   return `stage "${stage.name}": ${failed.length === 1 ? 'item' : `${failed.length} items failed:`} ${shown.join(', ')}${more}${failed.length === 1 ? ' failed' : ''}${kept} (log: ${log})`;
+}
+
+/** Whether item `item`'s file in the workspace still has the content the stage was prepared with. */
+async function unchanged(repo: Repo, stage: Stage, item: Item): Promise<boolean> {
+  const rel = `${stage.items!.dir}/${item.rel}`;
+  const st = await hashWorkspace(repo, { abs: repo.guard.abs(rel), rel });
+  return st.kind === 'file' && st.oid === item.sha256;
 }
 
 /**
