@@ -167,6 +167,16 @@ describe('tdv repro: foreach-file stages', () => {
     expect(files(dir, 'data/out')).toEqual({ 'f1.txt': 'item 1\n', 'f2.txt': 'item 2\n' });
   });
 
+  it('from a wdir that is the input directory, an item named like an option is given as ./-...', async () => {
+    const dir = await newRepo();
+    write(dir, 'data/in/--version.txt', 'v\n');
+    write(dir, 'data/in/-n.txt', 'n\n');
+    expect((await tdv(dir, 'add', 'data/in')).code).toBe(0);
+    write(dir, 'tdv.yaml', 'stages:\n  v:\n    wdir: data/in\n    foreach-file: {dir: .}\n    cmd: cat ${item} > ${out}/${item.stem}.o\n    outs: [../out]\n');
+    expect(await repro(dir)).toMatchObject({ code: 0, counts: { ran: 2 } });
+    expect(files(dir, 'data/out')).toEqual({ '--version.o': 'v\n', '-n.o': 'n\n' });
+  });
+
   it('${item.*} variables and environment, from a wdir', async () => {
     const dir = await newRepo();
     write(dir, 'data/in/sub/x.tar.gz', 'x\n');
