@@ -74,6 +74,8 @@ interface Shard {
 }
 
 const DIRS = 'statcache-dirs.json';
+/** The dirs file's format version (2: see OlderStatCache). */
+const DIRS_VERSION = 2;
 
 /**
  * Remembers file hashes by stat key so an unchanged file is never hashed
@@ -280,7 +282,7 @@ export class StatCache {
           delete r.completeOid;
         }
       }
-      guard.writeFile(`${rel}/${DIRS}`, JSON.stringify({ v: 1, dirs: Object.fromEntries(this.dirs) }));
+      guard.writeFile(`${rel}/${DIRS}`, JSON.stringify({ v: DIRS_VERSION, dirs: Object.fromEntries(this.dirs) }));
       this.dirtyDirs = false;
     }
   }
@@ -325,7 +327,8 @@ export class StatCache {
   private read(name: string): { json: unknown; mtimeMs: number } | undefined {
     const r = this.readBytes(name, (buf) => {
       const json: unknown = JSON.parse(buf.toString('utf8'));
-      if (typeof json !== 'object' || json === null || (json as { v?: unknown }).v !== 1) throw new Error('unknown format');
+      if (typeof json === 'object' && json !== null && (json as { v?: unknown }).v === 1) throw new OlderStatCache();
+      if (typeof json !== 'object' || json === null || (json as { v?: unknown }).v !== DIRS_VERSION) throw new Error('unknown format');
       return json;
     });
     return r && { json: r.value, mtimeMs: r.mtimeMs };
@@ -348,6 +351,7 @@ export class StatCache {
       if (st.size > MAX_STATCACHE_BYTES) throw new Error(`larger than ${MAX_STATCACHE_BYTES} bytes`);
       return { value: decode(fs.readFileSync(fd)), mtimeMs: st.mtimeMs };
     } catch (err) {
+      if (err instanceof OlderStatCache) return undefined;
       this.onWarn?.(`ignoring damaged stat cache ${file} (${(err as Error).message}); files will be re-hashed`);
       return undefined;
     } finally {
@@ -367,7 +371,7 @@ function shardFile(name: string): string {
  * A shard file is binary: a walk of 20,000 files would otherwise spend most of
  * a changed-directory `status` in JSON.parse and JSON.stringify of 20,000
  * small arrays. Layout (little-endian):
- *   0  "TDVSC\x03\n\0"   magic and version
+ *   0  "TDVSC\x04\n\0"   magic and version
  *   8  u32 count, u32 bytes of the shard name, u32 bytes of the keys, u32 bytes of the version
  *  24  f64[count * 4]     ino, mtimeMs, ctimeMs, size of each record
  *   .  u8[count * 33]     each record's object id: 32 bytes of SHA-256, then flags: 1 for a
@@ -382,7 +386,14 @@ function shardFile(name: string): string {
  * is read back is an id by construction. Anything that does not add up is a
  * damaged file, discarded and rebuilt.
  */
-const SHARD_MAGIC = Buffer.from('TDVSC\x03\n\0', 'latin1');
+const SHARD_MAGIC = Buffer.from('TDVSC\x04\n\0', 'latin1');
+
+/**
+ * A stat cache file of an earlier version: discarded without a warning (files are hashed
+ * again). Version 4 and dirs v2: shards written before the walk/manifest pairing fix
+ * (workspace.ts) can hold one file's hash under another's stat key, so none is trusted.
+ */
+class OlderStatCache extends Error {}
 const SHARD_HEAD = 24;
 const OID_BYTES = 33;
 
@@ -447,6 +458,7 @@ export interface PackedShard {
 
 /** Checks a shard file and splits it into its parts; throws on anything malformed (the caller discards the file). */
 export function parseShard(buf: Buffer): PackedShard {
+  if (buf.length >= 6 && buf.subarray(0, 5).toString('latin1') === 'TDVSC' && buf[5]! < SHARD_MAGIC[5]!) throw new OlderStatCache();
   if (buf.length < SHARD_HEAD + 20 || !buf.subarray(0, 8).equals(SHARD_MAGIC)) throw new Error('unknown format');
   const n = buf.readUInt32LE(8);
   const nameLen = buf.readUInt32LE(12);

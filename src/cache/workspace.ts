@@ -98,7 +98,11 @@ async function hashDirectory(abs: string, rel: string, opts: HashOptions, agains
   }
   const inUse = new Set<string>();
   const unsorted = await hashEntries(abs, walk, rel, opts, inUse);
-  const entries = sortEntries(unsorted);
+  // A sorted copy: sortEntries sorts in place, and the shard below pairs walk entry i with
+  // unsorted[i]. Sorted in place, a directory `x/` beside `x.txt` (the walk lists x/... first,
+  // the manifest x.txt first) swapped their hashes in the stat cache, and the next `tdv add`
+  // recorded one file's hash for the other (found by the adversarial pass of per-item stages).
+  const entries = sortEntries([...unsorted]);
   const text = serializeManifest(entries);
   const oid = opts.write ? opts.store.addBufferSync(text, true) : `${sha256(text)}.dir`;
   // The shard becomes exactly this walk's files (which also forgets deleted ones): version `oid`.

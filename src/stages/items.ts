@@ -136,7 +136,17 @@ export function itemVars(dir: string, rel: string, wdir: string, out: string): I
   const name = path.posix.basename(rel);
   const dot = name.lastIndexOf('.');
   const ext = dot > 0 ? name.slice(dot) : '';
-  return { item, name, stem: ext ? name.slice(0, dot) : name, ext, rel, dir: path.posix.dirname(rel), out };
+  return { item: notOption(item), name, stem: ext ? name.slice(0, dot) : name, ext, rel: notOption(rel), dir: notOption(path.posix.dirname(rel)), out };
+}
+
+/**
+ * A relative path starting with `-` as `./-...`: the same path, never an option to the command
+ * it is given to (found by the adversarial pass: with `wdir` the input directory, `cat ${item}`
+ * of a file named `--version.txt` was `cat --version.txt`). Names (`${item.name}`, `.stem`) stay
+ * as they are: they are not paths, and `${out}/${item.stem}.png` starts with `${out}`.
+ */
+function notOption(p: string): string {
+  return p.startsWith('-') ? `./${p}` : p;
 }
 
 /**

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { read, tdv, write } from '../helpers/repo.js';
-import { expectOneLineError, newRepo } from '../helpers/expect.js';
+import { expectOneLineError, newRepo, objPath, sha } from '../helpers/expect.js';
 import { describeDocker, TEST_IMAGE } from '../helpers/docker.js';
 
 /**
@@ -124,6 +124,66 @@ describe('tdv repro: foreach-file stages', () => {
     expect(s.code).toBe(1);
     expect(s.stderr).toContain('a symlink: tdv takes only regular files and directories');
     expect(fs.existsSync(path.join(dir, 'data/out'))).toBe(false);
+  });
+
+  it('one item writing x and another x/y: the stage fails naming both, and no manifest holding both enters the cache', async () => {
+    const dir = await itemsRepo(2, STAGE('if [ ${item.stem} = f1 ]; then echo a > ${out}/x; else mkdir ${out}/x && echo b > ${out}/x/y; fi'));
+    const r = await tdv(dir, 'repro', '-j', '1');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('item data/in/f2.txt wrote data/out/x/y, but item data/in/f1.txt wrote data/out/x as a file');
+    expect(fs.existsSync(path.join(dir, 'tdv.lock'))).toBe(false);
+    expect(fs.existsSync(path.join(dir, 'data/out'))).toBe(false);
+    // Before the fix the union was written to the cache and named by its path, and fsck failed on it from then on.
+    expect((await tdv(dir, 'fsck')).code).toBe(0);
+  });
+
+  it("an item's run record whose manifest states sizes its objects do not have is not used: the item runs", async () => {
+    const dir = await itemsRepo(2);
+    expect((await repro(dir)).code).toBe(0);
+    // The record of f1 as it is now: find it by its manifest, then make that manifest lie about the size.
+    const runs = path.join(dir, '.tdv/cache/runs');
+    const good = `[{"relpath":"f1.out","sha256":"${sha('item 1\n')}","size":7}]`;
+    let rec: string | undefined;
+    for (const d of fs.readdirSync(runs)) for (const f of fs.readdirSync(path.join(runs, d))) if (read(dir, `.tdv/cache/runs/${d}/${f}`).includes(sha(good))) rec = path.join(runs, d, f);
+    expect(rec).toBeDefined();
+    const bad = `[{"relpath":"f1.out","sha256":"${sha('item 1\n')}","size":99999}]`;
+    fs.mkdirSync(path.dirname(objPath(dir, `${sha(bad)}.dir`)), { recursive: true });
+    fs.writeFileSync(objPath(dir, `${sha(bad)}.dir`), bad);
+    fs.chmodSync(rec!, 0o644);
+    fs.writeFileSync(rec!, JSON.stringify({ outs: [{ path: 'data/out', sha256: `${sha(bad)}.dir`, size: 99999, nfiles: 1 }], metrics: [] }));
+    write(dir, 'data/in/f1.txt', 'item 1, changed\n');
+    expect((await repro(dir)).code).toBe(0);
+    // f1 back as it was, with a new item so that the whole stage is not one run-cache hit.
+    write(dir, 'data/in/f1.txt', 'item 1\n');
+    write(dir, 'data/in/f3.txt', 'item 3\n');
+    const r = await repro(dir);
+    expect(r).toMatchObject({ code: 0, counts: { ran: 2, restored: 0 } });
+    expect(r.stderr).toContain('not restoring an item from it, the item runs instead');
+    expect(read(dir, 'tdv.lock')).toMatch(/path: data\/out\n\s+sha256: [0-9a-f]{64}\.dir\n\s+size: 21\n/);
+    expect(read(dir, 'data/out/f1.out')).toBe('item 1\n');
+  });
+
+  it('an item written to while the stage runs fails, and its result is not recorded under the content it had before', async () => {
+    const dir = await itemsRepo(2, STAGE('cp ${item} ${out}/${item.name}; if [ ${item.stem} = f2 ] && [ -e flip ]; then rm flip; echo swapped > ${item}; fi'));
+    write(dir, 'flip', '');
+    const r = await tdv(dir, 'repro', '-j', '1');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('item data/in/f2.txt (it changed while the stage ran; run again when nothing writes to it) failed');
+    expect(fs.existsSync(path.join(dir, 'tdv.lock'))).toBe(false);
+    // Back as it was: f2 runs (no record of "swapped" under its old content), f1 comes from the run-cache.
+    write(dir, 'data/in/f2.txt', 'item 2\n');
+    expect(await repro(dir)).toMatchObject({ code: 0, counts: { ran: 1, restored: 1 } });
+    expect(files(dir, 'data/out')).toEqual({ 'f1.txt': 'item 1\n', 'f2.txt': 'item 2\n' });
+  });
+
+  it('from a wdir that is the input directory, an item named like an option is given as ./-...', async () => {
+    const dir = await newRepo();
+    write(dir, 'data/in/--version.txt', 'v\n');
+    write(dir, 'data/in/-n.txt', 'n\n');
+    expect((await tdv(dir, 'add', 'data/in')).code).toBe(0);
+    write(dir, 'tdv.yaml', 'stages:\n  v:\n    wdir: data/in\n    foreach-file: {dir: .}\n    cmd: cat ${item} > ${out}/${item.stem}.o\n    outs: [../out]\n');
+    expect(await repro(dir)).toMatchObject({ code: 0, counts: { ran: 2 } });
+    expect(files(dir, 'data/out')).toEqual({ '--version.o': 'v\n', '-n.o': 'n\n' });
   });
 
   it('${item.*} variables and environment, from a wdir', async () => {

@@ -113,3 +113,26 @@ describe('tdv status of a changed directory, compared through the stat cache', (
     expect(shardFiles(dir)).toEqual(before);
   });
 });
+
+describe('the stat cache pairs each file with its own hash', () => {
+  it('a directory x/ beside x.txt (the walk lists x/... first, the manifest x.txt first): a second add records each file as it is', async () => {
+    const dir = await newRepo();
+    write(dir, 'd/x/in.txt', 'inner\n');
+    write(dir, 'd/x.txt', 'outer, longer\n');
+    write(dir, 'd/x-y.txt', 'dash\n');
+    expect((await tdv(dir, 'add', 'd')).code).toBe(0);
+    // Something new makes the second add hash the directory again, the others from the stat cache.
+    write(dir, 'd/z.txt', 'z\n');
+    expect((await tdv(dir, 'add', 'd')).code).toBe(0);
+    const want = manifest([
+      { relpath: 'x/in.txt', content: 'inner\n' },
+      { relpath: 'x.txt', content: 'outer, longer\n' },
+      { relpath: 'x-y.txt', content: 'dash\n' },
+      { relpath: 'z.txt', content: 'z\n' },
+    ]);
+    expect(read(dir, 'd.tdv')).toContain(want.oid);
+    fs.rmSync(path.join(dir, 'd'), { recursive: true });
+    expect((await tdv(dir, 'checkout', 'd')).code).toBe(0);
+    expect([read(dir, 'd/x/in.txt'), read(dir, 'd/x.txt'), read(dir, 'd/x-y.txt')]).toEqual(['inner\n', 'outer, longer\n', 'dash\n']);
+  });
+});

@@ -24,6 +24,10 @@ describe('per-item stages: plumbing', () => {
     expect(v).toEqual({ item: 'in/sub/x y.tar.gz', name: 'x y.tar.gz', stem: 'x y.tar', ext: '.gz', rel: 'sub/x y.tar.gz', dir: 'sub', out: '/tmp/o/1' });
     expect(itemCommand('cp ${item} ${out}/${item.stem}.bak \\${item}', v)).toBe("cp 'in/sub/x y.tar.gz' /tmp/o/1/'x y.tar'.bak ${item}");
     expect(itemCommand('echo ${item}', itemVars('d', "it's $(x)", '.', 'o'))).toBe(`echo 'd/it'\\''s $(x)'`);
+    // Paths starting with - are given as ./-...: never an option to the command.
+    expect(itemVars('d', '-n.txt', 'd', 'o')).toMatchObject({ item: './-n.txt', rel: './-n.txt', dir: '.', name: '-n.txt', stem: '-n' });
+    expect(itemVars('d', '--x/y.txt', 'd', 'o')).toMatchObject({ item: './--x/y.txt', rel: './--x/y.txt', dir: './--x' });
+    expect(itemVars('d', '-n.txt', '.', 'o').item).toBe('d/-n.txt');
   });
 
   it('item keys change with the stage key, the path and the content', () => {

@@ -12,9 +12,11 @@
  * The workspace is not touched here: the caller checks the result out through
  * the checkout engine and records it in tdv.lock.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TdvError } from '../../errors.js';
+import { UnsafePathError } from '../../workspace/guard.js';
 import { isDirOid } from '../../formats/oid.js';
 import { type ManifestEntry, serializeManifest, sortEntries } from '../../formats/manifest.js';
 import { posixShellWord, quotePath, relPathProblem } from '../../formats/paths.js';
@@ -112,6 +114,20 @@ export async function runItems(repo: Repo, stage: Stage, inputs: StageInputs, lo
       all.push(e);
     }
   }
+  // One item's file where another item's files have their directory (x and x/y): no directory
+  // can hold both, so refused here by name, before such a manifest is written into the cache.
+  for (const e of all) {
+    for (let i = e.relpath.indexOf('/'); i !== -1; i = e.relpath.indexOf('/', i + 1)) {
+      const file = owner.get(e.relpath.slice(0, i));
+      if (file === undefined) continue;
+      const who = (o: string) => (o === '' ? 'an unchanged item' : `item ${quotePath(o)}`);
+      const by = owner.get(e.relpath)!;
+      return {
+        counts,
+        failure: `stage "${stage.name}": ${who(by)} wrote ${quotePath(`${outDir}/${e.relpath}`)}, but ${who(file)} wrote ${quotePath(`${outDir}/${e.relpath.slice(0, i)}`)} as a file; make each item's output names its own (e.g. \${out}/\${item.stem}.png) (log: ${log})`,
+      };
+    }
+  }
   const sorted = sortEntries(all);
   const oid = repo.store.addBufferSync(serializeManifest(sorted), true);
   return { counts, out: { path: outDir, sha256: oid, size: sorted.reduce((n, e) => n + e.size, 0), nfiles: sorted.length } };
@@ -195,6 +211,19 @@ function recorded(repo: Repo, runCache: RunCache, key: string, outDir: string): 
   try {
     const files = repo.store.readManifest(o.sha256);
     if (files.some((f) => !repo.store.has(f.sha256))) return undefined;
+    // Sizes go into tdv.lock (the output directory's size): a record or manifest stating sizes
+    // its objects do not have is not used, as for a whole stage's run record (found by the
+    // adversarial pass: a tampered item record put a size of 99,999 for 2 bytes into tdv.lock).
+    const wrong = files.find((f) => repo.store.sizeOf(f.sha256) !== f.size);
+    const total = files.reduce((n, f) => n + f.size, 0);
+    if (wrong !== undefined || o.size !== total || (o.nfiles !== undefined && o.nfiles !== files.length)) {
+      const what =
+        wrong !== undefined
+          ? `it says ${quotePath(wrong.relpath)} is ${wrong.size} bytes, but its object in the cache is ${repo.store.sizeOf(wrong.sha256)} bytes`
+          : `its size or file count is not its manifest's`;
+      repo.reporter.warn?.(`run record ${key.slice(0, 8)}: ${what}; not restoring an item from it, the item runs instead`);
+      return undefined;
+    }
     return files;
   } catch (err) {
     if (err instanceof TdvError) return undefined;
@@ -215,6 +244,8 @@ export interface BatchRunner {
   readonly maxItems: number;
   /** Batches are costly to start (containers, jobs): fewer, bigger ones. */
   readonly costly: boolean;
+  /** Items are read from the workspace as the batch runs (here, or a container mounting it), not from copies sent with a job. */
+  readonly readsWorkspace?: boolean;
   run(items: readonly { index: number; item: Item }[], ctx: { stage: Stage; staging: { rel: string; abs: string }; batch: number; keepGoing: boolean }): Promise<BatchRun>;
 }
 
@@ -227,6 +258,7 @@ export function shellBatches(repo: Repo, runScript: (cmd: string) => Promise<Run
   return {
     maxItems: container ? 2000 : 256,
     costly: container,
+    readsWorkspace: true,
     async run(items, { stage, staging, batch, keepGoing }) {
       const spec = stage.items!;
       const out = (index: number) => path.join(staging.abs, 'o', String(index));
@@ -337,6 +369,14 @@ async function runBatches(repo: Repo, stage: Stage, items: Item[], key: string, 
         failed.push({ item, why: `exit code ${s}` });
         continue;
       }
+      // The command read the item in the workspace, and its result is recorded under the content
+      // hashed before the batch: an item written to meanwhile would put the result of other bytes
+      // under that key (found by the adversarial pass: a result of "SWAPPED" recorded for the
+      // original content and restored for it later). The stat cache makes this a stat per item.
+      if (o.batches.readsWorkspace && !(await unchanged(repo, stage, item))) {
+        failed.push({ item, why: 'it changed while the stage ran; run again when nothing writes to it' });
+        continue;
+      }
       try {
         const entries = await ingestItem(repo, dirOf(base + i));
         const oid = repo.store.addBufferSync(serializeManifest(entries), true);
@@ -368,6 +408,30 @@ async function runBatches(repo: Repo, stage: Stage, items: Item[], key: string, 
   const shown = failed.slice(0, 3).map((f) => `${quotePath(`${spec.dir}/${f.item.rel}`)} (${f.why})`);
   const more = failed.length > 3 ? ` and ${failed.length - 3} more` : '';
   return `stage "${stage.name}": ${failed.length === 1 ? 'item' : `${failed.length} items failed:`} ${shown.join(', ')}${more}${failed.length === 1 ? ' failed' : ''}${kept} (log: ${log})`;
+}
+
+/**
+ * Whether item `item`'s file in the workspace still has the content the stage was prepared with:
+ * by the input directory's stat-cache records when its stat key is known there (one lstat),
+ * else by hashing it again (a file written just before the run, whose record is racy). Nothing
+ * is recorded: 100,000 items would otherwise add as many records to the stat cache.
+ */
+async function unchanged(repo: Repo, stage: Stage, item: Item): Promise<boolean> {
+  const dir = stage.items!.dir;
+  let abs: string;
+  try {
+    abs = repo.guard.resolve(`${dir}/${item.rel}`, 'read', stage.where);
+  } catch (err) {
+    if (err instanceof UnsafePathError) return false;
+    throw err;
+  }
+  const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+  if (!st?.isFile() || st.size !== item.size) return false;
+  const known = repo.statCache.getFile(dir, item.rel, st);
+  if (known !== undefined) return known === item.sha256;
+  const h = createHash('sha256');
+  for await (const chunk of fs.createReadStream(abs)) h.update(chunk as Buffer);
+  return h.digest('hex') === item.sha256;
 }
 
 /**
