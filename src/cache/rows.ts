@@ -240,31 +240,40 @@ const CSV_FIX = 'fix the file or name its format with --format';
  */
 function readHeader(src: RowSource, format: TableFormat, maxRow: number): { columns: string[]; dataStart: number; dataLine: number } {
   if (format === 'jsonl') return { columns: [], dataStart: 0, dataLine: 1 };
-  const want = Math.min(src.size, maxRow + 2);
-  const buf = Buffer.allocUnsafe(want);
+  // Read 64 KiB, then more only if the header is longer (a header with a huge quoted field).
+  let buf = Buffer.alloc(0);
   let got = 0;
-  while (got < want) {
-    const n = src.readSync(buf, got, want - got, got);
-    if (n === 0) break;
-    got += n;
+  let end = -1;
+  let lines = 1;
+  for (let want = Math.min(src.size, 1 << 16); ; want = Math.min(src.size, maxRow + 2, want * 8)) {
+    if (buf.length < want) {
+      const more = Buffer.allocUnsafe(want);
+      buf.copy(more, 0, 0, got);
+      buf = more;
+    }
+    while (got < want) {
+      const n = src.readSync(buf, got, want - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    // The header's end: the first line break outside quotes.
+    let inQ = false;
+    lines = 1;
+    for (let i = 0; i < got; i++) {
+      const c = buf[i]!;
+      if (c === 34) inQ = !inQ;
+      else if (c === 10) {
+        if (!inQ) {
+          end = i;
+          break;
+        }
+        lines++;
+      }
+    }
+    if (end !== -1 || got < want || want >= Math.min(src.size, maxRow + 2)) break;
   }
   if (got === 0) throw bad(src, 1, 'the file is empty, and a CSV or TSV file needs a header row naming its columns', 'add the header row');
   if (buf.subarray(0, got).indexOf(0) !== -1) throw notText(src);
-  // The header's end: the first line break outside quotes.
-  let inQ = false;
-  let end = -1;
-  let lines = 1;
-  for (let i = 0; i < got; i++) {
-    const c = buf[i]!;
-    if (c === 34) inQ = !inQ;
-    else if (c === 10) {
-      if (!inQ) {
-        end = i;
-        break;
-      }
-      lines++;
-    }
-  }
   if (end === -1) {
     if (got >= maxRow) throw bad(src, 1, `the header row is longer than ${maxRow} bytes`, 'is this really a CSV file?');
     end = got;
@@ -489,58 +498,48 @@ async function scanDelimited(s: Side, plan: Plan, signal: AbortSignal | undefine
     maxRow,
     signal,
     (buf, p, end, base, eof) => {
-      let nextQuote = buf.indexOf(34, p);
-      if (nextQuote === -1 || nextQuote >= end) nextQuote = end;
       while (p < end) {
-        let nl = buf.indexOf(10, p);
-        if (nl === -1 || nl >= end) nl = end;
-        if (nextQuote < p) {
-          nextQuote = buf.indexOf(34, p);
-          if (nextQuote === -1 || nextQuote >= end) nextQuote = end;
-        }
-        let rowEnd: number; // content end (no line break)
-        let next: number;
-        let nf: number;
+        let rowEnd = 0; // content end (no line break)
+        let next = 0;
+        let nf = 0;
         let rh1 = 0;
         let rh2 = 0;
         let lines = 1;
         let fb: Buffer = buf; // the buffer the field ranges point into
-        if (nextQuote >= nl) {
-          rowEnd = nl > p && buf[nl - 1] === 13 ? nl - 1 : nl;
-          next = nl + 1;
+        // One loop over the row: its end, its raw hash, its field boundaries; at a quote,
+        // the row is parsed again field by field below. (Buffer.indexOf per row cost more
+        // than the whole loop: about 150 ns a call, measured on 1M rows of 50 bytes.)
+        let h1 = 0x811c9dc5 | 0;
+        let h2 = 0x9747b28c | 0;
+        let quoted = false;
+        let i = p;
+        starts[0] = p;
+        for (; i < end; i++) {
+          const c = buf[i]!;
+          if (c === 10) break;
+          if (c === 34) {
+            quoted = true;
+            break;
+          }
+          if (c === sep) {
+            if (nf < ncols) {
+              ends[nf] = i;
+              starts[nf + 1] = i + 1;
+            }
+            nf++;
+          } else if (c === 13 && i + 1 < end && buf[i + 1] === 10) continue; // CRLF: the row ends here
+          h1 = Math.imul(h1 ^ c, 16777619);
+          h2 = Math.imul(h2 ^ c, 0x5bd1e995);
+          h2 ^= h2 >>> 15;
+        }
+        if (!quoted) {
+          rowEnd = i > p && buf[i - 1] === 13 ? i - 1 : i;
+          next = i + 1;
           if (rowEnd === p) {
             // A blank line: not a row.
             line++;
             p = next;
             continue;
-          }
-          // One loop: the raw hash and the field boundaries.
-          let h1 = 0x811c9dc5 | 0;
-          let h2 = 0x9747b28c | 0;
-          nf = 0;
-          starts[0] = p;
-          if (raw) {
-            for (let i = p; i < rowEnd; i++) {
-              const c = buf[i]!;
-              h1 = Math.imul(h1 ^ c, 16777619);
-              h2 = Math.imul(h2 ^ c, 0x5bd1e995);
-              h2 ^= h2 >>> 15;
-              if (c === sep) {
-                if (nf < ncols) {
-                  ends[nf] = i;
-                  starts[nf + 1] = i + 1;
-                }
-                nf++;
-              }
-            }
-          } else {
-            for (let i = buf.indexOf(sep, p); i !== -1 && i < rowEnd; i = buf.indexOf(sep, i + 1)) {
-              if (nf < ncols) {
-                ends[nf] = i;
-                starts[nf + 1] = i + 1;
-              }
-              nf++;
-            }
           }
           if (nf < ncols) ends[nf] = rowEnd;
           nf++;
@@ -549,7 +548,7 @@ async function scanDelimited(s: Side, plan: Plan, signal: AbortSignal | undefine
         } else {
           // A row with a quote: field by field, unescaped into scratch.
           if (scratch.length < end - p) scratch = Buffer.allocUnsafe(Math.max(end - p, scratch.length * 2));
-          let i = p;
+          i = p;
           let o = 0;
           nf = 0;
           for (;;) {
@@ -776,46 +775,59 @@ async function join(a: Side, b: Side, nparts: number, opts: RowDiffOptions, colu
       const B = b.parts.load(p);
       const nA = A.length / REC;
       const nB = B.length / REC;
+      // One open-addressing table for both sides, a slot = [A's first record or -1, khi, klo,
+      // B seen]: one cache line per probe (the records themselves are not touched), and B's
+      // duplicate keys found on the way. Rows of A with one key are chained in file order.
       let cap = 16;
-      while (cap < nA * 2) cap *= 2;
+      while (cap < (nA + nB) * 2) cap *= 2;
       const mask = cap - 1;
-      const slots = new Int32Array(cap).fill(-1);
+      const slots = new Int32Array(cap * 4).fill(-1);
       const next = new Int32Array(nA).fill(-1);
       const tail = new Int32Array(nA);
       for (let i = 0; i < nA; i++) {
-        const khi = A[i * REC]!;
-        const klo = A[i * REC + 1]!;
-        let s = klo & mask;
+        const khi = A[i * REC]! | 0;
+        const klo = A[i * REC + 1]! | 0;
+        let s = (klo & mask) * 4;
         for (;;) {
           const j = slots[s]!;
           if (j === -1) {
             slots[s] = i;
+            slots[s + 1] = khi;
+            slots[s + 2] = klo;
             tail[i] = i;
             break;
           }
-          if (A[j * REC] === khi && A[j * REC + 1] === klo) {
+          if (slots[s + 1] === khi && slots[s + 2] === klo) {
             next[tail[j]!] = i;
             tail[j] = i;
             if (!keyless) summary.duplicateKeys.a++;
             break;
           }
-          s = (s + 1) & mask;
+          s = (s + 4) & (mask * 4 + 3);
         }
       }
-      if (!keyless) summary.duplicateKeys.b += duplicates(B, nB);
       const matched = new Uint8Array(nA);
       const added: number[] = [];
       const candidates: number[] = []; // pairs (a, b)
       for (let j = 0; j < nB; j++) {
-        const khi = B[j * REC]!;
-        const klo = B[j * REC + 1]!;
-        let s = klo & mask;
+        const khi = B[j * REC]! | 0;
+        const klo = B[j * REC + 1]! | 0;
+        let s = (klo & mask) * 4;
         let i = -1;
         for (;;) {
           const h = slots[s]!;
-          if (h === -1) break;
-          if (A[h * REC] === khi && A[h * REC + 1] === klo) {
-            for (let c = h; c !== -1; c = next[c]!) {
+          if (h === -1) {
+            // Empty: a key A does not have; remembered for B's duplicates.
+            slots[s] = -2;
+            slots[s + 1] = khi;
+            slots[s + 2] = klo;
+            slots[s + 3] = 1;
+            break;
+          }
+          if (slots[s + 1] === khi && slots[s + 2] === klo) {
+            if (slots[s + 3] === 1 && !keyless) summary.duplicateKeys.b++;
+            slots[s + 3] = 1;
+            for (let c = h; c >= 0; c = next[c]!) {
               if (!matched[c]) {
                 i = c;
                 break;
@@ -823,7 +835,7 @@ async function join(a: Side, b: Side, nparts: number, opts: RowDiffOptions, colu
             }
             break;
           }
-          s = (s + 1) & mask;
+          s = (s + 4) & (mask * 4 + 3);
         }
         if (i === -1) {
           added.push(j);
@@ -886,33 +898,6 @@ async function join(a: Side, b: Side, nparts: number, opts: RowDiffOptions, colu
     for (const s of Object.values(spools)) s.close();
   }
   return summary;
-}
-
-/** How many records repeat an earlier record's key hash. */
-function duplicates(B: Uint32Array, n: number): number {
-  let cap = 16;
-  while (cap < n * 2) cap *= 2;
-  const mask = cap - 1;
-  const slots = new Int32Array(cap).fill(-1);
-  let dups = 0;
-  for (let j = 0; j < n; j++) {
-    const khi = B[j * REC]!;
-    const klo = B[j * REC + 1]!;
-    let s = klo & mask;
-    for (;;) {
-      const h = slots[s]!;
-      if (h === -1) {
-        slots[s] = j;
-        break;
-      }
-      if (B[h * REC] === khi && B[h * REC + 1] === klo) {
-        dups++;
-        break;
-      }
-      s = (s + 1) & mask;
-    }
-  }
-  return dups;
 }
 
 /** Reads a spool file back, one detail at a time. */

@@ -34,6 +34,8 @@ export class RecordError extends Error {
   }
 }
 
+const dec = new TextDecoder('utf-8', { fatal: true });
+
 /**
  * The fields of one delimited record, `buf[start, end)`, without its line
  * break. Quoted fields may hold the separator, doubled quotes and line breaks.
@@ -43,7 +45,6 @@ export class RecordError extends Error {
  */
 export function parseRecord(buf: Uint8Array, start: number, end: number, sep: number): string[] {
   const out: string[] = [];
-  const dec = new TextDecoder('utf-8', { fatal: true });
   let i = start;
   for (;;) {
     if (i < end && buf[i] === 34) {
