@@ -58,8 +58,6 @@ function memoryBudget(): number | undefined {
 export async function diffRows(repo: Repo, opts: DiffRowsOptions): Promise<DiffRowsResult> {
   const rel = repo.rel(opts.path);
   if (rel === '.' || rel.startsWith('../')) throw new UsageError(`${opts.path} is not a file inside the repository (${repo.root})`);
-  const format = opts.format ?? tableFormatOf(rel);
-  if (!format) throw new UsageError(`cannot tell the format of ${quotePath(rel)} from its name; pass --format ${TABLE_FORMATS.join('|')}`);
   const key = [...new Set(opts.key ?? [])];
   const aRev = opts.a ?? 'HEAD';
   const sources: RowSource[] = [];
@@ -71,6 +69,9 @@ export async function diffRows(repo: Repo, opts: DiffRowsOptions): Promise<DiffR
     sources.push(a.src);
     const b = opts.b === undefined ? openWorkspace(repo, rel) : await openSide(repo, rel, opts.b, closers);
     sources.push(b.src);
+    // After opening both: a directory or a missing file says so before "what format is this".
+    const format = opts.format ?? tableFormatOf(rel);
+    if (!format) throw new UsageError(`cannot tell the format of ${quotePath(rel)} from its name; pass --format ${TABLE_FORMATS.join('|')}`);
     repo.own.mkdirp('tmp');
     tmp = repo.own.mkdirp(tmpRel);
     const out = await diffTables(a.src, b.src, { format, key, tmpDir: tmp, memory: memoryBudget(), signal: opts.signal });
