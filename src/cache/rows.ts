@@ -1,7 +1,7 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import { isUtf8 } from 'node:buffer';
 import { InterruptedError, TdvError, UsageError } from '../errors.js';
+import type { Guard } from '../workspace/guard.js';
 import { parseJsonRecord, parseRecord, RecordError, separatorOf, type TableFormat } from '../formats/table.js';
 
 /**
@@ -64,8 +64,8 @@ export interface RowDiffOptions {
   format: TableFormat;
   /** Key columns; empty: rows are compared whole, as a multiset. */
   key: readonly string[];
-  /** A directory of its own for partitions and spools (the caller makes it and removes it). */
-  tmpDir: string;
+  /** A directory of its own for partitions and spools, through a guard (the caller makes it and removes it). */
+  tmp: { guard: Guard; rel: string };
   /** Bytes the join may hold at once (default 128 MiB; TDV_ROWS_MEMORY in the porcelain). */
   memory?: number;
   /** The longest row accepted, in bytes (default 16 MiB). */
@@ -136,7 +136,7 @@ class Parts {
   private readonly files: (number | undefined)[];
   constructor(
     readonly n: number,
-    private readonly dir: string,
+    private readonly tmp: { guard: Guard; rel: string },
     private readonly tag: string,
   ) {
     this.mem = Array.from({ length: n }, () => []);
@@ -172,7 +172,7 @@ class Parts {
       return;
     }
     let fd = this.files[p];
-    if (fd === undefined) this.files[p] = fd = fs.openSync(path.join(this.dir, `${this.tag}${p}`), 'wx', 0o600);
+    if (fd === undefined) this.files[p] = fd = this.tmp.guard.openForWrite(`${this.tmp.rel}/${this.tag}${p}`);
     fs.writeSync(fd, new Uint8Array(b.buffer, b.byteOffset, f * 4));
   }
 
@@ -200,7 +200,8 @@ class Parts {
       }
       return out;
     }
-    const file = path.join(this.dir, `${this.tag}${p}`);
+    const rel = `${this.tmp.rel}/${this.tag}${p}`;
+    const file = this.tmp.guard.resolve(rel, 'read');
     let fd: number;
     try {
       fd = fs.openSync(file, 'r');
@@ -223,7 +224,7 @@ class Parts {
       return this.reuse.subarray(0, got / 4);
     } finally {
       fs.closeSync(fd);
-      fs.rmSync(file, { force: true });
+      this.tmp.guard.removeQuiet(rel);
     }
   }
 
@@ -379,8 +380,8 @@ export async function diffRows(a: RowSource, b: RowSource, opts: RowDiffOptions)
   // Records (32 B) plus the join's tables (about as much again) of one partition pair within `memory`.
   const nparts = Math.max(1, Math.min(4096, Math.ceil((rows * REC * 4 * 2) / memory)));
   const sides: Side[] = [
-    { src: a, name: 'a', columns: ha.columns, dataStart: ha.dataStart, dataLine: ha.dataLine, parts: new Parts(nparts, opts.tmpDir, 'a.') },
-    { src: b, name: 'b', columns: hb.columns, dataStart: hb.dataStart, dataLine: hb.dataLine, parts: new Parts(nparts, opts.tmpDir, 'b.') },
+    { src: a, name: 'a', columns: ha.columns, dataStart: ha.dataStart, dataLine: ha.dataLine, parts: new Parts(nparts, opts.tmp, 'a.') },
+    { src: b, name: 'b', columns: hb.columns, dataStart: hb.dataStart, dataLine: hb.dataLine, parts: new Parts(nparts, opts.tmp, 'b.') },
   ];
   try {
     const jsonCols = { a: new Set<string>(), b: new Set<string>() };
@@ -404,7 +405,7 @@ export async function diffRows(a: RowSource, b: RowSource, opts: RowDiffOptions)
       columns,
       summary,
       partitions: nparts,
-      spools: { added: path.join(opts.tmpDir, 'added.jsonl'), removed: path.join(opts.tmpDir, 'removed.jsonl'), changed: path.join(opts.tmpDir, 'changed.jsonl') },
+      spools: { added: spoolPath(opts.tmp, 'added'), removed: spoolPath(opts.tmp, 'removed'), changed: spoolPath(opts.tmp, 'changed') },
     };
   } finally {
     for (const s of sides) s.parts.close();
@@ -722,8 +723,8 @@ class Spool {
   private pending: string[] = [];
   private size = 0;
   count = 0;
-  constructor(file: string) {
-    this.fd = fs.openSync(file, 'wx', 0o600);
+  constructor(tmp: { guard: Guard; rel: string }, name: string) {
+    this.fd = tmp.guard.openForWrite(`${tmp.rel}/${name}.jsonl`);
   }
   add(v: unknown): void {
     const s = `${JSON.stringify(v)}\n`;
@@ -777,7 +778,7 @@ class RowReader {
  */
 async function join(a: Side, b: Side, nparts: number, opts: RowDiffOptions, columns: RowColumns): Promise<RowSummary> {
   const summary: RowSummary = { added: 0, removed: 0, changed: 0, unchanged: 0, duplicateKeys: { a: 0, b: 0 } };
-  const spools = { added: new Spool(path.join(opts.tmpDir, 'added.jsonl')), removed: new Spool(path.join(opts.tmpDir, 'removed.jsonl')), changed: new Spool(path.join(opts.tmpDir, 'changed.jsonl')) };
+  const spools = { added: new Spool(opts.tmp, 'added'), removed: new Spool(opts.tmp, 'removed'), changed: new Spool(opts.tmp, 'changed') };
   const ra = new RowReader(a, opts.format);
   const rb = new RowReader(b, opts.format);
   const keyless = opts.key.length === 0;
@@ -920,6 +921,10 @@ async function join(a: Side, b: Side, nparts: number, opts: RowDiffOptions, colu
     for (const s of Object.values(spools)) s.close();
   }
   return summary;
+}
+
+function spoolPath(tmp: { guard: Guard; rel: string }, name: string): string {
+  return tmp.guard.resolve(`${tmp.rel}/${name}.jsonl`, 'read');
 }
 
 /** Reads a spool file back, one detail at a time. */

@@ -72,10 +72,8 @@ export async function diffRows(repo: Repo, opts: DiffRowsOptions): Promise<DiffR
     // After opening both: a directory or a missing file says so before "what format is this".
     const format = opts.format ?? tableFormatOf(rel);
     if (!format) throw new UsageError(`cannot tell the format of ${quotePath(rel)} from its name; pass --format ${TABLE_FORMATS.join('|')}`);
-    repo.own.mkdirp('tmp');
     tmp = repo.own.mkdirp(tmpRel);
-    const out = await diffTables(a.src, b.src, { format, key, tmpDir: tmp, memory: memoryBudget(), signal: opts.signal });
-    const dir = tmp;
+    const out = await diffTables(a.src, b.src, { format, key, tmp: { guard: repo.own, rel: tmpRel }, memory: memoryBudget(), signal: opts.signal });
     let closed = false;
     return {
       path: rel,
@@ -91,11 +89,11 @@ export async function diffRows(repo: Repo, opts: DiffRowsOptions): Promise<DiffR
       close: () => {
         if (closed) return;
         closed = true;
-        fs.rmSync(dir, { recursive: true, force: true });
+        repo.own.remove(tmpRel);
       },
     };
   } catch (err) {
-    if (tmp !== undefined) fs.rmSync(tmp, { recursive: true, force: true });
+    if (tmp !== undefined) repo.own.remove(tmpRel);
     throw err;
   } finally {
     for (const s of sources) s.close();

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { git, makeRepo, tdv } from '../helpers/repo.js';
+import { execa } from 'execa';
+import { git, makeRepo, TDV_BIN, tdv } from '../helpers/repo.js';
 import { expectOneLineError, objPath, sha } from '../helpers/expect.js';
 
 /**
@@ -156,6 +157,26 @@ describe('tdv diff --rows', () => {
     const asDir = await tdv(dir, 'diff', '--rows', 'v1', 'data');
     expect(asDir.code, asDir.stderr).toBe(1);
     expectOneLineError(asDir.stderr, 'data is a directory at v1; name one CSV, TSV or JSON Lines file inside it');
+    expect(leftovers(dir)).toEqual([]);
+  });
+
+  it('Ctrl-C during the scan: exit 130, its temp files removed (the real bin/tdv)', async () => {
+    const dir = await makeRepo();
+    const row = (i: number) => `${i},${'v'.repeat(40)}\n`;
+    const n = 400_000;
+    const body = Array.from({ length: n }, (_, i) => row(i)).join('');
+    put(dir, 'big.csv', `id,v\n${body}`);
+    expect((await tdv(dir, 'add', '-q', 'big.csv')).code).toBe(0);
+    await git(dir, 'add', '-A');
+    await git(dir, 'commit', '-qm', 'big');
+    put(dir, 'big.csv', `id,v\n${body}${row(n)}`);
+    const child = execa('node', [TDV_BIN, 'diff', '--rows', 'big.csv', '--key', 'id'], { cwd: dir, reject: false, env: { NO_COLOR: '1', TDV_ROWS_MEMORY: '100000' } });
+    // Once its temp directory exists, the scan is under way (partition files being written).
+    for (let i = 0; i < 1000 && leftovers(dir).length === 0 && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 5));
+    child.kill('SIGINT');
+    const r = await child;
+    expect(r.exitCode, r.stderr).toBe(130);
+    expect(r.stderr).toMatch(/^error: interrupted/);
     expect(leftovers(dir)).toEqual([]);
   });
 });

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { bufferSource, type ChangedRow, diffRows, fdSource, readSpool, type RowDetail, type RowDiffOptions } from '../../src/cache/rows.js';
 import { parseJsonRecord, parseRecord, RecordError, tableFormatOf } from '../../src/formats/table.js';
 import { TdvError } from '../../src/errors.js';
+import { Guard } from '../../src/workspace/guard.js';
 import { tmpDir } from '../helpers/repo.js';
 
 /** Unit: the record parser (formats/table.ts) and the row engine (cache/rows.ts) on in-memory and on-disk tables. */
@@ -59,10 +60,10 @@ async function rows(a: string | Buffer, b: string | Buffer, opts: Partial<RowDif
   };
   const sa = src('a.csv', a);
   const sb = src('b.csv', b);
-  const tmp = path.join(dir, 'tmp');
-  fs.mkdirSync(tmp);
+  const guard = new Guard(dir);
+  guard.mkdirp('tmp');
   try {
-    const out = await diffRows(sa, sb, { format: 'csv', key: [], tmpDir: tmp, ...opts });
+    const out = await diffRows(sa, sb, { format: 'csv', key: [], tmp: { guard, rel: 'tmp' }, ...opts });
     return {
       summary: out.summary,
       columns: out.columns,
