@@ -299,7 +299,9 @@ function readHeader(src: RowSource, format: TableFormat, maxRow: number): { colu
   if (!isUtf8(buf.subarray(0, ce))) throw bad(src, 1, 'the header is not valid UTF-8', 'convert the file to UTF-8 (iconv -f LATIN1 -t UTF-8)');
   let columns: string[];
   try {
-    columns = parseRecord(buf, 0, ce, separatorOf(format));
+    // A UTF-8 byte order mark (Excel writes one) is not part of the first column's name.
+    const bom = ce >= 3 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0;
+    columns = parseRecord(buf, bom, ce, separatorOf(format));
   } catch (err) {
     if (err instanceof RecordError) throw bad(src, 1, `the header ${err.message}`, CSV_FIX);
     throw err;

@@ -4,7 +4,7 @@ import { bufferSource, type ChangedRow, diffRows as diffTables, fdSource, readSp
 import { assertObjectFile } from '../cache/store.js';
 import { quotePath, shellWord } from '../formats/paths.js';
 import { TABLE_FORMATS, type TableFormat, tableFormatOf } from '../formats/table.js';
-import { tmpSuffix } from '../util/fs.js';
+import { processGone, tmpSuffix } from '../util/fs.js';
 import type { Repo } from './repo.js';
 import type { DiffSide } from './diff.js';
 
@@ -72,6 +72,7 @@ export async function diffRows(repo: Repo, opts: DiffRowsOptions): Promise<DiffR
     // After opening both: a directory or a missing file says so before "what format is this".
     const format = opts.format ?? tableFormatOf(rel);
     if (!format) throw new UsageError(`cannot tell the format of ${quotePath(rel)} from its name; pass --format ${TABLE_FORMATS.join('|')}`);
+    removeStale(repo);
     tmp = repo.own.mkdirp(tmpRel);
     const out = await diffTables(a.src, b.src, { format, key, tmp: { guard: repo.own, rel: tmpRel }, memory: memoryBudget(), signal: opts.signal });
     let closed = false;
@@ -156,4 +157,22 @@ async function openSide(repo: Repo, rel: string, rev: string, closers: (() => Pr
     throw new TdvError('DAMAGED_OBJECT', `the cache object of ${label} is ${size} bytes, not the ${at.size} recorded; run \`tdv fsck\``);
   }
   return { src: fdSource(label, fd, size), side };
+}
+
+/**
+ * Removes the temp directories of `diff --rows` runs whose process is gone (a
+ * kill -9, a power cut): Ctrl-C cleans up after itself, those cannot. The
+ * name carries the pid (`rows.<pid>.<tag>`, see tmpSuffix).
+ */
+function removeStale(repo: Repo): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(repo.own.resolve('tmp', 'inspect'));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^rows\.(\d+)\.[0-9a-f]+$/.exec(n);
+    if (m && processGone(Number(m[1]))) repo.own.remove(`tmp/${n}`);
+  }
 }

@@ -63,6 +63,12 @@ describe('tdv diff --rows', () => {
       '',
     ]);
     expect(leftovers(dir)).toEqual([]);
+    // What a killed run left (its pid gone) is removed by the next one; another live process's is not.
+    fs.mkdirSync(path.join(dir, '.tdv/tmp/rows.999999999.01abcdef00'));
+    fs.mkdirSync(path.join(dir, `.tdv/tmp/rows.${process.ppid}.01abcdef00`));
+    expect((await tdv(dir, 'diff', '--rows', 'data/t.csv')).code).toBe(0);
+    expect(leftovers(dir)).toEqual([`rows.${process.ppid}.01abcdef00`]);
+    fs.rmdirSync(path.join(dir, `.tdv/tmp/rows.${process.ppid}.01abcdef00`));
     const limited = await tdv(dir, 'diff', '--rows', 'data/t.csv', '--key', 'id', '--limit', '1');
     expect(limited.stdout).toContain('  + line 5: id=6, name=lime, price=1, color=green\n  ... 1 more; --limit 0 or --json for all\n');
   });

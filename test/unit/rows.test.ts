@@ -130,6 +130,8 @@ describe('diffRows', () => {
   it('TSV and JSON Lines (keys are columns; absent keys differ from present ones)', async () => {
     const tsv = await rows('id\tv\n1\ta,b\n', 'id\tv\n1\ta;b\n', { format: 'tsv', key: ['id'] });
     expect(tsv.changed[0]!.cells).toEqual({ v: { old: 'a,b', new: 'a;b' } });
+    const bom = await rows('\ufeffid,v\n1,a\n', 'id,v\n1,b\n', { key: ['id'] });
+    expect(bom.columns.a).toEqual(['id', 'v']);
     const a = '{"id":1,"v":{"x":1,"y":2}}\n{"id":2,"v":3}\n\n';
     const b = '{"v":{"y":2,"x":1},"id":1}\n{"id":2,"v":3,"w":null}\n{"id":3}\n';
     const j = await rows(a, b, { format: 'jsonl', key: ['id'] });
