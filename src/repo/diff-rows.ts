@@ -49,9 +49,13 @@ export interface DiffRowsResult {
   close(): void;
 }
 
-/** The memory budget of the join: TDV_ROWS_MEMORY bytes (for tests), else 128 MiB. */
-function memoryBudget(): number | undefined {
-  const v = Number(process.env.TDV_ROWS_MEMORY);
+/**
+ * Internal knobs, for tests: TDV_ROWS_MEMORY, the join's memory budget in
+ * bytes (default 128 MiB); TDV_ROWS_WORKER_MIN, the size both files must have
+ * for side A to be scanned in a worker thread (default 16 MiB).
+ */
+function envBytes(name: string): number | undefined {
+  const v = Number(process.env[name]);
   return Number.isSafeInteger(v) && v > 0 ? v : undefined;
 }
 
@@ -74,7 +78,14 @@ export async function diffRows(repo: Repo, opts: DiffRowsOptions): Promise<DiffR
     if (!format) throw new UsageError(`cannot tell the format of ${quotePath(rel)} from its name; pass --format ${TABLE_FORMATS.join('|')}`);
     removeStale(repo);
     tmp = repo.own.mkdirp(tmpRel);
-    const out = await diffTables(a.src, b.src, { format, key, tmp: { guard: repo.own, rel: tmpRel }, memory: memoryBudget(), signal: opts.signal });
+    const out = await diffTables(a.src, b.src, {
+      format,
+      key,
+      tmp: { guard: repo.own, rel: tmpRel },
+      memory: envBytes('TDV_ROWS_MEMORY'),
+      workerMin: envBytes('TDV_ROWS_WORKER_MIN'),
+      signal: opts.signal,
+    });
     let closed = false;
     return {
       path: rel,

@@ -185,4 +185,31 @@ describe('tdv diff --rows', () => {
     expect(r.stderr).toMatch(/^error: interrupted/);
     expect(leftovers(dir)).toEqual([]);
   });
+
+  it('side A scanned in a worker thread (the real bin/tdv): the same document, in memory and partitioned; its errors are one line', async () => {
+    const dir = await tables();
+    const inProcess = (await tdv(dir, 'diff', '--rows', 'v1', 'data/t.csv', '--key', 'id', '--json')).stdout;
+    const bin = (env: Record<string, string>, ...args: string[]) => execa('node', [TDV_BIN, 'diff', '--rows', ...args], { cwd: dir, reject: false, env: { NO_COLOR: '1', ...env } });
+    const viaWorker = await bin({ TDV_ROWS_WORKER_MIN: '1' }, 'v1', 'data/t.csv', '--key', 'id', '--json');
+    expect(viaWorker.exitCode, viaWorker.stderr).toBe(0);
+    expect(JSON.parse(viaWorker.stdout)).toEqual(JSON.parse(inProcess));
+    const partitioned = await bin({ TDV_ROWS_WORKER_MIN: '1', TDV_ROWS_MEMORY: '64' }, 'v1', 'data/t.csv', '--key', 'id', '--json');
+    expect(JSON.parse(partitioned.stdout).summary).toEqual(JSON.parse(inProcess).summary);
+    // B (the workspace, this thread) is bad; then A (HEAD, the worker).
+    put(dir, 'data/t.csv', 'id,name,price\n1,2\n');
+    const badB = await bin({ TDV_ROWS_WORKER_MIN: '1' }, 'data/t.csv');
+    expect(badB.exitCode).toBe(1);
+    expectOneLineError(`${badB.stderr}\n`, 'data/t.csv in the workspace, line 2: the row has 2 fields, the header 3');
+    expect((await tdv(dir, 'add', '-q', 'data/t.csv')).code).toBe(0);
+    await git(dir, 'commit', '-qam', 'bad');
+    put(dir, 'data/t.csv', V1);
+    const badA = await bin({ TDV_ROWS_WORKER_MIN: '1' }, 'data/t.csv');
+    expect(badA.exitCode).toBe(1);
+    expectOneLineError(`${badA.stderr}\n`, 'data/t.csv at HEAD, line 2: the row has 2 fields, the header 3');
+    // Both bad: one after the other, A's error comes first; with the worker, both are scanned at once and B's (this thread's) wins.
+    put(dir, 'data/t.csv', 'id,name,price\n1,2,3\n"4\n');
+    expect((await bin({}, 'data/t.csv')).stderr).toContain('at HEAD, line 2');
+    expect((await bin({ TDV_ROWS_WORKER_MIN: '1' }, 'data/t.csv')).stderr).toContain('data/t.csv in the workspace, line 3: a quoted field is never closed');
+    expect(leftovers(dir)).toEqual([]);
+  });
 });
