@@ -145,17 +145,25 @@ describe('diffRows', () => {
       `id,v\n${Array.from({ length: n }, (_, i) => f((i * 7919) % n))
         .filter((l) => l !== undefined)
         .join('\n')}\n`;
-    const a = lines(3000, (i) => `${i},${i * 2}`);
-    const b = lines(3000, (i) => (i % 100 === 1 ? undefined : i % 100 === 2 ? `${i},changed` : `${i},${i * 2}`)) + '9999,new\n';
+    // 20,000 rows a side: in memory, the join splits them into cache-sized groups (scatter);
+    // with 2 partitions, each is split too; with 128, none is.
+    const n = 20000;
+    const a = lines(n, (i) => `${i},${i * 2}`);
+    const b = lines(n, (i) => (i % 100 === 1 ? undefined : i % 100 === 2 ? `${i},changed` : `${i},${i * 2}`)) + `${n + 1},new\n${n + 2},new\n${n + 2},dup\n`;
     const small = await rows(a, b, { key: ['id'], memory: 20_000, onDisk: true });
+    const two = await rows(a, b, { key: ['id'], memory: 1_300_000, onDisk: true });
     const big = await rows(a, b, { key: ['id'], onDisk: true });
-    expect(small.partitions).toBeGreaterThan(4);
-    expect(big.partitions).toBe(1);
-    expect(small.summary).toEqual({ added: 1, removed: 30, changed: 30, unchanged: 2940, duplicateKeys: { a: 0, b: 0 } });
-    expect(small.summary).toEqual(big.summary);
+    expect([small.partitions, two.partitions, big.partitions]).toEqual([128, 2, 1]);
+    const expected = { added: 3, removed: n / 100, changed: n / 100, unchanged: n - (2 * n) / 100, duplicateKeys: { a: 0, b: 1 } };
     const byKey = (r: { key?: Record<string, unknown> }) => String(r.key?.id);
-    expect(small.changed.map(byKey).sort()).toEqual(big.changed.map(byKey).sort());
-    expect(small.removed.map(byKey).sort()).toEqual(big.removed.map(byKey).sort());
+    for (const got of [small, two, big]) {
+      expect(got.summary).toEqual(expected);
+      expect(got.changed.map(byKey).sort()).toEqual(big.changed.map(byKey).sort());
+      expect(got.removed.map(byKey).sort()).toEqual(big.removed.map(byKey).sort());
+      expect(got.added.map((r) => r.row.v).sort()).toEqual(['dup', 'new', 'new']);
+    }
+    // In memory (one partition), every kind is listed in file order.
+    expect(big.changed.map((r) => r.lines.b)).toEqual([...big.changed.map((r) => r.lines.b)].sort((x, y) => x - y));
   });
 
   it('bad input: one line naming the file, the line and the fix', async () => {
