@@ -120,7 +120,9 @@ export interface ChangedRow {
 
 const REC = 8; // u32 per record: khi, klo, rhi, rlo, offLo, offHi, len, line
 const CHUNK = 4 << 20;
+/** Records buffered per partition before a write: 256 KiB, less when there are many partitions (at most 16 MiB a side in all). */
 const FLUSH_RECORDS = 8192;
+const FLUSH_TOTAL = 16 << 20;
 
 /** A scanned side: its header and where its records went. */
 interface Side {
@@ -145,7 +147,8 @@ class Parts {
     private readonly tag: string,
   ) {
     this.mem = Array.from({ length: n }, () => []);
-    this.bufs = Array.from({ length: n }, () => new Uint32Array(FLUSH_RECORDS * REC));
+    const per = Math.max(64, Math.min(FLUSH_RECORDS, Math.floor(FLUSH_TOTAL / (n * REC * 4))));
+    this.bufs = Array.from({ length: n }, () => new Uint32Array(per * REC));
     this.fill = new Array<number>(n).fill(0);
     this.files = new Array(n).fill(undefined);
   }
@@ -395,8 +398,9 @@ export async function diffRows(a: RowSource, b: RowSource, opts: RowDiffOptions)
     };
   }
   const rows = estimateRows(a, ha.dataStart) + estimateRows(b, hb.dataStart);
-  // Records (32 B) plus the join's tables (about as much again) of one partition pair within `memory`.
-  const nparts = Math.max(1, Math.min(4096, Math.ceil((rows * REC * 4 * 2) / memory)));
+  // One partition pair's records (32 B a row) within `memory` three times over: as loaded,
+  // as grouped for the join (scatter), and the join's small tables and arrays.
+  const nparts = Math.max(1, Math.min(4096, Math.ceil((rows * REC * 4 * 3) / memory)));
   const sides: Side[] = [
     { src: a, name: 'a', columns: ha.columns, dataStart: ha.dataStart, dataLine: ha.dataLine, parts: new Parts(nparts, opts.tmp, 'a.') },
     { src: b, name: 'b', columns: hb.columns, dataStart: hb.dataStart, dataLine: hb.dataLine, parts: new Parts(nparts, opts.tmp, 'b.') },

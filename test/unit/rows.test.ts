@@ -146,14 +146,14 @@ describe('diffRows', () => {
         .filter((l) => l !== undefined)
         .join('\n')}\n`;
     // 20,000 rows a side: in memory, the join splits them into cache-sized groups (scatter);
-    // with 2 partitions, each is split too; with 128, none is.
+    // with 2 partitions, each is split too; with 64, none is.
     const n = 20000;
     const a = lines(n, (i) => `${i},${i * 2}`);
     const b = lines(n, (i) => (i % 100 === 1 ? undefined : i % 100 === 2 ? `${i},changed` : `${i},${i * 2}`)) + `${n + 1},new\n${n + 2},new\n${n + 2},dup\n`;
-    const small = await rows(a, b, { key: ['id'], memory: 20_000, onDisk: true });
-    const two = await rows(a, b, { key: ['id'], memory: 1_300_000, onDisk: true });
+    const small = await rows(a, b, { key: ['id'], memory: 60_000, onDisk: true });
+    const two = await rows(a, b, { key: ['id'], memory: 2_000_000, onDisk: true });
     const big = await rows(a, b, { key: ['id'], onDisk: true });
-    expect([small.partitions, two.partitions, big.partitions]).toEqual([128, 2, 1]);
+    expect([small.partitions, two.partitions, big.partitions]).toEqual([64, 2, 1]);
     const expected = { added: 3, removed: n / 100, changed: n / 100, unchanged: n - (2 * n) / 100, duplicateKeys: { a: 0, b: 1 } };
     const byKey = (r: { key?: Record<string, unknown> }) => String(r.key?.id);
     for (const got of [small, two, big]) {
