@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // tdv benchmark: each row times tdv and its baseline side by side in the same
 // run (interleaved, median of RUNS), and prints the ratio against its target.
-// Usage: npm run bench [-- --runs 5 --files 20000 --items 100000 --big-mib 1024 --csv-mib 200 --slow-mib 100 --only add-dir,status,push-s3 --dir /dev/shm]
+// Usage: npm run bench [-- --runs 5 --files 20000 --items 100000 --big-mib 1024 --csv-mib 200 --slow-mib 100 --rows-mib 1024 --only add-dir,status,push-s3 --dir /dev/shm]
 // Row ids: add-big add-big-cached checkout-big add-dir status status-floor status-one checkout lfs push-local push-s3 push-noop-s3 pull-s3 push-big-s3
 // cdc-append cdc-insert cdc-pull text-push pack-requests pack-push-time pack-pull-one random-push slow-link
-// repro-noop items-add items-noop parallel docker-true docker-true-runner ssh-true ssh-pool ssh-inputs log cat-old serve-get serve-get-ref serve-list version
+// diff-rows repro-noop items-add items-noop parallel docker-true docker-true-runner ssh-true ssh-pool ssh-inputs log cat-old serve-get serve-get-ref serve-list version
 // The ssh-* rows start two Docker hosts reachable only over SSH (test/helpers/docker-ssh.sh: root,
 // iproute2, openssh-server, dockerd) and skip, saying why, when they cannot.
 // The transfer rows (cdc-*, text-push, pack-*, random-push, slow-link) count bytes and requests
@@ -1058,12 +1058,79 @@ if (enabled('serve-list')) {
   }
 }
 
+// tdv diff --rows of two CSVs of --rows-mib MiB (default 1024) differing in 1% of their rows
+// (a third changed, a third removed, a third added), neither sorted (rows in a pseudo-random
+// order, another one in B), A committed, B in the workspace; against what a user would type
+// without it: sort both and comm them (LC_ALL=C, GNU sort with its default threads and buffer).
+if (enabled('diff-rows')) {
+  const ROWS_MIB = Number(opt('rows-mib', 1024));
+  const repo = newRepo('rows');
+  const a = path.join(work, 'rows-a.csv');
+  const b = path.join(work, 'rows-b.csv');
+  // About 64 bytes a row: id, name, city, amount, timestamp.
+  const n = Math.round((ROWS_MIB * 1048576) / 64);
+  const cities = ['Berlin', 'Lagos', 'Lima', 'Osaka', 'Quito', 'Tunis', 'Perth', 'Oslo'];
+  const rowOf = (id, v) => `${id},user${(id * 7919) % 1000003},${cities[id % 8]},${((id * 31 + v) % 100000) / 100},2026-0${1 + (id % 9)}-1${id % 10}T12:00:00Z\n`;
+  // A bijection i -> id over [0, n): multiplying by a number prime to n scatters the ids.
+  const scatter = (i, m) => (i * m) % n;
+  const coprime = (m) => {
+    const gcd = (x, y) => (y === 0 ? x : gcd(y, x % y));
+    while (gcd(m, n) !== 1) m++;
+    return m;
+  };
+  const ma = coprime(2654435761 % n || 1);
+  const mb = coprime(40503 % n || 1);
+  const write = (file, m, variant) => {
+    const fd = fs.openSync(file, 'w');
+    let buf = 'id,name,city,amount,at\n';
+    for (let i = 0; i < n; i++) {
+      const line = variant(scatter(i, m));
+      if (line) buf += line;
+      if (buf.length > 1 << 20) {
+        fs.writeSync(fd, buf);
+        buf = '';
+      }
+    }
+    // B's added rows: ids past A's.
+    if (variant !== base) for (let i = 0; i < Math.floor(n / 300); i++) buf += rowOf(n + i, 0);
+    fs.writeSync(fd, buf);
+    fs.closeSync(fd);
+  };
+  const base = (id) => rowOf(id, 0);
+  write(a, ma, base);
+  // Of every 300 ids: one changed (its amount), one removed.
+  write(b, mb, (id) => (id % 300 === 1 ? rowOf(id, 7) : id % 300 === 2 ? '' : rowOf(id, 0)));
+  fs.copyFileSync(a, path.join(repo, 'rows.csv'));
+  run('node', [TDV, 'add', '-q', 'rows.csv'], repo);
+  run('git', ['add', '-A'], repo);
+  run('git', ['commit', '-qm', 'A'], repo);
+  fs.rmSync(path.join(repo, 'rows.csv'), { force: true });
+  fs.copyFileSync(b, path.join(repo, 'rows.csv'));
+  const rss = [];
+  const sorted = [path.join(work, 'rows-a.s'), path.join(work, 'rows-b.s')];
+  await row('diff-rows', `tdv diff --rows --key id of two ${ROWS_MIB} MiB CSVs, 1% of rows differing`, 'LC_ALL=C sort of both, then comm -3', 1.0, {
+    tdv: () => {
+      const t = process.hrtime.bigint();
+      const r = run('/usr/bin/time', ['-f', 'maxrss=%M', 'node', TDV, 'diff', '--rows', '--key', 'id', '--limit', '0', 'rows.csv'], repo, { env: gitEnv });
+      rss.push(Number(/maxrss=(\d+)/.exec(String(r.stderr))?.[1] ?? NaN));
+      return Number(process.hrtime.bigint() - t) / 1e9;
+    },
+    baseline: () => timeCmd('sh', ['-c', `sort "$1" > "$3" && sort "$2" > "$4" && comm -3 "$3" "$4" > /dev/null`, 'sh', a, b, ...sorted], work, { env: { ...gitEnv, LC_ALL: 'C' } }),
+  });
+  if (rss.length) rows.push({ id: 'diff-rows-rss', label: `peak RSS of tdv diff --rows of the two ${ROWS_MIB} MiB CSVs`, note: `${(Math.max(...rss) / 1024).toFixed(0)} MiB` });
+  if (process.env.TDV_BENCH_KEEP) process.stderr.write(`  kept ${repo}\n`);
+  else {
+    for (const f of [a, b, ...sorted]) fs.rmSync(f, { force: true });
+    rm(repo);
+  }
+}
+
 await row('version', 'tdv --version', 'node -e 0', 2.5, {
   tdv: () => timeCmd('node', [TDV, '--version'], work),
   baseline: () => timeCmd('node', ['-e', '0'], work),
 });
 
-rm(work);
+if (!process.env.TDV_BENCH_KEEP) rm(work);
 const lines = [
   `| row | tdv | baseline | ratio | target |`,
   `|---|---|---|---|---|`,

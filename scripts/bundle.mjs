@@ -35,7 +35,7 @@ await build({
   // The worker must sit beside the chunk that starts it: pool.js resolves './worker.js' against itself.
   // The reaper process (stages/reaper.ts) likewise starts 'reaper-child.js' from beside its chunk;
   // an entry of its own, it loads Node's built-ins only.
-  entryPoints: { main: 'dist/cli/main.js', worker: 'dist/cache/worker.js', 'reaper-child': 'dist/stages/reaper-child.js' },
+  entryPoints: { main: 'dist/cli/main.js', worker: 'dist/cache/worker.js', 'rows-worker': 'dist/cache/rows-worker.js', 'reaper-child': 'dist/stages/reaper-child.js' },
   outdir: 'dist/bundle',
   bundle: true,
   splitting: true,

@@ -1,0 +1,190 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { bufferSource, type ChangedRow, diffRows, fdSource, readSpool, type RowDetail, type RowDiffOptions } from '../../src/cache/rows.js';
+import { parseJsonRecord, parseRecord, RecordError, tableFormatOf } from '../../src/formats/table.js';
+import { TdvError } from '../../src/errors.js';
+import { Guard } from '../../src/workspace/guard.js';
+import { tmpDir } from '../helpers/repo.js';
+
+/** Unit: the record parser (formats/table.ts) and the row engine (cache/rows.ts) on in-memory and on-disk tables. */
+
+const rec = (s: string, sep = 44) => parseRecord(Buffer.from(s), 0, Buffer.byteLength(s), sep);
+
+describe('parseRecord', () => {
+  it('RFC 4180: quoted separators, doubled quotes, line breaks inside quotes, empty fields', () => {
+    expect(rec('a,b,c')).toEqual(['a', 'b', 'c']);
+    expect(rec('"a,1","say ""hi""",x')).toEqual(['a,1', 'say "hi"', 'x']);
+    expect(rec('"two\nlines",,')).toEqual(['two\nlines', '', '']);
+    expect(rec('')).toEqual(['']);
+    expect(rec('a\tb,c', 9)).toEqual(['a', 'b,c']);
+    expect(rec('é,ü')).toEqual(['é', 'ü']);
+  });
+
+  it('an unterminated quote and text after a closing quote are errors', () => {
+    expect(() => rec('"open,b')).toThrow(RecordError);
+    expect(() => rec('"a"b,c')).toThrow(/after a closing quote/);
+  });
+
+  it('JSON Lines rows are objects; formats come from extensions', () => {
+    expect(parseJsonRecord('{"a":1}')).toEqual({ a: 1 });
+    expect(() => parseJsonRecord('[1]')).toThrow(/must be an object, not an array/);
+    expect(() => parseJsonRecord('{oops')).toThrow(/not valid JSON/);
+    expect([tableFormatOf('a.CSV'), tableFormatOf('x/b.tsv'), tableFormatOf('c.ndjson'), tableFormatOf('d.jsonl'), tableFormatOf('e.txt')]).toEqual(['csv', 'tsv', 'jsonl', 'jsonl', undefined]);
+  });
+});
+
+interface Got {
+  summary: Awaited<ReturnType<typeof diffRows>>['summary'];
+  columns: Awaited<ReturnType<typeof diffRows>>['columns'];
+  partitions: number;
+  added: RowDetail[];
+  removed: RowDetail[];
+  changed: ChangedRow[];
+}
+
+async function all<T>(g: AsyncGenerator<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of g) out.push(x);
+  return out;
+}
+
+/** Diffs two tables given as text (or bytes), through files when `onDisk`. */
+async function rows(a: string | Buffer, b: string | Buffer, opts: Partial<RowDiffOptions> & { onDisk?: boolean } = {}): Promise<Got> {
+  const dir = tmpDir('tdv-rows-');
+  const src = (name: string, v: string | Buffer) => {
+    if (!opts.onDisk) return bufferSource(name, Buffer.from(v));
+    const f = path.join(dir, name);
+    fs.writeFileSync(f, v);
+    return fdSource(name, fs.openSync(f, 'r'), fs.statSync(f).size);
+  };
+  const sa = src('a.csv', a);
+  const sb = src('b.csv', b);
+  const guard = new Guard(dir);
+  guard.mkdirp('tmp');
+  try {
+    const out = await diffRows(sa, sb, { format: 'csv', key: [], tmp: { guard, rel: 'tmp' }, ...opts });
+    return {
+      summary: out.summary,
+      columns: out.columns,
+      partitions: out.partitions,
+      added: await all(readSpool<RowDetail>(out.spools.added)),
+      removed: await all(readSpool<RowDetail>(out.spools.removed)),
+      changed: await all(readSpool<ChangedRow>(out.spools.changed)),
+    };
+  } finally {
+    sa.close();
+    sb.close();
+  }
+}
+
+async function failure(p: Promise<unknown>): Promise<TdvError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(TdvError);
+  return err as TdvError;
+}
+
+describe('diffRows', () => {
+  const A = 'id,name,price\n1,apple,3\n2,pear,4\n3,"fig, dried",5\n4,kiwi,6\n';
+
+  it('keyed: added, removed, changed with the changed cells, unchanged counted; lines are file lines', async () => {
+    const B = 'id,name,price\n1,apple,3\n2,pear,40\n3,"fig, dried",5\n5,plum,7\n';
+    const got = await rows(A, B, { key: ['id'] });
+    expect(got.summary).toEqual({ added: 1, removed: 1, changed: 1, unchanged: 2, duplicateKeys: { a: 0, b: 0 } });
+    expect(got.added).toEqual([{ line: 5, key: { id: '5' }, row: { id: '5', name: 'plum', price: '7' } }]);
+    expect(got.removed).toEqual([{ line: 5, key: { id: '4' }, row: { id: '4', name: 'kiwi', price: '6' } }]);
+    expect(got.changed).toEqual([{ key: { id: '2' }, lines: { a: 3, b: 3 }, cells: { price: { old: '4', new: '40' } } }]);
+  });
+
+  it('quoting, CRLF and row order do not make a change; a newline inside quotes is one row', async () => {
+    const B = 'id,name,price\r\n"4","kiwi","6"\r\n3,"fig, dried",5\r\n1,apple,3\r\n2,pear,4\r\n';
+    const got = await rows(A, B, { key: ['id'] });
+    expect(got.summary).toMatchObject({ added: 0, removed: 0, changed: 0, unchanged: 4 });
+    const multi = await rows('k,v\n1,"a\nb"\n2,c\n', 'k,v\n2,c\n1,"a\nB"\n', { key: ['k'] });
+    expect(multi.changed).toEqual([{ key: { k: '1' }, lines: { a: 2, b: 3 }, cells: { v: { old: 'a\nb', new: 'a\nB' } } }]);
+  });
+
+  it('without a key: whole rows as a multiset, duplicates counted', async () => {
+    const got = await rows('x,y\n1,1\n1,1\n2,2\n', 'x,y\n2,2\n1,1\n3,3\n3,3\n');
+    expect(got.summary).toEqual({ added: 2, removed: 1, changed: 0, unchanged: 2, duplicateKeys: { a: 0, b: 0 } });
+    expect(got.removed.map((r) => r.row)).toEqual([{ x: '1', y: '1' }]);
+    expect(got.added.map((r) => r.line)).toEqual([4, 5]);
+  });
+
+  it('composite keys; duplicate keys counted on each side and paired in file order', async () => {
+    const got = await rows('d,s,v\n1,a,1\n1,b,2\n1,a,3\n', 'd,s,v\n1,a,1\n1,b,2\n1,a,4\n1,a,5\n', { key: ['d', 's'] });
+    expect(got.summary).toEqual({ added: 1, removed: 0, changed: 1, unchanged: 2, duplicateKeys: { a: 1, b: 2 } });
+    expect(got.changed[0]).toMatchObject({ key: { d: '1', s: 'a' }, lines: { a: 4, b: 4 }, cells: { v: { old: '3', new: '4' } } });
+  });
+
+  it('a changed header: columns added and removed reported, cells compared by name (reordered columns are no change)', async () => {
+    const got = await rows('id,a,b,gone\n1,x,y,z\n2,p,q,r\n', 'id,new,b,a\n1,n,y,x\n2,n,Q,p\n', { key: ['id'] });
+    expect(got.columns).toEqual({ a: ['id', 'a', 'b', 'gone'], b: ['id', 'new', 'b', 'a'], added: ['new'], removed: ['gone'] });
+    expect(got.summary).toMatchObject({ changed: 1, unchanged: 1 });
+    expect(got.changed[0]!.cells).toEqual({ b: { old: 'q', new: 'Q' } });
+  });
+
+  it('TSV and JSON Lines (keys are columns; absent keys differ from present ones)', async () => {
+    const tsv = await rows('id\tv\n1\ta,b\n', 'id\tv\n1\ta;b\n', { format: 'tsv', key: ['id'] });
+    expect(tsv.changed[0]!.cells).toEqual({ v: { old: 'a,b', new: 'a;b' } });
+    const bom = await rows('\ufeffid,v\n1,a\n', 'id,v\n1,b\n', { key: ['id'] });
+    expect(bom.columns.a).toEqual(['id', 'v']);
+    const a = '{"id":1,"v":{"x":1,"y":2}}\n{"id":2,"v":3}\n\n';
+    const b = '{"v":{"y":2,"x":1},"id":1}\n{"id":2,"v":3,"w":null}\n{"id":3}\n';
+    const j = await rows(a, b, { format: 'jsonl', key: ['id'] });
+    expect(j.summary).toMatchObject({ added: 1, removed: 0, changed: 1, unchanged: 1 });
+    expect(j.changed[0]).toMatchObject({ key: { id: 2 }, cells: { w: { old: null, new: null } } });
+    expect(j.columns.added).toEqual(['w']);
+  });
+
+  it('the partitioned path (a small memory budget, records through temp files) finds what the in-memory one does', async () => {
+    const lines = (n: number, f: (i: number) => string | undefined) =>
+      `id,v\n${Array.from({ length: n }, (_, i) => f((i * 7919) % n))
+        .filter((l) => l !== undefined)
+        .join('\n')}\n`;
+    // 20,000 rows a side: in memory, the join splits them into cache-sized groups (scatter);
+    // with 2 partitions, each is split too; with 64, none is.
+    const n = 20000;
+    const a = lines(n, (i) => `${i},${i * 2}`);
+    const b = lines(n, (i) => (i % 100 === 1 ? undefined : i % 100 === 2 ? `${i},changed` : `${i},${i * 2}`)) + `${n + 1},new\n${n + 2},new\n${n + 2},dup\n`;
+    const small = await rows(a, b, { key: ['id'], memory: 60_000, onDisk: true });
+    const two = await rows(a, b, { key: ['id'], memory: 2_000_000, onDisk: true });
+    const big = await rows(a, b, { key: ['id'], onDisk: true });
+    expect([small.partitions, two.partitions, big.partitions]).toEqual([64, 2, 1]);
+    const expected = { added: 3, removed: n / 100, changed: n / 100, unchanged: n - (2 * n) / 100, duplicateKeys: { a: 0, b: 1 } };
+    const byKey = (r: { key?: Record<string, unknown> }) => String(r.key?.id);
+    for (const got of [small, two, big]) {
+      expect(got.summary).toEqual(expected);
+      expect(got.changed.map(byKey).sort()).toEqual(big.changed.map(byKey).sort());
+      expect(got.removed.map(byKey).sort()).toEqual(big.removed.map(byKey).sort());
+      expect(got.added.map((r) => r.row.v).sort()).toEqual(['dup', 'new', 'new']);
+    }
+    // In memory (one partition), every kind is listed in file order.
+    expect(big.changed.map((r) => r.lines.b)).toEqual([...big.changed.map((r) => r.lines.b)].sort((x, y) => x - y));
+  });
+
+  it('bad input: one line naming the file, the line and the fix', async () => {
+    const msg = async (a: string | Buffer, opts: Partial<RowDiffOptions> = {}) => (await failure(rows(a, 'id,v\n1,2\n', { key: ['id'], ...opts }))).message;
+    expect(await msg('id,v\n1,"open\n2,3\n')).toMatch(/^a\.csv, line 2: a quoted field is never closed/);
+    expect(await msg('id,v\n1,2\n3\n')).toMatch(/^a\.csv, line 3: the row has 1 field, the header 2; quote fields that hold a comma/);
+    expect(await msg(Buffer.concat([Buffer.from('id,v\n1,2\n3,'), Buffer.from([0xc3, 0x28]), Buffer.from('\n')]))).toMatch(/^a\.csv, line 3: the text is not valid UTF-8; convert/);
+    expect(await msg(Buffer.from([0x50, 0x4b, 0x03, 0x04, 0, 0, 10]))).toMatch(/^a\.csv is a binary file .*without --rows$/);
+    expect(await msg(`id,v\n1,${'x'.repeat(5000)}\n`, { maxRow: 1000 })).toMatch(/^a\.csv, line 2: the row is longer than 1000 bytes/);
+    expect(await msg('')).toMatch(/the file is empty.*header row/);
+    expect(await msg('id,id\n1,2\n')).toMatch(/names column "id" twice/);
+    expect(await msg('{"id":1}\n[2]\n', { format: 'jsonl' })).toMatch(/^a\.csv, line 2: a JSON Lines row must be an object/);
+    const noKey = await failure(rows('id,v\n', 'x,v\n', { key: ['id'] }));
+    expect(noKey.code).toBe('USAGE');
+    expect(noKey.message).toBe('b.csv has no column "id"; its columns are "x", "v": pick --key from those');
+  });
+
+  it('an abort between chunks stops the scan with an interrupted error', async () => {
+    const ac = new AbortController();
+    ac.abort();
+    const err = await failure(rows('id\n1\n', 'id\n1\n', { signal: ac.signal }));
+    expect(err.code).toBe('INTERRUPTED');
+  });
+});
