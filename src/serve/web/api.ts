@@ -60,7 +60,7 @@ export function errorAnswer(err: unknown): ApiAnswer {
 
 type Handler = (ctx: ServeContext, q: URLSearchParams) => Promise<unknown>;
 
-const HANDLERS: Record<string, Handler> = { refs, log, files, diff, dag, metrics, params };
+const HANDLERS: Record<string, Handler> = { refs, log, files, diff, dag, metrics, params, lineage };
 
 /** A required revision parameter, resolved to a commit (dates too: `@2016-07-31`). */
 function revParam(ctx: ServeContext, q: URLSearchParams, key: string, fallback?: string): { rev: string; commit: string } {
@@ -243,4 +243,26 @@ async function params(ctx: ServeContext, q: URLSearchParams): Promise<unknown> {
   const { paramsDiff } = await import('../../repo/metrics.js');
   const changes = await paramsDiff(ctx.repo, a.commit, b.commit, { all: true });
   return { a: { rev: a.rev, ...commitInfo(ctx, a.commit) }, b: { rev: b.rev, ...commitInfo(ctx, b.commit) }, changes };
+}
+
+/**
+ * What produced an output at a revision (`tdv lineage --rev REV PATH --json`),
+ * or with `reverse=1` what depends on a path; `depth` limits the stage levels.
+ */
+async function lineage(ctx: ServeContext, q: URLSearchParams): Promise<unknown> {
+  const { rev, commit } = revParam(ctx, q, 'rev', 'HEAD');
+  const p = (q.get('path') ?? '').replace(/^\/+|\/+$/g, '');
+  if (p === '') throw new ApiProblem('BAD_REQUEST', 'parameter "path" (an output or data path) is required');
+  if (relPathProblem(p) !== undefined) throw new ApiProblem('NOT_FOUND', `no path ${JSON.stringify(p)} at ${rev}`, 404);
+  const d = q.get('depth');
+  if (d !== null && !/^[1-9]\d{0,5}$/.test(d)) throw new ApiProblem('BAD_REQUEST', 'parameter "depth" must be a positive number');
+  const { lineage: lineageOf } = await import('../../repo/lineage.js');
+  let res;
+  try {
+    res = await lineageOf(ctx.repo, { target: path.join(ctx.repo.root, ...p.split('/')), rev: commit, reverse: q.get('reverse') === '1', ...(d === null ? {} : { depth: Number(d) }) });
+  } catch (err) {
+    if (err instanceof TdvError && err.code === 'NOT_TRACKED') throw new ApiProblem('NOT_FOUND', err.message, 404);
+    throw err;
+  }
+  return { ...res, rev, ...commitInfo(ctx, commit) };
 }
