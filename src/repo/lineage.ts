@@ -402,12 +402,16 @@ class Walk {
     return { bytes, uncommitted: e?.kind !== 'blob' || gitBlobId(bytes) !== e.oid };
   }
 
-  /** A workspace file through the guard (no symlinks on the way); undefined when absent, not a file, or too large. */
+  /**
+   * A workspace file through the guard, never through a symlink; undefined when
+   * absent, not a regular file, too large, or reached through a symlink (what
+   * is there is then unknown: never read, never counted as fresh).
+   */
   private readWorkspace(rel: string, max: number): Buffer | undefined {
     try {
       return this.repo.guard.readFile(rel, { maxBytes: max });
     } catch (err) {
-      if (err instanceof TdvError && (err.code === 'NOT_A_FILE' || err.code === 'TOO_LARGE')) return undefined;
+      if (err instanceof TdvError && (err.code === 'NOT_A_FILE' || err.code === 'TOO_LARGE' || err.code === 'UNSAFE_PATH')) return undefined;
       if ((err as NodeJS.ErrnoException)?.code === 'ENOTDIR') return undefined;
       throw err;
     }

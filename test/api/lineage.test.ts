@@ -115,6 +115,23 @@ describe('lineage (API)', () => {
     expect(res.stages[0]!.deps[0]).toMatchObject({ path: 'feats/a.csv', current: null, status: 'unknown' });
   });
 
+  it('workspace files are never read through a symlink: unknown, not fresh', async () => {
+    const dir = await built();
+    // Same bytes behind a symlink: reading through it would say fresh.
+    write(dir, 'elsewhere/f.sh', F_SH);
+    fs.rmSync(path.join(dir, 'f.sh'));
+    fs.symlinkSync('elsewhere/f.sh', path.join(dir, 'f.sh'));
+    // A pointer under a symlinked directory is not read either.
+    fs.renameSync(path.join(dir, 'data'), path.join(dir, 'real-data'));
+    fs.symlinkSync('real-data', path.join(dir, 'data'));
+    const res = await of(dir, 'feats/a.csv');
+    expect(res.stages[0]!.deps.map((d) => [d.path, d.kind, d.status, d.current])).toEqual([
+      ['data/raw.csv', 'untracked', 'unknown', null],
+      ['f.sh', 'git', 'unknown', null],
+    ]);
+    expect(res.status).toBe('unknown');
+  });
+
   it('--rev reads tdv.lock, pointers and blobs of an older commit', async () => {
     const dir = await built();
     const first = (await git(dir, 'rev-parse', 'HEAD')).trim();
