@@ -16,6 +16,8 @@ import type { Repo } from './repo.js';
 const LOCK_FILE = 'tdv.lock';
 /** Git files larger than this are not hashed to compare with a recorded dep (code is small; a large blob costs its read). */
 const MAX_HASHED = 64 * 2 ** 20;
+/** At most this many producing stages are followed from one directory dep (see Walk.producersOf). */
+const MAX_FANOUT = 1000;
 
 export interface LineageOptions {
   /** An absolute path: a stage output, a file inside an output directory, or (with `reverse`) any path stages read. */
@@ -179,6 +181,9 @@ class Walk {
   private readonly depsSorted: string[];
   private readonly manifests = new Map<string, ManifestEntry[] | undefined>();
   private readonly sourceMemo = new Map<string, LineageSource | undefined>();
+  private readonly prodMemo = new Map<string, ReturnType<Walk['producersOf']>>();
+  /** A directory dep held outputs of more than MAX_FANOUT stages: only the first were followed. */
+  private capped = false;
   private readonly prefix: string;
   private readonly tree: string | undefined;
 
@@ -205,23 +210,54 @@ class Walk {
     this.tree = history && head ? history.commit(head).tree : undefined;
   }
 
-  /** The outputs related to `p`: the one at `p` or a directory holding it, else every output below `p`. */
+  /**
+   * The outputs related to `p`: the one at `p` or a directory holding it, else
+   * the outputs below `p` (at most MAX_FANOUT stages of them: a hostile
+   * tdv.lock could make every dep a directory holding every output, and the
+   * answer quadratic; `capped` then marks the result truncated).
+   */
   private producersOf(p: string): { kind: 'same' | 'inside'; w: Written } | { kind: 'contains'; ws: Written[] } | undefined {
+    if (this.prodMemo.has(p)) return this.prodMemo.get(p);
+    let r: ReturnType<Walk['producersOf']>;
     const same = this.written.get(p);
-    if (same) return { kind: 'same', w: same };
-    for (let d = path.posix.dirname(p); d !== '.'; d = path.posix.dirname(d)) {
+    if (same) r = { kind: 'same', w: same };
+    for (let d = path.posix.dirname(p); r === undefined && d !== '.'; d = path.posix.dirname(d)) {
       const w = this.written.get(d);
-      if (w) return { kind: 'inside', w };
+      if (w) r = { kind: 'inside', w };
     }
-    const ws = below(this.writtenSorted, p).map((o) => this.written.get(o)!);
-    return ws.length ? { kind: 'contains', ws } : undefined;
+    if (r === undefined) {
+      const ws: Written[] = [];
+      const stages = new Set<string>();
+      for (const o of below(this.writtenSorted, p)) {
+        const w = this.written.get(o)!;
+        if (!stages.has(w.stage) && stages.size >= MAX_FANOUT) {
+          this.capped = true;
+          break;
+        }
+        stages.add(w.stage);
+        ws.push(w);
+      }
+      if (ws.length) r = { kind: 'contains', ws };
+    }
+    this.prodMemo.set(p, r);
+    return r;
   }
 
-  /** The stages that read `p`, a directory holding it, or a file inside it. */
-  private readersOf(p: string): string[] {
-    const out = new Set<string>(this.readers.get(p) ?? []);
-    for (let d = path.posix.dirname(p); d !== '.'; d = path.posix.dirname(d)) for (const s of this.readers.get(d) ?? []) out.add(s);
-    for (const d of below(this.depsSorted, p)) for (const s of this.readers.get(d)!) out.add(s);
+  /**
+   * The stages that read `p`, a directory holding it, or a file inside it.
+   * With `expanded` (the downstream walk), a dep path already followed is not
+   * followed again: each costs its readers once, however many outputs lie below it.
+   */
+  private readersOf(p: string, expanded?: Set<string>): string[] {
+    const out = new Set<string>();
+    const add = (d: string) => {
+      if (expanded?.has(d)) return;
+      expanded?.add(d);
+      for (const s of this.readers.get(d) ?? []) out.add(s);
+    };
+    add(p);
+    for (let d = path.posix.dirname(p); d !== '.'; d = path.posix.dirname(d)) add(d);
+    for (const d of below(this.depsSorted, p)) add(d);
     return [...out];
   }
 
@@ -263,7 +299,8 @@ class Walk {
       }
     }
     const producers = !prod ? [] : prod.kind === 'contains' ? unique(prod.ws.map((w) => w.stage)) : [prod.w.stage];
-    const res = await this.walk(rel, 'down', kind, first, depth, (s) => unique(s.outs.flatMap((o) => this.readersOf(o.path))));
+    const expanded = new Set<string>();
+    const res = await this.walk(rel, 'down', kind, first, depth, (s) => unique(s.outs.flatMap((o) => this.readersOf(o.path, expanded))));
     return { ...res, producers, sources };
   }
 
@@ -301,7 +338,7 @@ class Walk {
     const srcList = [...sources.values()];
     await this.fillCommits(srcList);
     const status = stages.reduce<Freshness>((a, s) => worst(a, s.status), 'fresh');
-    return { target: rel, direction, kind, producers: direction === 'up' ? first : [], stages, sources: srcList, truncated, status };
+    return { target: rel, direction, kind, producers: direction === 'up' ? first : [], stages, sources: srcList, truncated: truncated || this.capped, status };
   }
 
   private async stage(name: string, level: number): Promise<LineageStage> {

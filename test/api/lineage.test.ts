@@ -189,6 +189,18 @@ describe('lineage (API)', () => {
       ['a', 2],
     ]);
     expect((await of(dir, 'x', { reverse: true })).stages.map((s) => s.name)).toEqual(['a', 'b']);
+    // Every stage reads the directory holding every output: the walk follows at most 1,000 producers of one dep, and says so.
+    const n = 1200;
+    let big = 'schema: 1\nstages:\n';
+    for (let i = 0; i < n; i++) big += lock(`s${i}`, 'd', `d/x${i}`);
+    write(dir, 'tdv.lock', big);
+    const wide = await of(dir, 'd/x0');
+    expect(wide.truncated).toBe(true);
+    expect(wide.stages.length).toBe(1000);
+    expect(wide.stages[0]!.deps[0]!.producers!.length).toBe(999); // the first 1,000 by path, less s0 itself
+    const down = await of(dir, 'd/x0', { reverse: true });
+    expect(down.stages.length).toBe(n);
+    write(dir, 'tdv.lock', `schema: 1\nstages:\n${lock('a', 'x', 'y')}${lock('b', 'y', 'x')}${lock('c', 'c', 'c')}`);
     // A stage reading its own output: the dep is not followed back to it.
     expect((await of(dir, 'c')).stages.map((s) => [s.name, s.deps[0]!.kind])).toEqual([['c', 'untracked']]);
   });
