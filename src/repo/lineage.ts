@@ -8,7 +8,7 @@ import { isDirOid } from '../formats/oid.js';
 import { quotePath } from '../formats/paths.js';
 import { outAbsPath, parsePointer, POINTER_EXT } from '../formats/pointer.js';
 import type { LockedPath, LockFile } from '../stages/lock.js';
-import { decodeUtf8, isInside, MAX_POINTER_BYTES } from '../util/fs.js';
+import { decodeUtf8, isInside, MAX_POINTER_BYTES, tooLargeError } from '../util/fs.js';
 import { POINTER_FIX } from './lib/pointers.js';
 import { openHistory, treePrefix } from './lib/revision.js';
 import type { Repo } from './repo.js';
@@ -433,8 +433,14 @@ class Walk {
   /** A pointer file's bytes: at the revision from Git, else from the workspace (never through a symlink). */
   private pointerBytes(ptrRel: string): { bytes: Buffer; uncommitted: boolean } | undefined {
     const e = this.tree && this.history ? this.history.entryAt(this.tree, this.prefix + ptrRel) : undefined;
-    if (this.atRev) return e?.kind === 'blob' ? { bytes: this.history!.blob(e.oid), uncommitted: false } : undefined;
-    const bytes = this.readWorkspace(ptrRel, MAX_POINTER_BYTES);
+    if (this.atRev) {
+      if (e?.kind !== 'blob') return undefined;
+      const bytes = this.history!.blob(e.oid);
+      // As strict as a pointer of the workspace (and pointersAt): a pointer is small.
+      if (bytes.length > MAX_POINTER_BYTES) throw tooLargeError(quotePath(`${this.head!.slice(0, 12)}:${ptrRel}`), bytes.length, MAX_POINTER_BYTES, 'a pointer file');
+      return { bytes, uncommitted: false };
+    }
+    const bytes = this.readWorkspace(ptrRel, MAX_POINTER_BYTES, 'error');
     if (!bytes) return undefined;
     return { bytes, uncommitted: e?.kind !== 'blob' || gitBlobId(bytes) !== e.oid };
   }
@@ -444,11 +450,11 @@ class Walk {
    * absent, not a regular file, too large, or reached through a symlink (what
    * is there is then unknown: never read, never counted as fresh).
    */
-  private readWorkspace(rel: string, max: number): Buffer | undefined {
+  private readWorkspace(rel: string, max: number, tooLarge: 'unknown' | 'error'): Buffer | undefined {
     try {
       return this.repo.guard.readFile(rel, { maxBytes: max });
     } catch (err) {
-      if (err instanceof TdvError && (err.code === 'NOT_A_FILE' || err.code === 'TOO_LARGE' || err.code === 'UNSAFE_PATH')) return undefined;
+      if (err instanceof TdvError && (err.code === 'NOT_A_FILE' || err.code === 'UNSAFE_PATH' || (err.code === 'TOO_LARGE' && tooLarge === 'unknown'))) return undefined;
       if ((err as NodeJS.ErrnoException)?.code === 'ENOTDIR') return undefined;
       throw err;
     }
@@ -464,7 +470,7 @@ class Walk {
       bytes = this.history!.blob(e.oid);
       if (bytes.length > MAX_HASHED) bytes = undefined;
     } else {
-      bytes = this.readWorkspace(p, MAX_HASHED);
+      bytes = this.readWorkspace(p, MAX_HASHED, 'unknown');
       uncommitted = bytes === undefined || gitBlobId(bytes) !== e.oid;
     }
     const sha256 = bytes === undefined ? null : crypto.createHash('sha256').update(bytes).digest('hex');
