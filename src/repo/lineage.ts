@@ -265,8 +265,10 @@ class Walk {
     const target = this.producersOf(rel);
     if (!target) {
       const src = await this.source(rel);
-      if (src && src.kind !== 'untracked') await this.fillCommits([src]);
-      if (src && src.kind !== 'untracked') return { target: rel, direction: 'up', kind: src.kind, producers: [], stages: [], sources: [src], truncated: false, status: 'fresh' };
+      if (src && src.kind !== 'untracked') {
+        await this.fillCommits([src]);
+        return { target: rel, direction: 'up', kind: src.kind, producers: [], stages: [], sources: [src], truncated: false, status: 'fresh' };
+      }
       const at = rev === undefined ? '' : ` at ${quotePath(rev)}`;
       throw new TdvError(
         'NOT_TRACKED',
@@ -285,8 +287,8 @@ class Walk {
     const sources: LineageSource[] = [];
     if (!prod) {
       const src = await this.source(rel);
+      kind = src?.kind ?? 'untracked';
       if (src) {
-        kind = src.kind;
         sources.push(src);
         await this.fillCommits(sources);
       }

@@ -189,6 +189,10 @@ describe('lineage (API)', () => {
       ['a', 2],
     ]);
     expect((await of(dir, 'x', { reverse: true })).stages.map((s) => s.name)).toEqual(['a', 'b']);
+    // Read by a stage, written and tracked by none.
+    write(dir, 'tdv.lock', `schema: 1\nstages:\n${lock('a', 'in', 'out')}`);
+    expect(await of(dir, 'in', { reverse: true })).toMatchObject({ kind: 'untracked', producers: [], sources: [], stages: [{ name: 'a' }] });
+    write(dir, 'tdv.lock', `schema: 1\nstages:\n${lock('a', 'x', 'y')}${lock('b', 'y', 'x')}${lock('c', 'c', 'c')}`);
     // Every stage reads the directory holding every output: the walk follows at most 1,000 producers of one dep, and says so.
     const n = 1200;
     let big = 'schema: 1\nstages:\n';
