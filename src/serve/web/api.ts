@@ -257,12 +257,31 @@ async function lineage(ctx: ServeContext, q: URLSearchParams): Promise<unknown> 
   const d = q.get('depth');
   if (d !== null && !/^[1-9]\d{0,5}$/.test(d)) throw new ApiProblem('BAD_REQUEST', 'parameter "depth" must be a positive number');
   const { lineage: lineageOf } = await import('../../repo/lineage.js');
-  let res;
-  try {
-    res = await lineageOf(ctx.repo, { target: path.join(ctx.repo.root, ...p.split('/')), rev: commit, reverse: q.get('reverse') === '1', ...(d === null ? {} : { depth: Number(d) }) });
-  } catch (err) {
-    if (err instanceof TdvError && err.code === 'NOT_TRACKED') throw new ApiProblem('NOT_FOUND', err.message, 404);
-    throw err;
+  const run = async () => {
+    try {
+      return await lineageOf(ctx.repo, { target: path.join(ctx.repo.root, ...p.split('/')), rev: commit, reverse: q.get('reverse') === '1', ...(d === null ? {} : { depth: Number(d) }) });
+    } catch (err) {
+      if (err instanceof TdvError && err.code === 'NOT_TRACKED') throw new ApiProblem('NOT_FOUND', err.message, 404);
+      throw err;
+    }
+  };
+  let res = await run();
+  // A file inside a tracked or output directory is compared with the directory's manifest, "unknown"
+  // when the cache lacks it: fetch those from the remote (verified and kept, as every read here), then look again.
+  const unknown = new Set<string>();
+  for (const st of res.stages) for (const x of st.deps) if (x.status === 'unknown' && x.kind !== 'untracked') unknown.add(x.path);
+  for (const x of res.sources) if (x.kind === 'data' && x.sha256 === null) unknown.add(x.path);
+  if (unknown.size > 0) {
+    const snap = await ctx.snapshot(commit);
+    let found = false;
+    for (const u of unknown) {
+      try {
+        if ((await snap.stat(u))?.oid) found = true;
+      } catch (err) {
+        if (!(err instanceof TdvError)) throw err; // no remote, or not there: it stays unknown
+      }
+    }
+    if (found) res = await run();
   }
   return { ...res, rev, ...commitInfo(ctx, commit) };
 }
