@@ -4,7 +4,7 @@
 // Usage: npm run bench [-- --runs 5 --files 20000 --items 100000 --big-mib 1024 --csv-mib 200 --slow-mib 100 --rows-mib 1024 --only add-dir,status,push-s3 --dir /dev/shm]
 // Row ids: add-big add-big-cached checkout-big add-dir status status-floor status-one checkout lfs push-local push-s3 push-noop-s3 pull-s3 push-big-s3
 // cdc-append cdc-insert cdc-pull text-push pack-requests pack-push-time pack-pull-one random-push slow-link
-// diff-rows repro-noop items-add items-noop parallel docker-true docker-true-runner ssh-true ssh-pool ssh-inputs log cat-old serve-get serve-get-ref serve-list version
+// diff-rows repro-noop items-add items-noop parallel docker-true docker-true-runner ssh-true ssh-pool ssh-inputs log cat-old lineage serve-get serve-get-ref serve-list version
 // The ssh-* rows start two Docker hosts reachable only over SSH (test/helpers/docker-ssh.sh: root,
 // iproute2, openssh-server, dockerd) and skip, saying why, when they cannot.
 // The transfer rows (cdc-*, text-push, pack-*, random-push, slow-link) count bytes and requests
@@ -954,6 +954,26 @@ if (enabled('cat-old')) {
   }
   await row('cat-old', 'tdv cat --rev HEAD~20 of a small data file', 'tdv --version', 1.5, {
     tdv: () => tdvCmd(repo, 'cat', '--rev', 'HEAD~20', 'params.csv'),
+    baseline: () => timeCmd('node', [TDV, '--version'], work),
+  });
+  rm(repo);
+}
+
+// tdv lineage of the last output of a 50-stage chain (stage i copies stage i-1's output; stage 0
+// reads a tracked file and a Git-tracked script), run once and committed, against starting tdv at all.
+if (enabled('lineage')) {
+  const repo = newRepo('lineage');
+  fs.writeFileSync(path.join(repo, 'raw.csv'), 'a,b\n1,2\n');
+  run('node', [TDV, 'add', '-q', 'raw.csv'], repo);
+  fs.writeFileSync(path.join(repo, 'prep.sh'), 'cat raw.csv > out0.csv\n');
+  let yaml = 'stages:\n  s0:\n    cmd: sh prep.sh\n    deps: [raw.csv, prep.sh]\n    outs: [out0.csv]\n';
+  for (let i = 1; i < 50; i++) yaml += `  s${i}:\n    cmd: cp out${i - 1}.csv out${i}.csv\n    deps: [out${i - 1}.csv]\n    outs: [out${i}.csv]\n`;
+  fs.writeFileSync(path.join(repo, 'tdv.yaml'), yaml);
+  run('node', [TDV, 'repro', '-q'], repo);
+  run('git', ['add', '-A'], repo);
+  run('git', ['commit', '-qm', '50-stage chain'], repo);
+  await row('lineage', 'tdv lineage of the output at the end of a 50-stage chain', 'tdv --version', 2.0, {
+    tdv: () => tdvCmd(repo, 'lineage', 'out49.csv'),
     baseline: () => timeCmd('node', [TDV, '--version'], work),
   });
   rm(repo);

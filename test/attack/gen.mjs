@@ -121,7 +121,9 @@ function commands(rng, c) {
     ['install'],
     ['init', '-f'],
   ];
-  return rng.shuffle(list);
+  // Read-only commands last, drawing nothing from rng (so the cases before them are unchanged): they must
+  // not change anything either, nor follow a link, hang or print more than one error line.
+  return [...rng.shuffle(list), ['lineage', 'out/model.copy'], ['lineage', '--reverse', 'data'], ['lineage', '--rev', 'HEAD', '--json', 'out/model.copy']];
 }
 
 /**

@@ -195,6 +195,25 @@ describe('web view JSON API', () => {
     expect(body.changes.map((c: any) => c.path)).toEqual(expect.arrayContaining(['data/images/a.txt', 'data/images/c.txt']));
   });
 
+  it('gives the lineage of an output at any revision, as tdv lineage --json', async () => {
+    const { status, body } = await api('/-/api/lineage?rev=v1&path=metrics.json');
+    expect(status).toBe(200);
+    expect(body).toMatchObject({ rev: 'v1', commit: commits['Pipeline: features, train, evaluate'], target: 'metrics.json', producers: ['evaluate'], status: 'fresh' });
+    expect(body.stages.map((s: any) => [s.name, s.level])).toEqual([
+      ['evaluate', 1],
+      ['train', 2],
+      ['features', 3],
+    ]);
+    expect(body.stages[0].params).toEqual({ 'params.yaml': { 'train.lr': 0.1 } });
+    expect(body.sources.find((s: any) => s.path === 'data/raw.csv')).toMatchObject({ kind: 'data', pointer: 'data/raw.csv.tdv', commit: { id: commits['Add raw data'] } });
+    const down = await api('/-/api/lineage?rev=main&path=data/raw.csv&reverse=1');
+    expect(down.body.stages.map((s: any) => s.name)).toEqual(['features', 'train', 'evaluate']);
+    expect((await api('/-/api/lineage?rev=main&path=nope.csv')).status).toBe(404);
+    expect((await api('/-/api/lineage?rev=main&path=../etc/passwd')).status).toBe(404);
+    expect((await api('/-/api/lineage?rev=main')).status).toBe(400);
+    expect((await api('/-/api/lineage?rev=main&path=model.json&depth=0')).status).toBe(400);
+  });
+
   it('answers hostile revisions, paths and requests with JSON errors, and keeps serving', async () => {
     const cases: [string, number][] = [
       ['/-/api/dag?rev=../../etc/passwd', 404],
@@ -344,6 +363,17 @@ describeNeeding('Chromium', chromiumMissing, 'web view in a browser', () => {
     // And down again: its output is read by train.
     expect(await panel.locator('button[data-consumer=train]').count()).toBe(1);
     await shot('pipeline');
+  });
+
+  it("links a stage's metrics to their lineage", async () => {
+    await page.goto(`${base}/#/dag?rev=main&metric=metrics.json`);
+    await ready();
+    await page.locator('aside.panel a.lineage[data-lineage="metrics.json"]').click();
+    await page.waitForSelector('main[data-view=lineage][aria-busy=false]');
+    expect(page.url()).toContain(`#/lineage?rev=${commits['Scale features by 5']}&path=metrics.json`);
+    expect(await page.locator('section[data-stage]').evaluateAll((els) => els.map((e) => e.getAttribute('data-stage')))).toEqual(['evaluate', 'train', 'features']);
+    expect(await page.locator('main').innerText()).toMatch(/Lineage of\s+metrics\.json/);
+    await shot('lineage');
   });
 
   it('draws the metrics over commits as a chart', async () => {

@@ -17,6 +17,7 @@ import { registerFsck } from './fsck.js';
 import { registerGc } from './gc.js';
 import { registerInit } from './init.js';
 import { registerInstall } from './install.js';
+import { registerLineage } from './lineage.js';
 import { registerLog } from './log.js';
 import { registerMergeDriver } from './merge-driver.js';
 import { registerMetrics } from './metrics.js';
@@ -40,6 +41,7 @@ export function registerCommands(program: Program, ctx: CliContext): void {
   registerCheckout(program, ctx);
   registerDiff(program, ctx);
   registerLog(program, ctx);
+  registerLineage(program, ctx);
   registerRepro(program, ctx);
   registerStage(program, ctx);
   registerCommit(program, ctx);

@@ -60,7 +60,7 @@ export function errorAnswer(err: unknown): ApiAnswer {
 
 type Handler = (ctx: ServeContext, q: URLSearchParams) => Promise<unknown>;
 
-const HANDLERS: Record<string, Handler> = { refs, log, files, diff, dag, metrics, params };
+const HANDLERS: Record<string, Handler> = { refs, log, files, diff, dag, metrics, params, lineage };
 
 /** A required revision parameter, resolved to a commit (dates too: `@2016-07-31`). */
 function revParam(ctx: ServeContext, q: URLSearchParams, key: string, fallback?: string): { rev: string; commit: string } {
@@ -243,4 +243,45 @@ async function params(ctx: ServeContext, q: URLSearchParams): Promise<unknown> {
   const { paramsDiff } = await import('../../repo/metrics.js');
   const changes = await paramsDiff(ctx.repo, a.commit, b.commit, { all: true });
   return { a: { rev: a.rev, ...commitInfo(ctx, a.commit) }, b: { rev: b.rev, ...commitInfo(ctx, b.commit) }, changes };
+}
+
+/**
+ * What produced an output at a revision (`tdv lineage --rev REV PATH --json`),
+ * or with `reverse=1` what depends on a path; `depth` limits the stage levels.
+ */
+async function lineage(ctx: ServeContext, q: URLSearchParams): Promise<unknown> {
+  const { rev, commit } = revParam(ctx, q, 'rev', 'HEAD');
+  const p = (q.get('path') ?? '').replace(/^\/+|\/+$/g, '');
+  if (p === '') throw new ApiProblem('BAD_REQUEST', 'parameter "path" (an output or data path) is required');
+  if (relPathProblem(p) !== undefined) throw new ApiProblem('NOT_FOUND', `no path ${JSON.stringify(p)} at ${rev}`, 404);
+  const d = q.get('depth');
+  if (d !== null && !/^[1-9]\d{0,5}$/.test(d)) throw new ApiProblem('BAD_REQUEST', 'parameter "depth" must be a positive number');
+  const { lineage: lineageOf } = await import('../../repo/lineage.js');
+  const run = async () => {
+    try {
+      return await lineageOf(ctx.repo, { target: path.join(ctx.repo.root, ...p.split('/')), rev: commit, reverse: q.get('reverse') === '1', ...(d === null ? {} : { depth: Number(d) }) });
+    } catch (err) {
+      if (err instanceof TdvError && err.code === 'NOT_TRACKED') throw new ApiProblem('NOT_FOUND', err.message, 404);
+      throw err;
+    }
+  };
+  let res = await run();
+  // A file inside a tracked or output directory is compared with the directory's manifest, "unknown"
+  // when the cache lacks it: fetch those from the remote (verified and kept, as every read here), then look again.
+  const unknown = new Set<string>();
+  for (const st of res.stages) for (const x of st.deps) if (x.status === 'unknown' && x.kind !== 'untracked') unknown.add(x.path);
+  for (const x of res.sources) if (x.kind === 'data' && x.sha256 === null) unknown.add(x.path);
+  if (unknown.size > 0) {
+    const snap = await ctx.snapshot(commit);
+    let found = false;
+    for (const u of unknown) {
+      try {
+        if ((await snap.stat(u))?.oid) found = true;
+      } catch (err) {
+        if (!(err instanceof TdvError)) throw err; // no remote, or not there: it stays unknown
+      }
+    }
+    if (found) res = await run();
+  }
+  return { ...res, rev, ...commitInfo(ctx, commit) };
 }

@@ -119,6 +119,52 @@ export interface ParamsDiff {
   changes: { file: string; key: string; old?: unknown; new?: unknown; change?: number; unchanged?: true }[];
 }
 
+export type Freshness = 'fresh' | 'stale' | 'unknown';
+
+export interface LineageDep {
+  path: string;
+  sha256: string;
+  size: number;
+  nfiles?: number;
+  kind: 'output' | 'data' | 'git' | 'untracked';
+  producers?: string[];
+  current: string | null;
+  status: Freshness;
+}
+
+export interface LineageStage {
+  name: string;
+  level: number;
+  cmd: string | string[];
+  image: string | null;
+  params: Record<string, Record<string, unknown>>;
+  deps: LineageDep[];
+  outs: { path: string; sha256: string; size: number; nfiles?: number }[];
+  status: Freshness;
+}
+
+export interface LineageSource {
+  path: string;
+  kind: 'data' | 'git' | 'untracked';
+  pointer?: string;
+  sha256?: string | null;
+  blob?: string;
+  commit: { id: string; date: string; subject: string } | null;
+}
+
+/** `tdv lineage --json` at a revision, with the commit's subject and date. */
+export interface Lineage extends CommitInfo {
+  rev: string;
+  target: string;
+  direction: 'up' | 'down';
+  kind: 'output' | 'data' | 'git' | 'untracked';
+  producers: string[];
+  stages: LineageStage[];
+  sources: LineageSource[];
+  truncated: boolean;
+  status: Freshness;
+}
+
 /** An API error, with the server's code and message. */
 export class ApiError extends Error {
   constructor(

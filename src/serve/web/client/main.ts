@@ -4,7 +4,21 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
-import { ApiError, type Diff, get, type Listing, type LogPage, type MetricsHistory, type ParamsDiff, type Pipeline, type Refs, type Stage, type WebPath } from './api.js';
+import {
+  ApiError,
+  type Diff,
+  get,
+  type Lineage,
+  type LineageDep,
+  type Listing,
+  type LogPage,
+  type MetricsHistory,
+  type ParamsDiff,
+  type Pipeline,
+  type Refs,
+  type Stage,
+  type WebPath,
+} from './api.js';
 import { drawDag } from './dag.js';
 import { bytes, type Child, fileUrl, h, mount, route, short, valueText, when } from './dom.js';
 
@@ -124,6 +138,20 @@ function revPair(view: string, a: string, b: string): HTMLElement {
 function pathLink(commit: string, p: WebPath | { path: string; kind?: string }): HTMLElement {
   if ('kind' in p && p.kind === 'missing') return h('span', { class: 'mono path missing', title: 'not in this revision' }, p.path);
   return h('a', { href: fileUrl(commit, p.path), class: 'mono path', 'data-path': p.path }, p.path);
+}
+
+/** A link to what produced an output (`reverse`: what depends on a path), at that commit. */
+function lineageLink(commit: string, p: string, reverse = false): HTMLElement {
+  return h(
+    'a',
+    {
+      href: route('lineage', { rev: commit, path: p, reverse: reverse ? '1' : undefined }),
+      class: 'link small lineage',
+      'data-lineage': p,
+      title: reverse ? `what depends on ${p}` : `what produced ${p}`,
+    },
+    reverse ? 'downstream' : 'lineage',
+  );
 }
 
 // ---------- views ----------
@@ -357,6 +385,7 @@ function pathTable(commit: string, list: WebPath[], showProducer: (name: string)
           'td',
           null,
           pathLink(commit, p),
+          readers && p.sha256 ? lineageLink(commit, p.path) : null,
           p.producer ? h('button', { type: 'button', class: 'link small', 'data-producer': p.producer, onclick: () => showProducer(p.producer!) }, `← ${p.producer}`) : null,
           (readers ?? [])
             .filter((r) => r.deps.some((d) => within(p.path, d.path)))
@@ -376,7 +405,7 @@ function stagePanel(p: Pipeline, st: Stage, select: (name: string) => void): HTM
     h(
       'div',
       { class: 'metric-file' },
-      h('div', null, pathLink(p.commit, m), m.sha256 ? mono(short(m.sha256), m.sha256) : null),
+      h('div', null, pathLink(p.commit, m), m.sha256 ? mono(short(m.sha256), m.sha256) : null, m.sha256 ? lineageLink(p.commit, m.path) : null),
       m.values
         ? table(
             ['Metric', ['Value', 'num']],
@@ -537,7 +566,12 @@ async function viewMetrics(params: URLSearchParams): Promise<HTMLElement> {
       h('td', null, commitLink(c.commit)),
       h('td', { class: 'subject' }, c.subject),
       keys.map((k) => num(valueText(c.metrics[k.file]?.[k.key]))),
-      h('td', { class: 'actions' }, h('a', { href: route('dag', { rev: c.commit, metric: keys[0]!.file }), title: 'the stage that wrote these metrics' }, 'Stage')),
+      h(
+        'td',
+        { class: 'actions' },
+        h('a', { href: route('dag', { rev: c.commit, metric: keys[0]!.file }), title: 'the stage that wrote these metrics' }, 'Stage'),
+        Object.keys(c.metrics).map((f) => lineageLink(c.commit, f)),
+      ),
     ),
   );
   const tbl = h(
@@ -602,7 +636,94 @@ async function viewParams(params: URLSearchParams): Promise<HTMLElement> {
   );
 }
 
+const freshBadge = (s: LineageDep['status']): HTMLElement | null => (s === 'fresh' ? null : badge(s, s === 'stale' ? 'deleted' : 'missing'));
+
+function depRow(l: Lineage, d: LineageDep): HTMLTableRowElement {
+  const from =
+    d.kind === 'output'
+      ? (d.producers ?? []).map((n) => h('a', { href: `#stage-${encodeURIComponent(n)}`, class: 'small' }, `← ${n}`))
+      : h('span', { class: 'muted small' }, d.kind === 'git' ? 'code (git)' : d.kind);
+  const why = d.status === 'stale' ? `recorded ${short(d.sha256)}, now ${d.current ? short(d.current) : 'nothing'}` : d.status === 'unknown' ? 'cannot tell' : '';
+  return h(
+    'tr',
+    null,
+    h('td', null, pathLink(l.commit, { path: d.path }), ' ', from),
+    h('td', null, mono(short(d.sha256), d.sha256)),
+    h('td', null, freshBadge(d.status), h('span', { class: 'muted small' }, why || 'fresh')),
+  );
+}
+
+/** What produced an output (stages level by level, then the data and code at the bottom), or what depends on a path. */
+async function viewLineage(params: URLSearchParams): Promise<HTMLElement> {
+  const rev = params.get('rev') || current;
+  const p = params.get('path') ?? '';
+  const reverse = params.get('reverse') === '1';
+  const l = await get<Lineage>('lineage', { rev, path: p, reverse: reverse ? '1' : undefined });
+  const title = pageTitle(
+    h('span', null, reverse ? 'Downstream of ' : 'Lineage of ', mono(l.target), ' at ', mono(revLabel(rev))),
+    h('span', null, commitLink(l.commit), ' ', l.subject, ' ', l.status === 'fresh' ? badge('fresh', 'added') : badge(l.status, l.status === 'stale' ? 'deleted' : 'missing')),
+  );
+  const toggle = h(
+    'div',
+    { class: 'toolbar' },
+    h('span', { class: 'muted' }, reverse ? 'The stages that read it, and what they wrote: what to rerun or distrust.' : 'Each stage that led to it, down to the tracked data and the code.'),
+    lineageLink(l.commit, l.target, !reverse),
+  );
+  const stages = l.stages.map((st) =>
+    h(
+      'section',
+      { class: 'card', id: `stage-${encodeURIComponent(st.name)}`, 'data-stage': st.name },
+      h('h2', null, `${st.level}. `, h('a', { href: route('dag', { rev: l.commit, stage: st.name }) }, st.name), ' ', freshBadge(st.status)),
+      h('pre', { class: 'cmd' }, typeof st.cmd === 'string' ? st.cmd : st.cmd.join('\n')),
+      st.image ? h('p', null, 'Image ', mono(st.image, st.image)) : null,
+      Object.keys(st.params).length
+        ? table(
+            ['Params file', 'Key', ['Value', 'num']],
+            Object.entries(st.params).flatMap(([f, kv]) => Object.entries(kv).map(([k, v]) => h('tr', null, h('td', { class: 'mono' }, f), h('td', { class: 'mono' }, k), num(valueText(v))))),
+            'compact',
+          )
+        : null,
+      h('h3', null, 'Inputs'),
+      st.deps.length
+        ? table(
+            ['Path', 'Recorded', 'Status'],
+            st.deps.map((d) => depRow(l, d)),
+            'paths',
+          )
+        : empty('None.'),
+      h('h3', null, 'Outputs'),
+      h(
+        'ul',
+        { class: 'changes' },
+        st.outs.map((o) => h('li', null, pathLink(l.commit, { path: o.path }), ' ', mono(short(o.sha256), o.sha256), ' ', reverse ? lineageLink(l.commit, o.path) : null)),
+      ),
+    ),
+  );
+  const sources = l.sources.length
+    ? card(
+        reverse ? 'Source' : 'Sources',
+        table(
+          ['Path', 'Kept by', 'Version', 'Last changed'],
+          l.sources.map((s) =>
+            h(
+              'tr',
+              null,
+              h('td', null, pathLink(l.commit, { path: s.path })),
+              h('td', null, badge(s.kind === 'git' ? 'code (git)' : s.kind, s.kind === 'untracked' ? 'missing' : s.kind), s.pointer ? h('span', { class: 'muted small' }, ` ${s.pointer}`) : null),
+              h('td', null, s.blob ? mono(`blob ${short(s.blob)}`, s.blob) : s.sha256 ? mono(short(s.sha256), s.sha256) : '—'),
+              h('td', null, s.commit ? [commitLink(s.commit.id), ' ', h('span', { class: 'muted small' }, s.commit.subject)] : '—'),
+            ),
+          ),
+        ),
+      )
+    : null;
+  const none =
+    l.stages.length === 0 ? card(reverse ? 'Nothing downstream' : 'Source', empty(reverse ? 'No stage reads it at this revision.' : 'No stage writes it: it is source data or code.')) : null;
+  return h('div', { class: 'lineage' }, title, toggle, none, stages, l.truncated ? empty('More stages lie beyond the depth shown.') : null, sources);
+}
+
 const RENDER: Record<string, (p: URLSearchParams) => Promise<HTMLElement>> = {
+  lineage: viewLineage,
   refs: viewRefs,
   log: viewLog,
   files: viewFiles,
