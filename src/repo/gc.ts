@@ -280,6 +280,14 @@ export async function planGc(repo: Repo, scope: HistoryScope = {}, remote?: Remo
       else unknown.push({ path: s.rel, commit: s.at.commit, oid });
     }
   }
+  // The directory manifests run records name stay (small, without their files): a per-item
+  // stage finds by them which output files belonged to an item that changed or went, where
+  // without them it would run every item again (lib/items.ts).
+  {
+    const { RunCache } = await import('../stages/run-cache.js');
+    const runs = new RunCache(store);
+    for (const key of runs.list()) for (const o of runs.get(key)?.outs ?? []) if (isDirOid(o.sha256) && store.has(o.sha256)) keep.add(o.sha256);
+  }
   let inRemote: GcPlan['inRemote'];
   if (remote && opts.notInRemote) {
     // DVC's meaning: referenced objects the remote holds are not kept. Asked of the remote for

@@ -70,6 +70,17 @@ describe('tdv repro: foreach-file stages', () => {
     expect(read(dir, 'data/out/f1.out')).toBe('item 1\n');
   });
 
+  it('after tdv gc, a changed item still runs alone (gc keeps the manifests of run records)', async () => {
+    const dir = await itemsRepo(5);
+    expect((await repro(dir)).code).toBe(0);
+    const gc = await tdv(dir, 'gc', '-w', '-f');
+    expect(gc.code).toBe(0);
+    write(dir, 'data/in/f1.txt', 'item 1, new\n');
+    fs.rmSync(path.join(dir, 'data/in/f2.txt'));
+    expect(await repro(dir)).toMatchObject({ code: 0, counts: { items: 4, ran: 1, unchanged: 3, dropped: 2 } });
+    expect(files(dir, 'data/out')).toEqual({ 'f1.out': 'item 1, new\n', 'f3.out': 'item 3\n', 'f4.out': 'item 4\n', 'f5.out': 'item 5\n' });
+  });
+
   it('a changed command reruns every item; the text line counts the items', async () => {
     const dir = await itemsRepo(3);
     expect((await repro(dir)).code).toBe(0);

@@ -189,7 +189,7 @@ function unchangedSinceLock(
   let dropped = 0;
   for (const b of before) {
     if (now.get(b.rel) === b.sha256) continue;
-    const files = recorded(repo, runCache, itemKey(key, b), stage.outs[0]!);
+    const files = recorded(repo, runCache, itemKey(key, b), stage.outs[0]!, true);
     if (!files) return undefined;
     for (const f of files) gone.add(f.relpath);
     dropped++;
@@ -204,12 +204,15 @@ function unchangedSinceLock(
  * manifest not in the cache. A record is data (it may come from a remote):
  * its manifest's names are checked like any manifest's.
  */
-function recorded(repo: Repo, runCache: RunCache, key: string, outDir: string): ManifestEntry[] | undefined {
+function recorded(repo: Repo, runCache: RunCache, key: string, outDir: string, namesOnly = false): ManifestEntry[] | undefined {
   const entry = runCache.get(key);
   const o = entry?.outs[0];
   if (!entry || entry.outs.length !== 1 || entry.metrics.length || o?.path !== outDir || !isDirOid(o.sha256) || !repo.store.has(o.sha256)) return undefined;
   try {
     const files = repo.store.readManifest(o.sha256);
+    // Which names an earlier result had (to take them out of the output) needs no file of it:
+    // gc keeps run records' manifests, not always their files.
+    if (namesOnly) return files;
     if (files.some((f) => !repo.store.has(f.sha256))) return undefined;
     // Sizes go into tdv.lock (the output directory's size): a record or manifest stating sizes
     // its objects do not have is not used, as for a whole stage's run record (found by the
