@@ -94,7 +94,7 @@ export interface RanOn {
 }
 
 export type ReproEvent =
-  | { type: 'plan'; stage: string; reasons: string[]; frozen?: boolean }
+  | { type: 'plan'; stage: string; reasons: string[]; frozen?: boolean; items?: ItemCounts }
   /** A tracked input's pointer updated to its changed workspace content (with `dry`: would be). */
   | { type: 'source'; path: string; pointer: string; dry: boolean }
   | { type: 'pulled'; files: number; runs: number }
@@ -123,7 +123,7 @@ export interface ReproResult {
   /** The per-item (`foreach-file`) stages of `ran`, with their item counts. */
   items?: ({ stage: string } & ItemCounts)[];
   /** With `dry`: every selected stage with the reasons it would run (empty: up to date, or frozen). */
-  plan?: { stage: string; reasons: string[]; frozen?: boolean }[];
+  plan?: { stage: string; reasons: string[]; frozen?: boolean; items?: ItemCounts }[];
   /**
    * Tracked inputs (data with a `.tdv` pointer that a selected stage reads)
    * whose workspace content changed: cached, and their pointer rewritten with
@@ -348,7 +348,7 @@ class Run {
 
   /** --dry: every selected stage and why it would run; downstream of a stage that would run is marked too. */
   async plan(names: string[]): Promise<ReproResult> {
-    const plan: { stage: string; reasons: string[]; frozen?: boolean }[] = [];
+    const plan: NonNullable<ReproResult['plan']> = [];
     const willRun = new Set<string>();
     for (const n of names) {
       const stage = this.dag.stages.get(n)!;
@@ -362,10 +362,26 @@ class Run {
       const up = [...this.dag.upstream.get(n)!].filter((u) => willRun.has(u));
       if (up.length && !reasons.length) reasons.push(`upstream will run: ${up.join(', ')}`);
       if (reasons.length) willRun.add(n);
-      plan.push({ stage: n, reasons });
-      this.emit({ type: 'plan', stage: n, reasons });
+      // A per-item stage whose inputs are known now: how many of its items would run.
+      const inputs = 'inputs' in check ? check.inputs : undefined;
+      const items = reasons.length && stage.items && inputs && !up.length ? await this.itemsPlan(stage, inputs) : undefined;
+      plan.push({ stage: n, reasons, ...(items ? { items } : {}) });
+      this.emit({ type: 'plan', stage: n, reasons, ...(items ? { items } : {}) });
     }
     return { ran: [], restored: [], skipped: plan.filter((p) => !p.reasons.length).map((p) => p.stage), failed: [], blocked: [], plan, updated: [] };
+  }
+
+  /** --dry of a per-item stage: its item counts, `ran` being how many would run; undefined when they cannot be told. */
+  private async itemsPlan(stage: Stage, inputs: StageInputs): Promise<ItemCounts | undefined> {
+    const { runItems, shellBatches } = await import('./lib/items.js');
+    try {
+      const never = () => Promise.reject(new Error('bug: --dry ran a batch'));
+      const o = { runCache: this.runCache, reuse: !this.opts.force, restore: this.opts.runCache !== false, jobs: 1, keepGoing: false, dry: true, batches: shellBatches(this.repo, never, false) };
+      return (await runItems(this.repo, stage, inputs, this.lock.get(stage.name), o, '')).counts;
+    } catch (err) {
+      if (err instanceof TdvError) return undefined;
+      throw err;
+    }
   }
 
   /** Runs the selected stages through the scheduler; each one is checked, then skipped, restored or run by `stage`. */

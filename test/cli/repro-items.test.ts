@@ -240,9 +240,12 @@ describe('tdv repro: foreach-file stages', () => {
 
   it('--dry says it would run; a restore of the whole stage from the run-cache after its output is deleted', async () => {
     const dir = await itemsRepo(3);
-    expect((await tdv(dir, 'repro', '--dry')).stdout).toContain('would run each: never run');
+    expect((await tdv(dir, 'repro', '--dry')).stdout).toContain('would run each: never run (3 of 3 items)');
     expect(fs.existsSync(path.join(dir, 'data/out'))).toBe(false);
     expect((await repro(dir)).code).toBe(0);
+    write(dir, 'data/in/f4.txt', 'item 4\n');
+    expect((await tdv(dir, 'repro', '--dry')).stdout).toContain('would run each: deps changed: data/in (1 of 4 items)');
+    fs.rmSync(path.join(dir, 'data/in/f4.txt'));
     fs.rmSync(path.join(dir, 'data/out'), { recursive: true });
     const r = await tdv(dir, 'repro');
     expect(r.stdout).toContain('restored each from the run-cache');

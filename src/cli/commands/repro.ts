@@ -107,7 +107,12 @@ class StagePrinter {
     switch (e.type) {
       case 'plan':
         if (e.frozen) this.out.info(`${p.dim('frozen')} ${e.stage}: not run (\`tdv unfreeze ${e.stage.replace(/@.*/s, '')}\` to run it again)`);
-        else this.out.info(e.reasons.length ? `${p.yellow('would run')} ${e.stage}: ${escapeLine(e.reasons.join('; '))}` : `${p.dim('up to date')} ${e.stage}`);
+        else
+          this.out.info(
+            e.reasons.length
+              ? `${p.yellow('would run')} ${e.stage}: ${escapeLine(e.reasons.join('; '))}${e.items ? ` (${e.items.ran.toLocaleString('en-US')} of ${e.items.items.toLocaleString('en-US')} item${e.items.items === 1 ? '' : 's'})` : ''}`
+              : `${p.dim('up to date')} ${e.stage}`,
+          );
         break;
       case 'source':
         this.out.info(`${e.dry ? p.yellow('would update') : p.green('updated')} ${q(e.pointer)}: ${q(e.path)} changed${e.dry ? '' : '; commit the pointer with Git'}`);

@@ -40,6 +40,8 @@ export interface ItemsOptions {
   restore: boolean;
   jobs: number;
   keepGoing: boolean;
+  /** Only count: `ran` is then how many items would run (`--dry`); nothing runs or is written. */
+  dry?: boolean;
   signal?: AbortSignal;
   /** How a batch runs: `shellBatches` (here, or in a local container) or `jobBatches` (a runner elsewhere). */
   batches: BatchRunner;
@@ -92,6 +94,7 @@ export async function runItems(repo: Repo, stage: Stage, inputs: StageInputs, lo
       counts.restored++;
     } else toRun.push(item);
   }
+  if (o.dry) return { counts: { ...counts, ran: toRun.length } };
   const failure = toRun.length ? await runBatches(repo, stage, toRun, key, o, results, log) : undefined;
   counts.ran = results.length - counts.restored;
   if (failure) return { counts, failure };
