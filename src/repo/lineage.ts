@@ -276,8 +276,24 @@ class Walk {
         { data: { path: rel } },
       );
     }
+    let targetStatus: Freshness = 'fresh';
+    if (target.kind === 'inside') {
+      // A path inside an output directory is that stage's only if the directory's manifest lists it
+      // (a file, or a directory holding files); uncached manifest: unknown, never claimed fresh.
+      const listed = this.listedAt(target.w.out.sha256, target.w.out.path, rel);
+      if (listed === false) {
+        const at = rev === undefined ? '' : ` at ${quotePath(rev)}`;
+        throw new TdvError(
+          'NOT_TRACKED',
+          `${quotePath(rel)} is not in ${quotePath(target.w.out.path)} as stage ${target.w.stage} recorded it in tdv.lock${at}; name a file that output holds (\`tdv ls ${quotePath(target.w.out.path)}\` lists them)`,
+          { data: { path: rel } },
+        );
+      }
+      if (listed === 'unknown') targetStatus = 'unknown';
+    }
     const first = target.kind === 'contains' ? target.ws.map((w) => w.stage) : [target.w.stage];
-    return this.walk(rel, 'up', 'output', unique(first), depth, (s) => s.deps.flatMap((d) => d.producers ?? []));
+    const res = await this.walk(rel, 'up', 'output', unique(first), depth, (s) => s.deps.flatMap((d) => d.producers ?? []));
+    return { ...res, status: worst(res.status, targetStatus) };
   }
 
   async down(rel: string, depth: number): Promise<Partial> {
@@ -389,6 +405,15 @@ class Walk {
     if (!m) return 'unknown';
     const sub = p.slice(outPath.length + 1);
     return m.find((e) => e.relpath === sub)?.sha256;
+  }
+
+  /** Whether the directory output recorded as `oid` at `outPath` holds `p` (a file, or a directory of files); 'unknown' when its manifest is not cached. */
+  private listedAt(oid: string, outPath: string, p: string): boolean | 'unknown' {
+    if (!isDirOid(oid)) return false;
+    const m = this.manifest(oid);
+    if (!m) return 'unknown';
+    const sub = p.slice(outPath.length + 1);
+    return m.some((e) => e.relpath === sub || e.relpath.startsWith(`${sub}/`));
   }
 
   /** A cached manifest; undefined when absent or damaged (then the status is unknown, not an error). */

@@ -115,6 +115,19 @@ describe('lineage (API)', () => {
     expect(res.stages[0]!.deps[0]).toMatchObject({ path: 'feats/a.csv', current: null, status: 'unknown' });
   });
 
+  it("a path inside an output directory is that stage's only if the manifest lists it; unknown without the manifest", async () => {
+    const dir = await built();
+    expect(await of(dir, 'feats/b.csv')).toMatchObject({ kind: 'output', producers: ['features'], status: 'fresh' });
+    // Not in the output the stage recorded: no provenance is claimed for it.
+    const err = await rejectsWith(of(dir, 'feats/never-written.csv'), 'NOT_TRACKED');
+    expect(err.message).toContain('is not in feats as stage features recorded it');
+    await rejectsWith(of(dir, 'feats/never-written.csv', { rev: 'HEAD' }), 'NOT_TRACKED');
+    // The manifest gone from the cache: whether feats holds it is unknown, never fresh.
+    const feats = (await of(dir, 'feats/a.csv')).stages[0]!.outs[0]!;
+    fs.rmSync(path.join(dir, '.tdv/cache/files/sha256', feats.sha256.slice(0, 2), feats.sha256.slice(2)), { force: true });
+    expect(await of(dir, 'feats/never-written.csv')).toMatchObject({ producers: ['features'], status: 'unknown' });
+  });
+
   it('workspace files are never read through a symlink: unknown, not fresh', async () => {
     const dir = await built();
     // Same bytes behind a symlink: reading through it would say fresh.
