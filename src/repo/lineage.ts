@@ -97,6 +97,8 @@ export interface LineageSource {
   commit: LineageCommit | null;
   /** Workspace only: the pointer file or Git file differs from HEAD's. */
   uncommitted?: true;
+  /** Workspace only: the data differs from what its pointer records (changed since `tdv add`); `sha256` is then the workspace's. */
+  modified?: true;
 }
 
 export interface LineageResult {
@@ -117,8 +119,13 @@ export interface LineageResult {
   sources: LineageSource[];
   /** --depth stopped the walk before every stage was reached. */
   truncated: boolean;
-  /** The worst status of the stages walked (fresh when none). */
+  /** The worst status of the stages walked (fresh when none); stale too when the target is `modified`. */
   status: Freshness;
+  /**
+   * Workspace only: the target in the workspace is not what its producer recorded (changed since
+   * the run, or something else stands there): the provenance shown is the recorded output's, not its.
+   */
+  modified?: true;
 }
 
 const inside = (parent: string, child: string) => child === parent || child.startsWith(`${parent}/`);
@@ -293,7 +300,9 @@ class Walk {
     }
     const first = target.kind === 'contains' ? target.ws.map((w) => w.stage) : [target.w.stage];
     const res = await this.walk(rel, 'up', 'output', unique(first), depth, (s) => s.deps.flatMap((d) => d.producers ?? []));
-    return { ...res, status: worst(res.status, targetStatus) };
+    // In the workspace, the target itself may have been edited or replaced since the run: then no stage made it.
+    const modified = target.kind !== 'contains' && (await this.differsInWorkspace(rel, this.recordedAt(target.w.out.sha256, target.w.out.path, rel)));
+    return { ...res, status: modified ? 'stale' : worst(res.status, targetStatus), ...(modified ? { modified: true as const } : {}) };
   }
 
   async down(rel: string, depth: number): Promise<Partial> {
@@ -451,10 +460,41 @@ class Walk {
         const sha256 = rec === 'unknown' || rec === undefined ? null : rec;
         // A file the directory's manifest does not list is not tracked by it.
         if (rec === undefined) continue;
-        return { path: p, kind: 'data', pointer: ptrRel, sha256, commit: null, ...(found.uncommitted ? { uncommitted: true as const } : {}) };
+        // In the workspace, data changed since `tdv add` is what a stage would read now (as `tdv status` says).
+        const now = this.atRev || sha256 === null ? undefined : await this.workspaceHash(p);
+        const modified = now !== undefined && now !== sha256;
+        return {
+          path: p,
+          kind: 'data',
+          pointer: ptrRel,
+          sha256: modified ? now : sha256,
+          commit: null,
+          ...(found.uncommitted ? { uncommitted: true as const } : {}),
+          ...(modified ? { modified: true as const } : {}),
+        };
       }
     }
     return undefined;
+  }
+
+  /**
+   * The hash of `rel` in the workspace (through the guard and the stat cache, as `tdv status`
+   * hashes it); undefined when nothing is there; null when something else (a symlink, a
+   * special file) stands there or the path is reached through a symlink.
+   */
+  private async workspaceHash(rel: string): Promise<string | null | undefined> {
+    const { hashWorkspace } = await import('./lib/hashing.js');
+    const st = await hashWorkspace(this.repo, { abs: this.repo.guard.abs(rel), rel });
+    if (st.kind === 'missing') return undefined;
+    if (st.kind === 'other') return null;
+    return st.oid;
+  }
+
+  /** Workspace only: whether `rel` there is not what was recorded (absent: not checked out, not a claim either way). */
+  private async differsInWorkspace(rel: string, recorded: string | undefined | 'unknown'): Promise<boolean> {
+    if (this.atRev || recorded === undefined || recorded === 'unknown') return false;
+    const now = await this.workspaceHash(rel);
+    return now !== undefined && now !== recorded;
   }
 
   /** A pointer file's bytes: at the revision from Git, else from the workspace (never through a symlink). */

@@ -128,6 +128,36 @@ describe('lineage (API)', () => {
     expect(await of(dir, 'feats/never-written.csv')).toMatchObject({ producers: ['features'], status: 'unknown' });
   });
 
+  it('the workspace: an output edited since its run is not claimed as made by it; data changed since `tdv add` marks its readers stale', async () => {
+    const dir = await built();
+    expect((await of(dir, 'report.txt')).modified).toBeUndefined();
+    // The output edited by hand after the run: no stage made what is there.
+    fs.chmodSync(path.join(dir, 'report.txt'), 0o644);
+    write(dir, 'report.txt', 'made up\n');
+    let res = await of(dir, 'report.txt');
+    expect(res).toMatchObject({ modified: true, status: 'stale', producers: ['report'] });
+    expect(res.stages.every((s) => s.status === 'fresh')).toBe(true);
+    // At a revision the workspace is not looked at.
+    expect((await of(dir, 'report.txt', { rev: 'HEAD' })).status).toBe('fresh');
+    // A file inside an output directory, compared with the manifest's entry.
+    fs.chmodSync(path.join(dir, 'feats/b.csv'), 0o644);
+    write(dir, 'feats/b.csv', 'not b\n');
+    expect(await of(dir, 'feats/b.csv')).toMatchObject({ modified: true, status: 'stale' });
+    expect((await of(dir, 'feats/a.csv')).modified).toBeUndefined();
+    // Tracked data changed in the workspace without `tdv add`: what `tdv status` and `tdv repro` see.
+    fs.chmodSync(path.join(dir, 'data/raw.csv'), 0o644);
+    write(dir, 'data/raw.csv', 'x,9\n');
+    res = await of(dir, 'model.bin');
+    expect(res.stages.find((s) => s.name === 'features')!.deps.find((d) => d.path === 'data/raw.csv')).toMatchObject({ sha256: sha('x,1\n'), current: sha('x,9\n'), status: 'stale' });
+    expect(res.sources.find((s) => s.path === 'data/raw.csv')).toMatchObject({ kind: 'data', sha256: sha('x,9\n'), modified: true });
+    expect(res.status).toBe('stale');
+    // Not checked out (absent): the pointer's hash stands.
+    fs.rmSync(path.join(dir, 'data/raw.csv'));
+    res = await of(dir, 'model.bin');
+    expect(res.status).toBe('fresh');
+    expect(res.sources.find((s) => s.path === 'data/raw.csv')).toMatchObject({ sha256: sha('x,1\n') });
+  });
+
   it('workspace files are never read through a symlink: unknown, not fresh', async () => {
     const dir = await built();
     // Same bytes behind a symlink: reading through it would say fresh.

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dot, dotString, mermaid, mermaidLabel } from '../../src/cli/commands/lineage.js';
 import type { LineageResult } from '../../src/repo/lineage.js';
@@ -57,6 +59,21 @@ describe('tdv lineage: output', () => {
 
     const down = await tdv(dir, 'lineage', '--reverse', 'raw.csv');
     expect(down.stdout).toBe('raw.csv: 2 stages downstream\n  1  prep  [STALE]  -> clean.csv\n  2  train  -> model.bin\n');
+  });
+
+  it('an output edited since its run: a warning that this is not its provenance; data changed since `tdv add` is named', async () => {
+    const dir = await built();
+    fs.chmodSync(path.join(dir, 'model.bin'), 0o644);
+    write(dir, 'model.bin', 'forged\n');
+    const r = await tdv(dir, 'lineage', 'model.bin');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(
+      'warning: model.bin in the workspace is not what train recorded: it changed since that run, so this is not its provenance (`tdv checkout` restores the output, `tdv repro` reruns the stage)\n',
+    );
+    expect(JSON.parse((await tdv(dir, 'lineage', 'model.bin', '--json')).stdout)).toMatchObject({ modified: true, status: 'stale' });
+    fs.chmodSync(path.join(dir, 'raw.csv'), 0o644);
+    write(dir, 'raw.csv', 'z\n');
+    expect((await tdv(dir, 'lineage', 'raw.csv')).stdout).toMatch(/^raw\.csv: source data \(raw\.csv\.tdv, commit [0-9a-f]{12} \S+ run, changed since `tdv add`\); no stage writes it\n$/);
   });
 
   it('--json is the typed result; --mermaid and --dot draw the graph', async () => {

@@ -39,7 +39,7 @@ const cmdText = (c: string | string[]) => escapeLine(typeof c === 'string' ? c :
 function sourceText(s: LineageSource | undefined): string {
   if (!s) return '';
   const commit = s.commit ? `, commit ${s.commit.id.slice(0, 12)} ${s.commit.date.slice(0, 10)} ${escapeLine(s.commit.subject)}` : '';
-  const dirty = s.uncommitted ? ', not committed' : '';
+  const dirty = `${s.uncommitted ? ', not committed' : ''}${s.modified ? ', changed since `tdv add`' : ''}`;
   if (s.kind === 'data') return `data (${q(s.pointer!)}${commit}${dirty})`;
   if (s.kind === 'git') return `git blob ${s.blob!.slice(0, 12)}${commit}${dirty}`;
   return 'untracked (neither a stage output nor tracked by tdv or Git)';
@@ -98,7 +98,11 @@ function render(res: LineageResult, out: Output): void {
   }
   if (res.truncated) lines.push(`(stopped at --depth; more stages lie ${res.direction === 'up' ? 'upstream' : 'downstream'})`);
   out.info(lines.join('\n'));
-  if (res.status === 'stale') out.warn(`some stages are stale: what they recorded is not what is there now${res.rev === null ? '; `tdv repro` reruns them' : ''}`);
+  if (res.modified)
+    out.warn(
+      `${q(res.target)} in the workspace is not what ${res.producers.join(', ')} recorded: it changed since that run, so this is not its provenance (\`tdv checkout\` restores the output, \`tdv repro\` reruns the stage)`,
+    );
+  else if (res.status === 'stale') out.warn(`some stages are stale: what they recorded is not what is there now${res.rev === null ? '; `tdv repro` reruns them' : ''}`);
 }
 
 /** The graph: path nodes and stage nodes, edges dep -> stage -> output; stale edges marked. */
