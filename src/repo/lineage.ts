@@ -189,6 +189,15 @@ class Walk {
   private readonly manifests = new Map<string, ManifestEntry[] | undefined>();
   private readonly sourceMemo = new Map<string, LineageSource | undefined>();
   private readonly prodMemo = new Map<string, ReturnType<Walk['producersOf']>>();
+  /** Outputs two stages of tdv.lock claim to have written (a hand edit or a bad merge: tdv.yaml allows one writer). */
+  readonly contested = new Set<string>();
+  /** Whether two stages claim to write `p` or a directory holding it. */
+  isContested(p: string): boolean {
+    if (this.contested.size === 0) return false;
+    for (let c = p; c !== '.'; c = path.posix.dirname(c)) if (this.contested.has(c)) return true;
+    return false;
+  }
+
   /** A directory dep held outputs of more than MAX_FANOUT stages: only the first were followed. */
   private capped = false;
   private readonly prefix: string;
@@ -204,7 +213,11 @@ class Walk {
     private readonly lock: LockFile,
   ) {
     for (const [name, s] of lock) {
-      for (const o of [...s.outs, ...s.metrics]) if (!this.written.has(o.path)) this.written.set(o.path, { stage: name, out: o });
+      for (const o of [...s.outs, ...s.metrics]) {
+        const w = this.written.get(o.path);
+        if (!w) this.written.set(o.path, { stage: name, out: o });
+        else if (w.stage !== name) this.contested.add(o.path);
+      }
       for (const d of s.deps) {
         const l = this.readers.get(d.path) ?? [];
         if (!l.includes(name)) l.push(name);
@@ -298,6 +311,7 @@ class Walk {
       }
       if (listed === 'unknown') targetStatus = 'unknown';
     }
+    if (this.isContested(rel)) targetStatus = 'unknown';
     const first = target.kind === 'contains' ? target.ws.map((w) => w.stage) : [target.w.stage];
     const res = await this.walk(rel, 'up', 'output', unique(first), depth, (s) => s.deps.flatMap((d) => d.producers ?? []));
     // In the workspace, the target itself may have been edited or replaced since the run: then no stage made it.
@@ -362,6 +376,7 @@ class Walk {
       }
       level = following;
     }
+    markImpossible(stages, (p) => this.isContested(p));
     const srcList = [...sources.values()];
     await this.fillCommits(srcList);
     const status = stages.reduce<Freshness>((a, s) => worst(a, s.status), 'fresh');
@@ -584,6 +599,73 @@ class Walk {
       }
       oid = parent;
     }
+  }
+}
+
+/**
+ * What no run of a pipeline can have recorded is never fresh: a dep whose path
+ * two stages claim to write, and a dep written by a stage that itself depends,
+ * through the stages walked, on the reader (a cycle: tdv.yaml has none, so
+ * tdv.lock got it from a hand edit or a merge). Those deps become unknown, and
+ * their stages' statuses are recomputed. Cycles are found as the strongly
+ * connected components of the walked stages (Tarjan's algorithm, iterative:
+ * a chain of thousands of stages must not overflow the stack).
+ */
+function markImpossible(stages: LineageStage[], contested: (p: string) => boolean): void {
+  const index = new Map(stages.map((s, i) => [s.name, i]));
+  const edges = stages.map((s) => unique(s.deps.flatMap((d) => d.producers ?? [])).flatMap((p) => (index.has(p) ? [index.get(p)!] : [])));
+  const comp = new Array<number>(stages.length).fill(-1);
+  const low = new Array<number>(stages.length).fill(0);
+  const num = new Array<number>(stages.length).fill(-1);
+  const onStack = new Array<boolean>(stages.length).fill(false);
+  const stack: number[] = [];
+  let counter = 0;
+  let comps = 0;
+  for (let root = 0; root < stages.length; root++) {
+    if (num[root] !== -1) continue;
+    const work: [number, number][] = [[root, 0]];
+    while (work.length > 0) {
+      const top = work[work.length - 1]!;
+      const [v, i] = top;
+      if (i === 0) {
+        num[v] = low[v] = counter++;
+        stack.push(v);
+        onStack[v] = true;
+      }
+      if (i < edges[v]!.length) {
+        top[1]++;
+        const w = edges[v]![i]!;
+        if (num[w] === -1) work.push([w, 0]);
+        else if (onStack[w]) low[v] = Math.min(low[v]!, num[w]!);
+        continue;
+      }
+      if (low[v] === num[v]) {
+        for (let w = -1; w !== v;) {
+          w = stack.pop()!;
+          onStack[w] = false;
+          comp[w] = comps;
+        }
+        comps++;
+      }
+      work.pop();
+      if (work.length > 0) {
+        const u = work[work.length - 1]![0];
+        low[u] = Math.min(low[u]!, low[v]!);
+      }
+    }
+  }
+  for (const [i, s] of stages.entries()) {
+    let changed = false;
+    for (const d of s.deps) {
+      const cyclic = (d.producers ?? []).some((p) => index.has(p) && comp[index.get(p)!] === comp[i]);
+      // (A stale dep stays stale: its recorded hash is not what is there, whoever wrote it.)
+      if ((cyclic || (d.kind === 'output' && contested(d.path))) && d.status === 'fresh') {
+        d.status = 'unknown';
+        d.current = null;
+        changed = true;
+      }
+    }
+    if (changed) s.status = s.deps.reduce<Freshness>((a, d) => worst(a, d.status), 'fresh');
   }
 }
 

@@ -231,6 +231,29 @@ describe('lineage (API)', () => {
       ['b', 1],
       ['a', 2],
     ]);
+    // No run can have recorded a cycle (tdv.yaml has none): unknown, though every hash matches.
+    expect(res.stages.map((s) => [s.name, s.status, s.deps[0]!.status])).toEqual([
+      ['b', 'unknown', 'unknown'],
+      ['a', 'unknown', 'unknown'],
+    ]);
+    expect(res.status).toBe('unknown');
+    expect((await of(dir, 'x', { reverse: true })).status).toBe('unknown');
+    // Two stages claiming one output: which one wrote it is unknown.
+    write(dir, 'tdv.lock', `schema: 1\nstages:\n${lock('a', 'in', 'mid')}${lock('a2', 'in2', 'mid')}${lock('b', 'mid', 'out')}${lock('c', 'in', 'd')}${lock('c2', 'in', 'd')}${lock('e', 'd', 'g')}`);
+    const two = await of(dir, 'out');
+    expect(two.stages.map((s) => [s.name, s.status])).toEqual([
+      ['b', 'unknown'],
+      ['a', 'unknown'],
+    ]);
+    expect((await of(dir, 'mid')).status).toBe('unknown');
+    expect((await of(dir, 'g')).stages[0]!.deps[0]!.status).toBe('unknown');
+    // A plain chain stays fresh.
+    write(dir, 'tdv.lock', `schema: 1\nstages:\n${lock('a', 'in', 'mid')}${lock('b', 'mid', 'out')}`);
+    expect((await of(dir, 'out')).stages.map((s) => [s.name, s.deps[0]!.status])).toEqual([
+      ['b', 'fresh'],
+      ['a', 'unknown'],
+    ]);
+    write(dir, 'tdv.lock', `schema: 1\nstages:\n${lock('a', 'x', 'y')}${lock('b', 'y', 'x')}${lock('c', 'c', 'c')}`);
     expect((await of(dir, 'x', { reverse: true })).stages.map((s) => s.name)).toEqual(['a', 'b']);
     // Read by a stage, written and tracked by none.
     write(dir, 'tdv.lock', `schema: 1\nstages:\n${lock('a', 'in', 'out')}`);
