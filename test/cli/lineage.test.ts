@@ -108,6 +108,25 @@ describe('tdv lineage: output', () => {
     expect(JSON.parse(j.stdout)).toMatchObject({ error: { code: 'NOT_TRACKED' } });
   });
 
+  it('a chain of thousands of stages: drawn without overflowing the stack, nested at most 100 deep', async () => {
+    const dir = await pipelineRepo('stages: {}\n');
+    const h = sha('x');
+    const entry = (p: string) => `    - path: ${p}\n      sha256: ${h}\n      size: 1\n`;
+    let lock = 'schema: 1\nstages:\n';
+    for (let i = 0; i < 3000; i++) lock += `  s${i}:\n    cmd: "true"\n    deps:\n${entry(i ? `o${i - 1}` : 'in')}    outs:\n${entry(`o${i}`)}`;
+    write(dir, 'tdv.lock', lock);
+    const r = await tdv(dir, 'lineage', 'o2999');
+    expect(r.stderr).not.toContain('bug');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe('o2999  <- s2999');
+    expect(lines[1]).toBe('└─ s2999  $ true');
+    expect(lines[2]).toMatch(/^ {3}└─ o2998 {2}[0-9a-f]{8} {2}<- s2998$/);
+    expect(lines.at(-1)).toBe(`${' '.repeat(600)}└─ s2899  (and what made it: too deep to draw here; --json lists every stage)`);
+    expect(lines.length).toBe(202);
+    expect((JSON.parse((await tdv(dir, 'lineage', 'o2999', '--json')).stdout) as LineageResult).stages.length).toBe(3000);
+  });
+
   it('paths with quotes, spaces, brackets and newlines: node ids stay n0, n1, ...; labels escaped', async () => {
     const dir = await pipelineRepo('stages: {}\n');
     const h = sha('x');

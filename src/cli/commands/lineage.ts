@@ -33,6 +33,8 @@ export function registerLineage(program: Program, ctx: CliContext): void {
   });
 }
 
+/** The tree nests at most this many stages deep (the indentation grows with each). */
+const MAX_NESTING = 100;
 const mark = (s: LineageStage['status'] | LineageDep['status']) => (s === 'stale' ? 'STALE' : s === 'unknown' ? 'unknown' : '');
 const cmdText = (c: string | string[]) => escapeLine(typeof c === 'string' ? c : c.join(' && '));
 
@@ -70,12 +72,39 @@ function render(res: LineageResult, out: Output): void {
   } else {
     lines.push(`${q(res.target)}${at}  <- ${res.producers.join(', ')}`);
     const drawn = new Set<string>();
-    const stage = (name: string, pre: string, last: boolean) => {
+    // Depth first with an explicit stack (a chain of thousands of stages must not overflow the
+    // call stack), nested at most MAX_NESTING levels (the indentation would make the text grow
+    // with the square of the chain's length): deeper stages are named, and --json has them all.
+    type Item = { kind: 'stage'; name: string; pre: string; last: boolean; nesting: number } | { kind: 'dep'; d: LineageDep; inner: string; last: boolean; nesting: number };
+    const todo: Item[] = [];
+    const pushStages = (names: string[], pre: string, nesting: number) => {
+      for (let i = names.length - 1; i >= 0; i--) todo.push({ kind: 'stage', name: names[i]!, pre, last: i === names.length - 1, nesting });
+    };
+    pushStages(res.producers, '', 0);
+    while (todo.length > 0) {
+      const it = todo.pop()!;
+      if (it.kind === 'dep') {
+        // A dep's line, then (before the next dep) the stages that wrote it.
+        lines.push(`${it.inner}${it.last ? '└─ ' : '├─ '}${depText(it.d, sources)}`);
+        pushStages(it.d.kind === 'output' ? it.d.producers! : [], `${it.inner}${it.last ? '   ' : '│  '}`, it.nesting + 1);
+        continue;
+      }
+      const { name, pre, last, nesting } = it;
       const s = byName.get(name);
       const branch = `${pre}${last ? '└─ ' : '├─ '}`;
       const inner = `${pre}${last ? '   ' : '│  '}`;
-      if (!s) return void lines.push(`${branch}${name}  (beyond --depth)`);
-      if (drawn.has(name)) return void lines.push(`${branch}${name}  (shown above)`);
+      if (!s) {
+        lines.push(`${branch}${name}  (beyond --depth)`);
+        continue;
+      }
+      if (drawn.has(name)) {
+        lines.push(`${branch}${name}  (shown above)`);
+        continue;
+      }
+      if (nesting >= MAX_NESTING) {
+        lines.push(`${branch}${name}  (and what made it: too deep to draw here; --json lists every stage)`);
+        continue;
+      }
       drawn.add(name);
       lines.push(`${branch}${s.name}${s.status === 'fresh' ? '' : `  [${mark(s.status)}]`}  $ ${cmdText(s.cmd)}`);
       if (s.image) lines.push(`${inner}│  image ${s.image}`);
@@ -87,14 +116,8 @@ function render(res: LineageResult, out: Output): void {
               .join(' '),
           )}`,
         );
-      s.deps.forEach((d, i) => {
-        const lastDep = i === s.deps.length - 1;
-        lines.push(`${inner}${lastDep ? '└─ ' : '├─ '}${depText(d, sources)}`);
-        const ps = d.kind === 'output' ? d.producers! : [];
-        ps.forEach((p, j) => stage(p, `${inner}${lastDep ? '   ' : '│  '}`, j === ps.length - 1));
-      });
-    };
-    res.producers.forEach((p, i) => stage(p, '', i === res.producers.length - 1));
+      for (let i = s.deps.length - 1; i >= 0; i--) todo.push({ kind: 'dep', d: s.deps[i]!, inner, last: i === s.deps.length - 1, nesting });
+    }
   }
   if (res.truncated) lines.push(`(stopped at --depth; more stages lie ${res.direction === 'up' ? 'upstream' : 'downstream'})`);
   out.info(lines.join('\n'));
