@@ -184,7 +184,7 @@ class Walk {
   /** Every output path, sorted: for the outputs below a directory. */
   private readonly writtenSorted: string[];
   /** Dep path -> stages that read it. */
-  private readonly readers = new Map<string, string[]>();
+  private readonly readers = new Map<string, Set<string>>();
   private readonly depsSorted: string[];
   private readonly manifests = new Map<string, ManifestEntry[] | undefined>();
   private readonly sourceMemo = new Map<string, LineageSource | undefined>();
@@ -219,9 +219,9 @@ class Walk {
         else if (w.stage !== name) this.contested.add(o.path);
       }
       for (const d of s.deps) {
-        const l = this.readers.get(d.path) ?? [];
-        if (!l.includes(name)) l.push(name);
-        this.readers.set(d.path, l);
+        const l = this.readers.get(d.path);
+        if (l) l.add(name);
+        else this.readers.set(d.path, new Set([name]));
       }
     }
     this.writtenSorted = [...this.written.keys()].sort();
