@@ -305,7 +305,7 @@ class Walk {
         const at = rev === undefined ? '' : ` at ${quotePath(rev)}`;
         throw new TdvError(
           'NOT_TRACKED',
-          `${quotePath(rel)} is not in ${quotePath(target.w.out.path)} as stage ${target.w.stage} recorded it in tdv.lock${at}; name a file that output holds (\`tdv ls ${quotePath(target.w.out.path)}\` lists them)`,
+          `${quotePath(rel)} is not in ${quotePath(target.w.out.path)} as stage ${quotePath(target.w.stage)} recorded it in tdv.lock${at}; name a file that output holds (\`tdv ls ${quotePath(target.w.out.path)}\` lists them)`,
           { data: { path: rel } },
         );
       }

@@ -108,6 +108,21 @@ describe('tdv lineage: output', () => {
     expect(JSON.parse(j.stdout)).toMatchObject({ error: { code: 'NOT_TRACKED' } });
   });
 
+  it('stage names from a hand-edited tdv.lock cannot forge lines or send terminal controls', async () => {
+    const dir = await pipelineRepo('stages: {}\n');
+    const h = sha('x');
+    const entry = (p: string) => `    - path: ${JSON.stringify(p)}\n      sha256: ${h}\n      size: 1\n`;
+    const evil = 'evil\n\u001b[32mFAKE  <- fresh\u001b[0m';
+    write(dir, 'tdv.lock', `schema: 1\nstages:\n  ${JSON.stringify(evil)}:\n    cmd: "true"\n    deps:\n${entry('in')}    outs:\n${entry('o')}`);
+    for (const args of [['o'], ['--reverse', 'in']]) {
+      const r = await tdv(dir, 'lineage', ...args);
+      expect(r.code).toBe(0);
+      expect(r.stdout + r.stderr).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f]/);
+      expect(r.stdout).toContain('evil\\n\\u001b[32mFAKE  <- fresh\\u001b[0m');
+      expect(r.stdout.split('\n').filter((l) => l.includes('FAKE')).length).toBe(args[0] === 'o' ? 2 : 1);
+    }
+  });
+
   it('a chain of thousands of stages: drawn without overflowing the stack, nested at most 100 deep', async () => {
     const dir = await pipelineRepo('stages: {}\n');
     const h = sha('x');

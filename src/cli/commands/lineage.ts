@@ -35,6 +35,9 @@ export function registerLineage(program: Program, ctx: CliContext): void {
 
 /** The tree nests at most this many stages deep (the indentation grows with each). */
 const MAX_NESTING = 100;
+/** Stage names and image IDs come from tdv.lock (perhaps hand-edited): one line, no terminal controls. */
+const nm = (n: string) => escapeLine(n);
+const names = (ns: string[]) => ns.map(nm).join(', ');
 const mark = (s: LineageStage['status'] | LineageDep['status']) => (s === 'stale' ? 'STALE' : s === 'unknown' ? 'unknown' : '');
 const cmdText = (c: string | string[]) => escapeLine(typeof c === 'string' ? c : c.join(' && '));
 
@@ -48,7 +51,7 @@ function sourceText(s: LineageSource | undefined): string {
 }
 
 function depText(d: LineageDep, sources: Map<string, LineageSource>): string {
-  const from = d.kind === 'output' ? `<- ${d.producers!.join(', ')}` : sourceText(sources.get(d.path));
+  const from = d.kind === 'output' ? `<- ${names(d.producers!)}` : sourceText(sources.get(d.path));
   let why = '';
   if (d.status === 'stale') why = `  STALE: recorded ${shortOid(d.sha256)}, ${d.kind === 'output' ? 'its producer records' : 'now'} ${d.current ? shortOid(d.current) : 'nothing'}`;
   else if (d.status === 'unknown') why = '  (unknown whether current)';
@@ -65,12 +68,12 @@ function render(res: LineageResult, out: Output): void {
     lines.push(`${q(res.target)}${at}: ${res.stages.length === 0 ? 'no stage depends on it' : `${plural(res.stages.length, 'stage')} downstream`}`);
     for (const s of res.stages) {
       const outs = s.outs.map((o) => q(o.path)).join(', ');
-      lines.push(`  ${s.level}  ${s.name}${s.status === 'fresh' ? '' : `  [${mark(s.status)}]`}  -> ${outs || '(no outputs)'}`);
+      lines.push(`  ${s.level}  ${nm(s.name)}${s.status === 'fresh' ? '' : `  [${mark(s.status)}]`}  -> ${outs || '(no outputs)'}`);
     }
   } else if (res.stages.length === 0) {
     lines.push(`${q(res.target)}${at}: source ${sourceText(res.sources[0])}; no stage writes it`);
   } else {
-    lines.push(`${q(res.target)}${at}  <- ${res.producers.join(', ')}`);
+    lines.push(`${q(res.target)}${at}  <- ${names(res.producers)}`);
     const drawn = new Set<string>();
     // Depth first with an explicit stack (a chain of thousands of stages must not overflow the
     // call stack), nested at most MAX_NESTING levels (the indentation would make the text grow
@@ -94,20 +97,20 @@ function render(res: LineageResult, out: Output): void {
       const branch = `${pre}${last ? '└─ ' : '├─ '}`;
       const inner = `${pre}${last ? '   ' : '│  '}`;
       if (!s) {
-        lines.push(`${branch}${name}  (beyond --depth)`);
+        lines.push(`${branch}${nm(name)}  (beyond --depth)`);
         continue;
       }
       if (drawn.has(name)) {
-        lines.push(`${branch}${name}  (shown above)`);
+        lines.push(`${branch}${nm(name)}  (shown above)`);
         continue;
       }
       if (nesting >= MAX_NESTING) {
-        lines.push(`${branch}${name}  (and what made it: too deep to draw here; --json lists every stage)`);
+        lines.push(`${branch}${nm(name)}  (and what made it: too deep to draw here; --json lists every stage)`);
         continue;
       }
       drawn.add(name);
-      lines.push(`${branch}${s.name}${s.status === 'fresh' ? '' : `  [${mark(s.status)}]`}  $ ${cmdText(s.cmd)}`);
-      if (s.image) lines.push(`${inner}│  image ${s.image}`);
+      lines.push(`${branch}${nm(s.name)}${s.status === 'fresh' ? '' : `  [${mark(s.status)}]`}  $ ${cmdText(s.cmd)}`);
+      if (s.image) lines.push(`${inner}│  image ${nm(s.image)}`);
       for (const [file, kv] of Object.entries(s.params))
         lines.push(
           `${inner}│  params ${q(file)}: ${escapeLine(
@@ -123,7 +126,7 @@ function render(res: LineageResult, out: Output): void {
   out.info(lines.join('\n'));
   if (res.modified)
     out.warn(
-      `${q(res.target)} in the workspace is not what ${res.producers.join(', ')} recorded: it changed since that run, so this is not its provenance (\`tdv checkout\` restores the output, \`tdv repro\` reruns the stage)`,
+      `${q(res.target)} in the workspace is not what ${names(res.producers)} recorded: it changed since that run, so this is not its provenance (\`tdv checkout\` restores the output, \`tdv repro\` reruns the stage)`,
     );
   else if (res.status === 'stale') out.warn(`some stages are stale: what they recorded is not what is there now${res.rev === null ? '; `tdv repro` reruns them' : ''}`);
 }
