@@ -144,16 +144,16 @@ function graph(res: LineageResult) {
   const pathNode = (p: string) => node(`p:${p}`, p, 'path');
   pathNode(res.target);
   for (const s of res.stages) node(`s:${s.name}`, s.name, 'stage', s.status);
-  const inResult = new Set(res.stages.map((s) => s.name));
+  const inResult = new Map(res.stages.map((s) => [s.name, new Set(s.outs.map((o) => o.path))]));
   for (const s of res.stages) {
     const sid = nodes.get(`s:${s.name}`)!.id;
     for (const d of s.deps) {
       const did = pathNode(d.path);
       edges.push({ from: did, to: sid, stale: d.status === 'stale' });
       for (const p of d.producers ?? []) {
-        if (!inResult.has(p)) continue;
-        const prod = res.stages.find((x) => x.name === p)!;
-        if (!prod.outs.some((o) => o.path === d.path)) edges.push({ from: nodes.get(`s:${p}`)!.id, to: did, stale: false });
+        const outs = inResult.get(p);
+        if (outs === undefined) continue;
+        if (!outs.has(d.path)) edges.push({ from: nodes.get(`s:${p}`)!.id, to: did, stale: false });
       }
     }
     for (const o of s.outs) edges.push({ from: sid, to: pathNode(o.path), stale: false });
