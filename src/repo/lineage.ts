@@ -97,6 +97,8 @@ export interface LineageSource {
   commit: LineageCommit | null;
   /** Workspace only: the pointer file or Git file differs from HEAD's. */
   uncommitted?: true;
+  /** Workspace only: the data differs from what its pointer records (changed since `tdv add`); `sha256` is then the workspace's. */
+  modified?: true;
 }
 
 export interface LineageResult {
@@ -117,8 +119,13 @@ export interface LineageResult {
   sources: LineageSource[];
   /** --depth stopped the walk before every stage was reached. */
   truncated: boolean;
-  /** The worst status of the stages walked (fresh when none). */
+  /** The worst status of the stages walked (fresh when none); stale too when the target is `modified`. */
   status: Freshness;
+  /**
+   * Workspace only: the target in the workspace is not what its producer recorded (changed since
+   * the run, or something else stands there): the provenance shown is the recorded output's, not its.
+   */
+  modified?: true;
 }
 
 const inside = (parent: string, child: string) => child === parent || child.startsWith(`${parent}/`);
@@ -177,11 +184,20 @@ class Walk {
   /** Every output path, sorted: for the outputs below a directory. */
   private readonly writtenSorted: string[];
   /** Dep path -> stages that read it. */
-  private readonly readers = new Map<string, string[]>();
+  private readonly readers = new Map<string, Set<string>>();
   private readonly depsSorted: string[];
   private readonly manifests = new Map<string, ManifestEntry[] | undefined>();
   private readonly sourceMemo = new Map<string, LineageSource | undefined>();
   private readonly prodMemo = new Map<string, ReturnType<Walk['producersOf']>>();
+  /** Outputs two stages of tdv.lock claim to have written (a hand edit or a bad merge: tdv.yaml allows one writer). */
+  readonly contested = new Set<string>();
+  /** Whether two stages claim to write `p` or a directory holding it. */
+  isContested(p: string): boolean {
+    if (this.contested.size === 0) return false;
+    for (let c = p; c !== '.'; c = path.posix.dirname(c)) if (this.contested.has(c)) return true;
+    return false;
+  }
+
   /** A directory dep held outputs of more than MAX_FANOUT stages: only the first were followed. */
   private capped = false;
   private readonly prefix: string;
@@ -197,11 +213,15 @@ class Walk {
     private readonly lock: LockFile,
   ) {
     for (const [name, s] of lock) {
-      for (const o of [...s.outs, ...s.metrics]) if (!this.written.has(o.path)) this.written.set(o.path, { stage: name, out: o });
+      for (const o of [...s.outs, ...s.metrics]) {
+        const w = this.written.get(o.path);
+        if (!w) this.written.set(o.path, { stage: name, out: o });
+        else if (w.stage !== name) this.contested.add(o.path);
+      }
       for (const d of s.deps) {
-        const l = this.readers.get(d.path) ?? [];
-        if (!l.includes(name)) l.push(name);
-        this.readers.set(d.path, l);
+        const l = this.readers.get(d.path);
+        if (l) l.add(name);
+        else this.readers.set(d.path, new Set([name]));
       }
     }
     this.writtenSorted = [...this.written.keys()].sort();
@@ -276,8 +296,27 @@ class Walk {
         { data: { path: rel } },
       );
     }
+    let targetStatus: Freshness = 'fresh';
+    if (target.kind === 'inside') {
+      // A path inside an output directory is that stage's only if the directory's manifest lists it
+      // (a file, or a directory holding files); uncached manifest: unknown, never claimed fresh.
+      const listed = this.listedAt(target.w.out.sha256, target.w.out.path, rel);
+      if (listed === false) {
+        const at = rev === undefined ? '' : ` at ${quotePath(rev)}`;
+        throw new TdvError(
+          'NOT_TRACKED',
+          `${quotePath(rel)} is not in ${quotePath(target.w.out.path)} as stage ${quotePath(target.w.stage)} recorded it in tdv.lock${at}; name a file that output holds (\`tdv ls ${quotePath(target.w.out.path)}\` lists them)`,
+          { data: { path: rel } },
+        );
+      }
+      if (listed === 'unknown') targetStatus = 'unknown';
+    }
+    if (this.isContested(rel)) targetStatus = 'unknown';
     const first = target.kind === 'contains' ? target.ws.map((w) => w.stage) : [target.w.stage];
-    return this.walk(rel, 'up', 'output', unique(first), depth, (s) => s.deps.flatMap((d) => d.producers ?? []));
+    const res = await this.walk(rel, 'up', 'output', unique(first), depth, (s) => s.deps.flatMap((d) => d.producers ?? []));
+    // In the workspace, the target itself may have been edited or replaced since the run: then no stage made it.
+    const modified = target.kind !== 'contains' && (await this.differsInWorkspace(rel, this.recordedAt(target.w.out.sha256, target.w.out.path, rel)));
+    return { ...res, status: modified ? 'stale' : worst(res.status, targetStatus), ...(modified ? { modified: true as const } : {}) };
   }
 
   async down(rel: string, depth: number): Promise<Partial> {
@@ -337,6 +376,7 @@ class Walk {
       }
       level = following;
     }
+    markImpossible(stages, (p) => this.isContested(p));
     const srcList = [...sources.values()];
     await this.fillCommits(srcList);
     const status = stages.reduce<Freshness>((a, s) => worst(a, s.status), 'fresh');
@@ -391,6 +431,15 @@ class Walk {
     return m.find((e) => e.relpath === sub)?.sha256;
   }
 
+  /** Whether the directory output recorded as `oid` at `outPath` holds `p` (a file, or a directory of files); 'unknown' when its manifest is not cached. */
+  private listedAt(oid: string, outPath: string, p: string): boolean | 'unknown' {
+    if (!isDirOid(oid)) return false;
+    const m = this.manifest(oid);
+    if (!m) return 'unknown';
+    const sub = p.slice(outPath.length + 1);
+    return m.some((e) => e.relpath === sub || e.relpath.startsWith(`${sub}/`));
+  }
+
   /** A cached manifest; undefined when absent or damaged (then the status is unknown, not an error). */
   private manifest(oid: string): ManifestEntry[] | undefined {
     if (this.manifests.has(oid)) return this.manifests.get(oid);
@@ -426,10 +475,41 @@ class Walk {
         const sha256 = rec === 'unknown' || rec === undefined ? null : rec;
         // A file the directory's manifest does not list is not tracked by it.
         if (rec === undefined) continue;
-        return { path: p, kind: 'data', pointer: ptrRel, sha256, commit: null, ...(found.uncommitted ? { uncommitted: true as const } : {}) };
+        // In the workspace, data changed since `tdv add` is what a stage would read now (as `tdv status` says).
+        const now = this.atRev || sha256 === null ? undefined : await this.workspaceHash(p);
+        const modified = now !== undefined && now !== sha256;
+        return {
+          path: p,
+          kind: 'data',
+          pointer: ptrRel,
+          sha256: modified ? now : sha256,
+          commit: null,
+          ...(found.uncommitted ? { uncommitted: true as const } : {}),
+          ...(modified ? { modified: true as const } : {}),
+        };
       }
     }
     return undefined;
+  }
+
+  /**
+   * The hash of `rel` in the workspace (through the guard and the stat cache, as `tdv status`
+   * hashes it); undefined when nothing is there; null when something else (a symlink, a
+   * special file) stands there or the path is reached through a symlink.
+   */
+  private async workspaceHash(rel: string): Promise<string | null | undefined> {
+    const { hashWorkspace } = await import('./lib/hashing.js');
+    const st = await hashWorkspace(this.repo, { abs: this.repo.guard.abs(rel), rel });
+    if (st.kind === 'missing') return undefined;
+    if (st.kind === 'other') return null;
+    return st.oid;
+  }
+
+  /** Workspace only: whether `rel` there is not what was recorded (absent: not checked out, not a claim either way). */
+  private async differsInWorkspace(rel: string, recorded: string | undefined | 'unknown'): Promise<boolean> {
+    if (this.atRev || recorded === undefined || recorded === 'unknown') return false;
+    const now = await this.workspaceHash(rel);
+    return now !== undefined && now !== recorded;
   }
 
   /** A pointer file's bytes: at the revision from Git, else from the workspace (never through a symlink). */
@@ -519,6 +599,73 @@ class Walk {
       }
       oid = parent;
     }
+  }
+}
+
+/**
+ * What no run of a pipeline can have recorded is never fresh: a dep whose path
+ * two stages claim to write, and a dep written by a stage that itself depends,
+ * through the stages walked, on the reader (a cycle: tdv.yaml has none, so
+ * tdv.lock got it from a hand edit or a merge). Those deps become unknown, and
+ * their stages' statuses are recomputed. Cycles are found as the strongly
+ * connected components of the walked stages (Tarjan's algorithm, iterative:
+ * a chain of thousands of stages must not overflow the stack).
+ */
+function markImpossible(stages: LineageStage[], contested: (p: string) => boolean): void {
+  const index = new Map(stages.map((s, i) => [s.name, i]));
+  const edges = stages.map((s) => unique(s.deps.flatMap((d) => d.producers ?? [])).flatMap((p) => (index.has(p) ? [index.get(p)!] : [])));
+  const comp = new Array<number>(stages.length).fill(-1);
+  const low = new Array<number>(stages.length).fill(0);
+  const num = new Array<number>(stages.length).fill(-1);
+  const onStack = new Array<boolean>(stages.length).fill(false);
+  const stack: number[] = [];
+  let counter = 0;
+  let comps = 0;
+  for (let root = 0; root < stages.length; root++) {
+    if (num[root] !== -1) continue;
+    const work: [number, number][] = [[root, 0]];
+    while (work.length > 0) {
+      const top = work[work.length - 1]!;
+      const [v, i] = top;
+      if (i === 0) {
+        num[v] = low[v] = counter++;
+        stack.push(v);
+        onStack[v] = true;
+      }
+      if (i < edges[v]!.length) {
+        top[1]++;
+        const w = edges[v]![i]!;
+        if (num[w] === -1) work.push([w, 0]);
+        else if (onStack[w]) low[v] = Math.min(low[v]!, num[w]!);
+        continue;
+      }
+      if (low[v] === num[v]) {
+        for (let w = -1; w !== v;) {
+          w = stack.pop()!;
+          onStack[w] = false;
+          comp[w] = comps;
+        }
+        comps++;
+      }
+      work.pop();
+      if (work.length > 0) {
+        const u = work[work.length - 1]![0];
+        low[u] = Math.min(low[u]!, low[v]!);
+      }
+    }
+  }
+  for (const [i, s] of stages.entries()) {
+    let changed = false;
+    for (const d of s.deps) {
+      const cyclic = (d.producers ?? []).some((p) => index.has(p) && comp[index.get(p)!] === comp[i]);
+      // (A stale dep stays stale: its recorded hash is not what is there, whoever wrote it.)
+      if ((cyclic || (d.kind === 'output' && contested(d.path))) && d.status === 'fresh') {
+        d.status = 'unknown';
+        d.current = null;
+        changed = true;
+      }
+    }
+    if (changed) s.status = s.deps.reduce<Freshness>((a, d) => worst(a, d.status), 'fresh');
   }
 }
 

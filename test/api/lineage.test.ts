@@ -115,6 +115,49 @@ describe('lineage (API)', () => {
     expect(res.stages[0]!.deps[0]).toMatchObject({ path: 'feats/a.csv', current: null, status: 'unknown' });
   });
 
+  it("a path inside an output directory is that stage's only if the manifest lists it; unknown without the manifest", async () => {
+    const dir = await built();
+    expect(await of(dir, 'feats/b.csv')).toMatchObject({ kind: 'output', producers: ['features'], status: 'fresh' });
+    // Not in the output the stage recorded: no provenance is claimed for it.
+    const err = await rejectsWith(of(dir, 'feats/never-written.csv'), 'NOT_TRACKED');
+    expect(err.message).toContain('is not in feats as stage features recorded it');
+    await rejectsWith(of(dir, 'feats/never-written.csv', { rev: 'HEAD' }), 'NOT_TRACKED');
+    // The manifest gone from the cache: whether feats holds it is unknown, never fresh.
+    const feats = (await of(dir, 'feats/a.csv')).stages[0]!.outs[0]!;
+    fs.rmSync(path.join(dir, '.tdv/cache/files/sha256', feats.sha256.slice(0, 2), feats.sha256.slice(2)), { force: true });
+    expect(await of(dir, 'feats/never-written.csv')).toMatchObject({ producers: ['features'], status: 'unknown' });
+  });
+
+  it('the workspace: an output edited since its run is not claimed as made by it; data changed since `tdv add` marks its readers stale', async () => {
+    const dir = await built();
+    expect((await of(dir, 'report.txt')).modified).toBeUndefined();
+    // The output edited by hand after the run: no stage made what is there.
+    fs.chmodSync(path.join(dir, 'report.txt'), 0o644);
+    write(dir, 'report.txt', 'made up\n');
+    let res = await of(dir, 'report.txt');
+    expect(res).toMatchObject({ modified: true, status: 'stale', producers: ['report'] });
+    expect(res.stages.every((s) => s.status === 'fresh')).toBe(true);
+    // At a revision the workspace is not looked at.
+    expect((await of(dir, 'report.txt', { rev: 'HEAD' })).status).toBe('fresh');
+    // A file inside an output directory, compared with the manifest's entry.
+    fs.chmodSync(path.join(dir, 'feats/b.csv'), 0o644);
+    write(dir, 'feats/b.csv', 'not b\n');
+    expect(await of(dir, 'feats/b.csv')).toMatchObject({ modified: true, status: 'stale' });
+    expect((await of(dir, 'feats/a.csv')).modified).toBeUndefined();
+    // Tracked data changed in the workspace without `tdv add`: what `tdv status` and `tdv repro` see.
+    fs.chmodSync(path.join(dir, 'data/raw.csv'), 0o644);
+    write(dir, 'data/raw.csv', 'x,9\n');
+    res = await of(dir, 'model.bin');
+    expect(res.stages.find((s) => s.name === 'features')!.deps.find((d) => d.path === 'data/raw.csv')).toMatchObject({ sha256: sha('x,1\n'), current: sha('x,9\n'), status: 'stale' });
+    expect(res.sources.find((s) => s.path === 'data/raw.csv')).toMatchObject({ kind: 'data', sha256: sha('x,9\n'), modified: true });
+    expect(res.status).toBe('stale');
+    // Not checked out (absent): the pointer's hash stands.
+    fs.rmSync(path.join(dir, 'data/raw.csv'));
+    res = await of(dir, 'model.bin');
+    expect(res.status).toBe('fresh');
+    expect(res.sources.find((s) => s.path === 'data/raw.csv')).toMatchObject({ sha256: sha('x,1\n') });
+  });
+
   it('workspace files are never read through a symlink: unknown, not fresh', async () => {
     const dir = await built();
     // Same bytes behind a symlink: reading through it would say fresh.
@@ -188,6 +231,29 @@ describe('lineage (API)', () => {
       ['b', 1],
       ['a', 2],
     ]);
+    // No run can have recorded a cycle (tdv.yaml has none): unknown, though every hash matches.
+    expect(res.stages.map((s) => [s.name, s.status, s.deps[0]!.status])).toEqual([
+      ['b', 'unknown', 'unknown'],
+      ['a', 'unknown', 'unknown'],
+    ]);
+    expect(res.status).toBe('unknown');
+    expect((await of(dir, 'x', { reverse: true })).status).toBe('unknown');
+    // Two stages claiming one output: which one wrote it is unknown.
+    write(dir, 'tdv.lock', `schema: 1\nstages:\n${lock('a', 'in', 'mid')}${lock('a2', 'in2', 'mid')}${lock('b', 'mid', 'out')}${lock('c', 'in', 'd')}${lock('c2', 'in', 'd')}${lock('e', 'd', 'g')}`);
+    const two = await of(dir, 'out');
+    expect(two.stages.map((s) => [s.name, s.status])).toEqual([
+      ['b', 'unknown'],
+      ['a', 'unknown'],
+    ]);
+    expect((await of(dir, 'mid')).status).toBe('unknown');
+    expect((await of(dir, 'g')).stages[0]!.deps[0]!.status).toBe('unknown');
+    // A plain chain stays fresh.
+    write(dir, 'tdv.lock', `schema: 1\nstages:\n${lock('a', 'in', 'mid')}${lock('b', 'mid', 'out')}`);
+    expect((await of(dir, 'out')).stages.map((s) => [s.name, s.deps[0]!.status])).toEqual([
+      ['b', 'fresh'],
+      ['a', 'unknown'],
+    ]);
+    write(dir, 'tdv.lock', `schema: 1\nstages:\n${lock('a', 'x', 'y')}${lock('b', 'y', 'x')}${lock('c', 'c', 'c')}`);
     expect((await of(dir, 'x', { reverse: true })).stages.map((s) => s.name)).toEqual(['a', 'b']);
     // Read by a stage, written and tracked by none.
     write(dir, 'tdv.lock', `schema: 1\nstages:\n${lock('a', 'in', 'out')}`);

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dot, dotString, mermaid, mermaidLabel } from '../../src/cli/commands/lineage.js';
 import type { LineageResult } from '../../src/repo/lineage.js';
@@ -59,6 +61,21 @@ describe('tdv lineage: output', () => {
     expect(down.stdout).toBe('raw.csv: 2 stages downstream\n  1  prep  [STALE]  -> clean.csv\n  2  train  -> model.bin\n');
   });
 
+  it('an output edited since its run: a warning that this is not its provenance; data changed since `tdv add` is named', async () => {
+    const dir = await built();
+    fs.chmodSync(path.join(dir, 'model.bin'), 0o644);
+    write(dir, 'model.bin', 'forged\n');
+    const r = await tdv(dir, 'lineage', 'model.bin');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(
+      'warning: model.bin in the workspace is not what train recorded: it changed since that run, so this is not its provenance (`tdv checkout` restores the output, `tdv repro` reruns the stage)\n',
+    );
+    expect(JSON.parse((await tdv(dir, 'lineage', 'model.bin', '--json')).stdout)).toMatchObject({ modified: true, status: 'stale' });
+    fs.chmodSync(path.join(dir, 'raw.csv'), 0o644);
+    write(dir, 'raw.csv', 'z\n');
+    expect((await tdv(dir, 'lineage', 'raw.csv')).stdout).toMatch(/^raw\.csv: source data \(raw\.csv\.tdv, commit [0-9a-f]{12} \S+ run, changed since `tdv add`\); no stage writes it\n$/);
+  });
+
   it('--json is the typed result; --mermaid and --dot draw the graph', async () => {
     const dir = await built();
     const j = JSON.parse((await tdv(dir, 'lineage', 'model.bin', '--json')).stdout) as LineageResult;
@@ -89,6 +106,40 @@ describe('tdv lineage: output', () => {
     const j = await tdv(dir, 'lineage', 'nope.csv', '--json');
     expect(j.code).toBe(2);
     expect(JSON.parse(j.stdout)).toMatchObject({ error: { code: 'NOT_TRACKED' } });
+  });
+
+  it('stage names from a hand-edited tdv.lock cannot forge lines or send terminal controls', async () => {
+    const dir = await pipelineRepo('stages: {}\n');
+    const h = sha('x');
+    const entry = (p: string) => `    - path: ${JSON.stringify(p)}\n      sha256: ${h}\n      size: 1\n`;
+    const evil = 'evil\n\u001b[32mFAKE  <- fresh\u001b[0m';
+    write(dir, 'tdv.lock', `schema: 1\nstages:\n  ${JSON.stringify(evil)}:\n    cmd: "true"\n    deps:\n${entry('in')}    outs:\n${entry('o')}`);
+    for (const args of [['o'], ['--reverse', 'in']]) {
+      const r = await tdv(dir, 'lineage', ...args);
+      expect(r.code).toBe(0);
+      expect(r.stdout + r.stderr).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f]/);
+      expect(r.stdout).toContain('evil\\n\\u001b[32mFAKE  <- fresh\\u001b[0m');
+      expect(r.stdout.split('\n').filter((l) => l.includes('FAKE')).length).toBe(args[0] === 'o' ? 2 : 1);
+    }
+  });
+
+  it('a chain of thousands of stages: drawn without overflowing the stack, nested at most 100 deep', async () => {
+    const dir = await pipelineRepo('stages: {}\n');
+    const h = sha('x');
+    const entry = (p: string) => `    - path: ${p}\n      sha256: ${h}\n      size: 1\n`;
+    let lock = 'schema: 1\nstages:\n';
+    for (let i = 0; i < 3000; i++) lock += `  s${i}:\n    cmd: "true"\n    deps:\n${entry(i ? `o${i - 1}` : 'in')}    outs:\n${entry(`o${i}`)}`;
+    write(dir, 'tdv.lock', lock);
+    const r = await tdv(dir, 'lineage', 'o2999');
+    expect(r.stderr).not.toContain('bug');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe('o2999  <- s2999');
+    expect(lines[1]).toBe('└─ s2999  $ true');
+    expect(lines[2]).toMatch(/^ {3}└─ o2998 {2}[0-9a-f]{8} {2}<- s2998$/);
+    expect(lines.at(-1)).toBe(`${' '.repeat(600)}└─ s2899  (and what made it: too deep to draw here; --json lists every stage)`);
+    expect(lines.length).toBe(202);
+    expect((JSON.parse((await tdv(dir, 'lineage', 'o2999', '--json')).stdout) as LineageResult).stages.length).toBe(3000);
   });
 
   it('paths with quotes, spaces, brackets and newlines: node ids stay n0, n1, ...; labels escaped', async () => {

@@ -46,6 +46,18 @@ describe('tdv serve: lineage', () => {
     } finally {
       await served.close();
     }
+    // A file inside that output as the target: whether the output holds it needs the manifest too.
+    fs.rmSync(manifest);
+    const again = await startServer(await Repo.open(dir), { host: '127.0.0.1', port: 0 });
+    try {
+      const inside = (await (await fetch(`${again.url}/-/api/lineage?rev=main&path=feats/a.csv`)).json()) as { status: string; producers: string[] };
+      expect(inside).toMatchObject({ status: 'fresh', producers: ['features'] });
+      expect(fs.existsSync(manifest)).toBe(true);
+      const absent = await fetch(`${again.url}/-/api/lineage?rev=main&path=feats/never.csv`);
+      expect(absent.status).toBe(404);
+    } finally {
+      await again.close();
+    }
     // Nothing in the workspace was written.
     write(dir, 'probe', '');
     expect((await git(dir, 'status', '--porcelain')).trim()).toBe('?? probe');

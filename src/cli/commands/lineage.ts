@@ -33,20 +33,25 @@ export function registerLineage(program: Program, ctx: CliContext): void {
   });
 }
 
+/** The tree nests at most this many stages deep (the indentation grows with each). */
+const MAX_NESTING = 100;
+/** Stage names and image IDs come from tdv.lock (perhaps hand-edited): one line, no terminal controls. */
+const nm = (n: string) => escapeLine(n);
+const names = (ns: string[]) => ns.map(nm).join(', ');
 const mark = (s: LineageStage['status'] | LineageDep['status']) => (s === 'stale' ? 'STALE' : s === 'unknown' ? 'unknown' : '');
 const cmdText = (c: string | string[]) => escapeLine(typeof c === 'string' ? c : c.join(' && '));
 
 function sourceText(s: LineageSource | undefined): string {
   if (!s) return '';
   const commit = s.commit ? `, commit ${s.commit.id.slice(0, 12)} ${s.commit.date.slice(0, 10)} ${escapeLine(s.commit.subject)}` : '';
-  const dirty = s.uncommitted ? ', not committed' : '';
+  const dirty = `${s.uncommitted ? ', not committed' : ''}${s.modified ? ', changed since `tdv add`' : ''}`;
   if (s.kind === 'data') return `data (${q(s.pointer!)}${commit}${dirty})`;
   if (s.kind === 'git') return `git blob ${s.blob!.slice(0, 12)}${commit}${dirty}`;
   return 'untracked (neither a stage output nor tracked by tdv or Git)';
 }
 
 function depText(d: LineageDep, sources: Map<string, LineageSource>): string {
-  const from = d.kind === 'output' ? `<- ${d.producers!.join(', ')}` : sourceText(sources.get(d.path));
+  const from = d.kind === 'output' ? `<- ${names(d.producers!)}` : sourceText(sources.get(d.path));
   let why = '';
   if (d.status === 'stale') why = `  STALE: recorded ${shortOid(d.sha256)}, ${d.kind === 'output' ? 'its producer records' : 'now'} ${d.current ? shortOid(d.current) : 'nothing'}`;
   else if (d.status === 'unknown') why = '  (unknown whether current)';
@@ -63,22 +68,49 @@ function render(res: LineageResult, out: Output): void {
     lines.push(`${q(res.target)}${at}: ${res.stages.length === 0 ? 'no stage depends on it' : `${plural(res.stages.length, 'stage')} downstream`}`);
     for (const s of res.stages) {
       const outs = s.outs.map((o) => q(o.path)).join(', ');
-      lines.push(`  ${s.level}  ${s.name}${s.status === 'fresh' ? '' : `  [${mark(s.status)}]`}  -> ${outs || '(no outputs)'}`);
+      lines.push(`  ${s.level}  ${nm(s.name)}${s.status === 'fresh' ? '' : `  [${mark(s.status)}]`}  -> ${outs || '(no outputs)'}`);
     }
   } else if (res.stages.length === 0) {
     lines.push(`${q(res.target)}${at}: source ${sourceText(res.sources[0])}; no stage writes it`);
   } else {
-    lines.push(`${q(res.target)}${at}  <- ${res.producers.join(', ')}`);
+    lines.push(`${q(res.target)}${at}  <- ${names(res.producers)}`);
     const drawn = new Set<string>();
-    const stage = (name: string, pre: string, last: boolean) => {
+    // Depth first with an explicit stack (a chain of thousands of stages must not overflow the
+    // call stack), nested at most MAX_NESTING levels (the indentation would make the text grow
+    // with the square of the chain's length): deeper stages are named, and --json has them all.
+    type Item = { kind: 'stage'; name: string; pre: string; last: boolean; nesting: number } | { kind: 'dep'; d: LineageDep; inner: string; last: boolean; nesting: number };
+    const todo: Item[] = [];
+    const pushStages = (names: string[], pre: string, nesting: number) => {
+      for (let i = names.length - 1; i >= 0; i--) todo.push({ kind: 'stage', name: names[i]!, pre, last: i === names.length - 1, nesting });
+    };
+    pushStages(res.producers, '', 0);
+    while (todo.length > 0) {
+      const it = todo.pop()!;
+      if (it.kind === 'dep') {
+        // A dep's line, then (before the next dep) the stages that wrote it.
+        lines.push(`${it.inner}${it.last ? '└─ ' : '├─ '}${depText(it.d, sources)}`);
+        pushStages(it.d.kind === 'output' ? it.d.producers! : [], `${it.inner}${it.last ? '   ' : '│  '}`, it.nesting + 1);
+        continue;
+      }
+      const { name, pre, last, nesting } = it;
       const s = byName.get(name);
       const branch = `${pre}${last ? '└─ ' : '├─ '}`;
       const inner = `${pre}${last ? '   ' : '│  '}`;
-      if (!s) return void lines.push(`${branch}${name}  (beyond --depth)`);
-      if (drawn.has(name)) return void lines.push(`${branch}${name}  (shown above)`);
+      if (!s) {
+        lines.push(`${branch}${nm(name)}  (beyond --depth)`);
+        continue;
+      }
+      if (drawn.has(name)) {
+        lines.push(`${branch}${nm(name)}  (shown above)`);
+        continue;
+      }
+      if (nesting >= MAX_NESTING) {
+        lines.push(`${branch}${nm(name)}  (and what made it: too deep to draw here; --json lists every stage)`);
+        continue;
+      }
       drawn.add(name);
-      lines.push(`${branch}${s.name}${s.status === 'fresh' ? '' : `  [${mark(s.status)}]`}  $ ${cmdText(s.cmd)}`);
-      if (s.image) lines.push(`${inner}│  image ${s.image}`);
+      lines.push(`${branch}${nm(s.name)}${s.status === 'fresh' ? '' : `  [${mark(s.status)}]`}  $ ${cmdText(s.cmd)}`);
+      if (s.image) lines.push(`${inner}│  image ${nm(s.image)}`);
       for (const [file, kv] of Object.entries(s.params))
         lines.push(
           `${inner}│  params ${q(file)}: ${escapeLine(
@@ -87,18 +119,16 @@ function render(res: LineageResult, out: Output): void {
               .join(' '),
           )}`,
         );
-      s.deps.forEach((d, i) => {
-        const lastDep = i === s.deps.length - 1;
-        lines.push(`${inner}${lastDep ? '└─ ' : '├─ '}${depText(d, sources)}`);
-        const ps = d.kind === 'output' ? d.producers! : [];
-        ps.forEach((p, j) => stage(p, `${inner}${lastDep ? '   ' : '│  '}`, j === ps.length - 1));
-      });
-    };
-    res.producers.forEach((p, i) => stage(p, '', i === res.producers.length - 1));
+      for (let i = s.deps.length - 1; i >= 0; i--) todo.push({ kind: 'dep', d: s.deps[i]!, inner, last: i === s.deps.length - 1, nesting });
+    }
   }
   if (res.truncated) lines.push(`(stopped at --depth; more stages lie ${res.direction === 'up' ? 'upstream' : 'downstream'})`);
   out.info(lines.join('\n'));
-  if (res.status === 'stale') out.warn(`some stages are stale: what they recorded is not what is there now${res.rev === null ? '; `tdv repro` reruns them' : ''}`);
+  if (res.modified)
+    out.warn(
+      `${q(res.target)} in the workspace is not what ${names(res.producers)} recorded: it changed since that run, so this is not its provenance (\`tdv checkout\` restores the output, \`tdv repro\` reruns the stage)`,
+    );
+  else if (res.status === 'stale') out.warn(`some stages are stale: what they recorded is not what is there now${res.rev === null ? '; `tdv repro` reruns them' : ''}`);
 }
 
 /** The graph: path nodes and stage nodes, edges dep -> stage -> output; stale edges marked. */
@@ -114,16 +144,16 @@ function graph(res: LineageResult) {
   const pathNode = (p: string) => node(`p:${p}`, p, 'path');
   pathNode(res.target);
   for (const s of res.stages) node(`s:${s.name}`, s.name, 'stage', s.status);
-  const inResult = new Set(res.stages.map((s) => s.name));
+  const inResult = new Map(res.stages.map((s) => [s.name, new Set(s.outs.map((o) => o.path))]));
   for (const s of res.stages) {
     const sid = nodes.get(`s:${s.name}`)!.id;
     for (const d of s.deps) {
       const did = pathNode(d.path);
       edges.push({ from: did, to: sid, stale: d.status === 'stale' });
       for (const p of d.producers ?? []) {
-        if (!inResult.has(p)) continue;
-        const prod = res.stages.find((x) => x.name === p)!;
-        if (!prod.outs.some((o) => o.path === d.path)) edges.push({ from: nodes.get(`s:${p}`)!.id, to: did, stale: false });
+        const outs = inResult.get(p);
+        if (outs === undefined) continue;
+        if (!outs.has(d.path)) edges.push({ from: nodes.get(`s:${p}`)!.id, to: did, stale: false });
       }
     }
     for (const o of s.outs) edges.push({ from: sid, to: pathNode(o.path), stale: false });

@@ -271,6 +271,8 @@ async function lineage(ctx: ServeContext, q: URLSearchParams): Promise<unknown> 
   const unknown = new Set<string>();
   for (const st of res.stages) for (const x of st.deps) if (x.status === 'unknown' && x.kind !== 'untracked') unknown.add(x.path);
   for (const x of res.sources) if (x.kind === 'data' && x.sha256 === null) unknown.add(x.path);
+  // A file inside an output directory whose manifest is not cached: whether the output holds it is unknown.
+  if (res.direction === 'up' && res.status === 'unknown') unknown.add(res.target);
   if (unknown.size > 0) {
     const snap = await ctx.snapshot(commit);
     let found = false;
