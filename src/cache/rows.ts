@@ -866,6 +866,15 @@ class Spool {
   }
 }
 
+/**
+ * `o[k] = v` as an own property whatever the name: a column named `__proto__`
+ * (a CSV header or a JSON key like any other) would set the prototype instead,
+ * its cells would vanish, and a changed cell there would count as unchanged.
+ */
+function setOwn(o: Record<string, unknown>, k: string, v: unknown): void {
+  Object.defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
+}
+
 /** Reads rows back by offset, decoded to cells by column name. */
 class RowReader {
   private buf = Buffer.allocUnsafe(1 << 16);
@@ -888,7 +897,7 @@ class RowReader {
     if (this.format === 'jsonl') return parseJsonRecord(this.buf.toString('utf8', 0, len));
     const cells = parseRecord(this.buf, 0, len, separatorOf(this.format));
     const cols = this.s.columns;
-    for (let c = 0; c < cols.length; c++) out[cols[c]!] = cells[c] ?? '';
+    for (let c = 0; c < cols.length; c++) setOwn(out, cols[c]!, cells[c] ?? '');
     return out;
   }
 }
@@ -905,7 +914,7 @@ async function join(a: Side, b: Side, nparts: number, opts: RowDiffOptions, colu
   const rb = new RowReader(b, opts.format);
   const keyless = opts.key.length === 0;
   const common = opts.format === 'jsonl' ? undefined : columns.a.filter((c) => columns.b.includes(c));
-  const keyOf = (row: Record<string, unknown>) => Object.fromEntries(opts.key.map((k) => [k, row[k] ?? null]));
+  const keyOf = (row: Record<string, unknown>) => Object.fromEntries(opts.key.map((k) => [k, Object.hasOwn(row, k) ? row[k] : null]));
   const same = (x: unknown, y: unknown) => x === y || (typeof x === 'object' && typeof y === 'object' && x !== null && y !== null && canonical(x) === canonical(y));
   // Reused from partition to partition (see Parts.load).
   const mem = {
@@ -1043,7 +1052,7 @@ async function join(a: Side, b: Side, nparts: number, opts: RowDiffOptions, colu
           const x = Object.hasOwn(ca, col) ? ca[col] : null;
           const y = Object.hasOwn(cb, col) ? cb[col] : null;
           if (!same(x, y) || (common === undefined && Object.hasOwn(ca, col) !== Object.hasOwn(cb, col))) {
-            cells[col] = { old: x, new: y };
+            setOwn(cells, col, { old: x, new: y });
             n++;
           }
         }

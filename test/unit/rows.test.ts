@@ -140,6 +140,17 @@ describe('diffRows', () => {
     expect(j.columns.added).toEqual(['w']);
   });
 
+  it('a column named __proto__ is a column like any other: its changes count, its cells are shown', async () => {
+    const csv = await rows('id,__proto__\n1,a\n2,b\n', 'id,__proto__\n1,a\n2,c\n3,d\n', { key: ['id'] });
+    expect(csv.summary).toMatchObject({ added: 1, changed: 1, unchanged: 1 });
+    expect(JSON.stringify(csv.changed[0]!.cells)).toBe('{"__proto__":{"old":"b","new":"c"}}');
+    expect(JSON.stringify(csv.added[0]!.row)).toBe('{"id":"3","__proto__":"d"}');
+    const keyed = await rows('__proto__,v\n1,a\n', '__proto__,v\n1,b\n', { key: ['__proto__'] });
+    expect(JSON.stringify(keyed.changed[0]!.key)).toBe('{"__proto__":"1"}');
+    const j = await rows('{"id":1,"__proto__":{"x":1}}\n', '{"id":1,"__proto__":{"x":2}}\n', { format: 'jsonl', key: ['id'] });
+    expect(JSON.stringify(j.changed[0]!.cells)).toBe('{"__proto__":{"old":{"x":1},"new":{"x":2}}}');
+  });
+
   it('the partitioned path (a small memory budget, records through temp files) finds what the in-memory one does', async () => {
     const lines = (n: number, f: (i: number) => string | undefined) =>
       `id,v\n${Array.from({ length: n }, (_, i) => f((i * 7919) % n))
