@@ -337,16 +337,37 @@ function notText(src: RowSource): TdvError {
   return new TdvError('BAD_FORMAT', `${src.label} is a binary file (it holds NUL bytes), not a CSV, TSV or JSON Lines table; diff it without --rows`, { data: { file: src.label } });
 }
 
-/** Average row length over the first MiB of data: how many records to expect. */
+/**
+ * How many records to expect: the densest of 16 windows of 64 KiB spread
+ * evenly over the data (the first one at its start), so the estimate errs on
+ * the side of more partitions. Only the first MiB was read before, and a file
+ * whose first rows were long (one 1.1 MiB row, then 3 million rows of 9
+ * bytes) was thought to hold a thousand rows: one partition, all 6 million
+ * records in memory, 565 MB at a budget of 8 MB (165 MB for the same rows
+ * without the long one). A file can still hide dense rows between the
+ * windows; the windows cost one MiB of reads like the old single sample.
+ */
 function estimateRows(src: RowSource, from: number): number {
-  const len = Math.min(1 << 20, src.size - from);
-  if (len <= 0) return 0;
+  const total = src.size - from;
+  if (total <= 0) return 0;
+  const W = 1 << 16;
+  const windows = total <= 16 * W ? 1 : 16;
+  const len = Math.min(windows === 1 ? total : W, total);
   const buf = Buffer.allocUnsafe(len);
-  const n = src.readSync(buf, 0, len, from);
-  let lines = 0;
-  for (let i = buf.indexOf(10, 0); i !== -1 && i < n; i = buf.indexOf(10, i + 1)) lines++;
-  const avg = n / Math.max(1, lines);
-  return Math.ceil((src.size - from) / Math.max(1, avg));
+  let densest = 0; // rows per byte
+  for (let w = 0; w < windows; w++) {
+    const at = from + (windows === 1 ? 0 : Math.floor(((total - len) * w) / (windows - 1)));
+    let n = 0;
+    while (n < len) {
+      const got = src.readSync(buf, n, len - n, at + n);
+      if (got === 0) break;
+      n += got;
+    }
+    let lines = 0;
+    for (let i = buf.indexOf(10, 0); i !== -1 && i < n; i = buf.indexOf(10, i + 1)) lines++;
+    if (n > 0) densest = Math.max(densest, Math.max(1, lines) / n);
+  }
+  return Math.ceil(total * densest);
 }
 
 /** How the rows of one side are hashed. */

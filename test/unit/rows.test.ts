@@ -177,6 +177,18 @@ describe('diffRows', () => {
     expect(big.changed.map((r) => r.lines.b)).toEqual([...big.changed.map((r) => r.lines.b)].sort((x, y) => x - y));
   });
 
+  it('long first rows do not hide many short ones from the partition count (the memory budget holds)', async () => {
+    // A 1.1 MiB row first, then 200,000 rows of a few bytes: sampling only the first MiB saw
+    // no line break and expected a handful of rows, so everything stayed in one partition.
+    const long = `0,${'x'.repeat(1_100_000)}\n`;
+    const tail = (f: (i: number) => string) => Array.from({ length: 200_000 }, (_, i) => `${i + 1},${f(i)}\n`).join('');
+    const a = `id,v\n${long}${tail(() => 'a')}`;
+    const b = `id,v\n${long}${tail((i) => (i % 1000 === 0 ? 'b' : 'a'))}`;
+    const got = await rows(a, b, { key: ['id'], memory: 1 << 20, onDisk: true });
+    expect(got.partitions).toBeGreaterThan(8);
+    expect(got.summary).toEqual({ added: 0, removed: 0, changed: 200, unchanged: 200_001 - 200, duplicateKeys: { a: 0, b: 0 } });
+  });
+
   it('bad input: one line naming the file, the line and the fix', async () => {
     const msg = async (a: string | Buffer, opts: Partial<RowDiffOptions> = {}) => (await failure(rows(a, 'id,v\n1,2\n', { key: ['id'], ...opts }))).message;
     expect(await msg('id,v\n1,"open\n2,3\n')).toMatch(/^a\.csv, line 2: a quoted field is never closed/);
