@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { isUtf8 } from 'node:buffer';
 import { InterruptedError, isErrorCode, TdvError, UsageError } from '../errors.js';
 import type { Guard } from '../workspace/guard.js';
-import { parseJsonRecord, parseRecord, RecordError, separatorOf, type TableFormat } from '../formats/table.js';
+import { parseJsonExact, parseJsonRecord, parseRecord, RecordError, separatorOf, stringifyJson, type TableFormat } from '../formats/table.js';
 
 /**
  * The row engine of `tdv diff --rows`: two tables (CSV, TSV, JSON Lines) in,
@@ -810,6 +810,7 @@ function hashString(s: string): [number, number] {
 
 /** A JSON value in a canonical form: objects with sorted keys. */
 function canonical(v: unknown): string {
+  if (typeof v === 'bigint') return v.toString(); // an integer beyond 2^53, exact (see parseJsonExact)
   if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   const o = v as Record<string, unknown>;
@@ -870,7 +871,7 @@ class Spool {
     this.fd = tmp.guard.openForWrite(`${tmp.rel}/${name}.jsonl`);
   }
   add(v: unknown): void {
-    const s = `${JSON.stringify(v)}\n`;
+    const s = `${stringifyJson(v)}\n`;
     this.pending.push(s);
     this.size += s.length;
     this.count++;
@@ -1148,7 +1149,7 @@ export async function* readSpool<T>(file: string): AsyncGenerator<T> {
   const { createInterface } = await import('node:readline');
   const rl = createInterface({ input: fs.createReadStream(file), crlfDelay: Infinity });
   try {
-    for await (const line of rl) if (line !== '') yield JSON.parse(line) as T;
+    for await (const line of rl) if (line !== '') yield parseJsonExact(line) as T;
   } finally {
     rl.close();
   }

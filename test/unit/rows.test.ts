@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { bufferSource, type ChangedRow, diffRows, fdSource, readSpool, type RowDetail, type RowDiffOptions } from '../../src/cache/rows.js';
-import { parseJsonRecord, parseRecord, RecordError, tableFormatOf } from '../../src/formats/table.js';
+import { parseJsonExact, parseJsonRecord, parseRecord, RecordError, stringifyJson, tableFormatOf } from '../../src/formats/table.js';
 import { TdvError } from '../../src/errors.js';
 import { Guard } from '../../src/workspace/guard.js';
 import { tmpDir } from '../helpers/repo.js';
@@ -149,6 +149,25 @@ describe('diffRows', () => {
     expect(JSON.stringify(keyed.changed[0]!.key)).toBe('{"__proto__":"1"}');
     const j = await rows('{"id":1,"__proto__":{"x":1}}\n', '{"id":1,"__proto__":{"x":2}}\n', { format: 'jsonl', key: ['id'] });
     expect(JSON.stringify(j.changed[0]!.cells)).toBe('{"__proto__":{"old":{"x":1},"new":{"x":2}}}');
+  });
+
+  it('JSON integers beyond 2^53 are compared by their digits and written back exactly', async () => {
+    const a = '{"id":12345678901234567890,"n":12345678901234567890,"s":"12345678901234567890"}\n{"id":2,"n":[1,-99999999999999999999]}\n';
+    const b = '{"id":12345678901234567890,"n":12345678901234567891,"s":"12345678901234567890"}\n{"id":2,"n":[1,-99999999999999999999]}\n{"id":12345678901234567891}\n';
+    const j = await rows(a, b, { format: 'jsonl', key: ['id'] });
+    expect(j.summary).toMatchObject({ added: 1, removed: 0, changed: 1, unchanged: 1 });
+    expect(stringifyJson(j.changed[0])).toBe('{"key":{"id":12345678901234567890},"lines":{"a":1,"b":1},"cells":{"n":{"old":12345678901234567890,"new":12345678901234567891}}}');
+    expect(stringifyJson(j.added[0]!.key)).toBe('{"id":12345678901234567891}');
+    const whole = await rows(a, b, { format: 'jsonl' });
+    expect(whole.summary).toMatchObject({ added: 2, removed: 1, unchanged: 1 });
+    // Safe integers, floats and strings of digits stay what JSON.parse makes of them; invalid numbers stay invalid.
+    expect(parseJsonExact('{"a":9007199254740991,"b":1.5e300,"c":"12345678901234567890","d":-12345678901234567890}')).toEqual({
+      a: 9007199254740991,
+      b: 1.5e300,
+      c: '12345678901234567890',
+      d: -12345678901234567890n,
+    });
+    expect(() => parseJsonExact('{"a":01234567890123456789}')).toThrow(SyntaxError);
   });
 
   it('the partitioned path (a small memory budget, records through temp files) finds what the in-memory one does', async () => {
