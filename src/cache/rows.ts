@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { isUtf8 } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
 import { InterruptedError, isErrorCode, TdvError, UsageError } from '../errors.js';
 import type { Guard } from '../workspace/guard.js';
 import { parseJsonExact, parseJsonRecord, parseRecord, RecordError, separatorOf, stringifyJson, type TableFormat } from '../formats/table.js';
@@ -75,6 +76,8 @@ export interface RowDiffOptions {
   maxRow?: number;
   /** Scan A in a worker thread while B is scanned here when both files are at least this large (default 16 MiB). */
   workerMin?: number;
+  /** The row hash's second-lane seed (default: random, per diff; see Plan.seed). */
+  seed?: number;
   signal?: AbortSignal;
 }
 
@@ -380,6 +383,16 @@ export interface Plan {
   keyless: boolean;
   ncols: { a: number; b: number };
   maxRow: number;
+  /**
+   * Mixed into the second lane of every row hash. The hash is not
+   * cryptographic and its steps can be inverted, so with a fixed seed two
+   * different rows with one hash can be computed offline (a birthday search of
+   * about 2^32 steps, minutes in C) and a changed row planted as unchanged.
+   * With a seed drawn per diff, such a pair made in advance collides with a
+   * chance of about 2^-32. Only lane 2: lane 1 picks the partition without a
+   * key, so the listing order stays the same from run to run.
+   */
+  seed: number;
 }
 
 /**
@@ -393,6 +406,7 @@ export async function diffRows(a: RowSource, b: RowSource, opts: RowDiffOptions)
   const ha = readHeader(a, format, maxRow);
   const hb = readHeader(b, format, maxRow);
   const keyless = opts.key.length === 0;
+  const seed = opts.seed ?? randomBytes(4).readUInt32LE(0);
   let plan: Plan | undefined;
   if (format !== 'jsonl') {
     for (const [src, h] of [
@@ -416,6 +430,7 @@ export async function diffRows(a: RowSource, b: RowSource, opts: RowDiffOptions)
       keyless,
       ncols: { a: ha.columns.length, b: hb.columns.length },
       maxRow,
+      seed,
     };
   }
   const rows = estimateRows(a, ha.dataStart) + estimateRows(b, hb.dataStart);
@@ -468,7 +483,7 @@ export async function diffRows(a: RowSource, b: RowSource, opts: RowDiffOptions)
     } else {
       for (const s of sides) {
         if (plan) await scanDelimited(s, plan, opts.signal);
-        else await scanJson(s, opts.key, jsonCols[s.name], maxRow, opts.signal);
+        else await scanJson(s, opts.key, jsonCols[s.name], maxRow, seed, opts.signal);
         s.parts.finish();
       }
     }
@@ -634,9 +649,10 @@ async function scanDelimited(s: Side, plan: Plan, signal: AbortSignal | undefine
   /** Hash of fields `idx` of the row whose fields are `[starts, ends)` of `b`: two lanes, 0xFF between fields (never in UTF-8). */
   let f1 = 0;
   let f2 = 0;
-  const hashFields = (b: Buffer, idx: readonly number[]) => {
+  const LANE2 = 0x9747b28c | 0;
+  const ROW2 = (LANE2 ^ plan.seed) | 0; // a row's second lane starts from the seed, a key's does not
+  const hashFields = (b: Buffer, idx: readonly number[], h2 = LANE2) => {
     let h1 = 0x811c9dc5 | 0;
-    let h2 = 0x9747b28c | 0;
     for (let k = 0; k < idx.length; k++) {
       const f = idx[k]!;
       for (let i = starts[f]!, e = ends[f]!; i < e; i++) {
@@ -670,7 +686,7 @@ async function scanDelimited(s: Side, plan: Plan, signal: AbortSignal | undefine
         // the row is parsed again field by field below. (Buffer.indexOf per row cost more
         // than the whole loop: about 150 ns a call, measured on 1M rows of 50 bytes.)
         let h1 = 0x811c9dc5 | 0;
-        let h2 = 0x9747b28c | 0;
+        let h2 = ROW2;
         let quoted = false;
         let i = p;
         starts[0] = p;
@@ -760,7 +776,7 @@ async function scanDelimited(s: Side, plan: Plan, signal: AbortSignal | undefine
           fb = scratch;
           // Hashed by its unescaped cells (not comparable with an unquoted row's raw bytes:
           // a row quoted on one side only is a candidate, settled by the cell comparison).
-          hashFields(scratch, allIdx(ncols));
+          hashFields(scratch, allIdx(ncols), ROW2);
           rh1 = f1;
           rh2 = f2 ^ 0x5a5a5a5a;
         }
@@ -769,7 +785,7 @@ async function scanDelimited(s: Side, plan: Plan, signal: AbortSignal | undefine
         }
         if (rowEnd - p > maxRow) throw bad(src, line, `the row is longer than ${maxRow} bytes`, 'is this really a table? check its line breaks');
         if (!raw) {
-          hashFields(fb, rowIdx);
+          hashFields(fb, rowIdx, ROW2);
           rh1 = f1;
           rh2 = f2;
         }
@@ -796,9 +812,9 @@ function allIdx(n: number): number[] {
 }
 
 /** Two-lane hash of a string's UTF-16 units. */
-function hashString(s: string): [number, number] {
+function hashString(s: string, seed = 0): [number, number] {
   let h1 = 0x811c9dc5 | 0;
-  let h2 = 0x9747b28c | 0;
+  let h2 = (0x9747b28c ^ seed) | 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     h1 = Math.imul(h1 ^ c, 16777619);
@@ -821,7 +837,7 @@ function canonical(v: unknown): string {
 }
 
 /** Scans a JSON Lines side: one object a line; its columns are the keys its rows use. */
-async function scanJson(s: Side, key: readonly string[], cols: Set<string>, maxRow: number, signal: AbortSignal | undefined): Promise<void> {
+async function scanJson(s: Side, key: readonly string[], cols: Set<string>, maxRow: number, seed: number, signal: AbortSignal | undefined): Promise<void> {
   let line = 1;
   const src = s.src;
   await chunks(
@@ -843,7 +859,7 @@ async function scanJson(s: Side, key: readonly string[], cols: Set<string>, maxR
             throw err;
           }
           for (const k in o) cols.add(k);
-          const [r1, r2] = hashString(canonical(o));
+          const [r1, r2] = hashString(canonical(o), seed);
           if (key.length === 0) s.parts.push(r1, r2, r1, r2, base + p, rowEnd - p, line);
           else {
             const missing = key.find((k) => !Object.hasOwn(o, k));
