@@ -181,6 +181,22 @@ describe('diffRows', () => {
     expect(got.changed[0]!.cells).toEqual({ v: { old: '6c1cad9baf2d2cda', new: '72f36858798f9e58' } });
   });
 
+  it('many rows with one key are paired in file order, each B row taking the next unmatched A row', async () => {
+    // 30,000 rows with key x on each side (each B row walked A's chain from its start before: quadratic).
+    const n = 30_000;
+    const side = (f: (i: number) => string) => `k,v\n${Array.from({ length: n }, (_, i) => `x,${f(i)}\n`).join('')}`;
+    const a = side((i) => String(i));
+    const b = side((i) => (i % 3 === 0 ? `${i}!` : String(i))) + 'x,extra\n';
+    for (const memory of [undefined, 100_000]) {
+      const got = await rows(a, b, { key: ['k'], memory, onDisk: true });
+      expect(got.summary).toEqual({ added: 1, removed: 0, changed: n / 3, unchanged: n - n / 3, duplicateKeys: { a: n - 1, b: n } });
+      expect(got.changed[1]).toEqual({ key: { k: 'x' }, lines: { a: 5, b: 5 }, cells: { v: { old: '3', new: '3!' } } });
+      expect(got.added[0]!.row).toEqual({ k: 'x', v: 'extra' });
+    }
+    const whole = await rows('v\n1\n1\n1\n2\n', 'v\n1\n2\n2\n', {});
+    expect(whole.summary).toMatchObject({ added: 1, removed: 2, unchanged: 2 });
+  });
+
   it('the partitioned path (a small memory budget, records through temp files) finds what the in-memory one does', async () => {
     const lines = (n: number, f: (i: number) => string | undefined) =>
       `id,v\n${Array.from({ length: n }, (_, i) => f((i * 7919) % n))
