@@ -848,6 +848,8 @@ async function scanJson(s: Side, key: readonly string[], cols: Set<string>, maxR
       while (p < end) {
         let nl = buf.indexOf(10, p);
         if (nl === -1 || nl >= end) nl = end;
+        // A UTF-8 byte order mark (Windows tools write one) is not part of the first row.
+        if (base + p === 0 && nl - p >= 3 && buf[p] === 0xef && buf[p + 1] === 0xbb && buf[p + 2] === 0xbf) p += 3;
         const rowEnd = nl > p && buf[nl - 1] === 13 ? nl - 1 : nl;
         const text = buf.toString('utf8', p, rowEnd);
         if (text.trim() !== '') {

@@ -132,6 +132,9 @@ describe('diffRows', () => {
     expect(tsv.changed[0]!.cells).toEqual({ v: { old: 'a,b', new: 'a;b' } });
     const bom = await rows('\ufeffid,v\n1,a\n', 'id,v\n1,b\n', { key: ['id'] });
     expect(bom.columns.a).toEqual(['id', 'v']);
+    const jbom = await rows('\ufeff{"id":1,"v":2}\n', '{"id":1,"v":3}\n', { format: 'jsonl', key: ['id'], onDisk: true });
+    expect(jbom.changed).toEqual([{ key: { id: 1 }, lines: { a: 1, b: 1 }, cells: { v: { old: 2, new: 3 } } }]);
+    expect(jbom.columns.a).toEqual(['id', 'v']);
     const a = '{"id":1,"v":{"x":1,"y":2}}\n{"id":2,"v":3}\n\n';
     const b = '{"v":{"y":2,"x":1},"id":1}\n{"id":2,"v":3,"w":null}\n{"id":3}\n';
     const j = await rows(a, b, { format: 'jsonl', key: ['id'] });
