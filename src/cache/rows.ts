@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import { isUtf8 } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
 import { InterruptedError, isErrorCode, TdvError, UsageError } from '../errors.js';
 import type { Guard } from '../workspace/guard.js';
-import { parseJsonRecord, parseRecord, RecordError, separatorOf, type TableFormat } from '../formats/table.js';
+import { parseJsonExact, parseJsonRecord, parseRecord, RecordError, separatorOf, stringifyJson, type TableFormat } from '../formats/table.js';
 
 /**
  * The row engine of `tdv diff --rows`: two tables (CSV, TSV, JSON Lines) in,
@@ -75,6 +76,8 @@ export interface RowDiffOptions {
   maxRow?: number;
   /** Scan A in a worker thread while B is scanned here when both files are at least this large (default 16 MiB). */
   workerMin?: number;
+  /** The row hash's second-lane seed (default: random, per diff; see Plan.seed). */
+  seed?: number;
   signal?: AbortSignal;
 }
 
@@ -337,16 +340,37 @@ function notText(src: RowSource): TdvError {
   return new TdvError('BAD_FORMAT', `${src.label} is a binary file (it holds NUL bytes), not a CSV, TSV or JSON Lines table; diff it without --rows`, { data: { file: src.label } });
 }
 
-/** Average row length over the first MiB of data: how many records to expect. */
+/**
+ * How many records to expect: the densest of 16 windows of 64 KiB spread
+ * evenly over the data (the first one at its start), so the estimate errs on
+ * the side of more partitions. Only the first MiB was read before, and a file
+ * whose first rows were long (one 1.1 MiB row, then 3 million rows of 9
+ * bytes) was thought to hold a thousand rows: one partition, all 6 million
+ * records in memory, 565 MB at a budget of 8 MB (165 MB for the same rows
+ * without the long one). A file can still hide dense rows between the
+ * windows; the windows cost one MiB of reads like the old single sample.
+ */
 function estimateRows(src: RowSource, from: number): number {
-  const len = Math.min(1 << 20, src.size - from);
-  if (len <= 0) return 0;
+  const total = src.size - from;
+  if (total <= 0) return 0;
+  const W = 1 << 16;
+  const windows = total <= 16 * W ? 1 : 16;
+  const len = Math.min(windows === 1 ? total : W, total);
   const buf = Buffer.allocUnsafe(len);
-  const n = src.readSync(buf, 0, len, from);
-  let lines = 0;
-  for (let i = buf.indexOf(10, 0); i !== -1 && i < n; i = buf.indexOf(10, i + 1)) lines++;
-  const avg = n / Math.max(1, lines);
-  return Math.ceil((src.size - from) / Math.max(1, avg));
+  let densest = 0; // rows per byte
+  for (let w = 0; w < windows; w++) {
+    const at = from + (windows === 1 ? 0 : Math.floor(((total - len) * w) / (windows - 1)));
+    let n = 0;
+    while (n < len) {
+      const got = src.readSync(buf, n, len - n, at + n);
+      if (got === 0) break;
+      n += got;
+    }
+    let lines = 0;
+    for (let i = buf.indexOf(10, 0); i !== -1 && i < n; i = buf.indexOf(10, i + 1)) lines++;
+    if (n > 0) densest = Math.max(densest, Math.max(1, lines) / n);
+  }
+  return Math.ceil(total * densest);
 }
 
 /** How the rows of one side are hashed. */
@@ -359,6 +383,16 @@ export interface Plan {
   keyless: boolean;
   ncols: { a: number; b: number };
   maxRow: number;
+  /**
+   * Mixed into the second lane of every row hash. The hash is not
+   * cryptographic and its steps can be inverted, so with a fixed seed two
+   * different rows with one hash can be computed offline (a birthday search of
+   * about 2^32 steps, minutes in C) and a changed row planted as unchanged.
+   * With a seed drawn per diff, such a pair made in advance collides with a
+   * chance of about 2^-32. Only lane 2: lane 1 picks the partition without a
+   * key, so the listing order stays the same from run to run.
+   */
+  seed: number;
 }
 
 /**
@@ -372,6 +406,7 @@ export async function diffRows(a: RowSource, b: RowSource, opts: RowDiffOptions)
   const ha = readHeader(a, format, maxRow);
   const hb = readHeader(b, format, maxRow);
   const keyless = opts.key.length === 0;
+  const seed = opts.seed ?? randomBytes(4).readUInt32LE(0);
   let plan: Plan | undefined;
   if (format !== 'jsonl') {
     for (const [src, h] of [
@@ -395,6 +430,7 @@ export async function diffRows(a: RowSource, b: RowSource, opts: RowDiffOptions)
       keyless,
       ncols: { a: ha.columns.length, b: hb.columns.length },
       maxRow,
+      seed,
     };
   }
   const rows = estimateRows(a, ha.dataStart) + estimateRows(b, hb.dataStart);
@@ -447,7 +483,7 @@ export async function diffRows(a: RowSource, b: RowSource, opts: RowDiffOptions)
     } else {
       for (const s of sides) {
         if (plan) await scanDelimited(s, plan, opts.signal);
-        else await scanJson(s, opts.key, jsonCols[s.name], maxRow, opts.signal);
+        else await scanJson(s, opts.key, jsonCols[s.name], maxRow, seed, opts.signal);
         s.parts.finish();
       }
     }
@@ -613,9 +649,10 @@ async function scanDelimited(s: Side, plan: Plan, signal: AbortSignal | undefine
   /** Hash of fields `idx` of the row whose fields are `[starts, ends)` of `b`: two lanes, 0xFF between fields (never in UTF-8). */
   let f1 = 0;
   let f2 = 0;
-  const hashFields = (b: Buffer, idx: readonly number[]) => {
+  const LANE2 = 0x9747b28c | 0;
+  const ROW2 = (LANE2 ^ plan.seed) | 0; // a row's second lane starts from the seed, a key's does not
+  const hashFields = (b: Buffer, idx: readonly number[], h2 = LANE2) => {
     let h1 = 0x811c9dc5 | 0;
-    let h2 = 0x9747b28c | 0;
     for (let k = 0; k < idx.length; k++) {
       const f = idx[k]!;
       for (let i = starts[f]!, e = ends[f]!; i < e; i++) {
@@ -649,7 +686,7 @@ async function scanDelimited(s: Side, plan: Plan, signal: AbortSignal | undefine
         // the row is parsed again field by field below. (Buffer.indexOf per row cost more
         // than the whole loop: about 150 ns a call, measured on 1M rows of 50 bytes.)
         let h1 = 0x811c9dc5 | 0;
-        let h2 = 0x9747b28c | 0;
+        let h2 = ROW2;
         let quoted = false;
         let i = p;
         starts[0] = p;
@@ -739,7 +776,7 @@ async function scanDelimited(s: Side, plan: Plan, signal: AbortSignal | undefine
           fb = scratch;
           // Hashed by its unescaped cells (not comparable with an unquoted row's raw bytes:
           // a row quoted on one side only is a candidate, settled by the cell comparison).
-          hashFields(scratch, allIdx(ncols));
+          hashFields(scratch, allIdx(ncols), ROW2);
           rh1 = f1;
           rh2 = f2 ^ 0x5a5a5a5a;
         }
@@ -748,7 +785,7 @@ async function scanDelimited(s: Side, plan: Plan, signal: AbortSignal | undefine
         }
         if (rowEnd - p > maxRow) throw bad(src, line, `the row is longer than ${maxRow} bytes`, 'is this really a table? check its line breaks');
         if (!raw) {
-          hashFields(fb, rowIdx);
+          hashFields(fb, rowIdx, ROW2);
           rh1 = f1;
           rh2 = f2;
         }
@@ -775,9 +812,9 @@ function allIdx(n: number): number[] {
 }
 
 /** Two-lane hash of a string's UTF-16 units. */
-function hashString(s: string): [number, number] {
+function hashString(s: string, seed = 0): [number, number] {
   let h1 = 0x811c9dc5 | 0;
-  let h2 = 0x9747b28c | 0;
+  let h2 = (0x9747b28c ^ seed) | 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     h1 = Math.imul(h1 ^ c, 16777619);
@@ -789,6 +826,7 @@ function hashString(s: string): [number, number] {
 
 /** A JSON value in a canonical form: objects with sorted keys. */
 function canonical(v: unknown): string {
+  if (typeof v === 'bigint') return v.toString(); // an integer beyond 2^53, exact (see parseJsonExact)
   if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   const o = v as Record<string, unknown>;
@@ -799,7 +837,7 @@ function canonical(v: unknown): string {
 }
 
 /** Scans a JSON Lines side: one object a line; its columns are the keys its rows use. */
-async function scanJson(s: Side, key: readonly string[], cols: Set<string>, maxRow: number, signal: AbortSignal | undefined): Promise<void> {
+async function scanJson(s: Side, key: readonly string[], cols: Set<string>, maxRow: number, seed: number, signal: AbortSignal | undefined): Promise<void> {
   let line = 1;
   const src = s.src;
   await chunks(
@@ -810,6 +848,8 @@ async function scanJson(s: Side, key: readonly string[], cols: Set<string>, maxR
       while (p < end) {
         let nl = buf.indexOf(10, p);
         if (nl === -1 || nl >= end) nl = end;
+        // A UTF-8 byte order mark (Windows tools write one) is not part of the first row.
+        if (base + p === 0 && nl - p >= 3 && buf[p] === 0xef && buf[p + 1] === 0xbb && buf[p + 2] === 0xbf) p += 3;
         const rowEnd = nl > p && buf[nl - 1] === 13 ? nl - 1 : nl;
         const text = buf.toString('utf8', p, rowEnd);
         if (text.trim() !== '') {
@@ -821,7 +861,7 @@ async function scanJson(s: Side, key: readonly string[], cols: Set<string>, maxR
             throw err;
           }
           for (const k in o) cols.add(k);
-          const [r1, r2] = hashString(canonical(o));
+          const [r1, r2] = hashString(canonical(o), seed);
           if (key.length === 0) s.parts.push(r1, r2, r1, r2, base + p, rowEnd - p, line);
           else {
             const missing = key.find((k) => !Object.hasOwn(o, k));
@@ -849,7 +889,7 @@ class Spool {
     this.fd = tmp.guard.openForWrite(`${tmp.rel}/${name}.jsonl`);
   }
   add(v: unknown): void {
-    const s = `${JSON.stringify(v)}\n`;
+    const s = `${stringifyJson(v)}\n`;
     this.pending.push(s);
     this.size += s.length;
     this.count++;
@@ -864,6 +904,15 @@ class Spool {
     this.flush();
     fs.closeSync(this.fd);
   }
+}
+
+/**
+ * `o[k] = v` as an own property whatever the name: a column named `__proto__`
+ * (a CSV header or a JSON key like any other) would set the prototype instead,
+ * its cells would vanish, and a changed cell there would count as unchanged.
+ */
+function setOwn(o: Record<string, unknown>, k: string, v: unknown): void {
+  Object.defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
 }
 
 /** Reads rows back by offset, decoded to cells by column name. */
@@ -888,7 +937,7 @@ class RowReader {
     if (this.format === 'jsonl') return parseJsonRecord(this.buf.toString('utf8', 0, len));
     const cells = parseRecord(this.buf, 0, len, separatorOf(this.format));
     const cols = this.s.columns;
-    for (let c = 0; c < cols.length; c++) out[cols[c]!] = cells[c] ?? '';
+    for (let c = 0; c < cols.length; c++) setOwn(out, cols[c]!, cells[c] ?? '');
     return out;
   }
 }
@@ -905,7 +954,7 @@ async function join(a: Side, b: Side, nparts: number, opts: RowDiffOptions, colu
   const rb = new RowReader(b, opts.format);
   const keyless = opts.key.length === 0;
   const common = opts.format === 'jsonl' ? undefined : columns.a.filter((c) => columns.b.includes(c));
-  const keyOf = (row: Record<string, unknown>) => Object.fromEntries(opts.key.map((k) => [k, row[k] ?? null]));
+  const keyOf = (row: Record<string, unknown>) => Object.fromEntries(opts.key.map((k) => [k, Object.hasOwn(row, k) ? row[k] : null]));
   const same = (x: unknown, y: unknown) => x === y || (typeof x === 'object' && typeof y === 'object' && x !== null && y !== null && canonical(x) === canonical(y));
   // Reused from partition to partition (see Parts.load).
   const mem = {
@@ -953,8 +1002,8 @@ async function join(a: Side, b: Side, nparts: number, opts: RowDiffOptions, colu
         const aE = mem.startsA[k + 1]!;
         const bS = mem.startsB[k]!;
         const bE = mem.startsB[k + 1]!;
-        // One open-addressing table for both sides, a slot = [A's first record or -1, khi, klo,
-        // B seen]: one cache line per probe (the records themselves are not touched), and B's
+        // One open-addressing table for both sides, a slot = [A's first unmatched record, -1 (empty)
+        // or -2 (none left), khi, klo, B seen]: one cache line per probe (the records themselves are not touched), and B's
         // duplicate keys found on the way. Rows of A with one key are chained in file order.
         let cap = 16;
         while (cap < (aE - aS + bE - bS) * 2) cap *= 2;
@@ -1001,11 +1050,13 @@ async function join(a: Side, b: Side, nparts: number, opts: RowDiffOptions, colu
             if (slots[s + 1] === khi && slots[s + 2] === klo) {
               if (slots[s + 3] === 1 && !keyless) summary.duplicateKeys.b++;
               slots[s + 3] = 1;
-              for (let c = h; c >= 0; c = next[c]!) {
-                if (!matched[c]) {
-                  i = c;
-                  break;
-                }
+              // The slot points at the first unmatched row of A's chain (B takes them in file
+              // order, so the matched ones are always a prefix): walking the chain from its
+              // start each time took 32 s for 100,000 rows with one key (quadratic).
+              if (h >= 0) {
+                i = h;
+                const nx = next[h]!;
+                slots[s] = nx >= 0 ? nx : -2;
               }
               break;
             }
@@ -1043,7 +1094,7 @@ async function join(a: Side, b: Side, nparts: number, opts: RowDiffOptions, colu
           const x = Object.hasOwn(ca, col) ? ca[col] : null;
           const y = Object.hasOwn(cb, col) ? cb[col] : null;
           if (!same(x, y) || (common === undefined && Object.hasOwn(ca, col) !== Object.hasOwn(cb, col))) {
-            cells[col] = { old: x, new: y };
+            setOwn(cells, col, { old: x, new: y });
             n++;
           }
         }
@@ -1118,7 +1169,7 @@ export async function* readSpool<T>(file: string): AsyncGenerator<T> {
   const { createInterface } = await import('node:readline');
   const rl = createInterface({ input: fs.createReadStream(file), crlfDelay: Infinity });
   try {
-    for await (const line of rl) if (line !== '') yield JSON.parse(line) as T;
+    for await (const line of rl) if (line !== '') yield parseJsonExact(line) as T;
   } finally {
     rl.close();
   }

@@ -84,11 +84,72 @@ export function parseRecord(buf: Uint8Array, start: number, end: number, sep: nu
   }
 }
 
+/**
+ * JSON numbers are doubles in JavaScript: `12345678901234567890` and
+ * `12345678901234567891` parse to one value, so two rows with different IDs
+ * were the same row, unchanged. Integer literals beyond 2^53 are therefore
+ * read as BigInt (exact), compared by their digits, and written back as the
+ * same bare digits by stringifyJson. A marker string with a per-process
+ * random tag carries them through JSON.parse (Node 20 has no JSON.rawJSON).
+ */
+const MARK = `\u0000${Math.random().toString(16).slice(2, 14)}:`;
+const MARKED = new RegExp(`${JSON.stringify(MARK).slice(0, -1).replace(/\\/g, '\\\\')}(-?\\d+)"`, 'g');
+const LONG_DIGITS = /\d{16}/;
+const INTEGER = /^-?(?:0|[1-9]\d*)$/;
+
+/** `text` with its unsafe integer literals (outside strings) turned into marker strings. */
+function markBigIntegers(text: string): string {
+  let out = '';
+  let last = 0;
+  let inStr = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inStr) {
+      if (c === 92) i++;
+      else if (c === 34) inStr = false;
+      continue;
+    }
+    if (c === 34) {
+      inStr = true;
+      continue;
+    }
+    if (c !== 45 && (c < 48 || c > 57)) continue;
+    let j = i + 1;
+    while (j < text.length && /[0-9.eE+-]/.test(text[j]!)) j++;
+    const tok = text.slice(i, j);
+    if (INTEGER.test(tok) && !Number.isSafeInteger(Number(tok))) {
+      out += `${text.slice(last, i)}${JSON.stringify(MARK + tok)}`;
+      last = j;
+    }
+    i = j - 1;
+  }
+  return out + text.slice(last);
+}
+
+const revive = (_k: string, v: unknown) => (typeof v === 'string' && v.startsWith(MARK) ? BigInt(v.slice(MARK.length)) : v);
+
+/** JSON.parse, with integers beyond 2^53 as exact BigInts. */
+export function parseJsonExact(text: string): unknown {
+  return LONG_DIGITS.test(text) ? JSON.parse(markBigIntegers(text), revive) : JSON.parse(text);
+}
+
+/** JSON.stringify that writes a BigInt as its bare digits (a JSON number, exact). */
+export function stringifyJson(v: unknown): string {
+  if (v === undefined) return 'null';
+  let big = false;
+  const text = JSON.stringify(v, (_k, x: unknown) => {
+    if (typeof x !== 'bigint') return x;
+    big = true;
+    return MARK + x.toString();
+  });
+  return big ? text.replace(MARKED, '$1') : text;
+}
+
 /** One JSON Lines record: an object, or a RecordError saying why not. */
 export function parseJsonRecord(text: string): Record<string, unknown> {
   let v: unknown;
   try {
-    v = JSON.parse(text);
+    v = parseJsonExact(text);
   } catch (err) {
     throw new RecordError(`not valid JSON (${(err as Error).message})`, 0);
   }

@@ -147,9 +147,21 @@ async function openSide(repo: Repo, rel: string, rev: string, closers: (() => Pr
   const { snap, close } = await openLocalSnapshot(repo, rev, undefined, 'diff --rows');
   closers.push(close);
   const shown = quotePath(rel);
-  const at = await snap.stat(rel);
   const side: DiffSide = { rev, commit: snap.commit };
   const label = `${shown} at ${rev}`;
+  let at: Awaited<ReturnType<typeof snap.stat>>;
+  try {
+    at = await snap.stat(rel);
+  } catch (err) {
+    // The manifest of the directory holding the file is missing, and the snapshot went to fetch
+    // it from a remote there is none of: "no remote configured" did not say what was missing.
+    if (err instanceof TdvError && err.code === 'NO_REMOTE') {
+      throw new TdvError('MISSING_OBJECTS', `the directory manifest that lists ${label} is not in the cache; run \`tdv fetch --rev ${shellWord(rev)} ${shellWord(rel)}\` first`, {
+        data: { paths: [rel] },
+      });
+    }
+    throw err;
+  }
   if (!at) throw new TdvError('NOT_FOUND', `${shown} does not exist at ${rev} (${snap.commit.slice(0, 12)}); check the path, or name another revision`);
   if (at.kind === 'dir') throw new TdvError('NOT_A_FILE', `${shown} is a directory at ${rev}; name one CSV, TSV or JSON Lines file inside it`);
   if (at.source === 'git') return { src: bufferSource(label, await snap.read(at)), side };

@@ -132,6 +132,13 @@ describe('tdv diff --rows', () => {
     const missing = await tdv(dir, 'diff', '--rows', 'd/x.tsv', '--key', 'k');
     expect(missing.code).toBe(1);
     expectOneLineError(missing.stderr, 'd/x.tsv at HEAD is not in the cache', 'tdv fetch --rev HEAD d/x.tsv');
+    // The directory's manifest missing too, and no remote to fetch it from: still what is missing, and the fetch.
+    for (const f of fs.readdirSync(path.join(dir, '.tdv/cache'), { recursive: true, withFileTypes: true })) {
+      if (f.isFile() && f.name.endsWith('.dir')) fs.rmSync(path.join(f.parentPath, f.name));
+    }
+    const noManifest = await tdv(dir, 'diff', '--rows', 'd/x.tsv', '--key', 'k');
+    expect(noManifest.code).toBe(1);
+    expectOneLineError(noManifest.stderr, 'the directory manifest that lists d/x.tsv at HEAD is not in the cache', 'tdv fetch --rev HEAD d/x.tsv');
   });
 
   it('errors: one line naming the file and the fix, non-zero exit', async () => {

@@ -7,7 +7,7 @@ import { type CliContext, examples, type Program } from '../context.js';
 import { q } from '../render.js';
 import { shellWord } from '../../formats/paths.js';
 import { InterruptedError, type StopSignal, UsageError } from '../../errors.js';
-import { TABLE_FORMATS, type TableFormat } from '../../formats/table.js';
+import { stringifyJson, TABLE_FORMATS, type TableFormat } from '../../formats/table.js';
 import type { DiffRowsOptions, DiffRowsResult } from '../../repo/diff-rows.js';
 import type { ChangedRow, RowDetail } from '../../cache/rows.js';
 import type { Repo } from '../../repo/repo.js';
@@ -179,7 +179,7 @@ async function writeJson(w: Write, res: DiffRowsResult): Promise<void> {
     if (!(await w(`  "${name}": [`))) return;
     let first = true;
     for await (const r of rows()) {
-      if (!(await w(`${first ? '\n' : ',\n'}    ${JSON.stringify(r)}`))) return;
+      if (!(await w(`${first ? '\n' : ',\n'}    ${stringifyJson(r)}`))) return;
       first = false;
     }
     if (!(await w(`${first ? '' : '\n  '}]${k === arrays.length - 1 ? '\n' : ',\n'}`))) return;
@@ -190,7 +190,7 @@ async function writeJson(w: Write, res: DiffRowsResult): Promise<void> {
 /** A cell for people: bare when plain, quoted (JSON) when empty, padded or holding separators or control characters. */
 function cell(v: unknown): string {
   if (typeof v === 'string' && v !== '' && /^[^\s,=:"'\\\x00-\x1f\x7f]+(?: [^\s,=:"'\\\x00-\x1f\x7f]+)*$/.test(v)) return v;
-  return JSON.stringify(v) ?? 'null';
+  return stringifyJson(v);
 }
 
 function cells(o: Record<string, unknown>): string {
