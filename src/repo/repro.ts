@@ -595,6 +595,38 @@ class Run {
   }
 
   /**
+   * A stage's log, `.tdv/logs/<stage>.log`, opened afresh: `write` appends
+   * (nothing once closed), `fail` closes it, records the failure in `res` and
+   * reports it with the log's last lines.
+   */
+  private openStageLog(name: string, res: ReproResult) {
+    const own = this.repo.own;
+    own.mkdirp('logs');
+    addGitignoreEntry(own, 'logs');
+    const logRel = `logs/${name}.log`;
+    const logShown = `${TDV_DIR}/${logRel}`;
+    const fd = own.openForWrite(logRel);
+    let open = true;
+    const close = () => {
+      if (open) fs.closeSync(fd);
+      open = false;
+    };
+    return {
+      logShown,
+      write: (data: string | Buffer) => {
+        if (open) fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+      },
+      close,
+      fail: (message: string) => {
+        close();
+        res.failed.push({ stage: name, error: message, log: logShown });
+        this.emit({ type: 'failed', stage: name, message, logTail: tail(own, logRel) });
+        return false;
+      },
+    };
+  }
+
+  /**
    * Runs a per-item stage (`foreach-file`, lib/items.ts): the items that
    * changed run in batches (a shell or a container each), each item's result
    * cached as its batch ends; the output directory made of every item's
@@ -605,26 +637,10 @@ class Run {
     const name = stage.name;
     const started = Date.now();
     this.emit(away !== undefined ? { type: 'start', stage: name, reasons, where: 'runner', runner: away } : { type: 'start', stage: name, reasons, where: inputs.image ? 'docker' : 'local' });
-    const own = this.repo.own;
-    own.mkdirp('logs');
-    addGitignoreEntry(own, 'logs');
-    const logRel = `logs/${name}.log`;
-    const logShown = `${TDV_DIR}/${logRel}`;
-    const log = own.openForWrite(logRel);
-    let logOpen = true;
-    const closeLog = () => {
-      if (logOpen) fs.closeSync(log);
-      logOpen = false;
-    };
-    const fail = (message: string) => {
-      closeLog();
-      res.failed.push({ stage: name, error: message, log: logShown });
-      this.emit({ type: 'failed', stage: name, message, logTail: tail(own, logRel) });
-      return false;
-    };
+    const { logShown, write: writeLog, close: closeLog, fail } = this.openStageLog(name, res);
     let outcome: ItemsOutcome;
     const onOutput = (chunk: Buffer, stream: 'stdout' | 'stderr') => {
-      if (logOpen) fs.writeSync(log, chunk);
+      writeLog(chunk);
       this.emit({ type: 'output', stage: name, chunk, stream });
     };
     const onDebug = (line: string) => this.emit({ type: 'debug', stage: name, line });
@@ -664,7 +680,7 @@ class Run {
           keepGoing: this.opts.keepGoing === true,
           signal: this.opts.signal,
           onNote: (line) => {
-            if (logOpen) fs.writeSync(log, `${line}\n`);
+            writeLog(`${line}\n`);
             onDebug(line);
           },
           batches,
@@ -710,23 +726,7 @@ class Run {
     const name = stage.name;
     const clock = Date.now();
     this.emit({ type: 'start', stage: name, reasons, where: 'runner', runner: runnerName });
-    const own = this.repo.own;
-    own.mkdirp('logs');
-    addGitignoreEntry(own, 'logs');
-    const logRel = `logs/${name}.log`;
-    const logShown = `${TDV_DIR}/${logRel}`;
-    const log = own.openForWrite(logRel);
-    let logOpen = true;
-    const closeLog = () => {
-      if (logOpen) fs.closeSync(log);
-      logOpen = false;
-    };
-    const fail = (message: string) => {
-      closeLog();
-      res.failed.push({ stage: name, error: message, log: logShown });
-      this.emit({ type: 'failed', stage: name, message, logTail: tail(own, logRel) });
-      return false;
-    };
+    const { logShown, write: writeLog, close: closeLog, fail } = this.openStageLog(name, res);
     let staging: ReturnType<typeof newStaging> | undefined;
     try {
       const runner = await this.jobRunner(runnerName);
@@ -736,7 +736,7 @@ class Run {
       const io = jobIO(this.repo, {
         staging: staging.abs,
         onOutput: (chunk, stream) => {
-          fs.writeSync(log, chunk);
+          writeLog(chunk);
           this.emit({ type: 'output', stage: name, chunk, stream });
         },
         onDebug: (line) => this.emit({ type: 'debug', stage: name, line }),

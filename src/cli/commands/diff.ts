@@ -6,7 +6,8 @@ import { formatBytes, type Output, plural } from '../../ui/output.js';
 import { type CliContext, examples, type Program } from '../context.js';
 import { q } from '../render.js';
 import { shellWord } from '../../formats/paths.js';
-import { InterruptedError, type StopSignal, UsageError } from '../../errors.js';
+import { InterruptedError, UsageError } from '../../errors.js';
+import { stopOnSignals } from '../signals.js';
 import { stringifyJson, TABLE_FORMATS, type TableFormat } from '../../formats/table.js';
 import type { DiffRowsOptions, DiffRowsResult } from '../../repo/diff-rows.js';
 import type { ChangedRow, RowDetail } from '../../cache/rows.js';
@@ -102,8 +103,6 @@ function parseLimit(v: string): number {
   return n;
 }
 
-const STOP_SIGNALS: readonly StopSignal[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-
 /**
  * `tdv diff --rows`: the summary, then the rows. The details are streamed from
  * the engine's spool (a diff of millions of rows is never held in memory), so
@@ -112,31 +111,27 @@ const STOP_SIGNALS: readonly StopSignal[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
  */
 async function rowsDiff(out: Output, repo: Repo, stdout: Writable, opts: Omit<DiffRowsOptions, 'signal'>, limit: number): Promise<void> {
   const { diffRows } = await import('../../repo/diff-rows.js');
-  const abort = new AbortController();
-  let stoppedBy: StopSignal | undefined;
-  const onSignal = (sig: StopSignal) => {
-    stoppedBy ??= sig;
-    abort.abort();
-  };
-  for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
+  const stop = stopOnSignals();
   let res: DiffRowsResult | undefined;
   try {
-    res = await diffRows(repo, { ...opts, signal: abort.signal });
+    res = await diffRows(repo, { ...opts, signal: stop.signal });
   } catch (err) {
-    if (err instanceof InterruptedError && stoppedBy) throw new InterruptedError(err.message, stoppedBy);
+    const by = stop.stoppedBy();
+    if (err instanceof InterruptedError && by) throw new InterruptedError(err.message, by);
     throw err;
   } finally {
-    if (!res) for (const sig of STOP_SIGNALS) process.removeListener(sig, onSignal);
+    if (!res) stop.release();
   }
   try {
-    const w = writer(stdout, abort.signal);
+    const w = writer(stdout, stop.signal);
     if (out.json) await writeJson(w, res);
     else if (!out.quiet) await renderRows(w, out, res, limit);
   } finally {
     res.close();
-    for (const sig of STOP_SIGNALS) process.removeListener(sig, onSignal);
+    stop.release();
   }
-  if (stoppedBy) throw new InterruptedError('interrupted', stoppedBy);
+  const by = stop.stoppedBy();
+  if (by) throw new InterruptedError('interrupted', by);
 }
 
 /** Writes to stdout honouring back-pressure; stops quietly when the reader went away or a signal came. */

@@ -1,4 +1,5 @@
-import { InterruptedError, type StopSignal, TdvError } from '../../errors.js';
+import { InterruptedError, TdvError } from '../../errors.js';
+import { stopOnSignals } from '../signals.js';
 import type { ItemCounts, ReproEvent, ReproOptions, ReproResult } from '../../repo/repro.js';
 import { escapeLine, type Output, plural } from '../../ui/output.js';
 import { type CliContext, examples, type FlagsOf, parseJobs, type Program } from '../context.js';
@@ -7,7 +8,6 @@ import { progressFor } from '../transfer.js';
 import type { ProgressBar } from '../../ui/progress.js';
 
 /** The signals that stop `repro` cleanly (a second one changes nothing: the stop is under way). */
-const STOP_SIGNALS: readonly StopSignal[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 export function registerRepro(program: Program, ctx: CliContext): void {
   const cmd = program
@@ -34,20 +34,15 @@ export function registerRepro(program: Program, ctx: CliContext): void {
     // each runs in its own process group, which the signal does not reach by itself, so
     // without this they would go on writing into the workspace after tdv exited.
     // Finished stages stay recorded.
-    const abort = new AbortController();
-    let stoppedBy: StopSignal | undefined;
-    const onSignal = (sig: StopSignal) => {
-      stoppedBy ??= sig;
-      abort.abort();
-    };
-    for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
+    const stop = stopOnSignals();
     let res: ReproResult;
     try {
-      res = await reproduce(repo, { ...(opts satisfies FlagsOf<ReproOptions, typeof opts>), stages, signal: abort.signal, onEvent: (e) => printer.event(e), progress });
+      res = await reproduce(repo, { ...(opts satisfies FlagsOf<ReproOptions, typeof opts>), stages, signal: stop.signal, onEvent: (e) => printer.event(e), progress });
     } finally {
       progress?.finish();
-      for (const sig of STOP_SIGNALS) process.removeListener(sig, onSignal);
+      stop.release();
     }
+    const stoppedBy = stop.stoppedBy();
     if (out.json) out.data(res);
     summarize(out, res, opts.dry === true);
     if (stoppedBy) {
