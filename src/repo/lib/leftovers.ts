@@ -19,6 +19,8 @@ export async function removeLeftovers(repo: Repo, pid: number): Promise<number> 
     removed += sweepFiles(guard, rel, recurse, (e) => mine.test(e.name));
   };
   sweep(repo.own, 'tmp', false);
+  // A chunk being written into the download spool (tmp/chunks/ab/) when the pull died.
+  sweep(repo.own, 'tmp/chunks', true);
   // Staging directories of jobs run elsewhere (repo/lib/job.ts: `<stage>-<pid>-<hex>`), whole.
   const staging = new RegExp(`-${pid}-[0-9a-f]+$`);
   try {
