@@ -504,12 +504,7 @@ class Run {
       else guard.remove(o, stage.where);
       if (o.includes('/')) guard.mkdirp(o.slice(0, o.lastIndexOf('/')), stage.where);
     }
-    const own = this.repo.own;
-    own.mkdirp('logs');
-    addGitignoreEntry(own, 'logs');
-    const logRel = `logs/${name}.log`;
-    const logShown = `${TDV_DIR}/${logRel}`;
-    const log = own.openForWrite(logRel);
+    const { logShown, write: writeLog, close: closeLog, fail } = this.openStageLog(name, res);
     let result: RunResult | undefined;
     const cmds = stageCommands(stage);
     let which = '';
@@ -529,25 +524,18 @@ class Run {
           onCleanup: this.reaper?.register,
           onDebug: (line) => this.emit({ type: 'debug', stage: name, line }),
           onOutput: (chunk, stream) => {
-            fs.writeSync(log, chunk);
+            writeLog(chunk);
             this.emit({ type: 'output', stage: name, chunk, stream });
           },
         });
         if (result.exitCode !== 0 || this.opts.signal?.aborted) break;
       }
     } catch (err) {
-      fs.closeSync(log);
+      closeLog();
       if (!(err instanceof TdvError)) throw err;
-      res.failed.push({ stage: name, error: err.message, log: logShown });
-      this.emit({ type: 'failed', stage: name, message: err.message, logTail: tail(own, logRel) });
-      return false;
+      return fail(err.message);
     }
-    fs.closeSync(log);
-    const fail = (message: string) => {
-      res.failed.push({ stage: name, error: message, log: logShown });
-      this.emit({ type: 'failed', stage: name, message, logTail: tail(own, logRel) });
-      return false;
-    };
+    closeLog();
     if (this.opts.signal?.aborted) return fail(`stage "${name}" was interrupted; nothing was recorded for it`);
     if (!result) throw new Error(`bug: stage ${name} has no command`);
     if (result.exitCode !== 0) return fail(`stage "${name}" failed: ${which}${result.signal ? `killed by ${result.signal}` : `exit code ${result.exitCode}`} (log: ${logShown})`);
